@@ -1,0 +1,3 @@
+module github.com/kerf-edge/kerf
+
+go 1.26

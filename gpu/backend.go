@@ -1,0 +1,127 @@
+// Package gpu defines the contract between kerfd's forwarding server and
+// the GPU backends that execute tenant calls: gpu/emu (the PTX emulator)
+// and gpu/cuda (the NVIDIA driver). It holds interfaces and plain types
+// only; it must not import the transport or any backend.
+//
+// Every method may be called with tenant-controlled values that the
+// transport has already checked against the call catalogue (sizes, handle
+// ownership, pointer ranges), but a backend must still fail safely, with an
+// *abi.Error, on anything it cannot do. Backends never panic on input.
+package gpu
+
+import "github.com/kerf-edge/kerf/transport/abi"
+
+// Backend serves one or more devices.
+type Backend interface {
+	// Devices describes the devices this backend serves, by ordinal.
+	Devices() []DeviceInfo
+	// Open creates a tenant context on device ordinal dev whose
+	// allocations may total at most memLimit bytes (0: the whole device).
+	Open(dev int, memLimit uint64) (Context, error)
+}
+
+// DeviceInfo describes one device as a tenant sees it.
+type DeviceInfo struct {
+	Name          string
+	UUID          [16]byte
+	TotalMem      uint64
+	CCMajor       int
+	CCMinor       int
+	SMs           int
+	Emulated      bool
+	DriverVersion int // as cuDriverGetVersion reports, e.g. 12040
+}
+
+// Stream is a backend stream. A nil Stream is the legacy default stream,
+// which synchronizes with every blocking stream of its context.
+type Stream interface {
+	Synchronize() error
+	// Query returns nil when idle and abi.ErrNotReady while work is pending.
+	Query() error
+	WaitEvent(ev Event) error
+	Destroy() error
+}
+
+// Event is a backend event.
+type Event interface {
+	Record(s Stream) error
+	// Query returns nil once completed and abi.ErrNotReady before.
+	Query() error
+	Synchronize() error
+	// ElapsedSince returns the milliseconds from start to this event.
+	ElapsedSince(start Event) (float32, error)
+	Destroy() error
+}
+
+// Module is a loaded PTX, cubin or fatbin image.
+type Module interface {
+	Function(name string) (Function, error)
+	// Global returns the address and size of a module global.
+	Global(name string) (ptr, size uint64, err error)
+	Unload() error
+}
+
+// ParamInfo is one kernel parameter's place in the packed parameter
+// buffer, as cuFuncGetParamInfo reports it.
+type ParamInfo struct {
+	Offset uint32
+	Size   uint32
+}
+
+// Function is a kernel.
+type Function interface {
+	Attribute(attr uint32) (int32, error)
+	Params() ([]ParamInfo, error)
+}
+
+// Dim3 is a grid or block shape.
+type Dim3 struct{ X, Y, Z uint32 }
+
+// LaunchConfig is a kernel launch's shape.
+type LaunchConfig struct {
+	Grid        Dim3
+	Block       Dim3
+	SharedBytes uint32
+}
+
+// Context is one tenant's context on one device. All methods taking a
+// Stream are ordered within that stream. Methods that take a []byte must
+// not keep it after they return.
+type Context interface {
+	Device() DeviceInfo
+	Attribute(attr uint32) (int32, error)
+
+	MemAlloc(size uint64) (uint64, error)
+	MemFree(ptr uint64) error
+	// MemInfo reports the context's view: total is its limit, free is the
+	// limit minus what it uses.
+	MemInfo() (free, total uint64)
+	// SetMemLimit changes the limit in place. Shrinking below current use
+	// is refused with abi.ErrOutOfMemory.
+	SetMemLimit(limit uint64) error
+
+	MemcpyHtoD(dst uint64, src []byte, s Stream) error
+	// MemcpyDtoH returns once dst holds the bytes, after prior work in s.
+	MemcpyDtoH(dst []byte, src uint64, s Stream) error
+	MemcpyDtoD(dst, src, size uint64, s Stream) error
+	// Memset sets count elements of elemSize (1, 2 or 4) bytes to value.
+	Memset(dst uint64, value uint32, elemSize uint32, count uint64, s Stream) error
+
+	ModuleLoad(image []byte) (Module, error)
+	Launch(f Function, cfg LaunchConfig, params []byte, s Stream) error
+
+	StreamCreate(flags uint32, priority int32) (Stream, error)
+	EventCreate(flags uint32) (Event, error)
+
+	// Synchronize waits for all work and returns the first error of the
+	// context's asynchronous work, if any.
+	Synchronize() error
+	// Close waits for work, frees every resource of the context and
+	// makes the context unusable.
+	Close() error
+}
+
+// Errorf is shorthand for abi.Errorf, for backends.
+func Errorf(code abi.Result, format string, args ...any) error {
+	return abi.Errorf(code, format, args...)
+}

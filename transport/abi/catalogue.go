@@ -1,0 +1,315 @@
+package abi
+
+// ProtocolVersion is the wire protocol version this build speaks. Client
+// and server must agree on it exactly; see MinProtocolVersion.
+const (
+	ProtocolVersion    uint16 = 1
+	MinProtocolVersion uint16 = 1
+	// ALPN is the TLS application protocol negotiated over QUIC.
+	ALPN = "kerf/1"
+)
+
+// Limits enforced by both ends before anything is allocated.
+const (
+	// MaxFrame bounds one frame's payload (header excluded).
+	MaxFrame = 1<<20 + 4096
+	// BulkChunk is the payload size of one bulk data frame. Copies of
+	// BulkChunk bytes or more are split into pipelined data frames.
+	BulkChunk = 1 << 20
+	// MaxModuleImage bounds a PTX, cubin or fatbin image.
+	MaxModuleImage = 64 << 20
+	// MaxKernelParams bounds a launch's parameter buffer (CUDA 12.1+ on
+	// Volta and later allows 32764 bytes).
+	MaxKernelParams = 32764
+	// MaxName bounds symbol names (functions, globals).
+	MaxName = 1024
+	// MaxToken bounds a bearer token.
+	MaxToken = 256
+	// MaxValues bounds the scalar and blob counts of any call.
+	MaxWords = 12
+	MaxBlobs = 2
+)
+
+// Mode says how a call travels.
+type Mode uint8
+
+const (
+	// Sync calls get a reply; the caller waits for it.
+	Sync Mode = iota + 1
+	// Async calls are sent without waiting. Their errors are latched by
+	// the server and returned by the next Sync call, as CUDA reports
+	// asynchronous errors.
+	Async
+)
+
+func (m Mode) String() string {
+	switch m {
+	case Sync:
+		return "sync"
+	case Async:
+		return "async"
+	}
+	return "invalid"
+}
+
+// Kind is the shape of one argument or result on the wire.
+type Kind uint8
+
+const (
+	U32    Kind = iota + 1 // 4 bytes little-endian
+	U64                    // 8 bytes little-endian
+	DevPtr                 // 8 bytes: a device address, checked against the caller's allocations
+	Handle                 // 8 bytes: a session-local handle of Arg.Handle kind
+	Bytes                  // u32 length + bytes, length <= Arg.Max
+	String                 // like Bytes, with no NUL byte
+)
+
+var kindNames = [...]string{U32: "u32", U64: "u64", DevPtr: "devptr", Handle: "handle", Bytes: "bytes", String: "string"}
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) && kindNames[k] != "" {
+		return kindNames[k]
+	}
+	return "invalid"
+}
+
+// IsWord reports whether k is a fixed-size scalar stored in Values.Words.
+func (k Kind) IsWord() bool { return k == U32 || k == U64 || k == DevPtr || k == Handle }
+
+// HandleKind names what a Handle argument refers to.
+type HandleKind uint8
+
+const (
+	NoHandle HandleKind = iota
+	ModuleHandle
+	FunctionHandle
+	// StreamHandle 0 is the legacy default stream.
+	StreamHandle
+	EventHandle
+	numHandleKinds
+)
+
+var handleNames = [...]string{NoHandle: "none", ModuleHandle: "module", FunctionHandle: "function", StreamHandle: "stream", EventHandle: "event"}
+
+func (h HandleKind) String() string {
+	if h < numHandleKinds {
+		return handleNames[h]
+	}
+	return "invalid"
+}
+
+// Arg is one argument or result shape.
+type Arg struct {
+	Name   string
+	Kind   Kind
+	Handle HandleKind // for Kind == Handle
+	Max    uint32     // for Bytes and String
+}
+
+// Bulk says whether a call carries a bulk payload in data frames after the
+// call (In: host to server) or before the reply (Out: server to host).
+// The payload length is the call's U64 argument named "size".
+type Bulk uint8
+
+const (
+	NoBulk Bulk = iota
+	BulkIn
+	BulkOut
+)
+
+// CallID identifies a call on the wire. IDs are never reused.
+type CallID uint16
+
+// Call is one catalogue entry.
+type Call struct {
+	ID      CallID
+	Name    string   // wire name, the primary CUDA function it mirrors
+	APIs    []string // every driver-API entry point the shim maps onto it
+	Mode    Mode
+	Args    []Arg
+	Results []Arg
+	Bulk    Bulk
+	// MaxBulk bounds the bulk payload; 0 means bounded only by the
+	// allocation it targets.
+	MaxBulk uint64
+	Doc     string
+}
+
+// SizeArg returns the index, among Args, of the bulk size argument.
+func (c *Call) SizeArg() int {
+	for i, a := range c.Args {
+		if a.Name == "size" && a.Kind == U64 {
+			return i
+		}
+	}
+	return -1
+}
+
+// Call IDs. Append only.
+const (
+	CallCtxSynchronize CallID = iota + 1
+	CallDeviceGetAttribute
+	CallMemAlloc
+	CallMemFree
+	CallMemGetInfo
+	CallMemcpyHtoD
+	CallMemcpyHtoDAsync
+	CallMemcpyDtoH
+	CallMemcpyDtoHAsync
+	CallMemcpyDtoD
+	CallMemcpyDtoDAsync
+	CallMemset
+	CallMemsetAsync
+	CallModuleLoad
+	CallModuleUnload
+	CallModuleGetFunction
+	CallModuleGetGlobal
+	CallFuncGetAttribute
+	CallFuncGetParamLayout
+	CallLaunchKernel
+	CallStreamCreate
+	CallStreamDestroy
+	CallStreamSynchronize
+	CallStreamQuery
+	CallStreamWaitEvent
+	CallEventCreate
+	CallEventRecord
+	CallEventQuery
+	CallEventSynchronize
+	CallEventElapsedTime
+	CallEventDestroy
+	numCalls
+)
+
+func h(name string, k HandleKind) Arg { return Arg{Name: name, Kind: Handle, Handle: k} }
+func w(name string, k Kind) Arg       { return Arg{Name: name, Kind: k} }
+func b(name string, k Kind, max uint32) Arg {
+	return Arg{Name: name, Kind: k, Max: max}
+}
+
+var (
+	stream = h("stream", StreamHandle)
+	size   = w("size", U64)
+)
+
+// catalogue is indexed by CallID.
+var catalogue = [numCalls]Call{
+	CallCtxSynchronize: {Name: "cuCtxSynchronize", APIs: []string{"cuCtxSynchronize"}, Mode: Sync,
+		Doc: "Waits for all work in the tenant's context."},
+	CallDeviceGetAttribute: {Name: "cuDeviceGetAttribute", APIs: []string{"cuDeviceGetAttribute"}, Mode: Sync,
+		Args: []Arg{w("attrib", U32)}, Results: []Arg{w("value", U32)},
+		Doc: "Returns one device attribute of the session's device, as seen inside the slice."},
+	CallMemAlloc: {Name: "cuMemAlloc_v2", APIs: []string{"cuMemAlloc", "cuMemAlloc_v2"}, Mode: Sync,
+		Args: []Arg{w("bytesize", U64)}, Results: []Arg{w("dptr", DevPtr)},
+		Doc: "Allocates device memory inside the slice's quota."},
+	CallMemFree: {Name: "cuMemFree_v2", APIs: []string{"cuMemFree", "cuMemFree_v2"}, Mode: Sync,
+		Args: []Arg{w("dptr", DevPtr)},
+		Doc:  "Frees an allocation the caller owns."},
+	CallMemGetInfo: {Name: "cuMemGetInfo_v2", APIs: []string{"cuMemGetInfo", "cuMemGetInfo_v2"}, Mode: Sync,
+		Results: []Arg{w("free", U64), w("total", U64)},
+		Doc:     "Returns the slice's free and total memory."},
+	CallMemcpyHtoD: {Name: "cuMemcpyHtoD_v2", APIs: []string{"cuMemcpyHtoD", "cuMemcpyHtoD_v2"}, Mode: Sync,
+		Args: []Arg{w("dst", DevPtr), size}, Bulk: BulkIn,
+		Doc: "Copies host memory to the device; the bytes follow in data frames."},
+	CallMemcpyHtoDAsync: {Name: "cuMemcpyHtoDAsync_v2", APIs: []string{"cuMemcpyHtoDAsync", "cuMemcpyHtoDAsync_v2"}, Mode: Async,
+		Args: []Arg{w("dst", DevPtr), size, stream}, Bulk: BulkIn,
+		Doc: "Like cuMemcpyHtoD, ordered in a stream; the client does not wait."},
+	CallMemcpyDtoH: {Name: "cuMemcpyDtoH_v2", APIs: []string{"cuMemcpyDtoH", "cuMemcpyDtoH_v2"}, Mode: Sync,
+		Args: []Arg{w("src", DevPtr), size}, Bulk: BulkOut,
+		Doc: "Copies device memory to the host; the bytes come back in data frames before the reply."},
+	CallMemcpyDtoHAsync: {Name: "cuMemcpyDtoHAsync_v2", APIs: []string{"cuMemcpyDtoHAsync", "cuMemcpyDtoHAsync_v2"}, Mode: Async,
+		Args: []Arg{w("src", DevPtr), size, stream}, Bulk: BulkOut,
+		Doc: "Like cuMemcpyDtoH, ordered in a stream; the bytes arrive before any later reply."},
+	CallMemcpyDtoD: {Name: "cuMemcpyDtoD_v2", APIs: []string{"cuMemcpyDtoD", "cuMemcpyDtoD_v2", "cuMemcpy"}, Mode: Sync,
+		Args: []Arg{w("dst", DevPtr), w("src", DevPtr), size},
+		Doc:  "Copies between two of the caller's allocations."},
+	CallMemcpyDtoDAsync: {Name: "cuMemcpyDtoDAsync_v2", APIs: []string{"cuMemcpyDtoDAsync", "cuMemcpyDtoDAsync_v2", "cuMemcpyAsync"}, Mode: Async,
+		Args: []Arg{w("dst", DevPtr), w("src", DevPtr), size, stream},
+		Doc:  "Like cuMemcpyDtoD, ordered in a stream."},
+	CallMemset: {Name: "cuMemsetD8_v2", APIs: []string{"cuMemsetD8_v2", "cuMemsetD16_v2", "cuMemsetD32_v2"}, Mode: Sync,
+		Args: []Arg{w("dst", DevPtr), w("value", U32), w("elemsize", U32), w("count", U64)},
+		Doc:  "Sets count elements of elemsize 1, 2 or 4 bytes."},
+	CallMemsetAsync: {Name: "cuMemsetD8Async", APIs: []string{"cuMemsetD8Async", "cuMemsetD16Async", "cuMemsetD32Async"}, Mode: Async,
+		Args: []Arg{w("dst", DevPtr), w("value", U32), w("elemsize", U32), w("count", U64), stream},
+		Doc:  "Like the memsets, ordered in a stream."},
+	CallModuleLoad: {Name: "cuModuleLoadData", APIs: []string{"cuModuleLoadData", "cuModuleLoadDataEx", "cuModuleLoadFatBinary", "cuLibraryLoadData"}, Mode: Sync,
+		Args: []Arg{size}, Results: []Arg{h("module", ModuleHandle)}, Bulk: BulkIn, MaxBulk: MaxModuleImage,
+		Doc: "Loads a PTX, cubin or fatbin image; the image follows in data frames."},
+	CallModuleUnload: {Name: "cuModuleUnload", APIs: []string{"cuModuleUnload", "cuLibraryUnload"}, Mode: Sync,
+		Args: []Arg{h("module", ModuleHandle)},
+		Doc:  "Unloads a module and invalidates its functions."},
+	CallModuleGetFunction: {Name: "cuModuleGetFunction", APIs: []string{"cuModuleGetFunction", "cuLibraryGetKernel", "cuKernelGetFunction"}, Mode: Sync,
+		Args: []Arg{h("module", ModuleHandle), b("name", String, MaxName)}, Results: []Arg{h("function", FunctionHandle)},
+		Doc: "Looks up a kernel by name."},
+	CallModuleGetGlobal: {Name: "cuModuleGetGlobal_v2", APIs: []string{"cuModuleGetGlobal", "cuModuleGetGlobal_v2", "cuLibraryGetGlobal"}, Mode: Sync,
+		Args: []Arg{h("module", ModuleHandle), b("name", String, MaxName)}, Results: []Arg{w("dptr", DevPtr), w("bytes", U64)},
+		Doc: "Looks up a module global; its range becomes addressable by the caller."},
+	CallFuncGetAttribute: {Name: "cuFuncGetAttribute", APIs: []string{"cuFuncGetAttribute", "cuKernelGetAttribute"}, Mode: Sync,
+		Args: []Arg{h("function", FunctionHandle), w("attrib", U32)}, Results: []Arg{w("value", U32)},
+		Doc: "Returns one function attribute."},
+	CallFuncGetParamLayout: {Name: "cuFuncGetParamInfo", APIs: []string{"cuFuncGetParamInfo"}, Mode: Sync,
+		Args: []Arg{h("function", FunctionHandle)}, Results: []Arg{b("layout", Bytes, 8*4096)},
+		Doc: "Returns every parameter's offset and size (u32 pairs); the shim caches it per function."},
+	CallLaunchKernel: {Name: "cuLaunchKernel", APIs: []string{"cuLaunchKernel", "cuLaunchKernelEx"}, Mode: Async,
+		Args: []Arg{h("function", FunctionHandle),
+			w("gridX", U32), w("gridY", U32), w("gridZ", U32),
+			w("blockX", U32), w("blockY", U32), w("blockZ", U32),
+			w("sharedMemBytes", U32), stream, b("params", Bytes, MaxKernelParams)},
+		Doc: "Launches a kernel with its packed parameter buffer."},
+	CallStreamCreate: {Name: "cuStreamCreate", APIs: []string{"cuStreamCreate", "cuStreamCreateWithPriority"}, Mode: Sync,
+		Args: []Arg{w("flags", U32), w("priority", U32)}, Results: []Arg{h("stream", StreamHandle)},
+		Doc: "Creates a stream."},
+	CallStreamDestroy: {Name: "cuStreamDestroy_v2", APIs: []string{"cuStreamDestroy", "cuStreamDestroy_v2"}, Mode: Sync,
+		Args: []Arg{stream},
+		Doc:  "Destroys a stream once its work completes."},
+	CallStreamSynchronize: {Name: "cuStreamSynchronize", APIs: []string{"cuStreamSynchronize"}, Mode: Sync,
+		Args: []Arg{stream},
+		Doc:  "Waits for a stream's work."},
+	CallStreamQuery: {Name: "cuStreamQuery", APIs: []string{"cuStreamQuery"}, Mode: Sync,
+		Args: []Arg{stream},
+		Doc:  "Returns CUDA_SUCCESS when the stream is idle, CUDA_ERROR_NOT_READY otherwise."},
+	CallStreamWaitEvent: {Name: "cuStreamWaitEvent", APIs: []string{"cuStreamWaitEvent"}, Mode: Async,
+		Args: []Arg{stream, h("event", EventHandle), w("flags", U32)},
+		Doc:  "Makes later work in a stream wait for an event."},
+	CallEventCreate: {Name: "cuEventCreate", APIs: []string{"cuEventCreate"}, Mode: Sync,
+		Args: []Arg{w("flags", U32)}, Results: []Arg{h("event", EventHandle)},
+		Doc: "Creates an event."},
+	CallEventRecord: {Name: "cuEventRecord", APIs: []string{"cuEventRecord", "cuEventRecordWithFlags"}, Mode: Async,
+		Args: []Arg{h("event", EventHandle), stream},
+		Doc:  "Records an event in a stream."},
+	CallEventQuery: {Name: "cuEventQuery", APIs: []string{"cuEventQuery"}, Mode: Sync,
+		Args: []Arg{h("event", EventHandle)},
+		Doc:  "Returns CUDA_SUCCESS once the event has completed, CUDA_ERROR_NOT_READY before."},
+	CallEventSynchronize: {Name: "cuEventSynchronize", APIs: []string{"cuEventSynchronize"}, Mode: Sync,
+		Args: []Arg{h("event", EventHandle)},
+		Doc:  "Waits for an event."},
+	CallEventElapsedTime: {Name: "cuEventElapsedTime", APIs: []string{"cuEventElapsedTime", "cuEventElapsedTime_v2"}, Mode: Sync,
+		Args: []Arg{h("start", EventHandle), h("end", EventHandle)}, Results: []Arg{w("millisecondsBits", U32)},
+		Doc: "Returns the time between two events, as float32 bits."},
+	CallEventDestroy: {Name: "cuEventDestroy_v2", APIs: []string{"cuEventDestroy", "cuEventDestroy_v2"}, Mode: Sync,
+		Args: []Arg{h("event", EventHandle)},
+		Doc:  "Destroys an event."},
+}
+
+func init() {
+	for i := range catalogue {
+		catalogue[i].ID = CallID(i)
+	}
+}
+
+// Lookup returns the catalogue entry for id, or nil for an unknown id.
+func Lookup(id CallID) *Call {
+	if id == 0 || id >= numCalls {
+		return nil
+	}
+	return &catalogue[id]
+}
+
+// Calls returns every catalogue entry in ID order.
+func Calls() []*Call {
+	out := make([]*Call, 0, numCalls-1)
+	for i := CallID(1); i < numCalls; i++ {
+		out = append(out, &catalogue[i])
+	}
+	return out
+}

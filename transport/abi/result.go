@@ -1,0 +1,135 @@
+package abi
+
+import "fmt"
+
+// Result is a CUDA driver-API result code (CUresult). The numeric values
+// are the driver's ABI; the declarations are our own.
+type Result uint32
+
+// Result codes used by Kerf. Values mirror the CUDA driver ABI.
+const (
+	Success                  Result = 0
+	ErrInvalidValue          Result = 1
+	ErrOutOfMemory           Result = 2
+	ErrNotInitialized        Result = 3
+	ErrDeinitialized         Result = 4
+	ErrNoDevice              Result = 100
+	ErrInvalidDevice         Result = 101
+	ErrInvalidImage          Result = 200
+	ErrInvalidContext        Result = 201
+	ErrNoBinaryForGPU        Result = 209
+	ErrInvalidPTX            Result = 218
+	ErrUnsupportedPTXVersion Result = 222
+	ErrInvalidSource         Result = 300
+	ErrOperatingSystem       Result = 304
+	ErrInvalidHandle         Result = 400
+	ErrIllegalState          Result = 401
+	ErrNotFound              Result = 500
+	ErrNotReady              Result = 600
+	ErrIllegalAddress        Result = 700
+	ErrLaunchOutOfResources  Result = 701
+	ErrLaunchTimeout         Result = 702
+	ErrIllegalInstruction    Result = 715
+	ErrMisalignedAddress     Result = 716
+	ErrLaunchFailed          Result = 719
+	ErrNotSupported          Result = 801
+	ErrSystemNotReady        Result = 802
+	ErrSystemDriverMismatch  Result = 803
+	ErrUnknown               Result = 999
+)
+
+var resultNames = map[Result][2]string{
+	Success:                  {"CUDA_SUCCESS", "no error"},
+	ErrInvalidValue:          {"CUDA_ERROR_INVALID_VALUE", "invalid argument"},
+	ErrOutOfMemory:           {"CUDA_ERROR_OUT_OF_MEMORY", "out of memory"},
+	ErrNotInitialized:        {"CUDA_ERROR_NOT_INITIALIZED", "initialization error"},
+	ErrDeinitialized:         {"CUDA_ERROR_DEINITIALIZED", "driver shutting down"},
+	ErrNoDevice:              {"CUDA_ERROR_NO_DEVICE", "no CUDA-capable device is detected"},
+	ErrInvalidDevice:         {"CUDA_ERROR_INVALID_DEVICE", "invalid device ordinal"},
+	ErrInvalidImage:          {"CUDA_ERROR_INVALID_IMAGE", "device kernel image is invalid"},
+	ErrInvalidContext:        {"CUDA_ERROR_INVALID_CONTEXT", "invalid device context"},
+	ErrNoBinaryForGPU:        {"CUDA_ERROR_NO_BINARY_FOR_GPU", "no kernel image is available for execution on the device"},
+	ErrInvalidPTX:            {"CUDA_ERROR_INVALID_PTX", "a PTX JIT compilation failed"},
+	ErrUnsupportedPTXVersion: {"CUDA_ERROR_UNSUPPORTED_PTX_VERSION", "the provided PTX was compiled with an unsupported toolchain"},
+	ErrInvalidSource:         {"CUDA_ERROR_INVALID_SOURCE", "device kernel image is invalid"},
+	ErrOperatingSystem:       {"CUDA_ERROR_OPERATING_SYSTEM", "OS call failed or operation not supported on this OS"},
+	ErrInvalidHandle:         {"CUDA_ERROR_INVALID_HANDLE", "invalid resource handle"},
+	ErrIllegalState:          {"CUDA_ERROR_ILLEGAL_STATE", "the operation cannot be performed in the present state"},
+	ErrNotFound:              {"CUDA_ERROR_NOT_FOUND", "named symbol not found"},
+	ErrNotReady:              {"CUDA_ERROR_NOT_READY", "device not ready"},
+	ErrIllegalAddress:        {"CUDA_ERROR_ILLEGAL_ADDRESS", "an illegal memory access was encountered"},
+	ErrLaunchOutOfResources:  {"CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES", "too many resources requested for launch"},
+	ErrLaunchTimeout:         {"CUDA_ERROR_LAUNCH_TIMEOUT", "the launch timed out and was terminated"},
+	ErrIllegalInstruction:    {"CUDA_ERROR_ILLEGAL_INSTRUCTION", "an illegal instruction was encountered"},
+	ErrMisalignedAddress:     {"CUDA_ERROR_MISALIGNED_ADDRESS", "misaligned address"},
+	ErrLaunchFailed:          {"CUDA_ERROR_LAUNCH_FAILED", "unspecified launch failure"},
+	ErrNotSupported:          {"CUDA_ERROR_NOT_SUPPORTED", "operation not supported"},
+	ErrSystemNotReady:        {"CUDA_ERROR_SYSTEM_NOT_READY", "system not yet initialized"},
+	ErrSystemDriverMismatch:  {"CUDA_ERROR_SYSTEM_DRIVER_MISMATCH", "system has unsupported display driver / cuda driver combination"},
+	ErrUnknown:               {"CUDA_ERROR_UNKNOWN", "unknown error"},
+}
+
+// Name returns the CUDA name of r, as cuGetErrorName does.
+func (r Result) Name() string {
+	if n, ok := resultNames[r]; ok {
+		return n[0]
+	}
+	return fmt.Sprintf("CUDA_ERROR_%d", uint32(r))
+}
+
+// Description returns the CUDA description of r, as cuGetErrorString does.
+func (r Result) Description() string {
+	if n, ok := resultNames[r]; ok {
+		return n[1]
+	}
+	return "unrecognized error code"
+}
+
+// Known reports whether r is one of the codes declared above.
+func (r Result) Known() bool { _, ok := resultNames[r]; return ok }
+
+func (r Result) String() string { return r.Name() }
+
+// Error is a Result with context. It is the error type that crosses the
+// wire: the code travels, the message is for logs.
+type Error struct {
+	Code Result
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	if e.Msg == "" {
+		return e.Code.Name()
+	}
+	return e.Code.Name() + ": " + e.Msg
+}
+
+// Errorf returns an *Error with code and a formatted message.
+func Errorf(code Result, format string, args ...any) error {
+	return &Error{Code: code, Msg: fmt.Sprintf(format, args...)}
+}
+
+// ResultOf extracts the CUDA result from err: Success for nil, the code of
+// an *Error (or a Result) anywhere in the chain, ErrUnknown otherwise.
+func ResultOf(err error) Result {
+	if err == nil {
+		return Success
+	}
+	for e := err; e != nil; {
+		switch v := e.(type) {
+		case *Error:
+			return v.Code
+		case Result:
+			return v
+		}
+		u, ok := e.(interface{ Unwrap() error })
+		if !ok {
+			break
+		}
+		e = u.Unwrap()
+	}
+	return ErrUnknown
+}
+
+// Error makes a bare Result usable as an error.
+func (r Result) Error() string { return r.Name() }
