@@ -13,6 +13,7 @@ const (
 	ErrOutOfMemory           Result = 2
 	ErrNotInitialized        Result = 3
 	ErrDeinitialized         Result = 4
+	ErrDeviceUnavailable     Result = 46
 	ErrNoDevice              Result = 100
 	ErrInvalidDevice         Result = 101
 	ErrInvalidImage          Result = 200
@@ -32,6 +33,7 @@ const (
 	ErrIllegalInstruction    Result = 715
 	ErrMisalignedAddress     Result = 716
 	ErrLaunchFailed          Result = 719
+	ErrNotPermitted          Result = 800
 	ErrNotSupported          Result = 801
 	ErrSystemNotReady        Result = 802
 	ErrSystemDriverMismatch  Result = 803
@@ -44,6 +46,7 @@ var resultNames = map[Result][2]string{
 	ErrOutOfMemory:           {"CUDA_ERROR_OUT_OF_MEMORY", "out of memory"},
 	ErrNotInitialized:        {"CUDA_ERROR_NOT_INITIALIZED", "initialization error"},
 	ErrDeinitialized:         {"CUDA_ERROR_DEINITIALIZED", "driver shutting down"},
+	ErrDeviceUnavailable:     {"CUDA_ERROR_DEVICE_UNAVAILABLE", "CUDA-capable device(s) is/are busy or unavailable"},
 	ErrNoDevice:              {"CUDA_ERROR_NO_DEVICE", "no CUDA-capable device is detected"},
 	ErrInvalidDevice:         {"CUDA_ERROR_INVALID_DEVICE", "invalid device ordinal"},
 	ErrInvalidImage:          {"CUDA_ERROR_INVALID_IMAGE", "device kernel image is invalid"},
@@ -63,6 +66,7 @@ var resultNames = map[Result][2]string{
 	ErrIllegalInstruction:    {"CUDA_ERROR_ILLEGAL_INSTRUCTION", "an illegal instruction was encountered"},
 	ErrMisalignedAddress:     {"CUDA_ERROR_MISALIGNED_ADDRESS", "misaligned address"},
 	ErrLaunchFailed:          {"CUDA_ERROR_LAUNCH_FAILED", "unspecified launch failure"},
+	ErrNotPermitted:          {"CUDA_ERROR_NOT_PERMITTED", "operation not permitted"},
 	ErrNotSupported:          {"CUDA_ERROR_NOT_SUPPORTED", "operation not supported"},
 	ErrSystemNotReady:        {"CUDA_ERROR_SYSTEM_NOT_READY", "system not yet initialized"},
 	ErrSystemDriverMismatch:  {"CUDA_ERROR_SYSTEM_DRIVER_MISMATCH", "system has unsupported display driver / cuda driver combination"},

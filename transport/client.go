@@ -1,0 +1,445 @@
+package transport
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/kerf-edge/kerf/transport/abi"
+	"github.com/kerf-edge/kerf/transport/internal/wire"
+)
+
+// Options configure a client session.
+type Options struct {
+	// Token is the tenant's bearer token.
+	Token []byte
+	// Device is the ordinal of the device to open on the server.
+	Device int
+	// Name identifies the client in the server's logs.
+	Name string
+}
+
+// Device describes the session's device as the server presents it: its
+// TotalMem is the tenant's slice.
+type Device struct {
+	Session       uint64
+	Version       uint16
+	Name          string
+	UUID          [16]byte
+	TotalMem      uint64
+	CCMajor       int
+	CCMinor       int
+	SMs           int
+	Emulated      bool
+	DriverVersion int
+}
+
+// asyncFlushAt is the buffered size at which an async call flushes inline
+// rather than leaving it to the flusher.
+const asyncFlushAt = 64 << 10
+
+// Client is one session: one device context on the server, with one
+// ordered submission sequence. Its methods may be called from many
+// goroutines; calls are submitted in the order they take the write lock.
+type Client struct {
+	Device Device
+	// Fingerprint is the server certificate seen (QUIC only).
+	Fingerprint Fingerprint
+
+	rw   io.Closer
+	conn *wire.Conn
+	shm  *shmRing
+
+	wmu     sync.Mutex // serialises writes and owns seq, scratch
+	seq     uint64
+	scratch []byte
+
+	pmu       sync.Mutex
+	pending   map[uint64]*pending
+	asyncOut  []uint64 // seqs of async device-to-host copies in flight
+	readerErr error
+	flushc    chan struct{}
+	done      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// pending is a call waiting for a reply or for device-to-host data.
+type pending struct {
+	call  *abi.Call
+	res   *abi.Values
+	dst   []byte
+	got   int
+	code  abi.Result
+	err   error
+	async bool
+	done  chan struct{}
+}
+
+var pendingPool = sync.Pool{New: func() any { return &pending{done: make(chan struct{}, 1)} }}
+
+// newClient runs the handshake on rw and starts the reader.
+func newClient(rw io.ReadWriteCloser, shmFD int, opts Options) (*Client, error) {
+	c := &Client{rw: rw, conn: wire.NewConn(rw), pending: map[uint64]*pending{}, flushc: make(chan struct{}, 1), done: make(chan struct{})}
+	hello := wire.HelloMsg{MinVersion: abi.MinProtocolVersion, MaxVersion: abi.ProtocolVersion, Token: opts.Token, Device: uint32(opts.Device), Client: opts.Name}
+	b, err := hello.Append(nil)
+	if err == nil {
+		err = c.conn.WriteFrame(wire.Header{Type: wire.Hello}, b)
+	}
+	if err == nil {
+		err = c.conn.Flush()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sending hello: %w", err)
+	}
+	h, p, err := c.conn.ReadFrame()
+	if err != nil {
+		return nil, fmt.Errorf("reading hello reply: %w", err)
+	}
+	switch h.Type {
+	case wire.HelloAck:
+	case wire.Error:
+		var m wire.ErrorMsg
+		if err := m.Decode(p); err != nil {
+			return nil, fmt.Errorf("server refused the session with an undecodable error: %w", err)
+		}
+		return nil, &abi.Error{Code: m.Code, Msg: "server refused the session: " + m.Message}
+	default:
+		return nil, fmt.Errorf("expected hello reply, got %s frame", h.Type)
+	}
+	var ack wire.HelloAckMsg
+	if err := ack.Decode(p); err != nil {
+		return nil, err
+	}
+	if ack.Version < abi.MinProtocolVersion || ack.Version > abi.ProtocolVersion {
+		return nil, fmt.Errorf("server chose protocol version %d, client speaks %d..%d", ack.Version, abi.MinProtocolVersion, abi.ProtocolVersion)
+	}
+	c.Device = Device{Session: ack.Session, Version: ack.Version, Name: ack.Name, UUID: ack.UUID, TotalMem: ack.TotalMem,
+		CCMajor: int(ack.CCMajor), CCMinor: int(ack.CCMinor), SMs: int(ack.SMs), Emulated: ack.Emulated, DriverVersion: int(ack.DriverVersion)}
+	if shmFD >= 0 {
+		if ack.ShmSlots == 0 {
+			return nil, errors.New("local server offered no shared memory")
+		}
+		if c.shm, err = mapShmRing(shmFD, int(ack.ShmSlots), int(ack.ShmSlotSize)); err != nil {
+			return nil, err
+		}
+	}
+	c.wg.Add(2)
+	go c.readLoop()
+	go c.flushLoop()
+	return c, nil
+}
+
+// Close ends the session; the server frees everything it still holds.
+func (c *Client) Close() error {
+	var err error
+	c.closeOnce.Do(func() {
+		err = c.rw.Close()
+		c.wg.Wait()
+		c.wmu.Lock()
+		_ = c.shm.close()
+		c.wmu.Unlock()
+	})
+	return err
+}
+
+// Err returns why the session ended, or nil while it is up.
+func (c *Client) Err() error {
+	select {
+	case <-c.done:
+		c.pmu.Lock()
+		defer c.pmu.Unlock()
+		return c.readerErr
+	default:
+		return nil
+	}
+}
+
+// Call performs a call without bulk payload. For Sync calls it waits for
+// the reply and decodes the results into res (which may be nil for calls
+// without results); blobs in res are owned by the caller. Async calls
+// return at once; their errors come back from a later Sync call.
+func (c *Client) Call(id abi.CallID, args, res *abi.Values) error {
+	return c.do(id, args, res, nil, nil)
+}
+
+// CallIn performs a call whose bulk payload data flows to the server.
+func (c *Client) CallIn(id abi.CallID, args *abi.Values, data []byte, res *abi.Values) error {
+	return c.do(id, args, res, data, nil)
+}
+
+// CallOut performs a call whose bulk payload flows back into dst. For an
+// Async call dst must stay valid until a later Sync call returns.
+func (c *Client) CallOut(id abi.CallID, args *abi.Values, dst []byte, res *abi.Values) error {
+	return c.do(id, args, res, nil, dst)
+}
+
+func (c *Client) do(id abi.CallID, args, res *abi.Values, in, out []byte) error {
+	call := abi.Lookup(id)
+	if call == nil {
+		return abi.Errorf(abi.ErrNotSupported, "call %d is not in the catalogue", id)
+	}
+	if (call.Bulk == abi.BulkIn) != (in != nil) || (call.Bulk == abi.BulkOut) != (out != nil) {
+		return abi.Errorf(abi.ErrInvalidValue, "%s: bulk payload does not match the catalogue", call.Name)
+	}
+	if args == nil {
+		args = &abi.Values{}
+	}
+	if call.Bulk != abi.NoBulk {
+		if n := uint64(max(len(in), len(out))); call.SizeArg() < 0 || args.Words[call.SizeArg()] != n {
+			return abi.Errorf(abi.ErrInvalidValue, "%s: size argument does not match the payload", call.Name)
+		}
+	}
+	sync := call.Mode == abi.Sync
+	var p *pending
+	if sync || out != nil {
+		p = pendingPool.Get().(*pending)
+		*p = pending{call: call, res: res, dst: out, async: !sync, done: p.done}
+	}
+
+	c.wmu.Lock()
+	c.seq++
+	seq := c.seq
+	if p != nil {
+		c.pmu.Lock()
+		if c.readerErr != nil {
+			err := c.readerErr
+			c.pmu.Unlock()
+			c.wmu.Unlock()
+			return err
+		}
+		c.pending[seq] = p
+		if p.async {
+			c.asyncOut = append(c.asyncOut, seq)
+		}
+		c.pmu.Unlock()
+	}
+	err := c.write(call, seq, args, in, sync)
+	c.wmu.Unlock()
+	if err != nil {
+		c.fail(fmt.Errorf("writing %s: %w", call.Name, err))
+		return c.waitResult(p)
+	}
+	if !sync {
+		select {
+		case c.flushc <- struct{}{}:
+		default:
+		}
+		return nil
+	}
+	return c.waitResult(p)
+}
+
+// write sends one call and its bulk payload; wmu is held.
+func (c *Client) write(call *abi.Call, seq uint64, args *abi.Values, in []byte, sync bool) error {
+	var err error
+	if c.scratch, err = wire.AppendValues(c.scratch[:0], call.Args, args); err != nil {
+		return &abi.Error{Code: abi.ErrInvalidValue, Msg: err.Error()}
+	}
+	var flags uint8
+	if sync {
+		flags = wire.WantReply
+	}
+	if err := c.conn.WriteFrame(wire.Header{Type: wire.Call, Flags: flags, Call: call.ID, Seq: seq}, c.scratch); err != nil {
+		return err
+	}
+	if err := c.writeBulk(call.ID, seq, in); err != nil {
+		return err
+	}
+	if sync || c.conn.Pending() >= asyncFlushAt {
+		return c.conn.Flush()
+	}
+	return nil
+}
+
+func (c *Client) writeBulk(id abi.CallID, seq uint64, in []byte) error {
+	if c.shm != nil && len(in) >= shmMin {
+		var ref [8]byte
+		for len(in) > 0 {
+			slot, err := c.shm.acquire(ringUp, c.conn.Flush)
+			if err != nil {
+				return err
+			}
+			n := copy(c.shm.slot(ringUp, slot), in)
+			if err := c.conn.WriteFrame(wire.Header{Type: wire.ShmData, Call: id, Seq: seq}, shmRef(&ref, slot, n)); err != nil {
+				return err
+			}
+			in = in[n:]
+		}
+		return nil
+	}
+	for len(in) > 0 {
+		n := min(len(in), abi.BulkChunk)
+		if err := c.conn.WriteFrame(wire.Header{Type: wire.Data, Call: id, Seq: seq}, in[:n]); err != nil {
+			return err
+		}
+		in = in[n:]
+	}
+	return nil
+}
+
+func (c *Client) waitResult(p *pending) error {
+	if p == nil || p.async {
+		return c.Err()
+	}
+	<-p.done
+	err := p.err
+	if err == nil && p.code != abi.Success {
+		err = p.code
+	}
+	pendingPool.Put(p)
+	return err
+}
+
+// Flush sends buffered async calls now.
+func (c *Client) Flush() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.conn.Flush()
+}
+
+func (c *Client) flushLoop() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.flushc:
+			if err := c.Flush(); err != nil {
+				c.fail(err)
+			}
+		case <-c.done:
+			return
+		}
+	}
+}
+
+// fail ends the session with err and wakes every waiter.
+func (c *Client) fail(err error) {
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	if c.readerErr != nil {
+		return
+	}
+	var ce *abi.Error
+	if !errors.As(err, &ce) {
+		err = &abi.Error{Code: abi.ErrDeviceUnavailable, Msg: err.Error()}
+	}
+	c.readerErr = err
+	for seq, p := range c.pending {
+		delete(c.pending, seq)
+		if !p.async {
+			p.err = err
+			p.done <- struct{}{}
+		}
+	}
+	c.asyncOut = nil
+	close(c.done)
+	c.rw.Close()
+}
+
+func (c *Client) readLoop() {
+	defer c.wg.Done()
+	for {
+		err := c.readOne()
+		if err != nil {
+			if errors.Is(err, io.EOF) || isClosed(err) {
+				err = &abi.Error{Code: abi.ErrDeviceUnavailable, Msg: "session closed: " + err.Error()}
+			}
+			c.fail(err)
+			return
+		}
+	}
+}
+
+func (c *Client) take(seq uint64) *pending {
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	return c.pending[seq]
+}
+
+func (c *Client) readOne() error {
+	h, err := c.conn.ReadHeader()
+	if err != nil {
+		return err
+	}
+	switch h.Type {
+	case wire.Reply:
+		p, err := c.conn.ReadPayload(h)
+		if err != nil {
+			return err
+		}
+		c.pmu.Lock()
+		w := c.pending[h.Seq]
+		delete(c.pending, h.Seq)
+		// Every async copy submitted before this call has finished.
+		n := 0
+		for n < len(c.asyncOut) && c.asyncOut[n] < h.Seq {
+			delete(c.pending, c.asyncOut[n])
+			n++
+		}
+		c.asyncOut = c.asyncOut[n:]
+		c.pmu.Unlock()
+		if w == nil || w.async {
+			return fmt.Errorf("reply to call %d that is not waiting", h.Seq)
+		}
+		res := w.res
+		if res == nil {
+			res = &abi.Values{}
+		}
+		w.code, w.err = wire.DecodeReply(w.call, p, res)
+		for i := range res.NB {
+			res.Blobs[i] = bytes.Clone(res.Blobs[i])
+		}
+		if w.err == nil && w.got != len(w.dst) && w.code == abi.Success {
+			w.err = fmt.Errorf("%s returned %d of %d bytes", w.call.Name, w.got, len(w.dst))
+		}
+		w.done <- struct{}{}
+		return nil
+	case wire.Data, wire.ShmData:
+		w := c.take(h.Seq)
+		if w == nil || w.dst == nil {
+			return fmt.Errorf("%s frame for call %d that expects none", h.Type, h.Seq)
+		}
+		left := len(w.dst) - w.got
+		if h.Type == wire.Data {
+			if int(h.Len) > left {
+				return fmt.Errorf("data frame of %d bytes with %d expected", h.Len, left)
+			}
+			if err := c.conn.ReadInto(h, w.dst[w.got:w.got+int(h.Len)]); err != nil {
+				return err
+			}
+			w.got += int(h.Len)
+			return nil
+		}
+		p, err := c.conn.ReadPayload(h)
+		if err != nil {
+			return err
+		}
+		if c.shm == nil {
+			return errors.New("shm data on a session without shared memory")
+		}
+		slot, n, err := decodeShmRef(p, c.shm)
+		if err != nil {
+			return err
+		}
+		if n > left {
+			return fmt.Errorf("shm chunk of %d bytes with %d expected", n, left)
+		}
+		copy(w.dst[w.got:], c.shm.slot(ringDown, slot)[:n])
+		c.shm.release(ringDown, slot)
+		w.got += n
+		return nil
+	case wire.Error:
+		p, err := c.conn.ReadPayload(h)
+		if err != nil {
+			return err
+		}
+		var m wire.ErrorMsg
+		if err := m.Decode(p); err != nil {
+			return err
+		}
+		return &abi.Error{Code: m.Code, Msg: m.Message}
+	}
+	return fmt.Errorf("unexpected %s frame from server", h.Type)
+}

@@ -1,0 +1,134 @@
+package transport
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/kerf-edge/kerf/transport/abi"
+	"github.com/kerf-edge/kerf/transport/hostmem"
+)
+
+// testServer is a real server on a Unix socket and on QUIC over loopback,
+// backed by host memory.
+type testServer struct {
+	srv    *Server
+	mem    *hostmem.Backend
+	tokens *TokenStore
+	sock   string
+	quic   string
+	fp     Fingerprint
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func startServer(t *testing.T) *testServer {
+	t.Helper()
+	dir := t.TempDir()
+	tokens, err := OpenTokenStore(filepath.Join(dir, "tokens.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := &testServer{mem: hostmem.New(1 << 30), tokens: tokens, done: make(chan struct{})}
+	ts.srv = &Server{Backend: ts.mem, Auth: tokens, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if testing.Verbose() {
+		ts.srv.Log = slog.Default()
+	}
+	tokens.OnRevoke = func(id string) { ts.srv.CloseTenant(id) }
+	cert, fp, err := LoadOrCreateCert(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.fp = fp
+	ts.sock = filepath.Join(dir, "kerf.sock")
+	uln, err := ListenUnix(ts.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qln, err := ListenQUIC("127.0.0.1:0", cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.quic = qln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	ts.cancel = cancel
+	go func() {
+		defer close(ts.done)
+		errc := make(chan error, 2)
+		go func() { errc <- ts.srv.ServeUnix(ctx, uln) }()
+		go func() { errc <- ts.srv.ServeQUIC(ctx, qln) }()
+		<-errc
+		<-errc
+		ts.srv.Wait()
+	}()
+	t.Cleanup(ts.stop)
+	return ts
+}
+
+func (ts *testServer) stop() {
+	ts.cancel()
+	<-ts.done
+}
+
+func (ts *testServer) token(t *testing.T, tenant string, limit uint64) []byte {
+	t.Helper()
+	tok, err := ts.tokens.Issue(tenant, limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []byte(tok)
+}
+
+// transports lists the ways a tenant reaches the server.
+var transports = []string{"unix", "quic"}
+
+func (ts *testServer) dial(t *testing.T, via string, tok []byte) *Client {
+	t.Helper()
+	c, err := ts.tryDial(via, tok)
+	if err != nil {
+		t.Fatalf("dial %s: %v", via, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func (ts *testServer) tryDial(via string, tok []byte) (*Client, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	opts := Options{Token: tok, Name: "test"}
+	if via == "unix" {
+		return DialUnix(ctx, ts.sock, opts)
+	}
+	return DialQUIC(ctx, ts.quic, QUICOptions{Options: opts, Fingerprint: ts.fp})
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func vals(words ...uint64) *abi.Values {
+	v := &abi.Values{}
+	for _, w := range words {
+		v.Word(w)
+	}
+	return v
+}
+
+func wantCode(t *testing.T, err error, want abi.Result) {
+	t.Helper()
+	if got := abi.ResultOf(err); got != want {
+		t.Fatalf("got %v (%v), want %v", got, err, want)
+	}
+}
+

@@ -1,0 +1,289 @@
+// Package hostmem is a gpu.Backend whose device memory is host memory. It
+// really stores and returns bytes, runs streams in order and times events,
+// but it has no kernels: module loads get CUDA_ERROR_NOT_SUPPORTED. It
+// exists so the transport can be tested and benchmarked in isolation from
+// any GPU model; kerfd never serves tenants with it.
+package hostmem
+
+import (
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/kerf-edge/kerf/gpu"
+	"github.com/kerf-edge/kerf/transport/abi"
+)
+
+// Backend is one host-memory device.
+type Backend struct {
+	// Total is the device memory size.
+	Total uint64
+
+	mu   sync.Mutex
+	used uint64
+	next uint64
+}
+
+var _ gpu.Backend = (*Backend)(nil)
+
+// New returns a backend with total bytes of device memory.
+func New(total uint64) *Backend { return &Backend{Total: total, next: 1 << 40} }
+
+// Used reports the bytes allocated by all contexts.
+func (b *Backend) Used() uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.used
+}
+
+// Devices implements gpu.Backend.
+func (b *Backend) Devices() []gpu.DeviceInfo {
+	return []gpu.DeviceInfo{b.info()}
+}
+
+func (b *Backend) info() gpu.DeviceInfo {
+	return gpu.DeviceInfo{Name: "Kerf host-memory test device", TotalMem: b.Total, CCMajor: 8, SMs: 1, Emulated: true, DriverVersion: 12040}
+}
+
+// Open implements gpu.Backend.
+func (b *Backend) Open(dev int, limit uint64) (gpu.Context, error) {
+	if dev != 0 {
+		return nil, abi.Errorf(abi.ErrInvalidDevice, "hostmem has one device")
+	}
+	if limit == 0 || limit > b.Total {
+		limit = b.Total
+	}
+	return &Context{b: b, limit: limit, allocs: map[uint64][]byte{}}, nil
+}
+
+// Context is one tenant's context. Work runs synchronously in call order,
+// which is a valid schedule for every stream.
+type Context struct {
+	b      *Backend
+	mu     sync.Mutex
+	limit  uint64
+	used   uint64
+	allocs map[uint64][]byte
+	bases  []uint64 // sorted
+	closed bool
+}
+
+func (c *Context) Device() gpu.DeviceInfo { return c.b.info() }
+
+func (c *Context) Attribute(attr uint32) (int32, error) {
+	switch attr {
+	case 10: // warp size
+		return 32, nil
+	case 16: // multiprocessor count
+		return 1, nil
+	}
+	return 0, abi.Errorf(abi.ErrInvalidValue, "attribute %d not modelled by hostmem", attr)
+}
+
+func (c *Context) MemAlloc(size uint64) (uint64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return 0, abi.ErrInvalidContext
+	}
+	if size == 0 {
+		return 0, abi.ErrInvalidValue
+	}
+	rounded := (size + 255) &^ 255
+	if rounded < size || c.used+rounded > c.limit || c.used+rounded < c.used {
+		return 0, abi.Errorf(abi.ErrOutOfMemory, "%d bytes requested, %d of %d used", size, c.used, c.limit)
+	}
+	c.b.mu.Lock()
+	if c.b.used+rounded > c.b.Total {
+		c.b.mu.Unlock()
+		return 0, abi.Errorf(abi.ErrOutOfMemory, "device full")
+	}
+	c.b.used += rounded
+	p := c.b.next
+	c.b.next += rounded + 4096 // a gap, so adjacent overruns are visible
+	c.b.mu.Unlock()
+	c.used += rounded
+	c.allocs[p] = make([]byte, size)
+	i := sort.Search(len(c.bases), func(i int) bool { return c.bases[i] > p })
+	c.bases = append(c.bases, 0)
+	copy(c.bases[i+1:], c.bases[i:])
+	c.bases[i] = p
+	return p, nil
+}
+
+func (c *Context) MemFree(p uint64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, ok := c.allocs[p]
+	if !ok {
+		return abi.ErrInvalidValue
+	}
+	c.freeLocked(p, m)
+	return nil
+}
+
+func (c *Context) freeLocked(p uint64, m []byte) {
+	rounded := (uint64(len(m)) + 255) &^ 255
+	delete(c.allocs, p)
+	i := sort.Search(len(c.bases), func(i int) bool { return c.bases[i] >= p })
+	c.bases = append(c.bases[:i], c.bases[i+1:]...)
+	c.used -= rounded
+	c.b.mu.Lock()
+	c.b.used -= rounded
+	c.b.mu.Unlock()
+}
+
+func (c *Context) MemInfo() (free, total uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.limit - c.used, c.limit
+}
+
+func (c *Context) SetMemLimit(limit uint64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if limit < c.used {
+		return abi.ErrOutOfMemory
+	}
+	c.limit = limit
+	return nil
+}
+
+// span returns the n bytes at p inside one allocation.
+func (c *Context) span(p, n uint64) ([]byte, error) {
+	if c.closed {
+		return nil, abi.ErrInvalidContext
+	}
+	i := sort.Search(len(c.bases), func(i int) bool { return c.bases[i] > p }) - 1
+	if i < 0 {
+		return nil, abi.ErrInvalidValue
+	}
+	m := c.allocs[c.bases[i]]
+	off := p - c.bases[i]
+	if off > uint64(len(m)) || n > uint64(len(m))-off {
+		return nil, abi.ErrInvalidValue
+	}
+	return m[off : off+n], nil
+}
+
+func (c *Context) MemcpyHtoD(dst uint64, src []byte, _ gpu.Stream) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, err := c.span(dst, uint64(len(src)))
+	if err != nil {
+		return err
+	}
+	copy(d, src)
+	return nil
+}
+
+func (c *Context) MemcpyDtoH(dst []byte, src uint64, _ gpu.Stream) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, err := c.span(src, uint64(len(dst)))
+	if err != nil {
+		return err
+	}
+	copy(dst, s)
+	return nil
+}
+
+func (c *Context) MemcpyDtoD(dst, src, size uint64, _ gpu.Stream) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, err := c.span(dst, size)
+	if err != nil {
+		return err
+	}
+	s, err := c.span(src, size)
+	if err != nil {
+		return err
+	}
+	copy(d, s)
+	return nil
+}
+
+func (c *Context) Memset(dst uint64, value uint32, elem uint32, count uint64, _ gpu.Stream) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if elem != 1 && elem != 2 && elem != 4 || count > 1<<62/uint64(elem) {
+		return abi.ErrInvalidValue
+	}
+	d, err := c.span(dst, count*uint64(elem))
+	if err != nil {
+		return err
+	}
+	for i := 0; i < len(d); i += int(elem) {
+		for k := 0; k < int(elem); k++ {
+			d[i+k] = byte(value >> (8 * k))
+		}
+	}
+	return nil
+}
+
+func (c *Context) ModuleLoad([]byte) (gpu.Module, error) {
+	return nil, abi.Errorf(abi.ErrNotSupported, "hostmem runs no kernels")
+}
+
+func (c *Context) Launch(gpu.Function, gpu.LaunchConfig, []byte, gpu.Stream) error {
+	return abi.Errorf(abi.ErrNotSupported, "hostmem runs no kernels")
+}
+
+func (c *Context) StreamCreate(uint32, int32) (gpu.Stream, error) { return stream{}, nil }
+
+func (c *Context) EventCreate(flags uint32) (gpu.Event, error) {
+	return &event{timing: flags&abi.EventDisableTiming == 0}, nil
+}
+
+func (c *Context) Synchronize() error { return nil }
+
+func (c *Context) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for p, m := range c.allocs {
+		c.freeLocked(p, m)
+	}
+	c.closed = true
+	return nil
+}
+
+// stream is always idle: work completes before the call that queued it
+// returns.
+type stream struct{}
+
+func (stream) Synchronize() error        { return nil }
+func (stream) Query() error              { return nil }
+func (stream) WaitEvent(gpu.Event) error { return nil }
+func (stream) Destroy() error            { return nil }
+
+type event struct {
+	mu     sync.Mutex
+	at     time.Time
+	timing bool
+}
+
+func (e *event) Record(gpu.Stream) error {
+	e.mu.Lock()
+	e.at = time.Now()
+	e.mu.Unlock()
+	return nil
+}
+func (e *event) Query() error       { return nil }
+func (e *event) Synchronize() error { return nil }
+func (e *event) Destroy() error     { return nil }
+func (e *event) ElapsedSince(start gpu.Event) (float32, error) {
+	s, ok := start.(*event)
+	if !ok || !e.timing || !s.timing {
+		return 0, abi.ErrInvalidHandle
+	}
+	e.mu.Lock()
+	end := e.at
+	e.mu.Unlock()
+	s.mu.Lock()
+	begin := s.at
+	s.mu.Unlock()
+	if begin.IsZero() || end.IsZero() {
+		return 0, abi.ErrNotReady
+	}
+	return float32(end.Sub(begin).Seconds() * 1000), nil
+}

@@ -1,0 +1,103 @@
+package wire
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+)
+
+// BufSize is the size of the read and write buffers of a Conn.
+const BufSize = 256 << 10
+
+// Conn reads and writes frames on a byte stream. Reads and writes may run
+// concurrently with each other, but not with themselves.
+type Conn struct {
+	r    *bufio.Reader
+	w    *bufio.Writer
+	hdr  [HeaderSize]byte
+	whdr [HeaderSize]byte
+	buf  []byte
+}
+
+// NewConn wraps rw.
+func NewConn(rw io.ReadWriter) *Conn {
+	return &Conn{r: bufio.NewReaderSize(rw, BufSize), w: bufio.NewWriterSize(rw, BufSize)}
+}
+
+// ReadHeader reads and validates the next frame header. The caller must
+// then consume exactly h.Len payload bytes with ReadPayload, ReadInto or
+// Discard.
+func (c *Conn) ReadHeader() (Header, error) {
+	if _, err := io.ReadFull(c.r, c.hdr[:]); err != nil {
+		return Header{}, err
+	}
+	return ParseHeader(c.hdr[:])
+}
+
+// ReadPayload reads h's payload into a buffer owned by c, valid until the
+// next read.
+func (c *Conn) ReadPayload(h Header) ([]byte, error) {
+	if uint32(cap(c.buf)) < h.Len {
+		c.buf = make([]byte, h.Len)
+	}
+	p := c.buf[:h.Len]
+	_, err := io.ReadFull(c.r, p)
+	return p, err
+}
+
+// ReadInto reads h's payload straight into dst, which must be h.Len bytes.
+func (c *Conn) ReadInto(h Header, dst []byte) error {
+	if uint32(len(dst)) != h.Len {
+		return fmt.Errorf("wire: payload is %d bytes, destination %d", h.Len, len(dst))
+	}
+	_, err := io.ReadFull(c.r, dst)
+	return err
+}
+
+// Discard skips h's payload.
+func (c *Conn) Discard(h Header) error {
+	_, err := c.r.Discard(int(h.Len))
+	return err
+}
+
+// ReadFrame reads a whole frame; the payload is valid until the next read.
+func (c *Conn) ReadFrame() (Header, []byte, error) {
+	h, err := c.ReadHeader()
+	if err != nil {
+		return h, nil, err
+	}
+	p, err := c.ReadPayload(h)
+	return h, p, err
+}
+
+// Buffered reports how many received bytes are waiting to be read.
+func (c *Conn) Buffered() int { return c.r.Buffered() }
+
+// WriteFrame writes a frame whose payload is the concatenation of parts.
+// It buffers; call Flush to send.
+func (c *Conn) WriteFrame(h Header, parts ...[]byte) error {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	if n > maxPayload {
+		return fmt.Errorf("wire: %s frame of %d bytes exceeds the limit", h.Type, n)
+	}
+	h.Len = uint32(n)
+	PutHeader(c.whdr[:], h)
+	if _, err := c.w.Write(c.whdr[:]); err != nil {
+		return err
+	}
+	for _, p := range parts {
+		if _, err := c.w.Write(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Flush sends buffered frames.
+func (c *Conn) Flush() error { return c.w.Flush() }
+
+// Pending reports how many bytes are buffered for writing.
+func (c *Conn) Pending() int { return c.w.Buffered() }

@@ -1,0 +1,159 @@
+package wire
+
+import (
+	"fmt"
+
+	"github.com/kerf-edge/kerf/transport/abi"
+)
+
+// Magic opens every Hello ("KERF" little-endian).
+const Magic uint32 = 0x4652454b
+
+var (
+	helloSpec = []abi.Arg{
+		{Name: "magic", Kind: abi.U32},
+		{Name: "minVersion", Kind: abi.U32},
+		{Name: "maxVersion", Kind: abi.U32},
+		{Name: "token", Kind: abi.Bytes, Max: abi.MaxToken},
+		{Name: "device", Kind: abi.U32},
+		{Name: "client", Kind: abi.String, Max: 128},
+	}
+	helloAckSpec = []abi.Arg{
+		{Name: "version", Kind: abi.U32},
+		{Name: "session", Kind: abi.U64},
+		{Name: "name", Kind: abi.String, Max: 256},
+		{Name: "uuid", Kind: abi.Bytes, Max: 16},
+		{Name: "totalMem", Kind: abi.U64},
+		{Name: "ccMajor", Kind: abi.U32},
+		{Name: "ccMinor", Kind: abi.U32},
+		{Name: "sms", Kind: abi.U32},
+		{Name: "emulated", Kind: abi.U32},
+		{Name: "driverVersion", Kind: abi.U32},
+		{Name: "shmSlots", Kind: abi.U32},
+		{Name: "shmSlotSize", Kind: abi.U32},
+	}
+	errorSpec = []abi.Arg{
+		{Name: "code", Kind: abi.U32},
+		{Name: "message", Kind: abi.String, Max: 1024},
+	}
+)
+
+// HelloMsg opens a session.
+type HelloMsg struct {
+	MinVersion, MaxVersion uint16
+	Token                  []byte
+	Device                 uint32
+	Client                 string
+}
+
+// Append encodes m.
+func (m *HelloMsg) Append(b []byte) ([]byte, error) {
+	var v abi.Values
+	v.Word(uint64(Magic)).Word(uint64(m.MinVersion)).Word(uint64(m.MaxVersion))
+	v.Blob(m.Token).Word(uint64(m.Device)).Blob([]byte(m.Client))
+	return AppendValues(b, helloSpec, &v)
+}
+
+// Decode decodes p into m.
+func (m *HelloMsg) Decode(p []byte) error {
+	var v abi.Values
+	if err := DecodeValues(helloSpec, p, &v); err != nil {
+		return err
+	}
+	if uint32(v.Words[0]) != Magic {
+		return fmt.Errorf("wire: bad hello magic %#x", v.Words[0])
+	}
+	if v.Words[1] > 0xffff || v.Words[2] > 0xffff {
+		return fmt.Errorf("wire: hello version out of range")
+	}
+	m.MinVersion, m.MaxVersion = uint16(v.Words[1]), uint16(v.Words[2])
+	m.Token = append([]byte(nil), v.Blobs[0]...)
+	m.Device = uint32(v.Words[3])
+	m.Client = string(v.Blobs[1])
+	return nil
+}
+
+// HelloAckMsg accepts a session and describes its device as the tenant
+// sees it (TotalMem is the slice, not the GPU).
+type HelloAckMsg struct {
+	Version       uint16
+	Session       uint64
+	Name          string
+	UUID          [16]byte
+	TotalMem      uint64
+	CCMajor       uint32
+	CCMinor       uint32
+	SMs           uint32
+	Emulated      bool
+	DriverVersion uint32
+	// ShmSlots and ShmSlotSize describe the shared-memory ring on the
+	// local path; zero elsewhere.
+	ShmSlots, ShmSlotSize uint32
+}
+
+// Append encodes m.
+func (m *HelloAckMsg) Append(b []byte) ([]byte, error) {
+	var v abi.Values
+	emu := uint64(0)
+	if m.Emulated {
+		emu = 1
+	}
+	v.Word(uint64(m.Version)).Word(m.Session).Blob([]byte(m.Name)).Blob(m.UUID[:])
+	v.Word(m.TotalMem).Word(uint64(m.CCMajor)).Word(uint64(m.CCMinor)).Word(uint64(m.SMs))
+	v.Word(emu).Word(uint64(m.DriverVersion)).Word(uint64(m.ShmSlots)).Word(uint64(m.ShmSlotSize))
+	return AppendValues(b, helloAckSpec, &v)
+}
+
+// Decode decodes p into m.
+func (m *HelloAckMsg) Decode(p []byte) error {
+	var v abi.Values
+	if err := DecodeValues(helloAckSpec, p, &v); err != nil {
+		return err
+	}
+	if len(v.Blobs[1]) != 16 {
+		return fmt.Errorf("wire: uuid is %d bytes, want 16", len(v.Blobs[1]))
+	}
+	if v.Words[0] > 0xffff {
+		return fmt.Errorf("wire: version out of range")
+	}
+	m.Version = uint16(v.Words[0])
+	m.Session = v.Words[1]
+	m.Name = string(v.Blobs[0])
+	copy(m.UUID[:], v.Blobs[1])
+	m.TotalMem = v.Words[2]
+	m.CCMajor, m.CCMinor, m.SMs = uint32(v.Words[3]), uint32(v.Words[4]), uint32(v.Words[5])
+	m.Emulated = v.Words[6] != 0
+	m.DriverVersion = uint32(v.Words[7])
+	m.ShmSlots, m.ShmSlotSize = uint32(v.Words[8]), uint32(v.Words[9])
+	return nil
+}
+
+// ErrorMsg is a fatal error; the sender closes the stream after it.
+type ErrorMsg struct {
+	Code    abi.Result
+	Message string
+}
+
+// Append encodes m, truncating an over-long message.
+func (m *ErrorMsg) Append(b []byte) ([]byte, error) {
+	msg := m.Message
+	if len(msg) > 1024 {
+		msg = msg[:1024]
+	}
+	var v abi.Values
+	v.Word(uint64(m.Code)).Blob([]byte(msg))
+	return AppendValues(b, errorSpec, &v)
+}
+
+// Decode decodes p into m.
+func (m *ErrorMsg) Decode(p []byte) error {
+	var v abi.Values
+	if err := DecodeValues(errorSpec, p, &v); err != nil {
+		return err
+	}
+	m.Code = abi.Result(v.Words[0])
+	m.Message = string(v.Blobs[0])
+	return nil
+}
+
+func (m *ErrorMsg) Error() string { return m.Code.Name() + ": " + m.Message }

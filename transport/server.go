@@ -1,0 +1,220 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kerf-edge/kerf/gpu"
+	"github.com/kerf-edge/kerf/transport/abi"
+	"github.com/kerf-edge/kerf/transport/internal/wire"
+)
+
+// Tenant is an authenticated caller and the limits attached to its token.
+type Tenant struct {
+	ID   string
+	Name string
+	// MemLimit caps each session's device memory; 0 means the device's.
+	MemLimit uint64
+}
+
+// Authenticator checks a bearer token.
+type Authenticator interface {
+	Authenticate(token []byte) (Tenant, error)
+}
+
+// HandshakeTimeout bounds how long a new stream may take to say hello.
+const HandshakeTimeout = 10 * time.Second
+
+// Server runs tenant sessions against a backend.
+type Server struct {
+	Backend gpu.Backend
+	Auth    Authenticator
+	Log     *slog.Logger
+
+	nextID   atomic.Uint64
+	mu       sync.Mutex
+	sessions map[uint64]*session
+	wg       sync.WaitGroup
+}
+
+// SessionInfo is a snapshot of one live session.
+type SessionInfo struct {
+	ID        uint64
+	Tenant    string
+	Device    int
+	Transport string
+	Peer      string
+	Started   time.Time
+	Calls     uint64
+	Errors    uint64
+	BytesIn   uint64
+	BytesOut  uint64
+	MemUsed   uint64
+}
+
+// Sessions lists the live sessions.
+func (s *Server) Sessions() []SessionInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]SessionInfo, 0, len(s.sessions))
+	for _, ss := range s.sessions {
+		out = append(out, ss.info())
+	}
+	return out
+}
+
+// CloseTenant ends every session of tenant id, as when its token is revoked.
+func (s *Server) CloseTenant(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, ss := range s.sessions {
+		if ss.tenant.ID == id {
+			ss.closeStream()
+			n++
+		}
+	}
+	return n
+}
+
+// Wait blocks until every session has ended.
+func (s *Server) Wait() { s.wg.Wait() }
+
+func (s *Server) logger() *slog.Logger {
+	if s.Log != nil {
+		return s.Log
+	}
+	return slog.Default()
+}
+
+// ServeStream runs one session on rw until the peer leaves, the stream
+// fails or ctx ends. It closes rw. Bad input ends only this session, with
+// a logged reason; it never affects other sessions.
+func (s *Server) ServeStream(ctx context.Context, rw io.ReadWriteCloser, peer Peer) {
+	s.wg.Add(1)
+	defer s.wg.Done()
+	ss := &session{srv: s, rw: rw, conn: wire.NewConn(rw), peer: peer, started: time.Now()}
+	ss.id = s.nextID.Add(1)
+	stop := context.AfterFunc(ctx, ss.closeStream)
+	defer stop()
+	err := ss.run()
+	ss.closeStream()
+	log := s.logger().With("session", ss.id, "tenant", ss.tenant.ID, "transport", peer.Transport, "peer", peer.Addr)
+	switch {
+	case err == nil || errors.Is(err, io.EOF) || isClosed(err):
+		log.Info("session ended", "calls", ss.calls.Load())
+	default:
+		log.Warn("session closed", "reason", err, "calls", ss.calls.Load())
+	}
+}
+
+// Peer describes where a stream comes from.
+type Peer struct {
+	Transport string // "quic", "unix"
+	Addr      string
+	// Shm is the local path's shared-memory ring, nil elsewhere.
+	Shm *shmRing
+	// Deadline sets a read deadline on the stream, if it supports one.
+	Deadline func(time.Time) error
+}
+
+func (s *Server) register(ss *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sessions == nil {
+		s.sessions = make(map[uint64]*session)
+	}
+	s.sessions[ss.id] = ss
+}
+
+func (s *Server) unregister(ss *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.sessions, ss.id)
+}
+
+// protocolError ends a session: the peer broke the protocol.
+type protocolError struct{ msg string }
+
+func (e *protocolError) Error() string { return "protocol: " + e.msg }
+
+func protoErrorf(format string, args ...any) error {
+	return &protocolError{msg: fmt.Sprintf(format, args...)}
+}
+
+// handshake reads Hello, negotiates the version, authenticates and opens
+// the backend context.
+func (ss *session) handshake() error {
+	if ss.peer.Deadline != nil {
+		_ = ss.peer.Deadline(time.Now().Add(HandshakeTimeout))
+		defer ss.peer.Deadline(time.Time{})
+	}
+	h, p, err := ss.conn.ReadFrame()
+	if err != nil {
+		return fmt.Errorf("reading hello: %w", err)
+	}
+	if h.Type != wire.Hello {
+		return ss.refuse(abi.ErrInvalidValue, fmt.Sprintf("expected hello, got %s frame", h.Type))
+	}
+	var hello wire.HelloMsg
+	if err := hello.Decode(p); err != nil {
+		return ss.refuse(abi.ErrInvalidValue, "bad hello: "+err.Error())
+	}
+	if hello.MaxVersion < abi.MinProtocolVersion || hello.MinVersion > abi.ProtocolVersion || hello.MinVersion > hello.MaxVersion {
+		return ss.refuse(abi.ErrSystemDriverMismatch, fmt.Sprintf(
+			"protocol version mismatch: client speaks %d..%d, server speaks %d..%d",
+			hello.MinVersion, hello.MaxVersion, abi.MinProtocolVersion, abi.ProtocolVersion))
+	}
+	version := min(hello.MaxVersion, abi.ProtocolVersion)
+	if ss.srv.Auth == nil {
+		return ss.refuse(abi.ErrNotPermitted, "server has no authenticator")
+	}
+	tenant, err := ss.srv.Auth.Authenticate(hello.Token)
+	if err != nil {
+		return ss.refuse(abi.ErrNotPermitted, "authentication failed: "+err.Error())
+	}
+	ss.tenant = tenant
+	devs := ss.srv.Backend.Devices()
+	if int64(hello.Device) >= int64(len(devs)) {
+		return ss.refuse(abi.ErrInvalidDevice, fmt.Sprintf("device %d does not exist (%d devices)", hello.Device, len(devs)))
+	}
+	ctx, err := ss.srv.Backend.Open(int(hello.Device), tenant.MemLimit)
+	if err != nil {
+		return ss.refuse(abi.ResultOf(err), "opening device: "+err.Error())
+	}
+	ss.ctx, ss.device = ctx, int(hello.Device)
+	info := ctx.Device()
+	_, total := ctx.MemInfo()
+	ack := wire.HelloAckMsg{
+		Version: version, Session: ss.id, Name: info.Name, UUID: info.UUID, TotalMem: total,
+		CCMajor: uint32(info.CCMajor), CCMinor: uint32(info.CCMinor), SMs: uint32(info.SMs),
+		Emulated: info.Emulated, DriverVersion: uint32(info.DriverVersion),
+	}
+	if shm := ss.peer.Shm; shm != nil {
+		ack.ShmSlots, ack.ShmSlotSize = uint32(shm.slots), uint32(shm.slotSize)
+	}
+	b, err := ack.Append(ss.out[:0])
+	if err != nil {
+		return err
+	}
+	if err := ss.conn.WriteFrame(wire.Header{Type: wire.HelloAck}, b); err != nil {
+		return err
+	}
+	return ss.conn.Flush()
+}
+
+// refuse sends a fatal Error frame and returns it as the session's end.
+func (ss *session) refuse(code abi.Result, msg string) error {
+	m := wire.ErrorMsg{Code: code, Message: msg}
+	if b, err := m.Append(nil); err == nil {
+		_ = ss.conn.WriteFrame(wire.Header{Type: wire.Error}, b)
+		_ = ss.conn.Flush()
+	}
+	return &m
+}

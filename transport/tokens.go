@@ -1,0 +1,183 @@
+package transport
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// TokenPrefix starts every tenant token, so that leaked tokens are easy
+// to spot.
+const TokenPrefix = "kerf_"
+
+// TokenStore issues, revokes and checks tenant bearer tokens. Only their
+// SHA-256 is kept; the token itself is shown once, at issue. With a path,
+// every change is written atomically to that file.
+type TokenStore struct {
+	path string
+	mu   sync.Mutex
+	recs map[string]*TokenRecord // by hex SHA-256 of the token
+	// OnRevoke, if set, is called with the tenant ID after a revocation,
+	// so live sessions can be closed.
+	OnRevoke func(tenantID string)
+}
+
+// TokenRecord describes an issued token.
+type TokenRecord struct {
+	Tenant   string    `json:"tenant"`
+	MemLimit uint64    `json:"memLimit,omitempty"`
+	Issued   time.Time `json:"issued"`
+	Revoked  time.Time `json:"revoked,omitzero"`
+}
+
+var _ Authenticator = (*TokenStore)(nil)
+
+// OpenTokenStore loads the store at path, creating it empty if missing.
+// An empty path gives an in-memory store.
+func OpenTokenStore(path string) (*TokenStore, error) {
+	s := &TokenStore{path: path, recs: map[string]*TokenRecord{}}
+	if path == "" {
+		return s, nil
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return s, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, &s.recs); err != nil {
+		return nil, fmt.Errorf("token store %s is corrupt (kept as is): %w", path, err)
+	}
+	return s, nil
+}
+
+func hashToken(tok []byte) string {
+	sum := sha256.Sum256(tok)
+	return hex.EncodeToString(sum[:])
+}
+
+// Issue creates a token for tenant and returns it; it cannot be recovered
+// later.
+func (s *TokenStore) Issue(tenant string, memLimit uint64) (string, error) {
+	if tenant == "" || strings.ContainsAny(tenant, " \t\n/") || len(tenant) > 64 {
+		return "", fmt.Errorf("tenant name %q: want 1-64 characters without spaces or slashes", tenant)
+	}
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", err
+	}
+	tok := TokenPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.recs[hashToken([]byte(tok))] = &TokenRecord{Tenant: tenant, MemLimit: memLimit, Issued: time.Now().UTC()}
+	return tok, s.saveLocked()
+}
+
+// Revoke revokes every token of tenant and reports how many it revoked.
+func (s *TokenStore) Revoke(tenant string) (int, error) {
+	s.mu.Lock()
+	n := 0
+	for _, r := range s.recs {
+		if r.Tenant == tenant && r.Revoked.IsZero() {
+			r.Revoked = time.Now().UTC()
+			n++
+		}
+	}
+	err := s.saveLocked()
+	hook := s.OnRevoke
+	s.mu.Unlock()
+	if n > 0 && hook != nil {
+		hook(tenant)
+	}
+	return n, err
+}
+
+// Authenticate implements Authenticator.
+func (s *TokenStore) Authenticate(tok []byte) (Tenant, error) {
+	if len(tok) == 0 {
+		return Tenant{}, errors.New("no token")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.recs[hashToken(tok)]
+	switch {
+	case !ok:
+		return Tenant{}, errors.New("unknown token")
+	case !r.Revoked.IsZero():
+		return Tenant{}, fmt.Errorf("token of tenant %s was revoked at %s", r.Tenant, r.Revoked.Format(time.RFC3339))
+	}
+	return Tenant{ID: r.Tenant, Name: r.Tenant, MemLimit: r.MemLimit}, nil
+}
+
+// List returns the records, oldest first.
+func (s *TokenStore) List() []TokenRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]TokenRecord, 0, len(s.recs))
+	for _, r := range s.recs {
+		out = append(out, *r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Issued.Before(out[j].Issued) })
+	return out
+}
+
+func (s *TokenStore) saveLocked() error {
+	if s.path == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(s.recs, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(s.path, b, 0o600)
+}
+
+// Bundle is what a tenant needs to reach the appliance: written by
+// `kerfd token issue`, read by `kerf run --token`.
+type Bundle struct {
+	Tenant      string `json:"tenant"`
+	Token       string `json:"token"`
+	QUIC        string `json:"quic,omitempty"`   // host:port
+	Socket      string `json:"socket,omitempty"` // local path, on the appliance
+	Fingerprint string `json:"fingerprint,omitempty"`
+}
+
+// ReadBundle reads a token bundle file. A file holding only a bare token is
+// accepted too.
+func ReadBundle(path string) (Bundle, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Bundle{}, err
+	}
+	var bd Bundle
+	if t := strings.TrimSpace(string(b)); strings.HasPrefix(t, TokenPrefix) {
+		return Bundle{Token: t}, nil
+	}
+	if err := json.Unmarshal(b, &bd); err != nil {
+		return Bundle{}, fmt.Errorf("token bundle %s: %w", path, err)
+	}
+	if bd.Token == "" {
+		return Bundle{}, fmt.Errorf("token bundle %s has no token", path)
+	}
+	return bd, nil
+}
+
+// WriteBundle writes b to path with mode 0600.
+func WriteBundle(path string, b Bundle) error {
+	data, err := json.MarshalIndent(b, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, append(data, '\n'), 0o600)
+}
