@@ -131,4 +131,3 @@ func wantCode(t *testing.T, err error, want abi.Result) {
 		t.Fatalf("got %v (%v), want %v", got, err, want)
 	}
 }
-

@@ -36,6 +36,9 @@ type Server struct {
 	Backend gpu.Backend
 	Auth    Authenticator
 	Log     *slog.Logger
+	// HandshakeTimeout bounds how long a new stream may take to say
+	// hello; 0 means the package default.
+	HandshakeTimeout time.Duration
 
 	nextID   atomic.Uint64
 	mu       sync.Mutex
@@ -152,7 +155,11 @@ func protoErrorf(format string, args ...any) error {
 // the backend context.
 func (ss *session) handshake() error {
 	if ss.peer.Deadline != nil {
-		_ = ss.peer.Deadline(time.Now().Add(HandshakeTimeout))
+		d := ss.srv.HandshakeTimeout
+		if d == 0 {
+			d = HandshakeTimeout
+		}
+		_ = ss.peer.Deadline(time.Now().Add(d))
 		defer ss.peer.Deadline(time.Time{})
 	}
 	h, p, err := ss.conn.ReadFrame()

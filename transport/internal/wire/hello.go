@@ -116,6 +116,9 @@ func (m *HelloAckMsg) Decode(p []byte) error {
 	if v.Words[0] > 0xffff {
 		return fmt.Errorf("wire: version out of range")
 	}
+	if v.Words[6] > 1 {
+		return fmt.Errorf("wire: emulated flag %d is not 0 or 1", v.Words[6])
+	}
 	m.Version = uint16(v.Words[0])
 	m.Session = v.Words[1]
 	m.Name = string(v.Blobs[0])

@@ -1,0 +1,263 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/binary"
+	"io"
+	"testing"
+
+	"github.com/kerf-edge/kerf/transport/abi"
+)
+
+func TestHeaderRoundTrip(t *testing.T) {
+	h := Header{Len: 1234, Type: Reply, Flags: WantReply, Call: abi.CallLaunchKernel, Seq: 1 << 40}
+	b := make([]byte, HeaderSize)
+	PutHeader(b, h)
+	got, err := ParseHeader(b)
+	if err != nil || got != h {
+		t.Fatalf("got %+v, %v; want %+v", got, err, h)
+	}
+	PutHeader(b, Header{Len: abi.MaxFrame + 1, Type: Call})
+	if _, err := ParseHeader(b); err == nil {
+		t.Fatal("oversized frame accepted")
+	}
+	PutHeader(b, Header{Type: 0})
+	if _, err := ParseHeader(b); err == nil {
+		t.Fatal("frame type 0 accepted")
+	}
+}
+
+// sample builds a value set that fits spec, derived from seed bytes.
+func sample(spec []abi.Arg, seed []byte) *abi.Values {
+	v := &abi.Values{}
+	for i, a := range spec {
+		var x uint64
+		if len(seed) >= 8 {
+			x = binary.LittleEndian.Uint64(seed)
+			seed = seed[8:]
+		}
+		switch a.Kind {
+		case abi.U32:
+			v.Word(x & 0xffffffff)
+		case abi.Bytes, abi.String:
+			n := min(int(x%64), int(a.Max))
+			blob := bytes.Repeat([]byte{byte('a' + i)}, n)
+			v.Blob(blob)
+		default:
+			v.Word(x)
+		}
+	}
+	return v
+}
+
+func TestEveryCallRoundTrips(t *testing.T) {
+	for _, c := range abi.Calls() {
+		for _, spec := range [][]abi.Arg{c.Args, c.Results} {
+			in := sample(spec, bytes.Repeat([]byte{0xa5, 3, 0, 0, 0, 0, 0, 0x80}, 16))
+			b, err := AppendValues(nil, spec, in)
+			if err != nil {
+				t.Fatalf("%s: %v", c.Name, err)
+			}
+			var out abi.Values
+			if err := DecodeValues(spec, b, &out); err != nil {
+				t.Fatalf("%s: %v", c.Name, err)
+			}
+			checkEqual(t, c.Name, in, &out)
+			// Every strict prefix is rejected, and so is a trailing byte.
+			for n := range b {
+				if DecodeValues(spec, b[:n], &out) == nil {
+					t.Fatalf("%s: %d-byte prefix of %d accepted", c.Name, n, len(b))
+				}
+			}
+			if DecodeValues(spec, append(b, 0), &out) == nil {
+				t.Fatalf("%s: trailing byte accepted", c.Name)
+			}
+		}
+	}
+}
+
+func checkEqual(t *testing.T, name string, a, b *abi.Values) {
+	t.Helper()
+	if a.NW != b.NW || a.NB != b.NB || a.Words != b.Words {
+		t.Fatalf("%s: words differ: %v/%d vs %v/%d", name, a.Words, a.NW, b.Words, b.NW)
+	}
+	for i := range a.NB {
+		if !bytes.Equal(a.Blobs[i], b.Blobs[i]) {
+			t.Fatalf("%s: blob %d differs", name, i)
+		}
+	}
+}
+
+func TestLimitsAreEnforced(t *testing.T) {
+	c := abi.Lookup(abi.CallModuleGetFunction)
+	v := (&abi.Values{}).Word(1).Blob(make([]byte, abi.MaxName+1))
+	if _, err := AppendValues(nil, c.Args, v); err == nil {
+		t.Fatal("encoder accepted an over-long name")
+	}
+	// A decoder must refuse a length over the limit before reading it.
+	b := binary.LittleEndian.AppendUint64(nil, 1)
+	b = binary.LittleEndian.AppendUint32(b, abi.MaxName+1)
+	var out abi.Values
+	if err := DecodeValues(c.Args, b, &out); err == nil {
+		t.Fatal("decoder accepted an over-long name")
+	}
+	v = (&abi.Values{}).Word(1).Blob([]byte("a\x00b"))
+	if _, err := AppendValues(nil, c.Args, v); err == nil {
+		t.Fatal("string with NUL accepted")
+	}
+}
+
+func TestHandshakeMessagesRoundTrip(t *testing.T) {
+	h := HelloMsg{MinVersion: 1, MaxVersion: 3, Token: []byte("kerf_abc"), Device: 2, Client: "app"}
+	b, err := h.Append(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h2 HelloMsg
+	if err := h2.Decode(b); err != nil || h2.Client != h.Client || !bytes.Equal(h2.Token, h.Token) || h2.Device != 2 || h2.MaxVersion != 3 {
+		t.Fatalf("hello: %+v, %v", h2, err)
+	}
+	a := HelloAckMsg{Version: 1, Session: 9, Name: "dev", TotalMem: 1 << 30, CCMajor: 8, SMs: 4, Emulated: true, DriverVersion: 12040, ShmSlots: 8, ShmSlotSize: 1 << 20}
+	a.UUID[3] = 7
+	if b, err = a.Append(nil); err != nil {
+		t.Fatal(err)
+	}
+	var a2 HelloAckMsg
+	if err := a2.Decode(b); err != nil || a2 != a {
+		t.Fatalf("ack: %+v, %v", a2, err)
+	}
+	e := ErrorMsg{Code: abi.ErrNotPermitted, Message: "no"}
+	if b, err = e.Append(nil); err != nil {
+		t.Fatal(err)
+	}
+	var e2 ErrorMsg
+	if err := e2.Decode(b); err != nil || e2 != e {
+		t.Fatalf("error: %+v, %v", e2, err)
+	}
+}
+
+func FuzzParseHeader(f *testing.F) {
+	b := make([]byte, HeaderSize)
+	PutHeader(b, Header{Len: 8, Type: Call, Call: abi.CallMemAlloc, Seq: 1})
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, p []byte) {
+		h, err := ParseHeader(p)
+		if err != nil {
+			return
+		}
+		if h.Len > abi.MaxFrame {
+			t.Fatalf("accepted %d-byte frame", h.Len)
+		}
+		out := make([]byte, HeaderSize)
+		PutHeader(out, h)
+		if !bytes.Equal(out, p[:HeaderSize]) {
+			t.Fatal("header does not round-trip")
+		}
+	})
+}
+
+// FuzzDecodeValues decodes arbitrary bytes against every catalogue shape:
+// no panic, and whatever decodes re-encodes to the same bytes.
+func FuzzDecodeValues(f *testing.F) {
+	for _, c := range abi.Calls() {
+		b, _ := AppendValues(nil, c.Args, sample(c.Args, []byte{1, 2, 3, 4, 5, 6, 7, 8, 9}))
+		f.Add(uint16(c.ID), false, b)
+	}
+	f.Fuzz(func(t *testing.T, id uint16, results bool, p []byte) {
+		c := abi.Lookup(abi.CallID(id))
+		if c == nil {
+			return
+		}
+		spec := c.Args
+		if results {
+			spec = c.Results
+		}
+		var v abi.Values
+		if err := DecodeValues(spec, p, &v); err != nil {
+			return
+		}
+		out, err := AppendValues(nil, spec, &v)
+		if err != nil {
+			t.Fatalf("%s: decoded values do not re-encode: %v", c.Name, err)
+		}
+		if !bytes.Equal(out, p) {
+			t.Fatalf("%s: round trip changed the bytes", c.Name)
+		}
+	})
+}
+
+func FuzzDecodeReply(f *testing.F) {
+	c := abi.Lookup(abi.CallMemGetInfo)
+	b, _ := AppendReply(nil, c, abi.Success, (&abi.Values{}).Word(1).Word(2))
+	f.Add(uint16(c.ID), b)
+	f.Add(uint16(abi.CallFuncGetParamLayout), []byte{0, 0, 0, 0, 8, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8})
+	f.Fuzz(func(t *testing.T, id uint16, p []byte) {
+		c := abi.Lookup(abi.CallID(id))
+		if c == nil {
+			return
+		}
+		var v abi.Values
+		code, err := DecodeReply(c, p, &v)
+		if err != nil {
+			return
+		}
+		out, err := AppendReply(nil, c, code, &v)
+		if err != nil || !bytes.Equal(out, p) {
+			t.Fatalf("%s: reply does not round-trip: %v", c.Name, err)
+		}
+	})
+}
+
+func FuzzHandshake(f *testing.F) {
+	h := HelloMsg{MinVersion: 1, MaxVersion: 1, Token: []byte("kerf_x"), Client: "c"}
+	b, _ := h.Append(nil)
+	f.Add(b)
+	a := HelloAckMsg{Version: 1, Name: "n"}
+	b, _ = a.Append(nil)
+	f.Add(b)
+	e := ErrorMsg{Code: 1, Message: "m"}
+	b, _ = e.Append(nil)
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, p []byte) {
+		var h HelloMsg
+		if h.Decode(p) == nil {
+			if out, err := h.Append(nil); err != nil || !bytes.Equal(out, p) {
+				t.Fatalf("hello does not round-trip: %v", err)
+			}
+		}
+		var a HelloAckMsg
+		if a.Decode(p) == nil {
+			if out, err := a.Append(nil); err != nil || !bytes.Equal(out, p) {
+				t.Fatalf("hello-ack does not round-trip: %v", err)
+			}
+		}
+		var e ErrorMsg
+		if e.Decode(p) == nil {
+			if out, err := e.Append(nil); err != nil || !bytes.Equal(out, p) {
+				t.Fatalf("error does not round-trip: %v", err)
+			}
+		}
+	})
+}
+
+// FuzzConn reads frames from arbitrary bytes, as split by the fuzzer.
+func FuzzConn(f *testing.F) {
+	b := make([]byte, HeaderSize)
+	PutHeader(b, Header{Len: 4, Type: Data})
+	f.Add(append(b, 1, 2, 3, 4))
+	f.Fuzz(func(t *testing.T, p []byte) {
+		c := NewConn(struct {
+			io.Reader
+			io.Writer
+		}{bytes.NewReader(p), io.Discard})
+		for range 64 {
+			h, payload, err := c.ReadFrame()
+			if err != nil {
+				return
+			}
+			if uint32(len(payload)) != h.Len {
+				t.Fatalf("payload %d bytes, header says %d", len(payload), h.Len)
+			}
+		}
+	})
+}

@@ -1,0 +1,63 @@
+package transport
+
+import (
+	"context"
+	"encoding/binary"
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/kerf-edge/kerf/transport/abi"
+	"github.com/kerf-edge/kerf/transport/hostmem"
+	"github.com/kerf-edge/kerf/transport/internal/wire"
+)
+
+type staticAuth struct{}
+
+func (staticAuth) Authenticate([]byte) (Tenant, error) { return Tenant{ID: "fuzz"}, nil }
+
+func frame(h wire.Header, payload []byte) []byte {
+	b := make([]byte, wire.HeaderSize, wire.HeaderSize+len(payload))
+	h.Len = uint32(len(payload))
+	wire.PutHeader(b, h)
+	return append(b, payload...)
+}
+
+// FuzzSession feeds arbitrary bytes to a real server session after a valid
+// handshake. The session may end, but must not panic, hang, or leave
+// memory allocated.
+func FuzzSession(f *testing.F) {
+	alloc := binary.LittleEndian.AppendUint64(nil, 4096)
+	f.Add(frame(wire.Header{Type: wire.Call, Call: abi.CallMemAlloc, Flags: wire.WantReply, Seq: 1}, alloc))
+	f.Add(append(frame(wire.Header{Type: wire.Call, Call: abi.CallMemAlloc, Flags: wire.WantReply, Seq: 1}, alloc),
+		frame(wire.Header{Type: wire.Call, Call: abi.CallMemsetAsync, Seq: 2}, make([]byte, 32))...))
+	f.Add(frame(wire.Header{Type: wire.Call, Call: abi.CallModuleLoad, Flags: wire.WantReply, Seq: 1}, binary.LittleEndian.AppendUint64(nil, 3)))
+	f.Add(frame(wire.Header{Type: wire.Call, Call: 999, Flags: wire.WantReply, Seq: 1}, nil))
+	f.Fuzz(func(t *testing.T, input []byte) {
+		mem := hostmem.New(64 << 20)
+		srv := &Server{Backend: mem, Auth: staticAuth{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		cli, conn := net.Pipe()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			srv.ServeStream(context.Background(), conn, Peer{Transport: "pipe"})
+		}()
+		go io.Copy(io.Discard, cli) // replies
+		hello := wire.HelloMsg{MinVersion: 1, MaxVersion: 1, Token: []byte("t")}
+		hb, _ := hello.Append(nil)
+		cli.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		cli.Write(frame(wire.Header{Type: wire.Hello}, hb))
+		cli.Write(input)
+		cli.Close()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("session did not end after its client left")
+		}
+		if used := mem.Used(); used != 0 {
+			t.Fatalf("%d bytes left allocated after the session ended", used)
+		}
+	})
+}
