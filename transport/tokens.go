@@ -27,6 +27,9 @@ type TokenStore struct {
 	path string
 	mu   sync.Mutex
 	recs map[string]*TokenRecord // by hex SHA-256 of the token
+	// stamp identifies the file version loaded or written last; another
+	// process (kerfd token …) may change the file under a running kerfd.
+	stamp fileStamp
 	// OnRevoke, if set, is called with the tenant ID after a revocation,
 	// so live sessions can be closed.
 	OnRevoke func(tenantID string)
@@ -49,17 +52,75 @@ func OpenTokenStore(path string) (*TokenStore, error) {
 	if path == "" {
 		return s, nil
 	}
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return s, nil
-	}
+	recs, stamp, err := readTokenFile(path)
 	if err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal(b, &s.recs); err != nil {
-		return nil, fmt.Errorf("token store %s is corrupt (kept as is): %w", path, err)
-	}
+	s.recs, s.stamp = recs, stamp
 	return s, nil
+}
+
+type fileStamp struct {
+	mod  time.Time
+	size int64
+}
+
+func stampOf(path string) fileStamp {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}
+	}
+	return fileStamp{fi.ModTime(), fi.Size()}
+}
+
+func readTokenFile(path string) (map[string]*TokenRecord, fileStamp, error) {
+	recs := map[string]*TokenRecord{}
+	stamp := stampOf(path)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return recs, stamp, nil
+	}
+	if err != nil {
+		return nil, stamp, err
+	}
+	if err := json.Unmarshal(b, &recs); err != nil {
+		return nil, stamp, fmt.Errorf("token store %s is corrupt (kept as is): %w", path, err)
+	}
+	return recs, stamp, nil
+}
+
+// reloadLocked picks up changes another process made to the file and
+// returns the tenants newly revoked by them.
+func (s *TokenStore) reloadLocked() []string {
+	if s.path == "" || stampOf(s.path) == s.stamp {
+		return nil
+	}
+	recs, stamp, err := readTokenFile(s.path)
+	if err != nil {
+		return nil // keep serving with what we have; the next save rewrites it
+	}
+	var revoked []string
+	for h, r := range recs {
+		if old, ok := s.recs[h]; ok && old.Revoked.IsZero() && !r.Revoked.IsZero() {
+			revoked = append(revoked, r.Tenant)
+		}
+	}
+	s.recs, s.stamp = recs, stamp
+	return revoked
+}
+
+// Reload picks up changes made to the file by another process, ending the
+// sessions of tenants revoked there.
+func (s *TokenStore) Reload() {
+	s.mu.Lock()
+	revoked := s.reloadLocked()
+	hook := s.OnRevoke
+	s.mu.Unlock()
+	if hook != nil {
+		for _, t := range revoked {
+			hook(t)
+		}
+	}
 }
 
 func hashToken(tok []byte) string {
@@ -80,6 +141,7 @@ func (s *TokenStore) Issue(tenant string, memLimit uint64) (string, error) {
 	tok := TokenPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.reloadLocked()
 	s.recs[hashToken([]byte(tok))] = &TokenRecord{Tenant: tenant, MemLimit: memLimit, Issued: time.Now().UTC()}
 	return tok, s.saveLocked()
 }
@@ -87,6 +149,7 @@ func (s *TokenStore) Issue(tenant string, memLimit uint64) (string, error) {
 // Revoke revokes every token of tenant and reports how many it revoked.
 func (s *TokenStore) Revoke(tenant string) (int, error) {
 	s.mu.Lock()
+	s.reloadLocked()
 	n := 0
 	for _, r := range s.recs {
 		if r.Tenant == tenant && r.Revoked.IsZero() {
@@ -108,6 +171,7 @@ func (s *TokenStore) Authenticate(tok []byte) (Tenant, error) {
 	if len(tok) == 0 {
 		return Tenant{}, errors.New("no token")
 	}
+	s.Reload()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.recs[hashToken(tok)]
@@ -124,6 +188,7 @@ func (s *TokenStore) Authenticate(tok []byte) (Tenant, error) {
 func (s *TokenStore) List() []TokenRecord {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.reloadLocked()
 	out := make([]TokenRecord, 0, len(s.recs))
 	for _, r := range s.recs {
 		out = append(out, *r)
@@ -140,7 +205,11 @@ func (s *TokenStore) saveLocked() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(s.path, b, 0o600)
+	if err := writeFileAtomic(s.path, b, 0o600); err != nil {
+		return err
+	}
+	s.stamp = stampOf(s.path)
+	return nil
 }
 
 // Bundle is what a tenant needs to reach the appliance: written by

@@ -346,3 +346,24 @@ func TestModuleLoadOnHostMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A token revoked by another process (kerfd token revoke) takes effect in
+// the running server, live sessions included.
+func TestRevocationFromAnotherProcess(t *testing.T) {
+	ts := startServer(t)
+	tok := ts.token(t, "grace", 0)
+	live := ts.dial(t, "unix", tok)
+	other, err := OpenTokenStore(ts.tokens.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// File timestamps may be coarse: make sure the change is visible.
+	time.Sleep(20 * time.Millisecond)
+	if n, err := other.Revoke("grace"); n != 1 || err != nil {
+		t.Fatalf("revoke: %d, %v", n, err)
+	}
+	if _, err := ts.tryDial("unix", tok); err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("token revoked elsewhere still accepted: %v", err)
+	}
+	waitFor(t, "live session of the revoked tenant to end", func() bool { return live.Err() != nil })
+}
