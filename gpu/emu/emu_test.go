@@ -126,14 +126,14 @@ func TestAllocFree(t *testing.T) {
 	if _, total := c2.MemInfo(); total != 8*mib {
 		t.Errorf("whole-device context total = %d", total)
 	}
-	big := must(c.MemAlloc(5*mib))(t)
+	big := must(c.MemAlloc(5 * mib))(t)
 	_, err := c2.MemAlloc(3 * mib)
 	wantCode(t, err, abi.ErrOutOfMemory)
 	if free, _ := c2.MemInfo(); free != 8*mib-5*mib-1024 {
 		t.Errorf("second context free = %d", free)
 	}
 	ok(t, c.MemFree(big))
-	p3 := must(c2.MemAlloc(3*mib))(t)
+	p3 := must(c2.MemAlloc(3 * mib))(t)
 	ok(t, c2.MemFree(p3))
 	ok(t, c.MemFree(p2))
 	if got := b.UsedBytes(0); got != 0 {
@@ -146,7 +146,7 @@ func TestAddressReuse(t *testing.T) {
 	b := New(Config{MemoryBytes: 1 << 20})
 	c := open(t, b, 0, 0)
 	for i := range 2000 {
-		p := must(c.MemAlloc(uint64(1+i%7)<<16))(t)
+		p := must(c.MemAlloc(uint64(1+i%7) << 16))(t)
 		ok(t, c.MemFree(p))
 	}
 	if n := len(b.devs[0].va.free); n != 1 {

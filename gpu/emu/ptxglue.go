@@ -29,3 +29,6 @@ type ptxKernel struct{ k *ptx.Kernel }
 
 func (k ptxKernel) params() []ptx.Param     { return k.k.Params }
 func (k ptxKernel) run(l *ptx.Launch) error { return k.k.Run(l) }
+
+// ptxAvailable says whether kernels really run (for tests).
+const ptxAvailable = true

@@ -1,0 +1,211 @@
+package emu
+
+import (
+	"encoding/binary"
+	"math"
+	"testing"
+
+	"github.com/kerf-edge/kerf/gpu"
+	"github.com/kerf-edge/kerf/gpu/emu/kernels"
+	"github.com/kerf-edge/kerf/transport/abi"
+)
+
+// These tests run the real kernels of gpu/emu/kernels through the PTX
+// interpreter, end to end through the Context API.
+
+func needPTX(t *testing.T) {
+	t.Helper()
+	if !ptxAvailable {
+		t.Skip("ptx.Load is not yet available (build without the kerfptx interpreter glue)")
+	}
+}
+
+// loadKernel loads kernels.PTX(file) into c and returns function name.
+func loadKernel(t *testing.T, c *Context, file, name string) gpu.Function {
+	t.Helper()
+	src := kernels.PTX(file)
+	if src == nil {
+		t.Fatalf("no embedded kernel %q", file)
+	}
+	m := must(c.ModuleLoad(src))(t)
+	return must(m.Function(name))(t)
+}
+
+// packParams packs args (uint64 or int32) as f's layout says.
+func packParams(t *testing.T, f gpu.Function, args ...any) []byte {
+	t.Helper()
+	ps := must(f.Params())(t)
+	if len(ps) != len(args) {
+		t.Fatalf("%d params, %d args", len(ps), len(args))
+	}
+	var buf []byte
+	for i, p := range ps {
+		if need := int(p.Offset + p.Size); len(buf) < need {
+			buf = append(buf, make([]byte, need-len(buf))...)
+		}
+		switch v := args[i].(type) {
+		case uint64:
+			binary.LittleEndian.PutUint64(buf[p.Offset:], v)
+		case int32:
+			binary.LittleEndian.PutUint32(buf[p.Offset:], uint32(v))
+		case float32:
+			binary.LittleEndian.PutUint32(buf[p.Offset:], math.Float32bits(v))
+		}
+	}
+	return buf
+}
+
+func floats(b []byte) []float32 {
+	out := make([]float32, len(b)/4)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return out
+}
+
+func floatBytes(f []float32) []byte {
+	b := make([]byte, 4*len(f))
+	for i, v := range f {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
+	}
+	return b
+}
+
+// vadd runs c = a + b for n elements on stream s and checks the result.
+func runVadd(t *testing.T, c *Context, n int, s gpu.Stream) {
+	t.Helper()
+	f := loadKernel(t, c, "vadd", "vadd")
+	a, b := make([]float32, n), make([]float32, n)
+	for i := range n {
+		a[i], b[i] = float32(i)*0.5, float32(n-i)*0.25
+	}
+	pa := must(c.MemAlloc(uint64(4 * n)))(t)
+	pb := must(c.MemAlloc(uint64(4 * n)))(t)
+	pc := must(c.MemAlloc(uint64(4 * n)))(t)
+	ok(t, c.MemcpyHtoD(pa, floatBytes(a), s))
+	ok(t, c.MemcpyHtoD(pb, floatBytes(b), s))
+	const block = 128
+	grid := uint32((n + block - 1) / block)
+	ok(t, c.Launch(f, gpu.LaunchConfig{Grid: one(grid), Block: one(block)},
+		packParams(t, f, pa, pb, pc, int32(n)), s))
+	out := make([]byte, 4*n)
+	ok(t, c.MemcpyDtoH(out, pc, s))
+	for i, v := range floats(out) {
+		if v != a[i]+b[i] {
+			t.Fatalf("vadd[%d] = %v, want %v", i, v, a[i]+b[i])
+		}
+	}
+	for _, p := range []uint64{pa, pb, pc} {
+		ok(t, c.MemFree(p))
+	}
+}
+
+func TestVaddEndToEnd(t *testing.T) {
+	needPTX(t)
+	b := New(Config{MemoryBytes: 64 << 20})
+	c := open(t, b, 0, 0)
+	runVadd(t, c, 1000, nil)
+	s := must(c.StreamCreate(abi.StreamNonBlocking, 0))(t)
+	runVadd(t, c, 4099, s)
+	if c.BusyTime() <= 0 {
+		t.Error("no busy time metered")
+	}
+}
+
+func TestMatmulEndToEnd(t *testing.T) {
+	needPTX(t)
+	const M, N, K = 37, 29, 45
+	b := New(Config{MemoryBytes: 64 << 20})
+	c := open(t, b, 0, 0)
+	f := loadKernel(t, c, "matmul", "matmul")
+	A, B := make([]float32, M*K), make([]float32, K*N)
+	for i := range A {
+		A[i] = float32(i%7 - 3) // small integers: exact in float32
+	}
+	for i := range B {
+		B[i] = float32(i%5 - 2)
+	}
+	pa := must(c.MemAlloc(4 * M * K))(t)
+	pb := must(c.MemAlloc(4 * K * N))(t)
+	pc := must(c.MemAlloc(4 * M * N))(t)
+	s := must(c.StreamCreate(0, 0))(t)
+	start := must(c.EventCreate(0))(t)
+	end := must(c.EventCreate(0))(t)
+	ok(t, c.MemcpyHtoD(pa, floatBytes(A), s))
+	ok(t, c.MemcpyHtoD(pb, floatBytes(B), s))
+	ok(t, start.Record(s))
+	ok(t, c.Launch(f, gpu.LaunchConfig{Grid: gpu.Dim3{X: (N + 15) / 16, Y: (M + 15) / 16, Z: 1}, Block: gpu.Dim3{X: 16, Y: 16, Z: 1}},
+		packParams(t, f, pa, pb, pc, int32(M), int32(N), int32(K)), s))
+	ok(t, end.Record(s))
+	out := make([]byte, 4*M*N)
+	ok(t, c.MemcpyDtoH(out, pc, s))
+	got := floats(out)
+	for i := range M {
+		for j := range N {
+			var want float32
+			for k := range K {
+				want += A[i*K+k] * B[k*N+j]
+			}
+			if got[i*N+j] != want {
+				t.Fatalf("C[%d][%d] = %v, want %v", i, j, got[i*N+j], want)
+			}
+		}
+	}
+	ms, err := end.ElapsedSince(start)
+	if err != nil || ms < 0 {
+		t.Fatalf("elapsed %v, %v", ms, err)
+	}
+}
+
+func TestOutOfBoundsKernelPoisonsOnlyItsContext(t *testing.T) {
+	needPTX(t)
+	b := New(Config{MemoryBytes: 128 << 20})
+	bad := open(t, b, 0, 0)
+	good := open(t, b, 0, 0)
+	f := loadKernel(t, bad, "oob", "oob_write")
+	const n = 256
+	p := must(bad.MemAlloc(4 * n))(t)
+	// oob_write stores to p[i+n+2^24] for i < 256: make those addresses
+	// another context's live memory, which must stay out of reach.
+	victim := must(good.MemAlloc(65 << 20))(t)
+	target := p + 4*(n+1<<24)
+	if target < victim || target+4*n > victim+65<<20 {
+		t.Fatalf("victim [%#x, +65MiB) does not cover the stray store at %#x", victim, target)
+	}
+	ok(t, bad.Launch(f, gpu.LaunchConfig{Grid: one(2), Block: one(128)}, packParams(t, f, p, int32(n)), nil))
+	wantCode(t, bad.Synchronize(), abi.ErrIllegalAddress)
+	wantCode(t, bad.MemcpyDtoH(make([]byte, 4), p, nil), abi.ErrIllegalAddress)
+	_, err := bad.MemAlloc(4)
+	wantCode(t, err, abi.ErrIllegalAddress)
+
+	runVadd(t, good, 777, nil)
+	ok(t, good.Synchronize())
+	stray := make([]byte, 4*n)
+	ok(t, good.MemcpyDtoH(stray, target, nil))
+	for i, v := range stray {
+		if v != 0 {
+			t.Fatalf("stray store reached the other context at byte %d", i)
+		}
+	}
+
+	ok(t, bad.Close())
+	ok(t, good.MemFree(victim))
+	ok(t, good.Close())
+	if got := b.UsedBytes(0); got != 0 {
+		t.Errorf("UsedBytes = %d after Close", got)
+	}
+}
+
+func TestAllEmbeddedKernelsLoad(t *testing.T) {
+	needPTX(t)
+	b := New(Config{})
+	c := open(t, b, 0, 0)
+	for _, name := range kernels.Names() {
+		m, err := c.ModuleLoad(kernels.PTX(name))
+		if err != nil {
+			t.Logf("kernel file %s does not load (yet): %v", name, err)
+			continue
+		}
+		ok(t, m.Unload())
+	}
+}
