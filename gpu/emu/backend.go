@@ -3,6 +3,8 @@ package emu
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
+	"strings"
 	"sync"
 
 	"github.com/kerf-edge/kerf/gpu"
@@ -35,7 +37,7 @@ const (
 
 // Config shapes the emulated devices. Zero fields take the defaults above.
 type Config struct {
-	Name          string // device name; "Emulated" is kept visible
+	Name          string // device name; " (Emulated)" is appended unless it says so
 	MemoryBytes   uint64 // per device
 	SMs           int    // multiprocessors; also bounds kernel worker goroutines
 	Devices       int    // number of devices, 1..MaxDevices
@@ -49,6 +51,9 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.Name == "" {
 		c.Name = DefaultName
+	}
+	if !strings.Contains(strings.ToLower(c.Name), "emulated") {
+		c.Name += " (Emulated)"
 	}
 	if c.MemoryBytes == 0 {
 		c.MemoryBytes = DefaultMemoryBytes
@@ -81,6 +86,11 @@ func (c Config) withDefaults() Config {
 	if c.DriverVersion <= 0 {
 		c.DriverVersion = DefaultDriverVersion
 	}
+	// Attributes are int32 on the wire.
+	c.ClockKHz = min(c.ClockKHz, math.MaxInt32)
+	c.MemClockKHz = min(c.MemClockKHz, math.MaxInt32)
+	c.BusWidth = min(c.BusWidth, 1<<16)
+	c.L2Bytes = min(c.L2Bytes, 1<<30)
 	return c
 }
 

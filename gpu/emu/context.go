@@ -17,7 +17,8 @@ type Context struct {
 	dev *device
 	mem memView // what the context's kernels can address
 
-	sticky atomic.Pointer[abi.Error] // first execution error, forever
+	sticky atomic.Pointer[abi.Error] // first sticky execution error, forever
+	async  atomic.Pointer[abi.Error] // first non-sticky async error, until reported
 	busy   atomic.Int64              // nanoseconds spent running kernels
 	wg     sync.WaitGroup            // drain goroutines
 
@@ -71,18 +72,35 @@ func (c *Context) stickyErr() error {
 	return nil
 }
 
-// poison latches the first execution error of the context.
-func (c *Context) poison(err error) {
+// fail records an error of asynchronous work. Execution faults poison
+// the context for good, as on CUDA; other errors (a launch the
+// interpreter refuses, say) are reported once by the next synchronising
+// call.
+func (c *Context) fail(err error) {
 	code := abi.ResultOf(err)
-	switch code {
-	case abi.Success, abi.ErrUnknown, abi.ErrNotReady:
-		code = abi.ErrLaunchFailed
-	}
 	e, ok := err.(*abi.Error)
 	if !ok || e.Code != code {
 		e = &abi.Error{Code: code, Msg: err.Error()}
 	}
-	c.sticky.CompareAndSwap(nil, e)
+	switch code {
+	case abi.ErrIllegalAddress, abi.ErrLaunchTimeout, abi.ErrIllegalInstruction,
+		abi.ErrMisalignedAddress, abi.ErrLaunchFailed:
+		c.sticky.CompareAndSwap(nil, e)
+	default:
+		c.async.CompareAndSwap(nil, e)
+	}
+}
+
+// syncErr is what a synchronising call returns once its wait is over:
+// the sticky error, or else a pending non-sticky one, which it clears.
+func (c *Context) syncErr() error {
+	if e := c.sticky.Load(); e != nil {
+		return e
+	}
+	if e := c.async.Swap(nil); e != nil {
+		return e
+	}
+	return nil
 }
 
 // BusyTime is the wall-clock time the context's kernels have run, summed
@@ -286,7 +304,7 @@ func (c *Context) MemcpyDtoH(dst []byte, src uint64, s gpu.Stream) error {
 		return err
 	}
 	<-t.done
-	return c.stickyErr()
+	return c.syncErr()
 }
 
 // MemcpyDtoD copies size bytes between device ranges, which may overlap.
@@ -442,7 +460,7 @@ func (c *Context) Synchronize() error {
 	for _, t := range ts {
 		<-t.done
 	}
-	return c.stickyErr()
+	return c.syncErr()
 }
 
 // Close waits for the context's work, frees everything it holds and makes

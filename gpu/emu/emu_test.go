@@ -31,6 +31,9 @@ func TestDevices(t *testing.T) {
 		_, err := b.Open(dev, 0)
 		wantCode(t, err, abi.ErrInvalidDevice)
 	}
+	if n := New(Config{Name: "Tesla"}).Devices()[0].Name; n != "Tesla (Emulated)" {
+		t.Errorf("custom name %q hides emulation", n)
+	}
 	// 16 GiB is configured but nothing is allocated up front.
 	if b.UsedBytes(0) != 0 {
 		t.Error("fresh device has memory in use")

@@ -23,6 +23,7 @@ type fakeKernel struct {
 }
 
 func (k fakeKernel) params() []ptx.Param     { return k.ps }
+func (k fakeKernel) info() kernelInfo        { return kernelInfo{} }
 func (k fakeKernel) run(l *ptx.Launch) error { return k.fn(l) }
 
 type fakeProgram struct {
@@ -47,7 +48,8 @@ var u64param = []ptx.Param{{Name: "p", Offset: 0, Size: 8, Align: 8}}
 
 // gateProgram has kernels "gate" (blocks until release is closed, then
 // writes 0xAA over the first byte of its pointer argument), "poke" (writes
-// 0x11 there at once) and "fault" (fails with ErrIllegalAddress).
+// 0x11 there at once), "fault" (fails with ErrIllegalAddress) and
+// "refuse" (fails with the non-sticky ErrLaunchOutOfResources).
 func gateProgram(release <-chan struct{}) *fakeProgram {
 	write := func(l *ptx.Launch, v byte) error {
 		addr := binary.LittleEndian.Uint64(l.Params)
@@ -63,6 +65,9 @@ func gateProgram(release <-chan struct{}) *fakeProgram {
 		"poke": {ps: u64param, fn: func(l *ptx.Launch) error { return write(l, 0x11) }},
 		"fault": {ps: u64param, fn: func(l *ptx.Launch) error {
 			return abi.Errorf(abi.ErrIllegalAddress, "fake out-of-bounds store")
+		}},
+		"refuse": {ps: u64param, fn: func(l *ptx.Launch) error {
+			return abi.Errorf(abi.ErrLaunchOutOfResources, "fake resource refusal")
 		}},
 	}}
 }

@@ -296,3 +296,20 @@ func TestClose(t *testing.T) {
 		t.Error("Device() after Close lost its description")
 	}
 }
+
+func TestNonStickyAsyncError(t *testing.T) {
+	b := fakeBackend(Config{MemoryBytes: 1 << 20}, gateProgram(nil))
+	c := open(t, b, 0, 0)
+	refuse := fn(t, c, "refuse")
+	poke := fn(t, c, "poke")
+	p := must(c.MemAlloc(8))(t)
+	ok(t, launch1(c, refuse, p, nil))
+	ok(t, launch1(c, poke, p, nil)) // later work still runs
+	wantCode(t, c.Synchronize(), abi.ErrLaunchOutOfResources)
+	ok(t, c.Synchronize()) // reported once, not sticky
+	got := make([]byte, 1)
+	ok(t, c.MemcpyDtoH(got, p, nil))
+	if got[0] != 0x11 {
+		t.Fatalf("work after a refused launch did not run: %x", got[0])
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"math"
 	"runtime"
 	"time"
 
@@ -21,7 +22,15 @@ type program interface {
 
 type kernel interface {
 	params() []ptx.Param
+	info() kernelInfo
 	run(l *ptx.Launch) error
+}
+
+// kernelInfo is what the interpreter knows of a kernel's resources.
+type kernelInfo struct {
+	shared uint32 // static shared memory per block
+	local  uint32 // local memory per thread
+	regs   int    // registers per thread, 0 if unknown
 }
 
 // Image magics of formats the emulator cannot run.
@@ -58,6 +67,7 @@ type Function struct {
 	k      kernel
 	params []ptx.Param
 	need   uint32 // bytes of parameter buffer the layout covers
+	info   kernelInfo
 
 	// Guarded by m.c.mu.
 	maxDynShared uint32
@@ -174,7 +184,11 @@ func (m *Module) Function(name string) (gpu.Function, error) {
 	if err != nil || k == nil {
 		return nil, abi.Errorf(abi.ErrNotFound, "no kernel %q in module", name)
 	}
-	f := &Function{m: m, name: name, k: k, params: k.params(), maxDynShared: sharedPerBlock}
+	f := &Function{m: m, name: name, k: k, params: k.params(), info: k.info()}
+	if f.info.shared > sharedPerBlockOpt {
+		return nil, abi.Errorf(abi.ErrNotSupported, "kernel %q: %d bytes of static shared memory exceed %d", name, f.info.shared, sharedPerBlockOpt)
+	}
+	f.maxDynShared = sharedPerBlock - min(f.info.shared, sharedPerBlock)
 	for _, p := range f.params {
 		end := uint64(p.Offset) + uint64(p.Size)
 		if end > abi.MaxKernelParams {
@@ -268,10 +282,16 @@ func (f *Function) Attribute(attr uint32) (int32, error) {
 	switch attr {
 	case abi.FuncAttrMaxThreadsPerBlock:
 		return maxThreadsPerBlock, nil
-	case abi.FuncAttrSharedSizeBytes, abi.FuncAttrConstSizeBytes, abi.FuncAttrLocalSizeBytes,
-		abi.FuncAttrCacheModeCA:
+	case abi.FuncAttrSharedSizeBytes:
+		return int32(f.info.shared), nil
+	case abi.FuncAttrLocalSizeBytes:
+		return int32(min(f.info.local, math.MaxInt32)), nil
+	case abi.FuncAttrConstSizeBytes, abi.FuncAttrCacheModeCA:
 		return 0, nil
 	case abi.FuncAttrNumRegs:
+		if f.info.regs > 0 {
+			return int32(min(f.info.regs, 255)), nil
+		}
 		return funcNumRegs, nil
 	case abi.FuncAttrPTXVersion:
 		return funcPTXVersion, nil
@@ -299,15 +319,15 @@ func (f *Function) SetAttribute(attr uint32, value int32) error {
 	if attr != abi.FuncAttrMaxDynamicShared {
 		return abi.Errorf(abi.ErrInvalidValue, "function attribute %d cannot be set", attr)
 	}
-	if value < 0 || value > sharedPerBlockOpt {
-		return abi.Errorf(abi.ErrInvalidValue, "dynamic shared memory %d is outside [0, %d]", value, sharedPerBlockOpt)
+	if value < 0 || uint64(value)+uint64(f.info.shared) > sharedPerBlockOpt {
+		return abi.Errorf(abi.ErrInvalidValue, "dynamic shared memory %d plus %d static exceeds %d", value, f.info.shared, sharedPerBlockOpt)
 	}
 	f.maxDynShared = uint32(value)
 	return nil
 }
 
 // checkLaunch validates a launch shape against the device limits.
-func checkLaunch(cfg gpu.LaunchConfig, maxDyn uint32) error {
+func checkLaunch(cfg gpu.LaunchConfig, static, maxDyn uint32) error {
 	g, b := cfg.Grid, cfg.Block
 	if g.X == 0 || g.Y == 0 || g.Z == 0 || b.X == 0 || b.Y == 0 || b.Z == 0 {
 		return abi.Errorf(abi.ErrInvalidValue, "launch grid %v or block %v has a zero dimension", g, b)
@@ -321,8 +341,8 @@ func checkLaunch(cfg gpu.LaunchConfig, maxDyn uint32) error {
 	if n := uint64(b.X) * uint64(b.Y) * uint64(b.Z); n > maxThreadsPerBlock {
 		return abi.Errorf(abi.ErrInvalidValue, "block of %d threads exceeds %d", n, maxThreadsPerBlock)
 	}
-	if cfg.SharedBytes > maxDyn {
-		return abi.Errorf(abi.ErrInvalidValue, "%d bytes of dynamic shared memory exceed %d", cfg.SharedBytes, maxDyn)
+	if cfg.SharedBytes > maxDyn || uint64(static)+uint64(cfg.SharedBytes) > sharedPerBlockOpt {
+		return abi.Errorf(abi.ErrInvalidValue, "%d bytes of dynamic shared memory exceed %d (static %d)", cfg.SharedBytes, maxDyn, static)
 	}
 	return nil
 }
@@ -337,7 +357,7 @@ func (c *Context) Launch(f gpu.Function, cfg gpu.LaunchConfig, params []byte, s 
 		if fn.m.unloaded {
 			return nil, errUnloaded
 		}
-		if err := checkLaunch(cfg, fn.maxDynShared); err != nil {
+		if err := checkLaunch(cfg, fn.info.shared, fn.maxDynShared); err != nil {
 			return nil, err
 		}
 		if uint64(len(params)) < uint64(fn.need) {

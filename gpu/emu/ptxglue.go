@@ -28,6 +28,7 @@ func (p ptxProgram) globals() []ptx.Global { return p.m.Globals() }
 type ptxKernel struct{ k *ptx.Kernel }
 
 func (k ptxKernel) params() []ptx.Param     { return k.k.Params }
+func (k ptxKernel) info() kernelInfo        { return kernelInfo{} }
 func (k ptxKernel) run(l *ptx.Launch) error { return k.k.Run(l) }
 
 // ptxAvailable says whether kernels really run (for tests).

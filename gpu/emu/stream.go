@@ -46,7 +46,7 @@ func (t *task) exec(c *Context) {
 	t.deps = nil
 	if t.run != nil && c.sticky.Load() == nil {
 		if err := t.run(); err != nil {
-			c.poison(err)
+			c.fail(err)
 		}
 	}
 	t.run = nil
@@ -121,7 +121,7 @@ func (s *Stream) Synchronize() error {
 	if t != nil {
 		<-t.done
 	}
-	return c.stickyErr()
+	return c.syncErr()
 }
 
 // Query reports abi.ErrNotReady while the stream has pending work.
@@ -237,7 +237,7 @@ func (e *Event) Synchronize() error {
 	if t != nil {
 		<-t.done
 	}
-	return c.stickyErr()
+	return c.syncErr()
 }
 
 // ElapsedSince returns the milliseconds between start's and e's records.
