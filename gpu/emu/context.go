@@ -139,17 +139,33 @@ func (c *Context) allocLocked(size uint64, global bool) (*allocation, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &allocation{base: base, rsize: rsize, data: make([]byte, size), global: global}
+	data, mapped, err := hostAlloc(size)
+	if err != nil {
+		c.dev.release(base, rsize)
+		return nil, abi.Errorf(abi.ErrOutOfMemory, "host cannot back %d bytes of emulated device memory: %v", size, err)
+	}
+	a := &allocation{base: base, rsize: rsize, data: data, global: global, mapped: mapped}
 	c.used += rsize
 	c.mem.add(a)
 	return a, nil
 }
 
-// freeLocked releases a. c.mu is held.
+// freeLocked releases a. c.mu is held and no queued work may still
+// reference a: the caller has drained the context.
 func (c *Context) freeLocked(a *allocation) {
 	c.mem.remove(a)
+	hostFree(a.data, a.mapped)
+	a.data = nil
 	c.dev.release(a.base, a.rsize)
 	c.used -= a.rsize
+}
+
+// drainLocked waits for all queued work. c.mu is held, which keeps new
+// work out; workers never take c.mu, so this cannot deadlock.
+func (c *Context) drainLocked() {
+	for _, t := range c.pendingLocked() {
+		<-t.done
+	}
 }
 
 // MemAlloc allocates size bytes of device memory, 256-byte aligned.
@@ -170,12 +186,9 @@ func (c *Context) MemAlloc(size uint64) (uint64, error) {
 	return a.base, nil
 }
 
-// MemFree frees an allocation made by MemAlloc, after the context's
-// pending work, as cuMemFree does.
+// MemFree frees an allocation made by MemAlloc once the context's
+// pending work is done, as cuMemFree does.
 func (c *Context) MemFree(ptr uint64) error {
-	if err := c.Synchronize(); err != nil {
-		return err
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.usable(); err != nil {
@@ -184,6 +197,10 @@ func (c *Context) MemFree(ptr uint64) error {
 	a, ok := c.allocs[ptr]
 	if !ok {
 		return abi.Errorf(abi.ErrInvalidValue, "%#x is not the base of a live allocation", ptr)
+	}
+	c.drainLocked()
+	if err := c.stickyErr(); err != nil {
+		return err
 	}
 	delete(c.allocs, ptr)
 	c.freeLocked(a)

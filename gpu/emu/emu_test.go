@@ -296,3 +296,34 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("UsedBytes = %d after Close", got)
 	}
 }
+
+func TestLargeAllocations(t *testing.T) {
+	b := New(Config{MemoryBytes: MaxMemoryBytes})
+	c := open(t, b, 0, 0)
+	// Mapped from the OS, zeroed, usable at both ends.
+	const n = 3<<20 + 5
+	p := must(c.MemAlloc(n))(t)
+	ok(t, c.MemcpyHtoD(p+n-2, []byte{7, 9}, nil))
+	ok(t, c.Memset(p, 0x5A, 1, 3, nil))
+	got := make([]byte, n)
+	ok(t, c.MemcpyDtoH(got, p, nil))
+	want := make([]byte, n)
+	copy(want, []byte{0x5A, 0x5A, 0x5A})
+	copy(want[n-2:], []byte{7, 9})
+	if !bytes.Equal(got, want) {
+		t.Fatal("large allocation contents differ")
+	}
+	ok(t, c.MemFree(p))
+
+	// More than this host can back: refused cleanly or granted lazily,
+	// never a crash.
+	huge, err := c.MemAlloc(400 << 30)
+	if err != nil {
+		wantCode(t, err, abi.ErrOutOfMemory)
+	} else {
+		ok(t, c.MemFree(huge))
+	}
+	if got := b.UsedBytes(0); got != 0 {
+		t.Errorf("UsedBytes = %d", got)
+	}
+}

@@ -73,6 +73,7 @@ type allocation struct {
 	rsize  uint64 // reserved bytes, a multiple of allocAlign
 	data   []byte // the bytes a tenant may touch, len = requested size
 	global bool   // owned by a module, not freeable by MemFree
+	mapped bool   // data comes from hostAlloc's mmap
 }
 
 // alignUp rounds n up to allocAlign; ok is false on overflow.

@@ -222,9 +222,6 @@ func (m *Module) Global(name string) (uint64, uint64, error) {
 // globals and invalidates its functions.
 func (m *Module) Unload() error {
 	c := m.c
-	if err := c.Synchronize(); err != nil {
-		return err
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.usable(); err != nil {
@@ -233,12 +230,17 @@ func (m *Module) Unload() error {
 	if m.unloaded {
 		return errUnloaded
 	}
+	c.drainLocked()
+	if err := c.stickyErr(); err != nil {
+		return err
+	}
 	m.releaseLocked()
 	delete(c.modules, m)
 	return nil
 }
 
-// releaseLocked frees the module's globals. c.mu is held.
+// releaseLocked frees the module's globals. c.mu is held and the
+// context drained (or the globals never used).
 func (m *Module) releaseLocked() {
 	for _, a := range m.globals {
 		m.c.freeLocked(a)
