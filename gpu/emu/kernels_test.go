@@ -209,3 +209,56 @@ func TestAllEmbeddedKernelsLoad(t *testing.T) {
 		ok(t, m.Unload())
 	}
 }
+
+func TestRealKernelAttributesAndSharedLimit(t *testing.T) {
+	needPTX(t)
+	b := New(Config{})
+	c := open(t, b, 0, 0)
+	f := loadKernel(t, c, "matmul", "matmul")
+	shared := must(f.Attribute(abi.FuncAttrSharedSizeBytes))(t)
+	if shared != 2*16*16*4 {
+		t.Errorf("matmul static shared = %d, want %d", shared, 2*16*16*4)
+	}
+	maxDyn := must(f.Attribute(abi.FuncAttrMaxDynamicShared))(t)
+	if maxDyn != 48<<10-shared {
+		t.Errorf("max dynamic shared = %d, want %d", maxDyn, 48<<10-shared)
+	}
+	ps := must(f.Params())(t)
+	if len(ps) != 6 || ps[0] != (gpu.ParamInfo{Offset: 0, Size: 8}) || ps[5] != (gpu.ParamInfo{Offset: 32, Size: 4}) {
+		t.Errorf("matmul params = %v", ps)
+	}
+	params := make([]byte, 36)
+	cfg := gpu.LaunchConfig{Grid: one(1), Block: gpu.Dim3{X: 16, Y: 16, Z: 1}, SharedBytes: uint32(maxDyn) + 1}
+	wantCode(t, c.Launch(f, cfg, params, nil), abi.ErrInvalidValue)
+	wantCode(t, c.Launch(f, gpu.LaunchConfig{Grid: one(1), Block: one(16)}, params[:35], nil), abi.ErrInvalidValue)
+	ok(t, c.Synchronize())
+}
+
+func TestRealKernelsConcurrentContexts(t *testing.T) {
+	needPTX(t)
+	b := New(Config{MemoryBytes: 64 << 20, SMs: 2})
+	ctxs := []*Context{open(t, b, 0, 0), open(t, b, 0, 0)}
+	done := make(chan struct{})
+	for i, c := range ctxs {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			s, err := c.StreamCreate(uint32(i), 0)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for range 3 {
+				runVadd(t, c, 2000+i, s)
+			}
+		}()
+	}
+	for range ctxs {
+		<-done
+	}
+	for _, c := range ctxs {
+		ok(t, c.Close())
+	}
+	if got := b.UsedBytes(0); got != 0 {
+		t.Errorf("UsedBytes = %d after Close", got)
+	}
+}
