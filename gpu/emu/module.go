@@ -31,6 +31,8 @@ type kernelInfo struct {
 	shared uint32 // static shared memory per block
 	local  uint32 // local memory per thread
 	regs   int    // registers per thread, 0 if unknown
+	// paramSize is the packed parameter buffer size, 0 if unknown.
+	paramSize uint32
 }
 
 // Image magics of formats the emulator cannot run.
@@ -196,6 +198,10 @@ func (m *Module) Function(name string) (gpu.Function, error) {
 		}
 		f.need = max(f.need, uint32(end))
 	}
+	if f.info.paramSize > abi.MaxKernelParams {
+		return nil, abi.Errorf(abi.ErrNotSupported, "kernel %q: parameters exceed %d bytes", name, abi.MaxKernelParams)
+	}
+	f.need = max(f.need, f.info.paramSize)
 	m.funcs[name] = f
 	return f, nil
 }

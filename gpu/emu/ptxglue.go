@@ -1,5 +1,3 @@
-//go:build kerfptx
-
 package emu
 
 import "github.com/kerf-edge/kerf/gpu/emu/ptx"
@@ -28,8 +26,11 @@ func (p ptxProgram) globals() []ptx.Global { return p.m.Globals() }
 type ptxKernel struct{ k *ptx.Kernel }
 
 func (k ptxKernel) params() []ptx.Param     { return k.k.Params }
-func (k ptxKernel) info() kernelInfo        { return kernelInfo{} }
 func (k ptxKernel) run(l *ptx.Launch) error { return k.k.Run(l) }
+
+func (k ptxKernel) info() kernelInfo {
+	return kernelInfo{shared: k.k.SharedSize, local: k.k.LocalSize, regs: k.k.Regs, paramSize: k.k.ParamSize}
+}
 
 // ptxAvailable says whether kernels really run (for tests).
 const ptxAvailable = true
