@@ -262,3 +262,71 @@ func TestRealKernelsConcurrentContexts(t *testing.T) {
 		t.Errorf("UsedBytes = %d after Close", got)
 	}
 }
+
+// TestStencilGlobals runs a kernel that reads a .const table and counts
+// its calls in a .global, both reached through Module.Global.
+func TestStencilGlobals(t *testing.T) {
+	needPTX(t)
+	const W, H = 19, 13
+	b := New(Config{MemoryBytes: 16 << 20})
+	c := open(t, b, 0, 0)
+	m := must(c.ModuleLoad(kernels.PTX("stencil")))(t)
+	f := must(m.Function("stencil5"))(t)
+	wPtr, wSize := must2(m.Global("kerf_stencil_w"))(t)
+	calls, callsSize := must2(m.Global("kerf_stencil_calls"))(t)
+	if wSize != 20 || callsSize != 4 {
+		t.Fatalf("global sizes %d, %d", wSize, callsSize)
+	}
+	in := make([]float32, W*H)
+	for i := range in {
+		in[i] = float32(i%11 - 5)
+	}
+	pin := must(c.MemAlloc(4 * W * H))(t)
+	pout := must(c.MemAlloc(4 * W * H))(t)
+	ok(t, c.MemcpyHtoD(pin, floatBytes(in), nil))
+	run := func(w [5]float32) {
+		t.Helper()
+		ok(t, c.Launch(f, gpu.LaunchConfig{Grid: gpu.Dim3{X: (W + 7) / 8, Y: (H + 7) / 8, Z: 1}, Block: gpu.Dim3{X: 8, Y: 8, Z: 1}},
+			packParams(t, f, pin, pout, int32(W), int32(H)), nil))
+		raw := make([]byte, 4*W*H)
+		ok(t, c.MemcpyDtoH(raw, pout, nil))
+		out := floats(raw)
+		for y := range H {
+			for x := range W {
+				i := y*W + x
+				want := in[i]
+				if x > 0 && y > 0 && x < W-1 && y < H-1 {
+					want = w[0]*in[i] + w[1]*in[i-1] + w[2]*in[i+1] + w[3]*in[i-W] + w[4]*in[i+W]
+				}
+				if out[i] != want {
+					t.Fatalf("out[%d][%d] = %v, want %v", y, x, out[i], want)
+				}
+			}
+		}
+	}
+	run([5]float32{0.5, 0.125, 0.125, 0.125, 0.125}) // the initialiser
+	newW := [5]float32{1, 2, -1, 0.5, 4}
+	ok(t, c.MemcpyHtoD(wPtr, floatBytes(newW[:]), nil))
+	run(newW)
+	cnt := make([]byte, 4)
+	ok(t, c.MemcpyDtoH(cnt, calls, nil))
+	if n := binary.LittleEndian.Uint32(cnt); n != 2 {
+		t.Errorf("kerf_stencil_calls = %d, want 2", n)
+	}
+	ok(t, m.Unload())
+	ok(t, c.MemFree(pin))
+	ok(t, c.MemFree(pout))
+	if got := b.UsedBytes(0); got != 0 {
+		t.Errorf("UsedBytes = %d after unload and frees", got)
+	}
+}
+
+func must2[A, B any](a A, b B, err error) func(t *testing.T) (A, B) {
+	return func(t *testing.T) (A, B) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a, b
+	}
+}
