@@ -13,13 +13,6 @@ import (
 // These tests run the real kernels of gpu/emu/kernels through the PTX
 // interpreter, end to end through the Context API.
 
-func needPTX(t *testing.T) {
-	t.Helper()
-	if !ptxAvailable {
-		t.Skip("ptx.Load is not yet available (build without the kerfptx interpreter glue)")
-	}
-}
-
 // loadKernel loads kernels.PTX(file) into c and returns function name.
 func loadKernel(t *testing.T, c *Context, file, name string) gpu.Function {
 	t.Helper()
@@ -101,7 +94,6 @@ func runVadd(t *testing.T, c *Context, n int, s gpu.Stream) {
 }
 
 func TestVaddEndToEnd(t *testing.T) {
-	needPTX(t)
 	b := New(Config{MemoryBytes: 64 << 20})
 	c := open(t, b, 0, 0)
 	runVadd(t, c, 1000, nil)
@@ -113,7 +105,6 @@ func TestVaddEndToEnd(t *testing.T) {
 }
 
 func TestMatmulEndToEnd(t *testing.T) {
-	needPTX(t)
 	const M, N, K = 37, 29, 45
 	b := New(Config{MemoryBytes: 64 << 20})
 	c := open(t, b, 0, 0)
@@ -158,7 +149,6 @@ func TestMatmulEndToEnd(t *testing.T) {
 }
 
 func TestOutOfBoundsKernelPoisonsOnlyItsContext(t *testing.T) {
-	needPTX(t)
 	b := New(Config{MemoryBytes: 128 << 20})
 	bad := open(t, b, 0, 0)
 	good := open(t, b, 0, 0)
@@ -197,7 +187,6 @@ func TestOutOfBoundsKernelPoisonsOnlyItsContext(t *testing.T) {
 }
 
 func TestAllEmbeddedKernelsLoad(t *testing.T) {
-	needPTX(t)
 	b := New(Config{})
 	c := open(t, b, 0, 0)
 	for _, name := range kernels.Names() {
@@ -211,7 +200,6 @@ func TestAllEmbeddedKernelsLoad(t *testing.T) {
 }
 
 func TestRealKernelAttributesAndSharedLimit(t *testing.T) {
-	needPTX(t)
 	b := New(Config{})
 	c := open(t, b, 0, 0)
 	f := loadKernel(t, c, "matmul", "matmul")
@@ -235,7 +223,6 @@ func TestRealKernelAttributesAndSharedLimit(t *testing.T) {
 }
 
 func TestRealKernelsConcurrentContexts(t *testing.T) {
-	needPTX(t)
 	b := New(Config{MemoryBytes: 64 << 20, SMs: 2})
 	ctxs := []*Context{open(t, b, 0, 0), open(t, b, 0, 0)}
 	done := make(chan struct{})
@@ -266,7 +253,6 @@ func TestRealKernelsConcurrentContexts(t *testing.T) {
 // TestStencilGlobals runs a kernel that reads a .const table and counts
 // its calls in a .global, both reached through Module.Global.
 func TestStencilGlobals(t *testing.T) {
-	needPTX(t)
 	const W, H = 19, 13
 	b := New(Config{MemoryBytes: 16 << 20})
 	c := open(t, b, 0, 0)
