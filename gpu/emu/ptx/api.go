@@ -44,4 +44,8 @@ type Launch struct {
 	Globals       map[string]uint64 // device address of each module global
 	Memory        Memory
 	Workers       int // goroutines running blocks; <= 0 means GOMAXPROCS
+	// MaxBlockInstructions bounds the warp-instructions one block may
+	// execute; a block that exceeds it fails the launch with
+	// abi.ErrLaunchTimeout. 0 means no bound.
+	MaxBlockInstructions uint64
 }

@@ -1,0 +1,100 @@
+package emu
+
+import (
+	"math"
+
+	"github.com/kerf-edge/kerf/transport/abi"
+)
+
+// Launch limits of the emulated device (those of an sm_80 part, except
+// the opt-in shared memory).
+const (
+	maxThreadsPerBlock = 1024
+	maxBlockDimX       = 1024
+	maxBlockDimY       = 1024
+	maxBlockDimZ       = 64
+	maxGridDimX        = math.MaxInt32
+	maxGridDimY        = 65535
+	maxGridDimZ        = 65535
+	sharedPerBlock     = 48 << 10
+	sharedPerBlockOpt  = 96 << 10
+	sharedPerSM        = 100 << 10
+	warpSize           = 32
+	regsPerBlock       = 65536
+	regsPerSM          = 65536
+	threadsPerSM       = 2048
+	blocksPerSM        = 32
+	constantBytes      = 64 << 10
+)
+
+// attribute returns device attribute attr, or false when it is not served.
+func (d *device) attribute(attr uint32) (int32, bool) {
+	c := &d.cfg
+	switch attr {
+	case abi.AttrMaxThreadsPerBlock:
+		return maxThreadsPerBlock, true
+	case abi.AttrMaxBlockDimX:
+		return maxBlockDimX, true
+	case abi.AttrMaxBlockDimY:
+		return maxBlockDimY, true
+	case abi.AttrMaxBlockDimZ:
+		return maxBlockDimZ, true
+	case abi.AttrMaxGridDimX:
+		return maxGridDimX, true
+	case abi.AttrMaxGridDimY:
+		return maxGridDimY, true
+	case abi.AttrMaxGridDimZ:
+		return maxGridDimZ, true
+	case abi.AttrMaxSharedMemoryPerBlock:
+		return sharedPerBlock, true
+	case abi.AttrTotalConstantMemory:
+		return constantBytes, true
+	case abi.AttrWarpSize:
+		return warpSize, true
+	case abi.AttrMaxPitch:
+		return math.MaxInt32, true
+	case abi.AttrMaxRegistersPerBlock:
+		return regsPerBlock, true
+	case abi.AttrClockRate:
+		return int32(c.ClockKHz), true
+	case abi.AttrTextureAlignment:
+		return 512, true
+	case abi.AttrGPUOverlap, abi.AttrConcurrentKernels, abi.AttrUnifiedAddressing,
+		abi.AttrStreamPrioritiesSupported:
+		return 1, true
+	case abi.AttrMultiprocessorCount:
+		return int32(c.SMs), true
+	case abi.AttrKernelExecTimeout, abi.AttrIntegrated, abi.AttrCanMapHostMemory,
+		abi.AttrECCEnabled, abi.AttrTCCDriver, abi.AttrPCIDomainID, abi.AttrPCIDeviceID,
+		abi.AttrManagedMemory, abi.AttrMultiGPUBoard, abi.AttrCooperativeLaunch:
+		// No host-mapped, managed or cooperative launches in the emulator.
+		return 0, true
+	case abi.AttrComputeMode:
+		return abi.ComputeModeDefault, true
+	case abi.AttrPCIBusID:
+		return int32(d.ord + 1), true
+	case abi.AttrMemoryClockRate:
+		return int32(c.MemClockKHz), true
+	case abi.AttrGlobalMemoryBusWidth:
+		return int32(c.BusWidth), true
+	case abi.AttrL2CacheSize:
+		return int32(c.L2Bytes), true
+	case abi.AttrMaxThreadsPerMultiprocessor:
+		return threadsPerSM, true
+	case abi.AttrAsyncEngineCount:
+		return 1, true
+	case abi.AttrComputeCapabilityMajor:
+		return CCMajor, true
+	case abi.AttrComputeCapabilityMinor:
+		return CCMinor, true
+	case abi.AttrMaxSharedMemoryPerMultiprocessor:
+		return sharedPerSM, true
+	case abi.AttrMaxRegistersPerMultiprocessor:
+		return regsPerSM, true
+	case abi.AttrMaxSharedMemoryPerBlockOptin:
+		return sharedPerBlockOpt, true
+	case abi.AttrMaxBlocksPerMultiprocessor:
+		return blocksPerSM, true
+	}
+	return 0, false
+}

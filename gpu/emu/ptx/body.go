@@ -1,0 +1,606 @@
+package ptx
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/kerf-edge/kerf/transport/abi"
+)
+
+// Kernel is a decoded .entry function.
+type Kernel struct {
+	Name string
+	// Params is the packed parameter buffer layout, as
+	// cuFuncGetParamInfo reports it.
+	Params []Param
+	// ParamSize is the size of the packed parameter buffer.
+	ParamSize uint32
+	// SharedSize is the static shared memory per block, in bytes.
+	SharedSize uint32
+	// LocalSize is the local memory per thread, in bytes.
+	LocalSize uint32
+	// Regs estimates the 32-bit registers used per thread.
+	Regs int
+
+	code     []instr
+	nregs    int
+	consts   []regInit
+	specials []regInit // val is a special register kind
+	globRefs []globRef
+	dynOff   uint64 // offset of dynamic shared memory in the shared window
+}
+
+type regInit struct {
+	reg uint16
+	val uint64
+}
+
+type globRef struct {
+	reg  uint16
+	name string
+	off  uint64
+}
+
+// special register kinds
+const (
+	srTidX uint64 = iota
+	srTidY
+	srTidZ
+	srNtidX
+	srNtidY
+	srNtidZ
+	srCtaidX
+	srCtaidY
+	srCtaidZ
+	srNctaidX
+	srNctaidY
+	srNctaidZ
+	srLaneid
+	srWarpid
+	srNwarpid
+	srLanemaskEq
+	srLanemaskLt
+	srLanemaskLe
+	srLanemaskGt
+	srLanemaskGe
+	srZero // %smid, %gridid, %clock...: constant 0
+)
+
+var specialNames = map[string]uint64{
+	"%tid.x": srTidX, "%tid.y": srTidY, "%tid.z": srTidZ,
+	"%ntid.x": srNtidX, "%ntid.y": srNtidY, "%ntid.z": srNtidZ,
+	"%ctaid.x": srCtaidX, "%ctaid.y": srCtaidY, "%ctaid.z": srCtaidZ,
+	"%nctaid.x": srNctaidX, "%nctaid.y": srNctaidY, "%nctaid.z": srNctaidZ,
+	"%laneid": srLaneid, "%warpid": srWarpid, "%nwarpid": srNwarpid,
+	"%lanemask_eq": srLanemaskEq, "%lanemask_lt": srLanemaskLt, "%lanemask_le": srLanemaskLe,
+	"%lanemask_gt": srLanemaskGt, "%lanemask_ge": srLanemaskGe,
+	"%smid": srZero, "%nsmid": srZero, "%gridid": srZero,
+}
+
+// raw operand kinds
+const (
+	roValue = iota // register, immediate or symbol
+	roAddr         // [base+off]
+	roVec          // {a, b, ...}
+)
+
+type rawOp struct {
+	kind uint8
+	s    string // register, literal or symbol; address base
+	neg  bool   // leading '-' on a literal
+	not  bool   // leading '!' on a predicate
+	off  int64  // address offset
+	list []string
+	s2   string // second name after '|'
+}
+
+type rawInstr struct {
+	line    int32
+	pred    string
+	predNeg bool
+	opc     string
+	ops     []rawOp
+}
+
+type decoder struct {
+	m      *Module
+	k      *Kernel
+	regs   map[string]uint16
+	ranges map[string][2]int
+	labels map[string]int32
+	syms   map[string]*symbol
+	consts map[uint64]uint16
+	specs  map[uint64]uint16
+	symReg map[string]uint16
+	nregs  int
+	regs32 int // for the register estimate
+	line   int32
+}
+
+func (d *decoder) errf(format string, args ...any) error {
+	return abi.Errorf(abi.ErrInvalidPTX, "line %d: "+format, append([]any{d.line}, args...)...)
+}
+
+func (d *decoder) newRegs(n int) (int, error) {
+	if n < 0 || d.nregs+n > maxRegs {
+		return 0, d.errf("too many registers")
+	}
+	base := d.nregs
+	d.nregs += n
+	return base, nil
+}
+
+// decodeKernel decodes the body of an .entry.
+func decodeKernel(m *Module, b pendingBody, p *parser) (*Kernel, error) {
+	k := &Kernel{Name: b.name}
+	d := &decoder{
+		m: m, k: k,
+		regs: map[string]uint16{}, ranges: map[string][2]int{}, labels: map[string]int32{},
+		syms: map[string]*symbol{}, consts: map[uint64]uint16{}, specs: map[uint64]uint16{},
+		symReg: map[string]uint16{}, nregs: 1, line: b.line,
+	}
+	// parameters
+	var off uint64
+	for _, pd := range b.params {
+		off = alignUp(off, pd.align)
+		if _, dup := d.syms[pd.name]; dup {
+			return nil, abi.Errorf(abi.ErrInvalidPTX, "line %d: parameter %s redeclared", pd.line, pd.name)
+		}
+		d.syms[pd.name] = &symbol{name: pd.name, space: symParam, off: off, size: pd.size}
+		k.Params = append(k.Params, Param{Name: pd.name, Offset: uint32(off), Size: uint32(pd.size), Align: uint32(pd.align)})
+		off += pd.size
+		if off > maxParamSize {
+			return nil, abi.Errorf(abi.ErrInvalidPTX, "line %d: parameters too large", pd.line)
+		}
+	}
+	k.ParamSize = uint32(off)
+
+	// pass 1: declarations, labels, raw instructions
+	shared := m.sharedSize
+	dynAlign := uint64(16)
+	for _, s := range m.dynShared {
+		dynAlign = max(dynAlign, s.align)
+	}
+	var local uint64
+	var raws []rawInstr
+	sub := &parser{toks: p.toks[:b.end], pos: b.start}
+	for !sub.eof() {
+		d.line = sub.line()
+		t := sub.peek()
+		switch {
+		case t == "{" || t == "}":
+			sub.next()
+		case t == ".reg":
+			sub.next()
+			if err := d.regDecl(sub); err != nil {
+				return nil, err
+			}
+		case t == ".shared" || t == ".local":
+			sub.next()
+			vd, err := sub.varDecl(false)
+			if err != nil {
+				return nil, err
+			}
+			if err := sub.expect(";"); err != nil {
+				return nil, err
+			}
+			if d.syms[vd.name] != nil || (m.syms[vd.name] != nil && m.syms[vd.name].space != symFunc) {
+				return nil, d.errf("%s redeclared", vd.name)
+			}
+			switch {
+			case t == ".shared" && vd.unsized:
+				d.syms[vd.name] = &symbol{name: vd.name, space: symDynShared}
+				dynAlign = max(dynAlign, vd.align)
+			case t == ".shared":
+				o := alignUp(shared, vd.align)
+				d.syms[vd.name] = &symbol{name: vd.name, space: symShared, off: o, size: vd.size}
+				shared = o + vd.size
+				if shared > maxSharedSize {
+					return nil, d.errf("shared memory too large")
+				}
+			default:
+				if vd.unsized {
+					return nil, d.errf("local %s has no size", vd.name)
+				}
+				o := alignUp(local, vd.align)
+				d.syms[vd.name] = &symbol{name: vd.name, space: symLocal, off: o, size: vd.size}
+				local = o + vd.size
+				if local > maxLocalSize {
+					return nil, d.errf("local memory too large")
+				}
+			}
+		case t == ".pragma" || t == ".loc" || t == ".file":
+			for !sub.eof() && sub.next() != ";" && sub.peek() != "}" && !strings.HasPrefix(sub.peek(), ".") {
+			}
+		case strings.HasPrefix(t, "."):
+			return nil, d.errf("unsupported directive %q in function body", t)
+		default:
+			if sub.pos+1 < len(sub.toks) && sub.toks[sub.pos+1].s == ":" && t != "@" {
+				if !validIdent(t) {
+					return nil, d.errf("bad label %q", t)
+				}
+				if _, dup := d.labels[t]; dup {
+					return nil, d.errf("label %s redefined", t)
+				}
+				d.labels[t] = int32(len(raws))
+				sub.pos += 2
+				continue
+			}
+			ri, err := d.rawInstr(sub)
+			if err != nil {
+				return nil, err
+			}
+			raws = append(raws, ri)
+			if len(raws) > maxInstrs {
+				return nil, d.errf("too many instructions")
+			}
+		}
+	}
+	k.SharedSize = uint32(shared)
+	k.LocalSize = uint32(alignUp(local, 8))
+	k.dynOff = alignUp(shared, dynAlign)
+	k.Regs = min(255, d.regs32+8)
+
+	// pass 2: decode
+	k.code = make([]instr, 0, len(raws)+1)
+	rawToCode := make([]int32, len(raws)+1)
+	for i := range raws {
+		d.line = raws[i].line
+		rawToCode[i] = int32(len(k.code))
+		var err error
+		k.code, err = d.decode(k.code, &raws[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	// falling off the end returns
+	rawToCode[len(raws)] = int32(len(k.code))
+	k.code = append(k.code, instr{op: opExit, line: d.line})
+	// branch targets were raw instruction indices; decode may expand
+	// one raw instruction into several
+	for i := range k.code {
+		if k.code[i].op == opBra {
+			k.code[i].target = rawToCode[k.code[i].target]
+		}
+	}
+	k.nregs = d.nregs
+	return k, nil
+}
+
+// regDecl parses the rest of a .reg statement.
+func (d *decoder) regDecl(p *parser) error {
+	if p.peek() == ".v2" || p.peek() == ".v4" {
+		return d.errf("vector registers not supported")
+	}
+	tn := p.next()
+	typ, ok := typeNames[strings.TrimPrefix(tn, ".")]
+	if !ok || !strings.HasPrefix(tn, ".") {
+		return d.errf("unsupported register type %q", tn)
+	}
+	for {
+		name := p.next()
+		if !strings.HasPrefix(name, "%") || !validIdent(name) {
+			return d.errf("bad register name %q", name)
+		}
+		if p.accept("<") {
+			n, err := p.uint(maxRegs)
+			if err != nil {
+				return err
+			}
+			if err := p.expect(">"); err != nil {
+				return err
+			}
+			if _, dup := d.ranges[name]; dup {
+				return d.errf("registers %s redeclared", name)
+			}
+			base, err := d.newRegs(int(n))
+			if err != nil {
+				return err
+			}
+			d.ranges[name] = [2]int{base, int(n)}
+			d.count(typ, int(n))
+		} else {
+			if _, dup := d.regs[name]; dup {
+				return d.errf("register %s redeclared", name)
+			}
+			base, err := d.newRegs(1)
+			if err != nil {
+				return err
+			}
+			d.regs[name] = uint16(base)
+			d.count(typ, 1)
+		}
+		if !p.accept(",") {
+			break
+		}
+	}
+	return p.expect(";")
+}
+
+func (d *decoder) count(t vtype, n int) {
+	switch {
+	case t == tPred:
+	case t.size() == 8:
+		d.regs32 += 2 * n
+	default:
+		d.regs32 += n
+	}
+	d.regs32 = min(d.regs32, 1<<20)
+}
+
+// knownBases are the opcodes decode handles (in some forms).
+var knownBases = map[string]bool{}
+
+func init() {
+	for _, b := range strings.Fields(`mov add sub mul mad fma div rem min max abs neg and or xor not cnot
+		shl shr popc clz brev bfe bfi prmt sqrt rcp rsqrt ex2 lg2 sin cos setp selp cvt cvta
+		ld st atom red shfl vote activemask bra ret exit bar barrier membar fence`) {
+		knownBases[b] = true
+	}
+}
+
+// rawInstr parses [@[!]%p] opcode operands ;
+func (d *decoder) rawInstr(p *parser) (rawInstr, error) {
+	ri := rawInstr{line: p.line()}
+	if p.accept("@") {
+		ri.predNeg = p.accept("!")
+		ri.pred = p.next()
+	}
+	ri.opc = p.next()
+	if ri.opc == "" || !(ri.opc[0] >= 'a' && ri.opc[0] <= 'z') {
+		return ri, d.errf("expected an instruction, found %q", ri.opc)
+	}
+	base, _, _ := strings.Cut(ri.opc, ".")
+	if !knownBases[base] {
+		d.line = ri.line
+		return ri, d.unsupported(ri.opc)
+	}
+	if p.accept(";") {
+		return ri, nil
+	}
+	for {
+		op, err := d.rawOperand(p)
+		if err != nil {
+			return ri, abi.Errorf(abi.ErrInvalidPTX, "line %d: instruction %q: %s", ri.line, ri.opc, strings.TrimPrefix(err.Error(), "CUDA_ERROR_INVALID_PTX: "))
+		}
+		ri.ops = append(ri.ops, op)
+		if len(ri.ops) > 8 {
+			return ri, d.errf("too many operands")
+		}
+		if p.accept(";") {
+			return ri, nil
+		}
+		if err := p.expect(","); err != nil {
+			return ri, err
+		}
+	}
+}
+
+func (d *decoder) rawOperand(p *parser) (rawOp, error) {
+	var op rawOp
+	switch {
+	case p.accept("["):
+		op.kind = roAddr
+		if p.peek() != "]" {
+			t := p.next()
+			if t == "-" || t == "+" {
+				return op, d.errf("bad address")
+			}
+			op.s = t
+			if len(t) > 0 && t[0] >= '0' && t[0] <= '9' {
+				v, err := parseUint(t)
+				if err != nil || v > 1<<62 {
+					return op, d.errf("bad address %q", t)
+				}
+				op.s = ""
+				op.off = int64(v)
+			}
+			if p.accept("+") {
+				neg := p.accept("-")
+				v, err := parseUint(p.next())
+				if err != nil || v > 1<<62 {
+					return op, d.errf("bad address offset")
+				}
+				if neg {
+					op.off -= int64(v)
+				} else {
+					op.off += int64(v)
+				}
+			} else if p.accept("-") {
+				v, err := parseUint(p.next())
+				if err != nil || v > 1<<62 {
+					return op, d.errf("bad address offset")
+				}
+				op.off -= int64(v)
+			}
+		}
+		if err := p.expect("]"); err != nil {
+			return op, err
+		}
+	case p.accept("{"):
+		op.kind = roVec
+		for {
+			t := p.next()
+			if t == "" || t == "}" || t == "," {
+				return op, d.errf("bad vector operand")
+			}
+			op.list = append(op.list, t)
+			if len(op.list) > 4 {
+				return op, d.errf("vector too long")
+			}
+			if p.accept("}") {
+				break
+			}
+			if err := p.expect(","); err != nil {
+				return op, err
+			}
+		}
+	default:
+		op.neg = p.accept("-")
+		op.not = p.accept("!")
+		op.s = p.next()
+		if op.s == "" || len(op.s) > 0 && p.toks[p.pos-1].kind != tkWord {
+			p.pos--
+			return op, d.errf("unexpected %q in operand", p.peek())
+		}
+		if p.accept("|") {
+			op.s2 = p.next()
+		}
+	}
+	return op, nil
+}
+
+// isReg reports whether s names a register or special register.
+func isReg(s string) bool { return strings.HasPrefix(s, "%") }
+
+// lookupReg resolves a declared register name.
+func (d *decoder) lookupReg(s string) (uint16, bool) {
+	if r, ok := d.regs[s]; ok {
+		return r, true
+	}
+	i := len(s)
+	for i > 0 && s[i-1] >= '0' && s[i-1] <= '9' {
+		i--
+	}
+	if i == len(s) || i == 0 {
+		return 0, false
+	}
+	if len(s)-i > 1 && s[i] == '0' {
+		return 0, false
+	}
+	rg, ok := d.ranges[s[:i]]
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(s[i:])
+	if err != nil || n >= rg[1] {
+		return 0, false
+	}
+	return uint16(rg[0] + n), true
+}
+
+// dst resolves a destination register ("_" is the sink).
+func (d *decoder) dst(s string) (uint16, error) {
+	if s == "_" {
+		return 0, nil
+	}
+	if r, ok := d.lookupReg(s); ok {
+		return r, nil
+	}
+	return 0, d.errf("unknown destination register %q", s)
+}
+
+func (d *decoder) constReg(v uint64) (uint16, error) {
+	if r, ok := d.consts[v]; ok {
+		return r, nil
+	}
+	base, err := d.newRegs(1)
+	if err != nil {
+		return 0, err
+	}
+	d.consts[v] = uint16(base)
+	d.k.consts = append(d.k.consts, regInit{reg: uint16(base), val: v})
+	return uint16(base), nil
+}
+
+// src resolves a source operand of type typ to a register index.
+func (d *decoder) src(op rawOp, typ vtype) (uint16, error) {
+	if op.kind != roValue || op.s2 != "" {
+		return 0, d.errf("bad operand")
+	}
+	if op.not {
+		return 0, d.errf("negated predicate operand not supported")
+	}
+	s := op.s
+	if isReg(s) {
+		if op.neg {
+			return 0, d.errf("bad operand -%s", s)
+		}
+		if r, ok := d.lookupReg(s); ok {
+			return r, nil
+		}
+		if sr, ok := specialNames[s]; ok {
+			if r, ok := d.specs[sr]; ok {
+				return r, nil
+			}
+			base, err := d.newRegs(1)
+			if err != nil {
+				return 0, err
+			}
+			d.specs[sr] = uint16(base)
+			d.k.specials = append(d.k.specials, regInit{reg: uint16(base), val: sr})
+			return uint16(base), nil
+		}
+		return 0, d.errf("unknown register %q", s)
+	}
+	if s[0] >= '0' && s[0] <= '9' {
+		it := typ
+		if typ == tPred {
+			it = tU64
+		}
+		v, err := immBits(s, it, op.neg)
+		if typ == tPred && v != 0 {
+			v = 1
+		}
+		if err != nil {
+			return 0, d.errf("bad immediate %q", s)
+		}
+		return d.constReg(v)
+	}
+	if op.neg {
+		return 0, d.errf("bad operand -%s", s)
+	}
+	return d.symAddr(s)
+}
+
+// symAddr returns a register holding the address of symbol s in its
+// own window (param, shared, local) or in global memory.
+func (d *decoder) symAddr(s string) (uint16, error) {
+	sym := d.syms[s]
+	if sym == nil {
+		sym = d.m.syms[s]
+	}
+	if sym == nil {
+		if _, ok := d.labels[s]; ok {
+			return 0, d.errf("label %s used as a value", s)
+		}
+		return 0, d.errf("unknown symbol %q", s)
+	}
+	switch sym.space {
+	case symParam, symShared, symLocal:
+		return d.constReg(sym.off)
+	case symDynShared:
+		return d.constReg(d.k.dynOff)
+	case symGlobal:
+		if r, ok := d.symReg[s]; ok {
+			return r, nil
+		}
+		base, err := d.newRegs(1)
+		if err != nil {
+			return 0, err
+		}
+		d.symReg[s] = uint16(base)
+		d.k.globRefs = append(d.k.globRefs, globRef{reg: uint16(base), name: s})
+		return uint16(base), nil
+	}
+	return 0, d.errf("function %s used as a value (calls are not supported)", s)
+}
+
+// addr resolves [base+off] to a base register and offset.
+func (d *decoder) addr(op rawOp) (uint16, int64, error) {
+	if op.kind != roAddr {
+		return 0, 0, d.errf("expected an address operand")
+	}
+	if op.s == "" {
+		r, err := d.constReg(0)
+		return r, op.off, err
+	}
+	if isReg(op.s) {
+		if r, ok := d.lookupReg(op.s); ok {
+			return r, op.off, nil
+		}
+		return 0, 0, d.errf("unknown register %q", op.s)
+	}
+	r, err := d.symAddr(op.s)
+	return r, op.off, err
+}

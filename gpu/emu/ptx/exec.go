@@ -1,0 +1,699 @@
+package ptx
+
+import (
+	"fmt"
+	"math"
+	"math/bits"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/kerf-edge/kerf/transport/abi"
+)
+
+// Stats counts the work of one launch.
+type Stats struct {
+	Blocks uint64
+	// WarpInstructions counts instructions issued for a warp with at
+	// least one active lane; ThreadInstructions counts them once per
+	// active lane.
+	WarpInstructions   uint64
+	ThreadInstructions uint64
+}
+
+// Launch limits, as on an sm_70 device.
+const (
+	maxThreadsPerBlock = 1024
+	maxBlockDimZ       = 64
+	maxSharedPerBlock  = 96 << 10
+	maxLocalPerLaunch  = 256 << 20 // local bytes across one worker's block
+)
+
+const fullMask = ^uint32(0)
+
+// Run executes the kernel over l's grid and returns once every block
+// has finished or one has failed.
+func (k *Kernel) Run(l *Launch) error {
+	_, err := k.RunStats(l)
+	return err
+}
+
+// RunStats is Run that also reports what was executed.
+func (k *Kernel) RunStats(l *Launch) (Stats, error) {
+	var st Stats
+	if l == nil || l.Memory == nil {
+		return st, abi.Errorf(abi.ErrInvalidValue, "launch of %s: no launch or memory", k.Name)
+	}
+	nthreads := uint64(l.Block[0]) * uint64(l.Block[1]) * uint64(l.Block[2])
+	nblocks := uint64(l.Grid[0]) * uint64(l.Grid[1]) * uint64(l.Grid[2])
+	if nthreads == 0 || nblocks == 0 {
+		return st, abi.Errorf(abi.ErrInvalidValue, "launch of %s: empty grid or block", k.Name)
+	}
+	if nthreads > maxThreadsPerBlock || l.Block[2] > maxBlockDimZ || l.Grid[1] > 65535 || l.Grid[2] > 65535 || l.Grid[0] > 1<<31-1 {
+		return st, abi.Errorf(abi.ErrInvalidValue, "launch of %s: grid %v block %v out of range", k.Name, l.Grid, l.Block)
+	}
+	if uint64(len(l.Params)) < uint64(k.ParamSize) {
+		return st, abi.Errorf(abi.ErrInvalidValue, "launch of %s: %d parameter bytes, need %d", k.Name, len(l.Params), k.ParamSize)
+	}
+	shared := uint64(k.SharedSize)
+	if l.DynamicShared > 0 {
+		shared = k.dynOff + uint64(l.DynamicShared)
+	}
+	if shared > maxSharedPerBlock {
+		return st, abi.Errorf(abi.ErrInvalidValue, "launch of %s: %d bytes of shared memory", k.Name, shared)
+	}
+	if uint64(k.LocalSize)*nthreads > maxLocalPerLaunch {
+		return st, abi.Errorf(abi.ErrLaunchOutOfResources, "launch of %s: too much local memory", k.Name)
+	}
+	globs := make([]uint64, len(k.globRefs))
+	for i, g := range k.globRefs {
+		a, ok := l.Globals[g.name]
+		if !ok {
+			return st, abi.Errorf(abi.ErrInvalidValue, "launch of %s: no address for global %s", k.Name, g.name)
+		}
+		globs[i] = a
+	}
+	workers := l.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	workers = int(min(uint64(workers), nblocks))
+
+	var (
+		next    atomic.Uint64
+		failed  atomic.Bool
+		mu      sync.Mutex
+		first   error
+		wg      sync.WaitGroup
+		tstats  = make([]Stats, workers)
+		errOnce = func(err error) {
+			mu.Lock()
+			if first == nil {
+				first = err
+			}
+			mu.Unlock()
+			failed.Store(true)
+		}
+	)
+	for wi := 0; wi < workers; wi++ {
+		wg.Add(1)
+		go func(wi int) {
+			defer wg.Done()
+			defer func() {
+				if r := recover(); r != nil {
+					errOnce(abi.Errorf(abi.ErrLaunchFailed, "kernel %s: internal error: %v", k.Name, r))
+				}
+			}()
+			w := newWorker(k, l, int(nthreads), int(shared), globs)
+			defer func() { tstats[wi] = w.stats }()
+			for !failed.Load() {
+				b := next.Add(1) - 1
+				if b >= nblocks {
+					return
+				}
+				w.setBlock(b)
+				if err := w.runBlock(); err != nil {
+					errOnce(err)
+					return
+				}
+				w.stats.Blocks++
+			}
+		}(wi)
+	}
+	wg.Wait()
+	for _, s := range tstats {
+		st.Blocks += s.Blocks
+		st.WarpInstructions += s.WarpInstructions
+		st.ThreadInstructions += s.ThreadInstructions
+	}
+	return st, first
+}
+
+// warp is the state of 32 threads.
+type warp struct {
+	r       [][32]uint64
+	lanePC  [32]int32 // for lanes not in active
+	live    uint32    // lanes that have not exited
+	waiting uint32    // lanes waiting at a barrier
+	active  uint32    // lanes at pc
+	pc      int32
+	nextPC  int32 // lowest pc of the other schedulable lanes
+	idx     int
+	done    bool
+}
+
+// worker runs blocks one after another on one goroutine.
+type worker struct {
+	k        *Kernel
+	l        *Launch
+	warps    []*warp
+	nthreads int
+	shared   []byte
+	local    []byte
+	cbase    uint64 // cached global span
+	cdata    []byte
+	tmp      [32]uint64
+	stats    Stats
+	blockIns uint64 // warp-instructions of the current block so far
+}
+
+func newWorker(k *Kernel, l *Launch, nthreads, shared int, globs []uint64) *worker {
+	w := &worker{k: k, l: l, nthreads: nthreads, shared: make([]byte, shared),
+		local: make([]byte, nthreads*int(k.LocalSize))}
+	nw := (nthreads + 31) / 32
+	bx, by := int(l.Block[0]), int(l.Block[1])
+	for i := 0; i < nw; i++ {
+		wp := &warp{r: make([][32]uint64, k.nregs), idx: i}
+		for _, c := range k.consts {
+			for l := range wp.r[c.reg] {
+				wp.r[c.reg][l] = c.val
+			}
+		}
+		for j, g := range k.globRefs {
+			for l := range wp.r[g.reg] {
+				wp.r[g.reg][l] = globs[j]
+			}
+		}
+		for _, s := range k.specials {
+			rr := &wp.r[s.reg]
+			for ln := 0; ln < 32; ln++ {
+				t := i*32 + ln
+				var v uint64
+				switch s.val {
+				case srTidX:
+					v = uint64(t % bx)
+				case srTidY:
+					v = uint64(t / bx % by)
+				case srTidZ:
+					v = uint64(t / (bx * by))
+				case srNtidX, srNtidY, srNtidZ:
+					v = uint64(l.Block[s.val-srNtidX])
+				case srNctaidX, srNctaidY, srNctaidZ:
+					v = uint64(l.Grid[s.val-srNctaidX])
+				case srLaneid:
+					v = uint64(ln)
+				case srWarpid:
+					v = uint64(i)
+				case srNwarpid:
+					v = uint64(nw)
+				case srLanemaskEq:
+					v = 1 << ln
+				case srLanemaskLt:
+					v = 1<<ln - 1
+				case srLanemaskLe:
+					v = 1<<(ln+1) - 1
+				case srLanemaskGt:
+					v = uint64(^uint32(1<<(ln+1) - 1))
+				case srLanemaskGe:
+					v = uint64(^uint32(1<<ln - 1))
+				}
+				rr[ln] = v
+			}
+		}
+		w.warps = append(w.warps, wp)
+	}
+	return w
+}
+
+// setBlock prepares the warps for block number b (linear).
+func (w *worker) setBlock(b uint64) {
+	g := w.l.Grid
+	c := [3]uint64{b % uint64(g[0]), b / uint64(g[0]) % uint64(g[1]), b / (uint64(g[0]) * uint64(g[1]))}
+	clear(w.shared)
+	w.blockIns = 0
+	for _, wp := range w.warps {
+		for _, s := range w.k.specials {
+			if s.val >= srCtaidX && s.val <= srCtaidZ {
+				v := c[s.val-srCtaidX]
+				rr := &wp.r[s.reg]
+				for l := range rr {
+					rr[l] = v
+				}
+			}
+		}
+		n := w.nthreads - wp.idx*32
+		live := fullMask
+		if n < 32 {
+			live = 1<<n - 1
+		}
+		wp.live, wp.waiting, wp.active = live, 0, live
+		wp.pc, wp.nextPC = 0, math.MaxInt32
+		wp.done = false
+	}
+}
+
+// runBlock runs the warps of the current block, switching at barriers.
+func (w *worker) runBlock() error {
+	for {
+		blocked := false
+		for _, wp := range w.warps {
+			if wp.done {
+				continue
+			}
+			if err := w.runWarp(wp); err != nil {
+				return err
+			}
+			if !wp.done {
+				blocked = true
+			}
+		}
+		if !blocked {
+			return nil
+		}
+		// every unfinished warp waits at a barrier: release them
+		for _, wp := range w.warps {
+			if !wp.done {
+				wp.waiting = 0
+				wp.resched()
+			}
+		}
+	}
+}
+
+// savePC records the active group's pc for each of its lanes.
+func (wp *warp) savePC() {
+	for m := wp.active; m != 0; m &= m - 1 {
+		wp.lanePC[bits.TrailingZeros32(m)] = wp.pc
+	}
+}
+
+// resched picks the lanes with the lowest pc among the schedulable ones.
+// It reports false when none is schedulable.
+func (wp *warp) resched() bool {
+	sched := wp.live &^ wp.waiting
+	if sched == 0 {
+		wp.active = 0
+		wp.done = wp.live == 0
+		return false
+	}
+	lo := int32(math.MaxInt32)
+	for m := sched; m != 0; m &= m - 1 {
+		lo = min(lo, wp.lanePC[bits.TrailingZeros32(m)])
+	}
+	var act uint32
+	next := int32(math.MaxInt32)
+	for m := sched; m != 0; m &= m - 1 {
+		l := bits.TrailingZeros32(m)
+		if pc := wp.lanePC[l]; pc == lo {
+			act |= 1 << l
+		} else {
+			next = min(next, pc)
+		}
+	}
+	wp.pc, wp.active, wp.nextPC = lo, act, next
+	return true
+}
+
+// out returns where an ALU instruction writes its 32 results: the
+// destination register itself when every lane is active, else scratch.
+func (w *worker) out(r [][32]uint64, d uint16, mask uint32) *[32]uint64 {
+	if mask == fullMask {
+		return &r[d]
+	}
+	return &w.tmp
+}
+
+// commit copies the active lanes of scratch into register d.
+func (w *worker) commit(r [][32]uint64, d uint16, mask uint32) {
+	if mask == fullMask {
+		return
+	}
+	dst := &r[d]
+	for m := mask; m != 0; m &= m - 1 {
+		l := bits.TrailingZeros32(m)
+		dst[l] = w.tmp[l]
+	}
+}
+
+func (w *worker) fault(in *instr, code abi.Result, format string, args ...any) error {
+	return abi.Errorf(code, "kernel %s, line %d: %s", w.k.Name, in.line, fmt.Sprintf(format, args...))
+}
+
+func f32(v uint64) float32 { return math.Float32frombits(uint32(v)) }
+func b32(f float32) uint64 { return uint64(math.Float32bits(f)) }
+func f64(v uint64) float64 { return math.Float64frombits(v) }
+func b64(f float64) uint64 { return math.Float64bits(f) }
+func bool64(b bool) uint64 { return uint64(b2i(b)) }
+func signExt(v uint64, size int) int64 {
+	sh := 64 - 8*uint(size)
+	return int64(v<<sh) >> sh
+}
+
+// runWarp runs wp until all its lanes have exited or wait at a barrier.
+func (w *worker) runWarp(wp *warp) error {
+	code := w.k.code
+	r := wp.r
+	pc, active, nextPC := wp.pc, wp.active, wp.nextPC
+	var tcount, wcount uint64
+	defer func() {
+		w.stats.ThreadInstructions += tcount
+		w.stats.WarpInstructions += wcount
+		w.blockIns += wcount
+	}()
+	limit := w.l.MaxBlockInstructions
+	// resched saves state, picks the next group and reloads it.
+	resched := func() bool {
+		wp.pc, wp.active = pc, active
+		wp.savePC()
+		ok := wp.resched()
+		pc, active, nextPC = wp.pc, wp.active, wp.nextPC
+		return ok
+	}
+	for {
+		if pc >= nextPC {
+			if !resched() {
+				return nil
+			}
+		}
+		in := &code[pc]
+		mask := active
+		if in.flags&fPred != 0 {
+			p := &r[in.pred]
+			var pm uint32
+			for l := range p {
+				pm |= uint32(p[l]&1) << l
+			}
+			if in.flags&fPredNeg != 0 {
+				pm = ^pm
+			}
+			mask &= pm
+			if mask == 0 {
+				pc++
+				continue
+			}
+		}
+		tcount += uint64(bits.OnesCount32(mask))
+		wcount++
+		switch in.op {
+		case opNop:
+		case opMov:
+			a, o := &r[in.a], w.out(r, in.d, mask)
+			*o = *a
+			w.commit(r, in.d, mask)
+		case opAddImm:
+			a, o := &r[in.a], w.out(r, in.d, mask)
+			for l := range o {
+				o[l] = a[l] + uint64(in.off)
+			}
+			w.commit(r, in.d, mask)
+		case opAdd32:
+			a, b, o := &r[in.a], &r[in.b], w.out(r, in.d, mask)
+			for l := range o {
+				o[l] = uint64(uint32(a[l]) + uint32(b[l]))
+			}
+			w.commit(r, in.d, mask)
+		case opAdd64:
+			a, b, o := &r[in.a], &r[in.b], w.out(r, in.d, mask)
+			for l := range o {
+				o[l] = a[l] + b[l]
+			}
+			w.commit(r, in.d, mask)
+		case opSub32:
+			a, b, o := &r[in.a], &r[in.b], w.out(r, in.d, mask)
+			for l := range o {
+				o[l] = uint64(uint32(a[l]) - uint32(b[l]))
+			}
+			w.commit(r, in.d, mask)
+		case opSub64:
+			a, b, o := &r[in.a], &r[in.b], w.out(r, in.d, mask)
+			for l := range o {
+				o[l] = a[l] - b[l]
+			}
+			w.commit(r, in.d, mask)
+		case opMulLo32:
+			a, b, o := &r[in.a], &r[in.b], w.out(r, in.d, mask)
+			for l := range o {
+				o[l] = uint64(uint32(a[l]) * uint32(b[l]))
+			}
+			w.commit(r, in.d, mask)
+		case opMulLo64:
+			a, b, o := &r[in.a], &r[in.b], w.out(r, in.d, mask)
+			for l := range o {
+				o[l] = a[l] * b[l]
+			}
+			w.commit(r, in.d, mask)
+		case opMadLo32:
+			a, b, c, o := &r[in.a], &r[in.b], &r[in.c], w.out(r, in.d, mask)
+			for l := range o {
+				o[l] = uint64(uint32(a[l])*uint32(b[l]) + uint32(c[l]))
+			}
+			w.commit(r, in.d, mask)
+		case opMadLo64:
+			a, b, c, o := &r[in.a], &r[in.b], &r[in.c], w.out(r, in.d, mask)
+			for l := range o {
+				o[l] = a[l]*b[l] + c[l]
+			}
+			w.commit(r, in.d, mask)
+		case opMulWideS32:
+			a, b, o := &r[in.a], &r[in.b], w.out(r, in.d, mask)
+			for l := range o {
+				o[l] = uint64(int64(int32(a[l])) * int64(int32(b[l])))
+			}
+			w.commit(r, in.d, mask)
+		case opMulWideU32:
+			a, b, o := &r[in.a], &r[in.b], w.out(r, in.d, mask)
+			for l := range o {
+				o[l] = uint64(uint32(a[l])) * uint64(uint32(b[l]))
+			}
+			w.commit(r, in.d, mask)
+		case opMadWideS32:
+			a, b, c, o := &r[in.a], &r[in.b], &r[in.c], w.out(r, in.d, mask)
+			for l := range o {
+				o[l] = uint64(int64(int32(a[l]))*int64(int32(b[l]))) + c[l]
+			}
+			w.commit(r, in.d, mask)
+		case opMadWideU32:
+			a, b, c, o := &r[in.a], &r[in.b], &r[in.c], w.out(r, in.d, mask)
+			for l := range o {
+				o[l] = uint64(uint32(a[l]))*uint64(uint32(b[l])) + c[l]
+			}
+			w.commit(r, in.d, mask)
+		case opFmaF32:
+			a, b, c, o := &r[in.a], &r[in.b], &r[in.c], w.out(r, in.d, mask)
+			for l := range o {
+				// the product of two float32 is exact in float64
+				o[l] = b32(float32(float64(f32(a[l]))*float64(f32(b[l])) + float64(f32(c[l]))))
+			}
+			w.commit(r, in.d, mask)
+		case opAddF32:
+			a, b, o := &r[in.a], &r[in.b], w.out(r, in.d, mask)
+			for l := range o {
+				o[l] = b32(f32(a[l]) + f32(b[l]))
+			}
+			w.commit(r, in.d, mask)
+		case opSubF32:
+			a, b, o := &r[in.a], &r[in.b], w.out(r, in.d, mask)
+			for l := range o {
+				o[l] = b32(f32(a[l]) - f32(b[l]))
+			}
+			w.commit(r, in.d, mask)
+		case opMulF32:
+			a, b, o := &r[in.a], &r[in.b], w.out(r, in.d, mask)
+			for l := range o {
+				o[l] = b32(f32(a[l]) * f32(b[l]))
+			}
+			w.commit(r, in.d, mask)
+		case opSetpS:
+			a, b, o := &r[in.a], &r[in.b], w.out(r, in.d, mask)
+			sz := in.typ.size()
+			for l := range o {
+				x, y := signExt(a[l], sz), signExt(b[l], sz)
+				o[l] = bool64(cmpInt(in.mod, x < y, x == y))
+			}
+			w.commit(r, in.d, mask)
+		case opSetpU:
+			a, b, o := &r[in.a], &r[in.b], w.out(r, in.d, mask)
+			sh := 64 - 8*uint(in.typ.size())
+			for l := range o {
+				x, y := a[l]<<sh, b[l]<<sh
+				o[l] = bool64(cmpInt(in.mod, x < y, x == y))
+			}
+			w.commit(r, in.d, mask)
+		case opSetpF32:
+			a, b, o := &r[in.a], &r[in.b], w.out(r, in.d, mask)
+			for l := range o {
+				o[l] = bool64(cmpFloat(in.mod, float64(f32(a[l])), float64(f32(b[l]))))
+			}
+			w.commit(r, in.d, mask)
+		case opSetpF64:
+			a, b, o := &r[in.a], &r[in.b], w.out(r, in.d, mask)
+			for l := range o {
+				o[l] = bool64(cmpFloat(in.mod, f64(a[l]), f64(b[l])))
+			}
+			w.commit(r, in.d, mask)
+		case opSelp:
+			a, b, c, o := &r[in.a], &r[in.b], &r[in.c], w.out(r, in.d, mask)
+			for l := range o {
+				if c[l]&1 != 0 {
+					o[l] = a[l]
+				} else {
+					o[l] = b[l]
+				}
+			}
+			w.commit(r, in.d, mask)
+		case opAnd:
+			a, b, o := &r[in.a], &r[in.b], w.out(r, in.d, mask)
+			for l := range o {
+				o[l] = a[l] & b[l]
+			}
+			w.commit(r, in.d, mask)
+		case opOr:
+			a, b, o := &r[in.a], &r[in.b], w.out(r, in.d, mask)
+			for l := range o {
+				o[l] = a[l] | b[l]
+			}
+			w.commit(r, in.d, mask)
+		case opXor:
+			a, b, o := &r[in.a], &r[in.b], w.out(r, in.d, mask)
+			for l := range o {
+				o[l] = a[l] ^ b[l]
+			}
+			w.commit(r, in.d, mask)
+		case opShl32:
+			a, b, o := &r[in.a], &r[in.b], w.out(r, in.d, mask)
+			for l := range o {
+				o[l] = uint64(uint32(a[l]) << min(uint32(b[l]), 32))
+			}
+			w.commit(r, in.d, mask)
+		case opShl64:
+			a, b, o := &r[in.a], &r[in.b], w.out(r, in.d, mask)
+			for l := range o {
+				o[l] = a[l] << min(uint32(b[l]), 64)
+			}
+			w.commit(r, in.d, mask)
+		case opShrU32:
+			a, b, o := &r[in.a], &r[in.b], w.out(r, in.d, mask)
+			for l := range o {
+				o[l] = uint64(uint32(a[l]) >> min(uint32(b[l]), 32))
+			}
+			w.commit(r, in.d, mask)
+		case opShrS32:
+			a, b, o := &r[in.a], &r[in.b], w.out(r, in.d, mask)
+			for l := range o {
+				o[l] = uint64(uint32(int32(a[l]) >> min(uint32(b[l]), 31)))
+			}
+			w.commit(r, in.d, mask)
+		case opShrU64:
+			a, b, o := &r[in.a], &r[in.b], w.out(r, in.d, mask)
+			for l := range o {
+				o[l] = a[l] >> min(uint32(b[l]), 64)
+			}
+			w.commit(r, in.d, mask)
+		case opShrS64:
+			a, b, o := &r[in.a], &r[in.b], w.out(r, in.d, mask)
+			for l := range o {
+				o[l] = uint64(int64(a[l]) >> min(uint32(b[l]), 63))
+			}
+			w.commit(r, in.d, mask)
+		case opLd:
+			if err := w.ld(wp, in, mask); err != nil {
+				return err
+			}
+		case opSt:
+			if err := w.st(wp, in, mask); err != nil {
+				return err
+			}
+		case opAtom:
+			if err := w.atom(wp, in, mask); err != nil {
+				return err
+			}
+		case opBra:
+			if in.target <= pc && limit != 0 && w.blockIns+wcount > limit {
+				return w.fault(in, abi.ErrLaunchTimeout, "block exceeded %d instructions", limit)
+			}
+			if mask == active {
+				pc = in.target
+				continue
+			}
+			// divergence: taken lanes go to the target, the rest on
+			for m := mask; m != 0; m &= m - 1 {
+				wp.lanePC[bits.TrailingZeros32(m)] = in.target
+			}
+			active &^= mask
+			pc++
+			if !resched() {
+				return nil
+			}
+			continue
+		case opExit:
+			wp.live &^= mask
+			active &^= mask
+			if active == 0 {
+				if !resched() {
+					return nil
+				}
+				continue
+			}
+		case opBar:
+			wp.waiting |= mask
+			for m := mask; m != 0; m &= m - 1 {
+				wp.lanePC[bits.TrailingZeros32(m)] = pc + 1
+			}
+			active &^= mask
+			if active == 0 {
+				if !resched() {
+					return nil
+				}
+				continue
+			}
+		default:
+			if err := w.slow(wp, in, mask); err != nil {
+				return err
+			}
+		}
+		pc++
+	}
+}
+
+func cmpInt(op uint8, lt, eq bool) bool {
+	switch op {
+	case cmpEq:
+		return eq
+	case cmpNe:
+		return !eq
+	case cmpLt:
+		return lt
+	case cmpLe:
+		return lt || eq
+	case cmpGt:
+		return !lt && !eq
+	case cmpGe:
+		return !lt
+	}
+	return false
+}
+
+func cmpFloat(op uint8, a, b float64) bool {
+	nan := a != a || b != b
+	switch op {
+	case cmpEq:
+		return a == b
+	case cmpNe:
+		return !nan && a != b
+	case cmpLt:
+		return a < b
+	case cmpLe:
+		return a <= b
+	case cmpGt:
+		return a > b
+	case cmpGe:
+		return a >= b
+	case cmpEqu:
+		return nan || a == b
+	case cmpNeu:
+		return a != b
+	case cmpLtu:
+		return nan || a < b
+	case cmpLeu:
+		return nan || a <= b
+	case cmpGtu:
+		return nan || a > b
+	case cmpGeu:
+		return nan || a >= b
+	case cmpNum:
+		return !nan
+	case cmpNan:
+		return nan
+	}
+	return false
+}

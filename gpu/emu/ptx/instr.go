@@ -1,0 +1,241 @@
+package ptx
+
+// opcode is a decoded operation: PTX opcode and operand type folded
+// together, so that the interpreter switches once per instruction.
+type opcode uint8
+
+const (
+	opNop opcode = iota
+	opMov
+	opAddImm // d = a + off (cvta between windows)
+	opAdd32
+	opAdd64
+	opSub32
+	opSub64
+	opMulLo32
+	opMulLo64
+	opMulHiS32
+	opMulHiU32
+	opMulHiS64
+	opMulHiU64
+	opMulWideS32
+	opMulWideU32
+	opMulWideS16
+	opMulWideU16
+	opMadLo32
+	opMadLo64
+	opMadWideS32
+	opMadWideU32
+	opMadHiS32
+	opMadHiU32
+	opDivS32
+	opDivU32
+	opDivS64
+	opDivU64
+	opRemS32
+	opRemU32
+	opRemS64
+	opRemU64
+	opMinS32
+	opMinU32
+	opMinS64
+	opMinU64
+	opMaxS32
+	opMaxU32
+	opMaxS64
+	opMaxU64
+	opAbsS32
+	opAbsS64
+	opNeg32
+	opNeg64
+	opAnd
+	opOr
+	opXor
+	opNot
+	opNotPred
+	opCnot
+	opShl32
+	opShl64
+	opShrU32
+	opShrS32
+	opShrU64
+	opShrS64
+	opPopc32
+	opPopc64
+	opClz32
+	opClz64
+	opBrev32
+	opBrev64
+	opBfeU32
+	opBfeS32
+	opBfeU64
+	opBfeS64
+	opBfi32
+	opBfi64
+	opPrmt
+	opAddF32
+	opSubF32
+	opMulF32
+	opFmaF32
+	opDivF32
+	opMinF32
+	opMaxF32
+	opAbsF32
+	opNegF32
+	opSqrtF32
+	opRcpF32
+	opRsqrtF32
+	opEx2F32
+	opLg2F32
+	opSinF32
+	opCosF32
+	opAddF64
+	opSubF64
+	opMulF64
+	opFmaF64
+	opDivF64
+	opMinF64
+	opMaxF64
+	opAbsF64
+	opNegF64
+	opSqrtF64
+	opRcpF64
+	opRsqrtF64
+	opSetpS // signed integer compare, sign-extended by typ
+	opSetpU
+	opSetpF32
+	opSetpF64
+	opSelp
+	opCvt
+	opPack64   // mov.b64 d, {a, b}
+	opUnpack64 // mov.b64 {d, e}, a
+	opLd
+	opSt
+	opAtom
+	opShfl
+	opVote
+	opActivemask
+	opBra
+	opExit
+	opBar
+	opSatF32 // clamp f32 to [0, 1]: follows an instruction with .sat
+	numOps
+)
+
+// Comparison operators of setp, in mod.
+const (
+	cmpEq uint8 = iota
+	cmpNe
+	cmpLt
+	cmpLe
+	cmpGt
+	cmpGe
+	cmpEqu
+	cmpNeu
+	cmpLtu
+	cmpLeu
+	cmpGtu
+	cmpGeu
+	cmpNum
+	cmpNan
+)
+
+var cmpNames = map[string]uint8{
+	"eq": cmpEq, "ne": cmpNe, "lt": cmpLt, "le": cmpLe, "gt": cmpGt, "ge": cmpGe,
+	"lo": cmpLt, "ls": cmpLe, "hi": cmpGt, "hs": cmpGe,
+	"equ": cmpEqu, "neu": cmpNeu, "ltu": cmpLtu, "leu": cmpLeu, "gtu": cmpGtu, "geu": cmpGeu,
+	"num": cmpNum, "nan": cmpNan,
+}
+
+// Rounding modes of cvt, in mod.
+const (
+	rndNone uint8 = iota
+	rndRn
+	rndRz
+	rndRm
+	rndRp
+	rndRni // round to integral, nearest even
+	rndRzi
+	rndRmi
+	rndRpi
+)
+
+var rndNames = map[string]uint8{
+	"rn": rndRn, "rz": rndRz, "rm": rndRm, "rp": rndRp,
+	"rni": rndRni, "rzi": rndRzi, "rmi": rndRmi, "rpi": rndRpi,
+}
+
+// Memory spaces, in space.
+const (
+	spGeneric uint8 = iota
+	spGlobal
+	spShared
+	spLocal
+	spParam
+	spConst
+)
+
+// Atomic operations, in mod.
+const (
+	atAdd uint8 = iota
+	atMin
+	atMax
+	atAnd
+	atOr
+	atXor
+	atExch
+	atCas
+	atInc
+	atDec
+)
+
+var atomNames = map[string]uint8{
+	"add": atAdd, "min": atMin, "max": atMax, "and": atAnd, "or": atOr, "xor": atXor,
+	"exch": atExch, "cas": atCas, "inc": atInc, "dec": atDec,
+}
+
+// Shuffle and vote modes, in mod.
+const (
+	shflUp uint8 = iota
+	shflDown
+	shflBfly
+	shflIdx
+)
+
+const (
+	voteAll uint8 = iota
+	voteAny
+	voteUni
+	voteBallot
+)
+
+// instruction flags
+const (
+	fPred    = 1 << iota // guarded by a predicate register
+	fPredNeg             // guard is negated (@!%p)
+	fSat                 // saturate (cvt)
+	fPredOut             // shfl writes a second, predicate destination (e)
+)
+
+// instr is one decoded instruction. Register operands are indices into
+// the warp's register file; immediates, special registers and symbol
+// addresses live in read-only registers set up before a warp runs.
+type instr struct {
+	op     opcode
+	typ    vtype // operation type (ld/st/atom/cvt destination)
+	styp   vtype // cvt source type
+	mod    uint8
+	space  uint8
+	flags  uint8
+	vec    uint8 // ld/st vector width (1, 2 or 4)
+	pred   uint16
+	d      uint16
+	a      uint16
+	b      uint16
+	c      uint16
+	e      uint16
+	regs   [4]uint16 // ld/st vector registers
+	off    int64     // address offset, or immediate for opAddImm
+	target int32     // branch target
+	line   int32
+}
