@@ -96,6 +96,9 @@ func (ss *session) sendBulk(h wire.Header, size uint64, source func(off uint64, 
 			if err := ss.conn.WriteFrame(wire.Header{Type: wire.ShmData, Call: h.Call, Seq: h.Seq}, shmRef(&ref, slot, int(n))); err != nil {
 				return 0, err
 			}
+			if err := ss.conn.Flush(); err != nil {
+				return 0, err
+			}
 			off += n
 			continue
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/kerf-edge/kerf/transport/abi"
 	"github.com/kerf-edge/kerf/transport/internal/wire"
@@ -61,6 +62,7 @@ type Client struct {
 	asyncOut  []uint64 // seqs of async device-to-host copies in flight
 	readerErr error
 	flushc    chan struct{}
+	flushing  atomic.Bool // a flush is scheduled with the flusher
 	done      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -223,9 +225,11 @@ func (c *Client) do(id abi.CallID, args, res *abi.Values, in, out []byte) error 
 		return c.waitResult(p)
 	}
 	if !sync {
-		select {
-		case c.flushc <- struct{}{}:
-		default:
+		if !c.flushing.Swap(true) {
+			select {
+			case c.flushc <- struct{}{}:
+			default:
+			}
 		}
 		return nil
 	}
@@ -264,6 +268,10 @@ func (c *Client) writeBulk(id abi.CallID, seq uint64, in []byte) error {
 			}
 			n := copy(c.shm.slot(ringUp, slot), in)
 			if err := c.conn.WriteFrame(wire.Header{Type: wire.ShmData, Call: id, Seq: seq}, shmRef(&ref, slot, n)); err != nil {
+				return err
+			}
+			// Let the server start on this chunk while the next is filled.
+			if err := c.conn.Flush(); err != nil {
 				return err
 			}
 			in = in[n:]
@@ -305,6 +313,7 @@ func (c *Client) flushLoop() {
 	for {
 		select {
 		case <-c.flushc:
+			c.flushing.Store(false)
 			if err := c.Flush(); err != nil {
 				c.fail(err)
 			}

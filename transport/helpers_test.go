@@ -25,7 +25,9 @@ type testServer struct {
 	done   chan struct{}
 }
 
-func startServer(t *testing.T) *testServer {
+func startServer(t *testing.T) *testServer { return startServerB(t) }
+
+func startServerB(t testing.TB) *testServer {
 	t.Helper()
 	dir := t.TempDir()
 	tokens, err := OpenTokenStore(filepath.Join(dir, "tokens.json"))
@@ -73,7 +75,9 @@ func (ts *testServer) stop() {
 	<-ts.done
 }
 
-func (ts *testServer) token(t *testing.T, tenant string, limit uint64) []byte {
+func (ts *testServer) tokenB(t testing.TB) []byte { return ts.token(t, "bench", 0) }
+
+func (ts *testServer) token(t testing.TB, tenant string, limit uint64) []byte {
 	t.Helper()
 	tok, err := ts.tokens.Issue(tenant, limit)
 	if err != nil {

@@ -15,9 +15,9 @@ import (
 	"github.com/kerf-edge/kerf/transport/abi"
 )
 
-// quicConfig has large flow-control windows so that one stream carries
-// bulk copies at full speed.
-func quicConfig() *quic.Config {
+// QUICConfig is the QUIC configuration of both ends: large flow-control
+// windows so that one stream carries bulk copies at full speed.
+func QUICConfig() *quic.Config {
 	return &quic.Config{
 		HandshakeIdleTimeout:           HandshakeTimeout,
 		MaxIdleTimeout:                 60 * time.Second,
@@ -49,8 +49,7 @@ func ListenQUIC(addr string, cert tls.Certificate) (*QUICListener, error) {
 		return nil, err
 	}
 	tr := &quic.Transport{Conn: udp}
-	tc := &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{abi.ALPN}, MinVersion: tls.VersionTLS13}
-	ln, err := tr.Listen(tc, quicConfig())
+	ln, err := tr.Listen(ServerTLS(cert, abi.ALPN), QUICConfig())
 	if err != nil {
 		udp.Close()
 		return nil, err
@@ -142,51 +141,17 @@ func DialQUIC(ctx context.Context, addr string, opts QUICOptions) (*Client, erro
 	if opts.Fingerprint.IsZero() && !opts.TrustOnFirstUse {
 		return nil, errors.New("kerf: no certificate fingerprint to pin; pass one from the token bundle or ask for trust on first use")
 	}
-	var seen Fingerprint
-	tc := &tls.Config{
-		NextProtos: []string{abi.ALPN},
-		MinVersion: tls.VersionTLS13,
-		// The certificate is checked by pinning in VerifyPeerCertificate.
-		InsecureSkipVerify: true,
-		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			if len(raw) == 0 {
-				return errors.New("server sent no certificate")
-			}
-			seen = FingerprintOf(raw[0])
-			if opts.Fingerprint.IsZero() {
-				return nil // trust on first use, asked for explicitly
-			}
-			if subtle.ConstantTimeCompare(seen[:], opts.Fingerprint[:]) != 1 {
-				return fmt.Errorf("certificate fingerprint %s does not match the pinned %s", seen, opts.Fingerprint)
-			}
-			return nil
-		},
-	}
-	raddr, err := net.ResolveUDPAddr("udp", addr)
+	tc, seen := ClientTLS(opts.Fingerprint, abi.ALPN)
+	conn, err := dialQUIC(ctx, addr, tc)
 	if err != nil {
-		return nil, fmt.Errorf("kerf: %w", err)
-	}
-	udp, err := net.ListenUDP("udp", nil)
-	if err != nil {
-		return nil, fmt.Errorf("kerf: %w", err)
-	}
-	// The client owns its transport so that closing the session releases
-	// the socket and every goroutine of the connection.
-	tr := &quic.Transport{Conn: udp}
-	conn, err := tr.Dial(ctx, raddr, tc, quicConfig())
-	if err != nil {
-		tr.Close()
-		udp.Close()
-		return nil, fmt.Errorf("kerf: connecting to %s: %w", addr, err)
+		return nil, err
 	}
 	st, err := conn.OpenStreamSync(ctx)
 	if err != nil {
-		conn.CloseWithError(0, "")
-		tr.Close()
-		udp.Close()
+		conn.close()
 		return nil, fmt.Errorf("kerf: opening stream to %s: %w", addr, err)
 	}
-	qs := &quicStream{Stream: st, conn: conn, tr: tr}
+	qs := &quicStream{Stream: st, conn: conn.Conn, tr: conn.tr}
 	if dl, ok := ctx.Deadline(); ok {
 		st.SetDeadline(dl)
 	}
@@ -196,6 +161,77 @@ func DialQUIC(ctx context.Context, addr string, opts QUICOptions) (*Client, erro
 		return nil, err
 	}
 	st.SetDeadline(time.Time{})
-	c.Fingerprint = seen
+	c.Fingerprint = *seen
 	return c, nil
+}
+
+// ServerTLS is the server's TLS configuration: TLS 1.3 with one ALPN.
+func ServerTLS(cert tls.Certificate, alpn string) *tls.Config {
+	return &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{alpn}, MinVersion: tls.VersionTLS13}
+}
+
+// ClientTLS is the client's TLS configuration, pinning the server's
+// certificate to pin (any certificate when pin is zero: the caller asked
+// for trust on first use). The fingerprint seen is stored in *seen.
+func ClientTLS(pin Fingerprint, alpn string) (*tls.Config, *Fingerprint) {
+	seen := new(Fingerprint)
+	return &tls.Config{
+		NextProtos: []string{alpn},
+		MinVersion: tls.VersionTLS13,
+		// The certificate is checked by pinning in VerifyPeerCertificate.
+		InsecureSkipVerify: true,
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) == 0 {
+				return errors.New("server sent no certificate")
+			}
+			*seen = FingerprintOf(raw[0])
+			if pin.IsZero() {
+				return nil
+			}
+			if subtle.ConstantTimeCompare(seen[:], pin[:]) != 1 {
+				return fmt.Errorf("certificate fingerprint %s does not match the pinned %s", *seen, pin)
+			}
+			return nil
+		},
+	}, seen
+}
+
+// QUICConn is a client connection on a UDP socket of its own, so that
+// closing it releases every resource.
+type QUICConn struct {
+	*quic.Conn
+	tr *quic.Transport
+}
+
+// DialQUICConn dials a QUIC connection with the given TLS configuration.
+func DialQUICConn(ctx context.Context, addr string, tc *tls.Config) (*QUICConn, error) {
+	return dialQUIC(ctx, addr, tc)
+}
+
+func (c *QUICConn) close() {
+	c.CloseWithError(0, "")
+	c.tr.Close()
+	c.tr.Conn.Close()
+}
+
+// Close closes the connection and its socket.
+func (c *QUICConn) Close() error { c.close(); return nil }
+
+func dialQUIC(ctx context.Context, addr string, tc *tls.Config) (*QUICConn, error) {
+	raddr, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("kerf: %w", err)
+	}
+	udp, err := net.ListenUDP("udp", nil)
+	if err != nil {
+		return nil, fmt.Errorf("kerf: %w", err)
+	}
+	tr := &quic.Transport{Conn: udp}
+	conn, err := tr.Dial(ctx, raddr, tc, QUICConfig())
+	if err != nil {
+		tr.Close()
+		udp.Close()
+		return nil, fmt.Errorf("kerf: connecting to %s: %w", addr, err)
+	}
+	return &QUICConn{Conn: conn, tr: tr}, nil
 }

@@ -112,7 +112,7 @@ func (r *shmRing) slot(half ringHalf, i int) []byte {
 }
 
 // acquire waits for the producer's next slot of half to be free and takes
-// it. Before sleeping it calls flush, so that frames naming slots the
+// it. Before waiting it calls flush, so that frames naming slots the
 // consumer has not yet seen are on their way.
 func (r *shmRing) acquire(half ringHalf, flush func() error) (int, error) {
 	i := r.next[half]
@@ -124,12 +124,12 @@ func (r *shmRing) acquire(half ringHalf, flush func() error) (int, error) {
 		deadline := time.Now().Add(shmWait)
 		for spins := 0; r.loadState(off) != 0; spins++ {
 			switch {
-			case spins < 64:
+			case spins < 16:
 				runtime.Gosched()
 			case time.Now().After(deadline):
 				return 0, fmt.Errorf("shm slot %d not returned within %v", i, shmWait)
 			default:
-				time.Sleep(20 * time.Microsecond)
+				r.futexWait(off, 1, 10*time.Millisecond)
 			}
 		}
 	}
@@ -138,8 +138,13 @@ func (r *shmRing) acquire(half ringHalf, flush func() error) (int, error) {
 	return i, nil
 }
 
-// release hands a consumed slot back to its producer.
-func (r *shmRing) release(half ringHalf, i int) { r.storeState(r.stateOffset(half, i), 0) }
+// release hands a consumed slot back to its producer and wakes it if it
+// waits.
+func (r *shmRing) release(half ringHalf, i int) {
+	off := r.stateOffset(half, i)
+	r.storeState(off, 0)
+	r.futexWake(off)
+}
 
 // shmRef encodes a (slot, length) reference.
 func shmRef(b *[8]byte, slot int, n int) []byte {

@@ -2,16 +2,34 @@ package transport
 
 import (
 	"sync/atomic"
+	"time"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // The state words live in memory shared with another process, so they are
-// accessed atomically through pointers into the mapping.
+// accessed atomically through pointers into the mapping, and waited on
+// with shared (not process-private) futexes.
 
-func (r *shmRing) loadState(off int) uint32 {
-	return atomic.LoadUint32((*uint32)(unsafe.Pointer(&r.mem[off])))
+const (
+	futexWait = 0
+	futexWake = 1
+)
+
+func (r *shmRing) word(off int) *uint32 { return (*uint32)(unsafe.Pointer(&r.mem[off])) }
+
+func (r *shmRing) loadState(off int) uint32 { return atomic.LoadUint32(r.word(off)) }
+
+func (r *shmRing) storeState(off int, v uint32) { atomic.StoreUint32(r.word(off), v) }
+
+// futexWait sleeps while the word at off still holds val, at most d.
+func (r *shmRing) futexWait(off int, val uint32, d time.Duration) {
+	ts := unix.NsecToTimespec(int64(d))
+	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(r.word(off))), futexWait, uintptr(val), uintptr(unsafe.Pointer(&ts)), 0, 0)
 }
 
-func (r *shmRing) storeState(off int, v uint32) {
-	atomic.StoreUint32((*uint32)(unsafe.Pointer(&r.mem[off])), v)
+// futexWake wakes a waiter on the word at off.
+func (r *shmRing) futexWake(off int) {
+	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(r.word(off))), futexWake, 1, 0, 0, 0)
 }

@@ -14,7 +14,6 @@ const BufSize = 256 << 10
 type Conn struct {
 	r    *bufio.Reader
 	w    *bufio.Writer
-	hdr  [HeaderSize]byte
 	whdr [HeaderSize]byte
 	buf  []byte
 }
@@ -28,15 +27,33 @@ func NewConn(rw io.ReadWriter) *Conn {
 // then consume exactly h.Len payload bytes with ReadPayload, ReadInto or
 // Discard.
 func (c *Conn) ReadHeader() (Header, error) {
-	if _, err := io.ReadFull(c.r, c.hdr[:]); err != nil {
+	b, err := c.r.Peek(HeaderSize)
+	if len(b) < HeaderSize {
+		if err == io.EOF && len(b) > 0 {
+			err = io.ErrUnexpectedEOF
+		}
 		return Header{}, err
 	}
-	return ParseHeader(c.hdr[:])
+	h, err := ParseHeader(b)
+	c.r.Discard(HeaderSize)
+	return h, err
 }
 
-// ReadPayload reads h's payload into a buffer owned by c, valid until the
-// next read.
+// ReadPayload reads h's payload. The bytes are valid until the next read:
+// small payloads are returned in place from the read buffer, larger ones
+// in a buffer owned by c.
 func (c *Conn) ReadPayload(h Header) ([]byte, error) {
+	if int(h.Len) <= c.r.Size() {
+		b, err := c.r.Peek(int(h.Len))
+		if len(b) < int(h.Len) {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		c.r.Discard(len(b))
+		return b, nil
+	}
 	if uint32(cap(c.buf)) < h.Len {
 		c.buf = make([]byte, h.Len)
 	}

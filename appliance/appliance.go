@@ -1,0 +1,218 @@
+package appliance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/kerf-edge/kerf/gpu"
+	"github.com/kerf-edge/kerf/transport"
+)
+
+// Appliance is a configured kerfd, ready to serve.
+type Appliance struct {
+	cfg     Config
+	log     *slog.Logger
+	backend gpu.Backend
+	kind    string // "emulated" or "cuda"
+	tokens  *transport.TokenStore
+	server  *transport.Server
+	fp      transport.Fingerprint
+
+	quicLn *transport.QUICListener
+	unixLn *net.UnixListener
+	httpLn net.Listener
+}
+
+// New prepares the state directory, TLS identity, token store, backend
+// and listeners. Nothing is served until Run.
+func New(cfg Config, log *slog.Logger) (*Appliance, error) {
+	a := &Appliance{cfg: cfg, log: log}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	cert, fp, err := transport.LoadOrCreateCert(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	a.fp = fp
+	if a.tokens, err = transport.OpenTokenStore(cfg.TokensPath()); err != nil {
+		return nil, err
+	}
+	if a.backend, a.kind, err = newBackend(cfg, log); err != nil {
+		return nil, err
+	}
+	a.server = &transport.Server{Backend: a.backend, Auth: a.tokens, Log: log}
+	a.tokens.OnRevoke = func(tenant string) {
+		if n := a.server.CloseTenant(tenant); n > 0 {
+			log.Info("closed sessions of revoked tenant", "tenant", tenant, "sessions", n)
+		}
+	}
+	if err := a.listen(cert); err != nil {
+		a.closeListeners()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *Appliance) listen(cert tlsCert) error {
+	var err error
+	if a.quicLn, err = transport.ListenQUIC(a.cfg.Listen.QUIC, cert); err != nil {
+		return fmt.Errorf("QUIC listener on %s: %w", a.cfg.Listen.QUIC, err)
+	}
+	if a.unixLn, err = transport.ListenUnix(a.cfg.UnixPath()); err != nil {
+		return fmt.Errorf("Unix listener on %s: %w", a.cfg.UnixPath(), err)
+	}
+	if a.cfg.Listen.HTTP != "" {
+		if a.httpLn, err = net.Listen("tcp", a.cfg.Listen.HTTP); err != nil {
+			return fmt.Errorf("HTTP listener on %s: %w", a.cfg.Listen.HTTP, err)
+		}
+	}
+	return nil
+}
+
+func (a *Appliance) closeListeners() {
+	if a.quicLn != nil {
+		a.quicLn.Close()
+	}
+	if a.unixLn != nil {
+		a.unixLn.Close()
+	}
+	if a.httpLn != nil {
+		a.httpLn.Close()
+	}
+}
+
+// QUICAddr is the UDP address tenants reach over QUIC.
+func (a *Appliance) QUICAddr() string { return a.quicLn.Addr().String() }
+
+// HTTPAddr is the operator endpoint's address, or "" when disabled.
+func (a *Appliance) HTTPAddr() string {
+	if a.httpLn == nil {
+		return ""
+	}
+	return a.httpLn.Addr().String()
+}
+
+// Fingerprint is the appliance certificate's fingerprint.
+func (a *Appliance) Fingerprint() transport.Fingerprint { return a.fp }
+
+// Server is the tenant server.
+func (a *Appliance) Server() *transport.Server { return a.server }
+
+// Tokens is the tenant token store.
+func (a *Appliance) Tokens() *transport.TokenStore { return a.tokens }
+
+// Run serves until ctx ends, then stops accepting, ends every session and
+// returns.
+func (a *Appliance) Run(ctx context.Context) error {
+	for _, d := range a.backend.Devices() {
+		a.log.Info("device", "name", d.Name, "memory", d.TotalMem, "sms", d.SMs, "emulated", d.Emulated)
+	}
+	if err := a.firstToken(); err != nil {
+		return err
+	}
+	a.log.Info("kerfd ready", "backend", a.kind, "quic", a.QUICAddr(), "unix", a.cfg.UnixPath(),
+		"http", a.HTTPAddr(), "fingerprint", a.fp.String(), "state", a.cfg.StateDir)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 3)
+	go func() { errc <- a.server.ServeQUIC(ctx, a.quicLn) }()
+	go func() { errc <- a.server.ServeUnix(ctx, a.unixLn) }()
+	n := 2
+	var srv *http.Server
+	if a.httpLn != nil {
+		srv = &http.Server{Handler: a.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+		n++
+		go func() {
+			if err := srv.Serve(a.httpLn); !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+				return
+			}
+			errc <- nil
+		}()
+	}
+	var first error
+	select {
+	case <-ctx.Done():
+	case first = <-errc:
+		n--
+		cancel()
+	}
+	if srv != nil {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		srv.Shutdown(sctx)
+		scancel()
+	}
+	for ; n > 0; n-- {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+		}
+	}
+	a.server.Wait()
+	os.Remove(a.cfg.UnixPath())
+	a.log.Info("kerfd stopped")
+	return first
+}
+
+// firstToken issues a token for tenant "default" on the very first start,
+// so a newcomer can run a program at once. Its bundle is the only copy.
+func (a *Appliance) firstToken() error {
+	if len(a.tokens.List()) > 0 {
+		return nil
+	}
+	path, err := a.IssueBundle("default", 0, "")
+	if err != nil {
+		return fmt.Errorf("issuing the first tenant token: %w", err)
+	}
+	a.log.Info("issued the first tenant token; keep its bundle safe", "tenant", "default", "bundle", path)
+	return nil
+}
+
+// IssueBundle issues a token for tenant and writes its bundle to out
+// (default: <state>/bundles/<tenant>.json).
+func (a *Appliance) IssueBundle(tenant string, memLimit uint64, out string) (string, error) {
+	return issueBundle(a.cfg, a.tokens, a.fp, a.QUICAddr(), tenant, memLimit, out)
+}
+
+func issueBundle(cfg Config, tokens *transport.TokenStore, fp transport.Fingerprint, quicAddr, tenant string, memLimit uint64, out string) (string, error) {
+	tok, err := tokens.Issue(tenant, memLimit)
+	if err != nil {
+		return "", err
+	}
+	if out == "" {
+		if err := os.MkdirAll(cfg.BundleDir(), 0o700); err != nil {
+			return "", err
+		}
+		out = filepath.Join(cfg.BundleDir(), tenant+".json")
+	}
+	b := transport.Bundle{Tenant: tenant, Token: tok, QUIC: reachable(quicAddr), Socket: absPath(cfg.UnixPath()), Fingerprint: fp.String()}
+	return out, transport.WriteBundle(out, b)
+}
+
+// reachable turns a wildcard listen address into one a local client can
+// dial; operators edit the bundle's host for remote tenants.
+func reachable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}

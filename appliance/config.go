@@ -1,0 +1,131 @@
+package appliance
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/env/v2"
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/providers/rawbytes"
+	"github.com/knadh/koanf/v2"
+
+	"github.com/kerf-edge/kerf/internal/units"
+)
+
+//go:embed defaults.yaml
+var defaultsYAML []byte
+
+// Config is kerfd's configuration.
+type Config struct {
+	StateDir string `koanf:"state_dir"`
+	Listen   struct {
+		QUIC string `koanf:"quic"`
+		Unix string `koanf:"unix"`
+		HTTP string `koanf:"http"`
+	} `koanf:"listen"`
+	GPU struct {
+		Backend  string `koanf:"backend"`
+		Emulated struct {
+			Devices int    `koanf:"devices"`
+			Memory  string `koanf:"memory"`
+			SMs     int    `koanf:"sms"`
+		} `koanf:"emulated"`
+	} `koanf:"gpu"`
+	Log struct {
+		Level  string `koanf:"level"`
+		Format string `koanf:"format"`
+	} `koanf:"log"`
+}
+
+// LoadConfig reads the embedded defaults, then path (if not empty), then
+// KERF_* variables from environ.
+func LoadConfig(path string, environ []string) (Config, error) {
+	k := koanf.New(".")
+	if err := k.Load(rawbytes.Provider(defaultsYAML), yaml.Parser()); err != nil {
+		return Config{}, fmt.Errorf("embedded defaults: %w", err)
+	}
+	if path != "" {
+		if err := k.Load(file.Provider(path), yaml.Parser()); err != nil {
+			return Config{}, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	err := k.Load(env.Provider(".", env.Opt{
+		Prefix:      "KERF_",
+		EnvironFunc: func() []string { return environ },
+		TransformFunc: func(key, v string) (string, any) {
+			key = strings.ToLower(strings.TrimPrefix(key, "KERF_"))
+			return strings.ReplaceAll(key, "__", "."), v
+		},
+	}), nil)
+	if err != nil {
+		return Config{}, err
+	}
+	var c Config
+	if err := k.UnmarshalWithConf("", &c, koanf.UnmarshalConf{}); err != nil {
+		return Config{}, err
+	}
+	return c, c.validate()
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.StateDir == "" {
+		errs = append(errs, errors.New("state_dir is empty"))
+	}
+	switch c.GPU.Backend {
+	case "auto", "emulated":
+	default:
+		errs = append(errs, fmt.Errorf("gpu.backend %q: want auto or emulated", c.GPU.Backend))
+	}
+	if _, err := units.ParseBytes(c.GPU.Emulated.Memory); err != nil {
+		errs = append(errs, fmt.Errorf("gpu.emulated.memory: %w", err))
+	}
+	if c.GPU.Emulated.Devices < 1 || c.GPU.Emulated.Devices > 8 {
+		errs = append(errs, fmt.Errorf("gpu.emulated.devices = %d: want 1..8", c.GPU.Emulated.Devices))
+	}
+	if _, err := c.logLevel(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		errs = append(errs, fmt.Errorf("log.format %q: want text or json", c.Log.Format))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) logLevel() (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.Log.Level)); err != nil {
+		return 0, fmt.Errorf("log.level %q: want debug, info, warn or error", c.Log.Level)
+	}
+	return l, nil
+}
+
+// Logger builds the configured logger writing to stderr.
+func (c *Config) Logger() *slog.Logger {
+	level, _ := c.logLevel()
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// UnixPath is the local tenant socket.
+func (c *Config) UnixPath() string {
+	if c.Listen.Unix != "" {
+		return c.Listen.Unix
+	}
+	return filepath.Join(c.StateDir, "kerf.sock")
+}
+
+// TokensPath is the tenant token store.
+func (c *Config) TokensPath() string { return filepath.Join(c.StateDir, "tokens.json") }
+
+// BundleDir holds token bundles written for tenants.
+func (c *Config) BundleDir() string { return filepath.Join(c.StateDir, "bundles") }

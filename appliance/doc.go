@@ -1,0 +1,7 @@
+// Package appliance wires kerfd together: configuration, the state
+// directory, TLS identity and tenant tokens, the GPU backend, the tenant
+// servers (QUIC and the local Unix socket) and the health endpoints.
+//
+// It is the only place where packages meet. Nothing imports appliance; it
+// holds no protocol, GPU or policy logic of its own.
+package appliance

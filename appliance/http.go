@@ -1,0 +1,34 @@
+package appliance
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+)
+
+// httpHandler serves the operator endpoints. The REST API, metrics and the
+// web page will join /healthz and /readyz here.
+func (a *Appliance) httpHandler() http.Handler {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.GET("/healthz", func(c echo.Context) error {
+		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	})
+	e.GET("/readyz", func(c echo.Context) error {
+		type device struct {
+			Name     string `json:"name"`
+			Memory   uint64 `json:"memoryBytes"`
+			SMs      int    `json:"sms"`
+			Emulated bool   `json:"emulated"`
+		}
+		var devs []device
+		for _, d := range a.backend.Devices() {
+			devs = append(devs, device{d.Name, d.TotalMem, d.SMs, d.Emulated})
+		}
+		return c.JSON(http.StatusOK, map[string]any{
+			"status": "ready", "backend": a.kind, "devices": devs,
+			"sessions": len(a.server.Sessions()), "fingerprint": a.fp.String(),
+		})
+	})
+	return e
+}

@@ -1,0 +1,48 @@
+package appliance
+
+import (
+	"crypto/tls"
+	"fmt"
+
+	"github.com/kerf-edge/kerf/transport"
+)
+
+type tlsCert = tls.Certificate
+
+// IssueOffline issues a token while kerfd may be running: it writes the
+// store file, which a running kerfd reloads. The bundle names the
+// configured QUIC address.
+func IssueOffline(cfg Config, tenant string, memLimit uint64, out string) (string, error) {
+	_, fp, err := transport.LoadOrCreateCert(cfg.StateDir)
+	if err != nil {
+		return "", err
+	}
+	tokens, err := transport.OpenTokenStore(cfg.TokensPath())
+	if err != nil {
+		return "", err
+	}
+	return issueBundle(cfg, tokens, fp, cfg.Listen.QUIC, tenant, memLimit, out)
+}
+
+// RevokeOffline revokes every token of tenant in the store file; a running
+// kerfd ends the tenant's sessions when it notices.
+func RevokeOffline(cfg Config, tenant string) (int, error) {
+	tokens, err := transport.OpenTokenStore(cfg.TokensPath())
+	if err != nil {
+		return 0, err
+	}
+	n, err := tokens.Revoke(tenant)
+	if err == nil && n == 0 {
+		err = fmt.Errorf("tenant %q has no live token", tenant)
+	}
+	return n, err
+}
+
+// ListTokens lists the token records in the store file.
+func ListTokens(cfg Config) ([]transport.TokenRecord, error) {
+	tokens, err := transport.OpenTokenStore(cfg.TokensPath())
+	if err != nil {
+		return nil, err
+	}
+	return tokens.List(), nil
+}

@@ -1,0 +1,174 @@
+// Command kerf is the tenant and operator command line. It is a thin shell
+// over the transport client and the benchmarks.
+//
+//	kerf info  [--token FILE] [--via unix|quic]
+//	kerf bench transport [--json] [--bulk SIZE]
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/kerf-edge/kerf/internal/units"
+	"github.com/kerf-edge/kerf/transport"
+	"github.com/kerf-edge/kerf/transport/transportbench"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "kerf:", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprint(os.Stderr, `usage:
+  kerf info [--token FILE] [--via unix|quic]      show the device a token reaches
+  kerf bench transport [--json] [--bulk SIZE]     transport against raw baselines
+`)
+}
+
+func run(args []string) error {
+	if len(args) == 0 {
+		usage()
+		return fmt.Errorf("no command")
+	}
+	switch args[0] {
+	case "info":
+		return infoCmd(args[1:])
+	case "bench":
+		if len(args) < 2 {
+			usage()
+			return fmt.Errorf("bench: name a benchmark")
+		}
+		switch args[1] {
+		case "transport":
+			return benchTransport(args[2:])
+		}
+		return fmt.Errorf("bench: unknown benchmark %q", args[1])
+	case "help", "-h", "--help":
+		usage()
+		return nil
+	}
+	usage()
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// defaultBundle is where `make run` leaves the first tenant's bundle.
+func defaultBundle() string {
+	if p := os.Getenv("KERF_TOKEN"); p != "" {
+		return p
+	}
+	return "state/bundles/default.json"
+}
+
+// dial opens a session as a bundle describes: the local socket when it
+// exists (a tenant on the appliance), QUIC otherwise.
+func dial(ctx context.Context, b transport.Bundle, via string, device int) (*transport.Client, string, error) {
+	opts := transport.Options{Token: []byte(b.Token), Device: device, Name: "kerf"}
+	if via == "" {
+		via = "quic"
+		if b.Socket != "" {
+			if _, err := os.Stat(b.Socket); err == nil {
+				via = "unix"
+			}
+		}
+	}
+	if via == "unix" {
+		c, err := transport.DialUnix(ctx, b.Socket, opts)
+		return c, via, err
+	}
+	fp, err := transport.ParseFingerprint(b.Fingerprint)
+	if err != nil {
+		return nil, via, err
+	}
+	c, err := transport.DialQUIC(ctx, b.QUIC, transport.QUICOptions{Options: opts, Fingerprint: fp})
+	return c, via, err
+}
+
+func infoCmd(args []string) error {
+	fs := flag.NewFlagSet("kerf info", flag.ContinueOnError)
+	tokenPath := fs.String("token", defaultBundle(), "token bundle")
+	via := fs.String("via", "", "unix or quic (default: unix when the socket is here)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	b, err := transport.ReadBundle(*tokenPath)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, path, err := dial(ctx, b, *via, 0)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	t0 := time.Now()
+	free, total, err := c.MemGetInfo()
+	if err != nil {
+		return err
+	}
+	rtt := time.Since(t0)
+	d := c.Device
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "device\t%s\n", d.Name)
+	fmt.Fprintf(tw, "emulated\t%v\n", d.Emulated)
+	fmt.Fprintf(tw, "compute capability\t%d.%d\n", d.CCMajor, d.CCMinor)
+	fmt.Fprintf(tw, "multiprocessors\t%d\n", d.SMs)
+	fmt.Fprintf(tw, "slice memory\t%s (%s free)\n", units.FormatBytes(total), units.FormatBytes(free))
+	fmt.Fprintf(tw, "path\t%s\n", path)
+	fmt.Fprintf(tw, "round trip\t%v\n", rtt.Round(time.Microsecond))
+	return tw.Flush()
+}
+
+func benchTransport(args []string) error {
+	fs := flag.NewFlagSet("kerf bench transport", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "machine-readable output")
+	bulk := fs.String("bulk", "1GiB", "size of the bulk copy")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	n, err := units.ParseBytes(*bulk)
+	if err != nil {
+		return err
+	}
+	var progress io.Writer = os.Stderr
+	if *asJSON {
+		progress = nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	res, err := transportbench.Run(ctx, transportbench.Options{Bulk: n, Progress: progress})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PATH\tMEASURE\tKERF\tRAW BASELINE\tRATIO")
+	for _, r := range res {
+		fmt.Fprintf(tw, "%s\tsync round trip p50 / p99\t%.1f / %.1f µs\t%.1f / %.1f µs\t+%.1f µs\n", r.Path, r.SyncP50us, r.SyncP99us, r.RawSyncP50us, r.RawSyncP99us, r.SyncP50us-r.RawSyncP50us)
+		fmt.Fprintf(tw, "%s\tpipelined async\t%.0f calls/s\t%.0f msgs/s\t%.2f×\n", r.Path, r.AsyncPerSec, r.RawAsyncPerSec, r.AsyncRatio)
+		fmt.Fprintf(tw, "%s\t%s host-to-device\t%.2f GB/s\t%.2f GB/s\t%.2f×\n", r.Path, units.FormatBytes(r.BulkBytes), r.BulkGBps, r.RawBulkGBps, r.BulkRatio)
+	}
+	tw.Flush()
+	fmt.Println()
+	tw = tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PATH\tTARGET\tGOAL\tGOT\tMET")
+	for _, r := range res {
+		for _, t := range r.Targets {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", r.Path, t.Name, t.Goal, t.Got, t.Met)
+		}
+	}
+	return tw.Flush()
+}

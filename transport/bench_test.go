@@ -1,0 +1,49 @@
+package transport
+
+import (
+	"testing"
+)
+
+// BenchmarkAsyncMemset measures pipelined async calls over each path.
+func BenchmarkAsyncMemset(b *testing.B) {
+	for _, via := range transports {
+		b.Run(via, func(b *testing.B) {
+			ts := startServerB(b)
+			c, err := ts.tryDial(via, ts.tokenB(b))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			p, _ := c.MemAlloc(4096)
+			b.ResetTimer()
+			for i := range b.N {
+				if err := c.Memset(p+uint64(i%1024)*4, uint32(i), 4, 1, true, 0); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := c.Synchronize(); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
+
+// BenchmarkSyncCall measures a sync round trip over each path.
+func BenchmarkSyncCall(b *testing.B) {
+	for _, via := range transports {
+		b.Run(via, func(b *testing.B) {
+			ts := startServerB(b)
+			c, err := ts.tryDial(via, ts.tokenB(b))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			b.ResetTimer()
+			for range b.N {
+				if _, _, err := c.MemGetInfo(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
