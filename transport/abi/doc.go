@@ -6,3 +6,5 @@
 // package, or contain NVIDIA headers or code: every value here is our own
 // declaration of the driver's public ABI.
 package abi
+
+//go:generate go run ./gendoc -o ../../docs/calls.md

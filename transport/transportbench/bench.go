@@ -447,4 +447,3 @@ func serveRawQUIC(ctx context.Context, ln *quic.Listener, bulk uint64) {
 		}()
 	}
 }
-
