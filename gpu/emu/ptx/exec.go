@@ -150,8 +150,7 @@ type worker struct {
 	nthreads int
 	shared   []byte
 	local    []byte
-	cbase    uint64 // cached global span
-	cdata    []byte
+	spans    [4]span // recently used global allocations
 	tmp      [32]uint64
 	stats    Stats
 	blockIns uint64 // warp-instructions of the current block so far
