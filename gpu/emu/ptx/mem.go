@@ -145,6 +145,18 @@ func (w *worker) ld(wp *warp, in *instr, mask uint32) error {
 		// fast path: 32-bit shared loads dominate tiled kernels
 		sh := w.shared
 		dst := &r[in.regs[0]]
+		if mask == fullMask && len(sh) >= 4 {
+			lim, off := uint64(len(sh))-4, uint64(in.off)
+			for l := range dst {
+				addr := base[l] + off
+				if addr > lim || addr&3 != 0 {
+					_, err := w.access(in, in.space, addr, 4, wp.idx*32+l)
+					return err
+				}
+				dst[l] = uint64(binary.LittleEndian.Uint32(sh[addr : addr+4]))
+			}
+			return nil
+		}
 		for m := mask; m != 0; m &= m - 1 {
 			l := bits.TrailingZeros32(m)
 			addr := base[l] + uint64(in.off)
