@@ -149,3 +149,68 @@ func TestALUEdges(t *testing.T) {
 		}
 	}
 }
+
+// divergePTX has the else-block of a branch laid out after the join
+// point, branching back: lanes at the join must wait for the others
+// before shuffling and voting.
+const divergePTX = `
+.version 7.0
+.target sm_70
+.address_size 64
+.visible .entry diverge(.param .u64 out)
+{
+	.reg .pred %p<4>;
+	.reg .b32 %r<20>;
+	.reg .b64 %rd<8>;
+	ld.param.u64 %rd1, [out];
+	cvta.to.global.u64 %rd2, %rd1;
+	mov.u32 %r1, %tid.x;
+	mul.wide.u32 %rd3, %r1, 12;
+	add.s64 %rd4, %rd2, %rd3;
+	and.b32 %r2, %r1, 1;
+	setp.eq.u32 %p1, %r2, 1;
+	mov.u32 %r3, 100;
+	@%p1 bra ODD;
+JOIN:
+	shfl.sync.bfly.b32 %r4, %r3, 1, 31, -1;
+	setp.eq.u32 %p2, %r3, 200;
+	vote.sync.ballot.b32 %r5, %p2, -1;
+	activemask.b32 %r6;
+	st.global.u32 [%rd4], %r4;
+	st.global.u32 [%rd4+4], %r5;
+	st.global.u32 [%rd4+8], %r6;
+	ret;
+ODD:
+	mov.u32 %r3, 200;
+	bra.uni JOIN;
+}
+`
+
+func TestDivergentShuffle(t *testing.T) {
+	m, err := Load([]byte(divergePTX))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := m.Kernel("diverge")
+	for _, bs := range []uint32{32, 40} {
+		mem := newTestMem()
+		out := mem.alloc(12 * int(bs))
+		if err := k.Run(launch(k, mem, [3]uint32{1, 1, 1}, [3]uint32{bs, 1, 1}, 0, packParams(t, k, out), 1)); err != nil {
+			t.Fatal(err)
+		}
+		got := mem.getU32(out, 3*int(bs))
+		for i := 0; i < int(bs); i++ {
+			n := min(32, int(bs)-i/32*32)
+			full := uint32(1<<n - 1)
+			want := [3]uint32{100, 0xaaaaaaaa & full, full}
+			if i%2 == 0 {
+				want[0] = 200
+			}
+			for j := range want {
+				if got[3*i+j] != want[j] {
+					t.Fatalf("block %d thread %d out %d = %#x, want %#x", bs, i, j, got[3*i+j], want[j])
+				}
+			}
+		}
+	}
+}
