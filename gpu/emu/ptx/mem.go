@@ -171,6 +171,22 @@ func (w *worker) ld(wp *warp, in *instr, mask uint32) error {
 	if in.vec == 1 && size == 4 && in.space == spGlobal {
 		return w.ldst32(wp, in, mask, false)
 	}
+	if in.flags&fUniform != 0 && in.space == spParam {
+		// kernel parameters: one read for the whole warp
+		l := bits.TrailingZeros32(mask)
+		b, err := w.access(in, in.space, base[l]+uint64(in.off), uint64(size)*uint64(in.vec), wp.idx*32+l)
+		if err != nil {
+			return err
+		}
+		for i := 0; i < int(in.vec); i++ {
+			v := in.typ.extend(getN(b[i*size:], size))
+			dst := &r[in.regs[i]]
+			for m := mask; m != 0; m &= m - 1 {
+				dst[bits.TrailingZeros32(m)] = v
+			}
+		}
+		return nil
+	}
 	n := uint64(size) * uint64(in.vec)
 	for m := mask; m != 0; m &= m - 1 {
 		l := bits.TrailingZeros32(m)
