@@ -85,4 +85,11 @@ static __device__ __forceinline__ float fmaxf(float a, float b) { return __built
 static __device__ __forceinline__ int min(int a, int b) { return a < b ? a : b; }
 static __device__ __forceinline__ int max(int a, int b) { return a > b ? a : b; }
 
+static __device__ __forceinline__ unsigned int __float_as_uint_kerf(float f) {
+	return __builtin_bit_cast(unsigned int, f);
+}
+static __device__ __forceinline__ unsigned long long __double_as_ull_kerf(double d) {
+	return __builtin_bit_cast(unsigned long long, d);
+}
+
 #endif

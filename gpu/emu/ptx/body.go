@@ -38,7 +38,6 @@ type regInit struct {
 type globRef struct {
 	reg  uint16
 	name string
-	off  uint64
 }
 
 // special register kinds

@@ -645,6 +645,9 @@ func (d *decoder) decode(code []instr, ri *rawInstr) ([]instr, error) {
 		if in.a, in.off, err = d.addr(addrOp); err != nil {
 			return code, err
 		}
+		if addrOp.kind == roAddr && !isReg(addrOp.s) {
+			in.flags |= fUniform
+		}
 		names := []string{regOp.s}
 		if in.vec > 1 {
 			if regOp.kind != roVec || len(regOp.list) != int(in.vec) {

@@ -11,6 +11,19 @@ import (
 	"github.com/kerf-edge/kerf/transport/abi"
 )
 
+// Execution model. Blocks are taken from a shared counter by Workers
+// goroutines; a block's warps run cooperatively on one goroutine. Each
+// warp executes one decoded instruction for all its active lanes at a
+// time. Divergence is handled with a per-lane pc and min-pc scheduling:
+// the lanes with the lowest pc run, and lanes merge again when one group
+// reaches another's pc. bar.sync parks lanes until every unfinished warp
+// of the block has no runnable lane left, then releases them all.
+// shfl.sync and vote.sync wait until all the warp's runnable lanes are
+// at the instruction (or nothing else can run) so that branches laid
+// out after their join point still reconverge before a shuffle. A
+// shuffle from a lane that is not taking part reads that lane's current
+// register value.
+
 // Stats counts the work of one launch.
 type Stats struct {
 	Blocks uint64
@@ -138,8 +151,12 @@ type warp struct {
 	active  uint32    // lanes at pc
 	pc      int32
 	nextPC  int32 // lowest pc of the other schedulable lanes
-	idx     int
-	done    bool
+	// parked lanes wait at a warp-synchronous instruction (shfl, vote)
+	// for the warp's other lanes to arrive
+	parked uint32
+	force  bool // the next warp-synchronous instruction runs without waiting
+	idx    int
+	done   bool
 }
 
 // worker runs blocks one after another on one goroutine.
@@ -150,8 +167,7 @@ type worker struct {
 	nthreads int
 	shared   []byte
 	local    []byte
-	cbase    uint64 // cached global span
-	cdata    []byte
+	spans    [4]span // recently used global allocations
 	tmp      [32]uint64
 	stats    Stats
 	blockIns uint64 // warp-instructions of the current block so far
@@ -237,6 +253,7 @@ func (w *worker) setBlock(b uint64) {
 			live = 1<<n - 1
 		}
 		wp.live, wp.waiting, wp.active = live, 0, live
+		wp.parked, wp.force = 0, false
 		wp.pc, wp.nextPC = 0, math.MaxInt32
 		wp.done = false
 	}
@@ -280,7 +297,11 @@ func (wp *warp) savePC() {
 // resched picks the lanes with the lowest pc among the schedulable ones.
 // It reports false when none is schedulable.
 func (wp *warp) resched() bool {
-	sched := wp.live &^ wp.waiting
+	sched := wp.live &^ wp.waiting &^ wp.parked
+	if sched == 0 && wp.parked != 0 {
+		// nothing else can run: let the parked lanes go
+		sched, wp.parked, wp.force = wp.parked, 0, true
+	}
 	if sched == 0 {
 		wp.active = 0
 		wp.done = wp.live == 0
@@ -368,15 +389,7 @@ func (w *worker) runWarp(wp *warp) error {
 		in := &code[pc]
 		mask := active
 		if in.flags&fPred != 0 {
-			p := &r[in.pred]
-			var pm uint32
-			for l := range p {
-				pm |= uint32(p[l]&1) << l
-			}
-			if in.flags&fPredNeg != 0 {
-				pm = ^pm
-			}
-			mask &= pm
+			mask &= predMask(r, in)
 			if mask == 0 {
 				pc++
 				continue
@@ -636,6 +649,37 @@ func (w *worker) runWarp(wp *warp) error {
 				}
 				continue
 			}
+		case opShfl, opVote:
+			// warp-synchronous: gather the lanes that will get here
+			tcount -= uint64(bits.OnesCount32(mask))
+			wcount--
+			for m := wp.parked; m != 0; m &= m - 1 {
+				if l := bits.TrailingZeros32(m); wp.lanePC[l] == pc {
+					active |= 1 << l
+					wp.parked &^= 1 << l
+				}
+			}
+			if wp.live&^wp.waiting&^wp.parked&^active != 0 && !wp.force {
+				wp.parked |= active
+				for m := active; m != 0; m &= m - 1 {
+					wp.lanePC[bits.TrailingZeros32(m)] = pc
+				}
+				active = 0
+				if !resched() {
+					return nil
+				}
+				continue
+			}
+			wp.force = false
+			mask = active
+			if in.flags&fPred != 0 {
+				mask &= predMask(r, in)
+			}
+			tcount += uint64(bits.OnesCount32(mask))
+			wcount++
+			if err := w.slow(wp, in, mask); err != nil {
+				return err
+			}
 		default:
 			if err := w.slow(wp, in, mask); err != nil {
 				return err
@@ -643,6 +687,19 @@ func (w *worker) runWarp(wp *warp) error {
 		}
 		pc++
 	}
+}
+
+// predMask returns the lanes whose guard predicate holds.
+func predMask(r [][32]uint64, in *instr) uint32 {
+	p := &r[in.pred]
+	var pm uint32
+	for l := range p {
+		pm |= uint32(p[l]&1) << l
+	}
+	if in.flags&fPredNeg != 0 {
+		pm = ^pm
+	}
+	return pm
 }
 
 func cmpInt(op uint8, lt, eq bool) bool {

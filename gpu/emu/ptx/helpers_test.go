@@ -3,7 +3,6 @@ package ptx
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"math"
 	"sort"
 	"testing"
@@ -165,7 +164,5 @@ func closeF32(a, b float32, tol float64) bool {
 	d := math.Abs(float64(a) - float64(b))
 	return d <= tol*math.Max(1, math.Abs(float64(b)))
 }
-
-func name(parts ...any) string { return fmt.Sprint(parts...) }
 
 func kernelsPTX(n string) []byte { return kernels.PTX(n) }

@@ -215,6 +215,7 @@ const (
 	fPredNeg             // guard is negated (@!%p)
 	fSat                 // saturate (cvt)
 	fPredOut             // shfl writes a second, predicate destination (e)
+	fUniform             // ld address is the same for every lane (a symbol)
 )
 
 // instr is one decoded instruction. Register operands are indices into

@@ -10,10 +10,24 @@ import (
 var spaceNames = [...]string{spGeneric: "generic", spGlobal: "global", spShared: "shared",
 	spLocal: "local", spParam: "param", spConst: "const"}
 
-// global returns the n bytes at global address addr.
+// span is a cached allocation of global memory.
+type span struct {
+	base uint64
+	data []byte
+}
+
+// global returns the n bytes at global address addr. The worker keeps
+// the last few spans it used, most recent first.
 func (w *worker) global(addr, n uint64) ([]byte, bool) {
-	if off := addr - w.cbase; off < uint64(len(w.cdata)) && uint64(len(w.cdata))-off >= n {
-		return w.cdata[off : off+n], true
+	for i := range w.spans {
+		s := &w.spans[i]
+		if off := addr - s.base; off < uint64(len(s.data)) && uint64(len(s.data))-off >= n {
+			if i > 0 {
+				w.spans[0], w.spans[i] = w.spans[i], w.spans[0]
+				s = &w.spans[0]
+			}
+			return s.data[off : off+n], true
+		}
 	}
 	base, data, ok := w.l.Memory.Span(addr)
 	if !ok || addr < base {
@@ -23,8 +37,41 @@ func (w *worker) global(addr, n uint64) ([]byte, bool) {
 	if off >= uint64(len(data)) || uint64(len(data))-off < n {
 		return nil, false
 	}
-	w.cbase, w.cdata = base, data
+	copy(w.spans[1:], w.spans[:len(w.spans)-1])
+	w.spans[0] = span{base, data}
 	return data[off : off+n], true
+}
+
+// ldst32 is the fast path of 32-bit scalar global loads and stores:
+// each lane first tries the most recent span.
+func (w *worker) ldst32(wp *warp, in *instr, mask uint32, store bool) error {
+	r := wp.r
+	base, reg := &r[in.a], &r[in.regs[0]]
+	off := uint64(in.off)
+	signed := in.typ == tS32
+	for m := mask; m != 0; m &= m - 1 {
+		l := bits.TrailingZeros32(m)
+		addr := base[l] + off
+		s := &w.spans[0]
+		o := addr - s.base
+		var b []byte
+		if o < uint64(len(s.data)) && uint64(len(s.data))-o >= 4 && addr&3 == 0 {
+			b = s.data[o : o+4]
+		} else {
+			var err error
+			if b, err = w.access(in, in.space, addr, 4, 0); err != nil {
+				return err
+			}
+		}
+		if store {
+			binary.LittleEndian.PutUint32(b, uint32(reg[l]))
+		} else if v := binary.LittleEndian.Uint32(b); signed {
+			reg[l] = uint64(int64(int32(v)))
+		} else {
+			reg[l] = uint64(v)
+		}
+	}
+	return nil
 }
 
 // access resolves n bytes at addr in space for thread t of the block.
@@ -98,6 +145,18 @@ func (w *worker) ld(wp *warp, in *instr, mask uint32) error {
 		// fast path: 32-bit shared loads dominate tiled kernels
 		sh := w.shared
 		dst := &r[in.regs[0]]
+		if mask == fullMask && len(sh) >= 4 {
+			lim, off := uint64(len(sh))-4, uint64(in.off)
+			for l := range dst {
+				addr := base[l] + off
+				if addr > lim || addr&3 != 0 {
+					_, err := w.access(in, in.space, addr, 4, wp.idx*32+l)
+					return err
+				}
+				dst[l] = uint64(binary.LittleEndian.Uint32(sh[addr : addr+4]))
+			}
+			return nil
+		}
 		for m := mask; m != 0; m &= m - 1 {
 			l := bits.TrailingZeros32(m)
 			addr := base[l] + uint64(in.off)
@@ -106,6 +165,25 @@ func (w *worker) ld(wp *warp, in *instr, mask uint32) error {
 				return err
 			}
 			dst[l] = uint64(binary.LittleEndian.Uint32(sh[addr:]))
+		}
+		return nil
+	}
+	if in.vec == 1 && size == 4 && in.space == spGlobal {
+		return w.ldst32(wp, in, mask, false)
+	}
+	if in.flags&fUniform != 0 && in.space == spParam {
+		// kernel parameters: one read for the whole warp
+		l := bits.TrailingZeros32(mask)
+		b, err := w.access(in, in.space, base[l]+uint64(in.off), uint64(size)*uint64(in.vec), wp.idx*32+l)
+		if err != nil {
+			return err
+		}
+		for i := 0; i < int(in.vec); i++ {
+			v := in.typ.extend(getN(b[i*size:], size))
+			dst := &r[in.regs[i]]
+			for m := mask; m != 0; m &= m - 1 {
+				dst[bits.TrailingZeros32(m)] = v
+			}
 		}
 		return nil
 	}
@@ -128,6 +206,9 @@ func (w *worker) st(wp *warp, in *instr, mask uint32) error {
 	r := wp.r
 	base := &r[in.a]
 	size := in.typ.size()
+	if in.vec == 1 && size == 4 && in.space == spGlobal {
+		return w.ldst32(wp, in, mask, true)
+	}
 	n := uint64(size) * uint64(in.vec)
 	for m := mask; m != 0; m &= m - 1 {
 		l := bits.TrailingZeros32(m)
