@@ -67,7 +67,7 @@ func (a *Appliance) listen(cert tlsCert) error {
 		return fmt.Errorf("QUIC listener on %s: %w", a.cfg.Listen.QUIC, err)
 	}
 	if a.unixLn, err = transport.ListenUnix(a.cfg.UnixPath()); err != nil {
-		return fmt.Errorf("Unix listener on %s: %w", a.cfg.UnixPath(), err)
+		return fmt.Errorf("unix listener on %s: %w", a.cfg.UnixPath(), err)
 	}
 	if a.cfg.Listen.HTTP != "" {
 		if a.httpLn, err = net.Listen("tcp", a.cfg.Listen.HTTP); err != nil {

@@ -164,8 +164,7 @@ func TestBadInputClosesOnlyThatSession(t *testing.T) {
 }
 
 func TestSilentClientTimesOut(t *testing.T) {
-	ts := startServer(t)
-	ts.srv.HandshakeTimeout = 200 * time.Millisecond
+	ts := startServerB(t, func(s *Server) { s.HandshakeTimeout = 200 * time.Millisecond })
 	for _, via := range []string{"unix"} {
 		rw, _ := ts.rawDial(t, via, nil, false)
 		expectClosed(t, rw)

@@ -27,7 +27,8 @@ type testServer struct {
 
 func startServer(t *testing.T) *testServer { return startServerB(t) }
 
-func startServerB(t testing.TB) *testServer {
+// startServerB starts a server, applying configure before it serves.
+func startServerB(t testing.TB, configure ...func(*Server)) *testServer {
 	t.Helper()
 	dir := t.TempDir()
 	tokens, err := OpenTokenStore(filepath.Join(dir, "tokens.json"))
@@ -40,6 +41,9 @@ func startServerB(t testing.TB) *testServer {
 		ts.srv.Log = slog.Default()
 	}
 	tokens.OnRevoke = func(id string) { ts.srv.CloseTenant(id) }
+	for _, f := range configure {
+		f(ts.srv)
+	}
 	cert, fp, err := LoadOrCreateCert(dir)
 	if err != nil {
 		t.Fatal(err)

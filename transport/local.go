@@ -18,6 +18,7 @@ import (
 func (s *Server) ServeUnix(ctx context.Context, ln *net.UnixListener) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
+	defer ln.Close()
 	for {
 		conn, err := ln.AcceptUnix()
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -33,8 +34,10 @@ func QUICConfig() *quic.Config {
 
 // QUICListener accepts tenant connections on a UDP socket it owns.
 type QUICListener struct {
-	ln *quic.Listener
-	tr *quic.Transport
+	ln        *quic.Listener
+	tr        *quic.Transport
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // ListenQUIC listens for tenants on a UDP address with the appliance's
@@ -62,17 +65,18 @@ func (l *QUICListener) Addr() net.Addr { return l.ln.Addr() }
 
 // Close stops listening and closes every connection and the socket.
 func (l *QUICListener) Close() error {
-	l.ln.Close()
-	err := l.tr.Close()
-	l.tr.Conn.Close()
-	return err
+	l.closeOnce.Do(func() {
+		l.ln.Close()
+		l.closeErr = l.tr.Close()
+		l.tr.Conn.Close()
+	})
+	return l.closeErr
 }
 
 // ServeQUIC accepts tenants on l until ctx ends, then closes l. Every
 // bidirectional stream of a connection is one session.
 func (s *Server) ServeQUIC(ctx context.Context, l *QUICListener) error {
-	stop := context.AfterFunc(ctx, func() { l.Close() })
-	defer stop()
+	defer l.Close()
 	for {
 		conn, err := l.ln.Accept(ctx)
 		if err != nil {

@@ -3,6 +3,7 @@
 //
 //	kerf info  [--token FILE] [--via unix|quic]
 //	kerf bench transport [--json] [--bulk SIZE]
+//	kerf bench emu [--json] [--time D]
 package main
 
 import (
@@ -12,9 +13,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"text/tabwriter"
 	"time"
 
+	"github.com/kerf-edge/kerf/gpu/emu/ptx"
 	"github.com/kerf-edge/kerf/internal/units"
 	"github.com/kerf-edge/kerf/transport"
 	"github.com/kerf-edge/kerf/transport/transportbench"
@@ -31,6 +34,7 @@ func usage() {
 	fmt.Fprint(os.Stderr, `usage:
   kerf info [--token FILE] [--via unix|quic]      show the device a token reaches
   kerf bench transport [--json] [--bulk SIZE]     transport against raw baselines
+  kerf bench emu [--json] [--time D]              PTX emulator speed
 `)
 }
 
@@ -50,6 +54,8 @@ func run(args []string) error {
 		switch args[1] {
 		case "transport":
 			return benchTransport(args[2:])
+		case "emu":
+			return benchEmu(args[2:])
 		}
 		return fmt.Errorf("bench: unknown benchmark %q", args[1])
 	case "help", "-h", "--help":
@@ -169,6 +175,43 @@ func benchTransport(args []string) error {
 		for _, t := range r.Targets {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", r.Path, t.Name, t.Goal, t.Got, t.Met)
 		}
+	}
+	return tw.Flush()
+}
+
+func benchEmu(args []string) error {
+	fs := flag.NewFlagSet("kerf bench emu", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "machine-readable output")
+	d := fs.Duration("time", 3*time.Second, "time per measurement")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var res []ptx.BenchResult
+	for _, k := range []string{"matmul", "vadd"} {
+		for _, w := range []int{1, runtime.GOMAXPROCS(0)} {
+			r, err := ptx.Bench(k, w, *d)
+			if err != nil {
+				return err
+			}
+			res = append(res, r)
+			if w == 1 && runtime.GOMAXPROCS(0) == 1 {
+				break
+			}
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KERNEL\tWORKERS\tLAUNCHES\tTHREAD-INSTR/S\tPER WORKER\tTARGET (matmul, per core)")
+	for _, r := range res {
+		target := "-"
+		if r.Kernel == "matmul" {
+			target = fmt.Sprintf("≥ 200M: %v", r.PerWorker >= 200e6)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0fM\t%.0fM\t%s\n", r.Kernel, r.Workers, r.Launches, r.ThreadInstrPerSec/1e6, r.PerWorker/1e6, target)
 	}
 	return tw.Flush()
 }

@@ -46,9 +46,20 @@ type Config struct {
 	BusWidth      int // bits
 	L2Bytes       int
 	DriverVersion int
+	// MaxBlockInstructions caps the warp-instructions one block may run,
+	// a watchdog against kernels that never end: past it the launch fails
+	// with CUDA_ERROR_LAUNCH_TIMEOUT and poisons the context. 0 means
+	// DefaultMaxBlockInstructions.
+	MaxBlockInstructions uint64
 }
 
+// DefaultMaxBlockInstructions is about a minute of one block's work.
+const DefaultMaxBlockInstructions = 1 << 30
+
 func (c Config) withDefaults() Config {
+	if c.MaxBlockInstructions == 0 {
+		c.MaxBlockInstructions = DefaultMaxBlockInstructions
+	}
 	if c.Name == "" {
 		c.Name = DefaultName
 	}

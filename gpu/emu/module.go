@@ -380,6 +380,8 @@ func (c *Context) Launch(f gpu.Function, cfg gpu.LaunchConfig, params []byte, s 
 			Globals:       fn.m.addrs,
 			Memory:        &c.mem,
 			Workers:       min(c.dev.cfg.SMs, runtime.GOMAXPROCS(0)),
+
+			MaxBlockInstructions: c.dev.cfg.MaxBlockInstructions,
 		}
 		return func() error { return c.runKernel(fn, l) }, nil
 	})

@@ -1,0 +1,54 @@
+# Kerf. Quick start: `make run` (kerfd on the emulated GPU), `make test`.
+GO          ?= go
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+FUZZTIME    ?= 3s
+BIN         := bin
+
+.PHONY: all build run test check fmt vet staticcheck fuzz generate generate-check bench ptx clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+## run: start kerfd with the embedded defaults (state in ./state)
+run: build
+	./$(BIN)/kerfd
+
+## test: the whole test suite, with the race detector
+test:
+	$(GO) test -race -shuffle=on -timeout 30m ./...
+
+## check: formatting, vet, staticcheck, generated files, tests and a short fuzz
+check: fmt vet staticcheck generate-check test fuzz
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+staticcheck:
+	$(GO) run $(STATICCHECK) ./...
+
+## fuzz: every Fuzz target for FUZZTIME each
+fuzz:
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+generate:
+	$(GO) generate ./...
+
+generate-check: generate
+	@git diff --exit-code -- docs/calls.md || (echo "docs/calls.md is stale: run make generate"; exit 1)
+
+## bench: the benchmarks recorded in docs/benchmarks.md
+bench: build
+	./$(BIN)/kerf bench transport
+	./$(BIN)/kerf bench emu
+
+## ptx: regenerate the emulator's test kernels (needs clang)
+ptx:
+	./scripts/gen-ptx.sh
+
+clean:
+	rm -rf $(BIN)
