@@ -18,6 +18,9 @@ type Options struct {
 	Token []byte
 	// Device is the ordinal of the device to open on the server.
 	Device int
+	// MemLimit asks for a memory limit below the token's; 0 takes the
+	// token's (or the device's).
+	MemLimit uint64
 	// Name identifies the client in the server's logs.
 	Name string
 }
@@ -85,7 +88,7 @@ var pendingPool = sync.Pool{New: func() any { return &pending{done: make(chan st
 // newClient runs the handshake on rw and starts the reader.
 func newClient(rw io.ReadWriteCloser, shmFD int, opts Options) (*Client, error) {
 	c := &Client{rw: rw, conn: wire.NewConn(rw), pending: map[uint64]*pending{}, flushc: make(chan struct{}, 1), done: make(chan struct{})}
-	hello := wire.HelloMsg{MinVersion: abi.MinProtocolVersion, MaxVersion: abi.ProtocolVersion, Token: opts.Token, Device: uint32(opts.Device), Client: opts.Name}
+	hello := wire.HelloMsg{MinVersion: abi.MinProtocolVersion, MaxVersion: abi.ProtocolVersion, Token: opts.Token, Device: uint32(opts.Device), MemLimit: opts.MemLimit, Client: opts.Name}
 	b, err := hello.Append(nil)
 	if err == nil {
 		err = c.conn.WriteFrame(wire.Header{Type: wire.Hello}, b)

@@ -191,7 +191,11 @@ func (ss *session) handshake() error {
 	if int64(hello.Device) >= int64(len(devs)) {
 		return ss.refuse(abi.ErrInvalidDevice, fmt.Sprintf("device %d does not exist (%d devices)", hello.Device, len(devs)))
 	}
-	ctx, err := ss.srv.Backend.Open(int(hello.Device), tenant.MemLimit)
+	limit := tenant.MemLimit
+	if hello.MemLimit != 0 && (limit == 0 || hello.MemLimit < limit) {
+		limit = hello.MemLimit
+	}
+	ctx, err := ss.srv.Backend.Open(int(hello.Device), limit)
 	if err != nil {
 		return ss.refuse(abi.ResultOf(err), "opening device: "+err.Error())
 	}

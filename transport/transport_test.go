@@ -367,3 +367,20 @@ func TestRevocationFromAnotherProcess(t *testing.T) {
 	}
 	waitFor(t, "live session of the revoked tenant to end", func() bool { return live.Err() != nil })
 }
+
+func TestClientAsksForSmallerSlice(t *testing.T) {
+	ts := startServer(t)
+	tok := ts.token(t, "heidi", 4<<20)
+	for _, tc := range []struct{ ask, want uint64 }{{0, 4 << 20}, {1 << 20, 1 << 20}, {8 << 20, 4 << 20}} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, err := DialUnix(ctx, ts.sock, Options{Token: tok, MemLimit: tc.ask})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, total, err := c.MemGetInfo(); err != nil || total != tc.want {
+			t.Errorf("asked %d: total %d, %v; want %d", tc.ask, total, err, tc.want)
+		}
+		c.Close()
+	}
+}

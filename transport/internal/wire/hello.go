@@ -16,6 +16,7 @@ var (
 		{Name: "maxVersion", Kind: abi.U32},
 		{Name: "token", Kind: abi.Bytes, Max: abi.MaxToken},
 		{Name: "device", Kind: abi.U32},
+		{Name: "memLimit", Kind: abi.U64},
 		{Name: "client", Kind: abi.String, Max: 128},
 	}
 	helloAckSpec = []abi.Arg{
@@ -43,14 +44,17 @@ type HelloMsg struct {
 	MinVersion, MaxVersion uint16
 	Token                  []byte
 	Device                 uint32
-	Client                 string
+	// MemLimit asks for a smaller memory limit than the token grants;
+	// 0 asks for the token's limit.
+	MemLimit uint64
+	Client   string
 }
 
 // Append encodes m.
 func (m *HelloMsg) Append(b []byte) ([]byte, error) {
 	var v abi.Values
 	v.Word(uint64(Magic)).Word(uint64(m.MinVersion)).Word(uint64(m.MaxVersion))
-	v.Blob(m.Token).Word(uint64(m.Device)).Blob([]byte(m.Client))
+	v.Blob(m.Token).Word(uint64(m.Device)).Word(m.MemLimit).Blob([]byte(m.Client))
 	return AppendValues(b, helloSpec, &v)
 }
 
@@ -69,6 +73,7 @@ func (m *HelloMsg) Decode(p []byte) error {
 	m.MinVersion, m.MaxVersion = uint16(v.Words[1]), uint16(v.Words[2])
 	m.Token = append([]byte(nil), v.Blobs[0]...)
 	m.Device = uint32(v.Words[3])
+	m.MemLimit = v.Words[4]
 	m.Client = string(v.Blobs[1])
 	return nil
 }
