@@ -97,11 +97,19 @@ type memRange struct {
 type memTable struct {
 	ranges []memRange
 	used   uint64 // bytes of allocations (globals excluded)
+	last   int    // index of the range found last: calls cluster on one buffer
 }
 
+// find returns the index of the last range whose base is <= p, or -1.
 func (m *memTable) find(p uint64) int {
-	i := sort.Search(len(m.ranges), func(i int) bool { return m.ranges[i].base > p })
-	return i - 1
+	if l := m.last; l < len(m.ranges) && m.ranges[l].base <= p && (l+1 == len(m.ranges) || m.ranges[l+1].base > p) {
+		return l
+	}
+	i := sort.Search(len(m.ranges), func(i int) bool { return m.ranges[i].base > p }) - 1
+	if i >= 0 {
+		m.last = i
+	}
+	return i
 }
 
 // contains reports whether [p, p+n) lies inside one owned range. Sizes are
