@@ -23,6 +23,7 @@ type Appliance struct {
 	kind    string // "emulated" or "cuda"
 	tokens  *transport.TokenStore
 	server  *transport.Server
+	workers *supervisor // nil when tenants run in kerfd's process
 	fp      transport.Fingerprint
 
 	quicLn *transport.QUICListener
@@ -49,8 +50,20 @@ func New(cfg Config, log *slog.Logger) (*Appliance, error) {
 		return nil, err
 	}
 	a.server = &transport.Server{Backend: a.backend, Auth: a.tokens, Log: log}
+	if cfg.Tenants.Isolation == "process" {
+		if a.workers, err = newSupervisor(cfg, log); err != nil {
+			return nil, err
+		}
+		a.server.Handoff = a.workers.handoff
+	} else {
+		log.Warn("tenant sessions run inside kerfd (tenants.isolation: inprocess): a faulting tenant can take kerfd down")
+	}
 	a.tokens.OnRevoke = func(tenant string) {
-		if n := a.server.CloseTenant(tenant); n > 0 {
+		n := a.server.CloseTenant(tenant)
+		if a.workers != nil {
+			n += a.workers.closeTenant(tenant)
+		}
+		if n > 0 {
 			log.Info("closed sessions of revoked tenant", "tenant", tenant, "sessions", n)
 		}
 	}
@@ -105,6 +118,15 @@ func (a *Appliance) Fingerprint() transport.Fingerprint { return a.fp }
 
 // Server is the tenant server.
 func (a *Appliance) Server() *transport.Server { return a.server }
+
+// Sessions lists the live tenant sessions, in workers or in process.
+func (a *Appliance) Sessions() []transport.SessionInfo {
+	out := a.server.Sessions()
+	if a.workers != nil {
+		out = append(out, a.workers.sessions()...)
+	}
+	return out
+}
 
 // Tokens is the tenant token store.
 func (a *Appliance) Tokens() *transport.TokenStore { return a.tokens }

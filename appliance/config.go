@@ -37,6 +37,9 @@ type Config struct {
 			SMs     int    `koanf:"sms"`
 		} `koanf:"emulated"`
 	} `koanf:"gpu"`
+	Tenants struct {
+		Isolation string `koanf:"isolation"`
+	} `koanf:"tenants"`
 	Log struct {
 		Level  string `koanf:"level"`
 		Format string `koanf:"format"`
@@ -82,6 +85,9 @@ func (c *Config) validate() error {
 	case "auto", "emulated":
 	default:
 		errs = append(errs, fmt.Errorf("gpu.backend %q: want auto or emulated", c.GPU.Backend))
+	}
+	if c.Tenants.Isolation != "process" && c.Tenants.Isolation != "inprocess" {
+		errs = append(errs, fmt.Errorf("tenants.isolation %q: want process or inprocess", c.Tenants.Isolation))
 	}
 	if _, err := units.ParseBytes(c.GPU.Emulated.Memory); err != nil {
 		errs = append(errs, fmt.Errorf("gpu.emulated.memory: %w", err))

@@ -27,7 +27,7 @@ func (a *Appliance) httpHandler() http.Handler {
 		}
 		return c.JSON(http.StatusOK, map[string]any{
 			"status": "ready", "backend": a.kind, "devices": devs,
-			"sessions": len(a.server.Sessions()), "fingerprint": a.fp.String(),
+			"sessions": len(a.Sessions()), "isolation": a.cfg.Tenants.Isolation, "fingerprint": a.fp.String(),
 		})
 	})
 	return e

@@ -48,14 +48,13 @@ func (s *Server) serveUnixConn(ctx context.Context, conn *net.UnixConn) {
 		return
 	}
 	defer ring.close()
-	_, _, err = conn.WriteMsgUnix([]byte{0}, unix.UnixRights(fd), nil)
-	unix.Close(fd)
-	if err != nil {
+	defer unix.Close(fd) // kept until here, for a handoff
+	if _, _, err = conn.WriteMsgUnix([]byte{0}, unix.UnixRights(fd), nil); err != nil {
 		s.logger().Warn("local session: passing shared memory", "err", err)
 		conn.Close()
 		return
 	}
-	peer := Peer{Transport: "unix", Addr: peerCred(conn), Shm: ring, Deadline: conn.SetReadDeadline}
+	peer := Peer{Transport: "unix", Addr: peerCred(conn), Shm: ring, Deadline: conn.SetReadDeadline, local: conn, shmFD: fd}
 	s.ServeStream(ctx, conn, peer)
 }
 

@@ -1,11 +1,13 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +41,9 @@ type Server struct {
 	// HandshakeTimeout bounds how long a new stream may take to say
 	// hello; 0 means the package default.
 	HandshakeTimeout time.Duration
+	// Handoff, if set, takes every admitted session instead of this
+	// process serving it.
+	Handoff Handoff
 
 	nextID   atomic.Uint64
 	mu       sync.Mutex
@@ -59,6 +64,9 @@ type SessionInfo struct {
 	BytesIn   uint64
 	BytesOut  uint64
 	MemUsed   uint64
+	// Worker is the pid of the process serving the session, when it is
+	// not this one.
+	Worker int
 }
 
 // Sessions lists the live sessions.
@@ -96,17 +104,65 @@ func (s *Server) logger() *slog.Logger {
 	return slog.Default()
 }
 
+// Admission is a handshake that passed: who the tenant is, which device
+// it opens and under what memory limit.
+type Admission struct {
+	Tenant  Tenant
+	Version uint16
+	Device  int
+	// MemLimit is the effective limit: the smaller of the token's and the
+	// client's request; 0 means the whole device.
+	MemLimit uint64
+}
+
+// Handoff takes an admitted session away from this process, as kerfd does
+// to run each tenant in a worker process. It owns rw from then on;
+// buffered holds bytes already read past the hello.
+type Handoff func(ctx context.Context, rw io.ReadWriteCloser, peer Peer, adm Admission, buffered []byte)
+
 // ServeStream runs one session on rw until the peer leaves, the stream
-// fails or ctx ends. It closes rw. Bad input ends only this session, with
-// a logged reason; it never affects other sessions.
+// fails or ctx ends: the handshake, then (unless Handoff takes it) the
+// calls. It closes rw. Bad input ends only this session, with a logged
+// reason; it never affects other sessions.
 func (s *Server) ServeStream(ctx context.Context, rw io.ReadWriteCloser, peer Peer) {
+	s.serve(ctx, rw, peer, nil, nil)
+}
+
+// ServeAdmitted runs a session whose handshake was done elsewhere; prefix
+// holds bytes the other side read past the hello.
+func (s *Server) ServeAdmitted(ctx context.Context, rw io.ReadWriteCloser, peer Peer, adm Admission, prefix []byte) {
+	s.serve(ctx, rw, peer, &adm, prefix)
+}
+
+func (s *Server) serve(ctx context.Context, rw io.ReadWriteCloser, peer Peer, adm *Admission, prefix []byte) {
 	s.wg.Add(1)
 	defer s.wg.Done()
-	ss := &session{srv: s, rw: rw, conn: wire.NewConn(rw), peer: peer, started: time.Now()}
+	var r io.Reader = rw
+	if len(prefix) > 0 {
+		r = io.MultiReader(bytes.NewReader(prefix), rw)
+	}
+	ss := &session{srv: s, rw: rw, conn: wire.NewConn(struct {
+		io.Reader
+		io.Writer
+	}{r, rw}), peer: peer, started: time.Now()}
 	ss.id = s.nextID.Add(1)
 	stop := context.AfterFunc(ctx, ss.closeStream)
 	defer stop()
-	err := ss.run()
+	var err error
+	if adm == nil {
+		var a Admission
+		if a, err = ss.admit(); err == nil && s.Handoff != nil {
+			if !stop() {
+				return // ctx ended during the handshake; closeStream ran
+			}
+			s.Handoff(ctx, rw, peer, a, ss.conn.TakeBuffered())
+			return
+		}
+		adm = &a
+	}
+	if err == nil {
+		err = ss.run(*adm)
+	}
 	ss.closeStream()
 	log := s.logger().With("session", ss.id, "tenant", ss.tenant.ID, "transport", peer.Transport, "peer", peer.Addr)
 	switch {
@@ -123,6 +179,10 @@ type Peer struct {
 	Addr      string
 	// Shm is the local path's shared-memory ring, nil elsewhere.
 	Shm *shmRing
+	// local and shmFD are the local path's socket and ring descriptor,
+	// kept so the session can be handed to another process.
+	local *net.UnixConn
+	shmFD int
 	// Deadline sets a read deadline on the stream, if it supports one.
 	Deadline func(time.Time) error
 }
@@ -151,9 +211,9 @@ func protoErrorf(format string, args ...any) error {
 	return &protocolError{msg: fmt.Sprintf(format, args...)}
 }
 
-// handshake reads Hello, negotiates the version, authenticates and opens
-// the backend context.
-func (ss *session) handshake() error {
+// admit reads Hello, negotiates the version, authenticates and checks the
+// device.
+func (ss *session) admit() (Admission, error) {
 	if ss.peer.Deadline != nil {
 		d := ss.srv.HandshakeTimeout
 		if d == 0 {
@@ -164,46 +224,51 @@ func (ss *session) handshake() error {
 	}
 	h, p, err := ss.conn.ReadFrame()
 	if err != nil {
-		return fmt.Errorf("reading hello: %w", err)
+		return Admission{}, fmt.Errorf("reading hello: %w", err)
 	}
 	if h.Type != wire.Hello {
-		return ss.refuse(abi.ErrInvalidValue, fmt.Sprintf("expected hello, got %s frame", h.Type))
+		return Admission{}, ss.refuse(abi.ErrInvalidValue, fmt.Sprintf("expected hello, got %s frame", h.Type))
 	}
 	var hello wire.HelloMsg
 	if err := hello.Decode(p); err != nil {
-		return ss.refuse(abi.ErrInvalidValue, "bad hello: "+err.Error())
+		return Admission{}, ss.refuse(abi.ErrInvalidValue, "bad hello: "+err.Error())
 	}
 	if hello.MaxVersion < abi.MinProtocolVersion || hello.MinVersion > abi.ProtocolVersion || hello.MinVersion > hello.MaxVersion {
-		return ss.refuse(abi.ErrSystemDriverMismatch, fmt.Sprintf(
+		return Admission{}, ss.refuse(abi.ErrSystemDriverMismatch, fmt.Sprintf(
 			"protocol version mismatch: client speaks %d..%d, server speaks %d..%d",
 			hello.MinVersion, hello.MaxVersion, abi.MinProtocolVersion, abi.ProtocolVersion))
 	}
-	version := min(hello.MaxVersion, abi.ProtocolVersion)
 	if ss.srv.Auth == nil {
-		return ss.refuse(abi.ErrNotPermitted, "server has no authenticator")
+		return Admission{}, ss.refuse(abi.ErrNotPermitted, "server has no authenticator")
 	}
 	tenant, err := ss.srv.Auth.Authenticate(hello.Token)
 	if err != nil {
-		return ss.refuse(abi.ErrNotPermitted, "authentication failed: "+err.Error())
+		return Admission{}, ss.refuse(abi.ErrNotPermitted, "authentication failed: "+err.Error())
 	}
 	ss.tenant = tenant
 	devs := ss.srv.Backend.Devices()
 	if int64(hello.Device) >= int64(len(devs)) {
-		return ss.refuse(abi.ErrInvalidDevice, fmt.Sprintf("device %d does not exist (%d devices)", hello.Device, len(devs)))
+		return Admission{}, ss.refuse(abi.ErrInvalidDevice, fmt.Sprintf("device %d does not exist (%d devices)", hello.Device, len(devs)))
 	}
 	limit := tenant.MemLimit
 	if hello.MemLimit != 0 && (limit == 0 || hello.MemLimit < limit) {
 		limit = hello.MemLimit
 	}
-	ctx, err := ss.srv.Backend.Open(int(hello.Device), limit)
+	return Admission{Tenant: tenant, Version: min(hello.MaxVersion, abi.ProtocolVersion), Device: int(hello.Device), MemLimit: limit}, nil
+}
+
+// open creates the backend context and accepts the session.
+func (ss *session) open(adm Admission) error {
+	ss.tenant, ss.device = adm.Tenant, adm.Device
+	ctx, err := ss.srv.Backend.Open(adm.Device, adm.MemLimit)
 	if err != nil {
 		return ss.refuse(abi.ResultOf(err), "opening device: "+err.Error())
 	}
-	ss.ctx, ss.device = ctx, int(hello.Device)
+	ss.ctx = ctx
 	info := ctx.Device()
 	_, total := ctx.MemInfo()
 	ack := wire.HelloAckMsg{
-		Version: version, Session: ss.id, Name: info.Name, UUID: info.UUID, TotalMem: total,
+		Version: adm.Version, Session: ss.id, Name: info.Name, UUID: info.UUID, TotalMem: total,
 		CCMajor: uint32(info.CCMajor), CCMinor: uint32(info.CCMinor), SMs: uint32(info.SMs),
 		Emulated: info.Emulated, DriverVersion: uint32(info.DriverVersion),
 	}

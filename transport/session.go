@@ -57,8 +57,8 @@ func isClosed(err error) bool {
 	return errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrClosedPipe) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
-func (ss *session) run() error {
-	if err := ss.handshake(); err != nil {
+func (ss *session) run(adm Admission) error {
+	if err := ss.open(adm); err != nil {
 		return err
 	}
 	ss.srv.register(ss)

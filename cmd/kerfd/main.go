@@ -22,6 +22,9 @@ import (
 )
 
 func main() {
+	if appliance.IsWorker() {
+		os.Exit(appliance.RunWorker())
+	}
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "kerfd:", err)
 		os.Exit(1)

@@ -87,6 +87,15 @@ func (c *Conn) ReadFrame() (Header, []byte, error) {
 	return h, p, err
 }
 
+// TakeBuffered returns a copy of the received bytes not yet read, and
+// consumes them: for handing the stream to another reader.
+func (c *Conn) TakeBuffered() []byte {
+	b, _ := c.r.Peek(c.r.Buffered())
+	out := append([]byte(nil), b...)
+	c.r.Discard(len(b))
+	return out
+}
+
 // Buffered reports how many received bytes are waiting to be read.
 func (c *Conn) Buffered() int { return c.r.Buffered() }
 

@@ -1,0 +1,202 @@
+package appliance
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kerf-edge/kerf/transport"
+)
+
+// supervisor starts and watches one worker process per tenant session.
+type supervisor struct {
+	cfg Config
+	log *slog.Logger
+	exe string
+
+	mu      sync.Mutex
+	workers map[int]*worker
+}
+
+// worker is a running tenant worker, as kerfd sees it.
+type worker struct {
+	pid     int
+	adm     transport.Admission
+	via     string
+	peer    string
+	started time.Time
+	cmd     *exec.Cmd
+
+	mu     sync.Mutex
+	report workerReport
+}
+
+func newSupervisor(cfg Config, log *slog.Logger) (*supervisor, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("finding kerfd's executable for workers: %w", err)
+	}
+	return &supervisor{cfg: cfg, log: log, exe: exe, workers: map[int]*worker{}}, nil
+}
+
+// socketPair returns a connected pair: one end as a net.Conn for kerfd,
+// the other as a file for the worker.
+func socketPair() (net.Conn, *os.File, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	ours := os.NewFile(uintptr(fds[0]), "kerfd-end")
+	defer ours.Close()
+	conn, err := net.FileConn(ours)
+	if err != nil {
+		unix.Close(fds[1])
+		return nil, nil, err
+	}
+	return conn, os.NewFile(uintptr(fds[1]), "worker-end"), nil
+}
+
+// handoff runs an admitted session in a new worker process and returns
+// when the worker has exited. It implements transport.Handoff.
+func (s *supervisor) handoff(ctx context.Context, rw io.ReadWriteCloser, peer transport.Peer, adm transport.Admission, buffered []byte) {
+	log := s.log.With("tenant", adm.Tenant.ID, "transport", peer.Transport, "peer", peer.Addr)
+	defer rw.Close()
+	ctrl, ctrlFile, err := socketPair()
+	if err != nil {
+		log.Error("no control socket for a worker", "err", err)
+		return
+	}
+	defer ctrl.Close()
+	files := []*os.File{ctrlFile}
+	var relay net.Conn
+	sock, shm, local, err := peer.LocalFiles()
+	switch {
+	case err != nil:
+		log.Error("handing over a local session", "err", err)
+		ctrlFile.Close()
+		return
+	case local:
+		files = append(files, sock, shm)
+	default:
+		var end *os.File
+		if relay, end, err = socketPair(); err != nil {
+			log.Error("no stream socket for a worker", "err", err)
+			ctrlFile.Close()
+			return
+		}
+		defer relay.Close()
+		files = append(files, end)
+	}
+	cmd := exec.Command(s.exe)
+	cmd.Env = append(os.Environ(), workerEnv+"=1")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.ExtraFiles = files
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	err = cmd.Start()
+	for _, f := range files {
+		f.Close() // the worker has its copies
+	}
+	if err != nil {
+		log.Error("starting a worker", "err", err)
+		return
+	}
+	if local {
+		rw.Close() // the worker owns the tenant's socket now
+	}
+	w := &worker{pid: cmd.Process.Pid, adm: adm, via: peer.Transport, peer: peer.Addr, started: time.Now(), cmd: cmd}
+	s.mu.Lock()
+	s.workers[w.pid] = w
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.workers, w.pid)
+		s.mu.Unlock()
+	}()
+	log = log.With("worker", w.pid)
+	log.Info("session handed to worker", "device", adm.Device, "memLimit", adm.MemLimit)
+
+	spec := workerSpec{Config: s.cfg, Admission: adm, Prefix: buffered, Transport: peer.Transport, Peer: peer.Addr}
+	if err := json.NewEncoder(ctrl).Encode(spec); err != nil {
+		log.Error("sending the worker its spec", "err", err)
+		cmd.Process.Kill()
+	}
+	go w.readReports(ctrl)
+	if relay != nil {
+		go func() {
+			io.Copy(relay, rw)
+			relay.(*net.UnixConn).CloseWrite()
+		}()
+		go func() {
+			io.Copy(rw, relay)
+			rw.Close()
+		}()
+	}
+	stop := context.AfterFunc(ctx, func() { cmd.Process.Signal(syscall.SIGTERM) })
+	defer stop()
+	err = cmd.Wait()
+	switch {
+	case err == nil:
+		log.Info("worker finished")
+	case ctx.Err() != nil:
+		log.Info("worker stopped with kerfd", "status", err)
+	default:
+		// Only this tenant's session ends; its stream closes with the
+		// worker, and its memory went with the process.
+		log.Error("tenant worker crashed; its session is closed", "status", err)
+	}
+}
+
+func (w *worker) readReports(ctrl net.Conn) {
+	dec := json.NewDecoder(bufio.NewReader(ctrl))
+	for {
+		var r workerReport
+		if err := dec.Decode(&r); err != nil {
+			return
+		}
+		w.mu.Lock()
+		w.report = r
+		w.mu.Unlock()
+	}
+}
+
+// sessions lists the sessions running in workers.
+func (s *supervisor) sessions() []transport.SessionInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]transport.SessionInfo, 0, len(s.workers))
+	for _, w := range s.workers {
+		w.mu.Lock()
+		r := w.report
+		w.mu.Unlock()
+		out = append(out, transport.SessionInfo{
+			ID: uint64(w.pid), Tenant: w.adm.Tenant.ID, Device: w.adm.Device, Transport: w.via, Peer: w.peer,
+			Started: w.started, Calls: r.Calls, Errors: r.Errors, BytesIn: r.BytesIn, BytesOut: r.BytesOut, MemUsed: r.MemUsed, Worker: w.pid,
+		})
+	}
+	return out
+}
+
+// closeTenant ends every worker of a tenant.
+func (s *supervisor) closeTenant(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, w := range s.workers {
+		if w.adm.Tenant.ID == id {
+			w.cmd.Process.Signal(syscall.SIGTERM)
+			n++
+		}
+	}
+	return n
+}
