@@ -21,6 +21,9 @@ type Options struct {
 	// MemLimit asks for a memory limit below the token's; 0 takes the
 	// token's (or the device's).
 	MemLimit uint64
+	// Lease is a lease ID from OpenLease*; the session then runs in the
+	// lease's slice on Device.
+	Lease string
 	// Name identifies the client in the server's logs.
 	Name string
 }
@@ -88,7 +91,7 @@ var pendingPool = sync.Pool{New: func() any { return &pending{done: make(chan st
 // newClient runs the handshake on rw and starts the reader.
 func newClient(rw io.ReadWriteCloser, shmFD int, opts Options) (*Client, error) {
 	c := &Client{rw: rw, conn: wire.NewConn(rw), pending: map[uint64]*pending{}, flushc: make(chan struct{}, 1), done: make(chan struct{})}
-	hello := wire.HelloMsg{MinVersion: abi.MinProtocolVersion, MaxVersion: abi.ProtocolVersion, Token: opts.Token, Device: uint32(opts.Device), MemLimit: opts.MemLimit, Client: opts.Name}
+	hello := wire.HelloMsg{MinVersion: abi.MinProtocolVersion, MaxVersion: abi.ProtocolVersion, Token: opts.Token, Device: uint32(opts.Device), MemLimit: opts.MemLimit, Lease: opts.Lease, Client: opts.Name}
 	b, err := hello.Append(nil)
 	if err == nil {
 		err = c.conn.WriteFrame(wire.Header{Type: wire.Hello}, b)

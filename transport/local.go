@@ -98,19 +98,9 @@ func ListenUnix(path string) (*net.UnixListener, error) {
 
 // DialUnix opens a local session on the server listening at path.
 func DialUnix(ctx context.Context, path string, opts Options) (*Client, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", path)
+	conn, fd, err := dialUnixRaw(ctx, path)
 	if err != nil {
-		return nil, fmt.Errorf("kerf: connecting to %s: %w", path, err)
-	}
-	conn := c.(*net.UnixConn)
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
-	}
-	fd, err := recvFD(conn)
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("kerf: receiving shared memory from %s: %w", path, err)
+		return nil, err
 	}
 	defer unix.Close(fd)
 	cl, err := newClient(conn, fd, opts)
@@ -120,6 +110,26 @@ func DialUnix(ctx context.Context, path string, opts Options) (*Client, error) {
 	}
 	conn.SetDeadline(time.Time{})
 	return cl, nil
+}
+
+// dialUnixRaw connects and receives the session's shared-memory ring.
+// The connection keeps ctx's deadline until the caller clears it.
+func dialUnixRaw(ctx context.Context, path string) (*net.UnixConn, int, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, -1, fmt.Errorf("kerf: connecting to %s: %w", path, err)
+	}
+	conn := c.(*net.UnixConn)
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	fd, err := recvFD(conn)
+	if err != nil {
+		conn.Close()
+		return nil, -1, fmt.Errorf("kerf: receiving shared memory from %s: %w", path, err)
+	}
+	return conn, fd, nil
 }
 
 func recvFD(conn *net.UnixConn) (int, error) {

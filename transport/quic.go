@@ -142,31 +142,40 @@ type QUICOptions struct {
 
 // DialQUIC opens a session over QUIC to addr ("host:port").
 func DialQUIC(ctx context.Context, addr string, opts QUICOptions) (*Client, error) {
-	if opts.Fingerprint.IsZero() && !opts.TrustOnFirstUse {
-		return nil, errors.New("kerf: no certificate fingerprint to pin; pass one from the token bundle or ask for trust on first use")
-	}
-	tc, seen := ClientTLS(opts.Fingerprint, abi.ALPN)
-	conn, err := dialQUIC(ctx, addr, tc)
+	qs, seen, err := dialQUICStream(ctx, addr, opts)
 	if err != nil {
 		return nil, err
-	}
-	st, err := conn.OpenStreamSync(ctx)
-	if err != nil {
-		conn.close()
-		return nil, fmt.Errorf("kerf: opening stream to %s: %w", addr, err)
-	}
-	qs := &quicStream{Stream: st, conn: conn.Conn, tr: conn.tr}
-	if dl, ok := ctx.Deadline(); ok {
-		st.SetDeadline(dl)
 	}
 	c, err := newClient(qs, -1, opts.Options)
 	if err != nil {
 		qs.Close()
 		return nil, err
 	}
-	st.SetDeadline(time.Time{})
+	qs.SetDeadline(time.Time{})
 	c.Fingerprint = *seen
 	return c, nil
+}
+
+// dialQUICStream connects with pinning and opens one stream, which keeps
+// ctx's deadline until the caller clears it.
+func dialQUICStream(ctx context.Context, addr string, opts QUICOptions) (*quicStream, *Fingerprint, error) {
+	if opts.Fingerprint.IsZero() && !opts.TrustOnFirstUse {
+		return nil, nil, errors.New("kerf: no certificate fingerprint to pin; pass one from the token bundle or ask for trust on first use")
+	}
+	tc, seen := ClientTLS(opts.Fingerprint, abi.ALPN)
+	conn, err := dialQUIC(ctx, addr, tc)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		conn.close()
+		return nil, nil, fmt.Errorf("kerf: opening stream to %s: %w", addr, err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		st.SetDeadline(dl)
+	}
+	return &quicStream{Stream: st, conn: conn.Conn, tr: conn.tr}, seen, nil
 }
 
 // ServerTLS is the server's TLS configuration: TLS 1.3 with one ALPN.

@@ -44,6 +44,9 @@ type Server struct {
 	// Handoff, if set, takes every admitted session instead of this
 	// process serving it.
 	Handoff Handoff
+	// Allocator, if set, reserves a slice for every session: leases held
+	// by `kerf run`, or a slice for the session alone.
+	Allocator Allocator
 
 	nextID   atomic.Uint64
 	mu       sync.Mutex
@@ -110,9 +113,15 @@ type Admission struct {
 	Tenant  Tenant
 	Version uint16
 	Device  int
-	// MemLimit is the effective limit: the smaller of the token's and the
-	// client's request; 0 means the whole device.
+	// MemLimit is the effective limit: the smaller of the token's, the
+	// client's request and the slice's; 0 means the whole device.
 	MemLimit uint64
+	// Lease is the slice reservation the session runs in (with an
+	// Allocator).
+	Lease string
+
+	ownLease    bool // the lease was taken for this session alone
+	leaseStream bool // the stream holds a lease rather than a device
 }
 
 // Handoff takes an admitted session away from this process, as kerfd does
@@ -151,16 +160,24 @@ func (s *Server) serve(ctx context.Context, rw io.ReadWriteCloser, peer Peer, ad
 	var err error
 	if adm == nil {
 		var a Admission
-		if a, err = ss.admit(); err == nil && s.Handoff != nil {
+		a, err = ss.admit()
+		if a.ownLease {
+			defer s.Allocator.Release(a.Lease)
+		}
+		switch {
+		case err != nil:
+		case a.leaseStream:
+			err = ss.serveLease()
+		case s.Handoff != nil:
 			if !stop() {
 				return // ctx ended during the handshake; closeStream ran
 			}
 			s.Handoff(ctx, rw, peer, a, ss.conn.TakeBuffered())
 			return
+		default:
+			err = ss.run(a)
 		}
-		adm = &a
-	}
-	if err == nil {
+	} else {
 		err = ss.run(*adm)
 	}
 	ss.closeStream()
@@ -215,11 +232,7 @@ func protoErrorf(format string, args ...any) error {
 // device.
 func (ss *session) admit() (Admission, error) {
 	if ss.peer.Deadline != nil {
-		d := ss.srv.HandshakeTimeout
-		if d == 0 {
-			d = HandshakeTimeout
-		}
-		_ = ss.peer.Deadline(time.Now().Add(d))
+		_ = ss.peer.Deadline(time.Now().Add(ss.srv.handshakeTimeout()))
 		defer ss.peer.Deadline(time.Time{})
 	}
 	h, p, err := ss.conn.ReadFrame()
@@ -246,6 +259,10 @@ func (ss *session) admit() (Admission, error) {
 		return Admission{}, ss.refuse(abi.ErrNotPermitted, "authentication failed: "+err.Error())
 	}
 	ss.tenant = tenant
+	version := min(hello.MaxVersion, abi.ProtocolVersion)
+	if hello.Device == wire.LeaseDevice {
+		return Admission{Tenant: tenant, Version: version, leaseStream: true}, nil
+	}
 	devs := ss.srv.Backend.Devices()
 	if int64(hello.Device) >= int64(len(devs)) {
 		return Admission{}, ss.refuse(abi.ErrInvalidDevice, fmt.Sprintf("device %d does not exist (%d devices)", hello.Device, len(devs)))
@@ -254,7 +271,18 @@ func (ss *session) admit() (Admission, error) {
 	if hello.MemLimit != 0 && (limit == 0 || hello.MemLimit < limit) {
 		limit = hello.MemLimit
 	}
-	return Admission{Tenant: tenant, Version: min(hello.MaxVersion, abi.ProtocolVersion), Device: int(hello.Device), MemLimit: limit}, nil
+	adm := Admission{Tenant: tenant, Version: version, Device: int(hello.Device), MemLimit: limit}
+	if err := ss.admitSlice(&hello, &adm); err != nil {
+		return Admission{}, err
+	}
+	return adm, nil
+}
+
+func (s *Server) handshakeTimeout() time.Duration {
+	if s.HandshakeTimeout != 0 {
+		return s.HandshakeTimeout
+	}
+	return HandshakeTimeout
 }
 
 // open creates the backend context and accepts the session.

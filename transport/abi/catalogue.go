@@ -27,7 +27,7 @@ const (
 	MaxToken = 256
 	// MaxValues bounds the scalar and blob counts of any call.
 	MaxWords = 12
-	MaxBlobs = 2
+	MaxBlobs = 4
 )
 
 // Mode says how a call travels.

@@ -1,7 +1,9 @@
 package wire
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math"
 
 	"github.com/kerf-edge/kerf/transport/abi"
 )
@@ -17,6 +19,7 @@ var (
 		{Name: "token", Kind: abi.Bytes, Max: abi.MaxToken},
 		{Name: "device", Kind: abi.U32},
 		{Name: "memLimit", Kind: abi.U64},
+		{Name: "lease", Kind: abi.String, Max: MaxLeaseID},
 		{Name: "client", Kind: abi.String, Max: 128},
 	}
 	helloAckSpec = []abi.Arg{
@@ -47,14 +50,17 @@ type HelloMsg struct {
 	// MemLimit asks for a smaller memory limit than the token grants;
 	// 0 asks for the token's limit.
 	MemLimit uint64
-	Client   string
+	// Lease names slices reserved by a lease stream; empty asks for a
+	// slice for this session alone.
+	Lease  string
+	Client string
 }
 
 // Append encodes m.
 func (m *HelloMsg) Append(b []byte) ([]byte, error) {
 	var v abi.Values
 	v.Word(uint64(Magic)).Word(uint64(m.MinVersion)).Word(uint64(m.MaxVersion))
-	v.Blob(m.Token).Word(uint64(m.Device)).Word(m.MemLimit).Blob([]byte(m.Client))
+	v.Blob(m.Token).Word(uint64(m.Device)).Word(m.MemLimit).Blob([]byte(m.Lease)).Blob([]byte(m.Client))
 	return AppendValues(b, helloSpec, &v)
 }
 
@@ -74,7 +80,8 @@ func (m *HelloMsg) Decode(p []byte) error {
 	m.Token = append([]byte(nil), v.Blobs[0]...)
 	m.Device = uint32(v.Words[3])
 	m.MemLimit = v.Words[4]
-	m.Client = string(v.Blobs[1])
+	m.Lease = string(v.Blobs[1])
+	m.Client = string(v.Blobs[2])
 	return nil
 }
 
@@ -165,3 +172,102 @@ func (m *ErrorMsg) Decode(p []byte) error {
 }
 
 func (m *ErrorMsg) Error() string { return m.Code.Name() + ": " + m.Message }
+
+// LeaseDevice in a Hello opens a lease stream instead of a device session.
+const LeaseDevice = ^uint32(0)
+
+// MaxLeaseID bounds a lease identifier.
+const MaxLeaseID = 64
+
+// MaxLeaseSlices bounds the slices of one lease.
+const MaxLeaseSlices = 64
+
+var (
+	allocateSpec = []abi.Arg{
+		{Name: "count", Kind: abi.U32},
+		{Name: "fractionBits", Kind: abi.U64},
+		{Name: "memory", Kind: abi.U64},
+		{Name: "minMemory", Kind: abi.U64},
+		{Name: "model", Kind: abi.String, Max: 128},
+	}
+	allocatedSpec = []abi.Arg{
+		{Name: "lease", Kind: abi.String, Max: MaxLeaseID},
+		{Name: "slices", Kind: abi.Bytes, Max: 12 * MaxLeaseSlices},
+	}
+)
+
+// AllocateMsg asks for Count slices, each a Fraction of a GPU or Memory
+// bytes, on distinct GPUs; Model and MinMemory filter the GPUs.
+type AllocateMsg struct {
+	Count     uint32
+	Fraction  float64
+	Memory    uint64
+	MinMemory uint64
+	Model     string
+}
+
+// Append encodes m.
+func (m *AllocateMsg) Append(b []byte) ([]byte, error) {
+	var v abi.Values
+	v.Word(uint64(m.Count)).Word(math.Float64bits(m.Fraction)).Word(m.Memory).Word(m.MinMemory).Blob([]byte(m.Model))
+	return AppendValues(b, allocateSpec, &v)
+}
+
+// Decode decodes p into m.
+func (m *AllocateMsg) Decode(p []byte) error {
+	var v abi.Values
+	if err := DecodeValues(allocateSpec, p, &v); err != nil {
+		return err
+	}
+	f := math.Float64frombits(v.Words[1])
+	if math.IsNaN(f) || f < 0 || f > 1 {
+		return fmt.Errorf("wire: fraction %v outside [0, 1]", f)
+	}
+	*m = AllocateMsg{Count: uint32(v.Words[0]), Fraction: f, Memory: v.Words[2], MinMemory: v.Words[3], Model: string(v.Blobs[0])}
+	return nil
+}
+
+// LeaseSlice is one reserved slice: a device ordinal and its memory.
+type LeaseSlice struct {
+	Device uint32
+	Memory uint64
+}
+
+// AllocatedMsg grants a lease.
+type AllocatedMsg struct {
+	Lease  string
+	Slices []LeaseSlice
+}
+
+// Append encodes m.
+func (m *AllocatedMsg) Append(b []byte) ([]byte, error) {
+	if len(m.Slices) > MaxLeaseSlices {
+		return b, fmt.Errorf("wire: %d slices in a lease, limit %d", len(m.Slices), MaxLeaseSlices)
+	}
+	var sl []byte
+	for _, s := range m.Slices {
+		sl = binary.LittleEndian.AppendUint32(sl, s.Device)
+		sl = binary.LittleEndian.AppendUint64(sl, s.Memory)
+	}
+	var v abi.Values
+	v.Blob([]byte(m.Lease)).Blob(sl)
+	return AppendValues(b, allocatedSpec, &v)
+}
+
+// Decode decodes p into m.
+func (m *AllocatedMsg) Decode(p []byte) error {
+	var v abi.Values
+	if err := DecodeValues(allocatedSpec, p, &v); err != nil {
+		return err
+	}
+	sl := v.Blobs[1]
+	if len(sl)%12 != 0 {
+		return fmt.Errorf("wire: lease slices of %d bytes", len(sl))
+	}
+	m.Lease = string(v.Blobs[0])
+	m.Slices = nil
+	for ; len(sl) > 0; sl = sl[12:] {
+		m.Slices = append(m.Slices, LeaseSlice{Device: binary.LittleEndian.Uint32(sl), Memory: binary.LittleEndian.Uint64(sl[4:])})
+	}
+	return nil
+}

@@ -23,12 +23,14 @@ const (
 	Reply                     // server → client: result of a Sync call
 	Data                      // either way: a chunk of a call's bulk payload
 	ShmData                   // either way: a chunk of bulk payload in shared memory
-	ShmCredit                 // either way: shared-memory slots handed back
 	Error                     // either way: a fatal error; the stream closes after it
+	Allocate                  // client → server on a lease stream: reserve slices
+	Allocated                 // server → client: the lease
 	numTypes
 )
 
-var typeNames = [...]string{Hello: "hello", HelloAck: "hello-ack", Call: "call", Reply: "reply", Data: "data", ShmData: "shm-data", ShmCredit: "shm-credit", Error: "error"}
+var typeNames = [...]string{Hello: "hello", HelloAck: "hello-ack", Call: "call", Reply: "reply", Data: "data",
+	ShmData: "shm-data", Error: "error", Allocate: "allocate", Allocated: "allocated"}
 
 func (t Type) String() string {
 	if t > 0 && t < numTypes {

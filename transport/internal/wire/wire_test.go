@@ -126,6 +126,22 @@ func TestHandshakeMessagesRoundTrip(t *testing.T) {
 	if err := a2.Decode(b); err != nil || a2 != a {
 		t.Fatalf("ack: %+v, %v", a2, err)
 	}
+	al := AllocateMsg{Count: 2, Fraction: 0.25, MinMemory: 1 << 30, Model: "H100"}
+	if b, err = al.Append(nil); err != nil {
+		t.Fatal(err)
+	}
+	var al2 AllocateMsg
+	if err := al2.Decode(b); err != nil || al2 != al {
+		t.Fatalf("allocate: %+v, %v", al2, err)
+	}
+	ad := AllocatedMsg{Lease: "l-1", Slices: []LeaseSlice{{0, 1 << 30}, {3, 2 << 30}}}
+	if b, err = ad.Append(nil); err != nil {
+		t.Fatal(err)
+	}
+	var ad2 AllocatedMsg
+	if err := ad2.Decode(b); err != nil || ad2.Lease != "l-1" || len(ad2.Slices) != 2 || ad2.Slices[1] != ad.Slices[1] {
+		t.Fatalf("allocated: %+v, %v", ad2, err)
+	}
 	e := ErrorMsg{Code: abi.ErrNotPermitted, Message: "no"}
 	if b, err = e.Append(nil); err != nil {
 		t.Fatal(err)
@@ -229,6 +245,18 @@ func FuzzHandshake(f *testing.F) {
 		if a.Decode(p) == nil {
 			if out, err := a.Append(nil); err != nil || !bytes.Equal(out, p) {
 				t.Fatalf("hello-ack does not round-trip: %v", err)
+			}
+		}
+		var al AllocateMsg
+		if al.Decode(p) == nil {
+			if out, err := al.Append(nil); err != nil || !bytes.Equal(out, p) {
+				t.Fatalf("allocate does not round-trip: %v", err)
+			}
+		}
+		var ad AllocatedMsg
+		if ad.Decode(p) == nil {
+			if out, err := ad.Append(nil); err != nil || !bytes.Equal(out, p) {
+				t.Fatalf("allocated does not round-trip: %v", err)
 			}
 		}
 		var e ErrorMsg
