@@ -1,6 +1,7 @@
 // Command kerf is the tenant and operator command line. It is a thin shell
 // over the transport client and the benchmarks.
 //
+//	kerf run [-n GPUS] [-p FRACTION | --memory BYTES] [--server ADDR] [--token FILE] [--timeout D] -- CMD ARGS…
 //	kerf info  [--token FILE] [--via unix|quic]
 //	kerf bench transport [--json] [--bulk SIZE]
 //	kerf bench emu [--json] [--time D]
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/kerf-edge/kerf/gpu/emu/ptx"
+	"github.com/kerf-edge/kerf/intercept/launcher"
 	"github.com/kerf-edge/kerf/internal/units"
 	"github.com/kerf-edge/kerf/transport"
 	"github.com/kerf-edge/kerf/transport/transportbench"
@@ -32,6 +34,8 @@ func main() {
 
 func usage() {
 	fmt.Fprint(os.Stderr, `usage:
+  kerf run [-n GPUS] [-p FRACTION | --memory BYTES] [--server ADDR] [--token FILE] [--timeout D] -- CMD ARGS...
+                                                  run CMD on slices of the appliance's GPUs
   kerf info [--token FILE] [--via unix|quic]      show the device a token reaches
   kerf bench transport [--json] [--bulk SIZE]     transport against raw baselines
   kerf bench emu [--json] [--time D]              PTX emulator speed
@@ -46,6 +50,8 @@ func run(args []string) error {
 	switch args[0] {
 	case "info":
 		return infoCmd(args[1:])
+	case "run":
+		return runCmd(args[1:])
 	case "bench":
 		if len(args) < 2 {
 			usage()
@@ -214,4 +220,44 @@ func benchEmu(args []string) error {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0fM\t%.0fM\t%s\n", r.Kernel, r.Workers, r.Launches, r.ThreadInstrPerSec/1e6, r.PerWorker/1e6, target)
 	}
 	return tw.Flush()
+}
+
+func runCmd(args []string) error {
+	fs := flag.NewFlagSet("kerf run", flag.ContinueOnError)
+	n := fs.Int("n", 1, "slices, each on a distinct GPU")
+	p := fs.Float64("p", 0, "fraction of a GPU per slice, in (0, 1]")
+	memory := fs.String("memory", "", "memory per slice instead of -p (e.g. 4GiB)")
+	server := fs.String("server", "", "appliance QUIC address (default: the token bundle's)")
+	token := fs.String("token", defaultBundle(), "token bundle")
+	timeout := fs.Duration("timeout", 30*time.Second, "how long to retry while the appliance is full")
+	via := fs.String("via", "", "unix or quic (default: unix when the appliance is this machine)")
+	model := fs.String("model", "", "only GPUs of this model")
+	minMem := fs.String("min-memory", "", "only GPUs with at least this much memory")
+	shim := fs.String("shim", launcher.DefaultShimDir(), "directory holding Kerf's libcuda.so.1")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		usage()
+		return fmt.Errorf("run: no command; put it after --")
+	}
+	o := launcher.Options{GPUs: *n, Fraction: *p, Bundle: *token, Server: *server, Via: *via, Timeout: *timeout,
+		Model: *model, ShimDir: *shim, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
+	var err error
+	if *memory != "" {
+		if o.Memory, err = units.ParseBytes(*memory); err != nil {
+			return err
+		}
+	}
+	if *minMem != "" {
+		if o.MinMemory, err = units.ParseBytes(*minMem); err != nil {
+			return err
+		}
+	}
+	code, err := launcher.Run(context.Background(), o, fs.Args())
+	if err != nil {
+		return err
+	}
+	os.Exit(code)
+	return nil
 }

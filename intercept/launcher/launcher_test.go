@@ -1,0 +1,204 @@
+package launcher
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kerf-edge/kerf/transport"
+	"github.com/kerf-edge/kerf/transport/abi"
+	"github.com/kerf-edge/kerf/transport/hostmem"
+)
+
+// capacity is an allocator with a fixed number of whole-GPU slices on
+// one device, enough to exercise waiting and release.
+type capacity struct {
+	mu     sync.Mutex
+	free   int
+	leases map[string]bool
+	n      int
+}
+
+func (c *capacity) Allocate(_ transport.Tenant, req transport.AllocRequest) (transport.Lease, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if req.Count > 1 || c.free == 0 {
+		return transport.Lease{}, abi.Errorf(abi.ErrOutOfMemory, "no capacity")
+	}
+	c.free--
+	c.n++
+	id := fmt.Sprintf("l%d", c.n)
+	c.leases[id] = true
+	return transport.Lease{ID: id, Slices: []transport.LeaseSlice{{Device: 0, Memory: 1 << 20}}}, nil
+}
+
+func (c *capacity) Lease(_ transport.Tenant, id string) (transport.Lease, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.leases[id] {
+		return transport.Lease{}, errors.New("no such lease")
+	}
+	return transport.Lease{ID: id, Slices: []transport.LeaseSlice{{Device: 0, Memory: 1 << 20}}}, nil
+}
+
+func (c *capacity) Release(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.leases, id)
+	c.free++
+}
+
+func (c *capacity) live() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.leases)
+}
+
+// server runs a local kerf server with slots slices and returns a bundle.
+func server(t *testing.T, slots int) (*capacity, string) {
+	t.Helper()
+	dir := t.TempDir()
+	tokens, _ := transport.OpenTokenStore("")
+	tok, _ := tokens.Issue("t", 0)
+	alloc := &capacity{free: slots, leases: map[string]bool{}}
+	srv := &transport.Server{Backend: hostmem.New(1 << 30), Auth: tokens, Allocator: alloc, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	sock := filepath.Join(dir, "kerf.sock")
+	ln, err := transport.ListenUnix(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.ServeUnix(ctx, ln); srv.Wait(); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	bundle := filepath.Join(dir, "b.json")
+	if err := transport.WriteBundle(bundle, transport.Bundle{Token: tok, Socket: sock}); err != nil {
+		t.Fatal(err)
+	}
+	return alloc, bundle
+}
+
+// syncBuffer is a bytes.Buffer safe to read while the child writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func opts(bundle string, out io.Writer) Options {
+	return Options{GPUs: 1, Fraction: 0.5, Bundle: bundle, Timeout: 2 * time.Second, ShimDir: "/kerf/shim", Stdout: out, Stderr: io.Discard}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+func TestRunPassesEnvironmentAndExitCode(t *testing.T) {
+	alloc, bundle := server(t, 1)
+	var out bytes.Buffer
+	code, err := Run(context.Background(), opts(bundle, &out), []string{"sh", "-c", `echo "$KERF_LEASE|$KERF_DEVICES|$KERF_VIA|$LD_LIBRARY_PATH"; exit 7`})
+	if err != nil || code != 7 {
+		t.Fatalf("code %d, %v", code, err)
+	}
+	if got := strings.TrimSpace(out.String()); !strings.HasPrefix(got, "l1|0|unix|/kerf/shim") {
+		t.Fatalf("child saw %q", got)
+	}
+	waitFor(t, "the lease to be released", func() bool { return alloc.live() == 0 })
+}
+
+func TestKilledProgramStillReleases(t *testing.T) {
+	alloc, bundle := server(t, 1)
+	code, err := Run(context.Background(), opts(bundle, new(bytes.Buffer)), []string{"sh", "-c", "kill -KILL $$"})
+	if err != nil || code != 128+int(syscall.SIGKILL) {
+		t.Fatalf("code %d, %v", code, err)
+	}
+	waitFor(t, "the lease to be released", func() bool { return alloc.live() == 0 })
+}
+
+func TestSignalsAreForwarded(t *testing.T) {
+	_, bundle := server(t, 1)
+	var out syncBuffer
+	type result struct {
+		code int
+		err  error
+	}
+	res := make(chan result, 1)
+	go func() {
+		code, err := Run(context.Background(), opts(bundle, &out), []string{"sh", "-c", `trap 'exit 42' USR1; echo ready; while :; do sleep 0.01; done`})
+		res <- result{code, err}
+	}()
+	waitFor(t, "the program to start", func() bool { return strings.Contains(out.String(), "ready") })
+	syscall.Kill(syscall.Getpid(), syscall.SIGUSR1)
+	select {
+	case r := <-res:
+		if r.err != nil || r.code != 42 {
+			t.Fatalf("code %d, %v", r.code, r.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("signal not forwarded")
+	}
+}
+
+func TestNoCapacityRetriesThenGivesUp(t *testing.T) {
+	alloc, bundle := server(t, 0)
+	o := opts(bundle, new(bytes.Buffer))
+	o.Timeout = 700 * time.Millisecond
+	start := time.Now()
+	_, err := Run(context.Background(), o, []string{"true"})
+	if !errors.Is(err, ErrNoCapacity) || !strings.Contains(err.Error(), "attempts") {
+		t.Fatalf("err = %v", err)
+	}
+	if el := time.Since(start); el < o.Timeout {
+		t.Fatalf("gave up after %v, before the %v limit", el, o.Timeout)
+	}
+	// Capacity that frees while it waits is taken.
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		alloc.mu.Lock()
+		alloc.free++
+		alloc.mu.Unlock()
+	}()
+	o.Timeout = 10 * time.Second
+	if code, err := Run(context.Background(), o, []string{"true"}); err != nil || code != 0 {
+		t.Fatalf("after capacity freed: %d, %v", code, err)
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	_, bundle := server(t, 1)
+	for _, o := range []Options{
+		{GPUs: 0, Bundle: bundle},
+		{GPUs: 1, Fraction: 1.5, Bundle: bundle},
+		{GPUs: 1, Fraction: 0.5, Memory: 1, Bundle: bundle},
+		{GPUs: 1, Bundle: filepath.Join(t.TempDir(), "missing.json")},
+	} {
+		if _, err := Run(context.Background(), o, []string{"true"}); err == nil {
+			t.Errorf("%+v accepted", o)
+		}
+	}
+}
