@@ -66,6 +66,9 @@ type Context struct {
 	allocs map[uint64][]byte
 	bases  []uint64 // sorted
 	closed bool
+	// lastBase and lastMem cache the allocation found last.
+	lastBase uint64
+	lastMem  []byte
 }
 
 func (c *Context) Device() gpu.DeviceInfo { return c.b.info() }
@@ -125,6 +128,9 @@ func (c *Context) MemFree(p uint64) error {
 func (c *Context) freeLocked(p uint64, m []byte) {
 	rounded := (uint64(len(m)) + 255) &^ 255
 	delete(c.allocs, p)
+	if c.lastBase == p {
+		c.lastMem = nil
+	}
 	i := sort.Search(len(c.bases), func(i int) bool { return c.bases[i] >= p })
 	c.bases = append(c.bases[:i], c.bases[i+1:]...)
 	c.used -= rounded
@@ -154,12 +160,16 @@ func (c *Context) span(p, n uint64) ([]byte, error) {
 	if c.closed {
 		return nil, abi.ErrInvalidContext
 	}
-	i := sort.Search(len(c.bases), func(i int) bool { return c.bases[i] > p }) - 1
-	if i < 0 {
-		return nil, abi.ErrInvalidValue
+	base, m := c.lastBase, c.lastMem
+	if m == nil || p < base || p-base >= uint64(len(m)) {
+		i := sort.Search(len(c.bases), func(i int) bool { return c.bases[i] > p }) - 1
+		if i < 0 {
+			return nil, abi.ErrInvalidValue
+		}
+		base, m = c.bases[i], c.allocs[c.bases[i]]
+		c.lastBase, c.lastMem = base, m
 	}
-	m := c.allocs[c.bases[i]]
-	off := p - c.bases[i]
+	off := p - base
 	if off > uint64(len(m)) || n > uint64(len(m))-off {
 		return nil, abi.ErrInvalidValue
 	}
