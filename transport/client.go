@@ -244,15 +244,17 @@ func (c *Client) do(id abi.CallID, args, res *abi.Values, in, out []byte) error 
 
 // write sends one call and its bulk payload; wmu is held.
 func (c *Client) write(call *abi.Call, seq uint64, args *abi.Values, in []byte, sync bool) error {
+	// Header and arguments are encoded together and written once.
 	var err error
-	if c.scratch, err = wire.AppendValues(c.scratch[:0], call.Args, args); err != nil {
+	if c.scratch, err = wire.AppendValues(append(c.scratch[:0], make([]byte, wire.HeaderSize)...), call.Args, args); err != nil {
 		return &abi.Error{Code: abi.ErrInvalidValue, Msg: err.Error()}
 	}
 	var flags uint8
 	if sync {
 		flags = wire.WantReply
 	}
-	if err := c.conn.WriteFrame(wire.Header{Type: wire.Call, Flags: flags, Call: call.ID, Seq: seq}, c.scratch); err != nil {
+	wire.PutHeader(c.scratch, wire.Header{Len: uint32(len(c.scratch) - wire.HeaderSize), Type: wire.Call, Flags: flags, Call: call.ID, Seq: seq})
+	if err := c.conn.WriteEncoded(c.scratch); err != nil {
 		return err
 	}
 	if err := c.writeBulk(call.ID, seq, in); err != nil {

@@ -74,16 +74,12 @@ func (ss *session) run(adm Admission) error {
 				return err
 			}
 		}
-		h, err := ss.conn.ReadHeader()
+		h, p, err := ss.conn.ReadFrame()
 		if err != nil {
 			return err
 		}
 		switch h.Type {
 		case wire.Call:
-			p, err := ss.conn.ReadPayload(h)
-			if err != nil {
-				return err
-			}
 			if err := ss.handleCall(h, p); err != nil {
 				return err
 			}

@@ -6,6 +6,7 @@
 package hostmem
 
 import (
+	"encoding/binary"
 	"sort"
 	"sync"
 	"time"
@@ -214,21 +215,34 @@ func (c *Context) MemcpyDtoD(dst, src, size uint64, _ gpu.Stream) error {
 }
 
 func (c *Context) Memset(dst uint64, value uint32, elem uint32, count uint64, _ gpu.Stream) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if elem != 1 && elem != 2 && elem != 4 || count > 1<<62/uint64(elem) {
 		return abi.ErrInvalidValue
 	}
+	c.mu.Lock()
 	d, err := c.span(dst, count*uint64(elem))
-	if err != nil {
-		return err
+	if err == nil {
+		fill(d, value, elem)
 	}
-	for i := 0; i < len(d); i += int(elem) {
-		for k := 0; k < int(elem); k++ {
-			d[i+k] = byte(value >> (8 * k))
+	c.mu.Unlock()
+	return err
+}
+
+// fill writes value, elem bytes wide, little-endian, across d.
+func fill(d []byte, value, elem uint32) {
+	switch elem {
+	case 1:
+		for i := range d {
+			d[i] = byte(value)
+		}
+	case 2:
+		for ; len(d) >= 2; d = d[2:] {
+			binary.LittleEndian.PutUint16(d, uint16(value))
+		}
+	default:
+		for ; len(d) >= 4; d = d[4:] {
+			binary.LittleEndian.PutUint32(d, value)
 		}
 	}
-	return nil
 }
 
 func (c *Context) ModuleLoad([]byte) (gpu.Module, error) {

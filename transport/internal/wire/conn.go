@@ -78,11 +78,31 @@ func (c *Conn) Discard(h Header) error {
 }
 
 // ReadFrame reads a whole frame; the payload is valid until the next read.
+// A frame that fits the read buffer is returned in place, with one peek.
 func (c *Conn) ReadFrame() (Header, []byte, error) {
-	h, err := c.ReadHeader()
+	b, err := c.r.Peek(HeaderSize)
+	if len(b) < HeaderSize {
+		if err == io.EOF && len(b) > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		return Header{}, nil, err
+	}
+	h, err := ParseHeader(b)
 	if err != nil {
 		return h, nil, err
 	}
+	if n := HeaderSize + int(h.Len); n <= c.r.Size() {
+		b, err := c.r.Peek(n)
+		if len(b) < n {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return h, nil, err
+		}
+		c.r.Discard(n)
+		return h, b[HeaderSize:], nil
+	}
+	c.r.Discard(HeaderSize)
 	p, err := c.ReadPayload(h)
 	return h, p, err
 }
@@ -120,6 +140,13 @@ func (c *Conn) WriteFrame(h Header, parts ...[]byte) error {
 		}
 	}
 	return nil
+}
+
+// WriteEncoded writes frames already encoded in p (header included). It
+// buffers; call Flush to send.
+func (c *Conn) WriteEncoded(p []byte) error {
+	_, err := c.w.Write(p)
+	return err
 }
 
 // Flush sends buffered frames.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"github.com/kerf-edge/kerf/transport/abi"
 )
@@ -11,7 +12,9 @@ import (
 // AppendValues encodes v as shaped by spec. It fails if v does not match
 // spec or a blob exceeds its maximum.
 func AppendValues(b []byte, spec []abi.Arg, v *abi.Values) ([]byte, error) {
-	var nw, nb uint8
+	// First pass: check v against spec and size the output, so the
+	// second pass writes in place without growing b field by field.
+	need, nw, nb := 0, uint8(0), uint8(0)
 	for i := range spec {
 		a := &spec[i]
 		switch a.Kind {
@@ -19,18 +22,15 @@ func AppendValues(b []byte, spec []abi.Arg, v *abi.Values) ([]byte, error) {
 			if nw >= v.NW {
 				return b, fmt.Errorf("wire: missing value for %s", a.Name)
 			}
-			x := v.Words[nw]
-			if x > 0xffffffff {
-				return b, fmt.Errorf("wire: %s = %d does not fit in 32 bits", a.Name, x)
+			if v.Words[nw] > 0xffffffff {
+				return b, fmt.Errorf("wire: %s = %d does not fit in 32 bits", a.Name, v.Words[nw])
 			}
-			b = binary.LittleEndian.AppendUint32(b, uint32(x))
-			nw++
+			need, nw = need+4, nw+1
 		case abi.U64, abi.DevPtr, abi.Handle:
 			if nw >= v.NW {
 				return b, fmt.Errorf("wire: missing value for %s", a.Name)
 			}
-			b = binary.LittleEndian.AppendUint64(b, v.Words[nw])
-			nw++
+			need, nw = need+8, nw+1
 		case abi.Bytes, abi.String:
 			if nb >= v.NB {
 				return b, fmt.Errorf("wire: missing value for %s", a.Name)
@@ -42,9 +42,7 @@ func AppendValues(b []byte, spec []abi.Arg, v *abi.Values) ([]byte, error) {
 			if a.Kind == abi.String && bytes.IndexByte(p, 0) >= 0 {
 				return b, fmt.Errorf("wire: %s contains a NUL byte", a.Name)
 			}
-			b = binary.LittleEndian.AppendUint32(b, uint32(len(p)))
-			b = append(b, p...)
-			nb++
+			need, nb = need+4+len(p), nb+1
 		default:
 			return b, fmt.Errorf("wire: %s has invalid kind %d", a.Name, a.Kind)
 		}
@@ -52,7 +50,43 @@ func AppendValues(b []byte, spec []abi.Arg, v *abi.Values) ([]byte, error) {
 	if nw != v.NW || nb != v.NB {
 		return b, fmt.Errorf("wire: %d words and %d blobs given, spec takes %d and %d", v.NW, v.NB, nw, nb)
 	}
+	off := len(b)
+	b = slices.Grow(b, need)[:off+need]
+	out := b[off:]
+	nw, nb = 0, 0
+	for i := range spec {
+		switch spec[i].Kind {
+		case abi.U32:
+			binary.LittleEndian.PutUint32(out, uint32(v.Words[nw]))
+			out, nw = out[4:], nw+1
+		case abi.U64, abi.DevPtr, abi.Handle:
+			binary.LittleEndian.PutUint64(out, v.Words[nw])
+			out, nw = out[8:], nw+1
+		default:
+			p := v.Blobs[nb]
+			binary.LittleEndian.PutUint32(out, uint32(len(p)))
+			copy(out[4:], p)
+			out, nb = out[4+len(p):], nb+1
+		}
+	}
 	return b, nil
+}
+
+// fixedSize returns the encoded size of spec when it has only fixed-size
+// kinds, or -1.
+func fixedSize(spec []abi.Arg) int {
+	n := 0
+	for i := range spec {
+		switch spec[i].Kind {
+		case abi.U32:
+			n += 4
+		case abi.U64, abi.DevPtr, abi.Handle:
+			n += 8
+		default:
+			return -1
+		}
+	}
+	return n
 }
 
 // DecodeValues decodes p, shaped by spec, into v. The payload must match
@@ -60,6 +94,23 @@ func AppendValues(b []byte, spec []abi.Arg, v *abi.Values) ([]byte, error) {
 // strings without NUL. Blobs alias p.
 func DecodeValues(spec []abi.Arg, p []byte, v *abi.Values) error {
 	v.Reset()
+	if n := fixedSize(spec); n >= 0 {
+		// Scalars only: one length check, then no per-field checks.
+		if len(p) != n {
+			return fmt.Errorf("wire: %d bytes of arguments, want %d", len(p), n)
+		}
+		for i := range spec {
+			if spec[i].Kind == abi.U32 {
+				v.Words[i] = uint64(binary.LittleEndian.Uint32(p))
+				p = p[4:]
+			} else {
+				v.Words[i] = binary.LittleEndian.Uint64(p)
+				p = p[8:]
+			}
+		}
+		v.NW = uint8(len(spec))
+		return nil
+	}
 	for i := range spec {
 		a := &spec[i]
 		switch a.Kind {
