@@ -4,7 +4,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 3s
 BIN         := bin
 
-.PHONY: all build run test check fmt vet staticcheck fuzz generate generate-check bench ptx clean
+.PHONY: all build run test check fmt vet staticcheck fuzz generate generate-check bench ptx image image-test clean
 
 all: build
 
@@ -50,5 +50,13 @@ bench: build
 ptx:
 	./scripts/gen-ptx.sh
 
+## image: the flashable appliance image, build/image/kerf.img (root; see docs/image.md)
+image: build
+	./image/build.sh
+
+## image-test: boot the image in qemu (TCG) and check it from the host; ~10 min
+image-test:
+	./image/test.sh
+
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) build

@@ -187,15 +187,45 @@ func (a *Appliance) Run(ctx context.Context) error {
 // firstToken issues a token for tenant "default" on the very first start,
 // so a newcomer can run a program at once. Its bundle is the only copy.
 func (a *Appliance) firstToken() error {
-	if len(a.tokens.List()) > 0 {
-		return nil
-	}
-	path, err := a.IssueBundle("default", 0, "")
-	if err != nil {
-		return fmt.Errorf("issuing the first tenant token: %w", err)
+	path, err := firstBundle(a.cfg, a.tokens, a.fp, a.QUICAddr())
+	if err != nil || path == "" {
+		return err
 	}
 	a.log.Info("issued the first tenant token; keep its bundle safe", "tenant", "default", "bundle", path)
 	return nil
+}
+
+// firstBundle issues the "default" tenant's token when the store is empty
+// and returns its bundle's path ("" when tokens exist already).
+func firstBundle(cfg Config, tokens *transport.TokenStore, fp transport.Fingerprint, quicAddr string) (string, error) {
+	if len(tokens.List()) > 0 {
+		return "", nil
+	}
+	path, err := issueBundle(cfg, tokens, fp, quicAddr, "default", 0, "")
+	if err != nil {
+		return "", fmt.Errorf("issuing the first tenant token: %w", err)
+	}
+	return path, nil
+}
+
+// Init prepares the state directory as first start does — TLS identity,
+// token store, the first tenant's bundle — without serving. The image's
+// first-boot unit runs it. It returns the first bundle's path, or "" when
+// the appliance was initialised before.
+func Init(cfg Config) (string, transport.Fingerprint, error) {
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return "", transport.Fingerprint{}, err
+	}
+	_, fp, err := transport.LoadOrCreateCert(cfg.StateDir)
+	if err != nil {
+		return "", fp, err
+	}
+	tokens, err := transport.OpenTokenStore(cfg.TokensPath())
+	if err != nil {
+		return "", fp, err
+	}
+	path, err := firstBundle(cfg, tokens, fp, cfg.Listen.QUIC)
+	return path, fp, err
 }
 
 // IssueBundle issues a token for tenant and writes its bundle to out

@@ -24,7 +24,12 @@ var defaultsYAML []byte
 // Config is kerfd's configuration.
 type Config struct {
 	StateDir string `koanf:"state_dir"`
-	Listen   struct {
+	// Node names this appliance in load-signal topics and the API.
+	Node struct {
+		Site string `koanf:"site"`
+		Name string `koanf:"name"`
+	} `koanf:"node"`
+	Listen struct {
 		QUIC string `koanf:"quic"`
 		Unix string `koanf:"unix"`
 		HTTP string `koanf:"http"`

@@ -2,6 +2,7 @@
 // package appliance.
 //
 //	kerfd [--config FILE]                      serve
+//	kerfd init                                 create identity and first token
 //	kerfd token issue NAME [--memory SIZE] [--out FILE]
 //	kerfd token revoke NAME
 //	kerfd token list
@@ -34,6 +35,7 @@ func main() {
 func usage() {
 	fmt.Fprint(os.Stderr, `usage:
   kerfd [--config FILE]                                  run the appliance
+  kerfd init                                             create the state: identity, first token
   kerfd token issue NAME [--memory SIZE] [--out FILE]    issue a tenant token bundle
   kerfd token revoke NAME                                revoke a tenant's tokens
   kerfd token list                                       list tokens
@@ -44,6 +46,9 @@ Every form takes --config FILE; KERF_* variables override the config.
 func run(args []string) error {
 	if len(args) > 0 && args[0] == "token" {
 		return tokenCmd(args[1:])
+	}
+	if len(args) > 0 && args[0] == "init" {
+		return initCmd(args[1:])
 	}
 	fs := flag.NewFlagSet("kerfd", flag.ContinueOnError)
 	fs.Usage = usage
@@ -133,4 +138,33 @@ func tokenCmd(args []string) error {
 	}
 	usage()
 	return fmt.Errorf("token: unknown command %q", args[0])
+}
+
+// initCmd prepares the state directory and prints what the operator must
+// keep: the certificate fingerprint and the first tenant bundle, once.
+func initCmd(args []string) error {
+	fs := flag.NewFlagSet("kerfd init", flag.ContinueOnError)
+	cfgPath := fs.String("config", "", "configuration file (YAML)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := appliance.LoadConfig(*cfgPath, os.Environ())
+	if err != nil {
+		return err
+	}
+	path, fp, err := appliance.Init(cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("kerfd certificate fingerprint: %s\n", fp)
+	if path == "" {
+		fmt.Println("already initialised; no new token issued")
+		return nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("first tenant bundle (%s), shown once:\n-----BEGIN KERF BUNDLE-----\n%s-----END KERF BUNDLE-----\n", path, b)
+	return nil
 }
