@@ -11,6 +11,7 @@ import (
 
 	"github.com/kerf-edge/kerf/gpu"
 	"github.com/kerf-edge/kerf/gpu/emu/kernels"
+	"github.com/kerf-edge/kerf/internal/testkit"
 	"github.com/kerf-edge/kerf/transport"
 	"github.com/kerf-edge/kerf/transport/abi"
 )
@@ -54,16 +55,7 @@ func workerOf(t *testing.T, a *Appliance, tenant string) int {
 	return 0
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+var waitUntil = testkit.WaitFor
 
 func TestEachSessionHasItsOwnWorker(t *testing.T) {
 	a := start(t, testConfig(t, t.TempDir()))

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kerf-edge/kerf/internal/testkit"
 	"github.com/kerf-edge/kerf/transport/abi"
 	"github.com/kerf-edge/kerf/transport/hostmem"
 )
@@ -113,17 +114,7 @@ func (ts *testServer) tryDial(via string, tok []byte) (*Client, error) {
 	return DialQUIC(ctx, ts.quic, QUICOptions{Options: opts, Fingerprint: ts.fp})
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+var waitFor = testkit.WaitFor
 
 func vals(words ...uint64) *abi.Values {
 	v := &abi.Values{}

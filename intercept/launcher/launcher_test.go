@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kerf-edge/kerf/internal/testkit"
 	"github.com/kerf-edge/kerf/transport"
 	"github.com/kerf-edge/kerf/transport/abi"
 	"github.com/kerf-edge/kerf/transport/hostmem"
@@ -109,14 +110,7 @@ func opts(bundle string, out io.Writer) Options {
 	return Options{GPUs: 1, Fraction: 0.5, Bundle: bundle, Timeout: 2 * time.Second, ShimDir: "/kerf/shim", Stdout: out, Stderr: io.Discard}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
+var waitFor = testkit.WaitFor
 
 func TestRunPassesEnvironmentAndExitCode(t *testing.T) {
 	alloc, bundle := server(t, 1)

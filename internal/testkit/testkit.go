@@ -1,0 +1,24 @@
+// Package testkit holds helpers shared by Kerf's tests. It is imported by
+// _test.go files only and holds no product logic.
+package testkit
+
+import (
+	"testing"
+	"time"
+)
+
+// WaitTimeout bounds every WaitFor.
+const WaitTimeout = 10 * time.Second
+
+// WaitFor polls cond until it holds, failing the test with what after
+// WaitTimeout. Tests poll with a deadline instead of sleeping and hoping.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(WaitTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", WaitTimeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
