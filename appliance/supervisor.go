@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -43,6 +44,12 @@ type worker struct {
 }
 
 func newSupervisor(cfg Config, log *slog.Logger) (*supervisor, error) {
+	if IsWorker() {
+		// A binary re-executed as a worker is starting an appliance instead
+		// of serving: a test binary without the hook. Refuse rather than
+		// recurse.
+		return nil, errors.New("a worker process must not start workers: a test that starts kerfd needs `if appliance.IsWorker() { os.Exit(appliance.RunWorker()) }` in its TestMain")
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("finding kerfd's executable for workers: %w", err)
