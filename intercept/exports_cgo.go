@@ -222,6 +222,22 @@ func cuDeviceTotalMem_v2(bytes *C.size_t, dev C.CUdevice) (r C.CUresult) {
 	return cr(res)
 }
 
+// clamp32 fits a size into the 32-bit results of the pre-3.2 entry points.
+func clamp32(n uint64) C.uint { return C.uint(min(n, 1<<32-1)) }
+
+//export cuDeviceTotalMem
+func cuDeviceTotalMem(bytes *C.uint, dev C.CUdevice) (r C.CUresult) {
+	defer guard(&r)
+	if bytes == nil {
+		return errNull
+	}
+	n, res := deviceTotalMem(int(dev))
+	if res == abi.Success {
+		*bytes = clamp32(n)
+	}
+	return cr(res)
+}
+
 //export cuDevicePrimaryCtxRetain
 func cuDevicePrimaryCtxRetain(pctx *C.CUcontext, dev C.CUdevice) (r C.CUresult) {
 	defer guard(&r)
@@ -405,6 +421,19 @@ func cuMemGetInfo_v2(free, total *C.size_t) (r C.CUresult) {
 	return cr(res)
 }
 
+//export cuMemGetInfo
+func cuMemGetInfo(free, total *C.uint) (r C.CUresult) {
+	defer guard(&r)
+	if free == nil || total == nil {
+		return errNull
+	}
+	f, t, res := memGetInfo()
+	if res == abi.Success {
+		*free, *total = clamp32(f), clamp32(t)
+	}
+	return cr(res)
+}
+
 func hostAllocOut(pp *unsafe.Pointer, size C.size_t) C.CUresult {
 	if pp == nil {
 		return errNull
@@ -420,6 +449,12 @@ func hostAllocOut(pp *unsafe.Pointer, size C.size_t) C.CUresult {
 func cuMemAllocHost_v2(pp *unsafe.Pointer, size C.size_t) (r C.CUresult) {
 	defer guard(&r)
 	return hostAllocOut(pp, size)
+}
+
+//export cuMemAllocHost
+func cuMemAllocHost(pp *unsafe.Pointer, size C.uint) (r C.CUresult) {
+	defer guard(&r)
+	return hostAllocOut(pp, C.size_t(size))
 }
 
 //export cuMemHostAlloc

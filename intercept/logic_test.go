@@ -51,8 +51,8 @@ func TestLoadConfig(t *testing.T) {
 }
 
 func TestResolveProc(t *testing.T) {
-	name := func(sym string, v int) string {
-		i, q := resolveProc(sym, v)
+	name := func(sym string, v int, pt bool) string {
+		i, q := resolveProc(sym, v, pt)
 		if i < 0 {
 			return map[int]string{procNotFound: "not found", procNotSufficient: "too old"}[q]
 		}
@@ -61,24 +61,29 @@ func TestResolveProc(t *testing.T) {
 	for _, c := range []struct {
 		sym  string
 		v    int
+		pt   bool
 		want string
 	}{
-		{"cuMemAlloc", 12040, "cuMemAlloc_v2"},
-		{"cuMemAlloc", 3000, "too old"},
-		{"cuMemAlloc_v2", 12040, "cuMemAlloc_v2"},
-		{"cuCtxDestroy", 3020, "cuCtxDestroy"},
-		{"cuCtxDestroy", 4000, "cuCtxDestroy_v2"},
-		{"cuGetProcAddress", 11030, "cuGetProcAddress"},
-		{"cuGetProcAddress", 12000, "cuGetProcAddress_v2"},
-		{"cuDeviceGetUuid", 11040, "cuDeviceGetUuid_v2"},
-		{"cuLaunchKernel_ptsz", 12000, "cuLaunchKernel"},
-		{"cuMemcpyHtoDAsync_v2_ptsz", 12000, "cuMemcpyHtoDAsync_v2"},
-		{"cuMemcpyHtoD_v2_ptds", 12000, "cuMemcpyHtoD_v2"},
-		{"cuLaunchKernelEx", 11000, "too old"},
-		{"cuNoSuch", 12000, "not found"},
-		{"kerfShutdown", 12000, "not found"},
+		{"cuMemAlloc", 12040, false, "cuMemAlloc_v2"},
+		{"cuMemAlloc", 3000, false, "too old"},
+		{"cuMemAlloc_v2", 12040, false, "cuMemAlloc_v2"},
+		{"cuCtxDestroy", 3020, false, "cuCtxDestroy"},
+		{"cuCtxDestroy", 4000, false, "cuCtxDestroy_v2"},
+		{"cuGetProcAddress", 11030, false, "cuGetProcAddress"},
+		{"cuGetProcAddress", 12000, false, "cuGetProcAddress_v2"},
+		{"cuDeviceGetUuid", 11040, false, "cuDeviceGetUuid_v2"},
+		{"cuLaunchKernel", 12000, true, "cuLaunchKernel_ptsz"},
+		{"cuLaunchKernel_ptsz", 12000, false, "cuLaunchKernel_ptsz"},
+		{"cuMemcpyHtoDAsync", 12000, true, "cuMemcpyHtoDAsync_v2_ptsz"},
+		{"cuMemcpyHtoDAsync", 12000, false, "cuMemcpyHtoDAsync_v2"},
+		{"cuMemcpyHtoD_v2_ptds", 12000, false, "cuMemcpyHtoD_v2_ptds"},
+		{"cuMemcpyHtoD", 6050, true, "cuMemcpyHtoD_v2"},
+		{"cuCtxSynchronize", 12000, true, "cuCtxSynchronize"},
+		{"cuLaunchKernelEx", 11000, false, "too old"},
+		{"cuNoSuch", 12000, false, "not found"},
+		{"kerfShutdown", 12000, false, "not found"},
 	} {
-		if got := name(c.sym, c.v); got != c.want {
+		if got := name(c.sym, c.v, c.pt); got != c.want {
 			t.Errorf("%s at %d: %s, want %s", c.sym, c.v, got, c.want)
 		}
 	}

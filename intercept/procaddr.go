@@ -11,10 +11,14 @@ import (
 // procEntry is one exported entry point: its symbol, the name a program
 // asks cuGetProcAddress for, and the CUDA version it appeared in.
 type procEntry struct {
-	name  string
-	base  string
-	since int
+	name      string
+	base      string
+	since     int
+	perThread bool // a _ptsz or _ptds form
 }
+
+// procPerThread is CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM.
+const procPerThread = 1 << 1
 
 // Query results (CUdriverProcAddressQueryResult).
 const (
@@ -25,12 +29,22 @@ const (
 
 // resolveProc finds the entry point cuGetProcAddress returns for symbol at
 // cudaVersion: the newest version of the base name the caller's CUDA
-// version knows. Per-thread-stream names (_ptsz, _ptds) resolve to the same
-// functions: the shim serves the per-thread default stream with the legacy
-// one. It returns the index into procs, or -1 with a query result.
-func resolveProc(symbol string, cudaVersion int) (int, int) {
+// version knows, in its per-thread-default-stream form (_ptsz, _ptds) when
+// perThread asks for it and one exists. An exact exported name
+// (cuMemAlloc_v2, cuLaunchKernel_ptsz) is accepted too. It returns the
+// index into procs, or -1 with a query result.
+func resolveProc(symbol string, cudaVersion int, perThread bool) (int, int) {
 	sym := strings.TrimSuffix(strings.TrimSuffix(symbol, "_ptsz"), "_ptds")
+	if sym != symbol {
+		perThread = true
+	}
 	best, tooNew := -1, false
+	better := func(p, q procEntry) bool {
+		if (p.perThread == perThread) != (q.perThread == perThread) {
+			return p.perThread == perThread
+		}
+		return p.since > q.since
+	}
 	for i, p := range procs {
 		if p.base != sym {
 			continue
@@ -39,7 +53,7 @@ func resolveProc(symbol string, cudaVersion int) (int, int) {
 			tooNew = true
 			continue
 		}
-		if best < 0 || p.since > procs[best].since {
+		if best < 0 || better(p, procs[best]) {
 			best = i
 		}
 	}
@@ -49,9 +63,8 @@ func resolveProc(symbol string, cudaVersion int) (int, int) {
 	if tooNew {
 		return -1, procNotSufficient
 	}
-	// An exact symbol name (cuMemAlloc_v2) is accepted too.
 	for i, p := range procs {
-		if p.name == sym {
+		if p.name == symbol {
 			return i, procFound
 		}
 	}
@@ -64,7 +77,7 @@ func getProcAddress(symbol string, cudaVersion int, flags uint64) (int, int, Res
 	if symbol == "" || flags > 3 {
 		return -1, procNotFound, abi.ErrInvalidValue
 	}
-	i, q := resolveProc(symbol, cudaVersion)
+	i, q := resolveProc(symbol, cudaVersion, flags&procPerThread != 0)
 	if i < 0 {
 		return -1, q, abi.ErrNotFound
 	}

@@ -5,6 +5,8 @@
 /* The plain name is the pre-4.0 entry point, which the shim exports too. */
 #undef cuCtxDestroy
 CUresult cuCtxDestroy(CUcontext ctx);
+CUresult cuLaunchKernel_ptsz(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+	unsigned shared, CUstream s, void **params, void **extra);
 
 typedef CUresult (*init_t)(unsigned int);
 typedef CUresult (*ctxcreate_t)(CUcontext *, unsigned int, CUdevice);
@@ -45,6 +47,10 @@ int main(int argc, char **argv) {
 	getfn_t getfn = get("cuModuleGetFunction", 12040, 0);
 	launch_t launch = get("cuLaunchKernel_ptsz", 12040, CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM);
 	sync_t ssync = get("cuStreamSynchronize", 12040, CU_GET_PROC_ADDRESS_LEGACY_STREAM);
+	if ((void *)launch != (void *)cuLaunchKernel_ptsz || get("cuLaunchKernel", 12040, CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM) != (void *)cuLaunchKernel_ptsz)
+		FAIL("per-thread cuLaunchKernel is not cuLaunchKernel_ptsz");
+	if (get("cuLaunchKernel", 12040, 0) != (void *)cuLaunchKernel)
+		FAIL("cuLaunchKernel pointer differs from the symbol");
 
 	/* versions: the plain name before _v2 existed, _v2 after */
 	void *v1 = get("cuCtxDestroy", 3020, 0), *v2 = get("cuCtxDestroy", 4000, 0);
