@@ -181,7 +181,7 @@ func TestPrograms(t *testing.T) {
 		program string
 		args    []string
 	}{
-		{"vadd", []string{ptx("vadd")}},
+		{"vadd", []string{ptx("vadd"), ptx("stencil")}},
 		{"matmul", []string{ptx("matmul")}},
 		{"streams", []string{ptx("vadd")}},
 		{"errors", []string{ptx("vadd")}},

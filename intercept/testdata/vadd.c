@@ -186,6 +186,28 @@ int main(int argc, char **argv) {
 	if (active)
 		FAIL("primary context active after release");
 
+	/* module globals: argv[2] is stencil.ptx */
+	if (argc > 2) {
+		CUmodule sm;
+		CUdeviceptr g;
+		size_t gsize = 0;
+		CHECK(cuModuleLoadData(&sm, read_ptx(argv[2])));
+		CHECK(cuModuleGetGlobal(&g, &gsize, sm, "kerf_stencil_w"));
+		float w[5];
+		if (gsize != sizeof w)
+			FAIL("constant of %zu bytes, want %zu", gsize, sizeof w);
+		CHECK(cuMemcpyDtoH(w, g, sizeof w));
+		if (w[0] != 0.5f || w[4] != 0.125f)
+			FAIL("constant weights %f %f", w[0], w[4]);
+		CHECK(cuModuleGetGlobal(&g, NULL, sm, "kerf_stencil_calls"));
+		unsigned calls = 41, back = 0;
+		CHECK(cuMemcpyHtoD(g, &calls, 4));
+		CHECK(cuMemcpyDtoH(&back, g, 4));
+		if (back != 41)
+			FAIL("global reads back %u", back);
+		CHECK(cuModuleUnload(sm));
+	}
+
 	CHECK(cuCtxSetCurrent(ctx));
 	CHECK(cuCtxSynchronize());
 	CHECK(cuCtxDestroy(ctx));
