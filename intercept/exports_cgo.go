@@ -472,19 +472,21 @@ func cuMemFreeHost(p unsafe.Pointer) (r C.CUresult) {
 //export cuMemcpyHtoD_v2
 func cuMemcpyHtoD_v2(dst C.CUdeviceptr, src unsafe.Pointer, n C.size_t) (r C.CUresult) {
 	defer guard(&r)
-	if src == nil && n > 0 {
+	b, ok := hostBytes(src, n)
+	if !ok {
 		return errNull
 	}
-	return cr(memcpyHtoD(uint64(dst), hostBytes(src, n)))
+	return cr(memcpyHtoD(uint64(dst), b))
 }
 
 //export cuMemcpyDtoH_v2
 func cuMemcpyDtoH_v2(dst unsafe.Pointer, src C.CUdeviceptr, n C.size_t) (r C.CUresult) {
 	defer guard(&r)
-	if dst == nil && n > 0 {
+	b, ok := hostBytes(dst, n)
+	if !ok {
 		return errNull
 	}
-	return cr(memcpyDtoH(hostBytes(dst, n), uint64(src)))
+	return cr(memcpyDtoH(b, uint64(src)))
 }
 
 //export cuMemcpyDtoD_v2
@@ -496,19 +498,21 @@ func cuMemcpyDtoD_v2(dst, src C.CUdeviceptr, n C.size_t) (r C.CUresult) {
 //export cuMemcpyHtoDAsync_v2
 func cuMemcpyHtoDAsync_v2(dst C.CUdeviceptr, src unsafe.Pointer, n C.size_t, s C.CUstream) (r C.CUresult) {
 	defer guard(&r)
-	if src == nil && n > 0 {
+	b, ok := hostBytes(src, n)
+	if !ok {
 		return errNull
 	}
-	return cr(memcpyHtoDAsync(uint64(dst), hostBytes(src, n), key(unsafe.Pointer(s))))
+	return cr(memcpyHtoDAsync(uint64(dst), b, key(unsafe.Pointer(s))))
 }
 
 //export cuMemcpyDtoHAsync_v2
 func cuMemcpyDtoHAsync_v2(dst unsafe.Pointer, src C.CUdeviceptr, n C.size_t, s C.CUstream) (r C.CUresult) {
 	defer guard(&r)
-	if dst == nil && n > 0 {
+	b, ok := hostBytes(dst, n)
+	if !ok {
 		return errNull
 	}
-	return cr(memcpyDtoHAsync(hostBytes(dst, n), uint64(src), key(unsafe.Pointer(s))))
+	return cr(memcpyDtoHAsync(b, uint64(src), key(unsafe.Pointer(s))))
 }
 
 //export cuMemcpyDtoDAsync_v2

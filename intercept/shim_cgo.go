@@ -44,13 +44,20 @@ func registerAtExit()              { C.kerf_register_atexit() }
 func procFn(i int) cmem            { return C.kerf_proc_fn(C.int(i)) }
 func key(p unsafe.Pointer) uintptr { return uintptr(p) }
 
-// hostBytes views n bytes of the program's memory at p. The program owns
-// it; a NULL p with n > 0 is refused before this is called.
-func hostBytes(p unsafe.Pointer, n C.size_t) []byte {
+// maxHostSpan bounds a host buffer the shim will view: larger sizes are
+// no process's memory, and would not fit in a Go slice.
+const maxHostSpan = 1 << 46
+
+// hostBytes views n bytes of the program's memory at p, which the program
+// owns. ok is false for a NULL p with n > 0 or an impossible size.
+func hostBytes(p unsafe.Pointer, n C.size_t) ([]byte, bool) {
 	if n == 0 {
-		return []byte{}
+		return []byte{}, true
 	}
-	return unsafe.Slice((*byte)(p), int(n))
+	if p == nil || uint64(n) > maxHostSpan {
+		return nil, false
+	}
+	return unsafe.Slice((*byte)(p), int(n)), true
 }
 
 // goString copies a NUL-terminated name of at most max bytes; ok is false

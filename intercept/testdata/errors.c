@@ -120,6 +120,7 @@ int main(int argc, char **argv) {
 
 	/* memory */
 	EXPECT(cuMemcpyHtoD(a, NULL, 16), CUDA_ERROR_INVALID_VALUE);
+	EXPECT(cuMemcpyDtoH(big, a, (size_t)-1), CUDA_ERROR_INVALID_VALUE);
 	EXPECT(cuMemAlloc(NULL, 16), CUDA_ERROR_INVALID_VALUE);
 	r = cuMemFree(0x1234);
 	if (r == CUDA_SUCCESS)
