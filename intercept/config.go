@@ -1,0 +1,84 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/kerf-edge/kerf/internal/units"
+	"github.com/kerf-edge/kerf/transport"
+)
+
+// config is what cuInit reads from the environment.
+type config struct {
+	bundle  transport.Bundle
+	via     string // "unix" or "quic"
+	devices []int  // server ordinals, in CUDA device order
+	memory  uint64 // 0: the token's limit
+}
+
+const maxDevices = 16
+
+// loadConfig reads the KERF_* variables through getenv. exists reports
+// whether a path exists (the bundle's socket decides the default path).
+func loadConfig(getenv func(string) string, exists func(string) bool) (config, error) {
+	var c config
+	path := getenv("KERF_BUNDLE")
+	if path == "" {
+		return c, errors.New("KERF_BUNDLE is not set: run the program with `kerf run`, or point KERF_BUNDLE at a token bundle")
+	}
+	b, err := transport.ReadBundle(path)
+	if err != nil {
+		return c, fmt.Errorf("KERF_BUNDLE: %w", err)
+	}
+	c.bundle = b
+	switch via := getenv("KERF_VIA"); via {
+	case "":
+		if b.Socket != "" && exists(b.Socket) {
+			c.via = "unix"
+		} else {
+			c.via = "quic"
+		}
+	case "unix", "quic":
+		c.via = via
+	default:
+		return c, fmt.Errorf("KERF_VIA=%q: want unix or quic", via)
+	}
+	if c.via == "unix" && b.Socket == "" {
+		return c, fmt.Errorf("KERF_VIA=unix but bundle %s names no socket", path)
+	}
+	if c.via == "quic" && (b.QUIC == "" || b.Fingerprint == "") {
+		return c, fmt.Errorf("bundle %s has no QUIC address and fingerprint, and its socket %q is not here", path, b.Socket)
+	}
+	devs := getenv("KERF_DEVICES")
+	if devs == "" {
+		devs = "0"
+	}
+	seen := map[int]bool{}
+	for _, f := range strings.Split(devs, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 0 || n > 255 {
+			return c, fmt.Errorf("KERF_DEVICES=%q: %q is not a device ordinal", devs, f)
+		}
+		if seen[n] {
+			return c, fmt.Errorf("KERF_DEVICES=%q lists device %d twice", devs, n)
+		}
+		seen[n] = true
+		c.devices = append(c.devices, n)
+	}
+	if len(c.devices) > maxDevices {
+		return c, fmt.Errorf("KERF_DEVICES=%q: at most %d devices", devs, maxDevices)
+	}
+	if m := getenv("KERF_MEMORY"); m != "" {
+		n, err := units.ParseBytes(m)
+		if err != nil || n == 0 {
+			return c, fmt.Errorf("KERF_MEMORY=%q: want a positive byte count", m)
+		}
+		c.memory = n
+	}
+	return c, nil
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }

@@ -1,0 +1,50 @@
+// Command intercept is Kerf's client shim: built with
+//
+//	go build -buildmode=c-shared -o bin/libcuda.so.1 ./intercept
+//
+// it is a replacement libcuda.so.1 that implements the CUDA driver API on
+// top of transport.Client, so that unmodified CUDA programs (and runtimes
+// that dlopen libcuda.so.1) run on a Kerf slice.
+//
+// Intercept owns the driver-API surface a program sees: device numbering,
+// contexts and the per-thread context stack, handle validation, the
+// client-side checks that CUDA reports at once (launch shapes, parameter
+// sizes, null or stale handles), kernel-parameter packing, pinned host
+// memory, and cuGetProcAddress. It must not: enforce tenant limits or
+// ownership (kerfd does, whatever the shim says), panic or crash on any
+// value the program passes that a real driver would reject, let a Go
+// goroutine stand in for a thread's CUDA context, or fabricate Go pointers
+// from integers. cgo and unsafe live only in *_cgo.go and *_unsafe.go; the
+// //export functions only convert arguments and call the Go logic.
+//
+// # Configuration
+//
+// The launcher (`kerf run`) sets these; cuInit reads them once:
+//
+//	KERF_BUNDLE   path of the tenant's token bundle ({token, quic, socket,
+//	              fingerprint}). Required: without it cuInit returns
+//	              CUDA_ERROR_NOT_INITIALIZED and prints one line to stderr.
+//	KERF_VIA      "unix" or "quic". Default: unix when the bundle's socket
+//	              exists on this machine, else quic.
+//	KERF_DEVICES  comma-separated server device ordinals that become this
+//	              process's CUDA devices 0..n-1. Default "0".
+//	KERF_MEMORY   bytes per slice ("268435456" or "256MiB"); asks kerfd for
+//	              a memory limit below the token's. Optional.
+//
+// cuInit opens one session per listed device at once, so a misconfigured
+// program fails at cuInit rather than later; every context on a device
+// shares that device's session. Sessions end when the process exits.
+//
+// # Semantics worth knowing
+//
+//   - The per-thread default stream (CU_STREAM_PER_THREAD, the _ptsz and
+//     _ptds entry points that cuGetProcAddress hands out for
+//     CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM) is served by the legacy
+//     default stream: stricter ordering, never weaker.
+//   - Contexts on one device share its session, so a context's allocations
+//     outlive cuCtxDestroy until the process exits.
+//   - The 32-bit v1 entry points (cuMemAlloc, cuMemcpyHtoD, ... without
+//     _v2) are not exported: slice addresses do not fit in 32 bits.
+//     Programs compiled against any CUDA header since 3.2 use the _v2 names.
+//   - cuGetExportTable returns CUDA_ERROR_NOT_SUPPORTED.
+package main

@@ -1,0 +1,331 @@
+package main
+
+import (
+	"sync"
+
+	"github.com/kerf-edge/kerf/gpu"
+	"github.com/kerf-edge/kerf/transport/abi"
+)
+
+// kind is what a handle the program holds refers to.
+type kind uint8
+
+const (
+	kindContext kind = iota + 1
+	kindModule
+	kindFunction
+	kindStream
+	kindEvent
+	kindLibrary
+	kindKernel
+)
+
+// object is the Go side of a handle. The program holds the address of a
+// small C allocation (mem); Go finds the object by that address, so a
+// handle the shim did not hand out, or has since destroyed, is simply not
+// found.
+type object struct {
+	key  uintptr
+	mem  cmem
+	kind kind
+	dev  *device
+	wire uint64 // the session-local handle on kerfd
+
+	primary bool // a device's primary context
+
+	children []*object // a module's functions, a library's kernels
+	parent   *object   // a function's module, a kernel's library
+	fn       *object   // a kernel's function, made by cuKernelGetFunction
+
+	layoutMu   sync.Mutex
+	layout     []gpu.ParamInfo
+	layoutOK   bool
+	layoutSize int
+}
+
+// newObject registers a fresh handle.
+func (d *driver) newObject(k kind, dv *device, wire uint64) (*object, Result) {
+	mem, key := newHandleMem()
+	if key == 0 {
+		return nil, abi.ErrOutOfMemory
+	}
+	o := &object{key: key, mem: mem, kind: k, dev: dv, wire: wire}
+	d.mu.Lock()
+	d.objs[key] = o
+	d.mu.Unlock()
+	return o, abi.Success
+}
+
+// lookup finds a live handle of kind k.
+func (d *driver) lookup(key uintptr, k kind) (*object, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	o, ok := d.objs[key]
+	if !ok || o.kind != k {
+		return nil, false
+	}
+	return o, true
+}
+
+// drop unregisters o and its children and frees their handle memory.
+// d.mu is held.
+func (d *driver) dropLocked(o *object) {
+	if _, ok := d.objs[o.key]; !ok {
+		return
+	}
+	delete(d.objs, o.key)
+	for _, c := range o.children {
+		d.dropLocked(c)
+	}
+	if o.fn != nil {
+		d.dropLocked(o.fn)
+	}
+	// A context handle may still sit on another thread's stack; keeping its
+	// 16 bytes means no later handle can take its address.
+	if o.kind != kindContext {
+		freeHandleMem(o.mem)
+	}
+}
+
+func (d *driver) drop(o *object) {
+	d.mu.Lock()
+	d.dropLocked(o)
+	d.mu.Unlock()
+}
+
+// take unregisters the handle key of kind k and returns it, so that two
+// threads destroying one handle cannot both succeed.
+func (d *driver) take(key uintptr, k kind) (*object, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	o, ok := d.objs[key]
+	if !ok || o.kind != k {
+		return nil, false
+	}
+	delete(d.objs, key)
+	return o, true
+}
+
+// current returns the calling thread's current context.
+func current() (*object, Result) {
+	if _, res := drv.ready(); res != abi.Success {
+		return nil, res
+	}
+	key := currentKey()
+	if key == 0 {
+		return nil, abi.ErrInvalidContext
+	}
+	o, ok := drv.lookup(key, kindContext)
+	if !ok {
+		return nil, abi.ErrInvalidContext
+	}
+	return o, abi.Success
+}
+
+// currentDevice returns the device of the calling thread's context.
+func currentDevice() (*device, Result) {
+	c, res := current()
+	if res != abi.Success {
+		return nil, res
+	}
+	return c.dev, abi.Success
+}
+
+// Special stream handles: NULL, CU_STREAM_LEGACY and CU_STREAM_PER_THREAD
+// are all the session's default stream.
+const (
+	streamLegacy    = 0x1
+	streamPerThread = 0x2
+)
+
+// streamOf resolves a stream handle: the default stream of the current
+// context's device, or a stream the program created.
+func streamOf(key uintptr) (*device, uint64, Result) {
+	if key == 0 || key == streamLegacy || key == streamPerThread {
+		dv, res := currentDevice()
+		return dv, 0, res
+	}
+	if _, res := drv.ready(); res != abi.Success {
+		return nil, 0, res
+	}
+	s, ok := drv.lookup(key, kindStream)
+	if !ok {
+		return nil, 0, abi.ErrInvalidHandle
+	}
+	return s.dev, s.wire, abi.Success
+}
+
+// streamFor resolves the stream of a memory operation: it must belong to
+// the current context's device, whose addresses the operation uses.
+func streamFor(key uintptr) (*device, uint64, Result) {
+	dv, res := currentDevice()
+	if res != abi.Success {
+		return nil, 0, res
+	}
+	sdv, wire, res := streamOf(key)
+	if res != abi.Success {
+		return nil, 0, res
+	}
+	if sdv != dv {
+		return nil, 0, abi.ErrInvalidHandle
+	}
+	return dv, wire, abi.Success
+}
+
+// Contexts.
+
+func ctxCreate(flags uint32, n int) (*object, Result) {
+	dv, res := drv.device(n)
+	if res != abi.Success {
+		return nil, res
+	}
+	o, res := drv.newObject(kindContext, dv, 0)
+	if res != abi.Success {
+		return nil, res
+	}
+	if !pushContext(o.mem) {
+		drv.drop(o)
+		return nil, abi.ErrOutOfMemory
+	}
+	return o, abi.Success
+}
+
+func ctxDestroy(key uintptr) Result {
+	if _, res := drv.ready(); res != abi.Success {
+		return res
+	}
+	drv.mu.Lock()
+	o, ok := drv.objs[key]
+	if !ok || o.kind != kindContext {
+		drv.mu.Unlock()
+		return abi.ErrInvalidContext
+	}
+	if o.primary {
+		drv.mu.Unlock()
+		return abi.ErrInvalidContext // primary contexts are released, not destroyed
+	}
+	forgetContext(o.mem)
+	drv.dropLocked(o)
+	drv.mu.Unlock()
+	// The device's work is the context's: wait for it, as cuCtxDestroy
+	// does. A sticky error of that work is not the destroy's to report.
+	_ = o.dev.cl.Synchronize()
+	return abi.Success
+}
+
+func ctxPush(key uintptr) Result {
+	if _, res := drv.ready(); res != abi.Success {
+		return res
+	}
+	o, ok := drv.lookup(key, kindContext)
+	if !ok {
+		return abi.ErrInvalidContext
+	}
+	if !pushContext(o.mem) {
+		return abi.ErrInvalidValue
+	}
+	return abi.Success
+}
+
+func ctxPop() (cmem, Result) {
+	if _, res := drv.ready(); res != abi.Success {
+		return nil, res
+	}
+	if currentKey() == 0 {
+		return nil, abi.ErrInvalidContext
+	}
+	return popContext(), abi.Success
+}
+
+func ctxSet(key uintptr) Result {
+	if _, res := drv.ready(); res != abi.Success {
+		return res
+	}
+	if key == 0 {
+		setContext(nil)
+		return abi.Success
+	}
+	o, ok := drv.lookup(key, kindContext)
+	if !ok {
+		return abi.ErrInvalidContext
+	}
+	setContext(o.mem)
+	return abi.Success
+}
+
+// ctxGet returns the current context's handle, nil when there is none.
+func ctxGet() (cmem, Result) {
+	if _, res := drv.ready(); res != abi.Success {
+		return nil, res
+	}
+	key := currentKey()
+	if key == 0 {
+		return nil, abi.Success
+	}
+	o, ok := drv.lookup(key, kindContext)
+	if !ok {
+		return nil, abi.ErrInvalidContext
+	}
+	return o.mem, abi.Success
+}
+
+func ctxGetDevice() (int, Result) {
+	dv, res := currentDevice()
+	if res != abi.Success {
+		return 0, res
+	}
+	return dv.idx, abi.Success
+}
+
+func ctxSynchronize() Result {
+	dv, res := currentDevice()
+	if res != abi.Success {
+		return res
+	}
+	return abi.ResultOf(dv.cl.Synchronize())
+}
+
+func primaryRetain(n int) (*object, Result) {
+	dv, res := drv.device(n)
+	if res != abi.Success {
+		return nil, res
+	}
+	drv.mu.Lock()
+	defer drv.mu.Unlock()
+	if dv.primary == nil {
+		mem, key := newHandleMem()
+		if key == 0 {
+			return nil, abi.ErrOutOfMemory
+		}
+		dv.primary = &object{key: key, mem: mem, kind: kindContext, dev: dv, primary: true}
+		drv.objs[key] = dv.primary
+	}
+	dv.primaryRefs++
+	return dv.primary, abi.Success
+}
+
+func primaryRelease(n int) Result {
+	dv, res := drv.device(n)
+	if res != abi.Success {
+		return res
+	}
+	drv.mu.Lock()
+	defer drv.mu.Unlock()
+	if dv.primaryRefs == 0 {
+		return abi.ErrInvalidContext
+	}
+	// The handle stays valid: programs keep using a released primary
+	// context's handle as the runtime retains it again.
+	dv.primaryRefs--
+	return abi.Success
+}
+
+func primaryState(n int) (uint32, bool, Result) {
+	dv, res := drv.device(n)
+	if res != abi.Success {
+		return 0, false, res
+	}
+	drv.mu.Lock()
+	defer drv.mu.Unlock()
+	return 0, dv.primaryRefs > 0, abi.Success
+}

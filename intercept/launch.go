@@ -1,0 +1,133 @@
+package main
+
+import (
+	"github.com/kerf-edge/kerf/gpu"
+	"github.com/kerf-edge/kerf/transport/abi"
+)
+
+// paramSource packs a launch's parameters from the program's memory: its
+// kernelParams array or its `extra` buffer. The export layer implements it.
+type paramSource interface {
+	// pack returns the parameter buffer for layout, whose packed size is
+	// total bytes.
+	pack(layout []gpu.ParamInfo, total int) ([]byte, Result)
+}
+
+// launchAttr is one cuLaunchKernelEx attribute: its id and the first
+// three 32-bit words of its value.
+type launchAttr struct {
+	id   int32
+	vals [3]uint32
+}
+
+// Launch attribute ids (CUlaunchAttributeID).
+const (
+	attrIgnore                = 0
+	attrAccessPolicyWindow    = 1
+	attrCooperative           = 2
+	attrSynchronizationPolicy = 3
+	attrClusterDimension      = 4
+	attrClusterSchedulingPref = 5
+	attrProgrammaticStreamSer = 6
+	attrProgrammaticEvent     = 7
+	attrPriority              = 8
+	attrMemSyncDomainMap      = 9
+	attrMemSyncDomain         = 10
+)
+
+// checkAttrs accepts the attributes that are only hints (or that ask for
+// ordering at least as strict as the shim's) and refuses those that would
+// change what the kernel computes.
+func checkAttrs(attrs []launchAttr) Result {
+	for _, a := range attrs {
+		switch a.id {
+		case attrIgnore, attrAccessPolicyWindow, attrSynchronizationPolicy, attrClusterSchedulingPref,
+			attrProgrammaticStreamSer, attrPriority, attrMemSyncDomainMap, attrMemSyncDomain:
+		case attrCooperative:
+			if a.vals[0] != 0 {
+				return abi.ErrNotSupported
+			}
+		case attrClusterDimension:
+			if a.vals != [3]uint32{1, 1, 1} && a.vals != [3]uint32{0, 0, 0} {
+				return abi.ErrNotSupported
+			}
+		default:
+			return abi.ErrNotSupported
+		}
+	}
+	return abi.Success
+}
+
+// checkShape returns the error CUDA reports at launch time for a shape the
+// device cannot run.
+func checkShape(lim launchLimits, grid, block gpu.Dim3, shared uint32) Result {
+	g := [3]uint32{grid.X, grid.Y, grid.Z}
+	b := [3]uint32{block.X, block.Y, block.Z}
+	threads := uint64(1)
+	for i := range 3 {
+		if g[i] == 0 || b[i] == 0 || g[i] > lim.grid[i] || b[i] > lim.block[i] {
+			return abi.ErrInvalidValue
+		}
+		threads *= uint64(b[i])
+	}
+	if threads > uint64(lim.threads) {
+		return abi.ErrInvalidValue
+	}
+	if shared > lim.sharedOptin {
+		return abi.ErrInvalidValue
+	}
+	return abi.Success
+}
+
+// launch implements cuLaunchKernel and cuLaunchKernelEx. Everything CUDA
+// reports at once is checked here, before the fire-and-forget call.
+func launch(fkey uintptr, grid, block gpu.Dim3, shared uint32, stream uintptr, src paramSource, attrs []launchAttr) Result {
+	if _, res := drv.ready(); res != abi.Success {
+		return res
+	}
+	if fkey == 0 {
+		return abi.ErrInvalidHandle
+	}
+	f, ok := drv.lookup(fkey, kindFunction)
+	if !ok {
+		return abi.ErrInvalidHandle
+	}
+	dv, s, res := streamOf(stream)
+	if res != abi.Success {
+		return res
+	}
+	if dv != f.dev {
+		return abi.ErrInvalidHandle
+	}
+	if res := checkAttrs(attrs); res != abi.Success {
+		return res
+	}
+	if res := checkShape(f.dev.lim, grid, block, shared); res != abi.Success {
+		return res
+	}
+	layout, res := f.params()
+	if res != abi.Success {
+		return res
+	}
+	var params []byte
+	if src == nil {
+		if len(layout) > 0 {
+			return abi.ErrInvalidValue
+		}
+	} else if params, res = src.pack(layout, f.layoutSize); res != abi.Success {
+		return res
+	}
+	if len(params) > abi.MaxKernelParams {
+		return abi.ErrInvalidValue
+	}
+	err := f.dev.cl.LaunchKernel(f.wire, gpu.LaunchConfig{Grid: grid, Block: block, SharedBytes: shared}, s, params)
+	return abi.ResultOf(err)
+}
+
+// packExtra checks an `extra` buffer's size against the layout.
+func packExtra(size uint64, total int) Result {
+	if size > abi.MaxKernelParams || size < uint64(total) {
+		return abi.ErrInvalidValue
+	}
+	return abi.Success
+}

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"github.com/kerf-edge/kerf/transport/abi"
+)
+
+// moduleLoad loads image on the current context's device as a module (or,
+// with k == kindLibrary, as a library).
+func moduleLoad(image []byte, k kind) (*object, Result) {
+	dv, res := currentDevice()
+	if res != abi.Success {
+		return nil, res
+	}
+	return loadOn(dv, image, k)
+}
+
+func loadOn(dv *device, image []byte, k kind) (*object, Result) {
+	if len(image) == 0 {
+		return nil, abi.ErrInvalidImage
+	}
+	w, err := dv.cl.ModuleLoad(image)
+	if err != nil {
+		return nil, abi.ResultOf(err)
+	}
+	o, res := drv.newObject(k, dv, w)
+	if res != abi.Success {
+		dv.cl.Call(abi.CallModuleUnload, new(abi.Values).Word(w), nil)
+	}
+	return o, res
+}
+
+// libraryLoad implements cuLibraryLoadData: a library is context-free in
+// CUDA; here it lives on the current context's device, or device 0.
+func libraryLoad(image []byte) (*object, Result) {
+	dv, res := currentDevice()
+	if res == abi.ErrInvalidContext {
+		dv, res = drv.device(0)
+	}
+	if res != abi.Success {
+		return nil, res
+	}
+	return loadOn(dv, image, kindLibrary)
+}
+
+func moduleUnload(key uintptr, k kind) Result {
+	if _, res := drv.ready(); res != abi.Success {
+		return res
+	}
+	drv.mu.Lock()
+	o, ok := drv.objs[key]
+	if !ok || o.kind != k {
+		drv.mu.Unlock()
+		return abi.ErrInvalidHandle
+	}
+	drv.dropLocked(o)
+	drv.mu.Unlock()
+	return abi.ResultOf(o.dev.cl.Call(abi.CallModuleUnload, new(abi.Values).Word(o.wire), nil))
+}
+
+// getFunction looks a kernel up in a module (kindFunction) or library
+// (kindKernel).
+func getFunction(modKey uintptr, mk kind, name string, fk kind) (*object, Result) {
+	if _, res := drv.ready(); res != abi.Success {
+		return nil, res
+	}
+	m, ok := drv.lookup(modKey, mk)
+	if !ok {
+		return nil, abi.ErrInvalidHandle
+	}
+	if name == "" || len(name) > abi.MaxName {
+		return nil, abi.ErrInvalidValue
+	}
+	w, err := m.dev.cl.ModuleGetFunction(m.wire, name)
+	if err != nil {
+		return nil, abi.ResultOf(err)
+	}
+	o, res := drv.newObject(fk, m.dev, w)
+	if res != abi.Success {
+		return nil, res
+	}
+	drv.mu.Lock()
+	defer drv.mu.Unlock()
+	if _, live := drv.objs[m.key]; !live {
+		drv.dropLocked(o) // unloaded meanwhile
+		return nil, abi.ErrInvalidHandle
+	}
+	o.parent = m
+	m.children = append(m.children, o)
+	return o, abi.Success
+}
+
+// kernelFunction implements cuKernelGetFunction.
+func kernelFunction(key uintptr) (*object, Result) {
+	if _, res := drv.ready(); res != abi.Success {
+		return nil, res
+	}
+	k, ok := drv.lookup(key, kindKernel)
+	if !ok {
+		return nil, abi.ErrInvalidHandle
+	}
+	drv.mu.Lock()
+	defer drv.mu.Unlock()
+	if k.fn == nil {
+		mem, hk := newHandleMem()
+		if hk == 0 {
+			return nil, abi.ErrOutOfMemory
+		}
+		k.fn = &object{key: hk, mem: mem, kind: kindFunction, dev: k.dev, wire: k.wire, parent: k}
+		drv.objs[hk] = k.fn
+	}
+	return k.fn, abi.Success
+}
+
+func moduleGetGlobal(key uintptr, name string) (uint64, uint64, Result) {
+	if _, res := drv.ready(); res != abi.Success {
+		return 0, 0, res
+	}
+	m, ok := drv.lookup(key, kindModule)
+	if !ok {
+		return 0, 0, abi.ErrInvalidHandle
+	}
+	if name == "" || len(name) > abi.MaxName {
+		return 0, 0, abi.ErrInvalidValue
+	}
+	var res abi.Values
+	err := m.dev.cl.Call(abi.CallModuleGetGlobal, new(abi.Values).Word(m.wire).Blob([]byte(name)), &res)
+	return res.Words[0], res.Words[1], abi.ResultOf(err)
+}
+
+func funcAttribute(attr int32, key uintptr) (int32, Result) {
+	if _, res := drv.ready(); res != abi.Success {
+		return 0, res
+	}
+	f, ok := drv.lookup(key, kindFunction)
+	if !ok {
+		return 0, abi.ErrInvalidHandle
+	}
+	if attr < 0 {
+		return 0, abi.ErrInvalidValue
+	}
+	var res abi.Values
+	err := f.dev.cl.Call(abi.CallFuncGetAttribute, new(abi.Values).Word(f.wire).Word(uint64(attr)), &res)
+	return int32(uint32(res.Words[0])), abi.ResultOf(err)
+}
+
+func funcParamInfo(key uintptr, index uint64) (uint64, uint64, Result) {
+	if _, res := drv.ready(); res != abi.Success {
+		return 0, 0, res
+	}
+	f, ok := drv.lookup(key, kindFunction)
+	if !ok {
+		return 0, 0, abi.ErrInvalidHandle
+	}
+	l, res := f.params()
+	if res != abi.Success {
+		return 0, 0, res
+	}
+	if index >= uint64(len(l)) {
+		return 0, 0, abi.ErrInvalidValue
+	}
+	return uint64(l[index].Offset), uint64(l[index].Size), abi.Success
+}

@@ -1,0 +1,284 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kerf-edge/kerf/appliance"
+	"github.com/kerf-edge/kerf/gpu/emu"
+)
+
+// The end-to-end tests build the shim with -buildmode=c-shared, compile
+// the C programs in testdata against it, and run them against a real
+// kerfd (in this process) serving two emulated devices.
+
+var (
+	binDir   string // the shim and the compiled programs
+	buildErr error
+)
+
+// programs are the C test programs; dlopen is not linked against the shim.
+var programs = []string{"vadd", "matmul", "streams", "memlimit", "errors", "twodev", "oob", "leak", "procaddr", "dlopen"}
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "kerf-shim-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	buildErr = build(dir)
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func build(dir string) error {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return err
+	}
+	// Not with -race: ThreadSanitizer cannot map its shadow memory inside
+	// a shared library here. The Go logic runs under the race detector in
+	// TestDriverConcurrency instead.
+	cmd := exec.Command(goBin, "build", "-buildmode=c-shared", "-o", filepath.Join(dir, "libcuda.so.1"), ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("building the shim: %v\n%s", err, out)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(programs))
+	for i, p := range programs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			args := []string{"-O1", "-Wall", "-Werror", "-Iinclude", "-Itestdata", "-o", filepath.Join(dir, p), filepath.Join("testdata", p+".c")}
+			if p == "dlopen" {
+				args = append(args, "-ldl")
+			} else {
+				args = append(args, "-L"+dir, "-l:libcuda.so.1", "-lpthread", "-lm")
+			}
+			if out, err := exec.Command("gcc", args...).CombinedOutput(); err != nil {
+				errs[i] = fmt.Errorf("gcc %s: %v\n%s", p, err, out)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// kerfd is an appliance serving two emulated devices until the test ends.
+type kerfd struct {
+	a   *appliance.Appliance
+	dir string
+}
+
+func startKerfd(t *testing.T) *kerfd {
+	t.Helper()
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	dir := t.TempDir()
+	cfg, err := appliance.LoadConfig("", []string{
+		"KERF_STATE_DIR=" + dir,
+		"KERF_LISTEN__QUIC=127.0.0.1:0",
+		"KERF_LISTEN__HTTP=",
+		"KERF_GPU__BACKEND=emulated",
+		"KERF_GPU__EMULATED__MEMORY=256MiB",
+		"KERF_GPU__EMULATED__DEVICES=2",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := appliance.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("kerfd: %v", err)
+		}
+	})
+	return &kerfd{a: a, dir: dir}
+}
+
+// bundle issues a token for tenant and returns its bundle's path.
+func (k *kerfd) bundle(t *testing.T, tenant string) string {
+	t.Helper()
+	p, err := k.a.IssueBundle(tenant, 0, filepath.Join(k.dir, tenant+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Run may not have created the socket yet.
+	deadline := time.Now().Add(10 * time.Second)
+	for !fileExists(filepath.Join(k.dir, "kerf.sock")) {
+		if time.Now().After(deadline) {
+			t.Fatal("kerfd socket did not appear")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return p
+}
+
+func ptx(name string) string {
+	p, _ := filepath.Abs(filepath.Join("..", "gpu", "emu", "kernels", name+".ptx"))
+	return p
+}
+
+// run runs program with env (KERF_* and arguments) and returns its output.
+func run(t *testing.T, env []string, program string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, program), args...)
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "KERF_") && !strings.HasPrefix(e, "LD_LIBRARY_PATH=") {
+			cmd.Env = append(cmd.Env, e)
+		}
+	}
+	cmd.Env = append(cmd.Env, "LD_LIBRARY_PATH="+binDir)
+	cmd.Env = append(cmd.Env, env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+func mustRun(t *testing.T, env []string, program string, args ...string) {
+	t.Helper()
+	start := time.Now()
+	out, err := run(t, env, program, args...)
+	if err != nil {
+		t.Fatalf("%s %v: %v\n%s", program, env, err, out)
+	}
+	t.Logf("%s: %s (%v)", program, strings.TrimSpace(out), time.Since(start).Round(time.Millisecond))
+}
+
+var vias = []string{"unix", "quic"}
+
+func TestPrograms(t *testing.T) {
+	k := startKerfd(t)
+	b := k.bundle(t, "alice")
+	cases := []struct {
+		program string
+		args    []string
+	}{
+		{"vadd", []string{ptx("vadd"), ptx("stencil")}},
+		{"matmul", []string{ptx("matmul")}},
+		{"streams", []string{ptx("vadd")}},
+		{"errors", []string{ptx("vadd")}},
+		{"procaddr", []string{ptx("vadd")}},
+		{"dlopen", []string{"run"}},
+	}
+	for _, via := range vias {
+		t.Run(via, func(t *testing.T) {
+			for _, c := range cases {
+				t.Run(c.program, func(t *testing.T) {
+					t.Parallel()
+					mustRun(t, []string{"KERF_BUNDLE=" + b, "KERF_VIA=" + via}, c.program, c.args...)
+				})
+			}
+		})
+	}
+}
+
+func TestMemoryLimit(t *testing.T) {
+	k := startKerfd(t)
+	b := k.bundle(t, "alice")
+	for _, via := range vias {
+		t.Run(via, func(t *testing.T) {
+			mustRun(t, []string{"KERF_BUNDLE=" + b, "KERF_VIA=" + via, "KERF_MEMORY=4MiB"}, "memlimit", "4194304")
+		})
+	}
+}
+
+func TestTwoDevices(t *testing.T) {
+	k := startKerfd(t)
+	b := k.bundle(t, "alice")
+	for _, via := range vias {
+		t.Run(via, func(t *testing.T) {
+			mustRun(t, []string{"KERF_BUNDLE=" + b, "KERF_VIA=" + via, "KERF_DEVICES=0,1"}, "twodev", ptx("vadd"))
+		})
+	}
+	// The default picks the local path when the socket is here.
+	mustRun(t, []string{"KERF_BUNDLE=" + b, "KERF_DEVICES=1"}, "dlopen", "run")
+}
+
+// One tenant's illegal address is that tenant's alone.
+func TestIllegalAddressIsolated(t *testing.T) {
+	k := startKerfd(t)
+	alice, bob := k.bundle(t, "alice"), k.bundle(t, "bob")
+	for _, via := range vias {
+		t.Run(via, func(t *testing.T) {
+			var wg sync.WaitGroup
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				mustRun(t, []string{"KERF_BUNDLE=" + alice, "KERF_VIA=" + via}, "oob", ptx("oob"))
+			}()
+			go func() {
+				defer wg.Done()
+				mustRun(t, []string{"KERF_BUNDLE=" + bob, "KERF_VIA=" + via}, "vadd", ptx("vadd"))
+			}()
+			wg.Wait()
+		})
+	}
+}
+
+// A program that exits holding memory, a module and queued work leaves
+// nothing behind on the server.
+func TestExitFreesEverything(t *testing.T) {
+	k := startKerfd(t)
+	b := k.bundle(t, "alice")
+	be, ok := k.a.Server().Backend.(*emu.Backend)
+	if !ok {
+		t.Fatalf("backend %T", k.a.Server().Backend)
+	}
+	for _, via := range vias {
+		t.Run(via, func(t *testing.T) {
+			mustRun(t, []string{"KERF_BUNDLE=" + b, "KERF_VIA=" + via}, "leak", ptx("vadd"))
+			deadline := time.Now().Add(10 * time.Second)
+			for len(k.a.Server().Sessions()) > 0 || be.UsedBytes(0) > 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("after exit: %d sessions, %d bytes used", len(k.a.Server().Sessions()), be.UsedBytes(0))
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+	}
+}
+
+func TestMissingBundle(t *testing.T) {
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	out, err := run(t, nil, "dlopen", "noinit")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(out, "KERF_BUNDLE is not set") || strings.Count(out, "kerf:") != 1 {
+		t.Fatalf("stderr does not explain in one line:\n%s", out)
+	}
+	out, err = run(t, []string{"KERF_BUNDLE=/nonexistent/bundle.json"}, "dlopen", "noinit")
+	if err != nil || !strings.Contains(out, "KERF_BUNDLE") {
+		t.Fatalf("%v\n%s", err, out)
+	}
+}
