@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/kerf-edge/kerf/intercept/launcher"
 	"github.com/kerf-edge/kerf/internal/units"
 	"github.com/kerf-edge/kerf/transport"
 )
@@ -17,6 +19,7 @@ type config struct {
 	via     string // "unix" or "quic"
 	devices []int  // server ordinals, in CUDA device order
 	memory  uint64 // 0: the token's limit
+	lease   string // slices reserved by kerf run; "" asks per session
 }
 
 const maxDevices = 16
@@ -34,6 +37,10 @@ func loadConfig(getenv func(string) string, exists func(string) bool) (config, e
 		return c, fmt.Errorf("KERF_BUNDLE: %w", err)
 	}
 	c.bundle = b
+	if addr := getenv(launcher.EnvServer); addr != "" {
+		c.bundle.QUIC = addr
+	}
+	c.lease = getenv(launcher.EnvLease)
 	switch via := getenv("KERF_VIA"); via {
 	case "":
 		if b.Socket != "" && exists(b.Socket) {
@@ -70,6 +77,19 @@ func loadConfig(getenv func(string) string, exists func(string) bool) (config, e
 	}
 	if len(c.devices) > maxDevices {
 		return c, fmt.Errorf("KERF_DEVICES=%q: at most %d devices", devs, maxDevices)
+	}
+	// CUDA_VISIBLE_DEVICES selects and orders devices within the slice set,
+	// by index, as CUDA does: the list ends at the first invalid entry.
+	if vis := getenv("CUDA_VISIBLE_DEVICES"); vis != "" {
+		var visible []int
+		for _, f := range strings.Split(vis, ",") {
+			i, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || i < 0 || i >= len(c.devices) || slices.Contains(visible, c.devices[i]) {
+				break
+			}
+			visible = append(visible, c.devices[i])
+		}
+		c.devices = visible
 	}
 	if m := getenv("KERF_MEMORY"); m != "" {
 		n, err := units.ParseBytes(m)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 
@@ -33,6 +34,13 @@ func TestLoadConfig(t *testing.T) {
 	c, err = loadConfig(env(map[string]string{"KERF_BUNDLE": bundle, "KERF_DEVICES": "1, 0", "KERF_MEMORY": "64MiB"}), nowhere)
 	if err != nil || c.via != "quic" || len(c.devices) != 2 || c.devices[0] != 1 || c.memory != 64<<20 {
 		t.Fatalf("quic, devices, memory: %+v, %v", c, err)
+	}
+	// kerf run's lease and server override; CUDA_VISIBLE_DEVICES selects
+	// within the slice set and stops at the first invalid entry.
+	c, err = loadConfig(env(map[string]string{"KERF_BUNDLE": bundle, "KERF_DEVICES": "4,5,6", "KERF_LEASE": "l-9",
+		"KERF_SERVER": "10.0.0.9:7443", "CUDA_VISIBLE_DEVICES": "2,0,7,1"}), nowhere)
+	if err != nil || c.lease != "l-9" || c.bundle.QUIC != "10.0.0.9:7443" || !slices.Equal(c.devices, []int{6, 4}) {
+		t.Fatalf("lease, server, visible devices: %+v, %v", c, err)
 	}
 	for _, kv := range []map[string]string{
 		{},
