@@ -10,6 +10,7 @@ all: build
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -buildmode=c-shared -o $(BIN)/libcuda.so.1 ./intercept
 
 ## run: start kerfd with the embedded defaults (state in ./state)
 run: build

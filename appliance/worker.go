@@ -64,15 +64,14 @@ func IsWorker() bool { return os.Getenv(workerEnv) == "1" }
 // process exit code. kerfd's main (and test binaries) call it first thing
 // when IsWorker.
 func RunWorker() int {
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("worker", os.Getpid())
-	if err := runWorker(log); err != nil {
-		log.Error("worker failed", "err", err)
+	if err := runWorker(); err != nil {
+		slog.New(slog.NewTextHandler(os.Stderr, nil)).Error("worker failed", "worker", os.Getpid(), "err", err)
 		return 1
 	}
 	return 0
 }
 
-func runWorker(log *slog.Logger) error {
+func runWorker() error {
 	ctrlFile := os.NewFile(fdControl, "control")
 	ctrl, err := net.FileConn(ctrlFile)
 	ctrlFile.Close()
@@ -88,7 +87,7 @@ func runWorker(log *slog.Logger) error {
 	if err := json.Unmarshal(line, &spec); err != nil {
 		return fmt.Errorf("bad spec: %w", err)
 	}
-	log = spec.Config.Logger().With("worker", os.Getpid())
+	log := spec.Config.Logger().With("worker", os.Getpid())
 	backend, _, err := newBackend(spec.Config, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
