@@ -4,7 +4,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 3s
 BIN         := bin
 
-.PHONY: all build run test check fmt vet staticcheck fuzz generate generate-check bench ptx clean
+.PHONY: all build run test check fmt vet staticcheck fuzz generate generate-check bench ptx gpu-test clean
 
 all: build
 
@@ -49,6 +49,10 @@ bench: build
 ## ptx: regenerate the emulator's test kernels (needs clang)
 ptx:
 	./scripts/gen-ptx.sh
+
+## gpu-test: the GPU validation suite, on a GPU machine (docs/gpu-validation.md)
+gpu-test:
+	./scripts/gpu-test.sh
 
 clean:
 	rm -rf $(BIN)
