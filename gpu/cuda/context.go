@@ -186,16 +186,15 @@ func (c *Context) MemFree(ptr uint64) error {
 // MemInfo reports the quota and what is left of it, never more than the
 // device has free.
 func (c *Context) MemInfo() (free, total uint64) {
-	if c.enter() != nil {
-		c.bk.Lock()
-		defer c.bk.Unlock()
-		if c.closed {
-			return 0, 0
-		}
-		return c.q.free(), c.q.limit
-	}
+	c.op.RLock()
 	defer c.op.RUnlock()
-	devFree, _, r := memInfo(c.h)
+	if c.closed {
+		return 0, 0
+	}
+	devFree, r := uint64(0), -1
+	if c.sticky.Load() == nil {
+		devFree, _, r = memInfo(c.h)
+	}
 	c.bk.Lock()
 	defer c.bk.Unlock()
 	free = c.q.free()

@@ -25,7 +25,7 @@ const fakeDirEnv = "KERF_CUDA_FAKE_DIR"
 // buildFake compiles the fake driver with extra -D flags into dir/name.
 func buildFake(t *testing.T, dir, name string, defs ...string) {
 	t.Helper()
-	args := []string{"-shared", "-fPIC", "-Wall", "-Werror", "-Wno-unused-parameter", "-o", filepath.Join(dir, name)}
+	args := []string{"-shared", "-fPIC", "-pthread", "-Wall", "-Werror", "-Wno-unused-parameter", "-o", filepath.Join(dir, name)}
 	args = append(args, defs...)
 	args = append(args, filepath.Join("testdata", "fakecuda.c"))
 	if out, err := exec.Command("gcc", args...).CombinedOutput(); err != nil {
@@ -194,7 +194,8 @@ func TestFakeDriverChild(t *testing.T) {
 	if _, err := c.MemAlloc(1); abi.ResultOf(err) != abi.ErrInvalidContext {
 		t.Fatalf("after close: %v", err)
 	}
-	// A fresh context starts from its own footprint only.
+	// A fresh context starts from its own footprint only; its calls may
+	// come from many goroutines at once.
 	g2, err := b.Open(0, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -205,5 +206,73 @@ func TestFakeDriverChild(t *testing.T) {
 	if free, total := g2.MemInfo(); total != 1<<30 || free > 1<<30-64<<20 {
 		t.Fatalf("fresh context MemInfo = %d, %d", free, total)
 	}
-	g2.Close()
+	concurrent(t, g2.(*Context))
+	if err := g2.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// concurrent hammers c from several goroutines (run with -race): the
+// book-keeping must stay exact and nothing may deadlock.
+func concurrent(t *testing.T, c *Context) {
+	m, err := c.ModuleLoad([]byte(".version 8.4\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := m.Function("vadd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, busy0 := c.MemUsed(), c.BusyTime()
+	cfg := gpu.LaunchConfig{Grid: gpu.Dim3{X: 1, Y: 1, Z: 1}, Block: gpu.Dim3{X: 1, Y: 1, Z: 1}}
+	const workers, rounds = 4, 200
+	done := make(chan error, workers)
+	for w := range workers {
+		go func() {
+			for i := range rounds {
+				p, err := c.MemAlloc(uint64(1 + (w*rounds+i)%5000))
+				if err != nil {
+					done <- err
+					return
+				}
+				s, err := c.StreamCreate(0, 0)
+				if err != nil {
+					done <- err
+					return
+				}
+				if err := c.Launch(f, cfg, make([]byte, 28), s); err != nil {
+					done <- err
+					return
+				}
+				c.MemInfo()
+				c.BusyTime()
+				if err := s.Destroy(); err != nil {
+					done <- err
+					return
+				}
+				if err := c.MemFree(p); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range workers {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c.MemUsed() != before {
+		t.Fatalf("charged %d after balanced allocations, want %d", c.MemUsed(), before)
+	}
+	if got := c.BusyTime() - busy0; got.Microseconds() != workers*rounds*1500 {
+		t.Fatalf("BusyTime grew %v over %d launches of 1.5 ms", got, workers*rounds)
+	}
+	if err := m.Unload(); err != nil {
+		t.Fatal(err)
+	}
+	if c.MemUsed() != before-1<<20 {
+		t.Fatalf("module footprint not returned: %d", c.MemUsed())
+	}
 }

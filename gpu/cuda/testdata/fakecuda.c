@@ -5,6 +5,7 @@
 //   FAKE_DEVICES=n        device count (default 1)
 //   FAKE_NO_PARAMINFO     leave out cuFuncGetParamInfo (a pre-12.4 driver)
 // Device memory: 1 GiB; a context takes 64 MiB, a module 1 MiB.
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +23,14 @@
 static unsigned long long used, next_ptr = 0x700000000000ull;
 static struct { unsigned long long p, n; } allocs[256];
 static int handle_seq = 16;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER; // Kerf calls from many threads
 
-static void *new_handle(void) { return (void *)(uintptr_t)(handle_seq++ * 64); }
+static void *new_handle(void) {
+	pthread_mutex_lock(&mu);
+	void *h = (void *)(uintptr_t)(handle_seq++ * 64);
+	pthread_mutex_unlock(&mu);
+	return h;
+}
 
 int cuDriverGetVersion(int *v) { *v = FAKE_VERSION; return 0; }
 int cuInit(unsigned flags) { return flags ? 1 : 0; }
@@ -48,21 +55,27 @@ int cuCtxSetCurrent(void *c) { return c ? 0 : 201; }
 int cuCtxSynchronize(void) { return 0; }
 int cuMemGetInfo_v2(size_t *f, size_t *t) { *t = GiB; *f = GiB - used; return 0; }
 int cuMemAlloc_v2(unsigned long long *p, size_t n) {
-	if (n > GiB - used) return 2;
-	for (int i = 0; i < 256; i++)
+	int r = 2;
+	pthread_mutex_lock(&mu);
+	for (int i = 0; i < 256 && n <= GiB - used; i++)
 		if (!allocs[i].p) {
 			allocs[i].p = next_ptr, allocs[i].n = n;
 			*p = next_ptr;
 			next_ptr += (n + 511) & ~511ull;
 			used += n;
-			return 0;
+			r = 0;
+			break;
 		}
-	return 2;
+	pthread_mutex_unlock(&mu);
+	return r;
 }
 int cuMemFree_v2(unsigned long long p) {
+	int r = 1;
+	pthread_mutex_lock(&mu);
 	for (int i = 0; i < 256; i++)
-		if (allocs[i].p == p) { used -= allocs[i].n; allocs[i].p = 0; return 0; }
-	return 1;
+		if (allocs[i].p == p) { used -= allocs[i].n; allocs[i].p = 0; r = 0; break; }
+	pthread_mutex_unlock(&mu);
+	return r;
 }
 int cuModuleLoadData(void **m, const void *img) {
 	if (strncmp(img, "bad", 3) == 0) return 218; // CUDA_ERROR_INVALID_PTX
