@@ -14,6 +14,12 @@ import (
 // DefaultLibrary is the driver library New opens.
 const DefaultLibrary = "libcuda.so.1"
 
+// ShimMarker is a symbol Kerf's client shim (intercept/, also a
+// libcuda.so.1) exports. New refuses a library that has it: kerfd must
+// drive the real driver, never forward to itself. kerfd must therefore
+// not run with the shim's directory on LD_LIBRARY_PATH.
+const ShimMarker = "kerf_intercept_version"
+
 // Config tunes New. The zero value is what kerfd uses.
 type Config struct {
 	// Library is the driver library to dlopen; empty means DefaultLibrary.
@@ -66,6 +72,9 @@ func open(lib string) (*Backend, error) {
 			return nil, fmt.Errorf("%w: %s has no %s: not a CUDA driver", ErrNoDriver, lib, msg)
 		}
 		return nil, wrapNoDriver(lib, msg)
+	}
+	if dlHas(ShimMarker) {
+		return nil, fmt.Errorf("%w: %s is Kerf's own client shim, not the NVIDIA driver (is the shim's directory on kerfd's LD_LIBRARY_PATH?)", ErrNoDriver, lib)
 	}
 	v, r := driverVersion()
 	if r != 0 {

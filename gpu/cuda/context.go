@@ -316,7 +316,8 @@ func (c *Context) Synchronize() error {
 
 // BusyTime is the GPU time of the context's completed kernel launches,
 // measured with events around each launch and summed (concurrent
-// launches add up), for compute-share metering.
+// launches add up), for compute-share metering. It is device wall time:
+// a kernel time-sliced with other processes' work counts the waits too.
 func (c *Context) BusyTime() time.Duration {
 	if c.enter() == nil {
 		c.harvest()

@@ -284,6 +284,9 @@ static kcu_res kcu_event_elapsed(uintptr_t c, float *ms, uintptr_t start, uintpt
 static kcu_res kcu_event_destroy(uintptr_t c, uintptr_t e) { CUR(c); return cu.EventDestroy(H(e)); }
 
 static void kcu_free(char *p) { free(p); }
+
+// kcu_has reports whether the loaded library exports name.
+static int kcu_has(const char *name) { return kcu_lib && dlsym(kcu_lib, name) != 0; }
 */
 import "C"
 
@@ -319,6 +322,13 @@ func dlOpen(lib string, n int) (msg string, missing bool) {
 }
 
 func dlClose() { C.kcu_close() }
+
+// dlHas reports whether the loaded library exports symbol name.
+func dlHas(name string) bool {
+	cs := C.CString(name)
+	defer C.kcu_free(cs)
+	return C.kcu_has(cs) != 0
+}
 
 func driverVersion() (int, int) {
 	var v C.int

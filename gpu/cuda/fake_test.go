@@ -45,6 +45,7 @@ func TestFakeDriverPlumbing(t *testing.T) {
 	buildFake(t, dir, "old.so", "-DFAKE_VERSION=12030")
 	buildFake(t, dir, "noparaminfo.so", "-DFAKE_NO_PARAMINFO")
 	buildFake(t, dir, "nodevices.so", "-DFAKE_DEVICES=0")
+	buildFake(t, dir, "shim.so", "-DFAKE_SHIM")
 	if out, err := exec.Command("gcc", "-shared", "-fPIC", "-o", filepath.Join(dir, "notcuda.so"), "-x", "c", "/dev/null").CombinedOutput(); err != nil {
 		t.Fatalf("gcc: %v\n%s", err, out)
 	}
@@ -79,6 +80,7 @@ func TestFakeDriverChild(t *testing.T) {
 	refused("old.so", ErrDriverTooOld, "CUDA 12.3", "12030", "CUDA 12.4", "12040")
 	refused("noparaminfo.so", ErrDriverTooOld, "cuFuncGetParamInfo")
 	refused("nodevices.so", ErrNoDevice, "no devices")
+	refused("shim.so", ErrNoDriver, "client shim")
 
 	// Every symbol the table names must be in the full fake, or New fails.
 	b, err := New(lib("full.so"))

@@ -4,6 +4,7 @@
 //   FAKE_VERSION=n        what cuDriverGetVersion reports (default 12040)
 //   FAKE_DEVICES=n        device count (default 1)
 //   FAKE_NO_PARAMINFO     leave out cuFuncGetParamInfo (a pre-12.4 driver)
+//   FAKE_SHIM             export Kerf's shim marker (kerfd must refuse it)
 // Device memory: 1 GiB; a context takes 64 MiB, a module 1 MiB.
 #include <pthread.h>
 #include <stdint.h>
@@ -31,6 +32,10 @@ static void *new_handle(void) {
 	pthread_mutex_unlock(&mu);
 	return h;
 }
+
+#ifdef FAKE_SHIM
+int kerf_intercept_version(void) { return 1; }
+#endif
 
 int cuDriverGetVersion(int *v) { *v = FAKE_VERSION; return 0; }
 int cuInit(unsigned flags) { return flags ? 1 : 0; }
