@@ -126,7 +126,7 @@ pass "kerfd: $(grep -m1 'kerfd ready' "$OUT/kerfd.log")"
 DEFAULT=$STATE/bundles/default.json
 [ -f "$DEFAULT" ] || die "no bundle $DEFAULT"
 env -u LD_LIBRARY_PATH "$BIN/kerfd" token issue neighbour >/dev/null || die "token issue neighbour"
-env -u LD_LIBRARY_PATH "$BIN/kerfd" token issue small --memory 256MiB >/dev/null || die "token issue small"
+env -u LD_LIBRARY_PATH "$BIN/kerfd" token issue --memory 256MiB small >/dev/null || die "token issue small"
 
 # --- 2. identity through Kerf --------------------------------------------
 for via in unix quic; do
