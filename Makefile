@@ -4,7 +4,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 3s
 BIN         := bin
 
-.PHONY: all build run test check fmt vet staticcheck fuzz generate generate-check bench ptx image image-test clean
+.PHONY: all build run test check fmt vet staticcheck fuzz generate generate-check bench ptx image image-test gpu-test clean
 
 all: build
 
@@ -58,6 +58,10 @@ image: build
 ## image-test: boot the image in qemu (TCG) and check it from the host; ~10 min
 image-test:
 	./image/test.sh
+
+## gpu-test: the GPU validation suite, on a GPU machine (docs/gpu-validation.md)
+gpu-test:
+	./scripts/gpu-test.sh
 
 clean:
 	rm -rf $(BIN) build

@@ -1,0 +1,170 @@
+//go:build cgo
+
+package cuda
+
+import (
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/kerf-edge/kerf/gpu"
+	"github.com/kerf-edge/kerf/transport/abi"
+)
+
+// DefaultLibrary is the driver library New opens.
+const DefaultLibrary = "libcuda.so.1"
+
+// ShimMarker is a symbol Kerf's client shim (intercept/, also a
+// libcuda.so.1) exports. New refuses a library that has it: kerfd must
+// drive the real driver, never forward to itself. kerfd must therefore
+// not run with the shim's directory on LD_LIBRARY_PATH.
+const ShimMarker = "kerf_intercept_version"
+
+// Config tunes New. The zero value is what kerfd uses.
+type Config struct {
+	// Library is the driver library to dlopen; empty means DefaultLibrary.
+	// Tests point it at a fake.
+	Library string
+}
+
+// Backend serves the NVIDIA devices the driver reports.
+type Backend struct {
+	version int
+	devs    []gpu.DeviceInfo
+	handles []int // CUdevice per ordinal
+}
+
+var _ gpu.Backend = (*Backend)(nil)
+
+// The driver table is process-wide: one library, loaded once.
+var (
+	loadMu sync.Mutex
+	loaded string // the library New succeeded with
+)
+
+// New loads the driver, checks its version and enumerates its devices.
+// Errors wrap ErrNoDriver, ErrDriverTooOld or ErrNoDevice, so that the
+// caller can fall back to the emulator with one log line.
+func New(cfg Config) (*Backend, error) {
+	lib := cfg.Library
+	if lib == "" {
+		lib = DefaultLibrary
+	}
+	loadMu.Lock()
+	defer loadMu.Unlock()
+	if loaded != "" && loaded != lib {
+		return nil, fmt.Errorf("cuda: %s is already loaded; cannot also load %s", loaded, lib)
+	}
+	b, err := open(lib)
+	if err != nil {
+		if loaded == "" {
+			dlClose()
+		}
+		return nil, err
+	}
+	loaded = lib
+	return b, nil
+}
+
+func open(lib string) (*Backend, error) {
+	if msg, missing := dlOpen(lib, bootstrapSymbols); msg != "" {
+		if missing {
+			return nil, fmt.Errorf("%w: %s has no %s: not a CUDA driver", ErrNoDriver, lib, msg)
+		}
+		return nil, wrapNoDriver(lib, msg)
+	}
+	if dlHas(ShimMarker) {
+		return nil, fmt.Errorf("%w: %s is Kerf's own client shim, not the NVIDIA driver (is the shim's directory on kerfd's LD_LIBRARY_PATH?)", ErrNoDriver, lib)
+	}
+	v, r := driverVersion()
+	if r != 0 {
+		return nil, fmt.Errorf("%w: cuDriverGetVersion: %v", ErrNoDriver, driverError("cuDriverGetVersion", r))
+	}
+	if err := checkDriverVersion(v); err != nil {
+		return nil, err
+	}
+	if msg, missing := dlOpen(lib, -1); msg != "" {
+		if missing {
+			return nil, fmt.Errorf("%w: %s (CUDA %s) has no %s", ErrDriverTooOld, lib, versionString(v), msg)
+		}
+		return nil, wrapNoDriver(lib, msg)
+	}
+	// Load every kernel of a module at cuModuleLoadData, not at first
+	// launch, so that the module's footprint is measured when it loads.
+	os.Setenv("CUDA_MODULE_LOADING", "EAGER")
+	if r := cuInit(); r != 0 {
+		if mapResult(r) == abi.ErrNoDevice {
+			return nil, fmt.Errorf("%w: cuInit: %v", ErrNoDevice, driverError("cuInit", r))
+		}
+		return nil, fmt.Errorf("%w: cuInit: %v", ErrNoDriver, driverError("cuInit", r))
+	}
+	n, r := deviceCount()
+	if r != 0 {
+		return nil, fmt.Errorf("%w: %v", ErrNoDevice, driverError("cuDeviceGetCount", r))
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("%w: the driver (CUDA %s) reports no devices", ErrNoDevice, versionString(v))
+	}
+	b := &Backend{version: v}
+	for i := range n {
+		info, h, err := describe(i, v)
+		if err != nil {
+			return nil, err
+		}
+		b.devs = append(b.devs, info)
+		b.handles = append(b.handles, h)
+	}
+	return b, nil
+}
+
+// describe reads device ordinal ord's identity and size.
+func describe(ord, version int) (gpu.DeviceInfo, int, error) {
+	fail := func(op string, r int) (gpu.DeviceInfo, int, error) {
+		return gpu.DeviceInfo{}, 0, fmt.Errorf("cuda: device %d: %w", ord, driverError(op, r))
+	}
+	h, r := deviceGet(ord)
+	if r != 0 {
+		return fail("cuDeviceGet", r)
+	}
+	info := gpu.DeviceInfo{DriverVersion: version}
+	if info.Name, r = deviceName(h); r != 0 {
+		return fail("cuDeviceGetName", r)
+	}
+	if info.UUID, r = deviceUUID(h); r != 0 {
+		return fail("cuDeviceGetUuid", r)
+	}
+	if info.TotalMem, r = deviceTotalMem(h); r != 0 {
+		return fail("cuDeviceTotalMem", r)
+	}
+	for _, a := range []struct {
+		attr uint32
+		dst  *int
+	}{
+		{abi.AttrComputeCapabilityMajor, &info.CCMajor},
+		{abi.AttrComputeCapabilityMinor, &info.CCMinor},
+		{abi.AttrMultiprocessorCount, &info.SMs},
+	} {
+		v, r := deviceAttr(h, a.attr)
+		if r != 0 {
+			return fail("cuDeviceGetAttribute", r)
+		}
+		*a.dst = int(v)
+	}
+	return info, h, nil
+}
+
+// DriverVersion is the driver's cuDriverGetVersion value.
+func (b *Backend) DriverVersion() int { return b.version }
+
+// Devices describes the driver's devices.
+func (b *Backend) Devices() []gpu.DeviceInfo { return append([]gpu.DeviceInfo(nil), b.devs...) }
+
+// Open creates a driver context on device dev for one tenant, whose
+// allocations plus the context's and modules' own footprint may total at
+// most memLimit bytes (0: the whole device).
+func (b *Backend) Open(dev int, memLimit uint64) (gpu.Context, error) {
+	if dev < 0 || dev >= len(b.devs) {
+		return nil, abi.Errorf(abi.ErrInvalidDevice, "device %d does not exist (%d devices)", dev, len(b.devs))
+	}
+	return newContext(b.devs[dev], b.handles[dev], memLimit)
+}

@@ -1,0 +1,32 @@
+//go:build !cgo
+
+package cuda
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/kerf-edge/kerf/gpu"
+)
+
+// DefaultLibrary is the driver library New opens.
+const DefaultLibrary = "libcuda.so.1"
+
+// Config tunes New.
+type Config struct{ Library string }
+
+// Backend is unusable in a build without cgo.
+type Backend struct{}
+
+// New always fails: this kerfd was built without cgo.
+func New(Config) (*Backend, error) {
+	return nil, fmt.Errorf("%w: kerfd was built without cgo (CGO_ENABLED=0)", ErrNoDriver)
+}
+
+// Devices is empty.
+func (*Backend) Devices() []gpu.DeviceInfo { return nil }
+
+// Open fails.
+func (*Backend) Open(int, uint64) (gpu.Context, error) {
+	return nil, errors.New("cuda: built without cgo")
+}

@@ -1,0 +1,353 @@
+//go:build cgo
+
+package cuda
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kerf-edge/kerf/gpu"
+	"github.com/kerf-edge/kerf/transport/abi"
+)
+
+// Context is one tenant's driver context.
+//
+// Locking: every method holds op for reading while it calls the driver
+// with the context's handles; the calls that destroy handles (Close,
+// stream and event Destroy, module Unload) hold it for writing, so that
+// no handle is used after the driver freed it. bk guards the book-keeping
+// and is never held across a blocking driver call.
+type Context struct {
+	info gpu.DeviceInfo
+	dev  int     // CUdevice
+	h    uintptr // CUcontext
+
+	sticky atomic.Pointer[abi.Error] // first execution fault, forever
+	busy   atomic.Int64              // metered kernel nanoseconds
+
+	op     sync.RWMutex
+	closed bool // set under op held for writing
+
+	bk      sync.Mutex
+	q       quota
+	ctxCost uint64            // the context's own footprint, charged to q
+	allocs  map[uint64]uint64 // MemAlloc base → bytes charged
+	modules map[*Module]struct{}
+	m       meter
+}
+
+var _ gpu.Context = (*Context)(nil)
+
+func newContext(info gpu.DeviceInfo, dev int, memLimit uint64) (*Context, error) {
+	// The context's footprint is the drop in the device's free memory
+	// across its creation. cuMemGetInfo needs a context, so a probe
+	// context gives the "before" figure; it also takes the process's
+	// one-time driver overhead, which is therefore not charged.
+	probe, r := ctxCreate(dev)
+	if r != 0 {
+		return nil, driverError("cuCtxCreate", r)
+	}
+	defer ctxDestroy(probe)
+	before, _, r := memInfo(probe)
+	if r != 0 {
+		return nil, driverError("cuMemGetInfo", r)
+	}
+	h, r := ctxCreate(dev)
+	if r != 0 {
+		return nil, driverError("cuCtxCreate", r)
+	}
+	after, _, r := memInfo(h)
+	if r != 0 {
+		ctxDestroy(h)
+		return nil, driverError("cuMemGetInfo", r)
+	}
+	c := &Context{
+		info:    info,
+		dev:     dev,
+		h:       h,
+		q:       quota{limit: resolveLimit(memLimit, info.TotalMem)},
+		allocs:  make(map[uint64]uint64),
+		modules: make(map[*Module]struct{}),
+	}
+	c.ctxCost = footprint(before, after)
+	if err := c.q.take(c.ctxCost, "the context's own device memory"); err != nil {
+		ctxDestroy(h)
+		return nil, err
+	}
+	return c, nil
+}
+
+// check turns a driver result into an error, latching execution faults.
+func (c *Context) check(op string, r int) error {
+	if r == 0 {
+		return nil
+	}
+	err := driverError(op, r)
+	if sticky(r) {
+		c.sticky.CompareAndSwap(nil, err.(*abi.Error))
+	}
+	return err
+}
+
+// usable is the error every call gets on a closed or poisoned context.
+// op is held.
+func (c *Context) usable() error {
+	if c.closed {
+		return abi.Errorf(abi.ErrInvalidContext, "context was closed")
+	}
+	if e := c.sticky.Load(); e != nil {
+		return e
+	}
+	return nil
+}
+
+// enter takes op for reading and checks the context; the caller must call
+// c.op.RUnlock when err is nil.
+func (c *Context) enter() error {
+	c.op.RLock()
+	if err := c.usable(); err != nil {
+		c.op.RUnlock()
+		return err
+	}
+	return nil
+}
+
+// Device describes the context's device.
+func (c *Context) Device() gpu.DeviceInfo { return c.info }
+
+// Attribute returns a device attribute from the driver.
+func (c *Context) Attribute(attr uint32) (int32, error) {
+	if err := c.enter(); err != nil {
+		return 0, err
+	}
+	defer c.op.RUnlock()
+	v, r := deviceAttr(c.dev, attr)
+	return v, c.check("cuDeviceGetAttribute", r)
+}
+
+// MemAlloc allocates size bytes, charging them (rounded as the driver
+// rounds) to the quota first.
+func (c *Context) MemAlloc(size uint64) (uint64, error) {
+	if err := c.enter(); err != nil {
+		return 0, err
+	}
+	defer c.op.RUnlock()
+	if size == 0 {
+		return 0, abi.Errorf(abi.ErrInvalidValue, "zero-size allocation")
+	}
+	n, ok := charge(size)
+	if !ok {
+		return 0, abi.Errorf(abi.ErrOutOfMemory, "%d bytes requested", size)
+	}
+	c.bk.Lock()
+	err := c.q.take(n, "allocation")
+	c.bk.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	p, r := memAlloc(c.h, size)
+	c.bk.Lock()
+	defer c.bk.Unlock()
+	if r != 0 {
+		c.q.give(n)
+		return 0, c.check("cuMemAlloc", r)
+	}
+	c.allocs[p] = n
+	return p, nil
+}
+
+// MemFree frees an allocation made by MemAlloc.
+func (c *Context) MemFree(ptr uint64) error {
+	if err := c.enter(); err != nil {
+		return err
+	}
+	defer c.op.RUnlock()
+	c.bk.Lock()
+	n, ok := c.allocs[ptr]
+	if ok {
+		delete(c.allocs, ptr) // no concurrent double free reaches the driver
+	}
+	c.bk.Unlock()
+	if !ok {
+		return abi.Errorf(abi.ErrInvalidValue, "%#x is not the base of a live allocation", ptr)
+	}
+	r := memFree(c.h, ptr)
+	c.bk.Lock()
+	defer c.bk.Unlock()
+	if r != 0 {
+		c.allocs[ptr] = n
+		return c.check("cuMemFree", r)
+	}
+	c.q.give(n)
+	return nil
+}
+
+// MemInfo reports the quota and what is left of it, never more than the
+// device has free.
+func (c *Context) MemInfo() (free, total uint64) {
+	c.op.RLock()
+	defer c.op.RUnlock()
+	if c.closed {
+		return 0, 0
+	}
+	devFree, r := uint64(0), -1
+	if c.sticky.Load() == nil {
+		devFree, _, r = memInfo(c.h)
+	}
+	c.bk.Lock()
+	defer c.bk.Unlock()
+	free = c.q.free()
+	if r == 0 {
+		free = min(free, devFree)
+	}
+	return free, c.q.limit
+}
+
+// SetMemLimit changes the quota in place (0: the whole device).
+func (c *Context) SetMemLimit(limit uint64) error {
+	if err := c.enter(); err != nil {
+		return err
+	}
+	defer c.op.RUnlock()
+	c.bk.Lock()
+	defer c.bk.Unlock()
+	return c.q.setLimit(resolveLimit(limit, c.info.TotalMem))
+}
+
+// MemUsed is what the quota counts now: allocations, modules and the
+// context's own footprint.
+func (c *Context) MemUsed() uint64 {
+	c.bk.Lock()
+	defer c.bk.Unlock()
+	return c.q.used
+}
+
+// streamHandle resolves s to a CUstream of this context (0: the legacy
+// default stream).
+func (c *Context) streamHandle(s gpu.Stream) (uintptr, error) {
+	if s == nil {
+		return 0, nil
+	}
+	st, ok := s.(*Stream)
+	if ok && st == nil {
+		return 0, nil
+	}
+	if !ok || st.c != c {
+		return 0, abi.Errorf(abi.ErrInvalidHandle, "stream does not belong to this context")
+	}
+	c.bk.Lock()
+	defer c.bk.Unlock()
+	if st.destroyed {
+		return 0, errDestroyedStream
+	}
+	return st.h, nil
+}
+
+// MemcpyHtoD copies src to the device, ordered in s. src is staged by the
+// driver before the call returns.
+func (c *Context) MemcpyHtoD(dst uint64, src []byte, s gpu.Stream) error {
+	if err := c.enter(); err != nil {
+		return err
+	}
+	defer c.op.RUnlock()
+	sh, err := c.streamHandle(s)
+	if err != nil || len(src) == 0 {
+		return err
+	}
+	return c.check("cuMemcpyHtoDAsync", memcpyHtoD(c.h, dst, src, sh))
+}
+
+// MemcpyDtoH copies device memory to dst and waits for it.
+func (c *Context) MemcpyDtoH(dst []byte, src uint64, s gpu.Stream) error {
+	if err := c.enter(); err != nil {
+		return err
+	}
+	defer c.op.RUnlock()
+	sh, err := c.streamHandle(s)
+	if err != nil || len(dst) == 0 {
+		return err
+	}
+	return c.check("cuMemcpyDtoHAsync", memcpyDtoH(c.h, dst, src, sh))
+}
+
+// MemcpyDtoD copies size bytes between device ranges, ordered in s.
+func (c *Context) MemcpyDtoD(dst, src, size uint64, s gpu.Stream) error {
+	if err := c.enter(); err != nil {
+		return err
+	}
+	defer c.op.RUnlock()
+	sh, err := c.streamHandle(s)
+	if err != nil || size == 0 {
+		return err
+	}
+	return c.check("cuMemcpyDtoDAsync", memcpyDtoD(c.h, dst, src, size, sh))
+}
+
+// Memset sets count elements of elemSize bytes at dst to value.
+func (c *Context) Memset(dst uint64, value uint32, elemSize uint32, count uint64, s gpu.Stream) error {
+	if err := c.enter(); err != nil {
+		return err
+	}
+	defer c.op.RUnlock()
+	switch elemSize {
+	case 1, 2, 4:
+	default:
+		return abi.Errorf(abi.ErrInvalidValue, "memset element size %d is not 1, 2 or 4", elemSize)
+	}
+	sh, err := c.streamHandle(s)
+	if err != nil || count == 0 {
+		return err
+	}
+	return c.check("cuMemsetD*Async", memset(c.h, dst, value, elemSize, count, sh))
+}
+
+// Synchronize waits for all of the context's work and returns the first
+// error of its asynchronous work.
+func (c *Context) Synchronize() error {
+	if err := c.enter(); err != nil {
+		return err
+	}
+	defer c.op.RUnlock()
+	err := c.check("cuCtxSynchronize", ctxSync(c.h))
+	c.harvest()
+	return err
+}
+
+// BusyTime is the GPU time of the context's completed kernel launches,
+// measured with events around each launch and summed (concurrent
+// launches add up), for compute-share metering. It is device wall time:
+// a kernel time-sliced with other processes' work counts the waits too.
+func (c *Context) BusyTime() time.Duration {
+	if c.enter() == nil {
+		c.harvest()
+		c.op.RUnlock()
+	}
+	return time.Duration(c.busy.Load())
+}
+
+// Close waits for the context's work, destroys the driver context (which
+// frees everything in it) and returns its quota. Closing a poisoned
+// context succeeds.
+func (c *Context) Close() error {
+	c.op.Lock()
+	defer c.op.Unlock()
+	if c.closed {
+		return abi.Errorf(abi.ErrInvalidContext, "context was closed")
+	}
+	c.closed = true
+	if c.sticky.Load() == nil {
+		ctxSync(c.h)
+		c.harvest()
+	}
+	r := ctxDestroy(c.h)
+	c.bk.Lock()
+	defer c.bk.Unlock()
+	c.allocs, c.modules = nil, nil
+	c.m = meter{}
+	c.q.used = 0
+	if r != 0 {
+		return driverError("cuCtxDestroy", r)
+	}
+	return nil
+}

@@ -1,0 +1,24 @@
+package cuda
+
+import (
+	"os/exec"
+	"testing"
+)
+
+// TestValidationProgramsCompile checks that the GPU validation suite's C
+// program (testdata/kerftest.c, run by scripts/gpu-test.sh on a GPU
+// machine) compiles against our own driver-API header, so syntax and type
+// errors show up here rather than on the lent GPU. It does not run it.
+func TestValidationProgramsCompile(t *testing.T) {
+	if _, err := exec.LookPath("gcc"); err != nil {
+		t.Skip("no gcc")
+	}
+	for _, args := range [][]string{
+		{"-std=c11", "-Wall", "-Wextra", "-Werror", "-fsyntax-only", "-Itestdata", "testdata/kerftest.c"},
+		{"-x", "c++", "-Wall", "-Werror", "-fsyntax-only", "testdata/kerf_cuda.h"},
+	} {
+		if out, err := exec.Command("gcc", args...).CombinedOutput(); err != nil {
+			t.Errorf("gcc %v: %v\n%s", args, err, out)
+		}
+	}
+}

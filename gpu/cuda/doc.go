@@ -1,0 +1,20 @@
+// Package cuda implements gpu.Backend on a real NVIDIA GPU through the
+// CUDA driver API. libcuda.so.1 is opened with dlopen at run time, so
+// kerfd builds and runs where no driver is installed: New then returns an
+// error wrapping ErrNoDriver and kerfd serves the emulated GPU instead.
+//
+// The C layer (driver_cgo.go) is a table of function pointers resolved
+// with dlsym, preferring the _v2 symbols, and one small C helper per call
+// that makes the tenant's context current on the calling thread first
+// (goroutines move between threads). The declarations are our own, from
+// the driver's public ABI; no NVIDIA header is used.
+//
+// Each Context is one driver context (cuCtxCreate) with a memory quota.
+// The quota counts the tenant's allocations, rounded as the driver
+// rounds them, plus what the context itself and each loaded module take
+// on the device, measured as cuMemGetInfo deltas. Launches are metered
+// with CUDA events (BusyTime), for compute-share accounting.
+//
+// Everything here that needs a GPU is unverified until it has run on one;
+// see docs/gpu-validation.md.
+package cuda

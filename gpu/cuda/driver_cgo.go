@@ -1,0 +1,506 @@
+package cuda
+
+// The C layer: dlopen of libcuda, a table of entry points resolved with
+// dlsym (the _v2 symbol first where the driver versions one), and one
+// helper per call that makes the tenant's context current on the calling
+// OS thread before calling through the table. Handles cross into Go as
+// uintptr (they are driver pointers, never Go memory). Declarations are
+// our own, from the driver API's public ABI.
+
+/*
+#cgo LDFLAGS: -ldl
+#include <dlfcn.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef int kcu_res;                // CUresult
+typedef unsigned long long kcu_ptr; // CUdeviceptr
+typedef void *kcu_h;                // CUcontext, CUmodule, CUfunction, CUstream, CUevent
+
+struct kcu_tab {
+	kcu_res (*DriverGetVersion)(int *);
+	kcu_res (*Init)(unsigned);
+	kcu_res (*DeviceGetCount)(int *);
+	kcu_res (*DeviceGet)(int *, int);
+	kcu_res (*DeviceGetName)(char *, int, int);
+	kcu_res (*DeviceGetUuid)(unsigned char *, int);
+	kcu_res (*DeviceTotalMem)(size_t *, int);
+	kcu_res (*DeviceGetAttribute)(int *, int, int);
+	kcu_res (*CtxCreate)(kcu_h *, unsigned, int);
+	kcu_res (*CtxDestroy)(kcu_h);
+	kcu_res (*CtxSetCurrent)(kcu_h);
+	kcu_res (*CtxSynchronize)(void);
+	kcu_res (*MemGetInfo)(size_t *, size_t *);
+	kcu_res (*MemAlloc)(kcu_ptr *, size_t);
+	kcu_res (*MemFree)(kcu_ptr);
+	kcu_res (*MemcpyHtoDAsync)(kcu_ptr, const void *, size_t, kcu_h);
+	kcu_res (*MemcpyDtoHAsync)(void *, kcu_ptr, size_t, kcu_h);
+	kcu_res (*MemcpyDtoDAsync)(kcu_ptr, kcu_ptr, size_t, kcu_h);
+	kcu_res (*MemsetD8Async)(kcu_ptr, unsigned char, size_t, kcu_h);
+	kcu_res (*MemsetD16Async)(kcu_ptr, unsigned short, size_t, kcu_h);
+	kcu_res (*MemsetD32Async)(kcu_ptr, unsigned, size_t, kcu_h);
+	kcu_res (*ModuleLoadData)(kcu_h *, const void *);
+	kcu_res (*ModuleUnload)(kcu_h);
+	kcu_res (*ModuleGetFunction)(kcu_h *, kcu_h, const char *);
+	kcu_res (*ModuleGetGlobal)(kcu_ptr *, size_t *, kcu_h, const char *);
+	kcu_res (*FuncGetAttribute)(int *, int, kcu_h);
+	kcu_res (*FuncSetAttribute)(kcu_h, int, int);
+	kcu_res (*FuncGetParamInfo)(kcu_h, size_t, size_t *, size_t *);
+	kcu_res (*LaunchKernel)(kcu_h, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
+		unsigned, kcu_h, void **, void **);
+	kcu_res (*StreamCreateWithPriority)(kcu_h *, unsigned, int);
+	kcu_res (*StreamDestroy)(kcu_h);
+	kcu_res (*StreamSynchronize)(kcu_h);
+	kcu_res (*StreamQuery)(kcu_h);
+	kcu_res (*StreamWaitEvent)(kcu_h, kcu_h, unsigned);
+	kcu_res (*EventCreate)(kcu_h *, unsigned);
+	kcu_res (*EventRecord)(kcu_h, kcu_h);
+	kcu_res (*EventQuery)(kcu_h);
+	kcu_res (*EventSynchronize)(kcu_h);
+	kcu_res (*EventElapsedTime)(float *, kcu_h, kcu_h);
+	kcu_res (*EventDestroy)(kcu_h);
+};
+
+static struct kcu_tab cu;
+static void *kcu_lib;
+
+// v2 is tried first; only symbols whose _v2 has the same signature list one.
+struct kcu_sym { const char *name, *v2; size_t off; };
+#define SYM(f, n, v) { n, v, offsetof(struct kcu_tab, f) }
+static const struct kcu_sym kcu_syms[] = {
+	SYM(DriverGetVersion, "cuDriverGetVersion", 0),
+	SYM(Init, "cuInit", 0),
+	SYM(DeviceGetCount, "cuDeviceGetCount", 0),
+	SYM(DeviceGet, "cuDeviceGet", 0),
+	SYM(DeviceGetName, "cuDeviceGetName", 0),
+	SYM(DeviceGetUuid, "cuDeviceGetUuid", "cuDeviceGetUuid_v2"),
+	SYM(DeviceTotalMem, "cuDeviceTotalMem", "cuDeviceTotalMem_v2"),
+	SYM(DeviceGetAttribute, "cuDeviceGetAttribute", 0),
+	SYM(CtxCreate, "cuCtxCreate", "cuCtxCreate_v2"),
+	SYM(CtxDestroy, "cuCtxDestroy", "cuCtxDestroy_v2"),
+	SYM(CtxSetCurrent, "cuCtxSetCurrent", 0),
+	SYM(CtxSynchronize, "cuCtxSynchronize", 0),
+	SYM(MemGetInfo, "cuMemGetInfo", "cuMemGetInfo_v2"),
+	SYM(MemAlloc, "cuMemAlloc", "cuMemAlloc_v2"),
+	SYM(MemFree, "cuMemFree", "cuMemFree_v2"),
+	SYM(MemcpyHtoDAsync, "cuMemcpyHtoDAsync", "cuMemcpyHtoDAsync_v2"),
+	SYM(MemcpyDtoHAsync, "cuMemcpyDtoHAsync", "cuMemcpyDtoHAsync_v2"),
+	SYM(MemcpyDtoDAsync, "cuMemcpyDtoDAsync", "cuMemcpyDtoDAsync_v2"),
+	SYM(MemsetD8Async, "cuMemsetD8Async", 0),
+	SYM(MemsetD16Async, "cuMemsetD16Async", 0),
+	SYM(MemsetD32Async, "cuMemsetD32Async", 0),
+	SYM(ModuleLoadData, "cuModuleLoadData", 0),
+	SYM(ModuleUnload, "cuModuleUnload", 0),
+	SYM(ModuleGetFunction, "cuModuleGetFunction", 0),
+	SYM(ModuleGetGlobal, "cuModuleGetGlobal", "cuModuleGetGlobal_v2"),
+	SYM(FuncGetAttribute, "cuFuncGetAttribute", 0),
+	SYM(FuncSetAttribute, "cuFuncSetAttribute", 0),
+	SYM(FuncGetParamInfo, "cuFuncGetParamInfo", 0),
+	SYM(LaunchKernel, "cuLaunchKernel", 0),
+	SYM(StreamCreateWithPriority, "cuStreamCreateWithPriority", 0),
+	SYM(StreamDestroy, "cuStreamDestroy", "cuStreamDestroy_v2"),
+	SYM(StreamSynchronize, "cuStreamSynchronize", 0),
+	SYM(StreamQuery, "cuStreamQuery", 0),
+	SYM(StreamWaitEvent, "cuStreamWaitEvent", 0),
+	SYM(EventCreate, "cuEventCreate", 0),
+	SYM(EventRecord, "cuEventRecord", 0),
+	SYM(EventQuery, "cuEventQuery", 0),
+	SYM(EventSynchronize, "cuEventSynchronize", 0),
+	SYM(EventElapsedTime, "cuEventElapsedTime", 0),
+	SYM(EventDestroy, "cuEventDestroy", "cuEventDestroy_v2"),
+};
+enum { kcu_nsyms = sizeof kcu_syms / sizeof kcu_syms[0] };
+
+static const char *kcu_sym_name(int i) { return i >= 0 && i < kcu_nsyms ? kcu_syms[i].name : 0; }
+
+// kcu_open loads path and resolves the first n symbols. It returns NULL,
+// or dlerror's message, or the name of the first missing symbol (*missing set).
+static const char *kcu_open(const char *path, int n, int *missing) {
+	*missing = 0;
+	if (!kcu_lib) {
+		kcu_lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+		if (!kcu_lib) {
+			const char *e = dlerror();
+			return e ? e : "dlopen failed";
+		}
+	}
+	for (int i = 0; i < n && i < kcu_nsyms; i++) {
+		void *p = 0;
+		if (kcu_syms[i].v2)
+			p = dlsym(kcu_lib, kcu_syms[i].v2);
+		if (!p)
+			p = dlsym(kcu_lib, kcu_syms[i].name);
+		if (!p) {
+			*missing = 1;
+			return kcu_syms[i].name;
+		}
+		memcpy((char *)&cu + kcu_syms[i].off, &p, sizeof p);
+	}
+	return 0;
+}
+
+// kcu_close forgets a library that was refused.
+static void kcu_close(void) {
+	if (kcu_lib)
+		dlclose(kcu_lib);
+	kcu_lib = 0;
+	memset(&cu, 0, sizeof cu);
+}
+
+#define H(x) ((kcu_h)(uintptr_t)(x))
+#define CUR(c) do { kcu_res r_ = cu.CtxSetCurrent(H(c)); if (r_) return r_; } while (0)
+
+static kcu_res kcu_driver_version(int *v) { return cu.DriverGetVersion(v); }
+static kcu_res kcu_init(void) { return cu.Init(0); }
+static kcu_res kcu_device_count(int *n) { return cu.DeviceGetCount(n); }
+static kcu_res kcu_device_get(int ord, int *dev) { return cu.DeviceGet(dev, ord); }
+static kcu_res kcu_device_name(int dev, char *buf, int n) { return cu.DeviceGetName(buf, n, dev); }
+static kcu_res kcu_device_uuid(int dev, unsigned char *u) { return cu.DeviceGetUuid(u, dev); }
+static kcu_res kcu_device_total_mem(int dev, size_t *n) { return cu.DeviceTotalMem(n, dev); }
+static kcu_res kcu_device_attr(int dev, int attr, int *v) { return cu.DeviceGetAttribute(v, attr, dev); }
+
+static kcu_res kcu_ctx_create(int dev, uintptr_t *ctx) {
+	kcu_h h = 0;
+	kcu_res r = cu.CtxCreate(&h, 0, dev);
+	*ctx = (uintptr_t)h;
+	return r;
+}
+static kcu_res kcu_ctx_destroy(uintptr_t c) { return cu.CtxDestroy(H(c)); }
+static kcu_res kcu_ctx_sync(uintptr_t c) { CUR(c); return cu.CtxSynchronize(); }
+static kcu_res kcu_mem_info(uintptr_t c, size_t *fr, size_t *tot) { CUR(c); return cu.MemGetInfo(fr, tot); }
+static kcu_res kcu_mem_alloc(uintptr_t c, size_t n, kcu_ptr *p) { CUR(c); return cu.MemAlloc(p, n); }
+static kcu_res kcu_mem_free(uintptr_t c, kcu_ptr p) { CUR(c); return cu.MemFree(p); }
+
+// Host-to-device from pageable memory is staged before the call returns.
+static kcu_res kcu_htod(uintptr_t c, kcu_ptr dst, const void *src, size_t n, uintptr_t s) {
+	CUR(c);
+	return cu.MemcpyHtoDAsync(dst, src, n, H(s));
+}
+// Device-to-host waits for the stream, so dst is not used after return.
+static kcu_res kcu_dtoh(uintptr_t c, void *dst, kcu_ptr src, size_t n, uintptr_t s) {
+	CUR(c);
+	kcu_res r = cu.MemcpyDtoHAsync(dst, src, n, H(s));
+	if (r)
+		return r;
+	return cu.StreamSynchronize(H(s));
+}
+static kcu_res kcu_dtod(uintptr_t c, kcu_ptr dst, kcu_ptr src, size_t n, uintptr_t s) {
+	CUR(c);
+	return cu.MemcpyDtoDAsync(dst, src, n, H(s));
+}
+static kcu_res kcu_memset(uintptr_t c, kcu_ptr dst, unsigned v, unsigned elem, size_t count, uintptr_t s) {
+	CUR(c);
+	switch (elem) {
+	case 1: return cu.MemsetD8Async(dst, (unsigned char)v, count, H(s));
+	case 2: return cu.MemsetD16Async(dst, (unsigned short)v, count, H(s));
+	case 4: return cu.MemsetD32Async(dst, v, count, H(s));
+	}
+	return 1; // CUDA_ERROR_INVALID_VALUE
+}
+
+// The image is copied with a NUL appended: PTX is read as a C string.
+static kcu_res kcu_module_load(uintptr_t c, const void *img, size_t n, uintptr_t *mod) {
+	CUR(c);
+	char *buf = malloc(n + 1);
+	if (!buf)
+		return 2; // CUDA_ERROR_OUT_OF_MEMORY
+	memcpy(buf, img, n);
+	buf[n] = 0;
+	kcu_h h = 0;
+	kcu_res r = cu.ModuleLoadData(&h, buf);
+	free(buf);
+	*mod = (uintptr_t)h;
+	return r;
+}
+static kcu_res kcu_module_unload(uintptr_t c, uintptr_t m) { CUR(c); return cu.ModuleUnload(H(m)); }
+static kcu_res kcu_module_function(uintptr_t c, uintptr_t m, const char *name, uintptr_t *f) {
+	CUR(c);
+	kcu_h h = 0;
+	kcu_res r = cu.ModuleGetFunction(&h, H(m), name);
+	*f = (uintptr_t)h;
+	return r;
+}
+static kcu_res kcu_module_global(uintptr_t c, uintptr_t m, const char *name, kcu_ptr *p, size_t *n) {
+	CUR(c);
+	return cu.ModuleGetGlobal(p, n, H(m), name);
+}
+static kcu_res kcu_func_attr(uintptr_t c, uintptr_t f, int attr, int *v) { CUR(c); return cu.FuncGetAttribute(v, attr, H(f)); }
+static kcu_res kcu_func_set_attr(uintptr_t c, uintptr_t f, int attr, int v) { CUR(c); return cu.FuncSetAttribute(H(f), attr, v); }
+static kcu_res kcu_func_param(uintptr_t c, uintptr_t f, size_t i, size_t *off, size_t *size) {
+	CUR(c);
+	return cu.FuncGetParamInfo(H(f), i, off, size);
+}
+
+// kcu_launch launches f with parameter i at buf+offs[i], bracketed by
+// records of e0 and e1 on the same stream when they are set (metering).
+static kcu_res kcu_launch(uintptr_t c, uintptr_t f, unsigned gx, unsigned gy, unsigned gz,
+		unsigned bx, unsigned by, unsigned bz, unsigned shared, uintptr_t s,
+		void *buf, const void *offs, int n, uintptr_t e0, uintptr_t e1) {
+	CUR(c);
+	void *small[32], **ptrs = small;
+	if (n > 32 && !(ptrs = malloc(sizeof(void *) * (size_t)n)))
+		return 2;
+	for (int i = 0; i < n; i++)
+		ptrs[i] = (char *)buf + ((const unsigned *)offs)[i];
+	kcu_res r = 0;
+	if (e0)
+		r = cu.EventRecord(H(e0), H(s));
+	if (!r)
+		r = cu.LaunchKernel(H(f), gx, gy, gz, bx, by, bz, shared, H(s), n ? ptrs : 0, 0);
+	if (!r && e1)
+		r = cu.EventRecord(H(e1), H(s));
+	if (ptrs != small)
+		free(ptrs);
+	return r;
+}
+
+static kcu_res kcu_stream_create(uintptr_t c, unsigned flags, int prio, uintptr_t *s) {
+	CUR(c);
+	kcu_h h = 0;
+	kcu_res r = cu.StreamCreateWithPriority(&h, flags, prio);
+	*s = (uintptr_t)h;
+	return r;
+}
+static kcu_res kcu_stream_destroy(uintptr_t c, uintptr_t s) { CUR(c); return cu.StreamDestroy(H(s)); }
+static kcu_res kcu_stream_sync(uintptr_t c, uintptr_t s) { CUR(c); return cu.StreamSynchronize(H(s)); }
+static kcu_res kcu_stream_query(uintptr_t c, uintptr_t s) { CUR(c); return cu.StreamQuery(H(s)); }
+static kcu_res kcu_stream_wait(uintptr_t c, uintptr_t s, uintptr_t e) { CUR(c); return cu.StreamWaitEvent(H(s), H(e), 0); }
+static kcu_res kcu_event_create(uintptr_t c, unsigned flags, uintptr_t *e) {
+	CUR(c);
+	kcu_h h = 0;
+	kcu_res r = cu.EventCreate(&h, flags);
+	*e = (uintptr_t)h;
+	return r;
+}
+static kcu_res kcu_event_record(uintptr_t c, uintptr_t e, uintptr_t s) { CUR(c); return cu.EventRecord(H(e), H(s)); }
+static kcu_res kcu_event_query(uintptr_t c, uintptr_t e) { CUR(c); return cu.EventQuery(H(e)); }
+static kcu_res kcu_event_sync(uintptr_t c, uintptr_t e) { CUR(c); return cu.EventSynchronize(H(e)); }
+static kcu_res kcu_event_elapsed(uintptr_t c, float *ms, uintptr_t start, uintptr_t end) {
+	CUR(c);
+	return cu.EventElapsedTime(ms, H(start), H(end));
+}
+static kcu_res kcu_event_destroy(uintptr_t c, uintptr_t e) { CUR(c); return cu.EventDestroy(H(e)); }
+
+static void kcu_free(char *p) { free(p); }
+
+// kcu_has reports whether the loaded library exports name.
+static int kcu_has(const char *name) { return kcu_lib && dlsym(kcu_lib, name) != 0; }
+*/
+import "C"
+
+// Number of leading table entries resolved before the version check.
+const bootstrapSymbols = 2
+
+// symbolNames lists the driver entry points Kerf resolves.
+func symbolNames() []string {
+	var out []string
+	for i := C.int(0); ; i++ {
+		n := C.kcu_sym_name(i)
+		if n == nil {
+			return out
+		}
+		out = append(out, C.GoString(n))
+	}
+}
+
+// dlOpen loads lib and resolves the first n symbols (-1: all). missing is
+// set when the failure is an absent symbol, whose name is msg.
+func dlOpen(lib string, n int) (msg string, missing bool) {
+	cs := C.CString(lib)
+	defer C.kcu_free(cs)
+	if n < 0 {
+		n = int(C.kcu_nsyms)
+	}
+	var miss C.int
+	m := C.kcu_open(cs, C.int(n), &miss)
+	if m == nil {
+		return "", false
+	}
+	return C.GoString(m), miss != 0
+}
+
+func dlClose() { C.kcu_close() }
+
+// dlHas reports whether the loaded library exports symbol name.
+func dlHas(name string) bool {
+	cs := C.CString(name)
+	defer C.kcu_free(cs)
+	return C.kcu_has(cs) != 0
+}
+
+func driverVersion() (int, int) {
+	var v C.int
+	r := C.kcu_driver_version(&v)
+	return int(v), int(r)
+}
+
+func cuInit() int { return int(C.kcu_init()) }
+
+func deviceCount() (int, int) {
+	var n C.int
+	r := C.kcu_device_count(&n)
+	return int(n), int(r)
+}
+
+func deviceGet(ord int) (int, int) {
+	var d C.int
+	r := C.kcu_device_get(C.int(ord), &d)
+	return int(d), int(r)
+}
+
+func deviceName(dev int) (string, int) {
+	var buf [256]C.char
+	r := C.kcu_device_name(C.int(dev), &buf[0], C.int(len(buf)-1))
+	if r != 0 {
+		return "", int(r)
+	}
+	return C.GoString(&buf[0]), 0
+}
+
+func deviceUUID(dev int) ([16]byte, int) {
+	var u [16]C.uchar
+	var out [16]byte
+	r := C.kcu_device_uuid(C.int(dev), &u[0])
+	for i := range u {
+		out[i] = byte(u[i])
+	}
+	return out, int(r)
+}
+
+func deviceTotalMem(dev int) (uint64, int) {
+	var n C.size_t
+	r := C.kcu_device_total_mem(C.int(dev), &n)
+	return uint64(n), int(r)
+}
+
+func deviceAttr(dev int, attr uint32) (int32, int) {
+	var v C.int
+	r := C.kcu_device_attr(C.int(dev), C.int(attr), &v)
+	return int32(v), int(r)
+}
+
+func ctxCreate(dev int) (uintptr, int) {
+	var c C.uintptr_t
+	r := C.kcu_ctx_create(C.int(dev), &c)
+	return uintptr(c), int(r)
+}
+
+func ctxDestroy(c uintptr) int { return int(C.kcu_ctx_destroy(C.uintptr_t(c))) }
+func ctxSync(c uintptr) int    { return int(C.kcu_ctx_sync(C.uintptr_t(c))) }
+
+func memInfo(c uintptr) (free, total uint64, r int) {
+	var f, t C.size_t
+	r = int(C.kcu_mem_info(C.uintptr_t(c), &f, &t))
+	return uint64(f), uint64(t), r
+}
+
+func memAlloc(c uintptr, n uint64) (uint64, int) {
+	var p C.kcu_ptr
+	r := C.kcu_mem_alloc(C.uintptr_t(c), C.size_t(n), &p)
+	return uint64(p), int(r)
+}
+
+func memFree(c uintptr, p uint64) int { return int(C.kcu_mem_free(C.uintptr_t(c), C.kcu_ptr(p))) }
+
+func memcpyHtoD(c uintptr, dst uint64, src []byte, s uintptr) int {
+	return int(C.kcu_htod(C.uintptr_t(c), C.kcu_ptr(dst), bytesPtr(src), C.size_t(len(src)), C.uintptr_t(s)))
+}
+
+func memcpyDtoH(c uintptr, dst []byte, src uint64, s uintptr) int {
+	return int(C.kcu_dtoh(C.uintptr_t(c), bytesPtr(dst), C.kcu_ptr(src), C.size_t(len(dst)), C.uintptr_t(s)))
+}
+
+func memcpyDtoD(c uintptr, dst, src, n uint64, s uintptr) int {
+	return int(C.kcu_dtod(C.uintptr_t(c), C.kcu_ptr(dst), C.kcu_ptr(src), C.size_t(n), C.uintptr_t(s)))
+}
+
+func memset(c uintptr, dst uint64, v, elem uint32, count uint64, s uintptr) int {
+	return int(C.kcu_memset(C.uintptr_t(c), C.kcu_ptr(dst), C.unsigned(v), C.unsigned(elem), C.size_t(count), C.uintptr_t(s)))
+}
+
+func moduleLoad(c uintptr, img []byte) (uintptr, int) {
+	var m C.uintptr_t
+	r := C.kcu_module_load(C.uintptr_t(c), bytesPtr(img), C.size_t(len(img)), &m)
+	return uintptr(m), int(r)
+}
+
+func moduleUnload(c, m uintptr) int { return int(C.kcu_module_unload(C.uintptr_t(c), C.uintptr_t(m))) }
+
+func moduleFunction(c, m uintptr, name string) (uintptr, int) {
+	cs := C.CString(name)
+	defer C.kcu_free(cs)
+	var f C.uintptr_t
+	r := C.kcu_module_function(C.uintptr_t(c), C.uintptr_t(m), cs, &f)
+	return uintptr(f), int(r)
+}
+
+func moduleGlobal(c, m uintptr, name string) (uint64, uint64, int) {
+	cs := C.CString(name)
+	defer C.kcu_free(cs)
+	var p C.kcu_ptr
+	var n C.size_t
+	r := C.kcu_module_global(C.uintptr_t(c), C.uintptr_t(m), cs, &p, &n)
+	return uint64(p), uint64(n), int(r)
+}
+
+func funcAttr(c, f uintptr, attr uint32) (int32, int) {
+	var v C.int
+	r := C.kcu_func_attr(C.uintptr_t(c), C.uintptr_t(f), C.int(attr), &v)
+	return int32(v), int(r)
+}
+
+func funcSetAttr(c, f uintptr, attr uint32, v int32) int {
+	return int(C.kcu_func_set_attr(C.uintptr_t(c), C.uintptr_t(f), C.int(attr), C.int(v)))
+}
+
+func funcParam(c, f uintptr, i int) (off, size uint64, r int) {
+	var o, s C.size_t
+	r = int(C.kcu_func_param(C.uintptr_t(c), C.uintptr_t(f), C.size_t(i), &o, &s))
+	return uint64(o), uint64(s), r
+}
+
+// launch passes parameter i at params[offs[i]]; e0 and e1 (0: none) are
+// recorded around the launch on the same stream.
+func launch(c, f uintptr, grid, block [3]uint32, shared uint32, s uintptr, params []byte, offs []uint32, e0, e1 uintptr) int {
+	return int(C.kcu_launch(C.uintptr_t(c), C.uintptr_t(f),
+		C.unsigned(grid[0]), C.unsigned(grid[1]), C.unsigned(grid[2]),
+		C.unsigned(block[0]), C.unsigned(block[1]), C.unsigned(block[2]),
+		C.unsigned(shared), C.uintptr_t(s), bytesPtr(params), u32Ptr(offs), C.int(len(offs)),
+		C.uintptr_t(e0), C.uintptr_t(e1)))
+}
+
+func streamCreate(c uintptr, flags uint32, prio int32) (uintptr, int) {
+	var s C.uintptr_t
+	r := C.kcu_stream_create(C.uintptr_t(c), C.unsigned(flags), C.int(prio), &s)
+	return uintptr(s), int(r)
+}
+
+func streamDestroy(c, s uintptr) int {
+	return int(C.kcu_stream_destroy(C.uintptr_t(c), C.uintptr_t(s)))
+}
+func streamSync(c, s uintptr) int  { return int(C.kcu_stream_sync(C.uintptr_t(c), C.uintptr_t(s))) }
+func streamQuery(c, s uintptr) int { return int(C.kcu_stream_query(C.uintptr_t(c), C.uintptr_t(s))) }
+func streamWait(c, s, e uintptr) int {
+	return int(C.kcu_stream_wait(C.uintptr_t(c), C.uintptr_t(s), C.uintptr_t(e)))
+}
+
+func eventCreate(c uintptr, flags uint32) (uintptr, int) {
+	var e C.uintptr_t
+	r := C.kcu_event_create(C.uintptr_t(c), C.unsigned(flags), &e)
+	return uintptr(e), int(r)
+}
+
+func eventRecord(c, e, s uintptr) int {
+	return int(C.kcu_event_record(C.uintptr_t(c), C.uintptr_t(e), C.uintptr_t(s)))
+}
+func eventQuery(c, e uintptr) int   { return int(C.kcu_event_query(C.uintptr_t(c), C.uintptr_t(e))) }
+func eventSync(c, e uintptr) int    { return int(C.kcu_event_sync(C.uintptr_t(c), C.uintptr_t(e))) }
+func eventDestroy(c, e uintptr) int { return int(C.kcu_event_destroy(C.uintptr_t(c), C.uintptr_t(e))) }
+
+func eventElapsed(c, start, end uintptr) (float32, int) {
+	var ms C.float
+	r := C.kcu_event_elapsed(C.uintptr_t(c), &ms, C.uintptr_t(start), C.uintptr_t(end))
+	return float32(ms), int(r)
+}

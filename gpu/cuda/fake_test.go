@@ -1,0 +1,280 @@
+//go:build cgo
+
+package cuda
+
+// Plumbing tests against a fake libcuda (testdata/fakecuda.c, built here
+// with gcc). They check dlopen/dlsym, the version refusal, the C helpers'
+// argument passing and the quota and metering book-keeping — not a GPU.
+// The driver table is process-wide, so the scenarios run in a child test
+// process.
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kerf-edge/kerf/gpu"
+	"github.com/kerf-edge/kerf/transport/abi"
+)
+
+const fakeDirEnv = "KERF_CUDA_FAKE_DIR"
+
+// buildFake compiles the fake driver with extra -D flags into dir/name.
+func buildFake(t *testing.T, dir, name string, defs ...string) {
+	t.Helper()
+	args := []string{"-shared", "-fPIC", "-pthread", "-Wall", "-Werror", "-Wno-unused-parameter", "-o", filepath.Join(dir, name)}
+	args = append(args, defs...)
+	args = append(args, filepath.Join("testdata", "fakecuda.c"))
+	if out, err := exec.Command("gcc", args...).CombinedOutput(); err != nil {
+		t.Fatalf("gcc %v: %v\n%s", args, err, out)
+	}
+}
+
+func TestFakeDriverPlumbing(t *testing.T) {
+	if os.Getenv(fakeDirEnv) != "" {
+		t.Skip("in the child")
+	}
+	if _, err := exec.LookPath("gcc"); err != nil {
+		t.Skip("no gcc")
+	}
+	dir := t.TempDir()
+	buildFake(t, dir, "full.so")
+	buildFake(t, dir, "old.so", "-DFAKE_VERSION=12030")
+	buildFake(t, dir, "noparaminfo.so", "-DFAKE_NO_PARAMINFO")
+	buildFake(t, dir, "nodevices.so", "-DFAKE_DEVICES=0")
+	buildFake(t, dir, "shim.so", "-DFAKE_SHIM")
+	if out, err := exec.Command("gcc", "-shared", "-fPIC", "-o", filepath.Join(dir, "notcuda.so"), "-x", "c", "/dev/null").CombinedOutput(); err != nil {
+		t.Fatalf("gcc: %v\n%s", err, out)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFakeDriverChild$", "-test.v")
+	cmd.Env = append(os.Environ(), fakeDirEnv+"="+dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestFakeDriverChild") {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+}
+
+func TestFakeDriverChild(t *testing.T) {
+	dir := os.Getenv(fakeDirEnv)
+	if dir == "" {
+		t.Skip("run by TestFakeDriverPlumbing")
+	}
+	lib := func(name string) Config { return Config{Library: filepath.Join(dir, name)} }
+	refused := func(name string, want error, msgs ...string) {
+		t.Helper()
+		_, err := New(lib(name))
+		if !errors.Is(err, want) {
+			t.Fatalf("%s: err %v, want %v", name, err, want)
+		}
+		for _, m := range msgs {
+			if !strings.Contains(err.Error(), m) {
+				t.Errorf("%s: %q lacks %q", name, err, m)
+			}
+		}
+	}
+	refused("missing.so", ErrNoDriver, "missing.so")
+	refused("notcuda.so", ErrNoDriver, "cuDriverGetVersion")
+	refused("old.so", ErrDriverTooOld, "CUDA 12.3", "12030", "CUDA 12.4", "12040")
+	refused("noparaminfo.so", ErrDriverTooOld, "cuFuncGetParamInfo")
+	refused("nodevices.so", ErrNoDevice, "no devices")
+	refused("shim.so", ErrNoDriver, "client shim")
+
+	// Every symbol the table names must be in the full fake, or New fails.
+	b, err := New(lib("full.so"))
+	if err != nil {
+		t.Fatalf("full fake: %v (symbols %v)", err, symbolNames())
+	}
+	if _, err := New(lib("old.so")); err == nil || !strings.Contains(err.Error(), "already loaded") {
+		t.Errorf("second library: %v", err)
+	}
+	devs := b.Devices()
+	if len(devs) != 1 || devs[0].Name != "Kerf Fake GPU" || devs[0].TotalMem != 1<<30 ||
+		devs[0].SMs != 132 || devs[0].CCMajor != 9 || devs[0].UUID[1] != 1 || devs[0].DriverVersion != 12040 || devs[0].Emulated {
+		t.Fatalf("devices %+v", devs)
+	}
+	if _, err := b.Open(1, 0); abi.ResultOf(err) != abi.ErrInvalidDevice {
+		t.Fatalf("Open(1): %v", err)
+	}
+	// The fake's context takes 64 MiB: a 32 MiB quota cannot hold it.
+	if _, err := b.Open(0, 32<<20); abi.ResultOf(err) != abi.ErrOutOfMemory {
+		t.Fatalf("Open under the context's footprint: %v", err)
+	}
+
+	g, err := b.Open(0, 100<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := g.(*Context)
+	if c.MemUsed() != 64<<20 {
+		t.Fatalf("context footprint charged %d, want 64 MiB", c.MemUsed())
+	}
+	if free, total := c.MemInfo(); total != 100<<20 || free != 36<<20 {
+		t.Fatalf("MemInfo = %d, %d", free, total)
+	}
+	m, err := c.ModuleLoad([]byte(".version 8.4\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MemUsed() != 65<<20 {
+		t.Fatalf("after module load charged %d, want 65 MiB", c.MemUsed())
+	}
+	if _, err := c.ModuleLoad([]byte("bad")); abi.ResultOf(err) != abi.ErrInvalidPTX {
+		t.Fatalf("bad image: %v", err)
+	}
+	p, err := c.MemAlloc(30 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.MemAlloc(5 << 20); abi.ResultOf(err) != abi.ErrOutOfMemory {
+		t.Fatalf("over quota: %v", err)
+	}
+	if err := c.SetMemLimit(64 << 20); abi.ResultOf(err) != abi.ErrOutOfMemory {
+		t.Fatalf("shrink below use: %v", err)
+	}
+	if err := c.MemFree(p + 512); abi.ResultOf(err) != abi.ErrInvalidValue {
+		t.Fatalf("free of a non-base: %v", err)
+	}
+	if err := c.MemFree(p); err != nil {
+		t.Fatal(err)
+	}
+	if c.MemUsed() != 65<<20 {
+		t.Fatalf("after free charged %d", c.MemUsed())
+	}
+
+	f, err := m.Function("vadd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, _ := f.Params()
+	if len(ps) != 4 || ps[3] != (gpu.ParamInfo{Offset: 24, Size: 4}) {
+		t.Fatalf("params %+v", ps)
+	}
+	if _, err := m.Function("nope"); abi.ResultOf(err) != abi.ErrNotFound {
+		t.Fatalf("missing kernel: %v", err)
+	}
+	cfg := gpu.LaunchConfig{Grid: gpu.Dim3{X: 1, Y: 1, Z: 1}, Block: gpu.Dim3{X: 32, Y: 1, Z: 1}}
+	params := make([]byte, 28)
+	if err := c.Launch(f, cfg, params[:20], nil); abi.ResultOf(err) != abi.ErrInvalidValue {
+		t.Fatalf("short parameter buffer: %v", err)
+	}
+	s, err := c.StreamCreate(abi.StreamNonBlocking, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Launch(f, cfg, params, s); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.BusyTime().Microseconds(); got != 1500 {
+		t.Fatalf("BusyTime %dµs after one 1.5 ms launch", got)
+	}
+	if err := s.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Launch(f, cfg, params, s); abi.ResultOf(err) != abi.ErrInvalidHandle {
+		t.Fatalf("launch on a destroyed stream: %v", err)
+	}
+	// n = -1 makes the fake fault: the context is poisoned for good.
+	copy(params[24:], []byte{0xff, 0xff, 0xff, 0xff})
+	if err := c.Launch(f, cfg, params, nil); abi.ResultOf(err) != abi.ErrIllegalAddress {
+		t.Fatalf("faulting launch: %v", err)
+	}
+	if _, err := c.MemAlloc(1); abi.ResultOf(err) != abi.ErrIllegalAddress {
+		t.Fatalf("after the fault: %v", err)
+	}
+	if err := m.Unload(); abi.ResultOf(err) != abi.ErrIllegalAddress {
+		t.Fatalf("unload after the fault: %v", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("closing a poisoned context: %v", err)
+	}
+	if err := c.Close(); abi.ResultOf(err) != abi.ErrInvalidContext {
+		t.Fatalf("second close: %v", err)
+	}
+	if _, err := c.MemAlloc(1); abi.ResultOf(err) != abi.ErrInvalidContext {
+		t.Fatalf("after close: %v", err)
+	}
+	// A fresh context starts from its own footprint only; its calls may
+	// come from many goroutines at once.
+	g2, err := b.Open(0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if used := g2.(*Context).MemUsed(); used != 64<<20 {
+		t.Fatalf("fresh context charged %d", used)
+	}
+	if free, total := g2.MemInfo(); total != 1<<30 || free > 1<<30-64<<20 {
+		t.Fatalf("fresh context MemInfo = %d, %d", free, total)
+	}
+	concurrent(t, g2.(*Context))
+	if err := g2.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// concurrent hammers c from several goroutines (run with -race): the
+// book-keeping must stay exact and nothing may deadlock.
+func concurrent(t *testing.T, c *Context) {
+	m, err := c.ModuleLoad([]byte(".version 8.4\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := m.Function("vadd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, busy0 := c.MemUsed(), c.BusyTime()
+	cfg := gpu.LaunchConfig{Grid: gpu.Dim3{X: 1, Y: 1, Z: 1}, Block: gpu.Dim3{X: 1, Y: 1, Z: 1}}
+	const workers, rounds = 4, 200
+	done := make(chan error, workers)
+	for w := range workers {
+		go func() {
+			for i := range rounds {
+				p, err := c.MemAlloc(uint64(1 + (w*rounds+i)%5000))
+				if err != nil {
+					done <- err
+					return
+				}
+				s, err := c.StreamCreate(0, 0)
+				if err != nil {
+					done <- err
+					return
+				}
+				if err := c.Launch(f, cfg, make([]byte, 28), s); err != nil {
+					done <- err
+					return
+				}
+				c.MemInfo()
+				c.BusyTime()
+				if err := s.Destroy(); err != nil {
+					done <- err
+					return
+				}
+				if err := c.MemFree(p); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range workers {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c.MemUsed() != before {
+		t.Fatalf("charged %d after balanced allocations, want %d", c.MemUsed(), before)
+	}
+	if got := c.BusyTime() - busy0; got.Microseconds() != workers*rounds*1500 {
+		t.Fatalf("BusyTime grew %v over %d launches of 1.5 ms", got, workers*rounds)
+	}
+	if err := m.Unload(); err != nil {
+		t.Fatal(err)
+	}
+	if c.MemUsed() != before-1<<20 {
+		t.Fatalf("module footprint not returned: %d", c.MemUsed())
+	}
+}

@@ -1,0 +1,229 @@
+//go:build cgo
+
+package cuda
+
+import (
+	"github.com/kerf-edge/kerf/gpu"
+	"github.com/kerf-edge/kerf/transport/abi"
+)
+
+// Module is a loaded PTX, cubin or fatbin image.
+type Module struct {
+	c    *Context
+	h    uintptr
+	cost uint64 // device memory the load took, charged to the quota
+
+	// Guarded by c.bk.
+	unloaded bool
+	funcs    map[string]*Function
+}
+
+var _ gpu.Module = (*Module)(nil)
+
+// Function is a kernel of a loaded module.
+type Function struct {
+	m      *Module
+	name   string
+	h      uintptr
+	params []gpu.ParamInfo
+	offs   []uint32 // params' offsets, for the launch
+	need   uint32   // bytes of parameter buffer the layout covers
+}
+
+var _ gpu.Function = (*Function)(nil)
+
+var errUnloaded = abi.Errorf(abi.ErrInvalidHandle, "module was unloaded")
+
+// ModuleLoad loads a PTX, cubin or fatbin image with cuModuleLoadData
+// (every kernel eagerly, see New) and charges the device memory the load
+// took — code, globals, constant banks — to the quota. Loads are
+// serialised per context so the measurement sees only this load; other
+// processes' activity can still blur it.
+func (c *Context) ModuleLoad(image []byte) (gpu.Module, error) {
+	if len(image) == 0 {
+		return nil, abi.Errorf(abi.ErrInvalidImage, "empty module image")
+	}
+	// Held for writing: no allocation of this context runs meanwhile.
+	c.op.Lock()
+	defer c.op.Unlock()
+	if err := c.usable(); err != nil {
+		return nil, err
+	}
+	before, _, r := memInfo(c.h)
+	if err := c.check("cuMemGetInfo", r); err != nil {
+		return nil, err
+	}
+	h, r := moduleLoad(c.h, image)
+	if err := c.check("cuModuleLoadData", r); err != nil {
+		return nil, err
+	}
+	after, _, r := memInfo(c.h)
+	if err := c.check("cuMemGetInfo", r); err != nil {
+		moduleUnload(c.h, h)
+		return nil, err
+	}
+	m := &Module{c: c, h: h, cost: footprint(before, after), funcs: map[string]*Function{}}
+	c.bk.Lock()
+	defer c.bk.Unlock()
+	if err := c.q.take(m.cost, "module load"); err != nil {
+		moduleUnload(c.h, h)
+		return nil, err
+	}
+	c.modules[m] = struct{}{}
+	return m, nil
+}
+
+// enter checks the context and module; op is held on success.
+func (m *Module) enter() error {
+	if err := m.c.enter(); err != nil {
+		return err
+	}
+	m.c.bk.Lock()
+	u := m.unloaded
+	m.c.bk.Unlock()
+	if u {
+		m.c.op.RUnlock()
+		return errUnloaded
+	}
+	return nil
+}
+
+// Function returns the kernel called name, with its parameter layout
+// from cuFuncGetParamInfo.
+func (m *Module) Function(name string) (gpu.Function, error) {
+	if err := m.enter(); err != nil {
+		return nil, err
+	}
+	c := m.c
+	defer c.op.RUnlock()
+	c.bk.Lock()
+	f, ok := m.funcs[name]
+	c.bk.Unlock()
+	if ok {
+		return f, nil
+	}
+	h, r := moduleFunction(c.h, m.h, name)
+	if err := c.check("cuModuleGetFunction", r); err != nil {
+		return nil, err
+	}
+	f = &Function{m: m, name: name, h: h}
+	for i := 0; ; i++ {
+		off, size, r := funcParam(c.h, h, i)
+		if r == int(abi.ErrInvalidValue) {
+			break // past the last parameter
+		}
+		if err := c.check("cuFuncGetParamInfo", r); err != nil {
+			return nil, err
+		}
+		end := off + size
+		if end > abi.MaxKernelParams || i >= abi.MaxKernelParams {
+			return nil, abi.Errorf(abi.ErrNotSupported, "kernel %q: parameters exceed %d bytes", name, abi.MaxKernelParams)
+		}
+		f.params = append(f.params, gpu.ParamInfo{Offset: uint32(off), Size: uint32(size)})
+		f.offs = append(f.offs, uint32(off))
+		f.need = max(f.need, uint32(end))
+	}
+	c.bk.Lock()
+	defer c.bk.Unlock()
+	m.funcs[name] = f
+	return f, nil
+}
+
+// Global returns the address and size of a module global.
+func (m *Module) Global(name string) (uint64, uint64, error) {
+	if err := m.enter(); err != nil {
+		return 0, 0, err
+	}
+	defer m.c.op.RUnlock()
+	p, n, r := moduleGlobal(m.c.h, m.h, name)
+	return p, n, m.c.check("cuModuleGetGlobal", r)
+}
+
+// Unload waits for the context's work, unloads the module and returns
+// its footprint to the quota.
+func (m *Module) Unload() error {
+	c := m.c
+	c.op.Lock()
+	defer c.op.Unlock()
+	if err := c.usable(); err != nil {
+		return err
+	}
+	c.bk.Lock()
+	u := m.unloaded
+	c.bk.Unlock()
+	if u {
+		return errUnloaded
+	}
+	if err := c.check("cuCtxSynchronize", ctxSync(c.h)); err != nil {
+		return err
+	}
+	if err := c.check("cuModuleUnload", moduleUnload(c.h, m.h)); err != nil {
+		return err
+	}
+	c.bk.Lock()
+	defer c.bk.Unlock()
+	m.unloaded = true
+	m.funcs = nil
+	delete(c.modules, m)
+	c.q.give(m.cost)
+	return nil
+}
+
+// enter checks the context and the function's module; op is held on
+// success.
+func (f *Function) enter() error { return f.m.enter() }
+
+// Params returns the kernel's parameter layout.
+func (f *Function) Params() ([]gpu.ParamInfo, error) {
+	if err := f.enter(); err != nil {
+		return nil, err
+	}
+	defer f.m.c.op.RUnlock()
+	return append([]gpu.ParamInfo(nil), f.params...), nil
+}
+
+// Attribute returns a function attribute (CUfunction_attribute).
+func (f *Function) Attribute(attr uint32) (int32, error) {
+	if err := f.enter(); err != nil {
+		return 0, err
+	}
+	defer f.m.c.op.RUnlock()
+	v, r := funcAttr(f.m.c.h, f.h, attr)
+	return v, f.m.c.check("cuFuncGetAttribute", r)
+}
+
+// SetAttribute sets a function attribute, as cuFuncSetAttribute does.
+func (f *Function) SetAttribute(attr uint32, value int32) error {
+	if err := f.enter(); err != nil {
+		return err
+	}
+	defer f.m.c.op.RUnlock()
+	return f.m.c.check("cuFuncSetAttribute", funcSetAttr(f.m.c.h, f.h, attr, value))
+}
+
+// Launch queues a kernel launch on s, timed for BusyTime.
+func (c *Context) Launch(f gpu.Function, cfg gpu.LaunchConfig, params []byte, s gpu.Stream) error {
+	fn, ok := f.(*Function)
+	if !ok || fn == nil || fn.m.c != c {
+		return abi.Errorf(abi.ErrInvalidHandle, "function does not belong to this context")
+	}
+	if err := fn.enter(); err != nil {
+		return err
+	}
+	defer c.op.RUnlock()
+	sh, err := c.streamHandle(s)
+	if err != nil {
+		return err
+	}
+	if uint64(len(params)) < uint64(fn.need) {
+		return abi.Errorf(abi.ErrInvalidValue, "kernel %s: parameter buffer of %d bytes, layout needs %d",
+			fn.name, len(params), fn.need)
+	}
+	p := c.pair()
+	r := launch(c.h, fn.h,
+		[3]uint32{cfg.Grid.X, cfg.Grid.Y, cfg.Grid.Z},
+		[3]uint32{cfg.Block.X, cfg.Block.Y, cfg.Block.Z},
+		cfg.SharedBytes, sh, params[:fn.need], fn.offs, p[0], p[1])
+	c.settle(p, r == 0)
+	return c.check("cuLaunchKernel", r)
+}

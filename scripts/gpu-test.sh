@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# GPU validation suite: runs on a machine with an NVIDIA GPU, its driver,
+# nvcc and gcc, but no Go. It uses binaries built elsewhere and carried
+# here:
+#   bin/kerfd, bin/kerf                      go build -o bin/ ./cmd/...
+#   bin/libcuda.so.1 (the client shim)       go build -buildmode=c-shared -o bin/libcuda.so.1 ./intercept
+# It builds gpu/cuda/testdata/kernels.cu into a cubin and a fatbin and
+# kerftest.c (driver API, our own header) into a program, then:
+#   1. runs vadd and matmul natively, from the cubin and from the fatbin;
+#   2. runs the same through Kerf (kerfd with KERF_GPU__BACKEND=auto on
+#      this GPU) over the local path (unix) and over QUIC on loopback, and
+#      requires byte-identical results (FNV-1a of the output);
+#   3. fault isolation: one tenant's out-of-bounds kernel must get
+#      CUDA_ERROR_ILLEGAL_ADDRESS while a neighbour's concurrent matmul
+#      loop completes with the native result;
+#   4. memory quota: a tenant whose token grants 256 MiB, and one asking
+#      for 128 MiB with KERF_MEMORY, must hit CUDA_ERROR_OUT_OF_MEMORY
+#      within their limit;
+#   5. overhead: the same matmul loop native and over each path; ratios.
+# Results go to $OUT (or a temporary directory): summary.txt, one .txt per
+# run, kerfd.log, overhead.txt. Exit status 0 only if every case passed.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=${OUT:-$(mktemp -d /tmp/kerf-gpu-test.XXXXXX)}
+mkdir -p "$OUT"
+W=$(mktemp -d /tmp/kerf-gpu-work.XXXXXX)
+SRC=$ROOT/gpu/cuda/testdata
+BIN=$ROOT/bin
+CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
+export PATH=$CUDA_HOME/bin:$PATH
+KERFD_PID=
+
+fails=0
+summary() { echo "$*" | tee -a "$OUT/summary.txt"; }
+pass() { summary "PASS $*"; }
+fail() { summary "FAIL $*"; fails=$((fails + 1)); }
+die() { summary "FAIL $*"; exit 1; }
+
+cleanup() {
+	if [ -n "$KERFD_PID" ]; then
+		kill "$KERFD_PID" 2>/dev/null
+		wait "$KERFD_PID" 2>/dev/null
+	fi
+	rm -rf "$W"
+}
+trap cleanup EXIT
+
+: >"$OUT/summary.txt"
+summary "kerf gpu-test $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname)"
+command -v nvidia-smi >/dev/null || die "no nvidia-smi: not a GPU machine"
+nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader | tee -a "$OUT/summary.txt"
+command -v nvcc >/dev/null || die "no nvcc (set CUDA_HOME)"
+nvcc --version | tail -1 >>"$OUT/summary.txt"
+
+# --- build ----------------------------------------------------------------
+CC=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d '. ')
+[ -n "$CC" ] || die "cannot read the GPU's compute capability"
+nvcc -cubin -arch="sm_$CC" -o "$W/kernels.cubin" "$SRC/kernels.cu" || die "nvcc cubin"
+nvcc -fatbin -gencode "arch=compute_$CC,code=[sm_$CC,compute_$CC]" -o "$W/kernels.fatbin" "$SRC/kernels.cu" || die "nvcc fatbin"
+# Link against the toolkit's stub libcuda (SONAME libcuda.so.1): the
+# program then loads whichever libcuda.so.1 the loader finds first, the
+# driver's natively, Kerf's shim with LD_LIBRARY_PATH=bin.
+gcc -std=c11 -O2 -Wall -I"$SRC" -o "$W/kerftest" "$SRC/kerftest.c" \
+	-L"$CUDA_HOME/lib64/stubs" -L"$CUDA_HOME/lib64" -lcuda -lm || die "gcc kerftest"
+pass "build: sm_$CC cubin, fatbin, kerftest"
+
+T=$W/kerftest
+MM_CHECK=(96 80 112 3)        # matmul M N K iterations for the identity checks
+MM_LONG=(2048 2048 2048 1000) # the neighbour's loop: seconds of GPU work
+BENCHES=("128 128 128 2000" "512 512 512 200") # launch-bound, then compute-bound
+
+# run NAME VIA ARGS...: one kerftest run, its line in $OUT/NAME.txt. VIA
+# is native, or unix or quic with the tenant's variables from TENANT_ENV
+# (an array: KERF_BUNDLE=..., KERF_MEMORY=...).
+TENANT_ENV=()
+run() {
+	local name=$1 via=$2
+	shift 2
+	if [ "$via" = native ]; then
+		"$T" "$@" >"$OUT/$name.txt" 2>"$OUT/$name.err"
+	else
+		env LD_LIBRARY_PATH="$BIN" KERF_VIA="$via" "${TENANT_ENV[@]}" "$T" "$@" >"$OUT/$name.txt" 2>"$OUT/$name.err"
+	fi
+}
+
+# result NAME: the run's line without its timing.
+result() { sed -e 's/ ms=[0-9.]*//' "$OUT/$1.txt"; }
+
+# --- 1. native -------------------------------------------------------------
+for img in cubin fatbin; do
+	if run "native-vadd-$img" native vadd "$W/kernels.$img" 1000003; then
+		pass "native vadd ($img): $(result "native-vadd-$img")"
+	else
+		fail "native vadd ($img): $(cat "$OUT/native-vadd-$img.txt" "$OUT/native-vadd-$img.err")"
+	fi
+	if run "native-matmul-$img" native matmul "$W/kernels.$img" "${MM_CHECK[@]}"; then
+		pass "native matmul ($img): $(result "native-matmul-$img")"
+	else
+		fail "native matmul ($img): $(cat "$OUT/native-matmul-$img.txt" "$OUT/native-matmul-$img.err")"
+	fi
+done
+
+# --- kerfd on this GPU ----------------------------------------------------
+for f in kerfd libcuda.so.1; do
+	[ -x "$BIN/$f" ] || [ -f "$BIN/$f" ] || die "missing $BIN/$f (build it where Go is, carry it here)"
+done
+STATE=$W/state
+mkdir -p "$STATE"
+export KERF_STATE_DIR=$STATE KERF_GPU__BACKEND=auto
+export KERF_LISTEN__QUIC=127.0.0.1:17443 KERF_LISTEN__HTTP=127.0.0.1:17080 KERF_LISTEN__UNIX=$STATE/kerf.sock
+# kerfd itself must load the driver's libcuda, never the shim: no
+# LD_LIBRARY_PATH pointing at bin/.
+env -u LD_LIBRARY_PATH "$BIN/kerfd" >"$OUT/kerfd.log" 2>&1 &
+KERFD_PID=$!
+for _ in $(seq 60); do
+	grep -q "kerfd ready" "$OUT/kerfd.log" 2>/dev/null && break
+	kill -0 "$KERFD_PID" 2>/dev/null || break
+	sleep 0.5
+done
+grep -q "kerfd ready" "$OUT/kerfd.log" || die "kerfd did not start: $(tail -5 "$OUT/kerfd.log")"
+if grep "kerfd ready" "$OUT/kerfd.log" | grep -q "backend=emulated"; then
+	die "kerfd serves the EMULATED GPU, not this one: $(grep -i -m3 'cuda\|nvml\|emulated' "$OUT/kerfd.log")"
+fi
+pass "kerfd: $(grep -m1 'kerfd ready' "$OUT/kerfd.log")"
+DEFAULT=$STATE/bundles/default.json
+[ -f "$DEFAULT" ] || die "no bundle $DEFAULT"
+env -u LD_LIBRARY_PATH "$BIN/kerfd" token issue neighbour >/dev/null || die "token issue neighbour"
+env -u LD_LIBRARY_PATH "$BIN/kerfd" token issue --memory 256MiB small >/dev/null || die "token issue small"
+
+# --- 2. identity through Kerf --------------------------------------------
+for via in unix quic; do
+	TENANT_ENV=("KERF_BUNDLE=$DEFAULT")
+	for img in cubin fatbin; do
+		for k in vadd matmul; do
+			if [ $k = vadd ]; then args=(1000003); else args=("${MM_CHECK[@]}"); fi
+			if run "$via-$k-$img" "$via" "$k" "$W/kernels.$img" "${args[@]}" && [ "$(result "$via-$k-$img")" = "$(result "native-$k-$img")" ]; then
+				pass "$via $k ($img) identical to native"
+			else
+				fail "$via $k ($img): got '$(cat "$OUT/$via-$k-$img.txt")' $(head -c 300 "$OUT/$via-$k-$img.err"), native '$(result "native-$k-$img")'"
+			fi
+		done
+	done
+done
+
+# --- 3. fault isolation ---------------------------------------------------
+run native-matmul-long native matmul "$W/kernels.cubin" "${MM_LONG[@]}" || fail "native long matmul"
+summary "neighbour's loop natively: $(cat "$OUT/native-matmul-long.txt")"
+for via in unix quic; do
+	TENANT_ENV=("KERF_BUNDLE=$STATE/bundles/neighbour.json")
+	run "$via-neighbour" "$via" matmul "$W/kernels.cubin" "${MM_LONG[@]}" &
+	npid=$!
+	sleep 1 # the neighbour is connected and inside its loop
+	TENANT_ENV=("KERF_BUNDLE=$DEFAULT")
+	run "$via-oob" "$via" oob "$W/kernels.cubin"
+	orc=$?
+	kill -0 $npid 2>/dev/null && overlap=yes || overlap="no (the neighbour had finished: lengthen MM_LONG)"
+	wait $npid
+	nrc=$?
+	summary "$via: neighbour still running when the fault was reported: $overlap"
+	if [ $orc -eq 0 ] && grep -q "result=700 CUDA_ERROR_ILLEGAL_ADDRESS sticky=1" "$OUT/$via-oob.txt"; then
+		pass "$via fault: $(cat "$OUT/$via-oob.txt")"
+	else
+		fail "$via fault: '$(cat "$OUT/$via-oob.txt")' $(head -c 300 "$OUT/$via-oob.err")"
+	fi
+	if [ $nrc -eq 0 ] && [ "$(result "$via-neighbour")" = "$(result native-matmul-long)" ]; then
+		pass "$via neighbour unaffected: $(cat "$OUT/$via-neighbour.txt")"
+	else
+		fail "$via neighbour: '$(cat "$OUT/$via-neighbour.txt")' $(head -c 300 "$OUT/$via-neighbour.err")"
+	fi
+done
+kill -0 "$KERFD_PID" 2>/dev/null || die "kerfd died"
+pass "kerfd survived the faults"
+
+# --- 4. memory quota ------------------------------------------------------
+# quota_check NAME LIMIT_BYTES: OOM reached, total is the limit, and
+# what was allocated fits in it.
+quota_check() {
+	local name=$1 limit=$2 line
+	line=$(cat "$OUT/$name.txt")
+	local total alloc
+	total=$(sed -n 's/.*total=\([0-9]*\).*/\1/p' <<<"$line")
+	alloc=$(sed -n 's/.*allocated=\([0-9]*\).*/\1/p' <<<"$line")
+	if [[ $line == *"result=2 CUDA_ERROR_OUT_OF_MEMORY"* ]] && [ "${total:-0}" -le "$limit" ] &&
+		[ "${alloc:-0}" -gt 0 ] && [ "${alloc:-0}" -le "$limit" ]; then
+		pass "$name: $line (limit $limit)"
+	else
+		fail "$name: '$line' $(head -c 300 "$OUT/$name.err") (limit $limit)"
+	fi
+}
+for via in unix quic; do
+	TENANT_ENV=("KERF_BUNDLE=$STATE/bundles/small.json")
+	run "$via-quota-token" "$via" quota 16
+	quota_check "$via-quota-token" $((256 << 20))
+	TENANT_ENV=("KERF_BUNDLE=$DEFAULT" "KERF_MEMORY=128MiB")
+	run "$via-quota-ask" "$via" quota 16
+	quota_check "$via-quota-ask" $((128 << 20))
+done
+
+# --- 5. overhead ----------------------------------------------------------
+ms() { sed -n 's/.* ms=\([0-9.]*\).*/\1/p' "$OUT/$1.txt"; }
+{
+	echo "matmul loops (M N K iterations): wall time of the launches and the final synchronise"
+	printf "%-20s %-8s %10s %8s\n" loop path ms ratio
+} >"$OUT/overhead.txt"
+TENANT_ENV=("KERF_BUNDLE=$DEFAULT")
+for bench in "${BENCHES[@]}"; do
+	read -r -a shape <<<"$bench"
+	tag=${bench// /x}
+	if ! run "native-bench-$tag" native matmul "$W/kernels.cubin" "${shape[@]}"; then
+		fail "native bench $bench"
+		continue
+	fi
+	base=$(ms "native-bench-$tag")
+	printf "%-20s %-8s %10s %8s\n" "$bench" native "$base" 1.00 >>"$OUT/overhead.txt"
+	for via in unix quic; do
+		name=$via-bench-$tag
+		if run "$name" "$via" matmul "$W/kernels.cubin" "${shape[@]}" &&
+			[ "$(result "$name")" = "$(result "native-bench-$tag")" ]; then
+			printf "%-20s %-8s %10s %8.2f\n" "$bench" "$via" "$(ms "$name")" \
+				"$(awk -v a="$(ms "$name")" -v b="$base" 'BEGIN { print (b > 0 ? a / b : 0) }')" >>"$OUT/overhead.txt"
+			pass "$via overhead measured ($bench)"
+		else
+			fail "$via bench $bench: '$(cat "$OUT/$name.txt")' $(head -c 300 "$OUT/$name.err")"
+		fi
+	done
+done
+tee -a "$OUT/summary.txt" <"$OUT/overhead.txt"
+
+summary "$fails failure(s); outputs in $OUT"
+[ "$fails" -eq 0 ]
