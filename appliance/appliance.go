@@ -51,7 +51,7 @@ func New(cfg Config, log *slog.Logger) (*Appliance, error) {
 	}
 	a.server = &transport.Server{Backend: a.backend, Auth: a.tokens, Log: log}
 	if cfg.Tenants.Isolation == "process" {
-		if a.workers, err = newSupervisor(cfg, log); err != nil {
+		if a.workers, err = newSupervisor(cfg, a.kind, log); err != nil {
 			return nil, err
 		}
 		a.server.Handoff = a.workers.handoff

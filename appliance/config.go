@@ -35,7 +35,10 @@ type Config struct {
 		HTTP string `koanf:"http"`
 	} `koanf:"listen"`
 	GPU struct {
-		Backend  string `koanf:"backend"`
+		Backend string `koanf:"backend"`
+		CUDA    struct {
+			Library string `koanf:"library"`
+		} `koanf:"cuda"`
 		Emulated struct {
 			Devices int    `koanf:"devices"`
 			Memory  string `koanf:"memory"`
@@ -87,9 +90,9 @@ func (c *Config) validate() error {
 		errs = append(errs, errors.New("state_dir is empty"))
 	}
 	switch c.GPU.Backend {
-	case "auto", "emulated":
+	case "auto", "cuda", "emulated":
 	default:
-		errs = append(errs, fmt.Errorf("gpu.backend %q: want auto or emulated", c.GPU.Backend))
+		errs = append(errs, fmt.Errorf("gpu.backend %q: want auto, cuda or emulated", c.GPU.Backend))
 	}
 	if c.Tenants.Isolation != "process" && c.Tenants.Isolation != "inprocess" {
 		errs = append(errs, fmt.Errorf("tenants.isolation %q: want process or inprocess", c.Tenants.Isolation))

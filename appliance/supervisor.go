@@ -22,9 +22,11 @@ import (
 
 // supervisor starts and watches one worker process per tenant session.
 type supervisor struct {
-	cfg Config
-	log *slog.Logger
-	exe string
+	// workerCfg is kerfd's configuration with the backend it settled on,
+	// so that workers skip discovery.
+	workerCfg Config
+	log       *slog.Logger
+	exe       string
 
 	mu      sync.Mutex
 	workers map[int]*worker
@@ -43,7 +45,7 @@ type worker struct {
 	report workerReport
 }
 
-func newSupervisor(cfg Config, log *slog.Logger) (*supervisor, error) {
+func newSupervisor(cfg Config, kind string, log *slog.Logger) (*supervisor, error) {
 	if IsWorker() {
 		// A binary re-executed as a worker is starting an appliance instead
 		// of serving: a test binary without the hook. Refuse rather than
@@ -54,7 +56,8 @@ func newSupervisor(cfg Config, log *slog.Logger) (*supervisor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("finding kerfd's executable for workers: %w", err)
 	}
-	return &supervisor{cfg: cfg, log: log, exe: exe, workers: map[int]*worker{}}, nil
+	cfg.GPU.Backend = kind
+	return &supervisor{workerCfg: cfg, log: log, exe: exe, workers: map[int]*worker{}}, nil
 }
 
 // socketPair returns a connected pair: one end as a net.Conn for kerfd,
@@ -133,7 +136,7 @@ func (s *supervisor) handoff(ctx context.Context, rw io.ReadWriteCloser, peer tr
 	log = log.With("worker", w.pid)
 	log.Info("session handed to worker", "device", adm.Device, "memLimit", adm.MemLimit)
 
-	spec := workerSpec{Config: s.cfg, Admission: adm, Prefix: buffered, Transport: peer.Transport, Peer: peer.Addr}
+	spec := workerSpec{Config: s.workerCfg, Admission: adm, Prefix: buffered, Transport: peer.Transport, Peer: peer.Addr}
 	if err := json.NewEncoder(ctrl).Encode(spec); err != nil {
 		log.Error("sending the worker its spec", "err", err)
 		cmd.Process.Kill()

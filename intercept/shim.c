@@ -150,3 +150,7 @@ void kerf_host_free(void *p) { free(p); }
 extern void kerfShutdown(void);
 static void kerf_at_exit(void) { kerfShutdown(); }
 void kerf_register_atexit(void) { atexit(kerf_at_exit); }
+
+/* Marks this library as Kerf's shim, so that kerfd's real-GPU backend
+ * refuses to load it as the NVIDIA driver (gpu/cuda.ShimMarker). */
+const char kerf_intercept_version[] = "kerf-shim 1";
