@@ -43,7 +43,7 @@ done
 # was interrupted inside mmdebstrap can leave /proc, /sys or /dev there).
 clean_work() {
 	if [ -d "$work" ]; then
-		findmnt -rn -o TARGET | grep -F "$work/" | sort -r | while read -r m; do umount -l "$m"; done
+		{ findmnt -rn -o TARGET | grep -F "$work/" || true; } | sort -r | while read -r m; do umount -l "$m"; done
 		rm -rf --one-file-system "$work"
 	fi
 }
