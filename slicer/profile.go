@@ -95,6 +95,8 @@ func (p *Profile) resolve(g GPU, usable uint64) ([]Size, error) {
 			return nil, bad("slice %d: share %g is outside [0, 1]", i, s.Share)
 		case s.Share > 0:
 			sz.Share = s.Share
+		case s.Memory == 0:
+			sz.Share = s.Fraction
 		case usable > 0:
 			sz.Share = float64(sz.Memory) / float64(usable)
 		}

@@ -149,6 +149,7 @@ type result struct {
 
 type lease struct {
 	Lease
+	seq   uint64
 	calls map[SliceID]uint64
 }
 
@@ -318,9 +319,10 @@ func (s *Slicer) check(req *Request) error {
 	return nil
 }
 
-// place picks one free slice on each of N distinct matching GPUs:
-// the smallest that fits, on the fullest GPUs first (to keep others
-// whole), then by index.
+// place picks one free slice on each of N distinct matching GPUs: the
+// smallest fraction that fits, then the least memory (small GPUs first,
+// keeping big ones for big requests), then the fullest GPU (keeping
+// others whole), then by index.
 func (s *Slicer) place(req Request) ([]*Slice, error) {
 	type cand struct {
 		s    *Slice
@@ -381,6 +383,9 @@ func (s *Slicer) place(req Request) ([]*Slice, error) {
 		if x.f != y.f {
 			return x.f < y.f
 		}
+		if x.s.Memory != y.s.Memory {
+			return x.s.Memory < y.s.Memory
+		}
 		if x.free != y.free {
 			return x.free < y.free
 		}
@@ -410,7 +415,7 @@ func (s *Slicer) grant(req Request) (Lease, error) {
 	s.nextLease++
 	now := s.clock.Now()
 	l := &lease{Lease: Lease{ID: LeaseID(fmt.Sprintf("l%d", s.nextLease)), Tenant: req.Tenant, Charge: charge, Request: req, Granted: now, LastUsed: now},
-		calls: map[SliceID]uint64{}}
+		seq: s.nextLease, calls: map[SliceID]uint64{}}
 	for _, sl := range picked {
 		sl.Tenant, sl.Lease, sl.Used = req.Tenant, l.ID, 0
 		l.Slices = append(l.Slices, sl.ID)
@@ -615,13 +620,8 @@ func (s *Slicer) Reclaim() []Reclaimed {
 	defer s.mu.Unlock()
 	now := s.clock.Now()
 	var out []Reclaimed
-	ids := make([]LeaseID, 0, len(s.leases))
-	for id := range s.leases {
-		ids = append(ids, id)
-	}
-	sort.Slice(ids, func(a, b int) bool { return ids[a] < ids[b] })
-	for _, id := range ids {
-		l := s.leases[id]
+	for _, l := range s.sortedLeases() {
+		id := l.ID
 		to := s.policyOf(l.Tenant).IdleTimeout
 		if idle := now.Sub(l.LastUsed); to > 0 && idle >= to {
 			r := Reclaimed{Lease: l.Lease, At: now, IdleFor: idle}
@@ -749,10 +749,20 @@ func (s *Slicer) Status() Status {
 }
 
 func (s *Slicer) leaseList() []Lease {
-	out := make([]Lease, 0, len(s.leases))
-	for _, l := range s.leases {
-		out = append(out, l.Lease)
+	ls := s.sortedLeases()
+	out := make([]Lease, len(ls))
+	for i, l := range ls {
+		out[i] = l.Lease
 	}
-	sort.Slice(out, func(a, b int) bool { return out[a].Granted.Before(out[b].Granted) || out[a].Granted.Equal(out[b].Granted) && out[a].ID < out[b].ID })
+	return out
+}
+
+// sortedLeases returns the live leases in grant order.
+func (s *Slicer) sortedLeases() []*lease {
+	out := make([]*lease, 0, len(s.leases))
+	for _, l := range s.leases {
+		out = append(out, l)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].seq < out[b].seq })
 	return out
 }
