@@ -17,19 +17,19 @@ import (
 // reports what it used, which frees the GPU for the next grant.
 //
 // The algorithm is weighted fair queuing on GPU time (stride
-// scheduling). Every client has a virtual time, pass, which grows by
-// used/share as it reports; a free slot goes to the waiting client with
-// the lowest pass. A grant's budget is the quantum scaled by the client's
-// share relative to the largest competing share, less the client's lead
-// over the furthest-behind competitor (its pass difference times its
-// share), so one that got ahead (an overrun: a kernel cannot be stopped;
-// or an extra turn while the others were between grants) gets shorter
-// budgets until the others catch up, and one that is behind gets longer
-// ones. Competitors are the clients waiting, holding a grant or seen
-// within the last few quanta. A client alone gets every grant (work
-// conservation); a client back from idle starts at the current virtual
-// time and a client is never owed more than two quanta, so idling banks
-// nothing and starves no one later.
+// scheduling) with budgets sized like deficit round robin's quanta. Every
+// client has a virtual time, pass, which grows by used/share as it
+// reports. A free slot goes to the waiting client with the lowest pass.
+// A grant's budget is the quantum scaled by the client's share relative
+// to the largest competing share, less the client's lead over the
+// share-weighted mean pass of the competitors (times its share): one that
+// got ahead (an overrun, since a kernel cannot be stopped, or an extra
+// turn while the others were between grants) gets shorter budgets until
+// the others catch up, one behind gets longer ones. Competitors are the
+// clients waiting, holding a grant or seen within the last few quanta. A
+// client alone gets every grant (work conservation); a client back from
+// idle starts at the current virtual time and none is ever owed more
+// than a quantum, so idling banks nothing and starves no one later.
 
 // Grant is permission to use up to Budget of GPU time from Issued.
 type Grant struct {
@@ -205,9 +205,8 @@ func (a *Arbiter) Ask(client string, estimate time.Duration, fn func(Grant, erro
 	if !c.seen.After(now.Add(-recent * a.cfg.Quantum)) { // back from idle
 		c.pass = max(c.pass, a.floor())
 	}
-	if ref, ok := a.behind(c); ok {
-		c.pass = max(c.pass, ref-2*a.cfg.Quantum.Seconds()/c.share)
-	}
+	// Never owed more than a quantum.
+	c.pass = max(c.pass, a.mean(c)-a.cfg.Quantum.Seconds()/c.share)
 	a.seq++
 	c.seen = now
 	c.asking = &ask{c: c, estimate: estimate, seq: a.seq, fn: fn}
@@ -338,21 +337,23 @@ func (a *Arbiter) competing(o *shareClient, now time.Time) bool {
 	return o.asking != nil || o.holding != nil || o.seen.After(now.Add(-recent*a.cfg.Quantum))
 }
 
-// behind returns the lowest pass among c's competitors.
-func (a *Arbiter) behind(c *shareClient) (float64, bool) {
+// mean returns the share-weighted mean pass of c and its competitors.
+func (a *Arbiter) mean(c *shareClient) float64 {
 	now := a.cfg.Clock.Now()
-	ref, ok := 0.0, false
+	sum, w := c.pass*c.share, c.share
 	for _, o := range a.clients {
-		if o != c && a.competing(o, now) && (!ok || o.pass < ref) {
-			ref, ok = o.pass, true
+		if o != c && a.competing(o, now) {
+			sum += o.pass * o.share
+			w += o.share
 		}
 	}
-	return ref, ok
+	return sum / w
 }
 
 // budget sizes c's next grant: the quantum scaled by c's share relative
-// to the largest competing share, less c's lead over the competitor
-// furthest behind, within [0, 2 quanta].
+// to the largest competing share, less c's lead over the share-weighted
+// mean virtual time of the competitors (plus its lag), within [0, 2
+// quanta].
 func (a *Arbiter) budget(c *shareClient) time.Duration {
 	now := a.cfg.Clock.Now()
 	top := c.share
@@ -361,10 +362,7 @@ func (a *Arbiter) budget(c *shareClient) time.Duration {
 			top = max(top, o.share)
 		}
 	}
-	b := a.cfg.Quantum.Seconds() * c.share / top
-	if ref, ok := a.behind(c); ok {
-		b -= (c.pass - ref) * c.share
-	}
+	b := a.cfg.Quantum.Seconds()*c.share/top - (c.pass-a.mean(c))*c.share
 	return time.Duration(min(max(b, 0), 2*a.cfg.Quantum.Seconds()) * float64(time.Second))
 }
 
