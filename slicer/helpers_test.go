@@ -101,6 +101,7 @@ func newSlicer(t testing.TB, cfg Config) *Slicer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(s.Close)
 	return s
 }
 

@@ -271,23 +271,28 @@ func call(s *Slice, ctl Control, f func() error) bool {
 
 // diff lists what moving from a to b does to each slice.
 func diff(a, b Layout) []Step {
-	before := map[SliceID]Slice{}
+	type was struct{ size, target Size }
+	n := 0
+	for _, g := range a.GPUs {
+		n += len(g.Slices)
+	}
+	before := make(map[SliceID]was, n)
 	for _, g := range a.GPUs {
 		for _, s := range g.Slices {
-			before[s.ID] = s
+			before[s.ID] = was{s.Size, s.Target}
 		}
 	}
-	var steps []Step
+	steps := make([]Step, 0, n)
 	for _, g := range b.GPUs {
 		for _, s := range g.Slices {
 			st := Step{Op: "create", GPU: s.GPU, Slice: s.ID, Tenant: s.Tenant, To: s.Size, Target: s.Target}
 			if old, ok := before[s.ID]; ok {
 				delete(before, s.ID)
-				st.From = old.Size
+				st.From = old.size
 				switch {
 				case s.Orphan:
 					st.Op = "orphan"
-				case old.Size == s.Size && old.Target == s.Target:
+				case old.size == s.Size && old.target == s.Target:
 					st.Op = "keep"
 				default:
 					st.Op = "resize"

@@ -107,7 +107,7 @@ type Config struct {
 	Profile       string
 	DefaultPolicy Policy
 	Control       Control // nil: bookkeeping only
-	Store         Store   // nil: nothing persists
+	Store         Store   // nil: nothing persists; else Close the Slicer
 	Clock         Clock   // nil: the system clock
 }
 
@@ -162,7 +162,7 @@ type Slicer struct {
 	reserve  Reserve
 	clock    Clock
 	ctl      Control
-	store    Store
+	saver    *saver // nil without a Store
 	profiles map[string]Profile
 	custom   map[string]bool
 	active   string
@@ -176,7 +176,6 @@ type Slicer struct {
 	gen       uint64
 	nextLease uint64
 	ended     []Lease
-	storeErr  string
 }
 
 // New builds a Slicer for cfg.GPUs, restoring the store's state if any:
@@ -188,7 +187,7 @@ func New(cfg Config) (*Slicer, error) {
 		return nil, errors.New("slicer: no GPUs")
 	}
 	s := &Slicer{
-		reserve: cfg.Reserve, clock: cfg.Clock, ctl: cfg.Control, store: cfg.Store,
+		reserve: cfg.Reserve, clock: cfg.Clock, ctl: cfg.Control,
 		profiles: map[string]Profile{}, custom: map[string]bool{},
 		leases: map[LeaseID]*lease{}, policies: map[string]Policy{}, defPolicy: cfg.DefaultPolicy,
 		active: cfg.Profile,
@@ -203,9 +202,9 @@ func New(cfg Config) (*Slicer, error) {
 		s.profiles[p.Name] = p
 	}
 	var st *State
-	if s.store != nil {
+	if cfg.Store != nil {
 		var err error
-		if st, err = s.store.Load(); err != nil {
+		if st, err = cfg.Store.Load(); err != nil {
 			return nil, fmt.Errorf("slicer: loading state: %w", err)
 		}
 	}
@@ -261,7 +260,10 @@ func New(cfg Config) (*Slicer, error) {
 	}
 	reconcile(&s.layout, nil)
 	s.gen = 1
-	s.save()
+	if cfg.Store != nil {
+		s.saver = newSaver(cfg.Store)
+		s.save()
+	}
 	return s, nil
 }
 
@@ -736,10 +738,13 @@ func (s *Slicer) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := Status{Profile: s.active, Generation: s.gen, Layout: s.layout.Clone(), Pending: pendingOf(s.layout, s.active),
-		DefaultPolicy: s.defPolicy, Policies: map[string]Policy{}, StoreError: s.storeErr,
+		DefaultPolicy: s.defPolicy, Policies: map[string]Policy{},
 		Ended: append([]Lease(nil), s.ended...), Reclaimed: append([]Reclaimed(nil), s.reclaimed...)}
 	for t, p := range s.policies {
 		st.Policies[t] = p
+	}
+	if s.saver != nil {
+		st.StoreError = s.saver.lastErr()
 	}
 	st.Leases = s.leaseList()
 	for _, w := range s.queue {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 )
 
 // stateVersion is the State layout this package writes.
@@ -27,8 +28,10 @@ type State struct {
 }
 
 // Store persists the Slicer's state. Load returns nil, nil when nothing
-// was saved yet. Save is called, with the Slicer's lock held, after every
-// change of leases, layout, profiles or policies.
+// was saved yet. Save is called from one background goroutine after
+// changes of leases, layout, profiles or policies; states are coalesced
+// (only the newest unsaved one is written), and Slicer.Flush waits for
+// them.
 type Store interface {
 	Load() (*State, error)
 	Save(*State) error
@@ -91,9 +94,87 @@ func (f FileStore) Save(st *State) error {
 	return d.Sync()
 }
 
-// save writes the current state, remembering a failure for Status.
+// saver writes states in the background, newest wins: a change costs
+// its caller a copy, not an fsync.
+type saver struct {
+	store Store
+	mu    sync.Mutex
+	cond  *sync.Cond
+	next  *State
+	seq   uint64 // states handed over
+	done  uint64 // states written (or superseded)
+	err   string
+	stop  bool
+	exit  chan struct{}
+}
+
+func newSaver(st Store) *saver {
+	v := &saver{store: st, exit: make(chan struct{})}
+	v.cond = sync.NewCond(&v.mu)
+	go v.loop()
+	return v
+}
+
+func (v *saver) put(st *State) {
+	v.mu.Lock()
+	v.next = st
+	v.seq++
+	v.cond.Broadcast()
+	v.mu.Unlock()
+}
+
+func (v *saver) loop() {
+	defer close(v.exit)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for {
+		for v.next == nil && !v.stop {
+			v.cond.Wait()
+		}
+		if v.next == nil {
+			return
+		}
+		st, seq := v.next, v.seq
+		v.next = nil
+		v.mu.Unlock()
+		err := v.store.Save(st)
+		v.mu.Lock()
+		v.err = ""
+		if err != nil {
+			v.err = err.Error()
+		}
+		v.done = seq
+		v.cond.Broadcast()
+	}
+}
+
+// flush waits until every state handed over so far is written.
+func (v *saver) flush() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for want := v.seq; v.done < want; {
+		v.cond.Wait()
+	}
+}
+
+func (v *saver) lastErr() string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.err
+}
+
+func (v *saver) close() {
+	v.flush()
+	v.mu.Lock()
+	v.stop = true
+	v.cond.Broadcast()
+	v.mu.Unlock()
+	<-v.exit
+}
+
+// save hands the current state to the background writer.
 func (s *Slicer) save() {
-	if s.store == nil {
+	if s.saver == nil {
 		return
 	}
 	st := &State{Version: stateVersion, Profile: s.active, Layout: s.layout.Clone(), Leases: s.leaseList(),
@@ -107,9 +188,20 @@ func (s *Slicer) save() {
 		st.Profiles = append(st.Profiles, s.profiles[name])
 	}
 	sort.Slice(st.Profiles, func(a, b int) bool { return st.Profiles[a].Name < st.Profiles[b].Name })
-	if err := s.store.Save(st); err != nil {
-		s.storeErr = err.Error()
-		return
+	s.saver.put(st)
+}
+
+// Flush waits until every change so far is in the Store.
+func (s *Slicer) Flush() {
+	if s.saver != nil {
+		s.saver.flush()
 	}
-	s.storeErr = ""
+}
+
+// Close flushes the Store and stops the background writer; the Slicer
+// must not be used after.
+func (s *Slicer) Close() {
+	if s.saver != nil {
+		s.saver.close()
+	}
 }

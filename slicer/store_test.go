@@ -24,6 +24,7 @@ func TestRestartRestoresState(t *testing.T) {
 	lb := must[Lease](t)(s.TryAllocate(Request{Tenant: "b", N: 1, Fraction: 0.5}))
 	must[struct{}](t)(struct{}{}, s.Release(lb.ID))
 	before := s.Status()
+	s.Close()
 
 	// "Restart": a new Slicer on the same store and GPUs.
 	r := newSlicer(t, cfg)
@@ -65,6 +66,7 @@ func TestRestartOtherGPUs(t *testing.T) {
 	g := gpus(2, "A100", 40*GiB)
 	s := newSlicer(t, Config{GPUs: g, Store: store, Reserve: noReserve})
 	old := s.Status().Layout
+	s.Close()
 	g[1].UUID = "GPU-new"
 	r := newSlicer(t, Config{GPUs: g, Store: store, Reserve: noReserve})
 	now := r.Status().Layout
@@ -114,6 +116,7 @@ func (failStore) Save(*State) error     { return errors.New("disk full") }
 func TestStoreErrorVisible(t *testing.T) {
 	s := newSlicer(t, Config{Store: failStore{}})
 	must[Lease](t)(s.TryAllocate(Request{Tenant: "a", N: 1, Fraction: 0.2}))
+	s.Flush()
 	if e := s.Status().StoreError; e != "disk full" {
 		t.Fatalf("store error %q", e)
 	}
