@@ -267,3 +267,42 @@ func TestAllocateGrantedAsContextEnds(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 }
+
+// TestQueuedRequestHitsLimit: a queued request is checked against the
+// tenant's limit again when its turn comes.
+func TestQueuedRequestHitsLimit(t *testing.T) {
+	s := newSlicer(t, Config{GPUs: gpus(2, "A100", 40*GiB), Reserve: noReserve, Profile: "whole", DefaultPolicy: Policy{MaxGPUs: 1}})
+	x := must[Lease](t)(s.TryAllocate(Request{Tenant: "x", N: 1}))
+	must[Lease](t)(s.TryAllocate(Request{Tenant: "y", N: 1}))
+	out := make(chan error, 1)
+	go func() {
+		_, err := s.Allocate(context.Background(), Request{Tenant: "x", N: 1})
+		out <- err
+	}()
+	// x holds 1 of its 1 GPU: refused at once, without queueing.
+	if err := <-out; !errors.Is(err, ErrLimit) {
+		t.Fatalf("over the limit: %v", err)
+	}
+	s.SetPolicy("x", Policy{MaxGPUs: 2})
+	go func() {
+		_, err := s.Allocate(context.Background(), Request{Tenant: "x", N: 1})
+		out <- err
+	}()
+	waitQueued(t, s, 1)
+	s.SetPolicy("x", Policy{MaxGPUs: 1}) // lowered while waiting
+	must[struct{}](t)(struct{}{}, s.Release(must[Lease](t)(s.lookupLease("y")).ID))
+	if err := <-out; !errors.Is(err, ErrLimit) {
+		t.Fatalf("limit lowered while queued: %v", err)
+	}
+	must[struct{}](t)(struct{}{}, s.Release(x.ID))
+}
+
+// lookupLease finds a tenant's live lease (tests only).
+func (s *Slicer) lookupLease(tenant string) (Lease, error) {
+	for _, l := range s.Status().Leases {
+		if l.Tenant == tenant {
+			return l, nil
+		}
+	}
+	return Lease{}, ErrUnknownLease
+}

@@ -121,3 +121,29 @@ func TestStoreErrorVisible(t *testing.T) {
 		t.Fatalf("store error %q", e)
 	}
 }
+
+// TestRestartWithPendingWork: shrinks and new slices that were pending
+// when kerfd stopped complete on restart, since their tenants are gone.
+func TestRestartWithPendingWork(t *testing.T) {
+	store := FileStore{Path: filepath.Join(t.TempDir(), "s.json")}
+	cfg := Config{GPUs: gpus(1, "T4", 10*GiB), Reserve: noReserve, Store: store, Control: newControl()}
+	s := newSlicer(t, cfg)
+	for _, tn := range []string{"a", "b", "c"} {
+		l := must[Lease](t)(s.TryAllocate(Request{Tenant: tn, N: 1, Fraction: 0.2}))
+		must[struct{}](t)(struct{}{}, s.Report(l.ID, l.Slices[0], Usage{MemUsed: 2 * GiB}))
+	}
+	if p := must[*Plan](t)(s.ApplyProfile("uniform-10", ApplyOptions{})); len(p.Pending) == 0 {
+		t.Fatal("nothing pending")
+	}
+	s.Close()
+	r := newSlicer(t, cfg)
+	st := r.Status()
+	if len(st.Pending) != 0 || len(st.Layout.GPUs[0].Slices) != 10 || len(st.Ended) != 3 {
+		t.Fatalf("after restart: %d slices, pending %+v, ended %d", len(st.Layout.GPUs[0].Slices), st.Pending, len(st.Ended))
+	}
+	for _, sl := range st.Layout.GPUs[0].Slices {
+		if sl.Memory != GiB || !sl.Settled() {
+			t.Fatalf("slice %+v", sl)
+		}
+	}
+}
