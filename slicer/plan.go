@@ -218,11 +218,19 @@ func reconcile(l *Layout, ctl Control) bool {
 			room = gl.Usable - mem
 		}
 		shareRoom := 1 - share
-		for pass := 0; pass < 2; pass++ {
+		// Pass 0: live slices; 1: free ones being resized; 2: new ones.
+		for pass := 0; pass < 3; pass++ {
 			for i := range gl.Slices {
 				s := &gl.Slices[i]
 				creating := !s.Held() && s.Memory == 0
-				if s.Settled() || creating != (pass == 1) {
+				kind := 1
+				switch {
+				case s.Held():
+					kind = 0
+				case creating:
+					kind = 2
+				}
+				if s.Settled() || kind != pass {
 					continue
 				}
 				if creating {

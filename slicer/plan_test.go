@@ -219,6 +219,13 @@ func TestApplyStaleAndUnknown(t *testing.T) {
 	if err := s.AddProfile(Profile{Name: "bad", Slices: []SliceSpec{{Fraction: 0.7}, {Fraction: 0.7}}}); !errors.Is(err, ErrInvalidProfile) {
 		t.Fatalf("bad profile: %v", err)
 	}
+	var names []string
+	for _, p := range s.Profiles() {
+		names = append(names, p.Name)
+	}
+	if got := strings.Join(names, " "); got != "mixed-2x25-5x10 uniform-10 uniform-20 whole" {
+		t.Fatalf("profiles %s", got)
+	}
 }
 
 // TestOrphans: more live slices than the new profile has room for stay
