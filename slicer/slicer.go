@@ -123,7 +123,9 @@ type Status struct {
 	Policies      map[string]Policy `json:"policies,omitempty"`
 	// Ended lists leases that were live when kerfd last stopped; their
 	// sessions ended with it.
-	Ended      []Lease     `json:"ended,omitempty"`
+	Ended []Lease `json:"ended,omitempty"`
+	// Warnings are restore problems kerfd survived.
+	Warnings   []string    `json:"warnings,omitempty"`
 	Reclaimed  []Reclaimed `json:"reclaimed,omitempty"`
 	StoreError string      `json:"storeError,omitempty"`
 }
@@ -176,6 +178,7 @@ type Slicer struct {
 	gen       uint64
 	nextLease uint64
 	ended     []Lease
+	warnings  []string
 }
 
 // New builds a Slicer for cfg.GPUs, restoring the store's state if any:
@@ -208,11 +211,18 @@ func New(cfg Config) (*Slicer, error) {
 			return nil, fmt.Errorf("slicer: loading state: %w", err)
 		}
 	}
-	var saved []Profile
 	if st != nil {
-		saved = st.Profiles
+		// A stored profile that no longer fits these GPUs is dropped, not
+		// fatal: kerfd must still start.
+		for _, p := range st.Profiles {
+			if err := p.Validate(cfg.GPUs, s.reserve); err != nil {
+				s.warnings = append(s.warnings, fmt.Sprintf("stored profile dropped: %v", err))
+				continue
+			}
+			s.profiles[p.Name], s.custom[p.Name] = p, true
+		}
 	}
-	for _, p := range append(saved, cfg.Profiles...) {
+	for _, p := range cfg.Profiles {
 		if err := p.Validate(cfg.GPUs, s.reserve); err != nil {
 			return nil, fmt.Errorf("slicer: %w", err)
 		}
@@ -222,6 +232,8 @@ func New(cfg Config) (*Slicer, error) {
 	if st != nil {
 		if _, ok := s.profiles[st.Profile]; ok {
 			s.active = st.Profile
+		} else {
+			s.warnings = append(s.warnings, fmt.Sprintf("stored profile %q is gone; using %q", st.Profile, s.active))
 		}
 		for t, p := range st.Policies {
 			s.policies[t] = p
@@ -739,7 +751,7 @@ func (s *Slicer) Status() Status {
 	defer s.mu.Unlock()
 	st := Status{Profile: s.active, Generation: s.gen, Layout: s.layout.Clone(), Pending: pendingOf(s.layout, s.active),
 		DefaultPolicy: s.defPolicy, Policies: map[string]Policy{},
-		Ended: append([]Lease(nil), s.ended...), Reclaimed: append([]Reclaimed(nil), s.reclaimed...)}
+		Ended: append([]Lease(nil), s.ended...), Warnings: append([]string(nil), s.warnings...), Reclaimed: append([]Reclaimed(nil), s.reclaimed...)}
 	for t, p := range s.policies {
 		st.Policies[t] = p
 	}

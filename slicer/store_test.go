@@ -147,3 +147,19 @@ func TestRestartWithPendingWork(t *testing.T) {
 		}
 	}
 }
+
+// TestRestartSmallerGPU: a stored profile that no longer fits (the GPU
+// shrank) is dropped with a warning and the default profile is used.
+func TestRestartSmallerGPU(t *testing.T) {
+	store := FileStore{Path: filepath.Join(t.TempDir(), "s.json")}
+	big := Profile{Name: "big", Slices: []SliceSpec{{Memory: 30 * GiB}}}
+	s := newSlicer(t, Config{GPUs: gpus(1, "A100", 40*GiB), Reserve: noReserve, Store: store})
+	must[struct{}](t)(struct{}{}, s.AddProfile(big))
+	must[*Plan](t)(s.ApplyProfile("big", ApplyOptions{}))
+	s.Close()
+	r := newSlicer(t, Config{GPUs: gpus(1, "A100", 16*GiB), Reserve: noReserve, Store: store})
+	st := r.Status()
+	if st.Profile != "uniform-20" || len(st.Warnings) != 2 || !strings.Contains(st.Warnings[0], "need 30.00 GiB") {
+		t.Fatalf("profile %q warnings %q", st.Profile, st.Warnings)
+	}
+}
