@@ -133,8 +133,11 @@ type Status struct {
 // ApplyOptions tunes Apply.
 type ApplyOptions struct {
 	// RejectPending refuses, with a *PlanError, a plan that live tenants
-	// keep from completing at once. By default such a plan is applied and
-	// the remainder stays pending until tenants free memory or leave.
+	// keep from completing at once (judged on their last reports; a
+	// worker that refuses a shrink during the apply still leaves that
+	// shrink pending, as the result shows). By default such a plan is
+	// applied and the remainder stays pending until tenants free memory
+	// or leave.
 	RejectPending bool
 }
 
