@@ -1,0 +1,397 @@
+package slicer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Compute shares are enforced across worker processes by time budgets.
+// Each GPU has an Arbiter in kerfd. A worker meters the GPU time of its
+// launches (the emulator's Context.BusyTime; CUDA events on a real GPU),
+// and before launching asks for a Grant: a budget of GPU time it may use
+// now. It launches until the budget is spent or its queue drains, then
+// reports what it used, which frees the GPU for the next grant.
+//
+// The algorithm is weighted fair queuing on GPU time (stride
+// scheduling) with budgets sized like deficit round robin's quanta. Every
+// client has a virtual time, pass, which grows by used/share as it
+// reports. A free slot goes to the waiting client with the lowest pass.
+// A grant's budget is the quantum scaled by the client's share relative
+// to the largest competing share, less the client's lead over the
+// share-weighted mean pass of the competitors (times its share): one that
+// got ahead (an overrun, since a kernel cannot be stopped, or an extra
+// turn while the others were between grants) gets shorter budgets until
+// the others catch up, one behind gets longer ones. Competitors are the
+// clients waiting, holding a grant or seen within the last few quanta. A
+// client alone gets every grant (work conservation); a client back from
+// idle starts at the current virtual time and none is ever owed more
+// than a quantum, so idling banks nothing and starves no one later.
+
+// Grant is permission to use up to Budget of GPU time from Issued.
+type Grant struct {
+	ID     uint64        `json:"id"`
+	Client string        `json:"client"`
+	Budget time.Duration `json:"budget"`
+	Issued time.Time     `json:"issued"`
+}
+
+// Budgeter is what a worker's launch path needs. kerfd's Arbiter
+// implements it; in a worker, a client of the control socket does (see
+// the package's wiring notes).
+type Budgeter interface {
+	// Acquire waits for a grant; estimate (0: unknown) is the GPU time
+	// the client expects to use and may shorten the budget.
+	Acquire(ctx context.Context, client string, estimate time.Duration) (Grant, error)
+	// Report returns a grant with the GPU time actually used.
+	Report(g Grant, used time.Duration) error
+}
+
+var _ Budgeter = (*Arbiter)(nil)
+
+// Arbiter errors.
+var (
+	ErrUnknownClient = errors.New("unknown share client")
+	ErrBusy          = errors.New("client already has an ask or grant outstanding")
+	ErrUnknownGrant  = errors.New("unknown or expired grant")
+)
+
+// ArbiterConfig tunes an Arbiter; zero fields take the defaults.
+type ArbiterConfig struct {
+	// Quantum is the budget of a grant to the client with the largest
+	// active share (default 2 ms); the shorter, the closer shares track
+	// over short windows, the more grants per second.
+	Quantum time.Duration
+	// MinGrant is the smallest budget an estimate can ask for
+	// (default 200 µs).
+	MinGrant time.Duration
+	// Slots is how many grants may be out at once (default 1: a GPU
+	// time-slices contexts anyway).
+	Slots int
+	// Timeout takes back a grant not reported by Issued+Budget+Timeout,
+	// charging its whole budget (default 1 s), on Tick.
+	Timeout time.Duration
+	Clock   Clock
+}
+
+type shareClient struct {
+	name  string
+	share float64
+	pass  float64 // virtual time: GPU seconds / share
+	used  time.Duration
+	// seen is when it last asked or reported.
+	seen    time.Time
+	asking  *ask
+	holding *Grant
+	grants  uint64
+}
+
+type ask struct {
+	c        *shareClient
+	estimate time.Duration
+	seq      uint64
+	fn       func(Grant, error)
+}
+
+type delivery struct {
+	fn  func(Grant, error)
+	g   Grant
+	err error
+}
+
+// Arbiter grants GPU time budgets by weighted fair share. It is safe for
+// concurrent use.
+type Arbiter struct {
+	cfg     ArbiterConfig
+	mu      sync.Mutex
+	clients map[string]*shareClient
+	waiting []*ask
+	out     map[uint64]*shareClient
+	nextID  uint64
+	seq     uint64
+	vtime   float64 // pass of the latest grantee
+}
+
+// NewArbiter returns an Arbiter for one GPU.
+func NewArbiter(cfg ArbiterConfig) *Arbiter {
+	if cfg.Quantum <= 0 {
+		cfg.Quantum = 2 * time.Millisecond
+	}
+	if cfg.MinGrant <= 0 {
+		cfg.MinGrant = 200 * time.Microsecond
+	}
+	cfg.MinGrant = min(cfg.MinGrant, cfg.Quantum)
+	if cfg.Slots <= 0 {
+		cfg.Slots = 1
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = time.Second
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = systemClock{}
+	}
+	return &Arbiter{cfg: cfg, clients: map[string]*shareClient{}, out: map[uint64]*shareClient{}}
+}
+
+// minShare keeps a zero share from dividing by zero: such a client runs
+// only when nobody else waits.
+const minShare = 1e-4
+
+// SetShare adds a client (a slice) or changes its share; changes take
+// effect from the next grant.
+func (a *Arbiter) SetShare(client string, share float64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c := a.clients[client]
+	if c == nil {
+		c = &shareClient{name: client, pass: a.floor()}
+		a.clients[client] = c
+	}
+	c.share = max(share, minShare)
+}
+
+// Remove drops a client, as when its session ends: its ask fails and its
+// grant is taken back uncharged.
+func (a *Arbiter) Remove(client string) {
+	var ds []delivery
+	a.mu.Lock()
+	if c := a.clients[client]; c != nil {
+		if c.asking != nil {
+			ds = append(ds, delivery{fn: c.asking.fn, err: fmt.Errorf("%w %q: removed", ErrUnknownClient, client)})
+			a.dropAsk(c.asking)
+		}
+		if c.holding != nil {
+			delete(a.out, c.holding.ID)
+		}
+		delete(a.clients, client)
+		ds = append(ds, a.dispatch()...)
+	}
+	a.mu.Unlock()
+	deliver(ds)
+}
+
+// floor is the virtual time a client returning from idle starts at: the
+// lowest pass among active clients, or the latest grantee's.
+func (a *Arbiter) floor() float64 {
+	f, found := a.vtime, false
+	for _, c := range a.clients {
+		if c.asking != nil || c.holding != nil {
+			if !found || c.pass < f {
+				f, found = c.pass, true
+			}
+		}
+	}
+	return f
+}
+
+// Ask registers interest in a grant without blocking; fn is called, from
+// the goroutine that freed the slot (never with the Arbiter's lock held),
+// once the grant is issued. A client may have one ask or grant out.
+func (a *Arbiter) Ask(client string, estimate time.Duration, fn func(Grant, error)) error {
+	a.mu.Lock()
+	c := a.clients[client]
+	switch {
+	case c == nil:
+		a.mu.Unlock()
+		return fmt.Errorf("%w %q", ErrUnknownClient, client)
+	case c.asking != nil || c.holding != nil:
+		a.mu.Unlock()
+		return fmt.Errorf("%w: %q", ErrBusy, client)
+	}
+	now := a.cfg.Clock.Now()
+	if !c.seen.After(now.Add(-recent * a.cfg.Quantum)) { // back from idle
+		c.pass = max(c.pass, a.floor())
+	}
+	// Never owed more than a quantum.
+	c.pass = max(c.pass, a.mean(c)-a.cfg.Quantum.Seconds()/c.share)
+	a.seq++
+	c.seen = now
+	c.asking = &ask{c: c, estimate: estimate, seq: a.seq, fn: fn}
+	a.waiting = append(a.waiting, c.asking)
+	ds := a.dispatch()
+	a.mu.Unlock()
+	deliver(ds)
+	return nil
+}
+
+// Acquire waits for a grant until ctx ends.
+func (a *Arbiter) Acquire(ctx context.Context, client string, estimate time.Duration) (Grant, error) {
+	ch := make(chan delivery, 1)
+	if err := a.Ask(client, estimate, func(g Grant, err error) { ch <- delivery{g: g, err: err} }); err != nil {
+		return Grant{}, err
+	}
+	select {
+	case d := <-ch:
+		return d.g, d.err
+	case <-ctx.Done():
+	}
+	a.mu.Lock()
+	c := a.clients[client]
+	if c != nil && c.asking != nil { // still waiting: withdraw
+		a.dropAsk(c.asking)
+		ds := a.dispatch()
+		a.mu.Unlock()
+		deliver(ds)
+		return Grant{}, ctx.Err()
+	}
+	a.mu.Unlock()
+	// Issued as ctx ended: hand it back unused.
+	if d := <-ch; d.err == nil {
+		a.Report(d.g, 0)
+	}
+	return Grant{}, ctx.Err()
+}
+
+func (a *Arbiter) dropAsk(k *ask) {
+	for i, w := range a.waiting {
+		if w == k {
+			a.waiting = append(a.waiting[:i], a.waiting[i+1:]...)
+			break
+		}
+	}
+	k.c.asking = nil
+}
+
+// Report returns a grant, charging the GPU time used (which may exceed
+// the budget: a kernel cannot be stopped), and issues the next grant.
+func (a *Arbiter) Report(g Grant, used time.Duration) error {
+	a.mu.Lock()
+	c, ok := a.out[g.ID]
+	if !ok {
+		a.mu.Unlock()
+		return fmt.Errorf("%w %d", ErrUnknownGrant, g.ID)
+	}
+	a.charge(c, used)
+	ds := a.dispatch()
+	a.mu.Unlock()
+	deliver(ds)
+	return nil
+}
+
+func (a *Arbiter) charge(c *shareClient, used time.Duration) {
+	used = max(used, 0)
+	c.seen = a.cfg.Clock.Now()
+	delete(a.out, c.holding.ID)
+	c.holding = nil
+	c.used += used
+	c.pass += used.Seconds() / c.share
+}
+
+// Tick takes back grants overdue by Timeout (a worker that hung or died),
+// charging their budget. kerfd calls it every few quanta.
+func (a *Arbiter) Tick() {
+	a.mu.Lock()
+	now := a.cfg.Clock.Now()
+	for _, c := range a.out {
+		if now.After(c.holding.Issued.Add(c.holding.Budget + a.cfg.Timeout)) {
+			a.charge(c, c.holding.Budget)
+		}
+	}
+	ds := a.dispatch()
+	a.mu.Unlock()
+	deliver(ds)
+}
+
+// dispatch fills free slots from the waiting clients, lowest pass first
+// (ties: earliest ask). Called with the lock held; the deliveries are made
+// after it is released.
+func (a *Arbiter) dispatch() []delivery {
+	var ds []delivery
+	for len(a.out) < a.cfg.Slots && len(a.waiting) > 0 {
+		best := 0
+		for i, w := range a.waiting {
+			if b := a.waiting[best]; w.c.pass < b.c.pass || w.c.pass == b.c.pass && w.seq < b.seq {
+				best = i
+			}
+		}
+		k := a.waiting[best]
+		a.waiting = append(a.waiting[:best], a.waiting[best+1:]...)
+		c := k.c
+		c.asking = nil
+		budget := a.budget(c)
+		if k.estimate > 0 {
+			budget = min(budget, k.estimate)
+		}
+		budget = max(budget, a.cfg.MinGrant)
+		a.nextID++
+		g := Grant{ID: a.nextID, Client: c.name, Budget: budget, Issued: a.cfg.Clock.Now()}
+		c.holding = &g
+		c.grants++
+		a.out[g.ID] = c
+		a.vtime = c.pass
+		ds = append(ds, delivery{fn: k.fn, g: g})
+	}
+	return ds
+}
+
+// recent is how long after its last ask or report a client still counts
+// as competing when budgets are scaled, in quanta: a tenant between two
+// grants (host work, a round trip) is still in the game.
+const recent = 10
+
+// competing reports whether o counts when budgets are sized.
+func (a *Arbiter) competing(o *shareClient, now time.Time) bool {
+	return o.asking != nil || o.holding != nil || o.seen.After(now.Add(-recent*a.cfg.Quantum))
+}
+
+// mean returns the share-weighted mean pass of c and its competitors.
+func (a *Arbiter) mean(c *shareClient) float64 {
+	now := a.cfg.Clock.Now()
+	sum, w := c.pass*c.share, c.share
+	for _, o := range a.clients {
+		if o != c && a.competing(o, now) {
+			sum += o.pass * o.share
+			w += o.share
+		}
+	}
+	return sum / w
+}
+
+// budget sizes c's next grant: the quantum scaled by c's share relative
+// to the largest competing share, less c's lead over the share-weighted
+// mean virtual time of the competitors (plus its lag), within [0, 2
+// quanta].
+func (a *Arbiter) budget(c *shareClient) time.Duration {
+	now := a.cfg.Clock.Now()
+	top := c.share
+	for _, o := range a.clients {
+		if a.competing(o, now) {
+			top = max(top, o.share)
+		}
+	}
+	b := a.cfg.Quantum.Seconds()*c.share/top - (c.pass-a.mean(c))*c.share
+	return time.Duration(min(max(b, 0), 2*a.cfg.Quantum.Seconds()) * float64(time.Second))
+}
+
+func deliver(ds []delivery) {
+	for _, d := range ds {
+		if d.fn != nil {
+			d.fn(d.g, d.err)
+		}
+	}
+}
+
+// ShareStats is one client's account.
+type ShareStats struct {
+	Client  string        `json:"client"`
+	Share   float64       `json:"share"`
+	Used    time.Duration `json:"used"`
+	Grants  uint64        `json:"grants"`
+	Waiting bool          `json:"waiting"`
+	Holding bool          `json:"holding"`
+}
+
+// Stats lists the clients by name.
+func (a *Arbiter) Stats() []ShareStats {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]ShareStats, 0, len(a.clients))
+	for _, c := range a.clients {
+		out = append(out, ShareStats{Client: c.name, Share: c.share, Used: c.used, Grants: c.grants, Waiting: c.asking != nil, Holding: c.holding != nil})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Client < out[j].Client })
+	return out
+}

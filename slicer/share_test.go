@@ -1,0 +1,365 @@
+package slicer
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+)
+
+// sim is a discrete-event simulation of one GPU shared by tenants in
+// separate processes: each runs kernels back to back within its grants,
+// with its own random kernel lengths and host-side gaps, so demand is
+// continuous but unsynchronised. Time is a fake clock; nothing sleeps.
+type sim struct {
+	t       *testing.T
+	clock   *fakeClock
+	arb     *Arbiter
+	start   time.Time
+	events  evq
+	seq     int
+	tenants []*simTenant
+	window  time.Duration
+}
+
+type simTenant struct {
+	name   string
+	share  float64
+	rng    *rand.Rand
+	maxK   time.Duration // longest kernel
+	gap    time.Duration // longest host gap between grants
+	idle   [2]time.Duration
+	used   map[int]time.Duration // GPU time per window
+	grants int
+	asked  time.Time
+	waited time.Duration // total time from ask to grant
+}
+
+type event struct {
+	at  time.Time
+	seq int
+	fn  func()
+}
+
+type evq []event
+
+func (q evq) Len() int { return len(q) }
+func (q evq) Less(i, j int) bool {
+	return q[i].at.Before(q[j].at) || q[i].at.Equal(q[j].at) && q[i].seq < q[j].seq
+}
+func (q evq) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *evq) Push(x any)   { *q = append(*q, x.(event)) }
+func (q *evq) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return e
+}
+
+func newSim(t *testing.T, cfg ArbiterConfig) *sim {
+	c := newClock()
+	cfg.Clock = c
+	return &sim{t: t, clock: c, arb: NewArbiter(cfg), start: c.Now(), window: time.Second}
+}
+
+func (s *sim) at(d time.Time, fn func()) {
+	s.seq++
+	heap.Push(&s.events, event{d, s.seq, fn})
+}
+
+func (s *sim) add(name string, share float64, seed uint64, maxKernel time.Duration) *simTenant {
+	tn := &simTenant{name: name, share: share, rng: rand.New(rand.NewPCG(seed, 7)), maxK: maxKernel, gap: 300 * time.Microsecond, used: map[int]time.Duration{}}
+	s.tenants = append(s.tenants, tn)
+	s.arb.SetShare(name, share)
+	// Start at a random offset so tenants are not in step.
+	s.at(s.start.Add(time.Duration(tn.rng.Int64N(int64(time.Millisecond)))), func() { s.ask(tn) })
+	return tn
+}
+
+// ask asks for a grant, unless the tenant is in an idle spell.
+func (s *sim) ask(tn *simTenant) {
+	now := s.clock.Now()
+	if from, to := s.start.Add(tn.idle[0]), s.start.Add(tn.idle[1]); tn.idle[1] > 0 && !now.Before(from) && now.Before(to) {
+		s.at(to, func() { s.ask(tn) })
+		return
+	}
+	tn.asked = now
+	err := s.arb.Ask(tn.name, 0, func(g Grant, err error) {
+		if err != nil {
+			s.t.Error(err)
+			return
+		}
+		s.run(tn, g)
+	})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// run executes kernels until the budget is spent (the last may overrun),
+// accounting GPU time per window, then reports after the kernels finish.
+func (s *sim) run(tn *simTenant, g Grant) {
+	tn.grants++
+	now := s.clock.Now()
+	tn.waited += now.Sub(tn.asked)
+	var used time.Duration
+	for used < g.Budget {
+		k := time.Duration(tn.rng.Int64N(int64(tn.maxK))) + 10*time.Microsecond
+		s.account(tn, now.Add(used), k)
+		used += k
+	}
+	s.at(now.Add(used), func() {
+		if err := s.arb.Report(g, used); err != nil {
+			s.t.Fatal(err)
+		}
+		gap := time.Duration(tn.rng.Int64N(int64(tn.gap)))
+		s.at(s.clock.Now().Add(gap), func() { s.ask(tn) })
+	})
+}
+
+// account adds a kernel of length d starting at from, split by windows.
+func (s *sim) account(tn *simTenant, from time.Time, d time.Duration) {
+	for d > 0 {
+		off := from.Sub(s.start)
+		w := int(off / s.window)
+		left := min(d, s.window*time.Duration(w+1)-off)
+		tn.used[w] += left
+		from, d = from.Add(left), d-left
+	}
+}
+
+func (s *sim) runFor(d time.Duration) {
+	end := s.start.Add(d)
+	for s.events.Len() > 0 {
+		e := heap.Pop(&s.events).(event)
+		if e.at.After(end) {
+			return
+		}
+		s.clock.mu.Lock()
+		s.clock.t = e.at
+		s.clock.mu.Unlock()
+		e.fn()
+	}
+}
+
+// shares returns each tenant's part of the GPU time used in window w,
+// and the GPU's utilisation.
+func (s *sim) shares(w int) (map[string]float64, float64) {
+	var total time.Duration
+	for _, tn := range s.tenants {
+		total += tn.used[w]
+	}
+	out := map[string]float64{}
+	for _, tn := range s.tenants {
+		out[tn.name] = float64(tn.used[w]) / float64(total)
+	}
+	return out, float64(total) / float64(s.window)
+}
+
+// TestShareAccuracy: continuous, unsynchronised demand gets shares within
+// ±5% (relative) of the targets in every 1 s window.
+func TestShareAccuracy(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		shares []float64
+		maxK   []time.Duration
+	}{
+		{"30/70", []float64{0.3, 0.7}, []time.Duration{time.Millisecond, 300 * time.Microsecond}},
+		{"4-tenant mix", []float64{0.1, 0.2, 0.3, 0.4}, []time.Duration{800 * time.Microsecond, 200 * time.Microsecond, time.Millisecond, 500 * time.Microsecond}},
+		{"2x25 + 5x10", []float64{0.25, 0.25, 0.1, 0.1, 0.1, 0.1, 0.1}, []time.Duration{time.Millisecond, 100 * time.Microsecond, 500 * time.Microsecond, time.Millisecond, 200 * time.Microsecond, 700 * time.Microsecond, 300 * time.Microsecond}},
+		{"shares under 100%", []float64{0.2, 0.2}, []time.Duration{time.Millisecond, 100 * time.Microsecond}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const windows = 4
+			worst := 0.0
+			for seed := range uint64(3) {
+				s := newSim(t, ArbiterConfig{})
+				var sum float64
+				for i, sh := range tc.shares {
+					s.add(fmt.Sprintf("t%d", i), sh, seed*100+uint64(i+1), tc.maxK[i])
+					sum += sh
+				}
+				s.runFor(windows * time.Second)
+				for w := range windows {
+					got, util := s.shares(w)
+					if util < 0.95 {
+						t.Errorf("seed %d window %d: GPU busy %.1f%%", seed, w, util*100)
+					}
+					for i, sh := range tc.shares {
+						want := sh / sum
+						dev := (got[fmt.Sprintf("t%d", i)] - want) / want
+						worst = max(worst, math.Abs(dev))
+						if math.Abs(dev) > 0.05 {
+							t.Errorf("seed %d window %d: t%d got %.2f%%, want %.2f%% ± 5%%", seed, w, i, got[fmt.Sprintf("t%d", i)]*100, want*100)
+						}
+					}
+				}
+			}
+			t.Logf("worst deviation from target over 3 seeds × %d 1-s windows: %.2f%% (relative)", windows, worst*100)
+		})
+	}
+}
+
+// TestShareWorkConserving: while the 70% tenant idles, the 30% tenant
+// gets the whole GPU; when it comes back, 30/70 resumes at once (idling
+// banked no credit).
+func TestShareWorkConserving(t *testing.T) {
+	s := newSim(t, ArbiterConfig{})
+	a := s.add("a", 0.3, 1, time.Millisecond)
+	b := s.add("b", 0.7, 2, 500*time.Microsecond)
+	b.idle = [2]time.Duration{2 * time.Second, 3 * time.Second}
+	s.runFor(5 * time.Second)
+	for w, want := range []float64{0.3, 0.3, 1, 0.3, 0.3} {
+		got, util := s.shares(w)
+		// Alone, a is limited only by its own host gaps between grants.
+		if util < 0.9 {
+			t.Errorf("window %d: GPU busy %.1f%%", w, util*100)
+		}
+		if d := math.Abs(got["a"]-want) / want; d > 0.05 {
+			t.Errorf("window %d: a got %.2f%%, want %.0f%% ± 5%%", w, got["a"]*100, want*100)
+		}
+	}
+	if a.grants == 0 || b.grants == 0 {
+		t.Fatal("a tenant never ran")
+	}
+}
+
+// TestShareLowDemand: a tenant that wants less than its share gets all
+// it wants with short waits, and the others split the rest by share.
+func TestShareLowDemand(t *testing.T) {
+	s := newSim(t, ArbiterConfig{})
+	a := s.add("a", 0.25, 1, time.Millisecond)
+	b := s.add("b", 0.25, 2, 300*time.Microsecond)
+	c := s.add("c", 0.5, 3, 500*time.Microsecond)
+	c.gap = 20 * time.Millisecond
+	s.runFor(3 * time.Second)
+	for w := range 3 {
+		got, util := s.shares(w)
+		if util < 0.95 {
+			t.Errorf("window %d: GPU busy %.1f%%", w, util*100)
+		}
+		if d := math.Abs(got["a"]-got["b"]) / got["b"]; d > 0.05 || got["c"] > 0.45 {
+			t.Errorf("window %d: shares %v", w, got)
+		}
+	}
+	if avg := c.waited / time.Duration(c.grants); avg > 2*time.Millisecond {
+		t.Errorf("low-demand tenant waited %v per grant", avg)
+	}
+	t.Logf("grants a %d b %d c %d; c waited %v per grant", a.grants, b.grants, c.grants, c.waited/time.Duration(c.grants))
+}
+
+// TestShareChange: a changed share takes effect from the next grants.
+func TestShareChange(t *testing.T) {
+	s := newSim(t, ArbiterConfig{})
+	s.add("a", 0.5, 1, time.Millisecond)
+	s.add("b", 0.5, 2, time.Millisecond)
+	s.at(s.start.Add(2*time.Second), func() { s.arb.SetShare("a", 0.2); s.arb.SetShare("b", 0.8) })
+	s.runFor(4 * time.Second)
+	for w, want := range []float64{0.5, 0.5, 0.2, 0.2} {
+		if got, _ := s.shares(w); math.Abs(got["a"]-want)/want > 0.05 {
+			t.Errorf("window %d: a got %.2f%%, want %.0f%%", w, got["a"]*100, want*100)
+		}
+	}
+}
+
+func TestArbiterAPI(t *testing.T) {
+	c := newClock()
+	a := NewArbiter(ArbiterConfig{Clock: c, Quantum: 5 * time.Millisecond, Timeout: time.Second})
+	ctx := context.Background()
+	if _, err := a.Acquire(ctx, "nobody", 0); !errors.Is(err, ErrUnknownClient) {
+		t.Fatalf("unknown client: %v", err)
+	}
+	a.SetShare("x", 0.5)
+	a.SetShare("y", 0.5)
+	g := must[Grant](t)(a.Acquire(ctx, "x", time.Millisecond))
+	if g.Budget != time.Millisecond {
+		t.Fatalf("budget %v for a 1 ms estimate", g.Budget)
+	}
+	if _, err := a.Acquire(ctx, "x", 0); !errors.Is(err, ErrBusy) {
+		t.Fatalf("second acquire: %v", err)
+	}
+	// y waits for the slot; a cancelled wait withdraws.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := a.Acquire(cctx, "y", 0); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled: %v", err)
+	}
+	// A grant never reported is taken back on Tick after its timeout,
+	// charged its budget.
+	got := make(chan Grant, 1)
+	if err := a.Ask("y", 0, func(g Grant, err error) { got <- g }); err != nil {
+		t.Fatal(err)
+	}
+	a.Tick()
+	if len(got) != 0 {
+		t.Fatal("granted before the timeout")
+	}
+	c.Add(2 * time.Second)
+	a.Tick()
+	gy := <-got
+	if err := a.Report(g, time.Millisecond); !errors.Is(err, ErrUnknownGrant) {
+		t.Fatalf("report of an expired grant: %v", err)
+	}
+	// Removing the holder frees the slot for the next.
+	if err := a.Ask("x", 0, func(g Grant, err error) { got <- g }); err != nil {
+		t.Fatal(err)
+	}
+	a.Remove("y")
+	if gx := <-got; gx.Client != "x" {
+		t.Fatalf("after remove: %+v", gx)
+	}
+	if err := a.Report(gy, 0); !errors.Is(err, ErrUnknownGrant) {
+		t.Fatalf("report after remove: %v", err)
+	}
+	st := a.Stats()
+	if len(st) != 1 || st[0].Client != "x" || st[0].Used != time.Millisecond || !st[0].Holding {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestArbiterConcurrent: goroutines standing in for workers acquire and
+// report; at most Slots grants are ever out.
+func TestArbiterConcurrent(t *testing.T) {
+	a := NewArbiter(ArbiterConfig{Clock: newClock(), Slots: 2})
+	var mu sync.Mutex
+	out, peak := 0, 0
+	var wg sync.WaitGroup
+	for i := range 6 {
+		name := fmt.Sprintf("w%d", i)
+		a.SetShare(name, 0.1*float64(i+1))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 200 {
+				g, err := a.Acquire(context.Background(), name, 0)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				out++
+				peak = max(peak, out)
+				out--
+				mu.Unlock()
+				if err := a.Report(g, g.Budget); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if peak > 2 {
+		t.Fatalf("%d grants out at once with 2 slots", peak)
+	}
+	for _, st := range a.Stats() {
+		if st.Grants != 200 || st.Waiting || st.Holding {
+			t.Fatalf("stats %+v", st)
+		}
+	}
+}

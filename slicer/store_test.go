@@ -1,0 +1,165 @@
+package slicer
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRestartRestoresState(t *testing.T) {
+	dir := t.TempDir()
+	store := FileStore{Path: filepath.Join(dir, "slicer.json")}
+	custom := Profile{Name: "halves", Slices: []SliceSpec{{Fraction: 0.5}, {Fraction: 0.5}}}
+	cfg := Config{GPUs: gpus(2, "A100", 40*GiB), Reserve: DefaultReserve, Store: store, Profiles: nil, Clock: newClock()}
+	s := newSlicer(t, cfg)
+	must[struct{}](t)(struct{}{}, s.AddProfile(custom))
+	must[*Plan](t)(s.ApplyProfile("halves", ApplyOptions{}))
+	s.SetPolicy("a", Policy{MaxGPUs: 1.5, IdleTimeout: time.Hour})
+	s.SetPolicy("", Policy{MaxGPUs: 1})
+	la := must[Lease](t)(s.TryAllocate(Request{Tenant: "a", N: 2, Fraction: 0.5}))
+	lb := must[Lease](t)(s.TryAllocate(Request{Tenant: "b", N: 1, Fraction: 0.5}))
+	must[struct{}](t)(struct{}{}, s.Release(lb.ID))
+	before := s.Status()
+	s.Close()
+
+	// "Restart": a new Slicer on the same store and GPUs.
+	r := newSlicer(t, cfg)
+	after := r.Status()
+	if after.Profile != "halves" || !reflect.DeepEqual(after.Policies, before.Policies) || after.DefaultPolicy != (Policy{MaxGPUs: 1}) {
+		t.Fatalf("restored profile %q policies %+v default %+v", after.Profile, after.Policies, after.DefaultPolicy)
+	}
+	if len(after.Ended) != 1 || after.Ended[0].ID != la.ID || after.Ended[0].Tenant != "a" {
+		t.Fatalf("ended %+v, want lease %s", after.Ended, la.ID)
+	}
+	if len(after.Leases) != 0 || len(after.Pending) != 0 {
+		t.Fatalf("leases %+v pending %+v after restart", after.Leases, after.Pending)
+	}
+	// Same slices, same IDs, all free.
+	for gi, g := range after.Layout.GPUs {
+		if len(g.Slices) != 2 {
+			t.Fatalf("gpu %d: %+v", gi, g.Slices)
+		}
+		for i, sl := range g.Slices {
+			if was := before.Layout.GPUs[gi].Slices[i]; sl.ID != was.ID || sl.Size != was.Size || sl.Held() {
+				t.Fatalf("slice %+v, was %+v", sl, was)
+			}
+		}
+	}
+	// The ended lease's ID is not reused and its tenant can allocate again.
+	l := must[Lease](t)(r.TryAllocate(Request{Tenant: "a", N: 1, Fraction: 0.5}))
+	if l.ID == la.ID || l.ID == lb.ID {
+		t.Fatalf("lease id %s reused", l.ID)
+	}
+	// The custom profile survived too.
+	if _, err := r.Plan("halves"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRestartOtherGPUs: a GPU whose UUID changed is cut afresh.
+func TestRestartOtherGPUs(t *testing.T) {
+	store := FileStore{Path: filepath.Join(t.TempDir(), "s.json")}
+	g := gpus(2, "A100", 40*GiB)
+	s := newSlicer(t, Config{GPUs: g, Store: store, Reserve: noReserve})
+	old := s.Status().Layout
+	s.Close()
+	g[1].UUID = "GPU-new"
+	r := newSlicer(t, Config{GPUs: g, Store: store, Reserve: noReserve})
+	now := r.Status().Layout
+	if !reflect.DeepEqual(now.GPUs[0].Slices, old.GPUs[0].Slices) {
+		t.Fatal("gpu 0 changed")
+	}
+	if len(now.GPUs[1].Slices) != 5 || now.GPUs[1].Slices[0].ID == old.GPUs[1].Slices[0].ID || now.GPUs[1].GPU.UUID != "GPU-new" {
+		t.Fatalf("gpu 1 not re-cut: %+v", now.GPUs[1])
+	}
+}
+
+func TestFileStore(t *testing.T) {
+	dir := t.TempDir()
+	f := FileStore{Path: filepath.Join(dir, "state.json")}
+	if st, err := f.Load(); st != nil || err != nil {
+		t.Fatalf("empty store: %v %v", st, err)
+	}
+	want := &State{Version: stateVersion, Profile: "uniform-10", NextLease: 7, Policies: map[string]Policy{"a": {MaxGPUs: 2.5}}}
+	for range 3 {
+		if err := f.Save(want); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := f.Load()
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("load %+v %v", got, err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("temporary files left: %v", ents)
+	}
+	for name, body := range map[string]string{"corrupt": "{\"version\": 1, \"lay", "future": `{"version": 99}`} {
+		os.WriteFile(f.Path, []byte(body), 0o600)
+		if _, err := f.Load(); err == nil {
+			t.Errorf("%s state loaded", name)
+		}
+		if _, err := New(Config{GPUs: gpus(1, "x", GiB), Store: f}); err == nil || !strings.Contains(err.Error(), "loading state") {
+			t.Errorf("%s state: New: %v", name, err)
+		}
+	}
+}
+
+type failStore struct{}
+
+func (failStore) Load() (*State, error) { return nil, nil }
+func (failStore) Save(*State) error     { return errors.New("disk full") }
+
+func TestStoreErrorVisible(t *testing.T) {
+	s := newSlicer(t, Config{Store: failStore{}})
+	must[Lease](t)(s.TryAllocate(Request{Tenant: "a", N: 1, Fraction: 0.2}))
+	s.Flush()
+	if e := s.Status().StoreError; e != "disk full" {
+		t.Fatalf("store error %q", e)
+	}
+}
+
+// TestRestartWithPendingWork: shrinks and new slices that were pending
+// when kerfd stopped complete on restart, since their tenants are gone.
+func TestRestartWithPendingWork(t *testing.T) {
+	store := FileStore{Path: filepath.Join(t.TempDir(), "s.json")}
+	cfg := Config{GPUs: gpus(1, "T4", 10*GiB), Reserve: noReserve, Store: store, Control: newControl()}
+	s := newSlicer(t, cfg)
+	for _, tn := range []string{"a", "b", "c"} {
+		l := must[Lease](t)(s.TryAllocate(Request{Tenant: tn, N: 1, Fraction: 0.2}))
+		must[struct{}](t)(struct{}{}, s.Report(l.ID, l.Slices[0], Usage{MemUsed: 2 * GiB}))
+	}
+	if p := must[*Plan](t)(s.ApplyProfile("uniform-10", ApplyOptions{})); len(p.Pending) == 0 {
+		t.Fatal("nothing pending")
+	}
+	s.Close()
+	r := newSlicer(t, cfg)
+	st := r.Status()
+	if len(st.Pending) != 0 || len(st.Layout.GPUs[0].Slices) != 10 || len(st.Ended) != 3 {
+		t.Fatalf("after restart: %d slices, pending %+v, ended %d", len(st.Layout.GPUs[0].Slices), st.Pending, len(st.Ended))
+	}
+	for _, sl := range st.Layout.GPUs[0].Slices {
+		if sl.Memory != GiB || !sl.Settled() {
+			t.Fatalf("slice %+v", sl)
+		}
+	}
+}
+
+// TestRestartSmallerGPU: a stored profile that no longer fits (the GPU
+// shrank) is dropped with a warning and the default profile is used.
+func TestRestartSmallerGPU(t *testing.T) {
+	store := FileStore{Path: filepath.Join(t.TempDir(), "s.json")}
+	big := Profile{Name: "big", Slices: []SliceSpec{{Memory: 30 * GiB}}}
+	s := newSlicer(t, Config{GPUs: gpus(1, "A100", 40*GiB), Reserve: noReserve, Store: store})
+	must[struct{}](t)(struct{}{}, s.AddProfile(big))
+	must[*Plan](t)(s.ApplyProfile("big", ApplyOptions{}))
+	s.Close()
+	r := newSlicer(t, Config{GPUs: gpus(1, "A100", 16*GiB), Reserve: noReserve, Store: store})
+	st := r.Status()
+	if st.Profile != "uniform-20" || len(st.Warnings) != 2 || !strings.Contains(st.Warnings[0], "need 30.00 GiB") {
+		t.Fatalf("profile %q warnings %q", st.Profile, st.Warnings)
+	}
+}
