@@ -60,7 +60,7 @@ func (m *metrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		code := c.Response().Status
 		if err != nil {
-			code = statusOf(err)
+			code = toProblem(err).Status
 		}
 		m.requests.WithLabelValues(c.Request().Method, route, strconv.Itoa(code)).Inc()
 		if route != "/v1/stream" {
@@ -68,18 +68,6 @@ func (m *metrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return err
 	}
-}
-
-func statusOf(err error) int {
-	switch e := err.(type) {
-	case *Problem:
-		return e.Status
-	case *echo.HTTPError:
-		return e.Code
-	case *ValidationError:
-		return 422
-	}
-	return 500
 }
 
 var (

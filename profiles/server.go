@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"path"
 	"strings"
 	"time"
 
@@ -157,9 +158,23 @@ func (s *Server) routes() *echo.Echo {
 	apigen.RegisterHandlers(e, handlers{s})
 	e.GET("/openapi.json", func(c echo.Context) error { return c.JSONBlob(http.StatusOK, s.spec) })
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})))
-	sub, _ := fs.Sub(webFS, "web")
-	e.GET("/*", echo.WrapHandler(http.FileServer(http.FS(sub))))
+	e.GET("/*", serveWeb)
 	return e
+}
+
+// serveWeb serves the embedded page; anything else is a 404 problem.
+func serveWeb(c echo.Context) error {
+	sub, _ := fs.Sub(webFS, "web")
+	name := strings.TrimPrefix(path.Clean("/"+c.Param("*")), "/")
+	if name == "" {
+		name = "index.html"
+	}
+	if fi, err := fs.Stat(sub, name); err != nil || fi.IsDir() {
+		return problem(http.StatusNotFound, "no such page")
+	}
+	c.Response().Header().Set("Cache-Control", "no-cache")
+	http.ServeFileFS(c.Response(), c.Request(), sub, name)
+	return nil
 }
 
 // limitBody caps request bodies; reading past the cap fails with
@@ -212,17 +227,10 @@ func (s *Server) audit(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		err := next(c)
-		status := c.Response().Status
-		detail := ""
+		status, detail := c.Response().Status, ""
 		if err != nil {
-			var p *Problem
-			if errors.As(err, &p) {
-				status, detail = p.Status, p.Detail
-			} else if he := (*echo.HTTPError)(nil); errors.As(err, &he) {
-				status, detail = he.Code, fmt.Sprint(he.Message)
-			} else {
-				status, detail = http.StatusInternalServerError, err.Error()
-			}
+			p := toProblem(err)
+			status, detail = p.Status, p.Detail
 		}
 		actor, _ := c.Get("actor").(string)
 		if actor == "" {
@@ -255,30 +263,37 @@ func invalid(detail string, fields []FieldError) *Problem {
 	return p
 }
 
-func (s *Server) errorHandler(err error, c echo.Context) {
-	if c.Response().Committed {
-		return
-	}
+// toProblem maps an error from a handler or middleware to its problem.
+func toProblem(err error) *Problem {
 	var p *Problem
 	var he *echo.HTTPError
 	var ve *ValidationError
 	switch {
 	case errors.As(err, &p):
+		return p
 	case errors.As(err, &ve):
-		p = invalid("the document is not valid", ve.Fields)
+		return invalid("the document is not valid", ve.Fields)
 	case errors.As(err, &he):
 		msg := fmt.Sprint(he.Message)
 		if he.Internal != nil {
 			msg += ": " + he.Internal.Error()
 		}
-		p = problem(he.Code, msg)
+		return problem(he.Code, msg)
 	case errors.Is(err, ErrNotFound):
-		p = problem(http.StatusNotFound, err.Error())
+		return problem(http.StatusNotFound, err.Error())
 	case errors.Is(err, ErrExists):
-		p = problem(http.StatusConflict, err.Error())
-	default:
+		return problem(http.StatusConflict, err.Error())
+	}
+	return problem(http.StatusInternalServerError, err.Error())
+}
+
+func (s *Server) errorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	p := *toProblem(err)
+	if p.Status == http.StatusInternalServerError {
 		s.log.Error("API", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
-		p = problem(http.StatusInternalServerError, err.Error())
 	}
 	p.Instance = c.Request().URL.Path
 	b, _ := json.Marshal(p)
@@ -365,7 +380,9 @@ func (h handlers) GetReady(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }
 
-func (h handlers) ListGPUs(c echo.Context) error { return c.JSON(http.StatusOK, nonNil(h.deps.Node.GPUs())) }
+func (h handlers) ListGPUs(c echo.Context) error {
+	return c.JSON(http.StatusOK, nonNil(h.deps.Node.GPUs()))
+}
 
 func (h handlers) ListSlices(c echo.Context) error {
 	return c.JSON(http.StatusOK, nonNil(h.deps.Node.Slices()))

@@ -1,6 +1,7 @@
 package profiles
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/binary"
@@ -122,7 +123,7 @@ func putDoc[T any](s *Store, bucket []byte, name string, v *T, create bool, stam
 			}
 		}
 		stamp(v, created, now)
-		data, err := json.Marshal(v)
+		data, err := marshal(v)
 		if err != nil {
 			return err
 		}
@@ -241,7 +242,7 @@ func (s *Store) AppendEvent(e Event) (Event, error) {
 		if e.Time.IsZero() {
 			e.Time = time.Now().UTC()
 		}
-		data, err := json.Marshal(e)
+		data, err := marshal(e)
 		if err != nil {
 			return err
 		}
@@ -264,6 +265,17 @@ func (s *Store) AppendEvent(e Event) (Event, error) {
 		s.notify()
 	}
 	return e, err
+}
+
+// marshal is json.Marshal without HTML escaping (rules hold "<" and ">").
+func marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 func seqKey(id uint64) []byte {
