@@ -551,6 +551,20 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
+	// Every metric the Grafana dashboard plots exists.
+	dash, err := os.ReadFile("../docs/grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range regexp.MustCompile(`kerf_[a-z_]+`).FindAllString(string(dash), -1) {
+		if name == "kerf_appliance" {
+			continue
+		}
+		if !bytes.Contains(r.body, []byte("\n"+name)) {
+			t.Errorf("the dashboard plots %s, which /metrics lacks", name)
+		}
+	}
+
 	var evs []Event
 	e.do("GET", "/v1/events", e.admin, nil).json(t, &evs)
 	kinds := map[string]bool{}
