@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/kerf-edge/kerf/transport"
+	"go.uber.org/goleak"
 )
 
 type env struct {
@@ -27,6 +28,8 @@ type env struct {
 	tenant string // a real tenant token
 	dir    string
 }
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
@@ -600,6 +603,9 @@ func TestRestart(t *testing.T) {
 	}
 	e.srv = srv
 	var p Profile
+	if r := e.do("GET", "/v1/gpus", e.admin, nil); r.code != 200 {
+		t.Fatalf("the admin token stopped working after a restart: %d", r.code)
+	}
 	e.do("GET", "/v1/profiles/keep", e.admin, nil).json(t, &p) // the old admin token still works
 	if p.Name != "keep" || len(p.GPUs[0].Slices) != 2 {
 		t.Fatalf("after restart: %+v", p)
@@ -617,6 +623,33 @@ func TestRestart(t *testing.T) {
 	e.do("GET", "/v1/events", e.admin, nil).json(t, &evs2)
 	if evs2[len(evs2)-1].ID <= evs[len(evs)-1].ID {
 		t.Fatalf("event IDs went back")
+	}
+}
+
+func TestAdminTokenReset(t *testing.T) {
+	e := newEnv(t)
+	tok, err := e.srv.RotateAdminToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	problemOf(t, e.do("GET", "/v1/gpus", e.admin, nil), 401)
+	if r := e.do("GET", "/v1/gpus", tok, nil); r.code != 200 {
+		t.Fatalf("rotated token: %d", r.code)
+	}
+	e.srv.Close()
+	tok2, err := ResetAdminToken(Config{StateDir: e.dir})
+	if err != nil || tok2 == tok {
+		t.Fatalf("reset: %q %v", tok2, err)
+	}
+	srv, err := New(Config{StateDir: e.dir}, Deps{Node: e.node, Tokens: e.tokens})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	e.srv = srv
+	problemOf(t, e.do("GET", "/v1/gpus", tok, nil), 401)
+	if r := e.do("GET", "/v1/gpus", tok2, nil); r.code != 200 {
+		t.Fatalf("reset token: %d", r.code)
 	}
 }
 

@@ -87,17 +87,58 @@ func New(cfg Config, deps Deps) (*Server, error) {
 // only its hash is stored, so the caller must show it to the operator
 // now. Later starts return "".
 func (s *Server) Bootstrap() (string, error) {
-	var raw [32]byte
-	if _, err := rand.Read(raw[:]); err != nil {
+	tok, sum, err := newAdminToken()
+	if err != nil {
 		return "", err
 	}
-	tok := AdminTokenPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
-	stored, err := s.store.SetAdminHash(sha256.Sum256([]byte(tok)))
+	stored, err := s.store.SetAdminHash(sum)
 	if err != nil || !stored {
 		return "", err
 	}
 	s.record(Event{Kind: KindAPI, Action: "admin-token.create", Actor: "kerfd"})
 	return tok, nil
+}
+
+// RotateAdminToken replaces the admin token (the old one stops working at
+// once) and returns the new one, to be shown once.
+func (s *Server) RotateAdminToken() (string, error) {
+	return rotateAdmin(s.store)
+}
+
+// ResetAdminToken replaces the admin token of a stopped kerfd's store
+// (kerfd holds the store's lock while it runs) and returns the new one:
+// the way back in for an operator who lost the token.
+func ResetAdminToken(cfg Config) (string, error) {
+	cfg.setDefaults()
+	st, err := OpenStore(cfg.StorePath(), cfg.EventsKept)
+	if err != nil {
+		return "", err
+	}
+	defer st.Close()
+	return rotateAdmin(st)
+}
+
+func rotateAdmin(st *Store) (string, error) {
+	tok, sum, err := newAdminToken()
+	if err != nil {
+		return "", err
+	}
+	if err := st.ResetAdminHash(sum); err != nil {
+		return "", err
+	}
+	if _, err := st.AppendEvent(Event{Kind: KindAPI, Action: "admin-token.rotate", Actor: "kerfd"}); err != nil {
+		return "", err
+	}
+	return tok, nil
+}
+
+func newAdminToken() (string, [32]byte, error) {
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", raw, err
+	}
+	tok := AdminTokenPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
+	return tok, sha256.Sum256([]byte(tok)), nil
 }
 
 // Close ends open streams and closes the store.

@@ -218,6 +218,11 @@ func (s *Store) SetAdminHash(sum [32]byte) (bool, error) {
 	return stored, err
 }
 
+// ResetAdminHash replaces the admin token's SHA-256.
+func (s *Store) ResetAdminHash(sum [32]byte) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyAdminHash, sum[:]) })
+}
+
 // CheckAdmin reports whether tok is the admin token.
 func (s *Store) CheckAdmin(tok string) bool {
 	sum := sha256.Sum256([]byte(tok))
