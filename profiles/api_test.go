@@ -94,7 +94,9 @@ func (e *env) do(method, path, token string, body any) resp {
 	}
 	w := httptest.NewRecorder()
 	e.srv.ServeHTTP(w, req)
-	return resp{w.Code, w.Header(), w.Body.Bytes()}
+	r := resp{w.Code, w.Header(), w.Body.Bytes()}
+	checkConforms(e.t, method, path, r)
+	return r
 }
 
 // specOps lists "METHOD /path/{param}" for every operation in the spec.
@@ -489,6 +491,15 @@ func TestContract(t *testing.T) {
 	problemOf(t, e.do("GET", "/v1/events?limit=abc", a, nil), 400)
 	problemOf(t, e.do("GET", "/v1/events?limit=0", a, nil), 422)
 	problemOf(t, e.do("GET", "/v1/events?kind=boot", a, nil), 422)
+
+	// Unauthenticated writes do not reach the log.
+	n := len(evs)
+	e.do("POST", "/v1/profiles", "", validProfile("anon"))
+	e.do("POST", "/anything", "", nil)
+	e.do("GET", "/v1/events?limit=1000", a, nil).json(t, &evs)
+	if len(evs) != n {
+		t.Errorf("unauthenticated writes were logged: %+v", evs[n:])
+	}
 
 	// the stream has its own test; mark it
 	cov["GET /v1/stream"] = true

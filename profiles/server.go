@@ -259,12 +259,15 @@ func (s *Server) auth(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// audit records every write (any method but GET and HEAD), whatever its
-// outcome.
+// audit records every authenticated write (any method but GET, HEAD and
+// OPTIONS), whatever its outcome. Requests refused by auth are not logged
+// (anyone could flood the log with them); kerf_api_requests_total counts
+// them.
 func (s *Server) audit(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
-		if r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions {
+		actor, _ := c.Get("actor").(string)
+		if actor == "" || r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions {
 			return next(c)
 		}
 		err := next(c)
@@ -272,10 +275,6 @@ func (s *Server) audit(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			p := toProblem(err)
 			status, detail = p.Status, p.Detail
-		}
-		actor, _ := c.Get("actor").(string)
-		if actor == "" {
-			actor = "anonymous " + c.RealIP()
 		}
 		s.record(Event{Kind: KindAPI, Action: r.Method + " " + c.Path(), Subject: r.URL.Path, Actor: actor, Status: status, Detail: detail})
 		return err

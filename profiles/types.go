@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -159,7 +160,7 @@ type Config struct {
 }
 
 // StorePath is the store's file.
-func (c Config) StorePath() string { return strings.TrimRight(c.StateDir, "/") + "/api.db" }
+func (c Config) StorePath() string { return filepath.Join(c.StateDir, "api.db") }
 
 func (c *Config) setDefaults() {
 	if c.MaxBodyBytes <= 0 {
