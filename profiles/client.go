@@ -1,0 +1,372 @@
+package profiles
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Client calls the operator API.
+type Client struct {
+	BaseURL string // e.g. http://127.0.0.1:7080
+	Token   string // the admin token
+	HTTP    *http.Client
+}
+
+// NewClient returns a client for base with the admin token. Empty
+// arguments come from $KERF_API (default http://127.0.0.1:7080) and
+// $KERF_ADMIN_TOKEN.
+func NewClient(base, token string) *Client {
+	if base == "" {
+		if base = os.Getenv("KERF_API"); base == "" {
+			base = "http://127.0.0.1:7080"
+		}
+	}
+	if token == "" {
+		token = os.Getenv("KERF_ADMIN_TOKEN")
+	}
+	return &Client{BaseURL: strings.TrimRight(base, "/"), Token: token, HTTP: &http.Client{Timeout: 60 * time.Second}}
+}
+
+// Do sends in (if not nil) as JSON and decodes the answer into out (if
+// not nil). An error answer is returned as a *Problem.
+func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		p := &Problem{}
+		if json.Unmarshal(data, p) != nil || p.Status == 0 {
+			p = problem(resp.StatusCode, strings.TrimSpace(string(data)))
+		}
+		return p
+	}
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		return nil
+	}
+	return json.Unmarshal(data, out)
+}
+
+// GPUs lists the node's GPUs.
+func (c *Client) GPUs(ctx context.Context) (out []GPU, err error) {
+	return out, c.Do(ctx, "GET", "/v1/gpus", nil, &out)
+}
+
+// Slices lists the live slices.
+func (c *Client) Slices(ctx context.Context) (out []Slice, err error) {
+	return out, c.Do(ctx, "GET", "/v1/slices", nil, &out)
+}
+
+// Profiles lists the stored profiles.
+func (c *Client) Profiles(ctx context.Context) (out []Profile, err error) {
+	return out, c.Do(ctx, "GET", "/v1/profiles", nil, &out)
+}
+
+// Profile gets one profile.
+func (c *Client) Profile(ctx context.Context, name string) (out Profile, err error) {
+	return out, c.Do(ctx, "GET", "/v1/profiles/"+url.PathEscape(name), nil, &out)
+}
+
+// PutProfile creates or replaces a profile.
+func (c *Client) PutProfile(ctx context.Context, p Profile) (out Profile, err error) {
+	return out, c.Do(ctx, "PUT", "/v1/profiles/"+url.PathEscape(p.Name), p, &out)
+}
+
+// ValidateProfile checks a stored profile against the node.
+func (c *Client) ValidateProfile(ctx context.Context, name string) error {
+	return c.Do(ctx, "POST", "/v1/profiles/"+url.PathEscape(name)+"/validate", nil, nil)
+}
+
+// PlanProfile is a dry run of ApplyProfile.
+func (c *Client) PlanProfile(ctx context.Context, name string) (out Plan, err error) {
+	return out, c.Do(ctx, "POST", "/v1/profiles/"+url.PathEscape(name)+"/plan", nil, &out)
+}
+
+// ApplyProfile applies a stored profile.
+func (c *Client) ApplyProfile(ctx context.Context, name string) (out Plan, err error) {
+	return out, c.Do(ctx, "POST", "/v1/profiles/"+url.PathEscape(name)+"/apply", nil, &out)
+}
+
+// IssueToken issues a tenant token; memLimit 0 is no limit.
+func (c *Client) IssueToken(ctx context.Context, tenant string, memLimit uint64) (out IssuedToken, err error) {
+	return out, c.Do(ctx, "POST", "/v1/tokens", TokenRequest{tenant, memLimit}, &out)
+}
+
+// RevokeTokens revokes every token of tenant and returns how many.
+func (c *Client) RevokeTokens(ctx context.Context, tenant string) (int, error) {
+	var out struct {
+		Revoked int `json:"revoked"`
+	}
+	return out.Revoked, c.Do(ctx, "DELETE", "/v1/tokens/"+url.PathEscape(tenant), nil, &out)
+}
+
+// CLIUsage describes the commands RunCLI takes.
+const CLIUsage = `  kerf profiles list                          stored slicing profiles
+  kerf profiles show NAME                     one profile as JSON
+  kerf profiles put FILE                      create or replace a profile from a JSON file
+  kerf profiles validate NAME                 check a profile against the node
+  kerf profiles apply [--dry-run] NAME        re-slice the node to a profile
+  kerf slices                                 live slices
+  kerf smi                                    GPUs and their slices at a glance
+  kerf tokens issue [--memory BYTES] TENANT   issue a tenant token (shown once)
+  kerf tokens revoke TENANT                   revoke a tenant's tokens
+  (the API is $KERF_API, default http://127.0.0.1:7080; the admin token is $KERF_ADMIN_TOKEN)
+`
+
+// RunCLI runs one of the operator commands in CLIUsage (args start with
+// the command name: "profiles", "slices", "smi" or "tokens") and writes
+// its output to w.
+func RunCLI(ctx context.Context, c *Client, args []string, w io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("no command")
+	}
+	sub := func() (string, []string) {
+		if len(args) < 2 {
+			return "", nil
+		}
+		return args[1], args[2:]
+	}
+	one := func(rest []string, what string) (string, error) {
+		if len(rest) != 1 {
+			return "", fmt.Errorf("want one %s", what)
+		}
+		return rest[0], nil
+	}
+	switch args[0] {
+	case "profiles":
+		cmd, rest := sub()
+		switch cmd {
+		case "list":
+			ps, err := c.Profiles(ctx)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tGPUS\tSLICES\tUPDATED\tDESCRIPTION")
+			for _, p := range ps {
+				n := 0
+				for _, g := range p.GPUs {
+					n += len(g.Slices)
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", p.Name, len(p.GPUs), n, p.Updated.Format(time.RFC3339), p.Description)
+			}
+			return tw.Flush()
+		case "show":
+			name, err := one(rest, "profile name")
+			if err != nil {
+				return err
+			}
+			p, err := c.Profile(ctx, name)
+			if err != nil {
+				return err
+			}
+			return writeJSON(w, p)
+		case "put":
+			file, err := one(rest, "file")
+			if err != nil {
+				return err
+			}
+			b, err := os.ReadFile(file)
+			if err != nil {
+				return err
+			}
+			var p Profile
+			dec := json.NewDecoder(bytes.NewReader(b))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&p); err != nil {
+				return fmt.Errorf("%s: %w", file, err)
+			}
+			if p, err = c.PutProfile(ctx, p); err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "stored profile %s\n", p.Name)
+			return nil
+		case "validate":
+			name, err := one(rest, "profile name")
+			if err != nil {
+				return err
+			}
+			if err := c.ValidateProfile(ctx, name); err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "profile %s fits this node\n", name)
+			return nil
+		case "apply":
+			fs := flag.NewFlagSet("profiles apply", flag.ContinueOnError)
+			dry := fs.Bool("dry-run", false, "only show what would change")
+			if err := fs.Parse(rest); err != nil {
+				return err
+			}
+			name, err := one(fs.Args(), "profile name")
+			if err != nil {
+				return err
+			}
+			var plan Plan
+			if *dry {
+				plan, err = c.PlanProfile(ctx, name)
+			} else {
+				plan, err = c.ApplyProfile(ctx, name)
+			}
+			if err != nil {
+				return err
+			}
+			return writePlan(w, plan)
+		}
+		return fmt.Errorf("profiles: want list, show, put, validate or apply")
+	case "slices":
+		ss, err := c.Slices(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "GPU\tTENANT\tMEMORY USED\tLIMIT\tSHARE TARGET\tACHIEVED\t")
+		for _, s := range ss {
+			pending := ""
+			if s.Pending {
+				pending = "re-slicing"
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%.0f%%\t%.0f%%\t%s\n", s.GPU, s.Tenant, human(s.MemoryUsedBytes), human(s.MemoryLimitBytes),
+				100*s.ShareTarget, 100*s.ShareAchieved, pending)
+		}
+		return tw.Flush()
+	case "smi":
+		gs, err := c.GPUs(ctx)
+		if err != nil {
+			return err
+		}
+		ss, err := c.Slices(ctx)
+		if err != nil {
+			return err
+		}
+		for _, g := range gs {
+			var used, limit uint64
+			var mine []Slice
+			for _, s := range ss {
+				if s.GPU == g.Index {
+					used, limit = used+s.MemoryUsedBytes, limit+s.MemoryLimitBytes
+					mine = append(mine, s)
+				}
+			}
+			fmt.Fprintf(w, "GPU %d  %-28s  %9s / %9s used, %9s sliced, %d slice(s)\n", g.Index, g.Name, human(used), human(g.MemoryBytes), human(limit), len(mine))
+			for _, s := range mine {
+				fmt.Fprintf(w, "  %-20s %s %9s / %9s  share %3.0f%% of %3.0f%%\n", s.Tenant, bar(s.MemoryUsedBytes, s.MemoryLimitBytes, 20),
+					human(s.MemoryUsedBytes), human(s.MemoryLimitBytes), 100*s.ShareAchieved, 100*s.ShareTarget)
+			}
+		}
+		return nil
+	case "tokens":
+		cmd, rest := sub()
+		switch cmd {
+		case "issue":
+			fs := flag.NewFlagSet("tokens issue", flag.ContinueOnError)
+			mem := fs.Uint64("memory", 0, "memory limit in bytes (0: none)")
+			if err := fs.Parse(rest); err != nil {
+				return err
+			}
+			tenant, err := one(fs.Args(), "tenant")
+			if err != nil {
+				return err
+			}
+			it, err := c.IssueToken(ctx, tenant, *mem)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(w, it.Token)
+			return nil
+		case "revoke":
+			tenant, err := one(rest, "tenant")
+			if err != nil {
+				return err
+			}
+			n, err := c.RevokeTokens(ctx, tenant)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "revoked %d token(s) of %s\n", n, tenant)
+			return nil
+		}
+		return fmt.Errorf("tokens: want issue or revoke")
+	}
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+func writePlan(w io.Writer, p Plan) error {
+	verb := "would change"
+	if p.Applied {
+		verb = "changed"
+	}
+	fmt.Fprintf(w, "profile %s %s %d slice(s)", p.Profile, verb, len(p.Steps))
+	if p.Disruptive {
+		fmt.Fprint(w, " (disruptive)")
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "GPU\tTENANT\tACTION\tMEMORY\tSHARE\tNOTE")
+	for _, s := range p.Steps {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s → %s\t%.0f%% → %.0f%%\t%s\n", s.GPU, s.Tenant, s.Action,
+			human(s.FromMemoryBytes), human(s.ToMemoryBytes), 100*s.FromShare, 100*s.ToShare, s.Note)
+	}
+	return tw.Flush()
+}
+
+func human(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	f, i := float64(n), 0
+	for f >= unit && i < 4 {
+		f /= unit
+		i++
+	}
+	return fmt.Sprintf("%.1f %ciB", f, "KMGT"[i-1])
+}
+
+func bar(used, limit uint64, width int) string {
+	n := 0
+	if limit > 0 {
+		n = int(float64(width) * float64(min(used, limit)) / float64(limit))
+	}
+	return "[" + strings.Repeat("#", n) + strings.Repeat(".", width-n) + "]"
+}

@@ -1,0 +1,55 @@
+package profiles
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestCLI(t *testing.T) {
+	e := newEnv(t)
+	ts := httptest.NewServer(e.srv)
+	defer ts.Close()
+	c := NewClient(ts.URL, e.admin)
+	ctx := context.Background()
+	run := func(args ...string) (string, error) {
+		var b strings.Builder
+		err := RunCLI(ctx, c, args, &b)
+		return b.String(), err
+	}
+	file := filepath.Join(t.TempDir(), "p.json")
+	os.WriteFile(file, []byte(`{"name":"half","gpus":[{"gpu":0,"slices":[{"tenant":"alice","memoryFraction":0.5,"computeShare":0.5}]}]}`), 0o600)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"profiles", "put", file}, "stored profile half"},
+		{[]string{"profiles", "list"}, "half"},
+		{[]string{"profiles", "show", "half"}, `"memoryFraction": 0.5`},
+		{[]string{"profiles", "validate", "half"}, "fits this node"},
+		{[]string{"profiles", "apply", "--dry-run", "half"}, "would change 1 slice(s)"},
+		{[]string{"profiles", "apply", "half"}, "changed 1 slice(s)"},
+		{[]string{"slices"}, "alice"},
+		{[]string{"smi"}, "GPU 0  Kerf emulated GPU"},
+		{[]string{"tokens", "issue", "--memory", "1024", "carol"}, "kerf_"},
+		{[]string{"tokens", "revoke", "carol"}, "revoked 1 token(s) of carol"},
+	} {
+		out, err := run(tc.args...)
+		if err != nil || !strings.Contains(out, tc.want) {
+			t.Errorf("%v: %v\n%s", tc.args, err, out)
+		}
+	}
+	_, err := run("profiles", "show", "nope")
+	var p *Problem
+	if !errors.As(err, &p) || p.Status != 404 {
+		t.Errorf("missing profile: %v", err)
+	}
+	c.Token = e.tenant
+	if _, err := run("slices"); !errors.As(err, &p) || p.Status != 403 {
+		t.Errorf("tenant token: %v", err)
+	}
+}

@@ -1,0 +1,132 @@
+package profiles
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+)
+
+// fakeNode is an in-memory Node: one emulated 16 GiB GPU with one tenant
+// slice unless a test changes it.
+type fakeNode struct {
+	mu      sync.Mutex
+	gpus    []GPU
+	slices  []Slice
+	tenants []Tenant
+	applied []string
+	evicted []string
+}
+
+func newFakeNode() *fakeNode {
+	return &fakeNode{
+		gpus: []GPU{{Index: 0, Name: "Kerf emulated GPU", MemoryBytes: 16 << 30, SMs: 8, Emulated: true}},
+		slices: []Slice{{Tenant: "alice", GPU: 0, MemoryUsedBytes: 3 << 30, MemoryLimitBytes: 8 << 30,
+			ShareTarget: 0.5, ShareAchieved: 0.42}},
+		tenants: []Tenant{{Name: "alice", Sessions: 1, MemoryLimitBytes: 8 << 30, MemoryUsedBytes: 3 << 30,
+			Calls: 1234, Errors: 2, BytesIn: 1 << 20, BytesOut: 2 << 20}},
+	}
+}
+
+func (n *fakeNode) GPUs() []GPU {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]GPU(nil), n.gpus...)
+}
+
+func (n *fakeNode) Slices() []Slice {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]Slice(nil), n.slices...)
+}
+
+func (n *fakeNode) Tenants() []Tenant {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]Tenant(nil), n.tenants...)
+}
+
+func (n *fakeNode) Validate(p Profile) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	v := &ValidationError{}
+	for i, g := range p.GPUs {
+		if g.GPU >= len(n.gpus) {
+			v.add(fmt.Sprintf("gpus[%d].gpu", i), "no GPU %d on this node", g.GPU)
+			continue
+		}
+		var sum uint64
+		for _, s := range g.Slices {
+			sum += s.MemoryBytes
+		}
+		if sum > n.gpus[g.GPU].MemoryBytes {
+			v.add(fmt.Sprintf("gpus[%d].slices", i), "%d bytes do not fit", sum)
+		}
+	}
+	return v.orNil()
+}
+
+func (n *fakeNode) plan(p Profile) Plan {
+	pl := Plan{Profile: p.Name}
+	for _, g := range p.GPUs {
+		for _, s := range g.Slices {
+			mem := s.MemoryBytes
+			if mem == 0 {
+				mem = uint64(s.MemoryFraction * float64(n.gpus[g.GPU].MemoryBytes))
+			}
+			pl.Steps = append(pl.Steps, PlanStep{GPU: g.GPU, Tenant: s.Tenant, Action: "create", ToMemoryBytes: mem, ToShare: s.ComputeShare})
+		}
+	}
+	return pl
+}
+
+func (n *fakeNode) Plan(_ context.Context, p Profile) (Plan, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.plan(p), nil
+}
+
+func (n *fakeNode) Apply(_ context.Context, p Profile) (Plan, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	pl := n.plan(p)
+	n.applied = append(n.applied, p.Name)
+	n.slices = nil
+	for _, st := range pl.Steps {
+		n.slices = append(n.slices, Slice{Tenant: st.Tenant, GPU: st.GPU, MemoryLimitBytes: st.ToMemoryBytes, ShareTarget: st.ToShare})
+	}
+	return pl, nil
+}
+
+func (n *fakeNode) Evict(_ context.Context, tenant string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for i, t := range n.tenants {
+		if t.Name == tenant {
+			n.tenants = append(n.tenants[:i], n.tenants[i+1:]...)
+			n.evicted = append(n.evicted, tenant)
+			return nil
+		}
+	}
+	return fmt.Errorf("tenant %q: %w", tenant, ErrNotFound)
+}
+
+type fakeIngest struct{}
+
+func (fakeIngest) IngestStats() []IngestStat {
+	return []IngestStat{{Source: "mqtt", Messages: 10, Bytes: 800, Dropped: 1}}
+}
+
+// ruleCheck accepts rules whose "when" is a string.
+type ruleCheck struct{}
+
+func (ruleCheck) ValidateRule(_ string, doc json.RawMessage) error {
+	var r map[string]any
+	if err := json.Unmarshal(doc, &r); err != nil {
+		return err
+	}
+	if _, ok := r["when"].(string); !ok {
+		return &ValidationError{Fields: []FieldError{{"when", "want a string"}}}
+	}
+	return nil
+}
