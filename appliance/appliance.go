@@ -9,9 +9,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/kerf-edge/kerf/gpu"
+	"github.com/kerf-edge/kerf/internal/units"
+	"github.com/kerf-edge/kerf/profiles"
+	"github.com/kerf-edge/kerf/slicer"
 	"github.com/kerf-edge/kerf/transport"
 )
 
@@ -24,11 +28,26 @@ type Appliance struct {
 	tokens  *transport.TokenStore
 	server  *transport.Server
 	workers *supervisor // nil when tenants run in kerfd's process
+	node    *node
+	api     *profiles.Server
 	fp      transport.Fingerprint
 
 	quicLn *transport.QUICListener
 	unixLn *net.UnixListener
 	httpLn net.Listener
+
+	closeOnce sync.Once
+}
+
+// Close releases what New acquired: listeners, the API's store, the
+// slicer's state (flushed). Run calls it on the way out; call it yourself
+// for an Appliance that never ran.
+func (a *Appliance) Close() {
+	a.closeOnce.Do(func() {
+		a.closeListeners()
+		a.api.Close()
+		a.node.sl.Close()
+	})
 }
 
 // New prepares the state directory, TLS identity, token store, backend
@@ -58,6 +77,25 @@ func New(cfg Config, log *slog.Logger) (*Appliance, error) {
 	} else {
 		log.Warn("tenant sessions run inside kerfd (tenants.isolation: inprocess): a faulting tenant can take kerfd down")
 	}
+	var ctl slicer.Control
+	if a.workers != nil {
+		ctl = a.workers
+	}
+	if a.node, err = newNode(a, a.backend.Devices(), ctl, log); err != nil {
+		return nil, err
+	}
+	if a.workers != nil {
+		a.workers.node = a.node
+	}
+	a.server.Allocator = a.node
+	if a.api, err = profiles.New(a.apiConfig(), profiles.Deps{Node: a.node, Tokens: a.tokens, Log: log}); err != nil {
+		a.node.sl.Close()
+		return nil, fmt.Errorf("operator API: %w", err)
+	}
+	a.node.api = a.api
+	if err := a.seedProfiles(); err != nil {
+		log.Warn("built-in profiles not listed in the API", "err", err)
+	}
 	a.tokens.OnRevoke = func(tenant string) {
 		n := a.server.CloseTenant(tenant)
 		if a.workers != nil {
@@ -69,9 +107,30 @@ func New(cfg Config, log *slog.Logger) (*Appliance, error) {
 	}
 	if err := a.listen(cert); err != nil {
 		a.closeListeners()
+		a.api.Close()
+		a.node.sl.Close()
 		return nil, err
 	}
 	return a, nil
+}
+
+func (a *Appliance) apiConfig() profiles.Config {
+	maxBody, _ := units.ParseBytes(a.cfg.API.MaxBody) // validated with the config
+	return profiles.Config{StateDir: a.cfg.StateDir, MaxBodyBytes: int64(maxBody), EventsKept: a.cfg.API.EventsKept, PublicMetrics: a.cfg.API.PublicMetrics}
+}
+
+// seedProfiles lists the slicer's built-in profiles in the API's store, so
+// operators can apply them by name.
+func (a *Appliance) seedProfiles() error {
+	for _, p := range a.node.sl.Profiles() {
+		if _, err := a.api.Store().Profile(p.Name); err == nil {
+			continue
+		}
+		if _, _, err := a.api.Store().PutProfile(fromSlicer(p, a.node.gpus), true); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (a *Appliance) listen(cert tlsCert) error {
@@ -140,11 +199,18 @@ func (a *Appliance) Run(ctx context.Context) error {
 	if err := a.firstToken(); err != nil {
 		return err
 	}
+	if tok, err := a.api.Bootstrap(); err != nil {
+		return err
+	} else if tok != "" {
+		a.log.Warn("operator API admin token, shown once; keep it", "token", tok)
+	}
+	defer a.Close()
 	a.log.Info("kerfd ready", "backend", a.kind, "quic", a.QUICAddr(), "unix", a.cfg.UnixPath(),
 		"http", a.HTTPAddr(), "fingerprint", a.fp.String(), "state", a.cfg.StateDir)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	go a.node.reclaimLoop(ctx)
 	errc := make(chan error, 3)
 	go func() { errc <- a.server.ServeQUIC(ctx, a.quicLn) }()
 	go func() { errc <- a.server.ServeUnix(ctx, a.unixLn) }()
@@ -226,6 +292,13 @@ func Init(cfg Config) (string, transport.Fingerprint, error) {
 	}
 	path, err := firstBundle(cfg, tokens, fp, cfg.Listen.QUIC)
 	return path, fp, err
+}
+
+// InitAdmin makes the operator API's admin token at first start and
+// returns it; kerfd must not be running.
+func InitAdmin(cfg Config) (string, error) {
+	a := Appliance{cfg: cfg}
+	return profiles.ResetAdminToken(a.apiConfig())
 }
 
 // IssueBundle issues a token for tenant and writes its bundle to out

@@ -203,7 +203,7 @@ func TestIdentityAndTokensSurviveRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first.closeListeners()
+	first.Close()
 
 	a := start(t, cfg)
 	if a.Fingerprint() != fp {

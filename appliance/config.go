@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/knadh/koanf/parsers/yaml"
 	"github.com/knadh/koanf/providers/env/v2"
@@ -48,6 +49,16 @@ type Config struct {
 	Tenants struct {
 		Isolation string `koanf:"isolation"`
 	} `koanf:"tenants"`
+	Slicer struct {
+		Profile          string        `koanf:"profile"`
+		MaxGPUsPerTenant float64       `koanf:"max_gpus_per_tenant"`
+		IdleTimeout      time.Duration `koanf:"idle_timeout"`
+	} `koanf:"slicer"`
+	API struct {
+		MaxBody       string `koanf:"max_body"`
+		EventsKept    int    `koanf:"events_kept"`
+		PublicMetrics bool   `koanf:"public_metrics"`
+	} `koanf:"api"`
 	Log struct {
 		Level  string `koanf:"level"`
 		Format string `koanf:"format"`
@@ -97,6 +108,12 @@ func (c *Config) validate() error {
 	if c.Tenants.Isolation != "process" && c.Tenants.Isolation != "inprocess" {
 		errs = append(errs, fmt.Errorf("tenants.isolation %q: want process or inprocess", c.Tenants.Isolation))
 	}
+	if c.Slicer.MaxGPUsPerTenant < 0 || c.Slicer.IdleTimeout < 0 {
+		errs = append(errs, errors.New("slicer limits must not be negative"))
+	}
+	if _, err := units.ParseBytes(c.API.MaxBody); err != nil {
+		errs = append(errs, fmt.Errorf("api.max_body: %w", err))
+	}
 	if _, err := units.ParseBytes(c.GPU.Emulated.Memory); err != nil {
 		errs = append(errs, fmt.Errorf("gpu.emulated.memory: %w", err))
 	}
@@ -140,6 +157,9 @@ func (c *Config) UnixPath() string {
 
 // TokensPath is the tenant token store.
 func (c *Config) TokensPath() string { return filepath.Join(c.StateDir, "tokens.json") }
+
+// SlicerPath is the slicer's persisted layout, profile and policies.
+func (c *Config) SlicerPath() string { return filepath.Join(c.StateDir, "slicer.json") }
 
 // BundleDir holds token bundles written for tenants.
 func (c *Config) BundleDir() string { return filepath.Join(c.StateDir, "bundles") }

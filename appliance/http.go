@@ -6,14 +6,11 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// httpHandler serves the operator endpoints. The REST API, metrics and the
-// web page will join /healthz and /readyz here.
+// httpHandler serves the operator endpoints: the REST API, metrics and
+// web page (package profiles), with /readyz saying what serves.
 func (a *Appliance) httpHandler() http.Handler {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	e.GET("/healthz", func(c echo.Context) error {
-		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
-	})
 	e.GET("/readyz", func(c echo.Context) error {
 		type device struct {
 			Name     string `json:"name"`
@@ -26,9 +23,10 @@ func (a *Appliance) httpHandler() http.Handler {
 			devs = append(devs, device{d.Name, d.TotalMem, d.SMs, d.Emulated})
 		}
 		return c.JSON(http.StatusOK, map[string]any{
-			"status": "ready", "backend": a.kind, "devices": devs,
+			"status": "ready", "backend": a.kind, "devices": devs, "profile": a.node.sl.Status().Profile,
 			"sessions": len(a.Sessions()), "isolation": a.cfg.Tenants.Isolation, "fingerprint": a.fp.String(),
 		})
 	})
+	e.Any("/*", echo.WrapHandler(a.api))
 	return e
 }

@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kerf-edge/kerf/slicer"
 	"github.com/kerf-edge/kerf/transport"
 )
 
@@ -28,9 +29,14 @@ type supervisor struct {
 	log       *slog.Logger
 	exe       string
 
+	// node, when set, names each worker's slice and takes its reports.
+	node *node
+
 	mu      sync.Mutex
 	workers map[int]*worker
 }
+
+var _ slicer.Control = (*supervisor)(nil)
 
 // worker is a running tenant worker, as kerfd sees it.
 type worker struct {
@@ -41,8 +47,16 @@ type worker struct {
 	started time.Time
 	cmd     *exec.Cmd
 
+	lease   string
+	slice   string            // the slicer slice the session runs in
+	control chan ctrlMsg      // messages to the worker, sent in order
+	reports chan workerReport // the latest report, for the slicer
+
 	mu     sync.Mutex
 	report workerReport
+	closed bool // control is closed: the worker exited
+	seq    uint64
+	acks   map[uint64]chan string // answers awaited, by sequence number
 }
 
 func newSupervisor(cfg Config, kind string, log *slog.Logger) (*supervisor, error) {
@@ -124,7 +138,11 @@ func (s *supervisor) handoff(ctx context.Context, rw io.ReadWriteCloser, peer tr
 	if local {
 		rw.Close() // the worker owns the tenant's socket now
 	}
-	w := &worker{pid: cmd.Process.Pid, adm: adm, via: peer.Transport, peer: peer.Addr, started: time.Now(), cmd: cmd}
+	w := &worker{pid: cmd.Process.Pid, adm: adm, via: peer.Transport, peer: peer.Addr, started: time.Now(), cmd: cmd,
+		lease: adm.Lease, control: make(chan ctrlMsg, 16), reports: make(chan workerReport, 1)}
+	if s.node != nil && adm.Lease != "" {
+		w.slice = s.node.sliceOf(adm.Lease, adm.Device)
+	}
 	s.mu.Lock()
 	s.workers[w.pid] = w
 	s.mu.Unlock()
@@ -141,7 +159,15 @@ func (s *supervisor) handoff(ctx context.Context, rw io.ReadWriteCloser, peer tr
 		log.Error("sending the worker its spec", "err", err)
 		cmd.Process.Kill()
 	}
-	go w.readReports(ctrl)
+	reportsDone := make(chan struct{})
+	go func() {
+		defer close(reportsDone)
+		w.readReports(ctrl, s.node)
+	}()
+	if s.node != nil {
+		go w.forwardReports(s.node)
+	}
+	go w.sendControl(ctrl)
 	if relay != nil {
 		go func() {
 			io.Copy(relay, rw)
@@ -155,6 +181,17 @@ func (s *supervisor) handoff(ctx context.Context, rw io.ReadWriteCloser, peer tr
 	stop := context.AfterFunc(ctx, func() { cmd.Process.Signal(syscall.SIGTERM) })
 	defer stop()
 	err = cmd.Wait()
+	ctrl.Close()
+	<-reportsDone
+	close(w.reports)
+	w.mu.Lock()
+	close(w.control)
+	w.closed = true
+	final := w.report
+	w.mu.Unlock()
+	if s.node != nil {
+		s.node.ended(adm.Tenant.ID, final)
+	}
 	switch {
 	case err == nil:
 		log.Info("worker finished")
@@ -167,17 +204,138 @@ func (s *supervisor) handoff(ctx context.Context, rw io.ReadWriteCloser, peer tr
 	}
 }
 
-func (w *worker) readReports(ctrl net.Conn) {
+func (w *worker) readReports(ctrl net.Conn, n *node) {
 	dec := json.NewDecoder(bufio.NewReader(ctrl))
 	for {
 		var r workerReport
 		if err := dec.Decode(&r); err != nil {
 			return
 		}
+		if r.Op == opAck {
+			w.mu.Lock()
+			if c := w.acks[r.Seq]; c != nil {
+				c <- r.Err
+				delete(w.acks, r.Seq)
+			}
+			w.mu.Unlock()
+			continue
+		}
 		w.mu.Lock()
 		w.report = r
 		w.mu.Unlock()
+		if n != nil {
+			// The slicer may answer a report with a control message whose
+			// ack this goroutine must read: hand the report over, latest
+			// first, rather than call into the slicer from here.
+			select {
+			case w.reports <- r:
+			default:
+				select {
+				case <-w.reports:
+				default:
+				}
+				w.reports <- r
+			}
+		}
 	}
+}
+
+// forwardReports feeds the worker's reports to the slicer until it exits.
+func (w *worker) forwardReports(n *node) {
+	for r := range w.reports {
+		n.report(w.lease, w.slice, r)
+	}
+}
+
+// sendControl writes queued messages to the worker until it exits.
+func (w *worker) sendControl(ctrl net.Conn) {
+	enc := json.NewEncoder(ctrl)
+	for m := range w.control {
+		if err := enc.Encode(m); err != nil {
+			return
+		}
+	}
+}
+
+// ackWait bounds how long a control message waits for its answer; the
+// slicer holds its lock meanwhile.
+const ackWait = time.Second
+
+// setMemLimit asks the worker to change its limit and waits for the
+// answer.
+func (w *worker) setMemLimit(bytes uint64) error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return nil // the session ended; nothing holds the slice
+	}
+	w.seq++
+	m := ctrlMsg{Op: opSetMemLimit, Seq: w.seq, Bytes: bytes}
+	ack := make(chan string, 1)
+	if w.acks == nil {
+		w.acks = map[uint64]chan string{}
+	}
+	w.acks[m.Seq] = ack
+	select {
+	case w.control <- m:
+	default:
+		delete(w.acks, m.Seq)
+		w.mu.Unlock()
+		return errors.New("worker control queue full")
+	}
+	w.mu.Unlock()
+	select {
+	case e := <-ack:
+		if e != "" {
+			return errors.New(e)
+		}
+		return nil
+	case <-time.After(ackWait):
+		w.mu.Lock()
+		delete(w.acks, m.Seq)
+		w.mu.Unlock()
+		return fmt.Errorf("worker %d did not answer within %v", w.pid, ackWait)
+	}
+}
+
+// SetMemLimit implements slicer.Control: it changes the memory limit of
+// the sessions in a slice, in place, through their workers, and returns
+// a worker's refusal (the tenant uses more), which the slicer keeps
+// pending and retries.
+func (s *supervisor) SetMemLimit(slice slicer.SliceID, bytes uint64) error {
+	s.mu.Lock()
+	var ws []*worker
+	for _, w := range s.workers {
+		if w.slice == string(slice) {
+			ws = append(ws, w)
+		}
+	}
+	s.mu.Unlock()
+	var errs []error
+	for _, w := range ws {
+		if err := w.setMemLimit(bytes); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// SetShare implements slicer.Control. The slicer records compute shares;
+// workers do not yet gate launches by them (docs/architecture.md).
+func (s *supervisor) SetShare(slicer.SliceID, float64) error { return nil }
+
+// closeLease ends the workers serving a lease.
+func (s *supervisor) closeLease(lease string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, w := range s.workers {
+		if w.lease == lease {
+			w.cmd.Process.Signal(syscall.SIGTERM)
+			n++
+		}
+	}
+	return n
 }
 
 // sessions lists the sessions running in workers.

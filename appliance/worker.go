@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -45,14 +46,32 @@ type workerSpec struct {
 	Peer      string
 }
 
-// workerReport is a worker's periodic account of its session.
+// workerReport is a worker's periodic account of its session, or (with
+// Op "ack") its answer to a control message.
 type workerReport struct {
+	Op       string `json:"op,omitempty"`
+	Seq      uint64 `json:"seq,omitempty"`
+	Err      string `json:"err,omitempty"`
 	Calls    uint64 `json:"calls"`
 	Errors   uint64 `json:"errors"`
 	BytesIn  uint64 `json:"bytesIn"`
 	BytesOut uint64 `json:"bytesOut"`
 	MemUsed  uint64 `json:"memUsed"`
+	MemLimit uint64 `json:"memLimit"`
 }
+
+// ctrlMsg is a message from kerfd to a worker, after the spec.
+type ctrlMsg struct {
+	Op    string `json:"op"`
+	Seq   uint64 `json:"seq"`
+	Bytes uint64 `json:"bytes,omitempty"`
+}
+
+// opAck answers a control message.
+const opAck = "ack"
+
+// opSetMemLimit changes the session's memory limit in place.
+const opSetMemLimit = "setMemLimit"
 
 // reportEvery paces worker reports.
 const reportEvery = 250 * time.Millisecond
@@ -79,7 +98,8 @@ func runWorker() error {
 		return fmt.Errorf("control socket: %w", err)
 	}
 	defer ctrl.Close()
-	line, err := bufio.NewReaderSize(ctrl, 1<<20).ReadBytes('\n')
+	in := bufio.NewReaderSize(ctrl, 1<<20)
+	line, err := in.ReadBytes('\n')
 	if err != nil {
 		return fmt.Errorf("reading spec: %w", err)
 	}
@@ -96,15 +116,33 @@ func runWorker() error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	// kerfd going away closes the control socket: end the session then.
-	go func() {
-		var b [1]byte
-		ctrl.Read(b[:])
-		stop()
-	}()
+	out := &reporter{enc: json.NewEncoder(ctrl)}
 	done := make(chan struct{})
-	go reportLoop(ctrl, srv, done)
+	go out.loop(srv, done)
 	defer close(done)
+
+	// Messages from kerfd until it goes away, which ends the session.
+	go func() {
+		defer stop()
+		dec := json.NewDecoder(in)
+		for {
+			var m ctrlMsg
+			if err := dec.Decode(&m); err != nil {
+				return
+			}
+			switch m.Op {
+			case opSetMemLimit:
+				ack := workerReport{Op: opAck, Seq: m.Seq}
+				if err := srv.SetMemLimit(m.Bytes); err != nil {
+					log.Warn("memory limit not changed", "bytes", m.Bytes, "err", err)
+					ack.Err = err.Error()
+				}
+				out.send(ack)
+			default:
+				log.Warn("unknown control message", "op", m.Op)
+			}
+		}
+	}()
 
 	stream := os.NewFile(fdStream, "stream")
 	if spec.Transport == "unix" {
@@ -119,16 +157,26 @@ func runWorker() error {
 	return nil
 }
 
-// reportLoop sends the session's figures to kerfd until done, then once
-// more.
-func reportLoop(ctrl net.Conn, srv *transport.Server, done <-chan struct{}) {
-	enc := json.NewEncoder(ctrl)
+// reporter writes a worker's messages to kerfd, one at a time.
+type reporter struct {
+	mu  sync.Mutex
+	enc *json.Encoder
+}
+
+func (r *reporter) send(m workerReport) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.enc.Encode(m)
+}
+
+// loop sends the session's figures to kerfd until done.
+func (out *reporter) loop(srv *transport.Server, done <-chan struct{}) {
 	send := func() error {
 		var r workerReport
 		for _, s := range srv.Sessions() {
-			r = workerReport{Calls: s.Calls, Errors: s.Errors, BytesIn: s.BytesIn, BytesOut: s.BytesOut, MemUsed: s.MemUsed}
+			r = workerReport{Calls: s.Calls, Errors: s.Errors, BytesIn: s.BytesIn, BytesOut: s.BytesOut, MemUsed: s.MemUsed, MemLimit: s.MemLimit}
 		}
-		return enc.Encode(r)
+		return out.send(r)
 	}
 	t := time.NewTicker(reportEvery)
 	defer t.Stop()

@@ -20,7 +20,7 @@ func Example() {
 		panic(err)
 	}
 	defer s.Close()
-	l, err := s.TryAllocate(slicer.Request{Tenant: "alice", N: 2, Fraction: 0.2})
+	l, err := s.TryAllocate(slicer.Request{Tenant: "alice", N: 2, Fraction: 0.05})
 	fmt.Println(l.ID, l.GPUs, err)
 
 	plan, _ := s.Plan("mixed-2x25-5x10")
@@ -29,6 +29,6 @@ func Example() {
 	fmt.Println(s.Status().Profile)
 	// Output:
 	// l1 [0 1] <nil>
-	// 22 0 <nil>
+	// 52 0 <nil>
 	// mixed-2x25-5x10
 }

@@ -89,8 +89,15 @@ func gpus(n int, model string, mem uint64) []GPU {
 // noReserve makes sizes round: usable = memory.
 var noReserve = Reserve{}
 
+// fifths is five 20% slices per GPU: round sizes for the tests.
+var fifths = uniform("fifths", 5, 0.20)
+
 func newSlicer(t testing.TB, cfg Config) *Slicer {
 	t.Helper()
+	cfg.Profiles = append(cfg.Profiles, fifths)
+	if cfg.Profile == "" {
+		cfg.Profile = fifths.Name
+	}
 	if cfg.GPUs == nil {
 		cfg.GPUs = gpus(4, "NVIDIA A100", 40*GiB)
 	}

@@ -26,9 +26,9 @@ func TestPlanFreshAndIdempotent(t *testing.T) {
 	s, _ := oneGPU(t, nil)
 	st := s.Status()
 	if n := len(st.Layout.GPUs[0].Slices); n != 5 || len(st.Pending) != 0 {
-		t.Fatalf("uniform-20: %d slices, pending %v", n, st.Pending)
+		t.Fatalf("fifths: %d slices, pending %v", n, st.Pending)
 	}
-	p := must[*Plan](t)(s.Plan("uniform-20"))
+	p := must[*Plan](t)(s.Plan("fifths"))
 	if ops := countOps(p.Steps); ops["keep"] != 5 || len(ops) != 1 {
 		t.Fatalf("same profile again: %v", ops)
 	}
@@ -196,7 +196,7 @@ func TestApplyRejectPending(t *testing.T) {
 	if !errors.As(err, &pe) || !errors.Is(err, ErrPending) || !strings.Contains(err.Error(), "a uses 1.86 GiB") {
 		t.Fatalf("err %v", err)
 	}
-	if st := s.Status(); st.Generation != gen || st.Profile != "uniform-20" || len(ctl.take()) != 0 {
+	if st := s.Status(); st.Generation != gen || st.Profile != "fifths" || len(ctl.take()) != 0 {
 		t.Fatalf("rejected plan changed state: %+v", st)
 	}
 	// The same plan passes once the tenant frees memory.
@@ -223,7 +223,7 @@ func TestApplyStaleAndUnknown(t *testing.T) {
 	for _, p := range s.Profiles() {
 		names = append(names, p.Name)
 	}
-	if got := strings.Join(names, " "); got != "mixed-2x25-5x10 uniform-10 uniform-20 whole" {
+	if got := strings.Join(names, " "); got != "fifths mixed-2x25-5x10 uniform-10 uniform-20 whole" {
 		t.Fatalf("profiles %s", got)
 	}
 }

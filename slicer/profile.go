@@ -34,7 +34,7 @@ func uniform(name string, n int, f float64) Profile {
 	return p
 }
 
-// Builtin returns the profiles kerf ships: uniform-20 (5 slices of 20%),
+// Builtin returns the profiles kerf ships: uniform-20 (20 slices of 5%),
 // uniform-10 (10 of 10%), mixed-2x25-5x10 (2 of 25% and 5 of 10%) and
 // whole (1 slice of 100%).
 func Builtin() []Profile {
@@ -46,7 +46,7 @@ func Builtin() []Profile {
 		mixed.Slices = append(mixed.Slices, SliceSpec{Fraction: 0.10})
 	}
 	return []Profile{
-		uniform("uniform-20", 5, 0.20),
+		uniform("uniform-20", 20, 0.05),
 		uniform("uniform-10", 10, 0.10),
 		mixed,
 		uniform("whole", 1, 1),

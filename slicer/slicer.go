@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -45,6 +46,9 @@ type Request struct {
 	// MinMemory by their total memory.
 	Model     string `json:"model,omitempty"`
 	MinMemory uint64 `json:"minMemory,omitempty"`
+	// GPUs, if set, restricts placement to these GPU indices: a session
+	// that names its device without a lease.
+	GPUs []int `json:"gpus,omitempty"`
 }
 
 // Policy is what a tenant may hold.
@@ -355,6 +359,9 @@ func (s *Slicer) place(req Request) ([]*Slice, error) {
 			continue
 		}
 		if g.GPU.Memory < req.MinMemory {
+			continue
+		}
+		if len(req.GPUs) > 0 && !slices.Contains(req.GPUs, g.GPU.Index) {
 			continue
 		}
 		matching++

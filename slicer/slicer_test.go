@@ -27,24 +27,26 @@ func TestPlacement(t *testing.T) {
 		gpus    []int
 		size    uint64 // memory of each slice granted
 	}{
-		{"one fifth", "uniform-20", nil, Request{Tenant: "a", N: 1, Fraction: 0.2}, nil, []int{2}, 16 * GiB / 5 &^ (MiB - 1)},
-		{"n distinct gpus", "uniform-20", nil, Request{Tenant: "a", N: 4, Fraction: 0.2}, nil, []int{0, 1, 2, 3}, 0},
-		{"more gpus than the node", "uniform-20", nil, Request{Tenant: "a", N: 5, Fraction: 0.2}, ErrUnsatisfiable, nil, 0},
-		{"model filter", "uniform-20", nil, Request{Tenant: "a", N: 2, Fraction: 0.2, Model: "a100"}, nil, []int{0, 1}, 8 * GiB},
-		{"model filter too few", "uniform-20", nil, Request{Tenant: "a", N: 3, Model: "t4", Fraction: 0.1}, ErrUnsatisfiable, nil, 0},
-		{"min memory filter", "uniform-20", nil, Request{Tenant: "a", N: 1, Fraction: 0.2, MinMemory: 32 * GiB}, nil, []int{0}, 8 * GiB},
-		{"explicit memory", "uniform-20", nil, Request{Tenant: "a", N: 1, Memory: 5 * GiB}, nil, []int{0}, 8 * GiB},
-		{"memory too big for any slice", "uniform-20", nil, Request{Tenant: "a", N: 1, Memory: 9 * GiB}, ErrUnsatisfiable, nil, 0},
+		{"one fifth", "fifths", nil, Request{Tenant: "a", N: 1, Fraction: 0.2}, nil, []int{2}, 16 * GiB / 5 &^ (MiB - 1)},
+		{"n distinct gpus", "fifths", nil, Request{Tenant: "a", N: 4, Fraction: 0.2}, nil, []int{0, 1, 2, 3}, 0},
+		{"more gpus than the node", "fifths", nil, Request{Tenant: "a", N: 5, Fraction: 0.2}, ErrUnsatisfiable, nil, 0},
+		{"model filter", "fifths", nil, Request{Tenant: "a", N: 2, Fraction: 0.2, Model: "a100"}, nil, []int{0, 1}, 8 * GiB},
+		{"model filter too few", "fifths", nil, Request{Tenant: "a", N: 3, Model: "t4", Fraction: 0.1}, ErrUnsatisfiable, nil, 0},
+		{"min memory filter", "fifths", nil, Request{Tenant: "a", N: 1, Fraction: 0.2, MinMemory: 32 * GiB}, nil, []int{0}, 8 * GiB},
+		{"explicit memory", "fifths", nil, Request{Tenant: "a", N: 1, Memory: 5 * GiB}, nil, []int{0}, 8 * GiB},
+		{"memory too big for any slice", "fifths", nil, Request{Tenant: "a", N: 1, Memory: 9 * GiB}, ErrUnsatisfiable, nil, 0},
 		{"best fit picks the small slice", "mixed-2x25-5x10", nil, Request{Tenant: "a", N: 1, Fraction: 0.1}, nil, []int{2}, 16 * GiB / 10 &^ (MiB - 1)},
 		{"fraction between sizes", "mixed-2x25-5x10", nil, Request{Tenant: "a", N: 1, Fraction: 0.2}, nil, []int{2}, 4 * GiB},
-		{"whole gpu in uniform-20", "uniform-20", nil, Request{Tenant: "a", N: 1}, ErrUnsatisfiable, nil, 0},
+		{"whole gpu in uniform-20", "fifths", nil, Request{Tenant: "a", N: 1}, ErrUnsatisfiable, nil, 0},
 		{"whole gpus, small first", "whole", nil, Request{Tenant: "a", N: 2}, nil, []int{2, 3}, 16 * GiB},
 		{"whole gpus, big by filter", "whole", nil, Request{Tenant: "a", N: 2, MinMemory: 20 * GiB}, nil, []int{0, 1}, 40 * GiB},
 		{"whole gpus all taken", "whole", []Request{{Tenant: "b", N: 4}}, Request{Tenant: "a", N: 1}, ErrNoCapacity, nil, 0},
-		{"fullest gpu first", "uniform-20", []Request{{Tenant: "b", N: 1, Fraction: 0.2, Model: "a100", MinMemory: 40 * GiB}}, Request{Tenant: "a", N: 1, Fraction: 0.2, Model: "a100"}, nil, []int{0}, 8 * GiB},
-		{"no tenant", "uniform-20", nil, Request{N: 1}, ErrBadRequest, nil, 0},
-		{"n zero", "uniform-20", nil, Request{Tenant: "a"}, ErrBadRequest, nil, 0},
-		{"fraction over one", "uniform-20", nil, Request{Tenant: "a", N: 1, Fraction: 1.5}, ErrBadRequest, nil, 0},
+		{"fullest gpu first", "fifths", []Request{{Tenant: "b", N: 1, Fraction: 0.2, Model: "a100", MinMemory: 40 * GiB}}, Request{Tenant: "a", N: 1, Fraction: 0.2, Model: "a100"}, nil, []int{0}, 8 * GiB},
+		{"pinned to a gpu", "fifths", nil, Request{Tenant: "a", N: 1, Fraction: 0.2, GPUs: []int{3}}, nil, []int{3}, 16 * GiB / 5 &^ (MiB - 1)},
+		{"pinned to too few gpus", "fifths", nil, Request{Tenant: "a", N: 2, Fraction: 0.2, GPUs: []int{3}}, ErrUnsatisfiable, nil, 0},
+		{"no tenant", "fifths", nil, Request{N: 1}, ErrBadRequest, nil, 0},
+		{"n zero", "fifths", nil, Request{Tenant: "a"}, ErrBadRequest, nil, 0},
+		{"fraction over one", "fifths", nil, Request{Tenant: "a", N: 1, Fraction: 1.5}, ErrBadRequest, nil, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newSlicer(t, Config{GPUs: mixedNode(), Reserve: noReserve, Profile: tc.profile})
@@ -244,7 +246,7 @@ func TestQueueWokenByReslice(t *testing.T) {
 	waitQueued(t, s, 2)
 	// x uses nothing: its slice shrinks to 20% and four new ones appear;
 	// a (a whole GPU) can never fit now and fails; b gets a slice.
-	must[*Plan](t)(s.ApplyProfile("uniform-20", ApplyOptions{}))
+	must[*Plan](t)(s.ApplyProfile("fifths", ApplyOptions{}))
 	if err := <-outA; !errors.Is(err, ErrUnsatisfiable) {
 		t.Fatalf("a: %v", err)
 	}

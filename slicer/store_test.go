@@ -159,7 +159,7 @@ func TestRestartSmallerGPU(t *testing.T) {
 	s.Close()
 	r := newSlicer(t, Config{GPUs: gpus(1, "A100", 16*GiB), Reserve: noReserve, Store: store})
 	st := r.Status()
-	if st.Profile != "uniform-20" || len(st.Warnings) != 2 || !strings.Contains(st.Warnings[0], "need 30.00 GiB") {
+	if st.Profile != "fifths" || len(st.Warnings) != 2 || !strings.Contains(st.Warnings[0], "need 30.00 GiB") {
 		t.Fatalf("profile %q warnings %q", st.Profile, st.Warnings)
 	}
 }

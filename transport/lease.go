@@ -147,7 +147,7 @@ func (ss *session) admitSlice(hello *wire.HelloMsg, adm *Admission) error {
 		a.Release(lease.ID)
 		return ss.refuse(abi.ErrUnknown, "allocator placed the session's slice on another device")
 	}
-	adm.MemLimit, adm.Lease, adm.ownLease = s.Memory, lease.ID, true
+	adm.MemLimit, adm.Lease, adm.ownLease = min(nonZero(adm.MemLimit), s.Memory), lease.ID, true
 	return nil
 }
 

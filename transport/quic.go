@@ -21,8 +21,8 @@ import (
 func QUICConfig() *quic.Config {
 	return &quic.Config{
 		HandshakeIdleTimeout:           HandshakeTimeout,
-		MaxIdleTimeout:                 60 * time.Second,
-		KeepAlivePeriod:                15 * time.Second,
+		MaxIdleTimeout:                 15 * time.Second,
+		KeepAlivePeriod:                5 * time.Second,
 		InitialStreamReceiveWindow:     8 << 20,
 		MaxStreamReceiveWindow:         64 << 20,
 		InitialConnectionReceiveWindow: 16 << 20,

@@ -67,6 +67,7 @@ type SessionInfo struct {
 	BytesIn   uint64
 	BytesOut  uint64
 	MemUsed   uint64
+	MemLimit  uint64
 	// Worker is the pid of the process serving the session, when it is
 	// not this one.
 	Worker int
@@ -81,6 +82,21 @@ func (s *Server) Sessions() []SessionInfo {
 		out = append(out, ss.info())
 	}
 	return out
+}
+
+// SetMemLimit changes the memory limit of every live session in place (a
+// worker process serves one). Shrinking below what a session uses is
+// refused for that session.
+func (s *Server) SetMemLimit(limit uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for _, ss := range s.sessions {
+		if err := ss.ctx.SetMemLimit(limit); err != nil {
+			errs = append(errs, fmt.Errorf("session %d: %w", ss.id, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // CloseTenant ends every session of tenant id, as when its token is revoked.

@@ -49,8 +49,16 @@ func (ss *session) info() SessionInfo {
 	return SessionInfo{
 		ID: ss.id, Tenant: ss.tenant.ID, Device: ss.device, Transport: ss.peer.Transport, Peer: ss.peer.Addr,
 		Started: ss.started, Calls: ss.calls.Load(), Errors: ss.errs.Load(),
-		BytesIn: ss.bytesIn.Load(), BytesOut: ss.bytesOut.Load(), MemUsed: ss.memUsed.Load(),
+		BytesIn: ss.bytesIn.Load(), BytesOut: ss.bytesOut.Load(), MemUsed: ss.memUsed.Load(), MemLimit: ss.memLimit(),
 	}
+}
+
+func (ss *session) memLimit() uint64 {
+	if ss.ctx == nil {
+		return 0
+	}
+	_, total := ss.ctx.MemInfo()
+	return total
 }
 
 func isClosed(err error) bool {

@@ -161,6 +161,11 @@ func initCmd(args []string) error {
 		fmt.Println("already initialised; no new token issued")
 		return nil
 	}
+	admin, err := appliance.InitAdmin(cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("operator API admin token, shown once: %s\n", admin)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err

@@ -1,0 +1,73 @@
+package appliance
+
+import (
+	"context"
+	"testing"
+
+	"github.com/kerf-edge/kerf/internal/testkit"
+	"github.com/kerf-edge/kerf/slicer"
+)
+
+// A live tenant's slice grows and shrinks in place when the operator
+// applies profiles: its worker is not restarted, its calls keep working,
+// and a shrink below what it uses waits until it frees memory.
+func TestLiveResliceChangesLimitInPlace(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.GPU.Emulated.Memory = "2GiB"
+	cfg.Slicer.Profile = "uniform-10"
+	a := start(t, cfg)
+	c := dialTenant(t, a, "live", "unix")
+	_, before, err := c.MemGetInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := workerOf(t, a, "live")
+	apply := func(name string) {
+		t.Helper()
+		p, err := a.api.Store().Profile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.node.Apply(context.Background(), p); err != nil {
+			t.Fatalf("apply %s: %v", name, err)
+		}
+	}
+	total := func() uint64 {
+		_, tot, err := c.MemGetInfo()
+		if err != nil {
+			t.Fatalf("call during re-slicing: %v", err)
+		}
+		return tot
+	}
+
+	// Grow: the whole GPU, at once.
+	apply("whole")
+	testkit.WaitFor(t, "the slice to grow in place", func() bool { return total() > 4*before })
+	big, err := c.MemAlloc(5 * before) // more than the old slice held
+	if err != nil {
+		t.Fatalf("allocation in the grown slice: %v", err)
+	}
+	if workerOf(t, a, "live") != pid {
+		t.Fatal("the worker was restarted")
+	}
+
+	// Shrink below use: pending until the tenant frees.
+	apply("uniform-20")
+	st := a.node.sl.Status()
+	if len(st.Pending) == 0 {
+		t.Fatalf("shrinking below use left nothing pending: %+v", st)
+	}
+	if tot := total(); tot < 5*before {
+		t.Fatalf("limit %d went below what the tenant uses", tot)
+	}
+	if err := c.MemFree(big); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, "the pending shrink to apply once memory was freed", func() bool {
+		return total() < before && len(a.node.sl.Status().Pending) == 0
+	})
+	if workerOf(t, a, "live") != pid {
+		t.Fatal("the worker was restarted")
+	}
+	_ = slicer.ErrPending
+}
