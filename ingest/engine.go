@@ -1,0 +1,405 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"path"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Applier carries out decisions; the slicer implements it. Calls are
+// serialised and made with the engine's lock held, so it must not call back
+// into the Engine.
+type Applier interface {
+	ApplyProfile(ctx context.Context, target Target, profile string, reason Decision) error
+}
+
+// Signal is one numeric record from one source.
+type Signal struct {
+	Topic   Topic
+	Name    string // resolved SenML name
+	Metric  string // SenML n (or Name when n was empty)
+	Unit    string
+	Value   float64
+	Time    time.Time // record time, clamped to Arrived
+	Arrived time.Time
+}
+
+// Decision reasons.
+const (
+	ReasonScaleUp          = "scale-up"
+	ReasonScaleDown        = "scale-down"
+	ReasonFallbackStale    = "fallback-stale"
+	ReasonFallbackFailures = "fallback-failures"
+)
+
+// Decision is one profile change the engine asked for, with its inputs.
+type Decision struct {
+	Seq                 uint64    `json:"seq"`
+	Time                time.Time `json:"time"`
+	Rule                string    `json:"rule"`
+	Target              string    `json:"target"`
+	Profile             string    `json:"profile"`
+	Previous            string    `json:"previous,omitempty"`
+	Reason              string    `json:"reason"`
+	Aggregate           string    `json:"aggregate"`
+	Value               float64   `json:"value"`
+	Threshold           float64   `json:"threshold"`
+	ActivationThreshold float64   `json:"activationThreshold"`
+	Inputs              []Input   `json:"inputs"`
+}
+
+// Input is one series as the decision saw it.
+type Input struct {
+	Source   string    `json:"source"`
+	Metric   string    `json:"metric"`
+	Value    float64   `json:"value"`
+	Samples  int       `json:"samples"`
+	LastSeen time.Time `json:"lastSeen"`
+	Stale    bool      `json:"stale"`
+}
+
+// Event is a decision and what applying it gave.
+type Event struct {
+	Decision
+	Applied bool   `json:"applied"`
+	Error   string `json:"error,omitempty"`
+}
+
+// EngineStats are the engine's counters.
+type EngineStats struct {
+	Signals, Unmatched, SeriesDropped, Evaluations               uint64
+	Decisions, Applied, ApplyErrors, Fallbacks                   uint64
+	SuppressedStabilization, SuppressedDwell, SuppressedCooldown uint64
+}
+
+type engineCounters struct {
+	signals, unmatched, seriesDropped, evaluations, decisions, applied, applyErrors, fallbacks,
+	supStab, supDwell, supCool atomic.Uint64
+}
+
+// EngineOptions tune an Engine; zero values take defaults.
+type EngineOptions struct {
+	Clock      Clock
+	Log        *slog.Logger
+	MaxSeries  int // distinct (source, metric) pairs tracked; default 65536
+	MaxSamples int // per series; default 1024
+	EventCap   int // events kept for the API; default 256
+}
+
+type state int
+
+const (
+	stateUnknown state = iota
+	stateUp
+	stateDown
+	stateFallback
+)
+
+type ruleState struct {
+	rule         Rule
+	series       []*series
+	state        state
+	profile      string
+	pending      state
+	pendingSince time.Time
+	lastApplied  time.Time
+	lastAttempt  time.Time
+	failures     int
+	started      time.Time
+}
+
+// Engine keeps the windows and evaluates rules. Safe for concurrent use.
+type Engine struct {
+	applier Applier
+	clock   Clock
+	log     *slog.Logger
+	opts    EngineOptions
+	c       engineCounters
+
+	mu     sync.Mutex
+	rules  []*ruleState
+	series map[string]*series // source key + "\x00" + metric
+	keep   time.Duration
+	seq    uint64
+
+	evMu   sync.Mutex
+	events []Event // ring
+	evNext int
+	evFull bool
+}
+
+// NewEngine validates rules and returns an engine that sends decisions to a.
+func NewEngine(rules []Rule, a Applier, o EngineOptions) (*Engine, error) {
+	rules, err := ValidateRules(rules)
+	if err != nil {
+		return nil, err
+	}
+	if o.Clock == nil {
+		o.Clock = SystemClock{}
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.MaxSeries <= 0 {
+		o.MaxSeries = 65536
+	}
+	if o.MaxSamples <= 0 {
+		o.MaxSamples = 1024
+	}
+	if o.EventCap <= 0 {
+		o.EventCap = 256
+	}
+	e := &Engine{applier: a, clock: o.Clock, log: o.Log, opts: o, series: map[string]*series{},
+		events: make([]Event, o.EventCap), keep: time.Minute}
+	now := o.Clock.Now()
+	for _, r := range rules {
+		e.rules = append(e.rules, &ruleState{rule: r, started: now})
+		e.keep = max(e.keep, r.Trigger.Window.D())
+	}
+	return e, nil
+}
+
+// Rules returns the validated rules, defaults filled in.
+func (e *Engine) Rules() []Rule {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]Rule, len(e.rules))
+	for i, rs := range e.rules {
+		out[i] = rs.rule
+	}
+	return out
+}
+
+func (rs *ruleState) matches(source, metric, name string) bool {
+	if ok, _ := path.Match(rs.rule.Trigger.Source, source); !ok {
+		return false
+	}
+	if ok, _ := path.Match(rs.rule.Trigger.Metric, metric); ok {
+		return true
+	}
+	ok, _ := path.Match(rs.rule.Trigger.Metric, name)
+	return ok
+}
+
+// Observe adds a signal to its window and evaluates the rules that read it.
+func (e *Engine) Observe(ctx context.Context, s Signal) {
+	e.c.signals.Add(1)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	src := s.Topic.Key()
+	key := src + "\x00" + s.Metric
+	se, ok := e.series[key]
+	if !ok {
+		if len(e.series) >= e.opts.MaxSeries {
+			e.c.seriesDropped.Add(1)
+			return
+		}
+		se = &series{key: key, source: src, metric: s.Metric, cap: e.opts.MaxSamples, keep: e.keep}
+		e.series[key] = se
+		for _, rs := range e.rules {
+			if rs.matches(src, s.Metric, s.Name) {
+				rs.series = append(rs.series, se)
+				se.readers = append(se.readers, rs)
+			}
+		}
+	}
+	if len(se.readers) == 0 {
+		e.c.unmatched.Add(1)
+		return
+	}
+	t := s.Time
+	if t.IsZero() || t.After(s.Arrived) {
+		t = s.Arrived
+	}
+	se.add(t, s.Value, s.Arrived)
+	now := e.clock.Now()
+	for _, rs := range se.readers {
+		e.evaluate(ctx, rs, now)
+	}
+}
+
+// SetOffline marks every series of a source stale at once (its status topic
+// said offline, or its Will fired).
+func (e *Engine) SetOffline(ctx context.Context, t Topic) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	src := t.Key()
+	for _, se := range e.series {
+		if se.source == src {
+			se.offline = true
+		}
+	}
+	now := e.clock.Now()
+	for _, rs := range e.rules {
+		e.evaluate(ctx, rs, now)
+	}
+}
+
+// Tick evaluates every rule; staleness and stabilization move on it.
+func (e *Engine) Tick(ctx context.Context) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.clock.Now()
+	for _, rs := range e.rules {
+		e.evaluate(ctx, rs, now)
+	}
+}
+
+func (e *Engine) evaluate(ctx context.Context, rs *ruleState, now time.Time) {
+	e.c.evaluations.Add(1)
+	r := &rs.rule
+	tr := &r.Trigger
+	var inputs []Input
+	var vals []float64
+	for _, se := range rs.series {
+		in := Input{Source: se.source, Metric: se.metric, LastSeen: se.lastSeen, Stale: se.stale(now, tr.StaleAfter.D())}
+		if !in.Stale {
+			v, n, ok := se.aggregate(tr.Aggregate, now, tr.Window.D())
+			in.Value, in.Samples = v, n
+			if ok {
+				vals = append(vals, v)
+			}
+		}
+		inputs = append(inputs, in)
+	}
+	var value float64
+	var desired state
+	switch {
+	case len(vals) > 0:
+		value = combine(tr.Aggregate, vals)
+		tol := r.Behavior.Tolerance
+		switch {
+		case value >= tr.Threshold+math.Abs(tr.Threshold)*tol:
+			desired = stateUp
+		case value < *tr.ActivationThreshold-math.Abs(*tr.ActivationThreshold)*tol:
+			desired = stateDown
+		default:
+			desired = rs.state // in the band: hold
+		}
+	case r.Fallback.Profile != "" && tr.StaleAfter > 0 && e.allStale(rs, inputs, now):
+		desired = stateFallback
+	default:
+		desired = rs.state
+	}
+	reason := map[state]string{stateUp: ReasonScaleUp, stateDown: ReasonScaleDown, stateFallback: ReasonFallbackStale}[desired]
+	if rs.failures >= r.Fallback.FailureThreshold && r.Fallback.Profile != "" && rs.state != stateFallback {
+		desired, reason = stateFallback, ReasonFallbackFailures
+	}
+	if desired == stateUnknown || desired == rs.state {
+		rs.pending = stateUnknown
+		return
+	}
+	if desired != stateFallback {
+		if rs.pending != desired {
+			rs.pending, rs.pendingSince = desired, now
+		}
+		win := r.Behavior.ScaleUp.StabilizationWindow.D()
+		if desired == stateDown {
+			win = r.Behavior.ScaleDown.StabilizationWindow.D()
+		}
+		if now.Sub(rs.pendingSince) < win {
+			e.c.supStab.Add(1)
+			return
+		}
+		if !rs.lastApplied.IsZero() && now.Sub(rs.lastApplied) < r.Behavior.MinDwell.D() {
+			e.c.supDwell.Add(1)
+			return
+		}
+	}
+	if !rs.lastAttempt.IsZero() && now.Sub(rs.lastAttempt) < r.Behavior.Cooldown.D() {
+		e.c.supCool.Add(1)
+		return
+	}
+	profile := map[state]string{stateUp: r.Target.Profile, stateDown: r.Target.IdleProfile, stateFallback: r.Fallback.Profile}[desired]
+	e.seq++
+	d := Decision{Seq: e.seq, Time: now, Rule: r.Name, Target: r.Target.ID(), Profile: profile, Previous: rs.profile,
+		Reason: reason, Aggregate: tr.Aggregate, Value: value, Threshold: tr.Threshold,
+		ActivationThreshold: *tr.ActivationThreshold, Inputs: inputs}
+	e.c.decisions.Add(1)
+	if desired == stateFallback {
+		e.c.fallbacks.Add(1)
+	}
+	rs.lastAttempt = now
+	err := e.applier.ApplyProfile(ctx, r.Target, profile, d)
+	ev := Event{Decision: d, Applied: err == nil}
+	attrs := []any{"seq", d.Seq, "rule", d.Rule, "target", d.Target, "profile", profile, "previous", d.Previous,
+		"reason", reason, "aggregate", tr.Aggregate, "value", value, "threshold", tr.Threshold,
+		"activation_threshold", d.ActivationThreshold, "inputs", fmt.Sprint(inputs)}
+	if err != nil {
+		e.c.applyErrors.Add(1)
+		rs.failures++
+		ev.Error = err.Error()
+		e.log.Warn("ingest: decision failed", append(attrs, "err", err, "failures", rs.failures)...)
+	} else {
+		e.c.applied.Add(1)
+		rs.failures = 0
+		rs.state, rs.profile, rs.lastApplied, rs.pending = desired, profile, now, stateUnknown
+		e.log.Info("ingest: decision", attrs...)
+	}
+	e.record(ev)
+}
+
+// allStale: every series is stale, or none has arrived within staleAfter of
+// the rule starting.
+func (e *Engine) allStale(rs *ruleState, inputs []Input, now time.Time) bool {
+	if len(inputs) == 0 {
+		return now.Sub(rs.started) > rs.rule.Trigger.StaleAfter.D()
+	}
+	for _, in := range inputs {
+		if !in.Stale {
+			return false
+		}
+	}
+	return true
+}
+
+// combine merges per-series aggregates: avg of averages, max of maxima, sum
+// of sums, sum of rates.
+func combine(agg string, vals []float64) float64 {
+	out := vals[0]
+	for _, v := range vals[1:] {
+		if agg == AggMax {
+			out = math.Max(out, v)
+		} else {
+			out += v
+		}
+	}
+	if agg == AggAvg {
+		out /= float64(len(vals))
+	}
+	return out
+}
+
+func (e *Engine) record(ev Event) {
+	e.evMu.Lock()
+	defer e.evMu.Unlock()
+	e.events[e.evNext] = ev
+	e.evNext = (e.evNext + 1) % len(e.events)
+	if e.evNext == 0 {
+		e.evFull = true
+	}
+}
+
+// Events returns the kept events, oldest first.
+func (e *Engine) Events() []Event {
+	e.evMu.Lock()
+	defer e.evMu.Unlock()
+	if !e.evFull {
+		return append([]Event(nil), e.events[:e.evNext]...)
+	}
+	return append(append([]Event(nil), e.events[e.evNext:]...), e.events[:e.evNext]...)
+}
+
+// Stats returns the counters.
+func (e *Engine) Stats() EngineStats {
+	c := &e.c
+	return EngineStats{Signals: c.signals.Load(), Unmatched: c.unmatched.Load(), SeriesDropped: c.seriesDropped.Load(),
+		Evaluations: c.evaluations.Load(), Decisions: c.decisions.Load(), Applied: c.applied.Load(),
+		ApplyErrors: c.applyErrors.Load(), Fallbacks: c.fallbacks.Load(), SuppressedStabilization: c.supStab.Load(),
+		SuppressedDwell: c.supDwell.Load(), SuppressedCooldown: c.supCool.Load()}
+}
