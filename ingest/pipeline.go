@@ -1,0 +1,241 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Status payloads on edge/v1/{site}/{node}/status/{source} (retained).
+const (
+	StatusOnline  = "online"
+	StatusOffline = "offline"
+)
+
+// PipelineOptions tune a Pipeline; zero values take defaults.
+type PipelineOptions struct {
+	Clock          Clock
+	Log            *slog.Logger
+	QueuePerSource int           // messages held per source; default 64
+	QueueTotal     int           // messages held in all; default 65536
+	MaxSources     int           // sources queued or tracked for liveness; default 65536
+	Tick           time.Duration // rule evaluation without signals; default 1s
+	LogEvery       time.Duration // at most one malformed-message log line per this; default 5s
+}
+
+// PipelineStats are the subscriber-side counters.
+type PipelineStats struct {
+	Messages   uint64 // load and status messages received
+	Records    uint64 // SenML records decoded
+	Signals    uint64 // numeric records passed to the engine
+	NonNumeric uint64 // vs/vd records, decoded and ignored
+	Malformed  uint64 // bad topic, payload or status
+	Dropped    uint64 // oldest messages dropped by a full queue
+	Rejected   uint64 // new messages refused (new source past MaxSources, or queue full)
+	Queued     int
+}
+
+// Pipeline is what subscribers deliver to: it decodes and validates each
+// message on the caller's goroutine, queues it without blocking, and Run
+// feeds the engine from the queue.
+type Pipeline struct {
+	eng   *Engine
+	q     *fairQueue
+	clock Clock
+	log   *slog.Logger
+	o     PipelineOptions
+
+	messages, records, signals, nonNumeric, malformed atomic.Uint64
+
+	logMu      sync.Mutex
+	lastLog    time.Time
+	suppressed int
+
+	liveMu sync.Mutex
+	live   map[string]string // source key -> online/offline
+}
+
+// NewPipeline feeds e.
+func NewPipeline(e *Engine, o PipelineOptions) *Pipeline {
+	if o.Clock == nil {
+		o.Clock = SystemClock{}
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.QueuePerSource <= 0 {
+		o.QueuePerSource = 64
+	}
+	if o.QueueTotal <= 0 {
+		o.QueueTotal = 65536
+	}
+	if o.MaxSources <= 0 {
+		o.MaxSources = 65536
+	}
+	if o.Tick <= 0 {
+		o.Tick = time.Second
+	}
+	if o.LogEvery <= 0 {
+		o.LogEvery = 5 * time.Second
+	}
+	return &Pipeline{eng: e, q: newFairQueue(o.QueuePerSource, o.QueueTotal, o.MaxSources), clock: o.Clock,
+		log: o.Log, o: o, live: map[string]string{}}
+}
+
+// HandleMQTT takes one message from an MQTT subscription.
+func (p *Pipeline) HandleMQTT(topic string, payload []byte) {
+	t, err := ParseTopic(topic)
+	p.handle(t, err, topic, payload)
+}
+
+// HandleNATS takes one message from a NATS subscription.
+func (p *Pipeline) HandleNATS(subject string, payload []byte) {
+	t, err := ParseSubject(subject)
+	p.handle(t, err, subject, payload)
+}
+
+func (p *Pipeline) handle(t Topic, err error, name string, payload []byte) {
+	p.messages.Add(1)
+	if err != nil {
+		p.bad(name, err)
+		return
+	}
+	now := p.clock.Now()
+	if t.Kind == KindStatus {
+		st := string(bytes.TrimSpace(payload))
+		if st != StatusOnline && st != StatusOffline {
+			p.bad(name, errStatus)
+			return
+		}
+		p.setLive(t.Key(), st)
+		if st == StatusOffline {
+			p.q.push(t.Key(), item{topic: t, offline: true})
+		}
+		return
+	}
+	recs, err := DecodeSenML(payload, now)
+	if err != nil {
+		p.bad(name, err)
+		return
+	}
+	p.records.Add(uint64(len(recs)))
+	sigs := make([]Signal, 0, len(recs))
+	for _, r := range recs {
+		v, ok := r.Numeric()
+		if !ok {
+			p.nonNumeric.Add(1)
+			continue
+		}
+		sigs = append(sigs, Signal{Topic: t, Name: r.Name, Metric: r.Metric, Unit: r.Unit, Value: v, Time: r.Time, Arrived: now})
+	}
+	if len(sigs) > 0 {
+		p.q.push(t.Key(), item{topic: t, signals: sigs})
+	}
+}
+
+type statusError struct{}
+
+func (statusError) Error() string { return `status payload: want "online" or "offline"` }
+
+var errStatus statusError
+
+// bad counts a malformed message and logs it, at most once per LogEvery.
+func (p *Pipeline) bad(name string, err error) {
+	p.malformed.Add(1)
+	now := p.clock.Now()
+	p.logMu.Lock()
+	if now.Sub(p.lastLog) < p.o.LogEvery {
+		p.suppressed++
+		p.logMu.Unlock()
+		return
+	}
+	n := p.suppressed
+	p.lastLog, p.suppressed = now, 0
+	p.logMu.Unlock()
+	p.log.Warn("ingest: malformed message", "topic", name, "err", err, "suppressed_since_last", n)
+}
+
+func (p *Pipeline) setLive(key, st string) {
+	p.liveMu.Lock()
+	defer p.liveMu.Unlock()
+	if _, ok := p.live[key]; ok || len(p.live) < p.o.MaxSources {
+		p.live[key] = st
+	}
+}
+
+// Liveness returns the last status of each source that sent one.
+func (p *Pipeline) Liveness() map[string]string {
+	p.liveMu.Lock()
+	defer p.liveMu.Unlock()
+	out := make(map[string]string, len(p.live))
+	for k, v := range p.live {
+		out[k] = v
+	}
+	return out
+}
+
+// Drain hands every queued message to the engine and returns how many.
+func (p *Pipeline) Drain(ctx context.Context) int {
+	n := 0
+	for ; ctx.Err() == nil; n++ {
+		it, ok := p.q.pop()
+		if !ok {
+			break
+		}
+		p.deliver(ctx, it)
+	}
+	return n
+}
+
+func (p *Pipeline) deliver(ctx context.Context, it item) {
+	if it.offline {
+		p.eng.SetOffline(ctx, it.topic)
+		return
+	}
+	for _, s := range it.signals {
+		p.signals.Add(1)
+		p.eng.Observe(ctx, s)
+	}
+}
+
+// Run feeds the engine until ctx ends, and ticks it every Tick.
+func (p *Pipeline) Run(ctx context.Context) error {
+	tick := time.NewTicker(p.o.Tick)
+	defer tick.Stop()
+	for {
+		more := true
+		for i := 0; i < 4096 && more; i++ {
+			var it item
+			if it, more = p.q.pop(); more {
+				p.deliver(ctx, it)
+			}
+		}
+		if more { // busy: tick between batches, but do not wait
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-tick.C:
+				p.eng.Tick(ctx)
+			default:
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+			p.eng.Tick(ctx)
+		case <-p.q.notify:
+		}
+	}
+}
+
+// Stats returns the counters.
+func (p *Pipeline) Stats() PipelineStats {
+	queued, dropped, rejected := p.q.stats()
+	return PipelineStats{Messages: p.messages.Load(), Records: p.records.Load(), Signals: p.signals.Load(),
+		NonNumeric: p.nonNumeric.Load(), Malformed: p.malformed.Load(), Dropped: dropped, Rejected: rejected, Queued: queued}
+}
