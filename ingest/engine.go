@@ -111,6 +111,7 @@ type ruleState struct {
 	lastAttempt  time.Time
 	failures     int
 	started      time.Time
+	dirty        bool // has signals not yet evaluated
 }
 
 // Engine keeps the windows and evaluates rules. Safe for concurrent use.
@@ -188,16 +189,53 @@ func (rs *ruleState) matches(source, metric, name string) bool {
 
 // Observe adds a signal to its window and evaluates the rules that read it.
 func (e *Engine) Observe(ctx context.Context, s Signal) {
-	e.c.signals.Add(1)
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	se := e.add(s)
+	if se == nil {
+		return
+	}
+	now := e.clock.Now()
+	for _, rs := range se.readers {
+		rs.dirty = false
+		e.evaluate(ctx, rs, now)
+	}
+}
+
+// Add adds a signal to its window and marks the rules that read it for the
+// next EvaluateDirty, so a burst of signals costs one evaluation per rule.
+func (e *Engine) Add(s Signal) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if se := e.add(s); se != nil {
+		for _, rs := range se.readers {
+			rs.dirty = true
+		}
+	}
+}
+
+// EvaluateDirty evaluates the rules that have had signals since last time.
+func (e *Engine) EvaluateDirty(ctx context.Context) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.clock.Now()
+	for _, rs := range e.rules {
+		if rs.dirty {
+			rs.dirty = false
+			e.evaluate(ctx, rs, now)
+		}
+	}
+}
+
+func (e *Engine) add(s Signal) *series {
+	e.c.signals.Add(1)
 	src := s.Topic.Key()
 	key := src + "\x00" + s.Metric
 	se, ok := e.series[key]
 	if !ok {
 		if len(e.series) >= e.opts.MaxSeries {
 			e.c.seriesDropped.Add(1)
-			return
+			return nil
 		}
 		se = &series{key: key, source: src, metric: s.Metric, cap: e.opts.MaxSamples, keep: e.keep}
 		e.series[key] = se
@@ -210,17 +248,14 @@ func (e *Engine) Observe(ctx context.Context, s Signal) {
 	}
 	if len(se.readers) == 0 {
 		e.c.unmatched.Add(1)
-		return
+		return nil
 	}
 	t := s.Time
 	if t.IsZero() || t.After(s.Arrived) {
 		t = s.Arrived
 	}
 	se.add(t, s.Value, s.Arrived)
-	now := e.clock.Now()
-	for _, rs := range se.readers {
-		e.evaluate(ctx, rs, now)
-	}
+	return se
 }
 
 // SetOffline marks every series of a source stale at once (its status topic
