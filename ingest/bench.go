@@ -75,8 +75,9 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 		return res, err
 	}
 	var lat []time.Duration // written by the pipeline goroutine only
+	var evaluated atomic.Uint64
 	p := NewPipeline(eng, PipelineOptions{QueuePerSource: 1024, QueueTotal: 1 << 20, Tick: 100 * time.Millisecond,
-		Evaluated: func(s Signal, at time.Time) { lat = append(lat, at.Sub(s.Time)) }})
+		Evaluated: func(s Signal, at time.Time) { lat = append(lat, at.Sub(s.Time)); evaluated.Add(1) }})
 	pctx, stop := context.WithCancel(ctx)
 	defer stop()
 	pdone := make(chan struct{})
@@ -90,7 +91,7 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 		}
 		defer s.Close()
 	} else {
-		s, err := SubscribeMQTT(ctx, MQTTOptions{Broker: "tcp://" + o.MQTTAddr, ClientID: "kerf-bench-sub"}, p)
+		s, err := SubscribeMQTT(ctx, MQTTOptions{Broker: "tcp://" + o.MQTTAddr, ClientID: "kerf-bench-sub", QoS: 1}, p)
 		if err != nil {
 			return res, err
 		}
@@ -127,7 +128,7 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	want := published.Load()
 	last, lastMove := uint64(0), time.Now()
 	for {
-		got := p.Stats().Signals
+		got := evaluated.Load()
 		if got >= want || time.Since(lastMove) > 3*time.Second || ctx.Err() != nil {
 			break
 		}

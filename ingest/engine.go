@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"path"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,7 +51,11 @@ type Decision struct {
 	Value               float64   `json:"value"`
 	Threshold           float64   `json:"threshold"`
 	ActivationThreshold float64   `json:"activationThreshold"`
-	Inputs              []Input   `json:"inputs"`
+	// Inputs are the highest-valued live series (at most 16), or the stale
+	// ones when none is live; LiveSeries and StaleSeries count them all.
+	Inputs      []Input `json:"inputs"`
+	LiveSeries  int     `json:"liveSeries"`
+	StaleSeries int     `json:"staleSeries"`
 }
 
 // Input is one series as the decision saw it.
@@ -100,6 +105,29 @@ const (
 	stateFallback
 )
 
+// aggCache is one series' aggregate for one rule, valid until the series
+// changes or its oldest in-window sample ages out.
+type aggCache struct {
+	version   uint64
+	val       float64
+	n         int
+	ok, stale bool
+	at, until time.Time
+}
+
+func (c *aggCache) refresh(se *series, tr *Trigger, now time.Time) {
+	*c = aggCache{version: se.version, at: now, stale: se.stale(now, tr.StaleAfter.D()), until: farFuture}
+	if c.stale {
+		return
+	}
+	c.val, c.n, c.ok, c.until = se.aggregateUntil(tr.Aggregate, now, tr.Window.D())
+	if tr.StaleAfter > 0 {
+		if d := se.lastSeen.Add(tr.StaleAfter.D() + 1); d.Before(c.until) {
+			c.until = d // stale is "more than staleAfter": 1ns past it
+		}
+	}
+}
+
 type ruleState struct {
 	rule         Rule
 	series       []*series
@@ -111,7 +139,10 @@ type ruleState struct {
 	lastAttempt  time.Time
 	failures     int
 	started      time.Time
-	dirty        bool // has signals not yet evaluated
+	dirty        bool       // has signals not yet evaluated
+	cache        []aggCache // per series, parallel to series
+	vals         []float64  // scratch: live series' aggregates
+	live         []int      // scratch: their indexes in series
 }
 
 // Engine keeps the windows and evaluates rules. Safe for concurrent use.
@@ -227,6 +258,18 @@ func (e *Engine) EvaluateDirty(ctx context.Context) {
 	}
 }
 
+// dirty reports whether some rule waits for EvaluateDirty.
+func (e *Engine) dirty() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, rs := range e.rules {
+		if rs.dirty {
+			return true
+		}
+	}
+	return false
+}
+
 func (e *Engine) add(s Signal) *series {
 	e.c.signals.Add(1)
 	src := s.Topic.Key()
@@ -242,6 +285,7 @@ func (e *Engine) add(s Signal) *series {
 		for _, rs := range e.rules {
 			if rs.matches(src, s.Metric, s.Name) {
 				rs.series = append(rs.series, se)
+				rs.cache = append(rs.cache, aggCache{version: ^uint64(0)})
 				se.readers = append(se.readers, rs)
 			}
 		}
@@ -267,6 +311,7 @@ func (e *Engine) SetOffline(ctx context.Context, t Topic) {
 	for _, se := range e.series {
 		if se.source == src {
 			se.offline = true
+			se.version++ // invalidates cached aggregates
 		}
 	}
 	now := e.clock.Now()
@@ -289,19 +334,22 @@ func (e *Engine) evaluate(ctx context.Context, rs *ruleState, now time.Time) {
 	e.c.evaluations.Add(1)
 	r := &rs.rule
 	tr := &r.Trigger
-	var inputs []Input
-	var vals []float64
-	for _, se := range rs.series {
-		in := Input{Source: se.source, Metric: se.metric, LastSeen: se.lastSeen, Stale: se.stale(now, tr.StaleAfter.D())}
-		if !in.Stale {
-			v, n, ok := se.aggregate(tr.Aggregate, now, tr.Window.D())
-			in.Value, in.Samples = v, n
-			if ok {
-				vals = append(vals, v)
-			}
+	// First pass: no allocation beyond the rule's scratch slices.
+	rs.vals, rs.live = rs.vals[:0], rs.live[:0]
+	stale := 0
+	for i, se := range rs.series {
+		c := &rs.cache[i]
+		if c.version != se.version || !now.Before(c.until) || now.Before(c.at) {
+			c.refresh(se, tr, now)
 		}
-		inputs = append(inputs, in)
+		if c.stale {
+			stale++
+		} else if c.ok {
+			rs.vals = append(rs.vals, c.val)
+			rs.live = append(rs.live, i)
+		}
 	}
+	vals := rs.vals
 	var value float64
 	var desired state
 	switch {
@@ -316,7 +364,8 @@ func (e *Engine) evaluate(ctx context.Context, rs *ruleState, now time.Time) {
 		default:
 			desired = rs.state // in the band: hold
 		}
-	case r.Fallback.Profile != "" && tr.StaleAfter > 0 && e.allStale(rs, inputs, now):
+	case r.Fallback.Profile != "" && tr.StaleAfter > 0 && (stale == len(rs.series) && stale > 0 ||
+		len(rs.series) == 0 && now.Sub(rs.started) > tr.StaleAfter.D()):
 		desired = stateFallback
 	default:
 		desired = rs.state
@@ -352,9 +401,10 @@ func (e *Engine) evaluate(ctx context.Context, rs *ruleState, now time.Time) {
 	}
 	profile := map[state]string{stateUp: r.Target.Profile, stateDown: r.Target.IdleProfile, stateFallback: r.Fallback.Profile}[desired]
 	e.seq++
+	inputs, live, nstale := rs.inputs(now)
 	d := Decision{Seq: e.seq, Time: now, Rule: r.Name, Target: r.Target.ID(), Profile: profile, Previous: rs.profile,
 		Reason: reason, Aggregate: tr.Aggregate, Value: value, Threshold: tr.Threshold,
-		ActivationThreshold: *tr.ActivationThreshold, Inputs: inputs}
+		ActivationThreshold: *tr.ActivationThreshold, Inputs: inputs, LiveSeries: live, StaleSeries: nstale}
 	e.c.decisions.Add(1)
 	if desired == stateFallback {
 		e.c.fallbacks.Add(1)
@@ -364,7 +414,8 @@ func (e *Engine) evaluate(ctx context.Context, rs *ruleState, now time.Time) {
 	ev := Event{Decision: d, Applied: err == nil}
 	attrs := []any{"seq", d.Seq, "rule", d.Rule, "target", d.Target, "profile", profile, "previous", d.Previous,
 		"reason", reason, "aggregate", tr.Aggregate, "value", value, "threshold", tr.Threshold,
-		"activation_threshold", d.ActivationThreshold, "inputs", fmt.Sprint(inputs)}
+		"activation_threshold", d.ActivationThreshold, "live_series", live, "stale_series", nstale,
+		"inputs", fmt.Sprint(inputs)}
 	if err != nil {
 		e.c.applyErrors.Add(1)
 		rs.failures++
@@ -379,19 +430,35 @@ func (e *Engine) evaluate(ctx context.Context, rs *ruleState, now time.Time) {
 	e.record(ev)
 }
 
-// allStale: every series is stale, or none has arrived within staleAfter of
-// the rule starting.
-func (e *Engine) allStale(rs *ruleState, inputs []Input, now time.Time) bool {
-	if len(inputs) == 0 {
-		return now.Sub(rs.started) > rs.rule.Trigger.StaleAfter.D()
-	}
-	for _, in := range inputs {
-		if !in.Stale {
-			return false
+// inputs lists what a decision saw: the maxInputs series with the highest
+// values (or, when none is live, the stale ones), and the counts.
+func (rs *ruleState) inputs(now time.Time) (in []Input, live, stale int) {
+	tr := &rs.rule.Trigger
+	for _, se := range rs.series {
+		if se.stale(now, tr.StaleAfter.D()) {
+			stale++
 		}
 	}
-	return true
+	if len(rs.live) == 0 {
+		for _, se := range rs.series[:min(len(rs.series), maxInputs)] {
+			in = append(in, Input{Source: se.source, Metric: se.metric, LastSeen: se.lastSeen, Stale: se.stale(now, tr.StaleAfter.D())})
+		}
+		return in, 0, stale
+	}
+	order := make([]int, len(rs.live))
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(a, b int) bool { return rs.vals[order[a]] > rs.vals[order[b]] })
+	for _, k := range order[:min(len(order), maxInputs)] {
+		se := rs.series[rs.live[k]]
+		in = append(in, Input{Source: se.source, Metric: se.metric, Value: rs.vals[k], Samples: rs.cache[rs.live[k]].n, LastSeen: se.lastSeen})
+	}
+	return in, len(rs.live), stale
 }
+
+// maxInputs bounds the inputs a decision carries.
+const maxInputs = 16
 
 // combine merges per-series aggregates: avg of averages, max of maxima, sum
 // of sums, sum of rates.

@@ -3,6 +3,8 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
@@ -330,5 +332,44 @@ func TestEngineSeriesCap(t *testing.T) {
 	}
 	if st := e.Stats(); st.SeriesDropped != 7 || len(e.series) != 3 {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+// The per-series aggregate cache never serves a value that a fresh
+// computation would not give.
+func TestEngineCacheExact(t *testing.T) {
+	clk := newFakeClock()
+	for _, agg := range []string{AggAvg, AggMax, AggSum, AggRate} {
+		r := baseRule()
+		r.Trigger.Aggregate = agg
+		r.Trigger.Window = Duration(5 * time.Second)
+		r.Trigger.StaleAfter = Duration(2 * time.Second)
+		e, _ := NewEngine([]Rule{r}, &recorder{}, EngineOptions{Clock: clk, MaxSamples: 8})
+		rng := rand.New(rand.NewPCG(1, 2))
+		ctx := context.Background()
+		for step := 0; step < 3000; step++ {
+			switch rng.IntN(3) {
+			case 0:
+				s := sig(clk, fmt.Sprintf("cam-%d", rng.IntN(5)), float64(rng.IntN(20)))
+				s.Time = s.Time.Add(-time.Duration(rng.IntN(3000)) * time.Millisecond) // some arrive late
+				e.Observe(ctx, s)
+			case 1:
+				clk.Advance(time.Duration(rng.IntN(1500)) * time.Millisecond)
+			case 2:
+				if rng.IntN(20) == 0 {
+					e.SetOffline(ctx, Topic{Site: "plant", Node: "n1", Source: fmt.Sprintf("cam-%d", rng.IntN(5))})
+				}
+			}
+			e.Tick(ctx)
+			rs := e.rules[0]
+			now := clk.Now()
+			for i, se := range rs.series {
+				v, n, ok := se.aggregate(agg, now, r.Trigger.Window.D())
+				stale := se.stale(now, r.Trigger.StaleAfter.D())
+				if c := rs.cache[i]; c.stale != stale || !stale && (c.ok != ok || ok && (c.val != v || c.n != n)) {
+					t.Fatalf("%s step %d series %s: cache %+v, fresh %v %d %v", agg, step, se.source, c, v, n, ok)
+				}
+			}
+		}
 	}
 }

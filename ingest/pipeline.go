@@ -24,6 +24,10 @@ type PipelineOptions struct {
 	MaxSources     int           // sources queued or tracked for liveness; default 65536
 	Tick           time.Duration // rule evaluation without signals; default 1s
 	LogEvery       time.Duration // at most one malformed-message log line per this; default 5s
+	// Coalesce: signals arriving within this of the last evaluation are
+	// evaluated together, bounding evaluation work under load; default 5ms,
+	// negative for none.
+	Coalesce time.Duration
 	// Evaluated, when set, is called for each signal once the rules have
 	// been evaluated with it (benchmarks measure latency with it).
 	Evaluated func(s Signal, at time.Time)
@@ -59,6 +63,8 @@ type Pipeline struct {
 
 	liveMu sync.Mutex
 	live   map[string]string // source key -> online/offline
+
+	fed []Signal // fed but not yet evaluated; only with Evaluated set
 }
 
 // NewPipeline feeds e.
@@ -80,6 +86,9 @@ func NewPipeline(e *Engine, o PipelineOptions) *Pipeline {
 	}
 	if o.Tick <= 0 {
 		o.Tick = time.Second
+	}
+	if o.Coalesce == 0 {
+		o.Coalesce = 5 * time.Millisecond
 	}
 	if o.LogEvery <= 0 {
 		o.LogEvery = 5 * time.Second
@@ -181,23 +190,22 @@ func (p *Pipeline) Liveness() map[string]string {
 }
 
 // Drain hands every queued message to the engine, evaluates, and returns
-// how many messages it took.
+// how many messages it took. It must not run alongside Run.
 func (p *Pipeline) Drain(ctx context.Context) int {
 	n := 0
 	for ctx.Err() == nil {
-		k := p.batch(ctx, 4096)
+		k := p.feed(ctx, 4096)
 		if k == 0 {
 			break
 		}
 		n += k
 	}
+	p.flush(ctx)
 	return n
 }
 
-// batch feeds up to max queued messages to the engine, then evaluates the
-// rules they touched once.
-func (p *Pipeline) batch(ctx context.Context, max int) int {
-	var done []Signal
+// feed hands up to max queued messages to the engine without evaluating.
+func (p *Pipeline) feed(ctx context.Context, max int) int {
 	n := 0
 	for ; n < max; n++ {
 		it, ok := p.q.pop()
@@ -213,27 +221,46 @@ func (p *Pipeline) batch(ctx context.Context, max int) int {
 			p.eng.Add(s)
 		}
 		if p.o.Evaluated != nil {
-			done = append(done, it.signals...)
-		}
-	}
-	if n > 0 {
-		p.eng.EvaluateDirty(ctx)
-		if p.o.Evaluated != nil {
-			at := time.Now()
-			for _, s := range done {
-				p.o.Evaluated(s, at)
-			}
+			p.fed = append(p.fed, it.signals...)
 		}
 	}
 	return n
 }
 
-// Run feeds the engine until ctx ends, and ticks it every Tick.
+// flush evaluates the rules the fed signals touched, once each.
+func (p *Pipeline) flush(ctx context.Context) {
+	p.eng.EvaluateDirty(ctx)
+	if p.o.Evaluated != nil {
+		at := time.Now()
+		for _, s := range p.fed {
+			p.o.Evaluated(s, at)
+		}
+		clear(p.fed)
+		p.fed = p.fed[:0]
+	}
+}
+
+// Run feeds the engine until ctx ends, and ticks it every Tick. Signals
+// arriving within Coalesce of the last evaluation wait for the next one.
 func (p *Pipeline) Run(ctx context.Context) error {
 	tick := time.NewTicker(p.o.Tick)
 	defer tick.Stop()
+	wake := time.NewTimer(time.Hour)
+	defer wake.Stop()
+	var pending bool
+	var last time.Time
 	for {
-		if p.batch(ctx, 4096) == 4096 { // busy: tick between batches, but do not wait
+		busy := p.feed(ctx, 4096) == 4096
+		pending = pending || p.eng.dirty()
+		if pending {
+			if wait := p.o.Coalesce - time.Since(last); wait <= 0 {
+				p.flush(ctx)
+				last, pending = time.Now(), false
+			} else {
+				wake.Reset(wait)
+			}
+		}
+		if busy { // tick between batches, but do not wait
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
@@ -249,6 +276,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		case <-tick.C:
 			p.eng.Tick(ctx)
 		case <-p.q.notify:
+		case <-wake.C:
 		}
 	}
 }

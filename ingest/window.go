@@ -38,6 +38,7 @@ type series struct {
 	cap                 int
 	keep                time.Duration
 	readers             []*ruleState // rules that read this series
+	version             uint64       // bumped by every add
 }
 
 func (s *series) add(t time.Time, v float64, arrived time.Time) {
@@ -48,6 +49,7 @@ func (s *series) add(t time.Time, v float64, arrived time.Time) {
 	s.samples = append(s.samples, sample{})
 	copy(s.samples[i+1:], s.samples[i:])
 	s.samples[i] = sample{t, v}
+	s.version++
 	s.lastSeen = arrived
 	s.offline = false
 	s.trim()
@@ -81,17 +83,31 @@ func (s *series) stale(now time.Time, after time.Duration) bool {
 }
 
 // aggregate computes agg over samples in (now-window, now]; ok is false when
-// the window holds too few samples (rate needs two).
+// the window holds too few samples (rate needs two). Without new samples the
+// result holds until the oldest sample in the window leaves it.
 func (s *series) aggregate(agg string, now time.Time, window time.Duration) (v float64, n int, ok bool) {
+	v, n, ok, _ = s.aggregateUntil(agg, now, window)
+	return v, n, ok
+}
+
+// farFuture is a validity bound for a window with nothing left to expire.
+var farFuture = time.Unix(1<<40, 0)
+
+func (s *series) aggregateUntil(agg string, now time.Time, window time.Duration) (v float64, n int, ok bool, until time.Time) {
 	from := now.Add(-window)
 	i := sort.Search(len(s.samples), func(j int) bool { return s.samples[j].t.After(from) })
 	in := s.samples[i:]
+	until = farFuture
 	for len(in) > 0 && in[len(in)-1].t.After(now) {
 		in = in[:len(in)-1]
+		until = now // a sample from the future will enter; recompute next time
 	}
 	n = len(in)
 	if n == 0 {
-		return 0, 0, false
+		return 0, 0, false, until
+	}
+	if u := in[0].t.Add(window); u.Before(until) {
+		until = u
 	}
 	switch agg {
 	case AggAvg, AggSum:
@@ -100,19 +116,19 @@ func (s *series) aggregate(agg string, now time.Time, window time.Duration) (v f
 			sum += x.v
 		}
 		if agg == AggAvg {
-			return sum / float64(n), n, true
+			return sum / float64(n), n, true, until
 		}
-		return sum, n, true
+		return sum, n, true, until
 	case AggMax:
 		m := math.Inf(-1)
 		for _, x := range in {
 			m = math.Max(m, x.v)
 		}
-		return m, n, true
+		return m, n, true, until
 	case AggRate:
 		// Per-second increase of a counter; a decrease is a reset.
 		if n < 2 {
-			return 0, n, false
+			return 0, n, false, until
 		}
 		var inc float64
 		for j := 1; j < n; j++ {
@@ -124,9 +140,9 @@ func (s *series) aggregate(agg string, now time.Time, window time.Duration) (v f
 		}
 		dt := in[n-1].t.Sub(in[0].t).Seconds()
 		if dt <= 0 {
-			return 0, n, false
+			return 0, n, false, until
 		}
-		return inc / dt, n, true
+		return inc / dt, n, true, until
 	}
-	return 0, 0, false
+	return 0, 0, false, until
 }
