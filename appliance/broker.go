@@ -189,14 +189,14 @@ func (c *Config) validateIngest() []error {
 	switch in.Broker.Mode {
 	case "embedded":
 		e := in.Broker.Embedded
-		for k, v := range map[string]string{"nats_listen": e.NATSListen, "mqtt_listen": e.MQTTListen} {
-			if _, _, err := net.SplitHostPort(v); err != nil {
-				errs = append(errs, fmt.Errorf("ingest.broker.embedded.%s: %w", k, err))
+		for _, f := range [][2]string{{"nats_listen", e.NATSListen}, {"mqtt_listen", e.MQTTListen}} {
+			if _, _, err := net.SplitHostPort(f[1]); err != nil {
+				errs = append(errs, fmt.Errorf("ingest.broker.embedded.%s: %w", f[0], err))
 			}
 		}
-		for k, v := range map[string]string{"max_memory": e.MaxMemory, "max_store": e.MaxStore} {
-			if _, err := units.ParseBytes(v); err != nil {
-				errs = append(errs, fmt.Errorf("ingest.broker.embedded.%s: %w", k, err))
+		for _, f := range [][2]string{{"max_memory", e.MaxMemory}, {"max_store", e.MaxStore}} {
+			if _, err := units.ParseBytes(f[1]); err != nil {
+				errs = append(errs, fmt.Errorf("ingest.broker.embedded.%s: %w", f[0], err))
 			}
 		}
 	case "external":

@@ -311,3 +311,16 @@ ingest:
 		}
 	}
 }
+
+// kerf bench ingest's path, small: devices over MQTT QoS 1, no loss.
+func TestBrokerIngestBenchSmall(t *testing.T) {
+	b := startTestBroker(t)
+	r, err := ingest.Bench(context.Background(), ingest.BenchOptions{MQTTAddr: b.MQTTAddr(), NATSURL: b.ClientURL(),
+		Topics: 200, Publishers: 2, Duration: 300 * time.Millisecond, Rate: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Published == 0 || r.Lost != 0 || r.Delivered != r.Published || r.P99 <= 0 {
+		t.Fatalf("%+v", r)
+	}
+}

@@ -207,6 +207,46 @@ func (e *Engine) Rules() []Rule {
 	return out
 }
 
+// SetRules replaces the rules (the REST API will call it). A rule that keeps
+// its name and target keeps its state: the applied profile, the dwell and
+// cooldown clocks and the failure count. On error nothing changes.
+func (e *Engine) SetRules(rules []Rule) error {
+	rules, err := ValidateRules(rules)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	old := map[string]*ruleState{}
+	for _, rs := range e.rules {
+		old[rs.rule.Name+"\x00"+rs.rule.Target.ID()] = rs
+	}
+	now := e.clock.Now()
+	next := make([]*ruleState, 0, len(rules))
+	keep := time.Minute
+	for _, r := range rules {
+		rs := &ruleState{rule: r, started: now}
+		if o := old[r.Name+"\x00"+r.Target.ID()]; o != nil {
+			rs.state, rs.profile, rs.lastApplied, rs.lastAttempt, rs.failures, rs.started =
+				o.state, o.profile, o.lastApplied, o.lastAttempt, o.failures, o.started
+		}
+		next = append(next, rs)
+		keep = max(keep, r.Trigger.Window.D())
+	}
+	e.rules, e.keep = next, keep
+	for _, se := range e.series {
+		se.readers, se.keep = nil, keep
+		for _, rs := range next {
+			if rs.matches(se.source, se.metric, se.name) {
+				rs.series = append(rs.series, se)
+				rs.cache = append(rs.cache, aggCache{version: ^uint64(0)})
+				se.readers = append(se.readers, rs)
+			}
+		}
+	}
+	return nil
+}
+
 func (rs *ruleState) matches(source, metric, name string) bool {
 	if ok, _ := path.Match(rs.rule.Trigger.Source, source); !ok {
 		return false
@@ -280,7 +320,7 @@ func (e *Engine) add(s Signal) *series {
 			e.c.seriesDropped.Add(1)
 			return nil
 		}
-		se = &series{key: key, source: src, metric: s.Metric, cap: e.opts.MaxSamples, keep: e.keep}
+		se = &series{key: key, source: src, metric: s.Metric, name: s.Name, cap: e.opts.MaxSamples, keep: e.keep}
 		e.series[key] = se
 		for _, rs := range e.rules {
 			if rs.matches(src, s.Metric, s.Name) {

@@ -373,3 +373,34 @@ func TestEngineCacheExact(t *testing.T) {
 		}
 	}
 }
+
+func TestEngineSetRules(t *testing.T) {
+	clk := newFakeClock()
+	rec := &recorder{}
+	r := baseRule()
+	r.Behavior.MinDwell = Duration(time.Minute)
+	e, _ := NewEngine([]Rule{r}, rec, EngineOptions{Clock: clk})
+	ctx := context.Background()
+	e.Observe(ctx, sig(clk, "cam-1", 20))
+	bad := r
+	bad.Trigger.Aggregate = "p95"
+	if err := e.SetRules([]Rule{bad}); err == nil || !strings.Contains(err.Error(), "rules[0].trigger.aggregate") {
+		t.Fatalf("bad rules: %v", err)
+	}
+	// Same name and target: dwell still runs from the first decision, and
+	// the existing series is read under the new threshold.
+	r.Trigger.Threshold, r.Trigger.ActivationThreshold = 30, nil
+	if err := e.SetRules([]Rule{r}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(10 * time.Second)
+	e.Tick(ctx)
+	if rec.count() != 1 {
+		t.Fatalf("dwell not kept: %v", rec.profiles())
+	}
+	clk.Advance(time.Minute)
+	e.Observe(ctx, sig(clk, "cam-1", 20))
+	if got := rec.profiles(); len(got) != 2 || got[1] != "1x80gb/scale-down" || e.Rules()[0].Trigger.Threshold != 30 {
+		t.Fatalf("after dwell: %v", got)
+	}
+}

@@ -32,6 +32,7 @@ type sample struct {
 // cap of them and none older than keep before the newest.
 type series struct {
 	key, source, metric string
+	name                string // resolved SenML name when first seen
 	samples             []sample
 	lastSeen            time.Time // arrival time of the newest signal
 	offline             bool      // the source's status said offline
