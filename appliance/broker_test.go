@@ -324,3 +324,74 @@ func TestBrokerIngestBenchSmall(t *testing.T) {
 		t.Fatalf("%+v", r)
 	}
 }
+
+// StartIngest from configuration: embedded mode with credentials required
+// of every client, then external NATS mode pointed at that same broker.
+func TestStartIngest(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/kerf.yaml"
+	os.WriteFile(path, []byte(`
+ingest:
+  enabled: true
+  site: plant-1
+  node: n1
+  tick: 50ms
+  broker:
+    embedded: {nats_listen: "127.0.0.1:0", mqtt_listen: "127.0.0.1:0", max_memory: 32MiB, max_store: 64MiB, username: dev, password: pw}
+  rules:
+    - name: cams
+      trigger: {source: "plant-1/*/cam-*", metric: queue_depth, aggregate: max, window: 1m, threshold: 10}
+      target: {profile: 7x10gb, idleProfile: 1x80gb}
+`), 0o600)
+	cfg, err := LoadConfig(path, []string{"KERF_STATE_DIR=" + dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recApplier{}
+	in, err := StartIngest(cfg, rec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	if _, err := os.Stat(dir + "/broker"); err != nil {
+		t.Errorf("store dir: %v", err)
+	}
+	// No credentials, no connection, on either listener.
+	if nc, err := nats.Connect(in.Broker.ClientURL()); err == nil {
+		nc.Close()
+		t.Error("nats without credentials accepted")
+	}
+	anon := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + in.Broker.MQTTAddr()).SetClientID("anon").SetConnectTimeout(5 * time.Second))
+	if tok := anon.Connect(); tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
+		anon.Disconnect(0)
+		t.Error("mqtt without credentials accepted")
+	}
+	o := mqtt.NewClientOptions().AddBroker("tcp://" + in.Broker.MQTTAddr()).SetClientID("cam-1").SetUsername("dev").SetPassword("pw")
+	dev := mqtt.NewClient(o)
+	if tok := dev.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer dev.Disconnect(100)
+	publish(t, dev, "edge/v1/plant-1/n1/load/cam-1", 1, false, `[{"n":"queue_depth","v":11}]`)
+	waitFor(t, "decision via StartIngest", func() bool { d, _ := rec.last(); return d.Profile == "7x10gb" })
+
+	// External NATS mode against the same broker.
+	cfg.Ingest.Broker.Mode = "external"
+	cfg.Ingest.Broker.External.Protocol = "nats"
+	cfg.Ingest.Broker.External.URL = in.Broker.ClientURL()
+	cfg.Ingest.Broker.External.Username, cfg.Ingest.Broker.External.Password = "dev", "pw"
+	rec2 := &recApplier{}
+	in2, err := StartIngest(cfg, rec2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in2.Close()
+	if in2.Broker != nil {
+		t.Error("external mode started a broker")
+	}
+	waitFor(t, "decision via external nats", func() bool {
+		publish(t, dev, "edge/v1/plant-1/n1/load/cam-2", 1, false, `[{"n":"queue_depth","v":12}]`)
+		d, _ := rec2.last()
+		return d.Profile == "7x10gb"
+	})
+}

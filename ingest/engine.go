@@ -128,6 +128,8 @@ func (c *aggCache) refresh(se *series, tr *Trigger, now time.Time) {
 	}
 }
 
+var reasons = [...]string{stateUp: ReasonScaleUp, stateDown: ReasonScaleDown, stateFallback: ReasonFallbackStale}
+
 type ruleState struct {
 	rule         Rule
 	series       []*series
@@ -410,7 +412,7 @@ func (e *Engine) evaluate(ctx context.Context, rs *ruleState, now time.Time) {
 	default:
 		desired = rs.state
 	}
-	reason := map[state]string{stateUp: ReasonScaleUp, stateDown: ReasonScaleDown, stateFallback: ReasonFallbackStale}[desired]
+	reason := reasons[desired]
 	if rs.failures >= r.Fallback.FailureThreshold && r.Fallback.Profile != "" && rs.state != stateFallback {
 		desired, reason = stateFallback, ReasonFallbackFailures
 	}
@@ -439,7 +441,7 @@ func (e *Engine) evaluate(ctx context.Context, rs *ruleState, now time.Time) {
 		e.c.supCool.Add(1)
 		return
 	}
-	profile := map[state]string{stateUp: r.Target.Profile, stateDown: r.Target.IdleProfile, stateFallback: r.Fallback.Profile}[desired]
+	profile := [...]string{stateUp: r.Target.Profile, stateDown: r.Target.IdleProfile, stateFallback: r.Fallback.Profile}[desired]
 	e.seq++
 	inputs, live, nstale := rs.inputs(now)
 	d := Decision{Seq: e.seq, Time: now, Rule: r.Name, Target: r.Target.ID(), Profile: profile, Previous: rs.profile,
