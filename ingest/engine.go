@@ -437,7 +437,11 @@ func (e *Engine) evaluate(ctx context.Context, rs *ruleState, now time.Time) {
 			return
 		}
 	}
-	if !rs.lastAttempt.IsZero() && now.Sub(rs.lastAttempt) < r.Behavior.Cooldown.D() {
+	cool := r.Behavior.Cooldown.D()
+	if rs.failures > 0 {
+		cool = max(cool, failureBackoff) // a failing slicer is not retried on every signal
+	}
+	if !rs.lastAttempt.IsZero() && now.Sub(rs.lastAttempt) < cool {
 		e.c.supCool.Add(1)
 		return
 	}
@@ -498,6 +502,9 @@ func (rs *ruleState) inputs(now time.Time) (in []Input, live, stale int) {
 	}
 	return in, len(rs.live), stale
 }
+
+// failureBackoff is the least time between attempts after a failed one.
+const failureBackoff = time.Second
 
 // maxInputs bounds the inputs a decision carries.
 const maxInputs = 16
