@@ -46,6 +46,7 @@ generate-check: generate
 bench: build
 	./$(BIN)/kerf bench transport
 	./$(BIN)/kerf bench emu
+	./$(BIN)/kerf bench ingest
 
 ## ptx: regenerate the emulator's test kernels (needs clang)
 ptx:

@@ -63,6 +63,7 @@ type Config struct {
 		Level  string `koanf:"level"`
 		Format string `koanf:"format"`
 	} `koanf:"log"`
+	Ingest IngestConfig `koanf:"ingest"`
 }
 
 // LoadConfig reads the embedded defaults, then path (if not empty), then
@@ -126,6 +127,7 @@ func (c *Config) validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		errs = append(errs, fmt.Errorf("log.format %q: want text or json", c.Log.Format))
 	}
+	errs = append(errs, c.validateIngest()...)
 	return errors.Join(errs...)
 }
 

@@ -5,6 +5,7 @@
 //	kerf info  [--token FILE] [--via unix|quic]
 //	kerf bench transport [--json] [--bulk SIZE]
 //	kerf bench emu [--json] [--time D]
+//	kerf bench ingest [--json] [--time D] [--topics N] [--via nats|mqtt] [--rate N]
 package main
 
 import (
@@ -18,7 +19,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/kerf-edge/kerf/appliance"
 	"github.com/kerf-edge/kerf/gpu/emu/ptx"
+	"github.com/kerf-edge/kerf/ingest"
 	"github.com/kerf-edge/kerf/intercept/launcher"
 	"github.com/kerf-edge/kerf/internal/units"
 	"github.com/kerf-edge/kerf/transport"
@@ -39,6 +42,8 @@ func usage() {
   kerf info [--token FILE] [--via unix|quic]      show the device a token reaches
   kerf bench transport [--json] [--bulk SIZE]     transport against raw baselines
   kerf bench emu [--json] [--time D]              PTX emulator speed
+  kerf bench ingest [--json] [--time D] [--topics N] [--via nats|mqtt] [--rate N]
+                                                  MQTT devices → embedded broker → decisions
 `)
 }
 
@@ -62,6 +67,8 @@ func run(args []string) error {
 			return benchTransport(args[2:])
 		case "emu":
 			return benchEmu(args[2:])
+		case "ingest":
+			return benchIngest(args[2:])
 		}
 		return fmt.Errorf("bench: unknown benchmark %q", args[1])
 	case "help", "-h", "--help":
@@ -260,4 +267,48 @@ func runCmd(args []string) error {
 	}
 	os.Exit(code)
 	return nil
+}
+
+func benchIngest(args []string) error {
+	fs := flag.NewFlagSet("kerf bench ingest", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "machine-readable output")
+	d := fs.Duration("time", 10*time.Second, "publishing time")
+	topics := fs.Int("topics", 10000, "simulated devices, one topic each")
+	pubs := fs.Int("publishers", 8, "MQTT connections the devices share")
+	via := fs.String("via", "nats", "how kerfd subscribes to the embedded broker: nats or mqtt")
+	rate := fs.Int("rate", 0, "signals/s in all (0: as fast as QoS 1 allows)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "kerf-bench-ingest")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	b, err := appliance.StartBroker(appliance.BrokerConfig{StoreDir: dir, NATSListen: "127.0.0.1:0", MQTTListen: "127.0.0.1:0",
+		MaxMemory: 256 << 20, MaxStore: 1 << 30}, nil)
+	if err != nil {
+		return err
+	}
+	defer b.Shutdown()
+	o := ingest.BenchOptions{MQTTAddr: b.MQTTAddr(), Topics: *topics, Publishers: *pubs, Duration: *d, Rate: *rate}
+	if *via == "nats" {
+		o.NATSURL = b.ClientURL()
+	} else if *via != "mqtt" {
+		return fmt.Errorf("--via %q: want nats or mqtt", *via)
+	}
+	r, err := ingest.Bench(context.Background(), o)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TOPICS\tVIA\tPUBLISHED\tDELIVERED\tLOST\tSIGNALS/S\tP50\tP99\tMAX\tDECISIONS")
+	fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%.0f\t%v\t%v\t%v\t%d\n", r.Topics, r.Via, r.Published, r.Delivered, r.Lost,
+		r.SignalsPerSec, r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond), r.Decisions)
+	return tw.Flush()
 }

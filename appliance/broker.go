@@ -1,0 +1,285 @@
+package appliance
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/kerf-edge/kerf/ingest"
+	"github.com/kerf-edge/kerf/internal/units"
+)
+
+// BrokerConfig is the embedded broker: NATS with JetStream and MQTT 3.1.1.
+type BrokerConfig struct {
+	ServerName string // MQTT needs one; default "kerfd"
+	StoreDir   string // JetStream storage (MQTT sessions, retained messages)
+	NATSListen string // host:port; port 0 picks a free one
+	MQTTListen string // host:port; port 0 picks a free one
+	MaxMemory  int64  // JetStream memory cap, bytes
+	MaxStore   int64  // JetStream file store cap, bytes
+	// Username and Password, when set, are required of every client (devices
+	// and kerfd) on both listeners.
+	Username, Password string
+}
+
+// Broker is a running embedded broker.
+type Broker struct {
+	srv      *server.Server
+	mqttAddr string
+}
+
+// StartBroker starts the embedded broker and waits until it accepts clients.
+func StartBroker(cfg BrokerConfig, log *slog.Logger) (*Broker, error) {
+	if cfg.ServerName == "" {
+		cfg.ServerName = "kerfd"
+	}
+	if cfg.StoreDir == "" {
+		return nil, errors.New("broker: empty store dir")
+	}
+	if err := os.MkdirAll(cfg.StoreDir, 0o700); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	nh, np, err := splitListen(cfg.NATSListen, false)
+	if err != nil {
+		return nil, fmt.Errorf("broker: nats listen: %w", err)
+	}
+	mh, mp, err := splitListen(cfg.MQTTListen, true)
+	if err != nil {
+		return nil, fmt.Errorf("broker: mqtt listen: %w", err)
+	}
+	opts := &server.Options{
+		ServerName:         cfg.ServerName,
+		Host:               nh,
+		Port:               np,
+		JetStream:          true,
+		StoreDir:           cfg.StoreDir,
+		JetStreamMaxMemory: cfg.MaxMemory,
+		JetStreamMaxStore:  cfg.MaxStore,
+		NoSigs:             true,
+		MaxPayload:         1 << 20,
+		Username:           cfg.Username,
+		Password:           cfg.Password,
+		MQTT:               server.MQTTOpts{Host: mh, Port: mp},
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	if log != nil {
+		srv.SetLoggerV2(natsLogger{log.With("component", "broker")}, false, false, false)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("broker: not ready after 10s (ports in use?)")
+	}
+	return &Broker{srv: srv, mqttAddr: net.JoinHostPort(mh, strconv.Itoa(mp))}, nil
+}
+
+// splitListen parses host:port. Port 0 for NATS becomes the server's random
+// port; for MQTT, whose bound port the server does not report, a free one.
+func splitListen(addr string, pick bool) (string, int, error) {
+	h, ps, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	p, err := strconv.Atoi(ps)
+	if err != nil || p < 0 || p > 65535 {
+		return "", 0, fmt.Errorf("%q: bad port", addr)
+	}
+	if p == 0 && !pick {
+		return h, server.RANDOM_PORT, nil
+	}
+	if p == 0 {
+		l, err := net.Listen("tcp", net.JoinHostPort(h, "0"))
+		if err != nil {
+			return "", 0, err
+		}
+		p = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+	}
+	return h, p, nil
+}
+
+// ClientURL is the NATS URL for clients.
+func (b *Broker) ClientURL() string { return b.srv.ClientURL() }
+
+// MQTTAddr is the MQTT listener's host:port.
+func (b *Broker) MQTTAddr() string { return b.mqttAddr }
+
+// Shutdown stops the broker and waits for it.
+func (b *Broker) Shutdown() {
+	b.srv.Shutdown()
+	b.srv.WaitForShutdown()
+}
+
+type natsLogger struct{ l *slog.Logger }
+
+func (n natsLogger) Noticef(f string, v ...any) { n.l.Debug(fmt.Sprintf(f, v...)) }
+func (n natsLogger) Warnf(f string, v ...any)   { n.l.Warn(fmt.Sprintf(f, v...)) }
+func (n natsLogger) Fatalf(f string, v ...any)  { n.l.Error(fmt.Sprintf(f, v...)) }
+func (n natsLogger) Errorf(f string, v ...any)  { n.l.Error(fmt.Sprintf(f, v...)) }
+func (n natsLogger) Debugf(f string, v ...any)  { n.l.Debug(fmt.Sprintf(f, v...)) }
+func (n natsLogger) Tracef(f string, v ...any)  {}
+
+// IngestConfig is the ingest section of the configuration.
+type IngestConfig struct {
+	Enabled bool   `koanf:"enabled"`
+	Site    string `koanf:"site"`
+	Node    string `koanf:"node"` // empty: the host name
+	Broker  struct {
+		Mode     string `koanf:"mode"` // embedded or external
+		Embedded struct {
+			NATSListen string `koanf:"nats_listen"`
+			MQTTListen string `koanf:"mqtt_listen"`
+			ServerName string `koanf:"server_name"`
+			StoreDir   string `koanf:"store_dir"` // empty: <state_dir>/broker
+			MaxMemory  string `koanf:"max_memory"`
+			MaxStore   string `koanf:"max_store"`
+			Username   string `koanf:"username"`
+			Password   string `koanf:"password"`
+		} `koanf:"embedded"`
+		External struct {
+			Protocol  string `koanf:"protocol"` // mqtt or nats
+			URL       string `koanf:"url"`
+			Username  string `koanf:"username"`
+			Password  string `koanf:"password"`
+			Token     string `koanf:"token"`      // nats only
+			CredsFile string `koanf:"creds_file"` // nats only
+			TLS       struct {
+				CAFile     string `koanf:"ca_file"`
+				CertFile   string `koanf:"cert_file"`
+				KeyFile    string `koanf:"key_file"`
+				ServerName string `koanf:"server_name"`
+			} `koanf:"tls"`
+		} `koanf:"external"`
+	} `koanf:"broker"`
+	Queue struct {
+		PerSource  int `koanf:"per_source"`
+		Total      int `koanf:"total"`
+		MaxSources int `koanf:"max_sources"`
+	} `koanf:"queue"`
+	Tick  time.Duration `koanf:"tick"`
+	Rules []ingest.Rule `koanf:"rules"`
+}
+
+func (c *Config) validateIngest() []error {
+	in := &c.Ingest
+	var errs []error
+	if in.Site != "" {
+		if err := ingest.ValidSegment(in.Site); err != nil {
+			errs = append(errs, fmt.Errorf("ingest.site: %w", err))
+		}
+	}
+	if in.Node != "" {
+		if err := ingest.ValidSegment(in.Node); err != nil {
+			errs = append(errs, fmt.Errorf("ingest.node: %w", err))
+		}
+	}
+	switch in.Broker.Mode {
+	case "embedded":
+		e := in.Broker.Embedded
+		for _, f := range [][2]string{{"nats_listen", e.NATSListen}, {"mqtt_listen", e.MQTTListen}} {
+			if _, _, err := net.SplitHostPort(f[1]); err != nil {
+				errs = append(errs, fmt.Errorf("ingest.broker.embedded.%s: %w", f[0], err))
+			}
+		}
+		for _, f := range [][2]string{{"max_memory", e.MaxMemory}, {"max_store", e.MaxStore}} {
+			if _, err := units.ParseBytes(f[1]); err != nil {
+				errs = append(errs, fmt.Errorf("ingest.broker.embedded.%s: %w", f[0], err))
+			}
+		}
+	case "external":
+		x := in.Broker.External
+		if x.Protocol != "mqtt" && x.Protocol != "nats" {
+			errs = append(errs, fmt.Errorf("ingest.broker.external.protocol %q: want mqtt or nats", x.Protocol))
+		}
+		if in.Enabled && x.URL == "" {
+			errs = append(errs, errors.New("ingest.broker.external.url is empty"))
+		}
+		if (x.TLS.CertFile == "") != (x.TLS.KeyFile == "") {
+			errs = append(errs, errors.New("ingest.broker.external.tls: cert_file and key_file go together"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("ingest.broker.mode %q: want embedded or external", in.Broker.Mode))
+	}
+	if _, err := ingest.ValidateRules(in.Rules); err != nil {
+		errs = append(errs, fmt.Errorf("ingest.%w", err))
+	}
+	return errs
+}
+
+// IngestNode is this node's name in topics: ingest.node, else the host name
+// with characters topics cannot carry replaced by '-'.
+func (c *Config) IngestNode() string {
+	if c.Ingest.Node != "" {
+		return c.Ingest.Node
+	}
+	h, _ := os.Hostname()
+	h = strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '-'
+	}, h)
+	if h == "" {
+		return "node"
+	}
+	return h[:min(len(h), 64)]
+}
+
+// BrokerConfig is the embedded broker's configuration.
+func (c *Config) BrokerConfig() BrokerConfig {
+	e := c.Ingest.Broker.Embedded
+	mem, _ := units.ParseBytes(e.MaxMemory)
+	store, _ := units.ParseBytes(e.MaxStore)
+	dir := e.StoreDir
+	if dir == "" {
+		dir = filepath.Join(c.StateDir, "broker")
+	}
+	name := e.ServerName
+	if name == "" {
+		name = "kerfd-" + c.IngestNode()
+	}
+	return BrokerConfig{ServerName: name, StoreDir: dir, NATSListen: e.NATSListen, MQTTListen: e.MQTTListen,
+		MaxMemory: int64(mem), MaxStore: int64(store), Username: e.Username, Password: e.Password}
+}
+
+// IngestTLS builds the TLS configuration for an external broker, or nil
+// when none is configured and the URL does not ask for TLS.
+func (c *Config) IngestTLS() (*tls.Config, error) {
+	x := c.Ingest.Broker.External
+	t := x.TLS
+	if t.CAFile == "" && t.CertFile == "" && t.ServerName == "" {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("ingest.broker.external.tls.ca_file: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ingest.broker.external.tls.ca_file %s: no PEM certificates", t.CAFile)
+		}
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("ingest.broker.external.tls: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}

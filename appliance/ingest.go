@@ -1,0 +1,86 @@
+package appliance
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/kerf-edge/kerf/ingest"
+)
+
+// Ingest is the running load-signal path: the embedded broker (embedded
+// mode only), one subscriber, the pipeline and the engine.
+type Ingest struct {
+	Broker   *Broker // nil in external mode
+	Engine   *ingest.Engine
+	Pipeline *ingest.Pipeline
+	close    func()
+	cancel   context.CancelFunc
+	done     chan struct{}
+}
+
+// StartIngest starts what cfg.Ingest describes and sends decisions to a.
+// kerfd subscribes to its embedded broker over NATS (see docs/benchmarks.md
+// for why); to an external one with the configured protocol.
+func StartIngest(cfg Config, a ingest.Applier, log *slog.Logger) (*Ingest, error) {
+	ic := cfg.Ingest
+	eng, err := ingest.NewEngine(ic.Rules, a, ingest.EngineOptions{Log: log})
+	if err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
+	p := ingest.NewPipeline(eng, ingest.PipelineOptions{Log: log, QueuePerSource: ic.Queue.PerSource,
+		QueueTotal: ic.Queue.Total, MaxSources: ic.Queue.MaxSources, Tick: ic.Tick})
+	in := &Ingest{Engine: eng, Pipeline: p, done: make(chan struct{})}
+	status := &ingest.Topic{Site: ic.Site, Node: cfg.IngestNode(), Kind: ingest.KindStatus, Source: "kerfd"}
+	ext := ic.Broker.External
+	switch {
+	case ic.Broker.Mode == "embedded":
+		b, err := StartBroker(cfg.BrokerConfig(), log)
+		if err != nil {
+			return nil, err
+		}
+		e := ic.Broker.Embedded
+		s, err := ingest.SubscribeNATS(ingest.NATSOptions{URL: b.ClientURL(), Name: "kerfd", Username: e.Username,
+			Password: e.Password, Status: status, Log: log}, p)
+		if err != nil {
+			b.Shutdown()
+			return nil, err
+		}
+		in.Broker = b
+		in.close = func() { s.Close(); b.Shutdown() }
+	case ext.Protocol == "nats":
+		tc, err := cfg.IngestTLS()
+		if err != nil {
+			return nil, err
+		}
+		s, err := ingest.SubscribeNATS(ingest.NATSOptions{URL: ext.URL, Name: "kerfd", Username: ext.Username,
+			Password: ext.Password, Token: ext.Token, CredsFile: ext.CredsFile, TLS: tc, Status: status, Log: log}, p)
+		if err != nil {
+			return nil, err
+		}
+		in.close = func() { s.Close() }
+	default:
+		tc, err := cfg.IngestTLS()
+		if err != nil {
+			return nil, err
+		}
+		s, err := ingest.SubscribeMQTT(context.Background(), ingest.MQTTOptions{Broker: ext.URL, Username: ext.Username,
+			Password: ext.Password, TLS: tc, Status: status, Log: log}, p)
+		if err != nil {
+			return nil, err
+		}
+		in.close = s.Close
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	in.cancel = cancel
+	go func() { p.Run(ctx); close(in.done) }()
+	return in, nil
+}
+
+// Close stops the subscriber (publishing kerfd's offline status), the
+// pipeline and the embedded broker.
+func (in *Ingest) Close() {
+	in.close()
+	in.cancel()
+	<-in.done
+}

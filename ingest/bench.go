@@ -1,0 +1,197 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+)
+
+// BenchOptions drive Bench; zero values take defaults.
+type BenchOptions struct {
+	MQTTAddr   string        // the broker's MQTT listener, host:port (required)
+	NATSURL    string        // kerfd subscribes here; empty: over MQTT
+	Topics     int           // simulated devices, one topic each; default 10000
+	Publishers int           // MQTT connections the devices share; default 8
+	Duration   time.Duration // publishing time; default 10s
+	Rate       int           // signals/s in all; 0: as fast as QoS 1 acks allow
+}
+
+// BenchResult is what Bench measured.
+type BenchResult struct {
+	Topics        int           `json:"topics"`
+	Publishers    int           `json:"publishers"`
+	Via           string        `json:"via"`
+	Published     uint64        `json:"published"` // QoS 1 acknowledged
+	Delivered     uint64        `json:"delivered"` // signals evaluated by the engine
+	Lost          int64         `json:"lost"`
+	Seconds       float64       `json:"seconds"`
+	SignalsPerSec float64       `json:"signalsPerSec"`
+	P50           time.Duration `json:"p50"`
+	P99           time.Duration `json:"p99"`
+	Max           time.Duration `json:"max"`
+	Decisions     uint64        `json:"decisions"`
+	Malformed     uint64        `json:"malformed"`
+	Dropped       uint64        `json:"dropped"`
+}
+
+type countApplier struct{ n atomic.Uint64 }
+
+func (c *countApplier) ApplyProfile(context.Context, Target, string, Decision) error {
+	c.n.Add(1)
+	return nil
+}
+
+// Bench simulates devices on Topics topics publishing SenML over MQTT QoS 1
+// to a broker that kerfd's subscriber reads, and measures sustained
+// signals/s, loss, and signal→decision latency: from the device stamping
+// the record to the engine having evaluated its rules with it.
+func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
+	if o.MQTTAddr == "" {
+		return BenchResult{}, errors.New("bench: no MQTT address")
+	}
+	if o.Topics <= 0 {
+		o.Topics = 10000
+	}
+	if o.Publishers <= 0 {
+		o.Publishers = 8
+	}
+	if o.Duration <= 0 {
+		o.Duration = 10 * time.Second
+	}
+	res := BenchResult{Topics: o.Topics, Publishers: o.Publishers, Via: "mqtt"}
+	app := &countApplier{}
+	rule := Rule{Name: "bench", Trigger: Trigger{Source: "bench/*/*", Metric: "load", Aggregate: AggMax,
+		Window: Duration(time.Second), Threshold: 90, ActivationThreshold: new(float64(20))},
+		Target: Target{Profile: "busy", IdleProfile: "idle"}}
+	eng, err := NewEngine([]Rule{rule}, app, EngineOptions{MaxSamples: 64})
+	if err != nil {
+		return res, err
+	}
+	var lat []time.Duration // written by the pipeline goroutine only
+	var evaluated atomic.Uint64
+	p := NewPipeline(eng, PipelineOptions{QueuePerSource: 1024, QueueTotal: 1 << 20, Tick: 100 * time.Millisecond,
+		Evaluated: func(s Signal, at time.Time) { lat = append(lat, at.Sub(s.Time)); evaluated.Add(1) }})
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	pdone := make(chan struct{})
+	go func() { p.Run(pctx); close(pdone) }()
+
+	if o.NATSURL != "" {
+		res.Via = "nats"
+		s, err := SubscribeNATS(NATSOptions{URL: o.NATSURL, Name: "kerf-bench", PendingLimit: 1 << 20}, p)
+		if err != nil {
+			return res, err
+		}
+		defer s.Close()
+	} else {
+		s, err := SubscribeMQTT(ctx, MQTTOptions{Broker: "tcp://" + o.MQTTAddr, ClientID: "kerf-bench-sub", QoS: 1}, p)
+		if err != nil {
+			return res, err
+		}
+		defer s.Close()
+	}
+
+	var published atomic.Uint64
+	var wg sync.WaitGroup
+	errc := make(chan error, o.Publishers)
+	start := time.Now()
+	end := start.Add(o.Duration)
+	for k := 0; k < o.Publishers; k++ {
+		c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + o.MQTTAddr).
+			SetClientID(fmt.Sprintf("kerf-bench-dev-%d", k)).SetProtocolVersion(4).SetCleanSession(true).SetWriteTimeout(10 * time.Second))
+		if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			return res, fmt.Errorf("bench: publisher %d: %v", k, tok.Error())
+		}
+		defer c.Disconnect(100)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errc <- publishLoop(ctx, c, k, o, end, &published)
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		if err != nil {
+			return res, err
+		}
+	}
+	elapsed := time.Since(start)
+	// Wait for the tail to arrive: until everything is in or nothing moves.
+	want := published.Load()
+	last, lastMove := uint64(0), time.Now()
+	for {
+		got := evaluated.Load()
+		if got >= want || time.Since(lastMove) > 3*time.Second || ctx.Err() != nil {
+			break
+		}
+		if got != last {
+			last, lastMove = got, time.Now()
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop()
+	<-pdone
+	st := p.Stats()
+	res.Published, res.Delivered = want, uint64(len(lat))
+	res.Lost = int64(want) - int64(res.Delivered)
+	res.Seconds = elapsed.Seconds()
+	res.SignalsPerSec = float64(res.Delivered) / elapsed.Seconds()
+	res.Decisions, res.Malformed, res.Dropped = app.n.Load(), st.Malformed, st.Dropped+st.Rejected
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		res.P50, res.P99, res.Max = lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1]
+	}
+	return res, ctx.Err()
+}
+
+// publishLoop sends one device's records round its share of the topics,
+// keeping a window of QoS 1 publishes in flight.
+func publishLoop(ctx context.Context, c mqtt.Client, k int, o BenchOptions, end time.Time, published *atomic.Uint64) error {
+	const window = 256
+	var inflight []mqtt.Token
+	var interval time.Duration
+	if o.Rate > 0 {
+		interval = time.Duration(float64(time.Second) * float64(o.Publishers) / float64(o.Rate))
+	}
+	next := time.Now()
+	rng := rand.New(rand.NewPCG(uint64(k), 1))
+	wait := func(tok mqtt.Token) error {
+		if !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
+			return fmt.Errorf("bench: publish: %v", tok.Error())
+		}
+		published.Add(1)
+		return nil
+	}
+	for i := k; ctx.Err() == nil && time.Now().Before(end); i += o.Publishers {
+		topic := fmt.Sprintf("edge/v1/bench/n%d/load/d%d", (i%o.Topics)/1000, i%o.Topics)
+		now := time.Now()
+		payload := fmt.Appendf(nil, `[{"n":"load","v":%d,"t":%.6f}]`, rng.IntN(100), float64(now.UnixNano())/1e9)
+		inflight = append(inflight, c.Publish(topic, 1, false, payload))
+		if len(inflight) >= window {
+			if err := wait(inflight[0]); err != nil {
+				return err
+			}
+			inflight = inflight[1:]
+		}
+		if interval > 0 {
+			next = next.Add(interval)
+			if d := time.Until(next); d > 0 {
+				time.Sleep(d)
+			}
+		}
+	}
+	for _, tok := range inflight {
+		if err := wait(tok); err != nil {
+			return err
+		}
+	}
+	return nil
+}

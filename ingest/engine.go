@@ -1,0 +1,556 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"path"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Applier carries out decisions; the slicer implements it. Calls are
+// serialised and made with the engine's lock held, so it must not call back
+// into the Engine.
+type Applier interface {
+	ApplyProfile(ctx context.Context, target Target, profile string, reason Decision) error
+}
+
+// Signal is one numeric record from one source.
+type Signal struct {
+	Topic   Topic
+	Name    string // resolved SenML name
+	Metric  string // SenML n (or Name when n was empty)
+	Unit    string
+	Value   float64
+	Time    time.Time // record time, clamped to Arrived
+	Arrived time.Time
+}
+
+// Decision reasons.
+const (
+	ReasonScaleUp          = "scale-up"
+	ReasonScaleDown        = "scale-down"
+	ReasonFallbackStale    = "fallback-stale"
+	ReasonFallbackFailures = "fallback-failures"
+)
+
+// Decision is one profile change the engine asked for, with its inputs.
+type Decision struct {
+	Seq                 uint64    `json:"seq"`
+	Time                time.Time `json:"time"`
+	Rule                string    `json:"rule"`
+	Target              string    `json:"target"`
+	Profile             string    `json:"profile"`
+	Previous            string    `json:"previous,omitempty"`
+	Reason              string    `json:"reason"`
+	Aggregate           string    `json:"aggregate"`
+	Value               float64   `json:"value"`
+	Threshold           float64   `json:"threshold"`
+	ActivationThreshold float64   `json:"activationThreshold"`
+	// Inputs are the highest-valued live series (at most 16), or the stale
+	// ones when none is live; LiveSeries and StaleSeries count them all.
+	Inputs      []Input `json:"inputs"`
+	LiveSeries  int     `json:"liveSeries"`
+	StaleSeries int     `json:"staleSeries"`
+}
+
+// Input is one series as the decision saw it.
+type Input struct {
+	Source   string    `json:"source"`
+	Metric   string    `json:"metric"`
+	Value    float64   `json:"value"`
+	Samples  int       `json:"samples"`
+	LastSeen time.Time `json:"lastSeen"`
+	Stale    bool      `json:"stale"`
+}
+
+// Event is a decision and what applying it gave.
+type Event struct {
+	Decision
+	Applied bool   `json:"applied"`
+	Error   string `json:"error,omitempty"`
+}
+
+// EngineStats are the engine's counters.
+type EngineStats struct {
+	Signals, Unmatched, SeriesDropped, Evaluations               uint64
+	Decisions, Applied, ApplyErrors, Fallbacks                   uint64
+	SuppressedStabilization, SuppressedDwell, SuppressedCooldown uint64
+}
+
+type engineCounters struct {
+	signals, unmatched, seriesDropped, evaluations, decisions, applied, applyErrors, fallbacks,
+	supStab, supDwell, supCool atomic.Uint64
+}
+
+// EngineOptions tune an Engine; zero values take defaults.
+type EngineOptions struct {
+	Clock      Clock
+	Log        *slog.Logger
+	MaxSeries  int // distinct (source, metric) pairs tracked; default 65536
+	MaxSamples int // per series; default 1024
+	EventCap   int // events kept for the API; default 256
+}
+
+type state int
+
+const (
+	stateUnknown state = iota
+	stateUp
+	stateDown
+	stateFallback
+)
+
+// aggCache is one series' aggregate for one rule, valid until the series
+// changes or its oldest in-window sample ages out.
+type aggCache struct {
+	version   uint64
+	val       float64
+	n         int
+	ok, stale bool
+	at, until time.Time
+}
+
+func (c *aggCache) refresh(se *series, tr *Trigger, now time.Time) {
+	*c = aggCache{version: se.version, at: now, stale: se.stale(now, tr.StaleAfter.D()), until: farFuture}
+	if c.stale {
+		return
+	}
+	c.val, c.n, c.ok, c.until = se.aggregateUntil(tr.Aggregate, now, tr.Window.D())
+	if tr.StaleAfter > 0 {
+		if d := se.lastSeen.Add(tr.StaleAfter.D() + 1); d.Before(c.until) {
+			c.until = d // stale is "more than staleAfter": 1ns past it
+		}
+	}
+}
+
+var reasons = [...]string{stateUp: ReasonScaleUp, stateDown: ReasonScaleDown, stateFallback: ReasonFallbackStale}
+
+type ruleState struct {
+	rule         Rule
+	series       []*series
+	state        state
+	profile      string
+	pending      state
+	pendingSince time.Time
+	lastApplied  time.Time
+	lastAttempt  time.Time
+	failures     int
+	started      time.Time
+	dirty        bool       // has signals not yet evaluated
+	cache        []aggCache // per series, parallel to series
+	vals         []float64  // scratch: live series' aggregates
+	live         []int      // scratch: their indexes in series
+}
+
+// Engine keeps the windows and evaluates rules. Safe for concurrent use.
+type Engine struct {
+	applier Applier
+	clock   Clock
+	log     *slog.Logger
+	opts    EngineOptions
+	c       engineCounters
+
+	mu     sync.Mutex
+	rules  []*ruleState
+	series map[string]*series // source key + "\x00" + metric
+	keep   time.Duration
+	seq    uint64
+
+	evMu   sync.Mutex
+	events []Event // ring
+	evNext int
+	evFull bool
+}
+
+// NewEngine validates rules and returns an engine that sends decisions to a.
+func NewEngine(rules []Rule, a Applier, o EngineOptions) (*Engine, error) {
+	rules, err := ValidateRules(rules)
+	if err != nil {
+		return nil, err
+	}
+	if o.Clock == nil {
+		o.Clock = SystemClock{}
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.MaxSeries <= 0 {
+		o.MaxSeries = 65536
+	}
+	if o.MaxSamples <= 0 {
+		o.MaxSamples = 1024
+	}
+	if o.EventCap <= 0 {
+		o.EventCap = 256
+	}
+	e := &Engine{applier: a, clock: o.Clock, log: o.Log, opts: o, series: map[string]*series{},
+		events: make([]Event, o.EventCap), keep: time.Minute}
+	now := o.Clock.Now()
+	for _, r := range rules {
+		e.rules = append(e.rules, &ruleState{rule: r, started: now})
+		e.keep = max(e.keep, r.Trigger.Window.D())
+	}
+	return e, nil
+}
+
+// Rules returns the validated rules, defaults filled in.
+func (e *Engine) Rules() []Rule {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]Rule, len(e.rules))
+	for i, rs := range e.rules {
+		out[i] = rs.rule
+	}
+	return out
+}
+
+// SetRules replaces the rules (the REST API will call it). A rule that keeps
+// its name and target keeps its state: the applied profile, the dwell and
+// cooldown clocks and the failure count. On error nothing changes.
+func (e *Engine) SetRules(rules []Rule) error {
+	rules, err := ValidateRules(rules)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	old := map[string]*ruleState{}
+	for _, rs := range e.rules {
+		old[rs.rule.Name+"\x00"+rs.rule.Target.ID()] = rs
+	}
+	now := e.clock.Now()
+	next := make([]*ruleState, 0, len(rules))
+	keep := time.Minute
+	for _, r := range rules {
+		rs := &ruleState{rule: r, started: now}
+		if o := old[r.Name+"\x00"+r.Target.ID()]; o != nil {
+			rs.state, rs.profile, rs.lastApplied, rs.lastAttempt, rs.failures, rs.started =
+				o.state, o.profile, o.lastApplied, o.lastAttempt, o.failures, o.started
+		}
+		next = append(next, rs)
+		keep = max(keep, r.Trigger.Window.D())
+	}
+	e.rules, e.keep = next, keep
+	for _, se := range e.series {
+		se.readers, se.keep = nil, keep
+		for _, rs := range next {
+			if rs.matches(se.source, se.metric, se.name) {
+				rs.series = append(rs.series, se)
+				rs.cache = append(rs.cache, aggCache{version: ^uint64(0)})
+				se.readers = append(se.readers, rs)
+			}
+		}
+	}
+	return nil
+}
+
+func (rs *ruleState) matches(source, metric, name string) bool {
+	if ok, _ := path.Match(rs.rule.Trigger.Source, source); !ok {
+		return false
+	}
+	if ok, _ := path.Match(rs.rule.Trigger.Metric, metric); ok {
+		return true
+	}
+	ok, _ := path.Match(rs.rule.Trigger.Metric, name)
+	return ok
+}
+
+// Observe adds a signal to its window and evaluates the rules that read it.
+func (e *Engine) Observe(ctx context.Context, s Signal) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	se := e.add(s)
+	if se == nil {
+		return
+	}
+	now := e.clock.Now()
+	for _, rs := range se.readers {
+		rs.dirty = false
+		e.evaluate(ctx, rs, now)
+	}
+}
+
+// Add adds a signal to its window and marks the rules that read it for the
+// next EvaluateDirty, so a burst of signals costs one evaluation per rule.
+func (e *Engine) Add(s Signal) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if se := e.add(s); se != nil {
+		for _, rs := range se.readers {
+			rs.dirty = true
+		}
+	}
+}
+
+// EvaluateDirty evaluates the rules that have had signals since last time.
+func (e *Engine) EvaluateDirty(ctx context.Context) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.clock.Now()
+	for _, rs := range e.rules {
+		if rs.dirty {
+			rs.dirty = false
+			e.evaluate(ctx, rs, now)
+		}
+	}
+}
+
+// dirty reports whether some rule waits for EvaluateDirty.
+func (e *Engine) dirty() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, rs := range e.rules {
+		if rs.dirty {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *Engine) add(s Signal) *series {
+	e.c.signals.Add(1)
+	src := s.Topic.Key()
+	key := src + "\x00" + s.Metric
+	se, ok := e.series[key]
+	if !ok {
+		if len(e.series) >= e.opts.MaxSeries {
+			e.c.seriesDropped.Add(1)
+			return nil
+		}
+		se = &series{key: key, source: src, metric: s.Metric, name: s.Name, cap: e.opts.MaxSamples, keep: e.keep}
+		e.series[key] = se
+		for _, rs := range e.rules {
+			if rs.matches(src, s.Metric, s.Name) {
+				rs.series = append(rs.series, se)
+				rs.cache = append(rs.cache, aggCache{version: ^uint64(0)})
+				se.readers = append(se.readers, rs)
+			}
+		}
+	}
+	if len(se.readers) == 0 {
+		e.c.unmatched.Add(1)
+		return nil
+	}
+	t := s.Time
+	if t.IsZero() || t.After(s.Arrived) {
+		t = s.Arrived
+	}
+	se.add(t, s.Value, s.Arrived)
+	return se
+}
+
+// SetOffline marks every series of a source stale at once (its status topic
+// said offline, or its Will fired).
+func (e *Engine) SetOffline(ctx context.Context, t Topic) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	src := t.Key()
+	for _, se := range e.series {
+		if se.source == src {
+			se.offline = true
+			se.version++ // invalidates cached aggregates
+		}
+	}
+	now := e.clock.Now()
+	for _, rs := range e.rules {
+		e.evaluate(ctx, rs, now)
+	}
+}
+
+// Tick evaluates every rule; staleness and stabilization move on it.
+func (e *Engine) Tick(ctx context.Context) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.clock.Now()
+	for _, rs := range e.rules {
+		e.evaluate(ctx, rs, now)
+	}
+}
+
+func (e *Engine) evaluate(ctx context.Context, rs *ruleState, now time.Time) {
+	e.c.evaluations.Add(1)
+	r := &rs.rule
+	tr := &r.Trigger
+	// First pass: no allocation beyond the rule's scratch slices.
+	rs.vals, rs.live = rs.vals[:0], rs.live[:0]
+	stale := 0
+	for i, se := range rs.series {
+		c := &rs.cache[i]
+		if c.version != se.version || !now.Before(c.until) || now.Before(c.at) {
+			c.refresh(se, tr, now)
+		}
+		if c.stale {
+			stale++
+		} else if c.ok {
+			rs.vals = append(rs.vals, c.val)
+			rs.live = append(rs.live, i)
+		}
+	}
+	vals := rs.vals
+	var value float64
+	var desired state
+	switch {
+	case len(vals) > 0:
+		value = combine(tr.Aggregate, vals)
+		tol := r.Behavior.Tolerance
+		switch {
+		case value >= tr.Threshold+math.Abs(tr.Threshold)*tol:
+			desired = stateUp
+		case value < *tr.ActivationThreshold-math.Abs(*tr.ActivationThreshold)*tol:
+			desired = stateDown
+		default:
+			desired = rs.state // in the band: hold
+		}
+	case r.Fallback.Profile != "" && tr.StaleAfter > 0 && (stale == len(rs.series) && stale > 0 ||
+		len(rs.series) == 0 && now.Sub(rs.started) > tr.StaleAfter.D()):
+		desired = stateFallback
+	default:
+		desired = rs.state
+	}
+	reason := reasons[desired]
+	if rs.failures >= r.Fallback.FailureThreshold && r.Fallback.Profile != "" && rs.state != stateFallback {
+		desired, reason = stateFallback, ReasonFallbackFailures
+	}
+	if desired == stateUnknown || desired == rs.state {
+		rs.pending = stateUnknown
+		return
+	}
+	if desired != stateFallback {
+		if rs.pending != desired {
+			rs.pending, rs.pendingSince = desired, now
+		}
+		win := r.Behavior.ScaleUp.StabilizationWindow.D()
+		if desired == stateDown {
+			win = r.Behavior.ScaleDown.StabilizationWindow.D()
+		}
+		if now.Sub(rs.pendingSince) < win {
+			e.c.supStab.Add(1)
+			return
+		}
+		if !rs.lastApplied.IsZero() && now.Sub(rs.lastApplied) < r.Behavior.MinDwell.D() {
+			e.c.supDwell.Add(1)
+			return
+		}
+	}
+	cool := r.Behavior.Cooldown.D()
+	if rs.failures > 0 {
+		cool = max(cool, failureBackoff) // a failing slicer is not retried on every signal
+	}
+	if !rs.lastAttempt.IsZero() && now.Sub(rs.lastAttempt) < cool {
+		e.c.supCool.Add(1)
+		return
+	}
+	profile := [...]string{stateUp: r.Target.Profile, stateDown: r.Target.IdleProfile, stateFallback: r.Fallback.Profile}[desired]
+	e.seq++
+	inputs, live, nstale := rs.inputs(now)
+	d := Decision{Seq: e.seq, Time: now, Rule: r.Name, Target: r.Target.ID(), Profile: profile, Previous: rs.profile,
+		Reason: reason, Aggregate: tr.Aggregate, Value: value, Threshold: tr.Threshold,
+		ActivationThreshold: *tr.ActivationThreshold, Inputs: inputs, LiveSeries: live, StaleSeries: nstale}
+	e.c.decisions.Add(1)
+	if desired == stateFallback {
+		e.c.fallbacks.Add(1)
+	}
+	rs.lastAttempt = now
+	err := e.applier.ApplyProfile(ctx, r.Target, profile, d)
+	ev := Event{Decision: d, Applied: err == nil}
+	attrs := []any{"seq", d.Seq, "rule", d.Rule, "target", d.Target, "profile", profile, "previous", d.Previous,
+		"reason", reason, "aggregate", tr.Aggregate, "value", value, "threshold", tr.Threshold,
+		"activation_threshold", d.ActivationThreshold, "live_series", live, "stale_series", nstale,
+		"inputs", fmt.Sprint(inputs)}
+	if err != nil {
+		e.c.applyErrors.Add(1)
+		rs.failures++
+		ev.Error = err.Error()
+		e.log.Warn("ingest: decision failed", append(attrs, "err", err, "failures", rs.failures)...)
+	} else {
+		e.c.applied.Add(1)
+		rs.failures = 0
+		rs.state, rs.profile, rs.lastApplied, rs.pending = desired, profile, now, stateUnknown
+		e.log.Info("ingest: decision", attrs...)
+	}
+	e.record(ev)
+}
+
+// inputs lists what a decision saw: the maxInputs series with the highest
+// values (or, when none is live, the stale ones), and the counts.
+func (rs *ruleState) inputs(now time.Time) (in []Input, live, stale int) {
+	tr := &rs.rule.Trigger
+	for _, se := range rs.series {
+		if se.stale(now, tr.StaleAfter.D()) {
+			stale++
+		}
+	}
+	if len(rs.live) == 0 {
+		for _, se := range rs.series[:min(len(rs.series), maxInputs)] {
+			in = append(in, Input{Source: se.source, Metric: se.metric, LastSeen: se.lastSeen, Stale: se.stale(now, tr.StaleAfter.D())})
+		}
+		return in, 0, stale
+	}
+	order := make([]int, len(rs.live))
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(a, b int) bool { return rs.vals[order[a]] > rs.vals[order[b]] })
+	for _, k := range order[:min(len(order), maxInputs)] {
+		se := rs.series[rs.live[k]]
+		in = append(in, Input{Source: se.source, Metric: se.metric, Value: rs.vals[k], Samples: rs.cache[rs.live[k]].n, LastSeen: se.lastSeen})
+	}
+	return in, len(rs.live), stale
+}
+
+// failureBackoff is the least time between attempts after a failed one.
+const failureBackoff = time.Second
+
+// maxInputs bounds the inputs a decision carries.
+const maxInputs = 16
+
+// combine merges per-series aggregates: avg of averages, max of maxima, sum
+// of sums, sum of rates.
+func combine(agg string, vals []float64) float64 {
+	out := vals[0]
+	for _, v := range vals[1:] {
+		if agg == AggMax {
+			out = math.Max(out, v)
+		} else {
+			out += v
+		}
+	}
+	if agg == AggAvg {
+		out /= float64(len(vals))
+	}
+	return out
+}
+
+func (e *Engine) record(ev Event) {
+	e.evMu.Lock()
+	defer e.evMu.Unlock()
+	e.events[e.evNext] = ev
+	e.evNext = (e.evNext + 1) % len(e.events)
+	if e.evNext == 0 {
+		e.evFull = true
+	}
+}
+
+// Events returns the kept events, oldest first.
+func (e *Engine) Events() []Event {
+	e.evMu.Lock()
+	defer e.evMu.Unlock()
+	if !e.evFull {
+		return append([]Event(nil), e.events[:e.evNext]...)
+	}
+	return append(append([]Event(nil), e.events[e.evNext:]...), e.events[:e.evNext]...)
+}
+
+// Stats returns the counters.
+func (e *Engine) Stats() EngineStats {
+	c := &e.c
+	return EngineStats{Signals: c.signals.Load(), Unmatched: c.unmatched.Load(), SeriesDropped: c.seriesDropped.Load(),
+		Evaluations: c.evaluations.Load(), Decisions: c.decisions.Load(), Applied: c.applied.Load(),
+		ApplyErrors: c.applyErrors.Load(), Fallbacks: c.fallbacks.Load(), SuppressedStabilization: c.supStab.Load(),
+		SuppressedDwell: c.supDwell.Load(), SuppressedCooldown: c.supCool.Load()}
+}

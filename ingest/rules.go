@@ -1,0 +1,191 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strconv"
+	"time"
+)
+
+// Duration is a time.Duration written as "30s" in YAML and JSON.
+type Duration time.Duration
+
+// UnmarshalText parses Go duration syntax.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q: want a duration such as 30s or 2m", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes Go duration syntax.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// D is d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Rule maps one load signal to profiles for one target, in KEDA/HPA terms.
+type Rule struct {
+	Name     string   `json:"name" yaml:"name" koanf:"name"`
+	Trigger  Trigger  `json:"trigger" yaml:"trigger" koanf:"trigger"`
+	Target   Target   `json:"target" yaml:"target" koanf:"target"`
+	Behavior Behavior `json:"behavior" yaml:"behavior" koanf:"behavior"`
+	Fallback Fallback `json:"fallback" yaml:"fallback" koanf:"fallback"`
+}
+
+// Trigger selects series and says when they call for the target's profile.
+type Trigger struct {
+	// Source is a glob over site/node/source, e.g. "plant-1/*/cam-*".
+	Source string `json:"source" yaml:"source" koanf:"source"`
+	// Metric is a glob over the record's n (or its full resolved name).
+	Metric    string   `json:"metric" yaml:"metric" koanf:"metric"`
+	Aggregate string   `json:"aggregate,omitempty" yaml:"aggregate,omitempty" koanf:"aggregate"` // avg (default), max, sum, rate
+	Window    Duration `json:"window,omitempty" yaml:"window,omitempty" koanf:"window"`          // default 1m
+	// Threshold: at or above it the rule wants Target.Profile.
+	Threshold float64 `json:"threshold" yaml:"threshold" koanf:"threshold"`
+	// ActivationThreshold: below it the rule wants Target.IdleProfile; between
+	// the two the current profile stays. Defaults to Threshold.
+	ActivationThreshold *float64 `json:"activationThreshold,omitempty" yaml:"activationThreshold,omitempty" koanf:"activationthreshold"`
+	// StaleAfter: a series with no signal for this long is ignored; when all
+	// are, the fallback applies. 0: never stale.
+	StaleAfter Duration `json:"staleAfter,omitempty" yaml:"staleAfter,omitempty" koanf:"staleafter"`
+}
+
+// Target is one GPU of this node, or the whole node when GPU is nil.
+type Target struct {
+	GPU         *int   `json:"gpu,omitempty" yaml:"gpu,omitempty" koanf:"gpu"`
+	Profile     string `json:"profile" yaml:"profile" koanf:"profile"`
+	IdleProfile string `json:"idleProfile" yaml:"idleProfile" koanf:"idleprofile"`
+}
+
+// ID names the target: "gpu/N" or "node".
+func (t Target) ID() string {
+	if t.GPU == nil {
+		return "node"
+	}
+	return "gpu/" + strconv.Itoa(*t.GPU)
+}
+
+// Behavior damps changes.
+type Behavior struct {
+	ScaleUp   Stabilization `json:"scaleUp" yaml:"scaleUp" koanf:"scaleup"`
+	ScaleDown Stabilization `json:"scaleDown" yaml:"scaleDown" koanf:"scaledown"`
+	// Tolerance widens the band: up needs value > threshold*(1+tolerance),
+	// down needs value < activationThreshold*(1-tolerance). 0..1.
+	Tolerance float64 `json:"tolerance,omitempty" yaml:"tolerance,omitempty" koanf:"tolerance"`
+	// MinDwell: a profile applied to the target stays at least this long.
+	MinDwell Duration `json:"minDwell,omitempty" yaml:"minDwell,omitempty" koanf:"mindwell"`
+	// Cooldown: at least this long between two apply attempts of the rule.
+	Cooldown Duration `json:"cooldown,omitempty" yaml:"cooldown,omitempty" koanf:"cooldown"`
+}
+
+// Stabilization: a direction is taken only once every evaluation in the
+// window has asked for it.
+type Stabilization struct {
+	StabilizationWindow Duration `json:"stabilizationWindow,omitempty" yaml:"stabilizationWindow,omitempty" koanf:"stabilizationwindow"`
+}
+
+// Fallback is the profile for when the rule cannot trust its inputs.
+type Fallback struct {
+	Profile string `json:"profile,omitempty" yaml:"profile,omitempty" koanf:"profile"`
+	// FailureThreshold consecutive apply errors switch to Profile (default 3).
+	FailureThreshold int `json:"failureThreshold,omitempty" yaml:"failureThreshold,omitempty" koanf:"failurethreshold"`
+}
+
+// FieldError is one invalid field.
+type FieldError struct {
+	Field, Msg string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// ValidateRules checks rules and returns them with defaults filled in. The
+// error joins one FieldError per problem, named like rules[2].trigger.window.
+func ValidateRules(rules []Rule) ([]Rule, error) {
+	var errs []error
+	bad := func(i int, field, format string, a ...any) {
+		errs = append(errs, &FieldError{fmt.Sprintf("rules[%d].%s", i, field), fmt.Sprintf(format, a...)})
+	}
+	out := make([]Rule, len(rules))
+	names := map[string]int{}
+	targets := map[string]int{}
+	for i, r := range rules {
+		if r.Name == "" {
+			bad(i, "name", "empty")
+		} else if j, dup := names[r.Name]; dup {
+			bad(i, "name", "%q already used by rules[%d]", r.Name, j)
+		} else {
+			names[r.Name] = i
+		}
+		tr := &r.Trigger
+		if tr.Source == "" {
+			bad(i, "trigger.source", "empty: want a glob over site/node/source")
+		} else if _, err := path.Match(tr.Source, ""); err != nil {
+			bad(i, "trigger.source", "%q: %v", tr.Source, err)
+		}
+		if tr.Metric == "" {
+			bad(i, "trigger.metric", "empty")
+		} else if _, err := path.Match(tr.Metric, ""); err != nil {
+			bad(i, "trigger.metric", "%q: %v", tr.Metric, err)
+		}
+		switch tr.Aggregate {
+		case "":
+			tr.Aggregate = AggAvg
+		case AggAvg, AggMax, AggSum, AggRate:
+		default:
+			bad(i, "trigger.aggregate", "%q: want avg, max, sum or rate", tr.Aggregate)
+		}
+		if tr.Window == 0 {
+			tr.Window = Duration(time.Minute)
+		}
+		if tr.Window < 0 {
+			bad(i, "trigger.window", "%v: must be positive", tr.Window.D())
+		}
+		if tr.StaleAfter < 0 {
+			bad(i, "trigger.staleAfter", "%v: must not be negative", tr.StaleAfter.D())
+		}
+		if tr.ActivationThreshold == nil {
+			a := tr.Threshold
+			tr.ActivationThreshold = &a
+		} else if *tr.ActivationThreshold > tr.Threshold {
+			bad(i, "trigger.activationThreshold", "%v exceeds threshold %v", *tr.ActivationThreshold, tr.Threshold)
+		}
+		if r.Target.Profile == "" {
+			bad(i, "target.profile", "empty: want the profile for load at or above threshold")
+		}
+		if r.Target.IdleProfile == "" {
+			bad(i, "target.idleProfile", "empty: want the profile for load below activationThreshold")
+		}
+		if g := r.Target.GPU; g != nil && (*g < 0 || *g > 63) {
+			bad(i, "target.gpu", "%d: want 0..63, or leave out for the whole node", *g)
+		} else if j, dup := targets[r.Target.ID()]; dup {
+			bad(i, "target", "%s is already driven by rules[%d]", r.Target.ID(), j)
+		} else {
+			targets[r.Target.ID()] = i
+		}
+		b := r.Behavior
+		if b.Tolerance < 0 || b.Tolerance >= 1 {
+			bad(i, "behavior.tolerance", "%v: want 0 to below 1", b.Tolerance)
+		}
+		for _, f := range []struct {
+			name string
+			d    Duration
+		}{{"behavior.scaleUp.stabilizationWindow", b.ScaleUp.StabilizationWindow},
+			{"behavior.scaleDown.stabilizationWindow", b.ScaleDown.StabilizationWindow},
+			{"behavior.minDwell", b.MinDwell}, {"behavior.cooldown", b.Cooldown}} {
+			if f.d < 0 {
+				bad(i, f.name, "%v: must not be negative", f.d.D())
+			}
+		}
+		if r.Fallback.FailureThreshold < 0 {
+			bad(i, "fallback.failureThreshold", "%d: must not be negative", r.Fallback.FailureThreshold)
+		} else if r.Fallback.FailureThreshold == 0 {
+			r.Fallback.FailureThreshold = 3
+		}
+		out[i] = r
+	}
+	return out, errors.Join(errs...)
+}
