@@ -29,6 +29,7 @@ type Appliance struct {
 	server  *transport.Server
 	workers *supervisor // nil when tenants run in kerfd's process
 	node    *node
+	ingest  *Ingest // nil when load signals are off
 	api     *profiles.Server
 	fp      transport.Fingerprint
 
@@ -205,6 +206,17 @@ func (a *Appliance) Run(ctx context.Context) error {
 		a.log.Warn("operator API admin token, shown once; keep it", "token", tok)
 	}
 	defer a.Close()
+	if a.cfg.Ingest.Enabled {
+		in, err := StartIngest(a.cfg, a.node, a.log)
+		if err != nil {
+			return fmt.Errorf("load signals: %w", err)
+		}
+		a.ingest = in
+		defer in.Close()
+		if in.Broker != nil {
+			a.log.Info("embedded broker ready", "mqtt", in.Broker.MQTTAddr(), "nats", in.Broker.ClientURL())
+		}
+	}
 	a.log.Info("kerfd ready", "backend", a.kind, "quic", a.QUICAddr(), "unix", a.cfg.UnixPath(),
 		"http", a.HTTPAddr(), "fingerprint", a.fp.String(), "state", a.cfg.StateDir)
 

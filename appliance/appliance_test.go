@@ -26,6 +26,7 @@ func testConfig(t *testing.T, dir string) Config {
 		"KERF_LISTEN__HTTP=127.0.0.1:0",
 		"KERF_GPU__EMULATED__MEMORY=1GiB",
 		"KERF_GPU__BACKEND=emulated",
+		"KERF_INGEST__ENABLED=false",
 	})
 	if err != nil {
 		t.Fatal(err)

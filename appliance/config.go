@@ -25,12 +25,7 @@ var defaultsYAML []byte
 // Config is kerfd's configuration.
 type Config struct {
 	StateDir string `koanf:"state_dir"`
-	// Node names this appliance in load-signal topics and the API.
-	Node struct {
-		Site string `koanf:"site"`
-		Name string `koanf:"name"`
-	} `koanf:"node"`
-	Listen struct {
+	Listen   struct {
 		QUIC string `koanf:"quic"`
 		Unix string `koanf:"unix"`
 		HTTP string `koanf:"http"`

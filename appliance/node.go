@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/kerf-edge/kerf/gpu"
+	"github.com/kerf-edge/kerf/ingest"
 	"github.com/kerf-edge/kerf/profiles"
 	"github.com/kerf-edge/kerf/slicer"
 	"github.com/kerf-edge/kerf/transport"
@@ -35,6 +37,7 @@ type node struct {
 var (
 	_ transport.Allocator = (*node)(nil)
 	_ profiles.Node       = (*node)(nil)
+	_ ingest.Applier      = (*node)(nil)
 )
 
 // smallestSlice asks the slicer for the smallest free slice: a session
@@ -377,4 +380,58 @@ func (n *node) Evict(_ context.Context, tenant string) error {
 		return fmt.Errorf("tenant %s: %w", tenant, profiles.ErrNotFound)
 	}
 	return nil
+}
+
+// ApplyProfile implements ingest.Applier: a policy decision re-slices the
+// node, or one GPU of it (the active layout with that GPU re-cut).
+func (n *node) ApplyProfile(_ context.Context, t ingest.Target, profile string, why ingest.Decision) error {
+	start := time.Now()
+	name := profile
+	var err error
+	if t.GPU != nil {
+		name, err = n.withGPU(*t.GPU, profile)
+	}
+	if err == nil {
+		_, err = n.sl.ApplyProfile(name, slicer.ApplyOptions{})
+	}
+	if n.api != nil {
+		n.api.RecordReslice("policy "+why.Rule+": "+t.ID()+" → "+profile, time.Since(start), err)
+		n.api.RecordDecision(why.Rule, "apply "+profile+" to "+t.ID(), fmt.Sprintf("%s %s = %g (threshold %g): %s", why.Aggregate, why.Rule, why.Value, why.Threshold, why.Reason))
+	}
+	return err
+}
+
+// withGPU registers the active profile with GPU gpu's slices taken from
+// profile, and returns its name.
+func (n *node) withGPU(gpu int, profile string) (string, error) {
+	var base, over *slicer.Profile
+	active := n.sl.Status().Profile
+	for _, p := range n.sl.Profiles() {
+		switch p.Name {
+		case active:
+			base = &p
+		case profile:
+			over = &p
+		}
+	}
+	if over == nil {
+		return "", fmt.Errorf("%w: %s", slicer.ErrUnknownProfile, profile)
+	}
+	if base == nil {
+		return profile, nil
+	}
+	specs := over.PerGPU[gpu]
+	if specs == nil {
+		specs = over.Slices
+	}
+	c := slicer.Profile{Name: fmt.Sprintf("%s;gpu%d=%s", strings.SplitN(base.Name, ";", 2)[0], gpu, profile),
+		Slices: base.Slices, PerGPU: map[int][]slicer.SliceSpec{}}
+	for g, s := range base.PerGPU {
+		c.PerGPU[g] = s
+	}
+	c.PerGPU[gpu] = specs
+	if err := n.sl.AddProfile(c); err != nil {
+		return "", err
+	}
+	return c.Name, nil
 }

@@ -104,6 +104,7 @@ func startKerfd(t *testing.T) *kerfd {
 		"KERF_GPU__EMULATED__MEMORY=256MiB",
 		"KERF_GPU__EMULATED__DEVICES=2",
 		"KERF_SLICER__PROFILE=uniform-20", // 20 programs run at once
+		"KERF_INGEST__ENABLED=false",
 	})
 	if err != nil {
 		t.Fatal(err)

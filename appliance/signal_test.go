@@ -1,0 +1,74 @@
+package appliance
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kerf-edge/kerf/internal/testkit"
+)
+
+// A load signal published over MQTT to kerfd's embedded broker crosses a
+// policy threshold, and kerfd re-slices its GPUs.
+func TestLoadSignalReslicesTheNode(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "kerfd.yaml")
+	err := os.WriteFile(conf, []byte(`
+slicer:
+  profile: uniform-10
+ingest:
+  enabled: true
+  site: plant-1
+  node: line-2
+  broker:
+    embedded:
+      nats_listen: "127.0.0.1:0"
+      mqtt_listen: "127.0.0.1:0"
+  rules:
+    - name: camera-queue
+      trigger:
+        source: "plant-1/line-2/cam-*"
+        metric: queue_depth
+        aggregate: max
+        window: 10s
+        threshold: 100
+        activationThreshold: 20
+      target:
+        profile: mixed-2x25-5x10
+        idleProfile: uniform-10
+`), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(conf, []string{
+		"KERF_STATE_DIR=" + dir, "KERF_LISTEN__QUIC=127.0.0.1:0", "KERF_LISTEN__HTTP=127.0.0.1:0",
+		"KERF_GPU__BACKEND=emulated", "KERF_GPU__EMULATED__MEMORY=1GiB",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := start(t, cfg)
+	testkit.WaitFor(t, "the embedded broker", func() bool { return a.ingest != nil })
+	if p := a.node.sl.Status().Profile; p != "uniform-10" {
+		t.Fatalf("starting profile %q", p)
+	}
+	c := mqttClient(t, a.ingest.Broker.MQTTAddr(), "cam-07", nil)
+	publish(t, c, "edge/v1/plant-1/line-2/load/cam-07", 1, false,
+		`[{"bn":"urn:dev:cam-07:","n":"queue_depth","u":"count","v":120}]`)
+	testkit.WaitFor(t, "the policy to re-slice the node", func() bool { return a.node.sl.Status().Profile == "mixed-2x25-5x10" })
+	// The decision and the re-slice are in the operator's event log.
+	testkit.WaitFor(t, "the decision and the re-slice in the event log", func() bool {
+		events, err := a.api.Store().Events(50, 0, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		kinds := map[string]bool{}
+		for _, e := range events {
+			if strings.Contains(e.Subject+e.Action+e.Detail, "camera-queue") {
+				kinds[e.Kind] = true
+			}
+		}
+		return kinds["policy"] && kinds["reslice"]
+	})
+}
