@@ -89,7 +89,7 @@ func New(cfg Config, log *slog.Logger) (*Appliance, error) {
 		a.workers.node = a.node
 	}
 	a.server.Allocator = a.node
-	if a.api, err = profiles.New(a.apiConfig(), profiles.Deps{Node: a.node, Tokens: a.tokens, Log: log}); err != nil {
+	if a.api, err = profiles.New(a.apiConfig(), profiles.Deps{Node: a.node, Tokens: a.tokens, Rules: ruleValidator{}, Log: log}); err != nil {
 		a.node.sl.Close()
 		return nil, fmt.Errorf("operator API: %w", err)
 	}
@@ -216,6 +216,9 @@ func (a *Appliance) Run(ctx context.Context) error {
 		if in.Broker != nil {
 			a.log.Info("embedded broker ready", "mqtt", in.Broker.MQTTAddr(), "nats", in.Broker.ClientURL())
 		}
+		rctx, stopRules := context.WithCancel(ctx)
+		defer stopRules()
+		go syncRules(rctx, a.cfg.Ingest.Rules, a.api.Store(), in.Engine, a.log)
 	}
 	a.log.Info("kerfd ready", "backend", a.kind, "quic", a.QUICAddr(), "unix", a.cfg.UnixPath(),
 		"http", a.HTTPAddr(), "fingerprint", a.fp.String(), "state", a.cfg.StateDir)
