@@ -544,6 +544,7 @@ func TestMetrics(t *testing.T) {
 	}
 	for _, want := range []string{
 		`kerf_gpu_memory_bytes{gpu="0",name="Kerf emulated GPU"} 1.7179869184e+10`,
+		`kerf_gpu_info{emulated="true",gpu="0",name="Kerf emulated GPU"} 1`,
 		`kerf_gpu_memory_used_bytes{gpu="0"} 3.221225472e+09`,
 		`kerf_slice_memory_used_bytes{gpu="0",tenant="alice"} 3.221225472e+09`,
 		`kerf_slice_memory_limit_bytes{gpu="0",tenant="alice"} 8.589934592e+09`,

@@ -72,6 +72,7 @@ func (m *metrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 
 var (
 	descGPUMem       = prometheus.NewDesc("kerf_gpu_memory_bytes", "A GPU's total memory.", []string{"gpu", "name"}, nil)
+	descGPUInfo      = prometheus.NewDesc("kerf_gpu_info", "A GPU Kerf serves: always 1; emulated=\"true\" for the emulated GPU.", []string{"gpu", "name", "emulated"}, nil)
 	descGPUAlloc     = prometheus.NewDesc("kerf_gpu_memory_used_bytes", "Memory used by the slices of a GPU.", []string{"gpu"}, nil)
 	descGPUSlices    = prometheus.NewDesc("kerf_gpu_slices", "Slices on a GPU.", []string{"gpu"}, nil)
 	descSliceUsed    = prometheus.NewDesc("kerf_slice_memory_used_bytes", "Memory a slice uses.", []string{"gpu", "tenant"}, nil)
@@ -93,7 +94,7 @@ var (
 type nodeCollector struct{ s *Server }
 
 func (n *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descGPUMem, descGPUAlloc, descGPUSlices, descSliceUsed, descSliceLimit,
+	for _, d := range []*prometheus.Desc{descGPUInfo, descGPUMem, descGPUAlloc, descGPUSlices, descSliceUsed, descSliceLimit,
 		descShareTarget, descShareAchieve, descSlicePending, descTenantSess, descTenantCalls, descTenantErrs,
 		descTenantBytes, descTenantMem, descIngestMsgs, descIngestBytes, descIngestDrops} {
 		ch <- d
@@ -127,6 +128,7 @@ func (n *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, d := range n.s.deps.Node.GPUs() {
 		gpu := strconv.Itoa(d.Index)
 		ch <- prometheus.MustNewConstMetric(descGPUMem, g, float64(d.MemoryBytes), gpu, d.Name)
+		ch <- prometheus.MustNewConstMetric(descGPUInfo, g, 1, gpu, d.Name, strconv.FormatBool(d.Emulated))
 		ch <- prometheus.MustNewConstMetric(descGPUAlloc, g, used[d.Index], gpu)
 		ch <- prometheus.MustNewConstMetric(descGPUSlices, g, count[d.Index], gpu)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/kerf-edge/kerf/ingest"
 	"github.com/kerf-edge/kerf/intercept/launcher"
 	"github.com/kerf-edge/kerf/internal/units"
+	"github.com/kerf-edge/kerf/profiles"
 	"github.com/kerf-edge/kerf/transport"
 	"github.com/kerf-edge/kerf/transport/transportbench"
 )
@@ -44,7 +45,9 @@ func usage() {
   kerf bench emu [--json] [--time D]              PTX emulator speed
   kerf bench ingest [--json] [--time D] [--topics N] [--via nats|mqtt] [--rate N]
                                                   MQTT devices → embedded broker → decisions
-`)
+Operator commands, through the REST API ($KERF_API, default http://127.0.0.1:7080,
+and $KERF_ADMIN_TOKEN):
+`+profiles.CLIUsage)
 }
 
 func run(args []string) error {
@@ -71,6 +74,9 @@ func run(args []string) error {
 			return benchIngest(args[2:])
 		}
 		return fmt.Errorf("bench: unknown benchmark %q", args[1])
+	case "profiles", "slices", "smi", "tokens":
+		// Operator commands go through the REST API ($KERF_API, $KERF_ADMIN_TOKEN).
+		return profiles.RunCLI(context.Background(), profiles.NewClient("", os.Getenv("KERF_ADMIN_TOKEN")), args, os.Stdout)
 	case "help", "-h", "--help":
 		usage()
 		return nil
