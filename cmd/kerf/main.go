@@ -30,6 +30,9 @@ import (
 )
 
 func main() {
+	if appliance.IsWorker() {
+		os.Exit(appliance.RunWorker()) // benchmarks run a kerfd in process
+	}
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "kerf:", err)
 		os.Exit(1)
@@ -43,6 +46,7 @@ func usage() {
   kerf info [--token FILE] [--via unix|quic]      show the device a token reaches
   kerf bench transport [--json] [--bulk SIZE]     transport against raw baselines
   kerf bench emu [--json] [--time D]              PTX emulator speed
+  kerf bench intercept [--json] [--launches N]    launch rate through the shim vs the Go client
   kerf bench ingest [--json] [--time D] [--topics N] [--via nats|mqtt] [--rate N]
                                                   MQTT devices → embedded broker → decisions
 Operator commands, through the REST API ($KERF_API, default http://127.0.0.1:7080,
@@ -70,6 +74,8 @@ func run(args []string) error {
 			return benchTransport(args[2:])
 		case "emu":
 			return benchEmu(args[2:])
+		case "intercept":
+			return benchIntercept(args[2:])
 		case "ingest":
 			return benchIngest(args[2:])
 		}
@@ -316,5 +322,37 @@ func benchIngest(args []string) error {
 	fmt.Fprintln(tw, "TOPICS\tVIA\tPUBLISHED\tDELIVERED\tLOST\tSIGNALS/S\tP50\tP99\tMAX\tDECISIONS")
 	fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%.0f\t%v\t%v\t%v\t%d\n", r.Topics, r.Via, r.Published, r.Delivered, r.Lost,
 		r.SignalsPerSec, r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond), r.Decisions)
+	return tw.Flush()
+}
+
+func benchIntercept(args []string) error {
+	fs := flag.NewFlagSet("kerf bench intercept", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "machine-readable output")
+	n := fs.Int("launches", 100000, "kernels launched per run")
+	src := fs.String("src", ".", "the Kerf source tree (for the C program)")
+	shim := fs.String("shim", launcher.DefaultShimDir(), "directory holding Kerf's libcuda.so.1")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var progress io.Writer = os.Stderr
+	if *asJSON {
+		progress = nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	res, err := appliance.BenchIntercept(ctx, appliance.InterceptBenchOptions{Launches: *n, Source: *src, ShimDir: *shim, Progress: progress})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PATH\tLAUNCHES\tSHIM (C PROGRAM)\tGO CLIENT\tRATIO\tSHIM SUBMIT")
+	for _, r := range res {
+		fmt.Fprintf(tw, "%s\t%d\t%.0f/s\t%.0f/s\t%.2f×\t%.2f µs/launch\n", r.Path, r.Launches, r.ShimPerSec, r.RawPerSec, r.Ratio, r.ShimSubmitUs)
+	}
 	return tw.Flush()
 }
