@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kerf-edge/kerf/appliance"
+	"github.com/kerf-edge/kerf/intercept/launcher"
 	"github.com/kerf-edge/kerf/internal/testkit"
 )
 
@@ -171,6 +172,28 @@ func mustRun(t *testing.T, env []string, program string, args ...string) {
 	t.Logf("%s: %s (%v)", program, strings.TrimSpace(out), time.Since(start).Round(time.Millisecond))
 }
 
+// kerfRun runs program through `kerf run` (the launcher, in process):
+// it leases gpus slices of the appliance, a fraction each or memory bytes,
+// and runs the program in them.
+func kerfRun(t *testing.T, bundle, via string, gpus int, memory uint64, program string, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out bytes.Buffer
+	o := launcher.Options{GPUs: gpus, Bundle: bundle, Via: via, Timeout: 30 * time.Second, ShimDir: binDir, Stdout: &out, Stderr: &out}
+	if memory != 0 {
+		o.Memory = memory
+	} else {
+		o.Fraction = 0.05
+	}
+	start := time.Now()
+	code, err := launcher.Run(ctx, o, append([]string{filepath.Join(binDir, program)}, args...))
+	if err != nil || code != 0 {
+		t.Fatalf("kerf run %s over %s: exit %d, %v\n%s", program, via, code, err, out.String())
+	}
+	t.Logf("%s: %s (%v)", program, strings.TrimSpace(out.String()), time.Since(start).Round(time.Millisecond))
+}
+
 var vias = []string{"unix", "quic"}
 
 func TestPrograms(t *testing.T) {
@@ -192,7 +215,7 @@ func TestPrograms(t *testing.T) {
 			for _, c := range cases {
 				t.Run(c.program, func(t *testing.T) {
 					t.Parallel()
-					mustRun(t, []string{"KERF_BUNDLE=" + b, "KERF_VIA=" + via}, c.program, c.args...)
+					kerfRun(t, b, via, 1, 0, c.program, c.args...)
 				})
 			}
 		})
@@ -204,7 +227,7 @@ func TestMemoryLimit(t *testing.T) {
 	b := k.bundle(t, "alice")
 	for _, via := range vias {
 		t.Run(via, func(t *testing.T) {
-			mustRun(t, []string{"KERF_BUNDLE=" + b, "KERF_VIA=" + via, "KERF_MEMORY=4MiB"}, "memlimit", "4194304")
+			kerfRun(t, b, via, 1, 4<<20, "memlimit", "4194304")
 		})
 	}
 }
@@ -214,7 +237,7 @@ func TestTwoDevices(t *testing.T) {
 	b := k.bundle(t, "alice")
 	for _, via := range vias {
 		t.Run(via, func(t *testing.T) {
-			mustRun(t, []string{"KERF_BUNDLE=" + b, "KERF_VIA=" + via, "KERF_DEVICES=0,1"}, "twodev", ptx("vadd"))
+			kerfRun(t, b, via, 2, 0, "twodev", ptx("vadd"))
 		})
 	}
 	// The default picks the local path when the socket is here.
@@ -231,11 +254,11 @@ func TestIllegalAddressIsolated(t *testing.T) {
 			wg.Add(2)
 			go func() {
 				defer wg.Done()
-				mustRun(t, []string{"KERF_BUNDLE=" + alice, "KERF_VIA=" + via}, "oob", ptx("oob"))
+				kerfRun(t, alice, via, 1, 0, "oob", ptx("oob"))
 			}()
 			go func() {
 				defer wg.Done()
-				mustRun(t, []string{"KERF_BUNDLE=" + bob, "KERF_VIA=" + via}, "vadd", ptx("vadd"))
+				kerfRun(t, bob, via, 1, 0, "vadd", ptx("vadd"))
 			}()
 			wg.Wait()
 		})
@@ -250,7 +273,7 @@ func TestExitFreesEverything(t *testing.T) {
 	b := k.bundle(t, "alice")
 	for _, via := range vias {
 		t.Run(via, func(t *testing.T) {
-			mustRun(t, []string{"KERF_BUNDLE=" + b, "KERF_VIA=" + via}, "leak", ptx("vadd"))
+			kerfRun(t, b, via, 1, 0, "leak", ptx("vadd"))
 			testkit.WaitFor(t, "the tenant's session and worker to end", func() bool { return len(k.a.Sessions()) == 0 })
 		})
 	}

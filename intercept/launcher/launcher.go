@@ -34,6 +34,7 @@ const (
 	EnvDevices = "KERF_DEVICES" // server device ordinals, comma-separated
 	EnvVia     = "KERF_VIA"     // unix or quic
 	EnvServer  = "KERF_SERVER"  // QUIC address overriding the bundle's
+	EnvMemory  = "KERF_MEMORY"  // bytes each session may use, within its slice
 )
 
 // Options configure a run.
@@ -122,6 +123,10 @@ func Run(ctx context.Context, opts Options, argv []string) (int, error) {
 		"LD_LIBRARY_PATH="+prependPath(opts.ShimDir, os.Getenv("LD_LIBRARY_PATH")))
 	if opts.Server != "" {
 		cmd.Env = append(cmd.Env, EnvServer+"="+opts.Server)
+	}
+	if opts.Memory != 0 {
+		// --memory is what the program gets, even in a larger slice.
+		cmd.Env = append(cmd.Env, EnvMemory+"="+strconv.FormatUint(opts.Memory, 10))
 	}
 	return runChild(cmd)
 }
