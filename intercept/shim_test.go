@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -29,7 +30,7 @@ var (
 )
 
 // programs are the C test programs; dlopen is not linked against the shim.
-var programs = []string{"vadd", "matmul", "streams", "memlimit", "errors", "twodev", "oob", "leak", "procaddr", "dlopen"}
+var programs = []string{"vadd", "matmul", "streams", "memlimit", "errors", "twodev", "oob", "leak", "procaddr", "dlopen", "hold"}
 
 func TestMain(m *testing.M) {
 	if appliance.IsWorker() {
@@ -294,4 +295,63 @@ func TestMissingBundle(t *testing.T) {
 	if err != nil || !strings.Contains(out, "KERF_BUNDLE") {
 		t.Fatalf("%v\n%s", err, out)
 	}
+}
+
+// A tenant program killed with SIGKILL, holding memory, leaves nothing on
+// the server: its session, worker and lease are gone from what the API
+// reports. Over QUIC the server notices by the connection's idle timeout.
+func TestKilledProgramLeavesNothing(t *testing.T) {
+	k := startKerfd(t)
+	b := k.bundle(t, "mallory")
+	for _, via := range vias {
+		t.Run(via, func(t *testing.T) {
+			out := &lockedBuffer{}
+			done := make(chan int, 1)
+			go func() {
+				code, _ := launcher.Run(context.Background(), launcher.Options{GPUs: 1, Fraction: 0.05, Bundle: b, Via: via,
+					Timeout: 30 * time.Second, ShimDir: binDir, Stdout: out, Stderr: out}, []string{filepath.Join(binDir, "hold")})
+				done <- code
+			}()
+			var pid int
+			testkit.WaitFor(t, "the program to hold its memory", func() bool {
+				_, err := fmt.Sscanf(out.String(), "holding pid %d", &pid)
+				return err == nil
+			})
+			held := func() uint64 {
+				var n uint64
+				for _, tn := range k.a.Sessions() {
+					n += tn.MemUsed
+				}
+				return n
+			}
+			testkit.WaitFor(t, "the server to report the held memory", func() bool { return held() >= 8<<20 })
+			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			if code := <-done; code != 128+int(syscall.SIGKILL) {
+				t.Fatalf("kerf run exited %d", code)
+			}
+			testkit.WaitForWithin(t, 30*time.Second, "the killed tenant's session, worker and memory to go", func() bool {
+				return len(k.a.Sessions()) == 0
+			})
+		})
+	}
+}
+
+// lockedBuffer is safe to read while a program writes it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
