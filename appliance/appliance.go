@@ -10,12 +10,14 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kerf-edge/kerf/gpu"
 	"github.com/kerf-edge/kerf/internal/units"
 	"github.com/kerf-edge/kerf/profiles"
 	"github.com/kerf-edge/kerf/slicer"
+	"github.com/kerf-edge/kerf/slicer/discover"
 	"github.com/kerf-edge/kerf/transport"
 )
 
@@ -29,7 +31,8 @@ type Appliance struct {
 	server  *transport.Server
 	workers *supervisor // nil when tenants run in kerfd's process
 	node    *node
-	ingest  *Ingest // nil when load signals are off
+	nvml    *discover.NVML         // open when kerfd drives real GPUs
+	ingest  atomic.Pointer[Ingest] // nil when load signals are off
 	api     *profiles.Server
 	fp      transport.Fingerprint
 
@@ -48,6 +51,9 @@ func (a *Appliance) Close() {
 		a.closeListeners()
 		a.api.Close()
 		a.node.sl.Close()
+		if a.nvml != nil {
+			a.nvml.Close()
+		}
 	})
 }
 
@@ -66,7 +72,7 @@ func New(cfg Config, log *slog.Logger) (*Appliance, error) {
 	if a.tokens, err = transport.OpenTokenStore(cfg.TokensPath()); err != nil {
 		return nil, err
 	}
-	if a.backend, a.kind, err = newBackend(cfg, log); err != nil {
+	if a.backend, a.nvml, a.kind, err = selectBackend(cfg, log); err != nil {
 		return nil, err
 	}
 	a.server = &transport.Server{Backend: a.backend, Auth: a.tokens, Log: log}
@@ -89,7 +95,10 @@ func New(cfg Config, log *slog.Logger) (*Appliance, error) {
 		a.workers.node = a.node
 	}
 	a.server.Allocator = a.node
-	if a.api, err = profiles.New(a.apiConfig(), profiles.Deps{Node: a.node, Tokens: a.tokens, Rules: ruleValidator{}, Log: log}); err != nil {
+	if a.nvml != nil {
+		a.node.samples = a.nvml.Sample
+	}
+	if a.api, err = profiles.New(a.apiConfig(), profiles.Deps{Node: a.node, Tokens: a.tokens, Rules: ruleValidator{}, Ingest: ingestStats{a}, Log: log}); err != nil {
 		a.node.sl.Close()
 		return nil, fmt.Errorf("operator API: %w", err)
 	}
@@ -211,7 +220,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("load signals: %w", err)
 		}
-		a.ingest = in
+		a.ingest.Store(in)
 		defer in.Close()
 		if in.Broker != nil {
 			a.log.Info("embedded broker ready", "mqtt", in.Broker.MQTTAddr(), "nats", in.Broker.ClientURL())

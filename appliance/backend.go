@@ -17,14 +17,21 @@ import (
 // "emulated" always serves the emulator. It returns the backend and its
 // kind ("cuda" or "emulated").
 func newBackend(cfg Config, log *slog.Logger) (gpu.Backend, string, error) {
+	b, _, kind, err := selectBackend(cfg, log)
+	return b, kind, err
+}
+
+// selectBackend is newBackend, also returning NVML (open, for sampling)
+// when it drives real GPUs.
+func selectBackend(cfg Config, log *slog.Logger) (gpu.Backend, *discover.NVML, string, error) {
 	switch cfg.GPU.Backend {
 	case "auto", "cuda":
-		b, err := realGPUs(cfg, log)
+		b, nv, err := realGPUs(cfg, log)
 		if err == nil {
-			return b, "cuda", nil
+			return b, nv, "cuda", nil
 		}
 		if cfg.GPU.Backend == "cuda" {
-			return nil, "", err
+			return nil, nil, "", err
 		}
 		log.Warn("serving the EMULATED GPU", "reason", err)
 	default:
@@ -32,21 +39,22 @@ func newBackend(cfg Config, log *slog.Logger) (gpu.Backend, string, error) {
 	}
 	mem, err := units.ParseBytes(cfg.GPU.Emulated.Memory)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
-	return emu.New(emu.Config{Devices: cfg.GPU.Emulated.Devices, MemoryBytes: mem, SMs: cfg.GPU.Emulated.SMs}), "emulated", nil
+	return emu.New(emu.Config{Devices: cfg.GPU.Emulated.Devices, MemoryBytes: mem, SMs: cfg.GPU.Emulated.SMs}), nil, "emulated", nil
 }
 
-// realGPUs discovers the GPUs through NVML and opens the driver.
-func realGPUs(cfg Config, log *slog.Logger) (gpu.Backend, error) {
+// realGPUs discovers the GPUs through NVML and opens the driver. NVML
+// stays open for sampling; the caller closes it.
+func realGPUs(cfg Config, log *slog.Logger) (gpu.Backend, *discover.NVML, error) {
 	nv, err := discover.Open()
 	if err != nil {
-		return nil, fmt.Errorf("no NVIDIA GPU: %w", err)
+		return nil, nil, fmt.Errorf("no NVIDIA GPU: %w", err)
 	}
-	defer nv.Close()
 	b, err := cuda.New(cuda.Config{Library: cfg.GPU.CUDA.Library})
 	if err != nil {
-		return nil, err
+		nv.Close()
+		return nil, nil, err
 	}
 	sys := nv.System()
 	discover.FillFromCUDA(sys.GPUs, b.Devices())
@@ -54,5 +62,5 @@ func realGPUs(cfg Config, log *slog.Logger) (gpu.Backend, error) {
 		log.Info("NVIDIA GPU", "index", g.Index, "name", g.Name, "uuid", g.UUID, "memory", g.MemoryTotal, "sms", g.SMs, "pci", g.PCIBusID, "mig", g.MIGEnabled)
 	}
 	log.Info("NVIDIA driver", "version", sys.DriverVersion, "cuda", sys.CUDAVersion)
-	return b, nil
+	return b, nv, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/kerf-edge/kerf/ingest"
 	"github.com/kerf-edge/kerf/profiles"
 	"github.com/kerf-edge/kerf/slicer"
+	"github.com/kerf-edge/kerf/slicer/discover"
 	"github.com/kerf-edge/kerf/transport"
 	"github.com/kerf-edge/kerf/transport/abi"
 )
@@ -29,6 +30,8 @@ type node struct {
 	a       *Appliance
 	log     *slog.Logger
 	api     *profiles.Server // set once the API exists; records re-slices
+	// samples reads NVML, when kerfd drives real GPUs.
+	samples func() []discover.Sample
 
 	mu     sync.Mutex
 	totals map[string]*profiles.Tenant // counters of ended sessions, per tenant
@@ -219,18 +222,33 @@ func (n *node) GPUs() []profiles.GPU {
 	for i, d := range n.devices {
 		out[i] = profiles.GPU{Index: i, Name: d.Name, MemoryBytes: d.TotalMem, SMs: d.SMs, Emulated: d.Emulated}
 	}
+	if n.samples != nil {
+		for _, s := range n.samples() {
+			if s.Index >= 0 && s.Index < len(out) {
+				g := &out[s.Index]
+				g.Sampled = true
+				g.UtilizationRatio = float64(s.GPUUtil) / 100
+				g.TemperatureCelsius = float64(s.TemperatureC)
+				g.PowerWatts = float64(s.PowerMW) / 1000
+			}
+		}
+	}
 	return out
 }
 
 // Slices implements profiles.Node: every slice of the layout, held or
 // free.
 func (n *node) Slices() []profiles.Slice {
+	var achieved map[string]float64
+	if n.a.workers != nil {
+		achieved = n.a.workers.shares()
+	}
 	var out []profiles.Slice
 	for _, g := range n.sl.Status().Layout.GPUs {
 		for _, s := range g.Slices {
 			out = append(out, profiles.Slice{
 				Tenant: s.Tenant, GPU: g.GPU.Index, MemoryUsedBytes: s.Used, MemoryLimitBytes: s.Size.Memory,
-				ShareTarget: s.Size.Share, Pending: s.Size != s.Target,
+				ShareTarget: s.Size.Share, ShareAchieved: achieved[string(s.ID)], Pending: s.Size != s.Target,
 			})
 		}
 	}

@@ -2,8 +2,11 @@ package appliance
 
 import (
 	"context"
+	"encoding/binary"
 	"testing"
 
+	"github.com/kerf-edge/kerf/gpu"
+	"github.com/kerf-edge/kerf/gpu/emu/kernels"
 	"github.com/kerf-edge/kerf/internal/testkit"
 	"github.com/kerf-edge/kerf/slicer"
 )
@@ -70,4 +73,64 @@ func TestLiveResliceChangesLimitInPlace(t *testing.T) {
 		t.Fatal("the worker was restarted")
 	}
 	_ = slicer.ErrPending
+}
+
+// A tenant running kernels shows an achieved compute share on its slice;
+// an idle tenant's slice shows none.
+func TestAchievedShareIsMeasured(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Slicer.Profile = "uniform-10"
+	a := start(t, cfg)
+	busy := dialTenant(t, a, "busy", "unix")
+	dialTenant(t, a, "idle", "unix")
+	mod, err := busy.ModuleLoad(kernels.PTX("matmul"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn, err := busy.ModuleGetFunction(mod, "matmul")
+	if err != nil {
+		t.Fatal(err)
+	}
+	layout, err := busy.FuncParams(fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 96
+	var bufs [3]uint64
+	for i := range bufs {
+		if bufs[i], err = busy.MemAlloc(4 * n * n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	params := make([]byte, layout[len(layout)-1].Offset+layout[len(layout)-1].Size)
+	for i, l := range layout {
+		if l.Size == 8 {
+			binary.LittleEndian.PutUint64(params[l.Offset:], bufs[i%3])
+		} else {
+			binary.LittleEndian.PutUint32(params[l.Offset:], n)
+		}
+	}
+	cfgL := gpu.LaunchConfig{Grid: gpu.Dim3{X: n / 16, Y: n / 16, Z: 1}, Block: gpu.Dim3{X: 16, Y: 16, Z: 1}}
+	share := func(tenant string) float64 {
+		for _, s := range a.node.Slices() {
+			if s.Tenant == tenant {
+				return s.ShareAchieved
+			}
+		}
+		return -1
+	}
+	testkit.WaitFor(t, "the busy tenant's achieved share", func() bool {
+		for range 4 {
+			if err := busy.LaunchKernel(fn, cfgL, 0, params); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := busy.Synchronize(); err != nil {
+			t.Fatal(err)
+		}
+		return share("busy") > 0.2
+	})
+	if s := share("idle"); s != 0 {
+		t.Fatalf("idle tenant's achieved share %v", s)
+	}
 }

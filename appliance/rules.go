@@ -87,3 +87,19 @@ func syncRules(ctx context.Context, base []ingest.Rule, store *profiles.Store, e
 		}
 	}
 }
+
+// ingestStats reports the load-signal pipeline's counters to the metrics,
+// as node totals: a series per device would be thousands of series.
+type ingestStats struct{ a *Appliance }
+
+var _ profiles.IngestStats = ingestStats{}
+
+// IngestStats implements profiles.IngestStats.
+func (s ingestStats) IngestStats() []profiles.IngestStat {
+	in := s.a.ingest.Load()
+	if in == nil {
+		return nil
+	}
+	st := in.Pipeline.Stats()
+	return []profiles.IngestStat{{Source: "all", Messages: st.Messages, Dropped: st.Dropped + st.Rejected, Malformed: st.Malformed}}
+}

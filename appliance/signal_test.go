@@ -50,11 +50,11 @@ ingest:
 		t.Fatal(err)
 	}
 	a := start(t, cfg)
-	testkit.WaitFor(t, "the embedded broker", func() bool { return a.ingest != nil })
+	testkit.WaitFor(t, "the embedded broker", func() bool { return a.ingest.Load() != nil })
 	if p := a.node.sl.Status().Profile; p != "uniform-10" {
 		t.Fatalf("starting profile %q", p)
 	}
-	c := mqttClient(t, a.ingest.Broker.MQTTAddr(), "cam-07", nil)
+	c := mqttClient(t, a.ingest.Load().Broker.MQTTAddr(), "cam-07", nil)
 	publish(t, c, "edge/v1/plant-1/line-2/load/cam-07", 1, false,
 		`[{"bn":"urn:dev:cam-07:","n":"queue_depth","u":"count","v":120}]`)
 	testkit.WaitFor(t, "the policy to re-slice the node", func() bool { return a.node.sl.Status().Profile == "mixed-2x25-5x10" })
@@ -109,7 +109,7 @@ func TestRuleFromTheAPIDrivesReslicing(t *testing.T) {
 	if code := post(`{"name":"hot","rule":{"name":"hot","trigger":{"source":"s/n/*","metric":"temp","aggregate":"max","window":"10s","threshold":80},"target":{"profile":"whole","idleProfile":"uniform-10"}}}`); code != http.StatusCreated {
 		t.Fatalf("a valid rule got %d, want 201", code)
 	}
-	c := mqttClient(t, a.ingest.Broker.MQTTAddr(), "probe-1", nil)
+	c := mqttClient(t, a.ingest.Load().Broker.MQTTAddr(), "probe-1", nil)
 	// The rule reaches the engine within a poll; publish until it acts.
 	testkit.WaitFor(t, "the API's rule to re-slice the node", func() bool {
 		publish(t, c, "edge/v1/s/n/load/probe-1", 1, false, `[{"n":"temp","u":"Cel","v":91}]`)

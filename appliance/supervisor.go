@@ -54,7 +54,9 @@ type worker struct {
 
 	mu     sync.Mutex
 	report workerReport
-	closed bool // control is closed: the worker exited
+	at     time.Time // when report arrived
+	share  float64   // achieved compute share: GPU time over wall time, smoothed
+	closed bool      // control is closed: the worker exited
 	seq    uint64
 	acks   map[uint64]chan string // answers awaited, by sequence number
 }
@@ -221,7 +223,14 @@ func (w *worker) readReports(ctrl net.Conn, n *node) {
 			continue
 		}
 		w.mu.Lock()
-		w.report = r
+		now := time.Now()
+		if !w.at.IsZero() {
+			if wall := now.Sub(w.at); wall > 0 {
+				s := min(max(float64(r.BusyNs-w.report.BusyNs)/float64(wall), 0), 1)
+				w.share = 0.75*w.share + 0.25*s // about a second's memory at 250 ms reports
+			}
+		}
+		w.report, w.at = r, now
 		w.mu.Unlock()
 		if n != nil {
 			// The slicer may answer a report with a control message whose
@@ -323,6 +332,19 @@ func (s *supervisor) SetMemLimit(slice slicer.SliceID, bytes uint64) error {
 // SetShare implements slicer.Control. The slicer records compute shares;
 // workers do not yet gate launches by them (docs/architecture.md).
 func (s *supervisor) SetShare(slicer.SliceID, float64) error { return nil }
+
+// shares returns the achieved compute share of each slice with a worker.
+func (s *supervisor) shares() map[string]float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]float64{}
+	for _, w := range s.workers {
+		w.mu.Lock()
+		out[w.slice] += w.share
+		w.mu.Unlock()
+	}
+	return out
+}
 
 // closeLease ends the workers serving a lease.
 func (s *supervisor) closeLease(lease string) int {

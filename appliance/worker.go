@@ -58,6 +58,7 @@ type workerReport struct {
 	BytesOut uint64 `json:"bytesOut"`
 	MemUsed  uint64 `json:"memUsed"`
 	MemLimit uint64 `json:"memLimit"`
+	BusyNs   int64  `json:"busyNs"` // GPU time the session's kernels took
 }
 
 // ctrlMsg is a message from kerfd to a worker, after the spec.
@@ -174,7 +175,7 @@ func (out *reporter) loop(srv *transport.Server, done <-chan struct{}) {
 	send := func() error {
 		var r workerReport
 		for _, s := range srv.Sessions() {
-			r = workerReport{Calls: s.Calls, Errors: s.Errors, BytesIn: s.BytesIn, BytesOut: s.BytesOut, MemUsed: s.MemUsed, MemLimit: s.MemLimit}
+			r = workerReport{Calls: s.Calls, Errors: s.Errors, BytesIn: s.BytesIn, BytesOut: s.BytesOut, MemUsed: s.MemUsed, MemLimit: s.MemLimit, BusyNs: int64(s.Busy)}
 		}
 		return out.send(r)
 	}

@@ -9,7 +9,11 @@
 // *abi.Error, on anything it cannot do. Backends never panic on input.
 package gpu
 
-import "github.com/kerf-edge/kerf/transport/abi"
+import (
+	"time"
+
+	"github.com/kerf-edge/kerf/transport/abi"
+)
 
 // Backend serves one or more devices.
 type Backend interface {
@@ -119,6 +123,12 @@ type Context interface {
 	// Close waits for work, frees every resource of the context and
 	// makes the context unusable.
 	Close() error
+}
+
+// Meter is implemented by contexts that meter the GPU time their kernels
+// take (both Kerf backends do); compute shares are measured with it.
+type Meter interface {
+	BusyTime() time.Duration
 }
 
 // Errorf is shorthand for abi.Errorf, for backends.

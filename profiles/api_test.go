@@ -230,7 +230,7 @@ func TestContract(t *testing.T) {
 	// gpus, slices, tenants, state
 	var gpus []GPU
 	e.call(cov, "GET /v1/gpus", "/v1/gpus", a, nil).json(t, &gpus)
-	if len(gpus) != 1 || gpus[0].MemoryBytes != 16<<30 {
+	if len(gpus) != 2 || gpus[0].MemoryBytes != 16<<30 || !gpus[1].Sampled {
 		t.Fatalf("gpus %+v", gpus)
 	}
 	var slices []Slice
@@ -245,7 +245,7 @@ func TestContract(t *testing.T) {
 	}
 	var st State
 	e.call(cov, "GET /v1/state", "/v1/state", a, nil).json(t, &st)
-	if len(st.GPUs) != 1 || len(st.Slices) != 1 || len(st.Tenants) != 1 {
+	if len(st.GPUs) != 2 || len(st.Slices) != 1 || len(st.Tenants) != 1 {
 		t.Fatalf("state %+v", st)
 	}
 
@@ -545,6 +545,9 @@ func TestMetrics(t *testing.T) {
 	for _, want := range []string{
 		`kerf_gpu_memory_bytes{gpu="0",name="Kerf emulated GPU"} 1.7179869184e+10`,
 		`kerf_gpu_info{emulated="true",gpu="0",name="Kerf emulated GPU"} 1`,
+		`kerf_gpu_utilization_ratio{gpu="1"} 0.5`,
+		`kerf_gpu_temperature_celsius{gpu="1"} 61`,
+		`kerf_gpu_power_watts{gpu="1"} 250`,
 		`kerf_gpu_memory_used_bytes{gpu="0"} 3.221225472e+09`,
 		`kerf_slice_memory_used_bytes{gpu="0",tenant="alice"} 3.221225472e+09`,
 		`kerf_slice_memory_limit_bytes{gpu="0",tenant="alice"} 8.589934592e+09`,

@@ -20,7 +20,8 @@ type fakeNode struct {
 
 func newFakeNode() *fakeNode {
 	return &fakeNode{
-		gpus: []GPU{{Index: 0, Name: "Kerf emulated GPU", MemoryBytes: 16 << 30, SMs: 8, Emulated: true}},
+		gpus: []GPU{{Index: 0, Name: "Kerf emulated GPU", MemoryBytes: 16 << 30, SMs: 8, Emulated: true},
+			{Index: 1, Name: "NVIDIA A100", MemoryBytes: 40 << 30, SMs: 108, Sampled: true, UtilizationRatio: 0.5, TemperatureCelsius: 61, PowerWatts: 250}},
 		slices: []Slice{{Tenant: "alice", GPU: 0, MemoryUsedBytes: 3 << 30, MemoryLimitBytes: 8 << 30,
 			ShareTarget: 0.5, ShareAchieved: 0.42}},
 		tenants: []Tenant{{Name: "alice", Sessions: 1, MemoryLimitBytes: 8 << 30, MemoryUsedBytes: 3 << 30,

@@ -72,6 +72,9 @@ func (m *metrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 
 var (
 	descGPUMem       = prometheus.NewDesc("kerf_gpu_memory_bytes", "A GPU's total memory.", []string{"gpu", "name"}, nil)
+	descGPUUtil      = prometheus.NewDesc("kerf_gpu_utilization_ratio", "Share of the last sample period a kernel ran (NVML).", []string{"gpu"}, nil)
+	descGPUTemp      = prometheus.NewDesc("kerf_gpu_temperature_celsius", "GPU temperature (NVML).", []string{"gpu"}, nil)
+	descGPUPower     = prometheus.NewDesc("kerf_gpu_power_watts", "GPU power draw (NVML).", []string{"gpu"}, nil)
 	descGPUInfo      = prometheus.NewDesc("kerf_gpu_info", "A GPU Kerf serves: always 1; emulated=\"true\" for the emulated GPU.", []string{"gpu", "name", "emulated"}, nil)
 	descGPUAlloc     = prometheus.NewDesc("kerf_gpu_memory_used_bytes", "Memory used by the slices of a GPU.", []string{"gpu"}, nil)
 	descGPUSlices    = prometheus.NewDesc("kerf_gpu_slices", "Slices on a GPU.", []string{"gpu"}, nil)
@@ -88,15 +91,16 @@ var (
 	descIngestMsgs   = prometheus.NewDesc("kerf_ingest_messages_total", "Load-signal messages ingested, by source.", []string{"source"}, nil)
 	descIngestBytes  = prometheus.NewDesc("kerf_ingest_bytes_total", "Load-signal bytes ingested, by source.", []string{"source"}, nil)
 	descIngestDrops  = prometheus.NewDesc("kerf_ingest_dropped_total", "Load-signal messages dropped, by source.", []string{"source"}, nil)
+	descIngestBad    = prometheus.NewDesc("kerf_ingest_malformed_total", "Load-signal messages refused as malformed, by source.", []string{"source"}, nil)
 )
 
 // nodeCollector reads the live node at scrape time.
 type nodeCollector struct{ s *Server }
 
 func (n *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descGPUInfo, descGPUMem, descGPUAlloc, descGPUSlices, descSliceUsed, descSliceLimit,
+	for _, d := range []*prometheus.Desc{descGPUInfo, descGPUUtil, descGPUTemp, descGPUPower, descGPUMem, descGPUAlloc, descGPUSlices, descSliceUsed, descSliceLimit,
 		descShareTarget, descShareAchieve, descSlicePending, descTenantSess, descTenantCalls, descTenantErrs,
-		descTenantBytes, descTenantMem, descIngestMsgs, descIngestBytes, descIngestDrops} {
+		descTenantBytes, descTenantMem, descIngestMsgs, descIngestBytes, descIngestDrops, descIngestBad} {
 		ch <- d
 	}
 }
@@ -129,6 +133,11 @@ func (n *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		gpu := strconv.Itoa(d.Index)
 		ch <- prometheus.MustNewConstMetric(descGPUMem, g, float64(d.MemoryBytes), gpu, d.Name)
 		ch <- prometheus.MustNewConstMetric(descGPUInfo, g, 1, gpu, d.Name, strconv.FormatBool(d.Emulated))
+		if d.Sampled {
+			ch <- prometheus.MustNewConstMetric(descGPUUtil, g, d.UtilizationRatio, gpu)
+			ch <- prometheus.MustNewConstMetric(descGPUTemp, g, d.TemperatureCelsius, gpu)
+			ch <- prometheus.MustNewConstMetric(descGPUPower, g, d.PowerWatts, gpu)
+		}
 		ch <- prometheus.MustNewConstMetric(descGPUAlloc, g, used[d.Index], gpu)
 		ch <- prometheus.MustNewConstMetric(descGPUSlices, g, count[d.Index], gpu)
 	}
@@ -155,6 +164,7 @@ func (n *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descIngestMsgs, c, float64(st.Messages), st.Source)
 			ch <- prometheus.MustNewConstMetric(descIngestBytes, c, float64(st.Bytes), st.Source)
 			ch <- prometheus.MustNewConstMetric(descIngestDrops, c, float64(st.Dropped), st.Source)
+			ch <- prometheus.MustNewConstMetric(descIngestBad, c, float64(st.Malformed), st.Source)
 		}
 	}
 }

@@ -60,7 +60,7 @@ func TestStream(t *testing.T) {
 	}
 	br := bufio.NewReader(r.Body)
 	st := readState(t, br)
-	if len(st.GPUs) != 1 || len(st.Slices) != 1 || st.Slices[0].Tenant != "alice" {
+	if len(st.GPUs) != 2 || len(st.Slices) != 1 || st.Slices[0].Tenant != "alice" {
 		t.Fatalf("first state %+v", st)
 	}
 	// A policy decision reaches the stream.

@@ -43,6 +43,11 @@ type GPU struct {
 	MemoryBytes uint64 `json:"memoryBytes"`
 	SMs         int    `json:"sms,omitempty"`
 	Emulated    bool   `json:"emulated,omitempty"`
+	// Sampled says the fields below come from NVML (real GPUs only).
+	Sampled            bool    `json:"sampled,omitempty"`
+	UtilizationRatio   float64 `json:"utilizationRatio,omitempty"`
+	TemperatureCelsius float64 `json:"temperatureCelsius,omitempty"`
+	PowerWatts         float64 `json:"powerWatts,omitempty"`
 }
 
 // Slice is a live slice of a GPU held by a tenant.
@@ -122,10 +127,11 @@ type RuleValidator interface {
 
 // IngestStat is one ingest source's counters since start.
 type IngestStat struct {
-	Source   string
-	Messages uint64
-	Bytes    uint64
-	Dropped  uint64
+	Source    string
+	Messages  uint64
+	Bytes     uint64
+	Dropped   uint64
+	Malformed uint64
 }
 
 // IngestStats reports ingest counters for the metrics.

@@ -68,6 +68,9 @@ type SessionInfo struct {
 	BytesOut  uint64
 	MemUsed   uint64
 	MemLimit  uint64
+	// Busy is the GPU time the session's kernels took, where the backend
+	// meters it (gpu.Meter).
+	Busy time.Duration
 	// Worker is the pid of the process serving the session, when it is
 	// not this one.
 	Worker int

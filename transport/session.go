@@ -49,7 +49,7 @@ func (ss *session) info() SessionInfo {
 	return SessionInfo{
 		ID: ss.id, Tenant: ss.tenant.ID, Device: ss.device, Transport: ss.peer.Transport, Peer: ss.peer.Addr,
 		Started: ss.started, Calls: ss.calls.Load(), Errors: ss.errs.Load(),
-		BytesIn: ss.bytesIn.Load(), BytesOut: ss.bytesOut.Load(), MemUsed: ss.memUsed.Load(), MemLimit: ss.memLimit(),
+		BytesIn: ss.bytesIn.Load(), BytesOut: ss.bytesOut.Load(), MemUsed: ss.memUsed.Load(), MemLimit: ss.memLimit(), Busy: ss.busy(),
 	}
 }
 
@@ -59,6 +59,13 @@ func (ss *session) memLimit() uint64 {
 	}
 	_, total := ss.ctx.MemInfo()
 	return total
+}
+
+func (ss *session) busy() time.Duration {
+	if m, ok := ss.ctx.(gpu.Meter); ok {
+		return m.BusyTime()
+	}
+	return 0
 }
 
 func isClosed(err error) bool {

@@ -105,11 +105,17 @@ type FieldError struct {
 
 // GPU defines model for GPU.
 type GPU struct {
-	Emulated    *bool  `json:"emulated,omitempty"`
-	Index       int    `json:"index"`
-	MemoryBytes int64  `json:"memoryBytes"`
-	Name        string `json:"name"`
-	Sms         *int   `json:"sms,omitempty"`
+	Emulated    *bool    `json:"emulated,omitempty"`
+	Index       int      `json:"index"`
+	MemoryBytes int64    `json:"memoryBytes"`
+	Name        string   `json:"name"`
+	PowerWatts  *float32 `json:"powerWatts,omitempty"`
+
+	// Sampled the next three come from NVML (real GPUs only)
+	Sampled            *bool    `json:"sampled,omitempty"`
+	Sms                *int     `json:"sms,omitempty"`
+	TemperatureCelsius *float32 `json:"temperatureCelsius,omitempty"`
+	UtilizationRatio   *float32 `json:"utilizationRatio,omitempty"`
 }
 
 // GPUProfile defines model for GPUProfile.
