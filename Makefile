@@ -4,7 +4,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 3s
 BIN         := bin
 
-.PHONY: all build run test check fmt vet staticcheck fuzz generate generate-check bench ptx image image-test gpu-test clean
+.PHONY: all build run demo test check fmt vet staticcheck fuzz generate generate-check bench ptx image image-test gpu-test clean
 
 all: build
 
@@ -15,6 +15,10 @@ build:
 ## run: start kerfd with the embedded defaults (state in ./state)
 run: build
 	./$(BIN)/kerfd
+
+## demo: a newcomer's tour — tenants on the emulated GPU, re-sliced 20 → 10 → mixed
+demo: build
+	./$(BIN)/kerf demo
 
 ## test: the whole test suite, with the race detector
 test:
@@ -46,6 +50,9 @@ generate-check: generate
 bench: build
 	./$(BIN)/kerf bench transport
 	./$(BIN)/kerf bench emu
+	./$(BIN)/kerf bench intercept
+	./$(BIN)/kerf bench slicer
+	./$(BIN)/kerf bench ingest
 	./$(BIN)/kerf bench ingest
 
 ## ptx: regenerate the emulator's test kernels (needs clang)

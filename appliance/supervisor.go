@@ -270,8 +270,9 @@ func (w *worker) sendControl(ctrl net.Conn) {
 // slicer holds its lock meanwhile.
 const ackWait = time.Second
 
-// setMemLimit asks the worker to change its limit and waits for the
-// answer.
+// setMemLimit asks the worker to change its limit. A shrink can be
+// refused (the tenant uses more), so it waits for the answer; a grow
+// cannot, so it is sent without waiting.
 func (w *worker) setMemLimit(bytes uint64) error {
 	w.mu.Lock()
 	if w.closed {
@@ -280,6 +281,16 @@ func (w *worker) setMemLimit(bytes uint64) error {
 	}
 	w.seq++
 	m := ctrlMsg{Op: opSetMemLimit, Seq: w.seq, Bytes: bytes}
+	if bytes >= w.report.MemLimit && w.report.MemLimit != 0 {
+		select {
+		case w.control <- m:
+			w.mu.Unlock()
+			return nil
+		default:
+			w.mu.Unlock()
+			return errors.New("worker control queue full")
+		}
+	}
 	ack := make(chan string, 1)
 	if w.acks == nil {
 		w.acks = map[uint64]chan string{}

@@ -1,0 +1,330 @@
+package appliance
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/kerf-edge/kerf/gpu"
+	"github.com/kerf-edge/kerf/gpu/emu/kernels"
+	"github.com/kerf-edge/kerf/internal/units"
+	"github.com/kerf-edge/kerf/transport"
+)
+
+// SlicerBenchOptions size `kerf bench slicer` and `kerf demo`.
+type SlicerBenchOptions struct {
+	Tenants   int           // live tenants, each in its own slice (default 20)
+	Rounds    int           // times the profile cycle is applied (default 5)
+	Profiles  []string      // the cycle (default uniform-20, uniform-10, mixed-2x25-5x10)
+	Settle    time.Duration // steady time between transitions (default 1s)
+	Table     io.Writer     // if set, the node's slices after each step (the demo)
+	Progress  io.Writer
+	GPUMemory string // emulated GPU memory (default 16GiB)
+}
+
+// SlicerBenchResult is what a run measured.
+type SlicerBenchResult struct {
+	Tenants       int              `json:"tenants"`
+	Transitions   int              `json:"transitions"`
+	ApplyP50Ms    float64          `json:"apply_p50_ms"`
+	ApplyP99Ms    float64          `json:"apply_p99_ms"`
+	TenantCalls   uint64           `json:"tenant_calls"`
+	TenantErrors  uint64           `json:"tenant_errors"`
+	Mismatches    uint64           `json:"data_mismatches"`
+	SteadyP99Ms   float64          `json:"steady_p99_ms"`
+	DuringP99Ms   float64          `json:"during_transitions_p99_ms"`
+	LatencyRatio  float64          `json:"latency_ratio"`
+	Shares        []SlicerShare    `json:"shares"`
+	ByTransition  []TransitionStat `json:"by_transition"`
+	FirstErrorMsg string           `json:"first_error,omitempty"`
+}
+
+// SlicerShare is a tenant's compute share, planned and achieved.
+type SlicerShare struct {
+	Tenant   string  `json:"tenant"`
+	Target   float64 `json:"target"`
+	Achieved float64 `json:"achieved"`
+}
+
+// TransitionStat is one profile change.
+type TransitionStat struct {
+	To      string  `json:"to"`
+	ApplyMs float64 `json:"apply_ms"`
+	Pending int     `json:"pending"`
+}
+
+// tenantLoop is one live tenant: a kernel-and-copy loop checking its own
+// results, timing each round.
+type tenantLoop struct {
+	c      *transport.Client
+	fn     uint64
+	params []byte
+	a, b   []float32
+	bufs   [3]uint64
+	n      int
+}
+
+// BenchSlicer runs live tenants on the emulated GPU and re-slices under
+// them, measuring what the tenants see.
+func BenchSlicer(ctx context.Context, o SlicerBenchOptions) (SlicerBenchResult, error) {
+	if o.Tenants == 0 {
+		o.Tenants = 20
+	}
+	if o.Rounds == 0 {
+		o.Rounds = 5
+	}
+	if len(o.Profiles) == 0 {
+		o.Profiles = []string{"uniform-20", "uniform-10", "mixed-2x25-5x10"}
+	}
+	if o.Settle == 0 {
+		o.Settle = time.Second
+	}
+	if o.GPUMemory == "" {
+		o.GPUMemory = "16GiB"
+	}
+	res := SlicerBenchResult{Tenants: o.Tenants}
+	dir, err := os.MkdirTemp("", "kerf-bench-slicer")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(dir)
+	cfg, err := LoadConfig("", []string{"KERF_STATE_DIR=" + filepath.Join(dir, "state"), "KERF_LISTEN__QUIC=127.0.0.1:0",
+		"KERF_LISTEN__HTTP=", "KERF_GPU__BACKEND=emulated", "KERF_GPU__EMULATED__MEMORY=" + o.GPUMemory,
+		"KERF_INGEST__ENABLED=false", "KERF_SLICER__PROFILE=" + o.Profiles[0], "KERF_LOG__LEVEL=warn"})
+	if err != nil {
+		return res, err
+	}
+	a, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return res, err
+	}
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(rctx) }()
+	defer func() { stop(); <-done }()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(cfg.UnixPath()); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			return res, fmt.Errorf("kerfd did not start: %w", err)
+		}
+	}
+
+	// Tenants, each with its own token, slice and worker.
+	var loops []*tenantLoop
+	for i := range o.Tenants {
+		name := fmt.Sprintf("t%02d", i)
+		tok, err := a.tokens.Issue(name, 0)
+		if err != nil {
+			return res, err
+		}
+		c, err := transport.DialUnix(ctx, cfg.UnixPath(), transport.Options{Token: []byte(tok), Name: name})
+		if err != nil {
+			return res, fmt.Errorf("tenant %s: %w", name, err)
+		}
+		defer c.Close()
+		l, err := newTenantLoop(c, 4096+i)
+		if err != nil {
+			return res, fmt.Errorf("tenant %s: %w", name, err)
+		}
+		loops = append(loops, l)
+	}
+	var calls, errs, bad atomic.Uint64
+	var firstErr atomic.Value
+	var transitioning atomic.Bool
+	var steady, during []time.Duration
+	var latMu sync.Mutex
+	lctx, stopLoops := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, l := range loops {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(l.n), 1))
+			for lctx.Err() == nil {
+				t0 := time.Now()
+				inTransition := transitioning.Load()
+				ok, err := l.round(rng)
+				d := time.Since(t0)
+				calls.Add(5)
+				switch {
+				case err != nil:
+					errs.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					return
+				case !ok:
+					bad.Add(1)
+				}
+				latMu.Lock()
+				if inTransition || transitioning.Load() {
+					during = append(during, d)
+				} else {
+					steady = append(steady, d)
+				}
+				latMu.Unlock()
+			}
+		}()
+	}
+
+	show := func(title string) {
+		if o.Table != nil {
+			fmt.Fprintf(o.Table, "\n== %s\n", title)
+			writeSlices(o.Table, a)
+		}
+	}
+	show("start: " + o.Profiles[0])
+	var applyTimes []time.Duration
+	time.Sleep(o.Settle)
+	for r := range o.Rounds {
+		for i := range o.Profiles {
+			to := o.Profiles[(i+1)%len(o.Profiles)]
+			p, err := a.api.Store().Profile(to)
+			if err != nil {
+				stopLoops()
+				wg.Wait()
+				return res, err
+			}
+			transitioning.Store(true)
+			t0 := time.Now()
+			_, err = a.node.Apply(ctx, p)
+			d := time.Since(t0)
+			time.Sleep(o.Settle / 4) // the transition's tail: pending work, limits landing
+			transitioning.Store(false)
+			if err != nil {
+				stopLoops()
+				wg.Wait()
+				return res, fmt.Errorf("applying %s: %w", to, err)
+			}
+			applyTimes = append(applyTimes, d)
+			st := TransitionStat{To: to, ApplyMs: float64(d.Microseconds()) / 1000, Pending: len(a.node.sl.Status().Pending)}
+			res.ByTransition = append(res.ByTransition, st)
+			if o.Progress != nil {
+				fmt.Fprintf(o.Progress, "round %d: → %s in %.2f ms, %d pending\n", r+1, to, st.ApplyMs, st.Pending)
+			}
+			show(fmt.Sprintf("after applying %s (%.2f ms)", to, st.ApplyMs))
+			time.Sleep(o.Settle)
+		}
+	}
+	for _, s := range a.node.Slices() {
+		if s.Tenant != "" {
+			res.Shares = append(res.Shares, SlicerShare{Tenant: s.Tenant, Target: s.ShareTarget, Achieved: s.ShareAchieved})
+		}
+	}
+	stopLoops()
+	wg.Wait()
+
+	res.Transitions = len(applyTimes)
+	res.ApplyP50Ms, res.ApplyP99Ms = quantileMs(applyTimes, 0.5), quantileMs(applyTimes, 0.99)
+	res.TenantCalls, res.TenantErrors, res.Mismatches = calls.Load(), errs.Load(), bad.Load()
+	res.SteadyP99Ms, res.DuringP99Ms = quantileMs(steady, 0.99), quantileMs(during, 0.99)
+	if res.SteadyP99Ms > 0 {
+		res.LatencyRatio = res.DuringP99Ms / res.SteadyP99Ms
+	}
+	if v, ok := firstErr.Load().(string); ok {
+		res.FirstErrorMsg = v
+	}
+	sort.Slice(res.Shares, func(i, j int) bool { return res.Shares[i].Tenant < res.Shares[j].Tenant })
+	return res, nil
+}
+
+func newTenantLoop(c *transport.Client, n int) (*tenantLoop, error) {
+	mod, err := c.ModuleLoad(kernels.PTX("vadd"))
+	if err != nil {
+		return nil, err
+	}
+	fn, err := c.ModuleGetFunction(mod, "vadd")
+	if err != nil {
+		return nil, err
+	}
+	layout, err := c.FuncParams(fn)
+	if err != nil {
+		return nil, err
+	}
+	l := &tenantLoop{c: c, fn: fn, n: n, a: make([]float32, n), b: make([]float32, n)}
+	for i := range l.bufs {
+		if l.bufs[i], err = c.MemAlloc(uint64(4 * n)); err != nil {
+			return nil, err
+		}
+	}
+	l.params = make([]byte, layout[3].Offset+layout[3].Size)
+	for i := range 3 {
+		binary.LittleEndian.PutUint64(l.params[layout[i].Offset:], l.bufs[i])
+	}
+	binary.LittleEndian.PutUint32(l.params[layout[3].Offset:], uint32(n))
+	return l, nil
+}
+
+// round copies fresh inputs in, adds them on the device, copies the sum
+// back and checks it. It reports false on a wrong result.
+func (l *tenantLoop) round(rng *rand.Rand) (bool, error) {
+	for i := range l.a {
+		l.a[i], l.b[i] = float32(rng.IntN(1000)), float32(rng.IntN(1000))
+	}
+	if err := l.c.MemcpyHtoD(l.bufs[0], f32bytes(l.a)); err != nil {
+		return false, err
+	}
+	if err := l.c.MemcpyHtoD(l.bufs[1], f32bytes(l.b)); err != nil {
+		return false, err
+	}
+	cfg := gpu.LaunchConfig{Grid: gpu.Dim3{X: uint32((l.n + 255) / 256), Y: 1, Z: 1}, Block: gpu.Dim3{X: 256, Y: 1, Z: 1}}
+	if err := l.c.LaunchKernel(l.fn, cfg, 0, l.params); err != nil {
+		return false, err
+	}
+	out := make([]byte, 4*l.n)
+	if err := l.c.MemcpyDtoH(out, l.bufs[2]); err != nil {
+		return false, err
+	}
+	for i := range l.a {
+		if math.Float32frombits(binary.LittleEndian.Uint32(out[4*i:])) != l.a[i]+l.b[i] {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func f32bytes(f []float32) []byte {
+	b := make([]byte, 4*len(f))
+	for i, v := range f {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
+	}
+	return b
+}
+
+func quantileMs(d []time.Duration, q float64) float64 {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return float64(s[min(len(s)-1, int(q*float64(len(s))))].Microseconds()) / 1000
+}
+
+// writeSlices prints the node's GPUs, slices, tenants, memory and shares.
+func writeSlices(w io.Writer, a *Appliance) {
+	var buf bytes.Buffer
+	tw := tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "GPU\tSLICE MEMORY\tUSED\tSHARE TARGET\tACHIEVED\tTENANT\tPENDING")
+	for _, s := range a.node.Slices() {
+		tenant := s.Tenant
+		if tenant == "" {
+			tenant = "-"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%.0f%%\t%.0f%%\t%s\t%v\n", s.GPU, units.FormatBytes(s.MemoryLimitBytes), units.FormatBytes(s.MemoryUsedBytes),
+			100*s.ShareTarget, 100*s.ShareAchieved, tenant, s.Pending)
+	}
+	tw.Flush()
+	w.Write(buf.Bytes())
+}
