@@ -80,14 +80,6 @@ func f32s(b []byte) []float32 {
 	return out
 }
 
-func bytesOf(f []float32) []byte {
-	b := make([]byte, 4*len(f))
-	for i, v := range f {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
-	}
-	return b
-}
-
 // runVadd runs the vadd kernel through a tenant session and checks it.
 func runVadd(t *testing.T, c *transport.Client, n int) {
 	t.Helper()
@@ -113,10 +105,10 @@ func runVadd(t *testing.T, c *transport.Client, n int) {
 			t.Fatal(err)
 		}
 	}
-	if err := c.MemcpyHtoD(ptrs[0], bytesOf(a)); err != nil {
+	if err := c.MemcpyHtoD(ptrs[0], f32bytes(a)); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.MemcpyHtoD(ptrs[1], bytesOf(b)); err != nil {
+	if err := c.MemcpyHtoD(ptrs[1], f32bytes(b)); err != nil {
 		t.Fatal(err)
 	}
 	params := make([]byte, layout[3].Offset+layout[3].Size)

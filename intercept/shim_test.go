@@ -305,7 +305,7 @@ func TestKilledProgramLeavesNothing(t *testing.T) {
 	b := k.bundle(t, "mallory")
 	for _, via := range vias {
 		t.Run(via, func(t *testing.T) {
-			out := &lockedBuffer{}
+			out := &testkit.SyncBuffer{}
 			done := make(chan int, 1)
 			go func() {
 				code, _ := launcher.Run(context.Background(), launcher.Options{GPUs: 1, Fraction: 0.05, Bundle: b, Via: via,
@@ -336,22 +336,4 @@ func TestKilledProgramLeavesNothing(t *testing.T) {
 			})
 		})
 	}
-}
-
-// lockedBuffer is safe to read while a program writes it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -88,24 +88,6 @@ func server(t *testing.T, slots int) (*capacity, string) {
 	return alloc, bundle
 }
 
-// syncBuffer is a bytes.Buffer safe to read while the child writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func opts(bundle string, out io.Writer) Options {
 	return Options{GPUs: 1, Fraction: 0.5, Bundle: bundle, Timeout: 2 * time.Second, ShimDir: "/kerf/shim", Stdout: out, Stderr: io.Discard}
 }
@@ -136,7 +118,7 @@ func TestKilledProgramStillReleases(t *testing.T) {
 
 func TestSignalsAreForwarded(t *testing.T) {
 	_, bundle := server(t, 1)
-	var out syncBuffer
+	var out testkit.SyncBuffer
 	type result struct {
 		code int
 		err  error

@@ -3,6 +3,8 @@
 package testkit
 
 import (
+	"bytes"
+	"sync"
 	"testing"
 	"time"
 )
@@ -28,4 +30,23 @@ func WaitForWithin(t testing.TB, d time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// SyncBuffer is a bytes.Buffer that a test may read while a program or
+// goroutine writes it.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
