@@ -212,7 +212,10 @@ func (a *Appliance) Run(ctx context.Context) error {
 	if tok, err := a.api.Bootstrap(); err != nil {
 		return err
 	} else if tok != "" {
-		a.log.Warn("operator API admin token, shown once; keep it", "token", tok)
+		if err := saveAdminToken(a.cfg, tok); err != nil {
+			return err
+		}
+		a.log.Warn("operator API admin token, shown once; a copy is in the state directory", "token", tok, "file", a.cfg.AdminTokenPath())
 	}
 	defer a.Close()
 	if a.cfg.Ingest.Enabled {
@@ -319,10 +322,19 @@ func Init(cfg Config) (string, transport.Fingerprint, error) {
 }
 
 // InitAdmin makes the operator API's admin token at first start and
-// returns it; kerfd must not be running.
+// returns it; kerfd must not be running. The API keeps only its hash; the
+// operator's copy is AdminTokenPath (mode 0600, on the state partition).
 func InitAdmin(cfg Config) (string, error) {
 	a := Appliance{cfg: cfg}
-	return profiles.ResetAdminToken(a.apiConfig())
+	tok, err := profiles.ResetAdminToken(a.apiConfig())
+	if err != nil {
+		return "", err
+	}
+	return tok, saveAdminToken(cfg, tok)
+}
+
+func saveAdminToken(cfg Config, tok string) error {
+	return os.WriteFile(cfg.AdminTokenPath(), []byte(tok+"\n"), 0o600)
 }
 
 // IssueBundle issues a token for tenant and writes its bundle to out

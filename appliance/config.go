@@ -158,5 +158,8 @@ func (c *Config) TokensPath() string { return filepath.Join(c.StateDir, "tokens.
 // SlicerPath is the slicer's persisted layout, profile and policies.
 func (c *Config) SlicerPath() string { return filepath.Join(c.StateDir, "slicer.json") }
 
+// AdminTokenPath is the operator's copy of the API admin token.
+func (c *Config) AdminTokenPath() string { return filepath.Join(c.StateDir, "admin-token") }
+
 // BundleDir holds token bundles written for tenants.
 func (c *Config) BundleDir() string { return filepath.Join(c.StateDir, "bundles") }

@@ -245,6 +245,15 @@ func TestTwoDevices(t *testing.T) {
 	mustRun(t, []string{"KERF_BUNDLE=" + b, "KERF_DEVICES=1"}, "dlopen", "run")
 }
 
+// Inside a two-GPU slice set, CUDA_VISIBLE_DEVICES picks one, as CUDA
+// users expect: vadd insists on seeing exactly one device.
+func TestVisibleDevicesWithinTheSliceSet(t *testing.T) {
+	k := startKerfd(t)
+	b := k.bundle(t, "alice")
+	t.Setenv("CUDA_VISIBLE_DEVICES", "1")
+	kerfRun(t, b, "unix", 2, 0, "vadd", ptx("vadd"), ptx("stencil"))
+}
+
 // One tenant's illegal address is that tenant's alone.
 func TestIllegalAddressIsolated(t *testing.T) {
 	k := startKerfd(t)

@@ -165,7 +165,7 @@ func initCmd(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("operator API admin token, shown once: %s\n", admin)
+	fmt.Printf("operator API admin token, shown once: %s (a copy is in %s)\n", admin, cfg.AdminTokenPath())
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
