@@ -59,7 +59,7 @@ bench: build
 ptx:
 	./scripts/gen-ptx.sh
 
-## image: the flashable appliance image, build/image/kerf.img (root; see docs/image.md)
+## image: the flashable appliance image, _build/image/kerf.img (root; see docs/image.md)
 image: build
 	./image/build.sh
 
@@ -72,4 +72,4 @@ gpu-test:
 	./scripts/gpu-test.sh
 
 clean:
-	rm -rf $(BIN) build
+	rm -rf $(BIN) _build

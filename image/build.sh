@@ -8,13 +8,13 @@
 # mkfs.vfat -C and mcopy, sfdisk, and dd into place. Needs root (for
 # mmdebstrap's root mode) and: mmdebstrap mke2fs mkfs.vfat mcopy sfdisk.
 #
-#   image/build.sh                   # writes build/image/kerf.img (+ .bmap)
+#   image/build.sh                   # writes _build/image/kerf.img (+ .bmap)
 #   KERNEL=linux-image-cloud-amd64 image/build.sh   # smaller, for VMs
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
-out=${IMAGE_OUT:-$top/build/image}
+out=${IMAGE_OUT:-$top/_build/image}
 work=$out/work
 suite=${SUITE:-bookworm}
 mirror=${MIRROR:-http://deb.debian.org/debian}

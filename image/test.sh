@@ -15,7 +15,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
-img=${IMAGE:-$top/build/image/kerf.img}
+img=${IMAGE:-$top/_build/image/kerf.img}
 run=${IMAGE_TEST_DIR:-$(mktemp -d /tmp/kerf-image-test.XXXXXX)}
 http=${HTTP_PORT:-17080}
 quic=${QUIC_PORT:-17443}

@@ -1,45 +1,22 @@
 package profiles
 
 import (
-	"context"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/kerf-edge/kerf/internal/testkit"
 )
 
-const chromiumPath = "/usr/bin/chromium"
-
-// chromium runs headless Chromium on url with extra flags and returns its
-// stdout.
-func chromium(t *testing.T, url string, flags ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	args := append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-		"--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-		"--user-data-dir=" + t.TempDir(), "--window-size=1200,800"}, flags...)
-	args = append(args, url)
-	cmd := exec.CommandContext(ctx, chromiumPath, args...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("chromium %v: %v\n%s", flags, err, stderr.String())
-	}
-	return string(out)
-}
+var chromium = testkit.Chromium
 
 // TestBrowser loads the page in headless Chromium against a fake node
 // with one tenant slice, checks the rendered DOM and saves a screenshot
 // (in $KERF_ARTIFACTS if set, else the test's temp dir).
 func TestBrowser(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skipf("%s is missing (apt-get install -y chromium): skipping the browser test", chromiumPath)
-	}
+	testkit.NeedChromium(t)
 	e := newEnv(t)
 	e.srv.RecordDecision("hot", "shrink", "temp 85 > 80")
 	ts := httptest.NewServer(e.srv)

@@ -4,6 +4,10 @@ package testkit
 
 import (
 	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -49,4 +53,36 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// ChromiumPath is Debian's Chromium, which browser tests drive headless.
+const ChromiumPath = "/usr/bin/chromium"
+
+// NeedChromium skips a browser test, saying why, where Chromium is missing.
+func NeedChromium(t testing.TB) {
+	t.Helper()
+	if _, err := os.Stat(ChromiumPath); err != nil {
+		t.Skipf("%s is missing (apt-get install -y chromium): skipping the browser test", ChromiumPath)
+	}
+}
+
+// Chromium runs headless Chromium on url with extra flags (--dump-dom,
+// --screenshot=FILE, --virtual-time-budget=MS) and returns its stdout. The
+// flags keep it off the network and out of the user's profile.
+func Chromium(t testing.TB, url string, flags ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	args := append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+		"--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+		"--user-data-dir=" + t.TempDir(), "--window-size=1200,800"}, flags...)
+	args = append(args, url)
+	cmd := exec.CommandContext(ctx, ChromiumPath, args...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("chromium %v: %v\n%s", flags, err, stderr.String())
+	}
+	return string(out)
 }
