@@ -236,6 +236,19 @@ func TestIdentityAndTokensSurviveRestart(t *testing.T) {
 	}
 }
 
+// KERF_* variables that are not configuration keys (the CLI's KERF_API,
+// the shim's KERF_BUNDLE) do not disturb kerfd's configuration.
+func TestConfigIgnoresOtherKerfVariables(t *testing.T) {
+	cfg, err := LoadConfig("", []string{"KERF_API=http://127.0.0.1:7080", "KERF_BUNDLE=/x.json", "KERF_ADMIN_TOKEN=kerfadm_x",
+		"KERF_INGEST=yes", "KERF_LOG__LEVEL=debug"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Log.Level != "debug" || cfg.API.MaxBody != "1MiB" || !cfg.Ingest.Enabled {
+		t.Fatalf("config %+v", cfg)
+	}
+}
+
 func TestConfigRejectsNonsense(t *testing.T) {
 	for _, env := range [][]string{
 		{"KERF_GPU__BACKEND=quantum"},

@@ -78,7 +78,13 @@ func LoadConfig(path string, environ []string) (Config, error) {
 		EnvironFunc: func() []string { return environ },
 		TransformFunc: func(key, v string) (string, any) {
 			key = strings.ToLower(strings.TrimPrefix(key, "KERF_"))
-			return strings.ReplaceAll(key, "__", "."), v
+			path := strings.ReplaceAll(key, "__", ".")
+			// Other KERF_* variables belong to the CLI and the shim
+			// (KERF_API, KERF_BUNDLE, …): only configuration keys count.
+			if !k.Exists(path) || len(k.MapKeys(path)) > 0 {
+				return "", nil
+			}
+			return path, v
 		},
 	}), nil)
 	if err != nil {
