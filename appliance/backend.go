@@ -44,6 +44,21 @@ func selectBackend(cfg Config, log *slog.Logger) (gpu.Backend, *discover.NVML, s
 	return emu.New(emu.Config{Devices: cfg.GPU.Emulated.Devices, MemoryBytes: mem, SMs: cfg.GPU.Emulated.SMs}), nil, "emulated", nil
 }
 
+// workerBackend opens, in a worker, the backend kerfd settled on. The
+// emulator's kernels are paced by the tenant's compute share through
+// gate; on real GPUs that pacing is not wired yet.
+func workerBackend(cfg Config, gate gpu.Gate) (gpu.Backend, error) {
+	if cfg.GPU.Backend != "emulated" {
+		b, _, err := newBackend(cfg, slog.New(slog.DiscardHandler))
+		return b, err
+	}
+	mem, err := units.ParseBytes(cfg.GPU.Emulated.Memory)
+	if err != nil {
+		return nil, err
+	}
+	return emu.New(emu.Config{Devices: cfg.GPU.Emulated.Devices, MemoryBytes: mem, SMs: cfg.GPU.Emulated.SMs, Gate: gate}), nil
+}
+
 // realGPUs discovers the GPUs through NVML and opens the driver. NVML
 // stays open for sampling; the caller closes it.
 func realGPUs(cfg Config, log *slog.Logger) (gpu.Backend, *discover.NVML, error) {

@@ -48,6 +48,7 @@ type Config struct {
 		Profile          string        `koanf:"profile"`
 		MaxGPUsPerTenant float64       `koanf:"max_gpus_per_tenant"`
 		IdleTimeout      time.Duration `koanf:"idle_timeout"`
+		ShareQuantum     time.Duration `koanf:"share_quantum"`
 	} `koanf:"slicer"`
 	API struct {
 		MaxBody       string `koanf:"max_body"`

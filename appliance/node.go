@@ -32,6 +32,8 @@ type node struct {
 	api     *profiles.Server // set once the API exists; records re-slices
 	// samples reads NVML, when kerfd drives real GPUs.
 	samples func() []discover.Sample
+	// shares paces each GPU's kernels by the slices' compute shares.
+	shares *arbiters
 
 	mu     sync.Mutex
 	totals map[string]*profiles.Tenant // counters of ended sessions, per tenant
@@ -43,14 +45,21 @@ var (
 	_ ingest.Applier      = (*node)(nil)
 )
 
+// emuQuantum is the largest compute-share grant on the emulated GPU.
+const emuQuantum = 20 * time.Millisecond
+
 // smallestSlice asks the slicer for the smallest free slice: a session
 // that brought neither a lease nor a size.
 const smallestSlice = 1e-9
 
 func newNode(a *Appliance, devices []gpu.DeviceInfo, ctl slicer.Control, log *slog.Logger) (*node, error) {
-	n := &node{devices: devices, a: a, log: log, totals: map[string]*profiles.Tenant{}, reserve: slicer.DefaultReserve}
+	n := &node{devices: devices, a: a, log: log, totals: map[string]*profiles.Tenant{}, reserve: slicer.DefaultReserve,
+		shares: newArbiters(len(devices), a.cfg.Slicer.ShareQuantum)}
 	if a.kind == "emulated" {
 		n.reserve = slicer.Reserve{} // no driver or context overhead to keep back
+		if a.cfg.Slicer.ShareQuantum == 0 {
+			n.shares = newArbiters(len(devices), emuQuantum) // emulated kernels are long
+		}
 	}
 	for i, d := range devices {
 		n.gpus = append(n.gpus, slicer.FromDevice(i, d))
@@ -142,6 +151,14 @@ func (n *node) findSlice(id slicer.SliceID) *slicer.Slice {
 	return nil
 }
 
+// sliceShare is a slice's compute share now.
+func (n *node) sliceShare(id string) float64 {
+	if s := n.findSlice(slicer.SliceID(id)); s != nil {
+		return s.Size.Share
+	}
+	return 0
+}
+
 // sliceOf names the slice a lease holds on device dev.
 func (n *node) sliceOf(lease string, dev int) string {
 	for _, l := range n.sl.Status().Leases {
@@ -201,10 +218,14 @@ func (n *node) ended(tenant string, r workerReport) {
 func (n *node) reclaimLoop(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-tick.C:
+			n.shares.tick()
 		case <-t.C:
 			for _, r := range n.sl.Reclaim() {
 				n.log.Info("reclaimed idle slices", "tenant", r.Lease.Tenant, "lease", r.Lease.ID, "idle", r.IdleFor.Round(time.Second))

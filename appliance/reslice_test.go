@@ -3,12 +3,16 @@ package appliance
 import (
 	"context"
 	"encoding/binary"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/kerf-edge/kerf/gpu"
 	"github.com/kerf-edge/kerf/gpu/emu/kernels"
 	"github.com/kerf-edge/kerf/internal/testkit"
+	"github.com/kerf-edge/kerf/profiles"
 	"github.com/kerf-edge/kerf/slicer"
+	"github.com/kerf-edge/kerf/transport"
 )
 
 // A live tenant's slice grows and shrinks in place when the operator
@@ -133,4 +137,103 @@ func TestAchievedShareIsMeasured(t *testing.T) {
 	if s := share("idle"); s != 0 {
 		t.Fatalf("idle tenant's achieved share %v", s)
 	}
+}
+
+// Two tenants in 30% and 70% slices, both running kernels without pause,
+// get GPU time in that proportion: kernels are paced by compute share.
+func TestComputeSharesAreEnforced(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Slicer.Profile = "whole"
+	// A grant must cover several kernels; under the race detector an
+	// emulated matmul runs for 50–70 ms.
+	cfg.Slicer.ShareQuantum = 300 * time.Millisecond
+	a := start(t, cfg)
+	split := profiles.Profile{Name: "split-30-70", GPUs: []profiles.GPUProfile{{GPU: 0, Slices: []profiles.SliceSpec{
+		{MemoryFraction: 0.3, ComputeShare: 0.3}, {MemoryFraction: 0.7, ComputeShare: 0.7}}}}}
+	if _, err := a.node.Apply(context.Background(), split); err != nil {
+		t.Fatal(err)
+	}
+	small := dialTenant(t, a, "small", "unix") // the smallest free slice: 30%
+	big := dialTenant(t, a, "big", "unix")
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var wg sync.WaitGroup
+	for _, c := range []*transport.Client{small, big} {
+		fn, params, cfgL := matmulLaunch(t, c, 64)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				for range 8 {
+					if err := c.LaunchKernel(fn, cfgL, 0, params); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+				if err := c.Synchronize(); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	share := func(tenant string) float64 {
+		for _, s := range a.node.Slices() {
+			if s.Tenant == tenant {
+				return s.ShareAchieved
+			}
+		}
+		return 0
+	}
+	// Let the smoothed shares settle, then check the split over a window.
+	time.Sleep(4 * time.Second)
+	var sum float64
+	const samples = 8
+	for range samples {
+		s, b := share("small"), share("big")
+		if s+b == 0 {
+			t.Fatal("no GPU time measured")
+		}
+		sum += b / (s + b)
+		time.Sleep(250 * time.Millisecond)
+	}
+	stop()
+	wg.Wait()
+	got := sum / samples
+	t.Logf("big tenant's part of the GPU time: %.3f (target 0.7)", got)
+	if got < 0.6 || got > 0.8 {
+		t.Fatalf("big tenant got %.2f of the GPU time, want 0.7 ± 0.1", got)
+	}
+}
+
+// matmulLaunch prepares an n×n matmul on c and returns what to launch.
+func matmulLaunch(t *testing.T, c *transport.Client, n uint32) (uint64, []byte, gpu.LaunchConfig) {
+	t.Helper()
+	mod, err := c.ModuleLoad(kernels.PTX("matmul"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn, err := c.ModuleGetFunction(mod, "matmul")
+	if err != nil {
+		t.Fatal(err)
+	}
+	layout, err := c.FuncParams(fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bufs [3]uint64
+	for i := range bufs {
+		if bufs[i], err = c.MemAlloc(uint64(4 * n * n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	params := make([]byte, layout[len(layout)-1].Offset+layout[len(layout)-1].Size)
+	for i, l := range layout {
+		if l.Size == 8 {
+			binary.LittleEndian.PutUint64(params[l.Offset:], bufs[i%3])
+		} else {
+			binary.LittleEndian.PutUint32(params[l.Offset:], n)
+		}
+	}
+	return fn, params, gpu.LaunchConfig{Grid: gpu.Dim3{X: n / 16, Y: n / 16, Z: 1}, Block: gpu.Dim3{X: 16, Y: 16, Z: 1}}
 }

@@ -54,9 +54,10 @@ type worker struct {
 
 	mu     sync.Mutex
 	report workerReport
-	at     time.Time // when report arrived
-	share  float64   // achieved compute share: GPU time over wall time, smoothed
-	closed bool      // control is closed: the worker exited
+	at     time.Time               // when report arrived
+	share  float64                 // achieved compute share: GPU time over wall time, smoothed
+	closed bool                    // control is closed: the worker exited
+	grants map[uint64]slicer.Grant // out with the worker, by ID
 	seq    uint64
 	acks   map[uint64]chan string // answers awaited, by sequence number
 }
@@ -145,6 +146,9 @@ func (s *supervisor) handoff(ctx context.Context, rw io.ReadWriteCloser, peer tr
 	if s.node != nil && adm.Lease != "" {
 		w.slice = s.node.sliceOf(adm.Lease, adm.Device)
 	}
+	if ar := s.arbiter(w); ar != nil {
+		ar.SetShare(w.slice, max(s.node.sliceShare(w.slice), 0.01))
+	}
 	s.mu.Lock()
 	s.workers[w.pid] = w
 	s.mu.Unlock()
@@ -186,6 +190,18 @@ func (s *supervisor) handoff(ctx context.Context, rw io.ReadWriteCloser, peer tr
 	ctrl.Close()
 	<-reportsDone
 	close(w.reports)
+	if ar := s.arbiter(w); ar != nil {
+		w.mu.Lock()
+		held := w.grants
+		w.grants = nil
+		w.mu.Unlock()
+		for _, g := range held {
+			ar.Report(g, 0) // the worker is gone; its grants go back
+		}
+		if !s.sliceBusy(w) {
+			ar.Remove(w.slice)
+		}
+	}
 	w.mu.Lock()
 	close(w.control)
 	w.closed = true
@@ -212,6 +228,14 @@ func (w *worker) readReports(ctrl net.Conn, n *node) {
 		var r workerReport
 		if err := dec.Decode(&r); err != nil {
 			return
+		}
+		switch r.Op {
+		case opAcquire:
+			w.acquire(n)
+			continue
+		case opUsed:
+			w.used(n, r)
+			continue
 		}
 		if r.Op == opAck {
 			w.mu.Lock()
@@ -340,9 +364,96 @@ func (s *supervisor) SetMemLimit(slice slicer.SliceID, bytes uint64) error {
 	return errors.Join(errs...)
 }
 
-// SetShare implements slicer.Control. The slicer records compute shares;
-// workers do not yet gate launches by them (docs/architecture.md).
-func (s *supervisor) SetShare(slicer.SliceID, float64) error { return nil }
+// SetShare implements slicer.Control: the slice's arbiter weight changes at
+// once; its next grants follow it.
+func (s *supervisor) SetShare(slice slicer.SliceID, share float64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, w := range s.workers {
+		if w.slice == string(slice) {
+			if ar := s.arbiterLocked(w); ar != nil {
+				ar.SetShare(w.slice, max(share, 0.01))
+			}
+		}
+	}
+	return nil
+}
+
+// arbiter is the share arbiter of w's GPU, nil when w has no slice.
+func (s *supervisor) arbiter(w *worker) *slicer.Arbiter {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.arbiterLocked(w)
+}
+
+func (s *supervisor) arbiterLocked(w *worker) *slicer.Arbiter {
+	if s.node == nil || w.slice == "" {
+		return nil
+	}
+	return s.node.shares.byGPU[w.adm.Device]
+}
+
+// sliceBusy reports whether another worker still runs in w's slice.
+func (s *supervisor) sliceBusy(w *worker) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, o := range s.workers {
+		if o != w && o.slice == w.slice {
+			return true
+		}
+	}
+	return false
+}
+
+// acquire asks the arbiter for a grant for w and sends it when it comes.
+// While an ask is outstanding a second one fails, and the grant on its
+// way serves both.
+func (w *worker) acquire(n *node) {
+	if n == nil || w.slice == "" {
+		return
+	}
+	ar := n.shares.byGPU[w.adm.Device]
+	_ = ar.Ask(w.slice, 0, func(g slicer.Grant, err error) {
+		if err != nil {
+			return
+		}
+		w.mu.Lock()
+		if w.grants == nil {
+			w.grants = map[uint64]slicer.Grant{}
+		}
+		w.grants[g.ID] = g
+		closed := w.closed
+		sent := false
+		if !closed {
+			select {
+			case w.control <- ctrlMsg{Op: opGrant, Seq: g.ID, BudgetNs: int64(g.Budget)}:
+				sent = true
+			default:
+			}
+		}
+		if !sent {
+			delete(w.grants, g.ID)
+		}
+		w.mu.Unlock()
+		if !sent {
+			ar.Report(g, 0)
+		}
+	})
+}
+
+// used returns a grant with the GPU time spent.
+func (w *worker) used(n *node, r workerReport) {
+	if n == nil {
+		return
+	}
+	w.mu.Lock()
+	g, ok := w.grants[r.Seq]
+	delete(w.grants, r.Seq)
+	w.mu.Unlock()
+	if ok {
+		n.shares.byGPU[w.adm.Device].Report(g, time.Duration(r.UsedNs))
+	}
+}
 
 // shares returns the achieved compute share of each slice with a worker.
 func (s *supervisor) shares() map[string]float64 {

@@ -58,14 +58,16 @@ type workerReport struct {
 	BytesOut uint64 `json:"bytesOut"`
 	MemUsed  uint64 `json:"memUsed"`
 	MemLimit uint64 `json:"memLimit"`
-	BusyNs   int64  `json:"busyNs"` // GPU time the session's kernels took
+	BusyNs   int64  `json:"busyNs"`           // GPU time the session's kernels took
+	UsedNs   int64  `json:"usedNs,omitempty"` // with Op "used": a grant's time spent
 }
 
 // ctrlMsg is a message from kerfd to a worker, after the spec.
 type ctrlMsg struct {
-	Op    string `json:"op"`
-	Seq   uint64 `json:"seq"`
-	Bytes uint64 `json:"bytes,omitempty"`
+	Op       string `json:"op"`
+	Seq      uint64 `json:"seq"`
+	Bytes    uint64 `json:"bytes,omitempty"`
+	BudgetNs int64  `json:"budgetNs,omitempty"`
 }
 
 // opAck answers a control message.
@@ -109,7 +111,9 @@ func runWorker() error {
 		return fmt.Errorf("bad spec: %w", err)
 	}
 	log := spec.Config.Logger().With("worker", os.Getpid())
-	backend, _, err := newBackend(spec.Config, slog.New(slog.DiscardHandler))
+	out := &reporter{enc: json.NewEncoder(ctrl)}
+	gate := newShareGate(out.send)
+	backend, err := workerBackend(spec.Config, gate)
 	if err != nil {
 		return err
 	}
@@ -117,7 +121,6 @@ func runWorker() error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	out := &reporter{enc: json.NewEncoder(ctrl)}
 	done := make(chan struct{})
 	go out.loop(srv, done)
 	defer close(done)
@@ -132,6 +135,8 @@ func runWorker() error {
 				return
 			}
 			switch m.Op {
+			case opGrant:
+				gate.granted(m)
 			case opSetMemLimit:
 				ack := workerReport{Op: opAck, Seq: m.Seq}
 				if err := srv.SetMemLimit(m.Bytes); err != nil {

@@ -131,6 +131,14 @@ type Meter interface {
 	BusyTime() time.Duration
 }
 
+// Gate paces a context's kernels by its compute share: Enter blocks until
+// the context may run a kernel, and the returned func is told the GPU time
+// the kernel took. A backend that takes a Gate calls it around every
+// kernel it executes.
+type Gate interface {
+	Enter() (done func(used time.Duration))
+}
+
 // Errorf is shorthand for abi.Errorf, for backends.
 func Errorf(code abi.Result, format string, args ...any) error {
 	return abi.Errorf(code, format, args...)

@@ -46,6 +46,9 @@ type Config struct {
 	BusWidth      int // bits
 	L2Bytes       int
 	DriverVersion int
+	// Gate, if set, paces every kernel by the context's compute share
+	// (the tenant's worker asks kerfd for time).
+	Gate gpu.Gate
 	// MaxBlockInstructions caps the warp-instructions one block may run,
 	// a watchdog against kernels that never end: past it the launch fails
 	// with CUDA_ERROR_LAUNCH_TIMEOUT and poisons the context. 0 means

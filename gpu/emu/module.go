@@ -391,9 +391,15 @@ func (c *Context) Launch(f gpu.Function, cfg gpu.LaunchConfig, params []byte, s 
 // runKernel executes one launch and meters its time. A panic in the
 // interpreter fails the launch instead of the process.
 func (c *Context) runKernel(fn *Function, l *ptx.Launch) (err error) {
+	done := func(time.Duration) {}
+	if g := c.dev.cfg.Gate; g != nil {
+		done = g.Enter()
+	}
 	start := time.Now()
 	defer func() {
-		c.busy.Add(int64(time.Since(start)))
+		d := time.Since(start)
+		c.busy.Add(int64(d))
+		done(d)
 		if r := recover(); r != nil {
 			err = abi.Errorf(abi.ErrLaunchFailed, "kernel %s: emulator fault: %v", fn.name, r)
 		}
