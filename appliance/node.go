@@ -54,12 +54,16 @@ const smallestSlice = 1e-9
 
 func newNode(a *Appliance, devices []gpu.DeviceInfo, ctl slicer.Control, log *slog.Logger) (*node, error) {
 	n := &node{devices: devices, a: a, log: log, totals: map[string]*profiles.Tenant{}, reserve: slicer.DefaultReserve,
-		shares: newArbiters(len(devices), a.cfg.Slicer.ShareQuantum)}
+		shares: newArbiters(len(devices), a.cfg.Slicer.ShareQuantum, 1)}
 	if a.kind == "emulated" {
 		n.reserve = slicer.Reserve{} // no driver or context overhead to keep back
-		if a.cfg.Slicer.ShareQuantum == 0 {
-			n.shares = newArbiters(len(devices), emuQuantum) // emulated kernels are long
+		quantum := a.cfg.Slicer.ShareQuantum
+		if quantum == 0 {
+			quantum = emuQuantum // emulated kernels are long
 		}
+		// One tenant's kernels at a time, as a GPU time-slices contexts;
+		// each kernel spreads its blocks over every core anyway.
+		n.shares = newArbiters(len(devices), quantum, 1)
 	}
 	for i, d := range devices {
 		n.gpus = append(n.gpus, slicer.FromDevice(i, d))

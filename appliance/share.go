@@ -27,7 +27,7 @@ const (
 	// so a fault in arbitration slows no tenant to a halt.
 	gateWait = 2 * time.Second
 	// gateIdle returns a grant the worker holds but does not use.
-	gateIdle = 500 * time.Microsecond
+	gateIdle = 100 * time.Microsecond
 )
 
 // shareGate is a worker's gpu.Gate.
@@ -126,11 +126,12 @@ type arbiters struct {
 
 // newArbiters makes one arbiter per GPU. quantum is the largest grant: it
 // should cover several kernels (emulated kernels run for milliseconds; on
-// a real GPU the slicer's default, 2 ms, fits).
-func newArbiters(gpus int, quantum time.Duration) *arbiters {
+// a real GPU the slicer's default, 2 ms, fits). slots is how many tenants
+// may run kernels at once.
+func newArbiters(gpus int, quantum time.Duration, slots int) *arbiters {
 	a := &arbiters{byGPU: map[int]*slicer.Arbiter{}}
 	for i := range gpus {
-		a.byGPU[i] = slicer.NewArbiter(slicer.ArbiterConfig{Quantum: quantum})
+		a.byGPU[i] = slicer.NewArbiter(slicer.ArbiterConfig{Quantum: quantum, Slots: slots})
 	}
 	return a
 }
