@@ -87,34 +87,7 @@ func TestAchievedShareIsMeasured(t *testing.T) {
 	a := start(t, cfg)
 	busy := dialTenant(t, a, "busy", "unix")
 	dialTenant(t, a, "idle", "unix")
-	mod, err := busy.ModuleLoad(kernels.PTX("matmul"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fn, err := busy.ModuleGetFunction(mod, "matmul")
-	if err != nil {
-		t.Fatal(err)
-	}
-	layout, err := busy.FuncParams(fn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const n = 96
-	var bufs [3]uint64
-	for i := range bufs {
-		if bufs[i], err = busy.MemAlloc(4 * n * n); err != nil {
-			t.Fatal(err)
-		}
-	}
-	params := make([]byte, layout[len(layout)-1].Offset+layout[len(layout)-1].Size)
-	for i, l := range layout {
-		if l.Size == 8 {
-			binary.LittleEndian.PutUint64(params[l.Offset:], bufs[i%3])
-		} else {
-			binary.LittleEndian.PutUint32(params[l.Offset:], n)
-		}
-	}
-	cfgL := gpu.LaunchConfig{Grid: gpu.Dim3{X: n / 16, Y: n / 16, Z: 1}, Block: gpu.Dim3{X: 16, Y: 16, Z: 1}}
+	fn, params, cfgL := matmulLaunch(t, busy, 96)
 	share := func(tenant string) float64 {
 		for _, s := range a.node.Slices() {
 			if s.Tenant == tenant {

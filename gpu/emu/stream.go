@@ -106,18 +106,27 @@ func (s *Stream) drain() {
 
 // Synchronize waits for the stream's work.
 func (s *Stream) Synchronize() error {
-	c := s.c
+	return s.c.waitFor(func() (*task, error) {
+		if s.destroyed {
+			return nil, errDestroyedStream
+		}
+		return s.last, nil
+	})
+}
+
+// waitFor waits for the task that last returns (read with c.mu held), then
+// reports the context's asynchronous error, if any.
+func (c *Context) waitFor(last func() (*task, error)) error {
 	c.mu.Lock()
 	if err := c.usable(); err != nil {
 		c.mu.Unlock()
 		return err
 	}
-	if s.destroyed {
-		c.mu.Unlock()
-		return errDestroyedStream
-	}
-	t := s.last
+	t, err := last()
 	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	if t != nil {
 		<-t.done
 	}
@@ -222,22 +231,12 @@ func (e *Event) Query() error {
 
 // Synchronize waits for the last record to complete.
 func (e *Event) Synchronize() error {
-	c := e.c
-	c.mu.Lock()
-	if err := c.usable(); err != nil {
-		c.mu.Unlock()
-		return err
-	}
-	if e.destroyed {
-		c.mu.Unlock()
-		return errDestroyedEvent
-	}
-	t := e.rec
-	c.mu.Unlock()
-	if t != nil {
-		<-t.done
-	}
-	return c.syncErr()
+	return e.c.waitFor(func() (*task, error) {
+		if e.destroyed {
+			return nil, errDestroyedEvent
+		}
+		return e.rec, nil
+	})
 }
 
 // ElapsedSince returns the milliseconds between start's and e's records.
