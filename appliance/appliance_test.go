@@ -244,8 +244,23 @@ func TestConfigIgnoresOtherKerfVariables(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Log.Level != "debug" || cfg.API.MaxBody != "1MiB" || !cfg.Ingest.Enabled {
+	if cfg.Log.Level != "debug" || cfg.API.MaxBody != "1MiB" || !cfg.Ingest.Enabled || cfg.GPU.Emulated.Name != "Kerf Emulated GPU" {
 		t.Fatalf("config %+v", cfg)
+	}
+}
+
+// The emulated device's name, memory and SM count are configurable, and
+// the name always says it is emulated.
+func TestEmulatedDeviceIsConfigurable(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.GPU.Emulated.Name, cfg.GPU.Emulated.Memory, cfg.GPU.Emulated.SMs = "Line 2 GPU", "2GiB", 4
+	b, kind, err := newBackend(cfg, slog.New(slog.DiscardHandler))
+	if err != nil || kind != "emulated" {
+		t.Fatal(kind, err)
+	}
+	d := b.Devices()[0]
+	if d.Name != "Line 2 GPU (Emulated)" || d.TotalMem != 2<<30 || d.SMs != 4 || !d.Emulated {
+		t.Fatalf("device %+v", d)
 	}
 }
 

@@ -41,7 +41,7 @@ func selectBackend(cfg Config, log *slog.Logger) (gpu.Backend, *discover.NVML, s
 	if err != nil {
 		return nil, nil, "", err
 	}
-	return emu.New(emu.Config{Devices: cfg.GPU.Emulated.Devices, MemoryBytes: mem, SMs: cfg.GPU.Emulated.SMs}), nil, "emulated", nil
+	return emu.New(emu.Config{Name: cfg.GPU.Emulated.Name, Devices: cfg.GPU.Emulated.Devices, MemoryBytes: mem, SMs: cfg.GPU.Emulated.SMs}), nil, "emulated", nil
 }
 
 // workerBackend opens, in a worker, the backend kerfd settled on. The
@@ -56,7 +56,7 @@ func workerBackend(cfg Config, gate gpu.Gate) (gpu.Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return emu.New(emu.Config{Devices: cfg.GPU.Emulated.Devices, MemoryBytes: mem, SMs: cfg.GPU.Emulated.SMs, Gate: gate}), nil
+	return emu.New(emu.Config{Name: cfg.GPU.Emulated.Name, Devices: cfg.GPU.Emulated.Devices, MemoryBytes: mem, SMs: cfg.GPU.Emulated.SMs, Gate: gate}), nil
 }
 
 // realGPUs discovers the GPUs through NVML and opens the driver. NVML

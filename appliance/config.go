@@ -36,6 +36,7 @@ type Config struct {
 			Library string `koanf:"library"`
 		} `koanf:"cuda"`
 		Emulated struct {
+			Name    string `koanf:"name"`
 			Devices int    `koanf:"devices"`
 			Memory  string `koanf:"memory"`
 			SMs     int    `koanf:"sms"`
