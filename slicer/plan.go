@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Control changes a live slice in place. kerfd implements it by messaging
@@ -12,8 +13,10 @@ import (
 // and by updating the GPU's Arbiter; a slice with no live worker yet
 // returns nil and gets the new size when its worker starts. Calls are made
 // with the Slicer's lock held: they must not call back into the Slicer and
-// should time out quickly. A refused shrink (the tenant grew meanwhile) is
-// retried on the next Report.
+// should time out quickly. The shrinks of one GPU's slices are made
+// concurrently (each may wait for its worker), so SetMemLimit must be safe
+// to call from several goroutines. A refused shrink (the tenant grew
+// meanwhile) is retried on the next Report.
 type Control interface {
 	SetMemLimit(slice SliceID, bytes uint64) error
 	SetShare(slice SliceID, share float64) error
@@ -190,7 +193,14 @@ func reconcile(l *Layout, ctl Control) bool {
 			kept = append(kept, s)
 		}
 		gl.Slices = kept
-		// Shrinks.
+		// Shrinks. A live slice's shrink waits for its tenant's worker to
+		// accept it, so they are asked of every worker at once.
+		type shrink struct {
+			s   *Slice
+			m   uint64
+			err error
+		}
+		var shrinks []*shrink
 		for i := range gl.Slices {
 			s := &gl.Slices[i]
 			if s.Target.Memory < s.Memory {
@@ -198,10 +208,34 @@ func reconcile(l *Layout, ctl Control) bool {
 				if s.Held() {
 					m = max(m, s.Used)
 				}
-				if m < s.Memory && call(s, ctl, func() error { return ctl.SetMemLimit(s.ID, m) }) {
-					s.Memory, changed = m, true
+				if m < s.Memory {
+					shrinks = append(shrinks, &shrink{s: s, m: m})
 				}
 			}
+		}
+		var wg sync.WaitGroup
+		for _, sh := range shrinks {
+			if sh.s.Held() && ctl != nil {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					sh.err = ctl.SetMemLimit(sh.s.ID, sh.m)
+				}()
+			}
+		}
+		wg.Wait()
+		for _, sh := range shrinks {
+			if sh.err != nil {
+				sh.s.Err = sh.err.Error()
+				continue
+			}
+			if sh.s.Held() && ctl != nil {
+				sh.s.Err = ""
+			}
+			sh.s.Memory, changed = sh.m, true
+		}
+		for i := range gl.Slices {
+			s := &gl.Slices[i]
 			if s.Target.Share < s.Share && call(s, ctl, func() error { return ctl.SetShare(s.ID, s.Target.Share) }) {
 				s.Share, changed = s.Target.Share, true
 			}
