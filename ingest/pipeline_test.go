@@ -107,20 +107,29 @@ func TestPipelineDropOldestBounded(t *testing.T) {
 }
 
 func TestPipelineRunTicks(t *testing.T) {
+	// The engine's time is a fake clock, so how late the run loop gets to a
+	// signal on a busy machine cannot make it stale: it goes stale only when
+	// the clock is moved past StaleAfter.
+	clk := newFakeClock()
 	rec := &recorder{}
 	r := baseRule()
-	r.Trigger.StaleAfter = Duration(time.Millisecond)
+	r.Trigger.StaleAfter = Duration(time.Second)
 	r.Fallback.Profile = "2x40gb"
-	e, _ := NewEngine([]Rule{r}, rec, EngineOptions{})
-	p := NewPipeline(e, PipelineOptions{Tick: 5 * time.Millisecond})
+	e, _ := NewEngine([]Rule{r}, rec, EngineOptions{Clock: clk})
+	p := NewPipeline(e, PipelineOptions{Clock: clk, Tick: 5 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- p.Run(ctx) }()
 	p.HandleMQTT("edge/v1/plant/n1/load/cam-1", load(20))
-	deadline := time.Now().Add(10 * time.Second)
-	for len(rec.profiles()) < 2 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+	wait := func(n int) {
+		deadline := time.Now().Add(10 * time.Second)
+		for len(rec.profiles()) < n && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
+	wait(1)
+	clk.Advance(2 * time.Second) // the run loop's tick finds the signal stale
+	wait(2)
 	cancel()
 	<-done
 	if got := rec.profiles(); len(got) < 2 || got[0] != "7x10gb/scale-up" || got[1] != "2x40gb/fallback-stale" {
