@@ -136,18 +136,20 @@ func (b bytesParams) pack([]gpu.ParamInfo, int) ([]byte, Result) { return b, abi
 
 // TestDriverConcurrency drives the shim's Go logic from several OS
 // threads at once, in this process, so that the race detector sees it.
-// It initialises the process-wide driver; no other test in this binary
-// may call cuInit's logic.
+// It swaps in a driver of its own for the process-wide one.
 func TestDriverConcurrency(t *testing.T) {
 	k := startKerfd(t)
 	t.Setenv("KERF_BUNDLE", k.bundle(t, "alice"))
 	t.Setenv("KERF_DEVICES", "0,1")
 	t.Setenv("KERF_VIA", "unix")
-	drv.inProcess = true
+	// A driver of its own: a shut-down driver stays deinitialised, as CUDA's
+	// does, so each run of this test needs a fresh one.
+	saved := drv
+	drv = &driver{objs: map[uintptr]*object{}, hosts: map[uintptr]cmem{}, inProcess: true}
+	t.Cleanup(func() { drv.shutdown(); drv = saved })
 	if r := drv.initialize(0); r != abi.Success {
 		t.Fatalf("init: %v", r)
 	}
-	t.Cleanup(drv.shutdown)
 	if n, r := deviceCount(); n != 2 || r != abi.Success {
 		t.Fatalf("count %d, %v", n, r)
 	}
