@@ -106,12 +106,33 @@ func (s *Stream) drain() {
 
 // Synchronize waits for the stream's work.
 func (s *Stream) Synchronize() error {
-	return s.c.waitFor(func() (*task, error) {
-		if s.destroyed {
-			return nil, errDestroyedStream
-		}
-		return s.last, nil
-	})
+	return s.c.waitFor(s.lastTask)
+}
+
+// lastTask returns the stream's latest task; c.mu must be held.
+func (s *Stream) lastTask() (*task, error) {
+	if s.destroyed {
+		return nil, errDestroyedStream
+	}
+	return s.last, nil
+}
+
+// queryLast reports abi.ErrNotReady, with msg, while the task that last
+// returns (read with c.mu held) is pending.
+func (c *Context) queryLast(last func() (*task, error), msg string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.usable(); err != nil {
+		return err
+	}
+	t, err := last()
+	if err != nil {
+		return err
+	}
+	if t != nil && !t.isDone() {
+		return abi.Errorf(abi.ErrNotReady, "%s", msg)
+	}
+	return nil
 }
 
 // waitFor waits for the task that last returns (read with c.mu held), then
@@ -135,19 +156,7 @@ func (c *Context) waitFor(last func() (*task, error)) error {
 
 // Query reports abi.ErrNotReady while the stream has pending work.
 func (s *Stream) Query() error {
-	c := s.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.usable(); err != nil {
-		return err
-	}
-	if s.destroyed {
-		return errDestroyedStream
-	}
-	if s.last != nil && !s.last.isDone() {
-		return abi.Errorf(abi.ErrNotReady, "stream has pending work")
-	}
-	return nil
+	return s.c.queryLast(s.lastTask, "stream has pending work")
 }
 
 // WaitEvent makes later work in s wait for the last record of ev.
@@ -214,29 +223,20 @@ func (e *Event) Record(s gpu.Stream) error {
 // Query reports abi.ErrNotReady until the last record has completed. An
 // event never recorded is complete.
 func (e *Event) Query() error {
-	c := e.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.usable(); err != nil {
-		return err
-	}
-	if e.destroyed {
-		return errDestroyedEvent
-	}
-	if e.rec != nil && !e.rec.isDone() {
-		return abi.Errorf(abi.ErrNotReady, "event not yet reached")
-	}
-	return nil
+	return e.c.queryLast(e.lastRecord, "event not yet reached")
 }
 
 // Synchronize waits for the last record to complete.
 func (e *Event) Synchronize() error {
-	return e.c.waitFor(func() (*task, error) {
-		if e.destroyed {
-			return nil, errDestroyedEvent
-		}
-		return e.rec, nil
-	})
+	return e.c.waitFor(e.lastRecord)
+}
+
+// lastRecord returns the event's latest record; c.mu must be held.
+func (e *Event) lastRecord() (*task, error) {
+	if e.destroyed {
+		return nil, errDestroyedEvent
+	}
+	return e.rec, nil
 }
 
 // ElapsedSince returns the milliseconds between start's and e's records.
