@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,20 +69,11 @@ func BenchIntercept(ctx context.Context, o InterceptBenchOptions) ([]InterceptBe
 		return nil, err
 	}
 
-	cfg, err := LoadConfig("", []string{"KERF_STATE_DIR=" + filepath.Join(dir, "state"), "KERF_LISTEN__QUIC=127.0.0.1:0",
-		"KERF_LISTEN__HTTP=", "KERF_GPU__BACKEND=emulated", "KERF_GPU__EMULATED__MEMORY=4GiB", "KERF_INGEST__ENABLED=false",
-		"KERF_LOG__LEVEL=warn"})
+	a, stop, err := startBenchAppliance(ctx, dir, "KERF_GPU__EMULATED__MEMORY=4GiB")
 	if err != nil {
 		return nil, err
 	}
-	a, err := New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		return nil, err
-	}
-	rctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- a.Run(rctx) }()
-	defer func() { stop(); <-done }()
+	defer stop()
 	bundlePath, err := a.IssueBundle("bench", 0, filepath.Join(dir, "bench.json"))
 	if err != nil {
 		return nil, err
@@ -91,13 +81,6 @@ func BenchIntercept(ctx context.Context, o InterceptBenchOptions) ([]InterceptBe
 	b, err := transport.ReadBundle(bundlePath)
 	if err != nil {
 		return nil, err
-	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(b.Socket); err == nil {
-			break
-		} else if time.Now().After(deadline) {
-			return nil, fmt.Errorf("kerfd did not start: %w", err)
-		}
 	}
 
 	var out []InterceptBenchResult

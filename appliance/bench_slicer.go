@@ -101,27 +101,12 @@ func BenchSlicer(ctx context.Context, o SlicerBenchOptions) (SlicerBenchResult, 
 		return res, err
 	}
 	defer os.RemoveAll(dir)
-	cfg, err := LoadConfig("", []string{"KERF_STATE_DIR=" + filepath.Join(dir, "state"), "KERF_LISTEN__QUIC=127.0.0.1:0",
-		"KERF_LISTEN__HTTP=", "KERF_GPU__BACKEND=emulated", "KERF_GPU__EMULATED__MEMORY=" + o.GPUMemory,
-		"KERF_INGEST__ENABLED=false", "KERF_SLICER__PROFILE=" + o.Profiles[0], "KERF_LOG__LEVEL=warn"})
+	a, stop, err := startBenchAppliance(ctx, dir, "KERF_GPU__EMULATED__MEMORY="+o.GPUMemory,
+		"KERF_SLICER__PROFILE="+o.Profiles[0])
 	if err != nil {
 		return res, err
 	}
-	a, err := New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		return res, err
-	}
-	rctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- a.Run(rctx) }()
-	defer func() { stop(); <-done }()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(cfg.UnixPath()); err == nil {
-			break
-		} else if time.Now().After(deadline) {
-			return res, fmt.Errorf("kerfd did not start: %w", err)
-		}
-	}
+	defer stop()
 
 	// Tenants, each with its own token, slice and worker.
 	var loops []*tenantLoop
@@ -131,7 +116,7 @@ func BenchSlicer(ctx context.Context, o SlicerBenchOptions) (SlicerBenchResult, 
 		if err != nil {
 			return res, err
 		}
-		c, err := transport.DialUnix(ctx, cfg.UnixPath(), transport.Options{Token: []byte(tok), Name: name})
+		c, err := transport.DialUnix(ctx, a.cfg.UnixPath(), transport.Options{Token: []byte(tok), Name: name})
 		if err != nil {
 			return res, fmt.Errorf("tenant %s: %w", name, err)
 		}
@@ -327,4 +312,32 @@ func writeSlices(w io.Writer, a *Appliance) {
 	}
 	tw.Flush()
 	w.Write(buf.Bytes())
+}
+
+// startBenchAppliance runs an appliance for a benchmark: state in dir, the
+// emulated GPU, QUIC on a free port, no HTTP and no ingest; extra adds or
+// overrides KERF_* settings. It returns once the Unix socket exists.
+func startBenchAppliance(ctx context.Context, dir string, extra ...string) (*Appliance, func(), error) {
+	env := append([]string{"KERF_STATE_DIR=" + filepath.Join(dir, "state"), "KERF_LISTEN__QUIC=127.0.0.1:0",
+		"KERF_LISTEN__HTTP=", "KERF_GPU__BACKEND=emulated", "KERF_INGEST__ENABLED=false", "KERF_LOG__LEVEL=warn"}, extra...)
+	cfg, err := LoadConfig("", env)
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, nil, err
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(rctx) }()
+	stop := func() { cancel(); <-done }
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(cfg.UnixPath()); err == nil {
+			return a, stop, nil
+		} else if time.Now().After(deadline) {
+			stop()
+			return nil, nil, fmt.Errorf("kerfd did not start: %w", err)
+		}
+	}
 }
