@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/kerf-edge/kerf/gpu"
 	"github.com/kerf-edge/kerf/transport/abi"
 	"github.com/kerf-edge/kerf/transport/internal/wire"
 )
@@ -31,16 +32,9 @@ type Options struct {
 // Device describes the session's device as the server presents it: its
 // TotalMem is the tenant's slice.
 type Device struct {
-	Session       uint64
-	Version       uint16
-	Name          string
-	UUID          [16]byte
-	TotalMem      uint64
-	CCMajor       int
-	CCMinor       int
-	SMs           int
-	Emulated      bool
-	DriverVersion int
+	Session uint64
+	Version uint16
+	gpu.DeviceInfo
 }
 
 // asyncFlushAt is the buffered size at which an async call flushes inline
@@ -124,8 +118,9 @@ func newClient(rw io.ReadWriteCloser, shmFD int, opts Options) (*Client, error) 
 	if ack.Version < abi.MinProtocolVersion || ack.Version > abi.ProtocolVersion {
 		return nil, fmt.Errorf("server chose protocol version %d, client speaks %d..%d", ack.Version, abi.MinProtocolVersion, abi.ProtocolVersion)
 	}
-	c.Device = Device{Session: ack.Session, Version: ack.Version, Name: ack.Name, UUID: ack.UUID, TotalMem: ack.TotalMem,
-		CCMajor: int(ack.CCMajor), CCMinor: int(ack.CCMinor), SMs: int(ack.SMs), Emulated: ack.Emulated, DriverVersion: int(ack.DriverVersion)}
+	c.Device = Device{Session: ack.Session, Version: ack.Version, DeviceInfo: gpu.DeviceInfo{Name: ack.Name, UUID: ack.UUID,
+		TotalMem: ack.TotalMem, CCMajor: int(ack.CCMajor), CCMinor: int(ack.CCMinor), SMs: int(ack.SMs), Emulated: ack.Emulated,
+		DriverVersion: int(ack.DriverVersion)}}
 	if shmFD >= 0 {
 		if ack.ShmSlots == 0 {
 			return nil, errors.New("local server offered no shared memory")
