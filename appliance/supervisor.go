@@ -470,11 +470,16 @@ func (s *supervisor) shares() map[string]float64 {
 
 // closeLease ends the workers serving a lease.
 func (s *supervisor) closeLease(lease string) int {
+	return s.terminate(func(w *worker) bool { return w.lease == lease })
+}
+
+// terminate sends SIGTERM to the workers that match and returns how many.
+func (s *supervisor) terminate(match func(*worker) bool) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
 	for _, w := range s.workers {
-		if w.lease == lease {
+		if match(w) {
 			w.cmd.Process.Signal(syscall.SIGTERM)
 			n++
 		}
@@ -501,14 +506,5 @@ func (s *supervisor) sessions() []transport.SessionInfo {
 
 // closeTenant ends every worker of a tenant.
 func (s *supervisor) closeTenant(id string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, w := range s.workers {
-		if w.adm.Tenant.ID == id {
-			w.cmd.Process.Signal(syscall.SIGTERM)
-			n++
-		}
-	}
-	return n
+	return s.terminate(func(w *worker) bool { return w.adm.Tenant.ID == id })
 }
