@@ -10,12 +10,13 @@ import (
 )
 
 type metrics struct {
-	reg        *prometheus.Registry
-	reslices   *prometheus.CounterVec
-	resliceDur prometheus.Histogram
-	decisions  *prometheus.CounterVec
-	requests   *prometheus.CounterVec
-	reqDur     *prometheus.HistogramVec
+	reg           *prometheus.Registry
+	reslices      *prometheus.CounterVec
+	resliceDur    prometheus.Histogram
+	eventsDropped prometheus.Counter
+	decisions     *prometheus.CounterVec
+	requests      *prometheus.CounterVec
+	reqDur        *prometheus.HistogramVec
 }
 
 func newMetrics(s *Server) *metrics {
@@ -27,6 +28,9 @@ func newMetrics(s *Server) *metrics {
 		resliceDur: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "kerf_reslice_duration_seconds", Help: "How long re-slices took.",
 			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}),
+		eventsDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kerf_events_dropped_total", Help: "Events dropped before reaching the event log, because the disk fell behind.",
 		}),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kerf_policy_decisions_total", Help: "Policy decisions, by rule and action.",
@@ -41,7 +45,7 @@ func newMetrics(s *Server) *metrics {
 	}
 	m.reslices.WithLabelValues("ok")
 	m.reslices.WithLabelValues("error")
-	m.reg.MustRegister(m.reslices, m.resliceDur, m.decisions, m.requests, m.reqDur,
+	m.reg.MustRegister(m.reslices, m.resliceDur, m.eventsDropped, m.decisions, m.requests, m.reqDur,
 		&nodeCollector{s},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

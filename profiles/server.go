@@ -46,6 +46,7 @@ type Server struct {
 	echo    *echo.Echo
 	spec    []byte // JSON
 	metrics *metrics
+	events  *eventLog
 	ctx     context.Context
 	cancel  context.CancelFunc
 }
@@ -79,6 +80,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s := &Server{cfg: cfg, deps: deps, log: deps.Log, store: store, spec: spec}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.metrics = newMetrics(s)
+	s.events = newEventLog(store, deps.Log, func(n int) { s.metrics.eventsDropped.Add(float64(n)) })
 	s.echo = s.routes()
 	return s, nil
 }
@@ -141,9 +143,11 @@ func newAdminToken() (string, [32]byte, error) {
 	return tok, sha256.Sum256([]byte(tok)), nil
 }
 
-// Close ends open streams and closes the store.
+// Close ends open streams, writes the events still queued and closes the
+// store.
 func (s *Server) Close() error {
 	s.cancel()
+	s.events.close()
 	return s.store.Close()
 }
 
@@ -177,11 +181,8 @@ func (s *Server) RecordDecision(rule, action, detail string) {
 	s.record(Event{Kind: KindPolicy, Action: action, Subject: rule, Detail: detail, Actor: "policy"})
 }
 
-func (s *Server) record(e Event) {
-	if _, err := s.store.AppendEvent(e); err != nil {
-		s.log.Error("event log", "err", err, "action", e.Action)
-	}
-}
+// record queues e for the event log; see eventLog.
+func (s *Server) record(e Event) { s.events.add(e) }
 
 func specJSON() ([]byte, error) {
 	var doc any
@@ -455,6 +456,7 @@ type State struct {
 }
 
 func (s *Server) state() (State, error) {
+	s.events.flush()
 	ev, err := s.store.Events(20, 0, "")
 	return State{nonNil(s.deps.Node.GPUs()), nonNil(s.deps.Node.Slices()), nonNil(s.deps.Node.Tenants()), ev}, err
 }
@@ -832,6 +834,7 @@ func (h handlers) ListEvents(c echo.Context, params apigen.ListEventsParams) err
 	if err := v.orNil(); err != nil {
 		return invalid("bad query", v.Fields)
 	}
+	h.events.flush()
 	ev, err := h.store.Events(limit, after, kind)
 	if err != nil {
 		return err

@@ -238,39 +238,67 @@ func (s *Store) CheckAdmin(tok string) bool {
 // AppendEvent stores e with the next ID and time (if unset), drops the
 // oldest events past the limit, and wakes the subscribers.
 func (s *Store) AppendEvent(e Event) (Event, error) {
+	out, err := s.AppendEvents([]Event{e})
+	if err != nil {
+		return e, err
+	}
+	return out[0], nil
+}
+
+// AppendEvents stores es in one transaction, as AppendEvent does each,
+// and returns them with their IDs and times.
+func (s *Store) AppendEvents(es []Event) ([]Event, error) {
+	out := make([]Event, len(es))
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketEvents)
-		id, err := b.NextSequence()
-		if err != nil {
-			return err
-		}
-		e.ID = id
-		if e.Time.IsZero() {
-			e.Time = time.Now().UTC()
-		}
-		data, err := marshal(e)
-		if err != nil {
-			return err
-		}
-		if err := b.Put(seqKey(id), data); err != nil {
-			return err
-		}
-		if n := b.Stats().KeyN; s.keep > 0 && n >= s.keep+s.keep/10+1 {
-			// Trim in batches so that appends stay cheap.
-			c := b.Cursor()
-			for k, _ := c.First(); k != nil && n > s.keep; k, _ = c.Next() {
-				if err := c.Delete(); err != nil {
-					return err
-				}
-				n--
+		for i, e := range es {
+			id, err := b.NextSequence()
+			if err != nil {
+				return err
 			}
+			e.ID = id
+			if e.Time.IsZero() {
+				e.Time = time.Now().UTC()
+			}
+			data, err := marshal(e)
+			if err != nil {
+				return err
+			}
+			if err := b.Put(seqKey(id), data); err != nil {
+				return err
+			}
+			out[i] = e
 		}
-		return nil
+		return s.trimEvents(b)
 	})
-	if err == nil {
-		s.notify()
+	if err != nil {
+		return nil, err
 	}
-	return e, err
+	s.notify()
+	return out, nil
+}
+
+// trimEvents drops the oldest events once there are a tenth more than the
+// limit, so that appends stay cheap. IDs are consecutive from the oldest
+// kept, so the count needs no scan.
+func (s *Store) trimEvents(b *bolt.Bucket) error {
+	if s.keep <= 0 {
+		return nil
+	}
+	first, _ := b.Cursor().First()
+	if first == nil {
+		return nil
+	}
+	oldest, last := binary.BigEndian.Uint64(first), b.Sequence()
+	if last-oldest+1 < uint64(s.keep+s.keep/10+1) {
+		return nil
+	}
+	for id := oldest; id <= last-uint64(s.keep); id++ {
+		if err := b.Delete(seqKey(id)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // marshal is json.Marshal without HTML escaping (rules hold "<" and ">").
