@@ -27,7 +27,7 @@ import (
 // SlicerBenchOptions size `kerf bench slicer` and `kerf demo`.
 type SlicerBenchOptions struct {
 	Tenants   int           // live tenants, each in its own slice (default 20)
-	Rounds    int           // times the profile cycle is applied (default 5)
+	Rounds    int           // times the profile cycle is applied (default 10)
 	Profiles  []string      // the cycle (default uniform-20, uniform-10, mixed-2x25-5x10)
 	Settle    time.Duration // steady time between transitions (default 1s)
 	Table     io.Writer     // if set, the node's slices after each step (the demo)
@@ -84,7 +84,7 @@ func BenchSlicer(ctx context.Context, o SlicerBenchOptions) (SlicerBenchResult, 
 		o.Tenants = 20
 	}
 	if o.Rounds == 0 {
-		o.Rounds = 5
+		o.Rounds = 10
 	}
 	if len(o.Profiles) == 0 {
 		o.Profiles = []string{"uniform-20", "uniform-10", "mixed-2x25-5x10"}
@@ -129,8 +129,7 @@ func BenchSlicer(ctx context.Context, o SlicerBenchOptions) (SlicerBenchResult, 
 	}
 	var calls, errs, bad atomic.Uint64
 	var firstErr atomic.Value
-	var transitioning atomic.Bool
-	var steady, during []time.Duration
+	var rounds []roundSample
 	var latMu sync.Mutex
 	lctx, stopLoops := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -141,7 +140,6 @@ func BenchSlicer(ctx context.Context, o SlicerBenchOptions) (SlicerBenchResult, 
 			rng := rand.New(rand.NewPCG(uint64(l.n), 1))
 			for lctx.Err() == nil {
 				t0 := time.Now()
-				inTransition := transitioning.Load()
 				ok, err := l.round(rng)
 				d := time.Since(t0)
 				calls.Add(5)
@@ -154,11 +152,7 @@ func BenchSlicer(ctx context.Context, o SlicerBenchOptions) (SlicerBenchResult, 
 					bad.Add(1)
 				}
 				latMu.Lock()
-				if inTransition || transitioning.Load() {
-					during = append(during, d)
-				} else {
-					steady = append(steady, d)
-				}
+				rounds = append(rounds, roundSample{t0, d})
 				latMu.Unlock()
 			}
 		}()
@@ -172,6 +166,7 @@ func BenchSlicer(ctx context.Context, o SlicerBenchOptions) (SlicerBenchResult, 
 	}
 	show("start: " + o.Profiles[0])
 	var applyTimes []time.Duration
+	var windows [][2]time.Time // [start, end) of each transition's window
 	time.Sleep(o.Settle)
 	for r := range o.Rounds {
 		for i := range o.Profiles {
@@ -182,12 +177,11 @@ func BenchSlicer(ctx context.Context, o SlicerBenchOptions) (SlicerBenchResult, 
 				wg.Wait()
 				return res, err
 			}
-			transitioning.Store(true)
 			t0 := time.Now()
 			_, err = a.node.Apply(ctx, p)
 			d := time.Since(t0)
 			time.Sleep(o.Settle / 4) // the transition's tail: pending work, limits landing
-			transitioning.Store(false)
+			windows = append(windows, [2]time.Time{t0.Add(-transitionLead), time.Now()})
 			if err != nil {
 				stopLoops()
 				wg.Wait()
@@ -214,6 +208,7 @@ func BenchSlicer(ctx context.Context, o SlicerBenchOptions) (SlicerBenchResult, 
 	res.Transitions = len(applyTimes)
 	res.ApplyP50Ms, res.ApplyP99Ms = quantileMs(applyTimes, 0.5), quantileMs(applyTimes, 0.99)
 	res.TenantCalls, res.TenantErrors, res.Mismatches = calls.Load(), errs.Load(), bad.Load()
+	steady, during := splitRounds(rounds, windows)
 	res.SteadyP99Ms, res.DuringP99Ms = quantileMs(steady, 0.99), quantileMs(during, 0.99)
 	if res.SteadyP99Ms > 0 {
 		res.LatencyRatio = res.DuringP99Ms / res.SteadyP99Ms
@@ -223,6 +218,39 @@ func BenchSlicer(ctx context.Context, o SlicerBenchOptions) (SlicerBenchResult, 
 	}
 	sort.Slice(res.Shares, func(i, j int) bool { return res.Shares[i].Tenant < res.Shares[j].Tenant })
 	return res, nil
+}
+
+// transitionLead is how long before an apply a round counts as during the
+// transition: about the steady p99 of a round, so that rounds in flight
+// when the layout changes are counted too.
+const transitionLead = 100 * time.Millisecond
+
+type roundSample struct {
+	start time.Time
+	d     time.Duration
+}
+
+// splitRounds sorts rounds into those that started inside a transition's
+// window and the rest. Rounds are classed by their start alone: classing
+// a round by whether it overlaps a window would favour long rounds (the
+// longer a round, the likelier it overlaps), and would show neighbours
+// slowed by a transition that changes nothing.
+func splitRounds(rounds []roundSample, windows [][2]time.Time) (steady, during []time.Duration) {
+	for _, r := range rounds {
+		in := false
+		for _, w := range windows {
+			if !r.start.Before(w[0]) && r.start.Before(w[1]) {
+				in = true
+				break
+			}
+		}
+		if in {
+			during = append(during, r.d)
+		} else {
+			steady = append(steady, r.d)
+		}
+	}
+	return steady, during
 }
 
 func newTenantLoop(c *transport.Client, n int) (*tenantLoop, error) {

@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -47,7 +48,8 @@ func usage() {
   kerf bench transport [--json] [--bulk SIZE]     transport against raw baselines
   kerf bench emu [--json] [--time D]              PTX emulator speed
   kerf bench intercept [--json] [--launches N]    launch rate through the shim vs the Go client
-  kerf bench slicer [--json] [--tenants N]        live re-slicing under running tenants
+  kerf bench slicer [--json] [--tenants N] [--rounds N] [--profiles A,B,...]
+                                                  live re-slicing under running tenants
   kerf demo                                       a tour: tenants, then 20 → 10 → mixed slices
   kerf bench ingest [--json] [--time D] [--topics N] [--via nats|mqtt] [--rate N]
                                                   MQTT devices → embedded broker → decisions
@@ -370,14 +372,15 @@ func benchSlicer(args []string, demo bool) error {
 	fs := flag.NewFlagSet("kerf bench slicer", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "machine-readable output")
 	tenants := fs.Int("tenants", 20, "live tenants")
-	rounds := fs.Int("rounds", 5, "passes over uniform-20 → uniform-10 → mixed")
+	rounds := fs.Int("rounds", 10, "passes over the profile cycle")
+	cycle := fs.String("profiles", "uniform-20,uniform-10,mixed-2x25-5x10", "the profile cycle, comma-separated; the first is the starting layout (uniform-20,uniform-20 measures the benchmark's own floor)")
 	if demo {
 		*tenants, *rounds = 4, 1
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	o := appliance.SlicerBenchOptions{Tenants: *tenants, Rounds: *rounds, Progress: os.Stderr}
+	o := appliance.SlicerBenchOptions{Tenants: *tenants, Rounds: *rounds, Profiles: strings.Split(*cycle, ","), Progress: os.Stderr}
 	if demo {
 		fmt.Println("Kerf demo: kerfd on an emulated 16 GiB GPU; each tenant runs a kernel-and-copy loop in its own")
 		fmt.Println("worker process and checks every result, while the node is re-sliced under it.")
