@@ -13,8 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"sync"
-	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -33,6 +31,10 @@ type SlicerBenchOptions struct {
 	Table     io.Writer     // if set, the node's slices after each step (the demo)
 	Progress  io.Writer
 	GPUMemory string // emulated GPU memory (default 16GiB)
+	// TenantCommand starts the tenants' own process (see
+	// RunSlicerTenants), as tenant programs are; nil runs them in this
+	// process, where they share its scheduler with kerfd.
+	TenantCommand []string
 }
 
 // SlicerBenchResult is what a run measured.
@@ -109,54 +111,20 @@ func BenchSlicer(ctx context.Context, o SlicerBenchOptions) (SlicerBenchResult, 
 	defer stop()
 
 	// Tenants, each with its own token, slice and worker.
-	var loops []*tenantLoop
+	spec := SlicerTenantsSpec{UnixPath: a.cfg.UnixPath()}
 	for i := range o.Tenants {
 		name := fmt.Sprintf("t%02d", i)
 		tok, err := a.tokens.Issue(name, 0)
 		if err != nil {
 			return res, err
 		}
-		c, err := transport.DialUnix(ctx, a.cfg.UnixPath(), transport.Options{Token: []byte(tok), Name: name})
-		if err != nil {
-			return res, fmt.Errorf("tenant %s: %w", name, err)
-		}
-		defer c.Close()
-		l, err := newTenantLoop(c, 4096+i)
-		if err != nil {
-			return res, fmt.Errorf("tenant %s: %w", name, err)
-		}
-		loops = append(loops, l)
+		spec.Names, spec.Tokens = append(spec.Names, name), append(spec.Tokens, tok)
 	}
-	var calls, errs, bad atomic.Uint64
-	var firstErr atomic.Value
-	var rounds []roundSample
-	var latMu sync.Mutex
-	lctx, stopLoops := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	for _, l := range loops {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(l.n), 1))
-			for lctx.Err() == nil {
-				t0 := time.Now()
-				ok, err := l.round(rng)
-				d := time.Since(t0)
-				calls.Add(5)
-				switch {
-				case err != nil:
-					errs.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-					return
-				case !ok:
-					bad.Add(1)
-				}
-				latMu.Lock()
-				rounds = append(rounds, roundSample{t0, d})
-				latMu.Unlock()
-			}
-		}()
+	tenants, err := startTenants(ctx, o.TenantCommand, spec)
+	if err != nil {
+		return res, err
 	}
+	defer tenants.abort()
 
 	show := func(title string) {
 		if o.Table != nil {
@@ -173,8 +141,6 @@ func BenchSlicer(ctx context.Context, o SlicerBenchOptions) (SlicerBenchResult, 
 			to := o.Profiles[(i+1)%len(o.Profiles)]
 			p, err := a.api.Store().Profile(to)
 			if err != nil {
-				stopLoops()
-				wg.Wait()
 				return res, err
 			}
 			t0 := time.Now()
@@ -183,8 +149,6 @@ func BenchSlicer(ctx context.Context, o SlicerBenchOptions) (SlicerBenchResult, 
 			time.Sleep(o.Settle / 4) // the transition's tail: pending work, limits landing
 			windows = append(windows, [2]time.Time{t0.Add(-transitionLead), time.Now()})
 			if err != nil {
-				stopLoops()
-				wg.Wait()
 				return res, fmt.Errorf("applying %s: %w", to, err)
 			}
 			applyTimes = append(applyTimes, d)
@@ -202,19 +166,18 @@ func BenchSlicer(ctx context.Context, o SlicerBenchOptions) (SlicerBenchResult, 
 			res.Shares = append(res.Shares, SlicerShare{Tenant: s.Tenant, Target: s.ShareTarget, Achieved: s.ShareAchieved})
 		}
 	}
-	stopLoops()
-	wg.Wait()
+	rep, err := tenants.stop()
+	if err != nil {
+		return res, err
+	}
 
 	res.Transitions = len(applyTimes)
 	res.ApplyP50Ms, res.ApplyP99Ms = quantileMs(applyTimes, 0.5), quantileMs(applyTimes, 0.99)
-	res.TenantCalls, res.TenantErrors, res.Mismatches = calls.Load(), errs.Load(), bad.Load()
-	steady, during := splitRounds(rounds, windows)
+	res.TenantCalls, res.TenantErrors, res.Mismatches, res.FirstErrorMsg = rep.Calls, rep.Errors, rep.Mismatches, rep.FirstError
+	steady, during := splitRounds(rep.rounds(), windows)
 	res.SteadyP99Ms, res.DuringP99Ms = quantileMs(steady, 0.99), quantileMs(during, 0.99)
 	if res.SteadyP99Ms > 0 {
 		res.LatencyRatio = res.DuringP99Ms / res.SteadyP99Ms
-	}
-	if v, ok := firstErr.Load().(string); ok {
-		res.FirstErrorMsg = v
 	}
 	sort.Slice(res.Shares, func(i, j int) bool { return res.Shares[i].Tenant < res.Shares[j].Tenant })
 	return res, nil

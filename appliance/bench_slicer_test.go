@@ -1,6 +1,9 @@
 package appliance
 
 import (
+	"bufio"
+	"encoding/json"
+	"io"
 	"testing"
 	"time"
 )
@@ -34,4 +37,63 @@ func TestSplitRoundsClassesByStart(t *testing.T) {
 	}
 	want(steady, 20, 200, 50, 70)
 	want(during, 30, 40, 60)
+}
+
+// A short run of the benchmark harness, tenants in this process: every
+// transition is applied and timed, and the tenants' loops run clean.
+func TestBenchSlicerShortRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts kerfd and worker processes")
+	}
+	res, err := BenchSlicer(t.Context(), SlicerBenchOptions{Tenants: 2, Rounds: 1, Settle: 300 * time.Millisecond, GPUMemory: "4GiB"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Transitions != 3 || len(res.ByTransition) != 3 {
+		t.Fatalf("%d transitions, want 3", res.Transitions)
+	}
+	if res.TenantCalls == 0 || res.TenantErrors != 0 || res.Mismatches != 0 || res.FirstErrorMsg != "" {
+		t.Fatalf("calls %d, errors %d (%s), mismatches %d", res.TenantCalls, res.TenantErrors, res.FirstErrorMsg, res.Mismatches)
+	}
+	if res.SteadyP99Ms <= 0 || res.DuringP99Ms <= 0 {
+		t.Fatalf("round latencies not measured: %+v", res)
+	}
+}
+
+// The tenants' process speaks a spec line in, "ready", then its report
+// once its input closes; here over pipes, against a real kerfd.
+func TestRunSlicerTenantsProtocol(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts kerfd and worker processes")
+	}
+	a, stop, err := startBenchAppliance(t.Context(), t.TempDir(), "KERF_GPU__EMULATED__MEMORY=4GiB")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	tok, err := a.tokens.Issue("t00", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- RunSlicerTenants(t.Context(), inR, outW); outW.Close() }()
+	json.NewEncoder(inW).Encode(SlicerTenantsSpec{UnixPath: a.cfg.UnixPath(), Names: []string{"t00"}, Tokens: []string{tok}})
+	br := bufio.NewReader(outR)
+	if line, err := br.ReadString('\n'); err != nil || line != "ready\n" {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	inW.Close()
+	var rep SlicerTenantsReport
+	if err := json.NewDecoder(br).Decode(&rep); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Starts) == 0 || len(rep.Starts) != len(rep.Durations) || rep.Errors != 0 || rep.Mismatches != 0 {
+		t.Fatalf("report: %d rounds (%d durations), %d errors, %d mismatches", len(rep.Starts), len(rep.Durations), rep.Errors, rep.Mismatches)
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -53,6 +54,7 @@ func usage() {
   kerf demo                                       a tour: tenants, then 20 → 10 → mixed slices
   kerf bench ingest [--json] [--time D] [--topics N] [--via nats|mqtt] [--rate N]
                                                   MQTT devices → embedded broker → decisions
+With KERF_CPUPROFILE=FILE, a benchmark also writes a CPU profile of its process to FILE.
 Operator commands, through the REST API ($KERF_API, default http://127.0.0.1:7080,
 and $KERF_ADMIN_TOKEN):
 `+profiles.CLIUsage)
@@ -75,6 +77,13 @@ func run(args []string) error {
 			usage()
 			return fmt.Errorf("bench: name a benchmark")
 		}
+		if path := os.Getenv("KERF_CPUPROFILE"); path != "" {
+			stop, err := startCPUProfile(path)
+			if err != nil {
+				return err
+			}
+			defer stop()
+		}
 		switch args[1] {
 		case "transport":
 			return benchTransport(args[2:])
@@ -84,6 +93,8 @@ func run(args []string) error {
 			return benchIntercept(args[2:])
 		case "slicer":
 			return benchSlicer(args[2:], false)
+		case "slicer-tenants": // the tenants' process of bench slicer and demo
+			return appliance.RunSlicerTenants(context.Background(), os.Stdin, os.Stdout)
 		case "ingest":
 			return benchIngest(args[2:])
 		}
@@ -289,6 +300,19 @@ func runCmd(args []string) error {
 	return nil
 }
 
+// startCPUProfile writes a CPU profile of the process to path until stop.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
 func benchIngest(args []string) error {
 	fs := flag.NewFlagSet("kerf bench ingest", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "machine-readable output")
@@ -380,7 +404,12 @@ func benchSlicer(args []string, demo bool) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	o := appliance.SlicerBenchOptions{Tenants: *tenants, Rounds: *rounds, Profiles: strings.Split(*cycle, ","), Progress: os.Stderr}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	o := appliance.SlicerBenchOptions{Tenants: *tenants, Rounds: *rounds, Profiles: strings.Split(*cycle, ","), Progress: os.Stderr,
+		TenantCommand: []string{self, "bench", "slicer-tenants"}}
 	if demo {
 		fmt.Println("Kerf demo: kerfd on an emulated 16 GiB GPU; each tenant runs a kernel-and-copy loop in its own")
 		fmt.Println("worker process and checks every result, while the node is re-sliced under it.")
