@@ -52,7 +52,7 @@ bench: build
 	./$(BIN)/kerf bench emu
 	./$(BIN)/kerf bench intercept
 	./$(BIN)/kerf bench slicer
-	./$(BIN)/kerf bench ingest
+	./$(BIN)/kerf bench shares
 	./$(BIN)/kerf bench ingest
 
 ## ptx: regenerate the emulator's test kernels (needs clang)

@@ -97,3 +97,29 @@ func TestRunSlicerTenantsProtocol(t *testing.T) {
 		t.Fatalf("report: %d rounds (%d durations), %d errors, %d mismatches", len(rep.Starts), len(rep.Durations), rep.Errors, rep.Mismatches)
 	}
 }
+
+// A short run of `kerf bench shares`: windows are measured, each window's
+// parts sum to one, and every tenant ran kernels.
+func TestBenchSharesShortRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts kerfd and worker processes")
+	}
+	res, err := BenchShares(t.Context(), SharesBenchOptions{Shares: []float64{0.3, 0.7}, Duration: time.Second, Kernel: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Windows) == 0 || len(res.Tenants) != 2 {
+		t.Fatalf("%d windows, %d tenants", len(res.Windows), len(res.Tenants))
+	}
+	for _, w := range res.Windows {
+		if sum := w.Parts[0] + w.Parts[1]; sum < 0.999 || sum > 1.001 {
+			t.Fatalf("window parts %v sum to %v", w.Parts, sum)
+		}
+	}
+	for i, tn := range res.Tenants {
+		if tn.Kernels == 0 || tn.Target != []float64{0.3, 0.7}[i] {
+			t.Fatalf("tenant %d: %+v", i, tn)
+		}
+	}
+	t.Logf("parts: %+v", res.Tenants)
+}

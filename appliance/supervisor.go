@@ -468,6 +468,32 @@ func (s *supervisor) shares() map[string]float64 {
 	return out
 }
 
+// busyReport is a tenant's GPU time so far, as of a report.
+type busyReport struct {
+	busy time.Duration
+	at   time.Time // when kerfd received the report
+}
+
+// busyByTenant returns each tenant's GPU time so far, as its worker last
+// reported it (a tenant with several workers: their sum, as of the
+// latest).
+func (s *supervisor) busyByTenant() map[string]busyReport {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]busyReport{}
+	for _, w := range s.workers {
+		w.mu.Lock()
+		r := out[w.adm.Tenant.ID]
+		r.busy += time.Duration(w.report.BusyNs)
+		if w.at.After(r.at) {
+			r.at = w.at
+		}
+		out[w.adm.Tenant.ID] = r
+		w.mu.Unlock()
+	}
+	return out
+}
+
 // closeLease ends the workers serving a lease.
 func (s *supervisor) closeLease(lease string) int {
 	return s.terminate(func(w *worker) bool { return w.lease == lease })

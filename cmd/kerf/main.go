@@ -17,6 +17,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -52,6 +53,8 @@ func usage() {
   kerf bench slicer [--json] [--tenants N] [--rounds N] [--profiles A,B,...]
                                                   live re-slicing under running tenants
   kerf demo                                       a tour: tenants, then 20 → 10 → mixed slices
+  kerf bench shares [--json] [--time D] [--shares 0.3,0.7] [--kernel N]
+                                                  compute shares under contention, per 1 s window
   kerf bench ingest [--json] [--time D] [--topics N] [--via nats|mqtt] [--rate N]
                                                   MQTT devices → embedded broker → decisions
 With KERF_CPUPROFILE=FILE, a benchmark also writes a CPU profile of its process to FILE.
@@ -93,6 +96,8 @@ func run(args []string) error {
 			return benchIntercept(args[2:])
 		case "slicer":
 			return benchSlicer(args[2:], false)
+		case "shares":
+			return benchShares(args[2:])
 		case "slicer-tenants": // the tenants' process of bench slicer and demo
 			return appliance.RunSlicerTenants(context.Background(), os.Stdin, os.Stdout)
 		case "ingest":
@@ -311,6 +316,43 @@ func startCPUProfile(path string) (stop func(), err error) {
 		return nil, err
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// benchShares runs `kerf bench shares`.
+func benchShares(args []string) error {
+	fs := flag.NewFlagSet("kerf bench shares", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "machine-readable output")
+	d := fs.Duration("time", 10*time.Second, "measured time, after a 2 s warm-up")
+	split := fs.String("shares", "0.3,0.7", "the tenants' compute shares, comma-separated")
+	kernel := fs.Uint("kernel", 32, "the matmul's n (a multiple of 16): how long each kernel runs")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	o := appliance.SharesBenchOptions{Duration: *d, Kernel: uint32(*kernel)}
+	for _, f := range strings.Split(*split, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || v <= 0 || v > 1 {
+			return fmt.Errorf("--shares: %q is not a share in (0, 1]", f)
+		}
+		o.Shares = append(o.Shares, v)
+	}
+	res, err := appliance.BenchShares(context.Background(), o)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	fmt.Printf("%d windows of 1 s, GPU busy %.0f%% of the time; each tenant's part of the GPU time used:\n", len(res.Windows), 100*res.Utilisation)
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TENANT\tTARGET\tMEAN\tMIN\tMAX\tWORST WINDOW\tKERNELS\tMET (±5% of target, every window)")
+	for i, t := range res.Tenants {
+		fmt.Fprintf(tw, "%d\t%.1f%%\t%.1f%%\t%.1f%%\t%.1f%%\t%.1f%%\t%d\t%v\n", i, 100*t.Target, 100*t.Mean, 100*t.Min, 100*t.Max,
+			100*t.WorstError, t.Kernels, t.WorstError <= 0.05)
+	}
+	return tw.Flush()
 }
 
 func benchIngest(args []string) error {
