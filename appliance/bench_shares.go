@@ -24,6 +24,7 @@ type SharesBenchOptions struct {
 	Duration time.Duration // measured time, after a warm-up (default 10s)
 	Window   time.Duration // the windows shares are judged over (default 1s)
 	Kernel   uint32        // the matmul's n: the kernels' length (default 32)
+	Backend  string        // emulated (default) or cuda
 }
 
 // SharesBenchResult is what `kerf bench shares` measured.
@@ -51,8 +52,8 @@ type SharesTenant struct {
 	Kernels    uint64  `json:"kernels"`
 }
 
-// BenchShares runs tenants in slices of different compute shares on one
-// emulated GPU, each launching kernels without pause and synchronising
+// BenchShares runs tenants in slices of different compute shares on GPU 0
+// (emulated, or real with Backend "cuda"), each launching kernels without pause and synchronising
 // only with itself, and measures the part of the GPU time each gets over
 // every window.
 func BenchShares(ctx context.Context, o SharesBenchOptions) (SharesBenchResult, error) {
@@ -69,22 +70,26 @@ func BenchShares(ctx context.Context, o SharesBenchOptions) (SharesBenchResult, 
 		o.Kernel = 32
 	}
 	var res SharesBenchResult
-	if o.Kernel%16 != 0 || o.Kernel > 512 {
-		return res, fmt.Errorf("kernel size %d: want a multiple of 16 up to 512", o.Kernel)
+	if o.Kernel%16 != 0 || o.Kernel > 4096 {
+		return res, fmt.Errorf("kernel size %d: want a multiple of 16 up to 4096", o.Kernel)
 	}
 	dir, err := os.MkdirTemp("", "kerf-bench-shares")
 	if err != nil {
 		return res, err
 	}
 	defer os.RemoveAll(dir)
-	a, stop, err := startBenchAppliance(ctx, dir, "KERF_GPU__EMULATED__MEMORY=4GiB", "KERF_SLICER__PROFILE=whole")
+	if o.Backend == "" {
+		o.Backend = "emulated"
+	}
+	a, stop, err := startBenchAppliance(ctx, dir, "KERF_GPU__EMULATED__MEMORY=4GiB", "KERF_SLICER__PROFILE=whole",
+		"KERF_GPU__BACKEND="+o.Backend)
 	if err != nil {
 		return res, err
 	}
 	defer stop()
 	p := profiles.Profile{Name: "bench-shares", GPUs: []profiles.GPUProfile{{GPU: 0}}}
 	for _, s := range o.Shares {
-		p.GPUs[0].Slices = append(p.GPUs[0].Slices, profiles.SliceSpec{MemoryFraction: s * 0.9, ComputeShare: s})
+		p.GPUs[0].Slices = append(p.GPUs[0].Slices, profiles.SliceSpec{MemoryFraction: s * 0.8, ComputeShare: s})
 	}
 	if _, err := a.node.Apply(ctx, p); err != nil {
 		return res, err

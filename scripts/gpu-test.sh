@@ -16,7 +16,10 @@
 #   4. memory quota: a tenant whose token grants 256 MiB, and one asking
 #      for 128 MiB with KERF_MEMORY, must hit CUDA_ERROR_OUT_OF_MEMORY
 #      within their limit;
-#   5. overhead: the same matmul loop native and over each path; ratios.
+#   5. overhead: the same matmul loop native and over each path; ratios;
+#   6. compute shares: `kerf bench shares --backend cuda`, tenants in 30%
+#      and 70% slices contending without pause, each within ±5% of its
+#      target in every 1 s window.
 # Results go to $OUT (or a temporary directory): summary.txt, one .txt per
 # run, kerfd.log, overhead.txt. Exit status 0 only if every case passed.
 set -uo pipefail
@@ -226,6 +229,17 @@ for bench in "${BENCHES[@]}"; do
 	done
 done
 tee -a "$OUT/summary.txt" <"$OUT/overhead.txt"
+
+# --- 6. compute shares ----------------------------------------------------
+for n in 256 1024; do
+	if "$BIN/kerf" bench shares --backend cuda --kernel "$n" >"$OUT/shares-$n.txt" 2>&1 &&
+		grep -q ' true$' "$OUT/shares-$n.txt" && ! grep -q ' false$' "$OUT/shares-$n.txt"; then
+		pass "compute shares 30/70, matmul n=$n: every 1 s window within ±5%"
+	else
+		fail "compute shares 30/70, matmul n=$n: $(tail -n 4 "$OUT/shares-$n.txt")"
+	fi
+	tee -a "$OUT/summary.txt" <"$OUT/shares-$n.txt"
+done
 
 summary "$fails failure(s); outputs in $OUT"
 [ "$fails" -eq 0 ]

@@ -53,7 +53,7 @@ func usage() {
   kerf bench slicer [--json] [--tenants N] [--rounds N] [--profiles A,B,...]
                                                   live re-slicing under running tenants
   kerf demo                                       a tour: tenants, then 20 → 10 → mixed slices
-  kerf bench shares [--json] [--time D] [--shares 0.3,0.7] [--kernel N]
+  kerf bench shares [--json] [--time D] [--shares 0.3,0.7] [--kernel N] [--backend emulated|cuda]
                                                   compute shares under contention, per 1 s window
   kerf bench ingest [--json] [--time D] [--topics N] [--via nats|mqtt] [--rate N]
                                                   MQTT devices → embedded broker → decisions
@@ -325,10 +325,11 @@ func benchShares(args []string) error {
 	d := fs.Duration("time", 10*time.Second, "measured time, after a 2 s warm-up")
 	split := fs.String("shares", "0.3,0.7", "the tenants' compute shares, comma-separated")
 	kernel := fs.Uint("kernel", 32, "the matmul's n (a multiple of 16): how long each kernel runs")
+	backend := fs.String("backend", "emulated", "emulated, or cuda for GPU 0 of this machine")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	o := appliance.SharesBenchOptions{Duration: *d, Kernel: uint32(*kernel)}
+	o := appliance.SharesBenchOptions{Duration: *d, Kernel: uint32(*kernel), Backend: *backend}
 	for _, f := range strings.Split(*split, ",") {
 		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
 		if err != nil || v <= 0 || v > 1 {
