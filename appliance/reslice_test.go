@@ -2,13 +2,10 @@ package appliance
 
 import (
 	"context"
-	"encoding/binary"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/kerf-edge/kerf/gpu"
-	"github.com/kerf-edge/kerf/gpu/emu/kernels"
 	"github.com/kerf-edge/kerf/internal/testkit"
 	"github.com/kerf-edge/kerf/profiles"
 	"github.com/kerf-edge/kerf/slicer"
@@ -87,7 +84,7 @@ func TestAchievedShareIsMeasured(t *testing.T) {
 	a := start(t, cfg)
 	busy := dialTenant(t, a, "busy", "unix")
 	dialTenant(t, a, "idle", "unix")
-	fn, params, cfgL := matmulLaunch(t, busy, 96)
+	launch := mustMatmul(t, busy, 96)
 	share := func(tenant string) float64 {
 		for _, s := range a.node.Slices() {
 			if s.Tenant == tenant {
@@ -98,7 +95,7 @@ func TestAchievedShareIsMeasured(t *testing.T) {
 	}
 	testkit.WaitFor(t, "the busy tenant's achieved share", func() bool {
 		for range 4 {
-			if err := busy.LaunchKernel(fn, cfgL, 0, params); err != nil {
+			if err := launch(); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -132,13 +129,13 @@ func TestComputeSharesAreEnforced(t *testing.T) {
 	defer stop()
 	var wg sync.WaitGroup
 	for _, c := range []*transport.Client{small, big} {
-		fn, params, cfgL := matmulLaunch(t, c, 64)
+		launch := mustMatmul(t, c, 64)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
 				for range 8 {
-					if err := c.LaunchKernel(fn, cfgL, 0, params); err != nil {
+					if err := launch(); err != nil {
 						t.Error(err)
 						return
 					}
@@ -179,34 +176,12 @@ func TestComputeSharesAreEnforced(t *testing.T) {
 	}
 }
 
-// matmulLaunch prepares an n×n matmul on c and returns what to launch.
-func matmulLaunch(t *testing.T, c *transport.Client, n uint32) (uint64, []byte, gpu.LaunchConfig) {
+// mustMatmul prepares an n×n matmul on c and returns its launcher.
+func mustMatmul(t *testing.T, c *transport.Client, n uint32) func() error {
 	t.Helper()
-	mod, err := c.ModuleLoad(kernels.PTX("matmul"))
+	launch, err := newMatmul(c, n)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fn, err := c.ModuleGetFunction(mod, "matmul")
-	if err != nil {
-		t.Fatal(err)
-	}
-	layout, err := c.FuncParams(fn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var bufs [3]uint64
-	for i := range bufs {
-		if bufs[i], err = c.MemAlloc(uint64(4 * n * n)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	params := make([]byte, layout[len(layout)-1].Offset+layout[len(layout)-1].Size)
-	for i, l := range layout {
-		if l.Size == 8 {
-			binary.LittleEndian.PutUint64(params[l.Offset:], bufs[i%3])
-		} else {
-			binary.LittleEndian.PutUint32(params[l.Offset:], n)
-		}
-	}
-	return fn, params, gpu.LaunchConfig{Grid: gpu.Dim3{X: n / 16, Y: n / 16, Z: 1}, Block: gpu.Dim3{X: 16, Y: 16, Z: 1}}
+	return launch
 }

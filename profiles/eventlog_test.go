@@ -8,14 +8,20 @@ import (
 	"testing"
 )
 
-func TestEventLogKeepsOrderAndFlushes(t *testing.T) {
+// newTestEventLog opens a store and an event log on it that counts drops.
+func newTestEventLog(t *testing.T) (*Store, *eventLog, *atomic.Int64) {
+	t.Helper()
 	st, err := OpenStore(filepath.Join(t.TempDir(), "api.db"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	var dropped atomic.Int64
-	l := newEventLog(st, slog.Default(), func(n int) { dropped.Add(int64(n)) })
+	t.Cleanup(func() { st.Close() })
+	dropped := new(atomic.Int64)
+	return st, newEventLog(st, slog.Default(), func(n int) { dropped.Add(int64(n)) }), dropped
+}
+
+func TestEventLogKeepsOrderAndFlushes(t *testing.T) {
+	st, l, dropped := newTestEventLog(t)
 	for i := range 500 {
 		l.add(Event{Kind: KindAPI, Action: fmt.Sprint(i)})
 	}
@@ -44,13 +50,7 @@ func TestEventLogKeepsOrderAndFlushes(t *testing.T) {
 }
 
 func TestEventLogDropsOldestWhenTheDiskFallsBehind(t *testing.T) {
-	st, err := OpenStore(filepath.Join(t.TempDir(), "api.db"), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	var dropped atomic.Int64
-	l := newEventLog(st, slog.Default(), func(n int) { dropped.Add(int64(n)) })
+	st, l, dropped := newTestEventLog(t)
 	// Hold the writer off the disk: bbolt allows one writer at a time.
 	tx, err := st.db.Begin(true)
 	if err != nil {
