@@ -215,7 +215,9 @@ func validName(s string) error {
 // checkMustUnderstand rejects fields ending in "_" (RFC 8428 §4.4): this
 // decoder understands none. Only packs that could hold one are re-parsed.
 func checkMustUnderstand(data []byte) error {
-	if !bytes.Contains(data, []byte(`_"`)) && !bytes.Contains(bytes.ToLower(data), []byte(`\u005f`)) {
+	// A key ending in "_" has `_"` in it, or the underscore escaped (only
+	// the escape's last digit has a case).
+	if !bytes.Contains(data, []byte(`_"`)) && !bytes.Contains(data, []byte(`\u005f`)) && !bytes.Contains(data, []byte(`\u005F`)) {
 		return nil
 	}
 	var maps []map[string]json.RawMessage

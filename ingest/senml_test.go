@@ -73,6 +73,8 @@ func TestDecodeSenML(t *testing.T) {
 		{`[{"n":"x","v":1,"t":1e300}]`, "out of range"},
 		{`[{"n":"x","v":1e308,"bv":1e308}]`, "overflows"},
 		{`[{"n":"x","v":1},{"n":"y","v":1,"foo_":1}]`, `record 1: must-understand field "foo_"`},
+		{`[{"n":"x","v":1,"foo\u005f":1}]`, `record 0: must-understand field "foo_"`},
+		{`[{"n":"x","v":1,"foo\u005F":1}]`, `record 0: must-understand field "foo_"`},
 		{`[{"n":"x","v":1,"ut":-1}]`, "ut"},
 		{"[" + strings.Repeat(`{"n":"x","v":1},`, MaxRecords) + `{"n":"x","v":1}]`, "records exceed"},
 		{strings.Repeat(" ", MaxPayload+1), "exceeds"},
