@@ -138,9 +138,9 @@ func alu(op opcode, a, b, c, e uint64) uint64 {
 	case opDivF32:
 		return b32(f32(a) / f32(b))
 	case opMinF32:
-		return b32(minF32(f32(a), f32(b)))
+		return b32(ptxMin(f32(a), f32(b)))
 	case opMaxF32:
-		return b32(maxF32(f32(a), f32(b)))
+		return b32(ptxMax(f32(a), f32(b)))
 	case opAbsF32:
 		return a & 0x7fffffff
 	case opNegF32:
@@ -179,9 +179,9 @@ func alu(op opcode, a, b, c, e uint64) uint64 {
 	case opDivF64:
 		return b64(f64(a) / f64(b))
 	case opMinF64:
-		return b64(minF64(f64(a), f64(b)))
+		return b64(ptxMin(f64(a), f64(b)))
 	case opMaxF64:
-		return b64(maxF64(f64(a), f64(b)))
+		return b64(ptxMax(f64(a), f64(b)))
 	case opAbsF64:
 		return a &^ (1 << 63)
 	case opNegF64:
@@ -246,58 +246,30 @@ func prmt(a, b, c uint32) uint32 {
 }
 
 // PTX min/max return the other operand when one is NaN, and order -0
-// below +0.
-func minF32(a, b float32) float32 {
+// below +0 (Go's min and max return NaN).
+func ptxMin[F float32 | float64](a, b F) F {
 	switch {
 	case a != a:
 		return b
 	case b != b:
 		return a
-	case a == b:
-		return math.Float32frombits(math.Float32bits(a) | math.Float32bits(b))
-	case a < b:
+	case a == b && math.Signbit(float64(b)):
+		return b
+	case a <= b:
 		return a
 	}
 	return b
 }
 
-func maxF32(a, b float32) float32 {
+func ptxMax[F float32 | float64](a, b F) F {
 	switch {
 	case a != a:
 		return b
 	case b != b:
 		return a
-	case a == b:
-		return math.Float32frombits(math.Float32bits(a) & math.Float32bits(b))
-	case a > b:
-		return a
-	}
-	return b
-}
-
-func minF64(a, b float64) float64 {
-	switch {
-	case a != a:
+	case a == b && math.Signbit(float64(a)):
 		return b
-	case b != b:
-		return a
-	case a == b:
-		return math.Float64frombits(math.Float64bits(a) | math.Float64bits(b))
-	case a < b:
-		return a
-	}
-	return b
-}
-
-func maxF64(a, b float64) float64 {
-	switch {
-	case a != a:
-		return b
-	case b != b:
-		return a
-	case a == b:
-		return math.Float64frombits(math.Float64bits(a) & math.Float64bits(b))
-	case a > b:
+	case a >= b:
 		return a
 	}
 	return b
