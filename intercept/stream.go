@@ -25,16 +25,20 @@ func streamCreate(flags uint32, priority int32) (*object, Result) {
 	return o, res
 }
 
-func streamDestroy(key uintptr) Result {
+func streamDestroy(key uintptr) Result { return destroyHandle(key, kindStream, abi.CallStreamDestroy) }
+
+// destroyHandle unregisters a stream or event handle, frees its memory and
+// destroys the object on the server with call.
+func destroyHandle(key uintptr, k kind, call abi.CallID) Result {
 	if _, res := drv.ready(); res != abi.Success {
 		return res
 	}
-	o, ok := drv.take(key, kindStream)
+	o, ok := drv.take(key, k)
 	if !ok {
 		return abi.ErrInvalidHandle
 	}
 	freeHandleMem(o.mem)
-	return abi.ResultOf(o.dev.cl.Call(abi.CallStreamDestroy, new(abi.Values).Word(o.wire), nil))
+	return abi.ResultOf(o.dev.cl.Call(call, new(abi.Values).Word(o.wire), nil))
 }
 
 func streamSynchronize(key uintptr) Result {
@@ -158,14 +162,4 @@ func eventElapsed(start, end uintptr) (float32, Result) {
 	return ms, abi.Success
 }
 
-func eventDestroy(key uintptr) Result {
-	if _, res := drv.ready(); res != abi.Success {
-		return res
-	}
-	o, ok := drv.take(key, kindEvent)
-	if !ok {
-		return abi.ErrInvalidHandle
-	}
-	freeHandleMem(o.mem)
-	return abi.ResultOf(o.dev.cl.Call(abi.CallEventDestroy, new(abi.Values).Word(o.wire), nil))
-}
+func eventDestroy(key uintptr) Result { return destroyHandle(key, kindEvent, abi.CallEventDestroy) }
