@@ -194,13 +194,9 @@ func benchTransport(args []string) error {
 	if err != nil {
 		return err
 	}
-	var progress io.Writer = os.Stderr
-	if *asJSON {
-		progress = nil
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	res, err := transportbench.Run(ctx, transportbench.Options{Bulk: n, Progress: progress})
+	res, err := transportbench.Run(ctx, transportbench.Options{Bulk: n, Progress: progressOut(*asJSON)})
 	if err != nil {
 		return err
 	}
@@ -299,6 +295,15 @@ func runCmd(args []string) error {
 	}
 	os.Exit(code)
 	return nil
+}
+
+// progressOut is where a benchmark reports progress: stderr, or nowhere
+// when it prints JSON.
+func progressOut(asJSON bool) io.Writer {
+	if asJSON {
+		return nil
+	}
+	return os.Stderr
 }
 
 // printJSON writes v to stdout, indented: a benchmark's --json output.
@@ -408,13 +413,9 @@ func benchIntercept(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var progress io.Writer = os.Stderr
-	if *asJSON {
-		progress = nil
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	res, err := appliance.BenchIntercept(ctx, appliance.InterceptBenchOptions{Launches: *n, Source: *src, ShimDir: *shim, Progress: progress})
+	res, err := appliance.BenchIntercept(ctx, appliance.InterceptBenchOptions{Launches: *n, Source: *src, ShimDir: *shim, Progress: progressOut(*asJSON)})
 	if err != nil {
 		return err
 	}
@@ -448,15 +449,12 @@ func benchSlicer(args []string, demo bool) error {
 	if err != nil {
 		return err
 	}
-	o := appliance.SlicerBenchOptions{Tenants: *tenants, Rounds: *rounds, Profiles: strings.Split(*cycle, ","), Progress: os.Stderr,
+	o := appliance.SlicerBenchOptions{Tenants: *tenants, Rounds: *rounds, Profiles: strings.Split(*cycle, ","), Progress: progressOut(*asJSON),
 		TenantCommand: []string{self, "bench", "slicer-tenants"}}
 	if demo {
 		fmt.Println("Kerf demo: kerfd on an emulated 16 GiB GPU; each tenant runs a kernel-and-copy loop in its own")
 		fmt.Println("worker process and checks every result, while the node is re-sliced under it.")
 		o.Table, o.Progress, o.Settle = os.Stdout, nil, 2*time.Second
-	}
-	if *asJSON {
-		o.Progress = nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
