@@ -134,7 +134,9 @@ func TestComputeSharesAreEnforced(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
-				for range 8 {
+				// Long batches: a tenant between batches is not asking, and
+				// work conservation gives its turn away.
+				for range 32 {
 					if err := launch(); err != nil {
 						t.Error(err)
 						return
