@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -140,6 +142,83 @@ func TestParseTopic(t *testing.T) {
 		"edge/v1/+/n/load/x", "x/v1/s/n/load/x"} {
 		if _, err := ParseTopic(bad); err == nil {
 			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// senmlFastSeeds are packs the fast path must answer, and near misses it
+// must leave to encoding/json.
+var senmlFastSeeds = []string{
+	`[{"bn":"urn:dev:cam-07:","n":"queue_depth","u":"count","v":12}]`,
+	` [ { "n" : "load" , "v" : -1.5e+3 , "t" : 1700000000.123456 } ,{"n":"b","vb":true,"bver":10}]`,
+	`[{"bn":"d/","bt":1,"bu":"W","bv":2,"bs":3,"n":"a","u":"V","s":4,"ut":5,"vs":"x","vd":"aGk"},{}]`,
+	`[]`,
+	`[{"n":"x","v":1,"n":"y"}]`,
+	`[{"N":"x","v":1}]`,
+	`[{"n":"x\u0041","v":1}]`,
+	`[{"n":"x","v":null}]`,
+	`[{"n":"x","v":01}]`,
+	`[{"n":"x","v":1.}]`,
+	`[{"n":"x","v":"1"}]`,
+	`[{"n":"x","bver":1.0}]`,
+	`[{"n":"x","bver":99999999999999999999}]`,
+	`[{"n":"x","v":1e999}]`,
+	`[{"n":"x","v":1,"extra":{"a":[1]}}]`,
+	`[{"n":"x","vb":truex}]`,
+	`[{"n":"é","v":1}]`,
+	`[{"n":"x","v":1}] x`,
+	`[{"n":"x","v":1},]`,
+	`{"n":"x","v":1}`,
+}
+
+func TestSenMLFastPathTakesPlainPacks(t *testing.T) {
+	for _, in := range senmlFastSeeds[:5] {
+		if _, ok := parsePackFast([]byte(in)); !ok {
+			t.Errorf("%s: fast path declined a plain pack", in)
+		}
+	}
+	for _, in := range senmlFastSeeds[5:] {
+		if _, ok := parsePackFast([]byte(in)); ok {
+			t.Errorf("%s: fast path answered; it is encoding/json's to judge", in)
+		}
+	}
+}
+
+// FuzzSenMLFastPath: wherever the fast path answers, encoding/json accepts
+// the same bytes and decodes the same records.
+func FuzzSenMLFastPath(f *testing.F) {
+	for _, s := range senmlFastSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fast, ok := parsePackFast(data)
+		if !ok {
+			return
+		}
+		var ref []rawRecord
+		if err := json.Unmarshal(data, &ref); err != nil {
+			t.Fatalf("fast path accepted what encoding/json refuses: %v", err)
+		}
+		if err := checkMustUnderstand(data); err != nil {
+			t.Fatalf("fast path accepted a must-understand field: %v", err)
+		}
+		if !reflect.DeepEqual(fast, ref) {
+			t.Fatalf("fast path decoded %s, encoding/json %s", dumpRaws(fast), dumpRaws(ref))
+		}
+	})
+}
+
+func dumpRaws(rs []rawRecord) string {
+	b, _ := json.Marshal(rs)
+	return string(b)
+}
+
+func BenchmarkDecodeSenML(b *testing.B) {
+	pack := []byte(`[{"n":"load","v":42,"t":1800000000.123456}]`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeSenML(pack, testNow); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
