@@ -112,19 +112,26 @@ type aggCache struct {
 	val       float64
 	n         int
 	ok, stale bool
-	at, until time.Time
+	at, until int64 // Unix nanoseconds: cheaper to compare than time.Time
 }
 
+// live reports whether the cached aggregate takes part in the rule.
+func (c *aggCache) live() bool { return c.ok && !c.stale }
+
 func (c *aggCache) refresh(se *series, tr *Trigger, now time.Time) {
-	*c = aggCache{version: se.version, at: now, stale: se.stale(now, tr.StaleAfter.D()), until: farFuture}
+	*c = aggCache{version: se.version, at: now.UnixNano(), stale: se.stale(now, tr.StaleAfter.D()), until: math.MaxInt64}
 	if c.stale {
 		return
 	}
-	c.val, c.n, c.ok, c.until = se.aggregateUntil(tr.Aggregate, now, tr.Window.D())
+	var until time.Time
+	c.val, c.n, c.ok, until = se.aggregateUntil(tr.Aggregate, now, tr.Window.D())
 	if tr.StaleAfter > 0 {
-		if d := se.lastSeen.Add(tr.StaleAfter.D() + 1); d.Before(c.until) {
-			c.until = d // stale is "more than staleAfter": 1ns past it
+		if d := se.lastSeen.Add(tr.StaleAfter.D() + 1); d.Before(until) {
+			until = d // stale is "more than staleAfter": 1ns past it
 		}
+	}
+	if !until.Equal(farFuture) {
+		c.until = until.UnixNano()
 	}
 }
 
@@ -143,8 +150,6 @@ type ruleState struct {
 	started      time.Time
 	dirty        bool       // has signals not yet evaluated
 	cache        []aggCache // per series, parallel to series
-	vals         []float64  // scratch: live series' aggregates
-	live         []int      // scratch: their indexes in series
 }
 
 // Engine keeps the windows and evaluates rules. Safe for concurrent use.
@@ -376,27 +381,30 @@ func (e *Engine) evaluate(ctx context.Context, rs *ruleState, now time.Time) {
 	e.c.evaluations.Add(1)
 	r := &rs.rule
 	tr := &r.Trigger
-	// First pass: no allocation beyond the rule's scratch slices.
-	rs.vals, rs.live = rs.vals[:0], rs.live[:0]
-	stale := 0
+	// First pass, run on every coalesced batch over every series: no
+	// allocation, aggregates combined as they come.
+	nowNs := now.UnixNano()
+	stale, live := 0, 0
+	var value float64
 	for i, se := range rs.series {
 		c := &rs.cache[i]
-		if c.version != se.version || !now.Before(c.until) || now.Before(c.at) {
+		if c.version != se.version || nowNs >= c.until || nowNs < c.at {
 			c.refresh(se, tr, now)
 		}
-		if c.stale {
+		switch {
+		case c.stale:
 			stale++
-		} else if c.ok {
-			rs.vals = append(rs.vals, c.val)
-			rs.live = append(rs.live, i)
+		case c.ok:
+			value = combineNext(tr.Aggregate, value, c.val, live)
+			live++
 		}
 	}
-	vals := rs.vals
-	var value float64
+	if tr.Aggregate == AggAvg && live > 0 {
+		value /= float64(live)
+	}
 	var desired state
 	switch {
-	case len(vals) > 0:
-		value = combine(tr.Aggregate, vals)
+	case live > 0:
 		tol := r.Behavior.Tolerance
 		switch {
 		case value >= tr.Threshold+math.Abs(tr.Threshold)*tol:
@@ -485,22 +493,25 @@ func (rs *ruleState) inputs(now time.Time) (in []Input, live, stale int) {
 			stale++
 		}
 	}
-	if len(rs.live) == 0 {
+	// The cache is fresh: evaluate refreshed it for now.
+	var order []int // live series, largest aggregate first
+	for i := range rs.cache {
+		if rs.cache[i].live() {
+			order = append(order, i)
+		}
+	}
+	if len(order) == 0 {
 		for _, se := range rs.series[:min(len(rs.series), maxInputs)] {
 			in = append(in, Input{Source: se.source, Metric: se.metric, LastSeen: se.lastSeen, Stale: se.stale(now, tr.StaleAfter.D())})
 		}
 		return in, 0, stale
 	}
-	order := make([]int, len(rs.live))
-	for i := range order {
-		order[i] = i
+	sort.SliceStable(order, func(a, b int) bool { return rs.cache[order[a]].val > rs.cache[order[b]].val })
+	for _, i := range order[:min(len(order), maxInputs)] {
+		se, c := rs.series[i], &rs.cache[i]
+		in = append(in, Input{Source: se.source, Metric: se.metric, Value: c.val, Samples: c.n, LastSeen: se.lastSeen})
 	}
-	sort.Slice(order, func(a, b int) bool { return rs.vals[order[a]] > rs.vals[order[b]] })
-	for _, k := range order[:min(len(order), maxInputs)] {
-		se := rs.series[rs.live[k]]
-		in = append(in, Input{Source: se.source, Metric: se.metric, Value: rs.vals[k], Samples: rs.cache[rs.live[k]].n, LastSeen: se.lastSeen})
-	}
-	return in, len(rs.live), stale
+	return in, len(order), stale
 }
 
 // failureBackoff is the least time between attempts after a failed one.
@@ -511,19 +522,16 @@ const maxInputs = 16
 
 // combine merges per-series aggregates: avg of averages, max of maxima, sum
 // of sums, sum of rates.
-func combine(agg string, vals []float64) float64 {
-	out := vals[0]
-	for _, v := range vals[1:] {
-		if agg == AggMax {
-			out = math.Max(out, v)
-		} else {
-			out += v
-		}
+// combineNext folds the n-th live series' aggregate v into acc: the max, or
+// the sum (avg divides by the count afterwards).
+func combineNext(agg string, acc, v float64, n int) float64 {
+	switch {
+	case n == 0:
+		return v
+	case agg == AggMax:
+		return max(acc, v)
 	}
-	if agg == AggAvg {
-		out /= float64(len(vals))
-	}
-	return out
+	return acc + v
 }
 
 func (e *Engine) record(ev Event) {
