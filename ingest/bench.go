@@ -6,11 +6,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
 // BenchOptions drive Bench; zero values take defaults.
@@ -18,7 +17,8 @@ type BenchOptions struct {
 	MQTTAddr   string        // the broker's MQTT listener, host:port (required)
 	NATSURL    string        // kerfd subscribes here; empty: over MQTT
 	Topics     int           // simulated devices, one topic each; default 10000
-	Publishers int           // MQTT connections the devices share; default 8
+	Publishers int           // MQTT connections (gateways) the devices share; default 8
+	InFlight   int           // unacknowledged QoS 1 publishes per connection; default 32
 	Duration   time.Duration // publishing time; default 10s
 	Rate       int           // signals/s in all; 0: as fast as QoS 1 acks allow
 }
@@ -27,6 +27,7 @@ type BenchOptions struct {
 type BenchResult struct {
 	Topics        int           `json:"topics"`
 	Publishers    int           `json:"publishers"`
+	InFlight      int           `json:"inFlight"` // per publisher
 	Via           string        `json:"via"`
 	Published     uint64        `json:"published"` // QoS 1 acknowledged
 	Delivered     uint64        `json:"delivered"` // signals evaluated by the engine
@@ -51,7 +52,10 @@ func (c *countApplier) ApplyProfile(context.Context, Target, string, Decision) e
 // Bench simulates devices on Topics topics publishing SenML over MQTT QoS 1
 // to a broker that kerfd's subscriber reads, and measures sustained
 // signals/s, loss, and signal→decision latency: from the device stamping
-// the record to the engine having evaluated its rules with it.
+// the record to the engine having evaluated its rules with it. The devices
+// share Publishers gateway connections, each with at most InFlight
+// publishes awaiting a PUBACK; unthrottled, the latency includes waiting
+// behind those (Little's law), so it grows with InFlight.
 func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	if o.MQTTAddr == "" {
 		return BenchResult{}, errors.New("bench: no MQTT address")
@@ -65,7 +69,14 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	if o.Duration <= 0 {
 		o.Duration = 10 * time.Second
 	}
-	res := BenchResult{Topics: o.Topics, Publishers: o.Publishers, Via: "mqtt"}
+	if o.InFlight <= 0 {
+		o.InFlight = 32
+	}
+	topics := make([]string, o.Topics)
+	for i := range topics {
+		topics[i] = fmt.Sprintf("edge/v1/bench/n%d/load/d%d", i/1000, i)
+	}
+	res := BenchResult{Topics: o.Topics, Publishers: o.Publishers, InFlight: o.InFlight, Via: "mqtt"}
 	app := &countApplier{}
 	rule := Rule{Name: "bench", Trigger: Trigger{Source: "bench/*/*", Metric: "load", Aggregate: AggMax,
 		Window: Duration(time.Second), Threshold: 90, ActivationThreshold: new(float64(20))},
@@ -104,16 +115,15 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	start := time.Now()
 	end := start.Add(o.Duration)
 	for k := 0; k < o.Publishers; k++ {
-		c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + o.MQTTAddr).
-			SetClientID(fmt.Sprintf("kerf-bench-dev-%d", k)).SetProtocolVersion(4).SetCleanSession(true).SetWriteTimeout(10 * time.Second))
-		if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-			return res, fmt.Errorf("bench: publisher %d: %v", k, tok.Error())
+		g, err := dialBenchGateway(o.MQTTAddr, fmt.Sprintf("kerf-bench-dev-%d", k), o.InFlight, func() { published.Add(1) })
+		if err != nil {
+			return res, fmt.Errorf("bench: publisher %d: %w", k, err)
 		}
-		defer c.Disconnect(100)
+		defer g.close()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errc <- publishLoop(ctx, c, k, o, end, &published)
+			errc <- publishLoop(ctx, g, k, o, topics, end)
 		}()
 	}
 	wg.Wait()
@@ -152,46 +162,38 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	return res, ctx.Err()
 }
 
-// publishLoop sends one device's records round its share of the topics,
-// keeping a window of QoS 1 publishes in flight.
-func publishLoop(ctx context.Context, c mqtt.Client, k int, o BenchOptions, end time.Time, published *atomic.Uint64) error {
-	const window = 256
-	var inflight []mqtt.Token
+// publishLoop sends one gateway's records round its share of the topics.
+func publishLoop(ctx context.Context, g *benchGateway, k int, o BenchOptions, topics []string, end time.Time) error {
 	var interval time.Duration
 	if o.Rate > 0 {
 		interval = time.Duration(float64(time.Second) * float64(o.Publishers) / float64(o.Rate))
 	}
 	next := time.Now()
 	rng := rand.New(rand.NewPCG(uint64(k), 1))
-	wait := func(tok mqtt.Token) error {
-		if !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
-			return fmt.Errorf("bench: publish: %v", tok.Error())
-		}
-		published.Add(1)
-		return nil
-	}
 	for i := k; ctx.Err() == nil && time.Now().Before(end); i += o.Publishers {
-		topic := fmt.Sprintf("edge/v1/bench/n%d/load/d%d", (i%o.Topics)/1000, i%o.Topics)
-		now := time.Now()
-		payload := fmt.Appendf(nil, `[{"n":"load","v":%d,"t":%.6f}]`, rng.IntN(100), float64(now.UnixNano())/1e9)
-		inflight = append(inflight, c.Publish(topic, 1, false, payload))
-		if len(inflight) >= window {
-			if err := wait(inflight[0]); err != nil {
-				return err
-			}
-			inflight = inflight[1:]
+		payload := make([]byte, 0, 48)
+		payload = append(payload, `[{"n":"load","v":`...)
+		payload = strconv.AppendInt(payload, int64(rng.IntN(100)), 10)
+		payload = append(payload, `,"t":`...)
+		payload = strconv.AppendFloat(payload, float64(time.Now().UnixNano())/1e9, 'f', 6, 64)
+		payload = append(payload, "}]"...)
+		if err := g.publish(topics[i%len(topics)], payload); err != nil {
+			return fmt.Errorf("bench: publish: %w", err)
 		}
 		if interval > 0 {
+			// Pace in steps of at least a millisecond: sleeping per
+			// publish would cost more than the publish.
 			next = next.Add(interval)
-			if d := time.Until(next); d > 0 {
+			if d := time.Until(next); d > time.Millisecond {
+				if err := g.flush(); err != nil {
+					return fmt.Errorf("bench: publish: %w", err)
+				}
 				time.Sleep(d)
 			}
 		}
 	}
-	for _, tok := range inflight {
-		if err := wait(tok); err != nil {
-			return err
-		}
+	if err := g.drain(30 * time.Second); err != nil {
+		return fmt.Errorf("bench: publish: %w", err)
 	}
 	return nil
 }

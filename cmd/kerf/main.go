@@ -5,7 +5,7 @@
 //	kerf info  [--token FILE] [--via unix|quic]
 //	kerf bench transport [--json] [--bulk SIZE]
 //	kerf bench emu [--json] [--time D]
-//	kerf bench ingest [--json] [--time D] [--topics N] [--via nats|mqtt] [--rate N]
+//	kerf bench ingest [--json] [--time D] [--topics N] [--publishers N] [--inflight N] [--via nats|mqtt] [--rate N]
 package main
 
 import (
@@ -55,7 +55,7 @@ func usage() {
   kerf demo                                       a tour: tenants, then 20 → 10 → mixed slices
   kerf bench shares [--json] [--time D] [--shares 0.3,0.7] [--kernel N] [--backend emulated|cuda]
                                                   compute shares under contention, per 1 s window
-  kerf bench ingest [--json] [--time D] [--topics N] [--via nats|mqtt] [--rate N]
+  kerf bench ingest [--json] [--time D] [--topics N] [--publishers N] [--inflight N] [--via nats|mqtt] [--rate N]
                                                   MQTT devices → embedded broker → decisions
 With KERF_CPUPROFILE=FILE, a benchmark also writes a CPU profile of its process to FILE.
 Operator commands, through the REST API ($KERF_API, default http://127.0.0.1:7080,
@@ -367,7 +367,8 @@ func benchIngest(args []string) error {
 	asJSON := fs.Bool("json", false, "machine-readable output")
 	d := fs.Duration("time", 10*time.Second, "publishing time")
 	topics := fs.Int("topics", 10000, "simulated devices, one topic each")
-	pubs := fs.Int("publishers", 8, "MQTT connections the devices share")
+	pubs := fs.Int("publishers", 8, "MQTT connections (gateways) the devices share")
+	inflight := fs.Int("inflight", 32, "unacknowledged QoS 1 publishes per connection")
 	via := fs.String("via", "nats", "how kerfd subscribes to the embedded broker: nats or mqtt")
 	rate := fs.Int("rate", 0, "signals/s in all (0: as fast as QoS 1 allows)")
 	if err := fs.Parse(args); err != nil {
@@ -384,7 +385,7 @@ func benchIngest(args []string) error {
 		return err
 	}
 	defer b.Shutdown()
-	o := ingest.BenchOptions{MQTTAddr: b.MQTTAddr(), Topics: *topics, Publishers: *pubs, Duration: *d, Rate: *rate}
+	o := ingest.BenchOptions{MQTTAddr: b.MQTTAddr(), Topics: *topics, Publishers: *pubs, InFlight: *inflight, Duration: *d, Rate: *rate}
 	if *via == "nats" {
 		o.NATSURL = b.ClientURL()
 	} else if *via != "mqtt" {
