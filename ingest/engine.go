@@ -106,20 +106,23 @@ const (
 )
 
 // aggCache is one series' aggregate for one rule, valid until the series
-// changes or its oldest in-window sample ages out.
+// changes (Engine.add invalidates it) or its oldest in-window sample ages
+// out. Evaluation scans these, not the series, every time.
 type aggCache struct {
-	version   uint64
 	val       float64
 	n         int
 	ok, stale bool
 	at, until int64 // Unix nanoseconds: cheaper to compare than time.Time
 }
 
+// invalidAggCache is a cache entry to refresh at the next evaluation.
+var invalidAggCache = aggCache{until: math.MinInt64}
+
 // live reports whether the cached aggregate takes part in the rule.
 func (c *aggCache) live() bool { return c.ok && !c.stale }
 
 func (c *aggCache) refresh(se *series, tr *Trigger, now time.Time) {
-	*c = aggCache{version: se.version, at: now.UnixNano(), stale: se.stale(now, tr.StaleAfter.D()), until: math.MaxInt64}
+	*c = aggCache{at: now.UnixNano(), stale: se.stale(now, tr.StaleAfter.D()), until: math.MaxInt64}
 	if c.stale {
 		return
 	}
@@ -246,8 +249,8 @@ func (e *Engine) SetRules(rules []Rule) error {
 		for _, rs := range next {
 			if rs.matches(se.source, se.metric, se.name) {
 				rs.series = append(rs.series, se)
-				rs.cache = append(rs.cache, aggCache{version: ^uint64(0)})
-				se.readers = append(se.readers, rs)
+				se.readers = append(se.readers, seriesReader{rs, len(rs.cache)})
+				rs.cache = append(rs.cache, invalidAggCache)
 			}
 		}
 	}
@@ -274,9 +277,9 @@ func (e *Engine) Observe(ctx context.Context, s Signal) {
 		return
 	}
 	now := e.clock.Now()
-	for _, rs := range se.readers {
-		rs.dirty = false
-		e.evaluate(ctx, rs, now)
+	for _, r := range se.readers {
+		r.rs.dirty = false
+		e.evaluate(ctx, r.rs, now)
 	}
 }
 
@@ -286,8 +289,8 @@ func (e *Engine) Add(s Signal) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if se := e.add(s); se != nil {
-		for _, rs := range se.readers {
-			rs.dirty = true
+		for _, r := range se.readers {
+			r.rs.dirty = true
 		}
 	}
 }
@@ -332,8 +335,8 @@ func (e *Engine) add(s Signal) *series {
 		for _, rs := range e.rules {
 			if rs.matches(src, s.Metric, s.Name) {
 				rs.series = append(rs.series, se)
-				rs.cache = append(rs.cache, aggCache{version: ^uint64(0)})
-				se.readers = append(se.readers, rs)
+				se.readers = append(se.readers, seriesReader{rs, len(rs.cache)})
+				rs.cache = append(rs.cache, invalidAggCache)
 			}
 		}
 	}
@@ -346,6 +349,7 @@ func (e *Engine) add(s Signal) *series {
 		t = s.Arrived
 	}
 	se.add(t, s.Value, s.Arrived)
+	se.invalidate()
 	return se
 }
 
@@ -358,7 +362,7 @@ func (e *Engine) SetOffline(ctx context.Context, t Topic) {
 	for _, se := range e.series {
 		if se.source == src {
 			se.offline = true
-			se.version++ // invalidates cached aggregates
+			se.invalidate()
 		}
 	}
 	now := e.clock.Now()
@@ -386,10 +390,10 @@ func (e *Engine) evaluate(ctx context.Context, rs *ruleState, now time.Time) {
 	nowNs := now.UnixNano()
 	stale, live := 0, 0
 	var value float64
-	for i, se := range rs.series {
+	for i := range rs.cache {
 		c := &rs.cache[i]
-		if c.version != se.version || nowNs >= c.until || nowNs < c.at {
-			c.refresh(se, tr, now)
+		if nowNs >= c.until || nowNs < c.at {
+			c.refresh(rs.series[i], tr, now)
 		}
 		switch {
 		case c.stale:

@@ -38,8 +38,21 @@ type series struct {
 	offline             bool      // the source's status said offline
 	cap                 int
 	keep                time.Duration
-	readers             []*ruleState // rules that read this series
-	version             uint64       // bumped by every add
+	readers             []seriesReader // rules that read this series
+}
+
+// seriesReader is a rule reading a series, and the series' index in the
+// rule's series and cache.
+type seriesReader struct {
+	rs  *ruleState
+	idx int
+}
+
+// invalidate makes every reader's cached aggregate stale.
+func (s *series) invalidate() {
+	for _, r := range s.readers {
+		r.rs.cache[r.idx] = invalidAggCache
+	}
 }
 
 func (s *series) add(t time.Time, v float64, arrived time.Time) {
@@ -50,7 +63,6 @@ func (s *series) add(t time.Time, v float64, arrived time.Time) {
 	s.samples = append(s.samples, sample{})
 	copy(s.samples[i+1:], s.samples[i:])
 	s.samples[i] = sample{t, v}
-	s.version++
 	s.lastSeen = arrived
 	s.offline = false
 	s.trim()
