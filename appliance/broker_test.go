@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/kerf-edge/kerf/ingest"
 )
@@ -284,7 +286,8 @@ ingest:
 		t.Errorf("rule %+v", r)
 	}
 	bc := c.BrokerConfig()
-	if bc.ServerName != "kerfd-edge_1" || bc.StoreDir != dir+"/broker" || bc.MaxMemory != 64<<20 || bc.MQTTListen != "127.0.0.1:1883" {
+	if bc.ServerName != "kerfd-edge_1" || bc.StoreDir != dir+"/broker" || bc.MaxMemory != 64<<20 || bc.MQTTListen != "127.0.0.1:1883" ||
+		bc.MQTTMessages != "memory" {
 		t.Errorf("broker config %+v", bc)
 	}
 	os.WriteFile(path, []byte(`
@@ -295,6 +298,10 @@ ingest:
 `), 0o600)
 	_, err = LoadConfig(path, nil)
 	if err == nil || !strings.Contains(err.Error(), `"soon": want a duration`) {
+		t.Errorf("error %v", err)
+	}
+	_, err = LoadConfig("", []string{"KERF_INGEST__BROKER__EMBEDDED__MQTT_MESSAGES=disk"})
+	if err == nil || !strings.Contains(err.Error(), `mqtt_messages "disk": want memory or file`) {
 		t.Errorf("error %v", err)
 	}
 	os.WriteFile(path, []byte(`
@@ -397,4 +404,72 @@ ingest:
 		d, _ := rec2.last()
 		return d.Profile == "7x10gb"
 	})
+}
+
+// mqttMessagesStorage reports how the broker keeps MQTT QoS 1 messages.
+func mqttMessagesStorage(t *testing.T, b *Broker) jetstream.StorageType {
+	t.Helper()
+	nc, err := nats.Connect(b.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(context.Background(), "$MQTT_msgs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.CachedInfo().Config.Storage
+}
+
+// MQTT QoS 1 messages wait in memory by default, and MQTT subscribers at
+// QoS 1 still get every one.
+func TestBrokerKeepsMQTTMessagesInMemory(t *testing.T) {
+	b := startTestBroker(t)
+	if got := mqttMessagesStorage(t, b); got != jetstream.MemoryStorage {
+		t.Fatalf("$MQTT_msgs on %v, want memory", got)
+	}
+	r, err := ingest.Bench(context.Background(), ingest.BenchOptions{MQTTAddr: b.MQTTAddr(), Topics: 100, Publishers: 2,
+		Duration: 300 * time.Millisecond, Rate: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Via != "mqtt" || r.Published == 0 || r.Lost != 0 {
+		t.Fatalf("%+v", r)
+	}
+}
+
+// A file-backed message stream from an earlier run (mqtt_messages: file)
+// is kept when the broker restarts wanting memory: its consumers are MQTT
+// sessions' subscriptions.
+func TestBrokerKeepsEarlierFileMessageStream(t *testing.T) {
+	dir := t.TempDir()
+	cfg := BrokerConfig{StoreDir: dir, NATSListen: "127.0.0.1:0", MQTTListen: "127.0.0.1:0", MaxMemory: 32 << 20,
+		MaxStore: 64 << 20, MQTTMessages: "file"}
+	b, err := StartBroker(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := mqttClient(t, b.MQTTAddr(), "early", nil) // the MQTT layer creates its streams
+	c.Disconnect(100)
+	if got := mqttMessagesStorage(t, b); got != jetstream.FileStorage {
+		t.Fatalf("mqtt_messages: file gave %v", got)
+	}
+	b.Shutdown()
+	cfg.MQTTMessages = ""
+	var logs strings.Builder
+	b, err = StartBroker(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Shutdown()
+	if got := mqttMessagesStorage(t, b); got != jetstream.FileStorage {
+		t.Fatalf("restart changed the stream to %v", got)
+	}
+	if !strings.Contains(logs.String(), "stay in the existing stream's storage") {
+		t.Fatalf("no warning logged: %s", logs.String())
+	}
 }
