@@ -60,7 +60,8 @@ type Config struct {
 		Level  string `koanf:"level"`
 		Format string `koanf:"format"`
 	} `koanf:"log"`
-	Ingest IngestConfig `koanf:"ingest"`
+	Ingest  IngestConfig  `koanf:"ingest"`
+	Runtime RuntimeConfig `koanf:"runtime"`
 }
 
 // LoadConfig reads the embedded defaults, then path (if not empty), then
@@ -129,6 +130,14 @@ func (c *Config) validate() error {
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		errs = append(errs, fmt.Errorf("log.format %q: want text or json", c.Log.Format))
+	}
+	if c.Runtime.GCPercent < 0 {
+		errs = append(errs, fmt.Errorf("runtime.gc_percent = %d: want 0 (the default) or more", c.Runtime.GCPercent))
+	}
+	if c.Runtime.MemoryLimit != "" {
+		if _, err := units.ParseBytes(c.Runtime.MemoryLimit); err != nil {
+			errs = append(errs, fmt.Errorf("runtime.memory_limit: %w", err))
+		}
 	}
 	errs = append(errs, c.validateIngest()...)
 	return errors.Join(errs...)

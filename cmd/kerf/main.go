@@ -374,13 +374,21 @@ func benchIngest(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	// The broker and the Go runtime run as kerfd's defaults have them
+	// (KERF_* variables apply), on loopback ports and a scratch store.
+	cfg, err := appliance.LoadConfig("", os.Environ())
+	if err != nil {
+		return err
+	}
+	appliance.ApplyRuntime(cfg.Runtime, nil)
 	dir, err := os.MkdirTemp("", "kerf-bench-ingest")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	b, err := appliance.StartBroker(appliance.BrokerConfig{StoreDir: dir, NATSListen: "127.0.0.1:0", MQTTListen: "127.0.0.1:0",
-		MaxMemory: 256 << 20, MaxStore: 1 << 30}, nil)
+	bc := cfg.BrokerConfig()
+	bc.StoreDir, bc.NATSListen, bc.MQTTListen, bc.Username, bc.Password = dir, "127.0.0.1:0", "127.0.0.1:0", "", ""
+	b, err := appliance.StartBroker(bc, nil)
 	if err != nil {
 		return err
 	}

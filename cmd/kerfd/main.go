@@ -65,6 +65,7 @@ func run(args []string) error {
 		return err
 	}
 	log := cfg.Logger()
+	appliance.ApplyRuntime(cfg.Runtime, log)
 	a, err := appliance.New(cfg, log)
 	if err != nil {
 		return err
