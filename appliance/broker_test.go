@@ -287,7 +287,7 @@ ingest:
 	}
 	bc := c.BrokerConfig()
 	if bc.ServerName != "kerfd-edge_1" || bc.StoreDir != dir+"/broker" || bc.MaxMemory != 64<<20 || bc.MQTTListen != "127.0.0.1:1883" ||
-		bc.MQTTMessages != "memory" {
+		bc.MQTTMessages != "memory" || bc.SublistCache {
 		t.Errorf("broker config %+v", bc)
 	}
 	os.WriteFile(path, []byte(`
