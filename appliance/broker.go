@@ -239,8 +239,9 @@ type IngestConfig struct {
 		Total      int `koanf:"total"`
 		MaxSources int `koanf:"max_sources"`
 	} `koanf:"queue"`
-	Tick  time.Duration `koanf:"tick"`
-	Rules []ingest.Rule `koanf:"rules"`
+	Tick      time.Duration `koanf:"tick"`
+	SeriesTTL time.Duration `koanf:"series_ttl"` // ingest.EngineOptions.SeriesTTL
+	Rules     []ingest.Rule `koanf:"rules"`
 }
 
 func (c *Config) validateIngest() []error {
@@ -285,6 +286,9 @@ func (c *Config) validateIngest() []error {
 		}
 	default:
 		errs = append(errs, fmt.Errorf("ingest.broker.mode %q: want embedded or external", in.Broker.Mode))
+	}
+	if in.SeriesTTL < 0 {
+		errs = append(errs, fmt.Errorf("ingest.series_ttl %v: must not be negative", in.SeriesTTL))
 	}
 	if _, err := ingest.ValidateRules(in.Rules); err != nil {
 		errs = append(errs, fmt.Errorf("ingest.%w", err))

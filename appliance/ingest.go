@@ -24,7 +24,7 @@ type Ingest struct {
 // for why); to an external one with the configured protocol.
 func StartIngest(cfg Config, a ingest.Applier, log *slog.Logger) (*Ingest, error) {
 	ic := cfg.Ingest
-	eng, err := ingest.NewEngine(ic.Rules, a, ingest.EngineOptions{Log: log})
+	eng, err := ingest.NewEngine(ic.Rules, a, ingest.EngineOptions{Log: log, SeriesTTL: ic.SeriesTTL})
 	if err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}

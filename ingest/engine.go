@@ -77,21 +77,25 @@ type Event struct {
 
 // EngineStats are the engine's counters.
 type EngineStats struct {
-	Signals, Unmatched, SeriesDropped, Evaluations               uint64
-	Decisions, Applied, ApplyErrors, Fallbacks                   uint64
-	SuppressedStabilization, SuppressedDwell, SuppressedCooldown uint64
+	Signals, Unmatched, SeriesDropped, SeriesForgotten, Evaluations uint64
+	Decisions, Applied, ApplyErrors, Fallbacks                      uint64
+	SuppressedStabilization, SuppressedDwell, SuppressedCooldown    uint64
 }
 
 type engineCounters struct {
-	signals, unmatched, seriesDropped, evaluations, decisions, applied, applyErrors, fallbacks,
+	signals, unmatched, seriesDropped, seriesForgotten, evaluations, decisions, applied, applyErrors, fallbacks,
 	supStab, supDwell, supCool atomic.Uint64
 }
 
 // EngineOptions tune an Engine; zero values take defaults.
 type EngineOptions struct {
-	Clock      Clock
-	Log        *slog.Logger
-	MaxSeries  int // distinct (source, metric) pairs tracked; default 65536
+	Clock     Clock
+	Log       *slog.Logger
+	MaxSeries int // distinct (source, metric) pairs tracked; default 65536
+	// SeriesTTL: a series with no signal for this long is forgotten, so
+	// devices gone for good do not hold places under MaxSeries. Never less
+	// than a rule's window or staleAfter. Default 1h.
+	SeriesTTL  time.Duration
 	MaxSamples int // per series; default 1024
 	EventCap   int // events kept for the API; default 256
 }
@@ -167,7 +171,9 @@ type Engine struct {
 	rules  []*ruleState
 	series map[string]*series // source key + "\x00" + metric
 	keep   time.Duration
-	seq    uint64
+	// lastSweep is when forgetQuiet last looked for quiet series.
+	lastSweep time.Time
+	seq       uint64
 
 	evMu   sync.Mutex
 	events []Event // ring
@@ -189,6 +195,9 @@ func NewEngine(rules []Rule, a Applier, o EngineOptions) (*Engine, error) {
 	}
 	if o.MaxSeries <= 0 {
 		o.MaxSeries = 65536
+	}
+	if o.SeriesTTL <= 0 {
+		o.SeriesTTL = time.Hour
 	}
 	if o.MaxSamples <= 0 {
 		o.MaxSamples = 1024
@@ -376,9 +385,52 @@ func (e *Engine) Tick(ctx context.Context) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := e.clock.Now()
+	e.forgetQuiet(now)
 	for _, rs := range e.rules {
 		e.evaluate(ctx, rs, now)
 	}
+}
+
+// forgetQuiet drops, at most once a minute, the series that have had no
+// signal for SeriesTTL. Such a series is stale to every rule and has no
+// sample in any window, so no aggregate changes; a rule left with no series
+// falls back as one whose series are all stale does.
+func (e *Engine) forgetQuiet(now time.Time) {
+	if now.Sub(e.lastSweep) < time.Minute {
+		return
+	}
+	e.lastSweep = now
+	ttl := max(e.opts.SeriesTTL, e.keep)
+	for _, rs := range e.rules {
+		ttl = max(ttl, rs.rule.Trigger.StaleAfter.D())
+	}
+	for key, se := range e.series {
+		if now.Sub(se.lastSeen) <= ttl {
+			continue
+		}
+		delete(e.series, key)
+		for _, r := range se.readers {
+			r.rs.removeSeries(r.idx)
+		}
+		e.c.seriesForgotten.Add(1)
+	}
+}
+
+// removeSeries takes series i out of the rule, moving the last into its
+// place.
+func (rs *ruleState) removeSeries(i int) {
+	last := len(rs.series) - 1
+	if i != last {
+		moved := rs.series[last]
+		rs.series[i], rs.cache[i] = moved, rs.cache[last]
+		for k := range moved.readers {
+			if moved.readers[k].rs == rs {
+				moved.readers[k].idx = i
+			}
+		}
+	}
+	rs.series[last] = nil
+	rs.series, rs.cache = rs.series[:last], rs.cache[:last]
 }
 
 func (e *Engine) evaluate(ctx context.Context, rs *ruleState, now time.Time) {
@@ -562,7 +614,8 @@ func (e *Engine) Events() []Event {
 func (e *Engine) Stats() EngineStats {
 	c := &e.c
 	return EngineStats{Signals: c.signals.Load(), Unmatched: c.unmatched.Load(), SeriesDropped: c.seriesDropped.Load(),
-		Evaluations: c.evaluations.Load(), Decisions: c.decisions.Load(), Applied: c.applied.Load(),
+		SeriesForgotten: c.seriesForgotten.Load(),
+		Evaluations:     c.evaluations.Load(), Decisions: c.decisions.Load(), Applied: c.applied.Load(),
 		ApplyErrors: c.applyErrors.Load(), Fallbacks: c.fallbacks.Load(), SuppressedStabilization: c.supStab.Load(),
 		SuppressedDwell: c.supDwell.Load(), SuppressedCooldown: c.supCool.Load()}
 }

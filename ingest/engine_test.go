@@ -335,8 +335,42 @@ func TestEngineSeriesCap(t *testing.T) {
 	}
 }
 
+// Series quiet for SeriesTTL are forgotten, which frees their places under
+// MaxSeries; the rest keep their aggregates.
+func TestEngineForgetsQuietSeries(t *testing.T) {
+	clk := newFakeClock()
+	r := baseRule()
+	r.Trigger.Aggregate = AggMax
+	e, _ := NewEngine([]Rule{r}, &recorder{}, EngineOptions{Clock: clk, MaxSeries: 3, SeriesTTL: 5 * time.Minute})
+	ctx := context.Background()
+	for _, src := range []string{"cam-a", "cam-b", "cam-c"} {
+		e.Observe(ctx, sig(clk, src, 1))
+	}
+	e.Tick(ctx) // the first sweep: nothing is quiet yet
+	clk.Advance(4 * time.Minute)
+	e.Observe(ctx, sig(clk, "cam-b", 7)) // b stays
+	clk.Advance(2 * time.Minute)
+	e.Tick(ctx)
+	if st := e.Stats(); st.SeriesForgotten != 2 || len(e.series) != 1 {
+		t.Fatalf("after 6 quiet minutes: %d series, stats %+v", len(e.series), st)
+	}
+	for _, src := range []string{"cam-d", "cam-e"} {
+		e.Observe(ctx, sig(clk, src, 3))
+	}
+	if st := e.Stats(); st.SeriesDropped != 0 || len(e.series) != 3 {
+		t.Fatalf("new devices after the sweep: %d series, stats %+v", len(e.series), st)
+	}
+	rs := e.rules[0]
+	for i, se := range rs.series {
+		if len(se.readers) != 1 || se.readers[0].idx != i || se.readers[0].rs != rs {
+			t.Fatalf("series %d (%s): readers %+v", i, se.source, se.readers)
+		}
+	}
+}
+
 // The per-series aggregate cache never serves a value that a fresh
-// computation would not give.
+// computation would not give, while sources come, go quiet, go offline and
+// are forgotten.
 func TestEngineCacheExact(t *testing.T) {
 	clk := newFakeClock()
 	for _, agg := range []string{AggAvg, AggMax, AggSum, AggRate} {
@@ -344,20 +378,20 @@ func TestEngineCacheExact(t *testing.T) {
 		r.Trigger.Aggregate = agg
 		r.Trigger.Window = Duration(5 * time.Second)
 		r.Trigger.StaleAfter = Duration(2 * time.Second)
-		e, _ := NewEngine([]Rule{r}, &recorder{}, EngineOptions{Clock: clk, MaxSamples: 8})
+		e, _ := NewEngine([]Rule{r}, &recorder{}, EngineOptions{Clock: clk, MaxSamples: 8, SeriesTTL: time.Minute})
 		rng := rand.New(rand.NewPCG(1, 2))
 		ctx := context.Background()
 		for step := 0; step < 3000; step++ {
 			switch rng.IntN(3) {
 			case 0:
-				s := sig(clk, fmt.Sprintf("cam-%d", rng.IntN(5)), float64(rng.IntN(20)))
+				s := sig(clk, fmt.Sprintf("cam-%d", rng.IntN(40)), float64(rng.IntN(20)))
 				s.Time = s.Time.Add(-time.Duration(rng.IntN(3000)) * time.Millisecond) // some arrive late
 				e.Observe(ctx, s)
 			case 1:
 				clk.Advance(time.Duration(rng.IntN(1500)) * time.Millisecond)
 			case 2:
 				if rng.IntN(20) == 0 {
-					e.SetOffline(ctx, Topic{Site: "plant", Node: "n1", Source: fmt.Sprintf("cam-%d", rng.IntN(5))})
+					e.SetOffline(ctx, Topic{Site: "plant", Node: "n1", Source: fmt.Sprintf("cam-%d", rng.IntN(40))})
 				}
 			}
 			e.Tick(ctx)
@@ -370,6 +404,9 @@ func TestEngineCacheExact(t *testing.T) {
 					t.Fatalf("%s step %d series %s: cache %+v, fresh %v %d %v", agg, step, se.source, c, v, n, ok)
 				}
 			}
+		}
+		if e.Stats().SeriesForgotten == 0 {
+			t.Errorf("%s: no series was forgotten", agg)
 		}
 	}
 }
