@@ -320,10 +320,12 @@ ingest:
 }
 
 // kerf bench ingest's path, small: devices over MQTT QoS 1, no loss, paced
-// and as fast as a small window of unacknowledged publishes allows.
+// and as fast as a small window of unacknowledged publishes allows; then a
+// load oscillating across a threshold re-slices, but no more often than
+// dwell and cooldown allow.
 func TestBrokerIngestBenchSmall(t *testing.T) {
 	b := startTestBroker(t)
-	for _, o := range []ingest.BenchOptions{{Rate: 1000}, {InFlight: 4}} {
+	for _, o := range []ingest.BenchOptions{{Rate: 1000, Oscillate: -1}, {InFlight: 4, Oscillate: 2500 * time.Millisecond}} {
 		o.MQTTAddr, o.NATSURL, o.Topics, o.Publishers, o.Duration = b.MQTTAddr(), b.ClientURL(), 200, 2, 300*time.Millisecond
 		r, err := ingest.Bench(context.Background(), o)
 		if err != nil {
@@ -331,6 +333,10 @@ func TestBrokerIngestBenchSmall(t *testing.T) {
 		}
 		if r.Published == 0 || r.Lost != 0 || r.Delivered != r.Published || r.P99 <= 0 {
 			t.Fatalf("rate %d, in flight %d: %+v", o.Rate, o.InFlight, r)
+		}
+		if osc := r.Oscillation; o.Oscillate > 0 && (osc == nil || osc.Reslices < 2 || int(osc.Reslices) > osc.Allowed ||
+			osc.Crossings <= osc.Allowed) {
+			t.Fatalf("oscillation %+v: want 2..allowed re-slices from more crossings than allowed", osc)
 		}
 	}
 }

@@ -20,7 +20,11 @@ type BenchOptions struct {
 	Publishers int           // MQTT connections (gateways) the devices share; default 8
 	InFlight   int           // unacknowledged QoS 1 publishes per connection; default 32
 	Duration   time.Duration // publishing time; default 10s
-	Rate       int           // signals/s in all; 0: as fast as QoS 1 acks allow
+	// Oscillate: after the throughput run, how long a load swings across a
+	// rule's threshold, to count the re-slices dwell and cooldown let
+	// through; default 5s, negative: skip.
+	Oscillate time.Duration
+	Rate      int // signals/s in all; 0: as fast as QoS 1 acks allow
 }
 
 // BenchResult is what Bench measured.
@@ -40,12 +44,40 @@ type BenchResult struct {
 	Decisions     uint64        `json:"decisions"`
 	Malformed     uint64        `json:"malformed"`
 	Dropped       uint64        `json:"dropped"`
+	Oscillation   *Oscillation  `json:"oscillation,omitempty"`
 }
 
-type countApplier struct{ n atomic.Uint64 }
+// Oscillation is the second part of Bench: a load that crosses a rule's
+// threshold every oscHalfPeriod, and the re-slices the rule made.
+type Oscillation struct {
+	Seconds   float64       `json:"seconds"`
+	Crossings int           `json:"crossings"` // of the threshold, by the published load
+	Reslices  uint64        `json:"reslices"`
+	Allowed   int           `json:"allowed"` // the most dwell and cooldown allow
+	MinDwell  time.Duration `json:"minDwell"`
+	Cooldown  time.Duration `json:"cooldown"`
+}
 
-func (c *countApplier) ApplyProfile(context.Context, Target, string, Decision) error {
-	c.n.Add(1)
+// The oscillation rule: max over 100 ms against 50, a profile held at least
+// oscDwell, attempts at least oscCooldown apart; the load flips every
+// oscHalfPeriod.
+const (
+	oscDwell      = time.Second
+	oscCooldown   = 500 * time.Millisecond
+	oscHalfPeriod = 150 * time.Millisecond
+	oscDevices    = 50
+)
+
+// countApplier counts the decisions of the throughput rule and of the
+// oscillation rule.
+type countApplier struct{ n, osc atomic.Uint64 }
+
+func (c *countApplier) ApplyProfile(_ context.Context, _ Target, _ string, d Decision) error {
+	if d.Rule == "oscillate" {
+		c.osc.Add(1)
+	} else {
+		c.n.Add(1)
+	}
 	return nil
 }
 
@@ -72,6 +104,9 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	if o.InFlight <= 0 {
 		o.InFlight = 32
 	}
+	if o.Oscillate == 0 {
+		o.Oscillate = 5 * time.Second
+	}
 	topics := make([]string, o.Topics)
 	for i := range topics {
 		topics[i] = fmt.Sprintf("edge/v1/bench/n%d/load/d%d", i/1000, i)
@@ -81,14 +116,23 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	rule := Rule{Name: "bench", Trigger: Trigger{Source: "bench/*/*", Metric: "load", Aggregate: AggMax,
 		Window: Duration(time.Second), Threshold: 90, ActivationThreshold: new(float64(20))},
 		Target: Target{Profile: "busy", IdleProfile: "idle"}}
-	eng, err := NewEngine([]Rule{rule}, app, EngineOptions{MaxSamples: 64})
+	osc := Rule{Name: "oscillate", Trigger: Trigger{Source: "bench-osc/*/*", Metric: "load", Aggregate: AggMax,
+		Window: Duration(100 * time.Millisecond), Threshold: 50},
+		Target:   Target{GPU: new(0), Profile: "busy", IdleProfile: "idle"}, // the other rule drives the node
+		Behavior: Behavior{MinDwell: Duration(oscDwell), Cooldown: Duration(oscCooldown)}}
+	eng, err := NewEngine([]Rule{rule, osc}, app, EngineOptions{MaxSamples: 64})
 	if err != nil {
 		return res, err
 	}
-	var lat []time.Duration // written by the pipeline goroutine only
+	var lat []time.Duration // the throughput run's; written by the pipeline goroutine only
 	var evaluated atomic.Uint64
 	p := NewPipeline(eng, PipelineOptions{QueuePerSource: 1024, QueueTotal: 1 << 20, Tick: 100 * time.Millisecond,
-		Evaluated: func(s Signal, at time.Time) { lat = append(lat, at.Sub(s.Time)); evaluated.Add(1) }})
+		Evaluated: func(s Signal, at time.Time) {
+			if s.Topic.Site == "bench" {
+				lat = append(lat, at.Sub(s.Time))
+				evaluated.Add(1)
+			}
+		}})
 	pctx, stop := context.WithCancel(ctx)
 	defer stop()
 	pdone := make(chan struct{})
@@ -114,12 +158,14 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	errc := make(chan error, o.Publishers)
 	start := time.Now()
 	end := start.Add(o.Duration)
-	for k := 0; k < o.Publishers; k++ {
+	gateways := make([]*benchGateway, o.Publishers)
+	for k := range gateways {
 		g, err := dialBenchGateway(o.MQTTAddr, fmt.Sprintf("kerf-bench-dev-%d", k), o.InFlight, func() { published.Add(1) })
 		if err != nil {
 			return res, fmt.Errorf("bench: publisher %d: %w", k, err)
 		}
 		defer g.close()
+		gateways[k] = g
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -147,6 +193,11 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	if o.Oscillate > 0 {
+		if res.Oscillation, err = oscillate(ctx, gateways[0], o.Oscillate, app); err != nil {
+			return res, err
+		}
+	}
 	stop()
 	<-pdone
 	st := p.Stats()
@@ -160,6 +211,50 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 		res.P50, res.P99, res.Max = lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1]
 	}
 	return res, ctx.Err()
+}
+
+// oscillate publishes a load that swings between 20 and 80 across the
+// oscillation rule's threshold of 50 every oscHalfPeriod, from oscDevices
+// devices, for d, and counts the re-slices the rule makes.
+func oscillate(ctx context.Context, g *benchGateway, d time.Duration, app *countApplier) (*Oscillation, error) {
+	topics := make([]string, oscDevices)
+	for i := range topics {
+		topics[i] = fmt.Sprintf("edge/v1/bench-osc/n0/load/d%d", i)
+	}
+	res := &Oscillation{MinDwell: oscDwell, Cooldown: oscCooldown}
+	before := app.osc.Load()
+	start := time.Now()
+	high := true
+	for el := time.Duration(0); el < d && ctx.Err() == nil; el = time.Since(start) {
+		if h := (el/oscHalfPeriod)%2 == 0; h != high {
+			high = h
+			res.Crossings++
+		}
+		v := 20
+		if high {
+			v = 80
+		}
+		for _, topic := range topics {
+			payload := fmt.Appendf(nil, `[{"n":"load","v":%d}]`, v)
+			if err := g.publish(topic, payload); err != nil {
+				return nil, fmt.Errorf("bench: oscillate: %w", err)
+			}
+		}
+		if err := g.flush(); err != nil {
+			return nil, fmt.Errorf("bench: oscillate: %w", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := g.drain(30 * time.Second); err != nil {
+		return nil, fmt.Errorf("bench: oscillate: %w", err)
+	}
+	time.Sleep(200 * time.Millisecond) // the last signals reach the engine
+	elapsed := time.Since(start)
+	res.Seconds = elapsed.Seconds()
+	res.Reslices = app.osc.Load() - before
+	// The first decision is free; after it, one per max(dwell, cooldown).
+	res.Allowed = int(elapsed/max(oscDwell, oscCooldown)) + 1
+	return res, nil
 }
 
 // publishLoop sends one gateway's records round its share of the topics.

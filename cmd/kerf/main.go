@@ -5,7 +5,7 @@
 //	kerf info  [--token FILE] [--via unix|quic]
 //	kerf bench transport [--json] [--bulk SIZE]
 //	kerf bench emu [--json] [--time D]
-//	kerf bench ingest [--json] [--time D] [--topics N] [--publishers N] [--inflight N] [--via nats|mqtt] [--rate N]
+//	kerf bench ingest [--json] [--time D] [--topics N] [--publishers N] [--inflight N] [--via nats|mqtt] [--rate N] [--oscillate D]
 package main
 
 import (
@@ -55,7 +55,7 @@ func usage() {
   kerf demo                                       a tour: tenants, then 20 → 10 → mixed slices
   kerf bench shares [--json] [--time D] [--shares 0.3,0.7] [--kernel N] [--backend emulated|cuda]
                                                   compute shares under contention, per 1 s window
-  kerf bench ingest [--json] [--time D] [--topics N] [--publishers N] [--inflight N] [--via nats|mqtt] [--rate N]
+  kerf bench ingest [--json] [--time D] [--topics N] [--publishers N] [--inflight N] [--via nats|mqtt] [--rate N] [--oscillate D]
                                                   MQTT devices → embedded broker → decisions
 With KERF_CPUPROFILE=FILE, a benchmark also writes a CPU profile of its process to FILE.
 Operator commands, through the REST API ($KERF_API, default http://127.0.0.1:7080,
@@ -371,6 +371,7 @@ func benchIngest(args []string) error {
 	inflight := fs.Int("inflight", 32, "unacknowledged QoS 1 publishes per connection")
 	via := fs.String("via", "nats", "how kerfd subscribes to the embedded broker: nats or mqtt")
 	rate := fs.Int("rate", 0, "signals/s in all (0: as fast as QoS 1 allows)")
+	oscillate := fs.Duration("oscillate", 5*time.Second, "then a load swinging across a threshold, this long (0: skip)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -393,7 +394,11 @@ func benchIngest(args []string) error {
 		return err
 	}
 	defer b.Shutdown()
-	o := ingest.BenchOptions{MQTTAddr: b.MQTTAddr(), Topics: *topics, Publishers: *pubs, InFlight: *inflight, Duration: *d, Rate: *rate}
+	if *oscillate == 0 {
+		*oscillate = -1 // BenchOptions: negative skips, zero takes the default
+	}
+	o := ingest.BenchOptions{MQTTAddr: b.MQTTAddr(), Topics: *topics, Publishers: *pubs, InFlight: *inflight, Duration: *d,
+		Rate: *rate, Oscillate: *oscillate}
 	if *via == "nats" {
 		o.NATSURL = b.ClientURL()
 	} else if *via != "mqtt" {
@@ -410,7 +415,14 @@ func benchIngest(args []string) error {
 	fmt.Fprintln(tw, "TOPICS\tVIA\tPUBLISHED\tDELIVERED\tLOST\tSIGNALS/S\tP50\tP99\tMAX\tDECISIONS")
 	fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%.0f\t%v\t%v\t%v\t%d\n", r.Topics, r.Via, r.Published, r.Delivered, r.Lost,
 		r.SignalsPerSec, r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond), r.Decisions)
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if osc := r.Oscillation; osc != nil {
+		fmt.Printf("oscillating load, %.1fs: %d threshold crossings, %d re-slices (min dwell %v, cooldown %v: at most %d)\n",
+			osc.Seconds, osc.Crossings, osc.Reslices, osc.MinDwell, osc.Cooldown, osc.Allowed)
+	}
+	return nil
 }
 
 func benchIntercept(args []string) error {
