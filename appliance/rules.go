@@ -100,6 +100,7 @@ func (s ingestStats) IngestStats() []profiles.IngestStat {
 	if in == nil {
 		return nil
 	}
-	st := in.Pipeline.Stats()
-	return []profiles.IngestStat{{Source: "all", Messages: st.Messages, Dropped: st.Dropped + st.Rejected, Malformed: st.Malformed}}
+	st, es := in.Pipeline.Stats(), in.Engine.Stats()
+	return []profiles.IngestStat{{Source: "all", Messages: st.Messages, Dropped: st.Dropped + st.Rejected, Malformed: st.Malformed,
+		Series: uint64(es.Series), SeriesRefused: es.SeriesDropped, SeriesForgotten: es.SeriesForgotten}}
 }

@@ -77,6 +77,7 @@ type Event struct {
 
 // EngineStats are the engine's counters.
 type EngineStats struct {
+	Series                                                          int // tracked now
 	Signals, Unmatched, SeriesDropped, SeriesForgotten, Evaluations uint64
 	Decisions, Applied, ApplyErrors, Fallbacks                      uint64
 	SuppressedStabilization, SuppressedDwell, SuppressedCooldown    uint64
@@ -613,7 +614,10 @@ func (e *Engine) Events() []Event {
 // Stats returns the counters.
 func (e *Engine) Stats() EngineStats {
 	c := &e.c
-	return EngineStats{Signals: c.signals.Load(), Unmatched: c.unmatched.Load(), SeriesDropped: c.seriesDropped.Load(),
+	e.mu.Lock()
+	series := len(e.series)
+	e.mu.Unlock()
+	return EngineStats{Series: series, Signals: c.signals.Load(), Unmatched: c.unmatched.Load(), SeriesDropped: c.seriesDropped.Load(),
 		SeriesForgotten: c.seriesForgotten.Load(),
 		Evaluations:     c.evaluations.Load(), Decisions: c.decisions.Load(), Applied: c.applied.Load(),
 		ApplyErrors: c.applyErrors.Load(), Fallbacks: c.fallbacks.Load(), SuppressedStabilization: c.supStab.Load(),

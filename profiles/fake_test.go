@@ -115,7 +115,7 @@ func (n *fakeNode) Evict(_ context.Context, tenant string) error {
 type fakeIngest struct{}
 
 func (fakeIngest) IngestStats() []IngestStat {
-	return []IngestStat{{Source: "mqtt", Messages: 10, Bytes: 800, Dropped: 1}}
+	return []IngestStat{{Source: "mqtt", Messages: 10, Bytes: 800, Dropped: 1, Series: 3, SeriesRefused: 2, SeriesForgotten: 5}}
 }
 
 // ruleCheck accepts rules whose "when" is a string.

@@ -96,6 +96,9 @@ var (
 	descIngestBytes  = prometheus.NewDesc("kerf_ingest_bytes_total", "Load-signal bytes ingested, by source.", []string{"source"}, nil)
 	descIngestDrops  = prometheus.NewDesc("kerf_ingest_dropped_total", "Load-signal messages dropped, by source.", []string{"source"}, nil)
 	descIngestBad    = prometheus.NewDesc("kerf_ingest_malformed_total", "Load-signal messages refused as malformed, by source.", []string{"source"}, nil)
+	descIngestSeries = prometheus.NewDesc("kerf_ingest_series", "Load-signal series (source, metric) the rule engine tracks.", []string{"source"}, nil)
+	descIngestSRef   = prometheus.NewDesc("kerf_ingest_series_refused_total", "New load-signal series refused at the engine's cap.", []string{"source"}, nil)
+	descIngestSForg  = prometheus.NewDesc("kerf_ingest_series_forgotten_total", "Load-signal series forgotten after going quiet for ingest.series_ttl.", []string{"source"}, nil)
 )
 
 // nodeCollector reads the live node at scrape time.
@@ -104,7 +107,8 @@ type nodeCollector struct{ s *Server }
 func (n *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descGPUInfo, descGPUUtil, descGPUTemp, descGPUPower, descGPUMem, descGPUAlloc, descGPUSlices, descSliceUsed, descSliceLimit,
 		descShareTarget, descShareAchieve, descSlicePending, descTenantSess, descTenantCalls, descTenantErrs,
-		descTenantBytes, descTenantMem, descIngestMsgs, descIngestBytes, descIngestDrops, descIngestBad} {
+		descTenantBytes, descTenantMem, descIngestMsgs, descIngestBytes, descIngestDrops, descIngestBad,
+		descIngestSeries, descIngestSRef, descIngestSForg} {
 		ch <- d
 	}
 }
@@ -169,6 +173,9 @@ func (n *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descIngestBytes, c, float64(st.Bytes), st.Source)
 			ch <- prometheus.MustNewConstMetric(descIngestDrops, c, float64(st.Dropped), st.Source)
 			ch <- prometheus.MustNewConstMetric(descIngestBad, c, float64(st.Malformed), st.Source)
+			ch <- prometheus.MustNewConstMetric(descIngestSeries, g, float64(st.Series), st.Source)
+			ch <- prometheus.MustNewConstMetric(descIngestSRef, c, float64(st.SeriesRefused), st.Source)
+			ch <- prometheus.MustNewConstMetric(descIngestSForg, c, float64(st.SeriesForgotten), st.Source)
 		}
 	}
 }

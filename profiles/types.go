@@ -132,6 +132,9 @@ type IngestStat struct {
 	Bytes     uint64
 	Dropped   uint64
 	Malformed uint64
+	// The rule engine's windows: tracked now, refused at the cap, and
+	// forgotten after going quiet.
+	Series, SeriesRefused, SeriesForgotten uint64
 }
 
 // IngestStats reports ingest counters for the metrics.
