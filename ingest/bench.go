@@ -20,11 +20,11 @@ type BenchOptions struct {
 	Publishers int           // MQTT connections (gateways) the devices share; default 8
 	InFlight   int           // unacknowledged QoS 1 publishes per connection; default 32
 	Duration   time.Duration // publishing time; default 10s
+	Rate       int           // signals/s in all; 0: as fast as QoS 1 acks allow
 	// Oscillate: after the throughput run, how long a load swings across a
 	// rule's threshold, to count the re-slices dwell and cooldown let
 	// through; default 5s, negative: skip.
 	Oscillate time.Duration
-	Rate      int // signals/s in all; 0: as fast as QoS 1 acks allow
 }
 
 // BenchResult is what Bench measured.
