@@ -98,6 +98,9 @@ func (ss *session) run(adm Admission) error {
 			if err := ss.handleCall(h, p); err != nil {
 				return err
 			}
+			if err := ss.handleBuffered(); err != nil {
+				return err
+			}
 		case wire.Data, wire.ShmData:
 			// Bulk data whose call was refused before it was read.
 			return protoErrorf("%s frame for call %d outside a transfer", h.Type, h.Seq)
@@ -105,6 +108,35 @@ func (ss *session) run(adm Admission) error {
 			return protoErrorf("unexpected %s frame", h.Type)
 		}
 	}
+}
+
+// handleBuffered handles the whole call frames already in the read buffer
+// in place, without a read per frame: a pipelined burst of async calls
+// arrives so. It stops before a frame that is incomplete, not a call, or a
+// call with bulk data (which reads on from the stream), leaving it to run.
+func (ss *session) handleBuffered() error {
+	buf := ss.conn.PeekBuffered()
+	off := 0
+	defer func() { ss.conn.Consume(off) }()
+	for len(buf)-off >= wire.HeaderSize {
+		h, err := wire.ParseHeader(buf[off:])
+		if err != nil || h.Type != wire.Call {
+			return nil
+		}
+		end := off + wire.HeaderSize + int(h.Len)
+		if end > len(buf) {
+			return nil
+		}
+		if c := abi.Lookup(h.Call); c != nil && c.Bulk != abi.NoBulk {
+			return nil
+		}
+		if err := ss.handleCall(h, buf[off+wire.HeaderSize:end]); err != nil {
+			off = end
+			return err
+		}
+		off = end
+	}
+	return nil
 }
 
 // handleCall validates and executes one call. A non-nil error ends the

@@ -3,6 +3,7 @@ package transport
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"math/rand/v2"
 	"net"
 	"strings"
@@ -150,6 +151,38 @@ func TestAsyncOrderingAndLatchedErrors(t *testing.T) {
 			}
 			if !bytes.Equal(got, want) {
 				t.Fatal("async operations overtook each other")
+			}
+			// Memsets and small copies (their data inline, after the call
+			// frame) in one burst: the server handles buffered calls in
+			// place, and must stop before a copy's data.
+			small := make([]byte, 64)
+			for round := range 50 {
+				for i := range 16 {
+					if err := c.Memset(p+uint64(i*4), uint32(round), 4, 1, true, s); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for j := range small {
+					small[j] = byte(round + j)
+				}
+				if err := c.MemcpyHtoDAsync(p+64, small, s); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got2 := make([]byte, 128)
+			if err := c.MemcpyDtoHAsync(got2, p, s); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.StreamSynchronize(s); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 16 {
+				if v := binary.LittleEndian.Uint32(got2[i*4:]); v != 49 {
+					t.Fatalf("word %d = %d after the burst, want 49", i, v)
+				}
+			}
+			if !bytes.Equal(got2[64:], small) {
+				t.Fatal("small copies in the burst landed out of order")
 			}
 			// An async error is latched and returned by the next sync call,
 			// which then does not run; the call after that works.

@@ -107,6 +107,16 @@ func (c *Conn) ReadFrame() (Header, []byte, error) {
 	return h, p, err
 }
 
+// PeekBuffered returns the received bytes not yet read, without reading
+// more; they stay valid until Consume or the next read.
+func (c *Conn) PeekBuffered() []byte {
+	b, _ := c.r.Peek(c.r.Buffered())
+	return b
+}
+
+// Consume marks n bytes of PeekBuffered's as read.
+func (c *Conn) Consume(n int) { c.r.Discard(n) }
+
 // TakeBuffered returns a copy of the received bytes not yet read, and
 // consumes them: for handing the stream to another reader.
 func (c *Conn) TakeBuffered() []byte {
