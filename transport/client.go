@@ -241,7 +241,7 @@ func (c *Client) do(id abi.CallID, args, res *abi.Values, in, out []byte) error 
 func (c *Client) write(call *abi.Call, seq uint64, args *abi.Values, in []byte, sync bool) error {
 	// Header and arguments are encoded together and written once.
 	var err error
-	if c.scratch, err = wire.AppendValues(append(c.scratch[:0], make([]byte, wire.HeaderSize)...), call.Args, args); err != nil {
+	if c.scratch, err = wire.AppendArgs(append(c.scratch[:0], make([]byte, wire.HeaderSize)...), call, args); err != nil {
 		return &abi.Error{Code: abi.ErrInvalidValue, Msg: err.Error()}
 	}
 	var flags uint8

@@ -153,7 +153,7 @@ func (ss *session) handleCall(h wire.Header, p []byte) error {
 	if wantReply != (c.Mode == abi.Sync) {
 		return protoErrorf("%s sent as %s", c.Name, map[bool]string{true: "sync", false: "async"}[wantReply])
 	}
-	if err := wire.DecodeValues(c.Args, p, &ss.args); err != nil {
+	if err := wire.DecodeArgs(c, p, &ss.args); err != nil {
 		// The size of a bulk transfer is unknown, so the stream cannot be
 		// resynchronised: the call is malformed beyond repair.
 		if c.Bulk == abi.BulkIn {

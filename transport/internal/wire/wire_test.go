@@ -289,3 +289,49 @@ func FuzzConn(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeArgs: the precomputed scalar layouts decode exactly as the
+// catalogue's specs do, and encode back the same bytes.
+func FuzzDecodeArgs(f *testing.F) {
+	for _, c := range abi.Calls() {
+		b, _ := AppendValues(nil, c.Args, sample(c.Args, []byte{1, 2, 3}))
+		f.Add(uint16(c.ID), b)
+	}
+	f.Fuzz(func(t *testing.T, id uint16, p []byte) {
+		c := abi.Lookup(abi.CallID(id))
+		if c == nil {
+			return
+		}
+		var fast, ref abi.Values
+		errFast, errRef := DecodeArgs(c, p, &fast), DecodeValues(c.Args, p, &ref)
+		if (errFast == nil) != (errRef == nil) {
+			t.Fatalf("%s: DecodeArgs %v, DecodeValues %v", c.Name, errFast, errRef)
+		}
+		if errRef != nil {
+			return
+		}
+		if fast.NW != ref.NW || fast.NB != ref.NB || fast.Words != ref.Words {
+			t.Fatalf("%s: DecodeArgs %+v, DecodeValues %+v", c.Name, fast, ref)
+		}
+		out, err := AppendArgs(nil, c, &fast)
+		if err != nil || !bytes.Equal(out, p) {
+			t.Fatalf("%s: AppendArgs gave %x, %v; want %x", c.Name, out, err, p)
+		}
+	})
+}
+
+// AppendArgs refuses what AppendValues refuses, with its message.
+func TestAppendArgsRefusals(t *testing.T) {
+	c := abi.Lookup(abi.CallMemsetAsync)
+	for _, v := range []*abi.Values{
+		(&abi.Values{}).Word(1).Word(1 << 32).Word(4).Word(1).Word(0), // value past 32 bits
+		(&abi.Values{}).Word(1).Word(2).Word(4).Word(1),               // a word short
+		(&abi.Values{}).Word(1).Word(2).Word(4).Word(1).Word(0).Blob([]byte("x")),
+	} {
+		_, errFast := AppendArgs(nil, c, v)
+		_, errRef := AppendValues(nil, c.Args, v)
+		if errFast == nil || errRef == nil || errFast.Error() != errRef.Error() {
+			t.Errorf("%+v: AppendArgs %v, AppendValues %v", v, errFast, errRef)
+		}
+	}
+}
