@@ -49,16 +49,12 @@ func AppendArgs(b []byte, c *abi.Call, v *abi.Values) ([]byte, error) {
 			return AppendValues(b, c.Args, v) // which names the field
 		}
 	}
-	off := len(b)
-	b = slices.Grow(b, l.size)[:off+l.size]
-	out := b[off:]
-	for i := range l.n {
+	b = slices.Grow(b, l.size)
+	for i, w := range v.Words[:l.n] {
 		if l.u32&(1<<i) != 0 {
-			binary.LittleEndian.PutUint32(out, uint32(v.Words[i]))
-			out = out[4:]
+			b = binary.LittleEndian.AppendUint32(b, uint32(w))
 		} else {
-			binary.LittleEndian.PutUint64(out, v.Words[i])
-			out = out[8:]
+			b = binary.LittleEndian.AppendUint64(b, w)
 		}
 	}
 	return b, nil

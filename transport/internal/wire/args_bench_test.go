@@ -1,0 +1,50 @@
+package wire
+
+// Encoding and decoding cuMemsetD8Async's arguments, the call kerf bench
+// transport pipelines: the precomputed layout against the catalogue walk.
+
+import (
+	"testing"
+
+	"github.com/kerf-edge/kerf/transport/abi"
+)
+
+func BenchmarkAppendArgsMemset(b *testing.B) {
+	c := abi.Lookup(abi.CallMemsetAsync)
+	var v abi.Values
+	v.Word(1 << 40).Word(7).Word(4).Word(1).Word(0)
+	buf := make([]byte, 0, 256)
+	for b.Loop() {
+		buf, _ = AppendArgs(buf[:16], c, &v)
+	}
+}
+
+func BenchmarkAppendValuesMemset(b *testing.B) {
+	c := abi.Lookup(abi.CallMemsetAsync)
+	var v abi.Values
+	v.Word(1 << 40).Word(7).Word(4).Word(1).Word(0)
+	buf := make([]byte, 0, 256)
+	for b.Loop() {
+		buf, _ = AppendValues(buf[:16], c.Args, &v)
+	}
+}
+
+func BenchmarkDecodeArgsMemset(b *testing.B) {
+	c := abi.Lookup(abi.CallMemsetAsync)
+	var v abi.Values
+	v.Word(1 << 40).Word(7).Word(4).Word(1).Word(0)
+	p, _ := AppendValues(nil, c.Args, &v)
+	for b.Loop() {
+		DecodeArgs(c, p, &v)
+	}
+}
+
+func BenchmarkDecodeValuesMemset(b *testing.B) {
+	c := abi.Lookup(abi.CallMemsetAsync)
+	var v abi.Values
+	v.Word(1 << 40).Word(7).Word(4).Word(1).Word(0)
+	p, _ := AppendValues(nil, c.Args, &v)
+	for b.Loop() {
+		DecodeValues(c.Args, p, &v)
+	}
+}
