@@ -9,42 +9,39 @@ import (
 	"github.com/kerf-edge/kerf/transport/abi"
 )
 
-func BenchmarkAppendArgsMemset(b *testing.B) {
+func memsetArgs() (*abi.Call, *abi.Values, []byte) {
 	c := abi.Lookup(abi.CallMemsetAsync)
-	var v abi.Values
-	v.Word(1 << 40).Word(7).Word(4).Word(1).Word(0)
+	v := (&abi.Values{}).Word(1 << 40).Word(7).Word(4).Word(1).Word(0)
+	p, _ := AppendValues(nil, c.Args, v)
+	return c, v, p
+}
+
+func BenchmarkAppendArgsMemset(b *testing.B) {
+	c, v, _ := memsetArgs()
 	buf := make([]byte, 0, 256)
 	for b.Loop() {
-		buf, _ = AppendArgs(buf[:16], c, &v)
+		buf, _ = AppendArgs(buf[:HeaderSize], c, v)
 	}
 }
 
 func BenchmarkAppendValuesMemset(b *testing.B) {
-	c := abi.Lookup(abi.CallMemsetAsync)
-	var v abi.Values
-	v.Word(1 << 40).Word(7).Word(4).Word(1).Word(0)
+	c, v, _ := memsetArgs()
 	buf := make([]byte, 0, 256)
 	for b.Loop() {
-		buf, _ = AppendValues(buf[:16], c.Args, &v)
+		buf, _ = AppendValues(buf[:HeaderSize], c.Args, v)
 	}
 }
 
 func BenchmarkDecodeArgsMemset(b *testing.B) {
-	c := abi.Lookup(abi.CallMemsetAsync)
-	var v abi.Values
-	v.Word(1 << 40).Word(7).Word(4).Word(1).Word(0)
-	p, _ := AppendValues(nil, c.Args, &v)
+	c, v, p := memsetArgs()
 	for b.Loop() {
-		DecodeArgs(c, p, &v)
+		DecodeArgs(c, p, v)
 	}
 }
 
 func BenchmarkDecodeValuesMemset(b *testing.B) {
-	c := abi.Lookup(abi.CallMemsetAsync)
-	var v abi.Values
-	v.Word(1 << 40).Word(7).Word(4).Word(1).Word(0)
-	p, _ := AppendValues(nil, c.Args, &v)
+	c, v, p := memsetArgs()
 	for b.Loop() {
-		DecodeValues(c.Args, p, &v)
+		DecodeValues(c.Args, p, v)
 	}
 }
