@@ -120,13 +120,14 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 		Window: Duration(100 * time.Millisecond), Threshold: 50},
 		Target:   Target{GPU: new(0), Profile: "busy", IdleProfile: "idle"}, // the other rule drives the node
 		Behavior: Behavior{MinDwell: Duration(oscDwell), Cooldown: Duration(oscCooldown)}}
-	eng, err := NewEngine([]Rule{rule, osc}, app, EngineOptions{MaxSamples: 64})
+	eng, err := NewEngine([]Rule{rule, osc}, app, EngineOptions{})
 	if err != nil {
 		return res, err
 	}
 	var lat []time.Duration // the throughput run's; written by the pipeline goroutine only
 	var evaluated atomic.Uint64
-	p := NewPipeline(eng, PipelineOptions{QueuePerSource: 1024, QueueTotal: 1 << 20, Tick: 100 * time.Millisecond,
+	// Queues and the NATS pending limit as kerfd has them by default.
+	p := NewPipeline(eng, PipelineOptions{Tick: 100 * time.Millisecond,
 		Evaluated: func(s Signal, at time.Time) {
 			if s.Topic.Site == "bench" {
 				lat = append(lat, at.Sub(s.Time))
@@ -140,7 +141,7 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 
 	if o.NATSURL != "" {
 		res.Via = "nats"
-		s, err := SubscribeNATS(NATSOptions{URL: o.NATSURL, Name: "kerf-bench", PendingLimit: 1 << 20}, p)
+		s, err := SubscribeNATS(NATSOptions{URL: o.NATSURL, Name: "kerf-bench"}, p)
 		if err != nil {
 			return res, err
 		}
