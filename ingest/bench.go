@@ -66,6 +66,7 @@ const (
 	oscCooldown   = 500 * time.Millisecond
 	oscHalfPeriod = 150 * time.Millisecond
 	oscDevices    = 50
+	oscRule       = "oscillate"
 )
 
 // countApplier counts the decisions of the throughput rule and of the
@@ -73,7 +74,7 @@ const (
 type countApplier struct{ n, osc atomic.Uint64 }
 
 func (c *countApplier) ApplyProfile(_ context.Context, _ Target, _ string, d Decision) error {
-	if d.Rule == "oscillate" {
+	if d.Rule == oscRule {
 		c.osc.Add(1)
 	} else {
 		c.n.Add(1)
@@ -116,7 +117,7 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	rule := Rule{Name: "bench", Trigger: Trigger{Source: "bench/*/*", Metric: "load", Aggregate: AggMax,
 		Window: Duration(time.Second), Threshold: 90, ActivationThreshold: new(float64(20))},
 		Target: Target{Profile: "busy", IdleProfile: "idle"}}
-	osc := Rule{Name: "oscillate", Trigger: Trigger{Source: "bench-osc/*/*", Metric: "load", Aggregate: AggMax,
+	osc := Rule{Name: oscRule, Trigger: Trigger{Source: "bench-osc/*/*", Metric: "load", Aggregate: AggMax,
 		Window: Duration(100 * time.Millisecond), Threshold: 50},
 		Target:   Target{GPU: new(0), Profile: "busy", IdleProfile: "idle"}, // the other rule drives the node
 		Behavior: Behavior{MinDwell: Duration(oscDwell), Cooldown: Duration(oscCooldown)}}
@@ -231,12 +232,11 @@ func oscillate(ctx context.Context, g *benchGateway, d time.Duration, app *count
 			high = h
 			res.Crossings++
 		}
-		v := 20
+		payload := []byte(`[{"n":"load","v":20}]`)
 		if high {
-			v = 80
+			payload = []byte(`[{"n":"load","v":80}]`)
 		}
 		for _, topic := range topics {
-			payload := fmt.Appendf(nil, `[{"n":"load","v":%d}]`, v)
 			if err := g.publish(topic, payload); err != nil {
 				return nil, fmt.Errorf("bench: oscillate: %w", err)
 			}

@@ -69,28 +69,32 @@ func (g *benchGateway) readAcks(r *bufio.Reader) {
 	defer close(g.done)
 	for {
 		p, err := packets.ReadPacket(r)
+		g.mu.Lock()
 		if err == nil {
-			ack, ok := p.(*packets.PubackPacket)
-			g.mu.Lock()
-			switch {
-			case !ok:
-				err = fmt.Errorf("unexpected %v", p)
-			case len(g.pending) == 0 || g.pending[0] != ack.MessageID:
-				err = fmt.Errorf("PUBACK %d out of order (awaiting %v)", ack.MessageID, g.pending[:min(len(g.pending), 3)])
-			default:
-				g.pending = g.pending[1:]
-			}
-			g.mu.Unlock()
+			err = g.matchAck(p)
 		}
+		g.err = err
+		g.mu.Unlock()
 		if err != nil {
-			g.mu.Lock()
-			g.err = err
-			g.mu.Unlock()
 			return
 		}
 		<-g.slots
 		g.acked()
 	}
+}
+
+// matchAck takes the oldest pending packet ID off for its PUBACK; mu is
+// held.
+func (g *benchGateway) matchAck(p packets.ControlPacket) error {
+	ack, ok := p.(*packets.PubackPacket)
+	switch {
+	case !ok:
+		return fmt.Errorf("unexpected %v", p)
+	case len(g.pending) == 0 || g.pending[0] != ack.MessageID:
+		return fmt.Errorf("PUBACK %d out of order (awaiting %v)", ack.MessageID, g.pending[:min(len(g.pending), 3)])
+	}
+	g.pending = g.pending[1:]
+	return nil
 }
 
 // publish queues one QoS 1 PUBLISH, waiting while the window is full.

@@ -89,12 +89,7 @@ func (s *packScanner) record() (rawRecord, bool) {
 		case "ut":
 			ok = s.setFloat(&v.ut, &r.UT)
 		case "bver":
-			var tok []byte
-			if tok, ok = s.number(); ok {
-				var n int64
-				n, ok = parseInt(tok)
-				v.bver, r.BVer = int(n), &v.bver
-			}
+			ok = s.setInt(&v.bver, &r.BVer)
 		case "vb":
 			ok = s.setBool(&v.vb, &r.VB)
 		default:
@@ -142,9 +137,14 @@ func (s *packScanner) setBool(dst *bool, field **bool) bool {
 	return true
 }
 
-func parseInt(tok []byte) (int64, bool) {
+func (s *packScanner) setInt(dst *int, field **int) bool {
+	tok, ok := s.number()
+	if !ok {
+		return false
+	}
 	n, err := strconv.ParseInt(string(tok), 10, 64)
-	return n, err == nil
+	*dst, *field = int(n), dst
+	return err == nil
 }
 
 func (s *packScanner) space() {
