@@ -56,7 +56,7 @@ func BenchmarkServerExecAsync(b *testing.B) {
 				b.Fatal(err)
 			}
 			pl, _ := ss.conn.ReadPayload(h)
-			if err := ss.handleCall(h, pl); err != nil || ss.latched != abi.Success {
+			if err := ss.handleCall(h, call, pl); err != nil || ss.latched != abi.Success {
 				b.Fatal(err, ss.latched)
 			}
 		}

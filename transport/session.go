@@ -95,7 +95,7 @@ func (ss *session) run(adm Admission) error {
 		}
 		switch h.Type {
 		case wire.Call:
-			if err := ss.handleCall(h, p); err != nil {
+			if err := ss.handleCall(h, abi.Lookup(h.Call), p); err != nil {
 				return err
 			}
 			if err := ss.handleBuffered(); err != nil {
@@ -127,10 +127,11 @@ func (ss *session) handleBuffered() error {
 		if end > len(buf) {
 			return nil
 		}
-		if c := abi.Lookup(h.Call); c != nil && c.Bulk != abi.NoBulk {
+		c := abi.Lookup(h.Call)
+		if c != nil && c.Bulk != abi.NoBulk {
 			return nil
 		}
-		if err := ss.handleCall(h, buf[off+wire.HeaderSize:end]); err != nil {
+		if err := ss.handleCall(h, c, buf[off+wire.HeaderSize:end]); err != nil {
 			off = end
 			return err
 		}
@@ -139,12 +140,12 @@ func (ss *session) handleBuffered() error {
 	return nil
 }
 
-// handleCall validates and executes one call. A non-nil error ends the
-// session (protocol violation or broken stream); CUDA errors are replied
-// or latched.
-func (ss *session) handleCall(h wire.Header, p []byte) error {
+// handleCall validates and executes call h, whose catalogue entry the
+// caller looked up (nil: unknown id). A non-nil error ends the session
+// (protocol violation or broken stream); CUDA errors are replied or
+// latched.
+func (ss *session) handleCall(h wire.Header, c *abi.Call, p []byte) error {
 	ss.calls.Add(1)
-	c := abi.Lookup(h.Call)
 	wantReply := h.Flags&wire.WantReply != 0
 	if c == nil {
 		ss.srv.logger().Debug("unknown call", "session", ss.id, "call", h.Call)
