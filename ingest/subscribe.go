@@ -63,12 +63,23 @@ func SubscribeMQTT(ctx context.Context, o MQTTOptions, p *Pipeline) (*MQTTSubscr
 	if o.Status != nil {
 		co.SetWill(o.Status.MQTT(), StatusOffline, 1, true)
 	}
+	// subscribed reports the first subscription's outcome: paho runs the
+	// connect handler on its own goroutine, after Connect's token is done.
+	subscribed := make(chan error, 1)
 	co.SetOnConnectHandler(func(c mqtt.Client) {
 		// Runs on every (re)connect: a clean session forgets subscriptions.
 		tok := c.SubscribeMultiple(map[string]byte{LoadFilterMQTT: o.QoS, StatusFilterMQTT: o.QoS}, handler)
-		if !tok.WaitTimeout(o.Timeout) || tok.Error() != nil {
+		err := fmt.Errorf("no SUBACK within %v", o.Timeout)
+		if tok.WaitTimeout(o.Timeout) {
+			err = tok.Error()
+		}
+		select {
+		case subscribed <- err:
+		default:
+		}
+		if err != nil {
 			s.subErrs.Add(1)
-			o.Log.Error("ingest: mqtt subscribe failed", "broker", o.Broker, "err", tok.Error())
+			o.Log.Error("ingest: mqtt subscribe failed", "broker", o.Broker, "err", err)
 			return
 		}
 		if o.Status != nil {
@@ -89,7 +100,21 @@ func SubscribeMQTT(ctx context.Context, o MQTTOptions, p *Pipeline) (*MQTTSubscr
 	if err := tok.Error(); err != nil {
 		return nil, fmt.Errorf("ingest: mqtt %s: %w", o.Broker, err)
 	}
-	return s, nil
+	// Return subscribed, so that nothing published after this is missed.
+	select {
+	case err := <-subscribed:
+		if err == nil {
+			return s, nil
+		}
+		s.c.Disconnect(0)
+		return nil, fmt.Errorf("ingest: mqtt %s: subscribe: %w", o.Broker, err)
+	case <-time.After(o.Timeout):
+		s.c.Disconnect(0)
+		return nil, fmt.Errorf("ingest: mqtt %s: not subscribed after %v", o.Broker, o.Timeout)
+	case <-ctx.Done():
+		s.c.Disconnect(0)
+		return nil, ctx.Err()
+	}
 }
 
 // Close publishes "offline" on the status topic and disconnects.
