@@ -439,7 +439,7 @@ func TestBrokerKeepsMQTTMessagesInMemory(t *testing.T) {
 		t.Fatalf("$MQTT_msgs on %v, want memory", got)
 	}
 	r, err := ingest.Bench(context.Background(), ingest.BenchOptions{MQTTAddr: b.MQTTAddr(), Topics: 100, Publishers: 2,
-		Duration: 300 * time.Millisecond, Rate: 1000})
+		Duration: 300 * time.Millisecond, Rate: 1000, Oscillate: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
