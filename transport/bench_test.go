@@ -47,3 +47,36 @@ func BenchmarkSyncCall(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBulkHtoD measures a 64 MiB host-to-device copy over each path.
+func BenchmarkBulkHtoD(b *testing.B) {
+	const size = 64 << 20
+	for _, via := range transports {
+		b.Run(via, func(b *testing.B) {
+			ts := startServerB(b)
+			c, err := ts.tryDial(via, ts.tokenB(b))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			p, err := c.MemAlloc(size)
+			if err != nil {
+				b.Fatal(err)
+			}
+			src := make([]byte, size)
+			for i := range src {
+				src[i] = byte(i)
+			}
+			if err := c.Memset(p, 0, 1, size, false, 0); err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(size)
+			b.ResetTimer()
+			for range b.N {
+				if err := c.MemcpyHtoD(p, src); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"sync"
-	"sync/atomic"
 
 	"github.com/kerf-edge/kerf/gpu"
 	"github.com/kerf-edge/kerf/transport/abi"
@@ -53,16 +52,15 @@ type Client struct {
 	conn *wire.Conn
 	shm  *shmRing
 
-	wmu     sync.Mutex // serialises writes and owns seq, scratch
-	seq     uint64
-	scratch []byte
+	wmu         sync.Mutex // serialises writes and owns seq, flushQueued
+	seq         uint64
+	flushQueued bool // the flusher is signalled and has not yet flushed
 
 	pmu       sync.Mutex
 	pending   map[uint64]*pending
 	asyncOut  []uint64 // seqs of async device-to-host copies in flight
 	readerErr error
 	flushc    chan struct{}
-	flushing  atomic.Bool // a flush is scheduled with the flusher
 	done      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -220,18 +218,20 @@ func (c *Client) do(id abi.CallID, args, res *abi.Values, in, out []byte) error 
 		c.pmu.Unlock()
 	}
 	err := c.write(call, seq, args, in, sync)
+	if err == nil && !sync && !c.flushQueued {
+		// The flusher sends this call unless more follow first.
+		c.flushQueued = true
+		select {
+		case c.flushc <- struct{}{}:
+		default:
+		}
+	}
 	c.wmu.Unlock()
 	if err != nil {
 		c.fail(fmt.Errorf("writing %s: %w", call.Name, err))
 		return c.waitResult(p)
 	}
 	if !sync {
-		if !c.flushing.Swap(true) {
-			select {
-			case c.flushc <- struct{}{}:
-			default:
-			}
-		}
 		return nil
 	}
 	return c.waitResult(p)
@@ -239,17 +239,14 @@ func (c *Client) do(id abi.CallID, args, res *abi.Values, in, out []byte) error 
 
 // write sends one call and its bulk payload; wmu is held.
 func (c *Client) write(call *abi.Call, seq uint64, args *abi.Values, in []byte, sync bool) error {
-	// Header and arguments are encoded together and written once.
-	var err error
-	if c.scratch, err = wire.AppendArgs(append(c.scratch[:0], make([]byte, wire.HeaderSize)...), call, args); err != nil {
-		return &abi.Error{Code: abi.ErrInvalidValue, Msg: err.Error()}
-	}
 	var flags uint8
 	if sync {
 		flags = wire.WantReply
 	}
-	wire.PutHeader(c.scratch, wire.Header{Len: uint32(len(c.scratch) - wire.HeaderSize), Type: wire.Call, Flags: flags, Call: call.ID, Seq: seq})
-	if err := c.conn.WriteEncoded(c.scratch); err != nil {
+	if err := c.conn.WriteCall(wire.Header{Type: wire.Call, Flags: flags, Call: call.ID, Seq: seq}, call, args); err != nil {
+		if ae, ok := err.(*wire.ArgsError); ok {
+			return &abi.Error{Code: abi.ErrInvalidValue, Msg: ae.Error()}
+		}
 		return err
 	}
 	if err := c.writeBulk(call.ID, seq, in); err != nil {
@@ -308,6 +305,7 @@ func (c *Client) waitResult(p *pending) error {
 func (c *Client) Flush() error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.flushQueued = false
 	return c.conn.Flush()
 }
 
@@ -316,7 +314,6 @@ func (c *Client) flushLoop() {
 	for {
 		select {
 		case <-c.flushc:
-			c.flushing.Store(false)
 			if err := c.Flush(); err != nil {
 				c.fail(err)
 			}

@@ -116,11 +116,14 @@ func (ss *session) run(adm Admission) error {
 // call with bulk data (which reads on from the stream), leaving it to run.
 func (ss *session) handleBuffered() error {
 	buf := ss.conn.PeekBuffered()
-	off := 0
-	defer func() { ss.conn.Consume(off) }()
-	for len(buf)-off >= wire.HeaderSize {
-		h, err := wire.ParseHeader(buf[off:])
-		if err != nil || h.Type != wire.Call {
+	off, calls := 0, uint64(0)
+	defer func() {
+		ss.conn.Consume(off)
+		ss.calls.Add(calls)
+	}()
+	for {
+		h, ok := wire.ParseCallHeader(buf[off:])
+		if !ok {
 			return nil
 		}
 		end := off + wire.HeaderSize + int(h.Len)
@@ -131,13 +134,13 @@ func (ss *session) handleBuffered() error {
 		if c != nil && c.Bulk != abi.NoBulk {
 			return nil
 		}
-		if err := ss.handleCall(h, c, buf[off+wire.HeaderSize:end]); err != nil {
-			off = end
+		calls++
+		err := ss.exec1(h, c, buf[off+wire.HeaderSize:end])
+		off = end
+		if err != nil {
 			return err
 		}
-		off = end
 	}
-	return nil
 }
 
 // handleCall validates and executes call h, whose catalogue entry the
@@ -146,6 +149,12 @@ func (ss *session) handleBuffered() error {
 // latched.
 func (ss *session) handleCall(h wire.Header, c *abi.Call, p []byte) error {
 	ss.calls.Add(1)
+	return ss.exec1(h, c, p)
+}
+
+// exec1 is handleCall without the call count, which handleBuffered keeps
+// for a whole burst.
+func (ss *session) exec1(h wire.Header, c *abi.Call, p []byte) error {
 	wantReply := h.Flags&wire.WantReply != 0
 	if c == nil {
 		ss.srv.logger().Debug("unknown call", "session", ss.id, "call", h.Call)
@@ -297,7 +306,7 @@ func (ss *session) exec(h wire.Header, c *abi.Call) (abi.Result, error) {
 			return abi.ErrInvalidValue, nil
 		}
 		hi, n := bits.Mul64(count, elem)
-		if hi != 0 || dst%elem != 0 {
+		if hi != 0 || dst&(elem-1) != 0 { // elem is a power of two
 			return abi.ErrInvalidValue, nil
 		}
 		if code := ss.checkRange(dst, n); code != abi.Success {

@@ -215,7 +215,7 @@ func (c *Context) MemcpyDtoD(dst, src, size uint64, _ gpu.Stream) error {
 }
 
 func (c *Context) Memset(dst uint64, value uint32, elem uint32, count uint64, _ gpu.Stream) error {
-	if elem != 1 && elem != 2 && elem != 4 || count > 1<<62/uint64(elem) {
+	if elem != 1 && elem != 2 && elem != 4 || count > 1<<62>>(elem>>1) { // 1<<62 / elem
 		return abi.ErrInvalidValue
 	}
 	c.mu.Lock()

@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -31,7 +32,14 @@ import (
 type Options struct {
 	Bulk       uint64 // bytes of the bulk copy (default 1 GiB)
 	SyncCalls  int    // round trips timed (default 20000)
-	AsyncCalls int    // pipelined calls (default 500000)
+	AsyncCalls int    // pipelined calls per round (default 500000)
+	// AsyncRounds and BulkRounds repeat those measurements, Kerf and raw
+	// taking turns; each reports its median round (defaults 5 and 3). A
+	// round of async calls lasts tens of milliseconds, where one scheduler
+	// hiccup moves either figure by half. The QUIC bulk copy runs once:
+	// it lasts seconds.
+	AsyncRounds int
+	BulkRounds  int
 	// Progress, if set, gets a line per measurement.
 	Progress io.Writer
 }
@@ -45,6 +53,12 @@ func (o *Options) defaults() {
 	}
 	if o.AsyncCalls == 0 {
 		o.AsyncCalls = 500000
+	}
+	if o.AsyncRounds == 0 {
+		o.AsyncRounds = 5
+	}
+	if o.BulkRounds == 0 {
+		o.BulkRounds = 3
 	}
 }
 
@@ -261,36 +275,22 @@ func (r *rig) measure(ctx context.Context, path string, opts Options) (Result, e
 	if err != nil {
 		return res, err
 	}
-	t0 := time.Now()
-	for i := range opts.AsyncCalls {
-		if err := c.Memset(p+uint64(i%1024)*4, uint32(i), 4, 1, true, 0); err != nil {
+	var kerfRates, rawRates []float64
+	for range opts.AsyncRounds {
+		kerf, err := asyncRound(c, p, opts.AsyncCalls)
+		if err != nil {
 			return res, err
 		}
+		raw, err := rawAsyncRound(rawR, rawW, opts.AsyncCalls)
+		if err != nil {
+			return res, err
+		}
+		kerfRates, rawRates = append(kerfRates, kerf), append(rawRates, raw)
 	}
-	if err := c.Synchronize(); err != nil {
-		return res, err
-	}
-	res.AsyncPerSec = float64(opts.AsyncCalls) / time.Since(t0).Seconds()
-	// The raw baseline sends messages of the same size as a Kerf async
-	// memset frame (48 bytes) and waits for one acknowledgement.
-	t0 = time.Now()
-	var hdr [9]byte
-	hdr[0] = 'p'
-	binary.LittleEndian.PutUint64(hdr[1:], uint64(opts.AsyncCalls))
-	rawW.Write(hdr[:])
-	var m48 [48]byte
-	for range opts.AsyncCalls {
-		rawW.Write(m48[:])
-	}
-	if err := rawW.Flush(); err != nil {
-		return res, err
-	}
-	if _, err := io.ReadFull(rawR, msg[:1]); err != nil {
-		return res, err
-	}
-	res.RawAsyncPerSec = float64(opts.AsyncCalls) / time.Since(t0).Seconds()
+	res.AsyncPerSec, res.RawAsyncPerSec = median(kerfRates), median(rawRates)
 	res.AsyncRatio = res.AsyncPerSec / res.RawAsyncPerSec
-	r.progress(opts, "%s async: kerf %.0f calls/s; raw %.0f msgs/s (%.2f×)", path, res.AsyncPerSec, res.RawAsyncPerSec, res.AsyncRatio)
+	r.progress(opts, "%s async: kerf %.0f calls/s; raw %.0f msgs/s (%.2f×); medians of %d rounds, kerf %s, raw %s", path,
+		res.AsyncPerSec, res.RawAsyncPerSec, res.AsyncRatio, opts.AsyncRounds, millions(kerfRates), millions(rawRates))
 
 	// (c) bulk host-to-device. Both destinations are touched beforehand,
 	// so neither side pays first-touch page faults.
@@ -305,34 +305,125 @@ func (r *rig) measure(ctx context.Context, path string, opts Options) (Result, e
 	if err := c.Memset(dst, 0, 1, opts.Bulk, false, 0); err != nil {
 		return res, err
 	}
-	t0 = time.Now()
-	if err := c.MemcpyHtoD(dst, src); err != nil {
+	if err := rawBulkPrepare(rawR, rawW, opts.Bulk); err != nil {
 		return res, err
 	}
-	res.BulkGBps = float64(opts.Bulk) / time.Since(t0).Seconds() / 1e9
+	rounds := opts.BulkRounds
+	if path == "quic" {
+		rounds = 1
+	}
+	var kerfBulk, rawBulk []float64
+	for range rounds {
+		t0 := time.Now()
+		if err := c.MemcpyHtoD(dst, src); err != nil {
+			return res, err
+		}
+		kerfBulk = append(kerfBulk, float64(opts.Bulk)/time.Since(t0).Seconds()/1e9)
+		gbps, err := rawBulkRound(raw, rawR, rawW, src)
+		if err != nil {
+			return res, err
+		}
+		rawBulk = append(rawBulk, gbps)
+	}
 	if err := c.MemFree(dst); err != nil {
 		return res, err
 	}
-	hdr[0] = 'b'
-	binary.LittleEndian.PutUint64(hdr[1:], opts.Bulk)
-	rawW.Write(hdr[:])
-	rawW.Flush()
-	if _, err := io.ReadFull(rawR, msg[:1]); err != nil { // destination ready
-		return res, err
-	}
-	t0 = time.Now()
-	for off := 0; off < len(src); off += 1 << 20 {
-		if _, err := raw.Write(src[off:min(off+1<<20, len(src))]); err != nil {
-			return res, err
+	res.BulkGBps, res.RawBulkGBps = median(kerfBulk), median(rawBulk)
+	res.BulkRatio = res.BulkGBps / res.RawBulkGBps
+	r.progress(opts, "%s bulk: kerf %.2f GB/s; raw %.2f GB/s (%.2f×); medians of %d rounds, kerf %s, raw %s", path,
+		res.BulkGBps, res.RawBulkGBps, res.BulkRatio, rounds, fixed2(kerfBulk), fixed2(rawBulk))
+	return res, nil
+}
+
+// asyncRound times n pipelined async memsets and the sync call after them.
+func asyncRound(c *transport.Client, p uint64, n int) (float64, error) {
+	t0 := time.Now()
+	for i := range n {
+		if err := c.Memset(p+uint64(i%1024)*4, uint32(i), 4, 1, true, 0); err != nil {
+			return 0, err
 		}
 	}
-	if _, err := io.ReadFull(rawR, msg[:1]); err != nil {
-		return res, err
+	if err := c.Synchronize(); err != nil {
+		return 0, err
 	}
-	res.RawBulkGBps = float64(opts.Bulk) / time.Since(t0).Seconds() / 1e9
-	res.BulkRatio = res.BulkGBps / res.RawBulkGBps
-	r.progress(opts, "%s bulk: kerf %.2f GB/s; raw %.2f GB/s (%.2f×)", path, res.BulkGBps, res.RawBulkGBps, res.BulkRatio)
-	return res, nil
+	return float64(n) / time.Since(t0).Seconds(), nil
+}
+
+// rawAsyncRound sends n messages of the size of a Kerf async memset frame
+// (48 bytes) and waits for one acknowledgement.
+func rawAsyncRound(r *bufio.Reader, w *bufio.Writer, n int) (float64, error) {
+	t0 := time.Now()
+	var hdr [9]byte
+	hdr[0] = 'p'
+	binary.LittleEndian.PutUint64(hdr[1:], uint64(n))
+	w.Write(hdr[:])
+	var m48 [48]byte
+	for range n {
+		w.Write(m48[:])
+	}
+	if err := w.Flush(); err != nil {
+		return 0, err
+	}
+	if _, err := r.ReadByte(); err != nil {
+		return 0, err
+	}
+	return float64(n) / time.Since(t0).Seconds(), nil
+}
+
+// rawBulkPrepare has the raw server allocate and touch its destination.
+func rawBulkPrepare(r *bufio.Reader, w *bufio.Writer, size uint64) error {
+	var hdr [9]byte
+	hdr[0] = 'a'
+	binary.LittleEndian.PutUint64(hdr[1:], size)
+	w.Write(hdr[:])
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	_, err := r.ReadByte()
+	return err
+}
+
+// rawBulkRound streams src to the raw server in 1 MiB writes.
+func rawBulkRound(raw io.Writer, r *bufio.Reader, w *bufio.Writer, src []byte) (float64, error) {
+	var hdr [9]byte
+	hdr[0] = 'b'
+	binary.LittleEndian.PutUint64(hdr[1:], uint64(len(src)))
+	w.Write(hdr[:])
+	t0 := time.Now()
+	if err := w.Flush(); err != nil {
+		return 0, err
+	}
+	for off := 0; off < len(src); off += 1 << 20 {
+		if _, err := raw.Write(src[off:min(off+1<<20, len(src))]); err != nil {
+			return 0, err
+		}
+	}
+	if _, err := r.ReadByte(); err != nil {
+		return 0, err
+	}
+	return float64(len(src)) / time.Since(t0).Seconds() / 1e9, nil
+}
+
+func median(x []float64) float64 {
+	s := slices.Clone(x)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func millions(x []float64) string {
+	out := make([]string, len(x))
+	for i, v := range x {
+		out[i] = fmt.Sprintf("%.1fM", v/1e6)
+	}
+	return strings.Join(out, " ")
+}
+
+func fixed2(x []float64) string {
+	out := make([]string, len(x))
+	for i, v := range x {
+		out[i] = fmt.Sprintf("%.2f", v)
+	}
+	return strings.Join(out, " ")
 }
 
 func pct(d []time.Duration, p int) float64 {
@@ -364,8 +455,10 @@ func (r *Result) judge() {
 //
 //	'e': a 15-byte rest of an echo message, echoed back whole (16 bytes)
 //	'p': u64 count, count 48-byte messages, answered by one byte
-//	'b': u64 size, answered by one byte when the destination is ready,
-//	     then size bytes, answered by one byte
+//	'a': u64 size: allocate and touch a destination of size bytes,
+//	     answered by one byte
+//	'b': u64 size (at most the destination's), then size bytes, answered
+//	     by one byte
 func serveRaw(rw io.ReadWriteCloser, bulk uint64) {
 	defer rw.Close()
 	br, bw := bufio.NewReaderSize(rw, 256<<10), bufio.NewWriterSize(rw, 256<<10)
@@ -383,32 +476,29 @@ func serveRaw(rw io.ReadWriteCloser, bulk uint64) {
 				return
 			}
 			bw.Write(buf[:16])
-		case 'p', 'b':
+		case 'p', 'a', 'b':
 			if _, err := io.ReadFull(br, buf[:8]); err != nil {
 				return
 			}
 			n := binary.LittleEndian.Uint64(buf[:8])
-			if mode == 'p' {
+			switch {
+			case mode == 'p':
 				for range n {
 					if _, err := io.ReadFull(br, buf[:48]); err != nil {
 						return
 					}
 				}
-			} else {
-				if n > bulk {
-					return
-				}
-				if dst == nil {
-					dst = make([]byte, bulk)
-				}
+			case mode == 'a' && n <= bulk:
+				dst = make([]byte, n)
 				for i := 0; i < int(n); i += 4096 {
 					dst[i] = 1 // touch every page before the clock starts
 				}
-				bw.WriteByte(1)
-				bw.Flush()
+			case mode == 'b' && n <= uint64(len(dst)):
 				if _, err := io.ReadFull(br, dst[:n]); err != nil {
 					return
 				}
+			default:
+				return
 			}
 			bw.WriteByte(1)
 		default:

@@ -9,13 +9,14 @@ import (
 )
 
 // scalarLayout is a call's arguments when all are scalars (most calls,
-// and every async one but the launch): their count, which are 32-bit, and
+// and every async one but the launch): their count, each one's width and
 // the encoded size. Such arguments encode and decode without walking the
 // catalogue's Arg kinds per call.
 type scalarLayout struct {
-	size int    // encoded bytes; 0: not all scalars (or none)
-	n    uint8  // words
-	u32  uint64 // bit i set: word i is a U32
+	size  int                  // encoded bytes; 0: not all scalars (or none)
+	n     uint8                // words
+	width [abi.MaxWords]uint8  // 4 (U32) or 8
+	high  [abi.MaxWords]uint64 // bits a U32 word must not set
 }
 
 // argLayouts is indexed by call ID, derived from the catalogue at start.
@@ -29,8 +30,9 @@ var argLayouts = func() []scalarLayout {
 		}
 		l := scalarLayout{size: size, n: uint8(len(c.Args))}
 		for i, a := range c.Args {
+			l.width[i] = 8
 			if a.Kind == abi.U32 {
-				l.u32 |= 1 << i
+				l.width[i], l.high[i] = 4, 0xffffffff_00000000
 			}
 		}
 		out[c.ID] = l
@@ -38,31 +40,57 @@ var argLayouts = func() []scalarLayout {
 	return out
 }()
 
-// AppendArgs encodes c's arguments, as AppendValues(b, c.Args, v) does.
-func AppendArgs(b []byte, c *abi.Call, v *abi.Values) ([]byte, error) {
-	l := argLayouts[c.ID]
-	if l.size == 0 || v.NW != l.n || v.NB != 0 {
-		return AppendValues(b, c.Args, v)
-	}
-	for i := range l.n {
-		if l.u32&(1<<i) != 0 && v.Words[i] > 0xffffffff {
-			return AppendValues(b, c.Args, v) // which names the field
+// AppendCall appends a whole Call frame: header h, whose Len it sets, and
+// c's arguments from v, encoded as AppendValues(b, c.Args, v) does. On an
+// error b is returned unchanged.
+func AppendCall(b []byte, h Header, c *abi.Call, v *abi.Values) ([]byte, error) {
+	start := len(b)
+	if l := &argLayouts[c.ID]; l.size > 0 && v.NW == l.n && v.NB == 0 {
+		// Each word is stored as 8 bytes and the offset advanced by its
+		// width, so a U32 is overwritten past its 4 bytes by the next
+		// word; 4 spare bytes take the last store.
+		n := HeaderSize + l.size
+		b = slices.Grow(b, n+4)
+		f := b[start : start+n+4]
+		var over uint64
+		off := HeaderSize
+		for i, w := range v.Words[:l.n] {
+			over |= w & l.high[i]
+			binary.LittleEndian.PutUint64(f[off:], w)
+			off += int(l.width[i])
 		}
-	}
-	b = slices.Grow(b, l.size)
-	for i, w := range v.Words[:l.n] {
-		if l.u32&(1<<i) != 0 {
-			b = binary.LittleEndian.AppendUint32(b, uint32(w))
-		} else {
-			b = binary.LittleEndian.AppendUint64(b, w)
+		if over == 0 {
+			h.Len = uint32(l.size)
+			PutHeader(f, h)
+			return b[:start+n], nil
 		}
+		// A U32 out of range: the walk below names the field.
 	}
+	b = append(b, make([]byte, HeaderSize)...)
+	b, err := AppendValues(b, c.Args, v)
+	if err != nil {
+		return b[:start], err
+	}
+	if len(b)-start-HeaderSize > maxPayload {
+		return b[:start], fmt.Errorf("wire: %s arguments of %d bytes exceed the frame limit", c.Name, len(b)-start-HeaderSize)
+	}
+	h.Len = uint32(len(b) - start - HeaderSize)
+	PutHeader(b[start:], h)
 	return b, nil
+}
+
+// ScalarFrameSize returns the size of c's Call frame when its arguments
+// are all scalars, and 0 otherwise.
+func ScalarFrameSize(c *abi.Call) int {
+	if l := &argLayouts[c.ID]; l.size > 0 {
+		return HeaderSize + l.size
+	}
+	return 0
 }
 
 // DecodeArgs decodes c's arguments, as DecodeValues(c.Args, p, v) does.
 func DecodeArgs(c *abi.Call, p []byte, v *abi.Values) error {
-	l := argLayouts[c.ID]
+	l := &argLayouts[c.ID]
 	if l.size == 0 {
 		return DecodeValues(c.Args, p, v)
 	}
@@ -70,14 +98,14 @@ func DecodeArgs(c *abi.Call, p []byte, v *abi.Values) error {
 		return fmt.Errorf("wire: %d bytes of arguments, want %d", len(p), l.size)
 	}
 	v.NB = 0
+	off := 0
 	for i := range l.n {
-		if l.u32&(1<<i) != 0 {
-			v.Words[i] = uint64(binary.LittleEndian.Uint32(p))
-			p = p[4:]
+		if l.width[i] == 4 {
+			v.Words[i] = uint64(binary.LittleEndian.Uint32(p[off:]))
 		} else {
-			v.Words[i] = binary.LittleEndian.Uint64(p)
-			p = p[8:]
+			v.Words[i] = binary.LittleEndian.Uint64(p[off:])
 		}
+		off += int(l.width[i])
 	}
 	v.NW = l.n
 	return nil

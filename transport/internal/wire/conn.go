@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+
+	"github.com/kerf-edge/kerf/transport/abi"
 )
 
 // BufSize is the size of the read and write buffers of a Conn.
@@ -11,16 +13,21 @@ const BufSize = 256 << 10
 
 // Conn reads and writes frames on a byte stream. Reads and writes may run
 // concurrently with each other, but not with themselves.
+//
+// Frames to send are encoded straight into the write buffer, which is
+// sent when full or on Flush; a frame larger than the buffer is written
+// through. After a write error every write returns it.
 type Conn struct {
 	r    *bufio.Reader
-	w    *bufio.Writer
-	whdr [HeaderSize]byte
-	buf  []byte
+	buf  []byte // a large payload read
+	w    io.Writer
+	wbuf []byte
+	werr error
 }
 
 // NewConn wraps rw.
 func NewConn(rw io.ReadWriter) *Conn {
-	return &Conn{r: bufio.NewReaderSize(rw, BufSize), w: bufio.NewWriterSize(rw, BufSize)}
+	return &Conn{r: bufio.NewReaderSize(rw, BufSize), w: rw, wbuf: make([]byte, 0, BufSize)}
 }
 
 // ReadHeader reads and validates the next frame header. The caller must
@@ -140,27 +147,88 @@ func (c *Conn) WriteFrame(h Header, parts ...[]byte) error {
 		return fmt.Errorf("wire: %s frame of %d bytes exceeds the limit", h.Type, n)
 	}
 	h.Len = uint32(n)
-	PutHeader(c.whdr[:], h)
-	if _, err := c.w.Write(c.whdr[:]); err != nil {
+	if err := c.reserve(HeaderSize); err != nil {
 		return err
 	}
+	c.wbuf = c.wbuf[:len(c.wbuf)+HeaderSize]
+	PutHeader(c.wbuf[len(c.wbuf)-HeaderSize:], h)
 	for _, p := range parts {
-		if _, err := c.w.Write(p); err != nil {
+		if err := c.write(p); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// ArgsError reports arguments that do not fit their catalogue entry; the
+// stream is unharmed.
+type ArgsError struct{ Err error }
+
+func (e *ArgsError) Error() string { return e.Err.Error() }
+
+// WriteCall writes a Call frame for call with the arguments in v, encoded
+// in place (see AppendCall). It buffers; call Flush to send. Arguments
+// that do not fit the catalogue give an *ArgsError and write nothing.
+func (c *Conn) WriteCall(h Header, call *abi.Call, v *abi.Values) error {
+	if err := c.reserve(max(ScalarFrameSize(call)+8, 512)); err != nil {
+		return err
+	}
+	b, err := AppendCall(c.wbuf, h, call, v)
+	if err != nil {
+		return &ArgsError{err}
+	}
+	c.wbuf = b // may outgrow BufSize once, for a frame with large blobs
+	if len(c.wbuf) >= BufSize {
+		return c.Flush()
+	}
+	return nil
+}
+
 // WriteEncoded writes frames already encoded in p (header included). It
 // buffers; call Flush to send.
-func (c *Conn) WriteEncoded(p []byte) error {
-	_, err := c.w.Write(p)
-	return err
+func (c *Conn) WriteEncoded(p []byte) error { return c.write(p) }
+
+// reserve makes room for n bytes in the write buffer, flushing if needed.
+func (c *Conn) reserve(n int) error {
+	if c.werr != nil {
+		return c.werr
+	}
+	if cap(c.wbuf)-len(c.wbuf) < n {
+		return c.Flush()
+	}
+	return nil
+}
+
+// write buffers p as bufio.Writer does: what does not fit tops up the
+// buffer, which is sent, and a remainder larger than the buffer is
+// written through.
+func (c *Conn) write(p []byte) error {
+	for c.werr == nil && len(p) > cap(c.wbuf)-len(c.wbuf) {
+		if len(c.wbuf) == 0 {
+			_, c.werr = c.w.Write(p)
+			return c.werr
+		}
+		n := cap(c.wbuf) - len(c.wbuf)
+		c.wbuf = append(c.wbuf, p[:n]...)
+		p = p[n:]
+		c.Flush()
+	}
+	if c.werr != nil {
+		return c.werr
+	}
+	c.wbuf = append(c.wbuf, p...)
+	return nil
 }
 
 // Flush sends buffered frames.
-func (c *Conn) Flush() error { return c.w.Flush() }
+func (c *Conn) Flush() error {
+	if c.werr != nil || len(c.wbuf) == 0 {
+		return c.werr
+	}
+	_, c.werr = c.w.Write(c.wbuf)
+	c.wbuf = c.wbuf[:0]
+	return c.werr
+}
 
 // Pending reports how many bytes are buffered for writing.
-func (c *Conn) Pending() int { return c.w.Buffered() }
+func (c *Conn) Pending() int { return len(c.wbuf) }

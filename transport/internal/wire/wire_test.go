@@ -291,7 +291,8 @@ func FuzzConn(f *testing.F) {
 }
 
 // FuzzDecodeArgs: the precomputed scalar layouts decode exactly as the
-// catalogue's specs do, and encode back the same bytes.
+// catalogue's specs do, and AppendCall encodes them back into a frame of
+// the same bytes.
 func FuzzDecodeArgs(f *testing.F) {
 	for _, c := range abi.Calls() {
 		b, _ := AppendValues(nil, c.Args, sample(c.Args, []byte{1, 2, 3}))
@@ -313,25 +314,31 @@ func FuzzDecodeArgs(f *testing.F) {
 		if fast.NW != ref.NW || fast.NB != ref.NB || fast.Words != ref.Words {
 			t.Fatalf("%s: DecodeArgs %+v, DecodeValues %+v", c.Name, fast, ref)
 		}
-		out, err := AppendArgs(nil, c, &fast)
-		if err != nil || !bytes.Equal(out, p) {
-			t.Fatalf("%s: AppendArgs gave %x, %v; want %x", c.Name, out, err, p)
+		h := Header{Type: Call, Flags: WantReply, Call: c.ID, Seq: uint64(id) << 40}
+		out, err := AppendCall([]byte("prefix"), h, c, &fast)
+		if err != nil || string(out[:6]) != "prefix" || !bytes.Equal(out[6+HeaderSize:], p) {
+			t.Fatalf("%s: AppendCall gave %x, %v; want the prefix, a header and %x", c.Name, out, err, p)
+		}
+		h.Len = uint32(len(p))
+		if got, err := ParseHeader(out[6:]); err != nil || got != h {
+			t.Fatalf("%s: AppendCall wrote header %+v, %v; want %+v", c.Name, got, err, h)
 		}
 	})
 }
 
-// AppendArgs refuses what AppendValues refuses, with its message.
-func TestAppendArgsRefusals(t *testing.T) {
+// AppendCall refuses what AppendValues refuses, with its message, and
+// leaves the buffer as it was.
+func TestAppendCallRefusals(t *testing.T) {
 	c := abi.Lookup(abi.CallMemsetAsync)
 	for _, v := range []*abi.Values{
 		(&abi.Values{}).Word(1).Word(1 << 32).Word(4).Word(1).Word(0), // value past 32 bits
 		(&abi.Values{}).Word(1).Word(2).Word(4).Word(1),               // a word short
 		(&abi.Values{}).Word(1).Word(2).Word(4).Word(1).Word(0).Blob([]byte("x")),
 	} {
-		_, errFast := AppendArgs(nil, c, v)
+		out, errFast := AppendCall([]byte("kept"), Header{Type: Call, Call: c.ID}, c, v)
 		_, errRef := AppendValues(nil, c.Args, v)
-		if errFast == nil || errRef == nil || errFast.Error() != errRef.Error() {
-			t.Errorf("%+v: AppendArgs %v, AppendValues %v", v, errFast, errRef)
+		if errFast == nil || errRef == nil || errFast.Error() != errRef.Error() || string(out) != "kept" {
+			t.Errorf("%+v: AppendCall %q, %v; AppendValues %v", v, out, errFast, errRef)
 		}
 	}
 }
