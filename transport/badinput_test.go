@@ -20,7 +20,7 @@ func (ts *testServer) rawDial(t *testing.T, via string, tok []byte, hello bool) 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var rw io.ReadWriteCloser
-	if via == "unix" {
+	if isUnix(via) {
 		c, err := net.Dial("unix", ts.sock)
 		if err != nil {
 			t.Fatal(err)

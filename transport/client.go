@@ -26,6 +26,8 @@ type Options struct {
 	Lease string
 	// Name identifies the client in the server's logs.
 	Name string
+
+	maxVersion uint16 // tests: the newest protocol version offered (0: ProtocolVersion)
 }
 
 // Device describes the session's device as the server presents it: its
@@ -83,7 +85,11 @@ var pendingPool = sync.Pool{New: func() any { return &pending{done: make(chan st
 // newClient runs the handshake on rw and starts the reader.
 func newClient(rw io.ReadWriteCloser, shmFD int, opts Options) (*Client, error) {
 	c := &Client{rw: rw, conn: wire.NewConn(rw), pending: map[uint64]*pending{}, flushc: make(chan struct{}, 1), done: make(chan struct{})}
-	hello := wire.HelloMsg{MinVersion: abi.MinProtocolVersion, MaxVersion: abi.ProtocolVersion, Token: opts.Token, Device: uint32(opts.Device), MemLimit: opts.MemLimit, Lease: opts.Lease, Client: opts.Name}
+	maxVersion := abi.ProtocolVersion
+	if opts.maxVersion != 0 {
+		maxVersion = opts.maxVersion
+	}
+	hello := wire.HelloMsg{MinVersion: abi.MinProtocolVersion, MaxVersion: maxVersion, Token: opts.Token, Device: uint32(opts.Device), MemLimit: opts.MemLimit, Lease: opts.Lease, Client: opts.Name}
 	b, err := hello.Append(nil)
 	if err == nil {
 		err = c.conn.WriteFrame(wire.Header{Type: wire.Hello}, b)
@@ -113,8 +119,8 @@ func newClient(rw io.ReadWriteCloser, shmFD int, opts Options) (*Client, error) 
 	if err := ack.Decode(p); err != nil {
 		return nil, err
 	}
-	if ack.Version < abi.MinProtocolVersion || ack.Version > abi.ProtocolVersion {
-		return nil, fmt.Errorf("server chose protocol version %d, client speaks %d..%d", ack.Version, abi.MinProtocolVersion, abi.ProtocolVersion)
+	if ack.Version < abi.MinProtocolVersion || ack.Version > maxVersion {
+		return nil, fmt.Errorf("server chose protocol version %d, client speaks %d..%d", ack.Version, abi.MinProtocolVersion, maxVersion)
 	}
 	c.Device = Device{Session: ack.Session, Version: ack.Version, DeviceInfo: gpu.DeviceInfo{Name: ack.Name, UUID: ack.UUID,
 		TotalMem: ack.TotalMem, CCMajor: int(ack.CCMajor), CCMinor: int(ack.CCMinor), SMs: int(ack.SMs), Emulated: ack.Emulated,
@@ -123,8 +129,21 @@ func newClient(rw io.ReadWriteCloser, shmFD int, opts Options) (*Client, error) 
 		if ack.ShmSlots == 0 {
 			return nil, errors.New("local server offered no shared memory")
 		}
-		if c.shm, err = mapShmRing(shmFD, int(ack.ShmSlots), int(ack.ShmSlotSize)); err != nil {
+		callRing := ack.Version >= 2
+		if c.shm, err = mapShmRing(shmFD, int(ack.ShmSlots), int(ack.ShmSlotSize), callRing); err != nil {
 			return nil, err
+		}
+		if callRing {
+			// Frames go to the call ring from here on; the socket
+			// carries doorbells up and everything down.
+			var r io.Reader = rw
+			if b := c.conn.TakeBuffered(); len(b) > 0 {
+				r = io.MultiReader(bytes.NewReader(b), rw)
+			}
+			c.conn = wire.NewConn(struct {
+				io.Reader
+				io.Writer
+			}{r, &callRingWriter{ring: c.shm, bell: rw, done: c.done}})
 		}
 	}
 	c.wg.Add(2)

@@ -43,7 +43,7 @@ func (s *Server) ServeLocalFiles(ctx context.Context, sock, shm *os.File, adm Ad
 		c.Close()
 		return errors.New("local session descriptor is not a Unix socket")
 	}
-	ring, err := mapShmRing(int(shm.Fd()), shmSlots, shmSlotSize)
+	ring, err := mapShmRing(int(shm.Fd()), shmSlots, shmSlotSize, true)
 	if err != nil {
 		conn.Close()
 		return err

@@ -91,8 +91,11 @@ func (ts *testServer) token(t testing.TB, tenant string, limit uint64) []byte {
 	return []byte(tok)
 }
 
-// transports lists the ways a tenant reaches the server.
-var transports = []string{"unix", "quic"}
+// transports lists the ways a tenant reaches the server: "unix-v1" is the
+// local path as a protocol version 1 client uses it, without the call ring.
+var transports = []string{"unix", "unix-v1", "quic"}
+
+func isUnix(via string) bool { return via == "unix" || via == "unix-v1" }
 
 func (ts *testServer) dial(t *testing.T, via string, tok []byte) *Client {
 	t.Helper()
@@ -108,7 +111,10 @@ func (ts *testServer) tryDial(via string, tok []byte) (*Client, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	opts := Options{Token: tok, Name: "test"}
-	if via == "unix" {
+	if via == "unix-v1" {
+		opts.maxVersion = 1
+	}
+	if isUnix(via) {
 		return DialUnix(ctx, ts.sock, opts)
 	}
 	return DialQUIC(ctx, ts.quic, QUICOptions{Options: opts, Fingerprint: ts.fp})

@@ -103,7 +103,7 @@ func (ts *testServer) openLease(t *testing.T, via string, tok []byte, req AllocR
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	opts := Options{Token: tok, Name: "lease-test"}
-	if via == "unix" {
+	if isUnix(via) {
 		return OpenLeaseUnix(ctx, ts.sock, opts, req)
 	}
 	return OpenLeaseQUIC(ctx, ts.quic, QUICOptions{Options: opts, Fingerprint: ts.fp}, req)

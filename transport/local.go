@@ -13,8 +13,9 @@ import (
 
 // ServeUnix accepts local tenants on ln until ctx ends. Each connection
 // first receives the session's shared-memory ring (a sealed memfd, over
-// SCM_RIGHTS), then runs the session protocol; bulk data of shmMin bytes
-// or more travels through the ring, not the socket.
+// SCM_RIGHTS), then runs the session protocol. Bulk data of shmMin bytes
+// or more travels through the ring's slots, not the socket, and from
+// protocol version 2 the client's frames through its call ring.
 func (s *Server) ServeUnix(ctx context.Context, ln *net.UnixListener) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()

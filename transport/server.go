@@ -172,7 +172,7 @@ func (s *Server) serve(ctx context.Context, rw io.ReadWriteCloser, peer Peer, ad
 	ss := &session{srv: s, rw: rw, conn: wire.NewConn(struct {
 		io.Reader
 		io.Writer
-	}{r, rw}), peer: peer, started: time.Now()}
+	}{r, rw}), sock: r, peer: peer, started: time.Now()}
 	ss.id = s.nextID.Add(1)
 	stop := context.AfterFunc(ctx, ss.closeStream)
 	defer stop()

@@ -23,6 +23,7 @@ type session struct {
 	id      uint64
 	rw      io.ReadWriteCloser
 	conn    *wire.Conn
+	sock    io.Reader // rw's read side, after any bytes read before a handoff
 	peer    Peer
 	started time.Time
 	tenant  Tenant
@@ -75,6 +76,14 @@ func isClosed(err error) bool {
 func (ss *session) run(adm Admission) error {
 	if err := ss.open(adm); err != nil {
 		return err
+	}
+	if shm := ss.peer.Shm; shm != nil && shm.ringOff != 0 && adm.Version >= 2 {
+		// The client now writes to the call ring; what the socket brings
+		// is doorbells.
+		ss.conn = wire.NewConn(struct {
+			io.Reader
+			io.Writer
+		}{&callRingReader{ring: shm, bell: ss.sock}, ss.rw})
 	}
 	ss.srv.register(ss)
 	defer ss.srv.unregister(ss)

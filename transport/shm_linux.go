@@ -32,7 +32,9 @@ const (
 // shmRing is the local path's bulk channel: a memfd created by the server,
 // mapped by both ends. Each direction has slots whose state word (in the
 // header) is 0 when the producer may fill it and 1 while the consumer
-// owns it. The frames on the socket carry only (slot, length).
+// owns it. The frames on the stream carry only (slot, length). After the
+// slots comes the call ring (callring.go), which carries the client's
+// frames themselves from protocol version 2 on.
 //
 // The server creates the memfd and seals its size, so a tenant cannot
 // shrink the mapping under kerfd (which would fault it).
@@ -41,12 +43,26 @@ type shmRing struct {
 	slots    int
 	slotSize int
 	next     [2]int // producer's next slot, per half
+	ringOff  int    // offset of the call ring's data; 0: none mapped
+}
+
+// shmSize is the memfd size for a geometry: the header page, both halves'
+// slots and, after them, the call ring.
+func shmSize(slots, slotSize int, callRing bool) int {
+	size := shmHeader + 2*slots*slotSize
+	if callRing {
+		size += callRingSize
+	}
+	return size
 }
 
 // newShmRing creates, seals and maps a ring; the returned fd is for the
 // peer and must be closed by the caller once sent.
 func newShmRing(slots, slotSize int) (*shmRing, int, error) {
-	size := shmHeader + 2*slots*slotSize
+	if err := checkRingGeometry(slots); err != nil {
+		return nil, -1, err
+	}
+	size := shmSize(slots, slotSize, true)
 	fd, err := unix.MemfdCreate("kerf-shm", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	if err != nil {
 		return nil, -1, fmt.Errorf("memfd_create: %w", err)
@@ -64,13 +80,14 @@ func newShmRing(slots, slotSize int) (*shmRing, int, error) {
 		unix.Close(fd)
 		return nil, -1, fmt.Errorf("mmap shm: %w", err)
 	}
-	return &shmRing{mem: mem, slots: slots, slotSize: slotSize}, fd, nil
+	return &shmRing{mem: mem, slots: slots, slotSize: slotSize, ringOff: shmHeader + 2*slots*slotSize}, fd, nil
 }
 
 // mapShmRing maps a ring received from the server, checking that the
-// memfd is sealed against shrinking and large enough for the geometry.
-func mapShmRing(fd, slots, slotSize int) (*shmRing, error) {
-	if slots <= 0 || slotSize <= 0 || slots > 1024 || slotSize > 64<<20 {
+// memfd is sealed against shrinking and large enough for the geometry;
+// callRing maps the call ring too (protocol version 2 on).
+func mapShmRing(fd, slots, slotSize int, callRing bool) (*shmRing, error) {
+	if slots <= 0 || slotSize <= 0 || slotSize > 64<<20 || checkRingGeometry(slots) != nil {
 		return nil, fmt.Errorf("shm geometry %d×%d out of range", slots, slotSize)
 	}
 	seals, err := unix.FcntlInt(uintptr(fd), unix.F_GET_SEALS, 0)
@@ -81,7 +98,7 @@ func mapShmRing(fd, slots, slotSize int) (*shmRing, error) {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, fmt.Errorf("fstat shm: %w", err)
 	}
-	size := shmHeader + 2*slots*slotSize
+	size := shmSize(slots, slotSize, callRing)
 	if st.Size < int64(size) {
 		return nil, fmt.Errorf("shm is %d bytes, geometry needs %d", st.Size, size)
 	}
@@ -89,7 +106,11 @@ func mapShmRing(fd, slots, slotSize int) (*shmRing, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mmap shm: %w", err)
 	}
-	return &shmRing{mem: mem, slots: slots, slotSize: slotSize}, nil
+	r := &shmRing{mem: mem, slots: slots, slotSize: slotSize}
+	if callRing {
+		r.ringOff = shmHeader + 2*slots*slotSize
+	}
+	return r, nil
 }
 
 func (r *shmRing) close() error {

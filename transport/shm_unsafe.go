@@ -33,3 +33,11 @@ func (r *shmRing) futexWait(off int, val uint32, d time.Duration) {
 func (r *shmRing) futexWake(off int) {
 	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(r.word(off))), futexWake, 1, 0, 0, 0)
 }
+
+func (r *shmRing) word64(off int) *uint64 { return (*uint64)(unsafe.Pointer(&r.mem[off])) }
+
+func (r *shmRing) load64(off int) uint64 { return atomic.LoadUint64(r.word64(off)) }
+
+func (r *shmRing) store64(off int, v uint64) { atomic.StoreUint64(r.word64(off), v) }
+
+func (r *shmRing) swapState(off int, v uint32) uint32 { return atomic.SwapUint32(r.word(off), v) }

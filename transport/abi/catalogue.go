@@ -1,9 +1,11 @@
 package abi
 
-// ProtocolVersion is the wire protocol version this build speaks. Client
-// and server must agree on it exactly; see MinProtocolVersion.
+// ProtocolVersion and MinProtocolVersion bound the wire protocol versions
+// this build speaks; a session runs at the newest both ends speak.
+// Version 2 moves a local session's calls into shared memory (the call
+// ring); the frames are those of version 1.
 const (
-	ProtocolVersion    uint16 = 1
+	ProtocolVersion    uint16 = 2
 	MinProtocolVersion uint16 = 1
 	// ALPN is the TLS application protocol negotiated over QUIC.
 	ALPN = "kerf/1"

@@ -47,3 +47,12 @@ func BenchmarkDecodeValuesMemset(b *testing.B) {
 		DecodeValues(c.Args, p, v)
 	}
 }
+
+func BenchmarkPutScalarCallMemset(b *testing.B) {
+	c, v, _ := memsetArgs()
+	buf := make([]byte, 256)
+	h := Header{Type: Call, Call: c.ID}
+	for b.Loop() {
+		PutScalarCall(buf, h, c, v)
+	}
+}

@@ -170,8 +170,13 @@ func (e *ArgsError) Error() string { return e.Err.Error() }
 // in place (see AppendCall). It buffers; call Flush to send. Arguments
 // that do not fit the catalogue give an *ArgsError and write nothing.
 func (c *Conn) WriteCall(h Header, call *abi.Call, v *abi.Values) error {
-	if err := c.reserve(max(ScalarFrameSize(call)+8, 512)); err != nil {
+	n := ScalarFrameSize(call)
+	if err := c.reserve(max(n, 512)); err != nil {
 		return err
+	}
+	if n > 0 && PutScalarCall(c.wbuf[len(c.wbuf):cap(c.wbuf)], h, call, v) {
+		c.wbuf = c.wbuf[:len(c.wbuf)+n]
+		return nil
 	}
 	b, err := AppendCall(c.wbuf, h, call, v)
 	if err != nil {
