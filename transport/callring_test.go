@@ -136,3 +136,25 @@ func TestCallRingScribbledPosition(t *testing.T) {
 		t.Fatalf("neighbour: %v", err)
 	}
 }
+
+// Calls after Close fail; none touches the unmapped ring.
+func TestCallAfterClose(t *testing.T) {
+	ts := startServer(t)
+	for _, via := range transports {
+		c := ts.dial(t, via, ts.token(t, "closer-"+via, 0))
+		p, err := c.MemAlloc(1 << 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		for i := range 3000 { // past the flush threshold
+			c.Memset(p, uint32(i), 4, 1, true, 0)
+		}
+		if err := c.MemcpyHtoD(p, make([]byte, 1<<20)); err == nil {
+			t.Fatalf("%s: a copy after Close succeeded", via)
+		}
+		if err := c.Synchronize(); abi.ResultOf(err) != abi.ErrDeviceUnavailable {
+			t.Fatalf("%s: sync after Close: %v", via, err)
+		}
+	}
+}

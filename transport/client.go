@@ -54,9 +54,10 @@ type Client struct {
 	conn *wire.Conn
 	shm  *shmRing
 
-	wmu         sync.Mutex // serialises writes and owns seq, flushQueued
+	wmu         sync.Mutex // serialises writes and owns seq, flushQueued, closed
 	seq         uint64
 	flushQueued bool // the flusher is signalled and has not yet flushed
+	closed      bool // Close has unmapped the shared memory
 
 	pmu       sync.Mutex
 	pending   map[uint64]*pending
@@ -159,6 +160,7 @@ func (c *Client) Close() error {
 		err = c.rw.Close()
 		c.wg.Wait()
 		c.wmu.Lock()
+		c.closed = true
 		_ = c.shm.close()
 		c.wmu.Unlock()
 	})
@@ -220,6 +222,14 @@ func (c *Client) do(id abi.CallID, args, res *abi.Values, in, out []byte) error 
 	}
 
 	c.wmu.Lock()
+	if c.closed {
+		// The shared memory is unmapped; the reader has set why.
+		c.wmu.Unlock()
+		if p != nil {
+			pendingPool.Put(p)
+		}
+		return c.Err()
+	}
 	c.seq++
 	seq := c.seq
 	if p != nil {
@@ -324,6 +334,9 @@ func (c *Client) waitResult(p *pending) error {
 func (c *Client) Flush() error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.closed {
+		return c.Err()
+	}
 	c.flushQueued = false
 	return c.conn.Flush()
 }

@@ -189,10 +189,6 @@ func (c *Conn) WriteCall(h Header, call *abi.Call, v *abi.Values) error {
 	return nil
 }
 
-// WriteEncoded writes frames already encoded in p (header included). It
-// buffers; call Flush to send.
-func (c *Conn) WriteEncoded(p []byte) error { return c.write(p) }
-
 // reserve makes room for n bytes in the write buffer, flushing if needed.
 func (c *Conn) reserve(n int) error {
 	if c.werr != nil {

@@ -342,3 +342,98 @@ func TestAppendCallRefusals(t *testing.T) {
 		}
 	}
 }
+
+// countingWriter records each Write's size and fails once failAfter
+// writes have been made (0: never).
+type countingWriter struct {
+	bytes.Buffer
+	writes    []int
+	failAfter int
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	if w.failAfter > 0 && len(w.writes) == w.failAfter {
+		return 0, io.ErrClosedPipe
+	}
+	w.writes = append(w.writes, len(p))
+	return w.Buffer.Write(p)
+}
+
+// The write buffer keeps frames whole and in order, across scalar calls
+// encoded in place and payloads larger than the buffer; only the rest of
+// such a payload is written in one piece larger than the buffer.
+func TestConnWrites(t *testing.T) {
+	out := &countingWriter{}
+	c := NewConn(struct {
+		io.Reader
+		io.Writer
+	}{nil, out})
+	memset := abi.Lookup(abi.CallMemsetAsync)
+	big := bytes.Repeat([]byte("0123456789abcdef"), abi.BulkChunk/16)
+	v := (&abi.Values{}).Word(1 << 40).Word(7).Word(4).Word(1).Word(0)
+	var want []Header
+	for i := range 2000 {
+		h := Header{Type: Call, Call: memset.ID, Seq: uint64(i)}
+		if err := c.WriteCall(h, memset, v); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, Header{Len: 32, Type: Call, Call: memset.ID, Seq: uint64(i)})
+		if i%500 == 7 {
+			h := Header{Type: Data, Call: memset.ID, Seq: uint64(i)}
+			if err := c.WriteFrame(h, big[:100], big); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, Header{Len: uint32(100 + len(big)), Type: Data, Call: memset.ID, Seq: uint64(i)})
+		}
+	}
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range out.writes {
+		if n > BufSize && n > len(big) {
+			t.Fatalf("a write of %d bytes: more than the buffer and than one payload", n)
+		}
+	}
+	r := NewConn(struct {
+		io.Reader
+		io.Writer
+	}{&out.Buffer, nil})
+	for i, w := range want {
+		h, p, err := r.ReadFrame()
+		if err != nil || h != w {
+			t.Fatalf("frame %d: %+v, %v; want %+v", i, h, err, w)
+		}
+		if h.Type == Data && (!bytes.Equal(p[:100], big[:100]) || !bytes.Equal(p[100:], big)) {
+			t.Fatalf("frame %d: payload changed", i)
+		}
+	}
+	if _, _, err := r.ReadFrame(); err != io.EOF {
+		t.Fatalf("after the frames: %v, want EOF", err)
+	}
+}
+
+// After a failed write, every write reports the failure.
+func TestConnWriteErrorSticks(t *testing.T) {
+	c := NewConn(struct {
+		io.Reader
+		io.Writer
+	}{nil, &countingWriter{failAfter: 1}})
+	memset := abi.Lookup(abi.CallMemsetAsync)
+	v := (&abi.Values{}).Word(1 << 40).Word(7).Word(4).Word(1).Word(0)
+	if err := c.WriteCall(Header{Type: Call, Call: memset.ID}, memset, v); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	c.WriteCall(Header{Type: Call, Call: memset.ID}, memset, v)
+	if err := c.Flush(); err != io.ErrClosedPipe {
+		t.Fatalf("flush: %v, want the writer's error", err)
+	}
+	if err := c.WriteCall(Header{Type: Call, Call: memset.ID}, memset, v); err != io.ErrClosedPipe {
+		t.Fatalf("write after the failure: %v", err)
+	}
+	if err := c.WriteFrame(Header{Type: Data}, []byte("x")); err != io.ErrClosedPipe {
+		t.Fatalf("frame after the failure: %v", err)
+	}
+}
