@@ -113,8 +113,19 @@ func (m *memTable) find(p uint64) int {
 }
 
 // contains reports whether [p, p+n) lies inside one owned range. Sizes are
-// added in uint64 with an overflow check.
+// added in uint64 with an overflow check. The range found last is tried
+// first, inline: calls cluster on one buffer, and ranges do not overlap.
 func (m *memTable) contains(p, n uint64) bool {
+	if l := m.last; l < len(m.ranges) {
+		r := &m.ranges[l]
+		if off := p - r.base; p >= r.base && off < r.size && n <= r.size-off {
+			return true
+		}
+	}
+	return m.search(p, n)
+}
+
+func (m *memTable) search(p, n uint64) bool {
 	i := m.find(p)
 	if i < 0 {
 		return false

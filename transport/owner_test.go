@@ -1,6 +1,8 @@
 package transport
 
 import (
+	"math/bits"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/kerf-edge/kerf/transport/abi"
@@ -61,5 +63,36 @@ func TestHandleKindsDoNotMix(t *testing.T) {
 	}
 	if o, ok := h.get(s, abi.StreamHandle); !ok || o != "stream" {
 		t.Fatal("unrelated handle removed")
+	}
+}
+
+// contains, whichever range it found last, agrees with a scan of every
+// range.
+func TestMemTableContainsMatchesScan(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	var m memTable
+	for base := uint64(0x1000); len(m.ranges) < 40; base += uint64(rng.IntN(3)) * 0x80 {
+		size := uint64(1 + rng.IntN(0x200))
+		m.insert(memRange{base: base, size: size})
+		base += size
+	}
+	scan := func(p, n uint64) bool {
+		for _, r := range m.ranges {
+			if end, carry := bits.Add64(p, n, 0); carry == 0 && p >= r.base && end <= r.base+r.size && p < r.base+r.size {
+				return true
+			}
+		}
+		return false
+	}
+	last := m.ranges[len(m.ranges)-1]
+	for range 100000 {
+		p := 0x0f00 + uint64(rng.IntN(int(last.base+last.size)))
+		n := uint64(rng.IntN(0x300))
+		if rng.IntN(50) == 0 {
+			n = ^uint64(0) - uint64(rng.IntN(4))
+		}
+		if got, want := m.contains(p, n), scan(p, n); got != want {
+			t.Fatalf("contains(%#x, %#x) = %v, a scan says %v", p, n, got, want)
+		}
 	}
 }

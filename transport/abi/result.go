@@ -117,8 +117,12 @@ func Errorf(code Result, format string, args ...any) error {
 // an *Error (or a Result) anywhere in the chain, ErrUnknown otherwise.
 func ResultOf(err error) Result {
 	if err == nil {
-		return Success
+		return Success // inlined: the common case
 	}
+	return resultOf(err)
+}
+
+func resultOf(err error) Result {
 	for e := err; e != nil; {
 		switch v := e.(type) {
 		case *Error:

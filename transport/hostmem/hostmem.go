@@ -156,8 +156,16 @@ func (c *Context) SetMemLimit(limit uint64) error {
 	return nil
 }
 
-// span returns the n bytes at p inside one allocation.
+// span returns the n bytes at p inside one allocation. The allocation
+// found last is tried first, inline.
 func (c *Context) span(p, n uint64) ([]byte, error) {
+	if m, off := c.lastMem, p-c.lastBase; p >= c.lastBase && off < uint64(len(m)) && n <= uint64(len(m))-off && !c.closed {
+		return m[off : off+n], nil
+	}
+	return c.spanSlow(p, n)
+}
+
+func (c *Context) spanSlow(p, n uint64) ([]byte, error) {
 	if c.closed {
 		return nil, abi.ErrInvalidContext
 	}
