@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -157,4 +158,63 @@ func TestCallAfterClose(t *testing.T) {
 			t.Fatalf("%s: sync after Close: %v", via, err)
 		}
 	}
+}
+
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+
+// FuzzCallRingReader: whatever a tenant writes as the ring's write
+// position, the server reads exactly the bytes between its own position
+// and that one, or ends the session with a protocol error; it never
+// panics and never reads past the ring.
+func FuzzCallRingReader(f *testing.F) {
+	f.Add([]byte{16, 0, 0, 0, 1, 'a', 'b', 'c', 0, 0, 16, 0, 2})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 3, 0, 0, 0x20, 0, 9})
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		ring, fd, err := newShmRing(1, 4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		closeFD(fd)
+		defer ring.close()
+		data := ring.ringData()
+		rd := &callRingReader{ring: ring, bell: eofReader{}}
+		for len(ops) >= 5 {
+			// A step: a write position relative to the reader's (it may
+			// go backwards), a read size, and bytes scribbled at the
+			// reader's position.
+			delta := int64(int32(binary.LittleEndian.Uint32(ops))) * 7
+			size := 1 + int(ops[4])*1024
+			ops = ops[5:]
+			scribble := ops[:min(len(ops), 16)]
+			at := int(rd.pos % callRingSize)
+			copy(data[at:], scribble)
+			from, wpos := rd.pos, rd.pos+uint64(delta)
+			ring.store64(ringWritePos, wpos)
+			want := make([]byte, min(uint64(size), wpos-from))
+			for i := range want {
+				want[i] = data[(from+uint64(i))%callRingSize]
+			}
+			p := make([]byte, size)
+			n, err := rd.Read(p)
+			switch avail := wpos - from; {
+			case avail > callRingSize:
+				var pe *protocolError
+				if n != 0 || !errors.As(err, &pe) {
+					t.Fatalf("write position %d bytes ahead: read %d, %v; want a protocol error", int64(avail), n, err)
+				}
+				return
+			case avail == 0:
+				if n != 0 || err != io.EOF {
+					t.Fatalf("empty ring: read %d, %v; want the doorbell's EOF", n, err)
+				}
+				return
+			default:
+				if err != nil || !bytes.Equal(p[:n], want) || rd.pos != from+uint64(n) {
+					t.Fatalf("%d bytes ahead, read of %d: got %d bytes, %v; want %d", avail, size, n, err, len(want))
+				}
+			}
+		}
+	})
 }
