@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,22 +16,24 @@ import (
 )
 
 // rawDial opens a stream and, if hello is set, completes the handshake,
-// returning the stream for arbitrary bytes.
+// returning the stream for arbitrary bytes. On "unix" the handshake asks
+// for protocol version 2, so the bytes written after it go through the
+// call ring; "unix-v1" keeps them on the socket.
 func (ts *testServer) rawDial(t *testing.T, via string, tok []byte, hello bool) (io.ReadWriteCloser, *wire.Conn) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var rw io.ReadWriteCloser
+	shmFD := -1
 	if isUnix(via) {
 		c, err := net.Dial("unix", ts.sock)
 		if err != nil {
 			t.Fatal(err)
 		}
-		fd, err := recvFD(c.(*net.UnixConn))
-		if err != nil {
+		if shmFD, err = recvFD(c.(*net.UnixConn)); err != nil {
 			t.Fatal(err)
 		}
-		closeFD(fd)
+		t.Cleanup(func() { closeFD(shmFD) })
 		rw = c
 	} else {
 		c, err := DialQUIC(ctx, ts.quic, QUICOptions{Options: Options{Token: tok}, Fingerprint: ts.fp})
@@ -49,14 +53,47 @@ func (ts *testServer) rawDial(t *testing.T, via string, tok []byte, hello bool) 
 	wc := wire.NewConn(rw)
 	if hello {
 		m := wire.HelloMsg{MinVersion: 1, MaxVersion: 1, Token: tok}
+		if via == "unix" {
+			m.MaxVersion = 2
+		}
 		b, _ := m.Append(nil)
 		wc.WriteFrame(wire.Header{Type: wire.Hello}, b)
 		wc.Flush()
-		if h, _, err := wc.ReadFrame(); err != nil || h.Type != wire.HelloAck {
+		h, p, err := wc.ReadFrame()
+		if err != nil || h.Type != wire.HelloAck {
 			t.Fatalf("handshake: %v %v", h.Type, err)
+		}
+		var ack wire.HelloAckMsg
+		if err := ack.Decode(p); err != nil {
+			t.Fatal(err)
+		}
+		if ack.Version >= 2 {
+			ring, err := mapShmRing(shmFD, int(ack.ShmSlots), int(ack.ShmSlotSize), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ring.close() }) // after rw closes: cleanups run last first
+			sock, done := rw.(*net.UnixConn), make(chan struct{})
+			rw = &ringStream{UnixConn: sock, w: &callRingWriter{ring: ring, bell: sock, done: done}, done: done}
 		}
 	}
 	return rw, wc
+}
+
+// ringStream writes through a session's call ring and reads its socket.
+// Close also releases a writer waiting for room in the ring.
+type ringStream struct {
+	*net.UnixConn
+	w         *callRingWriter
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func (s *ringStream) Write(p []byte) (int, error) { return s.w.Write(p) }
+
+func (s *ringStream) Close() error {
+	s.closeOnce.Do(func() { close(s.done) })
+	return s.UnixConn.Close()
 }
 
 // closeWrite ends the client's direction of the stream, as a client that
@@ -65,6 +102,8 @@ func closeWrite(rw io.ReadWriteCloser) {
 	switch c := rw.(type) {
 	case *net.UnixConn:
 		c.CloseWrite()
+	case *ringStream:
+		c.CloseWrite() // the doorbell's end of file
 	case *quicStream:
 		c.Stream.Close()
 	}
@@ -172,10 +211,17 @@ func TestSilentClientTimesOut(t *testing.T) {
 }
 
 // A client that floods sync calls without reading replies is held back by
-// flow control: the server's memory stays bounded.
+// flow control, on the socket and through the call ring: the server's
+// memory stays bounded.
 func TestFloodIsBounded(t *testing.T) {
+	for _, via := range []string{"unix-v1", "unix"} {
+		t.Run(via, func(t *testing.T) { testFloodIsBounded(t, via) })
+	}
+}
+
+func testFloodIsBounded(t *testing.T, via string) {
 	ts := startServer(t)
-	rw, _ := ts.rawDial(t, "unix", ts.token(t, "flood", 0), true)
+	rw, _ := ts.rawDial(t, via, ts.token(t, "flood", 0), true)
 	var before runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
@@ -185,15 +231,29 @@ func TestFloodIsBounded(t *testing.T) {
 	for len(batch)+len(frame) <= cap(batch) {
 		batch = append(batch, frame...)
 	}
-	sent := 0
+	// The flood runs until a write fails (the socket's deadline) or blocks
+	// (a full ring) for a second.
+	var progress atomic.Int64
+	flooded := make(chan struct{})
 	rw.(net.Conn).SetWriteDeadline(time.Now().Add(2 * time.Second))
-	for sent < 256<<20 {
-		n, err := rw.Write(batch)
-		sent += n
-		if err != nil {
-			break // the server stopped reading: flow control works
+	go func() {
+		defer close(flooded)
+		for progress.Load() < 256<<20 {
+			n, err := rw.Write(batch)
+			progress.Add(int64(n))
+			if err != nil {
+				return // the server stopped reading: flow control works
+			}
+		}
+	}()
+	for last := int64(-1); last != progress.Load(); {
+		last = progress.Load()
+		select {
+		case <-flooded:
+		case <-time.After(time.Second):
 		}
 	}
+	sent := int(progress.Load())
 	var after runtime.MemStats
 	runtime.ReadMemStats(&after)
 	if sent >= 256<<20 {
@@ -202,4 +262,6 @@ func TestFloodIsBounded(t *testing.T) {
 	if grew := int64(after.HeapInuse) - int64(before.HeapInuse); grew > 32<<20 {
 		t.Fatalf("heap grew by %d MiB under a flood of %d MiB", grew>>20, sent>>20)
 	}
+	rw.Close() // releases a writer waiting on the ring
+	<-flooded
 }
