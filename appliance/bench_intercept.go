@@ -110,6 +110,21 @@ func BenchIntercept(ctx context.Context, o InterceptBenchOptions) ([]InterceptBe
 	return out, nil
 }
 
+// loadBenchKernel loads one of the emulator's test kernels on c and
+// returns its function and parameter layout.
+func loadBenchKernel(c *transport.Client, name string) (uint64, []gpu.ParamInfo, error) {
+	mod, err := c.ModuleLoad(kernels.PTX(name))
+	if err != nil {
+		return 0, nil, err
+	}
+	fn, err := c.ModuleGetFunction(mod, name)
+	if err != nil {
+		return 0, nil, err
+	}
+	layout, err := c.FuncParams(fn)
+	return fn, layout, err
+}
+
 // rawLaunches makes the benchmark program's calls with the transport
 // client: the baseline without the shim.
 func rawLaunches(ctx context.Context, b transport.Bundle, via string, n int) (float64, error) {
@@ -129,15 +144,7 @@ func rawLaunches(ctx context.Context, b transport.Bundle, via string, n int) (fl
 		return 0, err
 	}
 	defer c.Close()
-	mod, err := c.ModuleLoad(kernels.PTX("vadd"))
-	if err != nil {
-		return 0, err
-	}
-	fn, err := c.ModuleGetFunction(mod, "vadd")
-	if err != nil {
-		return 0, err
-	}
-	layout, err := c.FuncParams(fn)
+	fn, layout, err := loadBenchKernel(c, "vadd")
 	if err != nil {
 		return 0, err
 	}

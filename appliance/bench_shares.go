@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/kerf-edge/kerf/gpu"
-	"github.com/kerf-edge/kerf/gpu/emu/kernels"
 	"github.com/kerf-edge/kerf/profiles"
 	"github.com/kerf-edge/kerf/transport"
 )
@@ -210,15 +209,7 @@ func BenchShares(ctx context.Context, o SharesBenchOptions) (SharesBenchResult, 
 // newMatmul prepares an n×n matmul on c and returns a function that
 // launches it.
 func newMatmul(c *transport.Client, n uint32) (func() error, error) {
-	mod, err := c.ModuleLoad(kernels.PTX("matmul"))
-	if err != nil {
-		return nil, err
-	}
-	fn, err := c.ModuleGetFunction(mod, "matmul")
-	if err != nil {
-		return nil, err
-	}
-	layout, err := c.FuncParams(fn)
+	fn, layout, err := loadBenchKernel(c, "matmul")
 	if err != nil {
 		return nil, err
 	}

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/kerf-edge/kerf/gpu"
-	"github.com/kerf-edge/kerf/gpu/emu/kernels"
 	"github.com/kerf-edge/kerf/internal/units"
 	"github.com/kerf-edge/kerf/transport"
 )
@@ -217,15 +216,7 @@ func splitRounds(rounds []roundSample, windows [][2]time.Time) (steady, during [
 }
 
 func newTenantLoop(c *transport.Client, n int) (*tenantLoop, error) {
-	mod, err := c.ModuleLoad(kernels.PTX("vadd"))
-	if err != nil {
-		return nil, err
-	}
-	fn, err := c.ModuleGetFunction(mod, "vadd")
-	if err != nil {
-		return nil, err
-	}
-	layout, err := c.FuncParams(fn)
+	fn, layout, err := loadBenchKernel(c, "vadd")
 	if err != nil {
 		return nil, err
 	}

@@ -80,7 +80,7 @@ func newShmRing(slots, slotSize int) (*shmRing, int, error) {
 		unix.Close(fd)
 		return nil, -1, fmt.Errorf("mmap shm: %w", err)
 	}
-	return &shmRing{mem: mem, slots: slots, slotSize: slotSize, ringOff: shmHeader + 2*slots*slotSize}, fd, nil
+	return &shmRing{mem: mem, slots: slots, slotSize: slotSize, ringOff: shmSize(slots, slotSize, false)}, fd, nil
 }
 
 // mapShmRing maps a ring received from the server, checking that the
@@ -108,7 +108,7 @@ func mapShmRing(fd, slots, slotSize int, callRing bool) (*shmRing, error) {
 	}
 	r := &shmRing{mem: mem, slots: slots, slotSize: slotSize}
 	if callRing {
-		r.ringOff = shmHeader + 2*slots*slotSize
+		r.ringOff = shmSize(slots, slotSize, false)
 	}
 	return r, nil
 }

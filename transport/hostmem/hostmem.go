@@ -169,15 +169,12 @@ func (c *Context) spanSlow(p, n uint64) ([]byte, error) {
 	if c.closed {
 		return nil, abi.ErrInvalidContext
 	}
-	base, m := c.lastBase, c.lastMem
-	if m == nil || p < base || p-base >= uint64(len(m)) {
-		i := sort.Search(len(c.bases), func(i int) bool { return c.bases[i] > p }) - 1
-		if i < 0 {
-			return nil, abi.ErrInvalidValue
-		}
-		base, m = c.bases[i], c.allocs[c.bases[i]]
-		c.lastBase, c.lastMem = base, m
+	i := sort.Search(len(c.bases), func(i int) bool { return c.bases[i] > p }) - 1
+	if i < 0 {
+		return nil, abi.ErrInvalidValue
 	}
+	base, m := c.bases[i], c.allocs[c.bases[i]]
+	c.lastBase, c.lastMem = base, m
 	off := p - base
 	if off > uint64(len(m)) || n > uint64(len(m))-off {
 		return nil, abi.ErrInvalidValue

@@ -290,7 +290,7 @@ func (r *rig) measure(ctx context.Context, path string, opts Options) (Result, e
 	res.AsyncPerSec, res.RawAsyncPerSec = median(kerfRates), median(rawRates)
 	res.AsyncRatio = res.AsyncPerSec / res.RawAsyncPerSec
 	r.progress(opts, "%s async: kerf %.0f calls/s; raw %.0f msgs/s (%.2f×); medians of %d rounds, kerf %s, raw %s", path,
-		res.AsyncPerSec, res.RawAsyncPerSec, res.AsyncRatio, opts.AsyncRounds, millions(kerfRates), millions(rawRates))
+		res.AsyncPerSec, res.RawAsyncPerSec, res.AsyncRatio, opts.AsyncRounds, joinRounds(kerfRates, "%.1fM", 1e-6), joinRounds(rawRates, "%.1fM", 1e-6))
 
 	// (c) bulk host-to-device. Both destinations are touched beforehand,
 	// so neither side pays first-touch page faults.
@@ -331,7 +331,7 @@ func (r *rig) measure(ctx context.Context, path string, opts Options) (Result, e
 	res.BulkGBps, res.RawBulkGBps = median(kerfBulk), median(rawBulk)
 	res.BulkRatio = res.BulkGBps / res.RawBulkGBps
 	r.progress(opts, "%s bulk: kerf %.2f GB/s; raw %.2f GB/s (%.2f×); medians of %d rounds, kerf %s, raw %s", path,
-		res.BulkGBps, res.RawBulkGBps, res.BulkRatio, rounds, fixed2(kerfBulk), fixed2(rawBulk))
+		res.BulkGBps, res.RawBulkGBps, res.BulkRatio, rounds, joinRounds(kerfBulk, "%.2f", 1), joinRounds(rawBulk, "%.2f", 1))
 	return res, nil
 }
 
@@ -410,18 +410,11 @@ func median(x []float64) float64 {
 	return s[len(s)/2]
 }
 
-func millions(x []float64) string {
+// joinRounds formats each round with format, scaled by scale.
+func joinRounds(x []float64, format string, scale float64) string {
 	out := make([]string, len(x))
 	for i, v := range x {
-		out[i] = fmt.Sprintf("%.1fM", v/1e6)
-	}
-	return strings.Join(out, " ")
-}
-
-func fixed2(x []float64) string {
-	out := make([]string, len(x))
-	for i, v := range x {
-		out[i] = fmt.Sprintf("%.2f", v)
+		out[i] = fmt.Sprintf(format, v*scale)
 	}
 	return strings.Join(out, " ")
 }

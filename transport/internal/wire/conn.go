@@ -160,6 +160,11 @@ func (c *Conn) WriteFrame(h Header, parts ...[]byte) error {
 	return nil
 }
 
+// callReserve is the room WriteCall makes before encoding a frame whose
+// size it does not know beforehand (one with blobs, such as a launch's
+// parameters); a larger frame grows the buffer.
+const callReserve = 512
+
 // ArgsError reports arguments that do not fit their catalogue entry; the
 // stream is unharmed.
 type ArgsError struct{ Err error }
@@ -171,7 +176,7 @@ func (e *ArgsError) Error() string { return e.Err.Error() }
 // that do not fit the catalogue give an *ArgsError and write nothing.
 func (c *Conn) WriteCall(h Header, call *abi.Call, v *abi.Values) error {
 	n := ScalarFrameSize(call)
-	if err := c.reserve(max(n, 512)); err != nil {
+	if err := c.reserve(max(n, callReserve)); err != nil {
 		return err
 	}
 	if n > 0 && PutScalarCall(c.wbuf[len(c.wbuf):cap(c.wbuf)], h, call, v) {

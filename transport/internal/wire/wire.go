@@ -78,19 +78,12 @@ func PutHeader(b []byte, h Header) {
 }
 
 // ParseHeader reads a header and checks its type and length bound before
-// any payload is read or allocated. It is small enough to inline; the
-// error is built out of line.
+// any payload is read or allocated. The error is built out of line.
 func ParseHeader(b []byte) (Header, error) {
 	if len(b) < HeaderSize {
 		return Header{}, headerError(b)
 	}
-	h := Header{
-		Len:   binary.LittleEndian.Uint32(b[0:]),
-		Type:  Type(b[4]),
-		Flags: b[5],
-		Call:  abi.CallID(binary.LittleEndian.Uint16(b[6:])),
-		Seq:   binary.LittleEndian.Uint64(b[8:]),
-	}
+	h := getHeader(b)
 	if h.Type-1 >= numTypes-1 || h.Len > abi.MaxFrame {
 		return h, headerError(b)
 	}
@@ -116,8 +109,19 @@ func ParseCallHeader(b []byte) (Header, bool) {
 	if len(b) < HeaderSize {
 		return Header{}, false
 	}
+	h := getHeader(b)
+	return h, h.Type == Call && h.Len <= abi.MaxFrame
+}
+
+// getHeader reads the header fields from b, which holds HeaderSize bytes
+// or more, without checking them.
+func getHeader(b []byte) Header {
 	b = b[:HeaderSize]
-	n := binary.LittleEndian.Uint32(b)
-	return Header{Len: n, Type: Call, Flags: b[5], Call: abi.CallID(binary.LittleEndian.Uint16(b[6:])), Seq: binary.LittleEndian.Uint64(b[8:])},
-		b[4] == byte(Call) && n <= abi.MaxFrame
+	return Header{
+		Len:   binary.LittleEndian.Uint32(b[0:]),
+		Type:  Type(b[4]),
+		Flags: b[5],
+		Call:  abi.CallID(binary.LittleEndian.Uint16(b[6:])),
+		Seq:   binary.LittleEndian.Uint64(b[8:]),
+	}
 }
