@@ -139,12 +139,23 @@ func (ss *session) handleBuffered() error {
 		if end > len(buf) {
 			return nil
 		}
+		p := buf[off+wire.HeaderSize : end]
+		if h.Flags == 0 {
+			if code, ok := ss.execScalarAsync(h.Call, p); ok {
+				calls++
+				off = end
+				if code != abi.Success {
+					ss.finish(h, nil, false, code)
+				}
+				continue
+			}
+		}
 		c := abi.Lookup(h.Call)
 		if c != nil && c.Bulk != abi.NoBulk {
 			return nil
 		}
 		calls++
-		err := ss.exec1(h, c, buf[off+wire.HeaderSize:end])
+		err := ss.exec1(h, c, p)
 		off = end
 		if err != nil {
 			return err
@@ -158,6 +169,11 @@ func (ss *session) handleBuffered() error {
 // latched.
 func (ss *session) handleCall(h wire.Header, c *abi.Call, p []byte) error {
 	ss.calls.Add(1)
+	if h.Flags == 0 {
+		if code, ok := ss.execScalarAsync(h.Call, p); ok {
+			return ss.finish(h, c, false, code)
+		}
+	}
 	return ss.exec1(h, c, p)
 }
 
@@ -292,36 +308,10 @@ func (ss *session) exec(h wire.Header, c *abi.Call) (abi.Result, error) {
 		return ss.sendBulk(h, size, func(off uint64, p []byte) error { return ss.ctx.MemcpyDtoH(p, src+off, s) })
 
 	case abi.CallMemcpyDtoD, abi.CallMemcpyDtoDAsync:
-		dst, src, size := a[0], a[1], a[2]
-		s, ok := ss.handles.stream(ss.streamArg(3))
-		if !ok {
-			return abi.ErrInvalidHandle, nil
-		}
-		if code := ss.checkRange(dst, size); code != abi.Success {
-			return code, nil
-		}
-		if code := ss.checkRange(src, size); code != abi.Success {
-			return code, nil
-		}
-		return abi.ResultOf(ss.ctx.MemcpyDtoD(dst, src, size, s)), nil
+		return ss.memcpyDtoD(a[0], a[1], a[2], ss.streamArg(3)), nil
 
 	case abi.CallMemset, abi.CallMemsetAsync:
-		dst, value, elem, count := a[0], a[1], a[2], a[3]
-		s, ok := ss.handles.stream(ss.streamArg(4))
-		if !ok {
-			return abi.ErrInvalidHandle, nil
-		}
-		if elem != 1 && elem != 2 && elem != 4 {
-			return abi.ErrInvalidValue, nil
-		}
-		hi, n := bits.Mul64(count, elem)
-		if hi != 0 || dst&(elem-1) != 0 { // elem is a power of two
-			return abi.ErrInvalidValue, nil
-		}
-		if code := ss.checkRange(dst, n); code != abi.Success {
-			return code, nil
-		}
-		return abi.ResultOf(ss.ctx.Memset(dst, uint32(value), uint32(elem), count, s)), nil
+		return ss.memset(a[0], a[1], a[2], a[3], ss.streamArg(4)), nil
 
 	case abi.CallModuleLoad:
 		size := a[0]
@@ -450,15 +440,7 @@ func (ss *session) exec(h wire.Header, c *abi.Call) (abi.Result, error) {
 		return abi.ResultOf(s.Synchronize()), nil
 
 	case abi.CallStreamWaitEvent:
-		s, ok := ss.handles.stream(a[0])
-		ev, eok := ss.handles.event(a[1])
-		if !ok || !eok {
-			return abi.ErrInvalidHandle, nil
-		}
-		if s == nil {
-			return abi.ResultOf(ev.Synchronize()), nil
-		}
-		return abi.ResultOf(s.WaitEvent(ev)), nil
+		return ss.streamWaitEvent(a[0], a[1]), nil
 
 	case abi.CallEventCreate:
 		ev, err := ss.ctx.EventCreate(uint32(a[0]))
@@ -469,12 +451,7 @@ func (ss *session) exec(h wire.Header, c *abi.Call) (abi.Result, error) {
 		return abi.Success, nil
 
 	case abi.CallEventRecord:
-		ev, ok := ss.handles.event(a[0])
-		s, sok := ss.handles.stream(a[1])
-		if !ok || !sok {
-			return abi.ErrInvalidHandle, nil
-		}
-		return abi.ResultOf(ev.Record(s)), nil
+		return ss.eventRecord(a[0], a[1]), nil
 
 	case abi.CallEventQuery, abi.CallEventSynchronize, abi.CallEventDestroy:
 		ev, ok := ss.handles.event(a[0])
@@ -501,6 +478,96 @@ func (ss *session) exec(h wire.Header, c *abi.Call) (abi.Result, error) {
 		return abi.ResultOf(err), nil
 	}
 	return abi.ErrNotSupported, nil
+}
+
+// execScalarAsync runs an async call whose arguments are all scalars
+// straight from p, its frame's payload, with a decoder generated for that
+// call: the hot path of a pipelined burst, which skips the general
+// decoding into ss.args. It reports false for other calls and for a
+// payload of the wrong size, which take the general way through exec1.
+func (ss *session) execScalarAsync(id abi.CallID, p []byte) (abi.Result, bool) {
+	switch id {
+	case abi.CallMemsetAsync:
+		dst, value, elem, count, stream, ok := wire.MemsetD8AsyncArgs(p)
+		if !ok {
+			return 0, false
+		}
+		return ss.memset(dst, value, elem, count, stream), true
+	case abi.CallMemcpyDtoDAsync:
+		dst, src, size, stream, ok := wire.MemcpyDtoDAsyncArgs(p)
+		if !ok {
+			return 0, false
+		}
+		return ss.memcpyDtoD(dst, src, size, stream), true
+	case abi.CallEventRecord:
+		ev, stream, ok := wire.EventRecordArgs(p)
+		if !ok {
+			return 0, false
+		}
+		return ss.eventRecord(ev, stream), true
+	case abi.CallStreamWaitEvent:
+		stream, ev, _, ok := wire.StreamWaitEventArgs(p)
+		if !ok {
+			return 0, false
+		}
+		return ss.streamWaitEvent(stream, ev), true
+	}
+	return 0, false
+}
+
+// memset runs cuMemsetD8/16/32 and their async forms.
+func (ss *session) memset(dst, value, elem, count, stream uint64) abi.Result {
+	s, ok := ss.handles.stream(stream)
+	if !ok {
+		return abi.ErrInvalidHandle
+	}
+	if elem != 1 && elem != 2 && elem != 4 {
+		return abi.ErrInvalidValue
+	}
+	hi, n := bits.Mul64(count, elem)
+	if hi != 0 || dst&(elem-1) != 0 { // elem is a power of two
+		return abi.ErrInvalidValue
+	}
+	if code := ss.checkRange(dst, n); code != abi.Success {
+		return code
+	}
+	return abi.ResultOf(ss.ctx.Memset(dst, uint32(value), uint32(elem), count, s))
+}
+
+// memcpyDtoD runs cuMemcpyDtoD and its async form.
+func (ss *session) memcpyDtoD(dst, src, size, stream uint64) abi.Result {
+	s, ok := ss.handles.stream(stream)
+	if !ok {
+		return abi.ErrInvalidHandle
+	}
+	if code := ss.checkRange(dst, size); code != abi.Success {
+		return code
+	}
+	if code := ss.checkRange(src, size); code != abi.Success {
+		return code
+	}
+	return abi.ResultOf(ss.ctx.MemcpyDtoD(dst, src, size, s))
+}
+
+func (ss *session) eventRecord(event, stream uint64) abi.Result {
+	ev, ok := ss.handles.event(event)
+	s, sok := ss.handles.stream(stream)
+	if !ok || !sok {
+		return abi.ErrInvalidHandle
+	}
+	return abi.ResultOf(ev.Record(s))
+}
+
+func (ss *session) streamWaitEvent(stream, event uint64) abi.Result {
+	s, ok := ss.handles.stream(stream)
+	ev, eok := ss.handles.event(event)
+	if !ok || !eok {
+		return abi.ErrInvalidHandle
+	}
+	if s == nil {
+		return abi.ResultOf(ev.Synchronize())
+	}
+	return abi.ResultOf(s.WaitEvent(ev))
 }
 
 // streamArg returns the stream handle at word i, or 0 (the legacy default

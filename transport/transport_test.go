@@ -224,6 +224,39 @@ func TestOwnership(t *testing.T) {
 	wantCode(t, b.MemFree(pa), abi.ErrInvalidValue)
 	wantCode(t, b.StreamSynchronize(sa), abi.ErrInvalidHandle)
 	wantCode(t, b.Call(abi.CallEventQuery, vals(ea), nil), abi.ErrInvalidHandle)
+	// The pipelined async calls, whose server path is their own, latch
+	// the same refusals.
+	pb, _ := b.MemAlloc(4096)
+	eb, _ := b.EventCreate(0)
+	for _, tc := range []struct {
+		id   abi.CallID
+		args *abi.Values
+		want abi.Result
+	}{
+		{abi.CallMemsetAsync, vals(pa, 0, 4, 1, 0), abi.ErrInvalidValue},
+		{abi.CallMemsetAsync, vals(pb, 0, 4, 1, sa), abi.ErrInvalidHandle},
+		{abi.CallMemsetAsync, vals(pb+2, 0, 4, 1, 0), abi.ErrInvalidValue},
+		{abi.CallMemcpyDtoDAsync, vals(pb, pa, 16, 0), abi.ErrInvalidValue},
+		{abi.CallMemcpyDtoDAsync, vals(pa, pb, 16, 0), abi.ErrInvalidValue},
+		{abi.CallMemcpyDtoDAsync, vals(pb, pb+2048, 16, sa), abi.ErrInvalidHandle},
+		{abi.CallEventRecord, vals(ea, 0), abi.ErrInvalidHandle},
+		{abi.CallEventRecord, vals(eb, sa), abi.ErrInvalidHandle},
+		{abi.CallStreamWaitEvent, vals(sa, eb, 0), abi.ErrInvalidHandle},
+		{abi.CallStreamWaitEvent, vals(0, ea, 0), abi.ErrInvalidHandle},
+	} {
+		if err := b.Call(tc.id, tc.args, nil); err != nil {
+			t.Fatalf("%s: async call returned %v", abi.Lookup(tc.id).Name, err)
+		}
+		if got := abi.ResultOf(b.Synchronize()); got != tc.want {
+			t.Fatalf("%s %v: latched %v, want %v", abi.Lookup(tc.id).Name, tc.args.Words[:tc.args.NW], got, tc.want)
+		}
+	}
+	if err := b.Call(abi.CallMemcpyDtoDAsync, vals(pb, pb+2048, 16, 0), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Synchronize(); err != nil {
+		t.Fatalf("bob's own async copy: %v", err)
+	}
 	// Nor can Alice overrun her own allocation, or use a handle of the
 	// wrong kind.
 	wantCode(t, a.MemcpyDtoH(make([]byte, 4097), pa), abi.ErrInvalidValue)

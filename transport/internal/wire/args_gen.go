@@ -301,3 +301,39 @@ func getScalarArgs(id abi.CallID, p []byte, w *[abi.MaxWords]uint64) bool {
 	}
 	return false
 }
+
+// MemcpyDtoDAsyncArgs decodes cuMemcpyDtoDAsync_v2's arguments
+// from p, its Call frame's payload; ok is false when p is not their size.
+func MemcpyDtoDAsyncArgs(p []byte) (dst, src, size, stream uint64, ok bool) {
+	if len(p) != 32 {
+		return
+	}
+	return binary.LittleEndian.Uint64(p[0:]), binary.LittleEndian.Uint64(p[8:]), binary.LittleEndian.Uint64(p[16:]), binary.LittleEndian.Uint64(p[24:]), true
+}
+
+// MemsetD8AsyncArgs decodes cuMemsetD8Async's arguments
+// from p, its Call frame's payload; ok is false when p is not their size.
+func MemsetD8AsyncArgs(p []byte) (dst, value, elemsize, count, stream uint64, ok bool) {
+	if len(p) != 32 {
+		return
+	}
+	return binary.LittleEndian.Uint64(p[0:]), uint64(binary.LittleEndian.Uint32(p[8:])), uint64(binary.LittleEndian.Uint32(p[12:])), binary.LittleEndian.Uint64(p[16:]), binary.LittleEndian.Uint64(p[24:]), true
+}
+
+// StreamWaitEventArgs decodes cuStreamWaitEvent's arguments
+// from p, its Call frame's payload; ok is false when p is not their size.
+func StreamWaitEventArgs(p []byte) (stream, event, flags uint64, ok bool) {
+	if len(p) != 20 {
+		return
+	}
+	return binary.LittleEndian.Uint64(p[0:]), binary.LittleEndian.Uint64(p[8:]), uint64(binary.LittleEndian.Uint32(p[16:])), true
+}
+
+// EventRecordArgs decodes cuEventRecord's arguments
+// from p, its Call frame's payload; ok is false when p is not their size.
+func EventRecordArgs(p []byte) (event, stream uint64, ok bool) {
+	if len(p) != 16 {
+		return
+	}
+	return binary.LittleEndian.Uint64(p[0:]), binary.LittleEndian.Uint64(p[8:]), true
+}

@@ -303,6 +303,7 @@ func FuzzDecodeArgs(f *testing.F) {
 		if c == nil {
 			return
 		}
+		checkTypedDecoder(t, c, p)
 		var fast, ref abi.Values
 		errFast, errRef := DecodeArgs(c, p, &fast), DecodeValues(c.Args, p, &ref)
 		if (errFast == nil) != (errRef == nil) {

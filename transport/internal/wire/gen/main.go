@@ -1,7 +1,9 @@
 // Command gen writes args_gen.go: for every call whose arguments are all
 // scalars, straight-line code that stores and loads them at fixed
 // offsets. A loop over the catalogue's kinds costs several times more per
-// call, and pipelined async calls pay it on both ends.
+// call, and pipelined async calls pay it on both ends. Async calls of
+// scalars also get a decoder of their own, which the server's burst loop
+// inlines.
 //
 //	go run ./gen   (from transport/internal/wire, via go generate)
 package main
@@ -18,10 +20,13 @@ import (
 )
 
 func main() {
-	var put, get bytes.Buffer
+	var put, get, typed bytes.Buffer
 	for _, c := range abi.Calls() {
 		if !scalars(c.Args) {
 			continue
+		}
+		if c.Mode == abi.Async && c.Bulk == abi.NoBulk {
+			writeTyped(&typed, c)
 		}
 		kinds := make([]string, len(c.Args))
 		var u32 []string
@@ -90,6 +95,7 @@ func getScalarArgs(id abi.CallID, p []byte, w *[abi.MaxWords]uint64) bool {
 `)
 	b.Write(get.Bytes())
 	b.WriteString("}\nreturn false\n}\n")
+	b.Write(typed.Bytes())
 	out, err := format.Source(b.Bytes())
 	if err != nil {
 		log.Fatalf("formatting: %v\n%s", err, b.Bytes())
@@ -97,6 +103,40 @@ func getScalarArgs(id abi.CallID, p []byte, w *[abi.MaxWords]uint64) bool {
 	if err := os.WriteFile("args_gen.go", out, 0o644); err != nil {
 		log.Fatal(err)
 	}
+}
+
+// writeTyped writes c's own decoder: its arguments as named words, and
+// whether p was their size.
+func writeTyped(b *bytes.Buffer, c *abi.Call) {
+	name := typedName(c)
+	names := make([]string, len(c.Args))
+	loads := make([]string, len(c.Args))
+	off := 0
+	for i, a := range c.Args {
+		names[i] = a.Name
+		if a.Kind == abi.U32 {
+			loads[i] = fmt.Sprintf("uint64(binary.LittleEndian.Uint32(p[%d:]))", off)
+			off += 4
+		} else {
+			loads[i] = fmt.Sprintf("binary.LittleEndian.Uint64(p[%d:])", off)
+			off += 8
+		}
+	}
+	fmt.Fprintf(b, "\n// %s decodes %s's arguments\n", name, c.Name)
+	fmt.Fprintf(b, "// from p, its Call frame's payload; ok is false when p is not their size.\n")
+	fmt.Fprintf(b, "func %s(p []byte) (%s uint64, ok bool) {\n", name, strings.Join(names, ", "))
+	fmt.Fprintf(b, "if len(p) != %d { return }\n", off)
+	fmt.Fprintf(b, "return %s, true\n}\n", strings.Join(loads, ", "))
+}
+
+// typedName names a call's decoder after its CUDA name: cuMemsetD8Async
+// gives MemsetD8AsyncArgs, cuMemcpyDtoDAsync_v2 MemcpyDtoDAsyncArgs.
+func typedName(c *abi.Call) string {
+	n := strings.TrimPrefix(c.Name, "cu")
+	if i := strings.IndexByte(n, '_'); i >= 0 {
+		n = n[:i]
+	}
+	return n + "Args"
 }
 
 // scalars reports whether args are all fixed-size words (and some).
