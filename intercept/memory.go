@@ -138,7 +138,7 @@ func memcpyDtoDAsync(dst, src, size uint64, stream uintptr) Result {
 	if size == 0 {
 		return abi.Success
 	}
-	return abi.ResultOf(dv.cl.Call(abi.CallMemcpyDtoDAsync, new(abi.Values).Word(dst).Word(src).Word(size).Word(s), nil))
+	return abi.ResultOf(dv.cl.MemcpyDtoDAsync(dst, src, size, s))
 }
 
 func memset(dst uint64, value, elemSize uint32, count uint64) Result {

@@ -70,7 +70,7 @@ func streamWaitEvent(skey, ekey uintptr, flags uint32) Result {
 		// Another device's event: no session can wait on it, so wait here.
 		return abi.ResultOf(e.dev.cl.Call(abi.CallEventSynchronize, new(abi.Values).Word(e.wire), nil))
 	}
-	return abi.ResultOf(dv.cl.Call(abi.CallStreamWaitEvent, new(abi.Values).Word(s).Word(e.wire).Word(uint64(flags)), nil))
+	return abi.ResultOf(dv.cl.StreamWaitEvent(s, e.wire, flags))
 }
 
 func eventCreate(flags uint32) (*object, Result) {

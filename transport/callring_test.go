@@ -149,7 +149,9 @@ func TestCallAfterClose(t *testing.T) {
 		}
 		c.Close()
 		for i := range 3000 { // past the flush threshold
-			c.Memset(p, uint32(i), 4, 1, true, 0)
+			if err := c.Memset(p, uint32(i), 4, 1, true, 0); abi.ResultOf(err) != abi.ErrDeviceUnavailable {
+				t.Fatalf("%s: async memset after Close: %v", via, err)
+			}
 		}
 		if err := c.MemcpyHtoD(p, make([]byte, 1<<20)); err == nil {
 			t.Fatalf("%s: a copy after Close succeeded", via)

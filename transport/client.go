@@ -247,13 +247,8 @@ func (c *Client) do(id abi.CallID, args, res *abi.Values, in, out []byte) error 
 		c.pmu.Unlock()
 	}
 	err := c.write(call, seq, args, in, sync)
-	if err == nil && !sync && !c.flushQueued {
-		// The flusher sends this call unless more follow first.
-		c.flushQueued = true
-		select {
-		case c.flushc <- struct{}{}:
-		default:
-		}
+	if err == nil && !sync {
+		c.queueFlush()
 	}
 	c.wmu.Unlock()
 	if err != nil {
@@ -264,6 +259,57 @@ func (c *Client) do(id abi.CallID, args, res *abi.Values, in, out []byte) error 
 		return nil
 	}
 	return c.waitResult(p)
+}
+
+// queueFlush has the flusher send the buffered async calls unless more
+// follow first; wmu is held.
+func (c *Client) queueFlush() {
+	if !c.flushQueued {
+		c.flushQueued = true
+		select {
+		case c.flushc <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// asyncFrame is the hot path of an async call whose arguments are all
+// scalars: it takes the write lock and returns room in the write buffer
+// for the call's n-byte frame and the call's sequence number. The caller
+// encodes the frame with its generated encoder and calls commitAsync. When
+// the session is closed or its stream broken it returns nil, with the
+// lock released, and the caller takes the general path, which reports
+// why.
+func (c *Client) asyncFrame(n int) ([]byte, uint64) {
+	c.wmu.Lock()
+	var f []byte
+	if !c.closed { // Reserve may flush, to memory Close has unmapped
+		f = c.conn.Reserve(n)
+	}
+	if f == nil {
+		c.wmu.Unlock()
+		return nil, 0
+	}
+	c.seq++
+	return f, c.seq
+}
+
+// commitAsync sends asyncFrame's n-byte frame and releases the lock.
+func (c *Client) commitAsync(n int) error {
+	c.conn.Commit(n)
+	var err error
+	if c.conn.Pending() >= asyncFlushAt {
+		err = c.conn.Flush()
+	}
+	if err == nil {
+		c.queueFlush()
+	}
+	c.wmu.Unlock()
+	if err != nil {
+		c.fail(fmt.Errorf("sending async calls: %w", err))
+		return c.Err()
+	}
+	return nil
 }
 
 // write sends one call and its bulk payload; wmu is held.

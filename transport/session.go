@@ -492,7 +492,7 @@ func (ss *session) execScalarAsync(id abi.CallID, p []byte) (abi.Result, bool) {
 		if !ok {
 			return 0, false
 		}
-		return ss.memset(dst, value, elem, count, stream), true
+		return ss.memset(dst, uint64(value), uint64(elem), count, stream), true
 	case abi.CallMemcpyDtoDAsync:
 		dst, src, size, stream, ok := wire.MemcpyDtoDAsyncArgs(p)
 		if !ok {

@@ -244,18 +244,32 @@ func TestOwnership(t *testing.T) {
 		{abi.CallStreamWaitEvent, vals(sa, eb, 0), abi.ErrInvalidHandle},
 		{abi.CallStreamWaitEvent, vals(0, ea, 0), abi.ErrInvalidHandle},
 	} {
-		if err := b.Call(tc.id, tc.args, nil); err != nil {
-			t.Fatalf("%s: async call returned %v", abi.Lookup(tc.id).Name, err)
+		// Through the general encoder, then through the typed helper,
+		// which encodes the frame with the call's own generated encoder.
+		w := tc.args.Words
+		typed := map[abi.CallID]func() error{
+			abi.CallMemsetAsync:     func() error { return b.Memset(w[0], uint32(w[1]), uint32(w[2]), w[3], true, w[4]) },
+			abi.CallMemcpyDtoDAsync: func() error { return b.MemcpyDtoDAsync(w[0], w[1], w[2], w[3]) },
+			abi.CallEventRecord:     func() error { return b.EventRecord(w[0], w[1]) },
+			abi.CallStreamWaitEvent: func() error { return b.StreamWaitEvent(w[0], w[1], uint32(w[2])) },
 		}
-		if got := abi.ResultOf(b.Synchronize()); got != tc.want {
-			t.Fatalf("%s %v: latched %v, want %v", abi.Lookup(tc.id).Name, tc.args.Words[:tc.args.NW], got, tc.want)
+		for _, call := range []func() error{func() error { return b.Call(tc.id, tc.args, nil) }, typed[tc.id]} {
+			if err := call(); err != nil {
+				t.Fatalf("%s: async call returned %v", abi.Lookup(tc.id).Name, err)
+			}
+			if got := abi.ResultOf(b.Synchronize()); got != tc.want {
+				t.Fatalf("%s %v: latched %v, want %v", abi.Lookup(tc.id).Name, w[:tc.args.NW], got, tc.want)
+			}
 		}
 	}
-	if err := b.Call(abi.CallMemcpyDtoDAsync, vals(pb, pb+2048, 16, 0), nil); err != nil {
+	if err := b.MemcpyDtoDAsync(pb, pb+2048, 16, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.StreamWaitEvent(0, eb, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Synchronize(); err != nil {
-		t.Fatalf("bob's own async copy: %v", err)
+		t.Fatalf("bob's own async copy and wait: %v", err)
 	}
 	// Nor can Alice overrun her own allocation, or use a handle of the
 	// wrong kind.

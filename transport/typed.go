@@ -7,11 +7,14 @@ import (
 
 	"github.com/kerf-edge/kerf/gpu"
 	"github.com/kerf-edge/kerf/transport/abi"
+	"github.com/kerf-edge/kerf/transport/internal/wire"
 )
 
 // Typed helpers over Call, one per catalogue entry the shim and tools use
 // most. Each is a thin shaping of arguments; validation happens in the
-// catalogue codec and on the server.
+// catalogue codec and on the server. The async calls of scalars encode
+// their frame in place with their generated encoder (see asyncFrame), the
+// hot path of a pipelined burst.
 
 // MemAlloc allocates size bytes of device memory.
 func (c *Client) MemAlloc(size uint64) (uint64, error) {
@@ -57,9 +60,23 @@ func (c *Client) MemcpyDtoD(dst, src, size uint64) error {
 	return c.Call(abi.CallMemcpyDtoD, vals1(dst).Word(src).Word(size), nil)
 }
 
+// MemcpyDtoDAsync queues a copy of size bytes between device addresses on
+// stream.
+func (c *Client) MemcpyDtoDAsync(dst, src, size, stream uint64) error {
+	if f, seq := c.asyncFrame(wire.MemcpyDtoDAsyncFrame); f != nil {
+		wire.PutMemcpyDtoDAsync(f, seq, dst, src, size, stream)
+		return c.commitAsync(wire.MemcpyDtoDAsyncFrame)
+	}
+	return c.Call(abi.CallMemcpyDtoDAsync, vals1(dst).Word(src).Word(size).Word(stream), nil)
+}
+
 // Memset sets count elements of elemSize bytes at dst, on stream if async.
 func (c *Client) Memset(dst uint64, value uint32, elemSize uint32, count uint64, async bool, stream uint64) error {
 	if async {
+		if f, seq := c.asyncFrame(wire.MemsetD8AsyncFrame); f != nil {
+			wire.PutMemsetD8Async(f, seq, dst, value, elemSize, count, stream)
+			return c.commitAsync(wire.MemsetD8AsyncFrame)
+		}
 		return c.Call(abi.CallMemsetAsync, vals1(dst).Word(uint64(value)).Word(uint64(elemSize)).Word(count).Word(stream), nil)
 	}
 	return c.Call(abi.CallMemset, vals1(dst).Word(uint64(value)).Word(uint64(elemSize)).Word(count), nil)
@@ -128,7 +145,21 @@ func (c *Client) EventCreate(flags uint32) (uint64, error) {
 
 // EventRecord queues an event record on stream.
 func (c *Client) EventRecord(ev, stream uint64) error {
+	if f, seq := c.asyncFrame(wire.EventRecordFrame); f != nil {
+		wire.PutEventRecord(f, seq, ev, stream)
+		return c.commitAsync(wire.EventRecordFrame)
+	}
 	return c.Call(abi.CallEventRecord, vals1(ev).Word(stream), nil)
+}
+
+// StreamWaitEvent makes later work on stream wait for ev (stream 0: the
+// legacy default stream).
+func (c *Client) StreamWaitEvent(stream, ev uint64, flags uint32) error {
+	if f, seq := c.asyncFrame(wire.StreamWaitEventFrame); f != nil {
+		wire.PutStreamWaitEvent(f, seq, stream, ev, flags)
+		return c.commitAsync(wire.StreamWaitEventFrame)
+	}
+	return c.Call(abi.CallStreamWaitEvent, vals1(stream).Word(ev).Word(uint64(flags)), nil)
 }
 
 // EventElapsedTime returns the milliseconds between two events.

@@ -302,36 +302,90 @@ func getScalarArgs(id abi.CallID, p []byte, w *[abi.MaxWords]uint64) bool {
 	return false
 }
 
+// MemcpyDtoDAsyncFrame is the size of a cuMemcpyDtoDAsync_v2 Call frame.
+const MemcpyDtoDAsyncFrame = HeaderSize + 32
+
+// PutMemcpyDtoDAsync encodes a cuMemcpyDtoDAsync_v2 Call frame with
+// sequence number seq into f, which holds MemcpyDtoDAsyncFrame bytes.
+func PutMemcpyDtoDAsync(f []byte, seq uint64, dst uint64, src uint64, size uint64, stream uint64) {
+	_ = f[MemcpyDtoDAsyncFrame-1]
+	PutHeader(f, Header{Len: 32, Type: Call, Call: 11, Seq: seq})
+	binary.LittleEndian.PutUint64(f[HeaderSize+0:], dst)
+	binary.LittleEndian.PutUint64(f[HeaderSize+8:], src)
+	binary.LittleEndian.PutUint64(f[HeaderSize+16:], size)
+	binary.LittleEndian.PutUint64(f[HeaderSize+24:], stream)
+}
+
 // MemcpyDtoDAsyncArgs decodes cuMemcpyDtoDAsync_v2's arguments
 // from p, its Call frame's payload; ok is false when p is not their size.
-func MemcpyDtoDAsyncArgs(p []byte) (dst, src, size, stream uint64, ok bool) {
+func MemcpyDtoDAsyncArgs(p []byte) (dst uint64, src uint64, size uint64, stream uint64, ok bool) {
 	if len(p) != 32 {
 		return
 	}
 	return binary.LittleEndian.Uint64(p[0:]), binary.LittleEndian.Uint64(p[8:]), binary.LittleEndian.Uint64(p[16:]), binary.LittleEndian.Uint64(p[24:]), true
 }
 
+// MemsetD8AsyncFrame is the size of a cuMemsetD8Async Call frame.
+const MemsetD8AsyncFrame = HeaderSize + 32
+
+// PutMemsetD8Async encodes a cuMemsetD8Async Call frame with
+// sequence number seq into f, which holds MemsetD8AsyncFrame bytes.
+func PutMemsetD8Async(f []byte, seq uint64, dst uint64, value uint32, elemsize uint32, count uint64, stream uint64) {
+	_ = f[MemsetD8AsyncFrame-1]
+	PutHeader(f, Header{Len: 32, Type: Call, Call: 13, Seq: seq})
+	binary.LittleEndian.PutUint64(f[HeaderSize+0:], dst)
+	binary.LittleEndian.PutUint32(f[HeaderSize+8:], value)
+	binary.LittleEndian.PutUint32(f[HeaderSize+12:], elemsize)
+	binary.LittleEndian.PutUint64(f[HeaderSize+16:], count)
+	binary.LittleEndian.PutUint64(f[HeaderSize+24:], stream)
+}
+
 // MemsetD8AsyncArgs decodes cuMemsetD8Async's arguments
 // from p, its Call frame's payload; ok is false when p is not their size.
-func MemsetD8AsyncArgs(p []byte) (dst, value, elemsize, count, stream uint64, ok bool) {
+func MemsetD8AsyncArgs(p []byte) (dst uint64, value uint32, elemsize uint32, count uint64, stream uint64, ok bool) {
 	if len(p) != 32 {
 		return
 	}
-	return binary.LittleEndian.Uint64(p[0:]), uint64(binary.LittleEndian.Uint32(p[8:])), uint64(binary.LittleEndian.Uint32(p[12:])), binary.LittleEndian.Uint64(p[16:]), binary.LittleEndian.Uint64(p[24:]), true
+	return binary.LittleEndian.Uint64(p[0:]), binary.LittleEndian.Uint32(p[8:]), binary.LittleEndian.Uint32(p[12:]), binary.LittleEndian.Uint64(p[16:]), binary.LittleEndian.Uint64(p[24:]), true
+}
+
+// StreamWaitEventFrame is the size of a cuStreamWaitEvent Call frame.
+const StreamWaitEventFrame = HeaderSize + 20
+
+// PutStreamWaitEvent encodes a cuStreamWaitEvent Call frame with
+// sequence number seq into f, which holds StreamWaitEventFrame bytes.
+func PutStreamWaitEvent(f []byte, seq uint64, stream uint64, event uint64, flags uint32) {
+	_ = f[StreamWaitEventFrame-1]
+	PutHeader(f, Header{Len: 20, Type: Call, Call: 25, Seq: seq})
+	binary.LittleEndian.PutUint64(f[HeaderSize+0:], stream)
+	binary.LittleEndian.PutUint64(f[HeaderSize+8:], event)
+	binary.LittleEndian.PutUint32(f[HeaderSize+16:], flags)
 }
 
 // StreamWaitEventArgs decodes cuStreamWaitEvent's arguments
 // from p, its Call frame's payload; ok is false when p is not their size.
-func StreamWaitEventArgs(p []byte) (stream, event, flags uint64, ok bool) {
+func StreamWaitEventArgs(p []byte) (stream uint64, event uint64, flags uint32, ok bool) {
 	if len(p) != 20 {
 		return
 	}
-	return binary.LittleEndian.Uint64(p[0:]), binary.LittleEndian.Uint64(p[8:]), uint64(binary.LittleEndian.Uint32(p[16:])), true
+	return binary.LittleEndian.Uint64(p[0:]), binary.LittleEndian.Uint64(p[8:]), binary.LittleEndian.Uint32(p[16:]), true
+}
+
+// EventRecordFrame is the size of a cuEventRecord Call frame.
+const EventRecordFrame = HeaderSize + 16
+
+// PutEventRecord encodes a cuEventRecord Call frame with
+// sequence number seq into f, which holds EventRecordFrame bytes.
+func PutEventRecord(f []byte, seq uint64, event uint64, stream uint64) {
+	_ = f[EventRecordFrame-1]
+	PutHeader(f, Header{Len: 16, Type: Call, Call: 27, Seq: seq})
+	binary.LittleEndian.PutUint64(f[HeaderSize+0:], event)
+	binary.LittleEndian.PutUint64(f[HeaderSize+8:], stream)
 }
 
 // EventRecordArgs decodes cuEventRecord's arguments
 // from p, its Call frame's payload; ok is false when p is not their size.
-func EventRecordArgs(p []byte) (event, stream uint64, ok bool) {
+func EventRecordArgs(p []byte) (event uint64, stream uint64, ok bool) {
 	if len(p) != 16 {
 		return
 	}

@@ -194,6 +194,19 @@ func (c *Conn) WriteCall(h Header, call *abi.Call, v *abi.Values) error {
 	return nil
 }
 
+// Reserve returns room for an n-byte frame at the end of the write
+// buffer, flushing first if needed, or nil after a write error. The
+// caller encodes the frame there and then calls Commit(n).
+func (c *Conn) Reserve(n int) []byte {
+	if c.reserve(n) != nil {
+		return nil
+	}
+	return c.wbuf[len(c.wbuf) : len(c.wbuf)+n]
+}
+
+// Commit adds the n bytes encoded in Reserve's room to the frames to send.
+func (c *Conn) Commit(n int) { c.wbuf = c.wbuf[:len(c.wbuf)+n] }
+
 // reserve makes room for n bytes in the write buffer, flushing if needed.
 func (c *Conn) reserve(n int) error {
 	if c.werr != nil {

@@ -105,38 +105,51 @@ func getScalarArgs(id abi.CallID, p []byte, w *[abi.MaxWords]uint64) bool {
 	}
 }
 
-// writeTyped writes c's own decoder: its arguments as named words, and
-// whether p was their size.
+// writeTyped writes c's own codec: the size of its Call frame, an
+// encoder of the whole frame, and a decoder of its arguments. Both take
+// and give the arguments as typed values, named as in the catalogue.
 func writeTyped(b *bytes.Buffer, c *abi.Call) {
 	name := typedName(c)
-	names := make([]string, len(c.Args))
-	loads := make([]string, len(c.Args))
+	params := make([]string, len(c.Args))
+	results := make([]string, len(c.Args))
+	var puts, loads []string
 	off := 0
 	for i, a := range c.Args {
-		names[i] = a.Name
 		if a.Kind == abi.U32 {
-			loads[i] = fmt.Sprintf("uint64(binary.LittleEndian.Uint32(p[%d:]))", off)
+			params[i], results[i] = a.Name+" uint32", a.Name+" uint32"
+			puts = append(puts, fmt.Sprintf("binary.LittleEndian.PutUint32(f[HeaderSize+%d:], %s)", off, a.Name))
+			loads = append(loads, fmt.Sprintf("binary.LittleEndian.Uint32(p[%d:])", off))
 			off += 4
 		} else {
-			loads[i] = fmt.Sprintf("binary.LittleEndian.Uint64(p[%d:])", off)
+			params[i], results[i] = a.Name+" uint64", a.Name+" uint64"
+			puts = append(puts, fmt.Sprintf("binary.LittleEndian.PutUint64(f[HeaderSize+%d:], %s)", off, a.Name))
+			loads = append(loads, fmt.Sprintf("binary.LittleEndian.Uint64(p[%d:])", off))
 			off += 8
 		}
 	}
-	fmt.Fprintf(b, "\n// %s decodes %s's arguments\n", name, c.Name)
+	fmt.Fprintf(b, "\n// %sFrame is the size of a %s Call frame.\n", name, c.Name)
+	fmt.Fprintf(b, "const %sFrame = HeaderSize + %d\n", name, off)
+	fmt.Fprintf(b, "\n// Put%s encodes a %s Call frame with\n", name, c.Name)
+	fmt.Fprintf(b, "// sequence number seq into f, which holds %sFrame bytes.\n", name)
+	fmt.Fprintf(b, "func Put%s(f []byte, seq uint64, %s) {\n", name, strings.Join(params, ", "))
+	fmt.Fprintf(b, "_ = f[%sFrame-1]\n", name)
+	fmt.Fprintf(b, "PutHeader(f, Header{Len: %d, Type: Call, Call: %d, Seq: seq})\n", off, c.ID)
+	fmt.Fprintf(b, "%s\n}\n", strings.Join(puts, "\n"))
+	fmt.Fprintf(b, "\n// %sArgs decodes %s's arguments\n", name, c.Name)
 	fmt.Fprintf(b, "// from p, its Call frame's payload; ok is false when p is not their size.\n")
-	fmt.Fprintf(b, "func %s(p []byte) (%s uint64, ok bool) {\n", name, strings.Join(names, ", "))
+	fmt.Fprintf(b, "func %sArgs(p []byte) (%s, ok bool) {\n", name, strings.Join(results, ", "))
 	fmt.Fprintf(b, "if len(p) != %d { return }\n", off)
 	fmt.Fprintf(b, "return %s, true\n}\n", strings.Join(loads, ", "))
 }
 
-// typedName names a call's decoder after its CUDA name: cuMemsetD8Async
-// gives MemsetD8AsyncArgs, cuMemcpyDtoDAsync_v2 MemcpyDtoDAsyncArgs.
+// typedName names a call's codec after its CUDA name: cuMemsetD8Async
+// gives MemsetD8Async, cuMemcpyDtoDAsync_v2 MemcpyDtoDAsync.
 func typedName(c *abi.Call) string {
 	n := strings.TrimPrefix(c.Name, "cu")
 	if i := strings.IndexByte(n, '_'); i >= 0 {
 		n = n[:i]
 	}
-	return n + "Args"
+	return n
 }
 
 // scalars reports whether args are all fixed-size words (and some).
