@@ -33,13 +33,14 @@ type Options struct {
 	Bulk       uint64 // bytes of the bulk copy (default 1 GiB)
 	SyncCalls  int    // round trips timed (default 20000)
 	AsyncCalls int    // pipelined calls per round (default 500000)
-	// AsyncRounds and BulkRounds repeat those measurements, Kerf and raw
-	// taking turns; each reports its median round (defaults 5 and 3). A
-	// round of async calls lasts tens of milliseconds, where one scheduler
-	// hiccup moves either figure by half. The QUIC bulk copy runs once:
-	// it lasts seconds.
-	AsyncRounds int
-	BulkRounds  int
+	// AsyncRounds, BulkRounds and QUICBulkRounds repeat those
+	// measurements, Kerf and raw taking turns; each reports its median
+	// round (defaults 5, 3 and 2). A round of async calls lasts tens of
+	// milliseconds, where one scheduler hiccup moves either figure by
+	// half. A QUIC bulk round lasts seconds, so it runs fewer times.
+	AsyncRounds    int
+	BulkRounds     int
+	QUICBulkRounds int
 	// Progress, if set, gets a line per measurement.
 	Progress io.Writer
 }
@@ -59,6 +60,9 @@ func (o *Options) defaults() {
 	}
 	if o.BulkRounds == 0 {
 		o.BulkRounds = 3
+	}
+	if o.QUICBulkRounds == 0 {
+		o.QUICBulkRounds = 2
 	}
 }
 
@@ -310,7 +314,7 @@ func (r *rig) measure(ctx context.Context, path string, opts Options) (Result, e
 	}
 	rounds := opts.BulkRounds
 	if path == "quic" {
-		rounds = 1
+		rounds = opts.QUICBulkRounds
 	}
 	var kerfBulk, rawBulk []float64
 	for range rounds {
@@ -404,10 +408,15 @@ func rawBulkRound(raw io.Writer, r *bufio.Reader, w *bufio.Writer, src []byte) (
 	return float64(len(src)) / time.Since(t0).Seconds() / 1e9, nil
 }
 
+// median of x; of an even count, the mean of the middle two.
 func median(x []float64) float64 {
 	s := slices.Clone(x)
 	slices.Sort(s)
-	return s[len(s)/2]
+	n := len(s)
+	if n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[n/2]
 }
 
 // joinRounds formats each round with format, scaled by scale.
