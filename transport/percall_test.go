@@ -35,11 +35,11 @@ func BenchmarkServerExecAsync(b *testing.B) {
 	for i := range 4096 {
 		var v abi.Values
 		v.Word(p + uint64(i%1024)*4).Word(uint64(i)).Word(4).Word(1).Word(0)
-		body, _ := wire.AppendValues(nil, call.Args, &v)
-		hdr := make([]byte, wire.HeaderSize)
-		wire.PutHeader(hdr, wire.Header{Len: uint32(len(body)), Type: wire.Call, Call: call.ID, Seq: uint64(i)})
-		frames.Write(hdr)
-		frames.Write(body)
+		frame, err := wire.AppendCall(nil, wire.Header{Type: wire.Call, Call: call.ID, Seq: uint64(i)}, call, &v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		frames.Write(frame)
 	}
 	ss := &session{srv: &Server{}, ctx: ctx, conn: wire.NewConn(struct {
 		io.Reader

@@ -169,11 +169,6 @@ func (ss *session) handleBuffered() error {
 // latched.
 func (ss *session) handleCall(h wire.Header, c *abi.Call, p []byte) error {
 	ss.calls.Add(1)
-	if h.Flags == 0 {
-		if code, ok := ss.execScalarAsync(h.Call, p); ok {
-			return ss.finish(h, c, false, code)
-		}
-	}
 	return ss.exec1(h, c, p)
 }
 
@@ -482,9 +477,10 @@ func (ss *session) exec(h wire.Header, c *abi.Call) (abi.Result, error) {
 
 // execScalarAsync runs an async call whose arguments are all scalars
 // straight from p, its frame's payload, with a decoder generated for that
-// call: the hot path of a pipelined burst, which skips the general
-// decoding into ss.args. It reports false for other calls and for a
-// payload of the wrong size, which take the general way through exec1.
+// call: handleBuffered's hot path, which skips the general decoding into
+// ss.args. It reports false for other calls and for a payload of the
+// wrong size, which take the general way through exec1 (as does the first
+// frame of each read), with the same checks.
 func (ss *session) execScalarAsync(id abi.CallID, p []byte) (abi.Result, bool) {
 	switch id {
 	case abi.CallMemsetAsync:

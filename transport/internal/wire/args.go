@@ -35,9 +35,9 @@ var argLayouts = func() []scalarLayout {
 // error b is returned unchanged.
 func AppendCall(b []byte, h Header, c *abi.Call, v *abi.Values) ([]byte, error) {
 	start := len(b)
-	if n := ScalarFrameSize(c); n > 0 {
+	if n := scalarFrameSize(c); n > 0 {
 		b = slices.Grow(b, n)
-		if PutScalarCall(b[start:start+n], h, c, v) {
+		if putScalarCall(b[start:start+n], h, c, v) {
 			return b[:start+n], nil
 		}
 	}
@@ -54,12 +54,12 @@ func AppendCall(b []byte, h Header, c *abi.Call, v *abi.Values) ([]byte, error) 
 	return b, nil
 }
 
-// PutScalarCall encodes a Call frame of scalar arguments (header h, whose
+// putScalarCall encodes a Call frame of scalar arguments (header h, whose
 // Len it sets, and v) at the start of f, which must hold
-// ScalarFrameSize(c) bytes. It reports false, having written nothing of
+// scalarFrameSize(c) bytes. It reports false, having written nothing of
 // use, when c's arguments are not all scalars or v does not fit them;
 // AppendCall then says why.
-func PutScalarCall(f []byte, h Header, c *abi.Call, v *abi.Values) bool {
+func putScalarCall(f []byte, h Header, c *abi.Call, v *abi.Values) bool {
 	l := argLayouts[c.ID]
 	if l.size == 0 || v.NW != l.n || v.NB != 0 || len(f) < HeaderSize+l.size ||
 		!putScalarArgs(c.ID, f[HeaderSize:], &v.Words) {
@@ -70,9 +70,9 @@ func PutScalarCall(f []byte, h Header, c *abi.Call, v *abi.Values) bool {
 	return true
 }
 
-// ScalarFrameSize returns the size of c's Call frame when its arguments
+// scalarFrameSize returns the size of c's Call frame when its arguments
 // are all scalars, and 0 otherwise.
-func ScalarFrameSize(c *abi.Call) int {
+func scalarFrameSize(c *abi.Call) int {
 	if l := &argLayouts[c.ID]; l.size > 0 {
 		return HeaderSize + l.size
 	}

@@ -53,6 +53,6 @@ func BenchmarkPutScalarCallMemset(b *testing.B) {
 	buf := make([]byte, 256)
 	h := Header{Type: Call, Call: c.ID}
 	for b.Loop() {
-		PutScalarCall(buf, h, c, v)
+		putScalarCall(buf, h, c, v)
 	}
 }

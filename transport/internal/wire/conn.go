@@ -175,12 +175,12 @@ func (e *ArgsError) Error() string { return e.Err.Error() }
 // in place (see AppendCall). It buffers; call Flush to send. Arguments
 // that do not fit the catalogue give an *ArgsError and write nothing.
 func (c *Conn) WriteCall(h Header, call *abi.Call, v *abi.Values) error {
-	n := ScalarFrameSize(call)
+	n := scalarFrameSize(call)
 	if err := c.reserve(max(n, callReserve)); err != nil {
 		return err
 	}
-	if n > 0 && PutScalarCall(c.wbuf[len(c.wbuf):cap(c.wbuf)], h, call, v) {
-		c.wbuf = c.wbuf[:len(c.wbuf)+n]
+	if n > 0 && putScalarCall(c.wbuf[len(c.wbuf):cap(c.wbuf)], h, call, v) {
+		c.Commit(n)
 		return nil
 	}
 	b, err := AppendCall(c.wbuf, h, call, v)
