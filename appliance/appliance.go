@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kerf-edge/kerf/auth"
 	"github.com/kerf-edge/kerf/gpu"
 	"github.com/kerf-edge/kerf/internal/units"
 	"github.com/kerf-edge/kerf/profiles"
@@ -27,7 +28,7 @@ type Appliance struct {
 	log     *slog.Logger
 	backend gpu.Backend
 	kind    string // "emulated" or "cuda"
-	tokens  *transport.TokenStore
+	tokens  *auth.TokenStore
 	server  *transport.Server
 	workers *supervisor // nil when tenants run in kerfd's process
 	node    *node
@@ -69,7 +70,7 @@ func New(cfg Config, log *slog.Logger) (*Appliance, error) {
 		return nil, err
 	}
 	a.fp = fp
-	if a.tokens, err = transport.OpenTokenStore(cfg.TokensPath()); err != nil {
+	if a.tokens, err = auth.OpenTokenStore(cfg.TokensPath()); err != nil {
 		return nil, err
 	}
 	if a.backend, a.nvml, a.kind, err = selectBackend(cfg, log); err != nil {
@@ -198,7 +199,7 @@ func (a *Appliance) Sessions() []transport.SessionInfo {
 }
 
 // Tokens is the tenant token store.
-func (a *Appliance) Tokens() *transport.TokenStore { return a.tokens }
+func (a *Appliance) Tokens() *auth.TokenStore { return a.tokens }
 
 // Run serves until ctx ends, then stops accepting, ends every session and
 // returns.
@@ -290,7 +291,7 @@ func (a *Appliance) firstToken() error {
 
 // firstBundle issues the "default" tenant's token when the store is empty
 // and returns its bundle's path ("" when tokens exist already).
-func firstBundle(cfg Config, tokens *transport.TokenStore, fp transport.Fingerprint, quicAddr string) (string, error) {
+func firstBundle(cfg Config, tokens *auth.TokenStore, fp transport.Fingerprint, quicAddr string) (string, error) {
 	if len(tokens.List()) > 0 {
 		return "", nil
 	}
@@ -313,7 +314,7 @@ func Init(cfg Config) (string, transport.Fingerprint, error) {
 	if err != nil {
 		return "", fp, err
 	}
-	tokens, err := transport.OpenTokenStore(cfg.TokensPath())
+	tokens, err := auth.OpenTokenStore(cfg.TokensPath())
 	if err != nil {
 		return "", fp, err
 	}
@@ -343,7 +344,7 @@ func (a *Appliance) IssueBundle(tenant string, memLimit uint64, out string) (str
 	return issueBundle(a.cfg, a.tokens, a.fp, a.QUICAddr(), tenant, memLimit, out)
 }
 
-func issueBundle(cfg Config, tokens *transport.TokenStore, fp transport.Fingerprint, quicAddr, tenant string, memLimit uint64, out string) (string, error) {
+func issueBundle(cfg Config, tokens *auth.TokenStore, fp transport.Fingerprint, quicAddr, tenant string, memLimit uint64, out string) (string, error) {
 	tok, err := tokens.Issue(tenant, memLimit)
 	if err != nil {
 		return "", err
@@ -354,8 +355,8 @@ func issueBundle(cfg Config, tokens *transport.TokenStore, fp transport.Fingerpr
 		}
 		out = filepath.Join(cfg.BundleDir(), tenant+".json")
 	}
-	b := transport.Bundle{Tenant: tenant, Token: tok, QUIC: reachable(quicAddr), Socket: absPath(cfg.UnixPath()), Fingerprint: fp.String()}
-	return out, transport.WriteBundle(out, b)
+	b := auth.Bundle{Tenant: tenant, Token: tok, QUIC: reachable(quicAddr), Socket: absPath(cfg.UnixPath()), Fingerprint: fp.String()}
+	return out, auth.WriteBundle(out, b)
 }
 
 // reachable turns a wildcard listen address into one a local client can

@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kerf-edge/kerf/gpu"
+	"github.com/kerf-edge/kerf/abi"
+	"github.com/kerf-edge/kerf/auth"
 	"github.com/kerf-edge/kerf/gpu/emu/kernels"
 	"github.com/kerf-edge/kerf/transport"
-	"github.com/kerf-edge/kerf/transport/abi"
 )
 
 func testConfig(t *testing.T, dir string) Config {
@@ -116,7 +116,7 @@ func runVadd(t *testing.T, c *transport.Client, n int) {
 		binary.LittleEndian.PutUint64(params[layout[i].Offset:], ptrs[i])
 	}
 	binary.LittleEndian.PutUint32(params[layout[3].Offset:], uint32(n))
-	cfg := gpu.LaunchConfig{Grid: gpu.Dim3{X: uint32((n + 127) / 128), Y: 1, Z: 1}, Block: gpu.Dim3{X: 128, Y: 1, Z: 1}}
+	cfg := abi.LaunchConfig{Grid: abi.Dim3{X: uint32((n + 127) / 128), Y: 1, Z: 1}, Block: abi.Dim3{X: 128, Y: 1, Z: 1}}
 	if err := c.LaunchKernel(fn, cfg, 0, params); err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func runVadd(t *testing.T, c *transport.Client, n int) {
 func TestApplianceServesKernelsOverBothPaths(t *testing.T) {
 	dir := t.TempDir()
 	a := start(t, testConfig(t, dir))
-	b, err := transport.ReadBundle(filepath.Join(dir, "bundles", "default.json"))
+	b, err := auth.ReadBundle(filepath.Join(dir, "bundles", "default.json"))
 	if err != nil {
 		t.Fatalf("first-start bundle: %v", err)
 	}
@@ -202,7 +202,7 @@ func TestIdentityAndTokensSurviveRestart(t *testing.T) {
 	if a.Fingerprint() != fp {
 		t.Fatal("certificate changed across a restart")
 	}
-	b, err := transport.ReadBundle(path)
+	b, err := auth.ReadBundle(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kerf-edge/kerf/gpu"
+	"github.com/kerf-edge/kerf/abi"
+	"github.com/kerf-edge/kerf/auth"
 	"github.com/kerf-edge/kerf/gpu/emu/kernels"
 	"github.com/kerf-edge/kerf/transport"
 )
@@ -78,7 +79,7 @@ func BenchIntercept(ctx context.Context, o InterceptBenchOptions) ([]InterceptBe
 	if err != nil {
 		return nil, err
 	}
-	b, err := transport.ReadBundle(bundlePath)
+	b, err := auth.ReadBundle(bundlePath)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +113,7 @@ func BenchIntercept(ctx context.Context, o InterceptBenchOptions) ([]InterceptBe
 
 // loadBenchKernel loads one of the emulator's test kernels on c and
 // returns its function and parameter layout.
-func loadBenchKernel(c *transport.Client, name string) (uint64, []gpu.ParamInfo, error) {
+func loadBenchKernel(c *transport.Client, name string) (uint64, []abi.ParamInfo, error) {
 	mod, err := c.ModuleLoad(kernels.PTX(name))
 	if err != nil {
 		return 0, nil, err
@@ -127,7 +128,7 @@ func loadBenchKernel(c *transport.Client, name string) (uint64, []gpu.ParamInfo,
 
 // rawLaunches makes the benchmark program's calls with the transport
 // client: the baseline without the shim.
-func rawLaunches(ctx context.Context, b transport.Bundle, via string, n int) (float64, error) {
+func rawLaunches(ctx context.Context, b auth.Bundle, via string, n int) (float64, error) {
 	opts := transport.Options{Token: []byte(b.Token), Name: "bench raw"}
 	var c *transport.Client
 	var err error
@@ -156,7 +157,7 @@ func rawLaunches(ctx context.Context, b transport.Bundle, via string, n int) (fl
 	for i := range 3 {
 		binary.LittleEndian.PutUint64(params[layout[i].Offset:], buf)
 	}
-	cfg := gpu.LaunchConfig{Grid: gpu.Dim3{X: 1, Y: 1, Z: 1}, Block: gpu.Dim3{X: 32, Y: 1, Z: 1}}
+	cfg := abi.LaunchConfig{Grid: abi.Dim3{X: 1, Y: 1, Z: 1}, Block: abi.Dim3{X: 32, Y: 1, Z: 1}}
 	if err := c.LaunchKernel(fn, cfg, 0, params); err != nil {
 		return 0, err
 	}

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kerf-edge/kerf/gpu"
+	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/profiles"
 	"github.com/kerf-edge/kerf/transport"
 )
@@ -227,6 +227,6 @@ func newMatmul(c *transport.Client, n uint32) (func() error, error) {
 			binary.LittleEndian.PutUint32(params[l.Offset:], n)
 		}
 	}
-	cfg := gpu.LaunchConfig{Grid: gpu.Dim3{X: n / 16, Y: n / 16, Z: 1}, Block: gpu.Dim3{X: 16, Y: 16, Z: 1}}
+	cfg := abi.LaunchConfig{Grid: abi.Dim3{X: n / 16, Y: n / 16, Z: 1}, Block: abi.Dim3{X: 16, Y: 16, Z: 1}}
 	return func() error { return c.LaunchKernel(fn, cfg, 0, params) }, nil
 }

@@ -16,7 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/kerf-edge/kerf/gpu"
+	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/internal/units"
 	"github.com/kerf-edge/kerf/transport"
 )
@@ -246,7 +246,7 @@ func (l *tenantLoop) round(rng *rand.Rand) (bool, error) {
 	if err := l.c.MemcpyHtoD(l.bufs[1], f32bytes(l.b)); err != nil {
 		return false, err
 	}
-	cfg := gpu.LaunchConfig{Grid: gpu.Dim3{X: uint32((l.n + 255) / 256), Y: 1, Z: 1}, Block: gpu.Dim3{X: 256, Y: 1, Z: 1}}
+	cfg := abi.LaunchConfig{Grid: abi.Dim3{X: uint32((l.n + 255) / 256), Y: 1, Z: 1}, Block: abi.Dim3{X: 256, Y: 1, Z: 1}}
 	if err := l.c.LaunchKernel(l.fn, cfg, 0, l.params); err != nil {
 		return false, err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/knadh/koanf/providers/rawbytes"
 	"github.com/knadh/koanf/v2"
 
+	"github.com/kerf-edge/kerf/internal/kerfenv"
 	"github.com/kerf-edge/kerf/internal/units"
 )
 
@@ -77,10 +78,10 @@ func LoadConfig(path string, environ []string) (Config, error) {
 		}
 	}
 	err := k.Load(env.Provider(".", env.Opt{
-		Prefix:      "KERF_",
+		Prefix:      kerfenv.ConfigPrefix,
 		EnvironFunc: func() []string { return environ },
 		TransformFunc: func(key, v string) (string, any) {
-			key = strings.ToLower(strings.TrimPrefix(key, "KERF_"))
+			key = strings.ToLower(strings.TrimPrefix(key, kerfenv.ConfigPrefix))
 			path := strings.ReplaceAll(key, "__", ".")
 			// Other KERF_* variables belong to the CLI and the shim
 			// (KERF_API, KERF_BUNDLE, …): only configuration keys count.

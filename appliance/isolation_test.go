@@ -9,11 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kerf-edge/kerf/gpu"
+	"github.com/kerf-edge/kerf/abi"
+	"github.com/kerf-edge/kerf/auth"
 	"github.com/kerf-edge/kerf/gpu/emu/kernels"
 	"github.com/kerf-edge/kerf/internal/testkit"
 	"github.com/kerf-edge/kerf/transport"
-	"github.com/kerf-edge/kerf/transport/abi"
 )
 
 // dialTenant issues a token and opens a session over via.
@@ -23,7 +23,7 @@ func dialTenant(t *testing.T, a *Appliance, name, via string) *transport.Client 
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := transport.ReadBundle(path)
+	b, err := auth.ReadBundle(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestIllegalAddressStaysInItsContext(t *testing.T) {
 			binary.LittleEndian.PutUint32(params[l.Offset:], 1<<20)
 		}
 	}
-	cfg := gpu.LaunchConfig{Grid: gpu.Dim3{X: 4, Y: 1, Z: 1}, Block: gpu.Dim3{X: 64, Y: 1, Z: 1}}
+	cfg := abi.LaunchConfig{Grid: abi.Dim3{X: 4, Y: 1, Z: 1}, Block: abi.Dim3{X: 64, Y: 1, Z: 1}}
 	if err := bad.LaunchKernel(fn, cfg, 0, params[:layout[len(layout)-1].Offset+layout[len(layout)-1].Size]); err != nil {
 		t.Fatal(err)
 	}

@@ -10,13 +10,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kerf-edge/kerf/abi"
+	"github.com/kerf-edge/kerf/auth"
 	"github.com/kerf-edge/kerf/gpu"
 	"github.com/kerf-edge/kerf/ingest"
 	"github.com/kerf-edge/kerf/profiles"
 	"github.com/kerf-edge/kerf/slicer"
 	"github.com/kerf-edge/kerf/slicer/discover"
 	"github.com/kerf-edge/kerf/transport"
-	"github.com/kerf-edge/kerf/transport/abi"
 )
 
 // node joins the slicer to the rest of kerfd. It is the transport's
@@ -92,7 +93,7 @@ func newNode(a *Appliance, devices []gpu.DeviceInfo, ctl slicer.Control, log *sl
 }
 
 // Allocate implements transport.Allocator.
-func (n *node) Allocate(t transport.Tenant, req transport.AllocRequest) (transport.Lease, error) {
+func (n *node) Allocate(t auth.Tenant, req transport.AllocRequest) (transport.Lease, error) {
 	sreq := slicer.Request{Tenant: t.ID, N: req.Count, Fraction: req.Fraction, Memory: req.Memory, Model: req.Model, MinMemory: req.MinMemory}
 	if req.Device >= 0 {
 		sreq.GPUs = []int{req.Device}
@@ -108,7 +109,7 @@ func (n *node) Allocate(t transport.Tenant, req transport.AllocRequest) (transpo
 }
 
 // Lease implements transport.Allocator.
-func (n *node) Lease(t transport.Tenant, id string) (transport.Lease, error) {
+func (n *node) Lease(t auth.Tenant, id string) (transport.Lease, error) {
 	for _, l := range n.sl.Status().Leases {
 		if string(l.ID) == id {
 			if l.Tenant != t.ID {

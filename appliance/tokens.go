@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 
+	"github.com/kerf-edge/kerf/auth"
 	"github.com/kerf-edge/kerf/transport"
 )
 
@@ -17,7 +18,7 @@ func IssueOffline(cfg Config, tenant string, memLimit uint64, out string) (strin
 	if err != nil {
 		return "", err
 	}
-	tokens, err := transport.OpenTokenStore(cfg.TokensPath())
+	tokens, err := auth.OpenTokenStore(cfg.TokensPath())
 	if err != nil {
 		return "", err
 	}
@@ -27,7 +28,7 @@ func IssueOffline(cfg Config, tenant string, memLimit uint64, out string) (strin
 // RevokeOffline revokes every token of tenant in the store file; a running
 // kerfd ends the tenant's sessions when it notices.
 func RevokeOffline(cfg Config, tenant string) (int, error) {
-	tokens, err := transport.OpenTokenStore(cfg.TokensPath())
+	tokens, err := auth.OpenTokenStore(cfg.TokensPath())
 	if err != nil {
 		return 0, err
 	}
@@ -39,8 +40,8 @@ func RevokeOffline(cfg Config, tenant string) (int, error) {
 }
 
 // ListTokens lists the token records in the store file.
-func ListTokens(cfg Config) ([]transport.TokenRecord, error) {
-	tokens, err := transport.OpenTokenStore(cfg.TokensPath())
+func ListTokens(cfg Config) ([]auth.TokenRecord, error) {
+	tokens, err := auth.OpenTokenStore(cfg.TokensPath())
 	if err != nil {
 		return nil, err
 	}

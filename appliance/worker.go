@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kerf-edge/kerf/internal/kerfenv"
 	"github.com/kerf-edge/kerf/transport"
 )
 
@@ -29,7 +30,7 @@ import (
 //	4  the tenant stream: the tenant's own Unix socket, or one end of a
 //	   socket pair that kerfd relays to a QUIC stream
 //	5  the shared-memory ring (local sessions only)
-const workerEnv = "KERF_WORKER"
+const workerEnv = kerfenv.Worker
 
 const (
 	fdControl = 3

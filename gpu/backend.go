@@ -12,7 +12,7 @@ package gpu
 import (
 	"time"
 
-	"github.com/kerf-edge/kerf/transport/abi"
+	"github.com/kerf-edge/kerf/abi"
 )
 
 // Backend serves one or more devices.
@@ -65,27 +65,10 @@ type Module interface {
 	Unload() error
 }
 
-// ParamInfo is one kernel parameter's place in the packed parameter
-// buffer, as cuFuncGetParamInfo reports it.
-type ParamInfo struct {
-	Offset uint32
-	Size   uint32
-}
-
 // Function is a kernel.
 type Function interface {
 	Attribute(attr uint32) (int32, error)
-	Params() ([]ParamInfo, error)
-}
-
-// Dim3 is a grid or block shape.
-type Dim3 struct{ X, Y, Z uint32 }
-
-// LaunchConfig is a kernel launch's shape.
-type LaunchConfig struct {
-	Grid        Dim3
-	Block       Dim3
-	SharedBytes uint32
+	Params() ([]abi.ParamInfo, error)
 }
 
 // Context is one tenant's context on one device. All methods taking a
@@ -112,7 +95,7 @@ type Context interface {
 	Memset(dst uint64, value uint32, elemSize uint32, count uint64, s Stream) error
 
 	ModuleLoad(image []byte) (Module, error)
-	Launch(f Function, cfg LaunchConfig, params []byte, s Stream) error
+	Launch(f Function, cfg abi.LaunchConfig, params []byte, s Stream) error
 
 	StreamCreate(flags uint32, priority int32) (Stream, error)
 	EventCreate(flags uint32) (Event, error)

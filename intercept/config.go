@@ -8,14 +8,14 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/kerf-edge/kerf/intercept/launcher"
+	"github.com/kerf-edge/kerf/auth"
+	"github.com/kerf-edge/kerf/internal/kerfenv"
 	"github.com/kerf-edge/kerf/internal/units"
-	"github.com/kerf-edge/kerf/transport"
 )
 
 // config is what cuInit reads from the environment.
 type config struct {
-	bundle  transport.Bundle
+	bundle  auth.Bundle
 	via     string // "unix" or "quic"
 	devices []int  // server ordinals, in CUDA device order
 	memory  uint64 // 0: the token's limit
@@ -28,20 +28,20 @@ const maxDevices = 16
 // whether a path exists (the bundle's socket decides the default path).
 func loadConfig(getenv func(string) string, exists func(string) bool) (config, error) {
 	var c config
-	path := getenv("KERF_BUNDLE")
+	path := getenv(kerfenv.Bundle)
 	if path == "" {
 		return c, errors.New("KERF_BUNDLE is not set: run the program with `kerf run`, or point KERF_BUNDLE at a token bundle")
 	}
-	b, err := transport.ReadBundle(path)
+	b, err := auth.ReadBundle(path)
 	if err != nil {
 		return c, fmt.Errorf("KERF_BUNDLE: %w", err)
 	}
 	c.bundle = b
-	if addr := getenv(launcher.EnvServer); addr != "" {
+	if addr := getenv(kerfenv.Server); addr != "" {
 		c.bundle.QUIC = addr
 	}
-	c.lease = getenv(launcher.EnvLease)
-	switch via := getenv("KERF_VIA"); via {
+	c.lease = getenv(kerfenv.Lease)
+	switch via := getenv(kerfenv.Via); via {
 	case "":
 		if b.Socket != "" && exists(b.Socket) {
 			c.via = "unix"
@@ -59,7 +59,7 @@ func loadConfig(getenv func(string) string, exists func(string) bool) (config, e
 	if c.via == "quic" && (b.QUIC == "" || b.Fingerprint == "") {
 		return c, fmt.Errorf("bundle %s has no QUIC address and fingerprint, and its socket %q is not here", path, b.Socket)
 	}
-	devs := getenv("KERF_DEVICES")
+	devs := getenv(kerfenv.Devices)
 	if devs == "" {
 		devs = "0"
 	}
@@ -91,7 +91,7 @@ func loadConfig(getenv func(string) string, exists func(string) bool) (config, e
 		}
 		c.devices = visible
 	}
-	if m := getenv("KERF_MEMORY"); m != "" {
+	if m := getenv(kerfenv.Memory); m != "" {
 		n, err := units.ParseBytes(m)
 		if err != nil || n == 0 {
 			return c, fmt.Errorf("KERF_MEMORY=%q: want a positive byte count", m)

@@ -8,9 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kerf-edge/kerf/gpu"
+	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/transport"
-	"github.com/kerf-edge/kerf/transport/abi"
 )
 
 // Result is what every driver-API entry point returns.
@@ -293,7 +292,7 @@ func deviceComputeCapability(n int) (int, int, Result) {
 }
 
 // params returns a function's parameter layout, fetched once.
-func (o *object) params() ([]gpu.ParamInfo, Result) {
+func (o *object) params() ([]abi.ParamInfo, Result) {
 	o.layoutMu.Lock()
 	defer o.layoutMu.Unlock()
 	if o.layoutOK {

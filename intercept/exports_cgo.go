@@ -11,8 +11,7 @@ import "C"
 import (
 	"unsafe"
 
-	"github.com/kerf-edge/kerf/gpu"
-	"github.com/kerf-edge/kerf/transport/abi"
+	"github.com/kerf-edge/kerf/abi"
 )
 
 // guard is the last line of defence: a panic becomes CUDA_ERROR_UNKNOWN
@@ -724,8 +723,8 @@ func cuLaunchKernel(fn C.CUfunction, gx, gy, gz, bx, by, bz, shared C.uint, s C.
 	if res != abi.Success {
 		return cr(res)
 	}
-	return cr(launch(key(unsafe.Pointer(fn)), gpu.Dim3{X: uint32(gx), Y: uint32(gy), Z: uint32(gz)},
-		gpu.Dim3{X: uint32(bx), Y: uint32(by), Z: uint32(bz)}, uint32(shared), key(unsafe.Pointer(s)), src, nil))
+	return cr(launch(key(unsafe.Pointer(fn)), abi.Dim3{X: uint32(gx), Y: uint32(gy), Z: uint32(gz)},
+		abi.Dim3{X: uint32(bx), Y: uint32(by), Z: uint32(bz)}, uint32(shared), key(unsafe.Pointer(s)), src, nil))
 }
 
 //export cuLaunchKernelEx
@@ -742,8 +741,8 @@ func cuLaunchKernelEx(cfg *C.CUlaunchConfig, fn C.CUfunction, kp, extra *unsafe.
 	if res != abi.Success {
 		return cr(res)
 	}
-	return cr(launch(key(unsafe.Pointer(fn)), gpu.Dim3{X: uint32(cfg.gridDimX), Y: uint32(cfg.gridDimY), Z: uint32(cfg.gridDimZ)},
-		gpu.Dim3{X: uint32(cfg.blockDimX), Y: uint32(cfg.blockDimY), Z: uint32(cfg.blockDimZ)}, uint32(cfg.sharedMemBytes),
+	return cr(launch(key(unsafe.Pointer(fn)), abi.Dim3{X: uint32(cfg.gridDimX), Y: uint32(cfg.gridDimY), Z: uint32(cfg.gridDimZ)},
+		abi.Dim3{X: uint32(cfg.blockDimX), Y: uint32(cfg.blockDimY), Z: uint32(cfg.blockDimZ)}, uint32(cfg.sharedMemBytes),
 		key(unsafe.Pointer(cfg.hStream)), src, attrs))
 }
 

@@ -3,8 +3,7 @@ package main
 import (
 	"sync"
 
-	"github.com/kerf-edge/kerf/gpu"
-	"github.com/kerf-edge/kerf/transport/abi"
+	"github.com/kerf-edge/kerf/abi"
 )
 
 // kind is what a handle the program holds refers to.
@@ -38,7 +37,7 @@ type object struct {
 	fn       *object   // a kernel's function, made by cuKernelGetFunction
 
 	layoutMu   sync.Mutex
-	layout     []gpu.ParamInfo
+	layout     []abi.ParamInfo
 	layoutOK   bool
 	layoutSize int
 }

@@ -1,8 +1,7 @@
 package main
 
 import (
-	"github.com/kerf-edge/kerf/gpu"
-	"github.com/kerf-edge/kerf/transport/abi"
+	"github.com/kerf-edge/kerf/abi"
 )
 
 // paramSource packs a launch's parameters from the program's memory: its
@@ -10,7 +9,7 @@ import (
 type paramSource interface {
 	// pack returns the parameter buffer for layout, whose packed size is
 	// total bytes.
-	pack(layout []gpu.ParamInfo, total int) ([]byte, Result)
+	pack(layout []abi.ParamInfo, total int) ([]byte, Result)
 }
 
 // launchAttr is one cuLaunchKernelEx attribute: its id and the first
@@ -60,7 +59,7 @@ func checkAttrs(attrs []launchAttr) Result {
 
 // checkShape returns the error CUDA reports at launch time for a shape the
 // device cannot run.
-func checkShape(lim launchLimits, grid, block gpu.Dim3, shared uint32) Result {
+func checkShape(lim launchLimits, grid, block abi.Dim3, shared uint32) Result {
 	g := [3]uint32{grid.X, grid.Y, grid.Z}
 	b := [3]uint32{block.X, block.Y, block.Z}
 	threads := uint64(1)
@@ -81,7 +80,7 @@ func checkShape(lim launchLimits, grid, block gpu.Dim3, shared uint32) Result {
 
 // launch implements cuLaunchKernel and cuLaunchKernelEx. Everything CUDA
 // reports at once is checked here, before the fire-and-forget call.
-func launch(fkey uintptr, grid, block gpu.Dim3, shared uint32, stream uintptr, src paramSource, attrs []launchAttr) Result {
+func launch(fkey uintptr, grid, block abi.Dim3, shared uint32, stream uintptr, src paramSource, attrs []launchAttr) Result {
 	if _, res := drv.ready(); res != abi.Success {
 		return res
 	}
@@ -120,7 +119,7 @@ func launch(fkey uintptr, grid, block gpu.Dim3, shared uint32, stream uintptr, s
 	if len(params) > abi.MaxKernelParams {
 		return abi.ErrInvalidValue
 	}
-	err := f.dev.cl.LaunchKernel(f.wire, gpu.LaunchConfig{Grid: grid, Block: block, SharedBytes: shared}, s, params)
+	err := f.dev.cl.LaunchKernel(f.wire, abi.LaunchConfig{Grid: grid, Block: block, SharedBytes: shared}, s, params)
 	return abi.ResultOf(err)
 }
 

@@ -10,17 +10,16 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/kerf-edge/kerf/gpu"
+	"github.com/kerf-edge/kerf/abi"
+	"github.com/kerf-edge/kerf/auth"
 	"github.com/kerf-edge/kerf/gpu/emu/kernels"
-	"github.com/kerf-edge/kerf/transport"
-	"github.com/kerf-edge/kerf/transport/abi"
 )
 
 func TestLoadConfig(t *testing.T) {
 	dir := t.TempDir()
 	bundle := filepath.Join(dir, "b.json")
 	sock := filepath.Join(dir, "kerf.sock")
-	if err := transport.WriteBundle(bundle, transport.Bundle{Token: "kerf_x", QUIC: "127.0.0.1:1", Socket: sock, Fingerprint: "ab"}); err != nil {
+	if err := auth.WriteBundle(bundle, auth.Bundle{Token: "kerf_x", QUIC: "127.0.0.1:1", Socket: sock, Fingerprint: "ab"}); err != nil {
 		t.Fatal(err)
 	}
 	env := func(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
@@ -99,9 +98,9 @@ func TestResolveProc(t *testing.T) {
 
 func TestCheckShapeAndAttrs(t *testing.T) {
 	lim := launchLimits{threads: 1024, block: [3]uint32{1024, 1024, 64}, grid: [3]uint32{1<<31 - 1, 65535, 65535}, sharedOptin: 48 << 10}
-	d := func(x, y, z uint32) gpu.Dim3 { return gpu.Dim3{X: x, Y: y, Z: z} }
+	d := func(x, y, z uint32) abi.Dim3 { return abi.Dim3{X: x, Y: y, Z: z} }
 	for _, c := range []struct {
-		grid, block gpu.Dim3
+		grid, block abi.Dim3
 		shared      uint32
 		want        Result
 	}{
@@ -132,7 +131,7 @@ func TestCheckShapeAndAttrs(t *testing.T) {
 // bytesParams is a parameter buffer made in Go.
 type bytesParams []byte
 
-func (b bytesParams) pack([]gpu.ParamInfo, int) ([]byte, Result) { return b, abi.Success }
+func (b bytesParams) pack([]abi.ParamInfo, int) ([]byte, Result) { return b, abi.Success }
 
 // TestDriverConcurrency drives the shim's Go logic from several OS
 // threads at once, in this process, so that the race detector sees it.
@@ -271,7 +270,7 @@ func worker(dev, rounds, n int) error {
 		binary.LittleEndian.PutUint64(params[8:], p[1])
 		binary.LittleEndian.PutUint64(params[16:], p[2])
 		binary.LittleEndian.PutUint32(params[24:], uint32(n))
-		if err := check("launch", launch(fn.key, gpu.Dim3{X: uint32(n / 128), Y: 1, Z: 1}, gpu.Dim3{X: 128, Y: 1, Z: 1}, 0, st.key, bytesParams(params), nil)); err != nil {
+		if err := check("launch", launch(fn.key, abi.Dim3{X: uint32(n / 128), Y: 1, Z: 1}, abi.Dim3{X: 128, Y: 1, Z: 1}, 0, st.key, bytesParams(params), nil)); err != nil {
 			return err
 		}
 		if err := check("record", eventRecord(ev.key, st.key)); err != nil {

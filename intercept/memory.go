@@ -1,7 +1,7 @@
 package main
 
 import (
-	"github.com/kerf-edge/kerf/transport/abi"
+	"github.com/kerf-edge/kerf/abi"
 )
 
 func memAlloc(size uint64) (uint64, Result) {

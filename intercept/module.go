@@ -1,7 +1,7 @@
 package main
 
 import (
-	"github.com/kerf-edge/kerf/transport/abi"
+	"github.com/kerf-edge/kerf/abi"
 )
 
 // moduleLoad loads image on the current context's device as a module (or,

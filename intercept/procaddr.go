@@ -5,7 +5,7 @@ package main
 import (
 	"strings"
 
-	"github.com/kerf-edge/kerf/transport/abi"
+	"github.com/kerf-edge/kerf/abi"
 )
 
 // procEntry is one exported entry point: its symbol, the name a program

@@ -10,8 +10,7 @@ import "C"
 import (
 	"unsafe"
 
-	"github.com/kerf-edge/kerf/gpu"
-	"github.com/kerf-edge/kerf/transport/abi"
+	"github.com/kerf-edge/kerf/abi"
 )
 
 // cmem is C memory the shim hands to the program: a handle's backing
@@ -91,7 +90,7 @@ func imageBytes(p unsafe.Pointer) ([]byte, Result) {
 // kernelParams packs from a kernelParams array.
 type kernelParams struct{ p *unsafe.Pointer }
 
-func (k kernelParams) pack(layout []gpu.ParamInfo, total int) ([]byte, Result) {
+func (k kernelParams) pack(layout []abi.ParamInfo, total int) ([]byte, Result) {
 	if len(layout) == 0 {
 		return nil, abi.Success
 	}
@@ -110,7 +109,7 @@ func (k kernelParams) pack(layout []gpu.ParamInfo, total int) ([]byte, Result) {
 // extraParams packs from an `extra` list (CU_LAUNCH_PARAM_*).
 type extraParams struct{ p *unsafe.Pointer }
 
-func (e extraParams) pack(layout []gpu.ParamInfo, total int) ([]byte, Result) {
+func (e extraParams) pack(layout []abi.ParamInfo, total int) ([]byte, Result) {
 	var buf unsafe.Pointer
 	var size C.size_t
 	if C.kerf_parse_extra(e.p, &buf, &size) != 0 {

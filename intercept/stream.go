@@ -3,7 +3,7 @@ package main
 import (
 	"math"
 
-	"github.com/kerf-edge/kerf/transport/abi"
+	"github.com/kerf-edge/kerf/abi"
 )
 
 func streamCreate(flags uint32, priority int32) (*object, Result) {

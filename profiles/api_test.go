@@ -15,7 +15,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kerf-edge/kerf/transport"
+	"github.com/kerf-edge/kerf/auth"
 	"go.uber.org/goleak"
 )
 
@@ -23,7 +23,7 @@ type env struct {
 	t      *testing.T
 	srv    *Server
 	node   *fakeNode
-	tokens *transport.TokenStore
+	tokens *auth.TokenStore
 	admin  string
 	tenant string // a real tenant token
 	dir    string
@@ -34,7 +34,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	dir := t.TempDir()
-	toks, err := transport.OpenTokenStore(filepath.Join(dir, "tokens.json"))
+	toks, err := auth.OpenTokenStore(filepath.Join(dir, "tokens.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -430,7 +430,7 @@ func TestContract(t *testing.T) {
 	var it IssuedToken
 	r = e.call(cov, "POST /v1/tokens", "/v1/tokens", a, map[string]any{"tenant": "bob", "memoryLimitBytes": 1 << 30})
 	r.json(t, &it)
-	if r.code != 201 || !strings.HasPrefix(it.Token, transport.TokenPrefix) || it.MemoryLimitBytes != 1<<30 {
+	if r.code != 201 || !strings.HasPrefix(it.Token, auth.TokenPrefix) || it.MemoryLimitBytes != 1<<30 {
 		t.Fatalf("issue: %d %s", r.code, r.body)
 	}
 	if ten, err := e.tokens.Authenticate([]byte(it.Token)); err != nil || ten.MemLimit != 1<<30 {
@@ -445,7 +445,7 @@ func TestContract(t *testing.T) {
 	problemOf(t, e.do("POST", "/v1/tokens", a, map[string]any{"tenant": "bob", "admin": true}), 400)
 	var recs []TokenRecord
 	e.call(cov, "GET /v1/tokens", "/v1/tokens", a, nil).json(t, &recs)
-	if len(recs) != 2 || bytes.Contains(e.do("GET", "/v1/tokens", a, nil).body, []byte(transport.TokenPrefix)) {
+	if len(recs) != 2 || bytes.Contains(e.do("GET", "/v1/tokens", a, nil).body, []byte(auth.TokenPrefix)) {
 		t.Fatalf("tokens %+v", recs)
 	}
 	r = e.call(cov, "DELETE /v1/tokens/{tenant}", "/v1/tokens/bob", a, nil)
@@ -682,7 +682,7 @@ func TestCorruptStore(t *testing.T) {
 			if err := os.WriteFile(path, garbage, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			_, err := New(Config{StateDir: dir}, Deps{Node: newFakeNode(), Tokens: &transport.TokenStore{}})
+			_, err := New(Config{StateDir: dir}, Deps{Node: newFakeNode(), Tokens: &auth.TokenStore{}})
 			if err == nil {
 				t.Fatal("a corrupt store opened")
 			}

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/kerf-edge/kerf/internal/kerfenv"
 )
 
 // Client calls the operator API.
@@ -28,12 +30,12 @@ type Client struct {
 // $KERF_ADMIN_TOKEN.
 func NewClient(base, token string) *Client {
 	if base == "" {
-		if base = os.Getenv("KERF_API"); base == "" {
+		if base = os.Getenv(kerfenv.API); base == "" {
 			base = "http://127.0.0.1:7080"
 		}
 	}
 	if token == "" {
-		token = os.Getenv("KERF_ADMIN_TOKEN")
+		token = os.Getenv(kerfenv.AdminToken)
 	}
 	return &Client{BaseURL: strings.TrimRight(base, "/"), Token: token, HTTP: &http.Client{Timeout: 60 * time.Second}}
 }

@@ -23,12 +23,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/kerf-edge/kerf/auth"
 	"github.com/kerf-edge/kerf/profiles/internal/apigen"
-	"github.com/kerf-edge/kerf/transport"
 )
 
 // AdminTokenPrefix starts the admin token. Tenant tokens start with
-// transport.TokenPrefix ("kerf_") and are refused on the API.
+// auth.TokenPrefix ("kerf_") and are refused on the API.
 const AdminTokenPrefix = "kerfadm_"
 
 //go:embed openapi.yaml
@@ -249,7 +249,7 @@ func (s *Server) auth(next echo.HandlerFunc) echo.HandlerFunc {
 		case h == "" || !ok || tok == "":
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="kerf"`)
 			return problem(http.StatusUnauthorized, "this endpoint needs the admin bearer token")
-		case strings.HasPrefix(tok, transport.TokenPrefix):
+		case strings.HasPrefix(tok, auth.TokenPrefix):
 			return problem(http.StatusForbidden, "tenant tokens cannot use the operator API; use the admin token")
 		case !s.store.CheckAdmin(tok):
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="kerf", error="invalid_token"`)

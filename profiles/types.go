@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kerf-edge/kerf/transport"
+	"github.com/kerf-edge/kerf/auth"
 )
 
 // Profile is a slicing layout: for each GPU, the slices to cut it into.
@@ -109,15 +109,15 @@ type Node interface {
 	Evict(ctx context.Context, tenant string) error
 }
 
-// Tokens issues and revokes tenant tokens; *transport.TokenStore
+// Tokens issues and revokes tenant tokens; *auth.TokenStore
 // implements it.
 type Tokens interface {
 	Issue(tenant string, memLimit uint64) (string, error)
 	Revoke(tenant string) (int, error)
-	List() []transport.TokenRecord
+	List() []auth.TokenRecord
 }
 
-var _ Tokens = (*transport.TokenStore)(nil)
+var _ Tokens = (*auth.TokenStore)(nil)
 
 // RuleValidator checks a policy rule document before it is stored; it may
 // return a *ValidationError. Field paths are relative to the document.

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kerf-edge/kerf/transport/abi"
+	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/transport/internal/wire"
 )
 

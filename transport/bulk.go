@@ -1,7 +1,7 @@
 package transport
 
 import (
-	"github.com/kerf-edge/kerf/transport/abi"
+	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/transport/internal/wire"
 )
 

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kerf-edge/kerf/transport/abi"
+	"github.com/kerf-edge/kerf/abi"
 )
 
 // A version 2 local client sends its calls through the call ring; a

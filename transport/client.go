@@ -7,8 +7,8 @@ import (
 	"io"
 	"sync"
 
+	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/gpu"
-	"github.com/kerf-edge/kerf/transport/abi"
 	"github.com/kerf-edge/kerf/transport/internal/wire"
 )
 

@@ -8,6 +8,6 @@
 // Server executes validated calls through a gpu.Backend; the Client is
 // what the intercept shim sits on.
 //
-// It must not know about slices, layouts or policy: limits reach it as a
-// Tenant from the Authenticator. Byte layout lives in internal/wire.
+// It must not know about slices, layouts or policy: limits reach it as an
+// auth.Tenant from the Authenticator. Byte layout lives in internal/wire.
 package transport

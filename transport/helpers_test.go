@@ -8,22 +8,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kerf-edge/kerf/abi"
+	"github.com/kerf-edge/kerf/auth"
+	"github.com/kerf-edge/kerf/gpu/hostmem"
 	"github.com/kerf-edge/kerf/internal/testkit"
-	"github.com/kerf-edge/kerf/transport/abi"
-	"github.com/kerf-edge/kerf/transport/hostmem"
 )
 
 // testServer is a real server on a Unix socket and on QUIC over loopback,
 // backed by host memory.
 type testServer struct {
-	srv    *Server
-	mem    *hostmem.Backend
-	tokens *TokenStore
-	sock   string
-	quic   string
-	fp     Fingerprint
-	cancel context.CancelFunc
-	done   chan struct{}
+	srv        *Server
+	mem        *hostmem.Backend
+	tokens     *auth.TokenStore
+	tokensPath string
+	sock       string
+	quic       string
+	fp         Fingerprint
+	cancel     context.CancelFunc
+	done       chan struct{}
 }
 
 func startServer(t *testing.T) *testServer { return startServerB(t) }
@@ -32,11 +34,12 @@ func startServer(t *testing.T) *testServer { return startServerB(t) }
 func startServerB(t testing.TB, configure ...func(*Server)) *testServer {
 	t.Helper()
 	dir := t.TempDir()
-	tokens, err := OpenTokenStore(filepath.Join(dir, "tokens.json"))
+	tokensPath := filepath.Join(dir, "tokens.json")
+	tokens, err := auth.OpenTokenStore(tokensPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := &testServer{mem: hostmem.New(1 << 30), tokens: tokens, done: make(chan struct{})}
+	ts := &testServer{mem: hostmem.New(1 << 30), tokens: tokens, tokensPath: tokensPath, done: make(chan struct{})}
 	ts.srv = &Server{Backend: ts.mem, Auth: tokens, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if testing.Verbose() {
 		ts.srv.Log = slog.Default()

@@ -9,7 +9,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/kerf-edge/kerf/transport/abi"
+	"github.com/kerf-edge/kerf/abi"
+	"github.com/kerf-edge/kerf/auth"
 	"github.com/kerf-edge/kerf/transport/internal/wire"
 )
 
@@ -19,9 +20,9 @@ import (
 // when retrying cannot help.
 type Allocator interface {
 	// Allocate reserves slices for tenant.
-	Allocate(tenant Tenant, req AllocRequest) (Lease, error)
+	Allocate(tenant auth.Tenant, req AllocRequest) (Lease, error)
 	// Lease returns a live lease of tenant by ID.
-	Lease(tenant Tenant, id string) (Lease, error)
+	Lease(tenant auth.Tenant, id string) (Lease, error)
 	// Release frees a lease's slices. It is called exactly once per lease
 	// the transport obtained.
 	Release(id string)

@@ -8,7 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kerf-edge/kerf/transport/abi"
+	"github.com/kerf-edge/kerf/abi"
+	"github.com/kerf-edge/kerf/auth"
 )
 
 // testAllocator places slices by free memory per device; the slicer's
@@ -30,7 +31,7 @@ func newTestAllocator(total ...uint64) *testAllocator {
 	return &testAllocator{total: total, free: append([]uint64(nil), total...), leases: map[string]testLease{}}
 }
 
-func (a *testAllocator) Allocate(t Tenant, req AllocRequest) (Lease, error) {
+func (a *testAllocator) Allocate(t auth.Tenant, req AllocRequest) (Lease, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.next++
@@ -69,7 +70,7 @@ func (a *testAllocator) Allocate(t Tenant, req AllocRequest) (Lease, error) {
 	return l, nil
 }
 
-func (a *testAllocator) Lease(t Tenant, id string) (Lease, error) {
+func (a *testAllocator) Lease(t auth.Tenant, id string) (Lease, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	l, ok := a.leases[id]

@@ -4,8 +4,8 @@ import (
 	"math/bits"
 	"sort"
 
+	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/gpu"
-	"github.com/kerf-edge/kerf/transport/abi"
 )
 
 // handleTable maps a session's wire handles to backend objects. Handles are

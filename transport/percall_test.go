@@ -5,8 +5,8 @@ import (
 	"io"
 	"testing"
 
-	"github.com/kerf-edge/kerf/transport/abi"
-	"github.com/kerf-edge/kerf/transport/hostmem"
+	"github.com/kerf-edge/kerf/abi"
+	"github.com/kerf-edge/kerf/gpu/hostmem"
 	"github.com/kerf-edge/kerf/transport/internal/wire"
 )
 

@@ -13,7 +13,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
-	"github.com/kerf-edge/kerf/transport/abi"
+	"github.com/kerf-edge/kerf/abi"
 )
 
 // QUICConfig is the QUIC configuration of both ends: large flow-control

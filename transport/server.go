@@ -12,23 +12,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kerf-edge/kerf/abi"
+	"github.com/kerf-edge/kerf/auth"
 	"github.com/kerf-edge/kerf/gpu"
-	"github.com/kerf-edge/kerf/transport/abi"
 	"github.com/kerf-edge/kerf/transport/internal/wire"
 )
-
-// Tenant is an authenticated caller and the limits attached to its token.
-type Tenant struct {
-	ID   string
-	Name string
-	// MemLimit caps each session's device memory; 0 means the device's.
-	MemLimit uint64
-}
-
-// Authenticator checks a bearer token.
-type Authenticator interface {
-	Authenticate(token []byte) (Tenant, error)
-}
 
 // HandshakeTimeout bounds how long a new stream may take to say hello.
 const HandshakeTimeout = 10 * time.Second
@@ -36,7 +24,7 @@ const HandshakeTimeout = 10 * time.Second
 // Server runs tenant sessions against a backend.
 type Server struct {
 	Backend gpu.Backend
-	Auth    Authenticator
+	Auth    auth.Authenticator
 	Log     *slog.Logger
 	// HandshakeTimeout bounds how long a new stream may take to say
 	// hello; 0 means the package default.
@@ -129,7 +117,7 @@ func (s *Server) logger() *slog.Logger {
 // Admission is a handshake that passed: who the tenant is, which device
 // it opens and under what memory limit.
 type Admission struct {
-	Tenant  Tenant
+	Tenant  auth.Tenant
 	Version uint16
 	Device  int
 	// MemLimit is the effective limit: the smaller of the token's, the

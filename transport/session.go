@@ -11,8 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kerf-edge/kerf/abi"
+	"github.com/kerf-edge/kerf/auth"
 	"github.com/kerf-edge/kerf/gpu"
-	"github.com/kerf-edge/kerf/transport/abi"
 	"github.com/kerf-edge/kerf/transport/internal/wire"
 )
 
@@ -26,7 +27,7 @@ type session struct {
 	sock    io.Reader // rw's read side, after any bytes read before a handoff
 	peer    Peer
 	started time.Time
-	tenant  Tenant
+	tenant  auth.Tenant
 	device  int
 	ctx     gpu.Context
 
@@ -396,9 +397,9 @@ func (ss *session) exec(h wire.Header, c *abi.Call) (abi.Result, error) {
 		if !ok || !sok {
 			return abi.ErrInvalidHandle, nil
 		}
-		cfg := gpu.LaunchConfig{
-			Grid:        gpu.Dim3{X: uint32(a[1]), Y: uint32(a[2]), Z: uint32(a[3])},
-			Block:       gpu.Dim3{X: uint32(a[4]), Y: uint32(a[5]), Z: uint32(a[6])},
+		cfg := abi.LaunchConfig{
+			Grid:        abi.Dim3{X: uint32(a[1]), Y: uint32(a[2]), Z: uint32(a[3])},
+			Block:       abi.Dim3{X: uint32(a[4]), Y: uint32(a[5]), Z: uint32(a[6])},
 			SharedBytes: uint32(a[7]),
 		}
 		return abi.ResultOf(ss.ctx.Launch(f, cfg, ss.args.Blobs[0], s)), nil

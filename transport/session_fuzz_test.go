@@ -9,14 +9,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kerf-edge/kerf/transport/abi"
-	"github.com/kerf-edge/kerf/transport/hostmem"
+	"github.com/kerf-edge/kerf/abi"
+	"github.com/kerf-edge/kerf/auth"
+	"github.com/kerf-edge/kerf/gpu/hostmem"
 	"github.com/kerf-edge/kerf/transport/internal/wire"
 )
 
 type staticAuth struct{}
 
-func (staticAuth) Authenticate([]byte) (Tenant, error) { return Tenant{ID: "fuzz"}, nil }
+func (staticAuth) Authenticate([]byte) (auth.Tenant, error) { return auth.Tenant{ID: "fuzz"}, nil }
 
 func frame(h wire.Header, payload []byte) []byte {
 	b := make([]byte, wire.HeaderSize, wire.HeaderSize+len(payload))

@@ -13,7 +13,8 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/kerf-edge/kerf/transport/abi"
+	"github.com/kerf-edge/kerf/abi"
+	"github.com/kerf-edge/kerf/auth"
 	"github.com/kerf-edge/kerf/transport/internal/wire"
 )
 
@@ -434,7 +435,7 @@ func TestRevocationFromAnotherProcess(t *testing.T) {
 	ts := startServer(t)
 	tok := ts.token(t, "grace", 0)
 	live := ts.dial(t, "unix", tok)
-	other, err := OpenTokenStore(ts.tokens.path)
+	other, err := auth.OpenTokenStore(ts.tokensPath)
 	if err != nil {
 		t.Fatal(err)
 	}

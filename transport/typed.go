@@ -5,8 +5,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/kerf-edge/kerf/gpu"
-	"github.com/kerf-edge/kerf/transport/abi"
+	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/transport/internal/wire"
 )
 
@@ -97,7 +96,7 @@ func (c *Client) ModuleGetFunction(module uint64, name string) (uint64, error) {
 }
 
 // FuncParams returns a kernel's parameter layout.
-func (c *Client) FuncParams(fn uint64) ([]gpu.ParamInfo, error) {
+func (c *Client) FuncParams(fn uint64) ([]abi.ParamInfo, error) {
 	var res abi.Values
 	if err := c.Call(abi.CallFuncGetParamLayout, vals1(fn), &res); err != nil {
 		return nil, err
@@ -106,15 +105,15 @@ func (c *Client) FuncParams(fn uint64) ([]gpu.ParamInfo, error) {
 	if len(b)%8 != 0 {
 		return nil, fmt.Errorf("parameter layout of %d bytes", len(b))
 	}
-	out := make([]gpu.ParamInfo, len(b)/8)
+	out := make([]abi.ParamInfo, len(b)/8)
 	for i := range out {
-		out[i] = gpu.ParamInfo{Offset: binary.LittleEndian.Uint32(b[8*i:]), Size: binary.LittleEndian.Uint32(b[8*i+4:])}
+		out[i] = abi.ParamInfo{Offset: binary.LittleEndian.Uint32(b[8*i:]), Size: binary.LittleEndian.Uint32(b[8*i+4:])}
 	}
 	return out, nil
 }
 
 // LaunchKernel queues a kernel launch.
-func (c *Client) LaunchKernel(fn uint64, cfg gpu.LaunchConfig, stream uint64, params []byte) error {
+func (c *Client) LaunchKernel(fn uint64, cfg abi.LaunchConfig, stream uint64, params []byte) error {
 	v := vals1(fn).Word(uint64(cfg.Grid.X)).Word(uint64(cfg.Grid.Y)).Word(uint64(cfg.Grid.Z))
 	v.Word(uint64(cfg.Block.X)).Word(uint64(cfg.Block.Y)).Word(uint64(cfg.Block.Z))
 	v.Word(uint64(cfg.SharedBytes)).Word(stream).Blob(params)

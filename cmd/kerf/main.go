@@ -23,9 +23,11 @@ import (
 	"time"
 
 	"github.com/kerf-edge/kerf/appliance"
+	"github.com/kerf-edge/kerf/auth"
 	"github.com/kerf-edge/kerf/gpu/emu/ptx"
 	"github.com/kerf-edge/kerf/ingest"
 	"github.com/kerf-edge/kerf/intercept/launcher"
+	"github.com/kerf-edge/kerf/internal/kerfenv"
 	"github.com/kerf-edge/kerf/internal/units"
 	"github.com/kerf-edge/kerf/profiles"
 	"github.com/kerf-edge/kerf/transport"
@@ -80,7 +82,7 @@ func run(args []string) error {
 			usage()
 			return fmt.Errorf("bench: name a benchmark")
 		}
-		if path := os.Getenv("KERF_CPUPROFILE"); path != "" {
+		if path := os.Getenv(kerfenv.CPUProfile); path != "" {
 			stop, err := startCPUProfile(path)
 			if err != nil {
 				return err
@@ -106,7 +108,7 @@ func run(args []string) error {
 		return fmt.Errorf("bench: unknown benchmark %q", args[1])
 	case "profiles", "slices", "smi", "tokens":
 		// Operator commands go through the REST API ($KERF_API, $KERF_ADMIN_TOKEN).
-		return profiles.RunCLI(context.Background(), profiles.NewClient("", os.Getenv("KERF_ADMIN_TOKEN")), args, os.Stdout)
+		return profiles.RunCLI(context.Background(), profiles.NewClient("", os.Getenv(kerfenv.AdminToken)), args, os.Stdout)
 	case "help", "-h", "--help":
 		usage()
 		return nil
@@ -117,7 +119,7 @@ func run(args []string) error {
 
 // defaultBundle is where `make run` leaves the first tenant's bundle.
 func defaultBundle() string {
-	if p := os.Getenv("KERF_TOKEN"); p != "" {
+	if p := os.Getenv(kerfenv.Token); p != "" {
 		return p
 	}
 	return "state/bundles/default.json"
@@ -125,7 +127,7 @@ func defaultBundle() string {
 
 // dial opens a session as a bundle describes: the local socket when it
 // exists (a tenant on the appliance), QUIC otherwise.
-func dial(ctx context.Context, b transport.Bundle, via string, device int) (*transport.Client, string, error) {
+func dial(ctx context.Context, b auth.Bundle, via string, device int) (*transport.Client, string, error) {
 	opts := transport.Options{Token: []byte(b.Token), Device: device, Name: "kerf"}
 	if via == "" {
 		via = "quic"
@@ -154,7 +156,7 @@ func infoCmd(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	b, err := transport.ReadBundle(*tokenPath)
+	b, err := auth.ReadBundle(*tokenPath)
 	if err != nil {
 		return err
 	}

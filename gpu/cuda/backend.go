@@ -7,8 +7,8 @@ import (
 	"os"
 	"sync"
 
+	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/gpu"
-	"github.com/kerf-edge/kerf/transport/abi"
 )
 
 // DefaultLibrary is the driver library New opens.

@@ -16,8 +16,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kerf-edge/kerf/gpu"
-	"github.com/kerf-edge/kerf/transport/abi"
+	"github.com/kerf-edge/kerf/abi"
 )
 
 const fakeDirEnv = "KERF_CUDA_FAKE_DIR"
@@ -149,13 +148,13 @@ func TestFakeDriverChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	ps, _ := f.Params()
-	if len(ps) != 4 || ps[3] != (gpu.ParamInfo{Offset: 24, Size: 4}) {
+	if len(ps) != 4 || ps[3] != (abi.ParamInfo{Offset: 24, Size: 4}) {
 		t.Fatalf("params %+v", ps)
 	}
 	if _, err := m.Function("nope"); abi.ResultOf(err) != abi.ErrNotFound {
 		t.Fatalf("missing kernel: %v", err)
 	}
-	cfg := gpu.LaunchConfig{Grid: gpu.Dim3{X: 1, Y: 1, Z: 1}, Block: gpu.Dim3{X: 32, Y: 1, Z: 1}}
+	cfg := abi.LaunchConfig{Grid: abi.Dim3{X: 1, Y: 1, Z: 1}, Block: abi.Dim3{X: 32, Y: 1, Z: 1}}
 	params := make([]byte, 28)
 	if err := c.Launch(f, cfg, params[:20], nil); abi.ResultOf(err) != abi.ErrInvalidValue {
 		t.Fatalf("short parameter buffer: %v", err)
@@ -226,7 +225,7 @@ func concurrent(t *testing.T, c *Context) {
 		t.Fatal(err)
 	}
 	before, busy0 := c.MemUsed(), c.BusyTime()
-	cfg := gpu.LaunchConfig{Grid: gpu.Dim3{X: 1, Y: 1, Z: 1}, Block: gpu.Dim3{X: 1, Y: 1, Z: 1}}
+	cfg := abi.LaunchConfig{Grid: abi.Dim3{X: 1, Y: 1, Z: 1}, Block: abi.Dim3{X: 1, Y: 1, Z: 1}}
 	const workers, rounds = 4, 200
 	done := make(chan error, workers)
 	for w := range workers {

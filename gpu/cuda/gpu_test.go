@@ -13,9 +13,9 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/gpu"
 	"github.com/kerf-edge/kerf/gpu/emu/kernels"
-	"github.com/kerf-edge/kerf/transport/abi"
 )
 
 // realContext opens a context on device 0 of the real driver, or skips.
@@ -118,7 +118,7 @@ func TestGPUVadd(t *testing.T) {
 	if err := c.Memset(pc, 0xffffffff, 4, n, nil); err != nil {
 		t.Fatal(err)
 	}
-	cfg := gpu.LaunchConfig{Grid: gpu.Dim3{X: n / 256, Y: 1, Z: 1}, Block: gpu.Dim3{X: 256, Y: 1, Z: 1}}
+	cfg := abi.LaunchConfig{Grid: abi.Dim3{X: n / 256, Y: 1, Z: 1}, Block: abi.Dim3{X: 256, Y: 1, Z: 1}}
 	if err := c.Launch(f, cfg, pack(t, f, pa, pb, pc, int32(n)), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +159,7 @@ func TestGPUMatmulOnStream(t *testing.T) {
 	}
 	e0, _ := c.EventCreate(abi.EventDefault)
 	e1, _ := c.EventCreate(abi.EventDefault)
-	cfg := gpu.LaunchConfig{Grid: gpu.Dim3{X: (N + 15) / 16, Y: (M + 15) / 16, Z: 1}, Block: gpu.Dim3{X: 16, Y: 16, Z: 1}}
+	cfg := abi.LaunchConfig{Grid: abi.Dim3{X: (N + 15) / 16, Y: (M + 15) / 16, Z: 1}, Block: abi.Dim3{X: 16, Y: 16, Z: 1}}
 	if err := e0.Record(s); err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +230,7 @@ func TestGPUIllegalAddress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := gpu.LaunchConfig{Grid: gpu.Dim3{X: 1, Y: 1, Z: 1}, Block: gpu.Dim3{X: 32, Y: 1, Z: 1}}
+	cfg := abi.LaunchConfig{Grid: abi.Dim3{X: 1, Y: 1, Z: 1}, Block: abi.Dim3{X: 32, Y: 1, Z: 1}}
 	if err := c.Launch(f, cfg, pack(t, f, p, int32(1024)), nil); err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kerf-edge/kerf/transport/abi"
+	"github.com/kerf-edge/kerf/abi"
 )
 
 func TestCheckDriverVersion(t *testing.T) {

@@ -2,7 +2,7 @@
 
 package cuda
 
-import "github.com/kerf-edge/kerf/transport/abi"
+import "github.com/kerf-edge/kerf/abi"
 
 // meter times launches with a pair of timing events recorded around each
 // one on its stream. Pairs are pooled; completed pairs are harvested into

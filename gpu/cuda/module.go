@@ -3,8 +3,8 @@
 package cuda
 
 import (
+	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/gpu"
-	"github.com/kerf-edge/kerf/transport/abi"
 )
 
 // Module is a loaded PTX, cubin or fatbin image.
@@ -25,7 +25,7 @@ type Function struct {
 	m      *Module
 	name   string
 	h      uintptr
-	params []gpu.ParamInfo
+	params []abi.ParamInfo
 	offs   []uint32 // params' offsets, for the launch
 	need   uint32   // bytes of parameter buffer the layout covers
 }
@@ -119,7 +119,7 @@ func (m *Module) Function(name string) (gpu.Function, error) {
 		if end > abi.MaxKernelParams || i >= abi.MaxKernelParams {
 			return nil, abi.Errorf(abi.ErrNotSupported, "kernel %q: parameters exceed %d bytes", name, abi.MaxKernelParams)
 		}
-		f.params = append(f.params, gpu.ParamInfo{Offset: uint32(off), Size: uint32(size)})
+		f.params = append(f.params, abi.ParamInfo{Offset: uint32(off), Size: uint32(size)})
 		f.offs = append(f.offs, uint32(off))
 		f.need = max(f.need, uint32(end))
 	}
@@ -174,12 +174,12 @@ func (m *Module) Unload() error {
 func (f *Function) enter() error { return f.m.enter() }
 
 // Params returns the kernel's parameter layout.
-func (f *Function) Params() ([]gpu.ParamInfo, error) {
+func (f *Function) Params() ([]abi.ParamInfo, error) {
 	if err := f.enter(); err != nil {
 		return nil, err
 	}
 	defer f.m.c.op.RUnlock()
-	return append([]gpu.ParamInfo(nil), f.params...), nil
+	return append([]abi.ParamInfo(nil), f.params...), nil
 }
 
 // Attribute returns a function attribute (CUfunction_attribute).
@@ -202,7 +202,7 @@ func (f *Function) SetAttribute(attr uint32, value int32) error {
 }
 
 // Launch queues a kernel launch on s, timed for BusyTime.
-func (c *Context) Launch(f gpu.Function, cfg gpu.LaunchConfig, params []byte, s gpu.Stream) error {
+func (c *Context) Launch(f gpu.Function, cfg abi.LaunchConfig, params []byte, s gpu.Stream) error {
 	fn, ok := f.(*Function)
 	if !ok || fn == nil || fn.m.c != c {
 		return abi.Errorf(abi.ErrInvalidHandle, "function does not belong to this context")

@@ -1,6 +1,6 @@
 package cuda
 
-import "github.com/kerf-edge/kerf/transport/abi"
+import "github.com/kerf-edge/kerf/abi"
 
 // How the driver rounds allocations, as far as the quota models it:
 // small ones are sub-allocated from shared pages at 512-byte granularity,

@@ -3,8 +3,8 @@
 package cuda
 
 import (
+	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/gpu"
-	"github.com/kerf-edge/kerf/transport/abi"
 )
 
 // Stream is a driver stream of a context.

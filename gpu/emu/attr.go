@@ -3,7 +3,7 @@ package emu
 import (
 	"math"
 
-	"github.com/kerf-edge/kerf/transport/abi"
+	"github.com/kerf-edge/kerf/abi"
 )
 
 // Launch limits of the emulated device (those of an sm_80 part, except

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/gpu"
-	"github.com/kerf-edge/kerf/transport/abi"
 )
 
 // Defaults for a zero Config.

@@ -6,8 +6,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/gpu"
-	"github.com/kerf-edge/kerf/transport/abi"
 )
 
 func TestDevices(t *testing.T) {

@@ -8,9 +8,9 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/gpu"
 	"github.com/kerf-edge/kerf/gpu/emu/ptx"
-	"github.com/kerf-edge/kerf/transport/abi"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -149,7 +149,7 @@ func never(t *testing.T, what string, cond func() bool) {
 
 func ptrParam(p uint64) []byte { return binary.LittleEndian.AppendUint64(nil, p) }
 
-func one(x uint32) gpu.Dim3 { return gpu.Dim3{X: x, Y: 1, Z: 1} }
+func one(x uint32) abi.Dim3 { return abi.Dim3{X: x, Y: 1, Z: 1} }
 
 // loadFake loads the fake module and returns its function name.
 func fn(t *testing.T, c *Context, name string) gpu.Function {
@@ -160,5 +160,5 @@ func fn(t *testing.T, c *Context, name string) gpu.Function {
 
 // launch1 launches f with one thread and a pointer argument.
 func launch1(c *Context, f gpu.Function, p uint64, s gpu.Stream) error {
-	return c.Launch(f, gpu.LaunchConfig{Grid: one(1), Block: one(1)}, ptrParam(p), s)
+	return c.Launch(f, abi.LaunchConfig{Grid: one(1), Block: one(1)}, ptrParam(p), s)
 }

@@ -5,9 +5,9 @@ import (
 	"math"
 	"testing"
 
+	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/gpu"
 	"github.com/kerf-edge/kerf/gpu/emu/kernels"
-	"github.com/kerf-edge/kerf/transport/abi"
 )
 
 // These tests run the real kernels of gpu/emu/kernels through the PTX
@@ -79,7 +79,7 @@ func runVadd(t *testing.T, c *Context, n int, s gpu.Stream) {
 	ok(t, c.MemcpyHtoD(pb, floatBytes(b), s))
 	const block = 128
 	grid := uint32((n + block - 1) / block)
-	ok(t, c.Launch(f, gpu.LaunchConfig{Grid: one(grid), Block: one(block)},
+	ok(t, c.Launch(f, abi.LaunchConfig{Grid: one(grid), Block: one(block)},
 		packParams(t, f, pa, pb, pc, int32(n)), s))
 	out := make([]byte, 4*n)
 	ok(t, c.MemcpyDtoH(out, pc, s))
@@ -125,7 +125,7 @@ func TestMatmulEndToEnd(t *testing.T) {
 	ok(t, c.MemcpyHtoD(pa, floatBytes(A), s))
 	ok(t, c.MemcpyHtoD(pb, floatBytes(B), s))
 	ok(t, start.Record(s))
-	ok(t, c.Launch(f, gpu.LaunchConfig{Grid: gpu.Dim3{X: (N + 15) / 16, Y: (M + 15) / 16, Z: 1}, Block: gpu.Dim3{X: 16, Y: 16, Z: 1}},
+	ok(t, c.Launch(f, abi.LaunchConfig{Grid: abi.Dim3{X: (N + 15) / 16, Y: (M + 15) / 16, Z: 1}, Block: abi.Dim3{X: 16, Y: 16, Z: 1}},
 		packParams(t, f, pa, pb, pc, int32(M), int32(N), int32(K)), s))
 	ok(t, end.Record(s))
 	out := make([]byte, 4*M*N)
@@ -162,7 +162,7 @@ func TestOutOfBoundsKernelPoisonsOnlyItsContext(t *testing.T) {
 	if target < victim || target+4*n > victim+65<<20 {
 		t.Fatalf("victim [%#x, +65MiB) does not cover the stray store at %#x", victim, target)
 	}
-	ok(t, bad.Launch(f, gpu.LaunchConfig{Grid: one(2), Block: one(128)}, packParams(t, f, p, int32(n)), nil))
+	ok(t, bad.Launch(f, abi.LaunchConfig{Grid: one(2), Block: one(128)}, packParams(t, f, p, int32(n)), nil))
 	wantCode(t, bad.Synchronize(), abi.ErrIllegalAddress)
 	wantCode(t, bad.MemcpyDtoH(make([]byte, 4), p, nil), abi.ErrIllegalAddress)
 	_, err := bad.MemAlloc(4)
@@ -212,13 +212,13 @@ func TestRealKernelAttributesAndSharedLimit(t *testing.T) {
 		t.Errorf("max dynamic shared = %d, want %d", maxDyn, 48<<10-shared)
 	}
 	ps := must(f.Params())(t)
-	if len(ps) != 6 || ps[0] != (gpu.ParamInfo{Offset: 0, Size: 8}) || ps[5] != (gpu.ParamInfo{Offset: 32, Size: 4}) {
+	if len(ps) != 6 || ps[0] != (abi.ParamInfo{Offset: 0, Size: 8}) || ps[5] != (abi.ParamInfo{Offset: 32, Size: 4}) {
 		t.Errorf("matmul params = %v", ps)
 	}
 	params := make([]byte, 36)
-	cfg := gpu.LaunchConfig{Grid: one(1), Block: gpu.Dim3{X: 16, Y: 16, Z: 1}, SharedBytes: uint32(maxDyn) + 1}
+	cfg := abi.LaunchConfig{Grid: one(1), Block: abi.Dim3{X: 16, Y: 16, Z: 1}, SharedBytes: uint32(maxDyn) + 1}
 	wantCode(t, c.Launch(f, cfg, params, nil), abi.ErrInvalidValue)
-	wantCode(t, c.Launch(f, gpu.LaunchConfig{Grid: one(1), Block: one(16)}, params[:35], nil), abi.ErrInvalidValue)
+	wantCode(t, c.Launch(f, abi.LaunchConfig{Grid: one(1), Block: one(16)}, params[:35], nil), abi.ErrInvalidValue)
 	ok(t, c.Synchronize())
 }
 
@@ -272,7 +272,7 @@ func TestStencilGlobals(t *testing.T) {
 	ok(t, c.MemcpyHtoD(pin, floatBytes(in), nil))
 	run := func(w [5]float32) {
 		t.Helper()
-		ok(t, c.Launch(f, gpu.LaunchConfig{Grid: gpu.Dim3{X: (W + 7) / 8, Y: (H + 7) / 8, Z: 1}, Block: gpu.Dim3{X: 8, Y: 8, Z: 1}},
+		ok(t, c.Launch(f, abi.LaunchConfig{Grid: abi.Dim3{X: (W + 7) / 8, Y: (H + 7) / 8, Z: 1}, Block: abi.Dim3{X: 8, Y: 8, Z: 1}},
 			packParams(t, f, pin, pout, int32(W), int32(H)), nil))
 		raw := make([]byte, 4*W*H)
 		ok(t, c.MemcpyDtoH(raw, pout, nil))

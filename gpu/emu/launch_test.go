@@ -5,9 +5,8 @@ import (
 	"encoding/binary"
 	"testing"
 
-	"github.com/kerf-edge/kerf/gpu"
+	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/gpu/emu/ptx"
-	"github.com/kerf-edge/kerf/transport/abi"
 )
 
 func TestLaunchLimits(t *testing.T) {
@@ -16,30 +15,30 @@ func TestLaunchLimits(t *testing.T) {
 	poke := fn(t, c, "poke")
 	buf := must(c.MemAlloc(8))(t)
 	p := ptrParam(buf)
-	d := func(x, y, z uint32) gpu.Dim3 { return gpu.Dim3{X: x, Y: y, Z: z} }
+	d := func(x, y, z uint32) abi.Dim3 { return abi.Dim3{X: x, Y: y, Z: z} }
 	for _, tc := range []struct {
 		name   string
-		cfg    gpu.LaunchConfig
+		cfg    abi.LaunchConfig
 		params []byte
 		want   abi.Result
 	}{
-		{"ok", gpu.LaunchConfig{Grid: d(1, 1, 1), Block: d(1, 1, 1)}, p, abi.Success},
-		{"max block", gpu.LaunchConfig{Grid: d(1, 1, 1), Block: d(1024, 1, 1)}, p, abi.Success},
-		{"max grid", gpu.LaunchConfig{Grid: d(1, 65535, 1), Block: d(1, 1, 1)}, p, abi.Success},
-		{"zero grid", gpu.LaunchConfig{Grid: d(0, 1, 1), Block: d(1, 1, 1)}, p, abi.ErrInvalidValue},
-		{"zero block z", gpu.LaunchConfig{Grid: d(1, 1, 1), Block: d(1, 1, 0)}, p, abi.ErrInvalidValue},
-		{"block x", gpu.LaunchConfig{Grid: d(1, 1, 1), Block: d(1025, 1, 1)}, p, abi.ErrInvalidValue},
-		{"block z", gpu.LaunchConfig{Grid: d(1, 1, 1), Block: d(1, 1, 65)}, p, abi.ErrInvalidValue},
-		{"block threads", gpu.LaunchConfig{Grid: d(1, 1, 1), Block: d(32, 32, 2)}, p, abi.ErrInvalidValue},
-		{"block overflow", gpu.LaunchConfig{Grid: d(1, 1, 1), Block: d(1<<31, 1<<31, 4)}, p, abi.ErrInvalidValue},
-		{"grid x", gpu.LaunchConfig{Grid: d(1<<31, 1, 1), Block: d(1, 1, 1)}, p, abi.ErrInvalidValue},
-		{"grid y", gpu.LaunchConfig{Grid: d(1, 65536, 1), Block: d(1, 1, 1)}, p, abi.ErrInvalidValue},
-		{"grid z", gpu.LaunchConfig{Grid: d(1, 1, 65536), Block: d(1, 1, 1)}, p, abi.ErrInvalidValue},
-		{"shared 48K", gpu.LaunchConfig{Grid: d(1, 1, 1), Block: d(1, 1, 1), SharedBytes: 48 << 10}, p, abi.Success},
-		{"shared too much", gpu.LaunchConfig{Grid: d(1, 1, 1), Block: d(1, 1, 1), SharedBytes: 48<<10 + 1}, p, abi.ErrInvalidValue},
-		{"short params", gpu.LaunchConfig{Grid: d(1, 1, 1), Block: d(1, 1, 1)}, p[:7], abi.ErrInvalidValue},
-		{"nil params", gpu.LaunchConfig{Grid: d(1, 1, 1), Block: d(1, 1, 1)}, nil, abi.ErrInvalidValue},
-		{"long params", gpu.LaunchConfig{Grid: d(1, 1, 1), Block: d(1, 1, 1)}, append(p, 1, 2, 3), abi.Success},
+		{"ok", abi.LaunchConfig{Grid: d(1, 1, 1), Block: d(1, 1, 1)}, p, abi.Success},
+		{"max block", abi.LaunchConfig{Grid: d(1, 1, 1), Block: d(1024, 1, 1)}, p, abi.Success},
+		{"max grid", abi.LaunchConfig{Grid: d(1, 65535, 1), Block: d(1, 1, 1)}, p, abi.Success},
+		{"zero grid", abi.LaunchConfig{Grid: d(0, 1, 1), Block: d(1, 1, 1)}, p, abi.ErrInvalidValue},
+		{"zero block z", abi.LaunchConfig{Grid: d(1, 1, 1), Block: d(1, 1, 0)}, p, abi.ErrInvalidValue},
+		{"block x", abi.LaunchConfig{Grid: d(1, 1, 1), Block: d(1025, 1, 1)}, p, abi.ErrInvalidValue},
+		{"block z", abi.LaunchConfig{Grid: d(1, 1, 1), Block: d(1, 1, 65)}, p, abi.ErrInvalidValue},
+		{"block threads", abi.LaunchConfig{Grid: d(1, 1, 1), Block: d(32, 32, 2)}, p, abi.ErrInvalidValue},
+		{"block overflow", abi.LaunchConfig{Grid: d(1, 1, 1), Block: d(1<<31, 1<<31, 4)}, p, abi.ErrInvalidValue},
+		{"grid x", abi.LaunchConfig{Grid: d(1<<31, 1, 1), Block: d(1, 1, 1)}, p, abi.ErrInvalidValue},
+		{"grid y", abi.LaunchConfig{Grid: d(1, 65536, 1), Block: d(1, 1, 1)}, p, abi.ErrInvalidValue},
+		{"grid z", abi.LaunchConfig{Grid: d(1, 1, 65536), Block: d(1, 1, 1)}, p, abi.ErrInvalidValue},
+		{"shared 48K", abi.LaunchConfig{Grid: d(1, 1, 1), Block: d(1, 1, 1), SharedBytes: 48 << 10}, p, abi.Success},
+		{"shared too much", abi.LaunchConfig{Grid: d(1, 1, 1), Block: d(1, 1, 1), SharedBytes: 48<<10 + 1}, p, abi.ErrInvalidValue},
+		{"short params", abi.LaunchConfig{Grid: d(1, 1, 1), Block: d(1, 1, 1)}, p[:7], abi.ErrInvalidValue},
+		{"nil params", abi.LaunchConfig{Grid: d(1, 1, 1), Block: d(1, 1, 1)}, nil, abi.ErrInvalidValue},
+		{"long params", abi.LaunchConfig{Grid: d(1, 1, 1), Block: d(1, 1, 1)}, append(p, 1, 2, 3), abi.Success},
 	} {
 		t.Run(tc.name, func(t *testing.T) { wantCode(t, c.Launch(poke, tc.cfg, tc.params, nil), tc.want) })
 	}
@@ -50,14 +49,14 @@ func TestLaunchLimits(t *testing.T) {
 	wantCode(t, f.SetAttribute(abi.FuncAttrMaxDynamicShared, 96<<10+1), abi.ErrInvalidValue)
 	wantCode(t, f.SetAttribute(abi.FuncAttrNumRegs, 1), abi.ErrInvalidValue)
 	ok(t, f.SetAttribute(abi.FuncAttrMaxDynamicShared, 96<<10))
-	ok(t, c.Launch(poke, gpu.LaunchConfig{Grid: d(1, 1, 1), Block: d(1, 1, 1), SharedBytes: 96 << 10}, p, nil))
+	ok(t, c.Launch(poke, abi.LaunchConfig{Grid: d(1, 1, 1), Block: d(1, 1, 1), SharedBytes: 96 << 10}, p, nil))
 
 	// Handles that are not this context's functions.
 	other := open(t, b, 0, 0)
 	foreign := fn(t, other, "poke")
-	wantCode(t, c.Launch(foreign, gpu.LaunchConfig{Grid: d(1, 1, 1), Block: d(1, 1, 1)}, p, nil), abi.ErrInvalidHandle)
-	wantCode(t, c.Launch(nil, gpu.LaunchConfig{Grid: d(1, 1, 1), Block: d(1, 1, 1)}, p, nil), abi.ErrInvalidHandle)
-	wantCode(t, c.Launch((*Function)(nil), gpu.LaunchConfig{Grid: d(1, 1, 1), Block: d(1, 1, 1)}, p, nil), abi.ErrInvalidHandle)
+	wantCode(t, c.Launch(foreign, abi.LaunchConfig{Grid: d(1, 1, 1), Block: d(1, 1, 1)}, p, nil), abi.ErrInvalidHandle)
+	wantCode(t, c.Launch(nil, abi.LaunchConfig{Grid: d(1, 1, 1), Block: d(1, 1, 1)}, p, nil), abi.ErrInvalidHandle)
+	wantCode(t, c.Launch((*Function)(nil), abi.LaunchConfig{Grid: d(1, 1, 1), Block: d(1, 1, 1)}, p, nil), abi.ErrInvalidHandle)
 	ok(t, c.Synchronize())
 }
 
@@ -83,7 +82,7 @@ func TestFunctionAttributes(t *testing.T) {
 	_, err := f.Attribute(99)
 	wantCode(t, err, abi.ErrInvalidValue)
 	ps := must(f.Params())(t)
-	if len(ps) != 1 || ps[0] != (gpu.ParamInfo{Offset: 0, Size: 8}) {
+	if len(ps) != 1 || ps[0] != (abi.ParamInfo{Offset: 0, Size: 8}) {
 		t.Errorf("params = %v", ps)
 	}
 }
@@ -153,7 +152,7 @@ func TestModuleGlobals(t *testing.T) {
 		t.Errorf("table not initialised: %v", got[:8])
 	}
 	inc := must(m.Function("inc"))(t)
-	ok(t, c.Launch(inc, gpu.LaunchConfig{Grid: one(1), Block: one(1)}, nil, nil))
+	ok(t, c.Launch(inc, abi.LaunchConfig{Grid: one(1), Block: one(1)}, nil, nil))
 	cp, _, _ := m.Global("counter")
 	ok(t, c.MemcpyDtoH(got[:1], cp, nil))
 	if got[0] != 42 {
@@ -169,7 +168,7 @@ func TestModuleGlobals(t *testing.T) {
 
 	ok(t, m.Unload())
 	wantCode(t, c.MemcpyDtoH(got[:1], cp, nil), abi.ErrInvalidValue)
-	wantCode(t, c.Launch(inc, gpu.LaunchConfig{Grid: one(1), Block: one(1)}, nil, nil), abi.ErrInvalidHandle)
+	wantCode(t, c.Launch(inc, abi.LaunchConfig{Grid: one(1), Block: one(1)}, nil, nil), abi.ErrInvalidHandle)
 	_, err = inc.Params()
 	wantCode(t, err, abi.ErrInvalidHandle)
 	if got := b.UsedBytes(0); got != 0 {

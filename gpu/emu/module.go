@@ -8,9 +8,9 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/gpu"
 	"github.com/kerf-edge/kerf/gpu/emu/ptx"
-	"github.com/kerf-edge/kerf/transport/abi"
 )
 
 // program and kernel are what emu needs from a loaded PTX module; the
@@ -259,7 +259,7 @@ func (m *Module) releaseLocked() {
 var errUnloaded = abi.Errorf(abi.ErrInvalidHandle, "module was unloaded")
 
 // Params returns the kernel's parameter layout.
-func (f *Function) Params() ([]gpu.ParamInfo, error) {
+func (f *Function) Params() ([]abi.ParamInfo, error) {
 	c := f.m.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -269,9 +269,9 @@ func (f *Function) Params() ([]gpu.ParamInfo, error) {
 	if f.m.unloaded {
 		return nil, errUnloaded
 	}
-	out := make([]gpu.ParamInfo, len(f.params))
+	out := make([]abi.ParamInfo, len(f.params))
 	for i, p := range f.params {
-		out[i] = gpu.ParamInfo{Offset: p.Offset, Size: p.Size}
+		out[i] = abi.ParamInfo{Offset: p.Offset, Size: p.Size}
 	}
 	return out, nil
 }
@@ -335,7 +335,7 @@ func (f *Function) SetAttribute(attr uint32, value int32) error {
 }
 
 // checkLaunch validates a launch shape against the device limits.
-func checkLaunch(cfg gpu.LaunchConfig, static, maxDyn uint32) error {
+func checkLaunch(cfg abi.LaunchConfig, static, maxDyn uint32) error {
 	g, b := cfg.Grid, cfg.Block
 	if g.X == 0 || g.Y == 0 || g.Z == 0 || b.X == 0 || b.Y == 0 || b.Z == 0 {
 		return abi.Errorf(abi.ErrInvalidValue, "launch grid %v or block %v has a zero dimension", g, b)
@@ -356,7 +356,7 @@ func checkLaunch(cfg gpu.LaunchConfig, static, maxDyn uint32) error {
 }
 
 // Launch queues a kernel launch on s.
-func (c *Context) Launch(f gpu.Function, cfg gpu.LaunchConfig, params []byte, s gpu.Stream) error {
+func (c *Context) Launch(f gpu.Function, cfg abi.LaunchConfig, params []byte, s gpu.Stream) error {
 	_, err := c.submit(s, func() (func() error, error) {
 		fn, ok := f.(*Function)
 		if !ok || fn == nil || fn.m.c != c {

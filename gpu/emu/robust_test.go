@@ -5,8 +5,8 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/gpu"
-	"github.com/kerf-edge/kerf/transport/abi"
 )
 
 // TestRandomCallsNeverPanic drives a context with random tenant values
@@ -110,14 +110,14 @@ func TestRandomCallsNeverPanic(t *testing.T) {
 			}
 		case 10:
 			f := funcs[rng.IntN(len(funcs))]
-			d := func() gpu.Dim3 {
-				return gpu.Dim3{X: uint32(rng.IntN(4)), Y: uint32(rng.IntN(2)) + 1, Z: 1}
+			d := func() abi.Dim3 {
+				return abi.Dim3{X: uint32(rng.IntN(4)), Y: uint32(rng.IntN(2)) + 1, Z: 1}
 			}
 			params := make([]byte, rng.IntN(12))
 			if len(ptrs) > 0 && rng.IntN(100) != 0 { // rarely poison the context
 				params = ptrParam(ptrs[rng.IntN(len(ptrs))])
 			}
-			check("launch", c.Launch(f, gpu.LaunchConfig{Grid: d(), Block: d(), SharedBytes: rng.Uint32() % (64 << 10)}, params, stream()))
+			check("launch", c.Launch(f, abi.LaunchConfig{Grid: d(), Block: d(), SharedBytes: rng.Uint32() % (64 << 10)}, params, stream()))
 		case 11:
 			check("sync", c.Synchronize())
 			check("limit", c.SetMemLimit(rng.Uint64()%(128<<10)))

@@ -4,8 +4,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/gpu"
-	"github.com/kerf-edge/kerf/transport/abi"
 )
 
 // task is one unit of stream work. It runs after every task in deps and

@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/gpu"
-	"github.com/kerf-edge/kerf/transport/abi"
 )
 
 func ready(e gpu.Event) bool { return e.Query() == nil }

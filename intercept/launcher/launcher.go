@@ -23,19 +23,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kerf-edge/kerf/abi"
+	"github.com/kerf-edge/kerf/auth"
+	"github.com/kerf-edge/kerf/internal/kerfenv"
 	"github.com/kerf-edge/kerf/transport"
-	"github.com/kerf-edge/kerf/transport/abi"
 )
 
 // Environment the shim reads.
-const (
-	EnvBundle  = "KERF_BUNDLE"  // token bundle path
-	EnvLease   = "KERF_LEASE"   // lease ID
-	EnvDevices = "KERF_DEVICES" // server device ordinals, comma-separated
-	EnvVia     = "KERF_VIA"     // unix or quic
-	EnvServer  = "KERF_SERVER"  // QUIC address overriding the bundle's
-	EnvMemory  = "KERF_MEMORY"  // bytes each session may use, within its slice
-)
+const ()
 
 // Options configure a run.
 type Options struct {
@@ -80,7 +75,7 @@ func Run(ctx context.Context, opts Options, argv []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	b, err := transport.ReadBundle(bundlePath)
+	b, err := auth.ReadBundle(bundlePath)
 	if err != nil {
 		return 0, err
 	}
@@ -119,14 +114,14 @@ func Run(ctx context.Context, opts Options, argv []string) (int, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = opts.Stdin, opts.Stdout, opts.Stderr
 	cmd.Env = append(os.Environ(),
-		EnvBundle+"="+bundlePath, EnvLease+"="+lease.ID, EnvDevices+"="+strings.Join(devs, ","), EnvVia+"="+via,
+		kerfenv.Bundle+"="+bundlePath, kerfenv.Lease+"="+lease.ID, kerfenv.Devices+"="+strings.Join(devs, ","), kerfenv.Via+"="+via,
 		"LD_LIBRARY_PATH="+prependPath(opts.ShimDir, os.Getenv("LD_LIBRARY_PATH")))
 	if opts.Server != "" {
-		cmd.Env = append(cmd.Env, EnvServer+"="+opts.Server)
+		cmd.Env = append(cmd.Env, kerfenv.Server+"="+opts.Server)
 	}
 	if opts.Memory != 0 {
 		// --memory is what the program gets, even in a larger slice.
-		cmd.Env = append(cmd.Env, EnvMemory+"="+strconv.FormatUint(opts.Memory, 10))
+		cmd.Env = append(cmd.Env, kerfenv.Memory+"="+strconv.FormatUint(opts.Memory, 10))
 	}
 	return runChild(cmd)
 }

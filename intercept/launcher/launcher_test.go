@@ -14,10 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kerf-edge/kerf/abi"
+	"github.com/kerf-edge/kerf/auth"
+	"github.com/kerf-edge/kerf/gpu/hostmem"
 	"github.com/kerf-edge/kerf/internal/testkit"
 	"github.com/kerf-edge/kerf/transport"
-	"github.com/kerf-edge/kerf/transport/abi"
-	"github.com/kerf-edge/kerf/transport/hostmem"
 )
 
 // capacity is an allocator with a fixed number of whole-GPU slices on
@@ -29,7 +30,7 @@ type capacity struct {
 	n      int
 }
 
-func (c *capacity) Allocate(_ transport.Tenant, req transport.AllocRequest) (transport.Lease, error) {
+func (c *capacity) Allocate(_ auth.Tenant, req transport.AllocRequest) (transport.Lease, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if req.Count > 1 || c.free == 0 {
@@ -42,7 +43,7 @@ func (c *capacity) Allocate(_ transport.Tenant, req transport.AllocRequest) (tra
 	return transport.Lease{ID: id, Slices: []transport.LeaseSlice{{Device: 0, Memory: 1 << 20}}}, nil
 }
 
-func (c *capacity) Lease(_ transport.Tenant, id string) (transport.Lease, error) {
+func (c *capacity) Lease(_ auth.Tenant, id string) (transport.Lease, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.leases[id] {
@@ -68,7 +69,7 @@ func (c *capacity) live() int {
 func server(t *testing.T, slots int) (*capacity, string) {
 	t.Helper()
 	dir := t.TempDir()
-	tokens, _ := transport.OpenTokenStore("")
+	tokens, _ := auth.OpenTokenStore("")
 	tok, _ := tokens.Issue("t", 0)
 	alloc := &capacity{free: slots, leases: map[string]bool{}}
 	srv := &transport.Server{Backend: hostmem.New(1 << 30), Auth: tokens, Allocator: alloc, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
@@ -82,7 +83,7 @@ func server(t *testing.T, slots int) (*capacity, string) {
 	go func() { srv.ServeUnix(ctx, ln); srv.Wait(); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	bundle := filepath.Join(dir, "b.json")
-	if err := transport.WriteBundle(bundle, transport.Bundle{Token: tok, Socket: sock}); err != nil {
+	if err := auth.WriteBundle(bundle, auth.Bundle{Token: tok, Socket: sock}); err != nil {
 		t.Fatal(err)
 	}
 	return alloc, bundle

@@ -17,7 +17,7 @@ const module = "github.com/kerf-edge/kerf/"
 // not have.
 var forbidden = map[string][]string{
 	"transport":        {"appliance", "slicer", "ingest", "profiles", "intercept", "gpu/emu", "gpu/cuda"},
-	"transport/abi":    {"transport/internal", "gpu"},
+	"abi":              {"transport/internal", "gpu"},
 	"gpu":              {"transport/internal", "appliance", "slicer", "ingest", "profiles", "intercept"},
 	"gpu/emu":          {"transport/internal", "gpu/cuda"},
 	"gpu/cuda":         {"transport/internal", "gpu/emu"},

@@ -24,8 +24,9 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/kerf-edge/kerf/auth"
+	"github.com/kerf-edge/kerf/gpu/hostmem"
 	"github.com/kerf-edge/kerf/transport"
-	"github.com/kerf-edge/kerf/transport/hostmem"
 )
 
 // Options size the run.
@@ -116,7 +117,7 @@ func newRig(bulk uint64) (*rig, error) {
 		return nil, err
 	}
 	r := &rig{dir: dir, done: make(chan struct{})}
-	tokens, _ := transport.OpenTokenStore("")
+	tokens, _ := auth.OpenTokenStore("")
 	tok, err := tokens.Issue("bench", 0)
 	if err != nil {
 		return nil, err

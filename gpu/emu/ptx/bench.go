@@ -7,8 +7,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/gpu/emu/kernels"
-	"github.com/kerf-edge/kerf/transport/abi"
 )
 
 // BenchResult is the outcome of Bench.

@@ -3,7 +3,7 @@ package ptx
 import (
 	"strings"
 
-	"github.com/kerf-edge/kerf/transport/abi"
+	"github.com/kerf-edge/kerf/abi"
 )
 
 // Window bases for generic addresses of shared and local memory. Global

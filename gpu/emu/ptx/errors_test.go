@@ -4,8 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/gpu/emu/kernels"
-	"github.com/kerf-edge/kerf/transport/abi"
 )
 
 func TestIllegalAddress(t *testing.T) {

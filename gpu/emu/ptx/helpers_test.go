@@ -7,8 +7,8 @@ import (
 	"sort"
 	"testing"
 
+	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/gpu/emu/kernels"
-	"github.com/kerf-edge/kerf/transport/abi"
 )
 
 // testMem is a Memory of a few allocations in a sorted slice, with

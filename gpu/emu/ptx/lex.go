@@ -1,7 +1,7 @@
 package ptx
 
 import (
-	"github.com/kerf-edge/kerf/transport/abi"
+	"github.com/kerf-edge/kerf/abi"
 )
 
 // token is one lexical element of PTX text.

@@ -4,7 +4,7 @@ import (
 	"encoding/binary"
 	"math/bits"
 
-	"github.com/kerf-edge/kerf/transport/abi"
+	"github.com/kerf-edge/kerf/abi"
 )
 
 var spaceNames = [...]string{spGeneric: "generic", spGlobal: "global", spShared: "shared",

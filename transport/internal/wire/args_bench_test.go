@@ -7,7 +7,7 @@ package wire
 import (
 	"testing"
 
-	"github.com/kerf-edge/kerf/transport/abi"
+	"github.com/kerf-edge/kerf/abi"
 )
 
 func memsetArgs() (*abi.Call, *abi.Values, []byte) {

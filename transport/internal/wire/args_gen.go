@@ -5,7 +5,7 @@ package wire
 import (
 	"encoding/binary"
 
-	"github.com/kerf-edge/kerf/transport/abi"
+	"github.com/kerf-edge/kerf/abi"
 )
 
 // putScalarArgs stores w as call id's arguments at the start of a, which

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/kerf-edge/kerf/transport/abi"
+	"github.com/kerf-edge/kerf/abi"
 )
 
 // typedCodec wraps a call's own encoder and decoder from args_gen.go

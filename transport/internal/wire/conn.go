@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/kerf-edge/kerf/transport/abi"
+	"github.com/kerf-edge/kerf/abi"
 )
 
 // BufSize is the size of the read and write buffers of a Conn.

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/kerf-edge/kerf/transport/abi"
+	"github.com/kerf-edge/kerf/abi"
 )
 
 // Magic opens every Hello ("KERF" little-endian).

@@ -6,7 +6,7 @@ import (
 	"io"
 	"testing"
 
-	"github.com/kerf-edge/kerf/transport/abi"
+	"github.com/kerf-edge/kerf/abi"
 )
 
 func TestHeaderRoundTrip(t *testing.T) {

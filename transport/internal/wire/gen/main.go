@@ -16,7 +16,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/kerf-edge/kerf/transport/abi"
+	"github.com/kerf-edge/kerf/abi"
 )
 
 func main() {
@@ -74,7 +74,7 @@ package wire
 import (
 	"encoding/binary"
 
-	"github.com/kerf-edge/kerf/transport/abi"
+	"github.com/kerf-edge/kerf/abi"
 )
 
 // putScalarArgs stores w as call id's arguments at the start of a, which

@@ -11,8 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/gpu"
-	"github.com/kerf-edge/kerf/transport/abi"
 )
 
 // Backend is one host-memory device.
@@ -254,7 +254,7 @@ func (c *Context) ModuleLoad([]byte) (gpu.Module, error) {
 	return nil, abi.Errorf(abi.ErrNotSupported, "hostmem runs no kernels")
 }
 
-func (c *Context) Launch(gpu.Function, gpu.LaunchConfig, []byte, gpu.Stream) error {
+func (c *Context) Launch(gpu.Function, abi.LaunchConfig, []byte, gpu.Stream) error {
 	return abi.Errorf(abi.ErrNotSupported, "hostmem runs no kernels")
 }
 

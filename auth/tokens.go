@@ -1,4 +1,4 @@
-package transport
+package auth
 
 import (
 	"crypto/rand"
@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kerf-edge/kerf/internal/atomicfile"
 )
 
 // TokenPrefix starts every tenant token, so that leaked tokens are easy
@@ -205,7 +207,7 @@ func (s *TokenStore) saveLocked() error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(s.path, b, 0o600); err != nil {
+	if err := atomicfile.Write(s.path, b, 0o600); err != nil {
 		return err
 	}
 	s.stamp = stampOf(s.path)
@@ -248,5 +250,5 @@ func WriteBundle(path string, b Bundle) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, append(data, '\n'), 0o600)
+	return atomicfile.Write(path, append(data, '\n'), 0o600)
 }

@@ -7,4 +7,4 @@
 // declaration of the driver's public ABI.
 package abi
 
-//go:generate go run ./gendoc -o ../../docs/calls.md
+//go:generate go run ./gendoc -o ../docs/calls.md

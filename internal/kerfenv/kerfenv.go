@@ -1,0 +1,32 @@
+// Package kerfenv declares every KERF_* environment variable that Kerf's
+// programs read or set, so that each name is written once. It holds names
+// only; each reader parses and checks its own values.
+package kerfenv
+
+// The tenant side: set by `kerf run` for the program it starts, read by the
+// shim (libcuda.so.1).
+const (
+	Bundle  = "KERF_BUNDLE"  // path of the tenant's token bundle
+	Lease   = "KERF_LEASE"   // the lease ID the program's sessions belong to
+	Devices = "KERF_DEVICES" // server device ordinals, comma-separated
+	Via     = "KERF_VIA"     // "unix" or "quic"
+	Server  = "KERF_SERVER"  // a QUIC address overriding the bundle's
+	Memory  = "KERF_MEMORY"  // bytes each session may use, within its slice
+)
+
+// The command line.
+const (
+	Token      = "KERF_TOKEN"       // the tenant's bundle for `kerf run` and `kerf info`
+	API        = "KERF_API"         // the operator REST API's base URL
+	AdminToken = "KERF_ADMIN_TOKEN" // the operator's bearer token
+	CPUProfile = "KERF_CPUPROFILE"  // a benchmark's CPU profile output
+)
+
+// kerfd.
+const (
+	// ConfigPrefix starts every configuration override: KERF_GPU__BACKEND
+	// sets gpu.backend (a double underscore nests).
+	ConfigPrefix = "KERF_"
+	// Worker marks a kerfd process started as a tenant's worker.
+	Worker = "KERF_WORKER"
+)
