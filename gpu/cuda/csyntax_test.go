@@ -8,7 +8,7 @@ import (
 // TestValidationProgramsCompile checks that the GPU validation suite's C
 // program (testdata/kerftest.c, run by scripts/gpu-test.sh on a GPU
 // machine) compiles against our own driver-API header, so syntax and type
-// errors show up here rather than on the lent GPU. It does not run it.
+// errors show up here rather than on a GPU machine. It does not run it.
 func TestValidationProgramsCompile(t *testing.T) {
 	if _, err := exec.LookPath("gcc"); err != nil {
 		t.Skip("no gcc")

@@ -1,0 +1,134 @@
+package auth
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestIssueAuthenticateRevoke(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	s, err := OpenTokenStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var revoked []string
+	s.OnRevoke = func(id string) { revoked = append(revoked, id) }
+	tok, err := s.Issue("alice", 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(tok, TokenPrefix) {
+		t.Fatalf("token %q lacks the prefix %q", tok, TokenPrefix)
+	}
+	got, err := s.Authenticate([]byte(tok))
+	if err != nil || got != (Tenant{ID: "alice", Name: "alice", MemLimit: 1 << 20}) {
+		t.Fatalf("Authenticate = %+v, %v", got, err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), tok) {
+		t.Fatal("the store file holds the token itself, not its hash")
+	}
+	for _, bad := range []string{"", "kerf_unknown"} {
+		if _, err := s.Authenticate([]byte(bad)); err == nil {
+			t.Errorf("token %q accepted", bad)
+		}
+	}
+	if n, err := s.Revoke("alice"); n != 1 || err != nil {
+		t.Fatalf("Revoke = %d, %v", n, err)
+	}
+	if len(revoked) != 1 || revoked[0] != "alice" {
+		t.Fatalf("OnRevoke saw %v", revoked)
+	}
+	if _, err := s.Authenticate([]byte(tok)); err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("revoked token: %v", err)
+	}
+}
+
+func TestIssueRefusesBadNames(t *testing.T) {
+	s, _ := OpenTokenStore("")
+	for _, name := range []string{"", "a b", "a/b", strings.Repeat("x", 65)} {
+		if _, err := s.Issue(name, 0); err == nil {
+			t.Errorf("tenant name %q accepted", name)
+		}
+	}
+}
+
+// A second store on the same file (kerfd token … while kerfd runs) sees
+// the first's tokens, and the first sees the second's revocations.
+func TestStoresShareTheirFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	a, err := OpenTokenStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := a.Issue("bob", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := OpenTokenStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Authenticate([]byte(tok)); err != nil {
+		t.Fatalf("second store: %v", err)
+	}
+	var revoked []string
+	a.OnRevoke = func(id string) { revoked = append(revoked, id) }
+	if n, err := b.Revoke("bob"); n != 1 || err != nil {
+		t.Fatalf("Revoke = %d, %v", n, err)
+	}
+	// The file's size changes with the revocation time, so the stamp moves.
+	a.Reload()
+	if len(revoked) != 1 {
+		t.Fatalf("first store saw revocations %v", revoked)
+	}
+	if _, err := a.Authenticate([]byte(tok)); err == nil {
+		t.Fatal("first store still accepts a token revoked through the second")
+	}
+}
+
+func TestCorruptStoreIsRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	if err := os.WriteFile(path, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenTokenStore(path); err == nil || !strings.Contains(err.Error(), "corrupt") {
+		t.Fatalf("corrupt store: %v", err)
+	}
+}
+
+func TestBundleRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	want := Bundle{Tenant: "carol", Token: TokenPrefix + "x", QUIC: "127.0.0.1:7443", Socket: "/run/kerf.sock", Fingerprint: "ab"}
+	path := filepath.Join(dir, "carol.json")
+	if err := WriteBundle(path, want); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("bundle file mode: %v, %v", fi.Mode(), err)
+	}
+	got, err := ReadBundle(path)
+	if err != nil || got != want {
+		t.Fatalf("ReadBundle = %+v, %v", got, err)
+	}
+
+	bare := filepath.Join(dir, "bare")
+	if err := os.WriteFile(bare, []byte(TokenPrefix+"y\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ReadBundle(bare); err != nil || got.Token != TokenPrefix+"y" {
+		t.Fatalf("bare token: %+v, %v", got, err)
+	}
+	empty := filepath.Join(dir, "empty.json")
+	if err := os.WriteFile(empty, []byte(`{"tenant":"x"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadBundle(empty); err == nil {
+		t.Fatal("a bundle without a token was accepted")
+	}
+}
