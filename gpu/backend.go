@@ -81,8 +81,9 @@ type Context interface {
 	MemAlloc(size uint64) (uint64, error)
 	MemFree(ptr uint64) error
 	// MemInfo reports the context's view: total is its limit, free is the
-	// limit minus what it uses, never more than the device has free.
-	// Backends keep the account in a Quota.
+	// limit minus what it uses, never more than the device has free; both
+	// are 0 once the context is closed. Backends keep the account in a
+	// Quota.
 	MemInfo() (free, total uint64)
 	// SetMemLimit changes the limit in place (0: the whole device).
 	// Shrinking below current use is refused with abi.ErrOutOfMemory.

@@ -37,6 +37,18 @@ func New(total uint64) *Backend {
 // allocGranule is what allocations are rounded up to.
 const allocGranule = 256
 
+var (
+	errClosed       = abi.Errorf(abi.ErrInvalidContext, "context was closed")
+	errZeroSize     = abi.Errorf(abi.ErrInvalidValue, "zero-size allocation")
+	errNotAllocated = abi.Errorf(abi.ErrInvalidValue, "not the base of a live allocation")
+	errOutside      = abi.Errorf(abi.ErrInvalidValue, "range is not inside one allocation of this context")
+	errMemset       = abi.Errorf(abi.ErrInvalidValue, "memset element size is not 1, 2 or 4, or the count overflows")
+	errHandle       = abi.Errorf(abi.ErrInvalidHandle, "stream or event was destroyed or belongs to another context")
+	errNoTiming     = abi.Errorf(abi.ErrInvalidHandle, "event created with timing disabled")
+	errNotRecorded  = abi.Errorf(abi.ErrNotReady, "event was never recorded")
+	errFlags        = abi.Errorf(abi.ErrInvalidValue, "unknown flags")
+)
+
 // Used reports the bytes allocated by all contexts.
 func (b *Backend) Used() uint64 { return b.mem.Used() }
 
@@ -87,10 +99,10 @@ func (c *Context) MemAlloc(size uint64) (uint64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return 0, abi.ErrInvalidContext
+		return 0, errClosed
 	}
 	if size == 0 {
-		return 0, abi.ErrInvalidValue
+		return 0, errZeroSize
 	}
 	rounded, ok := gpu.AlignUp(size, allocGranule)
 	if !ok {
@@ -119,11 +131,11 @@ func (c *Context) MemFree(p uint64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return abi.ErrInvalidContext
+		return errClosed
 	}
 	m, ok := c.allocs[p]
 	if !ok {
-		return abi.ErrInvalidValue
+		return errNotAllocated
 	}
 	c.freeLocked(p, m)
 	return nil
@@ -159,7 +171,7 @@ func (c *Context) SetMemLimit(limit uint64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return abi.ErrInvalidContext
+		return errClosed
 	}
 	return c.q.SetLimit(limit)
 }
@@ -175,17 +187,17 @@ func (c *Context) span(p, n uint64) ([]byte, error) {
 
 func (c *Context) spanSlow(p, n uint64) ([]byte, error) {
 	if c.closed {
-		return nil, abi.ErrInvalidContext
+		return nil, errClosed
 	}
 	i := sort.Search(len(c.bases), func(i int) bool { return c.bases[i] > p }) - 1
 	if i < 0 {
-		return nil, abi.ErrInvalidValue
+		return nil, errOutside
 	}
 	base, m := c.bases[i], c.allocs[c.bases[i]]
 	c.lastBase, c.lastMem = base, m
 	off := p - base
 	if off > uint64(len(m)) || n > uint64(len(m))-off {
-		return nil, abi.ErrInvalidValue
+		return nil, errOutside
 	}
 	return m[off : off+n], nil
 }
@@ -238,7 +250,7 @@ func (c *Context) MemcpyDtoD(dst, src, size uint64, st gpu.Stream) error {
 
 func (c *Context) Memset(dst uint64, value uint32, elem uint32, count uint64, s gpu.Stream) error {
 	if elem != 1 && elem != 2 && elem != 4 || count > 1<<62>>(elem>>1) { // 1<<62 / elem
-		return abi.ErrInvalidValue
+		return errMemset
 	}
 	if err := c.checkStream(s); err != nil {
 		return err
@@ -278,9 +290,12 @@ func (c *Context) Launch(gpu.Function, abi.LaunchConfig, []byte, gpu.Stream) err
 	return abi.Errorf(abi.ErrNotSupported, "hostmem runs no kernels")
 }
 
-func (c *Context) StreamCreate(uint32, int32) (gpu.Stream, error) {
+func (c *Context) StreamCreate(flags uint32, _ int32) (gpu.Stream, error) {
 	if err := c.live(); err != nil {
 		return nil, err
+	}
+	if flags&^abi.StreamNonBlocking != 0 {
+		return nil, errFlags
 	}
 	return &stream{c: c}, nil
 }
@@ -288,6 +303,9 @@ func (c *Context) StreamCreate(uint32, int32) (gpu.Stream, error) {
 func (c *Context) EventCreate(flags uint32) (gpu.Event, error) {
 	if err := c.live(); err != nil {
 		return nil, err
+	}
+	if flags&^(abi.EventBlockingSync|abi.EventDisableTiming|abi.EventInterprocess) != 0 {
+		return nil, errFlags
 	}
 	return &event{c: c, timing: flags&abi.EventDisableTiming == 0}, nil
 }
@@ -299,7 +317,7 @@ func (c *Context) live() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return abi.ErrInvalidContext
+		return errClosed
 	}
 	return nil
 }
@@ -308,7 +326,7 @@ func (c *Context) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return abi.ErrInvalidContext
+		return errClosed
 	}
 	for p, m := range c.allocs {
 		c.freeLocked(p, m)
@@ -325,7 +343,7 @@ func (c *Context) checkStream(s gpu.Stream) error {
 	}
 	st, ok := s.(*stream)
 	if !ok || st.c != c || st.destroyed.Load() {
-		return abi.ErrInvalidHandle
+		return errHandle
 	}
 	return nil
 }
@@ -334,7 +352,7 @@ func (c *Context) checkStream(s gpu.Stream) error {
 func (c *Context) checkEvent(ev gpu.Event) (*event, error) {
 	e, ok := ev.(*event)
 	if !ok || e == nil || e.c != c || e.destroyed.Load() {
-		return nil, abi.ErrInvalidHandle
+		return nil, errHandle
 	}
 	return e, nil
 }
@@ -357,7 +375,7 @@ func (s *stream) WaitEvent(ev gpu.Event) error {
 }
 func (s *stream) Destroy() error {
 	if s.destroyed.Swap(true) {
-		return abi.ErrInvalidHandle
+		return errHandle
 	}
 	return nil
 }
@@ -389,7 +407,7 @@ func (e *event) Query() error {
 func (e *event) Synchronize() error { return e.Query() }
 func (e *event) Destroy() error {
 	if e.destroyed.Swap(true) {
-		return abi.ErrInvalidHandle
+		return errHandle
 	}
 	return nil
 }
@@ -402,7 +420,7 @@ func (e *event) ElapsedSince(start gpu.Event) (float32, error) {
 		return 0, err
 	}
 	if !e.timing || !s.timing {
-		return 0, abi.ErrInvalidHandle
+		return 0, errNoTiming
 	}
 	e.mu.Lock()
 	end := e.at
@@ -411,7 +429,7 @@ func (e *event) ElapsedSince(start gpu.Event) (float32, error) {
 	begin := s.at
 	s.mu.Unlock()
 	if begin.IsZero() || end.IsZero() {
-		return 0, abi.ErrNotReady
+		return 0, errNotRecorded
 	}
 	return float32(end.Sub(begin).Seconds() * 1000), nil
 }
