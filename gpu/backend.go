@@ -81,10 +81,12 @@ type Context interface {
 	MemAlloc(size uint64) (uint64, error)
 	MemFree(ptr uint64) error
 	// MemInfo reports the context's view: total is its limit, free is the
-	// limit minus what it uses.
+	// limit minus what it uses, never more than the device has free; both
+	// are 0 once the context is closed. Backends keep the account in a
+	// Quota.
 	MemInfo() (free, total uint64)
-	// SetMemLimit changes the limit in place. Shrinking below current use
-	// is refused with abi.ErrOutOfMemory.
+	// SetMemLimit changes the limit in place (0: the whole device).
+	// Shrinking below current use is refused with abi.ErrOutOfMemory.
 	SetMemLimit(limit uint64) error
 
 	MemcpyHtoD(dst uint64, src []byte, s Stream) error

@@ -25,13 +25,14 @@ type Context struct {
 
 	sticky atomic.Pointer[abi.Error] // first execution fault, forever
 	busy   atomic.Int64              // metered kernel nanoseconds
+	// q is charged with allocations, module loads and the context's own
+	// footprint. It locks itself.
+	q *gpu.Quota
 
 	op     sync.RWMutex
 	closed bool // set under op held for writing
 
 	bk      sync.Mutex
-	q       quota
-	ctxCost uint64            // the context's own footprint, charged to q
 	allocs  map[uint64]uint64 // MemAlloc base → bytes charged
 	modules map[*Module]struct{}
 	m       meter
@@ -66,12 +67,11 @@ func newContext(info gpu.DeviceInfo, dev int, memLimit uint64) (*Context, error)
 		info:    info,
 		dev:     dev,
 		h:       h,
-		q:       quota{limit: resolveLimit(memLimit, info.TotalMem)},
+		q:       gpu.NewQuota(memLimit, info.TotalMem),
 		allocs:  make(map[uint64]uint64),
 		modules: make(map[*Module]struct{}),
 	}
-	c.ctxCost = footprint(before, after)
-	if err := c.q.take(c.ctxCost, "the context's own device memory"); err != nil {
+	if err := c.q.Reserve(footprint(before, after), "the context's own device memory"); err != nil {
 		ctxDestroy(h)
 		return nil, err
 	}
@@ -140,19 +140,16 @@ func (c *Context) MemAlloc(size uint64) (uint64, error) {
 	if !ok {
 		return 0, abi.Errorf(abi.ErrOutOfMemory, "%d bytes requested", size)
 	}
-	c.bk.Lock()
-	err := c.q.take(n, "allocation")
-	c.bk.Unlock()
-	if err != nil {
+	if err := c.q.Reserve(n, "allocation"); err != nil {
 		return 0, err
 	}
 	p, r := memAlloc(c.h, size)
-	c.bk.Lock()
-	defer c.bk.Unlock()
 	if r != 0 {
-		c.q.give(n)
+		c.q.Release(n)
 		return 0, c.check("cuMemAlloc", r)
 	}
+	c.bk.Lock()
+	defer c.bk.Unlock()
 	c.allocs[p] = n
 	return p, nil
 }
@@ -172,14 +169,13 @@ func (c *Context) MemFree(ptr uint64) error {
 	if !ok {
 		return abi.Errorf(abi.ErrInvalidValue, "%#x is not the base of a live allocation", ptr)
 	}
-	r := memFree(c.h, ptr)
-	c.bk.Lock()
-	defer c.bk.Unlock()
-	if r != 0 {
+	if r := memFree(c.h, ptr); r != 0 {
+		c.bk.Lock()
 		c.allocs[ptr] = n
+		c.bk.Unlock()
 		return c.check("cuMemFree", r)
 	}
-	c.q.give(n)
+	c.q.Release(n)
 	return nil
 }
 
@@ -195,13 +191,11 @@ func (c *Context) MemInfo() (free, total uint64) {
 	if c.sticky.Load() == nil {
 		devFree, _, r = memInfo(c.h)
 	}
-	c.bk.Lock()
-	defer c.bk.Unlock()
-	free = c.q.free()
+	free, total = c.q.MemInfo()
 	if r == 0 {
 		free = min(free, devFree)
 	}
-	return free, c.q.limit
+	return free, total
 }
 
 // SetMemLimit changes the quota in place (0: the whole device).
@@ -210,18 +204,12 @@ func (c *Context) SetMemLimit(limit uint64) error {
 		return err
 	}
 	defer c.op.RUnlock()
-	c.bk.Lock()
-	defer c.bk.Unlock()
-	return c.q.setLimit(resolveLimit(limit, c.info.TotalMem))
+	return c.q.SetLimit(limit)
 }
 
 // MemUsed is what the quota counts now: allocations, modules and the
 // context's own footprint.
-func (c *Context) MemUsed() uint64 {
-	c.bk.Lock()
-	defer c.bk.Unlock()
-	return c.q.used
-}
+func (c *Context) MemUsed() uint64 { return c.q.Used() }
 
 // streamHandle resolves s to a CUstream of this context (0: the legacy
 // default stream).
@@ -345,7 +333,7 @@ func (c *Context) Close() error {
 	defer c.bk.Unlock()
 	c.allocs, c.modules = nil, nil
 	c.m = meter{}
-	c.q.used = 0
+	c.q.Release(c.q.Used()) // op is held for writing: nothing charges meanwhile
 	if r != 0 {
 		return driverError("cuCtxDestroy", r)
 	}

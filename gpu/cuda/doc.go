@@ -9,8 +9,8 @@
 // (goroutines move between threads). The declarations are our own, from
 // the driver's public ABI; no NVIDIA header is used.
 //
-// Each Context is one driver context (cuCtxCreate) with a memory quota.
-// The quota counts the tenant's allocations, rounded as the driver
+// Each Context is one driver context (cuCtxCreate) with a memory quota
+// (a gpu.Quota). The quota counts the tenant's allocations, rounded as the driver
 // rounds them, plus what the context itself and each loaded module take
 // on the device, measured as cuMemGetInfo deltas. Launches are metered
 // with CUDA events (BusyTime), for compute-share accounting.

@@ -4,8 +4,9 @@ package cuda
 
 // Plumbing tests against a fake libcuda (testdata/fakecuda.c, built here
 // with gcc). They check dlopen/dlsym, the version refusal, the C helpers'
-// argument passing and the quota and metering book-keeping — not a GPU.
-// The driver table is process-wide, so the scenarios run in a child test
+// argument passing and the quota and metering book-keeping — not a GPU —
+// and run the backend conformance suite (gpu/gputest) over the fake. The
+// driver table is process-wide, so the scenarios run in a child test
 // process.
 
 import (
@@ -17,6 +18,8 @@ import (
 	"testing"
 
 	"github.com/kerf-edge/kerf/abi"
+	"github.com/kerf-edge/kerf/gpu"
+	"github.com/kerf-edge/kerf/gpu/gputest"
 )
 
 const fakeDirEnv = "KERF_CUDA_FAKE_DIR"
@@ -32,7 +35,10 @@ func buildFake(t *testing.T, dir, name string, defs ...string) {
 	}
 }
 
-func TestFakeDriverPlumbing(t *testing.T) {
+// inChild builds the fake driver's variants and runs the test called
+// child in a child test process, which loads them.
+func inChild(t *testing.T, child string) {
+	t.Helper()
 	if os.Getenv(fakeDirEnv) != "" {
 		t.Skip("in the child")
 	}
@@ -48,12 +54,55 @@ func TestFakeDriverPlumbing(t *testing.T) {
 	if out, err := exec.Command("gcc", "-shared", "-fPIC", "-o", filepath.Join(dir, "notcuda.so"), "-x", "c", "/dev/null").CombinedOutput(); err != nil {
 		t.Fatalf("gcc: %v\n%s", err, out)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestFakeDriverChild$", "-test.v")
+	cmd := exec.Command(os.Args[0], "-test.run=^"+child+"$", "-test.v")
 	cmd.Env = append(os.Environ(), fakeDirEnv+"="+dir)
 	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestFakeDriverChild") {
+	if err != nil || !strings.Contains(string(out), "--- PASS: "+child) {
 		t.Fatalf("child: %v\n%s", err, out)
 	}
+	// Skips in the child, with their reasons, show in the parent's log.
+	lines := strings.Split(string(out), "\n")
+	for i, l := range lines {
+		name, ok := strings.CutPrefix(l, "=== RUN   "+child+"/")
+		if ok && i+1 < len(lines) && strings.Contains(string(out), "--- SKIP: "+child+"/"+name+" ") {
+			t.Logf("child skipped %s: %s", name, strings.TrimSpace(lines[i+1]))
+		}
+	}
+}
+
+func TestFakeDriverPlumbing(t *testing.T) { inChild(t, "TestFakeDriverChild") }
+
+func TestFakeDriverConformance(t *testing.T) { inChild(t, "TestFakeDriverConformanceChild") }
+
+// fakeKernels are the fake driver's vadd, which completes, and vadd with
+// n = -1, which faults.
+var fakeKernels = &gputest.Kernels{
+	Ok: gputest.Kernel{Image: []byte(".version 8.4\n"), Name: "vadd", Launch: func(*testing.T, gpu.Context) (abi.LaunchConfig, []byte) {
+		return fakeLaunch, make([]byte, 28)
+	}},
+	Fault: gputest.Kernel{Image: []byte(".version 8.4\n"), Name: "vadd", Launch: func(*testing.T, gpu.Context) (abi.LaunchConfig, []byte) {
+		return fakeLaunch, append(make([]byte, 24), 0xff, 0xff, 0xff, 0xff)
+	}},
+}
+
+var fakeLaunch = abi.LaunchConfig{Grid: abi.Dim3{X: 1, Y: 1, Z: 1}, Block: abi.Dim3{X: 32, Y: 1, Z: 1}}
+
+func TestFakeDriverConformanceChild(t *testing.T) {
+	dir := os.Getenv(fakeDirEnv)
+	if dir == "" {
+		t.Skip("run by TestFakeDriverConformance")
+	}
+	gputest.Run(t, func(t *testing.T) gpu.Backend {
+		b, err := New(Config{Library: filepath.Join(dir, "full.so")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}, gputest.Options{
+		MemLimit:         64<<20 + 16<<20, // the fake's context takes 64 MiB
+		Kernels:          fakeKernels,
+		NoMemoryContents: "the fake driver stores no bytes, and range checks are the driver's, which the fake does not model",
+	})
 }
 
 func TestFakeDriverChild(t *testing.T) {

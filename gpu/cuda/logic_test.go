@@ -109,41 +109,8 @@ func TestCharge(t *testing.T) {
 	}
 }
 
-func TestQuota(t *testing.T) {
-	q := quota{limit: 100 << 20}
-	if err := q.take(64<<20, "context"); err != nil {
-		t.Fatal(err)
-	}
-	if err := q.take(40<<20, "alloc"); abi.ResultOf(err) != abi.ErrOutOfMemory {
-		t.Fatalf("over-quota take: %v", err)
-	}
-	if err := q.take(36<<20, "alloc"); err != nil {
-		t.Fatalf("exact fit refused: %v", err)
-	}
-	if q.free() != 0 {
-		t.Fatalf("free %d, want 0", q.free())
-	}
-	if err := q.setLimit(99 << 20); abi.ResultOf(err) != abi.ErrOutOfMemory {
-		t.Fatalf("shrinking below use: %v", err)
-	}
-	q.give(36 << 20)
-	if err := q.setLimit(64 << 20); err != nil {
-		t.Fatal(err)
-	}
-	if err := q.take(1, "alloc"); abi.ResultOf(err) != abi.ErrOutOfMemory {
-		t.Fatalf("take past shrunk limit: %v", err)
-	}
-	q.give(1 << 40) // never underflows
-	if q.used != 0 {
-		t.Fatalf("used %d after over-release", q.used)
-	}
-}
-
-func TestFootprintAndLimit(t *testing.T) {
+func TestFootprint(t *testing.T) {
 	if footprint(100, 40) != 60 || footprint(40, 100) != 0 || footprint(5, 5) != 0 {
 		t.Error("footprint")
-	}
-	if resolveLimit(0, 80) != 80 || resolveLimit(100, 80) != 80 || resolveLimit(30, 80) != 30 {
-		t.Error("resolveLimit")
 	}
 }

@@ -63,12 +63,12 @@ func (c *Context) ModuleLoad(image []byte) (gpu.Module, error) {
 		return nil, err
 	}
 	m := &Module{c: c, h: h, cost: footprint(before, after), funcs: map[string]*Function{}}
-	c.bk.Lock()
-	defer c.bk.Unlock()
-	if err := c.q.take(m.cost, "module load"); err != nil {
+	if err := c.q.Reserve(m.cost, "module load"); err != nil {
 		moduleUnload(c.h, h)
 		return nil, err
 	}
+	c.bk.Lock()
+	defer c.bk.Unlock()
 	c.modules[m] = struct{}{}
 	return m, nil
 }
@@ -165,7 +165,7 @@ func (m *Module) Unload() error {
 	m.unloaded = true
 	m.funcs = nil
 	delete(c.modules, m)
-	c.q.give(m.cost)
+	c.q.Release(m.cost)
 	return nil
 }
 

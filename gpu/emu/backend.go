@@ -152,10 +152,7 @@ func (b *Backend) UsedBytes(dev int) uint64 {
 	if dev < 0 || dev >= len(b.devs) {
 		return 0
 	}
-	d := b.devs[dev]
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.used
+	return b.devs[dev].mem.Used()
 }
 
 // device is one emulated device: its address space and memory accounting,
@@ -165,13 +162,14 @@ type device struct {
 	cfg  Config
 	info gpu.DeviceInfo
 
-	mu   sync.Mutex
-	used uint64 // bytes reserved by all contexts
-	va   vaSpace
+	mem *gpu.Quota // the device's memory, shared by all its contexts
+
+	mu sync.Mutex // guards va
+	va vaSpace
 }
 
 func newDevice(ord int, cfg Config) *device {
-	d := &device{ord: ord, cfg: cfg}
+	d := &device{ord: ord, cfg: cfg, mem: gpu.NewQuota(0, cfg.MemoryBytes)}
 	var uuid [16]byte
 	copy(uuid[:8], "kerf-emu")
 	binary.BigEndian.PutUint64(uuid[8:], uint64(ord))
@@ -197,31 +195,29 @@ func newDevice(ord int, cfg Config) *device {
 // reserve takes rsize bytes (a multiple of allocAlign) of the device's
 // memory and address space.
 func (d *device) reserve(rsize uint64) (uint64, error) {
+	if err := d.mem.Reserve(rsize, d.info.Name); err != nil {
+		return 0, err
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if rsize > d.cfg.MemoryBytes-d.used {
-		return 0, abi.Errorf(abi.ErrOutOfMemory, "emulated device %d: %d bytes requested, %d of %d free",
-			d.ord, rsize, d.cfg.MemoryBytes-d.used, d.cfg.MemoryBytes)
-	}
 	base, ok := d.va.take(rsize)
 	if !ok {
+		d.mem.Release(rsize)
 		return 0, abi.Errorf(abi.ErrOutOfMemory, "emulated device %d: address space exhausted", d.ord)
 	}
-	d.used += rsize
 	return base, nil
 }
 
 // release returns a reservation made by reserve.
 func (d *device) release(base, rsize uint64) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	d.va.give(base, rsize)
-	d.used -= rsize
+	d.mu.Unlock()
+	d.mem.Release(rsize)
 }
 
 // free reports the device's unreserved bytes.
 func (d *device) free() uint64 {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.cfg.MemoryBytes - d.used
+	free, _ := d.mem.MemInfo()
+	return free
 }

@@ -22,10 +22,10 @@ type Context struct {
 	busy   atomic.Int64              // nanoseconds spent running kernels
 	wg     sync.WaitGroup            // drain goroutines
 
+	q *gpu.Quota // the tenant's limit and what its allocations and globals take
+
 	mu      sync.Mutex
 	closed  bool
-	limit   uint64
-	used    uint64
 	allocs  map[uint64]*allocation // MemAlloc results by base
 	def     *Stream
 	streams map[*Stream]struct{} // created streams, until destroyed and idle
@@ -39,7 +39,7 @@ func newContext(b *Backend, d *device, limit uint64) *Context {
 	c := &Context{
 		b:       b,
 		dev:     d,
-		limit:   clampLimit(limit, d),
+		q:       gpu.NewQuota(limit, d.cfg.MemoryBytes),
 		allocs:  make(map[uint64]*allocation),
 		streams: make(map[*Stream]struct{}),
 		events:  make(map[*Event]struct{}),
@@ -47,13 +47,6 @@ func newContext(b *Backend, d *device, limit uint64) *Context {
 	}
 	c.def = &Stream{c: c, legacy: true}
 	return c
-}
-
-func clampLimit(limit uint64, d *device) uint64 {
-	if limit == 0 || limit > d.cfg.MemoryBytes {
-		return d.cfg.MemoryBytes
-	}
-	return limit
 }
 
 // usable returns the error every call gets on a closed or poisoned
@@ -127,25 +120,25 @@ func (c *Context) Attribute(attr uint32) (int32, error) {
 
 // allocLocked reserves size bytes for the context. c.mu is held.
 func (c *Context) allocLocked(size uint64, global bool) (*allocation, error) {
-	rsize, ok := alignUp(max(size, 1))
-	if !ok || rsize > c.limit-c.used {
-		return nil, abi.Errorf(abi.ErrOutOfMemory, "%d bytes requested, %d of the context's %d free",
-			size, c.limit-c.used, c.limit)
-	}
-	if size > math.MaxInt {
+	rsize, ok := gpu.AlignUp(max(size, 1), allocAlign)
+	if !ok || size > math.MaxInt {
 		return nil, abi.Errorf(abi.ErrOutOfMemory, "%d bytes requested", size)
+	}
+	if err := c.q.Reserve(rsize, "context"); err != nil {
+		return nil, err
 	}
 	base, err := c.dev.reserve(rsize)
 	if err != nil {
+		c.q.Release(rsize)
 		return nil, err
 	}
 	data, mapped, err := hostAlloc(size)
 	if err != nil {
 		c.dev.release(base, rsize)
+		c.q.Release(rsize)
 		return nil, abi.Errorf(abi.ErrOutOfMemory, "host cannot back %d bytes of emulated device memory: %v", size, err)
 	}
 	a := &allocation{base: base, rsize: rsize, data: data, global: global, mapped: mapped}
-	c.used += rsize
 	c.mem.add(a)
 	return a, nil
 }
@@ -157,7 +150,7 @@ func (c *Context) freeLocked(a *allocation) {
 	hostFree(a.data, a.mapped)
 	a.data = nil
 	c.dev.release(a.base, a.rsize)
-	c.used -= a.rsize
+	c.q.Release(a.rsize)
 }
 
 // drainLocked waits for all queued work. c.mu is held, which keeps new
@@ -215,7 +208,8 @@ func (c *Context) MemInfo() (free, total uint64) {
 	if c.closed {
 		return 0, 0
 	}
-	return min(c.limit-c.used, c.dev.free()), c.limit
+	free, total = c.q.MemInfo()
+	return min(free, c.dev.free()), total
 }
 
 // SetMemLimit changes the context's limit (0: the whole device).
@@ -225,12 +219,7 @@ func (c *Context) SetMemLimit(limit uint64) error {
 	if err := c.usable(); err != nil {
 		return err
 	}
-	limit = clampLimit(limit, c.dev)
-	if limit < c.used {
-		return abi.Errorf(abi.ErrOutOfMemory, "limit %d is below the %d bytes in use", limit, c.used)
-	}
-	c.limit = limit
-	return nil
+	return c.q.SetLimit(limit)
 }
 
 // streamLocked resolves s to one of c's live streams. c.mu is held.

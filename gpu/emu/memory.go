@@ -76,12 +76,6 @@ type allocation struct {
 	mapped bool   // data comes from hostAlloc's mmap
 }
 
-// alignUp rounds n up to allocAlign; ok is false on overflow.
-func alignUp(n uint64) (uint64, bool) {
-	r := (n + allocAlign - 1) &^ (allocAlign - 1)
-	return r, r >= n
-}
-
 // memView is a context's address space as kernels see it: an immutable,
 // sorted slice of allocations replaced on every change, so that lookups
 // take no lock. It implements ptx.Memory.

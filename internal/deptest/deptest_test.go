@@ -29,6 +29,9 @@ var forbidden = map[string][]string{
 	"internal/testkit": {""},
 }
 
+// Test support packages, which only _test.go files may import.
+var testSupport = map[string]bool{"gpu/gputest": true}
+
 // Nothing but the binaries may import appliance (its own tests aside).
 var applianceImporters = []string{"cmd/"}
 
@@ -68,6 +71,9 @@ func TestLayering(t *testing.T) {
 			dep := strings.TrimPrefix(p, module)
 			if dep == "appliance" && rel != "appliance" && !hasPrefixAny(rel, applianceImporters) && !test {
 				t.Errorf("%s imports appliance: only the binaries may", path)
+			}
+			if testSupport[dep] && !test {
+				t.Errorf("%s imports %s: only tests may, so that no binary links the testing package", path, dep)
 			}
 			if test {
 				continue // tests may reach across layers to set up real peers

@@ -5,7 +5,8 @@
 //   FAKE_DEVICES=n        device count (default 1)
 //   FAKE_NO_PARAMINFO     leave out cuFuncGetParamInfo (a pre-12.4 driver)
 //   FAKE_SHIM             export Kerf's shim marker (kerfd must refuse it)
-// Device memory: 1 GiB; a context takes 64 MiB, a module 1 MiB.
+// Device memory: 1 GiB; a context takes 64 MiB, a module 1 MiB. Destroying
+// a context frees its allocations and modules, as the driver does.
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -22,9 +23,17 @@
 #define MiB (1ull << 20)
 
 static unsigned long long used, next_ptr = 0x700000000000ull;
-static struct { unsigned long long p, n; } allocs[256];
+static struct { unsigned long long p, n; void *ctx; } allocs[256];
+static struct { void *h, *ctx; } modules[256];
 static int handle_seq = 16;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER; // Kerf calls from many threads
+static __thread void *current;                        // cuCtxSetCurrent's context
+
+static void charge(long long n) {
+	pthread_mutex_lock(&mu);
+	used += n;
+	pthread_mutex_unlock(&mu);
+}
 
 static void *new_handle(void) {
 	pthread_mutex_lock(&mu);
@@ -54,17 +63,32 @@ int cuDeviceGetAttribute(int *v, int attr, int dev) {
 	*v = 0;
 	return 0;
 }
-int cuCtxCreate_v2(void **c, unsigned flags, int dev) { (void)flags; (void)dev; used += 64 * MiB; *c = new_handle(); return 0; }
-int cuCtxDestroy_v2(void *c) { (void)c; used -= 64 * MiB; return 0; }
-int cuCtxSetCurrent(void *c) { return c ? 0 : 201; }
+int cuCtxCreate_v2(void **c, unsigned flags, int dev) { (void)flags; (void)dev; charge(64 * MiB); *c = current = new_handle(); return 0; }
+int cuCtxDestroy_v2(void *c) {
+	pthread_mutex_lock(&mu);
+	used -= 64 * MiB;
+	for (int i = 0; i < 256; i++) {
+		if (allocs[i].p && allocs[i].ctx == c) used -= allocs[i].n, allocs[i].p = 0;
+		if (modules[i].h && modules[i].ctx == c) used -= MiB, modules[i].h = 0;
+	}
+	pthread_mutex_unlock(&mu);
+	return 0;
+}
+int cuCtxSetCurrent(void *c) { current = c; return c ? 0 : 201; }
 int cuCtxSynchronize(void) { return 0; }
-int cuMemGetInfo_v2(size_t *f, size_t *t) { *t = GiB; *f = GiB - used; return 0; }
+int cuMemGetInfo_v2(size_t *f, size_t *t) {
+	pthread_mutex_lock(&mu);
+	*t = GiB;
+	*f = GiB - used;
+	pthread_mutex_unlock(&mu);
+	return 0;
+}
 int cuMemAlloc_v2(unsigned long long *p, size_t n) {
 	int r = 2;
 	pthread_mutex_lock(&mu);
 	for (int i = 0; i < 256 && n <= GiB - used; i++)
 		if (!allocs[i].p) {
-			allocs[i].p = next_ptr, allocs[i].n = n;
+			allocs[i].p = next_ptr, allocs[i].n = n, allocs[i].ctx = current;
 			*p = next_ptr;
 			next_ptr += (n + 511) & ~511ull;
 			used += n;
@@ -84,11 +108,27 @@ int cuMemFree_v2(unsigned long long p) {
 }
 int cuModuleLoadData(void **m, const void *img) {
 	if (strncmp(img, "bad", 3) == 0) return 218; // CUDA_ERROR_INVALID_PTX
-	used += MiB;
-	*m = new_handle();
-	return 0;
+	void *h = new_handle();
+	int r = 2;
+	pthread_mutex_lock(&mu);
+	for (int i = 0; i < 256 && MiB <= GiB - used; i++)
+		if (!modules[i].h) {
+			modules[i].h = *m = h, modules[i].ctx = current;
+			used += MiB;
+			r = 0;
+			break;
+		}
+	pthread_mutex_unlock(&mu);
+	return r;
 }
-int cuModuleUnload(void *m) { (void)m; used -= MiB; return 0; }
+int cuModuleUnload(void *m) {
+	int r = 400; // CUDA_ERROR_INVALID_HANDLE
+	pthread_mutex_lock(&mu);
+	for (int i = 0; i < 256; i++)
+		if (modules[i].h == m) { used -= MiB; modules[i].h = 0; r = 0; break; }
+	pthread_mutex_unlock(&mu);
+	return r;
+}
 int cuModuleGetFunction(void **f, void *m, const char *name) {
 	(void)m;
 	if (strcmp(name, "vadd")) return 500;
