@@ -8,3 +8,4 @@
 package abi
 
 //go:generate go run ./gendoc -o ../docs/calls.md
+//go:generate go run ./genheader -o include/kerf_cuda.h
