@@ -25,6 +25,12 @@ var bootstrap = []string{"cuDriverGetVersion", "cuInit"}
 const maxNames = 4
 
 func main() {
+	if err := os.WriteFile("syms_gen.h", render(), 0o644); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func render() []byte {
 	var eps []*abi.EntryPoint
 	for _, n := range bootstrap {
 		e := abi.LookupEntryPoint(n)
@@ -59,7 +65,5 @@ struct kcu_tab {
 		fmt.Fprintf(&b, "\t{\"%s\", {\"%s\"}, offsetof(struct kcu_tab, %s)},\n", e.Name, strings.Join(names, `", "`), e.Name)
 	}
 	fmt.Fprintf(&b, "};\n\n// kcu_bootstrap leading entries are resolved before the version check.\nenum { kcu_bootstrap = %d };\n", len(bootstrap))
-	if err := os.WriteFile("syms_gen.h", b.Bytes(), 0o644); err != nil {
-		log.Fatal(err)
-	}
+	return b.Bytes()
 }
