@@ -44,7 +44,7 @@ generate:
 	$(GO) generate ./...
 
 generate-check: generate
-	@git diff --exit-code -- docs/calls.md profiles/internal/apigen transport/internal/wire/args_gen.go || (echo "generated files are stale: run make generate"; exit 1)
+	@git diff --exit-code -- docs/calls.md abi/include/kerf_cuda.h intercept/exports_gen_cgo.go intercept/procs_gen.go intercept/procs_gen.c gpu/cuda/syms_gen.h profiles/internal/apigen transport/internal/wire/args_gen.go || (echo "generated files are stale: run make generate"; exit 1)
 
 ## bench: the benchmarks recorded in docs/benchmarks.md
 bench: build

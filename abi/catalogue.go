@@ -124,13 +124,14 @@ type CallID uint16
 
 // Call is one catalogue entry.
 type Call struct {
-	ID      CallID
-	Name    string   // wire name, the primary CUDA function it mirrors
-	APIs    []string // every driver-API entry point the shim maps onto it
-	Mode    Mode
-	Args    []Arg
-	Results []Arg
-	Bulk    Bulk
+	ID   CallID
+	Name string // wire name, the primary CUDA function it mirrors
+	// EntryPoints are the driver-API functions the shim forwards onto it.
+	EntryPoints []EntryPoint
+	Mode        Mode
+	Args        []Arg
+	Results     []Arg
+	Bulk        Bulk
 	// MaxBulk bounds the bulk payload; 0 means bounded only by the
 	// allocation it targets.
 	MaxBulk uint64
@@ -183,6 +184,12 @@ const (
 	numCalls
 )
 
+// Versioned symbols shared by many entry points.
+var (
+	v2at3020 = []Version{{"_v2", 3020}}
+	v2at4000 = []Version{{"_v2", 4000}}
+)
+
 func h(name string, k HandleKind) Arg { return Arg{Name: name, Kind: Handle, Handle: k} }
 func w(name string, k Kind) Arg       { return Arg{Name: name, Kind: k} }
 func b(name string, k Kind, max uint32) Arg {
@@ -196,99 +203,144 @@ var (
 
 // catalogue is indexed by CallID.
 var catalogue = [numCalls]Call{
-	CallCtxSynchronize: {Name: "cuCtxSynchronize", APIs: []string{"cuCtxSynchronize"}, Mode: Sync,
+	CallCtxSynchronize: {Name: "cuCtxSynchronize", EntryPoints: []EntryPoint{{Name: "cuCtxSynchronize", Backend: true}}, Mode: Sync,
 		Doc: "Waits for all work in the tenant's context."},
-	CallDeviceGetAttribute: {Name: "cuDeviceGetAttribute", APIs: []string{"cuDeviceGetAttribute"}, Mode: Sync,
+	CallDeviceGetAttribute: {Name: "cuDeviceGetAttribute", EntryPoints: []EntryPoint{{Name: "cuDeviceGetAttribute", Params: "int *pi, CUdevice_attribute attrib, CUdevice dev", Backend: true}}, Mode: Sync,
 		Args: []Arg{w("attrib", U32)}, Results: []Arg{w("value", U32)},
 		Doc: "Returns one device attribute of the session's device, as seen inside the slice."},
-	CallMemAlloc: {Name: "cuMemAlloc_v2", APIs: []string{"cuMemAlloc", "cuMemAlloc_v2"}, Mode: Sync,
+	CallMemAlloc: {Name: "cuMemAlloc_v2", EntryPoints: []EntryPoint{{Name: "cuMemAlloc", NoPlain: true, Versions: v2at3020, Params: "CUdeviceptr *dptr, size_t bytesize", Backend: true}}, Mode: Sync,
 		Args: []Arg{w("bytesize", U64)}, Results: []Arg{w("dptr", DevPtr)},
 		Doc: "Allocates device memory inside the slice's quota."},
-	CallMemFree: {Name: "cuMemFree_v2", APIs: []string{"cuMemFree", "cuMemFree_v2"}, Mode: Sync,
+	CallMemFree: {Name: "cuMemFree_v2", EntryPoints: []EntryPoint{{Name: "cuMemFree", NoPlain: true, Versions: v2at3020, Params: "CUdeviceptr dptr", Backend: true}}, Mode: Sync,
 		Args: []Arg{w("dptr", DevPtr)},
 		Doc:  "Frees an allocation the caller owns."},
-	CallMemGetInfo: {Name: "cuMemGetInfo_v2", APIs: []string{"cuMemGetInfo", "cuMemGetInfo_v2"}, Mode: Sync,
+	CallMemGetInfo: {Name: "cuMemGetInfo_v2", EntryPoints: []EntryPoint{{Name: "cuMemGetInfo", Versions: v2at3020, Params: "size_t *free, size_t *total",
+		PlainParams: "unsigned int *free, unsigned int *total", Backend: true}}, Mode: Sync,
 		Results: []Arg{w("free", U64), w("total", U64)},
 		Doc:     "Returns the slice's free and total memory."},
-	CallMemcpyHtoD: {Name: "cuMemcpyHtoD_v2", APIs: []string{"cuMemcpyHtoD", "cuMemcpyHtoD_v2"}, Mode: Sync,
+	CallMemcpyHtoD: {Name: "cuMemcpyHtoD_v2", EntryPoints: []EntryPoint{{Name: "cuMemcpyHtoD", NoPlain: true, Versions: v2at3020, PerThread: "_ptds",
+		Params: "CUdeviceptr dstDevice, const void *srcHost, size_t byteCount"}}, Mode: Sync,
 		Args: []Arg{w("dst", DevPtr), size}, Bulk: BulkIn,
 		Doc: "Copies host memory to the device; the bytes follow in data frames."},
-	CallMemcpyHtoDAsync: {Name: "cuMemcpyHtoDAsync_v2", APIs: []string{"cuMemcpyHtoDAsync", "cuMemcpyHtoDAsync_v2"}, Mode: Async,
+	CallMemcpyHtoDAsync: {Name: "cuMemcpyHtoDAsync_v2", EntryPoints: []EntryPoint{{Name: "cuMemcpyHtoDAsync", NoPlain: true, Versions: v2at3020, PerThread: "_ptsz", Backend: true,
+		Params: "CUdeviceptr dstDevice, const void *srcHost, size_t byteCount, CUstream hStream"}}, Mode: Async,
 		Args: []Arg{w("dst", DevPtr), size, stream}, Bulk: BulkIn,
 		Doc: "Like cuMemcpyHtoD, ordered in a stream; the client does not wait."},
-	CallMemcpyDtoH: {Name: "cuMemcpyDtoH_v2", APIs: []string{"cuMemcpyDtoH", "cuMemcpyDtoH_v2"}, Mode: Sync,
+	CallMemcpyDtoH: {Name: "cuMemcpyDtoH_v2", EntryPoints: []EntryPoint{{Name: "cuMemcpyDtoH", NoPlain: true, Versions: v2at3020, PerThread: "_ptds",
+		Params: "void *dstHost, CUdeviceptr srcDevice, size_t byteCount"}}, Mode: Sync,
 		Args: []Arg{w("src", DevPtr), size}, Bulk: BulkOut,
 		Doc: "Copies device memory to the host; the bytes come back in data frames before the reply."},
-	CallMemcpyDtoHAsync: {Name: "cuMemcpyDtoHAsync_v2", APIs: []string{"cuMemcpyDtoHAsync", "cuMemcpyDtoHAsync_v2"}, Mode: Async,
+	CallMemcpyDtoHAsync: {Name: "cuMemcpyDtoHAsync_v2", EntryPoints: []EntryPoint{{Name: "cuMemcpyDtoHAsync", NoPlain: true, Versions: v2at3020, PerThread: "_ptsz", Backend: true,
+		Params: "void *dstHost, CUdeviceptr srcDevice, size_t byteCount, CUstream hStream"}}, Mode: Async,
 		Args: []Arg{w("src", DevPtr), size, stream}, Bulk: BulkOut,
 		Doc: "Like cuMemcpyDtoH, ordered in a stream; the bytes arrive before any later reply."},
-	CallMemcpyDtoD: {Name: "cuMemcpyDtoD_v2", APIs: []string{"cuMemcpyDtoD", "cuMemcpyDtoD_v2", "cuMemcpy"}, Mode: Sync,
+	CallMemcpyDtoD: {Name: "cuMemcpyDtoD_v2", EntryPoints: []EntryPoint{{Name: "cuMemcpyDtoD", NoPlain: true, Versions: v2at3020, PerThread: "_ptds",
+		Params: "CUdeviceptr dstDevice, CUdeviceptr srcDevice, size_t byteCount"}}, Mode: Sync,
 		Args: []Arg{w("dst", DevPtr), w("src", DevPtr), size},
 		Doc:  "Copies between two of the caller's allocations."},
-	CallMemcpyDtoDAsync: {Name: "cuMemcpyDtoDAsync_v2", APIs: []string{"cuMemcpyDtoDAsync", "cuMemcpyDtoDAsync_v2", "cuMemcpyAsync"}, Mode: Async,
+	CallMemcpyDtoDAsync: {Name: "cuMemcpyDtoDAsync_v2", EntryPoints: []EntryPoint{{Name: "cuMemcpyDtoDAsync", NoPlain: true, Versions: v2at3020, PerThread: "_ptsz", Backend: true,
+		Params: "CUdeviceptr dstDevice, CUdeviceptr srcDevice, size_t byteCount, CUstream hStream"}}, Mode: Async,
 		Args: []Arg{w("dst", DevPtr), w("src", DevPtr), size, stream},
 		Doc:  "Like cuMemcpyDtoD, ordered in a stream."},
-	CallMemset: {Name: "cuMemsetD8_v2", APIs: []string{"cuMemsetD8_v2", "cuMemsetD16_v2", "cuMemsetD32_v2"}, Mode: Sync,
+	CallMemset: {Name: "cuMemsetD8_v2", EntryPoints: []EntryPoint{
+		{Name: "cuMemsetD8", NoPlain: true, Versions: v2at3020, PerThread: "_ptds", Params: "CUdeviceptr dstDevice, unsigned char uc, size_t n"},
+		{Name: "cuMemsetD16", NoPlain: true, Versions: v2at3020, PerThread: "_ptds", Params: "CUdeviceptr dstDevice, unsigned short us, size_t n"},
+		{Name: "cuMemsetD32", NoPlain: true, Versions: v2at3020, PerThread: "_ptds", Params: "CUdeviceptr dstDevice, unsigned int ui, size_t n"},
+	}, Mode: Sync,
 		Args: []Arg{w("dst", DevPtr), w("value", U32), w("elemsize", U32), w("count", U64)},
 		Doc:  "Sets count elements of elemsize 1, 2 or 4 bytes."},
-	CallMemsetAsync: {Name: "cuMemsetD8Async", APIs: []string{"cuMemsetD8Async", "cuMemsetD16Async", "cuMemsetD32Async"}, Mode: Async,
+	CallMemsetAsync: {Name: "cuMemsetD8Async", EntryPoints: []EntryPoint{
+		{Name: "cuMemsetD8Async", PerThread: "_ptsz", Backend: true, Params: "CUdeviceptr dstDevice, unsigned char uc, size_t n, CUstream hStream"},
+		{Name: "cuMemsetD16Async", PerThread: "_ptsz", Backend: true, Params: "CUdeviceptr dstDevice, unsigned short us, size_t n, CUstream hStream"},
+		{Name: "cuMemsetD32Async", PerThread: "_ptsz", Backend: true, Params: "CUdeviceptr dstDevice, unsigned int ui, size_t n, CUstream hStream"},
+	}, Mode: Async,
 		Args: []Arg{w("dst", DevPtr), w("value", U32), w("elemsize", U32), w("count", U64), stream},
 		Doc:  "Like the memsets, ordered in a stream."},
-	CallModuleLoad: {Name: "cuModuleLoadData", APIs: []string{"cuModuleLoadData", "cuModuleLoadDataEx", "cuModuleLoadFatBinary", "cuLibraryLoadData"}, Mode: Sync,
+	CallModuleLoad: {Name: "cuModuleLoadData", EntryPoints: []EntryPoint{
+		{Name: "cuModuleLoadData", Params: "CUmodule *module, const void *image", Backend: true},
+		{Name: "cuModuleLoadDataEx", Params: "CUmodule *module, const void *image, unsigned int numOptions, CUjit_option *options, void **optionValues"},
+		{Name: "cuModuleLoadFatBinary", Params: "CUmodule *module, const void *fatCubin"},
+		{Name: "cuLibraryLoadData", Since: 12000, Params: "CUlibrary *library, const void *code, CUjit_option *jitOptions, void **jitOptionsValues, unsigned int numJitOptions, " +
+			"CUlibraryOption *libraryOptions, void **libraryOptionValues, unsigned int numLibraryOptions"},
+	}, Mode: Sync,
 		Args: []Arg{size}, Results: []Arg{h("module", ModuleHandle)}, Bulk: BulkIn, MaxBulk: MaxModuleImage,
 		Doc: "Loads a PTX, cubin or fatbin image; the image follows in data frames."},
-	CallModuleUnload: {Name: "cuModuleUnload", APIs: []string{"cuModuleUnload", "cuLibraryUnload"}, Mode: Sync,
+	CallModuleUnload: {Name: "cuModuleUnload", EntryPoints: []EntryPoint{
+		{Name: "cuModuleUnload", Params: "CUmodule hmod", Backend: true},
+		{Name: "cuLibraryUnload", Since: 12000, Params: "CUlibrary library"},
+	}, Mode: Sync,
 		Args: []Arg{h("module", ModuleHandle)},
 		Doc:  "Unloads a module and invalidates its functions."},
-	CallModuleGetFunction: {Name: "cuModuleGetFunction", APIs: []string{"cuModuleGetFunction", "cuLibraryGetKernel", "cuKernelGetFunction"}, Mode: Sync,
+	CallModuleGetFunction: {Name: "cuModuleGetFunction", EntryPoints: []EntryPoint{
+		{Name: "cuModuleGetFunction", Params: "CUfunction *hfunc, CUmodule hmod, const char *name", Backend: true},
+		{Name: "cuLibraryGetKernel", Since: 12000, Params: "CUkernel *pKernel, CUlibrary library, const char *name"},
+	}, Mode: Sync,
 		Args: []Arg{h("module", ModuleHandle), b("name", String, MaxName)}, Results: []Arg{h("function", FunctionHandle)},
 		Doc: "Looks up a kernel by name."},
-	CallModuleGetGlobal: {Name: "cuModuleGetGlobal_v2", APIs: []string{"cuModuleGetGlobal", "cuModuleGetGlobal_v2", "cuLibraryGetGlobal"}, Mode: Sync,
+	CallModuleGetGlobal: {Name: "cuModuleGetGlobal_v2", EntryPoints: []EntryPoint{
+		{Name: "cuModuleGetGlobal", NoPlain: true, Versions: v2at3020, Params: "CUdeviceptr *dptr, size_t *bytes, CUmodule hmod, const char *name", Backend: true},
+		{Name: "cuLibraryGetGlobal", Since: 12000, Params: "CUdeviceptr *dptr, size_t *bytes, CUlibrary library, const char *name"},
+	}, Mode: Sync,
 		Args: []Arg{h("module", ModuleHandle), b("name", String, MaxName)}, Results: []Arg{w("dptr", DevPtr), w("bytes", U64)},
 		Doc: "Looks up a module global; its range becomes addressable by the caller."},
-	CallFuncGetAttribute: {Name: "cuFuncGetAttribute", APIs: []string{"cuFuncGetAttribute", "cuKernelGetAttribute"}, Mode: Sync,
+	CallFuncGetAttribute: {Name: "cuFuncGetAttribute", EntryPoints: []EntryPoint{
+		{Name: "cuFuncGetAttribute", Params: "int *pi, CUfunction_attribute attrib, CUfunction hfunc", Backend: true},
+		{Name: "cuKernelGetAttribute", Since: 12000, Params: "int *pi, CUfunction_attribute attrib, CUkernel kernel, CUdevice dev"},
+	}, Mode: Sync,
 		Args: []Arg{h("function", FunctionHandle), w("attrib", U32)}, Results: []Arg{w("value", U32)},
 		Doc: "Returns one function attribute."},
-	CallFuncGetParamLayout: {Name: "cuFuncGetParamInfo", APIs: []string{"cuFuncGetParamInfo"}, Mode: Sync,
+	CallFuncGetParamLayout: {Name: "cuFuncGetParamInfo", EntryPoints: []EntryPoint{{Name: "cuFuncGetParamInfo", Since: 12040, Params: "CUfunction func, size_t paramIndex, size_t *paramOffset, size_t *paramSize", Backend: true}}, Mode: Sync,
 		Args: []Arg{h("function", FunctionHandle)}, Results: []Arg{b("layout", Bytes, 8*4096)},
 		Doc: "Returns every parameter's offset and size (u32 pairs); the shim caches it per function."},
-	CallLaunchKernel: {Name: "cuLaunchKernel", APIs: []string{"cuLaunchKernel", "cuLaunchKernelEx"}, Mode: Async,
+	CallLaunchKernel: {Name: "cuLaunchKernel", EntryPoints: []EntryPoint{
+		{Name: "cuLaunchKernel", Since: 4000, PerThread: "_ptsz", Backend: true,
+			Params: "CUfunction f, unsigned int gridDimX, unsigned int gridDimY, unsigned int gridDimZ, " +
+				"unsigned int blockDimX, unsigned int blockDimY, unsigned int blockDimZ, " +
+				"unsigned int sharedMemBytes, CUstream hStream, void **kernelParams, void **extra"},
+		{Name: "cuLaunchKernelEx", Since: 11060, PerThread: "_ptsz", Params: "const CUlaunchConfig *config, CUfunction f, void **kernelParams, void **extra"},
+	}, Mode: Async,
 		Args: []Arg{h("function", FunctionHandle),
 			w("gridX", U32), w("gridY", U32), w("gridZ", U32),
 			w("blockX", U32), w("blockY", U32), w("blockZ", U32),
 			w("sharedMemBytes", U32), stream, b("params", Bytes, MaxKernelParams)},
 		Doc: "Launches a kernel with its packed parameter buffer."},
-	CallStreamCreate: {Name: "cuStreamCreate", APIs: []string{"cuStreamCreate", "cuStreamCreateWithPriority"}, Mode: Sync,
+	CallStreamCreate: {Name: "cuStreamCreate", EntryPoints: []EntryPoint{
+		{Name: "cuStreamCreate", Params: "CUstream *phStream, unsigned int flags"},
+		{Name: "cuStreamCreateWithPriority", Since: 5050, Params: "CUstream *phStream, unsigned int flags, int priority", Backend: true},
+	}, Mode: Sync,
 		Args: []Arg{w("flags", U32), w("priority", U32)}, Results: []Arg{h("stream", StreamHandle)},
 		Doc: "Creates a stream."},
-	CallStreamDestroy: {Name: "cuStreamDestroy_v2", APIs: []string{"cuStreamDestroy", "cuStreamDestroy_v2"}, Mode: Sync,
+	CallStreamDestroy: {Name: "cuStreamDestroy_v2", EntryPoints: []EntryPoint{{Name: "cuStreamDestroy", Versions: v2at4000, Params: "CUstream hStream", Backend: true}}, Mode: Sync,
 		Args: []Arg{stream},
 		Doc:  "Destroys a stream once its work completes."},
-	CallStreamSynchronize: {Name: "cuStreamSynchronize", APIs: []string{"cuStreamSynchronize"}, Mode: Sync,
+	CallStreamSynchronize: {Name: "cuStreamSynchronize", EntryPoints: []EntryPoint{{Name: "cuStreamSynchronize", PerThread: "_ptsz", Params: "CUstream hStream", Backend: true}}, Mode: Sync,
 		Args: []Arg{stream},
 		Doc:  "Waits for a stream's work."},
-	CallStreamQuery: {Name: "cuStreamQuery", APIs: []string{"cuStreamQuery"}, Mode: Sync,
+	CallStreamQuery: {Name: "cuStreamQuery", EntryPoints: []EntryPoint{{Name: "cuStreamQuery", PerThread: "_ptsz", Params: "CUstream hStream", Backend: true}}, Mode: Sync,
 		Args: []Arg{stream},
 		Doc:  "Returns CUDA_SUCCESS when the stream is idle, CUDA_ERROR_NOT_READY otherwise."},
-	CallStreamWaitEvent: {Name: "cuStreamWaitEvent", APIs: []string{"cuStreamWaitEvent"}, Mode: Async,
+	CallStreamWaitEvent: {Name: "cuStreamWaitEvent", EntryPoints: []EntryPoint{{Name: "cuStreamWaitEvent", PerThread: "_ptsz", Params: "CUstream hStream, CUevent hEvent, unsigned int flags", Backend: true}}, Mode: Async,
 		Args: []Arg{stream, h("event", EventHandle), w("flags", U32)},
 		Doc:  "Makes later work in a stream wait for an event."},
-	CallEventCreate: {Name: "cuEventCreate", APIs: []string{"cuEventCreate"}, Mode: Sync,
+	CallEventCreate: {Name: "cuEventCreate", EntryPoints: []EntryPoint{{Name: "cuEventCreate", Params: "CUevent *phEvent, unsigned int flags", Backend: true}}, Mode: Sync,
 		Args: []Arg{w("flags", U32)}, Results: []Arg{h("event", EventHandle)},
 		Doc: "Creates an event."},
-	CallEventRecord: {Name: "cuEventRecord", APIs: []string{"cuEventRecord", "cuEventRecordWithFlags"}, Mode: Async,
+	CallEventRecord: {Name: "cuEventRecord", EntryPoints: []EntryPoint{
+		{Name: "cuEventRecord", PerThread: "_ptsz", Params: "CUevent hEvent, CUstream hStream", Backend: true},
+		{Name: "cuEventRecordWithFlags", Since: 11010, PerThread: "_ptsz", Params: "CUevent hEvent, CUstream hStream, unsigned int flags"},
+	}, Mode: Async,
 		Args: []Arg{h("event", EventHandle), stream},
 		Doc:  "Records an event in a stream."},
-	CallEventQuery: {Name: "cuEventQuery", APIs: []string{"cuEventQuery"}, Mode: Sync,
+	CallEventQuery: {Name: "cuEventQuery", EntryPoints: []EntryPoint{{Name: "cuEventQuery", Params: "CUevent hEvent", Backend: true}}, Mode: Sync,
 		Args: []Arg{h("event", EventHandle)},
 		Doc:  "Returns CUDA_SUCCESS once the event has completed, CUDA_ERROR_NOT_READY before."},
-	CallEventSynchronize: {Name: "cuEventSynchronize", APIs: []string{"cuEventSynchronize"}, Mode: Sync,
+	CallEventSynchronize: {Name: "cuEventSynchronize", EntryPoints: []EntryPoint{{Name: "cuEventSynchronize", Params: "CUevent hEvent", Backend: true}}, Mode: Sync,
 		Args: []Arg{h("event", EventHandle)},
 		Doc:  "Waits for an event."},
-	CallEventElapsedTime: {Name: "cuEventElapsedTime", APIs: []string{"cuEventElapsedTime", "cuEventElapsedTime_v2"}, Mode: Sync,
+	CallEventElapsedTime: {Name: "cuEventElapsedTime", EntryPoints: []EntryPoint{{Name: "cuEventElapsedTime", Versions: []Version{{"_v2", 12080}}, Params: "float *pMilliseconds, CUevent hStart, CUevent hEnd", Backend: true}}, Mode: Sync,
 		Args: []Arg{h("start", EventHandle), h("end", EventHandle)}, Results: []Arg{w("millisecondsBits", U32)},
 		Doc: "Returns the time between two events, as float32 bits."},
-	CallEventDestroy: {Name: "cuEventDestroy_v2", APIs: []string{"cuEventDestroy", "cuEventDestroy_v2"}, Mode: Sync,
+	CallEventDestroy: {Name: "cuEventDestroy_v2", EntryPoints: []EntryPoint{{Name: "cuEventDestroy", Versions: v2at4000, Params: "CUevent hEvent", Backend: true}}, Mode: Sync,
 		Args: []Arg{h("event", EventHandle)},
 		Doc:  "Destroys an event."},
 }

@@ -14,6 +14,14 @@ const (
 	EventInterprocess  uint32 = 0x4
 )
 
+// Event record flags accepted by cuEventRecordWithFlags. External records
+// matter only to stream capture, which Kerf does not offer; outside it
+// they are plain records.
+const (
+	EventRecordDefault  uint32 = 0x0
+	EventRecordExternal uint32 = 0x1
+)
+
 // Function attributes (CUfunction_attribute).
 const (
 	FuncAttrMaxThreadsPerBlock uint32 = 0

@@ -60,7 +60,7 @@ func BenchIntercept(ctx context.Context, o InterceptBenchOptions) ([]InterceptBe
 	}
 	defer os.RemoveAll(dir)
 	prog := filepath.Join(dir, "launches")
-	gcc := exec.CommandContext(ctx, "gcc", "-O2", "-I"+filepath.Join(o.Source, "intercept", "include"),
+	gcc := exec.CommandContext(ctx, "gcc", "-O2", "-I"+filepath.Join(o.Source, "abi", "include"),
 		"-I"+filepath.Join(o.Source, "intercept", "testdata"), "-o", prog, src, "-L"+o.ShimDir, "-l:libcuda.so.1")
 	if out, err := gcc.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("building the benchmark program: %v\n%s", err, out)

@@ -70,7 +70,7 @@ grep -q "emulated *true" "$run/info.txt" || die "kerf info did not reach the emu
 
 vadd=$run/vadd
 if [ -f "$top/bin/libcuda.so.1" ] && command -v gcc >/dev/null; then
-	gcc -O1 -I"$top/intercept/include" -I"$top/intercept/testdata" -o "$vadd" "$top/intercept/testdata/vadd.c" \
+	gcc -O1 -I"$top/abi/include" -I"$top/intercept/testdata" -o "$vadd" "$top/intercept/testdata/vadd.c" \
 		-L"$top/bin" -l:libcuda.so.1 -lpthread -lm || die "building the vector add"
 fi
 if [ -x "$vadd" ]; then

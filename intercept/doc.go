@@ -14,8 +14,14 @@
 // ownership (kerfd does, whatever the shim says), panic or crash on any
 // value the program passes that a real driver would reject, let a Go
 // goroutine stand in for a thread's CUDA context, or fabricate Go pointers
-// from integers. cgo and unsafe live only in *_cgo.go and *_unsafe.go; the
-// //export functions only convert arguments and call the Go logic.
+// from integers. cgo and unsafe live only in *_cgo.go and *_unsafe.go.
+//
+// The exported surface comes from abi's entry-point table: go generate
+// writes every //export (exports_gen_cgo.go) and the cuGetProcAddress table
+// (procs_gen.go, procs_gen.c); each export calls one hand-written
+// implementation in entrypoints_cgo.go, which only converts arguments and
+// calls the Go logic. Adding an entry point means a table row and an
+// implementation.
 //
 // # Configuration
 //
@@ -47,4 +53,10 @@
 //     _v2) are not exported: slice addresses do not fit in 32 bits.
 //     Programs compiled against any CUDA header since 3.2 use the _v2 names.
 //   - cuGetExportTable returns CUDA_ERROR_NOT_SUPPORTED.
+//   - cuMemcpy and cuMemcpyAsync are not exported: they need one address
+//     space for host and device, and kerfd's device addresses may coincide
+//     with the program's host ones.
+//   - A library (cuLibraryLoadData) lives on the device it was loaded on;
+//     cuKernelGetAttribute for another device returns
+//     CUDA_ERROR_NOT_SUPPORTED.
 package main

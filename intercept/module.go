@@ -111,11 +111,13 @@ func kernelFunction(key uintptr) (*object, Result) {
 	return k.fn, abi.Success
 }
 
-func moduleGetGlobal(key uintptr, name string) (uint64, uint64, Result) {
+// moduleGetGlobal looks a global up in a module (kindModule) or library
+// (kindLibrary).
+func moduleGetGlobal(key uintptr, k kind, name string) (uint64, uint64, Result) {
 	if _, res := drv.ready(); res != abi.Success {
 		return 0, 0, res
 	}
-	m, ok := drv.lookup(key, kindModule)
+	m, ok := drv.lookup(key, k)
 	if !ok {
 		return 0, 0, abi.ErrInvalidHandle
 	}
@@ -135,6 +137,30 @@ func funcAttribute(attr int32, key uintptr) (int32, Result) {
 	if !ok {
 		return 0, abi.ErrInvalidHandle
 	}
+	return f.attribute(attr)
+}
+
+// kernelAttribute implements cuKernelGetAttribute. A library lives on one
+// device here (the one it was loaded on), so only that device's answer
+// exists; another device gets CUDA_ERROR_NOT_SUPPORTED.
+func kernelAttribute(attr int32, key uintptr, dev int) (int32, Result) {
+	dv, res := drv.device(dev)
+	if res != abi.Success {
+		return 0, res
+	}
+	k, ok := drv.lookup(key, kindKernel)
+	if !ok {
+		return 0, abi.ErrInvalidHandle
+	}
+	if k.dev != dv {
+		return 0, abi.ErrNotSupported
+	}
+	return k.attribute(attr)
+}
+
+// attribute asks kerfd for a function attribute of f, a function or a
+// kernel (whose wire handle is its function's).
+func (f *object) attribute(attr int32) (int32, Result) {
 	if attr < 0 {
 		return 0, abi.ErrInvalidValue
 	}

@@ -1,7 +1,7 @@
 package main
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/include -O2 -Wall
+#cgo CFLAGS: -I${SRCDIR}/../abi/include -O2 -Wall
 #include <stdlib.h>
 #include "shim.h"
 */

@@ -66,7 +66,7 @@ func build(dir string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			args := []string{"-O1", "-Wall", "-Werror", "-Iinclude", "-Itestdata", "-o", filepath.Join(dir, p), filepath.Join("testdata", p+".c")}
+			args := []string{"-O1", "-Wall", "-Werror", "-I../abi/include", "-Itestdata", "-o", filepath.Join(dir, p), filepath.Join("testdata", p+".c")}
 			if p == "dlopen" {
 				args = append(args, "-ldl")
 			} else {

@@ -64,7 +64,7 @@ nvcc -fatbin -gencode "arch=compute_$CC,code=[sm_$CC,compute_$CC]" -o "$W/kernel
 # Link against the toolkit's stub libcuda (SONAME libcuda.so.1): the
 # program then loads whichever libcuda.so.1 the loader finds first, the
 # driver's natively, Kerf's shim with LD_LIBRARY_PATH=bin.
-gcc -std=c11 -O2 -Wall -I"$SRC" -o "$W/kerftest" "$SRC/kerftest.c" \
+gcc -std=c11 -O2 -Wall -I"$ROOT/abi/include" -o "$W/kerftest" "$SRC/kerftest.c" \
 	-L"$CUDA_HOME/lib64/stubs" -L"$CUDA_HOME/lib64" -lcuda -lm || die "gcc kerftest"
 pass "build: sm_$CC cubin, fatbin, kerftest"
 

@@ -58,7 +58,50 @@ func render() []byte {
 		case abi.BulkOut:
 			bulk = "out"
 		}
-		fmt.Fprintf(&b, "| %d | `%s` | %s | %s | %s | %s | %s | %s |\n", c.ID, c.Name, c.Mode, bulk, shape(c.Args), shape(c.Results), "`"+strings.Join(c.APIs, "`, `")+"`", c.Doc)
+		eps := make([]string, len(c.EntryPoints))
+		for i := range c.EntryPoints {
+			eps[i] = entryDoc(&c.EntryPoints[i])
+		}
+		fmt.Fprintf(&b, "| %d | `%s` | %s | %s | %s | %s | %s | %s |\n", c.ID, c.Name, c.Mode, bulk, shape(c.Args), shape(c.Results), strings.Join(eps, "; "), c.Doc)
 	}
+	b.WriteString("\n## Entry points the shim serves alone\n\n")
+	b.WriteString("These make no call: devices and contexts are the shim's view of the sessions it opened at `cuInit`, pinned host memory is the program's own, and `cuGetProcAddress` reads the same table as this page.\n\n")
+	b.WriteString("| entry point | symbols |\n|---|---|\n")
+	var backend []string
+	for _, e := range abi.EntryPoints() {
+		if e.Backend {
+			backend = append(backend, "`"+strings.Join(e.DriverSymbols(), "`/`")+"`")
+		}
+		if e.Served == abi.Local {
+			fmt.Fprintf(&b, "| `%s` | %s |\n", e.Name, entryDoc(e))
+		}
+	}
+	b.WriteString("\n## Entry points the real-GPU backend resolves\n\n")
+	b.WriteString("kerfd's `gpu/cuda` backend looks these up in the NVIDIA driver at load time, taking the newest symbol the driver has (listed newest first):\n")
+	b.WriteString(strings.Join(backend, ", ") + ".\n")
 	return b.Bytes()
+}
+
+// entryDoc lists an entry point's symbols, each with the CUDA version
+// from which cuGetProcAddress hands it out.
+func entryDoc(e *abi.EntryPoint) string {
+	syms := e.Symbols()
+	if len(syms) == 1 && syms[0].Name == e.Name {
+		return "`" + e.Name + "`" + since(e.Since)
+	}
+	parts := make([]string, len(syms))
+	for i, s := range syms {
+		parts[i] = "`" + s.Name + "`" + since(s.Since)
+		if s.Legacy {
+			parts[i] += " (older ABI)"
+		}
+	}
+	return "`" + e.Name + "` → " + strings.Join(parts, ", ")
+}
+
+func since(v int) string {
+	if v == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" %d.%d", v/1000, v%1000/10)
 }

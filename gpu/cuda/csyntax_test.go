@@ -2,6 +2,7 @@ package cuda
 
 import (
 	"os/exec"
+	"path/filepath"
 	"testing"
 )
 
@@ -14,8 +15,9 @@ func TestValidationProgramsCompile(t *testing.T) {
 		t.Skip("no gcc")
 	}
 	for _, args := range [][]string{
-		{"-std=c11", "-Wall", "-Wextra", "-Werror", "-fsyntax-only", "-Itestdata", "testdata/kerftest.c"},
-		{"-x", "c++", "-Wall", "-Werror", "-fsyntax-only", "testdata/kerf_cuda.h"},
+		{"-std=c11", "-Wall", "-Wextra", "-Werror", "-fsyntax-only", "-I" + headerDir, "testdata/kerftest.c"},
+		{"-x", "c++", "-Wall", "-Werror", "-fsyntax-only", filepath.Join(headerDir, "kerf_cuda.h")},
+		{"-x", "c++", "-Wall", "-Werror", "-fsyntax-only", "-DKERF_CUDA_ALL_VERSIONS", filepath.Join(headerDir, "kerf_cuda.h")},
 	} {
 		if out, err := exec.Command("gcc", args...).CombinedOutput(); err != nil {
 			t.Errorf("gcc %v: %v\n%s", args, err, out)

@@ -18,3 +18,5 @@
 // Everything here that needs a GPU is unverified until it has run on one;
 // see docs/gpu-validation.md.
 package cuda
+
+//go:generate go run ./gensyms

@@ -1,116 +1,29 @@
 package cuda
 
 // The C layer: dlopen of libcuda, a table of entry points resolved with
-// dlsym (the _v2 symbol first where the driver versions one), and one
-// helper per call that makes the tenant's context current on the calling
-// OS thread before calling through the table. Handles cross into Go as
+// dlsym (syms_gen.h, generated from abi: the newest symbol the driver
+// has), and one helper per call that makes the tenant's context current on
+// the calling OS thread before calling through the table. Handles cross into Go as
 // uintptr (they are driver pointers, never Go memory). Declarations are
-// our own, from the driver API's public ABI.
+// our own (abi/include/kerf_cuda.h), from the driver API's public ABI.
 
 /*
+#cgo CFLAGS: -I${SRCDIR}/../../abi/include
 #cgo LDFLAGS: -ldl
 #include <dlfcn.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#define KERF_CUDA_NO_PROTOTYPES
+#include "kerf_cuda.h"
+#include "syms_gen.h"
 
-typedef int kcu_res;                // CUresult
+typedef int kcu_res;                // a CUresult
 typedef unsigned long long kcu_ptr; // CUdeviceptr
-typedef void *kcu_h;                // CUcontext, CUmodule, CUfunction, CUstream, CUevent
-
-struct kcu_tab {
-	kcu_res (*DriverGetVersion)(int *);
-	kcu_res (*Init)(unsigned);
-	kcu_res (*DeviceGetCount)(int *);
-	kcu_res (*DeviceGet)(int *, int);
-	kcu_res (*DeviceGetName)(char *, int, int);
-	kcu_res (*DeviceGetUuid)(unsigned char *, int);
-	kcu_res (*DeviceTotalMem)(size_t *, int);
-	kcu_res (*DeviceGetAttribute)(int *, int, int);
-	kcu_res (*CtxCreate)(kcu_h *, unsigned, int);
-	kcu_res (*CtxDestroy)(kcu_h);
-	kcu_res (*CtxSetCurrent)(kcu_h);
-	kcu_res (*CtxSynchronize)(void);
-	kcu_res (*MemGetInfo)(size_t *, size_t *);
-	kcu_res (*MemAlloc)(kcu_ptr *, size_t);
-	kcu_res (*MemFree)(kcu_ptr);
-	kcu_res (*MemcpyHtoDAsync)(kcu_ptr, const void *, size_t, kcu_h);
-	kcu_res (*MemcpyDtoHAsync)(void *, kcu_ptr, size_t, kcu_h);
-	kcu_res (*MemcpyDtoDAsync)(kcu_ptr, kcu_ptr, size_t, kcu_h);
-	kcu_res (*MemsetD8Async)(kcu_ptr, unsigned char, size_t, kcu_h);
-	kcu_res (*MemsetD16Async)(kcu_ptr, unsigned short, size_t, kcu_h);
-	kcu_res (*MemsetD32Async)(kcu_ptr, unsigned, size_t, kcu_h);
-	kcu_res (*ModuleLoadData)(kcu_h *, const void *);
-	kcu_res (*ModuleUnload)(kcu_h);
-	kcu_res (*ModuleGetFunction)(kcu_h *, kcu_h, const char *);
-	kcu_res (*ModuleGetGlobal)(kcu_ptr *, size_t *, kcu_h, const char *);
-	kcu_res (*FuncGetAttribute)(int *, int, kcu_h);
-	kcu_res (*FuncSetAttribute)(kcu_h, int, int);
-	kcu_res (*FuncGetParamInfo)(kcu_h, size_t, size_t *, size_t *);
-	kcu_res (*LaunchKernel)(kcu_h, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
-		unsigned, kcu_h, void **, void **);
-	kcu_res (*StreamCreateWithPriority)(kcu_h *, unsigned, int);
-	kcu_res (*StreamDestroy)(kcu_h);
-	kcu_res (*StreamSynchronize)(kcu_h);
-	kcu_res (*StreamQuery)(kcu_h);
-	kcu_res (*StreamWaitEvent)(kcu_h, kcu_h, unsigned);
-	kcu_res (*EventCreate)(kcu_h *, unsigned);
-	kcu_res (*EventRecord)(kcu_h, kcu_h);
-	kcu_res (*EventQuery)(kcu_h);
-	kcu_res (*EventSynchronize)(kcu_h);
-	kcu_res (*EventElapsedTime)(float *, kcu_h, kcu_h);
-	kcu_res (*EventDestroy)(kcu_h);
-};
 
 static struct kcu_tab cu;
 static void *kcu_lib;
-
-// v2 is tried first; only symbols whose _v2 has the same signature list one.
-struct kcu_sym { const char *name, *v2; size_t off; };
-#define SYM(f, n, v) { n, v, offsetof(struct kcu_tab, f) }
-static const struct kcu_sym kcu_syms[] = {
-	SYM(DriverGetVersion, "cuDriverGetVersion", 0),
-	SYM(Init, "cuInit", 0),
-	SYM(DeviceGetCount, "cuDeviceGetCount", 0),
-	SYM(DeviceGet, "cuDeviceGet", 0),
-	SYM(DeviceGetName, "cuDeviceGetName", 0),
-	SYM(DeviceGetUuid, "cuDeviceGetUuid", "cuDeviceGetUuid_v2"),
-	SYM(DeviceTotalMem, "cuDeviceTotalMem", "cuDeviceTotalMem_v2"),
-	SYM(DeviceGetAttribute, "cuDeviceGetAttribute", 0),
-	SYM(CtxCreate, "cuCtxCreate", "cuCtxCreate_v2"),
-	SYM(CtxDestroy, "cuCtxDestroy", "cuCtxDestroy_v2"),
-	SYM(CtxSetCurrent, "cuCtxSetCurrent", 0),
-	SYM(CtxSynchronize, "cuCtxSynchronize", 0),
-	SYM(MemGetInfo, "cuMemGetInfo", "cuMemGetInfo_v2"),
-	SYM(MemAlloc, "cuMemAlloc", "cuMemAlloc_v2"),
-	SYM(MemFree, "cuMemFree", "cuMemFree_v2"),
-	SYM(MemcpyHtoDAsync, "cuMemcpyHtoDAsync", "cuMemcpyHtoDAsync_v2"),
-	SYM(MemcpyDtoHAsync, "cuMemcpyDtoHAsync", "cuMemcpyDtoHAsync_v2"),
-	SYM(MemcpyDtoDAsync, "cuMemcpyDtoDAsync", "cuMemcpyDtoDAsync_v2"),
-	SYM(MemsetD8Async, "cuMemsetD8Async", 0),
-	SYM(MemsetD16Async, "cuMemsetD16Async", 0),
-	SYM(MemsetD32Async, "cuMemsetD32Async", 0),
-	SYM(ModuleLoadData, "cuModuleLoadData", 0),
-	SYM(ModuleUnload, "cuModuleUnload", 0),
-	SYM(ModuleGetFunction, "cuModuleGetFunction", 0),
-	SYM(ModuleGetGlobal, "cuModuleGetGlobal", "cuModuleGetGlobal_v2"),
-	SYM(FuncGetAttribute, "cuFuncGetAttribute", 0),
-	SYM(FuncSetAttribute, "cuFuncSetAttribute", 0),
-	SYM(FuncGetParamInfo, "cuFuncGetParamInfo", 0),
-	SYM(LaunchKernel, "cuLaunchKernel", 0),
-	SYM(StreamCreateWithPriority, "cuStreamCreateWithPriority", 0),
-	SYM(StreamDestroy, "cuStreamDestroy", "cuStreamDestroy_v2"),
-	SYM(StreamSynchronize, "cuStreamSynchronize", 0),
-	SYM(StreamQuery, "cuStreamQuery", 0),
-	SYM(StreamWaitEvent, "cuStreamWaitEvent", 0),
-	SYM(EventCreate, "cuEventCreate", 0),
-	SYM(EventRecord, "cuEventRecord", 0),
-	SYM(EventQuery, "cuEventQuery", 0),
-	SYM(EventSynchronize, "cuEventSynchronize", 0),
-	SYM(EventElapsedTime, "cuEventElapsedTime", 0),
-	SYM(EventDestroy, "cuEventDestroy", "cuEventDestroy_v2"),
-};
 enum { kcu_nsyms = sizeof kcu_syms / sizeof kcu_syms[0] };
 
 static const char *kcu_sym_name(int i) { return i >= 0 && i < kcu_nsyms ? kcu_syms[i].name : 0; }
@@ -128,10 +41,8 @@ static const char *kcu_open(const char *path, int n, int *missing) {
 	}
 	for (int i = 0; i < n && i < kcu_nsyms; i++) {
 		void *p = 0;
-		if (kcu_syms[i].v2)
-			p = dlsym(kcu_lib, kcu_syms[i].v2);
-		if (!p)
-			p = dlsym(kcu_lib, kcu_syms[i].name);
+		for (int j = 0; !p && kcu_syms[i].names[j]; j++)
+			p = dlsym(kcu_lib, kcu_syms[i].names[j]);
 		if (!p) {
 			*missing = 1;
 			return kcu_syms[i].name;
@@ -149,53 +60,58 @@ static void kcu_close(void) {
 	memset(&cu, 0, sizeof cu);
 }
 
-#define H(x) ((kcu_h)(uintptr_t)(x))
-#define CUR(c) do { kcu_res r_ = cu.CtxSetCurrent(H(c)); if (r_) return r_; } while (0)
+#define H(x) ((void *)(uintptr_t)(x))
+#define CUR(c) do { kcu_res r_ = cu.cuCtxSetCurrent(H(c)); if (r_) return r_; } while (0)
 
-static kcu_res kcu_driver_version(int *v) { return cu.DriverGetVersion(v); }
-static kcu_res kcu_init(void) { return cu.Init(0); }
-static kcu_res kcu_device_count(int *n) { return cu.DeviceGetCount(n); }
-static kcu_res kcu_device_get(int ord, int *dev) { return cu.DeviceGet(dev, ord); }
-static kcu_res kcu_device_name(int dev, char *buf, int n) { return cu.DeviceGetName(buf, n, dev); }
-static kcu_res kcu_device_uuid(int dev, unsigned char *u) { return cu.DeviceGetUuid(u, dev); }
-static kcu_res kcu_device_total_mem(int dev, size_t *n) { return cu.DeviceTotalMem(n, dev); }
-static kcu_res kcu_device_attr(int dev, int attr, int *v) { return cu.DeviceGetAttribute(v, attr, dev); }
+static kcu_res kcu_driver_version(int *v) { return cu.cuDriverGetVersion(v); }
+static kcu_res kcu_init(void) { return cu.cuInit(0); }
+static kcu_res kcu_device_count(int *n) { return cu.cuDeviceGetCount(n); }
+static kcu_res kcu_device_get(int ord, int *dev) { return cu.cuDeviceGet(dev, ord); }
+static kcu_res kcu_device_name(int dev, char *buf, int n) { return cu.cuDeviceGetName(buf, n, dev); }
+static kcu_res kcu_device_uuid(int dev, unsigned char *out) {
+	CUuuid u;
+	kcu_res r = cu.cuDeviceGetUuid(&u, dev);
+	memcpy(out, u.bytes, sizeof u.bytes);
+	return r;
+}
+static kcu_res kcu_device_total_mem(int dev, size_t *n) { return cu.cuDeviceTotalMem(n, dev); }
+static kcu_res kcu_device_attr(int dev, int attr, int *v) { return cu.cuDeviceGetAttribute(v, attr, dev); }
 
 static kcu_res kcu_ctx_create(int dev, uintptr_t *ctx) {
-	kcu_h h = 0;
-	kcu_res r = cu.CtxCreate(&h, 0, dev);
+	CUcontext h = 0;
+	kcu_res r = cu.cuCtxCreate(&h, 0, dev);
 	*ctx = (uintptr_t)h;
 	return r;
 }
-static kcu_res kcu_ctx_destroy(uintptr_t c) { return cu.CtxDestroy(H(c)); }
-static kcu_res kcu_ctx_sync(uintptr_t c) { CUR(c); return cu.CtxSynchronize(); }
-static kcu_res kcu_mem_info(uintptr_t c, size_t *fr, size_t *tot) { CUR(c); return cu.MemGetInfo(fr, tot); }
-static kcu_res kcu_mem_alloc(uintptr_t c, size_t n, kcu_ptr *p) { CUR(c); return cu.MemAlloc(p, n); }
-static kcu_res kcu_mem_free(uintptr_t c, kcu_ptr p) { CUR(c); return cu.MemFree(p); }
+static kcu_res kcu_ctx_destroy(uintptr_t c) { return cu.cuCtxDestroy(H(c)); }
+static kcu_res kcu_ctx_sync(uintptr_t c) { CUR(c); return cu.cuCtxSynchronize(); }
+static kcu_res kcu_mem_info(uintptr_t c, size_t *fr, size_t *tot) { CUR(c); return cu.cuMemGetInfo(fr, tot); }
+static kcu_res kcu_mem_alloc(uintptr_t c, size_t n, kcu_ptr *p) { CUR(c); return cu.cuMemAlloc(p, n); }
+static kcu_res kcu_mem_free(uintptr_t c, kcu_ptr p) { CUR(c); return cu.cuMemFree(p); }
 
 // Host-to-device from pageable memory is staged before the call returns.
 static kcu_res kcu_htod(uintptr_t c, kcu_ptr dst, const void *src, size_t n, uintptr_t s) {
 	CUR(c);
-	return cu.MemcpyHtoDAsync(dst, src, n, H(s));
+	return cu.cuMemcpyHtoDAsync(dst, src, n, H(s));
 }
 // Device-to-host waits for the stream, so dst is not used after return.
 static kcu_res kcu_dtoh(uintptr_t c, void *dst, kcu_ptr src, size_t n, uintptr_t s) {
 	CUR(c);
-	kcu_res r = cu.MemcpyDtoHAsync(dst, src, n, H(s));
+	kcu_res r = cu.cuMemcpyDtoHAsync(dst, src, n, H(s));
 	if (r)
 		return r;
-	return cu.StreamSynchronize(H(s));
+	return cu.cuStreamSynchronize(H(s));
 }
 static kcu_res kcu_dtod(uintptr_t c, kcu_ptr dst, kcu_ptr src, size_t n, uintptr_t s) {
 	CUR(c);
-	return cu.MemcpyDtoDAsync(dst, src, n, H(s));
+	return cu.cuMemcpyDtoDAsync(dst, src, n, H(s));
 }
 static kcu_res kcu_memset(uintptr_t c, kcu_ptr dst, unsigned v, unsigned elem, size_t count, uintptr_t s) {
 	CUR(c);
 	switch (elem) {
-	case 1: return cu.MemsetD8Async(dst, (unsigned char)v, count, H(s));
-	case 2: return cu.MemsetD16Async(dst, (unsigned short)v, count, H(s));
-	case 4: return cu.MemsetD32Async(dst, v, count, H(s));
+	case 1: return cu.cuMemsetD8Async(dst, (unsigned char)v, count, H(s));
+	case 2: return cu.cuMemsetD16Async(dst, (unsigned short)v, count, H(s));
+	case 4: return cu.cuMemsetD32Async(dst, v, count, H(s));
 	}
 	return 1; // CUDA_ERROR_INVALID_VALUE
 }
@@ -208,29 +124,29 @@ static kcu_res kcu_module_load(uintptr_t c, const void *img, size_t n, uintptr_t
 		return 2; // CUDA_ERROR_OUT_OF_MEMORY
 	memcpy(buf, img, n);
 	buf[n] = 0;
-	kcu_h h = 0;
-	kcu_res r = cu.ModuleLoadData(&h, buf);
+	CUmodule h = 0;
+	kcu_res r = cu.cuModuleLoadData(&h, buf);
 	free(buf);
 	*mod = (uintptr_t)h;
 	return r;
 }
-static kcu_res kcu_module_unload(uintptr_t c, uintptr_t m) { CUR(c); return cu.ModuleUnload(H(m)); }
+static kcu_res kcu_module_unload(uintptr_t c, uintptr_t m) { CUR(c); return cu.cuModuleUnload(H(m)); }
 static kcu_res kcu_module_function(uintptr_t c, uintptr_t m, const char *name, uintptr_t *f) {
 	CUR(c);
-	kcu_h h = 0;
-	kcu_res r = cu.ModuleGetFunction(&h, H(m), name);
+	CUfunction h = 0;
+	kcu_res r = cu.cuModuleGetFunction(&h, H(m), name);
 	*f = (uintptr_t)h;
 	return r;
 }
 static kcu_res kcu_module_global(uintptr_t c, uintptr_t m, const char *name, kcu_ptr *p, size_t *n) {
 	CUR(c);
-	return cu.ModuleGetGlobal(p, n, H(m), name);
+	return cu.cuModuleGetGlobal(p, n, H(m), name);
 }
-static kcu_res kcu_func_attr(uintptr_t c, uintptr_t f, int attr, int *v) { CUR(c); return cu.FuncGetAttribute(v, attr, H(f)); }
-static kcu_res kcu_func_set_attr(uintptr_t c, uintptr_t f, int attr, int v) { CUR(c); return cu.FuncSetAttribute(H(f), attr, v); }
+static kcu_res kcu_func_attr(uintptr_t c, uintptr_t f, int attr, int *v) { CUR(c); return cu.cuFuncGetAttribute(v, attr, H(f)); }
+static kcu_res kcu_func_set_attr(uintptr_t c, uintptr_t f, int attr, int v) { CUR(c); return cu.cuFuncSetAttribute(H(f), attr, v); }
 static kcu_res kcu_func_param(uintptr_t c, uintptr_t f, size_t i, size_t *off, size_t *size) {
 	CUR(c);
-	return cu.FuncGetParamInfo(H(f), i, off, size);
+	return cu.cuFuncGetParamInfo(H(f), i, off, size);
 }
 
 // kcu_launch launches f with parameter i at buf+offs[i], bracketed by
@@ -246,11 +162,11 @@ static kcu_res kcu_launch(uintptr_t c, uintptr_t f, unsigned gx, unsigned gy, un
 		ptrs[i] = (char *)buf + ((const unsigned *)offs)[i];
 	kcu_res r = 0;
 	if (e0)
-		r = cu.EventRecord(H(e0), H(s));
+		r = cu.cuEventRecord(H(e0), H(s));
 	if (!r)
-		r = cu.LaunchKernel(H(f), gx, gy, gz, bx, by, bz, shared, H(s), n ? ptrs : 0, 0);
+		r = cu.cuLaunchKernel(H(f), gx, gy, gz, bx, by, bz, shared, H(s), n ? ptrs : 0, 0);
 	if (!r && e1)
-		r = cu.EventRecord(H(e1), H(s));
+		r = cu.cuEventRecord(H(e1), H(s));
 	if (ptrs != small)
 		free(ptrs);
 	return r;
@@ -258,30 +174,30 @@ static kcu_res kcu_launch(uintptr_t c, uintptr_t f, unsigned gx, unsigned gy, un
 
 static kcu_res kcu_stream_create(uintptr_t c, unsigned flags, int prio, uintptr_t *s) {
 	CUR(c);
-	kcu_h h = 0;
-	kcu_res r = cu.StreamCreateWithPriority(&h, flags, prio);
+	CUstream h = 0;
+	kcu_res r = cu.cuStreamCreateWithPriority(&h, flags, prio);
 	*s = (uintptr_t)h;
 	return r;
 }
-static kcu_res kcu_stream_destroy(uintptr_t c, uintptr_t s) { CUR(c); return cu.StreamDestroy(H(s)); }
-static kcu_res kcu_stream_sync(uintptr_t c, uintptr_t s) { CUR(c); return cu.StreamSynchronize(H(s)); }
-static kcu_res kcu_stream_query(uintptr_t c, uintptr_t s) { CUR(c); return cu.StreamQuery(H(s)); }
-static kcu_res kcu_stream_wait(uintptr_t c, uintptr_t s, uintptr_t e) { CUR(c); return cu.StreamWaitEvent(H(s), H(e), 0); }
+static kcu_res kcu_stream_destroy(uintptr_t c, uintptr_t s) { CUR(c); return cu.cuStreamDestroy(H(s)); }
+static kcu_res kcu_stream_sync(uintptr_t c, uintptr_t s) { CUR(c); return cu.cuStreamSynchronize(H(s)); }
+static kcu_res kcu_stream_query(uintptr_t c, uintptr_t s) { CUR(c); return cu.cuStreamQuery(H(s)); }
+static kcu_res kcu_stream_wait(uintptr_t c, uintptr_t s, uintptr_t e) { CUR(c); return cu.cuStreamWaitEvent(H(s), H(e), 0); }
 static kcu_res kcu_event_create(uintptr_t c, unsigned flags, uintptr_t *e) {
 	CUR(c);
-	kcu_h h = 0;
-	kcu_res r = cu.EventCreate(&h, flags);
+	CUevent h = 0;
+	kcu_res r = cu.cuEventCreate(&h, flags);
 	*e = (uintptr_t)h;
 	return r;
 }
-static kcu_res kcu_event_record(uintptr_t c, uintptr_t e, uintptr_t s) { CUR(c); return cu.EventRecord(H(e), H(s)); }
-static kcu_res kcu_event_query(uintptr_t c, uintptr_t e) { CUR(c); return cu.EventQuery(H(e)); }
-static kcu_res kcu_event_sync(uintptr_t c, uintptr_t e) { CUR(c); return cu.EventSynchronize(H(e)); }
+static kcu_res kcu_event_record(uintptr_t c, uintptr_t e, uintptr_t s) { CUR(c); return cu.cuEventRecord(H(e), H(s)); }
+static kcu_res kcu_event_query(uintptr_t c, uintptr_t e) { CUR(c); return cu.cuEventQuery(H(e)); }
+static kcu_res kcu_event_sync(uintptr_t c, uintptr_t e) { CUR(c); return cu.cuEventSynchronize(H(e)); }
 static kcu_res kcu_event_elapsed(uintptr_t c, float *ms, uintptr_t start, uintptr_t end) {
 	CUR(c);
-	return cu.EventElapsedTime(ms, H(start), H(end));
+	return cu.cuEventElapsedTime(ms, H(start), H(end));
 }
-static kcu_res kcu_event_destroy(uintptr_t c, uintptr_t e) { CUR(c); return cu.EventDestroy(H(e)); }
+static kcu_res kcu_event_destroy(uintptr_t c, uintptr_t e) { CUR(c); return cu.cuEventDestroy(H(e)); }
 
 static void kcu_free(char *p) { free(p); }
 
@@ -291,7 +207,7 @@ static int kcu_has(const char *name) { return kcu_lib && dlsym(kcu_lib, name) !=
 import "C"
 
 // Number of leading table entries resolved before the version check.
-const bootstrapSymbols = 2
+const bootstrapSymbols = int(C.kcu_bootstrap)
 
 // symbolNames lists the driver entry points Kerf resolves.
 func symbolNames() []string {

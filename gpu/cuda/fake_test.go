@@ -24,10 +24,14 @@ import (
 
 const fakeDirEnv = "KERF_CUDA_FAKE_DIR"
 
+// headerDir holds kerf_cuda.h, which the fake driver and the validation
+// program are compiled against.
+var headerDir = filepath.Join("..", "..", "abi", "include")
+
 // buildFake compiles the fake driver with extra -D flags into dir/name.
 func buildFake(t *testing.T, dir, name string, defs ...string) {
 	t.Helper()
-	args := []string{"-shared", "-fPIC", "-pthread", "-Wall", "-Werror", "-Wno-unused-parameter", "-o", filepath.Join(dir, name)}
+	args := []string{"-shared", "-fPIC", "-pthread", "-Wall", "-Werror", "-Wno-unused-parameter", "-I" + headerDir, "-o", filepath.Join(dir, name)}
 	args = append(args, defs...)
 	args = append(args, filepath.Join("testdata", "fakecuda.c"))
 	if out, err := exec.Command("gcc", args...).CombinedOutput(); err != nil {

@@ -1,13 +1,15 @@
-// Command gen writes the repetitive parts of the shim from its export
-// layer (exports_cgo.go):
+// Command gen writes the shim's driver-API surface from the entry-point
+// table in abi (abi.EntryPoints):
 //
-//   - perthread_gen_cgo.go: the per-thread-default-stream entry points
-//     (_ptsz, _ptds) that programs built with --default-stream per-thread
-//     link to, each forwarding to its plain entry point;
+//   - exports_gen_cgo.go: every exported symbol, versioned and per-thread
+//     forms included, as an //export wrapper with the table's C signature
+//     that guards against panics and calls the entry point's hand-written
+//     implementation (impl<Name>, impl<Name>V1 for a plain symbol with an
+//     older ABI). A missing or mistyped implementation fails the build.
 //
 //   - procs_gen.go and procs_gen.c: the table behind cuGetProcAddress, every
-//     exported entry point with its name, base name and CUDA version, and
-//     the function pointers in the same order.
+//     exported symbol with its name, base name and CUDA version, and the
+//     function pointers in the same order.
 //
 //     go run ./gen   (from intercept/, via go generate)
 package main
@@ -15,147 +17,135 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"go/ast"
 	"go/format"
-	"go/parser"
-	"go/printer"
 	"go/token"
 	"log"
 	"os"
-	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/kerf-edge/kerf/abi"
 )
 
-// source is the export layer.
-const source = "exports_cgo.go"
-
-// perThread lists the entry points whose default stream depends on the
-// per-thread-default-stream mode, with the suffix the driver gives their
-// per-thread forms: _ptds for synchronous calls, _ptsz for stream-ordered ones.
-var perThread = map[string]string{
-	"cuMemcpyHtoD_v2": "_ptds", "cuMemcpyDtoH_v2": "_ptds", "cuMemcpyDtoD_v2": "_ptds",
-	"cuMemsetD8_v2": "_ptds", "cuMemsetD16_v2": "_ptds", "cuMemsetD32_v2": "_ptds",
-	"cuMemcpyHtoDAsync_v2": "_ptsz", "cuMemcpyDtoHAsync_v2": "_ptsz", "cuMemcpyDtoDAsync_v2": "_ptsz",
-	"cuMemsetD8Async": "_ptsz", "cuMemsetD16Async": "_ptsz", "cuMemsetD32Async": "_ptsz",
-	"cuLaunchKernel": "_ptsz", "cuLaunchKernelEx": "_ptsz",
-	"cuStreamSynchronize": "_ptsz", "cuStreamQuery": "_ptsz", "cuStreamWaitEvent": "_ptsz",
-	"cuEventRecord": "_ptsz",
+// cgoBase maps a C base type to its cgo name.
+var cgoBase = map[string]string{
+	"unsigned int": "uint", "unsigned char": "uchar", "unsigned short": "ushort",
+	"int": "int", "char": "char", "float": "float", "size_t": "size_t",
 }
 
-// perThreadSince is the CUDA version that introduced per-thread default streams.
-const perThreadSince = 7000
-
-// introduced gives the CUDA version (1000*major + 10*minor) in which an
-// entry point appeared, where cuGetProcAddress callers may ask for older
-// ones. Suffixed versions replace the plain name from that version on.
-var introduced = map[string]int{
-	"cuMemAlloc_v2": 3020, "cuMemFree_v2": 3020, "cuMemGetInfo_v2": 3020, "cuMemAllocHost_v2": 3020,
-	"cuMemcpyHtoD_v2": 3020, "cuMemcpyDtoH_v2": 3020, "cuMemcpyDtoD_v2": 3020,
-	"cuMemcpyHtoDAsync_v2": 3020, "cuMemcpyDtoHAsync_v2": 3020, "cuMemcpyDtoDAsync_v2": 3020,
-	"cuMemsetD8_v2": 3020, "cuMemsetD16_v2": 3020, "cuMemsetD32_v2": 3020,
-	"cuModuleGetGlobal_v2": 3020, "cuDeviceTotalMem_v2": 3020, "cuCtxCreate_v2": 3020,
-	"cuCtxDestroy_v2": 4000, "cuCtxPushCurrent_v2": 4000, "cuCtxPopCurrent_v2": 4000,
-	"cuStreamDestroy_v2": 4000, "cuEventDestroy_v2": 4000,
-	"cuLaunchKernel": 4000, "cuCtxSetCurrent": 4000, "cuCtxGetCurrent": 4000,
-	"cuStreamCreateWithPriority": 5050,
-	"cuDevicePrimaryCtxRetain":   7000, "cuDevicePrimaryCtxRelease": 7000, "cuDevicePrimaryCtxGetState": 7000,
-	"cuDeviceGetUuid": 9020, "cuDevicePrimaryCtxRelease_v2": 11000, "cuDeviceGetUuid_v2": 11040,
-	"cuGetProcAddress": 11030, "cuGetProcAddress_v2": 12000, "cuLaunchKernelEx": 11060,
-	"cuLibraryLoadData": 12000, "cuLibraryUnload": 12000, "cuLibraryGetKernel": 12000, "cuKernelGetFunction": 12000,
-	"cuFuncGetParamInfo": 12040,
+// goType returns the cgo type of a C parameter type. cgo drops const, so
+// "const void *" and "void *" are both unsafe.Pointer.
+func goType(ctype string) string {
+	t := strings.TrimSpace(strings.ReplaceAll(ctype, "const ", ""))
+	stars := strings.Count(t, "*")
+	base := strings.TrimSpace(strings.ReplaceAll(t, "*", ""))
+	if base == "void" {
+		if stars == 0 {
+			log.Fatalf("type %q: void is not a parameter type", ctype)
+		}
+		return strings.Repeat("*", stars-1) + "unsafe.Pointer"
+	}
+	if b, ok := cgoBase[base]; ok {
+		base = b
+	} else if strings.Contains(base, " ") {
+		log.Fatalf("type %q: no cgo name", ctype)
+	}
+	return strings.Repeat("*", stars) + "C." + base
 }
 
-var versioned = regexp.MustCompile(`^(.*)_v[0-9]+$`)
+// goName keeps a C parameter name from being a Go keyword.
+func goName(n string) string {
+	if token.IsKeyword(n) {
+		return n + "_"
+	}
+	return n
+}
+
+// impl names the Go implementation a symbol calls.
+func impl(e *abi.EntryPoint, s abi.Symbol) string {
+	n := "impl" + strings.TrimPrefix(e.Name, "cu")
+	if s.Legacy {
+		n += "V1"
+	}
+	return n
+}
+
+type proc struct {
+	name, base string
+	since      int
+	perThread  bool
+}
 
 func main() {
-	fset := token.NewFileSet()
-	f, err := parser.ParseFile(fset, source, nil, parser.ParseComments)
-	if err != nil {
-		log.Fatal(err)
-	}
-	var names []string
-	var pt bytes.Buffer
-	fmt.Fprintf(&pt, "// Code generated by go run ./gen; DO NOT EDIT.\n\npackage main\n\n")
-	fmt.Fprintf(&pt, "// The per-thread-default-stream entry points. The shim serves the\n// per-thread default stream with the legacy one, so each forwards to its\n// plain entry point.\n\n")
-	fmt.Fprintf(&pt, "/*\n#include \"shim.h\"\n*/\nimport \"C\"\n\nimport \"unsafe\"\n\nvar _ unsafe.Pointer\n\n")
-	found := map[string]bool{}
-	for _, d := range f.Decls {
-		fd, ok := d.(*ast.FuncDecl)
-		if !ok || fd.Doc == nil {
-			continue
-		}
-		exported := false
-		for _, c := range fd.Doc.List {
-			if n, ok := strings.CutPrefix(c.Text, "//export "); ok && strings.TrimSpace(n) == fd.Name.Name {
-				exported = true
-			}
-		}
-		if !exported || !strings.HasPrefix(fd.Name.Name, "cu") {
-			continue
-		}
-		names = append(names, fd.Name.Name)
-		suffix, ok := perThread[fd.Name.Name]
-		if !ok {
-			continue
-		}
-		found[fd.Name.Name] = true
-		var args []string
-		for _, fld := range fd.Type.Params.List {
-			for _, n := range fld.Names {
-				args = append(args, n.Name)
-			}
-		}
-		var sig bytes.Buffer
-		if err := printer.Fprint(&sig, fset, fd.Type); err != nil {
+	for name, b := range render() {
+		if err := os.WriteFile(name, b, 0o644); err != nil {
 			log.Fatal(err)
 		}
-		name := fd.Name.Name + suffix
-		names = append(names, name)
-		fmt.Fprintf(&pt, "//export %s\nfunc %s%s {\n\treturn %s(%s)\n}\n\n", name, name, strings.TrimPrefix(sig.String(), "func"), fd.Name.Name, strings.Join(args, ", "))
 	}
-	for n := range perThread {
-		if !found[n] {
-			log.Fatalf("%s: no exported %s", source, n)
+}
+
+// render returns the generated files by name.
+func render() map[string][]byte {
+	var ex bytes.Buffer
+	ex.WriteString(`// Code generated by go run ./gen; DO NOT EDIT.
+
+package main
+
+// The driver-API exports, one per symbol of abi.EntryPoints. Each turns a
+// panic into CUDA_ERROR_UNKNOWN and calls the entry point's implementation;
+// per-thread forms call the same one, as the shim serves the per-thread
+// default stream with the legacy one.
+
+/*
+#include "shim.h"
+*/
+import "C"
+
+import "unsafe"
+
+var _ unsafe.Pointer
+
+`)
+	var procs []proc
+	for _, e := range abi.EntryPoints() {
+		for _, s := range e.Symbols() {
+			procs = append(procs, proc{s.Name, e.Name, s.Since, s.PerThread})
+			var params, args []string
+			for _, p := range s.Params {
+				n := goName(p.Name)
+				if n == "ret" {
+					log.Fatalf("%s: parameter named ret", s.Name)
+				}
+				params = append(params, n+" "+goType(p.Type))
+				args = append(args, n)
+			}
+			fmt.Fprintf(&ex, "//export %s\nfunc %s(%s) (ret C.CUresult) {\n\tdefer guard(&ret)\n\treturn %s(%s)\n}\n\n",
+				s.Name, s.Name, strings.Join(params, ", "), impl(e, s), strings.Join(args, ", "))
 		}
 	}
-	sort.Strings(names)
+	sort.Slice(procs, func(i, j int) bool { return procs[i].name < procs[j].name })
 	var g, c bytes.Buffer
 	fmt.Fprintf(&g, "// Code generated by go run ./gen; DO NOT EDIT.\n\npackage main\n\n")
 	fmt.Fprintf(&g, "// procs lists every exported entry point, in the order of kerf_proc_fn.\nvar procs = [...]procEntry{\n")
 	fmt.Fprintf(&c, "// Code generated by go run ./gen; DO NOT EDIT.\n\n#include \"_cgo_export.h\"\n\nstatic void *const procs[] = {\n")
-	for _, n := range names {
-		plain, per := strings.TrimSuffix(strings.TrimSuffix(n, "_ptsz"), "_ptds"), false
-		if plain != n {
-			per = true
-		}
-		base := plain
-		if m := versioned.FindStringSubmatch(plain); m != nil {
-			base = m[1]
-		}
-		since := introduced[plain]
-		if per {
-			since = max(since, perThreadSince)
-		}
-		fmt.Fprintf(&g, "\t{name: %q, base: %q, since: %d, perThread: %v},\n", n, base, since, per)
-		fmt.Fprintf(&c, "\t(void *)%s,\n", n)
+	for _, p := range procs {
+		fmt.Fprintf(&g, "\t{name: %q, base: %q, since: %d, perThread: %v},\n", p.name, p.base, p.since, p.perThread)
+		fmt.Fprintf(&c, "\t(void *)%s,\n", p.name)
 	}
 	fmt.Fprintf(&g, "}\n")
 	fmt.Fprintf(&c, "};\n\nint kerf_proc_count(void) { return (int)(sizeof procs / sizeof procs[0]); }\n\n")
 	fmt.Fprintf(&c, "void *kerf_proc_fn(int i) { return i >= 0 && i < kerf_proc_count() ? procs[i] : 0; }\n")
-	write("perthread_gen_cgo.go", pt.Bytes(), true)
-	write("procs_gen.go", g.Bytes(), true)
-	write("procs_gen.c", c.Bytes(), false)
+	return map[string][]byte{
+		"exports_gen_cgo.go": gofmt("exports_gen_cgo.go", ex.Bytes()),
+		"procs_gen.go":       gofmt("procs_gen.go", g.Bytes()),
+		"procs_gen.c":        c.Bytes(),
+	}
 }
 
-func write(name string, b []byte, gofmt bool) {
-	if gofmt {
-		var err error
-		if b, err = format.Source(b); err != nil {
-			log.Fatalf("%s: %v", name, err)
-		}
+func gofmt(name string, b []byte) []byte {
+	b, err := format.Source(b)
+	if err != nil {
+		log.Fatalf("%s: %v", name, err)
 	}
-	if err := os.WriteFile(name, b, 0o644); err != nil {
-		log.Fatal(err)
-	}
+	return b
 }

@@ -109,10 +109,12 @@ int main(int argc, char **argv) {
 	EXPECT(cuMemcpyHtoDAsync(a, params, 8, (CUstream)0x99999), CUDA_ERROR_INVALID_HANDLE);
 	EXPECT(cuStreamCreate(&st, 0x80), CUDA_ERROR_INVALID_VALUE);
 	EXPECT(cuEventRecord((CUevent)0x5, NULL), CUDA_ERROR_INVALID_HANDLE);
+	EXPECT(cuEventRecordWithFlags((CUevent)0x5, NULL, CU_EVENT_RECORD_DEFAULT), CUDA_ERROR_INVALID_HANDLE);
 	EXPECT(cuEventElapsedTime(&ms, (CUevent)0x5, (CUevent)0x6), CUDA_ERROR_INVALID_HANDLE);
 	CHECK(cuStreamCreate(&st, 0));
 	CHECK(cuEventCreate(&ev, 0));
 	EXPECT(cuStreamWaitEvent(st, (CUevent)st, 0), CUDA_ERROR_INVALID_HANDLE);
+	EXPECT(cuEventRecordWithFlags(ev, st, 0x2), CUDA_ERROR_INVALID_VALUE);
 	CHECK(cuEventDestroy(ev));
 	EXPECT(cuEventDestroy(ev), CUDA_ERROR_INVALID_HANDLE);
 	CHECK(cuStreamDestroy(st));

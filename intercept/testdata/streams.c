@@ -46,7 +46,7 @@ int main(int argc, char **argv) {
 		CHECK(cuMemcpyHtoDAsync(db[i], hb[i], N * 4, s[i]));
 		CHECK(cuLaunchKernel(vadd, N / 256, 1, 1, 256, 1, 1, 0, s[i], p, NULL));
 		CHECK(cuMemcpyDtoHAsync(hc[i], dc[i], N * 4, s[i]));
-		CHECK(cuEventRecord(stop[i], s[i]));
+		CHECK(cuEventRecordWithFlags(stop[i], s[i], i ? CU_EVENT_RECORD_EXTERNAL : CU_EVENT_RECORD_DEFAULT));
 	}
 	/* stream 1 continues from stream 0's result once stream 0 is done:
 	 * dc[1] = 3 * dc[0] + dc[1] */
@@ -64,6 +64,10 @@ int main(int argc, char **argv) {
 		CHECK(cuEventElapsedTime(&ms, start[i], stop[i]));
 		if (!(ms >= 0))
 			FAIL("elapsed time %f", ms);
+		float ms2 = -1;
+		CHECK(cuEventElapsedTime_v2(&ms2, start[i], stop[i]));
+		if (ms2 != ms)
+			FAIL("elapsed time v2 %f, v1 %f", ms2, ms);
 		for (int j = 0; j < N; j++)
 			if (hc[i][j] != ha[i][j] + hb[i][j])
 				FAIL("stream %d: c[%d] = %f, want %f", i, j, hc[i][j], ha[i][j] + hb[i][j]);

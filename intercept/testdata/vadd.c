@@ -146,6 +146,12 @@ int main(int argc, char **argv) {
 	CHECK(cuLaunchKernel(kf, grid, 1, 1, 128, 1, 1, 0, NULL, params, NULL));
 	CHECK(cuMemcpyDtoH(c, dc, sizeof c));
 	check_sum(a, b, c, N, "library");
+	int kmax = 0;
+	CHECK(cuKernelGetAttribute(&kmax, CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK, k, 0));
+	if (kmax != maxThreads)
+		FAIL("kernel max threads %d, function's %d", kmax, maxThreads);
+	EXPECT(cuKernelGetAttribute(&kmax, CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK, k, 7), CUDA_ERROR_INVALID_DEVICE);
+	EXPECT(cuKernelGetAttribute(NULL, CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK, k, 0), CUDA_ERROR_INVALID_VALUE);
 	CHECK(cuLibraryUnload(lib));
 	EXPECT(cuLaunchKernel(kf, grid, 1, 1, 128, 1, 1, 0, NULL, params, NULL), CUDA_ERROR_INVALID_HANDLE);
 
@@ -206,6 +212,21 @@ int main(int argc, char **argv) {
 		if (back != 41)
 			FAIL("global reads back %u", back);
 		CHECK(cuModuleUnload(sm));
+
+		/* the same global through the library API */
+		CUlibrary sl;
+		CHECK(cuLibraryLoadData(&sl, read_ptx(argv[2]), NULL, NULL, 0, NULL, NULL, 0));
+		gsize = 0;
+		CHECK(cuLibraryGetGlobal(&g, &gsize, sl, "kerf_stencil_w"));
+		if (gsize != sizeof w)
+			FAIL("library constant of %zu bytes, want %zu", gsize, sizeof w);
+		memset(w, 0, sizeof w);
+		CHECK(cuMemcpyDtoH(w, g, sizeof w));
+		if (w[0] != 0.5f || w[4] != 0.125f)
+			FAIL("library constant weights %f %f", w[0], w[4]);
+		EXPECT(cuLibraryGetGlobal(&g, &gsize, sl, "no_such_global"), CUDA_ERROR_NOT_FOUND);
+		EXPECT(cuLibraryGetGlobal(&g, &gsize, (CUlibrary)ctx, "kerf_stencil_w"), CUDA_ERROR_INVALID_HANDLE);
+		CHECK(cuLibraryUnload(sl));
 	}
 
 	CHECK(cuCtxSetCurrent(ctx));

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kerf_cuda.h" /* as in the driver, plain names are the newest symbols */
+
 #ifndef FAKE_VERSION
 #define FAKE_VERSION 12040
 #endif
@@ -46,14 +48,14 @@ static void *new_handle(void) {
 int kerf_intercept_version(void) { return 1; }
 #endif
 
-int cuDriverGetVersion(int *v) { *v = FAKE_VERSION; return 0; }
-int cuInit(unsigned flags) { return flags ? 1 : 0; }
-int cuDeviceGetCount(int *n) { *n = FAKE_DEVICES; return 0; }
-int cuDeviceGet(int *d, int ord) { if (ord < 0 || ord >= FAKE_DEVICES) return 101; *d = ord; return 0; }
-int cuDeviceGetName(char *buf, int n, int dev) { (void)dev; strncpy(buf, "Kerf Fake GPU", (size_t)n); return 0; }
-int cuDeviceGetUuid_v2(unsigned char *u, int dev) { for (int i = 0; i < 16; i++) u[i] = (unsigned char)(i + dev); return 0; }
-int cuDeviceTotalMem_v2(size_t *n, int dev) { (void)dev; *n = GiB; return 0; }
-int cuDeviceGetAttribute(int *v, int attr, int dev) {
+CUresult cuDriverGetVersion(int *v) { *v = FAKE_VERSION; return 0; }
+CUresult cuInit(unsigned int flags) { return flags ? 1 : 0; }
+CUresult cuDeviceGetCount(int *n) { *n = FAKE_DEVICES; return 0; }
+CUresult cuDeviceGet(CUdevice *d, int ord) { if (ord < 0 || ord >= FAKE_DEVICES) return 101; *d = ord; return 0; }
+CUresult cuDeviceGetName(char *buf, int n, CUdevice dev) { (void)dev; strncpy(buf, "Kerf Fake GPU", (size_t)n); return 0; }
+CUresult cuDeviceGetUuid(CUuuid *u, CUdevice dev) { for (int i = 0; i < 16; i++) u->bytes[i] = (char)(i + dev); return 0; }
+CUresult cuDeviceTotalMem(size_t *n, CUdevice dev) { (void)dev; *n = GiB; return 0; }
+CUresult cuDeviceGetAttribute(int *v, CUdevice_attribute attr, CUdevice dev) {
 	(void)dev;
 	switch (attr) {
 	case 16: *v = 132; return 0; // multiprocessors
@@ -63,8 +65,8 @@ int cuDeviceGetAttribute(int *v, int attr, int dev) {
 	*v = 0;
 	return 0;
 }
-int cuCtxCreate_v2(void **c, unsigned flags, int dev) { (void)flags; (void)dev; charge(64 * MiB); *c = current = new_handle(); return 0; }
-int cuCtxDestroy_v2(void *c) {
+CUresult cuCtxCreate(CUcontext *c, unsigned int flags, CUdevice dev) { (void)flags; (void)dev; charge(64 * MiB); *c = current = new_handle(); return 0; }
+CUresult cuCtxDestroy(CUcontext c) {
 	pthread_mutex_lock(&mu);
 	used -= 64 * MiB;
 	for (int i = 0; i < 256; i++) {
@@ -74,16 +76,16 @@ int cuCtxDestroy_v2(void *c) {
 	pthread_mutex_unlock(&mu);
 	return 0;
 }
-int cuCtxSetCurrent(void *c) { current = c; return c ? 0 : 201; }
-int cuCtxSynchronize(void) { return 0; }
-int cuMemGetInfo_v2(size_t *f, size_t *t) {
+CUresult cuCtxSetCurrent(CUcontext c) { current = c; return c ? 0 : 201; }
+CUresult cuCtxSynchronize(void) { return 0; }
+CUresult cuMemGetInfo(size_t *f, size_t *t) {
 	pthread_mutex_lock(&mu);
 	*t = GiB;
 	*f = GiB - used;
 	pthread_mutex_unlock(&mu);
 	return 0;
 }
-int cuMemAlloc_v2(unsigned long long *p, size_t n) {
+CUresult cuMemAlloc(CUdeviceptr *p, size_t n) {
 	int r = 2;
 	pthread_mutex_lock(&mu);
 	for (int i = 0; i < 256 && n <= GiB - used; i++)
@@ -98,7 +100,7 @@ int cuMemAlloc_v2(unsigned long long *p, size_t n) {
 	pthread_mutex_unlock(&mu);
 	return r;
 }
-int cuMemFree_v2(unsigned long long p) {
+CUresult cuMemFree(CUdeviceptr p) {
 	int r = 1;
 	pthread_mutex_lock(&mu);
 	for (int i = 0; i < 256; i++)
@@ -106,14 +108,15 @@ int cuMemFree_v2(unsigned long long p) {
 	pthread_mutex_unlock(&mu);
 	return r;
 }
-int cuModuleLoadData(void **m, const void *img) {
+CUresult cuModuleLoadData(CUmodule *m, const void *img) {
 	if (strncmp(img, "bad", 3) == 0) return 218; // CUDA_ERROR_INVALID_PTX
 	void *h = new_handle();
 	int r = 2;
 	pthread_mutex_lock(&mu);
 	for (int i = 0; i < 256 && MiB <= GiB - used; i++)
 		if (!modules[i].h) {
-			modules[i].h = *m = h, modules[i].ctx = current;
+			modules[i].h = h, modules[i].ctx = current;
+			*m = h;
 			used += MiB;
 			r = 0;
 			break;
@@ -121,7 +124,7 @@ int cuModuleLoadData(void **m, const void *img) {
 	pthread_mutex_unlock(&mu);
 	return r;
 }
-int cuModuleUnload(void *m) {
+CUresult cuModuleUnload(CUmodule m) {
 	int r = 400; // CUDA_ERROR_INVALID_HANDLE
 	pthread_mutex_lock(&mu);
 	for (int i = 0; i < 256; i++)
@@ -129,7 +132,7 @@ int cuModuleUnload(void *m) {
 	pthread_mutex_unlock(&mu);
 	return r;
 }
-int cuModuleGetFunction(void **f, void *m, const char *name) {
+CUresult cuModuleGetFunction(CUfunction *f, CUmodule m, const char *name) {
 	(void)m;
 	if (strcmp(name, "vadd")) return 500;
 	*f = new_handle();
@@ -137,7 +140,7 @@ int cuModuleGetFunction(void **f, void *m, const char *name) {
 }
 #ifndef FAKE_NO_PARAMINFO
 // vadd(const float *a, const float *b, float *c, int n)
-int cuFuncGetParamInfo(void *f, size_t i, size_t *off, size_t *size) {
+CUresult cuFuncGetParamInfo(CUfunction f, size_t i, size_t *off, size_t *size) {
 	(void)f;
 	if (i >= 4) return 1;
 	*off = i * 8;
@@ -146,32 +149,31 @@ int cuFuncGetParamInfo(void *f, size_t i, size_t *off, size_t *size) {
 }
 #endif
 // A launch whose n parameter is -1 faults, to test sticky errors.
-int cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
-		unsigned bz, unsigned shared, void *s, void **params, void **extra) {
+CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
+		unsigned int by, unsigned int bz, unsigned int shared, CUstream s, void **params, void **extra) {
 	(void)f, (void)gx, (void)gy, (void)gz, (void)bx, (void)by, (void)bz, (void)shared, (void)s, (void)extra;
 	if (!params) return 1;
 	return *(int *)params[3] == -1 ? 700 : 0;
 }
-int cuEventCreate(void **e, unsigned flags) { (void)flags; *e = new_handle(); return 0; }
-int cuEventElapsedTime(float *ms, void *a, void *b) { (void)a, (void)b; *ms = 1.5f; return 0; }
-int cuStreamCreateWithPriority(void **s, unsigned flags, int prio) { (void)flags, (void)prio; *s = new_handle(); return 0; }
+CUresult cuEventCreate(CUevent *e, unsigned int flags) { (void)flags; *e = new_handle(); return 0; }
+CUresult cuEventElapsedTime(float *ms, CUevent a, CUevent b) { (void)a, (void)b; *ms = 1.5f; return 0; }
+CUresult cuStreamCreateWithPriority(CUstream *s, unsigned int flags, int prio) { (void)flags, (void)prio; *s = new_handle(); return 0; }
 
 // The rest succeed and do nothing.
-#define STUB(name) int name(void) { return 0; }
-STUB(cuFuncGetAttribute)
-STUB(cuFuncSetAttribute)
-STUB(cuModuleGetGlobal_v2)
-STUB(cuMemcpyHtoDAsync_v2)
-STUB(cuMemcpyDtoHAsync_v2)
-STUB(cuMemcpyDtoDAsync_v2)
-STUB(cuMemsetD8Async)
-STUB(cuMemsetD16Async)
-STUB(cuMemsetD32Async)
-STUB(cuStreamDestroy_v2)
-STUB(cuStreamSynchronize)
-STUB(cuStreamQuery)
-STUB(cuStreamWaitEvent)
-STUB(cuEventRecord)
-STUB(cuEventQuery)
-STUB(cuEventSynchronize)
-STUB(cuEventDestroy_v2)
+CUresult cuFuncGetAttribute(int *v, CUfunction_attribute attr, CUfunction f) { (void)attr, (void)f; *v = 0; return 0; }
+CUresult cuFuncSetAttribute(CUfunction f, CUfunction_attribute attr, int v) { (void)f, (void)attr, (void)v; return 0; }
+CUresult cuModuleGetGlobal(CUdeviceptr *p, size_t *n, CUmodule m, const char *name) { (void)p, (void)n, (void)m, (void)name; return 0; }
+CUresult cuMemcpyHtoDAsync(CUdeviceptr dst, const void *src, size_t n, CUstream s) { (void)dst, (void)src, (void)n, (void)s; return 0; }
+CUresult cuMemcpyDtoHAsync(void *dst, CUdeviceptr src, size_t n, CUstream s) { (void)dst, (void)src, (void)n, (void)s; return 0; }
+CUresult cuMemcpyDtoDAsync(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s) { (void)dst, (void)src, (void)n, (void)s; return 0; }
+CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char v, size_t n, CUstream s) { (void)dst, (void)v, (void)n, (void)s; return 0; }
+CUresult cuMemsetD16Async(CUdeviceptr dst, unsigned short v, size_t n, CUstream s) { (void)dst, (void)v, (void)n, (void)s; return 0; }
+CUresult cuMemsetD32Async(CUdeviceptr dst, unsigned int v, size_t n, CUstream s) { (void)dst, (void)v, (void)n, (void)s; return 0; }
+CUresult cuStreamDestroy(CUstream s) { (void)s; return 0; }
+CUresult cuStreamSynchronize(CUstream s) { (void)s; return 0; }
+CUresult cuStreamQuery(CUstream s) { (void)s; return 0; }
+CUresult cuStreamWaitEvent(CUstream s, CUevent e, unsigned int flags) { (void)s, (void)e, (void)flags; return 0; }
+CUresult cuEventRecord(CUevent e, CUstream s) { (void)e, (void)s; return 0; }
+CUresult cuEventQuery(CUevent e) { (void)e; return 0; }
+CUresult cuEventSynchronize(CUevent e) { (void)e; return 0; }
+CUresult cuEventDestroy(CUevent e) { (void)e; return 0; }

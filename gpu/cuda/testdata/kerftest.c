@@ -21,7 +21,7 @@
 #include "kerf_cuda.h"
 
 static const char *errname(CUresult r) {
-	switch (r) {
+	switch ((int)r) { /* CUresult names only some codes */
 	case CUDA_SUCCESS: return "CUDA_SUCCESS";
 	case CUDA_ERROR_INVALID_VALUE: return "CUDA_ERROR_INVALID_VALUE";
 	case CUDA_ERROR_OUT_OF_MEMORY: return "CUDA_ERROR_OUT_OF_MEMORY";

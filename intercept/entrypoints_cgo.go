@@ -1,0 +1,694 @@
+package main
+
+// The implementations of the driver-API entry points, one per entry point
+// of abi.EntryPoints (impl<Name>; impl<Name>V1 for a plain symbol with an
+// older ABI). The generated exports (exports_gen_cgo.go) call them. Each
+// converts its arguments, checks the pointers the program gave it, and
+// calls the Go logic; nothing else.
+
+/*
+#include "shim.h"
+*/
+import "C"
+
+import (
+	"unsafe"
+
+	"github.com/kerf-edge/kerf/abi"
+)
+
+// guard is the last line of defence: a panic becomes CUDA_ERROR_UNKNOWN
+// rather than taking the program down.
+func guard(r *C.CUresult) {
+	if e := recover(); e != nil {
+		say("internal error: %v", e)
+		*r = C.CUresult(abi.ErrUnknown)
+	}
+}
+
+func cr(r Result) C.CUresult { return C.CUresult(r) }
+
+var errNull = cr(abi.ErrInvalidValue)
+
+func implInit(flags C.uint) C.CUresult {
+	return cr(drv.initialize(uint32(flags)))
+}
+
+func implDriverGetVersion(v *C.int) C.CUresult {
+	if v == nil {
+		return errNull
+	}
+	*v = C.int(drv.driverVersion())
+	return 0
+}
+
+func implGetErrorName(code C.CUresult, p **C.char) C.CUresult {
+	if p == nil {
+		return errNull
+	}
+	res := Result(code)
+	if !res.Known() {
+		*p = nil
+		return errNull
+	}
+	*p = errorString(uint32(code), 0, res.Name())
+	return 0
+}
+
+func implGetErrorString(code C.CUresult, p **C.char) C.CUresult {
+	if p == nil {
+		return errNull
+	}
+	res := Result(code)
+	if !res.Known() {
+		*p = nil
+		return errNull
+	}
+	*p = errorString(uint32(code), 1, res.Description())
+	return 0
+}
+
+func procAddress(symbol *C.char, pfn *unsafe.Pointer, version C.int, flags C.cuuint64_t, status *C.CUdriverProcAddressQueryResult) C.CUresult {
+	if pfn == nil {
+		return errNull
+	}
+	*pfn = nil
+	name, ok := goString(symbol, abi.MaxName)
+	if !ok {
+		return errNull
+	}
+	i, q, res := getProcAddress(name, int(version), uint64(flags))
+	if status != nil {
+		*status = C.CUdriverProcAddressQueryResult(q)
+	}
+	if res == abi.Success {
+		*pfn = procFn(i)
+	}
+	return cr(res)
+}
+
+func implGetProcAddressV1(symbol *C.char, pfn *unsafe.Pointer, version C.int, flags C.cuuint64_t) C.CUresult {
+	return procAddress(symbol, pfn, version, flags, nil)
+}
+
+func implGetProcAddress(symbol *C.char, pfn *unsafe.Pointer, version C.int, flags C.cuuint64_t, status *C.CUdriverProcAddressQueryResult) C.CUresult {
+	return procAddress(symbol, pfn, version, flags, status)
+}
+
+func implGetExportTable(table *unsafe.Pointer, id *C.CUuuid) C.CUresult {
+	if table != nil {
+		*table = nil
+	}
+	return cr(abi.ErrNotSupported)
+}
+
+// Devices.
+
+func implDeviceGetCount(n *C.int) C.CUresult {
+	if n == nil {
+		return errNull
+	}
+	c, res := deviceCount()
+	if res == abi.Success {
+		*n = C.int(c)
+	}
+	return cr(res)
+}
+
+func implDeviceGet(dev *C.CUdevice, ordinal C.int) C.CUresult {
+	if dev == nil {
+		return errNull
+	}
+	d, res := deviceGet(int(ordinal))
+	if res == abi.Success {
+		*dev = C.CUdevice(d)
+	}
+	return cr(res)
+}
+
+func implDeviceGetName(name *C.char, n C.int, dev C.CUdevice) C.CUresult {
+	if name == nil || n <= 0 {
+		return errNull
+	}
+	s, res := deviceName(int(dev))
+	if res != abi.Success {
+		return cr(res)
+	}
+	b := unsafe.Slice((*byte)(unsafe.Pointer(name)), int(n))
+	k := copy(b[:len(b)-1], s)
+	b[k] = 0
+	return 0
+}
+
+func implDeviceGetUuid(uuid *C.CUuuid, dev C.CUdevice) C.CUresult {
+	if uuid == nil {
+		return errNull
+	}
+	u, res := deviceUUID(int(dev))
+	if res == abi.Success {
+		for i, b := range u {
+			uuid.bytes[i] = C.char(b)
+		}
+	}
+	return cr(res)
+}
+
+func implDeviceGetAttribute(pi *C.int, attr C.CUdevice_attribute, dev C.CUdevice) C.CUresult {
+	if pi == nil {
+		return errNull
+	}
+	v, res := deviceAttribute(int32(attr), int(dev))
+	if res == abi.Success {
+		*pi = C.int(v)
+	}
+	return cr(res)
+}
+
+func implDeviceComputeCapability(major, minor *C.int, dev C.CUdevice) C.CUresult {
+	if major == nil || minor == nil {
+		return errNull
+	}
+	a, b, res := deviceComputeCapability(int(dev))
+	if res == abi.Success {
+		*major, *minor = C.int(a), C.int(b)
+	}
+	return cr(res)
+}
+
+func implDeviceTotalMem(bytes *C.size_t, dev C.CUdevice) C.CUresult {
+	if bytes == nil {
+		return errNull
+	}
+	n, res := deviceTotalMem(int(dev))
+	if res == abi.Success {
+		*bytes = C.size_t(n)
+	}
+	return cr(res)
+}
+
+// clamp32 fits a size into the 32-bit results of the pre-3.2 entry points.
+func clamp32(n uint64) C.uint { return C.uint(min(n, 1<<32-1)) }
+
+func implDeviceTotalMemV1(bytes *C.uint, dev C.CUdevice) C.CUresult {
+	if bytes == nil {
+		return errNull
+	}
+	n, res := deviceTotalMem(int(dev))
+	if res == abi.Success {
+		*bytes = clamp32(n)
+	}
+	return cr(res)
+}
+
+func implDevicePrimaryCtxRetain(pctx *C.CUcontext, dev C.CUdevice) C.CUresult {
+	if pctx == nil {
+		return errNull
+	}
+	o, res := primaryRetain(int(dev))
+	if res == abi.Success {
+		*pctx = C.CUcontext(o.mem)
+	}
+	return cr(res)
+}
+
+func implDevicePrimaryCtxRelease(dev C.CUdevice) C.CUresult {
+	return cr(primaryRelease(int(dev)))
+}
+
+func implDevicePrimaryCtxGetState(dev C.CUdevice, flags *C.uint, active *C.int) C.CUresult {
+	if flags == nil || active == nil {
+		return errNull
+	}
+	f, on, res := primaryState(int(dev))
+	if res == abi.Success {
+		*flags = C.uint(f)
+		*active = 0
+		if on {
+			*active = 1
+		}
+	}
+	return cr(res)
+}
+
+// Contexts.
+
+func implCtxCreate(pctx *C.CUcontext, flags C.uint, dev C.CUdevice) C.CUresult {
+	if pctx == nil {
+		return errNull
+	}
+	o, res := ctxCreate(uint32(flags), int(dev))
+	if res == abi.Success {
+		*pctx = C.CUcontext(o.mem)
+	}
+	return cr(res)
+}
+
+func implCtxDestroy(ctx C.CUcontext) C.CUresult {
+	return cr(ctxDestroy(key(unsafe.Pointer(ctx))))
+}
+
+func implCtxPushCurrent(ctx C.CUcontext) C.CUresult {
+	return cr(ctxPush(key(unsafe.Pointer(ctx))))
+}
+
+func implCtxPopCurrent(pctx *C.CUcontext) C.CUresult {
+	p, res := ctxPop()
+	if res == abi.Success && pctx != nil {
+		*pctx = C.CUcontext(p)
+	}
+	return cr(res)
+}
+
+func implCtxSetCurrent(ctx C.CUcontext) C.CUresult {
+	return cr(ctxSet(key(unsafe.Pointer(ctx))))
+}
+
+func implCtxGetCurrent(pctx *C.CUcontext) C.CUresult {
+	if pctx == nil {
+		return errNull
+	}
+	p, res := ctxGet()
+	if res == abi.Success {
+		*pctx = C.CUcontext(p)
+	}
+	return cr(res)
+}
+
+func implCtxGetDevice(dev *C.CUdevice) C.CUresult {
+	if dev == nil {
+		return errNull
+	}
+	d, res := ctxGetDevice()
+	if res == abi.Success {
+		*dev = C.CUdevice(d)
+	}
+	return cr(res)
+}
+
+func implCtxSynchronize() C.CUresult {
+	return cr(ctxSynchronize())
+}
+
+// Memory.
+
+func implMemAlloc(dptr *C.CUdeviceptr, size C.size_t) C.CUresult {
+	if dptr == nil {
+		return errNull
+	}
+	p, res := memAlloc(uint64(size))
+	if res == abi.Success {
+		*dptr = C.CUdeviceptr(p)
+	}
+	return cr(res)
+}
+
+func implMemFree(dptr C.CUdeviceptr) C.CUresult {
+	return cr(memFree(uint64(dptr)))
+}
+
+func implMemGetInfo(free, total *C.size_t) C.CUresult {
+	if free == nil || total == nil {
+		return errNull
+	}
+	f, t, res := memGetInfo()
+	if res == abi.Success {
+		*free, *total = C.size_t(f), C.size_t(t)
+	}
+	return cr(res)
+}
+
+func implMemGetInfoV1(free, total *C.uint) C.CUresult {
+	if free == nil || total == nil {
+		return errNull
+	}
+	f, t, res := memGetInfo()
+	if res == abi.Success {
+		*free, *total = clamp32(f), clamp32(t)
+	}
+	return cr(res)
+}
+
+func hostAllocOut(pp *unsafe.Pointer, size C.size_t) C.CUresult {
+	if pp == nil {
+		return errNull
+	}
+	p, res := hostAlloc(uint64(size))
+	if res == abi.Success {
+		*pp = p
+	}
+	return cr(res)
+}
+
+func implMemAllocHost(pp *unsafe.Pointer, size C.size_t) C.CUresult {
+	return hostAllocOut(pp, size)
+}
+
+func implMemAllocHostV1(pp *unsafe.Pointer, size C.uint) C.CUresult {
+	return hostAllocOut(pp, C.size_t(size))
+}
+
+func implMemHostAlloc(pp *unsafe.Pointer, size C.size_t, flags C.uint) C.CUresult {
+	return hostAllocOut(pp, size)
+}
+
+func implMemFreeHost(p unsafe.Pointer) C.CUresult {
+	return cr(hostFree(key(p)))
+}
+
+func implMemcpyHtoD(dst C.CUdeviceptr, src unsafe.Pointer, n C.size_t) C.CUresult {
+	b, ok := hostBytes(src, n)
+	if !ok {
+		return errNull
+	}
+	return cr(memcpyHtoD(uint64(dst), b))
+}
+
+func implMemcpyDtoH(dst unsafe.Pointer, src C.CUdeviceptr, n C.size_t) C.CUresult {
+	b, ok := hostBytes(dst, n)
+	if !ok {
+		return errNull
+	}
+	return cr(memcpyDtoH(b, uint64(src)))
+}
+
+func implMemcpyDtoD(dst, src C.CUdeviceptr, n C.size_t) C.CUresult {
+	return cr(memcpyDtoD(uint64(dst), uint64(src), uint64(n)))
+}
+
+func implMemcpyHtoDAsync(dst C.CUdeviceptr, src unsafe.Pointer, n C.size_t, s C.CUstream) C.CUresult {
+	b, ok := hostBytes(src, n)
+	if !ok {
+		return errNull
+	}
+	return cr(memcpyHtoDAsync(uint64(dst), b, key(unsafe.Pointer(s))))
+}
+
+func implMemcpyDtoHAsync(dst unsafe.Pointer, src C.CUdeviceptr, n C.size_t, s C.CUstream) C.CUresult {
+	b, ok := hostBytes(dst, n)
+	if !ok {
+		return errNull
+	}
+	return cr(memcpyDtoHAsync(b, uint64(src), key(unsafe.Pointer(s))))
+}
+
+func implMemcpyDtoDAsync(dst, src C.CUdeviceptr, n C.size_t, s C.CUstream) C.CUresult {
+	return cr(memcpyDtoDAsync(uint64(dst), uint64(src), uint64(n), key(unsafe.Pointer(s))))
+}
+
+func implMemsetD8(dst C.CUdeviceptr, v C.uchar, n C.size_t) C.CUresult {
+	return cr(memset(uint64(dst), uint32(v), 1, uint64(n)))
+}
+
+func implMemsetD16(dst C.CUdeviceptr, v C.ushort, n C.size_t) C.CUresult {
+	return cr(memset(uint64(dst), uint32(v), 2, uint64(n)))
+}
+
+func implMemsetD32(dst C.CUdeviceptr, v C.uint, n C.size_t) C.CUresult {
+	return cr(memset(uint64(dst), uint32(v), 4, uint64(n)))
+}
+
+func implMemsetD8Async(dst C.CUdeviceptr, v C.uchar, n C.size_t, s C.CUstream) C.CUresult {
+	return cr(memsetAsync(uint64(dst), uint32(v), 1, uint64(n), key(unsafe.Pointer(s))))
+}
+
+func implMemsetD16Async(dst C.CUdeviceptr, v C.ushort, n C.size_t, s C.CUstream) C.CUresult {
+	return cr(memsetAsync(uint64(dst), uint32(v), 2, uint64(n), key(unsafe.Pointer(s))))
+}
+
+func implMemsetD32Async(dst C.CUdeviceptr, v C.uint, n C.size_t, s C.CUstream) C.CUresult {
+	return cr(memsetAsync(uint64(dst), uint32(v), 4, uint64(n), key(unsafe.Pointer(s))))
+}
+
+// Modules and libraries.
+
+func moduleLoadOut(mod *C.CUmodule, image unsafe.Pointer) C.CUresult {
+	if mod == nil {
+		return errNull
+	}
+	b, res := imageBytes(image)
+	if res != abi.Success {
+		return cr(res)
+	}
+	o, res := moduleLoad(b, kindModule)
+	if res == abi.Success {
+		*mod = C.CUmodule(o.mem)
+	}
+	return cr(res)
+}
+
+func implModuleLoadData(mod *C.CUmodule, image unsafe.Pointer) C.CUresult {
+	return moduleLoadOut(mod, image)
+}
+
+func implModuleLoadDataEx(mod *C.CUmodule, image unsafe.Pointer, n C.uint, opts *C.CUjit_option, vals *unsafe.Pointer) C.CUresult {
+	return moduleLoadOut(mod, image) // JIT options do not apply to the server's loader
+}
+
+func implModuleLoadFatBinary(mod *C.CUmodule, image unsafe.Pointer) C.CUresult {
+	return moduleLoadOut(mod, image)
+}
+
+func implModuleUnload(mod C.CUmodule) C.CUresult {
+	return cr(moduleUnload(key(unsafe.Pointer(mod)), kindModule))
+}
+
+func implModuleGetFunction(fn *C.CUfunction, mod C.CUmodule, name *C.char) C.CUresult {
+	if fn == nil {
+		return errNull
+	}
+	s, ok := goString(name, abi.MaxName)
+	if !ok {
+		return errNull
+	}
+	o, res := getFunction(key(unsafe.Pointer(mod)), kindModule, s, kindFunction)
+	if res == abi.Success {
+		*fn = C.CUfunction(o.mem)
+	}
+	return cr(res)
+}
+
+func implModuleGetGlobal(dptr *C.CUdeviceptr, bytes *C.size_t, mod C.CUmodule, name *C.char) C.CUresult {
+	return globalOut(dptr, bytes, key(unsafe.Pointer(mod)), kindModule, name)
+}
+
+func implLibraryGetGlobal(dptr *C.CUdeviceptr, bytes *C.size_t, lib C.CUlibrary, name *C.char) C.CUresult {
+	return globalOut(dptr, bytes, key(unsafe.Pointer(lib)), kindLibrary, name)
+}
+
+func globalOut(dptr *C.CUdeviceptr, bytes *C.size_t, mod uintptr, k kind, name *C.char) C.CUresult {
+	s, ok := goString(name, abi.MaxName)
+	if !ok {
+		return errNull
+	}
+	p, n, res := moduleGetGlobal(mod, k, s)
+	if res == abi.Success {
+		if dptr != nil {
+			*dptr = C.CUdeviceptr(p)
+		}
+		if bytes != nil {
+			*bytes = C.size_t(n)
+		}
+	}
+	return cr(res)
+}
+
+func implLibraryLoadData(lib *C.CUlibrary, code unsafe.Pointer, jo *C.CUjit_option, jv *unsafe.Pointer, nj C.uint, lo *C.CUlibraryOption, lv *unsafe.Pointer, nl C.uint) C.CUresult {
+	if lib == nil {
+		return errNull
+	}
+	b, res := imageBytes(code)
+	if res != abi.Success {
+		return cr(res)
+	}
+	o, res := libraryLoad(b)
+	if res == abi.Success {
+		*lib = C.CUlibrary(o.mem)
+	}
+	return cr(res)
+}
+
+func implLibraryUnload(lib C.CUlibrary) C.CUresult {
+	return cr(moduleUnload(key(unsafe.Pointer(lib)), kindLibrary))
+}
+
+func implLibraryGetKernel(k *C.CUkernel, lib C.CUlibrary, name *C.char) C.CUresult {
+	if k == nil {
+		return errNull
+	}
+	s, ok := goString(name, abi.MaxName)
+	if !ok {
+		return errNull
+	}
+	o, res := getFunction(key(unsafe.Pointer(lib)), kindLibrary, s, kindKernel)
+	if res == abi.Success {
+		*k = C.CUkernel(o.mem)
+	}
+	return cr(res)
+}
+
+func implKernelGetFunction(fn *C.CUfunction, k C.CUkernel) C.CUresult {
+	if fn == nil {
+		return errNull
+	}
+	o, res := kernelFunction(key(unsafe.Pointer(k)))
+	if res == abi.Success {
+		*fn = C.CUfunction(o.mem)
+	}
+	return cr(res)
+}
+
+func implFuncGetAttribute(pi *C.int, attr C.CUfunction_attribute, fn C.CUfunction) C.CUresult {
+	if pi == nil {
+		return errNull
+	}
+	v, res := funcAttribute(int32(attr), key(unsafe.Pointer(fn)))
+	if res == abi.Success {
+		*pi = C.int(v)
+	}
+	return cr(res)
+}
+
+func implKernelGetAttribute(pi *C.int, attr C.CUfunction_attribute, k C.CUkernel, dev C.CUdevice) C.CUresult {
+	if pi == nil {
+		return errNull
+	}
+	v, res := kernelAttribute(int32(attr), key(unsafe.Pointer(k)), int(dev))
+	if res == abi.Success {
+		*pi = C.int(v)
+	}
+	return cr(res)
+}
+
+func implFuncGetParamInfo(fn C.CUfunction, index C.size_t, off, size *C.size_t) C.CUresult {
+	o, s, res := funcParamInfo(key(unsafe.Pointer(fn)), uint64(index))
+	if res == abi.Success {
+		if off != nil {
+			*off = C.size_t(o)
+		}
+		if size != nil {
+			*size = C.size_t(s)
+		}
+	}
+	return cr(res)
+}
+
+// Launches.
+
+func implLaunchKernel(fn C.CUfunction, gx, gy, gz, bx, by, bz, shared C.uint, s C.CUstream, kp, extra *unsafe.Pointer) C.CUresult {
+	src, res := paramsOf(kp, extra)
+	if res != abi.Success {
+		return cr(res)
+	}
+	return cr(launch(key(unsafe.Pointer(fn)), abi.Dim3{X: uint32(gx), Y: uint32(gy), Z: uint32(gz)},
+		abi.Dim3{X: uint32(bx), Y: uint32(by), Z: uint32(bz)}, uint32(shared), key(unsafe.Pointer(s)), src, nil))
+}
+
+func implLaunchKernelEx(cfg *C.CUlaunchConfig, fn C.CUfunction, kp, extra *unsafe.Pointer) C.CUresult {
+	if cfg == nil {
+		return errNull
+	}
+	src, res := paramsOf(kp, extra)
+	if res != abi.Success {
+		return cr(res)
+	}
+	attrs, res := launchAttrs(cfg)
+	if res != abi.Success {
+		return cr(res)
+	}
+	return cr(launch(key(unsafe.Pointer(fn)), abi.Dim3{X: uint32(cfg.gridDimX), Y: uint32(cfg.gridDimY), Z: uint32(cfg.gridDimZ)},
+		abi.Dim3{X: uint32(cfg.blockDimX), Y: uint32(cfg.blockDimY), Z: uint32(cfg.blockDimZ)}, uint32(cfg.sharedMemBytes),
+		key(unsafe.Pointer(cfg.hStream)), src, attrs))
+}
+
+// Streams and events.
+
+func implStreamCreate(ps *C.CUstream, flags C.uint) C.CUresult {
+	if ps == nil {
+		return errNull
+	}
+	o, res := streamCreate(uint32(flags), 0)
+	if res == abi.Success {
+		*ps = C.CUstream(o.mem)
+	}
+	return cr(res)
+}
+
+func implStreamCreateWithPriority(ps *C.CUstream, flags C.uint, prio C.int) C.CUresult {
+	if ps == nil {
+		return errNull
+	}
+	o, res := streamCreate(uint32(flags), int32(prio))
+	if res == abi.Success {
+		*ps = C.CUstream(o.mem)
+	}
+	return cr(res)
+}
+
+func implStreamDestroy(s C.CUstream) C.CUresult {
+	return cr(streamDestroy(key(unsafe.Pointer(s))))
+}
+
+func implStreamSynchronize(s C.CUstream) C.CUresult {
+	return cr(streamSynchronize(key(unsafe.Pointer(s))))
+}
+
+func implStreamQuery(s C.CUstream) C.CUresult {
+	return cr(streamQuery(key(unsafe.Pointer(s))))
+}
+
+func implStreamWaitEvent(s C.CUstream, e C.CUevent, flags C.uint) C.CUresult {
+	return cr(streamWaitEvent(key(unsafe.Pointer(s)), key(unsafe.Pointer(e)), uint32(flags)))
+}
+
+func implEventCreate(pe *C.CUevent, flags C.uint) C.CUresult {
+	if pe == nil {
+		return errNull
+	}
+	o, res := eventCreate(uint32(flags))
+	if res == abi.Success {
+		*pe = C.CUevent(o.mem)
+	}
+	return cr(res)
+}
+
+func implEventRecord(e C.CUevent, s C.CUstream) C.CUresult {
+	return cr(eventRecord(key(unsafe.Pointer(e)), key(unsafe.Pointer(s))))
+}
+
+func implEventRecordWithFlags(e C.CUevent, s C.CUstream, flags C.uint) C.CUresult {
+	if uint32(flags)&^abi.EventRecordExternal != 0 {
+		return errNull
+	}
+	return cr(eventRecord(key(unsafe.Pointer(e)), key(unsafe.Pointer(s))))
+}
+
+func implEventQuery(e C.CUevent) C.CUresult {
+	return cr(eventQuery(key(unsafe.Pointer(e))))
+}
+
+func implEventSynchronize(e C.CUevent) C.CUresult {
+	return cr(eventSynchronize(key(unsafe.Pointer(e))))
+}
+
+func implEventElapsedTime(ms *C.float, start, end C.CUevent) C.CUresult {
+	if ms == nil {
+		return errNull
+	}
+	v, res := eventElapsed(key(unsafe.Pointer(start)), key(unsafe.Pointer(end)))
+	if res == abi.Success {
+		*ms = C.float(v)
+	}
+	return cr(res)
+}
+
+func implEventDestroy(e C.CUevent) C.CUresult {
+	return cr(eventDestroy(key(unsafe.Pointer(e))))
+}
+
+//export kerfShutdown
+func kerfShutdown() {
+	defer func() { _ = recover() }()
+	drv.shutdown()
+}
+
+func main() {}
