@@ -15,19 +15,7 @@ func (x *instrDecoder) ldSt() error {
 		// interpreter does not reorder memory operations
 		o.take("cta", "gpu", "sys")
 	}
-	in.space = spGeneric
-	switch {
-	case o.take("global"):
-		in.space = spGlobal
-	case o.take("shared"):
-		in.space = spShared
-	case o.take("local"):
-		in.space = spLocal
-	case o.take("param"):
-		in.space = spParam
-	case o.take("const"):
-		in.space = spConst
-	}
+	in.space = o.takeSpace(spGlobal, spShared, spLocal, spParam, spConst)
 	in.vec = 1
 	if o.take("v2") {
 		in.vec = 2
@@ -81,13 +69,7 @@ func (x *instrDecoder) atom() error {
 	o, in, ops := &x.o, &x.in, x.ops
 	var err error
 	o.take("relaxed", "cta", "gpu", "sys", "acq_rel", "acquire", "release")
-	in.space = spGeneric
-	switch {
-	case o.take("global"):
-		in.space = spGlobal
-	case o.take("shared"):
-		in.space = spShared
-	}
+	in.space = o.takeSpace(spGlobal, spShared)
 	found := false
 	for m := range o.mods {
 		if a, ok := atomNames[m]; ok && !found {
@@ -132,6 +114,17 @@ func (x *instrDecoder) atom() error {
 		}
 	}
 	return nil
+}
+
+// takeSpace takes the first of the state-space modifiers of spaces that
+// is present and returns its space; spGeneric when none is.
+func (o *opcodeParts) takeSpace(spaces ...uint8) uint8 {
+	for _, sp := range spaces {
+		if o.take(spaceNames[sp]) {
+			return sp
+		}
+	}
+	return spGeneric
 }
 
 // atomTypeOK reports whether atomic operation op supports type t.
