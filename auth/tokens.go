@@ -224,6 +224,20 @@ type Bundle struct {
 	Fingerprint string `json:"fingerprint,omitempty"`
 }
 
+// DefaultVia names the path a tenant takes when none is asked for (--via,
+// KERF_VIA): "unix", the bundle's socket, when the bundle names one and
+// exists reports it present (the tenant runs on the appliance); "quic"
+// otherwise. A nil exists asks the file system.
+func (b Bundle) DefaultVia(exists func(path string) bool) string {
+	if exists == nil {
+		exists = func(p string) bool { _, err := os.Stat(p); return err == nil }
+	}
+	if b.Socket != "" && exists(b.Socket) {
+		return "unix"
+	}
+	return "quic"
+}
+
 // ReadBundle reads a token bundle file. A file holding only a bare token is
 // accepted too.
 func ReadBundle(path string) (Bundle, error) {

@@ -43,11 +43,7 @@ func loadConfig(getenv func(string) string, exists func(string) bool) (config, e
 	c.lease = getenv(kerfenv.Lease)
 	switch via := getenv(kerfenv.Via); via {
 	case "":
-		if b.Socket != "" && exists(b.Socket) {
-			c.via = "unix"
-		} else {
-			c.via = "quic"
-		}
+		c.via = b.DefaultVia(exists)
 	case "unix", "quic":
 		c.via = via
 	default:

@@ -130,12 +130,7 @@ func defaultBundle() string {
 func dial(ctx context.Context, b auth.Bundle, via string, device int) (*transport.Client, string, error) {
 	opts := transport.Options{Token: []byte(b.Token), Device: device, Name: "kerf"}
 	if via == "" {
-		via = "quic"
-		if b.Socket != "" {
-			if _, err := os.Stat(b.Socket); err == nil {
-				via = "unix"
-			}
-		}
+		via = b.DefaultVia(nil)
 	}
 	if via == "unix" {
 		c, err := transport.DialUnix(ctx, b.Socket, opts)

@@ -81,9 +81,9 @@ func Run(ctx context.Context, opts Options, argv []string) (int, error) {
 	}
 	via := opts.Via
 	if via == "" {
-		via = "quic"
-		if _, err := os.Stat(b.Socket); err == nil && b.Socket != "" && opts.Server == "" {
-			via = "unix"
+		via = "quic" // --server names a QUIC address
+		if opts.Server == "" {
+			via = b.DefaultVia(nil)
 		}
 	}
 	quicAddr := b.QUIC

@@ -1,0 +1,124 @@
+package ptx
+
+// Moves and conversions: mov, cvt, cvta.
+
+// mov decodes mov, including packing two 32-bit halves into a 64-bit
+// register and unpacking them.
+func (x *instrDecoder) mov() error {
+	o, in, ops := &x.o, &x.in, x.ops
+	var err error
+	t, ok := o.oneType()
+	if !ok || len(ops) != 2 {
+		return x.bad()
+	}
+	switch {
+	case ops[0].kind == roVec:
+		if t.size() != 8 || len(ops[0].list) != 2 {
+			return x.bad()
+		}
+		in.op = opUnpack64
+		if in.d, err = x.dst(ops[0].list[0]); err != nil {
+			return err
+		}
+		if in.e, err = x.dst(ops[0].list[1]); err != nil {
+			return err
+		}
+		if in.a, err = x.src(ops[1], t); err != nil {
+			return err
+		}
+	case ops[1].kind == roVec:
+		if t.size() != 8 || len(ops[1].list) != 2 {
+			return x.bad()
+		}
+		in.op = opPack64
+		if in.d, err = x.dst(ops[0].s); err != nil {
+			return err
+		}
+		if in.a, err = x.src(rawOp{s: ops[1].list[0]}, tB32); err != nil {
+			return err
+		}
+		if in.b, err = x.src(rawOp{s: ops[1].list[1]}, tB32); err != nil {
+			return err
+		}
+	default:
+		in.op = opMov
+		return x.dstSrcs(t, 1)
+	}
+	return nil
+}
+
+// cvt decodes cvt: its two types and rounding mode.
+func (x *instrDecoder) cvt() error {
+	o, in := &x.o, &x.in
+	if len(o.types) != 2 {
+		return x.bad()
+	}
+	in.op = opCvt
+	in.typ, in.styp = o.types[0], o.types[1]
+	if in.typ == tPred || in.styp == tPred {
+		return x.bad()
+	}
+	if o.take("sat") {
+		in.flags |= fSat
+	}
+	o.take("ftz")
+	for m := range o.mods {
+		if r, ok := rndNames[m]; ok {
+			if in.mod != rndNone {
+				return x.bad()
+			}
+			in.mod = r
+			delete(o.mods, m)
+		}
+	}
+	df, sf := in.typ.isFloat(), in.styp.isFloat()
+	intRnd := in.mod >= rndRni
+	switch {
+	case df && sf:
+		if in.mod == rndNone && in.typ.size() < in.styp.size() {
+			return x.bad()
+		}
+	case sf: // float to int
+		if !intRnd {
+			return x.bad()
+		}
+	case df: // int to float
+		if intRnd {
+			return x.bad()
+		}
+		if in.mod == rndNone {
+			in.mod = rndRn
+		}
+	default:
+		if in.mod != rndNone {
+			return x.bad()
+		}
+	}
+	return x.dstSrcs(in.styp, 1)
+}
+
+// cvta decodes cvta between the generic window and a state space.
+func (x *instrDecoder) cvta() error {
+	o, in := &x.o, &x.in
+	t, ok := o.oneType()
+	if !ok || t.size() != 8 {
+		return x.bad()
+	}
+	to := o.take("to")
+	switch {
+	case o.take("global", "const", "param"):
+		in.op = opMov
+	case o.take("shared"):
+		in.op = opAddImm
+		in.off = sharedWindowOff
+	case o.take("local"):
+		in.op = opAddImm
+		in.off = localWindowOff
+	default:
+		return x.bad()
+	}
+	if to {
+		in.off = -in.off
+	}
+	return x.dstSrcs(t, 1)
+}
