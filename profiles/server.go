@@ -518,23 +518,35 @@ func (h handlers) ListProfiles(c echo.Context) error {
 	return c.JSON(http.StatusOK, ps)
 }
 
+// readBody decodes the body into v and checks it against openapi.yaml;
+// the constraints it breaks come back in the *ValidationError. name is
+// v's name field (nil: none), pathName the path's name, if any: a
+// document without a name takes the path's, one with another is refused.
+func (h handlers) readBody(c echo.Context, v any, name *string, pathName string) (*ValidationError, error) {
+	doc, err := decode(c, v)
+	if err != nil {
+		return nil, err
+	}
+	ve := &ValidationError{}
+	if name != nil && pathName != "" {
+		if *name == "" {
+			*name, doc["name"] = pathName, pathName
+		} else if *name != pathName {
+			ve.add("name", "%q differs from the path's %q", *name, pathName)
+		}
+	}
+	h.check.checkBody(c, doc, ve)
+	return ve, nil
+}
+
 // readProfile reads the profile in the body; name is the path's, if any.
 // It checks the profile against openapi.yaml and checkProfile.
 func (h handlers) readProfile(c echo.Context, name string) (api.Profile, error) {
 	var p api.Profile
-	doc, err := decode(c, &p)
+	v, err := h.readBody(c, &p, &p.Name, name)
 	if err != nil {
 		return p, err
 	}
-	v := &ValidationError{}
-	if name != "" {
-		if p.Name == "" {
-			p.Name, doc["name"] = name, name
-		} else if p.Name != name {
-			v.add("name", "%q differs from the path's %q", p.Name, name)
-		}
-	}
-	h.check.checkBody(c, doc, v)
 	checkProfile(v, p)
 	p.Created, p.Updated = time.Time{}, time.Time{}
 	return p, v.orNil()
@@ -660,19 +672,10 @@ func (h handlers) ListRules(c echo.Context) error {
 // Deps.Rules check its document.
 func (h handlers) readRule(c echo.Context, name string) (api.Rule, error) {
 	var r api.Rule
-	doc, err := decode(c, &r)
+	v, err := h.readBody(c, &r, &r.Name, name)
 	if err != nil {
 		return r, err
 	}
-	v := &ValidationError{}
-	if name != "" {
-		if r.Name == "" {
-			r.Name, doc["name"] = name, name
-		} else if r.Name != name {
-			v.add("name", "%q differs from the path's %q", r.Name, name)
-		}
-	}
-	h.check.checkBody(c, doc, v)
 	if err := v.orNil(); err != nil {
 		return r, err
 	}
@@ -748,12 +751,10 @@ func (h handlers) ListTokens(c echo.Context) error {
 
 func (h handlers) IssueToken(c echo.Context) error {
 	var req api.TokenRequest
-	doc, err := decode(c, &req)
+	v, err := h.readBody(c, &req, nil, "")
 	if err != nil {
 		return err
 	}
-	v := &ValidationError{}
-	h.check.checkBody(c, doc, v)
 	if err := v.orNil(); err != nil {
 		return err
 	}
