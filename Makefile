@@ -3,6 +3,11 @@ GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 3s
 BIN         := bin
+# Files `make generate` writes; generate-check fails when they are stale.
+GENERATED   := docs/calls.md abi/include/kerf_cuda.h \
+	intercept/exports_gen_cgo.go intercept/procs_gen.go intercept/procs_gen.c \
+	gpu/cuda/syms_gen.h profiles/api/api.gen.go profiles/internal/apigen \
+	transport/internal/wire/args_gen.go
 
 .PHONY: all build run demo test check fmt vet staticcheck fuzz generate generate-check bench ptx image image-test gpu-test clean
 
@@ -44,7 +49,7 @@ generate:
 	$(GO) generate ./...
 
 generate-check: generate
-	@git diff --exit-code -- docs/calls.md abi/include/kerf_cuda.h intercept/exports_gen_cgo.go intercept/procs_gen.go intercept/procs_gen.c gpu/cuda/syms_gen.h profiles/internal/apigen transport/internal/wire/args_gen.go || (echo "generated files are stale: run make generate"; exit 1)
+	@git diff --exit-code -- $(GENERATED) || (echo "generated files are stale: run make generate"; exit 1)
 
 ## bench: the benchmarks recorded in docs/benchmarks.md
 bench: build

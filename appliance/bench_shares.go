@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/kerf-edge/kerf/abi"
-	"github.com/kerf-edge/kerf/profiles"
+	"github.com/kerf-edge/kerf/profiles/api"
 	"github.com/kerf-edge/kerf/transport"
 )
 
@@ -86,9 +86,9 @@ func BenchShares(ctx context.Context, o SharesBenchOptions) (SharesBenchResult, 
 		return res, err
 	}
 	defer stop()
-	p := profiles.Profile{Name: "bench-shares", GPUs: []profiles.GPUProfile{{GPU: 0}}}
+	p := api.Profile{Name: "bench-shares", GPUs: []api.GPUProfile{{GPU: 0}}}
 	for _, s := range o.Shares {
-		p.GPUs[0].Slices = append(p.GPUs[0].Slices, profiles.SliceSpec{MemoryFraction: s * 0.8, ComputeShare: s})
+		p.GPUs[0].Slices = append(p.GPUs[0].Slices, api.SliceSpec{MemoryFraction: s * 0.8, ComputeShare: s})
 	}
 	if _, err := a.node.Apply(ctx, p); err != nil {
 		return res, err

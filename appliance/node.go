@@ -15,6 +15,7 @@ import (
 	"github.com/kerf-edge/kerf/gpu"
 	"github.com/kerf-edge/kerf/ingest"
 	"github.com/kerf-edge/kerf/profiles"
+	"github.com/kerf-edge/kerf/profiles/api"
 	"github.com/kerf-edge/kerf/slicer"
 	"github.com/kerf-edge/kerf/slicer/discover"
 	"github.com/kerf-edge/kerf/transport"
@@ -37,7 +38,7 @@ type node struct {
 	shares *arbiters
 
 	mu     sync.Mutex
-	totals map[string]*profiles.Tenant // counters of ended sessions, per tenant
+	totals map[string]*api.Tenant // counters of ended sessions, per tenant
 }
 
 var (
@@ -54,7 +55,7 @@ const emuQuantum = 20 * time.Millisecond
 const smallestSlice = 1e-9
 
 func newNode(a *Appliance, devices []gpu.DeviceInfo, ctl slicer.Control, log *slog.Logger) (*node, error) {
-	n := &node{devices: devices, a: a, log: log, totals: map[string]*profiles.Tenant{}, reserve: slicer.DefaultReserve,
+	n := &node{devices: devices, a: a, log: log, totals: map[string]*api.Tenant{}, reserve: slicer.DefaultReserve,
 		shares: newArbiters(len(devices), a.cfg.Slicer.ShareQuantum, 1)}
 	if a.kind == "emulated" {
 		n.reserve = slicer.Reserve{} // no driver or context overhead to keep back
@@ -210,7 +211,7 @@ func (n *node) ended(tenant string, r workerReport) {
 	defer n.mu.Unlock()
 	t := n.totals[tenant]
 	if t == nil {
-		t = &profiles.Tenant{Name: tenant}
+		t = &api.Tenant{Name: tenant}
 		n.totals[tenant] = t
 	}
 	t.Calls += r.Calls
@@ -243,10 +244,10 @@ func (n *node) reclaimLoop(ctx context.Context) {
 }
 
 // GPUs implements profiles.Node.
-func (n *node) GPUs() []profiles.GPU {
-	out := make([]profiles.GPU, len(n.devices))
+func (n *node) GPUs() []api.GPU {
+	out := make([]api.GPU, len(n.devices))
 	for i, d := range n.devices {
-		out[i] = profiles.GPU{Index: i, Name: d.Name, MemoryBytes: d.TotalMem, SMs: d.SMs, Emulated: d.Emulated}
+		out[i] = api.GPU{Index: i, Name: d.Name, MemoryBytes: d.TotalMem, SMs: d.SMs, Emulated: d.Emulated}
 	}
 	if n.samples != nil {
 		for _, s := range n.samples() {
@@ -264,15 +265,15 @@ func (n *node) GPUs() []profiles.GPU {
 
 // Slices implements profiles.Node: every slice of the layout, held or
 // free.
-func (n *node) Slices() []profiles.Slice {
+func (n *node) Slices() []api.Slice {
 	var achieved map[string]float64
 	if n.a.workers != nil {
 		achieved = n.a.workers.shares()
 	}
-	var out []profiles.Slice
+	var out []api.Slice
 	for _, g := range n.sl.Status().Layout.GPUs {
 		for _, s := range g.Slices {
-			out = append(out, profiles.Slice{
+			out = append(out, api.Slice{
 				Tenant: s.Tenant, GPU: g.GPU.Index, MemoryUsedBytes: s.Used, MemoryLimitBytes: s.Size.Memory,
 				ShareTarget: s.Size.Share, ShareAchieved: achieved[string(s.ID)], Pending: s.Size != s.Target,
 			})
@@ -283,9 +284,9 @@ func (n *node) Slices() []profiles.Slice {
 
 // Tenants implements profiles.Node: live sessions plus the totals of
 // ended ones.
-func (n *node) Tenants() []profiles.Tenant {
+func (n *node) Tenants() []api.Tenant {
 	n.mu.Lock()
-	byName := map[string]*profiles.Tenant{}
+	byName := map[string]*api.Tenant{}
 	for name, t := range n.totals {
 		c := *t
 		byName[name] = &c
@@ -294,7 +295,7 @@ func (n *node) Tenants() []profiles.Tenant {
 	for _, s := range n.a.Sessions() {
 		t := byName[s.Tenant]
 		if t == nil {
-			t = &profiles.Tenant{Name: s.Tenant}
+			t = &api.Tenant{Name: s.Tenant}
 			byName[s.Tenant] = t
 		}
 		t.Sessions++
@@ -311,7 +312,7 @@ func (n *node) Tenants() []profiles.Tenant {
 			}
 		}
 	}
-	out := make([]profiles.Tenant, 0, len(byName))
+	out := make([]api.Tenant, 0, len(byName))
 	for _, t := range byName {
 		out = append(out, *t)
 	}
@@ -320,7 +321,7 @@ func (n *node) Tenants() []profiles.Tenant {
 }
 
 // toSlicer converts an API profile; a GPU index of -1 means every GPU.
-func toSlicer(p profiles.Profile) slicer.Profile {
+func toSlicer(p api.Profile) slicer.Profile {
 	sp := slicer.Profile{Name: p.Name, PerGPU: map[int][]slicer.SliceSpec{}}
 	for _, g := range p.GPUs {
 		specs := make([]slicer.SliceSpec, len(g.Slices))
@@ -337,16 +338,16 @@ func toSlicer(p profiles.Profile) slicer.Profile {
 }
 
 // fromSlicer converts a slicer profile for the API store.
-func fromSlicer(p slicer.Profile, gpus []slicer.GPU) profiles.Profile {
-	out := profiles.Profile{Name: p.Name, Description: "built in"}
+func fromSlicer(p slicer.Profile, gpus []slicer.GPU) api.Profile {
+	out := api.Profile{Name: p.Name, Description: "built in"}
 	for _, g := range gpus {
 		specs := p.PerGPU[g.Index]
 		if specs == nil {
 			specs = p.Slices
 		}
-		gp := profiles.GPUProfile{GPU: g.Index}
+		gp := api.GPUProfile{GPU: g.Index}
 		for _, s := range specs {
-			gp.Slices = append(gp.Slices, profiles.SliceSpec{MemoryFraction: s.Fraction, MemoryBytes: s.Memory, ComputeShare: s.Share})
+			gp.Slices = append(gp.Slices, api.SliceSpec{MemoryFraction: s.Fraction, MemoryBytes: s.Memory, ComputeShare: s.Share})
 		}
 		out.GPUs = append(out.GPUs, gp)
 	}
@@ -354,27 +355,27 @@ func fromSlicer(p slicer.Profile, gpus []slicer.GPU) profiles.Profile {
 }
 
 // Validate implements profiles.Node.
-func (n *node) Validate(p profiles.Profile) error {
+func (n *node) Validate(p api.Profile) error {
 	sp := toSlicer(p)
 	return sp.Validate(n.gpus, n.reserve)
 }
 
 // Plan implements profiles.Node: a dry run.
-func (n *node) Plan(_ context.Context, p profiles.Profile) (profiles.Plan, error) {
+func (n *node) Plan(_ context.Context, p api.Profile) (api.Plan, error) {
 	if err := n.sl.AddProfile(toSlicer(p)); err != nil {
-		return profiles.Plan{}, err
+		return api.Plan{}, err
 	}
 	plan, err := n.sl.Plan(p.Name)
 	if err != nil {
-		return profiles.Plan{}, err
+		return api.Plan{}, err
 	}
 	return apiPlan(plan, false), nil
 }
 
 // Apply implements profiles.Node: re-slices live.
-func (n *node) Apply(_ context.Context, p profiles.Profile) (profiles.Plan, error) {
+func (n *node) Apply(_ context.Context, p api.Profile) (api.Plan, error) {
 	if err := n.sl.AddProfile(toSlicer(p)); err != nil {
-		return profiles.Plan{}, err
+		return api.Plan{}, err
 	}
 	start := time.Now()
 	plan, err := n.sl.ApplyProfile(p.Name, slicer.ApplyOptions{})
@@ -382,23 +383,23 @@ func (n *node) Apply(_ context.Context, p profiles.Profile) (profiles.Plan, erro
 		n.api.RecordReslice("profile "+p.Name, time.Since(start), err)
 	}
 	if err != nil {
-		return profiles.Plan{}, err
+		return api.Plan{}, err
 	}
 	n.log.Info("re-sliced", "profile", p.Name, "steps", len(plan.Steps), "pending", len(plan.Pending), "took", time.Since(start))
 	return apiPlan(plan, true), nil
 }
 
-func apiPlan(p *slicer.Plan, applied bool) profiles.Plan {
-	out := profiles.Plan{Profile: p.Profile, Applied: applied}
+func apiPlan(p *slicer.Plan, applied bool) api.Plan {
+	out := api.Plan{Profile: p.Profile, Applied: applied}
 	for _, s := range p.Steps {
 		if s.Op == "keep" {
 			continue
 		}
-		out.Steps = append(out.Steps, profiles.PlanStep{GPU: s.GPU, Tenant: s.Tenant, Action: s.Op,
+		out.Steps = append(out.Steps, api.PlanStep{GPU: s.GPU, Tenant: s.Tenant, Action: s.Op,
 			FromMemoryBytes: s.From.Memory, ToMemoryBytes: s.Target.Memory, FromShare: s.From.Share, ToShare: s.Target.Share})
 	}
 	for _, pd := range p.Pending {
-		out.Steps = append(out.Steps, profiles.PlanStep{GPU: pd.GPU, Tenant: pd.Tenant, Action: "pending " + pd.Kind, Note: pd.Reason,
+		out.Steps = append(out.Steps, api.PlanStep{GPU: pd.GPU, Tenant: pd.Tenant, Action: "pending " + pd.Kind, Note: pd.Reason,
 			FromMemoryBytes: pd.Size.Memory, ToMemoryBytes: pd.Target.Memory})
 	}
 	return out

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/kerf-edge/kerf/internal/testkit"
-	"github.com/kerf-edge/kerf/profiles"
+	"github.com/kerf-edge/kerf/profiles/api"
 	"github.com/kerf-edge/kerf/slicer"
 	"github.com/kerf-edge/kerf/transport"
 )
@@ -118,7 +118,7 @@ func TestComputeSharesAreEnforced(t *testing.T) {
 	// emulated matmul runs for 50–70 ms.
 	cfg.Slicer.ShareQuantum = 300 * time.Millisecond
 	a := start(t, cfg)
-	split := profiles.Profile{Name: "split-30-70", GPUs: []profiles.GPUProfile{{GPU: 0, Slices: []profiles.SliceSpec{
+	split := api.Profile{Name: "split-30-70", GPUs: []api.GPUProfile{{GPU: 0, Slices: []api.SliceSpec{
 		{MemoryFraction: 0.3, ComputeShare: 0.3}, {MemoryFraction: 0.7, ComputeShare: 0.7}}}}}
 	if _, err := a.node.Apply(context.Background(), split); err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/kerf-edge/kerf/internal/testkit"
+	"github.com/kerf-edge/kerf/profiles/api"
 )
 
 // A load signal published over MQTT to kerfd's embedded broker crosses a
@@ -64,7 +65,7 @@ ingest:
 		if err != nil {
 			t.Fatal(err)
 		}
-		kinds := map[string]bool{}
+		kinds := map[api.EventKind]bool{}
 		for _, e := range events {
 			if strings.Contains(e.Subject+e.Action+e.Detail, "camera-queue") {
 				kinds[e.Kind] = true

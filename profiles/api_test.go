@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/kerf-edge/kerf/auth"
+	"github.com/kerf-edge/kerf/profiles/api"
 	"go.uber.org/goleak"
 )
 
@@ -138,7 +139,7 @@ func validProfile(name string) map[string]any {
 	}}
 }
 
-func problemOf(t *testing.T, r resp, status int) Problem {
+func problemOf(t *testing.T, r resp, status int) api.Problem {
 	t.Helper()
 	if r.code != status {
 		t.Fatalf("status %d, want %d: %s", r.code, status, r.body)
@@ -146,7 +147,7 @@ func problemOf(t *testing.T, r resp, status int) Problem {
 	if ct := r.hdr.Get("Content-Type"); ct != "application/problem+json" {
 		t.Fatalf("Content-Type %q, want application/problem+json (%s)", ct, r.body)
 	}
-	var p Problem
+	var p api.Problem
 	r.json(t, &p)
 	if p.Status != status || p.Title == "" || p.Type == "" {
 		t.Fatalf("problem %+v", p)
@@ -154,7 +155,7 @@ func problemOf(t *testing.T, r resp, status int) Problem {
 	return p
 }
 
-func hasField(p Problem, field string) bool {
+func hasField(p api.Problem, field string) bool {
 	for _, f := range p.Errors {
 		if f.Field == field && f.Message != "" {
 			return true
@@ -228,29 +229,29 @@ func TestContract(t *testing.T) {
 	e.srv.deps.Ready = nil
 
 	// gpus, slices, tenants, state
-	var gpus []GPU
+	var gpus []api.GPU
 	e.call(cov, "GET /v1/gpus", "/v1/gpus", a, nil).json(t, &gpus)
 	if len(gpus) != 2 || gpus[0].MemoryBytes != 16<<30 || !gpus[1].Sampled {
 		t.Fatalf("gpus %+v", gpus)
 	}
-	var slices []Slice
+	var slices []api.Slice
 	e.call(cov, "GET /v1/slices", "/v1/slices", a, nil).json(t, &slices)
 	if len(slices) != 1 || slices[0].Tenant != "alice" || slices[0].ShareAchieved != 0.42 {
 		t.Fatalf("slices %+v", slices)
 	}
-	var tenants []Tenant
+	var tenants []api.Tenant
 	e.call(cov, "GET /v1/tenants", "/v1/tenants", a, nil).json(t, &tenants)
 	if len(tenants) != 1 || tenants[0].Calls != 1234 {
 		t.Fatalf("tenants %+v", tenants)
 	}
-	var st State
+	var st api.State
 	e.call(cov, "GET /v1/state", "/v1/state", a, nil).json(t, &st)
 	if len(st.GPUs) != 2 || len(st.Slices) != 1 || len(st.Tenants) != 1 {
 		t.Fatalf("state %+v", st)
 	}
 
 	// profiles: create, conflicts, bad inputs
-	var p Profile
+	var p api.Profile
 	r := e.call(cov, "POST /v1/profiles", "/v1/profiles", a, validProfile("two"))
 	if r.code != 201 {
 		t.Fatalf("create: %d %s", r.code, r.body)
@@ -323,7 +324,7 @@ func TestContract(t *testing.T) {
 		t.Fatalf("get %+v", p)
 	}
 	problemOf(t, e.do("GET", "/v1/profiles/missing", a, nil), 404)
-	var ps []Profile
+	var ps []api.Profile
 	e.call(cov, "GET /v1/profiles", "/v1/profiles", a, nil).json(t, &ps)
 	if len(ps) != 1 {
 		t.Fatalf("list %+v", ps)
@@ -331,7 +332,7 @@ func TestContract(t *testing.T) {
 	upd := validProfile("two")
 	upd["description"] = "updated"
 	r = e.call(cov, "PUT /v1/profiles/{name}", "/v1/profiles/two", a, upd)
-	var p2 Profile
+	var p2 api.Profile
 	r.json(t, &p2)
 	if r.code != 200 || p2.Description != "updated" || !p2.Created.Equal(p.Created) {
 		t.Fatalf("put: %d %+v (created %v)", r.code, p2, p.Created)
@@ -361,7 +362,7 @@ func TestContract(t *testing.T) {
 		t.Errorf("node validation: %+v", pr)
 	}
 	problemOf(t, e.do("POST", "/v1/profiles/missing/validate", a, nil), 404)
-	var plan Plan
+	var plan api.Plan
 	e.call(cov, "POST /v1/profiles/{name}/plan", "/v1/profiles/two/plan", a, nil).json(t, &plan)
 	if len(plan.Steps) != 2 || plan.Applied || plan.Steps[0].ToMemoryBytes != 8<<30 {
 		t.Fatalf("plan %+v", plan)
@@ -403,14 +404,14 @@ func TestContract(t *testing.T) {
 	}
 	problemOf(t, e.do("POST", "/v1/rules", a, map[string]any{"name": "r2", "rule": map[string]any{}, "x": 1}), 400)
 	problemOf(t, e.do("POST", "/v1/rules", a, map[string]any{"name": 7, "rule": map[string]any{}}), 400)
-	var rr Rule
+	var rr api.Rule
 	e.call(cov, "GET /v1/rules/{name}", "/v1/rules/hot", a, nil).json(t, &rr)
 	var doc map[string]string
 	json.Unmarshal(rr.Rule, &doc)
 	if rr.Name != "hot" || doc["when"] != "temp > 80" {
 		t.Fatalf("rule %+v", rr)
 	}
-	var rs []Rule
+	var rs []api.Rule
 	e.call(cov, "GET /v1/rules", "/v1/rules", a, nil).json(t, &rs)
 	if len(rs) != 1 {
 		t.Fatalf("rules %+v", rs)
@@ -427,7 +428,7 @@ func TestContract(t *testing.T) {
 	problemOf(t, e.do("DELETE", "/v1/rules/hot", a, nil), 404)
 
 	// tokens
-	var it IssuedToken
+	var it api.IssuedToken
 	r = e.call(cov, "POST /v1/tokens", "/v1/tokens", a, map[string]any{"tenant": "bob", "memoryLimitBytes": 1 << 30})
 	r.json(t, &it)
 	if r.code != 201 || !strings.HasPrefix(it.Token, auth.TokenPrefix) || it.MemoryLimitBytes != 1<<30 {
@@ -443,7 +444,7 @@ func TestContract(t *testing.T) {
 	}
 	problemOf(t, e.do("POST", "/v1/tokens", a, map[string]any{"tenant": "b o b"}), 422)
 	problemOf(t, e.do("POST", "/v1/tokens", a, map[string]any{"tenant": "bob", "admin": true}), 400)
-	var recs []TokenRecord
+	var recs []api.TokenRecord
 	e.call(cov, "GET /v1/tokens", "/v1/tokens", a, nil).json(t, &recs)
 	if len(recs) != 2 || bytes.Contains(e.do("GET", "/v1/tokens", a, nil).body, []byte(auth.TokenPrefix)) {
 		t.Fatalf("tokens %+v", recs)
@@ -458,11 +459,11 @@ func TestContract(t *testing.T) {
 	problemOf(t, e.do("DELETE", "/v1/tokens/bob", a, nil), 404)
 
 	// events: every write above is there, with its status
-	var evs []Event
+	var evs []api.Event
 	e.call(cov, "GET /v1/events", "/v1/events?limit=1000", a, nil).json(t, &evs)
 	writes := map[string]int{}
 	for _, ev := range evs {
-		if ev.Kind == KindAPI {
+		if ev.Kind == api.EventKindAPI {
 			writes[fmt.Sprintf("%s %d", ev.Action, ev.Status)]++
 		}
 	}
@@ -473,13 +474,13 @@ func TestContract(t *testing.T) {
 			t.Errorf("no event for %s in %v", w, writes)
 		}
 	}
-	var rs2 []Event
+	var rs2 []api.Event
 	e.do("GET", "/v1/events?kind=reslice", a, nil).json(t, &rs2)
 	if len(rs2) != 1 || rs2[0].Subject != "profile two" {
 		t.Fatalf("reslice events %+v", rs2)
 	}
 	last := evs[len(evs)-1].ID
-	var none []Event
+	var none []api.Event
 	e.do("GET", fmt.Sprintf("/v1/events?after=%d", last), a, nil).json(t, &none)
 	if len(none) != 0 {
 		t.Fatalf("after last: %+v", none)
@@ -586,13 +587,13 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 
-	var evs []Event
+	var evs []api.Event
 	e.do("GET", "/v1/events", e.admin, nil).json(t, &evs)
-	kinds := map[string]bool{}
+	kinds := map[api.EventKind]bool{}
 	for _, ev := range evs {
 		kinds[ev.Kind] = true
 	}
-	if !kinds[KindPolicy] || !kinds[KindReslice] {
+	if !kinds[api.EventKindPolicy] || !kinds[api.EventKindReslice] {
 		t.Fatalf("events %+v", evs)
 	}
 
@@ -620,7 +621,7 @@ func TestRestart(t *testing.T) {
 		t.Fatalf("second Bootstrap made a token: %q %v", tok, err)
 	}
 	e.srv = srv
-	var p Profile
+	var p api.Profile
 	if r := e.do("GET", "/v1/gpus", e.admin, nil); r.code != 200 {
 		t.Fatalf("the admin token stopped working after a restart: %d", r.code)
 	}
@@ -628,16 +629,16 @@ func TestRestart(t *testing.T) {
 	if p.Name != "keep" || len(p.GPUs[0].Slices) != 2 {
 		t.Fatalf("after restart: %+v", p)
 	}
-	var rs []Rule
+	var rs []api.Rule
 	e.do("GET", "/v1/rules", e.admin, nil).json(t, &rs)
-	var evs []Event
+	var evs []api.Event
 	e.do("GET", "/v1/events", e.admin, nil).json(t, &evs)
 	if len(rs) != 1 || len(evs) < 3 {
 		t.Fatalf("rules %+v events %d", rs, len(evs))
 	}
 	// IDs keep growing across restarts.
 	e.do("DELETE", "/v1/rules/r", e.admin, nil)
-	var evs2 []Event
+	var evs2 []api.Event
 	e.do("GET", "/v1/events", e.admin, nil).json(t, &evs2)
 	if evs2[len(evs2)-1].ID <= evs[len(evs)-1].ID {
 		t.Fatalf("event IDs went back")
@@ -704,7 +705,7 @@ func TestEventTrim(t *testing.T) {
 	}
 	defer s.Close()
 	for i := range 200 {
-		if _, err := s.AppendEvent(Event{Kind: KindAPI, Action: fmt.Sprint(i)}); err != nil {
+		if _, err := s.AppendEvent(api.Event{Kind: api.EventKindAPI, Action: fmt.Sprint(i)}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -2,6 +2,11 @@
 // openapi.yaml, served at /openapi.json), Prometheus metrics at /metrics,
 // and the live web page at /.
 //
+// The API's types are package api, generated from openapi.yaml; requests
+// are checked against the same document (validate.go). The client and the
+// kerf CLI's operator commands are package client, which must not import
+// this one.
+//
 // It owns a bbolt store under the state directory holding slicing profiles,
 // policy rule documents, the event log and the admin token's hash. What it
 // reads or drives elsewhere — the node's GPUs and slices (Node), tenant

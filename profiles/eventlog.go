@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/kerf-edge/kerf/profiles/api"
 )
 
 // maxQueuedEvents bounds the events waiting for the disk; past it the
@@ -21,7 +23,7 @@ type eventLog struct {
 
 	mu     sync.Mutex
 	cond   *sync.Cond
-	queue  []Event
+	queue  []api.Event
 	queued uint64 // events handed over so far
 	done   uint64 // of those, written, dropped or failed
 	closed bool
@@ -36,7 +38,7 @@ func newEventLog(store *Store, log *slog.Logger, dropped func(n int)) *eventLog 
 }
 
 // add queues e, stamped now if it has no time.
-func (l *eventLog) add(e Event) {
+func (l *eventLog) add(e api.Event) {
 	if e.Time.IsZero() {
 		e.Time = time.Now().UTC()
 	}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+
+	"github.com/kerf-edge/kerf/profiles/api"
 )
 
 // newTestEventLog opens a store and an event log on it that counts drops.
@@ -23,7 +25,7 @@ func newTestEventLog(t *testing.T) (*Store, *eventLog, *atomic.Int64) {
 func TestEventLogKeepsOrderAndFlushes(t *testing.T) {
 	st, l, dropped := newTestEventLog(t)
 	for i := range 500 {
-		l.add(Event{Kind: KindAPI, Action: fmt.Sprint(i)})
+		l.add(api.Event{Kind: api.EventKindAPI, Action: fmt.Sprint(i)})
 	}
 	l.flush() // everything added is readable now
 	evs, err := st.Events(1000, 0, "")
@@ -38,12 +40,12 @@ func TestEventLogKeepsOrderAndFlushes(t *testing.T) {
 			t.Fatalf("event %d: %+v", i, e)
 		}
 	}
-	l.add(Event{Kind: KindAPI, Action: "last"})
+	l.add(api.Event{Kind: api.EventKindAPI, Action: "last"})
 	l.close() // writes what is queued
 	if evs, _ := st.Events(1, 0, ""); len(evs) != 1 || evs[0].Action != "last" {
 		t.Fatalf("after close: %+v", evs)
 	}
-	l.add(Event{Kind: KindAPI, Action: "after close"}) // ignored, no panic
+	l.add(api.Event{Kind: api.EventKindAPI, Action: "after close"}) // ignored, no panic
 	if dropped.Load() != 0 {
 		t.Fatalf("%d dropped", dropped.Load())
 	}
@@ -58,7 +60,7 @@ func TestEventLogDropsOldestWhenTheDiskFallsBehind(t *testing.T) {
 	}
 	const n = 3 * maxQueuedEvents
 	for i := range n {
-		l.add(Event{Kind: KindAPI, Action: fmt.Sprint(i)})
+		l.add(api.Event{Kind: api.EventKindAPI, Action: fmt.Sprint(i)})
 	}
 	tx.Rollback()
 	l.flush()

@@ -5,49 +5,51 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+
+	"github.com/kerf-edge/kerf/profiles/api"
 )
 
 // fakeNode is an in-memory Node: one emulated 16 GiB GPU with one tenant
 // slice unless a test changes it.
 type fakeNode struct {
 	mu      sync.Mutex
-	gpus    []GPU
-	slices  []Slice
-	tenants []Tenant
+	gpus    []api.GPU
+	slices  []api.Slice
+	tenants []api.Tenant
 	applied []string
 	evicted []string
 }
 
 func newFakeNode() *fakeNode {
 	return &fakeNode{
-		gpus: []GPU{{Index: 0, Name: "Kerf emulated GPU", MemoryBytes: 16 << 30, SMs: 8, Emulated: true},
+		gpus: []api.GPU{{Index: 0, Name: "Kerf emulated GPU", MemoryBytes: 16 << 30, SMs: 8, Emulated: true},
 			{Index: 1, Name: "NVIDIA A100", MemoryBytes: 40 << 30, SMs: 108, Sampled: true, UtilizationRatio: 0.5, TemperatureCelsius: 61, PowerWatts: 250}},
-		slices: []Slice{{Tenant: "alice", GPU: 0, MemoryUsedBytes: 3 << 30, MemoryLimitBytes: 8 << 30,
+		slices: []api.Slice{{Tenant: "alice", GPU: 0, MemoryUsedBytes: 3 << 30, MemoryLimitBytes: 8 << 30,
 			ShareTarget: 0.5, ShareAchieved: 0.42}},
-		tenants: []Tenant{{Name: "alice", Sessions: 1, MemoryLimitBytes: 8 << 30, MemoryUsedBytes: 3 << 30,
+		tenants: []api.Tenant{{Name: "alice", Sessions: 1, MemoryLimitBytes: 8 << 30, MemoryUsedBytes: 3 << 30,
 			Calls: 1234, Errors: 2, BytesIn: 1 << 20, BytesOut: 2 << 20}},
 	}
 }
 
-func (n *fakeNode) GPUs() []GPU {
+func (n *fakeNode) GPUs() []api.GPU {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return append([]GPU(nil), n.gpus...)
+	return append([]api.GPU(nil), n.gpus...)
 }
 
-func (n *fakeNode) Slices() []Slice {
+func (n *fakeNode) Slices() []api.Slice {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return append([]Slice(nil), n.slices...)
+	return append([]api.Slice(nil), n.slices...)
 }
 
-func (n *fakeNode) Tenants() []Tenant {
+func (n *fakeNode) Tenants() []api.Tenant {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return append([]Tenant(nil), n.tenants...)
+	return append([]api.Tenant(nil), n.tenants...)
 }
 
-func (n *fakeNode) Validate(p Profile) error {
+func (n *fakeNode) Validate(p api.Profile) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	v := &ValidationError{}
@@ -67,34 +69,34 @@ func (n *fakeNode) Validate(p Profile) error {
 	return v.orNil()
 }
 
-func (n *fakeNode) plan(p Profile) Plan {
-	pl := Plan{Profile: p.Name}
+func (n *fakeNode) plan(p api.Profile) api.Plan {
+	pl := api.Plan{Profile: p.Name}
 	for _, g := range p.GPUs {
 		for _, s := range g.Slices {
 			mem := s.MemoryBytes
 			if mem == 0 {
 				mem = uint64(s.MemoryFraction * float64(n.gpus[g.GPU].MemoryBytes))
 			}
-			pl.Steps = append(pl.Steps, PlanStep{GPU: g.GPU, Tenant: s.Tenant, Action: "create", ToMemoryBytes: mem, ToShare: s.ComputeShare})
+			pl.Steps = append(pl.Steps, api.PlanStep{GPU: g.GPU, Tenant: s.Tenant, Action: "create", ToMemoryBytes: mem, ToShare: s.ComputeShare})
 		}
 	}
 	return pl
 }
 
-func (n *fakeNode) Plan(_ context.Context, p Profile) (Plan, error) {
+func (n *fakeNode) Plan(_ context.Context, p api.Profile) (api.Plan, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.plan(p), nil
 }
 
-func (n *fakeNode) Apply(_ context.Context, p Profile) (Plan, error) {
+func (n *fakeNode) Apply(_ context.Context, p api.Profile) (api.Plan, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	pl := n.plan(p)
 	n.applied = append(n.applied, p.Name)
 	n.slices = nil
 	for _, st := range pl.Steps {
-		n.slices = append(n.slices, Slice{Tenant: st.Tenant, GPU: st.GPU, MemoryLimitBytes: st.ToMemoryBytes, ShareTarget: st.ToShare})
+		n.slices = append(n.slices, api.Slice{Tenant: st.Tenant, GPU: st.GPU, MemoryLimitBytes: st.ToMemoryBytes, ShareTarget: st.ToShare})
 	}
 	return pl, nil
 }
@@ -127,7 +129,7 @@ func (ruleCheck) ValidateRule(_ string, doc json.RawMessage) error {
 		return err
 	}
 	if _, ok := r["when"].(string); !ok {
-		return &ValidationError{Fields: []FieldError{{"when", "want a string"}}}
+		return &ValidationError{Fields: []api.FieldError{{Field: "when", Message: "want a string"}}}
 	}
 	return nil
 }

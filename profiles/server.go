@@ -24,6 +24,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/kerf-edge/kerf/auth"
+	"github.com/kerf-edge/kerf/profiles/api"
 	"github.com/kerf-edge/kerf/profiles/internal/apigen"
 )
 
@@ -45,6 +46,7 @@ type Server struct {
 	store   *Store
 	echo    *echo.Echo
 	spec    []byte // JSON
+	check   *specValidator
 	metrics *metrics
 	events  *eventLog
 	ctx     context.Context
@@ -73,11 +75,15 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	check, err := newSpecValidator(specYAML)
+	if err != nil {
+		return nil, err
+	}
 	store, err := OpenStore(cfg.StorePath(), cfg.EventsKept)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, deps: deps, log: deps.Log, store: store, spec: spec}
+	s := &Server{cfg: cfg, deps: deps, log: deps.Log, store: store, spec: spec, check: check}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.metrics = newMetrics(s)
 	s.events = newEventLog(store, deps.Log, func(n int) { s.metrics.eventsDropped.Add(float64(n)) })
@@ -97,7 +103,7 @@ func (s *Server) Bootstrap() (string, error) {
 	if err != nil || !stored {
 		return "", err
 	}
-	s.record(Event{Kind: KindAPI, Action: "admin-token.create", Actor: "kerfd"})
+	s.record(api.Event{Kind: api.EventKindAPI, Action: "admin-token.create", Actor: "kerfd"})
 	return tok, nil
 }
 
@@ -128,7 +134,7 @@ func rotateAdmin(st *Store) (string, error) {
 	if err := st.ResetAdminHash(sum); err != nil {
 		return "", err
 	}
-	if _, err := st.AppendEvent(Event{Kind: KindAPI, Action: "admin-token.rotate", Actor: "kerfd"}); err != nil {
+	if _, err := st.AppendEvent(api.Event{Kind: api.EventKindAPI, Action: "admin-token.rotate", Actor: "kerfd"}); err != nil {
 		return "", err
 	}
 	return tok, nil
@@ -164,7 +170,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.Serv
 // RecordReslice logs a re-slice (applied by the slicer, from a profile or
 // a policy decision) in the event log and the metrics.
 func (s *Server) RecordReslice(subject string, d time.Duration, err error) {
-	e := Event{Kind: KindReslice, Action: "reslice", Subject: subject, DurationSeconds: d.Seconds(), Actor: "slicer"}
+	e := api.Event{Kind: api.EventKindReslice, Action: "reslice", Subject: subject, DurationSeconds: d.Seconds(), Actor: "slicer"}
 	result := "ok"
 	if err != nil {
 		e.Detail, result = err.Error(), "error"
@@ -178,11 +184,11 @@ func (s *Server) RecordReslice(subject string, d time.Duration, err error) {
 // it chose (e.g. "grow", "shrink", "none"), and a free-form detail.
 func (s *Server) RecordDecision(rule, action, detail string) {
 	s.metrics.decisions.WithLabelValues(rule, action).Inc()
-	s.record(Event{Kind: KindPolicy, Action: action, Subject: rule, Detail: detail, Actor: "policy"})
+	s.record(api.Event{Kind: api.EventKindPolicy, Action: action, Subject: rule, Detail: detail, Actor: "policy"})
 }
 
 // record queues e for the event log; see eventLog.
-func (s *Server) record(e Event) { s.events.add(e) }
+func (s *Server) record(e api.Event) { s.events.add(e) }
 
 func specJSON() ([]byte, error) {
 	var doc any
@@ -196,7 +202,7 @@ func (s *Server) routes() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
-	e.Use(s.metrics.middleware, s.limitBody, s.auth, s.audit)
+	e.Use(s.metrics.middleware, s.limitBody, s.auth, s.audit, s.check.params)
 	apigen.RegisterHandlers(e, handlers{s})
 	e.GET("/openapi.json", func(c echo.Context) error { return c.JSONBlob(http.StatusOK, s.spec) })
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})))
@@ -277,36 +283,24 @@ func (s *Server) audit(next echo.HandlerFunc) echo.HandlerFunc {
 			p := toProblem(err)
 			status, detail = p.Status, p.Detail
 		}
-		s.record(Event{Kind: KindAPI, Action: r.Method + " " + c.Path(), Subject: r.URL.Path, Actor: actor, Status: status, Detail: detail})
+		s.record(api.Event{Kind: api.EventKindAPI, Action: r.Method + " " + c.Path(), Subject: r.URL.Path, Actor: actor, Status: status, Detail: detail})
 		return err
 	}
 }
 
-// Problem is an RFC 7807 problem document; as an error it is the response.
-type Problem struct {
-	Type     string       `json:"type"`
-	Title    string       `json:"title"`
-	Status   int          `json:"status"`
-	Detail   string       `json:"detail,omitempty"`
-	Instance string       `json:"instance,omitempty"`
-	Errors   []FieldError `json:"errors,omitempty"`
+func problem(status int, detail string) *api.Problem {
+	return &api.Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail}
 }
 
-func (p *Problem) Error() string { return fmt.Sprintf("%d %s: %s", p.Status, p.Title, p.Detail) }
-
-func problem(status int, detail string) *Problem {
-	return &Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail}
-}
-
-func invalid(detail string, fields []FieldError) *Problem {
+func invalid(detail string, fields []api.FieldError) *api.Problem {
 	p := problem(http.StatusUnprocessableEntity, detail)
 	p.Type, p.Errors = "https://kerf.dev/problems/validation", fields
 	return p
 }
 
 // toProblem maps an error from a handler or middleware to its problem.
-func toProblem(err error) *Problem {
-	var p *Problem
+func toProblem(err error) *api.Problem {
+	var p *api.Problem
 	var he *echo.HTTPError
 	var ve *ValidationError
 	switch {
@@ -345,14 +339,56 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	}
 }
 
-// decode reads a JSON body strictly: one document, known fields only,
-// within the size limit; errors name the field.
-func decode(c echo.Context, v any) error {
+// decode reads a JSON body strictly into v: one document, known fields
+// only, values of the right kinds, within the size limit; errors name the
+// field. It returns the document as generic JSON too, for checkBody.
+func decode(c echo.Context, v any) (map[string]any, error) {
 	ct := c.Request().Header.Get("Content-Type")
 	if ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return problem(http.StatusUnsupportedMediaType, "send application/json")
+		return nil, problem(http.StatusUnsupportedMediaType, "send application/json")
 	}
-	dec := json.NewDecoder(c.Request().Body)
+	data, err := io.ReadAll(c.Request().Body)
+	if err == nil {
+		err = decodeStrict(data, v)
+	}
+	var mbe *http.MaxBytesError
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case err == nil:
+		var doc map[string]any
+		json.Unmarshal(data, &doc) // an object or null: the strict decode took it
+		if doc == nil {
+			doc = map[string]any{} // null, decoded as {}
+		}
+		return doc, nil
+	case errors.As(err, &mbe):
+		return nil, problem(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", mbe.Limit))
+	case errors.As(err, &te):
+		p := problem(http.StatusBadRequest, "a field has the wrong type")
+		field := te.Field
+		if field == "" {
+			field = "(document)"
+		}
+		p.Errors = []api.FieldError{{Field: field, Message: fmt.Sprintf("want %s, got JSON %s", jsonKind(te.Type.String()), te.Value)}}
+		return nil, p
+	case errors.As(err, &se):
+		return nil, problem(http.StatusBadRequest, fmt.Sprintf("malformed JSON at byte %d: %v", se.Offset, se))
+	case errors.Is(err, io.EOF):
+		return nil, problem(http.StatusBadRequest, "empty body; send a JSON document")
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		p := problem(http.StatusBadRequest, "unknown field")
+		p.Errors = []api.FieldError{{Field: f, Message: "unknown field"}}
+		return nil, p
+	}
+	return nil, problem(http.StatusBadRequest, err.Error())
+}
+
+// decodeStrict decodes the one JSON document in data into v, refusing
+// unknown fields.
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil {
@@ -360,34 +396,7 @@ func decode(c echo.Context, v any) error {
 			err = errors.New("more than one JSON document in the body")
 		}
 	}
-	if err == nil {
-		return nil
-	}
-	var mbe *http.MaxBytesError
-	var te *json.UnmarshalTypeError
-	var se *json.SyntaxError
-	switch {
-	case errors.As(err, &mbe):
-		return problem(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", mbe.Limit))
-	case errors.As(err, &te):
-		p := problem(http.StatusBadRequest, "a field has the wrong type")
-		field := te.Field
-		if field == "" {
-			field = "(document)"
-		}
-		p.Errors = []FieldError{{field, fmt.Sprintf("want %s, got JSON %s", jsonKind(te.Type.String()), te.Value)}}
-		return p
-	case errors.As(err, &se):
-		return problem(http.StatusBadRequest, fmt.Sprintf("malformed JSON at byte %d: %v", se.Offset, se))
-	case errors.Is(err, io.EOF):
-		return problem(http.StatusBadRequest, "empty body; send a JSON document")
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		p := problem(http.StatusBadRequest, "unknown field")
-		p.Errors = []FieldError{{f, "unknown field"}}
-		return p
-	}
-	return problem(http.StatusBadRequest, err.Error())
+	return err
 }
 
 func jsonKind(goType string) string {
@@ -409,7 +418,7 @@ func jsonKind(goType string) string {
 // --- handlers ---
 
 func (h handlers) GetHealth(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	return c.JSON(http.StatusOK, api.Status{Status: "ok"})
 }
 
 func (h handlers) GetReady(c echo.Context) error {
@@ -418,7 +427,7 @@ func (h handlers) GetReady(c echo.Context) error {
 			return problem(http.StatusServiceUnavailable, err.Error())
 		}
 	}
-	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+	return c.JSON(http.StatusOK, api.Status{Status: "ready"})
 }
 
 func (h handlers) ListGPUs(c echo.Context) error {
@@ -440,25 +449,18 @@ func nonNil[T any](v []T) []T {
 	return v
 }
 
-func (h handlers) EvictTenant(c echo.Context, tenant apigen.TenantName) error {
+func (h handlers) EvictTenant(c echo.Context, tenant api.TenantName) error {
 	if err := h.deps.Node.Evict(c.Request().Context(), tenant); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
 }
 
-// State is GET /v1/state and each /v1/stream event.
-type State struct {
-	GPUs    []GPU    `json:"gpus"`
-	Slices  []Slice  `json:"slices"`
-	Tenants []Tenant `json:"tenants"`
-	Events  []Event  `json:"events"`
-}
-
-func (s *Server) state() (State, error) {
+// state is GET /v1/state and each /v1/stream event.
+func (s *Server) state() (api.State, error) {
 	s.events.flush()
 	ev, err := s.store.Events(20, 0, "")
-	return State{nonNil(s.deps.Node.GPUs()), nonNil(s.deps.Node.Slices()), nonNil(s.deps.Node.Tenants()), ev}, err
+	return api.State{GPUs: nonNil(s.deps.Node.GPUs()), Slices: nonNil(s.deps.Node.Slices()), Tenants: nonNil(s.deps.Node.Tenants()), Events: ev}, err
 }
 
 func (h handlers) GetState(c echo.Context) error {
@@ -468,7 +470,6 @@ func (h handlers) GetState(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, st)
 }
-
 func (h handlers) GetStream(c echo.Context) error {
 	w := c.Response()
 	w.Header().Set(echo.HeaderContentType, "text/event-stream")
@@ -517,23 +518,38 @@ func (h handlers) ListProfiles(c echo.Context) error {
 	return c.JSON(http.StatusOK, ps)
 }
 
-func (h handlers) readProfile(c echo.Context, name string) (Profile, error) {
-	var p Profile
-	if err := decode(c, &p); err != nil {
-		return p, err
+// readBody decodes the body into v and checks it against openapi.yaml;
+// the constraints it breaks come back in the *ValidationError. name is
+// v's name field (nil: none), pathName the path's name, if any: a
+// document without a name takes the path's, one with another is refused.
+func (h handlers) readBody(c echo.Context, v any, name *string, pathName string) (*ValidationError, error) {
+	doc, err := decode(c, v)
+	if err != nil {
+		return nil, err
 	}
-	if name != "" {
-		if p.Name == "" {
-			p.Name = name
-		} else if p.Name != name {
-			return p, invalid("the body names another profile", []FieldError{{"name", fmt.Sprintf("%q differs from the path's %q", p.Name, name)}})
+	ve := &ValidationError{}
+	if name != nil && pathName != "" {
+		if *name == "" {
+			*name, doc["name"] = pathName, pathName
+		} else if *name != pathName {
+			ve.add("name", "%q differs from the path's %q", *name, pathName)
 		}
 	}
-	p.Created, p.Updated = time.Time{}, time.Time{}
-	if err := ValidateProfile(p); err != nil {
+	h.check.checkBody(c, doc, ve)
+	return ve, nil
+}
+
+// readProfile reads the profile in the body; name is the path's, if any.
+// It checks the profile against openapi.yaml and checkProfile.
+func (h handlers) readProfile(c echo.Context, name string) (api.Profile, error) {
+	var p api.Profile
+	v, err := h.readBody(c, &p, &p.Name, name)
+	if err != nil {
 		return p, err
 	}
-	return p, nil
+	checkProfile(v, p)
+	p.Created, p.Updated = time.Time{}, time.Time{}
+	return p, v.orNil()
 }
 
 func (h handlers) CreateProfile(c echo.Context) error {
@@ -548,7 +564,7 @@ func (h handlers) CreateProfile(c echo.Context) error {
 	return c.JSON(http.StatusCreated, p)
 }
 
-func (h handlers) GetProfile(c echo.Context, name apigen.Name) error {
+func (h handlers) GetProfile(c echo.Context, name api.Name) error {
 	p, err := h.store.Profile(name)
 	if err != nil {
 		return err
@@ -556,10 +572,7 @@ func (h handlers) GetProfile(c echo.Context, name apigen.Name) error {
 	return c.JSON(http.StatusOK, p)
 }
 
-func (h handlers) PutProfile(c echo.Context, name apigen.Name) error {
-	if err := checkPathName(name); err != nil {
-		return err
-	}
+func (h handlers) PutProfile(c echo.Context, name api.Name) error {
 	p, err := h.readProfile(c, name)
 	if err != nil {
 		return err
@@ -568,23 +581,18 @@ func (h handlers) PutProfile(c echo.Context, name apigen.Name) error {
 	if err != nil {
 		return err
 	}
-	status := http.StatusOK
-	if !existed {
-		status = http.StatusCreated
-	}
-	return c.JSON(status, p)
+	return c.JSON(putStatus(existed), p)
 }
 
-func checkPathName(name string) error {
-	v := &ValidationError{}
-	checkName(v, "name", name)
-	if err := v.orNil(); err != nil {
-		return invalid("bad name in the path", v.Fields)
+// putStatus is a PUT's status: 200 replaced, 201 created.
+func putStatus(existed bool) int {
+	if existed {
+		return http.StatusOK
 	}
-	return nil
+	return http.StatusCreated
 }
 
-func (h handlers) DeleteProfile(c echo.Context, name apigen.Name) error {
+func (h handlers) DeleteProfile(c echo.Context, name api.Name) error {
 	if err := h.store.DeleteProfile(name); err != nil {
 		return err
 	}
@@ -592,7 +600,7 @@ func (h handlers) DeleteProfile(c echo.Context, name apigen.Name) error {
 }
 
 // nodeProfile loads a stored profile and checks it against the node.
-func (h handlers) nodeProfile(name string) (Profile, error) {
+func (h handlers) nodeProfile(name string) (api.Profile, error) {
 	p, err := h.store.Profile(name)
 	if err != nil {
 		return p, err
@@ -607,14 +615,14 @@ func (h handlers) nodeProfile(name string) (Profile, error) {
 	return p, nil
 }
 
-func (h handlers) ValidateProfile(c echo.Context, name apigen.Name) error {
+func (h handlers) ValidateProfile(c echo.Context, name api.Name) error {
 	if _, err := h.nodeProfile(name); err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]bool{"valid": true})
+	return c.JSON(http.StatusOK, api.Validation{Valid: true})
 }
 
-func (h handlers) PlanProfile(c echo.Context, name apigen.Name) error {
+func (h handlers) PlanProfile(c echo.Context, name api.Name) error {
 	p, err := h.nodeProfile(name)
 	if err != nil {
 		return err
@@ -635,7 +643,7 @@ func planProblem(err error) error {
 	return problem(http.StatusConflict, err.Error())
 }
 
-func (h handlers) ApplyProfile(c echo.Context, name apigen.Name) error {
+func (h handlers) ApplyProfile(c echo.Context, name api.Name) error {
 	p, err := h.nodeProfile(name)
 	if err != nil {
 		return err
@@ -660,27 +668,13 @@ func (h handlers) ListRules(c echo.Context) error {
 	return c.JSON(http.StatusOK, rs)
 }
 
-func (h handlers) readRule(c echo.Context, name string) (Rule, error) {
-	var in struct {
-		Name    string          `json:"name"`
-		Rule    json.RawMessage `json:"rule"`
-		Created time.Time       `json:"created"`
-		Updated time.Time       `json:"updated"`
-	}
-	if err := decode(c, &in); err != nil {
-		return Rule{}, err
-	}
-	r := Rule{Name: in.Name, Rule: in.Rule}
-	if name != "" && r.Name == "" {
-		r.Name = name
-	}
-	v := &ValidationError{}
-	checkName(v, "name", r.Name)
-	if name != "" && r.Name != name {
-		v.add("name", "%q differs from the path's %q", r.Name, name)
-	}
-	if t := bytes.TrimSpace(r.Rule); len(t) == 0 || t[0] != '{' {
-		v.add("rule", "want a JSON object")
+// readRule reads the rule in the body as readProfile does, then has
+// Deps.Rules check its document.
+func (h handlers) readRule(c echo.Context, name string) (api.Rule, error) {
+	var r api.Rule
+	v, err := h.readBody(c, &r, &r.Name, name)
+	if err != nil {
+		return r, err
 	}
 	if err := v.orNil(); err != nil {
 		return r, err
@@ -689,19 +683,20 @@ func (h handlers) readRule(c echo.Context, name string) (Rule, error) {
 		if err := h.deps.Rules.ValidateRule(r.Name, r.Rule); err != nil {
 			var ve *ValidationError
 			if errors.As(err, &ve) {
-				fs := make([]FieldError, len(ve.Fields))
+				fs := make([]api.FieldError, len(ve.Fields))
 				for i, f := range ve.Fields {
-					fs[i] = FieldError{"rule." + f.Field, f.Message}
+					fs[i] = api.FieldError{Field: "rule." + f.Field, Message: f.Message}
 				}
 				return r, invalid("the rule is not valid", fs)
 			}
-			return r, invalid("the rule is not valid: "+err.Error(), []FieldError{{"rule", err.Error()}})
+			return r, invalid("the rule is not valid: "+err.Error(), []api.FieldError{{Field: "rule", Message: err.Error()}})
 		}
 	}
 	var compact bytes.Buffer
 	if err := json.Compact(&compact, r.Rule); err == nil {
 		r.Rule = compact.Bytes()
 	}
+	r.Created, r.Updated = time.Time{}, time.Time{}
 	return r, nil
 }
 
@@ -717,7 +712,7 @@ func (h handlers) CreateRule(c echo.Context) error {
 	return c.JSON(http.StatusCreated, r)
 }
 
-func (h handlers) GetRule(c echo.Context, name apigen.Name) error {
+func (h handlers) GetRule(c echo.Context, name api.Name) error {
 	r, err := h.store.Rule(name)
 	if err != nil {
 		return err
@@ -725,10 +720,7 @@ func (h handlers) GetRule(c echo.Context, name apigen.Name) error {
 	return c.JSON(http.StatusOK, r)
 }
 
-func (h handlers) PutRule(c echo.Context, name apigen.Name) error {
-	if err := checkPathName(name); err != nil {
-		return err
-	}
+func (h handlers) PutRule(c echo.Context, name api.Name) error {
 	r, err := h.readRule(c, name)
 	if err != nil {
 		return err
@@ -737,14 +729,10 @@ func (h handlers) PutRule(c echo.Context, name apigen.Name) error {
 	if err != nil {
 		return err
 	}
-	status := http.StatusOK
-	if !existed {
-		status = http.StatusCreated
-	}
-	return c.JSON(status, r)
+	return c.JSON(putStatus(existed), r)
 }
 
-func (h handlers) DeleteRule(c echo.Context, name apigen.Name) error {
+func (h handlers) DeleteRule(c echo.Context, name api.Name) error {
 	if err := h.store.DeleteRule(name); err != nil {
 		return err
 	}
@@ -753,51 +741,31 @@ func (h handlers) DeleteRule(c echo.Context, name apigen.Name) error {
 
 // tokens
 
-// TokenRequest is the body of POST /v1/tokens.
-type TokenRequest struct {
-	Tenant           string `json:"tenant"`
-	MemoryLimitBytes uint64 `json:"memoryLimitBytes,omitempty"`
-}
-
-// IssuedToken is the answer to POST /v1/tokens; the token is shown once.
-type IssuedToken struct {
-	Tenant           string `json:"tenant"`
-	Token            string `json:"token"`
-	MemoryLimitBytes uint64 `json:"memoryLimitBytes,omitempty"`
-}
-
-// TokenRecord is an issued token's record, without the token.
-type TokenRecord struct {
-	Tenant           string    `json:"tenant"`
-	MemoryLimitBytes uint64    `json:"memoryLimitBytes,omitempty"`
-	Issued           time.Time `json:"issued"`
-	Revoked          time.Time `json:"revoked,omitzero"`
-}
-
 func (h handlers) ListTokens(c echo.Context) error {
-	out := []TokenRecord{}
+	out := []api.TokenRecord{}
 	for _, r := range h.deps.Tokens.List() {
-		out = append(out, TokenRecord{r.Tenant, r.MemLimit, r.Issued, r.Revoked})
+		out = append(out, api.TokenRecord{Tenant: r.Tenant, MemoryLimitBytes: r.MemLimit, Issued: r.Issued, Revoked: r.Revoked})
 	}
 	return c.JSON(http.StatusOK, out)
 }
 
 func (h handlers) IssueToken(c echo.Context) error {
-	var req TokenRequest
-	if err := decode(c, &req); err != nil {
+	var req api.TokenRequest
+	v, err := h.readBody(c, &req, nil, "")
+	if err != nil {
 		return err
 	}
-	if req.Tenant == "" || strings.ContainsAny(req.Tenant, " \t\n/") || len(req.Tenant) > 64 {
-		return invalid("bad tenant name", []FieldError{{"tenant", "want 1-64 characters without spaces or slashes"}})
+	if err := v.orNil(); err != nil {
+		return err
 	}
 	tok, err := h.deps.Tokens.Issue(req.Tenant, req.MemoryLimitBytes)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, IssuedToken{req.Tenant, tok, req.MemoryLimitBytes})
+	return c.JSON(http.StatusCreated, api.IssuedToken{Tenant: req.Tenant, Token: tok, MemoryLimitBytes: req.MemoryLimitBytes})
 }
 
-func (h handlers) RevokeTokens(c echo.Context, tenant apigen.TenantName) error {
+func (h handlers) RevokeTokens(c echo.Context, tenant api.TenantName) error {
 	n, err := h.deps.Tokens.Revoke(tenant)
 	if err != nil {
 		return err
@@ -805,37 +773,20 @@ func (h handlers) RevokeTokens(c echo.Context, tenant apigen.TenantName) error {
 	if n == 0 {
 		return problem(http.StatusNotFound, fmt.Sprintf("tenant %q has no live tokens", tenant))
 	}
-	return c.JSON(http.StatusOK, map[string]any{"tenant": tenant, "revoked": n})
+	return c.JSON(http.StatusOK, api.Revoked{Tenant: tenant, Revoked: n})
 }
 
 // events
 
-func (h handlers) ListEvents(c echo.Context, params apigen.ListEventsParams) error {
-	limit, after, kind := 100, uint64(0), ""
-	v := &ValidationError{}
-	if params.Limit != nil {
-		if limit = *params.Limit; limit < 1 || limit > 1000 {
-			v.add("limit", "must be in [1, 1000]")
-		}
-	}
-	if params.After != nil {
-		if *params.After < 0 {
-			v.add("after", "must be 0 or more")
-		}
-		after = uint64(max(*params.After, 0))
-	}
-	if params.Kind != nil {
-		switch kind = string(*params.Kind); kind {
-		case KindAPI, KindReslice, KindPolicy:
-		default:
-			v.add("kind", "want api, reslice or policy")
-		}
-	}
-	if err := v.orNil(); err != nil {
-		return invalid("bad query", v.Fields)
+// ListEvents answers with the events after params.After (the spec's
+// checks on the parameters passed in the middleware).
+func (h handlers) ListEvents(c echo.Context, params api.ListEventsParams) error {
+	limit := params.Limit
+	if limit == 0 {
+		limit = 100
 	}
 	h.events.flush()
-	ev, err := h.store.Events(limit, after, kind)
+	ev, err := h.store.Events(limit, params.After, params.Kind)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kerf-edge/kerf/profiles/api"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -159,44 +160,36 @@ func listDocs[T any](s *Store, bucket []byte) ([]T, error) {
 }
 
 // Profile returns the named profile.
-func (s *Store) Profile(name string) (Profile, error) {
-	var p Profile
+func (s *Store) Profile(name string) (api.Profile, error) {
+	var p api.Profile
 	return p, s.getDoc(bucketProfiles, name, &p)
 }
 
 // Profiles lists the profiles by name.
-func (s *Store) Profiles() ([]Profile, error) { return listDocs[Profile](s, bucketProfiles) }
+func (s *Store) Profiles() ([]api.Profile, error) { return listDocs[api.Profile](s, bucketProfiles) }
 
 // PutProfile stores p, creating or replacing it (with create, an existing
 // one is ErrExists), and returns it as stored.
-func (s *Store) PutProfile(p Profile, create bool) (Profile, bool, error) {
-	existed, err := putDoc(s, bucketProfiles, p.Name, &p, create, func(p *Profile, c, n time.Time) { p.Created, p.Updated = c, n })
+func (s *Store) PutProfile(p api.Profile, create bool) (api.Profile, bool, error) {
+	existed, err := putDoc(s, bucketProfiles, p.Name, &p, create, func(p *api.Profile, c, n time.Time) { p.Created, p.Updated = c, n })
 	return p, existed, err
 }
 
 // DeleteProfile deletes the named profile.
 func (s *Store) DeleteProfile(name string) error { return s.deleteDoc(bucketProfiles, name) }
 
-// Rule is a stored policy rule document.
-type Rule struct {
-	Name    string          `json:"name"`
-	Rule    json.RawMessage `json:"rule"`
-	Created time.Time       `json:"created,omitzero"`
-	Updated time.Time       `json:"updated,omitzero"`
-}
-
 // Rule returns the named rule.
-func (s *Store) Rule(name string) (Rule, error) {
-	var r Rule
+func (s *Store) Rule(name string) (api.Rule, error) {
+	var r api.Rule
 	return r, s.getDoc(bucketRules, name, &r)
 }
 
 // Rules lists the rules by name.
-func (s *Store) Rules() ([]Rule, error) { return listDocs[Rule](s, bucketRules) }
+func (s *Store) Rules() ([]api.Rule, error) { return listDocs[api.Rule](s, bucketRules) }
 
 // PutRule stores r as PutProfile does.
-func (s *Store) PutRule(r Rule, create bool) (Rule, bool, error) {
-	existed, err := putDoc(s, bucketRules, r.Name, &r, create, func(r *Rule, c, n time.Time) { r.Created, r.Updated = c, n })
+func (s *Store) PutRule(r api.Rule, create bool) (api.Rule, bool, error) {
+	existed, err := putDoc(s, bucketRules, r.Name, &r, create, func(r *api.Rule, c, n time.Time) { r.Created, r.Updated = c, n })
 	return r, existed, err
 }
 
@@ -237,8 +230,8 @@ func (s *Store) CheckAdmin(tok string) bool {
 
 // AppendEvent stores e with the next ID and time (if unset), drops the
 // oldest events past the limit, and wakes the subscribers.
-func (s *Store) AppendEvent(e Event) (Event, error) {
-	out, err := s.AppendEvents([]Event{e})
+func (s *Store) AppendEvent(e api.Event) (api.Event, error) {
+	out, err := s.AppendEvents([]api.Event{e})
 	if err != nil {
 		return e, err
 	}
@@ -247,8 +240,8 @@ func (s *Store) AppendEvent(e Event) (Event, error) {
 
 // AppendEvents stores es in one transaction, as AppendEvent does each,
 // and returns them with their IDs and times.
-func (s *Store) AppendEvents(es []Event) ([]Event, error) {
-	out := make([]Event, len(es))
+func (s *Store) AppendEvents(es []api.Event) ([]api.Event, error) {
+	out := make([]api.Event, len(es))
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketEvents)
 		for i, e := range es {
@@ -320,15 +313,15 @@ func seqKey(id uint64) []byte {
 
 // Events returns up to limit events with IDs above after, of kind if set,
 // newest last.
-func (s *Store) Events(limit int, after uint64, kind string) ([]Event, error) {
-	out := []Event{}
+func (s *Store) Events(limit int, after uint64, kind api.EventKind) ([]api.Event, error) {
+	out := []api.Event{}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketEvents).Cursor()
 		for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
 			if binary.BigEndian.Uint64(k) <= after {
 				break
 			}
-			var e Event
+			var e api.Event
 			if err := json.Unmarshal(v, &e); err != nil {
 				return err
 			}

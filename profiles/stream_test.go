@@ -9,11 +9,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kerf-edge/kerf/profiles/api"
 )
 
 // readState reads server-sent events until a state event, skipping
 // keep-alives.
-func readState(t *testing.T, br *bufio.Reader) State {
+func readState(t *testing.T, br *bufio.Reader) api.State {
 	t.Helper()
 	var event, data string
 	for {
@@ -28,7 +30,7 @@ func readState(t *testing.T, br *bufio.Reader) State {
 		case strings.HasPrefix(line, "data: "):
 			data = strings.TrimPrefix(line, "data: ")
 		case line == "" && event == "state":
-			var st State
+			var st api.State
 			if err := json.Unmarshal([]byte(data), &st); err != nil {
 				t.Fatal(err)
 			}
@@ -68,7 +70,7 @@ func TestStream(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		st = readState(t, br)
-		if n := len(st.Events); n > 0 && st.Events[n-1].Kind == KindPolicy {
+		if n := len(st.Events); n > 0 && st.Events[n-1].Kind == api.EventKindPolicy {
 			break
 		}
 		if time.Now().After(deadline) {

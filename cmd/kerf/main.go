@@ -29,7 +29,7 @@ import (
 	"github.com/kerf-edge/kerf/intercept/launcher"
 	"github.com/kerf-edge/kerf/internal/kerfenv"
 	"github.com/kerf-edge/kerf/internal/units"
-	"github.com/kerf-edge/kerf/profiles"
+	"github.com/kerf-edge/kerf/profiles/client"
 	"github.com/kerf-edge/kerf/transport"
 	"github.com/kerf-edge/kerf/transport/transportbench"
 )
@@ -62,7 +62,7 @@ func usage() {
 With KERF_CPUPROFILE=FILE, a benchmark also writes a CPU profile of its process to FILE.
 Operator commands, through the REST API ($KERF_API, default http://127.0.0.1:7080,
 and $KERF_ADMIN_TOKEN):
-`+profiles.CLIUsage)
+`+client.CLIUsage)
 }
 
 func run(args []string) error {
@@ -108,7 +108,7 @@ func run(args []string) error {
 		return fmt.Errorf("bench: unknown benchmark %q", args[1])
 	case "profiles", "slices", "smi", "tokens":
 		// Operator commands go through the REST API ($KERF_API, $KERF_ADMIN_TOKEN).
-		return profiles.RunCLI(context.Background(), profiles.NewClient("", os.Getenv(kerfenv.AdminToken)), args, os.Stdout)
+		return client.RunCLI(context.Background(), client.New("", ""), args, os.Stdout)
 	case "help", "-h", "--help":
 		usage()
 		return nil

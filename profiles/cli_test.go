@@ -8,17 +8,21 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kerf-edge/kerf/profiles/api"
+	"github.com/kerf-edge/kerf/profiles/client"
 )
 
+// TestCLI runs the operator commands of the kerf CLI against the server.
 func TestCLI(t *testing.T) {
 	e := newEnv(t)
 	ts := httptest.NewServer(e.srv)
 	defer ts.Close()
-	c := NewClient(ts.URL, e.admin)
+	c := client.New(ts.URL, e.admin)
 	ctx := context.Background()
 	run := func(args ...string) (string, error) {
 		var b strings.Builder
-		err := RunCLI(ctx, c, args, &b)
+		err := client.RunCLI(ctx, c, args, &b)
 		return b.String(), err
 	}
 	file := filepath.Join(t.TempDir(), "p.json")
@@ -44,7 +48,7 @@ func TestCLI(t *testing.T) {
 		}
 	}
 	_, err := run("profiles", "show", "nope")
-	var p *Problem
+	var p *api.Problem
 	if !errors.As(err, &p) || p.Status != 404 {
 		t.Errorf("missing profile: %v", err)
 	}

@@ -1,0 +1,137 @@
+package profiles
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kerf-edge/kerf/auth"
+	"github.com/kerf-edge/kerf/profiles/api"
+)
+
+// Node is the live node: the slicer and the transport server behind one
+// face. Validate, Plan and Apply get profiles that already passed the
+// checks of openapi.yaml and checkProfile. Validate may return a
+// *ValidationError to point at fields; any other error is reported whole.
+// Evict returns an error wrapping ErrNotFound for an unknown tenant.
+type Node interface {
+	GPUs() []api.GPU
+	Slices() []api.Slice
+	Tenants() []api.Tenant
+	Validate(p api.Profile) error
+	Plan(ctx context.Context, p api.Profile) (api.Plan, error)
+	Apply(ctx context.Context, p api.Profile) (api.Plan, error)
+	Evict(ctx context.Context, tenant string) error
+}
+
+// Tokens issues and revokes tenant tokens; *auth.TokenStore
+// implements it.
+type Tokens interface {
+	Issue(tenant string, memLimit uint64) (string, error)
+	Revoke(tenant string) (int, error)
+	List() []auth.TokenRecord
+}
+
+var _ Tokens = (*auth.TokenStore)(nil)
+
+// RuleValidator checks a policy rule document before it is stored; it may
+// return a *ValidationError. Field paths are relative to the document.
+type RuleValidator interface {
+	ValidateRule(name string, doc json.RawMessage) error
+}
+
+// IngestStat is one ingest source's counters since start.
+type IngestStat struct {
+	Source    string
+	Messages  uint64
+	Bytes     uint64
+	Dropped   uint64
+	Malformed uint64
+	// The rule engine's windows: tracked now, refused at the cap, and
+	// forgotten after going quiet.
+	Series, SeriesRefused, SeriesForgotten uint64
+}
+
+// IngestStats reports ingest counters for the metrics.
+type IngestStats interface {
+	IngestStats() []IngestStat
+}
+
+// Deps are what the API reads and drives. Node and Tokens are required.
+type Deps struct {
+	Node   Node
+	Tokens Tokens
+	Rules  RuleValidator // nil: any JSON object is a valid rule
+	Ingest IngestStats   // nil: no ingest metrics
+	Log    *slog.Logger  // nil: slog.Default()
+	// Ready, if set, is consulted by /readyz; an error makes it 503.
+	Ready func() error
+}
+
+// Config configures the API.
+type Config struct {
+	// StateDir holds the store, api.db. Required.
+	StateDir string
+	// MaxBodyBytes bounds request bodies (413 past it). Default 1 MiB.
+	MaxBodyBytes int64
+	// EventsKept is how many events the log keeps. Default 10000.
+	EventsKept int
+	// StreamInterval is how often /v1/stream sends the state when nothing
+	// happens. Default 1s.
+	StreamInterval time.Duration
+	// PublicMetrics serves /metrics without the admin token.
+	PublicMetrics bool
+}
+
+// StorePath is the store's file.
+func (c Config) StorePath() string { return filepath.Join(c.StateDir, "api.db") }
+
+func (c *Config) setDefaults() {
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.EventsKept <= 0 {
+		c.EventsKept = 10000
+	}
+	if c.StreamInterval <= 0 {
+		c.StreamInterval = time.Second
+	}
+}
+
+// ErrNotFound is wrapped by errors for things that do not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrExists is wrapped by errors for creating what already exists.
+var ErrExists = errors.New("already exists")
+
+// ValidationError lists field problems; it becomes a 422 problem.
+type ValidationError struct {
+	Fields []api.FieldError
+}
+
+func (e *ValidationError) Error() string {
+	var b strings.Builder
+	for i, f := range e.Fields {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(f.Field + ": " + f.Message)
+	}
+	return b.String()
+}
+
+func (e *ValidationError) add(field, format string, args ...any) {
+	e.Fields = append(e.Fields, api.FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+}
+
+func (e *ValidationError) orNil() error {
+	if e == nil || len(e.Fields) == 0 {
+		return nil
+	}
+	return e
+}
