@@ -70,16 +70,18 @@ func (x *instrDecoder) atom() error {
 	var err error
 	o.take("relaxed", "cta", "gpu", "sys", "acq_rel", "acquire", "release")
 	in.space = o.takeSpace(spGlobal, spShared)
-	found := false
+	// Exactly one operation; two (atom.xor.max) is refused the same way
+	// whatever order the modifiers come in.
+	nops := 0
 	for m := range o.mods {
-		if a, ok := atomNames[m]; ok && !found {
-			found = true
+		if a, ok := atomNames[m]; ok {
+			nops++
 			in.mod = a
 			delete(o.mods, m)
 		}
 	}
 	t, ok := o.oneType()
-	if !found || !ok || !atomTypeOK(in.mod, t) {
+	if nops != 1 || !ok || !atomTypeOK(in.mod, t) {
 		return x.bad()
 	}
 	in.op = opAtom

@@ -189,3 +189,29 @@ func TestParamLayout(t *testing.T) {
 		}
 	}
 }
+
+// An atom with two operations is refused with the same message every time,
+// whatever order the decoder meets its modifiers in.
+func TestAtomWithTwoOperations(t *testing.T) {
+	src := tinyAtom("atom.global.xor.max.b64 %rd3, [%rd1], %rd2;")
+	var first string
+	for i := range 20 {
+		_, err := Load([]byte(src))
+		if abi.ResultOf(err) != abi.ErrInvalidPTX {
+			t.Fatalf("Load = %v, want CUDA_ERROR_INVALID_PTX", err)
+		}
+		if i == 0 {
+			first = err.Error()
+		} else if err.Error() != first {
+			t.Fatalf("messages differ between loads: %q and %q", first, err.Error())
+		}
+	}
+	if _, err := Load([]byte(tinyAtom("atom.global.max.s64 %rd3, [%rd1], %rd2;"))); err != nil {
+		t.Fatalf("one operation: %v", err)
+	}
+}
+
+func tinyAtom(instr string) string {
+	return ".version 7.0\n.target sm_80\n.address_size 64\n.visible .entry k(.param .u64 p) {\n" +
+		".reg .b64 %rd<4>;\nld.param.u64 %rd1, [p];\nmov.u64 %rd2, 1;\n" + instr + "\nret;\n}\n"
+}
