@@ -29,6 +29,7 @@ import (
 	"github.com/kerf-edge/kerf/appliance"
 	"github.com/kerf-edge/kerf/bench/emubench"
 	"github.com/kerf-edge/kerf/bench/ingestbench"
+	"github.com/kerf-edge/kerf/bench/kerfdbench"
 	"github.com/kerf-edge/kerf/bench/transportbench"
 	"github.com/kerf-edge/kerf/intercept/launcher"
 	"github.com/kerf-edge/kerf/internal/kerfenv"
@@ -92,7 +93,7 @@ func run(args []string) error {
 	case "shares":
 		return benchShares(args[1:])
 	case "slicer-tenants": // the tenants' process of bench slicer and demo
-		return appliance.RunSlicerTenants(context.Background(), os.Stdin, os.Stdout)
+		return kerfdbench.RunSlicerTenants(context.Background(), os.Stdin, os.Stdout)
 	case "ingest":
 		return benchIngest(args[1:])
 	}
@@ -184,7 +185,7 @@ func benchIntercept(args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	res, err := appliance.BenchIntercept(ctx, appliance.InterceptBenchOptions{Launches: *n, Source: *src, ShimDir: *shim, Progress: progressOut(*asJSON)})
+	res, err := kerfdbench.RunIntercept(ctx, kerfdbench.InterceptOptions{Launches: *n, Source: *src, ShimDir: *shim, Progress: progressOut(*asJSON)})
 	if err != nil {
 		return err
 	}
@@ -218,7 +219,7 @@ func benchSlicer(args []string, demo bool) error {
 	if err != nil {
 		return err
 	}
-	o := appliance.SlicerBenchOptions{Tenants: *tenants, Rounds: *rounds, Profiles: strings.Split(*cycle, ","), Progress: progressOut(*asJSON),
+	o := kerfdbench.SlicerOptions{Tenants: *tenants, Rounds: *rounds, Profiles: strings.Split(*cycle, ","), Progress: progressOut(*asJSON),
 		TenantCommand: []string{self, "slicer-tenants"}}
 	if demo {
 		fmt.Println("Kerf demo: kerfd on an emulated 16 GiB GPU; each tenant runs a kernel-and-copy loop in its own")
@@ -227,7 +228,7 @@ func benchSlicer(args []string, demo bool) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	res, err := appliance.BenchSlicer(ctx, o)
+	res, err := kerfdbench.RunSlicer(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -262,7 +263,7 @@ func benchShares(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	o := appliance.SharesBenchOptions{Duration: *d, Kernel: uint32(*kernel), Backend: *backend}
+	o := kerfdbench.SharesOptions{Duration: *d, Kernel: uint32(*kernel), Backend: *backend}
 	for _, f := range strings.Split(*split, ",") {
 		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
 		if err != nil || v <= 0 || v > 1 {
@@ -270,7 +271,7 @@ func benchShares(args []string) error {
 		}
 		o.Shares = append(o.Shares, v)
 	}
-	res, err := appliance.BenchShares(context.Background(), o)
+	res, err := kerfdbench.RunShares(context.Background(), o)
 	if err != nil {
 		return err
 	}
