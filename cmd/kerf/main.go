@@ -200,22 +200,25 @@ const benchBinary = "kerf-bench"
 // execBench replaces this process with kerf-bench ARGS, found beside this
 // executable or else on $PATH.
 func execBench(args []string) error {
-	path, err := findBench()
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	path, err := findBench(filepath.Dir(self))
 	if err != nil {
 		return err
 	}
 	return syscall.Exec(path, append([]string{path}, args...), os.Environ())
 }
 
-func findBench() (string, error) {
-	if self, err := os.Executable(); err == nil {
-		p := filepath.Join(filepath.Dir(self), benchBinary)
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-			return p, nil
-		}
+// findBench finds kerf-bench in dir, else on $PATH.
+func findBench(dir string) (string, error) {
+	p := filepath.Join(dir, benchBinary)
+	if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+		return p, nil
 	}
 	if p, err := exec.LookPath(benchBinary); err == nil {
 		return p, nil
 	}
-	return "", fmt.Errorf("the benchmarks and the demo are in %s, which is neither beside kerf nor on $PATH: build it with make build", benchBinary)
+	return "", fmt.Errorf("the benchmarks and the demo are in %s, which is neither beside kerf (in %s) nor on $PATH: build it with make build", benchBinary, dir)
 }
