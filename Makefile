@@ -13,6 +13,8 @@ GENERATED   := docs/calls.md abi/include/kerf_cuda.h \
 
 all: build
 
+## build: kerfd, kerf, kerf-bench (the benchmarks and the demo, which kerf
+## bench and kerf demo run from beside kerf) and the shim, bin/libcuda.so.1
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 	$(GO) build -buildmode=c-shared -o $(BIN)/libcuda.so.1 ./intercept
@@ -51,7 +53,8 @@ generate:
 generate-check: generate
 	@git diff --exit-code -- $(GENERATED) || (echo "generated files are stale: run make generate"; exit 1)
 
-## bench: the benchmarks recorded in docs/benchmarks.md
+## bench: the benchmarks recorded in docs/benchmarks.md (bench/, run by
+## bin/kerf-bench through kerf bench)
 bench: build
 	./$(BIN)/kerf bench transport
 	./$(BIN)/kerf bench emu

@@ -17,6 +17,7 @@ import (
 	"github.com/kerf-edge/kerf/gpu"
 	"github.com/kerf-edge/kerf/internal/units"
 	"github.com/kerf-edge/kerf/profiles"
+	"github.com/kerf-edge/kerf/profiles/api"
 	"github.com/kerf-edge/kerf/slicer"
 	"github.com/kerf-edge/kerf/slicer/discover"
 	"github.com/kerf-edge/kerf/transport"
@@ -200,6 +201,34 @@ func (a *Appliance) Sessions() []transport.SessionInfo {
 
 // Tokens is the tenant token store.
 func (a *Appliance) Tokens() *auth.TokenStore { return a.tokens }
+
+// Node is the node as the operator API sees it: GPUs, slices, tenants,
+// and live re-slicing.
+func (a *Appliance) Node() profiles.Node { return a.node }
+
+// Profile is the stored profile called name, as the operator API has it.
+func (a *Appliance) Profile(name string) (api.Profile, error) {
+	return a.api.Store().Profile(name)
+}
+
+// Pending is the work the active layout has not finished, with reasons.
+func (a *Appliance) Pending() []slicer.Pending { return a.node.sl.Status().Pending }
+
+// GPUTime is a tenant's GPU time so far, as of its workers' latest report.
+type GPUTime struct {
+	Busy time.Duration
+	At   time.Time // when kerfd received the report
+}
+
+// TenantGPUTime is each tenant's GPU time as its workers last reported it
+// (a tenant with several workers: their sum, as of the latest); nil when
+// tenants run in kerfd's process.
+func (a *Appliance) TenantGPUTime() map[string]GPUTime {
+	if a.workers == nil {
+		return nil
+	}
+	return a.workers.gpuTimeByTenant()
+}
 
 // Run serves until ctx ends, then stops accepting, ends every session and
 // returns.

@@ -15,6 +15,7 @@ import (
 	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/auth"
 	"github.com/kerf-edge/kerf/gpu/emu/kernels"
+	"github.com/kerf-edge/kerf/internal/tenantkit"
 	"github.com/kerf-edge/kerf/transport"
 )
 
@@ -105,10 +106,10 @@ func runVadd(t *testing.T, c *transport.Client, n int) {
 			t.Fatal(err)
 		}
 	}
-	if err := c.MemcpyHtoD(ptrs[0], f32bytes(a)); err != nil {
+	if err := c.MemcpyHtoD(ptrs[0], tenantkit.F32Bytes(a)); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.MemcpyHtoD(ptrs[1], f32bytes(b)); err != nil {
+	if err := c.MemcpyHtoD(ptrs[1], tenantkit.F32Bytes(b)); err != nil {
 		t.Fatal(err)
 	}
 	params := make([]byte, layout[3].Offset+layout[3].Size)

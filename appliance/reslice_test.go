@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kerf-edge/kerf/internal/tenantkit"
 	"github.com/kerf-edge/kerf/internal/testkit"
 	"github.com/kerf-edge/kerf/profiles/api"
 	"github.com/kerf-edge/kerf/slicer"
@@ -181,7 +182,7 @@ func TestComputeSharesAreEnforced(t *testing.T) {
 // mustMatmul prepares an n×n matmul on c and returns its launcher.
 func mustMatmul(t *testing.T, c *transport.Client, n uint32) func() error {
 	t.Helper()
-	launch, err := newMatmul(c, n)
+	launch, err := tenantkit.NewMatmul(c, n)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -468,25 +468,19 @@ func (s *supervisor) shares() map[string]float64 {
 	return out
 }
 
-// busyReport is a tenant's GPU time so far, as of a report.
-type busyReport struct {
-	busy time.Duration
-	at   time.Time // when kerfd received the report
-}
-
-// busyByTenant returns each tenant's GPU time so far, as its worker last
-// reported it (a tenant with several workers: their sum, as of the
+// gpuTimeByTenant returns each tenant's GPU time so far, as its worker
+// last reported it (a tenant with several workers: their sum, as of the
 // latest).
-func (s *supervisor) busyByTenant() map[string]busyReport {
+func (s *supervisor) gpuTimeByTenant() map[string]GPUTime {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := map[string]busyReport{}
+	out := map[string]GPUTime{}
 	for _, w := range s.workers {
 		w.mu.Lock()
 		r := out[w.adm.Tenant.ID]
-		r.busy += time.Duration(w.report.BusyNs)
-		if w.at.After(r.at) {
-			r.at = w.at
+		r.Busy += time.Duration(w.report.BusyNs)
+		if w.at.After(r.At) {
+			r.At = w.at
 		}
 		out[w.adm.Tenant.ID] = r
 		w.mu.Unlock()

@@ -61,7 +61,7 @@ mmdebstrap --mode=root --variant=minbase \
 
 echo "image: Kerf into the root file system"
 cp -a "$here/rootfs/." "$root/"
-install -m 0755 "$top/bin/kerfd" "$top/bin/kerf" "$root/usr/bin/"
+install -m 0755 "$top/bin/kerfd" "$top/bin/kerf" "$top/bin/kerf-bench" "$root/usr/bin/"
 mkdir -p "$root/usr/lib/kerf" "$root/var/lib/kerf" "$root/boot/efi" "$root/usr/share/doc/kerf"
 if [ -f "$top/bin/libcuda.so.1" ]; then
 	install -m 0755 "$top/bin/libcuda.so.1" "$root/usr/lib/kerf/"

@@ -2,7 +2,7 @@
 # GPU validation suite: runs on a machine with an NVIDIA GPU, its driver,
 # nvcc and gcc, but no Go. It uses binaries built elsewhere and carried
 # here:
-#   bin/kerfd, bin/kerf                      go build -o bin/ ./cmd/...
+#   bin/kerfd, bin/kerf, bin/kerf-bench      go build -o bin/ ./cmd/...
 #   bin/libcuda.so.1 (the client shim)       go build -buildmode=c-shared -o bin/libcuda.so.1 ./intercept
 # It builds gpu/cuda/testdata/kernels.cu into a cubin and a fatbin and
 # kerftest.c (driver API, our own header) into a program, then:

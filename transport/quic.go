@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/subtle"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -14,23 +13,11 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/kerf-edge/kerf/abi"
+	"github.com/kerf-edge/kerf/internal/quicnet"
 )
 
-// QUICConfig is the QUIC configuration of both ends: large flow-control
-// windows so that one stream carries bulk copies at full speed.
-func QUICConfig() *quic.Config {
-	return &quic.Config{
-		HandshakeIdleTimeout:           HandshakeTimeout,
-		MaxIdleTimeout:                 15 * time.Second,
-		KeepAlivePeriod:                5 * time.Second,
-		InitialStreamReceiveWindow:     8 << 20,
-		MaxStreamReceiveWindow:         64 << 20,
-		InitialConnectionReceiveWindow: 16 << 20,
-		MaxConnectionReceiveWindow:     128 << 20,
-		MaxIncomingStreams:             16,
-		MaxIncomingUniStreams:          -1,
-	}
-}
+// quicConfig is the QUIC configuration of both ends.
+func quicConfig() *quic.Config { return quicnet.Config(HandshakeTimeout) }
 
 // QUICListener accepts tenant connections on a UDP socket it owns.
 type QUICListener struct {
@@ -52,7 +39,7 @@ func ListenQUIC(addr string, cert tls.Certificate) (*QUICListener, error) {
 		return nil, err
 	}
 	tr := &quic.Transport{Conn: udp}
-	ln, err := tr.Listen(ServerTLS(cert, abi.ALPN), QUICConfig())
+	ln, err := tr.Listen(quicnet.ServerTLS(cert, abi.ALPN), quicConfig())
 	if err != nil {
 		udp.Close()
 		return nil, err
@@ -113,19 +100,14 @@ func (s *Server) serveQUICConn(ctx context.Context, conn *quic.Conn) {
 // when it owns it (the client side).
 type quicStream struct {
 	*quic.Stream
-	conn *quic.Conn
-	tr   *quic.Transport
+	conn *quicnet.Conn
 }
 
 func (q *quicStream) Close() error {
 	q.CancelRead(0)
 	err := q.Stream.Close()
 	if q.conn != nil {
-		q.conn.CloseWithError(0, "")
-	}
-	if q.tr != nil {
-		q.tr.Close()
-		q.tr.Conn.Close()
+		q.conn.Close()
 	}
 	return err
 }
@@ -162,89 +144,35 @@ func dialQUICStream(ctx context.Context, addr string, opts QUICOptions) (*quicSt
 	if opts.Fingerprint.IsZero() && !opts.TrustOnFirstUse {
 		return nil, nil, errors.New("kerf: no certificate fingerprint to pin; pass one from the token bundle or ask for trust on first use")
 	}
-	tc, seen := ClientTLS(opts.Fingerprint, abi.ALPN)
-	conn, err := dialQUIC(ctx, addr, tc)
+	tc, seen := clientTLS(opts.Fingerprint)
+	conn, err := quicnet.Dial(ctx, addr, tc, quicConfig())
 	if err != nil {
 		return nil, nil, err
 	}
 	st, err := conn.OpenStreamSync(ctx)
 	if err != nil {
-		conn.close()
+		conn.Close()
 		return nil, nil, fmt.Errorf("kerf: opening stream to %s: %w", addr, err)
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		st.SetDeadline(dl)
 	}
-	return &quicStream{Stream: st, conn: conn.Conn, tr: conn.tr}, seen, nil
+	return &quicStream{Stream: st, conn: conn}, seen, nil
 }
 
-// ServerTLS is the server's TLS configuration: TLS 1.3 with one ALPN.
-func ServerTLS(cert tls.Certificate, alpn string) *tls.Config {
-	return &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{alpn}, MinVersion: tls.VersionTLS13}
-}
-
-// ClientTLS is the client's TLS configuration, pinning the server's
+// clientTLS is the client's TLS configuration, pinning the server's
 // certificate to pin (any certificate when pin is zero: the caller asked
 // for trust on first use). The fingerprint seen is stored in *seen.
-func ClientTLS(pin Fingerprint, alpn string) (*tls.Config, *Fingerprint) {
+func clientTLS(pin Fingerprint) (*tls.Config, *Fingerprint) {
 	seen := new(Fingerprint)
-	return &tls.Config{
-		NextProtos: []string{alpn},
-		MinVersion: tls.VersionTLS13,
-		// The certificate is checked by pinning in VerifyPeerCertificate.
-		InsecureSkipVerify: true,
-		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			if len(raw) == 0 {
-				return errors.New("server sent no certificate")
-			}
-			*seen = FingerprintOf(raw[0])
-			if pin.IsZero() {
-				return nil
-			}
-			if subtle.ConstantTimeCompare(seen[:], pin[:]) != 1 {
-				return fmt.Errorf("certificate fingerprint %s does not match the pinned %s", *seen, pin)
-			}
+	return quicnet.ClientTLS(abi.ALPN, func(der []byte) error {
+		*seen = FingerprintOf(der)
+		if pin.IsZero() {
 			return nil
-		},
-	}, seen
-}
-
-// QUICConn is a client connection on a UDP socket of its own, so that
-// closing it releases every resource.
-type QUICConn struct {
-	*quic.Conn
-	tr *quic.Transport
-}
-
-// DialQUICConn dials a QUIC connection with the given TLS configuration.
-func DialQUICConn(ctx context.Context, addr string, tc *tls.Config) (*QUICConn, error) {
-	return dialQUIC(ctx, addr, tc)
-}
-
-func (c *QUICConn) close() {
-	c.CloseWithError(0, "")
-	c.tr.Close()
-	c.tr.Conn.Close()
-}
-
-// Close closes the connection and its socket.
-func (c *QUICConn) Close() error { c.close(); return nil }
-
-func dialQUIC(ctx context.Context, addr string, tc *tls.Config) (*QUICConn, error) {
-	raddr, err := net.ResolveUDPAddr("udp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("kerf: %w", err)
-	}
-	udp, err := net.ListenUDP("udp", nil)
-	if err != nil {
-		return nil, fmt.Errorf("kerf: %w", err)
-	}
-	tr := &quic.Transport{Conn: udp}
-	conn, err := tr.Dial(ctx, raddr, tc, QUICConfig())
-	if err != nil {
-		tr.Close()
-		udp.Close()
-		return nil, fmt.Errorf("kerf: connecting to %s: %w", addr, err)
-	}
-	return &QUICConn{Conn: conn, tr: tr}, nil
+		}
+		if subtle.ConstantTimeCompare(seen[:], pin[:]) != 1 {
+			return fmt.Errorf("certificate fingerprint %s does not match the pinned %s", *seen, pin)
+		}
+		return nil
+	}), seen
 }

@@ -1,5 +1,7 @@
 // Command kerf is the tenant and operator command line. It is a thin shell
-// over the transport client and the benchmarks.
+// over the transport client, the launcher and the operator API's client.
+// The benchmarks and the demo are kerf-bench, which kerf runs from beside
+// itself (or from $PATH), so that kerf does not link the daemon.
 //
 //	kerf run [-n GPUS] [-p FRACTION | --memory BYTES] [--server ADDR] [--token FILE] [--timeout D] -- CMD ARGS…
 //	kerf info  [--token FILE] [--via unix|quic]
@@ -10,34 +12,24 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"os"
-	"runtime"
-	"runtime/pprof"
-	"strconv"
-	"strings"
+	"os/exec"
+	"path/filepath"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
-	"github.com/kerf-edge/kerf/appliance"
 	"github.com/kerf-edge/kerf/auth"
-	"github.com/kerf-edge/kerf/gpu/emu/ptx"
-	"github.com/kerf-edge/kerf/ingest"
 	"github.com/kerf-edge/kerf/intercept/launcher"
 	"github.com/kerf-edge/kerf/internal/kerfenv"
 	"github.com/kerf-edge/kerf/internal/units"
 	"github.com/kerf-edge/kerf/profiles/client"
 	"github.com/kerf-edge/kerf/transport"
-	"github.com/kerf-edge/kerf/transport/transportbench"
 )
 
 func main() {
-	if appliance.IsWorker() {
-		os.Exit(appliance.RunWorker()) // benchmarks run a kerfd in process
-	}
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "kerf:", err)
 		os.Exit(1)
@@ -76,36 +68,13 @@ func run(args []string) error {
 	case "run":
 		return runCmd(args[1:])
 	case "demo":
-		return benchSlicer(args[1:], true)
+		return execBench(args)
 	case "bench":
 		if len(args) < 2 {
 			usage()
 			return fmt.Errorf("bench: name a benchmark")
 		}
-		if path := os.Getenv(kerfenv.CPUProfile); path != "" {
-			stop, err := startCPUProfile(path)
-			if err != nil {
-				return err
-			}
-			defer stop()
-		}
-		switch args[1] {
-		case "transport":
-			return benchTransport(args[2:])
-		case "emu":
-			return benchEmu(args[2:])
-		case "intercept":
-			return benchIntercept(args[2:])
-		case "slicer":
-			return benchSlicer(args[2:], false)
-		case "shares":
-			return benchShares(args[2:])
-		case "slicer-tenants": // the tenants' process of bench slicer and demo
-			return appliance.RunSlicerTenants(context.Background(), os.Stdin, os.Stdout)
-		case "ingest":
-			return benchIngest(args[2:])
-		}
-		return fmt.Errorf("bench: unknown benchmark %q", args[1])
+		return execBench(args[1:])
 	case "profiles", "slices", "smi", "tokens":
 		// Operator commands go through the REST API ($KERF_API, $KERF_ADMIN_TOKEN).
 		return client.RunCLI(context.Background(), client.New("", ""), args, os.Stdout)
@@ -180,80 +149,6 @@ func infoCmd(args []string) error {
 	return tw.Flush()
 }
 
-func benchTransport(args []string) error {
-	fs := flag.NewFlagSet("kerf bench transport", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "machine-readable output")
-	bulk := fs.String("bulk", "1GiB", "size of the bulk copy")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	n, err := units.ParseBytes(*bulk)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	res, err := transportbench.Run(ctx, transportbench.Options{Bulk: n, Progress: progressOut(*asJSON)})
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(res)
-	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PATH\tMEASURE\tKERF\tRAW BASELINE\tRATIO")
-	for _, r := range res {
-		fmt.Fprintf(tw, "%s\tsync round trip p50 / p99\t%.1f / %.1f µs\t%.1f / %.1f µs\t+%.1f µs\n", r.Path, r.SyncP50us, r.SyncP99us, r.RawSyncP50us, r.RawSyncP99us, r.SyncP50us-r.RawSyncP50us)
-		fmt.Fprintf(tw, "%s\tpipelined async\t%.0f calls/s\t%.0f msgs/s\t%.2f×\n", r.Path, r.AsyncPerSec, r.RawAsyncPerSec, r.AsyncRatio)
-		fmt.Fprintf(tw, "%s\t%s host-to-device\t%.2f GB/s\t%.2f GB/s\t%.2f×\n", r.Path, units.FormatBytes(r.BulkBytes), r.BulkGBps, r.RawBulkGBps, r.BulkRatio)
-	}
-	tw.Flush()
-	fmt.Println()
-	tw = tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PATH\tTARGET\tGOAL\tGOT\tMET")
-	for _, r := range res {
-		for _, t := range r.Targets {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", r.Path, t.Name, t.Goal, t.Got, t.Met)
-		}
-	}
-	return tw.Flush()
-}
-
-func benchEmu(args []string) error {
-	fs := flag.NewFlagSet("kerf bench emu", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "machine-readable output")
-	d := fs.Duration("time", 3*time.Second, "time per measurement")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	var res []ptx.BenchResult
-	for _, k := range []string{"matmul", "vadd"} {
-		for _, w := range []int{1, runtime.GOMAXPROCS(0)} {
-			r, err := ptx.Bench(k, w, *d)
-			if err != nil {
-				return err
-			}
-			res = append(res, r)
-			if w == 1 && runtime.GOMAXPROCS(0) == 1 {
-				break
-			}
-		}
-	}
-	if *asJSON {
-		return printJSON(res)
-	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KERNEL\tWORKERS\tLAUNCHES\tTHREAD-INSTR/S\tPER WORKER\tTARGET (matmul, per core)")
-	for _, r := range res {
-		target := "-"
-		if r.Kernel == "matmul" {
-			target = fmt.Sprintf("≥ 200M: %v", r.PerWorker >= 200e6)
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0fM\t%.0fM\t%s\n", r.Kernel, r.Workers, r.Launches, r.ThreadInstrPerSec/1e6, r.PerWorker/1e6, target)
-	}
-	return tw.Flush()
-}
-
 func runCmd(args []string) error {
 	fs := flag.NewFlagSet("kerf run", flag.ContinueOnError)
 	n := fs.Int("n", 1, "slices, each on a distinct GPU")
@@ -294,208 +189,31 @@ func runCmd(args []string) error {
 	return nil
 }
 
-// progressOut is where a benchmark reports progress: stderr, or nowhere
-// when it prints JSON.
-func progressOut(asJSON bool) io.Writer {
-	if asJSON {
-		return nil
-	}
-	return os.Stderr
-}
+// benchBinary is the name of the benchmarks' binary, built next to kerf.
+const benchBinary = "kerf-bench"
 
-// printJSON writes v to stdout, indented: a benchmark's --json output.
-func printJSON(v any) error {
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
-// startCPUProfile writes a CPU profile of the process to path until stop.
-func startCPUProfile(path string) (stop func(), err error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, err
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
-}
-
-// benchShares runs `kerf bench shares`.
-func benchShares(args []string) error {
-	fs := flag.NewFlagSet("kerf bench shares", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "machine-readable output")
-	d := fs.Duration("time", 10*time.Second, "measured time, after a 2 s warm-up")
-	split := fs.String("shares", "0.3,0.7", "the tenants' compute shares, comma-separated")
-	kernel := fs.Uint("kernel", 32, "the matmul's n (a multiple of 16): how long each kernel runs")
-	backend := fs.String("backend", "emulated", "emulated, or cuda for GPU 0 of this machine")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	o := appliance.SharesBenchOptions{Duration: *d, Kernel: uint32(*kernel), Backend: *backend}
-	for _, f := range strings.Split(*split, ",") {
-		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
-		if err != nil || v <= 0 || v > 1 {
-			return fmt.Errorf("--shares: %q is not a share in (0, 1]", f)
-		}
-		o.Shares = append(o.Shares, v)
-	}
-	res, err := appliance.BenchShares(context.Background(), o)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(res)
-	}
-	fmt.Printf("%d windows of 1 s, GPU busy %.0f%% of the time; each tenant's part of the GPU time used:\n", len(res.Windows), 100*res.Utilisation)
-	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TENANT\tTARGET\tMEAN\tMIN\tMAX\tWORST WINDOW\tKERNELS\tMET (±5% of target, every window)")
-	for i, t := range res.Tenants {
-		fmt.Fprintf(tw, "%d\t%.1f%%\t%.1f%%\t%.1f%%\t%.1f%%\t%.1f%%\t%d\t%v\n", i, 100*t.Target, 100*t.Mean, 100*t.Min, 100*t.Max,
-			100*t.WorstError, t.Kernels, t.WorstError <= 0.05)
-	}
-	return tw.Flush()
-}
-
-func benchIngest(args []string) error {
-	fs := flag.NewFlagSet("kerf bench ingest", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "machine-readable output")
-	d := fs.Duration("time", 10*time.Second, "publishing time")
-	topics := fs.Int("topics", 10000, "simulated devices, one topic each")
-	pubs := fs.Int("publishers", 8, "MQTT connections (gateways) the devices share")
-	inflight := fs.Int("inflight", 32, "unacknowledged QoS 1 publishes per connection")
-	via := fs.String("via", "nats", "how kerfd subscribes to the embedded broker: nats or mqtt")
-	rate := fs.Int("rate", 0, "signals/s in all (0: as fast as QoS 1 allows)")
-	oscillate := fs.Duration("oscillate", 5*time.Second, "then a load swinging across a threshold, this long (0: skip)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	// The broker and the Go runtime run as kerfd's defaults have them
-	// (KERF_* variables apply), on loopback ports and a scratch store.
-	cfg, err := appliance.LoadConfig("", os.Environ())
-	if err != nil {
-		return err
-	}
-	appliance.ApplyRuntime(cfg.Runtime, nil)
-	dir, err := os.MkdirTemp("", "kerf-bench-ingest")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	bc := cfg.BrokerConfig()
-	bc.StoreDir, bc.NATSListen, bc.MQTTListen, bc.Username, bc.Password = dir, "127.0.0.1:0", "127.0.0.1:0", "", ""
-	b, err := appliance.StartBroker(bc, nil)
-	if err != nil {
-		return err
-	}
-	defer b.Shutdown()
-	if *oscillate == 0 {
-		*oscillate = -1 // BenchOptions: negative skips, zero takes the default
-	}
-	o := ingest.BenchOptions{MQTTAddr: b.MQTTAddr(), Topics: *topics, Publishers: *pubs, InFlight: *inflight, Duration: *d,
-		Rate: *rate, Oscillate: *oscillate}
-	if *via == "nats" {
-		o.NATSURL = b.ClientURL()
-	} else if *via != "mqtt" {
-		return fmt.Errorf("--via %q: want nats or mqtt", *via)
-	}
-	r, err := ingest.Bench(context.Background(), o)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(r)
-	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TOPICS\tVIA\tPUBLISHED\tDELIVERED\tLOST\tSIGNALS/S\tP50\tP99\tMAX\tDECISIONS")
-	fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%.0f\t%v\t%v\t%v\t%d\n", r.Topics, r.Via, r.Published, r.Delivered, r.Lost,
-		r.SignalsPerSec, r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond), r.Decisions)
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if osc := r.Oscillation; osc != nil {
-		fmt.Printf("oscillating load, %.1fs: %d threshold crossings, %d re-slices (min dwell %v, cooldown %v: at most %d)\n",
-			osc.Seconds, osc.Crossings, osc.Reslices, osc.MinDwell, osc.Cooldown, osc.Allowed)
-	}
-	return nil
-}
-
-func benchIntercept(args []string) error {
-	fs := flag.NewFlagSet("kerf bench intercept", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "machine-readable output")
-	n := fs.Int("launches", 100000, "kernels launched per run")
-	src := fs.String("src", ".", "the Kerf source tree (for the C program)")
-	shim := fs.String("shim", launcher.DefaultShimDir(), "directory holding Kerf's libcuda.so.1")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	res, err := appliance.BenchIntercept(ctx, appliance.InterceptBenchOptions{Launches: *n, Source: *src, ShimDir: *shim, Progress: progressOut(*asJSON)})
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(res)
-	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PATH\tLAUNCHES\tSHIM (C PROGRAM)\tGO CLIENT\tRATIO\tSHIM SUBMIT")
-	for _, r := range res {
-		fmt.Fprintf(tw, "%s\t%d\t%.0f/s\t%.0f/s\t%.2f×\t%.2f µs/launch\n", r.Path, r.Launches, r.ShimPerSec, r.RawPerSec, r.Ratio, r.ShimSubmitUs)
-	}
-	return tw.Flush()
-}
-
-// benchSlicer runs `kerf bench slicer`, or with demo the newcomer's tour:
-// a few tenants and one pass of re-slicing, with the node's table after
-// each step.
-func benchSlicer(args []string, demo bool) error {
-	fs := flag.NewFlagSet("kerf bench slicer", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "machine-readable output")
-	tenants := fs.Int("tenants", 20, "live tenants")
-	rounds := fs.Int("rounds", 10, "passes over the profile cycle")
-	cycle := fs.String("profiles", "uniform-20,uniform-10,mixed-2x25-5x10", "the profile cycle, comma-separated; the first is the starting layout (uniform-20,uniform-20 measures the benchmark's own floor)")
-	if demo {
-		*tenants, *rounds = 4, 1
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
+// execBench replaces this process with kerf-bench ARGS, found beside this
+// executable or else on $PATH.
+func execBench(args []string) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	o := appliance.SlicerBenchOptions{Tenants: *tenants, Rounds: *rounds, Profiles: strings.Split(*cycle, ","), Progress: progressOut(*asJSON),
-		TenantCommand: []string{self, "bench", "slicer-tenants"}}
-	if demo {
-		fmt.Println("Kerf demo: kerfd on an emulated 16 GiB GPU; each tenant runs a kernel-and-copy loop in its own")
-		fmt.Println("worker process and checks every result, while the node is re-sliced under it.")
-		o.Table, o.Progress, o.Settle = os.Stdout, nil, 2*time.Second
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	res, err := appliance.BenchSlicer(ctx, o)
+	path, err := findBench(filepath.Dir(self))
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		return printJSON(res)
+	return syscall.Exec(path, append([]string{path}, args...), os.Environ())
+}
+
+// findBench finds kerf-bench in dir, else on $PATH.
+func findBench(dir string) (string, error) {
+	p := filepath.Join(dir, benchBinary)
+	if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+		return p, nil
 	}
-	fmt.Printf("\n%d tenants, %d transitions: plan+apply p50 %.2f ms, p99 %.2f ms (goal p99 ≤ 5 ms)\n", res.Tenants, res.Transitions, res.ApplyP50Ms, res.ApplyP99Ms)
-	fmt.Printf("tenant calls %d, errors %d, data mismatches %d (goal 0 and 0)\n", res.TenantCalls, res.TenantErrors, res.Mismatches)
-	if res.FirstErrorMsg != "" {
-		fmt.Printf("first error: %s\n", res.FirstErrorMsg)
+	if p, err := exec.LookPath(benchBinary); err == nil {
+		return p, nil
 	}
-	fmt.Printf("round p99: steady %.2f ms, during transitions %.2f ms: %.2f× (goal ≤ 1.10×)\n", res.SteadyP99Ms, res.DuringP99Ms, res.LatencyRatio)
-	if !demo {
-		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "TENANT\tSHARE TARGET\tACHIEVED")
-		for _, s := range res.Shares {
-			fmt.Fprintf(tw, "%s\t%.0f%%\t%.1f%%\n", s.Tenant, 100*s.Target, 100*s.Achieved)
-		}
-		tw.Flush()
-	}
-	return nil
+	return "", fmt.Errorf("the benchmarks and the demo are in %s, which is neither beside kerf (in %s) nor on $PATH: build it with make build", benchBinary, dir)
 }

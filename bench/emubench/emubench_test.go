@@ -1,4 +1,4 @@
-package ptx
+package emubench
 
 import (
 	"testing"
@@ -33,14 +33,14 @@ func BenchmarkVecAdd(b *testing.B) {
 	b.Run("2workers", func(b *testing.B) { benchKernel(b, "vadd", 2) })
 }
 
-func TestBench(t *testing.T) {
+func TestRun(t *testing.T) {
 	for _, k := range []string{"matmul", "vadd"} {
-		r, err := Bench(k, 1, 0)
+		r, err := Run(k, 1, 0)
 		if err != nil || r.Launches != 1 || r.ThreadInstructions == 0 {
-			t.Fatalf("Bench(%s): %+v, %v", k, r, err)
+			t.Fatalf("Run(%s): %+v, %v", k, r, err)
 		}
 	}
-	if _, err := Bench("nope", 1, 0); err == nil {
-		t.Fatal("Bench(nope) succeeded")
+	if _, err := Run("nope", 1, 0); err == nil {
+		t.Fatal("Run(nope) succeeded")
 	}
 }

@@ -1,19 +1,33 @@
-package ingest
+// Package ingestbench measures load-signal ingest end to end: simulated
+// devices publish SenML over MQTT QoS 1 to a broker, kerfd's subscriber
+// (NATS or MQTT) feeds the pipeline and the rule engine, and it reports
+// signals/s, loss, signal→decision latency, and how many re-slices dwell
+// and cooldown let through a load oscillating across a threshold. It backs
+// `kerf bench ingest`; StartBroker gives it the broker kerfd embeds.
+//
+// It uses ingest and appliance only through their exported APIs, measures
+// and reports, and asserts nothing about speed; no product package may
+// import it.
+package ingestbench
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/kerf-edge/kerf/appliance"
+	"github.com/kerf-edge/kerf/ingest"
 )
 
-// BenchOptions drive Bench; zero values take defaults.
-type BenchOptions struct {
+// Options drive Run; zero values take defaults.
+type Options struct {
 	MQTTAddr   string        // the broker's MQTT listener, host:port (required)
 	NATSURL    string        // kerfd subscribes here; empty: over MQTT
 	Topics     int           // simulated devices, one topic each; default 10000
@@ -27,8 +41,8 @@ type BenchOptions struct {
 	Oscillate time.Duration
 }
 
-// BenchResult is what Bench measured.
-type BenchResult struct {
+// Result is what Run measured.
+type Result struct {
 	Topics        int           `json:"topics"`
 	Publishers    int           `json:"publishers"`
 	InFlight      int           `json:"inFlight"` // per publisher
@@ -47,7 +61,7 @@ type BenchResult struct {
 	Oscillation   *Oscillation  `json:"oscillation,omitempty"`
 }
 
-// Oscillation is the second part of Bench: a load that crosses a rule's
+// Oscillation is the second part of Run: a load that crosses a rule's
 // threshold every oscHalfPeriod, and the re-slices the rule made.
 type Oscillation struct {
 	Seconds   float64       `json:"seconds"`
@@ -73,7 +87,7 @@ const (
 // oscillation rule.
 type countApplier struct{ n, osc atomic.Uint64 }
 
-func (c *countApplier) ApplyProfile(_ context.Context, _ Target, _ string, d Decision) error {
+func (c *countApplier) ApplyProfile(_ context.Context, _ ingest.Target, _ string, d ingest.Decision) error {
 	if d.Rule == oscRule {
 		c.osc.Add(1)
 	} else {
@@ -82,16 +96,16 @@ func (c *countApplier) ApplyProfile(_ context.Context, _ Target, _ string, d Dec
 	return nil
 }
 
-// Bench simulates devices on Topics topics publishing SenML over MQTT QoS 1
+// Run simulates devices on Topics topics publishing SenML over MQTT QoS 1
 // to a broker that kerfd's subscriber reads, and measures sustained
 // signals/s, loss, and signal→decision latency: from the device stamping
 // the record to the engine having evaluated its rules with it. The devices
 // share Publishers gateway connections, each with at most InFlight
 // publishes awaiting a PUBACK; unthrottled, the latency includes waiting
 // behind those (Little's law), so it grows with InFlight.
-func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
+func Run(ctx context.Context, o Options) (Result, error) {
 	if o.MQTTAddr == "" {
-		return BenchResult{}, errors.New("bench: no MQTT address")
+		return Result{}, errors.New("bench: no MQTT address")
 	}
 	if o.Topics <= 0 {
 		o.Topics = 10000
@@ -112,24 +126,24 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	for i := range topics {
 		topics[i] = fmt.Sprintf("edge/v1/bench/n%d/load/d%d", i/1000, i)
 	}
-	res := BenchResult{Topics: o.Topics, Publishers: o.Publishers, InFlight: o.InFlight, Via: "mqtt"}
+	res := Result{Topics: o.Topics, Publishers: o.Publishers, InFlight: o.InFlight, Via: "mqtt"}
 	app := &countApplier{}
-	rule := Rule{Name: "bench", Trigger: Trigger{Source: "bench/*/*", Metric: "load", Aggregate: AggMax,
-		Window: Duration(time.Second), Threshold: 90, ActivationThreshold: new(float64(20))},
-		Target: Target{Profile: "busy", IdleProfile: "idle"}}
-	osc := Rule{Name: oscRule, Trigger: Trigger{Source: "bench-osc/*/*", Metric: "load", Aggregate: AggMax,
-		Window: Duration(100 * time.Millisecond), Threshold: 50},
-		Target:   Target{GPU: new(0), Profile: "busy", IdleProfile: "idle"}, // the other rule drives the node
-		Behavior: Behavior{MinDwell: Duration(oscDwell), Cooldown: Duration(oscCooldown)}}
-	eng, err := NewEngine([]Rule{rule, osc}, app, EngineOptions{})
+	rule := ingest.Rule{Name: "bench", Trigger: ingest.Trigger{Source: "bench/*/*", Metric: "load", Aggregate: ingest.AggMax,
+		Window: ingest.Duration(time.Second), Threshold: 90, ActivationThreshold: new(float64(20))},
+		Target: ingest.Target{Profile: "busy", IdleProfile: "idle"}}
+	osc := ingest.Rule{Name: oscRule, Trigger: ingest.Trigger{Source: "bench-osc/*/*", Metric: "load", Aggregate: ingest.AggMax,
+		Window: ingest.Duration(100 * time.Millisecond), Threshold: 50},
+		Target:   ingest.Target{GPU: new(0), Profile: "busy", IdleProfile: "idle"}, // the other rule drives the node
+		Behavior: ingest.Behavior{MinDwell: ingest.Duration(oscDwell), Cooldown: ingest.Duration(oscCooldown)}}
+	eng, err := ingest.NewEngine([]ingest.Rule{rule, osc}, app, ingest.EngineOptions{})
 	if err != nil {
 		return res, err
 	}
 	var lat []time.Duration // the throughput run's; written by the pipeline goroutine only
 	var evaluated atomic.Uint64
 	// Queues and the NATS pending limit as kerfd has them by default.
-	p := NewPipeline(eng, PipelineOptions{Tick: 100 * time.Millisecond,
-		Evaluated: func(s Signal, at time.Time) {
+	p := ingest.NewPipeline(eng, ingest.PipelineOptions{Tick: 100 * time.Millisecond,
+		Evaluated: func(s ingest.Signal, at time.Time) {
 			if s.Topic.Site == "bench" {
 				lat = append(lat, at.Sub(s.Time))
 				evaluated.Add(1)
@@ -142,13 +156,13 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 
 	if o.NATSURL != "" {
 		res.Via = "nats"
-		s, err := SubscribeNATS(NATSOptions{URL: o.NATSURL, Name: "kerf-bench"}, p)
+		s, err := ingest.SubscribeNATS(ingest.NATSOptions{URL: o.NATSURL, Name: "kerf-bench"}, p)
 		if err != nil {
 			return res, err
 		}
 		defer s.Close()
 	} else {
-		s, err := SubscribeMQTT(ctx, MQTTOptions{Broker: "tcp://" + o.MQTTAddr, ClientID: "kerf-bench-sub", QoS: 1}, p)
+		s, err := ingest.SubscribeMQTT(ctx, ingest.MQTTOptions{Broker: "tcp://" + o.MQTTAddr, ClientID: "kerf-bench-sub", QoS: 1}, p)
 		if err != nil {
 			return res, err
 		}
@@ -259,7 +273,7 @@ func oscillate(ctx context.Context, g *benchGateway, d time.Duration, app *count
 }
 
 // publishLoop sends one gateway's records round its share of the topics.
-func publishLoop(ctx context.Context, g *benchGateway, k int, o BenchOptions, topics []string, end time.Time) error {
+func publishLoop(ctx context.Context, g *benchGateway, k int, o Options, topics []string, end time.Time) error {
 	var interval time.Duration
 	if o.Rate > 0 {
 		interval = time.Duration(float64(time.Second) * float64(o.Publishers) / float64(o.Rate))
@@ -292,4 +306,27 @@ func publishLoop(ctx context.Context, g *benchGateway, k int, o BenchOptions, to
 		return fmt.Errorf("bench: publish: %w", err)
 	}
 	return nil
+}
+
+// StartBroker starts the broker kerfd embeds, as kerfd's defaults have it
+// (KERF_* variables apply, and so do the defaults' Go runtime settings, to
+// this process), on loopback ports with a scratch store. stop shuts it
+// down and removes the store.
+func StartBroker() (b *appliance.Broker, stop func(), err error) {
+	cfg, err := appliance.LoadConfig("", os.Environ())
+	if err != nil {
+		return nil, nil, err
+	}
+	appliance.ApplyRuntime(cfg.Runtime, nil)
+	dir, err := os.MkdirTemp("", "kerf-bench-ingest")
+	if err != nil {
+		return nil, nil, err
+	}
+	bc := cfg.BrokerConfig()
+	bc.StoreDir, bc.NATSListen, bc.MQTTListen, bc.Username, bc.Password = dir, "127.0.0.1:0", "127.0.0.1:0", "", ""
+	if b, err = appliance.StartBroker(bc, nil); err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return b, func() { b.Shutdown(); os.RemoveAll(dir) }, nil
 }

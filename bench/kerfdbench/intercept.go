@@ -1,4 +1,4 @@
-package appliance
+package kerfdbench
 
 import (
 	"context"
@@ -14,21 +14,22 @@ import (
 	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/auth"
 	"github.com/kerf-edge/kerf/gpu/emu/kernels"
+	"github.com/kerf-edge/kerf/internal/tenantkit"
 	"github.com/kerf-edge/kerf/transport"
 )
 
-// InterceptBenchOptions size `kerf bench intercept`.
-type InterceptBenchOptions struct {
+// InterceptOptions size `kerf bench intercept`.
+type InterceptOptions struct {
 	Launches int    // kernels per run (default 100,000)
 	Source   string // the Kerf source tree, for the C program (default ".")
 	ShimDir  string // directory holding libcuda.so.1
 	Progress io.Writer
 }
 
-// InterceptBenchResult is one path's launch rate through the shim and
+// InterceptResult is one path's launch rate through the shim and
 // through the Go transport client, measured in the same run against the
 // same kerfd.
-type InterceptBenchResult struct {
+type InterceptResult struct {
 	Path         string  `json:"path"`
 	Launches     int     `json:"launches"`
 	ShimPerSec   float64 `json:"shim_launches_per_s"`
@@ -37,10 +38,10 @@ type InterceptBenchResult struct {
 	ShimSubmitUs float64 `json:"shim_submit_us_per_launch"`
 }
 
-// BenchIntercept starts a kerfd on the emulated GPU and, over the local
+// RunIntercept starts a kerfd on the emulated GPU and, over the local
 // path and over QUIC, times a C program launching small kernels through
 // the shim against the same calls made with the transport client.
-func BenchIntercept(ctx context.Context, o InterceptBenchOptions) ([]InterceptBenchResult, error) {
+func RunIntercept(ctx context.Context, o InterceptOptions) ([]InterceptResult, error) {
 	if o.Launches == 0 {
 		o.Launches = 100000
 	}
@@ -84,9 +85,9 @@ func BenchIntercept(ctx context.Context, o InterceptBenchOptions) ([]InterceptBe
 		return nil, err
 	}
 
-	var out []InterceptBenchResult
+	var out []InterceptResult
 	for _, via := range []string{"unix", "quic"} {
-		r := InterceptBenchResult{Path: via, Launches: o.Launches}
+		r := InterceptResult{Path: via, Launches: o.Launches}
 		cmd := exec.CommandContext(ctx, prog, ptx, fmt.Sprint(o.Launches))
 		cmd.Env = append(os.Environ(), "KERF_BUNDLE="+bundlePath, "KERF_VIA="+via, "LD_LIBRARY_PATH="+o.ShimDir)
 		res, err := cmd.CombinedOutput()
@@ -111,21 +112,6 @@ func BenchIntercept(ctx context.Context, o InterceptBenchOptions) ([]InterceptBe
 	return out, nil
 }
 
-// loadBenchKernel loads one of the emulator's test kernels on c and
-// returns its function and parameter layout.
-func loadBenchKernel(c *transport.Client, name string) (uint64, []abi.ParamInfo, error) {
-	mod, err := c.ModuleLoad(kernels.PTX(name))
-	if err != nil {
-		return 0, nil, err
-	}
-	fn, err := c.ModuleGetFunction(mod, name)
-	if err != nil {
-		return 0, nil, err
-	}
-	layout, err := c.FuncParams(fn)
-	return fn, layout, err
-}
-
 // rawLaunches makes the benchmark program's calls with the transport
 // client: the baseline without the shim.
 func rawLaunches(ctx context.Context, b auth.Bundle, via string, n int) (float64, error) {
@@ -145,7 +131,7 @@ func rawLaunches(ctx context.Context, b auth.Bundle, via string, n int) (float64
 		return 0, err
 	}
 	defer c.Close()
-	fn, layout, err := loadBenchKernel(c, "vadd")
+	fn, layout, err := tenantkit.LoadKernel(c, "vadd")
 	if err != nil {
 		return 0, err
 	}

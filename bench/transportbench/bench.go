@@ -4,7 +4,10 @@
 // bulk host-to-device copy against a raw bulk stream. It backs
 // `kerf bench transport` and `make bench`.
 //
-// It measures and reports; it asserts nothing about speed.
+// It uses the transport only through its exported API; its raw QUIC
+// baseline runs on internal/quicnet, the QUIC the transport runs on. It
+// measures and reports; it asserts nothing about speed, and no product
+// package may import it.
 package transportbench
 
 import (
@@ -12,6 +15,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,6 +30,7 @@ import (
 
 	"github.com/kerf-edge/kerf/auth"
 	"github.com/kerf-edge/kerf/gpu/hostmem"
+	"github.com/kerf-edge/kerf/internal/quicnet"
 	"github.com/kerf-edge/kerf/transport"
 )
 
@@ -145,7 +150,7 @@ func newRig(bulk uint64) (*rig, error) {
 		return nil, err
 	}
 	r.rawTr = &quic.Transport{Conn: udp}
-	if r.rawQUIC, err = r.rawTr.Listen(transport.ServerTLS(r.cert, rawALPN), transport.QUICConfig()); err != nil {
+	if r.rawQUIC, err = r.rawTr.Listen(quicnet.ServerTLS(r.cert, rawALPN), quicnet.Config(transport.HandshakeTimeout)); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -185,8 +190,13 @@ func (r *rig) dialRaw(ctx context.Context, path string) (io.ReadWriteCloser, err
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", r.rawSock)
 	}
-	tc, _ := transport.ClientTLS(r.fp, rawALPN)
-	conn, err := transport.DialQUICConn(ctx, r.rawQUIC.Addr().String(), tc)
+	tc := quicnet.ClientTLS(rawALPN, func(der []byte) error {
+		if transport.FingerprintOf(der) != r.fp {
+			return errors.New("raw server: certificate fingerprint does not match")
+		}
+		return nil
+	})
+	conn, err := quicnet.Dial(ctx, r.rawQUIC.Addr().String(), tc, quicnet.Config(transport.HandshakeTimeout))
 	if err != nil {
 		return nil, err
 	}
@@ -200,7 +210,7 @@ func (r *rig) dialRaw(ctx context.Context, path string) (io.ReadWriteCloser, err
 
 type rawQUICStream struct {
 	*quic.Stream
-	conn *transport.QUICConn
+	conn *quicnet.Conn
 }
 
 func (s *rawQUICStream) Close() error {

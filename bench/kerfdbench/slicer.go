@@ -1,4 +1,4 @@
-package appliance
+package kerfdbench
 
 import (
 	"bytes"
@@ -17,12 +17,14 @@ import (
 	"time"
 
 	"github.com/kerf-edge/kerf/abi"
+	"github.com/kerf-edge/kerf/appliance"
+	"github.com/kerf-edge/kerf/internal/tenantkit"
 	"github.com/kerf-edge/kerf/internal/units"
 	"github.com/kerf-edge/kerf/transport"
 )
 
-// SlicerBenchOptions size `kerf bench slicer` and `kerf demo`.
-type SlicerBenchOptions struct {
+// SlicerOptions size `kerf bench slicer` and `kerf demo`.
+type SlicerOptions struct {
 	Tenants   int           // live tenants, each in its own slice (default 20)
 	Rounds    int           // times the profile cycle is applied (default 10)
 	Profiles  []string      // the cycle (default uniform-20, uniform-10, mixed-2x25-5x10)
@@ -36,8 +38,8 @@ type SlicerBenchOptions struct {
 	TenantCommand []string
 }
 
-// SlicerBenchResult is what a run measured.
-type SlicerBenchResult struct {
+// SlicerResult is what a run measured.
+type SlicerResult struct {
 	Tenants       int              `json:"tenants"`
 	Transitions   int              `json:"transitions"`
 	ApplyP50Ms    float64          `json:"apply_p50_ms"`
@@ -78,9 +80,9 @@ type tenantLoop struct {
 	n      int
 }
 
-// BenchSlicer runs live tenants on the emulated GPU and re-slices under
+// RunSlicer runs live tenants on the emulated GPU and re-slices under
 // them, measuring what the tenants see.
-func BenchSlicer(ctx context.Context, o SlicerBenchOptions) (SlicerBenchResult, error) {
+func RunSlicer(ctx context.Context, o SlicerOptions) (SlicerResult, error) {
 	if o.Tenants == 0 {
 		o.Tenants = 20
 	}
@@ -96,7 +98,7 @@ func BenchSlicer(ctx context.Context, o SlicerBenchOptions) (SlicerBenchResult, 
 	if o.GPUMemory == "" {
 		o.GPUMemory = "16GiB"
 	}
-	res := SlicerBenchResult{Tenants: o.Tenants}
+	res := SlicerResult{Tenants: o.Tenants}
 	dir, err := os.MkdirTemp("", "kerf-bench-slicer")
 	if err != nil {
 		return res, err
@@ -110,10 +112,10 @@ func BenchSlicer(ctx context.Context, o SlicerBenchOptions) (SlicerBenchResult, 
 	defer stop()
 
 	// Tenants, each with its own token, slice and worker.
-	spec := SlicerTenantsSpec{UnixPath: a.cfg.UnixPath()}
+	spec := SlicerTenantsSpec{UnixPath: a.unixPath}
 	for i := range o.Tenants {
 		name := fmt.Sprintf("t%02d", i)
-		tok, err := a.tokens.Issue(name, 0)
+		tok, err := a.Tokens().Issue(name, 0)
 		if err != nil {
 			return res, err
 		}
@@ -138,12 +140,12 @@ func BenchSlicer(ctx context.Context, o SlicerBenchOptions) (SlicerBenchResult, 
 	for r := range o.Rounds {
 		for i := range o.Profiles {
 			to := o.Profiles[(i+1)%len(o.Profiles)]
-			p, err := a.api.Store().Profile(to)
+			p, err := a.Profile(to)
 			if err != nil {
 				return res, err
 			}
 			t0 := time.Now()
-			_, err = a.node.Apply(ctx, p)
+			_, err = a.Node().Apply(ctx, p)
 			d := time.Since(t0)
 			time.Sleep(o.Settle / 4) // the transition's tail: pending work, limits landing
 			windows = append(windows, [2]time.Time{t0.Add(-transitionLead), time.Now()})
@@ -151,7 +153,7 @@ func BenchSlicer(ctx context.Context, o SlicerBenchOptions) (SlicerBenchResult, 
 				return res, fmt.Errorf("applying %s: %w", to, err)
 			}
 			applyTimes = append(applyTimes, d)
-			st := TransitionStat{To: to, ApplyMs: float64(d.Microseconds()) / 1000, Pending: len(a.node.sl.Status().Pending)}
+			st := TransitionStat{To: to, ApplyMs: float64(d.Microseconds()) / 1000, Pending: len(a.Pending())}
 			res.ByTransition = append(res.ByTransition, st)
 			if o.Progress != nil {
 				fmt.Fprintf(o.Progress, "round %d: → %s in %.2f ms, %d pending\n", r+1, to, st.ApplyMs, st.Pending)
@@ -160,7 +162,7 @@ func BenchSlicer(ctx context.Context, o SlicerBenchOptions) (SlicerBenchResult, 
 			time.Sleep(o.Settle)
 		}
 	}
-	for _, s := range a.node.Slices() {
+	for _, s := range a.Node().Slices() {
 		if s.Tenant != "" {
 			res.Shares = append(res.Shares, SlicerShare{Tenant: s.Tenant, Target: s.ShareTarget, Achieved: s.ShareAchieved})
 		}
@@ -216,7 +218,7 @@ func splitRounds(rounds []roundSample, windows [][2]time.Time) (steady, during [
 }
 
 func newTenantLoop(c *transport.Client, n int) (*tenantLoop, error) {
-	fn, layout, err := loadBenchKernel(c, "vadd")
+	fn, layout, err := tenantkit.LoadKernel(c, "vadd")
 	if err != nil {
 		return nil, err
 	}
@@ -240,10 +242,10 @@ func (l *tenantLoop) round(rng *rand.Rand) (bool, error) {
 	for i := range l.a {
 		l.a[i], l.b[i] = float32(rng.IntN(1000)), float32(rng.IntN(1000))
 	}
-	if err := l.c.MemcpyHtoD(l.bufs[0], f32bytes(l.a)); err != nil {
+	if err := l.c.MemcpyHtoD(l.bufs[0], tenantkit.F32Bytes(l.a)); err != nil {
 		return false, err
 	}
-	if err := l.c.MemcpyHtoD(l.bufs[1], f32bytes(l.b)); err != nil {
+	if err := l.c.MemcpyHtoD(l.bufs[1], tenantkit.F32Bytes(l.b)); err != nil {
 		return false, err
 	}
 	cfg := abi.LaunchConfig{Grid: abi.Dim3{X: uint32((l.n + 255) / 256), Y: 1, Z: 1}, Block: abi.Dim3{X: 256, Y: 1, Z: 1}}
@@ -262,14 +264,6 @@ func (l *tenantLoop) round(rng *rand.Rand) (bool, error) {
 	return true, nil
 }
 
-func f32bytes(f []float32) []byte {
-	b := make([]byte, 4*len(f))
-	for i, v := range f {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
-	}
-	return b
-}
-
 func quantileMs(d []time.Duration, q float64) float64 {
 	if len(d) == 0 {
 		return 0
@@ -280,11 +274,11 @@ func quantileMs(d []time.Duration, q float64) float64 {
 }
 
 // writeSlices prints the node's GPUs, slices, tenants, memory and shares.
-func writeSlices(w io.Writer, a *Appliance) {
+func writeSlices(w io.Writer, a *kerfd) {
 	var buf bytes.Buffer
 	tw := tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "GPU\tSLICE MEMORY\tUSED\tSHARE TARGET\tACHIEVED\tTENANT\tPENDING")
-	for _, s := range a.node.Slices() {
+	for _, s := range a.Node().Slices() {
 		tenant := s.Tenant
 		if tenant == "" {
 			tenant = "-"
@@ -296,17 +290,23 @@ func writeSlices(w io.Writer, a *Appliance) {
 	w.Write(buf.Bytes())
 }
 
+// kerfd is an appliance a benchmark runs, and where its Unix socket is.
+type kerfd struct {
+	*appliance.Appliance
+	unixPath string
+}
+
 // startBenchAppliance runs an appliance for a benchmark: state in dir, the
 // emulated GPU, QUIC on a free port, no HTTP and no ingest; extra adds or
 // overrides KERF_* settings. It returns once the Unix socket exists.
-func startBenchAppliance(ctx context.Context, dir string, extra ...string) (*Appliance, func(), error) {
+func startBenchAppliance(ctx context.Context, dir string, extra ...string) (*kerfd, func(), error) {
 	env := append([]string{"KERF_STATE_DIR=" + filepath.Join(dir, "state"), "KERF_LISTEN__QUIC=127.0.0.1:0",
 		"KERF_LISTEN__HTTP=", "KERF_GPU__BACKEND=emulated", "KERF_INGEST__ENABLED=false", "KERF_LOG__LEVEL=warn"}, extra...)
-	cfg, err := LoadConfig("", env)
+	cfg, err := appliance.LoadConfig("", env)
 	if err != nil {
 		return nil, nil, err
 	}
-	a, err := New(cfg, slog.New(slog.DiscardHandler))
+	a, err := appliance.New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -316,7 +316,7 @@ func startBenchAppliance(ctx context.Context, dir string, extra ...string) (*App
 	stop := func() { cancel(); <-done }
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		if _, err := os.Stat(cfg.UnixPath()); err == nil {
-			return a, stop, nil
+			return &kerfd{Appliance: a, unixPath: cfg.UnixPath()}, stop, nil
 		} else if time.Now().After(deadline) {
 			stop()
 			return nil, nil, fmt.Errorf("kerfd did not start: %w", err)

@@ -1,8 +1,7 @@
-package appliance
+package kerfdbench
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -12,13 +11,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kerf-edge/kerf/abi"
+	"github.com/kerf-edge/kerf/appliance"
+	"github.com/kerf-edge/kerf/internal/tenantkit"
 	"github.com/kerf-edge/kerf/profiles/api"
 	"github.com/kerf-edge/kerf/transport"
 )
 
-// SharesBenchOptions size `kerf bench shares`.
-type SharesBenchOptions struct {
+// SharesOptions size `kerf bench shares`.
+type SharesOptions struct {
 	Shares   []float64     // one tenant per share, in slices of that share (default 0.3, 0.7)
 	Duration time.Duration // measured time, after a warm-up (default 10s)
 	Window   time.Duration // the windows shares are judged over (default 1s)
@@ -26,8 +26,8 @@ type SharesBenchOptions struct {
 	Backend  string        // emulated (default) or cuda
 }
 
-// SharesBenchResult is what `kerf bench shares` measured.
-type SharesBenchResult struct {
+// SharesResult is what `kerf bench shares` measured.
+type SharesResult struct {
 	Windows []SharesWindow `json:"windows"`
 	Tenants []SharesTenant `json:"tenants"`
 	// Utilisation is the GPU time used over wall time, all tenants.
@@ -51,11 +51,11 @@ type SharesTenant struct {
 	Kernels    uint64  `json:"kernels"`
 }
 
-// BenchShares runs tenants in slices of different compute shares on GPU 0
+// RunShares runs tenants in slices of different compute shares on GPU 0
 // (emulated, or real with Backend "cuda"), each launching kernels without pause and synchronising
 // only with itself, and measures the part of the GPU time each gets over
 // every window.
-func BenchShares(ctx context.Context, o SharesBenchOptions) (SharesBenchResult, error) {
+func RunShares(ctx context.Context, o SharesOptions) (SharesResult, error) {
 	if len(o.Shares) == 0 {
 		o.Shares = []float64{0.3, 0.7}
 	}
@@ -68,7 +68,7 @@ func BenchShares(ctx context.Context, o SharesBenchOptions) (SharesBenchResult, 
 	if o.Kernel == 0 {
 		o.Kernel = 32
 	}
-	var res SharesBenchResult
+	var res SharesResult
 	if o.Kernel%16 != 0 || o.Kernel > 4096 {
 		return res, fmt.Errorf("kernel size %d: want a multiple of 16 up to 4096", o.Kernel)
 	}
@@ -90,7 +90,7 @@ func BenchShares(ctx context.Context, o SharesBenchOptions) (SharesBenchResult, 
 	for _, s := range o.Shares {
 		p.GPUs[0].Slices = append(p.GPUs[0].Slices, api.SliceSpec{MemoryFraction: s * 0.8, ComputeShare: s})
 	}
-	if _, err := a.node.Apply(ctx, p); err != nil {
+	if _, err := a.Node().Apply(ctx, p); err != nil {
 		return res, err
 	}
 
@@ -105,16 +105,16 @@ func BenchShares(ctx context.Context, o SharesBenchOptions) (SharesBenchResult, 
 	clients := make([]*transport.Client, len(o.Shares))
 	for _, i := range order {
 		names[i] = fmt.Sprintf("s%d-%02.0f", i, 100*o.Shares[i])
-		tok, err := a.tokens.Issue(names[i], 0)
+		tok, err := a.Tokens().Issue(names[i], 0)
 		if err != nil {
 			return res, err
 		}
-		if clients[i], err = transport.DialUnix(ctx, a.cfg.UnixPath(), transport.Options{Token: []byte(tok), Name: names[i]}); err != nil {
+		if clients[i], err = transport.DialUnix(ctx, a.unixPath, transport.Options{Token: []byte(tok), Name: names[i]}); err != nil {
 			return res, fmt.Errorf("tenant %s: %w", names[i], err)
 		}
 		defer clients[i].Close()
 	}
-	for _, s := range a.node.Slices() {
+	for _, s := range a.Node().Slices() {
 		if i := slices.Index(names, s.Tenant); i >= 0 && math.Abs(s.ShareTarget-o.Shares[i]) > 1e-6 {
 			return res, fmt.Errorf("tenant %s landed in a %.0f%% slice, not %.0f%%", s.Tenant, 100*s.ShareTarget, 100*o.Shares[i])
 		}
@@ -126,7 +126,7 @@ func BenchShares(ctx context.Context, o SharesBenchOptions) (SharesBenchResult, 
 	errc := make(chan error, len(clients))
 	var wg sync.WaitGroup
 	for i, c := range clients {
-		launch, err := newMatmul(c, o.Kernel)
+		launch, err := tenantkit.NewMatmul(c, o.Kernel)
 		if err != nil {
 			return res, fmt.Errorf("tenant %s: %w", names[i], err)
 		}
@@ -148,9 +148,9 @@ func BenchShares(ctx context.Context, o SharesBenchOptions) (SharesBenchResult, 
 			}
 		}()
 	}
-	busy := func() []busyReport {
-		by := a.workers.busyByTenant()
-		out := make([]busyReport, len(names))
+	busy := func() []appliance.GPUTime {
+		by := a.TenantGPUTime()
+		out := make([]appliance.GPUTime, len(names))
 		for i, n := range names {
 			out[i] = by[n]
 		}
@@ -171,15 +171,15 @@ func BenchShares(ctx context.Context, o SharesBenchOptions) (SharesBenchResult, 
 		cur := busy()
 		rates, sum := make([]float64, len(cur)), 0.0
 		for i := range cur {
-			if dt := cur[i].at.Sub(prev[i].at); dt > 0 {
-				rates[i] = float64(cur[i].busy-prev[i].busy) / float64(dt)
+			if dt := cur[i].At.Sub(prev[i].At); dt > 0 {
+				rates[i] = float64(cur[i].Busy-prev[i].Busy) / float64(dt)
 			}
 			sum += rates[i]
 		}
 		if sum <= 0 {
 			return res, errors.New("no GPU time was reported in a window")
 		}
-		w := SharesWindow{Seconds: cur[0].at.Sub(prev[0].at).Seconds()}
+		w := SharesWindow{Seconds: cur[0].At.Sub(prev[0].At).Seconds()}
 		for i := range cur {
 			w.Parts = append(w.Parts, rates[i]/sum)
 		}
@@ -189,8 +189,8 @@ func BenchShares(ctx context.Context, o SharesBenchOptions) (SharesBenchResult, 
 	stopLoops()
 	wg.Wait()
 	for i := range prev {
-		if dt := prev[i].at.Sub(first[i].at); dt > 0 {
-			res.Utilisation += float64(prev[i].busy-first[i].busy) / float64(dt)
+		if dt := prev[i].At.Sub(first[i].At); dt > 0 {
+			res.Utilisation += float64(prev[i].Busy-first[i].Busy) / float64(dt)
 		}
 	}
 	for i, target := range o.Shares {
@@ -204,29 +204,4 @@ func BenchShares(ctx context.Context, o SharesBenchOptions) (SharesBenchResult, 
 		res.Tenants = append(res.Tenants, t)
 	}
 	return res, nil
-}
-
-// newMatmul prepares an n×n matmul on c and returns a function that
-// launches it.
-func newMatmul(c *transport.Client, n uint32) (func() error, error) {
-	fn, layout, err := loadBenchKernel(c, "matmul")
-	if err != nil {
-		return nil, err
-	}
-	var bufs [3]uint64
-	for i := range bufs {
-		if bufs[i], err = c.MemAlloc(uint64(4 * n * n)); err != nil {
-			return nil, err
-		}
-	}
-	params := make([]byte, layout[len(layout)-1].Offset+layout[len(layout)-1].Size)
-	for i, l := range layout {
-		if l.Size == 8 {
-			binary.LittleEndian.PutUint64(params[l.Offset:], bufs[i%3])
-		} else {
-			binary.LittleEndian.PutUint32(params[l.Offset:], n)
-		}
-	}
-	cfg := abi.LaunchConfig{Grid: abi.Dim3{X: n / 16, Y: n / 16, Z: 1}, Block: abi.Dim3{X: 16, Y: 16, Z: 1}}
-	return func() error { return c.LaunchKernel(fn, cfg, 0, params) }, nil
 }

@@ -1,11 +1,14 @@
-package appliance
+package kerfdbench
 
 import (
 	"bufio"
 	"encoding/json"
 	"io"
+	"os"
 	"testing"
 	"time"
+
+	"github.com/kerf-edge/kerf/appliance"
 )
 
 // A round is classed by when it started, so a long round that merely
@@ -45,7 +48,7 @@ func TestBenchSlicerShortRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts kerfd and worker processes")
 	}
-	res, err := BenchSlicer(t.Context(), SlicerBenchOptions{Tenants: 2, Rounds: 1, Settle: 300 * time.Millisecond, GPUMemory: "4GiB"})
+	res, err := RunSlicer(t.Context(), SlicerOptions{Tenants: 2, Rounds: 1, Settle: 300 * time.Millisecond, GPUMemory: "4GiB"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +74,7 @@ func TestRunSlicerTenantsProtocol(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop()
-	tok, err := a.tokens.Issue("t00", 0)
+	tok, err := a.Tokens().Issue("t00", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +82,7 @@ func TestRunSlicerTenantsProtocol(t *testing.T) {
 	outR, outW := io.Pipe()
 	done := make(chan error, 1)
 	go func() { done <- RunSlicerTenants(t.Context(), inR, outW); outW.Close() }()
-	json.NewEncoder(inW).Encode(SlicerTenantsSpec{UnixPath: a.cfg.UnixPath(), Names: []string{"t00"}, Tokens: []string{tok}})
+	json.NewEncoder(inW).Encode(SlicerTenantsSpec{UnixPath: a.unixPath, Names: []string{"t00"}, Tokens: []string{tok}})
 	br := bufio.NewReader(outR)
 	if line, err := br.ReadString('\n'); err != nil || line != "ready\n" {
 		t.Fatalf("first line %q, %v", line, err)
@@ -104,7 +107,7 @@ func TestBenchSharesShortRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts kerfd and worker processes")
 	}
-	res, err := BenchShares(t.Context(), SharesBenchOptions{Shares: []float64{0.3, 0.7}, Duration: time.Second, Kernel: 16})
+	res, err := RunShares(t.Context(), SharesOptions{Shares: []float64{0.3, 0.7}, Duration: time.Second, Kernel: 16})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,4 +125,12 @@ func TestBenchSharesShortRun(t *testing.T) {
 		}
 	}
 	t.Logf("parts: %+v", res.Tenants)
+}
+
+// TestMain lets the test binary serve as kerfd's worker executable.
+func TestMain(m *testing.M) {
+	if appliance.IsWorker() {
+		os.Exit(appliance.RunWorker())
+	}
+	os.Exit(m.Run())
 }

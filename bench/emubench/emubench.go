@@ -1,4 +1,11 @@
-package ptx
+// Package emubench measures the PTX interpreter: the emulator's test
+// kernels run straight on gpu/emu/ptx, over a plain memory of its own, and
+// the thread-instructions executed per second. It backs `kerf bench emu`.
+//
+// It uses the interpreter only through its exported API, measures and
+// reports, and asserts nothing about speed; no product package may import
+// it.
+package emubench
 
 import (
 	"encoding/binary"
@@ -9,10 +16,11 @@ import (
 
 	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/gpu/emu/kernels"
+	"github.com/kerf-edge/kerf/gpu/emu/ptx"
 )
 
-// BenchResult is the outcome of Bench.
-type BenchResult struct {
+// Result is the outcome of Run.
+type Result struct {
 	Kernel             string
 	Workers            int
 	Launches           int
@@ -25,14 +33,14 @@ type BenchResult struct {
 	PerWorker         float64
 }
 
-// Bench runs the "matmul" (128x128x128, 16x16 tiles) or "vadd" (1M
+// Run runs the "matmul" (128x128x128, 16x16 tiles) or "vadd" (1M
 // elements) test kernel repeatedly for about d on workers goroutines
 // (<= 0: GOMAXPROCS) and reports the interpreter's throughput.
-func Bench(kernel string, workers int, d time.Duration) (BenchResult, error) {
+func Run(kernel string, workers int, d time.Duration) (Result, error) {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	res := BenchResult{Kernel: kernel, Workers: workers}
+	res := Result{Kernel: kernel, Workers: workers}
 	l, k, err := benchLaunch(kernel, workers)
 	if err != nil {
 		return res, err
@@ -53,7 +61,7 @@ func Bench(kernel string, workers int, d time.Duration) (BenchResult, error) {
 }
 
 // benchLaunch prepares one launch of a benchmark kernel.
-func benchLaunch(kernel string, workers int) (*Launch, *Kernel, error) {
+func benchLaunch(kernel string, workers int) (*ptx.Launch, *ptx.Kernel, error) {
 	mem := &sliceMem{next: 1 << 32}
 	fill := func(n int) uint64 {
 		a := mem.alloc(4 * n)
@@ -80,7 +88,7 @@ func benchLaunch(kernel string, workers int) (*Launch, *Kernel, error) {
 	default:
 		return nil, nil, abi.Errorf(abi.ErrInvalidValue, "no benchmark kernel %q (matmul, vadd)", kernel)
 	}
-	m, err := Load(kernels.PTX(file))
+	m, err := ptx.Load(kernels.PTX(file))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -94,10 +102,12 @@ func benchLaunch(kernel string, workers int) (*Launch, *Kernel, error) {
 		binary.LittleEndian.PutUint64(b[:], params[i])
 		copy(buf[p.Offset:p.Offset+p.Size], b[:p.Size])
 	}
-	return &Launch{Grid: grid, Block: block, Params: buf, Memory: mem, Workers: workers}, k, nil
+	return &ptx.Launch{Grid: grid, Block: block, Params: buf, Memory: mem, Workers: workers}, k, nil
 }
 
-// sliceMem is a minimal Memory for Bench.
+var _ ptx.Memory = (*sliceMem)(nil)
+
+// sliceMem is a minimal ptx.Memory for Run.
 type sliceMem struct {
 	allocs []memAlloc
 	next   uint64
