@@ -6,11 +6,14 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/kerf-edge/kerf/internal/clock"
 )
 
 // oneGPU is a slicer on one 10 GiB GPU, no reserve, uniform-20.
-func oneGPU(t *testing.T, ctl Control) (*Slicer, *fakeClock) {
-	c := newClock()
+func oneGPU(t *testing.T, ctl Control) (*Slicer, *clock.Fake) {
+	c := clock.NewFake(time.Time{})
 	return newSlicer(t, Config{GPUs: gpus(1, "T4", 10*GiB), Reserve: noReserve, Control: ctl, Clock: c}), c
 }
 

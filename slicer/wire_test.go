@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/kerf-edge/kerf/internal/clock"
 )
 
 func TestMsgJSON(t *testing.T) {
@@ -32,7 +34,7 @@ func TestMsgJSON(t *testing.T) {
 // TestControlFuncs wires a Slicer to an Arbiter the way kerfd would:
 // shares go to the GPU's arbiter, memory limits to the worker.
 func TestControlFuncs(t *testing.T) {
-	arb := NewArbiter(ArbiterConfig{Clock: newClock()})
+	arb := NewArbiter(ArbiterConfig{Clock: clock.NewFake(time.Time{})})
 	limits := map[SliceID]uint64{}
 	ctl := ControlFuncs{
 		MemLimit: func(id SliceID, b uint64) error { limits[id] = b; return nil },

@@ -27,6 +27,7 @@ var forbidden = map[string][]string{
 	"intercept":        {"appliance", "slicer", "ingest", "profiles", "gpu/emu", "gpu/cuda"},
 	"internal/units":   {""},
 	"internal/testkit": {""},
+	"internal/clock":   {""},
 }
 
 // Nothing but the binaries may import appliance (its own tests aside).
