@@ -1,9 +1,7 @@
 package appliance
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -49,7 +47,7 @@ type worker struct {
 
 	lease   string
 	slice   string            // the slicer slice the session runs in
-	control chan ctrlMsg      // messages to the worker, sent in order
+	control chan ctlMsg       // setMemLimit and grant messages to the worker, in order
 	reports chan workerReport // the latest report, for the slicer
 
 	mu     sync.Mutex
@@ -142,7 +140,7 @@ func (s *supervisor) handoff(ctx context.Context, rw io.ReadWriteCloser, peer tr
 		rw.Close() // the worker owns the tenant's socket now
 	}
 	w := &worker{pid: cmd.Process.Pid, adm: adm, via: peer.Transport, peer: peer.Addr, started: time.Now(), cmd: cmd,
-		lease: adm.Lease, control: make(chan ctrlMsg, 16), reports: make(chan workerReport, 1)}
+		lease: adm.Lease, control: make(chan ctlMsg, 16), reports: make(chan workerReport, 1)}
 	if s.node != nil && adm.Lease != "" {
 		w.slice = s.node.sliceOf(adm.Lease, adm.Device)
 	}
@@ -160,20 +158,24 @@ func (s *supervisor) handoff(ctx context.Context, rw io.ReadWriteCloser, peer tr
 	log = log.With("worker", w.pid)
 	log.Info("session handed to worker", "device", adm.Device, "memLimit", adm.MemLimit)
 
+	out := newCtlWriter(ctrl)
 	spec := workerSpec{Config: s.workerCfg, Admission: adm, Prefix: buffered, Transport: peer.Transport, Peer: peer.Addr}
-	if err := json.NewEncoder(ctrl).Encode(spec); err != nil {
+	if err := out.send(spec); err != nil {
 		log.Error("sending the worker its spec", "err", err)
 		cmd.Process.Kill()
 	}
 	reportsDone := make(chan struct{})
 	go func() {
 		defer close(reportsDone)
-		w.readReports(ctrl, s.node)
+		if err := w.readReports(ctrl, s.node); err != nil {
+			log.Error("worker broke the control protocol; stopping it", "err", err)
+			cmd.Process.Kill()
+		}
 	}()
 	if s.node != nil {
 		go w.forwardReports(s.node)
 	}
-	go w.sendControl(ctrl)
+	go w.sendControl(out)
 	if relay != nil {
 		go func() {
 			io.Copy(relay, rw)
@@ -222,35 +224,43 @@ func (s *supervisor) handoff(ctx context.Context, rw io.ReadWriteCloser, peer tr
 	}
 }
 
-func (w *worker) readReports(ctrl net.Conn, n *node) {
-	dec := json.NewDecoder(bufio.NewReader(ctrl))
+// readReports handles the worker's messages until its control socket
+// closes. It returns an error only for a message that breaks the
+// protocol.
+func (w *worker) readReports(ctrl net.Conn, n *node) error {
+	in := newCtlReader(ctrl, fromWorker)
 	for {
-		var r workerReport
-		if err := dec.Decode(&r); err != nil {
-			return
+		m, err := in.read()
+		if errors.Is(err, errCtlProtocol) {
+			return err
 		}
-		switch r.Op {
-		case opAcquire:
+		if err != nil {
+			return nil
+		}
+		var r workerReport
+		switch m := m.(type) {
+		case acquireMsg:
 			w.acquire(n)
 			continue
-		case opUsed:
-			w.used(n, r)
+		case usedMsg:
+			w.used(n, m)
 			continue
-		}
-		if r.Op == opAck {
+		case ackMsg:
 			w.mu.Lock()
-			if c := w.acks[r.Seq]; c != nil {
-				c <- r.Err
-				delete(w.acks, r.Seq)
+			if c := w.acks[m.Seq]; c != nil {
+				c <- m.Err
+				delete(w.acks, m.Seq)
 			}
 			w.mu.Unlock()
 			continue
+		case workerReport:
+			r = m
 		}
 		w.mu.Lock()
 		now := time.Now()
 		if !w.at.IsZero() {
 			if wall := now.Sub(w.at); wall > 0 {
-				s := min(max(float64(r.BusyNs-w.report.BusyNs)/float64(wall), 0), 1)
+				s := min(max(float64(r.Busy-w.report.Busy)/float64(wall), 0), 1)
 				w.share = 0.75*w.share + 0.25*s // about a second's memory at 250 ms reports
 			}
 		}
@@ -281,10 +291,9 @@ func (w *worker) forwardReports(n *node) {
 }
 
 // sendControl writes queued messages to the worker until it exits.
-func (w *worker) sendControl(ctrl net.Conn) {
-	enc := json.NewEncoder(ctrl)
+func (w *worker) sendControl(out *ctlWriter) {
 	for m := range w.control {
-		if err := enc.Encode(m); err != nil {
+		if err := out.send(m); err != nil {
 			return
 		}
 	}
@@ -304,7 +313,7 @@ func (w *worker) setMemLimit(bytes uint64) error {
 		return nil // the session ended; nothing holds the slice
 	}
 	w.seq++
-	m := ctrlMsg{Op: opSetMemLimit, Seq: w.seq, Bytes: bytes}
+	m := setMemLimitMsg{Seq: w.seq, Bytes: bytes}
 	if bytes >= w.report.MemLimit && w.report.MemLimit != 0 {
 		select {
 		case w.control <- m:
@@ -426,7 +435,7 @@ func (w *worker) acquire(n *node) {
 		sent := false
 		if !closed {
 			select {
-			case w.control <- ctrlMsg{Op: opGrant, Seq: g.ID, BudgetNs: int64(g.Budget)}:
+			case w.control <- grantMsg{ID: g.ID, Budget: g.Budget}:
 				sent = true
 			default:
 			}
@@ -442,16 +451,16 @@ func (w *worker) acquire(n *node) {
 }
 
 // used returns a grant with the GPU time spent.
-func (w *worker) used(n *node, r workerReport) {
+func (w *worker) used(n *node, m usedMsg) {
 	if n == nil {
 		return
 	}
 	w.mu.Lock()
-	g, ok := w.grants[r.Seq]
-	delete(w.grants, r.Seq)
+	g, ok := w.grants[m.Grant]
+	delete(w.grants, m.Grant)
 	w.mu.Unlock()
 	if ok {
-		n.shares.byGPU[w.adm.Device].Report(g, time.Duration(r.UsedNs))
+		n.shares.byGPU[w.adm.Device].Report(g, m.Used)
 	}
 }
 
@@ -484,7 +493,7 @@ func (s *supervisor) busyByTenant() map[string]busyReport {
 	for _, w := range s.workers {
 		w.mu.Lock()
 		r := out[w.adm.Tenant.ID]
-		r.busy += time.Duration(w.report.BusyNs)
+		r.busy += w.report.Busy
 		if w.at.After(r.at) {
 			r.at = w.at
 		}

@@ -19,7 +19,7 @@
 //   - the compute-share arbiter (share.go) that grants GPU time budgets to
 //     worker processes by weighted fair share;
 //   - persistence of layout, active profile, policies and leases
-//     (store.go), and the control-socket vocabulary (wire.go).
+//     (store.go).
 //
 // It must not touch sessions, sockets, workers or backends: it never
 // imports appliance or transport, never opens a device and never sleeps.

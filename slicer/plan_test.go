@@ -274,3 +274,16 @@ func pendingKinds(ps []Pending) string {
 	}
 	return strings.Join(out, " ")
 }
+
+// TestApplyResizesHeldSliceThroughControl: re-slicing under a live lease
+// sends the held slice's new memory limit and compute share to Control.
+func TestApplyResizesHeldSliceThroughControl(t *testing.T) {
+	ctl := newControl()
+	s, _ := oneGPU(t, ctl)
+	l := must[Lease](t)(s.TryAllocate(Request{Tenant: "a", N: 1, Fraction: 0.2}))
+	must[*Plan](t)(s.ApplyProfile("mixed-2x25-5x10", ApplyOptions{}))
+	id := l.Slices[0]
+	if ctl.limit[id] != 2560*MiB || ctl.share[id] != 0.25 {
+		t.Fatalf("slice %s: limit %d MiB, share %g; want 2560 MiB, 0.25 (calls %v)", id, ctl.limit[id]/MiB, ctl.share[id], ctl.take())
+	}
+}
