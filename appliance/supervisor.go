@@ -63,8 +63,8 @@ func socketPair() (net.Conn, *os.File, error) {
 	return conn, os.NewFile(uintptr(fds[1]), "worker-end"), nil
 }
 
-// started is a worker process and kerfd's ends of its sockets.
-type started struct {
+// workerProc is a worker process and kerfd's ends of its sockets.
+type workerProc struct {
 	cmd   *exec.Cmd
 	ctrl  net.Conn
 	relay net.Conn // the tenant stream's other end; nil when the worker has the tenant's own socket
@@ -72,8 +72,8 @@ type started struct {
 
 // start execs a worker with the descriptors worker.go describes. The
 // caller closes ctrl and relay.
-func (s *supervisor) start(peer transport.Peer) (started, error) {
-	var st started
+func (s *supervisor) start(peer transport.Peer) (workerProc, error) {
+	var st workerProc
 	ctrl, ctrlFile, err := socketPair()
 	if err != nil {
 		return st, fmt.Errorf("control socket: %w", err)
