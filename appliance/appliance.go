@@ -30,12 +30,14 @@ type Appliance struct {
 	backend gpu.Backend
 	kind    string // "emulated" or "cuda"
 	tokens  *auth.TokenStore
-	server  *transport.Server
-	workers *supervisor // nil when tenants run in kerfd's process
+	shares  *arbiters
+	workers *workerSet // empty when tenants run in kerfd's process
 	node    *node
-	nvml    *discover.NVML         // open when kerfd drives real GPUs
-	ingest  atomic.Pointer[Ingest] // nil when load signals are off
+	server  *transport.Server
+	nvml    *discover.NVML // open when kerfd drives real GPUs
 	api     *profiles.Server
+	policy  policy
+	ingest  *atomic.Pointer[Ingest] // the load-signal path, once Run starts it
 	fp      transport.Fingerprint
 
 	quicLn *transport.QUICListener
@@ -60,9 +62,11 @@ func (a *Appliance) Close() {
 }
 
 // New prepares the state directory, TLS identity, token store, backend
-// and listeners. Nothing is served until Run.
+// and listeners. Nothing is served until Run. Each part is built from the
+// parts it needs, in that order: arbiters and the worker set, the slicer
+// (which resizes slices through the workers), the supervisor that starts
+// workers, the tenant server, the node and the operator API.
 func New(cfg Config, log *slog.Logger) (*Appliance, error) {
-	a := &Appliance{cfg: cfg, log: log}
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
@@ -70,65 +74,67 @@ func New(cfg Config, log *slog.Logger) (*Appliance, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.fp = fp
-	if a.tokens, err = auth.OpenTokenStore(cfg.TokensPath()); err != nil {
+	tokens, err := auth.OpenTokenStore(cfg.TokensPath())
+	if err != nil {
 		return nil, err
 	}
-	if a.backend, a.nvml, a.kind, err = selectBackend(cfg, log); err != nil {
+	backend, nvml, kind, err := selectBackend(cfg, log)
+	if err != nil {
 		return nil, err
 	}
-	a.server = &transport.Server{Backend: a.backend, Auth: a.tokens, Log: log}
+	devices := backend.Devices()
+	shares := newShares(cfg, kind, len(devices))
+	workers := newWorkerSet()
+	gpus, reserve := slicerGPUs(devices), slicerReserve(kind)
+	sl, err := openSlicer(cfg, gpus, reserve, workers, log)
+	if err != nil {
+		return nil, err
+	}
+	slices := &allocator{sl: sl, log: log}
+	server := &transport.Server{Backend: backend, Auth: tokens, Allocator: slices, Log: log}
 	if cfg.Tenants.Isolation == "process" {
-		if a.workers, err = newSupervisor(cfg, a.kind, log); err != nil {
+		sup, err := newSupervisor(cfg, kind, log, workers, slices, shares)
+		if err != nil {
+			sl.Close()
 			return nil, err
 		}
-		a.server.Handoff = a.workers.handoff
+		server.Handoff = sup.handoff
 	} else {
 		log.Warn("tenant sessions run inside kerfd (tenants.isolation: inprocess): a faulting tenant can take kerfd down")
 	}
-	var ctl slicer.Control
-	if a.workers != nil {
-		ctl = a.workers
+	var samples func() []discover.Sample
+	if nvml != nil {
+		samples = nvml.Sample
 	}
-	if a.node, err = newNode(a, a.backend.Devices(), ctl, log); err != nil {
-		return nil, err
-	}
-	if a.workers != nil {
-		a.workers.node = a.node
-	}
-	a.server.Allocator = a.node
-	if a.nvml != nil {
-		a.node.samples = a.nvml.Sample
-	}
-	if a.api, err = profiles.New(a.apiConfig(), profiles.Deps{Node: a.node, Tokens: a.tokens, Rules: ruleValidator{}, Ingest: ingestStats{a}, Log: log}); err != nil {
-		a.node.sl.Close()
+	n := &node{sl: sl, slices: slices, devices: devices, gpus: gpus, reserve: reserve, samples: samples, workers: workers, server: server, log: log}
+	running := new(atomic.Pointer[Ingest])
+	api, err := profiles.New(apiConfig(cfg), profiles.Deps{Node: n, Tokens: tokens, Rules: ruleValidator{}, Ingest: ingestStats{running}, Log: log})
+	if err != nil {
+		sl.Close()
 		return nil, fmt.Errorf("operator API: %w", err)
 	}
-	a.node.api = a.api
+	a := &Appliance{cfg: cfg, log: log, backend: backend, kind: kind, tokens: tokens, shares: shares, workers: workers,
+		node: n, server: server, nvml: nvml, api: api, policy: policy{sl: sl, api: api}, ingest: running, fp: fp}
 	if err := a.seedProfiles(); err != nil {
 		log.Warn("built-in profiles not listed in the API", "err", err)
 	}
-	a.tokens.OnRevoke = func(tenant string) {
-		n := a.server.CloseTenant(tenant)
-		if a.workers != nil {
-			n += a.workers.closeTenant(tenant)
-		}
-		if n > 0 {
+	tokens.OnRevoke = func(tenant string) {
+		if n := server.CloseTenant(tenant) + workers.closeTenant(tenant); n > 0 {
 			log.Info("closed sessions of revoked tenant", "tenant", tenant, "sessions", n)
 		}
 	}
 	if err := a.listen(cert); err != nil {
 		a.closeListeners()
-		a.api.Close()
-		a.node.sl.Close()
+		api.Close()
+		sl.Close()
 		return nil, err
 	}
 	return a, nil
 }
 
-func (a *Appliance) apiConfig() profiles.Config {
-	maxBody, _ := units.ParseBytes(a.cfg.API.MaxBody) // validated with the config
-	return profiles.Config{StateDir: a.cfg.StateDir, MaxBodyBytes: int64(maxBody), EventsKept: a.cfg.API.EventsKept, PublicMetrics: a.cfg.API.PublicMetrics}
+func apiConfig(cfg Config) profiles.Config {
+	maxBody, _ := units.ParseBytes(cfg.API.MaxBody) // validated with the config
+	return profiles.Config{StateDir: cfg.StateDir, MaxBodyBytes: int64(maxBody), EventsKept: cfg.API.EventsKept, PublicMetrics: cfg.API.PublicMetrics}
 }
 
 // seedProfiles lists the slicer's built-in profiles in the API's store, so
@@ -192,11 +198,7 @@ func (a *Appliance) Server() *transport.Server { return a.server }
 
 // Sessions lists the live tenant sessions, in workers or in process.
 func (a *Appliance) Sessions() []transport.SessionInfo {
-	out := a.server.Sessions()
-	if a.workers != nil {
-		out = append(out, a.workers.sessions()...)
-	}
-	return out
+	return liveSessions(a.server, a.workers)
 }
 
 // Tokens is the tenant token store.
@@ -221,14 +223,9 @@ type GPUTime struct {
 }
 
 // TenantGPUTime is each tenant's GPU time as its workers last reported it
-// (a tenant with several workers: their sum, as of the latest); nil when
+// (a tenant with several workers: their sum, as of the latest); empty when
 // tenants run in kerfd's process.
-func (a *Appliance) TenantGPUTime() map[string]GPUTime {
-	if a.workers == nil {
-		return nil
-	}
-	return a.workers.gpuTimeByTenant()
-}
+func (a *Appliance) TenantGPUTime() map[string]GPUTime { return a.workers.gpuTimeByTenant() }
 
 // Run serves until ctx ends, then stops accepting, ends every session and
 // returns.
@@ -249,7 +246,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 	}
 	defer a.Close()
 	if a.cfg.Ingest.Enabled {
-		in, err := StartIngest(a.cfg, a.node, a.log)
+		in, err := StartIngest(a.cfg, a.policy, a.log)
 		if err != nil {
 			return fmt.Errorf("load signals: %w", err)
 		}
@@ -267,7 +264,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go a.node.reclaimLoop(ctx)
+	go a.reclaimLoop(ctx)
 	errc := make(chan error, 3)
 	go func() { errc <- a.server.ServeQUIC(ctx, a.quicLn) }()
 	go func() { errc <- a.server.ServeUnix(ctx, a.unixLn) }()
@@ -305,6 +302,28 @@ func (a *Appliance) Run(ctx context.Context) error {
 	os.Remove(a.cfg.UnixPath())
 	a.log.Info("kerfd stopped")
 	return first
+}
+
+// reclaimLoop ends the sessions of leases the slicer reclaims for idling,
+// and takes back compute-share grants that were never reported.
+func (a *Appliance) reclaimLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			a.shares.tick()
+		case <-t.C:
+			for _, r := range a.node.sl.Reclaim() {
+				a.log.Info("reclaimed idle slices", "tenant", r.Lease.Tenant, "lease", r.Lease.ID, "idle", r.IdleFor.Round(time.Second))
+				a.workers.closeLease(string(r.Lease.ID))
+			}
+		}
+	}
 }
 
 // firstToken issues a token for tenant "default" on the very first start,
@@ -355,8 +374,7 @@ func Init(cfg Config) (string, transport.Fingerprint, error) {
 // returns it; kerfd must not be running. The API keeps only its hash; the
 // operator's copy is AdminTokenPath (mode 0600, on the state partition).
 func InitAdmin(cfg Config) (string, error) {
-	a := Appliance{cfg: cfg}
-	tok, err := profiles.ResetAdminToken(a.apiConfig())
+	tok, err := profiles.ResetAdminToken(apiConfig(cfg))
 	if err != nil {
 		return "", err
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/kerf-edge/kerf/ingest"
@@ -90,13 +91,15 @@ func syncRules(ctx context.Context, base []ingest.Rule, store *profiles.Store, e
 
 // ingestStats reports the load-signal pipeline's counters to the metrics,
 // as node totals: a series per device would be thousands of series.
-type ingestStats struct{ a *Appliance }
+type ingestStats struct {
+	running *atomic.Pointer[Ingest] // nil until Run starts load signals
+}
 
 var _ profiles.IngestStats = ingestStats{}
 
 // IngestStats implements profiles.IngestStats.
 func (s ingestStats) IngestStats() []profiles.IngestStat {
-	in := s.a.ingest.Load()
+	in := s.running.Load()
 	if in == nil {
 		return nil
 	}

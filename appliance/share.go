@@ -15,12 +15,7 @@ import (
 // lasts, then reports what it used and asks again; a grant it does not
 // need goes back as soon as its stream is idle.
 
-// Control messages for shares (see ctrlMsg and workerReport).
-const (
-	opAcquire = "acquire" // worker → kerfd: a grant, please
-	opGrant   = "grant"   // kerfd → worker: Seq is the grant, BudgetNs its time
-	opUsed    = "used"    // worker → kerfd: grant Seq done, UsedNs spent
-)
+// The messages that carry this are acquire, grant and used (control.go).
 
 const (
 	// gateWait bounds a wait for a grant; past it the kernel runs anyway,
@@ -32,8 +27,8 @@ const (
 
 // shareGate is a worker's gpu.Gate.
 type shareGate struct {
-	send   func(workerReport) error
-	grants chan ctrlMsg // grants from kerfd
+	send   func(ctlMsg) error
+	grants chan grantMsg // grants from kerfd
 
 	enter  sync.Mutex // one acquisition at a time
 	mu     sync.Mutex
@@ -49,12 +44,12 @@ type heldGrant struct {
 
 var _ gpu.Gate = (*shareGate)(nil)
 
-func newShareGate(send func(workerReport) error) *shareGate {
-	return &shareGate{send: send, grants: make(chan ctrlMsg, 1)}
+func newShareGate(send func(ctlMsg) error) *shareGate {
+	return &shareGate{send: send, grants: make(chan grantMsg, 1)}
 }
 
 // granted hands the gate a grant from kerfd.
-func (g *shareGate) granted(m ctrlMsg) {
+func (g *shareGate) granted(m grantMsg) {
 	select {
 	case g.grants <- m:
 	default:
@@ -78,14 +73,14 @@ func (g *shareGate) Enter() func(time.Duration) {
 	}
 	if !g.asking {
 		g.asking = true
-		g.send(workerReport{Op: opAcquire})
+		g.send(acquireMsg{})
 	}
 	g.mu.Unlock()
 	select {
 	case m := <-g.grants:
 		g.mu.Lock()
 		g.asking = false
-		g.cur = &heldGrant{id: m.Seq, budget: time.Duration(m.BudgetNs)}
+		g.cur = &heldGrant{id: m.ID, budget: m.Budget}
 		g.mu.Unlock()
 	case <-time.After(gateWait):
 		// Run unpaced; the outstanding ask is answered later.
@@ -115,7 +110,7 @@ func (g *shareGate) done(d time.Duration) {
 }
 
 func (g *shareGate) giveBackLocked() {
-	g.send(workerReport{Op: opUsed, Seq: g.cur.id, UsedNs: int64(g.cur.used)})
+	g.send(usedMsg{Grant: g.cur.id, Used: g.cur.used})
 	g.cur = nil
 }
 

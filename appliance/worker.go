@@ -1,16 +1,13 @@
 package appliance
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
 	"time"
 
@@ -25,8 +22,7 @@ import (
 //
 // Descriptors passed to a worker (exec.Cmd.ExtraFiles):
 //
-//	3  control socket: kerfd sends one workerSpec line; the worker sends
-//	   workerReport lines
+//	3  control socket: the control protocol (control.go)
 //	4  the tenant stream: the tenant's own Unix socket, or one end of a
 //	   socket pair that kerfd relays to a QUIC stream
 //	5  the shared-memory ring (local sessions only)
@@ -37,45 +33,6 @@ const (
 	fdStream  = 4
 	fdShm     = 5
 )
-
-// workerSpec tells a worker what to serve.
-type workerSpec struct {
-	Config    Config
-	Admission transport.Admission
-	Prefix    []byte
-	Transport string
-	Peer      string
-}
-
-// workerReport is a worker's periodic account of its session, or (with
-// Op "ack") its answer to a control message.
-type workerReport struct {
-	Op       string `json:"op,omitempty"`
-	Seq      uint64 `json:"seq,omitempty"`
-	Err      string `json:"err,omitempty"`
-	Calls    uint64 `json:"calls"`
-	Errors   uint64 `json:"errors"`
-	BytesIn  uint64 `json:"bytesIn"`
-	BytesOut uint64 `json:"bytesOut"`
-	MemUsed  uint64 `json:"memUsed"`
-	MemLimit uint64 `json:"memLimit"`
-	BusyNs   int64  `json:"busyNs"`           // GPU time the session's kernels took
-	UsedNs   int64  `json:"usedNs,omitempty"` // with Op "used": a grant's time spent
-}
-
-// ctrlMsg is a message from kerfd to a worker, after the spec.
-type ctrlMsg struct {
-	Op       string `json:"op"`
-	Seq      uint64 `json:"seq"`
-	Bytes    uint64 `json:"bytes,omitempty"`
-	BudgetNs int64  `json:"budgetNs,omitempty"`
-}
-
-// opAck answers a control message.
-const opAck = "ack"
-
-// opSetMemLimit changes the session's memory limit in place.
-const opSetMemLimit = "setMemLimit"
 
 // reportEvery paces worker reports.
 const reportEvery = 250 * time.Millisecond
@@ -102,17 +59,17 @@ func runWorker() error {
 		return fmt.Errorf("control socket: %w", err)
 	}
 	defer ctrl.Close()
-	in := bufio.NewReaderSize(ctrl, 1<<20)
-	line, err := in.ReadBytes('\n')
+	in := newCtlReader(ctrl, fromKerfd)
+	first, err := in.read()
 	if err != nil {
 		return fmt.Errorf("reading spec: %w", err)
 	}
-	var spec workerSpec
-	if err := json.Unmarshal(line, &spec); err != nil {
-		return fmt.Errorf("bad spec: %w", err)
+	spec, ok := first.(workerSpec)
+	if !ok {
+		return fmt.Errorf("control socket: message type %d before the spec", first.ctlType())
 	}
 	log := spec.Config.Logger().With("worker", os.Getpid())
-	out := &reporter{enc: json.NewEncoder(ctrl)}
+	out := newCtlWriter(ctrl)
 	gate := newShareGate(out.send)
 	backend, err := workerBackend(spec.Config, gate)
 	if err != nil {
@@ -123,30 +80,32 @@ func runWorker() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	done := make(chan struct{})
-	go out.loop(srv, done)
+	go sendReports(out, srv, done)
 	defer close(done)
 
 	// Messages from kerfd until it goes away, which ends the session.
 	go func() {
 		defer stop()
-		dec := json.NewDecoder(in)
 		for {
-			var m ctrlMsg
-			if err := dec.Decode(&m); err != nil {
+			m, err := in.read()
+			if err != nil {
+				if errors.Is(err, errCtlProtocol) {
+					log.Error("control socket", "err", err)
+				}
 				return
 			}
-			switch m.Op {
-			case opGrant:
+			switch m := m.(type) {
+			case grantMsg:
 				gate.granted(m)
-			case opSetMemLimit:
-				ack := workerReport{Op: opAck, Seq: m.Seq}
+			case setMemLimitMsg:
+				ack := ackMsg{Seq: m.Seq}
 				if err := srv.SetMemLimit(m.Bytes); err != nil {
 					log.Warn("memory limit not changed", "bytes", m.Bytes, "err", err)
 					ack.Err = err.Error()
 				}
 				out.send(ack)
 			default:
-				log.Warn("unknown control message", "op", m.Op)
+				log.Warn("unexpected control message", "type", m.ctlType())
 			}
 		}
 	}()
@@ -164,24 +123,12 @@ func runWorker() error {
 	return nil
 }
 
-// reporter writes a worker's messages to kerfd, one at a time.
-type reporter struct {
-	mu  sync.Mutex
-	enc *json.Encoder
-}
-
-func (r *reporter) send(m workerReport) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.enc.Encode(m)
-}
-
-// loop sends the session's figures to kerfd until done.
-func (out *reporter) loop(srv *transport.Server, done <-chan struct{}) {
+// sendReports sends the session's figures to kerfd until done.
+func sendReports(out *ctlWriter, srv *transport.Server, done <-chan struct{}) {
 	send := func() error {
 		var r workerReport
 		for _, s := range srv.Sessions() {
-			r = workerReport{Calls: s.Calls, Errors: s.Errors, BytesIn: s.BytesIn, BytesOut: s.BytesOut, MemUsed: s.MemUsed, MemLimit: s.MemLimit, BusyNs: int64(s.Busy)}
+			r = workerReport{Calls: s.Calls, Errors: s.Errors, BytesIn: s.BytesIn, BytesOut: s.BytesOut, MemUsed: s.MemUsed, MemLimit: s.MemLimit, Busy: s.Busy}
 		}
 		return out.send(r)
 	}

@@ -6,5 +6,5 @@
 // It must not start brokers (appliance does), change GPU layouts (the slicer
 // does, behind Applier) or serve HTTP; it exposes events and counters for
 // the API to read. Nothing here sleeps on wall time in tests: every
-// time-dependent part takes a Clock.
+// time-dependent part takes a clock.Clock (internal/clock).
 package ingest

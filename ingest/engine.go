@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/kerf-edge/kerf/internal/clock"
 )
 
 // Applier carries out decisions; the slicer implements it. Calls are
@@ -90,7 +92,7 @@ type engineCounters struct {
 
 // EngineOptions tune an Engine; zero values take defaults.
 type EngineOptions struct {
-	Clock     Clock
+	Clock     clock.Clock // nil: the system clock
 	Log       *slog.Logger
 	MaxSeries int // distinct (source, metric) pairs tracked; default 65536
 	// SeriesTTL: a series with no signal for this long is forgotten, so
@@ -163,7 +165,7 @@ type ruleState struct {
 // Engine keeps the windows and evaluates rules. Safe for concurrent use.
 type Engine struct {
 	applier Applier
-	clock   Clock
+	clock   clock.Clock
 	log     *slog.Logger
 	opts    EngineOptions
 	c       engineCounters
@@ -189,7 +191,7 @@ func NewEngine(rules []Rule, a Applier, o EngineOptions) (*Engine, error) {
 		return nil, err
 	}
 	if o.Clock == nil {
-		o.Clock = SystemClock{}
+		o.Clock = clock.System{}
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)

@@ -9,26 +9,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kerf-edge/kerf/internal/clock"
 )
-
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{t: testNow} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // recorder is the Applier fake: it records calls and can fail on demand.
 type recorder struct {
@@ -72,7 +55,7 @@ func baseRule() Rule {
 	}
 }
 
-func sig(c Clock, source string, v float64) Signal {
+func sig(c clock.Clock, source string, v float64) Signal {
 	now := c.Now()
 	return Signal{Topic: Topic{Site: "plant", Node: "n1", Kind: KindLoad, Source: source}, Name: "urn:dev:" + source + ":queue_depth",
 		Metric: "queue_depth", Value: v, Time: now, Arrived: now}
@@ -141,7 +124,7 @@ func TestValidateRules(t *testing.T) {
 }
 
 func TestEngineScaleUpDownWithInputs(t *testing.T) {
-	clk := newFakeClock()
+	clk := clock.NewFake(testNow)
 	rec := &recorder{}
 	r := baseRule()
 	r.Trigger.ActivationThreshold = f64(4)
@@ -175,7 +158,7 @@ func TestEngineScaleUpDownWithInputs(t *testing.T) {
 // An oscillating load around the threshold re-slices at most as often as
 // dwell and cooldown allow.
 func TestEngineHysteresisOscillation(t *testing.T) {
-	clk := newFakeClock()
+	clk := clock.NewFake(testNow)
 	rec := &recorder{}
 	r := baseRule()
 	r.Trigger.Aggregate = AggMax
@@ -223,7 +206,7 @@ func TestEngineHysteresisOscillation(t *testing.T) {
 }
 
 func TestEngineStabilization(t *testing.T) {
-	clk := newFakeClock()
+	clk := clock.NewFake(testNow)
 	rec := &recorder{}
 	r := baseRule()
 	r.Trigger.Window = Duration(time.Second)
@@ -251,7 +234,7 @@ func TestEngineStabilization(t *testing.T) {
 }
 
 func TestEngineStaleFallback(t *testing.T) {
-	clk := newFakeClock()
+	clk := clock.NewFake(testNow)
 	rec := &recorder{}
 	r := baseRule()
 	r.Trigger.StaleAfter = Duration(5 * time.Second)
@@ -290,7 +273,7 @@ func TestEngineStaleFallback(t *testing.T) {
 }
 
 func TestEngineFailureFallback(t *testing.T) {
-	clk := newFakeClock()
+	clk := clock.NewFake(testNow)
 	rec := &recorder{fail: errors.New("slicer busy")}
 	r := baseRule()
 	r.Behavior.Cooldown = Duration(time.Second)
@@ -325,7 +308,7 @@ func TestEngineFailureFallback(t *testing.T) {
 }
 
 func TestEngineSeriesCap(t *testing.T) {
-	clk := newFakeClock()
+	clk := clock.NewFake(testNow)
 	e, _ := NewEngine([]Rule{baseRule()}, &recorder{}, EngineOptions{Clock: clk, MaxSeries: 3})
 	for i := 0; i < 10; i++ {
 		e.Observe(context.Background(), sig(clk, "cam-"+string(rune('a'+i)), 1))
@@ -338,7 +321,7 @@ func TestEngineSeriesCap(t *testing.T) {
 // Series quiet for SeriesTTL are forgotten, which frees their places under
 // MaxSeries; the rest keep their aggregates.
 func TestEngineForgetsQuietSeries(t *testing.T) {
-	clk := newFakeClock()
+	clk := clock.NewFake(testNow)
 	r := baseRule()
 	r.Trigger.Aggregate = AggMax
 	e, _ := NewEngine([]Rule{r}, &recorder{}, EngineOptions{Clock: clk, MaxSeries: 3, SeriesTTL: 5 * time.Minute})
@@ -372,7 +355,7 @@ func TestEngineForgetsQuietSeries(t *testing.T) {
 // computation would not give, while sources come, go quiet, go offline and
 // are forgotten.
 func TestEngineCacheExact(t *testing.T) {
-	clk := newFakeClock()
+	clk := clock.NewFake(testNow)
 	for _, agg := range []string{AggAvg, AggMax, AggSum, AggRate} {
 		r := baseRule()
 		r.Trigger.Aggregate = agg
@@ -412,7 +395,7 @@ func TestEngineCacheExact(t *testing.T) {
 }
 
 func TestEngineSetRules(t *testing.T) {
-	clk := newFakeClock()
+	clk := clock.NewFake(testNow)
 	rec := &recorder{}
 	r := baseRule()
 	r.Behavior.MinDwell = Duration(time.Minute)

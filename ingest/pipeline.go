@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/kerf-edge/kerf/internal/clock"
 )
 
 // Status payloads on edge/v1/{site}/{node}/status/{source} (retained).
@@ -17,7 +19,7 @@ const (
 
 // PipelineOptions tune a Pipeline; zero values take defaults.
 type PipelineOptions struct {
-	Clock          Clock
+	Clock          clock.Clock // nil: the system clock
 	Log            *slog.Logger
 	QueuePerSource int           // messages held per source; default 64
 	QueueTotal     int           // messages held in all; default 65536
@@ -51,7 +53,7 @@ type PipelineStats struct {
 type Pipeline struct {
 	eng   *Engine
 	q     *fairQueue
-	clock Clock
+	clock clock.Clock
 	log   *slog.Logger
 	o     PipelineOptions
 
@@ -70,7 +72,7 @@ type Pipeline struct {
 // NewPipeline feeds e.
 func NewPipeline(e *Engine, o PipelineOptions) *Pipeline {
 	if o.Clock == nil {
-		o.Clock = SystemClock{}
+		o.Clock = clock.System{}
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kerf-edge/kerf/internal/clock"
 )
 
 type countHandler struct{ n atomic.Int64 }
@@ -22,7 +24,7 @@ func load(v int) []byte { return fmt.Appendf(nil, `[{"n":"queue_depth","v":%d}]`
 // A flood of malformed messages is counted, logged at a bounded rate and
 // does not keep a good message from its decision.
 func TestPipelineMalformedFlood(t *testing.T) {
-	clk := newFakeClock()
+	clk := clock.NewFake(testNow)
 	rec := &recorder{}
 	logs := &countHandler{}
 	e, _ := NewEngine([]Rule{baseRule()}, rec, EngineOptions{Clock: clk})
@@ -51,7 +53,7 @@ func TestPipelineMalformedFlood(t *testing.T) {
 // A flooding source drops only its own oldest messages; the queue and the
 // heap stay bounded however long the flood lasts.
 func TestPipelineDropOldestBounded(t *testing.T) {
-	clk := newFakeClock()
+	clk := clock.NewFake(testNow)
 	rec := &recorder{}
 	r := baseRule()
 	r.Trigger.Aggregate = AggMax
@@ -110,7 +112,7 @@ func TestPipelineRunTicks(t *testing.T) {
 	// The engine's time is a fake clock, so how late the run loop gets to a
 	// signal on a busy machine cannot make it stale: it goes stale only when
 	// the clock is moved past StaleAfter.
-	clk := newFakeClock()
+	clk := clock.NewFake(testNow)
 	rec := &recorder{}
 	r := baseRule()
 	r.Trigger.StaleAfter = Duration(time.Second)

@@ -6,15 +6,6 @@ import (
 	"time"
 )
 
-// Clock tells the time; tests inject a fake one.
-type Clock interface{ Now() time.Time }
-
-// SystemClock is the wall clock.
-type SystemClock struct{}
-
-// Now is time.Now.
-func (SystemClock) Now() time.Time { return time.Now() }
-
 // Aggregates a trigger can ask for.
 const (
 	AggAvg  = "avg"

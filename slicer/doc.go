@@ -19,11 +19,11 @@
 //   - the compute-share arbiter (share.go) that grants GPU time budgets to
 //     worker processes by weighted fair share;
 //   - persistence of layout, active profile, policies and leases
-//     (store.go), and the control-socket vocabulary (wire.go).
+//     (store.go).
 //
 // It must not touch sessions, sockets, workers or backends: it never
 // imports appliance or transport, never opens a device and never sleeps.
-// Time comes from an injectable Clock.
+// Time comes from an injected clock.Clock (internal/clock).
 //
 // Wiring, for kerfd: build a Slicer from the discovered GPUs (FromDevice)
 // with a FileStore and a Control that sends setMemLimit/setShare to the

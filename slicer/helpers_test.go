@@ -5,29 +5,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kerf-edge/kerf/internal/clock"
 )
 
 const GiB = 1 << 30
-
-// fakeClock is a Clock tests move by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *fakeClock { return &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // fakeControl records Control calls and refuses shrinks below a slice's
 // real use, as gpu.Context.SetMemLimit does.
@@ -102,7 +84,7 @@ func newSlicer(t testing.TB, cfg Config) *Slicer {
 		cfg.GPUs = gpus(4, "NVIDIA A100", 40*GiB)
 	}
 	if cfg.Clock == nil {
-		cfg.Clock = newClock()
+		cfg.Clock = clock.NewFake(time.Time{})
 	}
 	s, err := New(cfg)
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kerf-edge/kerf/internal/clock"
 )
 
 // checkInvariants fails t if s's state is inconsistent: over-committed
@@ -68,7 +70,7 @@ func TestRandomOperations(t *testing.T) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 1))
 			ctl := newControl()
-			c := newClock()
+			c := clock.NewFake(time.Time{})
 			s := newSlicer(t, Config{GPUs: mixedNode(), Reserve: DefaultReserve, Control: ctl, Clock: c, Profiles: []Profile{odd},
 				DefaultPolicy: Policy{MaxGPUs: 2, IdleTimeout: time.Minute}})
 			var leases []Lease
@@ -120,7 +122,7 @@ func TestRandomOperations(t *testing.T) {
 						pendingSeen++
 					}
 				default:
-					c.Add(time.Duration(rng.IntN(30)) * time.Second)
+					c.Advance(time.Duration(rng.IntN(30)) * time.Second)
 					reclaimed += len(s.Reclaim())
 				}
 				checkInvariants(t, s, ctl)

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"strings"
-	"time"
 
 	"github.com/kerf-edge/kerf/gpu"
 )
@@ -132,13 +131,6 @@ func (l Layout) Clone() Layout {
 	}
 	return out
 }
-
-// Clock tells the time; tests inject a fake one.
-type Clock interface{ Now() time.Time }
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }
 
 // fmtBytes formats b in GiB or MiB for messages.
 func fmtBytes(b uint64) string {

@@ -6,11 +6,14 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/kerf-edge/kerf/internal/clock"
 )
 
 // oneGPU is a slicer on one 10 GiB GPU, no reserve, uniform-20.
-func oneGPU(t *testing.T, ctl Control) (*Slicer, *fakeClock) {
-	c := newClock()
+func oneGPU(t *testing.T, ctl Control) (*Slicer, *clock.Fake) {
+	c := clock.NewFake(time.Time{})
 	return newSlicer(t, Config{GPUs: gpus(1, "T4", 10*GiB), Reserve: noReserve, Control: ctl, Clock: c}), c
 }
 
@@ -270,4 +273,17 @@ func pendingKinds(ps []Pending) string {
 		}
 	}
 	return strings.Join(out, " ")
+}
+
+// TestApplyResizesHeldSliceThroughControl: re-slicing under a live lease
+// sends the held slice's new memory limit and compute share to Control.
+func TestApplyResizesHeldSliceThroughControl(t *testing.T) {
+	ctl := newControl()
+	s, _ := oneGPU(t, ctl)
+	l := must[Lease](t)(s.TryAllocate(Request{Tenant: "a", N: 1, Fraction: 0.2}))
+	must[*Plan](t)(s.ApplyProfile("mixed-2x25-5x10", ApplyOptions{}))
+	id := l.Slices[0]
+	if ctl.limit[id] != 2560*MiB || ctl.share[id] != 0.25 {
+		t.Fatalf("slice %s: limit %d MiB, share %g; want 2560 MiB, 0.25 (calls %v)", id, ctl.limit[id]/MiB, ctl.share[id], ctl.take())
+	}
 }

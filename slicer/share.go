@@ -7,6 +7,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/kerf-edge/kerf/internal/clock"
 )
 
 // Compute shares are enforced across worker processes by time budgets.
@@ -74,7 +76,7 @@ type ArbiterConfig struct {
 	// Timeout takes back a grant not reported by Issued+Budget+Timeout,
 	// charging its whole budget (default 1 s), on Tick.
 	Timeout time.Duration
-	Clock   Clock
+	Clock   clock.Clock // nil: the system clock
 }
 
 type shareClient struct {
@@ -131,7 +133,7 @@ func NewArbiter(cfg ArbiterConfig) *Arbiter {
 		cfg.Timeout = time.Second
 	}
 	if cfg.Clock == nil {
-		cfg.Clock = systemClock{}
+		cfg.Clock = clock.System{}
 	}
 	return &Arbiter{cfg: cfg, clients: map[string]*shareClient{}, out: map[uint64]*shareClient{}}
 }

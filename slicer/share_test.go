@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kerf-edge/kerf/internal/clock"
 )
 
 // sim is a discrete-event simulation of one GPU shared by tenants in
@@ -18,7 +20,7 @@ import (
 // continuous but unsynchronised. Time is a fake clock; nothing sleeps.
 type sim struct {
 	t       *testing.T
-	clock   *fakeClock
+	clock   *clock.Fake
 	arb     *Arbiter
 	start   time.Time
 	events  evq
@@ -62,7 +64,7 @@ func (q *evq) Pop() any {
 }
 
 func newSim(t *testing.T, cfg ArbiterConfig) *sim {
-	c := newClock()
+	c := clock.NewFake(time.Time{})
 	cfg.Clock = c
 	return &sim{t: t, clock: c, arb: NewArbiter(cfg), start: c.Now(), window: time.Second}
 }
@@ -140,9 +142,7 @@ func (s *sim) runFor(d time.Duration) {
 		if e.at.After(end) {
 			return
 		}
-		s.clock.mu.Lock()
-		s.clock.t = e.at
-		s.clock.mu.Unlock()
+		s.clock.AdvanceTo(e.at)
 		e.fn()
 	}
 }
@@ -268,7 +268,7 @@ func TestShareChange(t *testing.T) {
 }
 
 func TestArbiterAPI(t *testing.T) {
-	c := newClock()
+	c := clock.NewFake(time.Time{})
 	a := NewArbiter(ArbiterConfig{Clock: c, Quantum: 5 * time.Millisecond, Timeout: time.Second})
 	ctx := context.Background()
 	if _, err := a.Acquire(ctx, "nobody", 0); !errors.Is(err, ErrUnknownClient) {
@@ -299,7 +299,7 @@ func TestArbiterAPI(t *testing.T) {
 	if len(got) != 0 {
 		t.Fatal("granted before the timeout")
 	}
-	c.Add(2 * time.Second)
+	c.Advance(2 * time.Second)
 	a.Tick()
 	gy := <-got
 	if err := a.Report(g, time.Millisecond); !errors.Is(err, ErrUnknownGrant) {
@@ -325,7 +325,7 @@ func TestArbiterAPI(t *testing.T) {
 // TestArbiterConcurrent: goroutines standing in for workers acquire and
 // report; at most Slots grants are ever out.
 func TestArbiterConcurrent(t *testing.T) {
-	a := NewArbiter(ArbiterConfig{Clock: newClock(), Slots: 2})
+	a := NewArbiter(ArbiterConfig{Clock: clock.NewFake(time.Time{}), Slots: 2})
 	var mu sync.Mutex
 	out, peak := 0, 0
 	var wg sync.WaitGroup

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kerf-edge/kerf/internal/clock"
 )
 
 // Errors callers tell apart with errors.Is.
@@ -110,9 +112,9 @@ type Config struct {
 	// uniform-20.
 	Profile       string
 	DefaultPolicy Policy
-	Control       Control // nil: bookkeeping only
-	Store         Store   // nil: nothing persists; else Close the Slicer
-	Clock         Clock   // nil: the system clock
+	Control       Control     // nil: bookkeeping only
+	Store         Store       // nil: nothing persists; else Close the Slicer
+	Clock         clock.Clock // nil: the system clock
 }
 
 // Status is a snapshot for the API.
@@ -169,7 +171,7 @@ const maxReclaimed = 1024
 type Slicer struct {
 	mu       sync.Mutex
 	reserve  Reserve
-	clock    Clock
+	clock    clock.Clock
 	ctl      Control
 	saver    *saver // nil without a Store
 	profiles map[string]Profile
@@ -203,7 +205,7 @@ func New(cfg Config) (*Slicer, error) {
 		active: cfg.Profile,
 	}
 	if s.clock == nil {
-		s.clock = systemClock{}
+		s.clock = clock.System{}
 	}
 	if s.active == "" {
 		s.active = "uniform-20"

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kerf-edge/kerf/internal/clock"
 )
 
 // mixedNode has two A100s (40 GiB) and two T4s (16 GiB), no reserve.
@@ -118,14 +120,14 @@ func TestTenantLimitFAQ(t *testing.T) {
 }
 
 func TestIdleReclaim(t *testing.T) {
-	c := newClock()
+	c := clock.NewFake(time.Time{})
 	s := newSlicer(t, Config{Reserve: noReserve, Clock: c, DefaultPolicy: Policy{IdleTimeout: 10 * time.Minute}})
 	s.SetPolicy("patient", Policy{})
 	busy := must[Lease](t)(s.TryAllocate(Request{Tenant: "busy", N: 1, Fraction: 0.2}))
 	idle := must[Lease](t)(s.TryAllocate(Request{Tenant: "idle", N: 2, Fraction: 0.2}))
 	forever := must[Lease](t)(s.TryAllocate(Request{Tenant: "patient", N: 1, Fraction: 0.2}))
 	for i := 1; i <= 20; i++ {
-		c.Add(time.Minute)
+		c.Advance(time.Minute)
 		if err := s.Report(busy.ID, busy.Slices[0], Usage{Calls: uint64(i)}); err != nil {
 			t.Fatal(err)
 		}

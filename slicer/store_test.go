@@ -8,13 +8,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kerf-edge/kerf/internal/clock"
 )
 
 func TestRestartRestoresState(t *testing.T) {
 	dir := t.TempDir()
 	store := FileStore{Path: filepath.Join(dir, "slicer.json")}
 	custom := Profile{Name: "halves", Slices: []SliceSpec{{Fraction: 0.5}, {Fraction: 0.5}}}
-	cfg := Config{GPUs: gpus(2, "A100", 40*GiB), Reserve: DefaultReserve, Store: store, Profiles: nil, Clock: newClock()}
+	cfg := Config{GPUs: gpus(2, "A100", 40*GiB), Reserve: DefaultReserve, Store: store, Profiles: nil, Clock: clock.NewFake(time.Time{})}
 	s := newSlicer(t, cfg)
 	must[struct{}](t)(struct{}{}, s.AddProfile(custom))
 	must[*Plan](t)(s.ApplyProfile("halves", ApplyOptions{}))

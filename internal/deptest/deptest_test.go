@@ -45,6 +45,7 @@ var forbidden = map[string][]string{
 	"internal/units":   {""}, // "": no module package at all
 	"internal/testkit": {""},
 	"internal/quicnet": {""},
+	"internal/clock":   {""},
 }
 
 // Third-party modules that only some binaries may link.

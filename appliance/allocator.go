@@ -1,0 +1,195 @@
+package appliance
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/kerf-edge/kerf/abi"
+	"github.com/kerf-edge/kerf/auth"
+	"github.com/kerf-edge/kerf/gpu"
+	"github.com/kerf-edge/kerf/slicer"
+	"github.com/kerf-edge/kerf/transport"
+)
+
+// allocator places sessions in slices. It is the transport's Allocator
+// (leases are slicer leases), and it tells a worker its slice and turns
+// the worker's reports into slicer usage.
+type allocator struct {
+	sl  *slicer.Slicer
+	log *slog.Logger
+}
+
+var _ transport.Allocator = (*allocator)(nil)
+
+// emuQuantum is the largest compute-share grant on the emulated GPU.
+const emuQuantum = 20 * time.Millisecond
+
+// smallestSlice asks the slicer for the smallest free slice: a session
+// that brought neither a lease nor a size.
+const smallestSlice = 1e-9
+
+// slicerGPUs describes the devices to the slicer.
+func slicerGPUs(devices []gpu.DeviceInfo) []slicer.GPU {
+	out := make([]slicer.GPU, 0, len(devices))
+	for i, d := range devices {
+		out = append(out, slicer.FromDevice(i, d))
+	}
+	return out
+}
+
+// slicerReserve is the memory kept back on each GPU of a backend kind.
+func slicerReserve(kind string) slicer.Reserve {
+	if kind == "emulated" {
+		return slicer.Reserve{} // no driver or context overhead to keep back
+	}
+	return slicer.DefaultReserve
+}
+
+// newShares makes the arbiters that pace each GPU's kernels by the slices'
+// compute shares. One tenant's kernels run at a time, as a GPU time-slices
+// contexts (an emulated kernel spreads its blocks over every core anyway).
+func newShares(cfg Config, kind string, gpus int) *arbiters {
+	quantum := cfg.Slicer.ShareQuantum
+	if kind == "emulated" && quantum == 0 {
+		quantum = emuQuantum // emulated kernels are long
+	}
+	return newArbiters(gpus, quantum, 1)
+}
+
+// openSlicer restores the slicer's state for gpus; it resizes live slices
+// through ctl.
+func openSlicer(cfg Config, gpus []slicer.GPU, reserve slicer.Reserve, ctl slicer.Control, log *slog.Logger) (*slicer.Slicer, error) {
+	sl, err := slicer.New(slicer.Config{
+		GPUs:          gpus,
+		Reserve:       reserve,
+		Profile:       cfg.Slicer.Profile,
+		DefaultPolicy: slicer.Policy{MaxGPUs: cfg.Slicer.MaxGPUsPerTenant, IdleTimeout: cfg.Slicer.IdleTimeout},
+		Control:       ctl,
+		Store:         slicer.FileStore{Path: cfg.SlicerPath()},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("slicer: %w", err)
+	}
+	st := sl.Status()
+	for _, w := range st.Warnings {
+		log.Warn("slicer state restored with a problem", "warning", w)
+	}
+	for _, l := range st.Ended {
+		log.Warn("a tenant's slices were live when kerfd stopped; its sessions ended", "tenant", l.Tenant, "lease", l.ID)
+	}
+	log.Info("slicer ready", "profile", st.Profile, "gpus", len(gpus))
+	return sl, nil
+}
+
+// Allocate implements transport.Allocator.
+func (al *allocator) Allocate(t auth.Tenant, req transport.AllocRequest) (transport.Lease, error) {
+	sreq := slicer.Request{Tenant: t.ID, N: req.Count, Fraction: req.Fraction, Memory: req.Memory, Model: req.Model, MinMemory: req.MinMemory}
+	if req.Device >= 0 {
+		sreq.GPUs = []int{req.Device}
+		if sreq.Fraction == 0 && sreq.Memory == 0 {
+			sreq.Fraction = smallestSlice
+		}
+	}
+	l, err := al.sl.TryAllocate(sreq)
+	if err != nil {
+		return transport.Lease{}, allocError(err)
+	}
+	return al.transportLease(l), nil
+}
+
+// Lease implements transport.Allocator.
+func (al *allocator) Lease(t auth.Tenant, id string) (transport.Lease, error) {
+	for _, l := range al.sl.Status().Leases {
+		if string(l.ID) == id {
+			if l.Tenant != t.ID {
+				break
+			}
+			al.sl.Touch(l.ID)
+			return al.transportLease(l), nil
+		}
+	}
+	return transport.Lease{}, fmt.Errorf("no live lease %s for tenant %s (released, reclaimed after idling, or never granted)", id, t.ID)
+}
+
+// Release implements transport.Allocator.
+func (al *allocator) Release(id string) {
+	if err := al.sl.Release(slicer.LeaseID(id)); err != nil && !errors.Is(err, slicer.ErrUnknownLease) && !errors.Is(err, slicer.ErrReclaimed) {
+		al.log.Warn("releasing a lease", "lease", id, "err", err)
+	}
+}
+
+func (al *allocator) transportLease(l slicer.Lease) transport.Lease {
+	out := transport.Lease{ID: string(l.ID)}
+	for i, id := range l.Slices {
+		out.Slices = append(out.Slices, transport.LeaseSlice{Device: l.GPUs[i], Memory: al.sliceMemory(id)})
+	}
+	return out
+}
+
+func (al *allocator) sliceMemory(id slicer.SliceID) uint64 {
+	if s := al.findSlice(id); s != nil {
+		return s.Size.Memory
+	}
+	return 0
+}
+
+func (al *allocator) findSlice(id slicer.SliceID) *slicer.Slice {
+	st := al.sl.Status()
+	for _, g := range st.Layout.GPUs {
+		for i := range g.Slices {
+			if g.Slices[i].ID == id {
+				return &g.Slices[i]
+			}
+		}
+	}
+	return nil
+}
+
+// sliceShare is a slice's compute share now.
+func (al *allocator) sliceShare(id string) float64 {
+	if s := al.findSlice(slicer.SliceID(id)); s != nil {
+		return s.Size.Share
+	}
+	return 0
+}
+
+// sliceOf names the slice a lease holds on device dev.
+func (al *allocator) sliceOf(lease string, dev int) string {
+	for _, l := range al.sl.Status().Leases {
+		if string(l.ID) == lease {
+			for i, g := range l.GPUs {
+				if g == dev {
+					return string(l.Slices[i])
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// allocError turns slicer errors into CUDA results a client understands:
+// only "no capacity now" is worth retrying.
+func allocError(err error) error {
+	switch {
+	case errors.Is(err, slicer.ErrNoCapacity):
+		return abi.Errorf(abi.ErrOutOfMemory, "no capacity: %v", err)
+	case errors.Is(err, slicer.ErrLimit):
+		return abi.Errorf(abi.ErrNotPermitted, "%v", err)
+	case errors.Is(err, slicer.ErrReclaimed), errors.Is(err, slicer.ErrUnknownLease):
+		return abi.Errorf(abi.ErrNotPermitted, "%v", err)
+	}
+	return abi.Errorf(abi.ErrInvalidValue, "%v", err)
+}
+
+// report feeds a worker's usage to the slicer.
+func (al *allocator) report(lease, slice string, r workerReport) {
+	if lease == "" || slice == "" {
+		return
+	}
+	err := al.sl.Report(slicer.LeaseID(lease), slicer.SliceID(slice), slicer.Usage{MemUsed: r.MemUsed, Calls: r.Calls})
+	if err != nil && !errors.Is(err, slicer.ErrUnknownLease) && !errors.Is(err, slicer.ErrReclaimed) {
+		al.log.Debug("usage report", "lease", lease, "err", err)
+	}
+}

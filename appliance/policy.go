@@ -1,0 +1,74 @@
+package appliance
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/kerf-edge/kerf/ingest"
+	"github.com/kerf-edge/kerf/profiles"
+	"github.com/kerf-edge/kerf/slicer"
+)
+
+// policy carries out the load-signal engine's decisions: it is the
+// engine's ingest.Applier, and it logs each decision and re-slice in the
+// operator API.
+type policy struct {
+	sl  *slicer.Slicer
+	api *profiles.Server
+}
+
+var _ ingest.Applier = policy{}
+
+// ApplyProfile implements ingest.Applier: a policy decision re-slices the
+// node, or one GPU of it (the active layout with that GPU re-cut).
+func (pol policy) ApplyProfile(_ context.Context, t ingest.Target, profile string, why ingest.Decision) error {
+	start := time.Now()
+	name := profile
+	var err error
+	if t.GPU != nil {
+		name, err = pol.withGPU(*t.GPU, profile)
+	}
+	if err == nil {
+		_, err = pol.sl.ApplyProfile(name, slicer.ApplyOptions{})
+	}
+	pol.api.RecordReslice("policy "+why.Rule+": "+t.ID()+" → "+profile, time.Since(start), err)
+	pol.api.RecordDecision(why.Rule, "apply "+profile+" to "+t.ID(), fmt.Sprintf("%s %s = %g (threshold %g): %s", why.Aggregate, why.Rule, why.Value, why.Threshold, why.Reason))
+	return err
+}
+
+// withGPU registers the active profile with GPU gpu's slices taken from
+// profile, and returns its name.
+func (pol policy) withGPU(gpu int, profile string) (string, error) {
+	var base, over *slicer.Profile
+	active := pol.sl.Status().Profile
+	for _, p := range pol.sl.Profiles() {
+		switch p.Name {
+		case active:
+			base = &p
+		case profile:
+			over = &p
+		}
+	}
+	if over == nil {
+		return "", fmt.Errorf("%w: %s", slicer.ErrUnknownProfile, profile)
+	}
+	if base == nil {
+		return profile, nil
+	}
+	specs := over.PerGPU[gpu]
+	if specs == nil {
+		specs = over.Slices
+	}
+	c := slicer.Profile{Name: fmt.Sprintf("%s;gpu%d=%s", strings.SplitN(base.Name, ";", 2)[0], gpu, profile),
+		Slices: base.Slices, PerGPU: map[int][]slicer.SliceSpec{}}
+	for g, s := range base.PerGPU {
+		c.PerGPU[g] = s
+	}
+	c.PerGPU[gpu] = specs
+	if err := pol.sl.AddProfile(c); err != nil {
+		return "", err
+	}
+	return c.Name, nil
+}

@@ -1,0 +1,412 @@
+package appliance
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/kerf-edge/kerf/profiles/api"
+	"github.com/kerf-edge/kerf/slicer"
+	"github.com/kerf-edge/kerf/transport"
+)
+
+// workerSet is kerfd's account of its live workers: the slicer's Control
+// (it resizes a slice through the workers serving it), the sessions and
+// shares the API shows, and the counters of sessions that ended. With
+// tenants.isolation: inprocess it stays empty.
+type workerSet struct {
+	mu      sync.Mutex
+	workers map[int]*worker
+	totals  map[string]*api.Tenant // counters of ended sessions, per tenant
+}
+
+var _ slicer.Control = (*workerSet)(nil)
+
+func newWorkerSet() *workerSet {
+	return &workerSet{workers: map[int]*worker{}, totals: map[string]*api.Tenant{}}
+}
+
+// worker is a running tenant worker, as kerfd sees it.
+type worker struct {
+	pid     int
+	adm     transport.Admission
+	via     string
+	peer    string
+	started time.Time
+	cmd     *exec.Cmd
+
+	lease   string
+	slice   string            // the slicer slice the session runs in
+	ar      *slicer.Arbiter   // the slice's GPU's arbiter; nil without a slice
+	control chan ctlMsg       // setMemLimit and grant messages to the worker, in order
+	reports chan workerReport // the latest report, for the slicer
+
+	mu     sync.Mutex
+	report workerReport
+	at     time.Time               // when report arrived
+	share  float64                 // achieved compute share: GPU time over wall time, smoothed
+	closed bool                    // control is closed: the worker exited
+	grants map[uint64]slicer.Grant // out with the worker, by ID
+	seq    uint64
+	acks   map[uint64]chan string // answers awaited, by sequence number
+}
+
+func (s *workerSet) add(w *worker) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.workers[w.pid] = w
+}
+
+func (s *workerSet) remove(w *worker) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.workers, w.pid)
+}
+
+// exited settles what w leaves behind once its process is gone and its
+// reports are read: its grants go back, its slice leaves the arbiter when
+// no other worker runs in it, and its counters join its tenant's totals.
+func (s *workerSet) exited(w *worker) {
+	if w.ar != nil {
+		w.mu.Lock()
+		held := w.grants
+		w.grants = nil
+		w.mu.Unlock()
+		for _, g := range held {
+			w.ar.Report(g, 0)
+		}
+		if !s.sliceBusy(w) {
+			w.ar.Remove(w.slice)
+		}
+	}
+	w.mu.Lock()
+	close(w.control)
+	w.closed = true
+	final := w.report
+	w.mu.Unlock()
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.totals[w.adm.Tenant.ID]
+	if t == nil {
+		t = &api.Tenant{Name: w.adm.Tenant.ID}
+		s.totals[w.adm.Tenant.ID] = t
+	}
+	t.Calls += final.Calls
+	t.Errors += final.Errors
+	t.BytesIn += final.BytesIn
+	t.BytesOut += final.BytesOut
+}
+
+// endedTotals returns a copy of each tenant's counters from ended
+// sessions.
+func (s *workerSet) endedTotals() map[string]*api.Tenant {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]*api.Tenant, len(s.totals))
+	for name, t := range s.totals {
+		c := *t
+		out[name] = &c
+	}
+	return out
+}
+
+// readReports handles the worker's messages until its control socket
+// closes. It returns an error only for a message that breaks the
+// protocol.
+func (w *worker) readReports(ctrl net.Conn) error {
+	in := newCtlReader(ctrl, fromWorker)
+	for {
+		m, err := in.read()
+		if errors.Is(err, errCtlProtocol) {
+			return err
+		}
+		if err != nil {
+			return nil
+		}
+		switch m := m.(type) {
+		case acquireMsg:
+			w.acquire()
+		case usedMsg:
+			w.used(m)
+		case ackMsg:
+			w.acked(m)
+		case workerReport:
+			w.reported(m)
+		}
+	}
+}
+
+func (w *worker) acked(m ackMsg) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if c := w.acks[m.Seq]; c != nil {
+		c <- m.Err
+		delete(w.acks, m.Seq)
+	}
+}
+
+// reported keeps r and its achieved share, and queues it for the slicer.
+func (w *worker) reported(r workerReport) {
+	w.mu.Lock()
+	now := time.Now()
+	if !w.at.IsZero() {
+		if wall := now.Sub(w.at); wall > 0 {
+			s := min(max(float64(r.Busy-w.report.Busy)/float64(wall), 0), 1)
+			w.share = 0.75*w.share + 0.25*s // about a second's memory at 250 ms reports
+		}
+	}
+	w.report, w.at = r, now
+	w.mu.Unlock()
+	// The slicer may answer a report with a control message whose ack the
+	// reading goroutine must read: hand the report over, latest first,
+	// rather than call into the slicer from there.
+	select {
+	case w.reports <- r:
+	default:
+		select {
+		case <-w.reports:
+		default:
+		}
+		w.reports <- r
+	}
+}
+
+// forwardReports feeds the worker's reports to the slicer until it exits.
+func (w *worker) forwardReports(slices *allocator) {
+	for r := range w.reports {
+		slices.report(w.lease, w.slice, r)
+	}
+}
+
+// sendControl writes queued messages to the worker until it exits.
+func (w *worker) sendControl(out *ctlWriter) {
+	for m := range w.control {
+		if err := out.send(m); err != nil {
+			return
+		}
+	}
+}
+
+// ackWait bounds how long a control message waits for its answer; the
+// slicer holds its lock meanwhile.
+const ackWait = time.Second
+
+// setMemLimit asks the worker to change its limit. A shrink can be
+// refused (the tenant uses more), so it waits for the answer; a grow
+// cannot, so it is sent without waiting.
+func (w *worker) setMemLimit(bytes uint64) error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return nil // the session ended; nothing holds the slice
+	}
+	w.seq++
+	m := setMemLimitMsg{Seq: w.seq, Bytes: bytes}
+	if bytes >= w.report.MemLimit && w.report.MemLimit != 0 {
+		select {
+		case w.control <- m:
+			w.mu.Unlock()
+			return nil
+		default:
+			w.mu.Unlock()
+			return errors.New("worker control queue full")
+		}
+	}
+	ack := make(chan string, 1)
+	if w.acks == nil {
+		w.acks = map[uint64]chan string{}
+	}
+	w.acks[m.Seq] = ack
+	select {
+	case w.control <- m:
+	default:
+		delete(w.acks, m.Seq)
+		w.mu.Unlock()
+		return errors.New("worker control queue full")
+	}
+	w.mu.Unlock()
+	select {
+	case e := <-ack:
+		if e != "" {
+			return errors.New(e)
+		}
+		return nil
+	case <-time.After(ackWait):
+		w.mu.Lock()
+		delete(w.acks, m.Seq)
+		w.mu.Unlock()
+		return fmt.Errorf("worker %d did not answer within %v", w.pid, ackWait)
+	}
+}
+
+// SetMemLimit implements slicer.Control: it changes the memory limit of
+// the sessions in a slice, in place, through their workers, and returns
+// a worker's refusal (the tenant uses more), which the slicer keeps
+// pending and retries.
+func (s *workerSet) SetMemLimit(slice slicer.SliceID, bytes uint64) error {
+	s.mu.Lock()
+	var ws []*worker
+	for _, w := range s.workers {
+		if w.slice == string(slice) {
+			ws = append(ws, w)
+		}
+	}
+	s.mu.Unlock()
+	var errs []error
+	for _, w := range ws {
+		if err := w.setMemLimit(bytes); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// SetShare implements slicer.Control: the slice's arbiter weight changes at
+// once; its next grants follow it.
+func (s *workerSet) SetShare(slice slicer.SliceID, share float64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, w := range s.workers {
+		if w.slice == string(slice) && w.ar != nil {
+			w.ar.SetShare(w.slice, max(share, 0.01))
+		}
+	}
+	return nil
+}
+
+// sliceBusy reports whether another worker still runs in w's slice.
+func (s *workerSet) sliceBusy(w *worker) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, o := range s.workers {
+		if o != w && o.slice == w.slice {
+			return true
+		}
+	}
+	return false
+}
+
+// acquire asks the arbiter for a grant for w and sends it when it comes.
+// While an ask is outstanding a second one fails, and the grant on its
+// way serves both.
+func (w *worker) acquire() {
+	if w.ar == nil {
+		return
+	}
+	_ = w.ar.Ask(w.slice, 0, func(g slicer.Grant, err error) {
+		if err != nil {
+			return
+		}
+		w.mu.Lock()
+		if w.grants == nil {
+			w.grants = map[uint64]slicer.Grant{}
+		}
+		w.grants[g.ID] = g
+		closed := w.closed
+		sent := false
+		if !closed {
+			select {
+			case w.control <- grantMsg{ID: g.ID, Budget: g.Budget}:
+				sent = true
+			default:
+			}
+		}
+		if !sent {
+			delete(w.grants, g.ID)
+		}
+		w.mu.Unlock()
+		if !sent {
+			w.ar.Report(g, 0)
+		}
+	})
+}
+
+// used returns a grant with the GPU time spent.
+func (w *worker) used(m usedMsg) {
+	w.mu.Lock()
+	g, ok := w.grants[m.Grant]
+	delete(w.grants, m.Grant)
+	w.mu.Unlock()
+	if ok {
+		w.ar.Report(g, m.Used)
+	}
+}
+
+// shares returns the achieved compute share of each slice with a worker.
+func (s *workerSet) shares() map[string]float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]float64{}
+	for _, w := range s.workers {
+		w.mu.Lock()
+		out[w.slice] += w.share
+		w.mu.Unlock()
+	}
+	return out
+}
+
+// gpuTimeByTenant returns each tenant's GPU time so far, as its worker
+// last reported it (a tenant with several workers: their sum, as of the
+// latest).
+func (s *workerSet) gpuTimeByTenant() map[string]GPUTime {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]GPUTime{}
+	for _, w := range s.workers {
+		w.mu.Lock()
+		r := out[w.adm.Tenant.ID]
+		r.Busy += w.report.Busy
+		if w.at.After(r.At) {
+			r.At = w.at
+		}
+		out[w.adm.Tenant.ID] = r
+		w.mu.Unlock()
+	}
+	return out
+}
+
+// closeLease ends the workers serving a lease.
+func (s *workerSet) closeLease(lease string) int {
+	return s.terminate(func(w *worker) bool { return w.lease == lease })
+}
+
+// terminate sends SIGTERM to the workers that match and returns how many.
+func (s *workerSet) terminate(match func(*worker) bool) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, w := range s.workers {
+		if match(w) {
+			w.cmd.Process.Signal(syscall.SIGTERM)
+			n++
+		}
+	}
+	return n
+}
+
+// sessions lists the sessions running in workers.
+func (s *workerSet) sessions() []transport.SessionInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]transport.SessionInfo, 0, len(s.workers))
+	for _, w := range s.workers {
+		w.mu.Lock()
+		r := w.report
+		w.mu.Unlock()
+		out = append(out, transport.SessionInfo{
+			ID: uint64(w.pid), Tenant: w.adm.Tenant.ID, Device: w.adm.Device, Transport: w.via, Peer: w.peer,
+			Started: w.started, Calls: r.Calls, Errors: r.Errors, BytesIn: r.BytesIn, BytesOut: r.BytesOut, MemUsed: r.MemUsed, Worker: w.pid,
+		})
+	}
+	return out
+}
+
+// closeTenant ends every worker of a tenant.
+func (s *workerSet) closeTenant(id string) int {
+	return s.terminate(func(w *worker) bool { return w.adm.Tenant.ID == id })
+}
