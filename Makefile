@@ -44,7 +44,8 @@ generate:
 	$(GO) generate ./...
 
 generate-check: generate
-	@git diff --exit-code -- docs/calls.md profiles/internal/apigen transport/internal/wire/args_gen.go || (echo "generated files are stale: run make generate"; exit 1)
+	@git diff --exit-code -- docs/calls.md profiles/internal/apigen \
+		transport/internal/wire/args_gen.go transport/internal/wire/calls_gen.go transport/internal/wire/calls_gen_test.go || (echo "generated files are stale: run make generate"; exit 1)
 
 ## bench: the benchmarks recorded in docs/benchmarks.md
 bench: build
