@@ -7,7 +7,8 @@ BIN         := bin
 GENERATED   := docs/calls.md abi/include/kerf_cuda.h \
 	intercept/exports_gen_cgo.go intercept/procs_gen.go intercept/procs_gen.c \
 	gpu/cuda/syms_gen.h profiles/api/api.gen.go profiles/internal/apigen \
-	transport/internal/wire/args_gen.go
+	transport/internal/wire/args_gen.go transport/internal/wire/calls_gen.go \
+	transport/internal/wire/calls_gen_test.go
 
 .PHONY: all build run demo test check fmt vet staticcheck fuzz generate generate-check bench ptx image image-test gpu-test clean
 

@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
-	"math"
-	"math/bits"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -37,9 +35,9 @@ type session struct {
 	// call; the next sync call returns it instead of running.
 	latched abi.Result
 
-	args, res abi.Values
-	out       []byte
-	chunk     []byte
+	res   abi.Values
+	out   []byte
+	chunk []byte
 
 	calls, errs, bytesIn, bytesOut, memUsed atomic.Uint64
 	closeOnce                               sync.Once
@@ -176,38 +174,19 @@ func (ss *session) handleCall(h wire.Header, c *abi.Call, p []byte) error {
 // exec1 is handleCall without the call count, which handleBuffered keeps
 // for a whole burst.
 func (ss *session) exec1(h wire.Header, c *abi.Call, p []byte) error {
-	wantReply := h.Flags&wire.WantReply != 0
-	if c == nil {
+	wantReply := wantsReply(h)
+	var hd *handler
+	if c != nil {
+		hd = handlerFor(c.ID)
+	}
+	if hd == nil {
 		ss.srv.logger().Debug("unknown call", "session", ss.id, "call", h.Call)
 		return ss.finish(h, nil, wantReply, abi.ErrNotSupported)
 	}
 	if wantReply != (c.Mode == abi.Sync) {
 		return protoErrorf("%s sent as %s", c.Name, map[bool]string{true: "sync", false: "async"}[wantReply])
 	}
-	if err := wire.DecodeArgs(c, p, &ss.args); err != nil {
-		// The size of a bulk transfer is unknown, so the stream cannot be
-		// resynchronised: the call is malformed beyond repair.
-		if c.Bulk == abi.BulkIn {
-			return protoErrorf("%s: %v", c.Name, err)
-		}
-		return ss.finish(h, c, wantReply, abi.ErrInvalidValue)
-	}
-	if wantReply && ss.latched != abi.Success {
-		code := ss.latched
-		ss.latched = abi.Success
-		if c.Bulk == abi.BulkIn {
-			if _, err := ss.recvBulk(h, ss.args.Words[c.SizeArg()], nil); err != nil {
-				return err
-			}
-		}
-		return ss.reply(h, c, code)
-	}
-	ss.res.Reset()
-	code, err := ss.exec(h, c)
-	if err != nil {
-		return err
-	}
-	return ss.finish(h, c, wantReply, code)
+	return hd.exec(ss, h, c, p)
 }
 
 // finish replies to a sync call, or latches an async call's error.
@@ -234,352 +213,42 @@ func (ss *session) reply(h wire.Header, c *abi.Call, code abi.Result) error {
 	return ss.conn.WriteFrame(wire.Header{Type: wire.Reply, Call: h.Call, Seq: h.Seq}, ss.out)
 }
 
-// exec runs a decoded call. It returns the CUDA result, or an error that
-// ends the session.
-func (ss *session) exec(h wire.Header, c *abi.Call) (abi.Result, error) {
-	a := &ss.args.Words
-	switch c.ID {
-	case abi.CallCtxSynchronize:
-		return abi.ResultOf(ss.ctx.Synchronize()), nil
-
-	case abi.CallDeviceGetAttribute:
-		v, err := ss.ctx.Attribute(uint32(a[0]))
-		ss.res.Word(uint64(uint32(v)))
-		return abi.ResultOf(err), nil
-
-	case abi.CallMemAlloc:
-		if a[0] == 0 {
-			return abi.ErrInvalidValue, nil
-		}
-		p, err := ss.ctx.MemAlloc(a[0])
-		if err != nil {
-			return abi.ResultOf(err), nil
-		}
-		ss.mem.insert(memRange{base: p, size: a[0]})
-		ss.memUsed.Store(ss.mem.used)
-		ss.res.Word(p)
-		return abi.Success, nil
-
-	case abi.CallMemFree:
-		if !ss.mem.removeAlloc(a[0]) {
-			return abi.ErrInvalidValue, nil
-		}
-		ss.memUsed.Store(ss.mem.used)
-		return abi.ResultOf(ss.ctx.MemFree(a[0])), nil
-
-	case abi.CallMemGetInfo:
-		free, total := ss.ctx.MemInfo()
-		ss.res.Word(free).Word(total)
-		return abi.Success, nil
-
-	case abi.CallMemcpyHtoD, abi.CallMemcpyHtoDAsync:
-		dst, size := a[0], a[1]
-		s, ok := ss.handles.stream(ss.streamArg(2))
-		code := ss.checkRange(dst, size)
-		if !ok {
-			code = abi.ErrInvalidHandle
-		}
-		var sink func(off uint64, p []byte) error
-		if code == abi.Success {
-			sink = func(off uint64, p []byte) error { return ss.ctx.MemcpyHtoD(dst+off, p, s) }
-		}
-		sinkCode, err := ss.recvBulk(h, size, sink)
-		if err != nil {
-			return 0, err
-		}
-		if code == abi.Success {
-			code = sinkCode
-		}
-		return code, nil
-
-	case abi.CallMemcpyDtoH, abi.CallMemcpyDtoHAsync:
-		src, size := a[0], a[1]
-		s, ok := ss.handles.stream(ss.streamArg(2))
-		if !ok {
-			return abi.ErrInvalidHandle, nil
-		}
-		if code := ss.checkRange(src, size); code != abi.Success {
-			return code, nil
-		}
-		return ss.sendBulk(h, size, func(off uint64, p []byte) error { return ss.ctx.MemcpyDtoH(p, src+off, s) })
-
-	case abi.CallMemcpyDtoD, abi.CallMemcpyDtoDAsync:
-		return ss.memcpyDtoD(a[0], a[1], a[2], ss.streamArg(3)), nil
-
-	case abi.CallMemset, abi.CallMemsetAsync:
-		return ss.memset(a[0], a[1], a[2], a[3], ss.streamArg(4)), nil
-
-	case abi.CallModuleLoad:
-		size := a[0]
-		if size == 0 || size > c.MaxBulk {
-			return 0, protoErrorf("%s: image of %d bytes (limit %d)", c.Name, size, c.MaxBulk)
-		}
-		image := make([]byte, 0, size) // bounded by MaxModuleImage above
-		if _, err := ss.recvBulk(h, size, func(_ uint64, p []byte) error { image = append(image, p...); return nil }); err != nil {
-			return 0, err
-		}
-		m, err := ss.ctx.ModuleLoad(image)
-		if err != nil {
-			return abi.ResultOf(err), nil
-		}
-		ss.res.Word(ss.handles.add(abi.ModuleHandle, m, 0))
-		return abi.Success, nil
-
-	case abi.CallModuleUnload:
-		m, ok := ss.handles.module(a[0])
-		if !ok {
-			return abi.ErrInvalidHandle, nil
-		}
-		ss.handles.removeChildren(a[0])
-		ss.handles.remove(a[0])
-		ss.mem.removeModule(a[0])
-		return abi.ResultOf(m.Unload()), nil
-
-	case abi.CallModuleGetFunction:
-		m, ok := ss.handles.module(a[0])
-		if !ok {
-			return abi.ErrInvalidHandle, nil
-		}
-		f, err := m.Function(string(ss.args.Blobs[0]))
-		if err != nil {
-			return abi.ResultOf(err), nil
-		}
-		ss.res.Word(ss.handles.add(abi.FunctionHandle, f, a[0]))
-		return abi.Success, nil
-
-	case abi.CallModuleGetGlobal:
-		m, ok := ss.handles.module(a[0])
-		if !ok {
-			return abi.ErrInvalidHandle, nil
-		}
-		p, size, err := m.Global(string(ss.args.Blobs[0]))
-		if err != nil {
-			return abi.ResultOf(err), nil
-		}
-		if !ss.mem.contains(p, size) {
-			ss.mem.insert(memRange{base: p, size: size, module: a[0]})
-		}
-		ss.res.Word(p).Word(size)
-		return abi.Success, nil
-
-	case abi.CallFuncGetAttribute:
-		f, ok := ss.handles.function(a[0])
-		if !ok {
-			return abi.ErrInvalidHandle, nil
-		}
-		v, err := f.Attribute(uint32(a[1]))
-		ss.res.Word(uint64(uint32(v)))
-		return abi.ResultOf(err), nil
-
-	case abi.CallFuncGetParamLayout:
-		f, ok := ss.handles.function(a[0])
-		if !ok {
-			return abi.ErrInvalidHandle, nil
-		}
-		params, err := f.Params()
-		if err != nil {
-			return abi.ResultOf(err), nil
-		}
-		if len(params) > int(c.Results[0].Max)/8 {
-			return abi.ErrNotSupported, nil
-		}
-		layout := make([]byte, 0, 8*len(params))
-		for _, p := range params {
-			layout = binary.LittleEndian.AppendUint32(layout, p.Offset)
-			layout = binary.LittleEndian.AppendUint32(layout, p.Size)
-		}
-		ss.res.Blob(layout)
-		return abi.Success, nil
-
-	case abi.CallLaunchKernel:
-		f, ok := ss.handles.function(a[0])
-		s, sok := ss.handles.stream(a[8])
-		if !ok || !sok {
-			return abi.ErrInvalidHandle, nil
-		}
-		cfg := abi.LaunchConfig{
-			Grid:        abi.Dim3{X: uint32(a[1]), Y: uint32(a[2]), Z: uint32(a[3])},
-			Block:       abi.Dim3{X: uint32(a[4]), Y: uint32(a[5]), Z: uint32(a[6])},
-			SharedBytes: uint32(a[7]),
-		}
-		return abi.ResultOf(ss.ctx.Launch(f, cfg, ss.args.Blobs[0], s)), nil
-
-	case abi.CallStreamCreate:
-		s, err := ss.ctx.StreamCreate(uint32(a[0]), int32(uint32(a[1])))
-		if err != nil {
-			return abi.ResultOf(err), nil
-		}
-		ss.res.Word(ss.handles.add(abi.StreamHandle, s, 0))
-		return abi.Success, nil
-
-	case abi.CallStreamDestroy, abi.CallStreamSynchronize, abi.CallStreamQuery:
-		if c.ID == abi.CallStreamDestroy && a[0] == 0 {
-			return abi.ErrInvalidHandle, nil
-		}
-		s, ok := ss.handles.stream(a[0])
-		if !ok {
-			return abi.ErrInvalidHandle, nil
-		}
-		switch c.ID {
-		case abi.CallStreamDestroy:
-			ss.handles.remove(a[0])
-			return abi.ResultOf(s.Destroy()), nil
-		case abi.CallStreamQuery:
-			if s == nil {
-				return abi.ResultOf(ss.ctx.Synchronize()), nil // legacy stream: see docs
-			}
-			return abi.ResultOf(s.Query()), nil
-		}
-		if s == nil {
-			return abi.ResultOf(ss.ctx.Synchronize()), nil
-		}
-		return abi.ResultOf(s.Synchronize()), nil
-
-	case abi.CallStreamWaitEvent:
-		return ss.streamWaitEvent(a[0], a[1]), nil
-
-	case abi.CallEventCreate:
-		ev, err := ss.ctx.EventCreate(uint32(a[0]))
-		if err != nil {
-			return abi.ResultOf(err), nil
-		}
-		ss.res.Word(ss.handles.add(abi.EventHandle, ev, 0))
-		return abi.Success, nil
-
-	case abi.CallEventRecord:
-		return ss.eventRecord(a[0], a[1]), nil
-
-	case abi.CallEventQuery, abi.CallEventSynchronize, abi.CallEventDestroy:
-		ev, ok := ss.handles.event(a[0])
-		if !ok {
-			return abi.ErrInvalidHandle, nil
-		}
-		switch c.ID {
-		case abi.CallEventQuery:
-			return abi.ResultOf(ev.Query()), nil
-		case abi.CallEventSynchronize:
-			return abi.ResultOf(ev.Synchronize()), nil
-		}
-		ss.handles.remove(a[0])
-		return abi.ResultOf(ev.Destroy()), nil
-
-	case abi.CallEventElapsedTime:
-		start, ok := ss.handles.event(a[0])
-		end, eok := ss.handles.event(a[1])
-		if !ok || !eok {
-			return abi.ErrInvalidHandle, nil
-		}
-		ms, err := end.ElapsedSince(start)
-		ss.res.Word(uint64(math.Float32bits(ms)))
-		return abi.ResultOf(err), nil
-	}
-	return abi.ErrNotSupported, nil
-}
-
 // execScalarAsync runs an async call whose arguments are all scalars
-// straight from p, its frame's payload, with a decoder generated for that
-// call: handleBuffered's hot path, which skips the general decoding into
-// ss.args. It reports false for other calls and for a payload of the
-// wrong size, which take the general way through exec1 (as does the first
-// frame of each read), with the same checks.
+// straight from p, its frame's payload, with the call's generated decoder
+// inlined and its method called directly: handleBuffered's hot path, which
+// skips the handler table. It reports false for other calls and for a
+// payload of the wrong size, which take the general way through exec1
+// (as does the first frame of each read), with the same checks.
+//
+// Go keeps a struct of up to four fields in registers and a larger one in
+// memory, so the memset's five arguments are decoded in place and passed
+// by pointer, and the others by value.
 func (ss *session) execScalarAsync(id abi.CallID, p []byte) (abi.Result, bool) {
 	switch id {
 	case abi.CallMemsetAsync:
-		dst, value, elem, count, stream, ok := wire.MemsetD8AsyncArgs(p)
-		if !ok {
+		var a wire.MemsetD8AsyncArgs
+		if a.Decode(p) != nil {
 			return 0, false
 		}
-		return ss.memset(dst, uint64(value), uint64(elem), count, stream), true
+		return ss.memset(&a), true
 	case abi.CallMemcpyDtoDAsync:
-		dst, src, size, stream, ok := wire.MemcpyDtoDAsyncArgs(p)
-		if !ok {
+		a, err := wire.DecodeMemcpyDtoDAsyncArgs(p)
+		if err != nil {
 			return 0, false
 		}
-		return ss.memcpyDtoD(dst, src, size, stream), true
+		return ss.memcpyDtoDAsync(a), true
 	case abi.CallEventRecord:
-		ev, stream, ok := wire.EventRecordArgs(p)
-		if !ok {
+		a, err := wire.DecodeEventRecordArgs(p)
+		if err != nil {
 			return 0, false
 		}
-		return ss.eventRecord(ev, stream), true
+		return ss.eventRecord(a), true
 	case abi.CallStreamWaitEvent:
-		stream, ev, _, ok := wire.StreamWaitEventArgs(p)
-		if !ok {
+		a, err := wire.DecodeStreamWaitEventArgs(p)
+		if err != nil {
 			return 0, false
 		}
-		return ss.streamWaitEvent(stream, ev), true
+		return ss.streamWaitEvent(a), true
 	}
 	return 0, false
-}
-
-// memset runs cuMemsetD8/16/32 and their async forms.
-func (ss *session) memset(dst, value, elem, count, stream uint64) abi.Result {
-	s, ok := ss.handles.stream(stream)
-	if !ok {
-		return abi.ErrInvalidHandle
-	}
-	if elem != 1 && elem != 2 && elem != 4 {
-		return abi.ErrInvalidValue
-	}
-	hi, n := bits.Mul64(count, elem)
-	if hi != 0 || dst&(elem-1) != 0 { // elem is a power of two
-		return abi.ErrInvalidValue
-	}
-	if code := ss.checkRange(dst, n); code != abi.Success {
-		return code
-	}
-	return abi.ResultOf(ss.ctx.Memset(dst, uint32(value), uint32(elem), count, s))
-}
-
-// memcpyDtoD runs cuMemcpyDtoD and its async form.
-func (ss *session) memcpyDtoD(dst, src, size, stream uint64) abi.Result {
-	s, ok := ss.handles.stream(stream)
-	if !ok {
-		return abi.ErrInvalidHandle
-	}
-	if code := ss.checkRange(dst, size); code != abi.Success {
-		return code
-	}
-	if code := ss.checkRange(src, size); code != abi.Success {
-		return code
-	}
-	return abi.ResultOf(ss.ctx.MemcpyDtoD(dst, src, size, s))
-}
-
-func (ss *session) eventRecord(event, stream uint64) abi.Result {
-	ev, ok := ss.handles.event(event)
-	s, sok := ss.handles.stream(stream)
-	if !ok || !sok {
-		return abi.ErrInvalidHandle
-	}
-	return abi.ResultOf(ev.Record(s))
-}
-
-func (ss *session) streamWaitEvent(stream, event uint64) abi.Result {
-	s, ok := ss.handles.stream(stream)
-	ev, eok := ss.handles.event(event)
-	if !ok || !eok {
-		return abi.ErrInvalidHandle
-	}
-	if s == nil {
-		return abi.ResultOf(ev.Synchronize())
-	}
-	return abi.ResultOf(s.WaitEvent(ev))
-}
-
-// streamArg returns the stream handle at word i, or 0 (the legacy default
-// stream) for the synchronous forms, which carry none.
-func (ss *session) streamArg(i int) uint64 {
-	if i < int(ss.args.NW) {
-		return ss.args.Words[i]
-	}
-	return 0
-}
-
-// checkRange checks that [p, p+n) lies in memory the session owns.
-func (ss *session) checkRange(p, n uint64) abi.Result {
-	if !ss.mem.contains(p, n) {
-		return abi.ErrInvalidValue
-	}
-	return abi.Success
 }

@@ -36,6 +36,35 @@ func FuzzSession(f *testing.F) {
 		frame(wire.Header{Type: wire.Call, Call: abi.CallMemsetAsync, Seq: 2}, make([]byte, 32))...))
 	f.Add(frame(wire.Header{Type: wire.Call, Call: abi.CallModuleLoad, Flags: wire.WantReply, Seq: 1}, binary.LittleEndian.AppendUint64(nil, 3)))
 	f.Add(frame(wire.Header{Type: wire.Call, Call: 999, Flags: wire.WantReply, Seq: 1}, nil))
+	// An allocation, then every call in turn with arguments the catalogue
+	// codec writes, so that every handler is within reach.
+	calls := frame(wire.Header{Type: wire.Call, Call: abi.CallMemAlloc, Flags: wire.WantReply, Seq: 1}, alloc)
+	for _, c := range abi.Calls() {
+		v := &abi.Values{}
+		for _, a := range c.Args {
+			switch {
+			case a.Kind == abi.DevPtr:
+				v.Word(1 << 40) // the host-memory backend's first allocation
+			case a.Kind.IsWord():
+				v.Word(1)
+			default:
+				v.Blob([]byte("k"))
+			}
+		}
+		args, err := wire.AppendValues(nil, c.Args, v)
+		if err != nil {
+			f.Fatal(err)
+		}
+		h := wire.Header{Type: wire.Call, Call: c.ID, Seq: uint64(c.ID) + 1}
+		if c.Mode == abi.Sync {
+			h.Flags = wire.WantReply
+		}
+		calls = append(calls, frame(h, args)...)
+		if c.Bulk == abi.BulkIn { // its size is 1
+			calls = append(calls, frame(wire.Header{Type: wire.Data, Call: c.ID, Seq: h.Seq}, []byte{0})...)
+		}
+	}
+	f.Add(calls)
 	f.Fuzz(func(t *testing.T, input []byte) {
 		mem := hostmem.New(64 << 20)
 		srv := &Server{Backend: mem, Auth: staticAuth{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}

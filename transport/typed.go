@@ -62,8 +62,9 @@ func (c *Client) MemcpyDtoD(dst, src, size uint64) error {
 // MemcpyDtoDAsync queues a copy of size bytes between device addresses on
 // stream.
 func (c *Client) MemcpyDtoDAsync(dst, src, size, stream uint64) error {
+	a := wire.MemcpyDtoDAsyncArgs{Dst: dst, Src: src, Size: size, Stream: stream}
 	if f, seq := c.asyncFrame(wire.MemcpyDtoDAsyncFrame); f != nil {
-		wire.PutMemcpyDtoDAsync(f, seq, dst, src, size, stream)
+		a.PutCall(f, seq)
 		return c.commitAsync(wire.MemcpyDtoDAsyncFrame)
 	}
 	return c.Call(abi.CallMemcpyDtoDAsync, vals1(dst).Word(src).Word(size).Word(stream), nil)
@@ -72,11 +73,17 @@ func (c *Client) MemcpyDtoDAsync(dst, src, size, stream uint64) error {
 // Memset sets count elements of elemSize bytes at dst, on stream if async.
 func (c *Client) Memset(dst uint64, value uint32, elemSize uint32, count uint64, async bool, stream uint64) error {
 	if async {
+		// Built before the frame is reserved, and used after, a holds the
+		// arguments across that call in place of their spills. Set field
+		// by field, it is built in place: a composite literal would go
+		// through a copy, as a's address is taken.
+		var a wire.MemsetD8AsyncArgs
+		a.Dst, a.Value, a.Elemsize, a.Count, a.Stream = dst, value, elemSize, count, stream
 		if f, seq := c.asyncFrame(wire.MemsetD8AsyncFrame); f != nil {
-			wire.PutMemsetD8Async(f, seq, dst, value, elemSize, count, stream)
+			a.PutCall(f, seq)
 			return c.commitAsync(wire.MemsetD8AsyncFrame)
 		}
-		return c.Call(abi.CallMemsetAsync, vals1(dst).Word(uint64(value)).Word(uint64(elemSize)).Word(count).Word(stream), nil)
+		return c.Call(abi.CallMemsetAsync, vals1(a.Dst).Word(uint64(a.Value)).Word(uint64(a.Elemsize)).Word(a.Count).Word(a.Stream), nil)
 	}
 	return c.Call(abi.CallMemset, vals1(dst).Word(uint64(value)).Word(uint64(elemSize)).Word(count), nil)
 }
@@ -144,8 +151,9 @@ func (c *Client) EventCreate(flags uint32) (uint64, error) {
 
 // EventRecord queues an event record on stream.
 func (c *Client) EventRecord(ev, stream uint64) error {
+	a := wire.EventRecordArgs{Event: ev, Stream: stream}
 	if f, seq := c.asyncFrame(wire.EventRecordFrame); f != nil {
-		wire.PutEventRecord(f, seq, ev, stream)
+		a.PutCall(f, seq)
 		return c.commitAsync(wire.EventRecordFrame)
 	}
 	return c.Call(abi.CallEventRecord, vals1(ev).Word(stream), nil)
@@ -154,8 +162,9 @@ func (c *Client) EventRecord(ev, stream uint64) error {
 // StreamWaitEvent makes later work on stream wait for ev (stream 0: the
 // legacy default stream).
 func (c *Client) StreamWaitEvent(stream, ev uint64, flags uint32) error {
+	a := wire.StreamWaitEventArgs{Stream: stream, Event: ev, Flags: flags}
 	if f, seq := c.asyncFrame(wire.StreamWaitEventFrame); f != nil {
-		wire.PutStreamWaitEvent(f, seq, stream, ev, flags)
+		a.PutCall(f, seq)
 		return c.commitAsync(wire.StreamWaitEventFrame)
 	}
 	return c.Call(abi.CallStreamWaitEvent, vals1(stream).Word(ev).Word(uint64(flags)), nil)

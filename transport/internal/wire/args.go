@@ -1,6 +1,8 @@
 package wire
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"slices"
 
@@ -11,8 +13,9 @@ import (
 
 // scalarLayout is a call's arguments when all are scalars (most calls,
 // and every async one but the launch): their count and encoded size. Such
-// arguments encode and decode through the straight-line code generated
-// per call in args_gen.go, without walking the catalogue's Arg kinds.
+// arguments encode through the straight-line code generated per call in
+// args_gen.go, without walking the catalogue's Arg kinds. (Every call's
+// arguments decode into their own struct, generated in calls_gen.go.)
 type scalarLayout struct {
 	size int   // encoded bytes; 0: not all scalars (or none)
 	n    uint8 // words
@@ -79,16 +82,46 @@ func scalarFrameSize(c *abi.Call) int {
 	return 0
 }
 
-// DecodeArgs decodes c's arguments, as DecodeValues(c.Args, p, v) does.
-func DecodeArgs(c *abi.Call, p []byte, v *abi.Values) error {
-	l := argLayouts[c.ID]
-	if l.size == 0 {
-		return DecodeValues(c.Args, p, v)
+// argsSizeError reports a payload that is not the size of a call's
+// scalar arguments. It is a plain value, so that the generated decoders
+// of scalars stay small enough to inline.
+type argsSizeError struct{ got, want int }
+
+func (e argsSizeError) Error() string {
+	return fmt.Sprintf("wire: %d bytes of arguments, want %d", e.got, e.want)
+}
+
+func errTruncated(name string) error { return fmt.Errorf("wire: truncated %s", name) }
+
+func errNUL(name string) error { return fmt.Errorf("wire: %s contains a NUL byte", name) }
+
+func errTrailing(n int) error { return fmt.Errorf("wire: %d trailing bytes", n) }
+
+// takeBlob splits a length-prefixed blob of at most max bytes, named name,
+// off the start of p. The blob aliases p.
+func takeBlob(p []byte, name string, max uint32) (blob, rest []byte, err error) {
+	if len(p) < 4 {
+		return nil, p, fmt.Errorf("wire: truncated length of %s", name)
 	}
-	if len(p) != l.size {
-		return fmt.Errorf("wire: %d bytes of arguments, want %d", len(p), l.size)
+	n := binary.LittleEndian.Uint32(p)
+	p = p[4:]
+	if n > max {
+		return nil, p, fmt.Errorf("wire: %s is %d bytes, limit %d", name, n, max)
 	}
-	getScalarArgs(c.ID, p, &v.Words)
-	v.NW, v.NB = l.n, 0
-	return nil
+	if uint64(n) > uint64(len(p)) {
+		return nil, p, fmt.Errorf("wire: truncated %s: %d of %d bytes", name, len(p), n)
+	}
+	return p[:n:n], p[n:], nil
+}
+
+// takeString is takeBlob for a string, which holds no NUL byte.
+func takeString(p []byte, name string, max uint32) (string, []byte, error) {
+	blob, rest, err := takeBlob(p, name, max)
+	if err == nil && bytes.IndexByte(blob, 0) >= 0 {
+		err = errNUL(name)
+	}
+	if err != nil {
+		return "", rest, err
+	}
+	return string(blob), rest, nil
 }

@@ -2,7 +2,7 @@ package wire
 
 // Encoding and decoding cuMemsetD8Async's arguments, the call kerf bench
 // transport pipelines: the precomputed layout (AppendCall with its header)
-// against the catalogue walk.
+// and the call's own decoder against the catalogue walk.
 
 import (
 	"testing"
@@ -34,11 +34,14 @@ func BenchmarkAppendValuesMemset(b *testing.B) {
 	}
 }
 
-func BenchmarkDecodeArgsMemset(b *testing.B) {
-	c, v, p := memsetArgs()
+func BenchmarkDecodeMemsetD8AsyncArgs(b *testing.B) {
+	_, _, p := memsetArgs()
+	var sink uint64
 	for b.Loop() {
-		DecodeArgs(c, p, v)
+		a, _ := DecodeMemsetD8AsyncArgs(p)
+		sink += a.Count
 	}
+	_ = sink
 }
 
 func BenchmarkDecodeValuesMemset(b *testing.B) {

@@ -2,112 +2,167 @@ package wire
 
 import (
 	"bytes"
-	"slices"
+	"encoding/binary"
+	"reflect"
 	"testing"
 
 	"github.com/kerf-edge/kerf/abi"
+	"github.com/kerf-edge/kerf/transport/internal/wire/argshape"
 )
 
-// typedCodec wraps a call's own encoder and decoder from args_gen.go
-// so that the tests can hold them against the catalogue's codec.
-type typedCodec struct {
-	size int // the frame's size
-	put  func(f []byte, seq uint64, w []uint64)
-	get  func(p []byte) ([]uint64, bool)
+// The generated argument structs and their codecs are held here against
+// the catalogue and against its general codec (DecodeValues, AppendCall),
+// through the tables in calls_gen_test.go.
+
+// structValues returns an argument struct's fields, in order, as the
+// catalogue codec holds them.
+func structValues(a any) *abi.Values {
+	v := &abi.Values{}
+	s := reflect.ValueOf(a)
+	for i := range s.NumField() {
+		switch f := s.Field(i); f.Kind() {
+		case reflect.Uint32, reflect.Uint64:
+			v.Word(f.Uint())
+		case reflect.String:
+			v.Blob([]byte(f.String()))
+		default:
+			v.Blob(f.Bytes())
+		}
+	}
+	return v
 }
 
-var typedCodecs = map[abi.CallID]typedCodec{
-	abi.CallMemsetAsync: {
-		MemsetD8AsyncFrame,
-		func(f []byte, seq uint64, w []uint64) {
-			PutMemsetD8Async(f, seq, w[0], uint32(w[1]), uint32(w[2]), w[3], w[4])
-		},
-		func(p []byte) ([]uint64, bool) {
-			a, b, c, d, e, ok := MemsetD8AsyncArgs(p)
-			return []uint64{a, uint64(b), uint64(c), d, e}, ok
-		},
-	},
-	abi.CallMemcpyDtoDAsync: {
-		MemcpyDtoDAsyncFrame,
-		func(f []byte, seq uint64, w []uint64) { PutMemcpyDtoDAsync(f, seq, w[0], w[1], w[2], w[3]) },
-		func(p []byte) ([]uint64, bool) {
-			a, b, c, d, ok := MemcpyDtoDAsyncArgs(p)
-			return []uint64{a, b, c, d}, ok
-		},
-	},
-	abi.CallEventRecord: {
-		EventRecordFrame,
-		func(f []byte, seq uint64, w []uint64) { PutEventRecord(f, seq, w[0], w[1]) },
-		func(p []byte) ([]uint64, bool) {
-			a, b, ok := EventRecordArgs(p)
-			return []uint64{a, b}, ok
-		},
-	},
-	abi.CallStreamWaitEvent: {
-		StreamWaitEventFrame,
-		func(f []byte, seq uint64, w []uint64) { PutStreamWaitEvent(f, seq, w[0], w[1], uint32(w[2])) },
-		func(p []byte) ([]uint64, bool) {
-			a, b, c, ok := StreamWaitEventArgs(p)
-			return []uint64{a, b, uint64(c)}, ok
-		},
-	},
-}
-
-// Every async call of scalars has its own codec, and the tests know it.
-func TestTypedDecodersCoverAsyncScalarCalls(t *testing.T) {
-	for _, c := range abi.Calls() {
-		_, known := typedCodecs[c.ID]
-		want := c.Mode == abi.Async && c.Bulk == abi.NoBulk && argLayouts[c.ID].size > 0
-		if known != want {
-			t.Errorf("%s: typed codec under test %v, want %v (regenerate, then list it in typedCodecs)", c.Name, known, want)
+// Every call has its own decoder, into a struct whose fields are the
+// catalogue's arguments.
+func TestArgStructsMatchCatalogue(t *testing.T) {
+	calls := abi.Calls()
+	if len(argDecoders) != len(calls)+1 {
+		t.Fatalf("%d decoders for %d calls: regenerate", len(argDecoders)-1, len(calls))
+	}
+	for _, c := range calls {
+		decode := argDecoders[c.ID]
+		if decode == nil {
+			t.Errorf("%s: no decoder", c.Name)
+			continue
+		}
+		a, _ := decode(nil)
+		if err := argshape.Check(reflect.TypeOf(a), c); err != nil {
+			t.Error(err)
 		}
 	}
 }
 
-// checkTypedDecoder holds c's own decoder, if it has one, against
-// DecodeValues on p, and its encoder against AppendCall.
-func checkTypedDecoder(t *testing.T, c *abi.Call, p []byte) {
-	codec, ok := typedCodecs[c.ID]
-	if !ok {
-		return
+// Every async call of scalars, and no other call, has an encoder of its
+// own frame: the client pipelines them.
+func TestEncodersCoverAsyncScalarCalls(t *testing.T) {
+	for _, c := range abi.Calls() {
+		_, has := callEncoders[c.ID]
+		want := c.Mode == abi.Async && c.Bulk == abi.NoBulk && argLayouts[c.ID].size > 0
+		if has != want {
+			t.Errorf("%s: own encoder %v, want %v", c.Name, has, want)
+		}
 	}
+}
+
+// checkDecoder holds c's own decoder against DecodeValues on p, and its
+// own encoder, if it has one, against AppendCall. It reports whether p
+// decoded.
+func checkDecoder(t *testing.T, c *abi.Call, p []byte) bool {
+	t.Helper()
 	var ref abi.Values
 	errRef := DecodeValues(c.Args, p, &ref)
-	got, ok := codec.get(p)
-	if ok != (errRef == nil) {
-		t.Fatalf("%s: own decoder ok=%v, DecodeValues %v", c.Name, ok, errRef)
+	a, err := argDecoders[c.ID](p)
+	if (err == nil) != (errRef == nil) {
+		t.Fatalf("%s: own decoder %v, DecodeValues %v", c.Name, err, errRef)
 	}
+	if err != nil {
+		return false
+	}
+	checkEqual(t, c.Name, structValues(a), &ref)
+	enc, ok := callEncoders[c.ID]
 	if !ok {
-		return
-	}
-	if !slices.Equal(got, ref.Words[:ref.NW]) {
-		t.Fatalf("%s: own decoder gave %v, DecodeValues %v", c.Name, got, ref.Words[:ref.NW])
+		return true
 	}
 	h := Header{Type: Call, Call: c.ID, Seq: 0x0102030405060708}
 	want, err := AppendCall(nil, h, c, &ref)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(want) != codec.size {
-		t.Fatalf("%s: frame of %d bytes, generated size %d", c.Name, len(want), codec.size)
+	if len(want) != enc.size {
+		t.Fatalf("%s: frame of %d bytes, generated size %d", c.Name, len(want), enc.size)
 	}
 	f := make([]byte, len(want))
-	codec.put(f, h.Seq, got)
+	enc.put(a, f, h.Seq)
 	if !bytes.Equal(f, want) {
 		t.Fatalf("%s: own encoder wrote %x, AppendCall %x", c.Name, f, want)
 	}
+	return true
 }
 
-func TestTypedDecodersMatchCatalogue(t *testing.T) {
-	for id := range typedCodecs {
-		c := abi.Lookup(id)
-		seed := []byte{1, 2, 3, 4, 5, 6, 7, 8, 0xff, 0xfe, 0xfd, 0xfc, 0xfb, 0xfa, 0xf9, 0xf8, 9, 0, 0, 0, 0, 0, 0, 0x80}
-		b, err := AppendValues(nil, c.Args, sample(c.Args, append(seed, seed...)))
+// Every call's own decoder takes what the catalogue codec writes, and
+// refuses every strict prefix, a trailing byte, a blob over its limit and
+// a string with a NUL byte.
+func TestEveryCallDecodes(t *testing.T) {
+	for _, c := range abi.Calls() {
+		in := sample(c.Args, bytes.Repeat([]byte{0xa5, 3, 0, 0, 0, 0, 0, 0x80}, 16))
+		b, err := AppendValues(nil, c.Args, in)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: %v", c.Name, err)
 		}
-		checkTypedDecoder(t, c, b)
-		checkTypedDecoder(t, c, b[:len(b)-1])
-		checkTypedDecoder(t, c, append(b, 0))
+		if !checkDecoder(t, c, b) {
+			t.Fatalf("%s: own decoder refused %x", c.Name, b)
+		}
+		for n := range b {
+			if checkDecoder(t, c, b[:n]) {
+				t.Fatalf("%s: %d-byte prefix of %d accepted", c.Name, n, len(b))
+			}
+		}
+		if checkDecoder(t, c, append(b, 0)) {
+			t.Fatalf("%s: trailing byte accepted", c.Name)
+		}
+		for _, tc := range blobLimits(c) {
+			if checkDecoder(t, c, tc.args) != tc.ok {
+				t.Fatalf("%s: %x accepted %v, want %v", c.Name, tc.args, !tc.ok, tc.ok)
+			}
+		}
 	}
+}
+
+type blobCase struct {
+	args []byte
+	ok   bool // whether the arguments decode
+}
+
+// blobLimits returns, for each blob argument of c, c's arguments with
+// that blob at its limit, which decode, one byte over it and, for a
+// string, with a NUL byte, which do not.
+func blobLimits(c *abi.Call) []blobCase {
+	var out []blobCase
+	for i, a := range c.Args {
+		if a.Kind.IsWord() {
+			continue
+		}
+		blobs := [][]byte{bytes.Repeat([]byte("a"), int(a.Max)), bytes.Repeat([]byte("a"), int(a.Max)+1)}
+		if a.Kind == abi.String {
+			blobs = append(blobs, []byte("a\x00b"))
+		}
+		for k, blob := range blobs {
+			var b []byte
+			for j, o := range c.Args {
+				switch {
+				case j == i:
+					b = binary.LittleEndian.AppendUint32(b, uint32(len(blob)))
+					b = append(b, blob...)
+				case o.Kind == abi.U32:
+					b = binary.LittleEndian.AppendUint32(b, 1)
+				case o.Kind.IsWord():
+					b = binary.LittleEndian.AppendUint64(b, 1)
+				default:
+					b = binary.LittleEndian.AppendUint32(b, 0)
+				}
+			}
+			out = append(out, blobCase{b, k == 0})
+		}
+	}
+	return out
 }

@@ -40,7 +40,7 @@ func AppendValues(b []byte, spec []abi.Arg, v *abi.Values) ([]byte, error) {
 				return b, fmt.Errorf("wire: %s is %d bytes, limit %d", a.Name, len(p), a.Max)
 			}
 			if a.Kind == abi.String && bytes.IndexByte(p, 0) >= 0 {
-				return b, fmt.Errorf("wire: %s contains a NUL byte", a.Name)
+				return b, errNUL(a.Name)
 			}
 			need, nb = need+4+len(p), nb+1
 		default:
@@ -116,43 +116,35 @@ func DecodeValues(spec []abi.Arg, p []byte, v *abi.Values) error {
 		switch a.Kind {
 		case abi.U32:
 			if len(p) < 4 {
-				return fmt.Errorf("wire: truncated %s", a.Name)
+				return errTruncated(a.Name)
 			}
 			v.Words[v.NW] = uint64(binary.LittleEndian.Uint32(p))
 			v.NW++
 			p = p[4:]
 		case abi.U64, abi.DevPtr, abi.Handle:
 			if len(p) < 8 {
-				return fmt.Errorf("wire: truncated %s", a.Name)
+				return errTruncated(a.Name)
 			}
 			v.Words[v.NW] = binary.LittleEndian.Uint64(p)
 			v.NW++
 			p = p[8:]
 		case abi.Bytes, abi.String:
-			if len(p) < 4 {
-				return fmt.Errorf("wire: truncated length of %s", a.Name)
+			blob, rest, err := takeBlob(p, a.Name, a.Max)
+			if err != nil {
+				return err
 			}
-			n := binary.LittleEndian.Uint32(p)
-			p = p[4:]
-			if n > a.Max {
-				return fmt.Errorf("wire: %s is %d bytes, limit %d", a.Name, n, a.Max)
-			}
-			if uint64(n) > uint64(len(p)) {
-				return fmt.Errorf("wire: truncated %s: %d of %d bytes", a.Name, len(p), n)
-			}
-			blob := p[:n:n]
 			if a.Kind == abi.String && bytes.IndexByte(blob, 0) >= 0 {
-				return fmt.Errorf("wire: %s contains a NUL byte", a.Name)
+				return errNUL(a.Name)
 			}
 			v.Blobs[v.NB] = blob
 			v.NB++
-			p = p[n:]
+			p = rest
 		default:
 			return fmt.Errorf("wire: %s has invalid kind %d", a.Name, a.Kind)
 		}
 	}
 	if len(p) != 0 {
-		return fmt.Errorf("wire: %d trailing bytes", len(p))
+		return errTrailing(len(p))
 	}
 	return nil
 }

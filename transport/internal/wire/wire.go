@@ -1,7 +1,8 @@
 // Package wire encodes and decodes Kerf's length-prefixed binary frames.
 //
-// It owns byte layout only: frame headers, the table-driven argument codec
-// and the handshake messages. It does no I/O beyond reading and writing
+// It owns byte layout only: frame headers, the table-driven argument codec,
+// each call's argument struct and its decoder (generated from the
+// catalogue) and the handshake messages. It does no I/O beyond reading and writing
 // frames on a buffered stream, and it never allocates more than
 // abi.MaxFrame for one frame, whatever the peer claims.
 package wire
