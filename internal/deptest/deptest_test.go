@@ -32,20 +32,23 @@ const module = "github.com/kerf-edge/kerf"
 // forbidden maps a package (and everything under it) to module packages it
 // must not import directly.
 var forbidden = map[string][]string{
-	"transport":        {"appliance", "slicer", "ingest", "profiles", "intercept", "gpu/emu", "gpu/cuda"},
-	"abi":              {"transport/internal", "gpu"},
-	"gpu":              {"transport/internal", "appliance", "slicer", "ingest", "profiles", "intercept"},
-	"gpu/emu":          {"transport/internal", "gpu/cuda"},
-	"gpu/emu/ptx":      {"gpu/emu/kernels"},
-	"gpu/cuda":         {"transport/internal", "gpu/emu"},
-	"slicer":           {"appliance", "transport/internal", "ingest", "profiles", "intercept"},
-	"ingest":           {"appliance", "transport", "slicer", "profiles", "intercept", "gpu"},
-	"profiles":         {"appliance", "transport/internal", "slicer", "ingest", "intercept", "gpu/emu", "gpu/cuda"},
-	"intercept":        {"appliance", "slicer", "ingest", "profiles", "gpu/emu", "gpu/cuda"},
-	"internal/units":   {""}, // "": no module package at all
-	"internal/testkit": {""},
-	"internal/quicnet": {""},
-	"internal/clock":   {""},
+	"abi":                 {"auth", "gpu", "transport", "intercept", "slicer", "ingest", "profiles", "appliance", "internal", "bench"},
+	"auth":                {"abi", "gpu", "transport", "intercept", "slicer", "ingest", "profiles", "appliance", "bench"},
+	"transport":           {"appliance", "slicer", "ingest", "profiles", "intercept", "gpu/emu", "gpu/cuda", "gpu/hostmem"},
+	"gpu":                 {"transport", "appliance", "slicer", "ingest", "profiles", "intercept", "auth"},
+	"gpu/emu":             {"gpu/cuda", "gpu/hostmem"},
+	"gpu/emu/ptx":         {"gpu/emu/kernels"},
+	"gpu/cuda":            {"gpu/emu", "gpu/hostmem"},
+	"slicer":              {"appliance", "transport", "ingest", "profiles", "intercept"},
+	"ingest":              {"appliance", "transport", "slicer", "profiles", "intercept", "gpu"},
+	"profiles":            {"appliance", "transport", "slicer", "ingest", "intercept", "gpu"},
+	"intercept":           {"appliance", "slicer", "ingest", "profiles", "gpu"},
+	"internal/units":      {""}, // "": no module package at all
+	"internal/testkit":    {""},
+	"internal/quicnet":    {""},
+	"internal/clock":      {""},
+	"internal/kerfenv":    {""},
+	"internal/atomicfile": {""},
 }
 
 // Third-party modules that only some binaries may link.
