@@ -603,14 +603,7 @@ func implLaunchKernelEx(cfg *C.CUlaunchConfig, fn C.CUfunction, kp, extra *unsaf
 // Streams and events.
 
 func implStreamCreate(ps *C.CUstream, flags C.uint) C.CUresult {
-	if ps == nil {
-		return errNull
-	}
-	o, res := streamCreate(uint32(flags), 0)
-	if res == abi.Success {
-		*ps = C.CUstream(o.mem)
-	}
-	return cr(res)
+	return implStreamCreateWithPriority(ps, flags, 0)
 }
 
 func implStreamCreateWithPriority(ps *C.CUstream, flags C.uint, prio C.int) C.CUresult {
