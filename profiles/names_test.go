@@ -3,6 +3,7 @@ package profiles
 import (
 	"encoding/json"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/kerf-edge/kerf/auth"
@@ -56,6 +57,17 @@ func TestBadTenantNamesAreRefused(t *testing.T) {
 		pr = problemOf(t, e.do("POST", "/v1/profiles", a, p), 422)
 		if !hasField(pr, "gpus[0].slices[0].tenant") {
 			t.Errorf("profile reserving a slice for %q: %+v", name, pr)
+		}
+	}
+	// The event log keeps the refused paths escaped.
+	e.srv.events.flush()
+	evs, err := e.srv.store.Events(1000, 0, api.EventKindAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs {
+		if strings.ContainsAny(ev.Subject+ev.Detail, "\x00\x1b\u202e") {
+			t.Errorf("event %q (%q) carries a raw name", ev.Subject, ev.Detail)
 		}
 	}
 	if recs := e.tokens.List(); len(recs) != 1 {
