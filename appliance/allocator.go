@@ -58,20 +58,37 @@ func newShares(cfg Config, kind string, gpus int) *arbiters {
 	return newArbiters(gpus, quantum, 1)
 }
 
+// tenantLimit is the most GPUs one tenant holds at once, fractions
+// counted: the smaller of slicer.max_gpus_per_tenant and
+// slicer.max_fraction_per_tenant of the node's gpus; 0 for no limit.
+func tenantLimit(cfg Config, gpus int) float64 {
+	limit := cfg.Slicer.MaxGPUsPerTenant
+	if f := cfg.Slicer.MaxFractionPerTenant; f > 0 {
+		if byFraction := f * float64(gpus); limit == 0 || byFraction < limit {
+			limit = byFraction
+		}
+	}
+	return limit
+}
+
 // openSlicer restores the slicer's state for gpus; it resizes live slices
 // through ctl.
 func openSlicer(cfg Config, gpus []slicer.GPU, reserve slicer.Reserve, ctl slicer.Control, log *slog.Logger) (*slicer.Slicer, error) {
+	policy := slicer.Policy{MaxGPUs: tenantLimit(cfg, len(gpus)), IdleTimeout: cfg.Slicer.IdleTimeout}
 	sl, err := slicer.New(slicer.Config{
 		GPUs:          gpus,
 		Reserve:       reserve,
 		Profile:       cfg.Slicer.Profile,
-		DefaultPolicy: slicer.Policy{MaxGPUs: cfg.Slicer.MaxGPUsPerTenant, IdleTimeout: cfg.Slicer.IdleTimeout},
+		DefaultPolicy: policy,
 		Control:       ctl,
 		Store:         slicer.FileStore{Path: cfg.SlicerPath()},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("slicer: %w", err)
 	}
+	// The configuration, not the state kept from the last run, sets the
+	// default policy: a changed limit holds from the next start.
+	sl.SetPolicy("", policy)
 	st := sl.Status()
 	for _, w := range st.Warnings {
 		log.Warn("slicer state restored with a problem", "warning", w)

@@ -242,7 +242,9 @@ func (a *Appliance) Run(ctx context.Context) error {
 		if err := saveAdminToken(a.cfg, tok); err != nil {
 			return err
 		}
-		a.log.Warn("operator API admin token, shown once; a copy is in the state directory", "token", tok, "file", a.cfg.AdminTokenPath())
+		// The log may be a journal others read: it names the file, never
+		// the token.
+		a.log.Info("created the operator API admin token", "file", a.cfg.AdminTokenPath())
 	}
 	defer a.Close()
 	if a.cfg.Ingest.Enabled {
@@ -265,6 +267,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go a.reclaimLoop(ctx)
+	go reloadTokens(ctx, a.tokens, tokenReloadInterval)
 	errc := make(chan error, 3)
 	go func() { errc <- a.server.ServeQUIC(ctx, a.quicLn) }()
 	go func() { errc <- a.server.ServeUnix(ctx, a.unixLn) }()
@@ -322,6 +325,26 @@ func (a *Appliance) reclaimLoop(ctx context.Context) {
 				a.log.Info("reclaimed idle slices", "tenant", r.Lease.Tenant, "lease", r.Lease.ID, "idle", r.IdleFor.Round(time.Second))
 				a.workers.closeLease(string(r.Lease.ID))
 			}
+		}
+	}
+}
+
+// tokenReloadInterval is how often kerfd looks at the token file for
+// changes made by another process (kerfd token revoke), so that a
+// revocation ends live sessions within about this long, calls or not.
+const tokenReloadInterval = time.Second
+
+// reloadTokens reloads the token store every interval until ctx ends; the
+// store's OnRevoke ends the sessions of tenants revoked in the file.
+func reloadTokens(ctx context.Context, tokens *auth.TokenStore, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			tokens.Reload()
 		}
 	}
 }

@@ -38,7 +38,13 @@ func testConfig(t *testing.T, dir string) Config {
 // start runs an appliance until the test ends.
 func start(t *testing.T, cfg Config) *Appliance {
 	t.Helper()
-	a, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return startLogged(t, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// startLogged runs an appliance that logs to log until the test ends.
+func startLogged(t *testing.T, cfg Config, log *slog.Logger) *Appliance {
+	t.Helper()
+	a, err := New(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}

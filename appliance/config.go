@@ -47,10 +47,11 @@ type Config struct {
 		Isolation string `koanf:"isolation"`
 	} `koanf:"tenants"`
 	Slicer struct {
-		Profile          string        `koanf:"profile"`
-		MaxGPUsPerTenant float64       `koanf:"max_gpus_per_tenant"`
-		IdleTimeout      time.Duration `koanf:"idle_timeout"`
-		ShareQuantum     time.Duration `koanf:"share_quantum"`
+		Profile              string        `koanf:"profile"`
+		MaxGPUsPerTenant     float64       `koanf:"max_gpus_per_tenant"`
+		MaxFractionPerTenant float64       `koanf:"max_fraction_per_tenant"`
+		IdleTimeout          time.Duration `koanf:"idle_timeout"`
+		ShareQuantum         time.Duration `koanf:"share_quantum"`
 	} `koanf:"slicer"`
 	API struct {
 		MaxBody       string `koanf:"max_body"`
@@ -116,6 +117,9 @@ func (c *Config) validate() error {
 	}
 	if c.Slicer.MaxGPUsPerTenant < 0 || c.Slicer.IdleTimeout < 0 {
 		errs = append(errs, errors.New("slicer limits must not be negative"))
+	}
+	if f := c.Slicer.MaxFractionPerTenant; f < 0 || f > 1 {
+		errs = append(errs, fmt.Errorf("slicer.max_fraction_per_tenant %g: want 0 (no limit) to 1", f))
 	}
 	if _, err := units.ParseBytes(c.API.MaxBody); err != nil {
 		errs = append(errs, fmt.Errorf("api.max_body: %w", err))

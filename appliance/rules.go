@@ -104,6 +104,6 @@ func (s ingestStats) IngestStats() []profiles.IngestStat {
 		return nil
 	}
 	st, es := in.Pipeline.Stats(), in.Engine.Stats()
-	return []profiles.IngestStat{{Source: "all", Messages: st.Messages, Dropped: st.Dropped + st.Rejected, Malformed: st.Malformed,
+	return []profiles.IngestStat{{Source: "all", Messages: st.Messages, Bytes: st.Bytes, Dropped: st.Dropped + st.Rejected, Malformed: st.Malformed,
 		Series: uint64(es.Series), SeriesRefused: es.SeriesDropped, SeriesForgotten: es.SeriesForgotten}}
 }

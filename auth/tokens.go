@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -92,7 +93,7 @@ func readTokenFile(path string) (map[string]*TokenRecord, fileStamp, error) {
 }
 
 // reloadLocked picks up changes another process made to the file and
-// returns the tenants newly revoked by them.
+// returns the tenants newly revoked by them, each once.
 func (s *TokenStore) reloadLocked() []string {
 	if s.path == "" || stampOf(s.path) == s.stamp {
 		return nil
@@ -103,7 +104,7 @@ func (s *TokenStore) reloadLocked() []string {
 	}
 	var revoked []string
 	for h, r := range recs {
-		if old, ok := s.recs[h]; ok && old.Revoked.IsZero() && !r.Revoked.IsZero() {
+		if old, ok := s.recs[h]; ok && old.Revoked.IsZero() && !r.Revoked.IsZero() && !slices.Contains(revoked, r.Tenant) {
 			revoked = append(revoked, r.Tenant)
 		}
 	}
@@ -111,18 +112,35 @@ func (s *TokenStore) reloadLocked() []string {
 	return revoked
 }
 
-// Reload picks up changes made to the file by another process, ending the
-// sessions of tenants revoked there.
-func (s *TokenStore) Reload() {
+// lockReloaded locks the store with the file's changes picked up. The
+// unlock it returns releases the lock and then hands OnRevoke every tenant
+// revoked in the file since the last look, and the tenants in also: every
+// path that reloads ends the sessions of tenants revoked elsewhere.
+func (s *TokenStore) lockReloaded() (unlock func(also ...string)) {
 	s.mu.Lock()
 	revoked := s.reloadLocked()
-	hook := s.OnRevoke
-	s.mu.Unlock()
-	if hook != nil {
+	return func(also ...string) {
+		hook := s.OnRevoke
+		s.mu.Unlock()
+		if hook == nil {
+			return
+		}
 		for _, t := range revoked {
 			hook(t)
 		}
+		for _, t := range also {
+			if !slices.Contains(revoked, t) {
+				hook(t)
+			}
+		}
 	}
+}
+
+// Reload picks up changes made to the file by another process, ending the
+// sessions of tenants revoked there. kerfd calls it periodically, so that
+// a revocation through the file takes effect without an incoming call.
+func (s *TokenStore) Reload() {
+	s.lockReloaded()()
 }
 
 func hashToken(tok []byte) string {
@@ -133,25 +151,23 @@ func hashToken(tok []byte) string {
 // Issue creates a token for tenant and returns it; it cannot be recovered
 // later.
 func (s *TokenStore) Issue(tenant string, memLimit uint64) (string, error) {
-	if tenant == "" || strings.ContainsAny(tenant, " \t\n/") || len(tenant) > 64 {
-		return "", fmt.Errorf("tenant name %q: want 1-64 characters without spaces or slashes", tenant)
+	if err := CheckTenantName(tenant); err != nil {
+		return "", err
 	}
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
 		return "", err
 	}
 	tok := TokenPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.reloadLocked()
+	unlock := s.lockReloaded()
+	defer unlock()
 	s.recs[hashToken([]byte(tok))] = &TokenRecord{Tenant: tenant, MemLimit: memLimit, Issued: time.Now().UTC()}
 	return tok, s.saveLocked()
 }
 
 // Revoke revokes every token of tenant and reports how many it revoked.
 func (s *TokenStore) Revoke(tenant string) (int, error) {
-	s.mu.Lock()
-	s.reloadLocked()
+	unlock := s.lockReloaded()
 	n := 0
 	for _, r := range s.recs {
 		if r.Tenant == tenant && r.Revoked.IsZero() {
@@ -160,10 +176,10 @@ func (s *TokenStore) Revoke(tenant string) (int, error) {
 		}
 	}
 	err := s.saveLocked()
-	hook := s.OnRevoke
-	s.mu.Unlock()
-	if n > 0 && hook != nil {
-		hook(tenant)
+	if n > 0 {
+		unlock(tenant)
+	} else {
+		unlock()
 	}
 	return n, err
 }
@@ -173,24 +189,27 @@ func (s *TokenStore) Authenticate(tok []byte) (Tenant, error) {
 	if len(tok) == 0 {
 		return Tenant{}, errors.New("no token")
 	}
-	s.Reload()
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	unlock := s.lockReloaded()
+	defer unlock()
 	r, ok := s.recs[hashToken(tok)]
 	switch {
 	case !ok:
 		return Tenant{}, errors.New("unknown token")
 	case !r.Revoked.IsZero():
-		return Tenant{}, fmt.Errorf("token of tenant %s was revoked at %s", r.Tenant, r.Revoked.Format(time.RFC3339))
+		return Tenant{}, fmt.Errorf("token of tenant %q was revoked at %s", r.Tenant, r.Revoked.Format(time.RFC3339))
+	}
+	// A file written by hand or by an older kerfd may hold a name the rule
+	// refuses; it must not reach logs and tables as a session's tenant.
+	if err := CheckTenantName(r.Tenant); err != nil {
+		return Tenant{}, fmt.Errorf("token refused: %w; issue a new token under a valid name", err)
 	}
 	return Tenant{ID: r.Tenant, Name: r.Tenant, MemLimit: r.MemLimit}, nil
 }
 
 // List returns the records, oldest first.
 func (s *TokenStore) List() []TokenRecord {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.reloadLocked()
+	unlock := s.lockReloaded()
+	defer unlock()
 	out := make([]TokenRecord, 0, len(s.recs))
 	for _, r := range s.recs {
 		out = append(out, *r)

@@ -49,12 +49,55 @@ func TestIssueAuthenticateRevoke(t *testing.T) {
 	}
 }
 
-func TestIssueRefusesBadNames(t *testing.T) {
+func TestTenantNames(t *testing.T) {
+	good := []string{"default", "alice", "t00", "bench", "a", "0day", "tenant-a", "s0-30", "ends-", strings.Repeat("x", 63)}
+	bad := []string{"", "Alice", "a_b", "a b", "a/b", "a.b", "-a", strings.Repeat("x", 64),
+		"a\x00b", "\x1b[31mred", "bob\u202eexe", "alice\n", "é", "\t"}
 	s, _ := OpenTokenStore("")
-	for _, name := range []string{"", "a b", "a/b", strings.Repeat("x", 65)} {
-		if _, err := s.Issue(name, 0); err == nil {
-			t.Errorf("tenant name %q accepted", name)
+	for _, name := range good {
+		if err := CheckTenantName(name); err != nil {
+			t.Errorf("CheckTenantName(%q) = %v", name, err)
 		}
+		if _, err := s.Issue(name, 0); err != nil {
+			t.Errorf("Issue(%q) = %v", name, err)
+		}
+	}
+	for _, name := range bad {
+		if CheckTenantName(name) == nil {
+			t.Errorf("CheckTenantName accepts %q", name)
+		}
+		_, err := s.Issue(name, 0)
+		if err == nil {
+			t.Errorf("Issue accepts %q", name)
+			continue
+		}
+		// The error quotes the name: nothing raw reaches a terminal.
+		if msg := err.Error(); strings.ContainsAny(msg, "\x00\x1b\u202e\n\t") {
+			t.Errorf("the error for %q carries the raw name: %q", name, msg)
+		}
+	}
+	if len(s.List()) != len(good) {
+		t.Fatalf("the store holds %d records, want %d", len(s.List()), len(good))
+	}
+}
+
+// A token file written by hand (or before the rule) may name a tenant the
+// rule refuses; its token does not authenticate.
+func TestTokenOfABadlyNamedTenantIsRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	tok := TokenPrefix + "handwritten"
+	file := `{"` + hashToken([]byte(tok)) + `": {"tenant": "evil\u001b[2J", "issued": "2026-01-02T03:04:05Z"}}`
+	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenTokenStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Authenticate([]byte(tok)); err == nil {
+		t.Fatalf("authenticated as %q", got.ID)
+	} else if strings.Contains(err.Error(), "\x1b") {
+		t.Fatalf("the error carries the raw name: %q", err)
 	}
 }
 
@@ -131,4 +174,57 @@ func TestBundleRoundTrip(t *testing.T) {
 	if _, err := ReadBundle(empty); err == nil {
 		t.Fatal("a bundle without a token was accepted")
 	}
+}
+
+// A revocation written by another process (kerfd token revoke) reaches
+// OnRevoke through whichever call notices the file first: List, Issue,
+// Authenticate, Revoke or Reload.
+func TestEveryReloadReportsRevocations(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	running, err := OpenTokenStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var revoked []string
+	running.OnRevoke = func(id string) { revoked = append(revoked, id) }
+	notice := map[string]func(){
+		"list":         func() { running.List() },
+		"issue":        func() { mustIssue(t, running, "newcomer") },
+		"authenticate": func() { running.Authenticate([]byte("kerf_unknown")) },
+		"revoke":       func() { running.Revoke("nobody") },
+		"reload":       running.Reload,
+	}
+	for _, how := range []string{"list", "issue", "authenticate", "revoke", "reload"} {
+		t.Run(how, func(t *testing.T) {
+			tenant := "via-" + how
+			mustIssue(t, running, tenant)
+			mustIssue(t, running, tenant) // two tokens, one report
+			offline, err := OpenTokenStore(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n, err := offline.Revoke(tenant); n != 2 || err != nil {
+				t.Fatalf("offline Revoke = %d, %v", n, err)
+			}
+			revoked = nil
+			notice[how]()
+			if len(revoked) != 1 || revoked[0] != tenant {
+				t.Fatalf("OnRevoke saw %q, want [%s]", revoked, tenant)
+			}
+			revoked = nil
+			notice[how]()
+			if len(revoked) != 0 {
+				t.Fatalf("a second look reported %q again", revoked)
+			}
+		})
+	}
+}
+
+func mustIssue(t *testing.T, s *TokenStore, tenant string) string {
+	t.Helper()
+	tok, err := s.Issue(tenant, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }

@@ -2,7 +2,9 @@
 # Boots the appliance image in qemu (TCG: KVM crashes or hangs on our build
 # machines) and checks it from the host through port forwards:
 #   - /healthz answers, and /readyz says what serves (the emulated GPU here);
-#   - the first tenant bundle is printed once on the console at first boot;
+#   - first boot shows the admin token once on the console (never the
+#     journal) and no tenant token; a tenant token issued through the REST
+#     API with it makes the host's bundle;
 #   - a tenant on the host reaches the emulated GPU over QUIC (a UDP
 #     forward): `kerf info`, and the shim's vector add through `kerf run`
 #     when bin/libcuda.so.1 and the test program are built;
@@ -54,15 +56,22 @@ ready=$(curl -fsS "http://127.0.0.1:$http/readyz")
 echo "$ready"
 echo "$ready" | grep -q '"emulated":true' || die "readyz does not report the emulated GPU"
 
-step "reading the first tenant bundle and the admin token from the console"
-# Console lines carry the journal's "[time] firstboot[pid]: " prefix.
+step "reading the admin token and the fingerprint from the console"
+# kerfd init writes to the console only, with no journal prefix.
 plain=$run/firstboot.txt
-tr -d '\r' <"$console" | sed -nE 's/^.*firstboot\[[0-9]+\]: //p' >"$plain"
-admin=$(sed -nE 's/^operator API admin token, shown once: (kerfadm_[A-Za-z0-9_-]+).*/\1/p' "$plain" | head -1)
+tr -d '\r' <"$console" >"$plain"
+admin=$(sed -nE 's/^.*operator API admin token, shown once: (kerfadm_[A-Za-z0-9_-]+).*/\1/p' "$plain" | head -1)
+fp=$(sed -nE 's/^.*kerfd certificate fingerprint: (sha256:[0-9a-f]{64}).*/\1/p' "$plain" | head -1)
+[ -n "$admin" ] || die "no admin token on the console"
+[ -n "$fp" ] || die "no certificate fingerprint on the console"
+grep -q 'first tenant bundle (tenant default): /var/lib/kerf/bundles/default.json' "$plain" || die "the console does not say where the first bundle is"
+! grep -q 'kerf_' "$plain" || die "a tenant token appeared on the console"
+api() { curl -fsS -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' "$@"; }
+issued=$(api -X POST "http://127.0.0.1:$http/v1/tokens" -d '{"tenant":"image-test"}') || die "issuing a tenant token through the REST API failed"
+tok=$(echo "$issued" | sed -nE 's/.*"token": *"(kerf_[A-Za-z0-9_-]+)".*/\1/p')
+[ -n "$tok" ] || die "no token in the API's answer"
 bundle=$run/bundle.json
-sed -n '/-----BEGIN KERF BUNDLE-----/,/-----END KERF BUNDLE-----/p' "$plain" | sed '1d;$d' |
-	sed -E "s/\"quic\": \"[^\"]*\"/\"quic\": \"127.0.0.1:$quic\"/; s/\"socket\": \"[^\"]*\"/\"socket\": \"\"/" >"$bundle"
-grep -q '"token": "kerf_' "$bundle" || die "no bundle on the console"
+(umask 077 && printf '{"tenant": "image-test", "token": "%s", "quic": "127.0.0.1:%s", "fingerprint": "%s"}\n' "$tok" "$quic" "$fp" >"$bundle")
 
 step "a tenant on the host reaches the emulated GPU over QUIC"
 "$top/bin/kerf" info --token "$bundle" --via quic | tee "$run/info.txt"
@@ -82,8 +91,6 @@ else
 fi
 
 command -v mosquitto_pub >/dev/null || die "mosquitto_pub is missing (apt-get install mosquitto-clients)"
-[ -n "$admin" ] || die "no admin token on the console"
-api() { curl -fsS -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' "$@"; }
 step "a policy rule through the REST API"
 api -X POST "http://127.0.0.1:$http/v1/rules" -d '{"name":"camera-queue","rule":{"name":"camera-queue",
 	"trigger":{"source":"*/*/cam-*","metric":"queue_depth","aggregate":"max","window":"30s","threshold":100,"activationThreshold":20},

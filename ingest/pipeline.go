@@ -38,6 +38,7 @@ type PipelineOptions struct {
 // PipelineStats are the subscriber-side counters.
 type PipelineStats struct {
 	Messages   uint64 // load and status messages received
+	Bytes      uint64 // their payload bytes
 	Records    uint64 // SenML records decoded
 	Signals    uint64 // numeric records passed to the engine
 	NonNumeric uint64 // vs/vd records, decoded and ignored
@@ -57,7 +58,7 @@ type Pipeline struct {
 	log   *slog.Logger
 	o     PipelineOptions
 
-	messages, records, signals, nonNumeric, malformed atomic.Uint64
+	messages, payloadBytes, records, signals, nonNumeric, malformed atomic.Uint64
 
 	logMu      sync.Mutex
 	lastLog    time.Time
@@ -113,6 +114,7 @@ func (p *Pipeline) HandleNATS(subject string, payload []byte) {
 
 func (p *Pipeline) handle(t Topic, err error, name string, payload []byte) {
 	p.messages.Add(1)
+	p.payloadBytes.Add(uint64(len(payload)))
 	if err != nil {
 		p.bad(name, err)
 		return
@@ -286,6 +288,6 @@ func (p *Pipeline) Run(ctx context.Context) error {
 // Stats returns the counters.
 func (p *Pipeline) Stats() PipelineStats {
 	queued, dropped, rejected := p.q.stats()
-	return PipelineStats{Messages: p.messages.Load(), Records: p.records.Load(), Signals: p.signals.Load(),
+	return PipelineStats{Messages: p.messages.Load(), Bytes: p.payloadBytes.Load(), Records: p.records.Load(), Signals: p.signals.Load(),
 		NonNumeric: p.nonNumeric.Load(), Malformed: p.malformed.Load(), Dropped: dropped, Rejected: rejected, Queued: queued}
 }

@@ -50,6 +50,32 @@ func TestPipelineMalformedFlood(t *testing.T) {
 	}
 }
 
+// Every message's payload bytes are counted, whatever becomes of it:
+// decoded, malformed or a status.
+func TestPipelineCountsBytes(t *testing.T) {
+	e, _ := NewEngine([]Rule{baseRule()}, &recorder{}, EngineOptions{Clock: clock.NewFake(testNow)})
+	p := NewPipeline(e, PipelineOptions{Clock: clock.NewFake(testNow)})
+	msgs := []struct {
+		topic   string
+		payload []byte
+	}{
+		{"edge/v1/plant/n1/load/cam-1", load(20)},
+		{"edge/v1/plant/n1/load/cam-1", []byte(`{`)},
+		{"edge/v1/plant/n1/status/cam-1", []byte("online")},
+		{"not/a/topic", []byte("xyz")},
+	}
+	var want uint64
+	for _, m := range msgs {
+		p.HandleMQTT(m.topic, m.payload)
+		want += uint64(len(m.payload))
+	}
+	p.HandleNATS("edge.v1.plant.n1.load.cam-2", load(7))
+	want += uint64(len(load(7)))
+	if st := p.Stats(); st.Bytes != want || st.Messages != 5 {
+		t.Fatalf("stats %+v, want %d bytes in 5 messages", st, want)
+	}
+}
+
 // A flooding source drops only its own oldest messages; the queue and the
 // heap stay bounded however long the flood lasts.
 func TestPipelineDropOldestBounded(t *testing.T) {

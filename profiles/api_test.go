@@ -558,6 +558,7 @@ func TestMetrics(t *testing.T) {
 		`kerf_tenant_errors_total{tenant="alice"} 2`,
 		`kerf_tenant_transfer_bytes_total{direction="out",tenant="alice"} 2.097152e+06`,
 		`kerf_ingest_messages_total{source="mqtt"} 10`,
+		`kerf_ingest_bytes_total{source="mqtt"} 800`,
 		`kerf_ingest_dropped_total{source="mqtt"} 1`,
 		`kerf_ingest_series{source="mqtt"} 3`,
 		`kerf_ingest_series_refused_total{source="mqtt"} 2`,

@@ -283,7 +283,8 @@ func (s *Server) audit(next echo.HandlerFunc) echo.HandlerFunc {
 			p := toProblem(err)
 			status, detail = p.Status, p.Detail
 		}
-		s.record(api.Event{Kind: api.EventKindAPI, Action: r.Method + " " + c.Path(), Subject: r.URL.Path, Actor: actor, Status: status, Detail: detail})
+		// The escaped path: a name the spec refused stays escaped in the log.
+		s.record(api.Event{Kind: api.EventKindAPI, Action: r.Method + " " + c.Path(), Subject: r.URL.EscapedPath(), Actor: actor, Status: status, Detail: detail})
 		return err
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/labstack/echo/v4"
 
+	"github.com/kerf-edge/kerf/auth"
 	"github.com/kerf-edge/kerf/profiles/api"
 )
 
@@ -169,7 +170,7 @@ func joinField(field string, parts []string) string {
 
 // checkProfile adds what openapi.yaml cannot say about a profile: each
 // GPU once, exactly one of memoryFraction and memoryBytes per slice, a
-// tenant at most once per GPU, and per GPU memory fractions and compute
+// tenant named by auth's rule and at most once per GPU, and per GPU memory fractions and compute
 // shares adding up to at most 1.
 func checkProfile(v *ValidationError, p api.Profile) {
 	seen := map[int]bool{}
@@ -192,6 +193,9 @@ func checkProfile(v *ValidationError, p api.Profile) {
 			frac += s.MemoryFraction
 			share += s.ComputeShare
 			if s.Tenant != "" {
+				if err := auth.CheckTenantName(s.Tenant); err != nil {
+					v.add(sf+".tenant", "%v", err)
+				}
 				if tenants[s.Tenant] {
 					v.add(sf+".tenant", "tenant %q has two slices on this GPU", s.Tenant)
 				}

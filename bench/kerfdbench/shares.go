@@ -80,8 +80,9 @@ func RunShares(ctx context.Context, o SharesOptions) (SharesResult, error) {
 	if o.Backend == "" {
 		o.Backend = "emulated"
 	}
+	// A tenant's share may be more than half the GPU: no per-tenant limit.
 	a, stop, err := startBenchAppliance(ctx, dir, "KERF_GPU__EMULATED__MEMORY=4GiB", "KERF_SLICER__PROFILE=whole",
-		"KERF_GPU__BACKEND="+o.Backend)
+		"KERF_SLICER__MAX_FRACTION_PER_TENANT=0", "KERF_GPU__BACKEND="+o.Backend)
 	if err != nil {
 		return res, err
 	}

@@ -12,13 +12,16 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/kerf-edge/kerf/appliance"
+	"github.com/kerf-edge/kerf/auth"
 	"github.com/kerf-edge/kerf/internal/units"
 )
 
@@ -26,7 +29,7 @@ func main() {
 	if appliance.IsWorker() {
 		os.Exit(appliance.RunWorker())
 	}
-	if err := run(os.Args[1:]); err != nil {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "kerfd:", err)
 		os.Exit(1)
 	}
@@ -43,12 +46,14 @@ Every form takes --config FILE; KERF_* variables override the config.
 `)
 }
 
-func run(args []string) error {
+// run runs kerfd with args; the token and init forms write what the
+// operator reads to out.
+func run(args []string, out io.Writer) error {
 	if len(args) > 0 && args[0] == "token" {
-		return tokenCmd(args[1:])
+		return tokenCmd(args[1:], out)
 	}
 	if len(args) > 0 && args[0] == "init" {
-		return initCmd(args[1:])
+		return initCmd(args[1:], out)
 	}
 	fs := flag.NewFlagSet("kerfd", flag.ContinueOnError)
 	fs.Usage = usage
@@ -75,7 +80,7 @@ func run(args []string) error {
 	return a.Run(ctx)
 }
 
-func tokenCmd(args []string) error {
+func tokenCmd(args []string, stdout io.Writer) error {
 	if len(args) == 0 {
 		usage()
 		return fmt.Errorf("token: want issue, revoke or list")
@@ -97,6 +102,11 @@ func tokenCmd(args []string) error {
 			return fmt.Errorf("token %s: want one tenant NAME", args[0])
 		}
 	}
+	if args[0] == "issue" {
+		if err := auth.CheckTenantName(fs.Arg(0)); err != nil {
+			return fmt.Errorf("token issue: %w", err)
+		}
+	}
 	switch args[0] {
 	case "issue":
 		var limit uint64
@@ -109,21 +119,21 @@ func tokenCmd(args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("issued a token for %s; bundle written to %s (the token is not stored elsewhere)\n", fs.Arg(0), path)
+		fmt.Fprintf(stdout, "issued a token for %s; bundle written to %s (the token is not stored elsewhere)\n", fs.Arg(0), path)
 		return nil
 	case "revoke":
 		n, err := appliance.RevokeOffline(cfg, fs.Arg(0))
 		if err != nil {
 			return err
 		}
-		fmt.Printf("revoked %d token(s) of %s\n", n, fs.Arg(0))
+		fmt.Fprintf(stdout, "revoked %d token(s) of %s\n", n, printable(fs.Arg(0)))
 		return nil
 	case "list":
 		recs, err := appliance.ListTokens(cfg)
 		if err != nil {
 			return err
 		}
-		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "TENANT\tMEMORY LIMIT\tISSUED\tREVOKED")
 		for _, r := range recs {
 			limit, revoked := "slice", "-"
@@ -133,7 +143,7 @@ func tokenCmd(args []string) error {
 			if !r.Revoked.IsZero() {
 				revoked = r.Revoked.Format(time.RFC3339)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Tenant, limit, r.Issued.Format(time.RFC3339), revoked)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", printable(r.Tenant), limit, r.Issued.Format(time.RFC3339), revoked)
 		}
 		return tw.Flush()
 	}
@@ -141,9 +151,22 @@ func tokenCmd(args []string) error {
 	return fmt.Errorf("token: unknown command %q", args[0])
 }
 
-// initCmd prepares the state directory and prints what the operator must
-// keep: the certificate fingerprint and the first tenant bundle, once.
-func initCmd(args []string) error {
+// printable is a tenant name as the terminal should show it: as is when it
+// follows auth's rule, quoted with escapes otherwise (a name written into
+// the token file by hand or before the rule).
+func printable(name string) string {
+	if auth.CheckTenantName(name) == nil {
+		return name
+	}
+	return strconv.Quote(name)
+}
+
+// initCmd prepares the state directory and tells the operator what to
+// keep: the certificate fingerprint, the admin token (shown once, on out
+// only: the image's first-boot unit sends it to the console, never the
+// journal) and where the first tenant's bundle is. Tenant tokens are
+// never printed; they stay in their bundle files.
+func initCmd(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("kerfd init", flag.ContinueOnError)
 	cfgPath := fs.String("config", "", "configuration file (YAML)")
 	if err := fs.Parse(args); err != nil {
@@ -157,20 +180,16 @@ func initCmd(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("kerfd certificate fingerprint: %s\n", fp)
+	fmt.Fprintf(out, "kerfd certificate fingerprint: %s\n", fp)
 	if path == "" {
-		fmt.Println("already initialised; no new token issued")
+		fmt.Fprintln(out, "already initialised; no new token issued")
 		return nil
 	}
 	admin, err := appliance.InitAdmin(cfg)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("operator API admin token, shown once: %s (a copy is in %s)\n", admin, cfg.AdminTokenPath())
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("first tenant bundle (%s), shown once:\n-----BEGIN KERF BUNDLE-----\n%s-----END KERF BUNDLE-----\n", path, b)
+	fmt.Fprintf(out, "operator API admin token, shown once: %s (a copy is in %s, mode 0600)\n", admin, cfg.AdminTokenPath())
+	fmt.Fprintf(out, "first tenant bundle (tenant default): %s (mode 0600; its token is not shown or stored elsewhere)\n", path)
 	return nil
 }

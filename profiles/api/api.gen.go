@@ -159,7 +159,7 @@ type SliceSpec struct {
 	MemoryBytes    uint64  `json:"memoryBytes,omitempty,omitzero"`
 	MemoryFraction float64 `json:"memoryFraction,omitempty,omitzero"`
 
-	// Tenant the tenant this slice is reserved for; empty for any
+	// Tenant the tenant this slice is reserved for, a tenant name as in TokenRequest; empty for any
 	Tenant string `json:"tenant,omitempty,omitzero"`
 }
 
@@ -202,7 +202,7 @@ type TokenRequest struct {
 	// MemoryLimitBytes 0 for no limit
 	MemoryLimitBytes uint64 `json:"memoryLimitBytes,omitempty,omitzero"`
 
-	// Tenant 1-64 characters without spaces or slashes
+	// Tenant 1-63 of a-z, 0-9 and '-', starting with a letter or digit
 	Tenant string `json:"tenant"`
 }
 
