@@ -34,10 +34,10 @@ type Limits struct {
 	PerPeer int
 }
 
-// refusalLogInterval is how often a listener logs that it refuses
+// RefusalLogInterval is how often a listener logs that it refuses
 // connections or that handshakes fail: the first at once, then one
 // summary with a count per interval.
-const refusalLogInterval = 10 * time.Second
+const RefusalLogInterval = 10 * time.Second
 
 // Server runs tenant sessions against a backend.
 type Server struct {
@@ -62,7 +62,7 @@ type Server struct {
 	wg       sync.WaitGroup
 
 	// Each listener's guard, and the logs that a flood would fill, each
-	// written as at most one line per refusalLogInterval.
+	// written as at most one line per RefusalLogInterval.
 	guardsOnce      sync.Once
 	unixGuard       *connguard.Guard
 	quicGuard       *connguard.Guard
@@ -75,7 +75,7 @@ type Server struct {
 func (s *Server) guards() {
 	s.guardsOnce.Do(func() {
 		limiter := func(log *slog.Logger, level slog.Level, msg string) *connguard.LogLimiter {
-			l := connguard.NewLogLimiter(log, level, msg, refusalLogInterval)
+			l := connguard.NewLogLimiter(log, level, msg, RefusalLogInterval)
 			s.logLimiters = append(s.logLimiters, l)
 			return l
 		}
