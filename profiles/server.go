@@ -470,6 +470,7 @@ func (h handlers) GetState(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, st)
 }
+
 // streamWriteTimeout bounds the write of one /v1/stream event: a reader
 // that stops reading is dropped, while the stream itself outlives the
 // HTTP server's read and write timeouts.
