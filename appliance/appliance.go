@@ -15,6 +15,7 @@ import (
 
 	"github.com/kerf-edge/kerf/auth"
 	"github.com/kerf-edge/kerf/gpu"
+	"github.com/kerf-edge/kerf/internal/connguard"
 	"github.com/kerf-edge/kerf/internal/units"
 	"github.com/kerf-edge/kerf/profiles"
 	"github.com/kerf-edge/kerf/profiles/api"
@@ -40,9 +41,10 @@ type Appliance struct {
 	ingest  *atomic.Pointer[Ingest] // the load-signal path, once Run starts it
 	fp      transport.Fingerprint
 
+	budget connBudget
 	quicLn *transport.QUICListener
 	unixLn *net.UnixListener
-	httpLn net.Listener
+	httpLn *httpListener
 
 	closeOnce sync.Once
 }
@@ -91,7 +93,9 @@ func New(cfg Config, log *slog.Logger) (*Appliance, error) {
 		return nil, err
 	}
 	slices := &allocator{sl: sl, log: log}
-	server := &transport.Server{Backend: backend, Auth: tokens, Allocator: slices, Log: log}
+	budget := newConnBudget(cfg.Listen.Limits, connguard.DescriptorLimit())
+	server := &transport.Server{Backend: backend, Auth: tokens, Allocator: slices, Log: log,
+		Limits: budget.tenant, HandshakeTimeout: cfg.Listen.Limits.HandshakeTimeout}
 	if cfg.Tenants.Isolation == "process" {
 		sup, err := newSupervisor(cfg, kind, log, workers, slices, shares)
 		if err != nil {
@@ -114,7 +118,7 @@ func New(cfg Config, log *slog.Logger) (*Appliance, error) {
 		return nil, fmt.Errorf("operator API: %w", err)
 	}
 	a := &Appliance{cfg: cfg, log: log, backend: backend, kind: kind, tokens: tokens, shares: shares, workers: workers,
-		node: n, server: server, nvml: nvml, api: api, policy: policy{sl: sl, api: api}, ingest: running, fp: fp}
+		node: n, server: server, nvml: nvml, api: api, policy: policy{sl: sl, api: api}, ingest: running, fp: fp, budget: budget}
 	if err := a.seedProfiles(); err != nil {
 		log.Warn("built-in profiles not listed in the API", "err", err)
 	}
@@ -160,9 +164,11 @@ func (a *Appliance) listen(cert tlsCert) error {
 		return fmt.Errorf("unix listener on %s: %w", a.cfg.UnixPath(), err)
 	}
 	if a.cfg.Listen.HTTP != "" {
-		if a.httpLn, err = net.Listen("tcp", a.cfg.Listen.HTTP); err != nil {
+		ln, err := net.Listen("tcp", a.cfg.Listen.HTTP)
+		if err != nil {
 			return fmt.Errorf("HTTP listener on %s: %w", a.cfg.Listen.HTTP, err)
 		}
+		a.httpLn = newHTTPListener(ln, a.budget, a.log)
 	}
 	return nil
 }
@@ -263,6 +269,8 @@ func (a *Appliance) Run(ctx context.Context) error {
 	}
 	a.log.Info("kerfd ready", "backend", a.kind, "quic", a.QUICAddr(), "unix", a.cfg.UnixPath(),
 		"http", a.HTTPAddr(), "fingerprint", a.fp.String(), "state", a.cfg.StateDir)
+	a.log.Info("connection limits", "descriptors", a.budget.descriptors, "unauthenticated", a.budget.tenant.Unauthenticated,
+		"unauthenticatedPerPeer", a.budget.tenant.PerPeer, "http", a.budget.http, "httpPerPeer", a.budget.httpPerPeer)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -274,7 +282,9 @@ func (a *Appliance) Run(ctx context.Context) error {
 	n := 2
 	var srv *http.Server
 	if a.httpLn != nil {
-		srv = &http.Server{Handler: a.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+		var errLog *connguard.LogLimiter
+		srv, errLog = newHTTPServer(a.httpHandler(), a.cfg.Listen.Limits, a.log)
+		defer errLog.Close()
 		n++
 		go func() {
 			if err := srv.Serve(a.httpLn); !errors.Is(err, http.ErrServerClosed) {

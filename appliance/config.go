@@ -27,9 +27,10 @@ var defaultsYAML []byte
 type Config struct {
 	StateDir string `koanf:"state_dir"`
 	Listen   struct {
-		QUIC string `koanf:"quic"`
-		Unix string `koanf:"unix"`
-		HTTP string `koanf:"http"`
+		QUIC   string       `koanf:"quic"`
+		Unix   string       `koanf:"unix"`
+		HTTP   string       `koanf:"http"`
+		Limits ListenLimits `koanf:"limits"`
 	} `koanf:"listen"`
 	GPU struct {
 		Backend string `koanf:"backend"`
@@ -64,6 +65,43 @@ type Config struct {
 	} `koanf:"log"`
 	Ingest  IngestConfig  `koanf:"ingest"`
 	Runtime RuntimeConfig `koanf:"runtime"`
+}
+
+// ListenLimits bound what idle and unauthenticated connections may hold on
+// each listener.
+type ListenLimits struct {
+	HandshakeTimeout       time.Duration `koanf:"handshake_timeout"`
+	Unauthenticated        int           `koanf:"unauthenticated"`
+	UnauthenticatedPerPeer int           `koanf:"unauthenticated_per_peer"`
+	UnauthenticatedShare   float64       `koanf:"unauthenticated_share"`
+	HTTPShare              float64       `koanf:"http_share"`
+	HTTPPerPeer            int           `koanf:"http_per_peer"`
+	HTTPReadHeaderTimeout  time.Duration `koanf:"http_read_header_timeout"`
+	HTTPReadTimeout        time.Duration `koanf:"http_read_timeout"`
+	HTTPWriteTimeout       time.Duration `koanf:"http_write_timeout"`
+	HTTPIdleTimeout        time.Duration `koanf:"http_idle_timeout"`
+}
+
+func (l *ListenLimits) validate() []error {
+	var errs []error
+	if l.HandshakeTimeout <= 0 || l.HTTPReadHeaderTimeout <= 0 || l.HTTPReadTimeout <= 0 || l.HTTPWriteTimeout <= 0 || l.HTTPIdleTimeout <= 0 {
+		errs = append(errs, errors.New("listen.limits: every timeout must be positive"))
+	}
+	if l.Unauthenticated < 0 || l.UnauthenticatedPerPeer < 0 || l.HTTPPerPeer < 0 {
+		errs = append(errs, errors.New("listen.limits: caps must not be negative"))
+	}
+	for _, s := range []struct {
+		name  string
+		share float64
+	}{{"unauthenticated_share", l.UnauthenticatedShare}, {"http_share", l.HTTPShare}} {
+		if s.share <= 0 || s.share > 1 {
+			errs = append(errs, fmt.Errorf("listen.limits.%s = %v: want more than 0, at most 1", s.name, s.share))
+		}
+	}
+	if l.UnauthenticatedShare+l.HTTPShare > 0.9 {
+		errs = append(errs, errors.New("listen.limits: unauthenticated_share and http_share leave under a tenth of the descriptors to tenants"))
+	}
+	return errs
 }
 
 // LoadConfig reads the embedded defaults, then path (if not empty), then
@@ -144,6 +182,7 @@ func (c *Config) validate() error {
 			errs = append(errs, fmt.Errorf("runtime.memory_limit: %w", err))
 		}
 	}
+	errs = append(errs, c.Listen.Limits.validate()...)
 	errs = append(errs, c.validateIngest()...)
 	return errors.Join(errs...)
 }

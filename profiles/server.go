@@ -471,8 +471,19 @@ func (h handlers) GetState(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, st)
 }
+
+// streamWriteTimeout bounds the write of one /v1/stream event: a reader
+// that stops reading is dropped, while the stream itself outlives the
+// HTTP server's read and write timeouts.
+const streamWriteTimeout = 30 * time.Second
+
 func (h handlers) GetStream(c echo.Context) error {
 	w := c.Response()
+	// The stream lives as long as the page: it lifts the server's
+	// deadline for reading the request and sets one for each write.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 	w.Header().Set(echo.HeaderContentType, "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Accel-Buffering", "no")
@@ -489,6 +500,7 @@ func (h handlers) GetStream(c echo.Context) error {
 			return nil // the response is committed; end the stream
 		}
 		b, _ := json.Marshal(st)
+		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 		if !bytes.Equal(b, last) {
 			if _, err := fmt.Fprintf(w, "event: state\ndata: %s\n\n", b); err != nil {
 				return nil

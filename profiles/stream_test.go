@@ -106,3 +106,30 @@ func TestStream(t *testing.T) {
 		t.Fatal("Close did not end the stream")
 	}
 }
+
+// The live page's stream outlives the HTTP server's read and write
+// timeouts, which bound every other request.
+func TestStreamOutlivesServerTimeouts(t *testing.T) {
+	const timeout = 100 * time.Millisecond
+	e := newEnv(t)
+	e.srv.cfg.StreamInterval = timeout / 4
+	ts := httptest.NewUnstartedServer(e.srv)
+	ts.Config.ReadTimeout, ts.Config.WriteTimeout = timeout, timeout
+	ts.Start()
+	defer ts.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", ts.URL+"/v1/stream", nil)
+	req.Header.Set("Authorization", "Bearer "+e.admin)
+	r, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	br := bufio.NewReader(r.Body)
+	for start := time.Now(); time.Since(start) < 10*timeout; {
+		if _, err := br.ReadString('\n'); err != nil {
+			t.Fatalf("stream ended after %v under %v server timeouts: %v", time.Since(start), timeout, err)
+		}
+	}
+}

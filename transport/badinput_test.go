@@ -30,10 +30,6 @@ func (ts *testServer) rawDial(t *testing.T, via string, tok []byte, hello bool) 
 		if err != nil {
 			t.Fatal(err)
 		}
-		if shmFD, err = recvFD(c.(*net.UnixConn)); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { closeFD(shmFD) })
 		rw = c
 	} else {
 		c, err := DialQUIC(ctx, ts.quic, QUICOptions{Options: Options{Token: tok}, Fingerprint: ts.fp})
@@ -59,6 +55,14 @@ func (ts *testServer) rawDial(t *testing.T, via string, tok []byte, hello bool) 
 		b, _ := m.Append(nil)
 		wc.WriteFrame(wire.Header{Type: wire.Hello}, b)
 		wc.Flush()
+		if isUnix(via) {
+			fd, _, err := recvShm(rw.(*net.UnixConn))
+			if err != nil || fd < 0 {
+				t.Fatalf("no shared memory after the hello: %v", err)
+			}
+			shmFD = fd
+			t.Cleanup(func() { closeFD(shmFD) })
+		}
 		h, p, err := wc.ReadFrame()
 		if err != nil || h.Type != wire.HelloAck {
 			t.Fatalf("handshake: %v %v", h.Type, err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sync"
 
 	"github.com/kerf-edge/kerf/abi"
@@ -83,8 +84,10 @@ type pending struct {
 
 var pendingPool = sync.Pool{New: func() any { return &pending{done: make(chan struct{}, 1)} }}
 
-// newClient runs the handshake on rw and starts the reader.
-func newClient(rw io.ReadWriteCloser, shmFD int, opts Options) (*Client, error) {
+// newClient runs the handshake on rw and starts the reader. local is rw
+// on the local path, where the shared-memory ring arrives after the
+// hello; nil elsewhere.
+func newClient(rw io.ReadWriteCloser, local *net.UnixConn, opts Options) (*Client, error) {
 	c := &Client{rw: rw, conn: wire.NewConn(rw), pending: map[uint64]*pending{}, flushc: make(chan struct{}, 1), done: make(chan struct{})}
 	maxVersion := abi.ProtocolVersion
 	if opts.maxVersion != 0 {
@@ -100,6 +103,20 @@ func newClient(rw io.ReadWriteCloser, shmFD int, opts Options) (*Client, error) 
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sending hello: %w", err)
+	}
+	shmFD := -1
+	if local != nil {
+		fd, prefix, err := recvShm(local)
+		if err != nil {
+			return nil, fmt.Errorf("reading hello reply: %w", err)
+		}
+		if fd >= 0 {
+			shmFD = fd
+			defer closeShmFD(fd) // mapped below, or refused
+		}
+		if prefix != nil {
+			c.conn = wire.NewConn(readWriter(io.MultiReader(bytes.NewReader(prefix), rw), rw))
+		}
 	}
 	h, p, err := c.conn.ReadFrame()
 	if err != nil {
@@ -126,8 +143,8 @@ func newClient(rw io.ReadWriteCloser, shmFD int, opts Options) (*Client, error) 
 	c.Device = Device{Session: ack.Session, Version: ack.Version, DeviceInfo: gpu.DeviceInfo{Name: ack.Name, UUID: ack.UUID,
 		TotalMem: ack.TotalMem, CCMajor: int(ack.CCMajor), CCMinor: int(ack.CCMinor), SMs: int(ack.SMs), Emulated: ack.Emulated,
 		DriverVersion: int(ack.DriverVersion)}}
-	if shmFD >= 0 {
-		if ack.ShmSlots == 0 {
+	if local != nil {
+		if shmFD < 0 || ack.ShmSlots == 0 {
 			return nil, errors.New("local server offered no shared memory")
 		}
 		callRing := ack.Version >= 2

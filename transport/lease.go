@@ -1,13 +1,13 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/auth"
@@ -173,8 +173,9 @@ func (l *LeaseHolder) Done() <-chan struct{} { return l.done }
 // Close releases the lease.
 func (l *LeaseHolder) Close() error { return l.rw.Close() }
 
-// openLease runs the lease handshake on rw.
-func openLease(rw io.ReadWriteCloser, opts Options, req AllocRequest) (*LeaseHolder, error) {
+// openLease runs the lease handshake on rw; local is rw on the local
+// path, nil elsewhere.
+func openLease(rw io.ReadWriteCloser, local *net.UnixConn, opts Options, req AllocRequest) (*LeaseHolder, error) {
 	conn := wire.NewConn(rw)
 	hello := wire.HelloMsg{MinVersion: abi.MinProtocolVersion, MaxVersion: abi.ProtocolVersion, Token: opts.Token, Device: wire.LeaseDevice, Client: opts.Name}
 	b, err := hello.Append(nil)
@@ -197,6 +198,21 @@ func openLease(rw io.ReadWriteCloser, opts Options, req AllocRequest) (*LeaseHol
 	}
 	if err := conn.Flush(); err != nil {
 		return nil, err
+	}
+	if local != nil {
+		// A lease moves no bulk data: a server that sends a ring anyway
+		// (as servers did before rings waited for the hello) sees it
+		// closed.
+		fd, prefix, err := recvShm(local)
+		if err != nil {
+			return nil, fmt.Errorf("kerf: reading the allocation: %w", err)
+		}
+		if fd >= 0 {
+			closeShmFD(fd)
+		}
+		if prefix != nil {
+			conn = wire.NewConn(readWriter(io.MultiReader(bytes.NewReader(prefix), rw), rw))
+		}
 	}
 	h, p, err := conn.ReadFrame()
 	if err != nil {
@@ -231,12 +247,11 @@ func openLease(rw io.ReadWriteCloser, opts Options, req AllocRequest) (*LeaseHol
 
 // OpenLeaseUnix reserves slices on the local server at path.
 func OpenLeaseUnix(ctx context.Context, path string, opts Options, req AllocRequest) (*LeaseHolder, error) {
-	conn, fd, err := dialUnixRaw(ctx, path)
+	conn, err := dialUnix(ctx, path)
 	if err != nil {
 		return nil, err
 	}
-	unix.Close(fd) // a lease moves no bulk data
-	l, err := openLease(conn, opts, req)
+	l, err := openLease(conn, conn, opts, req)
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -251,7 +266,7 @@ func OpenLeaseQUIC(ctx context.Context, addr string, opts QUICOptions, req Alloc
 	if err != nil {
 		return nil, err
 	}
-	l, err := openLease(qs, opts.Options, req)
+	l, err := openLease(qs, nil, opts.Options, req)
 	if err != nil {
 		qs.Close()
 		return nil, err

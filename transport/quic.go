@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
 
 	"github.com/kerf-edge/kerf/abi"
+	"github.com/kerf-edge/kerf/internal/connguard"
 	"github.com/kerf-edge/kerf/internal/quicnet"
 )
 
@@ -23,8 +25,37 @@ func quicConfig() *quic.Config { return quicnet.Config(HandshakeTimeout) }
 type QUICListener struct {
 	ln        *quic.Listener
 	tr        *quic.Transport
+	guard     atomic.Pointer[connguard.Guard] // set by ServeQUIC
 	closeOnce sync.Once
 	closeErr  error
+}
+
+// ticketKey holds a connection's place under its listener's guard in the
+// connection's context.
+type ticketKey struct{}
+
+// connContext admits a new connection, before its handshake, under the
+// listener's guard: one over a cap is refused at once. Its place is
+// given back when it authenticates a stream or ends.
+func (l *QUICListener) connContext(ctx context.Context, info *quic.ClientInfo) (context.Context, error) {
+	g := l.guard.Load()
+	if g == nil {
+		return ctx, nil
+	}
+	t := g.Admit(connguard.IP(info.RemoteAddr))
+	if t == nil {
+		return nil, errors.New("too many unauthenticated connections")
+	}
+	context.AfterFunc(ctx, t.Release)
+	return context.WithValue(ctx, ticketKey{}, t), nil
+}
+
+// verifySource asks a peer to prove its address (a QUIC Retry) once the
+// listener is half full, so that spoofed addresses cannot take a real
+// peer's places.
+func (l *QUICListener) verifySource(addr net.Addr) bool {
+	g := l.guard.Load()
+	return g != nil && g.Busy(connguard.IP(addr))
 }
 
 // ListenQUIC listens for tenants on a UDP address with the appliance's
@@ -38,13 +69,13 @@ func ListenQUIC(addr string, cert tls.Certificate) (*QUICListener, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr := &quic.Transport{Conn: udp}
-	ln, err := tr.Listen(quicnet.ServerTLS(cert, abi.ALPN), quicConfig())
-	if err != nil {
+	l := &QUICListener{tr: &quic.Transport{Conn: udp}}
+	l.tr.ConnContext, l.tr.VerifySourceAddress = l.connContext, l.verifySource
+	if l.ln, err = l.tr.Listen(quicnet.ServerTLS(cert, abi.ALPN), quicConfig()); err != nil {
 		udp.Close()
 		return nil, err
 	}
-	return &QUICListener{ln: ln, tr: tr}, nil
+	return l, nil
 }
 
 // Addr is the UDP address listened on.
@@ -61,8 +92,13 @@ func (l *QUICListener) Close() error {
 }
 
 // ServeQUIC accepts tenants on l until ctx ends, then closes l. Every
-// bidirectional stream of a connection is one session.
+// bidirectional stream of a connection is one session. Connections not
+// yet authenticated are capped by s.Limits, per listener and per remote
+// IP; one over a cap is refused at once, and one that has not
+// authenticated a stream within the handshake timeout is closed.
 func (s *Server) ServeQUIC(ctx context.Context, l *QUICListener) error {
+	s.guards()
+	l.guard.Store(s.quicGuard)
 	defer l.Close()
 	for {
 		conn, err := l.ln.Accept(ctx)
@@ -80,14 +116,32 @@ func (s *Server) ServeQUIC(ctx context.Context, l *QUICListener) error {
 	}
 }
 
+// quicNoSession is the application error code of a connection closed for
+// not authenticating a session in time.
+const quicNoSession quic.ApplicationErrorCode = 1
+
 func (s *Server) serveQUICConn(ctx context.Context, conn *quic.Conn) {
 	defer conn.CloseWithError(0, "")
+	ticket, _ := conn.Context().Value(ticketKey{}).(*connguard.Ticket)
+	var authed atomic.Bool
+	expire := time.AfterFunc(s.handshakeTimeout(), func() {
+		if !authed.Load() {
+			conn.CloseWithError(quicNoSession, "no session authenticated in time")
+		}
+	})
+	defer expire.Stop()
+	authenticated := func(ok bool) {
+		if ok && authed.CompareAndSwap(false, true) {
+			expire.Stop()
+			ticket.Release()
+		}
+	}
 	for {
 		st, err := conn.AcceptStream(ctx)
 		if err != nil {
 			return
 		}
-		peer := Peer{Transport: "quic", Addr: conn.RemoteAddr().String(), Deadline: st.SetReadDeadline}
+		peer := Peer{Transport: "quic", Addr: conn.RemoteAddr().String(), Deadline: st.SetReadDeadline, handshakeDone: authenticated}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -128,7 +182,7 @@ func DialQUIC(ctx context.Context, addr string, opts QUICOptions) (*Client, erro
 	if err != nil {
 		return nil, err
 	}
-	c, err := newClient(qs, -1, opts.Options)
+	c, err := newClient(qs, nil, opts.Options)
 	if err != nil {
 		qs.Close()
 		return nil, err

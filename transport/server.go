@@ -15,11 +15,29 @@ import (
 	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/auth"
 	"github.com/kerf-edge/kerf/gpu"
+	"github.com/kerf-edge/kerf/internal/connguard"
 	"github.com/kerf-edge/kerf/transport/internal/wire"
 )
 
 // HandshakeTimeout bounds how long a new stream may take to say hello.
 const HandshakeTimeout = 10 * time.Second
+
+// Limits bound what a listener holds for connections that have not yet
+// authenticated (said a hello with a valid token), so that a flood of idle
+// connections cannot take kerfd's descriptors or memory from tenants. Over
+// a cap, a new connection is closed at once.
+type Limits struct {
+	// Unauthenticated caps them per listener (Unix, QUIC); 0: no cap.
+	Unauthenticated int
+	// PerPeer caps them per peer: a uid on the Unix socket, an IP address
+	// on QUIC; 0: no cap.
+	PerPeer int
+}
+
+// RefusalLogInterval is how often a listener logs that it refuses
+// connections or that handshakes fail: the first at once, then one
+// summary with a count per interval.
+const RefusalLogInterval = 10 * time.Second
 
 // Server runs tenant sessions against a backend.
 type Server struct {
@@ -35,11 +53,50 @@ type Server struct {
 	// Allocator, if set, reserves a slice for every session: leases held
 	// by `kerf run`, or a slice for the session alone.
 	Allocator Allocator
+	// Limits bound each listener's unauthenticated connections.
+	Limits Limits
 
 	nextID   atomic.Uint64
 	mu       sync.Mutex
 	sessions map[uint64]*session
 	wg       sync.WaitGroup
+
+	// Each listener's guard, and the logs that a flood would fill, each
+	// written as at most one line per RefusalLogInterval.
+	guardsOnce      sync.Once
+	unixGuard       *connguard.Guard
+	quicGuard       *connguard.Guard
+	handshakeFailed *connguard.LogLimiter
+	acceptFailed    *connguard.LogLimiter
+	logLimiters     []*connguard.LogLimiter
+}
+
+// guards makes the listeners' guards and rate-limited logs on first use.
+func (s *Server) guards() {
+	s.guardsOnce.Do(func() {
+		limiter := func(log *slog.Logger, level slog.Level, msg string) *connguard.LogLimiter {
+			l := connguard.NewLogLimiter(log, level, msg, RefusalLogInterval)
+			s.logLimiters = append(s.logLimiters, l)
+			return l
+		}
+		const refused = "refused an unauthenticated connection"
+		s.unixGuard = connguard.New(s.Limits.Unauthenticated, s.Limits.PerPeer,
+			limiter(s.logger().With("transport", "unix"), slog.LevelWarn, refused))
+		s.quicGuard = connguard.New(s.Limits.Unauthenticated, s.Limits.PerPeer,
+			limiter(s.logger().With("transport", "quic"), slog.LevelWarn, refused))
+		s.handshakeFailed = limiter(s.logger(), slog.LevelWarn, "handshake failed")
+		s.acceptFailed = limiter(s.logger(), slog.LevelError, "accepting a connection")
+	})
+}
+
+// ListenerStats counts one listener's unauthenticated connections.
+type ListenerStats = connguard.Stats
+
+// ListenerStats returns the Unix and QUIC listeners' counts of
+// connections held before authentication and refused.
+func (s *Server) ListenerStats() (unix, quic ListenerStats) {
+	s.guards()
+	return s.unixGuard.Stats(), s.quicGuard.Stats()
 }
 
 // SessionInfo is a snapshot of one live session.
@@ -104,8 +161,15 @@ func (s *Server) CloseTenant(id string) int {
 	return n
 }
 
-// Wait blocks until every session has ended.
-func (s *Server) Wait() { s.wg.Wait() }
+// Wait blocks until every session has ended, then writes the summaries
+// of refusals not yet logged.
+func (s *Server) Wait() {
+	s.wg.Wait()
+	s.guards()
+	for _, l := range s.logLimiters {
+		l.Flush()
+	}
+}
 
 func (s *Server) logger() *slog.Logger {
 	if s.Log != nil {
@@ -150,26 +214,41 @@ func (s *Server) ServeAdmitted(ctx context.Context, rw io.ReadWriteCloser, peer 
 	s.serve(ctx, rw, peer, &adm, prefix)
 }
 
+// handshakeBufSize is a stream's read and write buffer until its hello
+// authenticates: room for the largest hello, and no more.
+const handshakeBufSize = 4096
+
 func (s *Server) serve(ctx context.Context, rw io.ReadWriteCloser, peer Peer, adm *Admission, prefix []byte) {
 	s.wg.Add(1)
 	defer s.wg.Done()
+	s.guards()
 	var r io.Reader = rw
 	if len(prefix) > 0 {
 		r = io.MultiReader(bytes.NewReader(prefix), rw)
 	}
-	ss := &session{srv: s, rw: rw, conn: wire.NewConn(struct {
-		io.Reader
-		io.Writer
-	}{r, rw}), sock: r, peer: peer, started: time.Now()}
+	ss := &session{srv: s, rw: rw, sock: r, peer: peer, started: time.Now()}
 	ss.id = s.nextID.Add(1)
 	stop := context.AfterFunc(ctx, ss.closeStream)
 	defer stop()
 	var err error
+	admitted := true
 	if adm == nil {
+		// Until the hello authenticates, the stream has a small buffer
+		// and nothing else: no shared memory, no backend context.
+		ss.conn = wire.NewConnSize(readWriter(r, rw), handshakeBufSize)
 		var a Admission
 		a, err = ss.admit()
+		admitted = err == nil
+		if peer.handshakeDone != nil {
+			peer.handshakeDone(admitted)
+		}
 		if a.ownLease {
 			defer s.Allocator.Release(a.Lease)
+		}
+		if admitted && !a.leaseStream && peer.local != nil {
+			var release func()
+			release, err = ss.offerShm()
+			defer release()
 		}
 		switch {
 		case err != nil:
@@ -179,22 +258,49 @@ func (s *Server) serve(ctx context.Context, rw io.ReadWriteCloser, peer Peer, ad
 			if !stop() {
 				return // ctx ended during the handshake; closeStream ran
 			}
-			s.Handoff(ctx, rw, peer, a, ss.conn.TakeBuffered())
+			s.Handoff(ctx, rw, ss.peer, a, ss.conn.TakeBuffered())
 			return
 		default:
+			ss.growConn()
 			err = ss.run(a)
 		}
 	} else {
+		ss.conn = wire.NewConn(readWriter(r, rw))
 		err = ss.run(*adm)
 	}
 	ss.closeStream()
-	log := s.logger().With("session", ss.id, "tenant", ss.tenant.ID, "transport", peer.Transport, "peer", peer.Addr)
 	switch {
+	case !admitted:
+		// A flood of connections that never authenticate ends here:
+		// logged as summaries, not a line each.
+		s.handshakeFailed.Log("transport", peer.Transport, "peer", peer.Addr, "reason", err)
 	case err == nil || errors.Is(err, io.EOF) || isClosed(err):
-		log.Info("session ended", "calls", ss.calls.Load())
+		s.sessionLog(ss).Info("session ended", "calls", ss.calls.Load())
 	default:
-		log.Warn("session closed", "reason", err, "calls", ss.calls.Load())
+		s.sessionLog(ss).Warn("session closed", "reason", err, "calls", ss.calls.Load())
 	}
+}
+
+func (s *Server) sessionLog(ss *session) *slog.Logger {
+	return s.logger().With("session", ss.id, "tenant", ss.tenant.ID, "transport", ss.peer.Transport, "peer", ss.peer.Addr)
+}
+
+// growConn gives an admitted session full-size buffers, keeping what the
+// handshake's buffer read past the hello.
+func (ss *session) growConn() {
+	r := ss.sock
+	if b := ss.conn.TakeBuffered(); len(b) > 0 {
+		r = io.MultiReader(bytes.NewReader(b), r)
+	}
+	ss.sock = r
+	ss.conn = wire.NewConn(readWriter(r, ss.rw))
+}
+
+func readWriter(r io.Reader, w io.Writer) io.ReadWriter {
+	return struct {
+		io.Reader
+		io.Writer
+	}{r, w}
 }
 
 // Peer describes where a stream comes from.
@@ -209,6 +315,9 @@ type Peer struct {
 	shmFD int
 	// Deadline sets a read deadline on the stream, if it supports one.
 	Deadline func(time.Time) error
+	// handshakeDone, if set, learns how the handshake ended: the
+	// listener's guard stops counting the connection as unauthenticated.
+	handshakeDone func(admitted bool)
 }
 
 func (s *Server) register(ss *session) {
@@ -242,12 +351,19 @@ func (ss *session) admit() (Admission, error) {
 		_ = ss.peer.Deadline(time.Now().Add(ss.srv.handshakeTimeout()))
 		defer ss.peer.Deadline(time.Time{})
 	}
-	h, p, err := ss.conn.ReadFrame()
+	h, err := ss.conn.ReadHeader()
 	if err != nil {
 		return Admission{}, fmt.Errorf("reading hello: %w", err)
 	}
 	if h.Type != wire.Hello {
 		return Admission{}, ss.refuse(abi.ErrInvalidValue, fmt.Sprintf("expected hello, got %s frame", h.Type))
+	}
+	if h.Len > wire.MaxHello {
+		return Admission{}, ss.refuse(abi.ErrInvalidValue, fmt.Sprintf("hello of %d bytes: the limit is %d", h.Len, wire.MaxHello))
+	}
+	p, err := ss.conn.ReadPayload(h)
+	if err != nil {
+		return Admission{}, fmt.Errorf("reading hello: %w", err)
 	}
 	var hello wire.HelloMsg
 	if err := hello.Decode(p); err != nil {

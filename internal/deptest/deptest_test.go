@@ -49,6 +49,7 @@ var forbidden = map[string][]string{
 	"internal/clock":      {""},
 	"internal/kerfenv":    {""},
 	"internal/atomicfile": {""},
+	"internal/connguard":  {""},
 }
 
 // Third-party modules that only some binaries may link.

@@ -26,8 +26,12 @@ type Conn struct {
 }
 
 // NewConn wraps rw.
-func NewConn(rw io.ReadWriter) *Conn {
-	return &Conn{r: bufio.NewReaderSize(rw, BufSize), w: rw, wbuf: make([]byte, 0, BufSize)}
+func NewConn(rw io.ReadWriter) *Conn { return NewConnSize(rw, BufSize) }
+
+// NewConnSize wraps rw with read and write buffers of size bytes: small
+// ones for a stream that has not authenticated yet.
+func NewConnSize(rw io.ReadWriter, size int) *Conn {
+	return &Conn{r: bufio.NewReaderSize(rw, size), w: rw, wbuf: make([]byte, 0, size)}
 }
 
 // ReadHeader reads and validates the next frame header. The caller must

@@ -42,6 +42,10 @@ var (
 	}
 )
 
+// MaxHello bounds a Hello frame's payload: the largest hello, with every
+// blob at its limit, fits.
+const MaxHello = 1024
+
 // HelloMsg opens a session.
 type HelloMsg struct {
 	MinVersion, MaxVersion uint16

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/kerf-edge/kerf/abi"
@@ -429,5 +430,21 @@ func TestConnWriteErrorSticks(t *testing.T) {
 	}
 	if err := c.WriteFrame(Header{Type: Data}, []byte("x")); err != io.ErrClosedPipe {
 		t.Fatalf("frame after the failure: %v", err)
+	}
+}
+
+func TestMaxHelloFitsTheLargestHello(t *testing.T) {
+	m := HelloMsg{MinVersion: 0xffff, MaxVersion: 0xffff, Token: bytes.Repeat([]byte{'t'}, abi.MaxToken), Device: LeaseDevice,
+		MemLimit: ^uint64(0), Lease: strings.Repeat("l", MaxLeaseID), Client: strings.Repeat("c", 128)}
+	b, err := m.Append(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) > MaxHello {
+		t.Fatalf("largest hello is %d bytes, MaxHello %d", len(b), MaxHello)
+	}
+	m.Client += "c"
+	if _, err := m.Append(nil); err == nil {
+		t.Fatal("a hello over its limits encoded")
 	}
 }
