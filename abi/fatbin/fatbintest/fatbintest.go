@@ -105,3 +105,18 @@ func ELF(n int) []byte {
 	}
 	return b
 }
+
+// Malformed returns images, by name, whose own headers make them invalid
+// (CUDA_ERROR_INVALID_IMAGE) on every load path: a container and a cubin
+// that end before their headers say, a container whose header claims more
+// than the image limit, and a bare wrapper.
+func Malformed() map[string][]byte {
+	c := Container(PTX(80, []byte(".version 7.0\n.target sm_70\n"), false))
+	huge := binary.LittleEndian.AppendUint64(c[:8:8], 1<<40)
+	return map[string][]byte{
+		"truncated fatbin": c[:len(c)-1],
+		"oversized fatbin": append(huge, c[16:]...),
+		"truncated cubin":  ELF(512)[:300],
+		"fatbin wrapper":   Wrapper(0x1000),
+	}
+}
