@@ -84,53 +84,6 @@ int kerf_parse_extra(void **extra, void **buf, size_t *size) {
 	return -1;
 }
 
-#define ELF_MAGIC 0x464c457fu
-#define FATBIN_MAGIC 0xba55ed50u
-#define FATBIN_WRAPPER_MAGIC 0x466243b1u
-
-/* kerf_image_size returns the byte size of a module image: PTX up to its
- * NUL, an ELF cubin from its header, a fatbin from its header (also behind
- * the wrapper struct that nvcc emits). -1: not a recognised image or no
- * terminator within max; -2: larger than max. */
-int64_t kerf_image_size(const void *image, int64_t max) {
-	uint32_t magic;
-	memcpy(&magic, image, 4);
-	if (magic == FATBIN_WRAPPER_MAGIC) {
-		const void *data;
-		memcpy(&data, (const char *)image + 8, sizeof data);
-		if (data == NULL)
-			return -1;
-		return kerf_image_size(data, max);
-	}
-	if (magic == FATBIN_MAGIC) {
-		uint16_t hsize;
-		uint64_t fsize;
-		memcpy(&hsize, (const char *)image + 6, 2);
-		memcpy(&fsize, (const char *)image + 8, 8);
-		if (fsize > (uint64_t)max || (uint64_t)hsize + fsize > (uint64_t)max)
-			return -2;
-		return (int64_t)hsize + (int64_t)fsize;
-	}
-	if (magic == ELF_MAGIC) {
-		const unsigned char *e = image;
-		if (e[4] != 2) /* 64-bit ELF only */
-			return -1;
-		uint64_t shoff;
-		uint16_t shentsize, shnum;
-		memcpy(&shoff, e + 0x28, 8);
-		memcpy(&shentsize, e + 0x3a, 2);
-		memcpy(&shnum, e + 0x3c, 2);
-		uint64_t end = shoff + (uint64_t)shentsize * shnum;
-		if (shoff > (uint64_t)max || end > (uint64_t)max)
-			return -2;
-		return (int64_t)end;
-	}
-	const char *p = memchr(image, 0, (size_t)max + 1);
-	if (p == NULL)
-		return -2;
-	return p - (const char *)image;
-}
-
 void kerf_launch_attr(const CUlaunchAttribute *attrs, unsigned int i, int *id, unsigned int vals[3]) {
 	*id = attrs[i].id;
 	memcpy(vals, attrs[i].value.pad, 3 * sizeof(unsigned int));

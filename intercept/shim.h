@@ -16,7 +16,6 @@ void kerf_handle_free(void *h);
 
 int kerf_pack_params(void **params, int n, const uint32_t *offs, const uint32_t *sizes, unsigned char *out);
 int kerf_parse_extra(void **extra, void **buf, size_t *size);
-int64_t kerf_image_size(const void *image, int64_t max);
 void kerf_launch_attr(const CUlaunchAttribute *attrs, unsigned int i, int *id, unsigned int vals[3]);
 
 void *kerf_host_alloc(size_t size);

@@ -74,19 +74,6 @@ func goString(p *C.char, max int) (string, bool) {
 	return "", false
 }
 
-// imageBytes copies a module image out of the program's memory.
-func imageBytes(p unsafe.Pointer) ([]byte, Result) {
-	if p == nil {
-		return nil, abi.ErrInvalidValue
-	}
-	n := C.kerf_image_size(p, C.int64_t(abi.MaxModuleImage))
-	if n < 0 {
-		say("module image: not PTX, ELF or fatbin, or larger than %d bytes", abi.MaxModuleImage)
-		return nil, abi.ErrInvalidImage
-	}
-	return C.GoBytes(p, C.int(n)), abi.Success
-}
-
 // kernelParams packs from a kernelParams array.
 type kernelParams struct{ p *unsafe.Pointer }
 

@@ -30,7 +30,7 @@ var (
 )
 
 // programs are the C test programs; dlopen is not linked against the shim.
-var programs = []string{"vadd", "matmul", "streams", "memlimit", "errors", "twodev", "oob", "leak", "procaddr", "dlopen", "hold"}
+var programs = []string{"vadd", "matmul", "streams", "memlimit", "errors", "twodev", "oob", "leak", "procaddr", "dlopen", "hold", "fatbin"}
 
 func TestMain(m *testing.M) {
 	if appliance.IsWorker() {

@@ -11,6 +11,7 @@ package cuda
 
 import (
 	"errors"
+	"hash/fnv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,8 @@ import (
 	"testing"
 
 	"github.com/kerf-edge/kerf/abi"
+	"github.com/kerf-edge/kerf/abi/fatbin"
+	"github.com/kerf-edge/kerf/abi/fatbin/fatbintest"
 	"github.com/kerf-edge/kerf/gpu"
 	"github.com/kerf-edge/kerf/gpu/gputest"
 )
@@ -176,6 +179,7 @@ func TestFakeDriverChild(t *testing.T) {
 	if _, err := c.ModuleLoad([]byte("bad")); abi.ResultOf(err) != abi.ErrInvalidPTX {
 		t.Fatalf("bad image: %v", err)
 	}
+	moduleImages(t, c)
 	p, err := c.MemAlloc(30 << 20)
 	if err != nil {
 		t.Fatal(err)
@@ -263,6 +267,38 @@ func TestFakeDriverChild(t *testing.T) {
 	concurrent(t, g2.(*Context))
 	if err := g2.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// moduleImages checks that a fatbin container reaches the driver whole and
+// unchanged, and that images whose headers reach past their bytes never
+// reach it. c's charge is the same after as before.
+func moduleImages(t *testing.T, c *Context) {
+	t.Helper()
+	img := fatbintest.Container(
+		fatbintest.PTX(90, []byte(".version 8.4\n.target sm_90\n"), true),
+		fatbintest.Entry{Kind: fatbin.KindELF, Arch: 90, Payload: fatbintest.ELF(512)},
+	)
+	used := c.MemUsed()
+	m, err := c.ModuleLoad(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := fnv.New64a()
+	h.Write(img)
+	if sum, n, err := m.Global("kerf_fake_image"); err != nil || sum != h.Sum64() || n != uint64(len(img)) {
+		t.Fatalf("driver got %d bytes hashing %#x (%v); want %d, %#x", n, sum, err, len(img), h.Sum64())
+	}
+	if err := m.Unload(); err != nil {
+		t.Fatal(err)
+	}
+	for name, bad := range fatbintest.Malformed() {
+		if _, err := c.ModuleLoad(bad); abi.ResultOf(err) != abi.ErrInvalidImage {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	if c.MemUsed() != used {
+		t.Fatalf("charged %d after module images, %d before", c.MemUsed(), used)
 	}
 }
 

@@ -4,6 +4,7 @@ package cuda
 
 import (
 	"github.com/kerf-edge/kerf/abi"
+	"github.com/kerf-edge/kerf/abi/fatbin"
 	"github.com/kerf-edge/kerf/gpu"
 )
 
@@ -39,9 +40,17 @@ var errUnloaded = abi.Errorf(abi.ErrInvalidHandle, "module was unloaded")
 // took — code, globals, constant banks — to the quota. Loads are
 // serialised per context so the measurement sees only this load; other
 // processes' activity can still blur it.
+//
+// The driver gets the image unchanged (with a NUL after it, for PTX). It
+// reads a fatbin or cubin by its own headers, given no length, so an image
+// whose headers reach past its bytes, or a fatbin wrapper (which holds
+// addresses in the tenant's process), is refused here first.
 func (c *Context) ModuleLoad(image []byte) (gpu.Module, error) {
 	if len(image) == 0 {
 		return nil, abi.Errorf(abi.ErrInvalidImage, "empty module image")
+	}
+	if _, err := fatbin.Check(image); err != nil {
+		return nil, err
 	}
 	// Held for writing: no allocation of this context runs meanwhile.
 	c.op.Lock()

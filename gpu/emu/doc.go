@@ -8,7 +8,8 @@
 // loaded modules, launch validation and the sticky error of a context.
 // It must not touch the transport (sessions, handles, the wire) nor parse
 // or interpret PTX itself, which is the ptx package's job; it sees PTX
-// only through ptx.Load, Module, Kernel and Launch.
+// only through ptx.Load, Module, Kernel and Launch, and takes a fatbin
+// container's PTX through abi/fatbin.
 //
 // Device memory is host memory, allocated when the tenant allocates it.
 // Each context sees only its own allocations and its modules' globals, so

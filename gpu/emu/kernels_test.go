@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/kerf-edge/kerf/abi"
+	"github.com/kerf-edge/kerf/abi/fatbin"
+	"github.com/kerf-edge/kerf/abi/fatbin/fatbintest"
 	"github.com/kerf-edge/kerf/gpu"
 	"github.com/kerf-edge/kerf/gpu/emu/kernels"
 )
@@ -67,7 +69,13 @@ func floatBytes(f []float32) []byte {
 // vadd runs c = a + b for n elements on stream s and checks the result.
 func runVadd(t *testing.T, c *Context, n int, s gpu.Stream) {
 	t.Helper()
-	f := loadKernel(t, c, "vadd", "vadd")
+	vaddWith(t, c, loadKernel(t, c, "vadd", "vadd"), n, s)
+}
+
+// vaddWith runs vadd kernel f for n elements on stream s and checks the
+// result.
+func vaddWith(t *testing.T, c *Context, f gpu.Function, n int, s gpu.Stream) {
+	t.Helper()
 	a, b := make([]float32, n), make([]float32, n)
 	for i := range n {
 		a[i], b[i] = float32(i)*0.5, float32(n-i)*0.25
@@ -101,6 +109,32 @@ func TestVaddEndToEnd(t *testing.T) {
 	runVadd(t, c, 4099, s)
 	if c.BusyTime() <= 0 {
 		t.Error("no busy time metered")
+	}
+}
+
+// A fatbin container's PTX entry runs as the PTX itself would: plain or
+// LZ4-compressed, picked from among entries for other architectures and
+// cubins the emulator cannot run.
+func TestVaddFromFatbin(t *testing.T) {
+	vadd := kernels.PTX("vadd")
+	newer := []byte(".version 8.0\n.target sm_90\nnot for this device\n")
+	cubin := fatbintest.Entry{Kind: fatbin.KindELF, Arch: 80, Payload: fatbintest.ELF(256)}
+	tests := []struct {
+		name    string
+		entries []fatbintest.Entry
+	}{
+		{"plain", []fatbintest.Entry{fatbintest.PTX(80, vadd, false)}},
+		{"lz4", []fatbintest.Entry{fatbintest.PTX(80, vadd, true)}},
+		{"among others", []fatbintest.Entry{cubin, fatbintest.PTX(90, newer, false), fatbintest.PTX(70, vadd, true), cubin}},
+	}
+	b := New(Config{MemoryBytes: 64 << 20})
+	c := open(t, b, 0, 0)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := must(c.ModuleLoad(fatbintest.Container(tt.entries...)))(t)
+			vaddWith(t, c, must(m.Function("vadd"))(t), 1000, nil)
+			ok(t, m.Unload())
+		})
 	}
 }
 

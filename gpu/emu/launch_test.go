@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/kerf-edge/kerf/abi"
+	"github.com/kerf-edge/kerf/abi/fatbin"
+	"github.com/kerf-edge/kerf/abi/fatbin/fatbintest"
 	"github.com/kerf-edge/kerf/gpu/emu/ptx"
 )
 
@@ -90,7 +92,7 @@ func TestFunctionAttributes(t *testing.T) {
 func TestModuleFormats(t *testing.T) {
 	b := fakeBackend(Config{}, gateProgram(nil))
 	c := open(t, b, 0, 0)
-	fatbin := binary.LittleEndian.AppendUint32(nil, 0xBA55ED50)
+	ptx80 := fatbintest.PTX(80, []byte(".version 7.0\n.target sm_70\n"), false)
 	for _, tc := range []struct {
 		name  string
 		image []byte
@@ -98,8 +100,14 @@ func TestModuleFormats(t *testing.T) {
 	}{
 		{"ptx", []byte(".version 7.0\n.target sm_70\n"), abi.Success},
 		{"ptx with comments and NUL", []byte("  /* x */\n// y\n\t.version 8.0\x00"), abi.Success},
-		{"cubin", []byte("\x7fELF\x02\x01\x01"), abi.ErrNotSupported},
-		{"fatbin", append(fatbin, 0, 0, 0, 0), abi.ErrNotSupported},
+		{"cubin", fatbintest.ELF(128), abi.ErrNotSupported},
+		{"truncated cubin", []byte("\x7fELF\x02\x01\x01"), abi.ErrInvalidImage},
+		{"fatbin", fatbintest.Container(ptx80), abi.Success},
+		{"fatbin truncated", fatbintest.Container(ptx80)[:70], abi.ErrInvalidImage},
+		{"fatbin header only", binary.LittleEndian.AppendUint32(nil, 0xBA55ED50), abi.ErrInvalidImage},
+		{"fatbin of cubins", fatbintest.Container(fatbintest.Entry{Kind: fatbin.KindELF, Arch: 80, Payload: fatbintest.ELF(128)}), abi.ErrNoBinaryForGPU},
+		{"fatbin for a newer GPU", fatbintest.Container(fatbintest.PTX(90, []byte(".version 7.0\n"), false)), abi.ErrNoBinaryForGPU},
+		{"fatbin wrapper", fatbintest.Wrapper(0x1000), abi.ErrInvalidImage},
 		{"garbage", []byte("hello"), abi.ErrInvalidImage},
 		{"empty", nil, abi.ErrInvalidImage},
 		{"unterminated comment", []byte("/* .version"), abi.ErrInvalidImage},

@@ -2,13 +2,13 @@ package emu
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"math"
 	"runtime"
 	"time"
 
 	"github.com/kerf-edge/kerf/abi"
+	"github.com/kerf-edge/kerf/abi/fatbin"
 	"github.com/kerf-edge/kerf/gpu"
 	"github.com/kerf-edge/kerf/gpu/emu/ptx"
 )
@@ -34,12 +34,6 @@ type kernelInfo struct {
 	// paramSize is the packed parameter buffer size, 0 if unknown.
 	paramSize uint32
 }
-
-// Image magics of formats the emulator cannot run.
-const (
-	fatbinMagic        = 0xBA55ED50
-	fatbinWrapperMagic = 0x466243B1
-)
 
 // Function attributes the emulator reports.
 const (
@@ -77,7 +71,7 @@ type Function struct {
 
 var _ gpu.Function = (*Function)(nil)
 
-// ModuleLoad loads a PTX image. Its globals are allocated in the context's
+// ModuleLoad loads a PTX image, or the PTX of a fatbin container. Its globals are allocated in the context's
 // memory, initialised, and counted against its limit.
 func (c *Context) ModuleLoad(image []byte) (gpu.Module, error) {
 	c.mu.Lock()
@@ -127,16 +121,23 @@ func (c *Context) ModuleLoad(image []byte) (gpu.Module, error) {
 	return m, nil
 }
 
-// ptxSource checks that image is PTX text and returns it without trailing
-// NUL bytes. cubin and fatbin images are refused.
+// ptxSource returns the PTX text image holds, without trailing NUL bytes:
+// the image itself, or the PTX entry of a fatbin container best suited to
+// the emulated device. A cubin cannot run here; a malformed image is
+// CUDA_ERROR_INVALID_IMAGE.
 func ptxSource(image []byte) ([]byte, error) {
-	if bytes.HasPrefix(image, []byte("\x7fELF")) {
+	switch f, err := fatbin.Check(image); {
+	case err != nil:
+		return nil, err
+	case f == fatbin.FormatELF:
 		return nil, abi.Errorf(abi.ErrNotSupported, "cubin (ELF) image: the emulator runs PTX only")
-	}
-	if len(image) >= 4 {
-		switch binary.LittleEndian.Uint32(image) {
-		case fatbinMagic, fatbinWrapperMagic:
-			return nil, abi.Errorf(abi.ErrNotSupported, "fatbin image: the emulator runs PTX only")
+	case f == fatbin.FormatContainer:
+		c, err := fatbin.Parse(image)
+		if err != nil {
+			return nil, err
+		}
+		if _, image, err = c.PTX(runsHere); err != nil {
+			return nil, err
 		}
 	}
 	src := bytes.TrimRight(image, "\x00")
@@ -144,6 +145,12 @@ func ptxSource(image []byte) ([]byte, error) {
 		return nil, abi.Errorf(abi.ErrInvalidImage, "image is not PTX text (no .version directive first)")
 	}
 	return src, nil
+}
+
+// runsHere admits a fatbin's PTX entries for the emulated device's
+// architecture or older, in ISA versions the interpreter reads.
+func runsHere(e fatbin.Entry) bool {
+	return e.Arch <= CCMajor*10+CCMinor && e.Version.Major <= ptx.MaxISAMajor
 }
 
 func skipSpaceAndComments(b []byte) []byte {

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/kerf-edge/kerf/abi"
+	"github.com/kerf-edge/kerf/abi/fatbin/fatbintest"
 	"github.com/kerf-edge/kerf/gpu"
 )
 
@@ -99,6 +100,9 @@ func (s *suite) testModuleLifetime(t *testing.T) {
 	k := s.needKernels(t)
 	c, _ := s.openLimited(t, s.newBackend(t))
 	wantError(t, "ModuleLoad of an empty image", must2(c.ModuleLoad(nil)))
+	for name, img := range fatbintest.Malformed() {
+		wantCode(t, "ModuleLoad of a "+name, must2(c.ModuleLoad(img)), abi.ErrInvalidImage)
+	}
 	m := must[gpu.Module](t, "ModuleLoad")(c.ModuleLoad(k.Ok.Image))
 	f := must[gpu.Function](t, "Function")(m.Function(k.Ok.Name))
 	must[[]abi.ParamInfo](t, "Params")(f.Params())

@@ -12,6 +12,9 @@ package ptx
 // device. Its declarations are implemented in the other files of the
 // package.
 
+// MaxISAMajor is the newest PTX ISA major version Load accepts.
+const MaxISAMajor = 8
+
 // Memory is a context's global address space as the interpreter sees it.
 type Memory interface {
 	// Span returns the allocation containing addr: its base address and

@@ -172,7 +172,7 @@ func Load(src []byte) (*Module, error) {
 			if err != nil {
 				return nil, p.errf("bad .version %q", v)
 			}
-			if n > 8 || n < 1 {
+			if n > MaxISAMajor || n < 1 {
 				return nil, abi.Errorf(abi.ErrUnsupportedPTXVersion, "PTX ISA version %s not supported", v)
 			}
 			sawVersion = true
