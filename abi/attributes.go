@@ -53,3 +53,28 @@ const (
 	ComputeModeDefault    int32 = 0
 	ComputeModeProhibited int32 = 2
 )
+
+// attrAbsentWhenUnserved are the attributes the CUDA runtime reads for
+// cudaGetDeviceProperties that describe features a Kerf slice may lack:
+// textures and surfaces (21-30, 42-49, 51-74, 77), L1 caching flags
+// (79, 80), the multi-GPU board group (85), host-native atomics, managed
+// and pageable memory (86, 88, 89, 91, 100, 101), the double-precision
+// ratio (87), compute preemption (90), multi-device cooperative launches
+// (96), persisting L2 and access-policy windows (108, 109) and reserved
+// shared memory (111). A backend that reports one (the real GPU) is
+// believed; where the backend does not serve it, the shim answers 0
+// ("absent") instead of failing the runtime's device initialization.
+var attrAbsentWhenUnserved = func() map[uint32]bool {
+	m := map[uint32]bool{}
+	for _, r := range [][2]uint32{{21, 30}, {42, 49}, {51, 74}, {77, 77}, {79, 80}, {85, 91}, {96, 96},
+		{100, 101}, {108, 109}, {111, 111}} {
+		for a := r[0]; a <= r[1]; a++ {
+			m[a] = true
+		}
+	}
+	return m
+}()
+
+// AttrAbsentWhenUnserved reports whether the shim answers attribute a with
+// 0 when the backend does not serve it.
+func AttrAbsentWhenUnserved(a uint32) bool { return attrAbsentWhenUnserved[a] }

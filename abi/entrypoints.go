@@ -275,6 +275,7 @@ var shimLocal = []EntryPoint{
 	{Name: "cuDevicePrimaryCtxRetain", Since: 7000, Params: "CUcontext *pctx, CUdevice dev"},
 	{Name: "cuDevicePrimaryCtxRelease", Since: 7000, Versions: []Version{{"_v2", 11000}}, Params: "CUdevice dev"},
 	{Name: "cuDevicePrimaryCtxGetState", Since: 7000, Params: "CUdevice dev, unsigned int *flags, int *active"},
+	{Name: "cuDevicePrimaryCtxReset", Since: 7000, Versions: []Version{{"_v2", 11000}}, Params: "CUdevice dev"},
 
 	{Name: "cuCtxCreate", Versions: []Version{{"_v2", 3020}}, Params: "CUcontext *pctx, unsigned int flags, CUdevice dev", Backend: true},
 	{Name: "cuCtxDestroy", Versions: []Version{{"_v2", 4000}}, Params: "CUcontext ctx", Backend: true},
@@ -290,6 +291,7 @@ var shimLocal = []EntryPoint{
 	{Name: "cuMemFreeHost", Params: "void *p"},
 
 	{Name: "cuKernelGetFunction", Since: 12000, Params: "CUfunction *pFunc, CUkernel kernel"},
+	{Name: "cuModuleGetLoadingMode", Since: 11070, Params: "CUmoduleLoadingMode *mode"},
 }
 
 // driverOnly lists entry points the real-GPU backend resolves that the

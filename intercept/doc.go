@@ -52,7 +52,15 @@
 //   - The 32-bit v1 entry points (cuMemAlloc, cuMemcpyHtoD, ... without
 //     _v2) are not exported: slice addresses do not fit in 32 bits.
 //     Programs compiled against any CUDA header since 3.2 use the _v2 names.
-//   - cuGetExportTable returns CUDA_ERROR_NOT_SUPPORTED.
+//   - cuGetExportTable serves the private tables the CUDA runtime asks
+//     for (exporttables.c): the cudart interface, context-local storage,
+//     tools TLS, runtime callback hooks, context checks, extended device
+//     attributes and the integrity check. Another UUID, or a slot whose
+//     function is not known, gets CUDA_ERROR_NOT_SUPPORTED and one line on
+//     stderr. KERF_PROC_TRACE=FILE appends every cuGetProcAddress request
+//     to FILE.
+//   - cuModuleGetLoadingMode reports lazy loading, as CUDA 12 drivers do,
+//     unless CUDA_MODULE_LOADING=EAGER.
 //   - cuMemcpy and cuMemcpyAsync are not exported: they need one address
 //     space for host and device, and kerfd's device addresses may coincide
 //     with the program's host ones.

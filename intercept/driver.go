@@ -280,7 +280,11 @@ func deviceAttribute(attr int32, n int) (int32, Result) {
 	if attr < 0 {
 		return 0, abi.ErrInvalidValue
 	}
-	return dv.attribute(uint32(attr))
+	v, r := dv.attribute(uint32(attr))
+	if r == abi.ErrInvalidValue && abi.AttrAbsentWhenUnserved(uint32(attr)) {
+		return 0, abi.Success
+	}
+	return v, r
 }
 
 func deviceComputeCapability(n int) (int, int, Result) {

@@ -95,13 +95,6 @@ func implGetProcAddress(symbol *C.char, pfn *unsafe.Pointer, version C.int, flag
 	return procAddress(symbol, pfn, version, flags, status)
 }
 
-func implGetExportTable(table *unsafe.Pointer, id *C.CUuuid) C.CUresult {
-	if table != nil {
-		*table = nil
-	}
-	return cr(abi.ErrNotSupported)
-}
-
 // Devices.
 
 func implDeviceGetCount(n *C.int) C.CUresult {
@@ -213,6 +206,10 @@ func implDevicePrimaryCtxRetain(pctx *C.CUcontext, dev C.CUdevice) C.CUresult {
 
 func implDevicePrimaryCtxRelease(dev C.CUdevice) C.CUresult {
 	return cr(primaryRelease(int(dev)))
+}
+
+func implDevicePrimaryCtxReset(dev C.CUdevice) C.CUresult {
+	return cr(primaryReset(int(dev)))
 }
 
 func implDevicePrimaryCtxGetState(dev C.CUdevice, flags *C.uint, active *C.int) C.CUresult {
@@ -446,6 +443,17 @@ func implModuleLoadDataEx(mod *C.CUmodule, image unsafe.Pointer, n C.uint, opts 
 
 func implModuleLoadFatBinary(mod *C.CUmodule, image unsafe.Pointer) C.CUresult {
 	return moduleLoadOut(mod, image)
+}
+
+func implModuleGetLoadingMode(mode *C.CUmoduleLoadingMode) C.CUresult {
+	if mode == nil {
+		return errNull
+	}
+	m, res := moduleLoadingMode()
+	if res == abi.Success {
+		*mode = C.CUmoduleLoadingMode(m)
+	}
+	return cr(res)
 }
 
 func implModuleUnload(mod C.CUmodule) C.CUresult {

@@ -148,6 +148,18 @@ func cuDevicePrimaryCtxRelease_v2(dev C.CUdevice) (ret C.CUresult) {
 	return implDevicePrimaryCtxRelease(dev)
 }
 
+//export cuDevicePrimaryCtxReset
+func cuDevicePrimaryCtxReset(dev C.CUdevice) (ret C.CUresult) {
+	defer guard(&ret)
+	return implDevicePrimaryCtxReset(dev)
+}
+
+//export cuDevicePrimaryCtxReset_v2
+func cuDevicePrimaryCtxReset_v2(dev C.CUdevice) (ret C.CUresult) {
+	defer guard(&ret)
+	return implDevicePrimaryCtxReset(dev)
+}
+
 //export cuDevicePrimaryCtxRetain
 func cuDevicePrimaryCtxRetain(pctx *C.CUcontext, dev C.CUdevice) (ret C.CUresult) {
 	defer guard(&ret)
@@ -548,6 +560,12 @@ func cuModuleGetFunction(hfunc *C.CUfunction, hmod C.CUmodule, name *C.char) (re
 func cuModuleGetGlobal_v2(dptr *C.CUdeviceptr, bytes *C.size_t, hmod C.CUmodule, name *C.char) (ret C.CUresult) {
 	defer guard(&ret)
 	return implModuleGetGlobal(dptr, bytes, hmod, name)
+}
+
+//export cuModuleGetLoadingMode
+func cuModuleGetLoadingMode(mode *C.CUmoduleLoadingMode) (ret C.CUresult) {
+	defer guard(&ret)
+	return implModuleGetLoadingMode(mode)
 }
 
 //export cuModuleLoadData

@@ -31,6 +31,9 @@ type object struct {
 	wire uint64 // the session-local handle on kerfd
 
 	primary bool // a device's primary context
+	// storage is a context's context-local storage (cuGetExportTable),
+	// keyed by the runtime's own pointers. Guarded by driver.mu.
+	storage map[cmem]storageEntry
 
 	children []*object // a module's functions, a library's kernels
 	parent   *object   // a function's module, a kernel's library
@@ -205,7 +208,9 @@ func ctxDestroy(key uintptr) Result {
 	}
 	forgetContext(o.mem)
 	drv.dropLocked(o)
+	stored := takeStorageLocked(o)
 	drv.mu.Unlock()
+	runStorageDestructors(o, stored)
 	// The device's work is the context's: wait for it, as cuCtxDestroy
 	// does. A sticky error of that work is not the destroy's to report.
 	_ = o.dev.cl.Synchronize()
@@ -291,6 +296,16 @@ func primaryRetain(n int) (*object, Result) {
 	}
 	drv.mu.Lock()
 	defer drv.mu.Unlock()
+	o, res := primaryHandleLocked(dv)
+	if res == abi.Success {
+		dv.primaryRefs++
+	}
+	return o, res
+}
+
+// primaryHandleLocked returns dv's primary context handle, made at first
+// use. drv.mu is held.
+func primaryHandleLocked(dv *device) (*object, Result) {
 	if dv.primary == nil {
 		mem, key := newHandleMem()
 		if key == 0 {
@@ -299,7 +314,6 @@ func primaryRetain(n int) (*object, Result) {
 		dv.primary = &object{key: key, mem: mem, kind: kindContext, dev: dv, primary: true}
 		drv.objs[key] = dv.primary
 	}
-	dv.primaryRefs++
 	return dv.primary, abi.Success
 }
 
@@ -309,13 +323,44 @@ func primaryRelease(n int) Result {
 		return res
 	}
 	drv.mu.Lock()
-	defer drv.mu.Unlock()
 	if dv.primaryRefs == 0 {
+		drv.mu.Unlock()
 		return abi.ErrInvalidContext
 	}
 	// The handle stays valid: programs keep using a released primary
-	// context's handle as the runtime retains it again.
+	// context's handle as the runtime retains it again. Its context-local
+	// storage goes with the last reference, as the context would.
 	dv.primaryRefs--
+	var stored map[cmem]storageEntry
+	if dv.primaryRefs == 0 {
+		stored = takeStorageLocked(dv.primary)
+	}
+	drv.mu.Unlock()
+	runStorageDestructors(dv.primary, stored)
+	return abi.Success
+}
+
+// primaryReset implements cuDevicePrimaryCtxReset: the device's work is
+// waited for, every reference dropped, and the context-local storage's
+// destructors run. The handle stays valid, as after the last release.
+func primaryReset(n int) Result {
+	dv, res := drv.device(n)
+	if res != abi.Success {
+		return res
+	}
+	drv.mu.Lock()
+	p := dv.primary
+	var stored map[cmem]storageEntry
+	if p != nil {
+		stored = takeStorageLocked(p)
+	}
+	dv.primaryRefs = 0
+	drv.mu.Unlock()
+	if p != nil {
+		runStorageDestructors(p, stored)
+	}
+	// A sticky error of earlier work is not the reset's to report.
+	_ = dv.cl.Synchronize()
 	return abi.Success
 }
 

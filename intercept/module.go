@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+
 	"github.com/kerf-edge/kerf/abi"
 )
 
@@ -185,4 +187,23 @@ func funcParamInfo(key uintptr, index uint64) (uint64, uint64, Result) {
 		return 0, 0, abi.ErrInvalidValue
 	}
 	return uint64(l[index].Offset), uint64(l[index].Size), abi.Success
+}
+
+// Module loading modes (CUmoduleLoadingMode).
+const (
+	moduleLoadingEager = 1
+	moduleLoadingLazy  = 2
+)
+
+// moduleLoadingMode implements cuModuleGetLoadingMode: lazy unless
+// CUDA_MODULE_LOADING=EAGER, the default of the CUDA 12 drivers whose
+// version the shim reports.
+func moduleLoadingMode() (int, Result) {
+	if _, res := drv.ready(); res != abi.Success {
+		return 0, res
+	}
+	if os.Getenv("CUDA_MODULE_LOADING") == "EAGER" {
+		return moduleLoadingEager, abi.Success
+	}
+	return moduleLoadingLazy, abi.Success
 }

@@ -3,9 +3,13 @@ package main
 //go:generate go run ./gen
 
 import (
+	"fmt"
+	"os"
 	"strings"
+	"sync"
 
 	"github.com/kerf-edge/kerf/abi"
+	"github.com/kerf-edge/kerf/internal/kerfenv"
 )
 
 // procEntry is one exported entry point: its symbol, the name a program
@@ -78,8 +82,42 @@ func getProcAddress(symbol string, cudaVersion int, flags uint64) (int, int, Res
 		return -1, procNotFound, abi.ErrInvalidValue
 	}
 	i, q := resolveProc(symbol, cudaVersion, flags&procPerThread != 0)
+	traceProc(symbol, cudaVersion, i >= 0)
 	if i < 0 {
 		return -1, q, abi.ErrNotFound
 	}
 	return i, q, abi.Success
+}
+
+// procTrace is the file named by KERF_PROC_TRACE, opened at the first
+// cuGetProcAddress; nil when unset.
+var procTrace struct {
+	once sync.Once
+	mu   sync.Mutex
+	f    *os.File
+}
+
+// traceProc records one cuGetProcAddress request: "name version served"
+// or "name version missing".
+func traceProc(symbol string, cudaVersion int, served bool) {
+	procTrace.once.Do(func() {
+		if p := os.Getenv(kerfenv.ProcTrace); p != "" {
+			f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+			if err != nil {
+				say("%s: %v", kerfenv.ProcTrace, err)
+				return
+			}
+			procTrace.f = f
+		}
+	})
+	if procTrace.f == nil {
+		return
+	}
+	state := "missing"
+	if served {
+		state = "served"
+	}
+	procTrace.mu.Lock()
+	defer procTrace.mu.Unlock()
+	fmt.Fprintf(procTrace.f, "%s %d %s\n", symbol, cudaVersion, state)
 }

@@ -51,6 +51,7 @@ typedef int CUdevice_attribute;
 typedef int CUfunction_attribute;
 typedef int CUjit_option;
 typedef int CUlibraryOption;
+typedef int CUmoduleLoadingMode;
 
 #define CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK 1
 #define CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_X 2

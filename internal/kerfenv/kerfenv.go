@@ -12,6 +12,9 @@ const (
 	Via     = "KERF_VIA"     // "unix" or "quic"
 	Server  = "KERF_SERVER"  // a QUIC address overriding the bundle's
 	Memory  = "KERF_MEMORY"  // bytes each session may use, within its slice
+	// ProcTrace names a file to which the shim appends every name the
+	// program asks cuGetProcAddress for, with whether it was served.
+	ProcTrace = "KERF_PROC_TRACE"
 )
 
 // The command line.
