@@ -17,8 +17,9 @@ import (
 // (leases are slicer leases), and it tells a worker its slice and turns
 // the worker's reports into slicer usage.
 type allocator struct {
-	sl  *slicer.Slicer
-	log *slog.Logger
+	sl      *slicer.Slicer
+	workers *workerSet // a released lease's workers end before its slices are free
+	log     *slog.Logger
 }
 
 var _ transport.Allocator = (*allocator)(nil)
@@ -116,22 +117,25 @@ func (al *allocator) Allocate(t auth.Tenant, req transport.AllocRequest) (transp
 	return al.transportLease(l), nil
 }
 
-// Lease implements transport.Allocator.
+// Lease implements transport.Allocator. A lease that was reclaimed is
+// refused even while its last workers end.
 func (al *allocator) Lease(t auth.Tenant, id string) (transport.Lease, error) {
 	for _, l := range al.sl.Status().Leases {
 		if string(l.ID) == id {
-			if l.Tenant != t.ID {
+			if l.Tenant != t.ID || al.sl.Touch(l.ID) != nil {
 				break
 			}
-			al.sl.Touch(l.ID)
 			return al.transportLease(l), nil
 		}
 	}
 	return transport.Lease{}, fmt.Errorf("no live lease %s for tenant %s (released, reclaimed after idling, or never granted)", id, t.ID)
 }
 
-// Release implements transport.Allocator.
+// Release implements transport.Allocator: the lease's workers are ended
+// first, and its slices are free for another lease only once every one
+// of them is gone.
 func (al *allocator) Release(id string) {
+	al.workers.endLease(id)
 	if err := al.sl.Release(slicer.LeaseID(id)); err != nil && !errors.Is(err, slicer.ErrUnknownLease) && !errors.Is(err, slicer.ErrReclaimed) {
 		al.log.Warn("releasing a lease", "lease", id, "err", err)
 	}
@@ -200,13 +204,18 @@ func allocError(err error) error {
 	return abi.Errorf(abi.ErrInvalidValue, "%v", err)
 }
 
-// report feeds a worker's usage to the slicer.
-func (al *allocator) report(lease, slice string, r workerReport) {
+// report feeds a worker's usage to the slicer. It returns false when the
+// slicer no longer knows the lease: released, or reclaimed.
+func (al *allocator) report(lease, slice string, r workerReport) bool {
 	if lease == "" || slice == "" {
-		return
+		return true
 	}
 	err := al.sl.Report(slicer.LeaseID(lease), slicer.SliceID(slice), slicer.Usage{MemUsed: r.MemUsed, Calls: r.Calls})
-	if err != nil && !errors.Is(err, slicer.ErrUnknownLease) && !errors.Is(err, slicer.ErrReclaimed) {
+	switch {
+	case errors.Is(err, slicer.ErrUnknownLease), errors.Is(err, slicer.ErrReclaimed):
+		return false
+	case err != nil:
 		al.log.Debug("usage report", "lease", lease, "err", err)
 	}
+	return true
 }

@@ -86,13 +86,13 @@ func New(cfg Config, log *slog.Logger) (*Appliance, error) {
 	}
 	devices := backend.Devices()
 	shares := newShares(cfg, kind, len(devices))
-	workers := newWorkerSet()
+	workers := newWorkerSet(cfg.Tenants.StopGrace)
 	gpus, reserve := slicerGPUs(devices), slicerReserve(kind)
 	sl, err := openSlicer(cfg, gpus, reserve, workers, log)
 	if err != nil {
 		return nil, err
 	}
-	slices := &allocator{sl: sl, log: log}
+	slices := &allocator{sl: sl, workers: workers, log: log}
 	budget := newConnBudget(cfg.Listen.Limits, connguard.DescriptorLimit())
 	server := &transport.Server{Backend: backend, Auth: tokens, Allocator: slices, Log: log,
 		Limits: budget.tenant, HandshakeTimeout: cfg.Listen.Limits.HandshakeTimeout}
@@ -317,8 +317,9 @@ func (a *Appliance) Run(ctx context.Context) error {
 	return first
 }
 
-// reclaimLoop ends the sessions of leases the slicer reclaims for idling,
-// and takes back compute-share grants that were never reported.
+// reclaimLoop ends the sessions of leases the slicer reclaims for idling
+// and then frees their slices, and takes back compute-share grants that
+// were never reported.
 func (a *Appliance) reclaimLoop(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -333,7 +334,7 @@ func (a *Appliance) reclaimLoop(ctx context.Context) {
 		case <-t.C:
 			for _, r := range a.node.sl.Reclaim() {
 				a.log.Info("reclaimed idle slices", "tenant", r.Lease.Tenant, "lease", r.Lease.ID, "idle", r.IdleFor.Round(time.Second))
-				a.workers.closeLease(string(r.Lease.ID))
+				go a.node.slices.Release(string(r.Lease.ID))
 			}
 		}
 	}

@@ -41,7 +41,7 @@ func selectBackend(cfg Config, log *slog.Logger) (gpu.Backend, *discover.NVML, s
 	if err != nil {
 		return nil, nil, "", err
 	}
-	return emu.New(emu.Config{Name: cfg.GPU.Emulated.Name, Devices: cfg.GPU.Emulated.Devices, MemoryBytes: mem, SMs: cfg.GPU.Emulated.SMs}), nil, "emulated", nil
+	return emu.New(emuConfig(cfg, mem, nil)), nil, "emulated", nil
 }
 
 // workerBackend opens, in a worker, the backend kerfd settled on. The
@@ -56,7 +56,14 @@ func workerBackend(cfg Config, gate gpu.Gate) (gpu.Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return emu.New(emu.Config{Name: cfg.GPU.Emulated.Name, Devices: cfg.GPU.Emulated.Devices, MemoryBytes: mem, SMs: cfg.GPU.Emulated.SMs, Gate: gate}), nil
+	return emu.New(emuConfig(cfg, mem, gate)), nil
+}
+
+// emuConfig is the emulator's configuration; gate paces its kernels (nil:
+// unpaced).
+func emuConfig(cfg Config, mem uint64, gate gpu.Gate) emu.Config {
+	e := cfg.GPU.Emulated
+	return emu.Config{Name: e.Name, Devices: e.Devices, MemoryBytes: mem, SMs: e.SMs, Gate: gate, MaxLaunchInstructions: e.MaxLaunchInstructions}
 }
 
 // realGPUs discovers the GPUs through NVML and opens the driver. NVML

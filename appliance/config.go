@@ -42,10 +42,16 @@ type Config struct {
 			Devices int    `koanf:"devices"`
 			Memory  string `koanf:"memory"`
 			SMs     int    `koanf:"sms"`
+			// MaxLaunchInstructions bounds one launch's warp-instructions
+			// (0: the emulator's default).
+			MaxLaunchInstructions uint64 `koanf:"max_launch_instructions"`
 		} `koanf:"emulated"`
 	} `koanf:"gpu"`
 	Tenants struct {
 		Isolation string `koanf:"isolation"`
+		// StopGrace is how long a worker told to stop has before it is
+		// killed.
+		StopGrace time.Duration `koanf:"stop_grace"`
 	} `koanf:"tenants"`
 	Slicer struct {
 		Profile              string        `koanf:"profile"`
@@ -152,6 +158,9 @@ func (c *Config) validate() error {
 	}
 	if c.Tenants.Isolation != "process" && c.Tenants.Isolation != "inprocess" {
 		errs = append(errs, fmt.Errorf("tenants.isolation %q: want process or inprocess", c.Tenants.Isolation))
+	}
+	if c.Tenants.StopGrace < 0 {
+		errs = append(errs, fmt.Errorf("tenants.stop_grace %v: must not be negative", c.Tenants.StopGrace))
 	}
 	if c.Slicer.MaxGPUsPerTenant < 0 || c.Slicer.IdleTimeout < 0 {
 		errs = append(errs, errors.New("slicer limits must not be negative"))

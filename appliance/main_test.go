@@ -5,10 +5,14 @@ import (
 	"testing"
 )
 
-// TestMain lets the test binary serve as kerfd's worker executable.
+// TestMain lets the test binary serve as kerfd's worker executable, and
+// as a tenant program that tests kill (workerexit_test.go).
 func TestMain(m *testing.M) {
 	if IsWorker() {
 		os.Exit(RunWorker())
+	}
+	if spec := os.Getenv(testTenantEnv); spec != "" {
+		os.Exit(runTestTenant(spec))
 	}
 	os.Exit(m.Run())
 }

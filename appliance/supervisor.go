@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"sync"
 	"syscall"
 	"time"
 
@@ -68,12 +69,15 @@ type workerProc struct {
 	cmd   *exec.Cmd
 	ctrl  net.Conn
 	relay net.Conn // the tenant stream's other end; nil when the worker has the tenant's own socket
+	// tenant is kerfd's copy of the tenant's own socket, watched for the
+	// tenant hanging up; -1 with a relay.
+	tenant int
 }
 
 // start execs a worker with the descriptors worker.go describes. The
 // caller closes ctrl and relay.
 func (s *supervisor) start(peer transport.Peer) (workerProc, error) {
-	var st workerProc
+	st := workerProc{tenant: -1}
 	ctrl, ctrlFile, err := socketPair()
 	if err != nil {
 		return st, fmt.Errorf("control socket: %w", err)
@@ -91,6 +95,11 @@ func (s *supervisor) start(peer transport.Peer) (workerProc, error) {
 		return st, fmt.Errorf("handing over a local session: %w", err)
 	case local:
 		files = append(files, sock, shm)
+		st.tenant, err = unix.FcntlInt(sock.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			ctrl.Close()
+			return st, fmt.Errorf("keeping a copy of the tenant's socket: %w", err)
+		}
 	default:
 		relay, end, err := socketPair()
 		if err != nil {
@@ -110,6 +119,9 @@ func (s *supervisor) start(peer transport.Peer) (workerProc, error) {
 		if st.relay != nil {
 			st.relay.Close()
 		}
+		if st.tenant >= 0 {
+			unix.Close(st.tenant)
+		}
 		return st, fmt.Errorf("starting a worker: %w", err)
 	}
 	st.cmd, st.ctrl = cmd, ctrl
@@ -118,6 +130,12 @@ func (s *supervisor) start(peer transport.Peer) (workerProc, error) {
 
 // handoff runs an admitted session in a new worker process and returns
 // when the worker has exited. It implements transport.Handoff.
+//
+// The worker ends with its tenant: when the tenant's stream ends (the
+// relay sees either side finish, or the tenant hangs up its own socket),
+// when ctx ends, or when the worker set ends it (a lease released or
+// reclaimed, a token revoked), the worker is told to stop (SIGTERM, which
+// aborts its kernels) and killed if it is still there after the grace.
 func (s *supervisor) handoff(ctx context.Context, rw io.ReadWriteCloser, peer transport.Peer, adm transport.Admission, buffered []byte) {
 	log := s.log.With("tenant", adm.Tenant.ID, "transport", peer.Transport, "peer", peer.Addr)
 	defer rw.Close()
@@ -129,12 +147,10 @@ func (s *supervisor) handoff(ctx context.Context, rw io.ReadWriteCloser, peer tr
 	defer proc.ctrl.Close()
 	if proc.relay == nil {
 		rw.Close() // the worker owns the tenant's socket now
-	} else {
-		defer proc.relay.Close()
 	}
 	w := s.newWorker(proc.cmd, peer, adm)
 	s.workers.add(w)
-	defer s.workers.remove(w)
+	defer s.workers.finish(w)
 	log = log.With("worker", w.pid)
 	log.Info("session handed to worker", "device", adm.Device, "memLimit", adm.MemLimit)
 
@@ -152,21 +168,21 @@ func (s *supervisor) handoff(ctx context.Context, rw io.ReadWriteCloser, peer tr
 			proc.cmd.Process.Kill()
 		}
 	}()
-	go w.forwardReports(s.slices)
+	go w.forwardReports(s.slices, func() {
+		log.Info("the session's lease is gone; stopping its worker")
+		s.workers.stop(w)
+	})
 	go w.sendControl(out)
+	exited := make(chan struct{})
 	if proc.relay != nil {
-		go func() {
-			io.Copy(proc.relay, rw)
-			proc.relay.(*net.UnixConn).CloseWrite()
-		}()
-		go func() {
-			io.Copy(rw, proc.relay)
-			rw.Close()
-		}()
+		relayStream(rw, proc.relay, func() { s.workers.stop(w) })
+	} else if err := watchHangup(proc.tenant, exited, func() { s.workers.stop(w) }); err != nil {
+		log.Warn("not watching the tenant's socket; its worker ends when it notices", "err", err)
 	}
-	stop := context.AfterFunc(ctx, func() { proc.cmd.Process.Signal(syscall.SIGTERM) })
+	stop := context.AfterFunc(ctx, func() { s.workers.stop(w) })
 	defer stop()
 	err = proc.cmd.Wait()
+	close(exited)
 	proc.ctrl.Close()
 	<-reportsDone
 	close(w.reports)
@@ -174,8 +190,8 @@ func (s *supervisor) handoff(ctx context.Context, rw io.ReadWriteCloser, peer tr
 	switch {
 	case err == nil:
 		log.Info("worker finished")
-	case ctx.Err() != nil:
-		log.Info("worker stopped with kerfd", "status", err)
+	case w.stopping():
+		log.Info("worker stopped", "status", err, "took", time.Since(w.stopAt()).Round(time.Millisecond))
 	default:
 		// Only this tenant's session ends; its stream closes with the
 		// worker, and its memory went with the process.
@@ -183,11 +199,70 @@ func (s *supervisor) handoff(ctx context.Context, rw io.ReadWriteCloser, peer tr
 	}
 }
 
+// relayStream copies between the tenant's stream and the worker's end of
+// the relay. As soon as either direction ends, both are closed, so a
+// worker writing to a tenant that has gone gets an error instead of
+// blocking, and ended is called.
+func relayStream(tenant io.ReadWriteCloser, worker net.Conn, ended func()) {
+	var once sync.Once
+	end := func() {
+		once.Do(func() {
+			worker.Close()
+			tenant.Close()
+			ended()
+		})
+	}
+	go func() {
+		io.Copy(worker, tenant)
+		end()
+	}()
+	go func() {
+		io.Copy(tenant, worker)
+		end()
+	}()
+}
+
+// watchHangup calls hungUp once the peer of the Unix socket sock hangs
+// up, unless done is closed first; it takes ownership of sock. It polls
+// for the hang-up only, so it reads nothing the worker should, and it
+// holds one thread, blocked in poll(2), per local worker.
+func watchHangup(sock int, done <-chan struct{}, hungUp func()) error {
+	wake, woken, err := os.Pipe()
+	if err != nil {
+		unix.Close(sock)
+		return err
+	}
+	go func() {
+		<-done
+		woken.Close() // wakes the poll below with POLLHUP
+	}()
+	wakeFd := int(wake.Fd())
+	go func() {
+		defer unix.Close(sock)
+		defer wake.Close()
+		fds := []unix.PollFd{{Fd: int32(sock), Events: unix.POLLRDHUP}, {Fd: int32(wakeFd), Events: unix.POLLIN}}
+		for {
+			_, err := unix.Poll(fds, -1)
+			if err != nil && err != unix.EINTR {
+				return
+			}
+			if fds[1].Revents != 0 {
+				return
+			}
+			if fds[0].Revents&(unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 {
+				hungUp()
+				fds[0].Fd = -1 // wait for done alone
+			}
+		}
+	}()
+	return nil
+}
+
 // newWorker describes a started worker: its slice, when the session runs
 // in a lease, and that slice's arbiter, which learns its share now.
 func (s *supervisor) newWorker(cmd *exec.Cmd, peer transport.Peer, adm transport.Admission) *worker {
 	w := &worker{pid: cmd.Process.Pid, adm: adm, via: peer.Transport, peer: peer.Addr, started: time.Now(), cmd: cmd,
-		lease: adm.Lease, control: make(chan ctlMsg, 16), reports: make(chan workerReport, 1)}
+		lease: adm.Lease, control: make(chan ctlMsg, 16), reports: make(chan workerReport, 1), gone: make(chan struct{})}
 	if adm.Lease != "" {
 		w.slice = s.slices.sliceOf(adm.Lease, adm.Device)
 	}

@@ -19,6 +19,8 @@ import (
 // shares the API shows, and the counters of sessions that ended. With
 // tenants.isolation: inprocess it stays empty.
 type workerSet struct {
+	grace time.Duration // between telling a worker to stop and killing it
+
 	mu      sync.Mutex
 	workers map[int]*worker
 	totals  map[string]*api.Tenant // counters of ended sessions, per tenant
@@ -26,8 +28,14 @@ type workerSet struct {
 
 var _ slicer.Control = (*workerSet)(nil)
 
-func newWorkerSet() *workerSet {
-	return &workerSet{workers: map[int]*worker{}, totals: map[string]*api.Tenant{}}
+// defaultStopGrace is the grace of a zero tenants.stop_grace.
+const defaultStopGrace = 500 * time.Millisecond
+
+func newWorkerSet(grace time.Duration) *workerSet {
+	if grace <= 0 {
+		grace = defaultStopGrace
+	}
+	return &workerSet{grace: grace, workers: map[int]*worker{}, totals: map[string]*api.Tenant{}}
 }
 
 // worker is a running tenant worker, as kerfd sees it.
@@ -45,7 +53,11 @@ type worker struct {
 	control chan ctlMsg       // setMemLimit and grant messages to the worker, in order
 	reports chan workerReport // the latest report, for the slicer
 
+	gone     chan struct{} // closed once the process has exited and kerfd has settled what it left
+	stopOnce sync.Once
+
 	mu     sync.Mutex
+	stopT  time.Time // when the worker was told to stop; zero until then
 	report workerReport
 	at     time.Time               // when report arrived
 	share  float64                 // achieved compute share: GPU time over wall time, smoothed
@@ -61,10 +73,44 @@ func (s *workerSet) add(w *worker) {
 	s.workers[w.pid] = w
 }
 
-func (s *workerSet) remove(w *worker) {
+// finish forgets w, whose process has exited and been settled, and wakes
+// whoever waits for it to be gone.
+func (s *workerSet) finish(w *worker) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	delete(s.workers, w.pid)
+	s.mu.Unlock()
+	close(w.gone)
+}
+
+// stop tells w to stop (SIGTERM: the worker ends its session, aborting
+// its kernels) and kills it if it is still there after the grace. It
+// returns at once; later calls do nothing.
+func (s *workerSet) stop(w *worker) {
+	w.stopOnce.Do(func() {
+		w.mu.Lock()
+		w.stopT = time.Now()
+		w.mu.Unlock()
+		w.cmd.Process.Signal(syscall.SIGTERM)
+		go func() {
+			t := time.NewTimer(s.grace)
+			defer t.Stop()
+			select {
+			case <-w.gone:
+			case <-t.C:
+				w.cmd.Process.Kill()
+			}
+		}()
+	})
+}
+
+// stopping reports whether w was told to stop.
+func (w *worker) stopping() bool { return !w.stopAt().IsZero() }
+
+// stopAt is when w was told to stop; zero if it was not.
+func (w *worker) stopAt() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stopT
 }
 
 // exited settles what w leaves behind once its process is gone and its
@@ -177,9 +223,15 @@ func (w *worker) reported(r workerReport) {
 }
 
 // forwardReports feeds the worker's reports to the slicer until it exits.
-func (w *worker) forwardReports(slices *allocator) {
+// If the slicer no longer knows the worker's lease (it was released or
+// reclaimed as the session started), leaseGone is called once.
+func (w *worker) forwardReports(slices *allocator, leaseGone func()) {
+	called := false
 	for r := range w.reports {
-		slices.report(w.lease, w.slice, r)
+		if !slices.report(w.lease, w.slice, r) && !called {
+			called = true
+			leaseGone()
+		}
 	}
 }
 
@@ -370,23 +422,28 @@ func (s *workerSet) gpuTimeByTenant() map[string]GPUTime {
 	return out
 }
 
-// closeLease ends the workers serving a lease.
-func (s *workerSet) closeLease(lease string) int {
-	return s.terminate(func(w *worker) bool { return w.lease == lease })
+// endLease stops the workers serving a lease and returns once every one
+// of them is gone, so that its slices can be handed out again.
+func (s *workerSet) endLease(lease string) {
+	for _, w := range s.end(func(w *worker) bool { return w.lease == lease }) {
+		<-w.gone
+	}
 }
 
-// terminate sends SIGTERM to the workers that match and returns how many.
-func (s *workerSet) terminate(match func(*worker) bool) int {
+// end stops the workers that match and returns them.
+func (s *workerSet) end(match func(*worker) bool) []*worker {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
+	var ws []*worker
 	for _, w := range s.workers {
 		if match(w) {
-			w.cmd.Process.Signal(syscall.SIGTERM)
-			n++
+			ws = append(ws, w)
 		}
 	}
-	return n
+	s.mu.Unlock()
+	for _, w := range ws {
+		s.stop(w)
+	}
+	return ws
 }
 
 // sessions lists the sessions running in workers.
@@ -406,7 +463,8 @@ func (s *workerSet) sessions() []transport.SessionInfo {
 	return out
 }
 
-// closeTenant ends every worker of a tenant.
+// closeTenant ends every worker of a tenant and returns how many there
+// were.
 func (s *workerSet) closeTenant(id string) int {
-	return s.terminate(func(w *worker) bool { return w.adm.Tenant.ID == id })
+	return len(s.end(func(w *worker) bool { return w.adm.Tenant.ID == id }))
 }

@@ -110,6 +110,17 @@ type Context interface {
 	Close() error
 }
 
+// Aborter is implemented by contexts whose running work can be cut
+// short: Abort, safe from any goroutine and at any time, ends the
+// context's kernels as soon as the backend can and fails the rest of
+// its queued kernels, without waiting. A server aborts a context whose
+// tenant has gone, so that Close does not wait for kernels nobody will
+// read. The emulator implements it; on a real GPU, ending the worker
+// process ends its kernels.
+type Aborter interface {
+	Abort()
+}
+
 // Meter is implemented by contexts that meter the GPU time their kernels
 // take (both Kerf backends do); compute shares are measured with it.
 type Meter interface {

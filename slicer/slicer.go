@@ -162,6 +162,9 @@ type lease struct {
 	Lease
 	seq   uint64
 	calls map[SliceID]uint64
+	// reclaimed is set once Reclaim took the lease back: nothing may use
+	// it, but its slices stay held until Release.
+	reclaimed *Reclaimed
 }
 
 // maxReclaimed bounds how many reclaimed leases are remembered.
@@ -538,6 +541,9 @@ func (s *Slicer) dispatch() {
 // lookup finds a live lease, or explains why there is none.
 func (s *Slicer) lookup(id LeaseID) (*lease, error) {
 	if l, ok := s.leases[id]; ok {
+		if l.reclaimed != nil {
+			return nil, l.reclaimed.err()
+		}
 		return l, nil
 	}
 	for i := len(s.reclaimed) - 1; i >= 0; i-- {
@@ -548,12 +554,15 @@ func (s *Slicer) lookup(id LeaseID) (*lease, error) {
 	return nil, fmt.Errorf("%w %s", ErrUnknownLease, id)
 }
 
-// Release gives a lease's slices back and wakes waiters in order.
+// Release gives a lease's slices back and wakes waiters in order. A
+// reclaimed lease is released once, when its sessions have ended.
 func (s *Slicer) Release(id LeaseID) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, err := s.lookup(id); err != nil {
-		return err
+	if l, ok := s.leases[id]; !ok || l.reclaimed == nil {
+		if _, err := s.lookup(id); err != nil {
+			return err
+		}
 	}
 	s.release(id)
 	s.dispatch()
@@ -638,29 +647,30 @@ func (s *Slicer) unsettled() bool {
 	return false
 }
 
-// Reclaim releases every lease idle past its tenant's IdleTimeout and
-// returns them; kerfd ends their sessions. Later use of such a lease gets
-// ErrReclaimed. kerfd calls it periodically (every few seconds).
+// Reclaim takes back every lease idle past its tenant's IdleTimeout and
+// returns them: from then on, use of such a lease gets ErrReclaimed. Its
+// slices stay held, so that no other lease gets them while its sessions
+// run, until kerfd has ended those sessions and calls Release. kerfd
+// calls Reclaim periodically (every few seconds).
 func (s *Slicer) Reclaim() []Reclaimed {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.clock.Now()
 	var out []Reclaimed
 	for _, l := range s.sortedLeases() {
-		id := l.ID
+		if l.reclaimed != nil {
+			continue
+		}
 		to := s.policyOf(l.Tenant).IdleTimeout
 		if idle := now.Sub(l.LastUsed); to > 0 && idle >= to {
 			r := Reclaimed{Lease: l.Lease, At: now, IdleFor: idle}
 			out = append(out, r)
 			s.reclaimed = append(s.reclaimed, r)
-			s.release(id)
+			l.reclaimed = &r
 		}
 	}
 	if n := len(s.reclaimed) - maxReclaimed; n > 0 {
 		s.reclaimed = append([]Reclaimed(nil), s.reclaimed[n:]...)
-	}
-	if len(out) > 0 {
-		s.dispatch()
 	}
 	return out
 }

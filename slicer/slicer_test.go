@@ -145,17 +145,31 @@ func TestIdleReclaim(t *testing.T) {
 		}
 	}
 	for name, err := range map[string]error{
-		"touch":   s.Touch(idle.ID),
-		"report":  s.Report(idle.ID, idle.Slices[0], Usage{Calls: 8}),
-		"release": s.Release(idle.ID),
+		"touch":  s.Touch(idle.ID),
+		"report": s.Report(idle.ID, idle.Slices[0], Usage{Calls: 8}),
 	} {
 		if !errors.Is(err, ErrReclaimed) || !strings.Contains(err.Error(), "idle for 10m0s") {
 			t.Errorf("%s after reclaim: %v", name, err)
 		}
 	}
+	// Its slices stay held while its sessions end, until Release.
+	for _, id := range idle.Slices {
+		if sl := sliceOf(s.Status().Layout, id); !sl.Held() {
+			t.Fatalf("reclaimed slice freed before its release: %+v", sl)
+		}
+	}
+	if st := s.Status(); len(st.Reclaimed) != 1 || len(st.Leases) != 3 {
+		t.Fatalf("status before the release: %+v", st)
+	}
+	if err := s.Release(idle.ID); err != nil {
+		t.Fatalf("releasing a reclaimed lease: %v", err)
+	}
+	if err := s.Release(idle.ID); !errors.Is(err, ErrReclaimed) || !strings.Contains(err.Error(), "idle for 10m0s") {
+		t.Errorf("second release after reclaim: %v", err)
+	}
 	for _, id := range idle.Slices {
 		if sl := sliceOf(s.Status().Layout, id); sl.Held() {
-			t.Fatalf("reclaimed slice still held: %+v", sl)
+			t.Fatalf("reclaimed slice still held after its release: %+v", sl)
 		}
 	}
 	if err := s.Touch(forever.ID); err != nil {

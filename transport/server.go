@@ -416,6 +416,9 @@ func (ss *session) open(adm Admission) error {
 		return ss.refuse(abi.ResultOf(err), "opening device: "+err.Error())
 	}
 	ss.ctx = ctx
+	if a, ok := ctx.(gpu.Aborter); ok {
+		ss.aborter.Store(a)
+	}
 	info := ctx.Device()
 	_, total := ctx.MemInfo()
 	ack := wire.HelloAckMsg{

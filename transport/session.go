@@ -41,9 +41,22 @@ type session struct {
 
 	calls, errs, bytesIn, bytesOut, memUsed atomic.Uint64
 	closeOnce                               sync.Once
+	// aborter is ctx when it can cut its kernels short (gpu.Aborter), for
+	// closeStream, which may run on another goroutine.
+	aborter atomic.Value
 }
 
-func (ss *session) closeStream() { ss.closeOnce.Do(func() { ss.rw.Close() }) }
+// closeStream ends the session from any goroutine: the stream closes, and
+// the backend context's kernels are aborted, so that a session blocked in
+// a long kernel ends too.
+func (ss *session) closeStream() {
+	ss.closeOnce.Do(func() {
+		ss.rw.Close()
+		if a, ok := ss.aborter.Load().(gpu.Aborter); ok {
+			a.Abort()
+		}
+	})
+}
 
 func (ss *session) info() SessionInfo {
 	return SessionInfo{

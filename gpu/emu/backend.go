@@ -54,14 +54,28 @@ type Config struct {
 	// with CUDA_ERROR_LAUNCH_TIMEOUT and poisons the context. 0 means
 	// DefaultMaxBlockInstructions.
 	MaxBlockInstructions uint64
+	// MaxLaunchInstructions caps the warp-instructions of a whole launch,
+	// each block counted at least ptx.BlockCharge, so that a grid of
+	// short or empty blocks ends too: past it the launch fails with
+	// CUDA_ERROR_LAUNCH_TIMEOUT and poisons the context. 0 means
+	// DefaultMaxLaunchInstructions.
+	MaxLaunchInstructions uint64
 }
 
-// DefaultMaxBlockInstructions is about a minute of one block's work.
-const DefaultMaxBlockInstructions = 1 << 30
+const (
+	// DefaultMaxBlockInstructions is about a minute of one block's work.
+	DefaultMaxBlockInstructions = 1 << 30
+	// DefaultMaxLaunchInstructions is about ten minutes of the whole
+	// device's work (eight SMs), or a billion empty blocks.
+	DefaultMaxLaunchInstructions = 1 << 36
+)
 
 func (c Config) withDefaults() Config {
 	if c.MaxBlockInstructions == 0 {
 		c.MaxBlockInstructions = DefaultMaxBlockInstructions
+	}
+	if c.MaxLaunchInstructions == 0 {
+		c.MaxLaunchInstructions = DefaultMaxLaunchInstructions
 	}
 	if c.Name == "" {
 		c.Name = DefaultName

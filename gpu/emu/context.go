@@ -21,6 +21,10 @@ type Context struct {
 	async  atomic.Pointer[abi.Error] // first non-sticky async error, until reported
 	busy   atomic.Int64              // nanoseconds spent running kernels
 	wg     sync.WaitGroup            // drain goroutines
+	// stop is closed by Abort (or Close): running launches end between
+	// blocks and queued ones do not start.
+	stop      chan struct{}
+	abortOnce sync.Once
 
 	q *gpu.Quota // the tenant's limit and what its allocations and globals take
 
@@ -33,7 +37,10 @@ type Context struct {
 	modules map[*Module]struct{}
 }
 
-var _ gpu.Context = (*Context)(nil)
+var (
+	_ gpu.Context = (*Context)(nil)
+	_ gpu.Aborter = (*Context)(nil)
+)
 
 func newContext(b *Backend, d *device, limit uint64) *Context {
 	c := &Context{
@@ -44,6 +51,7 @@ func newContext(b *Backend, d *device, limit uint64) *Context {
 		streams: make(map[*Stream]struct{}),
 		events:  make(map[*Event]struct{}),
 		modules: make(map[*Module]struct{}),
+		stop:    make(chan struct{}),
 	}
 	c.def = &Stream{c: c, legacy: true}
 	return c
@@ -469,8 +477,26 @@ func (c *Context) Synchronize() error {
 	return c.syncErr()
 }
 
-// Close waits for the context's work, frees everything it holds and makes
-// it unusable. Closing a poisoned context succeeds.
+// Abort implements gpu.Aborter: the kernel running now ends at its next
+// block (or backward branch) and queued kernels do not run, each failing
+// with CUDA_ERROR_LAUNCH_FAILED, which poisons the context. Copies and
+// memsets still run; they are short. It does not wait.
+func (c *Context) Abort() {
+	c.abortOnce.Do(func() { close(c.stop) })
+}
+
+func (c *Context) aborted() bool {
+	select {
+	case <-c.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close aborts the context's kernels, waits for its work, frees
+// everything it holds and makes it unusable. Closing a poisoned context
+// succeeds.
 func (c *Context) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -478,6 +504,7 @@ func (c *Context) Close() error {
 		return abi.Errorf(abi.ErrInvalidContext, "context was closed")
 	}
 	c.closed = true
+	c.Abort()
 	ts := c.pendingLocked()
 	c.mu.Unlock()
 	for _, t := range ts {

@@ -236,8 +236,11 @@ func TestPoisonIsStickyAndPerContext(t *testing.T) {
 }
 
 func TestClose(t *testing.T) {
-	release := make(chan struct{})
-	b := fakeBackend(Config{MemoryBytes: 1 << 20}, gateProgram(release))
+	release, started := make(chan struct{}), make(chan struct{})
+	prog := gateProgram(release)
+	gateFn := prog.ks["gate"].fn
+	prog.ks["gate"] = fakeKernel{ps: u64param, fn: func(l *ptx.Launch) error { close(started); return gateFn(l) }}
+	b := fakeBackend(Config{MemoryBytes: 1 << 20}, prog)
 	c := open(t, b, 0, 0)
 	m := must(c.ModuleLoad([]byte(fakePTX)))(t)
 	gate := must(m.Function("gate"))(t)
@@ -247,8 +250,10 @@ func TestClose(t *testing.T) {
 	ok(t, launch1(c, gate, p, s))
 	ok(t, ev.Record(s))
 
-	// Close waits for the pending kernel.
-	done := make(chan error)
+	// Close waits for the running kernel (a kernel not yet started would
+	// not run).
+	<-started
+	done := make(chan error, 1)
 	go func() { done <- c.Close() }()
 	never(t, "Close returning before the work finished", func() bool { return len(done) > 0 })
 	close(release)

@@ -389,6 +389,8 @@ func (c *Context) Launch(f gpu.Function, cfg abi.LaunchConfig, params []byte, s 
 			Workers:       min(c.dev.cfg.SMs, runtime.GOMAXPROCS(0)),
 
 			MaxBlockInstructions: c.dev.cfg.MaxBlockInstructions,
+			MaxGridInstructions:  c.dev.cfg.MaxLaunchInstructions,
+			Stop:                 c.stop,
 		}
 		return func() error { return c.runKernel(fn, l) }, nil
 	})
@@ -398,6 +400,9 @@ func (c *Context) Launch(f gpu.Function, cfg abi.LaunchConfig, params []byte, s 
 // runKernel executes one launch and meters its time. A panic in the
 // interpreter fails the launch instead of the process.
 func (c *Context) runKernel(fn *Function, l *ptx.Launch) (err error) {
+	if c.aborted() {
+		return abi.Errorf(abi.ErrLaunchFailed, "kernel %s: its context was aborted", fn.name)
+	}
 	done := func(time.Duration) {}
 	if g := c.dev.cfg.Gate; g != nil {
 		done = g.Enter()

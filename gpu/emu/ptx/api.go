@@ -51,4 +51,18 @@ type Launch struct {
 	// execute; a block that exceeds it fails the launch with
 	// abi.ErrLaunchTimeout. 0 means no bound.
 	MaxBlockInstructions uint64
+	// MaxGridInstructions bounds the warp-instructions of the whole grid,
+	// each block charged at least BlockCharge, so that a grid of empty
+	// blocks is bounded too; past it the launch fails with
+	// abi.ErrLaunchTimeout. 0 means no bound.
+	MaxGridInstructions uint64
+	// Stop, when closed, ends the launch early: blocks not yet started do
+	// not run, running ones stop at their next backward branch, and the
+	// launch fails with abi.ErrLaunchFailed. nil means never.
+	Stop <-chan struct{}
 }
+
+// BlockCharge is the least a block counts against MaxGridInstructions:
+// setting up a block costs the interpreter about as much as that many
+// warp-instructions.
+const BlockCharge = 64

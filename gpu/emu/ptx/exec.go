@@ -93,6 +93,7 @@ func (k *Kernel) RunStats(l *Launch) (Stats, error) {
 	workers = int(min(uint64(workers), nblocks))
 
 	var (
+		g       = &grid{l: l}
 		next    atomic.Uint64
 		failed  atomic.Bool
 		mu      sync.Mutex
@@ -118,10 +119,15 @@ func (k *Kernel) RunStats(l *Launch) (Stats, error) {
 				}
 			}()
 			w := newWorker(k, l, int(nthreads), int(shared), globs)
+			w.g = g
 			defer func() { tstats[wi] = w.stats }()
 			for !failed.Load() {
 				b := next.Add(1) - 1
 				if b >= nblocks {
+					return
+				}
+				if g.stopped() {
+					errOnce(abi.Errorf(abi.ErrLaunchFailed, "kernel %s: launch stopped before block %d of %d", k.Name, b, nblocks))
 					return
 				}
 				w.setBlock(b)
@@ -130,6 +136,11 @@ func (k *Kernel) RunStats(l *Launch) (Stats, error) {
 					return
 				}
 				w.stats.Blocks++
+				if g.charge(max(w.blockIns, BlockCharge) - w.charged) {
+					errOnce(abi.Errorf(abi.ErrLaunchTimeout, "kernel %s: grid exceeded %d instructions after %d of %d blocks",
+						k.Name, l.MaxGridInstructions, b+1, nblocks))
+					return
+				}
 			}
 		}(wi)
 	}
@@ -140,6 +151,65 @@ func (k *Kernel) RunStats(l *Launch) (Stats, error) {
 		st.ThreadInstructions += s.ThreadInstructions
 	}
 	return st, first
+}
+
+// grid is what a launch's workers share: the instructions its blocks
+// took so far and its stop signal.
+type grid struct {
+	l     *Launch
+	spent atomic.Uint64 // warp-instructions charged, finished blocks and running ones
+}
+
+// charge adds n warp-instructions and reports whether the grid is now
+// over its budget.
+func (g *grid) charge(n uint64) bool {
+	spent := g.spent.Add(n)
+	return g.l.MaxGridInstructions != 0 && spent > g.l.MaxGridInstructions
+}
+
+func (g *grid) stopped() bool {
+	select {
+	case <-g.l.Stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// checkEvery is how many warp-instructions a block runs between looks at
+// the grid's budget and stop signal, when the launch has either.
+const checkEvery = 1 << 16
+
+// nextCheck is the block's instruction count at which its next backward
+// branch looks at the watchdog, given done so far.
+func (w *worker) nextCheck(done uint64) uint64 {
+	at := uint64(math.MaxUint64)
+	if lim := w.l.MaxBlockInstructions; lim != 0 {
+		at = lim
+	}
+	if w.l.MaxGridInstructions != 0 || w.l.Stop != nil {
+		at = min(at, done+checkEvery)
+	}
+	return at
+}
+
+// watchdog runs at a backward branch once the block has run n
+// warp-instructions and passed w.checkAt: it fails a block over its own
+// bound or the grid's, stops a stopped launch, and sets the next check.
+func (w *worker) watchdog(in *instr, n uint64) error {
+	if lim := w.l.MaxBlockInstructions; lim != 0 && n > lim {
+		return w.fault(in, abi.ErrLaunchTimeout, "block exceeded %d instructions", lim)
+	}
+	over := w.g.charge(n - w.charged)
+	w.charged = n
+	if over {
+		return w.fault(in, abi.ErrLaunchTimeout, "grid exceeded %d instructions", w.l.MaxGridInstructions)
+	}
+	if w.g.stopped() {
+		return w.fault(in, abi.ErrLaunchFailed, "launch stopped")
+	}
+	w.checkAt = w.nextCheck(n)
+	return nil
 }
 
 // warp is the state of 32 threads.
@@ -171,6 +241,9 @@ type worker struct {
 	tmp      [32]uint64
 	stats    Stats
 	blockIns uint64 // warp-instructions of the current block so far
+	checkAt  uint64 // blockIns at which a backward branch calls watchdog
+	charged  uint64 // blockIns already charged to the grid
+	g        *grid
 }
 
 func newWorker(k *Kernel, l *Launch, nthreads, shared int, globs []uint64) *worker {
@@ -237,6 +310,7 @@ func (w *worker) setBlock(b uint64) {
 	c := [3]uint64{b % uint64(g[0]), b / uint64(g[0]) % uint64(g[1]), b / (uint64(g[0]) * uint64(g[1]))}
 	clear(w.shared)
 	w.blockIns = 0
+	w.checkAt, w.charged = w.nextCheck(0), 0
 	for _, wp := range w.warps {
 		for _, s := range w.k.specials {
 			if s.val >= srCtaidX && s.val <= srCtaidZ {
@@ -371,7 +445,6 @@ func (w *worker) runWarp(wp *warp) error {
 		w.stats.WarpInstructions += wcount
 		w.blockIns += wcount
 	}()
-	limit := w.l.MaxBlockInstructions
 	// resched saves state, picks the next group and reloads it.
 	resched := func() bool {
 		wp.pc, wp.active = pc, active
@@ -611,8 +684,10 @@ func (w *worker) runWarp(wp *warp) error {
 				return err
 			}
 		case opBra:
-			if in.target <= pc && limit != 0 && w.blockIns+wcount > limit {
-				return w.fault(in, abi.ErrLaunchTimeout, "block exceeded %d instructions", limit)
+			if in.target <= pc && w.blockIns+wcount > w.checkAt {
+				if err := w.watchdog(in, w.blockIns+wcount); err != nil {
+					return err
+				}
 			}
 			if mask == active {
 				pc = in.target
