@@ -29,7 +29,7 @@ var (
 )
 
 // rtPrograms are the runtime test programs in testdata, without .cu.
-var rtPrograms = []string{"rt_memory"}
+var rtPrograms = []string{"rt_memory", "rt_kernels"}
 
 // buildRuntimePrograms compiles every runtime program both ways into
 // binDir, once; it skips the test when nvcc is absent.
