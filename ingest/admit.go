@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -121,33 +122,33 @@ func (e *Engine) admit(s Signal, src, key string) *series {
 		e.unread.touch(u, now)
 		return nil
 	}
-	se := &series{key: key, source: src, metric: s.Metric, name: s.Name, publisher: s.Topic.Publisher(),
-		cap: e.opts.MaxSamples, keep: e.keep}
-	ps := e.publisherSeries(se.publisher)
-	defer e.dropPublisher(se.publisher)
-	if !e.read(se) {
+	pub := s.Topic.Publisher()
+	ps := e.publisherSeries(pub)
+	defer e.dropPublisher(pub)
+	if !e.read(src, s.Metric, s.Name) {
 		e.c.unmatched.Add(1)
 		if ps.unread >= e.opts.MaxSeriesPerPublisher {
-			e.refuse(RefusedPublisherCap, &e.c.refusedPublisherCap, se, now)
+			e.refuse(RefusedPublisherCap, &e.c.refusedPublisherCap, pub, key, now)
 			return nil
 		}
 		if e.unread.full() {
 			e.unread.expire(now, e.forgetUnread)
 		}
 		if e.unread.full() {
-			e.refuse(RefusedUnreadPoolFull, &e.c.refusedUnreadPoolFull, se, now)
+			e.refuse(RefusedUnreadPoolFull, &e.c.refusedUnreadPoolFull, pub, key, now)
 			return nil
 		}
-		e.unread.insert(key, se.publisher, now)
+		e.unread.insert(key, pub, now)
 		ps.unread++
 		return nil
 	}
 	switch {
 	case ps.read >= e.opts.MaxSeriesPerPublisher:
-		e.refuse(RefusedPublisherCap, &e.c.refusedPublisherCap, se, now)
+		e.refuse(RefusedPublisherCap, &e.c.refusedPublisherCap, pub, key, now)
 	case len(e.series) >= e.opts.MaxSeries:
-		e.refuse(RefusedTableFull, &e.c.seriesDropped, se, now)
+		e.refuse(RefusedTableFull, &e.c.seriesDropped, pub, key, now)
 	default:
+		se := &series{key: key, source: src, metric: s.Metric, name: s.Name, publisher: pub, cap: e.opts.MaxSamples, keep: e.keep}
 		e.series[key] = se
 		e.attach(se)
 		ps.read++
@@ -156,24 +157,25 @@ func (e *Engine) admit(s Signal, src, key string) *series {
 	return nil
 }
 
-// refuse counts a refused signal and logs it, at most once per LogEvery
-// with the number of refusals not logged.
-func (e *Engine) refuse(reason string, n *atomic.Uint64, se *series, now time.Time) {
+// refuse counts a refused signal of series key and logs it, at most once per
+// LogEvery with the number of refusals not logged.
+func (e *Engine) refuse(reason string, n *atomic.Uint64, publisher, key string, now time.Time) {
 	n.Add(1)
 	if !e.lastRefusalLog.IsZero() && now.Sub(e.lastRefusalLog) < e.opts.LogEvery {
 		e.refusalsUnlogged++
 		return
 	}
-	e.log.Warn("ingest: series refused", "reason", reason, "publisher", se.publisher, "source", se.source,
-		"metric", se.metric, "series", len(e.series), "unread_series", len(e.unread.m),
+	src, metric, _ := strings.Cut(key, "\x00")
+	e.log.Warn("ingest: series refused", "reason", reason, "publisher", publisher, "source", src,
+		"metric", metric, "series", len(e.series), "unread_series", len(e.unread.m),
 		"refused_since_last", e.refusalsUnlogged)
 	e.lastRefusalLog, e.refusalsUnlogged = now, 0
 }
 
-// read reports whether some rule reads se.
-func (e *Engine) read(se *series) bool {
+// read reports whether some rule reads the series.
+func (e *Engine) read(source, metric, name string) bool {
 	for _, rs := range e.rules {
-		if rs.matches(se.source, se.metric, se.name) {
+		if rs.matches(source, metric, name) {
 			return true
 		}
 	}
