@@ -241,7 +241,12 @@ type IngestConfig struct {
 	} `koanf:"queue"`
 	Tick      time.Duration `koanf:"tick"`
 	SeriesTTL time.Duration `koanf:"series_ttl"` // ingest.EngineOptions.SeriesTTL
-	Rules     []ingest.Rule `koanf:"rules"`
+	// The series table's bounds: ingest.EngineOptions of the same names.
+	MaxSeries             int           `koanf:"max_series"`
+	MaxSeriesPerPublisher int           `koanf:"max_series_per_publisher"`
+	MaxUnreadSeries       int           `koanf:"max_unread_series"`
+	UnreadTTL             time.Duration `koanf:"unread_ttl"`
+	Rules                 []ingest.Rule `koanf:"rules"`
 }
 
 func (c *Config) validateIngest() []error {
@@ -290,6 +295,7 @@ func (c *Config) validateIngest() []error {
 	if in.SeriesTTL < 0 {
 		errs = append(errs, fmt.Errorf("ingest.series_ttl %v: must not be negative", in.SeriesTTL))
 	}
+	errs = append(errs, in.validateSeriesBounds()...)
 	if _, err := ingest.ValidateRules(in.Rules); err != nil {
 		errs = append(errs, fmt.Errorf("ingest.%w", err))
 	}

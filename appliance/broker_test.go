@@ -287,6 +287,9 @@ ingest:
 		r.Behavior.ScaleDown.StabilizationWindow.D() != time.Minute || r.Fallback.FailureThreshold != 2 || r.Behavior.Tolerance != 0.1 {
 		t.Errorf("rule %+v", r)
 	}
+	if in := c.Ingest; in.MaxSeries != 65536 || in.MaxSeriesPerPublisher != 1024 || in.MaxUnreadSeries != 4096 || in.UnreadTTL != time.Minute {
+		t.Errorf("series bounds: %d, %d per publisher, %d unread, unread_ttl %v", in.MaxSeries, in.MaxSeriesPerPublisher, in.MaxUnreadSeries, in.UnreadTTL)
+	}
 	bc := c.BrokerConfig()
 	if bc.ServerName != "kerfd-edge_1" || bc.StoreDir != dir+"/broker" || bc.MaxMemory != 64<<20 || bc.MQTTListen != "127.0.0.1:1883" ||
 		bc.MQTTMessages != "memory" || bc.SublistCache {
@@ -301,6 +304,14 @@ ingest:
 	_, err = LoadConfig(path, nil)
 	if err == nil || !strings.Contains(err.Error(), `"soon": want a duration`) {
 		t.Errorf("error %v", err)
+	}
+	_, err = LoadConfig("", []string{"KERF_INGEST__MAX_SERIES=100", "KERF_INGEST__MAX_SERIES_PER_PUBLISHER=200",
+		"KERF_INGEST__MAX_UNREAD_SERIES=0", "KERF_INGEST__UNREAD_TTL=10ms"})
+	for _, want := range []string{"ingest.max_series_per_publisher 200: more than max_series 100",
+		"ingest.max_unread_series 0: want at least 1", "ingest.unread_ttl 10ms: want at least 1s"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
 	}
 	_, err = LoadConfig("", []string{"KERF_INGEST__BROKER__EMBEDDED__MQTT_MESSAGES=disk"})
 	if err == nil || !strings.Contains(err.Error(), `mqtt_messages "disk": want memory or file`) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/kerf-edge/kerf/ingest"
 )
@@ -24,7 +25,9 @@ type Ingest struct {
 // for why); to an external one with the configured protocol.
 func StartIngest(cfg Config, a ingest.Applier, log *slog.Logger) (*Ingest, error) {
 	ic := cfg.Ingest
-	eng, err := ingest.NewEngine(ic.Rules, a, ingest.EngineOptions{Log: log, SeriesTTL: ic.SeriesTTL})
+	eng, err := ingest.NewEngine(ic.Rules, a, ingest.EngineOptions{Log: log, SeriesTTL: ic.SeriesTTL,
+		MaxSeries: ic.MaxSeries, MaxSeriesPerPublisher: ic.MaxSeriesPerPublisher,
+		MaxUnreadSeries: ic.MaxUnreadSeries, UnreadTTL: ic.UnreadTTL})
 	if err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
@@ -75,6 +78,28 @@ func StartIngest(cfg Config, a ingest.Applier, log *slog.Logger) (*Ingest, error
 	in.cancel = cancel
 	go func() { p.Run(ctx); close(in.done) }()
 	return in, nil
+}
+
+// validateSeriesBounds checks the series table's bounds: each at least one
+// (a zero would silently take the engine's default), a publisher's share
+// no more than the table, and unread series kept at least a tick.
+func (in *IngestConfig) validateSeriesBounds() []error {
+	var errs []error
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"max_series", in.MaxSeries}, {"max_series_per_publisher", in.MaxSeriesPerPublisher}, {"max_unread_series", in.MaxUnreadSeries}} {
+		if f.v < 1 {
+			errs = append(errs, fmt.Errorf("ingest.%s %d: want at least 1", f.name, f.v))
+		}
+	}
+	if in.MaxSeriesPerPublisher > in.MaxSeries {
+		errs = append(errs, fmt.Errorf("ingest.max_series_per_publisher %d: more than max_series %d", in.MaxSeriesPerPublisher, in.MaxSeries))
+	}
+	if in.UnreadTTL < time.Second {
+		errs = append(errs, fmt.Errorf("ingest.unread_ttl %v: want at least 1s", in.UnreadTTL))
+	}
+	return errs
 }
 
 // Close stops the subscriber (publishing kerfd's offline status), the

@@ -105,5 +105,7 @@ func (s ingestStats) IngestStats() []profiles.IngestStat {
 	}
 	st, es := in.Pipeline.Stats(), in.Engine.Stats()
 	return []profiles.IngestStat{{Source: "all", Messages: st.Messages, Bytes: st.Bytes, Dropped: st.Dropped + st.Rejected, Malformed: st.Malformed,
-		Series: uint64(es.Series), SeriesRefused: es.SeriesDropped, SeriesForgotten: es.SeriesForgotten}}
+		Series: uint64(es.Series), SeriesRefused: es.SeriesDropped, SeriesForgotten: es.SeriesForgotten,
+		UnreadSeries: uint64(es.UnreadSeries), Refused: map[string]uint64{ingest.RefusedTableFull: es.SeriesDropped,
+			ingest.RefusedPublisherCap: es.RefusedPublisherCap, ingest.RefusedUnreadPoolFull: es.RefusedUnreadPoolFull}}}
 }

@@ -79,28 +79,46 @@ type Event struct {
 
 // EngineStats are the engine's counters.
 type EngineStats struct {
-	Series                                                          int // tracked now
+	Series       int // read by a rule and windowed, now
+	UnreadSeries int // in the unread pool now
+	// Unmatched counts signals no rule reads; SeriesDropped those refused
+	// at MaxSeries (RefusedTableFull), RefusedPublisherCap and
+	// RefusedUnreadPoolFull those refused for the other reasons.
 	Signals, Unmatched, SeriesDropped, SeriesForgotten, Evaluations uint64
+	RefusedPublisherCap, RefusedUnreadPoolFull, UnreadForgotten     uint64
 	Decisions, Applied, ApplyErrors, Fallbacks                      uint64
 	SuppressedStabilization, SuppressedDwell, SuppressedCooldown    uint64
 }
 
 type engineCounters struct {
 	signals, unmatched, seriesDropped, seriesForgotten, evaluations, decisions, applied, applyErrors, fallbacks,
-	supStab, supDwell, supCool atomic.Uint64
+	supStab, supDwell, supCool, refusedPublisherCap, refusedUnreadPoolFull, unreadForgotten atomic.Uint64
 }
 
 // EngineOptions tune an Engine; zero values take defaults.
 type EngineOptions struct {
-	Clock     clock.Clock // nil: the system clock
-	Log       *slog.Logger
-	MaxSeries int // distinct (source, metric) pairs tracked; default 65536
+	Clock clock.Clock // nil: the system clock
+	Log   *slog.Logger
+	// MaxSeries bounds the (source, metric) pairs that a rule reads and
+	// the engine windows; default 65536.
+	MaxSeries int
 	// SeriesTTL: a series with no signal for this long is forgotten, so
 	// devices gone for good do not hold places under MaxSeries. Never less
 	// than a rule's window or staleAfter. Default 1h.
-	SeriesTTL  time.Duration
-	MaxSamples int // per series; default 1024
-	EventCap   int // events kept for the API; default 256
+	SeriesTTL time.Duration
+	// MaxSeriesPerPublisher bounds the series one publisher (Topic.Publisher)
+	// holds, in the table and in the unread pool each; default 1024.
+	MaxSeriesPerPublisher int
+	// MaxUnreadSeries bounds the pool of series no rule reads, which are
+	// counted but not windowed and never take a place under MaxSeries;
+	// default 4096.
+	MaxUnreadSeries int
+	// UnreadTTL: a series in the unread pool is forgotten this long after
+	// its last signal (at the next Tick, or when the pool is full); default 1m.
+	UnreadTTL  time.Duration
+	MaxSamples int           // per series; default 1024
+	EventCap   int           // events kept for the API; default 256
+	LogEvery   time.Duration // at most one refusal log line per this; default 5s
 }
 
 type state int
@@ -172,8 +190,15 @@ type Engine struct {
 
 	mu     sync.Mutex
 	rules  []*ruleState
-	series map[string]*series // source key + "\x00" + metric
-	keep   time.Duration
+	series map[string]*series // read by a rule; source key + "\x00" + metric
+	unread *unreadPool        // read by no rule; same keys
+	// publishers counts each publisher's series; an entry goes with its
+	// last series.
+	publishers map[string]*publisherSeries
+	keep       time.Duration
+	// refusal log: the last line's time and the refusals since.
+	lastRefusalLog   time.Time
+	refusalsUnlogged int
 	// lastSweep is when forgetQuiet last looked for quiet series.
 	lastSweep time.Time
 	seq       uint64
@@ -208,7 +233,20 @@ func NewEngine(rules []Rule, a Applier, o EngineOptions) (*Engine, error) {
 	if o.EventCap <= 0 {
 		o.EventCap = 256
 	}
+	if o.MaxSeriesPerPublisher <= 0 {
+		o.MaxSeriesPerPublisher = 1024
+	}
+	if o.MaxUnreadSeries <= 0 {
+		o.MaxUnreadSeries = 4096
+	}
+	if o.UnreadTTL <= 0 {
+		o.UnreadTTL = time.Minute
+	}
+	if o.LogEvery <= 0 {
+		o.LogEvery = 5 * time.Second
+	}
 	e := &Engine{applier: a, clock: o.Clock, log: o.Log, opts: o, series: map[string]*series{},
+		unread: newUnreadPool(o.MaxUnreadSeries, o.UnreadTTL), publishers: map[string]*publisherSeries{},
 		events: make([]Event, o.EventCap), keep: time.Minute}
 	now := o.Clock.Now()
 	for _, r := range rules {
@@ -256,17 +294,30 @@ func (e *Engine) SetRules(rules []Rule) error {
 		keep = max(keep, r.Trigger.Window.D())
 	}
 	e.rules, e.keep = next, keep
-	for _, se := range e.series {
+	for key, se := range e.series {
 		se.readers, se.keep = nil, keep
-		for _, rs := range next {
-			if rs.matches(se.source, se.metric, se.name) {
-				rs.series = append(rs.series, se)
-				se.readers = append(se.readers, seriesReader{rs, len(rs.cache)})
-				rs.cache = append(rs.cache, invalidAggCache)
-			}
+		e.attach(se)
+		if len(se.readers) == 0 { // read by no rule now: its next signal goes to the pool
+			delete(e.series, key)
+			e.publisherSeries(se.publisher).read--
+			e.dropPublisher(se.publisher)
+			e.c.seriesForgotten.Add(1)
 		}
 	}
+	// Series no rule read may be read now: each comes back with its next signal.
+	e.unread.clear(e.forgetUnread)
 	return nil
+}
+
+// attach makes se known to every rule that reads it.
+func (e *Engine) attach(se *series) {
+	for _, rs := range e.rules {
+		if rs.matches(se.source, se.metric, se.name) {
+			rs.series = append(rs.series, se)
+			se.readers = append(se.readers, seriesReader{rs, len(rs.cache)})
+			rs.cache = append(rs.cache, invalidAggCache)
+		}
+	}
 }
 
 func (rs *ruleState) matches(source, metric, name string) bool {
@@ -332,29 +383,17 @@ func (e *Engine) dirty() bool {
 	return false
 }
 
+// add windows s and returns its series, or nil when no rule reads it or it
+// was refused.
 func (e *Engine) add(s Signal) *series {
 	e.c.signals.Add(1)
 	src := s.Topic.Key()
 	key := src + "\x00" + s.Metric
 	se, ok := e.series[key]
 	if !ok {
-		if len(e.series) >= e.opts.MaxSeries {
-			e.c.seriesDropped.Add(1)
+		if se = e.admit(s, src, key); se == nil {
 			return nil
 		}
-		se = &series{key: key, source: src, metric: s.Metric, name: s.Name, cap: e.opts.MaxSamples, keep: e.keep}
-		e.series[key] = se
-		for _, rs := range e.rules {
-			if rs.matches(src, s.Metric, s.Name) {
-				rs.series = append(rs.series, se)
-				se.readers = append(se.readers, seriesReader{rs, len(rs.cache)})
-				rs.cache = append(rs.cache, invalidAggCache)
-			}
-		}
-	}
-	if len(se.readers) == 0 {
-		e.c.unmatched.Add(1)
-		return nil
 	}
 	t := s.Time
 	if t.IsZero() || t.After(s.Arrived) {
@@ -388,6 +427,7 @@ func (e *Engine) Tick(ctx context.Context) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := e.clock.Now()
+	e.unread.expire(now, e.forgetUnread)
 	e.forgetQuiet(now)
 	for _, rs := range e.rules {
 		e.evaluate(ctx, rs, now)
@@ -415,6 +455,8 @@ func (e *Engine) forgetQuiet(now time.Time) {
 		for _, r := range se.readers {
 			r.rs.removeSeries(r.idx)
 		}
+		e.publisherSeries(se.publisher).read--
+		e.dropPublisher(se.publisher)
 		e.c.seriesForgotten.Add(1)
 	}
 }
@@ -617,10 +659,12 @@ func (e *Engine) Events() []Event {
 func (e *Engine) Stats() EngineStats {
 	c := &e.c
 	e.mu.Lock()
-	series := len(e.series)
+	series, unread := len(e.series), len(e.unread.m)
 	e.mu.Unlock()
-	return EngineStats{Series: series, Signals: c.signals.Load(), Unmatched: c.unmatched.Load(), SeriesDropped: c.seriesDropped.Load(),
-		SeriesForgotten: c.seriesForgotten.Load(),
+	return EngineStats{Series: series, UnreadSeries: unread, Signals: c.signals.Load(), Unmatched: c.unmatched.Load(),
+		SeriesDropped: c.seriesDropped.Load(), SeriesForgotten: c.seriesForgotten.Load(),
+		RefusedPublisherCap: c.refusedPublisherCap.Load(), RefusedUnreadPoolFull: c.refusedUnreadPoolFull.Load(),
+		UnreadForgotten: c.unreadForgotten.Load(),
 		Evaluations:     c.evaluations.Load(), Decisions: c.decisions.Load(), Applied: c.applied.Load(),
 		ApplyErrors: c.applyErrors.Load(), Fallbacks: c.fallbacks.Load(), SuppressedStabilization: c.supStab.Load(),
 		SuppressedDwell: c.supDwell.Load(), SuppressedCooldown: c.supCool.Load()}

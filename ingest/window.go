@@ -24,6 +24,7 @@ type sample struct {
 type series struct {
 	key, source, metric string
 	name                string // resolved SenML name when first seen
+	publisher           string // Topic.Publisher of its first signal
 	samples             []sample
 	lastSeen            time.Time // arrival time of the newest signal
 	offline             bool      // the source's status said offline

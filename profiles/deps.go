@@ -55,6 +55,10 @@ type IngestStat struct {
 	// The rule engine's windows: tracked now, refused at the cap, and
 	// forgotten after going quiet.
 	Series, SeriesRefused, SeriesForgotten uint64
+	// UnreadSeries are the series no rule reads, counted but not windowed.
+	UnreadSeries uint64
+	// Refused counts signals of new series refused, by reason.
+	Refused map[string]uint64
 }
 
 // IngestStats reports ingest counters for the metrics.

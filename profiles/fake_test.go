@@ -117,7 +117,8 @@ func (n *fakeNode) Evict(_ context.Context, tenant string) error {
 type fakeIngest struct{}
 
 func (fakeIngest) IngestStats() []IngestStat {
-	return []IngestStat{{Source: "mqtt", Messages: 10, Bytes: 800, Dropped: 1, Series: 3, SeriesRefused: 2, SeriesForgotten: 5}}
+	return []IngestStat{{Source: "mqtt", Messages: 10, Bytes: 800, Dropped: 1, Series: 3, SeriesRefused: 2, SeriesForgotten: 5,
+		UnreadSeries: 7, Refused: map[string]uint64{"table_full": 2, "publisher_cap": 4}}}
 }
 
 // ruleCheck accepts rules whose "when" is a string.

@@ -99,6 +99,8 @@ var (
 	descIngestSeries = prometheus.NewDesc("kerf_ingest_series", "Load-signal series (source, metric) the rule engine tracks.", []string{"source"}, nil)
 	descIngestSRef   = prometheus.NewDesc("kerf_ingest_series_refused_total", "New load-signal series refused at the engine's cap.", []string{"source"}, nil)
 	descIngestSForg  = prometheus.NewDesc("kerf_ingest_series_forgotten_total", "Load-signal series forgotten after going quiet for ingest.series_ttl.", []string{"source"}, nil)
+	descIngestUnread = prometheus.NewDesc("kerf_ingest_unread_series", "Load-signal series no rule reads, counted but not windowed.", []string{"source"}, nil)
+	descIngestRefSig = prometheus.NewDesc("kerf_ingest_signals_refused_total", "Signals of new load-signal series refused, by reason (table_full, publisher_cap, unread_pool_full).", []string{"source", "reason"}, nil)
 )
 
 // nodeCollector reads the live node at scrape time.
@@ -108,7 +110,7 @@ func (n *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descGPUInfo, descGPUUtil, descGPUTemp, descGPUPower, descGPUMem, descGPUAlloc, descGPUSlices, descSliceUsed, descSliceLimit,
 		descShareTarget, descShareAchieve, descSlicePending, descTenantSess, descTenantCalls, descTenantErrs,
 		descTenantBytes, descTenantMem, descIngestMsgs, descIngestBytes, descIngestDrops, descIngestBad,
-		descIngestSeries, descIngestSRef, descIngestSForg} {
+		descIngestSeries, descIngestSRef, descIngestSForg, descIngestUnread, descIngestRefSig} {
 		ch <- d
 	}
 }
@@ -176,6 +178,10 @@ func (n *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descIngestSeries, g, float64(st.Series), st.Source)
 			ch <- prometheus.MustNewConstMetric(descIngestSRef, c, float64(st.SeriesRefused), st.Source)
 			ch <- prometheus.MustNewConstMetric(descIngestSForg, c, float64(st.SeriesForgotten), st.Source)
+			ch <- prometheus.MustNewConstMetric(descIngestUnread, g, float64(st.UnreadSeries), st.Source)
+			for reason, n := range st.Refused {
+				ch <- prometheus.MustNewConstMetric(descIngestRefSig, c, float64(n), st.Source, reason)
+			}
 		}
 	}
 }
