@@ -60,6 +60,7 @@ bench: build
 	./$(BIN)/kerf bench transport
 	./$(BIN)/kerf bench emu
 	./$(BIN)/kerf bench intercept
+	./$(BIN)/kerf bench runtime
 	./$(BIN)/kerf bench slicer
 	./$(BIN)/kerf bench shares
 	./$(BIN)/kerf bench ingest

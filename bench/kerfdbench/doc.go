@@ -5,6 +5,10 @@
 //   - RunIntercept: the launch rate of a C program through the shim
 //     against the same calls made with the Go transport client
 //     (`kerf bench intercept`);
+//   - RunRuntime: a CUDA-runtime program built with nvcc (testdata/rt_bench.cu)
+//     under `kerf run`, its launches against the same loop through the
+//     driver API (testdata/rt_driver.c) and its pinned host-to-device copy
+//     against the driver API's and a raw Unix stream (`kerf bench runtime`);
 //   - RunSlicer: live re-slicing under running tenants that check every
 //     result, timed, and the latency the tenants see (`kerf bench slicer`,
 //     and `kerf demo` in short); the tenants run in a process of their

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,6 +128,37 @@ func TestBenchSharesShortRun(t *testing.T) {
 		}
 	}
 	t.Logf("parts: %+v", res.Tenants)
+}
+
+// A short run of `kerf bench runtime`: nvcc builds the programs, which run
+// under the shim against kerfd and report every figure.
+func TestBenchRuntimeShortRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the shim and starts kerfd and worker processes")
+	}
+	if err := NvccAvailable(); err != nil {
+		t.Skip(err)
+	}
+	shimDir := t.TempDir()
+	// Not with -race: ThreadSanitizer cannot map its shadow memory inside a
+	// shared library.
+	build := exec.Command("go", "build", "-buildmode=c-shared", "-o", filepath.Join(shimDir, "libcuda.so.1"), "github.com/kerf-edge/kerf/intercept")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the shim: %v\n%s", err, out)
+	}
+	var progress strings.Builder
+	r, err := RunRuntime(t.Context(), RuntimeOptions{Launches: 200, CopyBytes: 1 << 20, Rounds: 2, Source: "../..", ShimDir: shimDir, Progress: &progress})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.RuntimePerSec <= 0 || r.DriverPerSec <= 0 || r.RuntimeSubmitUs <= 0 || r.DriverSubmitUs <= 0 ||
+		r.CopyGBps <= 0 || r.DriverCopyGBps <= 0 || r.RawUnixGBps <= 0 || len(r.Targets) != 2 {
+		t.Fatalf("missing figures: %+v", r)
+	}
+	if !strings.Contains(progress.String(), "round 2, driver API") {
+		t.Fatalf("progress does not report the rounds:\n%s", progress.String())
+	}
+	t.Logf("%+v", r)
 }
 
 // TestMain lets the test binary serve as kerfd's worker executable.

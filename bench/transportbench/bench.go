@@ -302,7 +302,7 @@ func (r *rig) measure(ctx context.Context, path string, opts Options) (Result, e
 		}
 		kerfRates, rawRates = append(kerfRates, kerf), append(rawRates, raw)
 	}
-	res.AsyncPerSec, res.RawAsyncPerSec = median(kerfRates), median(rawRates)
+	res.AsyncPerSec, res.RawAsyncPerSec = Median(kerfRates), Median(rawRates)
 	res.AsyncRatio = res.AsyncPerSec / res.RawAsyncPerSec
 	r.progress(opts, "%s async: kerf %.0f calls/s; raw %.0f msgs/s (%.2f×); medians of %d rounds, kerf %s, raw %s", path,
 		res.AsyncPerSec, res.RawAsyncPerSec, res.AsyncRatio, opts.AsyncRounds, joinRounds(kerfRates, "%.1fM", 1e-6), joinRounds(rawRates, "%.1fM", 1e-6))
@@ -343,7 +343,7 @@ func (r *rig) measure(ctx context.Context, path string, opts Options) (Result, e
 	if err := c.MemFree(dst); err != nil {
 		return res, err
 	}
-	res.BulkGBps, res.RawBulkGBps = median(kerfBulk), median(rawBulk)
+	res.BulkGBps, res.RawBulkGBps = Median(kerfBulk), Median(rawBulk)
 	res.BulkRatio = res.BulkGBps / res.RawBulkGBps
 	r.progress(opts, "%s bulk: kerf %.2f GB/s; raw %.2f GB/s (%.2f×); medians of %d rounds, kerf %s, raw %s", path,
 		res.BulkGBps, res.RawBulkGBps, res.BulkRatio, rounds, joinRounds(kerfBulk, "%.2f", 1), joinRounds(rawBulk, "%.2f", 1))
@@ -419,8 +419,8 @@ func rawBulkRound(raw io.Writer, r *bufio.Reader, w *bufio.Writer, src []byte) (
 	return float64(len(src)) / time.Since(t0).Seconds() / 1e9, nil
 }
 
-// median of x; of an even count, the mean of the middle two.
-func median(x []float64) float64 {
+// Median of x; of an even count, the mean of the middle two.
+func Median(x []float64) float64 {
 	s := slices.Clone(x)
 	slices.Sort(s)
 	n := len(s)
@@ -549,4 +549,47 @@ func serveRawQUIC(ctx context.Context, ln *quic.Listener, bulk uint64) {
 			}
 		}()
 	}
+}
+
+// RawUnixStream is the raw Unix bulk baseline on its own, for benchmarks
+// elsewhere that compare a copy against the same bytes streamed through a
+// bare Unix socket into a destination touched beforehand.
+type RawUnixStream struct {
+	ln   net.Listener
+	conn net.Conn
+	br   *bufio.Reader
+	bw   *bufio.Writer
+}
+
+// StartRawUnixStream serves the raw protocol on a socket in dir, connects
+// to it and has the server allocate and touch a destination of size bytes.
+func StartRawUnixStream(ctx context.Context, dir string, size uint64) (*RawUnixStream, error) {
+	ln, err := net.Listen("unix", filepath.Join(dir, "raw.sock"))
+	if err != nil {
+		return nil, err
+	}
+	go serveRawUnix(ln, size)
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", ln.Addr().String())
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	s := &RawUnixStream{ln: ln, conn: conn, br: bufio.NewReader(conn), bw: bufio.NewWriter(conn)}
+	if err := rawBulkPrepare(s.br, s.bw, size); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Round streams src (at most the destination's size) and returns GB/s.
+func (s *RawUnixStream) Round(src []byte) (float64, error) {
+	return rawBulkRound(s.conn, s.br, s.bw, src)
+}
+
+// Close ends the connection and the server.
+func (s *RawUnixStream) Close() {
+	s.conn.Close()
+	s.ln.Close()
 }

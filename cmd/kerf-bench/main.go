@@ -6,6 +6,7 @@
 //	kerf-bench transport [--json] [--bulk SIZE]
 //	kerf-bench emu [--json] [--time D]
 //	kerf-bench intercept [--json] [--launches N] [--src DIR] [--shim DIR]
+//	kerf-bench runtime [--json] [--launches N] [--copy SIZE] [--rounds N] [--src DIR] [--shim DIR]
 //	kerf-bench slicer [--json] [--tenants N] [--rounds N] [--profiles A,B,...]
 //	kerf-bench shares [--json] [--time D] [--shares 0.3,0.7] [--kernel N] [--backend emulated|cuda]
 //	kerf-bench ingest [--json] [--time D] [--topics N] [--publishers N] [--inflight N] [--via nats|mqtt] [--rate N] [--oscillate D]
@@ -51,6 +52,8 @@ func usage() {
   kerf-bench transport [--json] [--bulk SIZE]     transport against raw baselines
   kerf-bench emu [--json] [--time D]              PTX emulator speed
   kerf-bench intercept [--json] [--launches N]    launch rate through the shim vs the Go client
+  kerf-bench runtime [--json] [--launches N] [--copy SIZE] [--rounds N]
+                                                  a CUDA-runtime program (nvcc) vs the driver API and a raw Unix stream
   kerf-bench slicer [--json] [--tenants N] [--rounds N] [--profiles A,B,...]
                                                   live re-slicing under running tenants
   kerf-bench shares [--json] [--time D] [--shares 0.3,0.7] [--kernel N] [--backend emulated|cuda]
@@ -88,6 +91,8 @@ func run(args []string) error {
 		return benchEmu(args[1:])
 	case "intercept":
 		return benchIntercept(args[1:])
+	case "runtime":
+		return benchRuntime(args[1:])
 	case "slicer":
 		return benchSlicer(args[1:], false)
 	case "shares":
@@ -196,6 +201,51 @@ func benchIntercept(args []string) error {
 	fmt.Fprintln(tw, "PATH\tLAUNCHES\tSHIM (C PROGRAM)\tGO CLIENT\tRATIO\tSHIM SUBMIT")
 	for _, r := range res {
 		fmt.Fprintf(tw, "%s\t%d\t%.0f/s\t%.0f/s\t%.2f×\t%.2f µs/launch\n", r.Path, r.Launches, r.ShimPerSec, r.RawPerSec, r.Ratio, r.ShimSubmitUs)
+	}
+	return tw.Flush()
+}
+
+func benchRuntime(args []string) error {
+	fs := flag.NewFlagSet("kerf bench runtime", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "machine-readable output")
+	n := fs.Int("launches", 100000, "kernels launched per round")
+	size := fs.String("copy", "256MiB", "bytes per host-to-device copy (at most 1GiB)")
+	rounds := fs.Int("rounds", 5, "rounds of each measurement, the forms taking turns")
+	src := fs.String("src", ".", "the Kerf source tree (for the CUDA and C programs)")
+	shim := fs.String("shim", launcher.DefaultShimDir(), "directory holding Kerf's libcuda.so.1")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	copyBytes, err := units.ParseBytes(*size)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	r, err := kerfdbench.RunRuntime(ctx, kerfdbench.RuntimeOptions{Launches: *n, CopyBytes: copyBytes, Rounds: *rounds,
+		Source: *src, ShimDir: *shim, Progress: progressOut(*asJSON)})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(r)
+	}
+	fmt.Printf("local path (Unix socket + shared memory), emulated GPU; medians of %d interleaved rounds\n", r.Rounds)
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MEASURE\tCUDA RUNTIME\tBASELINE\tRATIO")
+	fmt.Fprintf(tw, "empty kernel <<<1,1>>>, %d launches + sync\t%.0f launches/s\t%.0f launches/s (driver API)\t%.2f×\n",
+		r.Launches, r.RuntimePerSec, r.DriverPerSec, r.LaunchRatio)
+	fmt.Fprintf(tw, "submit cost (launch loop, no sync)\t%.2f µs/launch\t%.2f µs/launch (driver API)\t%.2f×\n",
+		r.RuntimeSubmitUs, r.DriverSubmitUs, r.RuntimeSubmitUs/r.DriverSubmitUs)
+	fmt.Fprintf(tw, "%s host-to-device cudaMemcpyAsync\t%.2f GB/s\t%.2f GB/s (raw Unix stream)\t%.2f×\n",
+		units.FormatBytes(r.CopyBytes), r.CopyGBps, r.RawUnixGBps, r.CopyRatio)
+	fmt.Fprintf(tw, "\t\t%.2f GB/s (driver API)\t%.2f×\n", r.DriverCopyGBps, r.CopyGBps/r.DriverCopyGBps)
+	tw.Flush()
+	fmt.Printf("host memory of the copy: %s\n\n", r.HostMemory)
+	tw = tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TARGET\tGOAL\tGOT\tMET")
+	for _, t := range r.Targets {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\n", t.Name, t.Goal, t.Got, t.Met)
 	}
 	return tw.Flush()
 }

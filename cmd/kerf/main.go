@@ -44,6 +44,8 @@ func usage() {
   kerf bench transport [--json] [--bulk SIZE]     transport against raw baselines
   kerf bench emu [--json] [--time D]              PTX emulator speed
   kerf bench intercept [--json] [--launches N]    launch rate through the shim vs the Go client
+  kerf bench runtime [--json] [--launches N] [--copy SIZE] [--rounds N]
+                                                  a CUDA-runtime program (nvcc) vs the driver API and a raw Unix stream
   kerf bench slicer [--json] [--tenants N] [--rounds N] [--profiles A,B,...]
                                                   live re-slicing under running tenants
   kerf demo                                       a tour: tenants, then 20 → 10 → mixed slices
