@@ -3,9 +3,10 @@ package abi
 // ProtocolVersion and MinProtocolVersion bound the wire protocol versions
 // this build speaks; a session runs at the newest both ends speak.
 // Version 2 moves a local session's calls into shared memory (the call
-// ring); the frames are those of version 1.
+// ring); the frames are those of version 1. Version 3 lets an error reply
+// carry the error's text (at most MaxErrorText bytes).
 const (
-	ProtocolVersion    uint16 = 2
+	ProtocolVersion    uint16 = 3
 	MinProtocolVersion uint16 = 1
 	// ALPN is the TLS application protocol negotiated over QUIC.
 	ALPN = "kerf/1"
