@@ -25,7 +25,11 @@ func loadOn(dv *device, image []byte, k kind) (*object, Result, string) {
 	}
 	w, err := dv.cl.ModuleLoad(image)
 	if err != nil {
-		return nil, abi.ResultOf(err), errorLog(err)
+		log := errorLog(err)
+		if tracing && log != "" {
+			traceNote("module load: %s", log)
+		}
+		return nil, abi.ResultOf(err), log
 	}
 	o, res := drv.newObject(k, dv, w)
 	if res != abi.Success {
