@@ -259,7 +259,7 @@ var catalogue = [numCalls]Call{
 		Doc:  "Like the memsets, ordered in a stream."},
 	CallModuleLoad: {Name: "cuModuleLoadData", EntryPoints: []EntryPoint{
 		{Name: "cuModuleLoadData", Params: "CUmodule *module, const void *image", Backend: true},
-		{Name: "cuModuleLoadDataEx", Params: "CUmodule *module, const void *image, unsigned int numOptions, CUjit_option *options, void **optionValues"},
+		{Name: "cuModuleLoadDataEx", Params: "CUmodule *module, const void *image, unsigned int numOptions, CUjit_option *options, void **optionValues", Backend: true},
 		{Name: "cuModuleLoadFatBinary", Params: "CUmodule *module, const void *fatCubin"},
 		{Name: "cuLibraryLoadData", Since: 12000, Params: "CUlibrary *library, const void *code, CUjit_option *jitOptions, void **jitOptionsValues, unsigned int numJitOptions, " +
 			"CUlibraryOption *libraryOptions, void **libraryOptionValues, unsigned int numLibraryOptions"},
