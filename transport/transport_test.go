@@ -433,7 +433,7 @@ func TestModuleLoadOnHostMemory(t *testing.T) {
 // protocol version 3 on; an older client gets the code alone) and kerfd's
 // log with the tenant and session.
 func TestModuleLoadFailureText(t *testing.T) {
-	for _, via := range transports {
+	for _, via := range append(transports, "unix-v2") {
 		t.Run(via, func(t *testing.T) {
 			logs := &testkit.SyncBuffer{}
 			ts := startServerB(t, func(s *Server) { s.Log = slog.New(slog.NewTextHandler(logs, nil)) })
