@@ -1,11 +1,14 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/kerf-edge/kerf/internal/kerfenv"
 )
 
 // TestTrace runs C programs with KERF_TRACE and reads their trace: every
@@ -63,4 +66,31 @@ func TestTrace(t *testing.T) {
 			t.Logf("trace:\n%s", trace)
 		}
 	})
+}
+
+// TestRuntimeTrace traces a CUDA-runtime program: the driver calls cudart
+// makes through cuGetProcAddress are traced as a program's own are.
+func TestRuntimeTrace(t *testing.T) {
+	buildRuntimePrograms(t)
+	k := startKerfd(t)
+	b := k.bundle(t, "alice")
+	f := filepath.Join(t.TempDir(), "trace")
+	t.Setenv(kerfenv.Trace, f)
+	kerfRun(t, b, "unix", 1, rtSlice, "rt_kernels_shared", fmt.Sprint(rtSlice))
+	trace, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`(?m)^kerf: cuGetProcAddress\S*\(symbol="cuLaunchKernel\S*", .*\) = CUDA_SUCCESS `,
+		`(?m)^kerf: cuMemAlloc_v2\(bytesize=\d+\) = CUDA_SUCCESS \[\*dptr=0x[0-9a-f]+\] \S+$`,
+		`(?m)^kerf: cuLaunchKernel\S*\(f=#\d+, .*\) = CUDA_SUCCESS \S+$`,
+	} {
+		if !regexp.MustCompile(want).Match(trace) {
+			t.Errorf("no trace line matches %s", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("trace:\n%s", trace)
+	}
 }
