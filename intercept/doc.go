@@ -37,8 +37,7 @@
 //	KERF_MEMORY   bytes per slice ("268435456" or "256MiB"); asks kerfd for
 //	              a memory limit below the token's. Optional.
 //
-// Two more help a user see what a program does; the shim reads them when
-// it loads:
+// Two more help a user see what a program does:
 //
 //	KERF_TRACE       "1" writes a line to stderr for every driver call: the
 //	                 entry point, its arguments (handles as small integers
@@ -47,10 +46,10 @@
 //	                 its result, what it wrote through its output pointers
 //	                 when it succeeded, and the time it took:
 //	                   kerf: cuMemAlloc_v2(bytesize=4096) = CUDA_SUCCESS [*dptr=0x700000000000] 93µs
-//	                 A failed module load adds a line with its reason. Any
-//	                 other value but "0" names a file the lines are appended
-//	                 to. The exports test one bool set at load, so tracing
-//	                 off costs one predictable branch per call.
+//	                 Any other value but "0" names a file the lines are
+//	                 appended to. It is read once, when the shim loads: each
+//	                 export tests one bool, so tracing off costs one
+//	                 predictable branch per call.
 //	KERF_PROC_TRACE  a file to which every cuGetProcAddress request is
 //	                 appended.
 //
@@ -83,7 +82,8 @@
 //     as the driver does (NUL-terminated, cut to
 //     CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES, whose value becomes the bytes of
 //     text written) and empty CU_JIT_INFO_LOG_BUFFER; other JIT options are
-//     ignored. kerfd logs the failure with the tenant and session.
+//     ignored. The shim also prints it on stderr ("kerf: module load:
+//     ..."), and kerfd logs it with the tenant and session.
 //   - cuModuleGetLoadingMode reports lazy loading, as CUDA 12 drivers do,
 //     unless CUDA_MODULE_LOADING=EAGER.
 //   - cuMemcpy and cuMemcpyAsync are not exported: they need one address

@@ -26,8 +26,8 @@ func loadOn(dv *device, image []byte, k kind) (*object, Result, string) {
 	w, err := dv.cl.ModuleLoad(image)
 	if err != nil {
 		log := errorLog(err)
-		if tracing && log != "" {
-			traceNote("module load: %s", log)
+		if log != "" {
+			say("module load: %s", log)
 		}
 		return nil, abi.ResultOf(err), log
 	}

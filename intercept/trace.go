@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"io"
 	"os"
 	"strconv"
@@ -104,13 +103,6 @@ func (l *traceLine) end(r Result) {
 	traceMu.Lock()
 	defer traceMu.Unlock()
 	traceOut.Write(l.b)
-}
-
-// traceNote writes a line of detail about the call being traced.
-func traceNote(format string, args ...any) {
-	traceMu.Lock()
-	defer traceMu.Unlock()
-	fmt.Fprintf(traceOut, "kerf:   "+format+"\n", args...)
 }
 
 func appendHex(b []byte, v uint64) []byte {

@@ -28,7 +28,7 @@ func TestTrace(t *testing.T) {
 			`(?m)^kerf: cuModuleGetFunction\(hmod=#\d+, name="vadd"\) = CUDA_SUCCESS \[\*hfunc=#\d+\] \S+$`,
 			`(?m)^kerf: cuModuleGetFunction\(hmod=#\d+, name="no_such_kernel"\) = CUDA_ERROR_NOT_FOUND `,
 			`(?m)^kerf: cuMemAlloc_v2\(dptr=NULL, bytesize=\d+\) = CUDA_ERROR_INVALID_VALUE `,
-			`(?m)^kerf:   module load: line 7: unsupported instruction "frobnicate.u32"$`,
+			`(?m)^kerf: module load: line 7: unsupported instruction "frobnicate.u32"$`,
 			`(?m)^kerf: cuModuleLoadDataEx\(image=0x[0-9a-f]+, numOptions=4, options=0x[0-9a-f]+, optionValues=0x[0-9a-f]+\) = CUDA_ERROR_INVALID_PTX `,
 			`(?m)^kerf: cuGetErrorName\(error=CUDA_ERROR_ILLEGAL_ADDRESS, pStr=0x[0-9a-f]+\) = CUDA_SUCCESS `,
 		} {
