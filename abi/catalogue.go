@@ -3,9 +3,10 @@ package abi
 // ProtocolVersion and MinProtocolVersion bound the wire protocol versions
 // this build speaks; a session runs at the newest both ends speak.
 // Version 2 moves a local session's calls into shared memory (the call
-// ring); the frames are those of version 1.
+// ring); the frames are those of version 1. Version 3 lets an error reply
+// carry the error's text (at most MaxErrorText bytes).
 const (
-	ProtocolVersion    uint16 = 2
+	ProtocolVersion    uint16 = 3
 	MinProtocolVersion uint16 = 1
 	// ALPN is the TLS application protocol negotiated over QUIC.
 	ALPN = "kerf/1"
@@ -258,7 +259,7 @@ var catalogue = [numCalls]Call{
 		Doc:  "Like the memsets, ordered in a stream."},
 	CallModuleLoad: {Name: "cuModuleLoadData", EntryPoints: []EntryPoint{
 		{Name: "cuModuleLoadData", Params: "CUmodule *module, const void *image", Backend: true},
-		{Name: "cuModuleLoadDataEx", Params: "CUmodule *module, const void *image, unsigned int numOptions, CUjit_option *options, void **optionValues"},
+		{Name: "cuModuleLoadDataEx", Params: "CUmodule *module, const void *image, unsigned int numOptions, CUjit_option *options, void **optionValues", Backend: true},
 		{Name: "cuModuleLoadFatBinary", Params: "CUmodule *module, const void *fatCubin"},
 		{Name: "cuLibraryLoadData", Since: 12000, Params: "CUlibrary *library, const void *code, CUjit_option *jitOptions, void **jitOptionsValues, unsigned int numJitOptions, " +
 			"CUlibraryOption *libraryOptions, void **libraryOptionValues, unsigned int numLibraryOptions"},

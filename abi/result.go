@@ -94,8 +94,12 @@ func (r Result) Known() bool { _, ok := resultNames[r]; return ok }
 
 func (r Result) String() string { return r.Name() }
 
+// MaxErrorText bounds the text of an error that crosses the wire.
+const MaxErrorText = 4096
+
 // Error is a Result with context. It is the error type that crosses the
-// wire: the code travels, the message is for logs.
+// wire: the code travels, and from protocol version 3 on so does the
+// message of a sync call's error, cut to MaxErrorText bytes.
 type Error struct {
 	Code Result
 	Msg  string

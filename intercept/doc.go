@@ -37,6 +37,22 @@
 //	KERF_MEMORY   bytes per slice ("268435456" or "256MiB"); asks kerfd for
 //	              a memory limit below the token's. Optional.
 //
+// Two more help a user see what a program does:
+//
+//	KERF_TRACE       "1" writes a line to stderr for every driver call: the
+//	                 entry point, its arguments (handles as small integers
+//	                 numbered in order of first sight, sizes in decimal,
+//	                 pointers and device addresses in hex, C strings quoted),
+//	                 its result, what it wrote through its output pointers
+//	                 when it succeeded, and the time it took:
+//	                   kerf: cuMemAlloc_v2(bytesize=4096) = CUDA_SUCCESS [*dptr=0x700000000000] 93µs
+//	                 Any other value but "0" names a file the lines are
+//	                 appended to. It is read once, when the shim loads: each
+//	                 export tests one bool, so tracing off costs one
+//	                 predictable branch per call.
+//	KERF_PROC_TRACE  a file to which every cuGetProcAddress request is
+//	                 appended.
+//
 // cuInit opens one session per listed device at once, so a misconfigured
 // program fails at cuInit rather than later; every context on a device
 // shares that device's session. Sessions end when the process exits.
@@ -59,6 +75,15 @@
 //     function is not known, gets CUDA_ERROR_NOT_SUPPORTED and one line on
 //     stderr. KERF_PROC_TRACE=FILE appends every cuGetProcAddress request
 //     to FILE.
+//   - A module that fails to load (cuModuleLoadData, cuModuleLoadDataEx,
+//     cuLibraryLoadData) gets its reason from kerfd: the PTX parser's line
+//     and instruction on the emulated GPU. cuModuleLoadDataEx and
+//     cuLibraryLoadData write it to the program's CU_JIT_ERROR_LOG_BUFFER
+//     as the driver does (NUL-terminated, cut to
+//     CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES, whose value becomes the bytes of
+//     text written) and empty CU_JIT_INFO_LOG_BUFFER; other JIT options are
+//     ignored. The shim also prints it on stderr ("kerf: module load:
+//     ..."), and kerfd logs it with the tenant and session.
 //   - cuModuleGetLoadingMode reports lazy loading, as CUDA 12 drivers do,
 //     unless CUDA_MODULE_LOADING=EAGER.
 //   - cuMemcpy and cuMemcpyAsync are not exported: they need one address

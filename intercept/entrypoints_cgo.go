@@ -418,7 +418,9 @@ func implMemsetD32Async(dst C.CUdeviceptr, v C.uint, n C.size_t, s C.CUstream) C
 
 // Modules and libraries.
 
-func moduleLoadOut(mod *C.CUmodule, image unsafe.Pointer) C.CUresult {
+// moduleLoadOut loads a module; the JIT options (n of them, which may be
+// none) get its logs and nothing else: the server's loader takes none.
+func moduleLoadOut(mod *C.CUmodule, image unsafe.Pointer, n C.uint, opts *C.CUjit_option, vals *unsafe.Pointer) C.CUresult {
 	if mod == nil {
 		return errNull
 	}
@@ -426,23 +428,62 @@ func moduleLoadOut(mod *C.CUmodule, image unsafe.Pointer) C.CUresult {
 	if res != abi.Success {
 		return cr(res)
 	}
-	o, res := moduleLoad(b, kindModule)
+	o, res, log := moduleLoad(b, kindModule)
 	if res == abi.Success {
 		*mod = C.CUmodule(o.mem)
 	}
+	writeJITLogs(n, opts, vals, log)
 	return cr(res)
 }
 
 func implModuleLoadData(mod *C.CUmodule, image unsafe.Pointer) C.CUresult {
-	return moduleLoadOut(mod, image)
+	return moduleLoadOut(mod, image, 0, nil, nil)
 }
 
 func implModuleLoadDataEx(mod *C.CUmodule, image unsafe.Pointer, n C.uint, opts *C.CUjit_option, vals *unsafe.Pointer) C.CUresult {
-	return moduleLoadOut(mod, image) // JIT options do not apply to the server's loader
+	return moduleLoadOut(mod, image, n, opts, vals)
 }
 
 func implModuleLoadFatBinary(mod *C.CUmodule, image unsafe.Pointer) C.CUresult {
-	return moduleLoadOut(mod, image)
+	return moduleLoadOut(mod, image, 0, nil, nil)
+}
+
+// maxJITOptions bounds the options a load reads: the driver defines
+// fewer than a hundred.
+const maxJITOptions = 1024
+
+// writeJITLogs fills the log buffers among a load's n JIT options, as the
+// driver does: the error log gets errText, the info log nothing, each
+// NUL-terminated and cut to its buffer's size, and each size option's
+// value becomes the bytes of text written (NUL excluded). A buffer without
+// its size option is left alone.
+func writeJITLogs(n C.uint, opts *C.CUjit_option, vals *unsafe.Pointer, errText string) {
+	if n == 0 || n > maxJITOptions || opts == nil || vals == nil {
+		return
+	}
+	keys := unsafe.Slice(opts, n)
+	ptrs := unsafe.Slice(vals, n)
+	words := unsafe.Slice((*uintptr)(unsafe.Pointer(vals)), n) // the size options' slots hold integers
+	find := func(opt int) int {
+		for i, k := range keys {
+			if int(k) == opt {
+				return i
+			}
+		}
+		return -1
+	}
+	write := func(bufOpt, sizeOpt int, text string) {
+		b, sz := find(bufOpt), find(sizeOpt)
+		if b < 0 || sz < 0 || ptrs[b] == nil || words[sz] == 0 {
+			return
+		}
+		buf := unsafe.Slice((*byte)(ptrs[b]), words[sz])
+		w := copy(buf[:len(buf)-1], text)
+		buf[w] = 0
+		words[sz] = uintptr(w)
+	}
+	write(abi.JITErrorLogBuffer, abi.JITErrorLogBufferSizeBytes, errText)
+	write(abi.JITInfoLogBuffer, abi.JITInfoLogBufferSizeBytes, "")
 }
 
 func implModuleGetLoadingMode(mode *C.CUmoduleLoadingMode) C.CUresult {
@@ -508,10 +549,11 @@ func implLibraryLoadData(lib *C.CUlibrary, code unsafe.Pointer, jo *C.CUjit_opti
 	if res != abi.Success {
 		return cr(res)
 	}
-	o, res := libraryLoad(b)
+	o, res, log := libraryLoad(b)
 	if res == abi.Success {
 		*lib = C.CUlibrary(o.mem)
 	}
+	writeJITLogs(nj, jo, jv, log)
 	return cr(res)
 }
 

@@ -18,636 +18,1874 @@ var _ unsafe.Pointer
 
 //export cuCtxCreate
 func cuCtxCreate(pctx *C.CUcontext, flags C.uint, dev C.CUdevice) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuCtxCreate")
+		if pctx == nil {
+			l.str("pctx", "", false)
+		}
+		l.udec("flags", uint64(flags))
+		l.dec("dev", int64(dev))
+		l.run()
+		defer func() {
+			if ret == 0 && pctx != nil {
+				l.outHandle("pctx", uintptr(unsafe.Pointer(*pctx)))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implCtxCreate(pctx, flags, dev)
 }
 
 //export cuCtxCreate_v2
 func cuCtxCreate_v2(pctx *C.CUcontext, flags C.uint, dev C.CUdevice) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuCtxCreate_v2")
+		if pctx == nil {
+			l.str("pctx", "", false)
+		}
+		l.udec("flags", uint64(flags))
+		l.dec("dev", int64(dev))
+		l.run()
+		defer func() {
+			if ret == 0 && pctx != nil {
+				l.outHandle("pctx", uintptr(unsafe.Pointer(*pctx)))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implCtxCreate(pctx, flags, dev)
 }
 
 //export cuCtxDestroy
 func cuCtxDestroy(ctx C.CUcontext) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuCtxDestroy")
+		l.handle("ctx", uintptr(unsafe.Pointer(ctx)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implCtxDestroy(ctx)
 }
 
 //export cuCtxDestroy_v2
 func cuCtxDestroy_v2(ctx C.CUcontext) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuCtxDestroy_v2")
+		l.handle("ctx", uintptr(unsafe.Pointer(ctx)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implCtxDestroy(ctx)
 }
 
 //export cuCtxGetCurrent
 func cuCtxGetCurrent(pctx *C.CUcontext) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuCtxGetCurrent")
+		if pctx == nil {
+			l.str("pctx", "", false)
+		}
+		l.run()
+		defer func() {
+			if ret == 0 && pctx != nil {
+				l.outHandle("pctx", uintptr(unsafe.Pointer(*pctx)))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implCtxGetCurrent(pctx)
 }
 
 //export cuCtxGetDevice
 func cuCtxGetDevice(device *C.CUdevice) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuCtxGetDevice")
+		if device == nil {
+			l.str("device", "", false)
+		}
+		l.run()
+		defer func() {
+			if ret == 0 && device != nil {
+				l.outDec("device", int64(*device))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implCtxGetDevice(device)
 }
 
 //export cuCtxPopCurrent
 func cuCtxPopCurrent(pctx *C.CUcontext) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuCtxPopCurrent")
+		if pctx == nil {
+			l.str("pctx", "", false)
+		}
+		l.run()
+		defer func() {
+			if ret == 0 && pctx != nil {
+				l.outHandle("pctx", uintptr(unsafe.Pointer(*pctx)))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implCtxPopCurrent(pctx)
 }
 
 //export cuCtxPopCurrent_v2
 func cuCtxPopCurrent_v2(pctx *C.CUcontext) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuCtxPopCurrent_v2")
+		if pctx == nil {
+			l.str("pctx", "", false)
+		}
+		l.run()
+		defer func() {
+			if ret == 0 && pctx != nil {
+				l.outHandle("pctx", uintptr(unsafe.Pointer(*pctx)))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implCtxPopCurrent(pctx)
 }
 
 //export cuCtxPushCurrent
 func cuCtxPushCurrent(ctx C.CUcontext) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuCtxPushCurrent")
+		l.handle("ctx", uintptr(unsafe.Pointer(ctx)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implCtxPushCurrent(ctx)
 }
 
 //export cuCtxPushCurrent_v2
 func cuCtxPushCurrent_v2(ctx C.CUcontext) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuCtxPushCurrent_v2")
+		l.handle("ctx", uintptr(unsafe.Pointer(ctx)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implCtxPushCurrent(ctx)
 }
 
 //export cuCtxSetCurrent
 func cuCtxSetCurrent(ctx C.CUcontext) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuCtxSetCurrent")
+		l.handle("ctx", uintptr(unsafe.Pointer(ctx)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implCtxSetCurrent(ctx)
 }
 
 //export cuCtxSynchronize
 func cuCtxSynchronize() (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuCtxSynchronize")
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implCtxSynchronize()
 }
 
 //export cuDeviceComputeCapability
 func cuDeviceComputeCapability(major *C.int, minor *C.int, dev C.CUdevice) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuDeviceComputeCapability")
+		if major == nil {
+			l.str("major", "", false)
+		}
+		if minor == nil {
+			l.str("minor", "", false)
+		}
+		l.dec("dev", int64(dev))
+		l.run()
+		defer func() {
+			if ret == 0 && major != nil {
+				l.outDec("major", int64(*major))
+			}
+			if ret == 0 && minor != nil {
+				l.outDec("minor", int64(*minor))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implDeviceComputeCapability(major, minor, dev)
 }
 
 //export cuDeviceGet
 func cuDeviceGet(device *C.CUdevice, ordinal C.int) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuDeviceGet")
+		if device == nil {
+			l.str("device", "", false)
+		}
+		l.dec("ordinal", int64(ordinal))
+		l.run()
+		defer func() {
+			if ret == 0 && device != nil {
+				l.outDec("device", int64(*device))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implDeviceGet(device, ordinal)
 }
 
 //export cuDeviceGetAttribute
 func cuDeviceGetAttribute(pi *C.int, attrib C.CUdevice_attribute, dev C.CUdevice) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuDeviceGetAttribute")
+		if pi == nil {
+			l.str("pi", "", false)
+		}
+		l.dec("attrib", int64(attrib))
+		l.dec("dev", int64(dev))
+		l.run()
+		defer func() {
+			if ret == 0 && pi != nil {
+				l.outDec("pi", int64(*pi))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implDeviceGetAttribute(pi, attrib, dev)
 }
 
 //export cuDeviceGetCount
 func cuDeviceGetCount(count *C.int) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuDeviceGetCount")
+		if count == nil {
+			l.str("count", "", false)
+		}
+		l.run()
+		defer func() {
+			if ret == 0 && count != nil {
+				l.outDec("count", int64(*count))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implDeviceGetCount(count)
 }
 
 //export cuDeviceGetName
 func cuDeviceGetName(name *C.char, len C.int, dev C.CUdevice) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuDeviceGetName")
+		l.hex("name", uint64(uintptr(unsafe.Pointer(name))))
+		l.dec("len", int64(len))
+		l.dec("dev", int64(dev))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implDeviceGetName(name, len, dev)
 }
 
 //export cuDeviceGetUuid
 func cuDeviceGetUuid(uuid *C.CUuuid, dev C.CUdevice) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuDeviceGetUuid")
+		l.hex("uuid", uint64(uintptr(unsafe.Pointer(uuid))))
+		l.dec("dev", int64(dev))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implDeviceGetUuid(uuid, dev)
 }
 
 //export cuDeviceGetUuid_v2
 func cuDeviceGetUuid_v2(uuid *C.CUuuid, dev C.CUdevice) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuDeviceGetUuid_v2")
+		l.hex("uuid", uint64(uintptr(unsafe.Pointer(uuid))))
+		l.dec("dev", int64(dev))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implDeviceGetUuid(uuid, dev)
 }
 
 //export cuDevicePrimaryCtxGetState
 func cuDevicePrimaryCtxGetState(dev C.CUdevice, flags *C.uint, active *C.int) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuDevicePrimaryCtxGetState")
+		l.dec("dev", int64(dev))
+		if flags == nil {
+			l.str("flags", "", false)
+		}
+		if active == nil {
+			l.str("active", "", false)
+		}
+		l.run()
+		defer func() {
+			if ret == 0 && flags != nil {
+				l.outUdec("flags", uint64(*flags))
+			}
+			if ret == 0 && active != nil {
+				l.outDec("active", int64(*active))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implDevicePrimaryCtxGetState(dev, flags, active)
 }
 
 //export cuDevicePrimaryCtxRelease
 func cuDevicePrimaryCtxRelease(dev C.CUdevice) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuDevicePrimaryCtxRelease")
+		l.dec("dev", int64(dev))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implDevicePrimaryCtxRelease(dev)
 }
 
 //export cuDevicePrimaryCtxRelease_v2
 func cuDevicePrimaryCtxRelease_v2(dev C.CUdevice) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuDevicePrimaryCtxRelease_v2")
+		l.dec("dev", int64(dev))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implDevicePrimaryCtxRelease(dev)
 }
 
 //export cuDevicePrimaryCtxReset
 func cuDevicePrimaryCtxReset(dev C.CUdevice) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuDevicePrimaryCtxReset")
+		l.dec("dev", int64(dev))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implDevicePrimaryCtxReset(dev)
 }
 
 //export cuDevicePrimaryCtxReset_v2
 func cuDevicePrimaryCtxReset_v2(dev C.CUdevice) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuDevicePrimaryCtxReset_v2")
+		l.dec("dev", int64(dev))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implDevicePrimaryCtxReset(dev)
 }
 
 //export cuDevicePrimaryCtxRetain
 func cuDevicePrimaryCtxRetain(pctx *C.CUcontext, dev C.CUdevice) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuDevicePrimaryCtxRetain")
+		if pctx == nil {
+			l.str("pctx", "", false)
+		}
+		l.dec("dev", int64(dev))
+		l.run()
+		defer func() {
+			if ret == 0 && pctx != nil {
+				l.outHandle("pctx", uintptr(unsafe.Pointer(*pctx)))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implDevicePrimaryCtxRetain(pctx, dev)
 }
 
 //export cuDeviceTotalMem
 func cuDeviceTotalMem(bytes *C.uint, dev C.CUdevice) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuDeviceTotalMem")
+		if bytes == nil {
+			l.str("bytes", "", false)
+		}
+		l.dec("dev", int64(dev))
+		l.run()
+		defer func() {
+			if ret == 0 && bytes != nil {
+				l.outUdec("bytes", uint64(*bytes))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implDeviceTotalMemV1(bytes, dev)
 }
 
 //export cuDeviceTotalMem_v2
 func cuDeviceTotalMem_v2(bytes *C.size_t, dev C.CUdevice) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuDeviceTotalMem_v2")
+		if bytes == nil {
+			l.str("bytes", "", false)
+		}
+		l.dec("dev", int64(dev))
+		l.run()
+		defer func() {
+			if ret == 0 && bytes != nil {
+				l.outUdec("bytes", uint64(*bytes))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implDeviceTotalMem(bytes, dev)
 }
 
 //export cuDriverGetVersion
 func cuDriverGetVersion(driverVersion *C.int) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuDriverGetVersion")
+		if driverVersion == nil {
+			l.str("driverVersion", "", false)
+		}
+		l.run()
+		defer func() {
+			if ret == 0 && driverVersion != nil {
+				l.outDec("driverVersion", int64(*driverVersion))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implDriverGetVersion(driverVersion)
 }
 
 //export cuEventCreate
 func cuEventCreate(phEvent *C.CUevent, flags C.uint) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuEventCreate")
+		if phEvent == nil {
+			l.str("phEvent", "", false)
+		}
+		l.udec("flags", uint64(flags))
+		l.run()
+		defer func() {
+			if ret == 0 && phEvent != nil {
+				l.outHandle("phEvent", uintptr(unsafe.Pointer(*phEvent)))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implEventCreate(phEvent, flags)
 }
 
 //export cuEventDestroy
 func cuEventDestroy(hEvent C.CUevent) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuEventDestroy")
+		l.handle("hEvent", uintptr(unsafe.Pointer(hEvent)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implEventDestroy(hEvent)
 }
 
 //export cuEventDestroy_v2
 func cuEventDestroy_v2(hEvent C.CUevent) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuEventDestroy_v2")
+		l.handle("hEvent", uintptr(unsafe.Pointer(hEvent)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implEventDestroy(hEvent)
 }
 
 //export cuEventElapsedTime
 func cuEventElapsedTime(pMilliseconds *C.float, hStart C.CUevent, hEnd C.CUevent) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuEventElapsedTime")
+		if pMilliseconds == nil {
+			l.str("pMilliseconds", "", false)
+		}
+		l.handle("hStart", uintptr(unsafe.Pointer(hStart)))
+		l.handle("hEnd", uintptr(unsafe.Pointer(hEnd)))
+		l.run()
+		defer func() {
+			if ret == 0 && pMilliseconds != nil {
+				l.outFloat("pMilliseconds", float64(*pMilliseconds))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implEventElapsedTime(pMilliseconds, hStart, hEnd)
 }
 
 //export cuEventElapsedTime_v2
 func cuEventElapsedTime_v2(pMilliseconds *C.float, hStart C.CUevent, hEnd C.CUevent) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuEventElapsedTime_v2")
+		if pMilliseconds == nil {
+			l.str("pMilliseconds", "", false)
+		}
+		l.handle("hStart", uintptr(unsafe.Pointer(hStart)))
+		l.handle("hEnd", uintptr(unsafe.Pointer(hEnd)))
+		l.run()
+		defer func() {
+			if ret == 0 && pMilliseconds != nil {
+				l.outFloat("pMilliseconds", float64(*pMilliseconds))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implEventElapsedTime(pMilliseconds, hStart, hEnd)
 }
 
 //export cuEventQuery
 func cuEventQuery(hEvent C.CUevent) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuEventQuery")
+		l.handle("hEvent", uintptr(unsafe.Pointer(hEvent)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implEventQuery(hEvent)
 }
 
 //export cuEventRecord
 func cuEventRecord(hEvent C.CUevent, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuEventRecord")
+		l.handle("hEvent", uintptr(unsafe.Pointer(hEvent)))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implEventRecord(hEvent, hStream)
 }
 
 //export cuEventRecord_ptsz
 func cuEventRecord_ptsz(hEvent C.CUevent, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuEventRecord_ptsz")
+		l.handle("hEvent", uintptr(unsafe.Pointer(hEvent)))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implEventRecord(hEvent, hStream)
 }
 
 //export cuEventRecordWithFlags
 func cuEventRecordWithFlags(hEvent C.CUevent, hStream C.CUstream, flags C.uint) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuEventRecordWithFlags")
+		l.handle("hEvent", uintptr(unsafe.Pointer(hEvent)))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.udec("flags", uint64(flags))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implEventRecordWithFlags(hEvent, hStream, flags)
 }
 
 //export cuEventRecordWithFlags_ptsz
 func cuEventRecordWithFlags_ptsz(hEvent C.CUevent, hStream C.CUstream, flags C.uint) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuEventRecordWithFlags_ptsz")
+		l.handle("hEvent", uintptr(unsafe.Pointer(hEvent)))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.udec("flags", uint64(flags))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implEventRecordWithFlags(hEvent, hStream, flags)
 }
 
 //export cuEventSynchronize
 func cuEventSynchronize(hEvent C.CUevent) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuEventSynchronize")
+		l.handle("hEvent", uintptr(unsafe.Pointer(hEvent)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implEventSynchronize(hEvent)
 }
 
 //export cuFuncGetAttribute
 func cuFuncGetAttribute(pi *C.int, attrib C.CUfunction_attribute, hfunc C.CUfunction) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuFuncGetAttribute")
+		if pi == nil {
+			l.str("pi", "", false)
+		}
+		l.dec("attrib", int64(attrib))
+		l.handle("hfunc", uintptr(unsafe.Pointer(hfunc)))
+		l.run()
+		defer func() {
+			if ret == 0 && pi != nil {
+				l.outDec("pi", int64(*pi))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implFuncGetAttribute(pi, attrib, hfunc)
 }
 
 //export cuFuncGetParamInfo
 func cuFuncGetParamInfo(func_ C.CUfunction, paramIndex C.size_t, paramOffset *C.size_t, paramSize *C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuFuncGetParamInfo")
+		l.handle("func", uintptr(unsafe.Pointer(func_)))
+		l.udec("paramIndex", uint64(paramIndex))
+		if paramOffset == nil {
+			l.str("paramOffset", "", false)
+		}
+		if paramSize == nil {
+			l.str("paramSize", "", false)
+		}
+		l.run()
+		defer func() {
+			if ret == 0 && paramOffset != nil {
+				l.outUdec("paramOffset", uint64(*paramOffset))
+			}
+			if ret == 0 && paramSize != nil {
+				l.outUdec("paramSize", uint64(*paramSize))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implFuncGetParamInfo(func_, paramIndex, paramOffset, paramSize)
 }
 
 //export cuGetErrorName
 func cuGetErrorName(error C.CUresult, pStr **C.char) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuGetErrorName")
+		l.result("error", Result(error))
+		l.hex("pStr", uint64(uintptr(unsafe.Pointer(pStr))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implGetErrorName(error, pStr)
 }
 
 //export cuGetErrorString
 func cuGetErrorString(error C.CUresult, pStr **C.char) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuGetErrorString")
+		l.result("error", Result(error))
+		l.hex("pStr", uint64(uintptr(unsafe.Pointer(pStr))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implGetErrorString(error, pStr)
 }
 
 //export cuGetExportTable
 func cuGetExportTable(ppExportTable *unsafe.Pointer, pExportTableId *C.CUuuid) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuGetExportTable")
+		l.hex("ppExportTable", uint64(uintptr(unsafe.Pointer(ppExportTable))))
+		l.hex("pExportTableId", uint64(uintptr(unsafe.Pointer(pExportTableId))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implGetExportTable(ppExportTable, pExportTableId)
 }
 
 //export cuGetProcAddress
 func cuGetProcAddress(symbol *C.char, pfn *unsafe.Pointer, cudaVersion C.int, flags C.cuuint64_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuGetProcAddress")
+		l.cstr("symbol", symbol)
+		l.hex("pfn", uint64(uintptr(unsafe.Pointer(pfn))))
+		l.dec("cudaVersion", int64(cudaVersion))
+		l.udec("flags", uint64(flags))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implGetProcAddressV1(symbol, pfn, cudaVersion, flags)
 }
 
 //export cuGetProcAddress_v2
 func cuGetProcAddress_v2(symbol *C.char, pfn *unsafe.Pointer, cudaVersion C.int, flags C.cuuint64_t, symbolStatus *C.CUdriverProcAddressQueryResult) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuGetProcAddress_v2")
+		l.cstr("symbol", symbol)
+		l.hex("pfn", uint64(uintptr(unsafe.Pointer(pfn))))
+		l.dec("cudaVersion", int64(cudaVersion))
+		l.udec("flags", uint64(flags))
+		if symbolStatus == nil {
+			l.str("symbolStatus", "", false)
+		}
+		l.run()
+		defer func() {
+			if ret == 0 && symbolStatus != nil {
+				l.outDec("symbolStatus", int64(*symbolStatus))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implGetProcAddress(symbol, pfn, cudaVersion, flags, symbolStatus)
 }
 
 //export cuInit
 func cuInit(flags C.uint) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuInit")
+		l.udec("flags", uint64(flags))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implInit(flags)
 }
 
 //export cuKernelGetAttribute
 func cuKernelGetAttribute(pi *C.int, attrib C.CUfunction_attribute, kernel C.CUkernel, dev C.CUdevice) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuKernelGetAttribute")
+		if pi == nil {
+			l.str("pi", "", false)
+		}
+		l.dec("attrib", int64(attrib))
+		l.handle("kernel", uintptr(unsafe.Pointer(kernel)))
+		l.dec("dev", int64(dev))
+		l.run()
+		defer func() {
+			if ret == 0 && pi != nil {
+				l.outDec("pi", int64(*pi))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implKernelGetAttribute(pi, attrib, kernel, dev)
 }
 
 //export cuKernelGetFunction
 func cuKernelGetFunction(pFunc *C.CUfunction, kernel C.CUkernel) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuKernelGetFunction")
+		if pFunc == nil {
+			l.str("pFunc", "", false)
+		}
+		l.handle("kernel", uintptr(unsafe.Pointer(kernel)))
+		l.run()
+		defer func() {
+			if ret == 0 && pFunc != nil {
+				l.outHandle("pFunc", uintptr(unsafe.Pointer(*pFunc)))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implKernelGetFunction(pFunc, kernel)
 }
 
 //export cuLaunchKernel
 func cuLaunchKernel(f C.CUfunction, gridDimX C.uint, gridDimY C.uint, gridDimZ C.uint, blockDimX C.uint, blockDimY C.uint, blockDimZ C.uint, sharedMemBytes C.uint, hStream C.CUstream, kernelParams *unsafe.Pointer, extra *unsafe.Pointer) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuLaunchKernel")
+		l.handle("f", uintptr(unsafe.Pointer(f)))
+		l.udec("gridDimX", uint64(gridDimX))
+		l.udec("gridDimY", uint64(gridDimY))
+		l.udec("gridDimZ", uint64(gridDimZ))
+		l.udec("blockDimX", uint64(blockDimX))
+		l.udec("blockDimY", uint64(blockDimY))
+		l.udec("blockDimZ", uint64(blockDimZ))
+		l.udec("sharedMemBytes", uint64(sharedMemBytes))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.hex("kernelParams", uint64(uintptr(unsafe.Pointer(kernelParams))))
+		l.hex("extra", uint64(uintptr(unsafe.Pointer(extra))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implLaunchKernel(f, gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ, sharedMemBytes, hStream, kernelParams, extra)
 }
 
 //export cuLaunchKernel_ptsz
 func cuLaunchKernel_ptsz(f C.CUfunction, gridDimX C.uint, gridDimY C.uint, gridDimZ C.uint, blockDimX C.uint, blockDimY C.uint, blockDimZ C.uint, sharedMemBytes C.uint, hStream C.CUstream, kernelParams *unsafe.Pointer, extra *unsafe.Pointer) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuLaunchKernel_ptsz")
+		l.handle("f", uintptr(unsafe.Pointer(f)))
+		l.udec("gridDimX", uint64(gridDimX))
+		l.udec("gridDimY", uint64(gridDimY))
+		l.udec("gridDimZ", uint64(gridDimZ))
+		l.udec("blockDimX", uint64(blockDimX))
+		l.udec("blockDimY", uint64(blockDimY))
+		l.udec("blockDimZ", uint64(blockDimZ))
+		l.udec("sharedMemBytes", uint64(sharedMemBytes))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.hex("kernelParams", uint64(uintptr(unsafe.Pointer(kernelParams))))
+		l.hex("extra", uint64(uintptr(unsafe.Pointer(extra))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implLaunchKernel(f, gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ, sharedMemBytes, hStream, kernelParams, extra)
 }
 
 //export cuLaunchKernelEx
 func cuLaunchKernelEx(config *C.CUlaunchConfig, f C.CUfunction, kernelParams *unsafe.Pointer, extra *unsafe.Pointer) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuLaunchKernelEx")
+		l.hex("config", uint64(uintptr(unsafe.Pointer(config))))
+		l.handle("f", uintptr(unsafe.Pointer(f)))
+		l.hex("kernelParams", uint64(uintptr(unsafe.Pointer(kernelParams))))
+		l.hex("extra", uint64(uintptr(unsafe.Pointer(extra))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implLaunchKernelEx(config, f, kernelParams, extra)
 }
 
 //export cuLaunchKernelEx_ptsz
 func cuLaunchKernelEx_ptsz(config *C.CUlaunchConfig, f C.CUfunction, kernelParams *unsafe.Pointer, extra *unsafe.Pointer) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuLaunchKernelEx_ptsz")
+		l.hex("config", uint64(uintptr(unsafe.Pointer(config))))
+		l.handle("f", uintptr(unsafe.Pointer(f)))
+		l.hex("kernelParams", uint64(uintptr(unsafe.Pointer(kernelParams))))
+		l.hex("extra", uint64(uintptr(unsafe.Pointer(extra))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implLaunchKernelEx(config, f, kernelParams, extra)
 }
 
 //export cuLibraryGetGlobal
 func cuLibraryGetGlobal(dptr *C.CUdeviceptr, bytes *C.size_t, library C.CUlibrary, name *C.char) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuLibraryGetGlobal")
+		if dptr == nil {
+			l.str("dptr", "", false)
+		}
+		if bytes == nil {
+			l.str("bytes", "", false)
+		}
+		l.handle("library", uintptr(unsafe.Pointer(library)))
+		l.cstr("name", name)
+		l.run()
+		defer func() {
+			if ret == 0 && dptr != nil {
+				l.outHex("dptr", uint64(*dptr))
+			}
+			if ret == 0 && bytes != nil {
+				l.outUdec("bytes", uint64(*bytes))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implLibraryGetGlobal(dptr, bytes, library, name)
 }
 
 //export cuLibraryGetKernel
 func cuLibraryGetKernel(pKernel *C.CUkernel, library C.CUlibrary, name *C.char) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuLibraryGetKernel")
+		if pKernel == nil {
+			l.str("pKernel", "", false)
+		}
+		l.handle("library", uintptr(unsafe.Pointer(library)))
+		l.cstr("name", name)
+		l.run()
+		defer func() {
+			if ret == 0 && pKernel != nil {
+				l.outHandle("pKernel", uintptr(unsafe.Pointer(*pKernel)))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implLibraryGetKernel(pKernel, library, name)
 }
 
 //export cuLibraryLoadData
 func cuLibraryLoadData(library *C.CUlibrary, code unsafe.Pointer, jitOptions *C.CUjit_option, jitOptionsValues *unsafe.Pointer, numJitOptions C.uint, libraryOptions *C.CUlibraryOption, libraryOptionValues *unsafe.Pointer, numLibraryOptions C.uint) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuLibraryLoadData")
+		if library == nil {
+			l.str("library", "", false)
+		}
+		l.hex("code", uint64(uintptr(unsafe.Pointer(code))))
+		l.hex("jitOptions", uint64(uintptr(unsafe.Pointer(jitOptions))))
+		l.hex("jitOptionsValues", uint64(uintptr(unsafe.Pointer(jitOptionsValues))))
+		l.udec("numJitOptions", uint64(numJitOptions))
+		l.hex("libraryOptions", uint64(uintptr(unsafe.Pointer(libraryOptions))))
+		l.hex("libraryOptionValues", uint64(uintptr(unsafe.Pointer(libraryOptionValues))))
+		l.udec("numLibraryOptions", uint64(numLibraryOptions))
+		l.run()
+		defer func() {
+			if ret == 0 && library != nil {
+				l.outHandle("library", uintptr(unsafe.Pointer(*library)))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implLibraryLoadData(library, code, jitOptions, jitOptionsValues, numJitOptions, libraryOptions, libraryOptionValues, numLibraryOptions)
 }
 
 //export cuLibraryUnload
 func cuLibraryUnload(library C.CUlibrary) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuLibraryUnload")
+		l.handle("library", uintptr(unsafe.Pointer(library)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implLibraryUnload(library)
 }
 
 //export cuMemAlloc_v2
 func cuMemAlloc_v2(dptr *C.CUdeviceptr, bytesize C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemAlloc_v2")
+		if dptr == nil {
+			l.str("dptr", "", false)
+		}
+		l.udec("bytesize", uint64(bytesize))
+		l.run()
+		defer func() {
+			if ret == 0 && dptr != nil {
+				l.outHex("dptr", uint64(*dptr))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implMemAlloc(dptr, bytesize)
 }
 
 //export cuMemAllocHost
 func cuMemAllocHost(pp *unsafe.Pointer, bytesize C.uint) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemAllocHost")
+		l.hex("pp", uint64(uintptr(unsafe.Pointer(pp))))
+		l.udec("bytesize", uint64(bytesize))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implMemAllocHostV1(pp, bytesize)
 }
 
 //export cuMemAllocHost_v2
 func cuMemAllocHost_v2(pp *unsafe.Pointer, bytesize C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemAllocHost_v2")
+		l.hex("pp", uint64(uintptr(unsafe.Pointer(pp))))
+		l.udec("bytesize", uint64(bytesize))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implMemAllocHost(pp, bytesize)
 }
 
 //export cuMemFree_v2
 func cuMemFree_v2(dptr C.CUdeviceptr) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemFree_v2")
+		l.hex("dptr", uint64(dptr))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implMemFree(dptr)
 }
 
 //export cuMemFreeHost
 func cuMemFreeHost(p unsafe.Pointer) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemFreeHost")
+		l.hex("p", uint64(uintptr(unsafe.Pointer(p))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implMemFreeHost(p)
 }
 
 //export cuMemGetInfo
 func cuMemGetInfo(free *C.uint, total *C.uint) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemGetInfo")
+		if free == nil {
+			l.str("free", "", false)
+		}
+		if total == nil {
+			l.str("total", "", false)
+		}
+		l.run()
+		defer func() {
+			if ret == 0 && free != nil {
+				l.outUdec("free", uint64(*free))
+			}
+			if ret == 0 && total != nil {
+				l.outUdec("total", uint64(*total))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implMemGetInfoV1(free, total)
 }
 
 //export cuMemGetInfo_v2
 func cuMemGetInfo_v2(free *C.size_t, total *C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemGetInfo_v2")
+		if free == nil {
+			l.str("free", "", false)
+		}
+		if total == nil {
+			l.str("total", "", false)
+		}
+		l.run()
+		defer func() {
+			if ret == 0 && free != nil {
+				l.outUdec("free", uint64(*free))
+			}
+			if ret == 0 && total != nil {
+				l.outUdec("total", uint64(*total))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implMemGetInfo(free, total)
 }
 
 //export cuMemHostAlloc
 func cuMemHostAlloc(pp *unsafe.Pointer, bytesize C.size_t, flags C.uint) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemHostAlloc")
+		l.hex("pp", uint64(uintptr(unsafe.Pointer(pp))))
+		l.udec("bytesize", uint64(bytesize))
+		l.udec("flags", uint64(flags))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implMemHostAlloc(pp, bytesize, flags)
 }
 
 //export cuMemcpyDtoD_v2
 func cuMemcpyDtoD_v2(dstDevice C.CUdeviceptr, srcDevice C.CUdeviceptr, byteCount C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpyDtoD_v2")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.hex("srcDevice", uint64(srcDevice))
+		l.udec("byteCount", uint64(byteCount))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implMemcpyDtoD(dstDevice, srcDevice, byteCount)
 }
 
 //export cuMemcpyDtoD_v2_ptds
 func cuMemcpyDtoD_v2_ptds(dstDevice C.CUdeviceptr, srcDevice C.CUdeviceptr, byteCount C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpyDtoD_v2_ptds")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.hex("srcDevice", uint64(srcDevice))
+		l.udec("byteCount", uint64(byteCount))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implMemcpyDtoD(dstDevice, srcDevice, byteCount)
 }
 
 //export cuMemcpyDtoDAsync_v2
 func cuMemcpyDtoDAsync_v2(dstDevice C.CUdeviceptr, srcDevice C.CUdeviceptr, byteCount C.size_t, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpyDtoDAsync_v2")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.hex("srcDevice", uint64(srcDevice))
+		l.udec("byteCount", uint64(byteCount))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implMemcpyDtoDAsync(dstDevice, srcDevice, byteCount, hStream)
 }
 
 //export cuMemcpyDtoDAsync_v2_ptsz
 func cuMemcpyDtoDAsync_v2_ptsz(dstDevice C.CUdeviceptr, srcDevice C.CUdeviceptr, byteCount C.size_t, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpyDtoDAsync_v2_ptsz")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.hex("srcDevice", uint64(srcDevice))
+		l.udec("byteCount", uint64(byteCount))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implMemcpyDtoDAsync(dstDevice, srcDevice, byteCount, hStream)
 }
 
 //export cuMemcpyDtoH_v2
 func cuMemcpyDtoH_v2(dstHost unsafe.Pointer, srcDevice C.CUdeviceptr, byteCount C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpyDtoH_v2")
+		l.hex("dstHost", uint64(uintptr(unsafe.Pointer(dstHost))))
+		l.hex("srcDevice", uint64(srcDevice))
+		l.udec("byteCount", uint64(byteCount))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implMemcpyDtoH(dstHost, srcDevice, byteCount)
 }
 
 //export cuMemcpyDtoH_v2_ptds
 func cuMemcpyDtoH_v2_ptds(dstHost unsafe.Pointer, srcDevice C.CUdeviceptr, byteCount C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpyDtoH_v2_ptds")
+		l.hex("dstHost", uint64(uintptr(unsafe.Pointer(dstHost))))
+		l.hex("srcDevice", uint64(srcDevice))
+		l.udec("byteCount", uint64(byteCount))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implMemcpyDtoH(dstHost, srcDevice, byteCount)
 }
 
 //export cuMemcpyDtoHAsync_v2
 func cuMemcpyDtoHAsync_v2(dstHost unsafe.Pointer, srcDevice C.CUdeviceptr, byteCount C.size_t, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpyDtoHAsync_v2")
+		l.hex("dstHost", uint64(uintptr(unsafe.Pointer(dstHost))))
+		l.hex("srcDevice", uint64(srcDevice))
+		l.udec("byteCount", uint64(byteCount))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implMemcpyDtoHAsync(dstHost, srcDevice, byteCount, hStream)
 }
 
 //export cuMemcpyDtoHAsync_v2_ptsz
 func cuMemcpyDtoHAsync_v2_ptsz(dstHost unsafe.Pointer, srcDevice C.CUdeviceptr, byteCount C.size_t, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpyDtoHAsync_v2_ptsz")
+		l.hex("dstHost", uint64(uintptr(unsafe.Pointer(dstHost))))
+		l.hex("srcDevice", uint64(srcDevice))
+		l.udec("byteCount", uint64(byteCount))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implMemcpyDtoHAsync(dstHost, srcDevice, byteCount, hStream)
 }
 
 //export cuMemcpyHtoD_v2
 func cuMemcpyHtoD_v2(dstDevice C.CUdeviceptr, srcHost unsafe.Pointer, byteCount C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpyHtoD_v2")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.hex("srcHost", uint64(uintptr(unsafe.Pointer(srcHost))))
+		l.udec("byteCount", uint64(byteCount))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implMemcpyHtoD(dstDevice, srcHost, byteCount)
 }
 
 //export cuMemcpyHtoD_v2_ptds
 func cuMemcpyHtoD_v2_ptds(dstDevice C.CUdeviceptr, srcHost unsafe.Pointer, byteCount C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpyHtoD_v2_ptds")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.hex("srcHost", uint64(uintptr(unsafe.Pointer(srcHost))))
+		l.udec("byteCount", uint64(byteCount))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implMemcpyHtoD(dstDevice, srcHost, byteCount)
 }
 
 //export cuMemcpyHtoDAsync_v2
 func cuMemcpyHtoDAsync_v2(dstDevice C.CUdeviceptr, srcHost unsafe.Pointer, byteCount C.size_t, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpyHtoDAsync_v2")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.hex("srcHost", uint64(uintptr(unsafe.Pointer(srcHost))))
+		l.udec("byteCount", uint64(byteCount))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implMemcpyHtoDAsync(dstDevice, srcHost, byteCount, hStream)
 }
 
 //export cuMemcpyHtoDAsync_v2_ptsz
 func cuMemcpyHtoDAsync_v2_ptsz(dstDevice C.CUdeviceptr, srcHost unsafe.Pointer, byteCount C.size_t, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpyHtoDAsync_v2_ptsz")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.hex("srcHost", uint64(uintptr(unsafe.Pointer(srcHost))))
+		l.udec("byteCount", uint64(byteCount))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implMemcpyHtoDAsync(dstDevice, srcHost, byteCount, hStream)
 }
 
 //export cuMemsetD16_v2
 func cuMemsetD16_v2(dstDevice C.CUdeviceptr, us C.ushort, n C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemsetD16_v2")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.udec("us", uint64(us))
+		l.udec("n", uint64(n))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implMemsetD16(dstDevice, us, n)
 }
 
 //export cuMemsetD16_v2_ptds
 func cuMemsetD16_v2_ptds(dstDevice C.CUdeviceptr, us C.ushort, n C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemsetD16_v2_ptds")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.udec("us", uint64(us))
+		l.udec("n", uint64(n))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implMemsetD16(dstDevice, us, n)
 }
 
 //export cuMemsetD16Async
 func cuMemsetD16Async(dstDevice C.CUdeviceptr, us C.ushort, n C.size_t, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemsetD16Async")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.udec("us", uint64(us))
+		l.udec("n", uint64(n))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implMemsetD16Async(dstDevice, us, n, hStream)
 }
 
 //export cuMemsetD16Async_ptsz
 func cuMemsetD16Async_ptsz(dstDevice C.CUdeviceptr, us C.ushort, n C.size_t, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemsetD16Async_ptsz")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.udec("us", uint64(us))
+		l.udec("n", uint64(n))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implMemsetD16Async(dstDevice, us, n, hStream)
 }
 
 //export cuMemsetD32_v2
 func cuMemsetD32_v2(dstDevice C.CUdeviceptr, ui C.uint, n C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemsetD32_v2")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.udec("ui", uint64(ui))
+		l.udec("n", uint64(n))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implMemsetD32(dstDevice, ui, n)
 }
 
 //export cuMemsetD32_v2_ptds
 func cuMemsetD32_v2_ptds(dstDevice C.CUdeviceptr, ui C.uint, n C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemsetD32_v2_ptds")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.udec("ui", uint64(ui))
+		l.udec("n", uint64(n))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implMemsetD32(dstDevice, ui, n)
 }
 
 //export cuMemsetD32Async
 func cuMemsetD32Async(dstDevice C.CUdeviceptr, ui C.uint, n C.size_t, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemsetD32Async")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.udec("ui", uint64(ui))
+		l.udec("n", uint64(n))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implMemsetD32Async(dstDevice, ui, n, hStream)
 }
 
 //export cuMemsetD32Async_ptsz
 func cuMemsetD32Async_ptsz(dstDevice C.CUdeviceptr, ui C.uint, n C.size_t, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemsetD32Async_ptsz")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.udec("ui", uint64(ui))
+		l.udec("n", uint64(n))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implMemsetD32Async(dstDevice, ui, n, hStream)
 }
 
 //export cuMemsetD8_v2
 func cuMemsetD8_v2(dstDevice C.CUdeviceptr, uc C.uchar, n C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemsetD8_v2")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.udec("uc", uint64(uc))
+		l.udec("n", uint64(n))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implMemsetD8(dstDevice, uc, n)
 }
 
 //export cuMemsetD8_v2_ptds
 func cuMemsetD8_v2_ptds(dstDevice C.CUdeviceptr, uc C.uchar, n C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemsetD8_v2_ptds")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.udec("uc", uint64(uc))
+		l.udec("n", uint64(n))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implMemsetD8(dstDevice, uc, n)
 }
 
 //export cuMemsetD8Async
 func cuMemsetD8Async(dstDevice C.CUdeviceptr, uc C.uchar, n C.size_t, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemsetD8Async")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.udec("uc", uint64(uc))
+		l.udec("n", uint64(n))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implMemsetD8Async(dstDevice, uc, n, hStream)
 }
 
 //export cuMemsetD8Async_ptsz
 func cuMemsetD8Async_ptsz(dstDevice C.CUdeviceptr, uc C.uchar, n C.size_t, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemsetD8Async_ptsz")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.udec("uc", uint64(uc))
+		l.udec("n", uint64(n))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implMemsetD8Async(dstDevice, uc, n, hStream)
 }
 
 //export cuModuleGetFunction
 func cuModuleGetFunction(hfunc *C.CUfunction, hmod C.CUmodule, name *C.char) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuModuleGetFunction")
+		if hfunc == nil {
+			l.str("hfunc", "", false)
+		}
+		l.handle("hmod", uintptr(unsafe.Pointer(hmod)))
+		l.cstr("name", name)
+		l.run()
+		defer func() {
+			if ret == 0 && hfunc != nil {
+				l.outHandle("hfunc", uintptr(unsafe.Pointer(*hfunc)))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implModuleGetFunction(hfunc, hmod, name)
 }
 
 //export cuModuleGetGlobal_v2
 func cuModuleGetGlobal_v2(dptr *C.CUdeviceptr, bytes *C.size_t, hmod C.CUmodule, name *C.char) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuModuleGetGlobal_v2")
+		if dptr == nil {
+			l.str("dptr", "", false)
+		}
+		if bytes == nil {
+			l.str("bytes", "", false)
+		}
+		l.handle("hmod", uintptr(unsafe.Pointer(hmod)))
+		l.cstr("name", name)
+		l.run()
+		defer func() {
+			if ret == 0 && dptr != nil {
+				l.outHex("dptr", uint64(*dptr))
+			}
+			if ret == 0 && bytes != nil {
+				l.outUdec("bytes", uint64(*bytes))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implModuleGetGlobal(dptr, bytes, hmod, name)
 }
 
 //export cuModuleGetLoadingMode
 func cuModuleGetLoadingMode(mode *C.CUmoduleLoadingMode) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuModuleGetLoadingMode")
+		if mode == nil {
+			l.str("mode", "", false)
+		}
+		l.run()
+		defer func() {
+			if ret == 0 && mode != nil {
+				l.outDec("mode", int64(*mode))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implModuleGetLoadingMode(mode)
 }
 
 //export cuModuleLoadData
 func cuModuleLoadData(module *C.CUmodule, image unsafe.Pointer) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuModuleLoadData")
+		if module == nil {
+			l.str("module", "", false)
+		}
+		l.hex("image", uint64(uintptr(unsafe.Pointer(image))))
+		l.run()
+		defer func() {
+			if ret == 0 && module != nil {
+				l.outHandle("module", uintptr(unsafe.Pointer(*module)))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implModuleLoadData(module, image)
 }
 
 //export cuModuleLoadDataEx
 func cuModuleLoadDataEx(module *C.CUmodule, image unsafe.Pointer, numOptions C.uint, options *C.CUjit_option, optionValues *unsafe.Pointer) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuModuleLoadDataEx")
+		if module == nil {
+			l.str("module", "", false)
+		}
+		l.hex("image", uint64(uintptr(unsafe.Pointer(image))))
+		l.udec("numOptions", uint64(numOptions))
+		l.hex("options", uint64(uintptr(unsafe.Pointer(options))))
+		l.hex("optionValues", uint64(uintptr(unsafe.Pointer(optionValues))))
+		l.run()
+		defer func() {
+			if ret == 0 && module != nil {
+				l.outHandle("module", uintptr(unsafe.Pointer(*module)))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implModuleLoadDataEx(module, image, numOptions, options, optionValues)
 }
 
 //export cuModuleLoadFatBinary
 func cuModuleLoadFatBinary(module *C.CUmodule, fatCubin unsafe.Pointer) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuModuleLoadFatBinary")
+		if module == nil {
+			l.str("module", "", false)
+		}
+		l.hex("fatCubin", uint64(uintptr(unsafe.Pointer(fatCubin))))
+		l.run()
+		defer func() {
+			if ret == 0 && module != nil {
+				l.outHandle("module", uintptr(unsafe.Pointer(*module)))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implModuleLoadFatBinary(module, fatCubin)
 }
 
 //export cuModuleUnload
 func cuModuleUnload(hmod C.CUmodule) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuModuleUnload")
+		l.handle("hmod", uintptr(unsafe.Pointer(hmod)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implModuleUnload(hmod)
 }
 
 //export cuStreamCreate
 func cuStreamCreate(phStream *C.CUstream, flags C.uint) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuStreamCreate")
+		if phStream == nil {
+			l.str("phStream", "", false)
+		}
+		l.udec("flags", uint64(flags))
+		l.run()
+		defer func() {
+			if ret == 0 && phStream != nil {
+				l.outHandle("phStream", uintptr(unsafe.Pointer(*phStream)))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implStreamCreate(phStream, flags)
 }
 
 //export cuStreamCreateWithPriority
 func cuStreamCreateWithPriority(phStream *C.CUstream, flags C.uint, priority C.int) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuStreamCreateWithPriority")
+		if phStream == nil {
+			l.str("phStream", "", false)
+		}
+		l.udec("flags", uint64(flags))
+		l.dec("priority", int64(priority))
+		l.run()
+		defer func() {
+			if ret == 0 && phStream != nil {
+				l.outHandle("phStream", uintptr(unsafe.Pointer(*phStream)))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implStreamCreateWithPriority(phStream, flags, priority)
 }
 
 //export cuStreamDestroy
 func cuStreamDestroy(hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuStreamDestroy")
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implStreamDestroy(hStream)
 }
 
 //export cuStreamDestroy_v2
 func cuStreamDestroy_v2(hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuStreamDestroy_v2")
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implStreamDestroy(hStream)
 }
 
 //export cuStreamQuery
 func cuStreamQuery(hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuStreamQuery")
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implStreamQuery(hStream)
 }
 
 //export cuStreamQuery_ptsz
 func cuStreamQuery_ptsz(hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuStreamQuery_ptsz")
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implStreamQuery(hStream)
 }
 
 //export cuStreamSynchronize
 func cuStreamSynchronize(hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuStreamSynchronize")
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implStreamSynchronize(hStream)
 }
 
 //export cuStreamSynchronize_ptsz
 func cuStreamSynchronize_ptsz(hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuStreamSynchronize_ptsz")
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implStreamSynchronize(hStream)
 }
 
 //export cuStreamWaitEvent
 func cuStreamWaitEvent(hStream C.CUstream, hEvent C.CUevent, flags C.uint) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuStreamWaitEvent")
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.handle("hEvent", uintptr(unsafe.Pointer(hEvent)))
+		l.udec("flags", uint64(flags))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implStreamWaitEvent(hStream, hEvent, flags)
 }
 
 //export cuStreamWaitEvent_ptsz
 func cuStreamWaitEvent_ptsz(hStream C.CUstream, hEvent C.CUevent, flags C.uint) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuStreamWaitEvent_ptsz")
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.handle("hEvent", uintptr(unsafe.Pointer(hEvent)))
+		l.udec("flags", uint64(flags))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implStreamWaitEvent(hStream, hEvent, flags)
 }

@@ -43,7 +43,7 @@ func kerfExportUnknownSlot(which, slot C.int) (r C.CUresult) {
 //export kerfCudartModuleFromWrapper
 func kerfCudartModuleFromWrapper(mod *C.CUmodule, wrapper unsafe.Pointer) (r C.CUresult) {
 	defer guard(&r)
-	return moduleLoadOut(mod, wrapper)
+	return moduleLoadOut(mod, wrapper, 0, nil, nil)
 }
 
 //export kerfCudartModuleFromWrapperEx
@@ -52,7 +52,7 @@ func kerfCudartModuleFromWrapperEx(mod *C.CUmodule, wrapper, a3, a4 unsafe.Point
 	if res := moduleOptionsKnown(a3 != nil || a4 != nil || a5 != 0); res != abi.Success {
 		return cr(res)
 	}
-	return moduleLoadOut(mod, wrapper)
+	return moduleLoadOut(mod, wrapper, 0, nil, nil)
 }
 
 //export kerfCudartModuleFromFatbinEx
@@ -61,7 +61,7 @@ func kerfCudartModuleFromFatbinEx(fatbin unsafe.Pointer, mod *C.CUmodule, a3, a4
 	if res := moduleOptionsKnown(a3 != nil || a4 != nil || a5 != 0); res != abi.Success {
 		return cr(res)
 	}
-	return moduleLoadOut(mod, fatbin)
+	return moduleLoadOut(mod, fatbin, 0, nil, nil)
 }
 
 //export kerfCudartPrimaryContext

@@ -231,7 +231,7 @@ func worker(dev, rounds, n int) error {
 		return err
 	}
 	defer ctxDestroy(ctx.key)
-	mod, r := moduleLoad(kernels.PTX("vadd"), kindModule)
+	mod, r, _ := moduleLoad(kernels.PTX("vadd"), kindModule)
 	if err := check("load", r); err != nil {
 		return err
 	}

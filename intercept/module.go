@@ -1,45 +1,62 @@
 package main
 
 import (
+	"errors"
 	"os"
 
 	"github.com/kerf-edge/kerf/abi"
 )
 
 // moduleLoad loads image on the current context's device as a module (or,
-// with k == kindLibrary, as a library).
-func moduleLoad(image []byte, k kind) (*object, Result) {
+// with k == kindLibrary, as a library). On failure it also returns why, as
+// the JIT error log has it: the PTX parser's line and instruction on the
+// emulated GPU, the driver's JIT log on a real one.
+func moduleLoad(image []byte, k kind) (*object, Result, string) {
 	dv, res := currentDevice()
 	if res != abi.Success {
-		return nil, res
+		return nil, res, ""
 	}
 	return loadOn(dv, image, k)
 }
 
-func loadOn(dv *device, image []byte, k kind) (*object, Result) {
+func loadOn(dv *device, image []byte, k kind) (*object, Result, string) {
 	if len(image) == 0 {
-		return nil, abi.ErrInvalidImage
+		return nil, abi.ErrInvalidImage, ""
 	}
 	w, err := dv.cl.ModuleLoad(image)
 	if err != nil {
-		return nil, abi.ResultOf(err)
+		log := errorLog(err)
+		if log != "" {
+			say("module load: %s", log)
+		}
+		return nil, abi.ResultOf(err), log
 	}
 	o, res := drv.newObject(k, dv, w)
 	if res != abi.Success {
 		dv.cl.Call(abi.CallModuleUnload, new(abi.Values).Word(w), nil)
 	}
-	return o, res
+	return o, res, ""
+}
+
+// errorLog is the text of a failed load for the JIT error log: the
+// message kerfd sent, or none.
+func errorLog(err error) string {
+	var e *abi.Error
+	if errors.As(err, &e) {
+		return e.Msg
+	}
+	return ""
 }
 
 // libraryLoad implements cuLibraryLoadData: a library is context-free in
 // CUDA; here it lives on the current context's device, or device 0.
-func libraryLoad(image []byte) (*object, Result) {
+func libraryLoad(image []byte) (*object, Result, string) {
 	dv, res := currentDevice()
 	if res == abi.ErrInvalidContext {
 		dv, res = drv.device(0)
 	}
 	if res != abi.Success {
-		return nil, res
+		return nil, res, ""
 	}
 	return loadOn(dv, image, kindLibrary)
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"math/bits"
+	"strings"
 
 	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/gpu"
@@ -160,10 +161,20 @@ func (ss *session) moduleLoadData(h wire.Header, a wire.ModuleLoadDataArgs) (abi
 	}
 	m, err := ss.ctx.ModuleLoad(image)
 	if err != nil {
-		return abi.ResultOf(err), nil
+		return ss.failed(err), nil
 	}
 	ss.res.Word(ss.handles.add(abi.ModuleHandle, m, 0))
 	return abi.Success, nil
+}
+
+// failed records a module load's error for the reply and kerfd's log,
+// and returns its CUDA result.
+func (ss *session) failed(err error) abi.Result {
+	code := abi.ResultOf(err)
+	ss.errText = strings.TrimPrefix(err.Error(), code.Name()+": ")
+	ss.srv.guards()
+	ss.srv.moduleLoadFailed.Log("tenant", ss.tenant.ID, "session", ss.id, "device", ss.device, "result", code.Name(), "err", err)
+	return code
 }
 
 func (ss *session) moduleUnload(a wire.ModuleUnloadArgs) abi.Result {

@@ -77,6 +77,7 @@ type pending struct {
 	dst   []byte
 	got   int
 	code  abi.Result
+	text  string // the error's text, from protocol version 3 on
 	err   error
 	async bool
 	done  chan struct{}
@@ -388,6 +389,9 @@ func (c *Client) waitResult(p *pending) error {
 	err := p.err
 	if err == nil && p.code != abi.Success {
 		err = p.code
+		if p.text != "" {
+			err = &abi.Error{Code: p.code, Msg: p.text}
+		}
 	}
 	pendingPool.Put(p)
 	return err
@@ -491,7 +495,7 @@ func (c *Client) readOne() error {
 		if res == nil {
 			res = &abi.Values{}
 		}
-		w.code, w.err = wire.DecodeReply(w.call, p, res)
+		w.code, w.text, w.err = wire.DecodeReply(w.call, p, res, c.Device.Version >= 3)
 		for i := range res.NB {
 			res.Blobs[i] = bytes.Clone(res.Blobs[i])
 		}

@@ -96,9 +96,10 @@ func (ts *testServer) token(t testing.TB, tenant string, limit uint64) []byte {
 
 // transports lists the ways a tenant reaches the server: "unix-v1" is the
 // local path as a protocol version 1 client uses it, without the call ring.
+// ("unix-v2", a version 2 client, gets no error texts.)
 var transports = []string{"unix", "unix-v1", "quic"}
 
-func isUnix(via string) bool { return via == "unix" || via == "unix-v1" }
+func isUnix(via string) bool { return via == "unix" || via == "unix-v1" || via == "unix-v2" }
 
 func (ts *testServer) dial(t *testing.T, via string, tok []byte) *Client {
 	t.Helper()
@@ -114,8 +115,11 @@ func (ts *testServer) tryDial(via string, tok []byte) (*Client, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	opts := Options{Token: tok, Name: "test"}
-	if via == "unix-v1" {
+	switch via {
+	case "unix-v1":
 		opts.maxVersion = 1
+	case "unix-v2":
+		opts.maxVersion = 2
 	}
 	if isUnix(via) {
 		return DialUnix(ctx, ts.sock, opts)

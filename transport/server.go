@@ -68,7 +68,10 @@ type Server struct {
 	quicGuard       *connguard.Guard
 	handshakeFailed *connguard.LogLimiter
 	acceptFailed    *connguard.LogLimiter
-	logLimiters     []*connguard.LogLimiter
+	// moduleLoadFailed logs the modules tenants' sessions fail to load,
+	// which a tenant could repeat without end.
+	moduleLoadFailed *connguard.LogLimiter
+	logLimiters      []*connguard.LogLimiter
 }
 
 // guards makes the listeners' guards and rate-limited logs on first use.
@@ -86,6 +89,7 @@ func (s *Server) guards() {
 			limiter(s.logger().With("transport", "quic"), slog.LevelWarn, refused))
 		s.handshakeFailed = limiter(s.logger(), slog.LevelWarn, "handshake failed")
 		s.acceptFailed = limiter(s.logger(), slog.LevelError, "accepting a connection")
+		s.moduleLoadFailed = limiter(s.logger(), slog.LevelWarn, "module load failed")
 	})
 }
 
@@ -410,7 +414,7 @@ func (s *Server) handshakeTimeout() time.Duration {
 
 // open creates the backend context and accepts the session.
 func (ss *session) open(adm Admission) error {
-	ss.tenant, ss.device = adm.Tenant, adm.Device
+	ss.tenant, ss.device, ss.version = adm.Tenant, adm.Device, adm.Version
 	ctx, err := ss.srv.Backend.Open(adm.Device, adm.MemLimit)
 	if err != nil {
 		return ss.refuse(abi.ResultOf(err), "opening device: "+err.Error())

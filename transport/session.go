@@ -27,6 +27,7 @@ type session struct {
 	started time.Time
 	tenant  auth.Tenant
 	device  int
+	version uint16 // the protocol version negotiated
 	ctx     gpu.Context
 
 	handles handleTable
@@ -34,6 +35,9 @@ type session struct {
 	// latched is the first error of an async call since the last sync
 	// call; the next sync call returns it instead of running.
 	latched abi.Result
+	// errText is the text of the running call's error, which its reply
+	// carries from protocol version 3 on; finish clears it.
+	errText string
 
 	res   abi.Values
 	out   []byte
@@ -207,21 +211,32 @@ func (ss *session) finish(h wire.Header, c *abi.Call, wantReply bool, code abi.R
 	if code != abi.Success {
 		ss.errs.Add(1)
 	}
+	text := ss.errText
+	ss.errText = ""
 	if !wantReply {
 		if ss.latched == abi.Success {
 			ss.latched = code
 		}
 		return nil
 	}
-	return ss.reply(h, c, code)
+	return ss.replyText(h, c, code, text)
 }
 
 func (ss *session) reply(h wire.Header, c *abi.Call, code abi.Result) error {
+	return ss.replyText(h, c, code, "")
+}
+
+// replyText answers call c with code and, for an error on a session at
+// protocol version 3 or later, text.
+func (ss *session) replyText(h wire.Header, c *abi.Call, code abi.Result, text string) error {
 	var err error
 	if c == nil {
 		ss.out = binary.LittleEndian.AppendUint32(ss.out[:0], uint32(code))
 	} else if ss.out, err = wire.AppendReply(ss.out[:0], c, code, &ss.res); err != nil {
 		return err // a backend result that breaks the catalogue is our bug
+	}
+	if code != abi.Success && ss.version >= 3 {
+		ss.out = wire.AppendErrorText(ss.out, text)
 	}
 	return ss.conn.WriteFrame(wire.Header{Type: wire.Reply, Call: h.Call, Seq: h.Seq}, ss.out)
 }

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"strings"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/auth"
+	"github.com/kerf-edge/kerf/internal/testkit"
 	"github.com/kerf-edge/kerf/transport/internal/wire"
 )
 
@@ -424,6 +427,50 @@ func TestModuleLoadOnHostMemory(t *testing.T) {
 	if _, err := c.MemAlloc(64); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A module that fails to load reaches the tenant with its reason (from
+// protocol version 3 on; an older client gets the code alone) and kerfd's
+// log with the tenant and session.
+func TestModuleLoadFailureText(t *testing.T) {
+	for _, via := range append(transports, "unix-v2") {
+		t.Run(via, func(t *testing.T) {
+			logs := &testkit.SyncBuffer{}
+			ts := startServerB(t, func(s *Server) { s.Log = slog.New(slog.NewTextHandler(logs, nil)) })
+			c := ts.dial(t, via, ts.token(t, "ivy-"+via, 0))
+			_, err := c.ModuleLoad([]byte("// ptx\n"))
+			wantCode(t, err, abi.ErrNotSupported)
+			var e *abi.Error
+			switch {
+			case c.Device.Version < 3:
+				if errors.As(err, &e) {
+					t.Fatalf("a version %d session carried a text: %v", c.Device.Version, err)
+				}
+			case !errors.As(err, &e) || e.Msg != "hostmem runs no kernels":
+				t.Fatalf("load error = %#v, want the backend's text", err)
+			}
+			// The session goes on.
+			if _, err := c.MemAlloc(64); err != nil {
+				t.Fatal(err)
+			}
+			want := fmt.Sprintf("tenant=ivy-%s session=%d", via, c.Device.Session)
+			waitFor(t, "the failed load in kerfd's log", func() bool {
+				return strings.Contains(logs.String(), want)
+			})
+			if line := firstLine(logs.String(), "module load failed"); !strings.Contains(line, "level=WARN") || !strings.Contains(line, "runs no kernels") {
+				t.Fatalf("log line %q", line)
+			}
+		})
+	}
+}
+
+func firstLine(s, sub string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			return l
+		}
+	}
+	return ""
 }
 
 // A token revoked by another process (kerfd token revoke) takes effect in

@@ -28,6 +28,17 @@ func main() {
 	}
 }
 
+// jitOptions are the CUjit_option values the shim reads, from abi.
+var jitOptions = []struct {
+	name  string
+	value int
+}{
+	{"CU_JIT_INFO_LOG_BUFFER", abi.JITInfoLogBuffer},
+	{"CU_JIT_INFO_LOG_BUFFER_SIZE_BYTES", abi.JITInfoLogBufferSizeBytes},
+	{"CU_JIT_ERROR_LOG_BUFFER", abi.JITErrorLogBuffer},
+	{"CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES", abi.JITErrorLogBufferSizeBytes},
+}
+
 func proto(b *bytes.Buffer, name string, params []abi.Param) {
 	fmt.Fprintf(b, "CUresult %s(%s);\n", name, abi.CDecl(params))
 }
@@ -52,6 +63,10 @@ func render() []byte {
 
 `)
 	b.WriteString(prologue)
+	b.WriteString("\n")
+	for _, o := range jitOptions {
+		fmt.Fprintf(&b, "#define %s %d\n", o.name, o.value)
+	}
 	fmt.Fprintf(&b, "\n#define CUDA_VERSION %d\n\n#ifndef KERF_CUDA_NO_PROTOTYPES\n\n#ifndef KERF_CUDA_ALL_VERSIONS\n", abi.CUDAVersion)
 	var current, rest bytes.Buffer
 	for _, e := range abi.EntryPoints() {

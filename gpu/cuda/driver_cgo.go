@@ -116,8 +116,9 @@ static kcu_res kcu_memset(uintptr_t c, kcu_ptr dst, unsigned v, unsigned elem, s
 	return 1; // CUDA_ERROR_INVALID_VALUE
 }
 
-// The image is copied with a NUL appended: PTX is read as a C string.
-static kcu_res kcu_module_load(uintptr_t c, const void *img, size_t n, uintptr_t *mod) {
+// The image is copied with a NUL appended: PTX is read as a C string. The
+// driver's JIT error log goes to log, NUL-terminated.
+static kcu_res kcu_module_load(uintptr_t c, const void *img, size_t n, uintptr_t *mod, char *log, size_t logsize) {
 	CUR(c);
 	char *buf = malloc(n + 1);
 	if (!buf)
@@ -125,8 +126,12 @@ static kcu_res kcu_module_load(uintptr_t c, const void *img, size_t n, uintptr_t
 	memcpy(buf, img, n);
 	buf[n] = 0;
 	CUmodule h = 0;
-	kcu_res r = cu.cuModuleLoadData(&h, buf);
+	log[0] = 0;
+	CUjit_option opts[] = {CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
+	void *vals[] = {log, (void *)logsize};
+	kcu_res r = cu.cuModuleLoadDataEx(&h, buf, 2, opts, vals);
 	free(buf);
+	log[logsize - 1] = 0;
 	*mod = (uintptr_t)h;
 	return r;
 }
@@ -205,6 +210,12 @@ static void kcu_free(char *p) { free(p); }
 static int kcu_has(const char *name) { return kcu_lib && dlsym(kcu_lib, name) != 0; }
 */
 import "C"
+import (
+	"strings"
+	"unsafe"
+
+	"github.com/kerf-edge/kerf/abi"
+)
 
 // Number of leading table entries resolved before the version check.
 const bootstrapSymbols = int(C.kcu_bootstrap)
@@ -336,10 +347,14 @@ func memset(c uintptr, dst uint64, v, elem uint32, count uint64, s uintptr) int 
 	return int(C.kcu_memset(C.uintptr_t(c), C.kcu_ptr(dst), C.unsigned(v), C.unsigned(elem), C.size_t(count), C.uintptr_t(s)))
 }
 
-func moduleLoad(c uintptr, img []byte) (uintptr, int) {
+// moduleLoad loads img on context c, returning the driver's JIT error
+// log with a failure.
+func moduleLoad(c uintptr, img []byte) (uintptr, int, string) {
 	var m C.uintptr_t
-	r := C.kcu_module_load(C.uintptr_t(c), bytesPtr(img), C.size_t(len(img)), &m)
-	return uintptr(m), int(r)
+	log := (*C.char)(C.malloc(abi.MaxErrorText))
+	defer C.free(unsafe.Pointer(log))
+	r := C.kcu_module_load(C.uintptr_t(c), bytesPtr(img), C.size_t(len(img)), &m, log, abi.MaxErrorText)
+	return uintptr(m), int(r), strings.TrimSpace(C.GoString(log))
 }
 
 func moduleUnload(c, m uintptr) int { return int(C.kcu_module_unload(C.uintptr_t(c), C.uintptr_t(m))) }

@@ -176,8 +176,8 @@ func TestFakeDriverChild(t *testing.T) {
 	if c.MemUsed() != 65<<20 {
 		t.Fatalf("after module load charged %d, want 65 MiB", c.MemUsed())
 	}
-	if _, err := c.ModuleLoad([]byte("bad")); abi.ResultOf(err) != abi.ErrInvalidPTX {
-		t.Fatalf("bad image: %v", err)
+	if _, err := c.ModuleLoad([]byte("bad")); abi.ResultOf(err) != abi.ErrInvalidPTX || !strings.Contains(err.Error(), "line 1; error") {
+		t.Fatalf("bad image: %v, want the driver's JIT error log", err)
 	}
 	moduleImages(t, c)
 	p, err := c.MemAlloc(30 << 20)

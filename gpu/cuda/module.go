@@ -3,6 +3,8 @@
 package cuda
 
 import (
+	"fmt"
+
 	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/abi/fatbin"
 	"github.com/kerf-edge/kerf/gpu"
@@ -35,8 +37,9 @@ var _ gpu.Function = (*Function)(nil)
 
 var errUnloaded = abi.Errorf(abi.ErrInvalidHandle, "module was unloaded")
 
-// ModuleLoad loads a PTX, cubin or fatbin image with cuModuleLoadData
-// (every kernel eagerly, see New) and charges the device memory the load
+// ModuleLoad loads a PTX, cubin or fatbin image with cuModuleLoadDataEx
+// (every kernel eagerly, see New; the driver's JIT error log becomes
+// part of a failure's error) and charges the device memory the load
 // took — code, globals, constant banks — to the quota. Loads are
 // serialised per context so the measurement sees only this load; other
 // processes' activity can still blur it.
@@ -62,8 +65,11 @@ func (c *Context) ModuleLoad(image []byte) (gpu.Module, error) {
 	if err := c.check("cuMemGetInfo", r); err != nil {
 		return nil, err
 	}
-	h, r := moduleLoad(c.h, image)
-	if err := c.check("cuModuleLoadData", r); err != nil {
+	h, r, log := moduleLoad(c.h, image)
+	if err := c.check("cuModuleLoadDataEx", r); err != nil {
+		if log != "" {
+			return nil, fmt.Errorf("%w: %s", err, log)
+		}
 		return nil, err
 	}
 	after, _, r := memInfo(c.h)

@@ -38,6 +38,7 @@ struct kcu_tab {
 	CUresult (*cuModuleGetFunction)(CUfunction *hfunc, CUmodule hmod, const char *name);
 	CUresult (*cuModuleGetGlobal)(CUdeviceptr *dptr, size_t *bytes, CUmodule hmod, const char *name);
 	CUresult (*cuModuleLoadData)(CUmodule *module, const void *image);
+	CUresult (*cuModuleLoadDataEx)(CUmodule *module, const void *image, unsigned int numOptions, CUjit_option *options, void **optionValues);
 	CUresult (*cuModuleUnload)(CUmodule hmod);
 	CUresult (*cuStreamCreateWithPriority)(CUstream *phStream, unsigned int flags, int priority);
 	CUresult (*cuStreamDestroy)(CUstream hStream);
@@ -89,6 +90,7 @@ static const struct kcu_sym kcu_syms[] = {
 	{"cuModuleGetFunction", {"cuModuleGetFunction"}, offsetof(struct kcu_tab, cuModuleGetFunction)},
 	{"cuModuleGetGlobal", {"cuModuleGetGlobal_v2"}, offsetof(struct kcu_tab, cuModuleGetGlobal)},
 	{"cuModuleLoadData", {"cuModuleLoadData"}, offsetof(struct kcu_tab, cuModuleLoadData)},
+	{"cuModuleLoadDataEx", {"cuModuleLoadDataEx"}, offsetof(struct kcu_tab, cuModuleLoadDataEx)},
 	{"cuModuleUnload", {"cuModuleUnload"}, offsetof(struct kcu_tab, cuModuleUnload)},
 	{"cuStreamCreateWithPriority", {"cuStreamCreateWithPriority"}, offsetof(struct kcu_tab, cuStreamCreateWithPriority)},
 	{"cuStreamDestroy", {"cuStreamDestroy_v2", "cuStreamDestroy"}, offsetof(struct kcu_tab, cuStreamDestroy)},

@@ -6,6 +6,8 @@
 //     that guards against panics and calls the entry point's hand-written
 //     implementation (impl<Name>, impl<Name>V1 for a plain symbol with an
 //     older ABI). A missing or mistyped implementation fails the build.
+//     Under KERF_TRACE each export also writes a trace line (trace.go):
+//     its arguments by C type, its result, what it wrote and its time.
 //
 //   - procs_gen.go and procs_gen.c: the table behind cuGetProcAddress, every
 //     exported symbol with its name, base name and CUDA version, and the
@@ -22,6 +24,7 @@ import (
 	"log"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/kerf-edge/kerf/abi"
@@ -68,6 +71,80 @@ func impl(e *abi.EntryPoint, s abi.Symbol) string {
 		n += "V1"
 	}
 	return n
+}
+
+// handleTypes are the C handle types, traced as small integers.
+var handleTypes = map[string]bool{
+	"CUcontext": true, "CUmodule": true, "CUfunction": true, "CUstream": true,
+	"CUevent": true, "CUlibrary": true, "CUkernel": true,
+}
+
+// traceArg returns the statement that traces an argument of C type ctype
+// as the call receives it, and for a pointer the call writes through, the
+// statement that traces what it wrote.
+func traceArg(ctype, n, cname string) (in, out string) {
+	t := strings.TrimSpace(ctype)
+	isConst := strings.HasPrefix(t, "const ")
+	t = strings.TrimSpace(strings.TrimPrefix(t, "const "))
+	q := strconv.Quote(cname)
+	switch {
+	case handleTypes[t]:
+		return fmt.Sprintf("l.handle(%s, uintptr(unsafe.Pointer(%s)))", q, n), ""
+	case t == "CUdeviceptr":
+		return fmt.Sprintf("l.hex(%s, uint64(%s))", q, n), ""
+	case t == "size_t" || t == "unsigned int" || t == "unsigned short" || t == "unsigned char" || t == "cuuint64_t":
+		return fmt.Sprintf("l.udec(%s, uint64(%s))", q, n), ""
+	case t == "int" || t == "CUdevice" || t == "CUfunction_attribute" || t == "CUdevice_attribute":
+		return fmt.Sprintf("l.dec(%s, int64(%s))", q, n), ""
+	case t == "CUresult":
+		return fmt.Sprintf("l.result(%s, Result(%s))", q, n), ""
+	case t == "char *" && isConst:
+		return fmt.Sprintf("l.cstr(%s, %s)", q, n), ""
+	}
+	ptr := fmt.Sprintf("l.hex(%s, uint64(uintptr(unsafe.Pointer(%s))))", q, n)
+	if isConst || strings.Count(t, "*") != 1 {
+		return ptr, ""
+	}
+	base := strings.TrimSpace(strings.TrimSuffix(t, "*"))
+	var w string
+	switch {
+	case handleTypes[base]:
+		w = fmt.Sprintf("l.outHandle(%s, uintptr(unsafe.Pointer(*%s)))", q, n)
+	case base == "CUdeviceptr":
+		w = fmt.Sprintf("l.outHex(%s, uint64(*%s))", q, n)
+	case base == "size_t" || base == "unsigned int":
+		w = fmt.Sprintf("l.outUdec(%s, uint64(*%s))", q, n)
+	case base == "int" || base == "CUdevice" || base == "CUmoduleLoadingMode" || base == "CUdriverProcAddressQueryResult":
+		w = fmt.Sprintf("l.outDec(%s, int64(*%s))", q, n)
+	case base == "float":
+		w = fmt.Sprintf("l.outFloat(%s, float64(*%s))", q, n)
+	default:
+		return ptr, ""
+	}
+	// An output pointer shows at entry only when it is NULL.
+	return fmt.Sprintf("if %s == nil {\n\t\t\tl.str(%s, \"\", false)\n\t\t}", n, q),
+		fmt.Sprintf("if ret == 0 && %s != nil {\n\t\t\t\t%s\n\t\t\t}", n, w)
+}
+
+// traceCode is the start of an export: when tracing, a trace line of its
+// arguments, finished with its result and outputs when it returns.
+func traceCode(s abi.Symbol) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\tif tracing {\n\t\tl := traceBegin(%q)\n", s.Name)
+	var outs []string
+	for _, p := range s.Params {
+		in, out := traceArg(p.Type, goName(p.Name), p.Name)
+		fmt.Fprintf(&b, "\t\t%s\n", in)
+		if out != "" {
+			outs = append(outs, out)
+		}
+	}
+	b.WriteString("\t\tl.run()\n\t\tdefer func() {\n")
+	for _, o := range outs {
+		fmt.Fprintf(&b, "\t\t\t%s\n", o)
+	}
+	b.WriteString("\t\t\tl.end(Result(ret))\n\t\t}()\n\t}\n")
+	return b.String()
 }
 
 type proc struct {
@@ -119,8 +196,8 @@ var _ unsafe.Pointer
 				params = append(params, n+" "+goType(p.Type))
 				args = append(args, n)
 			}
-			fmt.Fprintf(&ex, "//export %s\nfunc %s(%s) (ret C.CUresult) {\n\tdefer guard(&ret)\n\treturn %s(%s)\n}\n\n",
-				s.Name, s.Name, strings.Join(params, ", "), impl(e, s), strings.Join(args, ", "))
+			fmt.Fprintf(&ex, "//export %s\nfunc %s(%s) (ret C.CUresult) {\n%s\tdefer guard(&ret)\n\treturn %s(%s)\n}\n\n",
+				s.Name, s.Name, strings.Join(params, ", "), traceCode(s), impl(e, s), strings.Join(args, ", "))
 		}
 	}
 	sort.Slice(procs, func(i, j int) bool { return procs[i].name < procs[j].name })

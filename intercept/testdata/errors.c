@@ -62,6 +62,32 @@ int main(int argc, char **argv) {
 	if (r == CUDA_SUCCESS)
 		FAIL("garbage PTX loaded");
 
+	/* a PTX error reaches the JIT error log, naming its line, as the
+	 * driver writes it: NUL-terminated, cut to the buffer, and the size
+	 * option set to the bytes written; the info log is emptied */
+	static const char badptx[] = ".version 7.0\n.target sm_80\n.address_size 64\n\n"
+				     ".visible .entry broken()\n{\n\tfrobnicate.u32 %r1, 1;\n\tret;\n}\n";
+	char errlog[512], infolog[64], cut[8];
+	memset(errlog, 'x', sizeof errlog);
+	memset(infolog, 'x', sizeof infolog);
+	CUjit_option jo[] = {CU_JIT_INFO_LOG_BUFFER, CU_JIT_INFO_LOG_BUFFER_SIZE_BYTES, CU_JIT_ERROR_LOG_BUFFER,
+			     CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
+	void *jv[] = {infolog, (void *)sizeof infolog, errlog, (void *)sizeof errlog};
+	EXPECT(cuModuleLoadDataEx(&bad, badptx, 4, jo, jv), CUDA_ERROR_INVALID_PTX);
+	if (memchr(errlog, 0, sizeof errlog) == NULL || strstr(errlog, "line 7") == NULL || strstr(errlog, "frobnicate") == NULL)
+		FAIL("JIT error log does not name the line: %.*s", (int)sizeof errlog, errlog);
+	if ((size_t)jv[3] != strlen(errlog))
+		FAIL("JIT error log size %zu, %zu bytes written", (size_t)jv[3], strlen(errlog));
+	if (infolog[0] != 0 || jv[1] != NULL)
+		FAIL("JIT info log not emptied");
+	jv[2] = cut;
+	jv[3] = (void *)sizeof cut;
+	CUlibrary badlib;
+	EXPECT(cuLibraryLoadData(&badlib, badptx, jo, jv, 4, NULL, NULL, 0), CUDA_ERROR_INVALID_PTX);
+	if ((size_t)jv[3] != sizeof cut - 1 || strlen(cut) != sizeof cut - 1 || strncmp(cut, errlog, sizeof cut - 1) != 0)
+		FAIL("cut JIT error log: %zu bytes, \"%s\"", (size_t)jv[3], cut);
+	fprintf(stderr, "JIT error log: %s\n", errlog);
+
 	CUdeviceptr a, b, c;
 	CHECK(cuMemAlloc(&a, 4096));
 	CHECK(cuMemAlloc(&b, 4096));

@@ -15,6 +15,9 @@ const (
 	// ProcTrace names a file to which the shim appends every name the
 	// program asks cuGetProcAddress for, with whether it was served.
 	ProcTrace = "KERF_PROC_TRACE"
+	// Trace makes the shim write a line for every driver call: "1" to
+	// stderr, another value names a file to append to.
+	Trace = "KERF_TRACE"
 )
 
 // The command line.

@@ -9,6 +9,7 @@
 // a context frees its allocations and modules, as the driver does.
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -142,6 +143,24 @@ CUresult cuModuleLoadData(CUmodule *m, const void *img) {
 			break;
 		}
 	pthread_mutex_unlock(&mu);
+	return r;
+}
+// The JIT error log of a "bad" image names its first line, as ptxas does.
+CUresult cuModuleLoadDataEx(CUmodule *m, const void *img, unsigned int n, CUjit_option *opts, void **vals) {
+	CUresult r = cuModuleLoadData(m, img);
+	char *log = NULL;
+	size_t size = 0;
+	int size_at = -1;
+	for (unsigned int i = 0; i < n; i++) {
+		if (opts[i] == CU_JIT_ERROR_LOG_BUFFER)
+			log = vals[i];
+		if (opts[i] == CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES)
+			size = (size_t)vals[i], size_at = (int)i;
+	}
+	if (log && size > 0) {
+		int w = snprintf(log, size, "%s", r ? "ptxas application ptx input, line 1; error   : bad" : "");
+		vals[size_at] = (void *)(size_t)(w < (int)size ? w : (int)size - 1);
+	}
 	return r;
 }
 CUresult cuModuleUnload(CUmodule m) {

@@ -150,7 +150,8 @@ func DecodeValues(spec []abi.Arg, p []byte, v *abi.Values) error {
 }
 
 // AppendReply encodes a Reply payload: the result code, then the call's
-// results when the code is Success.
+// results when the code is Success. From protocol version 3 on, an error
+// reply may go on with its text (AppendErrorText).
 func AppendReply(b []byte, c *abi.Call, code abi.Result, res *abi.Values) ([]byte, error) {
 	b = binary.LittleEndian.AppendUint32(b, uint32(code))
 	if code != abi.Success || len(c.Results) == 0 {
@@ -159,18 +160,48 @@ func AppendReply(b []byte, c *abi.Call, code abi.Result, res *abi.Values) ([]byt
 	return AppendValues(b, c.Results, res)
 }
 
-// DecodeReply decodes a Reply payload for call c.
-func DecodeReply(c *abi.Call, p []byte, res *abi.Values) (abi.Result, error) {
+// errorTextSpec is what follows an error reply's code, when anything does.
+var errorTextSpec = []abi.Arg{{Name: "text", Kind: abi.String, Max: abi.MaxErrorText}}
+
+// AppendErrorText appends an error reply's text, cut to abi.MaxErrorText
+// bytes; an empty text appends nothing.
+func AppendErrorText(b []byte, text string) []byte {
+	if text == "" {
+		return b
+	}
+	if len(text) > abi.MaxErrorText {
+		text = text[:abi.MaxErrorText]
+	}
+	b, err := AppendValues(b, errorTextSpec, new(abi.Values).Blob([]byte(text)))
+	if err != nil {
+		panic(err) // the text fits errorTextSpec by construction
+	}
+	return b
+}
+
+// DecodeReply decodes a Reply payload for call c. withText accepts an
+// error reply's text (protocol version 3 on), which it returns.
+func DecodeReply(c *abi.Call, p []byte, res *abi.Values, withText bool) (abi.Result, string, error) {
 	if len(p) < 4 {
-		return abi.ErrUnknown, fmt.Errorf("wire: truncated reply to %s", c.Name)
+		return abi.ErrUnknown, "", fmt.Errorf("wire: truncated reply to %s", c.Name)
 	}
 	code := abi.Result(binary.LittleEndian.Uint32(p))
 	if code != abi.Success {
 		res.Reset()
-		if len(p) != 4 {
-			return code, fmt.Errorf("wire: error reply to %s has %d trailing bytes", c.Name, len(p)-4)
+		if len(p) == 4 {
+			return code, "", nil
 		}
-		return code, nil
+		if !withText {
+			return code, "", fmt.Errorf("wire: error reply to %s has %d trailing bytes", c.Name, len(p)-4)
+		}
+		var v abi.Values
+		if err := DecodeValues(errorTextSpec, p[4:], &v); err != nil {
+			return code, "", fmt.Errorf("wire: error reply to %s: %w", c.Name, err)
+		}
+		if len(v.Blobs[0]) == 0 {
+			return code, "", fmt.Errorf("wire: error reply to %s has an empty text", c.Name)
+		}
+		return code, string(v.Blobs[0]), nil
 	}
-	return code, DecodeValues(c.Results, p[4:], res)
+	return code, "", DecodeValues(c.Results, p[4:], res)
 }

@@ -206,23 +206,54 @@ func FuzzDecodeValues(f *testing.F) {
 func FuzzDecodeReply(f *testing.F) {
 	c := abi.Lookup(abi.CallMemGetInfo)
 	b, _ := AppendReply(nil, c, abi.Success, (&abi.Values{}).Word(1).Word(2))
-	f.Add(uint16(c.ID), b)
-	f.Add(uint16(abi.CallFuncGetParamLayout), []byte{0, 0, 0, 0, 8, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8})
-	f.Fuzz(func(t *testing.T, id uint16, p []byte) {
+	f.Add(uint16(c.ID), b, false)
+	f.Add(uint16(abi.CallFuncGetParamLayout), []byte{0, 0, 0, 0, 8, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8}, false)
+	b, _ = AppendReply(nil, c, abi.ErrInvalidPTX, nil)
+	f.Add(uint16(abi.CallModuleLoad), AppendErrorText(b, "line 3: bad"), true)
+	f.Fuzz(func(t *testing.T, id uint16, p []byte, withText bool) {
 		c := abi.Lookup(abi.CallID(id))
 		if c == nil {
 			return
 		}
 		var v abi.Values
-		code, err := DecodeReply(c, p, &v)
+		code, text, err := DecodeReply(c, p, &v, withText)
 		if err != nil {
 			return
 		}
+		if text != "" && !withText {
+			t.Fatalf("%s: text %q without withText", c.Name, text)
+		}
 		out, err := AppendReply(nil, c, code, &v)
+		out = AppendErrorText(out, text)
 		if err != nil || !bytes.Equal(out, p) {
 			t.Fatalf("%s: reply does not round-trip: %v", c.Name, err)
 		}
 	})
+}
+
+// TestErrorReplyText holds an error reply's text to its version and its
+// bound: refused before version 3, cut to abi.MaxErrorText, and any
+// prefix or trailing byte refused.
+func TestErrorReplyText(t *testing.T) {
+	c := abi.Lookup(abi.CallModuleLoad)
+	b, _ := AppendReply(nil, c, abi.ErrInvalidPTX, nil)
+	long := strings.Repeat("x", abi.MaxErrorText+10)
+	p := AppendErrorText(b, long)
+	code, text, err := DecodeReply(c, p, &abi.Values{}, true)
+	if err != nil || code != abi.ErrInvalidPTX || text != long[:abi.MaxErrorText] {
+		t.Fatalf("DecodeReply = %v, %d bytes of text, %v", code, len(text), err)
+	}
+	if _, _, err := DecodeReply(c, p, &abi.Values{}, false); err == nil {
+		t.Fatal("a text before version 3 was accepted")
+	}
+	for n := 5; n < len(p); n++ {
+		if _, _, err := DecodeReply(c, p[:n], &abi.Values{}, true); err == nil {
+			t.Fatalf("a reply cut to %d of %d bytes was accepted", n, len(p))
+		}
+	}
+	if _, _, err := DecodeReply(c, append(p, 0), &abi.Values{}, true); err == nil {
+		t.Fatal("a trailing byte was accepted")
+	}
 }
 
 func FuzzHandshake(f *testing.F) {
