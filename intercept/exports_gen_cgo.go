@@ -40,6 +40,18 @@ func cuCtxDestroy_v2(ctx C.CUcontext) (ret C.CUresult) {
 	return implCtxDestroy(ctx)
 }
 
+//export cuCtxGetApiVersion
+func cuCtxGetApiVersion(ctx C.CUcontext, version *C.uint) (ret C.CUresult) {
+	defer guard(&ret)
+	return implCtxGetApiVersion(ctx, version)
+}
+
+//export cuCtxGetCacheConfig
+func cuCtxGetCacheConfig(pconfig *C.CUfunc_cache) (ret C.CUresult) {
+	defer guard(&ret)
+	return implCtxGetCacheConfig(pconfig)
+}
+
 //export cuCtxGetCurrent
 func cuCtxGetCurrent(pctx *C.CUcontext) (ret C.CUresult) {
 	defer guard(&ret)
@@ -50,6 +62,24 @@ func cuCtxGetCurrent(pctx *C.CUcontext) (ret C.CUresult) {
 func cuCtxGetDevice(device *C.CUdevice) (ret C.CUresult) {
 	defer guard(&ret)
 	return implCtxGetDevice(device)
+}
+
+//export cuCtxGetFlags
+func cuCtxGetFlags(flags *C.uint) (ret C.CUresult) {
+	defer guard(&ret)
+	return implCtxGetFlags(flags)
+}
+
+//export cuCtxGetLimit
+func cuCtxGetLimit(pvalue *C.size_t, limit C.CUlimit) (ret C.CUresult) {
+	defer guard(&ret)
+	return implCtxGetLimit(pvalue, limit)
+}
+
+//export cuCtxGetStreamPriorityRange
+func cuCtxGetStreamPriorityRange(leastPriority *C.int, greatestPriority *C.int) (ret C.CUresult) {
+	defer guard(&ret)
+	return implCtxGetStreamPriorityRange(leastPriority, greatestPriority)
 }
 
 //export cuCtxPopCurrent
@@ -76,10 +106,22 @@ func cuCtxPushCurrent_v2(ctx C.CUcontext) (ret C.CUresult) {
 	return implCtxPushCurrent(ctx)
 }
 
+//export cuCtxSetCacheConfig
+func cuCtxSetCacheConfig(config C.CUfunc_cache) (ret C.CUresult) {
+	defer guard(&ret)
+	return implCtxSetCacheConfig(config)
+}
+
 //export cuCtxSetCurrent
 func cuCtxSetCurrent(ctx C.CUcontext) (ret C.CUresult) {
 	defer guard(&ret)
 	return implCtxSetCurrent(ctx)
+}
+
+//export cuCtxSetLimit
+func cuCtxSetLimit(limit C.CUlimit, value C.size_t) (ret C.CUresult) {
+	defer guard(&ret)
+	return implCtxSetLimit(limit, value)
 }
 
 //export cuCtxSynchronize
@@ -164,6 +206,18 @@ func cuDevicePrimaryCtxReset_v2(dev C.CUdevice) (ret C.CUresult) {
 func cuDevicePrimaryCtxRetain(pctx *C.CUcontext, dev C.CUdevice) (ret C.CUresult) {
 	defer guard(&ret)
 	return implDevicePrimaryCtxRetain(pctx, dev)
+}
+
+//export cuDevicePrimaryCtxSetFlags
+func cuDevicePrimaryCtxSetFlags(dev C.CUdevice, flags C.uint) (ret C.CUresult) {
+	defer guard(&ret)
+	return implDevicePrimaryCtxSetFlags(dev, flags)
+}
+
+//export cuDevicePrimaryCtxSetFlags_v2
+func cuDevicePrimaryCtxSetFlags_v2(dev C.CUdevice, flags C.uint) (ret C.CUresult) {
+	defer guard(&ret)
+	return implDevicePrimaryCtxSetFlags(dev, flags)
 }
 
 //export cuDeviceTotalMem
@@ -260,6 +314,18 @@ func cuFuncGetAttribute(pi *C.int, attrib C.CUfunction_attribute, hfunc C.CUfunc
 func cuFuncGetParamInfo(func_ C.CUfunction, paramIndex C.size_t, paramOffset *C.size_t, paramSize *C.size_t) (ret C.CUresult) {
 	defer guard(&ret)
 	return implFuncGetParamInfo(func_, paramIndex, paramOffset, paramSize)
+}
+
+//export cuFuncSetAttribute
+func cuFuncSetAttribute(hfunc C.CUfunction, attrib C.CUfunction_attribute, value C.int) (ret C.CUresult) {
+	defer guard(&ret)
+	return implFuncSetAttribute(hfunc, attrib, value)
+}
+
+//export cuFuncSetCacheConfig
+func cuFuncSetCacheConfig(hfunc C.CUfunction, config C.CUfunc_cache) (ret C.CUresult) {
+	defer guard(&ret)
+	return implFuncSetCacheConfig(hfunc, config)
 }
 
 //export cuGetErrorName
@@ -590,6 +656,36 @@ func cuModuleLoadFatBinary(module *C.CUmodule, fatCubin unsafe.Pointer) (ret C.C
 func cuModuleUnload(hmod C.CUmodule) (ret C.CUresult) {
 	defer guard(&ret)
 	return implModuleUnload(hmod)
+}
+
+//export cuOccupancyAvailableDynamicSMemPerBlock
+func cuOccupancyAvailableDynamicSMemPerBlock(dynamicSmemSize *C.size_t, func_ C.CUfunction, numBlocks C.int, blockSize C.int) (ret C.CUresult) {
+	defer guard(&ret)
+	return implOccupancyAvailableDynamicSMemPerBlock(dynamicSmemSize, func_, numBlocks, blockSize)
+}
+
+//export cuOccupancyMaxActiveBlocksPerMultiprocessor
+func cuOccupancyMaxActiveBlocksPerMultiprocessor(numBlocks *C.int, func_ C.CUfunction, blockSize C.int, dynamicSMemSize C.size_t) (ret C.CUresult) {
+	defer guard(&ret)
+	return implOccupancyMaxActiveBlocksPerMultiprocessor(numBlocks, func_, blockSize, dynamicSMemSize)
+}
+
+//export cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags
+func cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(numBlocks *C.int, func_ C.CUfunction, blockSize C.int, dynamicSMemSize C.size_t, flags C.uint) (ret C.CUresult) {
+	defer guard(&ret)
+	return implOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(numBlocks, func_, blockSize, dynamicSMemSize, flags)
+}
+
+//export cuOccupancyMaxPotentialBlockSize
+func cuOccupancyMaxPotentialBlockSize(minGridSize *C.int, blockSize *C.int, func_ C.CUfunction, blockSizeToDynamicSMemSize C.CUoccupancyB2DSize, dynamicSMemSize C.size_t, blockSizeLimit C.int) (ret C.CUresult) {
+	defer guard(&ret)
+	return implOccupancyMaxPotentialBlockSize(minGridSize, blockSize, func_, blockSizeToDynamicSMemSize, dynamicSMemSize, blockSizeLimit)
+}
+
+//export cuOccupancyMaxPotentialBlockSizeWithFlags
+func cuOccupancyMaxPotentialBlockSizeWithFlags(minGridSize *C.int, blockSize *C.int, func_ C.CUfunction, blockSizeToDynamicSMemSize C.CUoccupancyB2DSize, dynamicSMemSize C.size_t, blockSizeLimit C.int, flags C.uint) (ret C.CUresult) {
+	defer guard(&ret)
+	return implOccupancyMaxPotentialBlockSizeWithFlags(minGridSize, blockSize, func_, blockSizeToDynamicSMemSize, dynamicSMemSize, blockSizeLimit, flags)
 }
 
 //export cuStreamCreate
