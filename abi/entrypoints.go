@@ -290,6 +290,8 @@ var shimLocal = []EntryPoint{
 	{Name: "cuCtxSetLimit", Since: 3010, Params: "CUlimit limit, size_t value"},
 	{Name: "cuCtxGetCacheConfig", Since: 3020, Params: "CUfunc_cache *pconfig"},
 	{Name: "cuCtxSetCacheConfig", Since: 3020, Params: "CUfunc_cache config"},
+	{Name: "cuCtxGetSharedMemConfig", Since: 4020, Params: "CUsharedconfig *pConfig"},
+	{Name: "cuCtxSetSharedMemConfig", Since: 4020, Params: "CUsharedconfig config"},
 	{Name: "cuCtxGetStreamPriorityRange", Since: 5050, Params: "int *leastPriority, int *greatestPriority"},
 	{Name: "cuDevicePrimaryCtxSetFlags", Since: 7000, Versions: []Version{{"_v2", 11000}}, Params: "CUdevice dev, unsigned int flags"},
 
@@ -299,15 +301,16 @@ var shimLocal = []EntryPoint{
 	{Name: "cuMemFreeHost", Params: "void *p"},
 
 	{Name: "cuFuncSetCacheConfig", Since: 3000, Params: "CUfunction hfunc, CUfunc_cache config"},
+	{Name: "cuFuncSetSharedMemConfig", Since: 4020, Params: "CUfunction hfunc, CUsharedconfig config"},
 	{Name: "cuOccupancyMaxActiveBlocksPerMultiprocessor", Since: 6050,
 		Params: "int *numBlocks, CUfunction func, int blockSize, size_t dynamicSMemSize"},
-	{Name: "cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags", Since: 6050,
+	{Name: "cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags", Since: 7000,
 		Params: "int *numBlocks, CUfunction func, int blockSize, size_t dynamicSMemSize, unsigned int flags"},
 	{Name: "cuOccupancyMaxPotentialBlockSize", Since: 6050,
 		Params: "int *minGridSize, int *blockSize, CUfunction func, CUoccupancyB2DSize blockSizeToDynamicSMemSize, size_t dynamicSMemSize, int blockSizeLimit"},
-	{Name: "cuOccupancyMaxPotentialBlockSizeWithFlags", Since: 6050,
+	{Name: "cuOccupancyMaxPotentialBlockSizeWithFlags", Since: 7000,
 		Params: "int *minGridSize, int *blockSize, CUfunction func, CUoccupancyB2DSize blockSizeToDynamicSMemSize, size_t dynamicSMemSize, int blockSizeLimit, unsigned int flags"},
-	{Name: "cuOccupancyAvailableDynamicSMemPerBlock", Since: 11000,
+	{Name: "cuOccupancyAvailableDynamicSMemPerBlock", Since: 10020,
 		Params: "size_t *dynamicSmemSize, CUfunction func, int numBlocks, int blockSize"},
 
 	{Name: "cuKernelGetFunction", Since: 12000, Params: "CUfunction *pFunc, CUkernel kernel"},

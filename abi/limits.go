@@ -20,6 +20,15 @@ const (
 	CachePreferEqual  uint32 = 3
 )
 
+// Shared memory bank sizes (CUsharedconfig). Devices of compute
+// capability 5.0 and later have four-byte banks only: a setting is
+// accepted and changes nothing.
+const (
+	SharedBankDefault   uint32 = 0
+	SharedBankFourByte  uint32 = 1
+	SharedBankEightByte uint32 = 2
+)
+
 // Context creation flags (CUctx_flags) that cuCtxGetFlags reports and
 // cuDevicePrimaryCtxSetFlags accepts: a scheduling policy in the low
 // three bits, then the host-mapping, local-memory-resize and

@@ -133,6 +133,27 @@ func ctxSetCacheConfig(config uint32) Result {
 	return currentSettings(func(_ *device, s *ctxSettings) Result { s.cache = config; return abi.Success })
 }
 
+// ctxGetSharedMemConfig implements cuCtxGetSharedMemConfig: the bank size
+// is four bytes, whatever was set.
+func ctxGetSharedMemConfig() (uint32, Result) {
+	if _, res := current(); res != abi.Success {
+		return 0, res
+	}
+	return abi.SharedBankFourByte, abi.Success
+}
+
+// ctxSetSharedMemConfig implements cuCtxSetSharedMemConfig, which has no
+// effect on a device whose bank size is fixed.
+func ctxSetSharedMemConfig(config uint32) Result {
+	if _, res := current(); res != abi.Success {
+		return res
+	}
+	if config > abi.SharedBankEightByte {
+		return abi.ErrInvalidValue
+	}
+	return abi.Success
+}
+
 // ctxGetAPIVersion implements cuCtxGetApiVersion for ctx, or the current
 // context when ctx is 0.
 func ctxGetAPIVersion(key uintptr) (uint32, Result) {
@@ -224,6 +245,21 @@ func funcSetCacheConfig(key uintptr, config uint32) Result {
 		return abi.ErrInvalidHandle
 	}
 	if !validCacheConfig(config) {
+		return abi.ErrInvalidValue
+	}
+	return abi.Success
+}
+
+// funcSetSharedMemConfig implements cuFuncSetSharedMemConfig: checked, and
+// without effect, as on any device with fixed bank sizes.
+func funcSetSharedMemConfig(key uintptr, config uint32) Result {
+	if _, res := drv.ready(); res != abi.Success {
+		return res
+	}
+	if _, ok := drv.lookup(key, kindFunction); !ok {
+		return abi.ErrInvalidHandle
+	}
+	if config > abi.SharedBankEightByte {
 		return abi.ErrInvalidValue
 	}
 	return abi.Success

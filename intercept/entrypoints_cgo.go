@@ -337,6 +337,21 @@ func implCtxSetCacheConfig(config C.CUfunc_cache) C.CUresult {
 	return cr(ctxSetCacheConfig(uint32(config)))
 }
 
+func implCtxGetSharedMemConfig(config *C.CUsharedconfig) C.CUresult {
+	if config == nil {
+		return errNull
+	}
+	c, res := ctxGetSharedMemConfig()
+	if res == abi.Success {
+		*config = C.CUsharedconfig(c)
+	}
+	return cr(res)
+}
+
+func implCtxSetSharedMemConfig(config C.CUsharedconfig) C.CUresult {
+	return cr(ctxSetSharedMemConfig(uint32(config)))
+}
+
 func implCtxGetStreamPriorityRange(least, greatest *C.int) C.CUresult {
 	l, g, res := streamPriorityRange()
 	if res == abi.Success {
@@ -645,6 +660,10 @@ func implFuncSetAttribute(fn C.CUfunction, attr C.CUfunction_attribute, value C.
 
 func implFuncSetCacheConfig(fn C.CUfunction, config C.CUfunc_cache) C.CUresult {
 	return cr(funcSetCacheConfig(key(unsafe.Pointer(fn)), uint32(config)))
+}
+
+func implFuncSetSharedMemConfig(fn C.CUfunction, config C.CUsharedconfig) C.CUresult {
+	return cr(funcSetSharedMemConfig(key(unsafe.Pointer(fn)), uint32(config)))
 }
 
 // Occupancy.

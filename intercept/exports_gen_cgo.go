@@ -76,6 +76,12 @@ func cuCtxGetLimit(pvalue *C.size_t, limit C.CUlimit) (ret C.CUresult) {
 	return implCtxGetLimit(pvalue, limit)
 }
 
+//export cuCtxGetSharedMemConfig
+func cuCtxGetSharedMemConfig(pConfig *C.CUsharedconfig) (ret C.CUresult) {
+	defer guard(&ret)
+	return implCtxGetSharedMemConfig(pConfig)
+}
+
 //export cuCtxGetStreamPriorityRange
 func cuCtxGetStreamPriorityRange(leastPriority *C.int, greatestPriority *C.int) (ret C.CUresult) {
 	defer guard(&ret)
@@ -122,6 +128,12 @@ func cuCtxSetCurrent(ctx C.CUcontext) (ret C.CUresult) {
 func cuCtxSetLimit(limit C.CUlimit, value C.size_t) (ret C.CUresult) {
 	defer guard(&ret)
 	return implCtxSetLimit(limit, value)
+}
+
+//export cuCtxSetSharedMemConfig
+func cuCtxSetSharedMemConfig(config C.CUsharedconfig) (ret C.CUresult) {
+	defer guard(&ret)
+	return implCtxSetSharedMemConfig(config)
 }
 
 //export cuCtxSynchronize
@@ -326,6 +338,12 @@ func cuFuncSetAttribute(hfunc C.CUfunction, attrib C.CUfunction_attribute, value
 func cuFuncSetCacheConfig(hfunc C.CUfunction, config C.CUfunc_cache) (ret C.CUresult) {
 	defer guard(&ret)
 	return implFuncSetCacheConfig(hfunc, config)
+}
+
+//export cuFuncSetSharedMemConfig
+func cuFuncSetSharedMemConfig(hfunc C.CUfunction, config C.CUsharedconfig) (ret C.CUresult) {
+	defer guard(&ret)
+	return implFuncSetSharedMemConfig(hfunc, config)
 }
 
 //export cuGetErrorName

@@ -154,6 +154,11 @@ func TestContextAndFunctionConfiguration(t *testing.T) {
 	if c, _ := ctxGetCacheConfig(); c != abi.CachePreferShared {
 		t.Errorf("cache config %d", c)
 	}
+	want("eight-byte banks", ctxSetSharedMemConfig(abi.SharedBankEightByte), abi.Success)
+	want("bad bank size", ctxSetSharedMemConfig(3), abi.ErrInvalidValue)
+	if c, _ := ctxGetSharedMemConfig(); c != abi.SharedBankFourByte {
+		t.Errorf("bank size %d, want four bytes: the device's are fixed", c)
+	}
 	if l, g, r := streamPriorityRange(); l != 0 || g != greatestStreamPriority || r != abi.Success {
 		t.Errorf("priority range %d..%d, %v", l, g, r)
 	}
@@ -170,6 +175,8 @@ func TestContextAndFunctionConfiguration(t *testing.T) {
 	fn, r := getFunction(mod.key, kindModule, "vadd", kindFunction)
 	want("function", r, abi.Success)
 	want("cache preference", funcSetCacheConfig(fn.key, abi.CachePreferL1), abi.Success)
+	want("function bank size", funcSetSharedMemConfig(fn.key, abi.SharedBankDefault), abi.Success)
+	want("bad function bank size", funcSetSharedMemConfig(fn.key, 7), abi.ErrInvalidValue)
 	want("cache preference of no function", funcSetCacheConfig(ctx.key, abi.CachePreferL1), abi.ErrInvalidHandle)
 	want("raise dynamic shared", funcSetAttribute(int32(abi.FuncAttrMaxDynamicShared), fn.key, 64<<10), abi.Success)
 	want("dynamic shared beyond opt-in", funcSetAttribute(int32(abi.FuncAttrMaxDynamicShared), fn.key, 96<<10+1), abi.ErrInvalidValue)

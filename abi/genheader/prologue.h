@@ -55,6 +55,7 @@ typedef int CUlibraryOption;
 typedef int CUmoduleLoadingMode;
 typedef int CUlimit;
 typedef int CUfunc_cache;
+typedef int CUsharedconfig;
 typedef size_t (*CUoccupancyB2DSize)(int blockSize);
 
 #define CU_LIMIT_STACK_SIZE 0

@@ -71,6 +71,7 @@ typedef int CUlibraryOption;
 typedef int CUmoduleLoadingMode;
 typedef int CUlimit;
 typedef int CUfunc_cache;
+typedef int CUsharedconfig;
 typedef size_t (*CUoccupancyB2DSize)(int blockSize);
 
 #define CU_LIMIT_STACK_SIZE 0
@@ -212,12 +213,14 @@ CUresult cuCtxGetCurrent(CUcontext *pctx);
 CUresult cuCtxGetDevice(CUdevice *device);
 CUresult cuCtxGetFlags(unsigned int *flags);
 CUresult cuCtxGetLimit(size_t *pvalue, CUlimit limit);
+CUresult cuCtxGetSharedMemConfig(CUsharedconfig *pConfig);
 CUresult cuCtxGetStreamPriorityRange(int *leastPriority, int *greatestPriority);
 CUresult cuCtxPopCurrent_v2(CUcontext *pctx);
 CUresult cuCtxPushCurrent_v2(CUcontext ctx);
 CUresult cuCtxSetCacheConfig(CUfunc_cache config);
 CUresult cuCtxSetCurrent(CUcontext ctx);
 CUresult cuCtxSetLimit(CUlimit limit, size_t value);
+CUresult cuCtxSetSharedMemConfig(CUsharedconfig config);
 CUresult cuCtxSynchronize(void);
 CUresult cuDeviceComputeCapability(int *major, int *minor, CUdevice dev);
 CUresult cuDeviceGet(CUdevice *device, int ordinal);
@@ -244,6 +247,7 @@ CUresult cuFuncGetAttribute(int *pi, CUfunction_attribute attrib, CUfunction hfu
 CUresult cuFuncGetParamInfo(CUfunction func, size_t paramIndex, size_t *paramOffset, size_t *paramSize);
 CUresult cuFuncSetAttribute(CUfunction hfunc, CUfunction_attribute attrib, int value);
 CUresult cuFuncSetCacheConfig(CUfunction hfunc, CUfunc_cache config);
+CUresult cuFuncSetSharedMemConfig(CUfunction hfunc, CUsharedconfig config);
 CUresult cuGetErrorName(CUresult error, const char **pStr);
 CUresult cuGetErrorString(CUresult error, const char **pStr);
 CUresult cuGetExportTable(const void **ppExportTable, const CUuuid *pExportTableId);

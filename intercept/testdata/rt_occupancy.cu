@@ -1,5 +1,5 @@
 /* A CUDA-runtime program that configures its device and kernels as
- * frameworks do: device flags, limits, the cache preference, stream
+ * frameworks do: device flags, limits, the cache preference, bank sizes, stream
  * priorities, function attributes, a raised dynamic shared memory limit
  * and a launch that uses it, and the occupancy calculator, each answer
  * checked against the others. argv[1] (the slice's memory) is not used. */
@@ -78,6 +78,12 @@ int main(void) {
 	CHECK(cudaDeviceGetCacheConfig(&cache));
 	EXPECT(cache == cudaFuncCachePreferShared);
 	CHECK(cudaFuncSetCacheConfig(axpy, cudaFuncCachePreferL1));
+
+	// Bank sizes are fixed at four bytes: a setting is accepted, no more.
+	CHECK(cudaDeviceSetSharedMemConfig(cudaSharedMemBankSizeEightByte));
+	enum cudaSharedMemConfig bank;
+	CHECK(cudaDeviceGetSharedMemConfig(&bank));
+	EXPECT(bank == cudaSharedMemBankSizeFourByte);
 
 	// Stream priorities: lower numbers are higher priorities.
 	int least = 1, greatest = 1;
