@@ -46,6 +46,9 @@ const (
 	AttrCooperativeLaunch                uint32 = 95
 	AttrMaxSharedMemoryPerBlockOptin     uint32 = 97
 	AttrMaxBlocksPerMultiprocessor       uint32 = 106
+	// AttrReservedSharedMemoryPerBlock is the shared memory the system
+	// keeps per block; absent (0) where the backend does not serve it.
+	AttrReservedSharedMemoryPerBlock uint32 = 111
 )
 
 // Compute modes (CUcomputemode).

@@ -182,6 +182,7 @@ const (
 	CallEventSynchronize
 	CallEventElapsedTime
 	CallEventDestroy
+	CallFuncSetAttribute
 	numCalls
 )
 
@@ -344,6 +345,11 @@ var catalogue = [numCalls]Call{
 	CallEventDestroy: {Name: "cuEventDestroy_v2", EntryPoints: []EntryPoint{{Name: "cuEventDestroy", Versions: v2at4000, Params: "CUevent hEvent", Backend: true}}, Mode: Sync,
 		Args: []Arg{h("event", EventHandle)},
 		Doc:  "Destroys an event."},
+	CallFuncSetAttribute: {Name: "cuFuncSetAttribute", EntryPoints: []EntryPoint{
+		{Name: "cuFuncSetAttribute", Since: 9000, Params: "CUfunction hfunc, CUfunction_attribute attrib, int value", Backend: true},
+	}, Mode: Sync,
+		Args: []Arg{h("function", FunctionHandle), w("attrib", U32), w("value", U32)},
+		Doc:  "Sets a settable function attribute: the dynamic shared memory limit or the preferred shared memory carveout."},
 }
 
 func init() {

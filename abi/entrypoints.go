@@ -284,11 +284,34 @@ var shimLocal = []EntryPoint{
 	{Name: "cuCtxSetCurrent", Since: 4000, Params: "CUcontext ctx", Backend: true},
 	{Name: "cuCtxGetCurrent", Since: 4000, Params: "CUcontext *pctx"},
 	{Name: "cuCtxGetDevice", Params: "CUdevice *device"},
+	{Name: "cuCtxGetFlags", Since: 7000, Params: "unsigned int *flags"},
+	{Name: "cuCtxGetApiVersion", Since: 3020, Params: "CUcontext ctx, unsigned int *version"},
+	{Name: "cuCtxGetLimit", Since: 3010, Params: "size_t *pvalue, CUlimit limit"},
+	{Name: "cuCtxSetLimit", Since: 3010, Params: "CUlimit limit, size_t value"},
+	{Name: "cuCtxGetCacheConfig", Since: 3020, Params: "CUfunc_cache *pconfig"},
+	{Name: "cuCtxSetCacheConfig", Since: 3020, Params: "CUfunc_cache config"},
+	{Name: "cuCtxGetSharedMemConfig", Since: 4020, Params: "CUsharedconfig *pConfig"},
+	{Name: "cuCtxSetSharedMemConfig", Since: 4020, Params: "CUsharedconfig config"},
+	{Name: "cuCtxGetStreamPriorityRange", Since: 5050, Params: "int *leastPriority, int *greatestPriority"},
+	{Name: "cuDevicePrimaryCtxSetFlags", Since: 7000, Versions: []Version{{"_v2", 11000}}, Params: "CUdevice dev, unsigned int flags"},
 
 	{Name: "cuMemAllocHost", Versions: []Version{{"_v2", 3020}}, Params: "void **pp, size_t bytesize",
 		PlainParams: "void **pp, unsigned int bytesize"},
 	{Name: "cuMemHostAlloc", Params: "void **pp, size_t bytesize, unsigned int flags"},
 	{Name: "cuMemFreeHost", Params: "void *p"},
+
+	{Name: "cuFuncSetCacheConfig", Since: 3000, Params: "CUfunction hfunc, CUfunc_cache config"},
+	{Name: "cuFuncSetSharedMemConfig", Since: 4020, Params: "CUfunction hfunc, CUsharedconfig config"},
+	{Name: "cuOccupancyMaxActiveBlocksPerMultiprocessor", Since: 6050,
+		Params: "int *numBlocks, CUfunction func, int blockSize, size_t dynamicSMemSize"},
+	{Name: "cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags", Since: 7000,
+		Params: "int *numBlocks, CUfunction func, int blockSize, size_t dynamicSMemSize, unsigned int flags"},
+	{Name: "cuOccupancyMaxPotentialBlockSize", Since: 6050,
+		Params: "int *minGridSize, int *blockSize, CUfunction func, CUoccupancyB2DSize blockSizeToDynamicSMemSize, size_t dynamicSMemSize, int blockSizeLimit"},
+	{Name: "cuOccupancyMaxPotentialBlockSizeWithFlags", Since: 7000,
+		Params: "int *minGridSize, int *blockSize, CUfunction func, CUoccupancyB2DSize blockSizeToDynamicSMemSize, size_t dynamicSMemSize, int blockSizeLimit, unsigned int flags"},
+	{Name: "cuOccupancyAvailableDynamicSMemPerBlock", Since: 10020,
+		Params: "size_t *dynamicSmemSize, CUfunction func, int numBlocks, int blockSize"},
 
 	{Name: "cuKernelGetFunction", Since: 12000, Params: "CUfunction *pFunc, CUkernel kernel"},
 	{Name: "cuModuleGetLoadingMode", Since: 11070, Params: "CUmoduleLoadingMode *mode"},
@@ -296,6 +319,4 @@ var shimLocal = []EntryPoint{
 
 // driverOnly lists entry points the real-GPU backend resolves that the
 // shim does not serve.
-var driverOnly = []EntryPoint{
-	{Name: "cuFuncSetAttribute", Since: 9000, Params: "CUfunction hfunc, CUfunction_attribute attrib, int value", Backend: true},
-}
+var driverOnly = []EntryPoint{}

@@ -85,7 +85,7 @@ func TestSymbols(t *testing.T) {
 		{"cuLaunchKernel", []string{"cuLaunchKernel", "cuLaunchKernel_ptsz"}, "cuLaunchKernel"},
 		{"cuDeviceTotalMem", []string{"cuDeviceTotalMem", "cuDeviceTotalMem_v2"}, "cuDeviceTotalMem_v2"},
 		{"cuEventElapsedTime", []string{"cuEventElapsedTime", "cuEventElapsedTime_v2"}, "cuEventElapsedTime"},
-		{"cuFuncSetAttribute", nil, "cuFuncSetAttribute"},
+		{"cuFuncSetAttribute", []string{"cuFuncSetAttribute"}, "cuFuncSetAttribute"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := LookupEntryPoint(tc.name)

@@ -33,4 +33,26 @@ const (
 	FuncAttrBinaryVersion      uint32 = 6
 	FuncAttrCacheModeCA        uint32 = 7
 	FuncAttrMaxDynamicShared   uint32 = 8
+	// FuncAttrPreferredCarveout is the preferred share of the L1/shared
+	// memory split given to shared memory, in percent, or -1 (no
+	// preference).
+	FuncAttrPreferredCarveout uint32 = 9
+	// The thread-block-cluster attributes (compute capability 9.0 and
+	// later): whether a cluster size must be given at launch, the
+	// compiled-in cluster width, height and depth, whether non-portable
+	// cluster sizes are allowed, and the cluster scheduling policy.
+	FuncAttrClusterSizeMustBeSet    uint32 = 10
+	FuncAttrRequiredClusterWidth    uint32 = 11
+	FuncAttrRequiredClusterHeight   uint32 = 12
+	FuncAttrRequiredClusterDepth    uint32 = 13
+	FuncAttrNonPortableClusterSize  uint32 = 14
+	FuncAttrClusterSchedulingPolicy uint32 = 15
+	NumFuncAttrs                    uint32 = 16
+)
+
+// Shared memory carveout bounds (CUshared_carveout): a percentage, or -1
+// for the default.
+const (
+	CarveoutDefault int32 = -1
+	CarveoutMax     int32 = 100
 )

@@ -19,6 +19,7 @@ const (
 	ErrInvalidImage          Result = 200
 	ErrInvalidContext        Result = 201
 	ErrNoBinaryForGPU        Result = 209
+	ErrUnsupportedLimit      Result = 215
 	ErrInvalidPTX            Result = 218
 	ErrUnsupportedPTXVersion Result = 222
 	ErrInvalidSource         Result = 300
@@ -52,6 +53,7 @@ var resultNames = map[Result][2]string{
 	ErrInvalidImage:          {"CUDA_ERROR_INVALID_IMAGE", "device kernel image is invalid"},
 	ErrInvalidContext:        {"CUDA_ERROR_INVALID_CONTEXT", "invalid device context"},
 	ErrNoBinaryForGPU:        {"CUDA_ERROR_NO_BINARY_FOR_GPU", "no kernel image is available for execution on the device"},
+	ErrUnsupportedLimit:      {"CUDA_ERROR_UNSUPPORTED_LIMIT", "limit is not supported on this architecture"},
 	ErrInvalidPTX:            {"CUDA_ERROR_INVALID_PTX", "a PTX JIT compilation failed"},
 	ErrUnsupportedPTXVersion: {"CUDA_ERROR_UNSUPPORTED_PTX_VERSION", "the provided PTX was compiled with an unsupported toolchain"},
 	ErrInvalidSource:         {"CUDA_ERROR_INVALID_SOURCE", "device kernel image is invalid"},

@@ -67,7 +67,14 @@ type Module interface {
 
 // Function is a kernel.
 type Function interface {
+	// Attribute answers every CUfunction_attribute the device defines.
 	Attribute(attr uint32) (int32, error)
+	// SetAttribute sets a settable attribute, as cuFuncSetAttribute does:
+	// the dynamic shared memory limit (up to the device's opt-in maximum
+	// less the kernel's static shared memory), which later launches are
+	// then held to, and the preferred shared memory carveout (-1 to 100).
+	// Anything else is refused with abi.ErrInvalidValue.
+	SetAttribute(attr uint32, value int32) error
 	Params() ([]abi.ParamInfo, error)
 }
 

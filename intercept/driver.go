@@ -34,8 +34,9 @@ type device struct {
 	attrs  map[uint32]int32
 
 	// Guarded by driver.mu.
-	primary     *object
-	primaryRefs int
+	primary      *object
+	primaryRefs  int
+	primaryFlags uint32 // cuDevicePrimaryCtxSetFlags
 }
 
 // launchLimits are the device attributes a launch is checked against.

@@ -8,6 +8,9 @@ package main
 
 /*
 #include "shim.h"
+
+// The program's block-size-to-dynamic-shared-memory function.
+static inline size_t kerf_call_b2d(CUoccupancyB2DSize f, int blockSize) { return f(blockSize); }
 */
 import "C"
 
@@ -280,6 +283,90 @@ func implCtxGetDevice(dev *C.CUdevice) C.CUresult {
 		*dev = C.CUdevice(d)
 	}
 	return cr(res)
+}
+
+func implCtxGetFlags(flags *C.uint) C.CUresult {
+	if flags == nil {
+		return errNull
+	}
+	f, res := ctxGetFlags()
+	if res == abi.Success {
+		*flags = C.uint(f)
+	}
+	return cr(res)
+}
+
+func implCtxGetApiVersion(ctx C.CUcontext, version *C.uint) C.CUresult {
+	if version == nil {
+		return errNull
+	}
+	v, res := ctxGetAPIVersion(key(unsafe.Pointer(ctx)))
+	if res == abi.Success {
+		*version = C.uint(v)
+	}
+	return cr(res)
+}
+
+func implCtxGetLimit(value *C.size_t, limit C.CUlimit) C.CUresult {
+	if value == nil {
+		return errNull
+	}
+	v, res := ctxGetLimit(uint32(limit))
+	if res == abi.Success {
+		*value = C.size_t(v)
+	}
+	return cr(res)
+}
+
+func implCtxSetLimit(limit C.CUlimit, value C.size_t) C.CUresult {
+	return cr(ctxSetLimit(uint32(limit), uint64(value)))
+}
+
+func implCtxGetCacheConfig(config *C.CUfunc_cache) C.CUresult {
+	if config == nil {
+		return errNull
+	}
+	c, res := ctxGetCacheConfig()
+	if res == abi.Success {
+		*config = C.CUfunc_cache(c)
+	}
+	return cr(res)
+}
+
+func implCtxSetCacheConfig(config C.CUfunc_cache) C.CUresult {
+	return cr(ctxSetCacheConfig(uint32(config)))
+}
+
+func implCtxGetSharedMemConfig(config *C.CUsharedconfig) C.CUresult {
+	if config == nil {
+		return errNull
+	}
+	c, res := ctxGetSharedMemConfig()
+	if res == abi.Success {
+		*config = C.CUsharedconfig(c)
+	}
+	return cr(res)
+}
+
+func implCtxSetSharedMemConfig(config C.CUsharedconfig) C.CUresult {
+	return cr(ctxSetSharedMemConfig(uint32(config)))
+}
+
+func implCtxGetStreamPriorityRange(least, greatest *C.int) C.CUresult {
+	l, g, res := streamPriorityRange()
+	if res == abi.Success {
+		if least != nil {
+			*least = C.int(l)
+		}
+		if greatest != nil {
+			*greatest = C.int(g)
+		}
+	}
+	return cr(res)
+}
+
+func implDevicePrimaryCtxSetFlags(dev C.CUdevice, flags C.uint) C.CUresult {
+	return cr(primarySetFlags(int(dev), uint32(flags)))
 }
 
 func implCtxSynchronize() C.CUresult {
@@ -605,6 +692,65 @@ func implKernelGetAttribute(pi *C.int, attr C.CUfunction_attribute, k C.CUkernel
 	v, res := kernelAttribute(int32(attr), key(unsafe.Pointer(k)), int(dev))
 	if res == abi.Success {
 		*pi = C.int(v)
+	}
+	return cr(res)
+}
+
+func implFuncSetAttribute(fn C.CUfunction, attr C.CUfunction_attribute, value C.int) C.CUresult {
+	return cr(funcSetAttribute(int32(attr), key(unsafe.Pointer(fn)), int32(value)))
+}
+
+func implFuncSetCacheConfig(fn C.CUfunction, config C.CUfunc_cache) C.CUresult {
+	return cr(funcSetCacheConfig(key(unsafe.Pointer(fn)), uint32(config)))
+}
+
+func implFuncSetSharedMemConfig(fn C.CUfunction, config C.CUsharedconfig) C.CUresult {
+	return cr(funcSetSharedMemConfig(key(unsafe.Pointer(fn)), uint32(config)))
+}
+
+// Occupancy.
+
+func implOccupancyMaxActiveBlocksPerMultiprocessor(n *C.int, fn C.CUfunction, blockSize C.int, dyn C.size_t) C.CUresult {
+	return implOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(n, fn, blockSize, dyn, 0)
+}
+
+func implOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(n *C.int, fn C.CUfunction, blockSize C.int, dyn C.size_t, flags C.uint) C.CUresult {
+	if n == nil {
+		return errNull
+	}
+	v, res := occupancyActiveBlocks(key(unsafe.Pointer(fn)), int32(blockSize), uint64(dyn), uint32(flags))
+	if res == abi.Success {
+		*n = C.int(v)
+	}
+	return cr(res)
+}
+
+func implOccupancyMaxPotentialBlockSize(grid, block *C.int, fn C.CUfunction, b2d C.CUoccupancyB2DSize, dyn C.size_t, limit C.int) C.CUresult {
+	return implOccupancyMaxPotentialBlockSizeWithFlags(grid, block, fn, b2d, dyn, limit, 0)
+}
+
+func implOccupancyMaxPotentialBlockSizeWithFlags(grid, block *C.int, fn C.CUfunction, b2d C.CUoccupancyB2DSize, dyn C.size_t, limit C.int, flags C.uint) C.CUresult {
+	if grid == nil || block == nil {
+		return errNull
+	}
+	var dynFor func(int64) uint64
+	if b2d != nil {
+		dynFor = func(blockSize int64) uint64 { return uint64(C.kerf_call_b2d(b2d, C.int(blockSize))) }
+	}
+	g, b, res := occupancyBlockSize(key(unsafe.Pointer(fn)), dynFor, uint64(dyn), int32(limit), uint32(flags))
+	if res == abi.Success {
+		*grid, *block = C.int(g), C.int(b)
+	}
+	return cr(res)
+}
+
+func implOccupancyAvailableDynamicSMemPerBlock(size *C.size_t, fn C.CUfunction, numBlocks, blockSize C.int) C.CUresult {
+	if size == nil {
+		return errNull
+	}
+	v, res := occupancyAvailableShared(key(unsafe.Pointer(fn)), int32(numBlocks), int32(blockSize))
+	if res == abi.Success {
+		*size = C.size_t(v)
 	}
 	return cr(res)
 }

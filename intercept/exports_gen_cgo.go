@@ -86,6 +86,18 @@ func cuCtxDestroy_v2(ctx C.CUcontext) (ret C.CUresult) {
 	return implCtxDestroy(ctx)
 }
 
+//export cuCtxGetApiVersion
+func cuCtxGetApiVersion(ctx C.CUcontext, version *C.uint) (ret C.CUresult) {
+	defer guard(&ret)
+	return implCtxGetApiVersion(ctx, version)
+}
+
+//export cuCtxGetCacheConfig
+func cuCtxGetCacheConfig(pconfig *C.CUfunc_cache) (ret C.CUresult) {
+	defer guard(&ret)
+	return implCtxGetCacheConfig(pconfig)
+}
+
 //export cuCtxGetCurrent
 func cuCtxGetCurrent(pctx *C.CUcontext) (ret C.CUresult) {
 	if tracing {
@@ -122,6 +134,30 @@ func cuCtxGetDevice(device *C.CUdevice) (ret C.CUresult) {
 	}
 	defer guard(&ret)
 	return implCtxGetDevice(device)
+}
+
+//export cuCtxGetFlags
+func cuCtxGetFlags(flags *C.uint) (ret C.CUresult) {
+	defer guard(&ret)
+	return implCtxGetFlags(flags)
+}
+
+//export cuCtxGetLimit
+func cuCtxGetLimit(pvalue *C.size_t, limit C.CUlimit) (ret C.CUresult) {
+	defer guard(&ret)
+	return implCtxGetLimit(pvalue, limit)
+}
+
+//export cuCtxGetSharedMemConfig
+func cuCtxGetSharedMemConfig(pConfig *C.CUsharedconfig) (ret C.CUresult) {
+	defer guard(&ret)
+	return implCtxGetSharedMemConfig(pConfig)
+}
+
+//export cuCtxGetStreamPriorityRange
+func cuCtxGetStreamPriorityRange(leastPriority *C.int, greatestPriority *C.int) (ret C.CUresult) {
+	defer guard(&ret)
+	return implCtxGetStreamPriorityRange(leastPriority, greatestPriority)
 }
 
 //export cuCtxPopCurrent
@@ -190,6 +226,12 @@ func cuCtxPushCurrent_v2(ctx C.CUcontext) (ret C.CUresult) {
 	return implCtxPushCurrent(ctx)
 }
 
+//export cuCtxSetCacheConfig
+func cuCtxSetCacheConfig(config C.CUfunc_cache) (ret C.CUresult) {
+	defer guard(&ret)
+	return implCtxSetCacheConfig(config)
+}
+
 //export cuCtxSetCurrent
 func cuCtxSetCurrent(ctx C.CUcontext) (ret C.CUresult) {
 	if tracing {
@@ -202,6 +244,18 @@ func cuCtxSetCurrent(ctx C.CUcontext) (ret C.CUresult) {
 	}
 	defer guard(&ret)
 	return implCtxSetCurrent(ctx)
+}
+
+//export cuCtxSetLimit
+func cuCtxSetLimit(limit C.CUlimit, value C.size_t) (ret C.CUresult) {
+	defer guard(&ret)
+	return implCtxSetLimit(limit, value)
+}
+
+//export cuCtxSetSharedMemConfig
+func cuCtxSetSharedMemConfig(config C.CUsharedconfig) (ret C.CUresult) {
+	defer guard(&ret)
+	return implCtxSetSharedMemConfig(config)
 }
 
 //export cuCtxSynchronize
@@ -449,6 +503,18 @@ func cuDevicePrimaryCtxRetain(pctx *C.CUcontext, dev C.CUdevice) (ret C.CUresult
 	}
 	defer guard(&ret)
 	return implDevicePrimaryCtxRetain(pctx, dev)
+}
+
+//export cuDevicePrimaryCtxSetFlags
+func cuDevicePrimaryCtxSetFlags(dev C.CUdevice, flags C.uint) (ret C.CUresult) {
+	defer guard(&ret)
+	return implDevicePrimaryCtxSetFlags(dev, flags)
+}
+
+//export cuDevicePrimaryCtxSetFlags_v2
+func cuDevicePrimaryCtxSetFlags_v2(dev C.CUdevice, flags C.uint) (ret C.CUresult) {
+	defer guard(&ret)
+	return implDevicePrimaryCtxSetFlags(dev, flags)
 }
 
 //export cuDeviceTotalMem
@@ -736,6 +802,24 @@ func cuFuncGetParamInfo(func_ C.CUfunction, paramIndex C.size_t, paramOffset *C.
 	}
 	defer guard(&ret)
 	return implFuncGetParamInfo(func_, paramIndex, paramOffset, paramSize)
+}
+
+//export cuFuncSetAttribute
+func cuFuncSetAttribute(hfunc C.CUfunction, attrib C.CUfunction_attribute, value C.int) (ret C.CUresult) {
+	defer guard(&ret)
+	return implFuncSetAttribute(hfunc, attrib, value)
+}
+
+//export cuFuncSetCacheConfig
+func cuFuncSetCacheConfig(hfunc C.CUfunction, config C.CUfunc_cache) (ret C.CUresult) {
+	defer guard(&ret)
+	return implFuncSetCacheConfig(hfunc, config)
+}
+
+//export cuFuncSetSharedMemConfig
+func cuFuncSetSharedMemConfig(hfunc C.CUfunction, config C.CUsharedconfig) (ret C.CUresult) {
+	defer guard(&ret)
+	return implFuncSetSharedMemConfig(hfunc, config)
 }
 
 //export cuGetErrorName
@@ -1731,6 +1815,36 @@ func cuModuleUnload(hmod C.CUmodule) (ret C.CUresult) {
 	}
 	defer guard(&ret)
 	return implModuleUnload(hmod)
+}
+
+//export cuOccupancyAvailableDynamicSMemPerBlock
+func cuOccupancyAvailableDynamicSMemPerBlock(dynamicSmemSize *C.size_t, func_ C.CUfunction, numBlocks C.int, blockSize C.int) (ret C.CUresult) {
+	defer guard(&ret)
+	return implOccupancyAvailableDynamicSMemPerBlock(dynamicSmemSize, func_, numBlocks, blockSize)
+}
+
+//export cuOccupancyMaxActiveBlocksPerMultiprocessor
+func cuOccupancyMaxActiveBlocksPerMultiprocessor(numBlocks *C.int, func_ C.CUfunction, blockSize C.int, dynamicSMemSize C.size_t) (ret C.CUresult) {
+	defer guard(&ret)
+	return implOccupancyMaxActiveBlocksPerMultiprocessor(numBlocks, func_, blockSize, dynamicSMemSize)
+}
+
+//export cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags
+func cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(numBlocks *C.int, func_ C.CUfunction, blockSize C.int, dynamicSMemSize C.size_t, flags C.uint) (ret C.CUresult) {
+	defer guard(&ret)
+	return implOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(numBlocks, func_, blockSize, dynamicSMemSize, flags)
+}
+
+//export cuOccupancyMaxPotentialBlockSize
+func cuOccupancyMaxPotentialBlockSize(minGridSize *C.int, blockSize *C.int, func_ C.CUfunction, blockSizeToDynamicSMemSize C.CUoccupancyB2DSize, dynamicSMemSize C.size_t, blockSizeLimit C.int) (ret C.CUresult) {
+	defer guard(&ret)
+	return implOccupancyMaxPotentialBlockSize(minGridSize, blockSize, func_, blockSizeToDynamicSMemSize, dynamicSMemSize, blockSizeLimit)
+}
+
+//export cuOccupancyMaxPotentialBlockSizeWithFlags
+func cuOccupancyMaxPotentialBlockSizeWithFlags(minGridSize *C.int, blockSize *C.int, func_ C.CUfunction, blockSizeToDynamicSMemSize C.CUoccupancyB2DSize, dynamicSMemSize C.size_t, blockSizeLimit C.int, flags C.uint) (ret C.CUresult) {
+	defer guard(&ret)
+	return implOccupancyMaxPotentialBlockSizeWithFlags(minGridSize, blockSize, func_, blockSizeToDynamicSMemSize, dynamicSMemSize, blockSizeLimit, flags)
 }
 
 //export cuStreamCreate

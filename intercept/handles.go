@@ -31,6 +31,9 @@ type object struct {
 	wire uint64 // the session-local handle on kerfd
 
 	primary bool // a device's primary context
+	// settings are a context's limits, flags and cache preference.
+	// Guarded by driver.mu.
+	settings *ctxSettings
 	// storage is a context's context-local storage (cuGetExportTable),
 	// keyed by the runtime's own pointers. Guarded by driver.mu.
 	storage map[cmem]storageEntry
@@ -181,10 +184,16 @@ func ctxCreate(flags uint32, n int) (*object, Result) {
 	if res != abi.Success {
 		return nil, res
 	}
+	if !validCtxFlags(flags) {
+		return nil, abi.ErrInvalidValue
+	}
 	o, res := drv.newObject(kindContext, dv, 0)
 	if res != abi.Success {
 		return nil, res
 	}
+	drv.mu.Lock()
+	o.settings = newCtxSettings(flags)
+	drv.mu.Unlock()
 	if !pushContext(o.mem) {
 		drv.drop(o)
 		return nil, abi.ErrOutOfMemory
@@ -311,7 +320,7 @@ func primaryHandleLocked(dv *device) (*object, Result) {
 		if key == 0 {
 			return nil, abi.ErrOutOfMemory
 		}
-		dv.primary = &object{key: key, mem: mem, kind: kindContext, dev: dv, primary: true}
+		dv.primary = &object{key: key, mem: mem, kind: kindContext, dev: dv, primary: true, settings: newCtxSettings(0)}
 		drv.objs[key] = dv.primary
 	}
 	return dv.primary, abi.Success
@@ -334,6 +343,7 @@ func primaryRelease(n int) Result {
 	var stored map[cmem]storageEntry
 	if dv.primaryRefs == 0 {
 		stored = takeStorageLocked(dv.primary)
+		dv.primary.settings = newCtxSettings(dv.primaryFlags)
 	}
 	drv.mu.Unlock()
 	runStorageDestructors(dv.primary, stored)
@@ -353,6 +363,7 @@ func primaryReset(n int) Result {
 	var stored map[cmem]storageEntry
 	if p != nil {
 		stored = takeStorageLocked(p)
+		p.settings = newCtxSettings(dv.primaryFlags)
 	}
 	dv.primaryRefs = 0
 	drv.mu.Unlock()
@@ -371,5 +382,5 @@ func primaryState(n int) (uint32, bool, Result) {
 	}
 	drv.mu.Lock()
 	defer drv.mu.Unlock()
-	return 0, dv.primaryRefs > 0, abi.Success
+	return dv.primaryFlags, dv.primaryRefs > 0, abi.Success
 }

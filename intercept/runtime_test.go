@@ -29,7 +29,7 @@ var (
 )
 
 // rtPrograms are the runtime test programs in testdata, without .cu.
-var rtPrograms = []string{"rt_memory", "rt_kernels"}
+var rtPrograms = []string{"rt_memory", "rt_kernels", "rt_occupancy"}
 
 // buildRuntimePrograms compiles every runtime program both ways into
 // binDir, once; it skips the test when nvcc is absent.
@@ -145,19 +145,16 @@ var deliberatelyAbsent = []struct {
 			"cuLaunchHostFunc", "cuStreamAddCallback"}},
 	{"cooperative launches are not offered (the cooperative-launch attribute is 0)",
 		[]string{"cuLaunchCooperativeKernel*"}},
-	{"context and function configuration (limits, cache and shared-memory preferences, flags) is not forwarded yet",
-		[]string{"cuCtxGetFlags", "cuCtxDetach", "cuCtxGetApiVersion", "cuCtxGetLimit", "cuCtxSetLimit",
-			"cuCtxGetCacheConfig", "cuCtxSetCacheConfig", "cuCtxGetSharedMemConfig", "cuCtxSetSharedMemConfig",
-			"cuCtxGetStreamPriorityRange", "cuCtxResetPersistingL2Cache", "cuDevicePrimaryCtxSetFlags",
-			"cuFuncSetCacheConfig", "cuFuncSetSharedMemConfig", "cuFuncSetAttribute"}},
+	{"no persisting L2 (its size attribute is 0) and no pre-3.2 context API",
+		[]string{"cuCtxDetach", "cuCtxResetPersistingL2Cache"}},
+	{"thread block clusters are not offered: no cluster launch attribute, and the emulated device (compute capability 8.0) has none",
+		[]string{"cuOccupancyMaxActiveClusters", "cuOccupancyMaxPotentialClusterSize"}},
 	{"stream queries and attributes are not in the catalogue yet",
 		[]string{"cuStreamGetPriority", "cuStreamGetFlags", "cuStreamGetCtx", "cuStreamCopyAttributes",
 			"cuStreamGetAttribute", "cuStreamSetAttribute"}},
 	{"a slice has no PCI location of its own to look devices up by",
 		[]string{"cuDeviceGetByPCIBusId", "cuDeviceGetPCIBusId"}},
 	{"no profiler on the client", []string{"cuProfiler*"}},
-	{"occupancy is computed by the runtime from device attributes; the driver's calculators are not served",
-		[]string{"cuOccupancy*"}},
 }
 
 // absenceReason returns why name is deliberately absent, or "".

@@ -227,6 +227,14 @@ func (ss *session) funcGetAttribute(a wire.FuncGetAttributeArgs) abi.Result {
 	return abi.ResultOf(err)
 }
 
+func (ss *session) funcSetAttribute(a wire.FuncSetAttributeArgs) abi.Result {
+	f, ok := ss.handles.function(a.Function)
+	if !ok {
+		return abi.ErrInvalidHandle
+	}
+	return abi.ResultOf(f.SetAttribute(a.Attrib, int32(a.Value)))
+}
+
 func (ss *session) funcGetParamInfo(a wire.FuncGetParamInfoArgs) abi.Result {
 	f, ok := ss.handles.function(a.Function)
 	if !ok {

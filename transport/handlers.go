@@ -52,6 +52,7 @@ var handlers = [...]handler{
 	abi.CallEventSynchronize:   handle(wire.DecodeEventSynchronizeArgs, (*session).eventSynchronize),
 	abi.CallEventElapsedTime:   handle(wire.DecodeEventElapsedTimeArgs, (*session).eventElapsedTime),
 	abi.CallEventDestroy:       handle(wire.DecodeEventDestroyArgs, (*session).eventDestroy),
+	abi.CallFuncSetAttribute:   handle(wire.DecodeFuncSetAttributeArgs, (*session).funcSetAttribute),
 }
 
 // handlerFor returns the handler of call id, or nil.

@@ -67,6 +67,7 @@ type Function struct {
 
 	// Guarded by m.c.mu.
 	maxDynShared uint32
+	carveout     int32 // preferred shared memory carveout, percent or -1
 }
 
 var _ gpu.Function = (*Function)(nil)
@@ -198,6 +199,7 @@ func (m *Module) Function(name string) (gpu.Function, error) {
 		return nil, abi.Errorf(abi.ErrNotSupported, "kernel %q: %d bytes of static shared memory exceed %d", name, f.info.shared, sharedPerBlockOpt)
 	}
 	f.maxDynShared = sharedPerBlock - min(f.info.shared, sharedPerBlock)
+	f.carveout = abi.CarveoutDefault
 	for _, p := range f.params {
 		end := uint64(p.Offset) + uint64(p.Size)
 		if end > abi.MaxKernelParams {
@@ -314,13 +316,21 @@ func (f *Function) Attribute(attr uint32) (int32, error) {
 		return funcBinaryVersion, nil
 	case abi.FuncAttrMaxDynamicShared:
 		return int32(f.maxDynShared), nil
+	case abi.FuncAttrPreferredCarveout:
+		return f.carveout, nil
+	case abi.FuncAttrClusterSizeMustBeSet, abi.FuncAttrRequiredClusterWidth, abi.FuncAttrRequiredClusterHeight,
+		abi.FuncAttrRequiredClusterDepth, abi.FuncAttrNonPortableClusterSize, abi.FuncAttrClusterSchedulingPolicy:
+		// An sm_80 device has no thread block clusters: no required
+		// size, the default scheduling policy.
+		return 0, nil
 	}
 	return 0, abi.Errorf(abi.ErrInvalidValue, "function attribute %d is not supported by the emulator", attr)
 }
 
-// SetAttribute sets a function attribute, as cuFuncSetAttribute does.
-// Only the dynamic shared memory limit can be raised, up to the opt-in
-// maximum.
+// SetAttribute sets a function attribute, as cuFuncSetAttribute does:
+// the dynamic shared memory limit, up to the opt-in maximum less the
+// static shared memory, or the preferred carveout, which the emulator
+// records (its shared memory does not come out of an L1 cache).
 func (f *Function) SetAttribute(attr uint32, value int32) error {
 	c := f.m.c
 	c.mu.Lock()
@@ -331,7 +341,15 @@ func (f *Function) SetAttribute(attr uint32, value int32) error {
 	if f.m.unloaded {
 		return errUnloaded
 	}
-	if attr != abi.FuncAttrMaxDynamicShared {
+	switch attr {
+	case abi.FuncAttrMaxDynamicShared:
+	case abi.FuncAttrPreferredCarveout:
+		if value < abi.CarveoutDefault || value > abi.CarveoutMax {
+			return abi.Errorf(abi.ErrInvalidValue, "shared memory carveout %d is not -1 or a percentage", value)
+		}
+		f.carveout = value
+		return nil
+	default:
 		return abi.Errorf(abi.ErrInvalidValue, "function attribute %d cannot be set", attr)
 	}
 	if value < 0 || uint64(value)+uint64(f.info.shared) > sharedPerBlockOpt {

@@ -96,6 +96,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) gpu.Backend, opts Options) 
 		{"ForeignHandles", s.testForeignHandles},
 		{"ModuleLifetime", s.testModuleLifetime},
 		{"ModuleQuota", s.testModuleQuota},
+		{"FunctionAttributes", s.testFunctionAttributes},
 		{"StickyFault", s.testStickyFault},
 	} {
 		t.Run(tc.name, tc.run)

@@ -28,6 +28,8 @@
 static unsigned long long used, next_ptr = 0x700000000000ull;
 static struct { unsigned long long p, n; void *ctx; } allocs[256];
 static struct { void *h, *ctx; uint64_t fnv, len; } modules[256];
+static struct { void *h; int maxdyn, carveout; } funcs[256]; // function attributes, the newest 256
+static int next_func;
 static int handle_seq = 16;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER; // Kerf calls from many threads
 static __thread void *current;                        // cuCtxSetCurrent's context
@@ -59,6 +61,8 @@ CUresult cuDeviceTotalMem(size_t *n, CUdevice dev) { (void)dev; *n = GiB; return
 CUresult cuDeviceGetAttribute(int *v, CUdevice_attribute attr, CUdevice dev) {
 	(void)dev;
 	switch (attr) {
+	case 8: *v = 48 << 10; return 0;   // shared memory per block
+	case 97: *v = 227 << 10; return 0; // opt-in shared memory per block
 	case 16: *v = 132; return 0; // multiprocessors
 	case 75: *v = 9; return 0;   // compute capability
 	case 76: *v = 0; return 0;
@@ -175,7 +179,35 @@ CUresult cuModuleGetFunction(CUfunction *f, CUmodule m, const char *name) {
 	(void)m;
 	if (strcmp(name, "vadd")) return 500;
 	*f = new_handle();
+	pthread_mutex_lock(&mu);
+	int i = next_func++ % 256;
+	funcs[i].h = *f, funcs[i].maxdyn = 48 << 10, funcs[i].carveout = -1;
+	pthread_mutex_unlock(&mu);
 	return 0;
+}
+static int func_slot(CUfunction f) {
+	for (int i = 0; i < 256; i++)
+		if (funcs[i].h == f) return i;
+	return -1;
+}
+// Function attributes: no static shared memory; the dynamic shared memory
+// limit rises to the opt-in maximum; the carveout is a percentage or -1.
+CUresult cuFuncGetAttribute(int *v, CUfunction_attribute attr, CUfunction f) {
+	pthread_mutex_lock(&mu);
+	int i = func_slot(f);
+	*v = attr == 0 ? 1024 : attr == 8 && i >= 0 ? funcs[i].maxdyn : attr == 9 && i >= 0 ? funcs[i].carveout : 0;
+	pthread_mutex_unlock(&mu);
+	return i < 0 ? 400 : 0;
+}
+CUresult cuFuncSetAttribute(CUfunction f, CUfunction_attribute attr, int v) {
+	CUresult r = 1;
+	pthread_mutex_lock(&mu);
+	int i = func_slot(f);
+	if (i < 0) r = 400;
+	else if (attr == 8 && v >= 0 && v <= 227 << 10) funcs[i].maxdyn = v, r = 0;
+	else if (attr == 9 && v >= -1 && v <= 100) funcs[i].carveout = v, r = 0;
+	pthread_mutex_unlock(&mu);
+	return r;
 }
 #ifndef FAKE_NO_PARAMINFO
 // vadd(const float *a, const float *b, float *c, int n)
@@ -190,8 +222,13 @@ CUresult cuFuncGetParamInfo(CUfunction f, size_t i, size_t *off, size_t *size) {
 // A launch whose n parameter is -1 faults, to test sticky errors.
 CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
 		unsigned int by, unsigned int bz, unsigned int shared, CUstream s, void **params, void **extra) {
-	(void)f, (void)gx, (void)gy, (void)gz, (void)bx, (void)by, (void)bz, (void)shared, (void)s, (void)extra;
+	(void)gx, (void)gy, (void)gz, (void)bx, (void)by, (void)bz, (void)s, (void)extra;
 	if (!params) return 1;
+	pthread_mutex_lock(&mu);
+	int i = func_slot(f);
+	int maxdyn = i >= 0 ? funcs[i].maxdyn : 0;
+	pthread_mutex_unlock(&mu);
+	if (shared > (unsigned)maxdyn) return 1;
 	return *(int *)params[3] == -1 ? 700 : 0;
 }
 CUresult cuEventCreate(CUevent *e, unsigned int flags) { (void)flags; *e = new_handle(); return 0; }
@@ -199,8 +236,6 @@ CUresult cuEventElapsedTime(float *ms, CUevent a, CUevent b) { (void)a, (void)b;
 CUresult cuStreamCreateWithPriority(CUstream *s, unsigned int flags, int prio) { (void)flags, (void)prio; *s = new_handle(); return 0; }
 
 // The rest succeed and do nothing.
-CUresult cuFuncGetAttribute(int *v, CUfunction_attribute attr, CUfunction f) { (void)attr, (void)f; *v = 0; return 0; }
-CUresult cuFuncSetAttribute(CUfunction f, CUfunction_attribute attr, int v) { (void)f, (void)attr, (void)v; return 0; }
 CUresult cuModuleGetGlobal(CUdeviceptr *p, size_t *n, CUmodule m, const char *name) {
 	if (strcmp(name, "kerf_fake_image") != 0)
 		return 0;

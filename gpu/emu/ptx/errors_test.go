@@ -94,6 +94,18 @@ func TestUnsupported(t *testing.T) {
 	}
 }
 
+// Loop hints, as nvcc writes them before a loop it must not unroll, are
+// skipped; a string must end on its line.
+func TestPragma(t *testing.T) {
+	if _, err := Load([]byte(strings.Replace(tinyPTX, "INSN", `.pragma "nounroll";`, 1))); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load([]byte(strings.Replace(tinyPTX, "INSN", ".pragma \"nounroll;\n", 1)))
+	if abi.ResultOf(err) != abi.ErrInvalidPTX || !strings.Contains(err.Error(), "unterminated string") {
+		t.Errorf("unterminated string: got %v", err)
+	}
+}
+
 func TestMalformed(t *testing.T) {
 	good := kernels.PTX("matmul")
 	for i, src := range []string{

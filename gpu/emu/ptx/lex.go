@@ -14,8 +14,9 @@ type token struct {
 type tokKind uint8
 
 const (
-	tkWord  tokKind = iota // identifier, directive, register, opcode, number
-	tkPunct                // one of {}()[],;:@!+-|<>=
+	tkWord   tokKind = iota // identifier, directive, register, opcode, number
+	tkPunct                 // one of {}()[],;:@!+-|<>=
+	tkString                // a quoted string, quotes included: only hints and debug directives take one
 )
 
 func isWordByte(c byte) bool {
@@ -23,8 +24,8 @@ func isWordByte(c byte) bool {
 		c == '_' || c == '.' || c == '%' || c == '$'
 }
 
-// lex splits src into tokens, dropping comments. Strings (only in
-// debug sections) are rejected.
+// lex splits src into tokens, dropping comments. A string ends on its
+// line and has no escapes.
 func lex(src []byte) ([]token, error) {
 	toks := make([]token, 0, len(src)/4)
 	line := int32(1)
@@ -55,6 +56,16 @@ func lex(src []byte) ([]token, error) {
 				}
 				i++
 			}
+		case c == '"':
+			j := i + 1
+			for j < len(src) && src[j] != '"' && src[j] != '\n' {
+				j++
+			}
+			if j >= len(src) || src[j] != '"' {
+				return nil, abi.Errorf(abi.ErrInvalidPTX, "line %d: unterminated string", line)
+			}
+			toks = append(toks, token{s: string(src[i : j+1]), line: line, kind: tkString})
+			i = j + 1
 		case isWordByte(c):
 			j := i
 			for j < len(src) && isWordByte(src[j]) {

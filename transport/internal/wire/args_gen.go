@@ -162,6 +162,15 @@ func putScalarArgs(id abi.CallID, a []byte, w *[abi.MaxWords]uint64) bool {
 		_ = a[7]
 		binary.LittleEndian.PutUint64(a[0:], w[0])
 		return true
+	case 32: // cuFuncSetAttribute: handle u32 u32
+		if (w[1]|w[2])>>32 != 0 {
+			return false
+		}
+		_ = a[15]
+		binary.LittleEndian.PutUint64(a[0:], w[0])
+		binary.LittleEndian.PutUint32(a[8:], uint32(w[1]))
+		binary.LittleEndian.PutUint32(a[12:], uint32(w[2]))
+		return true
 	}
 	return false
 }

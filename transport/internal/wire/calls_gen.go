@@ -893,3 +893,32 @@ func DecodeEventDestroyArgs(p []byte) (a EventDestroyArgs, err error) {
 	err = a.Decode(p)
 	return a, err
 }
+
+// FuncSetAttributeArgs are the arguments of cuFuncSetAttribute, call 32.
+// Sets a settable function attribute: the dynamic shared memory limit or
+// the preferred shared memory carveout.
+type FuncSetAttributeArgs struct {
+	Function uint64 `arg:"handle function"`
+	Attrib   uint32 `arg:"u32"`
+	Value    uint32 `arg:"u32"`
+}
+
+// Decode decodes cuFuncSetAttribute's arguments into a from p, its Call
+// frame's payload, which must hold exactly them. On an error a holds no
+// meaning.
+func (a *FuncSetAttributeArgs) Decode(p []byte) error {
+	if len(p) != 16 {
+		return argsSizeError{len(p), 16}
+	}
+	a.Function = binary.LittleEndian.Uint64(p[0:])
+	a.Attrib = binary.LittleEndian.Uint32(p[8:])
+	a.Value = binary.LittleEndian.Uint32(p[12:])
+	return nil
+}
+
+// DecodeFuncSetAttributeArgs returns cuFuncSetAttribute's arguments decoded
+// from p by Decode.
+func DecodeFuncSetAttributeArgs(p []byte) (a FuncSetAttributeArgs, err error) {
+	err = a.Decode(p)
+	return a, err
+}

@@ -37,6 +37,7 @@ var argDecoders = [...]func(p []byte) (any, error){
 	29: func(p []byte) (any, error) { return DecodeEventSynchronizeArgs(p) },
 	30: func(p []byte) (any, error) { return DecodeEventElapsedTimeArgs(p) },
 	31: func(p []byte) (any, error) { return DecodeEventDestroyArgs(p) },
+	32: func(p []byte) (any, error) { return DecodeFuncSetAttributeArgs(p) },
 }
 
 // callEncoder is a call's own encoder of its whole Call frame.
