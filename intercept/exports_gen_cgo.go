@@ -88,12 +88,39 @@ func cuCtxDestroy_v2(ctx C.CUcontext) (ret C.CUresult) {
 
 //export cuCtxGetApiVersion
 func cuCtxGetApiVersion(ctx C.CUcontext, version *C.uint) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuCtxGetApiVersion")
+		l.handle("ctx", uintptr(unsafe.Pointer(ctx)))
+		if version == nil {
+			l.str("version", "", false)
+		}
+		l.run()
+		defer func() {
+			if ret == 0 && version != nil {
+				l.outUdec("version", uint64(*version))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implCtxGetApiVersion(ctx, version)
 }
 
 //export cuCtxGetCacheConfig
 func cuCtxGetCacheConfig(pconfig *C.CUfunc_cache) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuCtxGetCacheConfig")
+		if pconfig == nil {
+			l.str("pconfig", "", false)
+		}
+		l.run()
+		defer func() {
+			if ret == 0 && pconfig != nil {
+				l.outDec("pconfig", int64(*pconfig))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implCtxGetCacheConfig(pconfig)
 }
@@ -138,24 +165,83 @@ func cuCtxGetDevice(device *C.CUdevice) (ret C.CUresult) {
 
 //export cuCtxGetFlags
 func cuCtxGetFlags(flags *C.uint) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuCtxGetFlags")
+		if flags == nil {
+			l.str("flags", "", false)
+		}
+		l.run()
+		defer func() {
+			if ret == 0 && flags != nil {
+				l.outUdec("flags", uint64(*flags))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implCtxGetFlags(flags)
 }
 
 //export cuCtxGetLimit
 func cuCtxGetLimit(pvalue *C.size_t, limit C.CUlimit) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuCtxGetLimit")
+		if pvalue == nil {
+			l.str("pvalue", "", false)
+		}
+		l.dec("limit", int64(limit))
+		l.run()
+		defer func() {
+			if ret == 0 && pvalue != nil {
+				l.outUdec("pvalue", uint64(*pvalue))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implCtxGetLimit(pvalue, limit)
 }
 
 //export cuCtxGetSharedMemConfig
 func cuCtxGetSharedMemConfig(pConfig *C.CUsharedconfig) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuCtxGetSharedMemConfig")
+		if pConfig == nil {
+			l.str("pConfig", "", false)
+		}
+		l.run()
+		defer func() {
+			if ret == 0 && pConfig != nil {
+				l.outDec("pConfig", int64(*pConfig))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implCtxGetSharedMemConfig(pConfig)
 }
 
 //export cuCtxGetStreamPriorityRange
 func cuCtxGetStreamPriorityRange(leastPriority *C.int, greatestPriority *C.int) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuCtxGetStreamPriorityRange")
+		if leastPriority == nil {
+			l.str("leastPriority", "", false)
+		}
+		if greatestPriority == nil {
+			l.str("greatestPriority", "", false)
+		}
+		l.run()
+		defer func() {
+			if ret == 0 && leastPriority != nil {
+				l.outDec("leastPriority", int64(*leastPriority))
+			}
+			if ret == 0 && greatestPriority != nil {
+				l.outDec("greatestPriority", int64(*greatestPriority))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implCtxGetStreamPriorityRange(leastPriority, greatestPriority)
 }
@@ -228,6 +314,14 @@ func cuCtxPushCurrent_v2(ctx C.CUcontext) (ret C.CUresult) {
 
 //export cuCtxSetCacheConfig
 func cuCtxSetCacheConfig(config C.CUfunc_cache) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuCtxSetCacheConfig")
+		l.dec("config", int64(config))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implCtxSetCacheConfig(config)
 }
@@ -248,12 +342,29 @@ func cuCtxSetCurrent(ctx C.CUcontext) (ret C.CUresult) {
 
 //export cuCtxSetLimit
 func cuCtxSetLimit(limit C.CUlimit, value C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuCtxSetLimit")
+		l.dec("limit", int64(limit))
+		l.udec("value", uint64(value))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implCtxSetLimit(limit, value)
 }
 
 //export cuCtxSetSharedMemConfig
 func cuCtxSetSharedMemConfig(config C.CUsharedconfig) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuCtxSetSharedMemConfig")
+		l.dec("config", int64(config))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implCtxSetSharedMemConfig(config)
 }
@@ -507,12 +618,30 @@ func cuDevicePrimaryCtxRetain(pctx *C.CUcontext, dev C.CUdevice) (ret C.CUresult
 
 //export cuDevicePrimaryCtxSetFlags
 func cuDevicePrimaryCtxSetFlags(dev C.CUdevice, flags C.uint) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuDevicePrimaryCtxSetFlags")
+		l.dec("dev", int64(dev))
+		l.udec("flags", uint64(flags))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implDevicePrimaryCtxSetFlags(dev, flags)
 }
 
 //export cuDevicePrimaryCtxSetFlags_v2
 func cuDevicePrimaryCtxSetFlags_v2(dev C.CUdevice, flags C.uint) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuDevicePrimaryCtxSetFlags_v2")
+		l.dec("dev", int64(dev))
+		l.udec("flags", uint64(flags))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implDevicePrimaryCtxSetFlags(dev, flags)
 }
@@ -806,18 +935,46 @@ func cuFuncGetParamInfo(func_ C.CUfunction, paramIndex C.size_t, paramOffset *C.
 
 //export cuFuncSetAttribute
 func cuFuncSetAttribute(hfunc C.CUfunction, attrib C.CUfunction_attribute, value C.int) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuFuncSetAttribute")
+		l.handle("hfunc", uintptr(unsafe.Pointer(hfunc)))
+		l.dec("attrib", int64(attrib))
+		l.dec("value", int64(value))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implFuncSetAttribute(hfunc, attrib, value)
 }
 
 //export cuFuncSetCacheConfig
 func cuFuncSetCacheConfig(hfunc C.CUfunction, config C.CUfunc_cache) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuFuncSetCacheConfig")
+		l.handle("hfunc", uintptr(unsafe.Pointer(hfunc)))
+		l.dec("config", int64(config))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implFuncSetCacheConfig(hfunc, config)
 }
 
 //export cuFuncSetSharedMemConfig
 func cuFuncSetSharedMemConfig(hfunc C.CUfunction, config C.CUsharedconfig) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuFuncSetSharedMemConfig")
+		l.handle("hfunc", uintptr(unsafe.Pointer(hfunc)))
+		l.dec("config", int64(config))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implFuncSetSharedMemConfig(hfunc, config)
 }
@@ -1101,16 +1258,26 @@ func cuLibraryLoadData(library *C.CUlibrary, code unsafe.Pointer, jitOptions *C.
 			l.str("library", "", false)
 		}
 		l.hex("code", uint64(uintptr(unsafe.Pointer(code))))
-		l.hex("jitOptions", uint64(uintptr(unsafe.Pointer(jitOptions))))
+		if jitOptions == nil {
+			l.str("jitOptions", "", false)
+		}
 		l.hex("jitOptionsValues", uint64(uintptr(unsafe.Pointer(jitOptionsValues))))
 		l.udec("numJitOptions", uint64(numJitOptions))
-		l.hex("libraryOptions", uint64(uintptr(unsafe.Pointer(libraryOptions))))
+		if libraryOptions == nil {
+			l.str("libraryOptions", "", false)
+		}
 		l.hex("libraryOptionValues", uint64(uintptr(unsafe.Pointer(libraryOptionValues))))
 		l.udec("numLibraryOptions", uint64(numLibraryOptions))
 		l.run()
 		defer func() {
 			if ret == 0 && library != nil {
 				l.outHandle("library", uintptr(unsafe.Pointer(*library)))
+			}
+			if ret == 0 && jitOptions != nil {
+				l.outDec("jitOptions", int64(*jitOptions))
+			}
+			if ret == 0 && libraryOptions != nil {
+				l.outDec("libraryOptions", int64(*libraryOptions))
 			}
 			l.end(Result(ret))
 		}()
@@ -1769,12 +1936,17 @@ func cuModuleLoadDataEx(module *C.CUmodule, image unsafe.Pointer, numOptions C.u
 		}
 		l.hex("image", uint64(uintptr(unsafe.Pointer(image))))
 		l.udec("numOptions", uint64(numOptions))
-		l.hex("options", uint64(uintptr(unsafe.Pointer(options))))
+		if options == nil {
+			l.str("options", "", false)
+		}
 		l.hex("optionValues", uint64(uintptr(unsafe.Pointer(optionValues))))
 		l.run()
 		defer func() {
 			if ret == 0 && module != nil {
 				l.outHandle("module", uintptr(unsafe.Pointer(*module)))
+			}
+			if ret == 0 && options != nil {
+				l.outDec("options", int64(*options))
 			}
 			l.end(Result(ret))
 		}()
@@ -1819,30 +1991,126 @@ func cuModuleUnload(hmod C.CUmodule) (ret C.CUresult) {
 
 //export cuOccupancyAvailableDynamicSMemPerBlock
 func cuOccupancyAvailableDynamicSMemPerBlock(dynamicSmemSize *C.size_t, func_ C.CUfunction, numBlocks C.int, blockSize C.int) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuOccupancyAvailableDynamicSMemPerBlock")
+		if dynamicSmemSize == nil {
+			l.str("dynamicSmemSize", "", false)
+		}
+		l.handle("func", uintptr(unsafe.Pointer(func_)))
+		l.dec("numBlocks", int64(numBlocks))
+		l.dec("blockSize", int64(blockSize))
+		l.run()
+		defer func() {
+			if ret == 0 && dynamicSmemSize != nil {
+				l.outUdec("dynamicSmemSize", uint64(*dynamicSmemSize))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implOccupancyAvailableDynamicSMemPerBlock(dynamicSmemSize, func_, numBlocks, blockSize)
 }
 
 //export cuOccupancyMaxActiveBlocksPerMultiprocessor
 func cuOccupancyMaxActiveBlocksPerMultiprocessor(numBlocks *C.int, func_ C.CUfunction, blockSize C.int, dynamicSMemSize C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuOccupancyMaxActiveBlocksPerMultiprocessor")
+		if numBlocks == nil {
+			l.str("numBlocks", "", false)
+		}
+		l.handle("func", uintptr(unsafe.Pointer(func_)))
+		l.dec("blockSize", int64(blockSize))
+		l.udec("dynamicSMemSize", uint64(dynamicSMemSize))
+		l.run()
+		defer func() {
+			if ret == 0 && numBlocks != nil {
+				l.outDec("numBlocks", int64(*numBlocks))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implOccupancyMaxActiveBlocksPerMultiprocessor(numBlocks, func_, blockSize, dynamicSMemSize)
 }
 
 //export cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags
 func cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(numBlocks *C.int, func_ C.CUfunction, blockSize C.int, dynamicSMemSize C.size_t, flags C.uint) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags")
+		if numBlocks == nil {
+			l.str("numBlocks", "", false)
+		}
+		l.handle("func", uintptr(unsafe.Pointer(func_)))
+		l.dec("blockSize", int64(blockSize))
+		l.udec("dynamicSMemSize", uint64(dynamicSMemSize))
+		l.udec("flags", uint64(flags))
+		l.run()
+		defer func() {
+			if ret == 0 && numBlocks != nil {
+				l.outDec("numBlocks", int64(*numBlocks))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(numBlocks, func_, blockSize, dynamicSMemSize, flags)
 }
 
 //export cuOccupancyMaxPotentialBlockSize
 func cuOccupancyMaxPotentialBlockSize(minGridSize *C.int, blockSize *C.int, func_ C.CUfunction, blockSizeToDynamicSMemSize C.CUoccupancyB2DSize, dynamicSMemSize C.size_t, blockSizeLimit C.int) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuOccupancyMaxPotentialBlockSize")
+		if minGridSize == nil {
+			l.str("minGridSize", "", false)
+		}
+		if blockSize == nil {
+			l.str("blockSize", "", false)
+		}
+		l.handle("func", uintptr(unsafe.Pointer(func_)))
+		l.hex("blockSizeToDynamicSMemSize", uint64(uintptr(unsafe.Pointer(blockSizeToDynamicSMemSize))))
+		l.udec("dynamicSMemSize", uint64(dynamicSMemSize))
+		l.dec("blockSizeLimit", int64(blockSizeLimit))
+		l.run()
+		defer func() {
+			if ret == 0 && minGridSize != nil {
+				l.outDec("minGridSize", int64(*minGridSize))
+			}
+			if ret == 0 && blockSize != nil {
+				l.outDec("blockSize", int64(*blockSize))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implOccupancyMaxPotentialBlockSize(minGridSize, blockSize, func_, blockSizeToDynamicSMemSize, dynamicSMemSize, blockSizeLimit)
 }
 
 //export cuOccupancyMaxPotentialBlockSizeWithFlags
 func cuOccupancyMaxPotentialBlockSizeWithFlags(minGridSize *C.int, blockSize *C.int, func_ C.CUfunction, blockSizeToDynamicSMemSize C.CUoccupancyB2DSize, dynamicSMemSize C.size_t, blockSizeLimit C.int, flags C.uint) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuOccupancyMaxPotentialBlockSizeWithFlags")
+		if minGridSize == nil {
+			l.str("minGridSize", "", false)
+		}
+		if blockSize == nil {
+			l.str("blockSize", "", false)
+		}
+		l.handle("func", uintptr(unsafe.Pointer(func_)))
+		l.hex("blockSizeToDynamicSMemSize", uint64(uintptr(unsafe.Pointer(blockSizeToDynamicSMemSize))))
+		l.udec("dynamicSMemSize", uint64(dynamicSMemSize))
+		l.dec("blockSizeLimit", int64(blockSizeLimit))
+		l.udec("flags", uint64(flags))
+		l.run()
+		defer func() {
+			if ret == 0 && minGridSize != nil {
+				l.outDec("minGridSize", int64(*minGridSize))
+			}
+			if ret == 0 && blockSize != nil {
+				l.outDec("blockSize", int64(*blockSize))
+			}
+			l.end(Result(ret))
+		}()
+	}
 	defer guard(&ret)
 	return implOccupancyMaxPotentialBlockSizeWithFlags(minGridSize, blockSize, func_, blockSizeToDynamicSMemSize, dynamicSMemSize, blockSizeLimit, flags)
 }

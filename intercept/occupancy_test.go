@@ -170,7 +170,7 @@ func TestContextAndFunctionConfiguration(t *testing.T) {
 		t.Errorf("primary flags %#x, %v", f, r)
 	}
 
-	mod, r := moduleLoad(kernels.PTX("vadd"), kindModule)
+	mod, r, _ := moduleLoad(kernels.PTX("vadd"), kindModule)
 	want("load", r, abi.Success)
 	fn, r := getFunction(mod.key, kindModule, "vadd", kindFunction)
 	want("function", r, abi.Success)

@@ -79,6 +79,15 @@ var handleTypes = map[string]bool{
 	"CUevent": true, "CUlibrary": true, "CUkernel": true,
 }
 
+// intTypes are the header's integer types, traced as signed decimals: int
+// and every `typedef int` of kerf_cuda.h (a test keeps the list complete).
+var intTypes = map[string]bool{
+	"int": true, "CUdevice": true, "CUdevice_attribute": true, "CUfunction_attribute": true,
+	"CUjit_option": true, "CUlibraryOption": true, "CUmoduleLoadingMode": true,
+	"CUlimit": true, "CUfunc_cache": true, "CUsharedconfig": true,
+	"CUdriverProcAddressQueryResult": true,
+}
+
 // traceArg returns the statement that traces an argument of C type ctype
 // as the call receives it, and for a pointer the call writes through, the
 // statement that traces what it wrote.
@@ -94,7 +103,7 @@ func traceArg(ctype, n, cname string) (in, out string) {
 		return fmt.Sprintf("l.hex(%s, uint64(%s))", q, n), ""
 	case t == "size_t" || t == "unsigned int" || t == "unsigned short" || t == "unsigned char" || t == "cuuint64_t":
 		return fmt.Sprintf("l.udec(%s, uint64(%s))", q, n), ""
-	case t == "int" || t == "CUdevice" || t == "CUfunction_attribute" || t == "CUdevice_attribute":
+	case intTypes[t]:
 		return fmt.Sprintf("l.dec(%s, int64(%s))", q, n), ""
 	case t == "CUresult":
 		return fmt.Sprintf("l.result(%s, Result(%s))", q, n), ""
@@ -114,7 +123,7 @@ func traceArg(ctype, n, cname string) (in, out string) {
 		w = fmt.Sprintf("l.outHex(%s, uint64(*%s))", q, n)
 	case base == "size_t" || base == "unsigned int":
 		w = fmt.Sprintf("l.outUdec(%s, uint64(*%s))", q, n)
-	case base == "int" || base == "CUdevice" || base == "CUmoduleLoadingMode" || base == "CUdriverProcAddressQueryResult":
+	case intTypes[base]:
 		w = fmt.Sprintf("l.outDec(%s, int64(*%s))", q, n)
 	case base == "float":
 		w = fmt.Sprintf("l.outFloat(%s, float64(*%s))", q, n)
