@@ -247,13 +247,16 @@ func TestBrokerStorageCaps(t *testing.T) {
 	}
 	payload := make([]byte, 1000<<10)
 	var refused error
-	for i := 0; i < 200 && refused == nil; i++ {
-		_, refused = js.Publish(ctx, "fill.x", payload)
+	stored := 0
+	for ; stored < 200; stored++ {
+		if _, refused = js.Publish(ctx, "fill.x", payload); refused != nil {
+			break
+		}
 	}
 	if refused == nil {
 		t.Fatal("200 publishes of 1000 KiB all stored")
 	}
-	t.Logf("refused: %v", refused)
+	t.Logf("%d stored, then: %v", stored, refused)
 	info, err := s.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
