@@ -112,6 +112,9 @@ func StartBroker(cfg BrokerConfig, log *slog.Logger) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
+	if err := removeGlobalAccountStore(cfg.StoreDir, log); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
 	opts.ServerName = cfg.ServerName
 	opts.Host, opts.Port = nh, np
 	opts.JetStream, opts.StoreDir = true, cfg.StoreDir
@@ -180,6 +183,23 @@ func brokerAuth(cfg BrokerConfig, natsHost, mqttHost string) (*server.Options, B
 		}
 	}
 	return opts, kerfd, nil
+}
+
+// removeGlobalAccountStore removes the JetStream streams of the global
+// account, where a broker without accounts kept MQTT sessions, retained
+// messages and whatever streams clients created. No user is in that
+// account now, so nothing could read them, and they would hold disk
+// outside the caps. MQTT devices re-subscribe and re-publish retained
+// statuses when they reconnect.
+func removeGlobalAccountStore(storeDir string, log *slog.Logger) error {
+	dir := filepath.Join(storeDir, server.JetStreamStoreDir, server.DEFAULT_GLOBAL_ACCOUNT)
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if log != nil {
+		log.Warn("broker: removing streams of the global account, which no client can reach", "dir", dir)
+	}
+	return os.RemoveAll(dir)
 }
 
 // validDeviceName refuses the names of the broker's own users and empty

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -263,5 +265,26 @@ func TestBrokerStorageCaps(t *testing.T) {
 	}
 	if info.State.Bytes > uint64(bc.MaxStore) {
 		t.Fatalf("stream holds %d bytes, cap %d", info.State.Bytes, bc.MaxStore)
+	}
+}
+
+// Streams a broker without accounts kept in the global account are
+// removed at start: nobody can reach them, and they held disk past the caps.
+func TestBrokerRemovesGlobalAccountStreams(t *testing.T) {
+	dir := t.TempDir()
+	old := filepath.Join(dir, "jetstream", "$G", "streams", "fill")
+	if err := os.MkdirAll(old, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(old, "1.blk"), make([]byte, 4096), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, err := StartBroker(BrokerConfig{StoreDir: dir, NATSListen: "127.0.0.1:0", MQTTListen: "127.0.0.1:0", MaxMemory: 32 << 20, MaxStore: 64 << 20}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Shutdown()
+	if _, err := os.Stat(filepath.Join(dir, "jetstream", "$G")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the global account's streams are still there: %v", err)
 	}
 }
