@@ -333,6 +333,24 @@ ingest:
 	if err == nil || !strings.Contains(err.Error(), `mqtt_messages "disk": want memory or file`) {
 		t.Errorf("error %v", err)
 	}
+	if !bc.AnonymousOnLoopback || len(bc.Devices) != 0 || bc.MaxStore != 64<<20 {
+		t.Errorf("broker defaults: anonymous on loopback %v, devices %v, max_store %d", bc.AnonymousOnLoopback, bc.Devices, bc.MaxStore)
+	}
+	os.WriteFile(path, []byte(`
+ingest:
+  broker:
+    embedded:
+      max_store: "0"
+      anonymous_devices: always
+      devices: [{name: cam-1, password: a}, {name: cam-1, password: b}, {name: kerfd, password: c}, {name: cam-2}]
+`), 0o600)
+	_, err = LoadConfig(path, nil)
+	for _, want := range []string{"max_store: want more than 0", `anonymous_devices "always": want loopback or off`,
+		`devices[1]: "cam-1" listed twice`, `devices[2]: device name "kerfd" is the broker's own`, "devices[3]: empty password"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
 	os.WriteFile(path, []byte(`
 ingest:
   broker: {mode: cloud}
