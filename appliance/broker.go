@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -28,8 +29,10 @@ type BrokerConfig struct {
 	StoreDir   string // JetStream storage (MQTT sessions, retained messages)
 	NATSListen string // host:port; port 0 picks a free one
 	MQTTListen string // host:port; port 0 picks a free one
-	MaxMemory  int64  // JetStream memory cap, bytes
-	MaxStore   int64  // JetStream file store cap, bytes
+	// JetStream caps, bytes, for the whole server and for kerfd's account
+	// alike: no client can make the broker hold more.
+	MaxMemory int64
+	MaxStore  int64
 	// MQTTMessages is where MQTT QoS 1 and 2 messages wait for MQTT
 	// subscribers: "memory" (the default) or "file". See
 	// createMQTTMessageStream.
@@ -39,15 +42,48 @@ type BrokerConfig struct {
 	// topics, which churn a 1,024-entry cache; kerf bench ingest (10,000
 	// topics) ran 38–61% faster without it, in four paired runs.
 	SublistCache bool
-	// Username and Password, when set, are required of every client (devices
-	// and kerfd) on both listeners.
-	Username, Password string
+	// Devices may log in on either listener with these credentials, and
+	// then only publish load signals and statuses (devicePermissions).
+	Devices []BrokerLogin
+	// AnonymousOnLoopback lets clients without credentials in, as devices,
+	// on a listener bound to a loopback address; never on another.
+	AnonymousOnLoopback bool
+}
+
+// BrokerLogin is one user's credentials on the embedded broker. Password
+// is the password itself or its bcrypt hash ("$2a$..."; nats-server
+// compares either).
+type BrokerLogin struct {
+	Name     string `koanf:"name"`
+	Password string `koanf:"password"`
 }
 
 // Broker is a running embedded broker.
 type Broker struct {
 	srv      *server.Server
 	mqttAddr string
+	kerfd    BrokerLogin // kerfd's own user: every subject, the JetStream API
+}
+
+// Users and the account on the embedded broker. Devices and kerfd share
+// kerfdAccount, whose JetStream holds the MQTT layer's streams; devices'
+// permissions keep them off the JetStream API, $SYS and everything but
+// their own subjects. The MQTT layer reaches JetStream through the
+// server's internal clients, which user permissions do not bind.
+const (
+	kerfdAccount  = "KERF"
+	kerfdUser     = "kerfd"
+	anonymousUser = "anonymous-device"
+)
+
+// devicePermissions: publish load signals and statuses (a device's Will is
+// a status), subscribe to nothing but kerfd's own status. MQTT topics are
+// checked as their NATS subjects.
+func devicePermissions() *server.Permissions {
+	return &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: []string{ingest.LoadFilterNATS, ingest.StatusFilterNATS}},
+		Subscribe: &server.SubjectPermission{Allow: []string{"edge.v1.*.*.status.kerfd"}},
+	}
 }
 
 // StartBroker starts the embedded broker and waits until it accepts clients.
@@ -57,6 +93,9 @@ func StartBroker(cfg BrokerConfig, log *slog.Logger) (*Broker, error) {
 	}
 	if cfg.StoreDir == "" {
 		return nil, errors.New("broker: empty store dir")
+	}
+	if cfg.MaxMemory <= 0 || cfg.MaxStore <= 0 {
+		return nil, errors.New("broker: JetStream caps must be positive")
 	}
 	if err := os.MkdirAll(cfg.StoreDir, 0o700); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
@@ -69,21 +108,20 @@ func StartBroker(cfg BrokerConfig, log *slog.Logger) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: mqtt listen: %w", err)
 	}
-	opts := &server.Options{
-		ServerName:         cfg.ServerName,
-		Host:               nh,
-		Port:               np,
-		JetStream:          true,
-		StoreDir:           cfg.StoreDir,
-		JetStreamMaxMemory: cfg.MaxMemory,
-		JetStreamMaxStore:  cfg.MaxStore,
-		NoSigs:             true,
-		MaxPayload:         1 << 20,
-		Username:           cfg.Username,
-		Password:           cfg.Password,
-		MQTT:               server.MQTTOpts{Host: mh, Port: mp},
-		NoSublistCache:     !cfg.SublistCache,
+	opts, kerfd, err := brokerAuth(cfg, nh, mh)
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
 	}
+	if err := removeGlobalAccountStore(cfg.StoreDir, log); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	opts.ServerName = cfg.ServerName
+	opts.Host, opts.Port = nh, np
+	opts.JetStream, opts.StoreDir = true, cfg.StoreDir
+	opts.JetStreamMaxMemory, opts.JetStreamMaxStore = cfg.MaxMemory, cfg.MaxStore
+	opts.NoSigs, opts.MaxPayload = true, 1<<20
+	opts.MQTT.Host, opts.MQTT.Port = mh, mp
+	opts.NoSublistCache = !cfg.SublistCache
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
@@ -97,13 +135,98 @@ func StartBroker(cfg BrokerConfig, log *slog.Logger) (*Broker, error) {
 		return nil, errors.New("broker: not ready after 10s (ports in use?)")
 	}
 	if cfg.MQTTMessages != "file" {
-		if err := createMQTTMessageStream(srv, cfg, log); err != nil {
+		if err := createMQTTMessageStream(srv, kerfd, log); err != nil {
 			srv.Shutdown()
 			return nil, err
 		}
 	}
-	return &Broker{srv: srv, mqttAddr: net.JoinHostPort(mh, strconv.Itoa(mp))}, nil
+	return &Broker{srv: srv, mqttAddr: net.JoinHostPort(mh, strconv.Itoa(mp)), kerfd: kerfd}, nil
 }
+
+// brokerAuth makes the options' account and users: kerfdAccount with
+// JetStream capped at cfg's limits, kerfd's user (a fresh random password
+// each start), the configured devices, and the anonymous device on
+// loopback listeners when cfg allows it.
+func brokerAuth(cfg BrokerConfig, natsHost, mqttHost string) (*server.Options, BrokerLogin, error) {
+	opts := &server.Options{}
+	// An account's JetStream limits are set only through the configuration
+	// language; the string carries nothing but numbers.
+	conf := fmt.Sprintf("accounts { %s { jetstream { max_mem: %d, max_file: %d } } }", kerfdAccount, cfg.MaxMemory, cfg.MaxStore)
+	if err := opts.ProcessConfigString(conf); err != nil {
+		return nil, BrokerLogin{}, err
+	}
+	var acc *server.Account
+	for _, a := range opts.Accounts {
+		if a.Name == kerfdAccount {
+			acc = a
+		}
+	}
+	if acc == nil {
+		return nil, BrokerLogin{}, errors.New("account " + kerfdAccount + " missing")
+	}
+	kerfd := BrokerLogin{Name: kerfdUser, Password: rand.Text()}
+	opts.Users = []*server.User{{Username: kerfd.Name, Password: kerfd.Password, Account: acc}}
+	for _, d := range cfg.Devices {
+		if err := validDeviceName(d.Name); err != nil {
+			return nil, BrokerLogin{}, err
+		}
+		opts.Users = append(opts.Users, &server.User{Username: d.Name, Password: d.Password, Account: acc, Permissions: devicePermissions()})
+	}
+	if cfg.AnonymousOnLoopback && (isLoopback(natsHost) || isLoopback(mqttHost)) {
+		// Nobody can log in as it by name: its password is random.
+		opts.Users = append(opts.Users, &server.User{Username: anonymousUser, Password: rand.Text(), Account: acc, Permissions: devicePermissions()})
+		if isLoopback(natsHost) {
+			opts.NoAuthUser = anonymousUser
+		}
+		if isLoopback(mqttHost) {
+			opts.MQTT.NoAuthUser = anonymousUser
+		}
+	}
+	return opts, kerfd, nil
+}
+
+// removeGlobalAccountStore removes the JetStream streams of the global
+// account, where a broker without accounts kept MQTT sessions, retained
+// messages and whatever streams clients created. No user is in that
+// account now, so nothing could read them, and they would hold disk
+// outside the caps. MQTT devices re-subscribe and re-publish retained
+// statuses when they reconnect.
+func removeGlobalAccountStore(storeDir string, log *slog.Logger) error {
+	dir := filepath.Join(storeDir, server.JetStreamStoreDir, server.DEFAULT_GLOBAL_ACCOUNT)
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if log != nil {
+		log.Warn("broker: removing streams of the global account, which no client can reach", "dir", dir)
+	}
+	return os.RemoveAll(dir)
+}
+
+// validDeviceName refuses the names of the broker's own users and empty
+// or blank names.
+func validDeviceName(name string) error {
+	switch {
+	case strings.TrimSpace(name) == "":
+		return errors.New("device with an empty name")
+	case name == kerfdUser || name == anonymousUser:
+		return fmt.Errorf("device name %q is the broker's own", name)
+	}
+	return nil
+}
+
+// isLoopback reports whether a listener host binds loopback only.
+// "localhost" counts; an empty host (every interface) does not.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// KerfdLogin is kerfd's own user on the broker: every subject and the
+// JetStream API. Its password changes with every start.
+func (b *Broker) KerfdLogin() BrokerLogin { return b.kerfd }
 
 // mqttMessageStream is the JetStream stream in which nats-server's MQTT
 // layer stores every QoS 1 and 2 PUBLISH for MQTT subscribers, with
@@ -123,8 +246,8 @@ var mqttMessageStream = jetstream.StreamConfig{Name: "$MQTT_msgs", Subjects: []s
 // A file-backed stream left by an earlier run, or created by an MQTT client
 // that connected in the moment before this ran, is kept (with a warning):
 // deleting it would drop its consumers, the MQTT sessions' subscriptions.
-func createMQTTMessageStream(srv *server.Server, cfg BrokerConfig, log *slog.Logger) error {
-	nc, err := nats.Connect("", nats.InProcessServer(srv), nats.UserInfo(cfg.Username, cfg.Password), nats.Name("kerfd-setup"))
+func createMQTTMessageStream(srv *server.Server, kerfd BrokerLogin, log *slog.Logger) error {
+	nc, err := nats.Connect("", nats.InProcessServer(srv), nats.UserInfo(kerfd.Name, kerfd.Password), nats.Name("kerfd-setup"))
 	if err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}
@@ -216,8 +339,10 @@ type IngestConfig struct {
 			// MQTTMessages: memory or file (BrokerConfig.MQTTMessages).
 			MQTTMessages string `koanf:"mqtt_messages"`
 			SublistCache bool   `koanf:"sublist_cache"` // BrokerConfig.SublistCache
-			Username     string `koanf:"username"`
-			Password     string `koanf:"password"`
+			// Devices: BrokerConfig.Devices.
+			Devices []BrokerLogin `koanf:"devices"`
+			// AnonymousDevices: loopback (BrokerConfig.AnonymousOnLoopback) or off.
+			AnonymousDevices string `koanf:"anonymous_devices"`
 		} `koanf:"embedded"`
 		External struct {
 			Protocol  string `koanf:"protocol"` // mqtt or nats
@@ -271,8 +396,25 @@ func (c *Config) validateIngest() []error {
 			}
 		}
 		for _, f := range [][2]string{{"max_memory", e.MaxMemory}, {"max_store", e.MaxStore}} {
-			if _, err := units.ParseBytes(f[1]); err != nil {
+			if n, err := units.ParseBytes(f[1]); err != nil {
 				errs = append(errs, fmt.Errorf("ingest.broker.embedded.%s: %w", f[0], err))
+			} else if n == 0 {
+				errs = append(errs, fmt.Errorf("ingest.broker.embedded.%s: want more than 0", f[0]))
+			}
+		}
+		if e.AnonymousDevices != "loopback" && e.AnonymousDevices != "off" {
+			errs = append(errs, fmt.Errorf("ingest.broker.embedded.anonymous_devices %q: want loopback or off", e.AnonymousDevices))
+		}
+		seen := map[string]bool{}
+		for i, d := range e.Devices {
+			if err := validDeviceName(d.Name); err != nil {
+				errs = append(errs, fmt.Errorf("ingest.broker.embedded.devices[%d]: %w", i, err))
+			} else if seen[d.Name] {
+				errs = append(errs, fmt.Errorf("ingest.broker.embedded.devices[%d]: %q listed twice", i, d.Name))
+			}
+			seen[d.Name] = true
+			if d.Password == "" {
+				errs = append(errs, fmt.Errorf("ingest.broker.embedded.devices[%d]: empty password", i))
 			}
 		}
 		if e.MQTTMessages != "memory" && e.MQTTMessages != "file" {
@@ -335,7 +477,8 @@ func (c *Config) BrokerConfig() BrokerConfig {
 		name = "kerfd-" + c.IngestNode()
 	}
 	return BrokerConfig{ServerName: name, StoreDir: dir, NATSListen: e.NATSListen, MQTTListen: e.MQTTListen,
-		MaxMemory: int64(mem), MaxStore: int64(store), MQTTMessages: e.MQTTMessages, SublistCache: e.SublistCache, Username: e.Username, Password: e.Password}
+		MaxMemory: int64(mem), MaxStore: int64(store), MQTTMessages: e.MQTTMessages, SublistCache: e.SublistCache,
+		Devices: e.Devices, AnonymousOnLoopback: e.AnonymousDevices == "loopback"}
 }
 
 // IngestTLS builds the TLS configuration for an external broker, or nil

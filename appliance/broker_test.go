@@ -24,7 +24,7 @@ import (
 func startTestBroker(t *testing.T) *Broker {
 	t.Helper()
 	b, err := StartBroker(BrokerConfig{StoreDir: t.TempDir(), NATSListen: "127.0.0.1:0", MQTTListen: "127.0.0.1:0",
-		MaxMemory: 32 << 20, MaxStore: 64 << 20}, nil)
+		MaxMemory: 32 << 20, MaxStore: 64 << 20, AnonymousOnLoopback: true}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,9 +32,16 @@ func startTestBroker(t *testing.T) *Broker {
 	return b
 }
 
+// mqttClient connects without credentials: a device on a loopback listener.
 func mqttClient(t *testing.T, addr, id string, will *ingest.Topic) mqtt.Client {
 	t.Helper()
-	o := mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(id).SetProtocolVersion(4).SetConnectTimeout(5 * time.Second)
+	return mqttClientAs(t, addr, id, BrokerLogin{}, will)
+}
+
+func mqttClientAs(t *testing.T, addr, id string, login BrokerLogin, will *ingest.Topic) mqtt.Client {
+	t.Helper()
+	o := mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(id).SetProtocolVersion(4).SetConnectTimeout(5 * time.Second).
+		SetUsername(login.Name).SetPassword(login.Password)
 	if will != nil {
 		o.SetWill(will.MQTT(), ingest.StatusOffline, 1, true)
 	}
@@ -65,14 +72,22 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// The MQTT bridge maps edge/v1/... topics to edge.v1... subjects both ways.
-func TestBrokerMQTTNATSMapping(t *testing.T) {
-	b := startTestBroker(t)
-	nc, err := nats.Connect(b.ClientURL())
+// kerfdConn is a NATS connection as kerfd's own user.
+func kerfdConn(t *testing.T, b *Broker) *nats.Conn {
+	t.Helper()
+	k := b.KerfdLogin()
+	nc, err := nats.Connect(b.ClientURL(), nats.UserInfo(k.Name, k.Password))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// The MQTT bridge maps edge/v1/... topics to edge.v1... subjects both ways.
+func TestBrokerMQTTNATSMapping(t *testing.T) {
+	b := startTestBroker(t)
+	nc := kerfdConn(t, b)
 	sub, err := nc.SubscribeSync(ingest.LoadFilterNATS)
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +95,7 @@ func TestBrokerMQTTNATSMapping(t *testing.T) {
 	nc.Flush()
 	c := mqttClient(t, b.MQTTAddr(), "dev-1", nil)
 	got := make(chan string, 1)
-	if tok := c.Subscribe("edge/v1/+/+/status/+", 1, func(_ mqtt.Client, m mqtt.Message) { got <- m.Topic() + " " + string(m.Payload()) }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+	if tok := c.Subscribe("edge/v1/+/+/status/kerfd", 1, func(_ mqtt.Client, m mqtt.Message) { got <- m.Topic() + " " + string(m.Payload()) }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
 	publish(t, c, "edge/v1/plant-1/n_1/load/cam-07", 1, false, `[{"n":"q","v":1}]`)
@@ -88,10 +103,10 @@ func TestBrokerMQTTNATSMapping(t *testing.T) {
 	if err != nil || m.Subject != "edge.v1.plant-1.n_1.load.cam-07" || string(m.Data) != `[{"n":"q","v":1}]` {
 		t.Fatalf("nats got %v %v", m, err)
 	}
-	nc.Publish("edge.v1.plant-1.n_1.status.cam-07", []byte("online"))
+	nc.Publish("edge.v1.plant-1.n_1.status.kerfd", []byte("online"))
 	select {
 	case s := <-got:
-		if s != "edge/v1/plant-1/n_1/status/cam-07 online" {
+		if s != "edge/v1/plant-1/n_1/status/kerfd online" {
 			t.Fatalf("mqtt got %q", s)
 		}
 	case <-time.After(5 * time.Second):
@@ -159,13 +174,14 @@ func TestBrokerIngestEndToEnd(t *testing.T) {
 			p, _, rec := startPipeline(t)
 			switch sub {
 			case "mqtt":
-				s, err := ingest.SubscribeMQTT(context.Background(), ingest.MQTTOptions{Broker: "tcp://" + b.MQTTAddr(), Status: status}, p)
+				s, err := ingest.SubscribeMQTT(context.Background(), ingest.MQTTOptions{Broker: "tcp://" + b.MQTTAddr(), Status: status,
+					Username: b.KerfdLogin().Name, Password: b.KerfdLogin().Password}, p)
 				if err != nil {
 					t.Fatal(err)
 				}
 				defer s.Close()
 			case "nats":
-				s, err := ingest.SubscribeNATS(ingest.NATSOptions{URL: b.ClientURL()}, p)
+				s, err := ingest.SubscribeNATS(ingest.NATSOptions{URL: b.ClientURL(), Username: b.KerfdLogin().Name, Password: b.KerfdLogin().Password}, p)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -217,7 +233,7 @@ func TestBrokerIngestEndToEnd(t *testing.T) {
 func TestBrokerDeviceWillFallback(t *testing.T) {
 	b := startTestBroker(t)
 	p, _, rec := startPipeline(t)
-	s, err := ingest.SubscribeMQTT(context.Background(), ingest.MQTTOptions{Broker: "tcp://" + b.MQTTAddr()}, p)
+	s, err := ingest.SubscribeMQTT(context.Background(), ingest.MQTTOptions{Broker: "tcp://" + b.MQTTAddr(), Username: b.KerfdLogin().Name, Password: b.KerfdLogin().Password}, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,6 +333,24 @@ ingest:
 	if err == nil || !strings.Contains(err.Error(), `mqtt_messages "disk": want memory or file`) {
 		t.Errorf("error %v", err)
 	}
+	if !bc.AnonymousOnLoopback || len(bc.Devices) != 0 || bc.MaxStore != 64<<20 {
+		t.Errorf("broker defaults: anonymous on loopback %v, devices %v, max_store %d", bc.AnonymousOnLoopback, bc.Devices, bc.MaxStore)
+	}
+	os.WriteFile(path, []byte(`
+ingest:
+  broker:
+    embedded:
+      max_store: "0"
+      anonymous_devices: always
+      devices: [{name: cam-1, password: a}, {name: cam-1, password: b}, {name: kerfd, password: c}, {name: cam-2}]
+`), 0o600)
+	_, err = LoadConfig(path, nil)
+	for _, want := range []string{"max_store: want more than 0", `anonymous_devices "always": want loopback or off`,
+		`devices[1]: "cam-1" listed twice`, `devices[2]: device name "kerfd" is the broker's own`, "devices[3]: empty password"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
 	os.WriteFile(path, []byte(`
 ingest:
   broker: {mode: cloud}
@@ -344,7 +378,13 @@ ingest:
   node: n1
   tick: 50ms
   broker:
-    embedded: {nats_listen: "127.0.0.1:0", mqtt_listen: "127.0.0.1:0", max_memory: 32MiB, max_store: 64MiB, username: dev, password: pw}
+    embedded:
+      nats_listen: "127.0.0.1:0"
+      mqtt_listen: "127.0.0.1:0"
+      max_memory: 32MiB
+      max_store: 64MiB
+      anonymous_devices: "off"
+      devices: [{name: dev, password: pw}]
   rules:
     - name: cams
       trigger: {source: "plant-1/*/cam-*", metric: queue_depth, aggregate: max, window: 1m, threshold: 10}
@@ -386,7 +426,8 @@ ingest:
 	cfg.Ingest.Broker.Mode = "external"
 	cfg.Ingest.Broker.External.Protocol = "nats"
 	cfg.Ingest.Broker.External.URL = in.Broker.ClientURL()
-	cfg.Ingest.Broker.External.Username, cfg.Ingest.Broker.External.Password = "dev", "pw"
+	k := in.Broker.KerfdLogin()
+	cfg.Ingest.Broker.External.Username, cfg.Ingest.Broker.External.Password = k.Name, k.Password
 	rec2 := &recApplier{}
 	in2, err := StartIngest(cfg, rec2, nil)
 	if err != nil {
@@ -406,12 +447,7 @@ ingest:
 // mqttMessagesStorage reports how the broker keeps MQTT QoS 1 messages.
 func mqttMessagesStorage(t *testing.T, b *Broker) jetstream.StorageType {
 	t.Helper()
-	nc, err := nats.Connect(b.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(kerfdConn(t, b))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +465,7 @@ func TestBrokerKeepsMQTTMessagesInMemory(t *testing.T) {
 	if got := mqttMessagesStorage(t, b); got != jetstream.MemoryStorage {
 		t.Fatalf("$MQTT_msgs on %v, want memory", got)
 	}
-	sub := mqttClient(t, b.MQTTAddr(), "sub", nil)
+	sub := mqttClientAs(t, b.MQTTAddr(), "sub", b.KerfdLogin(), nil)
 	var got atomic.Int64
 	if tok := sub.Subscribe("edge/v1/s/n/load/#", 1, func(mqtt.Client, mqtt.Message) { got.Add(1) }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("subscribe: %v", tok.Error())
@@ -448,7 +484,7 @@ func TestBrokerKeepsMQTTMessagesInMemory(t *testing.T) {
 func TestBrokerKeepsEarlierFileMessageStream(t *testing.T) {
 	dir := t.TempDir()
 	cfg := BrokerConfig{StoreDir: dir, NATSListen: "127.0.0.1:0", MQTTListen: "127.0.0.1:0", MaxMemory: 32 << 20,
-		MaxStore: 64 << 20, MQTTMessages: "file"}
+		MaxStore: 64 << 20, MQTTMessages: "file", AnonymousOnLoopback: true}
 	b, err := StartBroker(cfg, nil)
 	if err != nil {
 		t.Fatal(err)

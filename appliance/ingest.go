@@ -42,9 +42,9 @@ func StartIngest(cfg Config, a ingest.Applier, log *slog.Logger) (*Ingest, error
 		if err != nil {
 			return nil, err
 		}
-		e := ic.Broker.Embedded
-		s, err := ingest.SubscribeNATS(ingest.NATSOptions{URL: b.ClientURL(), Name: "kerfd", Username: e.Username,
-			Password: e.Password, Status: status, Log: log}, p)
+		k := b.KerfdLogin()
+		s, err := ingest.SubscribeNATS(ingest.NATSOptions{URL: b.ClientURL(), Name: "kerfd", Username: k.Name,
+			Password: k.Password, Status: status, Log: log}, p)
 		if err != nil {
 			b.Shutdown()
 			return nil, err

@@ -21,8 +21,8 @@ const (
 )
 
 // Publisher names who published a topic: its site/node. Devices on the
-// embedded broker are anonymous (or share one username), and neither the
-// MQTT nor the NATS subscriber is told a message's client ID or credential,
+// embedded broker are anonymous or log in, and neither the MQTT nor the
+// NATS subscriber is told a message's client ID or credential,
 // so the topic is all a message says about where it came from.
 func (t Topic) Publisher() string { return t.Site + "/" + t.Node }
 

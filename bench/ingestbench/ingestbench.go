@@ -28,8 +28,11 @@ import (
 
 // Options drive Run; zero values take defaults.
 type Options struct {
-	MQTTAddr   string        // the broker's MQTT listener, host:port (required)
-	NATSURL    string        // kerfd subscribes here; empty: over MQTT
+	MQTTAddr string // the broker's MQTT listener, host:port (required)
+	NATSURL  string // kerfd subscribes here; empty: over MQTT
+	// Subscriber is the login kerfd's subscriber uses (Broker.KerfdLogin):
+	// devices may not read load signals.
+	Subscriber appliance.BrokerLogin
 	Topics     int           // simulated devices, one topic each; default 10000
 	Publishers int           // MQTT connections (gateways) the devices share; default 8
 	InFlight   int           // unacknowledged QoS 1 publishes per connection; default 32
@@ -156,13 +159,15 @@ func Run(ctx context.Context, o Options) (Result, error) {
 
 	if o.NATSURL != "" {
 		res.Via = "nats"
-		s, err := ingest.SubscribeNATS(ingest.NATSOptions{URL: o.NATSURL, Name: "kerf-bench"}, p)
+		s, err := ingest.SubscribeNATS(ingest.NATSOptions{URL: o.NATSURL, Name: "kerf-bench",
+			Username: o.Subscriber.Name, Password: o.Subscriber.Password}, p)
 		if err != nil {
 			return res, err
 		}
 		defer s.Close()
 	} else {
-		s, err := ingest.SubscribeMQTT(ctx, ingest.MQTTOptions{Broker: "tcp://" + o.MQTTAddr, ClientID: "kerf-bench-sub", QoS: 1}, p)
+		s, err := ingest.SubscribeMQTT(ctx, ingest.MQTTOptions{Broker: "tcp://" + o.MQTTAddr, ClientID: "kerf-bench-sub", QoS: 1,
+			Username: o.Subscriber.Name, Password: o.Subscriber.Password}, p)
 		if err != nil {
 			return res, err
 		}
@@ -323,7 +328,9 @@ func StartBroker() (b *appliance.Broker, stop func(), err error) {
 		return nil, nil, err
 	}
 	bc := cfg.BrokerConfig()
-	bc.StoreDir, bc.NATSListen, bc.MQTTListen, bc.Username, bc.Password = dir, "127.0.0.1:0", "127.0.0.1:0", "", ""
+	// The simulated devices connect without credentials, as devices.
+	bc.StoreDir, bc.NATSListen, bc.MQTTListen = dir, "127.0.0.1:0", "127.0.0.1:0"
+	bc.Devices, bc.AnonymousOnLoopback = nil, true
 	if b, err = appliance.StartBroker(bc, nil); err != nil {
 		os.RemoveAll(dir)
 		return nil, nil, err

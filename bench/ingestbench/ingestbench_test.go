@@ -11,7 +11,7 @@ import (
 func startTestBroker(t *testing.T) *appliance.Broker {
 	t.Helper()
 	b, err := appliance.StartBroker(appliance.BrokerConfig{StoreDir: t.TempDir(), NATSListen: "127.0.0.1:0", MQTTListen: "127.0.0.1:0",
-		MaxMemory: 32 << 20, MaxStore: 64 << 20}, nil)
+		MaxMemory: 32 << 20, MaxStore: 64 << 20, AnonymousOnLoopback: true}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,6 +38,7 @@ func warmUp(t *testing.T, b *appliance.Broker) {
 func TestRunSmall(t *testing.T) {
 	b := startTestBroker(t)
 	for _, o := range []Options{{Rate: 1000, Oscillate: -1}, {InFlight: 4, Oscillate: 2500 * time.Millisecond}} {
+		o.Subscriber = b.KerfdLogin()
 		o.MQTTAddr, o.NATSURL, o.Topics, o.Publishers, o.Duration = b.MQTTAddr(), b.ClientURL(), 200, 2, 300*time.Millisecond
 		r, err := Run(context.Background(), o)
 		if err != nil {
@@ -57,7 +58,7 @@ func TestRunSmall(t *testing.T) {
 // gets every signal.
 func TestRunOverMQTT(t *testing.T) {
 	b := startTestBroker(t)
-	r, err := Run(context.Background(), Options{MQTTAddr: b.MQTTAddr(), Topics: 100, Publishers: 2,
+	r, err := Run(context.Background(), Options{MQTTAddr: b.MQTTAddr(), Subscriber: b.KerfdLogin(), Topics: 100, Publishers: 2,
 		Duration: 300 * time.Millisecond, Rate: 1000, Oscillate: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +76,7 @@ func TestStartBroker(t *testing.T) {
 	}
 	defer stop()
 	warmUp(t, b)
-	r, err := Run(context.Background(), Options{MQTTAddr: b.MQTTAddr(), NATSURL: b.ClientURL(), Topics: 10, Publishers: 1,
+	r, err := Run(context.Background(), Options{MQTTAddr: b.MQTTAddr(), NATSURL: b.ClientURL(), Subscriber: b.KerfdLogin(), Topics: 10, Publishers: 1,
 		Duration: 100 * time.Millisecond, Rate: 200, Oscillate: -1})
 	if err != nil {
 		t.Fatal(err)

@@ -361,7 +361,7 @@ func benchIngest(args []string) error {
 	if *oscillate == 0 {
 		*oscillate = -1 // Options: negative skips, zero takes the default
 	}
-	o := ingestbench.Options{MQTTAddr: b.MQTTAddr(), Topics: *topics, Publishers: *pubs, InFlight: *inflight, Duration: *d,
+	o := ingestbench.Options{MQTTAddr: b.MQTTAddr(), Subscriber: b.KerfdLogin(), Topics: *topics, Publishers: *pubs, InFlight: *inflight, Duration: *d,
 		Rate: *rate, Oscillate: *oscillate}
 	if *via == "nats" {
 		o.NATSURL = b.ClientURL()
