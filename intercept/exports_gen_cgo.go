@@ -1258,26 +1258,16 @@ func cuLibraryLoadData(library *C.CUlibrary, code unsafe.Pointer, jitOptions *C.
 			l.str("library", "", false)
 		}
 		l.hex("code", uint64(uintptr(unsafe.Pointer(code))))
-		if jitOptions == nil {
-			l.str("jitOptions", "", false)
-		}
+		l.hex("jitOptions", uint64(uintptr(unsafe.Pointer(jitOptions))))
 		l.hex("jitOptionsValues", uint64(uintptr(unsafe.Pointer(jitOptionsValues))))
 		l.udec("numJitOptions", uint64(numJitOptions))
-		if libraryOptions == nil {
-			l.str("libraryOptions", "", false)
-		}
+		l.hex("libraryOptions", uint64(uintptr(unsafe.Pointer(libraryOptions))))
 		l.hex("libraryOptionValues", uint64(uintptr(unsafe.Pointer(libraryOptionValues))))
 		l.udec("numLibraryOptions", uint64(numLibraryOptions))
 		l.run()
 		defer func() {
 			if ret == 0 && library != nil {
 				l.outHandle("library", uintptr(unsafe.Pointer(*library)))
-			}
-			if ret == 0 && jitOptions != nil {
-				l.outDec("jitOptions", int64(*jitOptions))
-			}
-			if ret == 0 && libraryOptions != nil {
-				l.outDec("libraryOptions", int64(*libraryOptions))
 			}
 			l.end(Result(ret))
 		}()
@@ -1936,17 +1926,12 @@ func cuModuleLoadDataEx(module *C.CUmodule, image unsafe.Pointer, numOptions C.u
 		}
 		l.hex("image", uint64(uintptr(unsafe.Pointer(image))))
 		l.udec("numOptions", uint64(numOptions))
-		if options == nil {
-			l.str("options", "", false)
-		}
+		l.hex("options", uint64(uintptr(unsafe.Pointer(options))))
 		l.hex("optionValues", uint64(uintptr(unsafe.Pointer(optionValues))))
 		l.run()
 		defer func() {
 			if ret == 0 && module != nil {
 				l.outHandle("module", uintptr(unsafe.Pointer(*module)))
-			}
-			if ret == 0 && options != nil {
-				l.outDec("options", int64(*options))
 			}
 			l.end(Result(ret))
 		}()

@@ -88,6 +88,10 @@ var intTypes = map[string]bool{
 	"CUdriverProcAddressQueryResult": true,
 }
 
+// optionArrays are integer types whose pointers are arrays the program
+// passes in (JIT and library options), never results.
+var optionArrays = map[string]bool{"CUjit_option": true, "CUlibraryOption": true}
+
 // traceArg returns the statement that traces an argument of C type ctype
 // as the call receives it, and for a pointer the call writes through, the
 // statement that traces what it wrote.
@@ -123,7 +127,7 @@ func traceArg(ctype, n, cname string) (in, out string) {
 		w = fmt.Sprintf("l.outHex(%s, uint64(*%s))", q, n)
 	case base == "size_t" || base == "unsigned int":
 		w = fmt.Sprintf("l.outUdec(%s, uint64(*%s))", q, n)
-	case intTypes[base]:
+	case intTypes[base] && !optionArrays[base]:
 		w = fmt.Sprintf("l.outDec(%s, int64(*%s))", q, n)
 	case base == "float":
 		w = fmt.Sprintf("l.outFloat(%s, float64(*%s))", q, n)
