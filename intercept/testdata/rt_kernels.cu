@@ -2,19 +2,7 @@
  * stream and on a created stream, a block reduction in shared memory,
  * kernel timing with events, and an out-of-range launch refused.
  * argv[1] (the slice's memory) is not used. */
-#include <cuda_runtime.h>
-#include <stdio.h>
-#include <stdlib.h>
-
-#define CHECK(call)                                                                    \
-	do {                                                                               \
-		cudaError_t e_ = (call);                                                       \
-		if (e_ != cudaSuccess) {                                                       \
-			fprintf(stderr, "%s:%d: %s = %s\n", __FILE__, __LINE__, #call,             \
-				cudaGetErrorName(e_));                                                 \
-			exit(1);                                                                   \
-		}                                                                              \
-	} while (0)
+#include "rt_common.h"
 
 __global__ void vadd(const float *a, const float *b, float *c, int n) {
 	int i = blockIdx.x * blockDim.x + threadIdx.x;

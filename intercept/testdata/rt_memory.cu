@@ -1,28 +1,8 @@
 /* A CUDA-runtime program without kernels: devices, properties, memory,
  * copies, memsets, streams and events, and the slice's memory limit.
  * argv[1]: the slice's memory in bytes, as `kerf run --memory` sets it. */
-#include <cuda_runtime.h>
-#include <stdio.h>
-#include <stdlib.h>
+#include "rt_common.h"
 #include <string.h>
-
-#define CHECK(call)                                                                    \
-	do {                                                                               \
-		cudaError_t e_ = (call);                                                       \
-		if (e_ != cudaSuccess) {                                                       \
-			fprintf(stderr, "%s:%d: %s = %s\n", __FILE__, __LINE__, #call,             \
-				cudaGetErrorName(e_));                                                 \
-			exit(1);                                                                   \
-		}                                                                              \
-	} while (0)
-
-#define FAIL(...)                                                                      \
-	do {                                                                               \
-		fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                                \
-		fprintf(stderr, __VA_ARGS__);                                                  \
-		fprintf(stderr, "\n");                                                         \
-		exit(1);                                                                       \
-	} while (0)
 
 static void check_bytes(const unsigned char *b, size_t n, unsigned char want, const char *what) {
 	for (size_t i = 0; i < n; i++)

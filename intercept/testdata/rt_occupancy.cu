@@ -3,27 +3,7 @@
  * priorities, function attributes, a raised dynamic shared memory limit
  * and a launch that uses it, and the occupancy calculator, each answer
  * checked against the others. argv[1] (the slice's memory) is not used. */
-#include <cuda_runtime.h>
-#include <stdio.h>
-#include <stdlib.h>
-
-#define CHECK(call)                                                                    \
-	do {                                                                               \
-		cudaError_t e_ = (call);                                                       \
-		if (e_ != cudaSuccess) {                                                       \
-			fprintf(stderr, "%s:%d: %s = %s\n", __FILE__, __LINE__, #call,             \
-				cudaGetErrorName(e_));                                                 \
-			exit(1);                                                                   \
-		}                                                                              \
-	} while (0)
-
-#define EXPECT(cond)                                                                   \
-	do {                                                                               \
-		if (!(cond)) {                                                                 \
-			fprintf(stderr, "%s:%d: expected %s\n", __FILE__, __LINE__, #cond);        \
-			exit(1);                                                                   \
-		}                                                                              \
-	} while (0)
+#include "rt_common.h"
 
 // Fills its dynamic shared memory (n floats) with the block's index plus
 // each element's index mod 8, then thread 0 writes the sum of all of it
