@@ -265,8 +265,10 @@ func (c *Context) enqueueLocked(s *Stream, t *task) {
 	s.push(t)
 }
 
-// submit checks the context and stream, then queues run on the stream.
-func (c *Context) submit(s gpu.Stream, prepare func() (func() error, error)) (*task, error) {
+// submit checks the context and stream, then queues on the stream the
+// work prepare returns. prepare may instead do the work itself when the
+// stream is idle (see idleLocked), and return none.
+func (c *Context) submit(s gpu.Stream, prepare func(st *Stream) (func() error, error)) (*task, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.usable(); err != nil {
@@ -276,7 +278,7 @@ func (c *Context) submit(s gpu.Stream, prepare func() (func() error, error)) (*t
 	if err != nil {
 		return nil, err
 	}
-	run, err := prepare()
+	run, err := prepare(st)
 	if err != nil || run == nil {
 		return nil, err
 	}
@@ -288,7 +290,7 @@ func (c *Context) submit(s gpu.Stream, prepare func() (func() error, error)) (*t
 // MemcpyHtoD copies src to device memory, ordered in s. src is copied
 // before the call returns.
 func (c *Context) MemcpyHtoD(dst uint64, src []byte, s gpu.Stream) error {
-	_, err := c.submit(s, func() (func() error, error) {
+	_, err := c.submit(s, func(st *Stream) (func() error, error) {
 		if len(src) == 0 {
 			return nil, nil
 		}
@@ -296,15 +298,40 @@ func (c *Context) MemcpyHtoD(dst uint64, src []byte, s gpu.Stream) error {
 		if err != nil {
 			return nil, err
 		}
+		if c.idleLocked(st) {
+			copy(d, src) // nothing to wait for: no staging copy of src
+			return nil, nil
+		}
 		buf := append([]byte(nil), src...)
 		return func() error { copy(d, buf); return nil }, nil
 	})
 	return err
 }
 
+// idleLocked reports whether work queued on s now would start at once:
+// s and every stream it is ordered after have finished their work.
+func (c *Context) idleLocked(s *Stream) bool {
+	if s.last != nil && !s.last.isDone() {
+		return false
+	}
+	switch {
+	case s.legacy:
+		for st := range c.streams {
+			if st.blocking() && st.last != nil && !st.last.isDone() {
+				return false
+			}
+		}
+	case s.blocking():
+		if c.def.last != nil && !c.def.last.isDone() {
+			return false
+		}
+	}
+	return true
+}
+
 // MemcpyDtoH copies device memory to dst once prior work in s is done.
 func (c *Context) MemcpyDtoH(dst []byte, src uint64, s gpu.Stream) error {
-	t, err := c.submit(s, func() (func() error, error) {
+	t, err := c.submit(s, func(st *Stream) (func() error, error) {
 		if len(dst) == 0 {
 			return nil, nil
 		}
@@ -323,7 +350,7 @@ func (c *Context) MemcpyDtoH(dst []byte, src uint64, s gpu.Stream) error {
 
 // MemcpyDtoD copies size bytes between device ranges, which may overlap.
 func (c *Context) MemcpyDtoD(dst, src, size uint64, s gpu.Stream) error {
-	_, err := c.submit(s, func() (func() error, error) {
+	_, err := c.submit(s, func(st *Stream) (func() error, error) {
 		if size == 0 {
 			return nil, nil
 		}
@@ -342,7 +369,7 @@ func (c *Context) MemcpyDtoD(dst, src, size uint64, s gpu.Stream) error {
 
 // Memset sets count elements of elemSize bytes at dst to value.
 func (c *Context) Memset(dst uint64, value uint32, elemSize uint32, count uint64, s gpu.Stream) error {
-	_, err := c.submit(s, func() (func() error, error) {
+	_, err := c.submit(s, func(st *Stream) (func() error, error) {
 		switch elemSize {
 		case 1, 2, 4:
 		default:

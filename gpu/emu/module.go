@@ -382,7 +382,7 @@ func checkLaunch(cfg abi.LaunchConfig, static, maxDyn uint32) error {
 
 // Launch queues a kernel launch on s.
 func (c *Context) Launch(f gpu.Function, cfg abi.LaunchConfig, params []byte, s gpu.Stream) error {
-	_, err := c.submit(s, func() (func() error, error) {
+	_, err := c.submit(s, func(st *Stream) (func() error, error) {
 		fn, ok := f.(*Function)
 		if !ok || fn == nil || fn.m.c != c {
 			return nil, abi.Errorf(abi.ErrInvalidHandle, "function does not belong to this context")

@@ -175,3 +175,30 @@ func TestStreamDestroyLetsWorkFinish(t *testing.T) {
 	wantCode(t, err, abi.ErrInvalidValue)
 	wantCode(t, c.def.Destroy(), abi.ErrInvalidHandle)
 }
+
+// A host-to-device copy runs at once only when nothing it is ordered after
+// is pending: on the legacy default stream it waits for blocking streams,
+// on a blocking stream for the default stream; a non-blocking stream's
+// copy passes both.
+func TestCopyWaitsForWhatItIsOrderedAfter(t *testing.T) {
+	c, gate, buf, release := gated(t)
+	blocking := must(c.StreamCreate(0, 0))(t)
+	nonblocking := must(c.StreamCreate(abi.StreamNonBlocking, 0))(t)
+	q := must(c.MemAlloc(16))(t)
+
+	ok(t, launch1(c, gate, buf, blocking)) // held: writes 0xAA when released
+	ok(t, c.MemcpyHtoD(buf, []byte{0x55}, nil))
+	ok(t, c.MemcpyHtoD(q, []byte{7}, nonblocking))
+	got := make([]byte, 1)
+	ok(t, c.MemcpyDtoH(got, q, nonblocking))
+	if got[0] != 7 {
+		t.Fatalf("non-blocking stream copy got %#x", got[0])
+	}
+	wantCode(t, blocking.Query(), abi.ErrNotReady)
+	close(release)
+	ok(t, c.Synchronize())
+	ok(t, c.MemcpyDtoH(got, buf, nil))
+	if got[0] != 0x55 {
+		t.Fatalf("the default stream's copy ran before the blocking stream's kernel: %#x", got[0])
+	}
+}
