@@ -14,6 +14,7 @@ import (
 	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/auth"
 	"github.com/kerf-edge/kerf/gpu/emu/kernels"
+	"github.com/kerf-edge/kerf/internal/kerfenv"
 	"github.com/kerf-edge/kerf/internal/tenantkit"
 	"github.com/kerf-edge/kerf/transport"
 )
@@ -71,15 +72,11 @@ func RunIntercept(ctx context.Context, o InterceptOptions) ([]InterceptResult, e
 		return nil, err
 	}
 
-	a, stop, err := startBenchAppliance(ctx, dir, "KERF_GPU__EMULATED__MEMORY=4GiB")
+	stop, bundlePath, err := startWithBundle(ctx, dir)
 	if err != nil {
 		return nil, err
 	}
 	defer stop()
-	bundlePath, err := a.IssueBundle("bench", 0, filepath.Join(dir, "bench.json"))
-	if err != nil {
-		return nil, err
-	}
 	b, err := auth.ReadBundle(bundlePath)
 	if err != nil {
 		return nil, err
@@ -89,7 +86,7 @@ func RunIntercept(ctx context.Context, o InterceptOptions) ([]InterceptResult, e
 	for _, via := range []string{"unix", "quic"} {
 		r := InterceptResult{Path: via, Launches: o.Launches}
 		cmd := exec.CommandContext(ctx, prog, ptx, fmt.Sprint(o.Launches))
-		cmd.Env = append(os.Environ(), "KERF_BUNDLE="+bundlePath, "KERF_VIA="+via, "LD_LIBRARY_PATH="+o.ShimDir)
+		cmd.Env = append(os.Environ(), kerfenv.Bundle+"="+bundlePath, kerfenv.Via+"="+via, "LD_LIBRARY_PATH="+o.ShimDir)
 		res, err := cmd.CombinedOutput()
 		if err != nil {
 			return out, fmt.Errorf("%s: the benchmark program failed: %v\n%s", via, err, res)

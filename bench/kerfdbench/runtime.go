@@ -110,15 +110,11 @@ func RunRuntime(ctx context.Context, o RuntimeOptions) (RuntimeResult, error) {
 		return r, err
 	}
 
-	a, stop, err := startBenchAppliance(ctx, dir, "KERF_GPU__EMULATED__MEMORY=4GiB")
+	stop, bundle, err := startWithBundle(ctx, dir)
 	if err != nil {
 		return r, err
 	}
 	defer stop()
-	bundle, err := a.IssueBundle("bench", 0, filepath.Join(dir, "bench.json"))
-	if err != nil {
-		return r, err
-	}
 	progress := func(format string, args ...any) {
 		if o.Progress != nil {
 			fmt.Fprintf(o.Progress, format+"\n", args...)

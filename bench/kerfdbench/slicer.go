@@ -299,6 +299,21 @@ type kerfd struct {
 // startBenchAppliance runs an appliance for a benchmark: state in dir, the
 // emulated GPU, QUIC on a free port, no HTTP and no ingest; extra adds or
 // overrides KERF_* settings. It returns once the Unix socket exists.
+// startWithBundle starts a benchmark kerfd on a 4 GiB emulated GPU and
+// issues tenant "bench" a bundle, returning the bundle's path.
+func startWithBundle(ctx context.Context, dir string) (stop func(), bundlePath string, err error) {
+	a, stop, err := startBenchAppliance(ctx, dir, "KERF_GPU__EMULATED__MEMORY=4GiB")
+	if err != nil {
+		return nil, "", err
+	}
+	bundlePath, err = a.IssueBundle("bench", 0, filepath.Join(dir, "bench.json"))
+	if err != nil {
+		stop()
+		return nil, "", err
+	}
+	return stop, bundlePath, nil
+}
+
 func startBenchAppliance(ctx context.Context, dir string, extra ...string) (*kerfd, func(), error) {
 	env := append([]string{"KERF_STATE_DIR=" + filepath.Join(dir, "state"), "KERF_LISTEN__QUIC=127.0.0.1:0",
 		"KERF_LISTEN__HTTP=", "KERF_GPU__BACKEND=emulated", "KERF_INGEST__ENABLED=false", "KERF_LOG__LEVEL=warn"}, extra...)
