@@ -589,16 +589,22 @@ func implModuleUnload(mod C.CUmodule) C.CUresult {
 }
 
 func implModuleGetFunction(fn *C.CUfunction, mod C.CUmodule, name *C.char) C.CUresult {
-	if fn == nil {
+	return lookupKernel((*unsafe.Pointer)(unsafe.Pointer(fn)), unsafe.Pointer(mod), kindModule, name, kindFunction)
+}
+
+// lookupKernel finds the kernel called name in a module or library and
+// writes its handle, of kind k, to out.
+func lookupKernel(out *unsafe.Pointer, parent unsafe.Pointer, pk kind, name *C.char, k kind) C.CUresult {
+	if out == nil {
 		return errNull
 	}
 	s, ok := goString(name, abi.MaxName)
 	if !ok {
 		return errNull
 	}
-	o, res := getFunction(key(unsafe.Pointer(mod)), kindModule, s, kindFunction)
+	o, res := getFunction(key(parent), pk, s, k)
 	if res == abi.Success {
-		*fn = C.CUfunction(o.mem)
+		*out = o.mem
 	}
 	return cr(res)
 }
@@ -649,18 +655,7 @@ func implLibraryUnload(lib C.CUlibrary) C.CUresult {
 }
 
 func implLibraryGetKernel(k *C.CUkernel, lib C.CUlibrary, name *C.char) C.CUresult {
-	if k == nil {
-		return errNull
-	}
-	s, ok := goString(name, abi.MaxName)
-	if !ok {
-		return errNull
-	}
-	o, res := getFunction(key(unsafe.Pointer(lib)), kindLibrary, s, kindKernel)
-	if res == abi.Success {
-		*k = C.CUkernel(o.mem)
-	}
-	return cr(res)
+	return lookupKernel((*unsafe.Pointer)(unsafe.Pointer(k)), unsafe.Pointer(lib), kindLibrary, name, kindKernel)
 }
 
 func implKernelGetFunction(fn *C.CUfunction, k C.CUkernel) C.CUresult {
