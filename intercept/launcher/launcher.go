@@ -92,7 +92,7 @@ func Run(ctx context.Context, opts Options, argv []string) (int, error) {
 	}
 	req := transport.AllocRequest{Count: opts.GPUs, Fraction: opts.Fraction, Memory: opts.Memory, MinMemory: opts.MinMemory, Model: opts.Model, Device: -1}
 	lease, err := acquire(ctx, opts, func(ctx context.Context) (*transport.LeaseHolder, error) {
-		o := transport.Options{Token: []byte(b.Token), Name: "kerf run " + filepath.Base(argv[0])}
+		o := transport.Options{Token: []byte(b.Token), Name: transport.SessionName("kerf run", argv[0])}
 		if via == "unix" {
 			return transport.OpenLeaseUnix(ctx, b.Socket, o, req)
 		}
