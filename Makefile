@@ -3,6 +3,9 @@ GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 3s
 BIN         := bin
+# kerf version and kerfd --version print this (internal/buildinfo).
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+LDFLAGS     := -X github.com/kerf-edge/kerf/internal/buildinfo.version=$(VERSION)
 # Files `make generate` writes; generate-check fails when they are stale.
 GENERATED   := docs/calls.md abi/include/kerf_cuda.h \
 	intercept/exports_gen_cgo.go intercept/procs_gen.go intercept/procs_gen.c \
@@ -17,10 +20,11 @@ all: build
 ## build: kerfd, kerf, kerf-bench (the benchmarks and the demo, which kerf
 ## bench and kerf demo run from beside kerf) and the shim, bin/libcuda.so.1
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
 	$(GO) build -buildmode=c-shared -o $(BIN)/libcuda.so.1 ./intercept
 
-## run: start kerfd with the embedded defaults (state in ./state)
+## run: start kerfd with the embedded defaults (state in ./state; the
+## default bundle and admin token are copied to ~/.config/kerf for kerf)
 run: build
 	./$(BIN)/kerfd
 

@@ -42,6 +42,7 @@ type Appliance struct {
 	fp      transport.Fingerprint
 
 	budget connBudget
+	lock   *os.File // the state directory's lock, held while the Appliance lives
 	quicLn *transport.QUICListener
 	unixLn *net.UnixListener
 	httpLn *httpListener
@@ -60,6 +61,7 @@ func (a *Appliance) Close() {
 		if a.nvml != nil {
 			a.nvml.Close()
 		}
+		a.lock.Close()
 	})
 }
 
@@ -72,6 +74,19 @@ func New(cfg Config, log *slog.Logger) (*Appliance, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
+	lock, err := lockState(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	a, err := newLocked(cfg, log, lock)
+	if err != nil {
+		lock.Close()
+	}
+	return a, err
+}
+
+// newLocked is New once the state directory is locked.
+func newLocked(cfg Config, log *slog.Logger, lock *os.File) (*Appliance, error) {
 	cert, fp, err := transport.LoadOrCreateCert(cfg.StateDir)
 	if err != nil {
 		return nil, err
@@ -112,13 +127,14 @@ func New(cfg Config, log *slog.Logger) (*Appliance, error) {
 	}
 	n := &node{sl: sl, slices: slices, devices: devices, gpus: gpus, reserve: reserve, samples: samples, workers: workers, server: server, log: log}
 	running := new(atomic.Pointer[Ingest])
-	api, err := profiles.New(apiConfig(cfg), profiles.Deps{Node: n, Tokens: tokens, Rules: ruleValidator{}, Ingest: ingestStats{running}, Log: log})
+	api, err := profiles.New(apiConfig(cfg), profiles.Deps{Node: n, Tokens: tokens, Rules: ruleValidator{}, Ingest: ingestStats{running}, Log: log,
+		Reach: func() auth.Bundle { return reach(cfg, fp, cfg.Listen.QUIC) }})
 	if err != nil {
 		sl.Close()
 		return nil, fmt.Errorf("operator API: %w", err)
 	}
 	a := &Appliance{cfg: cfg, log: log, backend: backend, kind: kind, tokens: tokens, shares: shares, workers: workers,
-		node: n, server: server, nvml: nvml, api: api, policy: policy{sl: sl, api: api}, ingest: running, fp: fp, budget: budget}
+		node: n, server: server, nvml: nvml, api: api, policy: policy{sl: sl, api: api}, ingest: running, fp: fp, budget: budget, lock: lock}
 	if err := a.seedProfiles(); err != nil {
 		log.Warn("built-in profiles not listed in the API", "err", err)
 	}
@@ -251,6 +267,11 @@ func (a *Appliance) Run(ctx context.Context) error {
 		// The log may be a journal others read: it names the file, never
 		// the token.
 		a.log.Info("created the operator API admin token", "file", a.cfg.AdminTokenPath())
+	}
+	if wrote, err := PublishUserCopies(a.cfg); err != nil {
+		a.log.Warn("the command line's copies of the default bundle and admin token not written", "dir", a.cfg.UserDir, "err", err)
+	} else if len(wrote) > 0 {
+		a.log.Info("wrote the command line's copies of the default bundle and admin token", "files", wrote)
 	}
 	defer a.Close()
 	if a.cfg.Ingest.Enabled {
@@ -430,14 +451,26 @@ func issueBundle(cfg Config, tokens *auth.TokenStore, fp transport.Fingerprint, 
 	if err != nil {
 		return "", err
 	}
+	return writeBundle(cfg, fp, quicAddr, tenant, tok, out)
+}
+
+// writeBundle writes tenant's bundle for tok to out (default:
+// <state>/bundles/<tenant>.json).
+func writeBundle(cfg Config, fp transport.Fingerprint, quicAddr, tenant, tok, out string) (string, error) {
 	if out == "" {
 		if err := os.MkdirAll(cfg.BundleDir(), 0o700); err != nil {
 			return "", err
 		}
 		out = filepath.Join(cfg.BundleDir(), tenant+".json")
 	}
-	b := auth.Bundle{Tenant: tenant, Token: tok, QUIC: reachable(quicAddr), Socket: absPath(cfg.UnixPath()), Fingerprint: fp.String()}
+	b := reach(cfg, fp, quicAddr)
+	b.Tenant, b.Token = tenant, tok
 	return out, auth.WriteBundle(out, b)
+}
+
+// reach is a bundle without tenant or token: how a tenant reaches kerfd.
+func reach(cfg Config, fp transport.Fingerprint, quicAddr string) auth.Bundle {
+	return auth.Bundle{QUIC: reachable(quicAddr), Socket: absPath(cfg.UnixPath()), Fingerprint: fp.String()}
 }
 
 // reachable turns a wildcard listen address into one a local client can

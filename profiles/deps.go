@@ -33,6 +33,8 @@ type Node interface {
 // implements it.
 type Tokens interface {
 	Issue(tenant string, memLimit uint64) (string, error)
+	// Replace issues a token and revokes the tenant's earlier ones.
+	Replace(tenant string, memLimit uint64) (string, int, error)
 	Revoke(tenant string) (int, error)
 	List() []auth.TokenRecord
 }
@@ -75,6 +77,9 @@ type Deps struct {
 	Log    *slog.Logger  // nil: slog.Default()
 	// Ready, if set, is consulted by /readyz; an error makes it 503.
 	Ready func() error
+	// Reach, if set, gives the appliance's addresses and fingerprint (a
+	// bundle without tenant or token), returned with an issued token.
+	Reach func() auth.Bundle
 }
 
 // Config configures the API.

@@ -771,11 +771,16 @@ func (h handlers) IssueToken(c echo.Context) error {
 	if err := v.orNil(); err != nil {
 		return err
 	}
-	tok, err := h.deps.Tokens.Issue(req.Tenant, req.MemoryLimitBytes)
+	tok, replaced, err := h.deps.Tokens.Replace(req.Tenant, req.MemoryLimitBytes)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, api.IssuedToken{Tenant: req.Tenant, Token: tok, MemoryLimitBytes: req.MemoryLimitBytes})
+	out := api.IssuedToken{Tenant: req.Tenant, Token: tok, MemoryLimitBytes: req.MemoryLimitBytes, Replaced: replaced}
+	if h.deps.Reach != nil {
+		b := h.deps.Reach()
+		out.Quic, out.Socket, out.Fingerprint = b.QUIC, b.Socket, b.Fingerprint
+	}
+	return c.JSON(http.StatusCreated, out)
 }
 
 func (h handlers) RevokeTokens(c echo.Context, tenant api.TenantName) error {

@@ -75,11 +75,22 @@ type GPUProfile struct {
 	Slices []SliceSpec `json:"slices"`
 }
 
-// IssuedToken defines model for IssuedToken.
+// IssuedToken A tenant's new token and what its bundle needs besides (kerf tokens issue writes the bundle).
 type IssuedToken struct {
+	// Fingerprint the appliance's certificate fingerprint, which QUIC clients pin
+	Fingerprint      string `json:"fingerprint,omitempty,omitzero"`
 	MemoryLimitBytes uint64 `json:"memoryLimitBytes,omitempty,omitzero"`
-	Tenant           string `json:"tenant"`
-	Token            string `json:"token"`
+
+	// Quic the appliance's QUIC address (host:port)
+	Quic string `json:"quic,omitempty,omitzero"`
+
+	// Replaced the tenant's earlier live tokens, revoked by this one
+	Replaced int `json:"replaced,omitempty,omitzero"`
+
+	// Socket the appliance's Unix socket, for tenants on the node
+	Socket string `json:"socket,omitempty,omitzero"`
+	Tenant string `json:"tenant"`
+	Token  string `json:"token"`
 }
 
 // Plan defines model for Plan.
