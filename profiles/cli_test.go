@@ -26,6 +26,7 @@ func TestCLI(t *testing.T) {
 		return b.String(), err
 	}
 	file := filepath.Join(t.TempDir(), "p.json")
+	bundle := filepath.Join(t.TempDir(), "carol.json")
 	os.WriteFile(file, []byte(`{"name":"half","gpus":[{"gpu":0,"slices":[{"tenant":"alice","memoryFraction":0.5,"computeShare":0.5}]}]}`), 0o600)
 	for _, tc := range []struct {
 		args []string
@@ -39,8 +40,10 @@ func TestCLI(t *testing.T) {
 		{[]string{"profiles", "apply", "half"}, "changed 1 slice(s)"},
 		{[]string{"slices"}, "alice"},
 		{[]string{"smi"}, "GPU 0  Kerf emulated GPU"},
-		{[]string{"tokens", "issue", "--memory", "1024", "carol"}, "kerf_"},
-		{[]string{"tokens", "revoke", "carol"}, "revoked 1 token(s) of carol"},
+		{[]string{"tokens", "issue", "--memory", "1KiB", "--out", bundle, "carol"}, "issued a token for tenant carol; bundle written to " + bundle},
+		{[]string{"tokens", "issue", "--out", bundle, "carol"}, "replaced the token of tenant carol (1 earlier token(s) revoked"},
+		{[]string{"tokens", "list"}, "carol"},
+		{[]string{"tokens", "revoke", "carol"}, "revoked 1 token(s) of tenant carol"},
 	} {
 		out, err := run(tc.args...)
 		if err != nil || !strings.Contains(out, tc.want) {
