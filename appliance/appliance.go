@@ -290,6 +290,11 @@ func (a *Appliance) Run(ctx context.Context) error {
 	}
 	a.log.Info("kerfd ready", "backend", a.kind, "quic", a.QUICAddr(), "unix", a.cfg.UnixPath(),
 		"http", a.HTTPAddr(), "fingerprint", a.fp.String(), "state", a.cfg.StateDir)
+	if a.httpLn != nil {
+		// The page takes the admin token after '#'; the log names its
+		// file, never the token.
+		a.log.Info("web page", "url", "http://"+reachable(a.HTTPAddr())+"/#token=ADMIN_TOKEN", "adminToken", a.cfg.AdminTokenPath())
+	}
 	a.log.Info("connection limits", "descriptors", a.budget.descriptors, "unauthenticated", a.budget.tenant.Unauthenticated,
 		"unauthenticatedPerPeer", a.budget.tenant.PerPeer, "http", a.budget.http, "httpPerPeer", a.budget.httpPerPeer)
 
