@@ -22,6 +22,11 @@ const CLIUsage = `  kerf profiles list                          stored slicing p
   kerf profiles put FILE                      create or replace a profile from a JSON file
   kerf profiles validate NAME                 check a profile against the node
   kerf profiles apply [--dry-run] NAME        re-slice the node to a profile
+  kerf rules list                             policy rules: the config file's and the API's, with their state
+  kerf rules show NAME                        one rule as JSON
+  kerf rules put FILE                         create or replace a rule from a YAML or JSON file (- for stdin)
+  kerf rules validate FILE                    check a rule file as put would, storing nothing
+  kerf rules delete NAME                      delete a rule stored through the API
   kerf slices                                 live slices
   kerf smi                                    GPUs and their slices at a glance
   kerf tokens issue [--memory BYTES] TENANT   issue a tenant token (shown once)
@@ -30,7 +35,7 @@ const CLIUsage = `  kerf profiles list                          stored slicing p
 `
 
 // RunCLI runs one of the operator commands in CLIUsage (args start with
-// the command name: "profiles", "slices", "smi" or "tokens") and writes
+// the command name: "profiles", "rules", "slices", "smi" or "tokens") and writes
 // its output to w.
 func RunCLI(ctx context.Context, c *Client, args []string, w io.Writer) error {
 	if len(args) == 0 {
@@ -129,6 +134,9 @@ func RunCLI(ctx context.Context, c *Client, args []string, w io.Writer) error {
 			return writePlan(w, plan)
 		}
 		return fmt.Errorf("profiles: want list, show, put, validate or apply")
+	case "rules":
+		cmd, rest := sub()
+		return runRules(ctx, c, cmd, rest, w)
 	case "slices":
 		ss, err := c.Slices(ctx)
 		if err != nil {
