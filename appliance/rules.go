@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -131,22 +130,8 @@ func decodeRule(name string, doc json.RawMessage) (ingest.Rule, error) {
 
 // addFields adds the ingest.FieldErrors joined in err to ve.
 func addFields(ve *profiles.ValidationError, err error) {
-	if err == nil {
-		return
-	}
-	var errs []error
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = j.Unwrap()
-	} else {
-		errs = []error{err}
-	}
-	for _, e := range errs {
-		var fe *ingest.FieldError
-		if errors.As(e, &fe) {
-			ve.Fields = append(ve.Fields, api.FieldError{Field: fe.Field, Message: fe.Msg})
-		} else {
-			ve.Fields = append(ve.Fields, api.FieldError{Field: "(document)", Message: e.Error()})
-		}
+	for _, fe := range ingest.FieldErrors(err) {
+		ve.Fields = append(ve.Fields, api.FieldError{Field: fe.Field, Message: fe.Msg})
 	}
 }
 

@@ -44,24 +44,11 @@ func TestQuickStartRuleReslices(t *testing.T) {
 	pub := step(`mosquitto_pub -t (\S+) -m '([^']+)'`)
 	step(`\./bin/kerf profiles apply uniform-20`)
 
-	dir := t.TempDir()
-	cfg, err := LoadConfig("", []string{
-		"KERF_STATE_DIR=" + dir, "KERF_LISTEN__QUIC=127.0.0.1:0", "KERF_LISTEN__HTTP=127.0.0.1:0",
-		"KERF_GPU__BACKEND=emulated", "KERF_GPU__EMULATED__MEMORY=1GiB", "KERF_INGEST__NODE=edge-1",
-		"KERF_INGEST__BROKER__EMBEDDED__NATS_LISTEN=127.0.0.1:0", "KERF_INGEST__BROKER__EMBEDDED__MQTT_LISTEN=127.0.0.1:0",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := start(t, cfg)
-	tok, err := a.api.RotateAdminToken()
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, c := startWithAPI(t, "", "KERF_INGEST__NODE=edge-1")
 	kerf := func(args ...string) string {
 		t.Helper()
 		var out strings.Builder
-		if err := client.RunCLI(context.Background(), client.New("http://"+a.HTTPAddr(), tok), args, &out); err != nil {
+		if err := client.RunCLI(context.Background(), c, args, &out); err != nil {
 			t.Fatalf("kerf %s: %v", strings.Join(args, " "), err)
 		}
 		return out.String()
@@ -75,8 +62,8 @@ func TestQuickStartRuleReslices(t *testing.T) {
 		return regexp.MustCompile(`camera-queue\s+api\s+active`).MatchString(kerf("rules", "list"))
 	})
 	testkit.WaitFor(t, "the embedded broker", func() bool { return a.ingest.Load() != nil })
-	c := mqttClient(t, a.ingest.Load().Broker.MQTTAddr(), "cam-07", nil)
-	publish(t, c, strings.ReplaceAll(pub[0], "$(hostname)", "edge-1"), 0, false, pub[1])
+	cam := mqttClient(t, a.ingest.Load().Broker.MQTTAddr(), "cam-07", nil)
+	publish(t, cam, strings.ReplaceAll(pub[0], "$(hostname)", "edge-1"), 0, false, pub[1])
 	testkit.WaitFor(t, "kerf smi to show the rule's re-slice", func() bool {
 		return strings.Contains(kerf("smi"), "7 slice(s)")
 	})
@@ -85,24 +72,24 @@ func TestQuickStartRuleReslices(t *testing.T) {
 	}
 }
 
-// TestRuleChecksOnTheAPI: kerfd's rule check refuses, with the field at
-// fault, a rule that conflicts with a config rule or names a profile that
-// is not stored; config rules are listed read-only and cannot be deleted.
-func TestRuleChecksOnTheAPI(t *testing.T) {
+// startWithAPI runs kerfd on the emulated GPU with the config file conf
+// (if not empty) and env on top, every listener on a free loopback port,
+// and returns it with an API client holding the admin token.
+func startWithAPI(t *testing.T, conf string, env ...string) (*Appliance, *client.Client) {
+	t.Helper()
 	dir := t.TempDir()
-	conf := filepath.Join(dir, "kerfd.yaml")
-	os.WriteFile(conf, []byte(`
-ingest:
-  rules:
-    - name: cams
-      trigger: {source: "*/*/cam-*", metric: queue_depth, threshold: 10}
-      target: {gpu: 0, profile: uniform-10, idleProfile: uniform-20}
-`), 0o600)
-	cfg, err := LoadConfig(conf, []string{
+	file := ""
+	if conf != "" {
+		file = filepath.Join(dir, "kerfd.yaml")
+		if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := LoadConfig(file, append([]string{
 		"KERF_STATE_DIR=" + dir, "KERF_LISTEN__QUIC=127.0.0.1:0", "KERF_LISTEN__HTTP=127.0.0.1:0",
 		"KERF_GPU__BACKEND=emulated", "KERF_GPU__EMULATED__MEMORY=1GiB",
 		"KERF_INGEST__BROKER__EMBEDDED__NATS_LISTEN=127.0.0.1:0", "KERF_INGEST__BROKER__EMBEDDED__MQTT_LISTEN=127.0.0.1:0",
-	})
+	}, env...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +98,20 @@ ingest:
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := client.New("http://"+a.HTTPAddr(), tok)
+	return a, client.New("http://"+a.HTTPAddr(), tok)
+}
+
+// TestRuleChecksOnTheAPI: kerfd's rule check refuses, with the field at
+// fault, a rule that conflicts with a config rule or names a profile that
+// is not stored; config rules are listed read-only and cannot be deleted.
+func TestRuleChecksOnTheAPI(t *testing.T) {
+	_, c := startWithAPI(t, `
+ingest:
+  rules:
+    - name: cams
+      trigger: {source: "*/*/cam-*", metric: queue_depth, threshold: 10}
+      target: {gpu: 0, profile: uniform-10, idleProfile: uniform-20}
+`)
 	ctx := context.Background()
 	rule := func(name, target string) api.Rule {
 		return api.Rule{Name: name, Rule: json.RawMessage(`{"trigger":{"source":"*/*/mic-*","metric":"db","threshold":70},"target":` + target + `}`)}

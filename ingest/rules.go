@@ -113,7 +113,7 @@ func ValidateRules(rules []Rule) ([]Rule, error) {
 	for i, r := range rules {
 		prefix := fmt.Sprintf("rules[%d].", i)
 		v, err := ValidateRule(r)
-		for _, fe := range fieldErrors(err) {
+		for _, fe := range FieldErrors(err) {
 			errs = append(errs, &FieldError{prefix + fe.Field, fe.Msg})
 		}
 		if j, dup := names[r.Name]; dup && r.Name != "" {
@@ -132,12 +132,13 @@ func ValidateRules(rules []Rule) ([]Rule, error) {
 	return out, errors.Join(errs...)
 }
 
-// fieldErrors lists the FieldErrors joined in err.
-func fieldErrors(err error) []*FieldError {
+// FieldErrors lists the FieldErrors joined in err, as ValidateRules,
+// ValidateRule and CheckProfiles return them.
+func FieldErrors(err error) []*FieldError {
 	var out []*FieldError
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		for _, e := range j.Unwrap() {
-			out = append(out, fieldErrors(e)...)
+			out = append(out, FieldErrors(e)...)
 		}
 	} else if fe, ok := err.(*FieldError); ok {
 		out = append(out, fe)
