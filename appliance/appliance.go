@@ -113,7 +113,7 @@ func New(cfg Config, log *slog.Logger) (*Appliance, error) {
 	}
 	n := &node{sl: sl, slices: slices, devices: devices, gpus: gpus, reserve: reserve, samples: samples, workers: workers, server: server, log: log}
 	running := new(atomic.Pointer[Ingest])
-	rules := newPolicyRules(cfg.Ingest)
+	rules := newPolicyRules(cfg.Ingest, len(gpus))
 	api, err := profiles.New(apiConfig(cfg), profiles.Deps{Node: n, Tokens: tokens, Rules: rules, Ingest: ingestStats{running}, Log: log})
 	if err != nil {
 		sl.Close()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -30,6 +31,7 @@ type policyRules struct {
 	config  []ingest.Rule
 	docs    []api.Rule // config, as API documents
 	enabled bool       // ingest.enabled: without it no rule is in force
+	gpus    int        // the node's GPUs: a rule's target.gpu is below
 
 	mu    sync.Mutex
 	state map[string]ruleStatus // by ruleKey, as of the last sync
@@ -44,8 +46,8 @@ type ruleStatus struct {
 
 var _ profiles.RuleValidator = (*policyRules)(nil)
 
-func newPolicyRules(ic IngestConfig) *policyRules {
-	pr := &policyRules{config: ic.Rules, enabled: ic.Enabled, state: map[string]ruleStatus{}}
+func newPolicyRules(ic IngestConfig, gpus int) *policyRules {
+	pr := &policyRules{config: ic.Rules, enabled: ic.Enabled, gpus: gpus, state: map[string]ruleStatus{}}
 	for _, r := range ic.Rules {
 		doc, _ := json.Marshal(r)
 		pr.docs = append(pr.docs, api.Rule{Name: r.Name, Rule: doc})
@@ -78,7 +80,7 @@ func (pr *policyRules) ValidateRule(r api.Rule, others []api.Rule, profileNames 
 		return err
 	}
 	ve := &profiles.ValidationError{}
-	addFields(ve, ingest.CheckProfiles(ir, func(p string) bool { return slices.Contains(profileNames, p) }))
+	addFields(ve, pr.checkNode(ir, profileNames))
 	for _, o := range others {
 		or, err := decodeRule(o.Name, o.Rule)
 		if err != nil {
@@ -92,6 +94,15 @@ func (pr *policyRules) ValidateRule(r api.Rule, others []api.Rule, profileNames 
 		return ve
 	}
 	return nil
+}
+
+// checkNode checks what r names on this node: its GPU and its profiles.
+func (pr *policyRules) checkNode(r ingest.Rule, profileNames []string) error {
+	var gpu error
+	if g := r.Target.GPU; g != nil && *g >= pr.gpus {
+		gpu = &ingest.FieldError{Field: "target.gpu", Msg: fmt.Sprintf("%d: this node has %d GPU(s), 0 to %d", *g, pr.gpus, pr.gpus-1)}
+	}
+	return errors.Join(gpu, ingest.CheckProfiles(r, func(p string) bool { return slices.Contains(profileNames, p) }))
 }
 
 // describe names a rule for messages: rule "cams" (config file).
@@ -148,21 +159,21 @@ func compactJSON(doc []byte) string {
 func ruleKey(source api.RuleSource, name string) string { return string(source) + "/" + name }
 
 // resolve is the rule set to put in force: the config's rules, then the
-// stored ones by name, each kept only if its name is free, it names
-// stored profiles and it conflicts with none kept before it; and every
+// stored ones by name, each kept only if its name is free, it names a GPU
+// of the node and stored profiles, and it conflicts with none kept before
+// it; and every
 // rule's status, by ruleKey.
 func (pr *policyRules) resolve(stored []api.Rule, profileNames []string) ([]ingest.Rule, map[string]ruleStatus) {
 	var in []ingest.Rule
 	status := map[string]ruleStatus{}
 	named := map[string]bool{}
-	exists := func(p string) bool { return slices.Contains(profileNames, p) }
 	consider := func(source api.RuleSource, doc api.Rule, r ingest.Rule, err error) {
 		if err == nil && named[doc.Name] {
 			err = fmt.Errorf("its name is taken by %s", pr.describe(doc.Name))
 		}
 		named[doc.Name] = true
 		if err == nil {
-			err = ingest.CheckProfiles(r, exists)
+			err = pr.checkNode(r, profileNames)
 		}
 		for i := 0; err == nil && i < len(in); i++ {
 			if why := ingest.Conflict(r, in[i]); why != "" {
@@ -171,7 +182,7 @@ func (pr *policyRules) resolve(stored []api.Rule, profileNames []string) ([]inge
 		}
 		st := ruleStatus{doc: compactJSON(doc.Rule), state: api.RuleStateActive}
 		if err != nil {
-			st.state, st.reason = api.RuleStateSkipped, err.Error()
+			st.state, st.reason = api.RuleStateSkipped, strings.ReplaceAll(err.Error(), "\n", "; ")
 		} else {
 			in = append(in, r)
 		}

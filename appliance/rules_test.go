@@ -105,13 +105,13 @@ func startWithAPI(t *testing.T, conf string, env ...string) (*Appliance, *client
 // fault, a rule that conflicts with a config rule or names a profile that
 // is not stored; config rules are listed read-only and cannot be deleted.
 func TestRuleChecksOnTheAPI(t *testing.T) {
-	_, c := startWithAPI(t, `
+	a, c := startWithAPI(t, `
 ingest:
   rules:
     - name: cams
       trigger: {source: "*/*/cam-*", metric: queue_depth, threshold: 10}
       target: {gpu: 0, profile: uniform-10, idleProfile: uniform-20}
-`)
+`, "KERF_GPU__EMULATED__DEVICES=2", "KERF_INGEST__SITE=s", "KERF_INGEST__NODE=n")
 	ctx := context.Background()
 	rule := func(name, target string) api.Rule {
 		return api.Rule{Name: name, Rule: json.RawMessage(`{"trigger":{"source":"*/*/mic-*","metric":"db","threshold":70},"target":` + target + `}`)}
@@ -128,6 +128,8 @@ ingest:
 			`rule.target: node overlaps gpu/0`},
 		{"no such profile", rule("mics", `{"gpu":1,"profile":"7x10gb","idleProfile":"uniform-20"}`), 422,
 			`rule.target.profile: "7x10gb": no such profile`},
+		{"no such GPU", rule("mics", `{"gpu":2,"profile":"whole","idleProfile":"uniform-20"}`), 422,
+			`rule.target.gpu: 2: this node has 2 GPU(s), 0 to 1`},
 		{"a config rule's name", rule("cams", `{"gpu":1,"profile":"whole","idleProfile":"uniform-20"}`), 409, "read-only"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -146,7 +148,14 @@ ingest:
 	if err := c.DeleteRule(ctx, "cams"); !errors.As(err, &p) || p.Status != 409 {
 		t.Errorf("delete a config rule: %v", err)
 	}
-	if _, err := c.PutRule(ctx, rule("mics", `{"gpu":1,"profile":"whole","idleProfile":"uniform-20"}`)); err != nil {
+	// A profile stored through the API is one a rule may name; the policy
+	// hands it to the slicer when the rule applies it.
+	halves := []api.SliceSpec{{MemoryFraction: 0.5, ComputeShare: 0.5}, {MemoryFraction: 0.5, ComputeShare: 0.5}}
+	half := api.Profile{Name: "halves", GPUs: []api.GPUProfile{{GPU: 0, Slices: halves}, {GPU: 1, Slices: halves}}}
+	if _, err := c.PutProfile(ctx, half); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutRule(ctx, rule("mics", `{"gpu":1,"profile":"halves","idleProfile":"uniform-20"}`)); err != nil {
 		t.Fatalf("a rule that fits: %v", err)
 	}
 	testkit.WaitFor(t, "both rules in force", func() bool {
@@ -156,6 +165,11 @@ ingest:
 		}
 		return len(rs) == 2 && rs[0].Name == "cams" && rs[0].Source == api.RuleSourceConfig && rs[0].ReadOnly &&
 			rs[0].State == api.RuleStateActive && rs[1].Name == "mics" && rs[1].State == api.RuleStateActive
+	})
+	mic := mqttClient(t, a.ingest.Load().Broker.MQTTAddr(), "mic-1", nil)
+	publish(t, mic, "edge/v1/s/n/load/mic-1", 1, false, `[{"n":"db","v":80}]`)
+	testkit.WaitFor(t, "GPU 1 re-cut to the stored profile", func() bool {
+		return strings.HasSuffix(a.node.sl.Status().Profile, ";gpu1=halves")
 	})
 }
 
@@ -168,7 +182,7 @@ func TestResolveSkipsWhatCannotBeInForce(t *testing.T) {
 	ic.Enabled = true
 	ic.Rules = []ingest.Rule{{Name: "cams", Trigger: ingest.Trigger{Source: "*", Metric: "q", Threshold: 1},
 		Target: ingest.Target{GPU: new(0), Profile: "uniform-10", IdleProfile: "uniform-20"}}}
-	pr := newPolicyRules(ic)
+	pr := newPolicyRules(ic, 8)
 	doc := func(name, target string) api.Rule {
 		return api.Rule{Name: name, Rule: json.RawMessage(`{"trigger":{"source":"*","metric":"m","threshold":5},"target":` + target + `}`)}
 	}
