@@ -2,6 +2,10 @@
 GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 3s
+# Spectral lints the OpenAPI document (lint-api); npm installs this exact
+# version under .tools/ on first use.
+SPECTRAL_VERSION ?= 6.16.3
+SPECTRAL    := .tools/spectral-$(SPECTRAL_VERSION)/node_modules/.bin/spectral
 BIN         := bin
 # kerf version and kerfd --version print this (internal/buildinfo).
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null)
@@ -13,7 +17,7 @@ GENERATED   := docs/calls.md abi/include/kerf_cuda.h \
 	transport/internal/wire/args_gen.go transport/internal/wire/calls_gen.go \
 	transport/internal/wire/calls_gen_test.go
 
-.PHONY: all build run demo test check fmt vet staticcheck fuzz generate generate-check bench ptx image image-test gpu-test clean
+.PHONY: all build run demo test check fmt vet staticcheck lint-api fuzz generate generate-check bench ptx image image-test gpu-test clean
 
 all: build
 
@@ -36,8 +40,9 @@ demo: build
 test:
 	$(GO) test -race -shuffle=on -timeout 30m ./...
 
-## check: formatting, vet, staticcheck, generated files, tests and a short fuzz
-check: fmt vet staticcheck generate-check test fuzz
+## check: formatting, vet, staticcheck, generated files, the OpenAPI lint,
+## tests and a short fuzz
+check: fmt vet staticcheck generate-check lint-api test fuzz
 
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -47,6 +52,14 @@ vet:
 
 staticcheck:
 	$(GO) run $(STATICCHECK) ./...
+
+## lint-api: Spectral's OpenAPI rules (.spectral.yaml) over the operator
+## API's document; a warning fails it too
+lint-api: $(SPECTRAL)
+	$(SPECTRAL) lint --ruleset .spectral.yaml --fail-severity=warn profiles/openapi.yaml
+
+$(SPECTRAL):
+	npm install --prefix .tools/spectral-$(SPECTRAL_VERSION) --no-audit --no-fund --save-exact @stoplight/spectral-cli@$(SPECTRAL_VERSION)
 
 ## fuzz: every Fuzz target for FUZZTIME each
 fuzz:

@@ -38,6 +38,7 @@ type Appliance struct {
 	nvml    *discover.NVML // open when kerfd drives real GPUs
 	api     *profiles.Server
 	policy  policy
+	rules   *policyRules
 	ingest  *atomic.Pointer[Ingest] // the load-signal path, once Run starts it
 	fp      transport.Fingerprint
 
@@ -127,14 +128,15 @@ func newLocked(cfg Config, log *slog.Logger, lock *os.File) (*Appliance, error) 
 	}
 	n := &node{sl: sl, slices: slices, devices: devices, gpus: gpus, reserve: reserve, samples: samples, workers: workers, server: server, log: log}
 	running := new(atomic.Pointer[Ingest])
-	api, err := profiles.New(apiConfig(cfg), profiles.Deps{Node: n, Tokens: tokens, Rules: ruleValidator{}, Ingest: ingestStats{running}, Log: log,
+	rules := newPolicyRules(cfg.Ingest, len(gpus))
+	api, err := profiles.New(apiConfig(cfg), profiles.Deps{Node: n, Tokens: tokens, Rules: rules, Ingest: ingestStats{running}, Log: log,
 		Reach: func() auth.Bundle { return reach(cfg, fp, cfg.Listen.QUIC) }})
 	if err != nil {
 		sl.Close()
 		return nil, fmt.Errorf("operator API: %w", err)
 	}
 	a := &Appliance{cfg: cfg, log: log, backend: backend, kind: kind, tokens: tokens, shares: shares, workers: workers,
-		node: n, server: server, nvml: nvml, api: api, policy: policy{sl: sl, api: api}, ingest: running, fp: fp, budget: budget, lock: lock}
+		node: n, server: server, nvml: nvml, api: api, policy: policy{sl: sl, api: api}, rules: rules, ingest: running, fp: fp, budget: budget, lock: lock}
 	if err := a.seedProfiles(); err != nil {
 		log.Warn("built-in profiles not listed in the API", "err", err)
 	}
@@ -286,7 +288,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 		}
 		rctx, stopRules := context.WithCancel(ctx)
 		defer stopRules()
-		go syncRules(rctx, a.cfg.Ingest.Rules, a.api.Store(), in.Engine, a.log)
+		go syncRules(rctx, a.rules, a.api.Store(), in.Engine, a.log)
 	}
 	a.log.Info("kerfd ready", "backend", a.kind, "quic", a.QUICAddr(), "unix", a.cfg.UnixPath(),
 		"http", a.HTTPAddr(), "fingerprint", a.fp.String(), "state", a.cfg.StateDir)

@@ -62,6 +62,7 @@ func init() {
 		{"demo", "", "a tour: tenants, then 20 → 10 → mixed slices", demoCmd},
 		{"profiles", "COMMAND", "slicing profiles (operator)", operatorCmd("profiles")},
 		{"slices", "", "live slices (operator)", operatorCmd("slices")},
+		{"rules", "COMMAND", "policy rules over load signals (operator)", operatorCmd("rules")},
 		{"smi", "", "GPUs and their slices at a glance (operator)", operatorCmd("smi")},
 		{"tokens", "COMMAND", "tenant tokens and their bundles (operator)", operatorCmd("tokens")},
 	}

@@ -24,6 +24,11 @@ const CLIUsage = `  kerf profiles list                          stored slicing p
   kerf profiles put FILE                      create or replace a profile from a JSON file
   kerf profiles validate NAME                 check a profile against the node
   kerf profiles apply [--dry-run] NAME        re-slice the node to a profile
+  kerf rules list                             policy rules: the config file's and the API's, with their state
+  kerf rules show NAME                        one rule as JSON
+  kerf rules put FILE                         create or replace a rule from a YAML or JSON file (- for stdin)
+  kerf rules validate FILE                    check a rule file as put would, storing nothing
+  kerf rules delete NAME                      delete a rule stored through the API
   kerf slices                                 live slices
   kerf smi                                    GPUs and their slices at a glance
   kerf tokens issue [--memory SIZE] [--out FILE] TENANT
@@ -51,7 +56,12 @@ var operatorCommands = map[string]subcommand{
 	"profiles apply": {"[--dry-run] NAME", "re-slice the node to a profile", func(c *cli.Command) {
 		c.Bool("dry-run", false, "only show what would change")
 	}, profilesApply},
-	"slices": {"", "live slices", nil, slicesCmd},
+	"rules list":     {"", "policy rules: the config file's and the API's, with their state", nil, rulesList},
+	"rules show":     {"NAME", "one rule as JSON", nil, rulesShow},
+	"rules put":      {"FILE", "create or replace a rule from a YAML or JSON file (- for stdin)", nil, rulesPut},
+	"rules validate": {"FILE", "check a rule file as put would, storing nothing", nil, rulesValidate},
+	"rules delete":   {"NAME", "delete a rule stored through the API", nil, rulesDelete},
+	"slices":         {"", "live slices", nil, slicesCmd},
 	"smi":    {"", "GPUs and their slices at a glance", nil, smiCmd},
 	"tokens issue": {"[--memory SIZE] [--out FILE] TENANT",
 		"issue a token for TENANT, replacing (revoking) its earlier ones, and write its bundle", TokenIssueFlags, tokensIssue},
@@ -60,11 +70,12 @@ var operatorCommands = map[string]subcommand{
 }
 
 // groups are the commands that only hold subcommands.
-var groups = map[string]string{"profiles": "list, show, put, validate or apply", "tokens": "issue, revoke or list"}
+var groups = map[string]string{"profiles": "list, show, put, validate or apply", "rules": "list, show, put, validate or delete",
+	"tokens": "issue, revoke or list"}
 
 // RunCLI runs one of the operator commands in CLIUsage (args start with
-// the command name: "profiles", "slices", "smi" or "tokens") and writes
-// its output to w. Every command and subcommand takes --help, which
+// the command name: "profiles", "rules", "slices", "smi" or "tokens") and
+// writes its output to w. Every command and subcommand takes --help, which
 // prints its usage on w and returns cli.ErrHelp without calling the API.
 func RunCLI(ctx context.Context, c *Client, args []string, w io.Writer) error {
 	if len(args) == 0 {

@@ -177,3 +177,28 @@ func (c *Client) RevokeTokens(ctx context.Context, tenant string) (int, error) {
 	var out api.Revoked
 	return out.Revoked, c.Do(ctx, "DELETE", "/v1/tokens/"+url.PathEscape(tenant), nil, &out)
 }
+
+// Rules lists the policy rules, the config file's included.
+func (c *Client) Rules(ctx context.Context) (out []api.Rule, err error) {
+	return out, c.Do(ctx, "GET", "/v1/rules", nil, &out)
+}
+
+// Rule gets one policy rule.
+func (c *Client) Rule(ctx context.Context, name string) (out api.Rule, err error) {
+	return out, c.Do(ctx, "GET", "/v1/rules/"+url.PathEscape(name), nil, &out)
+}
+
+// PutRule creates or replaces a policy rule.
+func (c *Client) PutRule(ctx context.Context, r api.Rule) (out api.Rule, err error) {
+	return out, c.Do(ctx, "PUT", "/v1/rules/"+url.PathEscape(r.Name), r, &out)
+}
+
+// ValidateRule checks a rule as PutRule would, storing nothing.
+func (c *Client) ValidateRule(ctx context.Context, r api.Rule) error {
+	return c.Do(ctx, "POST", "/v1/rules/"+url.PathEscape(r.Name)+"/validate", r, nil)
+}
+
+// DeleteRule deletes a stored policy rule.
+func (c *Client) DeleteRule(ctx context.Context, name string) error {
+	return c.Do(ctx, "DELETE", "/v1/rules/"+url.PathEscape(name), nil, nil)
+}
