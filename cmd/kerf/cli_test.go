@@ -89,9 +89,10 @@ func (e *env) with(vars ...string) *env {
 // run runs bin (kerf or kerfd) with args in e.
 func (e *env) run(t *testing.T, bin string, args ...string) result {
 	t.Helper()
+	dir := binaries(t) // before the deadline: the first call builds
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(binaries(t), bin), args...)
+	cmd := exec.CommandContext(ctx, filepath.Join(dir, bin), args...)
 	cmd.Dir, cmd.Env = e.dir, e.vars
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
