@@ -27,10 +27,6 @@ var _ transport.Allocator = (*allocator)(nil)
 // emuQuantum is the largest compute-share grant on the emulated GPU.
 const emuQuantum = 20 * time.Millisecond
 
-// smallestSlice asks the slicer for the smallest free slice: a session
-// that brought neither a lease nor a size.
-const smallestSlice = 1e-9
-
 // slicerGPUs describes the devices to the slicer.
 func slicerGPUs(devices []gpu.DeviceInfo) []slicer.GPU {
 	out := make([]slicer.GPU, 0, len(devices))
@@ -106,9 +102,9 @@ func (al *allocator) Allocate(t auth.Tenant, req transport.AllocRequest) (transp
 	sreq := slicer.Request{Tenant: t.ID, N: req.Count, Fraction: req.Fraction, Memory: req.Memory, Model: req.Model, MinMemory: req.MinMemory}
 	if req.Device >= 0 {
 		sreq.GPUs = []int{req.Device}
-		if sreq.Fraction == 0 && sreq.Memory == 0 {
-			sreq.Fraction = smallestSlice
-		}
+		// A session that brought neither a lease nor a size: the
+		// smallest free slice.
+		sreq.AnySlice = sreq.Fraction == 0 && sreq.Memory == 0
 	}
 	l, err := al.sl.TryAllocate(sreq)
 	if err != nil {

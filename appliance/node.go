@@ -145,7 +145,7 @@ func (n *node) Plan(_ context.Context, p api.Profile) (api.Plan, error) {
 	if err := n.sl.AddProfile(toSlicer(p)); err != nil {
 		return api.Plan{}, err
 	}
-	plan, err := n.sl.Plan(p.Name)
+	plan, err := n.sl.Plan(p.Name, slicer.ApplyOptions{})
 	if err != nil {
 		return api.Plan{}, err
 	}

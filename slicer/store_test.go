@@ -57,7 +57,7 @@ func TestRestartRestoresState(t *testing.T) {
 		t.Fatalf("lease id %s reused", l.ID)
 	}
 	// The custom profile survived too.
-	if _, err := r.Plan("halves"); err != nil {
+	if _, err := r.Plan("halves", ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }
