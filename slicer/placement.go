@@ -176,7 +176,8 @@ func displace(g *GPULayout, skip int, need Size) (_ []int, ok bool) {
 			return
 		}
 		waste := float64(got.Memory-need.Memory)/float64(max(g.Usable, 1)) + got.Share - need.Share
-		if best == nil || waste < best.waste-eps || waste < best.waste+eps && n < best.n {
+		// Waste within a profile's MiB rounding counts as none.
+		if best == nil || waste < best.waste-fitTolerance || waste < best.waste+fitTolerance && n < best.n {
 			best = &pick{counts: slices.Clone(counts), waste: waste, n: n}
 		}
 	}
@@ -339,11 +340,11 @@ func (r *Refusal) text(admin bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%v: %s asked for; %s", r.Kind, r.Asked, r.Why)
 	for _, g := range r.GPUs {
-		fmt.Fprintf(&b, "; gpu %d: %s free (%s, %s)", g.GPU, pct(fraction(g.Free, g.Usable)), fmtBytes(g.Free.Memory), pct(g.Free.Share))
+		fmt.Fprintf(&b, "; gpu %d: %s free (%s, %s of compute)", g.GPU, pctDown(fraction(g.Free, g.Usable)), fmtBytes(g.Free.Memory), pctDown(g.Free.Share))
 		if len(g.Slices) > 0 {
 			sizes := make([]string, len(g.Slices))
 			for i, sz := range g.Slices {
-				sizes[i] = pct(fraction(sz, g.Usable))
+				sizes[i] = pctDown(fraction(sz, g.Usable))
 			}
 			fmt.Fprintf(&b, ", free slices %s", strings.Join(sizes, " "))
 		}
@@ -355,7 +356,7 @@ func (r *Refusal) text(admin bool) string {
 	case r.FitBytes > 0:
 		fmt.Fprintf(&b, "; ask for at most %s per slice", fmtBytes(r.FitBytes))
 	case r.Fit > 0:
-		fmt.Fprintf(&b, "; ask for at most %s of a GPU per slice", pct(r.Fit))
+		fmt.Fprintf(&b, "; ask for at most %s of a GPU per slice", pctDown(r.Fit))
 	}
 	if r.Kind == ErrNoCapacity {
 		b.WriteString(", or wait until slices are released")
@@ -376,15 +377,15 @@ func (r *Refusal) held(g Room, admin bool) string {
 	for _, t := range names {
 		switch {
 		case admin:
-			parts = append(parts, fmt.Sprintf("%s holds %s", t, pct(g.Held[t])))
+			parts = append(parts, fmt.Sprintf("%s holds %s", t, pctDown(g.Held[t])))
 		case t == r.Tenant:
-			parts = append(parts, fmt.Sprintf("you hold %s", pct(g.Held[t])))
+			parts = append(parts, fmt.Sprintf("you hold %s", pctDown(g.Held[t])))
 		default:
 			others += g.Held[t]
 		}
 	}
 	if others > 0 {
-		parts = append(parts, fmt.Sprintf("other tenants hold %s", pct(others)))
+		parts = append(parts, fmt.Sprintf("other tenants hold %s", pctDown(others)))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -444,7 +445,7 @@ func (s *Slicer) refusal(req Request, matching []int, possible, served int) *Ref
 		if f, b := nth(req.N); req.Memory > 0 && req.Fraction == 0 {
 			r.FitBytes = b
 		} else if f >= 1e-3 {
-			r.Fit = math.Floor(f*1000) / 1000
+			r.Fit = f
 		}
 	}
 	return r
@@ -466,3 +467,6 @@ func (r *Request) words() string {
 	}
 	return fmt.Sprintf("%s of %s of a GPU", n, pct(r.Fraction))
 }
+
+// pctDown is f as a percentage, rounded down to a tenth of a percent.
+func pctDown(f float64) string { return pct(math.Floor(f*1000+1e-6) / 1000) }
