@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/kerf-edge/kerf/abi"
@@ -69,7 +70,10 @@ func tenantLimit(cfg Config, gpus int) float64 {
 }
 
 // openSlicer restores the slicer's state for gpus; it resizes live slices
-// through ctl.
+// through ctl. The configuration sets the node-wide default policy at
+// every start; tenants' own policies and the active profile come from
+// the state (docs/architecture.md, "Slices and re-slicing"). It logs
+// which came from where.
 func openSlicer(cfg Config, gpus []slicer.GPU, reserve slicer.Reserve, ctl slicer.Control, log *slog.Logger) (*slicer.Slicer, error) {
 	policy := slicer.Policy{MaxGPUs: tenantLimit(cfg, len(gpus)), IdleTimeout: cfg.Slicer.IdleTimeout}
 	sl, err := slicer.New(slicer.Config{
@@ -83,10 +87,18 @@ func openSlicer(cfg Config, gpus []slicer.GPU, reserve slicer.Reserve, ctl slice
 	if err != nil {
 		return nil, fmt.Errorf("slicer: %w", err)
 	}
-	// The configuration, not the state kept from the last run, sets the
-	// default policy: a changed limit holds from the next start.
-	sl.SetPolicy("", policy)
-	st := sl.Status()
+	st, from := sl.Status(), sl.Origins()
+	log.Info("slicer default policy from the configuration", "limit_gpus", policy.MaxGPUs,
+		"max_gpus_per_tenant", cfg.Slicer.MaxGPUsPerTenant, "max_fraction_per_tenant", cfg.Slicer.MaxFractionPerTenant, "idle_timeout", policy.IdleTimeout)
+	if old := from.StoredDefaultPolicy; old != nil && *old != policy {
+		log.Info("the configured default policy replaces the one kept in the state", "state_limit_gpus", old.MaxGPUs, "state_idle_timeout", old.IdleTimeout)
+	}
+	if len(from.TenantPolicies) > 0 {
+		log.Info("tenant policies from the state", "tenants", strings.Join(from.TenantPolicies, ","))
+	}
+	if from.Profile == "state" && st.Profile != cfg.Slicer.Profile {
+		log.Info("slicer profile from the state, the last one applied; slicer.profile sets only a node's first start", "profile", st.Profile, "configured", cfg.Slicer.Profile)
+	}
 	for _, w := range st.Warnings {
 		log.Warn("slicer state restored with a problem", "warning", w)
 	}

@@ -113,8 +113,11 @@ type Config struct {
 	// Profiles adds to (or replaces) the builtin ones.
 	Profiles []Profile
 	// Profile is the active profile when the store has none; default
-	// uniform-20.
-	Profile       string
+	// uniform-20. A stored one (the operator's last apply) wins.
+	Profile string
+	// DefaultPolicy is every tenant's policy unless one of its own was
+	// set (SetPolicy). It wins over the default kept in the store: it is
+	// the node's configuration. Tenants' own policies are restored.
 	DefaultPolicy Policy
 	Control       Control     // nil: bookkeeping only
 	Store         Store       // nil: nothing persists; else Close the Slicer
@@ -201,6 +204,27 @@ type Slicer struct {
 	nextLease uint64
 	ended     []Lease
 	warnings  []string
+	origins   Origins
+}
+
+// Origins says where New took its settings from, for the start log.
+type Origins struct {
+	// Profile is "state" (active when kerfd last stopped) or "config".
+	Profile string
+	// StoredDefaultPolicy is the default policy the store held, which
+	// Config.DefaultPolicy replaced; nil when none was stored.
+	StoredDefaultPolicy *Policy
+	// TenantPolicies are the tenants whose own policies the store held.
+	TenantPolicies []string
+}
+
+// Origins says where the settings in force at New came from.
+func (s *Slicer) Origins() Origins {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.origins
+	o.TenantPolicies = append([]string(nil), o.TenantPolicies...)
+	return o
 }
 
 // New builds a Slicer for cfg.GPUs, restoring the store's state if any:
@@ -215,7 +239,7 @@ func New(cfg Config) (*Slicer, error) {
 		reserve: cfg.Reserve, clock: cfg.Clock, ctl: cfg.Control,
 		profiles: map[string]Profile{}, custom: map[string]bool{},
 		leases: map[LeaseID]*lease{}, policies: map[string]Policy{}, defPolicy: cfg.DefaultPolicy,
-		active: cfg.Profile,
+		active: cfg.Profile, origins: Origins{Profile: "config"},
 	}
 	if s.clock == nil {
 		s.clock = clock.System{}
@@ -253,16 +277,16 @@ func New(cfg Config) (*Slicer, error) {
 	saved2 := map[string]GPULayout{}
 	if st != nil {
 		if _, ok := s.profiles[st.Profile]; ok {
-			s.active = st.Profile
+			s.active, s.origins.Profile = st.Profile, "state"
 		} else {
 			s.warnings = append(s.warnings, fmt.Sprintf("stored profile %q is gone; using %q", st.Profile, s.active))
 		}
 		for t, p := range st.Policies {
 			s.policies[t] = p
+			s.origins.TenantPolicies = append(s.origins.TenantPolicies, t)
 		}
-		if st.DefaultPolicy != nil {
-			s.defPolicy = *st.DefaultPolicy
-		}
+		sort.Strings(s.origins.TenantPolicies)
+		s.origins.StoredDefaultPolicy = st.DefaultPolicy
 		s.layout.Seq, s.nextLease = st.Layout.Seq, st.NextLease
 		for _, g := range st.Layout.GPUs {
 			saved2[g.GPU.UUID] = g
@@ -309,7 +333,8 @@ func (s *Slicer) policyOf(tenant string) Policy {
 	return s.defPolicy
 }
 
-// SetPolicy sets a tenant's policy; an empty tenant sets the default.
+// SetPolicy sets a tenant's policy, kept across restarts; an empty
+// tenant sets the default until the next start (Config.DefaultPolicy).
 func (s *Slicer) SetPolicy(tenant string, p Policy) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
