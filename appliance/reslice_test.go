@@ -8,6 +8,7 @@ import (
 
 	"github.com/kerf-edge/kerf/internal/tenantkit"
 	"github.com/kerf-edge/kerf/internal/testkit"
+	"github.com/kerf-edge/kerf/profiles"
 	"github.com/kerf-edge/kerf/profiles/api"
 	"github.com/kerf-edge/kerf/slicer"
 	"github.com/kerf-edge/kerf/transport"
@@ -33,7 +34,7 @@ func TestLiveResliceChangesLimitInPlace(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := a.node.Apply(context.Background(), p); err != nil {
+		if _, err := a.node.Apply(context.Background(), p, profiles.ApplyOptions{}); err != nil {
 			t.Fatalf("apply %s: %v", name, err)
 		}
 	}
@@ -122,7 +123,7 @@ func TestComputeSharesAreEnforced(t *testing.T) {
 	a := start(t, cfg)
 	split := api.Profile{Name: "split-30-70", GPUs: []api.GPUProfile{{GPU: 0, Slices: []api.SliceSpec{
 		{MemoryFraction: 0.3, ComputeShare: 0.3}, {MemoryFraction: 0.7, ComputeShare: 0.7}}}}}
-	if _, err := a.node.Apply(context.Background(), split); err != nil {
+	if _, err := a.node.Apply(context.Background(), split, profiles.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	small := dialTenant(t, a, "small", "unix") // the smallest free slice: 30%

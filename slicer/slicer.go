@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"sort"
 	"sync"
 	"time"
@@ -30,6 +31,10 @@ var (
 	ErrBadRequest = errors.New("bad request")
 	// ErrUnknownProfile: no profile of that name.
 	ErrUnknownProfile = errors.New("unknown profile")
+	// ErrBuiltinProfile: built-in profiles cannot be replaced or removed.
+	ErrBuiltinProfile = errors.New("built-in profile")
+	// ErrActiveProfile: the active profile cannot be removed.
+	ErrActiveProfile = errors.New("active profile")
 )
 
 // fitTolerance lets a 20% slice serve a 0.2 request despite MiB rounding.
@@ -110,7 +115,7 @@ type Queued struct {
 type Config struct {
 	GPUs    []GPU
 	Reserve Reserve
-	// Profiles adds to (or replaces) the builtin ones.
+	// Profiles adds to the builtin ones, whose names it may not use.
 	Profiles []Profile
 	// Profile is the active profile when the store has none; default
 	// uniform-20. A stored one (the operator's last apply) wins.
@@ -261,6 +266,9 @@ func New(cfg Config) (*Slicer, error) {
 		// A stored profile that no longer fits these GPUs is dropped, not
 		// fatal: kerfd must still start.
 		for _, p := range st.Profiles {
+			if IsBuiltin(p.Name) {
+				continue // an earlier kerfd let the operator replace one
+			}
 			if err := p.Validate(cfg.GPUs, s.reserve); err != nil {
 				s.warnings = append(s.warnings, fmt.Sprintf("stored profile dropped: %v", err))
 				continue
@@ -269,6 +277,9 @@ func New(cfg Config) (*Slicer, error) {
 		}
 	}
 	for _, p := range cfg.Profiles {
+		if IsBuiltin(p.Name) {
+			return nil, fmt.Errorf("slicer: %w %q cannot be replaced", ErrBuiltinProfile, p.Name)
+		}
 		if err := p.Validate(cfg.GPUs, s.reserve); err != nil {
 			return nil, fmt.Errorf("slicer: %w", err)
 		}
@@ -642,10 +653,18 @@ func (s *Slicer) Reclaim() []Reclaimed {
 	return out
 }
 
-// AddProfile validates p against this node and makes it available.
+// AddProfile validates p against this node and makes it available, kept
+// across restarts. A built-in profile's name is refused unless p is that
+// profile as it is.
 func (s *Slicer) AddProfile(p Profile) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if IsBuiltin(p.Name) {
+		if reflect.DeepEqual(p, s.profiles[p.Name]) {
+			return nil
+		}
+		return fmt.Errorf("%w %q cannot be replaced", ErrBuiltinProfile, p.Name)
+	}
 	gpus := make([]GPU, len(s.layout.GPUs))
 	for i, g := range s.layout.GPUs {
 		gpus[i] = g.GPU
@@ -655,6 +674,25 @@ func (s *Slicer) AddProfile(p Profile) error {
 	}
 	s.profiles[p.Name], s.custom[p.Name] = p, true
 	s.save()
+	return nil
+}
+
+// RemoveProfile forgets an operator's profile; removing a built-in or the
+// active one is refused, an unknown one is no error.
+func (s *Slicer) RemoveProfile(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case IsBuiltin(name):
+		return fmt.Errorf("%w %q cannot be removed", ErrBuiltinProfile, name)
+	case name == s.active:
+		return fmt.Errorf("%w %q cannot be removed; apply another first", ErrActiveProfile, name)
+	}
+	if _, ok := s.profiles[name]; ok {
+		delete(s.profiles, name)
+		delete(s.custom, name)
+		s.save()
+	}
 	return nil
 }
 

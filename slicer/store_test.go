@@ -204,3 +204,37 @@ func TestConfiguredPolicyWinsOverState(t *testing.T) {
 		t.Fatalf("reclaimed %+v after the configured idle timeout", got)
 	}
 }
+
+// TestProfilesAcrossRestart: built-in profiles cannot be replaced or
+// removed, nor the active one removed; a removed profile stays removed
+// after a restart.
+func TestProfilesAcrossRestart(t *testing.T) {
+	store := FileStore{Path: filepath.Join(t.TempDir(), "s.json")}
+	cfg := Config{GPUs: gpus(1, "A100", 40*GiB), Reserve: noReserve, Store: store}
+	s := newSlicer(t, cfg)
+	halves := Profile{Name: "halves", Slices: []SliceSpec{{Fraction: 0.5}, {Fraction: 0.5}}}
+	thirds := Profile{Name: "thirds", Slices: []SliceSpec{{Fraction: 0.3}, {Fraction: 0.3}, {Fraction: 0.3}}}
+	for _, p := range []Profile{halves, thirds} {
+		must[struct{}](t)(struct{}{}, s.AddProfile(p))
+	}
+	if err := s.AddProfile(Profile{Name: "whole", Slices: []SliceSpec{{Fraction: 0.5}}}); !errors.Is(err, ErrBuiltinProfile) {
+		t.Fatalf("replacing a built-in: %v", err)
+	}
+	if err := s.RemoveProfile("uniform-20"); !errors.Is(err, ErrBuiltinProfile) {
+		t.Fatalf("removing a built-in: %v", err)
+	}
+	must[*Plan](t)(s.ApplyProfile("halves", ApplyOptions{}))
+	if err := s.RemoveProfile("halves"); !errors.Is(err, ErrActiveProfile) {
+		t.Fatalf("removing the active profile: %v", err)
+	}
+	must[struct{}](t)(struct{}{}, s.RemoveProfile("thirds"))
+	s.Close()
+	r := newSlicer(t, cfg)
+	var names []string
+	for _, p := range r.Profiles() {
+		names = append(names, p.Name)
+	}
+	if got := strings.Join(names, " "); got != "fifths halves mixed-2x25-5x10 uniform-10 uniform-20 whole" {
+		t.Fatalf("profiles after restart: %s", got)
+	}
+}

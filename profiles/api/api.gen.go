@@ -117,6 +117,8 @@ type Problem struct {
 
 // Profile defines model for Profile.
 type Profile struct {
+	// BuiltIn shipped with kerfd; it cannot be replaced or deleted
+	BuiltIn     bool         `json:"builtIn,omitempty,omitzero"`
 	Created     time.Time    `json:"created,omitempty,omitzero"`
 	Description string       `json:"description,omitempty,omitzero"`
 	GPUs        []GPUProfile `json:"gpus"`
@@ -211,6 +213,9 @@ type Validation struct {
 	Valid bool `json:"valid"`
 }
 
+// Force defines model for Force.
+type Force = bool
+
 // Name defines model for Name.
 type Name = string
 
@@ -224,6 +229,18 @@ type ListEventsParams struct {
 	// After only events with a larger id
 	After uint64    `form:"after,omitempty" json:"after,omitempty,omitzero"`
 	Kind  EventKind `form:"kind,omitempty" json:"kind,omitempty,omitzero"`
+}
+
+// ApplyProfileParams defines parameters for ApplyProfile.
+type ApplyProfileParams struct {
+	// Force let the profile shrink held slices below what their tenants were granted (never below what they use)
+	Force Force `form:"force,omitempty" json:"force,omitempty,omitzero"`
+}
+
+// PlanProfileParams defines parameters for PlanProfile.
+type PlanProfileParams struct {
+	// Force let the profile shrink held slices below what their tenants were granted (never below what they use)
+	Force Force `form:"force,omitempty" json:"force,omitempty,omitzero"`
 }
 
 // CreateProfileJSONRequestBody defines body for CreateProfile for application/json ContentType.

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -21,7 +22,9 @@ const CLIUsage = `  kerf profiles list                          stored slicing p
   kerf profiles show NAME                     one profile as JSON
   kerf profiles put FILE                      create or replace a profile from a JSON file
   kerf profiles validate NAME                 check a profile against the node
-  kerf profiles apply [--dry-run] NAME        re-slice the node to a profile
+  kerf profiles apply [--dry-run] [--force] NAME
+                                              re-slice the node to a profile (--force: held
+                                              slices may shrink below what was granted)
   kerf slices                                 live slices
   kerf smi                                    GPUs and their slices at a glance
   kerf tokens issue [--memory BYTES] TENANT   issue a tenant token (shown once)
@@ -110,6 +113,7 @@ func RunCLI(ctx context.Context, c *Client, args []string, w io.Writer) error {
 		case "apply":
 			fs := flag.NewFlagSet("profiles apply", flag.ContinueOnError)
 			dry := fs.Bool("dry-run", false, "only show what would change")
+			force := fs.Bool("force", false, "let held slices shrink below what their tenants were granted")
 			if err := fs.Parse(rest); err != nil {
 				return err
 			}
@@ -119,9 +123,9 @@ func RunCLI(ctx context.Context, c *Client, args []string, w io.Writer) error {
 			}
 			var plan api.Plan
 			if *dry {
-				plan, err = c.PlanProfile(ctx, name)
+				plan, err = c.PlanProfile(ctx, name, api.PlanProfileParams{Force: *force})
 			} else {
-				plan, err = c.ApplyProfile(ctx, name)
+				plan, err = c.ApplyProfile(ctx, name, api.ApplyProfileParams{Force: *force})
 			}
 			if err != nil {
 				return err
@@ -165,8 +169,8 @@ func RunCLI(ctx context.Context, c *Client, args []string, w io.Writer) error {
 			}
 			fmt.Fprintf(w, "GPU %d  %-28s  %9s / %9s used, %9s sliced, %d slice(s)\n", g.Index, g.Name, human(used), human(g.MemoryBytes), human(limit), len(mine))
 			for _, s := range mine {
-				fmt.Fprintf(w, "  %-20s %s %9s / %9s  share %3.0f%% of %3.0f%%\n", s.Tenant, bar(s.MemoryUsedBytes, s.MemoryLimitBytes, 20),
-					human(s.MemoryUsedBytes), human(s.MemoryLimitBytes), 100*s.ShareAchieved, 100*s.ShareTarget)
+				fmt.Fprintf(w, "  %-20s %s %9s / %9s  %s\n", s.Tenant, bar(s.MemoryUsedBytes, s.MemoryLimitBytes, 20),
+					human(s.MemoryUsedBytes), human(s.MemoryLimitBytes), shareText(s.ShareAchieved, s.ShareTarget))
 			}
 		}
 		return nil
@@ -204,6 +208,17 @@ func RunCLI(ctx context.Context, c *Client, args []string, w io.Writer) error {
 		return fmt.Errorf("tokens: want issue or revoke")
 	}
 	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// shareText is a slice's compute share as smi shows it: what it got of
+// what it was granted, and the part above its grant as idle GPU time it
+// borrowed, which other tenants take back as they get busy.
+func shareText(achieved, granted float64) string {
+	a, g := math.Round(100*achieved), math.Round(100*granted)
+	if a <= g {
+		return fmt.Sprintf("share %3.0f%% of %.0f%% granted", a, g)
+	}
+	return fmt.Sprintf("share %3.0f%%: %.0f%% granted + %.0f%% borrowed idle time", a, g, a-g)
 }
 
 func writeJSON(w io.Writer, v any) error {
