@@ -120,6 +120,10 @@ func (al *allocator) Allocate(t auth.Tenant, req transport.AllocRequest) (transp
 	}
 	l, err := al.sl.TryAllocate(sreq)
 	if err != nil {
+		// The tenant's error sums what others hold; the log names them.
+		if r := (*slicer.Refusal)(nil); errors.As(err, &r) {
+			al.log.Info("allocation refused", "tenant", t.ID, "detail", r.Detail())
+		}
 		return transport.Lease{}, allocError(err)
 	}
 	return al.transportLease(l), nil

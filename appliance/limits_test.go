@@ -86,3 +86,39 @@ func TestConfiguredLimitHoldsAfterRestart(t *testing.T) {
 		}
 	}
 }
+
+// On the shipped default layout an idle GPU serves any fraction, and
+// a whole GPU without -p; a refusal tells the tenant what would fit
+// without naming the others, and the log names them for the operator.
+func TestAnyFractionOnTheDefaultLayout(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Slicer.MaxFractionPerTenant = 0
+	var logged bytes.Buffer
+	a, err := New(cfg, slog.New(slog.NewTextHandler(&logged, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	lease := func(tenant string, fraction float64) (transport.Lease, error) {
+		return a.node.slices.Allocate(auth.Tenant{ID: tenant}, transport.AllocRequest{Count: 1, Fraction: fraction, Device: -1})
+	}
+	whole, err := lease("w", 0)
+	if err != nil {
+		t.Fatalf("a whole GPU on %s: %v", cfg.Slicer.Profile, err)
+	}
+	a.node.slices.Release(whole.ID)
+	if _, err := lease("a", 0.5); err != nil {
+		t.Fatalf("half the GPU on %s: %v", cfg.Slicer.Profile, err)
+	}
+	if _, err := lease("b", 0.3); err != nil {
+		t.Fatalf("0.3 of the GPU: %v", err)
+	}
+	_, err = lease("c", 0.25)
+	if abi.ResultOf(err) != abi.ErrOutOfMemory || !strings.Contains(err.Error(), "ask for at most 20% of a GPU") ||
+		!strings.Contains(err.Error(), "other tenants hold 80%") || strings.Contains(err.Error(), " a holds") {
+		t.Fatalf("past the capacity: %v", err)
+	}
+	if !strings.Contains(logged.String(), "a holds 50%") {
+		t.Fatalf("the log does not name the holders:\n%s", logged.String())
+	}
+}

@@ -28,13 +28,13 @@ func TestLiveResliceChangesLimitInPlace(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid := workerOf(t, a, "live")
-	apply := func(name string) {
+	apply := func(name string, force bool) {
 		t.Helper()
 		p, err := a.api.Store().Profile(name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := a.node.Apply(context.Background(), p, profiles.ApplyOptions{}); err != nil {
+		if _, err := a.node.Apply(context.Background(), p, profiles.ApplyOptions{Force: force}); err != nil {
 			t.Fatalf("apply %s: %v", name, err)
 		}
 	}
@@ -47,7 +47,7 @@ func TestLiveResliceChangesLimitInPlace(t *testing.T) {
 	}
 
 	// Grow: the whole GPU, at once.
-	apply("whole")
+	apply("whole", false)
 	testkit.WaitFor(t, "the slice to grow in place", func() bool { return total() > 4*before })
 	big, err := c.MemAlloc(5 * before) // more than the old slice held
 	if err != nil {
@@ -57,8 +57,9 @@ func TestLiveResliceChangesLimitInPlace(t *testing.T) {
 		t.Fatal("the worker was restarted")
 	}
 
-	// Shrink below use: pending until the tenant frees.
-	apply("uniform-20")
+	// Back to its grant (a tenth), below use: pending until the tenant
+	// frees; uniform-20 has no slice that big, so it stays outside it.
+	apply("uniform-20", false)
 	st := a.node.sl.Status()
 	if len(st.Pending) == 0 {
 		t.Fatalf("shrinking below use left nothing pending: %+v", st)
@@ -70,6 +71,14 @@ func TestLiveResliceChangesLimitInPlace(t *testing.T) {
 		t.Fatal(err)
 	}
 	testkit.WaitFor(t, "the pending shrink to apply once memory was freed", func() bool {
+		return total() == before
+	})
+	if p := a.node.sl.Status().Pending; len(p) != 3 || p[0].Kind != "orphan" || p[1].Kind != "create" {
+		t.Fatalf("pending at the grant: %+v", p)
+	}
+	// Forced: below the grant, to the profile's 5%.
+	apply("uniform-20", true)
+	testkit.WaitFor(t, "the forced shrink", func() bool {
 		return total() < before && len(a.node.sl.Status().Pending) == 0
 	})
 	if workerOf(t, a, "live") != pid {
