@@ -101,9 +101,6 @@ type Slice struct {
 // covers reports whether a is at least b in memory and share.
 func (a Size) covers(b Size) bool { return a.Memory >= b.Memory && a.Share >= b.Share-eps }
 
-// atLeast is the larger of a and b in memory and in share.
-func (a Size) atLeast(b Size) Size { return Size{max(a.Memory, b.Memory), max(a.Share, b.Share)} }
-
 // Held reports whether a tenant holds s.
 func (s *Slice) Held() bool { return s.Tenant != "" }
 

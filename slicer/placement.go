@@ -46,29 +46,20 @@ type option struct {
 }
 
 // unheld is the capacity of g that no tenant holds.
-func unheld(g *GPULayout) Size {
+func unheld(g *GPULayout) Size { return left(g, (*Slice).Held) }
+
+// room is the capacity of g that no slice has.
+func room(g *GPULayout) Size { return left(g, func(*Slice) bool { return true }) }
+
+// left is the capacity of g less the slices that count.
+func left(g *GPULayout, counts func(*Slice) bool) Size {
 	var mem uint64
 	share := 0.0
-	for _, s := range g.Slices {
-		if s.Held() {
+	for i := range g.Slices {
+		if s := &g.Slices[i]; counts(s) {
 			mem += s.Memory
 			share += s.Share
 		}
-	}
-	free := Size{Share: math.Max(0, 1-share)}
-	if g.Usable > mem {
-		free.Memory = g.Usable - mem
-	}
-	return free
-}
-
-// room is the capacity of g that no slice has.
-func room(g *GPULayout) Size {
-	var mem uint64
-	share := 0.0
-	for _, s := range g.Slices {
-		mem += s.Memory
-		share += s.Share
 	}
 	r := Size{Share: math.Max(0, 1-share)}
 	if g.Usable > mem {
