@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/kerf-edge/kerf/abi"
@@ -26,10 +27,6 @@ var _ transport.Allocator = (*allocator)(nil)
 
 // emuQuantum is the largest compute-share grant on the emulated GPU.
 const emuQuantum = 20 * time.Millisecond
-
-// smallestSlice asks the slicer for the smallest free slice: a session
-// that brought neither a lease nor a size.
-const smallestSlice = 1e-9
 
 // slicerGPUs describes the devices to the slicer.
 func slicerGPUs(devices []gpu.DeviceInfo) []slicer.GPU {
@@ -73,7 +70,10 @@ func tenantLimit(cfg Config, gpus int) float64 {
 }
 
 // openSlicer restores the slicer's state for gpus; it resizes live slices
-// through ctl.
+// through ctl. The configuration sets the node-wide default policy at
+// every start; tenants' own policies and the active profile come from
+// the state (docs/architecture.md, "Slices and re-slicing"). It logs
+// which came from where.
 func openSlicer(cfg Config, gpus []slicer.GPU, reserve slicer.Reserve, ctl slicer.Control, log *slog.Logger) (*slicer.Slicer, error) {
 	policy := slicer.Policy{MaxGPUs: tenantLimit(cfg, len(gpus)), IdleTimeout: cfg.Slicer.IdleTimeout}
 	sl, err := slicer.New(slicer.Config{
@@ -87,10 +87,18 @@ func openSlicer(cfg Config, gpus []slicer.GPU, reserve slicer.Reserve, ctl slice
 	if err != nil {
 		return nil, fmt.Errorf("slicer: %w", err)
 	}
-	// The configuration, not the state kept from the last run, sets the
-	// default policy: a changed limit holds from the next start.
-	sl.SetPolicy("", policy)
-	st := sl.Status()
+	st, from := sl.Status(), sl.Origins()
+	log.Info("slicer default policy from the configuration", "limit_gpus", policy.MaxGPUs,
+		"max_gpus_per_tenant", cfg.Slicer.MaxGPUsPerTenant, "max_fraction_per_tenant", cfg.Slicer.MaxFractionPerTenant, "idle_timeout", policy.IdleTimeout)
+	if old := from.StoredDefaultPolicy; old != nil && *old != policy {
+		log.Info("the configured default policy replaces the one kept in the state", "state_limit_gpus", old.MaxGPUs, "state_idle_timeout", old.IdleTimeout)
+	}
+	if len(from.TenantPolicies) > 0 {
+		log.Info("tenant policies from the state", "tenants", strings.Join(from.TenantPolicies, ","))
+	}
+	if from.Profile == "state" && st.Profile != cfg.Slicer.Profile {
+		log.Info("slicer profile from the state, the last one applied; slicer.profile sets only a node's first start", "profile", st.Profile, "configured", cfg.Slicer.Profile)
+	}
 	for _, w := range st.Warnings {
 		log.Warn("slicer state restored with a problem", "warning", w)
 	}
@@ -106,15 +114,19 @@ func (al *allocator) Allocate(t auth.Tenant, req transport.AllocRequest) (transp
 	sreq := slicer.Request{Tenant: t.ID, N: req.Count, Fraction: req.Fraction, Memory: req.Memory, Model: req.Model, MinMemory: req.MinMemory}
 	if req.Device >= 0 {
 		sreq.GPUs = []int{req.Device}
-		if sreq.Fraction == 0 && sreq.Memory == 0 {
-			sreq.Fraction = smallestSlice
-		}
+		// A session that brought neither a lease nor a size: the
+		// smallest free slice.
+		sreq.AnySlice = sreq.Fraction == 0 && sreq.Memory == 0
 	}
 	l, err := al.sl.TryAllocate(sreq)
-	if errors.Is(err, slicer.ErrNoCapacity) {
-		return transport.Lease{}, abi.Errorf(abi.ErrOutOfMemory, "%v; %s", err, al.held(t.ID))
-	}
 	if err != nil {
+		// The tenant's error sums what others hold; the log names them.
+		// Waiting tenants retry, so this is at debug level.
+		if r := (*slicer.Refusal)(nil); errors.As(err, &r) {
+			al.log.Debug("allocation refused", "tenant", t.ID, "detail", r.Detail())
+		} else if errors.Is(err, slicer.ErrNoCapacity) {
+			return transport.Lease{}, abi.Errorf(abi.ErrOutOfMemory, "%v; %s", err, al.held(t.ID))
+		}
 		return transport.Lease{}, allocError(err)
 	}
 	return al.transportLease(l), nil

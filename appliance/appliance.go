@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -159,16 +160,41 @@ func apiConfig(cfg Config) profiles.Config {
 	return profiles.Config{StateDir: cfg.StateDir, MaxBodyBytes: int64(maxBody), EventsKept: cfg.API.EventsKept, PublicMetrics: cfg.API.PublicMetrics}
 }
 
-// seedProfiles lists the slicer's built-in profiles in the API's store, so
-// operators can apply them by name.
+// seedProfiles lists the slicer's built-in profiles in the API's store,
+// marked built in, so operators can apply them by name; the API refuses
+// to replace or delete them. Only the built-in ones: the operator's own
+// are the store's, and a profile the operator deleted stays deleted.
 func (a *Appliance) seedProfiles() error {
-	for _, p := range a.node.sl.Profiles() {
-		if _, err := a.api.Store().Profile(p.Name); err == nil {
+	st := a.api.Store()
+	for _, p := range slicer.Builtin() {
+		if old, err := st.Profile(p.Name); err == nil && old.BuiltIn {
 			continue
 		}
-		if _, _, err := a.api.Store().PutProfile(fromSlicer(p, a.node.gpus), true); err != nil {
+		if _, _, err := st.PutProfile(builtinProfile(p, a.node.gpus), false); err != nil {
 			return err
 		}
+	}
+	// Earlier versions listed every profile the slicer knew as built in,
+	// derived ones too: unmark those, and drop the derived ones, whose
+	// names the API cannot address.
+	all, err := st.Profiles()
+	if err != nil {
+		return err
+	}
+	for _, p := range all {
+		if p.BuiltIn || p.Description != builtinDescription {
+			continue
+		}
+		if strings.Contains(p.Name, ";") {
+			err = st.DeleteProfile(p.Name)
+		} else {
+			p.Description = ""
+			_, _, err = st.PutProfile(p, false)
+		}
+		if err != nil {
+			return err
+		}
+		a.log.Info("profile no longer listed as built in", "profile", p.Name)
 	}
 	return nil
 }

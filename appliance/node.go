@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -117,9 +118,9 @@ func toSlicer(p api.Profile) slicer.Profile {
 	return sp
 }
 
-// fromSlicer converts a slicer profile for the API store.
-func fromSlicer(p slicer.Profile, gpus []slicer.GPU) api.Profile {
-	out := api.Profile{Name: p.Name, Description: "built in"}
+// builtinProfile converts a built-in slicer profile for the API store.
+func builtinProfile(p slicer.Profile, gpus []slicer.GPU) api.Profile {
+	out := api.Profile{Name: p.Name, Description: builtinDescription, BuiltIn: true}
 	for _, g := range gpus {
 		specs := p.PerGPU[g.Index]
 		if specs == nil {
@@ -140,12 +141,24 @@ func (n *node) Validate(p api.Profile) error {
 	return sp.Validate(n.gpus, n.reserve)
 }
 
+// builtinDescription describes the built-in profiles in the API's store.
+const builtinDescription = "built in"
+
+// register makes an operator's profile known to the slicer; a built-in
+// one it has.
+func (n *node) register(p api.Profile) error {
+	if slicer.IsBuiltin(p.Name) {
+		return nil
+	}
+	return n.sl.AddProfile(toSlicer(p))
+}
+
 // Plan implements profiles.Node: a dry run.
-func (n *node) Plan(_ context.Context, p api.Profile) (api.Plan, error) {
-	if err := n.sl.AddProfile(toSlicer(p)); err != nil {
+func (n *node) Plan(_ context.Context, p api.Profile, opts profiles.ApplyOptions) (api.Plan, error) {
+	if err := n.register(p); err != nil {
 		return api.Plan{}, err
 	}
-	plan, err := n.sl.Plan(p.Name)
+	plan, err := n.sl.Plan(p.Name, slicer.ApplyOptions{Force: opts.Force})
 	if err != nil {
 		return api.Plan{}, err
 	}
@@ -153,17 +166,27 @@ func (n *node) Plan(_ context.Context, p api.Profile) (api.Plan, error) {
 }
 
 // Apply implements profiles.Node: re-slices live.
-func (n *node) Apply(_ context.Context, p api.Profile) (api.Plan, error) {
-	if err := n.sl.AddProfile(toSlicer(p)); err != nil {
+func (n *node) Apply(_ context.Context, p api.Profile, opts profiles.ApplyOptions) (api.Plan, error) {
+	if err := n.register(p); err != nil {
 		return api.Plan{}, err
 	}
 	start := time.Now()
-	plan, err := n.sl.ApplyProfile(p.Name, slicer.ApplyOptions{})
+	plan, err := n.sl.ApplyProfile(p.Name, slicer.ApplyOptions{Force: opts.Force})
 	if err != nil {
 		return api.Plan{}, err
 	}
-	n.log.Info("re-sliced", "profile", p.Name, "steps", len(plan.Steps), "pending", len(plan.Pending), "took", time.Since(start))
+	n.log.Info("re-sliced", "profile", p.Name, "force", opts.Force, "steps", len(plan.Steps), "pending", len(plan.Pending), "took", time.Since(start))
 	return apiPlan(plan, true), nil
+}
+
+// DeleteProfile implements profiles.Node: the slicer forgets the profile,
+// unless it runs it.
+func (n *node) DeleteProfile(name string) error {
+	err := n.sl.RemoveProfile(name)
+	if errors.Is(err, slicer.ErrActiveProfile) || errors.Is(err, slicer.ErrBuiltinProfile) {
+		return fmt.Errorf("%w: %w", profiles.ErrInUse, err)
+	}
+	return err
 }
 
 func apiPlan(p *slicer.Plan, applied bool) api.Plan {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/kerf-edge/kerf/internal/tenantkit"
 	"github.com/kerf-edge/kerf/internal/testkit"
+	"github.com/kerf-edge/kerf/profiles"
 	"github.com/kerf-edge/kerf/profiles/api"
 	"github.com/kerf-edge/kerf/slicer"
 	"github.com/kerf-edge/kerf/transport"
@@ -27,13 +28,13 @@ func TestLiveResliceChangesLimitInPlace(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid := workerOf(t, a, "live")
-	apply := func(name string) {
+	apply := func(name string, force bool) {
 		t.Helper()
 		p, err := a.api.Store().Profile(name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := a.node.Apply(context.Background(), p); err != nil {
+		if _, err := a.node.Apply(context.Background(), p, profiles.ApplyOptions{Force: force}); err != nil {
 			t.Fatalf("apply %s: %v", name, err)
 		}
 	}
@@ -46,7 +47,7 @@ func TestLiveResliceChangesLimitInPlace(t *testing.T) {
 	}
 
 	// Grow: the whole GPU, at once.
-	apply("whole")
+	apply("whole", false)
 	testkit.WaitFor(t, "the slice to grow in place", func() bool { return total() > 4*before })
 	big, err := c.MemAlloc(5 * before) // more than the old slice held
 	if err != nil {
@@ -56,8 +57,9 @@ func TestLiveResliceChangesLimitInPlace(t *testing.T) {
 		t.Fatal("the worker was restarted")
 	}
 
-	// Shrink below use: pending until the tenant frees.
-	apply("uniform-20")
+	// Back to its grant (a tenth), below use: pending until the tenant
+	// frees; uniform-20 has no slice that big, so it stays outside it.
+	apply("uniform-20", false)
 	st := a.node.sl.Status()
 	if len(st.Pending) == 0 {
 		t.Fatalf("shrinking below use left nothing pending: %+v", st)
@@ -69,6 +71,14 @@ func TestLiveResliceChangesLimitInPlace(t *testing.T) {
 		t.Fatal(err)
 	}
 	testkit.WaitFor(t, "the pending shrink to apply once memory was freed", func() bool {
+		return total() == before
+	})
+	if p := a.node.sl.Status().Pending; len(p) != 3 || p[0].Kind != "orphan" || p[1].Kind != "create" {
+		t.Fatalf("pending at the grant: %+v", p)
+	}
+	// Forced: below the grant, to the profile's 5%.
+	apply("uniform-20", true)
+	testkit.WaitFor(t, "the forced shrink", func() bool {
 		return total() < before && len(a.node.sl.Status().Pending) == 0
 	})
 	if workerOf(t, a, "live") != pid {
@@ -122,7 +132,7 @@ func TestComputeSharesAreEnforced(t *testing.T) {
 	a := start(t, cfg)
 	split := api.Profile{Name: "split-30-70", GPUs: []api.GPUProfile{{GPU: 0, Slices: []api.SliceSpec{
 		{MemoryFraction: 0.3, ComputeShare: 0.3}, {MemoryFraction: 0.7, ComputeShare: 0.7}}}}}
-	if _, err := a.node.Apply(context.Background(), split); err != nil {
+	if _, err := a.node.Apply(context.Background(), split, profiles.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	small := dialTenant(t, a, "small", "unix") // the smallest free slice: 30%

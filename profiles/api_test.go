@@ -789,3 +789,55 @@ func TestRulesFromConfigAndConflicts(t *testing.T) {
 		t.Errorf("GET config rule: %+v", one)
 	}
 }
+
+// TestBuiltInProfiles: a profile stored as built in cannot be replaced or
+// deleted (409 with the reason), nor can the profile the node runs be
+// deleted; force reaches the node; a body cannot mark a profile built in.
+func TestBuiltInProfiles(t *testing.T) {
+	e := newEnv(t)
+	a := e.admin
+	builtin := api.Profile{Name: "whole", Description: "built in", BuiltIn: true, GPUs: []api.GPUProfile{{GPU: 0, Slices: []api.SliceSpec{{MemoryFraction: 1, ComputeShare: 1}}}}}
+	if _, _, err := e.srv.Store().PutProfile(builtin, true); err != nil {
+		t.Fatal(err)
+	}
+	var got api.Profile
+	e.do("GET", "/v1/profiles/whole", a, nil).json(t, &got)
+	if !got.BuiltIn {
+		t.Fatalf("stored built-in profile: %+v", got)
+	}
+	if pr := problemOf(t, e.do("DELETE", "/v1/profiles/whole", a, nil), 409); !strings.Contains(pr.Detail, `profile "whole" is built in: it cannot be deleted`) {
+		t.Errorf("delete: %+v", pr)
+	}
+	if pr := problemOf(t, e.do("PUT", "/v1/profiles/whole", a, validProfile("whole")), 409); !strings.Contains(pr.Detail, "cannot be replaced") {
+		t.Errorf("replace: %+v", pr)
+	}
+	if pr := problemOf(t, e.do("POST", "/v1/profiles", a, validProfile("whole")), 409); !strings.Contains(pr.Detail, "already exists") {
+		t.Errorf("create over it: %+v", pr)
+	}
+	// A profile the node runs stays; force reaches the node.
+	e.do("POST", "/v1/profiles", a, validProfile("mine"))
+	if r := e.do("POST", "/v1/profiles/mine/apply?force=true", a, nil); r.code != 200 || e.node.applied[0] != "mine (forced)" {
+		t.Fatalf("forced apply: %d %s, node %v", r.code, r.body, e.node.applied)
+	}
+	if pr := problemOf(t, e.do("DELETE", "/v1/profiles/mine", a, nil), 409); !strings.Contains(pr.Detail, "in use") {
+		t.Errorf("delete the active profile: %+v", pr)
+	}
+	var mine api.Profile
+	e.do("GET", "/v1/profiles/mine", a, nil).json(t, &mine)
+	if mine.Name != "mine" || mine.BuiltIn {
+		t.Fatalf("kept profile: %+v", mine)
+	}
+	if r := e.do("POST", "/v1/profiles/whole/apply", a, nil); r.code != 200 {
+		t.Fatalf("apply: %d %s", r.code, r.body)
+	}
+	if r := e.do("DELETE", "/v1/profiles/mine", a, nil); r.code != 204 {
+		t.Fatalf("delete once another runs: %d %s", r.code, r.body)
+	}
+	sneaky := validProfile("sneaky")
+	sneaky["builtIn"] = true
+	if r := e.do("POST", "/v1/profiles", a, sneaky); r.code == 201 {
+		if r := e.do("DELETE", "/v1/profiles/sneaky", a, nil); r.code != 204 {
+			t.Fatalf("a body marked itself built in: %d %s", r.code, r.body)
+		}
+	}
+}

@@ -76,6 +76,18 @@ func TestCLI(t *testing.T) {
 	if out, err := run("rules", "delete", "hot"); err != nil || !strings.Contains(out, "deleted rule hot") {
 		t.Errorf("delete: %v %s", err, out)
 	}
+	// smi: the share above the grant is idle time borrowed.
+	e.node.mu.Lock()
+	e.node.slices = []api.Slice{{Tenant: "busy", GPU: 0, MemoryLimitBytes: 1 << 30, ShareTarget: 0.1, ShareAchieved: 0.45},
+		{Tenant: "calm", GPU: 0, MemoryLimitBytes: 1 << 30, ShareTarget: 0.25, ShareAchieved: 0.2}}
+	e.node.mu.Unlock()
+	out, err = run("smi")
+	if err != nil || !strings.Contains(out, "share  45%: 10% granted + 35% borrowed idle time") || !strings.Contains(out, "share  20% of 25% granted") {
+		t.Errorf("smi: %v\n%s", err, out)
+	}
+	if out, err := run("profiles", "apply", "--force", "half"); err != nil || !strings.Contains(out, "changed") || e.node.applied[len(e.node.applied)-1] != "half (forced)" {
+		t.Errorf("apply --force: %v\n%s", err, out)
+	}
 	_, err = run("profiles", "show", "nope")
 	var p *api.Problem
 	if !errors.As(err, &p) || p.Status != 404 {

@@ -17,15 +17,25 @@ import (
 // face. Validate, Plan and Apply get profiles that already passed the
 // checks of openapi.yaml and checkProfile. Validate may return a
 // *ValidationError to point at fields; any other error is reported whole.
-// Evict returns an error wrapping ErrNotFound for an unknown tenant.
+// DeleteProfile forgets a profile the operator deleted; an error wrapping
+// ErrInUse keeps it (the node runs it). Evict returns an error wrapping
+// ErrNotFound for an unknown tenant.
 type Node interface {
 	GPUs() []api.GPU
 	Slices() []api.Slice
 	Tenants() []api.Tenant
 	Validate(p api.Profile) error
-	Plan(ctx context.Context, p api.Profile) (api.Plan, error)
-	Apply(ctx context.Context, p api.Profile) (api.Plan, error)
+	Plan(ctx context.Context, p api.Profile, opts ApplyOptions) (api.Plan, error)
+	Apply(ctx context.Context, p api.Profile, opts ApplyOptions) (api.Plan, error)
+	DeleteProfile(name string) error
 	Evict(ctx context.Context, tenant string) error
+}
+
+// ApplyOptions tune a re-slice.
+type ApplyOptions struct {
+	// Force lets the profile shrink held slices below what their tenants
+	// were granted (never below what they use).
+	Force bool
 }
 
 // Tokens issues and revokes tenant tokens; *auth.TokenStore
@@ -125,6 +135,12 @@ var ErrNotFound = errors.New("not found")
 
 // ErrExists is wrapped by errors for creating what already exists.
 var ErrExists = errors.New("already exists")
+
+// ErrInUse is wrapped by errors for deleting what the node uses.
+var ErrInUse = errors.New("in use")
+
+// ErrBuiltIn is wrapped by errors for changing a built-in profile.
+var ErrBuiltIn = errors.New("built in")
 
 // ValidationError lists field problems; it becomes a 422 problem.
 type ValidationError struct {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/kerf-edge/kerf/profiles/api"
@@ -84,22 +85,36 @@ func (n *fakeNode) plan(p api.Profile) api.Plan {
 	return pl
 }
 
-func (n *fakeNode) Plan(_ context.Context, p api.Profile) (api.Plan, error) {
+func (n *fakeNode) Plan(_ context.Context, p api.Profile, _ ApplyOptions) (api.Plan, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.plan(p), nil
 }
 
-func (n *fakeNode) Apply(_ context.Context, p api.Profile) (api.Plan, error) {
+func (n *fakeNode) Apply(_ context.Context, p api.Profile, opts ApplyOptions) (api.Plan, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	pl := n.plan(p)
-	n.applied = append(n.applied, p.Name)
+	name := p.Name
+	if opts.Force {
+		name += " (forced)"
+	}
+	n.applied = append(n.applied, name)
 	n.slices = nil
 	for _, st := range pl.Steps {
 		n.slices = append(n.slices, api.Slice{Tenant: st.Tenant, GPU: st.GPU, MemoryLimitBytes: st.ToMemoryBytes, ShareTarget: st.ToShare})
 	}
 	return pl, nil
+}
+
+// DeleteProfile refuses the profile applied last, as the node runs it.
+func (n *fakeNode) DeleteProfile(name string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if k := len(n.applied); k > 0 && strings.TrimSuffix(n.applied[k-1], " (forced)") == name {
+		return fmt.Errorf("profile %q is active: %w", name, ErrInUse)
+	}
+	return nil
 }
 
 func (n *fakeNode) Evict(_ context.Context, tenant string) error {

@@ -317,7 +317,7 @@ func toProblem(err error) *api.Problem {
 		return problem(he.Code, msg)
 	case errors.Is(err, ErrNotFound):
 		return problem(http.StatusNotFound, err.Error())
-	case errors.Is(err, ErrExists):
+	case errors.Is(err, ErrExists), errors.Is(err, ErrInUse), errors.Is(err, ErrBuiltIn):
 		return problem(http.StatusConflict, err.Error())
 	}
 	return problem(http.StatusInternalServerError, err.Error())
@@ -561,7 +561,7 @@ func (h handlers) readProfile(c echo.Context, name string) (api.Profile, error) 
 		return p, err
 	}
 	checkProfile(v, p)
-	p.Created, p.Updated = time.Time{}, time.Time{}
+	p.Created, p.Updated, p.BuiltIn = time.Time{}, time.Time{}, false
 	return p, v.orNil()
 }
 
@@ -586,6 +586,9 @@ func (h handlers) GetProfile(c echo.Context, name api.Name) error {
 }
 
 func (h handlers) PutProfile(c echo.Context, name api.Name) error {
+	if err := h.mutable(name, "replaced"); err != nil {
+		return err
+	}
 	p, err := h.readProfile(c, name)
 	if err != nil {
 		return err
@@ -606,10 +609,27 @@ func putStatus(existed bool) int {
 }
 
 func (h handlers) DeleteProfile(c echo.Context, name api.Name) error {
+	if _, err := h.store.Profile(name); err != nil {
+		return err
+	}
+	if err := h.mutable(name, "deleted"); err != nil {
+		return err
+	}
+	if err := h.deps.Node.DeleteProfile(name); err != nil {
+		return err
+	}
 	if err := h.store.DeleteProfile(name); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
+}
+
+// mutable refuses to change a built-in profile.
+func (h handlers) mutable(name, verb string) error {
+	if p, err := h.store.Profile(name); err == nil && p.BuiltIn {
+		return fmt.Errorf("profile %q is %w: it cannot be %s; store a copy under another name to change it", name, ErrBuiltIn, verb)
+	}
+	return nil
 }
 
 // nodeProfile loads a stored profile and checks it against the node.
@@ -635,12 +655,12 @@ func (h handlers) ValidateProfile(c echo.Context, name api.Name) error {
 	return c.JSON(http.StatusOK, api.Validation{Valid: true})
 }
 
-func (h handlers) PlanProfile(c echo.Context, name api.Name) error {
+func (h handlers) PlanProfile(c echo.Context, name api.Name, params api.PlanProfileParams) error {
 	p, err := h.nodeProfile(name)
 	if err != nil {
 		return err
 	}
-	plan, err := h.deps.Node.Plan(c.Request().Context(), p)
+	plan, err := h.deps.Node.Plan(c.Request().Context(), p, ApplyOptions{Force: params.Force})
 	if err != nil {
 		return planProblem(err)
 	}
@@ -656,13 +676,13 @@ func planProblem(err error) error {
 	return problem(http.StatusConflict, err.Error())
 }
 
-func (h handlers) ApplyProfile(c echo.Context, name api.Name) error {
+func (h handlers) ApplyProfile(c echo.Context, name api.Name, params api.ApplyProfileParams) error {
 	p, err := h.nodeProfile(name)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	plan, err := h.deps.Node.Apply(c.Request().Context(), p)
+	plan, err := h.deps.Node.Apply(c.Request().Context(), p, ApplyOptions{Force: params.Force})
 	h.RecordReslice("profile "+name, time.Since(start), err)
 	if err != nil {
 		return planProblem(err)

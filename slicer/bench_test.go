@@ -38,7 +38,7 @@ func BenchmarkPlanApply(b *testing.B) {
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
 				t0 := time.Now()
-				p, err := s.Plan(profiles[i%3])
+				p, err := s.Plan(profiles[i%3], ApplyOptions{})
 				if err == nil {
 					_, err = s.Apply(p, ApplyOptions{})
 				}

@@ -23,7 +23,7 @@ func Example() {
 	l, err := s.TryAllocate(slicer.Request{Tenant: "alice", N: 2, Fraction: 0.05})
 	fmt.Println(l.ID, l.GPUs, err)
 
-	plan, _ := s.Plan("mixed-2x25-5x10")
+	plan, _ := s.Plan("mixed-2x25-5x10", slicer.ApplyOptions{})
 	done, err := s.Apply(plan, slicer.ApplyOptions{})
 	fmt.Println(len(done.Steps), len(done.Pending), err)
 	fmt.Println(s.Status().Profile)

@@ -3,6 +3,7 @@ package slicer
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -12,14 +13,31 @@ import (
 )
 
 // checkInvariants fails t if s's state is inconsistent: over-committed
-// GPUs, slices held by no live lease, leases whose slices are gone.
+// GPUs, slices held by no live lease or by two, leases whose slices are
+// gone, held slices below their grant, charges that are not the grants,
+// tenants past their limit.
 func checkInvariants(t testing.TB, s *Slicer, ctl *fakeControl) {
 	t.Helper()
 	st := s.Status()
 	live := map[LeaseID]Lease{}
+	owner := map[SliceID]LeaseID{}
+	charged := map[string]float64{}
 	for _, l := range st.Leases {
 		live[l.ID] = l
+		charged[l.Tenant] += l.Charge
+		for _, id := range l.Slices {
+			if other, ok := owner[id]; ok {
+				t.Fatalf("slice %s is in leases %s and %s", id, other, l.ID)
+			}
+			owner[id] = l.ID
+		}
 	}
+	for tenant, c := range charged {
+		if limit := s.policyOfLocked(tenant).MaxGPUs; limit > 0 && c > limit+fitTolerance {
+			t.Fatalf("%s is charged %g GPUs, its limit is %g", tenant, c, limit)
+		}
+	}
+	granted := map[LeaseID]float64{}
 	held := map[SliceID]LeaseID{}
 	for _, g := range st.Layout.GPUs {
 		var mem uint64
@@ -28,7 +46,14 @@ func checkInvariants(t testing.TB, s *Slicer, ctl *fakeControl) {
 		for _, sl := range g.Slices {
 			mem += sl.Memory
 			share += sl.Share
+			if !sl.Held() && sl.Grant != (Size{}) {
+				t.Fatalf("free slice %s keeps a grant %+v", sl.ID, sl.Grant)
+			}
 			if sl.Held() {
+				if sl.Grant.Memory == 0 || !sl.Size.covers(sl.Grant) || !sl.Target.covers(sl.Grant) {
+					t.Fatalf("held slice %s below its grant: %+v", sl.ID, sl)
+				}
+				granted[sl.Lease] += fraction(sl.Grant, g.Usable)
 				l, ok := live[sl.Lease]
 				if !ok || l.Tenant != sl.Tenant {
 					t.Fatalf("slice %s held by %s/%s, no such live lease", sl.ID, sl.Tenant, sl.Lease)
@@ -58,7 +83,17 @@ func checkInvariants(t testing.TB, s *Slicer, ctl *fakeControl) {
 				t.Fatalf("lease %s lost slice %s", l.ID, id)
 			}
 		}
+		if math.Abs(granted[l.ID]-l.Charge) > 1e-9 {
+			t.Fatalf("lease %s charged %g, its slices were granted %g", l.ID, l.Charge, granted[l.ID])
+		}
 	}
+}
+
+// policyOfLocked is policyOf for tests.
+func (s *Slicer) policyOfLocked(tenant string) Policy {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.policyOf(tenant)
 }
 
 // TestRandomOperations runs random allocations, reports, releases,
@@ -74,19 +109,25 @@ func TestRandomOperations(t *testing.T) {
 			s := newSlicer(t, Config{GPUs: mixedNode(), Reserve: DefaultReserve, Control: ctl, Clock: c, Profiles: []Profile{odd},
 				DefaultPolicy: Policy{MaxGPUs: 2, IdleTimeout: time.Minute}})
 			var leases []Lease
-			granted, pendingSeen, reclaimed, rejected := 0, 0, 0, 0
+			granted, carved, pendingSeen, reclaimed, rejected := 0, 0, 0, 0, 0
 			for range 1500 {
 				switch op := rng.IntN(10); {
 				case op < 4:
-					req := Request{Tenant: fmt.Sprint("t", rng.IntN(5)), N: 1 + rng.IntN(3), Fraction: []float64{0, 0.1, 0.2, 0.25, 0.5}[rng.IntN(5)]}
-					if rng.IntN(4) == 0 {
+					req := Request{Tenant: fmt.Sprint("t", rng.IntN(5)), N: 1 + rng.IntN(3), Fraction: []float64{0, 0.1, 0.2, 0.25, 0.5, 0.05, 0.35, 0.15, 0.7}[rng.IntN(9)]}
+					switch rng.IntN(8) {
+					case 0, 1:
 						req.Fraction, req.Memory = 0, uint64(1+rng.IntN(8))*GiB
+					case 2:
+						req.Fraction, req.AnySlice = 0, true
 					}
 					l, err := s.TryAllocate(req)
 					switch {
 					case err == nil:
 						leases = append(leases, l)
 						granted++
+						if sl := sliceOf(s.Status().Layout, l.Slices[0]); sl.Orphan {
+							carved++
+						}
 					case errors.Is(err, ErrNoCapacity), errors.Is(err, ErrLimit), errors.Is(err, ErrUnsatisfiable):
 					default:
 						t.Fatal(err)
@@ -112,7 +153,7 @@ func TestRandomOperations(t *testing.T) {
 					}
 					leases = append(leases[:i], leases[i+1:]...)
 				case op < 9:
-					p, err := s.ApplyProfile(profiles[rng.IntN(len(profiles))], ApplyOptions{RejectPending: rng.IntN(2) == 0})
+					p, err := s.ApplyProfile(profiles[rng.IntN(len(profiles))], ApplyOptions{RejectPending: rng.IntN(2) == 0, Force: rng.IntN(3) == 0})
 					switch {
 					case errors.Is(err, ErrPending):
 						rejected++
@@ -127,8 +168,8 @@ func TestRandomOperations(t *testing.T) {
 				}
 				checkInvariants(t, s, ctl)
 			}
-			t.Logf("granted %d, applies with pending %d, rejected %d, reclaimed %d", granted, pendingSeen, rejected, reclaimed)
-			if granted == 0 || pendingSeen == 0 || rejected == 0 || reclaimed == 0 {
+			t.Logf("granted %d (carved %d), applies with pending %d, rejected %d, reclaimed %d", granted, carved, pendingSeen, rejected, reclaimed)
+			if granted == 0 || carved == 0 || pendingSeen == 0 || rejected == 0 || reclaimed == 0 {
 				t.Fatal("the random walk missed a path")
 			}
 			for _, l := range leases {

@@ -58,6 +58,8 @@ func (r Reserve) Usable(g GPU) uint64 {
 
 func alignDown(b uint64) uint64 { return b &^ (MiB - 1) }
 
+func alignUp(b uint64) uint64 { return alignDown(b + MiB - 1) }
+
 // Size is a slice's memory quota and compute share (0..1 of the GPU).
 type Size struct {
 	Memory uint64  `json:"memory"`
@@ -79,7 +81,14 @@ type Slice struct {
 	// Target is where re-slicing takes it; equal to Size when settled.
 	// A slice being created has a zero Size until it fits.
 	Target Size `json:"target"`
-	// Orphan: held, but not part of the active profile; removed when freed.
+	// Grant is what its tenant was granted and keeps: the memory quota
+	// and compute share it asked for, or the profile slice it took. A
+	// re-slice never takes a held slice below its grant unless forced
+	// (ApplyOptions.Force). Zero while free.
+	Grant Size `json:"grant,omitzero"`
+	// Orphan: held, but not one of the active profile's slices (carved on
+	// demand to a request's size, or left over by a re-slice); removed
+	// when freed.
 	Orphan bool    `json:"orphan,omitempty"`
 	Tenant string  `json:"tenant,omitempty"`
 	Lease  LeaseID `json:"lease,omitempty"`
@@ -88,6 +97,9 @@ type Slice struct {
 	// Err is the last Control failure on this slice, retried later.
 	Err string `json:"err,omitempty"`
 }
+
+// covers reports whether a is at least b in memory and share.
+func (a Size) covers(b Size) bool { return a.Memory >= b.Memory && a.Share >= b.Share-eps }
 
 // Held reports whether a tenant holds s.
 func (s *Slice) Held() bool { return s.Tenant != "" }

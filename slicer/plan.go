@@ -3,6 +3,7 @@ package slicer
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"sync"
@@ -89,17 +90,21 @@ func (e *PlanError) Unwrap() error { return ErrPending }
 // the closest size) and resized, free slices are re-cut. Shrinks never go
 // below a tenant's reported use and grows only into free room; the rest
 // is listed as pending. An invalid profile is an error naming the problem.
-func MakePlan(cur Layout, p Profile) (*Plan, error) {
+func MakePlan(cur Layout, p Profile, opts ApplyOptions) (*Plan, error) {
 	l := cur.Clone()
-	if err := retarget(&l, &p); err != nil {
+	if err := retarget(&l, &p, opts.Force); err != nil {
 		return nil, err
 	}
 	reconcile(&l, nil)
 	return &Plan{Profile: p.Name, Steps: diff(cur, l), Pending: pendingOf(l, p.Name), Result: l}, nil
 }
 
-// retarget sets every slice's target to profile p, in place.
-func retarget(l *Layout, p *Profile) error {
+// retarget sets every slice's target to profile p, in place. Held
+// slices, the largest grant first, take the unclaimed profile slice
+// closest to their size among those that cover their grant (force: among
+// all, and the grant shrinks to it); one that none covers is an orphan
+// and keeps its grant.
+func retarget(l *Layout, p *Profile, force bool) error {
 	for gi := range l.GPUs {
 		gl := &l.GPUs[gi]
 		sizes, err := p.resolve(gl.GPU, gl.Usable)
@@ -107,22 +112,27 @@ func retarget(l *Layout, p *Profile) error {
 			return err
 		}
 		taken := make([]bool, len(sizes))
-		// Held slices, largest first, take the unclaimed slot closest
-		// in size; those left over are orphans and keep their size.
 		held := make([]int, 0, len(gl.Slices))
 		for i := range gl.Slices {
-			if gl.Slices[i].Held() {
+			if s := &gl.Slices[i]; s.Held() {
+				if s.Grant == (Size{}) {
+					s.Grant = s.Size
+				}
 				held = append(held, i)
 			}
 		}
 		sort.SliceStable(held, func(a, b int) bool {
-			return gl.Slices[held[a]].Memory > gl.Slices[held[b]].Memory
+			x, y := &gl.Slices[held[a]], &gl.Slices[held[b]]
+			if x.Grant.Memory != y.Grant.Memory {
+				return x.Grant.Memory > y.Grant.Memory
+			}
+			return x.Memory > y.Memory
 		})
 		for _, i := range held {
 			s := &gl.Slices[i]
 			best := -1
 			for k, sz := range sizes {
-				if taken[k] {
+				if taken[k] || !force && !sz.covers(s.Grant) {
 					continue
 				}
 				if best < 0 || absDiff(sz.Memory, s.Memory) < absDiff(sizes[best].Memory, s.Memory) {
@@ -130,11 +140,14 @@ func retarget(l *Layout, p *Profile) error {
 				}
 			}
 			if best < 0 {
-				s.Orphan, s.Target = true, s.Size
+				s.Orphan, s.Target = true, s.Grant
 				continue
 			}
 			taken[best] = true
 			s.Orphan, s.Target = false, sizes[best]
+			if force {
+				s.Grant = Size{min(s.Grant.Memory, s.Target.Memory), math.Min(s.Grant.Share, s.Target.Share)}
+			}
 		}
 		// Free slices already cut to a remaining slot stay; the others go.
 		kept := gl.Slices[:0]
@@ -362,12 +375,12 @@ func pendingOf(l Layout, profile string) []Pending {
 			switch {
 			case s.Orphan:
 				p.Kind = "orphan"
-				p.Reason = fmt.Sprintf("held by %s but not in profile %q; its %s and %s return when it is released", s.Tenant, profile, fmtBytes(s.Memory), pct(s.Share))
+				p.Reason = fmt.Sprintf("held by %s, not one of profile %q's slices (cut to its request, or left by a re-slice); its %s and %s return to the profile when it is released", s.Tenant, profile, fmtBytes(s.Memory), pct(s.Share))
 			case s.Settled():
 				continue
 			case !s.Held() && s.Memory == 0:
 				p.Kind = "create"
-				p.Reason = fmt.Sprintf("new slice of %s and %s waits for room held by live slices", fmtBytes(s.Target.Memory), pct(s.Target.Share))
+				p.Reason = fmt.Sprintf("profile slice of %s and %s waits for room held by live slices", fmtBytes(s.Target.Memory), pct(s.Target.Share))
 			case s.Held() && s.Target.Memory < s.Memory:
 				p.Kind = "shrink"
 				p.Reason = fmt.Sprintf("%s uses %s; shrinking from %s to %s completes as it frees memory", s.Tenant, fmtBytes(s.Used), fmtBytes(s.Memory), fmtBytes(s.Target.Memory))

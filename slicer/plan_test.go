@@ -31,11 +31,11 @@ func TestPlanFreshAndIdempotent(t *testing.T) {
 	if n := len(st.Layout.GPUs[0].Slices); n != 5 || len(st.Pending) != 0 {
 		t.Fatalf("fifths: %d slices, pending %v", n, st.Pending)
 	}
-	p := must[*Plan](t)(s.Plan("fifths"))
+	p := must[*Plan](t)(s.Plan("fifths", ApplyOptions{}))
 	if ops := countOps(p.Steps); ops["keep"] != 5 || len(ops) != 1 {
 		t.Fatalf("same profile again: %v", ops)
 	}
-	p = must[*Plan](t)(s.Plan("uniform-10"))
+	p = must[*Plan](t)(s.Plan("uniform-10", ApplyOptions{}))
 	if ops := countOps(p.Steps); ops["remove"] != 5 || ops["create"] != 10 || len(p.Pending) != 0 {
 		t.Fatalf("to uniform-10: %v pending %v", ops, p.Pending)
 	}
@@ -50,14 +50,14 @@ func TestMakePlanIsPure(t *testing.T) {
 	cur := s.Status().Layout
 	before := cur.Clone()
 	for _, p := range Builtin() {
-		if _, err := MakePlan(cur, p); err != nil {
+		if _, err := MakePlan(cur, p, ApplyOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if !reflect.DeepEqual(cur, before) {
 		t.Fatal("MakePlan changed its input")
 	}
-	if s.Status().Generation != must[*Plan](t)(s.Plan("uniform-10")).Base {
+	if s.Status().Generation != must[*Plan](t)(s.Plan("uniform-10", ApplyOptions{})).Base {
 		t.Fatal("Plan changed the slicer")
 	}
 }
@@ -69,14 +69,16 @@ func TestPlanLive(t *testing.T) {
 		name    string
 		profile Profile
 		used    uint64
+		force   bool
 		wantTo  Size   // the held slice after apply
 		pending string // kinds pending, sorted by appearance
 	}{
-		{"shrink under use completes", Builtin()[1], 512 * MiB, Size{1024 * MiB, 0.1}, ""},
-		{"shrink stops at use", Builtin()[1], 1536 * MiB, Size{1536 * MiB, 0.1}, "shrink create"},
-		{"grow to 25%", Builtin()[2], 1536 * MiB, Size{2560 * MiB, 0.25}, ""},
-		{"whole GPU", Builtin()[3], 0, Size{10 * GiB, 1}, ""},
-		{"explicit keep", Profile{Name: "two", Slices: []SliceSpec{{Memory: 2 * GiB, Share: 0.2}, {Memory: 8 * GiB, Share: 0.8}}}, 0, Size{2 * GiB, 0.2}, ""},
+		{"no shrink below the grant", Builtin()[1], 512 * MiB, false, Size{2 * GiB, 0.2}, "orphan create"},
+		{"forced shrink under use completes", Builtin()[1], 512 * MiB, true, Size{1024 * MiB, 0.1}, ""},
+		{"forced shrink stops at use", Builtin()[1], 1536 * MiB, true, Size{1536 * MiB, 0.1}, "shrink create"},
+		{"grow to 25%", Builtin()[2], 1536 * MiB, false, Size{2560 * MiB, 0.25}, ""},
+		{"whole GPU", Builtin()[3], 0, false, Size{10 * GiB, 1}, ""},
+		{"explicit keep", Profile{Name: "two", Slices: []SliceSpec{{Memory: 2 * GiB, Share: 0.2}, {Memory: 8 * GiB, Share: 0.8}}}, 0, false, Size{2 * GiB, 0.2}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctl := newControl()
@@ -88,8 +90,9 @@ func TestPlanLive(t *testing.T) {
 			id := l.Slices[0]
 			must[struct{}](t)(struct{}{}, s.Report(l.ID, id, Usage{MemUsed: tc.used}))
 			ctl.real[id] = tc.used
-			plan := must[*Plan](t)(s.Plan(tc.profile.Name))
-			done := must[*Plan](t)(s.Apply(plan, ApplyOptions{}))
+			opts := ApplyOptions{Force: tc.force}
+			plan := must[*Plan](t)(s.Plan(tc.profile.Name, opts))
+			done := must[*Plan](t)(s.Apply(plan, opts))
 			if !reflect.DeepEqual(plan.Steps, done.Steps) {
 				t.Errorf("applied steps differ from the plan:\n plan %+v\n done %+v", plan.Steps, done.Steps)
 			}
@@ -144,7 +147,7 @@ func TestPendingShrinkCompletes(t *testing.T) {
 		leases = append(leases, l)
 	}
 	// 5 × 1.5 GiB in use leaves room for 2 of the 5 new 1 GiB slices.
-	done := must[*Plan](t)(s.ApplyProfile("uniform-10", ApplyOptions{}))
+	done := must[*Plan](t)(s.ApplyProfile("uniform-10", ApplyOptions{Force: true}))
 	if got := pendingKinds(done.Pending); got != "shrink×5 create×3" {
 		t.Fatalf("pending %s: %+v", got, done.Pending)
 	}
@@ -194,7 +197,7 @@ func TestApplyRejectPending(t *testing.T) {
 	l := must[Lease](t)(s.TryAllocate(Request{Tenant: "a", N: 1, Fraction: 0.2}))
 	must[struct{}](t)(struct{}{}, s.Report(l.ID, l.Slices[0], Usage{MemUsed: 1900 * MiB}))
 	gen := s.Status().Generation
-	_, err := s.ApplyProfile("uniform-10", ApplyOptions{RejectPending: true})
+	_, err := s.ApplyProfile("uniform-10", ApplyOptions{RejectPending: true, Force: true})
 	var pe *PlanError
 	if !errors.As(err, &pe) || !errors.Is(err, ErrPending) || !strings.Contains(err.Error(), "a uses 1.86 GiB") {
 		t.Fatalf("err %v", err)
@@ -204,19 +207,19 @@ func TestApplyRejectPending(t *testing.T) {
 	}
 	// The same plan passes once the tenant frees memory.
 	must[struct{}](t)(struct{}{}, s.Report(l.ID, l.Slices[0], Usage{MemUsed: 100 * MiB}))
-	if _, err := s.ApplyProfile("uniform-10", ApplyOptions{RejectPending: true}); err != nil {
+	if _, err := s.ApplyProfile("uniform-10", ApplyOptions{RejectPending: true, Force: true}); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestApplyStaleAndUnknown(t *testing.T) {
 	s, _ := oneGPU(t, nil)
-	p := must[*Plan](t)(s.Plan("uniform-10"))
+	p := must[*Plan](t)(s.Plan("uniform-10", ApplyOptions{}))
 	must[Lease](t)(s.TryAllocate(Request{Tenant: "a", N: 1, Fraction: 0.2}))
 	if _, err := s.Apply(p, ApplyOptions{}); !errors.Is(err, ErrStalePlan) {
 		t.Fatalf("stale plan: %v", err)
 	}
-	if _, err := s.Plan("nope"); !errors.Is(err, ErrUnknownProfile) {
+	if _, err := s.Plan("nope", ApplyOptions{}); !errors.Is(err, ErrUnknownProfile) {
 		t.Fatalf("unknown profile: %v", err)
 	}
 	if err := s.AddProfile(Profile{Name: "bad", Slices: []SliceSpec{{Fraction: 0.7}, {Fraction: 0.7}}}); !errors.Is(err, ErrInvalidProfile) {

@@ -53,6 +53,16 @@ func Builtin() []Profile {
 	}
 }
 
+// IsBuiltin reports whether name is one of Builtin's profiles.
+func IsBuiltin(name string) bool {
+	for _, p := range Builtin() {
+		if p.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
 // specsFor returns the slice specs p gives GPU index i.
 func (p *Profile) specsFor(i int) []SliceSpec {
 	if s, ok := p.PerGPU[i]; ok {

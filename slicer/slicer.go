@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
+	"math"
+	"reflect"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -31,6 +31,10 @@ var (
 	ErrBadRequest = errors.New("bad request")
 	// ErrUnknownProfile: no profile of that name.
 	ErrUnknownProfile = errors.New("unknown profile")
+	// ErrBuiltinProfile: built-in profiles cannot be replaced or removed.
+	ErrBuiltinProfile = errors.New("built-in profile")
+	// ErrActiveProfile: the active profile cannot be removed.
+	ErrActiveProfile = errors.New("active profile")
 )
 
 // fitTolerance lets a 20% slice serve a 0.2 request despite MiB rounding.
@@ -40,10 +44,15 @@ const fitTolerance = 1e-3
 type Request struct {
 	Tenant string `json:"tenant"`
 	N      int    `json:"n"`
-	// Fraction of a GPU each slice must at least have; Memory, if set,
-	// the least memory per slice. Neither: a whole GPU.
+	// Fraction of a GPU (its memory and compute) each slice has; Memory,
+	// if set, the least memory per slice (alone: that memory and the
+	// same part of compute). Neither: a whole GPU. The slice is cut to
+	// that size and the tenant is charged it.
 	Fraction float64 `json:"fraction,omitempty"`
 	Memory   uint64  `json:"memory,omitempty"`
+	// AnySlice asks for the smallest free profile slice, whatever its
+	// size: a session that names its device but no size.
+	AnySlice bool `json:"anySlice,omitempty"`
 	// Model filters GPUs by model (case-insensitive substring);
 	// MinMemory by their total memory.
 	Model     string `json:"model,omitempty"`
@@ -69,8 +78,8 @@ type Lease struct {
 	Tenant string    `json:"tenant"`
 	Slices []SliceID `json:"slices"`
 	GPUs   []int     `json:"gpus"`
-	// Charge is the GPUs the lease counted against the tenant's limit
-	// when granted.
+	// Charge is the GPUs the lease counts against the tenant's limit:
+	// the parts of a GPU its slices were granted.
 	Charge   float64   `json:"charge"`
 	Request  Request   `json:"request"`
 	Granted  time.Time `json:"granted"`
@@ -106,11 +115,14 @@ type Queued struct {
 type Config struct {
 	GPUs    []GPU
 	Reserve Reserve
-	// Profiles adds to (or replaces) the builtin ones.
+	// Profiles adds to the builtin ones, whose names it may not use.
 	Profiles []Profile
 	// Profile is the active profile when the store has none; default
-	// uniform-20.
-	Profile       string
+	// uniform-20. A stored one (the operator's last apply) wins.
+	Profile string
+	// DefaultPolicy is every tenant's policy unless one of its own was
+	// set (SetPolicy). It wins over the default kept in the store: it is
+	// the node's configuration. Tenants' own policies are restored.
 	DefaultPolicy Policy
 	Control       Control     // nil: bookkeeping only
 	Store         Store       // nil: nothing persists; else Close the Slicer
@@ -145,6 +157,12 @@ type ApplyOptions struct {
 	// applied and the remainder stays pending until tenants free memory
 	// or leave.
 	RejectPending bool
+	// Force lets the new profile shrink held slices below what their
+	// tenants were granted (never below what they use); their grants
+	// shrink with them. Without it a held slice keeps at least its
+	// grant, and one that no slice of the profile covers stays as it
+	// is until released.
+	Force bool
 }
 
 type waiter struct {
@@ -191,6 +209,27 @@ type Slicer struct {
 	nextLease uint64
 	ended     []Lease
 	warnings  []string
+	origins   Origins
+}
+
+// Origins says where New took its settings from, for the start log.
+type Origins struct {
+	// Profile is "state" (active when kerfd last stopped) or "config".
+	Profile string
+	// StoredDefaultPolicy is the default policy the store held, which
+	// Config.DefaultPolicy replaced; nil when none was stored.
+	StoredDefaultPolicy *Policy
+	// TenantPolicies are the tenants whose own policies the store held.
+	TenantPolicies []string
+}
+
+// Origins says where the settings in force at New came from.
+func (s *Slicer) Origins() Origins {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.origins
+	o.TenantPolicies = append([]string(nil), o.TenantPolicies...)
+	return o
 }
 
 // New builds a Slicer for cfg.GPUs, restoring the store's state if any:
@@ -205,7 +244,7 @@ func New(cfg Config) (*Slicer, error) {
 		reserve: cfg.Reserve, clock: cfg.Clock, ctl: cfg.Control,
 		profiles: map[string]Profile{}, custom: map[string]bool{},
 		leases: map[LeaseID]*lease{}, policies: map[string]Policy{}, defPolicy: cfg.DefaultPolicy,
-		active: cfg.Profile,
+		active: cfg.Profile, origins: Origins{Profile: "config"},
 	}
 	if s.clock == nil {
 		s.clock = clock.System{}
@@ -227,6 +266,9 @@ func New(cfg Config) (*Slicer, error) {
 		// A stored profile that no longer fits these GPUs is dropped, not
 		// fatal: kerfd must still start.
 		for _, p := range st.Profiles {
+			if IsBuiltin(p.Name) {
+				continue // an earlier kerfd let the operator replace one
+			}
 			if err := p.Validate(cfg.GPUs, s.reserve); err != nil {
 				s.warnings = append(s.warnings, fmt.Sprintf("stored profile dropped: %v", err))
 				continue
@@ -235,6 +277,9 @@ func New(cfg Config) (*Slicer, error) {
 		}
 	}
 	for _, p := range cfg.Profiles {
+		if IsBuiltin(p.Name) {
+			return nil, fmt.Errorf("slicer: %w %q cannot be replaced", ErrBuiltinProfile, p.Name)
+		}
 		if err := p.Validate(cfg.GPUs, s.reserve); err != nil {
 			return nil, fmt.Errorf("slicer: %w", err)
 		}
@@ -243,16 +288,16 @@ func New(cfg Config) (*Slicer, error) {
 	saved2 := map[string]GPULayout{}
 	if st != nil {
 		if _, ok := s.profiles[st.Profile]; ok {
-			s.active = st.Profile
+			s.active, s.origins.Profile = st.Profile, "state"
 		} else {
 			s.warnings = append(s.warnings, fmt.Sprintf("stored profile %q is gone; using %q", st.Profile, s.active))
 		}
 		for t, p := range st.Policies {
 			s.policies[t] = p
+			s.origins.TenantPolicies = append(s.origins.TenantPolicies, t)
 		}
-		if st.DefaultPolicy != nil {
-			s.defPolicy = *st.DefaultPolicy
-		}
+		sort.Strings(s.origins.TenantPolicies)
+		s.origins.StoredDefaultPolicy = st.DefaultPolicy
 		s.layout.Seq, s.nextLease = st.Layout.Seq, st.NextLease
 		for _, g := range st.Layout.GPUs {
 			saved2[g.GPU.UUID] = g
@@ -267,7 +312,7 @@ func New(cfg Config) (*Slicer, error) {
 		gl := GPULayout{GPU: g, Usable: s.reserve.Usable(g)}
 		if old, ok := saved2[g.UUID]; ok && old.GPU.Memory == g.Memory {
 			for _, sl := range old.Slices {
-				sl.GPU, sl.Tenant, sl.Lease, sl.Used, sl.Err = g.Index, "", "", 0, ""
+				sl.GPU, sl.Tenant, sl.Lease, sl.Used, sl.Err, sl.Grant = g.Index, "", "", 0, "", Size{}
 				if sl.Orphan {
 					continue
 				}
@@ -279,7 +324,7 @@ func New(cfg Config) (*Slicer, error) {
 		}
 		s.layout.GPUs = append(s.layout.GPUs, gl)
 	}
-	if err := retarget(&s.layout, &p); err != nil {
+	if err := retarget(&s.layout, &p, false); err != nil {
 		return nil, fmt.Errorf("slicer: %w", err)
 	}
 	reconcile(&s.layout, nil)
@@ -299,7 +344,8 @@ func (s *Slicer) policyOf(tenant string) Policy {
 	return s.defPolicy
 }
 
-// SetPolicy sets a tenant's policy; an empty tenant sets the default.
+// SetPolicy sets a tenant's policy, kept across restarts; an empty
+// tenant sets the default until the next start (Config.DefaultPolicy).
 func (s *Slicer) SetPolicy(tenant string, p Policy) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -311,13 +357,27 @@ func (s *Slicer) SetPolicy(tenant string, p Policy) {
 	s.save()
 }
 
-// held is the GPUs tenant holds, fractions counted by target size.
+// held is the GPUs tenant holds, fractions counted by what its slices
+// were granted.
 func (s *Slicer) held(tenant string) float64 {
 	var f float64
 	for _, g := range s.layout.GPUs {
 		for i := range g.Slices {
 			if sl := &g.Slices[i]; sl.Tenant == tenant {
-				f += fraction(sl.Target, g.Usable)
+				f += fraction(sl.Grant, g.Usable)
+			}
+		}
+	}
+	return f
+}
+
+// charge is what l counts against its tenant's limit now.
+func (s *Slicer) charge(l *lease) float64 {
+	var f float64
+	for _, g := range s.layout.GPUs {
+		for i := range g.Slices {
+			if sl := &g.Slices[i]; sl.Lease == l.ID {
+				f += fraction(sl.Grant, g.Usable)
 			}
 		}
 	}
@@ -335,96 +395,25 @@ func (s *Slicer) check(req *Request) error {
 	case req.Fraction < 0 || req.Fraction > 1+eps:
 		return fmt.Errorf("%w: fraction %g is outside (0, 1]", ErrBadRequest, req.Fraction)
 	}
-	if req.Fraction == 0 && req.Memory == 0 {
+	if req.Fraction == 0 && req.Memory == 0 && !req.AnySlice {
 		req.Fraction = 1
 	}
-	pol := s.policyOf(req.Tenant)
-	if h := s.held(req.Tenant); pol.MaxGPUs > 0 && h+float64(req.N)*req.Fraction > pol.MaxGPUs+fitTolerance {
-		return fmt.Errorf("%w: %s holds %.2f of its %.2f GPUs; %d × %.2f more would exceed it", ErrLimit, req.Tenant, h, pol.MaxGPUs, req.N, req.Fraction)
-	}
-	return nil
+	return s.overLimit(req.Tenant, req.N, float64(req.N)*req.Fraction)
 }
 
-// place picks one free slice on each of N distinct matching GPUs: the
-// smallest fraction that fits, then the least memory (small GPUs first,
-// keeping big ones for big requests), then the fullest GPU (keeping
-// others whole), then by index.
-func (s *Slicer) place(req Request) ([]*Slice, error) {
-	type cand struct {
-		s    *Slice
-		f    float64
-		free int
-		idx  int
+// overLimit refuses n more slices of charge in all if they take tenant
+// past its limit.
+func (s *Slicer) overLimit(tenant string, n int, charge float64) error {
+	pol := s.policyOf(tenant)
+	h := s.held(tenant)
+	if pol.MaxGPUs <= 0 || h+charge <= pol.MaxGPUs+fitTolerance {
+		return nil
 	}
-	var cands []cand
-	matching, possible := 0, 0
-	for gi := range s.layout.GPUs {
-		g := &s.layout.GPUs[gi]
-		if req.Model != "" && !strings.Contains(strings.ToLower(g.GPU.Model), strings.ToLower(req.Model)) {
-			continue
-		}
-		if g.GPU.Memory < req.MinMemory {
-			continue
-		}
-		if len(req.GPUs) > 0 && !slices.Contains(req.GPUs, g.GPU.Index) {
-			continue
-		}
-		matching++
-		fits := func(sz Size) bool {
-			return sz.Memory >= req.Memory && fraction(sz, g.Usable) >= req.Fraction-fitTolerance
-		}
-		var best *Slice
-		can, free := false, 0
-		for i := range g.Slices {
-			sl := &g.Slices[i]
-			if !sl.Orphan && fits(sl.Target) {
-				can = true
-			}
-			if !sl.free() {
-				continue
-			}
-			free++
-			if fits(sl.Size) && (best == nil || fraction(sl.Size, g.Usable) < fraction(best.Size, g.Usable)) {
-				best = sl
-			}
-		}
-		if can {
-			possible++
-		}
-		if best != nil {
-			cands = append(cands, cand{best, fraction(best.Size, g.Usable), free, g.GPU.Index})
-		}
+	hint := "release a lease first"
+	if left := pol.MaxGPUs - h; left >= 1e-3 {
+		hint = fmt.Sprintf("ask for at most %.2f GPUs in all (%.3g per slice), or release a lease", left, math.Floor(left/float64(n)*1000)/1000)
 	}
-	what := fmt.Sprintf("%s of a GPU", pct(req.Fraction))
-	if req.Memory > 0 {
-		what = fmt.Sprintf("%s and %s", fmtBytes(req.Memory), what)
-	}
-	switch {
-	case matching < req.N:
-		return nil, fmt.Errorf("%w: %d GPUs asked for, %d on this node match the filters", ErrUnsatisfiable, req.N, matching)
-	case possible < req.N:
-		return nil, fmt.Errorf("%w: profile %q gives only %d matching GPUs a slice of %s; %d asked for", ErrUnsatisfiable, s.active, possible, what, req.N)
-	case len(cands) < req.N:
-		return nil, fmt.Errorf("%w: %d of the %d GPUs needed have a free slice of %s", ErrNoCapacity, len(cands), req.N, what)
-	}
-	sort.SliceStable(cands, func(a, b int) bool {
-		x, y := cands[a], cands[b]
-		if x.f != y.f {
-			return x.f < y.f
-		}
-		if x.s.Memory != y.s.Memory {
-			return x.s.Memory < y.s.Memory
-		}
-		if x.free != y.free {
-			return x.free < y.free
-		}
-		return x.idx < y.idx
-	})
-	out := make([]*Slice, req.N)
-	for i := range out {
-		out[i] = cands[i].s
-	}
-	return out, nil
+	return fmt.Errorf("%w: %s holds %.2f of its %.2f GPUs; %.2f more would exceed it; %s", ErrLimit, tenant, h, pol.MaxGPUs, charge, hint)
 }
 
 // grant places req and records the lease, or says why not.
@@ -434,35 +423,24 @@ func (s *Slicer) grant(req Request) (Lease, error) {
 		return Lease{}, err
 	}
 	var charge float64
-	for _, sl := range picked {
-		charge += fraction(sl.Target, s.layout.GPUs[s.gpuPos(sl.GPU)].Usable)
+	for _, o := range picked {
+		charge += fraction(o.size, s.layout.GPUs[o.gpu].Usable)
 	}
-	pol := s.policyOf(req.Tenant)
-	if h := s.held(req.Tenant); pol.MaxGPUs > 0 && h+charge > pol.MaxGPUs+fitTolerance {
-		return Lease{}, fmt.Errorf("%w: %s holds %.2f of its %.2f GPUs; the free slices would add %.2f", ErrLimit, req.Tenant, h, pol.MaxGPUs, charge)
+	if err := s.overLimit(req.Tenant, req.N, charge); err != nil {
+		return Lease{}, err
 	}
 	s.nextLease++
 	now := s.clock.Now()
 	l := &lease{Lease: Lease{ID: LeaseID(fmt.Sprintf("l%d", s.nextLease)), Tenant: req.Tenant, Charge: charge, Request: req, Granted: now, LastUsed: now},
 		seq: s.nextLease, calls: map[SliceID]uint64{}}
-	for _, sl := range picked {
-		sl.Tenant, sl.Lease, sl.Used = req.Tenant, l.ID, 0
-		l.Slices = append(l.Slices, sl.ID)
-		l.GPUs = append(l.GPUs, sl.GPU)
+	for _, o := range picked {
+		l.Slices = append(l.Slices, s.take(o, req.Tenant, l.ID))
+		l.GPUs = append(l.GPUs, s.layout.GPUs[o.gpu].GPU.Index)
 	}
 	s.leases[l.ID] = l
 	s.gen++
 	s.save()
 	return l.Lease, nil
-}
-
-func (s *Slicer) gpuPos(index int) int {
-	for i, g := range s.layout.GPUs {
-		if g.GPU.Index == index {
-			return i
-		}
-	}
-	return -1
 }
 
 // TryAllocate grants req now or fails: ErrNoCapacity when the node is
@@ -575,7 +553,7 @@ func (s *Slicer) release(id LeaseID) {
 		g := &s.layout.GPUs[gi]
 		for i := range g.Slices {
 			if sl := &g.Slices[i]; sl.Lease == id {
-				sl.Tenant, sl.Lease, sl.Used, sl.Err = "", "", 0, ""
+				sl.Tenant, sl.Lease, sl.Used, sl.Err, sl.Grant = "", "", 0, "", Size{}
 			}
 		}
 	}
@@ -675,10 +653,18 @@ func (s *Slicer) Reclaim() []Reclaimed {
 	return out
 }
 
-// AddProfile validates p against this node and makes it available.
+// AddProfile validates p against this node and makes it available, kept
+// across restarts. A built-in profile's name is refused unless p is that
+// profile as it is.
 func (s *Slicer) AddProfile(p Profile) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if IsBuiltin(p.Name) {
+		if reflect.DeepEqual(p, s.profiles[p.Name]) {
+			return nil
+		}
+		return fmt.Errorf("%w %q cannot be replaced", ErrBuiltinProfile, p.Name)
+	}
 	gpus := make([]GPU, len(s.layout.GPUs))
 	for i, g := range s.layout.GPUs {
 		gpus[i] = g.GPU
@@ -688,6 +674,25 @@ func (s *Slicer) AddProfile(p Profile) error {
 	}
 	s.profiles[p.Name], s.custom[p.Name] = p, true
 	s.save()
+	return nil
+}
+
+// RemoveProfile forgets an operator's profile; removing a built-in or the
+// active one is refused, an unknown one is no error.
+func (s *Slicer) RemoveProfile(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case IsBuiltin(name):
+		return fmt.Errorf("%w %q cannot be removed", ErrBuiltinProfile, name)
+	case name == s.active:
+		return fmt.Errorf("%w %q cannot be removed; apply another first", ErrActiveProfile, name)
+	}
+	if _, ok := s.profiles[name]; ok {
+		delete(s.profiles, name)
+		delete(s.custom, name)
+		s.save()
+	}
 	return nil
 }
 
@@ -704,14 +709,14 @@ func (s *Slicer) Profiles() []Profile {
 }
 
 // Plan is a dry run of moving to the named profile; see MakePlan.
-func (s *Slicer) Plan(profile string) (*Plan, error) {
+func (s *Slicer) Plan(profile string, opts ApplyOptions) (*Plan, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, ok := s.profiles[profile]
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownProfile, profile)
 	}
-	pl, err := MakePlan(s.layout, p)
+	pl, err := MakePlan(s.layout, p, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -746,7 +751,7 @@ func (s *Slicer) apply(name string, opts ApplyOptions) (*Plan, error) {
 		return nil, fmt.Errorf("%w %q", ErrUnknownProfile, name)
 	}
 	if opts.RejectPending {
-		dry, err := MakePlan(s.layout, p)
+		dry, err := MakePlan(s.layout, p, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -755,12 +760,15 @@ func (s *Slicer) apply(name string, opts ApplyOptions) (*Plan, error) {
 		}
 	}
 	next := s.layout.Clone()
-	if err := retarget(&next, &p); err != nil {
+	if err := retarget(&next, &p, opts.Force); err != nil {
 		return nil, err
 	}
 	reconcile(&next, s.ctl)
 	done := &Plan{Profile: name, Base: s.gen, Steps: diff(s.layout, next), Pending: pendingOf(next, name), Result: next.Clone()}
 	s.layout, s.active = next, name
+	for _, l := range s.leases {
+		l.Charge = s.charge(l)
+	}
 	s.gen++
 	s.save()
 	s.dispatch()

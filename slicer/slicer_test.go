@@ -3,6 +3,7 @@ package slicer
 import (
 	"context"
 	"errors"
+	"math"
 	"runtime"
 	"strings"
 	"testing"
@@ -35,11 +36,11 @@ func TestPlacement(t *testing.T) {
 		{"model filter", "fifths", nil, Request{Tenant: "a", N: 2, Fraction: 0.2, Model: "a100"}, nil, []int{0, 1}, 8 * GiB},
 		{"model filter too few", "fifths", nil, Request{Tenant: "a", N: 3, Model: "t4", Fraction: 0.1}, ErrUnsatisfiable, nil, 0},
 		{"min memory filter", "fifths", nil, Request{Tenant: "a", N: 1, Fraction: 0.2, MinMemory: 32 * GiB}, nil, []int{0}, 8 * GiB},
-		{"explicit memory", "fifths", nil, Request{Tenant: "a", N: 1, Memory: 5 * GiB}, nil, []int{0}, 8 * GiB},
-		{"memory too big for any slice", "fifths", nil, Request{Tenant: "a", N: 1, Memory: 9 * GiB}, ErrUnsatisfiable, nil, 0},
+		{"explicit memory is carved", "fifths", nil, Request{Tenant: "a", N: 1, Memory: 5 * GiB}, nil, []int{2}, 5 * GiB},
+		{"memory bigger than every gpu", "fifths", nil, Request{Tenant: "a", N: 1, Memory: 41 * GiB}, ErrUnsatisfiable, nil, 0},
 		{"best fit picks the small slice", "mixed-2x25-5x10", nil, Request{Tenant: "a", N: 1, Fraction: 0.1}, nil, []int{2}, 16 * GiB / 10 &^ (MiB - 1)},
-		{"fraction between sizes", "mixed-2x25-5x10", nil, Request{Tenant: "a", N: 1, Fraction: 0.2}, nil, []int{2}, 4 * GiB},
-		{"whole gpu in uniform-20", "fifths", nil, Request{Tenant: "a", N: 1}, ErrUnsatisfiable, nil, 0},
+		{"fraction between sizes is carved", "mixed-2x25-5x10", nil, Request{Tenant: "a", N: 1, Fraction: 0.2}, nil, []int{2}, 3276 * MiB},
+		{"whole gpu in uniform-20", "fifths", nil, Request{Tenant: "a", N: 1}, nil, []int{2}, 16 * GiB},
 		{"whole gpus, small first", "whole", nil, Request{Tenant: "a", N: 2}, nil, []int{2, 3}, 16 * GiB},
 		{"whole gpus, big by filter", "whole", nil, Request{Tenant: "a", N: 2, MinMemory: 20 * GiB}, nil, []int{0, 1}, 40 * GiB},
 		{"whole gpus all taken", "whole", []Request{{Tenant: "b", N: 4}}, Request{Tenant: "a", N: 1}, ErrNoCapacity, nil, 0},
@@ -112,10 +113,14 @@ func TestTenantLimitFAQ(t *testing.T) {
 	must[Lease](t)(s.TryAllocate(Request{Tenant: "b", N: 1, Fraction: 0.25}))
 	s.SetPolicy("a", Policy{MaxGPUs: 3})
 	must[Lease](t)(s.TryAllocate(Request{Tenant: "a", N: 1, Fraction: 0.25}))
-	// A request that only bigger slices could serve is charged their size.
+	// A request between the profile's sizes is cut to its size and
+	// charged what it asked.
 	s.SetPolicy("c", Policy{MaxGPUs: 0.5})
-	if _, err := s.TryAllocate(Request{Tenant: "c", N: 1, Fraction: 0.3}); !errors.Is(err, ErrLimit) || !strings.Contains(err.Error(), "would add 0.75") {
-		t.Fatalf("over-sized slice: %v", err)
+	if l, err := s.TryAllocate(Request{Tenant: "c", N: 1, Fraction: 0.3}); err != nil || math.Abs(l.Charge-0.3) > fitTolerance {
+		t.Fatalf("carved slice: %+v, %v", l, err)
+	}
+	if _, err := s.TryAllocate(Request{Tenant: "c", N: 1, Fraction: 0.3}); !errors.Is(err, ErrLimit) || !strings.Contains(err.Error(), "ask for at most 0.20 GPUs") {
+		t.Fatalf("past the limit: %v", err)
 	}
 }
 
@@ -244,30 +249,32 @@ func TestQueueFIFO(t *testing.T) {
 	}
 }
 
-// TestQueueWokenByReslice: a waiter is served when re-slicing makes room,
-// and failed when re-slicing makes its request impossible.
+// TestQueueWokenByReslice: a waiter is served when a re-slice takes a
+// held slice back to its grant and so frees capacity.
 func TestQueueWokenByReslice(t *testing.T) {
-	s := newSlicer(t, Config{GPUs: gpus(1, "A100", 40*GiB), Reserve: noReserve, Profile: "whole"})
-	must[Lease](t)(s.TryAllocate(Request{Tenant: "x", N: 1, Memory: 4 * GiB}))
+	s := newSlicer(t, Config{GPUs: gpus(1, "A100", 40*GiB), Reserve: noReserve})
+	// x asks for 20% and takes a profile slice; "whole" grows it to the
+	// GPU, above its grant.
+	must[Lease](t)(s.TryAllocate(Request{Tenant: "x", N: 1, Fraction: 0.2}))
+	must[*Plan](t)(s.ApplyProfile("whole", ApplyOptions{}))
 	outA, outB := make(chan error, 1), make(chan error, 1)
 	go func() {
-		_, err := s.Allocate(context.Background(), Request{Tenant: "a", N: 1, Fraction: 1})
+		_, err := s.Allocate(context.Background(), Request{Tenant: "a", N: 1, Fraction: 0.5})
 		outA <- err
 	}()
 	waitQueued(t, s, 1)
 	go func() {
-		_, err := s.Allocate(context.Background(), Request{Tenant: "b", N: 1, Fraction: 0.1})
+		_, err := s.Allocate(context.Background(), Request{Tenant: "b", N: 1, Fraction: 0.9})
 		outB <- err
 	}()
 	waitQueued(t, s, 2)
-	// x uses nothing: its slice shrinks to 20% and four new ones appear;
-	// a (a whole GPU) can never fit now and fails; b gets a slice.
+	// Back to fifths: x shrinks to its 20%; a gets half the GPU, b waits.
 	must[*Plan](t)(s.ApplyProfile("fifths", ApplyOptions{}))
-	if err := <-outA; !errors.Is(err, ErrUnsatisfiable) {
+	if err := <-outA; err != nil {
 		t.Fatalf("a: %v", err)
 	}
-	if err := <-outB; err != nil {
-		t.Fatalf("b: %v", err)
+	if q := s.Status().Queue; len(q) != 1 || q[0].Request.Tenant != "b" {
+		t.Fatalf("queue %+v", q)
 	}
 }
 

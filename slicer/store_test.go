@@ -31,7 +31,7 @@ func TestRestartRestoresState(t *testing.T) {
 	// "Restart": a new Slicer on the same store and GPUs.
 	r := newSlicer(t, cfg)
 	after := r.Status()
-	if after.Profile != "halves" || !reflect.DeepEqual(after.Policies, before.Policies) || after.DefaultPolicy != (Policy{MaxGPUs: 1}) {
+	if after.Profile != "halves" || !reflect.DeepEqual(after.Policies, before.Policies) || after.DefaultPolicy != cfg.DefaultPolicy {
 		t.Fatalf("restored profile %q policies %+v default %+v", after.Profile, after.Policies, after.DefaultPolicy)
 	}
 	if len(after.Ended) != 1 || after.Ended[0].ID != la.ID || after.Ended[0].Tenant != "a" {
@@ -57,7 +57,7 @@ func TestRestartRestoresState(t *testing.T) {
 		t.Fatalf("lease id %s reused", l.ID)
 	}
 	// The custom profile survived too.
-	if _, err := r.Plan("halves"); err != nil {
+	if _, err := r.Plan("halves", ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -163,5 +163,78 @@ func TestRestartSmallerGPU(t *testing.T) {
 	st := r.Status()
 	if st.Profile != "fifths" || len(st.Warnings) != 2 || !strings.Contains(st.Warnings[0], "need 30.00 GiB") {
 		t.Fatalf("profile %q warnings %q", st.Profile, st.Warnings)
+	}
+}
+
+// TestConfiguredPolicyWinsOverState: the default policy of the
+// configuration holds at every start, whatever the store kept; tenants'
+// own policies and the active profile come from the store. Origins says
+// which came from where.
+func TestConfiguredPolicyWinsOverState(t *testing.T) {
+	store := FileStore{Path: filepath.Join(t.TempDir(), "s.json")}
+	c := clock.NewFake(time.Time{})
+	cfg := Config{GPUs: gpus(1, "A100", 40*GiB), Reserve: noReserve, Store: store, Clock: c,
+		DefaultPolicy: Policy{MaxGPUs: 0.5, IdleTimeout: time.Hour}}
+	s := newSlicer(t, cfg)
+	if o := s.Origins(); o.Profile != "config" || o.StoredDefaultPolicy != nil || len(o.TenantPolicies) != 0 {
+		t.Fatalf("first start: %+v", o)
+	}
+	s.SetPolicy("vip", Policy{MaxGPUs: 1})
+	must[*Plan](t)(s.ApplyProfile("uniform-10", ApplyOptions{}))
+	s.Close()
+
+	cfg.DefaultPolicy = Policy{MaxGPUs: 0.2, IdleTimeout: time.Minute}
+	r := newSlicer(t, cfg)
+	st := r.Status()
+	if st.DefaultPolicy != cfg.DefaultPolicy || st.Policies["vip"] != (Policy{MaxGPUs: 1}) || st.Profile != "uniform-10" {
+		t.Fatalf("after restart: default %+v, policies %+v, profile %s", st.DefaultPolicy, st.Policies, st.Profile)
+	}
+	o := r.Origins()
+	if o.Profile != "state" || o.StoredDefaultPolicy == nil || *o.StoredDefaultPolicy != (Policy{MaxGPUs: 0.5, IdleTimeout: time.Hour}) ||
+		!reflect.DeepEqual(o.TenantPolicies, []string{"vip"}) {
+		t.Fatalf("origins %+v", o)
+	}
+	// The configured limit and idle timeout are the ones in force.
+	l := must[Lease](t)(r.TryAllocate(Request{Tenant: "a", N: 1, Fraction: 0.2}))
+	if _, err := r.TryAllocate(Request{Tenant: "a", N: 1, Fraction: 0.1}); !errors.Is(err, ErrLimit) {
+		t.Fatalf("past the configured limit: %v", err)
+	}
+	c.Advance(2 * time.Minute)
+	if got := r.Reclaim(); len(got) != 1 || got[0].Lease.ID != l.ID {
+		t.Fatalf("reclaimed %+v after the configured idle timeout", got)
+	}
+}
+
+// TestProfilesAcrossRestart: built-in profiles cannot be replaced or
+// removed, nor the active one removed; a removed profile stays removed
+// after a restart.
+func TestProfilesAcrossRestart(t *testing.T) {
+	store := FileStore{Path: filepath.Join(t.TempDir(), "s.json")}
+	cfg := Config{GPUs: gpus(1, "A100", 40*GiB), Reserve: noReserve, Store: store}
+	s := newSlicer(t, cfg)
+	halves := Profile{Name: "halves", Slices: []SliceSpec{{Fraction: 0.5}, {Fraction: 0.5}}}
+	thirds := Profile{Name: "thirds", Slices: []SliceSpec{{Fraction: 0.3}, {Fraction: 0.3}, {Fraction: 0.3}}}
+	for _, p := range []Profile{halves, thirds} {
+		must[struct{}](t)(struct{}{}, s.AddProfile(p))
+	}
+	if err := s.AddProfile(Profile{Name: "whole", Slices: []SliceSpec{{Fraction: 0.5}}}); !errors.Is(err, ErrBuiltinProfile) {
+		t.Fatalf("replacing a built-in: %v", err)
+	}
+	if err := s.RemoveProfile("uniform-20"); !errors.Is(err, ErrBuiltinProfile) {
+		t.Fatalf("removing a built-in: %v", err)
+	}
+	must[*Plan](t)(s.ApplyProfile("halves", ApplyOptions{}))
+	if err := s.RemoveProfile("halves"); !errors.Is(err, ErrActiveProfile) {
+		t.Fatalf("removing the active profile: %v", err)
+	}
+	must[struct{}](t)(struct{}{}, s.RemoveProfile("thirds"))
+	s.Close()
+	r := newSlicer(t, cfg)
+	var names []string
+	for _, p := range r.Profiles() {
+		names = append(names, p.Name)
+	}
+	if got := strings.Join(names, " "); got != "fifths halves mixed-2x25-5x10 uniform-10 uniform-20 whole" {
+		t.Fatalf("profiles after restart: %s", got)
 	}
 }

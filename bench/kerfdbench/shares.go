@@ -13,6 +13,7 @@ import (
 
 	"github.com/kerf-edge/kerf/appliance"
 	"github.com/kerf-edge/kerf/internal/tenantkit"
+	"github.com/kerf-edge/kerf/profiles"
 	"github.com/kerf-edge/kerf/profiles/api"
 	"github.com/kerf-edge/kerf/transport"
 )
@@ -91,7 +92,7 @@ func RunShares(ctx context.Context, o SharesOptions) (SharesResult, error) {
 	for _, s := range o.Shares {
 		p.GPUs[0].Slices = append(p.GPUs[0].Slices, api.SliceSpec{MemoryFraction: s * 0.8, ComputeShare: s})
 	}
-	if _, err := a.Node().Apply(ctx, p); err != nil {
+	if _, err := a.Node().Apply(ctx, p, profiles.ApplyOptions{}); err != nil {
 		return res, err
 	}
 

@@ -20,6 +20,7 @@ import (
 	"github.com/kerf-edge/kerf/appliance"
 	"github.com/kerf-edge/kerf/internal/tenantkit"
 	"github.com/kerf-edge/kerf/internal/units"
+	"github.com/kerf-edge/kerf/profiles"
 	"github.com/kerf-edge/kerf/transport"
 )
 
@@ -145,7 +146,7 @@ func RunSlicer(ctx context.Context, o SlicerOptions) (SlicerResult, error) {
 				return res, err
 			}
 			t0 := time.Now()
-			_, err = a.Node().Apply(ctx, p)
+			_, err = a.Node().Apply(ctx, p, profiles.ApplyOptions{})
 			d := time.Since(t0)
 			time.Sleep(o.Settle / 4) // the transition's tail: pending work, limits landing
 			windows = append(windows, [2]time.Time{t0.Add(-transitionLead), time.Now()})

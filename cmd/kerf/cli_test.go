@@ -434,10 +434,19 @@ func TestWithKerfd(t *testing.T) {
 		}
 	})
 	t.Run("node full", func(t *testing.T) {
-		// The default tenant takes both 25% slices; bob then waits for one.
+		// The default tenant and carol take half the GPU each (a
+		// tenant may hold at most half); bob then waits for a quarter.
+		carol := filepath.Join(t.TempDir(), "carol.json")
+		if r := api.run(t, "kerf", "tokens", "issue", "--out", carol, "carol"); r.code != 0 {
+			t.Fatal(r.stderr)
+		}
 		var holders []*exec.Cmd
-		for range 2 {
-			h := exec.Command(filepath.Join(binaries(t), "kerf"), "run", "-p", "0.25", "--", "sleep", "60")
+		for _, bundle := range []string{"", carol} {
+			args := []string{"run", "-p", "0.5", "--", "sleep", "60"}
+			if bundle != "" {
+				args = append([]string{"run", "--token", bundle}, args[1:]...)
+			}
+			h := exec.Command(filepath.Join(binaries(t), "kerf"), args...)
 			h.Dir, h.Env = elsewhere.dir, elsewhere.vars
 			if err := h.Start(); err != nil {
 				t.Fatal(err)
@@ -457,8 +466,8 @@ func TestWithKerfd(t *testing.T) {
 		}
 		before := strings.Count(k.log.String(), "WARN")
 		r := elsewhere.run(t, "kerf", "run", "--token", bob, "-p", "0.25", "--timeout", "3s", "--", "true")
-		if r.code != 1 || !strings.Contains(r.stderr, "held now: 0.50 GPU by other tenants (2 lease(s))") {
-			t.Fatalf("exit %d, stderr:\n%s", r.code, r.stderr)
+		if r.code != 1 || !strings.Contains(r.stderr, "other tenants hold 100%") {
+			t.Fatalf("exit %d, stderr:\n%s\nkerfd:\n%s", r.code, r.stderr, k.log.String())
 		}
 		if n := strings.Count(r.stderr, "\n"); n > 3 {
 			t.Errorf("%d lines while waiting 3s (stderr is not a terminal):\n%s", n, r.stderr)

@@ -167,6 +167,8 @@ type Problem struct {
 
 // Profile defines model for Profile.
 type Profile struct {
+	// BuiltIn shipped with kerfd; it cannot be replaced or deleted
+	BuiltIn     bool         `json:"builtIn,omitempty,omitzero"`
 	Created     time.Time    `json:"created,omitempty,omitzero"`
 	Description string       `json:"description,omitempty,omitzero"`
 	GPUs        []GPUProfile `json:"gpus"`
@@ -279,6 +281,9 @@ type Validation struct {
 	Valid bool `json:"valid"`
 }
 
+// Force defines model for Force.
+type Force = bool
+
 // Name defines model for Name.
 type Name = string
 
@@ -295,6 +300,18 @@ type ListEventsParams struct {
 
 	// Kind only events of this kind
 	Kind EventKind `form:"kind,omitempty" json:"kind,omitempty,omitzero"`
+}
+
+// ApplyProfileParams defines parameters for ApplyProfile.
+type ApplyProfileParams struct {
+	// Force let the profile shrink held slices below what their tenants were granted (never below what they use)
+	Force Force `form:"force,omitempty" json:"force,omitempty,omitzero"`
+}
+
+// PlanProfileParams defines parameters for PlanProfile.
+type PlanProfileParams struct {
+	// Force let the profile shrink held slices below what their tenants were granted (never below what they use)
+	Force Force `form:"force,omitempty" json:"force,omitempty,omitzero"`
 }
 
 // CreateProfileJSONRequestBody defines body for CreateProfile for application/json ContentType.

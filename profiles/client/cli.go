@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sort"
 	"strings"
@@ -23,7 +24,9 @@ const CLIUsage = `  kerf profiles list                          stored slicing p
   kerf profiles show NAME                     one profile as JSON
   kerf profiles put FILE                      create or replace a profile from a JSON file
   kerf profiles validate NAME                 check a profile against the node
-  kerf profiles apply [--dry-run] NAME        re-slice the node to a profile
+  kerf profiles apply [--dry-run] [--force] NAME
+                                              re-slice the node to a profile (--force: held
+                                              slices may shrink below what was granted)
   kerf rules list                             policy rules: the config file's and the API's, with their state
   kerf rules show NAME                        one rule as JSON
   kerf rules put FILE                         create or replace a rule from a YAML or JSON file (- for stdin)
@@ -53,8 +56,9 @@ var operatorCommands = map[string]subcommand{
 	"profiles show":     {"NAME", "one profile as JSON", nil, profilesShow},
 	"profiles put":      {"FILE", "create or replace a profile from a JSON file", nil, profilesPut},
 	"profiles validate": {"NAME", "check a profile against the node", nil, profilesValidate},
-	"profiles apply": {"[--dry-run] NAME", "re-slice the node to a profile", func(c *cli.Command) {
+	"profiles apply": {"[--dry-run] [--force] NAME", "re-slice the node to a profile", func(c *cli.Command) {
 		c.Bool("dry-run", false, "only show what would change")
+		c.Bool("force", false, "let held slices shrink below what their tenants were granted")
 	}, profilesApply},
 	"rules list":     {"", "policy rules: the config file's and the API's, with their state", nil, rulesList},
 	"rules show":     {"NAME", "one rule as JSON", nil, rulesShow},
@@ -122,6 +126,11 @@ func sortedCommands(prefix string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// boolFlag is the value of the command's boolean flag name.
+func boolFlag(cmd *cli.Command, name string) bool {
+	return cmd.Lookup(name).Value.(flag.Getter).Get().(bool)
 }
 
 // oneArg is the command's one positional argument.
@@ -211,11 +220,12 @@ func profilesApply(ctx context.Context, c *Client, cmd *cli.Command, w io.Writer
 	if err != nil {
 		return err
 	}
+	force := boolFlag(cmd, "force")
 	var plan api.Plan
-	if cmd.Lookup("dry-run").Value.(flag.Getter).Get().(bool) {
-		plan, err = c.PlanProfile(ctx, name)
+	if boolFlag(cmd, "dry-run") {
+		plan, err = c.PlanProfile(ctx, name, api.PlanProfileParams{Force: force})
 	} else {
-		plan, err = c.ApplyProfile(ctx, name)
+		plan, err = c.ApplyProfile(ctx, name, api.ApplyProfileParams{Force: force})
 	}
 	if err != nil {
 		return err
@@ -267,11 +277,22 @@ func smiCmd(ctx context.Context, c *Client, cmd *cli.Command, w io.Writer) error
 		}
 		fmt.Fprintf(w, "GPU %d  %-28s  %9s / %9s used, %9s sliced, %d slice(s)\n", g.Index, g.Name, human(used), human(g.MemoryBytes), human(limit), len(mine))
 		for _, s := range mine {
-			fmt.Fprintf(w, "  %-20s %s %9s / %9s  share %3.0f%% of %3.0f%%\n", s.Tenant, bar(s.MemoryUsedBytes, s.MemoryLimitBytes, 20),
-				human(s.MemoryUsedBytes), human(s.MemoryLimitBytes), 100*s.ShareAchieved, 100*s.ShareTarget)
+			fmt.Fprintf(w, "  %-20s %s %9s / %9s  %s\n", s.Tenant, bar(s.MemoryUsedBytes, s.MemoryLimitBytes, 20),
+				human(s.MemoryUsedBytes), human(s.MemoryLimitBytes), shareText(s.ShareAchieved, s.ShareTarget))
 		}
 	}
 	return nil
+}
+
+// shareText is a slice's compute share as smi shows it: what it got of
+// what it was granted, and the part above its grant as idle GPU time it
+// borrowed, which other tenants take back as they get busy.
+func shareText(achieved, granted float64) string {
+	a, g := math.Round(100*achieved), math.Round(100*granted)
+	if a <= g {
+		return fmt.Sprintf("share %3.0f%% of %.0f%% granted", a, g)
+	}
+	return fmt.Sprintf("share %3.0f%%: %.0f%% granted + %.0f%% borrowed idle time", a, g, a-g)
 }
 
 func writeJSON(w io.Writer, v any) error {

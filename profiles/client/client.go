@@ -153,13 +153,20 @@ func (c *Client) ValidateProfile(ctx context.Context, name string) error {
 }
 
 // PlanProfile is a dry run of ApplyProfile.
-func (c *Client) PlanProfile(ctx context.Context, name string) (out api.Plan, err error) {
-	return out, c.Do(ctx, "POST", "/v1/profiles/"+url.PathEscape(name)+"/plan", nil, &out)
+func (c *Client) PlanProfile(ctx context.Context, name string, params api.PlanProfileParams) (out api.Plan, err error) {
+	return out, c.Do(ctx, "POST", "/v1/profiles/"+url.PathEscape(name)+"/plan"+forceQuery(params.Force), nil, &out)
 }
 
 // ApplyProfile applies a stored profile.
-func (c *Client) ApplyProfile(ctx context.Context, name string) (out api.Plan, err error) {
-	return out, c.Do(ctx, "POST", "/v1/profiles/"+url.PathEscape(name)+"/apply", nil, &out)
+func (c *Client) ApplyProfile(ctx context.Context, name string, params api.ApplyProfileParams) (out api.Plan, err error) {
+	return out, c.Do(ctx, "POST", "/v1/profiles/"+url.PathEscape(name)+"/apply"+forceQuery(params.Force), nil, &out)
+}
+
+func forceQuery(force bool) string {
+	if force {
+		return "?force=true"
+	}
+	return ""
 }
 
 // IssueToken issues a tenant token; memLimit 0 is no limit.

@@ -43,10 +43,10 @@ type ServerInterface interface {
 	PutProfile(ctx echo.Context, name Name) error
 
 	// (POST /v1/profiles/{name}/apply)
-	ApplyProfile(ctx echo.Context, name Name) error
+	ApplyProfile(ctx echo.Context, name Name, params ApplyProfileParams) error
 
 	// (POST /v1/profiles/{name}/plan)
-	PlanProfile(ctx echo.Context, name Name) error
+	PlanProfile(ctx echo.Context, name Name, params PlanProfileParams) error
 
 	// (POST /v1/profiles/{name}/validate)
 	ValidateProfile(ctx echo.Context, name Name) error
@@ -235,8 +235,17 @@ func (w *ServerInterfaceWrapper) ApplyProfile(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter name: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ApplyProfileParams
+	// ------------- Optional query parameter "force" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "force", ctx.QueryParams(), &params.Force, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter force: %s", err))
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.ApplyProfile(ctx, name)
+	err = w.Handler.ApplyProfile(ctx, name, params)
 	return err
 }
 
@@ -251,8 +260,17 @@ func (w *ServerInterfaceWrapper) PlanProfile(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter name: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params PlanProfileParams
+	// ------------- Optional query parameter "force" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "force", ctx.QueryParams(), &params.Force, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter force: %s", err))
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.PlanProfile(ctx, name)
+	err = w.Handler.PlanProfile(ctx, name, params)
 	return err
 }
 
