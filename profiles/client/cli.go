@@ -66,7 +66,7 @@ var operatorCommands = map[string]subcommand{
 	"rules validate": {"FILE", "check a rule file as put would, storing nothing", nil, rulesValidate},
 	"rules delete":   {"NAME", "delete a rule stored through the API", nil, rulesDelete},
 	"slices":         {"", "live slices", nil, slicesCmd},
-	"smi":    {"", "GPUs and their slices at a glance", nil, smiCmd},
+	"smi":            {"", "GPUs and their slices at a glance", nil, smiCmd},
 	"tokens issue": {"[--memory SIZE] [--out FILE] TENANT",
 		"issue a token for TENANT, replacing (revoking) its earlier ones, and write its bundle", TokenIssueFlags, tokensIssue},
 	"tokens revoke": {"TENANT", "revoke every token of TENANT; its sessions end", nil, tokensRevoke},
