@@ -94,7 +94,8 @@ func TestAnyFractionOnTheDefaultLayout(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.Slicer.MaxFractionPerTenant = 0
 	var logged bytes.Buffer
-	a, err := New(cfg, slog.New(slog.NewTextHandler(&logged, nil)))
+	// Refusals are logged at debug level: waiting tenants retry.
+	a, err := New(cfg, slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}
