@@ -19,7 +19,24 @@ import (
 type allocator struct {
 	sl      *slicer.Slicer
 	workers *workerSet // a released lease's workers end before its slices are free
+	mem     *leaseMemory
 	log     *slog.Logger
+}
+
+// newAllocator places sessions with sl; a lease's workers are in workers.
+func newAllocator(sl *slicer.Slicer, workers *workerSet, log *slog.Logger) *allocator {
+	al := &allocator{sl: sl, workers: workers, log: log}
+	al.mem = newLeaseMemory(al.leaseSliceMemory, func(t string) uint64 { return sl.PolicyOf(t).MaxMemory })
+	return al
+}
+
+// leaseSliceMemory is the memory of lease's slice on device dev now; 0
+// when the lease holds none (it ended).
+func (al *allocator) leaseSliceMemory(lease string, dev int) uint64 {
+	if id := al.sliceOf(lease, dev); id != "" {
+		return al.sliceMemory(slicer.SliceID(id))
+	}
+	return 0
 }
 
 var _ transport.Allocator = (*allocator)(nil)

@@ -92,10 +92,11 @@ func New(cfg Config, log *slog.Logger) (*Appliance, error) {
 	if err != nil {
 		return nil, err
 	}
-	slices := &allocator{sl: sl, workers: workers, log: log}
+	slices := newAllocator(sl, workers, log)
 	budget := newConnBudget(cfg.Listen.Limits, connguard.DescriptorLimit())
 	server := &transport.Server{Backend: backend, Auth: tokens, Allocator: slices, Log: log,
-		Limits: budget.tenant, HandshakeTimeout: cfg.Listen.Limits.HandshakeTimeout}
+		Limits: budget.tenant, HandshakeTimeout: cfg.Listen.Limits.HandshakeTimeout,
+		LeaseMemory: func(adm transport.Admission) transport.LeaseMemory { return slices.mem.open(adm) }}
 	if cfg.Tenants.Isolation == "process" {
 		sup, err := newSupervisor(cfg, kind, log, workers, slices, shares)
 		if err != nil {
@@ -334,6 +335,9 @@ func (a *Appliance) reclaimLoop(ctx context.Context) {
 		case <-t.C:
 			for _, r := range a.node.sl.Reclaim() {
 				a.log.Info("reclaimed idle slices", "tenant", r.Lease.Tenant, "lease", r.Lease.ID, "idle", r.IdleFor.Round(time.Second))
+				// Its holder learns that the lease ended; its sessions end
+				// before its slices are free.
+				a.server.CloseLease(string(r.Lease.ID))
 				go a.node.slices.Release(string(r.Lease.ID))
 			}
 		}
