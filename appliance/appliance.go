@@ -113,7 +113,8 @@ func New(cfg Config, log *slog.Logger) (*Appliance, error) {
 	}
 	n := &node{sl: sl, slices: slices, devices: devices, gpus: gpus, reserve: reserve, samples: samples, workers: workers, server: server, log: log}
 	running := new(atomic.Pointer[Ingest])
-	api, err := profiles.New(apiConfig(cfg), profiles.Deps{Node: n, Tokens: tokens, Rules: ruleValidator{}, Ingest: ingestStats{running}, Log: log})
+	api, err := profiles.New(apiConfig(cfg), profiles.Deps{Node: n, Tokens: tokens, Rules: ruleValidator{}, Ingest: ingestStats{running}, Log: log,
+		Policies: tenantPolicies{sl}})
 	if err != nil {
 		sl.Close()
 		return nil, fmt.Errorf("operator API: %w", err)

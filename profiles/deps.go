@@ -29,6 +29,14 @@ type Node interface {
 	Evict(ctx context.Context, tenant string) error
 }
 
+// TenantPolicies reads and sets each tenant's policy: its GPU limit, idle
+// timeout and memory cap. TenantPolicy answers with the default policy
+// (Own false) for a tenant without one.
+type TenantPolicies interface {
+	TenantPolicy(tenant string) api.TenantPolicy
+	SetTenantPolicy(tenant string, p api.TenantPolicy) (api.TenantPolicy, error)
+}
+
 // Tokens issues and revokes tenant tokens; *auth.TokenStore
 // implements it.
 type Tokens interface {
@@ -71,6 +79,9 @@ type Deps struct {
 	Node   Node
 	Tokens Tokens
 	Rules  RuleValidator // nil: any JSON object is a valid rule
+	// Policies keeps tenant policies; nil: the policy endpoints answer
+	// 501.
+	Policies TenantPolicies
 	Ingest IngestStats   // nil: no ingest metrics
 	Log    *slog.Logger  // nil: slog.Default()
 	// Ready, if set, is consulted by /readyz; an error makes it 503.

@@ -26,6 +26,8 @@ const CLIUsage = `  kerf profiles list                          stored slicing p
   kerf smi                                    GPUs and their slices at a glance
   kerf tokens issue [--memory BYTES] TENANT   issue a tenant token (shown once)
   kerf tokens revoke TENANT                   revoke a tenant's tokens
+  kerf tenants policy NAME [--gpus N] [--idle D] [--memory BYTES]
+                                              show or set a tenant's GPU limit, idle timeout and memory cap
   (the API is $KERF_API, default http://127.0.0.1:7080; the admin token is $KERF_ADMIN_TOKEN)
 `
 
@@ -170,6 +172,8 @@ func RunCLI(ctx context.Context, c *Client, args []string, w io.Writer) error {
 			}
 		}
 		return nil
+	case "tenants":
+		return tenantsCLI(ctx, c, args[1:], w)
 	case "tokens":
 		cmd, rest := sub()
 		switch cmd {
