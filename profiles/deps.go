@@ -82,8 +82,8 @@ type Deps struct {
 	// Policies keeps tenant policies; nil: the policy endpoints answer
 	// 501.
 	Policies TenantPolicies
-	Ingest IngestStats   // nil: no ingest metrics
-	Log    *slog.Logger  // nil: slog.Default()
+	Ingest   IngestStats  // nil: no ingest metrics
+	Log      *slog.Logger // nil: slog.Default()
 	// Ready, if set, is consulted by /readyz; an error makes it 503.
 	Ready func() error
 }
