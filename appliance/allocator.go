@@ -236,3 +236,24 @@ func (al *allocator) report(lease, slice string, r workerReport) bool {
 	}
 	return true
 }
+
+var _ transport.CapacityReporter = (*allocator)(nil)
+
+// Capacity implements transport.CapacityReporter: every GPU with its free
+// slices, and the tenant's policy and holdings.
+func (al *allocator) Capacity(t auth.Tenant) (transport.Capacity, error) {
+	st := al.sl.Status()
+	pol := al.sl.PolicyOf(t.ID)
+	c := transport.Capacity{MaxGPUs: pol.MaxGPUs, IdleTimeout: pol.IdleTimeout, MaxMemory: pol.MaxMemory}
+	for _, l := range st.Leases {
+		if l.Tenant == t.ID {
+			c.HeldGPUs += l.Charge
+		}
+	}
+	for _, g := range st.Layout.GPUs {
+		n, total, largest, largestMem := g.FreeCapacity()
+		c.GPUs = append(c.GPUs, transport.GPUCapacity{Device: g.GPU.Index, Name: g.GPU.Model, Memory: g.GPU.Memory, Slices: len(g.Slices),
+			FreeSlices: n, FreeFraction: total, LargestFree: largest, LargestFreeMemory: largestMem})
+	}
+	return c, nil
+}

@@ -41,7 +41,7 @@ func usage() {
   kerf run [-n GPUS] [-p FRACTION | --memory BYTES] [--server ADDR] [--token FILE] [--timeout D] -- CMD ARGS...
                                                   run CMD on slices of the appliance's GPUs
   kerf info [--token FILE] [--via unix|quic]      show the device a token reaches
-  kerf bench transport [--json] [--bulk SIZE]     transport against raw baselines
+`+leaseUsage+`  kerf bench transport [--json] [--bulk SIZE]     transport against raw baselines
   kerf bench emu [--json] [--time D]              PTX emulator speed
   kerf bench intercept [--json] [--launches N]    launch rate through the shim vs the Go client
   kerf bench runtime [--json] [--launches N] [--copy SIZE] [--rounds N]
@@ -67,6 +67,14 @@ func run(args []string) error {
 	switch args[0] {
 	case "info":
 		return infoCmd(args[1:])
+	case "request":
+		return requestCmd(args[1:], os.Stdout, os.Stderr)
+	case holdCmd:
+		return leaseHoldCmd(args[1:])
+	case "release":
+		return releaseCmd(args[1:], os.Stderr)
+	case "list-gpus":
+		return listGPUsCmd(args[1:], os.Stdout)
 	case "run":
 		return runCmd(args[1:])
 	case "demo":
@@ -163,6 +171,7 @@ func runCmd(args []string) error {
 	model := fs.String("model", "", "only GPUs of this model")
 	minMem := fs.String("min-memory", "", "only GPUs with at least this much memory")
 	shim := fs.String("shim", launcher.DefaultShimDir(), "directory holding Kerf's libcuda.so.1")
+	lease := fs.String("lease", "", "run in a lease kerf request holds (its ID or file) instead of a new one")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -183,7 +192,12 @@ func runCmd(args []string) error {
 			return err
 		}
 	}
-	code, err := launcher.Run(context.Background(), o, fs.Args())
+	var code int
+	if *lease != "" {
+		code, err = launcher.RunIn(o, *lease, fs.Args())
+	} else {
+		code, err = launcher.Run(context.Background(), o, fs.Args())
+	}
 	if err != nil {
 		return err
 	}
