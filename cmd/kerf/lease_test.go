@@ -156,7 +156,9 @@ func cleanEnv() []string {
 	return env
 }
 
-func (k *kerfd) bundle(tenant string) string { return filepath.Join(k.state, "bundles", tenant+".json") }
+func (k *kerfd) bundle(tenant string) string {
+	return filepath.Join(k.state, "bundles", tenant+".json")
+}
 
 // tenant issues a token for name through the API and writes its bundle.
 func (k *kerfd) tenant(t *testing.T, name string) string {
