@@ -33,9 +33,10 @@ const leaseUsage = `  kerf request [-n GPUS] [-p FRACTION | --memory BYTES] [--s
 // holdCmd is the hidden command of the process holding a requested lease.
 const holdCmd = "lease-hold"
 
-// requestFlags parses the flags of a lease request into launcher options.
-func requestFlags(name string, args []string) (launcher.Options, *flag.FlagSet, error) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+// leaseFlags defines on fs the flags of a lease request (kerf run, kerf
+// request) and returns what turns them, once parsed, into launcher
+// options.
+func leaseFlags(fs *flag.FlagSet) func() (launcher.Options, error) {
 	n := fs.Int("n", 1, "slices, each on a distinct GPU")
 	p := fs.Float64("p", 0, "fraction of a GPU per slice, in (0, 1]")
 	memory := fs.String("memory", "", "memory per slice instead of -p (e.g. 4GiB)")
@@ -45,22 +46,34 @@ func requestFlags(name string, args []string) (launcher.Options, *flag.FlagSet, 
 	via := fs.String("via", "", "unix or quic (default: unix when the appliance is this machine)")
 	model := fs.String("model", "", "only GPUs of this model")
 	minMem := fs.String("min-memory", "", "only GPUs with at least this much memory")
+	return func() (launcher.Options, error) {
+		o := launcher.Options{GPUs: *n, Fraction: *p, Bundle: *token, Server: *server, Via: *via, Timeout: *timeout, Model: *model}
+		var err error
+		if *memory != "" {
+			if o.Memory, err = units.ParseBytes(*memory); err != nil {
+				return o, err
+			}
+		}
+		if *minMem != "" {
+			if o.MinMemory, err = units.ParseBytes(*minMem); err != nil {
+				return o, err
+			}
+		}
+		return o, nil
+	}
+}
+
+// requestFlags parses the flags of kerf request.
+func requestFlags(args []string) (launcher.Options, error) {
+	fs := flag.NewFlagSet("kerf request", flag.ContinueOnError)
+	options := leaseFlags(fs)
 	if err := fs.Parse(args); err != nil {
-		return launcher.Options{}, fs, err
+		return launcher.Options{}, err
 	}
-	o := launcher.Options{GPUs: *n, Fraction: *p, Bundle: *token, Server: *server, Via: *via, Timeout: *timeout, Model: *model}
-	var err error
-	if *memory != "" {
-		if o.Memory, err = units.ParseBytes(*memory); err != nil {
-			return o, fs, err
-		}
+	if fs.NArg() > 0 {
+		return launcher.Options{}, fmt.Errorf("request: unexpected %q", fs.Arg(0))
 	}
-	if *minMem != "" {
-		if o.MinMemory, err = units.ParseBytes(*minMem); err != nil {
-			return o, fs, err
-		}
-	}
-	return o, fs, nil
+	return options()
 }
 
 // heldMsg is what the holder tells `kerf request` once, on descriptor 3.
@@ -73,10 +86,8 @@ type heldMsg struct {
 // requestCmd starts a holder for the lease and prints how to use it: an
 // export line on stdout, the rest on stderr.
 func requestCmd(args []string, stdout, stderr io.Writer) error {
-	if _, fs, err := requestFlags("kerf request", args); err != nil {
+	if _, err := requestFlags(args); err != nil {
 		return err
-	} else if fs.NArg() > 0 {
-		return fmt.Errorf("request: unexpected %q", fs.Arg(0))
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -126,7 +137,7 @@ func leaseHoldCmd(args []string) error {
 			report = nil
 		}
 	}
-	o, _, err := requestFlags("kerf request", args)
+	o, err := requestFlags(args)
 	if err != nil {
 		tell(heldMsg{Error: err.Error()})
 		return err

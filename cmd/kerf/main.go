@@ -161,15 +161,7 @@ func infoCmd(args []string) error {
 
 func runCmd(args []string) error {
 	fs := flag.NewFlagSet("kerf run", flag.ContinueOnError)
-	n := fs.Int("n", 1, "slices, each on a distinct GPU")
-	p := fs.Float64("p", 0, "fraction of a GPU per slice, in (0, 1]")
-	memory := fs.String("memory", "", "memory per slice instead of -p (e.g. 4GiB)")
-	server := fs.String("server", "", "appliance QUIC address (default: the token bundle's)")
-	token := fs.String("token", defaultBundle(), "token bundle")
-	timeout := fs.Duration("timeout", 30*time.Second, "how long to retry while the appliance is full")
-	via := fs.String("via", "", "unix or quic (default: unix when the appliance is this machine)")
-	model := fs.String("model", "", "only GPUs of this model")
-	minMem := fs.String("min-memory", "", "only GPUs with at least this much memory")
+	options := leaseFlags(fs)
 	shim := fs.String("shim", launcher.DefaultShimDir(), "directory holding Kerf's libcuda.so.1")
 	lease := fs.String("lease", "", "run in a lease kerf request holds (its ID or file) instead of a new one")
 	if err := fs.Parse(args); err != nil {
@@ -179,19 +171,11 @@ func runCmd(args []string) error {
 		usage()
 		return fmt.Errorf("run: no command; put it after --")
 	}
-	o := launcher.Options{GPUs: *n, Fraction: *p, Bundle: *token, Server: *server, Via: *via, Timeout: *timeout,
-		Model: *model, ShimDir: *shim, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
-	var err error
-	if *memory != "" {
-		if o.Memory, err = units.ParseBytes(*memory); err != nil {
-			return err
-		}
+	o, err := options()
+	if err != nil {
+		return err
 	}
-	if *minMem != "" {
-		if o.MinMemory, err = units.ParseBytes(*minMem); err != nil {
-			return err
-		}
-	}
+	o.ShimDir, o.Stdin, o.Stdout, o.Stderr = *shim, os.Stdin, os.Stdout, os.Stderr
 	var code int
 	if *lease != "" {
 		code, err = launcher.RunIn(o, *lease, fs.Args())
