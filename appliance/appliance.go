@@ -338,8 +338,10 @@ func (a *Appliance) reclaimLoop(ctx context.Context) {
 				a.log.Info("reclaimed idle slices", "tenant", r.Lease.Tenant, "lease", r.Lease.ID, "idle", r.IdleFor.Round(time.Second))
 				// Its holder learns that the lease ended; its sessions end
 				// before its slices are free.
-				a.server.CloseLease(string(r.Lease.ID))
-				go a.node.slices.Release(string(r.Lease.ID))
+				go func() {
+					a.server.CloseLease(string(r.Lease.ID))
+					a.node.slices.Release(string(r.Lease.ID))
+				}()
 			}
 		}
 	}

@@ -215,25 +215,18 @@ func (s *Server) dropLease(ss *session) {
 }
 
 // CloseLease ends lease id: the stream holding it closes (so the
-// Allocator's Release follows) and so does every session of it served in
-// this process. It returns how many streams it closed.
-func (s *Server) CloseLease(id string) int {
+// Allocator's Release follows), and so does every session of it served
+// in this process; it returns once those sessions have closed their
+// contexts.
+func (s *Server) CloseLease(id string) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
 	for ss, l := range s.leaseStreams {
 		if l == id {
 			ss.closeStream()
-			n++
 		}
 	}
-	for _, ss := range s.sessions {
-		if ss.lease == id {
-			ss.closeStream()
-			n++
-		}
-	}
-	return n
+	s.mu.Unlock()
+	s.endLeaseSessions(id)
 }
 
 // endLeaseSessions ends the sessions of lease id served in this process
