@@ -38,9 +38,9 @@ type CapacityReporter interface {
 // Capacity is what a tenant may use on this node.
 type Capacity struct {
 	GPUs []GPUCapacity `json:"gpus"`
-	// Policy is the tenant's own: MaxGPUs (fractions counted; 0 none),
-	// IdleTimeout (0 never) and MaxMemory (bytes in use across its
-	// leases; 0 none).
+	// The tenant's policy (its own, or the default): MaxGPUs (fractions
+	// counted; 0 none), IdleTimeout (0 never) and MaxMemory (bytes in use
+	// across its leases; 0 none).
 	MaxGPUs     float64       `json:"maxGPUs,omitempty"`
 	IdleTimeout time.Duration `json:"idleTimeout,omitempty"`
 	MaxMemory   uint64        `json:"maxMemory,omitempty"`
