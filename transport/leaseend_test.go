@@ -37,6 +37,27 @@ func (m *sharedMemory) used() uint64 {
 	return m.total
 }
 
+// leaseWithSessions opens a half-GPU lease as the holder of tok and n
+// local sessions in it.
+func (ts *testServer) leaseWithSessions(t *testing.T, tok []byte, n int) (*LeaseHolder, []*Client) {
+	t.Helper()
+	l, err := ts.openLease(t, "unix", tok, AllocRequest{Count: 1, Fraction: 0.5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cs := make([]*Client, n)
+	for i := range cs {
+		if cs[i], err = DialUnix(ctx, ts.sock, Options{Token: tok, Lease: l.ID}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cs[i].Close() })
+	}
+	return l, cs
+}
+
 // The sessions of a lease draw from one account: what one holds another
 // cannot have, and what a session leaves goes back when it ends.
 func TestLeaseSessionsShareMemory(t *testing.T) {
@@ -46,23 +67,8 @@ func TestLeaseSessionsShareMemory(t *testing.T) {
 		s.Allocator = alloc
 		s.LeaseMemory = func(Admission) LeaseMemory { return shared }
 	})
-	tok := ts.token(t, "mia", 0)
-	l, err := ts.openLease(t, "unix", tok, AllocRequest{Count: 1, Fraction: 0.5})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	a, err := DialUnix(ctx, ts.sock, Options{Token: tok, Lease: l.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := DialUnix(ctx, ts.sock, Options{Token: tok, Lease: l.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	_, cs := ts.leaseWithSessions(t, ts.token(t, "mia", 0), 2)
+	a, b := cs[0], cs[1]
 	p, err := a.MemAlloc(32 << 20)
 	if err != nil {
 		t.Fatal(err)
@@ -92,19 +98,8 @@ func TestLeaseEndEndsItsSessions(t *testing.T) {
 	for _, end := range []string{"holder", "tenant", "lease"} {
 		t.Run(end, func(t *testing.T) {
 			tenant := "nia-" + end
-			tok := ts.token(t, tenant, 0)
-			l, err := ts.openLease(t, "unix", tok, AllocRequest{Count: 1, Fraction: 0.5})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			c, err := DialUnix(ctx, ts.sock, Options{Token: tok, Lease: l.ID})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			l, cs := ts.leaseWithSessions(t, ts.token(t, tenant, 0), 1)
+			c := cs[0]
 			if _, err := c.MemAlloc(1 << 20); err != nil {
 				t.Fatal(err)
 			}
