@@ -131,10 +131,12 @@ type reserveMsg struct {
 }
 
 // reservedMsg answers the reserve numbered Seq: Code is
-// CUDA_SUCCESS, or the CUDA result of a refusal and Err why.
+// CUDA_SUCCESS, or the CUDA result of a refusal and Err why; Free is
+// what the lease has left after it. A reserve of 0 bytes asks for Free.
 type reservedMsg struct {
 	Seq  uint64
 	Code abi.Result
+	Free uint64
 	Err  string
 }
 
@@ -152,7 +154,7 @@ func (m reserveMsg) appendPayload(b []byte) ([]byte, error) {
 }
 
 func (m reservedMsg) appendPayload(b []byte) ([]byte, error) {
-	b = appendUints(b, m.Seq, uint64(m.Code))
+	b = appendUints(b, m.Seq, uint64(m.Code), m.Free)
 	return append(b, m.Err[:min(len(m.Err), maxAckErrLen)]...), nil
 }
 
@@ -240,7 +242,7 @@ func payloadLimit(t ctlType) sizeLimit {
 	case ctlAck:
 		return sizeLimit{8, 8 + maxAckErrLen}
 	case ctlReserved:
-		return sizeLimit{16, 16 + maxAckErrLen}
+		return sizeLimit{24, 24 + maxAckErrLen}
 	case ctlAcquire:
 		return sizeLimit{0, 0}
 	}
@@ -361,7 +363,7 @@ func decodeCtlPayload(t ctlType, p []byte) (ctlMsg, error) {
 		if u(1) > math.MaxUint32 {
 			return nil, fmt.Errorf("result %d", u(1))
 		}
-		return reservedMsg{Seq: u(0), Code: abi.Result(u(1)), Err: string(p[16:])}, nil
+		return reservedMsg{Seq: u(0), Code: abi.Result(u(1)), Free: u(2), Err: string(p[24:])}, nil
 	case ctlRelease:
 		return releaseMsg{Bytes: u(0)}, nil
 	}

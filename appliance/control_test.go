@@ -31,7 +31,7 @@ func everyCtlMsg() []ctlMsg {
 		acquireMsg{},
 		usedMsg{Grant: 41, Used: 2210 * time.Microsecond},
 		reserveMsg{Seq: 9, Bytes: 1 << 20},
-		reservedMsg{Seq: 9, Code: abi.ErrOutOfMemory, Err: "lease l1 is full"},
+		reservedMsg{Seq: 9, Code: abi.ErrOutOfMemory, Free: 4 << 20, Err: "lease l1 is full"},
 		releaseMsg{Bytes: 1 << 20},
 	}
 }

@@ -99,6 +99,25 @@ func (h *leaseHolder) Reserve(n uint64) error {
 	return nil
 }
 
+// Available implements transport.LeaseMemory: what is left of the slice,
+// and of the tenant's cap.
+func (h *leaseHolder) Available() uint64 {
+	limit := h.m.limit(h.key.lease, h.key.dev)
+	tenantCap := h.m.tenantCap(h.tenant)
+	m := h.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var total uint64
+	if a := m.accounts[h.key]; a != nil {
+		total = a.total
+	}
+	free := limit - min(total, limit)
+	if held := m.byTenant[h.tenant]; tenantCap > 0 {
+		free = min(free, tenantCap-min(held, tenantCap))
+	}
+	return free
+}
+
 // Release implements transport.LeaseMemory: at most what h holds goes
 // back.
 func (h *leaseHolder) Release(n uint64) {
@@ -167,6 +186,18 @@ func newCtlLeaseMemory(send func(ctlMsg) error) *ctlLeaseMemory {
 
 // Reserve implements transport.LeaseMemory.
 func (c *ctlLeaseMemory) Reserve(n uint64) error {
+	_, err := c.ask(n)
+	return err
+}
+
+// Available implements transport.LeaseMemory; 0 when kerfd cannot say.
+func (c *ctlLeaseMemory) Available() uint64 {
+	free, _ := c.ask(0)
+	return free
+}
+
+// ask reserves n bytes (0: none) and returns what the lease has left.
+func (c *ctlLeaseMemory) ask(n uint64) (uint64, error) {
 	ans := make(chan reservedMsg, 1)
 	c.mu.Lock()
 	c.seq++
@@ -179,18 +210,18 @@ func (c *ctlLeaseMemory) Reserve(n uint64) error {
 		c.mu.Unlock()
 	}()
 	if err := c.send(reserveMsg{Seq: seq, Bytes: n}); err != nil {
-		return abi.Errorf(abi.ErrDeviceUnavailable, "asking kerfd for memory: %v", err)
+		return 0, abi.Errorf(abi.ErrDeviceUnavailable, "asking kerfd for memory: %v", err)
 	}
 	t := time.NewTimer(reserveWait)
 	defer t.Stop()
 	select {
 	case m := <-ans:
 		if m.Code != abi.Success {
-			return &abi.Error{Code: m.Code, Msg: m.Err}
+			return m.Free, &abi.Error{Code: m.Code, Msg: m.Err}
 		}
-		return nil
+		return m.Free, nil
 	case <-t.C:
-		return abi.Errorf(abi.ErrDeviceUnavailable, "kerfd did not answer a memory reservation within %v", reserveWait)
+		return 0, abi.Errorf(abi.ErrDeviceUnavailable, "kerfd did not answer a memory reservation within %v", reserveWait)
 	}
 }
 

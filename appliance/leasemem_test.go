@@ -26,6 +26,9 @@ func TestLeaseMemoryAccounts(t *testing.T) {
 		}
 	}
 	must(a, 60, abi.Success)
+	if got := b.Available(); got != 40 {
+		t.Fatalf("b sees %d free in its lease, want 40", got)
+	}
 	must(b, 60, abi.ErrOutOfMemory) // 120 > 100 across the lease's sessions
 	must(b, 40, abi.Success)
 	must(other, 100, abi.Success) // another lease, another slice
@@ -38,6 +41,9 @@ func TestLeaseMemoryAccounts(t *testing.T) {
 		t.Fatalf("l1 holds %d after its holders ended", got)
 	}
 	tenantCap = 150 // alice holds 100 in l2
+	if got := a.Available(); got != 50 {
+		t.Fatalf("a sees %d free under alice's cap, want 50", got)
+	}
 	must(a, 60, abi.ErrOutOfMemory)
 	must(a, 50, abi.Success)
 	delete(slice, "l1") // the lease ended

@@ -210,6 +210,9 @@ func (w *worker) reserve(m reserveMsg) {
 			ans.Err = e.Msg
 		}
 	}
+	if w.mem != nil {
+		ans.Free = w.mem.Available()
+	}
 	// The reading goroutine sends; control closes only after it returns.
 	// A worker that asks while its queue is full waits out reserveWait.
 	select {

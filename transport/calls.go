@@ -67,6 +67,9 @@ func (ss *session) memFree(a wire.MemFreeArgs) abi.Result {
 
 func (ss *session) memGetInfo(wire.MemGetInfoArgs) abi.Result {
 	free, total := ss.ctx.MemInfo()
+	if ss.leaseMem != nil {
+		free = min(free, ss.leaseMem.Available()) // the lease's other sessions hold part of the slice
+	}
 	ss.res.Word(free).Word(total)
 	return abi.Success
 }

@@ -67,9 +67,11 @@ type GPUCapacity struct {
 // a session reserves what it allocates before the backend allocates it,
 // and releases what it frees. Reserve refuses with
 // CUDA_ERROR_OUT_OF_MEMORY past the slice (or the tenant's cap).
+// Available is what is left for any session of the lease.
 type LeaseMemory interface {
 	Reserve(n uint64) error
 	Release(n uint64)
+	Available() uint64
 }
 
 // AllocRequest asks for Count slices on distinct GPUs, each a Fraction of a

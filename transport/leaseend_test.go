@@ -31,6 +31,12 @@ func (m *sharedMemory) Release(n uint64) {
 	m.total -= n
 }
 
+func (m *sharedMemory) Available() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.limit - m.total
+}
+
 func (m *sharedMemory) used() uint64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -75,6 +81,9 @@ func TestLeaseSessionsShareMemory(t *testing.T) {
 	}
 	if _, err := b.MemAlloc(32 << 20); abi.ResultOf(err) != abi.ErrOutOfMemory {
 		t.Fatalf("a second 32 MiB in a 48 MiB lease: %v", err)
+	}
+	if free, _, err := b.MemGetInfo(); err != nil || free != 16<<20 {
+		t.Fatalf("the other session's free memory: %d, %v; want the lease's 16 MiB", free, err)
 	}
 	if err := a.MemFree(p); err != nil {
 		t.Fatal(err)
