@@ -20,7 +20,24 @@ import (
 type allocator struct {
 	sl      *slicer.Slicer
 	workers *workerSet // a released lease's workers end before its slices are free
+	mem     *leaseMemory
 	log     *slog.Logger
+}
+
+// newAllocator places sessions with sl; a lease's workers are in workers.
+func newAllocator(sl *slicer.Slicer, workers *workerSet, log *slog.Logger) *allocator {
+	al := &allocator{sl: sl, workers: workers, log: log}
+	al.mem = newLeaseMemory(al.leaseSliceMemory, func(t string) uint64 { return sl.PolicyOf(t).MaxMemory })
+	return al
+}
+
+// leaseSliceMemory is the memory of lease's slice on device dev now; 0
+// when the lease holds none (it ended).
+func (al *allocator) leaseSliceMemory(lease string, dev int) uint64 {
+	if id := al.sliceOf(lease, dev); id != "" {
+		return al.sliceMemory(slicer.SliceID(id))
+	}
+	return 0
 }
 
 var _ transport.Allocator = (*allocator)(nil)
@@ -253,4 +270,25 @@ func (al *allocator) report(lease, slice string, r workerReport) bool {
 		al.log.Debug("usage report", "lease", lease, "err", err)
 	}
 	return true
+}
+
+var _ transport.CapacityReporter = (*allocator)(nil)
+
+// Capacity implements transport.CapacityReporter: every GPU with its free
+// slices, and the tenant's policy and holdings.
+func (al *allocator) Capacity(t auth.Tenant) (transport.Capacity, error) {
+	st := al.sl.Status()
+	pol := al.sl.PolicyOf(t.ID)
+	c := transport.Capacity{MaxGPUs: pol.MaxGPUs, IdleTimeout: pol.IdleTimeout, MaxMemory: pol.MaxMemory}
+	for _, l := range st.Leases {
+		if l.Tenant == t.ID {
+			c.HeldGPUs += l.Charge
+		}
+	}
+	for _, g := range st.Layout.GPUs {
+		n, total, largest, largestMem := g.FreeCapacity()
+		c.GPUs = append(c.GPUs, transport.GPUCapacity{Device: g.GPU.Index, Name: g.GPU.Model, Memory: g.GPU.Memory, Slices: len(g.Slices),
+			FreeSlices: n, FreeFraction: total, LargestFree: largest, LargestFreeMemory: largestMem})
+	}
+	return c, nil
 }

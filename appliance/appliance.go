@@ -109,10 +109,11 @@ func newLocked(cfg Config, log *slog.Logger, lock *os.File) (*Appliance, error) 
 	if err != nil {
 		return nil, err
 	}
-	slices := &allocator{sl: sl, workers: workers, log: log}
+	slices := newAllocator(sl, workers, log)
 	budget := newConnBudget(cfg.Listen.Limits, connguard.DescriptorLimit())
 	server := &transport.Server{Backend: backend, Auth: tokens, Allocator: slices, Log: log,
-		Limits: budget.tenant, HandshakeTimeout: cfg.Listen.Limits.HandshakeTimeout}
+		Limits: budget.tenant, HandshakeTimeout: cfg.Listen.Limits.HandshakeTimeout,
+		LeaseMemory: func(adm transport.Admission) transport.LeaseMemory { return slices.mem.open(adm) }}
 	if cfg.Tenants.Isolation == "process" {
 		sup, err := newSupervisor(cfg, kind, log, workers, slices, shares)
 		if err != nil {
@@ -131,7 +132,7 @@ func newLocked(cfg Config, log *slog.Logger, lock *os.File) (*Appliance, error) 
 	running := new(atomic.Pointer[Ingest])
 	rules := newPolicyRules(cfg.Ingest, len(gpus))
 	api, err := profiles.New(apiConfig(cfg), profiles.Deps{Node: n, Tokens: tokens, Rules: rules, Ingest: ingestStats{running}, Log: log,
-		Reach: func() auth.Bundle { return reach(cfg, fp, cfg.Listen.QUIC) }})
+		Reach: func() auth.Bundle { return reach(cfg, fp, cfg.Listen.QUIC) }, Policies: tenantPolicies{sl}})
 	if err != nil {
 		sl.Close()
 		return nil, fmt.Errorf("operator API: %w", err)
@@ -388,7 +389,12 @@ func (a *Appliance) reclaimLoop(ctx context.Context) {
 		case <-t.C:
 			for _, r := range a.node.sl.Reclaim() {
 				a.log.Info("reclaimed idle slices", "tenant", r.Lease.Tenant, "lease", r.Lease.ID, "idle", r.IdleFor.Round(time.Second))
-				go a.node.slices.Release(string(r.Lease.ID))
+				// Its holder learns that the lease ended; its sessions end
+				// before its slices are free.
+				go func() {
+					a.server.CloseLease(string(r.Lease.ID))
+					a.node.slices.Release(string(r.Lease.ID))
+				}()
 			}
 		}
 	}

@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sync"
 	"time"
 
+	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/transport"
 )
 
@@ -24,6 +26,7 @@ import (
 //	spec         first and once: what to serve (workerSpec, as JSON)
 //	setMemLimit  change the session's memory limit in place; answered by ack
 //	grant        a grant of GPU time, the answer to acquire
+//	reserved     the answer to reserve: Err is empty, or why it was refused
 //
 // worker → kerfd:
 //
@@ -31,6 +34,8 @@ import (
 //	ack      the answer to setMemLimit: Err is empty, or why it was refused
 //	acquire  a grant, please (before a kernel, when the worker holds none)
 //	used     a grant given back, with the GPU time it took
+//	reserve  memory of the lease's slice, please, before allocating it
+//	release  memory of the lease's slice given back, after freeing it
 //
 // Each message is one frame: a type byte, the payload's length (4 bytes,
 // big-endian), then the payload. Fixed-size payloads are big-endian
@@ -50,6 +55,9 @@ const (
 	ctlAck
 	ctlAcquire
 	ctlUsed
+	ctlReserve
+	ctlReserved
+	ctlRelease
 )
 
 const (
@@ -113,6 +121,45 @@ type acquireMsg struct{}
 type usedMsg struct {
 	Grant uint64
 	Used  time.Duration
+}
+
+// reserveMsg asks for Bytes of the lease's slice; Seq pairs it with its
+// answer.
+type reserveMsg struct {
+	Seq   uint64
+	Bytes uint64
+}
+
+// reservedMsg answers the reserve numbered Seq: Code is
+// CUDA_SUCCESS, or the CUDA result of a refusal and Err why; Free is
+// what the lease has left after it. A reserve of 0 bytes asks for Free.
+type reservedMsg struct {
+	Seq  uint64
+	Code abi.Result
+	Free uint64
+	Err  string
+}
+
+// releaseMsg gives Bytes of the lease's slice back.
+type releaseMsg struct {
+	Bytes uint64
+}
+
+func (reserveMsg) ctlType() ctlType  { return ctlReserve }
+func (reservedMsg) ctlType() ctlType { return ctlReserved }
+func (releaseMsg) ctlType() ctlType  { return ctlRelease }
+
+func (m reserveMsg) appendPayload(b []byte) ([]byte, error) {
+	return appendUints(b, m.Seq, m.Bytes), nil
+}
+
+func (m reservedMsg) appendPayload(b []byte) ([]byte, error) {
+	b = appendUints(b, m.Seq, uint64(m.Code), m.Free)
+	return append(b, m.Err[:min(len(m.Err), maxAckErrLen)]...), nil
+}
+
+func (m releaseMsg) appendPayload(b []byte) ([]byte, error) {
+	return appendUints(b, m.Bytes), nil
 }
 
 func (workerSpec) ctlType() ctlType     { return ctlSpec }
@@ -186,12 +233,16 @@ func payloadLimit(t ctlType) sizeLimit {
 	switch t {
 	case ctlSpec:
 		return sizeLimit{0, maxSpecLen}
-	case ctlSetMemLimit, ctlGrant, ctlUsed:
+	case ctlSetMemLimit, ctlGrant, ctlUsed, ctlReserve:
 		return sizeLimit{16, 16}
+	case ctlRelease:
+		return sizeLimit{8, 8}
 	case ctlReport:
 		return sizeLimit{56, 56}
 	case ctlAck:
 		return sizeLimit{8, 8 + maxAckErrLen}
+	case ctlReserved:
+		return sizeLimit{24, 24 + maxAckErrLen}
 	case ctlAcquire:
 		return sizeLimit{0, 0}
 	}
@@ -200,8 +251,8 @@ func payloadLimit(t ctlType) sizeLimit {
 
 // Who reads a stream decides which types it accepts.
 var (
-	fromKerfd  = []ctlType{ctlSpec, ctlSetMemLimit, ctlGrant}
-	fromWorker = []ctlType{ctlReport, ctlAck, ctlAcquire, ctlUsed}
+	fromKerfd  = []ctlType{ctlSpec, ctlSetMemLimit, ctlGrant, ctlReserved}
+	fromWorker = []ctlType{ctlReport, ctlAck, ctlAcquire, ctlUsed, ctlReserve, ctlRelease}
 )
 
 // errCtlProtocol marks a frame that breaks the protocol, as opposed to a
@@ -306,6 +357,15 @@ func decodeCtlPayload(t ctlType, p []byte) (ctlMsg, error) {
 	case ctlUsed:
 		d, err := dur(1)
 		return usedMsg{Grant: u(0), Used: d}, err
+	case ctlReserve:
+		return reserveMsg{Seq: u(0), Bytes: u(1)}, nil
+	case ctlReserved:
+		if u(1) > math.MaxUint32 {
+			return nil, fmt.Errorf("result %d", u(1))
+		}
+		return reservedMsg{Seq: u(0), Code: abi.Result(u(1)), Free: u(2), Err: string(p[24:])}, nil
+	case ctlRelease:
+		return releaseMsg{Bytes: u(0)}, nil
 	}
 	return nil, fmt.Errorf("unknown message type %d", t)
 }

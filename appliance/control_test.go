@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/auth"
 	"github.com/kerf-edge/kerf/transport"
 )
@@ -29,13 +30,16 @@ func everyCtlMsg() []ctlMsg {
 		ackMsg{Seq: 7, Err: "out of memory"},
 		acquireMsg{},
 		usedMsg{Grant: 41, Used: 2210 * time.Microsecond},
+		reserveMsg{Seq: 9, Bytes: 1 << 20},
+		reservedMsg{Seq: 9, Code: abi.ErrOutOfMemory, Free: 4 << 20, Err: "lease l1 is full"},
+		releaseMsg{Bytes: 1 << 20},
 	}
 }
 
 // direction is the set of types a reader of m's direction accepts.
 func direction(m ctlMsg) []ctlType {
 	switch m.(type) {
-	case workerSpec, setMemLimitMsg, grantMsg:
+	case workerSpec, setMemLimitMsg, grantMsg, reservedMsg:
 		return fromKerfd
 	}
 	return fromWorker
@@ -151,7 +155,7 @@ func TestCtlRejectsGarbage(t *testing.T) {
 		accept []ctlType
 	}{
 		{"unknown type", frame(0, nil), fromWorker},
-		{"type past the last", frame(ctlUsed+1, nil), fromWorker},
+		{"type past the last", frame(ctlRelease+1, nil), fromWorker},
 		{"spec from a worker", mustFrame(t, everyCtlMsg()[0]), fromWorker},
 		{"grant from a worker", mustFrame(t, grantMsg{ID: 1, Budget: time.Millisecond}), fromWorker},
 		{"report from kerfd", mustFrame(t, workerReport{}), fromKerfd},

@@ -265,6 +265,7 @@ func (s *supervisor) newWorker(cmd *exec.Cmd, peer transport.Peer, adm transport
 		lease: adm.Lease, control: make(chan ctlMsg, 16), reports: make(chan workerReport, 1), gone: make(chan struct{})}
 	if adm.Lease != "" {
 		w.slice = s.slices.sliceOf(adm.Lease, adm.Device)
+		w.mem = s.slices.mem.open(adm)
 	}
 	if w.slice != "" {
 		w.ar = s.shares.byGPU[adm.Device]

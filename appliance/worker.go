@@ -75,7 +75,9 @@ func runWorker() error {
 	if err != nil {
 		return err
 	}
-	srv := &transport.Server{Backend: backend, Log: log}
+	leaseMem := newCtlLeaseMemory(out.send)
+	srv := &transport.Server{Backend: backend, Log: log,
+		LeaseMemory: func(transport.Admission) transport.LeaseMemory { return leaseMem }}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
@@ -97,6 +99,8 @@ func runWorker() error {
 			switch m := m.(type) {
 			case grantMsg:
 				gate.granted(m)
+			case reservedMsg:
+				leaseMem.reserved(m)
 			case setMemLimitMsg:
 				ack := ackMsg{Seq: m.Seq}
 				if err := srv.SetMemLimit(m.Bytes); err != nil {

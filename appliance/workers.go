@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/profiles/api"
 	"github.com/kerf-edge/kerf/slicer"
 	"github.com/kerf-edge/kerf/transport"
@@ -48,6 +49,7 @@ type worker struct {
 	cmd     *exec.Cmd
 
 	lease   string
+	mem     *leaseHolder      // the worker's share of its lease's memory; nil outside a lease
 	slice   string            // the slicer slice the session runs in
 	ar      *slicer.Arbiter   // the slice's GPU's arbiter; nil without a slice
 	control chan ctlMsg       // setMemLimit and grant messages to the worker, in order
@@ -134,6 +136,9 @@ func (s *workerSet) exited(w *worker) {
 	w.closed = true
 	final := w.report
 	w.mu.Unlock()
+	if w.mem != nil {
+		w.mem.close()
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -183,7 +188,36 @@ func (w *worker) readReports(ctrl net.Conn) error {
 			w.acked(m)
 		case workerReport:
 			w.reported(m)
+		case reserveMsg:
+			w.reserve(m)
+		case releaseMsg:
+			if w.mem != nil {
+				w.mem.Release(m.Bytes)
+			}
 		}
+	}
+}
+
+// reserve answers a worker's reservation of its lease's memory.
+func (w *worker) reserve(m reserveMsg) {
+	ans := reservedMsg{Seq: m.Seq}
+	if w.mem == nil {
+		ans.Code, ans.Err = abi.ErrNotPermitted, "the session runs in no lease"
+	} else if err := w.mem.Reserve(m.Bytes); err != nil {
+		ans.Code, ans.Err = abi.ResultOf(err), err.Error()
+		var e *abi.Error
+		if errors.As(err, &e) {
+			ans.Err = e.Msg
+		}
+	}
+	if w.mem != nil {
+		ans.Free = w.mem.Available()
+	}
+	// The reading goroutine sends; control closes only after it returns.
+	// A worker that asks while its queue is full waits out reserveWait.
+	select {
+	case w.control <- ans:
+	default:
 	}
 }
 
@@ -228,6 +262,9 @@ func (w *worker) reported(r workerReport) {
 func (w *worker) forwardReports(slices *allocator, leaseGone func()) {
 	called := false
 	for r := range w.reports {
+		if w.lease != "" {
+			r.MemUsed = slices.mem.used(w.lease, w.adm.Device) // the slice's, for all of its sessions
+		}
 		if !slices.report(w.lease, w.slice, r) && !called {
 			called = true
 			leaseGone()

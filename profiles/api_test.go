@@ -41,7 +41,7 @@ func newEnv(t *testing.T) *env {
 	}
 	node := newFakeNode()
 	srv, err := New(Config{StateDir: dir}, Deps{Node: node, Tokens: toks, Rules: ruleCheck{}, Ingest: fakeIngest{},
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Policies: &fakePolicies{def: api.TenantPolicy{MaxGPUs: 0.5}}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -387,6 +387,21 @@ func TestContract(t *testing.T) {
 		t.Fatalf("evict: %d %s", r.code, r.body)
 	}
 	problemOf(t, e.do("POST", "/v1/tenants/nobody/evict", a, nil), 404)
+
+	// tenant policies
+	var pol api.TenantPolicy
+	e.call(cov, "GET /v1/tenants/{tenant}/policy", "/v1/tenants/alice/policy", a, nil).json(t, &pol)
+	if pol.Own || pol.MaxGPUs != 0.5 {
+		t.Fatalf("alice's policy before one is set: %+v", pol)
+	}
+	e.call(cov, "PUT /v1/tenants/{tenant}/policy", "/v1/tenants/alice/policy", a,
+		map[string]any{"maxGPUs": 2.5, "idleTimeoutSeconds": 600, "maxMemoryBytes": 8 << 30}).json(t, &pol)
+	if !pol.Own || pol.MaxGPUs != 2.5 || pol.IdleTimeoutSeconds != 600 || pol.MaxMemoryBytes != 8<<30 {
+		t.Fatalf("alice's policy: %+v", pol)
+	}
+	problemOf(t, e.do("PUT", "/v1/tenants/alice/policy", a, map[string]any{"maxGPUs": -1}), 422)
+	problemOf(t, e.do("PUT", "/v1/tenants/alice/policy", a, map[string]any{"gpus": 2}), 400)
+	problemOf(t, e.do("PUT", "/v1/tenants/alice/policy", e.tenant, map[string]any{"maxGPUs": 9}), 403)
 
 	// rules
 	rule := map[string]any{"name": "hot", "rule": map[string]any{"when": "temp > 80", "then": "shrink"}}

@@ -38,6 +38,14 @@ type ApplyOptions struct {
 	Force bool
 }
 
+// TenantPolicies reads and sets each tenant's policy: its GPU limit, idle
+// timeout and memory cap. TenantPolicy answers with the default policy
+// (Own false) for a tenant without one.
+type TenantPolicies interface {
+	TenantPolicy(tenant string) api.TenantPolicy
+	SetTenantPolicy(tenant string, p api.TenantPolicy) (api.TenantPolicy, error)
+}
+
 // Tokens issues and revokes tenant tokens; *auth.TokenStore
 // implements it.
 type Tokens interface {
@@ -91,8 +99,11 @@ type Deps struct {
 	Node   Node
 	Tokens Tokens
 	Rules  RuleValidator // nil: any JSON object is a valid rule
-	Ingest IngestStats   // nil: no ingest metrics
-	Log    *slog.Logger  // nil: slog.Default()
+	// Policies keeps tenant policies; nil: the policy endpoints answer
+	// 501.
+	Policies TenantPolicies
+	Ingest   IngestStats  // nil: no ingest metrics
+	Log      *slog.Logger // nil: slog.Default()
 	// Ready, if set, is consulted by /readyz; an error makes it 503.
 	Ready func() error
 	// Reach, if set, gives the appliance's addresses and fingerprint (a

@@ -457,6 +457,32 @@ func (h handlers) EvictTenant(c echo.Context, tenant api.TenantName) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
+func (h handlers) GetTenantPolicy(c echo.Context, tenant api.TenantName) error {
+	if h.deps.Policies == nil {
+		return problem(http.StatusNotImplemented, "this node keeps no tenant policies")
+	}
+	return c.JSON(http.StatusOK, h.deps.Policies.TenantPolicy(tenant))
+}
+
+func (h handlers) PutTenantPolicy(c echo.Context, tenant api.TenantName) error {
+	if h.deps.Policies == nil {
+		return problem(http.StatusNotImplemented, "this node keeps no tenant policies")
+	}
+	var p api.TenantPolicy
+	v, err := h.readBody(c, &p, nil, "")
+	if err != nil {
+		return err
+	}
+	if err := v.orNil(); err != nil {
+		return err
+	}
+	out, err := h.deps.Policies.SetTenantPolicy(tenant, p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
 // state is GET /v1/state and each /v1/stream event.
 func (s *Server) state() (api.State, error) {
 	s.events.flush()

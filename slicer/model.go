@@ -157,3 +157,21 @@ func pct(f float64) string {
 	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
 	return s + "%"
 }
+
+// FreeCapacity sums g's free slices: how many, their sum as a fraction of
+// the GPU (counted as requests are), and the largest of them, as a
+// fraction and in bytes.
+func (g GPULayout) FreeCapacity() (n int, total, largest float64, largestMemory uint64) {
+	for i := range g.Slices {
+		s := &g.Slices[i]
+		if !s.free() {
+			continue
+		}
+		f := fraction(s.Size, g.Usable)
+		n, total = n+1, total+f
+		if f > largest {
+			largest, largestMemory = f, s.Memory
+		}
+	}
+	return n, math.Min(total, 1), largest, largestMemory
+}

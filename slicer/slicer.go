@@ -70,6 +70,10 @@ type Policy struct {
 	// IdleTimeout reclaims a lease with no activity for that long; 0
 	// means never.
 	IdleTimeout time.Duration `json:"idleTimeout,omitempty"`
+	// MaxMemory caps the device memory a tenant's sessions use at once,
+	// across all its leases; 0 means no cap. kerfd enforces it when
+	// sessions allocate.
+	MaxMemory uint64 `json:"maxMemory,omitempty"`
 }
 
 // Lease is a granted request.
@@ -342,6 +346,13 @@ func (s *Slicer) policyOf(tenant string) Policy {
 		return p
 	}
 	return s.defPolicy
+}
+
+// PolicyOf returns tenant's policy: its own, or else the default.
+func (s *Slicer) PolicyOf(tenant string) Policy {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.policyOf(tenant)
 }
 
 // SetPolicy sets a tenant's policy, kept across restarts; an empty

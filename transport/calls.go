@@ -32,8 +32,19 @@ func (ss *session) memAlloc(a wire.MemAllocArgs) abi.Result {
 	if a.Bytesize == 0 {
 		return abi.ErrInvalidValue
 	}
+	if ss.leaseMem != nil {
+		// The lease's other sessions draw from the same slice.
+		if err := ss.leaseMem.Reserve(a.Bytesize); err != nil {
+			code := abi.ResultOf(err)
+			ss.errText = strings.TrimPrefix(err.Error(), code.Name()+": ")
+			return code
+		}
+	}
 	p, err := ss.ctx.MemAlloc(a.Bytesize)
 	if err != nil {
+		if ss.leaseMem != nil {
+			ss.leaseMem.Release(a.Bytesize)
+		}
 		return abi.ResultOf(err)
 	}
 	ss.mem.insert(memRange{base: p, size: a.Bytesize})
@@ -43,8 +54,12 @@ func (ss *session) memAlloc(a wire.MemAllocArgs) abi.Result {
 }
 
 func (ss *session) memFree(a wire.MemFreeArgs) abi.Result {
+	before := ss.mem.used
 	if !ss.mem.removeAlloc(a.Dptr) {
 		return abi.ErrInvalidValue
+	}
+	if ss.leaseMem != nil {
+		ss.leaseMem.Release(before - ss.mem.used)
 	}
 	ss.memUsed.Store(ss.mem.used)
 	return abi.ResultOf(ss.ctx.MemFree(a.Dptr))
@@ -52,6 +67,9 @@ func (ss *session) memFree(a wire.MemFreeArgs) abi.Result {
 
 func (ss *session) memGetInfo(wire.MemGetInfoArgs) abi.Result {
 	free, total := ss.ctx.MemInfo()
+	if ss.leaseMem != nil {
+		free = min(free, ss.leaseMem.Available()) // the lease's other sessions hold part of the slice
+	}
 	ss.res.Word(free).Word(total)
 	return abi.Success
 }

@@ -3,6 +3,7 @@ package transport
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +28,51 @@ type Allocator interface {
 	// Release frees a lease's slices. It is called exactly once per lease
 	// the transport obtained.
 	Release(id string)
+}
+
+// CapacityReporter is an Allocator that tells a tenant which GPUs it may
+// use and what is free on them (kerf list-gpus).
+type CapacityReporter interface {
+	Capacity(tenant auth.Tenant) (Capacity, error)
+}
+
+// Capacity is what a tenant may use on this node.
+type Capacity struct {
+	GPUs []GPUCapacity `json:"gpus"`
+	// The tenant's policy (its own, or the default): MaxGPUs (fractions
+	// counted; 0 none), IdleTimeout (0 never) and MaxMemory (bytes in use
+	// across its leases; 0 none).
+	MaxGPUs     float64       `json:"maxGPUs,omitempty"`
+	IdleTimeout time.Duration `json:"idleTimeout,omitempty"`
+	MaxMemory   uint64        `json:"maxMemory,omitempty"`
+	// HeldGPUs is what the tenant holds now, fractions counted.
+	HeldGPUs float64 `json:"heldGPUs"`
+}
+
+// GPUCapacity is one GPU as a tenant sees it.
+type GPUCapacity struct {
+	Device int    `json:"device"`
+	Name   string `json:"name"`
+	Memory uint64 `json:"memory"`
+	Slices int    `json:"slices"`
+	// FreeSlices are slices no lease holds; FreeFraction their sum, as
+	// a fraction of the GPU; LargestFree the biggest of them.
+	FreeSlices        int     `json:"freeSlices"`
+	FreeFraction      float64 `json:"freeFraction"`
+	LargestFree       float64 `json:"largestFree"`
+	LargestFreeMemory uint64  `json:"largestFreeMemory"`
+}
+
+// LeaseMemory is the memory of one slice of a lease, shared by every
+// session of the lease on that device, in whichever process serves it:
+// a session reserves what it allocates before the backend allocates it,
+// and releases what it frees. Reserve refuses with
+// CUDA_ERROR_OUT_OF_MEMORY past the slice (or the tenant's cap).
+// Available is what is left for any session of the lease.
+type LeaseMemory interface {
+	Reserve(n uint64) error
+	Release(n uint64)
+	Available() uint64
 }
 
 // AllocRequest asks for Count slices on distinct GPUs, each a Fraction of a
@@ -91,6 +137,9 @@ func (ss *session) serveLease() error {
 	if err != nil {
 		return fmt.Errorf("reading allocation request: %w", err)
 	}
+	if h.Type == wire.ListGPUs {
+		return ss.serveCapacity()
+	}
 	var req wire.AllocateMsg
 	if h.Type != wire.Allocate {
 		return ss.refuse(abi.ErrInvalidValue, fmt.Sprintf("expected an allocation request, got %s frame", h.Type))
@@ -106,7 +155,13 @@ func (ss *session) serveLease() error {
 	if err != nil {
 		return noCapacity{ss.refuse(abi.ResultOf(err), abi.Message(err))}
 	}
-	defer a.Release(lease.ID)
+	defer func() {
+		// The lease's sessions end before its slices are free.
+		ss.srv.endLeaseSessions(lease.ID)
+		a.Release(lease.ID)
+	}()
+	ss.srv.holdLease(ss, lease.ID)
+	defer ss.srv.dropLease(ss)
 	msg := wire.AllocatedMsg{Lease: lease.ID}
 	for _, s := range lease.Slices {
 		msg.Slices = append(msg.Slices, wire.LeaseSlice{Device: uint32(s.Device), Memory: s.Memory})
@@ -131,6 +186,80 @@ func (ss *session) serveLease() error {
 		return protoErrorf("frame on a lease stream after the allocation")
 	}
 	return err
+}
+
+// serveCapacity answers ListGPUs with what the tenant may use.
+func (ss *session) serveCapacity() error {
+	cr, ok := ss.srv.Allocator.(CapacityReporter)
+	if !ok {
+		return ss.refuse(abi.ErrNotSupported, "this server does not report capacity")
+	}
+	c, err := cr.Capacity(ss.tenant)
+	if err != nil {
+		return ss.refuse(abi.ResultOf(err), err.Error())
+	}
+	j, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	msg := wire.CapacityMsg{JSON: j}
+	b, err := msg.Append(nil)
+	if err != nil {
+		return ss.refuse(abi.ErrUnknown, err.Error())
+	}
+	if err := ss.conn.WriteFrame(wire.Header{Type: wire.GPUs}, b); err != nil {
+		return err
+	}
+	return ss.conn.Flush()
+}
+
+// holdLease records that ss is the stream holding lease id, so that
+// ending the lease (CloseLease, CloseTenant) closes it.
+func (s *Server) holdLease(ss *session, id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.leaseStreams == nil {
+		s.leaseStreams = map[*session]string{}
+	}
+	s.leaseStreams[ss] = id
+}
+
+func (s *Server) dropLease(ss *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.leaseStreams, ss)
+}
+
+// CloseLease ends lease id: the stream holding it closes (so the
+// Allocator's Release follows), and so does every session of it served
+// in this process; it returns once those sessions have closed their
+// contexts.
+func (s *Server) CloseLease(id string) {
+	s.mu.Lock()
+	for ss, l := range s.leaseStreams {
+		if l == id {
+			ss.closeStream()
+		}
+	}
+	s.mu.Unlock()
+	s.endLeaseSessions(id)
+}
+
+// endLeaseSessions ends the sessions of lease id served in this process
+// and returns once each has closed its backend context.
+func (s *Server) endLeaseSessions(id string) {
+	s.mu.Lock()
+	var ended []chan struct{}
+	for _, ss := range s.sessions {
+		if ss.lease == id {
+			ss.closeStream()
+			ended = append(ended, ss.ended)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range ended {
+		<-c
+	}
 }
 
 // admitSlice resolves the slice a session runs in: the one its lease
@@ -190,12 +319,6 @@ func (l *LeaseHolder) Close() error { return l.rw.Close() }
 // openLease runs the lease handshake on rw; local is rw on the local
 // path, nil elsewhere.
 func openLease(rw io.ReadWriteCloser, local *net.UnixConn, opts Options, req AllocRequest) (*LeaseHolder, error) {
-	conn := wire.NewConn(rw)
-	hello := wire.HelloMsg{MinVersion: abi.MinProtocolVersion, MaxVersion: abi.ProtocolVersion, Token: opts.Token, Device: wire.LeaseDevice, Client: cutName(opts.Name)}
-	b, err := hello.Append(nil)
-	if err != nil {
-		return nil, err
-	}
 	if req.Count < 1 || req.Count > wire.MaxLeaseSlices {
 		return nil, fmt.Errorf("%d slices requested: want 1..%d", req.Count, wire.MaxLeaseSlices)
 	}
@@ -204,10 +327,39 @@ func openLease(rw io.ReadWriteCloser, local *net.UnixConn, opts Options, req All
 	if err != nil {
 		return nil, err
 	}
+	p, err := leaseExchange(rw, local, opts, wire.Allocate, ab, wire.Allocated)
+	if err != nil {
+		return nil, err
+	}
+	var msg wire.AllocatedMsg
+	if err := msg.Decode(p); err != nil {
+		return nil, err
+	}
+	l := &LeaseHolder{Lease: Lease{ID: msg.Lease}, rw: rw, done: make(chan struct{})}
+	for _, s := range msg.Slices {
+		l.Slices = append(l.Slices, LeaseSlice{Device: int(s.Device), Memory: s.Memory})
+	}
+	go func() {
+		defer close(l.done)
+		var b [1]byte
+		_, _ = rw.Read(b[:]) // returns when either side closes
+	}()
+	return l, nil
+}
+
+// leaseExchange says hello on a lease stream, sends one frame of type
+// ask and returns the payload of the answer, which must be of type want.
+func leaseExchange(rw io.ReadWriter, local *net.UnixConn, opts Options, ask wire.Type, payload []byte, want wire.Type) ([]byte, error) {
+	conn := wire.NewConn(rw)
+	hello := wire.HelloMsg{MinVersion: abi.MinProtocolVersion, MaxVersion: abi.ProtocolVersion, Token: opts.Token, Device: wire.LeaseDevice, Client: cutName(opts.Name)}
+	b, err := hello.Append(nil)
+	if err != nil {
+		return nil, err
+	}
 	if err := conn.WriteFrame(wire.Header{Type: wire.Hello}, b); err != nil {
 		return nil, err
 	}
-	if err := conn.WriteFrame(wire.Header{Type: wire.Allocate}, ab); err != nil {
+	if err := conn.WriteFrame(wire.Header{Type: ask}, payload); err != nil {
 		return nil, err
 	}
 	if err := conn.Flush(); err != nil {
@@ -230,33 +382,57 @@ func openLease(rw io.ReadWriteCloser, local *net.UnixConn, opts Options, req All
 	}
 	h, p, err := conn.ReadFrame()
 	if err != nil {
-		return nil, fmt.Errorf("reading the allocation: %w", err)
+		return nil, fmt.Errorf("reading the answer to %s: %w", ask, err)
 	}
 	switch h.Type {
-	case wire.Allocated:
+	case want:
+		return p, nil
 	case wire.Error:
 		var m wire.ErrorMsg
 		if err := m.Decode(p); err != nil {
 			return nil, err
 		}
 		return nil, &abi.Error{Code: m.Code, Msg: m.Message}
-	default:
-		return nil, fmt.Errorf("expected an allocation, got %s frame", h.Type)
 	}
-	var msg wire.AllocatedMsg
-	if err := msg.Decode(p); err != nil {
-		return nil, err
+	return nil, fmt.Errorf("expected %s, got %s frame", want, h.Type)
+}
+
+// listGPUs asks for the tenant's capacity on rw.
+func listGPUs(rw io.ReadWriter, local *net.UnixConn, opts Options) (Capacity, error) {
+	var c Capacity
+	p, err := leaseExchange(rw, local, opts, wire.ListGPUs, nil, wire.GPUs)
+	if err != nil {
+		return c, err
 	}
-	l := &LeaseHolder{Lease: Lease{ID: msg.Lease}, rw: rw, done: make(chan struct{})}
-	for _, s := range msg.Slices {
-		l.Slices = append(l.Slices, LeaseSlice{Device: int(s.Device), Memory: s.Memory})
+	var m wire.CapacityMsg
+	if err := m.Decode(p); err != nil {
+		return c, err
 	}
-	go func() {
-		defer close(l.done)
-		var b [1]byte
-		_, _ = rw.Read(b[:]) // returns when either side closes
-	}()
-	return l, nil
+	if err := json.Unmarshal(m.JSON, &c); err != nil {
+		return c, fmt.Errorf("the server's capacity: %w", err)
+	}
+	return c, nil
+}
+
+// ListGPUsUnix asks the local server which GPUs the token's tenant may
+// use and what is free on them.
+func ListGPUsUnix(ctx context.Context, path string, opts Options) (Capacity, error) {
+	conn, err := dialUnix(ctx, path)
+	if err != nil {
+		return Capacity{}, err
+	}
+	defer conn.Close()
+	return listGPUs(conn, conn, opts)
+}
+
+// ListGPUsQUIC is ListGPUsUnix over QUIC.
+func ListGPUsQUIC(ctx context.Context, addr string, opts QUICOptions) (Capacity, error) {
+	qs, _, err := dialQUICStream(ctx, addr, opts)
+	if err != nil {
+		return Capacity{}, err
+	}
+	defer qs.Close()
+	return listGPUs(qs, nil, opts.Options)
 }
 
 // OpenLeaseUnix reserves slices on the local server at path.

@@ -55,11 +55,17 @@ type Server struct {
 	Allocator Allocator
 	// Limits bound each listener's unauthenticated connections.
 	Limits Limits
+	// LeaseMemory, if set, gives a session that runs in a lease the
+	// account of its slice's memory, which every session of the lease on
+	// that device shares. It is called once per session, when it opens.
+	LeaseMemory func(adm Admission) LeaseMemory
 
 	nextID   atomic.Uint64
 	mu       sync.Mutex
 	sessions map[uint64]*session
-	wg       sync.WaitGroup
+	// leaseStreams are the streams holding a lease, by the lease's ID.
+	leaseStreams map[*session]string
+	wg           sync.WaitGroup
 
 	// Each listener's guard, and the logs that a flood would fill, each
 	// written as at most one line per RefusalLogInterval.
@@ -151,12 +157,19 @@ func (s *Server) SetMemLimit(limit uint64) error {
 	return errors.Join(errs...)
 }
 
-// CloseTenant ends every session of tenant id, as when its token is revoked.
+// CloseTenant ends every session of tenant id, as when its token is
+// revoked, and closes the streams holding its leases, which frees them.
 func (s *Server) CloseTenant(id string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
 	for _, ss := range s.sessions {
+		if ss.tenant.ID == id {
+			ss.closeStream()
+			n++
+		}
+	}
+	for ss := range s.leaseStreams {
 		if ss.tenant.ID == id {
 			ss.closeStream()
 			n++
@@ -230,7 +243,7 @@ func (s *Server) serve(ctx context.Context, rw io.ReadWriteCloser, peer Peer, ad
 	if len(prefix) > 0 {
 		r = io.MultiReader(bytes.NewReader(prefix), rw)
 	}
-	ss := &session{srv: s, rw: rw, sock: r, peer: peer, started: time.Now()}
+	ss := &session{srv: s, rw: rw, sock: r, peer: peer, started: time.Now(), ended: make(chan struct{})}
 	ss.id = s.nextID.Add(1)
 	stop := context.AfterFunc(ctx, ss.closeStream)
 	defer stop()
@@ -339,6 +352,7 @@ func (s *Server) unregister(ss *session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.sessions, ss.id)
+	close(ss.ended)
 }
 
 // protocolError ends a session: the peer broke the protocol.
@@ -416,7 +430,10 @@ func (s *Server) handshakeTimeout() time.Duration {
 
 // open creates the backend context and accepts the session.
 func (ss *session) open(adm Admission) error {
-	ss.tenant, ss.device, ss.version = adm.Tenant, adm.Device, adm.Version
+	ss.tenant, ss.device, ss.version, ss.lease = adm.Tenant, adm.Device, adm.Version, adm.Lease
+	if adm.Lease != "" && ss.srv.LeaseMemory != nil {
+		ss.leaseMem = ss.srv.LeaseMemory(adm)
+	}
 	ctx, err := ss.srv.Backend.Open(adm.Device, adm.MemLimit)
 	if err != nil {
 		return ss.refuse(abi.ResultOf(err), "opening device: "+abi.Message(err))

@@ -29,6 +29,13 @@ type session struct {
 	device  int
 	version uint16 // the protocol version negotiated
 	ctx     gpu.Context
+	lease   string
+	// leaseMem is the lease's shared account of the slice's memory; nil
+	// outside a lease or without one.
+	leaseMem LeaseMemory
+	// ended is closed once the session has closed its context and left
+	// the server's table.
+	ended chan struct{}
 
 	handles handleTable
 	mem     memTable
@@ -106,6 +113,9 @@ func (ss *session) run(adm Admission) error {
 	defer func() {
 		// The backend frees everything the tenant left behind.
 		_ = ss.ctx.Close()
+		if ss.leaseMem != nil {
+			ss.leaseMem.Release(ss.mem.used)
+		}
 		ss.memUsed.Store(0)
 	}()
 	for {

@@ -54,8 +54,12 @@ var commands []command
 
 func init() {
 	commands = []command{
-		{"run", "[-n GPUS] [-p FRACTION | --memory SIZE] [--server ADDR] [--token FILE] [--timeout D] -- CMD ARGS...",
-			"run CMD on slices of the appliance's GPUs", runCmd},
+		{"run", "[-n GPUS] [-p FRACTION | --memory SIZE] [--server ADDR] [--token FILE] [--timeout D] [--lease ID] -- CMD ARGS...",
+			"run CMD on slices of the appliance's GPUs (in a new lease, or one kerf request holds)", runCmd},
+		{"request", "[-n GPUS] [-p FRACTION | --memory SIZE] [--server ADDR] [--token FILE] [--timeout D]",
+			"hold slices for several runs; prints export KERF_LEASE=ID", requestCmd},
+		{"release", "[ID | --all]", "end a lease kerf request holds (default $KERF_LEASE)", releaseCmd},
+		{"list-gpus", "[--token FILE] [--via unix|quic] [--server ADDR]", "the GPUs this token may use and what is free on them", listGPUsCmd},
 		{"info", "[--token FILE] [--via unix|quic] [--server ADDR]", "show the device a token reaches, and a round trip", infoCmd},
 		{"version", "", "print kerf's version", versionCmd},
 		{"bench", "NAME [FLAGS]", "benchmarks (kerf-bench; see kerf bench --help)", benchCmd},
@@ -65,6 +69,8 @@ func init() {
 		{"rules", "COMMAND", "policy rules over load signals (operator)", operatorCmd("rules")},
 		{"smi", "", "GPUs and their slices at a glance (operator)", operatorCmd("smi")},
 		{"tokens", "COMMAND", "tenant tokens and their bundles (operator)", operatorCmd("tokens")},
+		{"tenants", "COMMAND", "tenants' policies: GPU limit, idle timeout, memory cap (operator)", operatorCmd("tenants")},
+		{holdCmd, "[FLAGS]", "(internal) the process holding a lease for kerf request", leaseHoldCmd},
 	}
 }
 
@@ -72,7 +78,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: kerf COMMAND [ARGS]  (kerf COMMAND --help for each)")
 	fmt.Fprintln(w, "\ntenant commands:")
 	for _, c := range commands {
-		if !strings.Contains(c.summary, "(operator)") {
+		if !strings.Contains(c.summary, "(operator)") && c.name != holdCmd {
 			fmt.Fprintf(w, "  kerf %-9s %s\n", c.name, c.summary)
 		}
 	}
@@ -246,39 +252,26 @@ func infoCmd(args []string) error {
 
 func runCmd(args []string) error {
 	fs := newCommand("run")
-	n := fs.Int("n", 1, "slices, each on a distinct GPU")
-	p := fs.Float64("p", 0, "fraction of a GPU per slice, in (0, 1]")
-	memory := fs.String("memory", "", "memory per slice instead of -p, with a unit (512MiB, 4GiB)")
-	server := fs.String("server", "", "appliance QUIC address (default: the token bundle's)")
-	token := fs.String("token", "", "token bundle (default: $"+kerfenv.Bundle+", else "+bundlePlaces()+")")
-	timeout := fs.Duration("timeout", 30*time.Second, "how long to retry while the appliance is full")
-	via := fs.String("via", "", "unix or quic (default: unix when the appliance is this machine)")
-	model := fs.String("model", "", "only GPUs of this model")
-	minMem := fs.String("min-memory", "", "only GPUs with at least this much memory, with a unit")
+	options := leaseFlags(fs)
 	shim := fs.String("shim", launcher.DefaultShimDir(), "directory holding Kerf's libcuda.so.1")
+	lease := fs.String("lease", "", "run in a lease kerf request holds (its ID or file) instead of a new one")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
 		return cli.Usagef(fs.Name(), "no command; put it after --")
 	}
-	o := launcher.Options{GPUs: *n, Fraction: *p, Server: *server, Via: *via, Timeout: *timeout,
-		Model: *model, ShimDir: *shim, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
-	var err error
-	if *memory != "" {
-		if o.Memory, err = units.ParseBytes(*memory); err != nil {
-			return cli.Usagef(fs.Name(), "--memory: %v", err)
-		}
-	}
-	if *minMem != "" {
-		if o.MinMemory, err = units.ParseBytes(*minMem); err != nil {
-			return cli.Usagef(fs.Name(), "--min-memory: %v", err)
-		}
-	}
-	if o.Bundle, err = auth.FindBundle(*token); err != nil {
+	o, err := options()
+	if err != nil {
 		return err
 	}
-	code, err := launcher.Run(context.Background(), o, fs.Args())
+	o.ShimDir, o.Stdin, o.Stdout, o.Stderr = *shim, os.Stdin, os.Stdout, os.Stderr
+	var code int
+	if *lease != "" {
+		code, err = launcher.RunIn(o, *lease, fs.Args())
+	} else {
+		code, err = launcher.Run(context.Background(), o, fs.Args())
+	}
 	if err != nil {
 		return err
 	}

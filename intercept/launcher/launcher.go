@@ -20,7 +20,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -29,9 +28,6 @@ import (
 	"github.com/kerf-edge/kerf/internal/kerfenv"
 	"github.com/kerf-edge/kerf/transport"
 )
-
-// Environment the shim reads.
-const ()
 
 // Options configure a run.
 type Options struct {
@@ -66,62 +62,91 @@ func Run(ctx context.Context, opts Options, argv []string) (int, error) {
 	if len(argv) == 0 {
 		return 0, errors.New("no command to run")
 	}
-	if opts.GPUs < 1 {
-		return 0, fmt.Errorf("-n %d: want at least one GPU", opts.GPUs)
-	}
-	if opts.Fraction < 0 || opts.Fraction > 1 || opts.Fraction != 0 && opts.Memory != 0 {
-		return 0, errors.New("give either -p FRACTION in (0, 1] or --memory BYTES")
-	}
-	bundlePath, err := filepath.Abs(opts.Bundle)
-	if err != nil {
-		return 0, err
-	}
-	b, err := auth.ReadBundle(bundlePath)
-	if err != nil {
-		return 0, err
-	}
-	via, err := Route(b, opts.Server, opts.Via)
-	if err != nil {
-		return 0, err
-	}
-	quicAddr := b.QUIC
-	if opts.Server != "" {
-		quicAddr = opts.Server
-	}
-	req := transport.AllocRequest{Count: opts.GPUs, Fraction: opts.Fraction, Memory: opts.Memory, MinMemory: opts.MinMemory, Model: opts.Model, Device: -1}
-	lease, err := acquire(ctx, opts, func(ctx context.Context) (*transport.LeaseHolder, error) {
-		o := transport.Options{Token: []byte(b.Token), Name: transport.SessionName("kerf run", argv[0])}
-		if via == "unix" {
-			return transport.OpenLeaseUnix(ctx, b.Socket, o, req)
-		}
-		fp, err := transport.ParseFingerprint(b.Fingerprint)
-		if err != nil {
-			return nil, err
-		}
-		return transport.OpenLeaseQUIC(ctx, quicAddr, transport.QUICOptions{Options: o, Fingerprint: fp}, req)
-	})
+	lease, lf, err := Open(ctx, opts, transport.SessionName("kerf run", argv[0]))
 	if err != nil {
 		return 0, err
 	}
 	defer lease.Close()
-
-	devs := make([]string, len(lease.Slices))
-	for i, s := range lease.Slices {
-		devs[i] = strconv.Itoa(s.Device)
-	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = opts.Stdin, opts.Stdout, opts.Stderr
-	cmd.Env = append(os.Environ(),
-		kerfenv.Bundle+"="+bundlePath, kerfenv.Lease+"="+lease.ID, kerfenv.Devices+"="+strings.Join(devs, ","), kerfenv.Via+"="+via,
-		"LD_LIBRARY_PATH="+prependPath(opts.ShimDir, os.Getenv("LD_LIBRARY_PATH")))
-	if opts.Server != "" {
-		cmd.Env = append(cmd.Env, kerfenv.Server+"="+opts.Server)
-	}
+	env := lf.environ()
 	if opts.Memory != 0 {
 		// --memory is what the program gets, even in a larger slice.
-		cmd.Env = append(cmd.Env, kerfenv.Memory+"="+strconv.FormatUint(opts.Memory, 10))
+		env = append(env, kerfenv.Memory+"="+strconv.FormatUint(opts.Memory, 10))
 	}
-	return runChild(cmd)
+	return runChild(command(opts, argv, env))
+}
+
+// Open reserves the slices opts asks for, retrying while the appliance is
+// full, and describes the lease as a lease file would. name tells kerfd
+// who holds it.
+func Open(ctx context.Context, opts Options, name string) (*transport.LeaseHolder, LeaseFile, error) {
+	var lf LeaseFile
+	if opts.GPUs < 1 {
+		return nil, lf, fmt.Errorf("-n %d: want at least one GPU", opts.GPUs)
+	}
+	if opts.Fraction < 0 || opts.Fraction > 1 || opts.Fraction != 0 && opts.Memory != 0 {
+		return nil, lf, errors.New("give either -p FRACTION in (0, 1] or --memory BYTES")
+	}
+	d, err := resolve(opts)
+	if err != nil {
+		return nil, lf, err
+	}
+	req := transport.AllocRequest{Count: opts.GPUs, Fraction: opts.Fraction, Memory: opts.Memory, MinMemory: opts.MinMemory, Model: opts.Model, Device: -1}
+	lease, err := acquire(ctx, opts, func(ctx context.Context) (*transport.LeaseHolder, error) {
+		o := transport.Options{Token: []byte(d.bundle.Token), Name: name}
+		if d.via == "unix" {
+			return transport.OpenLeaseUnix(ctx, d.bundle.Socket, o, req)
+		}
+		fp, err := transport.ParseFingerprint(d.bundle.Fingerprint)
+		if err != nil {
+			return nil, err
+		}
+		return transport.OpenLeaseQUIC(ctx, d.quicAddr, transport.QUICOptions{Options: o, Fingerprint: fp}, req)
+	})
+	if err != nil {
+		return nil, lf, err
+	}
+	lf = LeaseFile{Lease: lease.ID, Bundle: d.bundlePath, Via: d.via, Server: opts.Server, Holder: os.Getpid()}
+	for _, s := range lease.Slices {
+		lf.Devices = append(lf.Devices, s.Device)
+		lf.Memory = append(lf.Memory, s.Memory)
+	}
+	return lease, lf, nil
+}
+
+// dialing is where and how a tenant reaches the appliance.
+type dialing struct {
+	bundlePath string
+	bundle     auth.Bundle
+	via        string
+	quicAddr   string
+}
+
+// resolve reads the bundle and settles the path (Route).
+func resolve(opts Options) (dialing, error) {
+	var d dialing
+	var err error
+	if d.bundlePath, err = filepath.Abs(opts.Bundle); err != nil {
+		return d, err
+	}
+	if d.bundle, err = auth.ReadBundle(d.bundlePath); err != nil {
+		return d, err
+	}
+	if d.via, err = Route(d.bundle, opts.Server, opts.Via); err != nil {
+		return d, err
+	}
+	d.quicAddr = d.bundle.QUIC
+	if opts.Server != "" {
+		d.quicAddr = opts.Server
+	}
+	return d, nil
+}
+
+// command is argv with the shim first on its library path and env added.
+func command(opts Options, argv, env []string) *exec.Cmd {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = opts.Stdin, opts.Stdout, opts.Stderr
+	cmd.Env = append(append(os.Environ(), env...), "LD_LIBRARY_PATH="+prependPath(opts.ShimDir, os.Getenv("LD_LIBRARY_PATH")))
+	return cmd
 }
 
 // acquire opens a lease, retrying while the appliance has no capacity,

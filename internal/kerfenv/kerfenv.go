@@ -26,6 +26,9 @@ const (
 	API        = "KERF_API"         // the operator REST API's base URL
 	AdminToken = "KERF_ADMIN_TOKEN" // the operator's bearer token
 	CPUProfile = "KERF_CPUPROFILE"  // a benchmark's CPU profile output
+	// LeaseDir holds the files of leases `kerf request` holds (default:
+	// $XDG_RUNTIME_DIR/kerf/leases, else ~/.kerf/leases).
+	LeaseDir = "KERF_LEASE_DIR"
 )
 
 // kerfd.

@@ -259,6 +259,21 @@ type Tenant struct {
 	Sessions         int    `json:"sessions"`
 }
 
+// TenantPolicy defines model for TenantPolicy.
+type TenantPolicy struct {
+	// IdleTimeoutSeconds a lease no session has used for this long is reclaimed; 0 for never
+	IdleTimeoutSeconds float64 `json:"idleTimeoutSeconds,omitempty,omitzero"`
+
+	// MaxGPUs the most GPUs the tenant holds at once, fractions counted (2.5 = 1 + 0.75 + 0.75); 0 for no limit
+	MaxGPUs float64 `json:"maxGPUs,omitempty,omitzero"`
+
+	// MaxMemoryBytes device memory the tenant's sessions use at once, across all its leases; 0 for no cap
+	MaxMemoryBytes uint64 `json:"maxMemoryBytes,omitempty,omitzero"`
+
+	// Own false when the tenant has no policy of its own and the default holds
+	Own bool `json:"own,omitempty,omitzero"`
+}
+
 // TokenRecord defines model for TokenRecord.
 type TokenRecord struct {
 	Issued           time.Time `json:"issued"`
@@ -328,6 +343,9 @@ type PutRuleJSONRequestBody = Rule
 
 // ValidateRuleJSONRequestBody defines body for ValidateRule for application/json ContentType.
 type ValidateRuleJSONRequestBody = Rule
+
+// PutTenantPolicyJSONRequestBody defines body for PutTenantPolicy for application/json ContentType.
+type PutTenantPolicyJSONRequestBody = TenantPolicy
 
 // IssueTokenJSONRequestBody defines body for IssueToken for application/json ContentType.
 type IssueTokenJSONRequestBody = TokenRequest

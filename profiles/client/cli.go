@@ -38,6 +38,8 @@ const CLIUsage = `  kerf profiles list                          stored slicing p
                                               issue a tenant's token; write its bundle (default ./TENANT.json)
   kerf tokens revoke TENANT                   revoke a tenant's tokens
   kerf tokens list                            issued tokens (never the tokens themselves)
+  kerf tenants policy NAME [--gpus N] [--idle D] [--memory SIZE]
+                                              show or set a tenant's GPU limit, idle timeout and memory cap
   (the API is $KERF_API, default http://127.0.0.1:7080; the admin token is $KERF_ADMIN_TOKEN,
   else the file kerfd copies to ~/.config/kerf/admin-token, else state/admin-token)
 `
@@ -71,11 +73,13 @@ var operatorCommands = map[string]subcommand{
 		"issue a token for TENANT, replacing (revoking) its earlier ones, and write its bundle", TokenIssueFlags, tokensIssue},
 	"tokens revoke": {"TENANT", "revoke every token of TENANT; its sessions end", nil, tokensRevoke},
 	"tokens list":   {"", "issued tokens (never the tokens themselves)", nil, tokensList},
+	"tenants policy": {"NAME [--gpus N] [--idle D] [--memory SIZE]", "show or set a tenant's GPU limit, idle timeout and memory cap",
+		tenantsPolicyFlags, tenantsPolicy},
 }
 
 // groups are the commands that only hold subcommands.
 var groups = map[string]string{"profiles": "list, show, put, validate or apply", "rules": "list, show, put, validate or delete",
-	"tokens": "issue, revoke or list"}
+	"tokens": "issue, revoke or list", "tenants": "policy"}
 
 // RunCLI runs one of the operator commands in CLIUsage (args start with
 // the command name: "profiles", "rules", "slices", "smi" or "tokens") and

@@ -84,6 +84,12 @@ type ServerInterface interface {
 	// (POST /v1/tenants/{tenant}/evict)
 	EvictTenant(ctx echo.Context, tenant TenantName) error
 
+	// (GET /v1/tenants/{tenant}/policy)
+	GetTenantPolicy(ctx echo.Context, tenant TenantName) error
+
+	// (PUT /v1/tenants/{tenant}/policy)
+	PutTenantPolicy(ctx echo.Context, tenant TenantName) error
+
 	// (GET /v1/tokens)
 	ListTokens(ctx echo.Context) error
 
@@ -424,6 +430,38 @@ func (w *ServerInterfaceWrapper) EvictTenant(ctx echo.Context) error {
 	return err
 }
 
+// GetTenantPolicy converts echo context to params.
+func (w *ServerInterfaceWrapper) GetTenantPolicy(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "tenant" -------------
+	var tenant TenantName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "tenant", ctx.Param("tenant"), &tenant, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter tenant: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetTenantPolicy(ctx, tenant)
+	return err
+}
+
+// PutTenantPolicy converts echo context to params.
+func (w *ServerInterfaceWrapper) PutTenantPolicy(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "tenant" -------------
+	var tenant TenantName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "tenant", ctx.Param("tenant"), &tenant, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter tenant: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.PutTenantPolicy(ctx, tenant)
+	return err
+}
+
 // ListTokens converts echo context to params.
 func (w *ServerInterfaceWrapper) ListTokens(ctx echo.Context) error {
 	var err error
@@ -521,6 +559,8 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/slices", wrapper.ListSlices, options.OperationMiddlewares["listSlices"]...)
 	router.GET(options.BaseURL+"/v1/tenants", wrapper.ListTenants, options.OperationMiddlewares["listTenants"]...)
 	router.POST(options.BaseURL+"/v1/tenants/:tenant/evict", wrapper.EvictTenant, options.OperationMiddlewares["evictTenant"]...)
+	router.GET(options.BaseURL+"/v1/tenants/:tenant/policy", wrapper.GetTenantPolicy, options.OperationMiddlewares["getTenantPolicy"]...)
+	router.PUT(options.BaseURL+"/v1/tenants/:tenant/policy", wrapper.PutTenantPolicy, options.OperationMiddlewares["putTenantPolicy"]...)
 	router.GET(options.BaseURL+"/v1/rules", wrapper.ListRules, options.OperationMiddlewares["listRules"]...)
 	router.POST(options.BaseURL+"/v1/rules", wrapper.CreateRule, options.OperationMiddlewares["createRule"]...)
 	router.DELETE(options.BaseURL+"/v1/rules/:name", wrapper.DeleteRule, options.OperationMiddlewares["deleteRule"]...)

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -276,5 +277,32 @@ func (m *AllocatedMsg) Decode(p []byte) error {
 	for ; len(sl) > 0; sl = sl[12:] {
 		m.Slices = append(m.Slices, LeaseSlice{Device: binary.LittleEndian.Uint32(sl), Memory: binary.LittleEndian.Uint64(sl[4:])})
 	}
+	return nil
+}
+
+// MaxCapacity bounds a GPUs frame's document.
+const MaxCapacity = 64 << 10
+
+var capacitySpec = []abi.Arg{{Name: "capacity", Kind: abi.Bytes, Max: MaxCapacity}}
+
+// CapacityMsg answers ListGPUs: a JSON document the transport defines.
+type CapacityMsg struct {
+	JSON []byte
+}
+
+// Append encodes m.
+func (m *CapacityMsg) Append(b []byte) ([]byte, error) {
+	var v abi.Values
+	v.Blob(m.JSON)
+	return AppendValues(b, capacitySpec, &v)
+}
+
+// Decode decodes p into m.
+func (m *CapacityMsg) Decode(p []byte) error {
+	var v abi.Values
+	if err := DecodeValues(capacitySpec, p, &v); err != nil {
+		return err
+	}
+	m.JSON = bytes.Clone(v.Blobs[0])
 	return nil
 }

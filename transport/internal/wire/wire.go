@@ -27,11 +27,14 @@ const (
 	Error                     // either way: a fatal error; the stream closes after it
 	Allocate                  // client → server on a lease stream: reserve slices
 	Allocated                 // server → client: the lease
+	ListGPUs                  // client → server on a lease stream: what may I use?
+	GPUs                      // server → client: the tenant's GPUs and their free capacity
 	numTypes
 )
 
 var typeNames = [...]string{Hello: "hello", HelloAck: "hello-ack", Call: "call", Reply: "reply", Data: "data",
-	ShmData: "shm-data", Error: "error", Allocate: "allocate", Allocated: "allocated"}
+	ShmData: "shm-data", Error: "error", Allocate: "allocate", Allocated: "allocated",
+	ListGPUs: "list-gpus", GPUs: "gpus"}
 
 func (t Type) String() string {
 	if t > 0 && t < numTypes {
