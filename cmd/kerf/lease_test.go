@@ -50,7 +50,7 @@ func leaseBinaries(t *testing.T) string {
 // daemon is a running bin/kerfd and what a tenant and operator need to
 // reach it.
 type daemon struct {
-	bin, state, leases string
+	bin, home, state, leases string
 	api, admin         string
 	cmd                *exec.Cmd
 	exited             chan struct{}
@@ -65,9 +65,9 @@ func startDaemon(t *testing.T, state string, devices int, profile string, extra 
 	if state == "" {
 		state = t.TempDir()
 	}
-	k := &daemon{bin: bin, state: state, leases: filepath.Join(state, "leases"), api: "http://" + freePort(t), log: &testkit.SyncBuffer{}}
+	k := &daemon{bin: bin, home: t.TempDir(), state: state, leases: filepath.Join(state, "leases"), api: "http://" + freePort(t), log: &testkit.SyncBuffer{}}
 	k.cmd = exec.Command(filepath.Join(bin, "kerfd"))
-	k.cmd.Env = append(cleanEnv(), "KERF_STATE_DIR="+state, "KERF_LISTEN__QUIC=127.0.0.1:0", "KERF_LISTEN__HTTP="+strings.TrimPrefix(k.api, "http://"),
+	k.cmd.Env = append(k.env(), "KERF_STATE_DIR="+state, "KERF_LISTEN__QUIC=127.0.0.1:0", "KERF_LISTEN__HTTP="+strings.TrimPrefix(k.api, "http://"),
 		"KERF_GPU__BACKEND=emulated", "KERF_GPU__EMULATED__MEMORY=1GiB", fmt.Sprintf("KERF_GPU__EMULATED__DEVICES=%d", devices),
 		"KERF_SLICER__PROFILE="+profile, "KERF_SLICER__MAX_FRACTION_PER_TENANT=0", "KERF_INGEST__ENABLED=false", "KERF_TENANTS__STOP_GRACE=200ms")
 	k.cmd.Env = append(k.cmd.Env, extra...)
@@ -115,15 +115,18 @@ func fileExists(p string) bool {
 	return err == nil
 }
 
-// cleanEnv is this process's environment without Kerf's variables.
-func cleanEnv() []string {
+// env is this process's environment without Kerf's variables, with a
+// home of the daemon's own: kerfd copies bundles into it, and kerf looks
+// there.
+func (k *daemon) env() []string {
 	var env []string
 	for _, e := range os.Environ() {
-		if !strings.HasPrefix(e, "KERF_") && !strings.HasPrefix(e, "LD_LIBRARY_PATH=") {
+		if !strings.HasPrefix(e, "KERF_") && !strings.HasPrefix(e, "LD_LIBRARY_PATH=") &&
+			!strings.HasPrefix(e, "HOME=") && !strings.HasPrefix(e, "XDG_CONFIG_HOME=") {
 			env = append(env, e)
 		}
 	}
-	return env
+	return append(env, "HOME="+k.home, "XDG_CONFIG_HOME="+filepath.Join(k.home, ".config"))
 }
 
 func (k *daemon) bundle(tenant string) string {
@@ -133,13 +136,8 @@ func (k *daemon) bundle(tenant string) string {
 // tenant issues a token for name through the API and writes its bundle.
 func (k *daemon) tenant(t *testing.T, name string) string {
 	t.Helper()
-	out, _ := k.mustKerf(t, "default", "tokens", "issue", name)
-	b, err := auth.ReadBundle(k.bundle("default"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.Tenant, b.Token = name, strings.TrimSpace(out)
-	if err := auth.WriteBundle(k.bundle(name), b); err != nil {
+	k.mustKerf(t, "default", "tokens", "issue", "--out", k.bundle(name), name)
+	if _, err := auth.ReadBundle(k.bundle(name)); err != nil {
 		t.Fatal(err)
 	}
 	return name
@@ -148,7 +146,7 @@ func (k *daemon) tenant(t *testing.T, name string) string {
 // command is bin/kerf args as tenant, with the operator's API and token.
 func (k *daemon) command(tenant string, args ...string) *exec.Cmd {
 	cmd := exec.Command(filepath.Join(k.bin, "kerf"), args...)
-	cmd.Env = append(cleanEnv(), "KERF_TOKEN="+k.bundle(tenant), "KERF_LEASE_DIR="+k.leases, "KERF_API="+k.api, "KERF_ADMIN_TOKEN="+k.admin)
+	cmd.Env = append(k.env(), "KERF_BUNDLE="+k.bundle(tenant), "KERF_LEASE_DIR="+k.leases, "KERF_API="+k.api, "KERF_ADMIN_TOKEN="+k.admin)
 	return cmd
 }
 
