@@ -8,6 +8,8 @@
 // wrong result silently, and it never panics on tenant input.
 package ptx
 
+import "io"
+
 // This file is the contract between the interpreter and the emulated
 // device. Its declarations are implemented in the other files of the
 // package.
@@ -60,6 +62,9 @@ type Launch struct {
 	// not run, running ones stop at their next backward branch, and the
 	// launch fails with abi.ErrLaunchFailed. nil means never.
 	Stop <-chan struct{}
+	// Output receives what the kernel's printf calls print, one call's
+	// text at a time. nil discards it (printf still returns its length).
+	Output io.Writer
 }
 
 // BlockCharge is the least a block counts against MaxGridInstructions:

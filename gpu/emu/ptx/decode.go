@@ -147,6 +147,8 @@ func (d *decoder) decode(code []instr, ri *rawInstr) ([]instr, error) {
 		err = x.bra()
 	case "ret", "exit":
 		err = x.exit()
+	case "call":
+		err = x.call()
 	case "bar", "barrier":
 		err = x.bar()
 	case "membar", "fence":

@@ -32,14 +32,19 @@ func (x *instrDecoder) ldSt() error {
 	if o.base == "st" {
 		in.op = opSt
 		regOp, addrOp = ops[1], ops[0]
-		if in.space == spParam {
-			return x.bad()
-		}
 	}
 	if in.a, in.off, err = x.addr(addrOp); err != nil {
 		return err
 	}
-	if addrOp.kind == roAddr && !isReg(addrOp.s) {
+	if sym := x.syms[addrOp.s]; in.space == spParam && sym != nil && (sym.space == symLocal || sym.space == symFrame) {
+		// a call's arguments and results, and a function's
+		// parameters, live in the caller's or callee's frame
+		in.space = spLocal
+	}
+	if in.op == opSt && in.space == spParam {
+		return x.bad()
+	}
+	if addrOp.kind == roAddr && !x.isRegName(addrOp.s) && in.space != spLocal {
 		in.flags |= fUniform
 	}
 	names := []string{regOp.s}

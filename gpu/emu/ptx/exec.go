@@ -158,6 +158,14 @@ func (k *Kernel) RunStats(l *Launch) (Stats, error) {
 type grid struct {
 	l     *Launch
 	spent atomic.Uint64 // warp-instructions charged, finished blocks and running ones
+	outMu sync.Mutex    // orders writes to l.Output
+}
+
+// write hands one printf's text to the launch's Output.
+func (g *grid) write(b []byte) {
+	g.outMu.Lock()
+	defer g.outMu.Unlock()
+	g.l.Output.Write(b) //nolint:errcheck // printf output is best effort, as on a GPU
 }
 
 // charge adds n warp-instructions and reports whether the grid is now
@@ -712,6 +720,31 @@ func (w *worker) runWarp(wp *warp) error {
 				}
 				continue
 			}
+		case opCall:
+			left, err := w.call(wp, in, pc, mask)
+			if err != nil {
+				return err
+			}
+			if left == 0 {
+				break
+			}
+			active &^= left
+			pc++
+			if !resched() {
+				return nil
+			}
+			continue
+		case opRet:
+			if err := w.ret(wp, in, mask); err != nil {
+				return err
+			}
+			active &^= mask
+			if !resched() {
+				return nil
+			}
+			continue
+		case opTrap:
+			return w.fault(in, abi.ErrIllegalInstruction, "trap")
 		case opBar:
 			wp.waiting |= mask
 			for m := mask; m != 0; m &= m - 1 {

@@ -119,6 +119,9 @@ const (
 	opExit
 	opBar
 	opSatF32 // clamp f32 to [0, 1]: follows an instruction with .sat
+	opCall   // off indexes Kernel.calls
+	opRet    // off indexes Kernel.funcs
+	opTrap
 	numOps
 )
 

@@ -35,7 +35,32 @@ type Module struct {
 	// extern dynamic shared arrays at module scope
 	dynShared []*symbol
 	initBytes int
+	// .func declarations by name; funcList[i] has address funcAddr(i)
+	funcs    map[string]*funcDecl
+	funcList []*funcDecl
 }
+
+// funcDecl is a .func: its parameters, its return parameter and, once
+// defined, where its body lies.
+type funcDecl struct {
+	name    string
+	idx     int
+	params  []*varDecl
+	ret     *varDecl // nil when it returns nothing
+	body    *pendingBody
+	builtin builtinFunc // an external function the interpreter provides
+	line    int32
+}
+
+// Function addresses: a window no allocation reaches, one slot per
+// .func, so that an indirect call can tell a function address from
+// anything else.
+const (
+	funcWindow   uint64 = 0xfd00_0000_0000_0000
+	funcAddrStep uint64 = 16
+)
+
+func funcAddr(idx int) uint64 { return funcWindow + uint64(idx)*funcAddrStep }
 
 type symSpace uint8
 
@@ -46,6 +71,7 @@ const (
 	symParam                     // param buffer offset
 	symDynShared                 // extern shared: after static shared
 	symFunc                      // a .func or .entry
+	symFrame                     // a function's frame offset: its parameters, locals and calls' arguments
 )
 
 type symbol struct {
@@ -59,6 +85,7 @@ type symbol struct {
 type parser struct {
 	toks []token
 	pos  int
+	m    *Module // for function names in initialisers
 }
 
 func (p *parser) eof() bool { return p.pos >= len(p.toks) }
@@ -158,8 +185,8 @@ func Load(src []byte) (*Module, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Module{kernels: map[string]*Kernel{}, syms: map[string]*symbol{}}
-	p := &parser{toks: toks}
+	m := &Module{kernels: map[string]*Kernel{}, syms: map[string]*symbol{}, funcs: map[string]*funcDecl{}}
+	p := &parser{toks: toks, m: m}
 	var bodies []pendingBody
 	sawVersion := false
 	for !p.eof() {
@@ -201,20 +228,18 @@ func Load(src []byte) (*Module, error) {
 			p.accept(";")
 		case ".visible", ".extern", ".weak", ".common":
 			// linkage; what follows decides
-			if t == ".extern" && (p.peek() == ".func") {
-				// declaration of an external function, e.g. vprintf
-				if err := p.skipDecl(); err != nil {
-					return nil, err
-				}
-			}
 			continue
-		case ".entry", ".func":
-			pb, err := p.function(m, t == ".entry")
+		case ".entry":
+			pb, err := p.function(m, true)
 			if err != nil {
 				return nil, err
 			}
 			if pb != nil {
 				bodies = append(bodies, *pb)
+			}
+		case ".func":
+			if err := p.funcDecl(m, p.pos >= 2 && p.toks[p.pos-2].s == ".extern"); err != nil {
+				return nil, err
 			}
 		case ".global", ".const", ".shared":
 			if err := p.moduleVar(m, t); err != nil {
@@ -237,26 +262,6 @@ func Load(src []byte) (*Module, error) {
 	}
 	sort.Strings(m.names)
 	return m, nil
-}
-
-// skipDecl skips a declaration up to and including its ';'.
-func (p *parser) skipDecl() error {
-	depth := 0
-	for !p.eof() {
-		switch p.next() {
-		case "(":
-			depth++
-		case ")":
-			depth--
-		case ";":
-			if depth == 0 {
-				return nil
-			}
-		case "{":
-			return p.errf("unexpected '{' in declaration")
-		}
-	}
-	return p.errf("unterminated declaration")
 }
 
 // varDecl is a parsed variable declaration: [.align N] [.v2|.v4] .type name[dims] [= init].
@@ -391,6 +396,25 @@ func (p *parser) initialiser(typ vtype, max uint64) ([]byte, error) {
 		}
 		neg := p.accept("-")
 		s := p.next()
+		if fd := p.m.funcs[s]; fd != nil && !neg && typ.size() == 8 && !typ.isFloat() {
+			var b [8]byte
+			binary.LittleEndian.PutUint64(b[:], funcAddr(fd.idx))
+			out = append(out, b[:]...)
+			if max > 0 && uint64(len(out)) > max {
+				return nil, p.errf("initialiser too long")
+			}
+			if depth == 0 {
+				return out, nil
+			}
+			if !p.accept(",") && p.peek() != "}" {
+				return nil, p.errf("expected ',' or '}' in initialiser, found %q", p.peek())
+			}
+			continue
+		}
+		if validIdent(s) && !(s[0] >= '0' && s[0] <= '9') {
+			p.pos--
+			return nil, p.errf("address of %s in an initialiser not supported: only function addresses are", s)
+		}
 		v, err := immBits(s, typ, neg)
 		if err != nil {
 			p.pos--
@@ -530,17 +554,40 @@ type pendingBody struct {
 	line   int32
 }
 
-// function parses an .entry or .func header and finds its body's extent.
-// .func bodies are checked for balance but not decoded: calls are not
-// supported, so they cannot run.
-func (p *parser) function(m *Module, entry bool) (*pendingBody, error) {
-	line := p.line()
-	if !entry && p.peek() == "(" {
-		// return parameter list
-		if err := p.skipParens(); err != nil {
+// paramList parses ( .param decl, ... ); the parentheses are optional.
+func (p *parser) paramList() ([]*varDecl, error) {
+	var params []*varDecl
+	if !p.accept("(") {
+		return nil, nil
+	}
+	for !p.accept(")") {
+		if p.eof() {
+			return nil, p.errf("unterminated parameter list")
+		}
+		if err := p.expect(".param"); err != nil {
 			return nil, err
 		}
+		d, err := p.varDecl(false)
+		if err != nil {
+			return nil, err
+		}
+		if d.unsized {
+			return nil, p.errf("parameter %s has no size", d.name)
+		}
+		params = append(params, d)
+		if len(params) > 1024 {
+			return nil, p.errf("too many parameters")
+		}
+		if !p.accept(",") && p.peek() != ")" {
+			return nil, p.errf("expected ',' or ')' in parameter list, found %q", p.peek())
+		}
 	}
+	return params, nil
+}
+
+// function parses an .entry header and finds its body's extent.
+func (p *parser) function(m *Module, entry bool) (*pendingBody, error) {
+	line := p.line()
 	name, err := p.ident()
 	if err != nil {
 		return nil, err
@@ -549,32 +596,94 @@ func (p *parser) function(m *Module, entry bool) (*pendingBody, error) {
 		return nil, p.errf("%s redeclared", name)
 	}
 	m.syms[name] = &symbol{name: name, space: symFunc}
-	var params []*varDecl
-	if p.accept("(") {
-		for !p.accept(")") {
-			if p.eof() {
-				return nil, p.errf("unterminated parameter list")
-			}
-			if err := p.expect(".param"); err != nil {
-				return nil, err
-			}
-			d, err := p.varDecl(false)
-			if err != nil {
-				return nil, err
-			}
-			if d.unsized {
-				return nil, p.errf("parameter %s has no size", d.name)
-			}
-			params = append(params, d)
-			if !p.accept(",") && p.peek() != ")" {
-				return nil, p.errf("expected ',' or ')' in parameter list, found %q", p.peek())
-			}
+	params, err := p.paramList()
+	if err != nil {
+		return nil, err
+	}
+	body, err := p.bodyExtent(name)
+	if err != nil || body == nil {
+		return nil, err
+	}
+	body.params, body.line = params, line
+	return body, nil
+}
+
+// funcDecl parses a .func: a prototype, an external declaration or a
+// definition, which may follow a prototype of the same function.
+func (p *parser) funcDecl(m *Module, extern bool) error {
+	line := p.line()
+	var ret []*varDecl
+	if p.peek() == "(" {
+		var err error
+		if ret, err = p.paramList(); err != nil {
+			return err
+		}
+		if len(ret) > 1 {
+			return p.errf("more than one return parameter")
 		}
 	}
-	// performance directives
+	name, err := p.ident()
+	if err != nil {
+		return err
+	}
+	params, err := p.paramList()
+	if err != nil {
+		return err
+	}
+	fd := m.funcs[name]
+	if fd == nil {
+		if _, dup := m.syms[name]; dup {
+			return p.errf("%s redeclared", name)
+		}
+		fd = &funcDecl{name: name, idx: len(m.funcList), params: params, line: line}
+		if len(ret) == 1 {
+			fd.ret = ret[0]
+		}
+		m.funcs[name] = fd
+		m.funcList = append(m.funcList, fd)
+		m.syms[name] = &symbol{name: name, space: symFunc}
+	} else if !sameParams(fd.params, params) || (fd.ret == nil) != (len(ret) == 0) ||
+		(fd.ret != nil && !sameParams([]*varDecl{fd.ret}, ret)) {
+		return p.errf("%s redeclared with other parameters", name)
+	}
+	if extern {
+		fd.builtin = builtins[name]
+	}
+	body, err := p.bodyExtent(name)
+	if err != nil || body == nil {
+		return err
+	}
+	if fd.body != nil {
+		return p.errf("%s defined twice", name)
+	}
+	fd.params = params // the definition's names
+	if len(ret) == 1 {
+		fd.ret = ret[0]
+	}
+	body.name, body.params, body.line = name, params, line
+	fd.body = body
+	return nil
+}
+
+// sameParams reports whether two parameter lists have the same shape.
+func sameParams(a, b []*varDecl) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].size != b[i].size {
+			return false
+		}
+	}
+	return true
+}
+
+// bodyExtent skips performance directives, then returns nil for a
+// prototype (';') or the extent of a body.
+func (p *parser) bodyExtent(name string) (*pendingBody, error) {
 	for strings.HasPrefix(p.peek(), ".") {
 		switch p.next() {
-		case ".maxntid", ".reqntid", ".minnctapersm", ".maxnreg", ".maxnctapersm", ".noreturn":
+		case ".maxntid", ".reqntid", ".minnctapersm", ".maxnreg", ".maxnctapersm", ".noreturn", ".pragma":
 			for !p.eof() && p.peek() != "{" && p.peek() != ";" && !strings.HasPrefix(p.peek(), ".") {
 				p.next()
 			}
@@ -602,26 +711,7 @@ func (p *parser) function(m *Module, entry bool) (*pendingBody, error) {
 			depth--
 		}
 	}
-	if !entry {
-		return nil, nil
-	}
-	return &pendingBody{name: name, params: params, start: start, end: p.pos - 1, line: line}, nil
-}
-
-func (p *parser) skipParens() error {
-	depth := 0
-	for !p.eof() {
-		switch p.next() {
-		case "(":
-			depth++
-		case ")":
-			depth--
-			if depth == 0 {
-				return nil
-			}
-		}
-	}
-	return p.errf("unbalanced parentheses")
+	return &pendingBody{name: name, start: start, end: p.pos - 1}, nil
 }
 
 // Kernel returns the kernel (.entry) called name.

@@ -1,0 +1,193 @@
+package ptx
+
+import (
+	"bytes"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/kerf-edge/kerf/abi"
+)
+
+// loadNvcc compiles and loads corpus modules.
+func loadNvcc(t *testing.T, names ...string) map[string]*Module {
+	t.Helper()
+	srcs := nvccPTX(t, t.TempDir(), names)
+	out := map[string]*Module{}
+	for _, n := range names {
+		m, err := Load(srcs[n])
+		if err != nil {
+			t.Fatalf("load %s: %v", n, err)
+		}
+		out[n] = m
+	}
+	return out
+}
+
+func mustKernel(t *testing.T, m *Module, name string) *Kernel {
+	t.Helper()
+	k, err := m.Kernel(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// globalsOf allocates and initialises m's globals in mem.
+func globalsOf(mem *testMem, m *Module) map[string]uint64 {
+	out := map[string]uint64{}
+	for _, g := range m.Globals() {
+		a := mem.alloc(int(g.Size))
+		copy(mem.bytes(a), g.Init)
+		out[g.Name] = a
+	}
+	return out
+}
+
+// Calls as nvcc emits them run: recursion through the per-thread stack,
+// function pointers in a global table, virtual functions, structs
+// passed and returned by value, local arrays in callees, printf and
+// assert.
+func TestNvccCalls(t *testing.T) {
+	ms := loadNvcc(t, "recursion", "funcptr", "virtual", "noinline_calls", "printf", "assert")
+	r := rand.New(rand.NewPCG(9, 10))
+	const n = 100
+
+	t.Run("recursion", func(t *testing.T) {
+		mem := newTestMem()
+		in := make([]uint32, n)
+		for i := range in {
+			in[i] = r.Uint32()
+		}
+		din, dout, df := mem.u32s(in), mem.alloc(4*n), mem.alloc(8*n)
+		k := mustKernel(t, ms["recursion"], "recurse")
+		if err := k.Run(launch(k, mem, [3]uint32{4, 1, 1}, [3]uint32{32, 1, 1}, 0, packParams(t, k, din, dout, df, n), 2)); err != nil {
+			t.Fatal(err)
+		}
+		fib := func(x int) int {
+			a, b := 0, 1
+			for ; x > 0; x-- {
+				a, b = b, a+b
+			}
+			return a
+		}
+		for i, v := range mem.getU32(dout, n) {
+			x := int(in[i] & 15)
+			f := uint64(1)
+			for j := 2; j <= x; j++ {
+				f *= uint64(j)
+			}
+			if int(v) != fib(x) || mem.getU64(df, n)[i] != f {
+				t.Fatalf("fib/fact(%d) = %d/%d, want %d/%d", x, v, mem.getU64(df, n)[i], fib(x), f)
+			}
+		}
+	})
+	t.Run("funcptr", func(t *testing.T) {
+		mem := newTestMem()
+		m := ms["funcptr"]
+		sel := make([]uint32, n)
+		for i := range sel {
+			sel[i] = uint32(r.IntN(30))
+		}
+		a, b := randF32(r, n, -5, 5), randF32(r, n, -5, 5)
+		ds, da, db, dc := mem.u32s(sel), mem.f32s(a), mem.f32s(b), mem.alloc(4*n)
+		k := mustKernel(t, m, "apply")
+		l := launch(k, mem, [3]uint32{2, 1, 1}, [3]uint32{64, 1, 1}, 0, packParams(t, k, ds, da, db, dc, n), 1)
+		l.Globals = globalsOf(mem, m)
+		if err := k.Run(l); err != nil {
+			t.Fatal(err)
+		}
+		for i, c := range mem.getF32(dc, n) {
+			want := [3]float32{a[i] + b[i], a[i] * b[i], max(a[i], b[i])}[sel[i]%3]
+			if c != want {
+				t.Fatalf("apply[%d] op %d = %v, want %v", i, sel[i]%3, c, want)
+			}
+		}
+	})
+	t.Run("virtual", func(t *testing.T) {
+		mem := newTestMem()
+		m := ms["virtual"]
+		x := randF32(r, n, 0, 3)
+		dx, dy := mem.f32s(x), mem.alloc(4*n)
+		k := mustKernel(t, m, "areas")
+		l := launch(k, mem, [3]uint32{1, 1, 1}, [3]uint32{128, 1, 1}, 0, packParams(t, k, dx, dy, n), 1)
+		l.Globals = globalsOf(mem, m)
+		if err := k.Run(l); err != nil {
+			t.Fatal(err)
+		}
+		for i, y := range mem.getF32(dy, n) {
+			want := 3.14159 * x[i] * x[i]
+			if i&1 == 1 {
+				want = x[i] * x[i]
+			}
+			if !closeF32(y, want, 1e-6) {
+				t.Fatalf("area[%d] = %v, want %v", i, y, want)
+			}
+		}
+	})
+	t.Run("noinline", func(t *testing.T) {
+		mem := newTestMem()
+		m := ms["noinline_calls"]
+		x := randF32(r, n, -3, 3)
+		a := make([]uint32, n+8)
+		for i := range a {
+			a[i] = uint32(r.IntN(1000))
+		}
+		dx, dy, da, db := mem.f32s(x), mem.f32s(make([]float32, n)), mem.u32s(a), mem.alloc(4*n)
+		k := mustKernel(t, m, "calls")
+		if err := k.Run(launch(k, mem, [3]uint32{1, 1, 1}, [3]uint32{128, 1, 1}, 0, packParams(t, k, dx, dy, da, db, n), 1)); err != nil {
+			t.Fatal(err)
+		}
+		y, b := mem.getF32(dy, n), mem.getU32(db, n)
+		for i := range n {
+			if want := min(max(x[i], -1), 1); y[i] != want {
+				t.Fatalf("y[%d] = %v, want %v", i, y[i], want)
+			}
+			cnt := 1 + i&3
+			var buf [8]uint32
+			for j := range buf {
+				buf[j] = a[i+j%cnt]
+			}
+			var s uint32
+			for j := range 8 {
+				s += buf[(j*3)&7]
+			}
+			if b[i] != s {
+				t.Fatalf("b[%d] = %d, want %d", i, b[i], s)
+			}
+		}
+	})
+	t.Run("printf", func(t *testing.T) {
+		mem := newTestMem()
+		m := ms["printf"]
+		k := mustKernel(t, m, "hello")
+		var out bytes.Buffer
+		l := launch(k, mem, [3]uint32{2, 1, 1}, [3]uint32{4, 1, 1}, 0, packParams(t, k, 3), 1)
+		l.Globals, l.Output = globalsOf(mem, m), &out
+		if err := k.Run(l); err != nil {
+			t.Fatal(err)
+		}
+		want := "thread 0 of block 0: 0.000000\nthread 1 of block 0: 1.500000\nthread 2 of block 0: 3.000000\n" +
+			"thread 0 of block 1: 0.000000\nthread 1 of block 1: 1.500000\nthread 2 of block 1: 3.000000\n"
+		if out.String() != want {
+			t.Fatalf("printed %q, want %q", out.String(), want)
+		}
+	})
+	t.Run("assert", func(t *testing.T) {
+		mem := newTestMem()
+		m := ms["assert"]
+		k := mustKernel(t, m, "checked")
+		v := []uint32{1, 2, 3, math.MaxUint32, 5}
+		l := launch(k, mem, [3]uint32{1, 1, 1}, [3]uint32{32, 1, 1}, 0, packParams(t, k, mem.u32s(v), 3), 1)
+		l.Globals = globalsOf(mem, m)
+		if err := k.Run(l); err != nil {
+			t.Fatalf("passing assertions: %v", err)
+		}
+		l.Params = packParams(t, k, mem.u32s(v), len(v))
+		err := k.Run(l)
+		if abi.ResultOf(err) != abi.ErrIllegalInstruction || !strings.Contains(err.Error(), "a[i] >= 0") {
+			t.Fatalf("failing assertion: %v", err)
+		}
+	})
+}
