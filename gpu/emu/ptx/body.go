@@ -67,7 +67,23 @@ const (
 	srLanemaskLe
 	srLanemaskGt
 	srLanemaskGe
-	srZero // %smid, %gridid, %clock...: constant 0
+	srZero      // %smid, %gridid: constant 0
+	srOne       // %nsmid: the emulated device runs blocks as one SM
+	srDynSmem   // %dynamic_smem_size
+	srTotalSmem // %total_smem_size
+)
+
+// timeRegs are special registers that change as a thread runs; mov
+// reads them with opClock.
+var timeRegs = map[string]uint8{"%clock": clkClock, "%clock64": clkClock64, "%globaltimer": clkGlobaltimer,
+	"%globaltimer_lo": clkGlobaltimerLo, "%globaltimer_hi": clkGlobaltimerHi}
+
+const (
+	clkClock uint8 = iota
+	clkClock64
+	clkGlobaltimer
+	clkGlobaltimerLo
+	clkGlobaltimerHi
 )
 
 var specialNames = map[string]uint64{
@@ -78,7 +94,8 @@ var specialNames = map[string]uint64{
 	"%laneid": srLaneid, "%warpid": srWarpid, "%nwarpid": srNwarpid,
 	"%lanemask_eq": srLanemaskEq, "%lanemask_lt": srLanemaskLt, "%lanemask_le": srLanemaskLe,
 	"%lanemask_gt": srLanemaskGt, "%lanemask_ge": srLanemaskGe,
-	"%smid": srZero, "%nsmid": srZero, "%gridid": srZero,
+	"%smid": srZero, "%nsmid": srOne, "%gridid": srZero,
+	"%dynamic_smem_size": srDynSmem, "%total_smem_size": srTotalSmem,
 }
 
 // raw operand kinds
@@ -479,7 +496,8 @@ var knownBases = map[string]bool{}
 func init() {
 	for _, b := range strings.Fields(`mov add sub mul mad fma div rem min max abs neg and or xor not cnot
 		shl shr popc clz brev bfe bfi prmt sqrt rcp rsqrt ex2 lg2 sin cos setp selp cvt cvta
-		ld st atom red shfl vote activemask bra ret exit bar barrier membar fence call`) {
+		ld st atom red shfl vote activemask bra ret exit bar barrier membar fence call
+		shf bfind dp4a dp2a redux match trap`) {
 		knownBases[b] = true
 	}
 }
@@ -616,6 +634,12 @@ func (d *decoder) rawOperand(p *parser) (rawOp, error) {
 
 // isReg reports whether s names a register or special register.
 func isReg(s string) bool { return strings.HasPrefix(s, "%") }
+
+// isDeclared reports whether s is a declared register.
+func (d *decoder) isDeclared(s string) bool {
+	_, ok := d.lookupReg(s)
+	return ok
+}
 
 // isRegName reports whether s names a register, with or without '%'.
 func (d *decoder) isRegName(s string) bool {

@@ -147,6 +147,18 @@ func (d *decoder) decode(code []instr, ri *rawInstr) ([]instr, error) {
 		err = x.bra()
 	case "ret", "exit":
 		err = x.exit()
+	case "shf":
+		err = x.shfDecode()
+	case "bfind":
+		err = x.bfindDecode()
+	case "dp4a", "dp2a":
+		err = x.dpDecode()
+	case "redux":
+		err = x.reduxDecode()
+	case "match":
+		err = x.matchDecode()
+	case "trap":
+		x.in.op = opTrap
 	case "call":
 		err = x.call()
 	case "bar", "barrier":

@@ -10,6 +10,9 @@ func (x *instrDecoder) addSub() error {
 		return x.bad()
 	}
 	sat := o.take("sat")
+	if !t.isFloat() && t != tPred && t.size() <= 2 && !sat {
+		return x.narrowOp(t, narrowNames[o.base], 2)
+	}
 	switch {
 	case t == tF32 || t == tF64:
 		if !x.roundToNearest() {
@@ -57,6 +60,15 @@ func (x *instrDecoder) mulMad() error {
 		return x.dstSrcs(t, n)
 	}
 	if sat || o.base == "fma" || t == tPred {
+		return x.bad()
+	}
+	if t.size() <= 2 && !o.mods["wide"] {
+		switch {
+		case o.take("lo"):
+			return x.narrowOp(t, [2]uint8{nMulLo, nMadLo}[n-2], n)
+		case o.take("hi"):
+			return x.narrowOp(t, [2]uint8{nMulHi, nMadHi}[n-2], n)
+		}
 		return x.bad()
 	}
 	if in.op, ok = o.intMulOpcode(t, n); !ok {
@@ -135,6 +147,9 @@ func (x *instrDecoder) divRemMinMax() error {
 			in.op = [3]opcode{opDivF64, opMinF64, opMaxF64}[idx]
 		}
 	} else {
+		if t.size() <= 2 && (t.kind() != kindB || o.base == "div" || o.base == "rem") {
+			return x.narrowOp(t, narrowNames[o.base], 2)
+		}
 		if t.size() != 4 && t.size() != 8 {
 			return x.bad()
 		}
@@ -177,6 +192,8 @@ func (x *instrDecoder) absNeg() error {
 		in.op = map[string]opcode{"abs": opAbsS32, "neg": opNeg32}[o.base]
 	case t == tS64:
 		in.op = map[string]opcode{"abs": opAbsS64, "neg": opNeg64}[o.base]
+	case t == tS16:
+		return x.narrowOp(t, narrowNames[o.base], 1)
 	default:
 		return x.bad()
 	}

@@ -41,6 +41,11 @@ func (x *instrDecoder) mov() error {
 			return err
 		}
 	default:
+		if clk, ok := timeRegs[ops[1].s]; ok && ops[1].kind == roValue && !x.isDeclared(ops[1].s) {
+			in.op, in.mod = opClock, clk
+			in.d, err = x.dst(ops[0].s)
+			return err
+		}
 		in.op = opMov
 		return x.dstSrcs(t, 1)
 	}

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/kerf-edge/kerf/abi"
 )
@@ -303,6 +304,12 @@ func newWorker(k *Kernel, l *Launch, nthreads, shared int, globs []uint64) *work
 					v = uint64(^uint32(1<<(ln+1) - 1))
 				case srLanemaskGe:
 					v = uint64(^uint32(1<<ln - 1))
+				case srOne:
+					v = 1
+				case srDynSmem:
+					v = uint64(l.DynamicShared)
+				case srTotalSmem:
+					v = uint64(shared)
 				}
 				rr[ln] = v
 			}
@@ -757,7 +764,22 @@ func (w *worker) runWarp(wp *warp) error {
 				}
 				continue
 			}
-		case opShfl, opVote:
+		case opClock:
+			v := w.blockIns + wcount
+			switch in.mod {
+			case clkClock:
+				v = uint64(uint32(v))
+			case clkGlobaltimer:
+				v = uint64(time.Now().UnixNano())
+			case clkGlobaltimerLo:
+				v = uint64(uint32(time.Now().UnixNano()))
+			case clkGlobaltimerHi:
+				v = uint64(time.Now().UnixNano()) >> 32
+			}
+			for m := mask; m != 0; m &= m - 1 {
+				r[in.d][bits.TrailingZeros32(m)] = v
+			}
+		case opShfl, opVote, opRedux, opMatch:
 			// warp-synchronous: gather the lanes that will get here
 			tcount -= uint64(bits.OnesCount32(mask))
 			wcount--

@@ -122,6 +122,16 @@ const (
 	opCall   // off indexes Kernel.calls
 	opRet    // off indexes Kernel.funcs
 	opTrap
+	opClock  // mod: which clock
+	opNarrow // 8- and 16-bit integer arithmetic: mod is the operation, typ the type
+	opShf    // funnel shift: mod bit 0 right, bit 1 clamp
+	opBfind
+	opBfindShift
+	opDp4a // mod bit 0: a signed, bit 1: b signed
+	opDp2aLo
+	opDp2aHi
+	opRedux // mod: the operation (atom names), typ
+	opMatch // mod: 0 any, 1 all
 	numOps
 )
 

@@ -318,6 +318,30 @@ func (w *worker) slow(wp *warp, in *instr, mask uint32) error {
 		for m := mask; m != 0; m &= m - 1 {
 			r[in.d][bits.TrailingZeros32(m)] = v
 		}
+	case opNarrow, opShf, opBfind, opBfindShift, opDp4a, opDp2aLo, opDp2aHi:
+		a, b, c := &r[in.a], &r[in.b], &r[in.c]
+		for m := mask; m != 0; m &= m - 1 {
+			l := bits.TrailingZeros32(m)
+			var v uint64
+			switch in.op {
+			case opNarrow:
+				v = narrow(in.mod, in.typ, a[l], b[l], c[l])
+			case opShf:
+				v = shf(a[l], b[l], c[l], in.mod)
+			case opBfind, opBfindShift:
+				v = bfind(a[l], in.typ, in.op == opBfindShift)
+			case opDp4a:
+				v = dp4a(a[l], b[l], c[l], in.mod)
+			default:
+				v = dp2a(a[l], b[l], c[l], in.mod, in.op == opDp2aHi)
+			}
+			w.tmp[l] = v
+		}
+		w.commitMasked(r, in.d, mask)
+	case opRedux:
+		w.redux(wp, in, mask)
+	case opMatch:
+		w.match(wp, in, mask)
 	case opActivemask:
 		for m := mask; m != 0; m &= m - 1 {
 			r[in.d][bits.TrailingZeros32(m)] = uint64(mask)
@@ -377,6 +401,68 @@ func (w *worker) shfl(wp *warp, in *instr, mask uint32) {
 		r[in.d][lane] = uint64(uint32(src[j]))
 		if in.flags&fPredOut != 0 {
 			r[in.e][lane] = bool64(ok)
+		}
+	}
+}
+
+// redux implements redux.sync over the lanes in mask.
+func (w *worker) redux(wp *warp, in *instr, mask uint32) {
+	r := wp.r
+	a := &r[in.a]
+	first := true
+	var acc uint64
+	for m := mask; m != 0; m &= m - 1 {
+		v := uint64(uint32(a[bits.TrailingZeros32(m)]))
+		if first {
+			acc, first = v, false
+			continue
+		}
+		switch in.mod {
+		case atAdd:
+			acc = uint64(uint32(acc + v))
+		case atMin, atMax:
+			less := v < acc
+			if in.typ == tS32 {
+				less = int32(v) < int32(acc)
+			}
+			if less == (in.mod == atMin) {
+				acc = v
+			}
+		case atAnd:
+			acc &= v
+		case atOr:
+			acc |= v
+		case atXor:
+			acc ^= v
+		}
+	}
+	for m := mask; m != 0; m &= m - 1 {
+		r[in.d][bits.TrailingZeros32(m)] = acc
+	}
+}
+
+// match implements match.any.sync and match.all.sync over the lanes in
+// mask.
+func (w *worker) match(wp *warp, in *instr, mask uint32) {
+	r := wp.r
+	src := r[in.a]
+	size := in.typ.size()
+	for m := mask; m != 0; m &= m - 1 {
+		l := bits.TrailingZeros32(m)
+		var same uint32
+		for o := mask; o != 0; o &= o - 1 {
+			j := bits.TrailingZeros32(o)
+			if truncate(src[j], size) == truncate(src[l], size) {
+				same |= 1 << j
+			}
+		}
+		v := uint64(same)
+		if in.mod == 1 && same != mask {
+			v = 0
+		}
+		r[in.d][l] = v
+		if in.flags&fPredOut != 0 {
+			r[in.e][l] = bool64(same == mask)
 		}
 	}
 }
