@@ -147,6 +147,8 @@ func (d *decoder) decode(code []instr, ri *rawInstr) ([]instr, error) {
 		err = x.bra()
 	case "ret", "exit":
 		err = x.exit()
+	case "sad":
+		err = x.sadDecode()
 	case "shf":
 		err = x.shfDecode()
 	case "bfind":

@@ -12,6 +12,26 @@ func (x *instrDecoder) mov() error {
 		return x.bad()
 	}
 	switch {
+	case ops[0].kind == roVec && t.size() == 4 && len(ops[0].list) == 2:
+		in.op = opUnpack32
+		if in.d, err = x.dst(ops[0].list[0]); err != nil {
+			return err
+		}
+		if in.e, err = x.dst(ops[0].list[1]); err != nil {
+			return err
+		}
+		in.a, err = x.src(ops[1], t)
+		return err
+	case ops[1].kind == roVec && t.size() == 4 && len(ops[1].list) == 2:
+		in.op = opPack32
+		if in.d, err = x.dst(ops[0].s); err != nil {
+			return err
+		}
+		if in.a, err = x.src(rawOp{s: ops[1].list[0]}, tB16); err != nil {
+			return err
+		}
+		in.b, err = x.src(rawOp{s: ops[1].list[1]}, tB16)
+		return err
 	case ops[0].kind == roVec:
 		if t.size() != 8 || len(ops[0].list) != 2 {
 			return x.bad()

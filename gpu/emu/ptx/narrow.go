@@ -195,6 +195,36 @@ func byteOf(v uint64, i int, signed bool) int64 {
 	return int64(uint8(v >> (8 * i)))
 }
 
+// sadDecode decodes sad.{u32,s32}: d = |a - b| + c.
+func (x *instrDecoder) sadDecode() error {
+	o, in := &x.o, &x.in
+	t, ok := o.oneType()
+	if !ok || (t != tU32 && t != tS32) {
+		return x.bad()
+	}
+	in.op = opSad32
+	if t == tS32 {
+		in.mod = 1
+	}
+	return x.dstSrcs(t, 3)
+}
+
+func sad(a, b, c uint64, signed bool) uint64 {
+	var d uint32
+	if signed {
+		x, y := int64(int32(a)), int64(int32(b))
+		d = uint32(max(x-y, y-x))
+	} else {
+		x, y := uint32(a), uint32(b)
+		if x < y {
+			d = y - x
+		} else {
+			d = x - y
+		}
+	}
+	return uint64(d + uint32(c))
+}
+
 // shfDecode decodes shf.{l,r}.{wrap,clamp}.b32.
 func (x *instrDecoder) shfDecode() error {
 	o, in := &x.o, &x.in

@@ -191,3 +191,105 @@ func TestNvccCalls(t *testing.T) {
 		}
 	})
 }
+
+// 8- and 16-bit integer code, dp4a and redux.sync agree with Go
+// references of the same C expressions on random inputs.
+func TestNvccNarrowAndWarpOps(t *testing.T) {
+	ms := loadNvcc(t, "small_ints", "dp4a", "warp_reduce_sync")
+	r := rand.New(rand.NewPCG(11, 12))
+	t.Run("small_ints", func(t *testing.T) {
+		const n = 200
+		mem := newTestMem()
+		da, db, dc, dd := mem.alloc(n), mem.alloc(n), mem.alloc(2*n), mem.alloc(2*n)
+		for _, p := range []uint64{da, db, dc, dd} {
+			b := mem.bytes(p)
+			for i := range b {
+				b[i] = byte(r.Uint32())
+			}
+			if p == dc { // edge values
+				copy(b, []byte{0x00, 0x80, 0xff, 0x7f, 0x01, 0x00})
+			}
+		}
+		o8, o16, u16 := mem.alloc(2*n), mem.alloc(4*n), mem.alloc(2*n)
+		k := mustKernel(t, ms["small_ints"], "small_ints")
+		if err := k.Run(launch(k, mem, [3]uint32{2, 1, 1}, [3]uint32{128, 1, 1}, 0, packParams(t, k, da, db, dc, dd, o8, o16, u16, n), 1)); err != nil {
+			t.Fatal(err)
+		}
+		A, B, C, D := mem.bytes(da), mem.bytes(db), mem.bytes(dc), mem.bytes(dd)
+		O8, O16, U16 := mem.bytes(o8), mem.bytes(o16), mem.bytes(u16)
+		s16 := func(b []byte, i int) int { return int(int16(uint16(b[2*i]) | uint16(b[2*i+1])<<8)) }
+		for i := range n {
+			x, y := int(int8(A[i])), int(int8(B[i]))
+			s, tt := s16(C, i), s16(D, i)
+			us, ut := uint16(s), uint16(tt)
+			w8 := int8(x*y + (x & y) - (x ^ 3))
+			w16 := int16(s*tt - (s >> 2) + (tt | 5))
+			wu := ut / (us | 1)
+			if us > ut {
+				wu = us - ut
+			}
+			got := [5]int{int(int8(O8[i])), s16(O16, i), s16(U16, i), s16(O16, n+i), int(int8(O8[n+i]))}
+			want := [5]int{int(w8), int(w16), int(int16(wu)), min(s, tt), max(x, y)}
+			if got != want {
+				t.Fatalf("i=%d x=%d y=%d s=%d t=%d: got %v, want %v", i, x, y, s, tt, got, want)
+			}
+		}
+	})
+	t.Run("dp4a", func(t *testing.T) {
+		const n = 64
+		mem := newTestMem()
+		a, b := make([]uint32, n), make([]uint32, n)
+		for i := range a {
+			a[i], b[i] = r.Uint32(), r.Uint32()
+		}
+		da, db, do, du := mem.u32s(a), mem.u32s(b), mem.alloc(4*n), mem.alloc(4*n)
+		k := mustKernel(t, ms["dp4a"], "dot8")
+		if err := k.Run(launch(k, mem, [3]uint32{1, 1, 1}, [3]uint32{64, 1, 1}, 0, packParams(t, k, da, db, do, du, n), 1)); err != nil {
+			t.Fatal(err)
+		}
+		out, uout := mem.getU32(do, n), mem.getU32(du, n)
+		for i := range n {
+			var s, u int32 = int32(i), 7
+			for j := 0; j < 4; j++ {
+				s += int32(int8(a[i]>>(8*j))) * int32(int8(b[i]>>(8*j)))
+				u += int32(uint8(a[i]>>(8*j))) * int32(uint8(b[i]>>(8*j)))
+			}
+			lo, hi := int32(1), int32(2)
+			for j := 0; j < 2; j++ {
+				lo += int32(int16(a[i]>>(16*j))) * int32(int8(b[i]>>(8*j)))
+				hi += int32(uint16(a[i]>>(16*j))) * int32(uint8(b[i]>>(8*(j+2))))
+			}
+			if out[i] != uint32(s) || uout[i] != uint32(u+lo+hi) {
+				t.Fatalf("dp[%d] = %d, %d; want %d, %d", i, int32(out[i]), uout[i], s, uint32(u+lo+hi))
+			}
+		}
+	})
+	t.Run("redux", func(t *testing.T) {
+		mem := newTestMem()
+		in := make([]uint32, 32)
+		for i := range in {
+			in[i] = r.Uint32()
+		}
+		din, dout := mem.u32s(in), mem.alloc(4*4*32)
+		k := mustKernel(t, ms["warp_reduce_sync"], "warp_redux")
+		if err := k.Run(launch(k, mem, [3]uint32{1, 1, 1}, [3]uint32{32, 1, 1}, 0, packParams(t, k, din, dout), 1)); err != nil {
+			t.Fatal(err)
+		}
+		var add, or, xor uint32
+		and, mn, mx := ^uint32(0), ^uint32(0), int32(math.MinInt32)
+		for _, v := range in {
+			add += v
+			and &= v
+			or |= v
+			xor ^= v
+			mn = min(mn, v)
+			mx = max(mx, int32(v))
+		}
+		out := mem.getU32(dout, 4*32)
+		for l := range 32 {
+			if got, want := [4]uint32(out[4*l:4*l+4]), [4]uint32{add, mn, uint32(mx), or ^ and ^ xor}; got != want {
+				t.Fatalf("lane %d: %v, want %v", l, got, want)
+			}
+		}
+	})
+}

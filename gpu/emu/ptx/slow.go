@@ -194,6 +194,8 @@ func alu(op opcode, a, b, c, e uint64) uint64 {
 		return b64(1 / math.Sqrt(f64(a)))
 	case opPack64:
 		return uint64(uint32(a)) | uint64(uint32(b))<<32
+	case opPack32:
+		return uint64(uint16(a)) | uint64(uint16(b))<<16
 	}
 	return 0
 }
@@ -286,6 +288,13 @@ func (w *worker) slow(wp *warp, in *instr, mask uint32) error {
 			w.tmp[l] = cvt(in, a[l])
 		}
 		w.commitMasked(r, in.d, mask)
+	case opUnpack32:
+		a := r[in.a]
+		for m := mask; m != 0; m &= m - 1 {
+			l := bits.TrailingZeros32(m)
+			r[in.d][l] = uint64(uint16(a[l]))
+			r[in.e][l] = uint64(uint16(a[l] >> 16))
+		}
 	case opUnpack64:
 		a := r[in.a]
 		for m := mask; m != 0; m &= m - 1 {
@@ -318,7 +327,7 @@ func (w *worker) slow(wp *warp, in *instr, mask uint32) error {
 		for m := mask; m != 0; m &= m - 1 {
 			r[in.d][bits.TrailingZeros32(m)] = v
 		}
-	case opNarrow, opShf, opBfind, opBfindShift, opDp4a, opDp2aLo, opDp2aHi:
+	case opNarrow, opSad32, opShf, opBfind, opBfindShift, opDp4a, opDp2aLo, opDp2aHi:
 		a, b, c := &r[in.a], &r[in.b], &r[in.c]
 		for m := mask; m != 0; m &= m - 1 {
 			l := bits.TrailingZeros32(m)
@@ -328,6 +337,8 @@ func (w *worker) slow(wp *warp, in *instr, mask uint32) error {
 				v = narrow(in.mod, in.typ, a[l], b[l], c[l])
 			case opShf:
 				v = shf(a[l], b[l], c[l], in.mod)
+			case opSad32:
+				v = sad(a[l], b[l], c[l], in.mod == 1)
 			case opBfind, opBfindShift:
 				v = bfind(a[l], in.typ, in.op == opBfindShift)
 			case opDp4a:
