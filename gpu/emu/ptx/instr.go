@@ -130,8 +130,8 @@ const (
 	opDp4a // mod bit 0: a signed, bit 1: b signed
 	opDp2aLo
 	opDp2aHi
-	opRedux // mod: the operation (atom names), typ
-	opMatch // mod: 0 any, 1 all
+	opRedux    // mod: the operation (atom names), typ
+	opMatch    // mod: 0 any, 1 all
 	opPack32   // mov.b32 d, {a, b}: two 16-bit halves
 	opUnpack32 // mov.b32 {d, e}, a
 	opSad32    // sad: |a-b| + c; mod 1 when signed
