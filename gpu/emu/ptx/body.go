@@ -497,7 +497,7 @@ func init() {
 	for _, b := range strings.Fields(`mov add sub mul mad fma div rem min max abs neg and or xor not cnot
 		shl shr popc clz brev bfe bfi prmt sqrt rcp rsqrt ex2 lg2 sin cos setp selp cvt cvta
 		ld st atom red shfl vote activemask bra ret exit bar barrier membar fence call
-		sad shf bfind dp4a dp2a redux match trap`) {
+		cp sad shf bfind dp4a dp2a redux match trap`) {
 		knownBases[b] = true
 	}
 }

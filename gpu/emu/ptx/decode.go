@@ -100,6 +100,24 @@ func (d *decoder) decode(code []instr, ri *rawInstr) ([]instr, error) {
 	if x.o, err = d.split(ri.opc); err != nil {
 		return code, err
 	}
+	for _, t := range x.o.types {
+		if !t.isHalf() {
+			continue
+		}
+		switch x.o.base {
+		case "add", "sub", "mul", "fma", "min", "max", "neg", "abs":
+			if len(x.o.types) != 1 {
+				return code, x.bad()
+			}
+			if err := x.halfDecode(t); err != nil {
+				return code, err
+			}
+			return x.finish(code)
+		case "setp", "cvt", "ld", "st", "mov", "selp":
+		default:
+			return code, x.bad()
+		}
+	}
 	switch x.o.base {
 	case "mov":
 		err = x.mov()
@@ -147,6 +165,8 @@ func (d *decoder) decode(code []instr, ri *rawInstr) ([]instr, error) {
 		err = x.bra()
 	case "ret", "exit":
 		err = x.exit()
+	case "cp":
+		err = x.cpDecode()
 	case "sad":
 		err = x.sadDecode()
 	case "shf":

@@ -141,8 +141,10 @@ func atomTypeOK(op uint8, t vtype) bool {
 		return t == tU32 || t == tS32 || t == tU64 || t == tS64 || t == tF32 || t == tF64
 	case atMin, atMax:
 		return t == tU32 || t == tS32 || t == tU64 || t == tS64
-	case atAnd, atOr, atXor, atExch, atCas:
-		return t == tB32 || t == tB64 || t == tU32 || t == tS32 || t == tU64
+	case atCas:
+		return t == tB16 || t == tU16 || t == tS16 || t == tB32 || t == tB64 || t == tU32 || t == tS32 || t == tU64 || t == tS64
+	case atAnd, atOr, atXor, atExch:
+		return t == tB32 || t == tB64 || t == tU32 || t == tS32 || t == tU64 || t == tS64
 	case atInc, atDec:
 		return t == tU32
 	}

@@ -80,7 +80,7 @@ func (x *instrDecoder) cvt() error {
 	}
 	in.op = opCvt
 	in.typ, in.styp = o.types[0], o.types[1]
-	if in.typ == tPred || in.styp == tPred {
+	if in.typ == tPred || in.styp == tPred || in.typ.isPair() || in.styp.isPair() {
 		return x.bad()
 	}
 	if o.take("sat") {
@@ -96,7 +96,7 @@ func (x *instrDecoder) cvt() error {
 			delete(o.mods, m)
 		}
 	}
-	df, sf := in.typ.isFloat(), in.styp.isFloat()
+	df, sf := in.typ.isFloat() || in.typ.isHalf(), in.styp.isFloat() || in.styp.isHalf()
 	intRnd := in.mod >= rndRni
 	switch {
 	case df && sf:

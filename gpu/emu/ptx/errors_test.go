@@ -77,7 +77,7 @@ const tinyPTX = `
 func TestUnsupported(t *testing.T) {
 	for _, c := range []struct{ insn, want string }{
 		{"tex.1d.v4.f32.s32 {%f1, %f2, %f3, %f3}, [%rd1, {%r1}];", "tex.1d.v4.f32.s32"},
-		{"add.f16 %r1, %r1, %r1;", "add.f16"},
+		{"add.f16x2 %r1, %r1;", "add.f16x2"},
 		{"frobnicate.b32 %r1, %r1;", "frobnicate.b32"},
 		{"add.rz.f32 %f1, %f1, %f1;", "add.rz.f32"},
 		{"call.uni foo, (%r1);", "call.uni"},

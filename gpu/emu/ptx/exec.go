@@ -572,8 +572,7 @@ func (w *worker) runWarp(wp *warp) error {
 		case opFmaF32:
 			a, b, c, o := &r[in.a], &r[in.b], &r[in.c], w.out(r, in.d, mask)
 			for l := range o {
-				// the product of two float32 is exact in float64
-				o[l] = b32(float32(float64(f32(a[l]))*float64(f32(b[l])) + float64(f32(c[l]))))
+				o[l] = b32(fmaF32(f32(a[l]), f32(b[l]), f32(c[l])))
 			}
 			w.commit(r, in.d, mask)
 		case opAddF32:

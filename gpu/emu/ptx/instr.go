@@ -135,6 +135,9 @@ const (
 	opPack32   // mov.b32 d, {a, b}: two 16-bit halves
 	opUnpack32 // mov.b32 {d, e}, a
 	opSad32    // sad: |a-b| + c; mod 1 when signed
+	opHalf     // mod: the operation, typ the half type, e the rounding mode; fSat is relu
+	opSetpHalf // setp of a half type; a pair's high result goes to e
+	opCpAsync  // mod: bytes; a+off the shared destination, b+target the global source, c the source size
 	numOps
 )
 

@@ -172,6 +172,7 @@ func (p *parser) uint(max uint64) (uint64, error) {
 }
 
 func parseUint(s string) (uint64, error) {
+	s = strings.TrimSuffix(s, "U")
 	if len(s) > 1 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X') {
 		return strconv.ParseUint(s[2:], 16, 64)
 	}
@@ -490,6 +491,9 @@ func immBits(s string, typ vtype, neg bool) (uint64, error) {
 }
 
 func floatBits(f float64, typ vtype) uint64 {
+	if typ.isHalf() {
+		return uint64(typ.halfFormat().encode(f, rndRn))
+	}
 	if typ == tF32 {
 		return uint64(math.Float32bits(float32(f)))
 	}

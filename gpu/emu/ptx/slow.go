@@ -349,6 +349,12 @@ func (w *worker) slow(wp *warp, in *instr, mask uint32) error {
 			w.tmp[l] = v
 		}
 		w.commitMasked(r, in.d, mask)
+	case opHalf:
+		w.half(wp, in, mask)
+	case opSetpHalf:
+		w.setpHalf(wp, in, mask)
+	case opCpAsync:
+		return w.cpAsync(wp, in, mask)
 	case opRedux:
 		w.redux(wp, in, mask)
 	case opMatch:
