@@ -3,8 +3,8 @@ package ptx
 import (
 	"math"
 	"math/big"
-	"sort"
 	"math/rand/v2"
+	"sort"
 	"testing"
 )
 
