@@ -410,6 +410,9 @@ func (d *decoder) decodeBody(raws []rawInstr) error {
 		if len(k.code) > maxInstrs {
 			return d.errf("too many instructions")
 		}
+		if d.m.decoded++; d.m.decoded > maxModuleInstrs {
+			return d.errf("module too large: over %d instructions decoded", maxModuleInstrs)
+		}
 	}
 	// falling off the end returns
 	rawToCode[len(raws)] = int32(len(k.code))

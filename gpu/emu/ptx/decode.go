@@ -219,13 +219,6 @@ func (x *instrDecoder) dstSrcs(t vtype, n int) error {
 	return nil
 }
 
-// roundToNearest takes the float rounding modifiers, reporting false for
-// a mode other than round-to-nearest, the only one implemented.
-func (x *instrDecoder) roundToNearest() bool {
-	x.o.take("ftz", "rn")
-	return !x.o.take("rz", "rm", "rp")
-}
-
 // finish appends the decoded instruction to code, and after it the
 // clamp that .sat asks for. A modifier left untaken is unsupported.
 func (x *instrDecoder) finish(code []instr) ([]instr, error) {

@@ -15,8 +15,11 @@ func (x *instrDecoder) addSub() error {
 	}
 	switch {
 	case t == tF32 || t == tF64:
-		if !x.roundToNearest() {
-			return x.bad()
+		if rnd := x.directedMode(); rnd != rndNone {
+			if sat {
+				return x.bad()
+			}
+			return x.directedDecode(t, map[string]uint8{"add": frAdd, "sub": frSub}[o.base], rnd, 2)
 		}
 		in.op = map[bool]map[string]opcode{true: {"add": opAddF32, "sub": opSubF32}, false: {"add": opAddF64, "sub": opSubF64}}[t == tF32][o.base]
 	case t.size() == 4 && !sat && t != tPred:
@@ -43,8 +46,11 @@ func (x *instrDecoder) mulMad() error {
 	}
 	sat := o.take("sat")
 	if t.isFloat() {
-		if !x.roundToNearest() {
-			return x.bad()
+		if rnd := x.directedMode(); rnd != rndNone {
+			if sat {
+				return x.bad()
+			}
+			return x.directedDecode(t, map[string]uint8{"mul": frMul, "mad": frFma, "fma": frFma}[o.base], rnd, n)
 		}
 		switch {
 		case o.base == "mul" && t == tF32:
@@ -136,9 +142,12 @@ func (x *instrDecoder) divRemMinMax() error {
 		if o.base == "rem" {
 			return x.bad()
 		}
-		o.take("approx", "full")
-		if !x.roundToNearest() {
-			return x.bad()
+		approx := o.take("approx", "full")
+		if rnd := x.directedMode(); rnd != rndNone {
+			if o.base != "div" || approx {
+				return x.bad()
+			}
+			return x.directedDecode(t, frDiv, rnd, 2)
 		}
 		idx := map[string]int{"div": 0, "min": 1, "max": 2}[o.base]
 		if t == tF32 {
@@ -208,9 +217,13 @@ func (x *instrDecoder) floatFunc() error {
 	if !ok || !t.isFloat() {
 		return x.bad()
 	}
-	o.take("approx")
-	if !x.roundToNearest() {
-		return x.bad()
+	approx := o.take("approx")
+	if rnd := x.directedMode(); rnd != rndNone {
+		op, ok := map[string]uint8{"sqrt": frSqrt, "rcp": frRcp}[o.base]
+		if !ok || approx {
+			return x.bad()
+		}
+		return x.directedDecode(t, op, rnd, 1)
 	}
 	if t == tF32 {
 		in.op = map[string]opcode{"sqrt": opSqrtF32, "rcp": opRcpF32, "rsqrt": opRsqrtF32,

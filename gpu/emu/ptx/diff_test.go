@@ -25,7 +25,7 @@ func hostBinary(t *testing.T, name string) string {
 		t.Skip("no host C++ compiler")
 	}
 	bin := filepath.Join(t.TempDir(), name)
-	out, err := exec.Command(cc, "-x", "c++", "-O1", "-ffp-contract=off", "-o", bin, filepath.Join("testdata", "nvcc", name+".cu"), "-lm").CombinedOutput()
+	out, err := exec.Command(cc, "-x", "c++", "-O0", "-ffp-contract=off", "-frounding-math", "-o", bin, filepath.Join("testdata", "nvcc", name+".cu"), "-lm").CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s: %v\n%s", cc, err, out)
 	}
@@ -64,6 +64,8 @@ func TestNvccMatchesHost(t *testing.T) {
 		{"i32ops", false, 14, nil, nil},
 		{"i16ops", false, 6, nil, nil},
 		{"i64ops", true, 5, nil, nil},
+		{"f32rnd", false, 15, allFloat(15), nil},
+		{"f64rnd", true, 15, allFloat(15), nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			w, special := 4, special32
@@ -127,10 +129,15 @@ func TestNvccMatchesHost(t *testing.T) {
 				if c.float[field] && isNaNBits(g, w) && isNaNBits(h, w) {
 					continue
 				}
+				i := e / c.per
 				if c.minmx[field] && isZeroBits(g, w) && isZeroBits(h, w) {
 					continue
 				}
-				i := e / c.per
+				// the host's min and max make a signalling NaN operand
+				// a NaN; PTX's return the other operand
+				if c.minmx[field] && isNaNBits(h, w) && (g == in[0][i] && isNaNBits(in[1][i], w) || g == in[1][i] && isNaNBits(in[0][i], w)) {
+					continue
+				}
 				t.Errorf("%s[%d] output %d: inputs %#x %#x: emulator %#x, host %#x", c.name, i, field, in[0][i], in[1][i], g, h)
 				if bad++; bad > 10 {
 					t.FailNow()
@@ -138,6 +145,14 @@ func TestNvccMatchesHost(t *testing.T) {
 			}
 		})
 	}
+}
+
+func allFloat(n int) map[int]bool {
+	m := map[int]bool{}
+	for i := range n {
+		m[i] = true
+	}
+	return m
 }
 
 func isNaNBits(v uint64, w int) bool {

@@ -137,6 +137,7 @@ const (
 	opSad32    // sad: |a-b| + c; mod 1 when signed
 	opHalf     // mod: the operation, typ the half type, e the rounding mode; fSat is relu
 	opSetpHalf // setp of a half type; a pair's high result goes to e
+	opFloatRnd // mod: the operation, typ f32 or f64, e the directed rounding mode
 	opCpAsync  // mod: bytes; a+off the shared destination, b+target the global source, c the source size
 	numOps
 )

@@ -19,6 +19,9 @@ const (
 	maxParamSize  = 1 << 16    // parameter buffer bytes
 	maxInitBytes  = 1 << 24    // bytes of initialisers per module
 	maxInstrs     = 1 << 22    // instructions per kernel
+	// instructions decoded for the whole module: a function is decoded
+	// into every kernel that calls it
+	maxModuleInstrs = 1 << 24
 )
 
 // Module is a loaded PTX module.
@@ -38,6 +41,7 @@ type Module struct {
 	// .func declarations by name; funcList[i] has address funcAddr(i)
 	funcs    map[string]*funcDecl
 	funcList []*funcDecl
+	decoded  int // instructions decoded so far, all kernels together
 }
 
 // funcDecl is a .func: its parameters, its return parameter and, once
@@ -221,6 +225,11 @@ func Load(src []byte) (*Module, error) {
 			if n != 64 {
 				return nil, p.errf(".address_size %d not supported", n)
 			}
+		case ".section":
+			// debug information, as nvcc -G and -lineinfo write it
+			if err := p.skipSection(); err != nil {
+				return nil, err
+			}
 		case ".file", ".loc", ".pragma":
 			// debug and hints: skip to end of line-like statement
 			for !p.eof() && p.peek() != ";" && !strings.HasPrefix(p.peek(), ".") {
@@ -263,6 +272,26 @@ func Load(src []byte) (*Module, error) {
 	}
 	sort.Strings(m.names)
 	return m, nil
+}
+
+// skipSection skips a .section's name and its braced contents.
+func (p *parser) skipSection() error {
+	p.next()
+	if err := p.expect("{"); err != nil {
+		return err
+	}
+	for depth := 1; depth > 0; {
+		if p.eof() {
+			return p.errf("unterminated .section")
+		}
+		switch p.next() {
+		case "{":
+			depth++
+		case "}":
+			depth--
+		}
+	}
+	return nil
 }
 
 // varDecl is a parsed variable declaration: [.align N] [.v2|.v4] .type name[dims] [= init].

@@ -353,6 +353,8 @@ func (w *worker) slow(wp *warp, in *instr, mask uint32) error {
 		w.half(wp, in, mask)
 	case opSetpHalf:
 		w.setpHalf(wp, in, mask)
+	case opFloatRnd:
+		w.floatRnd(wp, in, mask)
 	case opCpAsync:
 		return w.cpAsync(wp, in, mask)
 	case opRedux:

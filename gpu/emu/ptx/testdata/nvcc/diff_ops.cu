@@ -37,6 +37,25 @@ static inline unsigned __byte_perm(unsigned x, unsigned y, unsigned s) {
 static inline unsigned __funnelshift_l(unsigned lo, unsigned hi, unsigned sh) { sh &= 31; return sh ? (hi << sh) | (lo >> (32 - sh)) : hi; }
 static inline unsigned __funnelshift_r(unsigned lo, unsigned hi, unsigned sh) { sh &= 31; return sh ? (lo >> sh) | (hi << (32 - sh)) : lo; }
 static inline unsigned __usad(unsigned x, unsigned y, unsigned z) { return (x > y ? x - y : y - x) + z; }
+#include <fenv.h>
+#pragma STDC FENV_ACCESS ON
+// CUDA's directed-rounding intrinsics, from the host's rounding modes
+#define DIRECTED(T, name, mode, expr) \
+  static inline T name(T x, T y) { fesetround(mode); volatile T r = (expr); fesetround(FE_TONEAREST); return r; }
+#define DIRECTED3(T, name, mode, fn) \
+  static inline T name(T x, T y, T z) { fesetround(mode); volatile T r = fn(x, y, z); fesetround(FE_TONEAREST); return r; }
+#define DIRECTED1(T, name, mode, fn) \
+  static inline T name(T x) { fesetround(mode); volatile T r = fn(x); fesetround(FE_TONEAREST); return r; }
+#define ALLMODES(sfx, mode) \
+  DIRECTED(float, __fadd_##sfx, mode, x + y) DIRECTED(float, __fmul_##sfx, mode, x * y) \
+  DIRECTED(float, __fdiv_##sfx, mode, x / y) DIRECTED3(float, __fmaf_##sfx, mode, fmaf) \
+  DIRECTED1(float, __fsqrt_##sfx, mode, sqrtf) \
+  DIRECTED(double, __dadd_##sfx, mode, x + y) DIRECTED(double, __dmul_##sfx, mode, x * y) \
+  DIRECTED(double, __ddiv_##sfx, mode, x / y) DIRECTED3(double, __fma_##sfx, mode, fma) \
+  DIRECTED1(double, __dsqrt_##sfx, mode, sqrt)
+ALLMODES(rz, FE_TOWARDZERO)
+ALLMODES(rd, FE_DOWNWARD)
+ALLMODES(ru, FE_UPWARD)
 #define KERNEL(name, T)
 #endif
 
@@ -126,6 +145,29 @@ DEV void i64ops(int i, const uint64_t *a, const uint64_t *b, uint64_t *o) {
 }
 KERNEL(i64ops, uint64_t)
 
+// directed rounding
+#define F32RND(sfx, k) \
+  r[k + 0] = __float_as_uint(__fadd_##sfx(x, y)); r[k + 1] = __float_as_uint(__fmul_##sfx(x, y)); \
+  r[k + 2] = __float_as_uint(__fdiv_##sfx(x, y)); r[k + 3] = __float_as_uint(__fmaf_##sfx(x, y, z)); \
+  r[k + 4] = __float_as_uint(__fsqrt_##sfx(x));
+DEV void f32rnd(int i, const unsigned *a, const unsigned *b, unsigned *o) {
+  float x = __int_as_float(a[i]), y = __int_as_float(b[i]), z = __int_as_float(a[i] ^ b[i]);
+  unsigned *r = o + i * 15;
+  F32RND(rz, 0) F32RND(rd, 5) F32RND(ru, 10)
+}
+KERNEL(f32rnd, unsigned)
+
+#define F64RND(sfx, k) \
+  r[k + 0] = __double_as_longlong(__dadd_##sfx(x, y)); r[k + 1] = __double_as_longlong(__dmul_##sfx(x, y)); \
+  r[k + 2] = __double_as_longlong(__ddiv_##sfx(x, y)); r[k + 3] = __double_as_longlong(__fma_##sfx(x, y, z)); \
+  r[k + 4] = __double_as_longlong(__dsqrt_##sfx(x));
+DEV void f64rnd(int i, const uint64_t *a, const uint64_t *b, uint64_t *o) {
+  double x = __longlong_as_double(a[i]), y = __longlong_as_double(b[i]), z = __longlong_as_double(a[i] ^ b[i]);
+  uint64_t *r = o + i * 15;
+  F64RND(rz, 0) F64RND(rd, 5) F64RND(ru, 10)
+}
+KERNEL(f64rnd, uint64_t)
+
 #ifndef __CUDACC__
 // host: diff_ops KERNEL reads n, then n words a, n words b from stdin
 // and writes the outputs to stdout.
@@ -134,8 +176,8 @@ int main(int argc, char **argv) {
   int n;
   if (fread(&n, 4, 1, stdin) != 1 || n <= 0 || n > 1 << 20) return 2;
   const char *k = argv[1];
-  int wide = !strcmp(k, "f64ops") || !strcmp(k, "i64ops");
-  int per = !strcmp(k, "f32ops") ? 12 : !strcmp(k, "f64ops") ? 10 : !strcmp(k, "i32ops") ? 14 : !strcmp(k, "i16ops") ? 6 : 5;
+  int wide = !strcmp(k, "f64ops") || !strcmp(k, "i64ops") || !strcmp(k, "f64rnd");
+  int per = !strcmp(k, "f32ops") ? 12 : !strcmp(k, "f64ops") ? 10 : !strcmp(k, "i32ops") ? 14 : !strcmp(k, "i16ops") ? 6 : !strcmp(k, "i64ops") ? 5 : 15;
   size_t w = wide ? 8 : 4;
   void *a = malloc(w * n), *b = malloc(w * n), *o = calloc((size_t)n * per, w);
   if (fread(a, w, n, stdin) != (size_t)n || fread(b, w, n, stdin) != (size_t)n) return 2;
@@ -145,6 +187,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(k, "i32ops")) i32ops(i, (unsigned *)a, (unsigned *)b, (unsigned *)o);
     else if (!strcmp(k, "i16ops")) i16ops(i, (unsigned *)a, (unsigned *)b, (unsigned *)o);
     else if (!strcmp(k, "i64ops")) i64ops(i, (uint64_t *)a, (uint64_t *)b, (uint64_t *)o);
+    else if (!strcmp(k, "f32rnd")) f32rnd(i, (unsigned *)a, (unsigned *)b, (unsigned *)o);
+    else if (!strcmp(k, "f64rnd")) f64rnd(i, (uint64_t *)a, (uint64_t *)b, (uint64_t *)o);
     else return 2;
   }
   fwrite(o, w, (size_t)n * per, stdout);
