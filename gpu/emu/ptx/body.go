@@ -275,8 +275,8 @@ func (d *decoder) scan(b pendingBody, p *parser) ([]rawInstr, error) {
 				return nil, err
 			}
 		case t == ".pragma" || t == ".loc" || t == ".file":
-			for !sub.eof() && sub.next() != ";" && sub.peek() != "}" && !strings.HasPrefix(sub.peek(), ".") {
-			}
+			sub.next()
+			sub.skipLine()
 		case strings.HasPrefix(t, "."):
 			return nil, d.errf("unsupported directive %q in function body", t)
 		default:

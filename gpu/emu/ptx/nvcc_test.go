@@ -18,7 +18,8 @@ const nvccCorpusFloor = 0.94
 // nvccPTX compiles the CUDA files under testdata/nvcc named by names
 // (without .cu) with nvcc 11.8 for compute_80 into dir, two at a time,
 // and returns each one's PTX. It skips the test when nvcc is missing.
-func nvccPTX(t *testing.T, dir string, names []string) map[string][]byte {
+// flags are added to nvcc's command line.
+func nvccPTX(t *testing.T, dir string, names []string, flags ...string) map[string][]byte {
 	t.Helper()
 	nvcc, err := exec.LookPath("nvcc")
 	if err != nil {
@@ -38,7 +39,7 @@ func nvccPTX(t *testing.T, dir string, names []string) map[string][]byte {
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			dst := filepath.Join(dir, n+".ptx")
-			args := []string{"-ptx", "-gencode", "arch=compute_80,code=compute_80", "-o", dst, filepath.Join("testdata", "nvcc", n+".cu")}
+			args := append([]string{"-ptx", "-gencode", "arch=compute_80,code=compute_80", "-o", dst, filepath.Join("testdata", "nvcc", n+".cu")}, flags...)
 			if _, err := exec.LookPath("clang-14"); err == nil {
 				args = append([]string{"-ccbin", "clang-14"}, args...)
 			}
@@ -97,5 +98,27 @@ func TestNvccCorpusLoads(t *testing.T) {
 	t.Logf("nvcc corpus: %d of %d modules load (%.0f%%)", loaded, len(names), 100*rate)
 	if rate < nvccCorpusFloor {
 		t.Fatalf("load rate %.2f below the floor %.2f", rate, nvccCorpusFloor)
+	}
+}
+
+// PTX with debug information (-G: .file, .loc and .section; -lineinfo:
+// .file and .loc) loads, and a recursive kernel built with -G runs.
+func TestNvccDebugInfoLoads(t *testing.T) {
+	for _, flag := range []string{"-G", "-lineinfo"} {
+		src := nvccPTX(t, t.TempDir(), []string{"recursion"}, flag)["recursion"]
+		m, err := Load(src)
+		if err != nil {
+			t.Fatalf("%s: %v", flag, err)
+		}
+		k := mustKernel(t, m, "recurse")
+		mem := newTestMem()
+		in := mem.u32s([]uint32{10, 12})
+		out, f := mem.alloc(8), mem.alloc(16)
+		if err := k.Run(launch(k, mem, [3]uint32{1, 1, 1}, [3]uint32{2, 1, 1}, 0, packParams(t, k, in, out, f, 2), 1)); err != nil {
+			t.Fatalf("%s: %v", flag, err)
+		}
+		if got := mem.getU32(out, 2); got[0] != 55 || got[1] != 144 {
+			t.Fatalf("%s: fib = %v", flag, got)
+		}
 	}
 }

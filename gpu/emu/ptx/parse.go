@@ -231,11 +231,7 @@ func Load(src []byte) (*Module, error) {
 				return nil, err
 			}
 		case ".file", ".loc", ".pragma":
-			// debug and hints: skip to end of line-like statement
-			for !p.eof() && p.peek() != ";" && !strings.HasPrefix(p.peek(), ".") {
-				p.next()
-			}
-			p.accept(";")
+			p.skipLine()
 		case ".visible", ".extern", ".weak", ".common":
 			// linkage; what follows decides
 			continue
@@ -272,6 +268,16 @@ func Load(src []byte) (*Module, error) {
 	}
 	sort.Strings(m.names)
 	return m, nil
+}
+
+// skipLine skips a debug directive or hint: the rest of its line, and
+// a ';' that ends it.
+func (p *parser) skipLine() {
+	line := p.toks[p.pos-1].line
+	for !p.eof() && p.toks[p.pos].line == line && p.peek() != ";" {
+		p.next()
+	}
+	p.accept(";")
 }
 
 // skipSection skips a .section's name and its braced contents.
