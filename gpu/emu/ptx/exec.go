@@ -572,7 +572,12 @@ func (w *worker) runWarp(wp *warp) error {
 		case opFmaF32:
 			a, b, c, o := &r[in.a], &r[in.b], &r[in.c], w.out(r, in.d, mask)
 			for l := range o {
-				o[l] = b32(fmaF32(f32(a[l]), f32(b[l]), f32(c[l])))
+				// fmaF32, by hand: too big for the inliner
+				s := float64(f32(a[l]))*float64(f32(b[l])) + float64(f32(c[l]))
+				if v := math.Float64bits(s); v&(1<<29-1) == 1<<28 || v&(0x7ff<<52) < 897<<52 {
+					s = float64(fmaF32Odd(f32(a[l]), f32(b[l]), f32(c[l])))
+				}
+				o[l] = b32(float32(s))
 			}
 			w.commit(r, in.d, mask)
 		case opAddF32:

@@ -130,15 +130,12 @@ func fmaOdd(a, b, c float64) float64 {
 	return roundToOdd(s, err == 0, err > 0)
 }
 
-// fmaF32 is a*b+c rounded once. The product is exact in float64; the
-// sum rounded to float64 rounds correctly again to float32 unless it
-// landed exactly halfway between two float32, or in their subnormal
-// range, where the sum is rounded to odd first.
-func fmaF32(a, b, c float32) float32 {
-	s := float64(a)*float64(b) + float64(c)
-	if math.Float64bits(s)&(1<<29-1) != 1<<28 && math.Abs(s) >= 0x1p-126 {
-		return float32(s)
-	}
+// fmaF32Odd is a*b+c rounded once for the cases the interpreter's fma
+// loop cannot round from float64 directly: a sum that landed exactly
+// halfway between two float32, or one in their subnormal range. It
+// rounds the sum to odd first.
+//go:noinline
+func fmaF32Odd(a, b, c float32) float32 {
 	return float32(fmaOdd(float64(a), float64(b), float64(c)))
 }
 
