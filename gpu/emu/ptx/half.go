@@ -134,6 +134,7 @@ func fmaOdd(a, b, c float64) float64 {
 // loop cannot round from float64 directly: a sum that landed exactly
 // halfway between two float32, or one in their subnormal range. It
 // rounds the sum to odd first.
+//
 //go:noinline
 func fmaF32Odd(a, b, c float32) float32 {
 	return float32(fmaOdd(float64(a), float64(b), float64(c)))
