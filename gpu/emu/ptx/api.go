@@ -1,5 +1,6 @@
-// Package ptx loads PTX text, as clang emits it for sm_70 and later, and
-// interprets its kernels a whole warp per decoded instruction.
+// Package ptx loads PTX text, as clang and nvcc emit it for sm_70 and
+// later, and interprets its kernels a whole warp per decoded
+// instruction. docs/emulator.md lists what it supports.
 //
 // It owns parsing, validation and execution of PTX only. It knows nothing
 // of contexts, streams or the transport: the emulated device (package emu)

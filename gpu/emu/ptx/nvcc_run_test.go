@@ -2,6 +2,7 @@ package ptx
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -290,6 +291,106 @@ func TestNvccNarrowAndWarpOps(t *testing.T) {
 			if got, want := [4]uint32(out[4*l:4*l+4]), [4]uint32{add, mn, uint32(mx), or ^ and ^ xor}; got != want {
 				t.Fatalf("lane %d: %v, want %v", l, got, want)
 			}
+		}
+	})
+}
+
+// Warp intrinsics built by nvcc agree with their definitions: ballot,
+// any, all, every shuffle mode (one with a width), match.any and
+// match.all, activemask; and atomics of every kind, 16-bit CAS
+// included, add up.
+func TestNvccWarpAndAtomics(t *testing.T) {
+	ms := loadNvcc(t, "warp_intrinsics", "atomics")
+	r := rand.New(rand.NewPCG(19, 20))
+	t.Run("warp", func(t *testing.T) {
+		mem := newTestMem()
+		in := make([]uint32, 32)
+		for i := range in {
+			in[i] = uint32(r.IntN(300) - 150)
+		}
+		din, dout := mem.u32s(in), mem.alloc(4*8*32)
+		k := mustKernel(t, ms["warp_intrinsics"], "warp_ops")
+		if err := k.Run(launch(k, mem, [3]uint32{1, 1, 1}, [3]uint32{32, 1, 1}, 0, packParams(t, k, din, dout), 1)); err != nil {
+			t.Fatal(err)
+		}
+		out := mem.getU32(dout, 8*32)
+		v := func(l int) int32 { return int32(in[l]) }
+		var ballot uint32
+		anyBig, allSmall := 0, 1
+		for l := range 32 {
+			if v(l) > 0 {
+				ballot |= 1 << l
+			}
+			if v(l) > 100 {
+				anyBig = 1
+			}
+			if v(l) <= -100 {
+				allSmall = 0
+			}
+		}
+		for l := range 32 {
+			up, dn := l, l
+			if l >= 3 {
+				up = l - 3
+			}
+			if l%16+5 < 16 {
+				dn = l + 5
+			}
+			var m, parity uint32
+			for j := range 32 {
+				if in[j]&3 == in[l]&3 {
+					m |= 1 << j
+				}
+				if in[j]&1 == in[0]&1 {
+					parity |= 1 << j
+				}
+			}
+			allEq, ma := uint32(0), uint32(0)
+			if parity == fullMask {
+				allEq, ma = 1, fullMask
+			}
+			want := [8]uint32{ballot, uint32(anyBig + 2*allSmall), in[up], in[dn], in[(l*7)&31], in[l^9], m, ma + allEq + fullMask}
+			if got := [8]uint32(out[8*l : 8*l+8]); got != want {
+				t.Fatalf("lane %d: %v, want %v", l, got, want)
+			}
+		}
+	})
+	t.Run("atomics", func(t *testing.T) {
+		mem := newTestMem()
+		const n = 1000
+		i32, u32, u64 := mem.alloc(4*4), mem.u32s([]uint32{fullMask, 0, 0, 0, 0, 0, fullMask}), mem.alloc(8*5)
+		f32s, f64s := mem.alloc(4), mem.alloc(8)
+		binary.LittleEndian.PutUint64(mem.bytes(u64)[8:], math.MaxUint64)
+		m := ms["atomics"]
+		k := mustKernel(t, m, "atomics")
+		if err := k.Run(launch(k, mem, [3]uint32{8, 1, 1}, [3]uint32{128, 1, 1}, 0, packParams(t, k, i32, u32, u64, f32s, f64s, n), 3)); err != nil {
+			t.Fatal(err)
+		}
+		sum := int32(n * (n - 1) / 2)
+		if got := mem.getU32(i32, 4); int32(got[0]) != sum || int32(got[1]) != -sum || int32(got[2]) != -(n-1) || int32(got[3]) != n-1 {
+			t.Fatalf("int32 atomics: %v", got)
+		}
+		if got := mem.getU32(u32, 7); got[0] != 0 || got[1] != fullMask {
+			t.Fatalf("and/or: %#x %#x", got[0], got[1])
+		}
+		if got := mem.getU64(u64, 5); got[0] != uint64(sum) || got[1] != 0 || got[2] != n-1 || int64(got[4]) != -(n-1) {
+			t.Fatalf("u64 atomics: %v", got)
+		}
+		if got := mem.getF32(f32s, 1)[0]; got != n*0.5 {
+			t.Fatalf("f32 add: %v", got)
+		}
+		if got := math.Float64frombits(mem.getU64(f64s, 1)[0]); got != n*0.25 {
+			t.Fatalf("f64 add: %v", got)
+		}
+		// one worker: the CAS loop's plain load of what other blocks
+		// update atomically is a data race for Go's race detector
+		k = mustKernel(t, m, "atomic_cas16")
+		p := mem.alloc(4)
+		if err := k.Run(launch(k, mem, [3]uint32{4, 1, 1}, [3]uint32{100, 1, 1}, 0, packParams(t, k, p, 333), 1)); err != nil {
+			t.Fatal(err)
+		}
+		if got := mem.getU32(p, 1)[0]; got != 333 {
+			t.Fatalf("16-bit CAS loop counted %d, want 333 (the high half untouched)", got)
 		}
 	})
 }
