@@ -129,6 +129,7 @@ func FuzzLoad(f *testing.F) {
 		f.Add(kernels.PTX(n))
 	}
 	f.Add([]byte(tinyPTX))
+	f.Add([]byte(callPTX))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		m, err := Load(src)
 		if err != nil {
