@@ -167,3 +167,43 @@ func replaceOnce(t *testing.T, s, from, to string) string {
 	}
 	return strings.Replace(s, from, to, 1)
 }
+
+// A function that sets its return address back to the call before
+// loops through call and ret alone (the return address lies in the
+// frame, below its locals); the watchdog still ends it.
+func TestCallLoopEndsAtWatchdog(t *testing.T) {
+	src := `.version 7.8
+.target sm_80
+.address_size 64
+.func f()
+{
+	.local .align 8 .b8 __local_depot0[8];
+	.reg .pred %p<2>;
+	.reg .b64 %rd<3>;
+	.reg .b64 %SPL;
+	mov.u64 %SPL, __local_depot0;
+	ld.local.u64 %rd1, [%SPL+-8];
+	setp.eq.s64 %p1, %rd1, 0;
+	@%p1 bra $L__out;
+	add.s64 %rd2, %rd1, -1;
+	st.local.u64 [%SPL+-8], %rd2;
+$L__out:
+	ret;
+}
+.visible .entry k()
+{
+	call.uni f, ();
+	call.uni f, ();
+	ret;
+}
+`
+	m, err := Load([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := mustKernel(t, m, "k")
+	l := launch(k, newTestMem(), [3]uint32{1, 1, 1}, [3]uint32{32, 1, 1}, 0, nil, 1)
+	l.MaxBlockInstructions = 10000
+	err = k.Run(l)
+	wantCode(t, err, abi.ErrLaunchTimeout)
+}

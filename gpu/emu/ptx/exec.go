@@ -746,6 +746,14 @@ func (w *worker) runWarp(wp *warp) error {
 			}
 			continue
 		case opRet:
+			// a return may jump back (its address is in tenant-writable
+			// local memory): it looks at the watchdog as a backward
+			// branch does
+			if w.blockIns+wcount > w.checkAt {
+				if err := w.watchdog(in, w.blockIns+wcount); err != nil {
+					return err
+				}
+			}
 			if err := w.ret(wp, in, mask); err != nil {
 				return err
 			}
