@@ -79,7 +79,8 @@ func TestUnsupported(t *testing.T) {
 		{"tex.1d.v4.f32.s32 {%f1, %f2, %f3, %f3}, [%rd1, {%r1}];", "tex.1d.v4.f32.s32"},
 		{"add.f16x2 %r1, %r1;", "add.f16x2"},
 		{"frobnicate.b32 %r1, %r1;", "frobnicate.b32"},
-		{"add.rz.f32 %f1, %f1, %f1;", "add.rz.f32"},
+		{"mbarrier.init.shared.b64 [%rd1], %r1;", "mbarrier.init.shared.b64"},
+		{"add.rz.ftz.sat.f32 %f1, %f1, %f1;", "add.rz.ftz.sat.f32"},
 		{"call.uni foo, (%r1);", "call.uni"},
 	} {
 		src := strings.Replace(tinyPTX, "INSN", c.insn, 1)
