@@ -75,16 +75,8 @@ func (x *instrDecoder) atom() error {
 	var err error
 	o.take("relaxed", "cta", "gpu", "sys", "acq_rel", "acquire", "release")
 	in.space = o.takeSpace(spGlobal, spShared)
-	// Exactly one operation; two (atom.xor.max) is refused the same way
-	// whatever order the modifiers come in.
-	nops := 0
-	for m := range o.mods {
-		if a, ok := atomNames[m]; ok {
-			nops++
-			in.mod = a
-			delete(o.mods, m)
-		}
-	}
+	var nops int
+	in.mod, nops = o.takeAtomOp()
 	t, ok := o.oneType()
 	if nops != 1 || !ok || !atomTypeOK(in.mod, t) {
 		return x.bad()
@@ -121,6 +113,20 @@ func (x *instrDecoder) atom() error {
 		}
 	}
 	return nil
+}
+
+// takeAtomOp takes the operation of an atom, red or redux and counts
+// the operations named: exactly one is valid, and two (atom.xor.max)
+// are refused the same way whatever order the modifiers come in.
+func (o *opcodeParts) takeAtomOp() (op uint8, n int) {
+	for m := range o.mods {
+		if a, ok := atomNames[m]; ok {
+			n++
+			op = a
+			delete(o.mods, m)
+		}
+	}
+	return op, n
 }
 
 // takeSpace takes the first of the state-space modifiers of spaces that

@@ -25,14 +25,8 @@ func (x *instrDecoder) shfl() error {
 		return x.bad()
 	}
 	in.op = opShfl
-	if in.d, err = x.dst(ops[0].s); err != nil {
+	if err = x.dstAndPred(ops[0]); err != nil {
 		return err
-	}
-	if ops[0].s2 != "" {
-		in.flags |= fPredOut
-		if in.e, err = x.dst(ops[0].s2); err != nil {
-			return err
-		}
 	}
 	if in.a, err = x.src(ops[1], tB32); err != nil {
 		return err
@@ -103,14 +97,8 @@ func (x *instrDecoder) reduxDecode() error {
 	if !o.take("sync") || !ok || len(ops) != 3 {
 		return x.bad()
 	}
-	nops := 0
-	for m := range o.mods {
-		if a, ok := atomNames[m]; ok {
-			nops++
-			in.mod = a
-			delete(o.mods, m)
-		}
-	}
+	var nops int
+	in.mod, nops = o.takeAtomOp()
 	switch {
 	case nops != 1:
 		return x.bad()
@@ -153,18 +141,26 @@ func (x *instrDecoder) matchDecode() error {
 		return x.bad()
 	}
 	in.op, in.typ = opMatch, t
-	if in.d, err = x.dst(ops[0].s); err != nil {
+	if err = x.dstAndPred(ops[0]); err != nil {
 		return err
-	}
-	if ops[0].s2 != "" {
-		in.flags |= fPredOut
-		if in.e, err = x.dst(ops[0].s2); err != nil {
-			return err
-		}
 	}
 	if in.a, err = x.src(ops[1], t); err != nil {
 		return err
 	}
 	in.b, err = x.src(ops[2], tB32)
+	return err
+}
+
+// dstAndPred decodes a destination d, or d|p with a predicate that e
+// receives.
+func (x *instrDecoder) dstAndPred(op rawOp) error {
+	var err error
+	if x.in.d, err = x.dst(op.s); err != nil {
+		return err
+	}
+	if op.s2 != "" {
+		x.in.flags |= fPredOut
+		x.in.e, err = x.dst(op.s2)
+	}
 	return err
 }

@@ -186,22 +186,16 @@ func halfOp(op uint8, f halfFormat, rnd uint8, relu bool, a, b, c uint16) uint16
 		v = x * y
 	case hFma:
 		v = fmaOdd(x, y, f.decode(c))
-	case hMin, hMinNaN:
-		if op == hMinNaN && (x != x || y != y) {
+	case hMin, hMinNaN, hMax, hMaxNaN:
+		// a NaN operand gives NaN with .NaN, else the other operand
+		if (x != x || y != y) && (op >= hMinNaN || x != x && y != y) {
 			return f.nanBits
 		}
-		if x != x && y != y {
-			return f.nanBits
+		if op == hMin || op == hMinNaN {
+			v = ptxMin(x, y)
+		} else {
+			v = ptxMax(x, y)
 		}
-		v = ptxMin(x, y)
-	case hMax, hMaxNaN:
-		if op == hMaxNaN && (x != x || y != y) {
-			return f.nanBits
-		}
-		if x != x && y != y {
-			return f.nanBits
-		}
-		v = ptxMax(x, y)
 	}
 	h := f.encode(v, rnd)
 	if relu && (h&0x8000 != 0 || v != v) {
