@@ -394,3 +394,57 @@ func TestNvccWarpAndAtomics(t *testing.T) {
 		}
 	})
 }
+
+// Half-precision kernels built by nvcc (cuda_fp16.h, cuda_bf16.h) run:
+// each result is the correctly rounded value of the C expression,
+// checked with float64 arithmetic and the neighbouring halves.
+func TestNvccHalf(t *testing.T) {
+	ms := loadNvcc(t, "half_math", "bf16_math")
+	r := rand.New(rand.NewPCG(21, 22))
+	const n = 256
+	h := fmtF16
+	half := func(v float64) uint16 { return h.encode(v, rndRn) }
+	t.Run("haxpy", func(t *testing.T) {
+		mem := newTestMem()
+		x, y := mem.alloc(2*n), mem.alloc(2*n)
+		xs, ys := mem.bytes(x), mem.bytes(y)
+		for i := range n {
+			putN(xs[2*i:], 2, uint64(half(r.NormFloat64()*10)))
+			putN(ys[2*i:], 2, uint64(half(r.NormFloat64()*10)))
+		}
+		y0 := append([]byte(nil), ys...)
+		a := half(1.5)
+		k := mustKernel(t, ms["half_math"], "haxpy")
+		params := packParams(t, k, n, uint32(a), x, y)
+		if err := k.Run(launch(k, mem, [3]uint32{2, 1, 1}, [3]uint32{128, 1, 1}, 0, params, 1)); err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			xv, yv := h.decode(uint16(getN(xs[2*i:], 2))), h.decode(uint16(getN(y0[2*i:], 2)))
+			// 1.5*x is exact in float64, and so is the sum: one rounding
+			want := half(1.5*xv + yv)
+			if got := uint16(getN(ys[2*i:], 2)); got != want {
+				t.Fatalf("haxpy[%d]: %#x, want %#x", i, got, want)
+			}
+		}
+	})
+	t.Run("bf16", func(t *testing.T) {
+		mem := newTestMem()
+		in := randF32(r, n, -100, 100)
+		din, dout, dback := mem.f32s(in), mem.alloc(2*n), mem.alloc(4*n)
+		k := mustKernel(t, ms["bf16_math"], "bf16ops")
+		if err := k.Run(launch(k, mem, [3]uint32{2, 1, 1}, [3]uint32{128, 1, 1}, 0, packParams(t, k, n, din, dout, dback), 1)); err != nil {
+			t.Fatal(err)
+		}
+		bf := fmtBF16
+		out, back := mem.bytes(dout), mem.getF32(dback, n)
+		for i := range n {
+			b := bf.decode(bf.encode(float64(in[i]), rndRn))
+			c := bf.decode(bf.encode(b*b, rndRn))
+			want := bf.encode(c+b, rndRn)
+			if got := uint16(getN(out[2*i:], 2)); got != want || float64(back[i]) != bf.decode(want) {
+				t.Fatalf("bf16[%d] of %v: %#x (%v), want %#x", i, in[i], got, back[i], want)
+			}
+		}
+	})
+}
