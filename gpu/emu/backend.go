@@ -3,6 +3,7 @@ package emu
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math"
 	"strings"
 	"sync"
@@ -60,6 +61,9 @@ type Config struct {
 	// CUDA_ERROR_LAUNCH_TIMEOUT and poisons the context. 0 means
 	// DefaultMaxLaunchInstructions.
 	MaxLaunchInstructions uint64
+	// PrintfOutput receives what kernels print with printf, one call's
+	// text at a time, from several goroutines in turn. nil discards it.
+	PrintfOutput io.Writer
 }
 
 const (

@@ -1,8 +1,10 @@
 package emu
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math"
+	"sync"
 	"testing"
 
 	"github.com/kerf-edge/kerf/abi"
@@ -34,4 +36,38 @@ func TestNvccFatbinRuns(t *testing.T) {
 			t.Fatalf("x[%d] = %v, want %v", i, v, x[i]*2.5)
 		}
 	}
+}
+
+// printf in a kernel nvcc builds reaches Config.PrintfOutput.
+func TestNvccPrintf(t *testing.T) {
+	img := fatbintest.Nvcc(t, `#include <cstdio>
+extern "C" __global__ void hello(int n) { if (threadIdx.x < n) printf("hi %d %.2f\n", threadIdx.x, 0.5 * threadIdx.x); }
+`, "arch=compute_80,code=compute_80")
+	var out syncBuffer
+	c := open(t, New(Config{MemoryBytes: 16 << 20, PrintfOutput: &out}), 0, 0)
+	m := must(c.ModuleLoad(img))(t)
+	f := must(m.Function("hello"))(t)
+	ok(t, c.Launch(f, abi.LaunchConfig{Grid: one(1), Block: one(4)}, binary.LittleEndian.AppendUint32(nil, 2), nil))
+	ok(t, c.Synchronize())
+	if got, want := out.String(), "hi 0 0.00\nhi 1 0.50\n"; got != want {
+		t.Fatalf("printed %q, want %q", got, want)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the launch's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -1,5 +1,6 @@
-// Package ptx loads PTX text, as clang emits it for sm_70 and later, and
-// interprets its kernels a whole warp per decoded instruction.
+// Package ptx loads PTX text, as clang and nvcc emit it for sm_70 and
+// later, and interprets its kernels a whole warp per decoded
+// instruction. docs/emulator.md lists what it supports.
 //
 // It owns parsing, validation and execution of PTX only. It knows nothing
 // of contexts, streams or the transport: the emulated device (package emu)
@@ -7,6 +8,8 @@
 // fails Load with an error naming the instruction; it never computes a
 // wrong result silently, and it never panics on tenant input.
 package ptx
+
+import "io"
 
 // This file is the contract between the interpreter and the emulated
 // device. Its declarations are implemented in the other files of the
@@ -60,6 +63,9 @@ type Launch struct {
 	// not run, running ones stop at their next backward branch, and the
 	// launch fails with abi.ErrLaunchFailed. nil means never.
 	Stop <-chan struct{}
+	// Output receives what the kernel's printf calls print, one call's
+	// text at a time. nil discards it (printf still returns its length).
+	Output io.Writer
 }
 
 // BlockCharge is the least a block counts against MaxGridInstructions:

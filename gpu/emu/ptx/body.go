@@ -28,6 +28,11 @@ type Kernel struct {
 	specials []regInit // val is a special register kind
 	globRefs []globRef
 	dynOff   uint64 // offset of dynamic shared memory in the shared window
+	// functions decoded into code, the calls, and the index in funcs of
+	// each module function's address (-1: not in this kernel)
+	funcs      []kfunc
+	calls      []callSite
+	funcByAddr []int32
 }
 
 type regInit struct {
@@ -62,7 +67,23 @@ const (
 	srLanemaskLe
 	srLanemaskGt
 	srLanemaskGe
-	srZero // %smid, %gridid, %clock...: constant 0
+	srZero      // %smid, %gridid: constant 0
+	srOne       // %nsmid: the emulated device runs blocks as one SM
+	srDynSmem   // %dynamic_smem_size
+	srTotalSmem // %total_smem_size
+)
+
+// timeRegs are special registers that change as a thread runs; mov
+// reads them with opClock.
+var timeRegs = map[string]uint8{"%clock": clkClock, "%clock64": clkClock64, "%globaltimer": clkGlobaltimer,
+	"%globaltimer_lo": clkGlobaltimerLo, "%globaltimer_hi": clkGlobaltimerHi}
+
+const (
+	clkClock uint8 = iota
+	clkClock64
+	clkGlobaltimer
+	clkGlobaltimerLo
+	clkGlobaltimerHi
 )
 
 var specialNames = map[string]uint64{
@@ -73,7 +94,8 @@ var specialNames = map[string]uint64{
 	"%laneid": srLaneid, "%warpid": srWarpid, "%nwarpid": srNwarpid,
 	"%lanemask_eq": srLanemaskEq, "%lanemask_lt": srLanemaskLt, "%lanemask_le": srLanemaskLe,
 	"%lanemask_gt": srLanemaskGt, "%lanemask_ge": srLanemaskGe,
-	"%smid": srZero, "%nsmid": srZero, "%gridid": srZero,
+	"%smid": srZero, "%nsmid": srOne, "%gridid": srZero,
+	"%dynamic_smem_size": srDynSmem, "%total_smem_size": srTotalSmem,
 }
 
 // raw operand kinds
@@ -81,6 +103,7 @@ const (
 	roValue = iota // register, immediate or symbol
 	roAddr         // [base+off]
 	roVec          // {a, b, ...}
+	roList         // (a, b, ...): a call's results or arguments
 )
 
 type rawOp struct {
@@ -101,19 +124,41 @@ type rawInstr struct {
 	ops     []rawOp
 }
 
-type decoder struct {
+// kernelState is what the decoders of a kernel and of the functions it
+// calls share: one register file, one code array.
+type kernelState struct {
 	m      *Module
 	k      *Kernel
-	regs   map[string]uint16
-	ranges map[string][2]int
-	labels map[string]int32
-	syms   map[string]*symbol
 	consts map[uint64]uint16
 	specs  map[uint64]uint16
 	symReg map[string]uint16
 	nregs  int
 	regs32 int // for the register estimate
-	line   int32
+	shared uint64
+	dynAl  uint64
+	// functions to decode, in order; funcOf maps a declaration to its
+	// index in k.funcs
+	queue  []*funcDecl
+	funcOf map[*funcDecl]int
+	// indirect is set once any decoded body calls through a register
+	indirect bool
+}
+
+// decoder decodes one function body (the kernel's or a .func's).
+type decoder struct {
+	*kernelState
+	regs   map[string]uint16
+	ranges map[string][2]int
+	labels map[string]int32
+	protos map[string]bool
+	syms   map[string]*symbol
+	// scopes of nested { } blocks: a declared name to its unique name
+	scopes  []map[string]string
+	scopeID int
+	fn      int    // index in k.funcs, or -1 for the kernel
+	frame   uint64 // bytes of the frame laid out so far
+	fbReg   uint16 // frame base register; a constant 0 in the kernel
+	line    int32
 }
 
 func (d *decoder) errf(format string, args ...any) error {
@@ -129,15 +174,21 @@ func (d *decoder) newRegs(n int) (int, error) {
 	return base, nil
 }
 
-// decodeKernel decodes the body of an .entry.
+func newDecoder(ks *kernelState, fn int, line int32) *decoder {
+	return &decoder{kernelState: ks, regs: map[string]uint16{}, ranges: map[string][2]int{},
+		labels: map[string]int32{}, protos: map[string]bool{}, syms: map[string]*symbol{}, fn: fn, line: line}
+}
+
+// decodeKernel decodes the body of an .entry and of every function it
+// may call.
 func decodeKernel(m *Module, b pendingBody, p *parser) (*Kernel, error) {
 	k := &Kernel{Name: b.name}
-	d := &decoder{
-		m: m, k: k,
-		regs: map[string]uint16{}, ranges: map[string][2]int{}, labels: map[string]int32{},
-		syms: map[string]*symbol{}, consts: map[uint64]uint16{}, specs: map[uint64]uint16{},
-		symReg: map[string]uint16{}, nregs: 1, line: b.line,
+	ks := &kernelState{m: m, k: k, consts: map[uint64]uint16{}, specs: map[uint64]uint16{},
+		symReg: map[string]uint16{}, nregs: 1, shared: m.sharedSize, dynAl: 16, funcOf: map[*funcDecl]int{}}
+	for _, s := range m.dynShared {
+		ks.dynAl = max(ks.dynAl, s.align)
 	}
+	d := newDecoder(ks, -1, b.line)
 	// parameters
 	var off uint64
 	for _, pd := range b.params {
@@ -153,28 +204,61 @@ func decodeKernel(m *Module, b pendingBody, p *parser) (*Kernel, error) {
 		}
 	}
 	k.ParamSize = uint32(off)
-
-	// pass 1: declarations, labels, raw instructions
-	shared := m.sharedSize
-	dynAlign := uint64(16)
-	for _, s := range m.dynShared {
-		dynAlign = max(dynAlign, s.align)
+	var err error
+	if d.fbReg, err = d.constReg(0); err != nil {
+		return nil, err
 	}
-	var local uint64
+	raws, err := d.scan(b, p)
+	if err != nil {
+		return nil, err
+	}
+	k.SharedSize = uint32(ks.shared)
+	k.dynOff = alignUp(ks.shared, ks.dynAl)
+	k.code = make([]instr, 0, len(raws)+1)
+	if err := d.decodeBody(raws); err != nil {
+		return nil, err
+	}
+	kernelFrame := alignUp(d.frame, 16)
+	if err := ks.decodeFuncs(p); err != nil {
+		return nil, err
+	}
+	k.SharedSize = uint32(ks.shared)
+	k.dynOff = alignUp(ks.shared, ks.dynAl)
+	k.LocalSize = uint32(alignUp(kernelFrame+ks.layoutFrames(kernelFrame), 8))
+	k.Regs = min(255, ks.regs32+8)
+	k.nregs = ks.nregs
+	return k, nil
+}
+
+// scan is pass 1 over a body: declarations, labels and raw
+// instructions.
+func (d *decoder) scan(b pendingBody, p *parser) ([]rawInstr, error) {
+	m := d.m
 	var raws []rawInstr
-	sub := &parser{toks: p.toks[:b.end], pos: b.start}
+	sub := &parser{toks: p.toks[:b.end], pos: b.start, m: m}
 	for !sub.eof() {
 		d.line = sub.line()
 		t := sub.peek()
 		switch {
-		case t == "{" || t == "}":
+		case t == "{":
 			sub.next()
+			d.scopeID++
+			d.scopes = append(d.scopes, map[string]string{})
+			if len(d.scopes) > 256 {
+				return nil, d.errf("blocks nested too deep")
+			}
+		case t == "}":
+			sub.next()
+			if len(d.scopes) == 0 {
+				return nil, d.errf("unbalanced '}'")
+			}
+			d.scopes = d.scopes[:len(d.scopes)-1]
 		case t == ".reg":
 			sub.next()
 			if err := d.regDecl(sub); err != nil {
 				return nil, err
 			}
-		case t == ".shared" || t == ".local":
+		case t == ".shared" || t == ".local" || t == ".param":
 			sub.next()
 			vd, err := sub.varDecl(false)
 			if err != nil {
@@ -183,40 +267,31 @@ func decodeKernel(m *Module, b pendingBody, p *parser) (*Kernel, error) {
 			if err := sub.expect(";"); err != nil {
 				return nil, err
 			}
+			vd.name = d.declare(vd.name)
 			if d.syms[vd.name] != nil || (m.syms[vd.name] != nil && m.syms[vd.name].space != symFunc) {
 				return nil, d.errf("%s redeclared", vd.name)
 			}
-			switch {
-			case t == ".shared" && vd.unsized:
-				d.syms[vd.name] = &symbol{name: vd.name, space: symDynShared}
-				dynAlign = max(dynAlign, vd.align)
-			case t == ".shared":
-				o := alignUp(shared, vd.align)
-				d.syms[vd.name] = &symbol{name: vd.name, space: symShared, off: o, size: vd.size}
-				shared = o + vd.size
-				if shared > maxSharedSize {
-					return nil, d.errf("shared memory too large")
-				}
-			default:
-				if vd.unsized {
-					return nil, d.errf("local %s has no size", vd.name)
-				}
-				o := alignUp(local, vd.align)
-				d.syms[vd.name] = &symbol{name: vd.name, space: symLocal, off: o, size: vd.size}
-				local = o + vd.size
-				if local > maxLocalSize {
-					return nil, d.errf("local memory too large")
-				}
+			if err := d.place(t, vd); err != nil {
+				return nil, err
 			}
 		case t == ".pragma" || t == ".loc" || t == ".file":
-			for !sub.eof() && sub.next() != ";" && sub.peek() != "}" && !strings.HasPrefix(sub.peek(), ".") {
-			}
+			sub.next()
+			sub.skipLine()
 		case strings.HasPrefix(t, "."):
 			return nil, d.errf("unsupported directive %q in function body", t)
 		default:
 			if sub.pos+1 < len(sub.toks) && sub.toks[sub.pos+1].s == ":" && t != "@" {
 				if !validIdent(t) {
 					return nil, d.errf("bad label %q", t)
+				}
+				if sub.pos+2 < len(sub.toks) && sub.toks[sub.pos+2].s == ".callprototype" {
+					// a prototype for indirect calls: the callee's
+					// parameters are checked when the call runs
+					d.protos[t] = true
+					if err := sub.skipTo(";"); err != nil {
+						return nil, err
+					}
+					continue
 				}
 				if _, dup := d.labels[t]; dup {
 					return nil, d.errf("label %s redefined", t)
@@ -235,13 +310,94 @@ func decodeKernel(m *Module, b pendingBody, p *parser) (*Kernel, error) {
 			}
 		}
 	}
-	k.SharedSize = uint32(shared)
-	k.LocalSize = uint32(alignUp(local, 8))
-	k.dynOff = alignUp(shared, dynAlign)
-	k.Regs = min(255, d.regs32+8)
+	return raws, nil
+}
 
-	// pass 2: decode
-	k.code = make([]instr, 0, len(raws)+1)
+// skipTo skips past the next s.
+func (p *parser) skipTo(s string) error {
+	for !p.eof() {
+		if p.next() == s {
+			return nil
+		}
+	}
+	return p.errf("expected %q", s)
+}
+
+// place lays out a variable declared in a body: .shared in the block's
+// shared memory, .local and .param (the arguments and results of calls)
+// in the function's frame.
+func (d *decoder) place(space string, vd *varDecl) error {
+	switch {
+	case space == ".shared" && vd.unsized:
+		d.syms[vd.name] = &symbol{name: vd.name, space: symDynShared}
+		d.dynAl = max(d.dynAl, vd.align)
+	case space == ".shared":
+		o := alignUp(d.shared, vd.align)
+		d.syms[vd.name] = &symbol{name: vd.name, space: symShared, off: o, size: vd.size}
+		d.shared = o + vd.size
+		if d.shared > maxSharedSize {
+			return d.errf("shared memory too large")
+		}
+	default:
+		if vd.unsized {
+			return d.errf("%s has no size", vd.name)
+		}
+		o := alignUp(d.frame, vd.align)
+		sp := symLocal
+		if d.fn >= 0 {
+			sp = symFrame
+		}
+		d.syms[vd.name] = &symbol{name: vd.name, space: sp, off: o, size: vd.size}
+		d.frame = o + vd.size
+		if d.frame > maxLocalSize {
+			return d.errf("local memory too large")
+		}
+	}
+	return nil
+}
+
+// declare gives a name declared in a nested block a unique name, so
+// that blocks may declare the same names (call sequences do).
+func (d *decoder) declare(name string) string {
+	if len(d.scopes) == 0 {
+		return name
+	}
+	u := name + "~" + strconv.Itoa(d.scopeID) + "~"
+	d.scopes[len(d.scopes)-1][name] = u
+	return u
+}
+
+// resolve maps a name as written to its unique name in the innermost
+// block that declares it (or the name itself).
+func (d *decoder) resolve(name string) string {
+	if len(d.scopes) == 0 || name == "" {
+		return name
+	}
+	for i := len(d.scopes) - 1; i >= 0; i-- {
+		if u, ok := d.scopes[i][name]; ok {
+			return u
+		}
+	}
+	// a register of a range: %r3 of %r<4>
+	j := len(name)
+	for j > 0 && name[j-1] >= '0' && name[j-1] <= '9' {
+		j--
+	}
+	if j == len(name) || j == 0 {
+		return name
+	}
+	for i := len(d.scopes) - 1; i >= 0; i-- {
+		if u, ok := d.scopes[i][name[:j]]; ok {
+			return u + name[j:]
+		}
+	}
+	return name
+}
+
+// decodeBody is pass 2: it decodes raws onto the end of k.code.
+func (d *decoder) decodeBody(raws []rawInstr) error {
+	k := d.k
+	base := len(k.code)
 	rawToCode := make([]int32, len(raws)+1)
 	for i := range raws {
 		d.line = raws[i].line
@@ -249,21 +405,30 @@ func decodeKernel(m *Module, b pendingBody, p *parser) (*Kernel, error) {
 		var err error
 		k.code, err = d.decode(k.code, &raws[i])
 		if err != nil {
-			return nil, err
+			return err
+		}
+		if len(k.code) > maxInstrs {
+			return d.errf("too many instructions")
+		}
+		if d.m.decoded++; d.m.decoded > maxModuleInstrs {
+			return d.errf("module too large: over %d instructions decoded", maxModuleInstrs)
 		}
 	}
 	// falling off the end returns
 	rawToCode[len(raws)] = int32(len(k.code))
-	k.code = append(k.code, instr{op: opExit, line: d.line})
+	end := instr{op: opExit, line: d.line}
+	if d.fn >= 0 {
+		end = instr{op: opRet, off: int64(d.fn), line: d.line}
+	}
+	k.code = append(k.code, end)
 	// branch targets were raw instruction indices; decode may expand
 	// one raw instruction into several
-	for i := range k.code {
+	for i := base; i < len(k.code); i++ {
 		if k.code[i].op == opBra {
 			k.code[i].target = rawToCode[k.code[i].target]
 		}
 	}
-	k.nregs = d.nregs
-	return k, nil
+	return nil
 }
 
 // regDecl parses the rest of a .reg statement.
@@ -278,9 +443,10 @@ func (d *decoder) regDecl(p *parser) error {
 	}
 	for {
 		name := p.next()
-		if !strings.HasPrefix(name, "%") || !validIdent(name) {
+		if !validIdent(name) {
 			return d.errf("bad register name %q", name)
 		}
+		name = d.declare(name)
 		if p.accept("<") {
 			n, err := p.uint(maxRegs)
 			if err != nil {
@@ -333,7 +499,8 @@ var knownBases = map[string]bool{}
 func init() {
 	for _, b := range strings.Fields(`mov add sub mul mad fma div rem min max abs neg and or xor not cnot
 		shl shr popc clz brev bfe bfi prmt sqrt rcp rsqrt ex2 lg2 sin cos setp selp cvt cvta
-		ld st atom red shfl vote activemask bra ret exit bar barrier membar fence`) {
+		ld st atom red shfl vote activemask bra ret exit bar barrier membar fence call
+		cp sad shf bfind dp4a dp2a redux match trap`) {
 		knownBases[b] = true
 	}
 }
@@ -343,7 +510,7 @@ func (d *decoder) rawInstr(p *parser) (rawInstr, error) {
 	ri := rawInstr{line: p.line()}
 	if p.accept("@") {
 		ri.predNeg = p.accept("!")
-		ri.pred = p.next()
+		ri.pred = d.resolve(p.next())
 	}
 	ri.opc = p.next()
 	if ri.opc == "" || !(ri.opc[0] >= 'a' && ri.opc[0] <= 'z') {
@@ -361,6 +528,10 @@ func (d *decoder) rawInstr(p *parser) (rawInstr, error) {
 		op, err := d.rawOperand(p)
 		if err != nil {
 			return ri, abi.Errorf(abi.ErrInvalidPTX, "line %d: instruction %q: %s", ri.line, ri.opc, strings.TrimPrefix(err.Error(), "CUDA_ERROR_INVALID_PTX: "))
+		}
+		op.s, op.s2 = d.resolve(op.s), d.resolve(op.s2)
+		for i := range op.list {
+			op.list[i] = d.resolve(op.list[i])
 		}
 		ri.ops = append(ri.ops, op)
 		if len(ri.ops) > 8 {
@@ -416,6 +587,21 @@ func (d *decoder) rawOperand(p *parser) (rawOp, error) {
 		if err := p.expect("]"); err != nil {
 			return op, err
 		}
+	case p.accept("("):
+		op.kind = roList
+		for !p.accept(")") {
+			t := p.next()
+			if t == "" || p.toks[p.pos-1].kind != tkWord {
+				return op, d.errf("bad operand list")
+			}
+			op.list = append(op.list, t)
+			if len(op.list) > 1024 {
+				return op, d.errf("operand list too long")
+			}
+			if !p.accept(",") && p.peek() != ")" {
+				return op, d.errf("expected ',' or ')' in operand list")
+			}
+		}
 	case p.accept("{"):
 		op.kind = roVec
 		for {
@@ -451,6 +637,18 @@ func (d *decoder) rawOperand(p *parser) (rawOp, error) {
 
 // isReg reports whether s names a register or special register.
 func isReg(s string) bool { return strings.HasPrefix(s, "%") }
+
+// isDeclared reports whether s is a declared register.
+func (d *decoder) isDeclared(s string) bool {
+	_, ok := d.lookupReg(s)
+	return ok
+}
+
+// isRegName reports whether s names a register, with or without '%'.
+func (d *decoder) isRegName(s string) bool {
+	_, ok := d.lookupReg(s)
+	return ok || isReg(s)
+}
 
 // lookupReg resolves a declared register name.
 func (d *decoder) lookupReg(s string) (uint16, bool) {
@@ -511,6 +709,9 @@ func (d *decoder) src(op rawOp, typ vtype) (uint16, error) {
 		return 0, d.errf("negated predicate operand not supported")
 	}
 	s := op.s
+	if r, ok := d.lookupReg(s); ok && !op.neg {
+		return r, nil
+	}
 	if isReg(s) {
 		if op.neg {
 			return 0, d.errf("bad operand -%s", s)
@@ -570,6 +771,27 @@ func (d *decoder) symAddr(s string) (uint16, error) {
 		return d.constReg(sym.off)
 	case symDynShared:
 		return d.constReg(d.k.dynOff)
+	case symFrame:
+		// set, with the frame base, when the function is called
+		key := s + "@" + strconv.Itoa(d.fn)
+		if r, ok := d.symReg[key]; ok {
+			return r, nil
+		}
+		base, err := d.newRegs(1)
+		if err != nil {
+			return 0, err
+		}
+		d.symReg[key] = uint16(base)
+		f := &d.k.funcs[d.fn]
+		f.symRegs = append(f.symRegs, regInit{reg: uint16(base), val: sym.off})
+		return uint16(base), nil
+	case symFunc:
+		fd := d.m.funcs[s]
+		if fd == nil || fd.body == nil {
+			return 0, d.errf("address of function %s, which has no body here", s)
+		}
+		d.need(fd)
+		return d.constReg(funcAddr(fd.idx))
 	case symGlobal:
 		if r, ok := d.symReg[s]; ok {
 			return r, nil
@@ -582,7 +804,7 @@ func (d *decoder) symAddr(s string) (uint16, error) {
 		d.k.globRefs = append(d.k.globRefs, globRef{reg: uint16(base), name: s})
 		return uint16(base), nil
 	}
-	return 0, d.errf("function %s used as a value (calls are not supported)", s)
+	return 0, d.errf("kernel %s used as a value", s)
 }
 
 // addr resolves [base+off] to a base register and offset.
@@ -594,10 +816,13 @@ func (d *decoder) addr(op rawOp) (uint16, int64, error) {
 		r, err := d.constReg(0)
 		return r, op.off, err
 	}
+	if r, ok := d.lookupReg(op.s); ok {
+		return r, op.off, nil
+	}
+	if sym := d.syms[op.s]; sym != nil && sym.space == symFrame {
+		return d.fbReg, op.off + int64(sym.off), nil
+	}
 	if isReg(op.s) {
-		if r, ok := d.lookupReg(op.s); ok {
-			return r, op.off, nil
-		}
 		return 0, 0, d.errf("unknown register %q", op.s)
 	}
 	r, err := d.symAddr(op.s)

@@ -11,6 +11,9 @@ import (
 func cvt(in *instr, x uint64) uint64 {
 	dt, st := in.typ, in.styp
 	sat := in.flags&fSat != 0
+	if dt.isHalf() || st.isHalf() {
+		return cvtHalf(in, x)
+	}
 	switch {
 	case st.isFloat() && dt.isFloat():
 		f := f64(x)
@@ -65,6 +68,41 @@ func cvt(in *instr, x uint64) uint64 {
 		v = satInt(v, st.signed(), dt)
 	}
 	return truncate(v, dt.size())
+}
+
+// cvtHalf is cvt to or from f16 or bf16.
+func cvtHalf(in *instr, x uint64) uint64 {
+	dt, st := in.typ, in.styp
+	var v float64
+	switch {
+	case st.isHalf():
+		v = st.halfFormat().decode(uint16(x))
+	case st == tF32:
+		v = float64(f32(x))
+	case st == tF64:
+		v = f64(x)
+	default:
+		v = intToOdd(st.extend(x), st.signed())
+	}
+	if in.mod >= rndRni {
+		v = roundInt(v, in.mod)
+	}
+	if in.flags&fSat != 0 {
+		v = satFloat(v)
+	}
+	switch {
+	case dt.isHalf():
+		mod := in.mod
+		if mod >= rndRni || mod == rndNone {
+			mod = rndRn
+		}
+		return uint64(dt.halfFormat().encode(v, mod))
+	case dt == tF32:
+		return b32(float32(v))
+	case dt == tF64:
+		return b64(v)
+	}
+	return floatToInt(v, dt)
 }
 
 func truncate(v uint64, size int) uint64 {

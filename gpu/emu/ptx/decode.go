@@ -100,6 +100,24 @@ func (d *decoder) decode(code []instr, ri *rawInstr) ([]instr, error) {
 	if x.o, err = d.split(ri.opc); err != nil {
 		return code, err
 	}
+	for _, t := range x.o.types {
+		if !t.isHalf() {
+			continue
+		}
+		switch x.o.base {
+		case "add", "sub", "mul", "fma", "min", "max", "neg", "abs":
+			if len(x.o.types) != 1 {
+				return code, x.bad()
+			}
+			if err := x.halfDecode(t); err != nil {
+				return code, err
+			}
+			return x.finish(code)
+		case "setp", "cvt", "ld", "st", "mov", "selp":
+		default:
+			return code, x.bad()
+		}
+	}
 	switch x.o.base {
 	case "mov":
 		err = x.mov()
@@ -147,6 +165,24 @@ func (d *decoder) decode(code []instr, ri *rawInstr) ([]instr, error) {
 		err = x.bra()
 	case "ret", "exit":
 		err = x.exit()
+	case "cp":
+		err = x.cpDecode()
+	case "sad":
+		err = x.sadDecode()
+	case "shf":
+		err = x.shfDecode()
+	case "bfind":
+		err = x.bfindDecode()
+	case "dp4a", "dp2a":
+		err = x.dpDecode()
+	case "redux":
+		err = x.reduxDecode()
+	case "match":
+		err = x.matchDecode()
+	case "trap":
+		x.in.op = opTrap
+	case "call":
+		err = x.call()
 	case "bar", "barrier":
 		err = x.bar()
 	case "membar", "fence":
@@ -181,13 +217,6 @@ func (x *instrDecoder) dstSrcs(t vtype, n int) error {
 		}
 	}
 	return nil
-}
-
-// roundToNearest takes the float rounding modifiers, reporting false for
-// a mode other than round-to-nearest, the only one implemented.
-func (x *instrDecoder) roundToNearest() bool {
-	x.o.take("ftz", "rn")
-	return !x.o.take("rz", "rm", "rp")
 }
 
 // finish appends the decoded instruction to code, and after it the

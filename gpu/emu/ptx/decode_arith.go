@@ -10,10 +10,16 @@ func (x *instrDecoder) addSub() error {
 		return x.bad()
 	}
 	sat := o.take("sat")
+	if !t.isFloat() && t != tPred && t.size() <= 2 && !sat {
+		return x.narrowOp(t, narrowNames[o.base], 2)
+	}
 	switch {
 	case t == tF32 || t == tF64:
-		if !x.roundToNearest() {
-			return x.bad()
+		if rnd := x.directedMode(); rnd != rndNone {
+			if sat {
+				return x.bad()
+			}
+			return x.directedDecode(t, map[string]uint8{"add": frAdd, "sub": frSub}[o.base], rnd, 2)
 		}
 		in.op = map[bool]map[string]opcode{true: {"add": opAddF32, "sub": opSubF32}, false: {"add": opAddF64, "sub": opSubF64}}[t == tF32][o.base]
 	case t.size() == 4 && !sat && t != tPred:
@@ -40,8 +46,11 @@ func (x *instrDecoder) mulMad() error {
 	}
 	sat := o.take("sat")
 	if t.isFloat() {
-		if !x.roundToNearest() {
-			return x.bad()
+		if rnd := x.directedMode(); rnd != rndNone {
+			if sat {
+				return x.bad()
+			}
+			return x.directedDecode(t, map[string]uint8{"mul": frMul, "mad": frFma, "fma": frFma}[o.base], rnd, n)
 		}
 		switch {
 		case o.base == "mul" && t == tF32:
@@ -57,6 +66,15 @@ func (x *instrDecoder) mulMad() error {
 		return x.dstSrcs(t, n)
 	}
 	if sat || o.base == "fma" || t == tPred {
+		return x.bad()
+	}
+	if t.size() <= 2 && !o.mods["wide"] {
+		switch {
+		case o.take("lo"):
+			return x.narrowOp(t, [2]uint8{nMulLo, nMadLo}[n-2], n)
+		case o.take("hi"):
+			return x.narrowOp(t, [2]uint8{nMulHi, nMadHi}[n-2], n)
+		}
 		return x.bad()
 	}
 	if in.op, ok = o.intMulOpcode(t, n); !ok {
@@ -124,9 +142,12 @@ func (x *instrDecoder) divRemMinMax() error {
 		if o.base == "rem" {
 			return x.bad()
 		}
-		o.take("approx", "full")
-		if !x.roundToNearest() {
-			return x.bad()
+		approx := o.take("approx", "full")
+		if rnd := x.directedMode(); rnd != rndNone {
+			if o.base != "div" || approx {
+				return x.bad()
+			}
+			return x.directedDecode(t, frDiv, rnd, 2)
 		}
 		idx := map[string]int{"div": 0, "min": 1, "max": 2}[o.base]
 		if t == tF32 {
@@ -135,6 +156,9 @@ func (x *instrDecoder) divRemMinMax() error {
 			in.op = [3]opcode{opDivF64, opMinF64, opMaxF64}[idx]
 		}
 	} else {
+		if t.size() <= 2 && (t.kind() != kindB || o.base == "div" || o.base == "rem") {
+			return x.narrowOp(t, narrowNames[o.base], 2)
+		}
 		if t.size() != 4 && t.size() != 8 {
 			return x.bad()
 		}
@@ -177,6 +201,8 @@ func (x *instrDecoder) absNeg() error {
 		in.op = map[string]opcode{"abs": opAbsS32, "neg": opNeg32}[o.base]
 	case t == tS64:
 		in.op = map[string]opcode{"abs": opAbsS64, "neg": opNeg64}[o.base]
+	case t == tS16:
+		return x.narrowOp(t, narrowNames[o.base], 1)
 	default:
 		return x.bad()
 	}
@@ -191,9 +217,13 @@ func (x *instrDecoder) floatFunc() error {
 	if !ok || !t.isFloat() {
 		return x.bad()
 	}
-	o.take("approx")
-	if !x.roundToNearest() {
-		return x.bad()
+	approx := o.take("approx")
+	if rnd := x.directedMode(); rnd != rndNone {
+		op, ok := map[string]uint8{"sqrt": frSqrt, "rcp": frRcp}[o.base]
+		if !ok || approx {
+			return x.bad()
+		}
+		return x.directedDecode(t, op, rnd, 1)
 	}
 	if t == tF32 {
 		in.op = map[string]opcode{"sqrt": opSqrtF32, "rcp": opRcpF32, "rsqrt": opRsqrtF32,

@@ -6,7 +6,7 @@ package ptx
 func (x *instrDecoder) setp() error {
 	o, in, ops := &x.o, &x.in, x.ops
 	t, ok := o.oneType()
-	if !ok || len(ops) != 3 || ops[0].s2 != "" || t == tPred {
+	if !ok || len(ops) != 3 || (ops[0].s2 != "" && !t.isPair()) || t == tPred {
 		return x.bad()
 	}
 	found := false
@@ -24,6 +24,20 @@ func (x *instrDecoder) setp() error {
 		return x.bad()
 	}
 	switch {
+	case t.isHalf():
+		in.op = opSetpHalf
+		o.take("ftz")
+		if t.isPair() {
+			if ops[0].s2 == "" {
+				return x.bad()
+			}
+			in.typ = t
+			var err error
+			if in.e, err = x.dst(ops[0].s2); err != nil {
+				return err
+			}
+			x.ops[0].s2 = ""
+		}
 	case t == tF32:
 		in.op = opSetpF32
 		o.take("ftz")

@@ -6,7 +6,7 @@ package ptx
 func (x *instrDecoder) bra() error {
 	o, in, ops := &x.o, &x.in, x.ops
 	o.take("uni")
-	if len(ops) != 1 || ops[0].kind != roValue || isReg(ops[0].s) {
+	if len(ops) != 1 || ops[0].kind != roValue || x.isRegName(ops[0].s) {
 		return x.bad()
 	}
 	tgt, ok := x.labels[ops[0].s]
@@ -18,8 +18,8 @@ func (x *instrDecoder) bra() error {
 	return nil
 }
 
-// exit decodes ret and exit: both end the thread (calls are not
-// supported).
+// exit decodes ret and exit: ret in a kernel, and exit anywhere, end
+// the thread; ret in a function returns to its caller.
 func (x *instrDecoder) exit() error {
 	o, in, ops := &x.o, &x.in, x.ops
 	if len(ops) != 0 {
@@ -27,6 +27,9 @@ func (x *instrDecoder) exit() error {
 	}
 	o.take("uni")
 	in.op = opExit
+	if o.base == "ret" && x.fn >= 0 {
+		in.op, in.off = opRet, int64(x.fn)
+	}
 	return nil
 }
 

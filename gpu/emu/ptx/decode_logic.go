@@ -6,6 +6,9 @@ package ptx
 func (x *instrDecoder) logic() error {
 	o, in := &x.o, &x.in
 	t, ok := o.oneType()
+	if ok && t.size() == 2 && !t.isFloat() && o.base != "cnot" {
+		return x.narrowOp(t, narrowNames[o.base], map[bool]int{true: 1, false: 2}[o.base == "not"])
+	}
 	if !ok || (t.size() != 4 && t.size() != 8 && t != tPred) {
 		return x.bad()
 	}
@@ -37,6 +40,9 @@ func (x *instrDecoder) logic() error {
 func (x *instrDecoder) shift() error {
 	o, in := &x.o, &x.in
 	t, ok := o.oneType()
+	if ok && t.size() == 2 && !t.isFloat() {
+		return x.narrowOp(t, narrowNames[o.base], 2)
+	}
 	if !ok || (t.size() != 4 && t.size() != 8) || t.isFloat() {
 		return x.bad()
 	}

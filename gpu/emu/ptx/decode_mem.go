@@ -32,14 +32,19 @@ func (x *instrDecoder) ldSt() error {
 	if o.base == "st" {
 		in.op = opSt
 		regOp, addrOp = ops[1], ops[0]
-		if in.space == spParam {
-			return x.bad()
-		}
 	}
 	if in.a, in.off, err = x.addr(addrOp); err != nil {
 		return err
 	}
-	if addrOp.kind == roAddr && !isReg(addrOp.s) {
+	if sym := x.syms[addrOp.s]; in.space == spParam && sym != nil && (sym.space == symLocal || sym.space == symFrame) {
+		// a call's arguments and results, and a function's
+		// parameters, live in the caller's or callee's frame
+		in.space = spLocal
+	}
+	if in.op == opSt && in.space == spParam {
+		return x.bad()
+	}
+	if addrOp.kind == roAddr && !x.isRegName(addrOp.s) && in.space != spLocal {
 		in.flags |= fUniform
 	}
 	names := []string{regOp.s}
@@ -70,16 +75,8 @@ func (x *instrDecoder) atom() error {
 	var err error
 	o.take("relaxed", "cta", "gpu", "sys", "acq_rel", "acquire", "release")
 	in.space = o.takeSpace(spGlobal, spShared)
-	// Exactly one operation; two (atom.xor.max) is refused the same way
-	// whatever order the modifiers come in.
-	nops := 0
-	for m := range o.mods {
-		if a, ok := atomNames[m]; ok {
-			nops++
-			in.mod = a
-			delete(o.mods, m)
-		}
-	}
+	var nops int
+	in.mod, nops = o.takeAtomOp()
 	t, ok := o.oneType()
 	if nops != 1 || !ok || !atomTypeOK(in.mod, t) {
 		return x.bad()
@@ -118,6 +115,20 @@ func (x *instrDecoder) atom() error {
 	return nil
 }
 
+// takeAtomOp takes the operation of an atom, red or redux and counts
+// the operations named: exactly one is valid, and two (atom.xor.max)
+// are refused the same way whatever order the modifiers come in.
+func (o *opcodeParts) takeAtomOp() (op uint8, n int) {
+	for m := range o.mods {
+		if a, ok := atomNames[m]; ok {
+			n++
+			op = a
+			delete(o.mods, m)
+		}
+	}
+	return op, n
+}
+
 // takeSpace takes the first of the state-space modifiers of spaces that
 // is present and returns its space; spGeneric when none is.
 func (o *opcodeParts) takeSpace(spaces ...uint8) uint8 {
@@ -136,8 +147,10 @@ func atomTypeOK(op uint8, t vtype) bool {
 		return t == tU32 || t == tS32 || t == tU64 || t == tS64 || t == tF32 || t == tF64
 	case atMin, atMax:
 		return t == tU32 || t == tS32 || t == tU64 || t == tS64
-	case atAnd, atOr, atXor, atExch, atCas:
-		return t == tB32 || t == tB64 || t == tU32 || t == tS32 || t == tU64
+	case atCas:
+		return t == tB16 || t == tU16 || t == tS16 || t == tB32 || t == tB64 || t == tU32 || t == tS32 || t == tU64 || t == tS64
+	case atAnd, atOr, atXor, atExch:
+		return t == tB32 || t == tB64 || t == tU32 || t == tS32 || t == tU64 || t == tS64
 	case atInc, atDec:
 		return t == tU32
 	}

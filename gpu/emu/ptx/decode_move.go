@@ -12,6 +12,26 @@ func (x *instrDecoder) mov() error {
 		return x.bad()
 	}
 	switch {
+	case ops[0].kind == roVec && t.size() == 4 && len(ops[0].list) == 2:
+		in.op = opUnpack32
+		if in.d, err = x.dst(ops[0].list[0]); err != nil {
+			return err
+		}
+		if in.e, err = x.dst(ops[0].list[1]); err != nil {
+			return err
+		}
+		in.a, err = x.src(ops[1], t)
+		return err
+	case ops[1].kind == roVec && t.size() == 4 && len(ops[1].list) == 2:
+		in.op = opPack32
+		if in.d, err = x.dst(ops[0].s); err != nil {
+			return err
+		}
+		if in.a, err = x.src(rawOp{s: ops[1].list[0]}, tB16); err != nil {
+			return err
+		}
+		in.b, err = x.src(rawOp{s: ops[1].list[1]}, tB16)
+		return err
 	case ops[0].kind == roVec:
 		if t.size() != 8 || len(ops[0].list) != 2 {
 			return x.bad()
@@ -41,6 +61,11 @@ func (x *instrDecoder) mov() error {
 			return err
 		}
 	default:
+		if clk, ok := timeRegs[ops[1].s]; ok && ops[1].kind == roValue && !x.isDeclared(ops[1].s) {
+			in.op, in.mod = opClock, clk
+			in.d, err = x.dst(ops[0].s)
+			return err
+		}
 		in.op = opMov
 		return x.dstSrcs(t, 1)
 	}
@@ -55,7 +80,7 @@ func (x *instrDecoder) cvt() error {
 	}
 	in.op = opCvt
 	in.typ, in.styp = o.types[0], o.types[1]
-	if in.typ == tPred || in.styp == tPred {
+	if in.typ == tPred || in.styp == tPred || in.typ.isPair() || in.styp.isPair() {
 		return x.bad()
 	}
 	if o.take("sat") {
@@ -71,7 +96,7 @@ func (x *instrDecoder) cvt() error {
 			delete(o.mods, m)
 		}
 	}
-	df, sf := in.typ.isFloat(), in.styp.isFloat()
+	df, sf := in.typ.isFloat() || in.typ.isHalf(), in.styp.isFloat() || in.styp.isHalf()
 	intRnd := in.mod >= rndRni
 	switch {
 	case df && sf:

@@ -25,14 +25,8 @@ func (x *instrDecoder) shfl() error {
 		return x.bad()
 	}
 	in.op = opShfl
-	if in.d, err = x.dst(ops[0].s); err != nil {
+	if err = x.dstAndPred(ops[0]); err != nil {
 		return err
-	}
-	if ops[0].s2 != "" {
-		in.flags |= fPredOut
-		if in.e, err = x.dst(ops[0].s2); err != nil {
-			return err
-		}
 	}
 	if in.a, err = x.src(ops[1], tB32); err != nil {
 		return err
@@ -92,5 +86,81 @@ func (x *instrDecoder) activemask() error {
 	}
 	in.op = opActivemask
 	in.d, err = x.dst(ops[0].s)
+	return err
+}
+
+// reduxDecode decodes redux.sync.{add,min,max}.{u32,s32} and
+// redux.sync.{and,or,xor}.b32.
+func (x *instrDecoder) reduxDecode() error {
+	o, in, ops := &x.o, &x.in, x.ops
+	t, ok := o.oneType()
+	if !o.take("sync") || !ok || len(ops) != 3 {
+		return x.bad()
+	}
+	var nops int
+	in.mod, nops = o.takeAtomOp()
+	switch {
+	case nops != 1:
+		return x.bad()
+	case in.mod == atAdd || in.mod == atMin || in.mod == atMax:
+		if t != tU32 && t != tS32 {
+			return x.bad()
+		}
+	case in.mod == atAnd || in.mod == atOr || in.mod == atXor:
+		if t != tB32 {
+			return x.bad()
+		}
+	default:
+		return x.bad()
+	}
+	in.op, in.typ = opRedux, t
+	if err := x.dstSrcs(t, 2); err != nil {
+		return err
+	}
+	return nil
+}
+
+// matchDecode decodes match.any.sync.{b32,b64} and
+// match.all.sync.{b32,b64}, whose destination may carry a predicate.
+func (x *instrDecoder) matchDecode() error {
+	o, in, ops := &x.o, &x.in, x.ops
+	var err error
+	t, ok := o.oneType()
+	if !o.take("sync") || !ok || (t != tB32 && t != tB64) || len(ops) != 3 {
+		return x.bad()
+	}
+	switch {
+	case o.take("any"):
+		in.mod = 0
+		if ops[0].s2 != "" {
+			return x.bad()
+		}
+	case o.take("all"):
+		in.mod = 1
+	default:
+		return x.bad()
+	}
+	in.op, in.typ = opMatch, t
+	if err = x.dstAndPred(ops[0]); err != nil {
+		return err
+	}
+	if in.a, err = x.src(ops[1], t); err != nil {
+		return err
+	}
+	in.b, err = x.src(ops[2], tB32)
+	return err
+}
+
+// dstAndPred decodes a destination d, or d|p with a predicate that e
+// receives.
+func (x *instrDecoder) dstAndPred(op rawOp) error {
+	var err error
+	if x.in.d, err = x.dst(op.s); err != nil {
+		return err
+	}
+	if op.s2 != "" {
+		x.in.flags |= fPredOut
+		x.in.e, err = x.dst(op.s2)
+	}
 	return err
 }

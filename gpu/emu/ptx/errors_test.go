@@ -77,9 +77,10 @@ const tinyPTX = `
 func TestUnsupported(t *testing.T) {
 	for _, c := range []struct{ insn, want string }{
 		{"tex.1d.v4.f32.s32 {%f1, %f2, %f3, %f3}, [%rd1, {%r1}];", "tex.1d.v4.f32.s32"},
-		{"add.f16 %r1, %r1, %r1;", "add.f16"},
+		{"add.f16x2 %r1, %r1;", "add.f16x2"},
 		{"frobnicate.b32 %r1, %r1;", "frobnicate.b32"},
-		{"add.rz.f32 %f1, %f1, %f1;", "add.rz.f32"},
+		{"mbarrier.init.shared.b64 [%rd1], %r1;", "mbarrier.init.shared.b64"},
+		{"add.rz.ftz.sat.f32 %f1, %f1, %f1;", "add.rz.ftz.sat.f32"},
 		{"call.uni foo, (%r1);", "call.uni"},
 	} {
 		src := strings.Replace(tinyPTX, "INSN", c.insn, 1)
@@ -129,6 +130,7 @@ func FuzzLoad(f *testing.F) {
 		f.Add(kernels.PTX(n))
 	}
 	f.Add([]byte(tinyPTX))
+	f.Add([]byte(callPTX))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		m, err := Load(src)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/kerf-edge/kerf/abi"
 )
@@ -158,6 +159,14 @@ func (k *Kernel) RunStats(l *Launch) (Stats, error) {
 type grid struct {
 	l     *Launch
 	spent atomic.Uint64 // warp-instructions charged, finished blocks and running ones
+	outMu sync.Mutex    // orders writes to l.Output
+}
+
+// write hands one printf's text to the launch's Output.
+func (g *grid) write(b []byte) {
+	g.outMu.Lock()
+	defer g.outMu.Unlock()
+	g.l.Output.Write(b) //nolint:errcheck // printf output is best effort, as on a GPU
 }
 
 // charge adds n warp-instructions and reports whether the grid is now
@@ -295,6 +304,12 @@ func newWorker(k *Kernel, l *Launch, nthreads, shared int, globs []uint64) *work
 					v = uint64(^uint32(1<<(ln+1) - 1))
 				case srLanemaskGe:
 					v = uint64(^uint32(1<<ln - 1))
+				case srOne:
+					v = 1
+				case srDynSmem:
+					v = uint64(l.DynamicShared)
+				case srTotalSmem:
+					v = uint64(shared)
 				}
 				rr[ln] = v
 			}
@@ -557,8 +572,12 @@ func (w *worker) runWarp(wp *warp) error {
 		case opFmaF32:
 			a, b, c, o := &r[in.a], &r[in.b], &r[in.c], w.out(r, in.d, mask)
 			for l := range o {
-				// the product of two float32 is exact in float64
-				o[l] = b32(float32(float64(f32(a[l]))*float64(f32(b[l])) + float64(f32(c[l]))))
+				// fmaF32, by hand: too big for the inliner
+				s := float64(f32(a[l]))*float64(f32(b[l])) + float64(f32(c[l]))
+				if v := math.Float64bits(s); v&(1<<29-1) == 1<<28 || v&(0x7ff<<52) < 897<<52 {
+					s = float64(fmaF32Odd(f32(a[l]), f32(b[l]), f32(c[l])))
+				}
+				o[l] = b32(float32(s))
 			}
 			w.commit(r, in.d, mask)
 		case opAddF32:
@@ -712,6 +731,39 @@ func (w *worker) runWarp(wp *warp) error {
 				}
 				continue
 			}
+		case opCall:
+			left, err := w.call(wp, in, pc, mask)
+			if err != nil {
+				return err
+			}
+			if left == 0 {
+				break
+			}
+			active &^= left
+			pc++
+			if !resched() {
+				return nil
+			}
+			continue
+		case opRet:
+			// a return may jump back (its address is in tenant-writable
+			// local memory): it looks at the watchdog as a backward
+			// branch does
+			if w.blockIns+wcount > w.checkAt {
+				if err := w.watchdog(in, w.blockIns+wcount); err != nil {
+					return err
+				}
+			}
+			if err := w.ret(wp, in, mask); err != nil {
+				return err
+			}
+			active &^= mask
+			if !resched() {
+				return nil
+			}
+			continue
+		case opTrap:
+			return w.fault(in, abi.ErrIllegalInstruction, "trap")
 		case opBar:
 			wp.waiting |= mask
 			for m := mask; m != 0; m &= m - 1 {
@@ -724,7 +776,22 @@ func (w *worker) runWarp(wp *warp) error {
 				}
 				continue
 			}
-		case opShfl, opVote:
+		case opClock:
+			v := w.blockIns + wcount
+			switch in.mod {
+			case clkClock:
+				v = uint64(uint32(v))
+			case clkGlobaltimer:
+				v = uint64(time.Now().UnixNano())
+			case clkGlobaltimerLo:
+				v = uint64(uint32(time.Now().UnixNano()))
+			case clkGlobaltimerHi:
+				v = uint64(time.Now().UnixNano()) >> 32
+			}
+			for m := mask; m != 0; m &= m - 1 {
+				r[in.d][bits.TrailingZeros32(m)] = v
+			}
+		case opShfl, opVote, opRedux, opMatch:
 			// warp-synchronous: gather the lanes that will get here
 			tcount -= uint64(bits.OnesCount32(mask))
 			wcount--

@@ -119,6 +119,26 @@ const (
 	opExit
 	opBar
 	opSatF32 // clamp f32 to [0, 1]: follows an instruction with .sat
+	opCall   // off indexes Kernel.calls
+	opRet    // off indexes Kernel.funcs
+	opTrap
+	opClock  // mod: which clock
+	opNarrow // 8- and 16-bit integer arithmetic: mod is the operation, typ the type
+	opShf    // funnel shift: mod bit 0 right, bit 1 clamp
+	opBfind
+	opBfindShift
+	opDp4a // mod bit 0: a signed, bit 1: b signed
+	opDp2aLo
+	opDp2aHi
+	opRedux    // mod: the operation (atom names), typ
+	opMatch    // mod: 0 any, 1 all
+	opPack32   // mov.b32 d, {a, b}: two 16-bit halves
+	opUnpack32 // mov.b32 {d, e}, a
+	opSad32    // sad: |a-b| + c; mod 1 when signed
+	opHalf     // mod: the operation, typ the half type, e the rounding mode; fSat is relu
+	opSetpHalf // setp of a half type; a pair's high result goes to e
+	opFloatRnd // mod: the operation, typ f32 or f64, e the directed rounding mode
+	opCpAsync  // mod: bytes; a+off the shared destination, b+target the global source, c the source size
 	numOps
 )
 

@@ -19,6 +19,9 @@ const (
 	maxParamSize  = 1 << 16    // parameter buffer bytes
 	maxInitBytes  = 1 << 24    // bytes of initialisers per module
 	maxInstrs     = 1 << 22    // instructions per kernel
+	// instructions decoded for the whole module: a function is decoded
+	// into every kernel that calls it
+	maxModuleInstrs = 1 << 24
 )
 
 // Module is a loaded PTX module.
@@ -35,7 +38,33 @@ type Module struct {
 	// extern dynamic shared arrays at module scope
 	dynShared []*symbol
 	initBytes int
+	// .func declarations by name; funcList[i] has address funcAddr(i)
+	funcs    map[string]*funcDecl
+	funcList []*funcDecl
+	decoded  int // instructions decoded so far, all kernels together
 }
+
+// funcDecl is a .func: its parameters, its return parameter and, once
+// defined, where its body lies.
+type funcDecl struct {
+	name    string
+	idx     int
+	params  []*varDecl
+	ret     *varDecl // nil when it returns nothing
+	body    *pendingBody
+	builtin builtinFunc // an external function the interpreter provides
+	line    int32
+}
+
+// Function addresses: a window no allocation reaches, one slot per
+// .func, so that an indirect call can tell a function address from
+// anything else.
+const (
+	funcWindow   uint64 = 0xfd00_0000_0000_0000
+	funcAddrStep uint64 = 16
+)
+
+func funcAddr(idx int) uint64 { return funcWindow + uint64(idx)*funcAddrStep }
 
 type symSpace uint8
 
@@ -46,6 +75,7 @@ const (
 	symParam                     // param buffer offset
 	symDynShared                 // extern shared: after static shared
 	symFunc                      // a .func or .entry
+	symFrame                     // a function's frame offset: its parameters, locals and calls' arguments
 )
 
 type symbol struct {
@@ -59,6 +89,7 @@ type symbol struct {
 type parser struct {
 	toks []token
 	pos  int
+	m    *Module // for function names in initialisers
 }
 
 func (p *parser) eof() bool { return p.pos >= len(p.toks) }
@@ -145,6 +176,7 @@ func (p *parser) uint(max uint64) (uint64, error) {
 }
 
 func parseUint(s string) (uint64, error) {
+	s = strings.TrimSuffix(s, "U")
 	if len(s) > 1 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X') {
 		return strconv.ParseUint(s[2:], 16, 64)
 	}
@@ -158,8 +190,8 @@ func Load(src []byte) (*Module, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Module{kernels: map[string]*Kernel{}, syms: map[string]*symbol{}}
-	p := &parser{toks: toks}
+	m := &Module{kernels: map[string]*Kernel{}, syms: map[string]*symbol{}, funcs: map[string]*funcDecl{}}
+	p := &parser{toks: toks, m: m}
 	var bodies []pendingBody
 	sawVersion := false
 	for !p.eof() {
@@ -193,28 +225,27 @@ func Load(src []byte) (*Module, error) {
 			if n != 64 {
 				return nil, p.errf(".address_size %d not supported", n)
 			}
-		case ".file", ".loc", ".pragma":
-			// debug and hints: skip to end of line-like statement
-			for !p.eof() && p.peek() != ";" && !strings.HasPrefix(p.peek(), ".") {
-				p.next()
+		case ".section":
+			// debug information, as nvcc -G and -lineinfo write it
+			if err := p.skipSection(); err != nil {
+				return nil, err
 			}
-			p.accept(";")
+		case ".file", ".loc", ".pragma":
+			p.skipLine()
 		case ".visible", ".extern", ".weak", ".common":
 			// linkage; what follows decides
-			if t == ".extern" && (p.peek() == ".func") {
-				// declaration of an external function, e.g. vprintf
-				if err := p.skipDecl(); err != nil {
-					return nil, err
-				}
-			}
 			continue
-		case ".entry", ".func":
-			pb, err := p.function(m, t == ".entry")
+		case ".entry":
+			pb, err := p.function(m, true)
 			if err != nil {
 				return nil, err
 			}
 			if pb != nil {
 				bodies = append(bodies, *pb)
+			}
+		case ".func":
+			if err := p.funcDecl(m, p.pos >= 2 && p.toks[p.pos-2].s == ".extern"); err != nil {
+				return nil, err
 			}
 		case ".global", ".const", ".shared":
 			if err := p.moduleVar(m, t); err != nil {
@@ -239,24 +270,34 @@ func Load(src []byte) (*Module, error) {
 	return m, nil
 }
 
-// skipDecl skips a declaration up to and including its ';'.
-func (p *parser) skipDecl() error {
-	depth := 0
-	for !p.eof() {
+// skipLine skips a debug directive or hint: the rest of its line, and
+// a ';' that ends it.
+func (p *parser) skipLine() {
+	line := p.toks[p.pos-1].line
+	for !p.eof() && p.toks[p.pos].line == line && p.peek() != ";" {
+		p.next()
+	}
+	p.accept(";")
+}
+
+// skipSection skips a .section's name and its braced contents.
+func (p *parser) skipSection() error {
+	p.next()
+	if err := p.expect("{"); err != nil {
+		return err
+	}
+	for depth := 1; depth > 0; {
+		if p.eof() {
+			return p.errf("unterminated .section")
+		}
 		switch p.next() {
-		case "(":
-			depth++
-		case ")":
-			depth--
-		case ";":
-			if depth == 0 {
-				return nil
-			}
 		case "{":
-			return p.errf("unexpected '{' in declaration")
+			depth++
+		case "}":
+			depth--
 		}
 	}
-	return p.errf("unterminated declaration")
+	return nil
 }
 
 // varDecl is a parsed variable declaration: [.align N] [.v2|.v4] .type name[dims] [= init].
@@ -391,6 +432,25 @@ func (p *parser) initialiser(typ vtype, max uint64) ([]byte, error) {
 		}
 		neg := p.accept("-")
 		s := p.next()
+		if fd := p.m.funcs[s]; fd != nil && !neg && typ.size() == 8 && !typ.isFloat() {
+			var b [8]byte
+			binary.LittleEndian.PutUint64(b[:], funcAddr(fd.idx))
+			out = append(out, b[:]...)
+			if max > 0 && uint64(len(out)) > max {
+				return nil, p.errf("initialiser too long")
+			}
+			if depth == 0 {
+				return out, nil
+			}
+			if !p.accept(",") && p.peek() != "}" {
+				return nil, p.errf("expected ',' or '}' in initialiser, found %q", p.peek())
+			}
+			continue
+		}
+		if validIdent(s) && !(s[0] >= '0' && s[0] <= '9') {
+			p.pos--
+			return nil, p.errf("address of %s in an initialiser not supported: only function addresses are", s)
+		}
 		v, err := immBits(s, typ, neg)
 		if err != nil {
 			p.pos--
@@ -466,6 +526,9 @@ func immBits(s string, typ vtype, neg bool) (uint64, error) {
 }
 
 func floatBits(f float64, typ vtype) uint64 {
+	if typ.isHalf() {
+		return uint64(typ.halfFormat().encode(f, rndRn))
+	}
 	if typ == tF32 {
 		return uint64(math.Float32bits(float32(f)))
 	}
@@ -530,17 +593,40 @@ type pendingBody struct {
 	line   int32
 }
 
-// function parses an .entry or .func header and finds its body's extent.
-// .func bodies are checked for balance but not decoded: calls are not
-// supported, so they cannot run.
-func (p *parser) function(m *Module, entry bool) (*pendingBody, error) {
-	line := p.line()
-	if !entry && p.peek() == "(" {
-		// return parameter list
-		if err := p.skipParens(); err != nil {
+// paramList parses ( .param decl, ... ); the parentheses are optional.
+func (p *parser) paramList() ([]*varDecl, error) {
+	var params []*varDecl
+	if !p.accept("(") {
+		return nil, nil
+	}
+	for !p.accept(")") {
+		if p.eof() {
+			return nil, p.errf("unterminated parameter list")
+		}
+		if err := p.expect(".param"); err != nil {
 			return nil, err
 		}
+		d, err := p.varDecl(false)
+		if err != nil {
+			return nil, err
+		}
+		if d.unsized {
+			return nil, p.errf("parameter %s has no size", d.name)
+		}
+		params = append(params, d)
+		if len(params) > 1024 {
+			return nil, p.errf("too many parameters")
+		}
+		if !p.accept(",") && p.peek() != ")" {
+			return nil, p.errf("expected ',' or ')' in parameter list, found %q", p.peek())
+		}
 	}
+	return params, nil
+}
+
+// function parses an .entry header and finds its body's extent.
+func (p *parser) function(m *Module, entry bool) (*pendingBody, error) {
+	line := p.line()
 	name, err := p.ident()
 	if err != nil {
 		return nil, err
@@ -549,32 +635,94 @@ func (p *parser) function(m *Module, entry bool) (*pendingBody, error) {
 		return nil, p.errf("%s redeclared", name)
 	}
 	m.syms[name] = &symbol{name: name, space: symFunc}
-	var params []*varDecl
-	if p.accept("(") {
-		for !p.accept(")") {
-			if p.eof() {
-				return nil, p.errf("unterminated parameter list")
-			}
-			if err := p.expect(".param"); err != nil {
-				return nil, err
-			}
-			d, err := p.varDecl(false)
-			if err != nil {
-				return nil, err
-			}
-			if d.unsized {
-				return nil, p.errf("parameter %s has no size", d.name)
-			}
-			params = append(params, d)
-			if !p.accept(",") && p.peek() != ")" {
-				return nil, p.errf("expected ',' or ')' in parameter list, found %q", p.peek())
-			}
+	params, err := p.paramList()
+	if err != nil {
+		return nil, err
+	}
+	body, err := p.bodyExtent(name)
+	if err != nil || body == nil {
+		return nil, err
+	}
+	body.params, body.line = params, line
+	return body, nil
+}
+
+// funcDecl parses a .func: a prototype, an external declaration or a
+// definition, which may follow a prototype of the same function.
+func (p *parser) funcDecl(m *Module, extern bool) error {
+	line := p.line()
+	var ret []*varDecl
+	if p.peek() == "(" {
+		var err error
+		if ret, err = p.paramList(); err != nil {
+			return err
+		}
+		if len(ret) > 1 {
+			return p.errf("more than one return parameter")
 		}
 	}
-	// performance directives
+	name, err := p.ident()
+	if err != nil {
+		return err
+	}
+	params, err := p.paramList()
+	if err != nil {
+		return err
+	}
+	fd := m.funcs[name]
+	if fd == nil {
+		if _, dup := m.syms[name]; dup {
+			return p.errf("%s redeclared", name)
+		}
+		fd = &funcDecl{name: name, idx: len(m.funcList), params: params, line: line}
+		if len(ret) == 1 {
+			fd.ret = ret[0]
+		}
+		m.funcs[name] = fd
+		m.funcList = append(m.funcList, fd)
+		m.syms[name] = &symbol{name: name, space: symFunc}
+	} else if !sameParams(fd.params, params) || (fd.ret == nil) != (len(ret) == 0) ||
+		(fd.ret != nil && !sameParams([]*varDecl{fd.ret}, ret)) {
+		return p.errf("%s redeclared with other parameters", name)
+	}
+	if extern {
+		fd.builtin = builtins[name]
+	}
+	body, err := p.bodyExtent(name)
+	if err != nil || body == nil {
+		return err
+	}
+	if fd.body != nil {
+		return p.errf("%s defined twice", name)
+	}
+	fd.params = params // the definition's names
+	if len(ret) == 1 {
+		fd.ret = ret[0]
+	}
+	body.name, body.params, body.line = name, params, line
+	fd.body = body
+	return nil
+}
+
+// sameParams reports whether two parameter lists have the same shape.
+func sameParams(a, b []*varDecl) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].size != b[i].size {
+			return false
+		}
+	}
+	return true
+}
+
+// bodyExtent skips performance directives, then returns nil for a
+// prototype (';') or the extent of a body.
+func (p *parser) bodyExtent(name string) (*pendingBody, error) {
 	for strings.HasPrefix(p.peek(), ".") {
 		switch p.next() {
-		case ".maxntid", ".reqntid", ".minnctapersm", ".maxnreg", ".maxnctapersm", ".noreturn":
+		case ".maxntid", ".reqntid", ".minnctapersm", ".maxnreg", ".maxnctapersm", ".noreturn", ".pragma":
 			for !p.eof() && p.peek() != "{" && p.peek() != ";" && !strings.HasPrefix(p.peek(), ".") {
 				p.next()
 			}
@@ -602,26 +750,7 @@ func (p *parser) function(m *Module, entry bool) (*pendingBody, error) {
 			depth--
 		}
 	}
-	if !entry {
-		return nil, nil
-	}
-	return &pendingBody{name: name, params: params, start: start, end: p.pos - 1, line: line}, nil
-}
-
-func (p *parser) skipParens() error {
-	depth := 0
-	for !p.eof() {
-		switch p.next() {
-		case "(":
-			depth++
-		case ")":
-			depth--
-			if depth == 0 {
-				return nil
-			}
-		}
-	}
-	return p.errf("unbalanced parentheses")
+	return &pendingBody{name: name, start: start, end: p.pos - 1}, nil
 }
 
 // Kernel returns the kernel (.entry) called name.

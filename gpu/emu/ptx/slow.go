@@ -194,6 +194,8 @@ func alu(op opcode, a, b, c, e uint64) uint64 {
 		return b64(1 / math.Sqrt(f64(a)))
 	case opPack64:
 		return uint64(uint32(a)) | uint64(uint32(b))<<32
+	case opPack32:
+		return uint64(uint16(a)) | uint64(uint16(b))<<16
 	}
 	return 0
 }
@@ -286,6 +288,13 @@ func (w *worker) slow(wp *warp, in *instr, mask uint32) error {
 			w.tmp[l] = cvt(in, a[l])
 		}
 		w.commitMasked(r, in.d, mask)
+	case opUnpack32:
+		a := r[in.a]
+		for m := mask; m != 0; m &= m - 1 {
+			l := bits.TrailingZeros32(m)
+			r[in.d][l] = uint64(uint16(a[l]))
+			r[in.e][l] = uint64(uint16(a[l] >> 16))
+		}
 	case opUnpack64:
 		a := r[in.a]
 		for m := mask; m != 0; m &= m - 1 {
@@ -318,6 +327,40 @@ func (w *worker) slow(wp *warp, in *instr, mask uint32) error {
 		for m := mask; m != 0; m &= m - 1 {
 			r[in.d][bits.TrailingZeros32(m)] = v
 		}
+	case opNarrow, opSad32, opShf, opBfind, opBfindShift, opDp4a, opDp2aLo, opDp2aHi:
+		a, b, c := &r[in.a], &r[in.b], &r[in.c]
+		for m := mask; m != 0; m &= m - 1 {
+			l := bits.TrailingZeros32(m)
+			var v uint64
+			switch in.op {
+			case opNarrow:
+				v = narrow(in.mod, in.typ, a[l], b[l], c[l])
+			case opShf:
+				v = shf(a[l], b[l], c[l], in.mod)
+			case opSad32:
+				v = sad(a[l], b[l], c[l], in.mod == 1)
+			case opBfind, opBfindShift:
+				v = bfind(a[l], in.typ, in.op == opBfindShift)
+			case opDp4a:
+				v = dp4a(a[l], b[l], c[l], in.mod)
+			default:
+				v = dp2a(a[l], b[l], c[l], in.mod, in.op == opDp2aHi)
+			}
+			w.tmp[l] = v
+		}
+		w.commitMasked(r, in.d, mask)
+	case opHalf:
+		w.half(wp, in, mask)
+	case opSetpHalf:
+		w.setpHalf(wp, in, mask)
+	case opFloatRnd:
+		w.floatRnd(wp, in, mask)
+	case opCpAsync:
+		return w.cpAsync(wp, in, mask)
+	case opRedux:
+		w.redux(wp, in, mask)
+	case opMatch:
+		w.match(wp, in, mask)
 	case opActivemask:
 		for m := mask; m != 0; m &= m - 1 {
 			r[in.d][bits.TrailingZeros32(m)] = uint64(mask)
@@ -377,6 +420,68 @@ func (w *worker) shfl(wp *warp, in *instr, mask uint32) {
 		r[in.d][lane] = uint64(uint32(src[j]))
 		if in.flags&fPredOut != 0 {
 			r[in.e][lane] = bool64(ok)
+		}
+	}
+}
+
+// redux implements redux.sync over the lanes in mask.
+func (w *worker) redux(wp *warp, in *instr, mask uint32) {
+	r := wp.r
+	a := &r[in.a]
+	first := true
+	var acc uint64
+	for m := mask; m != 0; m &= m - 1 {
+		v := uint64(uint32(a[bits.TrailingZeros32(m)]))
+		if first {
+			acc, first = v, false
+			continue
+		}
+		switch in.mod {
+		case atAdd:
+			acc = uint64(uint32(acc + v))
+		case atMin, atMax:
+			less := v < acc
+			if in.typ == tS32 {
+				less = int32(v) < int32(acc)
+			}
+			if less == (in.mod == atMin) {
+				acc = v
+			}
+		case atAnd:
+			acc &= v
+		case atOr:
+			acc |= v
+		case atXor:
+			acc ^= v
+		}
+	}
+	for m := mask; m != 0; m &= m - 1 {
+		r[in.d][bits.TrailingZeros32(m)] = acc
+	}
+}
+
+// match implements match.any.sync and match.all.sync over the lanes in
+// mask.
+func (w *worker) match(wp *warp, in *instr, mask uint32) {
+	r := wp.r
+	src := r[in.a]
+	size := in.typ.size()
+	for m := mask; m != 0; m &= m - 1 {
+		l := bits.TrailingZeros32(m)
+		var same uint32
+		for o := mask; o != 0; o &= o - 1 {
+			j := bits.TrailingZeros32(o)
+			if truncate(src[j], size) == truncate(src[l], size) {
+				same |= 1 << j
+			}
+		}
+		v := uint64(same)
+		if in.mod == 1 && same != mask {
+			v = 0
+		}
+		r[in.d][l] = v
+		if in.flags&fPredOut != 0 {
+			r[in.e][l] = bool64(same == mask)
 		}
 	}
 }
