@@ -22,6 +22,9 @@ type Context struct {
 	info gpu.DeviceInfo
 	dev  int     // CUdevice
 	h    uintptr // CUcontext
+	// imageLayouts: kernel parameter layouts come from module images,
+	// the driver having no cuFuncGetParamInfo.
+	imageLayouts bool
 
 	sticky atomic.Pointer[abi.Error] // first execution fault, forever
 	busy   atomic.Int64              // metered kernel nanoseconds
@@ -40,7 +43,7 @@ type Context struct {
 
 var _ gpu.Context = (*Context)(nil)
 
-func newContext(info gpu.DeviceInfo, dev int, memLimit uint64) (*Context, error) {
+func newContext(info gpu.DeviceInfo, dev int, memLimit uint64, paramInfo bool) (*Context, error) {
 	// The context's footprint is the drop in the device's free memory
 	// across its creation. cuMemGetInfo needs a context, so a probe
 	// context gives the "before" figure; it also takes the process's
@@ -64,12 +67,13 @@ func newContext(info gpu.DeviceInfo, dev int, memLimit uint64) (*Context, error)
 		return nil, driverError("cuMemGetInfo", r)
 	}
 	c := &Context{
-		info:    info,
-		dev:     dev,
-		h:       h,
-		q:       gpu.NewQuota(memLimit, info.TotalMem),
-		allocs:  make(map[uint64]uint64),
-		modules: make(map[*Module]struct{}),
+		info:         info,
+		dev:          dev,
+		h:            h,
+		imageLayouts: !paramInfo,
+		q:            gpu.NewQuota(memLimit, info.TotalMem),
+		allocs:       make(map[uint64]uint64),
+		modules:      make(map[*Module]struct{}),
 	}
 	if err := c.q.Reserve(footprint(before, after), "the context's own device memory"); err != nil {
 		ctxDestroy(h)

@@ -2,7 +2,7 @@
 
 package cuda
 
-// These tests need an NVIDIA GPU and driver (CUDA 12.4+); elsewhere they
+// These tests need an NVIDIA GPU and driver (CUDA 11.0+); elsewhere they
 // skip with "no NVIDIA driver". They run the emulator's test kernels
 // (gpu/emu/kernels PTX) on the real device.
 

@@ -16,6 +16,12 @@ type Module struct {
 	h    uintptr
 	cost uint64 // device memory the load took, charged to the quota
 
+	// layouts are the kernels' parameter layouts read from the image,
+	// when the driver has no cuFuncGetParamInfo; layoutErr says why they
+	// could not be read.
+	layouts   kernelLayouts
+	layoutErr error
+
 	// Guarded by c.bk.
 	unloaded bool
 	funcs    map[string]*Function
@@ -78,6 +84,9 @@ func (c *Context) ModuleLoad(image []byte) (gpu.Module, error) {
 		return nil, err
 	}
 	m := &Module{c: c, h: h, cost: footprint(before, after), funcs: map[string]*Function{}}
+	if c.imageLayouts {
+		m.layouts, m.layoutErr = imageLayouts(image, c.info.CCMajor, c.info.CCMinor)
+	}
 	if err := c.q.Reserve(m.cost, "module load"); err != nil {
 		moduleUnload(c.h, h)
 		return nil, err
@@ -104,7 +113,8 @@ func (m *Module) enter() error {
 }
 
 // Function returns the kernel called name, with its parameter layout
-// from cuFuncGetParamInfo.
+// from cuFuncGetParamInfo, or from the module image where the driver
+// lacks that call.
 func (m *Module) Function(name string) (gpu.Function, error) {
 	if err := m.enter(); err != nil {
 		return nil, err
@@ -118,30 +128,67 @@ func (m *Module) Function(name string) (gpu.Function, error) {
 		return f, nil
 	}
 	h, r := moduleFunction(c.h, m.h, name)
-	if err := c.check("cuModuleGetFunction", r); err != nil {
+	err := c.check("cuModuleGetFunction", r)
+	if err != nil {
 		return nil, err
 	}
 	f = &Function{m: m, name: name, h: h}
-	for i := 0; ; i++ {
-		off, size, r := funcParam(c.h, h, i)
-		if r == int(abi.ErrInvalidValue) {
-			break // past the last parameter
-		}
-		if err := c.check("cuFuncGetParamInfo", r); err != nil {
-			return nil, err
-		}
-		end := off + size
-		if end > abi.MaxKernelParams || i >= abi.MaxKernelParams {
-			return nil, abi.Errorf(abi.ErrNotSupported, "kernel %q: parameters exceed %d bytes", name, abi.MaxKernelParams)
-		}
-		f.params = append(f.params, abi.ParamInfo{Offset: uint32(off), Size: uint32(size)})
-		f.offs = append(f.offs, uint32(off))
-		f.need = max(f.need, uint32(end))
+	if c.imageLayouts {
+		err = f.layoutFromImage()
+	} else {
+		err = f.layoutFromDriver()
+	}
+	if err != nil {
+		return nil, err
 	}
 	c.bk.Lock()
 	defer c.bk.Unlock()
 	m.funcs[name] = f
 	return f, nil
+}
+
+// layoutFromDriver asks cuFuncGetParamInfo for each parameter in turn,
+// until it answers CUDA_ERROR_INVALID_VALUE (past the last).
+func (f *Function) layoutFromDriver() error {
+	c := f.m.c
+	var ps []abi.ParamInfo
+	for i := 0; ; i++ {
+		off, size, r := funcParam(c.h, f.h, i)
+		if r == int(abi.ErrInvalidValue) {
+			break
+		}
+		if err := c.check("cuFuncGetParamInfo", r); err != nil {
+			return err
+		}
+		if off+size > abi.MaxKernelParams || i >= abi.MaxKernelParams {
+			return abi.Errorf(abi.ErrNotSupported, "kernel %q: parameters exceed %d bytes", f.name, abi.MaxKernelParams)
+		}
+		ps = append(ps, abi.ParamInfo{Offset: uint32(off), Size: uint32(size)})
+	}
+	f.setParams(ps)
+	return nil
+}
+
+// layoutFromImage takes the layout the module image declares.
+func (f *Function) layoutFromImage() error {
+	m := f.m
+	if m.layoutErr != nil {
+		return abi.Errorf(abi.ErrNotSupported, "kernel %q: the driver has no cuFuncGetParamInfo and the image's parameter layout is unreadable: %v", f.name, m.layoutErr)
+	}
+	ps, ok := m.layouts[f.name]
+	if !ok {
+		return abi.Errorf(abi.ErrNotSupported, "kernel %q: the driver has no cuFuncGetParamInfo and the image declares no parameters for it", f.name)
+	}
+	f.setParams(ps)
+	return nil
+}
+
+func (f *Function) setParams(ps []abi.ParamInfo) {
+	f.params = ps
+	for _, p := range ps {
+		f.offs = append(f.offs, p.Offset)
+		f.need = max(f.need, p.Offset+p.Size)
+	}
 }
 
 // Global returns the address and size of a module global.
