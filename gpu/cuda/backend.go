@@ -111,7 +111,7 @@ func open(lib string, log *slog.Logger) (*Backend, error) {
 	os.Setenv("CUDA_MODULE_LOADING", "EAGER")
 	if r := cuInit(); r != 0 {
 		if mapResult(r) == abi.ErrNoDevice {
-			return nil, fmt.Errorf("%w: cuInit: %v", ErrNoDevice, driverError("cuInit", r))
+			return nil, fmt.Errorf("%w: the NVIDIA driver (CUDA %s) found no GPU: %v", ErrNoDevice, versionString(v), driverError("cuInit", r))
 		}
 		return nil, fmt.Errorf("%w: cuInit: %v", ErrNoDriver, driverError("cuInit", r))
 	}

@@ -25,9 +25,13 @@ typedef unsigned long long kcu_ptr; // CUdeviceptr
 static struct kcu_tab cu;
 static void *kcu_lib;
 enum { kcu_nsyms = sizeof kcu_syms / sizeof kcu_syms[0] };
+static signed char kcu_chosen[kcu_nsyms]; // index into names of the symbol resolved, or -1
 
 static const char *kcu_sym_name(int i) { return i >= 0 && i < kcu_nsyms ? kcu_syms[i].name : 0; }
 static int kcu_sym_since(int i) { return i >= 0 && i < kcu_nsyms ? kcu_syms[i].since : 0; }
+static const char *kcu_sym_chosen(int i) {
+	return i >= 0 && i < kcu_nsyms && kcu_lib && kcu_chosen[i] >= 0 ? kcu_syms[i].names[kcu_chosen[i]] : 0;
+}
 
 // kcu_open loads path and resolves the first n symbols. A symbol newer
 // than the driver's CUDA version (version) may be missing: its slot stays
@@ -35,6 +39,8 @@ static int kcu_sym_since(int i) { return i >= 0 && i < kcu_nsyms ? kcu_syms[i].s
 // missing symbol (*missing set).
 static const char *kcu_open(const char *path, int n, int version, int *missing) {
 	*missing = 0;
+	for (int i = n; i < kcu_nsyms; i++)
+		kcu_chosen[i] = -1;
 	if (!kcu_lib) {
 		kcu_lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 		if (!kcu_lib) {
@@ -44,8 +50,10 @@ static const char *kcu_open(const char *path, int n, int version, int *missing) 
 	}
 	for (int i = 0; i < n && i < kcu_nsyms; i++) {
 		void *p = 0;
+		kcu_chosen[i] = -1;
 		for (int j = 0; !p && kcu_syms[i].names[j]; j++)
-			p = dlsym(kcu_lib, kcu_syms[i].names[j]);
+			if ((p = dlsym(kcu_lib, kcu_syms[i].names[j])))
+				kcu_chosen[i] = (signed char)j;
 		if (!p && kcu_syms[i].since <= version) {
 			*missing = 1;
 			return kcu_syms[i].name;
@@ -226,11 +234,13 @@ import (
 // Number of leading table entries resolved before the version check.
 const bootstrapSymbols = int(C.kcu_bootstrap)
 
-// driverSymbol is a driver entry point Kerf resolves, and the CUDA
-// version of its oldest symbol.
+// driverSymbol is a driver entry point Kerf resolves, the CUDA version
+// of its oldest symbol, and the symbol the loaded driver gave it ("" if
+// none, or none loaded).
 type driverSymbol struct {
-	name  string
-	since int
+	name     string
+	since    int
+	resolved string
 }
 
 // driverSymbols lists the driver entry points Kerf resolves.
@@ -241,7 +251,11 @@ func driverSymbols() []driverSymbol {
 		if n == nil {
 			return out
 		}
-		out = append(out, driverSymbol{C.GoString(n), int(C.kcu_sym_since(i))})
+		var resolved string
+		if c := C.kcu_sym_chosen(i); c != nil {
+			resolved = C.GoString(c)
+		}
+		out = append(out, driverSymbol{C.GoString(n), int(C.kcu_sym_since(i)), resolved})
 	}
 }
 
