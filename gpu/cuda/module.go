@@ -25,6 +25,7 @@ type Module struct {
 	// Guarded by c.bk.
 	unloaded bool
 	funcs    map[string]*Function
+	globals  map[uint64]bool // bases of the globals handed out, in c.mem
 }
 
 var _ gpu.Module = (*Module)(nil)
@@ -198,7 +199,19 @@ func (m *Module) Global(name string) (uint64, uint64, error) {
 	}
 	defer m.c.op.RUnlock()
 	p, n, r := moduleGlobal(m.c.h, m.h, name)
-	return p, n, m.c.check("cuModuleGetGlobal", r)
+	if err := m.c.check("cuModuleGetGlobal", r); err != nil {
+		return 0, 0, err
+	}
+	m.c.bk.Lock()
+	defer m.c.bk.Unlock()
+	if !m.globals[p] && !m.unloaded {
+		if m.globals == nil {
+			m.globals = map[uint64]bool{}
+		}
+		m.globals[p] = true
+		m.c.mem.add(p, n)
+	}
+	return p, n, nil
 }
 
 // Unload waits for the context's work, unloads the module and returns
@@ -226,6 +239,9 @@ func (m *Module) Unload() error {
 	defer c.bk.Unlock()
 	m.unloaded = true
 	m.funcs = nil
+	for p := range m.globals {
+		c.mem.remove(p)
+	}
 	delete(c.modules, m)
 	c.q.Release(m.cost)
 	return nil
