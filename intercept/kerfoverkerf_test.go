@@ -149,7 +149,8 @@ func TestKerfOverKerfConformanceChild(t *testing.T) {
 			backend = b
 		}
 		return backend
-	}, gputest.Options{Kernels: overKerfKernels})
+	}, gputest.Options{Kernels: overKerfKernels,
+		FaultsShared: "the shim serves every context of a device over one session to the inner kerfd, and a fault ends the session's device work"})
 	if !strings.Contains(logs.String(), "TEST ONLY") {
 		t.Errorf("no warning that the backend drives the shim: %q", logs.String())
 	}

@@ -4,6 +4,7 @@ package cuda
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/abi/fatbin"
@@ -38,6 +39,10 @@ type Function struct {
 	params []abi.ParamInfo
 	offs   []uint32 // params' offsets, for the launch
 	need   uint32   // bytes of parameter buffer the layout covers
+	// maxDynamicShared is the function's dynamic shared memory limit
+	// (CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES), checked at each
+	// launch: not every driver refuses a launch over it at once.
+	maxDynamicShared atomic.Int32
 }
 
 var _ gpu.Function = (*Function)(nil)
@@ -142,6 +147,11 @@ func (m *Module) Function(name string) (gpu.Function, error) {
 	if err != nil {
 		return nil, err
 	}
+	maxDyn, r := funcAttr(c.h, h, abi.FuncAttrMaxDynamicShared)
+	if err := c.check("cuFuncGetAttribute", r); err != nil {
+		return nil, err
+	}
+	f.maxDynamicShared.Store(maxDyn)
 	c.bk.Lock()
 	defer c.bk.Unlock()
 	m.funcs[name] = f
@@ -276,7 +286,13 @@ func (f *Function) SetAttribute(attr uint32, value int32) error {
 		return err
 	}
 	defer f.m.c.op.RUnlock()
-	return f.m.c.check("cuFuncSetAttribute", funcSetAttr(f.m.c.h, f.h, attr, value))
+	if err := f.m.c.check("cuFuncSetAttribute", funcSetAttr(f.m.c.h, f.h, attr, value)); err != nil {
+		return err
+	}
+	if attr == abi.FuncAttrMaxDynamicShared {
+		f.maxDynamicShared.Store(value)
+	}
+	return nil
 }
 
 // Launch queues a kernel launch on s, timed for BusyTime.
@@ -292,6 +308,10 @@ func (c *Context) Launch(f gpu.Function, cfg abi.LaunchConfig, params []byte, s 
 	sh, err := c.streamHandle(s)
 	if err != nil {
 		return err
+	}
+	if maxDyn := fn.maxDynamicShared.Load(); int64(cfg.SharedBytes) > int64(maxDyn) {
+		return abi.Errorf(abi.ErrInvalidValue, "kernel %s: %d bytes of dynamic shared memory exceed its limit of %d",
+			fn.name, cfg.SharedBytes, maxDyn)
 	}
 	if uint64(len(params)) < uint64(fn.need) {
 		return abi.Errorf(abi.ErrInvalidValue, "kernel %s: parameter buffer of %d bytes, layout needs %d",
