@@ -43,14 +43,15 @@ const (
 	// outerStateEnv is the outer kerfd's state directory, in its child.
 	outerStateEnv = "KERF_TEST_OUTER_STATE"
 	// innerMemory is what the lease on the inner kerfd gives the backend:
-	// its one device's memory.
-	innerMemory = 512 << 20
+	// its one device's memory. kerfd keeps 512 MiB of a real GPU back
+	// from its slices (slicer.DefaultReserve); 1 GiB is left.
+	innerMemory = 1536 << 20
 )
 
 // startInnerKerfd starts the inner kerfd: two whole emulated GPUs.
 func startInnerKerfd(t *testing.T) *kerfd {
 	t.Helper()
-	return startKerfd(t, "KERF_GPU__EMULATED__MEMORY=1GiB", "KERF_SLICER__PROFILE=whole",
+	return startKerfd(t, "KERF_GPU__EMULATED__MEMORY=2GiB", "KERF_SLICER__PROFILE=whole",
 		"KERF_SLICER__MAX_FRACTION_PER_TENANT=0")
 }
 
@@ -175,8 +176,9 @@ func startOuterKerfd(t *testing.T, inner *kerfd) *outerKerfd {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -186,13 +188,13 @@ func startOuterKerfd(t *testing.T, inner *kerfd) *outerKerfd {
 			<-exited
 		}
 		if t.Failed() {
-			t.Logf("outer kerfd:\n%s", o.log)
+			t.Logf("outer kerfd (%v):\n%s", waitErr, o.log)
 		}
 	})
 	testkit.WaitFor(t, "the outer kerfd's bundle and socket", func() bool {
 		select {
-		case err := <-exited:
-			t.Fatalf("outer kerfd exited: %v\n%s", err, o.log)
+		case <-exited:
+			t.Fatalf("outer kerfd exited: %v", waitErr)
 		default:
 		}
 		return fileExists(o.bundle) && fileExists(filepath.Join(state, "kerf.sock"))
@@ -238,24 +240,69 @@ func TestOuterKerfdChild(t *testing.T) {
 	}
 }
 
-// TestKerfOverKerfPrograms runs the C test programs as tenants of the
-// outer kerfd: contexts per tenant, modules from PTX and fatbins,
-// launches, quotas, metered events and faults, all through the CUDA
-// backend.
+// TestKerfOverKerfPrograms runs the C test programs and the CUDA-runtime
+// programs (rt_*.cu, when nvcc is here) as tenants of the outer kerfd:
+// contexts per tenant, modules from PTX and fatbins, launches, streams
+// and events, memory quotas, faults, and what a program leaves at exit,
+// all through the CUDA backend.
 func TestKerfOverKerfPrograms(t *testing.T) {
 	inner := startInnerKerfd(t)
 	outer := startOuterKerfd(t, inner)
+	good, bad := writeFatbins(t)
+	// The outer kerfd drives the inner one: its backend holds a session
+	// there from the start, and each tenant session's worker opens one
+	// more, which ends with it.
+	outerSessions := func() int {
+		n := 0
+		for _, s := range inner.a.Sessions() {
+			if s.Tenant == "outer-kerfd" {
+				n++
+			}
+		}
+		return n
+	}
+	base := outerSessions()
+	if base == 0 {
+		t.Fatal("the outer kerfd holds no session on the inner one")
+	}
 	for _, c := range []struct {
 		program string
+		memory  uint64
 		args    []string
 	}{
-		{"vadd", []string{ptx("vadd"), ptx("stencil")}},
-		{"matmul", []string{ptx("matmul")}},
-		{"streams", []string{ptx("vadd")}},
-		{"errors", []string{ptx("vadd")}},
+		{"vadd", 0, []string{ptx("vadd"), ptx("stencil")}},
+		{"matmul", 0, []string{ptx("matmul")}},
+		{"streams", 0, []string{ptx("vadd")}},
+		{"errors", 0, []string{ptx("vadd")}},
+		{"procaddr", 0, []string{ptx("vadd")}},
+		{"dlopen", 0, []string{"run"}},
+		{"fatbin", 0, []string{good, bad}},
+		{"memlimit", 4 << 20, []string{"4194304"}},
+		{"leak", 0, []string{ptx("vadd")}},
 	} {
 		t.Run(c.program, func(t *testing.T) {
-			kerfRun(t, outer.bundle, "unix", 1, 0, c.program, c.args...)
+			kerfRun(t, outer.bundle, "unix", 1, c.memory, c.program, c.args...)
+			testkit.WaitFor(t, "the tenant's worker's session on the inner kerfd to end", func() bool { return outerSessions() == base })
 		})
 	}
+	// One tenant's illegal address is that tenant's alone.
+	t.Run("oob", func(t *testing.T) {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			kerfRun(t, outer.bundle, "unix", 1, 0, "vadd", ptx("vadd"), ptx("stencil"))
+		}()
+		kerfRun(t, outer.bundle, "unix", 1, 0, "oob", ptx("oob"))
+		<-done
+	})
+	t.Run("runtime", func(t *testing.T) {
+		buildRuntimePrograms(t)
+		for _, link := range cudartLinks {
+			for _, p := range rtPrograms {
+				t.Run(p+"_"+link, func(t *testing.T) {
+					kerfRun(t, outer.bundle, "unix", 1, rtSlice, p+"_"+link, strconv.Itoa(rtSlice))
+				})
+			}
+		}
+	})
 }
