@@ -11,6 +11,7 @@ import (
 	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/abi/fatbin"
 	"github.com/kerf-edge/kerf/abi/fatbin/fatbintest"
+	"github.com/kerf-edge/kerf/gpu/emu/kernels"
 )
 
 // p is a parameter at off of size bytes.
@@ -146,6 +147,20 @@ func TestPTXLayouts(t *testing.T) {
 			sameLayouts(t, tc.name, got, tc.want)
 		})
 	}
+}
+
+// TestEmulatorKernelLayouts reads every emulator test kernel's PTX (nvcc
+// output): each declares kernels, and every layout fits.
+func TestEmulatorKernelLayouts(t *testing.T) {
+	for _, name := range kernels.Names() {
+		ls, err := ptxLayouts(kernels.PTX(name))
+		if err != nil || len(ls) == 0 {
+			t.Errorf("%s: %v, %v", name, ls, err)
+		}
+	}
+	vadd, _ := ptxLayouts(kernels.PTX("vadd"))
+	// vadd as in params.cu; saxpy(int n, float a, const float *x, float *y)
+	sameLayouts(t, "vadd.ptx", vadd, kernelLayouts{"vadd": paramsDeclared["vadd"], "saxpy": {p(0, 4), p(4, 4), p(8, 8), p(16, 8)}})
 }
 
 func TestPTXLayoutsRefused(t *testing.T) {
