@@ -28,10 +28,6 @@ import (
 
 const fakeDirEnv = "KERF_CUDA_FAKE_DIR"
 
-// headerDir holds kerf_cuda.h, which the fake driver and the validation
-// program are compiled against.
-var headerDir = filepath.Join("..", "..", "abi", "include")
-
 // buildFake compiles the fake driver with extra -D flags into dir/name.
 func buildFake(t *testing.T, dir, name string, defs ...string) {
 	t.Helper()
