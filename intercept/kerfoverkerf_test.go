@@ -140,21 +140,45 @@ func mustAlloc(t *testing.T, c gpu.Context, n uint64) uint64 {
 func TestKerfOverKerfConformanceChild(t *testing.T) {
 	inChildProcess(t)
 	var logs bytes.Buffer
-	var backend *cuda.Backend
-	gputest.Run(t, func(t *testing.T) gpu.Backend {
-		if backend == nil {
-			b, err := cuda.New(cuda.Config{Library: shimDriver(), Log: slog.New(slog.NewTextHandler(&logs, nil))})
-			if err != nil {
-				t.Fatal(err)
-			}
-			backend = b
-		}
-		return backend
-	}, gputest.Options{Kernels: overKerfKernels,
-		FaultsShared: "the shim serves every context of a device over one session to the inner kerfd, and a fault ends the session's device work"})
+	backend, err := cuda.New(cuda.Config{Library: shimDriver(), Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !strings.Contains(logs.String(), "TEST ONLY") {
 		t.Errorf("no warning that the backend drives the shim: %q", logs.String())
 	}
+	// Launches are metered with events recorded around them, which the
+	// inner kerfd's emulated GPU times. First: the suite's fault test
+	// ends the shared session's device work.
+	t.Run("EventMetering", func(t *testing.T) {
+		c, err := backend.Open(0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		m, err := c.ModuleLoad(overKerfKernels.Ok.Image)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := m.Function(overKerfKernels.Ok.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, params := overKerfKernels.Ok.Launch(t, c)
+		for range 3 {
+			if err := c.Launch(f, cfg, params, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := c.Synchronize(); err != nil {
+			t.Fatal(err)
+		}
+		if busy := c.(gpu.Meter).BusyTime(); busy <= 0 {
+			t.Fatalf("BusyTime %v after three launches", busy)
+		}
+	})
+	gputest.Run(t, func(*testing.T) gpu.Backend { return backend }, gputest.Options{Kernels: overKerfKernels,
+		FaultsShared: "the shim serves every context of a device over one session to the inner kerfd, and a fault ends the session's device work"})
 }
 
 // outerKerfd is a kerfd whose backend is cuda over the shim, in a child
