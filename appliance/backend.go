@@ -1,7 +1,6 @@
 package appliance
 
 import (
-	"fmt"
 	"log/slog"
 
 	"github.com/kerf-edge/kerf/gpu"
@@ -12,7 +11,7 @@ import (
 )
 
 // newBackend picks the GPU backend. "auto" drives the NVIDIA GPUs when
-// NVML finds some and the driver is new enough, and otherwise serves the
+// the driver is new enough and reports some, and otherwise serves the
 // emulator with one log line saying why; "cuda" requires a real GPU;
 // "emulated" always serves the emulator. It returns the backend and its
 // kind ("cuda" or "emulated").
@@ -66,17 +65,23 @@ func emuConfig(cfg Config, mem uint64, gate gpu.Gate) emu.Config {
 	return emu.Config{Name: e.Name, Devices: e.Devices, MemoryBytes: mem, SMs: e.SMs, Gate: gate, MaxLaunchInstructions: e.MaxLaunchInstructions}
 }
 
-// realGPUs discovers the GPUs through NVML and opens the driver. NVML
-// stays open for sampling; the caller closes it.
+// realGPUs opens the NVIDIA driver, then NVML, which stays open for
+// sampling (the caller closes it). The driver comes first: its refusal
+// (none installed, too old, no device) is the reason logged when kerfd
+// falls back to the emulator. GPUs the driver serves without NVML are
+// served unsampled.
 func realGPUs(cfg Config, log *slog.Logger) (gpu.Backend, *discover.NVML, error) {
+	b, err := cuda.New(cuda.Config{Library: cfg.GPU.CUDA.Library, Log: log})
+	if err != nil {
+		return nil, nil, err
+	}
 	nv, err := discover.Open()
 	if err != nil {
-		return nil, nil, fmt.Errorf("no NVIDIA GPU: %w", err)
-	}
-	b, err := cuda.New(cuda.Config{Library: cfg.GPU.CUDA.Library})
-	if err != nil {
-		nv.Close()
-		return nil, nil, err
+		log.Warn("NVIDIA GPUs served without NVML: no utilisation samples", "reason", err)
+		for i, d := range b.Devices() {
+			log.Info("NVIDIA GPU", "index", i, "name", d.Name, "memory", d.TotalMem, "sms", d.SMs)
+		}
+		return b, nil, nil
 	}
 	sys := nv.System()
 	discover.FillFromCUDA(sys.GPUs, b.Devices())

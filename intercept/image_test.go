@@ -125,27 +125,36 @@ func TestMeasureImage(t *testing.T) {
 // every module-load entry point and runs vadd from it; malformed images
 // get CUDA_ERROR_INVALID_IMAGE and the session goes on (testdata/fatbin.c).
 func TestFatbinProgram(t *testing.T) {
+	good, bad := writeFatbins(t)
+	k := startKerfd(t)
+	b := k.bundle(t, "alice")
+	for _, via := range vias {
+		t.Run(via, func(t *testing.T) {
+			kerfRun(t, b, via, 1, 0, "fatbin", good, bad)
+		})
+	}
+}
+
+// writeFatbins writes testdata/fatbin.c's arguments: a container holding
+// vadd among entries for other devices, and one whose entry header is
+// malformed.
+func writeFatbins(t *testing.T) (good, bad string) {
+	t.Helper()
 	dir := t.TempDir()
 	vadd := kernels.PTX("vadd")
-	good := fatbintest.Container(
+	goodImg := fatbintest.Container(
 		fatbintest.PTX(90, []byte(".version 8.0\n.target sm_90\nnot for this device\n"), false),
 		fatbintest.Entry{Kind: fatbin.KindELF, Arch: 80, Payload: fatbintest.ELF(512)},
 		fatbintest.PTX(80, vadd, true),
 		fatbintest.PTX(52, vadd, false),
 	)
-	bad := fatbintest.Container(fatbintest.PTX(80, vadd, false))
-	binary.LittleEndian.PutUint32(bad[fatbin.HeaderSize+4:], 63) // entry header size
-	files := map[string][]byte{"good.fatbin": good, "bad.fatbin": bad}
-	for name, b := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+	badImg := fatbintest.Container(fatbintest.PTX(80, vadd, false))
+	binary.LittleEndian.PutUint32(badImg[fatbin.HeaderSize+4:], 63) // entry header size
+	good, bad = filepath.Join(dir, "good.fatbin"), filepath.Join(dir, "bad.fatbin")
+	for path, b := range map[string][]byte{good: goodImg, bad: badImg} {
+		if err := os.WriteFile(path, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	k := startKerfd(t)
-	b := k.bundle(t, "alice")
-	for _, via := range vias {
-		t.Run(via, func(t *testing.T) {
-			kerfRun(t, b, via, 1, 0, "fatbin", filepath.Join(dir, "good.fatbin"), filepath.Join(dir, "bad.fatbin"))
-		})
-	}
+	return good, bad
 }

@@ -305,7 +305,12 @@ func worker(dev, rounds, n int) error {
 }
 
 func init() {
-	// Nothing in this binary may pick up a real configuration.
+	// Nothing in this binary may pick up a real configuration, but for
+	// the child processes of the Kerf-over-Kerf tests (and their kerfd's
+	// workers), given one on purpose.
+	if os.Getenv(childBinDirEnv) != "" {
+		return
+	}
 	for _, k := range []string{"KERF_BUNDLE", "KERF_VIA", "KERF_DEVICES", "KERF_MEMORY"} {
 		os.Unsetenv(k)
 	}

@@ -36,6 +36,10 @@ func TestMain(m *testing.M) {
 	if appliance.IsWorker() {
 		os.Exit(appliance.RunWorker()) // this binary serves kerfd's tenant workers
 	}
+	if dir := os.Getenv(childBinDirEnv); dir != "" {
+		binDir = dir // a child test process: the parent built everything
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "kerf-shim-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -92,13 +96,14 @@ type kerfd struct {
 	dir string
 }
 
-func startKerfd(t *testing.T) *kerfd {
+// startKerfd starts kerfd with overrides (KERF_* settings) applied last.
+func startKerfd(t *testing.T, overrides ...string) *kerfd {
 	t.Helper()
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
 	dir := t.TempDir()
-	cfg, err := appliance.LoadConfig("", []string{
+	cfg, err := appliance.LoadConfig("", append([]string{
 		"KERF_STATE_DIR=" + dir,
 		"KERF_LISTEN__QUIC=127.0.0.1:0",
 		"KERF_LISTEN__HTTP=",
@@ -107,7 +112,7 @@ func startKerfd(t *testing.T) *kerfd {
 		"KERF_GPU__EMULATED__DEVICES=2",
 		"KERF_SLICER__PROFILE=uniform-20", // 20 programs run at once
 		"KERF_INGEST__ENABLED=false",
-	})
+	}, overrides...))
 	if err != nil {
 		t.Fatal(err)
 	}

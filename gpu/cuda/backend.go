@@ -4,11 +4,13 @@ package cuda
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 
 	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/gpu"
+	"github.com/kerf-edge/kerf/internal/kerfenv"
 )
 
 // DefaultLibrary is the driver library New opens.
@@ -17,7 +19,9 @@ const DefaultLibrary = "libcuda.so.1"
 // ShimMarker is a symbol Kerf's client shim (intercept/, also a
 // libcuda.so.1) exports. New refuses a library that has it: kerfd must
 // drive the real driver, never forward to itself. kerfd must therefore
-// not run with the shim's directory on LD_LIBRARY_PATH.
+// not run with the shim's directory on LD_LIBRARY_PATH. Tests alone may
+// lift the refusal with kerfenv.TestAllowShimDriver=1, to run this
+// backend over a second kerfd's emulated GPU.
 const ShimMarker = "kerf_intercept_version"
 
 // Config tunes New. The zero value is what kerfd uses.
@@ -25,6 +29,8 @@ type Config struct {
 	// Library is the driver library to dlopen; empty means DefaultLibrary.
 	// Tests point it at a fake.
 	Library string
+	// Log receives New's warnings; nil means slog.Default().
+	Log *slog.Logger
 }
 
 // Backend serves the NVIDIA devices the driver reports.
@@ -32,6 +38,9 @@ type Backend struct {
 	version int
 	devs    []gpu.DeviceInfo
 	handles []int // CUdevice per ordinal
+	// paramInfo is set when the driver has cuFuncGetParamInfo; without
+	// it kernel parameter layouts are read from module images.
+	paramInfo bool
 }
 
 var _ gpu.Backend = (*Backend)(nil)
@@ -55,7 +64,11 @@ func New(cfg Config) (*Backend, error) {
 	if loaded != "" && loaded != lib {
 		return nil, fmt.Errorf("cuda: %s is already loaded; cannot also load %s", loaded, lib)
 	}
-	b, err := open(lib)
+	log := cfg.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	b, err := open(lib, log)
 	if err != nil {
 		if loaded == "" {
 			dlClose()
@@ -66,15 +79,19 @@ func New(cfg Config) (*Backend, error) {
 	return b, nil
 }
 
-func open(lib string) (*Backend, error) {
-	if msg, missing := dlOpen(lib, bootstrapSymbols); msg != "" {
+func open(lib string, log *slog.Logger) (*Backend, error) {
+	if msg, missing := dlOpen(lib, bootstrapSymbols, 0); msg != "" {
 		if missing {
 			return nil, fmt.Errorf("%w: %s has no %s: not a CUDA driver", ErrNoDriver, lib, msg)
 		}
 		return nil, wrapNoDriver(lib, msg)
 	}
 	if dlHas(ShimMarker) {
-		return nil, fmt.Errorf("%w: %s is Kerf's own client shim, not the NVIDIA driver (is the shim's directory on kerfd's LD_LIBRARY_PATH?)", ErrNoDriver, lib)
+		if os.Getenv(kerfenv.TestAllowShimDriver) != "1" {
+			return nil, fmt.Errorf("%w: %s is Kerf's own client shim, not the NVIDIA driver (is the shim's directory on kerfd's LD_LIBRARY_PATH?)", ErrNoDriver, lib)
+		}
+		log.Warn("TEST ONLY: the CUDA backend drives Kerf's own client shim, which forwards to another kerfd, not an NVIDIA GPU; "+
+			"never set "+kerfenv.TestAllowShimDriver+" in production", "library", lib)
 	}
 	v, r := driverVersion()
 	if r != 0 {
@@ -83,7 +100,7 @@ func open(lib string) (*Backend, error) {
 	if err := checkDriverVersion(v); err != nil {
 		return nil, err
 	}
-	if msg, missing := dlOpen(lib, -1); msg != "" {
+	if msg, missing := dlOpen(lib, -1, v); msg != "" {
 		if missing {
 			return nil, fmt.Errorf("%w: %s (CUDA %s) has no %s", ErrDriverTooOld, lib, versionString(v), msg)
 		}
@@ -94,7 +111,7 @@ func open(lib string) (*Backend, error) {
 	os.Setenv("CUDA_MODULE_LOADING", "EAGER")
 	if r := cuInit(); r != 0 {
 		if mapResult(r) == abi.ErrNoDevice {
-			return nil, fmt.Errorf("%w: %v", ErrNoDevice, driverError("cuInit", r))
+			return nil, fmt.Errorf("%w: the NVIDIA driver (CUDA %s) found no GPU: %v", ErrNoDevice, versionString(v), driverError("cuInit", r))
 		}
 		return nil, fmt.Errorf("%w: %v", ErrNoDriver, driverError("cuInit", r))
 	}
@@ -105,7 +122,7 @@ func open(lib string) (*Backend, error) {
 	if n == 0 {
 		return nil, fmt.Errorf("%w: the driver (CUDA %s) reports no devices", ErrNoDevice, versionString(v))
 	}
-	b := &Backend{version: v}
+	b := &Backend{version: v, paramInfo: haveParamInfo()}
 	for i := range n {
 		info, h, err := describe(i, v)
 		if err != nil {
@@ -166,5 +183,5 @@ func (b *Backend) Open(dev int, memLimit uint64) (gpu.Context, error) {
 	if dev < 0 || dev >= len(b.devs) {
 		return nil, abi.Errorf(abi.ErrInvalidDevice, "device %d does not exist (%d devices)", dev, len(b.devs))
 	}
-	return newContext(b.devs[dev], b.handles[dev], memLimit)
+	return newContext(b.devs[dev], b.handles[dev], memLimit, b.paramInfo)
 }

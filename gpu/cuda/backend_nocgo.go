@@ -5,6 +5,7 @@ package cuda
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/kerf-edge/kerf/gpu"
 )
@@ -13,7 +14,10 @@ import (
 const DefaultLibrary = "libcuda.so.1"
 
 // Config tunes New.
-type Config struct{ Library string }
+type Config struct {
+	Library string
+	Log     *slog.Logger
+}
 
 // Backend is unusable in a build without cgo.
 type Backend struct{}

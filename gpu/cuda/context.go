@@ -3,6 +3,7 @@
 package cuda
 
 import (
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,9 @@ type Context struct {
 	info gpu.DeviceInfo
 	dev  int     // CUdevice
 	h    uintptr // CUcontext
+	// imageLayouts: kernel parameter layouts come from module images,
+	// the driver having no cuFuncGetParamInfo.
+	imageLayouts bool
 
 	sticky atomic.Pointer[abi.Error] // first execution fault, forever
 	busy   atomic.Int64              // metered kernel nanoseconds
@@ -34,13 +38,14 @@ type Context struct {
 
 	bk      sync.Mutex
 	allocs  map[uint64]uint64 // MemAlloc base → bytes charged
+	mem     ranges            // what copies and memsets may name
 	modules map[*Module]struct{}
 	m       meter
 }
 
 var _ gpu.Context = (*Context)(nil)
 
-func newContext(info gpu.DeviceInfo, dev int, memLimit uint64) (*Context, error) {
+func newContext(info gpu.DeviceInfo, dev int, memLimit uint64, paramInfo bool) (*Context, error) {
 	// The context's footprint is the drop in the device's free memory
 	// across its creation. cuMemGetInfo needs a context, so a probe
 	// context gives the "before" figure; it also takes the process's
@@ -64,12 +69,14 @@ func newContext(info gpu.DeviceInfo, dev int, memLimit uint64) (*Context, error)
 		return nil, driverError("cuMemGetInfo", r)
 	}
 	c := &Context{
-		info:    info,
-		dev:     dev,
-		h:       h,
-		q:       gpu.NewQuota(memLimit, info.TotalMem),
-		allocs:  make(map[uint64]uint64),
-		modules: make(map[*Module]struct{}),
+		info:         info,
+		dev:          dev,
+		h:            h,
+		imageLayouts: !paramInfo,
+		q:            gpu.NewQuota(memLimit, info.TotalMem),
+		allocs:       make(map[uint64]uint64),
+		mem:          newRanges(),
+		modules:      make(map[*Module]struct{}),
 	}
 	if err := c.q.Reserve(footprint(before, after), "the context's own device memory"); err != nil {
 		ctxDestroy(h)
@@ -151,6 +158,7 @@ func (c *Context) MemAlloc(size uint64) (uint64, error) {
 	c.bk.Lock()
 	defer c.bk.Unlock()
 	c.allocs[p] = n
+	c.mem.add(p, size)
 	return p, nil
 }
 
@@ -162,8 +170,10 @@ func (c *Context) MemFree(ptr uint64) error {
 	defer c.op.RUnlock()
 	c.bk.Lock()
 	n, ok := c.allocs[ptr]
+	size := c.mem.sizes[ptr]
 	if ok {
 		delete(c.allocs, ptr) // no concurrent double free reaches the driver
+		c.mem.remove(ptr)     // nor a copy into what is being freed
 	}
 	c.bk.Unlock()
 	if !ok {
@@ -172,6 +182,7 @@ func (c *Context) MemFree(ptr uint64) error {
 	if r := memFree(c.h, ptr); r != 0 {
 		c.bk.Lock()
 		c.allocs[ptr] = n
+		c.mem.add(ptr, size)
 		c.bk.Unlock()
 		return c.check("cuMemFree", r)
 	}
@@ -243,6 +254,9 @@ func (c *Context) MemcpyHtoD(dst uint64, src []byte, s gpu.Stream) error {
 	if err != nil || len(src) == 0 {
 		return err
 	}
+	if err := c.checkRange("MemcpyHtoD destination", dst, uint64(len(src))); err != nil {
+		return err
+	}
 	return c.check("cuMemcpyHtoDAsync", memcpyHtoD(c.h, dst, src, sh))
 }
 
@@ -256,6 +270,9 @@ func (c *Context) MemcpyDtoH(dst []byte, src uint64, s gpu.Stream) error {
 	if err != nil || len(dst) == 0 {
 		return err
 	}
+	if err := c.checkRange("MemcpyDtoH source", src, uint64(len(dst))); err != nil {
+		return err
+	}
 	return c.check("cuMemcpyDtoHAsync", memcpyDtoH(c.h, dst, src, sh))
 }
 
@@ -267,6 +284,12 @@ func (c *Context) MemcpyDtoD(dst, src, size uint64, s gpu.Stream) error {
 	defer c.op.RUnlock()
 	sh, err := c.streamHandle(s)
 	if err != nil || size == 0 {
+		return err
+	}
+	if err := c.checkRange("MemcpyDtoD source", src, size); err != nil {
+		return err
+	}
+	if err := c.checkRange("MemcpyDtoD destination", dst, size); err != nil {
 		return err
 	}
 	return c.check("cuMemcpyDtoDAsync", memcpyDtoD(c.h, dst, src, size, sh))
@@ -287,7 +310,34 @@ func (c *Context) Memset(dst uint64, value uint32, elemSize uint32, count uint64
 	if err != nil || count == 0 {
 		return err
 	}
+	if count > math.MaxUint64/uint64(elemSize) {
+		return abi.Errorf(abi.ErrInvalidValue, "memset of %d elements of %d bytes", count, elemSize)
+	}
+	if err := c.checkRange("Memset destination", dst, count*uint64(elemSize)); err != nil {
+		return err
+	}
 	return c.check("cuMemsetD*Async", memset(c.h, dst, value, elemSize, count, sh))
+}
+
+// release frees the context's allocations and unloads its modules; op is
+// held for writing. Failures are left to cuCtxDestroy.
+func (c *Context) release() {
+	c.bk.Lock()
+	defer c.bk.Unlock()
+	for p := range c.allocs {
+		memFree(c.h, p)
+	}
+	for m := range c.modules {
+		moduleUnload(c.h, m.h)
+		m.unloaded = true
+	}
+}
+
+// checkRange refuses a device range outside the context's own memory.
+func (c *Context) checkRange(what string, addr, n uint64) error {
+	c.bk.Lock()
+	defer c.bk.Unlock()
+	return c.mem.check(what, addr, n)
 }
 
 // Synchronize waits for all of the context's work and returns the first
@@ -314,8 +364,11 @@ func (c *Context) BusyTime() time.Duration {
 	return time.Duration(c.busy.Load())
 }
 
-// Close waits for the context's work, destroys the driver context (which
-// frees everything in it) and returns its quota. Closing a poisoned
+// Close waits for the context's work, frees what the tenant left
+// (allocations, modules), destroys the driver context and returns its
+// quota. The driver frees a context's memory when it is destroyed, but
+// not every driver does so at once (Kerf's own shim keeps it for the
+// session), so nothing is left to it. Closing a poisoned
 // context succeeds.
 func (c *Context) Close() error {
 	c.op.Lock()
@@ -327,6 +380,7 @@ func (c *Context) Close() error {
 	if c.sticky.Load() == nil {
 		ctxSync(c.h)
 		c.harvest()
+		c.release()
 	}
 	r := ctxDestroy(c.h)
 	c.bk.Lock()

@@ -10,6 +10,10 @@ import (
 // program (testdata/kerftest.c, run by scripts/gpu-test.sh on a GPU
 // machine) compiles against our own driver-API header, so syntax and type
 // errors show up here rather than on a GPU machine. It does not run it.
+// headerDir holds kerf_cuda.h, which the fake driver and the validation
+// program are compiled against.
+var headerDir = filepath.Join("..", "..", "abi", "include")
+
 func TestValidationProgramsCompile(t *testing.T) {
 	if _, err := exec.LookPath("gcc"); err != nil {
 		t.Skip("no gcc")

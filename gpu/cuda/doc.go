@@ -7,7 +7,15 @@
 // with dlsym, preferring the _v2 symbols, and one small C helper per call
 // that makes the tenant's context current on the calling thread first
 // (goroutines move between threads). The declarations are our own, from
-// the driver's public ABI; no NVIDIA header is used.
+// the driver's public ABI; no NVIDIA header is used. Drivers from CUDA
+// 11.0 up are accepted: an entry point newer than the driver may be
+// missing. The one such entry point the backend uses, cuFuncGetParamInfo
+// (CUDA 12.4), has a fallback: kernel parameter layouts are then read
+// from the module image (layout.go: PTX .entry lists, a cubin's .nv.info
+// attributes, the fatbin entry the driver loads). Entry points are looked
+// up with dlsym under their versioned names (cuMemAlloc_v2), which every
+// driver since their introduction exports with an unchanged ABI, not with
+// cuGetProcAddress (CUDA 11.3+): one lookup serves every supported driver.
 //
 // Each Context is one driver context (cuCtxCreate) with a memory quota
 // (a gpu.Quota). The quota counts the tenant's allocations, rounded as the driver

@@ -25,13 +25,22 @@ typedef unsigned long long kcu_ptr; // CUdeviceptr
 static struct kcu_tab cu;
 static void *kcu_lib;
 enum { kcu_nsyms = sizeof kcu_syms / sizeof kcu_syms[0] };
+static signed char kcu_chosen[kcu_nsyms]; // index into names of the symbol resolved, or -1
 
 static const char *kcu_sym_name(int i) { return i >= 0 && i < kcu_nsyms ? kcu_syms[i].name : 0; }
+static int kcu_sym_since(int i) { return i >= 0 && i < kcu_nsyms ? kcu_syms[i].since : 0; }
+static const char *kcu_sym_chosen(int i) {
+	return i >= 0 && i < kcu_nsyms && kcu_lib && kcu_chosen[i] >= 0 ? kcu_syms[i].names[kcu_chosen[i]] : 0;
+}
 
-// kcu_open loads path and resolves the first n symbols. It returns NULL,
-// or dlerror's message, or the name of the first missing symbol (*missing set).
-static const char *kcu_open(const char *path, int n, int *missing) {
+// kcu_open loads path and resolves the first n symbols. A symbol newer
+// than the driver's CUDA version (version) may be missing: its slot stays
+// NULL. It returns NULL, or dlerror's message, or the name of the first
+// missing symbol (*missing set).
+static const char *kcu_open(const char *path, int n, int version, int *missing) {
 	*missing = 0;
+	for (int i = n; i < kcu_nsyms; i++)
+		kcu_chosen[i] = -1;
 	if (!kcu_lib) {
 		kcu_lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 		if (!kcu_lib) {
@@ -41,9 +50,11 @@ static const char *kcu_open(const char *path, int n, int *missing) {
 	}
 	for (int i = 0; i < n && i < kcu_nsyms; i++) {
 		void *p = 0;
+		kcu_chosen[i] = -1;
 		for (int j = 0; !p && kcu_syms[i].names[j]; j++)
-			p = dlsym(kcu_lib, kcu_syms[i].names[j]);
-		if (!p) {
+			if ((p = dlsym(kcu_lib, kcu_syms[i].names[j])))
+				kcu_chosen[i] = (signed char)j;
+		if (!p && kcu_syms[i].since <= version) {
 			*missing = 1;
 			return kcu_syms[i].name;
 		}
@@ -149,7 +160,10 @@ static kcu_res kcu_module_global(uintptr_t c, uintptr_t m, const char *name, kcu
 }
 static kcu_res kcu_func_attr(uintptr_t c, uintptr_t f, int attr, int *v) { CUR(c); return cu.cuFuncGetAttribute(v, attr, H(f)); }
 static kcu_res kcu_func_set_attr(uintptr_t c, uintptr_t f, int attr, int v) { CUR(c); return cu.cuFuncSetAttribute(H(f), attr, v); }
+static int kcu_has_param_info(void) { return cu.cuFuncGetParamInfo != 0; }
 static kcu_res kcu_func_param(uintptr_t c, uintptr_t f, size_t i, size_t *off, size_t *size) {
+	if (!cu.cuFuncGetParamInfo)
+		return 801; // CUDA_ERROR_NOT_SUPPORTED
 	CUR(c);
 	return cu.cuFuncGetParamInfo(H(f), i, off, size);
 }
@@ -220,28 +234,42 @@ import (
 // Number of leading table entries resolved before the version check.
 const bootstrapSymbols = int(C.kcu_bootstrap)
 
-// symbolNames lists the driver entry points Kerf resolves.
-func symbolNames() []string {
-	var out []string
+// driverSymbol is a driver entry point Kerf resolves, the CUDA version
+// of its oldest symbol, and the symbol the loaded driver gave it ("" if
+// none, or none loaded).
+type driverSymbol struct {
+	name     string
+	since    int
+	resolved string
+}
+
+// driverSymbols lists the driver entry points Kerf resolves.
+func driverSymbols() []driverSymbol {
+	var out []driverSymbol
 	for i := C.int(0); ; i++ {
 		n := C.kcu_sym_name(i)
 		if n == nil {
 			return out
 		}
-		out = append(out, C.GoString(n))
+		var resolved string
+		if c := C.kcu_sym_chosen(i); c != nil {
+			resolved = C.GoString(c)
+		}
+		out = append(out, driverSymbol{C.GoString(n), int(C.kcu_sym_since(i)), resolved})
 	}
 }
 
-// dlOpen loads lib and resolves the first n symbols (-1: all). missing is
-// set when the failure is an absent symbol, whose name is msg.
-func dlOpen(lib string, n int) (msg string, missing bool) {
+// dlOpen loads lib and resolves the first n symbols (-1: all); those newer
+// than CUDA version may be absent. missing is set when the failure is an
+// absent symbol, whose name is msg.
+func dlOpen(lib string, n, version int) (msg string, missing bool) {
 	cs := C.CString(lib)
 	defer C.kcu_free(cs)
 	if n < 0 {
 		n = int(C.kcu_nsyms)
 	}
 	var miss C.int
-	m := C.kcu_open(cs, C.int(n), &miss)
+	m := C.kcu_open(cs, C.int(n), C.int(version), &miss)
 	if m == nil {
 		return "", false
 	}
@@ -385,6 +413,9 @@ func funcAttr(c, f uintptr, attr uint32) (int32, int) {
 func funcSetAttr(c, f uintptr, attr uint32, v int32) int {
 	return int(C.kcu_func_set_attr(C.uintptr_t(c), C.uintptr_t(f), C.int(attr), C.int(v)))
 }
+
+// haveParamInfo reports whether the driver has cuFuncGetParamInfo.
+func haveParamInfo() bool { return C.kcu_has_param_info() != 0 }
 
 func funcParam(c, f uintptr, i int) (off, size uint64, r int) {
 	var o, s C.size_t

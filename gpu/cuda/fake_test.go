@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -26,10 +27,6 @@ import (
 )
 
 const fakeDirEnv = "KERF_CUDA_FAKE_DIR"
-
-// headerDir holds kerf_cuda.h, which the fake driver and the validation
-// program are compiled against.
-var headerDir = filepath.Join("..", "..", "abi", "include")
 
 // buildFake compiles the fake driver with extra -D flags into dir/name.
 func buildFake(t *testing.T, dir, name string, defs ...string) {
@@ -54,8 +51,9 @@ func inChild(t *testing.T, child string) {
 	}
 	dir := t.TempDir()
 	buildFake(t, dir, "full.so")
-	buildFake(t, dir, "old.so", "-DFAKE_VERSION=12030")
+	buildFake(t, dir, "old.so", "-DFAKE_VERSION=10020")
 	buildFake(t, dir, "noparaminfo.so", "-DFAKE_NO_PARAMINFO")
+	buildFake(t, dir, "cuda122.so", "-DFAKE_NO_PARAMINFO", "-DFAKE_VERSION=12020")
 	buildFake(t, dir, "nodevices.so", "-DFAKE_DEVICES=0")
 	buildFake(t, dir, "shim.so", "-DFAKE_SHIM")
 	if out, err := exec.Command("gcc", "-shared", "-fPIC", "-o", filepath.Join(dir, "notcuda.so"), "-x", "c", "/dev/null").CombinedOutput(); err != nil {
@@ -78,6 +76,23 @@ func inChild(t *testing.T, child string) {
 }
 
 func TestFakeDriverPlumbing(t *testing.T) { inChild(t, "TestFakeDriverChild") }
+
+func TestFakeDriverImageLayouts(t *testing.T) { inChild(t, "TestFakeDriverImageLayoutsChild") }
+
+// TestDriverSymbolsPredateMinimum checks that every driver entry point the
+// backend needs is as old as MinDriverVersion, except cuFuncGetParamInfo,
+// whose layouts are otherwise read from module images.
+func TestDriverSymbolsPredateMinimum(t *testing.T) {
+	syms := driverSymbols()
+	if len(syms) == 0 {
+		t.Fatal("no driver symbols")
+	}
+	for _, s := range syms {
+		if s.since > MinDriverVersion && s.name != "cuFuncGetParamInfo" {
+			t.Errorf("%s needs CUDA %s, newer than MinDriverVersion %s", s.name, versionString(s.since), versionString(MinDriverVersion))
+		}
+	}
+}
 
 func TestFakeDriverConformance(t *testing.T) { inChild(t, "TestFakeDriverConformanceChild") }
 
@@ -132,7 +147,8 @@ func TestFakeDriverChild(t *testing.T) {
 	}
 	refused("missing.so", ErrNoDriver, "missing.so")
 	refused("notcuda.so", ErrNoDriver, "cuDriverGetVersion")
-	refused("old.so", ErrDriverTooOld, "CUDA 12.3", "12030", "CUDA 12.4", "12040")
+	refused("old.so", ErrDriverTooOld, "CUDA 10.2", "10020", "CUDA 11.0", "11000")
+	// A CUDA 12.4 driver must have cuFuncGetParamInfo.
 	refused("noparaminfo.so", ErrDriverTooOld, "cuFuncGetParamInfo")
 	refused("nodevices.so", ErrNoDevice, "no devices")
 	refused("shim.so", ErrNoDriver, "client shim")
@@ -140,7 +156,7 @@ func TestFakeDriverChild(t *testing.T) {
 	// Every symbol the table names must be in the full fake, or New fails.
 	b, err := New(lib("full.so"))
 	if err != nil {
-		t.Fatalf("full fake: %v (symbols %v)", err, symbolNames())
+		t.Fatalf("full fake: %v (symbols %v)", err, driverSymbols())
 	}
 	if _, err := New(lib("old.so")); err == nil || !strings.Contains(err.Error(), "already loaded") {
 		t.Errorf("second library: %v", err)
@@ -267,6 +283,58 @@ func TestFakeDriverChild(t *testing.T) {
 	concurrent(t, g2.(*Context))
 	if err := g2.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestFakeDriverImageLayoutsChild runs on a CUDA 12.2 fake, which lacks
+// cuFuncGetParamInfo: kernel layouts come from the module image.
+func TestFakeDriverImageLayoutsChild(t *testing.T) {
+	dir := os.Getenv(fakeDirEnv)
+	if dir == "" {
+		t.Skip("run by TestFakeDriverImageLayouts")
+	}
+	b, err := New(Config{Library: filepath.Join(dir, "cuda122.so")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.DriverVersion() != 12020 {
+		t.Fatalf("driver version %d", b.DriverVersion())
+	}
+	g, err := b.Open(0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	ptx := []byte(".version 7.8\n.target sm_80\n.address_size 64\n" +
+		".visible .entry vadd(\n\t.param .u64 a,\n\t.param .u64 b,\n\t.param .u64 c,\n\t.param .u32 n\n)\n{\n\tret;\n}\n")
+	for _, img := range [][]byte{ptx, fatbintest.Container(fatbintest.PTX(80, ptx, true))} {
+		m, err := g.ModuleLoad(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := m.Function("vadd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps, _ := f.Params()
+		want := []abi.ParamInfo{{Offset: 0, Size: 8}, {Offset: 8, Size: 8}, {Offset: 16, Size: 8}, {Offset: 24, Size: 4}}
+		if !slices.Equal(ps, want) {
+			t.Fatalf("params %v, want %v", ps, want)
+		}
+		if err := g.Launch(f, fakeLaunch, make([]byte, 28), nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Unload(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The fake knows vadd, but this image does not declare it.
+	m, err := g.ModuleLoad([]byte(".version 8.4\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Function("vadd"); abi.ResultOf(err) != abi.ErrNotSupported || !strings.Contains(err.Error(), "cuFuncGetParamInfo") {
+		t.Fatalf("kernel the image lacks: %v", err)
 	}
 }
 

@@ -2,7 +2,7 @@
 
 package cuda
 
-// These tests need an NVIDIA GPU and driver (CUDA 12.4+); elsewhere they
+// These tests need an NVIDIA GPU and driver (CUDA 11.0+); elsewhere they
 // skip with "no NVIDIA driver". They run the emulator's test kernels
 // (gpu/emu/kernels PTX) on the real device.
 
@@ -11,6 +11,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/kerf-edge/kerf/abi"
@@ -247,5 +248,39 @@ func TestGPUIllegalAddress(t *testing.T) {
 	c2 := realContext(t, 0)
 	if _, err := c2.MemAlloc(1 << 20); err != nil {
 		t.Fatalf("fresh context after a neighbour's fault: %v", err)
+	}
+}
+
+// TestGPULayoutsMatchDriver compares, on a driver with cuFuncGetParamInfo,
+// its layout of every emulator test kernel with the one read from the
+// PTX, which older drivers use.
+func TestGPULayoutsMatchDriver(t *testing.T) {
+	c := realContext(t, 0)
+	if c.imageLayouts {
+		t.Skip("the driver has no cuFuncGetParamInfo: layouts already come from the images")
+	}
+	for _, name := range kernels.Names() {
+		img := kernels.PTX(name)
+		want, err := ptxLayouts(img)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		m, err := c.ModuleLoad(img)
+		if err != nil {
+			t.Fatalf("loading %s: %v", name, err)
+		}
+		for kernel, ps := range want {
+			f, err := m.Function(kernel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := f.Params()
+			if !slices.Equal(got, ps) {
+				t.Errorf("%s %s: driver %v, PTX %v", name, kernel, got, ps)
+			}
+		}
+		if err := m.Unload(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

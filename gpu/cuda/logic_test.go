@@ -9,19 +9,19 @@ import (
 )
 
 func TestCheckDriverVersion(t *testing.T) {
-	for _, v := range []int{12040, 12050, 12080, 13000} {
+	for _, v := range []int{11000, 11080, 12000, 12020, 12040, 13000} {
 		if err := checkDriverVersion(v); err != nil {
 			t.Errorf("version %d refused: %v", v, err)
 		}
 	}
-	for _, v := range []int{0, 11080, 12000, 12030} {
+	for _, v := range []int{0, 9020, 10020, 10090} {
 		err := checkDriverVersion(v)
 		if !errors.Is(err, ErrDriverTooOld) {
 			t.Fatalf("version %d: err %v, want ErrDriverTooOld", v, err)
 		}
 	}
-	msg := checkDriverVersion(12030).Error()
-	for _, want := range []string{"CUDA 12.3", "12030", "CUDA 12.4", "12040", "cuFuncGetParamInfo"} {
+	msg := checkDriverVersion(10020).Error()
+	for _, want := range []string{"CUDA 10.2", "10020", "CUDA 11.0", "11000"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("message %q lacks %q", msg, want)
 		}

@@ -4,6 +4,7 @@ package cuda
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/abi/fatbin"
@@ -16,9 +17,16 @@ type Module struct {
 	h    uintptr
 	cost uint64 // device memory the load took, charged to the quota
 
+	// layouts are the kernels' parameter layouts read from the image,
+	// when the driver has no cuFuncGetParamInfo; layoutErr says why they
+	// could not be read.
+	layouts   kernelLayouts
+	layoutErr error
+
 	// Guarded by c.bk.
 	unloaded bool
 	funcs    map[string]*Function
+	globals  map[uint64]bool // bases of the globals handed out, in c.mem
 }
 
 var _ gpu.Module = (*Module)(nil)
@@ -31,6 +39,10 @@ type Function struct {
 	params []abi.ParamInfo
 	offs   []uint32 // params' offsets, for the launch
 	need   uint32   // bytes of parameter buffer the layout covers
+	// maxDynamicShared is the function's dynamic shared memory limit
+	// (CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES), checked at each
+	// launch: not every driver refuses a launch over it at once.
+	maxDynamicShared atomic.Int32
 }
 
 var _ gpu.Function = (*Function)(nil)
@@ -78,6 +90,9 @@ func (c *Context) ModuleLoad(image []byte) (gpu.Module, error) {
 		return nil, err
 	}
 	m := &Module{c: c, h: h, cost: footprint(before, after), funcs: map[string]*Function{}}
+	if c.imageLayouts {
+		m.layouts, m.layoutErr = imageLayouts(image, c.info.CCMajor, c.info.CCMinor)
+	}
 	if err := c.q.Reserve(m.cost, "module load"); err != nil {
 		moduleUnload(c.h, h)
 		return nil, err
@@ -104,7 +119,8 @@ func (m *Module) enter() error {
 }
 
 // Function returns the kernel called name, with its parameter layout
-// from cuFuncGetParamInfo.
+// from cuFuncGetParamInfo, or from the module image where the driver
+// lacks that call.
 func (m *Module) Function(name string) (gpu.Function, error) {
 	if err := m.enter(); err != nil {
 		return nil, err
@@ -118,30 +134,72 @@ func (m *Module) Function(name string) (gpu.Function, error) {
 		return f, nil
 	}
 	h, r := moduleFunction(c.h, m.h, name)
-	if err := c.check("cuModuleGetFunction", r); err != nil {
+	err := c.check("cuModuleGetFunction", r)
+	if err != nil {
 		return nil, err
 	}
 	f = &Function{m: m, name: name, h: h}
-	for i := 0; ; i++ {
-		off, size, r := funcParam(c.h, h, i)
-		if r == int(abi.ErrInvalidValue) {
-			break // past the last parameter
-		}
-		if err := c.check("cuFuncGetParamInfo", r); err != nil {
-			return nil, err
-		}
-		end := off + size
-		if end > abi.MaxKernelParams || i >= abi.MaxKernelParams {
-			return nil, abi.Errorf(abi.ErrNotSupported, "kernel %q: parameters exceed %d bytes", name, abi.MaxKernelParams)
-		}
-		f.params = append(f.params, abi.ParamInfo{Offset: uint32(off), Size: uint32(size)})
-		f.offs = append(f.offs, uint32(off))
-		f.need = max(f.need, uint32(end))
+	if c.imageLayouts {
+		err = f.layoutFromImage()
+	} else {
+		err = f.layoutFromDriver()
 	}
+	if err != nil {
+		return nil, err
+	}
+	maxDyn, r := funcAttr(c.h, h, abi.FuncAttrMaxDynamicShared)
+	if err := c.check("cuFuncGetAttribute", r); err != nil {
+		return nil, err
+	}
+	f.maxDynamicShared.Store(maxDyn)
 	c.bk.Lock()
 	defer c.bk.Unlock()
 	m.funcs[name] = f
 	return f, nil
+}
+
+// layoutFromDriver asks cuFuncGetParamInfo for each parameter in turn,
+// until it answers CUDA_ERROR_INVALID_VALUE (past the last).
+func (f *Function) layoutFromDriver() error {
+	c := f.m.c
+	var ps []abi.ParamInfo
+	for i := 0; ; i++ {
+		off, size, r := funcParam(c.h, f.h, i)
+		if r == int(abi.ErrInvalidValue) {
+			break
+		}
+		if err := c.check("cuFuncGetParamInfo", r); err != nil {
+			return err
+		}
+		if off+size > abi.MaxKernelParams || i >= abi.MaxKernelParams {
+			return abi.Errorf(abi.ErrNotSupported, "kernel %q: parameters exceed %d bytes", f.name, abi.MaxKernelParams)
+		}
+		ps = append(ps, abi.ParamInfo{Offset: uint32(off), Size: uint32(size)})
+	}
+	f.setParams(ps)
+	return nil
+}
+
+// layoutFromImage takes the layout the module image declares.
+func (f *Function) layoutFromImage() error {
+	m := f.m
+	if m.layoutErr != nil {
+		return abi.Errorf(abi.ErrNotSupported, "kernel %q: the driver has no cuFuncGetParamInfo and the image's parameter layout is unreadable: %v", f.name, m.layoutErr)
+	}
+	ps, ok := m.layouts[f.name]
+	if !ok {
+		return abi.Errorf(abi.ErrNotSupported, "kernel %q: the driver has no cuFuncGetParamInfo and the image declares no parameters for it", f.name)
+	}
+	f.setParams(ps)
+	return nil
+}
+
+func (f *Function) setParams(ps []abi.ParamInfo) {
+	f.params = ps
+	for _, p := range ps {
+		f.offs = append(f.offs, p.Offset)
+		f.need = max(f.need, p.Offset+p.Size)
+	}
 }
 
 // Global returns the address and size of a module global.
@@ -151,7 +209,19 @@ func (m *Module) Global(name string) (uint64, uint64, error) {
 	}
 	defer m.c.op.RUnlock()
 	p, n, r := moduleGlobal(m.c.h, m.h, name)
-	return p, n, m.c.check("cuModuleGetGlobal", r)
+	if err := m.c.check("cuModuleGetGlobal", r); err != nil {
+		return 0, 0, err
+	}
+	m.c.bk.Lock()
+	defer m.c.bk.Unlock()
+	if !m.globals[p] && !m.unloaded {
+		if m.globals == nil {
+			m.globals = map[uint64]bool{}
+		}
+		m.globals[p] = true
+		m.c.mem.add(p, n)
+	}
+	return p, n, nil
 }
 
 // Unload waits for the context's work, unloads the module and returns
@@ -179,6 +249,9 @@ func (m *Module) Unload() error {
 	defer c.bk.Unlock()
 	m.unloaded = true
 	m.funcs = nil
+	for p := range m.globals {
+		c.mem.remove(p)
+	}
 	delete(c.modules, m)
 	c.q.Release(m.cost)
 	return nil
@@ -213,7 +286,13 @@ func (f *Function) SetAttribute(attr uint32, value int32) error {
 		return err
 	}
 	defer f.m.c.op.RUnlock()
-	return f.m.c.check("cuFuncSetAttribute", funcSetAttr(f.m.c.h, f.h, attr, value))
+	if err := f.m.c.check("cuFuncSetAttribute", funcSetAttr(f.m.c.h, f.h, attr, value)); err != nil {
+		return err
+	}
+	if attr == abi.FuncAttrMaxDynamicShared {
+		f.maxDynamicShared.Store(value)
+	}
+	return nil
 }
 
 // Launch queues a kernel launch on s, timed for BusyTime.
@@ -229,6 +308,10 @@ func (c *Context) Launch(f gpu.Function, cfg abi.LaunchConfig, params []byte, s 
 	sh, err := c.streamHandle(s)
 	if err != nil {
 		return err
+	}
+	if maxDyn := fn.maxDynamicShared.Load(); int64(cfg.SharedBytes) > int64(maxDyn) {
+		return abi.Errorf(abi.ErrInvalidValue, "kernel %s: %d bytes of dynamic shared memory exceed its limit of %d",
+			fn.name, cfg.SharedBytes, maxDyn)
 	}
 	if uint64(len(params)) < uint64(fn.need) {
 		return abi.Errorf(abi.ErrInvalidValue, "kernel %s: parameter buffer of %d bytes, layout needs %d",

@@ -37,6 +37,10 @@ type Options struct {
 	// NoMemoryContents, if set, says why the backend cannot be asked to
 	// keep bytes and check ranges; the contents tests skip with it.
 	NoMemoryContents string
+	// FaultsShared, if set, says why a fault in one context reaches the
+	// device's other contexts too; the fault test then leaves out its
+	// bystander context.
+	FaultsShared string
 }
 
 // Kernels name a kernel that completes and one that faults.

@@ -39,3 +39,13 @@ const (
 	// Worker marks a kerfd process started as a tenant's worker.
 	Worker = "KERF_WORKER"
 )
+
+// Tests only.
+const (
+	// TestAllowShimDriver, set to "1", lets the real-GPU backend (gpu/cuda)
+	// load Kerf's own client shim as its driver, so that tests run it over
+	// a second kerfd's emulated GPU. Never set it in production: kerfd
+	// would forward tenants' calls to another kerfd, not drive a GPU. The
+	// backend logs a warning whenever it is used.
+	TestAllowShimDriver = "KERF_TEST_ALLOW_SHIM_DRIVER"
+)

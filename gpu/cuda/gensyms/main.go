@@ -30,6 +30,14 @@ func main() {
 	}
 }
 
+// driverSince is the CUDA version of the oldest of e's driver symbols.
+func driverSince(e *abi.EntryPoint) int {
+	if e.PlainParams == "" && !e.NoPlain || len(e.Versions) == 0 {
+		return e.Since
+	}
+	return e.Versions[0].Since
+}
+
 func render() []byte {
 	var eps []*abi.EntryPoint
 	for _, n := range bootstrap {
@@ -55,14 +63,14 @@ struct kcu_tab {
 	for _, e := range eps {
 		fmt.Fprintf(&b, "\tCUresult (*%s)(%s);\n", e.Name, abi.CDecl(e.Prototype()))
 	}
-	fmt.Fprintf(&b, "};\n\n// kcu_sym names an entry point, the symbols to try for it (newest first,\n// NULL-terminated) and its slot in struct kcu_tab.\nstruct kcu_sym {\n\tconst char *name;\n\tconst char *names[%d];\n\tsize_t off;\n};\n\n", maxNames)
+	fmt.Fprintf(&b, "};\n\n// kcu_sym names an entry point, the symbols to try for it (newest first,\n// NULL-terminated), its slot in struct kcu_tab and the CUDA version of\n// its oldest symbol: a driver older than that may lack it.\nstruct kcu_sym {\n\tconst char *name;\n\tconst char *names[%d];\n\tsize_t off;\n\tint since;\n};\n\n", maxNames)
 	b.WriteString("static const struct kcu_sym kcu_syms[] = {\n")
 	for _, e := range eps {
 		names := e.DriverSymbols()
 		if len(names) == 0 || len(names) >= maxNames {
 			log.Fatalf("%s: %d driver symbols", e.Name, len(names))
 		}
-		fmt.Fprintf(&b, "\t{\"%s\", {\"%s\"}, offsetof(struct kcu_tab, %s)},\n", e.Name, strings.Join(names, `", "`), e.Name)
+		fmt.Fprintf(&b, "\t{\"%s\", {\"%s\"}, offsetof(struct kcu_tab, %s), %d},\n", e.Name, strings.Join(names, `", "`), e.Name, driverSince(e))
 	}
 	fmt.Fprintf(&b, "};\n\n// kcu_bootstrap leading entries are resolved before the version check.\nenum { kcu_bootstrap = %d };\n", len(bootstrap))
 	return b.Bytes()
