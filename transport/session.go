@@ -29,6 +29,10 @@ type session struct {
 	device  int
 	version uint16 // the protocol version negotiated
 	ctx     gpu.Context
+	lease   string
+	pid     int // the client's process ID, from its hello
+	// statusOnly marks a status stream, which opens no device.
+	statusOnly bool
 
 	handles handleTable
 	mem     memTable
@@ -67,6 +71,7 @@ func (ss *session) info() SessionInfo {
 		ID: ss.id, Tenant: ss.tenant.ID, Device: ss.device, Transport: ss.peer.Transport, Peer: ss.peer.Addr,
 		Started: ss.started, Calls: ss.calls.Load(), Errors: ss.errs.Load(),
 		BytesIn: ss.bytesIn.Load(), BytesOut: ss.bytesOut.Load(), MemUsed: ss.memUsed.Load(), MemLimit: ss.memLimit(), Busy: ss.busy(),
+		Lease: ss.lease, PID: ss.pid,
 	}
 }
 

@@ -27,11 +27,13 @@ const (
 	Error                     // either way: a fatal error; the stream closes after it
 	Allocate                  // client → server on a lease stream: reserve slices
 	Allocated                 // server → client: the lease
+	Query                     // client → server on a status stream: describe the lease again
+	Status                    // server → client: the lease's slices and processes
 	numTypes
 )
 
 var typeNames = [...]string{Hello: "hello", HelloAck: "hello-ack", Call: "call", Reply: "reply", Data: "data",
-	ShmData: "shm-data", Error: "error", Allocate: "allocate", Allocated: "allocated"}
+	ShmData: "shm-data", Error: "error", Allocate: "allocate", Allocated: "allocated", Query: "query", Status: "status"}
 
 func (t Type) String() string {
 	if t > 0 && t < numTypes {
