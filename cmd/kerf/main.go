@@ -254,7 +254,7 @@ func runCmd(args []string) error {
 	via := fs.String("via", "", "unix or quic (default: unix when the appliance is this machine)")
 	model := fs.String("model", "", "only GPUs of this model")
 	minMem := fs.String("min-memory", "", "only GPUs with at least this much memory, with a unit")
-	shim := fs.String("shim", launcher.DefaultShimDir(), "directory holding Kerf's libcuda.so.1")
+	shim := fs.String("shim", launcher.DefaultShimDir(), "directory holding Kerf's libcuda.so.1 and libnvidia-ml.so.1")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
