@@ -15,17 +15,19 @@ GENERATED   := docs/calls.md abi/include/kerf_cuda.h \
 	intercept/exports_gen_cgo.go intercept/procs_gen.go intercept/procs_gen.c \
 	gpu/cuda/syms_gen.h profiles/api/api.gen.go profiles/internal/apigen \
 	transport/internal/wire/args_gen.go transport/internal/wire/calls_gen.go \
-	transport/internal/wire/calls_gen_test.go
+	transport/internal/wire/calls_gen_test.go intercept/nvml/unsupported_gen.c
 
 .PHONY: all build run demo test check fmt vet staticcheck lint-api fuzz generate generate-check bench ptx image image-test gpu-test clean
 
 all: build
 
 ## build: kerfd, kerf, kerf-bench (the benchmarks and the demo, which kerf
-## bench and kerf demo run from beside kerf) and the shim, bin/libcuda.so.1
+## bench and kerf demo run from beside kerf) and the shim, bin/libcuda.so.1,
+## which is also the tenant's NVML: bin/libnvidia-ml.so.1 links to it
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
 	$(GO) build -buildmode=c-shared -o $(BIN)/libcuda.so.1 ./intercept
+	ln -sf libcuda.so.1 $(BIN)/libnvidia-ml.so.1
 
 ## run: start kerfd with the embedded defaults (state in ./state; the
 ## default bundle and admin token are copied to ~/.config/kerf for kerf)

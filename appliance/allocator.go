@@ -40,7 +40,10 @@ func (al *allocator) leaseSliceMemory(lease string, dev int) uint64 {
 	return 0
 }
 
-var _ transport.Allocator = (*allocator)(nil)
+var (
+	_ transport.Allocator     = (*allocator)(nil)
+	_ transport.LeaseReporter = (*allocator)(nil)
+)
 
 // emuQuantum is the largest compute-share grant on the emulated GPU.
 const emuQuantum = 20 * time.Millisecond
@@ -181,6 +184,46 @@ func (al *allocator) Lease(t auth.Tenant, id string) (transport.Lease, error) {
 		}
 	}
 	return transport.Lease{}, fmt.Errorf("no live lease %s for tenant %s (released, reclaimed after idling, or never granted)", id, t.ID)
+}
+
+// LeaseUse implements transport.LeaseReporter: a live lease of t, each
+// slice's compute share and achieved share of its GPU's time (about the
+// last second's, from its workers' reports), and the sessions its workers
+// serve. Unlike Lease, asking does not count as using the lease.
+func (al *allocator) LeaseUse(t auth.Tenant, id string) (transport.LeaseUse, error) {
+	st := al.sl.Status()
+	for _, r := range st.Reclaimed {
+		if string(r.Lease.ID) == id {
+			return transport.LeaseUse{}, fmt.Errorf("lease %s was reclaimed after idling", id)
+		}
+	}
+	for _, l := range st.Leases {
+		if string(l.ID) != id || l.Tenant != t.ID {
+			continue
+		}
+		sizes := map[slicer.SliceID]slicer.Size{}
+		for _, g := range st.Layout.GPUs {
+			for _, s := range g.Slices {
+				sizes[s.ID] = s.Size
+			}
+		}
+		achieved := al.workers.shares()
+		use := transport.LeaseUse{ID: id}
+		for i, sid := range l.Slices {
+			use.Slices = append(use.Slices, transport.SliceUse{
+				LeaseSlice:  transport.LeaseSlice{Device: l.GPUs[i], Memory: sizes[sid].Memory},
+				Share:       sizes[sid].Share,
+				Utilization: achieved[string(sid)],
+			})
+		}
+		for _, s := range al.workers.sessions() {
+			if s.Lease == id {
+				use.Sessions = append(use.Sessions, s)
+			}
+		}
+		return use, nil
+	}
+	return transport.LeaseUse{}, fmt.Errorf("no live lease %s for tenant %s", id, t.ID)
 }
 
 // Release implements transport.Allocator: the lease's workers are ended

@@ -495,6 +495,7 @@ func (s *workerSet) sessions() []transport.SessionInfo {
 		out = append(out, transport.SessionInfo{
 			ID: uint64(w.pid), Tenant: w.adm.Tenant.ID, Device: w.adm.Device, Transport: w.via, Peer: w.peer,
 			Started: w.started, Calls: r.Calls, Errors: r.Errors, BytesIn: r.BytesIn, BytesOut: r.BytesOut, MemUsed: r.MemUsed, Worker: w.pid,
+			Lease: w.lease, PID: w.adm.PID,
 		})
 	}
 	return out

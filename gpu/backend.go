@@ -34,6 +34,14 @@ type DeviceInfo struct {
 	SMs           int
 	Emulated      bool
 	DriverVersion int // as cuDriverGetVersion reports, e.g. 12040
+	// PCI is where the device sits on the host's PCI bus, as the device
+	// attributes CU_DEVICE_ATTRIBUTE_PCI_{DOMAIN,BUS,DEVICE}_ID say.
+	PCI PCIAddress
+}
+
+// PCIAddress is a device's PCI domain, bus and device (slot) numbers.
+type PCIAddress struct {
+	Domain, Bus, Device int
 }
 
 // Stream is a backend stream. A nil Stream is the legacy default stream,

@@ -65,6 +65,7 @@ install -m 0755 "$top/bin/kerfd" "$top/bin/kerf" "$top/bin/kerf-bench" "$root/us
 mkdir -p "$root/usr/lib/kerf" "$root/var/lib/kerf" "$root/boot/efi" "$root/usr/share/doc/kerf"
 if [ -f "$top/bin/libcuda.so.1" ]; then
 	install -m 0755 "$top/bin/libcuda.so.1" "$root/usr/lib/kerf/"
+	ln -sf libcuda.so.1 "$root/usr/lib/kerf/libnvidia-ml.so.1" # the tenant's NVML: the same library
 else
 	echo "image: warning: bin/libcuda.so.1 not built; tenants on the node will have no shim" >&2
 fi

@@ -1,25 +1,22 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 
-	"github.com/kerf-edge/kerf/auth"
+	"github.com/kerf-edge/kerf/intercept/endpoint"
 	"github.com/kerf-edge/kerf/internal/kerfenv"
 	"github.com/kerf-edge/kerf/internal/units"
 )
 
 // config is what cuInit reads from the environment.
 type config struct {
-	bundle  auth.Bundle
-	via     string // "unix" or "quic"
-	devices []int  // server ordinals, in CUDA device order
-	memory  uint64 // 0: the token's limit
-	lease   string // slices reserved by kerf run; "" asks per session
+	endpoint.Endpoint        // kerfd, and the lease kerf run holds ("" asks per session)
+	devices           []int  // server ordinals, in CUDA device order
+	memory            uint64 // 0: the token's limit
 }
 
 const maxDevices = 16
@@ -28,32 +25,9 @@ const maxDevices = 16
 // whether a path exists (the bundle's socket decides the default path).
 func loadConfig(getenv func(string) string, exists func(string) bool) (config, error) {
 	var c config
-	path := getenv(kerfenv.Bundle)
-	if path == "" {
-		return c, errors.New("KERF_BUNDLE is not set: run the program with `kerf run`, or point KERF_BUNDLE at a token bundle")
-	}
-	b, err := auth.ReadBundle(path)
-	if err != nil {
-		return c, fmt.Errorf("KERF_BUNDLE: %w", err)
-	}
-	c.bundle = b
-	if addr := getenv(kerfenv.Server); addr != "" {
-		c.bundle.QUIC = addr
-	}
-	c.lease = getenv(kerfenv.Lease)
-	switch via := getenv(kerfenv.Via); via {
-	case "":
-		c.via = b.DefaultVia(exists)
-	case "unix", "quic":
-		c.via = via
-	default:
-		return c, fmt.Errorf("KERF_VIA=%q: want unix or quic", via)
-	}
-	if c.via == "unix" && b.Socket == "" {
-		return c, fmt.Errorf("KERF_VIA=unix but bundle %s names no socket", path)
-	}
-	if c.via == "quic" && (b.QUIC == "" || b.Fingerprint == "") {
-		return c, fmt.Errorf("bundle %s has no QUIC address and fingerprint, and its socket %q is not here", path, b.Socket)
+	var err error
+	if c.Endpoint, err = endpoint.FromEnv(getenv, exists); err != nil {
+		return c, err
 	}
 	devs := getenv(kerfenv.Devices)
 	if devs == "" {

@@ -4,7 +4,9 @@
 //
 // it is a replacement libcuda.so.1 that implements the CUDA driver API on
 // top of transport.Client, so that unmodified CUDA programs (and runtimes
-// that dlopen libcuda.so.1) run on a Kerf slice.
+// that dlopen libcuda.so.1) run on a Kerf slice. It is also the tenant's
+// libnvidia-ml.so.1: intercept/nvml's NVML functions are exported beside
+// the driver API, and bin/libnvidia-ml.so.1 links to this library.
 //
 // Intercept owns the driver-API surface a program sees: device numbering,
 // contexts and the per-thread context stack, handle validation, the

@@ -127,19 +127,9 @@ func dial(cfg config, idx, ord int) (*device, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
 	defer cancel()
 	name, _ := os.Executable()
-	opts := transport.Options{Token: []byte(cfg.bundle.Token), Device: ord, MemLimit: cfg.memory, Lease: cfg.lease, Name: transport.SessionName(fmt.Sprintf("shim pid %d", os.Getpid()), name)}
-	var cl *transport.Client
-	var err error
-	if cfg.via == "unix" {
-		cl, err = transport.DialUnix(ctx, cfg.bundle.Socket, opts)
-	} else {
-		var fp transport.Fingerprint
-		if fp, err = transport.ParseFingerprint(cfg.bundle.Fingerprint); err == nil {
-			cl, err = transport.DialQUIC(ctx, cfg.bundle.QUIC, transport.QUICOptions{Options: opts, Fingerprint: fp})
-		}
-	}
+	cl, err := cfg.Dial(ctx, transport.Options{Device: ord, MemLimit: cfg.memory, Name: transport.SessionName("shim", name)})
 	if err != nil {
-		return nil, fmt.Errorf("device %d (server device %d over %s): %w", idx, ord, cfg.via, err)
+		return nil, fmt.Errorf("device %d (server device %d over %s): %w", idx, ord, cfg.Via, err)
 	}
 	dv := &device{idx: idx, ordinal: ord, cl: cl, info: cl.Device, attrs: map[uint32]int32{}}
 	attrs := []uint32{abi.AttrMaxThreadsPerBlock, abi.AttrMaxBlockDimX, abi.AttrMaxBlockDimY, abi.AttrMaxBlockDimZ,

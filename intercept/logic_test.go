@@ -27,18 +27,18 @@ func TestLoadConfig(t *testing.T) {
 	nowhere := func(string) bool { return false }
 
 	c, err := loadConfig(env(map[string]string{"KERF_BUNDLE": bundle}), here)
-	if err != nil || c.via != "unix" || len(c.devices) != 1 || c.devices[0] != 0 || c.memory != 0 {
+	if err != nil || c.Via != "unix" || len(c.devices) != 1 || c.devices[0] != 0 || c.memory != 0 {
 		t.Fatalf("defaults with the socket here: %+v, %v", c, err)
 	}
 	c, err = loadConfig(env(map[string]string{"KERF_BUNDLE": bundle, "KERF_DEVICES": "1, 0", "KERF_MEMORY": "64MiB"}), nowhere)
-	if err != nil || c.via != "quic" || len(c.devices) != 2 || c.devices[0] != 1 || c.memory != 64<<20 {
+	if err != nil || c.Via != "quic" || len(c.devices) != 2 || c.devices[0] != 1 || c.memory != 64<<20 {
 		t.Fatalf("quic, devices, memory: %+v, %v", c, err)
 	}
 	// kerf run's lease and server override; CUDA_VISIBLE_DEVICES selects
 	// within the slice set and stops at the first invalid entry.
 	c, err = loadConfig(env(map[string]string{"KERF_BUNDLE": bundle, "KERF_DEVICES": "4,5,6", "KERF_LEASE": "l-9",
 		"KERF_SERVER": "10.0.0.9:7443", "CUDA_VISIBLE_DEVICES": "2,0,7,1"}), nowhere)
-	if err != nil || c.lease != "l-9" || c.bundle.QUIC != "10.0.0.9:7443" || !slices.Equal(c.devices, []int{6, 4}) {
+	if err != nil || c.Lease != "l-9" || c.Bundle.QUIC != "10.0.0.9:7443" || !slices.Equal(c.devices, []int{6, 4}) {
 		t.Fatalf("lease, server, visible devices: %+v, %v", c, err)
 	}
 	for _, kv := range []map[string]string{

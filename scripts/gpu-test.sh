@@ -4,6 +4,7 @@
 # here:
 #   bin/kerfd, bin/kerf, bin/kerf-bench      go build -o bin/ ./cmd/...
 #   bin/libcuda.so.1 (the client shim)       go build -buildmode=c-shared -o bin/libcuda.so.1 ./intercept
+#   bin/libnvidia-ml.so.1 (its NVML name)    ln -s libcuda.so.1 bin/libnvidia-ml.so.1 (make build does both)
 # It builds gpu/cuda/testdata/kernels.cu into a cubin and a fatbin and
 # kerftest.c (driver API, our own header) into a program, then:
 #   1. runs vadd and matmul natively, from the cubin and from the fatbin;
@@ -20,6 +21,13 @@
 #   6. compute shares: `kerf bench shares --backend cuda`, tenants in 30%
 #      and 70% slices contending without pause, each within ±5% of its
 #      target in every 1 s window.
+#   7. NVML through kerf run, on a quarter GPU over each path: the tenant's
+#      libnvidia-ml.so.1 answers from the slice (intercept/nvml/testdata/
+#      nvml_query.c: one device, memory total the slice's, the program in
+#      the process list, utilization while its kernels run, temperature
+#      NOT_SUPPORTED); and what nvidia-smi makes of it, recorded, not
+#      judged (nvidia-smi also uses NVML functions NVIDIA does not
+#      document, which Kerf does not serve).
 # Results go to $OUT (or a temporary directory): summary.txt, one .txt per
 # run, kerfd.log, overhead.txt. Exit status 0 only if every case passed.
 set -uo pipefail
@@ -240,6 +248,28 @@ for n in 256 1024; do
 	fi
 	tee -a "$OUT/summary.txt" <"$OUT/shares-$n.txt"
 done
+
+# --- 7. NVML ----------------------------------------------------------------
+# nvml_query links both names of the shim; kerf run puts bin/ first on the
+# library path, so it, and nvidia-smi, load Kerf's NVML, not the driver's.
+if [ -e "$BIN/libnvidia-ml.so.1" ] && gcc -std=gnu11 -O2 -Wall -I"$ROOT/abi/include" -I"$ROOT/intercept/testdata" \
+	-I"$ROOT/intercept/nvml/testdata" -o "$W/nvml_query" "$ROOT/intercept/nvml/testdata/nvml_query.c" \
+	-L"$BIN" -l:libnvidia-ml.so.1 -l:libcuda.so.1 -ldl; then
+	for via in unix quic; do
+		if "$BIN/kerf" run --token "$DEFAULT" --shim "$BIN" --via "$via" -p 0.25 -- "$W/nvml_query" "$W/kernels.fatbin" \
+			>"$OUT/$via-nvml.txt" 2>"$OUT/$via-nvml.err" && grep -q "^nvml ok" "$OUT/$via-nvml.txt"; then
+			pass "$via NVML: $(cat "$OUT/$via-nvml.txt")"
+		else
+			fail "$via NVML: '$(cat "$OUT/$via-nvml.txt")' $(head -c 300 "$OUT/$via-nvml.err")"
+		fi
+		"$BIN/kerf" run --token "$DEFAULT" --shim "$BIN" --via "$via" -p 0.25 -- \
+			nvidia-smi --query-gpu=name,uuid,memory.total,memory.used,utilization.gpu --format=csv,noheader \
+			>"$OUT/$via-nvidia-smi.txt" 2>&1
+		summary "$via nvidia-smi through kerf run (exit $?): $(head -c 300 "$OUT/$via-nvidia-smi.txt")"
+	done
+else
+	fail "NVML: no $BIN/libnvidia-ml.so.1, or nvml_query does not build"
+fi
 
 summary "$fails failure(s); outputs in $OUT"
 [ "$fails" -eq 0 ]

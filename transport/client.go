@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 
 	"github.com/kerf-edge/kerf/abi"
@@ -25,7 +26,8 @@ type Options struct {
 	// Lease is a lease ID from OpenLease*; the session then runs in the
 	// lease's slice on Device.
 	Lease string
-	// Name identifies the client in the server's logs.
+	// Name identifies the client in the server's logs. A session's hello
+	// names this process's ID first and then what fits of Name.
 	Name string
 
 	maxVersion uint16 // tests: the newest protocol version offered (0: ProtocolVersion)
@@ -94,7 +96,8 @@ func newClient(rw io.ReadWriteCloser, local *net.UnixConn, opts Options) (*Clien
 	if opts.maxVersion != 0 {
 		maxVersion = opts.maxVersion
 	}
-	hello := wire.HelloMsg{MinVersion: abi.MinProtocolVersion, MaxVersion: maxVersion, Token: opts.Token, Device: uint32(opts.Device), MemLimit: opts.MemLimit, Lease: opts.Lease, Client: cutName(opts.Name)}
+	hello := wire.HelloMsg{MinVersion: abi.MinProtocolVersion, MaxVersion: maxVersion, Token: opts.Token, Device: uint32(opts.Device), MemLimit: opts.MemLimit, Lease: opts.Lease,
+		Client: clientDescription(os.Getpid(), opts.Name)}
 	b, err := hello.Append(nil)
 	if err == nil {
 		err = c.conn.WriteFrame(wire.Header{Type: wire.Hello}, b)

@@ -129,6 +129,10 @@ type SessionInfo struct {
 	// Worker is the pid of the process serving the session, when it is
 	// not this one.
 	Worker int
+	// Lease is the lease the session runs in; PID the client's process ID
+	// as its hello gave it (0: none given).
+	Lease string
+	PID   int
 }
 
 // Sessions lists the live sessions.
@@ -207,9 +211,12 @@ type Admission struct {
 	// Lease is the slice reservation the session runs in (with an
 	// Allocator).
 	Lease string
+	// PID is the client's process ID, as its hello gives it; 0 if none.
+	PID int
 
-	ownLease    bool // the lease was taken for this session alone
-	leaseStream bool // the stream holds a lease rather than a device
+	ownLease     bool // the lease was taken for this session alone
+	leaseStream  bool // the stream holds a lease rather than a device
+	statusStream bool // the stream reports on Lease rather than opening a device
 }
 
 // Handoff takes an admitted session away from this process, as kerfd does
@@ -262,7 +269,7 @@ func (s *Server) serve(ctx context.Context, rw io.ReadWriteCloser, peer Peer, ad
 		if a.ownLease {
 			defer s.Allocator.Release(a.Lease)
 		}
-		if admitted && !a.leaseStream && peer.local != nil {
+		if admitted && !a.leaseStream && !a.statusStream && peer.local != nil {
 			var release func()
 			release, err = ss.offerShm()
 			defer release()
@@ -271,6 +278,8 @@ func (s *Server) serve(ctx context.Context, rw io.ReadWriteCloser, peer Peer, ad
 		case err != nil:
 		case a.leaseStream:
 			err = ss.serveLease()
+		case a.statusStream:
+			err = ss.serveStatus(a.Lease)
 		case s.Handoff != nil:
 			if !stop() {
 				return // ctx ended during the handshake; closeStream ran
@@ -291,6 +300,8 @@ func (s *Server) serve(ctx context.Context, rw io.ReadWriteCloser, peer Peer, ad
 		// A flood of connections that never authenticate ends here:
 		// logged as summaries, not a line each.
 		s.handshakeFailed.Log("transport", peer.Transport, "peer", peer.Addr, "reason", err)
+	case ss.statusOnly && (err == nil || errors.Is(err, io.EOF) || isClosed(err)):
+		s.sessionLog(ss).Debug("status stream ended")
 	case err == nil || errors.Is(err, io.EOF) || isClosed(err):
 		s.sessionLog(ss).Info("session ended", "calls", ss.calls.Load())
 	case retried(err):
@@ -406,6 +417,12 @@ func (ss *session) admit() (Admission, error) {
 	if hello.Device == wire.LeaseDevice {
 		return Admission{Tenant: tenant, Version: version, leaseStream: true}, nil
 	}
+	if hello.Device == wire.StatusDevice {
+		if hello.Lease == "" {
+			return Admission{}, ss.refuse(abi.ErrInvalidValue, "a status stream names no lease")
+		}
+		return Admission{Tenant: tenant, Version: version, Lease: hello.Lease, statusStream: true}, nil
+	}
 	devs := ss.srv.Backend.Devices()
 	if int64(hello.Device) >= int64(len(devs)) {
 		return Admission{}, ss.refuse(abi.ErrInvalidDevice, fmt.Sprintf("device %d does not exist (%d devices)", hello.Device, len(devs)))
@@ -414,7 +431,7 @@ func (ss *session) admit() (Admission, error) {
 	if hello.MemLimit != 0 && (limit == 0 || hello.MemLimit < limit) {
 		limit = hello.MemLimit
 	}
-	adm := Admission{Tenant: tenant, Version: version, Device: int(hello.Device), MemLimit: limit}
+	adm := Admission{Tenant: tenant, Version: version, Device: int(hello.Device), MemLimit: limit, PID: clientPID(hello.Client)}
 	if err := ss.admitSlice(&hello, &adm); err != nil {
 		return Admission{}, err
 	}
@@ -430,7 +447,7 @@ func (s *Server) handshakeTimeout() time.Duration {
 
 // open creates the backend context and accepts the session.
 func (ss *session) open(adm Admission) error {
-	ss.tenant, ss.device, ss.version, ss.lease = adm.Tenant, adm.Device, adm.Version, adm.Lease
+	ss.tenant, ss.device, ss.version, ss.lease, ss.pid = adm.Tenant, adm.Device, adm.Version, adm.Lease, adm.PID
 	if adm.Lease != "" && ss.srv.LeaseMemory != nil {
 		ss.leaseMem = ss.srv.LeaseMemory(adm)
 	}

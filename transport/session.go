@@ -36,6 +36,9 @@ type session struct {
 	// ended is closed once the session has closed its context and left
 	// the server's table.
 	ended chan struct{}
+	pid     int // the client's process ID, from its hello
+	// statusOnly marks a status stream, which opens no device.
+	statusOnly bool
 
 	handles handleTable
 	mem     memTable
@@ -74,6 +77,7 @@ func (ss *session) info() SessionInfo {
 		ID: ss.id, Tenant: ss.tenant.ID, Device: ss.device, Transport: ss.peer.Transport, Peer: ss.peer.Addr,
 		Started: ss.started, Calls: ss.calls.Load(), Errors: ss.errs.Load(),
 		BytesIn: ss.bytesIn.Load(), BytesOut: ss.bytesOut.Load(), MemUsed: ss.memUsed.Load(), MemLimit: ss.memLimit(), Busy: ss.busy(),
+		Lease: ss.lease, PID: ss.pid,
 	}
 }
 

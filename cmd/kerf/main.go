@@ -253,7 +253,7 @@ func infoCmd(args []string) error {
 func runCmd(args []string) error {
 	fs := newCommand("run")
 	options := leaseFlags(fs)
-	shim := fs.String("shim", launcher.DefaultShimDir(), "directory holding Kerf's libcuda.so.1")
+	shim := fs.String("shim", launcher.DefaultShimDir(), "directory holding Kerf's libcuda.so.1 and libnvidia-ml.so.1")
 	lease := fs.String("lease", "", "run in a lease kerf request holds (its ID or file) instead of a new one")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -160,6 +160,9 @@ func describe(ord, version int) (gpu.DeviceInfo, int, error) {
 		{abi.AttrComputeCapabilityMajor, &info.CCMajor},
 		{abi.AttrComputeCapabilityMinor, &info.CCMinor},
 		{abi.AttrMultiprocessorCount, &info.SMs},
+		{abi.AttrPCIDomainID, &info.PCI.Domain},
+		{abi.AttrPCIBusID, &info.PCI.Bus},
+		{abi.AttrPCIDeviceID, &info.PCI.Device},
 	} {
 		v, r := deviceAttr(h, a.attr)
 		if r != 0 {

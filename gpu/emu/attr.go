@@ -65,14 +65,18 @@ func (d *device) attribute(attr uint32) (int32, bool) {
 	case abi.AttrMultiprocessorCount:
 		return int32(c.SMs), true
 	case abi.AttrKernelExecTimeout, abi.AttrIntegrated, abi.AttrCanMapHostMemory,
-		abi.AttrECCEnabled, abi.AttrTCCDriver, abi.AttrPCIDomainID, abi.AttrPCIDeviceID,
+		abi.AttrECCEnabled, abi.AttrTCCDriver,
 		abi.AttrManagedMemory, abi.AttrMultiGPUBoard, abi.AttrCooperativeLaunch:
 		// No host-mapped, managed or cooperative launches in the emulator.
 		return 0, true
 	case abi.AttrComputeMode:
 		return abi.ComputeModeDefault, true
+	case abi.AttrPCIDomainID:
+		return int32(d.info.PCI.Domain), true
 	case abi.AttrPCIBusID:
-		return int32(d.ord + 1), true
+		return int32(d.info.PCI.Bus), true
+	case abi.AttrPCIDeviceID:
+		return int32(d.info.PCI.Device), true
 	case abi.AttrMemoryClockRate:
 		return int32(c.MemClockKHz), true
 	case abi.AttrGlobalMemoryBusWidth:

@@ -204,6 +204,7 @@ func newDevice(ord int, cfg Config) *device {
 		SMs:           cfg.SMs,
 		Emulated:      true,
 		DriverVersion: cfg.DriverVersion,
+		PCI:           gpu.PCIAddress{Bus: ord + 1}, // bus 0 is the host bridge's
 	}
 	base := vaBase + uint64(ord)*vaStride
 	d.va.free = []extent{{base: base, size: vaStride}}

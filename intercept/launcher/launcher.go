@@ -1,7 +1,7 @@
 // Package launcher is `kerf run`: it reserves slices for a program (a
-// lease on the appliance), runs the program with Kerf's libcuda.so.1 in
-// front of any other, forwards signals to it, exits with its status, and
-// releases the slices however the program ends.
+// lease on the appliance), runs the program with Kerf's libcuda.so.1 and
+// libnvidia-ml.so.1 in front of any other, forwards signals to it, exits
+// with its status, and releases the slices however the program ends.
 //
 // It owns the tenant side of allocation (retry with bounded exponential
 // backoff and a time limit, as the FAQ describes) and the environment the
@@ -40,7 +40,7 @@ type Options struct {
 	Server    string  // QUIC address overriding the bundle's (--server)
 	Via       string  // unix or quic; empty: unix when the socket is here
 	Timeout   time.Duration
-	ShimDir   string // directory holding libcuda.so.1
+	ShimDir   string // directory holding libcuda.so.1 and libnvidia-ml.so.1 (a link to it)
 
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
@@ -273,7 +273,8 @@ func prependPath(dir, list string) string {
 }
 
 // DefaultShimDir finds libcuda.so.1 beside the running kerf binary, or in
-// ../lib/kerf from it (the image's layout).
+// ../lib/kerf from it (the image's layout); libnvidia-ml.so.1 lies beside
+// it.
 func DefaultShimDir() string {
 	exe, err := os.Executable()
 	if err != nil {

@@ -29,12 +29,14 @@ const (
 	Allocated                 // server → client: the lease
 	ListGPUs                  // client → server on a lease stream: what may I use?
 	GPUs                      // server → client: the tenant's GPUs and their free capacity
+	Query                     // client → server on a status stream: describe the lease again
+	Status                    // server → client: the lease's slices and processes
 	numTypes
 )
 
 var typeNames = [...]string{Hello: "hello", HelloAck: "hello-ack", Call: "call", Reply: "reply", Data: "data",
 	ShmData: "shm-data", Error: "error", Allocate: "allocate", Allocated: "allocated",
-	ListGPUs: "list-gpus", GPUs: "gpus"}
+	ListGPUs: "list-gpus", GPUs: "gpus", Query: "query", Status: "status"}
 
 func (t Type) String() string {
 	if t > 0 && t < numTypes {
