@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"time"
 
@@ -138,6 +139,11 @@ func LoadConfig(path string, environ []string) (Config, error) {
 	}), nil)
 	if err != nil {
 		return Config{}, err
+	}
+	// A key nothing reads is a mistake (a typo, or a key an older kerfd
+	// read): refuse to start rather than run without it.
+	if unknown := unknownKeys(k.Raw(), reflect.TypeFor[Config]()); len(unknown) > 0 {
+		return Config{}, unknownKeyError(unknown, reflect.TypeFor[Config]())
 	}
 	var c Config
 	if err := k.UnmarshalWithConf("", &c, koanf.UnmarshalConf{}); err != nil {
