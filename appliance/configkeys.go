@@ -44,7 +44,7 @@ func walkKeys(v any, t reflect.Type, path string, out *[]string) {
 				ok = false
 			}
 			if !ok {
-				*out = append(*out, joinKey(path, k))
+				leafKeys(sub, joinKey(path, k), out)
 				continue
 			}
 			walkKeys(sub, f, joinKey(path, k), out)
@@ -67,10 +67,23 @@ func walkKeys(v any, t reflect.Type, path string, out *[]string) {
 		// A scalar field given a section (listen.quic: {port: 1}) or a
 		// list: every key under it is unknown.
 		if m, ok := v.(map[string]any); ok {
-			for k := range m {
-				*out = append(*out, joinKey(path, k))
+			for k, sub := range m {
+				leafKeys(sub, joinKey(path, k), out)
 			}
 		}
+	}
+}
+
+// leafKeys appends the keys of the values under path, an unknown key:
+// path itself, or each key inside it when it is a section.
+func leafKeys(v any, path string, out *[]string) {
+	m, ok := v.(map[string]any)
+	if !ok || len(m) == 0 {
+		*out = append(*out, path)
+		return
+	}
+	for k, sub := range m {
+		leafKeys(sub, joinKey(path, k), out)
 	}
 }
 

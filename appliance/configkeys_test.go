@@ -26,7 +26,8 @@ func TestConfigRefusesUnknownKeys(t *testing.T) {
 		want       []string
 	}{
 		{"old broker login", "broker:\n  username: cam\n  password: pw\n",
-			[]string{"unknown config key broker (did you mean ingest.broker?)"}},
+			[]string{"unknown config key broker.password (did you mean ingest.broker.external.password?)",
+				"unknown config key broker.username (did you mean ingest.broker.external.username?)"}},
 		{"nested old login", "ingest:\n  broker:\n    embedded:\n      username: cam\n",
 			[]string{"unknown config key ingest.broker.embedded.username (did you mean ingest.broker.external.username?)"}},
 		{"typo", "listen:\n  quick: 0.0.0.0:7443\n", []string{"unknown config key listen.quick (did you mean listen.quic?)"}},
