@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/kerf-edge/kerf/auth"
 	"github.com/kerf-edge/kerf/gpu"
 	"github.com/kerf-edge/kerf/internal/connguard"
@@ -86,7 +88,7 @@ func New(cfg Config, log *slog.Logger) (*Appliance, error) {
 	}
 	devices := backend.Devices()
 	shares := newShares(cfg, kind, len(devices))
-	workers := newWorkerSet(cfg.Tenants.StopGrace)
+	workers := newWorkerSet(cfg.Tenants.StopGrace, cfg.Tenants.Limits)
 	gpus, reserve := slicerGPUs(devices), slicerReserve(kind)
 	sl, err := openSlicer(cfg, gpus, reserve, workers, log)
 	if err != nil {
@@ -112,7 +114,8 @@ func New(cfg Config, log *slog.Logger) (*Appliance, error) {
 	}
 	n := &node{sl: sl, slices: slices, devices: devices, gpus: gpus, reserve: reserve, samples: samples, workers: workers, server: server, log: log}
 	running := new(atomic.Pointer[Ingest])
-	api, err := profiles.New(apiConfig(cfg), profiles.Deps{Node: n, Tokens: tokens, Rules: ruleValidator{}, Ingest: ingestStats{running}, Log: log})
+	api, err := profiles.New(apiConfig(cfg), profiles.Deps{Node: n, Tokens: tokens, Rules: ruleValidator{}, Ingest: ingestStats{running}, Log: log,
+		Collectors: []prometheus.Collector{refusalCollector{workers}}})
 	if err != nil {
 		sl.Close()
 		return nil, fmt.Errorf("operator API: %w", err)

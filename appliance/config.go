@@ -53,6 +53,8 @@ type Config struct {
 		// StopGrace is how long a worker told to stop has before it is
 		// killed.
 		StopGrace time.Duration `koanf:"stop_grace"`
+		// Limits cap the sessions (workers) of a tenant and of a lease.
+		Limits SessionCaps `koanf:"limits"`
 	} `koanf:"tenants"`
 	Slicer struct {
 		Profile              string        `koanf:"profile"`
@@ -167,6 +169,9 @@ func (c *Config) validate() error {
 	}
 	if c.Tenants.StopGrace < 0 {
 		errs = append(errs, fmt.Errorf("tenants.stop_grace %v: must not be negative", c.Tenants.StopGrace))
+	}
+	if l := c.Tenants.Limits; l.PerTenant < 0 || l.PerLease < 0 {
+		errs = append(errs, errors.New("tenants.limits: caps must not be negative"))
 	}
 	if c.Slicer.MaxGPUsPerTenant < 0 || c.Slicer.IdleTimeout < 0 {
 		errs = append(errs, errors.New("slicer limits must not be negative"))

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kerf-edge/kerf/internal/connguard"
 	"github.com/kerf-edge/kerf/transport"
 )
 
@@ -30,6 +31,9 @@ type supervisor struct {
 	workers *workerSet
 	slices  *allocator // names each worker's slice and takes its reports
 	shares  *arbiters  // pace each GPU's kernels
+	// refusedLog logs sessions refused at a cap, which a tenant could
+	// repeat without end.
+	refusedLog *connguard.LogLimiter
 }
 
 func newSupervisor(cfg Config, kind string, log *slog.Logger, workers *workerSet, slices *allocator, shares *arbiters) (*supervisor, error) {
@@ -44,7 +48,8 @@ func newSupervisor(cfg Config, kind string, log *slog.Logger, workers *workerSet
 		return nil, fmt.Errorf("finding kerfd's executable for workers: %w", err)
 	}
 	cfg.GPU.Backend = kind
-	return &supervisor{workerCfg: cfg, log: log, exe: exe, workers: workers, slices: slices, shares: shares}, nil
+	refused := connguard.NewLogLimiter(log, slog.LevelWarn, "refused a session over a cap", refusalLogInterval)
+	return &supervisor{workerCfg: cfg, log: log, exe: exe, workers: workers, slices: slices, shares: shares, refusedLog: refused}, nil
 }
 
 // socketPair returns a connected pair: one end as a net.Conn for kerfd,
@@ -139,6 +144,13 @@ func (s *supervisor) start(peer transport.Peer) (workerProc, error) {
 func (s *supervisor) handoff(ctx context.Context, rw io.ReadWriteCloser, peer transport.Peer, adm transport.Admission, buffered []byte) {
 	log := s.log.With("tenant", adm.Tenant.ID, "transport", peer.Transport, "peer", peer.Addr)
 	defer rw.Close()
+	release, err := s.workers.reserve(adm)
+	if err != nil {
+		s.refusedLog.Log("tenant", adm.Tenant.ID, "lease", adm.Lease, "reason", err)
+		transport.RefuseAdmitted(rw, err)
+		return
+	}
+	defer release() // after the worker has gone (deferred below)
 	proc, err := s.start(peer)
 	if err != nil {
 		log.Error("no worker for a session", "err", err)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/kerf-edge/kerf/auth"
 	"github.com/kerf-edge/kerf/profiles/api"
 )
@@ -75,6 +77,8 @@ type Deps struct {
 	Log    *slog.Logger  // nil: slog.Default()
 	// Ready, if set, is consulted by /readyz; an error makes it 503.
 	Ready func() error
+	// Collectors are further metrics served on /metrics.
+	Collectors []prometheus.Collector
 }
 
 // Config configures the API.
