@@ -99,7 +99,12 @@ func New(cfg Config, log *slog.Logger) (*Appliance, error) {
 	server := &transport.Server{Backend: backend, Auth: tokens, Allocator: slices, Log: log,
 		Limits: budget.tenant, HandshakeTimeout: cfg.Listen.Limits.HandshakeTimeout}
 	if cfg.Tenants.Isolation == "process" {
-		sup, err := newSupervisor(cfg, kind, log, workers, slices, shares)
+		jail, err := newWorkerJail(cfg.Tenants.Worker, largestMemory(devices), log)
+		if err != nil {
+			sl.Close()
+			return nil, err
+		}
+		sup, err := newSupervisor(cfg, kind, jail, log, workers, slices, shares)
 		if err != nil {
 			sl.Close()
 			return nil, err

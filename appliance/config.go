@@ -55,6 +55,8 @@ type Config struct {
 		StopGrace time.Duration `koanf:"stop_grace"`
 		// Limits cap the sessions (workers) of a tenant and of a lease.
 		Limits SessionCaps `koanf:"limits"`
+		// Worker confines each worker process.
+		Worker WorkerConfig `koanf:"worker"`
 	} `koanf:"tenants"`
 	Slicer struct {
 		Profile              string        `koanf:"profile"`
@@ -170,6 +172,7 @@ func (c *Config) validate() error {
 	if c.Tenants.StopGrace < 0 {
 		errs = append(errs, fmt.Errorf("tenants.stop_grace %v: must not be negative", c.Tenants.StopGrace))
 	}
+	errs = append(errs, c.Tenants.Worker.validate()...)
 	if l := c.Tenants.Limits; l.PerTenant < 0 || l.PerLease < 0 {
 		errs = append(errs, errors.New("tenants.limits: caps must not be negative"))
 	}

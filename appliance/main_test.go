@@ -11,6 +11,9 @@ func TestMain(m *testing.M) {
 	if IsWorker() {
 		os.Exit(RunWorker())
 	}
+	if path := os.Getenv(probeEnv); path != "" {
+		os.Exit(runReadProbe(path))
+	}
 	if spec := os.Getenv(testTenantEnv); spec != "" {
 		os.Exit(runTestTenant(spec))
 	}
