@@ -77,11 +77,17 @@ const (
 )
 
 // devicePermissions: publish load signals and statuses (a device's Will is
-// a status), subscribe to nothing but kerfd's own status. MQTT topics are
-// checked as their NATS subjects.
-func devicePermissions() *server.Permissions {
+// a status), subscribe to nothing but kerfd's own status. A device that
+// logs in publishes under its own name only, as the topic's source
+// (edge/v1/+/+/load/<name>); the anonymous device (loopback only) under
+// any. MQTT topics are checked as their NATS subjects.
+func devicePermissions(name string) *server.Permissions {
+	publish := []string{ingest.LoadFilterNATS, ingest.StatusFilterNATS}
+	if name != "" {
+		publish = []string{"edge.v1.*.*.load." + name, "edge.v1.*.*.status." + name}
+	}
 	return &server.Permissions{
-		Publish:   &server.SubjectPermission{Allow: []string{ingest.LoadFilterNATS, ingest.StatusFilterNATS}},
+		Publish:   &server.SubjectPermission{Allow: publish},
 		Subscribe: &server.SubjectPermission{Allow: []string{"edge.v1.*.*.status.kerfd"}},
 	}
 }
@@ -170,11 +176,11 @@ func brokerAuth(cfg BrokerConfig, natsHost, mqttHost string) (*server.Options, B
 		if err := validDeviceName(d.Name); err != nil {
 			return nil, BrokerLogin{}, err
 		}
-		opts.Users = append(opts.Users, &server.User{Username: d.Name, Password: d.Password, Account: acc, Permissions: devicePermissions()})
+		opts.Users = append(opts.Users, &server.User{Username: d.Name, Password: d.Password, Account: acc, Permissions: devicePermissions(d.Name)})
 	}
 	if cfg.AnonymousOnLoopback && (isLoopback(natsHost) || isLoopback(mqttHost)) {
 		// Nobody can log in as it by name: its password is random.
-		opts.Users = append(opts.Users, &server.User{Username: anonymousUser, Password: rand.Text(), Account: acc, Permissions: devicePermissions()})
+		opts.Users = append(opts.Users, &server.User{Username: anonymousUser, Password: rand.Text(), Account: acc, Permissions: devicePermissions("")})
 		if isLoopback(natsHost) {
 			opts.NoAuthUser = anonymousUser
 		}
@@ -202,14 +208,17 @@ func removeGlobalAccountStore(storeDir string, log *slog.Logger) error {
 	return os.RemoveAll(dir)
 }
 
-// validDeviceName refuses the names of the broker's own users and empty
-// or blank names.
+// validDeviceName refuses the names of the broker's own users and names
+// that cannot be a topic's source segment, which a device publishes under.
 func validDeviceName(name string) error {
 	switch {
 	case strings.TrimSpace(name) == "":
 		return errors.New("device with an empty name")
 	case name == kerfdUser || name == anonymousUser:
 		return fmt.Errorf("device name %q is the broker's own", name)
+	}
+	if err := ingest.ValidSegment(name); err != nil {
+		return fmt.Errorf("device name: %w", err)
 	}
 	return nil
 }
