@@ -37,6 +37,12 @@ type BrokerConfig struct {
 	// subscribers: "memory" (the default) or "file". See
 	// createMQTTMessageStream.
 	MQTTMessages string
+	// MaxRetained caps the MQTT retained messages, one per topic, and
+	// MaxRetainedSize each one's payload; a retained message on a new
+	// topic past the cap, or larger, is not stored (a topic's newer one
+	// still replaces its older). 0: nats-server's defaults, no cap.
+	MaxRetained     int64
+	MaxRetainedSize int32
 	// SublistCache keeps nats-server's per-account cache of subject
 	// matches. Off by default: devices publish on thousands of distinct
 	// topics, which churn a 1,024-entry cache; kerf bench ingest (10,000
@@ -140,11 +146,9 @@ func StartBroker(cfg BrokerConfig, log *slog.Logger) (*Broker, error) {
 		srv.Shutdown()
 		return nil, errors.New("broker: not ready after 10s (ports in use?)")
 	}
-	if cfg.MQTTMessages != "file" {
-		if err := createMQTTMessageStream(srv, kerfd, log); err != nil {
-			srv.Shutdown()
-			return nil, err
-		}
+	if err := createMQTTStreams(srv, kerfd, cfg, log); err != nil {
+		srv.Shutdown()
+		return nil, err
 	}
 	return &Broker{srv: srv, mqttAddr: net.JoinHostPort(mh, strconv.Itoa(mp)), kerfd: kerfd}, nil
 }
@@ -255,19 +259,8 @@ var mqttMessageStream = jetstream.StreamConfig{Name: "$MQTT_msgs", Subjects: []s
 // A file-backed stream left by an earlier run, or created by an MQTT client
 // that connected in the moment before this ran, is kept (with a warning):
 // deleting it would drop its consumers, the MQTT sessions' subscriptions.
-func createMQTTMessageStream(srv *server.Server, kerfd BrokerLogin, log *slog.Logger) error {
-	nc, err := nats.Connect("", nats.InProcessServer(srv), nats.UserInfo(kerfd.Name, kerfd.Password), nats.Name("kerfd-setup"))
-	if err != nil {
-		return fmt.Errorf("broker: %w", err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("broker: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, err = js.CreateStream(ctx, mqttMessageStream)
+func createMQTTMessageStream(ctx context.Context, js jetstream.JetStream, log *slog.Logger) error {
+	_, err := js.CreateStream(ctx, mqttMessageStream)
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		st, lerr := js.Stream(ctx, mqttMessageStream.Name)
 		if lerr != nil {
@@ -284,6 +277,61 @@ func createMQTTMessageStream(srv *server.Server, kerfd BrokerLogin, log *slog.Lo
 	}
 	return nil
 }
+
+// createMQTTStreams sets up, as kerfd's user, the MQTT layer's streams
+// that kerfd configures: the message stream (when in memory) and the
+// retained messages' caps.
+func createMQTTStreams(srv *server.Server, kerfd BrokerLogin, cfg BrokerConfig, log *slog.Logger) error {
+	nc, err := nats.Connect("", nats.InProcessServer(srv), nats.UserInfo(kerfd.Name, kerfd.Password), nats.Name("kerfd-setup"))
+	if err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if cfg.MQTTMessages != "file" {
+		if err := createMQTTMessageStream(ctx, js, log); err != nil {
+			return err
+		}
+	}
+	if cfg.MaxRetained > 0 {
+		return capMQTTRetained(ctx, js, cfg.MaxRetained, cfg.MaxRetainedSize)
+	}
+	return nil
+}
+
+// capMQTTRetained creates, or updates, the stream in which nats-server's
+// MQTT layer keeps retained messages, as nats-server would make it (one
+// message per topic, on file) but capped: at most max messages of at
+// most size bytes, and new topics refused past the cap (DiscardNew; a
+// topic's newer message still replaces its older). Without it a device
+// publishing retained messages on ever new topics fills max_store, and
+// then MQTT sessions and QoS 1 messages are refused too.
+func capMQTTRetained(ctx context.Context, js jetstream.JetStream, max int64, size int32) error {
+	cfg := jetstream.StreamConfig{Name: mqttRetainedStream, Subjects: []string{"$MQTT.rmsgs.>"}, Storage: jetstream.FileStorage,
+		Retention: jetstream.LimitsPolicy, MaxMsgsPerSubject: 1, MaxMsgs: max, Discard: jetstream.DiscardNew}
+	if size > 0 {
+		cfg.MaxMsgSize = size + retainedHeader
+		cfg.MaxBytes = max * int64(cfg.MaxMsgSize)
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+		return fmt.Errorf("broker: capping %s: %w", mqttRetainedStream, err)
+	}
+	return nil
+}
+
+// retainedHeader is room for the header nats-server stores with each
+// retained message (its topic, origin, source and flags), on top of the
+// payload that max_retained_size caps.
+const retainedHeader = 1024
+
+// mqttRetainedStream is nats-server's stream of MQTT retained messages
+// (its MQTT implementation notes name it).
+const mqttRetainedStream = "$MQTT_rmsgs"
 
 // splitListen parses host:port. Port 0 for NATS becomes the server's random
 // port; for MQTT, whose bound port the server does not report, a free one.
@@ -347,7 +395,10 @@ type IngestConfig struct {
 			MaxStore   string `koanf:"max_store"`
 			// MQTTMessages: memory or file (BrokerConfig.MQTTMessages).
 			MQTTMessages string `koanf:"mqtt_messages"`
-			SublistCache bool   `koanf:"sublist_cache"` // BrokerConfig.SublistCache
+			// MaxRetained, MaxRetainedSize: BrokerConfig's.
+			MaxRetained     int64  `koanf:"max_retained"`
+			MaxRetainedSize string `koanf:"max_retained_size"`
+			SublistCache    bool   `koanf:"sublist_cache"` // BrokerConfig.SublistCache
 			// Devices: BrokerConfig.Devices.
 			Devices []BrokerLogin `koanf:"devices"`
 			// AnonymousDevices: loopback (BrokerConfig.AnonymousOnLoopback) or off.
@@ -426,6 +477,12 @@ func (c *Config) validateIngest() []error {
 				errs = append(errs, fmt.Errorf("ingest.broker.embedded.devices[%d]: empty password", i))
 			}
 		}
+		if e.MaxRetained < 0 {
+			errs = append(errs, fmt.Errorf("ingest.broker.embedded.max_retained = %d: want 0 (no cap) or more", e.MaxRetained))
+		}
+		if n, err := units.ParseBytes(e.MaxRetainedSize); err != nil || n > 1<<20 {
+			errs = append(errs, fmt.Errorf("ingest.broker.embedded.max_retained_size %q: want bytes, at most 1MiB", e.MaxRetainedSize))
+		}
 		if e.MQTTMessages != "memory" && e.MQTTMessages != "file" {
 			errs = append(errs, fmt.Errorf("ingest.broker.embedded.mqtt_messages %q: want memory or file", e.MQTTMessages))
 		}
@@ -485,8 +542,10 @@ func (c *Config) BrokerConfig() BrokerConfig {
 	if name == "" {
 		name = "kerfd-" + c.IngestNode()
 	}
+	retainedSize, _ := units.ParseBytes(e.MaxRetainedSize)
 	return BrokerConfig{ServerName: name, StoreDir: dir, NATSListen: e.NATSListen, MQTTListen: e.MQTTListen,
 		MaxMemory: int64(mem), MaxStore: int64(store), MQTTMessages: e.MQTTMessages, SublistCache: e.SublistCache,
+		MaxRetained: e.MaxRetained, MaxRetainedSize: int32(retainedSize),
 		Devices: e.Devices, AnonymousOnLoopback: e.AnonymousDevices == "loopback"}
 }
 
