@@ -21,6 +21,7 @@ import (
 
 	"github.com/kerf-edge/kerf/ingest"
 	"github.com/kerf-edge/kerf/internal/units"
+	"github.com/kerf-edge/kerf/transport"
 )
 
 // BrokerConfig is the embedded broker: NATS with JetStream and MQTT 3.1.1.
@@ -54,6 +55,11 @@ type BrokerConfig struct {
 	// AnonymousOnLoopback lets clients without credentials in, as devices,
 	// on a listener bound to a loopback address; never on another.
 	AnonymousOnLoopback bool
+	// A listener not bound to loopback speaks TLS only: with the key pair
+	// in CertFile and KeyFile, or else with a self-signed one kept in
+	// TLSDir (made on first start, like the QUIC listener's).
+	CertFile, KeyFile string
+	TLSDir            string
 }
 
 // BrokerLogin is one user's credentials on the embedded broker. Password
@@ -69,6 +75,9 @@ type Broker struct {
 	srv      *server.Server
 	mqttAddr string
 	kerfd    BrokerLogin // kerfd's own user: every subject, the JetStream API
+	// cert is the certificate of the listeners that speak TLS; empty when
+	// none does.
+	cert tls.Certificate
 }
 
 // Users and the account on the embedded broker. Devices and kerfd share
@@ -134,6 +143,10 @@ func StartBroker(cfg BrokerConfig, log *slog.Logger) (*Broker, error) {
 	opts.NoSigs, opts.MaxPayload = true, 1<<20
 	opts.MQTT.Host, opts.MQTT.Port = mh, mp
 	opts.NoSublistCache = !cfg.SublistCache
+	cert, err := brokerTLS(cfg, opts, nh, mh, log)
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
@@ -150,7 +163,64 @@ func StartBroker(cfg BrokerConfig, log *slog.Logger) (*Broker, error) {
 		srv.Shutdown()
 		return nil, err
 	}
-	return &Broker{srv: srv, mqttAddr: net.JoinHostPort(mh, strconv.Itoa(mp)), kerfd: kerfd}, nil
+	return &Broker{srv: srv, mqttAddr: net.JoinHostPort(mh, strconv.Itoa(mp)), kerfd: kerfd, cert: cert}, nil
+}
+
+// brokerTLS turns TLS on for each listener not bound to loopback: with
+// the configured key pair, or the self-signed one in cfg.TLSDir, whose
+// fingerprint it logs for devices to pin. It returns the certificate,
+// empty when both listeners are on loopback.
+func brokerTLS(cfg BrokerConfig, opts *server.Options, natsHost, mqttHost string, log *slog.Logger) (tls.Certificate, error) {
+	if isLoopback(natsHost) && isLoopback(mqttHost) {
+		return tls.Certificate{}, nil
+	}
+	var cert tls.Certificate
+	var err error
+	source := cfg.CertFile
+	if cfg.CertFile != "" {
+		cert, err = tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+	} else if cfg.TLSDir == "" {
+		return cert, errors.New("a listener beyond loopback needs TLS: no certificate and no directory to keep one in")
+	} else {
+		cert, _, err = transport.LoadOrCreateCert(cfg.TLSDir)
+		source = filepath.Join(cfg.TLSDir, "tls-cert.pem")
+	}
+	if err != nil {
+		return cert, fmt.Errorf("TLS: %w", err)
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if !isLoopback(natsHost) {
+		opts.TLSConfig, opts.TLSTimeout = tc, 5
+	}
+	if !isLoopback(mqttHost) {
+		opts.MQTT.TLSConfig, opts.MQTT.TLSTimeout = tc.Clone(), 5
+	}
+	if log != nil {
+		log.Info("broker: TLS on the listeners beyond loopback", "certificate", source,
+			"fingerprint", transport.FingerprintOf(cert.Certificate[0]).String(),
+			"nats", opts.TLSConfig != nil, "mqtt", opts.MQTT.TLSConfig != nil)
+	}
+	return cert, nil
+}
+
+// ClientTLS is a TLS configuration that trusts the broker's certificate
+// alone, by its fingerprint, whatever name a client dials it by; nil when
+// no listener speaks TLS.
+func (b *Broker) ClientTLS() *tls.Config {
+	if len(b.cert.Certificate) == 0 {
+		return nil
+	}
+	want := transport.FingerprintOf(b.cert.Certificate[0])
+	return &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		InsecureSkipVerify: true, // the fingerprint below is the check
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) == 0 || transport.FingerprintOf(raw[0]) != want {
+				return errors.New("broker certificate does not match its fingerprint")
+			}
+			return nil
+		},
+	}
 }
 
 // brokerAuth makes the options' account and users: kerfdAccount with
@@ -403,6 +473,11 @@ type IngestConfig struct {
 			Devices []BrokerLogin `koanf:"devices"`
 			// AnonymousDevices: loopback (BrokerConfig.AnonymousOnLoopback) or off.
 			AnonymousDevices string `koanf:"anonymous_devices"`
+			// TLS of the listeners beyond loopback (BrokerConfig.CertFile).
+			TLS struct {
+				CertFile string `koanf:"cert_file"`
+				KeyFile  string `koanf:"key_file"`
+			} `koanf:"tls"`
 		} `koanf:"embedded"`
 		External struct {
 			Protocol  string `koanf:"protocol"` // mqtt or nats
@@ -477,6 +552,9 @@ func (c *Config) validateIngest() []error {
 				errs = append(errs, fmt.Errorf("ingest.broker.embedded.devices[%d]: empty password", i))
 			}
 		}
+		if (e.TLS.CertFile == "") != (e.TLS.KeyFile == "") {
+			errs = append(errs, errors.New("ingest.broker.embedded.tls: cert_file and key_file go together"))
+		}
 		if e.MaxRetained < 0 {
 			errs = append(errs, fmt.Errorf("ingest.broker.embedded.max_retained = %d: want 0 (no cap) or more", e.MaxRetained))
 		}
@@ -546,6 +624,7 @@ func (c *Config) BrokerConfig() BrokerConfig {
 	return BrokerConfig{ServerName: name, StoreDir: dir, NATSListen: e.NATSListen, MQTTListen: e.MQTTListen,
 		MaxMemory: int64(mem), MaxStore: int64(store), MQTTMessages: e.MQTTMessages, SublistCache: e.SublistCache,
 		MaxRetained: e.MaxRetained, MaxRetainedSize: int32(retainedSize),
+		CertFile: e.TLS.CertFile, KeyFile: e.TLS.KeyFile, TLSDir: filepath.Join(c.StateDir, "broker-tls"),
 		Devices: e.Devices, AnonymousOnLoopback: e.AnonymousDevices == "loopback"}
 }
 

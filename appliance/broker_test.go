@@ -76,7 +76,11 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func kerfdConn(t *testing.T, b *Broker) *nats.Conn {
 	t.Helper()
 	k := b.KerfdLogin()
-	nc, err := nats.Connect(b.ClientURL(), nats.UserInfo(k.Name, k.Password))
+	opts := []nats.Option{nats.UserInfo(k.Name, k.Password)}
+	if tc := b.ClientTLS(); tc != nil {
+		opts = append(opts, nats.Secure(tc))
+	}
+	nc, err := nats.Connect(b.ClientURL(), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

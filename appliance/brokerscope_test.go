@@ -1,8 +1,12 @@
 package appliance
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +14,9 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/kerf-edge/kerf/ingest"
+	"github.com/kerf-edge/kerf/transport"
 )
 
 // A device that logs in publishes load signals and statuses under its
@@ -106,4 +113,110 @@ func TestBrokerCapsRetainedMessages(t *testing.T) {
 			t.Fatalf("no retained message on %s", topic)
 		}
 	}
+}
+
+// Listeners beyond loopback speak TLS only, with a self-signed
+// certificate kept in the state directory; a device that trusts it by its
+// fingerprint logs in and publishes over NATS and MQTT.
+func TestBrokerTLSBeyondLoopback(t *testing.T) {
+	tlsDir := t.TempDir()
+	login := BrokerLogin{Name: "cam-07", Password: "pw"}
+	b := startDeviceBroker(t, BrokerConfig{NATSListen: "0.0.0.0:0", MQTTListen: "0.0.0.0:0", TLSDir: tlsDir, Devices: []BrokerLogin{login}})
+	if _, err := os.Stat(filepath.Join(tlsDir, "tls-cert.pem")); err != nil {
+		t.Fatalf("no certificate kept: %v", err)
+	}
+	if !strings.HasPrefix(b.ClientURL(), "tls://") || b.ClientTLS() == nil {
+		t.Fatalf("NATS listener %s without TLS", b.ClientURL())
+	}
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(b.ClientURL(), "tls://"))
+	_, mport, _ := net.SplitHostPort(b.MQTTAddr())
+
+	// In the clear: the NATS greeting demands TLS, and a plain MQTT
+	// CONNECT gets no CONNACK.
+	raw, err := net.DialTimeout("tcp", "127.0.0.1:"+port, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.SetReadDeadline(time.Now().Add(5 * time.Second))
+	info, _ := bufio.NewReader(raw).ReadString('\n')
+	raw.Close()
+	if !strings.Contains(info, `"tls_required":true`) {
+		t.Errorf("NATS greeting %q does not demand TLS", info)
+	}
+	plain := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://127.0.0.1:" + mport).SetClientID("plain").
+		SetUsername(login.Name).SetPassword(login.Password).SetConnectTimeout(3 * time.Second))
+	if tok := plain.Connect(); tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
+		plain.Disconnect(0)
+		t.Error("MQTT in the clear accepted beyond loopback")
+	}
+	// A client pinning another certificate is refused.
+	otherCert, _, err := transport.LoadOrCreateCert(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinOther := (&Broker{cert: otherCert}).ClientTLS()
+	if nc, err := nats.Connect("tls://127.0.0.1:"+port, nats.UserInfo(login.Name, login.Password), nats.Secure(pinOther)); err == nil {
+		nc.Close()
+		t.Error("a client pinning another certificate connected")
+	}
+
+	kerfd := kerfdConn(t, b)
+	seen, err := kerfd.SubscribeSync("edge.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kerfd.Flush()
+	nc, err := nats.Connect("tls://127.0.0.1:"+port, nats.UserInfo(login.Name, login.Password), nats.Secure(b.ClientTLS()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.Publish("edge.v1.s.n.load.cam-07", []byte("nats"))
+	dev := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("ssl://127.0.0.1:" + mport).SetClientID("cam-07").SetTLSConfig(b.ClientTLS()).
+		SetUsername(login.Name).SetPassword(login.Password).SetConnectTimeout(5 * time.Second))
+	if tok := dev.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("MQTT over TLS: %v", tok.Error())
+	}
+	defer dev.Disconnect(0)
+	publish(t, dev, "edge/v1/s/n/status/cam-07", 1, false, "mqtt")
+	for _, want := range []string{"nats", "mqtt"} {
+		m, err := seen.NextMsg(5 * time.Second)
+		if err != nil || string(m.Data) != want {
+			t.Fatalf("kerfd got %v, %v: want %q", m, err, want)
+		}
+	}
+}
+
+// kerfd's own subscription reaches a broker whose listeners are beyond
+// loopback, over TLS, and a device's signal drives a decision.
+func TestStartIngestWithTLS(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := LoadConfig("", []string{"KERF_STATE_DIR=" + dir, "KERF_INGEST__SITE=plant-1", "KERF_INGEST__NODE=n", "KERF_INGEST__TICK=50ms",
+		"KERF_INGEST__BROKER__EMBEDDED__NATS_LISTEN=0.0.0.0:0", "KERF_INGEST__BROKER__EMBEDDED__MQTT_LISTEN=0.0.0.0:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Ingest.Broker.Embedded.Devices = []BrokerLogin{{Name: "cam-1", Password: "pw"}}
+	cfg.Ingest.Rules = []ingest.Rule{testRule()}
+	rec := &recApplier{}
+	in, err := StartIngest(cfg, rec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	if _, err := os.Stat(filepath.Join(dir, "broker-tls", "tls-cert.pem")); err != nil {
+		t.Fatalf("no certificate in the state directory: %v", err)
+	}
+	_, mport, _ := net.SplitHostPort(in.Broker.MQTTAddr())
+	dev := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("ssl://127.0.0.1:" + mport).SetClientID("cam-1").SetTLSConfig(in.Broker.ClientTLS()).
+		SetUsername("cam-1").SetPassword("pw").SetConnectTimeout(5 * time.Second))
+	if tok := dev.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("MQTT over TLS: %v", tok.Error())
+	}
+	defer dev.Disconnect(0)
+	waitFor(t, "a decision from a signal over TLS", func() bool {
+		publish(t, dev, "edge/v1/plant-1/n/load/cam-1", 1, false, `[{"n":"queue_depth","v":50}]`)
+		d, _ := rec.last()
+		return d.Profile != ""
+	})
 }
