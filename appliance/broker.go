@@ -11,8 +11,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -78,6 +80,13 @@ type Broker struct {
 	// cert is the certificate of the listeners that speak TLS; empty when
 	// none does.
 	cert tls.Certificate
+
+	// The options the server runs with, for reloads that change device
+	// logins; base holds kerfd's user, the configured devices and the
+	// anonymous device, which a reload keeps.
+	mu   sync.Mutex
+	opts *server.Options
+	base []*server.User
 }
 
 // Users and the account on the embedded broker. Devices and kerfd share
@@ -163,7 +172,44 @@ func StartBroker(cfg BrokerConfig, log *slog.Logger) (*Broker, error) {
 		srv.Shutdown()
 		return nil, err
 	}
-	return &Broker{srv: srv, mqttAddr: net.JoinHostPort(mh, strconv.Itoa(mp)), kerfd: kerfd, cert: cert}, nil
+	return &Broker{srv: srv, mqttAddr: net.JoinHostPort(mh, strconv.Itoa(mp)), kerfd: kerfd, cert: cert,
+		opts: opts, base: slices.Clone(opts.Users)}, nil
+}
+
+// SetDevices replaces the device logins added since start (the
+// configured ones stay) and applies them to the running server: a new
+// device may log in at once, and a client logged in as a device no longer
+// listed is disconnected and refused from then on. Passwords may be
+// bcrypt hashes.
+func (b *Broker) SetDevices(devices []BrokerLogin) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var acc *server.Account
+	taken := map[string]bool{}
+	for _, u := range b.base {
+		taken[u.Username] = true
+		if u.Username == kerfdUser {
+			acc = u.Account
+		}
+	}
+	users := slices.Clone(b.base)
+	for _, d := range devices {
+		if err := validDeviceName(d.Name); err != nil {
+			return err
+		}
+		if taken[d.Name] {
+			return fmt.Errorf("device %q is already a login on the broker", d.Name)
+		}
+		taken[d.Name] = true
+		users = append(users, &server.User{Username: d.Name, Password: d.Password, Account: acc, Permissions: devicePermissions(d.Name)})
+	}
+	opts := b.opts.Clone()
+	opts.Users = users
+	if err := b.srv.ReloadOptions(opts); err != nil {
+		return fmt.Errorf("broker: applying device logins: %w", err)
+	}
+	b.opts = opts
+	return nil
 }
 
 // brokerTLS turns TLS on for each listener not bound to loopback: with

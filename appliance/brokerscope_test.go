@@ -14,6 +14,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/kerf-edge/kerf/ingest"
 	"github.com/kerf-edge/kerf/transport"
@@ -219,4 +220,63 @@ func TestStartIngestWithTLS(t *testing.T) {
 		d, _ := rec.last()
 		return d.Profile != ""
 	})
+}
+
+// Device logins change on the running broker: an added device logs in at
+// once; a removed one is disconnected, over NATS and MQTT, and refused
+// from then on; the configured devices and kerfd's own user stay.
+func TestBrokerDeviceLoginsChangeLive(t *testing.T) {
+	configured := BrokerLogin{Name: "cam-01", Password: "pw1"}
+	b := startDeviceBroker(t, BrokerConfig{Devices: []BrokerLogin{configured}})
+	hash, err := bcrypt.GenerateFromPassword([]byte("pw2"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	added := BrokerLogin{Name: "cam-02", Password: "pw2"}
+	if _, err := nats.Connect(b.ClientURL(), nats.UserInfo(added.Name, added.Password)); err == nil {
+		t.Fatal("a device not yet added logged in")
+	}
+	if err := b.SetDevices([]BrokerLogin{{Name: added.Name, Password: string(hash)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetDevices([]BrokerLogin{{Name: "cam-01", Password: "x"}}); err == nil {
+		t.Error("a device named as a configured one was added")
+	}
+	if err := b.SetDevices([]BrokerLogin{{Name: added.Name, Password: string(hash)}}); err != nil {
+		t.Fatal(err)
+	}
+	nc, _ := deviceConn(t, b, added)
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	kept, _ := deviceConn(t, b, configured)
+	kerfd := kerfdConn(t, b)
+	dev := mqttClientAs(t, b.MQTTAddr(), "cam-02", added, nil)
+	publish(t, dev, "edge/v1/s/n/load/cam-02", 1, false, "x")
+
+	if err := b.SetDevices(nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the removed device's MQTT connection to close", func() bool { return !dev.IsConnectionOpen() })
+	waitFor(t, "the removed device's NATS connection to end", func() bool {
+		select {
+		case <-closed:
+			return true
+		default:
+			return nc.Status() != nats.CONNECTED
+		}
+	})
+	if _, err := nats.Connect(b.ClientURL(), nats.UserInfo(added.Name, added.Password)); err == nil {
+		t.Error("a removed device logged in over NATS")
+	}
+	m := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + b.MQTTAddr()).SetClientID("again").
+		SetUsername(added.Name).SetPassword(added.Password).SetConnectTimeout(5 * time.Second))
+	if tok := m.Connect(); tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
+		m.Disconnect(0)
+		t.Error("a removed device logged in over MQTT")
+	}
+	for name, c := range map[string]*nats.Conn{"configured device": kept, "kerfd": kerfd} {
+		if err := c.Flush(); err != nil || !c.IsConnected() {
+			t.Errorf("%s lost its connection: %v", name, err)
+		}
+	}
 }
