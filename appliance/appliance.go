@@ -41,6 +41,7 @@ type Appliance struct {
 	api     *profiles.Server
 	policy  policy
 	ingest  *atomic.Pointer[Ingest] // the load-signal path, once Run starts it
+	devices *deviceLogins           // the broker's logins issued through the API; nil without the embedded broker
 	fp      transport.Fingerprint
 
 	budget connBudget
@@ -119,14 +120,20 @@ func New(cfg Config, log *slog.Logger) (*Appliance, error) {
 	}
 	n := &node{sl: sl, slices: slices, devices: devices, gpus: gpus, reserve: reserve, samples: samples, workers: workers, server: server, log: log}
 	running := new(atomic.Pointer[Ingest])
+	var logins *deviceLogins
+	var apiDevices profiles.Devices
+	if cfg.Ingest.Enabled && cfg.Ingest.Broker.Mode == "embedded" {
+		logins = newDeviceLogins(cfg)
+		apiDevices = logins
+	}
 	api, err := profiles.New(apiConfig(cfg), profiles.Deps{Node: n, Tokens: tokens, Rules: ruleValidator{}, Ingest: ingestStats{running}, Log: log,
-		Collectors: []prometheus.Collector{refusalCollector{workers}}})
+		Devices: apiDevices, Collectors: []prometheus.Collector{refusalCollector{workers}}})
 	if err != nil {
 		sl.Close()
 		return nil, fmt.Errorf("operator API: %w", err)
 	}
 	a := &Appliance{cfg: cfg, log: log, backend: backend, kind: kind, tokens: tokens, shares: shares, workers: workers,
-		node: n, server: server, nvml: nvml, api: api, policy: policy{sl: sl, api: api}, ingest: running, fp: fp, budget: budget}
+		node: n, server: server, nvml: nvml, api: api, policy: policy{sl: sl, api: api}, ingest: running, devices: logins, fp: fp, budget: budget}
 	if err := a.seedProfiles(); err != nil {
 		log.Warn("built-in profiles not listed in the API", "err", err)
 	}
@@ -269,6 +276,9 @@ func (a *Appliance) Run(ctx context.Context) error {
 		a.ingest.Store(in)
 		defer in.Close()
 		if in.Broker != nil {
+			if err := a.devices.attach(in.Broker); err != nil {
+				return fmt.Errorf("device logins: %w", err)
+			}
 			a.log.Info("embedded broker ready", "mqtt", in.Broker.MQTTAddr(), "nats", in.Broker.ClientURL())
 		}
 		rctx, stopRules := context.WithCancel(ctx)

@@ -245,5 +245,8 @@ func (c *Config) SlicerPath() string { return filepath.Join(c.StateDir, "slicer.
 // AdminTokenPath is the operator's copy of the API admin token.
 func (c *Config) AdminTokenPath() string { return filepath.Join(c.StateDir, "admin-token") }
 
+// DevicesPath holds the broker's device logins issued through the API.
+func (c *Config) DevicesPath() string { return filepath.Join(c.StateDir, "devices.json") }
+
 // BundleDir holds token bundles written for tenants.
 func (c *Config) BundleDir() string { return filepath.Join(c.StateDir, "bundles") }

@@ -74,7 +74,10 @@ type Deps struct {
 	Tokens Tokens
 	Rules  RuleValidator // nil: any JSON object is a valid rule
 	Ingest IngestStats   // nil: no ingest metrics
-	Log    *slog.Logger  // nil: slog.Default()
+	// Devices, nil without the embedded broker: its device endpoints then
+	// answer 409.
+	Devices Devices
+	Log     *slog.Logger // nil: slog.Default()
 	// Ready, if set, is consulted by /readyz; an error makes it 503.
 	Ready func() error
 	// Collectors are further metrics served on /metrics.

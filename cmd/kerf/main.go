@@ -77,7 +77,7 @@ func run(args []string) error {
 			return fmt.Errorf("bench: name a benchmark")
 		}
 		return execBench(args[1:])
-	case "profiles", "slices", "smi", "tokens":
+	case "profiles", "slices", "smi", "tokens", "devices":
 		// Operator commands go through the REST API ($KERF_API, $KERF_ADMIN_TOKEN).
 		return client.RunCLI(context.Background(), client.New("", ""), args, os.Stdout)
 	case "help", "-h", "--help":

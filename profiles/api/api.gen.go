@@ -29,6 +29,18 @@ func (e EventKind) Valid() bool {
 	}
 }
 
+// Device defines model for Device.
+type Device struct {
+	Created time.Time `json:"created"`
+	Name    string    `json:"name"`
+}
+
+// DeviceRequest defines model for DeviceRequest.
+type DeviceRequest struct {
+	// Name the device's login and the source it publishes under
+	Name string `json:"name"`
+}
+
 // Event defines model for Event.
 type Event struct {
 	Action          string    `json:"action"`
@@ -73,6 +85,15 @@ type GPU struct {
 type GPUProfile struct {
 	GPU    int         `json:"gpu"`
 	Slices []SliceSpec `json:"slices"`
+}
+
+// IssuedDevice defines model for IssuedDevice.
+type IssuedDevice struct {
+	Created time.Time `json:"created"`
+	Name    string    `json:"name"`
+
+	// Password shown once; kerfd keeps only its bcrypt hash
+	Password string `json:"password"`
 }
 
 // IssuedToken defines model for IssuedToken.
@@ -211,6 +232,9 @@ type Validation struct {
 	Valid bool `json:"valid"`
 }
 
+// DeviceName defines model for DeviceName.
+type DeviceName = string
+
 // Name defines model for Name.
 type Name = string
 
@@ -225,6 +249,9 @@ type ListEventsParams struct {
 	After uint64    `form:"after,omitempty" json:"after,omitempty,omitzero"`
 	Kind  EventKind `form:"kind,omitempty" json:"kind,omitempty,omitzero"`
 }
+
+// AddDeviceJSONRequestBody defines body for AddDevice for application/json ContentType.
+type AddDeviceJSONRequestBody = DeviceRequest
 
 // CreateProfileJSONRequestBody defines body for CreateProfile for application/json ContentType.
 type CreateProfileJSONRequestBody = Profile

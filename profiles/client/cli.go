@@ -26,11 +26,14 @@ const CLIUsage = `  kerf profiles list                          stored slicing p
   kerf smi                                    GPUs and their slices at a glance
   kerf tokens issue [--memory BYTES] TENANT   issue a tenant token (shown once)
   kerf tokens revoke TENANT                   revoke a tenant's tokens
+  kerf devices add NAME                       add a broker login for a device (password shown once)
+  kerf devices list                           device logins added here
+  kerf devices remove NAME                    remove a device login; the device is disconnected
   (the API is $KERF_API, default http://127.0.0.1:7080; the admin token is $KERF_ADMIN_TOKEN)
 `
 
 // RunCLI runs one of the operator commands in CLIUsage (args start with
-// the command name: "profiles", "slices", "smi" or "tokens") and writes
+// the command name: "profiles", "slices", "smi", "tokens" or "devices") and writes
 // its output to w.
 func RunCLI(ctx context.Context, c *Client, args []string, w io.Writer) error {
 	if len(args) == 0 {
@@ -202,8 +205,51 @@ func RunCLI(ctx context.Context, c *Client, args []string, w io.Writer) error {
 			return nil
 		}
 		return fmt.Errorf("tokens: want issue or revoke")
+	case "devices":
+		return runDevices(ctx, c, args[1:], w)
 	}
 	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// runDevices runs kerf devices add|list|remove.
+func runDevices(ctx context.Context, c *Client, args []string, w io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("devices: want add, list or remove")
+	}
+	name := ""
+	if args[0] != "list" {
+		if len(args) != 2 {
+			return fmt.Errorf("devices %s: want one device name", args[0])
+		}
+		name = args[1]
+	}
+	switch args[0] {
+	case "add":
+		d, err := c.AddDevice(ctx, name)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "device %s\npassword %s\n(shown once; the device logs in with it over MQTT or NATS and publishes under edge/v1/+/+/load/%s)\n", d.Name, d.Password, d.Name)
+		return nil
+	case "list":
+		ds, err := c.Devices(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "DEVICE\tADDED")
+		for _, d := range ds {
+			fmt.Fprintf(tw, "%s\t%s\n", d.Name, d.Created.Format(time.RFC3339))
+		}
+		return tw.Flush()
+	case "remove":
+		if err := c.RemoveDevice(ctx, name); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "removed device %s\n", name)
+		return nil
+	}
+	return fmt.Errorf("devices: want add, list or remove, not %q", args[0])
 }
 
 func writeJSON(w io.Writer, v any) error {

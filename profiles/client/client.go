@@ -130,3 +130,19 @@ func (c *Client) RevokeTokens(ctx context.Context, tenant string) (int, error) {
 	var out api.Revoked
 	return out.Revoked, c.Do(ctx, "DELETE", "/v1/tokens/"+url.PathEscape(tenant), nil, &out)
 }
+
+// Devices lists the device logins issued through the API.
+func (c *Client) Devices(ctx context.Context) (out []api.Device, err error) {
+	return out, c.Do(ctx, "GET", "/v1/devices", nil, &out)
+}
+
+// AddDevice adds a device login to the broker and returns its password,
+// which is shown only this once.
+func (c *Client) AddDevice(ctx context.Context, name string) (out api.IssuedDevice, err error) {
+	return out, c.Do(ctx, "POST", "/v1/devices", api.DeviceRequest{Name: name}, &out)
+}
+
+// RemoveDevice removes a device login; its connections are closed.
+func (c *Client) RemoveDevice(ctx context.Context, name string) error {
+	return c.Do(ctx, "DELETE", "/v1/devices/"+url.PathEscape(name), nil, nil)
+}
