@@ -11,6 +11,9 @@ func TestMain(m *testing.M) {
 	if IsWorker() {
 		os.Exit(RunWorker())
 	}
+	if os.Getenv(syscallProbeEnv) != "" {
+		os.Exit(runSyscallProbe())
+	}
 	if path := os.Getenv(probeEnv); path != "" {
 		os.Exit(runReadProbe(path))
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	seccomp "github.com/elastic/go-seccomp-bpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/kerf-edge/kerf/gpu"
@@ -202,10 +203,11 @@ func applyLimits(limits []workerLimit) error {
 }
 
 // confineSelf is what a worker sets on itself before it reads its spec:
-// no new privileges for it or anything it runs (PR_SET_NO_NEW_PRIVS), not
-// dumpable, so that another worker of the same user cannot attach to it
-// or read its memory, and no descriptor beyond those worker.go lists that
-// kerfd leaked (one opened without close-on-exec by a C library).
+// no descriptor beyond those worker.go lists that kerfd leaked (one
+// opened without close-on-exec by a C library), no new privileges for it
+// or anything it runs (PR_SET_NO_NEW_PRIVS), not dumpable, so that
+// another worker of the same user cannot attach to it or read its
+// memory, and a filter of system calls it never makes.
 func confineSelf() error {
 	if err := closeInherited(fdShm + 1); err != nil {
 		return err
@@ -216,7 +218,34 @@ func confineSelf() error {
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return fmt.Errorf("dumpable: %w", err)
 	}
-	return nil
+	return seccomp.LoadFilter(workerSyscallFilter)
+}
+
+// workerSyscallFilter refuses (EPERM), on every thread, the system calls
+// a worker never makes and an attacker in one would: reaching into other
+// processes (ptrace, process_vm_*), namespaces and mounts, kernel modules,
+// kexec and eBPF, keyrings, perf events, userfaultfd, file handles, and
+// the clock, host name and swap. Everything else is allowed: the Go
+// runtime, the emulator and the CUDA driver need no list of what they
+// use.
+var workerSyscallFilter = seccomp.Filter{
+	NoNewPrivs: true,
+	Flag:       seccomp.FilterFlagTSync,
+	Policy: seccomp.Policy{
+		DefaultAction: seccomp.ActionAllow,
+		Syscalls: []seccomp.SyscallGroup{{
+			Action: seccomp.ActionErrno,
+			Names: []string{
+				"ptrace", "process_vm_readv", "process_vm_writev",
+				"unshare", "setns", "mount", "umount2", "pivot_root", "chroot",
+				"init_module", "finit_module", "delete_module", "kexec_load", "kexec_file_load", "bpf",
+				"keyctl", "add_key", "request_key", "perf_event_open", "userfaultfd",
+				"open_by_handle_at", "name_to_handle_at", "acct", "quotactl",
+				"settimeofday", "clock_settime", "adjtimex", "sethostname", "setdomainname",
+				"reboot", "swapon", "swapoff",
+			},
+		}},
+	},
 }
 
 // closeInherited closes the descriptors from first on that came through

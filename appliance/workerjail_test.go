@@ -3,6 +3,7 @@ package appliance
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -13,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/kerf-edge/kerf/auth"
 	"github.com/kerf-edge/kerf/transport"
 )
@@ -20,6 +23,43 @@ import (
 // probeEnv makes the test binary a probe that reads the file it names
 // and exits 0 when it could, 3 when it could not (TestMain).
 const probeEnv = "APPLIANCE_TEST_READ_PROBE"
+
+// syscallProbeEnv makes the test binary confine itself as a worker does
+// and then try calls the filter refuses; it exits 0 when each was
+// refused with EPERM (TestMain).
+const syscallProbeEnv = "APPLIANCE_TEST_SYSCALL_PROBE"
+
+func runSyscallProbe() int {
+	if err := confineSelf(); err != nil {
+		fmt.Fprintln(os.Stderr, "confine:", err)
+		return 5
+	}
+	status := 0
+	for name, call := range map[string]func() error{
+		"ptrace(TRACEME)": func() error {
+			_, _, e := syscall.RawSyscall(syscall.SYS_PTRACE, syscall.PTRACE_TRACEME, 0, 0)
+			if e != 0 {
+				return e
+			}
+			return nil
+		},
+		"unshare(CLONE_NEWUSER)": func() error { return syscall.Unshare(syscall.CLONE_NEWUSER) },
+		"keyctl":                 func() error { _, _, e := syscall.RawSyscall(unix.SYS_KEYCTL, 0, 0, 0); return errnoErr(e) },
+	} {
+		if err := call(); !errors.Is(err, syscall.EPERM) {
+			fmt.Fprintf(os.Stderr, "%s: %v, want EPERM\n", name, err)
+			status = 4
+		}
+	}
+	return status
+}
+
+func errnoErr(e syscall.Errno) error {
+	if e == 0 {
+		return nil
+	}
+	return e
+}
 
 func runReadProbe(path string) int {
 	if _, err := os.ReadFile(path); err != nil {
@@ -98,8 +138,8 @@ func TestWorkerIsConfined(t *testing.T) {
 		}
 	}
 	status := proc("status")
-	if !strings.Contains(status, "NoNewPrivs:\t1") {
-		t.Errorf("no_new_privs not set:\n%s", status)
+	if !strings.Contains(status, "NoNewPrivs:\t1") || !strings.Contains(status, "Seccomp:\t2") {
+		t.Errorf("no_new_privs or the syscall filter not set:\n%s", status)
 	}
 	if asRoot && !strings.Contains(status, "Uid:\t65534\t65534\t65534\t65534") {
 		t.Errorf("worker not running as 65534:\n%s", status)
@@ -176,5 +216,17 @@ func openToOthers(t *testing.T, path string) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { os.Chmod(p, mode) })
+	}
+}
+
+// A worker's syscall filter refuses what no worker needs, with EPERM: in
+// a process confined as a worker is, ptrace(PTRACE_TRACEME), unshare and
+// keyctl, which succeed or fail otherwise without the filter, fail so.
+func TestWorkerSyscallFilter(t *testing.T) {
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = []string{syscallProbeEnv + "=1"}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("probe: %v\n%s", err, out)
 	}
 }
