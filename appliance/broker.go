@@ -87,6 +87,8 @@ type Broker struct {
 	mu   sync.Mutex
 	opts *server.Options
 	base []*server.User
+
+	logs *natsLogger // nil without a logger; flushed at shutdown
 }
 
 // Users and the account on the embedded broker. Devices and kerfd share
@@ -160,8 +162,10 @@ func StartBroker(cfg BrokerConfig, log *slog.Logger) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
+	var logs *natsLogger
 	if log != nil {
-		srv.SetLoggerV2(natsLogger{log.With("component", "broker")}, false, false, false)
+		logs = newNATSLogger(log.With("component", "broker"))
+		srv.SetLoggerV2(logs, false, false, false)
 	}
 	srv.Start()
 	if !srv.ReadyForConnections(10 * time.Second) {
@@ -173,7 +177,7 @@ func StartBroker(cfg BrokerConfig, log *slog.Logger) (*Broker, error) {
 		return nil, err
 	}
 	return &Broker{srv: srv, mqttAddr: net.JoinHostPort(mh, strconv.Itoa(mp)), kerfd: kerfd, cert: cert,
-		opts: opts, base: slices.Clone(opts.Users)}, nil
+		opts: opts, base: slices.Clone(opts.Users), logs: logs}, nil
 }
 
 // SetDevices replaces the device logins added since start (the
@@ -484,16 +488,8 @@ func (b *Broker) MQTTAddr() string { return b.mqttAddr }
 func (b *Broker) Shutdown() {
 	b.srv.Shutdown()
 	b.srv.WaitForShutdown()
+	b.logs.close()
 }
-
-type natsLogger struct{ l *slog.Logger }
-
-func (n natsLogger) Noticef(f string, v ...any) { n.l.Debug(fmt.Sprintf(f, v...)) }
-func (n natsLogger) Warnf(f string, v ...any)   { n.l.Warn(fmt.Sprintf(f, v...)) }
-func (n natsLogger) Fatalf(f string, v ...any)  { n.l.Error(fmt.Sprintf(f, v...)) }
-func (n natsLogger) Errorf(f string, v ...any)  { n.l.Error(fmt.Sprintf(f, v...)) }
-func (n natsLogger) Debugf(f string, v ...any)  { n.l.Debug(fmt.Sprintf(f, v...)) }
-func (n natsLogger) Tracef(f string, v ...any)  {}
 
 // IngestConfig is the ingest section of the configuration.
 type IngestConfig struct {

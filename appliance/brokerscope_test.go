@@ -2,12 +2,16 @@ package appliance
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -279,4 +283,50 @@ func TestBrokerDeviceLoginsChangeLive(t *testing.T) {
 			t.Errorf("%s lost its connection: %v", name, err)
 		}
 	}
+}
+
+// A flood of failed logins writes a line or two to kerfd's log, not one
+// per attempt, and the summary at shutdown counts them.
+func TestBrokerLogIsRateLimited(t *testing.T) {
+	var mu sync.Mutex
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cfg := BrokerConfig{Devices: []BrokerLogin{{Name: "cam-07", Password: "pw"}}, NATSListen: "127.0.0.1:0", MQTTListen: "127.0.0.1:0"}
+	cfg.StoreDir, cfg.MaxMemory, cfg.MaxStore = t.TempDir(), 32<<20, 64<<20
+	b, err := StartBroker(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const tries = 50
+	for range tries {
+		if nc, err := nats.Connect(b.ClientURL(), nats.UserInfo("cam-07", "guess"), nats.NoReconnect()); err == nil {
+			nc.Close()
+			t.Fatal("a wrong password logged in")
+		}
+	}
+	lines := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Count(logs.String(), "authentication error")
+	}
+	if n := lines(); n < 1 || n > 2 {
+		t.Errorf("%d log lines for %d failed logins, want 1 or 2:\n%s", n, tries, logs.String())
+	}
+	b.Shutdown()
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logs.String(), "count=") {
+		t.Errorf("no summary with a count at shutdown:\n%s", logs.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
