@@ -2,7 +2,14 @@
 GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 3s
+# Spectral lints the OpenAPI document (lint-api); npm installs this exact
+# version under .tools/ on first use.
+SPECTRAL_VERSION ?= 6.16.3
+SPECTRAL    := .tools/spectral-$(SPECTRAL_VERSION)/node_modules/.bin/spectral
 BIN         := bin
+# kerf version and kerfd --version print this (internal/buildinfo).
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+LDFLAGS     := -X github.com/kerf-edge/kerf/internal/buildinfo.version=$(VERSION)
 # Files `make generate` writes; generate-check fails when they are stale.
 GENERATED   := docs/calls.md abi/include/kerf_cuda.h \
 	intercept/exports_gen_cgo.go intercept/procs_gen.go intercept/procs_gen.c \
@@ -10,17 +17,18 @@ GENERATED   := docs/calls.md abi/include/kerf_cuda.h \
 	transport/internal/wire/args_gen.go transport/internal/wire/calls_gen.go \
 	transport/internal/wire/calls_gen_test.go
 
-.PHONY: all build run demo test check fmt vet staticcheck fuzz generate generate-check bench ptx image image-test gpu-test clean
+.PHONY: all build run demo test check fmt vet staticcheck lint-api fuzz generate generate-check bench ptx image image-test gpu-test clean
 
 all: build
 
 ## build: kerfd, kerf, kerf-bench (the benchmarks and the demo, which kerf
 ## bench and kerf demo run from beside kerf) and the shim, bin/libcuda.so.1
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
 	$(GO) build -buildmode=c-shared -o $(BIN)/libcuda.so.1 ./intercept
 
-## run: start kerfd with the embedded defaults (state in ./state)
+## run: start kerfd with the embedded defaults (state in ./state; the
+## default bundle and admin token are copied to ~/.config/kerf for kerf)
 run: build
 	./$(BIN)/kerfd
 
@@ -32,8 +40,9 @@ demo: build
 test:
 	$(GO) test -race -shuffle=on -timeout 30m ./...
 
-## check: formatting, vet, staticcheck, generated files, tests and a short fuzz
-check: fmt vet staticcheck generate-check test fuzz
+## check: formatting, vet, staticcheck, generated files, the OpenAPI lint,
+## tests and a short fuzz
+check: fmt vet staticcheck generate-check lint-api test fuzz
 
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -43,6 +52,14 @@ vet:
 
 staticcheck:
 	$(GO) run $(STATICCHECK) ./...
+
+## lint-api: Spectral's OpenAPI rules (.spectral.yaml) over the operator
+## API's document; a warning fails it too
+lint-api: $(SPECTRAL)
+	$(SPECTRAL) lint --ruleset .spectral.yaml --fail-severity=warn profiles/openapi.yaml
+
+$(SPECTRAL):
+	npm install --prefix .tools/spectral-$(SPECTRAL_VERSION) --no-audit --no-fund --save-exact @stoplight/spectral-cli@$(SPECTRAL_VERSION)
 
 ## fuzz: every Fuzz target for FUZZTIME each
 fuzz:

@@ -1,6 +1,9 @@
 package abi
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Result is a CUDA driver-API result code (CUresult). The numeric values
 // are the driver's ABI; the declarations are our own.
@@ -112,6 +115,32 @@ func (e *Error) Error() string {
 		return e.Code.Name()
 	}
 	return e.Code.Name() + ": " + e.Msg
+}
+
+// Message is err's text without the result name that its *Error (or bare
+// Result) puts in front: what to send or print beside that code, so that
+// the name is not said twice. A code without a message gives its
+// description.
+func Message(err error) string {
+	text := err.Error()
+	for e := err; e != nil; {
+		switch v := e.(type) {
+		case *Error:
+			msg := v.Msg
+			if msg == "" {
+				msg = v.Code.Description()
+			}
+			return strings.Replace(text, v.Error(), msg, 1)
+		case Result:
+			return strings.Replace(text, v.Name(), v.Description(), 1)
+		}
+		u, ok := e.(interface{ Unwrap() error })
+		if !ok {
+			break
+		}
+		e = u.Unwrap()
+	}
+	return text
 }
 
 // Errorf returns an *Error with code and a formatted message.

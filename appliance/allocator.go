@@ -111,10 +111,33 @@ func (al *allocator) Allocate(t auth.Tenant, req transport.AllocRequest) (transp
 		}
 	}
 	l, err := al.sl.TryAllocate(sreq)
+	if errors.Is(err, slicer.ErrNoCapacity) {
+		return transport.Lease{}, abi.Errorf(abi.ErrOutOfMemory, "%v; %s", err, al.held(t.ID))
+	}
 	if err != nil {
 		return transport.Lease{}, allocError(err)
 	}
 	return al.transportLease(l), nil
+}
+
+// held says how much of the node is leased, as a tenant refused for lack
+// of capacity may know it: amounts, the tenant's own leases apart, and no
+// other tenant's name.
+func (al *allocator) held(tenant string) string {
+	var mine, others float64
+	var nMine, nOthers int
+	for _, l := range al.sl.Status().Leases {
+		if l.Tenant == tenant {
+			mine, nMine = mine+l.Charge, nMine+1
+		} else {
+			others, nOthers = others+l.Charge, nOthers+1
+		}
+	}
+	s := fmt.Sprintf("held now: %.2f GPU by other tenants (%d lease(s))", others, nOthers)
+	if nMine > 0 {
+		s += fmt.Sprintf(", %.2f GPU by you (%d lease(s))", mine, nMine)
+	}
+	return s
 }
 
 // Lease implements transport.Allocator. A lease that was reclaimed is
@@ -195,7 +218,7 @@ func (al *allocator) sliceOf(lease string, dev int) string {
 func allocError(err error) error {
 	switch {
 	case errors.Is(err, slicer.ErrNoCapacity):
-		return abi.Errorf(abi.ErrOutOfMemory, "no capacity: %v", err)
+		return abi.Errorf(abi.ErrOutOfMemory, "%v", err)
 	case errors.Is(err, slicer.ErrLimit):
 		return abi.Errorf(abi.ErrNotPermitted, "%v", err)
 	case errors.Is(err, slicer.ErrReclaimed), errors.Is(err, slicer.ErrUnknownLease):

@@ -40,11 +40,13 @@ type Appliance struct {
 	nvml    *discover.NVML // open when kerfd drives real GPUs
 	api     *profiles.Server
 	policy  policy
+	rules   *policyRules
 	ingest  *atomic.Pointer[Ingest] // the load-signal path, once Run starts it
 	devices *deviceLogins           // the broker's logins issued through the API; nil without the embedded broker
 	fp      transport.Fingerprint
 
 	budget connBudget
+	lock   *os.File // the state directory's lock, held while the Appliance lives
 	quicLn *transport.QUICListener
 	unixLn *net.UnixListener
 	httpLn *httpListener
@@ -63,6 +65,7 @@ func (a *Appliance) Close() {
 		if a.nvml != nil {
 			a.nvml.Close()
 		}
+		a.lock.Close()
 	})
 }
 
@@ -75,6 +78,19 @@ func New(cfg Config, log *slog.Logger) (*Appliance, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
+	lock, err := lockState(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	a, err := newLocked(cfg, log, lock)
+	if err != nil {
+		lock.Close()
+	}
+	return a, err
+}
+
+// newLocked is New once the state directory is locked.
+func newLocked(cfg Config, log *slog.Logger, lock *os.File) (*Appliance, error) {
 	cert, fp, err := transport.LoadOrCreateCert(cfg.StateDir)
 	if err != nil {
 		return nil, err
@@ -126,14 +142,16 @@ func New(cfg Config, log *slog.Logger) (*Appliance, error) {
 		logins = newDeviceLogins(cfg)
 		apiDevices = logins
 	}
-	api, err := profiles.New(apiConfig(cfg), profiles.Deps{Node: n, Tokens: tokens, Rules: ruleValidator{}, Ingest: ingestStats{running}, Log: log,
-		Devices: apiDevices, Collectors: []prometheus.Collector{refusalCollector{workers}}})
+	rules := newPolicyRules(cfg.Ingest, len(gpus))
+	api, err := profiles.New(apiConfig(cfg), profiles.Deps{Node: n, Tokens: tokens, Rules: rules, Ingest: ingestStats{running}, Log: log,
+		Reach: func() auth.Bundle { return reach(cfg, fp, cfg.Listen.QUIC) }, Devices: apiDevices,
+		Collectors: []prometheus.Collector{refusalCollector{workers}}})
 	if err != nil {
 		sl.Close()
 		return nil, fmt.Errorf("operator API: %w", err)
 	}
 	a := &Appliance{cfg: cfg, log: log, backend: backend, kind: kind, tokens: tokens, shares: shares, workers: workers,
-		node: n, server: server, nvml: nvml, api: api, policy: policy{sl: sl, api: api}, ingest: running, devices: logins, fp: fp, budget: budget}
+		node: n, server: server, nvml: nvml, api: api, policy: policy{sl: sl, api: api}, rules: rules, ingest: running, devices: logins, fp: fp, budget: budget, lock: lock}
 	if err := a.seedProfiles(); err != nil {
 		log.Warn("built-in profiles not listed in the API", "err", err)
 	}
@@ -267,6 +285,11 @@ func (a *Appliance) Run(ctx context.Context) error {
 		// the token.
 		a.log.Info("created the operator API admin token", "file", a.cfg.AdminTokenPath())
 	}
+	if wrote, err := PublishUserCopies(a.cfg); err != nil {
+		a.log.Warn("the command line's copies of the default bundle and admin token not written", "dir", a.cfg.UserDir, "err", err)
+	} else if len(wrote) > 0 {
+		a.log.Info("wrote the command line's copies of the default bundle and admin token", "files", wrote)
+	}
 	defer a.Close()
 	if a.cfg.Ingest.Enabled {
 		in, err := StartIngest(a.cfg, a.policy, a.log)
@@ -283,10 +306,15 @@ func (a *Appliance) Run(ctx context.Context) error {
 		}
 		rctx, stopRules := context.WithCancel(ctx)
 		defer stopRules()
-		go syncRules(rctx, a.cfg.Ingest.Rules, a.api.Store(), in.Engine, a.log)
+		go syncRules(rctx, a.rules, a.api.Store(), in.Engine, a.log)
 	}
 	a.log.Info("kerfd ready", "backend", a.kind, "quic", a.QUICAddr(), "unix", a.cfg.UnixPath(),
 		"http", a.HTTPAddr(), "fingerprint", a.fp.String(), "state", a.cfg.StateDir)
+	if a.httpLn != nil {
+		// The page takes the admin token after '#'; the log names its
+		// file, never the token.
+		a.log.Info("web page", "url", "http://"+reachable(a.HTTPAddr())+"/#token=ADMIN_TOKEN", "adminToken", a.cfg.AdminTokenPath())
+	}
 	a.log.Info("connection limits", "descriptors", a.budget.descriptors, "unauthenticated", a.budget.tenant.Unauthenticated,
 		"unauthenticatedPerPeer", a.budget.tenant.PerPeer, "http", a.budget.http, "httpPerPeer", a.budget.httpPerPeer)
 
@@ -448,14 +476,26 @@ func issueBundle(cfg Config, tokens *auth.TokenStore, fp transport.Fingerprint, 
 	if err != nil {
 		return "", err
 	}
+	return writeBundle(cfg, fp, quicAddr, tenant, tok, out)
+}
+
+// writeBundle writes tenant's bundle for tok to out (default:
+// <state>/bundles/<tenant>.json).
+func writeBundle(cfg Config, fp transport.Fingerprint, quicAddr, tenant, tok, out string) (string, error) {
 	if out == "" {
 		if err := os.MkdirAll(cfg.BundleDir(), 0o700); err != nil {
 			return "", err
 		}
 		out = filepath.Join(cfg.BundleDir(), tenant+".json")
 	}
-	b := auth.Bundle{Tenant: tenant, Token: tok, QUIC: reachable(quicAddr), Socket: absPath(cfg.UnixPath()), Fingerprint: fp.String()}
+	b := reach(cfg, fp, quicAddr)
+	b.Tenant, b.Token = tenant, tok
 	return out, auth.WriteBundle(out, b)
+}
+
+// reach is a bundle without tenant or token: how a tenant reaches kerfd.
+func reach(cfg Config, fp transport.Fingerprint, quicAddr string) auth.Bundle {
+	return auth.Bundle{QUIC: reachable(quicAddr), Socket: absPath(cfg.UnixPath()), Fingerprint: fp.String()}
 }
 
 // reachable turns a wildcard listen address into one a local client can

@@ -76,6 +76,10 @@ type Config struct {
 	} `koanf:"log"`
 	Ingest  IngestConfig  `koanf:"ingest"`
 	Runtime RuntimeConfig `koanf:"runtime"`
+	// UserDir, when set, receives copies of the default tenant's bundle and
+	// of the admin token at every start: the place the command line looks
+	// (auth.UserDir). kerfd's command sets it; no file or variable does.
+	UserDir string `koanf:"-"`
 }
 
 // ListenLimits bound what idle and unauthenticated connections may hold on
@@ -243,7 +247,7 @@ func (c *Config) TokensPath() string { return filepath.Join(c.StateDir, "tokens.
 func (c *Config) SlicerPath() string { return filepath.Join(c.StateDir, "slicer.json") }
 
 // AdminTokenPath is the operator's copy of the API admin token.
-func (c *Config) AdminTokenPath() string { return filepath.Join(c.StateDir, "admin-token") }
+func (c *Config) AdminTokenPath() string { return filepath.Join(c.StateDir, AdminTokenName) }
 
 // DevicesPath holds the broker's device logins issued through the API.
 func (c *Config) DevicesPath() string { return filepath.Join(c.StateDir, "devices.json") }

@@ -2,7 +2,9 @@ package appliance
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,8 +28,8 @@ var _ ingest.Applier = policy{}
 func (pol policy) ApplyProfile(_ context.Context, t ingest.Target, profile string, why ingest.Decision) error {
 	start := time.Now()
 	name := profile
-	var err error
-	if t.GPU != nil {
+	err := pol.load(profile)
+	if err == nil && t.GPU != nil {
 		name, err = pol.withGPU(*t.GPU, profile)
 	}
 	if err == nil {
@@ -36,6 +38,21 @@ func (pol policy) ApplyProfile(_ context.Context, t ingest.Target, profile strin
 	pol.api.RecordReslice("policy "+why.Rule+": "+t.ID()+" → "+profile, time.Since(start), err)
 	pol.api.RecordDecision(why.Rule, "apply "+profile+" to "+t.ID(), fmt.Sprintf("%s %s = %g (threshold %g): %s", why.Aggregate, why.Rule, why.Value, why.Threshold, why.Reason))
 	return err
+}
+
+// load gives the slicer the stored profile called name, as applying it
+// through the API does; the built-in profiles it has already.
+func (pol policy) load(name string) error {
+	if slices.ContainsFunc(slicer.Builtin(), func(p slicer.Profile) bool { return p.Name == name }) {
+		return nil
+	}
+	p, err := pol.api.Store().Profile(name)
+	if errors.Is(err, profiles.ErrNotFound) {
+		return fmt.Errorf("%w: %s", slicer.ErrUnknownProfile, name)
+	} else if err != nil {
+		return err
+	}
+	return pol.sl.AddProfile(toSlicer(p))
 }
 
 // withGPU registers the active profile with GPU gpu's slices taken from

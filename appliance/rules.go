@@ -4,31 +4,119 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/kerf-edge/kerf/ingest"
 	"github.com/kerf-edge/kerf/profiles"
+	"github.com/kerf-edge/kerf/profiles/api"
 )
 
 // Policy rules come from the config file and from the REST API. The API
-// stores rule documents; kerfd validates them as ingest rules when they
-// are written, and keeps the engine's rule set in step with the config's
-// plus the stored ones.
+// stores rule documents; kerfd checks each as an ingest rule, against the
+// other rules and the stored profiles, when it is written, and keeps the
+// engine's rule set in step with the config's plus the stored ones,
+// skipping (and saying why) any that cannot be in force.
 
-// ruleValidator checks a rule document written through the API.
-type ruleValidator struct{}
+// policyRules is kerfd's rule set as the API sees it: it checks rules
+// written through the API, lists the config file's, and reports what the
+// last sync put in force.
+type policyRules struct {
+	config  []ingest.Rule
+	docs    []api.Rule // config, as API documents
+	enabled bool       // ingest.enabled: without it no rule is in force
+	gpus    int        // the node's GPUs: a rule's target.gpu is below
 
-var _ profiles.RuleValidator = ruleValidator{}
-
-// ValidateRule implements profiles.RuleValidator.
-func (ruleValidator) ValidateRule(name string, doc json.RawMessage) error {
-	_, err := decodeRule(name, doc)
-	return err
+	mu    sync.Mutex
+	state map[string]ruleStatus // by ruleKey, as of the last sync
 }
 
+// ruleStatus is one rule as the last sync left it.
+type ruleStatus struct {
+	doc    string // compact JSON of the document it was judged on
+	state  api.RuleState
+	reason string
+}
+
+var _ profiles.RuleValidator = (*policyRules)(nil)
+
+func newPolicyRules(ic IngestConfig, gpus int) *policyRules {
+	pr := &policyRules{config: ic.Rules, enabled: ic.Enabled, gpus: gpus, state: map[string]ruleStatus{}}
+	for _, r := range ic.Rules {
+		doc, _ := json.Marshal(r)
+		pr.docs = append(pr.docs, api.Rule{Name: r.Name, Rule: doc})
+	}
+	return pr
+}
+
+// ConfigRules implements profiles.RuleValidator.
+func (pr *policyRules) ConfigRules() []api.Rule { return slices.Clone(pr.docs) }
+
+// RuleState implements profiles.RuleValidator.
+func (pr *policyRules) RuleState(r api.Rule) (api.RuleState, string) {
+	if !pr.enabled {
+		return api.RuleStateSkipped, "load signals are off (ingest.enabled: false)"
+	}
+	pr.mu.Lock()
+	st, ok := pr.state[ruleKey(r.Source, r.Name)]
+	pr.mu.Unlock()
+	if !ok || st.doc != compactJSON(r.Rule) {
+		return api.RuleStatePending, ""
+	}
+	return st.state, st.reason
+}
+
+// ValidateRule implements profiles.RuleValidator: the rule on its own,
+// then the profiles it names, then the rules it would join.
+func (pr *policyRules) ValidateRule(r api.Rule, others []api.Rule, profileNames []string) error {
+	ir, err := decodeRule(r.Name, r.Rule)
+	if err != nil {
+		return err
+	}
+	ve := &profiles.ValidationError{}
+	addFields(ve, pr.checkNode(ir, profileNames))
+	for _, o := range others {
+		or, err := decodeRule(o.Name, o.Rule)
+		if err != nil {
+			continue // not in force: nothing to conflict with
+		}
+		if why := ingest.Conflict(ir, or); why != "" {
+			ve.Fields = append(ve.Fields, api.FieldError{Field: "target", Message: fmt.Sprintf("%s %s", why, pr.describe(o.Name))})
+		}
+	}
+	if len(ve.Fields) > 0 {
+		return ve
+	}
+	return nil
+}
+
+// checkNode checks what r names on this node: its GPU and its profiles.
+func (pr *policyRules) checkNode(r ingest.Rule, profileNames []string) error {
+	var gpu error
+	if g := r.Target.GPU; g != nil && *g >= pr.gpus {
+		gpu = &ingest.FieldError{Field: "target.gpu", Msg: fmt.Sprintf("%d: this node has %d GPU(s), 0 to %d", *g, pr.gpus, pr.gpus-1)}
+	}
+	return errors.Join(gpu, ingest.CheckProfiles(r, func(p string) bool { return slices.Contains(profileNames, p) }))
+}
+
+// describe names a rule for messages: rule "cams" (config file).
+func (pr *policyRules) describe(name string) string {
+	for _, r := range pr.config {
+		if r.Name == name {
+			return fmt.Sprintf("rule %q (config file)", name)
+		}
+	}
+	return fmt.Sprintf("rule %q", name)
+}
+
+// decodeRule reads a stored rule document strictly and checks its own
+// fields; errors name the fields as a *profiles.ValidationError.
 func decodeRule(name string, doc json.RawMessage) (ingest.Rule, error) {
 	var r ingest.Rule
 	dec := json.NewDecoder(bytes.NewReader(doc))
@@ -39,52 +127,149 @@ func decodeRule(name string, doc json.RawMessage) (ingest.Rule, error) {
 	if r.Name == "" {
 		r.Name = name
 	}
+	ve := &profiles.ValidationError{}
 	if r.Name != name {
-		return r, fmt.Errorf("rule %s: its document names it %q", name, r.Name)
+		ve.Fields = append(ve.Fields, api.FieldError{Field: "name", Message: fmt.Sprintf("%q differs from the rule's name %q", r.Name, name)})
 	}
-	if _, err := ingest.ValidateRules([]ingest.Rule{r}); err != nil {
-		return r, err
+	_, err := ingest.ValidateRule(r)
+	addFields(ve, err)
+	if len(ve.Fields) > 0 {
+		return r, ve
 	}
 	return r, nil
+}
+
+// addFields adds the ingest.FieldErrors joined in err to ve.
+func addFields(ve *profiles.ValidationError, err error) {
+	for _, fe := range ingest.FieldErrors(err) {
+		ve.Fields = append(ve.Fields, api.FieldError{Field: fe.Field, Message: fe.Msg})
+	}
+}
+
+func compactJSON(doc []byte) string {
+	var b bytes.Buffer
+	if json.Compact(&b, doc) != nil {
+		return string(doc)
+	}
+	return b.String()
+}
+
+// ruleKey keys a rule's status: its source and name ("config/cams"), as
+// a stored rule may share a config rule's name.
+func ruleKey(source api.RuleSource, name string) string { return string(source) + "/" + name }
+
+// resolve is the rule set to put in force: the config's rules, then the
+// stored ones by name, each kept only if its name is free, it names a GPU
+// of the node and stored profiles, and it conflicts with none kept before
+// it; and every
+// rule's status, by ruleKey.
+func (pr *policyRules) resolve(stored []api.Rule, profileNames []string) ([]ingest.Rule, map[string]ruleStatus) {
+	var in []ingest.Rule
+	status := map[string]ruleStatus{}
+	named := map[string]bool{}
+	consider := func(source api.RuleSource, doc api.Rule, r ingest.Rule, err error) {
+		if err == nil && named[doc.Name] {
+			err = fmt.Errorf("its name is taken by %s", pr.describe(doc.Name))
+		}
+		named[doc.Name] = true
+		if err == nil {
+			err = pr.checkNode(r, profileNames)
+		}
+		for i := 0; err == nil && i < len(in); i++ {
+			if why := ingest.Conflict(r, in[i]); why != "" {
+				err = fmt.Errorf("target: %s %s", why, pr.describe(in[i].Name))
+			}
+		}
+		st := ruleStatus{doc: compactJSON(doc.Rule), state: api.RuleStateActive}
+		if err != nil {
+			st.state, st.reason = api.RuleStateSkipped, strings.ReplaceAll(err.Error(), "\n", "; ")
+		} else {
+			in = append(in, r)
+		}
+		status[ruleKey(source, doc.Name)] = st
+	}
+	for i, r := range pr.config {
+		consider(api.RuleSourceConfig, pr.docs[i], r, nil)
+	}
+	for _, doc := range stored {
+		r, err := decodeRule(doc.Name, doc.Rule)
+		consider(api.RuleSourceAPI, doc, r, err)
+	}
+	return in, status
+}
+
+// statusKey is a fingerprint of a sync's outcome, to tell when it changed.
+func statusKey(rules []ingest.Rule, status map[string]ruleStatus) string {
+	b, _ := json.Marshal(rules)
+	lines := []string{string(b)}
+	for k, st := range status {
+		lines = append(lines, fmt.Sprintf("%s\x00%s\x00%s\x00%s", k, st.state, st.reason, st.doc))
+	}
+	slices.Sort(lines[1:])
+	return strings.Join(lines, "\n")
 }
 
 // rulesPoll paces how soon a rule written through the API takes effect.
 const rulesPoll = time.Second
 
 // syncRules keeps the engine's rules equal to the config's plus the
-// API's, until ctx ends.
-func syncRules(ctx context.Context, base []ingest.Rule, store *profiles.Store, eng *ingest.Engine, log *slog.Logger) {
-	var last []byte
+// API's, until ctx ends. It logs the rules in force and each skipped rule
+// when they change, not at every poll.
+func syncRules(ctx context.Context, pr *policyRules, store *profiles.Store, eng *ingest.Engine, log *slog.Logger) {
+	var last string
 	t := time.NewTicker(rulesPoll)
 	defer t.Stop()
 	for {
 		stored, err := store.Rules()
+		var ps []api.Profile
+		if err == nil {
+			ps, err = store.Profiles()
+		}
 		if err != nil {
 			log.Warn("reading policy rules", "err", err)
 		} else {
-			rules := append([]ingest.Rule(nil), base...)
-			for _, sr := range stored {
-				r, err := decodeRule(sr.Name, sr.Rule)
-				if err != nil {
-					log.Warn("stored policy rule skipped", "rule", sr.Name, "err", err)
-					continue
-				}
-				rules = append(rules, r)
+			names := make([]string, len(ps))
+			for i, p := range ps {
+				names[i] = p.Name
 			}
-			key, _ := json.Marshal(rules)
-			if !bytes.Equal(key, last) {
-				if err := eng.SetRules(rules); err != nil {
-					log.Warn("policy rules not applied", "err", err)
-				} else {
-					log.Info("policy rules in force", "rules", len(rules))
-					last = key
-				}
+			rules, status := pr.resolve(stored, names)
+			if key := statusKey(rules, status); key != last {
+				last = key
+				pr.applied(eng, rules, status, log)
 			}
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// applied puts rules in force and records every rule's status, logging
+// once what changed.
+func (pr *policyRules) applied(eng *ingest.Engine, rules []ingest.Rule, status map[string]ruleStatus, log *slog.Logger) {
+	if err := eng.SetRules(rules); err != nil {
+		// resolve admits only rules that pass ValidateRules together.
+		log.Error("policy rules not applied", "err", err)
+		for name, st := range status {
+			st.state, st.reason = api.RuleStateSkipped, "the rule set was refused: "+err.Error()
+			status[name] = st
+		}
+	} else {
+		names := make([]string, len(rules))
+		for i, r := range rules {
+			names[i] = r.Name
+		}
+		log.Info("policy rules in force", "rules", len(rules), "names", strings.Join(names, ","))
+	}
+	pr.mu.Lock()
+	prev := pr.state
+	pr.state = status
+	pr.mu.Unlock()
+	for key, st := range status {
+		if st.state == api.RuleStateSkipped && prev[key] != st {
+			log.Warn("policy rule skipped", "rule", key, "reason", st.reason)
 		}
 	}
 }

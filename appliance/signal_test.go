@@ -1,6 +1,9 @@
 package appliance
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -78,31 +81,15 @@ ingest:
 // A rule written through the REST API is validated on write and takes
 // effect in the running policy engine.
 func TestRuleFromTheAPIDrivesReslicing(t *testing.T) {
-	dir := t.TempDir()
-	cfg, err := LoadConfig("", []string{
-		"KERF_STATE_DIR=" + dir, "KERF_LISTEN__QUIC=127.0.0.1:0", "KERF_LISTEN__HTTP=127.0.0.1:0",
-		"KERF_GPU__BACKEND=emulated", "KERF_GPU__EMULATED__MEMORY=1GiB", "KERF_SLICER__PROFILE=uniform-10",
-		"KERF_INGEST__SITE=s", "KERF_INGEST__NODE=n",
-		"KERF_INGEST__BROKER__EMBEDDED__NATS_LISTEN=127.0.0.1:0", "KERF_INGEST__BROKER__EMBEDDED__MQTT_LISTEN=127.0.0.1:0",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := start(t, cfg)
-	tok, err := a.api.RotateAdminToken()
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, c := startWithAPI(t, "", "KERF_SLICER__PROFILE=uniform-10", "KERF_INGEST__SITE=s", "KERF_INGEST__NODE=n")
 	post := func(body string) int {
-		req, _ := http.NewRequest("POST", "http://"+a.HTTPAddr()+"/v1/rules", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+tok)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
+		var p *api.Problem
+		if err := c.Do(context.Background(), "POST", "/v1/rules", json.RawMessage(body), nil); errors.As(err, &p) {
+			return p.Status
+		} else if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
-		return resp.StatusCode
+		return http.StatusCreated
 	}
 	if code := post(`{"name":"bad","rule":{"name":"bad","trigger":{"source":"*","metric":"m","aggregate":"median","threshold":1},"target":{"profile":"whole"}}}`); code != http.StatusUnprocessableEntity {
 		t.Fatalf("an invalid rule got %d, want 422", code)
@@ -110,10 +97,10 @@ func TestRuleFromTheAPIDrivesReslicing(t *testing.T) {
 	if code := post(`{"name":"hot","rule":{"name":"hot","trigger":{"source":"s/n/*","metric":"temp","aggregate":"max","window":"10s","threshold":80},"target":{"profile":"whole","idleProfile":"uniform-10"}}}`); code != http.StatusCreated {
 		t.Fatalf("a valid rule got %d, want 201", code)
 	}
-	c := mqttClient(t, a.ingest.Load().Broker.MQTTAddr(), "probe-1", nil)
+	probe := mqttClient(t, a.ingest.Load().Broker.MQTTAddr(), "probe-1", nil)
 	// The rule reaches the engine within a poll; publish until it acts.
 	testkit.WaitFor(t, "the API's rule to re-slice the node", func() bool {
-		publish(t, c, "edge/v1/s/n/load/probe-1", 1, false, `[{"n":"temp","u":"Cel","v":91}]`)
+		publish(t, probe, "edge/v1/s/n/load/probe-1", 1, false, `[{"n":"temp","u":"Cel","v":91}]`)
 		return a.node.sl.Status().Profile == "whole"
 	})
 }

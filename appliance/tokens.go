@@ -11,18 +11,24 @@ import (
 type tlsCert = tls.Certificate
 
 // IssueOffline issues a token while kerfd may be running: it writes the
-// store file, which a running kerfd reloads. The bundle names the
-// configured QUIC address.
-func IssueOffline(cfg Config, tenant string, memLimit uint64, out string) (string, error) {
+// store file, which a running kerfd reloads. The new token replaces the
+// tenant's earlier ones, which it revokes; it returns the bundle's path
+// and how many it revoked. The bundle names the configured QUIC address.
+func IssueOffline(cfg Config, tenant string, memLimit uint64, out string) (string, int, error) {
 	_, fp, err := transport.LoadOrCreateCert(cfg.StateDir)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	tokens, err := auth.OpenTokenStore(cfg.TokensPath())
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
-	return issueBundle(cfg, tokens, fp, cfg.Listen.QUIC, tenant, memLimit, out)
+	tok, replaced, err := tokens.Replace(tenant, memLimit)
+	if err != nil {
+		return "", 0, err
+	}
+	path, err := writeBundle(cfg, fp, cfg.Listen.QUIC, tenant, tok, out)
+	return path, replaced, err
 }
 
 // RevokeOffline revokes every token of tenant in the store file; a running

@@ -38,7 +38,7 @@ func TestLogsCarryNoTokens(t *testing.T) {
 	if _, err := c.MemAlloc(1 << 20); err != nil {
 		t.Fatal(err)
 	}
-	path, err := IssueOffline(cfg, "offline", 0, filepath.Join(t.TempDir(), "offline.json"))
+	path, _, err := IssueOffline(cfg, "offline", 0, filepath.Join(t.TempDir(), "offline.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

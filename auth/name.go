@@ -3,6 +3,7 @@ package auth
 import (
 	"fmt"
 	"regexp"
+	"strconv"
 )
 
 // TenantNamePattern is the one rule for tenant names: 1 to 63 of a-z, 0-9
@@ -22,4 +23,14 @@ func CheckTenantName(name string) error {
 		return fmt.Errorf("tenant name %q: want 1 to 63 of a-z, 0-9 and '-', starting with a letter or digit", name)
 	}
 	return nil
+}
+
+// PrintableName is a tenant name as a terminal or log should show it: as
+// is when it follows TenantNamePattern, quoted with escapes otherwise (a
+// name written into the token file by hand, or before the rule).
+func PrintableName(name string) string {
+	if CheckTenantName(name) == nil {
+		return name
+	}
+	return strconv.Quote(name)
 }

@@ -154,15 +154,52 @@ func (s *TokenStore) Issue(tenant string, memLimit uint64) (string, error) {
 	if err := CheckTenantName(tenant); err != nil {
 		return "", err
 	}
-	var raw [32]byte
-	if _, err := rand.Read(raw[:]); err != nil {
+	tok, err := newToken()
+	if err != nil {
 		return "", err
 	}
-	tok := TokenPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
 	unlock := s.lockReloaded()
 	defer unlock()
 	s.recs[hashToken([]byte(tok))] = &TokenRecord{Tenant: tenant, MemLimit: memLimit, Issued: time.Now().UTC()}
 	return tok, s.saveLocked()
+}
+
+// Replace issues a token for tenant as Issue does and revokes the
+// tenant's earlier live tokens in the same write; it returns the new
+// token and how many it revoked (the tenant's sessions on them end).
+func (s *TokenStore) Replace(tenant string, memLimit uint64) (string, int, error) {
+	if err := CheckTenantName(tenant); err != nil {
+		return "", 0, err
+	}
+	tok, err := newToken()
+	if err != nil {
+		return "", 0, err
+	}
+	unlock := s.lockReloaded()
+	now := time.Now().UTC()
+	n := 0
+	for _, r := range s.recs {
+		if r.Tenant == tenant && r.Revoked.IsZero() {
+			r.Revoked = now
+			n++
+		}
+	}
+	s.recs[hashToken([]byte(tok))] = &TokenRecord{Tenant: tenant, MemLimit: memLimit, Issued: now}
+	err = s.saveLocked()
+	if n > 0 {
+		unlock(tenant)
+	} else {
+		unlock()
+	}
+	return tok, n, err
+}
+
+func newToken() (string, error) {
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", err
+	}
+	return TokenPrefix + base64.RawURLEncoding.EncodeToString(raw[:]), nil
 }
 
 // Revoke revokes every token of tenant and reports how many it revoked.

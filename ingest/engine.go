@@ -175,6 +175,7 @@ type ruleState struct {
 	lastApplied  time.Time
 	lastAttempt  time.Time
 	failures     int
+	lastErr      string // the last apply error, logged once until it changes
 	started      time.Time
 	dirty        bool       // has signals not yet evaluated
 	cache        []aggCache // per series, parallel to series
@@ -287,8 +288,8 @@ func (e *Engine) SetRules(rules []Rule) error {
 	for _, r := range rules {
 		rs := &ruleState{rule: r, started: now}
 		if o := old[r.Name+"\x00"+r.Target.ID()]; o != nil {
-			rs.state, rs.profile, rs.lastApplied, rs.lastAttempt, rs.failures, rs.started =
-				o.state, o.profile, o.lastApplied, o.lastAttempt, o.failures, o.started
+			rs.state, rs.profile, rs.lastApplied, rs.lastAttempt, rs.failures, rs.lastErr, rs.started =
+				o.state, o.profile, o.lastApplied, o.lastAttempt, o.failures, o.lastErr, o.started
 		}
 		next = append(next, rs)
 		keep = max(keep, r.Trigger.Window.D())
@@ -575,10 +576,17 @@ func (e *Engine) evaluate(ctx context.Context, rs *ruleState, now time.Time) {
 		e.c.applyErrors.Add(1)
 		rs.failures++
 		ev.Error = err.Error()
-		e.log.Warn("ingest: decision failed", append(attrs, "err", err, "failures", rs.failures)...)
+		// A rule that cannot apply retries every failureBackoff: its
+		// error is a warning once, then again only when it changes.
+		level := slog.LevelWarn
+		if ev.Error == rs.lastErr {
+			level = slog.LevelDebug
+		}
+		rs.lastErr = ev.Error
+		e.log.Log(ctx, level, "ingest: decision failed", append(attrs, "err", err, "failures", rs.failures)...)
 	} else {
 		e.c.applied.Add(1)
-		rs.failures = 0
+		rs.failures, rs.lastErr = 0, ""
 		rs.state, rs.profile, rs.lastApplied, rs.pending = desired, profile, now, stateUnknown
 		e.log.Info("ingest: decision", attrs...)
 	}

@@ -104,88 +104,148 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
 
 // ValidateRules checks rules and returns them with defaults filled in. The
 // error joins one FieldError per problem, named like rules[2].trigger.window.
+// Besides each rule's own fields (ValidateRule), names must be unique and
+// no two rules may drive overlapping targets (Conflict).
 func ValidateRules(rules []Rule) ([]Rule, error) {
 	var errs []error
-	bad := func(i int, field, format string, a ...any) {
-		errs = append(errs, &FieldError{fmt.Sprintf("rules[%d].%s", i, field), fmt.Sprintf(format, a...)})
-	}
 	out := make([]Rule, len(rules))
 	names := map[string]int{}
-	targets := map[string]int{}
 	for i, r := range rules {
-		if r.Name == "" {
-			bad(i, "name", "empty")
-		} else if j, dup := names[r.Name]; dup {
-			bad(i, "name", "%q already used by rules[%d]", r.Name, j)
+		prefix := fmt.Sprintf("rules[%d].", i)
+		v, err := ValidateRule(r)
+		for _, fe := range FieldErrors(err) {
+			errs = append(errs, &FieldError{prefix + fe.Field, fe.Msg})
+		}
+		if j, dup := names[r.Name]; dup && r.Name != "" {
+			errs = append(errs, &FieldError{prefix + "name", fmt.Sprintf("%q already used by rules[%d]", r.Name, j)})
 		} else {
 			names[r.Name] = i
 		}
-		tr := &r.Trigger
-		if tr.Source == "" {
-			bad(i, "trigger.source", "empty: want a glob over site/node/source")
-		} else if _, err := path.Match(tr.Source, ""); err != nil {
-			bad(i, "trigger.source", "%q: %v", tr.Source, err)
-		}
-		if tr.Metric == "" {
-			bad(i, "trigger.metric", "empty")
-		} else if _, err := path.Match(tr.Metric, ""); err != nil {
-			bad(i, "trigger.metric", "%q: %v", tr.Metric, err)
-		}
-		switch tr.Aggregate {
-		case "":
-			tr.Aggregate = AggAvg
-		case AggAvg, AggMax, AggSum, AggRate:
-		default:
-			bad(i, "trigger.aggregate", "%q: want avg, max, sum or rate", tr.Aggregate)
-		}
-		if tr.Window == 0 {
-			tr.Window = Duration(time.Minute)
-		}
-		if tr.Window < 0 {
-			bad(i, "trigger.window", "%v: must be positive", tr.Window.D())
-		}
-		if tr.StaleAfter < 0 {
-			bad(i, "trigger.staleAfter", "%v: must not be negative", tr.StaleAfter.D())
-		}
-		if tr.ActivationThreshold == nil {
-			a := tr.Threshold
-			tr.ActivationThreshold = &a
-		} else if *tr.ActivationThreshold > tr.Threshold {
-			bad(i, "trigger.activationThreshold", "%v exceeds threshold %v", *tr.ActivationThreshold, tr.Threshold)
-		}
-		if r.Target.Profile == "" {
-			bad(i, "target.profile", "empty: want the profile for load at or above threshold")
-		}
-		if r.Target.IdleProfile == "" {
-			bad(i, "target.idleProfile", "empty: want the profile for load below activationThreshold")
-		}
-		if g := r.Target.GPU; g != nil && (*g < 0 || *g > 63) {
-			bad(i, "target.gpu", "%d: want 0..63, or leave out for the whole node", *g)
-		} else if j, dup := targets[r.Target.ID()]; dup {
-			bad(i, "target", "%s is already driven by rules[%d]", r.Target.ID(), j)
-		} else {
-			targets[r.Target.ID()] = i
-		}
-		b := r.Behavior
-		if b.Tolerance < 0 || b.Tolerance >= 1 {
-			bad(i, "behavior.tolerance", "%v: want 0 to below 1", b.Tolerance)
-		}
-		for _, f := range []struct {
-			name string
-			d    Duration
-		}{{"behavior.scaleUp.stabilizationWindow", b.ScaleUp.StabilizationWindow},
-			{"behavior.scaleDown.stabilizationWindow", b.ScaleDown.StabilizationWindow},
-			{"behavior.minDwell", b.MinDwell}, {"behavior.cooldown", b.Cooldown}} {
-			if f.d < 0 {
-				bad(i, f.name, "%v: must not be negative", f.d.D())
+		for j := range i {
+			if why := Conflict(r, rules[j]); why != "" {
+				errs = append(errs, &FieldError{prefix + "target", fmt.Sprintf("%s rules[%d]", why, j)})
+				break
 			}
 		}
-		if r.Fallback.FailureThreshold < 0 {
-			bad(i, "fallback.failureThreshold", "%d: must not be negative", r.Fallback.FailureThreshold)
-		} else if r.Fallback.FailureThreshold == 0 {
-			r.Fallback.FailureThreshold = 3
-		}
-		out[i] = r
+		out[i] = v
 	}
 	return out, errors.Join(errs...)
+}
+
+// FieldErrors lists the FieldErrors joined in err, as ValidateRules,
+// ValidateRule and CheckProfiles return them.
+func FieldErrors(err error) []*FieldError {
+	var out []*FieldError
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			out = append(out, FieldErrors(e)...)
+		}
+	} else if fe, ok := err.(*FieldError); ok {
+		out = append(out, fe)
+	}
+	return out
+}
+
+// Conflict says why rules a and b cannot be in force together: their
+// targets overlap. One rule drives a GPU, and a rule for the whole node
+// rules out rules for single GPUs, since each would undo the other's
+// re-slices. The reason ends naming b; the caller appends how it calls b
+// (rules[1], rule "cams"). "" when they can.
+func Conflict(a, b Rule) (reason string) {
+	switch {
+	case a.Target.ID() == b.Target.ID():
+		return fmt.Sprintf("%s is already driven by", a.Target.ID())
+	case a.Target.GPU == nil || b.Target.GPU == nil:
+		return fmt.Sprintf("%s overlaps %s (each would undo the other's re-slices), driven by", a.Target.ID(), b.Target.ID())
+	}
+	return ""
+}
+
+// CheckProfiles reports each profile r names (target.profile,
+// target.idleProfile, fallback.profile) that exists does not know, one
+// FieldError per field.
+func CheckProfiles(r Rule, exists func(string) bool) error {
+	var errs []error
+	for _, f := range [][2]string{{"target.profile", r.Target.Profile}, {"target.idleProfile", r.Target.IdleProfile},
+		{"fallback.profile", r.Fallback.Profile}} {
+		if f[1] != "" && !exists(f[1]) {
+			errs = append(errs, &FieldError{f[0], fmt.Sprintf("%q: no such profile", f[1])})
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ValidateRule checks one rule's own fields and returns it with defaults
+// filled in. The error joins one FieldError per problem, named relative to
+// the rule: trigger.window.
+func ValidateRule(r Rule) (Rule, error) {
+	var errs []error
+	bad := func(field, format string, a ...any) {
+		errs = append(errs, &FieldError{field, fmt.Sprintf(format, a...)})
+	}
+	if r.Name == "" {
+		bad("name", "empty")
+	}
+	tr := &r.Trigger
+	if tr.Source == "" {
+		bad("trigger.source", "empty: want a glob over site/node/source")
+	} else if _, err := path.Match(tr.Source, ""); err != nil {
+		bad("trigger.source", "%q: %v", tr.Source, err)
+	}
+	if tr.Metric == "" {
+		bad("trigger.metric", "empty")
+	} else if _, err := path.Match(tr.Metric, ""); err != nil {
+		bad("trigger.metric", "%q: %v", tr.Metric, err)
+	}
+	switch tr.Aggregate {
+	case "":
+		tr.Aggregate = AggAvg
+	case AggAvg, AggMax, AggSum, AggRate:
+	default:
+		bad("trigger.aggregate", "%q: want avg, max, sum or rate", tr.Aggregate)
+	}
+	if tr.Window == 0 {
+		tr.Window = Duration(time.Minute)
+	}
+	if tr.Window < 0 {
+		bad("trigger.window", "%v: must be positive", tr.Window.D())
+	}
+	if tr.StaleAfter < 0 {
+		bad("trigger.staleAfter", "%v: must not be negative", tr.StaleAfter.D())
+	}
+	if tr.ActivationThreshold == nil {
+		a := tr.Threshold
+		tr.ActivationThreshold = &a
+	} else if *tr.ActivationThreshold > tr.Threshold {
+		bad("trigger.activationThreshold", "%v exceeds threshold %v", *tr.ActivationThreshold, tr.Threshold)
+	}
+	if r.Target.Profile == "" {
+		bad("target.profile", "empty: want the profile for load at or above threshold")
+	}
+	if r.Target.IdleProfile == "" {
+		bad("target.idleProfile", "empty: want the profile for load below activationThreshold")
+	}
+	if g := r.Target.GPU; g != nil && (*g < 0 || *g > 63) {
+		bad("target.gpu", "%d: want 0..63, or leave out for the whole node", *g)
+	}
+	b := r.Behavior
+	if b.Tolerance < 0 || b.Tolerance >= 1 {
+		bad("behavior.tolerance", "%v: want 0 to below 1", b.Tolerance)
+	}
+	for _, f := range []struct {
+		name string
+		d    Duration
+	}{{"behavior.scaleUp.stabilizationWindow", b.ScaleUp.StabilizationWindow},
+		{"behavior.scaleDown.stabilizationWindow", b.ScaleDown.StabilizationWindow},
+		{"behavior.minDwell", b.MinDwell}, {"behavior.cooldown", b.Cooldown}} {
+		if f.d < 0 {
+			bad(f.name, "%v: must not be negative", f.d.D())
+		}
+	}
+	if r.Fallback.FailureThreshold < 0 {
+		bad("fallback.failureThreshold", "%d: must not be negative", r.Fallback.FailureThreshold)
+	} else if r.Fallback.FailureThreshold == 0 {
+		r.Fallback.FailureThreshold = 3
+	}
+	return r, errors.Join(errs...)
 }

@@ -127,7 +127,7 @@ func dial(cfg config, idx, ord int) (*device, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
 	defer cancel()
 	name, _ := os.Executable()
-	opts := transport.Options{Token: []byte(cfg.bundle.Token), Device: ord, MemLimit: cfg.memory, Lease: cfg.lease, Name: fmt.Sprintf("shim pid %d %s", os.Getpid(), name)}
+	opts := transport.Options{Token: []byte(cfg.bundle.Token), Device: ord, MemLimit: cfg.memory, Lease: cfg.lease, Name: transport.SessionName(fmt.Sprintf("shim pid %d", os.Getpid()), name)}
 	var cl *transport.Client
 	var err error
 	if cfg.via == "unix" {

@@ -422,6 +422,12 @@ func TestContract(t *testing.T) {
 	}
 	problemOf(t, e.do("PUT", "/v1/rules/other", a, rule), 422)
 	problemOf(t, e.do("GET", "/v1/rules/nope", a, nil), 404)
+	var val api.Validation
+	e.call(cov, "POST /v1/rules/{name}/validate", "/v1/rules/dry/validate", a, map[string]any{"rule": map[string]any{"when": "x"}}).json(t, &val)
+	if !val.Valid {
+		t.Fatalf("validate: %+v", val)
+	}
+	problemOf(t, e.do("GET", "/v1/rules/dry", a, nil), 404) // a dry run stores nothing
 	if r := e.call(cov, "DELETE /v1/rules/{name}", "/v1/rules/hot", a, nil); r.code != 204 {
 		t.Fatalf("rule delete: %d", r.code)
 	}
@@ -718,5 +724,70 @@ func TestEventTrim(t *testing.T) {
 	evs, _ := s.Events(1000, 0, "")
 	if len(evs) < 50 || len(evs) > 56 || evs[len(evs)-1].Action != "199" {
 		t.Fatalf("%d events kept, last %+v", len(evs), evs[len(evs)-1])
+	}
+}
+
+// TestRulesFromConfigAndConflicts: config rules are listed read-only and
+// cannot be replaced or deleted; a rule that conflicts with another, or
+// names a profile that is not stored, is refused with the field at fault,
+// and validate says so without storing anything.
+func TestRulesFromConfigAndConflicts(t *testing.T) {
+	e := newEnv(t)
+	a := e.admin
+	e.srv.deps.Rules = ruleCheck{
+		config:  []api.Rule{{Name: "cams", Rule: json.RawMessage(`{"when":"q > 10","target":"gpu/0"}`)}},
+		skipped: map[string]string{"late": "waits for its profile"},
+	}
+	if r := e.do("POST", "/v1/profiles", a, validProfile("busy")); r.code != 201 {
+		t.Fatalf("profile: %d %s", r.code, r.body)
+	}
+	rule := func(name, target, profile string) map[string]any {
+		return map[string]any{"name": name, "rule": map[string]any{"when": "x", "target": target, "profile": profile}}
+	}
+	for _, tc := range []struct {
+		name, method, path string
+		body               any
+		status             int
+		field, detail      string
+	}{
+		{"replace config rule", "PUT", "/v1/rules/cams", rule("cams", "gpu/1", "busy"), 409, "", "read-only"},
+		{"create over config rule", "POST", "/v1/rules", rule("cams", "gpu/1", "busy"), 409, "", "config file"},
+		{"delete config rule", "DELETE", "/v1/rules/cams", nil, 409, "", "read-only"},
+		{"validate config rule", "POST", "/v1/rules/cams/validate", rule("cams", "gpu/1", "busy"), 409, "", "read-only"},
+		{"target of config rule", "POST", "/v1/rules", rule("late", "gpu/0", "busy"), 422, "rule.target", ""},
+		{"unknown profile", "PUT", "/v1/rules/late", rule("late", "gpu/1", "nope"), 422, "rule.profile", ""},
+		{"validate conflict", "POST", "/v1/rules/late/validate", rule("late", "gpu/0", "busy"), 422, "rule.target", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := problemOf(t, e.do(tc.method, tc.path, a, tc.body), tc.status)
+			if tc.field != "" && !hasField(p, tc.field) || !strings.Contains(p.Detail, tc.detail) {
+				t.Errorf("%+v", p)
+			}
+		})
+	}
+	if r := e.do("PUT", "/v1/rules/late", a, rule("late", "gpu/1", "busy")); r.code != 201 {
+		t.Fatalf("a rule that fits: %d %s", r.code, r.body)
+	}
+	// Replacing a stored rule does not conflict with itself.
+	if r := e.do("POST", "/v1/rules/late/validate", a, rule("late", "gpu/1", "busy")); r.code != 200 {
+		t.Fatalf("validate own replacement: %d %s", r.code, r.body)
+	}
+	problemOf(t, e.do("PUT", "/v1/rules/other", a, rule("other", "gpu/1", "busy")), 422)
+
+	var rs []api.Rule
+	e.do("GET", "/v1/rules", a, nil).json(t, &rs)
+	if len(rs) != 2 {
+		t.Fatalf("rules %+v", rs)
+	}
+	if c := rs[0]; c.Name != "cams" || c.Source != api.RuleSourceConfig || !c.ReadOnly || c.State != api.RuleStateActive {
+		t.Errorf("config rule %+v", c)
+	}
+	if s := rs[1]; s.Name != "late" || s.Source != api.RuleSourceAPI || s.ReadOnly || s.State != api.RuleStateSkipped || s.Reason != "waits for its profile" {
+		t.Errorf("stored rule %+v", s)
+	}
+	var one api.Rule
+	e.do("GET", "/v1/rules/cams", a, nil).json(t, &one)
+	if one.Source != api.RuleSourceConfig || !one.ReadOnly {
+		t.Errorf("GET config rule: %+v", one)
 	}
 }

@@ -2,7 +2,6 @@ package profiles
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,16 +34,27 @@ type Node interface {
 // implements it.
 type Tokens interface {
 	Issue(tenant string, memLimit uint64) (string, error)
+	// Replace issues a token and revokes the tenant's earlier ones.
+	Replace(tenant string, memLimit uint64) (string, int, error)
 	Revoke(tenant string) (int, error)
 	List() []auth.TokenRecord
 }
 
 var _ Tokens = (*auth.TokenStore)(nil)
 
-// RuleValidator checks a policy rule document before it is stored; it may
-// return a *ValidationError. Field paths are relative to the document.
+// RuleValidator checks policy rule documents before they are stored, and
+// tells the API of the rules it does not store: those of kerfd's config
+// file, which it lists read-only.
 type RuleValidator interface {
-	ValidateRule(name string, doc json.RawMessage) error
+	// ValidateRule checks r.Rule as the rule r.Name joining others (every
+	// other rule: the config file's and the stored ones) on a node whose
+	// stored profiles are profiles. It may return a *ValidationError;
+	// field paths are relative to the document.
+	ValidateRule(r api.Rule, others []api.Rule, profiles []string) error
+	// ConfigRules are the config file's rules.
+	ConfigRules() []api.Rule
+	// RuleState says whether r, as listed, is in force and, if not, why.
+	RuleState(r api.Rule) (state api.RuleState, reason string)
 }
 
 // IngestStat is one ingest source's counters since start.
@@ -82,6 +92,9 @@ type Deps struct {
 	Ready func() error
 	// Collectors are further metrics served on /metrics.
 	Collectors []prometheus.Collector
+	// Reach, if set, gives the appliance's addresses and fingerprint (a
+	// bundle without tenant or token), returned with an issued token.
+	Reach func() auth.Bundle
 }
 
 // Config configures the API.

@@ -10,7 +10,7 @@
 // It owns a bbolt store under the state directory holding slicing profiles,
 // policy rule documents, the event log and the admin token's hash. What it
 // reads or drives elsewhere — the node's GPUs and slices (Node), tenant
-// tokens (Tokens), rule validation (RuleValidator) and ingest counters
+// tokens (Tokens), rule checks and the config file's rules (RuleValidator) and ingest counters
 // (IngestStats) — comes in through small interfaces that the appliance
 // adapts the slicer, transport and ingest packages to.
 //

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/kerf-edge/kerf/profiles/api"
@@ -121,16 +122,42 @@ func (fakeIngest) IngestStats() []IngestStat {
 		UnreadSeries: 7, Refused: map[string]uint64{"table_full": 2, "publisher_cap": 4}}}
 }
 
-// ruleCheck accepts rules whose "when" is a string.
-type ruleCheck struct{}
+// ruleCheck accepts rules whose "when" is a string, whose "profile", if
+// any, is stored, and whose "target", if any, no other rule has. Its
+// config rules are listed read-only; every rule is active but those in
+// skipped.
+type ruleCheck struct {
+	config  []api.Rule
+	skipped map[string]string
+}
 
-func (ruleCheck) ValidateRule(_ string, doc json.RawMessage) error {
-	var r map[string]any
-	if err := json.Unmarshal(doc, &r); err != nil {
+func (rc ruleCheck) ValidateRule(r api.Rule, others []api.Rule, profiles []string) error {
+	var doc map[string]any
+	if err := json.Unmarshal(r.Rule, &doc); err != nil {
 		return err
 	}
-	if _, ok := r["when"].(string); !ok {
-		return &ValidationError{Fields: []api.FieldError{{Field: "when", Message: "want a string"}}}
+	ve := &ValidationError{}
+	if _, ok := doc["when"].(string); !ok {
+		ve.add("when", "want a string")
 	}
-	return nil
+	if p, ok := doc["profile"].(string); ok && !slices.Contains(profiles, p) {
+		ve.add("profile", "%q: no such profile", p)
+	}
+	for _, o := range others {
+		var od map[string]any
+		json.Unmarshal(o.Rule, &od)
+		if doc["target"] != nil && od["target"] == doc["target"] {
+			ve.add("target", "already driven by rule %q", o.Name)
+		}
+	}
+	return ve.orNil()
+}
+
+func (rc ruleCheck) ConfigRules() []api.Rule { return slices.Clone(rc.config) }
+
+func (rc ruleCheck) RuleState(r api.Rule) (api.RuleState, string) {
+	if why, ok := rc.skipped[r.Name]; ok {
+		return api.RuleStateSkipped, why
+	}
+	return api.RuleStateActive, ""
 }

@@ -673,16 +673,59 @@ func (h handlers) ApplyProfile(c echo.Context, name api.Name) error {
 
 // rules
 
+// configRules are the config file's rules, marked read-only.
+func (h handlers) configRules() []api.Rule {
+	if h.deps.Rules == nil {
+		return nil
+	}
+	rs := h.deps.Rules.ConfigRules()
+	for i := range rs {
+		rs[i].Source, rs[i].ReadOnly = api.RuleSourceConfig, true
+	}
+	return rs
+}
+
+// configRule is the config file's rule called name, if there is one.
+func (h handlers) configRule(name string) (api.Rule, bool) {
+	for _, r := range h.configRules() {
+		if r.Name == name {
+			return r, true
+		}
+	}
+	return api.Rule{}, false
+}
+
+// withState sets r's state as the rule engine has it.
+func (h handlers) withState(r api.Rule) api.Rule {
+	if r.Source == "" {
+		r.Source = api.RuleSourceAPI
+	}
+	if h.deps.Rules != nil {
+		r.State, r.Reason = h.deps.Rules.RuleState(r)
+	}
+	return r
+}
+
 func (h handlers) ListRules(c echo.Context) error {
-	rs, err := h.store.Rules()
+	stored, err := h.store.Rules()
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, rs)
+	out := []api.Rule{}
+	for _, r := range append(h.configRules(), stored...) {
+		out = append(out, h.withState(r))
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// readOnlyRule is the refusal to change a config rule.
+func readOnlyRule(name string) error {
+	return problem(http.StatusConflict, fmt.Sprintf("rule %q comes from kerfd's config file and is read-only here: change it in the config file (ingest.rules) and restart kerfd", name))
 }
 
 // readRule reads the rule in the body as readProfile does, then has
-// Deps.Rules check its document.
+// Deps.Rules check it against the other rules and the stored profiles.
+// A config rule's name is refused.
 func (h handlers) readRule(c echo.Context, name string) (api.Rule, error) {
 	var r api.Rule
 	v, err := h.readBody(c, &r, &r.Name, name)
@@ -692,17 +735,12 @@ func (h handlers) readRule(c echo.Context, name string) (api.Rule, error) {
 	if err := v.orNil(); err != nil {
 		return r, err
 	}
+	if _, ok := h.configRule(r.Name); ok {
+		return r, readOnlyRule(r.Name)
+	}
 	if h.deps.Rules != nil {
-		if err := h.deps.Rules.ValidateRule(r.Name, r.Rule); err != nil {
-			var ve *ValidationError
-			if errors.As(err, &ve) {
-				fs := make([]api.FieldError, len(ve.Fields))
-				for i, f := range ve.Fields {
-					fs[i] = api.FieldError{Field: "rule." + f.Field, Message: f.Message}
-				}
-				return r, invalid("the rule is not valid", fs)
-			}
-			return r, invalid("the rule is not valid: "+err.Error(), []api.FieldError{{Field: "rule", Message: err.Error()}})
+		if err := h.checkRule(r); err != nil {
+			return r, err
 		}
 	}
 	var compact bytes.Buffer
@@ -710,7 +748,43 @@ func (h handlers) readRule(c echo.Context, name string) (api.Rule, error) {
 		r.Rule = compact.Bytes()
 	}
 	r.Created, r.Updated = time.Time{}, time.Time{}
+	r.Source, r.ReadOnly, r.State, r.Reason = "", false, "", ""
 	return r, nil
+}
+
+// checkRule has Deps.Rules check r as it would join the rules in force.
+func (h handlers) checkRule(r api.Rule) error {
+	stored, err := h.store.Rules()
+	if err != nil {
+		return err
+	}
+	others := h.configRules()
+	for _, o := range stored {
+		if o.Name != r.Name {
+			others = append(others, o)
+		}
+	}
+	ps, err := h.store.Profiles()
+	if err != nil {
+		return err
+	}
+	names := make([]string, len(ps))
+	for i, p := range ps {
+		names[i] = p.Name
+	}
+	err = h.deps.Rules.ValidateRule(r, others, names)
+	var ve *ValidationError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ve):
+		fs := make([]api.FieldError, len(ve.Fields))
+		for i, f := range ve.Fields {
+			fs[i] = api.FieldError{Field: "rule." + f.Field, Message: f.Message}
+		}
+		return invalid("the rule is not valid", fs)
+	}
+	return invalid("the rule is not valid: "+err.Error(), []api.FieldError{{Field: "rule", Message: err.Error()}})
 }
 
 func (h handlers) CreateRule(c echo.Context) error {
@@ -722,15 +796,18 @@ func (h handlers) CreateRule(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, r)
+	return c.JSON(http.StatusCreated, h.withState(r))
 }
 
 func (h handlers) GetRule(c echo.Context, name api.Name) error {
-	r, err := h.store.Rule(name)
-	if err != nil {
-		return err
+	r, ok := h.configRule(name)
+	if !ok {
+		var err error
+		if r, err = h.store.Rule(name); err != nil {
+			return err
+		}
 	}
-	return c.JSON(http.StatusOK, r)
+	return c.JSON(http.StatusOK, h.withState(r))
 }
 
 func (h handlers) PutRule(c echo.Context, name api.Name) error {
@@ -742,10 +819,21 @@ func (h handlers) PutRule(c echo.Context, name api.Name) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(putStatus(existed), r)
+	return c.JSON(putStatus(existed), h.withState(r))
+}
+
+// ValidateRule is PutRule's dry run.
+func (h handlers) ValidateRule(c echo.Context, name api.Name) error {
+	if _, err := h.readRule(c, name); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, api.Validation{Valid: true})
 }
 
 func (h handlers) DeleteRule(c echo.Context, name api.Name) error {
+	if _, ok := h.configRule(name); ok {
+		return readOnlyRule(name)
+	}
 	if err := h.store.DeleteRule(name); err != nil {
 		return err
 	}
@@ -771,11 +859,16 @@ func (h handlers) IssueToken(c echo.Context) error {
 	if err := v.orNil(); err != nil {
 		return err
 	}
-	tok, err := h.deps.Tokens.Issue(req.Tenant, req.MemoryLimitBytes)
+	tok, replaced, err := h.deps.Tokens.Replace(req.Tenant, req.MemoryLimitBytes)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, api.IssuedToken{Tenant: req.Tenant, Token: tok, MemoryLimitBytes: req.MemoryLimitBytes})
+	out := api.IssuedToken{Tenant: req.Tenant, Token: tok, MemoryLimitBytes: req.MemoryLimitBytes, Replaced: replaced}
+	if h.deps.Reach != nil {
+		b := h.deps.Reach()
+		out.Quic, out.Socket, out.Fingerprint = b.QUIC, b.Socket, b.Fingerprint
+	}
+	return c.JSON(http.StatusCreated, out)
 }
 
 func (h handlers) RevokeTokens(c echo.Context, tenant api.TenantName) error {

@@ -94,7 +94,7 @@ func newClient(rw io.ReadWriteCloser, local *net.UnixConn, opts Options) (*Clien
 	if opts.maxVersion != 0 {
 		maxVersion = opts.maxVersion
 	}
-	hello := wire.HelloMsg{MinVersion: abi.MinProtocolVersion, MaxVersion: maxVersion, Token: opts.Token, Device: uint32(opts.Device), MemLimit: opts.MemLimit, Lease: opts.Lease, Client: opts.Name}
+	hello := wire.HelloMsg{MinVersion: abi.MinProtocolVersion, MaxVersion: maxVersion, Token: opts.Token, Device: uint32(opts.Device), MemLimit: opts.MemLimit, Lease: opts.Lease, Client: cutName(opts.Name)}
 	b, err := hello.Append(nil)
 	if err == nil {
 		err = c.conn.WriteFrame(wire.Header{Type: wire.Hello}, b)

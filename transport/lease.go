@@ -3,6 +3,7 @@ package transport
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -63,6 +64,19 @@ func (l Lease) slice(dev int) (LeaseSlice, bool) {
 	return LeaseSlice{}, false
 }
 
+// noCapacity is a refused allocation. When the node is full (out of
+// memory), the tenant retries with backoff: kerfd logs each refusal at
+// debug level only, so that a waiting tenant does not fill the log.
+type noCapacity struct{ error }
+
+func (e noCapacity) Unwrap() error { return e.error }
+
+// retried reports whether err is a refusal the tenant retries.
+func retried(err error) bool {
+	var nc noCapacity
+	return errors.As(err, &nc) && abi.ResultOf(err) == abi.ErrOutOfMemory
+}
+
 // serveLease runs a lease stream: one Allocate, one answer, then the lease
 // lives until the stream closes, however the holder ends.
 func (ss *session) serveLease() error {
@@ -82,7 +96,7 @@ func (ss *session) serveLease() error {
 		return ss.refuse(abi.ErrInvalidValue, fmt.Sprintf("expected an allocation request, got %s frame", h.Type))
 	}
 	if err := req.Decode(p); err != nil {
-		return ss.refuse(abi.ErrInvalidValue, "bad allocation request: "+err.Error())
+		return ss.refuse(abi.ErrInvalidValue, "bad allocation request: "+abi.Message(err))
 	}
 	if req.Count == 0 || req.Count > wire.MaxLeaseSlices {
 		return ss.refuse(abi.ErrInvalidValue, fmt.Sprintf("%d slices requested: want 1..%d", req.Count, wire.MaxLeaseSlices))
@@ -90,7 +104,7 @@ func (ss *session) serveLease() error {
 	lease, err := a.Allocate(ss.tenant, AllocRequest{Count: int(req.Count), Fraction: req.Fraction, Memory: req.Memory,
 		MinMemory: req.MinMemory, Model: req.Model, Device: -1})
 	if err != nil {
-		return ss.refuse(abi.ResultOf(err), err.Error())
+		return noCapacity{ss.refuse(abi.ResultOf(err), abi.Message(err))}
 	}
 	defer a.Release(lease.ID)
 	msg := wire.AllocatedMsg{Lease: lease.ID}
@@ -129,7 +143,7 @@ func (ss *session) admitSlice(hello *wire.HelloMsg, adm *Admission) error {
 	if hello.Lease != "" {
 		lease, err := a.Lease(ss.tenant, hello.Lease)
 		if err != nil {
-			return ss.refuse(abi.ErrNotPermitted, "lease: "+err.Error())
+			return ss.refuse(abi.ErrNotPermitted, "lease: "+abi.Message(err))
 		}
 		s, ok := lease.slice(adm.Device)
 		if !ok {
@@ -141,7 +155,7 @@ func (ss *session) admitSlice(hello *wire.HelloMsg, adm *Admission) error {
 	}
 	lease, err := a.Allocate(ss.tenant, AllocRequest{Count: 1, Memory: adm.MemLimit, Device: adm.Device})
 	if err != nil {
-		return ss.refuse(abi.ResultOf(err), err.Error())
+		return ss.refuse(abi.ResultOf(err), abi.Message(err))
 	}
 	s, ok := lease.slice(adm.Device)
 	if !ok {
@@ -177,13 +191,13 @@ func (l *LeaseHolder) Close() error { return l.rw.Close() }
 // path, nil elsewhere.
 func openLease(rw io.ReadWriteCloser, local *net.UnixConn, opts Options, req AllocRequest) (*LeaseHolder, error) {
 	conn := wire.NewConn(rw)
-	hello := wire.HelloMsg{MinVersion: abi.MinProtocolVersion, MaxVersion: abi.ProtocolVersion, Token: opts.Token, Device: wire.LeaseDevice, Client: opts.Name}
+	hello := wire.HelloMsg{MinVersion: abi.MinProtocolVersion, MaxVersion: abi.ProtocolVersion, Token: opts.Token, Device: wire.LeaseDevice, Client: cutName(opts.Name)}
 	b, err := hello.Append(nil)
 	if err != nil {
 		return nil, err
 	}
 	if req.Count < 1 || req.Count > wire.MaxLeaseSlices {
-		return nil, fmt.Errorf("kerf: %d slices requested: want 1..%d", req.Count, wire.MaxLeaseSlices)
+		return nil, fmt.Errorf("%d slices requested: want 1..%d", req.Count, wire.MaxLeaseSlices)
 	}
 	al := wire.AllocateMsg{Count: uint32(req.Count), Fraction: req.Fraction, Memory: req.Memory, MinMemory: req.MinMemory, Model: req.Model}
 	ab, err := al.Append(nil)
@@ -205,7 +219,7 @@ func openLease(rw io.ReadWriteCloser, local *net.UnixConn, opts Options, req All
 		// closed.
 		fd, prefix, err := recvShm(local)
 		if err != nil {
-			return nil, fmt.Errorf("kerf: reading the allocation: %w", err)
+			return nil, fmt.Errorf("reading the allocation: %w", err)
 		}
 		if fd >= 0 {
 			closeShmFD(fd)
@@ -216,7 +230,7 @@ func openLease(rw io.ReadWriteCloser, local *net.UnixConn, opts Options, req All
 	}
 	h, p, err := conn.ReadFrame()
 	if err != nil {
-		return nil, fmt.Errorf("kerf: reading the allocation: %w", err)
+		return nil, fmt.Errorf("reading the allocation: %w", err)
 	}
 	switch h.Type {
 	case wire.Allocated:
@@ -227,7 +241,7 @@ func openLease(rw io.ReadWriteCloser, local *net.UnixConn, opts Options, req All
 		}
 		return nil, &abi.Error{Code: m.Code, Msg: m.Message}
 	default:
-		return nil, fmt.Errorf("kerf: expected an allocation, got %s frame", h.Type)
+		return nil, fmt.Errorf("expected an allocation, got %s frame", h.Type)
 	}
 	var msg wire.AllocatedMsg
 	if err := msg.Decode(p); err != nil {

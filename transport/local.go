@@ -67,7 +67,7 @@ func (s *Server) ServeUnix(ctx context.Context, ln *net.UnixListener) error {
 func (ss *session) offerShm() (release func(), err error) {
 	ring, fd, err := newShmRing(shmSlots, shmSlotSize)
 	if err != nil {
-		return func() {}, ss.refuse(abi.ErrOutOfMemory, "no shared memory: "+err.Error())
+		return func() {}, ss.refuse(abi.ErrOutOfMemory, "no shared memory: "+abi.Message(err))
 	}
 	release = func() {
 		ring.close()
@@ -142,7 +142,7 @@ func dialUnix(ctx context.Context, path string) (*net.UnixConn, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
-		return nil, fmt.Errorf("kerf: connecting to %s: %w", path, err)
+		return nil, fmt.Errorf("connecting to %s: %w", path, err)
 	}
 	conn := c.(*net.UnixConn)
 	if dl, ok := ctx.Deadline(); ok {

@@ -201,7 +201,7 @@ func DialQUIC(ctx context.Context, addr string, opts QUICOptions) (*Client, erro
 // ctx's deadline until the caller clears it.
 func dialQUICStream(ctx context.Context, addr string, opts QUICOptions) (*quicStream, *Fingerprint, error) {
 	if opts.Fingerprint.IsZero() && !opts.TrustOnFirstUse {
-		return nil, nil, errors.New("kerf: no certificate fingerprint to pin; pass one from the token bundle or ask for trust on first use")
+		return nil, nil, errors.New("no certificate fingerprint to pin; pass one from the token bundle or ask for trust on first use")
 	}
 	tc, seen := clientTLS(opts.Fingerprint)
 	qc := quicConfig()
@@ -215,7 +215,7 @@ func dialQUICStream(ctx context.Context, addr string, opts QUICOptions) (*quicSt
 	st, err := conn.OpenStreamSync(ctx)
 	if err != nil {
 		conn.Close()
-		return nil, nil, fmt.Errorf("kerf: opening stream to %s: %w", addr, err)
+		return nil, nil, fmt.Errorf("opening stream to %s: %w", addr, err)
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		st.SetDeadline(dl)

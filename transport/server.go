@@ -280,6 +280,8 @@ func (s *Server) serve(ctx context.Context, rw io.ReadWriteCloser, peer Peer, ad
 		s.handshakeFailed.Log("transport", peer.Transport, "peer", peer.Addr, "reason", err)
 	case err == nil || errors.Is(err, io.EOF) || isClosed(err):
 		s.sessionLog(ss).Info("session ended", "calls", ss.calls.Load())
+	case retried(err):
+		s.sessionLog(ss).Debug("allocation refused; the tenant retries", "reason", err)
 	default:
 		s.sessionLog(ss).Warn("session closed", "reason", err, "calls", ss.calls.Load())
 	}
@@ -371,7 +373,7 @@ func (ss *session) admit() (Admission, error) {
 	}
 	var hello wire.HelloMsg
 	if err := hello.Decode(p); err != nil {
-		return Admission{}, ss.refuse(abi.ErrInvalidValue, "bad hello: "+err.Error())
+		return Admission{}, ss.refuse(abi.ErrInvalidValue, "bad hello: "+abi.Message(err))
 	}
 	if hello.MaxVersion < abi.MinProtocolVersion || hello.MinVersion > abi.ProtocolVersion || hello.MinVersion > hello.MaxVersion {
 		return Admission{}, ss.refuse(abi.ErrSystemDriverMismatch, fmt.Sprintf(
@@ -383,7 +385,7 @@ func (ss *session) admit() (Admission, error) {
 	}
 	tenant, err := ss.srv.Auth.Authenticate(hello.Token)
 	if err != nil {
-		return Admission{}, ss.refuse(abi.ErrNotPermitted, "authentication failed: "+err.Error())
+		return Admission{}, ss.refuse(abi.ErrNotPermitted, "authentication failed: "+abi.Message(err))
 	}
 	ss.tenant = tenant
 	version := min(hello.MaxVersion, abi.ProtocolVersion)
@@ -417,7 +419,7 @@ func (ss *session) open(adm Admission) error {
 	ss.tenant, ss.device, ss.version = adm.Tenant, adm.Device, adm.Version
 	ctx, err := ss.srv.Backend.Open(adm.Device, adm.MemLimit)
 	if err != nil {
-		return ss.refuse(abi.ResultOf(err), "opening device: "+err.Error())
+		return ss.refuse(abi.ResultOf(err), "opening device: "+abi.Message(err))
 	}
 	ss.ctx = ctx
 	if a, ok := ctx.(gpu.Aborter); ok {
@@ -444,11 +446,12 @@ func (ss *session) open(adm Admission) error {
 }
 
 // refuse sends a fatal Error frame and returns it as the session's end.
+// msg does not repeat the code's name (abi.Message).
 func (ss *session) refuse(code abi.Result, msg string) error {
 	m := wire.ErrorMsg{Code: code, Message: msg}
 	if b, err := m.Append(nil); err == nil {
 		_ = ss.conn.WriteFrame(wire.Header{Type: wire.Error}, b)
 		_ = ss.conn.Flush()
 	}
-	return &m
+	return &abi.Error{Code: code, Msg: msg}
 }

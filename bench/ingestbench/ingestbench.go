@@ -133,10 +133,10 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	app := &countApplier{}
 	rule := ingest.Rule{Name: "bench", Trigger: ingest.Trigger{Source: "bench/*/*", Metric: "load", Aggregate: ingest.AggMax,
 		Window: ingest.Duration(time.Second), Threshold: 90, ActivationThreshold: new(float64(20))},
-		Target: ingest.Target{Profile: "busy", IdleProfile: "idle"}}
+		Target: ingest.Target{GPU: new(1), Profile: "busy", IdleProfile: "idle"}}
 	osc := ingest.Rule{Name: oscRule, Trigger: ingest.Trigger{Source: "bench-osc/*/*", Metric: "load", Aggregate: ingest.AggMax,
 		Window: ingest.Duration(100 * time.Millisecond), Threshold: 50},
-		Target:   ingest.Target{GPU: new(0), Profile: "busy", IdleProfile: "idle"}, // the other rule drives the node
+		Target:   ingest.Target{GPU: new(0), Profile: "busy", IdleProfile: "idle"}, // the other rule drives GPU 1
 		Behavior: ingest.Behavior{MinDwell: ingest.Duration(oscDwell), Cooldown: ingest.Duration(oscCooldown)}}
 	eng, err := ingest.NewEngine([]ingest.Rule{rule, osc}, app, ingest.EngineOptions{})
 	if err != nil {

@@ -3,26 +3,32 @@
 // The benchmarks and the demo are kerf-bench, which kerf runs from beside
 // itself (or from $PATH), so that kerf does not link the daemon.
 //
-//	kerf run [-n GPUS] [-p FRACTION | --memory BYTES] [--server ADDR] [--token FILE] [--timeout D] -- CMD ARGS…
-//	kerf info  [--token FILE] [--via unix|quic]
-//	kerf bench transport [--json] [--bulk SIZE]
-//	kerf bench emu [--json] [--time D]
-//	kerf bench ingest [--json] [--time D] [--topics N] [--publishers N] [--inflight N] [--via nats|mqtt] [--rate N] [--oscillate D]
+//	kerf run [-n GPUS] [-p FRACTION | --memory SIZE] [--server ADDR] [--token FILE] [--timeout D] -- CMD ARGS…
+//	kerf info [--token FILE] [--via unix|quic] [--server ADDR]
+//	kerf version
+//	kerf bench NAME [FLAGS], kerf demo
+//	kerf profiles|slices|smi|tokens|devices …   (operator, through the REST API)
+//
+// The dispatch is the commands table: a command is one line there.
 package main
 
 import (
 	"context"
-	"flag"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/kerf-edge/kerf/auth"
 	"github.com/kerf-edge/kerf/intercept/launcher"
+	"github.com/kerf-edge/kerf/internal/buildinfo"
+	"github.com/kerf-edge/kerf/internal/cli"
 	"github.com/kerf-edge/kerf/internal/kerfenv"
 	"github.com/kerf-edge/kerf/internal/units"
 	"github.com/kerf-edge/kerf/profiles/client"
@@ -30,17 +36,127 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "kerf:", err)
-		os.Exit(1)
+	cli.Exit("kerf", run(os.Args[1:]))
+}
+
+// command is one of kerf's commands. A command with flags prints its own
+// usage for --help; the operator commands' usage is client.CLIUsage.
+type command struct {
+	name    string
+	use     string // the arguments, after "kerf NAME"
+	summary string
+	run     func(args []string) error
+}
+
+// commands are kerf's commands, in the order the usage lists them. A new
+// command is one line in init's list.
+var commands []command
+
+func init() {
+	commands = []command{
+		{"run", "[-n GPUS] [-p FRACTION | --memory SIZE] [--server ADDR] [--token FILE] [--timeout D] -- CMD ARGS...",
+			"run CMD on slices of the appliance's GPUs", runCmd},
+		{"info", "[--token FILE] [--via unix|quic] [--server ADDR]", "show the device a token reaches, and a round trip", infoCmd},
+		{"version", "", "print kerf's version", versionCmd},
+		{"bench", "NAME [FLAGS]", "benchmarks (kerf-bench; see kerf bench --help)", benchCmd},
+		{"demo", "", "a tour: tenants, then 20 → 10 → mixed slices", demoCmd},
+		{"profiles", "COMMAND", "slicing profiles (operator)", operatorCmd("profiles")},
+		{"slices", "", "live slices (operator)", operatorCmd("slices")},
+		{"rules", "COMMAND", "policy rules over load signals (operator)", operatorCmd("rules")},
+		{"smi", "", "GPUs and their slices at a glance (operator)", operatorCmd("smi")},
+		{"tokens", "COMMAND", "tenant tokens and their bundles (operator)", operatorCmd("tokens")},
+		{"devices", "COMMAND", "device logins of the embedded broker (operator)", operatorCmd("devices")},
 	}
 }
 
-func usage() {
-	fmt.Fprint(os.Stderr, `usage:
-  kerf run [-n GPUS] [-p FRACTION | --memory BYTES] [--server ADDR] [--token FILE] [--timeout D] -- CMD ARGS...
-                                                  run CMD on slices of the appliance's GPUs
-  kerf info [--token FILE] [--via unix|quic]      show the device a token reaches
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: kerf COMMAND [ARGS]  (kerf COMMAND --help for each)")
+	fmt.Fprintln(w, "\ntenant commands:")
+	for _, c := range commands {
+		if !strings.Contains(c.summary, "(operator)") {
+			fmt.Fprintf(w, "  kerf %-9s %s\n", c.name, c.summary)
+		}
+	}
+	fmt.Fprintf(w, `
+The tenant's token bundle is --token FILE, else $%s, else the first of
+%s that exists
+(kerfd writes the default tenant's bundle to the first at every start).
+With KERF_CPUPROFILE=FILE, a benchmark also writes a CPU profile of its process to FILE.
+
+Operator commands, through the REST API:
+%s`, kerfenv.Bundle, bundlePlaces(), client.CLIUsage)
+}
+
+// bundlePlaces lists where a bundle is looked for when none is named.
+func bundlePlaces() string {
+	if p := auth.UserBundlePath(); p != "" {
+		return p + " and " + auth.LocalBundle
+	}
+	return auth.LocalBundle
+}
+
+func run(args []string) error {
+	if len(args) == 0 {
+		usage(os.Stderr)
+		return &cli.UsageError{Err: errors.New("no command")}
+	}
+	if cli.AskedForHelp(args) {
+		usage(os.Stdout)
+		return cli.ErrHelp
+	}
+	for _, c := range commands {
+		if c.name == args[0] {
+			return c.run(args[1:])
+		}
+	}
+	return &cli.UsageError{Err: fmt.Errorf("unknown command %q (see kerf --help)", args[0])}
+}
+
+// newCommand is the flag set of kerf's command name, from the table.
+func newCommand(name string) *cli.Command {
+	for _, c := range commands {
+		if c.name == name {
+			return cli.New("kerf "+name, c.use, c.summary)
+		}
+	}
+	panic("kerf: no command " + name)
+}
+
+func versionCmd(args []string) error {
+	if err := newCommand("version").Parse(args); err != nil {
+		return err
+	}
+	fmt.Println("kerf", buildinfo.Version())
+	return nil
+}
+
+// operatorCmd runs an operator command through the REST API ($KERF_API,
+// the admin token client.FindAdminToken finds).
+func operatorCmd(name string) func([]string) error {
+	return func(args []string) error {
+		return client.RunCLI(context.Background(), client.New("", ""), append([]string{name}, args...), os.Stdout)
+	}
+}
+
+func demoCmd(args []string) error {
+	if err := newCommand("demo").Parse(args); err != nil {
+		return err
+	}
+	return execBench(append([]string{"demo"}, args...))
+}
+
+func benchCmd(args []string) error {
+	if len(args) == 0 || cli.AskedForHelp(args) {
+		fmt.Print(benchUsage)
+		if len(args) == 0 {
+			return cli.Usagef("kerf bench", "name a benchmark")
+		}
+		return cli.ErrHelp
+	}
+	return execBench(args)
+}
+
+const benchUsage = `usage: kerf bench NAME [FLAGS]   (run by kerf-bench, from beside kerf or $PATH)
   kerf bench transport [--json] [--bulk SIZE]     transport against raw baselines
   kerf bench emu [--json] [--time D]              PTX emulator speed
   kerf bench intercept [--json] [--launches N]    launch rate through the shim vs the Go client
@@ -48,60 +164,30 @@ func usage() {
                                                   a CUDA-runtime program (nvcc) vs the driver API and a raw Unix stream
   kerf bench slicer [--json] [--tenants N] [--rounds N] [--profiles A,B,...]
                                                   live re-slicing under running tenants
-  kerf demo                                       a tour: tenants, then 20 → 10 → mixed slices
   kerf bench shares [--json] [--time D] [--shares 0.3,0.7] [--kernel N] [--backend emulated|cuda]
                                                   compute shares under contention, per 1 s window
   kerf bench ingest [--json] [--time D] [--topics N] [--publishers N] [--inflight N] [--via nats|mqtt] [--rate N] [--oscillate D]
                                                   MQTT devices → embedded broker → decisions
-With KERF_CPUPROFILE=FILE, a benchmark also writes a CPU profile of its process to FILE.
-Operator commands, through the REST API ($KERF_API, default http://127.0.0.1:7080,
-and $KERF_ADMIN_TOKEN):
-`+client.CLIUsage)
-}
+`
 
-func run(args []string) error {
-	if len(args) == 0 {
-		usage()
-		return fmt.Errorf("no command")
+// readBundle finds and reads the tenant's bundle (--token, $KERF_BUNDLE,
+// or kerfd's copies).
+func readBundle(named string) (auth.Bundle, string, error) {
+	path, err := auth.FindBundle(named)
+	if err != nil {
+		return auth.Bundle{}, "", err
 	}
-	switch args[0] {
-	case "info":
-		return infoCmd(args[1:])
-	case "run":
-		return runCmd(args[1:])
-	case "demo":
-		return execBench(args)
-	case "bench":
-		if len(args) < 2 {
-			usage()
-			return fmt.Errorf("bench: name a benchmark")
-		}
-		return execBench(args[1:])
-	case "profiles", "slices", "smi", "tokens", "devices":
-		// Operator commands go through the REST API ($KERF_API, $KERF_ADMIN_TOKEN).
-		return client.RunCLI(context.Background(), client.New("", ""), args, os.Stdout)
-	case "help", "-h", "--help":
-		usage()
-		return nil
-	}
-	usage()
-	return fmt.Errorf("unknown command %q", args[0])
-}
-
-// defaultBundle is where `make run` leaves the first tenant's bundle.
-func defaultBundle() string {
-	if p := os.Getenv(kerfenv.Token); p != "" {
-		return p
-	}
-	return "state/bundles/default.json"
+	b, err := auth.ReadBundle(path)
+	return b, path, err
 }
 
 // dial opens a session as a bundle describes: the local socket when it
-// exists (a tenant on the appliance), QUIC otherwise.
-func dial(ctx context.Context, b auth.Bundle, via string, device int) (*transport.Client, string, error) {
-	opts := transport.Options{Token: []byte(b.Token), Device: device, Name: "kerf"}
-	if via == "" {
-		via = b.DefaultVia(nil)
+// exists (a tenant on the appliance), QUIC otherwise (launcher.Route).
+func dial(ctx context.Context, b auth.Bundle, server, via string, device int) (*transport.Client, string, error) {
+	opts := transport.Options{Token: []byte(b.Token), Device: device, Name: "kerf info"}
+	via, err := launcher.Route(b, server, via)
+	if err != nil {
+		return nil, via, err
 	}
 	if via == "unix" {
 		c, err := transport.DialUnix(ctx, b.Socket, opts)
@@ -111,24 +197,32 @@ func dial(ctx context.Context, b auth.Bundle, via string, device int) (*transpor
 	if err != nil {
 		return nil, via, err
 	}
-	c, err := transport.DialQUIC(ctx, b.QUIC, transport.QUICOptions{Options: opts, Fingerprint: fp})
+	addr := b.QUIC
+	if server != "" {
+		addr = server
+	}
+	c, err := transport.DialQUIC(ctx, addr, transport.QUICOptions{Options: opts, Fingerprint: fp})
 	return c, via, err
 }
 
 func infoCmd(args []string) error {
-	fs := flag.NewFlagSet("kerf info", flag.ContinueOnError)
-	tokenPath := fs.String("token", defaultBundle(), "token bundle")
+	fs := newCommand("info")
+	tokenPath := fs.String("token", "", "token bundle (default: $"+kerfenv.Bundle+", else "+bundlePlaces()+")")
 	via := fs.String("via", "", "unix or quic (default: unix when the socket is here)")
+	server := fs.String("server", "", "appliance QUIC address (default: the token bundle's)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	b, err := auth.ReadBundle(*tokenPath)
+	if fs.NArg() > 0 {
+		return cli.Usagef(fs.Name(), "unexpected argument %q", fs.Arg(0))
+	}
+	b, _, err := readBundle(*tokenPath)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, path, err := dial(ctx, b, *via, 0)
+	c, path, err := dial(ctx, b, *server, *via, 0)
 	if err != nil {
 		return err
 	}
@@ -152,36 +246,38 @@ func infoCmd(args []string) error {
 }
 
 func runCmd(args []string) error {
-	fs := flag.NewFlagSet("kerf run", flag.ContinueOnError)
+	fs := newCommand("run")
 	n := fs.Int("n", 1, "slices, each on a distinct GPU")
 	p := fs.Float64("p", 0, "fraction of a GPU per slice, in (0, 1]")
-	memory := fs.String("memory", "", "memory per slice instead of -p (e.g. 4GiB)")
+	memory := fs.String("memory", "", "memory per slice instead of -p, with a unit (512MiB, 4GiB)")
 	server := fs.String("server", "", "appliance QUIC address (default: the token bundle's)")
-	token := fs.String("token", defaultBundle(), "token bundle")
+	token := fs.String("token", "", "token bundle (default: $"+kerfenv.Bundle+", else "+bundlePlaces()+")")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to retry while the appliance is full")
 	via := fs.String("via", "", "unix or quic (default: unix when the appliance is this machine)")
 	model := fs.String("model", "", "only GPUs of this model")
-	minMem := fs.String("min-memory", "", "only GPUs with at least this much memory")
+	minMem := fs.String("min-memory", "", "only GPUs with at least this much memory, with a unit")
 	shim := fs.String("shim", launcher.DefaultShimDir(), "directory holding Kerf's libcuda.so.1")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
-		usage()
-		return fmt.Errorf("run: no command; put it after --")
+		return cli.Usagef(fs.Name(), "no command; put it after --")
 	}
-	o := launcher.Options{GPUs: *n, Fraction: *p, Bundle: *token, Server: *server, Via: *via, Timeout: *timeout,
+	o := launcher.Options{GPUs: *n, Fraction: *p, Server: *server, Via: *via, Timeout: *timeout,
 		Model: *model, ShimDir: *shim, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
 	var err error
 	if *memory != "" {
 		if o.Memory, err = units.ParseBytes(*memory); err != nil {
-			return err
+			return cli.Usagef(fs.Name(), "--memory: %v", err)
 		}
 	}
 	if *minMem != "" {
 		if o.MinMemory, err = units.ParseBytes(*minMem); err != nil {
-			return err
+			return cli.Usagef(fs.Name(), "--min-memory: %v", err)
 		}
+	}
+	if o.Bundle, err = auth.FindBundle(*token); err != nil {
+		return err
 	}
 	code, err := launcher.Run(context.Background(), o, fs.Args())
 	if err != nil {

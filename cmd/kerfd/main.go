@@ -2,70 +2,82 @@
 // package appliance.
 //
 //	kerfd [--config FILE]                      serve
+//	kerfd --version                            print the version
 //	kerfd init                                 create identity and first token
-//	kerfd token issue NAME [--memory SIZE] [--out FILE]
-//	kerfd token revoke NAME
-//	kerfd token list
+//	kerfd tokens issue [--memory SIZE] [--out FILE] TENANT
+//	kerfd tokens revoke TENANT
+//	kerfd tokens list
 package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
-	"text/tabwriter"
-	"time"
 
 	"github.com/kerf-edge/kerf/appliance"
 	"github.com/kerf-edge/kerf/auth"
-	"github.com/kerf-edge/kerf/internal/units"
+	"github.com/kerf-edge/kerf/internal/buildinfo"
+	"github.com/kerf-edge/kerf/internal/cli"
+	"github.com/kerf-edge/kerf/profiles/client"
 )
 
 func main() {
 	if appliance.IsWorker() {
 		os.Exit(appliance.RunWorker())
 	}
-	if err := run(os.Args[1:], os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "kerfd:", err)
-		os.Exit(1)
-	}
+	cli.Exit("kerfd", run(os.Args[1:], os.Stdout))
 }
 
-func usage() {
-	fmt.Fprint(os.Stderr, `usage:
+const usage = `usage:
   kerfd [--config FILE]                                  run the appliance
+  kerfd --version                                        print kerfd's version
   kerfd init                                             create the state: identity, first token
-  kerfd token issue NAME [--memory SIZE] [--out FILE]    issue a tenant token bundle
-  kerfd token revoke NAME                                revoke a tenant's tokens
-  kerfd token list                                       list tokens
+  kerfd tokens issue [--memory SIZE] [--out FILE] TENANT issue a tenant's token, replacing its earlier ones; write its bundle
+  kerfd tokens revoke TENANT                             revoke a tenant's tokens
+  kerfd tokens list                                      list tokens
 Every form takes --config FILE; KERF_* variables override the config.
-`)
-}
+The tokens commands are kerf's (kerf tokens …), on the state directory
+instead of through the operator API. kerfd writes the default tenant's
+bundle and the admin token to its state directory, and copies them to
+$XDG_CONFIG_HOME/kerf (default ~/.config/kerf), where kerf looks.
+`
 
-// run runs kerfd with args; the token and init forms write what the
+// run runs kerfd with args; the tokens and init forms write what the
 // operator reads to out.
 func run(args []string, out io.Writer) error {
-	if len(args) > 0 && args[0] == "token" {
-		return tokenCmd(args[1:], out)
+	if len(args) > 0 {
+		switch args[0] {
+		case "tokens", "token":
+			return tokensCmd(args[1:], out)
+		case "init":
+			return initCmd(args[1:], out)
+		case "version":
+			fmt.Fprintln(out, "kerfd", buildinfo.Version())
+			return nil
+		}
 	}
-	if len(args) > 0 && args[0] == "init" {
-		return initCmd(args[1:], out)
+	cmd := cli.New("kerfd", "[--config FILE] | --version | init | tokens ...", "")
+	cmd.Stdout = out
+	cfgPath := cmd.String("config", "", "configuration file (YAML)")
+	version := cmd.Bool("version", false, "print kerfd's version and exit")
+	if cli.AskedForHelp(args) {
+		fmt.Fprint(out, usage)
+		return cli.ErrHelp
 	}
-	fs := flag.NewFlagSet("kerfd", flag.ContinueOnError)
-	fs.Usage = usage
-	cfgPath := fs.String("config", "", "configuration file (YAML)")
-	if err := fs.Parse(args); err != nil {
+	if err := cmd.Parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		usage()
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	if *version {
+		fmt.Fprintln(out, "kerfd", buildinfo.Version())
+		return nil
 	}
-	cfg, err := appliance.LoadConfig(*cfgPath, os.Environ())
+	if cmd.NArg() > 0 {
+		return cli.Usagef("kerfd", "unexpected argument %q", cmd.Arg(0))
+	}
+	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
 		return err
 	}
@@ -80,85 +92,93 @@ func run(args []string, out io.Writer) error {
 	return a.Run(ctx)
 }
 
-func tokenCmd(args []string, stdout io.Writer) error {
-	if len(args) == 0 {
-		usage()
-		return fmt.Errorf("token: want issue, revoke or list")
+// loadConfig is kerfd's configuration, with the user's directory where
+// kerf looks for the default bundle and the admin token.
+func loadConfig(path string) (appliance.Config, error) {
+	cfg, err := appliance.LoadConfig(path, os.Environ())
+	cfg.UserDir = auth.UserDir()
+	return cfg, err
+}
+
+// tokenCommands are kerfd's tokens subcommands; their names, flags and
+// messages are kerf tokens'.
+var tokenCommands = map[string]struct {
+	use, summary string
+	run          func(cfg appliance.Config, cmd *cli.Command, out io.Writer) error
+}{
+	"issue":  {"[--config FILE] [--memory SIZE] [--out FILE] TENANT", "issue a token for TENANT, replacing (revoking) its earlier ones, and write its bundle", issueCmd},
+	"revoke": {"[--config FILE] TENANT", "revoke every token of TENANT; a running kerfd ends its sessions", revokeCmd},
+	"list":   {"[--config FILE]", "list issued tokens (never the tokens themselves)", listCmd},
+}
+
+func tokensCmd(args []string, out io.Writer) error {
+	if len(args) == 0 || cli.AskedForHelp(args) {
+		fmt.Fprint(out, usage)
+		if len(args) == 0 {
+			return cli.Usagef("kerfd tokens", "want issue, revoke or list")
+		}
+		return cli.ErrHelp
 	}
-	fs := flag.NewFlagSet("kerfd token "+args[0], flag.ContinueOnError)
-	cfgPath := fs.String("config", "", "configuration file (YAML)")
-	memory := fs.String("memory", "", "memory limit per session (e.g. 4GiB); default: the whole slice")
-	out := fs.String("out", "", "bundle path (default <state>/bundles/NAME.json)")
-	if err := fs.Parse(args[1:]); err != nil {
+	tc, ok := tokenCommands[args[0]]
+	if !ok {
+		return cli.Usagef("kerfd tokens", "unknown command %q: want issue, revoke or list", args[0])
+	}
+	cmd := cli.New("kerfd tokens "+args[0], tc.use, tc.summary)
+	cmd.Stdout = out
+	cfgPath := cmd.String("config", "", "configuration file (YAML)")
+	if args[0] == "issue" {
+		client.TokenIssueFlags(cmd)
+	}
+	if err := cmd.Parse(args[1:]); err != nil {
 		return err
 	}
-	cfg, err := appliance.LoadConfig(*cfgPath, os.Environ())
+	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
 		return err
 	}
-	switch args[0] {
-	case "issue", "revoke":
-		if fs.NArg() != 1 {
-			return fmt.Errorf("token %s: want one tenant NAME", args[0])
-		}
-	}
-	if args[0] == "issue" {
-		if err := auth.CheckTenantName(fs.Arg(0)); err != nil {
-			return fmt.Errorf("token issue: %w", err)
-		}
-	}
-	switch args[0] {
-	case "issue":
-		var limit uint64
-		if *memory != "" {
-			if limit, err = units.ParseBytes(*memory); err != nil {
-				return err
-			}
-		}
-		path, err := appliance.IssueOffline(cfg, fs.Arg(0), limit, *out)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "issued a token for %s; bundle written to %s (the token is not stored elsewhere)\n", fs.Arg(0), path)
-		return nil
-	case "revoke":
-		n, err := appliance.RevokeOffline(cfg, fs.Arg(0))
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "revoked %d token(s) of %s\n", n, printable(fs.Arg(0)))
-		return nil
-	case "list":
-		recs, err := appliance.ListTokens(cfg)
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "TENANT\tMEMORY LIMIT\tISSUED\tREVOKED")
-		for _, r := range recs {
-			limit, revoked := "slice", "-"
-			if r.MemLimit > 0 {
-				limit = units.FormatBytes(r.MemLimit)
-			}
-			if !r.Revoked.IsZero() {
-				revoked = r.Revoked.Format(time.RFC3339)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", printable(r.Tenant), limit, r.Issued.Format(time.RFC3339), revoked)
-		}
-		return tw.Flush()
-	}
-	usage()
-	return fmt.Errorf("token: unknown command %q", args[0])
+	return tc.run(cfg, cmd, out)
 }
 
-// printable is a tenant name as the terminal should show it: as is when it
-// follows auth's rule, quoted with escapes otherwise (a name written into
-// the token file by hand or before the rule).
-func printable(name string) string {
-	if auth.CheckTenantName(name) == nil {
-		return name
+func issueCmd(cfg appliance.Config, cmd *cli.Command, out io.Writer) error {
+	tenant, memory, path, err := client.IssueArgs(cmd)
+	if err != nil {
+		return err
 	}
-	return strconv.Quote(name)
+	path, replaced, err := appliance.IssueOffline(cfg, tenant, memory, path)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out, client.IssuedLine(tenant, path, replaced))
+	if tenant == "default" {
+		// kerf's copy of the default bundle follows the new token.
+		if _, err := appliance.PublishUserCopies(cfg); err != nil {
+			return fmt.Errorf("the copy of the default bundle for kerf: %w", err)
+		}
+	}
+	return nil
+}
+
+func revokeCmd(cfg appliance.Config, cmd *cli.Command, out io.Writer) error {
+	if cmd.NArg() != 1 {
+		return cli.Usagef(cmd.Name(), "want one TENANT")
+	}
+	n, err := appliance.RevokeOffline(cfg, cmd.Arg(0))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out, client.RevokedLine(cmd.Arg(0), n))
+	return nil
+}
+
+func listCmd(cfg appliance.Config, cmd *cli.Command, out io.Writer) error {
+	if cmd.NArg() > 0 {
+		return cli.Usagef(cmd.Name(), "unexpected argument %q", cmd.Arg(0))
+	}
+	recs, err := appliance.ListTokens(cfg)
+	if err != nil {
+		return err
+	}
+	return client.WriteTokenTable(out, recs)
 }
 
 // initCmd prepares the state directory and tells the operator what to
@@ -167,12 +187,13 @@ func printable(name string) string {
 // journal) and where the first tenant's bundle is. Tenant tokens are
 // never printed; they stay in their bundle files.
 func initCmd(args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("kerfd init", flag.ContinueOnError)
-	cfgPath := fs.String("config", "", "configuration file (YAML)")
-	if err := fs.Parse(args); err != nil {
+	cmd := cli.New("kerfd init", "[--config FILE]", "create the state directory: TLS identity, the first tenant's bundle, the admin token")
+	cmd.Stdout = out
+	cfgPath := cmd.String("config", "", "configuration file (YAML)")
+	if err := cmd.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := appliance.LoadConfig(*cfgPath, os.Environ())
+	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
 		return err
 	}
@@ -191,5 +212,10 @@ func initCmd(args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "operator API admin token, shown once: %s (a copy is in %s, mode 0600)\n", admin, cfg.AdminTokenPath())
 	fmt.Fprintf(out, "first tenant bundle (tenant default): %s (mode 0600; its token is not shown or stored elsewhere)\n", path)
+	if wrote, err := appliance.PublishUserCopies(cfg); err != nil {
+		return fmt.Errorf("copies for kerf: %w", err)
+	} else if len(wrote) > 0 {
+		fmt.Fprintf(out, "copies for kerf, for this user: %v\n", wrote)
+	}
 	return nil
 }

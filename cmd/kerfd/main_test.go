@@ -16,6 +16,7 @@ func stateDir(t *testing.T) string {
 	dir := t.TempDir()
 	t.Setenv("KERF_STATE_DIR", dir)
 	t.Setenv("KERF_LISTEN__QUIC", "127.0.0.1:0")
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir()) // kerf's copies go there, not to the real home
 	return dir
 }
 
@@ -42,7 +43,7 @@ func TestTokenIssueRefusesBadNames(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "bundles")); !os.IsNotExist(err) {
 		t.Errorf("a refused name left a bundle directory: %v", err)
 	}
-	if out, err := kerfd(t, "token", "issue", "alice"); err != nil || !strings.Contains(out, "alice.json") {
+	if out, err := kerfd(t, "tokens", "issue", "alice"); err != nil || !strings.Contains(out, "alice.json") {
 		t.Fatalf("token issue alice: %q, %v", out, err)
 	}
 }

@@ -78,7 +78,7 @@ func open(lib string) (*Backend, error) {
 	}
 	v, r := driverVersion()
 	if r != 0 {
-		return nil, fmt.Errorf("%w: cuDriverGetVersion: %v", ErrNoDriver, driverError("cuDriverGetVersion", r))
+		return nil, fmt.Errorf("%w: %v", ErrNoDriver, driverError("cuDriverGetVersion", r))
 	}
 	if err := checkDriverVersion(v); err != nil {
 		return nil, err
@@ -94,9 +94,9 @@ func open(lib string) (*Backend, error) {
 	os.Setenv("CUDA_MODULE_LOADING", "EAGER")
 	if r := cuInit(); r != 0 {
 		if mapResult(r) == abi.ErrNoDevice {
-			return nil, fmt.Errorf("%w: cuInit: %v", ErrNoDevice, driverError("cuInit", r))
+			return nil, fmt.Errorf("%w: %v", ErrNoDevice, driverError("cuInit", r))
 		}
-		return nil, fmt.Errorf("%w: cuInit: %v", ErrNoDriver, driverError("cuInit", r))
+		return nil, fmt.Errorf("%w: %v", ErrNoDriver, driverError("cuInit", r))
 	}
 	n, r := deviceCount()
 	if r != 0 {

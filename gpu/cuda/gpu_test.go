@@ -24,9 +24,9 @@ func realContext(t *testing.T, limit uint64) *Context {
 	b, err := New(Config{})
 	switch {
 	case errors.Is(err, ErrNoDriver), errors.Is(err, ErrNoDevice):
-		t.Skipf("no NVIDIA driver: %v", err)
+		t.Skip(err)
 	case errors.Is(err, ErrDriverTooOld):
-		t.Skipf("NVIDIA driver too old: %v", err)
+		t.Skip(err)
 	case err != nil:
 		t.Fatal(err)
 	}

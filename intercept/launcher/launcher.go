@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -79,12 +80,9 @@ func Run(ctx context.Context, opts Options, argv []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	via := opts.Via
-	if via == "" {
-		via = "quic" // --server names a QUIC address
-		if opts.Server == "" {
-			via = b.DefaultVia(nil)
-		}
+	via, err := Route(b, opts.Server, opts.Via)
+	if err != nil {
+		return 0, err
 	}
 	quicAddr := b.QUIC
 	if opts.Server != "" {
@@ -92,7 +90,7 @@ func Run(ctx context.Context, opts Options, argv []string) (int, error) {
 	}
 	req := transport.AllocRequest{Count: opts.GPUs, Fraction: opts.Fraction, Memory: opts.Memory, MinMemory: opts.MinMemory, Model: opts.Model, Device: -1}
 	lease, err := acquire(ctx, opts, func(ctx context.Context) (*transport.LeaseHolder, error) {
-		o := transport.Options{Token: []byte(b.Token), Name: "kerf run " + filepath.Base(argv[0])}
+		o := transport.Options{Token: []byte(b.Token), Name: transport.SessionName("kerf run", argv[0])}
 		if via == "unix" {
 			return transport.OpenLeaseUnix(ctx, b.Socket, o, req)
 		}
@@ -127,10 +125,14 @@ func Run(ctx context.Context, opts Options, argv []string) (int, error) {
 }
 
 // acquire opens a lease, retrying while the appliance has no capacity,
-// with bounded exponential backoff, until opts.Timeout.
+// with bounded exponential backoff, until opts.Timeout. While it waits it
+// says so on opts.Stderr, through a progress line.
 func acquire(ctx context.Context, opts Options, open func(context.Context) (*transport.LeaseHolder, error)) (*transport.LeaseHolder, error) {
-	deadline := time.Now().Add(opts.Timeout)
+	start := time.Now()
+	deadline := start.Add(opts.Timeout)
 	wait := MinBackoff
+	progress := newProgress(opts.Stderr)
+	defer progress.done()
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		l, err := open(actx)
@@ -143,12 +145,11 @@ func acquire(ctx context.Context, opts Options, open func(context.Context) (*tra
 		}
 		left := time.Until(deadline)
 		if left <= 0 {
-			return nil, fmt.Errorf("%w after %d attempts in %v: %v", ErrNoCapacity, attempt, opts.Timeout, err)
+			return nil, fmt.Errorf("%w after %d attempts in %v: %s", ErrNoCapacity, attempt, opts.Timeout, abi.Message(err))
 		}
 		sleep := min(wait/2+rand.N(wait/2+1), left)
-		if opts.Stderr != nil {
-			fmt.Fprintf(opts.Stderr, "kerf run: %v; retrying in %v\n", err, sleep.Round(time.Millisecond))
-		}
+		progress.say(fmt.Sprintf("kerf run: the node is full, waiting (%v of %v, attempt %d): %s",
+			time.Since(start).Round(time.Second), opts.Timeout, attempt, abi.Message(err)))
 		select {
 		case <-time.After(sleep):
 		case <-ctx.Done():
@@ -156,6 +157,51 @@ func acquire(ctx context.Context, opts Options, open func(context.Context) (*tra
 		}
 		wait = min(2*wait, MaxBackoff)
 	}
+}
+
+// Route is the path a tenant with bundle b takes: via when asked for
+// ("unix" or "quic"), QUIC when server names an address, else the
+// bundle's socket when it exists. When the bundle says kerfd runs on this
+// machine (a socket, and a loopback QUIC address) but the socket is
+// missing, kerfd is not running: Route says so at once, rather than
+// dialling QUIC until it times out.
+func Route(b auth.Bundle, server, via string) (string, error) {
+	switch via {
+	case "unix":
+		if _, err := os.Stat(b.Socket); err != nil {
+			return "", NotRunning(b.Socket)
+		}
+		return via, nil
+	case "quic":
+		return via, nil
+	case "":
+	default:
+		return "", fmt.Errorf("--via %q: want unix or quic", via)
+	}
+	if server != "" {
+		return "quic", nil
+	}
+	via = b.DefaultVia(nil)
+	if via == "quic" && b.Socket != "" && isLoopback(b.QUIC) {
+		return "", NotRunning(b.Socket)
+	}
+	return via, nil
+}
+
+// NotRunning is the error for a kerfd whose socket is missing.
+func NotRunning(socket string) error {
+	return fmt.Errorf("kerfd is not running at %s (socket missing); start it with `kerfd` or `make run`", socket)
+}
+
+// isLoopback reports whether a host:port names this machine's loopback
+// (or names no host: kerfd's own).
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if addr == "" || err == nil && host == "" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || ip != nil && ip.IsLoopback()
 }
 
 // forwarded are the signals passed on to the program.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -177,5 +178,37 @@ func TestBadRequests(t *testing.T) {
 		if _, err := Run(context.Background(), o, []string{"true"}); err == nil {
 			t.Errorf("%+v accepted", o)
 		}
+	}
+}
+
+// A bundle of this machine whose socket is missing means kerfd is not
+// running: Route says so rather than dialling QUIC.
+func TestRoute(t *testing.T) {
+	dir := t.TempDir()
+	present := filepath.Join(dir, "kerf.sock")
+	if err := os.WriteFile(present, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "gone.sock")
+	for _, tc := range []struct {
+		name        string
+		b           auth.Bundle
+		server, via string
+		want, err   string
+	}{
+		{"socket here", auth.Bundle{QUIC: "127.0.0.1:7443", Socket: present}, "", "", "unix", ""},
+		{"local, socket missing", auth.Bundle{QUIC: "127.0.0.1:7443", Socket: missing}, "", "", "", "kerfd is not running at " + missing + " (socket missing)"},
+		{"remote, socket missing", auth.Bundle{QUIC: "10.0.0.9:7443", Socket: missing}, "", "", "quic", ""},
+		{"--server", auth.Bundle{QUIC: "127.0.0.1:7443", Socket: missing}, "10.0.0.9:7443", "", "quic", ""},
+		{"--via unix, socket missing", auth.Bundle{Socket: missing}, "", "unix", "", "kerfd is not running"},
+		{"--via quic", auth.Bundle{QUIC: "127.0.0.1:7443", Socket: missing}, "", "quic", "quic", ""},
+		{"--via bad", auth.Bundle{}, "", "tcp", "", "want unix or quic"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Route(tc.b, tc.server, tc.via)
+			if got != tc.want || (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
+				t.Fatalf("Route = %q, %v; want %q, %q", got, err, tc.want, tc.err)
+			}
+		})
 	}
 }

@@ -6,7 +6,7 @@ package kerfenv
 // The tenant side: set by `kerf run` for the program it starts, read by the
 // shim (libcuda.so.1).
 const (
-	Bundle  = "KERF_BUNDLE"  // path of the tenant's token bundle
+	Bundle  = "KERF_BUNDLE"  // path of the tenant's token bundle; `kerf run` and `kerf info` read it too
 	Lease   = "KERF_LEASE"   // the lease ID the program's sessions belong to
 	Devices = "KERF_DEVICES" // server device ordinals, comma-separated
 	Via     = "KERF_VIA"     // "unix" or "quic"
@@ -22,7 +22,7 @@ const (
 
 // The command line.
 const (
-	Token      = "KERF_TOKEN"       // the tenant's bundle for `kerf run` and `kerf info`
+	Token      = "KERF_TOKEN"       // the older name of Bundle for `kerf run` and `kerf info`; still honoured
 	API        = "KERF_API"         // the operator REST API's base URL
 	AdminToken = "KERF_ADMIN_TOKEN" // the operator's bearer token
 	CPUProfile = "KERF_CPUPROFILE"  // a benchmark's CPU profile output

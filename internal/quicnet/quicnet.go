@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"syscall"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -71,20 +72,59 @@ type Conn struct {
 func Dial(ctx context.Context, addr string, tc *tls.Config, qc *quic.Config) (*Conn, error) {
 	raddr, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("kerf: %w", err)
+		return nil, err
 	}
 	udp, err := net.ListenUDP("udp", nil)
 	if err != nil {
-		return nil, fmt.Errorf("kerf: %w", err)
+		return nil, err
 	}
+	// An ICMP refusal ("port unreachable") during the handshake ends the
+	// dial at once, rather than after the handshake timeout; afterwards
+	// ICMP errors (a path MTU probe's, say) must not close the connection.
+	reportICMP(udp, true)
 	tr := &quic.Transport{Conn: udp}
 	conn, err := tr.Dial(ctx, raddr, tc, qc)
 	if err != nil {
 		tr.Close()
 		udp.Close()
-		return nil, fmt.Errorf("kerf: connecting to %s: %w", addr, err)
+		return nil, dialError(addr, err)
 	}
+	reportICMP(udp, false)
 	return &Conn{Conn: conn, tr: tr}, nil
+}
+
+// dialError says why a dial to addr failed in the words a tenant acts on.
+func dialError(addr string, err error) error {
+	var idle *quic.IdleTimeoutError
+	var hs *quic.HandshakeTimeoutError
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("nothing listens on %s (its UDP port refused): kerfd is not running there, or listens on another port: %w", addr, err)
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return fmt.Errorf("%s cannot be reached from here: %w", addr, err)
+	case errors.As(err, &idle), errors.As(err, &hs), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("no answer from %s: kerfd is not running there, or a firewall drops UDP to that port: %w", addr, err)
+	}
+	return fmt.Errorf("connecting to %s: %w", addr, err)
+}
+
+// reportICMP turns on or off the socket's reporting of ICMP errors, which
+// Linux otherwise keeps from an unconnected UDP socket.
+func reportICMP(udp *net.UDPConn, on bool) {
+	rc, err := udp.SyscallConn()
+	if err != nil {
+		return
+	}
+	v := 0
+	if on {
+		v = 1
+	}
+	rc.Control(func(fd uintptr) {
+		// The socket is dual-stack: one option per family. A family the
+		// host lacks refuses its option; nothing else depends on it.
+		_ = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, syscall.IP_RECVERR, v)
+		_ = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IPV6, syscall.IPV6_RECVERR, v)
+	})
 }
 
 // Close closes the connection and its socket.

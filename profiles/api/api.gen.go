@@ -29,6 +29,45 @@ func (e EventKind) Valid() bool {
 	}
 }
 
+// Defines values for RuleSource.
+const (
+	RuleSourceAPI    RuleSource = "api"
+	RuleSourceConfig RuleSource = "config"
+)
+
+// Valid indicates whether the value is a known member of the RuleSource enum.
+func (e RuleSource) Valid() bool {
+	switch e {
+	case RuleSourceAPI:
+		return true
+	case RuleSourceConfig:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RuleState.
+const (
+	RuleStateActive  RuleState = "active"
+	RuleStatePending RuleState = "pending"
+	RuleStateSkipped RuleState = "skipped"
+)
+
+// Valid indicates whether the value is a known member of the RuleState enum.
+func (e RuleState) Valid() bool {
+	switch e {
+	case RuleStateActive:
+		return true
+	case RuleStatePending:
+		return true
+	case RuleStateSkipped:
+		return true
+	default:
+		return false
+	}
+}
+
 // Device defines model for Device.
 type Device struct {
 	Created time.Time `json:"created"`
@@ -96,11 +135,22 @@ type IssuedDevice struct {
 	Password string `json:"password"`
 }
 
-// IssuedToken defines model for IssuedToken.
+// IssuedToken A tenant's new token and what its bundle needs besides (kerf tokens issue writes the bundle).
 type IssuedToken struct {
+	// Fingerprint the appliance's certificate fingerprint, which QUIC clients pin
+	Fingerprint      string `json:"fingerprint,omitempty,omitzero"`
 	MemoryLimitBytes uint64 `json:"memoryLimitBytes,omitempty,omitzero"`
-	Tenant           string `json:"tenant"`
-	Token            string `json:"token"`
+
+	// Quic the appliance's QUIC address (host:port)
+	Quic string `json:"quic,omitempty,omitzero"`
+
+	// Replaced the tenant's earlier live tokens, revoked by this one
+	Replaced int `json:"replaced,omitempty,omitzero"`
+
+	// Socket the appliance's Unix socket, for tenants on the node
+	Socket string `json:"socket,omitempty,omitzero"`
+	Tenant string `json:"tenant"`
+	Token  string `json:"token"`
 }
 
 // Plan defines model for Plan.
@@ -156,10 +206,28 @@ type Rule struct {
 	Created time.Time `json:"created,omitempty,omitzero"`
 	Name    string    `json:"name"`
 
-	// Rule the policy rule document; the ingest package validates it
-	Rule    json.RawMessage `json:"rule"`
-	Updated time.Time       `json:"updated,omitempty,omitzero"`
+	// ReadOnly true for a config rule: the API neither replaces nor deletes it
+	ReadOnly bool `json:"readOnly,omitempty,omitzero"`
+
+	// Reason why a skipped rule is not in force
+	Reason string `json:"reason,omitempty,omitzero"`
+
+	// Rule the policy rule document, as in the config file's ingest.rules (docs/ingest.md#rules)
+	Rule json.RawMessage `json:"rule"`
+
+	// Source where the rule comes from: kerfd's config file or the API
+	Source RuleSource `json:"source,omitempty,omitzero"`
+
+	// State active: in force; pending: written, not yet picked up; skipped: not in force, see reason
+	State   RuleState `json:"state,omitempty,omitzero"`
+	Updated time.Time `json:"updated,omitempty,omitzero"`
 }
+
+// RuleSource where the rule comes from: kerfd's config file or the API
+type RuleSource string
+
+// RuleState active: in force; pending: written, not yet picked up; skipped: not in force, see reason
+type RuleState string
 
 // Slice defines model for Slice.
 type Slice struct {
@@ -243,11 +311,14 @@ type TenantName = string
 
 // ListEventsParams defines parameters for ListEvents.
 type ListEventsParams struct {
+	// Limit at most this many (the newest)
 	Limit int `form:"limit,omitempty" json:"limit,omitempty,omitzero"`
 
 	// After only events with a larger id
-	After uint64    `form:"after,omitempty" json:"after,omitempty,omitzero"`
-	Kind  EventKind `form:"kind,omitempty" json:"kind,omitempty,omitzero"`
+	After uint64 `form:"after,omitempty" json:"after,omitempty,omitzero"`
+
+	// Kind only events of this kind
+	Kind EventKind `form:"kind,omitempty" json:"kind,omitempty,omitzero"`
 }
 
 // AddDeviceJSONRequestBody defines body for AddDevice for application/json ContentType.
@@ -264,6 +335,9 @@ type CreateRuleJSONRequestBody = Rule
 
 // PutRuleJSONRequestBody defines body for PutRule for application/json ContentType.
 type PutRuleJSONRequestBody = Rule
+
+// ValidateRuleJSONRequestBody defines body for ValidateRule for application/json ContentType.
+type ValidateRuleJSONRequestBody = Rule
 
 // IssueTokenJSONRequestBody defines body for IssueToken for application/json ContentType.
 type IssueTokenJSONRequestBody = TokenRequest

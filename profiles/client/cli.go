@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/kerf-edge/kerf/internal/cli"
 	"github.com/kerf-edge/kerf/profiles/api"
 )
 
@@ -22,234 +24,261 @@ const CLIUsage = `  kerf profiles list                          stored slicing p
   kerf profiles put FILE                      create or replace a profile from a JSON file
   kerf profiles validate NAME                 check a profile against the node
   kerf profiles apply [--dry-run] NAME        re-slice the node to a profile
+  kerf rules list                             policy rules: the config file's and the API's, with their state
+  kerf rules show NAME                        one rule as JSON
+  kerf rules put FILE                         create or replace a rule from a YAML or JSON file (- for stdin)
+  kerf rules validate FILE                    check a rule file as put would, storing nothing
+  kerf rules delete NAME                      delete a rule stored through the API
   kerf slices                                 live slices
   kerf smi                                    GPUs and their slices at a glance
-  kerf tokens issue [--memory BYTES] TENANT   issue a tenant token (shown once)
+  kerf tokens issue [--memory SIZE] [--out FILE] TENANT
+                                              issue a tenant's token; write its bundle (default ./TENANT.json)
   kerf tokens revoke TENANT                   revoke a tenant's tokens
+  kerf tokens list                            issued tokens (never the tokens themselves)
   kerf devices add NAME                       add a broker login for a device (password shown once)
-  kerf devices list                           device logins added here
+  kerf devices list                           device logins added through the API
   kerf devices remove NAME                    remove a device login; the device is disconnected
-  (the API is $KERF_API, default http://127.0.0.1:7080; the admin token is $KERF_ADMIN_TOKEN)
+  (the API is $KERF_API, default http://127.0.0.1:7080; the admin token is $KERF_ADMIN_TOKEN,
+  else the file kerfd copies to ~/.config/kerf/admin-token, else state/admin-token)
 `
 
-// RunCLI runs one of the operator commands in CLIUsage (args start with
-// the command name: "profiles", "slices", "smi", "tokens" or "devices") and writes
-// its output to w.
-func RunCLI(ctx context.Context, c *Client, args []string, w io.Writer) error {
-	if len(args) == 0 {
-		return errors.New("no command")
-	}
-	sub := func() (string, []string) {
-		if len(args) < 2 {
-			return "", nil
-		}
-		return args[1], args[2:]
-	}
-	one := func(rest []string, what string) (string, error) {
-		if len(rest) != 1 {
-			return "", fmt.Errorf("want one %s", what)
-		}
-		return rest[0], nil
-	}
-	switch args[0] {
-	case "profiles":
-		cmd, rest := sub()
-		switch cmd {
-		case "list":
-			ps, err := c.Profiles(ctx)
-			if err != nil {
-				return err
-			}
-			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tGPUS\tSLICES\tUPDATED\tDESCRIPTION")
-			for _, p := range ps {
-				n := 0
-				for _, g := range p.GPUs {
-					n += len(g.Slices)
-				}
-				fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", p.Name, len(p.GPUs), n, p.Updated.Format(time.RFC3339), p.Description)
-			}
-			return tw.Flush()
-		case "show":
-			name, err := one(rest, "profile name")
-			if err != nil {
-				return err
-			}
-			p, err := c.Profile(ctx, name)
-			if err != nil {
-				return err
-			}
-			return writeJSON(w, p)
-		case "put":
-			file, err := one(rest, "file")
-			if err != nil {
-				return err
-			}
-			b, err := os.ReadFile(file)
-			if err != nil {
-				return err
-			}
-			var p api.Profile
-			dec := json.NewDecoder(bytes.NewReader(b))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&p); err != nil {
-				return fmt.Errorf("%s: %w", file, err)
-			}
-			if p, err = c.PutProfile(ctx, p); err != nil {
-				return err
-			}
-			fmt.Fprintf(w, "stored profile %s\n", p.Name)
-			return nil
-		case "validate":
-			name, err := one(rest, "profile name")
-			if err != nil {
-				return err
-			}
-			if err := c.ValidateProfile(ctx, name); err != nil {
-				return err
-			}
-			fmt.Fprintf(w, "profile %s fits this node\n", name)
-			return nil
-		case "apply":
-			fs := flag.NewFlagSet("profiles apply", flag.ContinueOnError)
-			dry := fs.Bool("dry-run", false, "only show what would change")
-			if err := fs.Parse(rest); err != nil {
-				return err
-			}
-			name, err := one(fs.Args(), "profile name")
-			if err != nil {
-				return err
-			}
-			var plan api.Plan
-			if *dry {
-				plan, err = c.PlanProfile(ctx, name)
-			} else {
-				plan, err = c.ApplyProfile(ctx, name)
-			}
-			if err != nil {
-				return err
-			}
-			return writePlan(w, plan)
-		}
-		return fmt.Errorf("profiles: want list, show, put, validate or apply")
-	case "slices":
-		ss, err := c.Slices(ctx)
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "GPU\tTENANT\tMEMORY USED\tLIMIT\tSHARE TARGET\tACHIEVED\t")
-		for _, s := range ss {
-			pending := ""
-			if s.Pending {
-				pending = "re-slicing"
-			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%.0f%%\t%.0f%%\t%s\n", s.GPU, s.Tenant, human(s.MemoryUsedBytes), human(s.MemoryLimitBytes),
-				100*s.ShareTarget, 100*s.ShareAchieved, pending)
-		}
-		return tw.Flush()
-	case "smi":
-		gs, err := c.GPUs(ctx)
-		if err != nil {
-			return err
-		}
-		ss, err := c.Slices(ctx)
-		if err != nil {
-			return err
-		}
-		for _, g := range gs {
-			var used, limit uint64
-			var mine []api.Slice
-			for _, s := range ss {
-				if s.GPU == g.Index {
-					used, limit = used+s.MemoryUsedBytes, limit+s.MemoryLimitBytes
-					mine = append(mine, s)
-				}
-			}
-			fmt.Fprintf(w, "GPU %d  %-28s  %9s / %9s used, %9s sliced, %d slice(s)\n", g.Index, g.Name, human(used), human(g.MemoryBytes), human(limit), len(mine))
-			for _, s := range mine {
-				fmt.Fprintf(w, "  %-20s %s %9s / %9s  share %3.0f%% of %3.0f%%\n", s.Tenant, bar(s.MemoryUsedBytes, s.MemoryLimitBytes, 20),
-					human(s.MemoryUsedBytes), human(s.MemoryLimitBytes), 100*s.ShareAchieved, 100*s.ShareTarget)
-			}
-		}
-		return nil
-	case "tokens":
-		cmd, rest := sub()
-		switch cmd {
-		case "issue":
-			fs := flag.NewFlagSet("tokens issue", flag.ContinueOnError)
-			mem := fs.Uint64("memory", 0, "memory limit in bytes (0: none)")
-			if err := fs.Parse(rest); err != nil {
-				return err
-			}
-			tenant, err := one(fs.Args(), "tenant")
-			if err != nil {
-				return err
-			}
-			it, err := c.IssueToken(ctx, tenant, *mem)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(w, it.Token)
-			return nil
-		case "revoke":
-			tenant, err := one(rest, "tenant")
-			if err != nil {
-				return err
-			}
-			n, err := c.RevokeTokens(ctx, tenant)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(w, "revoked %d token(s) of %s\n", n, tenant)
-			return nil
-		}
-		return fmt.Errorf("tokens: want issue or revoke")
-	case "devices":
-		return runDevices(ctx, c, args[1:], w)
-	}
-	return fmt.Errorf("unknown command %q", args[0])
+// subcommand is one operator command: its flags, and what it does with
+// the arguments left after them.
+type subcommand struct {
+	use, summary string
+	flags        func(*cli.Command) // declares the flags, if any
+	run          func(ctx context.Context, c *Client, cmd *cli.Command, w io.Writer) error
 }
 
-// runDevices runs kerf devices add|list|remove.
-func runDevices(ctx context.Context, c *Client, args []string, w io.Writer) error {
+// operatorCommands are RunCLI's commands by name ("tokens issue").
+var operatorCommands = map[string]subcommand{
+	"profiles list":     {"", "stored slicing profiles", nil, profilesList},
+	"profiles show":     {"NAME", "one profile as JSON", nil, profilesShow},
+	"profiles put":      {"FILE", "create or replace a profile from a JSON file", nil, profilesPut},
+	"profiles validate": {"NAME", "check a profile against the node", nil, profilesValidate},
+	"profiles apply": {"[--dry-run] NAME", "re-slice the node to a profile", func(c *cli.Command) {
+		c.Bool("dry-run", false, "only show what would change")
+	}, profilesApply},
+	"rules list":     {"", "policy rules: the config file's and the API's, with their state", nil, rulesList},
+	"rules show":     {"NAME", "one rule as JSON", nil, rulesShow},
+	"rules put":      {"FILE", "create or replace a rule from a YAML or JSON file (- for stdin)", nil, rulesPut},
+	"rules validate": {"FILE", "check a rule file as put would, storing nothing", nil, rulesValidate},
+	"rules delete":   {"NAME", "delete a rule stored through the API", nil, rulesDelete},
+	"slices":         {"", "live slices", nil, slicesCmd},
+	"smi":            {"", "GPUs and their slices at a glance", nil, smiCmd},
+	"tokens issue": {"[--memory SIZE] [--out FILE] TENANT",
+		"issue a token for TENANT, replacing (revoking) its earlier ones, and write its bundle", TokenIssueFlags, tokensIssue},
+	"tokens revoke":  {"TENANT", "revoke every token of TENANT; its sessions end", nil, tokensRevoke},
+	"tokens list":    {"", "issued tokens (never the tokens themselves)", nil, tokensList},
+	"devices add":    {"NAME", "add a broker login for a device; its password is shown once", nil, devicesAdd},
+	"devices list":   {"", "device logins added through the API", nil, devicesList},
+	"devices remove": {"NAME", "remove a device login; the device is disconnected and refused", nil, devicesRemove},
+}
+
+// groups are the commands that only hold subcommands.
+var groups = map[string]string{"profiles": "list, show, put, validate or apply", "rules": "list, show, put, validate or delete",
+	"tokens": "issue, revoke or list", "devices": "add, list or remove"}
+
+// RunCLI runs one of the operator commands in CLIUsage (args start with
+// the command name: "profiles", "rules", "slices", "smi", "tokens" or
+// "devices") and
+// writes its output to w. Every command and subcommand takes --help, which
+// prints its usage on w and returns cli.ErrHelp without calling the API.
+func RunCLI(ctx context.Context, c *Client, args []string, w io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("devices: want add, list or remove")
+		return &cli.UsageError{Err: errors.New("no command")}
 	}
-	name := ""
-	if args[0] != "list" {
-		if len(args) != 2 {
-			return fmt.Errorf("devices %s: want one device name", args[0])
+	name, rest := args[0], args[1:]
+	if want, ok := groups[name]; ok {
+		if len(rest) == 0 || cli.AskedForHelp(rest) {
+			fmt.Fprintf(w, "usage: kerf %s COMMAND\n\ncommands:\n", name)
+			for _, k := range sortedCommands(name + " ") {
+				fmt.Fprintf(w, "  kerf %-18s %s\n", k, operatorCommands[k].summary)
+			}
+			if len(rest) == 0 {
+				return cli.Usagef("kerf "+name, "want %s", want)
+			}
+			return cli.ErrHelp
 		}
-		name = args[1]
+		name, rest = name+" "+rest[0], rest[1:]
 	}
-	switch args[0] {
-	case "add":
-		d, err := c.AddDevice(ctx, name)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(w, "device %s\npassword %s\n(shown once; the device logs in with it over MQTT or NATS and publishes under edge/v1/+/+/load/%s)\n", d.Name, d.Password, d.Name)
-		return nil
-	case "list":
-		ds, err := c.Devices(ctx)
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "DEVICE\tADDED")
-		for _, d := range ds {
-			fmt.Fprintf(tw, "%s\t%s\n", d.Name, d.Created.Format(time.RFC3339))
-		}
-		return tw.Flush()
-	case "remove":
-		if err := c.RemoveDevice(ctx, name); err != nil {
-			return err
-		}
-		fmt.Fprintf(w, "removed device %s\n", name)
-		return nil
+	sc, ok := operatorCommands[name]
+	if !ok {
+		return &cli.UsageError{Err: fmt.Errorf("unknown command %q (see kerf --help)", "kerf "+name)}
 	}
-	return fmt.Errorf("devices: want add, list or remove, not %q", args[0])
+	cmd := cli.New("kerf "+name, sc.use, sc.summary)
+	cmd.Stdout = w
+	if sc.flags != nil {
+		sc.flags(cmd)
+	}
+	if err := cmd.Parse(rest); err != nil {
+		return err
+	}
+	if err := c.ready(); err != nil {
+		return err
+	}
+	return sc.run(ctx, c, cmd, w)
+}
+
+func sortedCommands(prefix string) []string {
+	var out []string
+	for k := range operatorCommands {
+		if strings.HasPrefix(k, prefix) {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// oneArg is the command's one positional argument.
+func oneArg(cmd *cli.Command, what string) (string, error) {
+	if cmd.NArg() != 1 {
+		return "", cli.Usagef(cmd.Name(), "want one %s", what)
+	}
+	return cmd.Arg(0), nil
+}
+
+// noArgs refuses positional arguments.
+func noArgs(cmd *cli.Command) error {
+	if cmd.NArg() > 0 {
+		return cli.Usagef(cmd.Name(), "unexpected argument %q", cmd.Arg(0))
+	}
+	return nil
+}
+
+func profilesList(ctx context.Context, c *Client, cmd *cli.Command, w io.Writer) error {
+	if err := noArgs(cmd); err != nil {
+		return err
+	}
+	ps, err := c.Profiles(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tGPUS\tSLICES\tUPDATED\tDESCRIPTION")
+	for _, p := range ps {
+		n := 0
+		for _, g := range p.GPUs {
+			n += len(g.Slices)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", p.Name, len(p.GPUs), n, p.Updated.Format(time.RFC3339), p.Description)
+	}
+	return tw.Flush()
+}
+
+func profilesShow(ctx context.Context, c *Client, cmd *cli.Command, w io.Writer) error {
+	name, err := oneArg(cmd, "profile name")
+	if err != nil {
+		return err
+	}
+	p, err := c.Profile(ctx, name)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, p)
+}
+
+func profilesPut(ctx context.Context, c *Client, cmd *cli.Command, w io.Writer) error {
+	file, err := oneArg(cmd, "file")
+	if err != nil {
+		return err
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	var p api.Profile
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	if p, err = c.PutProfile(ctx, p); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "stored profile %s\n", p.Name)
+	return nil
+}
+
+func profilesValidate(ctx context.Context, c *Client, cmd *cli.Command, w io.Writer) error {
+	name, err := oneArg(cmd, "profile name")
+	if err != nil {
+		return err
+	}
+	if err := c.ValidateProfile(ctx, name); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "profile %s fits this node\n", name)
+	return nil
+}
+
+func profilesApply(ctx context.Context, c *Client, cmd *cli.Command, w io.Writer) error {
+	name, err := oneArg(cmd, "profile name")
+	if err != nil {
+		return err
+	}
+	var plan api.Plan
+	if cmd.Lookup("dry-run").Value.(flag.Getter).Get().(bool) {
+		plan, err = c.PlanProfile(ctx, name)
+	} else {
+		plan, err = c.ApplyProfile(ctx, name)
+	}
+	if err != nil {
+		return err
+	}
+	return writePlan(w, plan)
+}
+
+func slicesCmd(ctx context.Context, c *Client, cmd *cli.Command, w io.Writer) error {
+	if err := noArgs(cmd); err != nil {
+		return err
+	}
+	ss, err := c.Slices(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "GPU\tTENANT\tMEMORY USED\tLIMIT\tSHARE TARGET\tACHIEVED\t")
+	for _, s := range ss {
+		pending := ""
+		if s.Pending {
+			pending = "re-slicing"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%.0f%%\t%.0f%%\t%s\n", s.GPU, s.Tenant, human(s.MemoryUsedBytes), human(s.MemoryLimitBytes),
+			100*s.ShareTarget, 100*s.ShareAchieved, pending)
+	}
+	return tw.Flush()
+}
+
+func smiCmd(ctx context.Context, c *Client, cmd *cli.Command, w io.Writer) error {
+	if err := noArgs(cmd); err != nil {
+		return err
+	}
+	gs, err := c.GPUs(ctx)
+	if err != nil {
+		return err
+	}
+	ss, err := c.Slices(ctx)
+	if err != nil {
+		return err
+	}
+	for _, g := range gs {
+		var used, limit uint64
+		var mine []api.Slice
+		for _, s := range ss {
+			if s.GPU == g.Index {
+				used, limit = used+s.MemoryUsedBytes, limit+s.MemoryLimitBytes
+				mine = append(mine, s)
+			}
+		}
+		fmt.Fprintf(w, "GPU %d  %-28s  %9s / %9s used, %9s sliced, %d slice(s)\n", g.Index, g.Name, human(used), human(g.MemoryBytes), human(limit), len(mine))
+		for _, s := range mine {
+			fmt.Fprintf(w, "  %-20s %s %9s / %9s  share %3.0f%% of %3.0f%%\n", s.Tenant, bar(s.MemoryUsedBytes, s.MemoryLimitBytes, 20),
+				human(s.MemoryUsedBytes), human(s.MemoryLimitBytes), 100*s.ShareAchieved, 100*s.ShareTarget)
+		}
+	}
+	return nil
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/kerf-edge/kerf/auth"
 	"github.com/kerf-edge/kerf/internal/kerfenv"
 	"github.com/kerf-edge/kerf/profiles/api"
 )
@@ -20,21 +23,60 @@ type Client struct {
 	BaseURL string // e.g. http://127.0.0.1:7080
 	Token   string // the admin token
 	HTTP    *http.Client
+	// missing is why New found no admin token.
+	missing error
 }
 
 // New returns a client for base with the admin token. Empty
 // arguments come from $KERF_API (default http://127.0.0.1:7080) and
-// $KERF_ADMIN_TOKEN.
+// FindAdminToken.
 func New(base, token string) *Client {
 	if base == "" {
 		if base = os.Getenv(kerfenv.API); base == "" {
 			base = "http://127.0.0.1:7080"
 		}
 	}
+	var missing error
 	if token == "" {
-		token = os.Getenv(kerfenv.AdminToken)
+		token, missing = FindAdminToken()
 	}
-	return &Client{BaseURL: strings.TrimRight(base, "/"), Token: token, HTTP: &http.Client{Timeout: 60 * time.Second}}
+	return &Client{BaseURL: strings.TrimRight(base, "/"), Token: token, HTTP: &http.Client{Timeout: 60 * time.Second}, missing: missing}
+}
+
+// AdminTokenPaths are the files FindAdminToken reads, in order: kerfd's
+// copy for the user who runs it (auth.UserDir), the state directory of
+// kerfd's embedded defaults (./state), and the appliance image's.
+func AdminTokenPaths() []string {
+	var paths []string
+	if d := auth.UserDir(); d != "" {
+		paths = append(paths, filepath.Join(d, "admin-token"))
+	}
+	return append(paths, filepath.Join("state", "admin-token"), "/var/lib/kerf/admin-token")
+}
+
+// FindAdminToken is the operator's admin token: $KERF_ADMIN_TOKEN, else
+// the first of AdminTokenPaths that can be read. Without one, the error
+// says where it looked.
+func FindAdminToken() (string, error) {
+	if t := os.Getenv(kerfenv.AdminToken); t != "" {
+		return t, nil
+	}
+	paths := AdminTokenPaths()
+	for _, p := range paths {
+		if b, err := os.ReadFile(p); err == nil && len(bytes.TrimSpace(b)) > 0 {
+			return string(bytes.TrimSpace(b)), nil
+		}
+	}
+	return "", fmt.Errorf("no admin token: $%s is not set and none of %s can be read; kerfd writes one to its state directory at first start (and a copy to the first, for the user running it)",
+		kerfenv.AdminToken, strings.Join(paths, ", "))
+}
+
+// ready reports a client that has no admin token, and why.
+func (c *Client) ready() error {
+	if c.Token == "" && c.missing != nil {
+		return c.missing
+	}
+	return nil
 }
 
 // Do sends in (if not nil) as JSON and decodes the answer into out (if
@@ -125,24 +167,38 @@ func (c *Client) IssueToken(ctx context.Context, tenant string, memLimit uint64)
 	return out, c.Do(ctx, "POST", "/v1/tokens", api.TokenRequest{Tenant: tenant, MemoryLimitBytes: memLimit}, &out)
 }
 
+// Tokens lists the issued tokens' records.
+func (c *Client) Tokens(ctx context.Context) (out []api.TokenRecord, err error) {
+	return out, c.Do(ctx, "GET", "/v1/tokens", nil, &out)
+}
+
 // RevokeTokens revokes every token of tenant and returns how many.
 func (c *Client) RevokeTokens(ctx context.Context, tenant string) (int, error) {
 	var out api.Revoked
 	return out.Revoked, c.Do(ctx, "DELETE", "/v1/tokens/"+url.PathEscape(tenant), nil, &out)
 }
 
-// Devices lists the device logins issued through the API.
-func (c *Client) Devices(ctx context.Context) (out []api.Device, err error) {
-	return out, c.Do(ctx, "GET", "/v1/devices", nil, &out)
+// Rules lists the policy rules, the config file's included.
+func (c *Client) Rules(ctx context.Context) (out []api.Rule, err error) {
+	return out, c.Do(ctx, "GET", "/v1/rules", nil, &out)
 }
 
-// AddDevice adds a device login to the broker and returns its password,
-// which is shown only this once.
-func (c *Client) AddDevice(ctx context.Context, name string) (out api.IssuedDevice, err error) {
-	return out, c.Do(ctx, "POST", "/v1/devices", api.DeviceRequest{Name: name}, &out)
+// Rule gets one policy rule.
+func (c *Client) Rule(ctx context.Context, name string) (out api.Rule, err error) {
+	return out, c.Do(ctx, "GET", "/v1/rules/"+url.PathEscape(name), nil, &out)
 }
 
-// RemoveDevice removes a device login; its connections are closed.
-func (c *Client) RemoveDevice(ctx context.Context, name string) error {
-	return c.Do(ctx, "DELETE", "/v1/devices/"+url.PathEscape(name), nil, nil)
+// PutRule creates or replaces a policy rule.
+func (c *Client) PutRule(ctx context.Context, r api.Rule) (out api.Rule, err error) {
+	return out, c.Do(ctx, "PUT", "/v1/rules/"+url.PathEscape(r.Name), r, &out)
+}
+
+// ValidateRule checks a rule as PutRule would, storing nothing.
+func (c *Client) ValidateRule(ctx context.Context, r api.Rule) error {
+	return c.Do(ctx, "POST", "/v1/rules/"+url.PathEscape(r.Name)+"/validate", r, nil)
+}
+
+// DeleteRule deletes a stored policy rule.
+func (c *Client) DeleteRule(ctx context.Context, name string) error {
+	return c.Do(ctx, "DELETE", "/v1/rules/"+url.PathEscape(name), nil, nil)
 }

@@ -75,6 +75,9 @@ type ServerInterface interface {
 	// (PUT /v1/rules/{name})
 	PutRule(ctx echo.Context, name Name) error
 
+	// (POST /v1/rules/{name}/validate)
+	ValidateRule(ctx echo.Context, name Name) error
+
 	// (GET /v1/slices)
 	ListSlices(ctx echo.Context) error
 
@@ -378,6 +381,22 @@ func (w *ServerInterfaceWrapper) PutRule(ctx echo.Context) error {
 	return err
 }
 
+// ValidateRule converts echo context to params.
+func (w *ServerInterfaceWrapper) ValidateRule(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "name" -------------
+	var name Name
+
+	err = runtime.BindStyledParameterWithOptions("simple", "name", ctx.Param("name"), &name, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter name: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ValidateRule(ctx, name)
+	return err
+}
+
 // ListSlices converts echo context to params.
 func (w *ServerInterfaceWrapper) ListSlices(ctx echo.Context) error {
 	var err error
@@ -532,6 +551,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.DELETE(options.BaseURL+"/v1/rules/:name", wrapper.DeleteRule, options.OperationMiddlewares["deleteRule"]...)
 	router.GET(options.BaseURL+"/v1/rules/:name", wrapper.GetRule, options.OperationMiddlewares["getRule"]...)
 	router.PUT(options.BaseURL+"/v1/rules/:name", wrapper.PutRule, options.OperationMiddlewares["putRule"]...)
+	router.POST(options.BaseURL+"/v1/rules/:name/validate", wrapper.ValidateRule, options.OperationMiddlewares["validateRule"]...)
 	router.GET(options.BaseURL+"/v1/tokens", wrapper.ListTokens, options.OperationMiddlewares["listTokens"]...)
 	router.POST(options.BaseURL+"/v1/tokens", wrapper.IssueToken, options.OperationMiddlewares["issueToken"]...)
 	router.DELETE(options.BaseURL+"/v1/tokens/:tenant", wrapper.RevokeTokens, options.OperationMiddlewares["revokeTokens"]...)

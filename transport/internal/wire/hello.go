@@ -11,6 +11,9 @@ import (
 // Magic opens every Hello ("KERF" little-endian).
 const Magic uint32 = 0x4652454b
 
+// MaxClientName bounds the client name a hello carries.
+const MaxClientName = 128
+
 var (
 	helloSpec = []abi.Arg{
 		{Name: "magic", Kind: abi.U32},
@@ -20,7 +23,7 @@ var (
 		{Name: "device", Kind: abi.U32},
 		{Name: "memLimit", Kind: abi.U64},
 		{Name: "lease", Kind: abi.String, Max: MaxLeaseID},
-		{Name: "client", Kind: abi.String, Max: 128},
+		{Name: "client", Kind: abi.String, Max: MaxClientName},
 	}
 	helloAckSpec = []abi.Arg{
 		{Name: "version", Kind: abi.U32},
