@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/kerf-edge/kerf/auth"
 	"github.com/kerf-edge/kerf/gpu"
 	"github.com/kerf-edge/kerf/internal/connguard"
@@ -41,6 +43,7 @@ type Appliance struct {
 	policy  policy
 	rules   *policyRules
 	ingest  *atomic.Pointer[Ingest] // the load-signal path, once Run starts it
+	devices *deviceLogins           // the broker's logins issued through the API; nil without the embedded broker
 	fp      transport.Fingerprint
 
 	budget connBudget
@@ -103,7 +106,7 @@ func newLocked(cfg Config, log *slog.Logger, lock *os.File) (*Appliance, error) 
 	}
 	devices := backend.Devices()
 	shares := newShares(cfg, kind, len(devices))
-	workers := newWorkerSet(cfg.Tenants.StopGrace)
+	workers := newWorkerSet(cfg.Tenants.StopGrace, cfg.Tenants.Limits)
 	gpus, reserve := slicerGPUs(devices), slicerReserve(kind)
 	sl, err := openSlicer(cfg, gpus, reserve, workers, log)
 	if err != nil {
@@ -115,7 +118,12 @@ func newLocked(cfg Config, log *slog.Logger, lock *os.File) (*Appliance, error) 
 		Limits: budget.tenant, HandshakeTimeout: cfg.Listen.Limits.HandshakeTimeout,
 		LeaseMemory: func(adm transport.Admission) transport.LeaseMemory { return slices.mem.open(adm) }}
 	if cfg.Tenants.Isolation == "process" {
-		sup, err := newSupervisor(cfg, kind, log, workers, slices, shares)
+		jail, err := newWorkerJail(cfg.Tenants.Worker, largestMemory(devices), log)
+		if err != nil {
+			sl.Close()
+			return nil, err
+		}
+		sup, err := newSupervisor(cfg, kind, jail, log, workers, slices, shares)
 		if err != nil {
 			sl.Close()
 			return nil, err
@@ -130,15 +138,22 @@ func newLocked(cfg Config, log *slog.Logger, lock *os.File) (*Appliance, error) 
 	}
 	n := &node{sl: sl, slices: slices, devices: devices, gpus: gpus, reserve: reserve, samples: samples, workers: workers, server: server, log: log}
 	running := new(atomic.Pointer[Ingest])
+	var logins *deviceLogins
+	var apiDevices profiles.Devices
+	if cfg.Ingest.Enabled && cfg.Ingest.Broker.Mode == "embedded" {
+		logins = newDeviceLogins(cfg)
+		apiDevices = logins
+	}
 	rules := newPolicyRules(cfg.Ingest, len(gpus))
 	api, err := profiles.New(apiConfig(cfg), profiles.Deps{Node: n, Tokens: tokens, Rules: rules, Ingest: ingestStats{running}, Log: log,
-		Reach: func() auth.Bundle { return reach(cfg, fp, cfg.Listen.QUIC) }, Policies: tenantPolicies{sl}})
+		Reach: func() auth.Bundle { return reach(cfg, fp, cfg.Listen.QUIC) }, Devices: apiDevices, Policies: tenantPolicies{sl},
+		Collectors: []prometheus.Collector{refusalCollector{workers}}})
 	if err != nil {
 		sl.Close()
 		return nil, fmt.Errorf("operator API: %w", err)
 	}
 	a := &Appliance{cfg: cfg, log: log, backend: backend, kind: kind, tokens: tokens, shares: shares, workers: workers,
-		node: n, server: server, nvml: nvml, api: api, policy: policy{sl: sl, api: api}, rules: rules, ingest: running, fp: fp, budget: budget, lock: lock}
+		node: n, server: server, nvml: nvml, api: api, policy: policy{sl: sl, api: api}, rules: rules, ingest: running, devices: logins, fp: fp, budget: budget, lock: lock}
 	if err := a.seedProfiles(); err != nil {
 		log.Warn("built-in profiles not listed in the API", "err", err)
 	}
@@ -311,6 +326,9 @@ func (a *Appliance) Run(ctx context.Context) error {
 		a.ingest.Store(in)
 		defer in.Close()
 		if in.Broker != nil {
+			if err := a.devices.attach(in.Broker); err != nil {
+				return fmt.Errorf("device logins: %w", err)
+			}
 			a.log.Info("embedded broker ready", "mqtt", in.Broker.MQTTAddr(), "nats", in.Broker.ClientURL())
 		}
 		rctx, stopRules := context.WithCancel(ctx)

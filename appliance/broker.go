@@ -11,8 +11,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -21,6 +23,7 @@ import (
 
 	"github.com/kerf-edge/kerf/ingest"
 	"github.com/kerf-edge/kerf/internal/units"
+	"github.com/kerf-edge/kerf/transport"
 )
 
 // BrokerConfig is the embedded broker: NATS with JetStream and MQTT 3.1.1.
@@ -37,6 +40,12 @@ type BrokerConfig struct {
 	// subscribers: "memory" (the default) or "file". See
 	// createMQTTMessageStream.
 	MQTTMessages string
+	// MaxRetained caps the MQTT retained messages, one per topic, and
+	// MaxRetainedSize each one's payload; a retained message on a new
+	// topic past the cap, or larger, is not stored (a topic's newer one
+	// still replaces its older). 0: nats-server's defaults, no cap.
+	MaxRetained     int64
+	MaxRetainedSize int32
 	// SublistCache keeps nats-server's per-account cache of subject
 	// matches. Off by default: devices publish on thousands of distinct
 	// topics, which churn a 1,024-entry cache; kerf bench ingest (10,000
@@ -48,6 +57,11 @@ type BrokerConfig struct {
 	// AnonymousOnLoopback lets clients without credentials in, as devices,
 	// on a listener bound to a loopback address; never on another.
 	AnonymousOnLoopback bool
+	// A listener not bound to loopback speaks TLS only: with the key pair
+	// in CertFile and KeyFile, or else with a self-signed one kept in
+	// TLSDir (made on first start, like the QUIC listener's).
+	CertFile, KeyFile string
+	TLSDir            string
 }
 
 // BrokerLogin is one user's credentials on the embedded broker. Password
@@ -63,6 +77,18 @@ type Broker struct {
 	srv      *server.Server
 	mqttAddr string
 	kerfd    BrokerLogin // kerfd's own user: every subject, the JetStream API
+	// cert is the certificate of the listeners that speak TLS; empty when
+	// none does.
+	cert tls.Certificate
+
+	// The options the server runs with, for reloads that change device
+	// logins; base holds kerfd's user, the configured devices and the
+	// anonymous device, which a reload keeps.
+	mu   sync.Mutex
+	opts *server.Options
+	base []*server.User
+
+	logs *natsLogger // nil without a logger; flushed at shutdown
 }
 
 // Users and the account on the embedded broker. Devices and kerfd share
@@ -77,11 +103,17 @@ const (
 )
 
 // devicePermissions: publish load signals and statuses (a device's Will is
-// a status), subscribe to nothing but kerfd's own status. MQTT topics are
-// checked as their NATS subjects.
-func devicePermissions() *server.Permissions {
+// a status), subscribe to nothing but kerfd's own status. A device that
+// logs in publishes under its own name only, as the topic's source
+// (edge/v1/+/+/load/<name>); the anonymous device (loopback only) under
+// any. MQTT topics are checked as their NATS subjects.
+func devicePermissions(name string) *server.Permissions {
+	publish := []string{ingest.LoadFilterNATS, ingest.StatusFilterNATS}
+	if name != "" {
+		publish = []string{"edge.v1.*.*.load." + name, "edge.v1.*.*.status." + name}
+	}
 	return &server.Permissions{
-		Publish:   &server.SubjectPermission{Allow: []string{ingest.LoadFilterNATS, ingest.StatusFilterNATS}},
+		Publish:   &server.SubjectPermission{Allow: publish},
 		Subscribe: &server.SubjectPermission{Allow: []string{"edge.v1.*.*.status.kerfd"}},
 	}
 }
@@ -122,25 +154,123 @@ func StartBroker(cfg BrokerConfig, log *slog.Logger) (*Broker, error) {
 	opts.NoSigs, opts.MaxPayload = true, 1<<20
 	opts.MQTT.Host, opts.MQTT.Port = mh, mp
 	opts.NoSublistCache = !cfg.SublistCache
+	cert, err := brokerTLS(cfg, opts, nh, mh, log)
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
+	var logs *natsLogger
 	if log != nil {
-		srv.SetLoggerV2(natsLogger{log.With("component", "broker")}, false, false, false)
+		logs = newNATSLogger(log.With("component", "broker"))
+		srv.SetLoggerV2(logs, false, false, false)
 	}
 	srv.Start()
 	if !srv.ReadyForConnections(10 * time.Second) {
 		srv.Shutdown()
 		return nil, errors.New("broker: not ready after 10s (ports in use?)")
 	}
-	if cfg.MQTTMessages != "file" {
-		if err := createMQTTMessageStream(srv, kerfd, log); err != nil {
-			srv.Shutdown()
-			return nil, err
+	if err := createMQTTStreams(srv, kerfd, cfg, log); err != nil {
+		srv.Shutdown()
+		return nil, err
+	}
+	return &Broker{srv: srv, mqttAddr: net.JoinHostPort(mh, strconv.Itoa(mp)), kerfd: kerfd, cert: cert,
+		opts: opts, base: slices.Clone(opts.Users), logs: logs}, nil
+}
+
+// SetDevices replaces the device logins added since start (the
+// configured ones stay) and applies them to the running server: a new
+// device may log in at once, and a client logged in as a device no longer
+// listed is disconnected and refused from then on. Passwords may be
+// bcrypt hashes.
+func (b *Broker) SetDevices(devices []BrokerLogin) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var acc *server.Account
+	taken := map[string]bool{}
+	for _, u := range b.base {
+		taken[u.Username] = true
+		if u.Username == kerfdUser {
+			acc = u.Account
 		}
 	}
-	return &Broker{srv: srv, mqttAddr: net.JoinHostPort(mh, strconv.Itoa(mp)), kerfd: kerfd}, nil
+	users := slices.Clone(b.base)
+	for _, d := range devices {
+		if err := validDeviceName(d.Name); err != nil {
+			return err
+		}
+		if taken[d.Name] {
+			return fmt.Errorf("device %q is already a login on the broker", d.Name)
+		}
+		taken[d.Name] = true
+		users = append(users, &server.User{Username: d.Name, Password: d.Password, Account: acc, Permissions: devicePermissions(d.Name)})
+	}
+	opts := b.opts.Clone()
+	opts.Users = users
+	if err := b.srv.ReloadOptions(opts); err != nil {
+		return fmt.Errorf("broker: applying device logins: %w", err)
+	}
+	b.opts = opts
+	return nil
+}
+
+// brokerTLS turns TLS on for each listener not bound to loopback: with
+// the configured key pair, or the self-signed one in cfg.TLSDir, whose
+// fingerprint it logs for devices to pin. It returns the certificate,
+// empty when both listeners are on loopback.
+func brokerTLS(cfg BrokerConfig, opts *server.Options, natsHost, mqttHost string, log *slog.Logger) (tls.Certificate, error) {
+	if isLoopback(natsHost) && isLoopback(mqttHost) {
+		return tls.Certificate{}, nil
+	}
+	var cert tls.Certificate
+	var err error
+	source := cfg.CertFile
+	if cfg.CertFile != "" {
+		cert, err = tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+	} else if cfg.TLSDir == "" {
+		return cert, errors.New("a listener beyond loopback needs TLS: no certificate and no directory to keep one in")
+	} else {
+		cert, _, err = transport.LoadOrCreateCert(cfg.TLSDir)
+		source = filepath.Join(cfg.TLSDir, "tls-cert.pem")
+	}
+	if err != nil {
+		return cert, fmt.Errorf("TLS: %w", err)
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if !isLoopback(natsHost) {
+		opts.TLSConfig, opts.TLSTimeout = tc, 5
+	}
+	if !isLoopback(mqttHost) {
+		opts.MQTT.TLSConfig, opts.MQTT.TLSTimeout = tc.Clone(), 5
+	}
+	if log != nil {
+		log.Info("broker: TLS on the listeners beyond loopback", "certificate", source,
+			"fingerprint", transport.FingerprintOf(cert.Certificate[0]).String(),
+			"nats", opts.TLSConfig != nil, "mqtt", opts.MQTT.TLSConfig != nil)
+	}
+	return cert, nil
+}
+
+// ClientTLS is a TLS configuration that trusts the broker's certificate
+// alone, by its fingerprint, whatever name a client dials it by; nil when
+// no listener speaks TLS.
+func (b *Broker) ClientTLS() *tls.Config {
+	if len(b.cert.Certificate) == 0 {
+		return nil
+	}
+	want := transport.FingerprintOf(b.cert.Certificate[0])
+	return &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		InsecureSkipVerify: true, // the fingerprint below is the check
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) == 0 || transport.FingerprintOf(raw[0]) != want {
+				return errors.New("broker certificate does not match its fingerprint")
+			}
+			return nil
+		},
+	}
 }
 
 // brokerAuth makes the options' account and users: kerfdAccount with
@@ -170,11 +300,11 @@ func brokerAuth(cfg BrokerConfig, natsHost, mqttHost string) (*server.Options, B
 		if err := validDeviceName(d.Name); err != nil {
 			return nil, BrokerLogin{}, err
 		}
-		opts.Users = append(opts.Users, &server.User{Username: d.Name, Password: d.Password, Account: acc, Permissions: devicePermissions()})
+		opts.Users = append(opts.Users, &server.User{Username: d.Name, Password: d.Password, Account: acc, Permissions: devicePermissions(d.Name)})
 	}
 	if cfg.AnonymousOnLoopback && (isLoopback(natsHost) || isLoopback(mqttHost)) {
 		// Nobody can log in as it by name: its password is random.
-		opts.Users = append(opts.Users, &server.User{Username: anonymousUser, Password: rand.Text(), Account: acc, Permissions: devicePermissions()})
+		opts.Users = append(opts.Users, &server.User{Username: anonymousUser, Password: rand.Text(), Account: acc, Permissions: devicePermissions("")})
 		if isLoopback(natsHost) {
 			opts.NoAuthUser = anonymousUser
 		}
@@ -202,14 +332,17 @@ func removeGlobalAccountStore(storeDir string, log *slog.Logger) error {
 	return os.RemoveAll(dir)
 }
 
-// validDeviceName refuses the names of the broker's own users and empty
-// or blank names.
+// validDeviceName refuses the names of the broker's own users and names
+// that cannot be a topic's source segment, which a device publishes under.
 func validDeviceName(name string) error {
 	switch {
 	case strings.TrimSpace(name) == "":
 		return errors.New("device with an empty name")
 	case name == kerfdUser || name == anonymousUser:
 		return fmt.Errorf("device name %q is the broker's own", name)
+	}
+	if err := ingest.ValidSegment(name); err != nil {
+		return fmt.Errorf("device name: %w", err)
 	}
 	return nil
 }
@@ -246,19 +379,8 @@ var mqttMessageStream = jetstream.StreamConfig{Name: "$MQTT_msgs", Subjects: []s
 // A file-backed stream left by an earlier run, or created by an MQTT client
 // that connected in the moment before this ran, is kept (with a warning):
 // deleting it would drop its consumers, the MQTT sessions' subscriptions.
-func createMQTTMessageStream(srv *server.Server, kerfd BrokerLogin, log *slog.Logger) error {
-	nc, err := nats.Connect("", nats.InProcessServer(srv), nats.UserInfo(kerfd.Name, kerfd.Password), nats.Name("kerfd-setup"))
-	if err != nil {
-		return fmt.Errorf("broker: %w", err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("broker: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, err = js.CreateStream(ctx, mqttMessageStream)
+func createMQTTMessageStream(ctx context.Context, js jetstream.JetStream, log *slog.Logger) error {
+	_, err := js.CreateStream(ctx, mqttMessageStream)
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		st, lerr := js.Stream(ctx, mqttMessageStream.Name)
 		if lerr != nil {
@@ -275,6 +397,61 @@ func createMQTTMessageStream(srv *server.Server, kerfd BrokerLogin, log *slog.Lo
 	}
 	return nil
 }
+
+// createMQTTStreams sets up, as kerfd's user, the MQTT layer's streams
+// that kerfd configures: the message stream (when in memory) and the
+// retained messages' caps.
+func createMQTTStreams(srv *server.Server, kerfd BrokerLogin, cfg BrokerConfig, log *slog.Logger) error {
+	nc, err := nats.Connect("", nats.InProcessServer(srv), nats.UserInfo(kerfd.Name, kerfd.Password), nats.Name("kerfd-setup"))
+	if err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if cfg.MQTTMessages != "file" {
+		if err := createMQTTMessageStream(ctx, js, log); err != nil {
+			return err
+		}
+	}
+	if cfg.MaxRetained > 0 {
+		return capMQTTRetained(ctx, js, cfg.MaxRetained, cfg.MaxRetainedSize)
+	}
+	return nil
+}
+
+// capMQTTRetained creates, or updates, the stream in which nats-server's
+// MQTT layer keeps retained messages, as nats-server would make it (one
+// message per topic, on file) but capped: at most max messages of at
+// most size bytes, and new topics refused past the cap (DiscardNew; a
+// topic's newer message still replaces its older). Without it a device
+// publishing retained messages on ever new topics fills max_store, and
+// then MQTT sessions and QoS 1 messages are refused too.
+func capMQTTRetained(ctx context.Context, js jetstream.JetStream, max int64, size int32) error {
+	cfg := jetstream.StreamConfig{Name: mqttRetainedStream, Subjects: []string{"$MQTT.rmsgs.>"}, Storage: jetstream.FileStorage,
+		Retention: jetstream.LimitsPolicy, MaxMsgsPerSubject: 1, MaxMsgs: max, Discard: jetstream.DiscardNew}
+	if size > 0 {
+		cfg.MaxMsgSize = size + retainedHeader
+		cfg.MaxBytes = max * int64(cfg.MaxMsgSize)
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+		return fmt.Errorf("broker: capping %s: %w", mqttRetainedStream, err)
+	}
+	return nil
+}
+
+// retainedHeader is room for the header nats-server stores with each
+// retained message (its topic, origin, source and flags), on top of the
+// payload that max_retained_size caps.
+const retainedHeader = 1024
+
+// mqttRetainedStream is nats-server's stream of MQTT retained messages
+// (its MQTT implementation notes name it).
+const mqttRetainedStream = "$MQTT_rmsgs"
 
 // splitListen parses host:port. Port 0 for NATS becomes the server's random
 // port; for MQTT, whose bound port the server does not report, a free one.
@@ -311,16 +488,8 @@ func (b *Broker) MQTTAddr() string { return b.mqttAddr }
 func (b *Broker) Shutdown() {
 	b.srv.Shutdown()
 	b.srv.WaitForShutdown()
+	b.logs.close()
 }
-
-type natsLogger struct{ l *slog.Logger }
-
-func (n natsLogger) Noticef(f string, v ...any) { n.l.Debug(fmt.Sprintf(f, v...)) }
-func (n natsLogger) Warnf(f string, v ...any)   { n.l.Warn(fmt.Sprintf(f, v...)) }
-func (n natsLogger) Fatalf(f string, v ...any)  { n.l.Error(fmt.Sprintf(f, v...)) }
-func (n natsLogger) Errorf(f string, v ...any)  { n.l.Error(fmt.Sprintf(f, v...)) }
-func (n natsLogger) Debugf(f string, v ...any)  { n.l.Debug(fmt.Sprintf(f, v...)) }
-func (n natsLogger) Tracef(f string, v ...any)  {}
 
 // IngestConfig is the ingest section of the configuration.
 type IngestConfig struct {
@@ -338,11 +507,19 @@ type IngestConfig struct {
 			MaxStore   string `koanf:"max_store"`
 			// MQTTMessages: memory or file (BrokerConfig.MQTTMessages).
 			MQTTMessages string `koanf:"mqtt_messages"`
-			SublistCache bool   `koanf:"sublist_cache"` // BrokerConfig.SublistCache
+			// MaxRetained, MaxRetainedSize: BrokerConfig's.
+			MaxRetained     int64  `koanf:"max_retained"`
+			MaxRetainedSize string `koanf:"max_retained_size"`
+			SublistCache    bool   `koanf:"sublist_cache"` // BrokerConfig.SublistCache
 			// Devices: BrokerConfig.Devices.
 			Devices []BrokerLogin `koanf:"devices"`
 			// AnonymousDevices: loopback (BrokerConfig.AnonymousOnLoopback) or off.
 			AnonymousDevices string `koanf:"anonymous_devices"`
+			// TLS of the listeners beyond loopback (BrokerConfig.CertFile).
+			TLS struct {
+				CertFile string `koanf:"cert_file"`
+				KeyFile  string `koanf:"key_file"`
+			} `koanf:"tls"`
 		} `koanf:"embedded"`
 		External struct {
 			Protocol  string `koanf:"protocol"` // mqtt or nats
@@ -417,6 +594,15 @@ func (c *Config) validateIngest() []error {
 				errs = append(errs, fmt.Errorf("ingest.broker.embedded.devices[%d]: empty password", i))
 			}
 		}
+		if (e.TLS.CertFile == "") != (e.TLS.KeyFile == "") {
+			errs = append(errs, errors.New("ingest.broker.embedded.tls: cert_file and key_file go together"))
+		}
+		if e.MaxRetained < 0 {
+			errs = append(errs, fmt.Errorf("ingest.broker.embedded.max_retained = %d: want 0 (no cap) or more", e.MaxRetained))
+		}
+		if n, err := units.ParseBytes(e.MaxRetainedSize); err != nil || n > 1<<20 {
+			errs = append(errs, fmt.Errorf("ingest.broker.embedded.max_retained_size %q: want bytes, at most 1MiB", e.MaxRetainedSize))
+		}
 		if e.MQTTMessages != "memory" && e.MQTTMessages != "file" {
 			errs = append(errs, fmt.Errorf("ingest.broker.embedded.mqtt_messages %q: want memory or file", e.MQTTMessages))
 		}
@@ -476,8 +662,11 @@ func (c *Config) BrokerConfig() BrokerConfig {
 	if name == "" {
 		name = "kerfd-" + c.IngestNode()
 	}
+	retainedSize, _ := units.ParseBytes(e.MaxRetainedSize)
 	return BrokerConfig{ServerName: name, StoreDir: dir, NATSListen: e.NATSListen, MQTTListen: e.MQTTListen,
 		MaxMemory: int64(mem), MaxStore: int64(store), MQTTMessages: e.MQTTMessages, SublistCache: e.SublistCache,
+		MaxRetained: e.MaxRetained, MaxRetainedSize: int32(retainedSize),
+		CertFile: e.TLS.CertFile, KeyFile: e.TLS.KeyFile, TLSDir: filepath.Join(c.StateDir, "broker-tls"),
 		Devices: e.Devices, AnonymousOnLoopback: e.AnonymousDevices == "loopback"}
 }
 

@@ -76,7 +76,11 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func kerfdConn(t *testing.T, b *Broker) *nats.Conn {
 	t.Helper()
 	k := b.KerfdLogin()
-	nc, err := nats.Connect(b.ClientURL(), nats.UserInfo(k.Name, k.Password))
+	opts := []nats.Option{nats.UserInfo(k.Name, k.Password)}
+	if tc := b.ClientTLS(); tc != nil {
+		opts = append(opts, nats.Secure(tc))
+	}
+	nc, err := nats.Connect(b.ClientURL(), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,7 +388,7 @@ ingest:
       max_memory: 32MiB
       max_store: 64MiB
       anonymous_devices: "off"
-      devices: [{name: dev, password: pw}]
+      devices: [{name: cam-1, password: pw}]
   rules:
     - name: cams
       trigger: {source: "plant-1/*/cam-*", metric: queue_depth, aggregate: max, window: 1m, threshold: 10}
@@ -413,7 +417,7 @@ ingest:
 		anon.Disconnect(0)
 		t.Error("mqtt without credentials accepted")
 	}
-	o := mqtt.NewClientOptions().AddBroker("tcp://" + in.Broker.MQTTAddr()).SetClientID("cam-1").SetUsername("dev").SetPassword("pw")
+	o := mqtt.NewClientOptions().AddBroker("tcp://" + in.Broker.MQTTAddr()).SetClientID("cam-1").SetUsername("cam-1").SetPassword("pw")
 	dev := mqtt.NewClient(o)
 	if tok := dev.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
@@ -438,7 +442,7 @@ ingest:
 		t.Error("external mode started a broker")
 	}
 	waitFor(t, "decision via external nats", func() bool {
-		publish(t, dev, "edge/v1/plant-1/n1/load/cam-2", 1, false, `[{"n":"queue_depth","v":12}]`)
+		publish(t, dev, "edge/v1/plant-1/n1/load/cam-1", 1, false, `[{"n":"queue_depth","v":12}]`)
 		d, _ := rec2.last()
 		return d.Profile == "7x10gb"
 	})

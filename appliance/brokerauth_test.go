@@ -62,6 +62,9 @@ func deviceConn(t *testing.T, b *Broker, login BrokerLogin) (*nats.Conn, *violat
 func startDeviceBroker(t *testing.T, cfg BrokerConfig) *Broker {
 	t.Helper()
 	cfg.StoreDir, cfg.MaxMemory, cfg.MaxStore = t.TempDir(), 32<<20, 64<<20
+	if cfg.TLSDir == "" {
+		cfg.TLSDir = t.TempDir()
+	}
 	if cfg.NATSListen == "" {
 		cfg.NATSListen, cfg.MQTTListen = "127.0.0.1:0", "127.0.0.1:0"
 	}
@@ -201,13 +204,13 @@ func TestBrokerDeviceLogin(t *testing.T) {
 // Anonymous devices are let in only on a listener bound to loopback.
 func TestBrokerAnonymousOnlyOnLoopback(t *testing.T) {
 	b := startDeviceBroker(t, BrokerConfig{AnonymousOnLoopback: true, NATSListen: "0.0.0.0:0", MQTTListen: "0.0.0.0:0"})
-	_, port, _ := net.SplitHostPort(strings.TrimPrefix(b.ClientURL(), "nats://"))
-	if nc, err := nats.Connect("nats://127.0.0.1:" + port); err == nil {
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(b.ClientURL(), "tls://"))
+	if nc, err := nats.Connect("tls://127.0.0.1:"+port, nats.Secure(b.ClientTLS())); err == nil {
 		nc.Close()
 		t.Error("anonymous NATS client accepted on 0.0.0.0")
 	}
 	_, mport, _ := net.SplitHostPort(b.MQTTAddr())
-	m := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://127.0.0.1:" + mport).SetClientID("anon").SetConnectTimeout(5 * time.Second))
+	m := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("ssl://127.0.0.1:" + mport).SetTLSConfig(b.ClientTLS()).SetClientID("anon").SetConnectTimeout(5 * time.Second))
 	if tok := m.Connect(); tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
 		m.Disconnect(0)
 		t.Error("anonymous MQTT client accepted on 0.0.0.0")

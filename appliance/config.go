@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"time"
 
@@ -52,6 +53,10 @@ type Config struct {
 		// StopGrace is how long a worker told to stop has before it is
 		// killed.
 		StopGrace time.Duration `koanf:"stop_grace"`
+		// Limits cap the sessions (workers) of a tenant and of a lease.
+		Limits SessionCaps `koanf:"limits"`
+		// Worker confines each worker process.
+		Worker WorkerConfig `koanf:"worker"`
 	} `koanf:"tenants"`
 	Slicer struct {
 		Profile              string        `koanf:"profile"`
@@ -143,6 +148,11 @@ func LoadConfig(path string, environ []string) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
+	// A key nothing reads is a mistake (a typo, or a key an older kerfd
+	// read): refuse to start rather than run without it.
+	if unknown := unknownKeys(k.Raw(), reflect.TypeFor[Config]()); len(unknown) > 0 {
+		return Config{}, unknownKeyError(unknown, reflect.TypeFor[Config]())
+	}
 	var c Config
 	if err := k.UnmarshalWithConf("", &c, koanf.UnmarshalConf{}); err != nil {
 		return Config{}, err
@@ -165,6 +175,10 @@ func (c *Config) validate() error {
 	}
 	if c.Tenants.StopGrace < 0 {
 		errs = append(errs, fmt.Errorf("tenants.stop_grace %v: must not be negative", c.Tenants.StopGrace))
+	}
+	errs = append(errs, c.Tenants.Worker.validate()...)
+	if l := c.Tenants.Limits; l.PerTenant < 0 || l.PerLease < 0 {
+		errs = append(errs, errors.New("tenants.limits: caps must not be negative"))
 	}
 	if c.Slicer.MaxGPUsPerTenant < 0 || c.Slicer.IdleTimeout < 0 {
 		errs = append(errs, errors.New("slicer limits must not be negative"))
@@ -234,6 +248,9 @@ func (c *Config) SlicerPath() string { return filepath.Join(c.StateDir, "slicer.
 
 // AdminTokenPath is the operator's copy of the API admin token.
 func (c *Config) AdminTokenPath() string { return filepath.Join(c.StateDir, AdminTokenName) }
+
+// DevicesPath holds the broker's device logins issued through the API.
+func (c *Config) DevicesPath() string { return filepath.Join(c.StateDir, "devices.json") }
 
 // BundleDir holds token bundles written for tenants.
 func (c *Config) BundleDir() string { return filepath.Join(c.StateDir, "bundles") }

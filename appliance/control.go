@@ -82,6 +82,7 @@ type workerSpec struct {
 	Prefix    []byte
 	Transport string
 	Peer      string
+	Limits    []workerLimit // resource limits the worker sets on itself first
 }
 
 // setMemLimitMsg changes a session's memory limit; Seq pairs it with its

@@ -44,7 +44,7 @@ func StartIngest(cfg Config, a ingest.Applier, log *slog.Logger) (*Ingest, error
 		}
 		k := b.KerfdLogin()
 		s, err := ingest.SubscribeNATS(ingest.NATSOptions{URL: b.ClientURL(), Name: "kerfd", Username: k.Name,
-			Password: k.Password, Status: status, Log: log}, p)
+			Password: k.Password, TLS: b.ClientTLS(), Status: status, Log: log}, p)
 		if err != nil {
 			b.Shutdown()
 			return nil, err

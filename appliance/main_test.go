@@ -11,6 +11,12 @@ func TestMain(m *testing.M) {
 	if IsWorker() {
 		os.Exit(RunWorker())
 	}
+	if os.Getenv(syscallProbeEnv) != "" {
+		os.Exit(runSyscallProbe())
+	}
+	if path := os.Getenv(probeEnv); path != "" {
+		os.Exit(runReadProbe(path))
+	}
 	if spec := os.Getenv(testTenantEnv); spec != "" {
 		os.Exit(runTestTenant(spec))
 	}

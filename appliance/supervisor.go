@@ -10,11 +10,11 @@ import (
 	"os"
 	"os/exec"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kerf-edge/kerf/internal/connguard"
 	"github.com/kerf-edge/kerf/transport"
 )
 
@@ -26,13 +26,17 @@ type supervisor struct {
 	workerCfg Config
 	log       *slog.Logger
 	exe       string
+	jail      workerJail // how workers are confined
 
 	workers *workerSet
 	slices  *allocator // names each worker's slice and takes its reports
 	shares  *arbiters  // pace each GPU's kernels
+	// refusedLog logs sessions refused at a cap, which a tenant could
+	// repeat without end.
+	refusedLog *connguard.LogLimiter
 }
 
-func newSupervisor(cfg Config, kind string, log *slog.Logger, workers *workerSet, slices *allocator, shares *arbiters) (*supervisor, error) {
+func newSupervisor(cfg Config, kind string, jail workerJail, log *slog.Logger, workers *workerSet, slices *allocator, shares *arbiters) (*supervisor, error) {
 	if IsWorker() {
 		// A binary re-executed as a worker is starting an appliance instead
 		// of serving: a test binary without the hook. Refuse rather than
@@ -44,7 +48,8 @@ func newSupervisor(cfg Config, kind string, log *slog.Logger, workers *workerSet
 		return nil, fmt.Errorf("finding kerfd's executable for workers: %w", err)
 	}
 	cfg.GPU.Backend = kind
-	return &supervisor{workerCfg: cfg, log: log, exe: exe, workers: workers, slices: slices, shares: shares}, nil
+	refused := connguard.NewLogLimiter(log, slog.LevelWarn, "refused a session over a cap", refusalLogInterval)
+	return &supervisor{workerCfg: cfg, log: log, exe: exe, jail: jail, workers: workers, slices: slices, shares: shares, refusedLog: refused}, nil
 }
 
 // socketPair returns a connected pair: one end as a net.Conn for kerfd,
@@ -109,11 +114,7 @@ func (s *supervisor) start(peer transport.Peer) (workerProc, error) {
 		files = append(files, end)
 		st.relay = relay
 	}
-	cmd := exec.Command(s.exe)
-	cmd.Env = append(os.Environ(), workerEnv+"=1")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.ExtraFiles = files
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd := s.jail.command(s.exe, files)
 	if err := cmd.Start(); err != nil {
 		ctrl.Close()
 		if st.relay != nil {
@@ -139,6 +140,13 @@ func (s *supervisor) start(peer transport.Peer) (workerProc, error) {
 func (s *supervisor) handoff(ctx context.Context, rw io.ReadWriteCloser, peer transport.Peer, adm transport.Admission, buffered []byte) {
 	log := s.log.With("tenant", adm.Tenant.ID, "transport", peer.Transport, "peer", peer.Addr)
 	defer rw.Close()
+	release, err := s.workers.reserve(adm)
+	if err != nil {
+		s.refusedLog.Log("tenant", adm.Tenant.ID, "lease", adm.Lease, "reason", err)
+		transport.RefuseAdmitted(rw, err)
+		return
+	}
+	defer release() // after the worker has gone (deferred below)
 	proc, err := s.start(peer)
 	if err != nil {
 		log.Error("no worker for a session", "err", err)
@@ -155,7 +163,7 @@ func (s *supervisor) handoff(ctx context.Context, rw io.ReadWriteCloser, peer tr
 	log.Info("session handed to worker", "device", adm.Device, "memLimit", adm.MemLimit)
 
 	out := newCtlWriter(proc.ctrl)
-	spec := workerSpec{Config: s.workerCfg, Admission: adm, Prefix: buffered, Transport: peer.Transport, Peer: peer.Addr}
+	spec := workerSpec{Config: s.workerCfg, Admission: adm, Prefix: buffered, Transport: peer.Transport, Peer: peer.Addr, Limits: s.jail.limits}
 	if err := out.send(spec); err != nil {
 		log.Error("sending the worker its spec", "err", err)
 		proc.cmd.Process.Kill()

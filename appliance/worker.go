@@ -52,6 +52,9 @@ func RunWorker() int {
 }
 
 func runWorker() error {
+	if err := confineSelf(); err != nil {
+		return err
+	}
 	ctrlFile := os.NewFile(fdControl, "control")
 	ctrl, err := net.FileConn(ctrlFile)
 	ctrlFile.Close()
@@ -67,6 +70,9 @@ func runWorker() error {
 	spec, ok := first.(workerSpec)
 	if !ok {
 		return fmt.Errorf("control socket: message type %d before the spec", first.ctlType())
+	}
+	if err := applyLimits(spec.Limits); err != nil {
+		return err
 	}
 	log := spec.Config.Logger().With("worker", os.Getpid())
 	out := newCtlWriter(ctrl)

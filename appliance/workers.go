@@ -3,11 +3,14 @@ package appliance
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os/exec"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/profiles/api"
@@ -21,22 +24,91 @@ import (
 // tenants.isolation: inprocess it stays empty.
 type workerSet struct {
 	grace time.Duration // between telling a worker to stop and killing it
+	caps  SessionCaps
 
 	mu      sync.Mutex
 	workers map[int]*worker
 	totals  map[string]*api.Tenant // counters of ended sessions, per tenant
+	// Places held by sessions, from before their worker starts until it
+	// has gone, per tenant and per lease; and sessions refused, per
+	// tenant and reason.
+	byTenant map[string]int
+	byLease  map[string]int
+	refused  map[refusal]uint64
 }
+
+// SessionCaps bound the sessions, each in its own worker process, that
+// one tenant and one lease hold at once; 0: no cap.
+type SessionCaps struct {
+	PerTenant int `koanf:"sessions_per_tenant"`
+	PerLease  int `koanf:"sessions_per_lease"`
+}
+
+// refusal counts sessions refused for one tenant at one cap.
+type refusal struct{ tenant, reason string }
+
+// Reasons a session is refused, as the metric labels them.
+const (
+	refusedTenantCap = "tenant_cap"
+	refusedLeaseCap  = "lease_cap"
+)
 
 var _ slicer.Control = (*workerSet)(nil)
 
 // defaultStopGrace is the grace of a zero tenants.stop_grace.
 const defaultStopGrace = 500 * time.Millisecond
 
-func newWorkerSet(grace time.Duration) *workerSet {
+func newWorkerSet(grace time.Duration, caps SessionCaps) *workerSet {
 	if grace <= 0 {
 		grace = defaultStopGrace
 	}
-	return &workerSet{grace: grace, workers: map[int]*worker{}, totals: map[string]*api.Tenant{}}
+	return &workerSet{grace: grace, caps: caps, workers: map[int]*worker{}, totals: map[string]*api.Tenant{},
+		byTenant: map[string]int{}, byLease: map[string]int{}, refused: map[refusal]uint64{}}
+}
+
+// reserve takes a place for a session of adm's tenant and lease before
+// its worker starts, or refuses it, with CUDA_ERROR_OUT_OF_MEMORY (a
+// place comes back when a session ends), when either is at its cap. The
+// caller calls release once the worker has gone.
+func (s *workerSet) reserve(adm transport.Admission) (release func(), err error) {
+	tenant, lease := adm.Tenant.ID, adm.Lease
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.caps.PerTenant > 0 && s.byTenant[tenant] >= s.caps.PerTenant:
+		s.refused[refusal{tenant, refusedTenantCap}]++
+		return nil, abi.Errorf(abi.ErrOutOfMemory, "tenant %s has %d sessions open, the most tenants.sessions_per_tenant allows", tenant, s.byTenant[tenant])
+	case s.caps.PerLease > 0 && lease != "" && s.byLease[lease] >= s.caps.PerLease:
+		s.refused[refusal{tenant, refusedLeaseCap}]++
+		return nil, abi.Errorf(abi.ErrOutOfMemory, "lease %s has %d sessions open, the most tenants.sessions_per_lease allows", lease, s.byLease[lease])
+	}
+	s.byTenant[tenant]++
+	if lease != "" {
+		s.byLease[lease]++
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.byTenant[tenant]--; s.byTenant[tenant] <= 0 {
+				delete(s.byTenant, tenant)
+			}
+			if lease != "" {
+				if s.byLease[lease]--; s.byLease[lease] <= 0 {
+					delete(s.byLease, lease)
+				}
+			}
+		})
+	}, nil
+}
+
+// refusals returns the sessions refused at a cap so far, per tenant and
+// reason.
+func (s *workerSet) refusals() map[refusal]uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.refused)
 }
 
 // worker is a running tenant worker, as kerfd sees it.
@@ -505,4 +577,19 @@ func (s *workerSet) sessions() []transport.SessionInfo {
 // were.
 func (s *workerSet) closeTenant(id string) int {
 	return len(s.end(func(w *worker) bool { return w.adm.Tenant.ID == id }))
+}
+
+var descSessionsRefused = prometheus.NewDesc("kerf_tenant_sessions_refused_total",
+	"Sessions refused at their hello because the tenant or its lease held as many as tenants.limits allows, by reason (tenant_cap, lease_cap).",
+	[]string{"tenant", "reason"}, nil)
+
+// refusalCollector serves the worker set's refusals as a metric.
+type refusalCollector struct{ s *workerSet }
+
+func (c refusalCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descSessionsRefused }
+
+func (c refusalCollector) Collect(ch chan<- prometheus.Metric) {
+	for r, n := range c.s.refusals() {
+		ch <- prometheus.MustNewConstMetric(descSessionsRefused, prometheus.CounterValue, float64(n), r.tenant, r.reason)
+	}
 }

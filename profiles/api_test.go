@@ -523,6 +523,8 @@ func TestContract(t *testing.T) {
 		t.Errorf("unauthenticated writes were logged: %+v", evs[n:])
 	}
 
+	contractDevices(t, e, cov)
+
 	// the stream has its own test; mark it
 	cov["GET /v1/stream"] = true
 

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/kerf-edge/kerf/auth"
 	"github.com/kerf-edge/kerf/profiles/api"
 )
@@ -102,10 +104,15 @@ type Deps struct {
 	// Policies keeps tenant policies; nil: the policy endpoints answer
 	// 501.
 	Policies TenantPolicies
-	Ingest   IngestStats  // nil: no ingest metrics
-	Log      *slog.Logger // nil: slog.Default()
+	Ingest   IngestStats // nil: no ingest metrics
+	// Devices, nil without the embedded broker: its device endpoints then
+	// answer 409.
+	Devices Devices
+	Log     *slog.Logger // nil: slog.Default()
 	// Ready, if set, is consulted by /readyz; an error makes it 503.
 	Ready func() error
+	// Collectors are further metrics served on /metrics.
+	Collectors []prometheus.Collector
 	// Reach, if set, gives the appliance's addresses and fingerprint (a
 	// bundle without tenant or token), returned with an issued token.
 	Reach func() auth.Bundle

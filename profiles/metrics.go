@@ -49,6 +49,7 @@ func newMetrics(s *Server) *metrics {
 		&nodeCollector{s},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg.MustRegister(s.deps.Collectors...)
 	return m
 }
 

@@ -7,7 +7,7 @@
 //	kerf info [--token FILE] [--via unix|quic] [--server ADDR]
 //	kerf version
 //	kerf bench NAME [FLAGS], kerf demo
-//	kerf profiles|slices|smi|tokens …   (operator, through the REST API)
+//	kerf profiles|slices|smi|tokens|devices …   (operator, through the REST API)
 //
 // The dispatch is the commands table: a command is one line there.
 package main
@@ -69,6 +69,7 @@ func init() {
 		{"rules", "COMMAND", "policy rules over load signals (operator)", operatorCmd("rules")},
 		{"smi", "", "GPUs and their slices at a glance (operator)", operatorCmd("smi")},
 		{"tokens", "COMMAND", "tenant tokens and their bundles (operator)", operatorCmd("tokens")},
+		{"devices", "COMMAND", "device logins of the embedded broker (operator)", operatorCmd("devices")},
 		{"tenants", "COMMAND", "tenants' policies: GPU limit, idle timeout, memory cap (operator)", operatorCmd("tenants")},
 		{holdCmd, "[FLAGS]", "(internal) the process holding a lease for kerf request", leaseHoldCmd},
 	}

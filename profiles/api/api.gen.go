@@ -68,6 +68,18 @@ func (e RuleState) Valid() bool {
 	}
 }
 
+// Device defines model for Device.
+type Device struct {
+	Created time.Time `json:"created"`
+	Name    string    `json:"name"`
+}
+
+// DeviceRequest defines model for DeviceRequest.
+type DeviceRequest struct {
+	// Name the device's login and the source it publishes under
+	Name string `json:"name"`
+}
+
 // Event defines model for Event.
 type Event struct {
 	Action          string    `json:"action"`
@@ -112,6 +124,15 @@ type GPU struct {
 type GPUProfile struct {
 	GPU    int         `json:"gpu"`
 	Slices []SliceSpec `json:"slices"`
+}
+
+// IssuedDevice defines model for IssuedDevice.
+type IssuedDevice struct {
+	Created time.Time `json:"created"`
+	Name    string    `json:"name"`
+
+	// Password shown once; kerfd keeps only its bcrypt hash
+	Password string `json:"password"`
 }
 
 // IssuedToken A tenant's new token and what its bundle needs besides (kerf tokens issue writes the bundle).
@@ -296,6 +317,9 @@ type Validation struct {
 	Valid bool `json:"valid"`
 }
 
+// DeviceName defines model for DeviceName.
+type DeviceName = string
+
 // Force defines model for Force.
 type Force = bool
 
@@ -328,6 +352,9 @@ type PlanProfileParams struct {
 	// Force let the profile shrink held slices below what their tenants were granted (never below what they use)
 	Force Force `form:"force,omitempty" json:"force,omitempty,omitzero"`
 }
+
+// AddDeviceJSONRequestBody defines body for AddDevice for application/json ContentType.
+type AddDeviceJSONRequestBody = DeviceRequest
 
 // CreateProfileJSONRequestBody defines body for CreateProfile for application/json ContentType.
 type CreateProfileJSONRequestBody = Profile

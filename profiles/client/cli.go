@@ -40,6 +40,9 @@ const CLIUsage = `  kerf profiles list                          stored slicing p
   kerf tokens list                            issued tokens (never the tokens themselves)
   kerf tenants policy NAME [--gpus N] [--idle D] [--memory SIZE]
                                               show or set a tenant's GPU limit, idle timeout and memory cap
+  kerf devices add NAME                       add a broker login for a device (password shown once)
+  kerf devices list                           device logins added through the API
+  kerf devices remove NAME                    remove a device login; the device is disconnected
   (the API is $KERF_API, default http://127.0.0.1:7080; the admin token is $KERF_ADMIN_TOKEN,
   else the file kerfd copies to ~/.config/kerf/admin-token, else state/admin-token)
 `
@@ -75,14 +78,18 @@ var operatorCommands = map[string]subcommand{
 	"tokens list":   {"", "issued tokens (never the tokens themselves)", nil, tokensList},
 	"tenants policy": {"NAME [--gpus N] [--idle D] [--memory SIZE]", "show or set a tenant's GPU limit, idle timeout and memory cap",
 		tenantsPolicyFlags, tenantsPolicy},
+	"devices add":    {"NAME", "add a broker login for a device; its password is shown once", nil, devicesAdd},
+	"devices list":   {"", "device logins added through the API", nil, devicesList},
+	"devices remove": {"NAME", "remove a device login; the device is disconnected and refused", nil, devicesRemove},
 }
 
 // groups are the commands that only hold subcommands.
 var groups = map[string]string{"profiles": "list, show, put, validate or apply", "rules": "list, show, put, validate or delete",
-	"tokens": "issue, revoke or list", "tenants": "policy"}
+	"tokens": "issue, revoke or list", "tenants": "policy", "devices": "add, list or remove"}
 
 // RunCLI runs one of the operator commands in CLIUsage (args start with
-// the command name: "profiles", "rules", "slices", "smi" or "tokens") and
+// the command name: "profiles", "rules", "slices", "smi", "tokens" or
+// "devices") and
 // writes its output to w. Every command and subcommand takes --help, which
 // prints its usage on w and returns cli.ErrHelp without calling the API.
 func RunCLI(ctx context.Context, c *Client, args []string, w io.Writer) error {

@@ -21,6 +21,15 @@ type ServerInterface interface {
 	// (GET /readyz)
 	GetReady(ctx echo.Context) error
 
+	// (GET /v1/devices)
+	ListDevices(ctx echo.Context) error
+
+	// (POST /v1/devices)
+	AddDevice(ctx echo.Context) error
+
+	// (DELETE /v1/devices/{device})
+	RemoveDevice(ctx echo.Context, device DeviceName) error
+
 	// (GET /v1/events)
 	ListEvents(ctx echo.Context, params ListEventsParams) error
 
@@ -120,6 +129,40 @@ func (w *ServerInterfaceWrapper) GetReady(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetReady(ctx)
+	return err
+}
+
+// ListDevices converts echo context to params.
+func (w *ServerInterfaceWrapper) ListDevices(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListDevices(ctx)
+	return err
+}
+
+// AddDevice converts echo context to params.
+func (w *ServerInterfaceWrapper) AddDevice(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AddDevice(ctx)
+	return err
+}
+
+// RemoveDevice converts echo context to params.
+func (w *ServerInterfaceWrapper) RemoveDevice(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "device" -------------
+	var device DeviceName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "device", ctx.Param("device"), &device, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter device: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RemoveDevice(ctx, device)
 	return err
 }
 
@@ -570,6 +613,9 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/tokens", wrapper.ListTokens, options.OperationMiddlewares["listTokens"]...)
 	router.POST(options.BaseURL+"/v1/tokens", wrapper.IssueToken, options.OperationMiddlewares["issueToken"]...)
 	router.DELETE(options.BaseURL+"/v1/tokens/:tenant", wrapper.RevokeTokens, options.OperationMiddlewares["revokeTokens"]...)
+	router.GET(options.BaseURL+"/v1/devices", wrapper.ListDevices, options.OperationMiddlewares["listDevices"]...)
+	router.POST(options.BaseURL+"/v1/devices", wrapper.AddDevice, options.OperationMiddlewares["addDevice"]...)
+	router.DELETE(options.BaseURL+"/v1/devices/:device", wrapper.RemoveDevice, options.OperationMiddlewares["removeDevice"]...)
 	router.GET(options.BaseURL+"/v1/events", wrapper.ListEvents, options.OperationMiddlewares["listEvents"]...)
 
 }
