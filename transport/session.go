@@ -36,7 +36,7 @@ type session struct {
 	// ended is closed once the session has closed its context and left
 	// the server's table.
 	ended chan struct{}
-	pid     int // the client's process ID, from its hello
+	pid   int // the client's process ID, from its hello
 	// statusOnly marks a status stream, which opens no device.
 	statusOnly bool
 

@@ -51,10 +51,10 @@ func leaseBinaries(t *testing.T) string {
 // reach it.
 type daemon struct {
 	bin, home, state, leases string
-	api, admin         string
-	cmd                *exec.Cmd
-	exited             chan struct{}
-	log                *testkit.SyncBuffer
+	api, admin               string
+	cmd                      *exec.Cmd
+	exited                   chan struct{}
+	log                      *testkit.SyncBuffer
 }
 
 // startDaemon runs kerfd on state (a new directory if ""), with devices
