@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kerf-edge/kerf/gpu"
+	"github.com/kerf-edge/kerf/internal/kerfenv"
 	"github.com/kerf-edge/kerf/internal/units"
 )
 
@@ -162,15 +164,16 @@ var workerEnvironment = []string{
 	"GOTRACEBACK", "GORACE", "GOCOVERDIR", "TZ",
 }
 
-// environ is a worker's environment, from kerfd's.
+// environ is a worker's environment, from kerfd's. With the test-only
+// kerfenv.TestAllowShimDriver, where the worker's driver is Kerf's own
+// shim, the shim's KERF_* settings go along too.
 func workerEnviron(parent []string) []string {
 	env := []string{workerEnv + "=1"}
+	shimDriver := slices.Contains(parent, kerfenv.TestAllowShimDriver+"=1")
 	for _, kv := range parent {
 		k, _, _ := strings.Cut(kv, "=")
-		for _, keep := range workerEnvironment {
-			if k == keep {
-				env = append(env, kv)
-			}
+		if slices.Contains(workerEnvironment, k) || shimDriver && strings.HasPrefix(k, "KERF_") && k != workerEnv {
+			env = append(env, kv)
 		}
 	}
 	return env

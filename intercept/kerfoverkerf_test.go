@@ -311,13 +311,14 @@ func TestKerfOverKerfPrograms(t *testing.T) {
 	}
 	// One tenant's illegal address is that tenant's alone.
 	t.Run("oob", func(t *testing.T) {
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
+		t.Run("neighbour", func(t *testing.T) {
+			t.Parallel()
 			kerfRun(t, outer.bundle, "unix", 1, 0, "vadd", ptx("vadd"), ptx("stencil"))
-		}()
-		kerfRun(t, outer.bundle, "unix", 1, 0, "oob", ptx("oob"))
-		<-done
+		})
+		t.Run("faulting", func(t *testing.T) {
+			t.Parallel()
+			kerfRun(t, outer.bundle, "unix", 1, 0, "oob", ptx("oob"))
+		})
 	})
 	t.Run("runtime", func(t *testing.T) {
 		buildRuntimePrograms(t)
