@@ -412,6 +412,104 @@ func implMemGetInfoV1(free, total *C.uint) C.CUresult {
 	return cr(res)
 }
 
+// Pointer attributes.
+
+func implMemGetAddressRange(pbase *C.CUdeviceptr, psize *C.size_t, dptr C.CUdeviceptr) C.CUresult {
+	base, size, res := memGetAddressRange(uint64(dptr))
+	if res != abi.Success {
+		return cr(res)
+	}
+	if pbase != nil {
+		*pbase = C.CUdeviceptr(base)
+	}
+	if psize != nil {
+		*psize = C.size_t(size)
+	}
+	return 0
+}
+
+func implPointerGetAttribute(data unsafe.Pointer, attr C.CUpointer_attribute, ptr C.CUdeviceptr) C.CUresult {
+	if data == nil || !knownPointerAttribute(int32(attr)) {
+		return errNull
+	}
+	info, res := pointerLookup(uint64(ptr))
+	if res == abi.ErrNotFound {
+		return errNull // not memory the driver knows
+	}
+	if res != abi.Success {
+		return cr(res)
+	}
+	// The one-attribute form refuses a pointer the buffer does not have.
+	if attr == attrDevicePointer && info.memType != memoryTypeDevice || attr == attrHostPointer && info.host == nil {
+		return errNull
+	}
+	writePointerAttribute(data, int32(attr), &info, uint64(ptr))
+	return 0
+}
+
+func implPointerGetAttributes(n C.uint, attrs *C.CUpointer_attribute, data *unsafe.Pointer, ptr C.CUdeviceptr) C.CUresult {
+	if n == 0 || attrs == nil || data == nil || n > 64 {
+		return errNull
+	}
+	as, ds := unsafe.Slice(attrs, int(n)), unsafe.Slice(data, int(n))
+	for _, a := range as {
+		if !knownPointerAttribute(int32(a)) {
+			return errNull
+		}
+	}
+	// Unlike the one-attribute form, an address no buffer contains gets
+	// the empty answers and success.
+	info, res := pointerLookup(uint64(ptr))
+	if res == abi.ErrNotFound {
+		info, res = pointerInfo{ordinal: -2}, abi.Success
+	}
+	if res != abi.Success {
+		return cr(res)
+	}
+	for i, a := range as {
+		if ds[i] != nil {
+			writePointerAttribute(ds[i], int32(a), &info, uint64(ptr))
+		}
+	}
+	return 0
+}
+
+// writePointerAttribute writes attribute attr of the buffer info that
+// holds ptr to data, in the attribute's C type. Booleans are unsigned
+// ints, as cudart reads them (it does not clear them first).
+func writePointerAttribute(data unsafe.Pointer, attr int32, info *pointerInfo, ptr uint64) {
+	switch attr {
+	case attrContext:
+		*(*C.CUcontext)(data) = C.CUcontext(info.ctx)
+	case attrMemoryType:
+		*(*C.uint)(data) = C.uint(info.memType)
+	case attrDevicePointer:
+		var d uint64
+		if info.memType == memoryTypeDevice {
+			d = ptr
+		}
+		*(*C.CUdeviceptr)(data) = C.CUdeviceptr(d)
+	case attrHostPointer:
+		*(*unsafe.Pointer)(data) = info.host
+	case attrBufferID:
+		*(*C.ulonglong)(data) = C.ulonglong(info.bufferID)
+	case attrIsManaged:
+		*(*C.uint)(data) = 0
+	case attrDeviceOrdinal:
+		*(*C.int)(data) = C.int(info.ordinal)
+	case attrRangeStart:
+		*(*C.CUdeviceptr)(data) = C.CUdeviceptr(info.base)
+	case attrRangeSize:
+		*(*C.size_t)(data) = C.size_t(info.size)
+	case attrMapped:
+		var m C.uint // pinned host memory is not mapped into kerfd's device
+		if info.memType == memoryTypeDevice {
+			m = 1
+		}
+		*(*C.uint)(data) = m
+	}
+}
+
 func hostAllocOut(pp *unsafe.Pointer, size C.size_t) C.CUresult {
 	if pp == nil {
 		return errNull

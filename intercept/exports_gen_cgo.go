@@ -1368,6 +1368,32 @@ func cuMemFreeHost(p unsafe.Pointer) (ret C.CUresult) {
 	return implMemFreeHost(p)
 }
 
+//export cuMemGetAddressRange_v2
+func cuMemGetAddressRange_v2(pbase *C.CUdeviceptr, psize *C.size_t, dptr C.CUdeviceptr) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemGetAddressRange_v2")
+		if pbase == nil {
+			l.str("pbase", "", false)
+		}
+		if psize == nil {
+			l.str("psize", "", false)
+		}
+		l.hex("dptr", uint64(dptr))
+		l.run()
+		defer func() {
+			if ret == 0 && pbase != nil {
+				l.outHex("pbase", uint64(*pbase))
+			}
+			if ret == 0 && psize != nil {
+				l.outUdec("psize", uint64(*psize))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemGetAddressRange(pbase, psize, dptr)
+}
+
 //export cuMemGetInfo
 func cuMemGetInfo(free *C.uint, total *C.uint) (ret C.CUresult) {
 	if tracing {
@@ -2098,6 +2124,44 @@ func cuOccupancyMaxPotentialBlockSizeWithFlags(minGridSize *C.int, blockSize *C.
 	}
 	defer guard(&ret)
 	return implOccupancyMaxPotentialBlockSizeWithFlags(minGridSize, blockSize, func_, blockSizeToDynamicSMemSize, dynamicSMemSize, blockSizeLimit, flags)
+}
+
+//export cuPointerGetAttribute
+func cuPointerGetAttribute(data unsafe.Pointer, attribute C.CUpointer_attribute, ptr C.CUdeviceptr) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuPointerGetAttribute")
+		l.hex("data", uint64(uintptr(unsafe.Pointer(data))))
+		l.dec("attribute", int64(attribute))
+		l.hex("ptr", uint64(ptr))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implPointerGetAttribute(data, attribute, ptr)
+}
+
+//export cuPointerGetAttributes
+func cuPointerGetAttributes(numAttributes C.uint, attributes *C.CUpointer_attribute, data *unsafe.Pointer, ptr C.CUdeviceptr) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuPointerGetAttributes")
+		l.udec("numAttributes", uint64(numAttributes))
+		if attributes == nil {
+			l.str("attributes", "", false)
+		}
+		l.hex("data", uint64(uintptr(unsafe.Pointer(data))))
+		l.hex("ptr", uint64(ptr))
+		l.run()
+		defer func() {
+			if ret == 0 && attributes != nil {
+				l.outDec("attributes", int64(*attributes))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implPointerGetAttributes(numAttributes, attributes, data, ptr)
 }
 
 //export cuStreamCreate

@@ -29,7 +29,7 @@ var (
 )
 
 // rtPrograms are the runtime test programs in testdata, without .cu.
-var rtPrograms = []string{"rt_memory", "rt_kernels", "rt_occupancy"}
+var rtPrograms = []string{"rt_memory", "rt_kernels", "rt_occupancy", "rt_pointers"}
 
 // buildRuntimePrograms compiles every runtime program both ways into
 // binDir, once; it skips the test when nvcc is absent.
@@ -135,7 +135,7 @@ var deliberatelyAbsent = []struct {
 	{"managed, host-registered and unified-address memory need one address space for host and device, which kerfd's device addresses do not share with the program",
 		[]string{"cuMemAllocManaged", "cuMemAdvise", "cuMemPrefetchAsync", "cuMemRange*", "cuStreamAttachMemAsync",
 			"cuMemHostRegister", "cuMemHostUnregister", "cuMemHostGetDevicePointer", "cuMemHostGetFlags",
-			"cuPointerGetAttribute*", "cuMemGetAddressRange", "cuMemcpy", "cuMemcpyAsync"}},
+			"cuPointerSetAttribute", "cuMemcpy", "cuMemcpyAsync"}},
 	{"pitched, 2D and 3D copies and memsets are not in the catalogue yet",
 		[]string{"cuMemAllocPitch", "cuMemcpy2D*", "cuMemcpy3D*", "cuMemsetD2D*"}},
 	{"modules load from images on kerfd; no files or linker on the client",

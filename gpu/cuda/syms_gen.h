@@ -28,6 +28,7 @@ struct kcu_tab {
 	CUresult (*cuLaunchKernel)(CUfunction f, unsigned int gridDimX, unsigned int gridDimY, unsigned int gridDimZ, unsigned int blockDimX, unsigned int blockDimY, unsigned int blockDimZ, unsigned int sharedMemBytes, CUstream hStream, void **kernelParams, void **extra);
 	CUresult (*cuMemAlloc)(CUdeviceptr *dptr, size_t bytesize);
 	CUresult (*cuMemFree)(CUdeviceptr dptr);
+	CUresult (*cuMemGetAddressRange)(CUdeviceptr *pbase, size_t *psize, CUdeviceptr dptr);
 	CUresult (*cuMemGetInfo)(size_t *free, size_t *total);
 	CUresult (*cuMemcpyDtoDAsync)(CUdeviceptr dstDevice, CUdeviceptr srcDevice, size_t byteCount, CUstream hStream);
 	CUresult (*cuMemcpyDtoHAsync)(void *dstHost, CUdeviceptr srcDevice, size_t byteCount, CUstream hStream);
@@ -80,6 +81,7 @@ static const struct kcu_sym kcu_syms[] = {
 	{"cuLaunchKernel", {"cuLaunchKernel"}, offsetof(struct kcu_tab, cuLaunchKernel)},
 	{"cuMemAlloc", {"cuMemAlloc_v2"}, offsetof(struct kcu_tab, cuMemAlloc)},
 	{"cuMemFree", {"cuMemFree_v2"}, offsetof(struct kcu_tab, cuMemFree)},
+	{"cuMemGetAddressRange", {"cuMemGetAddressRange_v2"}, offsetof(struct kcu_tab, cuMemGetAddressRange)},
 	{"cuMemGetInfo", {"cuMemGetInfo_v2"}, offsetof(struct kcu_tab, cuMemGetInfo)},
 	{"cuMemcpyDtoDAsync", {"cuMemcpyDtoDAsync_v2"}, offsetof(struct kcu_tab, cuMemcpyDtoDAsync)},
 	{"cuMemcpyDtoHAsync", {"cuMemcpyDtoHAsync_v2"}, offsetof(struct kcu_tab, cuMemcpyDtoHAsync)},
