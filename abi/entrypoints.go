@@ -300,6 +300,28 @@ var shimLocal = []EntryPoint{
 	{Name: "cuMemHostAlloc", Params: "void **pp, size_t bytesize, unsigned int flags"},
 	{Name: "cuMemFreeHost", Params: "void *p"},
 
+	// Pitched, 2D and 3D copies and 2D memsets: the shim splits them
+	// into the catalogue's linear copies and memsets, row by row.
+	{Name: "cuMemAllocPitch", NoPlain: true, Versions: v2at3020,
+		Params: "CUdeviceptr *dptr, size_t *pPitch, size_t WidthInBytes, size_t Height, unsigned int ElementSizeBytes"},
+	{Name: "cuMemcpy2D", NoPlain: true, Versions: v2at3020, PerThread: "_ptds", Params: "const CUDA_MEMCPY2D *pCopy"},
+	{Name: "cuMemcpy2DUnaligned", NoPlain: true, Versions: v2at3020, PerThread: "_ptds", Params: "const CUDA_MEMCPY2D *pCopy"},
+	{Name: "cuMemcpy2DAsync", NoPlain: true, Versions: v2at3020, PerThread: "_ptsz", Params: "const CUDA_MEMCPY2D *pCopy, CUstream hStream"},
+	{Name: "cuMemcpy3D", NoPlain: true, Versions: v2at3020, PerThread: "_ptds", Params: "const CUDA_MEMCPY3D *pCopy"},
+	{Name: "cuMemcpy3DAsync", NoPlain: true, Versions: v2at3020, PerThread: "_ptsz", Params: "const CUDA_MEMCPY3D *pCopy, CUstream hStream"},
+	{Name: "cuMemsetD2D8", NoPlain: true, Versions: v2at3020, PerThread: "_ptds",
+		Params: "CUdeviceptr dstDevice, size_t dstPitch, unsigned char uc, size_t Width, size_t Height"},
+	{Name: "cuMemsetD2D16", NoPlain: true, Versions: v2at3020, PerThread: "_ptds",
+		Params: "CUdeviceptr dstDevice, size_t dstPitch, unsigned short us, size_t Width, size_t Height"},
+	{Name: "cuMemsetD2D32", NoPlain: true, Versions: v2at3020, PerThread: "_ptds",
+		Params: "CUdeviceptr dstDevice, size_t dstPitch, unsigned int ui, size_t Width, size_t Height"},
+	{Name: "cuMemsetD2D8Async", Since: 3020, PerThread: "_ptsz",
+		Params: "CUdeviceptr dstDevice, size_t dstPitch, unsigned char uc, size_t Width, size_t Height, CUstream hStream"},
+	{Name: "cuMemsetD2D16Async", Since: 3020, PerThread: "_ptsz",
+		Params: "CUdeviceptr dstDevice, size_t dstPitch, unsigned short us, size_t Width, size_t Height, CUstream hStream"},
+	{Name: "cuMemsetD2D32Async", Since: 3020, PerThread: "_ptsz",
+		Params: "CUdeviceptr dstDevice, size_t dstPitch, unsigned int ui, size_t Width, size_t Height, CUstream hStream"},
+
 	{Name: "cuFuncSetCacheConfig", Since: 3000, Params: "CUfunction hfunc, CUfunc_cache config"},
 	{Name: "cuFuncSetSharedMemConfig", Since: 4020, Params: "CUfunction hfunc, CUsharedconfig config"},
 	{Name: "cuOccupancyMaxActiveBlocksPerMultiprocessor", Since: 6050,

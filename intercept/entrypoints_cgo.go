@@ -412,6 +412,126 @@ func implMemGetInfoV1(free, total *C.uint) C.CUresult {
 	return cr(res)
 }
 
+// Pitched, 2D and 3D copies and 2D memsets.
+
+func implMemAllocPitch(dptr *C.CUdeviceptr, pitch *C.size_t, width, height C.size_t, elem C.uint) C.CUresult {
+	if dptr == nil || pitch == nil {
+		return errNull
+	}
+	p, pp, res := memAllocPitch(uint64(width), uint64(height), uint32(elem))
+	if res == abi.Success {
+		*dptr, *pitch = C.CUdeviceptr(p), C.size_t(pp)
+	}
+	return cr(res)
+}
+
+// hostEnd returns the view of the program's memory at p that a copy's
+// host end reads or writes.
+func hostEnd(p unsafe.Pointer) func(off, n uint64) ([]byte, bool) {
+	return func(off, n uint64) ([]byte, bool) {
+		if p == nil || off > maxHostSpan {
+			return nil, false
+		}
+		return hostBytes(unsafe.Add(p, off), C.size_t(n))
+	}
+}
+
+// copy2DOf converts a CUDA_MEMCPY2D; it also returns the ends' addresses,
+// by which unified ends are resolved.
+func copy2DOf(p *C.CUDA_MEMCPY2D) (c copy3D, src, dst uint64) {
+	c = copy3D{
+		src: copyEnd{x: uint64(p.srcXInBytes), y: uint64(p.srcY), memType: uint32(p.srcMemoryType),
+			host: hostEnd(p.srcHost), hostNil: p.srcHost == nil, device: uint64(p.srcDevice), pitch: uint64(p.srcPitch)},
+		dst: copyEnd{x: uint64(p.dstXInBytes), y: uint64(p.dstY), memType: uint32(p.dstMemoryType),
+			host: hostEnd(p.dstHost), hostNil: p.dstHost == nil, device: uint64(p.dstDevice), pitch: uint64(p.dstPitch)},
+		width: uint64(p.WidthInBytes), height: uint64(p.Height), depth: 1,
+	}
+	return c, endAddress(p.srcHost, p.srcDevice), endAddress(p.dstHost, p.dstDevice)
+}
+
+func copy3DOf(p *C.CUDA_MEMCPY3D) (c copy3D, src, dst uint64) {
+	c = copy3D{
+		src: copyEnd{x: uint64(p.srcXInBytes), y: uint64(p.srcY), z: uint64(p.srcZ), memType: uint32(p.srcMemoryType),
+			host: hostEnd(p.srcHost), hostNil: p.srcHost == nil, device: uint64(p.srcDevice), pitch: uint64(p.srcPitch),
+			height: uint64(p.srcHeight)},
+		dst: copyEnd{x: uint64(p.dstXInBytes), y: uint64(p.dstY), z: uint64(p.dstZ), memType: uint32(p.dstMemoryType),
+			host: hostEnd(p.dstHost), hostNil: p.dstHost == nil, device: uint64(p.dstDevice), pitch: uint64(p.dstPitch),
+			height: uint64(p.dstHeight)},
+		width: uint64(p.WidthInBytes), height: uint64(p.Height), depth: uint64(p.Depth),
+	}
+	return c, endAddress(p.srcHost, p.srcDevice), endAddress(p.dstHost, p.dstDevice)
+}
+
+// endAddress is a unified end's address: CUDA reads it from the device
+// field.
+func endAddress(host unsafe.Pointer, dev C.CUdeviceptr) uint64 {
+	if dev != 0 {
+		return uint64(dev)
+	}
+	return uint64(uintptr(host))
+}
+
+// unifiedEnds gives unified ends a host view at their address, for when
+// it is not device memory.
+func unifiedEnds(c *copy3D, src, dst uint64) {
+	if c.src.memType == memoryTypeUnified {
+		c.src.host, c.src.hostNil = hostEnd(addressPointer(uintptr(src))), src == 0
+	}
+	if c.dst.memType == memoryTypeUnified {
+		c.dst.host, c.dst.hostNil = hostEnd(addressPointer(uintptr(dst))), dst == 0
+	}
+}
+
+// addressPointer is the program's address a as a pointer.
+func addressPointer(a uintptr) unsafe.Pointer { return *(*unsafe.Pointer)(unsafe.Pointer(&a)) }
+
+func run2D(p *C.CUDA_MEMCPY2D, s uintptr, async bool) C.CUresult {
+	if p == nil {
+		return errNull
+	}
+	c, src, dst := copy2DOf(p)
+	unifiedEnds(&c, src, dst)
+	return cr(memcpy3D(&c, src, dst, s, async))
+}
+
+func run3D(p *C.CUDA_MEMCPY3D, s uintptr, async bool) C.CUresult {
+	if p == nil {
+		return errNull
+	}
+	c, src, dst := copy3DOf(p)
+	unifiedEnds(&c, src, dst)
+	return cr(memcpy3D(&c, src, dst, s, async))
+}
+
+func implMemcpy2D(p *C.CUDA_MEMCPY2D) C.CUresult          { return run2D(p, 0, false) }
+func implMemcpy2DUnaligned(p *C.CUDA_MEMCPY2D) C.CUresult { return run2D(p, 0, false) }
+func implMemcpy2DAsync(p *C.CUDA_MEMCPY2D, s C.CUstream) C.CUresult {
+	return run2D(p, key(unsafe.Pointer(s)), true)
+}
+func implMemcpy3D(p *C.CUDA_MEMCPY3D) C.CUresult { return run3D(p, 0, false) }
+func implMemcpy3DAsync(p *C.CUDA_MEMCPY3D, s C.CUstream) C.CUresult {
+	return run3D(p, key(unsafe.Pointer(s)), true)
+}
+
+func implMemsetD2D8(dst C.CUdeviceptr, pitch C.size_t, v C.uchar, w, h C.size_t) C.CUresult {
+	return cr(memsetD2D(uint64(dst), uint64(pitch), uint32(v), 1, uint64(w), uint64(h), 0, false))
+}
+func implMemsetD2D16(dst C.CUdeviceptr, pitch C.size_t, v C.ushort, w, h C.size_t) C.CUresult {
+	return cr(memsetD2D(uint64(dst), uint64(pitch), uint32(v), 2, uint64(w), uint64(h), 0, false))
+}
+func implMemsetD2D32(dst C.CUdeviceptr, pitch C.size_t, v C.uint, w, h C.size_t) C.CUresult {
+	return cr(memsetD2D(uint64(dst), uint64(pitch), uint32(v), 4, uint64(w), uint64(h), 0, false))
+}
+func implMemsetD2D8Async(dst C.CUdeviceptr, pitch C.size_t, v C.uchar, w, h C.size_t, s C.CUstream) C.CUresult {
+	return cr(memsetD2D(uint64(dst), uint64(pitch), uint32(v), 1, uint64(w), uint64(h), key(unsafe.Pointer(s)), true))
+}
+func implMemsetD2D16Async(dst C.CUdeviceptr, pitch C.size_t, v C.ushort, w, h C.size_t, s C.CUstream) C.CUresult {
+	return cr(memsetD2D(uint64(dst), uint64(pitch), uint32(v), 2, uint64(w), uint64(h), key(unsafe.Pointer(s)), true))
+}
+func implMemsetD2D32Async(dst C.CUdeviceptr, pitch C.size_t, v C.uint, w, h C.size_t, s C.CUstream) C.CUresult {
+	return cr(memsetD2D(uint64(dst), uint64(pitch), uint32(v), 4, uint64(w), uint64(h), key(unsafe.Pointer(s)), true))
+}
+
 // Pointer attributes.
 
 func implMemGetAddressRange(pbase *C.CUdeviceptr, psize *C.size_t, dptr C.CUdeviceptr) C.CUresult {

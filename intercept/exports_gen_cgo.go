@@ -1340,6 +1340,34 @@ func cuMemAllocHost_v2(pp *unsafe.Pointer, bytesize C.size_t) (ret C.CUresult) {
 	return implMemAllocHost(pp, bytesize)
 }
 
+//export cuMemAllocPitch_v2
+func cuMemAllocPitch_v2(dptr *C.CUdeviceptr, pPitch *C.size_t, WidthInBytes C.size_t, Height C.size_t, ElementSizeBytes C.uint) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemAllocPitch_v2")
+		if dptr == nil {
+			l.str("dptr", "", false)
+		}
+		if pPitch == nil {
+			l.str("pPitch", "", false)
+		}
+		l.udec("WidthInBytes", uint64(WidthInBytes))
+		l.udec("Height", uint64(Height))
+		l.udec("ElementSizeBytes", uint64(ElementSizeBytes))
+		l.run()
+		defer func() {
+			if ret == 0 && dptr != nil {
+				l.outHex("dptr", uint64(*dptr))
+			}
+			if ret == 0 && pPitch != nil {
+				l.outUdec("pPitch", uint64(*pPitch))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemAllocPitch(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes)
+}
+
 //export cuMemFree_v2
 func cuMemFree_v2(dptr C.CUdeviceptr) (ret C.CUresult) {
 	if tracing {
@@ -1458,6 +1486,150 @@ func cuMemHostAlloc(pp *unsafe.Pointer, bytesize C.size_t, flags C.uint) (ret C.
 	}
 	defer guard(&ret)
 	return implMemHostAlloc(pp, bytesize, flags)
+}
+
+//export cuMemcpy2D_v2
+func cuMemcpy2D_v2(pCopy *C.CUDA_MEMCPY2D) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpy2D_v2")
+		l.hex("pCopy", uint64(uintptr(unsafe.Pointer(pCopy))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemcpy2D(pCopy)
+}
+
+//export cuMemcpy2D_v2_ptds
+func cuMemcpy2D_v2_ptds(pCopy *C.CUDA_MEMCPY2D) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpy2D_v2_ptds")
+		l.hex("pCopy", uint64(uintptr(unsafe.Pointer(pCopy))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemcpy2D(pCopy)
+}
+
+//export cuMemcpy2DAsync_v2
+func cuMemcpy2DAsync_v2(pCopy *C.CUDA_MEMCPY2D, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpy2DAsync_v2")
+		l.hex("pCopy", uint64(uintptr(unsafe.Pointer(pCopy))))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemcpy2DAsync(pCopy, hStream)
+}
+
+//export cuMemcpy2DAsync_v2_ptsz
+func cuMemcpy2DAsync_v2_ptsz(pCopy *C.CUDA_MEMCPY2D, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpy2DAsync_v2_ptsz")
+		l.hex("pCopy", uint64(uintptr(unsafe.Pointer(pCopy))))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemcpy2DAsync(pCopy, hStream)
+}
+
+//export cuMemcpy2DUnaligned_v2
+func cuMemcpy2DUnaligned_v2(pCopy *C.CUDA_MEMCPY2D) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpy2DUnaligned_v2")
+		l.hex("pCopy", uint64(uintptr(unsafe.Pointer(pCopy))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemcpy2DUnaligned(pCopy)
+}
+
+//export cuMemcpy2DUnaligned_v2_ptds
+func cuMemcpy2DUnaligned_v2_ptds(pCopy *C.CUDA_MEMCPY2D) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpy2DUnaligned_v2_ptds")
+		l.hex("pCopy", uint64(uintptr(unsafe.Pointer(pCopy))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemcpy2DUnaligned(pCopy)
+}
+
+//export cuMemcpy3D_v2
+func cuMemcpy3D_v2(pCopy *C.CUDA_MEMCPY3D) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpy3D_v2")
+		l.hex("pCopy", uint64(uintptr(unsafe.Pointer(pCopy))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemcpy3D(pCopy)
+}
+
+//export cuMemcpy3D_v2_ptds
+func cuMemcpy3D_v2_ptds(pCopy *C.CUDA_MEMCPY3D) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpy3D_v2_ptds")
+		l.hex("pCopy", uint64(uintptr(unsafe.Pointer(pCopy))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemcpy3D(pCopy)
+}
+
+//export cuMemcpy3DAsync_v2
+func cuMemcpy3DAsync_v2(pCopy *C.CUDA_MEMCPY3D, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpy3DAsync_v2")
+		l.hex("pCopy", uint64(uintptr(unsafe.Pointer(pCopy))))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemcpy3DAsync(pCopy, hStream)
+}
+
+//export cuMemcpy3DAsync_v2_ptsz
+func cuMemcpy3DAsync_v2_ptsz(pCopy *C.CUDA_MEMCPY3D, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpy3DAsync_v2_ptsz")
+		l.hex("pCopy", uint64(uintptr(unsafe.Pointer(pCopy))))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemcpy3DAsync(pCopy, hStream)
 }
 
 //export cuMemcpyDtoD_v2
@@ -1722,6 +1894,228 @@ func cuMemsetD16Async_ptsz(dstDevice C.CUdeviceptr, us C.ushort, n C.size_t, hSt
 	}
 	defer guard(&ret)
 	return implMemsetD16Async(dstDevice, us, n, hStream)
+}
+
+//export cuMemsetD2D16_v2
+func cuMemsetD2D16_v2(dstDevice C.CUdeviceptr, dstPitch C.size_t, us C.ushort, Width C.size_t, Height C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemsetD2D16_v2")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.udec("dstPitch", uint64(dstPitch))
+		l.udec("us", uint64(us))
+		l.udec("Width", uint64(Width))
+		l.udec("Height", uint64(Height))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemsetD2D16(dstDevice, dstPitch, us, Width, Height)
+}
+
+//export cuMemsetD2D16_v2_ptds
+func cuMemsetD2D16_v2_ptds(dstDevice C.CUdeviceptr, dstPitch C.size_t, us C.ushort, Width C.size_t, Height C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemsetD2D16_v2_ptds")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.udec("dstPitch", uint64(dstPitch))
+		l.udec("us", uint64(us))
+		l.udec("Width", uint64(Width))
+		l.udec("Height", uint64(Height))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemsetD2D16(dstDevice, dstPitch, us, Width, Height)
+}
+
+//export cuMemsetD2D16Async
+func cuMemsetD2D16Async(dstDevice C.CUdeviceptr, dstPitch C.size_t, us C.ushort, Width C.size_t, Height C.size_t, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemsetD2D16Async")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.udec("dstPitch", uint64(dstPitch))
+		l.udec("us", uint64(us))
+		l.udec("Width", uint64(Width))
+		l.udec("Height", uint64(Height))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemsetD2D16Async(dstDevice, dstPitch, us, Width, Height, hStream)
+}
+
+//export cuMemsetD2D16Async_ptsz
+func cuMemsetD2D16Async_ptsz(dstDevice C.CUdeviceptr, dstPitch C.size_t, us C.ushort, Width C.size_t, Height C.size_t, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemsetD2D16Async_ptsz")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.udec("dstPitch", uint64(dstPitch))
+		l.udec("us", uint64(us))
+		l.udec("Width", uint64(Width))
+		l.udec("Height", uint64(Height))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemsetD2D16Async(dstDevice, dstPitch, us, Width, Height, hStream)
+}
+
+//export cuMemsetD2D32_v2
+func cuMemsetD2D32_v2(dstDevice C.CUdeviceptr, dstPitch C.size_t, ui C.uint, Width C.size_t, Height C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemsetD2D32_v2")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.udec("dstPitch", uint64(dstPitch))
+		l.udec("ui", uint64(ui))
+		l.udec("Width", uint64(Width))
+		l.udec("Height", uint64(Height))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemsetD2D32(dstDevice, dstPitch, ui, Width, Height)
+}
+
+//export cuMemsetD2D32_v2_ptds
+func cuMemsetD2D32_v2_ptds(dstDevice C.CUdeviceptr, dstPitch C.size_t, ui C.uint, Width C.size_t, Height C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemsetD2D32_v2_ptds")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.udec("dstPitch", uint64(dstPitch))
+		l.udec("ui", uint64(ui))
+		l.udec("Width", uint64(Width))
+		l.udec("Height", uint64(Height))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemsetD2D32(dstDevice, dstPitch, ui, Width, Height)
+}
+
+//export cuMemsetD2D32Async
+func cuMemsetD2D32Async(dstDevice C.CUdeviceptr, dstPitch C.size_t, ui C.uint, Width C.size_t, Height C.size_t, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemsetD2D32Async")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.udec("dstPitch", uint64(dstPitch))
+		l.udec("ui", uint64(ui))
+		l.udec("Width", uint64(Width))
+		l.udec("Height", uint64(Height))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemsetD2D32Async(dstDevice, dstPitch, ui, Width, Height, hStream)
+}
+
+//export cuMemsetD2D32Async_ptsz
+func cuMemsetD2D32Async_ptsz(dstDevice C.CUdeviceptr, dstPitch C.size_t, ui C.uint, Width C.size_t, Height C.size_t, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemsetD2D32Async_ptsz")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.udec("dstPitch", uint64(dstPitch))
+		l.udec("ui", uint64(ui))
+		l.udec("Width", uint64(Width))
+		l.udec("Height", uint64(Height))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemsetD2D32Async(dstDevice, dstPitch, ui, Width, Height, hStream)
+}
+
+//export cuMemsetD2D8_v2
+func cuMemsetD2D8_v2(dstDevice C.CUdeviceptr, dstPitch C.size_t, uc C.uchar, Width C.size_t, Height C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemsetD2D8_v2")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.udec("dstPitch", uint64(dstPitch))
+		l.udec("uc", uint64(uc))
+		l.udec("Width", uint64(Width))
+		l.udec("Height", uint64(Height))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemsetD2D8(dstDevice, dstPitch, uc, Width, Height)
+}
+
+//export cuMemsetD2D8_v2_ptds
+func cuMemsetD2D8_v2_ptds(dstDevice C.CUdeviceptr, dstPitch C.size_t, uc C.uchar, Width C.size_t, Height C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemsetD2D8_v2_ptds")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.udec("dstPitch", uint64(dstPitch))
+		l.udec("uc", uint64(uc))
+		l.udec("Width", uint64(Width))
+		l.udec("Height", uint64(Height))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemsetD2D8(dstDevice, dstPitch, uc, Width, Height)
+}
+
+//export cuMemsetD2D8Async
+func cuMemsetD2D8Async(dstDevice C.CUdeviceptr, dstPitch C.size_t, uc C.uchar, Width C.size_t, Height C.size_t, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemsetD2D8Async")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.udec("dstPitch", uint64(dstPitch))
+		l.udec("uc", uint64(uc))
+		l.udec("Width", uint64(Width))
+		l.udec("Height", uint64(Height))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemsetD2D8Async(dstDevice, dstPitch, uc, Width, Height, hStream)
+}
+
+//export cuMemsetD2D8Async_ptsz
+func cuMemsetD2D8Async_ptsz(dstDevice C.CUdeviceptr, dstPitch C.size_t, uc C.uchar, Width C.size_t, Height C.size_t, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemsetD2D8Async_ptsz")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.udec("dstPitch", uint64(dstPitch))
+		l.udec("uc", uint64(uc))
+		l.udec("Width", uint64(Width))
+		l.udec("Height", uint64(Height))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemsetD2D8Async(dstDevice, dstPitch, uc, Width, Height, hStream)
 }
 
 //export cuMemsetD32_v2

@@ -29,7 +29,7 @@ var (
 )
 
 // rtPrograms are the runtime test programs in testdata, without .cu.
-var rtPrograms = []string{"rt_memory", "rt_kernels", "rt_occupancy", "rt_pointers"}
+var rtPrograms = []string{"rt_memory", "rt_kernels", "rt_occupancy", "rt_pointers", "rt_pitched"}
 
 // buildRuntimePrograms compiles every runtime program both ways into
 // binDir, once; it skips the test when nvcc is absent.
@@ -136,8 +136,6 @@ var deliberatelyAbsent = []struct {
 		[]string{"cuMemAllocManaged", "cuMemAdvise", "cuMemPrefetchAsync", "cuMemRange*", "cuStreamAttachMemAsync",
 			"cuMemHostRegister", "cuMemHostUnregister", "cuMemHostGetDevicePointer", "cuMemHostGetFlags",
 			"cuPointerSetAttribute", "cuMemcpy", "cuMemcpyAsync"}},
-	{"pitched, 2D and 3D copies and memsets are not in the catalogue yet",
-		[]string{"cuMemAllocPitch", "cuMemcpy2D*", "cuMemcpy3D*", "cuMemsetD2D*"}},
 	{"modules load from images on kerfd; no files or linker on the client",
 		[]string{"cuLink*", "cuModuleLoad"}},
 	{"stream memory operations and host callbacks need the device to reach the program's memory",
