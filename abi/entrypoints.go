@@ -270,6 +270,17 @@ var shimLocal = []EntryPoint{
 	{Name: "cuDeviceGetName", Params: "char *name, int len, CUdevice dev", Backend: true},
 	{Name: "cuDeviceGetUuid", Since: 9020, Versions: []Version{{"_v2", 11040}}, Params: "CUuuid *uuid, CUdevice dev", Backend: true},
 	{Name: "cuDeviceComputeCapability", Params: "int *major, int *minor, CUdevice dev"},
+	{Name: "cuDeviceGetProperties", Params: "CUdevprop *prop, CUdevice dev"},
+	{Name: "cuDeviceGetLuid", Since: 10000, Params: "char *luid, unsigned int *deviceNodeMask, CUdevice dev"},
+	// Peer access: each device of a process is its own session, so no
+	// device reads another's memory; cuMemcpyPeer stages through the shim.
+	{Name: "cuDeviceCanAccessPeer", Since: 4000, Params: "int *canAccessPeer, CUdevice dev, CUdevice peerDev"},
+	{Name: "cuCtxEnablePeerAccess", Since: 4000, Params: "CUcontext peerContext, unsigned int Flags"},
+	{Name: "cuCtxDisablePeerAccess", Since: 4000, Params: "CUcontext peerContext"},
+	{Name: "cuMemcpyPeer", Since: 4000, PerThread: "_ptds",
+		Params: "CUdeviceptr dstDevice, CUcontext dstContext, CUdeviceptr srcDevice, CUcontext srcContext, size_t ByteCount"},
+	{Name: "cuMemcpyPeerAsync", Since: 4000, PerThread: "_ptsz",
+		Params: "CUdeviceptr dstDevice, CUcontext dstContext, CUdeviceptr srcDevice, CUcontext srcContext, size_t ByteCount, CUstream hStream"},
 	{Name: "cuDeviceTotalMem", Versions: []Version{{"_v2", 3020}}, Params: "size_t *bytes, CUdevice dev",
 		PlainParams: "unsigned int *bytes, CUdevice dev", Backend: true},
 	{Name: "cuDevicePrimaryCtxRetain", Since: 7000, Params: "CUcontext *pctx, CUdevice dev"},

@@ -412,6 +412,60 @@ func implMemGetInfoV1(free, total *C.uint) C.CUresult {
 	return cr(res)
 }
 
+// Legacy device properties and peer access.
+
+func implDeviceGetProperties(prop *C.CUdevprop, dev C.CUdevice) C.CUresult {
+	if prop == nil {
+		return errNull
+	}
+	v, res := deviceProperties(int(dev))
+	if res != abi.Success {
+		return cr(res)
+	}
+	*prop = C.CUdevprop{maxThreadsPerBlock: C.int(v[0]),
+		maxThreadsDim:     [3]C.int{C.int(v[1]), C.int(v[2]), C.int(v[3])},
+		maxGridSize:       [3]C.int{C.int(v[4]), C.int(v[5]), C.int(v[6])},
+		sharedMemPerBlock: C.int(v[7]), totalConstantMemory: C.int(v[8]), SIMDWidth: C.int(v[9]),
+		memPitch: C.int(v[10]), regsPerBlock: C.int(v[11]), clockRate: C.int(v[12]), textureAlign: C.int(v[13])}
+	return 0
+}
+
+// implDeviceGetLuid answers as the NVIDIA driver does on Linux, which has
+// no LUIDs.
+func implDeviceGetLuid(luid *C.char, mask *C.uint, dev C.CUdevice) C.CUresult {
+	if _, res := drv.device(int(dev)); res != abi.Success {
+		return cr(res)
+	}
+	return cr(abi.ErrNotSupported)
+}
+
+func implDeviceCanAccessPeer(can *C.int, dev, peer C.CUdevice) C.CUresult {
+	if can == nil {
+		return errNull
+	}
+	res := canAccessPeer(int(dev), int(peer))
+	if res == abi.Success {
+		*can = 0
+	}
+	return cr(res)
+}
+
+func implCtxEnablePeerAccess(peer C.CUcontext, flags C.uint) C.CUresult {
+	return cr(ctxEnablePeerAccess(key(unsafe.Pointer(peer)), uint32(flags)))
+}
+
+func implCtxDisablePeerAccess(peer C.CUcontext) C.CUresult {
+	return cr(ctxDisablePeerAccess(key(unsafe.Pointer(peer))))
+}
+
+func implMemcpyPeer(dst C.CUdeviceptr, dctx C.CUcontext, src C.CUdeviceptr, sctx C.CUcontext, n C.size_t) C.CUresult {
+	return cr(memcpyPeer(uint64(dst), key(unsafe.Pointer(dctx)), uint64(src), key(unsafe.Pointer(sctx)), uint64(n), 0, false))
+}
+
+func implMemcpyPeerAsync(dst C.CUdeviceptr, dctx C.CUcontext, src C.CUdeviceptr, sctx C.CUcontext, n C.size_t, s C.CUstream) C.CUresult {
+	return cr(memcpyPeer(uint64(dst), key(unsafe.Pointer(dctx)), uint64(src), key(unsafe.Pointer(sctx)), uint64(n), key(unsafe.Pointer(s)), true))
+}
+
 // Pitched, 2D and 3D copies and 2D memsets.
 
 func implMemAllocPitch(dptr *C.CUdeviceptr, pitch *C.size_t, width, height C.size_t, elem C.uint) C.CUresult {

@@ -86,6 +86,35 @@ func cuCtxDestroy_v2(ctx C.CUcontext) (ret C.CUresult) {
 	return implCtxDestroy(ctx)
 }
 
+//export cuCtxDisablePeerAccess
+func cuCtxDisablePeerAccess(peerContext C.CUcontext) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuCtxDisablePeerAccess")
+		l.handle("peerContext", uintptr(unsafe.Pointer(peerContext)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implCtxDisablePeerAccess(peerContext)
+}
+
+//export cuCtxEnablePeerAccess
+func cuCtxEnablePeerAccess(peerContext C.CUcontext, Flags C.uint) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuCtxEnablePeerAccess")
+		l.handle("peerContext", uintptr(unsafe.Pointer(peerContext)))
+		l.udec("Flags", uint64(Flags))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implCtxEnablePeerAccess(peerContext, Flags)
+}
+
 //export cuCtxGetApiVersion
 func cuCtxGetApiVersion(ctx C.CUcontext, version *C.uint) (ret C.CUresult) {
 	if tracing {
@@ -382,6 +411,27 @@ func cuCtxSynchronize() (ret C.CUresult) {
 	return implCtxSynchronize()
 }
 
+//export cuDeviceCanAccessPeer
+func cuDeviceCanAccessPeer(canAccessPeer *C.int, dev C.CUdevice, peerDev C.CUdevice) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuDeviceCanAccessPeer")
+		if canAccessPeer == nil {
+			l.str("canAccessPeer", "", false)
+		}
+		l.dec("dev", int64(dev))
+		l.dec("peerDev", int64(peerDev))
+		l.run()
+		defer func() {
+			if ret == 0 && canAccessPeer != nil {
+				l.outDec("canAccessPeer", int64(*canAccessPeer))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implDeviceCanAccessPeer(canAccessPeer, dev, peerDev)
+}
+
 //export cuDeviceComputeCapability
 func cuDeviceComputeCapability(major *C.int, minor *C.int, dev C.CUdevice) (ret C.CUresult) {
 	if tracing {
@@ -468,6 +518,27 @@ func cuDeviceGetCount(count *C.int) (ret C.CUresult) {
 	return implDeviceGetCount(count)
 }
 
+//export cuDeviceGetLuid
+func cuDeviceGetLuid(luid *C.char, deviceNodeMask *C.uint, dev C.CUdevice) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuDeviceGetLuid")
+		l.hex("luid", uint64(uintptr(unsafe.Pointer(luid))))
+		if deviceNodeMask == nil {
+			l.str("deviceNodeMask", "", false)
+		}
+		l.dec("dev", int64(dev))
+		l.run()
+		defer func() {
+			if ret == 0 && deviceNodeMask != nil {
+				l.outUdec("deviceNodeMask", uint64(*deviceNodeMask))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implDeviceGetLuid(luid, deviceNodeMask, dev)
+}
+
 //export cuDeviceGetName
 func cuDeviceGetName(name *C.char, len C.int, dev C.CUdevice) (ret C.CUresult) {
 	if tracing {
@@ -482,6 +553,21 @@ func cuDeviceGetName(name *C.char, len C.int, dev C.CUdevice) (ret C.CUresult) {
 	}
 	defer guard(&ret)
 	return implDeviceGetName(name, len, dev)
+}
+
+//export cuDeviceGetProperties
+func cuDeviceGetProperties(prop *C.CUdevprop, dev C.CUdevice) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuDeviceGetProperties")
+		l.hex("prop", uint64(uintptr(unsafe.Pointer(prop))))
+		l.dec("dev", int64(dev))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implDeviceGetProperties(prop, dev)
 }
 
 //export cuDeviceGetUuid
@@ -1828,6 +1914,80 @@ func cuMemcpyHtoDAsync_v2_ptsz(dstDevice C.CUdeviceptr, srcHost unsafe.Pointer, 
 	}
 	defer guard(&ret)
 	return implMemcpyHtoDAsync(dstDevice, srcHost, byteCount, hStream)
+}
+
+//export cuMemcpyPeer
+func cuMemcpyPeer(dstDevice C.CUdeviceptr, dstContext C.CUcontext, srcDevice C.CUdeviceptr, srcContext C.CUcontext, ByteCount C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpyPeer")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.handle("dstContext", uintptr(unsafe.Pointer(dstContext)))
+		l.hex("srcDevice", uint64(srcDevice))
+		l.handle("srcContext", uintptr(unsafe.Pointer(srcContext)))
+		l.udec("ByteCount", uint64(ByteCount))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemcpyPeer(dstDevice, dstContext, srcDevice, srcContext, ByteCount)
+}
+
+//export cuMemcpyPeer_ptds
+func cuMemcpyPeer_ptds(dstDevice C.CUdeviceptr, dstContext C.CUcontext, srcDevice C.CUdeviceptr, srcContext C.CUcontext, ByteCount C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpyPeer_ptds")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.handle("dstContext", uintptr(unsafe.Pointer(dstContext)))
+		l.hex("srcDevice", uint64(srcDevice))
+		l.handle("srcContext", uintptr(unsafe.Pointer(srcContext)))
+		l.udec("ByteCount", uint64(ByteCount))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemcpyPeer(dstDevice, dstContext, srcDevice, srcContext, ByteCount)
+}
+
+//export cuMemcpyPeerAsync
+func cuMemcpyPeerAsync(dstDevice C.CUdeviceptr, dstContext C.CUcontext, srcDevice C.CUdeviceptr, srcContext C.CUcontext, ByteCount C.size_t, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpyPeerAsync")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.handle("dstContext", uintptr(unsafe.Pointer(dstContext)))
+		l.hex("srcDevice", uint64(srcDevice))
+		l.handle("srcContext", uintptr(unsafe.Pointer(srcContext)))
+		l.udec("ByteCount", uint64(ByteCount))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemcpyPeerAsync(dstDevice, dstContext, srcDevice, srcContext, ByteCount, hStream)
+}
+
+//export cuMemcpyPeerAsync_ptsz
+func cuMemcpyPeerAsync_ptsz(dstDevice C.CUdeviceptr, dstContext C.CUcontext, srcDevice C.CUdeviceptr, srcContext C.CUcontext, ByteCount C.size_t, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpyPeerAsync_ptsz")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.handle("dstContext", uintptr(unsafe.Pointer(dstContext)))
+		l.hex("srcDevice", uint64(srcDevice))
+		l.handle("srcContext", uintptr(unsafe.Pointer(srcContext)))
+		l.udec("ByteCount", uint64(ByteCount))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemcpyPeerAsync(dstDevice, dstContext, srcDevice, srcContext, ByteCount, hStream)
 }
 
 //export cuMemsetD16_v2

@@ -29,7 +29,12 @@ var (
 )
 
 // rtPrograms are the runtime test programs in testdata, without .cu.
-var rtPrograms = []string{"rt_memory", "rt_kernels", "rt_occupancy", "rt_pointers", "rt_pitched"}
+var rtPrograms = []string{"rt_memory", "rt_kernels", "rt_occupancy", "rt_pointers", "rt_pitched", "rt_peer"}
+
+// rtDevices is how many devices a runtime program runs with; one unless named.
+var rtDevices = map[string]int{"rt_peer": 2}
+
+func rtGPUs(p string) int { return max(1, rtDevices[p]) }
 
 // buildRuntimePrograms compiles every runtime program both ways into
 // binDir, once; it skips the test when nvcc is absent.
@@ -98,7 +103,7 @@ func TestRuntimePrograms(t *testing.T) {
 			for _, p := range rtPrograms {
 				t.Run(via+"/"+p+"_"+link, func(t *testing.T) {
 					t.Parallel()
-					kerfRun(t, b, via, 1, rtSlice, p+"_"+link, fmt.Sprint(rtSlice))
+					kerfRun(t, b, via, rtGPUs(p), rtSlice, p+"_"+link, fmt.Sprint(rtSlice))
 				})
 			}
 		}
@@ -127,8 +132,7 @@ var deliberatelyAbsent = []struct {
 		[]string{"cuImportExternal*", "cuExternalMemory*", "cuDestroyExternal*", "cuSignalExternalSemaphoresAsync",
 			"cuWaitExternalSemaphoresAsync", "cuDeviceGetNvSciSyncAttributes", "cuIpc*"}},
 	{"no peer access: each slice of a lease is its own session",
-		[]string{"cuDeviceCanAccessPeer", "cuCtxEnablePeerAccess", "cuCtxDisablePeerAccess", "cuMemcpyPeer*",
-			"cuMemcpy3DPeer*", "cuDeviceGetP2PAttribute"}},
+		[]string{"cuMemcpy3DPeer*", "cuDeviceGetP2PAttribute"}},
 	{"no stream-ordered allocator or memory pools in the catalogue",
 		[]string{"cuMemPool*", "cuMemAllocAsync", "cuMemFreeAsync", "cuMemAllocFromPoolAsync",
 			"cuDeviceGetDefaultMemPool", "cuDeviceSetMemPool", "cuDeviceGetMemPool"}},
@@ -178,7 +182,7 @@ func TestRuntimeProcAddressRequests(t *testing.T) {
 	t.Setenv(kerfenv.ProcTrace, trace)
 	for _, link := range cudartLinks {
 		for _, p := range rtPrograms {
-			kerfRun(t, b, "unix", 1, rtSlice, p+"_"+link, fmt.Sprint(rtSlice))
+			kerfRun(t, b, "unix", rtGPUs(p), rtSlice, p+"_"+link, fmt.Sprint(rtSlice))
 		}
 	}
 	f, err := os.Open(trace)
