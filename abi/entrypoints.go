@@ -346,6 +346,12 @@ var shimLocal = []EntryPoint{
 	{Name: "cuOccupancyAvailableDynamicSMemPerBlock", Since: 10020,
 		Params: "size_t *dynamicSmemSize, CUfunction func, int numBlocks, int blockSize"},
 
+	// Host functions run on a shim thread once their stream's earlier
+	// work is done; the stream's later work waits for them.
+	{Name: "cuLaunchHostFunc", Since: 10000, PerThread: "_ptsz", Params: "CUstream hStream, CUhostFn fn, void *userData"},
+	{Name: "cuStreamAddCallback", Since: 5000, PerThread: "_ptsz",
+		Params: "CUstream hStream, CUstreamCallback callback, void *userData, unsigned int flags"},
+
 	{Name: "cuKernelGetFunction", Since: 12000, Params: "CUfunction *pFunc, CUkernel kernel"},
 	{Name: "cuModuleGetLoadingMode", Since: 11070, Params: "CUmoduleLoadingMode *mode"},
 }

@@ -9,6 +9,12 @@ package main
 /*
 #include "shim.h"
 
+// The program's host functions and stream callbacks.
+static inline void kerf_call_host_fn(uintptr_t fn, uintptr_t data) { ((CUhostFn)fn)((void *)data); }
+static inline void kerf_call_stream_cb(uintptr_t fn, uintptr_t s, CUresult status, uintptr_t data) {
+	((CUstreamCallback)fn)((CUstream)s, status, (void *)data);
+}
+
 // The program's block-size-to-dynamic-shared-memory function.
 static inline size_t kerf_call_b2d(CUoccupancyB2DSize f, int blockSize) { return f(blockSize); }
 */
@@ -410,6 +416,25 @@ func implMemGetInfoV1(free, total *C.uint) C.CUresult {
 		*free, *total = clamp32(f), clamp32(t)
 	}
 	return cr(res)
+}
+
+// Host functions.
+
+func implLaunchHostFunc(s C.CUstream, fn C.CUhostFn, data unsafe.Pointer) C.CUresult {
+	return cr(launchHostCall(key(unsafe.Pointer(s)), hostCall{fn: key(unsafe.Pointer(fn)), data: key(data)}))
+}
+
+func implStreamAddCallback(s C.CUstream, fn C.CUstreamCallback, data unsafe.Pointer, flags C.uint) C.CUresult {
+	if flags != 0 {
+		return errNull
+	}
+	return cr(launchHostCall(key(unsafe.Pointer(s)), hostCall{fn: key(unsafe.Pointer(fn)), data: key(data), stream: key(unsafe.Pointer(s)), callback: true}))
+}
+
+func callHostFn(fn, data uintptr) { C.kerf_call_host_fn(C.uintptr_t(fn), C.uintptr_t(data)) }
+
+func callStreamCallback(fn, stream uintptr, status Result, data uintptr) {
+	C.kerf_call_stream_cb(C.uintptr_t(fn), C.uintptr_t(stream), C.CUresult(status), C.uintptr_t(data))
 }
 
 // Legacy device properties and peer access.

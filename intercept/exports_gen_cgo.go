@@ -1206,6 +1206,38 @@ func cuKernelGetFunction(pFunc *C.CUfunction, kernel C.CUkernel) (ret C.CUresult
 	return implKernelGetFunction(pFunc, kernel)
 }
 
+//export cuLaunchHostFunc
+func cuLaunchHostFunc(hStream C.CUstream, fn C.CUhostFn, userData unsafe.Pointer) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuLaunchHostFunc")
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.hex("fn", uint64(uintptr(unsafe.Pointer(fn))))
+		l.hex("userData", uint64(uintptr(unsafe.Pointer(userData))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implLaunchHostFunc(hStream, fn, userData)
+}
+
+//export cuLaunchHostFunc_ptsz
+func cuLaunchHostFunc_ptsz(hStream C.CUstream, fn C.CUhostFn, userData unsafe.Pointer) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuLaunchHostFunc_ptsz")
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.hex("fn", uint64(uintptr(unsafe.Pointer(fn))))
+		l.hex("userData", uint64(uintptr(unsafe.Pointer(userData))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implLaunchHostFunc(hStream, fn, userData)
+}
+
 //export cuLaunchKernel
 func cuLaunchKernel(f C.CUfunction, gridDimX C.uint, gridDimY C.uint, gridDimZ C.uint, blockDimX C.uint, blockDimY C.uint, blockDimZ C.uint, sharedMemBytes C.uint, hStream C.CUstream, kernelParams *unsafe.Pointer, extra *unsafe.Pointer) (ret C.CUresult) {
 	if tracing {
@@ -2716,6 +2748,40 @@ func cuPointerGetAttributes(numAttributes C.uint, attributes *C.CUpointer_attrib
 	}
 	defer guard(&ret)
 	return implPointerGetAttributes(numAttributes, attributes, data, ptr)
+}
+
+//export cuStreamAddCallback
+func cuStreamAddCallback(hStream C.CUstream, callback C.CUstreamCallback, userData unsafe.Pointer, flags C.uint) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuStreamAddCallback")
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.hex("callback", uint64(uintptr(unsafe.Pointer(callback))))
+		l.hex("userData", uint64(uintptr(unsafe.Pointer(userData))))
+		l.udec("flags", uint64(flags))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implStreamAddCallback(hStream, callback, userData, flags)
+}
+
+//export cuStreamAddCallback_ptsz
+func cuStreamAddCallback_ptsz(hStream C.CUstream, callback C.CUstreamCallback, userData unsafe.Pointer, flags C.uint) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuStreamAddCallback_ptsz")
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.hex("callback", uint64(uintptr(unsafe.Pointer(callback))))
+		l.hex("userData", uint64(uintptr(unsafe.Pointer(userData))))
+		l.udec("flags", uint64(flags))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implStreamAddCallback(hStream, callback, userData, flags)
 }
 
 //export cuStreamCreate

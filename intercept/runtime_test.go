@@ -29,7 +29,7 @@ var (
 )
 
 // rtPrograms are the runtime test programs in testdata, without .cu.
-var rtPrograms = []string{"rt_memory", "rt_kernels", "rt_occupancy", "rt_pointers", "rt_pitched", "rt_peer"}
+var rtPrograms = []string{"rt_memory", "rt_kernels", "rt_occupancy", "rt_pointers", "rt_pitched", "rt_peer", "rt_callbacks"}
 
 // rtDevices is how many devices a runtime program runs with; one unless named.
 var rtDevices = map[string]int{"rt_peer": 2}
@@ -142,9 +142,8 @@ var deliberatelyAbsent = []struct {
 			"cuPointerSetAttribute", "cuMemcpy", "cuMemcpyAsync"}},
 	{"modules load from images on kerfd; no files or linker on the client",
 		[]string{"cuLink*", "cuModuleLoad"}},
-	{"stream memory operations and host callbacks need the device to reach the program's memory",
-		[]string{"cuStreamWaitValue*", "cuStreamWriteValue*", "cuStreamBatchMemOp", "cuFlushGPUDirectRDMAWrites",
-			"cuLaunchHostFunc", "cuStreamAddCallback"}},
+	{"stream memory operations need the device to reach the program's memory",
+		[]string{"cuStreamWaitValue*", "cuStreamWriteValue*", "cuStreamBatchMemOp", "cuFlushGPUDirectRDMAWrites"}},
 	{"cooperative launches are not offered (the cooperative-launch attribute is 0)",
 		[]string{"cuLaunchCooperativeKernel*"}},
 	{"no persisting L2 (its size attribute is 0) and no pre-3.2 context API",

@@ -59,6 +59,8 @@ typedef int CUsharedconfig;
 typedef int CUpointer_attribute;
 typedef size_t (*CUoccupancyB2DSize)(int blockSize);
 typedef int CUmemorytype;
+typedef void (*CUhostFn)(void *userData);
+typedef void (*CUstreamCallback)(CUstream hStream, CUresult status, void *userData);
 
 typedef struct CUdevprop_st {
 	int maxThreadsPerBlock;
