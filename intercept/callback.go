@@ -20,7 +20,7 @@ import (
 type hostCall struct {
 	fn, data uintptr
 	stream   uintptr // the program's stream handle, for a stream callback
-	callback bool // a CUstreamCallback, not a CUhostFn
+	callback bool    // a CUstreamCallback, not a CUhostFn
 	ev       uint64
 }
 
