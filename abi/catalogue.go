@@ -183,6 +183,7 @@ const (
 	CallEventElapsedTime
 	CallEventDestroy
 	CallFuncSetAttribute
+	CallMemGetAddressRange
 	numCalls
 )
 
@@ -350,6 +351,14 @@ var catalogue = [numCalls]Call{
 	}, Mode: Sync,
 		Args: []Arg{h("function", FunctionHandle), w("attrib", U32), w("value", U32)},
 		Doc:  "Sets a settable function attribute: the dynamic shared memory limit or the preferred shared memory carveout."},
+	CallMemGetAddressRange: {Name: "cuMemGetAddressRange_v2", EntryPoints: []EntryPoint{
+		{Name: "cuMemGetAddressRange", NoPlain: true, Versions: v2at3020, Params: "CUdeviceptr *pbase, size_t *psize, CUdeviceptr dptr", Backend: true},
+		{Name: "cuPointerGetAttribute", Since: 4000, Params: "void *data, CUpointer_attribute attribute, CUdeviceptr ptr"},
+		{Name: "cuPointerGetAttributes", Since: 7000, Params: "unsigned int numAttributes, CUpointer_attribute *attributes, void **data, CUdeviceptr ptr"},
+	}, Mode: Sync,
+		Args: []Arg{w("ptr", U64)}, Results: []Arg{w("base", U64), w("size", U64), w("bufferID", U64)},
+		Doc: "Returns the allocation or module global of the caller's that contains ptr: its base, size and a buffer ID unique within the session. " +
+			"Pointer attributes are answered from it; pinned host memory is answered by the shim."},
 }
 
 func init() {

@@ -270,6 +270,17 @@ var shimLocal = []EntryPoint{
 	{Name: "cuDeviceGetName", Params: "char *name, int len, CUdevice dev", Backend: true},
 	{Name: "cuDeviceGetUuid", Since: 9020, Versions: []Version{{"_v2", 11040}}, Params: "CUuuid *uuid, CUdevice dev", Backend: true},
 	{Name: "cuDeviceComputeCapability", Params: "int *major, int *minor, CUdevice dev"},
+	{Name: "cuDeviceGetProperties", Params: "CUdevprop *prop, CUdevice dev"},
+	{Name: "cuDeviceGetLuid", Since: 10000, Params: "char *luid, unsigned int *deviceNodeMask, CUdevice dev"},
+	// Peer access: each device of a process is its own session, so no
+	// device reads another's memory; cuMemcpyPeer stages through the shim.
+	{Name: "cuDeviceCanAccessPeer", Since: 4000, Params: "int *canAccessPeer, CUdevice dev, CUdevice peerDev"},
+	{Name: "cuCtxEnablePeerAccess", Since: 4000, Params: "CUcontext peerContext, unsigned int Flags"},
+	{Name: "cuCtxDisablePeerAccess", Since: 4000, Params: "CUcontext peerContext"},
+	{Name: "cuMemcpyPeer", Since: 4000, PerThread: "_ptds",
+		Params: "CUdeviceptr dstDevice, CUcontext dstContext, CUdeviceptr srcDevice, CUcontext srcContext, size_t ByteCount"},
+	{Name: "cuMemcpyPeerAsync", Since: 4000, PerThread: "_ptsz",
+		Params: "CUdeviceptr dstDevice, CUcontext dstContext, CUdeviceptr srcDevice, CUcontext srcContext, size_t ByteCount, CUstream hStream"},
 	{Name: "cuDeviceTotalMem", Versions: []Version{{"_v2", 3020}}, Params: "size_t *bytes, CUdevice dev",
 		PlainParams: "unsigned int *bytes, CUdevice dev", Backend: true},
 	{Name: "cuDevicePrimaryCtxRetain", Since: 7000, Params: "CUcontext *pctx, CUdevice dev"},
@@ -300,6 +311,28 @@ var shimLocal = []EntryPoint{
 	{Name: "cuMemHostAlloc", Params: "void **pp, size_t bytesize, unsigned int flags"},
 	{Name: "cuMemFreeHost", Params: "void *p"},
 
+	// Pitched, 2D and 3D copies and 2D memsets: the shim splits them
+	// into the catalogue's linear copies and memsets, row by row.
+	{Name: "cuMemAllocPitch", NoPlain: true, Versions: v2at3020,
+		Params: "CUdeviceptr *dptr, size_t *pPitch, size_t WidthInBytes, size_t Height, unsigned int ElementSizeBytes"},
+	{Name: "cuMemcpy2D", NoPlain: true, Versions: v2at3020, PerThread: "_ptds", Params: "const CUDA_MEMCPY2D *pCopy"},
+	{Name: "cuMemcpy2DUnaligned", NoPlain: true, Versions: v2at3020, PerThread: "_ptds", Params: "const CUDA_MEMCPY2D *pCopy"},
+	{Name: "cuMemcpy2DAsync", NoPlain: true, Versions: v2at3020, PerThread: "_ptsz", Params: "const CUDA_MEMCPY2D *pCopy, CUstream hStream"},
+	{Name: "cuMemcpy3D", NoPlain: true, Versions: v2at3020, PerThread: "_ptds", Params: "const CUDA_MEMCPY3D *pCopy"},
+	{Name: "cuMemcpy3DAsync", NoPlain: true, Versions: v2at3020, PerThread: "_ptsz", Params: "const CUDA_MEMCPY3D *pCopy, CUstream hStream"},
+	{Name: "cuMemsetD2D8", NoPlain: true, Versions: v2at3020, PerThread: "_ptds",
+		Params: "CUdeviceptr dstDevice, size_t dstPitch, unsigned char uc, size_t Width, size_t Height"},
+	{Name: "cuMemsetD2D16", NoPlain: true, Versions: v2at3020, PerThread: "_ptds",
+		Params: "CUdeviceptr dstDevice, size_t dstPitch, unsigned short us, size_t Width, size_t Height"},
+	{Name: "cuMemsetD2D32", NoPlain: true, Versions: v2at3020, PerThread: "_ptds",
+		Params: "CUdeviceptr dstDevice, size_t dstPitch, unsigned int ui, size_t Width, size_t Height"},
+	{Name: "cuMemsetD2D8Async", Since: 3020, PerThread: "_ptsz",
+		Params: "CUdeviceptr dstDevice, size_t dstPitch, unsigned char uc, size_t Width, size_t Height, CUstream hStream"},
+	{Name: "cuMemsetD2D16Async", Since: 3020, PerThread: "_ptsz",
+		Params: "CUdeviceptr dstDevice, size_t dstPitch, unsigned short us, size_t Width, size_t Height, CUstream hStream"},
+	{Name: "cuMemsetD2D32Async", Since: 3020, PerThread: "_ptsz",
+		Params: "CUdeviceptr dstDevice, size_t dstPitch, unsigned int ui, size_t Width, size_t Height, CUstream hStream"},
+
 	{Name: "cuFuncSetCacheConfig", Since: 3000, Params: "CUfunction hfunc, CUfunc_cache config"},
 	{Name: "cuFuncSetSharedMemConfig", Since: 4020, Params: "CUfunction hfunc, CUsharedconfig config"},
 	{Name: "cuOccupancyMaxActiveBlocksPerMultiprocessor", Since: 6050,
@@ -312,6 +345,12 @@ var shimLocal = []EntryPoint{
 		Params: "int *minGridSize, int *blockSize, CUfunction func, CUoccupancyB2DSize blockSizeToDynamicSMemSize, size_t dynamicSMemSize, int blockSizeLimit, unsigned int flags"},
 	{Name: "cuOccupancyAvailableDynamicSMemPerBlock", Since: 10020,
 		Params: "size_t *dynamicSmemSize, CUfunction func, int numBlocks, int blockSize"},
+
+	// Host functions run on a shim thread once their stream's earlier
+	// work is done; the stream's later work waits for them.
+	{Name: "cuLaunchHostFunc", Since: 10000, PerThread: "_ptsz", Params: "CUstream hStream, CUhostFn fn, void *userData"},
+	{Name: "cuStreamAddCallback", Since: 5000, PerThread: "_ptsz",
+		Params: "CUstream hStream, CUstreamCallback callback, void *userData, unsigned int flags"},
 
 	{Name: "cuKernelGetFunction", Since: 12000, Params: "CUfunction *pFunc, CUkernel kernel"},
 	{Name: "cuModuleGetLoadingMode", Since: 11070, Params: "CUmoduleLoadingMode *mode"},

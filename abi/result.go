@@ -27,6 +27,7 @@ const (
 	ErrUnsupportedPTXVersion Result = 222
 	ErrInvalidSource         Result = 300
 	ErrOperatingSystem       Result = 304
+	ErrPeerAccessUnsupported Result = 217
 	ErrInvalidHandle         Result = 400
 	ErrIllegalState          Result = 401
 	ErrNotFound              Result = 500
@@ -36,6 +37,7 @@ const (
 	ErrLaunchTimeout         Result = 702
 	ErrIllegalInstruction    Result = 715
 	ErrMisalignedAddress     Result = 716
+	ErrPeerAccessNotEnabled  Result = 705
 	ErrLaunchFailed          Result = 719
 	ErrNotPermitted          Result = 800
 	ErrNotSupported          Result = 801
@@ -61,6 +63,7 @@ var resultNames = map[Result][2]string{
 	ErrUnsupportedPTXVersion: {"CUDA_ERROR_UNSUPPORTED_PTX_VERSION", "the provided PTX was compiled with an unsupported toolchain"},
 	ErrInvalidSource:         {"CUDA_ERROR_INVALID_SOURCE", "device kernel image is invalid"},
 	ErrOperatingSystem:       {"CUDA_ERROR_OPERATING_SYSTEM", "OS call failed or operation not supported on this OS"},
+	ErrPeerAccessUnsupported: {"CUDA_ERROR_PEER_ACCESS_UNSUPPORTED", "peer access is not supported across the given devices"},
 	ErrInvalidHandle:         {"CUDA_ERROR_INVALID_HANDLE", "invalid resource handle"},
 	ErrIllegalState:          {"CUDA_ERROR_ILLEGAL_STATE", "the operation cannot be performed in the present state"},
 	ErrNotFound:              {"CUDA_ERROR_NOT_FOUND", "named symbol not found"},
@@ -70,6 +73,7 @@ var resultNames = map[Result][2]string{
 	ErrLaunchTimeout:         {"CUDA_ERROR_LAUNCH_TIMEOUT", "the launch timed out and was terminated"},
 	ErrIllegalInstruction:    {"CUDA_ERROR_ILLEGAL_INSTRUCTION", "an illegal instruction was encountered"},
 	ErrMisalignedAddress:     {"CUDA_ERROR_MISALIGNED_ADDRESS", "misaligned address"},
+	ErrPeerAccessNotEnabled:  {"CUDA_ERROR_PEER_ACCESS_NOT_ENABLED", "peer access has not been enabled"},
 	ErrLaunchFailed:          {"CUDA_ERROR_LAUNCH_FAILED", "unspecified launch failure"},
 	ErrNotPermitted:          {"CUDA_ERROR_NOT_PERMITTED", "operation not permitted"},
 	ErrNotSupported:          {"CUDA_ERROR_NOT_SUPPORTED", "operation not supported"},

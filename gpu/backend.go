@@ -100,6 +100,10 @@ type Context interface {
 	// are 0 once the context is closed. Backends keep the account in a
 	// Quota.
 	MemInfo() (free, total uint64)
+	// AddressRange returns the base and size of the allocation or module
+	// global that contains ptr, as cuMemGetAddressRange does, or
+	// abi.ErrNotFound when none of the context's does.
+	AddressRange(ptr uint64) (base, size uint64, err error)
 	// SetMemLimit changes the limit in place (0: the whole device).
 	// Shrinking below current use is refused with abi.ErrOutOfMemory.
 	SetMemLimit(limit uint64) error

@@ -60,10 +60,19 @@ type driver struct {
 
 	mu    sync.Mutex
 	objs  map[uintptr]*object
-	hosts map[uintptr]cmem // pinned host allocations
+	hosts map[uintptr]hostBlock // pinned host allocations by address
+	// lastHostID is the buffer ID given to a pinned allocation last.
+	lastHostID uint64
 }
 
-var drv = &driver{objs: map[uintptr]*object{}, hosts: map[uintptr]cmem{}}
+// hostBlock is one pinned host allocation.
+type hostBlock struct {
+	mem  cmem
+	size uint64
+	id   uint64 // its buffer ID, as pointer attributes report it
+}
+
+var drv = &driver{objs: map[uintptr]*object{}, hosts: map[uintptr]hostBlock{}}
 
 // say prints one line on stderr, as the shim's only way to explain itself.
 func say(format string, args ...any) {

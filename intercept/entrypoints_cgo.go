@@ -9,6 +9,12 @@ package main
 /*
 #include "shim.h"
 
+// The program's host functions and stream callbacks.
+static inline void kerf_call_host_fn(uintptr_t fn, uintptr_t data) { ((CUhostFn)fn)((void *)data); }
+static inline void kerf_call_stream_cb(uintptr_t fn, uintptr_t s, CUresult status, uintptr_t data) {
+	((CUstreamCallback)fn)((CUstream)s, status, (void *)data);
+}
+
 // The program's block-size-to-dynamic-shared-memory function.
 static inline size_t kerf_call_b2d(CUoccupancyB2DSize f, int blockSize) { return f(blockSize); }
 */
@@ -410,6 +416,297 @@ func implMemGetInfoV1(free, total *C.uint) C.CUresult {
 		*free, *total = clamp32(f), clamp32(t)
 	}
 	return cr(res)
+}
+
+// Host functions.
+
+func implLaunchHostFunc(s C.CUstream, fn C.CUhostFn, data unsafe.Pointer) C.CUresult {
+	return cr(launchHostCall(key(unsafe.Pointer(s)), hostCall{fn: key(unsafe.Pointer(fn)), data: key(data)}))
+}
+
+func implStreamAddCallback(s C.CUstream, fn C.CUstreamCallback, data unsafe.Pointer, flags C.uint) C.CUresult {
+	if flags != 0 {
+		return errNull
+	}
+	return cr(launchHostCall(key(unsafe.Pointer(s)), hostCall{fn: key(unsafe.Pointer(fn)), data: key(data), stream: key(unsafe.Pointer(s)), callback: true}))
+}
+
+func callHostFn(fn, data uintptr) { C.kerf_call_host_fn(C.uintptr_t(fn), C.uintptr_t(data)) }
+
+func callStreamCallback(fn, stream uintptr, status Result, data uintptr) {
+	C.kerf_call_stream_cb(C.uintptr_t(fn), C.uintptr_t(stream), C.CUresult(status), C.uintptr_t(data))
+}
+
+// Legacy device properties and peer access.
+
+func implDeviceGetProperties(prop *C.CUdevprop, dev C.CUdevice) C.CUresult {
+	if prop == nil {
+		return errNull
+	}
+	v, res := deviceProperties(int(dev))
+	if res != abi.Success {
+		return cr(res)
+	}
+	*prop = C.CUdevprop{maxThreadsPerBlock: C.int(v[0]),
+		maxThreadsDim:     [3]C.int{C.int(v[1]), C.int(v[2]), C.int(v[3])},
+		maxGridSize:       [3]C.int{C.int(v[4]), C.int(v[5]), C.int(v[6])},
+		sharedMemPerBlock: C.int(v[7]), totalConstantMemory: C.int(v[8]), SIMDWidth: C.int(v[9]),
+		memPitch: C.int(v[10]), regsPerBlock: C.int(v[11]), clockRate: C.int(v[12]), textureAlign: C.int(v[13])}
+	return 0
+}
+
+// implDeviceGetLuid answers as the NVIDIA driver does on Linux, which has
+// no LUIDs.
+func implDeviceGetLuid(luid *C.char, mask *C.uint, dev C.CUdevice) C.CUresult {
+	if _, res := drv.device(int(dev)); res != abi.Success {
+		return cr(res)
+	}
+	return cr(abi.ErrNotSupported)
+}
+
+func implDeviceCanAccessPeer(can *C.int, dev, peer C.CUdevice) C.CUresult {
+	if can == nil {
+		return errNull
+	}
+	res := canAccessPeer(int(dev), int(peer))
+	if res == abi.Success {
+		*can = 0
+	}
+	return cr(res)
+}
+
+func implCtxEnablePeerAccess(peer C.CUcontext, flags C.uint) C.CUresult {
+	return cr(ctxEnablePeerAccess(key(unsafe.Pointer(peer)), uint32(flags)))
+}
+
+func implCtxDisablePeerAccess(peer C.CUcontext) C.CUresult {
+	return cr(ctxDisablePeerAccess(key(unsafe.Pointer(peer))))
+}
+
+func implMemcpyPeer(dst C.CUdeviceptr, dctx C.CUcontext, src C.CUdeviceptr, sctx C.CUcontext, n C.size_t) C.CUresult {
+	return cr(memcpyPeer(uint64(dst), key(unsafe.Pointer(dctx)), uint64(src), key(unsafe.Pointer(sctx)), uint64(n), 0, false))
+}
+
+func implMemcpyPeerAsync(dst C.CUdeviceptr, dctx C.CUcontext, src C.CUdeviceptr, sctx C.CUcontext, n C.size_t, s C.CUstream) C.CUresult {
+	return cr(memcpyPeer(uint64(dst), key(unsafe.Pointer(dctx)), uint64(src), key(unsafe.Pointer(sctx)), uint64(n), key(unsafe.Pointer(s)), true))
+}
+
+// Pitched, 2D and 3D copies and 2D memsets.
+
+func implMemAllocPitch(dptr *C.CUdeviceptr, pitch *C.size_t, width, height C.size_t, elem C.uint) C.CUresult {
+	if dptr == nil || pitch == nil {
+		return errNull
+	}
+	p, pp, res := memAllocPitch(uint64(width), uint64(height), uint32(elem))
+	if res == abi.Success {
+		*dptr, *pitch = C.CUdeviceptr(p), C.size_t(pp)
+	}
+	return cr(res)
+}
+
+// hostEnd returns the view of the program's memory at p that a copy's
+// host end reads or writes.
+func hostEnd(p unsafe.Pointer) func(off, n uint64) ([]byte, bool) {
+	return func(off, n uint64) ([]byte, bool) {
+		if p == nil || off > maxHostSpan {
+			return nil, false
+		}
+		return hostBytes(unsafe.Add(p, off), C.size_t(n))
+	}
+}
+
+// copy2DOf converts a CUDA_MEMCPY2D; it also returns the ends' addresses,
+// by which unified ends are resolved.
+func copy2DOf(p *C.CUDA_MEMCPY2D) (c copy3D, src, dst uint64) {
+	c = copy3D{
+		src: copyEnd{x: uint64(p.srcXInBytes), y: uint64(p.srcY), memType: uint32(p.srcMemoryType),
+			host: hostEnd(p.srcHost), hostNil: p.srcHost == nil, device: uint64(p.srcDevice), pitch: uint64(p.srcPitch)},
+		dst: copyEnd{x: uint64(p.dstXInBytes), y: uint64(p.dstY), memType: uint32(p.dstMemoryType),
+			host: hostEnd(p.dstHost), hostNil: p.dstHost == nil, device: uint64(p.dstDevice), pitch: uint64(p.dstPitch)},
+		width: uint64(p.WidthInBytes), height: uint64(p.Height), depth: 1,
+	}
+	return c, endAddress(p.srcHost, p.srcDevice), endAddress(p.dstHost, p.dstDevice)
+}
+
+func copy3DOf(p *C.CUDA_MEMCPY3D) (c copy3D, src, dst uint64) {
+	c = copy3D{
+		src: copyEnd{x: uint64(p.srcXInBytes), y: uint64(p.srcY), z: uint64(p.srcZ), memType: uint32(p.srcMemoryType),
+			host: hostEnd(p.srcHost), hostNil: p.srcHost == nil, device: uint64(p.srcDevice), pitch: uint64(p.srcPitch),
+			height: uint64(p.srcHeight)},
+		dst: copyEnd{x: uint64(p.dstXInBytes), y: uint64(p.dstY), z: uint64(p.dstZ), memType: uint32(p.dstMemoryType),
+			host: hostEnd(p.dstHost), hostNil: p.dstHost == nil, device: uint64(p.dstDevice), pitch: uint64(p.dstPitch),
+			height: uint64(p.dstHeight)},
+		width: uint64(p.WidthInBytes), height: uint64(p.Height), depth: uint64(p.Depth),
+	}
+	return c, endAddress(p.srcHost, p.srcDevice), endAddress(p.dstHost, p.dstDevice)
+}
+
+// endAddress is a unified end's address: CUDA reads it from the device
+// field.
+func endAddress(host unsafe.Pointer, dev C.CUdeviceptr) uint64 {
+	if dev != 0 {
+		return uint64(dev)
+	}
+	return uint64(uintptr(host))
+}
+
+// unifiedEnds gives unified ends a host view at their address, for when
+// it is not device memory.
+func unifiedEnds(c *copy3D, src, dst uint64) {
+	if c.src.memType == memoryTypeUnified {
+		c.src.host, c.src.hostNil = hostEnd(addressPointer(uintptr(src))), src == 0
+	}
+	if c.dst.memType == memoryTypeUnified {
+		c.dst.host, c.dst.hostNil = hostEnd(addressPointer(uintptr(dst))), dst == 0
+	}
+}
+
+// addressPointer is the program's address a as a pointer.
+func addressPointer(a uintptr) unsafe.Pointer { return *(*unsafe.Pointer)(unsafe.Pointer(&a)) }
+
+func run2D(p *C.CUDA_MEMCPY2D, s uintptr, async bool) C.CUresult {
+	if p == nil {
+		return errNull
+	}
+	c, src, dst := copy2DOf(p)
+	unifiedEnds(&c, src, dst)
+	return cr(memcpy3D(&c, src, dst, s, async))
+}
+
+func run3D(p *C.CUDA_MEMCPY3D, s uintptr, async bool) C.CUresult {
+	if p == nil {
+		return errNull
+	}
+	c, src, dst := copy3DOf(p)
+	unifiedEnds(&c, src, dst)
+	return cr(memcpy3D(&c, src, dst, s, async))
+}
+
+func implMemcpy2D(p *C.CUDA_MEMCPY2D) C.CUresult          { return run2D(p, 0, false) }
+func implMemcpy2DUnaligned(p *C.CUDA_MEMCPY2D) C.CUresult { return run2D(p, 0, false) }
+func implMemcpy2DAsync(p *C.CUDA_MEMCPY2D, s C.CUstream) C.CUresult {
+	return run2D(p, key(unsafe.Pointer(s)), true)
+}
+func implMemcpy3D(p *C.CUDA_MEMCPY3D) C.CUresult { return run3D(p, 0, false) }
+func implMemcpy3DAsync(p *C.CUDA_MEMCPY3D, s C.CUstream) C.CUresult {
+	return run3D(p, key(unsafe.Pointer(s)), true)
+}
+
+func implMemsetD2D8(dst C.CUdeviceptr, pitch C.size_t, v C.uchar, w, h C.size_t) C.CUresult {
+	return cr(memsetD2D(uint64(dst), uint64(pitch), uint32(v), 1, uint64(w), uint64(h), 0, false))
+}
+func implMemsetD2D16(dst C.CUdeviceptr, pitch C.size_t, v C.ushort, w, h C.size_t) C.CUresult {
+	return cr(memsetD2D(uint64(dst), uint64(pitch), uint32(v), 2, uint64(w), uint64(h), 0, false))
+}
+func implMemsetD2D32(dst C.CUdeviceptr, pitch C.size_t, v C.uint, w, h C.size_t) C.CUresult {
+	return cr(memsetD2D(uint64(dst), uint64(pitch), uint32(v), 4, uint64(w), uint64(h), 0, false))
+}
+func implMemsetD2D8Async(dst C.CUdeviceptr, pitch C.size_t, v C.uchar, w, h C.size_t, s C.CUstream) C.CUresult {
+	return cr(memsetD2D(uint64(dst), uint64(pitch), uint32(v), 1, uint64(w), uint64(h), key(unsafe.Pointer(s)), true))
+}
+func implMemsetD2D16Async(dst C.CUdeviceptr, pitch C.size_t, v C.ushort, w, h C.size_t, s C.CUstream) C.CUresult {
+	return cr(memsetD2D(uint64(dst), uint64(pitch), uint32(v), 2, uint64(w), uint64(h), key(unsafe.Pointer(s)), true))
+}
+func implMemsetD2D32Async(dst C.CUdeviceptr, pitch C.size_t, v C.uint, w, h C.size_t, s C.CUstream) C.CUresult {
+	return cr(memsetD2D(uint64(dst), uint64(pitch), uint32(v), 4, uint64(w), uint64(h), key(unsafe.Pointer(s)), true))
+}
+
+// Pointer attributes.
+
+func implMemGetAddressRange(pbase *C.CUdeviceptr, psize *C.size_t, dptr C.CUdeviceptr) C.CUresult {
+	base, size, res := memGetAddressRange(uint64(dptr))
+	if res != abi.Success {
+		return cr(res)
+	}
+	if pbase != nil {
+		*pbase = C.CUdeviceptr(base)
+	}
+	if psize != nil {
+		*psize = C.size_t(size)
+	}
+	return 0
+}
+
+func implPointerGetAttribute(data unsafe.Pointer, attr C.CUpointer_attribute, ptr C.CUdeviceptr) C.CUresult {
+	if data == nil || !knownPointerAttribute(int32(attr)) {
+		return errNull
+	}
+	info, res := pointerLookup(uint64(ptr))
+	if res == abi.ErrNotFound {
+		return errNull // not memory the driver knows
+	}
+	if res != abi.Success {
+		return cr(res)
+	}
+	// The one-attribute form refuses a pointer the buffer does not have.
+	if attr == attrDevicePointer && info.memType != memoryTypeDevice || attr == attrHostPointer && info.host == nil {
+		return errNull
+	}
+	writePointerAttribute(data, int32(attr), &info, uint64(ptr))
+	return 0
+}
+
+func implPointerGetAttributes(n C.uint, attrs *C.CUpointer_attribute, data *unsafe.Pointer, ptr C.CUdeviceptr) C.CUresult {
+	if n == 0 || attrs == nil || data == nil || n > 64 {
+		return errNull
+	}
+	as, ds := unsafe.Slice(attrs, int(n)), unsafe.Slice(data, int(n))
+	for _, a := range as {
+		if !knownPointerAttribute(int32(a)) {
+			return errNull
+		}
+	}
+	// Unlike the one-attribute form, an address no buffer contains gets
+	// the empty answers and success.
+	info, res := pointerLookup(uint64(ptr))
+	if res == abi.ErrNotFound {
+		info, res = pointerInfo{ordinal: -2}, abi.Success
+	}
+	if res != abi.Success {
+		return cr(res)
+	}
+	for i, a := range as {
+		if ds[i] != nil {
+			writePointerAttribute(ds[i], int32(a), &info, uint64(ptr))
+		}
+	}
+	return 0
+}
+
+// writePointerAttribute writes attribute attr of the buffer info that
+// holds ptr to data, in the attribute's C type. Booleans are unsigned
+// ints, as cudart reads them (it does not clear them first).
+func writePointerAttribute(data unsafe.Pointer, attr int32, info *pointerInfo, ptr uint64) {
+	switch attr {
+	case attrContext:
+		*(*C.CUcontext)(data) = C.CUcontext(info.ctx)
+	case attrMemoryType:
+		*(*C.uint)(data) = C.uint(info.memType)
+	case attrDevicePointer:
+		var d uint64
+		if info.memType == memoryTypeDevice {
+			d = ptr
+		}
+		*(*C.CUdeviceptr)(data) = C.CUdeviceptr(d)
+	case attrHostPointer:
+		*(*unsafe.Pointer)(data) = info.host
+	case attrBufferID:
+		*(*C.ulonglong)(data) = C.ulonglong(info.bufferID)
+	case attrIsManaged:
+		*(*C.uint)(data) = 0
+	case attrDeviceOrdinal:
+		*(*C.int)(data) = C.int(info.ordinal)
+	case attrRangeStart:
+		*(*C.CUdeviceptr)(data) = C.CUdeviceptr(info.base)
+	case attrRangeSize:
+		*(*C.size_t)(data) = C.size_t(info.size)
+	case attrMapped:
+		var m C.uint // pinned host memory is not mapped into kerfd's device
+		if info.memType == memoryTypeDevice {
+			m = 1
+		}
+		*(*C.uint)(data) = m
+	}
 }
 
 func hostAllocOut(pp *unsafe.Pointer, size C.size_t) C.CUresult {

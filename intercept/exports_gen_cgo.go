@@ -86,6 +86,35 @@ func cuCtxDestroy_v2(ctx C.CUcontext) (ret C.CUresult) {
 	return implCtxDestroy(ctx)
 }
 
+//export cuCtxDisablePeerAccess
+func cuCtxDisablePeerAccess(peerContext C.CUcontext) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuCtxDisablePeerAccess")
+		l.handle("peerContext", uintptr(unsafe.Pointer(peerContext)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implCtxDisablePeerAccess(peerContext)
+}
+
+//export cuCtxEnablePeerAccess
+func cuCtxEnablePeerAccess(peerContext C.CUcontext, Flags C.uint) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuCtxEnablePeerAccess")
+		l.handle("peerContext", uintptr(unsafe.Pointer(peerContext)))
+		l.udec("Flags", uint64(Flags))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implCtxEnablePeerAccess(peerContext, Flags)
+}
+
 //export cuCtxGetApiVersion
 func cuCtxGetApiVersion(ctx C.CUcontext, version *C.uint) (ret C.CUresult) {
 	if tracing {
@@ -382,6 +411,27 @@ func cuCtxSynchronize() (ret C.CUresult) {
 	return implCtxSynchronize()
 }
 
+//export cuDeviceCanAccessPeer
+func cuDeviceCanAccessPeer(canAccessPeer *C.int, dev C.CUdevice, peerDev C.CUdevice) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuDeviceCanAccessPeer")
+		if canAccessPeer == nil {
+			l.str("canAccessPeer", "", false)
+		}
+		l.dec("dev", int64(dev))
+		l.dec("peerDev", int64(peerDev))
+		l.run()
+		defer func() {
+			if ret == 0 && canAccessPeer != nil {
+				l.outDec("canAccessPeer", int64(*canAccessPeer))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implDeviceCanAccessPeer(canAccessPeer, dev, peerDev)
+}
+
 //export cuDeviceComputeCapability
 func cuDeviceComputeCapability(major *C.int, minor *C.int, dev C.CUdevice) (ret C.CUresult) {
 	if tracing {
@@ -468,6 +518,27 @@ func cuDeviceGetCount(count *C.int) (ret C.CUresult) {
 	return implDeviceGetCount(count)
 }
 
+//export cuDeviceGetLuid
+func cuDeviceGetLuid(luid *C.char, deviceNodeMask *C.uint, dev C.CUdevice) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuDeviceGetLuid")
+		l.hex("luid", uint64(uintptr(unsafe.Pointer(luid))))
+		if deviceNodeMask == nil {
+			l.str("deviceNodeMask", "", false)
+		}
+		l.dec("dev", int64(dev))
+		l.run()
+		defer func() {
+			if ret == 0 && deviceNodeMask != nil {
+				l.outUdec("deviceNodeMask", uint64(*deviceNodeMask))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implDeviceGetLuid(luid, deviceNodeMask, dev)
+}
+
 //export cuDeviceGetName
 func cuDeviceGetName(name *C.char, len C.int, dev C.CUdevice) (ret C.CUresult) {
 	if tracing {
@@ -482,6 +553,21 @@ func cuDeviceGetName(name *C.char, len C.int, dev C.CUdevice) (ret C.CUresult) {
 	}
 	defer guard(&ret)
 	return implDeviceGetName(name, len, dev)
+}
+
+//export cuDeviceGetProperties
+func cuDeviceGetProperties(prop *C.CUdevprop, dev C.CUdevice) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuDeviceGetProperties")
+		l.hex("prop", uint64(uintptr(unsafe.Pointer(prop))))
+		l.dec("dev", int64(dev))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implDeviceGetProperties(prop, dev)
 }
 
 //export cuDeviceGetUuid
@@ -1120,6 +1206,38 @@ func cuKernelGetFunction(pFunc *C.CUfunction, kernel C.CUkernel) (ret C.CUresult
 	return implKernelGetFunction(pFunc, kernel)
 }
 
+//export cuLaunchHostFunc
+func cuLaunchHostFunc(hStream C.CUstream, fn C.CUhostFn, userData unsafe.Pointer) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuLaunchHostFunc")
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.hex("fn", uint64(uintptr(unsafe.Pointer(fn))))
+		l.hex("userData", uint64(uintptr(unsafe.Pointer(userData))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implLaunchHostFunc(hStream, fn, userData)
+}
+
+//export cuLaunchHostFunc_ptsz
+func cuLaunchHostFunc_ptsz(hStream C.CUstream, fn C.CUhostFn, userData unsafe.Pointer) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuLaunchHostFunc_ptsz")
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.hex("fn", uint64(uintptr(unsafe.Pointer(fn))))
+		l.hex("userData", uint64(uintptr(unsafe.Pointer(userData))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implLaunchHostFunc(hStream, fn, userData)
+}
+
 //export cuLaunchKernel
 func cuLaunchKernel(f C.CUfunction, gridDimX C.uint, gridDimY C.uint, gridDimZ C.uint, blockDimX C.uint, blockDimY C.uint, blockDimZ C.uint, sharedMemBytes C.uint, hStream C.CUstream, kernelParams *unsafe.Pointer, extra *unsafe.Pointer) (ret C.CUresult) {
 	if tracing {
@@ -1340,6 +1458,34 @@ func cuMemAllocHost_v2(pp *unsafe.Pointer, bytesize C.size_t) (ret C.CUresult) {
 	return implMemAllocHost(pp, bytesize)
 }
 
+//export cuMemAllocPitch_v2
+func cuMemAllocPitch_v2(dptr *C.CUdeviceptr, pPitch *C.size_t, WidthInBytes C.size_t, Height C.size_t, ElementSizeBytes C.uint) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemAllocPitch_v2")
+		if dptr == nil {
+			l.str("dptr", "", false)
+		}
+		if pPitch == nil {
+			l.str("pPitch", "", false)
+		}
+		l.udec("WidthInBytes", uint64(WidthInBytes))
+		l.udec("Height", uint64(Height))
+		l.udec("ElementSizeBytes", uint64(ElementSizeBytes))
+		l.run()
+		defer func() {
+			if ret == 0 && dptr != nil {
+				l.outHex("dptr", uint64(*dptr))
+			}
+			if ret == 0 && pPitch != nil {
+				l.outUdec("pPitch", uint64(*pPitch))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemAllocPitch(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes)
+}
+
 //export cuMemFree_v2
 func cuMemFree_v2(dptr C.CUdeviceptr) (ret C.CUresult) {
 	if tracing {
@@ -1366,6 +1512,32 @@ func cuMemFreeHost(p unsafe.Pointer) (ret C.CUresult) {
 	}
 	defer guard(&ret)
 	return implMemFreeHost(p)
+}
+
+//export cuMemGetAddressRange_v2
+func cuMemGetAddressRange_v2(pbase *C.CUdeviceptr, psize *C.size_t, dptr C.CUdeviceptr) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemGetAddressRange_v2")
+		if pbase == nil {
+			l.str("pbase", "", false)
+		}
+		if psize == nil {
+			l.str("psize", "", false)
+		}
+		l.hex("dptr", uint64(dptr))
+		l.run()
+		defer func() {
+			if ret == 0 && pbase != nil {
+				l.outHex("pbase", uint64(*pbase))
+			}
+			if ret == 0 && psize != nil {
+				l.outUdec("psize", uint64(*psize))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemGetAddressRange(pbase, psize, dptr)
 }
 
 //export cuMemGetInfo
@@ -1432,6 +1604,150 @@ func cuMemHostAlloc(pp *unsafe.Pointer, bytesize C.size_t, flags C.uint) (ret C.
 	}
 	defer guard(&ret)
 	return implMemHostAlloc(pp, bytesize, flags)
+}
+
+//export cuMemcpy2D_v2
+func cuMemcpy2D_v2(pCopy *C.CUDA_MEMCPY2D) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpy2D_v2")
+		l.hex("pCopy", uint64(uintptr(unsafe.Pointer(pCopy))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemcpy2D(pCopy)
+}
+
+//export cuMemcpy2D_v2_ptds
+func cuMemcpy2D_v2_ptds(pCopy *C.CUDA_MEMCPY2D) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpy2D_v2_ptds")
+		l.hex("pCopy", uint64(uintptr(unsafe.Pointer(pCopy))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemcpy2D(pCopy)
+}
+
+//export cuMemcpy2DAsync_v2
+func cuMemcpy2DAsync_v2(pCopy *C.CUDA_MEMCPY2D, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpy2DAsync_v2")
+		l.hex("pCopy", uint64(uintptr(unsafe.Pointer(pCopy))))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemcpy2DAsync(pCopy, hStream)
+}
+
+//export cuMemcpy2DAsync_v2_ptsz
+func cuMemcpy2DAsync_v2_ptsz(pCopy *C.CUDA_MEMCPY2D, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpy2DAsync_v2_ptsz")
+		l.hex("pCopy", uint64(uintptr(unsafe.Pointer(pCopy))))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemcpy2DAsync(pCopy, hStream)
+}
+
+//export cuMemcpy2DUnaligned_v2
+func cuMemcpy2DUnaligned_v2(pCopy *C.CUDA_MEMCPY2D) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpy2DUnaligned_v2")
+		l.hex("pCopy", uint64(uintptr(unsafe.Pointer(pCopy))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemcpy2DUnaligned(pCopy)
+}
+
+//export cuMemcpy2DUnaligned_v2_ptds
+func cuMemcpy2DUnaligned_v2_ptds(pCopy *C.CUDA_MEMCPY2D) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpy2DUnaligned_v2_ptds")
+		l.hex("pCopy", uint64(uintptr(unsafe.Pointer(pCopy))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemcpy2DUnaligned(pCopy)
+}
+
+//export cuMemcpy3D_v2
+func cuMemcpy3D_v2(pCopy *C.CUDA_MEMCPY3D) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpy3D_v2")
+		l.hex("pCopy", uint64(uintptr(unsafe.Pointer(pCopy))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemcpy3D(pCopy)
+}
+
+//export cuMemcpy3D_v2_ptds
+func cuMemcpy3D_v2_ptds(pCopy *C.CUDA_MEMCPY3D) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpy3D_v2_ptds")
+		l.hex("pCopy", uint64(uintptr(unsafe.Pointer(pCopy))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemcpy3D(pCopy)
+}
+
+//export cuMemcpy3DAsync_v2
+func cuMemcpy3DAsync_v2(pCopy *C.CUDA_MEMCPY3D, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpy3DAsync_v2")
+		l.hex("pCopy", uint64(uintptr(unsafe.Pointer(pCopy))))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemcpy3DAsync(pCopy, hStream)
+}
+
+//export cuMemcpy3DAsync_v2_ptsz
+func cuMemcpy3DAsync_v2_ptsz(pCopy *C.CUDA_MEMCPY3D, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpy3DAsync_v2_ptsz")
+		l.hex("pCopy", uint64(uintptr(unsafe.Pointer(pCopy))))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemcpy3DAsync(pCopy, hStream)
 }
 
 //export cuMemcpyDtoD_v2
@@ -1632,6 +1948,80 @@ func cuMemcpyHtoDAsync_v2_ptsz(dstDevice C.CUdeviceptr, srcHost unsafe.Pointer, 
 	return implMemcpyHtoDAsync(dstDevice, srcHost, byteCount, hStream)
 }
 
+//export cuMemcpyPeer
+func cuMemcpyPeer(dstDevice C.CUdeviceptr, dstContext C.CUcontext, srcDevice C.CUdeviceptr, srcContext C.CUcontext, ByteCount C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpyPeer")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.handle("dstContext", uintptr(unsafe.Pointer(dstContext)))
+		l.hex("srcDevice", uint64(srcDevice))
+		l.handle("srcContext", uintptr(unsafe.Pointer(srcContext)))
+		l.udec("ByteCount", uint64(ByteCount))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemcpyPeer(dstDevice, dstContext, srcDevice, srcContext, ByteCount)
+}
+
+//export cuMemcpyPeer_ptds
+func cuMemcpyPeer_ptds(dstDevice C.CUdeviceptr, dstContext C.CUcontext, srcDevice C.CUdeviceptr, srcContext C.CUcontext, ByteCount C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpyPeer_ptds")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.handle("dstContext", uintptr(unsafe.Pointer(dstContext)))
+		l.hex("srcDevice", uint64(srcDevice))
+		l.handle("srcContext", uintptr(unsafe.Pointer(srcContext)))
+		l.udec("ByteCount", uint64(ByteCount))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemcpyPeer(dstDevice, dstContext, srcDevice, srcContext, ByteCount)
+}
+
+//export cuMemcpyPeerAsync
+func cuMemcpyPeerAsync(dstDevice C.CUdeviceptr, dstContext C.CUcontext, srcDevice C.CUdeviceptr, srcContext C.CUcontext, ByteCount C.size_t, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpyPeerAsync")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.handle("dstContext", uintptr(unsafe.Pointer(dstContext)))
+		l.hex("srcDevice", uint64(srcDevice))
+		l.handle("srcContext", uintptr(unsafe.Pointer(srcContext)))
+		l.udec("ByteCount", uint64(ByteCount))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemcpyPeerAsync(dstDevice, dstContext, srcDevice, srcContext, ByteCount, hStream)
+}
+
+//export cuMemcpyPeerAsync_ptsz
+func cuMemcpyPeerAsync_ptsz(dstDevice C.CUdeviceptr, dstContext C.CUcontext, srcDevice C.CUdeviceptr, srcContext C.CUcontext, ByteCount C.size_t, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemcpyPeerAsync_ptsz")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.handle("dstContext", uintptr(unsafe.Pointer(dstContext)))
+		l.hex("srcDevice", uint64(srcDevice))
+		l.handle("srcContext", uintptr(unsafe.Pointer(srcContext)))
+		l.udec("ByteCount", uint64(ByteCount))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemcpyPeerAsync(dstDevice, dstContext, srcDevice, srcContext, ByteCount, hStream)
+}
+
 //export cuMemsetD16_v2
 func cuMemsetD16_v2(dstDevice C.CUdeviceptr, us C.ushort, n C.size_t) (ret C.CUresult) {
 	if tracing {
@@ -1696,6 +2086,228 @@ func cuMemsetD16Async_ptsz(dstDevice C.CUdeviceptr, us C.ushort, n C.size_t, hSt
 	}
 	defer guard(&ret)
 	return implMemsetD16Async(dstDevice, us, n, hStream)
+}
+
+//export cuMemsetD2D16_v2
+func cuMemsetD2D16_v2(dstDevice C.CUdeviceptr, dstPitch C.size_t, us C.ushort, Width C.size_t, Height C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemsetD2D16_v2")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.udec("dstPitch", uint64(dstPitch))
+		l.udec("us", uint64(us))
+		l.udec("Width", uint64(Width))
+		l.udec("Height", uint64(Height))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemsetD2D16(dstDevice, dstPitch, us, Width, Height)
+}
+
+//export cuMemsetD2D16_v2_ptds
+func cuMemsetD2D16_v2_ptds(dstDevice C.CUdeviceptr, dstPitch C.size_t, us C.ushort, Width C.size_t, Height C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemsetD2D16_v2_ptds")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.udec("dstPitch", uint64(dstPitch))
+		l.udec("us", uint64(us))
+		l.udec("Width", uint64(Width))
+		l.udec("Height", uint64(Height))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemsetD2D16(dstDevice, dstPitch, us, Width, Height)
+}
+
+//export cuMemsetD2D16Async
+func cuMemsetD2D16Async(dstDevice C.CUdeviceptr, dstPitch C.size_t, us C.ushort, Width C.size_t, Height C.size_t, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemsetD2D16Async")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.udec("dstPitch", uint64(dstPitch))
+		l.udec("us", uint64(us))
+		l.udec("Width", uint64(Width))
+		l.udec("Height", uint64(Height))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemsetD2D16Async(dstDevice, dstPitch, us, Width, Height, hStream)
+}
+
+//export cuMemsetD2D16Async_ptsz
+func cuMemsetD2D16Async_ptsz(dstDevice C.CUdeviceptr, dstPitch C.size_t, us C.ushort, Width C.size_t, Height C.size_t, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemsetD2D16Async_ptsz")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.udec("dstPitch", uint64(dstPitch))
+		l.udec("us", uint64(us))
+		l.udec("Width", uint64(Width))
+		l.udec("Height", uint64(Height))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemsetD2D16Async(dstDevice, dstPitch, us, Width, Height, hStream)
+}
+
+//export cuMemsetD2D32_v2
+func cuMemsetD2D32_v2(dstDevice C.CUdeviceptr, dstPitch C.size_t, ui C.uint, Width C.size_t, Height C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemsetD2D32_v2")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.udec("dstPitch", uint64(dstPitch))
+		l.udec("ui", uint64(ui))
+		l.udec("Width", uint64(Width))
+		l.udec("Height", uint64(Height))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemsetD2D32(dstDevice, dstPitch, ui, Width, Height)
+}
+
+//export cuMemsetD2D32_v2_ptds
+func cuMemsetD2D32_v2_ptds(dstDevice C.CUdeviceptr, dstPitch C.size_t, ui C.uint, Width C.size_t, Height C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemsetD2D32_v2_ptds")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.udec("dstPitch", uint64(dstPitch))
+		l.udec("ui", uint64(ui))
+		l.udec("Width", uint64(Width))
+		l.udec("Height", uint64(Height))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemsetD2D32(dstDevice, dstPitch, ui, Width, Height)
+}
+
+//export cuMemsetD2D32Async
+func cuMemsetD2D32Async(dstDevice C.CUdeviceptr, dstPitch C.size_t, ui C.uint, Width C.size_t, Height C.size_t, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemsetD2D32Async")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.udec("dstPitch", uint64(dstPitch))
+		l.udec("ui", uint64(ui))
+		l.udec("Width", uint64(Width))
+		l.udec("Height", uint64(Height))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemsetD2D32Async(dstDevice, dstPitch, ui, Width, Height, hStream)
+}
+
+//export cuMemsetD2D32Async_ptsz
+func cuMemsetD2D32Async_ptsz(dstDevice C.CUdeviceptr, dstPitch C.size_t, ui C.uint, Width C.size_t, Height C.size_t, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemsetD2D32Async_ptsz")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.udec("dstPitch", uint64(dstPitch))
+		l.udec("ui", uint64(ui))
+		l.udec("Width", uint64(Width))
+		l.udec("Height", uint64(Height))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemsetD2D32Async(dstDevice, dstPitch, ui, Width, Height, hStream)
+}
+
+//export cuMemsetD2D8_v2
+func cuMemsetD2D8_v2(dstDevice C.CUdeviceptr, dstPitch C.size_t, uc C.uchar, Width C.size_t, Height C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemsetD2D8_v2")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.udec("dstPitch", uint64(dstPitch))
+		l.udec("uc", uint64(uc))
+		l.udec("Width", uint64(Width))
+		l.udec("Height", uint64(Height))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemsetD2D8(dstDevice, dstPitch, uc, Width, Height)
+}
+
+//export cuMemsetD2D8_v2_ptds
+func cuMemsetD2D8_v2_ptds(dstDevice C.CUdeviceptr, dstPitch C.size_t, uc C.uchar, Width C.size_t, Height C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemsetD2D8_v2_ptds")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.udec("dstPitch", uint64(dstPitch))
+		l.udec("uc", uint64(uc))
+		l.udec("Width", uint64(Width))
+		l.udec("Height", uint64(Height))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemsetD2D8(dstDevice, dstPitch, uc, Width, Height)
+}
+
+//export cuMemsetD2D8Async
+func cuMemsetD2D8Async(dstDevice C.CUdeviceptr, dstPitch C.size_t, uc C.uchar, Width C.size_t, Height C.size_t, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemsetD2D8Async")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.udec("dstPitch", uint64(dstPitch))
+		l.udec("uc", uint64(uc))
+		l.udec("Width", uint64(Width))
+		l.udec("Height", uint64(Height))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemsetD2D8Async(dstDevice, dstPitch, uc, Width, Height, hStream)
+}
+
+//export cuMemsetD2D8Async_ptsz
+func cuMemsetD2D8Async_ptsz(dstDevice C.CUdeviceptr, dstPitch C.size_t, uc C.uchar, Width C.size_t, Height C.size_t, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemsetD2D8Async_ptsz")
+		l.hex("dstDevice", uint64(dstDevice))
+		l.udec("dstPitch", uint64(dstPitch))
+		l.udec("uc", uint64(uc))
+		l.udec("Width", uint64(Width))
+		l.udec("Height", uint64(Height))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemsetD2D8Async(dstDevice, dstPitch, uc, Width, Height, hStream)
 }
 
 //export cuMemsetD32_v2
@@ -2098,6 +2710,78 @@ func cuOccupancyMaxPotentialBlockSizeWithFlags(minGridSize *C.int, blockSize *C.
 	}
 	defer guard(&ret)
 	return implOccupancyMaxPotentialBlockSizeWithFlags(minGridSize, blockSize, func_, blockSizeToDynamicSMemSize, dynamicSMemSize, blockSizeLimit, flags)
+}
+
+//export cuPointerGetAttribute
+func cuPointerGetAttribute(data unsafe.Pointer, attribute C.CUpointer_attribute, ptr C.CUdeviceptr) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuPointerGetAttribute")
+		l.hex("data", uint64(uintptr(unsafe.Pointer(data))))
+		l.dec("attribute", int64(attribute))
+		l.hex("ptr", uint64(ptr))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implPointerGetAttribute(data, attribute, ptr)
+}
+
+//export cuPointerGetAttributes
+func cuPointerGetAttributes(numAttributes C.uint, attributes *C.CUpointer_attribute, data *unsafe.Pointer, ptr C.CUdeviceptr) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuPointerGetAttributes")
+		l.udec("numAttributes", uint64(numAttributes))
+		if attributes == nil {
+			l.str("attributes", "", false)
+		}
+		l.hex("data", uint64(uintptr(unsafe.Pointer(data))))
+		l.hex("ptr", uint64(ptr))
+		l.run()
+		defer func() {
+			if ret == 0 && attributes != nil {
+				l.outDec("attributes", int64(*attributes))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implPointerGetAttributes(numAttributes, attributes, data, ptr)
+}
+
+//export cuStreamAddCallback
+func cuStreamAddCallback(hStream C.CUstream, callback C.CUstreamCallback, userData unsafe.Pointer, flags C.uint) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuStreamAddCallback")
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.hex("callback", uint64(uintptr(unsafe.Pointer(callback))))
+		l.hex("userData", uint64(uintptr(unsafe.Pointer(userData))))
+		l.udec("flags", uint64(flags))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implStreamAddCallback(hStream, callback, userData, flags)
+}
+
+//export cuStreamAddCallback_ptsz
+func cuStreamAddCallback_ptsz(hStream C.CUstream, callback C.CUstreamCallback, userData unsafe.Pointer, flags C.uint) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuStreamAddCallback_ptsz")
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.hex("callback", uint64(uintptr(unsafe.Pointer(callback))))
+		l.hex("userData", uint64(uintptr(unsafe.Pointer(userData))))
+		l.udec("flags", uint64(flags))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implStreamAddCallback(hStream, callback, userData, flags)
 }
 
 //export cuStreamCreate

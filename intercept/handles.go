@@ -144,8 +144,19 @@ const (
 )
 
 // streamOf resolves a stream handle: the default stream of the current
-// context's device, or a stream the program created.
+// context's device, or a stream the program created. It returns once the
+// host functions queued on the stream have run, so that work the caller
+// adds comes after them.
 func streamOf(key uintptr) (*device, uint64, Result) {
+	dv, s, res := resolveStream(key)
+	if res == abi.Success {
+		waitHostCalls(dv, s)
+	}
+	return dv, s, res
+}
+
+// resolveStream is streamOf without waiting for host functions.
+func resolveStream(key uintptr) (*device, uint64, Result) {
 	if key == 0 || key == streamLegacy || key == streamPerThread {
 		dv, res := currentDevice()
 		return dv, 0, res
@@ -295,6 +306,7 @@ func ctxSynchronize() Result {
 	if res != abi.Success {
 		return res
 	}
+	waitHostCalls(dv, 0)
 	return abi.ResultOf(dv.cl.Synchronize())
 }
 

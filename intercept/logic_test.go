@@ -146,7 +146,7 @@ func freshDriver(t *testing.T) {
 	t.Setenv("KERF_DEVICES", "0,1")
 	t.Setenv("KERF_VIA", "unix")
 	saved := drv
-	drv = &driver{objs: map[uintptr]*object{}, hosts: map[uintptr]cmem{}, inProcess: true}
+	drv = &driver{objs: map[uintptr]*object{}, hosts: map[uintptr]hostBlock{}, inProcess: true}
 	t.Cleanup(func() { drv.shutdown(); drv = saved })
 	if r := drv.initialize(0); r != abi.Success {
 		t.Fatalf("init: %v", r)

@@ -51,7 +51,8 @@ func hostAlloc(size uint64) (cmem, Result) {
 		return nil, abi.ErrOutOfMemory
 	}
 	drv.mu.Lock()
-	drv.hosts[key] = p
+	drv.lastHostID++
+	drv.hosts[key] = hostBlock{mem: p, size: size, id: hostBufferID | drv.lastHostID}
 	drv.mu.Unlock()
 	return p, abi.Success
 }
@@ -61,13 +62,13 @@ func hostFree(key uintptr) Result {
 		return res
 	}
 	drv.mu.Lock()
-	p, ok := drv.hosts[key]
+	b, ok := drv.hosts[key]
 	delete(drv.hosts, key)
 	drv.mu.Unlock()
 	if !ok {
 		return abi.ErrInvalidValue
 	}
-	freeHostMem(p)
+	freeHostMem(b.mem)
 	return abi.Success
 }
 

@@ -29,7 +29,12 @@ var (
 )
 
 // rtPrograms are the runtime test programs in testdata, without .cu.
-var rtPrograms = []string{"rt_memory", "rt_kernels", "rt_occupancy"}
+var rtPrograms = []string{"rt_memory", "rt_kernels", "rt_occupancy", "rt_pointers", "rt_pitched", "rt_peer", "rt_callbacks"}
+
+// rtDevices is how many devices a runtime program runs with; one unless named.
+var rtDevices = map[string]int{"rt_peer": 2}
+
+func rtGPUs(p string) int { return max(1, rtDevices[p]) }
 
 // buildRuntimePrograms compiles every runtime program both ways into
 // binDir, once; it skips the test when nvcc is absent.
@@ -98,7 +103,7 @@ func TestRuntimePrograms(t *testing.T) {
 			for _, p := range rtPrograms {
 				t.Run(via+"/"+p+"_"+link, func(t *testing.T) {
 					t.Parallel()
-					kerfRun(t, b, via, 1, rtSlice, p+"_"+link, fmt.Sprint(rtSlice))
+					kerfRun(t, b, via, rtGPUs(p), rtSlice, p+"_"+link, fmt.Sprint(rtSlice))
 				})
 			}
 		}
@@ -127,22 +132,18 @@ var deliberatelyAbsent = []struct {
 		[]string{"cuImportExternal*", "cuExternalMemory*", "cuDestroyExternal*", "cuSignalExternalSemaphoresAsync",
 			"cuWaitExternalSemaphoresAsync", "cuDeviceGetNvSciSyncAttributes", "cuIpc*"}},
 	{"no peer access: each slice of a lease is its own session",
-		[]string{"cuDeviceCanAccessPeer", "cuCtxEnablePeerAccess", "cuCtxDisablePeerAccess", "cuMemcpyPeer*",
-			"cuMemcpy3DPeer*", "cuDeviceGetP2PAttribute"}},
+		[]string{"cuMemcpy3DPeer*", "cuDeviceGetP2PAttribute"}},
 	{"no stream-ordered allocator or memory pools in the catalogue",
 		[]string{"cuMemPool*", "cuMemAllocAsync", "cuMemFreeAsync", "cuMemAllocFromPoolAsync",
 			"cuDeviceGetDefaultMemPool", "cuDeviceSetMemPool", "cuDeviceGetMemPool"}},
 	{"managed, host-registered and unified-address memory need one address space for host and device, which kerfd's device addresses do not share with the program",
 		[]string{"cuMemAllocManaged", "cuMemAdvise", "cuMemPrefetchAsync", "cuMemRange*", "cuStreamAttachMemAsync",
 			"cuMemHostRegister", "cuMemHostUnregister", "cuMemHostGetDevicePointer", "cuMemHostGetFlags",
-			"cuPointerGetAttribute*", "cuMemGetAddressRange", "cuMemcpy", "cuMemcpyAsync"}},
-	{"pitched, 2D and 3D copies and memsets are not in the catalogue yet",
-		[]string{"cuMemAllocPitch", "cuMemcpy2D*", "cuMemcpy3D*", "cuMemsetD2D*"}},
+			"cuPointerSetAttribute", "cuMemcpy", "cuMemcpyAsync"}},
 	{"modules load from images on kerfd; no files or linker on the client",
 		[]string{"cuLink*", "cuModuleLoad"}},
-	{"stream memory operations and host callbacks need the device to reach the program's memory",
-		[]string{"cuStreamWaitValue*", "cuStreamWriteValue*", "cuStreamBatchMemOp", "cuFlushGPUDirectRDMAWrites",
-			"cuLaunchHostFunc", "cuStreamAddCallback"}},
+	{"stream memory operations need the device to reach the program's memory",
+		[]string{"cuStreamWaitValue*", "cuStreamWriteValue*", "cuStreamBatchMemOp", "cuFlushGPUDirectRDMAWrites"}},
 	{"cooperative launches are not offered (the cooperative-launch attribute is 0)",
 		[]string{"cuLaunchCooperativeKernel*"}},
 	{"no persisting L2 (its size attribute is 0) and no pre-3.2 context API",
@@ -180,7 +181,7 @@ func TestRuntimeProcAddressRequests(t *testing.T) {
 	t.Setenv(kerfenv.ProcTrace, trace)
 	for _, link := range cudartLinks {
 		for _, p := range rtPrograms {
-			kerfRun(t, b, "unix", 1, rtSlice, p+"_"+link, fmt.Sprint(rtSlice))
+			kerfRun(t, b, "unix", rtGPUs(p), rtSlice, p+"_"+link, fmt.Sprint(rtSlice))
 		}
 	}
 	f, err := os.Open(trace)

@@ -160,3 +160,6 @@ func errorString(code uint32, which uint32, s string) *C.char {
 	errStrings[k] = p
 	return p
 }
+
+// hostAt is the address off bytes into the host memory at p.
+func hostAt(p cmem, off uint64) cmem { return unsafe.Add(p, off) }

@@ -74,6 +74,27 @@ func (ss *session) memGetInfo(wire.MemGetInfoArgs) abi.Result {
 	return abi.Success
 }
 
+// memGetAddressRange answers for a pointer inside one of the session's
+// ranges only, with the backend's range cut to that one: a tenant learns
+// nothing of memory it does not own.
+func (ss *session) memGetAddressRange(a wire.MemGetAddressRangeArgs) abi.Result {
+	r, ok := ss.mem.owner(a.Ptr)
+	if !ok {
+		return abi.ErrNotFound
+	}
+	base, size, err := ss.ctx.AddressRange(a.Ptr)
+	if err != nil {
+		return abi.ResultOf(err)
+	}
+	end, carry := bits.Add64(base, size, 0)
+	if carry != 0 {
+		end = math.MaxUint64
+	}
+	base, end = max(base, r.base), min(end, r.base+r.size)
+	ss.res.Word(base).Word(end - base).Word(r.id)
+	return abi.Success
+}
+
 func (ss *session) memcpyHtoD(h wire.Header, a wire.MemcpyHtoDArgs) (abi.Result, error) {
 	return ss.memcpyHtoDAsync(h, wire.MemcpyHtoDAsyncArgs{Dst: a.Dst, Size: a.Size})
 }

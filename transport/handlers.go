@@ -53,6 +53,7 @@ var handlers = [...]handler{
 	abi.CallEventElapsedTime:   handle(wire.DecodeEventElapsedTimeArgs, (*session).eventElapsedTime),
 	abi.CallEventDestroy:       handle(wire.DecodeEventDestroyArgs, (*session).eventDestroy),
 	abi.CallFuncSetAttribute:   handle(wire.DecodeFuncSetAttributeArgs, (*session).funcSetAttribute),
+	abi.CallMemGetAddressRange: handle(wire.DecodeMemGetAddressRangeArgs, (*session).memGetAddressRange),
 }
 
 // handlerFor returns the handler of call id, or nil.

@@ -91,6 +91,7 @@ func (t *handleTable) function(h uint64) (gpu.Function, bool) {
 type memRange struct {
 	base, size uint64
 	module     uint64 // owning module handle for globals, 0 for allocations
+	id         uint64 // the buffer ID pointer attributes report, set by insert
 }
 
 // memTable holds a session's addressable ranges, sorted by base.
@@ -98,6 +99,7 @@ type memTable struct {
 	ranges []memRange
 	used   uint64 // bytes of allocations (globals excluded)
 	last   int    // index of the range found last: calls cluster on one buffer
+	lastID uint64 // the buffer ID given last
 }
 
 // find returns the index of the last range whose base is <= p, or -1.
@@ -135,7 +137,17 @@ func (m *memTable) search(p, n uint64) bool {
 	return carry == 0 && end <= r.base+r.size && (n > 0 || p < r.base+r.size)
 }
 
+// owner returns the range that contains p.
+func (m *memTable) owner(p uint64) (memRange, bool) {
+	if !m.contains(p, 0) {
+		return memRange{}, false
+	}
+	return m.ranges[m.find(p)], true
+}
+
 func (m *memTable) insert(r memRange) {
+	m.lastID++
+	r.id = m.lastID
 	i := m.find(r.base) + 1
 	m.ranges = append(m.ranges, memRange{})
 	copy(m.ranges[i+1:], m.ranges[i:])

@@ -510,3 +510,43 @@ func TestClientAsksForSmallerSlice(t *testing.T) {
 		c.Close()
 	}
 }
+
+// TestMemGetAddressRange checks that a session learns the range of its
+// own allocations only, each with its own buffer ID.
+func TestMemGetAddressRange(t *testing.T) {
+	ts := startServer(t)
+	for _, via := range transports {
+		t.Run(via, func(t *testing.T) {
+			alice := ts.dial(t, via, ts.token(t, "alice-"+via, 1<<20))
+			bob := ts.dial(t, via, ts.token(t, "bob-"+via, 1<<20))
+			p, err := alice.MemAlloc(1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q, err := alice.MemAlloc(3000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			base, size, idP, err := alice.MemGetAddressRange(p + 999)
+			if err != nil || base != p || size != 1000 {
+				t.Fatalf("range of p+999 = %#x + %d, %v; want %#x + 1000", base, size, err, p)
+			}
+			base, size, idQ, err := alice.MemGetAddressRange(q)
+			if err != nil || base != q || size != 3000 {
+				t.Fatalf("range of q = %#x + %d, %v; want %#x + 3000", base, size, err, q)
+			}
+			if idP == 0 || idP == idQ {
+				t.Fatalf("buffer IDs %d and %d", idP, idQ)
+			}
+			_, _, _, err = alice.MemGetAddressRange(p + 1000)
+			wantCode(t, err, abi.ErrNotFound)
+			_, _, _, err = bob.MemGetAddressRange(p)
+			wantCode(t, err, abi.ErrNotFound)
+			if err := alice.MemFree(p); err != nil {
+				t.Fatal(err)
+			}
+			_, _, _, err = alice.MemGetAddressRange(p)
+			wantCode(t, err, abi.ErrNotFound)
+		})
+	}
+}

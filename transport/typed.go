@@ -32,6 +32,15 @@ func (c *Client) MemGetInfo() (free, total uint64, err error) {
 	return res.Words[0], res.Words[1], err
 }
 
+// MemGetAddressRange returns the base and size of the caller's
+// allocation or module global that contains p, and its buffer ID, unique
+// within the session.
+func (c *Client) MemGetAddressRange(p uint64) (base, size, bufferID uint64, err error) {
+	var res abi.Values
+	err = c.Call(abi.CallMemGetAddressRange, vals1(p), &res)
+	return res.Words[0], res.Words[1], res.Words[2], err
+}
+
 // MemcpyHtoD copies src to device address dst.
 func (c *Client) MemcpyHtoD(dst uint64, src []byte) error {
 	return c.CallIn(abi.CallMemcpyHtoD, vals1(dst).Word(uint64(len(src))), src, nil)

@@ -190,6 +190,20 @@ func (c *Context) MemFree(ptr uint64) error {
 	return nil
 }
 
+// AddressRange asks the driver for the allocation or global containing
+// ptr.
+func (c *Context) AddressRange(ptr uint64) (base, size uint64, err error) {
+	if err := c.enter(); err != nil {
+		return 0, 0, err
+	}
+	defer c.op.RUnlock()
+	base, size, r := memRange(c.h, ptr)
+	if r != 0 {
+		return 0, 0, c.check("cuMemGetAddressRange", r)
+	}
+	return base, size, nil
+}
+
 // MemInfo reports the quota and what is left of it, never more than the
 // device has free.
 func (c *Context) MemInfo() (free, total uint64) {

@@ -99,6 +99,7 @@ static kcu_res kcu_ctx_sync(uintptr_t c) { CUR(c); return cu.cuCtxSynchronize();
 static kcu_res kcu_mem_info(uintptr_t c, size_t *fr, size_t *tot) { CUR(c); return cu.cuMemGetInfo(fr, tot); }
 static kcu_res kcu_mem_alloc(uintptr_t c, size_t n, kcu_ptr *p) { CUR(c); return cu.cuMemAlloc(p, n); }
 static kcu_res kcu_mem_free(uintptr_t c, kcu_ptr p) { CUR(c); return cu.cuMemFree(p); }
+static kcu_res kcu_mem_range(uintptr_t c, kcu_ptr p, kcu_ptr *base, size_t *n) { CUR(c); return cu.cuMemGetAddressRange(base, n, p); }
 
 // Host-to-device from pageable memory is staged before the call returns.
 static kcu_res kcu_htod(uintptr_t c, kcu_ptr dst, const void *src, size_t n, uintptr_t s) {
@@ -358,6 +359,13 @@ func memAlloc(c uintptr, n uint64) (uint64, int) {
 }
 
 func memFree(c uintptr, p uint64) int { return int(C.kcu_mem_free(C.uintptr_t(c), C.kcu_ptr(p))) }
+
+func memRange(c uintptr, p uint64) (base, size uint64, r int) {
+	var b C.kcu_ptr
+	var n C.size_t
+	r = int(C.kcu_mem_range(C.uintptr_t(c), C.kcu_ptr(p), &b, &n))
+	return uint64(b), uint64(n), r
+}
 
 func memcpyHtoD(c uintptr, dst uint64, src []byte, s uintptr) int {
 	return int(C.kcu_htod(C.uintptr_t(c), C.kcu_ptr(dst), bytesPtr(src), C.size_t(len(src)), C.uintptr_t(s)))

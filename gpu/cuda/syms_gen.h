@@ -28,6 +28,7 @@ struct kcu_tab {
 	CUresult (*cuLaunchKernel)(CUfunction f, unsigned int gridDimX, unsigned int gridDimY, unsigned int gridDimZ, unsigned int blockDimX, unsigned int blockDimY, unsigned int blockDimZ, unsigned int sharedMemBytes, CUstream hStream, void **kernelParams, void **extra);
 	CUresult (*cuMemAlloc)(CUdeviceptr *dptr, size_t bytesize);
 	CUresult (*cuMemFree)(CUdeviceptr dptr);
+	CUresult (*cuMemGetAddressRange)(CUdeviceptr *pbase, size_t *psize, CUdeviceptr dptr);
 	CUresult (*cuMemGetInfo)(size_t *free, size_t *total);
 	CUresult (*cuMemcpyDtoDAsync)(CUdeviceptr dstDevice, CUdeviceptr srcDevice, size_t byteCount, CUstream hStream);
 	CUresult (*cuMemcpyDtoHAsync)(void *dstHost, CUdeviceptr srcDevice, size_t byteCount, CUstream hStream);
@@ -82,6 +83,7 @@ static const struct kcu_sym kcu_syms[] = {
 	{"cuLaunchKernel", {"cuLaunchKernel"}, offsetof(struct kcu_tab, cuLaunchKernel), 4000},
 	{"cuMemAlloc", {"cuMemAlloc_v2"}, offsetof(struct kcu_tab, cuMemAlloc), 3020},
 	{"cuMemFree", {"cuMemFree_v2"}, offsetof(struct kcu_tab, cuMemFree), 3020},
+	{"cuMemGetAddressRange", {"cuMemGetAddressRange_v2"}, offsetof(struct kcu_tab, cuMemGetAddressRange), 3020},
 	{"cuMemGetInfo", {"cuMemGetInfo_v2"}, offsetof(struct kcu_tab, cuMemGetInfo), 3020},
 	{"cuMemcpyDtoDAsync", {"cuMemcpyDtoDAsync_v2"}, offsetof(struct kcu_tab, cuMemcpyDtoDAsync), 3020},
 	{"cuMemcpyDtoHAsync", {"cuMemcpyDtoHAsync_v2"}, offsetof(struct kcu_tab, cuMemcpyDtoHAsync), 3020},

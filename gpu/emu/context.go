@@ -208,6 +208,20 @@ func (c *Context) MemFree(ptr uint64) error {
 	return nil
 }
 
+// AddressRange returns the allocation or module global containing ptr.
+func (c *Context) AddressRange(ptr uint64) (base, size uint64, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.usable(); err != nil {
+		return 0, 0, err
+	}
+	a := c.mem.lookup(ptr)
+	if a == nil {
+		return 0, 0, abi.Errorf(abi.ErrNotFound, "%#x is not in an allocation of this context", ptr)
+	}
+	return a.base, uint64(len(a.data)), nil
+}
+
 // MemInfo reports the context's limit and what is left of it, never more
 // than the device has left.
 func (c *Context) MemInfo() (free, total uint64) {

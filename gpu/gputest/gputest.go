@@ -95,6 +95,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) gpu.Backend, opts Options) 
 		{"CloseReturnsMemory", s.testCloseReturnsMemory},
 		{"ClosedContext", s.testClosedContext},
 		{"MemoryContents", s.testMemoryContents},
+		{"AddressRange", s.testAddressRange},
 		{"StreamLifetime", s.testStreamLifetime},
 		{"EventLifetime", s.testEventLifetime},
 		{"ForeignHandles", s.testForeignHandles},

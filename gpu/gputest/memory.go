@@ -303,3 +303,31 @@ func (s *suite) testMemoryContents(t *testing.T) {
 	ok(t, "MemFree", c.MemFree(p))
 	wantCode(t, "MemcpyHtoD into freed memory", c.MemcpyHtoD(p, []byte{1}, nil), bad)
 }
+
+func (s *suite) testAddressRange(t *testing.T) {
+	c, _ := s.openLimited(t, s.newBackend(t))
+	const n = 1000
+	p := must[uint64](t, "MemAlloc")(c.MemAlloc(n))
+	q := must[uint64](t, "MemAlloc")(c.MemAlloc(2 * n))
+	for _, tc := range []struct {
+		name       string
+		ptr        uint64
+		base, size uint64
+	}{
+		{"first byte", p, p, n},
+		{"inside", p + 123, p, n},
+		{"last byte", p + n - 1, p, n},
+		{"another allocation", q + n, q, 2 * n},
+	} {
+		base, size, err := c.AddressRange(tc.ptr)
+		ok(t, "AddressRange "+tc.name, err)
+		if base != tc.base || size != tc.size {
+			t.Errorf("AddressRange %s = %#x + %d, want %#x + %d", tc.name, base, size, tc.base, tc.size)
+		}
+	}
+	_, _, err := c.AddressRange(p + n)
+	wantCode(t, "AddressRange one past the end", err, abi.ErrNotFound)
+	ok(t, "MemFree", c.MemFree(p))
+	_, _, err = c.AddressRange(p)
+	wantCode(t, "AddressRange of freed memory", err, abi.ErrNotFound)
+}

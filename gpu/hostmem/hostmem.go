@@ -176,6 +176,20 @@ func (c *Context) SetMemLimit(limit uint64) error {
 	return c.q.SetLimit(limit)
 }
 
+// AddressRange returns the allocation containing ptr.
+func (c *Context) AddressRange(ptr uint64) (base, size uint64, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return 0, 0, errClosed
+	}
+	i := sort.Search(len(c.bases), func(i int) bool { return c.bases[i] > ptr }) - 1
+	if i < 0 || ptr-c.bases[i] >= uint64(len(c.allocs[c.bases[i]])) {
+		return 0, 0, abi.Errorf(abi.ErrNotFound, "%#x is not in an allocation of this context", ptr)
+	}
+	return c.bases[i], uint64(len(c.allocs[c.bases[i]])), nil
+}
+
 // span returns the n bytes at p inside one allocation. The allocation
 // found last is tried first, inline.
 func (c *Context) span(p, n uint64) ([]byte, error) {

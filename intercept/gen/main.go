@@ -84,7 +84,7 @@ var handleTypes = map[string]bool{
 var intTypes = map[string]bool{
 	"int": true, "CUdevice": true, "CUdevice_attribute": true, "CUfunction_attribute": true,
 	"CUjit_option": true, "CUlibraryOption": true, "CUmoduleLoadingMode": true,
-	"CUlimit": true, "CUfunc_cache": true, "CUsharedconfig": true,
+	"CUlimit": true, "CUfunc_cache": true, "CUsharedconfig": true, "CUpointer_attribute": true, "CUmemorytype": true,
 	"CUdriverProcAddressQueryResult": true,
 }
 

@@ -113,6 +113,17 @@ CUresult cuMemFree(CUdeviceptr p) {
 	pthread_mutex_unlock(&mu);
 	return r;
 }
+CUresult cuMemGetAddressRange(CUdeviceptr *base, size_t *n, CUdeviceptr p) {
+	int r = 500; // CUDA_ERROR_NOT_FOUND
+	pthread_mutex_lock(&mu);
+	for (int i = 0; i < 256; i++)
+		if (allocs[i].p && allocs[i].ctx == current && p >= allocs[i].p && p - allocs[i].p < allocs[i].n) {
+			*base = allocs[i].p, *n = allocs[i].n, r = 0;
+			break;
+		}
+	pthread_mutex_unlock(&mu);
+	return r;
+}
 /* image_digest hashes (FNV-1a) a fatbin container's bytes, as many as
  * its header gives, so a test can check the driver got the whole image
  * unchanged (cuModuleGetGlobal "kerf_fake_image"). Other images: 0. */

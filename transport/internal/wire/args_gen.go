@@ -171,6 +171,10 @@ func putScalarArgs(id abi.CallID, a []byte, w *[abi.MaxWords]uint64) bool {
 		binary.LittleEndian.PutUint32(a[8:], uint32(w[1]))
 		binary.LittleEndian.PutUint32(a[12:], uint32(w[2]))
 		return true
+	case 33: // cuMemGetAddressRange_v2: u64
+		_ = a[7]
+		binary.LittleEndian.PutUint64(a[0:], w[0])
+		return true
 	}
 	return false
 }

@@ -922,3 +922,30 @@ func DecodeFuncSetAttributeArgs(p []byte) (a FuncSetAttributeArgs, err error) {
 	err = a.Decode(p)
 	return a, err
 }
+
+// MemGetAddressRangeArgs are the arguments of cuMemGetAddressRange_v2, call
+// 33. Returns the allocation or module global of the caller's that contains
+// ptr: its base, size and a buffer ID unique within the session. Pointer
+// attributes are answered from it; pinned host memory is answered by the
+// shim.
+type MemGetAddressRangeArgs struct {
+	Ptr uint64 `arg:"u64"`
+}
+
+// Decode decodes cuMemGetAddressRange_v2's arguments into a from p, its
+// Call frame's payload, which must hold exactly them. On an error a holds
+// no meaning.
+func (a *MemGetAddressRangeArgs) Decode(p []byte) error {
+	if len(p) != 8 {
+		return argsSizeError{len(p), 8}
+	}
+	a.Ptr = binary.LittleEndian.Uint64(p[0:])
+	return nil
+}
+
+// DecodeMemGetAddressRangeArgs returns cuMemGetAddressRange_v2's arguments
+// decoded from p by Decode.
+func DecodeMemGetAddressRangeArgs(p []byte) (a MemGetAddressRangeArgs, err error) {
+	err = a.Decode(p)
+	return a, err
+}

@@ -38,6 +38,7 @@ var argDecoders = [...]func(p []byte) (any, error){
 	30: func(p []byte) (any, error) { return DecodeEventElapsedTimeArgs(p) },
 	31: func(p []byte) (any, error) { return DecodeEventDestroyArgs(p) },
 	32: func(p []byte) (any, error) { return DecodeFuncSetAttributeArgs(p) },
+	33: func(p []byte) (any, error) { return DecodeMemGetAddressRangeArgs(p) },
 }
 
 // callEncoder is a call's own encoder of its whole Call frame.
