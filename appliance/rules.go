@@ -35,6 +35,10 @@ type policyRules struct {
 
 	mu    sync.Mutex
 	state map[string]ruleStatus // by ruleKey, as of the last sync
+
+	// resync asks a running syncRules to sync now; it closes the channel
+	// it is sent once that sync is done.
+	resync chan chan struct{}
 }
 
 // ruleStatus is one rule as the last sync left it.
@@ -47,7 +51,7 @@ type ruleStatus struct {
 var _ profiles.RuleValidator = (*policyRules)(nil)
 
 func newPolicyRules(ic IngestConfig, gpus int) *policyRules {
-	pr := &policyRules{config: ic.Rules, enabled: ic.Enabled, gpus: gpus, state: map[string]ruleStatus{}}
+	pr := &policyRules{config: ic.Rules, enabled: ic.Enabled, gpus: gpus, state: map[string]ruleStatus{}, resync: make(chan chan struct{})}
 	for _, r := range ic.Rules {
 		doc, _ := json.Marshal(r)
 		pr.docs = append(pr.docs, api.Rule{Name: r.Name, Rule: doc})
@@ -209,8 +213,28 @@ func statusKey(rules []ingest.Rule, status map[string]ruleStatus) string {
 	return strings.Join(lines, "\n")
 }
 
-// rulesPoll paces how soon a rule written through the API takes effect.
+// rulesPoll paces how often the rules are read again (a rule written
+// through the API is put in force at once, by RulesChanged).
 const rulesPoll = time.Second
+
+// RulesChanged implements profiles.RuleValidator: it has a running
+// syncRules sync now and waits for it, for a second at most.
+func (pr *policyRules) RulesChanged() {
+	if !pr.enabled {
+		return
+	}
+	done := make(chan struct{})
+	timeout := time.After(time.Second)
+	select {
+	case pr.resync <- done:
+	case <-timeout:
+		return // no sync running (load signals off), or one stuck
+	}
+	select {
+	case <-done:
+	case <-timeout:
+	}
+}
 
 // syncRules keeps the engine's rules equal to the config's plus the
 // API's, until ctx ends. It logs the rules in force and each skipped rule
@@ -219,6 +243,7 @@ func syncRules(ctx context.Context, pr *policyRules, store *profiles.Store, eng 
 	var last string
 	t := time.NewTicker(rulesPoll)
 	defer t.Stop()
+	var done chan struct{} // a RulesChanged waiting for this sync
 	for {
 		stored, err := store.Rules()
 		var ps []api.Profile
@@ -238,10 +263,15 @@ func syncRules(ctx context.Context, pr *policyRules, store *profiles.Store, eng 
 				pr.applied(eng, rules, status, log)
 			}
 		}
+		if done != nil {
+			close(done)
+			done = nil
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case done = <-pr.resync:
 		}
 	}
 }

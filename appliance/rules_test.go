@@ -57,11 +57,15 @@ func TestQuickStartRuleReslices(t *testing.T) {
 	if out := kerf("smi"); !strings.Contains(out, "20 slice(s)") {
 		t.Fatalf("after uniform-20:\n%s", out)
 	}
-	kerf("rules", "put", filepath.Join("..", ruleFile))
-	testkit.WaitFor(t, "the rule in force", func() bool {
-		return regexp.MustCompile(`camera-queue\s+api\s+active`).MatchString(kerf("rules", "list"))
-	})
 	testkit.WaitFor(t, "the embedded broker", func() bool { return a.ingest.Load() != nil })
+	// The rule is in force when kerf rules put returns: a signal sent at
+	// once counts.
+	if out := kerf("rules", "put", filepath.Join("..", ruleFile)); !strings.Contains(out, "stored rule camera-queue (active)") {
+		t.Fatalf("kerf rules put: %s", out)
+	}
+	if out := kerf("rules", "list"); !regexp.MustCompile(`camera-queue\s+api\s+active`).MatchString(out) {
+		t.Fatalf("kerf rules list:\n%s", out)
+	}
 	cam := mqttClient(t, a.ingest.Load().Broker.MQTTAddr(), "cam-07", nil)
 	publish(t, cam, strings.ReplaceAll(pub[0], "$(hostname)", "edge-1"), 0, false, pub[1])
 	testkit.WaitFor(t, "kerf smi to show the rule's re-slice", func() bool {

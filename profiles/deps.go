@@ -73,6 +73,10 @@ type RuleValidator interface {
 	ConfigRules() []api.Rule
 	// RuleState says whether r, as listed, is in force and, if not, why.
 	RuleState(r api.Rule) (state api.RuleState, reason string)
+	// RulesChanged is called once a rule was stored or deleted; it
+	// returns when the rules in force reflect the change (or soon after,
+	// if that takes long), so that the answer states the rule's state.
+	RulesChanged()
 }
 
 // IngestStat is one ingest source's counters since start.

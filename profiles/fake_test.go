@@ -170,6 +170,8 @@ func (rc ruleCheck) ValidateRule(r api.Rule, others []api.Rule, profiles []strin
 
 func (rc ruleCheck) ConfigRules() []api.Rule { return slices.Clone(rc.config) }
 
+func (ruleCheck) RulesChanged() {}
+
 func (rc ruleCheck) RuleState(r api.Rule) (api.RuleState, string) {
 	if why, ok := rc.skipped[r.Name]; ok {
 		return api.RuleStateSkipped, why

@@ -842,6 +842,7 @@ func (h handlers) CreateRule(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	h.rulesChanged()
 	return c.JSON(http.StatusCreated, h.withState(r))
 }
 
@@ -865,6 +866,7 @@ func (h handlers) PutRule(c echo.Context, name api.Name) error {
 	if err != nil {
 		return err
 	}
+	h.rulesChanged()
 	return c.JSON(putStatus(existed), h.withState(r))
 }
 
@@ -883,7 +885,15 @@ func (h handlers) DeleteRule(c echo.Context, name api.Name) error {
 	if err := h.store.DeleteRule(name); err != nil {
 		return err
 	}
+	h.rulesChanged()
 	return c.NoContent(http.StatusNoContent)
+}
+
+// rulesChanged tells Deps.Rules that the stored rules changed.
+func (h handlers) rulesChanged() {
+	if h.deps.Rules != nil {
+		h.deps.Rules.RulesChanged()
+	}
 }
 
 // tokens
