@@ -1,11 +1,13 @@
 package emubench
 
 import (
+	"context"
+	"errors"
 	"testing"
 )
 
 func benchKernel(b *testing.B, kernel string, workers int) {
-	l, k, err := benchLaunch(kernel, workers)
+	l, k, err := benchLaunch(kernel, nil, workers)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -34,7 +36,7 @@ func BenchmarkVecAdd(b *testing.B) {
 }
 
 func TestRun(t *testing.T) {
-	for _, k := range []string{"matmul", "vadd"} {
+	for _, k := range Kernels {
 		r, err := Run(k, 1, 0)
 		if err != nil || r.Launches != 1 || r.ThreadInstructions == 0 {
 			t.Fatalf("Run(%s): %+v, %v", k, r, err)
@@ -42,5 +44,40 @@ func TestRun(t *testing.T) {
 	}
 	if _, err := Run("nope", 1, 0); err == nil {
 		t.Fatal("Run(nope) succeeded")
+	}
+}
+
+func TestRunNVCC(t *testing.T) {
+	srcs, err := CompileNVCC(context.Background(), t.TempDir())
+	if errors.Is(err, ErrNoCompiler) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range NVCCKernels {
+		r, err := RunPTX(k, srcs[k], 1, 0)
+		if err != nil || r.Compiler != "nvcc" || r.Launches != 1 || r.ThreadInstructions == 0 {
+			t.Fatalf("RunPTX(%s): %+v, %v", k, r, err)
+		}
+	}
+}
+
+func TestRunNative(t *testing.T) {
+	bin, err := BuildNative(context.Background(), t.TempDir())
+	if errors.Is(err, ErrNoCompiler) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range Kernels {
+		r, err := RunNative(context.Background(), bin, k, 0)
+		if err != nil || r.Launches != 1 || r.LaunchTime <= 0 {
+			t.Fatalf("RunNative(%s): %+v, %v", k, r, err)
+		}
+	}
+	if _, err := RunNative(context.Background(), bin, "nope", 0); err == nil {
+		t.Fatal("RunNative(nope) succeeded")
 	}
 }
