@@ -60,6 +60,8 @@ type NativeResult struct {
 	Launches   int
 	Elapsed    time.Duration
 	LaunchTime time.Duration
+	// FastestLaunch is the shortest launch.
+	FastestLaunch time.Duration
 }
 
 // NativeCompiler is how BuildNative compiles native/kernels.c.
@@ -93,13 +95,14 @@ func RunNative(ctx context.Context, bin, kernel string, d time.Duration) (Native
 	if err != nil {
 		return res, fmt.Errorf("native %s: %w", kernel, err)
 	}
-	var ns float64
+	var ns, fastest float64
 	var checksum string
-	if _, err := fmt.Sscan(string(bytes.TrimSpace(out)), &res.Launches, &ns, &checksum); err != nil || res.Launches <= 0 {
+	if _, err := fmt.Sscan(string(bytes.TrimSpace(out)), &res.Launches, &ns, &fastest, &checksum); err != nil || res.Launches <= 0 {
 		return res, fmt.Errorf("native %s: unexpected output %q", kernel, out)
 	}
 	res.Elapsed = time.Duration(ns)
 	res.LaunchTime = res.Elapsed / time.Duration(res.Launches)
+	res.FastestLaunch = time.Duration(fastest)
 	return res, nil
 }
 

@@ -36,6 +36,9 @@ type Result struct {
 	PerWorker         float64
 	// LaunchTime is Elapsed over Launches: the time one launch took.
 	LaunchTime time.Duration
+	// FastestLaunch is the shortest launch: on a loaded machine it is
+	// the steadier figure to compare.
+	FastestLaunch time.Duration
 }
 
 // Kernels lists the kernels Run knows.
@@ -66,9 +69,13 @@ func run(kernel, compiler string, src []byte, workers int, d time.Duration) (Res
 	}
 	start := time.Now()
 	for res.Launches == 0 || time.Since(start) < d {
+		t0 := time.Now()
 		st, err := k.RunStats(l)
 		if err != nil {
 			return res, err
+		}
+		if t := time.Since(t0); res.Launches == 0 || t < res.FastestLaunch {
+			res.FastestLaunch = t
 		}
 		res.Launches++
 		res.ThreadInstructions += st.ThreadInstructions

@@ -6,8 +6,8 @@ import (
 	"testing"
 )
 
-func benchKernel(b *testing.B, kernel string, workers int) {
-	l, k, err := benchLaunch(kernel, nil, workers)
+func benchKernel(b *testing.B, kernel string, src []byte, workers int) {
+	l, k, err := benchLaunch(kernel, src, workers)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -26,13 +26,13 @@ func benchKernel(b *testing.B, kernel string, workers int) {
 }
 
 func BenchmarkMatMul(b *testing.B) {
-	b.Run("1worker", func(b *testing.B) { benchKernel(b, "matmul", 1) })
-	b.Run("2workers", func(b *testing.B) { benchKernel(b, "matmul", 2) })
+	b.Run("1worker", func(b *testing.B) { benchKernel(b, "matmul", nil, 1) })
+	b.Run("2workers", func(b *testing.B) { benchKernel(b, "matmul", nil, 2) })
 }
 
 func BenchmarkVecAdd(b *testing.B) {
-	b.Run("1worker", func(b *testing.B) { benchKernel(b, "vadd", 1) })
-	b.Run("2workers", func(b *testing.B) { benchKernel(b, "vadd", 2) })
+	b.Run("1worker", func(b *testing.B) { benchKernel(b, "vadd", nil, 1) })
+	b.Run("2workers", func(b *testing.B) { benchKernel(b, "vadd", nil, 2) })
 }
 
 func TestRun(t *testing.T) {
@@ -73,11 +73,20 @@ func TestRunNative(t *testing.T) {
 	}
 	for _, k := range Kernels {
 		r, err := RunNative(context.Background(), bin, k, 0)
-		if err != nil || r.Launches != 1 || r.LaunchTime <= 0 {
+		if err != nil || r.Launches != 1 || r.LaunchTime <= 0 || r.FastestLaunch <= 0 {
 			t.Fatalf("RunNative(%s): %+v, %v", k, r, err)
 		}
 	}
 	if _, err := RunNative(context.Background(), bin, "nope", 0); err == nil {
 		t.Fatal("RunNative(nope) succeeded")
 	}
+}
+
+func BenchmarkReduce(b *testing.B) {
+	b.Run("clang", func(b *testing.B) { benchKernel(b, "reduce", nil, 1) })
+	srcs, err := CompileNVCC(context.Background(), b.TempDir())
+	if err != nil {
+		b.Skip(err)
+	}
+	b.Run("nvcc", func(b *testing.B) { benchKernel(b, "reduce", srcs["reduce"], 1) })
 }
