@@ -4,9 +4,11 @@ package abi
 // this build speaks; a session runs at the newest both ends speak.
 // Version 2 moves a local session's calls into shared memory (the call
 // ring); the frames are those of version 1. Version 3 lets an error reply
-// carry the error's text (at most MaxErrorText bytes).
+// carry the error's text (at most MaxErrorText bytes). Version 4 sends
+// the context's device printf output, in printf frames, before the reply
+// to a call that flushes it (FlushesPrintf).
 const (
-	ProtocolVersion    uint16 = 3
+	ProtocolVersion    uint16 = 4
 	MinProtocolVersion uint16 = 1
 	// ALPN is the TLS application protocol negotiated over QUIC.
 	ALPN = "kerf/1"
@@ -382,4 +384,17 @@ func Calls() []*Call {
 		out = append(out, &catalogue[i])
 	}
 	return out
+}
+
+// FlushesPrintf reports whether call id flushes the context's device
+// printf output to the tenant, as CUDA flushes the printf FIFO at
+// synchronisation, blocking copies and module load and unload. From
+// protocol version 4 the server sends it before the call's reply.
+func FlushesPrintf(id CallID) bool {
+	switch id {
+	case CallCtxSynchronize, CallStreamSynchronize, CallEventSynchronize,
+		CallMemcpyHtoD, CallMemcpyDtoH, CallMemcpyDtoD, CallModuleLoad, CallModuleUnload:
+		return true
+	}
+	return false
 }

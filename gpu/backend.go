@@ -140,6 +140,22 @@ type Aborter interface {
 	Abort()
 }
 
+// PrintfBuffer is implemented by contexts that keep their kernels'
+// printf output for the tenant, as a GPU keeps it in the context's
+// printf FIFO until a synchronising call flushes it. The emulator
+// implements it; a real GPU's driver prints to the worker's own stdout.
+type PrintfBuffer interface {
+	// SetPrintfFIFOSize sets the buffer's size in bytes, as
+	// cuCtxSetLimit(CU_LIMIT_PRINTF_FIFO_SIZE) does; what is buffered
+	// stays. A printf whose text does not fit is dropped.
+	SetPrintfFIFOSize(size uint64)
+	// TakePrintf returns the output buffered since the last call, in the
+	// order it was printed, and empties the buffer. Servers call it at
+	// the points where CUDA flushes the FIFO: context, stream and event
+	// synchronisation, blocking copies and module unload.
+	TakePrintf() []byte
+}
+
 // Meter is implemented by contexts that meter the GPU time their kernels
 // take (both Kerf backends do); compute shares are measured with it.
 type Meter interface {

@@ -136,7 +136,7 @@ func dial(cfg config, idx, ord int) (*device, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
 	defer cancel()
 	name, _ := os.Executable()
-	cl, err := cfg.Dial(ctx, transport.Options{Device: ord, MemLimit: cfg.memory, Name: transport.SessionName("shim", name)})
+	cl, err := cfg.Dial(ctx, transport.Options{Device: ord, MemLimit: cfg.memory, Name: transport.SessionName("shim", name), Printf: stdoutPrinter{}})
 	if err != nil {
 		return nil, fmt.Errorf("device %d (server device %d over %s): %w", idx, ord, cfg.Via, err)
 	}

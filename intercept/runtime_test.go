@@ -29,7 +29,7 @@ var (
 )
 
 // rtPrograms are the runtime test programs in testdata, without .cu.
-var rtPrograms = []string{"rt_memory", "rt_kernels", "rt_occupancy", "rt_pointers", "rt_pitched", "rt_peer", "rt_callbacks"}
+var rtPrograms = []string{"rt_memory", "rt_kernels", "rt_occupancy", "rt_pointers", "rt_pitched", "rt_peer", "rt_callbacks", "rt_printf"}
 
 // rtDevices is how many devices a runtime program runs with; one unless named.
 var rtDevices = map[string]int{"rt_peer": 2}
@@ -107,6 +107,30 @@ func TestRuntimePrograms(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// A kernel's printf output reaches the program's stdout at the
+// synchronising calls after it (device and stream synchronisation, a
+// blocking copy), in order and in its place among the host's lines.
+func TestRuntimePrintf(t *testing.T) {
+	buildRuntimePrograms(t)
+	k := startKerfd(t)
+	b := k.bundle(t, "alice")
+	want := strings.Join([]string{
+		"host: start",
+		"launch 0 thread 0 of 2", "launch 0 thread 1 of 2",
+		"host: between",
+		"launch 1 thread 0 of 3", "launch 1 thread 1 of 3", "launch 1 thread 2 of 3",
+		"launch 2 thread 0 of 1",
+		"host: end",
+	}, "\n") + "\n"
+	for _, via := range vias {
+		t.Run(via, func(t *testing.T) {
+			if got := kerfRunOutput(t, b, via, 1, rtSlice, "rt_printf_shared"); got != want {
+				t.Fatalf("stdout:\n%s\nwant:\n%s", got, want)
+			}
+		})
 	}
 }
 

@@ -183,10 +183,23 @@ func mustRun(t *testing.T, env []string, program string, args ...string) {
 // and runs the program in them.
 func kerfRun(t *testing.T, bundle, via string, gpus int, memory uint64, program string, args ...string) {
 	t.Helper()
+	var out bytes.Buffer
+	runUnderKerf(t, &out, &out, bundle, via, gpus, memory, program, args...)
+}
+
+// kerfRunOutput is kerfRun returning what the program wrote to stdout.
+func kerfRunOutput(t *testing.T, bundle, via string, gpus int, memory uint64, program string, args ...string) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	runUnderKerf(t, &stdout, &stderr, bundle, via, gpus, memory, program, args...)
+	return stdout.String()
+}
+
+func runUnderKerf(t *testing.T, stdout, stderr *bytes.Buffer, bundle, via string, gpus int, memory uint64, program string, args ...string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	var out bytes.Buffer
-	o := launcher.Options{GPUs: gpus, Bundle: bundle, Via: via, Timeout: 30 * time.Second, ShimDir: binDir, Stdout: &out, Stderr: &out}
+	o := launcher.Options{GPUs: gpus, Bundle: bundle, Via: via, Timeout: 30 * time.Second, ShimDir: binDir, Stdout: stdout, Stderr: stderr}
 	if memory != 0 {
 		o.Memory = memory
 	} else {
@@ -195,9 +208,9 @@ func kerfRun(t *testing.T, bundle, via string, gpus int, memory uint64, program 
 	start := time.Now()
 	code, err := launcher.Run(ctx, o, append([]string{filepath.Join(binDir, program)}, args...))
 	if err != nil || code != 0 {
-		t.Fatalf("kerf run %s over %s: exit %d, %v\n%s", program, via, code, err, out.String())
+		t.Fatalf("kerf run %s over %s: exit %d, %v\n%s%s", program, via, code, err, stdout.String(), stderr.String())
 	}
-	t.Logf("%s: %s (%v)", program, strings.TrimSpace(out.String()), time.Since(start).Round(time.Millisecond))
+	t.Logf("%s: %s (%v)", program, strings.TrimSpace(stdout.String()+stderr.String()), time.Since(start).Round(time.Millisecond))
 }
 
 var vias = []string{"unix", "quic"}

@@ -29,6 +29,10 @@ type Options struct {
 	// Name identifies the client in the server's logs. A session's hello
 	// names this process's ID first and then what fits of Name.
 	Name string
+	// Printf receives the device printf output the server sends before
+	// the reply to a call that flushes it (abi.FlushesPrintf), from the
+	// session's reading goroutine; nil discards it.
+	Printf io.Writer
 
 	maxVersion uint16 // tests: the newest protocol version offered (0: ProtocolVersion)
 }
@@ -53,9 +57,10 @@ type Client struct {
 	// Fingerprint is the server certificate seen (QUIC only).
 	Fingerprint Fingerprint
 
-	rw   io.Closer
-	conn *wire.Conn
-	shm  *shmRing
+	rw     io.Closer
+	conn   *wire.Conn
+	shm    *shmRing
+	printf io.Writer // Options.Printf
 
 	wmu         sync.Mutex // serialises writes and owns seq, flushQueued, closed
 	seq         uint64
@@ -91,7 +96,7 @@ var pendingPool = sync.Pool{New: func() any { return &pending{done: make(chan st
 // on the local path, where the shared-memory ring arrives after the
 // hello; nil elsewhere.
 func newClient(rw io.ReadWriteCloser, local *net.UnixConn, opts Options) (*Client, error) {
-	c := &Client{rw: rw, conn: wire.NewConn(rw), pending: map[uint64]*pending{}, flushc: make(chan struct{}, 1), done: make(chan struct{})}
+	c := &Client{rw: rw, conn: wire.NewConn(rw), printf: opts.Printf, pending: map[uint64]*pending{}, flushc: make(chan struct{}, 1), done: make(chan struct{})}
 	maxVersion := abi.ProtocolVersion
 	if opts.maxVersion != 0 {
 		maxVersion = opts.maxVersion
@@ -540,6 +545,18 @@ func (c *Client) readOne() error {
 		copy(w.dst[w.got:], c.shm.slot(ringDown, slot)[:n])
 		c.shm.release(ringDown, slot)
 		w.got += n
+		return nil
+	case wire.Printf:
+		if c.Device.Version < 4 {
+			break
+		}
+		p, err := c.conn.ReadPayload(h)
+		if err != nil {
+			return err
+		}
+		if c.printf != nil {
+			c.printf.Write(p) //nolint:errcheck // device printf output is best effort, as on a GPU
+		}
 		return nil
 	case wire.Error:
 		p, err := c.conn.ReadPayload(h)

@@ -252,7 +252,30 @@ func (ss *session) replyText(h wire.Header, c *abi.Call, code abi.Result, text s
 	if code != abi.Success && ss.version >= 3 {
 		ss.out = wire.AppendErrorText(ss.out, text)
 	}
+	if c != nil && ss.version >= 4 && abi.FlushesPrintf(c.ID) {
+		if err := ss.sendPrintf(h); err != nil {
+			return err
+		}
+	}
 	return ss.conn.WriteFrame(wire.Header{Type: wire.Reply, Call: h.Call, Seq: h.Seq}, ss.out)
+}
+
+// sendPrintf sends the context's buffered device printf output, in
+// printf frames of at most abi.BulkChunk bytes, ahead of call h's reply.
+func (ss *session) sendPrintf(h wire.Header) error {
+	pb, ok := ss.ctx.(gpu.PrintfBuffer)
+	if !ok {
+		return nil
+	}
+	out := pb.TakePrintf()
+	for len(out) > 0 {
+		n := min(len(out), abi.BulkChunk)
+		if err := ss.conn.WriteFrame(wire.Header{Type: wire.Printf, Call: h.Call, Seq: h.Seq}, out[:n]); err != nil {
+			return err
+		}
+		out = out[n:]
+	}
+	return nil
 }
 
 // execScalarAsync runs an async call whose arguments are all scalars

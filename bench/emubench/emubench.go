@@ -21,7 +21,10 @@ import (
 
 // Result is the outcome of Run.
 type Result struct {
-	Kernel             string
+	Kernel string
+	// Compiler is the compiler that made the kernel's PTX: "clang" for
+	// the embedded test kernels, "nvcc" for RunPTX's.
+	Compiler           string
 	Workers            int
 	Launches           int
 	Elapsed            time.Duration
@@ -31,25 +34,48 @@ type Result struct {
 	// by the number of workers.
 	ThreadInstrPerSec float64
 	PerWorker         float64
+	// LaunchTime is Elapsed over Launches: the time one launch took.
+	LaunchTime time.Duration
+	// FastestLaunch is the shortest launch: on a loaded machine it is
+	// the steadier figure to compare.
+	FastestLaunch time.Duration
 }
 
-// Run runs the "matmul" (128x128x128, 16x16 tiles) or "vadd" (1M
-// elements) test kernel repeatedly for about d on workers goroutines
-// (<= 0: GOMAXPROCS) and reports the interpreter's throughput.
+// Kernels lists the kernels Run knows.
+var Kernels = []string{"matmul", "reduce", "vadd"}
+
+// Run runs the "matmul" (128x128x128, 16x16 tiles), "reduce" (1M
+// elements, 256-thread blocks) or "vadd" (1M elements) test kernel, as
+// clang compiled it, repeatedly for about d on workers goroutines (<= 0:
+// GOMAXPROCS) and reports the interpreter's throughput.
 func Run(kernel string, workers int, d time.Duration) (Result, error) {
+	return run(kernel, "clang", nil, workers, d)
+}
+
+// RunPTX is Run for the same kernel compiled by nvcc into src (see
+// CompileNVCC).
+func RunPTX(kernel string, src []byte, workers int, d time.Duration) (Result, error) {
+	return run(kernel, "nvcc", src, workers, d)
+}
+
+func run(kernel, compiler string, src []byte, workers int, d time.Duration) (Result, error) {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	res := Result{Kernel: kernel, Workers: workers}
-	l, k, err := benchLaunch(kernel, workers)
+	res := Result{Kernel: kernel, Compiler: compiler, Workers: workers}
+	l, k, err := benchLaunch(kernel, src, workers)
 	if err != nil {
 		return res, err
 	}
 	start := time.Now()
 	for res.Launches == 0 || time.Since(start) < d {
+		t0 := time.Now()
 		st, err := k.RunStats(l)
 		if err != nil {
 			return res, err
+		}
+		if t := time.Since(t0); res.Launches == 0 || t < res.FastestLaunch {
+			res.FastestLaunch = t
 		}
 		res.Launches++
 		res.ThreadInstructions += st.ThreadInstructions
@@ -57,11 +83,13 @@ func Run(kernel string, workers int, d time.Duration) (Result, error) {
 	res.Elapsed = time.Since(start)
 	res.ThreadInstrPerSec = float64(res.ThreadInstructions) / res.Elapsed.Seconds()
 	res.PerWorker = res.ThreadInstrPerSec / float64(workers)
+	res.LaunchTime = res.Elapsed / time.Duration(res.Launches)
 	return res, nil
 }
 
-// benchLaunch prepares one launch of a benchmark kernel.
-func benchLaunch(kernel string, workers int) (*ptx.Launch, *ptx.Kernel, error) {
+// benchLaunch prepares one launch of a benchmark kernel, from src or,
+// when src is nil, from the embedded clang PTX.
+func benchLaunch(kernel string, src []byte, workers int) (*ptx.Launch, *ptx.Kernel, error) {
 	mem := &sliceMem{next: 1 << 32}
 	fill := func(n int) uint64 {
 		a := mem.alloc(4 * n)
@@ -71,28 +99,38 @@ func benchLaunch(kernel string, workers int) (*ptx.Launch, *ptx.Kernel, error) {
 		}
 		return a
 	}
-	var file string
+	var file, entry string
 	var grid, block [3]uint32
 	var params []uint64
+	var shared uint32
 	switch kernel {
 	case "matmul":
 		const n = 128
-		file = "matmul"
+		file, entry = "matmul", "matmul"
 		grid, block = [3]uint32{n / 16, n / 16, 1}, [3]uint32{16, 16, 1}
 		params = []uint64{fill(n * n), fill(n * n), fill(n * n), n, n, n}
 	case "vadd":
 		const n = 1 << 20
-		file = "vadd"
+		file, entry = "vadd", "vadd"
 		grid, block = [3]uint32{n / 256, 1, 1}, [3]uint32{256, 1, 1}
 		params = []uint64{fill(n), fill(n), fill(n), n}
+	case "reduce":
+		const n, bdim = 1 << 20, 256
+		file, entry = "reduce", "reduce_sum"
+		grid, block = [3]uint32{n / (2 * bdim), 1, 1}, [3]uint32{bdim, 1, 1}
+		params = []uint64{fill(n), fill(n / (2 * bdim)), n}
+		shared = 4 * bdim
 	default:
-		return nil, nil, abi.Errorf(abi.ErrInvalidValue, "no benchmark kernel %q (matmul, vadd)", kernel)
+		return nil, nil, abi.Errorf(abi.ErrInvalidValue, "no benchmark kernel %q (matmul, reduce, vadd)", kernel)
 	}
-	m, err := ptx.Load(kernels.PTX(file))
+	if src == nil {
+		src = kernels.PTX(file)
+	}
+	m, err := ptx.Load(src)
 	if err != nil {
 		return nil, nil, err
 	}
-	k, err := m.Kernel(kernel)
+	k, err := m.Kernel(entry)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -102,7 +140,7 @@ func benchLaunch(kernel string, workers int) (*ptx.Launch, *ptx.Kernel, error) {
 		binary.LittleEndian.PutUint64(b[:], params[i])
 		copy(buf[p.Offset:p.Offset+p.Size], b[:p.Size])
 	}
-	return &ptx.Launch{Grid: grid, Block: block, Params: buf, Memory: mem, Workers: workers}, k, nil
+	return &ptx.Launch{Grid: grid, Block: block, DynamicShared: shared, Params: buf, Memory: mem, Workers: workers}, k, nil
 }
 
 var _ ptx.Memory = (*sliceMem)(nil)

@@ -16,6 +16,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -151,32 +152,115 @@ func benchEmu(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var res []emubench.Result
-	for _, k := range []string{"matmul", "vadd"} {
-		for _, w := range []int{1, runtime.GOMAXPROCS(0)} {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "kerf-bench-emu-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	var out struct {
+		Emulator []emubench.Result
+		Native   []emubench.NativeResult
+		Skipped  []string `json:",omitempty"`
+	}
+	nvccPTX, err := emubench.CompileNVCC(ctx, dir)
+	if errors.Is(err, emubench.ErrNoCompiler) {
+		out.Skipped = append(out.Skipped, "nvcc rows: nvcc is not on PATH")
+	} else if err != nil {
+		return err
+	}
+	nativeBin, err := emubench.BuildNative(ctx, dir)
+	if errors.Is(err, emubench.ErrNoCompiler) {
+		out.Skipped = append(out.Skipped, "native rows: "+err.Error())
+	} else if err != nil {
+		return err
+	}
+	// clang's and nvcc's builds of a kernel run one after the other at
+	// each worker count, so that both see the same load
+	workers := []int{1}
+	if runtime.GOMAXPROCS(0) > 1 {
+		workers = append(workers, runtime.GOMAXPROCS(0))
+	}
+	for _, k := range emubench.Kernels {
+		for _, w := range workers {
 			r, err := emubench.Run(k, w, *d)
 			if err != nil {
 				return err
 			}
-			res = append(res, r)
-			if w == 1 && runtime.GOMAXPROCS(0) == 1 {
-				break
+			out.Emulator = append(out.Emulator, r)
+			if src, ok := nvccPTX[k]; ok {
+				if r, err = emubench.RunPTX(k, src, w, *d); err != nil {
+					return err
+				}
+				out.Emulator = append(out.Emulator, r)
 			}
+		}
+		if nativeBin != "" {
+			r, err := emubench.RunNative(ctx, nativeBin, k, *d)
+			if err != nil {
+				return err
+			}
+			out.Native = append(out.Native, r)
 		}
 	}
 	if *asJSON {
-		return printJSON(res)
+		return printJSON(out)
 	}
+	printEmu(out.Emulator, out.Native, out.Skipped)
+	return nil
+}
+
+// printEmu prints kerf bench emu's tables: the interpreter's rates, then
+// each kernel's single-worker launch time by compiler against the same
+// kernel compiled for the CPU.
+func printEmu(emu []emubench.Result, native []emubench.NativeResult, skipped []string) {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KERNEL\tWORKERS\tLAUNCHES\tTHREAD-INSTR/S\tPER WORKER\tTARGET (matmul, per core)")
-	for _, r := range res {
+	fmt.Fprintln(tw, "KERNEL\tPTX BY\tWORKERS\tLAUNCHES\tLAUNCH\tTHREAD-INSTR/S\tPER WORKER\tTARGET (matmul, per core)")
+	for _, r := range emu {
 		target := "-"
 		if r.Kernel == "matmul" {
 			target = fmt.Sprintf("≥ 200M: %v", r.PerWorker >= 200e6)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0fM\t%.0fM\t%s\n", r.Kernel, r.Workers, r.Launches, r.ThreadInstrPerSec/1e6, r.PerWorker/1e6, target)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%v\t%.0fM\t%.0fM\t%s\n", r.Kernel, r.Compiler, r.Workers, r.Launches, r.LaunchTime.Round(time.Microsecond), r.ThreadInstrPerSec/1e6, r.PerWorker/1e6, target)
 	}
-	return tw.Flush()
+	tw.Flush()
+	fmt.Println()
+	oneWorker := func(k, compiler string) (emubench.Result, bool) {
+		for _, r := range emu {
+			if r.Kernel == k && r.Compiler == compiler && r.Workers == 1 {
+				return r, true
+			}
+		}
+		return emubench.Result{}, false
+	}
+	tw = tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FASTEST LAUNCH, 1 CORE\tCLANG PTX\tNVCC PTX\tNVCC/CLANG SPEED (≥ 1.0)\tNATIVE (gcc -O2)\tEMULATOR SLOWDOWN (clang / nvcc)")
+	for _, k := range emubench.Kernels {
+		c, _ := oneWorker(k, "clang")
+		row := []string{k, c.FastestLaunch.Round(time.Microsecond).String(), "-", "-", "-", "-"}
+		n, haveNVCC := oneWorker(k, "nvcc")
+		if haveNVCC {
+			ratio := c.FastestLaunch.Seconds() / n.FastestLaunch.Seconds()
+			row[2] = n.FastestLaunch.Round(time.Microsecond).String()
+			row[3] = fmt.Sprintf("%.2f: %v", ratio, ratio >= 1.0)
+		}
+		for _, nr := range native {
+			if nr.Kernel != k {
+				continue
+			}
+			row[4] = nr.FastestLaunch.Round(time.Microsecond).String()
+			row[5] = fmt.Sprintf("%.0f×", c.FastestLaunch.Seconds()/nr.FastestLaunch.Seconds())
+			if haveNVCC {
+				row[5] += fmt.Sprintf(" / %.0f×", n.FastestLaunch.Seconds()/nr.FastestLaunch.Seconds())
+			}
+		}
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
+	}
+	tw.Flush()
+	for _, s := range skipped {
+		fmt.Println("skipped", s)
+	}
 }
 
 func benchIntercept(args []string) error {

@@ -28,6 +28,8 @@ type Context struct {
 
 	q *gpu.Quota // the tenant's limit and what its allocations and globals take
 
+	printf printfFIFO // what the context's kernels print, until taken
+
 	mu      sync.Mutex
 	closed  bool
 	allocs  map[uint64]*allocation // MemAlloc results by base
@@ -54,6 +56,7 @@ func newContext(b *Backend, d *device, limit uint64) *Context {
 		stop:    make(chan struct{}),
 	}
 	c.def = &Stream{c: c, legacy: true}
+	c.printf.size = DefaultPrintfFIFOSize
 	return c
 }
 

@@ -409,7 +409,7 @@ func (c *Context) Launch(f gpu.Function, cfg abi.LaunchConfig, params []byte, s 
 			MaxBlockInstructions: c.dev.cfg.MaxBlockInstructions,
 			MaxGridInstructions:  c.dev.cfg.MaxLaunchInstructions,
 			Stop:                 c.stop,
-			Output:               c.dev.cfg.PrintfOutput,
+			Output:               c.printfOutput(),
 		}
 		return func() error { return c.runKernel(fn, l) }, nil
 	})

@@ -31,12 +31,13 @@ const (
 	GPUs                      // server → client: the tenant's GPUs and their free capacity
 	Query                     // client → server on a status stream: describe the lease again
 	Status                    // server → client: the lease's slices and processes
+	Printf                    // server → client: device printf output, before a synchronising call's reply
 	numTypes
 )
 
 var typeNames = [...]string{Hello: "hello", HelloAck: "hello-ack", Call: "call", Reply: "reply", Data: "data",
 	ShmData: "shm-data", Error: "error", Allocate: "allocate", Allocated: "allocated",
-	ListGPUs: "list-gpus", GPUs: "gpus", Query: "query", Status: "status"}
+	ListGPUs: "list-gpus", GPUs: "gpus", Query: "query", Status: "status", Printf: "printf"}
 
 func (t Type) String() string {
 	if t > 0 && t < numTypes {
