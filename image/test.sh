@@ -125,7 +125,7 @@ signal='[{"bn":"urn:dev:cam-07:","n":"queue_depth","u":"count","v":120}]'
 mqtt_pub() { mosquitto_pub -h 127.0.0.1 -p "$mqtt" --cafile "$run/broker.pem" --insecure -q 1 -t edge/v1/default/kerf/load/cam-07 -m "$signal" "$@"; }
 mqtt_pub 2>/dev/null && die "the broker took a device without a login"
 step "a device added with kerf devices add (the API pinned by fingerprint)"
-KERF_API=$api_url KERF_API_FINGERPRINT=sha256:$(printf '%064d' 0) KERF_ADMIN_TOKEN=$admin "$top/bin/kerf" devices list >/dev/null 2>&1 &&
+KERF_API=$api_url KERF_API_FINGERPRINT=sha256:$(printf '%063d1' 0) KERF_ADMIN_TOKEN=$admin "$top/bin/kerf" devices list >/dev/null 2>&1 &&
 	die "kerf trusted an operator API certificate with another fingerprint"
 added=$(KERF_API=$api_url KERF_API_FINGERPRINT=$api_fp KERF_ADMIN_TOKEN=$admin "$top/bin/kerf" devices add cam-07) || die "kerf devices add failed"
 password=$(echo "$added" | sed -nE 's/^password (.*)$/\1/p')
