@@ -51,6 +51,8 @@ type Appliance struct {
 	quicLn *transport.QUICListener
 	unixLn *net.UnixListener
 	httpLn *httpListener
+	// httpTLS: the operator listener speaks TLS (it is beyond loopback).
+	httpTLS bool
 
 	closeOnce sync.Once
 }
@@ -229,6 +231,15 @@ func (a *Appliance) listen(cert tlsCert) error {
 			return fmt.Errorf("HTTP listener on %s: %w", a.cfg.Listen.HTTP, err)
 		}
 		a.httpLn = newHTTPListener(ln, a.budget, a.log)
+		cert, fp, ok, err := a.cfg.HTTPCert()
+		if err != nil {
+			return err
+		}
+		if ok {
+			a.httpTLS = true
+			a.httpLn.Listener = serveTLS(a.httpLn.Listener, cert)
+			a.log.Info("operator API: TLS beyond loopback", "fingerprint", fp.String(), "pinned", a.cfg.APIFingerprintPath())
+		}
 	}
 	return nil
 }
@@ -340,7 +351,11 @@ func (a *Appliance) Run(ctx context.Context) error {
 	if a.httpLn != nil {
 		// The page takes the admin token after '#'; the log names its
 		// file, never the token.
-		a.log.Info("web page", "url", "http://"+reachable(a.HTTPAddr())+"/#token=ADMIN_TOKEN", "adminToken", a.cfg.AdminTokenPath())
+		scheme := "http://"
+		if a.httpTLS {
+			scheme = "https://"
+		}
+		a.log.Info("web page", "url", scheme+reachable(a.HTTPAddr())+"/#token=ADMIN_TOKEN", "adminToken", a.cfg.AdminTokenPath())
 	}
 	a.log.Info("connection limits", "descriptors", a.budget.descriptors, "unauthenticated", a.budget.tenant.Unauthenticated,
 		"unauthenticatedPerPeer", a.budget.tenant.PerPeer, "http", a.budget.http, "httpPerPeer", a.budget.httpPerPeer)

@@ -305,7 +305,10 @@ func brokerAuth(cfg BrokerConfig, natsHost, mqttHost string) (*server.Options, B
 	if cfg.AnonymousOnLoopback && (isLoopback(natsHost) || isLoopback(mqttHost)) {
 		// Nobody can log in as it by name: its password is random.
 		opts.Users = append(opts.Users, &server.User{Username: anonymousUser, Password: rand.Text(), Account: acc, Permissions: devicePermissions("")})
-		if isLoopback(natsHost) {
+		// nats-server's MQTT listener falls back to the NATS listener's
+		// no-auth user when it has none of its own: with MQTT beyond
+		// loopback, NATS on loopback takes no anonymous device either.
+		if isLoopback(natsHost) && isLoopback(mqttHost) {
 			opts.NoAuthUser = anonymousUser
 		}
 		if isLoopback(mqttHost) {

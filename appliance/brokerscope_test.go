@@ -194,10 +194,18 @@ func TestBrokerTLSBeyondLoopback(t *testing.T) {
 
 // kerfd's own subscription reaches a broker whose listeners are beyond
 // loopback, over TLS, and a device's signal drives a decision.
+// With NATS on loopback (plain) and MQTT beyond it (TLS), kerfd's own
+// subscription over NATS speaks plain NATS.
 func TestStartIngestWithTLS(t *testing.T) {
+	for _, natsListen := range []string{"0.0.0.0:0", "127.0.0.1:0"} {
+		t.Run("nats="+natsListen, func(t *testing.T) { testStartIngestWithTLS(t, natsListen) })
+	}
+}
+
+func testStartIngestWithTLS(t *testing.T, natsListen string) {
 	dir := t.TempDir()
 	cfg, err := LoadConfig("", []string{"KERF_STATE_DIR=" + dir, "KERF_INGEST__SITE=plant-1", "KERF_INGEST__NODE=n", "KERF_INGEST__TICK=50ms",
-		"KERF_INGEST__BROKER__EMBEDDED__NATS_LISTEN=0.0.0.0:0", "KERF_INGEST__BROKER__EMBEDDED__MQTT_LISTEN=0.0.0.0:0"})
+		"KERF_INGEST__BROKER__EMBEDDED__NATS_LISTEN=" + natsListen, "KERF_INGEST__BROKER__EMBEDDED__MQTT_LISTEN=0.0.0.0:0"})
 	if err != nil {
 		t.Fatal(err)
 	}

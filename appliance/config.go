@@ -28,10 +28,12 @@ var defaultsYAML []byte
 type Config struct {
 	StateDir string `koanf:"state_dir"`
 	Listen   struct {
-		QUIC   string       `koanf:"quic"`
-		Unix   string       `koanf:"unix"`
-		HTTP   string       `koanf:"http"`
-		Limits ListenLimits `koanf:"limits"`
+		QUIC string `koanf:"quic"`
+		Unix string `koanf:"unix"`
+		HTTP string `koanf:"http"`
+		// HTTPTLS is the operator listener's key pair beyond loopback.
+		HTTPTLS HTTPTLSConfig `koanf:"http_tls"`
+		Limits  ListenLimits  `koanf:"limits"`
 	} `koanf:"listen"`
 	GPU struct {
 		Backend string `koanf:"backend"`
@@ -210,6 +212,9 @@ func (c *Config) validate() error {
 		}
 	}
 	errs = append(errs, c.Listen.Limits.validate()...)
+	if err := c.validateHTTPTLS(); err != nil {
+		errs = append(errs, err)
+	}
 	errs = append(errs, c.validateIngest()...)
 	return errors.Join(errs...)
 }

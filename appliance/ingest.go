@@ -2,8 +2,10 @@ package appliance
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/kerf-edge/kerf/ingest"
@@ -43,8 +45,12 @@ func StartIngest(cfg Config, a ingest.Applier, log *slog.Logger) (*Ingest, error
 			return nil, err
 		}
 		k := b.KerfdLogin()
+		var tc *tls.Config // the NATS listener speaks TLS only beyond loopback
+		if strings.HasPrefix(b.ClientURL(), "tls://") {
+			tc = b.ClientTLS()
+		}
 		s, err := ingest.SubscribeNATS(ingest.NATSOptions{URL: b.ClientURL(), Name: "kerfd", Username: k.Name,
-			Password: k.Password, TLS: b.ClientTLS(), Status: status, Log: log}, p)
+			Password: k.Password, TLS: tc, Status: status, Log: log}, p)
 		if err != nil {
 			b.Shutdown()
 			return nil, err

@@ -14,6 +14,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(syscallProbeEnv) != "" {
 		os.Exit(runSyscallProbe())
 	}
+	if os.Getenv(capProbeEnv) != "" {
+		os.Exit(runCapProbe())
+	}
 	if path := os.Getenv(probeEnv); path != "" {
 		os.Exit(runReadProbe(path))
 	}

@@ -207,12 +207,16 @@ func applyLimits(limits []workerLimit) error {
 
 // confineSelf is what a worker sets on itself before it reads its spec:
 // no descriptor beyond those worker.go lists that kerfd leaked (one
-// opened without close-on-exec by a C library), no new privileges for it
+// opened without close-on-exec by a C library), no capabilities (kerfd's
+// ambient ones would pass exec), no new privileges for it
 // or anything it runs (PR_SET_NO_NEW_PRIVS), not dumpable, so that
 // another worker of the same user cannot attach to it or read its
 // memory, and a filter of system calls it never makes.
 func confineSelf() error {
 	if err := closeInherited(fdShm + 1); err != nil {
+		return err
+	}
+	if err := dropCapabilities(); err != nil {
 		return err
 	}
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
@@ -222,6 +226,23 @@ func confineSelf() error {
 		return fmt.Errorf("dumpable: %w", err)
 	}
 	return seccomp.LoadFilter(workerSyscallFilter)
+}
+
+// dropCapabilities empties this process's ambient, inheritable,
+// permitted and effective capabilities. A kerfd given CAP_SETUID and
+// CAP_SETGID as ambient capabilities (the image's unit) passes them
+// through exec to a worker that is not root; kept, they would let the
+// worker switch back to kerfd's user and read the state directory.
+func dropCapabilities() error {
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
+		return fmt.Errorf("clearing ambient capabilities: %w", err)
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var none [2]unix.CapUserData
+	if err := unix.Capset(&hdr, &none[0]); err != nil {
+		return fmt.Errorf("dropping capabilities: %w", err)
+	}
+	return nil
 }
 
 // workerSyscallFilter refuses (EPERM), on every thread, the system calls

@@ -232,3 +232,52 @@ func TestWorkerSyscallFilter(t *testing.T) {
 		t.Fatalf("probe: %v\n%s", err, out)
 	}
 }
+
+// capProbeEnv makes the test binary check that it holds CAP_SETUID,
+// confine itself as a worker does, and then try to become root; it exits
+// 0 when the capabilities were gone and setuid refused (TestMain).
+const capProbeEnv = "APPLIANCE_TEST_CAP_PROBE"
+
+func runCapProbe() int {
+	if !canSetUser() {
+		fmt.Fprintln(os.Stderr, "the probe started without CAP_SETUID and CAP_SETGID")
+		return 6
+	}
+	if err := confineSelf(); err != nil {
+		fmt.Fprintln(os.Stderr, "confine:", err)
+		return 5
+	}
+	if canSetUser() {
+		fmt.Fprintln(os.Stderr, "CAP_SETUID and CAP_SETGID are still effective")
+		return 4
+	}
+	// The raw call, on this thread alone: the C library aborts the
+	// process when a set*id call fails on some threads.
+	if _, _, e := syscall.RawSyscall(syscall.SYS_SETUID, 0, 0, 0); !errors.Is(errnoErr(e), syscall.EPERM) {
+		err := errnoErr(e)
+		fmt.Fprintf(os.Stderr, "setuid(0): %v, want EPERM\n", err)
+		return 4
+	}
+	return 0
+}
+
+// A kerfd that may change user through ambient CAP_SETUID and CAP_SETGID
+// (the image's unit) passes them through exec to its workers, which are
+// not root; a worker drops them before it reads its spec, so it cannot
+// switch back to kerfd's user. Needs root, to start the probe so.
+func TestWorkerDropsCapabilities(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to start a process with ambient capabilities")
+	}
+	openToOthers(t, os.Args[0])
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = []string{capProbeEnv + "=1"}
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Credential:  &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}},
+		AmbientCaps: []uintptr{unix.CAP_SETUID, unix.CAP_SETGID},
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("a worker with ambient CAP_SETUID and CAP_SETGID: %v\n%s", err, out)
+	}
+}

@@ -4,6 +4,8 @@
 #   root-a  minbase Debian with systemd and networking, kerfd, kerf, the shim
 #   root-b  empty, reserved for A/B updates
 #   var     kerfd's state: keys, tokens, store, broker data
+# kerfd runs as user kerf; tenant workers as kerf-worker, which cannot read
+# the state (tenants.worker.user in rootfs/etc/kerf/kerfd.yaml).
 # No Docker and no loop mounts: mmdebstrap into a directory, mke2fs -d,
 # mkfs.vfat -C and mcopy, sfdisk, and dd into place. Needs root (for
 # mmdebstrap's root mode) and: mmdebstrap mke2fs mkfs.vfat mcopy sfdisk.
@@ -56,6 +58,7 @@ echo "image: root file system ($suite, $kernel)"
 mmdebstrap --mode=root --variant=minbase \
 	--include="systemd,systemd-sysv,udev,dbus,kmod,iproute2,ca-certificates,$kernel,initramfs-tools,e2fsprogs,systemd-boot-efi" \
 	--customize-hook='useradd --root "$1" --system --user-group --home-dir /var/lib/kerf --shell /usr/sbin/nologin kerf' \
+	--customize-hook='useradd --root "$1" --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin kerf-worker' \
 	"$suite" "$root" "deb $mirror $suite main" >"$work/mmdebstrap.log" 2>&1 ||
 	{ tail -20 "$work/mmdebstrap.log"; die "mmdebstrap failed (log: $work/mmdebstrap.log)"; }
 

@@ -202,6 +202,16 @@ func initCmd(args []string, out io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(out, "kerfd certificate fingerprint: %s\n", fp)
+	if bfp, ok, err := cfg.BrokerFingerprint(); err != nil {
+		return err
+	} else if ok {
+		fmt.Fprintf(out, "broker certificate fingerprint: %s\n", bfp)
+	}
+	if _, afp, ok, err := cfg.HTTPCert(); err != nil {
+		return err
+	} else if ok {
+		fmt.Fprintf(out, "operator API certificate fingerprint: %s (https; kept in %s for kerf)\n", afp, cfg.APIFingerprintPath())
+	}
 	if path == "" {
 		fmt.Fprintln(out, "already initialised; no new token issued")
 		return nil

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/kerf-edge/kerf/auth"
+	"github.com/kerf-edge/kerf/transport"
 )
 
 // stateDir points kerfd's configuration at a fresh state directory.
@@ -95,5 +96,45 @@ func TestInitPrintsNoTenantToken(t *testing.T) {
 	out, err = kerfd(t, "init")
 	if err != nil || strings.Contains(out, b.Token) || strings.Contains(out, strings.TrimSpace(string(admin))) {
 		t.Fatalf("second init: %v\n%s", err, out)
+	}
+}
+
+// With the operator API and the broker beyond loopback (as on the image),
+// `kerfd init` prints both certificates' fingerprints next to kerfd's,
+// each the one its listener will serve, and keeps the API's for kerf.
+func TestInitPrintsListenerFingerprints(t *testing.T) {
+	dir := stateDir(t)
+	t.Setenv("KERF_LISTEN__HTTP", "0.0.0.0:7080")
+	t.Setenv("KERF_INGEST__BROKER__EMBEDDED__MQTT_LISTEN", "0.0.0.0:1883")
+	out, err := kerfd(t, "init")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ line, certDir string }{
+		{"broker certificate fingerprint: ", "broker-tls"},
+		{"operator API certificate fingerprint: ", "http-tls"},
+	} {
+		_, fp, err := transport.LoadOrCreateCert(filepath.Join(dir, c.certDir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out, c.line+fp.String()) {
+			t.Errorf("init does not print %s%s:\n%s", c.line, fp, out)
+		}
+	}
+	kept, err := os.ReadFile(filepath.Join(dir, "api-fingerprint"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, strings.TrimSpace(string(kept))) {
+		t.Errorf("api-fingerprint %q is not the printed one:\n%s", kept, out)
+	}
+
+	// On loopback (make run), neither speaks TLS and init says nothing of them.
+	stateDir(t)
+	t.Setenv("KERF_LISTEN__HTTP", "127.0.0.1:7080")
+	t.Setenv("KERF_INGEST__BROKER__EMBEDDED__MQTT_LISTEN", "127.0.0.1:1883")
+	if out, err = kerfd(t, "init"); err != nil || strings.Contains(out, "broker certificate") || strings.Contains(out, "operator API certificate") {
+		t.Fatalf("init on loopback: %v\n%s", err, out)
 	}
 }

@@ -25,7 +25,10 @@ const (
 	Token      = "KERF_TOKEN"       // the older name of Bundle for `kerf run` and `kerf info`; still honoured
 	API        = "KERF_API"         // the operator REST API's base URL
 	AdminToken = "KERF_ADMIN_TOKEN" // the operator's bearer token
-	CPUProfile = "KERF_CPUPROFILE"  // a benchmark's CPU profile output
+	// APIFingerprint pins the operator API's certificate (sha256:…) when
+	// KERF_API is https://.
+	APIFingerprint = "KERF_API_FINGERPRINT"
+	CPUProfile     = "KERF_CPUPROFILE" // a benchmark's CPU profile output
 	// LeaseDir holds the files of leases `kerf request` holds (default:
 	// $XDG_RUNTIME_DIR/kerf/leases, else ~/.kerf/leases).
 	LeaseDir = "KERF_LEASE_DIR"

@@ -44,7 +44,8 @@ const CLIUsage = `  kerf profiles list                          stored slicing p
   kerf devices list                           device logins added through the API
   kerf devices remove NAME                    remove a device login; the device is disconnected
   (the API is $KERF_API, default http://127.0.0.1:7080; the admin token is $KERF_ADMIN_TOKEN,
-  else the file kerfd copies to ~/.config/kerf/admin-token, else state/admin-token)
+  else the file kerfd copies to ~/.config/kerf/admin-token, else state/admin-token; an https:// API
+  is pinned by $KERF_API_FINGERPRINT, else the api-fingerprint file kerfd keeps next to the admin token)
 `
 
 // subcommand is one operator command: its flags, and what it does with

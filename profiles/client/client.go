@@ -3,6 +3,10 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -40,7 +44,80 @@ func New(base, token string) *Client {
 	if token == "" {
 		token, missing = FindAdminToken()
 	}
-	return &Client{BaseURL: strings.TrimRight(base, "/"), Token: token, HTTP: &http.Client{Timeout: 60 * time.Second}, missing: missing}
+	c := &Client{BaseURL: strings.TrimRight(base, "/"), Token: token, HTTP: &http.Client{Timeout: 60 * time.Second}, missing: missing}
+	if strings.HasPrefix(c.BaseURL, "https://") {
+		fp, err := FindAPIFingerprint()
+		if err != nil {
+			c.missing = err
+		} else if !fp.IsZero() {
+			c.HTTP.Transport = PinnedTransport(fp)
+		}
+	}
+	return c
+}
+
+// APIFingerprint is the SHA-256 of the operator API certificate's DER
+// encoding, written sha256:<64 hex digits> as kerfd prints it.
+type APIFingerprint [32]byte
+
+func (f APIFingerprint) String() string { return "sha256:" + hex.EncodeToString(f[:]) }
+
+// IsZero reports whether f is unset.
+func (f APIFingerprint) IsZero() bool { return f == APIFingerprint{} }
+
+// ParseAPIFingerprint parses "sha256:<64 hex digits>" (the prefix is optional).
+func ParseAPIFingerprint(s string) (APIFingerprint, error) {
+	var f APIFingerprint
+	b, err := hex.DecodeString(strings.TrimPrefix(strings.TrimSpace(s), "sha256:"))
+	if err != nil || len(b) != len(f) {
+		return f, fmt.Errorf("bad certificate fingerprint %q: want sha256:<64 hex digits>", s)
+	}
+	copy(f[:], b)
+	return f, nil
+}
+
+// FindAPIFingerprint is the operator API certificate's fingerprint to pin
+// for an https:// API: $KERF_API_FINGERPRINT, else the first api-fingerprint
+// file kerfd keeps next to an admin token (AdminTokenPaths' directories).
+// Zero when there is none: the certificate must then chain to a root the
+// system trusts.
+func FindAPIFingerprint() (APIFingerprint, error) {
+	if s := os.Getenv(kerfenv.APIFingerprint); s != "" {
+		fp, err := ParseAPIFingerprint(s)
+		if err != nil {
+			return fp, fmt.Errorf("$%s: %w", kerfenv.APIFingerprint, err)
+		}
+		return fp, nil
+	}
+	for _, p := range AdminTokenPaths() {
+		p = filepath.Join(filepath.Dir(p), "api-fingerprint")
+		if b, err := os.ReadFile(p); err == nil {
+			fp, err := ParseAPIFingerprint(string(b))
+			if err != nil {
+				return fp, fmt.Errorf("%s: %w", p, err)
+			}
+			return fp, nil
+		}
+	}
+	return APIFingerprint{}, nil
+}
+
+// PinnedTransport trusts the one certificate whose fingerprint is fp,
+// whatever name the API is dialled by (a self-signed certificate names no
+// address).
+func PinnedTransport(fp APIFingerprint) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		InsecureSkipVerify: true, // the fingerprint below is the check
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) == 0 || APIFingerprint(sha256.Sum256(raw[0])) != fp {
+				return fmt.Errorf("the operator API's certificate is not %s ($%s)", fp, kerfenv.APIFingerprint)
+			}
+			return nil
+		},
+	}
+	return t
 }
 
 // AdminTokenPaths are the files FindAdminToken reads, in order: kerfd's

@@ -2,11 +2,14 @@ package client
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -99,5 +102,59 @@ func TestLinksNoServerDependencies(t *testing.T) {
 		if d == "github.com/kerf-edge/kerf/profiles" || slices.ContainsFunc(server, func(p string) bool { return strings.HasPrefix(d, p) }) {
 			t.Errorf("links %s", d)
 		}
+	}
+}
+
+// An https:// API is pinned by its certificate's fingerprint, from
+// $KERF_API_FINGERPRINT or the api-fingerprint file kerfd keeps next to
+// the admin token: the right one is let through, a wrong one refused
+// before the admin token is sent.
+func TestHTTPSPinsTheFingerprint(t *testing.T) {
+	var sawToken bool
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sawToken = sawToken || r.Header.Get("Authorization") != ""
+		io.WriteString(w, `[{"name":"whole","slices":[]}]`)
+	}))
+	defer srv.Close()
+	right := APIFingerprint(sha256.Sum256(srv.Certificate().Raw)).String()
+	wrong := APIFingerprint(sha256.Sum256([]byte("another certificate"))).String()
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	t.Chdir(t.TempDir())
+	ctx := context.Background()
+
+	t.Setenv(kerfenv.APIFingerprint, wrong)
+	if _, err := New(srv.URL, "kerfadm_x").Profiles(ctx); err == nil || !strings.Contains(err.Error(), "certificate is not "+wrong) {
+		t.Fatalf("a wrong fingerprint: %v", err)
+	}
+	if sawToken {
+		t.Fatal("the admin token went to a server with the wrong certificate")
+	}
+	t.Setenv(kerfenv.APIFingerprint, right)
+	if p, err := New(srv.URL, "kerfadm_x").Profiles(ctx); err != nil || len(p) != 1 || p[0].Name != "whole" {
+		t.Fatalf("the right fingerprint: %v, %v", p, err)
+	}
+
+	// From the file in ./state, where kerfd's defaults keep it.
+	t.Setenv(kerfenv.APIFingerprint, "")
+	if err := os.MkdirAll("state", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		fp string
+		ok bool
+	}{{wrong, false}, {right, true}} {
+		if err := os.WriteFile(filepath.Join("state", "api-fingerprint"), []byte(c.fp+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := New(srv.URL, "kerfadm_x").Profiles(ctx); (err == nil) != c.ok {
+			t.Errorf("api-fingerprint %s: err %v, want ok %v", c.fp, err, c.ok)
+		}
+	}
+
+	// With no fingerprint anywhere the system's roots decide: the test
+	// server's certificate is not among them.
+	os.Remove(filepath.Join("state", "api-fingerprint"))
+	if _, err := New(srv.URL, "kerfadm_x").Profiles(ctx); err == nil {
+		t.Fatal("an unpinned self-signed certificate was trusted")
 	}
 }
