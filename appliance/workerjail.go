@@ -228,11 +228,14 @@ func confineSelf() error {
 	return seccomp.LoadFilter(workerSyscallFilter)
 }
 
-// dropCapabilities empties this process's ambient, inheritable,
+// dropCapabilities empties the calling thread's ambient, inheritable,
 // permitted and effective capabilities. A kerfd given CAP_SETUID and
 // CAP_SETGID as ambient capabilities (the image's unit) passes them
 // through exec to a worker that is not root; kept, they would let the
 // worker switch back to kerfd's user and read the state directory.
+// Capabilities belong to each thread, and the Go runtime has started
+// others by now: the syscall filter refuses the set*id and capset calls
+// on every thread, which is what keeps the worker's user its own.
 func dropCapabilities() error {
 	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
 		return fmt.Errorf("clearing ambient capabilities: %w", err)
@@ -248,8 +251,8 @@ func dropCapabilities() error {
 // workerSyscallFilter refuses (EPERM), on every thread, the system calls
 // a worker never makes and an attacker in one would: reaching into other
 // processes (ptrace, process_vm_*), namespaces and mounts, kernel modules,
-// kexec and eBPF, keyrings, perf events, userfaultfd, file handles, and
-// the clock, host name and swap. Everything else is allowed: the Go
+// kexec and eBPF, keyrings, perf events, userfaultfd, file handles, the
+// clock, host name and swap, and changing user or capabilities. Everything else is allowed: the Go
 // runtime, the emulator and the CUDA driver need no list of what they
 // use.
 var workerSyscallFilter = seccomp.Filter{
@@ -267,6 +270,10 @@ var workerSyscallFilter = seccomp.Filter{
 				"open_by_handle_at", "name_to_handle_at", "acct", "quotactl",
 				"settimeofday", "clock_settime", "adjtimex", "sethostname", "setdomainname",
 				"reboot", "swapon", "swapoff",
+				// Changing user or capabilities: a worker keeps the
+				// identity it started with, on every thread.
+				"setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid",
+				"setfsuid", "setfsgid", "setgroups", "capset",
 			},
 		}},
 	},
