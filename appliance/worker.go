@@ -105,6 +105,8 @@ func runWorker() error {
 			switch m := m.(type) {
 			case grantMsg:
 				gate.granted(m)
+			case yieldMsg:
+				gate.yield(m)
 			case reservedMsg:
 				leaseMem.reserved(m)
 			case setMemLimitMsg:
