@@ -57,6 +57,7 @@ type heldGrant struct {
 	used     time.Duration // what kernels took
 	reported time.Duration // what renewals already charged
 	renewing bool
+	answered chan struct{} // closed when a renewal is answered
 	yielded  bool
 }
 
@@ -75,7 +76,10 @@ func (g *shareGate) granted(m grantMsg) {
 		if c.renewing && !c.yielded {
 			c.budget = c.reported + m.Budget
 		}
-		c.renewing = false
+		g.answerLocked(c)
+		if c.used >= c.budget && g.inflight == 0 {
+			g.giveBackLocked()
+		}
 		g.mu.Unlock()
 		return
 	}
@@ -103,6 +107,7 @@ func (g *shareGate) yield(m yieldMsg) {
 	}
 	c.yielded = true
 	c.budget = min(c.budget, c.used+m.Budget)
+	g.answerLocked(c)
 	if g.inflight == 0 || c.used >= c.budget {
 		g.giveBackLocked()
 	}
@@ -117,6 +122,19 @@ func (g *shareGate) Enter() func(time.Duration) {
 		g.idle.Stop()
 	}
 	g.inflight++
+	// Spent with a renewal on its way: wait for the answer rather than
+	// give the grant back and ask again.
+	for c := g.cur; c != nil && c.used >= c.budget && c.renewing; c = g.cur {
+		g.mu.Unlock()
+		select {
+		case <-c.answered:
+		case <-time.After(gateWait):
+			g.mu.Lock()
+			g.answerLocked(c)
+			g.mu.Unlock()
+		}
+		g.mu.Lock()
+	}
 	if g.cur != nil && g.cur.used < g.cur.budget {
 		g.mu.Unlock()
 		return g.done
@@ -164,12 +182,13 @@ func (g *shareGate) done(d time.Duration) {
 		return
 	}
 	c.used += d
-	if c.used >= c.budget {
+	if c.used >= c.budget && !c.renewing {
 		g.giveBackLocked()
 		return
 	}
 	if !c.renewing && !c.yielded && 2*c.used >= c.budget {
 		c.renewing = true
+		c.answered = make(chan struct{})
 		g.send(renewMsg{Grant: c.id, Used: c.used - c.reported})
 		c.reported = c.used
 	}
@@ -187,6 +206,14 @@ func (g *shareGate) done(d time.Duration) {
 			g.giveBackLocked()
 		}
 	})
+}
+
+// answerLocked ends c's renewal, if one is on its way.
+func (g *shareGate) answerLocked(c *heldGrant) {
+	if c.renewing {
+		c.renewing = false
+		close(c.answered)
+	}
 }
 
 func (g *shareGate) giveBackLocked() {

@@ -61,8 +61,12 @@ func (k *gateKerfd) gate(t *testing.T, client string, share float64) *shareGate 
 				if !ok {
 					continue
 				}
-				if gr, ok, err := k.ar.Renew(gr, m.Used); err == nil && ok {
+				switch gr, ok, err := k.ar.Renew(gr, m.Used); {
+				case err != nil:
+				case ok:
 					g.granted(grantMsg{ID: gr.ID, Budget: gr.Budget})
+				default:
+					g.yield(yieldMsg{Grant: gr.ID, Budget: gr.Budget})
 				}
 			case usedMsg:
 				mu.Lock()

@@ -506,7 +506,8 @@ func (w *worker) tell(m ctlMsg) {
 }
 
 // renew charges the GPU time spent so far under a grant and, while no one
-// waits for the GPU, extends it in place.
+// waits for the GPU, extends it in place; otherwise the worker is told to
+// yield, with what is left of the grant.
 func (w *worker) renew(m renewMsg) {
 	w.mu.Lock()
 	g, ok := w.grants[m.Grant]
@@ -515,7 +516,11 @@ func (w *worker) renew(m renewMsg) {
 		return
 	}
 	g, extended, err := w.ar.Renew(g, m.Used)
-	if err != nil || !extended {
+	if err != nil {
+		return
+	}
+	if !extended {
+		w.tell(yieldMsg{Grant: g.ID, Budget: g.Budget})
 		return
 	}
 	w.mu.Lock()

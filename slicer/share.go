@@ -309,8 +309,8 @@ func (a *Arbiter) Report(g Grant, used time.Duration) error {
 // Renew charges used, the GPU time spent under g since it was issued or
 // last renewed, and, while nobody waits for the GPU, extends g in place:
 // the Grant returned has a fresh budget from now and ok is true. With
-// others waiting, g keeps what is left of its budget, ok is false, and
-// the holder reports it as usual once that is spent.
+// others waiting, ok is false and the Grant returned has what is left of
+// its budget from now; the holder reports it as usual once that is spent.
 func (a *Arbiter) Renew(g Grant, used time.Duration) (Grant, bool, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -323,7 +323,10 @@ func (a *Arbiter) Renew(g Grant, used time.Duration) (Grant, bool, error) {
 	c.used += used
 	c.pass += used.Seconds() / c.share
 	if len(a.waiting) > 0 || c.yielded {
-		return *c.holding, false, nil
+		left := *c.holding
+		left.Budget = max(left.Issued.Add(left.Budget).Sub(c.seen), 0)
+		left.Issued = c.seen
+		return left, false, nil
 	}
 	c.holding.Budget = max(a.budget(c), a.cfg.MinGrant)
 	c.holding.Issued = c.seen
