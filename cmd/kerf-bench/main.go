@@ -259,6 +259,7 @@ func benchSlicer(args []string, demo bool) error {
 	tenants := fs.Int("tenants", 20, "live tenants")
 	rounds := fs.Int("rounds", 10, "passes over the profile cycle")
 	cycle := fs.String("profiles", "uniform-20,uniform-10,mixed-2x25-5x10", "the profile cycle, comma-separated; the first is the starting layout (uniform-20,uniform-20 measures the benchmark's own floor)")
+	compare := fs.Bool("compare", true, "then the same run with compute shares unenforced, for the cost of enforcement")
 	if demo {
 		*tenants, *rounds = 4, 1
 	}
@@ -282,8 +283,21 @@ func benchSlicer(args []string, demo bool) error {
 	if err != nil {
 		return err
 	}
+	if *compare && !demo {
+		o.Unenforced = true
+		off, err := kerfdbench.RunSlicer(ctx, o)
+		if err != nil {
+			return err
+		}
+		res.Unenforced = &off
+	}
 	if *asJSON {
 		return printJSON(res)
+	}
+	if off := res.Unenforced; off != nil {
+		defer fmt.Printf("shares enforced/unenforced: tenant calls %d / %d (%.2f×, goal ≥ 0.95), steady round p99 %.2f / %.2f ms (%.2f×, goal ≤ 1.10)\n",
+			res.TenantCalls, off.TenantCalls, float64(res.TenantCalls)/float64(max(off.TenantCalls, 1)),
+			res.SteadyP99Ms, off.SteadyP99Ms, res.SteadyP99Ms/off.SteadyP99Ms)
 	}
 	fmt.Printf("\n%d tenants, %d transitions: plan+apply p50 %.2f ms, p99 %.2f ms (goal p99 ≤ 5 ms)\n", res.Tenants, res.Transitions, res.ApplyP50Ms, res.ApplyP99Ms)
 	fmt.Printf("tenant calls %d, errors %d, data mismatches %d (goal 0 and 0)\n", res.TenantCalls, res.TenantErrors, res.Mismatches)
