@@ -43,12 +43,16 @@ func selectBackend(cfg Config, log *slog.Logger) (gpu.Backend, *discover.NVML, s
 	return emu.New(emuConfig(cfg, mem, nil)), nil, "emulated", nil
 }
 
-// workerBackend opens, in a worker, the backend kerfd settled on. The
-// emulator's kernels are paced by the tenant's compute share through
-// gate; on real GPUs that pacing is not wired yet.
+// workerBackend opens, in a worker, the backend kerfd settled on. Its
+// kernels are paced by the tenant's compute share through gate: the
+// emulator's around each kernel it runs, a real GPU's around each launch,
+// charged the time its events measure.
 func workerBackend(cfg Config, gate gpu.Gate) (gpu.Backend, error) {
 	if cfg.GPU.Backend != "emulated" {
 		b, _, err := newBackend(cfg, slog.New(slog.DiscardHandler))
+		if cb, ok := b.(*cuda.Backend); ok && err == nil {
+			cb.Pace(gate)
+		}
 		return b, err
 	}
 	mem, err := units.ParseBytes(cfg.GPU.Emulated.Memory)

@@ -66,6 +66,9 @@ type Config struct {
 		MaxFractionPerTenant float64       `koanf:"max_fraction_per_tenant"`
 		IdleTimeout          time.Duration `koanf:"idle_timeout"`
 		ShareQuantum         time.Duration `koanf:"share_quantum"`
+		// SharesUnenforced measures compute shares without pacing kernels
+		// by them: the baseline enforcement is benchmarked against.
+		SharesUnenforced bool `koanf:"shares_unenforced"`
 	} `koanf:"slicer"`
 	API struct {
 		MaxBody       string `koanf:"max_body"`

@@ -58,6 +58,8 @@ const (
 	ctlReserve
 	ctlReserved
 	ctlRelease
+	ctlRenew
+	ctlYield
 )
 
 const (
@@ -122,6 +124,33 @@ type acquireMsg struct{}
 type usedMsg struct {
 	Grant uint64
 	Used  time.Duration
+}
+
+// renewMsg charges Used, the GPU time spent under grant Grant since it
+// was issued or last renewed, and asks for it to be extended; kerfd
+// answers with a grantMsg of the same ID when it is.
+type renewMsg struct {
+	Grant uint64
+	Used  time.Duration
+}
+
+// yieldMsg tells a worker that others wait for the GPU: grant Grant has
+// Budget left from now, and goes back once that is spent or the stream
+// is idle.
+type yieldMsg struct {
+	Grant  uint64
+	Budget time.Duration
+}
+
+func (renewMsg) ctlType() ctlType { return ctlRenew }
+func (yieldMsg) ctlType() ctlType { return ctlYield }
+
+func (m renewMsg) appendPayload(b []byte) ([]byte, error) {
+	return appendUints(b, m.Grant, uint64(m.Used)), nil
+}
+
+func (m yieldMsg) appendPayload(b []byte) ([]byte, error) {
+	return appendUints(b, m.Grant, uint64(m.Budget)), nil
 }
 
 // reserveMsg asks for Bytes of the lease's slice; Seq pairs it with its
@@ -234,7 +263,7 @@ func payloadLimit(t ctlType) sizeLimit {
 	switch t {
 	case ctlSpec:
 		return sizeLimit{0, maxSpecLen}
-	case ctlSetMemLimit, ctlGrant, ctlUsed, ctlReserve:
+	case ctlSetMemLimit, ctlGrant, ctlUsed, ctlReserve, ctlRenew, ctlYield:
 		return sizeLimit{16, 16}
 	case ctlRelease:
 		return sizeLimit{8, 8}
@@ -252,8 +281,8 @@ func payloadLimit(t ctlType) sizeLimit {
 
 // Who reads a stream decides which types it accepts.
 var (
-	fromKerfd  = []ctlType{ctlSpec, ctlSetMemLimit, ctlGrant, ctlReserved}
-	fromWorker = []ctlType{ctlReport, ctlAck, ctlAcquire, ctlUsed, ctlReserve, ctlRelease}
+	fromKerfd  = []ctlType{ctlSpec, ctlSetMemLimit, ctlGrant, ctlReserved, ctlYield}
+	fromWorker = []ctlType{ctlReport, ctlAck, ctlAcquire, ctlUsed, ctlReserve, ctlRelease, ctlRenew}
 )
 
 // errCtlProtocol marks a frame that breaks the protocol, as opposed to a
@@ -358,6 +387,12 @@ func decodeCtlPayload(t ctlType, p []byte) (ctlMsg, error) {
 	case ctlUsed:
 		d, err := dur(1)
 		return usedMsg{Grant: u(0), Used: d}, err
+	case ctlRenew:
+		d, err := dur(1)
+		return renewMsg{Grant: u(0), Used: d}, err
+	case ctlYield:
+		d, err := dur(1)
+		return yieldMsg{Grant: u(0), Budget: d}, err
 	case ctlReserve:
 		return reserveMsg{Seq: u(0), Bytes: u(1)}, nil
 	case ctlReserved:

@@ -33,13 +33,15 @@ func everyCtlMsg() []ctlMsg {
 		reserveMsg{Seq: 9, Bytes: 1 << 20},
 		reservedMsg{Seq: 9, Code: abi.ErrOutOfMemory, Free: 4 << 20, Err: "lease l1 is full"},
 		releaseMsg{Bytes: 1 << 20},
+		renewMsg{Grant: 41, Used: 900 * time.Microsecond},
+		yieldMsg{Grant: 41, Budget: 1500 * time.Microsecond},
 	}
 }
 
 // direction is the set of types a reader of m's direction accepts.
 func direction(m ctlMsg) []ctlType {
 	switch m.(type) {
-	case workerSpec, setMemLimitMsg, grantMsg, reservedMsg:
+	case workerSpec, setMemLimitMsg, grantMsg, reservedMsg, yieldMsg:
 		return fromKerfd
 	}
 	return fromWorker
@@ -155,11 +157,13 @@ func TestCtlRejectsGarbage(t *testing.T) {
 		accept []ctlType
 	}{
 		{"unknown type", frame(0, nil), fromWorker},
-		{"type past the last", frame(ctlRelease+1, nil), fromWorker},
+		{"type past the last", frame(ctlYield+1, nil), fromWorker},
 		{"spec from a worker", mustFrame(t, everyCtlMsg()[0]), fromWorker},
 		{"grant from a worker", mustFrame(t, grantMsg{ID: 1, Budget: time.Millisecond}), fromWorker},
 		{"report from kerfd", mustFrame(t, workerReport{}), fromKerfd},
 		{"negative used", frame(ctlUsed, negative), fromWorker},
+		{"negative renewal", frame(ctlRenew, negative), fromWorker},
+		{"yield from a worker", mustFrame(t, yieldMsg{Grant: 1}), fromWorker},
 		{"negative busy", frame(ctlReport, append(make([]byte, 48), negative[8:]...)), fromWorker},
 		{"negative budget", frame(ctlGrant, negative), fromKerfd},
 		{"spec not JSON", frame(ctlSpec, []byte("{not json")), fromKerfd},

@@ -11,35 +11,54 @@ import (
 // Compute shares are enforced by time: before a kernel runs, the tenant's
 // worker needs a grant of GPU time from kerfd, which runs one
 // slicer.Arbiter per GPU (weighted fair, work-conserving: a tenant alone
-// gets every grant). The worker keeps running kernels while its grant
-// lasts, then reports what it used and asks again; a grant it does not
-// need goes back as soon as its stream is idle.
+// gets every grant). A grant covers many kernels: the worker spends it
+// locally and, once half of it is spent, asks for it to be renewed while
+// its kernels keep running, so a busy stream never stalls on kerfd. While
+// nobody else waits for the GPU the renewal extends the grant in place (a
+// tenant alone gets long grants), and a grant idle for gateHold goes back.
+// When another tenant asks, kerfd tells the holder to yield: its budget is
+// cut to its fair share and it gives the grant back once that is spent or
+// its stream is idle for gateIdle.
 
-// The messages that carry this are acquire, grant and used (control.go).
+// The messages that carry this are acquire, grant, renew, yield and used
+// (control.go).
 
 const (
 	// gateWait bounds a wait for a grant; past it the kernel runs anyway,
 	// so a fault in arbitration slows no tenant to a halt.
 	gateWait = 2 * time.Second
-	// gateIdle returns a grant the worker holds but does not use.
+	// gateIdle returns a grant others wait for once the worker's kernels
+	// are done.
 	gateIdle = 100 * time.Microsecond
+	// gateHold returns a grant nobody waits for after this long unused.
+	gateHold = 20 * time.Millisecond
 )
 
 // shareGate is a worker's gpu.Gate.
 type shareGate struct {
 	send   func(ctlMsg) error
-	grants chan grantMsg // grants from kerfd
+	grants chan grantMsg // new grants from kerfd
 
-	enter  sync.Mutex // one acquisition at a time
-	mu     sync.Mutex
-	cur    *heldGrant
-	asking bool
-	idle   *time.Timer
+	enter    sync.Mutex // one acquisition at a time
+	mu       sync.Mutex
+	cur      *heldGrant
+	latest   uint64 // highest grant ID taken up: older ones are stale renewals
+	asking   bool
+	inflight int           // kernels entered and not yet done
+	debt     time.Duration // GPU time of kernels done while no grant was held
+	early    yieldMsg      // a yield that came before its grant was taken up
+	idle     *time.Timer
 }
 
+// heldGrant is the grant being spent; its durations count from its issue.
 type heldGrant struct {
-	id           uint64
-	budget, used time.Duration
+	id       uint64
+	budget   time.Duration // what may be used
+	used     time.Duration // what kernels took
+	reported time.Duration // what renewals already charged
+	renewing bool
+	answered chan struct{} // closed when a renewal is answered
+	yielded  bool
 }
 
 var _ gpu.Gate = (*shareGate)(nil)
@@ -48,11 +67,49 @@ func newShareGate(send func(ctlMsg) error) *shareGate {
 	return &shareGate{send: send, grants: make(chan grantMsg, 1)}
 }
 
-// granted hands the gate a grant from kerfd.
+// granted hands the gate a grant from kerfd: a renewal of the one held,
+// or a new one.
 func (g *shareGate) granted(m grantMsg) {
+	g.mu.Lock()
+	if c := g.cur; c != nil && c.id == m.ID {
+		// The renewal's budget counts from when it was asked for.
+		if c.renewing && !c.yielded {
+			c.budget = c.reported + m.Budget
+		}
+		g.answerLocked(c)
+		if c.used >= c.budget && g.inflight == 0 {
+			g.giveBackLocked()
+		}
+		g.mu.Unlock()
+		return
+	}
+	stale := m.ID <= g.latest
+	g.mu.Unlock()
+	if stale {
+		return
+	}
 	select {
 	case g.grants <- m:
 	default:
+	}
+}
+
+// yield cuts the held grant to what kerfd allows now that others wait.
+func (g *shareGate) yield(m yieldMsg) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	c := g.cur
+	if c == nil || c.id != m.Grant {
+		if m.Grant > g.latest {
+			g.early = m
+		}
+		return
+	}
+	c.yielded = true
+	c.budget = min(c.budget, c.used+m.Budget)
+	g.answerLocked(c)
+	if g.inflight == 0 || c.used >= c.budget {
+		g.giveBackLocked()
 	}
 }
 
@@ -63,6 +120,20 @@ func (g *shareGate) Enter() func(time.Duration) {
 	g.mu.Lock()
 	if g.idle != nil {
 		g.idle.Stop()
+	}
+	g.inflight++
+	// Spent with a renewal on its way: wait for the answer rather than
+	// give the grant back and ask again.
+	for c := g.cur; c != nil && c.used >= c.budget && c.renewing; c = g.cur {
+		g.mu.Unlock()
+		select {
+		case <-c.answered:
+		case <-time.After(gateWait):
+			g.mu.Lock()
+			g.answerLocked(c)
+			g.mu.Unlock()
+		}
+		g.mu.Lock()
 	}
 	if g.cur != nil && g.cur.used < g.cur.budget {
 		g.mu.Unlock()
@@ -79,8 +150,7 @@ func (g *shareGate) Enter() func(time.Duration) {
 	select {
 	case m := <-g.grants:
 		g.mu.Lock()
-		g.asking = false
-		g.cur = &heldGrant{id: m.ID, budget: m.Budget}
+		g.takeLocked(m)
 		g.mu.Unlock()
 	case <-time.After(gateWait):
 		// Run unpaced; the outstanding ask is answered later.
@@ -88,29 +158,66 @@ func (g *shareGate) Enter() func(time.Duration) {
 	return g.done
 }
 
+// takeLocked takes up a new grant.
+func (g *shareGate) takeLocked(m grantMsg) {
+	g.asking = false
+	g.latest = max(g.latest, m.ID)
+	c := &heldGrant{id: m.ID, budget: m.Budget, used: g.debt}
+	g.debt = 0
+	if g.early.Grant == m.ID {
+		c.yielded = true
+		c.budget = min(c.budget, g.early.Budget)
+	}
+	g.cur = c
+}
+
 // done accounts a kernel's GPU time against the grant.
 func (g *shareGate) done(d time.Duration) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.cur == nil {
+	g.inflight = max(g.inflight-1, 0)
+	c := g.cur
+	if c == nil {
+		g.debt += d
 		return
 	}
-	g.cur.used += d
-	if g.cur.used >= g.cur.budget {
+	c.used += d
+	if c.used >= c.budget && !c.renewing {
 		g.giveBackLocked()
 		return
 	}
-	g.idle = time.AfterFunc(gateIdle, func() {
+	if !c.renewing && !c.yielded && 2*c.used >= c.budget {
+		c.renewing = true
+		c.answered = make(chan struct{})
+		g.send(renewMsg{Grant: c.id, Used: c.used - c.reported})
+		c.reported = c.used
+	}
+	if g.inflight > 0 {
+		return
+	}
+	wait := gateHold
+	if c.yielded {
+		wait = gateIdle
+	}
+	g.idle = time.AfterFunc(wait, func() {
 		g.mu.Lock()
 		defer g.mu.Unlock()
-		if g.cur != nil {
+		if g.cur == c && g.inflight == 0 {
 			g.giveBackLocked()
 		}
 	})
 }
 
+// answerLocked ends c's renewal, if one is on its way.
+func (g *shareGate) answerLocked(c *heldGrant) {
+	if c.renewing {
+		c.renewing = false
+		close(c.answered)
+	}
+}
+
 func (g *shareGate) giveBackLocked() {
-	g.send(usedMsg{Grant: g.cur.id, Used: g.cur.used})
+	g.send(usedMsg{Grant: g.cur.id, Used: g.cur.used - g.cur.reported})
 	g.cur = nil
 }
 

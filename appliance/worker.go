@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kerf-edge/kerf/gpu"
 	"github.com/kerf-edge/kerf/internal/kerfenv"
 	"github.com/kerf-edge/kerf/transport"
 )
@@ -77,7 +78,11 @@ func runWorker() error {
 	log := spec.Config.Logger().With("worker", os.Getpid())
 	out := newCtlWriter(ctrl)
 	gate := newShareGate(out.send)
-	backend, err := workerBackend(spec.Config, gate)
+	var pace gpu.Gate = gate
+	if spec.Config.Slicer.SharesUnenforced {
+		pace = nil
+	}
+	backend, err := workerBackend(spec.Config, pace)
 	if err != nil {
 		return err
 	}
@@ -105,6 +110,8 @@ func runWorker() error {
 			switch m := m.(type) {
 			case grantMsg:
 				gate.granted(m)
+			case yieldMsg:
+				gate.yield(m)
 			case reservedMsg:
 				leaseMem.reserved(m)
 			case setMemLimitMsg:

@@ -256,6 +256,8 @@ func (w *worker) readReports(ctrl net.Conn) error {
 			w.acquire()
 		case usedMsg:
 			w.used(m)
+		case renewMsg:
+			w.renew(m)
 		case ackMsg:
 			w.acked(m)
 		case workerReport:
@@ -459,7 +461,7 @@ func (w *worker) acquire() {
 	if w.ar == nil {
 		return
 	}
-	_ = w.ar.Ask(w.slice, 0, func(g slicer.Grant, err error) {
+	_ = w.ar.AskYield(w.slice, 0, func(g slicer.Grant, err error) {
 		if err != nil {
 			return
 		}
@@ -484,7 +486,49 @@ func (w *worker) acquire() {
 		if !sent {
 			w.ar.Report(g, 0)
 		}
+	}, func(g slicer.Grant) {
+		w.tell(yieldMsg{Grant: g.ID, Budget: g.Budget})
 	})
+}
+
+// tell sends m to the worker unless its control queue is full or closed;
+// the messages it carries this way only hurry the worker along.
+func (w *worker) tell(m ctlMsg) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return
+	}
+	select {
+	case w.control <- m:
+	default:
+	}
+}
+
+// renew charges the GPU time spent so far under a grant and, while no one
+// waits for the GPU, extends it in place; otherwise the worker is told to
+// yield, with what is left of the grant.
+func (w *worker) renew(m renewMsg) {
+	w.mu.Lock()
+	g, ok := w.grants[m.Grant]
+	w.mu.Unlock()
+	if !ok {
+		return
+	}
+	g, extended, err := w.ar.Renew(g, m.Used)
+	if err != nil {
+		return
+	}
+	if !extended {
+		w.tell(yieldMsg{Grant: g.ID, Budget: g.Budget})
+		return
+	}
+	w.mu.Lock()
+	if _, held := w.grants[g.ID]; held {
+		w.grants[g.ID] = g
+	}
+	w.mu.Unlock()
+	w.tell(grantMsg{ID: g.ID, Budget: g.Budget})
 }
 
 // used returns a grant with the GPU time spent.

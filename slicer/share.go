@@ -32,6 +32,15 @@ import (
 // client alone gets every grant (work conservation); a client back from
 // idle starts at the current virtual time and none is ever owed more
 // than a quantum, so idling banks nothing and starves no one later.
+//
+// Grants are cheap to keep. A holder may Renew its grant before the budget
+// runs out, charging what it used so far: while nobody waits for the GPU
+// the grant is extended in place, so renewal rides on the traffic already
+// flowing and the holder's kernels never stall on it. A client with no
+// competitor gets a long budget (Solo). As soon as another client waits,
+// the holder is told to yield (AskYield's yield): its budget is cut to
+// what the fair share allows from then, after which it reports and the
+// slot goes to the waiter.
 
 // Grant is permission to use up to Budget of GPU time from Issued.
 type Grant struct {
@@ -76,7 +85,10 @@ type ArbiterConfig struct {
 	// Timeout takes back a grant not reported by Issued+Budget+Timeout,
 	// charging its whole budget (default 1 s), on Tick.
 	Timeout time.Duration
-	Clock   clock.Clock // nil: the system clock
+	// Solo is the budget of a grant to a client with no competitor
+	// (default 50 quanta): an uncontended GPU is renewed seldom.
+	Solo  time.Duration
+	Clock clock.Clock // nil: the system clock
 }
 
 type shareClient struct {
@@ -89,6 +101,10 @@ type shareClient struct {
 	asking  *ask
 	holding *Grant
 	grants  uint64
+	renewed uint64
+	// yield tells the holder that others wait; yielded once per grant.
+	yield   func(Grant)
+	yielded bool
 }
 
 type ask struct {
@@ -96,12 +112,14 @@ type ask struct {
 	estimate time.Duration
 	seq      uint64
 	fn       func(Grant, error)
+	yield    func(Grant)
 }
 
 type delivery struct {
-	fn  func(Grant, error)
-	g   Grant
-	err error
+	fn    func(Grant, error)
+	yield func(Grant)
+	g     Grant
+	err   error
 }
 
 // Arbiter grants GPU time budgets by weighted fair share. It is safe for
@@ -131,6 +149,9 @@ func NewArbiter(cfg ArbiterConfig) *Arbiter {
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = time.Second
+	}
+	if cfg.Solo <= 0 {
+		cfg.Solo = 50 * cfg.Quantum
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.System{}
@@ -193,6 +214,16 @@ func (a *Arbiter) floor() float64 {
 // the goroutine that freed the slot (never with the Arbiter's lock held),
 // once the grant is issued. A client may have one ask or grant out.
 func (a *Arbiter) Ask(client string, estimate time.Duration, fn func(Grant, error)) error {
+	return a.AskYield(client, estimate, fn, nil)
+}
+
+// AskYield is Ask for a holder that can give its grant back early: yield
+// (if not nil) is called, at most once per grant and never with the lock
+// held, when another client waits while this one holds the grant. Its
+// Grant carries the budget left from its Issued time on; the holder
+// should report once that is spent or its stream is idle, whichever
+// comes first.
+func (a *Arbiter) AskYield(client string, estimate time.Duration, fn func(Grant, error), yield func(Grant)) error {
 	a.mu.Lock()
 	c := a.clients[client]
 	switch {
@@ -211,9 +242,10 @@ func (a *Arbiter) Ask(client string, estimate time.Duration, fn func(Grant, erro
 	c.pass = max(c.pass, a.mean(c)-a.cfg.Quantum.Seconds()/c.share)
 	a.seq++
 	c.seen = now
-	c.asking = &ask{c: c, estimate: estimate, seq: a.seq, fn: fn}
+	c.asking = &ask{c: c, estimate: estimate, seq: a.seq, fn: fn, yield: yield}
 	a.waiting = append(a.waiting, c.asking)
 	ds := a.dispatch()
+	ds = append(ds, a.yields()...)
 	a.mu.Unlock()
 	deliver(ds)
 	return nil
@@ -268,9 +300,62 @@ func (a *Arbiter) Report(g Grant, used time.Duration) error {
 	}
 	a.charge(c, used)
 	ds := a.dispatch()
+	ds = append(ds, a.yields()...)
 	a.mu.Unlock()
 	deliver(ds)
 	return nil
+}
+
+// Renew charges used, the GPU time spent under g since it was issued or
+// last renewed, and, while nobody waits for the GPU, extends g in place:
+// the Grant returned has a fresh budget from now and ok is true. With
+// others waiting, ok is false and the Grant returned has what is left of
+// its budget from now; the holder reports it as usual once that is spent.
+func (a *Arbiter) Renew(g Grant, used time.Duration) (Grant, bool, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, ok := a.out[g.ID]
+	if !ok {
+		return Grant{}, false, fmt.Errorf("%w %d", ErrUnknownGrant, g.ID)
+	}
+	used = max(used, 0)
+	c.seen = a.cfg.Clock.Now()
+	c.used += used
+	c.pass += used.Seconds() / c.share
+	if len(a.waiting) > 0 || c.yielded {
+		left := *c.holding
+		left.Budget = max(left.Issued.Add(left.Budget).Sub(c.seen), 0)
+		left.Issued = c.seen
+		return left, false, nil
+	}
+	c.holding.Budget = max(a.budget(c), a.cfg.MinGrant)
+	c.holding.Issued = c.seen
+	c.renewed++
+	a.vtime = max(a.vtime, c.pass)
+	return *c.holding, true, nil
+}
+
+// yields tells every holder that has not yet been told that others wait,
+// cutting its budget to its fair one from now. Called with the lock held.
+func (a *Arbiter) yields() []delivery {
+	if len(a.waiting) == 0 {
+		return nil
+	}
+	var ds []delivery
+	for _, c := range a.out {
+		if c.yielded {
+			continue
+		}
+		c.yielded = true
+		now := a.cfg.Clock.Now()
+		left := max(c.holding.Issued.Add(c.holding.Budget).Sub(now), 0)
+		c.holding.Budget = min(left, max(a.budget(c), a.cfg.MinGrant))
+		c.holding.Issued = now
+		if c.yield != nil {
+			ds = append(ds, delivery{yield: c.yield, g: *c.holding})
+		}
+	}
+	return ds
 }
 
 func (a *Arbiter) charge(c *shareClient, used time.Duration) {
@@ -278,6 +363,7 @@ func (a *Arbiter) charge(c *shareClient, used time.Duration) {
 	c.seen = a.cfg.Clock.Now()
 	delete(a.out, c.holding.ID)
 	c.holding = nil
+	c.yield, c.yielded = nil, false
 	c.used += used
 	c.pass += used.Seconds() / c.share
 }
@@ -293,6 +379,7 @@ func (a *Arbiter) Tick() {
 		}
 	}
 	ds := a.dispatch()
+	ds = append(ds, a.yields()...)
 	a.mu.Unlock()
 	deliver(ds)
 }
@@ -321,6 +408,7 @@ func (a *Arbiter) dispatch() []delivery {
 		a.nextID++
 		g := Grant{ID: a.nextID, Client: c.name, Budget: budget, Issued: a.cfg.Clock.Now()}
 		c.holding = &g
+		c.yield, c.yielded = k.yield, false
 		c.grants++
 		a.out[g.ID] = c
 		a.vtime = c.pass
@@ -358,11 +446,15 @@ func (a *Arbiter) mean(c *shareClient) float64 {
 // quanta].
 func (a *Arbiter) budget(c *shareClient) time.Duration {
 	now := a.cfg.Clock.Now()
-	top := c.share
+	top, alone := c.share, true
 	for _, o := range a.clients {
-		if a.competing(o, now) {
+		if o != c && a.competing(o, now) {
 			top = max(top, o.share)
+			alone = false
 		}
+	}
+	if alone {
+		return a.cfg.Solo
 	}
 	b := a.cfg.Quantum.Seconds()*c.share/top - (c.pass-a.mean(c))*c.share
 	return time.Duration(min(max(b, 0), 2*a.cfg.Quantum.Seconds()) * float64(time.Second))
@@ -370,8 +462,11 @@ func (a *Arbiter) budget(c *shareClient) time.Duration {
 
 func deliver(ds []delivery) {
 	for _, d := range ds {
-		if d.fn != nil {
+		switch {
+		case d.fn != nil:
 			d.fn(d.g, d.err)
+		case d.yield != nil:
+			d.yield(d.g)
 		}
 	}
 }
@@ -382,6 +477,7 @@ type ShareStats struct {
 	Share   float64       `json:"share"`
 	Used    time.Duration `json:"used"`
 	Grants  uint64        `json:"grants"`
+	Renewed uint64        `json:"renewed"`
 	Waiting bool          `json:"waiting"`
 	Holding bool          `json:"holding"`
 }
@@ -392,7 +488,7 @@ func (a *Arbiter) Stats() []ShareStats {
 	defer a.mu.Unlock()
 	out := make([]ShareStats, 0, len(a.clients))
 	for _, c := range a.clients {
-		out = append(out, ShareStats{Client: c.name, Share: c.share, Used: c.used, Grants: c.grants, Waiting: c.asking != nil, Holding: c.holding != nil})
+		out = append(out, ShareStats{Client: c.name, Share: c.share, Used: c.used, Grants: c.grants, Renewed: c.renewed, Waiting: c.asking != nil, Holding: c.holding != nil})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Client < out[j].Client })
 	return out

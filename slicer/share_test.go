@@ -30,16 +30,17 @@ type sim struct {
 }
 
 type simTenant struct {
-	name   string
-	share  float64
-	rng    *rand.Rand
-	maxK   time.Duration // longest kernel
-	gap    time.Duration // longest host gap between grants
-	idle   [2]time.Duration
-	used   map[int]time.Duration // GPU time per window
-	grants int
-	asked  time.Time
-	waited time.Duration // total time from ask to grant
+	name    string
+	share   float64
+	rng     *rand.Rand
+	maxK    time.Duration // longest kernel
+	gap     time.Duration // longest host gap between grants
+	idle    [2]time.Duration
+	used    map[int]time.Duration // GPU time per window
+	grants  int
+	renewed int
+	asked   time.Time
+	waited  time.Duration // total time from ask to grant
 }
 
 type event struct {
@@ -91,38 +92,78 @@ func (s *sim) ask(tn *simTenant) {
 		return
 	}
 	tn.asked = now
-	err := s.arb.Ask(tn.name, 0, func(g Grant, err error) {
+	var h *simHold
+	err := s.arb.AskYield(tn.name, 0, func(g Grant, err error) {
 		if err != nil {
 			s.t.Error(err)
 			return
 		}
-		s.run(tn, g)
+		h = &simHold{g: g, budget: g.Budget}
+		s.hold(tn, h)
+	}, func(g Grant) {
+		// Told to yield: what is left is g.Budget from now.
+		h.yielded = true
+		h.budget = h.used + g.Budget
 	})
 	if err != nil {
 		s.t.Fatal(err)
 	}
 }
 
-// run executes kernels until the budget is spent (the last may overrun),
-// accounting GPU time per window, then reports after the kernels finish.
-func (s *sim) run(tn *simTenant, g Grant) {
+// simHold is a grant being spent: budget and used count from its issue.
+type simHold struct {
+	g                      Grant
+	budget, used, reported time.Duration
+	renewing, yielded      bool
+}
+
+// hold starts spending a grant.
+func (s *sim) hold(tn *simTenant, h *simHold) {
 	tn.grants++
-	now := s.clock.Now()
-	tn.waited += now.Sub(tn.asked)
-	var used time.Duration
-	for used < g.Budget {
-		k := time.Duration(tn.rng.Int64N(int64(tn.maxK))) + 10*time.Microsecond
-		s.account(tn, now.Add(used), k)
-		used += k
-	}
-	s.at(now.Add(used), func() {
-		if err := s.arb.Report(g, used); err != nil {
+	tn.waited += s.clock.Now().Sub(tn.asked)
+	s.kernel(tn, h)
+}
+
+// kernel runs one kernel of the grant (the last may overrun), renews the
+// grant ahead once half of it is spent, as a worker does, and reports
+// when the budget is spent.
+func (s *sim) kernel(tn *simTenant, h *simHold) {
+	if h.used >= h.budget {
+		if err := s.arb.Report(h.g, h.used-h.reported); err != nil {
 			s.t.Fatal(err)
 		}
 		gap := time.Duration(tn.rng.Int64N(int64(tn.gap)))
 		s.at(s.clock.Now().Add(gap), func() { s.ask(tn) })
-	})
+		return
+	}
+	if !h.renewing && !h.yielded && 2*h.used >= h.budget {
+		// The arbiter takes it at once (before any later report, as
+		// on a socket); the answer comes back a round trip later, with
+		// kernels running meanwhile.
+		h.renewing = true
+		base := h.used
+		g, ok, err := s.arb.Renew(h.g, h.used-h.reported)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		h.reported = h.used
+		s.at(s.clock.Now().Add(renewTrip), func() {
+			h.renewing = false
+			if ok && !h.yielded {
+				h.budget = base + g.Budget
+				tn.renewed++
+			}
+		})
+	}
+	now := s.clock.Now()
+	k := time.Duration(tn.rng.Int64N(int64(tn.maxK))) + 10*time.Microsecond
+	s.account(tn, now, k)
+	h.used += k
+	s.at(now.Add(k), func() { s.kernel(tn, h) })
 }
+
+// renewTrip is the simulated round trip of a renewal.
+const renewTrip = 50 * time.Microsecond
 
 // account adds a kernel of length d starting at from, split by windows.
 func (s *sim) account(tn *simTenant, from time.Time, d time.Duration) {
@@ -138,10 +179,10 @@ func (s *sim) account(tn *simTenant, from time.Time, d time.Duration) {
 func (s *sim) runFor(d time.Duration) {
 	end := s.start.Add(d)
 	for s.events.Len() > 0 {
-		e := heap.Pop(&s.events).(event)
-		if e.at.After(end) {
-			return
+		if s.events[0].at.After(end) {
+			return // left for a later runFor
 		}
+		e := heap.Pop(&s.events).(event)
 		s.clock.AdvanceTo(e.at)
 		e.fn()
 	}
@@ -226,6 +267,38 @@ func TestShareWorkConserving(t *testing.T) {
 	}
 	if a.grants == 0 || b.grants == 0 {
 		t.Fatal("a tenant never ran")
+	}
+}
+
+// TestShareSoloIsCheap: a tenant alone on the GPU holds one grant, renewed
+// ahead of need, instead of asking again every quantum; when a second
+// tenant arrives the holder yields and 30/70 holds from the next window.
+func TestShareSoloIsCheap(t *testing.T) {
+	s := newSim(t, ArbiterConfig{})
+	a := s.add("a", 0.3, 1, time.Millisecond)
+	b := s.add("b", 0.7, 2, 500*time.Microsecond)
+	b.idle = [2]time.Duration{0, 2 * time.Second}
+	s.runFor(2 * time.Second)
+	if a.grants != 1 || a.renewed < 10 {
+		t.Errorf("alone for 2 s: %d grants, %d renewals; want 1 grant, renewed", a.grants, a.renewed)
+	}
+	for w := range 2 {
+		if got, util := s.shares(w); util < 0.99 || got["a"] != 1 {
+			t.Errorf("window %d: a alone got %.2f%% of a GPU busy %.1f%%", w, got["a"]*100, util*100)
+		}
+	}
+	s.runFor(5 * time.Second)
+	for w := 3; w < 5; w++ {
+		got, util := s.shares(w)
+		if util < 0.95 {
+			t.Errorf("window %d: GPU busy %.1f%%", w, util*100)
+		}
+		if d := math.Abs(got["a"]-0.3) / 0.3; d > 0.05 {
+			t.Errorf("window %d: a got %.2f%%, want 30%% ± 5%%", w, got["a"]*100)
+		}
+	}
+	if b.grants == 0 {
+		t.Fatal("the arriving tenant never ran")
 	}
 }
 
@@ -319,6 +392,55 @@ func TestArbiterAPI(t *testing.T) {
 	st := a.Stats()
 	if len(st) != 1 || st[0].Client != "x" || st[0].Used != time.Millisecond || !st[0].Holding {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestArbiterRenewYield: a holder alone gets the solo budget and renews
+// in place; another's ask makes it yield once, with its budget cut to a
+// fair one, and renewals are refused until the waiter has had its turn.
+func TestArbiterRenewYield(t *testing.T) {
+	c := clock.NewFake(time.Time{})
+	a := NewArbiter(ArbiterConfig{Clock: c, Quantum: 2 * time.Millisecond, Solo: time.Second})
+	a.SetShare("x", 0.5)
+	a.SetShare("y", 0.5)
+	var yields []Grant
+	got := make(chan Grant, 2)
+	if err := a.AskYield("x", 0, func(g Grant, err error) { got <- g }, func(g Grant) { yields = append(yields, g) }); err != nil {
+		t.Fatal(err)
+	}
+	g := <-got
+	if g.Budget != time.Second {
+		t.Fatalf("alone: budget %v, want the solo 1s", g.Budget)
+	}
+	c.Advance(600 * time.Millisecond)
+	r, ok, err := a.Renew(g, 600*time.Millisecond)
+	if err != nil || !ok || r.ID != g.ID || r.Budget != time.Second || !r.Issued.Equal(c.Now()) {
+		t.Fatalf("renew alone: %+v %v %v", r, ok, err)
+	}
+	if err := a.Ask("y", 0, func(g Grant, err error) { got <- g }); err != nil {
+		t.Fatal(err)
+	}
+	if len(yields) != 1 || yields[0].ID != g.ID || yields[0].Budget > 4*time.Millisecond {
+		t.Fatalf("yields %+v, want one with a fair budget", yields)
+	}
+	if _, ok, err := a.Renew(g, time.Millisecond); err != nil || ok {
+		t.Fatalf("renew with y waiting: %v %v", ok, err)
+	}
+	if len(got) != 0 {
+		t.Fatal("y granted while x holds the slot")
+	}
+	if err := a.Report(g, time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if gy := <-got; gy.Client != "y" {
+		t.Fatalf("after x reported: %+v", gy)
+	}
+	if len(yields) != 1 {
+		t.Fatalf("%d yields, want 1", len(yields))
+	}
+	st := a.Stats()
+	if st[0].Used != 602*time.Millisecond || st[0].Renewed != 1 {
+		t.Fatalf("x's account %+v", st[0])
 	}
 }
 

@@ -33,6 +33,9 @@ type SharesResult struct {
 	Tenants []SharesTenant `json:"tenants"`
 	// Utilisation is the GPU time used over wall time, all tenants.
 	Utilisation float64 `json:"utilisation"`
+	// Uncontended, when measured, is the cost of enforcement to a tenant
+	// alone on the GPU.
+	Uncontended *Uncontended `json:"uncontended,omitempty"`
 }
 
 // SharesWindow is one window: each tenant's part of the GPU time used.
@@ -206,4 +209,107 @@ func RunShares(ctx context.Context, o SharesOptions) (SharesResult, error) {
 		res.Tenants = append(res.Tenants, t)
 	}
 	return res, nil
+}
+
+// UncontendedRun is one tenant alone on the GPU: batches of 8 kernels and
+// a synchronise, back to back.
+type UncontendedRun struct {
+	Enforced   bool          `json:"enforced"`
+	KernelsPS  float64       `json:"kernels_per_second"`
+	BatchP99   time.Duration `json:"batch_p99_ns"`
+	BatchCount int           `json:"batches"`
+}
+
+// Uncontended compares a tenant alone on the GPU with shares enforced and
+// not, in the same run: the cost of enforcement where nothing contends.
+type Uncontended struct {
+	On, Off UncontendedRun
+	// ThroughputRatio is enforced/unenforced kernels per second (goal
+	// ≥ 0.95); P99Ratio enforced/unenforced batch p99 (goal ≤ 1.10).
+	ThroughputRatio float64 `json:"throughput_ratio"`
+	P99Ratio        float64 `json:"p99_ratio"`
+}
+
+// RunUncontended runs one tenant in a 50% slice for d, after a warm-up,
+// with enforcement off, then on (each on its own kerfd).
+func RunUncontended(ctx context.Context, o SharesOptions, d time.Duration) (Uncontended, error) {
+	var u Uncontended
+	var err error
+	if u.Off, err = runAlone(ctx, o, d, false); err != nil {
+		return u, err
+	}
+	if u.On, err = runAlone(ctx, o, d, true); err != nil {
+		return u, err
+	}
+	u.ThroughputRatio = u.On.KernelsPS / u.Off.KernelsPS
+	u.P99Ratio = float64(u.On.BatchP99) / float64(u.Off.BatchP99)
+	return u, nil
+}
+
+func runAlone(ctx context.Context, o SharesOptions, d time.Duration, enforced bool) (UncontendedRun, error) {
+	run := UncontendedRun{Enforced: enforced}
+	if o.Kernel == 0 {
+		o.Kernel = 32
+	}
+	if o.Backend == "" {
+		o.Backend = "emulated"
+	}
+	dir, err := os.MkdirTemp("", "kerf-bench-alone")
+	if err != nil {
+		return run, err
+	}
+	defer os.RemoveAll(dir)
+	a, stop, err := startBenchAppliance(ctx, dir, "KERF_GPU__EMULATED__MEMORY=4GiB", "KERF_SLICER__PROFILE=whole",
+		"KERF_SLICER__MAX_FRACTION_PER_TENANT=0", "KERF_GPU__BACKEND="+o.Backend,
+		fmt.Sprintf("KERF_SLICER__SHARES_UNENFORCED=%v", !enforced))
+	if err != nil {
+		return run, err
+	}
+	defer stop()
+	p := api.Profile{Name: "bench-alone", GPUs: []api.GPUProfile{{GPU: 0, Slices: []api.SliceSpec{
+		{MemoryFraction: 0.4, ComputeShare: 0.5}, {MemoryFraction: 0.4, ComputeShare: 0.5}}}}}
+	if _, err := a.Node().Apply(ctx, p, profiles.ApplyOptions{}); err != nil {
+		return run, err
+	}
+	tok, err := a.Tokens().Issue("alone", 0)
+	if err != nil {
+		return run, err
+	}
+	c, err := transport.DialUnix(ctx, a.unixPath, transport.Options{Token: []byte(tok), Name: "alone"})
+	if err != nil {
+		return run, err
+	}
+	defer c.Close()
+	launch, err := tenantkit.NewMatmul(c, o.Kernel)
+	if err != nil {
+		return run, err
+	}
+	batch := func() (time.Duration, error) {
+		t0 := time.Now()
+		for range 8 {
+			if err := launch(); err != nil {
+				return 0, err
+			}
+		}
+		return time.Since(t0), c.Synchronize()
+	}
+	for warm := time.Now(); time.Since(warm) < time.Second; {
+		if _, err := batch(); err != nil {
+			return run, err
+		}
+	}
+	var lat []time.Duration
+	start := time.Now()
+	for time.Since(start) < d {
+		t0 := time.Now()
+		if _, err := batch(); err != nil {
+			return run, err
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	run.KernelsPS = float64(8*len(lat)) / time.Since(start).Seconds()
+	slices.Sort(lat)
+	run.BatchP99 = lat[min(len(lat)-1, len(lat)*99/100)]
+	run.BatchCount = len(lat)
+	return run, nil
 }

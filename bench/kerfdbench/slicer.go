@@ -37,6 +37,9 @@ type SlicerOptions struct {
 	// RunSlicerTenants), as tenant programs are; nil runs them in this
 	// process, where they share its scheduler with kerfd.
 	TenantCommand []string
+	// Unenforced measures compute shares without pacing kernels by them
+	// (slicer.shares_unenforced): the baseline of enforcement's cost.
+	Unenforced bool
 }
 
 // SlicerResult is what a run measured.
@@ -54,6 +57,8 @@ type SlicerResult struct {
 	Shares        []SlicerShare    `json:"shares"`
 	ByTransition  []TransitionStat `json:"by_transition"`
 	FirstErrorMsg string           `json:"first_error,omitempty"`
+	// Unenforced, when measured, is the same run with shares unenforced.
+	Unenforced *SlicerResult `json:"unenforced,omitempty"`
 }
 
 // SlicerShare is a tenant's compute share, planned and achieved.
@@ -106,7 +111,7 @@ func RunSlicer(ctx context.Context, o SlicerOptions) (SlicerResult, error) {
 	}
 	defer os.RemoveAll(dir)
 	a, stop, err := startBenchAppliance(ctx, dir, "KERF_GPU__EMULATED__MEMORY="+o.GPUMemory,
-		"KERF_SLICER__PROFILE="+o.Profiles[0])
+		"KERF_SLICER__PROFILE="+o.Profiles[0], fmt.Sprintf("KERF_SLICER__SHARES_UNENFORCED=%v", o.Unenforced))
 	if err != nil {
 		return res, err
 	}

@@ -8,7 +8,7 @@
 //	kerf-bench intercept [--json] [--launches N] [--src DIR] [--shim DIR]
 //	kerf-bench runtime [--json] [--launches N] [--copy SIZE] [--rounds N] [--src DIR] [--shim DIR]
 //	kerf-bench slicer [--json] [--tenants N] [--rounds N] [--profiles A,B,...]
-//	kerf-bench shares [--json] [--time D] [--shares 0.3,0.7] [--kernel N] [--backend emulated|cuda]
+//	kerf-bench shares [--json] [--time D] [--shares 0.3,0.7] [--kernel N] [--backend emulated|cuda] [--alone D]
 //	kerf-bench ingest [--json] [--time D] [--topics N] [--publishers N] [--inflight N] [--via nats|mqtt] [--rate N] [--oscillate D]
 //	kerf-bench demo
 package main
@@ -57,7 +57,7 @@ func usage() {
                                                   a CUDA-runtime program (nvcc) vs the driver API and a raw Unix stream
   kerf-bench slicer [--json] [--tenants N] [--rounds N] [--profiles A,B,...]
                                                   live re-slicing under running tenants
-  kerf-bench shares [--json] [--time D] [--shares 0.3,0.7] [--kernel N] [--backend emulated|cuda]
+  kerf-bench shares [--json] [--time D] [--shares 0.3,0.7] [--kernel N] [--backend emulated|cuda] [--alone D]
                                                   compute shares under contention, per 1 s window
   kerf-bench ingest [--json] [--time D] [--topics N] [--publishers N] [--inflight N] [--via nats|mqtt] [--rate N] [--oscillate D]
                                                   MQTT devices → embedded broker → decisions
@@ -343,6 +343,7 @@ func benchSlicer(args []string, demo bool) error {
 	tenants := fs.Int("tenants", 20, "live tenants")
 	rounds := fs.Int("rounds", 10, "passes over the profile cycle")
 	cycle := fs.String("profiles", "uniform-20,uniform-10,mixed-2x25-5x10", "the profile cycle, comma-separated; the first is the starting layout (uniform-20,uniform-20 measures the benchmark's own floor)")
+	compare := fs.Bool("compare", true, "then the same run with compute shares unenforced, for the cost of enforcement")
 	if demo {
 		*tenants, *rounds = 4, 1
 	}
@@ -366,8 +367,21 @@ func benchSlicer(args []string, demo bool) error {
 	if err != nil {
 		return err
 	}
+	if *compare && !demo {
+		o.Unenforced = true
+		off, err := kerfdbench.RunSlicer(ctx, o)
+		if err != nil {
+			return err
+		}
+		res.Unenforced = &off
+	}
 	if *asJSON {
 		return printJSON(res)
+	}
+	if off := res.Unenforced; off != nil {
+		defer fmt.Printf("shares enforced/unenforced: tenant calls %d / %d (%.2f×, goal ≥ 0.95), steady round p99 %.2f / %.2f ms (%.2f×, goal ≤ 1.10)\n",
+			res.TenantCalls, off.TenantCalls, float64(res.TenantCalls)/float64(max(off.TenantCalls, 1)),
+			res.SteadyP99Ms, off.SteadyP99Ms, res.SteadyP99Ms/off.SteadyP99Ms)
 	}
 	fmt.Printf("\n%d tenants, %d transitions: plan+apply p50 %.2f ms, p99 %.2f ms (goal p99 ≤ 5 ms)\n", res.Tenants, res.Transitions, res.ApplyP50Ms, res.ApplyP99Ms)
 	fmt.Printf("tenant calls %d, errors %d, data mismatches %d (goal 0 and 0)\n", res.TenantCalls, res.TenantErrors, res.Mismatches)
@@ -394,6 +408,7 @@ func benchShares(args []string) error {
 	split := fs.String("shares", "0.3,0.7", "the tenants' compute shares, comma-separated")
 	kernel := fs.Uint("kernel", 32, "the matmul's n (a multiple of 16): how long each kernel runs")
 	backend := fs.String("backend", "emulated", "emulated, or cuda for GPU 0 of this machine")
+	alone := fs.Duration("alone", 3*time.Second, "then a tenant alone, this long with shares enforced and as long without (0: skip)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -409,8 +424,23 @@ func benchShares(args []string) error {
 	if err != nil {
 		return err
 	}
+	if *alone > 0 {
+		u, err := kerfdbench.RunUncontended(context.Background(), o, *alone)
+		if err != nil {
+			return err
+		}
+		res.Uncontended = &u
+	}
 	if *asJSON {
 		return printJSON(res)
+	}
+	if u := res.Uncontended; u != nil {
+		defer func() {
+			fmt.Printf("alone on the GPU, batches of 8 kernels and a synchronise:\n")
+			fmt.Printf("  shares enforced:   %.0f kernels/s, batch p99 %.2f ms\n", u.On.KernelsPS, float64(u.On.BatchP99)/1e6)
+			fmt.Printf("  shares unenforced: %.0f kernels/s, batch p99 %.2f ms\n", u.Off.KernelsPS, float64(u.Off.BatchP99)/1e6)
+			fmt.Printf("  enforced/unenforced: throughput %.2f× (goal ≥ 0.95), p99 %.2f× (goal ≤ 1.10)\n", u.ThroughputRatio, u.P99Ratio)
+		}()
 	}
 	fmt.Printf("%d windows of 1 s, GPU busy %.0f%% of the time; each tenant's part of the GPU time used:\n", len(res.Windows), 100*res.Utilisation)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)

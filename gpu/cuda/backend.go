@@ -41,6 +41,7 @@ type Backend struct {
 	// paramInfo is set when the driver has cuFuncGetParamInfo; without
 	// it kernel parameter layouts are read from module images.
 	paramInfo bool
+	gate      gpu.Gate
 }
 
 var _ gpu.Backend = (*Backend)(nil)
@@ -186,5 +187,10 @@ func (b *Backend) Open(dev int, memLimit uint64) (gpu.Context, error) {
 	if dev < 0 || dev >= len(b.devs) {
 		return nil, abi.Errorf(abi.ErrInvalidDevice, "device %d does not exist (%d devices)", dev, len(b.devs))
 	}
-	return newContext(b.devs[dev], b.handles[dev], memLimit, b.paramInfo)
+	return newContext(b.devs[dev], b.handles[dev], memLimit, b.paramInfo, b.gate)
 }
+
+// Pace makes the contexts opened from now on enter gate before every
+// launch and charge it the launch's GPU time, measured by its events,
+// when the launch completes (the compute share; nil: unpaced).
+func (b *Backend) Pace(gate gpu.Gate) { b.gate = gate }

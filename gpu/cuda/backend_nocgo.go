@@ -30,6 +30,9 @@ func New(Config) (*Backend, error) {
 // Devices is empty.
 func (*Backend) Devices() []gpu.DeviceInfo { return nil }
 
+// Pace does nothing.
+func (*Backend) Pace(gpu.Gate) {}
+
 // Open fails.
 func (*Backend) Open(int, uint64) (gpu.Context, error) {
 	return nil, errors.New("cuda: built without cgo")

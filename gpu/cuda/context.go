@@ -41,11 +41,13 @@ type Context struct {
 	mem     ranges            // what copies and memsets may name
 	modules map[*Module]struct{}
 	m       meter
+
+	gate gpu.Gate // paces launches by the compute share; nil: unpaced
 }
 
 var _ gpu.Context = (*Context)(nil)
 
-func newContext(info gpu.DeviceInfo, dev int, memLimit uint64, paramInfo bool) (*Context, error) {
+func newContext(info gpu.DeviceInfo, dev int, memLimit uint64, paramInfo bool, gate gpu.Gate) (*Context, error) {
 	// The context's footprint is the drop in the device's free memory
 	// across its creation. cuMemGetInfo needs a context, so a probe
 	// context gives the "before" figure; it also takes the process's
@@ -77,6 +79,7 @@ func newContext(info gpu.DeviceInfo, dev int, memLimit uint64, paramInfo bool) (
 		allocs:       make(map[uint64]uint64),
 		mem:          newRanges(),
 		modules:      make(map[*Module]struct{}),
+		gate:         gate,
 	}
 	if err := c.q.Reserve(footprint(before, after), "the context's own device memory"); err != nil {
 		ctxDestroy(h)
@@ -397,6 +400,7 @@ func (c *Context) Close() error {
 		c.release()
 	}
 	r := ctxDestroy(c.h)
+	c.stopWatching() // what a faulted context left pending is charged as zero
 	c.bk.Lock()
 	defer c.bk.Unlock()
 	c.allocs, c.modules = nil, nil

@@ -21,7 +21,9 @@
 // (a gpu.Quota). The quota counts the tenant's allocations, rounded as the driver
 // rounds them, plus what the context itself and each loaded module take
 // on the device, measured as cuMemGetInfo deltas. Launches are metered
-// with CUDA events (BusyTime), for compute-share accounting.
+// with CUDA events (BusyTime), for compute-share accounting; a backend
+// given a gpu.Gate (Pace) enters it before each launch and charges it
+// the launch's measured time when its events complete.
 //
 // Everything here that needs a GPU is unverified until it has run on one;
 // see docs/gpu-validation.md.

@@ -56,6 +56,7 @@ func inChild(t *testing.T, child string) {
 	buildFake(t, dir, "cuda122.so", "-DFAKE_NO_PARAMINFO", "-DFAKE_VERSION=12020")
 	buildFake(t, dir, "nodevices.so", "-DFAKE_DEVICES=0")
 	buildFake(t, dir, "shim.so", "-DFAKE_SHIM")
+	buildFake(t, dir, "timed.so", "-DFAKE_KERNEL_US=300")
 	if out, err := exec.Command("gcc", "-shared", "-fPIC", "-o", filepath.Join(dir, "notcuda.so"), "-x", "c", "/dev/null").CombinedOutput(); err != nil {
 		t.Fatalf("gcc: %v\n%s", err, out)
 	}

@@ -5,6 +5,7 @@ package cuda
 import (
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/abi/fatbin"
@@ -295,11 +296,22 @@ func (f *Function) SetAttribute(attr uint32, value int32) error {
 	return nil
 }
 
-// Launch queues a kernel launch on s, timed for BusyTime.
-func (c *Context) Launch(f gpu.Function, cfg abi.LaunchConfig, params []byte, s gpu.Stream) error {
+// Launch queues a kernel launch on s, timed for BusyTime. A context paced
+// by a gate enters it first, and charges it the launch's GPU time, as its
+// events measure it, when the launch completes.
+func (c *Context) Launch(f gpu.Function, cfg abi.LaunchConfig, params []byte, s gpu.Stream) (err error) {
 	fn, ok := f.(*Function)
 	if !ok || fn == nil || fn.m.c != c {
 		return abi.Errorf(abi.ErrInvalidHandle, "function does not belong to this context")
+	}
+	var done func(time.Duration)
+	if c.gate != nil {
+		done = c.gate.Enter()
+		defer func() {
+			if done != nil { // not handed to the meter
+				done(0)
+			}
+		}()
 	}
 	if err := fn.enter(); err != nil {
 		return err
@@ -322,6 +334,7 @@ func (c *Context) Launch(f gpu.Function, cfg abi.LaunchConfig, params []byte, s 
 		[3]uint32{cfg.Grid.X, cfg.Grid.Y, cfg.Grid.Z},
 		[3]uint32{cfg.Block.X, cfg.Block.Y, cfg.Block.Z},
 		cfg.SharedBytes, sh, params[:fn.need], fn.offs, p[0], p[1])
-	c.settle(p, r == 0)
+	c.settle(p, r == 0, done)
+	done = nil
 	return c.check("cuLaunchKernel", r)
 }

@@ -5,6 +5,11 @@
 //   FAKE_DEVICES=n        device count (default 1)
 //   FAKE_NO_PARAMINFO     leave out cuFuncGetParamInfo (a pre-12.4 driver)
 //   FAKE_SHIM             export Kerf's shim marker (kerfd must refuse it)
+//   FAKE_KERNEL_US=n      kernels take n µs of device time, one at a time on
+//                         the device; events complete when the work queued
+//                         before them has, and measure the time between
+//                         them (default: kernels take no time, and every
+//                         event pair measures 1.5 ms)
 // Device memory: 1 GiB; a context takes 64 MiB, a module 1 MiB. Destroying
 // a context frees its allocations and modules, as the driver does.
 #include <pthread.h>
@@ -12,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "kerf_cuda.h" /* as in the driver, plain names are the newest symbols */
 
@@ -51,6 +57,28 @@ static void *new_handle(void) {
 int kerf_intercept_version(void) { return 1; }
 #endif
 
+#ifdef FAKE_KERNEL_US
+static uint64_t device_until;     // when the device's queued work ends (ns)
+static uint64_t ev_time[1 << 16]; // when each event completes, by handle
+
+static uint64_t now_ns(void) {
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+static uint64_t *ev_slot(CUevent e) { return &ev_time[((uintptr_t)e / 64) & 0xffff]; }
+// drain waits until the device's queued work is done.
+static void drain(void) {
+	pthread_mutex_lock(&mu);
+	uint64_t until = device_until;
+	pthread_mutex_unlock(&mu);
+	for (uint64_t n = now_ns(); n < until; n = now_ns()) {
+		struct timespec d = {0, (long)(until - n)};
+		nanosleep(&d, NULL);
+	}
+}
+#endif
+
 CUresult cuDriverGetVersion(int *v) { *v = FAKE_VERSION; return 0; }
 CUresult cuInit(unsigned int flags) { return flags ? 1 : 0; }
 CUresult cuDeviceGetCount(int *n) { *n = FAKE_DEVICES; return 0; }
@@ -82,7 +110,11 @@ CUresult cuCtxDestroy(CUcontext c) {
 	return 0;
 }
 CUresult cuCtxSetCurrent(CUcontext c) { current = c; return c ? 0 : 201; }
+#ifdef FAKE_KERNEL_US
+CUresult cuCtxSynchronize(void) { drain(); return 0; }
+#else
 CUresult cuCtxSynchronize(void) { return 0; }
+#endif
 CUresult cuMemGetInfo(size_t *f, size_t *t) {
 	pthread_mutex_lock(&mu);
 	*t = GiB;
@@ -240,10 +272,46 @@ CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned
 	int maxdyn = i >= 0 ? funcs[i].maxdyn : 0;
 	pthread_mutex_unlock(&mu);
 	if (shared > (unsigned)maxdyn) return 1;
-	return *(int *)params[3] == -1 ? 700 : 0;
+	if (*(int *)params[3] == -1) return 700;
+#ifdef FAKE_KERNEL_US
+	pthread_mutex_lock(&mu);
+	uint64_t n = now_ns();
+	device_until = (device_until > n ? device_until : n) + FAKE_KERNEL_US * 1000ull;
+	pthread_mutex_unlock(&mu);
+#endif
+	return 0;
 }
 CUresult cuEventCreate(CUevent *e, unsigned int flags) { (void)flags; *e = new_handle(); return 0; }
+#ifdef FAKE_KERNEL_US
+CUresult cuEventElapsedTime(float *ms, CUevent a, CUevent b) {
+	pthread_mutex_lock(&mu);
+	*ms = (float)((double)(*ev_slot(b) - *ev_slot(a)) / 1e6);
+	pthread_mutex_unlock(&mu);
+	return 0;
+}
+CUresult cuEventRecord(CUevent e, CUstream s) {
+	(void)s;
+	pthread_mutex_lock(&mu);
+	uint64_t n = now_ns();
+	*ev_slot(e) = device_until > n ? device_until : n;
+	pthread_mutex_unlock(&mu);
+	return 0;
+}
+CUresult cuEventQuery(CUevent e) {
+	pthread_mutex_lock(&mu);
+	uint64_t t = *ev_slot(e);
+	pthread_mutex_unlock(&mu);
+	return now_ns() >= t ? 0 : 600; // CUDA_ERROR_NOT_READY
+}
+CUresult cuEventSynchronize(CUevent e) { (void)e; drain(); return 0; }
+CUresult cuStreamSynchronize(CUstream s) { (void)s; drain(); return 0; }
+#else
 CUresult cuEventElapsedTime(float *ms, CUevent a, CUevent b) { (void)a, (void)b; *ms = 1.5f; return 0; }
+CUresult cuEventRecord(CUevent e, CUstream s) { (void)e, (void)s; return 0; }
+CUresult cuEventQuery(CUevent e) { (void)e; return 0; }
+CUresult cuEventSynchronize(CUevent e) { (void)e; return 0; }
+CUresult cuStreamSynchronize(CUstream s) { (void)s; return 0; }
+#endif
 CUresult cuStreamCreateWithPriority(CUstream *s, unsigned int flags, int prio) { (void)flags, (void)prio; *s = new_handle(); return 0; }
 
 // The rest succeed and do nothing.
@@ -264,10 +332,6 @@ CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char v, size_t n, CUstream s)
 CUresult cuMemsetD16Async(CUdeviceptr dst, unsigned short v, size_t n, CUstream s) { (void)dst, (void)v, (void)n, (void)s; return 0; }
 CUresult cuMemsetD32Async(CUdeviceptr dst, unsigned int v, size_t n, CUstream s) { (void)dst, (void)v, (void)n, (void)s; return 0; }
 CUresult cuStreamDestroy(CUstream s) { (void)s; return 0; }
-CUresult cuStreamSynchronize(CUstream s) { (void)s; return 0; }
 CUresult cuStreamQuery(CUstream s) { (void)s; return 0; }
 CUresult cuStreamWaitEvent(CUstream s, CUevent e, unsigned int flags) { (void)s, (void)e, (void)flags; return 0; }
-CUresult cuEventRecord(CUevent e, CUstream s) { (void)e, (void)s; return 0; }
-CUresult cuEventQuery(CUevent e) { (void)e; return 0; }
-CUresult cuEventSynchronize(CUevent e) { (void)e; return 0; }
 CUresult cuEventDestroy(CUevent e) { (void)e; return 0; }
