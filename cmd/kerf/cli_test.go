@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/kerf-edge/kerf/auth"
+	"github.com/kerf-edge/kerf/internal/testkit"
 )
 
 // The tests in this file run the built binaries, as a user would: kerf,
@@ -280,24 +281,7 @@ func TestKerfdNotRunning(t *testing.T) {
 // directory of its own; its log is in the returned buffer.
 type kerfd struct {
 	state, api string
-	log        *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	log        *testkit.SyncBuffer
 }
 
 // waitFor polls cond until it holds, or fails the test after a minute.
@@ -312,7 +296,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func startKerfd(t *testing.T, e *env) *kerfd {
 	t.Helper()
-	k := &kerfd{state: filepath.Join(t.TempDir(), "state"), log: &syncBuffer{}}
+	k := &kerfd{state: filepath.Join(t.TempDir(), "state"), log: &testkit.SyncBuffer{}}
 	http := freePort(t)
 	k.api = "http://" + http
 	cmd := exec.Command(filepath.Join(binaries(t), "kerfd"))

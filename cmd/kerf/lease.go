@@ -190,9 +190,7 @@ func releaseCmd(args []string) error {
 func listGPUsCmd(args []string) error {
 	stdout := os.Stdout
 	fs := newCommand("list-gpus")
-	token := fs.String("token", "", "token bundle (default: $"+kerfenv.Bundle+", else "+bundlePlaces()+")")
-	via := fs.String("via", "", "unix or quic (default: unix when the socket is here)")
-	server := fs.String("server", "", "appliance QUIC address (default: the token bundle's)")
+	token, via, server := endpointFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

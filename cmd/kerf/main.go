@@ -211,11 +211,18 @@ func dial(ctx context.Context, b auth.Bundle, server, via string, device int) (*
 	return c, via, err
 }
 
+// endpointFlags declares the flags that say how a command reaches kerfd:
+// --token, --via and --server.
+func endpointFlags(fs *cli.Command) (token, via, server *string) {
+	token = fs.String("token", "", "token bundle (default: $"+kerfenv.Bundle+", else "+bundlePlaces()+")")
+	via = fs.String("via", "", "unix or quic (default: unix when the socket is here)")
+	server = fs.String("server", "", "appliance QUIC address (default: the token bundle's)")
+	return token, via, server
+}
+
 func infoCmd(args []string) error {
 	fs := newCommand("info")
-	tokenPath := fs.String("token", "", "token bundle (default: $"+kerfenv.Bundle+", else "+bundlePlaces()+")")
-	via := fs.String("via", "", "unix or quic (default: unix when the socket is here)")
-	server := fs.String("server", "", "appliance QUIC address (default: the token bundle's)")
+	tokenPath, via, server := endpointFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

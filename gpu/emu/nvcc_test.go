@@ -1,14 +1,13 @@
 package emu
 
 import (
-	"bytes"
 	"encoding/binary"
 	"math"
-	"sync"
 	"testing"
 
 	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/abi/fatbin/fatbintest"
+	"github.com/kerf-edge/kerf/internal/testkit"
 )
 
 // A fatbin nvcc builds here and now (never a committed binary), with its
@@ -43,7 +42,7 @@ func TestNvccPrintf(t *testing.T) {
 	img := fatbintest.Nvcc(t, `#include <cstdio>
 extern "C" __global__ void hello(int n) { if (threadIdx.x < n) printf("hi %d %.2f\n", threadIdx.x, 0.5 * threadIdx.x); }
 `, "arch=compute_80,code=compute_80")
-	var out syncBuffer
+	var out testkit.SyncBuffer
 	c := open(t, New(Config{MemoryBytes: 16 << 20, PrintfOutput: &out}), 0, 0)
 	m := must(c.ModuleLoad(img))(t)
 	f := must(m.Function("hello"))(t)
@@ -52,22 +51,4 @@ extern "C" __global__ void hello(int n) { if (threadIdx.x < n) printf("hi %d %.2
 	if got, want := out.String(), "hi 0 0.00\nhi 1 0.50\n"; got != want {
 		t.Fatalf("printed %q, want %q", got, want)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the launch's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
