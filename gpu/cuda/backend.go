@@ -31,6 +31,9 @@ type Config struct {
 	Library string
 	// Log receives New's warnings; nil means slog.Default().
 	Log *slog.Logger
+	// TimeSlicing keeps compute shares enforced by time even where the
+	// GPU's SMs could be partitioned (green contexts).
+	TimeSlicing bool
 }
 
 // Backend serves the NVIDIA devices the driver reports.
@@ -42,6 +45,11 @@ type Backend struct {
 	// it kernel parameter layouts are read from module images.
 	paramInfo bool
 	gate      gpu.Gate
+	modes     []ComputeMode // per ordinal
+
+	partMu sync.Mutex
+	parts  []SMPartition         // per ordinal; zero: none assigned
+	live   map[*Context]struct{} // partitioned contexts, to resize
 }
 
 var _ gpu.Backend = (*Backend)(nil)
@@ -69,7 +77,7 @@ func New(cfg Config) (*Backend, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	b, err := open(lib, log)
+	b, err := open(lib, log, cfg.TimeSlicing)
 	if err != nil {
 		if loaded == "" {
 			dlClose()
@@ -80,7 +88,7 @@ func New(cfg Config) (*Backend, error) {
 	return b, nil
 }
 
-func open(lib string, log *slog.Logger) (*Backend, error) {
+func open(lib string, log *slog.Logger, timeSlicing bool) (*Backend, error) {
 	if msg, missing := dlOpen(lib, bootstrapSymbols, 0); msg != "" {
 		if missing {
 			return nil, fmt.Errorf("%w: %s has no %s: not a CUDA driver", ErrNoDriver, lib, msg)
@@ -123,7 +131,8 @@ func open(lib string, log *slog.Logger) (*Backend, error) {
 	if n == 0 {
 		return nil, fmt.Errorf("%w: the driver (CUDA %s) reports no devices", ErrNoDevice, versionString(v))
 	}
-	b := &Backend{version: v, paramInfo: haveParamInfo()}
+	b := &Backend{version: v, paramInfo: haveParamInfo(), live: make(map[*Context]struct{})}
+	green := greenOpen()
 	for i := range n {
 		info, h, err := describe(i, v)
 		if err != nil {
@@ -131,8 +140,60 @@ func open(lib string, log *slog.Logger) (*Backend, error) {
 		}
 		b.devs = append(b.devs, info)
 		b.handles = append(b.handles, h)
+		b.modes = append(b.modes, computeMode(info, h, timeSlicing, green))
 	}
+	b.parts = make([]SMPartition, n)
 	return b, nil
+}
+
+// computeMode decides, and for partitions asks the driver, how device dev
+// (CUdevice h) divides its SMs.
+func computeMode(info gpu.DeviceInfo, h int, timeSlicing, green bool) ComputeMode {
+	ok, why := partitionSupport(timeSlicing, info.DriverVersion, info.CCMajor, green)
+	if !ok {
+		return ComputeMode{Reason: why}
+	}
+	groups, groupSMs, total, r := smGroups(h, SMGroupSize(info.CCMajor, info.CCMinor))
+	if r != 0 || groups == 0 || groupSMs == 0 {
+		return ComputeMode{Reason: fmt.Sprintf("the driver did not split the SMs: %v", driverError("cuDevSmResourceSplitByCount", r))}
+	}
+	return ComputeMode{Partitioned: true, Groups: groups, GroupSMs: groupSMs, SMs: total}
+}
+
+// ComputeMode says how device dev's compute shares are enforced.
+func (b *Backend) ComputeMode(dev int) ComputeMode {
+	if dev < 0 || dev >= len(b.modes) {
+		return ComputeMode{Reason: "no such device"}
+	}
+	return b.modes[dev]
+}
+
+// SetSMPartition confines the kernels of device dev's contexts to
+// partition p of its SMs: contexts opened from now on are created in it,
+// and those already partitioned move to it at their next kernel launch,
+// once the work they queued before has finished. A zero p leaves
+// contexts opened from now on unpartitioned. It fails where the device's
+// shares are time-sliced (ComputeMode) or p does not fit its groups.
+func (b *Backend) SetSMPartition(dev int, p SMPartition) error {
+	m := b.ComputeMode(dev)
+	if !m.Partitioned {
+		return abi.Errorf(abi.ErrNotSupported, "device %d is time-sliced: %s", dev, m.Reason)
+	}
+	if p != (SMPartition{}) && (p.First < 0 || p.Groups < 1 || p.End() > m.Groups) {
+		return abi.Errorf(abi.ErrInvalidValue, "%v does not fit device %d's %d SM groups", p, dev, m.Groups)
+	}
+	b.partMu.Lock()
+	defer b.partMu.Unlock()
+	b.parts[dev] = p
+	if p == (SMPartition{}) {
+		return nil
+	}
+	for c := range b.live {
+		if c.dev == b.handles[dev] {
+			c.moveTo(p)
+		}
+	}
+	return nil
 }
 
 // describe reads device ordinal ord's identity and size.
@@ -187,7 +248,29 @@ func (b *Backend) Open(dev int, memLimit uint64) (gpu.Context, error) {
 	if dev < 0 || dev >= len(b.devs) {
 		return nil, abi.Errorf(abi.ErrInvalidDevice, "device %d does not exist (%d devices)", dev, len(b.devs))
 	}
-	return newContext(b.devs[dev], b.handles[dev], memLimit, b.paramInfo, b.gate)
+	b.partMu.Lock()
+	p := b.parts[dev]
+	b.partMu.Unlock()
+	var part *greenPart
+	if p != (SMPartition{}) {
+		part = &greenPart{minSMs: SMGroupSize(b.devs[dev].CCMajor, b.devs[dev].CCMinor), p: p}
+	}
+	c, err := newContext(b.devs[dev], b.handles[dev], memLimit, b.paramInfo, b.gate, part)
+	if err != nil || part == nil {
+		return c, err
+	}
+	b.partMu.Lock()
+	defer b.partMu.Unlock()
+	b.live[c] = struct{}{}
+	if now := b.parts[dev]; now != p && now != (SMPartition{}) {
+		c.moveTo(now) // changed while the context was being created
+	}
+	c.forget = func() {
+		b.partMu.Lock()
+		defer b.partMu.Unlock()
+		delete(b.live, c)
+	}
+	return c, nil
 }
 
 // Pace makes the contexts opened from now on enter gate before every

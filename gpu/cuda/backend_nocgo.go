@@ -15,8 +15,9 @@ const DefaultLibrary = "libcuda.so.1"
 
 // Config tunes New.
 type Config struct {
-	Library string
-	Log     *slog.Logger
+	Library     string
+	Log         *slog.Logger
+	TimeSlicing bool
 }
 
 // Backend is unusable in a build without cgo.
@@ -36,4 +37,12 @@ func (*Backend) Pace(gpu.Gate) {}
 // Open fails.
 func (*Backend) Open(int, uint64) (gpu.Context, error) {
 	return nil, errors.New("cuda: built without cgo")
+}
+
+// ComputeMode is time-slicing.
+func (*Backend) ComputeMode(int) ComputeMode { return ComputeMode{Reason: "built without cgo"} }
+
+// SetSMPartition fails.
+func (*Backend) SetSMPartition(int, SMPartition) error {
+	return errors.New("cuda: built without cgo")
 }

@@ -43,11 +43,27 @@ type Context struct {
 	m       meter
 
 	gate gpu.Gate // paces launches by the compute share; nil: unpaced
+
+	// part is the context's SM partition (nil: none, the whole GPU); h is
+	// then the CUcontext of its green context. Replaced under op held for
+	// writing, at a kernel boundary, when pending is set.
+	part    *greenPart
+	pending atomic.Pointer[SMPartition]
+	streams map[*Stream]struct{} // live streams, recreated on a move; guarded by bk
+	forget  func()               // drops the context from its backend's partitioned set
+}
+
+// greenPart is a context's green context.
+type greenPart struct {
+	minSMs int // the SM group size the split asks for
+	p      SMPartition
+	green  uintptr // CUgreenCtx
+	sms    int
 }
 
 var _ gpu.Context = (*Context)(nil)
 
-func newContext(info gpu.DeviceInfo, dev int, memLimit uint64, paramInfo bool, gate gpu.Gate) (*Context, error) {
+func newContext(info gpu.DeviceInfo, dev int, memLimit uint64, paramInfo bool, gate gpu.Gate, part *greenPart) (*Context, error) {
 	// The context's footprint is the drop in the device's free memory
 	// across its creation. cuMemGetInfo needs a context, so a probe
 	// context gives the "before" figure; it also takes the process's
@@ -62,12 +78,19 @@ func newContext(info gpu.DeviceInfo, dev int, memLimit uint64, paramInfo bool, g
 		return nil, driverError("cuMemGetInfo", r)
 	}
 	h, r := ctxCreate(dev)
-	if r != 0 {
+	destroy := func() { ctxDestroy(h) }
+	if part != nil {
+		part.green, h, part.sms, r = greenCreate(dev, part.minSMs, part.p)
+		destroy = func() { greenDestroy(part.green) }
+		if r != 0 {
+			return nil, driverError("cuGreenCtxCreate", r)
+		}
+	} else if r != 0 {
 		return nil, driverError("cuCtxCreate", r)
 	}
 	after, _, r := memInfo(h)
 	if r != 0 {
-		ctxDestroy(h)
+		destroy()
 		return nil, driverError("cuMemGetInfo", r)
 	}
 	c := &Context{
@@ -80,9 +103,11 @@ func newContext(info gpu.DeviceInfo, dev int, memLimit uint64, paramInfo bool, g
 		mem:          newRanges(),
 		modules:      make(map[*Module]struct{}),
 		gate:         gate,
+		part:         part,
+		streams:      make(map[*Stream]struct{}),
 	}
 	if err := c.q.Reserve(footprint(before, after), "the context's own device memory"); err != nil {
-		ctxDestroy(h)
+		destroy()
 		return nil, err
 	}
 	return c, nil
@@ -399,7 +424,13 @@ func (c *Context) Close() error {
 		c.harvest()
 		c.release()
 	}
-	r := ctxDestroy(c.h)
+	var r int
+	if c.part != nil {
+		r = greenDestroy(c.part.green)
+		c.forget()
+	} else {
+		r = ctxDestroy(c.h)
+	}
 	c.stopWatching() // what a faulted context left pending is charged as zero
 	c.bk.Lock()
 	defer c.bk.Unlock()

@@ -219,6 +219,105 @@ static kcu_res kcu_event_elapsed(uintptr_t c, float *ms, uintptr_t start, uintpt
 }
 static kcu_res kcu_event_destroy(uintptr_t c, uintptr_t e) { CUR(c); return cu.cuEventDestroy(H(e)); }
 
+// Green contexts (CUDA 12.4+), resolved apart from the table: optional
+// on every driver. kcu_dev_resource is CUdevResource as the driver's ABI
+// lays it out: 144 bytes, the SM count at byte 96 (our own declaration;
+// later drivers add fields and a chain pointer within the same size).
+typedef struct {
+	int type; // 1: CU_DEV_RESOURCE_TYPE_SM
+	unsigned char internal[92];
+	unsigned int sm_count;
+	unsigned char rest[36];
+	void *next;
+} kcu_dev_resource;
+_Static_assert(sizeof(kcu_dev_resource) == 144, "CUdevResource is 144 bytes");
+enum { kcu_res_sm = 1, kcu_green_default_stream = 1, kcu_max_groups = 256 };
+
+static struct {
+	CUresult (*cuDeviceGetDevResource)(CUdevice dev, kcu_dev_resource *res, int type);
+	CUresult (*cuDevSmResourceSplitByCount)(kcu_dev_resource *result, unsigned *nbGroups, const kcu_dev_resource *input,
+		kcu_dev_resource *remaining, unsigned flags, unsigned minCount);
+	CUresult (*cuDevResourceGenerateDesc)(void **desc, kcu_dev_resource *res, unsigned nb);
+	CUresult (*cuGreenCtxCreate)(void **green, void *desc, CUdevice dev, unsigned flags);
+	CUresult (*cuGreenCtxDestroy)(void *green);
+	CUresult (*cuCtxFromGreenCtx)(CUcontext *ctx, void *green);
+} kcu_green;
+
+// kcu_green_open resolves the green-context entry points; 1 if all are there.
+static int kcu_green_open(void) {
+	memset(&kcu_green, 0, sizeof kcu_green);
+	if (!kcu_lib)
+		return 0;
+#define G(n) (*(void **)&kcu_green.n = dlsym(kcu_lib, #n))
+	int all = G(cuDeviceGetDevResource) && G(cuDevSmResourceSplitByCount) && G(cuDevResourceGenerateDesc) &&
+		G(cuGreenCtxCreate) && G(cuGreenCtxDestroy) && G(cuCtxFromGreenCtx);
+#undef G
+	if (!all)
+		memset(&kcu_green, 0, sizeof kcu_green);
+	return all;
+}
+
+// kcu_sm_split splits dev's SMs into groups of at least min_sms; groups
+// gets up to kcu_max_groups of them, *n their count.
+static kcu_res kcu_sm_split(int dev, unsigned min_sms, kcu_dev_resource *groups, unsigned *n) {
+	if (!kcu_green.cuDeviceGetDevResource)
+		return 801; // CUDA_ERROR_NOT_SUPPORTED
+	kcu_dev_resource all, rest;
+	memset(&all, 0, sizeof all);
+	memset(&rest, 0, sizeof rest);
+	kcu_res r = kcu_green.cuDeviceGetDevResource(dev, &all, kcu_res_sm);
+	if (r)
+		return r;
+	*n = kcu_max_groups;
+	return kcu_green.cuDevSmResourceSplitByCount(groups, n, &all, &rest, 0, min_sms);
+}
+
+// kcu_sm_groups reports how dev's SMs split: the group count, the SMs of
+// a group, and the device's SMs.
+static kcu_res kcu_sm_groups(int dev, unsigned min_sms, unsigned *n, unsigned *group_sms, unsigned *total) {
+	kcu_dev_resource groups[kcu_max_groups];
+	memset(groups, 0, sizeof groups);
+	kcu_res r = kcu_sm_split(dev, min_sms, groups, n);
+	*group_sms = *n ? groups[0].sm_count : 0;
+	*total = 0;
+	kcu_dev_resource all;
+	if (!r && !kcu_green.cuDeviceGetDevResource(dev, &all, kcu_res_sm))
+		*total = all.sm_count;
+	return r;
+}
+
+// kcu_green_create makes a green context of groups [first, first+count)
+// of dev's split, and its CUcontext; *sms is its SM count.
+static kcu_res kcu_green_create(int dev, unsigned min_sms, unsigned first, unsigned count,
+		uintptr_t *green, uintptr_t *ctx, unsigned *sms) {
+	kcu_dev_resource groups[kcu_max_groups];
+	memset(groups, 0, sizeof groups);
+	unsigned n = 0;
+	kcu_res r = kcu_sm_split(dev, min_sms, groups, &n);
+	if (r)
+		return r;
+	if (count == 0 || first >= n || count > n - first)
+		return 1; // CUDA_ERROR_INVALID_VALUE
+	*sms = 0;
+	for (unsigned i = first; i < first + count; i++)
+		*sms += groups[i].sm_count;
+	void *desc = 0, *g = 0;
+	if ((r = kcu_green.cuDevResourceGenerateDesc(&desc, groups + first, count)))
+		return r;
+	if ((r = kcu_green.cuGreenCtxCreate(&g, desc, dev, kcu_green_default_stream)))
+		return r;
+	CUcontext c = 0;
+	if ((r = kcu_green.cuCtxFromGreenCtx(&c, g))) {
+		kcu_green.cuGreenCtxDestroy(g);
+		return r;
+	}
+	*green = (uintptr_t)g;
+	*ctx = (uintptr_t)c;
+	return 0;
+}
+static kcu_res kcu_green_destroy(uintptr_t g) { return kcu_green.cuGreenCtxDestroy(H(g)); }
+static void kcu_green_forget(void) { memset(&kcu_green, 0, sizeof kcu_green); }
+
 static void kcu_free(char *p) { free(p); }
 
 // kcu_has reports whether the loaded library exports name.
@@ -277,7 +376,10 @@ func dlOpen(lib string, n, version int) (msg string, missing bool) {
 	return C.GoString(m), miss != 0
 }
 
-func dlClose() { C.kcu_close() }
+func dlClose() {
+	C.kcu_green_forget()
+	C.kcu_close()
+}
 
 // dlHas reports whether the loaded library exports symbol name.
 func dlHas(name string) bool {
@@ -474,3 +576,27 @@ func eventElapsed(c, start, end uintptr) (float32, int) {
 	r := C.kcu_event_elapsed(C.uintptr_t(c), &ms, C.uintptr_t(start), C.uintptr_t(end))
 	return float32(ms), int(r)
 }
+
+// greenOpen resolves the green-context entry points of the loaded
+// driver; it reports whether all of them are there.
+func greenOpen() bool { return C.kcu_green_open() != 0 }
+
+// smGroups splits device dev's SMs into groups of at least minSMs: the
+// group count, the SMs in a group, and the device's SMs.
+func smGroups(dev, minSMs int) (groups, groupSMs, total int, r int) {
+	var n, g, t C.unsigned
+	r = int(C.kcu_sm_groups(C.int(dev), C.unsigned(minSMs), &n, &g, &t))
+	return int(n), int(g), int(t), r
+}
+
+// greenCreate makes a green context of partition p of device dev's split
+// into groups of at least minSMs: the green context, the CUcontext that
+// stands for it, and its SM count.
+func greenCreate(dev, minSMs int, p SMPartition) (green, ctx uintptr, sms int, r int) {
+	var g, c C.uintptr_t
+	var n C.unsigned
+	r = int(C.kcu_green_create(C.int(dev), C.unsigned(minSMs), C.unsigned(p.First), C.unsigned(p.Groups), &g, &c, &n))
+	return uintptr(g), uintptr(c), int(n), r
+}
+
+func greenDestroy(g uintptr) int { return int(C.kcu_green_destroy(C.uintptr_t(g))) }

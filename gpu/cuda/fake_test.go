@@ -60,8 +60,15 @@ func inChild(t *testing.T, child string) {
 	if out, err := exec.Command("gcc", "-shared", "-fPIC", "-o", filepath.Join(dir, "notcuda.so"), "-x", "c", "/dev/null").CombinedOutput(); err != nil {
 		t.Fatalf("gcc: %v\n%s", err, out)
 	}
+	runChild(t, child, dir)
+}
+
+// runChild runs the test called child in a child test process, with the
+// fake drivers in dir and the extra environment env.
+func runChild(t *testing.T, child, dir string, env ...string) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^"+child+"$", "-test.v")
-	cmd.Env = append(os.Environ(), fakeDirEnv+"="+dir)
+	cmd.Env = append(append(os.Environ(), fakeDirEnv+"="+dir), env...)
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "--- PASS: "+child) {
 		t.Fatalf("child: %v\n%s", err, out)
@@ -107,6 +114,11 @@ var fakeKernels = &gputest.Kernels{
 		return fakeLaunch, append(make([]byte, 24), 0xff, 0xff, 0xff, 0xff)
 	}},
 }
+
+// fakeVaddPTX declares the fake's vadd, for drivers without
+// cuFuncGetParamInfo.
+var fakeVaddPTX = []byte(".version 7.8\n.target sm_80\n.address_size 64\n" +
+	".visible .entry vadd(\n\t.param .u64 a,\n\t.param .u64 b,\n\t.param .u64 c,\n\t.param .u32 n\n)\n{\n\tret;\n}\n")
 
 var fakeLaunch = abi.LaunchConfig{Grid: abi.Dim3{X: 1, Y: 1, Z: 1}, Block: abi.Dim3{X: 32, Y: 1, Z: 1}}
 
@@ -306,8 +318,7 @@ func TestFakeDriverImageLayoutsChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer g.Close()
-	ptx := []byte(".version 7.8\n.target sm_80\n.address_size 64\n" +
-		".visible .entry vadd(\n\t.param .u64 a,\n\t.param .u64 b,\n\t.param .u64 c,\n\t.param .u32 n\n)\n{\n\tret;\n}\n")
+	ptx := fakeVaddPTX
 	for _, img := range [][]byte{ptx, fatbintest.Container(fatbintest.PTX(80, ptx, true))} {
 		m, err := g.ModuleLoad(img)
 		if err != nil {

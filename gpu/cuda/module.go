@@ -304,6 +304,11 @@ func (c *Context) Launch(f gpu.Function, cfg abi.LaunchConfig, params []byte, s 
 	if !ok || fn == nil || fn.m.c != c {
 		return abi.Errorf(abi.ErrInvalidHandle, "function does not belong to this context")
 	}
+	if c.pending.Load() != nil {
+		if err := c.applyMove(); err != nil {
+			return err
+		}
+	}
 	var done func(time.Duration)
 	if c.gate != nil {
 		done = c.gate.Enter()

@@ -10,7 +10,9 @@ import (
 // Stream is a driver stream of a context.
 type Stream struct {
 	c         *Context
-	h         uintptr
+	h         uintptr // replaced, under c.op held for writing, when the context moves partition
+	flags     uint32
+	priority  int32
 	destroyed bool // guarded by c.bk
 }
 
@@ -36,7 +38,11 @@ func (c *Context) StreamCreate(flags uint32, priority int32) (gpu.Stream, error)
 	if err := c.check("cuStreamCreateWithPriority", r); err != nil {
 		return nil, err
 	}
-	return &Stream{c: c, h: h}, nil
+	st := &Stream{c: c, h: h, flags: flags, priority: priority}
+	c.bk.Lock()
+	c.streams[st] = struct{}{}
+	c.bk.Unlock()
+	return st, nil
 }
 
 // live checks the context and the stream; op is held on success.
@@ -96,6 +102,7 @@ func (s *Stream) Destroy() error {
 	c.bk.Lock()
 	d := s.destroyed
 	s.destroyed = true
+	delete(c.streams, s)
 	c.bk.Unlock()
 	if d {
 		return errDestroyedStream

@@ -5,6 +5,8 @@
 //   FAKE_DEVICES=n        device count (default 1)
 //   FAKE_NO_PARAMINFO     leave out cuFuncGetParamInfo (a pre-12.4 driver)
 //   FAKE_SHIM             export Kerf's shim marker (kerfd must refuse it)
+//   FAKE_NO_GREEN         leave out the green-context calls (a pre-12.4 driver)
+//   FAKE_CC_MAJOR=n       compute capability major (default 9, Hopper)
 //   FAKE_KERNEL_US=n      kernels take n µs of device time, one at a time on
 //                         the device; events complete when the work queued
 //                         before them has, and measure the time between
@@ -12,7 +14,14 @@
 //                         event pair measures 1.5 ms)
 // Device memory: 1 GiB; a context takes 64 MiB, a module 1 MiB. Destroying
 // a context frees its allocations and modules, as the driver does.
+// Green contexts: 132 SMs, split into groups of the minimum count rounded
+// up to 8; a green context shares the primary context's memory and
+// modules, and takes 64 MiB while any exists. With KERF_FAKE_LOG set, the
+// green-context calls, context synchronisation, stream creation and
+// destruction and every launch (with the SMs its stream's green context
+// has, 0 outside one) are appended to that file, one line each.
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +35,9 @@
 #endif
 #ifndef FAKE_DEVICES
 #define FAKE_DEVICES 1
+#endif
+#ifndef FAKE_CC_MAJOR
+#define FAKE_CC_MAJOR 9
 #endif
 
 #define GiB (1ull << 30)
@@ -52,6 +64,40 @@ static void *new_handle(void) {
 	pthread_mutex_unlock(&mu);
 	return h;
 }
+
+// Green contexts: each has a CUcontext standing for it; both are handles.
+#define FAKE_SMS 132
+#define PRIMARY ((void *)(uintptr_t)8) // the primary context green contexts share
+static struct { void *g, *ctx; unsigned first, sms; } greens[64];
+static struct { void *s, *ctx; } streams[1024]; // the context each stream was made in
+static int ngreens __attribute__((unused)); // green contexts alive
+
+static void fake_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void fake_log(const char *fmt, ...) {
+	const char *path = getenv("KERF_FAKE_LOG");
+	if (!path)
+		return;
+	FILE *f = fopen(path, "a");
+	if (!f)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vfprintf(f, fmt, ap);
+	va_end(ap);
+	fputc('\n', f);
+	fclose(f);
+}
+
+// green_of returns the slot of the green context ctx stands for, or -1;
+// mu is held.
+static int green_of(void *ctx) {
+	for (int i = 0; i < 64; i++)
+		if (greens[i].g && greens[i].ctx == ctx) return i;
+	return -1;
+}
+// owner is the context that owns memory made with ctx current: the
+// primary context for a green context's; mu is held.
+static void *owner(void *ctx) { return green_of(ctx) >= 0 ? PRIMARY : ctx; }
 
 #ifdef FAKE_SHIM
 int kerf_intercept_version(void) { return 1; }
@@ -92,7 +138,7 @@ CUresult cuDeviceGetAttribute(int *v, CUdevice_attribute attr, CUdevice dev) {
 	case 8: *v = 48 << 10; return 0;   // shared memory per block
 	case 97: *v = 227 << 10; return 0; // opt-in shared memory per block
 	case 16: *v = 132; return 0; // multiprocessors
-	case 75: *v = 9; return 0;   // compute capability
+	case 75: *v = FAKE_CC_MAJOR; return 0; // compute capability
 	case 76: *v = 0; return 0;
 	}
 	*v = 0;
@@ -111,9 +157,9 @@ CUresult cuCtxDestroy(CUcontext c) {
 }
 CUresult cuCtxSetCurrent(CUcontext c) { current = c; return c ? 0 : 201; }
 #ifdef FAKE_KERNEL_US
-CUresult cuCtxSynchronize(void) { drain(); return 0; }
+CUresult cuCtxSynchronize(void) { drain(); fake_log("sync ctx=%p", current); return 0; }
 #else
-CUresult cuCtxSynchronize(void) { return 0; }
+CUresult cuCtxSynchronize(void) { fake_log("sync ctx=%p", current); return 0; }
 #endif
 CUresult cuMemGetInfo(size_t *f, size_t *t) {
 	pthread_mutex_lock(&mu);
@@ -127,7 +173,7 @@ CUresult cuMemAlloc(CUdeviceptr *p, size_t n) {
 	pthread_mutex_lock(&mu);
 	for (int i = 0; i < 256 && n <= GiB - used; i++)
 		if (!allocs[i].p) {
-			allocs[i].p = next_ptr, allocs[i].n = n, allocs[i].ctx = current;
+			allocs[i].p = next_ptr, allocs[i].n = n, allocs[i].ctx = owner(current);
 			*p = next_ptr;
 			next_ptr += (n + 511) & ~511ull;
 			used += n;
@@ -149,7 +195,7 @@ CUresult cuMemGetAddressRange(CUdeviceptr *base, size_t *n, CUdeviceptr p) {
 	int r = 500; // CUDA_ERROR_NOT_FOUND
 	pthread_mutex_lock(&mu);
 	for (int i = 0; i < 256; i++)
-		if (allocs[i].p && allocs[i].ctx == current && p >= allocs[i].p && p - allocs[i].p < allocs[i].n) {
+		if (allocs[i].p && allocs[i].ctx == owner(current) && p >= allocs[i].p && p - allocs[i].p < allocs[i].n) {
 			*base = allocs[i].p, *n = allocs[i].n, r = 0;
 			break;
 		}
@@ -182,7 +228,7 @@ CUresult cuModuleLoadData(CUmodule *m, const void *img) {
 	pthread_mutex_lock(&mu);
 	for (int i = 0; i < 256 && MiB <= GiB - used; i++)
 		if (!modules[i].h) {
-			modules[i].h = h, modules[i].ctx = current;
+			modules[i].h = h, modules[i].ctx = owner(current);
 			image_digest(img, &modules[i].fnv, &modules[i].len);
 			*m = h;
 			used += MiB;
@@ -273,6 +319,14 @@ CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned
 	pthread_mutex_unlock(&mu);
 	if (shared > (unsigned)maxdyn) return 1;
 	if (*(int *)params[3] == -1) return 700;
+	pthread_mutex_lock(&mu);
+	void *ctx = current;
+	for (int j = 0; s && j < 1024; j++)
+		if (streams[j].s == s) { ctx = streams[j].ctx; break; }
+	int g = green_of(ctx);
+	unsigned first = g >= 0 ? greens[g].first : 0, sms = g >= 0 ? greens[g].sms : 0;
+	pthread_mutex_unlock(&mu);
+	fake_log("launch stream=%p ctx=%p first=%u sms=%u", (void *)s, ctx, first, sms);
 #ifdef FAKE_KERNEL_US
 	pthread_mutex_lock(&mu);
 	uint64_t n = now_ns();
@@ -312,7 +366,115 @@ CUresult cuEventQuery(CUevent e) { (void)e; return 0; }
 CUresult cuEventSynchronize(CUevent e) { (void)e; return 0; }
 CUresult cuStreamSynchronize(CUstream s) { (void)s; return 0; }
 #endif
-CUresult cuStreamCreateWithPriority(CUstream *s, unsigned int flags, int prio) { (void)flags, (void)prio; *s = new_handle(); return 0; }
+CUresult cuStreamCreateWithPriority(CUstream *s, unsigned int flags, int prio) {
+	(void)flags, (void)prio;
+	*s = new_handle();
+	pthread_mutex_lock(&mu);
+	for (int i = 0; i < 1024; i++)
+		if (!streams[i].s) { streams[i].s = *s, streams[i].ctx = current; break; }
+	pthread_mutex_unlock(&mu);
+	fake_log("stream create %p ctx=%p", (void *)*s, current);
+	return 0;
+}
+CUresult cuStreamDestroy(CUstream s) {
+	pthread_mutex_lock(&mu);
+	for (int i = 0; i < 1024; i++)
+		if (streams[i].s == s) { streams[i].s = 0; break; }
+	pthread_mutex_unlock(&mu);
+	fake_log("stream destroy %p", (void *)s);
+	return 0;
+}
+
+#ifndef FAKE_NO_GREEN
+// The resource structure as the driver lays it out: the SM count at byte
+// 96 of 144; the fake keeps a group's first SM at byte 4.
+typedef struct { int type; unsigned first; unsigned char pad[88]; unsigned sms; unsigned char rest[44]; } fake_resource;
+_Static_assert(sizeof(fake_resource) == 144, "CUdevResource is 144 bytes");
+typedef struct { unsigned first, sms, n; } fake_desc;
+
+CUresult cuDeviceGetDevResource(CUdevice dev, fake_resource *r, int type) {
+	if (dev < 0 || dev >= FAKE_DEVICES || type != 1) return 1;
+	memset(r, 0, sizeof *r);
+	r->type = 1, r->first = 0, r->sms = FAKE_SMS;
+	return 0;
+}
+CUresult cuDevSmResourceSplitByCount(fake_resource *result, unsigned *nb, const fake_resource *in, fake_resource *rest, unsigned flags, unsigned min) {
+	if (!nb || !in || in->type != 1 || flags) return 1;
+	unsigned size = min < 8 ? 8 : (min + 7) / 8 * 8;
+	unsigned groups = in->sms / size;
+	if (result) groups = groups < *nb ? groups : *nb;
+	for (unsigned i = 0; result && i < groups; i++) {
+		memset(&result[i], 0, sizeof result[i]);
+		result[i].type = 1, result[i].first = in->first + i * size, result[i].sms = size;
+	}
+	if (rest) {
+		memset(rest, 0, sizeof *rest);
+		rest->type = 1, rest->first = in->first + groups * size, rest->sms = in->sms - groups * size;
+	}
+	*nb = groups;
+	fake_log("split min=%u groups=%u size=%u", min, groups, size);
+	return 0;
+}
+// A descriptor's groups must be adjacent, as Kerf asks for them.
+CUresult cuDevResourceGenerateDesc(fake_desc **d, fake_resource *res, unsigned n) {
+	if (!n) return 1;
+	fake_desc *x = calloc(1, sizeof *x);
+	x->first = res[0].first, x->n = n;
+	for (unsigned i = 0; i < n; i++) {
+		if (res[i].type != 1 || res[i].first != x->first + x->sms) { free(x); return 914; } // CUDA_ERROR_INVALID_RESOURCE_CONFIGURATION
+		x->sms += res[i].sms;
+	}
+	*d = x;
+	return 0;
+}
+CUresult cuGreenCtxCreate(void **g, fake_desc *d, CUdevice dev, unsigned flags) {
+	if (!d || dev < 0 || dev >= FAKE_DEVICES || flags != 1) return 1;
+	void *h = new_handle(), *ctx = new_handle();
+	int r = 2;
+	pthread_mutex_lock(&mu);
+	for (int i = 0; i < 64; i++)
+		if (!greens[i].g) {
+			greens[i].g = h, greens[i].ctx = ctx, greens[i].first = d->first, greens[i].sms = d->sms;
+			if (ngreens++ == 0) used += 64 * MiB; // the primary context
+			r = 0;
+			break;
+		}
+	pthread_mutex_unlock(&mu);
+	if (r) return r;
+	*g = h;
+	fake_log("green create %p ctx=%p first=%u sms=%u", h, ctx, d->first, d->sms);
+	return 0;
+}
+CUresult cuCtxFromGreenCtx(CUcontext *c, void *g) {
+	int r = 400;
+	pthread_mutex_lock(&mu);
+	for (int i = 0; i < 64; i++)
+		if (g && greens[i].g == g) { *c = greens[i].ctx; r = 0; break; }
+	pthread_mutex_unlock(&mu);
+	return r;
+}
+// Destroying the last green context releases the primary context, and
+// with it what it holds.
+CUresult cuGreenCtxDestroy(void *g) {
+	int r = 400;
+	pthread_mutex_lock(&mu);
+	for (int i = 0; i < 64; i++)
+		if (g && greens[i].g == g) {
+			greens[i].g = 0, r = 0;
+			if (--ngreens == 0) {
+				used -= 64 * MiB;
+				for (int j = 0; j < 256; j++) {
+					if (allocs[j].p && allocs[j].ctx == PRIMARY) used -= allocs[j].n, allocs[j].p = 0;
+					if (modules[j].h && modules[j].ctx == PRIMARY) used -= MiB, modules[j].h = 0;
+				}
+			}
+			break;
+		}
+	pthread_mutex_unlock(&mu);
+	if (!r) fake_log("green destroy %p", g);
+	return r;
+}
+#endif
 
 // The rest succeed and do nothing.
 CUresult cuModuleGetGlobal(CUdeviceptr *p, size_t *n, CUmodule m, const char *name) {
@@ -331,7 +493,6 @@ CUresult cuMemcpyDtoDAsync(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream 
 CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char v, size_t n, CUstream s) { (void)dst, (void)v, (void)n, (void)s; return 0; }
 CUresult cuMemsetD16Async(CUdeviceptr dst, unsigned short v, size_t n, CUstream s) { (void)dst, (void)v, (void)n, (void)s; return 0; }
 CUresult cuMemsetD32Async(CUdeviceptr dst, unsigned int v, size_t n, CUstream s) { (void)dst, (void)v, (void)n, (void)s; return 0; }
-CUresult cuStreamDestroy(CUstream s) { (void)s; return 0; }
 CUresult cuStreamQuery(CUstream s) { (void)s; return 0; }
 CUresult cuStreamWaitEvent(CUstream s, CUevent e, unsigned int flags) { (void)s, (void)e, (void)flags; return 0; }
 CUresult cuEventDestroy(CUevent e) { (void)e; return 0; }
