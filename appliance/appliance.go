@@ -108,7 +108,7 @@ func newLocked(cfg Config, log *slog.Logger, lock *os.File) (*Appliance, error) 
 	}
 	devices := backend.Devices()
 	shares := newShares(cfg, kind, len(devices))
-	workers := newWorkerSet(cfg.Tenants.StopGrace, cfg.Tenants.Limits)
+	workers := newWorkerSet(cfg.Tenants.StopGrace, cfg.Tenants.Limits, newSMPlanner(backend, log))
 	gpus, reserve := slicerGPUs(devices), slicerReserve(kind)
 	sl, err := openSlicer(cfg, gpus, reserve, workers, log)
 	if err != nil {

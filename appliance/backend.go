@@ -75,7 +75,7 @@ func emuConfig(cfg Config, mem uint64, gate gpu.Gate) emu.Config {
 // falls back to the emulator. GPUs the driver serves without NVML are
 // served unsampled.
 func realGPUs(cfg Config, log *slog.Logger) (gpu.Backend, *discover.NVML, error) {
-	b, err := cuda.New(cuda.Config{Library: cfg.GPU.CUDA.Library, Log: log})
+	b, err := cuda.New(cuda.Config{Library: cfg.GPU.CUDA.Library, Log: log, TimeSlicing: cfg.GPU.CUDA.TimeSlicing})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -39,6 +39,9 @@ type Config struct {
 		Backend string `koanf:"backend"`
 		CUDA    struct {
 			Library string `koanf:"library"`
+			// TimeSlicing enforces compute shares by time even on GPUs
+			// whose SMs could be partitioned (green contexts).
+			TimeSlicing bool `koanf:"time_slicing"`
 		} `koanf:"cuda"`
 		Emulated struct {
 			Name    string `koanf:"name"`

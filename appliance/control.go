@@ -27,6 +27,8 @@ import (
 //	setMemLimit  change the session's memory limit in place; answered by ack
 //	grant        a grant of GPU time, the answer to acquire
 //	reserved     the answer to reserve: Err is empty, or why it was refused
+//	smPartition  the SMs the session's kernels run on (where a GPU's shares
+//	             are SM partitions), and whether the share gate paces them
 //
 // worker → kerfd:
 //
@@ -60,6 +62,7 @@ const (
 	ctlRelease
 	ctlRenew
 	ctlYield
+	ctlSMPartition
 )
 
 const (
@@ -85,6 +88,9 @@ type workerSpec struct {
 	Transport string
 	Peer      string
 	Limits    []workerLimit // resource limits the worker sets on itself first
+	// SMPartition: the SMs the session's kernels run on from the start;
+	// nil where its GPU's shares are enforced by time.
+	SMPartition *smPartitionMsg `json:",omitempty"`
 }
 
 // setMemLimitMsg changes a session's memory limit; Seq pairs it with its
@@ -140,6 +146,28 @@ type renewMsg struct {
 type yieldMsg struct {
 	Grant  uint64
 	Budget time.Duration
+}
+
+// smPartitionMsg moves a worker's kernels on device Device to SM groups
+// [First, First+Groups) (gpu/cuda SMPartition) at their next launch.
+// Gated: the share gate paces them too, as when a GPU's slices cannot
+// each have SMs of their own and share them all by time.
+type smPartitionMsg struct {
+	Device, First, Groups int
+	Gated                 bool
+}
+
+// maxSMGroups bounds the SM groups a partition message may name.
+const maxSMGroups = 4096
+
+func (smPartitionMsg) ctlType() ctlType { return ctlSMPartition }
+
+func (m smPartitionMsg) appendPayload(b []byte) ([]byte, error) {
+	var gated uint64
+	if m.Gated {
+		gated = 1
+	}
+	return appendUints(b, uint64(m.Device), uint64(m.First), uint64(m.Groups), gated), nil
 }
 
 func (renewMsg) ctlType() ctlType { return ctlRenew }
@@ -265,6 +293,8 @@ func payloadLimit(t ctlType) sizeLimit {
 		return sizeLimit{0, maxSpecLen}
 	case ctlSetMemLimit, ctlGrant, ctlUsed, ctlReserve, ctlRenew, ctlYield:
 		return sizeLimit{16, 16}
+	case ctlSMPartition:
+		return sizeLimit{32, 32}
 	case ctlRelease:
 		return sizeLimit{8, 8}
 	case ctlReport:
@@ -281,7 +311,7 @@ func payloadLimit(t ctlType) sizeLimit {
 
 // Who reads a stream decides which types it accepts.
 var (
-	fromKerfd  = []ctlType{ctlSpec, ctlSetMemLimit, ctlGrant, ctlReserved, ctlYield}
+	fromKerfd  = []ctlType{ctlSpec, ctlSetMemLimit, ctlGrant, ctlReserved, ctlYield, ctlSMPartition}
 	fromWorker = []ctlType{ctlReport, ctlAck, ctlAcquire, ctlUsed, ctlReserve, ctlRelease, ctlRenew}
 )
 
@@ -402,6 +432,11 @@ func decodeCtlPayload(t ctlType, p []byte) (ctlMsg, error) {
 		return reservedMsg{Seq: u(0), Code: abi.Result(u(1)), Free: u(2), Err: string(p[24:])}, nil
 	case ctlRelease:
 		return releaseMsg{Bytes: u(0)}, nil
+	case ctlSMPartition:
+		if u(0) > maxSMGroups || u(1) > maxSMGroups || u(2) > maxSMGroups || u(3) > 1 {
+			return nil, fmt.Errorf("SM partition %d %d %d %d", u(0), u(1), u(2), u(3))
+		}
+		return smPartitionMsg{Device: int(u(0)), First: int(u(1)), Groups: int(u(2)), Gated: u(3) == 1}, nil
 	}
 	return nil, fmt.Errorf("unknown message type %d", t)
 }

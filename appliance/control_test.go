@@ -35,13 +35,15 @@ func everyCtlMsg() []ctlMsg {
 		releaseMsg{Bytes: 1 << 20},
 		renewMsg{Grant: 41, Used: 900 * time.Microsecond},
 		yieldMsg{Grant: 41, Budget: 1500 * time.Microsecond},
+		smPartitionMsg{Device: 1, First: 5, Groups: 11},
+		smPartitionMsg{Device: 0, First: 0, Groups: 16, Gated: true},
 	}
 }
 
 // direction is the set of types a reader of m's direction accepts.
 func direction(m ctlMsg) []ctlType {
 	switch m.(type) {
-	case workerSpec, setMemLimitMsg, grantMsg, reservedMsg, yieldMsg:
+	case workerSpec, setMemLimitMsg, grantMsg, reservedMsg, yieldMsg, smPartitionMsg:
 		return fromKerfd
 	}
 	return fromWorker
@@ -157,13 +159,16 @@ func TestCtlRejectsGarbage(t *testing.T) {
 		accept []ctlType
 	}{
 		{"unknown type", frame(0, nil), fromWorker},
-		{"type past the last", frame(ctlYield+1, nil), fromWorker},
+		{"type past the last", frame(ctlSMPartition+1, nil), fromWorker},
 		{"spec from a worker", mustFrame(t, everyCtlMsg()[0]), fromWorker},
 		{"grant from a worker", mustFrame(t, grantMsg{ID: 1, Budget: time.Millisecond}), fromWorker},
 		{"report from kerfd", mustFrame(t, workerReport{}), fromKerfd},
 		{"negative used", frame(ctlUsed, negative), fromWorker},
 		{"negative renewal", frame(ctlRenew, negative), fromWorker},
 		{"yield from a worker", mustFrame(t, yieldMsg{Grant: 1}), fromWorker},
+		{"SM partition from a worker", mustFrame(t, smPartitionMsg{Groups: 1}), fromWorker},
+		{"SM partition past the bound", frame(ctlSMPartition, append(binary.BigEndian.AppendUint64(make([]byte, 16), maxSMGroups+1), make([]byte, 8)...)), fromKerfd},
+		{"SM partition gated neither 0 nor 1", frame(ctlSMPartition, append(make([]byte, 24), 0, 0, 0, 0, 0, 0, 0, 2)), fromKerfd},
 		{"negative busy", frame(ctlReport, append(make([]byte, 48), negative[8:]...)), fromWorker},
 		{"negative budget", frame(ctlGrant, negative), fromKerfd},
 		{"spec not JSON", frame(ctlSpec, []byte("{not json")), fromKerfd},

@@ -163,7 +163,8 @@ func (s *supervisor) handoff(ctx context.Context, rw io.ReadWriteCloser, peer tr
 	log.Info("session handed to worker", "device", adm.Device, "memLimit", adm.MemLimit)
 
 	out := newCtlWriter(proc.ctrl)
-	spec := workerSpec{Config: s.workerCfg, Admission: adm, Prefix: buffered, Transport: peer.Transport, Peer: peer.Addr, Limits: s.jail.limits}
+	spec := workerSpec{Config: s.workerCfg, Admission: adm, Prefix: buffered, Transport: peer.Transport, Peer: peer.Addr, Limits: s.jail.limits,
+		SMPartition: s.workers.partition(w, s.slices.sliceShare(w.slice))}
 	if err := out.send(spec); err != nil {
 		log.Error("sending the worker its spec", "err", err)
 		proc.cmd.Process.Kill()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kerf-edge/kerf/gpu"
+	"github.com/kerf-edge/kerf/gpu/cuda"
 	"github.com/kerf-edge/kerf/internal/kerfenv"
 	"github.com/kerf-edge/kerf/transport"
 )
@@ -82,9 +83,18 @@ func runWorker() error {
 	if spec.Config.Slicer.SharesUnenforced {
 		pace = nil
 	}
+	var sms *smWorker
+	if spec.SMPartition != nil && pace != nil {
+		sms = &smWorker{gate: pace, log: log}
+		pace = sms
+	}
 	backend, err := workerBackend(spec.Config, pace)
 	if err != nil {
 		return err
+	}
+	if sms != nil {
+		sms.backend, _ = backend.(*cuda.Backend)
+		sms.apply(*spec.SMPartition)
 	}
 	leaseMem := newCtlLeaseMemory(out.send)
 	srv := &transport.Server{Backend: backend, Log: log,
@@ -114,6 +124,10 @@ func runWorker() error {
 				gate.yield(m)
 			case reservedMsg:
 				leaseMem.reserved(m)
+			case smPartitionMsg:
+				if sms != nil {
+					sms.apply(m)
+				}
 			case setMemLimitMsg:
 				ack := ackMsg{Seq: m.Seq}
 				if err := srv.SetMemLimit(m.Bytes); err != nil {

@@ -35,6 +35,10 @@ type workerSet struct {
 	byTenant map[string]int
 	byLease  map[string]int
 	refused  map[refusal]uint64
+	// SM partitions: the GPUs that have them, and the compute share of
+	// each slice a partitioned worker runs in.
+	planner     *smPlanner
+	sliceShares map[string]float64
 }
 
 // SessionCaps bound the sessions, each in its own worker process, that
@@ -58,12 +62,18 @@ var _ slicer.Control = (*workerSet)(nil)
 // defaultStopGrace is the grace of a zero tenants.stop_grace.
 const defaultStopGrace = 500 * time.Millisecond
 
-func newWorkerSet(grace time.Duration, caps SessionCaps) *workerSet {
+// newWorkerSet makes the set of workers; planner (nil: none) names the
+// GPUs whose compute shares are SM partitions.
+func newWorkerSet(grace time.Duration, caps SessionCaps, planner *smPlanner) *workerSet {
 	if grace <= 0 {
 		grace = defaultStopGrace
 	}
+	if planner == nil {
+		planner = &smPlanner{}
+	}
 	return &workerSet{grace: grace, caps: caps, workers: map[int]*worker{}, totals: map[string]*api.Tenant{},
-		byTenant: map[string]int{}, byLease: map[string]int{}, refused: map[refusal]uint64{}}
+		byTenant: map[string]int{}, byLease: map[string]int{}, refused: map[refusal]uint64{},
+		planner: planner, sliceShares: map[string]float64{}}
 }
 
 // reserve takes a place for a session of adm's tenant and lease before
@@ -139,6 +149,8 @@ type worker struct {
 	grants map[uint64]slicer.Grant // out with the worker, by ID
 	seq    uint64
 	acks   map[uint64]chan string // answers awaited, by sequence number
+
+	part *smPartitionMsg // the SMs it was last told to run on; nil: time-sliced. Guarded by workerSet.mu
 }
 
 func (s *workerSet) add(w *worker) {
@@ -152,6 +164,12 @@ func (s *workerSet) add(w *worker) {
 func (s *workerSet) finish(w *worker) {
 	s.mu.Lock()
 	delete(s.workers, w.pid)
+	if w.part != nil {
+		if !s.sliceBusyLocked(w) {
+			delete(s.sliceShares, w.slice)
+		}
+		s.replanLocked(w.adm.Device, nil) // the others may grow into its SMs
+	}
 	s.mu.Unlock()
 	close(w.gone)
 }
@@ -434,10 +452,18 @@ func (s *workerSet) SetMemLimit(slice slicer.SliceID, bytes uint64) error {
 func (s *workerSet) SetShare(slice slicer.SliceID, share float64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	devs := map[int]bool{}
 	for _, w := range s.workers {
 		if w.slice == string(slice) && w.ar != nil {
 			w.ar.SetShare(w.slice, max(share, 0.01))
 		}
+		if w.slice == string(slice) && w.part != nil {
+			s.sliceShares[w.slice] = share
+			devs[w.adm.Device] = true
+		}
+	}
+	for dev := range devs {
+		s.replanLocked(dev, nil)
 	}
 	return nil
 }
@@ -446,6 +472,11 @@ func (s *workerSet) SetShare(slice slicer.SliceID, share float64) error {
 func (s *workerSet) sliceBusy(w *worker) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.sliceBusyLocked(w)
+}
+
+// sliceBusyLocked is sliceBusy with s.mu held.
+func (s *workerSet) sliceBusyLocked(w *worker) bool {
 	for _, o := range s.workers {
 		if o != w && o.slice == w.slice {
 			return true

@@ -21,8 +21,9 @@ import (
 //     with the largest fractions left over (the earlier slice on a tie);
 //   - groups beyond the sum of the shares (rounded down) stay unassigned,
 //     for slices to come: a partition is a ceiling, never borrowed from;
-//   - the minimums come out of the slices given most beyond their share;
-//     with more slices than groups there is no plan, and the GPU stays
+//   - the minimums take unassigned groups first; only when there are none
+//     do they come out of the slices given most beyond their share; with
+//     more slices than groups there is no plan, and the GPU stays
 //     time-sliced.
 // Partitions follow the slices' order, each starting where the one
 // before ends, so that every worker, knowing its own run of groups,
@@ -107,7 +108,7 @@ func PlanSMPartitions(groups int, shares []float64) ([]SMPartition, error) {
 		got[i] = max(1, int(math.Floor(ideal[i]+shareSlack)))
 		total += got[i]
 	}
-	target := min(groups, max(len(shares), int(math.Floor(sum*float64(groups)+shareSlack))))
+	target := min(groups, max(total, int(math.Floor(sum*float64(groups)+shareSlack))))
 	// Minimums taken beyond the target come from the slices most over
 	// their share.
 	for total > target {

@@ -27,6 +27,7 @@ func TestPlanSMPartitions(t *testing.T) {
 		{"a half alone", 16, []float64{0.5}, []int{8}},
 		{"tiny share gets the minimum", 16, []float64{0.01}, []int{1}},
 		{"minimum taken from the largest", 16, []float64{0.02, 0.98}, []int{1, 15}},
+		{"minimum taken from free groups first", 16, []float64{0.01, 0.5}, []int{1, 8}},
 		{"several minimums", 4, []float64{0.05, 0.05, 0.9}, []int{1, 1, 2}},
 		{"as many slices as groups", 4, []float64{0.1, 0.1, 0.1, 0.7}, []int{1, 1, 1, 1}},
 		{"rounding never exceeds the groups", 16, []float64{0.6, 0.4}, []int{10, 6}},
