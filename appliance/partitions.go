@@ -34,6 +34,9 @@ func newSMPlanner(backend gpu.Backend, log *slog.Logger) *smPlanner {
 	p := &smPlanner{groups: map[int]int{}}
 	cb, ok := backend.(*cuda.Backend)
 	if !ok {
+		for i := range backend.Devices() {
+			log.Info("compute shares", "gpu", i, "mode", "time-slicing", "reason", "the emulated GPU has no SM partitions")
+		}
 		return p
 	}
 	for i := range cb.Devices() {

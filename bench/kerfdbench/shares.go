@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kerf-edge/kerf/appliance"
@@ -25,6 +26,9 @@ type SharesOptions struct {
 	Window   time.Duration // the windows shares are judged over (default 1s)
 	Kernel   uint32        // the matmul's n: the kernels' length (default 32)
 	Backend  string        // emulated (default) or cuda
+	// TimeSlicing keeps shares enforced by time on a GPU whose SMs kerfd
+	// would otherwise partition (gpu.cuda.time_slicing).
+	TimeSlicing bool
 }
 
 // SharesResult is what `kerf bench shares` measured.
@@ -53,6 +57,11 @@ type SharesTenant struct {
 	// WorstError is the largest |part − target| / target of any window.
 	WorstError float64 `json:"worst_relative_error"`
 	Kernels    uint64  `json:"kernels"`
+	// KernelsPS is the tenant's throughput over the measured time;
+	// BatchP99 the 99th percentile of its batches of 8 kernels and a
+	// synchronise (BatchP99/8: a kernel's share of it).
+	KernelsPS float64       `json:"kernels_per_second"`
+	BatchP99  time.Duration `json:"batch_p99_ns"`
 }
 
 // RunShares runs tenants in slices of different compute shares on GPU 0
@@ -86,7 +95,8 @@ func RunShares(ctx context.Context, o SharesOptions) (SharesResult, error) {
 	}
 	// A tenant's share may be more than half the GPU: no per-tenant limit.
 	a, stop, err := startBenchAppliance(ctx, dir, "KERF_GPU__EMULATED__MEMORY=4GiB", "KERF_SLICER__PROFILE=whole",
-		"KERF_SLICER__MAX_FRACTION_PER_TENANT=0", "KERF_GPU__BACKEND="+o.Backend)
+		"KERF_SLICER__MAX_FRACTION_PER_TENANT=0", "KERF_GPU__BACKEND="+o.Backend,
+		fmt.Sprintf("KERF_GPU__CUDA__TIME_SLICING=%v", o.TimeSlicing))
 	if err != nil {
 		return res, err
 	}
@@ -128,6 +138,8 @@ func RunShares(ctx context.Context, o SharesOptions) (SharesResult, error) {
 	lctx, stopLoops := context.WithCancel(ctx)
 	defer stopLoops()
 	kernelsRun := make([]uint64, len(clients))
+	batches := make([][]time.Duration, len(clients)) // measured, after the warm-up
+	var measuring atomic.Bool
 	errc := make(chan error, len(clients))
 	var wg sync.WaitGroup
 	for i, c := range clients {
@@ -139,6 +151,7 @@ func RunShares(ctx context.Context, o SharesOptions) (SharesResult, error) {
 		go func() {
 			defer wg.Done()
 			for lctx.Err() == nil {
+				t0 := time.Now()
 				for range 8 {
 					if err := launch(); err != nil {
 						errc <- fmt.Errorf("tenant %s: %w", names[i], err)
@@ -149,7 +162,10 @@ func RunShares(ctx context.Context, o SharesOptions) (SharesResult, error) {
 					errc <- fmt.Errorf("tenant %s: %w", names[i], err)
 					return
 				}
-				kernelsRun[i] += 8
+				if measuring.Load() {
+					kernelsRun[i] += 8
+					batches[i] = append(batches[i], time.Since(t0))
+				}
 			}
 		}()
 	}
@@ -166,6 +182,7 @@ func RunShares(ctx context.Context, o SharesOptions) (SharesResult, error) {
 	// Each tenant's rate is taken between its own reports, so a report
 	// that is older for one tenant than another skews no window.
 	prev, start := busy(), time.Now()
+	measuring.Store(true)
 	first := prev
 	for time.Since(start) < o.Duration {
 		select {
@@ -191,6 +208,8 @@ func RunShares(ctx context.Context, o SharesOptions) (SharesResult, error) {
 		res.Windows = append(res.Windows, w)
 		prev = cur
 	}
+	measuring.Store(false)
+	measured := time.Since(start)
 	stopLoops()
 	wg.Wait()
 	for i := range prev {
@@ -199,7 +218,8 @@ func RunShares(ctx context.Context, o SharesOptions) (SharesResult, error) {
 		}
 	}
 	for i, target := range o.Shares {
-		t := SharesTenant{Target: target, Min: 1, Kernels: kernelsRun[i]}
+		t := SharesTenant{Target: target, Min: 1, Kernels: kernelsRun[i], KernelsPS: float64(kernelsRun[i]) / measured.Seconds(),
+			BatchP99: p99(batches[i])}
 		for _, w := range res.Windows {
 			part := w.Parts[i]
 			t.Mean += part / float64(len(res.Windows))
@@ -308,8 +328,16 @@ func runAlone(ctx context.Context, o SharesOptions, d time.Duration, enforced bo
 		lat = append(lat, time.Since(t0))
 	}
 	run.KernelsPS = float64(8*len(lat)) / time.Since(start).Seconds()
-	slices.Sort(lat)
-	run.BatchP99 = lat[min(len(lat)-1, len(lat)*99/100)]
+	run.BatchP99 = p99(lat)
 	run.BatchCount = len(lat)
 	return run, nil
+}
+
+// p99 is the 99th percentile of lat (sorted in place); 0 if empty.
+func p99(lat []time.Duration) time.Duration {
+	if len(lat) == 0 {
+		return 0
+	}
+	slices.Sort(lat)
+	return lat[min(len(lat)-1, len(lat)*99/100)]
 }

@@ -170,7 +170,7 @@ const benchUsage = `usage: kerf bench NAME [FLAGS]   (run by kerf-bench, from be
                                                   a CUDA-runtime program (nvcc) vs the driver API and a raw Unix stream
   kerf bench slicer [--json] [--tenants N] [--rounds N] [--profiles A,B,...]
                                                   live re-slicing under running tenants
-  kerf bench shares [--json] [--time D] [--shares 0.3,0.7] [--kernel N] [--backend emulated|cuda]
+  kerf bench shares [--json] [--time D] [--shares 0.3,0.7] [--kernel N] [--backend emulated|cuda] [--time-slicing]
                                                   compute shares under contention, per 1 s window
   kerf bench ingest [--json] [--time D] [--topics N] [--publishers N] [--inflight N] [--via nats|mqtt] [--rate N] [--oscillate D]
                                                   MQTT devices → embedded broker → decisions
