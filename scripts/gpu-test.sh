@@ -47,7 +47,7 @@
 # lines), results.txt (every figure), one .txt per run, kerfd.log,
 # overhead.txt. Exit status 0 only if every case passed.
 #
-# DRY_RUN=1, where no GPU is: the forwarded cases only (2, 4, 7, 8, 10),
+# DRY_RUN=1, where no GPU is: the forwarded cases only (2, 4, 7 to 10),
 # against kerfd on the EMULATED GPU, with PTX for compute capability 8.0
 # and nvcc's host compiler from NVCC_CCBIN (default clang-14). It checks
 # the script and the forwarded path, not a GPU.
