@@ -256,8 +256,11 @@ func (b *Backend) Open(dev int, memLimit uint64) (gpu.Context, error) {
 		part = &greenPart{minSMs: SMGroupSize(b.devs[dev].CCMajor, b.devs[dev].CCMinor), p: p}
 	}
 	c, err := newContext(b.devs[dev], b.handles[dev], memLimit, b.paramInfo, b.gate, part)
-	if err != nil || part == nil {
-		return c, err
+	if err != nil {
+		return nil, err
+	}
+	if part == nil {
+		return c, nil
 	}
 	b.partMu.Lock()
 	defer b.partMu.Unlock()

@@ -51,7 +51,11 @@ type Context struct {
 	pending atomic.Pointer[SMPartition]
 	streams map[*Stream]struct{} // live streams, recreated on a move; guarded by bk
 	forget  func()               // drops the context from its backend's partitioned set
+	moveErr atomic.Value         // errBox: how the last move ended
 }
+
+// errBox lets an atomic.Value hold a nil error.
+type errBox struct{ err error }
 
 // greenPart is a context's green context.
 type greenPart struct {

@@ -305,9 +305,7 @@ func (c *Context) Launch(f gpu.Function, cfg abi.LaunchConfig, params []byte, s 
 		return abi.Errorf(abi.ErrInvalidHandle, "function does not belong to this context")
 	}
 	if c.pending.Load() != nil {
-		if err := c.applyMove(); err != nil {
-			return err
-		}
+		c.moveErr.Store(errBox{c.applyMove()}) // a failed move leaves the kernel where it was
 	}
 	var done func(time.Duration)
 	if c.gate != nil {

@@ -26,10 +26,19 @@ func (c *Context) Partition() (p SMPartition, sms int, ok bool) {
 	return c.part.p, c.part.sms, true
 }
 
+// MoveError is why the context's last move to another partition failed;
+// nil if it succeeded or none was tried. A failed move leaves the
+// context's kernels on the SMs they had.
+func (c *Context) MoveError() error {
+	b, _ := c.moveErr.Load().(errBox)
+	return b.err
+}
+
 // applyMove moves the context to its pending partition, if any: a kernel
 // boundary, since it holds op for writing, so that no launch is being
 // queued, and waits for what was queued. A move that fails leaves the
-// context, and its streams, where they were.
+// context, and its streams, where they were, until the next partition it
+// is given (MoveError says why).
 func (c *Context) applyMove() error {
 	c.op.Lock()
 	defer c.op.Unlock()

@@ -201,6 +201,21 @@ func TestSMPartitionResizeChild(t *testing.T) {
 	if err := b.SetSMPartition(0, SMPartition{First: 10, Groups: 7}); err == nil {
 		t.Fatal("a partition past the last group was accepted")
 	}
+	// A move the driver refuses leaves the kernels where they were.
+	os.Setenv("KERF_FAKE_REFUSE_GREEN", "1")
+	if err := b.SetSMPartition(0, SMPartition{First: 8, Groups: 8}); err != nil {
+		t.Fatal(err)
+	}
+	if first, sms := launchSMs(t, c, f, s); first != 0 || sms != 32 {
+		t.Fatalf("after a refused move the launch ran on SMs from %d, %d of them; want 0, 32", first, sms)
+	}
+	if err := c.MoveError(); err == nil || !strings.Contains(err.Error(), "CUDA_ERROR_OUT_OF_MEMORY") {
+		t.Fatalf("MoveError after a refused move: %v", err)
+	}
+	os.Unsetenv("KERF_FAKE_REFUSE_GREEN")
+	if p, sms, _ := c.Partition(); p != (SMPartition{First: 0, Groups: 4}) || sms != 32 {
+		t.Fatalf("after a refused move the partition is %v (%d SMs)", p, sms)
+	}
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -427,8 +427,10 @@ CUresult cuDevResourceGenerateDesc(fake_desc **d, fake_resource *res, unsigned n
 	*d = x;
 	return 0;
 }
+// With KERF_FAKE_REFUSE_GREEN set, green contexts cannot be had.
 CUresult cuGreenCtxCreate(void **g, fake_desc *d, CUdevice dev, unsigned flags) {
 	if (!d || dev < 0 || dev >= FAKE_DEVICES || flags != 1) return 1;
+	if (getenv("KERF_FAKE_REFUSE_GREEN")) return 2; // CUDA_ERROR_OUT_OF_MEMORY
 	void *h = new_handle(), *ctx = new_handle();
 	int r = 2;
 	pthread_mutex_lock(&mu);
