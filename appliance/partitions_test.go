@@ -1,7 +1,9 @@
 package appliance
 
 import (
+	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/kerf-edge/kerf/slicer"
 	"github.com/kerf-edge/kerf/transport"
@@ -125,5 +127,32 @@ func TestWorkersMoveOnReplan(t *testing.T) {
 	s.finish(a2)
 	if got := told(b); len(got) != 1 || got[0] != (smPartitionMsg{First: 0, Groups: 12}) {
 		t.Fatalf("after the first slice's sessions ended the second was told %+v, want groups [0,12)", got)
+	}
+}
+
+// countingGate counts the kernels it paced.
+type countingGate struct{ entered int }
+
+func (g *countingGate) Enter() func(time.Duration) {
+	g.entered++
+	return func(time.Duration) {}
+}
+
+// TestSMWorkerPaces: a worker's kernels skip the share gate while they
+// have SMs of their own, and go through it when kerfd says the GPU is
+// shared by time or the backend refuses the partition.
+func TestSMWorkerPaces(t *testing.T) {
+	g := &countingGate{}
+	s := &smWorker{gate: g, log: slog.New(slog.DiscardHandler)}
+	s.paced.Store(false)
+	s.Enter()(time.Millisecond)
+	if g.entered != 0 {
+		t.Fatal("a partitioned worker's kernel entered the share gate")
+	}
+	// No CUDA backend (the emulator): the partition is refused.
+	s.apply(smPartitionMsg{Device: 0, First: 0, Groups: 4})
+	s.Enter()(time.Millisecond)
+	if g.entered != 1 {
+		t.Fatal("a refused partition left the kernels unpaced")
 	}
 }
