@@ -25,6 +25,14 @@
 // given a gpu.Gate (Pace) enters it before each launch and charges it
 // the launch's measured time when its events complete.
 //
+// Where the driver and GPU have green contexts (CUDA 12.4+, Hopper and
+// newer; ComputeMode), a context given an SM partition (SetSMPartition)
+// is a green context of those SMs, and moves to a new partition at its
+// next launch (partition.go); the policy that turns shares into
+// partitions is the pure PlanSMPartitions (smplan.go). Elsewhere shares
+// stay time-sliced by the gate. This package plans nothing across
+// tenants: kerfd does, and tells each worker its partition.
+//
 // Everything here that needs a GPU is unverified until it has run on one;
 // see docs/gpu-validation.md.
 package cuda
