@@ -609,7 +609,10 @@ type IngestConfig struct {
 	MaxSeriesPerPublisher int           `koanf:"max_series_per_publisher"`
 	MaxUnreadSeries       int           `koanf:"max_unread_series"`
 	UnreadTTL             time.Duration `koanf:"unread_ttl"`
-	Rules                 []ingest.Rule `koanf:"rules"`
+	// MaxSamplesPerSeries is ingest.EngineOptions.MaxSamples: with
+	// MaxSeries it bounds the table's memory.
+	MaxSamplesPerSeries int           `koanf:"max_samples_per_series"`
+	Rules               []ingest.Rule `koanf:"rules"`
 }
 
 func (c *Config) validateIngest() []error {
