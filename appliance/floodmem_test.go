@@ -237,7 +237,7 @@ ingest:
 		}()
 	}
 	wg.Wait()
-	// Until every message arrived, or none did for a second (the broker
+	// Until every message arrived, or none did for 5 s (the broker
 	// dropped the rest), and the engine has taken in the queue.
 	var last uint64
 	lastChange := time.Now()
@@ -246,7 +246,7 @@ ingest:
 		if pst.Messages != last {
 			last, lastChange = pst.Messages, time.Now()
 		}
-		settled := pst.Messages >= uint64(sources*len(payloads)) || time.Since(lastChange) > time.Second
+		settled := pst.Messages >= uint64(sources*len(payloads)) || time.Since(lastChange) > 5*time.Second
 		return settled && pst.Queued == 0
 	})
 	took := time.Since(start)
@@ -257,9 +257,9 @@ ingest:
 
 	pst, est := ing.Pipeline.Stats(), ing.Engine.Stats()
 	t.Logf("%d sources from %d publishers, %d messages each, QoS 1, in %v: pipeline %d messages, %d signals, %d dropped, %d rejected; "+
-		"table %d series, unread %d; refused: %d table_full, %d publisher_cap, %d unread_pool_full",
+		"table %d series, unread %d; refused: %d table_full, %d publisher_cap, %d unread_pool_full; broker: %d slow consumers",
 		sources, floodPublishers, len(payloads), took.Round(time.Millisecond), pst.Messages, pst.Signals, pst.Dropped, pst.Rejected,
-		est.Series, est.UnreadSeries, est.SeriesDropped, est.RefusedPublisherCap, est.RefusedUnreadPoolFull)
+		est.Series, est.UnreadSeries, est.SeriesDropped, est.RefusedPublisherCap, est.RefusedUnreadPoolFull, ing.Broker.srv.NumSlowConsumers())
 	t.Logf("heap in use: %.1f MiB before, %.1f MiB peak, %.1f MiB after (collected); RSS: %.1f MiB before, %.1f MiB peak, %.1f MiB after",
 		mib(before.heap), mib(peak.heap), mib(after.heap), mib(before.rss), mib(peak.rss), mib(after.rss))
 
