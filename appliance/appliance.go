@@ -219,7 +219,7 @@ func (a *Appliance) seedProfiles() error {
 
 func (a *Appliance) listen(cert tlsCert) error {
 	var err error
-	if a.quicLn, err = transport.ListenQUIC(a.cfg.Listen.QUIC, cert); err != nil {
+	if a.quicLn, err = transport.ListenQUICWith(a.cfg.Listen.QUIC, cert, transport.QUICListenOptions{KeepAlive: a.cfg.Listen.QUICKeepAlive, IdleTimeout: a.cfg.Listen.QUICIdleTimeout}); err != nil {
 		return fmt.Errorf("QUIC listener on %s: %w", a.cfg.Listen.QUIC, err)
 	}
 	if a.unixLn, err = transport.ListenUnix(a.cfg.UnixPath()); err != nil {

@@ -20,6 +20,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/kerf-edge/kerf/ingest"
 	"github.com/kerf-edge/kerf/internal/units"
@@ -82,8 +84,8 @@ type Broker struct {
 	cert tls.Certificate
 
 	// The options the server runs with, for reloads that change device
-	// logins; base holds kerfd's user, the configured devices and the
-	// anonymous device, which a reload keeps.
+	// logins; base holds kerfd's user and the configured devices, which a
+	// reload keeps (as it keeps the anonymous device, an nkey user).
 	mu   sync.Mutex
 	opts *server.Options
 	base []*server.User
@@ -205,7 +207,11 @@ func (b *Broker) SetDevices(devices []BrokerLogin) error {
 			return fmt.Errorf("device %q is already a login on the broker", d.Name)
 		}
 		taken[d.Name] = true
-		users = append(users, &server.User{Username: d.Name, Password: d.Password, Account: acc, Permissions: devicePermissions(d.Name)})
+		hash, err := bcryptHash(d.Password)
+		if err != nil {
+			return fmt.Errorf("device %s: %w", d.Name, err)
+		}
+		users = append(users, &server.User{Username: d.Name, Password: hash, Account: acc, Permissions: devicePermissions(d.Name)})
 	}
 	opts := b.opts.Clone()
 	opts.Users = users
@@ -294,28 +300,80 @@ func brokerAuth(cfg BrokerConfig, natsHost, mqttHost string) (*server.Options, B
 	if acc == nil {
 		return nil, BrokerLogin{}, errors.New("account " + kerfdAccount + " missing")
 	}
+	// The server holds only bcrypt hashes (the least cost: the passwords
+	// are random or the operator's, and a slow hash would make a flood of
+	// failed logins cost a CPU); kerfd keeps its own password to log in.
 	kerfd := BrokerLogin{Name: kerfdUser, Password: rand.Text()}
-	opts.Users = []*server.User{{Username: kerfd.Name, Password: kerfd.Password, Account: acc}}
+	kerfdHash, err := bcryptHash(kerfd.Password)
+	if err != nil {
+		return nil, BrokerLogin{}, err
+	}
+	opts.Users = []*server.User{{Username: kerfd.Name, Password: kerfdHash, Account: acc}}
 	for _, d := range cfg.Devices {
 		if err := validDeviceName(d.Name); err != nil {
 			return nil, BrokerLogin{}, err
 		}
-		opts.Users = append(opts.Users, &server.User{Username: d.Name, Password: d.Password, Account: acc, Permissions: devicePermissions(d.Name)})
+		hash, err := bcryptHash(d.Password)
+		if err != nil {
+			return nil, BrokerLogin{}, fmt.Errorf("device %s: %w", d.Name, err)
+		}
+		opts.Users = append(opts.Users, &server.User{Username: d.Name, Password: hash, Account: acc, Permissions: devicePermissions(d.Name)})
 	}
 	if cfg.AnonymousOnLoopback && (isLoopback(natsHost) || isLoopback(mqttHost)) {
-		// Nobody can log in as it by name: its password is random.
-		opts.Users = append(opts.Users, &server.User{Username: anonymousUser, Password: rand.Text(), Account: acc, Permissions: devicePermissions("")})
+		// The anonymous device is an nkey user: nats-server lets a client
+		// without credentials in as its no-auth user by copying that
+		// user's password into the client's, so a user with a hashed
+		// password would be compared with its own hash and refused. Nobody
+		// holds the nkey's seed, and a client naming the nkey must sign
+		// with it on every listener where it is not the no-auth user.
+		anon, err := anonymousDevice(acc)
+		if err != nil {
+			return nil, BrokerLogin{}, err
+		}
+		opts.Nkeys = []*server.NkeyUser{anon}
 		// nats-server's MQTT listener falls back to the NATS listener's
 		// no-auth user when it has none of its own: with MQTT beyond
 		// loopback, NATS on loopback takes no anonymous device either.
 		if isLoopback(natsHost) && isLoopback(mqttHost) {
-			opts.NoAuthUser = anonymousUser
+			opts.NoAuthUser = anon.Nkey
 		}
 		if isLoopback(mqttHost) {
-			opts.MQTT.NoAuthUser = anonymousUser
+			opts.MQTT.NoAuthUser = anon.Nkey
 		}
 	}
 	return opts, kerfd, nil
+}
+
+// anonymousDevice is the user clients without credentials get, where
+// they are let in: a new nkey whose seed is thrown away.
+func anonymousDevice(acc *server.Account) (*server.NkeyUser, error) {
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		return nil, err
+	}
+	defer kp.Wipe()
+	pub, err := kp.PublicKey()
+	if err != nil {
+		return nil, err
+	}
+	return &server.NkeyUser{Nkey: pub, Account: acc, Permissions: devicePermissions("")}, nil
+}
+
+// bcryptHash is password's bcrypt hash, or password itself when it is
+// one already (nats-server tells them apart the same way).
+func bcryptHash(password string) (string, error) {
+	if isBcryptHash(password) {
+		return password, nil
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	return string(h), err
+}
+
+// isBcryptHash reports whether s looks like a bcrypt hash: $2a$, $2b$,
+// $2x$ or $2y$, then the cost's two digits.
+func isBcryptHash(s string) bool {
+	return len(s) > 7 && s[0] == '$' && s[1] == '2' && strings.ContainsRune("abxy", rune(s[2])) && s[3] == '$' &&
+		s[4] >= '0' && s[4] <= '9' && s[5] >= '0' && s[5] <= '9' && s[6] == '$'
 }
 
 // removeGlobalAccountStore removes the JetStream streams of the global
@@ -551,7 +609,10 @@ type IngestConfig struct {
 	MaxSeriesPerPublisher int           `koanf:"max_series_per_publisher"`
 	MaxUnreadSeries       int           `koanf:"max_unread_series"`
 	UnreadTTL             time.Duration `koanf:"unread_ttl"`
-	Rules                 []ingest.Rule `koanf:"rules"`
+	// MaxSamplesPerSeries is ingest.EngineOptions.MaxSamples: with
+	// MaxSeries it bounds the table's memory.
+	MaxSamplesPerSeries int           `koanf:"max_samples_per_series"`
+	Rules               []ingest.Rule `koanf:"rules"`
 }
 
 func (c *Config) validateIngest() []error {

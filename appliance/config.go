@@ -34,6 +34,10 @@ type Config struct {
 		// HTTPTLS is the operator listener's key pair beyond loopback.
 		HTTPTLS HTTPTLSConfig `koanf:"http_tls"`
 		Limits  ListenLimits  `koanf:"limits"`
+		// QUICKeepAlive and QUICIdleTimeout set how soon a QUIC tenant
+		// that went away is noticed (transport.QUICListenOptions).
+		QUICKeepAlive   time.Duration `koanf:"quic_keep_alive"`
+		QUICIdleTimeout time.Duration `koanf:"quic_idle_timeout"`
 	} `koanf:"listen"`
 	GPU struct {
 		Backend string `koanf:"backend"`
@@ -218,6 +222,9 @@ func (c *Config) validate() error {
 		}
 	}
 	errs = append(errs, c.Listen.Limits.validate()...)
+	if c.Listen.QUICKeepAlive <= 0 || c.Listen.QUICIdleTimeout < 2*c.Listen.QUICKeepAlive {
+		errs = append(errs, fmt.Errorf("listen.quic_keep_alive = %v, quic_idle_timeout = %v: want a positive keep-alive, and an idle timeout of at least twice it", c.Listen.QUICKeepAlive, c.Listen.QUICIdleTimeout))
+	}
 	if err := c.validateHTTPTLS(); err != nil {
 		errs = append(errs, err)
 	}

@@ -29,7 +29,7 @@ func StartIngest(cfg Config, a ingest.Applier, log *slog.Logger) (*Ingest, error
 	ic := cfg.Ingest
 	eng, err := ingest.NewEngine(ic.Rules, a, ingest.EngineOptions{Log: log, SeriesTTL: ic.SeriesTTL,
 		MaxSeries: ic.MaxSeries, MaxSeriesPerPublisher: ic.MaxSeriesPerPublisher,
-		MaxUnreadSeries: ic.MaxUnreadSeries, UnreadTTL: ic.UnreadTTL})
+		MaxUnreadSeries: ic.MaxUnreadSeries, UnreadTTL: ic.UnreadTTL, MaxSamples: ic.MaxSamplesPerSeries})
 	if err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
@@ -94,7 +94,8 @@ func (in *IngestConfig) validateSeriesBounds() []error {
 	for _, f := range []struct {
 		name string
 		v    int
-	}{{"max_series", in.MaxSeries}, {"max_series_per_publisher", in.MaxSeriesPerPublisher}, {"max_unread_series", in.MaxUnreadSeries}} {
+	}{{"max_series", in.MaxSeries}, {"max_series_per_publisher", in.MaxSeriesPerPublisher}, {"max_unread_series", in.MaxUnreadSeries},
+		{"max_samples_per_series", in.MaxSamplesPerSeries}} {
 		if f.v < 1 {
 			errs = append(errs, fmt.Errorf("ingest.%s %d: want at least 1", f.name, f.v))
 		}

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
 	"runtime"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kerf-edge/kerf/abi"
+	"github.com/kerf-edge/kerf/internal/testkit"
 	"github.com/kerf-edge/kerf/transport/internal/wire"
 )
 
@@ -206,11 +208,48 @@ func TestBadInputClosesOnlyThatSession(t *testing.T) {
 	}
 }
 
+// A local client that never completes its hello is dropped after the
+// handshake timeout without ever getting a ring, and gives its place
+// under the cap back: one that says nothing (as a client older than
+// rings-after-authentication does, waiting for its ring before its
+// hello) and one stalled halfway through its hello.
 func TestSilentClientTimesOut(t *testing.T) {
 	ts := startServerB(t, func(s *Server) { s.HandshakeTimeout = 200 * time.Millisecond })
-	for _, via := range []string{"unix"} {
-		rw, _ := ts.rawDial(t, via, nil, false)
-		expectClosed(t, rw)
+	rings := shmDescriptors(t)
+	var header [wire.HeaderSize]byte
+	wire.PutHeader(header[:], wire.Header{Type: wire.Hello, Len: 100})
+	for _, tc := range []struct {
+		name string
+		sent []byte
+	}{
+		{"silent", nil},
+		{"half a hello", append(header[:], make([]byte, 10)...)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("unix", ts.sock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := c.Write(tc.sent); err != nil {
+				t.Fatal(err)
+			}
+			c.SetReadDeadline(time.Now().Add(testkit.WaitTimeout))
+			fd, prefix, err := recvShm(c.(*net.UnixConn))
+			if fd >= 0 {
+				closeFD(fd)
+			}
+			if fd >= 0 || len(prefix) != 0 || !errors.Is(err, io.EOF) {
+				t.Fatalf("got descriptor %d, bytes %q, %v; want the connection closed with nothing sent", fd, prefix, err)
+			}
+			if got := shmDescriptors(t); got != rings {
+				t.Fatalf("%d shared-memory rings held after the client was dropped", got-rings)
+			}
+			waitFor(t, "its place to be given back", func() bool {
+				unix, _ := ts.srv.ListenerStats()
+				return unix.Unauthenticated == 0
+			})
+		})
 	}
 }
 

@@ -23,6 +23,7 @@ type testServer struct {
 	tokensPath string
 	sock       string
 	quic       string
+	qln        *QUICListener
 	fp         Fingerprint
 	cancel     context.CancelFunc
 	done       chan struct{}
@@ -62,7 +63,7 @@ func startServerB(t testing.TB, configure ...func(*Server)) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts.quic = qln.Addr().String()
+	ts.quic, ts.qln = qln.Addr().String(), qln
 	ctx, cancel := context.WithCancel(context.Background())
 	ts.cancel = cancel
 	go func() {

@@ -1,12 +1,14 @@
 package transport
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,7 +30,40 @@ type QUICListener struct {
 	guard     atomic.Pointer[connguard.Guard] // set by ServeQUIC
 	closeOnce sync.Once
 	closeErr  error
+
+	mu    sync.Mutex
+	conns map[*quic.Conn]struct{} // served, for closing those whose peer is gone
+	gone  atomic.Int64            // connections closed for a port unreachable
 }
+
+// QUICListenOptions set how soon the listener notices a tenant that went
+// away without a word (docs/reliability.md, "Workers end with their
+// tenant").
+type QUICListenOptions struct {
+	// KeepAlive is how long a connection may carry nothing before kerfd
+	// sends the tenant a PING (0: DefaultQUICKeepAlive). A tenant process
+	// that died leaves its host answering with ICMP "port unreachable",
+	// and kerfd closes the connection then: a dead tenant on a live host
+	// is noticed within about this long. Each idle connection costs two
+	// small packets per period.
+	KeepAlive time.Duration
+	// IdleTimeout closes a connection after that long without a packet
+	// from the tenant (0: DefaultQUICIdleTimeout). It is what notices a
+	// tenant whose host or network went away; a short one also closes
+	// live tenants on a lossy link, whose every probe in that time was
+	// lost.
+	IdleTimeout time.Duration
+}
+
+// Defaults of QUICListenOptions.
+const (
+	DefaultQUICKeepAlive   = 250 * time.Millisecond
+	DefaultQUICIdleTimeout = 15 * time.Second
+)
+
+// quicPeerGone is the application error code of a connection closed
+// because the tenant's port answered "unreachable".
+const quicPeerGone quic.ApplicationErrorCode = 2
 
 // ticketKey holds a connection's place under its listener's guard in the
 // connection's context.
@@ -59,8 +94,13 @@ func (l *QUICListener) verifySource(addr net.Addr) bool {
 }
 
 // ListenQUIC listens for tenants on a UDP address with the appliance's
-// certificate, TLS 1.3 and ALPN kerf/1.
+// certificate, TLS 1.3 and ALPN kerf/1, and the default QUICListenOptions.
 func ListenQUIC(addr string, cert tls.Certificate) (*QUICListener, error) {
+	return ListenQUICWith(addr, cert, QUICListenOptions{})
+}
+
+// ListenQUICWith is ListenQUIC with opts.
+func ListenQUICWith(addr string, cert tls.Certificate, opts QUICListenOptions) (*QUICListener, error) {
 	laddr, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		return nil, err
@@ -69,14 +109,57 @@ func ListenQUIC(addr string, cert tls.Certificate) (*QUICListener, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &QUICListener{tr: &quic.Transport{Conn: udp}}
+	l := &QUICListener{conns: map[*quic.Conn]struct{}{}}
+	watched, err := quicnet.WatchUnreachable(udp, func(peer netip.AddrPort) { go l.closePeer(peer) })
+	if err != nil {
+		udp.Close()
+		return nil, err
+	}
+	l.tr = &quic.Transport{Conn: watched}
 	l.tr.ConnContext, l.tr.VerifySourceAddress = l.connContext, l.verifySource
-	if l.ln, err = l.tr.Listen(quicnet.ServerTLS(cert, abi.ALPN), quicConfig()); err != nil {
+	qc := quicConfig()
+	qc.KeepAlivePeriod, qc.MaxIdleTimeout = cmp.Or(opts.KeepAlive, DefaultQUICKeepAlive), cmp.Or(opts.IdleTimeout, DefaultQUICIdleTimeout)
+	if l.ln, err = l.tr.Listen(quicnet.ServerTLS(cert, abi.ALPN), qc); err != nil {
 		udp.Close()
 		return nil, err
 	}
 	return l, nil
 }
+
+// track records conn as served until the returned function is called.
+func (l *QUICListener) track(conn *quic.Conn) (untrack func()) {
+	l.mu.Lock()
+	l.conns[conn] = struct{}{}
+	l.mu.Unlock()
+	return func() {
+		l.mu.Lock()
+		delete(l.conns, conn)
+		l.mu.Unlock()
+	}
+}
+
+// closePeer closes every connection to peer, whose port is unreachable:
+// the tenant process is gone, and its sessions end now rather than at the
+// idle timeout.
+func (l *QUICListener) closePeer(peer netip.AddrPort) {
+	var gone []*quic.Conn
+	l.mu.Lock()
+	for c := range l.conns {
+		if a, ok := c.RemoteAddr().(*net.UDPAddr); ok && a.AddrPort().Addr().Unmap() == peer.Addr() && a.AddrPort().Port() == peer.Port() {
+			gone = append(gone, c)
+			delete(l.conns, c) // closed once, however many errors come back
+		}
+	}
+	l.mu.Unlock()
+	for _, c := range gone {
+		l.gone.Add(1)
+		c.CloseWithError(quicPeerGone, "the tenant's port is unreachable")
+	}
+}
+
+// PeersGone counts the connections closed because their tenant's port
+// answered "unreachable".
+func (l *QUICListener) PeersGone() int64 { return l.gone.Load() }
 
 // Addr is the UDP address listened on.
 func (l *QUICListener) Addr() net.Addr { return l.ln.Addr() }
@@ -111,7 +194,7 @@ func (s *Server) ServeQUIC(ctx context.Context, l *QUICListener) error {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.serveQUICConn(ctx, conn)
+			s.serveQUICConn(ctx, l, conn)
 		}()
 	}
 }
@@ -120,8 +203,9 @@ func (s *Server) ServeQUIC(ctx context.Context, l *QUICListener) error {
 // not authenticating a session in time.
 const quicNoSession quic.ApplicationErrorCode = 1
 
-func (s *Server) serveQUICConn(ctx context.Context, conn *quic.Conn) {
+func (s *Server) serveQUICConn(ctx context.Context, l *QUICListener, conn *quic.Conn) {
 	defer conn.CloseWithError(0, "")
+	defer l.track(conn)()
 	ticket, _ := conn.Context().Value(ticketKey{}).(*connguard.Ticket)
 	var authed atomic.Bool
 	expire := time.AfterFunc(s.handshakeTimeout(), func() {
