@@ -349,3 +349,23 @@ func TestBadJobsAreRefusedWithFieldErrors(t *testing.T) {
 		t.Fatalf("creating a job whose name is taken: %v", err)
 	}
 }
+
+// The example job in docs/examples is valid once its paths are filled in,
+// as the README's quick start fills them.
+func TestExampleJobIsValid(t *testing.T) {
+	b, err := os.ReadFile("../docs/examples/camera-infer.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := strings.NewReplacer("COMMAND", "/home/op/vadd", "PTX", "/home/op/kerf/gpu/emu/kernels/vadd.ptx").Replace(string(b))
+	j, err := client.ParseJob([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := newJobSet().ValidateJob(j); err != nil {
+		t.Fatalf("%s: %v", j.Name, err)
+	}
+	if err := newJobSet().ValidateJob(api.Job{Name: j.Name, Job: json.RawMessage(strings.Replace(string(j.Job), "/home/op/vadd", "vadd", 1))}); err == nil {
+		t.Fatal("the example with a relative command passed")
+	}
+}

@@ -99,6 +99,8 @@ func (js *jobState) decide(r *ingest.Reading, now time.Time) plan {
 	for _, src := range js.order {
 		for n := js.runningFor(src); n < want[src]; n++ {
 			switch ss := js.sources[src]; {
+			case now.Before(js.capacityWait):
+				blocked = fmt.Sprintf("%s: the node had no room for an instance; next try at %s", StateWaiting, js.capacityWait.Format(time.RFC3339))
 			case now.Before(js.backoffUntil):
 				blocked = fmt.Sprintf("%s: %d crash(es) in a row, next start at %s", StateBackingOff, js.failures, js.backoffUntil.Format(time.RFC3339))
 			case ss != nil && now.Before(ss.cooldown):

@@ -25,5 +25,7 @@
 //   - An instance that ends on its own with code 0 succeeded; with another
 //     code, or by a signal it was not sent, it crashed. Crashes in a row
 //     (and starts that fail) delay the job's next start: 1s, 2s, 4s ... up
-//     to the runner's MaxBackoff; a success resets it.
+//     to the runner's MaxBackoff; a success resets it. A start that finds
+//     the node full is not a crash: the job retries after MinBackoff, so a
+//     rule that re-slices to make room is met at once.
 package jobs

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kerf-edge/kerf/ingest"
+	"github.com/kerf-edge/kerf/intercept/launcher"
 	"github.com/kerf-edge/kerf/internal/clock"
 )
 
@@ -93,6 +94,7 @@ type jobState struct {
 	runs         []Run // recent, oldest first
 	failures     int   // crashes in a row
 	backoffUntil time.Time
+	capacityWait time.Time // the node was full: no start before
 	state        string
 	reason       string
 	decided      time.Time // when state or reason last changed
@@ -280,6 +282,14 @@ func (r *Runner) start(ctx context.Context, js *jobState, src string, now time.T
 	id := j.Name + "-" + strconv.FormatUint(r.seq, 10)
 	out := Output{Log: r.log, Job: j.Name, Instance: id, Limits: r.opts.Output}
 	proc, err := r.starter.Start(ctx, *j, id, out)
+	if errors.Is(err, launcher.ErrNoCapacity) {
+		// The node is full: not the job's fault. It retries after
+		// MinBackoff, without counting a failure, so that a rule that
+		// re-slices to make room is met at once.
+		r.metrics.startFailed(j.Name)
+		js.capacityWait = now.Add(r.opts.MinBackoff)
+		return fmt.Sprintf("no capacity for an instance for source %s (%v); retrying at %s", sourceName(src), err, js.capacityWait.Format(time.RFC3339))
+	}
 	if err != nil {
 		r.metrics.startFailed(j.Name)
 		why := fmt.Sprintf("starting an instance for source %q: %v", src, err)

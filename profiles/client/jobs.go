@@ -119,9 +119,17 @@ func jobFileArg(cmd *cli.Command) (api.Job, error) {
 	if err != nil {
 		return api.Job{}, err
 	}
-	name, doc, err := parseNamedDoc(data, "job")
+	j, err := ParseJob(data)
 	if err != nil {
-		return api.Job{}, fmt.Errorf("%s: %w", file, err)
+		return j, fmt.Errorf("%s: %w", file, err)
 	}
-	return api.Job{Name: name, Job: doc}, nil
+	return j, nil
+}
+
+// ParseJob reads one job, YAML or JSON: the job document itself, named by
+// its name field, or the API's document (name and job, as `kerf jobs
+// show` prints it).
+func ParseJob(data []byte) (api.Job, error) {
+	name, doc, err := parseNamedDoc(data, "job")
+	return api.Job{Name: name, Job: doc}, err
 }
