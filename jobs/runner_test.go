@@ -119,7 +119,7 @@ func (rg *rig) stepUntil(what string, cond func() bool) {
 
 func sleeper(name string) Job {
 	return Job{Name: name, Tenant: "t", Command: "/bin/sleep", Args: []string{"60"}, Slice: Slice{Fraction: 0.1},
-		Trigger: ingest.Trigger{Source: "s/n/*", Metric: "queue", Aggregate: "max", Window: ingest.Duration(10 * time.Second), Threshold: 10},
+		Trigger:   ingest.Trigger{Source: "s/n/*", Metric: "queue", Aggregate: "max", Window: ingest.Duration(10 * time.Second), Threshold: 10},
 		StopGrace: ingest.Duration(5 * time.Second)}
 }
 
