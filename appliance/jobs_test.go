@@ -369,3 +369,75 @@ func TestExampleJobIsValid(t *testing.T) {
 		t.Fatal("the example with a relative command passed")
 	}
 }
+
+// A policy rule and a job read the same signal: the rule re-slices the
+// node to make room for the burst the job starts, and the job's instances
+// run in the slices it made.
+func TestRuleMakesRoomForAJobBurst(t *testing.T) {
+	bin := jobBinaries(t)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "kerfd.yaml")
+	if err := os.WriteFile(conf, []byte(`
+slicer:
+  profile: uniform-20
+ingest:
+  site: plant-1
+  node: line-2
+  broker:
+    embedded:
+      nats_listen: "127.0.0.1:0"
+      mqtt_listen: "127.0.0.1:0"
+  rules:
+    - name: camera-queue
+      trigger: {source: "plant-1/line-2/cam-*", metric: queue_depth, aggregate: max, window: 1m, threshold: 100, activationThreshold: 20}
+      target: {profile: mixed-2x25-5x10, idleProfile: uniform-20}
+jobs:
+  tick: 20ms
+  min_backoff: 50ms
+  shim_dir: `+bin+`
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(conf, []string{"KERF_STATE_DIR=" + dir, "KERF_LISTEN__QUIC=127.0.0.1:0", "KERF_LISTEN__HTTP=127.0.0.1:0",
+		"KERF_GPU__BACKEND=emulated", "KERF_GPU__EMULATED__MEMORY=1GiB"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf testkit.SyncBuffer
+	a := startLogged(t, cfg, slog.New(slog.NewTextHandler(&buf, nil)))
+	testkit.WaitFor(t, "the embedded broker", func() bool { return a.ingest.Load() != nil })
+	tok, err := a.api.RotateAdminToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(a.api)
+	t.Cleanup(ts.Close)
+	k := &jobKerfd{a: a, c: client.New(ts.URL, tok), log: &buf}
+	k.put(t, "burst", fmt.Sprintf(`{"tenant":"vision","command":%q,"slice":{"fraction":0.25},
+		"trigger":{"source":"plant-1/line-2/cam-*","metric":"queue_depth","aggregate":"max","window":"1m","threshold":100},
+		"concurrency":{"max":2,"perSource":2},"stopGrace":"5s"}`, filepath.Join(bin, "hold")))
+	c := mqttClient(t, a.ingest.Load().Broker.MQTTAddr(), "cam-07", nil)
+	publish(t, c, "edge/v1/plant-1/line-2/load/cam-07", 1, false, `[{"n":"queue_depth","v":250}]`)
+	testkit.WaitForWithin(t, 30*time.Second, "two instances holding their memory", func() bool {
+		return strings.Count(k.log.String(), `line="holding pid`) == 2
+	})
+	if p := a.node.sl.Status().Profile; p != "mixed-2x25-5x10" {
+		t.Fatalf("profile %q", p)
+	}
+	r := k.runs(t, "burst")
+	if r.State != api.JobStateFiring || len(r.Running) != 2 {
+		t.Fatalf("burst: %s (%s), %d running", r.State, r.Reason, len(r.Running))
+	}
+	if n := k.tenantSlices("vision"); n != 2 {
+		t.Fatalf("%d slices held, want 2", n)
+	}
+	for _, s := range a.node.Slices() {
+		if s.Tenant == "vision" && s.ShareTarget != 0.25 {
+			t.Fatalf("an instance runs in slice %+v, not one of the rule's 25%% slices", s)
+		}
+	}
+	if err := k.c.DeleteJob(context.Background(), "burst"); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, "the slices freed", func() bool { return k.tenantSlices("vision") == 0 })
+}
