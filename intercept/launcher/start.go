@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/kerf-edge/kerf/internal/kerfenv"
 	"github.com/kerf-edge/kerf/transport"
@@ -40,12 +41,19 @@ func Start(ctx context.Context, opts Options, argv []string, dir, name string) (
 	cmd := command(opts, argv, env)
 	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// A child the program leaves behind may hold its output open: Wait
+	// gives up on the output this long after the program exits.
+	cmd.WaitDelay = outputWaitDelay
 	if err := cmd.Start(); err != nil {
 		lease.Close()
 		return nil, err
 	}
 	return &Process{Lease: lf, cmd: cmd, lease: lease}, nil
 }
+
+// outputWaitDelay bounds how long Wait copies output after the program
+// exits.
+const outputWaitDelay = 5 * time.Second
 
 // Pid is the program's process ID (and its process group's).
 func (p *Process) Pid() int { return p.cmd.Process.Pid }
