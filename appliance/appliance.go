@@ -153,7 +153,7 @@ func newLocked(cfg Config, log *slog.Logger, lock *os.File) (*Appliance, error) 
 		apiDevices = logins
 	}
 	rules := newPolicyRules(cfg.Ingest, len(gpus))
-	jobSet, jobMetrics := newJobSet(), jobs.NewMetrics()
+	jobSet, jobMetrics := newJobSet(cfg.Jobs.Enabled), jobs.NewMetrics()
 	api, err := profiles.New(apiConfig(cfg), profiles.Deps{Node: n, Tokens: tokens, Rules: rules, Jobs: jobSet, Ingest: ingestStats{running}, Log: log,
 		Reach: func() auth.Bundle { return reach(cfg, fp, cfg.Listen.QUIC) }, Devices: apiDevices, Policies: tenantPolicies{sl},
 		Collectors: append([]prometheus.Collector{refusalCollector{workers}}, jobMetrics.Collectors()...)})

@@ -86,15 +86,15 @@ func (b *jobBundles) revoke(tenant string) {
 // jobSet is the API's view of the jobs: it checks documents and reports
 // the runner's state. The runner exists once Run starts it.
 type jobSet struct {
-	runner atomic.Pointer[jobs.Runner]
-	// resync asks a running syncJobs to read the store now; it closes the
-	// channel it is sent once the runner has the jobs.
-	resync chan chan struct{}
+	enabled bool // jobs.enabled: without it no runner starts
+	runner  atomic.Pointer[jobs.Runner]
+	// resync asks a running syncJobs to read the store now.
+	resync resync
 }
 
 var _ profiles.JobRunner = (*jobSet)(nil)
 
-func newJobSet() *jobSet { return &jobSet{resync: make(chan chan struct{})} }
+func newJobSet(enabled bool) *jobSet { return &jobSet{enabled: enabled, resync: make(resync)} }
 
 // ValidateJob implements profiles.JobRunner.
 func (s *jobSet) ValidateJob(j api.Job) error {
@@ -135,16 +135,8 @@ func (s *jobSet) JobRuns(name string) (api.JobRuns, bool) {
 // JobsChanged implements profiles.JobRunner: it has syncJobs read the
 // store now and waits for it, for a second at most.
 func (s *jobSet) JobsChanged() {
-	done := make(chan struct{})
-	timeout := time.After(time.Second)
-	select {
-	case s.resync <- done:
-	case <-timeout:
-		return
-	}
-	select {
-	case <-done:
-	case <-timeout:
+	if s.enabled {
+		s.resync.request()
 	}
 }
 
@@ -180,15 +172,9 @@ func (s *jobSet) syncJobs(ctx context.Context, store *profiles.Store, r *jobs.Ru
 				log.Info("triggered jobs in force", "jobs", len(defs))
 			}
 		}
-		if done != nil {
-			close(done)
-			done = nil
-		}
-		select {
-		case <-ctx.Done():
+		var more bool
+		if done, more = s.resync.next(ctx, t.C, done); !more {
 			return
-		case <-t.C:
-		case done = <-s.resync:
 		}
 	}
 }

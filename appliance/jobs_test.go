@@ -64,17 +64,35 @@ type jobKerfd struct {
 	log *testkit.SyncBuffer
 }
 
-func startJobKerfd(t *testing.T, bin string) *jobKerfd {
+// jobsYAML is a config with the embedded broker on free ports and jobs
+// on a fast tick, running the shim in bin; more is added to the ingest
+// section.
+func jobsYAML(bin, more string) string {
+	return `
+ingest:` + more + `
+  site: plant-1
+  node: line-2
+  broker:
+    embedded:
+      nats_listen: "127.0.0.1:0"
+      mqtt_listen: "127.0.0.1:0"
+jobs:
+  tick: 20ms
+  min_backoff: 100ms
+  max_backoff: 400ms
+  shim_dir: ` + bin + "\n"
+}
+
+// startJobKerfd starts kerfd with the config conf on the emulated GPU.
+func startJobKerfd(t *testing.T, conf string) *jobKerfd {
 	t.Helper()
 	dir := t.TempDir()
-	cfg, err := LoadConfig("", []string{
-		"KERF_STATE_DIR=" + dir, "KERF_LISTEN__QUIC=127.0.0.1:0", "KERF_LISTEN__HTTP=127.0.0.1:0",
-		"KERF_GPU__BACKEND=emulated", "KERF_GPU__EMULATED__MEMORY=1GiB",
-		"KERF_INGEST__SITE=plant-1", "KERF_INGEST__NODE=line-2",
-		"KERF_INGEST__BROKER__EMBEDDED__NATS_LISTEN=127.0.0.1:0", "KERF_INGEST__BROKER__EMBEDDED__MQTT_LISTEN=127.0.0.1:0",
-		"KERF_JOBS__TICK=20ms", "KERF_JOBS__SHIM_DIR=" + bin,
-		"KERF_JOBS__MIN_BACKOFF=100ms", "KERF_JOBS__MAX_BACKOFF=400ms",
-	})
+	path := filepath.Join(dir, "kerfd.yaml")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(path, []string{"KERF_STATE_DIR=" + dir, "KERF_LISTEN__QUIC=127.0.0.1:0", "KERF_LISTEN__HTTP=127.0.0.1:0",
+		"KERF_GPU__BACKEND=emulated", "KERF_GPU__EMULATED__MEMORY=1GiB"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +173,7 @@ func (k *jobKerfd) jobMetric(t *testing.T, name string, labels map[string]string
 // record it.
 func TestSignalStartsJobsThatRunAndExit(t *testing.T) {
 	bin := jobBinaries(t)
-	k := startJobKerfd(t, bin)
+	k := startJobKerfd(t, jobsYAML(bin, ""))
 	ptx, _ := filepath.Abs("../gpu/emu/kernels/vadd.ptx")
 	k.put(t, "infer", fmt.Sprintf(`{"tenant":"vision","command":%q,"args":[%q],"slice":{"fraction":0.1},
 		"trigger":{"source":"plant-1/line-2/cam-*","metric":"queue_depth","aggregate":"max","window":"1m","threshold":100},
@@ -217,7 +235,7 @@ func TestSignalStartsJobsThatRunAndExit(t *testing.T) {
 // it (exit code 143), its slice is freed, and the run says why.
 func TestSignalFallingAwayStopsAJob(t *testing.T) {
 	bin := jobBinaries(t)
-	k := startJobKerfd(t, bin)
+	k := startJobKerfd(t, jobsYAML(bin, ""))
 	k.put(t, "hold", fmt.Sprintf(`{"tenant":"vision","command":%q,"slice":{"memory":"64MiB"},
 		"trigger":{"source":"plant-1/line-2/*","metric":"backlog","aggregate":"max","window":"1s","threshold":10,"activationThreshold":5},
 		"stopGrace":"5s"}`, filepath.Join(bin, "hold")))
@@ -248,7 +266,7 @@ func TestSignalFallingAwayStopsAJob(t *testing.T) {
 // job says it is backing off.
 func TestCrashingJobBacksOff(t *testing.T) {
 	bin := jobBinaries(t)
-	k := startJobKerfd(t, bin)
+	k := startJobKerfd(t, jobsYAML(bin, ""))
 	k.put(t, "crash", `{"tenant":"vision","command":"/bin/sh","args":["-c","echo about to fail >&2; exit 3"],"slice":{"fraction":0.1},
 		"trigger":{"source":"plant-1/line-2/*","metric":"crash","threshold":1}}`)
 	c := mqttClient(t, k.a.ingest.Load().Broker.MQTTAddr(), "cam-crash", nil)
@@ -362,10 +380,10 @@ func TestExampleJobIsValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := newJobSet().ValidateJob(j); err != nil {
+	if err := newJobSet(true).ValidateJob(j); err != nil {
 		t.Fatalf("%s: %v", j.Name, err)
 	}
-	if err := newJobSet().ValidateJob(api.Job{Name: j.Name, Job: json.RawMessage(strings.Replace(string(j.Job), "/home/op/vadd", "vadd", 1))}); err == nil {
+	if err := newJobSet(true).ValidateJob(api.Job{Name: j.Name, Job: json.RawMessage(strings.Replace(string(j.Job), "/home/op/vadd", "vadd", 1))}); err == nil {
 		t.Fatal("the example with a relative command passed")
 	}
 }
@@ -375,44 +393,15 @@ func TestExampleJobIsValid(t *testing.T) {
 // run in the slices it made.
 func TestRuleMakesRoomForAJobBurst(t *testing.T) {
 	bin := jobBinaries(t)
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "kerfd.yaml")
-	if err := os.WriteFile(conf, []byte(`
-slicer:
-  profile: uniform-20
-ingest:
-  site: plant-1
-  node: line-2
-  broker:
-    embedded:
-      nats_listen: "127.0.0.1:0"
-      mqtt_listen: "127.0.0.1:0"
+	k := startJobKerfd(t, jobsYAML(bin, `
   rules:
     - name: camera-queue
       trigger: {source: "plant-1/line-2/cam-*", metric: queue_depth, aggregate: max, window: 1m, threshold: 100, activationThreshold: 20}
-      target: {profile: mixed-2x25-5x10, idleProfile: uniform-20}
-jobs:
-  tick: 20ms
-  min_backoff: 50ms
-  shim_dir: `+bin+`
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := LoadConfig(conf, []string{"KERF_STATE_DIR=" + dir, "KERF_LISTEN__QUIC=127.0.0.1:0", "KERF_LISTEN__HTTP=127.0.0.1:0",
-		"KERF_GPU__BACKEND=emulated", "KERF_GPU__EMULATED__MEMORY=1GiB"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf testkit.SyncBuffer
-	a := startLogged(t, cfg, slog.New(slog.NewTextHandler(&buf, nil)))
-	testkit.WaitFor(t, "the embedded broker", func() bool { return a.ingest.Load() != nil })
-	tok, err := a.api.RotateAdminToken()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(a.api)
-	t.Cleanup(ts.Close)
-	k := &jobKerfd{a: a, c: client.New(ts.URL, tok), log: &buf}
+      target: {profile: mixed-2x25-5x10, idleProfile: uniform-20}`)+`
+slicer:
+  profile: uniform-20
+`)
+	a := k.a
 	k.put(t, "burst", fmt.Sprintf(`{"tenant":"vision","command":%q,"slice":{"fraction":0.25},
 		"trigger":{"source":"plant-1/line-2/cam-*","metric":"queue_depth","aggregate":"max","window":"1m","threshold":100},
 		"concurrency":{"max":2,"perSource":2},"stopGrace":"5s"}`, filepath.Join(bin, "hold")))
