@@ -1,11 +1,17 @@
 package profiles
 
 import (
+	"context"
 	"encoding/json"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/kerf-edge/kerf/profiles/api"
+	"github.com/kerf-edge/kerf/profiles/client"
 )
 
 // fakeJobs accepts a job document with a command, and reports every job
@@ -94,5 +100,54 @@ func contractJobs(t *testing.T, e *env, cov covered) {
 	problemOf(t, e.do("DELETE", "/v1/jobs/infer", a, nil), 404)
 	if fj.changed != 3 {
 		t.Fatalf("the runner was told of %d changes, want 3", fj.changed)
+	}
+}
+
+// TestJobsCLI runs `kerf jobs` against the server: what show prints, put
+// takes back, and a refusal names the field at fault.
+func TestJobsCLI(t *testing.T) {
+	e := newEnv(t)
+	e.srv.deps.Jobs = &fakeJobs{}
+	ts := httptest.NewServer(e.srv)
+	defer ts.Close()
+	c := client.New(ts.URL, e.admin)
+	run := func(args ...string) (string, error) {
+		var b strings.Builder
+		err := client.RunCLI(context.Background(), c, args, &b)
+		return b.String(), err
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "infer.yaml")
+	os.WriteFile(file, []byte("# a job\nname: infer\ntenant: vision\ncommand: /opt/infer\nslice: {fraction: 0.1}\n"), 0o600)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"jobs", "validate", file}, "job infer is valid"},
+		{[]string{"jobs", "put", file}, "stored job infer (armed)"},
+		{[]string{"jobs", "list"}, "infer  armed"},
+		{[]string{"jobs", "show", "infer"}, `"command": "/opt/infer"`},
+		{[]string{"jobs", "runs", "infer"}, "infer-1"},
+	} {
+		out, err := run(tc.args...)
+		if err != nil || !strings.Contains(out, tc.want) {
+			t.Errorf("%v: %v\n%s", tc.args, err, out)
+		}
+	}
+	out, err := run("jobs", "show", "infer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown := filepath.Join(dir, "shown.json")
+	os.WriteFile(shown, []byte(out), 0o600)
+	if out, err := run("jobs", "put", shown); err != nil || !strings.Contains(out, "stored job infer") {
+		t.Errorf("put what show printed: %v %s", err, out)
+	}
+	os.WriteFile(file, []byte("name: bad\ntenant: vision\n"), 0o600)
+	if _, err := run("jobs", "put", file); err == nil || !strings.Contains(err.Error(), "422") || !strings.Contains(err.Error(), "job.command: empty") {
+		t.Errorf("put a bad job: %v", err)
+	}
+	if out, err := run("jobs", "delete", "infer"); err != nil || !strings.Contains(out, "deleted job infer") {
+		t.Errorf("delete: %v %s", err, out)
 	}
 }
