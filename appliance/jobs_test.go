@@ -371,7 +371,7 @@ func TestBadJobsAreRefusedWithFieldErrors(t *testing.T) {
 // The example job in docs/examples is valid once its paths are filled in,
 // as the README's quick start fills them.
 func TestExampleJobIsValid(t *testing.T) {
-	b, err := os.ReadFile("../docs/examples/camera-infer.yaml")
+	b, err := os.ReadFile("../docs/examples/jobs/camera-infer.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
