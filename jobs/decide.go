@@ -95,16 +95,16 @@ func (js *jobState) decide(r *ingest.Reading, now time.Time) plan {
 		}
 	}
 	// Starts, in the order allot gave.
-	blocked := ""
+	blocked, blockedWhy := "", ""
 	for _, src := range js.order {
 		for n := js.runningFor(src); n < want[src]; n++ {
 			switch ss := js.sources[src]; {
 			case now.Before(js.capacityWait):
-				blocked = fmt.Sprintf("%s: the node had no room for an instance; next try at %s", StateWaiting, js.capacityWait.Format(time.RFC3339))
+				blocked, blockedWhy = StateWaiting, fmt.Sprintf("the node had no room for an instance; next try at %s", js.capacityWait.Format(time.RFC3339))
 			case now.Before(js.backoffUntil):
-				blocked = fmt.Sprintf("%s: %d crash(es) in a row, next start at %s", StateBackingOff, js.failures, js.backoffUntil.Format(time.RFC3339))
+				blocked, blockedWhy = StateBackingOff, fmt.Sprintf("%d crash(es) in a row; next start at %s", js.failures, js.backoffUntil.Format(time.RFC3339))
 			case ss != nil && now.Before(ss.cooldown):
-				blocked = fmt.Sprintf("%s: source %s may start again at %s", StateCoolingDown, src, ss.cooldown.Format(time.RFC3339))
+				blocked, blockedWhy = StateCoolingDown, fmt.Sprintf("source %s may start again at %s", src, ss.cooldown.Format(time.RFC3339))
 			default:
 				p.start = append(p.start, src)
 				continue
@@ -116,7 +116,7 @@ func (js *jobState) decide(r *ingest.Reading, now time.Time) plan {
 	case r == nil && j.Concurrency.Min == 0:
 		p.state, p.reason = StateOff, "load signals are off (ingest.enabled: false)"
 	case blocked != "":
-		p.state, p.reason = stateOf(blocked), blocked
+		p.state, p.reason = blocked, blockedWhy
 	case stabilising != "":
 		p.state, p.reason = StateStabilising, stabilising
 	case len(want) > 0 && sum(want) > js.wantMin():
@@ -125,16 +125,6 @@ func (js *jobState) decide(r *ingest.Reading, now time.Time) plan {
 		p.state, p.reason = StateArmed, js.armedReason(r)
 	}
 	return p
-}
-
-// stateOf is the state a blocked reason names.
-func stateOf(reason string) string {
-	for _, s := range []string{StateBackingOff, StateCoolingDown} {
-		if len(reason) > len(s) && reason[:len(s)] == s {
-			return s
-		}
-	}
-	return StateWaiting
 }
 
 func readings(r *ingest.Reading) []ingest.SourceReading {

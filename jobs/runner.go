@@ -415,8 +415,11 @@ func (r *Runner) reap(ex exit) {
 	if run.Outcome == OutcomeFailed {
 		level = slog.LevelWarn
 	}
-	r.log.Log(context.Background(), level, "job ended", "job", js.def.Name, "instance", in.id, "source", in.source,
-		"outcome", run.Outcome, "exit_code", ex.code, "duration", d, "reason", run.Reason)
+	attrs := []any{"job", js.def.Name, "instance", in.id, "source", in.source, "outcome", run.Outcome, "exit_code", ex.code, "duration", d}
+	if run.Reason != "" {
+		attrs = append(attrs, "reason", run.Reason)
+	}
+	r.log.Log(context.Background(), level, "job ended", attrs...)
 	r.rec.RecordJob(js.def.Name, "exit", detail, d)
 }
 

@@ -86,7 +86,7 @@ func jobsRuns(ctx context.Context, c *Client, cmd *cli.Command, w io.Writer) err
 	}
 	fmt.Fprintf(w, "state: %s\nreason: %s\nfailures in a row: %d\n", r.State, r.Reason, r.Failures)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "INSTANCE\tSOURCE\tSTARTED\tENDED\tEXIT\tOUTCOME\tREASON")
+	fmt.Fprintln(tw, "INSTANCE\tSOURCE\tSTARTED\tDURATION\tEXIT\tOUTCOME\tREASON")
 	for _, in := range r.Running {
 		state := "running"
 		if in.Stopping {
