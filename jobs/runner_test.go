@@ -264,3 +264,19 @@ func TestOutputIsBounded(t *testing.T) {
 		t.Errorf("the rate or the line bound did not hold:\n%s", out)
 	}
 }
+
+// jobs.max_memory bounds the memory instances' leases hold together: an
+// instance whose lease would pass it ends at once, and the job waits.
+func TestMemoryBound(t *testing.T) {
+	j := sleeper("mem")
+	j.Concurrency = Concurrency{Min: 3, Max: 3}
+	rg := newRig(t, Options{MaxMemory: 5 << 19}, j) // two and a half of procStarter's 1MiB leases
+	rg.r.Step(context.Background())
+	st := rg.status("mem")
+	if len(st.Running) != 2 || st.State != StateWaiting || !strings.Contains(st.Reason, "jobs.max_memory") {
+		t.Fatalf("under max_memory: %d running, %s (%s)", len(st.Running), st.State, st.Reason)
+	}
+	if n, mem := rg.r.Totals(); n != 2 || mem != 2<<20 {
+		t.Fatalf("totals %d instances, %d bytes", n, mem)
+	}
+}
