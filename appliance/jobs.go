@@ -112,6 +112,10 @@ func (s *jobSet) ValidateJob(j api.Job) error {
 
 // JobRuns implements profiles.JobRunner.
 func (s *jobSet) JobRuns(name string) (api.JobRuns, bool) {
+	if !s.enabled {
+		return api.JobRuns{State: api.JobStateOff, Reason: "triggered jobs are off (jobs.enabled: false)",
+			Running: []api.JobInstance{}, Runs: []api.JobRun{}}, true
+	}
 	r := s.runner.Load()
 	if r == nil {
 		return api.JobRuns{}, false

@@ -224,7 +224,7 @@ type Job struct {
 	// Reason why the job is in its state
 	Reason string `json:"reason,omitempty,omitzero"`
 
-	// State armed: no source calls for it; stabilising: a source crossed a threshold and the stabilisation window runs; firing: sources call for instances and they run; cooling-down: a source waits out the cooldown; backing-off: instances crashed and starts wait; waiting: the node cannot hold more instances now; off: load signals are off; pending: stored, not yet picked up
+	// State armed: no source calls for it; stabilising: a source crossed a threshold and the stabilisation window runs; firing: sources call for instances and they run; cooling-down: a source waits out the cooldown; backing-off: instances crashed and starts wait; waiting: the node cannot hold more instances now; off: load signals or triggered jobs are off; pending: stored, not yet picked up
 	State   JobState  `json:"state,omitempty,omitzero"`
 	Updated time.Time `json:"updated,omitempty,omitzero"`
 }
@@ -279,11 +279,11 @@ type JobRuns struct {
 	// Runs recent ended instances, oldest first
 	Runs []JobRun `json:"runs"`
 
-	// State armed: no source calls for it; stabilising: a source crossed a threshold and the stabilisation window runs; firing: sources call for instances and they run; cooling-down: a source waits out the cooldown; backing-off: instances crashed and starts wait; waiting: the node cannot hold more instances now; off: load signals are off; pending: stored, not yet picked up
+	// State armed: no source calls for it; stabilising: a source crossed a threshold and the stabilisation window runs; firing: sources call for instances and they run; cooling-down: a source waits out the cooldown; backing-off: instances crashed and starts wait; waiting: the node cannot hold more instances now; off: load signals or triggered jobs are off; pending: stored, not yet picked up
 	State JobState `json:"state,omitempty,omitzero"`
 }
 
-// JobState armed: no source calls for it; stabilising: a source crossed a threshold and the stabilisation window runs; firing: sources call for instances and they run; cooling-down: a source waits out the cooldown; backing-off: instances crashed and starts wait; waiting: the node cannot hold more instances now; off: load signals are off; pending: stored, not yet picked up
+// JobState armed: no source calls for it; stabilising: a source crossed a threshold and the stabilisation window runs; firing: sources call for instances and they run; cooling-down: a source waits out the cooldown; backing-off: instances crashed and starts wait; waiting: the node cannot hold more instances now; off: load signals or triggered jobs are off; pending: stored, not yet picked up
 type JobState string
 
 // Plan defines model for Plan.
