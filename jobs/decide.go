@@ -52,66 +52,11 @@ const forgetSourceAfter = 10 * time.Minute
 // out the plan.
 func (js *jobState) decide(r *ingest.Reading, now time.Time) plan {
 	j := &js.def
-	var p plan
-	stabilising := ""
-	for _, sr := range readings(r) {
-		ss := js.source(sr.Source)
-		ss.seen = now
-		if why := ss.settle(j, sr, now); why != "" && stabilising == "" {
-			stabilising = why
-		}
-	}
-	for src, ss := range js.sources {
-		if ss.seen.Before(now) && now.Sub(ss.seen) > forgetSourceAfter && js.runningFor(src) == 0 {
-			delete(js.sources, src)
-		} else if ss.seen.Before(now) {
-			ss.want, ss.pending = 0, false // no longer read (its series were forgotten)
-		}
-	}
+	stabilising := js.settleSources(r, now)
 	want := js.allot()
-	// Stops: time limits first, then instances no source wants.
-	for _, in := range js.running {
-		if in.stopping.IsZero() && j.TimeLimit > 0 && now.Sub(in.started) >= j.TimeLimit.D() {
-			p.stop = append(p.stop, stopOrder{in, fmt.Sprintf("time limit %v reached", j.TimeLimit.D())})
-		}
-	}
-	counts := js.runningBySource()
-	for _, s := range p.stop {
-		counts[s.inst.source]--
-	}
-	for src, n := range counts {
-		for extra := n - want[src]; extra > 0; extra-- {
-			in := js.newestRunning(src, p.stop)
-			if in == nil {
-				break
-			}
-			why := "the signal fell away"
-			if src == "" {
-				why = "above concurrency.min"
-			} else if want[src] > 0 {
-				why = fmt.Sprintf("source %s wants %d instance(s)", src, want[src])
-			}
-			p.stop = append(p.stop, stopOrder{in, why})
-		}
-	}
-	// Starts, in the order allot gave.
-	blocked, blockedWhy := "", ""
-	for _, src := range js.order {
-		for n := js.runningFor(src); n < want[src]; n++ {
-			switch ss := js.sources[src]; {
-			case now.Before(js.capacityWait):
-				blocked, blockedWhy = StateWaiting, fmt.Sprintf("the node had no room for an instance; next try at %s", js.capacityWait.Format(time.RFC3339))
-			case now.Before(js.backoffUntil):
-				blocked, blockedWhy = StateBackingOff, fmt.Sprintf("%d crash(es) in a row; next start at %s", js.failures, js.backoffUntil.Format(time.RFC3339))
-			case ss != nil && now.Before(ss.cooldown):
-				blocked, blockedWhy = StateCoolingDown, fmt.Sprintf("source %s may start again at %s", src, ss.cooldown.Format(time.RFC3339))
-			default:
-				p.start = append(p.start, src)
-				continue
-			}
-			break
-		}
-	}
+	p := plan{stop: js.planStops(want, now)}
+	var blocked, blockedWhy string
+	p.start, blocked, blockedWhy = js.planStarts(want, now)
 	switch {
 	case r == nil && j.Concurrency.Min == 0:
 		p.state, p.reason = StateOff, "load signals are off (ingest.enabled: false)"
@@ -125,6 +70,85 @@ func (js *jobState) decide(r *ingest.Reading, now time.Time) plan {
 		p.state, p.reason = StateArmed, js.armedReason(r)
 	}
 	return p
+}
+
+// settleSources brings every source's want up to date with r; it returns
+// why one waits out a stabilisation window, if one does. A source r no
+// longer reads (its series were forgotten) wants nothing, and is
+// forgotten after forgetSourceAfter once nothing runs for it.
+func (js *jobState) settleSources(r *ingest.Reading, now time.Time) (stabilising string) {
+	for _, sr := range readings(r) {
+		ss := js.source(sr.Source)
+		ss.seen = now
+		if why := ss.settle(&js.def, sr, now); why != "" && stabilising == "" {
+			stabilising = why
+		}
+	}
+	for src, ss := range js.sources {
+		switch {
+		case !ss.seen.Before(now):
+		case now.Sub(ss.seen) > forgetSourceAfter && js.runningFor(src) == 0:
+			delete(js.sources, src)
+		default:
+			ss.want, ss.pending = 0, false
+		}
+	}
+	return stabilising
+}
+
+// planStops lists the instances to stop: those past the time limit, then
+// the newest of each source's beyond what it wants.
+func (js *jobState) planStops(want map[string]int, now time.Time) []stopOrder {
+	var stops []stopOrder
+	if limit := js.def.TimeLimit.D(); limit > 0 {
+		for _, in := range js.running {
+			if in.stopping.IsZero() && now.Sub(in.started) >= limit {
+				stops = append(stops, stopOrder{in, fmt.Sprintf("time limit %v reached", limit)})
+			}
+		}
+	}
+	counts := js.runningBySource()
+	for _, s := range stops {
+		counts[s.inst.source]--
+	}
+	for src, n := range counts {
+		for extra := n - want[src]; extra > 0; extra-- {
+			in := js.newestRunning(src, stops)
+			if in == nil {
+				break
+			}
+			why := "the signal fell away"
+			if src == "" {
+				why = "above concurrency.min"
+			} else if want[src] > 0 {
+				why = fmt.Sprintf("source %s wants %d instance(s)", src, want[src])
+			}
+			stops = append(stops, stopOrder{in, why})
+		}
+	}
+	return stops
+}
+
+// planStarts lists the sources to start an instance for, in the order
+// allot gave, and the state and reason of what holds the others back.
+func (js *jobState) planStarts(want map[string]int, now time.Time) (starts []string, blocked, why string) {
+	for _, src := range js.order {
+		for n := js.runningFor(src); n < want[src]; n++ {
+			switch ss := js.sources[src]; {
+			case now.Before(js.capacityWait):
+				blocked, why = StateWaiting, fmt.Sprintf("the node had no room for an instance; next try at %s", js.capacityWait.Format(time.RFC3339))
+			case now.Before(js.backoffUntil):
+				blocked, why = StateBackingOff, fmt.Sprintf("%d crash(es) in a row; next start at %s", js.failures, js.backoffUntil.Format(time.RFC3339))
+			case ss != nil && now.Before(ss.cooldown):
+				blocked, why = StateCoolingDown, fmt.Sprintf("source %s may start again at %s", src, ss.cooldown.Format(time.RFC3339))
+			default:
+				starts = append(starts, src)
+				continue
+			}
+			break
+		}
+	}
+	return starts, blocked, why
 }
 
 func readings(r *ingest.Reading) []ingest.SourceReading {
