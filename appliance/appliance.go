@@ -20,6 +20,7 @@ import (
 	"github.com/kerf-edge/kerf/gpu"
 	"github.com/kerf-edge/kerf/internal/connguard"
 	"github.com/kerf-edge/kerf/internal/units"
+	"github.com/kerf-edge/kerf/jobs"
 	"github.com/kerf-edge/kerf/profiles"
 	"github.com/kerf-edge/kerf/profiles/api"
 	"github.com/kerf-edge/kerf/slicer"
@@ -42,9 +43,13 @@ type Appliance struct {
 	api     *profiles.Server
 	policy  policy
 	rules   *policyRules
-	ingest  *atomic.Pointer[Ingest] // the load-signal path, once Run starts it
-	devices *deviceLogins           // the broker's logins issued through the API; nil without the embedded broker
-	fp      transport.Fingerprint
+	// The triggered jobs: the API's view, their tokens, their metrics.
+	jobs       *jobSet
+	jobBundles *jobBundles
+	jobMetrics *jobs.Metrics
+	ingest     *atomic.Pointer[Ingest] // the load-signal path, once Run starts it
+	devices    *deviceLogins           // the broker's logins issued through the API; nil without the embedded broker
+	fp         transport.Fingerprint
 
 	budget connBudget
 	lock   *os.File // the state directory's lock, held while the Appliance lives
@@ -116,7 +121,8 @@ func newLocked(cfg Config, log *slog.Logger, lock *os.File) (*Appliance, error) 
 	}
 	slices := newAllocator(sl, workers, log)
 	budget := newConnBudget(cfg.Listen.Limits, connguard.DescriptorLimit())
-	server := &transport.Server{Backend: backend, Auth: tokens, Allocator: slices, Log: log,
+	jobTokens, _ := auth.OpenTokenStore("") // in memory: cannot fail
+	server := &transport.Server{Backend: backend, Auth: jobAuth{file: tokens, jobs: jobTokens}, Allocator: slices, Log: log,
 		Limits: budget.tenant, HandshakeTimeout: cfg.Listen.Limits.HandshakeTimeout,
 		LeaseMemory: func(adm transport.Admission) transport.LeaseMemory { return slices.mem.open(adm) }}
 	if cfg.Tenants.Isolation == "process" {
@@ -147,19 +153,23 @@ func newLocked(cfg Config, log *slog.Logger, lock *os.File) (*Appliance, error) 
 		apiDevices = logins
 	}
 	rules := newPolicyRules(cfg.Ingest, len(gpus))
-	api, err := profiles.New(apiConfig(cfg), profiles.Deps{Node: n, Tokens: tokens, Rules: rules, Ingest: ingestStats{running}, Log: log,
+	jobSet, jobMetrics := newJobSet(cfg.Jobs.Enabled), jobs.NewMetrics()
+	api, err := profiles.New(apiConfig(cfg), profiles.Deps{Node: n, Tokens: tokens, Rules: rules, Jobs: jobSet, Ingest: ingestStats{running}, Log: log,
 		Reach: func() auth.Bundle { return reach(cfg, fp, cfg.Listen.QUIC) }, Devices: apiDevices, Policies: tenantPolicies{sl},
-		Collectors: []prometheus.Collector{refusalCollector{workers}}})
+		Collectors: append([]prometheus.Collector{refusalCollector{workers}}, jobMetrics.Collectors()...)})
 	if err != nil {
 		sl.Close()
 		return nil, fmt.Errorf("operator API: %w", err)
 	}
 	a := &Appliance{cfg: cfg, log: log, backend: backend, kind: kind, tokens: tokens, shares: shares, workers: workers,
-		node: n, server: server, nvml: nvml, api: api, policy: policy{sl: sl, api: api}, rules: rules, ingest: running, devices: logins, fp: fp, budget: budget, lock: lock}
+		node: n, server: server, nvml: nvml, api: api, policy: policy{sl: sl, api: api}, rules: rules, ingest: running,
+		jobs: jobSet, jobMetrics: jobMetrics, devices: logins, fp: fp, budget: budget, lock: lock}
 	if err := a.seedProfiles(); err != nil {
 		log.Warn("built-in profiles not listed in the API", "err", err)
 	}
+	a.jobBundles = &jobBundles{cfg: cfg, store: jobTokens, paths: map[string]string{}, reach: func() auth.Bundle { return reach(cfg, fp, a.QUICAddr()) }}
 	tokens.OnRevoke = func(tenant string) {
+		a.jobBundles.revoke(tenant)
 		if n := server.CloseTenant(tenant) + workers.closeTenant(tenant); n > 0 {
 			log.Info("closed sessions of revoked tenant", "tenant", tenant, "sessions", n)
 		}
@@ -362,6 +372,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	stopJobs := a.startJobs(ctx, a.ingest.Load())
 	go a.reclaimLoop(ctx)
 	go reloadTokens(ctx, a.tokens, tokenReloadInterval)
 	errc := make(chan error, 3)
@@ -389,6 +400,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 		n--
 		cancel()
 	}
+	stopJobs() // their instances end while kerfd still serves them
 	if srv != nil {
 		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 		srv.Shutdown(sctx)

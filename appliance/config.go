@@ -87,6 +87,7 @@ type Config struct {
 		Format string `koanf:"format"`
 	} `koanf:"log"`
 	Ingest  IngestConfig  `koanf:"ingest"`
+	Jobs    JobsConfig    `koanf:"jobs"`
 	Runtime RuntimeConfig `koanf:"runtime"`
 	// UserDir, when set, receives copies of the default tenant's bundle and
 	// of the admin token at every start: the place the command line looks
@@ -229,6 +230,7 @@ func (c *Config) validate() error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.validateIngest()...)
+	errs = append(errs, c.Jobs.validate()...)
 	return errors.Join(errs...)
 }
 

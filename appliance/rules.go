@@ -36,9 +36,8 @@ type policyRules struct {
 	mu    sync.Mutex
 	state map[string]ruleStatus // by ruleKey, as of the last sync
 
-	// resync asks a running syncRules to sync now; it closes the channel
-	// it is sent once that sync is done.
-	resync chan chan struct{}
+	// resync asks a running syncRules to sync now.
+	resync resync
 }
 
 // ruleStatus is one rule as the last sync left it.
@@ -51,7 +50,7 @@ type ruleStatus struct {
 var _ profiles.RuleValidator = (*policyRules)(nil)
 
 func newPolicyRules(ic IngestConfig, gpus int) *policyRules {
-	pr := &policyRules{config: ic.Rules, enabled: ic.Enabled, gpus: gpus, state: map[string]ruleStatus{}, resync: make(chan chan struct{})}
+	pr := &policyRules{config: ic.Rules, enabled: ic.Enabled, gpus: gpus, state: map[string]ruleStatus{}, resync: make(resync)}
 	for _, r := range ic.Rules {
 		doc, _ := json.Marshal(r)
 		pr.docs = append(pr.docs, api.Rule{Name: r.Name, Rule: doc})
@@ -220,19 +219,45 @@ const rulesPoll = time.Second
 // RulesChanged implements profiles.RuleValidator: it has a running
 // syncRules sync now and waits for it, for a second at most.
 func (pr *policyRules) RulesChanged() {
-	if !pr.enabled {
-		return
+	if pr.enabled {
+		pr.resync.request()
 	}
+}
+
+// resync lets an API write wait until a sync loop has read it: the
+// writer sends a channel, which the loop closes once that sync is done.
+type resync chan chan struct{}
+
+// request has the loop sync now and waits for it, for a second at most
+// (no loop running, or one stuck).
+func (r resync) request() {
 	done := make(chan struct{})
 	timeout := time.After(time.Second)
 	select {
-	case pr.resync <- done:
+	case r <- done:
 	case <-timeout:
-		return // no sync running (load signals off), or one stuck
+		return
 	}
 	select {
 	case <-done:
 	case <-timeout:
+	}
+}
+
+// next ends the sync that done asked for (if one did), then waits for
+// the next: a tick, or a request, whose channel it returns. false: ctx
+// ended.
+func (r resync) next(ctx context.Context, tick <-chan time.Time, done chan struct{}) (chan struct{}, bool) {
+	if done != nil {
+		close(done)
+	}
+	select {
+	case <-ctx.Done():
+		return nil, false
+	case <-tick:
+		return nil, true
+	case d := <-r:
+		return d, true
 	}
 }
 
@@ -263,15 +288,9 @@ func syncRules(ctx context.Context, pr *policyRules, store *profiles.Store, eng 
 				pr.applied(eng, rules, status, log)
 			}
 		}
-		if done != nil {
-			close(done)
-			done = nil
-		}
-		select {
-		case <-ctx.Done():
+		var more bool
+		if done, more = pr.resync.next(ctx, t.C, done); !more {
 			return
-		case <-t.C:
-		case done = <-pr.resync:
 		}
 	}
 }

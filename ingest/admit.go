@@ -172,9 +172,9 @@ func (e *Engine) refuse(reason string, n *atomic.Uint64, publisher, key string, 
 	e.lastRefusalLog, e.refusalsUnlogged = now, 0
 }
 
-// read reports whether some rule reads the series.
+// read reports whether some rule or watch reads the series.
 func (e *Engine) read(source, metric, name string) bool {
-	for _, rs := range e.rules {
+	for _, rs := range e.readers() {
 		if rs.matches(source, metric, name) {
 			return true
 		}

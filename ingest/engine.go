@@ -178,6 +178,7 @@ type ruleState struct {
 	lastErr      string // the last apply error, logged once until it changes
 	started      time.Time
 	dirty        bool       // has signals not yet evaluated
+	watch        bool       // a watch: read through Reading, never evaluated
 	cache        []aggCache // per series, parallel to series
 }
 
@@ -189,10 +190,13 @@ type Engine struct {
 	opts    EngineOptions
 	c       engineCounters
 
-	mu     sync.Mutex
-	rules  []*ruleState
-	series map[string]*series // read by a rule; source key + "\x00" + metric
-	unread *unreadPool        // read by no rule; same keys
+	mu    sync.Mutex
+	rules []*ruleState
+	// watches are triggers read per source for others to act on
+	// (Reading); the engine windows their series but never evaluates them.
+	watches []*ruleState
+	series  map[string]*series // read by a rule; source key + "\x00" + metric
+	unread  *unreadPool        // read by no rule; same keys
 	// publishers counts each publisher's series; an entry goes with its
 	// last series.
 	publishers map[string]*publisherSeries
@@ -294,7 +298,23 @@ func (e *Engine) SetRules(rules []Rule) error {
 		next = append(next, rs)
 		keep = max(keep, r.Trigger.Window.D())
 	}
-	e.rules, e.keep = next, keep
+	e.rules = next
+	e.reattach(keep)
+	return nil
+}
+
+// reattach recomputes which rules and watches read each series, after
+// either set changed; keep is the longest window of the rules. A series
+// read by none now leaves the table.
+func (e *Engine) reattach(keep time.Duration) {
+	for _, ws := range e.watches {
+		ws.series, ws.cache = nil, nil
+		keep = max(keep, ws.rule.Trigger.Window.D())
+	}
+	for _, rs := range e.rules {
+		keep = max(keep, rs.rule.Trigger.Window.D())
+	}
+	e.keep = keep
 	for key, se := range e.series {
 		se.readers, se.keep = nil, keep
 		e.attach(se)
@@ -307,12 +327,11 @@ func (e *Engine) SetRules(rules []Rule) error {
 	}
 	// Series no rule read may be read now: each comes back with its next signal.
 	e.unread.clear(e.forgetUnread)
-	return nil
 }
 
-// attach makes se known to every rule that reads it.
+// attach makes se known to every rule and watch that reads it.
 func (e *Engine) attach(se *series) {
-	for _, rs := range e.rules {
+	for _, rs := range e.readers() {
 		if rs.matches(se.source, se.metric, se.name) {
 			rs.series = append(rs.series, se)
 			se.readers = append(se.readers, seriesReader{rs, len(rs.cache)})
@@ -342,6 +361,9 @@ func (e *Engine) Observe(ctx context.Context, s Signal) {
 	}
 	now := e.clock.Now()
 	for _, r := range se.readers {
+		if r.rs.watch {
+			continue
+		}
 		r.rs.dirty = false
 		e.evaluate(ctx, r.rs, now)
 	}
@@ -445,7 +467,7 @@ func (e *Engine) forgetQuiet(now time.Time) {
 	}
 	e.lastSweep = now
 	ttl := max(e.opts.SeriesTTL, e.keep)
-	for _, rs := range e.rules {
+	for _, rs := range e.readers() {
 		ttl = max(ttl, rs.rule.Trigger.StaleAfter.D())
 	}
 	for key, se := range e.series {

@@ -100,11 +100,26 @@ type IngestStats interface {
 	IngestStats() []IngestStat
 }
 
+// JobRunner checks triggered job documents before they are stored and
+// reports what it does with them.
+type JobRunner interface {
+	// ValidateJob checks j.Job as the job j.Name. It may return a
+	// *ValidationError; field paths are relative to the document.
+	ValidateJob(j api.Job) error
+	// JobRuns is the job's state, its running instances and recent runs;
+	// false when the runner has not picked it up yet.
+	JobRuns(name string) (api.JobRuns, bool)
+	// JobsChanged is called once a job was stored or deleted; it returns
+	// when the runner has the change.
+	JobsChanged()
+}
+
 // Deps are what the API reads and drives. Node and Tokens are required.
 type Deps struct {
 	Node   Node
 	Tokens Tokens
 	Rules  RuleValidator // nil: any JSON object is a valid rule
+	Jobs   JobRunner     // nil: any JSON object is a valid job, and none runs
 	// Policies keeps tenant policies; nil: the policy endpoints answer
 	// 501.
 	Policies TenantPolicies

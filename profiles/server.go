@@ -187,6 +187,12 @@ func (s *Server) RecordDecision(rule, action, detail string) {
 	s.record(api.Event{Kind: api.EventKindPolicy, Action: action, Subject: rule, Detail: detail, Actor: "policy"})
 }
 
+// RecordJob logs what the job runner did: an instance started, ended
+// (with its exit code and how long it ran) or failed to start.
+func (s *Server) RecordJob(job, action, detail string, d time.Duration) {
+	s.record(api.Event{Kind: api.EventKindJob, Action: action, Subject: job, Detail: detail, DurationSeconds: d.Seconds(), Actor: "jobs"})
+}
+
 // record queues e for the event log; see eventLog.
 func (s *Server) record(e api.Event) { s.events.add(e) }
 

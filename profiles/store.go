@@ -21,6 +21,7 @@ import (
 var (
 	bucketProfiles = []byte("profiles")
 	bucketRules    = []byte("rules")
+	bucketJobs     = []byte("jobs")
 	bucketEvents   = []byte("events")
 	bucketMeta     = []byte("meta")
 	keyAdminHash   = []byte("admin_token_sha256")
@@ -58,7 +59,7 @@ func OpenStore(path string, eventsKept int) (*Store, error) {
 	}
 	s := &Store{db: db, path: path, keep: eventsKept, subs: map[chan struct{}]struct{}{}}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketProfiles, bucketRules, bucketEvents, bucketMeta} {
+		for _, b := range [][]byte{bucketProfiles, bucketRules, bucketJobs, bucketEvents, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -101,6 +102,8 @@ func kindOf(bucket []byte) string {
 		return "profile"
 	case string(bucketRules):
 		return "rule"
+	case string(bucketJobs):
+		return "job"
 	}
 	return string(bucket)
 }
@@ -195,6 +198,24 @@ func (s *Store) PutRule(r api.Rule, create bool) (api.Rule, bool, error) {
 
 // DeleteRule deletes the named rule.
 func (s *Store) DeleteRule(name string) error { return s.deleteDoc(bucketRules, name) }
+
+// Job returns the named triggered job.
+func (s *Store) Job(name string) (api.Job, error) {
+	var j api.Job
+	return j, s.getDoc(bucketJobs, name, &j)
+}
+
+// Jobs lists the triggered jobs by name.
+func (s *Store) Jobs() ([]api.Job, error) { return listDocs[api.Job](s, bucketJobs) }
+
+// PutJob stores j as PutProfile does.
+func (s *Store) PutJob(j api.Job, create bool) (api.Job, bool, error) {
+	existed, err := putDoc(s, bucketJobs, j.Name, &j, create, func(j *api.Job, c, n time.Time) { j.Created, j.Updated = c, n })
+	return j, existed, err
+}
+
+// DeleteJob deletes the named job.
+func (s *Store) DeleteJob(name string) error { return s.deleteDoc(bucketJobs, name) }
 
 // SetAdminHash stores the admin token's SHA-256 unless one is stored
 // already; it reports whether it stored it.

@@ -67,6 +67,7 @@ func init() {
 		{"profiles", "COMMAND", "slicing profiles (operator)", operatorCmd("profiles")},
 		{"slices", "", "live slices (operator)", operatorCmd("slices")},
 		{"rules", "COMMAND", "policy rules over load signals (operator)", operatorCmd("rules")},
+		{"jobs", "COMMAND", "triggered jobs: programs started on a slice by load signals (operator)", operatorCmd("jobs")},
 		{"smi", "", "GPUs and their slices at a glance (operator)", operatorCmd("smi")},
 		{"tokens", "COMMAND", "tenant tokens and their bundles (operator)", operatorCmd("tokens")},
 		{"devices", "COMMAND", "device logins of the embedded broker (operator)", operatorCmd("devices")},

@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -41,6 +42,9 @@ type Options struct {
 	Via       string  // unix or quic; empty: unix when the socket is here
 	Timeout   time.Duration
 	ShimDir   string // directory holding libcuda.so.1 and libnvidia-ml.so.1 (a link to it)
+	// Environ is the program's environment before the shim's variables;
+	// nil: this process's.
+	Environ []string
 
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
@@ -145,7 +149,11 @@ func resolve(opts Options) (dialing, error) {
 func command(opts Options, argv, env []string) *exec.Cmd {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = opts.Stdin, opts.Stdout, opts.Stderr
-	cmd.Env = append(append(os.Environ(), env...), "LD_LIBRARY_PATH="+prependPath(opts.ShimDir, os.Getenv("LD_LIBRARY_PATH")))
+	base := opts.Environ
+	if base == nil {
+		base = os.Environ()
+	}
+	cmd.Env = append(append(slices.Clip(base), env...), "LD_LIBRARY_PATH="+prependPath(opts.ShimDir, os.Getenv("LD_LIBRARY_PATH")))
 	return cmd
 }
 
@@ -252,6 +260,12 @@ func runChild(cmd *exec.Cmd) (int, error) {
 	}()
 	err := cmd.Wait()
 	close(done)
+	return exitCode(err)
+}
+
+// exitCode is the exit code of a program that Wait returned err for: its
+// own, or 128+n when signal n ended it.
+func exitCode(err error) (int, error) {
 	var exit *exec.ExitError
 	switch {
 	case err == nil:

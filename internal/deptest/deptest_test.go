@@ -43,6 +43,7 @@ var forbidden = map[string][]string{
 	"ingest":              {"appliance", "transport", "slicer", "profiles", "intercept", "gpu"},
 	"profiles":            {"appliance", "transport", "slicer", "ingest", "intercept", "gpu"},
 	"intercept":           {"appliance", "slicer", "ingest", "profiles", "gpu"},
+	"jobs":                {"appliance", "slicer", "profiles", "gpu"},
 	"internal/units":      {""}, // "": no module package at all
 	"internal/testkit":    {""},
 	"internal/quicnet":    {""},

@@ -11,6 +11,7 @@ import (
 // Defines values for EventKind.
 const (
 	EventKindAPI     EventKind = "api"
+	EventKindJob     EventKind = "job"
 	EventKindPolicy  EventKind = "policy"
 	EventKindReslice EventKind = "reslice"
 )
@@ -20,9 +21,68 @@ func (e EventKind) Valid() bool {
 	switch e {
 	case EventKindAPI:
 		return true
+	case EventKindJob:
+		return true
 	case EventKindPolicy:
 		return true
 	case EventKindReslice:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for JobRunOutcome.
+const (
+	JobRunOutcomeFailed    JobRunOutcome = "failed"
+	JobRunOutcomeStopped   JobRunOutcome = "stopped"
+	JobRunOutcomeSucceeded JobRunOutcome = "succeeded"
+)
+
+// Valid indicates whether the value is a known member of the JobRunOutcome enum.
+func (e JobRunOutcome) Valid() bool {
+	switch e {
+	case JobRunOutcomeFailed:
+		return true
+	case JobRunOutcomeStopped:
+		return true
+	case JobRunOutcomeSucceeded:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for JobState.
+const (
+	JobStateArmed       JobState = "armed"
+	JobStateBackingOff  JobState = "backing-off"
+	JobStateCoolingDown JobState = "cooling-down"
+	JobStateFiring      JobState = "firing"
+	JobStateOff         JobState = "off"
+	JobStatePending     JobState = "pending"
+	JobStateStabilising JobState = "stabilising"
+	JobStateWaiting     JobState = "waiting"
+)
+
+// Valid indicates whether the value is a known member of the JobState enum.
+func (e JobState) Valid() bool {
+	switch e {
+	case JobStateArmed:
+		return true
+	case JobStateBackingOff:
+		return true
+	case JobStateCoolingDown:
+		return true
+	case JobStateFiring:
+		return true
+	case JobStateOff:
+		return true
+	case JobStatePending:
+		return true
+	case JobStateStabilising:
+		return true
+	case JobStateWaiting:
 		return true
 	default:
 		return false
@@ -152,6 +212,79 @@ type IssuedToken struct {
 	Tenant string `json:"tenant"`
 	Token  string `json:"token"`
 }
+
+// Job defines model for Job.
+type Job struct {
+	Created time.Time `json:"created,omitempty,omitzero"`
+
+	// Job the job document: tenant, command, args, env, slice, trigger, behavior, concurrency, cooldown, timeLimit, stopGrace (docs/operations.md#triggered-jobs)
+	Job  json.RawMessage `json:"job"`
+	Name string          `json:"name"`
+
+	// Reason why the job is in its state
+	Reason string `json:"reason,omitempty,omitzero"`
+
+	// State armed: no source calls for it; stabilising: a source crossed a threshold and the stabilisation window runs; firing: sources call for instances and they run; cooling-down: a source waits out the cooldown; backing-off: instances crashed and starts wait; waiting: the node cannot hold more instances now; off: load signals or triggered jobs are off; pending: stored, not yet picked up
+	State   JobState  `json:"state,omitempty,omitzero"`
+	Updated time.Time `json:"updated,omitempty,omitzero"`
+}
+
+// JobInstance defines model for JobInstance.
+type JobInstance struct {
+	ID string `json:"id"`
+
+	// MemoryBytes device memory its lease holds
+	MemoryBytes uint64 `json:"memoryBytes"`
+
+	// Source the signal source it runs for; empty for one concurrency.min keeps
+	Source  string    `json:"source,omitempty,omitzero"`
+	Started time.Time `json:"started"`
+
+	// Stopping sent SIGTERM; SIGKILL follows after the stop grace
+	Stopping bool `json:"stopping"`
+}
+
+// JobRun defines model for JobRun.
+type JobRun struct {
+	Ended time.Time `json:"ended"`
+
+	// ExitCode the program's exit code, or 128+n when signal n ended it
+	ExitCode int    `json:"exitCode"`
+	Instance string `json:"instance"`
+
+	// Outcome succeeded: exited 0; failed: exited otherwise on its own (a crash); stopped: kerfd stopped it
+	Outcome JobRunOutcome `json:"outcome"`
+
+	// Reason why kerfd stopped it
+	Reason  string    `json:"reason,omitempty,omitzero"`
+	Source  string    `json:"source,omitempty,omitzero"`
+	Started time.Time `json:"started"`
+}
+
+// JobRunOutcome succeeded: exited 0; failed: exited otherwise on its own (a crash); stopped: kerfd stopped it
+type JobRunOutcome string
+
+// JobRuns defines model for JobRuns.
+type JobRuns struct {
+	// Decided when the state or reason last changed
+	Decided time.Time `json:"decided,omitempty,omitzero"`
+
+	// Failures crashes (and failed starts) in a row
+	Failures int `json:"failures"`
+
+	// Reason the last decision and why
+	Reason  string        `json:"reason"`
+	Running []JobInstance `json:"running"`
+
+	// Runs recent ended instances, oldest first
+	Runs []JobRun `json:"runs"`
+
+	// State armed: no source calls for it; stabilising: a source crossed a threshold and the stabilisation window runs; firing: sources call for instances and they run; cooling-down: a source waits out the cooldown; backing-off: instances crashed and starts wait; waiting: the node cannot hold more instances now; off: load signals or triggered jobs are off; pending: stored, not yet picked up
+	State JobState `json:"state,omitempty,omitzero"`
+}
+
+// JobState armed: no source calls for it; stabilising: a source crossed a threshold and the stabilisation window runs; firing: sources call for instances and they run; cooling-down: a source waits out the cooldown; backing-off: instances crashed and starts wait; waiting: the node cannot hold more instances now; off: load signals or triggered jobs are off; pending: stored, not yet picked up
+type JobState string
 
 // Plan defines model for Plan.
 type Plan struct {
@@ -355,6 +488,15 @@ type PlanProfileParams struct {
 
 // AddDeviceJSONRequestBody defines body for AddDevice for application/json ContentType.
 type AddDeviceJSONRequestBody = DeviceRequest
+
+// CreateJobJSONRequestBody defines body for CreateJob for application/json ContentType.
+type CreateJobJSONRequestBody = Job
+
+// PutJobJSONRequestBody defines body for PutJob for application/json ContentType.
+type PutJobJSONRequestBody = Job
+
+// ValidateJobJSONRequestBody defines body for ValidateJob for application/json ContentType.
+type ValidateJobJSONRequestBody = Job
 
 // CreateProfileJSONRequestBody defines body for CreateProfile for application/json ContentType.
 type CreateProfileJSONRequestBody = Profile

@@ -32,6 +32,12 @@ const CLIUsage = `  kerf profiles list                          stored slicing p
   kerf rules put FILE                         create or replace a rule from a YAML or JSON file (- for stdin)
   kerf rules validate FILE                    check a rule file as put would, storing nothing
   kerf rules delete NAME                      delete a rule stored through the API
+  kerf jobs list                              triggered jobs, with their state and why
+  kerf jobs show NAME                         one job as JSON
+  kerf jobs put FILE                          create or replace a job from a YAML or JSON file (- for stdin)
+  kerf jobs validate FILE                     check a job file as put would, storing nothing
+  kerf jobs delete NAME                       delete a job; its instances are stopped
+  kerf jobs runs NAME                         a job's state, running instances and recent runs
   kerf slices                                 live slices
   kerf smi                                    GPUs and their slices at a glance
   kerf tokens issue [--memory SIZE] [--out FILE] TENANT
@@ -71,6 +77,12 @@ var operatorCommands = map[string]subcommand{
 	"rules put":      {"FILE", "create or replace a rule from a YAML or JSON file (- for stdin)", nil, rulesPut},
 	"rules validate": {"FILE", "check a rule file as put would, storing nothing", nil, rulesValidate},
 	"rules delete":   {"NAME", "delete a rule stored through the API", nil, rulesDelete},
+	"jobs list":      {"", "triggered jobs, with their state and why", nil, jobsList},
+	"jobs show":      {"NAME", "one job as JSON", nil, jobsShow},
+	"jobs put":       {"FILE", "create or replace a job from a YAML or JSON file (- for stdin)", nil, jobsPut},
+	"jobs validate":  {"FILE", "check a job file as put would, storing nothing", nil, jobsValidate},
+	"jobs delete":    {"NAME", "delete a job; its instances are stopped", nil, jobsDelete},
+	"jobs runs":      {"NAME", "a job's state, running instances and recent runs", nil, jobsRuns},
 	"slices":         {"", "live slices", nil, slicesCmd},
 	"smi":            {"", "GPUs and their slices at a glance", nil, smiCmd},
 	"tokens issue": {"[--memory SIZE] [--out FILE] TENANT",
@@ -86,6 +98,7 @@ var operatorCommands = map[string]subcommand{
 
 // groups are the commands that only hold subcommands.
 var groups = map[string]string{"profiles": "list, show, put, validate or apply", "rules": "list, show, put, validate or delete",
+	"jobs":   "list, show, put, validate, delete or runs",
 	"tokens": "issue, revoke or list", "tenants": "policy", "devices": "add, list or remove"}
 
 // RunCLI runs one of the operator commands in CLIUsage (args start with

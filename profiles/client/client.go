@@ -286,3 +286,33 @@ func (c *Client) ValidateRule(ctx context.Context, r api.Rule) error {
 func (c *Client) DeleteRule(ctx context.Context, name string) error {
 	return c.Do(ctx, "DELETE", "/v1/rules/"+url.PathEscape(name), nil, nil)
 }
+
+// Jobs lists the triggered jobs with their state.
+func (c *Client) Jobs(ctx context.Context) (out []api.Job, err error) {
+	return out, c.Do(ctx, "GET", "/v1/jobs", nil, &out)
+}
+
+// Job gets one triggered job.
+func (c *Client) Job(ctx context.Context, name string) (out api.Job, err error) {
+	return out, c.Do(ctx, "GET", "/v1/jobs/"+url.PathEscape(name), nil, &out)
+}
+
+// PutJob creates or replaces a triggered job.
+func (c *Client) PutJob(ctx context.Context, j api.Job) (out api.Job, err error) {
+	return out, c.Do(ctx, "PUT", "/v1/jobs/"+url.PathEscape(j.Name), j, &out)
+}
+
+// ValidateJob checks a job as PutJob would, storing nothing.
+func (c *Client) ValidateJob(ctx context.Context, j api.Job) error {
+	return c.Do(ctx, "POST", "/v1/jobs/"+url.PathEscape(j.Name)+"/validate", j, nil)
+}
+
+// DeleteJob deletes a triggered job; its instances are stopped.
+func (c *Client) DeleteJob(ctx context.Context, name string) error {
+	return c.Do(ctx, "DELETE", "/v1/jobs/"+url.PathEscape(name), nil, nil)
+}
+
+// JobRuns gets a job's state, running instances and recent runs.
+func (c *Client) JobRuns(ctx context.Context, name string) (out api.JobRuns, err error) {
+	return out, c.Do(ctx, "GET", "/v1/jobs/"+url.PathEscape(name)+"/runs", nil, &out)
+}

@@ -97,13 +97,7 @@ func rulesDelete(ctx context.Context, c *Client, cmd *cli.Command, w io.Writer) 
 // ingest.rules, named by its name field, or the API's document (name and
 // rule, as `kerf rules show` prints it).
 func ReadRuleFile(file string) (api.Rule, error) {
-	var data []byte
-	var err error
-	if file == "-" {
-		data, err = io.ReadAll(os.Stdin)
-	} else {
-		data, err = os.ReadFile(file)
-	}
+	data, err := readFileArg(file)
 	if err != nil {
 		return api.Rule{}, err
 	}
@@ -114,29 +108,41 @@ func ReadRuleFile(file string) (api.Rule, error) {
 	return r, nil
 }
 
+// readFileArg reads file, or standard input for "-".
+func readFileArg(file string) ([]byte, error) {
+	if file == "-" {
+		return io.ReadAll(os.Stdin)
+	}
+	return os.ReadFile(file)
+}
+
 // ParseRule reads one rule as ReadRuleFile does.
 func ParseRule(data []byte) (api.Rule, error) {
+	name, doc, err := parseNamedDoc(data, "rule")
+	return api.Rule{Name: name, Rule: doc}, err
+}
+
+// parseNamedDoc reads one YAML or JSON object: the document itself, named
+// by its name field, or the API's form, {name, KEY: document}. It returns
+// the name and the document as JSON.
+func parseNamedDoc(data []byte, key string) (string, json.RawMessage, error) {
 	var doc map[string]any
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
-		return api.Rule{}, fmt.Errorf("want one YAML or JSON object: %w", err)
+		return "", nil, fmt.Errorf("want one YAML or JSON object: %w", err)
 	}
 	var extra any
 	if dec.Decode(&extra) != io.EOF {
-		return api.Rule{}, fmt.Errorf("more than one document")
-	}
-	if inner, ok := doc["rule"]; ok { // the API's document
-		doc = map[string]any{"name": doc["name"], "rule": inner}
-	} else {
-		doc = map[string]any{"name": doc["name"], "rule": doc}
+		return "", nil, fmt.Errorf("more than one document")
 	}
 	name, _ := doc["name"].(string)
 	if name == "" {
-		return api.Rule{}, fmt.Errorf("the rule has no name")
+		return "", nil, fmt.Errorf("the %s has no name", key)
 	}
-	b, err := json.Marshal(doc["rule"])
-	if err != nil {
-		return api.Rule{}, err
+	inner, ok := doc[key] // the API's document
+	if !ok {
+		inner = doc
 	}
-	return api.Rule{Name: name, Rule: b}, nil
+	b, err := json.Marshal(inner)
+	return name, b, err
 }

@@ -36,6 +36,27 @@ type ServerInterface interface {
 	// (GET /v1/gpus)
 	ListGPUs(ctx echo.Context) error
 
+	// (GET /v1/jobs)
+	ListJobs(ctx echo.Context) error
+
+	// (POST /v1/jobs)
+	CreateJob(ctx echo.Context) error
+
+	// (DELETE /v1/jobs/{name})
+	DeleteJob(ctx echo.Context, name Name) error
+
+	// (GET /v1/jobs/{name})
+	GetJob(ctx echo.Context, name Name) error
+
+	// (PUT /v1/jobs/{name})
+	PutJob(ctx echo.Context, name Name) error
+
+	// (GET /v1/jobs/{name}/runs)
+	GetJobRuns(ctx echo.Context, name Name) error
+
+	// (POST /v1/jobs/{name}/validate)
+	ValidateJob(ctx echo.Context, name Name) error
+
 	// (GET /v1/profiles)
 	ListProfiles(ctx echo.Context) error
 
@@ -204,6 +225,104 @@ func (w *ServerInterfaceWrapper) ListGPUs(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.ListGPUs(ctx)
+	return err
+}
+
+// ListJobs converts echo context to params.
+func (w *ServerInterfaceWrapper) ListJobs(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListJobs(ctx)
+	return err
+}
+
+// CreateJob converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateJob(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateJob(ctx)
+	return err
+}
+
+// DeleteJob converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteJob(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "name" -------------
+	var name Name
+
+	err = runtime.BindStyledParameterWithOptions("simple", "name", ctx.Param("name"), &name, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter name: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteJob(ctx, name)
+	return err
+}
+
+// GetJob converts echo context to params.
+func (w *ServerInterfaceWrapper) GetJob(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "name" -------------
+	var name Name
+
+	err = runtime.BindStyledParameterWithOptions("simple", "name", ctx.Param("name"), &name, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter name: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetJob(ctx, name)
+	return err
+}
+
+// PutJob converts echo context to params.
+func (w *ServerInterfaceWrapper) PutJob(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "name" -------------
+	var name Name
+
+	err = runtime.BindStyledParameterWithOptions("simple", "name", ctx.Param("name"), &name, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter name: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.PutJob(ctx, name)
+	return err
+}
+
+// GetJobRuns converts echo context to params.
+func (w *ServerInterfaceWrapper) GetJobRuns(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "name" -------------
+	var name Name
+
+	err = runtime.BindStyledParameterWithOptions("simple", "name", ctx.Param("name"), &name, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter name: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetJobRuns(ctx, name)
+	return err
+}
+
+// ValidateJob converts echo context to params.
+func (w *ServerInterfaceWrapper) ValidateJob(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "name" -------------
+	var name Name
+
+	err = runtime.BindStyledParameterWithOptions("simple", "name", ctx.Param("name"), &name, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter name: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ValidateJob(ctx, name)
 	return err
 }
 
@@ -610,6 +729,13 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/rules/:name", wrapper.GetRule, options.OperationMiddlewares["getRule"]...)
 	router.PUT(options.BaseURL+"/v1/rules/:name", wrapper.PutRule, options.OperationMiddlewares["putRule"]...)
 	router.POST(options.BaseURL+"/v1/rules/:name/validate", wrapper.ValidateRule, options.OperationMiddlewares["validateRule"]...)
+	router.GET(options.BaseURL+"/v1/jobs", wrapper.ListJobs, options.OperationMiddlewares["listJobs"]...)
+	router.POST(options.BaseURL+"/v1/jobs", wrapper.CreateJob, options.OperationMiddlewares["createJob"]...)
+	router.DELETE(options.BaseURL+"/v1/jobs/:name", wrapper.DeleteJob, options.OperationMiddlewares["deleteJob"]...)
+	router.GET(options.BaseURL+"/v1/jobs/:name", wrapper.GetJob, options.OperationMiddlewares["getJob"]...)
+	router.PUT(options.BaseURL+"/v1/jobs/:name", wrapper.PutJob, options.OperationMiddlewares["putJob"]...)
+	router.POST(options.BaseURL+"/v1/jobs/:name/validate", wrapper.ValidateJob, options.OperationMiddlewares["validateJob"]...)
+	router.GET(options.BaseURL+"/v1/jobs/:name/runs", wrapper.GetJobRuns, options.OperationMiddlewares["getJobRuns"]...)
 	router.GET(options.BaseURL+"/v1/tokens", wrapper.ListTokens, options.OperationMiddlewares["listTokens"]...)
 	router.POST(options.BaseURL+"/v1/tokens", wrapper.IssueToken, options.OperationMiddlewares["issueToken"]...)
 	router.DELETE(options.BaseURL+"/v1/tokens/:tenant", wrapper.RevokeTokens, options.OperationMiddlewares["revokeTokens"]...)
