@@ -177,7 +177,7 @@ func newLocked(cfg Config, log *slog.Logger, lock *os.File) (*Appliance, error) 
 func apiConfig(cfg Config) profiles.Config {
 	maxBody, _ := units.ParseBytes(cfg.API.MaxBody) // validated with the config
 	return profiles.Config{StateDir: cfg.StateDir, MaxBodyBytes: int64(maxBody), EventsKept: cfg.API.EventsKept, PublicMetrics: cfg.API.PublicMetrics,
-		HistoryWindow: cfg.History.Window, HistoryStep: cfg.History.Step, HistoryMaxSeries: cfg.History.MaxSeries}
+		AdminTokenFiles: adminTokenFiles(cfg), HistoryWindow: cfg.History.Window, HistoryStep: cfg.History.Step, HistoryMaxSeries: cfg.History.MaxSeries}
 }
 
 // seedProfiles lists the slicer's built-in profiles in the API's store,

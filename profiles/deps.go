@@ -151,6 +151,9 @@ type Config struct {
 	// HistoryStep its resolution (the node is sampled every step);
 	// HistoryMaxSeries caps the load-signal series kept, and, apart, the
 	// slice and tenant series. Defaults 15m, 5s, 20000.
+	// AdminTokenFiles are where kerfd keeps copies of the admin token;
+	// the sign-in page names them.
+	AdminTokenFiles  []string
 	HistoryWindow    time.Duration
 	HistoryStep      time.Duration
 	HistoryMaxSeries int

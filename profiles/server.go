@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -253,12 +254,12 @@ func (s *Server) routes() *echo.Echo {
 	apigen.RegisterHandlers(e, handlers{s})
 	e.GET("/openapi.json", func(c echo.Context) error { return c.JSONBlob(http.StatusOK, s.spec) })
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})))
-	e.GET("/*", serveWeb)
+	e.GET("/*", s.serveWeb)
 	return e
 }
 
 // serveWeb serves the embedded page; anything else is a 404 problem.
-func serveWeb(c echo.Context) error {
+func (s *Server) serveWeb(c echo.Context) error {
 	sub, _ := fs.Sub(webFS, "web")
 	name := strings.TrimPrefix(path.Clean("/"+c.Param("*")), "/")
 	if name == "" {
@@ -268,8 +269,26 @@ func serveWeb(c echo.Context) error {
 		return problem(http.StatusNotFound, "no such page")
 	}
 	c.Response().Header().Set("Cache-Control", "no-cache")
+	if name == "index.html" {
+		return c.HTMLBlob(http.StatusOK, s.indexPage(sub))
+	}
 	http.ServeFileFS(c.Response(), c.Request(), sub, name)
 	return nil
+}
+
+// indexPage is index.html with the admin token's files named.
+func (s *Server) indexPage(web fs.FS) []byte {
+	b, _ := fs.ReadFile(web, "index.html")
+	files := s.cfg.AdminTokenFiles
+	if len(files) == 0 {
+		files = []string{"admin-token in kerfd's state directory"}
+	}
+	quoted := make([]string, len(files))
+	for i, f := range files {
+		quoted[i] = "<code>" + html.EscapeString(f) + "</code>"
+	}
+	b = bytes.ReplaceAll(b, []byte("{{ADMIN_TOKEN_FILES}}"), []byte(strings.Join(quoted, " and ")))
+	return bytes.ReplaceAll(b, []byte("{{ADMIN_TOKEN_FILE}}"), []byte(html.EscapeString(files[0])))
 }
 
 // limitBody caps request bodies; reading past the cap fails with
