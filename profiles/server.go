@@ -232,7 +232,7 @@ func roundDuration(d time.Duration) time.Duration {
 	if d >= time.Second {
 		return d.Round(10 * time.Millisecond)
 	}
-	return d.Round(100 * time.Microsecond)
+	return d.Round(time.Microsecond)
 }
 
 // record queues e for the event log; see eventLog.
