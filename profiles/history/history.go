@@ -46,6 +46,7 @@ type Set struct {
 	mu      sync.Mutex
 	series  map[string]*ring
 	refused uint64
+	swept   int64 // the step of the last sweep for room
 }
 
 // ring holds one value per step; NaN marks a step with none.
@@ -84,7 +85,8 @@ func (s *Set) Add(key string, t time.Time, v float64) {
 	defer s.mu.Unlock()
 	r := s.series[key]
 	if r == nil {
-		if len(s.series) >= s.max {
+		if len(s.series) >= s.max && n > s.swept {
+			s.swept = n // at most one sweep a step: refusals stay cheap
 			s.sweep(n)
 		}
 		if len(s.series) >= s.max {
