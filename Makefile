@@ -6,6 +6,11 @@ FUZZTIME    ?= 3s
 # version under .tools/ on first use.
 SPECTRAL_VERSION ?= 6.16.3
 SPECTRAL    := .tools/spectral-$(SPECTRAL_VERSION)/node_modules/.bin/spectral
+# uPlot draws the web page's plots; profiles/web/vendor/uplot holds this
+# exact release (web-vendor refetches it and checks it against the sums).
+UPLOT_VERSION ?= 1.6.32
+UPLOT_SHA256  ?= 4b8a8191e425658e3ea8c8c1314b0fc679c861ee3a1af2b20c7b16ba50b5133d
+UPLOT_DIR     := profiles/web/vendor/uplot
 BIN         := bin
 # kerf version and kerfd --version print this (internal/buildinfo).
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null)
@@ -17,7 +22,7 @@ GENERATED   := docs/calls.md abi/include/kerf_cuda.h \
 	transport/internal/wire/args_gen.go transport/internal/wire/calls_gen.go \
 	transport/internal/wire/calls_gen_test.go intercept/nvml/unsupported_gen.c
 
-.PHONY: all build run demo test check fmt vet staticcheck lint-api fuzz generate generate-check bench ptx image image-test gpu-test clean
+.PHONY: all build run demo test check fmt vet staticcheck lint-api web-vendor fuzz generate generate-check bench ptx image image-test gpu-test clean
 
 all: build
 
@@ -62,6 +67,17 @@ lint-api: $(SPECTRAL)
 
 $(SPECTRAL):
 	npm install --prefix .tools/spectral-$(SPECTRAL_VERSION) --no-audit --no-fund --save-exact @stoplight/spectral-cli@$(SPECTRAL_VERSION)
+
+## web-vendor: refetch uPlot $(UPLOT_VERSION) from the npm registry, check
+## the package's sha256, and copy its script, style sheet and LICENSE into
+## $(UPLOT_DIR), where SHA256SUMS must still hold
+web-vendor:
+	rm -rf .tools/uplot && mkdir -p .tools/uplot
+	cd .tools/uplot && npm pack --silent uplot@$(UPLOT_VERSION) >/dev/null
+	echo "$(UPLOT_SHA256)  .tools/uplot/uplot-$(UPLOT_VERSION).tgz" | sha256sum -c -
+	tar -xzf .tools/uplot/uplot-$(UPLOT_VERSION).tgz -C .tools/uplot
+	cp .tools/uplot/package/LICENSE .tools/uplot/package/dist/uPlot.iife.min.js .tools/uplot/package/dist/uPlot.min.css $(UPLOT_DIR)/
+	cd $(UPLOT_DIR) && sha256sum -c SHA256SUMS
 
 ## fuzz: every Fuzz target for FUZZTIME each
 fuzz:

@@ -18,6 +18,7 @@ import (
 
 	"github.com/kerf-edge/kerf/auth"
 	"github.com/kerf-edge/kerf/gpu"
+	"github.com/kerf-edge/kerf/ingest"
 	"github.com/kerf-edge/kerf/internal/connguard"
 	"github.com/kerf-edge/kerf/internal/units"
 	"github.com/kerf-edge/kerf/jobs"
@@ -185,7 +186,8 @@ func newLocked(cfg Config, log *slog.Logger, lock *os.File) (*Appliance, error) 
 
 func apiConfig(cfg Config) profiles.Config {
 	maxBody, _ := units.ParseBytes(cfg.API.MaxBody) // validated with the config
-	return profiles.Config{StateDir: cfg.StateDir, MaxBodyBytes: int64(maxBody), EventsKept: cfg.API.EventsKept, PublicMetrics: cfg.API.PublicMetrics}
+	return profiles.Config{StateDir: cfg.StateDir, MaxBodyBytes: int64(maxBody), EventsKept: cfg.API.EventsKept, PublicMetrics: cfg.API.PublicMetrics,
+		AdminTokenFiles: adminTokenFiles(cfg), HistoryWindow: cfg.History.Window, HistoryStep: cfg.History.Step, HistoryMaxSeries: cfg.History.MaxSeries}
 }
 
 // seedProfiles lists the slicer's built-in profiles in the API's store,
@@ -295,6 +297,15 @@ func (a *Appliance) Tokens() *auth.TokenStore { return a.tokens }
 // and live re-slicing.
 func (a *Appliance) Node() profiles.Node { return a.node }
 
+// observeSignal keeps a load signal in the page's history.
+func (a *Appliance) observeSignal(s ingest.Signal) {
+	t := s.Time
+	if t.IsZero() || t.After(s.Arrived) {
+		t = s.Arrived
+	}
+	a.api.ObserveSignal(s.Topic.Key(), s.Metric, t, s.Value)
+}
+
 // Profile is the stored profile called name, as the operator API has it.
 func (a *Appliance) Profile(name string) (api.Profile, error) {
 	return a.api.Store().Profile(name)
@@ -340,7 +351,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 	}
 	defer a.Close()
 	if a.cfg.Ingest.Enabled {
-		in, err := StartIngest(a.cfg, a.policy, a.log)
+		in, err := StartIngest(a.cfg, a.policy, a.observeSignal, a.log)
 		if err != nil {
 			return fmt.Errorf("load signals: %w", err)
 		}

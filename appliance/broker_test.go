@@ -399,7 +399,7 @@ ingest:
 		t.Fatal(err)
 	}
 	rec := &recApplier{}
-	in, err := StartIngest(cfg, rec, nil)
+	in, err := StartIngest(cfg, rec, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -433,7 +433,7 @@ ingest:
 	k := in.Broker.KerfdLogin()
 	cfg.Ingest.Broker.External.Username, cfg.Ingest.Broker.External.Password = k.Name, k.Password
 	rec2 := &recApplier{}
-	in2, err := StartIngest(cfg, rec2, nil)
+	in2, err := StartIngest(cfg, rec2, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

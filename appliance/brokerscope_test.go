@@ -212,7 +212,7 @@ func testStartIngestWithTLS(t *testing.T, natsListen string) {
 	cfg.Ingest.Broker.Embedded.Devices = []BrokerLogin{{Name: "cam-1", Password: "pw"}}
 	cfg.Ingest.Rules = []ingest.Rule{testRule()}
 	rec := &recApplier{}
-	in, err := StartIngest(cfg, rec, nil)
+	in, err := StartIngest(cfg, rec, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -89,10 +89,34 @@ type Config struct {
 	Ingest  IngestConfig  `koanf:"ingest"`
 	Jobs    JobsConfig    `koanf:"jobs"`
 	Runtime RuntimeConfig `koanf:"runtime"`
+	// History is what the node keeps in memory for the web page.
+	History HistoryConfig `koanf:"history"`
 	// UserDir, when set, receives copies of the default tenant's bundle and
 	// of the admin token at every start: the place the command line looks
 	// (auth.UserDir). kerfd's command sets it; no file or variable does.
 	UserDir string `koanf:"-"`
+}
+
+// HistoryConfig sizes the history kept in memory for the web page.
+type HistoryConfig struct {
+	Window    time.Duration `koanf:"window"`
+	Step      time.Duration `koanf:"step"`
+	MaxSeries int           `koanf:"max_series"`
+}
+
+// maxHistorySteps bounds window/step: the values each series keeps.
+const maxHistorySteps = 100_000
+
+func (h HistoryConfig) validate() []error {
+	switch {
+	case h.Step < 100*time.Millisecond:
+		return []error{fmt.Errorf("history.step %v: want at least 100ms", h.Step)}
+	case h.Window < h.Step || h.Window/h.Step > maxHistorySteps:
+		return []error{fmt.Errorf("history.window %v: want from one step (%v) to %d steps", h.Window, h.Step, maxHistorySteps)}
+	case h.MaxSeries < 1:
+		return []error{fmt.Errorf("history.max_series %d: want at least 1", h.MaxSeries)}
+	}
+	return nil
 }
 
 // ListenLimits bound what idle and unauthenticated connections may hold on
@@ -214,6 +238,7 @@ func (c *Config) validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		errs = append(errs, fmt.Errorf("log.format %q: want text or json", c.Log.Format))
 	}
+	errs = append(errs, c.History.validate()...)
 	if c.Runtime.GCPercent < 0 {
 		errs = append(errs, fmt.Errorf("runtime.gc_percent = %d: want 0 (the default) or more", c.Runtime.GCPercent))
 	}

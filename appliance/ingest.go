@@ -22,10 +22,11 @@ type Ingest struct {
 	done     chan struct{}
 }
 
-// StartIngest starts what cfg.Ingest describes and sends decisions to a.
+// StartIngest starts what cfg.Ingest describes and sends decisions to a,
+// and each signal to observe (nil: none).
 // kerfd subscribes to its embedded broker over NATS (see docs/benchmarks.md
 // for why); to an external one with the configured protocol.
-func StartIngest(cfg Config, a ingest.Applier, log *slog.Logger) (*Ingest, error) {
+func StartIngest(cfg Config, a ingest.Applier, observe func(ingest.Signal), log *slog.Logger) (*Ingest, error) {
 	ic := cfg.Ingest
 	eng, err := ingest.NewEngine(ic.Rules, a, ingest.EngineOptions{Log: log, SeriesTTL: ic.SeriesTTL,
 		MaxSeries: ic.MaxSeries, MaxSeriesPerPublisher: ic.MaxSeriesPerPublisher,
@@ -34,7 +35,7 @@ func StartIngest(cfg Config, a ingest.Applier, log *slog.Logger) (*Ingest, error
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
 	p := ingest.NewPipeline(eng, ingest.PipelineOptions{Log: log, QueuePerSource: ic.Queue.PerSource,
-		QueueTotal: ic.Queue.Total, MaxSources: ic.Queue.MaxSources, Tick: ic.Tick})
+		QueueTotal: ic.Queue.Total, MaxSources: ic.Queue.MaxSources, Tick: ic.Tick, Observe: observe})
 	in := &Ingest{Engine: eng, Pipeline: p, done: make(chan struct{})}
 	status := &ingest.Topic{Site: ic.Site, Node: cfg.IngestNode(), Kind: ingest.KindStatus, Source: "kerfd"}
 	ext := ic.Broker.External

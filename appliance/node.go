@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"time"
 
@@ -57,13 +58,33 @@ func (n *node) GPUs() []api.GPU {
 // free.
 func (n *node) Slices() []api.Slice {
 	achieved := n.workers.shares()
+	st := n.sl.Status()
+	busy := sliceBusy(st, liveSessions(n.server, n.workers))
 	var out []api.Slice
-	for _, g := range n.sl.Status().Layout.GPUs {
+	for _, g := range st.Layout.GPUs {
 		for _, s := range g.Slices {
 			out = append(out, api.Slice{
-				Tenant: s.Tenant, GPU: g.GPU.Index, MemoryUsedBytes: s.Used, MemoryLimitBytes: s.Size.Memory,
+				ID: string(s.ID), Tenant: s.Tenant, GPU: g.GPU.Index, MemoryUsedBytes: s.Used, MemoryLimitBytes: s.Size.Memory,
 				ShareTarget: s.Size.Share, ShareAchieved: achieved[string(s.ID)], Pending: s.Size != s.Target,
+				GPUSeconds: busy[s.ID].Seconds(),
 			})
+		}
+	}
+	return out
+}
+
+// sliceBusy sums the GPU time of the live sessions by slice: a session
+// runs on the slice its lease holds on the session's GPU.
+func sliceBusy(st slicer.Status, sessions []transport.SessionInfo) map[slicer.SliceID]time.Duration {
+	byLease := map[string]slicer.Lease{}
+	for _, l := range st.Leases {
+		byLease[string(l.ID)] = l
+	}
+	out := map[slicer.SliceID]time.Duration{}
+	for _, s := range sessions {
+		l := byLease[s.Lease]
+		if i := slices.Index(l.GPUs, s.Device); i >= 0 && i < len(l.Slices) {
+			out[l.Slices[i]] += s.Busy
 		}
 	}
 	return out
@@ -85,6 +106,7 @@ func (n *node) Tenants() []api.Tenant {
 		t.Errors += s.Errors
 		t.BytesIn += s.BytesIn
 		t.BytesOut += s.BytesOut
+		t.GPUSeconds += s.Busy.Seconds()
 	}
 	for _, l := range n.sl.Status().Leases {
 		if t := byName[l.Tenant]; t != nil {

@@ -35,9 +35,22 @@ func (pol policy) ApplyProfile(_ context.Context, t ingest.Target, profile strin
 	if err == nil {
 		_, err = pol.sl.ApplyProfile(name, slicer.ApplyOptions{})
 	}
-	pol.api.RecordReslice("policy "+why.Rule+": "+t.ID()+" → "+profile, time.Since(start), err)
-	pol.api.RecordDecision(why.Rule, "apply "+profile+" to "+t.ID(), fmt.Sprintf("%s %s = %g (threshold %g): %s", why.Aggregate, why.Rule, why.Value, why.Threshold, why.Reason))
+	pol.api.RecordRuleReslice(profiles.RuleReslice{Rule: why.Rule, Metric: why.Metric, Why: reading(why), Reason: why.Reason,
+		Target: strings.ReplaceAll(t.ID(), "/", " "), Profile: profile, Previous: why.Previous, Duration: time.Since(start), Err: err})
 	return err
+}
+
+// reading words what a decision saw: "max of queue = 85 ≥ threshold 80".
+func reading(d ingest.Decision) string {
+	switch d.Reason {
+	case ingest.ReasonScaleUp:
+		return fmt.Sprintf("%s of %s = %.4g ≥ threshold %g", d.Aggregate, d.Metric, d.Value, d.Threshold)
+	case ingest.ReasonScaleDown:
+		return fmt.Sprintf("%s of %s = %.4g < activation threshold %g", d.Aggregate, d.Metric, d.Value, d.ActivationThreshold)
+	case ingest.ReasonFallbackStale:
+		return fmt.Sprintf("no live series of %s (%d stale)", d.Metric, d.StaleSeries)
+	}
+	return fmt.Sprintf("%s of %s = %.4g, applying failed before", d.Aggregate, d.Metric, d.Value)
 }
 
 // load gives the slicer the stored profile called name, as applying it

@@ -36,6 +36,8 @@ type policyRules struct {
 	mu    sync.Mutex
 	state map[string]ruleStatus // by ruleKey, as of the last sync
 
+	engine atomic.Pointer[ingest.Engine] // set once syncRules runs
+
 	// resync asks a running syncRules to sync now.
 	resync resync
 }
@@ -73,6 +75,27 @@ func (pr *policyRules) RuleState(r api.Rule) (api.RuleState, string) {
 		return api.RuleStatePending, ""
 	}
 	return st.state, st.reason
+}
+
+// RuleActivity implements profiles.RuleValidator, from the engine.
+func (pr *policyRules) RuleActivity(r api.Rule) (profiles.RuleActivity, bool) {
+	eng := pr.engine.Load()
+	if eng == nil {
+		return profiles.RuleActivity{}, false
+	}
+	st, ok := eng.RuleStatus(r.Name)
+	if !ok {
+		return profiles.RuleActivity{}, false
+	}
+	act := profiles.RuleActivity{Phase: api.RulePhase(st.Phase), Why: st.Why}
+	if ev := st.Last; ev != nil {
+		act.LastDecisionTime = ev.Time.UTC()
+		act.LastDecision = fmt.Sprintf("%s: %s to %s, as %s", ev.Reason, ev.Profile, ev.Target, reading(ev.Decision))
+		if ev.Error != "" {
+			act.LastDecision = fmt.Sprintf("%s: %s to %s failed (%s), as %s", ev.Reason, ev.Profile, ev.Target, ev.Error, reading(ev.Decision))
+		}
+	}
+	return act, true
 }
 
 // ValidateRule implements profiles.RuleValidator: the rule on its own,
@@ -265,6 +288,7 @@ func (r resync) next(ctx context.Context, tick <-chan time.Time, done chan struc
 // API's, until ctx ends. It logs the rules in force and each skipped rule
 // when they change, not at every poll.
 func syncRules(ctx context.Context, pr *policyRules, store *profiles.Store, eng *ingest.Engine, log *slog.Logger) {
+	pr.engine.Store(eng)
 	var last string
 	t := time.NewTicker(rulesPoll)
 	defer t.Stop()

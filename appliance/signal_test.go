@@ -62,19 +62,23 @@ ingest:
 	publish(t, c, "edge/v1/plant-1/line-2/load/cam-07", 1, false,
 		`[{"bn":"urn:dev:cam-07:","n":"queue_depth","u":"count","v":120}]`)
 	testkit.WaitFor(t, "the policy to re-slice the node", func() bool { return a.node.sl.Status().Profile == "mixed-2x25-5x10" })
-	// The decision and the re-slice are in the operator's event log.
-	testkit.WaitFor(t, "the decision and the re-slice in the event log", func() bool {
+	// The decision and its re-slice are one event in the operator's log,
+	// naming the rule and its metric.
+	testkit.WaitFor(t, "the re-slice in the event log", func() bool {
 		events, err := a.api.Store().Events(50, 0, "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		kinds := map[api.EventKind]bool{}
+		n := 0
 		for _, e := range events {
-			if strings.Contains(e.Subject+e.Action+e.Detail, "camera-queue") {
-				kinds[e.Kind] = true
+			if strings.Contains(e.Subject+e.Action+e.Detail+e.Summary, "camera-queue") {
+				if e.Kind != api.EventKindReslice || e.Rule != "camera-queue" || e.Metric != "queue_depth" {
+					t.Fatalf("event %+v", e)
+				}
+				n++
 			}
 		}
-		return kinds["policy"] && kinds["reslice"]
+		return n == 1
 	})
 }
 

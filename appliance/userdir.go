@@ -86,3 +86,13 @@ func PublishUserCopies(cfg Config) ([]string, error) {
 	}
 	return append(wrote, admin), nil
 }
+
+// adminTokenFiles are the files kerfd keeps the admin token in: the state
+// directory's and, when set, the user directory's copy.
+func adminTokenFiles(cfg Config) []string {
+	files := []string{cfg.AdminTokenPath()}
+	if cfg.UserDir != "" {
+		files = append(files, filepath.Join(cfg.UserDir, AdminTokenName))
+	}
+	return files
+}

@@ -241,6 +241,7 @@ func (s *workerSet) exited(w *worker) {
 	t.Errors += final.Errors
 	t.BytesIn += final.BytesIn
 	t.BytesOut += final.BytesOut
+	t.GPUSeconds += final.Busy.Seconds()
 }
 
 // endedTotals returns a copy of each tenant's counters from ended
@@ -642,7 +643,7 @@ func (s *workerSet) sessions() []transport.SessionInfo {
 		out = append(out, transport.SessionInfo{
 			ID: uint64(w.pid), Tenant: w.adm.Tenant.ID, Device: w.adm.Device, Transport: w.via, Peer: w.peer,
 			Started: w.started, Calls: r.Calls, Errors: r.Errors, BytesIn: r.BytesIn, BytesOut: r.BytesOut, MemUsed: r.MemUsed, Worker: w.pid,
-			Lease: w.lease, PID: w.adm.PID,
+			Lease: w.lease, PID: w.adm.PID, Busy: r.Busy,
 		})
 	}
 	return out

@@ -45,6 +45,7 @@ type Decision struct {
 	Seq                 uint64    `json:"seq"`
 	Time                time.Time `json:"time"`
 	Rule                string    `json:"rule"`
+	Metric              string    `json:"metric"` // the rule's metric glob
 	Target              string    `json:"target"`
 	Profile             string    `json:"profile"`
 	Previous            string    `json:"previous,omitempty"`
@@ -180,6 +181,11 @@ type ruleState struct {
 	dirty        bool       // has signals not yet evaluated
 	watch        bool       // a watch: read through Reading, never evaluated
 	cache        []aggCache // per series, parallel to series
+	// The latest evaluation's reading, and the latest decision.
+	value     float64
+	live      int
+	evaluated bool
+	last      *Event
 }
 
 // Engine keeps the windows and evaluates rules. Safe for concurrent use.
@@ -526,6 +532,7 @@ func (e *Engine) evaluate(ctx context.Context, rs *ruleState, now time.Time) {
 	if tr.Aggregate == AggAvg && live > 0 {
 		value /= float64(live)
 	}
+	rs.value, rs.live, rs.evaluated = value, live, true
 	var desired state
 	switch {
 	case live > 0:
@@ -580,7 +587,7 @@ func (e *Engine) evaluate(ctx context.Context, rs *ruleState, now time.Time) {
 	profile := [...]string{stateUp: r.Target.Profile, stateDown: r.Target.IdleProfile, stateFallback: r.Fallback.Profile}[desired]
 	e.seq++
 	inputs, live, nstale := rs.inputs(now)
-	d := Decision{Seq: e.seq, Time: now, Rule: r.Name, Target: r.Target.ID(), Profile: profile, Previous: rs.profile,
+	d := Decision{Seq: e.seq, Time: now, Rule: r.Name, Metric: tr.Metric, Target: r.Target.ID(), Profile: profile, Previous: rs.profile,
 		Reason: reason, Aggregate: tr.Aggregate, Value: value, Threshold: tr.Threshold,
 		ActivationThreshold: *tr.ActivationThreshold, Inputs: inputs, LiveSeries: live, StaleSeries: nstale}
 	e.c.decisions.Add(1)
@@ -612,6 +619,7 @@ func (e *Engine) evaluate(ctx context.Context, rs *ruleState, now time.Time) {
 		rs.state, rs.profile, rs.lastApplied, rs.pending = desired, profile, now, stateUnknown
 		e.log.Info("ingest: decision", attrs...)
 	}
+	rs.last = &ev
 	e.record(ev)
 }
 

@@ -33,6 +33,10 @@ type PipelineOptions struct {
 	// Evaluated, when set, is called for each signal once the rules have
 	// been evaluated with it (benchmarks measure latency with it).
 	Evaluated func(s Signal, at time.Time)
+	// Observe, when set, is called with each signal as it is handed to
+	// the engine, whether a rule reads it or not (kerfd's history). It
+	// must not block.
+	Observe func(s Signal)
 }
 
 // PipelineStats are the subscriber-side counters.
@@ -223,6 +227,9 @@ func (p *Pipeline) feed(ctx context.Context, max int) int {
 		for _, s := range it.signals {
 			p.signals.Add(1)
 			p.eng.Add(s)
+			if p.o.Observe != nil {
+				p.o.Observe(s)
+			}
 		}
 		if p.o.Evaluated != nil {
 			p.fed = append(p.fed, it.signals...)

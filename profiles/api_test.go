@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kerf-edge/kerf/auth"
 	"github.com/kerf-edge/kerf/profiles/api"
@@ -40,7 +41,8 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	node := newFakeNode()
-	srv, err := New(Config{StateDir: dir}, Deps{Node: node, Tokens: toks, Rules: ruleCheck{}, Ingest: fakeIngest{},
+	srv, err := New(Config{StateDir: dir, HistoryWindow: time.Minute, HistoryStep: 100 * time.Millisecond,
+		AdminTokenFiles: []string{"/var/lib/kerf/admin-token", "/home/op/.config/kerf/admin-token"}}, Deps{Node: node, Tokens: toks, Rules: ruleCheck{}, Ingest: fakeIngest{},
 		Policies: &fakePolicies{def: api.TenantPolicy{MaxGPUs: 0.5}}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -489,7 +491,7 @@ func TestContract(t *testing.T) {
 		}
 	}
 	for _, w := range []string{"POST /v1/profiles 201", "POST /v1/profiles 409", "POST /v1/profiles 413", "POST /v1/profiles 422",
-		"PUT /v1/profiles/:name 200", "DELETE /v1/profiles/:name 204", "POST /v1/profiles/:name/apply 200",
+		"PUT /v1/profiles/:name 200", "DELETE /v1/profiles/:name 204",
 		"POST /v1/tenants/:tenant/evict 204", "POST /v1/rules 201", "DELETE /v1/tokens/:tenant 200", "POST /v1/tokens 201"} {
 		if writes[w] == 0 {
 			t.Errorf("no event for %s in %v", w, writes)
@@ -497,7 +499,9 @@ func TestContract(t *testing.T) {
 	}
 	var rs2 []api.Event
 	e.do("GET", "/v1/events?kind=reslice", a, nil).json(t, &rs2)
-	if len(rs2) != 1 || rs2[0].Subject != "profile two" {
+	// The apply is one event: the re-slice, with the request's status.
+	if len(rs2) != 1 || rs2[0].Subject != "profile two" || rs2[0].Status != 200 || rs2[0].Actor != "admin" ||
+		!strings.HasPrefix(rs2[0].Summary, "admin: re-sliced to profile two in ") {
 		t.Fatalf("reslice events %+v", rs2)
 	}
 	last := evs[len(evs)-1].ID
@@ -525,6 +529,7 @@ func TestContract(t *testing.T) {
 
 	contractDevices(t, e, cov)
 	contractJobs(t, e, cov)
+	contractHistory(t, e, cov)
 
 	// the stream has its own test; mark it
 	cov["GET /v1/stream"] = true

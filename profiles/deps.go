@@ -73,10 +73,22 @@ type RuleValidator interface {
 	ConfigRules() []api.Rule
 	// RuleState says whether r, as listed, is in force and, if not, why.
 	RuleState(r api.Rule) (state api.RuleState, reason string)
+	// RuleActivity says where r, in force, stands; false when it is not
+	// in force.
+	RuleActivity(r api.Rule) (RuleActivity, bool)
 	// RulesChanged is called once a rule was stored or deleted; it
 	// returns when the rules in force reflect the change (or soon after,
 	// if that takes long), so that the answer states the rule's state.
 	RulesChanged()
+}
+
+// RuleActivity is where a rule in force stands, as the rule engine has
+// it: its phase and why, and its latest decision.
+type RuleActivity struct {
+	Phase            api.RulePhase
+	Why              string
+	LastDecision     string
+	LastDecisionTime time.Time
 }
 
 // IngestStat is one ingest source's counters since start.
@@ -150,6 +162,16 @@ type Config struct {
 	StreamInterval time.Duration
 	// PublicMetrics serves /metrics without the admin token.
 	PublicMetrics bool
+	// HistoryWindow is how far back /v1/history and the page reach;
+	// HistoryStep its resolution (the node is sampled every step);
+	// HistoryMaxSeries caps the load-signal series kept, and, apart, the
+	// slice and tenant series. Defaults 15m, 5s, 20000.
+	// AdminTokenFiles are where kerfd keeps copies of the admin token;
+	// the sign-in page names them.
+	AdminTokenFiles  []string
+	HistoryWindow    time.Duration
+	HistoryStep      time.Duration
+	HistoryMaxSeries int
 }
 
 // StorePath is the store's file.
@@ -164,6 +186,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.StreamInterval <= 0 {
 		c.StreamInterval = time.Second
+	}
+	if c.HistoryWindow <= 0 {
+		c.HistoryWindow = 15 * time.Minute
+	}
+	if c.HistoryStep <= 0 {
+		c.HistoryStep = 5 * time.Second
+	}
+	if c.HistoryMaxSeries <= 0 {
+		c.HistoryMaxSeries = 20000
 	}
 }
 

@@ -178,3 +178,19 @@ func (rc ruleCheck) RuleState(r api.Rule) (api.RuleState, string) {
 	}
 	return api.RuleStateActive, ""
 }
+
+// RuleActivity: every rule in force is armed, with its threshold read
+// from the document.
+func (rc ruleCheck) RuleActivity(r api.Rule) (RuleActivity, bool) {
+	if _, ok := rc.skipped[r.Name]; ok {
+		return RuleActivity{}, false
+	}
+	var doc struct {
+		Trigger struct {
+			Metric    string  `json:"metric"`
+			Threshold float64 `json:"threshold"`
+		} `json:"trigger"`
+	}
+	json.Unmarshal(r.Rule, &doc)
+	return RuleActivity{Phase: api.RulePhaseArmed, Why: fmt.Sprintf("max of %s below %g", doc.Trigger.Metric, doc.Trigger.Threshold)}, true
+}

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -49,6 +50,7 @@ type Server struct {
 	check   *specValidator
 	metrics *metrics
 	events  *eventLog
+	history *recorder
 	ctx     context.Context
 	cancel  context.CancelFunc
 }
@@ -87,7 +89,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.metrics = newMetrics(s)
 	s.events = newEventLog(store, deps.Log, func(n int) { s.metrics.eventsDropped.Add(float64(n)) })
+	s.history = newRecorder(cfg)
 	s.echo = s.routes()
+	go s.sampleHistory(s.ctx)
 	return s, nil
 }
 
@@ -170,13 +174,49 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.Serv
 // RecordReslice logs a re-slice (applied by the slicer, from a profile or
 // a policy decision) in the event log and the metrics.
 func (s *Server) RecordReslice(subject string, d time.Duration, err error) {
-	e := api.Event{Kind: api.EventKindReslice, Action: "reslice", Subject: subject, DurationSeconds: d.Seconds(), Actor: "slicer"}
+	s.record(s.resliceEvent(subject, "slicer", d, err))
+}
+
+func (s *Server) resliceEvent(subject, actor string, d time.Duration, err error) api.Event {
+	e := api.Event{Kind: api.EventKindReslice, Action: "reslice", Subject: subject, DurationSeconds: d.Seconds(), Actor: actor,
+		Summary: fmt.Sprintf("%s: re-sliced to %s in %s", actor, subject, roundDuration(d))}
 	result := "ok"
 	if err != nil {
 		e.Detail, result = err.Error(), "error"
+		e.Summary = fmt.Sprintf("%s: re-slice to %s failed: %v", actor, subject, err)
 	}
 	s.metrics.reslices.WithLabelValues(result).Inc()
 	s.metrics.resliceDur.Observe(d.Seconds())
+	return e
+}
+
+// RuleReslice is a re-slice a policy rule asked for.
+type RuleReslice struct {
+	Rule   string
+	Metric string // the metric the rule reads
+	// Why is the rule's reading in words: "max of queue = 85 ≥ threshold 80".
+	Why               string
+	Reason            string // scale-up, scale-down, a fallback
+	Target            string // "node" or "gpu 0"
+	Profile, Previous string
+	Duration          time.Duration
+	Err               error
+}
+
+// RecordRuleReslice logs a policy rule's re-slice as one event naming the
+// rule, its metric and its reading, and counts the decision.
+func (s *Server) RecordRuleReslice(r RuleReslice) {
+	s.metrics.decisions.WithLabelValues(r.Rule, r.Reason).Inc()
+	e := s.resliceEvent("profile "+r.Profile+" on "+r.Target, "policy", r.Duration, r.Err)
+	e.Rule, e.Metric, e.Subject = r.Rule, r.Metric, "rule "+r.Rule
+	was := ""
+	if r.Previous != "" {
+		was = " (was " + r.Previous + ")"
+	}
+	e.Summary = fmt.Sprintf("rule %s, %s: %s, re-sliced %s to %s%s in %s", r.Rule, r.Why, r.Reason, r.Target, r.Profile, was, roundDuration(r.Duration))
+	if r.Err != nil {
+		e.Summary = fmt.Sprintf("rule %s, %s: %s, re-slicing %s to %s failed: %v", r.Rule, r.Why, r.Reason, r.Target, r.Profile, r.Err)
+	}
 	s.record(e)
 }
 
@@ -184,7 +224,15 @@ func (s *Server) RecordReslice(subject string, d time.Duration, err error) {
 // it chose (e.g. "grow", "shrink", "none"), and a free-form detail.
 func (s *Server) RecordDecision(rule, action, detail string) {
 	s.metrics.decisions.WithLabelValues(rule, action).Inc()
-	s.record(api.Event{Kind: api.EventKindPolicy, Action: action, Subject: rule, Detail: detail, Actor: "policy"})
+	s.record(api.Event{Kind: api.EventKindPolicy, Action: action, Subject: rule, Detail: detail, Actor: "policy", Rule: rule,
+		Summary: fmt.Sprintf("rule %s: %s (%s)", rule, action, detail)})
+}
+
+func roundDuration(d time.Duration) time.Duration {
+	if d >= time.Second {
+		return d.Round(10 * time.Millisecond)
+	}
+	return d.Round(time.Microsecond)
 }
 
 // RecordJob logs what the job runner did: an instance started, ended
@@ -212,12 +260,12 @@ func (s *Server) routes() *echo.Echo {
 	apigen.RegisterHandlers(e, handlers{s})
 	e.GET("/openapi.json", func(c echo.Context) error { return c.JSONBlob(http.StatusOK, s.spec) })
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})))
-	e.GET("/*", serveWeb)
+	e.GET("/*", s.serveWeb)
 	return e
 }
 
 // serveWeb serves the embedded page; anything else is a 404 problem.
-func serveWeb(c echo.Context) error {
+func (s *Server) serveWeb(c echo.Context) error {
 	sub, _ := fs.Sub(webFS, "web")
 	name := strings.TrimPrefix(path.Clean("/"+c.Param("*")), "/")
 	if name == "" {
@@ -227,8 +275,26 @@ func serveWeb(c echo.Context) error {
 		return problem(http.StatusNotFound, "no such page")
 	}
 	c.Response().Header().Set("Cache-Control", "no-cache")
+	if name == "index.html" {
+		return c.HTMLBlob(http.StatusOK, s.indexPage(sub))
+	}
 	http.ServeFileFS(c.Response(), c.Request(), sub, name)
 	return nil
+}
+
+// indexPage is index.html with the admin token's files named.
+func (s *Server) indexPage(web fs.FS) []byte {
+	b, _ := fs.ReadFile(web, "index.html")
+	files := s.cfg.AdminTokenFiles
+	if len(files) == 0 {
+		files = []string{"admin-token in kerfd's state directory"}
+	}
+	quoted := make([]string, len(files))
+	for i, f := range files {
+		quoted[i] = "<code>" + html.EscapeString(f) + "</code>"
+	}
+	b = bytes.ReplaceAll(b, []byte("{{ADMIN_TOKEN_FILES}}"), []byte(strings.Join(quoted, " and ")))
+	return bytes.ReplaceAll(b, []byte("{{ADMIN_TOKEN_FILE}}"), []byte(html.EscapeString(files[0])))
 }
 
 // limitBody caps request bodies; reading past the cap fails with
@@ -289,8 +355,12 @@ func (s *Server) audit(next echo.HandlerFunc) echo.HandlerFunc {
 			p := toProblem(err)
 			status, detail = p.Status, p.Detail
 		}
+		if recorded, _ := c.Get(eventRecorded).(bool); recorded {
+			return err // the handler's own event says it
+		}
 		// The escaped path: a name the spec refused stays escaped in the log.
-		s.record(api.Event{Kind: api.EventKindAPI, Action: r.Method + " " + c.Path(), Subject: r.URL.EscapedPath(), Actor: actor, Status: status, Detail: detail})
+		s.record(api.Event{Kind: api.EventKindAPI, Action: r.Method + " " + c.Path(), Subject: r.URL.EscapedPath(), Actor: actor, Status: status, Detail: detail,
+			Summary: apiSummary(actor, r.Method, r.URL.EscapedPath(), status, detail)})
 		return err
 	}
 }
@@ -715,7 +785,15 @@ func (h handlers) ApplyProfile(c echo.Context, name api.Name, params api.ApplyPr
 	}
 	start := time.Now()
 	plan, err := h.deps.Node.Apply(c.Request().Context(), p, ApplyOptions{Force: params.Force})
-	h.RecordReslice("profile "+name, time.Since(start), err)
+	// One event for the request and the re-slice it made.
+	actor, _ := c.Get("actor").(string)
+	e := h.resliceEvent("profile "+name, actor, time.Since(start), err)
+	e.Status = http.StatusOK
+	if err != nil {
+		e.Status = toProblem(planProblem(err)).Status
+	}
+	h.record(e)
+	c.Set(eventRecorded, true)
 	if err != nil {
 		return planProblem(err)
 	}
@@ -754,6 +832,9 @@ func (h handlers) withState(r api.Rule) api.Rule {
 	}
 	if h.deps.Rules != nil {
 		r.State, r.Reason = h.deps.Rules.RuleState(r)
+		if act, ok := h.deps.Rules.RuleActivity(r); ok && r.State == api.RuleStateActive {
+			r.Phase, r.Why, r.LastDecision, r.LastDecisionTime = act.Phase, act.Why, act.LastDecision, act.LastDecisionTime
+		}
 	}
 	return r
 }

@@ -89,6 +89,30 @@ func (e JobState) Valid() bool {
 	}
 }
 
+// Defines values for RulePhase.
+const (
+	RulePhaseArmed       RulePhase = "armed"
+	RulePhaseCoolingDown RulePhase = "cooling down"
+	RulePhaseFiring      RulePhase = "firing"
+	RulePhaseStabilising RulePhase = "stabilising"
+)
+
+// Valid indicates whether the value is a known member of the RulePhase enum.
+func (e RulePhase) Valid() bool {
+	switch e {
+	case RulePhaseArmed:
+		return true
+	case RulePhaseCoolingDown:
+		return true
+	case RulePhaseFiring:
+		return true
+	case RulePhaseStabilising:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for RuleSource.
 const (
 	RuleSourceAPI    RuleSource = "api"
@@ -149,9 +173,18 @@ type Event struct {
 	ID              uint64    `json:"id"`
 	Kind            EventKind `json:"kind"`
 
+	// Metric the metric that rule reads
+	Metric string `json:"metric,omitempty,omitzero"`
+
+	// Rule the policy rule behind a re-slice or decision
+	Rule string `json:"rule,omitempty,omitzero"`
+
 	// Status HTTP status of an API write
-	Status  int       `json:"status,omitempty,omitzero"`
-	Subject string    `json:"subject,omitempty,omitzero"`
+	Status  int    `json:"status,omitempty,omitzero"`
+	Subject string `json:"subject,omitempty,omitzero"`
+
+	// Summary the event in words a person reads
+	Summary string    `json:"summary,omitempty,omitzero"`
 	Time    time.Time `json:"time"`
 }
 
@@ -178,6 +211,20 @@ type GPU struct {
 	SMs                int     `json:"sms,omitempty,omitzero"`
 	TemperatureCelsius float64 `json:"temperatureCelsius,omitempty,omitzero"`
 	UtilizationRatio   float64 `json:"utilizationRatio,omitempty,omitzero"`
+}
+
+// GPUHistory defines model for GPUHistory.
+type GPUHistory struct {
+	GPUs          []GPUHistoryEntry `json:"gpus"`
+	StepSeconds   float64           `json:"stepSeconds"`
+	WindowSeconds float64           `json:"windowSeconds"`
+}
+
+// GPUHistoryEntry defines model for GPUHistoryEntry.
+type GPUHistoryEntry struct {
+	GPU     int            `json:"gpu"`
+	Layouts []Layout       `json:"layouts"`
+	Slices  []SliceHistory `json:"slices"`
 }
 
 // GPUProfile defines model for GPUProfile.
@@ -286,6 +333,22 @@ type JobRuns struct {
 // JobState armed: no source calls for it; stabilising: a source crossed a threshold and the stabilisation window runs; firing: sources call for instances and they run; cooling-down: a source waits out the cooldown; backing-off: instances crashed and starts wait; waiting: the node cannot hold more instances now; off: load signals or triggered jobs are off; pending: stored, not yet picked up
 type JobState string
 
+// Layout defines model for Layout.
+type Layout struct {
+	Slices []LayoutBand `json:"slices"`
+
+	// Time when the GPU took this layout (or the window's start)
+	Time time.Time `json:"time"`
+}
+
+// LayoutBand defines model for LayoutBand.
+type LayoutBand struct {
+	ID               string  `json:"id"`
+	MemoryLimitBytes uint64  `json:"memoryLimitBytes"`
+	ShareTarget      float64 `json:"shareTarget"`
+	Tenant           string  `json:"tenant"`
+}
+
 // Plan defines model for Plan.
 type Plan struct {
 	Applied bool `json:"applied,omitempty,omitzero"`
@@ -307,6 +370,12 @@ type PlanStep struct {
 	Tenant          string  `json:"tenant,omitempty,omitzero"`
 	ToMemoryBytes   uint64  `json:"toMemoryBytes,omitempty,omitzero"`
 	ToShare         float64 `json:"toShare,omitempty,omitzero"`
+}
+
+// Points values in time order; t[i] (Unix seconds, the step's start) goes with v[i]
+type Points struct {
+	T []float64 `json:"t"`
+	V []float64 `json:"v"`
 }
 
 // Problem defines model for Problem.
@@ -339,7 +408,14 @@ type Revoked struct {
 // Rule defines model for Rule.
 type Rule struct {
 	Created time.Time `json:"created,omitempty,omitzero"`
-	Name    string    `json:"name"`
+
+	// LastDecision the rule's latest decision in words
+	LastDecision     string    `json:"lastDecision,omitempty,omitzero"`
+	LastDecisionTime time.Time `json:"lastDecisionTime,omitempty,omitzero"`
+	Name             string    `json:"name"`
+
+	// Phase where an active rule stands: armed (below its threshold, waiting), stabilising (past a threshold, waiting out its stabilisation window), firing (its profile applied) or cooling down (acted recently, waiting out its cooldown or dwell)
+	Phase RulePhase `json:"phase,omitempty,omitzero"`
 
 	// ReadOnly true for a config rule: the API neither replaces nor deletes it
 	ReadOnly bool `json:"readOnly,omitempty,omitzero"`
@@ -356,7 +432,13 @@ type Rule struct {
 	// State active: in force; pending: written, not yet picked up; skipped: not in force, see reason
 	State   RuleState `json:"state,omitempty,omitzero"`
 	Updated time.Time `json:"updated,omitempty,omitzero"`
+
+	// Why the phase in words: the rule's value against its threshold, and what it waits for
+	Why string `json:"why,omitempty,omitzero"`
 }
+
+// RulePhase where an active rule stands: armed (below its threshold, waiting), stabilising (past a threshold, waiting out its stabilisation window), firing (its profile applied) or cooling down (acted recently, waiting out its cooldown or dwell)
+type RulePhase string
 
 // RuleSource where the rule comes from: kerfd's config file or the API
 type RuleSource string
@@ -364,9 +446,37 @@ type RuleSource string
 // RuleState active: in force; pending: written, not yet picked up; skipped: not in force, see reason
 type RuleState string
 
+// SignalHistory defines model for SignalHistory.
+type SignalHistory struct {
+	Offset      int            `json:"offset"`
+	Series      []SignalSeries `json:"series"`
+	StepSeconds float64        `json:"stepSeconds"`
+
+	// Total series that match the query
+	Total         int     `json:"total"`
+	WindowSeconds float64 `json:"windowSeconds"`
+}
+
+// SignalSeries defines model for SignalSeries.
+type SignalSeries struct {
+	Metric string `json:"metric"`
+
+	// Points values in time order; t[i] (Unix seconds, the step's start) goes with v[i]
+	Points Points `json:"points"`
+
+	// Source site/node/source
+	Source string `json:"source"`
+}
+
 // Slice defines model for Slice.
 type Slice struct {
-	GPU              int    `json:"gpu"`
+	GPU int `json:"gpu"`
+
+	// GPUSeconds GPU time the slice's live sessions have used so far
+	GPUSeconds float64 `json:"gpuSeconds,omitempty,omitzero"`
+
+	// ID the slice's identifier in the layout
+	ID               string `json:"id,omitempty,omitzero"`
 	MemoryLimitBytes uint64 `json:"memoryLimitBytes"`
 	MemoryUsedBytes  uint64 `json:"memoryUsedBytes"`
 
@@ -375,6 +485,19 @@ type Slice struct {
 	ShareAchieved float64 `json:"shareAchieved"`
 	ShareTarget   float64 `json:"shareTarget"`
 	Tenant        string  `json:"tenant"`
+}
+
+// SliceHistory defines model for SliceHistory.
+type SliceHistory struct {
+	// GPUTime values in time order; t[i] (Unix seconds, the step's start) goes with v[i]
+	GPUTime Points `json:"gpuTime"`
+	ID      string `json:"id"`
+
+	// MemoryUsedBytes values in time order; t[i] (Unix seconds, the step's start) goes with v[i]
+	MemoryUsedBytes Points `json:"memoryUsedBytes"`
+
+	// Tenant the slice's latest tenant; empty when free
+	Tenant string `json:"tenant"`
 }
 
 // SliceSpec exactly one of memoryFraction and memoryBytes
@@ -403,14 +526,24 @@ type Status struct {
 
 // Tenant defines model for Tenant.
 type Tenant struct {
-	BytesIn          uint64 `json:"bytesIn"`
-	BytesOut         uint64 `json:"bytesOut"`
-	Calls            uint64 `json:"calls"`
-	Errors           uint64 `json:"errors"`
-	MemoryLimitBytes uint64 `json:"memoryLimitBytes,omitempty,omitzero"`
-	MemoryUsedBytes  uint64 `json:"memoryUsedBytes"`
-	Name             string `json:"name"`
-	Sessions         int    `json:"sessions"`
+	BytesIn  uint64 `json:"bytesIn"`
+	BytesOut uint64 `json:"bytesOut"`
+	Calls    uint64 `json:"calls"`
+	Errors   uint64 `json:"errors"`
+
+	// GPUSeconds GPU time the tenant's sessions have used so far
+	GPUSeconds       float64 `json:"gpuSeconds,omitempty,omitzero"`
+	MemoryLimitBytes uint64  `json:"memoryLimitBytes,omitempty,omitzero"`
+	MemoryUsedBytes  uint64  `json:"memoryUsedBytes"`
+	Name             string  `json:"name"`
+	Sessions         int     `json:"sessions"`
+}
+
+// TenantHistory defines model for TenantHistory.
+type TenantHistory struct {
+	StepSeconds   float64        `json:"stepSeconds"`
+	Tenants       []TenantSeries `json:"tenants"`
+	WindowSeconds float64        `json:"windowSeconds"`
 }
 
 // TenantPolicy defines model for TenantPolicy.
@@ -426,6 +559,22 @@ type TenantPolicy struct {
 
 	// Own false when the tenant has no policy of its own and the default holds
 	Own bool `json:"own,omitempty,omitzero"`
+}
+
+// TenantSeries defines model for TenantSeries.
+type TenantSeries struct {
+	// Bytes values in time order; t[i] (Unix seconds, the step's start) goes with v[i]
+	Bytes Points `json:"bytes"`
+
+	// Calls values in time order; t[i] (Unix seconds, the step's start) goes with v[i]
+	Calls Points `json:"calls"`
+
+	// Errors values in time order; t[i] (Unix seconds, the step's start) goes with v[i]
+	Errors Points `json:"errors"`
+
+	// GPUTime values in time order; t[i] (Unix seconds, the step's start) goes with v[i]
+	GPUTime Points `json:"gpuTime"`
+	Name    string `json:"name"`
 }
 
 // TokenRecord defines model for TokenRecord.
@@ -472,6 +621,18 @@ type ListEventsParams struct {
 
 	// Kind only events of this kind
 	Kind EventKind `form:"kind,omitempty" json:"kind,omitempty,omitzero"`
+}
+
+// ListSignalHistoryParams defines parameters for ListSignalHistory.
+type ListSignalHistoryParams struct {
+	// Q a prefix or substring of "source metric", any case; empty for all
+	Q string `form:"q,omitempty" json:"q,omitempty,omitzero"`
+
+	// Offset skip this many matching series
+	Offset int `form:"offset,omitempty" json:"offset,omitempty,omitzero"`
+
+	// Limit at most this many series
+	Limit int `form:"limit,omitempty" json:"limit,omitempty,omitzero"`
 }
 
 // ApplyProfileParams defines parameters for ApplyProfile.

@@ -31,7 +31,15 @@ func rulesList(ctx context.Context, c *Client, cmd *cli.Command, w io.Writer) er
 		if !r.Updated.IsZero() {
 			updated = r.Updated.Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, r.Source, r.State, updated, r.Reason)
+		// An active rule's phase, and why it stands there.
+		state, reason := string(r.State), r.Reason
+		if r.Phase != "" {
+			state += " (" + string(r.Phase) + ")"
+		}
+		if reason == "" {
+			reason = r.Why
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, r.Source, state, updated, reason)
 	}
 	return tw.Flush()
 }

@@ -2,7 +2,9 @@
 // fragment (#token=…, removed at once) or the form, and stays in this
 // tab's sessionStorage. The page reads /v1/state, then follows /v1/stream
 // (server-sent events read with fetch, so the token goes in a header);
-// if the stream fails it polls /v1/state.
+// if the stream fails it polls /v1/state. The plots (uPlot, served from
+// vendor/uplot) read /v1/history, /v1/rules and the re-slice events every
+// few seconds.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -43,31 +45,53 @@ function setStatus(text, cls) {
   s.className = "status " + (cls || "");
 }
 
+// sliceColor is a slice's colour, the same in the bar, the legend and
+// the plots: by its place in its GPU's history.
+const palette = ["#4a78d0", "#e0803a", "#3fa66b", "#c0504d", "#8064a2", "#2aa3b8", "#b8a22a", "#d0609a", "#6b8e23", "#7f7f7f"];
+const sliceColor = (i) => palette[i % palette.length];
+const sliceOrder = {}; // gpu → slice id → index, from the history
+
+function colorOf(gpu, id, fallback) {
+  const o = sliceOrder[gpu] || {};
+  return sliceColor(id in o ? o[id] : fallback);
+}
+
 function render(st) {
   const gpus = $("gpus");
-  gpus.replaceChildren();
   for (const g of st.gpus) {
     const slices = st.slices.filter((s) => s.gpu === g.index);
     const bar = el("div", { class: "bar" });
-    for (const s of slices) {
+    const legend = el("ol", { class: "slice-legend" });
+    slices.forEach((s, i) => {
       const width = g.memoryBytes ? (100 * s.memoryLimitBytes) / g.memoryBytes : 0;
       const used = s.memoryLimitBytes ? (100 * s.memoryUsedBytes) / s.memoryLimitBytes : 0;
-      const title = `${s.tenant}: ${fmtBytes(s.memoryUsedBytes)} of ${fmtBytes(s.memoryLimitBytes)}, share ${pct(s.shareAchieved)} of ${pct(s.shareTarget)}`;
+      const who = s.tenant || "free";
+      const text = `${fmtBytes(s.memoryUsedBytes)} / ${fmtBytes(s.memoryLimitBytes)}`;
+      const share = `share ${pct(s.shareAchieved)} / ${pct(s.shareTarget)}`;
+      const color = colorOf(g.index, s.id, i);
       bar.append(el("div", {
-        class: "slice" + (s.pending ? " pending" : ""), style: `width:${width}%`, title,
-        "data-tenant": s.tenant, "data-gpu": String(g.index),
+        class: "slice" + (s.pending ? " pending" : "") + (s.tenant ? "" : " free"), style: `width:${width}%`,
+        title: `#${i + 1} ${who}: ${text}, ${share}`,
+        "data-tenant": s.tenant, "data-gpu": String(g.index), "data-slice": s.id || "",
         "data-memory-used": String(s.memoryUsedBytes), "data-memory-limit": String(s.memoryLimitBytes),
       },
-      el("div", { class: "used", style: `width:${Math.min(used, 100)}%` }),
-      el("div", { class: "label" },
-        el("b", {}, s.tenant), " ",
-        el("span", { class: "mem" }, `${fmtBytes(s.memoryUsedBytes)} / ${fmtBytes(s.memoryLimitBytes)}`), " · ",
-        el("span", { class: "share" }, `share ${pct(s.shareAchieved)} / ${pct(s.shareTarget)}`),
-        s.pending ? " · re-slicing" : "")));
+      el("div", { class: "used", style: `width:${Math.min(used, 100)}%;background:${color}` }),
+      el("div", { class: "label" }, `#${i + 1}`)));
+      // The legend holds the whole label: it wraps, so nothing is cut off
+      // however many slices the GPU has.
+      legend.append(el("li", { "data-tenant": s.tenant },
+        el("span", { class: "swatch", style: `background:${color}` }), `#${i + 1} `,
+        el("b", {}, who), " ", el("span", { class: "mem" }, text), " · ",
+        el("span", { class: "share" }, share), s.pending ? " · re-slicing" : ""));
+    });
+    let box = $("gpu-" + g.index);
+    if (!box) {
+      box = el("div", { class: "gpu", id: "gpu-" + g.index }, el("div", { class: "gpu-title" }), el("div", { class: "gpu-now" }),
+        el("div", { class: "plots gpu-plots", id: "gpu-plots-" + g.index }));
+      gpus.append(box);
     }
-    gpus.append(el("div", { class: "gpu", id: "gpu-" + g.index },
-      el("div", { class: "gpu-title" }, `GPU ${g.index}: ${g.name} — ${fmtBytes(g.memoryBytes)}, ${slices.length} slice(s)`),
-      bar));
+    box.querySelector(".gpu-title").textContent = `GPU ${g.index}: ${g.name} — ${fmtBytes(g.memoryBytes)}, ${slices.length} slice(s)`;
+    box.querySelector(".gpu-now").replaceChildren(bar, legend);
   }
   const tb = $("tenants").tBodies[0];
   tb.replaceChildren();
@@ -81,14 +105,18 @@ function render(st) {
   ev.replaceChildren();
   for (const e of st.events.slice().reverse()) {
     const when = new Date(e.time).toLocaleTimeString();
-    let text = `${when} [${e.kind}] ${e.action}`;
-    if (e.subject) text += " " + e.subject;
-    if (e.status) text += " → " + e.status;
-    if (e.durationSeconds) text += ` (${(e.durationSeconds * 1000).toFixed(1)} ms)`;
-    if (e.detail) text += " — " + e.detail;
-    ev.append(el("li", { "data-kind": e.kind }, text));
+    ev.append(el("li", { "data-kind": e.kind }, `${when} ${e.summary || eventWords(e)}`));
   }
   document.body.dataset.rendered = String(Date.now());
+}
+
+// eventWords says an event recorded without a summary.
+function eventWords(e) {
+  let text = `${e.actor || e.kind}: ${e.action}`;
+  if (e.subject) text += " " + e.subject;
+  if (e.status) text += " → " + e.status;
+  if (e.detail) text += " (" + e.detail + ")";
+  return text;
 }
 
 function needLogin(msg) {
@@ -150,6 +178,7 @@ async function run() {
     if (e.message === "auth") return;
     setStatus("cannot reach kerfd: " + e.message, "down");
   }
+  startPlots();
   for (;;) {
     try {
       await stream();

@@ -36,6 +36,15 @@ type ServerInterface interface {
 	// (GET /v1/gpus)
 	ListGPUs(ctx echo.Context) error
 
+	// (GET /v1/history/gpus)
+	GetGPUHistory(ctx echo.Context) error
+
+	// (GET /v1/history/signals)
+	ListSignalHistory(ctx echo.Context, params ListSignalHistoryParams) error
+
+	// (GET /v1/history/tenants)
+	GetTenantHistory(ctx echo.Context) error
+
 	// (GET /v1/jobs)
 	ListJobs(ctx echo.Context) error
 
@@ -225,6 +234,56 @@ func (w *ServerInterfaceWrapper) ListGPUs(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.ListGPUs(ctx)
+	return err
+}
+
+// GetGPUHistory converts echo context to params.
+func (w *ServerInterfaceWrapper) GetGPUHistory(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetGPUHistory(ctx)
+	return err
+}
+
+// ListSignalHistory converts echo context to params.
+func (w *ServerInterfaceWrapper) ListSignalHistory(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListSignalHistoryParams
+	// ------------- Optional query parameter "q" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "q", ctx.QueryParams(), &params.Q, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter q: %s", err))
+	}
+
+	// ------------- Optional query parameter "offset" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "offset", ctx.QueryParams(), &params.Offset, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter offset: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListSignalHistory(ctx, params)
+	return err
+}
+
+// GetTenantHistory converts echo context to params.
+func (w *ServerInterfaceWrapper) GetTenantHistory(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetTenantHistory(ctx)
 	return err
 }
 
@@ -743,5 +802,8 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/devices", wrapper.AddDevice, options.OperationMiddlewares["addDevice"]...)
 	router.DELETE(options.BaseURL+"/v1/devices/:device", wrapper.RemoveDevice, options.OperationMiddlewares["removeDevice"]...)
 	router.GET(options.BaseURL+"/v1/events", wrapper.ListEvents, options.OperationMiddlewares["listEvents"]...)
+	router.GET(options.BaseURL+"/v1/history/signals", wrapper.ListSignalHistory, options.OperationMiddlewares["listSignalHistory"]...)
+	router.GET(options.BaseURL+"/v1/history/gpus", wrapper.GetGPUHistory, options.OperationMiddlewares["getGPUHistory"]...)
+	router.GET(options.BaseURL+"/v1/history/tenants", wrapper.GetTenantHistory, options.OperationMiddlewares["getTenantHistory"]...)
 
 }
