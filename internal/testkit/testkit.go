@@ -13,8 +13,9 @@ import (
 	"time"
 )
 
-// WaitTimeout bounds every WaitFor.
-const WaitTimeout = 10 * time.Second
+// WaitTimeout bounds every WaitFor: generous, since CI shares two
+// cores among race-built kerfd, workers and tenants.
+const WaitTimeout = 30 * time.Second
 
 // WaitFor polls cond until it holds, failing the test with what after
 // WaitTimeout. Tests poll with a deadline instead of sleeping and hoping.
