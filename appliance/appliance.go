@@ -20,6 +20,7 @@ import (
 	"github.com/kerf-edge/kerf/gpu"
 	"github.com/kerf-edge/kerf/internal/connguard"
 	"github.com/kerf-edge/kerf/internal/units"
+	"github.com/kerf-edge/kerf/pool"
 	"github.com/kerf-edge/kerf/profiles"
 	"github.com/kerf-edge/kerf/profiles/api"
 	"github.com/kerf-edge/kerf/slicer"
@@ -44,6 +45,7 @@ type Appliance struct {
 	rules   *policyRules
 	ingest  *atomic.Pointer[Ingest] // the load-signal path, once Run starts it
 	devices *deviceLogins           // the broker's logins issued through the API; nil without the embedded broker
+	pool    *pool.Pool              // nil outside a pool
 	fp      transport.Fingerprint
 
 	budget connBudget
@@ -114,7 +116,8 @@ func newLocked(cfg Config, log *slog.Logger, lock *os.File) (*Appliance, error) 
 	if err != nil {
 		return nil, err
 	}
-	slices := newAllocator(sl, workers, log)
+	ledger := newPool(cfg, log)
+	slices := newAllocator(sl, workers, ledger, log)
 	budget := newConnBudget(cfg.Listen.Limits, connguard.DescriptorLimit())
 	server := &transport.Server{Backend: backend, Auth: tokens, Allocator: slices, Log: log,
 		Limits: budget.tenant, HandshakeTimeout: cfg.Listen.Limits.HandshakeTimeout,
@@ -147,7 +150,11 @@ func newLocked(cfg Config, log *slog.Logger, lock *os.File) (*Appliance, error) 
 		apiDevices = logins
 	}
 	rules := newPolicyRules(cfg.Ingest, len(gpus))
-	api, err := profiles.New(apiConfig(cfg), profiles.Deps{Node: n, Tokens: tokens, Rules: rules, Ingest: ingestStats{running}, Log: log,
+	var apiPool profiles.Pool
+	if ledger != nil {
+		apiPool = poolAPI{ledger}
+	}
+	api, err := profiles.New(apiConfig(cfg), profiles.Deps{Node: n, Tokens: tokens, Rules: rules, Ingest: ingestStats{running}, Log: log, Pool: apiPool,
 		Reach: func() auth.Bundle { return reach(cfg, fp, cfg.Listen.QUIC) }, Devices: apiDevices, Policies: tenantPolicies{sl},
 		Collectors: []prometheus.Collector{refusalCollector{workers}}})
 	if err != nil {
@@ -155,7 +162,7 @@ func newLocked(cfg Config, log *slog.Logger, lock *os.File) (*Appliance, error) 
 		return nil, fmt.Errorf("operator API: %w", err)
 	}
 	a := &Appliance{cfg: cfg, log: log, backend: backend, kind: kind, tokens: tokens, shares: shares, workers: workers,
-		node: n, server: server, nvml: nvml, api: api, policy: policy{sl: sl, api: api}, rules: rules, ingest: running, devices: logins, fp: fp, budget: budget, lock: lock}
+		node: n, server: server, nvml: nvml, api: api, policy: policy{sl: sl, api: api}, rules: rules, ingest: running, devices: logins, pool: ledger, fp: fp, budget: budget, lock: lock}
 	if err := a.seedProfiles(); err != nil {
 		log.Warn("built-in profiles not listed in the API", "err", err)
 	}
@@ -341,6 +348,13 @@ func (a *Appliance) Run(ctx context.Context) error {
 				return fmt.Errorf("device logins: %w", err)
 			}
 			a.log.Info("embedded broker ready", "mqtt", in.Broker.MQTTAddr(), "nats", in.Broker.ClientURL())
+			if a.pool != nil {
+				if err := a.startPool(in.Broker); err != nil {
+					return err
+				}
+				defer a.pool.Close()
+				a.log.Info("joining the pool", "pool", a.cfg.Pool.Name, "node", a.cfg.PoolNode(), "cluster", a.cfg.Pool.Listen, "peers", a.cfg.Pool.Peers)
+			}
 		}
 		rctx, stopRules := context.WithCancel(ctx)
 		defer stopRules()

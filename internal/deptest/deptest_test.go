@@ -43,6 +43,7 @@ var forbidden = map[string][]string{
 	"ingest":              {"appliance", "transport", "slicer", "profiles", "intercept", "gpu"},
 	"profiles":            {"appliance", "transport", "slicer", "ingest", "intercept", "gpu"},
 	"intercept":           {"appliance", "slicer", "ingest", "profiles", "gpu"},
+	"pool":                {"appliance", "transport", "slicer", "ingest", "profiles", "intercept", "gpu", "auth"},
 	"internal/units":      {""}, // "": no module package at all
 	"internal/testkit":    {""},
 	"internal/quicnet":    {""},
