@@ -321,7 +321,7 @@ func (p *Pool) modify(ctx context.Context, f func(*Ledger) error) error {
 			p.setLedger(l)
 			return nil
 		}
-		if !errors.Is(err, jetstream.ErrKeyExists) {
+		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			return fmt.Errorf("writing the lease ledger: %w", err)
 		}
 		// Another member wrote first: read again.
