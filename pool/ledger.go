@@ -98,10 +98,11 @@ func (l *Ledger) charge(tenant string) float64 {
 	return c
 }
 
-// Find returns the lease called id.
-func (l *Ledger) Find(id string) (Lease, bool) {
+// Find returns the lease called id on node ("": on any node). A lease is
+// named by its node and ID together: each node numbers its own.
+func (l *Ledger) Find(node, id string) (Lease, bool) {
 	for _, x := range l.Leases {
-		if x.ID == id {
+		if x.ID == id && (node == "" || x.Node == node) {
 			return x, true
 		}
 	}
@@ -126,8 +127,8 @@ func (l *Ledger) Admit(x Lease, limit float64) error {
 	if len(x.GPUs) == 0 || x.Charge <= 0 {
 		return fmt.Errorf("lease %s: no GPUs or no charge", x.ID)
 	}
-	if _, ok := l.Find(x.ID); ok {
-		return fmt.Errorf("lease %s is already in the ledger", x.ID)
+	if _, ok := l.Find(x.Node, x.ID); ok {
+		return fmt.Errorf("lease %s of %s is already in the ledger", x.ID, x.Node)
 	}
 	if err := l.checkLimit(x, limit); err != nil {
 		return err

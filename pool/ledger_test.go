@@ -37,7 +37,7 @@ func TestLedgerAdmit(t *testing.T) {
 			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
 				t.Fatalf("Admit: %v, want %v", err, tc.want)
 			}
-			if _, in := l.Find(tc.x.ID); in != (err == nil) {
+			if _, in := l.Find(tc.x.Node, tc.x.ID); in != (err == nil) {
 				t.Errorf("lease in the ledger: %v after error %v", in, err)
 			}
 		})
@@ -50,6 +50,11 @@ func TestLedgerAdmit(t *testing.T) {
 		}
 		if err := l.Admit(x, 0); err == nil {
 			t.Fatal("the same lease admitted twice")
+		}
+		// Each node numbers its own leases.
+		x.Node = "n2"
+		if err := l.Admit(x, 0); err != nil {
+			t.Fatalf("another node's lease of the same ID: %v", err)
 		}
 	})
 }
