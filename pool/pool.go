@@ -152,6 +152,7 @@ func (p *Pool) step(ctx context.Context) {
 	p.mu.Lock()
 	for _, n := range live {
 		p.lastSeen[n] = now
+		delete(p.left, n) // a member that left and joined again
 	}
 	ready := p.leasesKV != nil
 	p.mu.Unlock()
@@ -312,11 +313,15 @@ func (p *Pool) modify(ctx context.Context, f func(*Ledger) error) error {
 		if err != nil {
 			return err
 		}
-		if rev == 0 {
-			_, err = kv.Create(ctx, ledgerKey, b)
-		} else {
-			_, err = kv.Update(ctx, ledgerKey, b, rev)
-		}
+		err = untilAnswered(ctx, func() error {
+			var err error
+			if rev == 0 {
+				_, err = kv.Create(ctx, ledgerKey, b)
+			} else {
+				_, err = kv.Update(ctx, ledgerKey, b, rev)
+			}
+			return err
+		})
 		if err == nil {
 			p.setLedger(l)
 			return nil
@@ -454,7 +459,12 @@ func (p *Pool) Admit(x Lease) error {
 		return err
 	}
 	x.Node = p.opts.Node
-	return p.modify(context.Background(), func(l *Ledger) error { return l.Admit(x, p.opts.Limit) })
+	return p.modify(context.Background(), func(l *Ledger) error {
+		if y, ok := l.Find(x.Node, x.ID); ok && y.Granted.Equal(x.Granted) {
+			return errUnchanged // a write that went unanswered did land
+		}
+		return l.Admit(x, p.opts.Limit)
+	})
 }
 
 // Release drops lease id of this node from the ledger. A release that
@@ -493,6 +503,10 @@ func (p *Pool) Place(r Request) (Lease, error) {
 	id := "pool-" + strings.ToLower(rand.Text()[:16])
 	var out Lease
 	err := p.modify(context.Background(), func(l *Ledger) error {
+		if x, ok := l.Find("", id); ok {
+			out = x // a write that went unanswered did land
+			return errUnchanged
+		}
 		now := time.Now().UTC()
 		x, err := l.Place(r, nodes, id, now, now.Add(p.opts.Config.ReservationTTL), p.opts.Limit)
 		out = x
@@ -534,6 +548,23 @@ func LoadJoined(path string) []string {
 	return out
 }
 
+// untilAnswered retries op while the bucket's stream does not answer (for
+// a moment after a quorum returns, until the stream has a leader again),
+// until ctx ends.
+func untilAnswered(ctx context.Context, op func() error) error {
+	for {
+		err := op()
+		if !errors.Is(err, jetstream.ErrNoStreamResponse) && !errors.Is(err, nats.ErrNoResponders) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // ErrLive refuses to remove a member that is still up.
 var ErrLive = errors.New("member is live")
 
@@ -563,7 +594,7 @@ func (p *Pool) Leave(node string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
-	if err := nodes.Purge(ctx, node); err != nil {
+	if err := untilAnswered(ctx, func() error { return nodes.Purge(ctx, node) }); err != nil {
 		return fmt.Errorf("removing %s from the inventory: %w", node, err)
 	}
 	req, _ := json.Marshal(server.JSApiMetaServerRemoveRequest{Server: node})
