@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/kerf-edge/kerf/internal/cli"
 	"github.com/kerf-edge/kerf/profiles/api"
@@ -66,6 +67,19 @@ func poolStatus(ctx context.Context, c *Client, cmd *cli.Command, w io.Writer) e
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.2f GPU\t%d\t%s\n", m.Name, state, len(m.GPUs), slices, m.HeldGPUs, m.Leases, orNone(m.Quic))
 	}
+	if err := tw.Flush(); err != nil || len(st.Leases) == 0 {
+		return err
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "LEASE\tTENANT\tON\tGPUS\tCHARGE\tRESERVED UNTIL")
+	for _, l := range st.Leases {
+		until := "(granted by its node)"
+		if !l.Expires.IsZero() {
+			until = l.Expires.Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%.2f\t%s\n", l.ID, l.Tenant, l.Node, l.GPUs, l.Charge, until)
+	}
 	return tw.Flush()
 }
 
@@ -116,6 +130,6 @@ func poolPlace(ctx context.Context, c *Client, cmd *cli.Command, w io.Writer) er
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "reserved %s for %s on %s, GPUs %v, until %s\n", l.ID, l.Tenant, l.Node, l.GPUs, l.Expires.Format("15:04:05Z07:00"))
+	fmt.Fprintf(w, "reserved %s for %s on %s, GPUs %v, until %s\n", l.ID, l.Tenant, l.Node, l.GPUs, l.Expires.Format(time.RFC3339))
 	return nil
 }
