@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -115,8 +116,58 @@ func (p *poolNode) kerf(t *testing.T, args ...string) result {
 	return p.env.run(t, "kerf", args...)
 }
 
-// A pool of three kerfd on loopback forms, lists its members, admits a
-// node's own lease and places across nodes by compare-and-set (of two
+// poolRows reads kerf pool status's table: each member's columns after
+// its name (tabwriter pads columns with two spaces or more).
+func poolRows(out string) map[string][]string {
+	rows := map[string][]string{}
+	for _, line := range strings.Split(out, "\n") {
+		cols := regexp.MustCompile(`\s{2,}`).Split(strings.TrimSpace(line), -1)
+		if len(cols) > 1 && strings.HasPrefix(cols[0], "node-") {
+			rows[cols[0]] = cols[1:]
+		}
+	}
+	return rows
+}
+
+// poolFormed reports whether st, kerf pool status of a member, shows
+// every one of nodes up with its one GPU in the inventory, and a quorum
+// with no problem.
+func poolFormed(st result, nodes []*poolNode) bool {
+	if st.code != 0 || !strings.Contains(st.stdout, fmt.Sprintf("%d of %d members live", len(nodes), len(nodes))) ||
+		strings.Contains(st.stdout, "problem:") {
+		return false
+	}
+	rows := poolRows(st.stdout)
+	for _, n := range nodes {
+		if r := rows[n.name]; len(r) < 3 || !strings.HasPrefix(r[0], "up") || r[1] != "1" { // STATE, GPUS
+			return false
+		}
+	}
+	return true
+}
+
+// hold runs kerf run -p fraction -- sleep on node n, holding a lease
+// until endHolder or the test's end. exited gets its exit.
+func hold(t *testing.T, n *poolNode, fraction string) (out *testkit.SyncBuffer, exited chan error, endHolder func()) {
+	t.Helper()
+	holder := exec.Command(filepath.Join(binaries(t), "kerf"), "run", "-p", fraction, "--timeout", "30s", "--", "sleep", "600")
+	holder.Dir, holder.Env = n.env.dir, n.env.vars
+	out = &testkit.SyncBuffer{}
+	holder.Stdout, holder.Stderr = out, out
+	// Its program (sleep) is killed with it, by process group.
+	holder.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited = make(chan error, 1)
+	go func() { exited <- holder.Wait(); close(exited) }()
+	endHolder = func() { syscall.Kill(-holder.Process.Pid, syscall.SIGKILL) }
+	t.Cleanup(func() { endHolder(); <-exited }) // closed once it has exited
+	return out, exited, endHolder
+}
+
+// A pool of three kerfd on loopback forms, lists its members, admits
+// nodes' own leases and places across nodes by compare-and-set (of two
 // placements racing for the last room, one wins), refuses placements
 // naming the live member once two of three are killed while a running
 // session goes on, and places again when one comes back.
@@ -127,61 +178,50 @@ func TestPoolOfThree(t *testing.T) {
 	var st result
 	waitFor(t, "the pool formed, every member's inventory published", func() bool {
 		st = a.kerf(t, "pool", "status")
-		return st.code == 0 && strings.Contains(st.stdout, "3 of 3 members live") &&
-			strings.Count(st.stdout, "  up") == 3 && !strings.Contains(st.stdout, "problem:") &&
-			strings.Count(st.stdout, "  1     ") >= 3 // GPUS
+		return poolFormed(st, nodes)
 	})
-	for _, n := range nodes {
-		if !strings.Contains(st.stdout, n.name) {
-			t.Errorf("pool status lacks %s:\n%s", n.name, st.stdout)
-		}
-	}
 	if !strings.Contains(st.stdout, "state in 3 replicas") {
 		t.Errorf("pool status:\n%s", st.stdout)
 	}
 
 	t.Log("formed")
-	// A session on node a: its lease is admitted by the ledger.
-	holder := exec.Command(filepath.Join(binaries(t), "kerf"), "run", "-p", "0.25", "--timeout", "30s", "--", "sleep", "600")
-	holder.Dir, holder.Env = a.env.dir, a.env.vars
-	holderOut := &testkit.SyncBuffer{}
-	holder.Stdout, holder.Stderr = holderOut, holderOut
-	// Its program (sleep) is killed with it, by process group.
-	holder.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := holder.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- holder.Wait() }()
-	endHolder := func() { syscall.Kill(-holder.Process.Pid, syscall.SIGKILL) }
-	t.Cleanup(func() { endHolder(); <-exited })
-	waitFor(t, "node a's lease in the ledger", func() bool {
-		st = b.kerf(t, "pool", "status")
-		return strings.Contains(st.stdout, "0.25 GPU  1")
+	// A session on node a and one on node b: each node numbers its own
+	// leases (both are l1), and the ledger admits both.
+	holderOut, exited, endHolder := hold(t, a, "0.25")
+	hold(t, b, "0.25")
+	waitFor(t, "node a's and node b's leases in the ledger", func() bool {
+		st = c.kerf(t, "pool", "status")
+		rows := poolRows(st.stdout)
+		for _, n := range []*poolNode{a, b} {
+			if r := rows[n.name]; len(r) < 5 || r[3] != "0.25 GPU" || r[4] != "1" { // LEASED, LEASES
+				return false
+			}
+		}
+		return true
 	})
 
-	t.Log("session admitted")
-	// Fill the pool but one GPU: node a 0.25 + 0.75, node b 1.
+	t.Log("sessions admitted")
+	// Fill the pool but 0.75 of node b's GPU: node a 0.25 + 0.75, node c 1.
 	for _, p := range []string{"1", "0.75"} {
 		if r := a.kerf(t, "pool", "place", "-p", p, "filler"); r.code != 0 {
 			t.Fatalf("place %s: exit %d\n%s%s", p, r.code, r.stdout, r.stderr)
 		}
 	}
-	// Two members place the last GPU at once.
+	// Two members place the last room at once.
 	var wg sync.WaitGroup
 	race := make([]result, 2)
 	for i, n := range []*poolNode{b, c} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			race[i] = n.kerf(t, "pool", "place", "-p", "1", fmt.Sprintf("racer-%d", i))
+			race[i] = n.kerf(t, "pool", "place", "-p", "0.75", fmt.Sprintf("racer-%d", i))
 		}()
 	}
 	wg.Wait()
 	won := 0
 	for _, r := range race {
 		switch {
-		case r.code == 0 && strings.Contains(r.stdout, "on "+c.name):
+		case r.code == 0 && strings.Contains(r.stdout, "on "+b.name):
 			won++
 		case r.code == 1 && strings.Contains(r.stderr, "no capacity in the pool"):
 		default:
@@ -189,7 +229,7 @@ func TestPoolOfThree(t *testing.T) {
 		}
 	}
 	if won != 1 {
-		t.Fatalf("%d of two placements racing for the last GPU won, want exactly one:\n%+v", won, race)
+		t.Fatalf("%d of two placements racing for the last room won, want exactly one:\n%+v", won, race)
 	}
 
 	t.Log("race done")
@@ -202,7 +242,9 @@ func TestPoolOfThree(t *testing.T) {
 		return r.code == 1 && strings.Contains(r.stderr, "no quorum: 1 of 3 members live ("+a.name+")")
 	})
 	st = a.kerf(t, "pool", "status")
-	if st.code != 0 || !strings.Contains(st.stdout, "NO QUORUM") || strings.Count(st.stdout, "DOWN") != 2 {
+	rows := poolRows(st.stdout)
+	state := func(n *poolNode) string { return append(rows[n.name], "")[0] }
+	if st.code != 0 || !strings.Contains(st.stdout, "NO QUORUM") || state(b) != "DOWN" || state(c) != "DOWN" || state(a) != "up (this node)" {
 		t.Errorf("pool status without quorum: exit %d\n%s%s", st.code, st.stdout, st.stderr)
 	}
 	select {
@@ -243,4 +285,101 @@ func TestPoolOfThree(t *testing.T) {
 		st = a.kerf(t, "pool", "status")
 		return strings.Contains(st.stdout, "2 of 2 members live") && !strings.Contains(st.stdout, c.name)
 	})
+}
+
+// leaseRows reads the lease table of kerf pool status: each lease's
+// columns after its ID.
+func leaseRows(out string) map[string][]string {
+	rows := map[string][]string{}
+	for _, line := range strings.Split(out, "\n") {
+		cols := regexp.MustCompile(`\s{2,}`).Split(strings.TrimSpace(line), -1)
+		if len(cols) > 1 && strings.HasPrefix(cols[0], "pool-") {
+			rows[cols[0]] = cols[1:]
+		}
+	}
+	return rows
+}
+
+// A power cut: every member is killed while placements go on from all
+// of them, then all restart. No placement that was acknowledged is lost,
+// and no GPU is granted more than it has.
+func TestPoolPowerCut(t *testing.T) {
+	nodes := startPool(t, 3)
+	// Each member places: each must have its buckets and every member's
+	// inventory.
+	for _, n := range nodes {
+		waitFor(t, "the pool formed, as "+n.name+" sees it", func() bool { return poolFormed(n.kerf(t, "pool", "status"), nodes) })
+	}
+	// Room for thirty tenths of a GPU (three members of one GPU each). Ask
+	// for tenths from every member in turn, at most forty times, and cut
+	// the power as soon as the third is acknowledged, while the next are
+	// under way.
+	placed := regexp.MustCompile(`(?m)^reserved (pool-\S+) for \S+ on (\S+), GPUs \[0\]`)
+	ackedNode := map[string]string{} // lease ID: node
+	tried := 0
+	var mu sync.Mutex
+	three, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 40 {
+			r := nodes[i%3].kerf(t, "pool", "place", "-p", "0.1", fmt.Sprintf("t%d", i))
+			m := placed.FindStringSubmatch(r.stdout)
+			mu.Lock()
+			tried++
+			if r.code != 0 || m == nil {
+				mu.Unlock()
+				continue
+			}
+			ackedNode[m[1]] = m[2]
+			if len(ackedNode) == 3 {
+				close(three)
+			}
+			mu.Unlock()
+		}
+	}()
+	select {
+	case <-three:
+	case <-done:
+		t.Fatalf("forty placements ended with fewer than three acknowledged: %v", ackedNode)
+	}
+	for _, n := range nodes {
+		n.kill(t)
+	}
+	<-done
+	for _, n := range nodes {
+		n.start(t)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, n := range nodes {
+		var st result
+		waitFor(t, "the pool back with its ledger, as "+n.name+" sees it", func() bool {
+			st = n.kerf(t, "pool", "status")
+			return poolFormed(st, nodes) && len(leaseRows(st.stdout)) >= len(ackedNode)
+		})
+		leases := leaseRows(st.stdout)
+		for id, node := range ackedNode {
+			if r, ok := leases[id]; !ok || len(r) < 2 || r[1] != node { // TENANT, ON
+				t.Errorf("acknowledged placement %s on %s: in the ledger after the power cut as %v, as %s sees it\n%s", id, node, r, n.name, st.stdout)
+			}
+		}
+		perNode := map[string]int{}
+		for _, r := range leases {
+			if len(r) > 1 {
+				perNode[r[1]]++
+			}
+		}
+		for node, k := range perNode {
+			if k > 10 {
+				t.Errorf("%d tenths of %s's one GPU granted, as %s sees it:\n%s", k, node, n.name, st.stdout)
+			}
+		}
+		if n == nodes[0] {
+			t.Logf("%d placements tried, %d acknowledged before the cut, %d in the ledger after", tried, len(ackedNode), len(leases))
+		}
+	}
+	// The pool places again.
+	if r := nodes[2].kerf(t, "pool", "place", "-p", "0.1", "after"); r.code != 0 || !placed.MatchString(r.stdout) {
+		t.Errorf("place after the restart: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 }
