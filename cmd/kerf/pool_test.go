@@ -25,9 +25,9 @@ type poolNode struct {
 	log          *testkit.SyncBuffer
 }
 
-// startPool writes the configs of n members, each with one emulated GPU,
-// and starts them all.
-func startPool(t *testing.T, n int) []*poolNode {
+// startPool writes the configs of n members, each with one emulated GPU
+// and the pool's lease_timeout leaseTimeout, and starts them all.
+func startPool(t *testing.T, n int, leaseTimeout string) []*poolNode {
 	t.Helper()
 	cluster := make([]string, n)
 	for i := range cluster {
@@ -56,9 +56,9 @@ pool:
   listen: %q
   peers: [%s]
   secret: "pool-secret-for-the-test"
-  lease_timeout: 10m
+  lease_timeout: %s
   reservation_ttl: 10m
-`, filepath.Join(dir, "state"), freePort(t), http, name, freePort(t), freePort(t), cluster[i], strings.Join(peers, ", "))
+`, filepath.Join(dir, "state"), freePort(t), http, name, freePort(t), freePort(t), cluster[i], strings.Join(peers, ", "), leaseTimeout)
 		path := filepath.Join(dir, "kerfd.yaml")
 		if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 			t.Fatal(err)
@@ -172,7 +172,7 @@ func hold(t *testing.T, n *poolNode, fraction string) (out *testkit.SyncBuffer, 
 // naming the live member once two of three are killed while a running
 // session goes on, and places again when one comes back.
 func TestPoolOfThree(t *testing.T) {
-	nodes := startPool(t, 3)
+	nodes := startPool(t, 3, "10m")
 	a, b, c := nodes[0], nodes[1], nodes[2]
 
 	var st result
@@ -304,7 +304,7 @@ func leaseRows(out string) map[string][]string {
 // of them, then all restart. No placement that was acknowledged is lost,
 // and no GPU is granted more than it has.
 func TestPoolPowerCut(t *testing.T) {
-	nodes := startPool(t, 3)
+	nodes := startPool(t, 3, "10m")
 	// Each member places: each must have its buckets and every member's
 	// inventory.
 	for _, n := range nodes {
@@ -382,4 +382,65 @@ func TestPoolPowerCut(t *testing.T) {
 	if r := nodes[2].kerf(t, "pool", "place", "-p", "0.1", "after"); r.code != 0 || !placed.MatchString(r.stdout) {
 		t.Errorf("place after the restart: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+}
+
+// A member killed by SIGKILL: a session on another member goes on, new
+// placements go to the members left, and the dead member's leases leave
+// the ledger once it has been out of the pool for pool.lease_timeout.
+func TestPoolNodeDeath(t *testing.T) {
+	const timeout = 3 * time.Second
+	nodes := startPool(t, 3, timeout.String())
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	for _, n := range nodes {
+		waitFor(t, "the pool formed, as "+n.name+" sees it", func() bool { return poolFormed(n.kerf(t, "pool", "status"), nodes) })
+	}
+	hold(t, a, "0.25")
+	_, exited, _ := hold(t, b, "0.25")
+	leases := func(st result, n *poolNode) (state, count string) {
+		r := append(poolRows(st.stdout)[n.name], "", "", "", "", "")
+		return r[0], r[4] // STATE, LEASES
+	}
+	waitFor(t, "node a's and node b's leases in the ledger", func() bool {
+		st := c.kerf(t, "pool", "status")
+		_, na := leases(st, a)
+		_, nb := leases(st, b)
+		return na == "1" && nb == "1"
+	})
+	a.kill(t)
+	killed := time.Now()
+	// Node a's lease stays in the ledger for now, leaving 0.75 of its GPU
+	// in the ledger, and node a is first by name: 0.75 goes to node b all
+	// the same, as node a is not live.
+	waitFor(t, "node a down, as node c sees it", func() bool {
+		state, _ := leases(c.kerf(t, "pool", "status"), a)
+		return state == "DOWN"
+	})
+	var r result
+	waitFor(t, "a placement on the members left", func() bool { // once JetStream has a leader again
+		r = c.kerf(t, "pool", "place", "-p", "0.75", "after")
+		return r.code == 0
+	})
+	if r.code != 0 || !strings.Contains(r.stdout, "on "+b.name) {
+		t.Fatalf("placement after %s died: exit %d, want it on %s\n%s%s", a.name, r.code, b.name, r.stdout, r.stderr)
+	}
+	var st result
+	waitFor(t, "node a's lease reclaimed", func() bool {
+		st = c.kerf(t, "pool", "status")
+		state, n := leases(st, a)
+		return state == "DOWN" && n == "0"
+	})
+	reclaimed := time.Since(killed)
+	// Node a was last seen at most one round (a second) before it died.
+	if reclaimed < timeout-time.Second {
+		t.Errorf("node a's lease reclaimed %v after it died, before lease_timeout %v:\n%s", reclaimed, timeout, st.stdout)
+	}
+	if _, n := leases(st, b); n != "2" {
+		t.Errorf("node b's leases after node a's were reclaimed: %s, want its session's and the placement's\n%s", n, st.stdout)
+	}
+	select {
+	case err := <-exited:
+		t.Errorf("the session on node b ended when node a died: %v", err)
+	default:
+	}
+	t.Logf("node a's lease reclaimed %v after it died (lease_timeout %v)", reclaimed.Round(10*time.Millisecond), timeout)
 }
