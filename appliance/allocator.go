@@ -10,6 +10,7 @@ import (
 	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/auth"
 	"github.com/kerf-edge/kerf/gpu"
+	"github.com/kerf-edge/kerf/pool"
 	"github.com/kerf-edge/kerf/slicer"
 	"github.com/kerf-edge/kerf/transport"
 )
@@ -21,12 +22,13 @@ type allocator struct {
 	sl      *slicer.Slicer
 	workers *workerSet // a released lease's workers end before its slices are free
 	mem     *leaseMemory
+	pool    *pool.Pool // nil outside a pool; else every lease is admitted by its ledger (pool.go)
 	log     *slog.Logger
 }
 
 // newAllocator places sessions with sl; a lease's workers are in workers.
-func newAllocator(sl *slicer.Slicer, workers *workerSet, log *slog.Logger) *allocator {
-	al := &allocator{sl: sl, workers: workers, log: log}
+func newAllocator(sl *slicer.Slicer, workers *workerSet, ledger *pool.Pool, log *slog.Logger) *allocator {
+	al := &allocator{sl: sl, workers: workers, pool: ledger, log: log}
 	al.mem = newLeaseMemory(al.leaseSliceMemory, func(t string) uint64 { return sl.PolicyOf(t).MaxMemory })
 	return al
 }
@@ -149,6 +151,9 @@ func (al *allocator) Allocate(t auth.Tenant, req transport.AllocRequest) (transp
 		}
 		return transport.Lease{}, allocError(err)
 	}
+	if err := al.admitToPool(l); err != nil {
+		return transport.Lease{}, err
+	}
 	return al.transportLease(l), nil
 }
 
@@ -233,6 +238,9 @@ func (al *allocator) Release(id string) {
 	al.workers.endLease(id)
 	if err := al.sl.Release(slicer.LeaseID(id)); err != nil && !errors.Is(err, slicer.ErrUnknownLease) && !errors.Is(err, slicer.ErrReclaimed) {
 		al.log.Warn("releasing a lease", "lease", id, "err", err)
+	}
+	if al.pool != nil {
+		al.pool.Release(id)
 	}
 }
 

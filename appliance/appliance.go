@@ -22,6 +22,7 @@ import (
 	"github.com/kerf-edge/kerf/internal/connguard"
 	"github.com/kerf-edge/kerf/internal/units"
 	"github.com/kerf-edge/kerf/jobs"
+	"github.com/kerf-edge/kerf/pool"
 	"github.com/kerf-edge/kerf/profiles"
 	"github.com/kerf-edge/kerf/profiles/api"
 	"github.com/kerf-edge/kerf/slicer"
@@ -50,6 +51,7 @@ type Appliance struct {
 	jobMetrics *jobs.Metrics
 	ingest     *atomic.Pointer[Ingest] // the load-signal path, once Run starts it
 	devices    *deviceLogins           // the broker's logins issued through the API; nil without the embedded broker
+	pool       *pool.Pool              // nil outside a pool
 	fp         transport.Fingerprint
 
 	budget connBudget
@@ -120,7 +122,8 @@ func newLocked(cfg Config, log *slog.Logger, lock *os.File) (*Appliance, error) 
 	if err != nil {
 		return nil, err
 	}
-	slices := newAllocator(sl, workers, log)
+	ledger := newPool(cfg, log)
+	slices := newAllocator(sl, workers, ledger, log)
 	budget := newConnBudget(cfg.Listen.Limits, connguard.DescriptorLimit())
 	jobTokens, _ := auth.OpenTokenStore("") // in memory: cannot fail
 	server := &transport.Server{Backend: backend, Auth: jobAuth{file: tokens, jobs: jobTokens}, Allocator: slices, Log: log,
@@ -155,7 +158,11 @@ func newLocked(cfg Config, log *slog.Logger, lock *os.File) (*Appliance, error) 
 	}
 	rules := newPolicyRules(cfg.Ingest, len(gpus))
 	jobSet, jobMetrics := newJobSet(cfg.Jobs.Enabled), jobs.NewMetrics()
-	api, err := profiles.New(apiConfig(cfg), profiles.Deps{Node: n, Tokens: tokens, Rules: rules, Jobs: jobSet, Ingest: ingestStats{running}, Log: log,
+	var apiPool profiles.Pool
+	if ledger != nil {
+		apiPool = poolAPI{ledger}
+	}
+	api, err := profiles.New(apiConfig(cfg), profiles.Deps{Node: n, Tokens: tokens, Rules: rules, Jobs: jobSet, Ingest: ingestStats{running}, Log: log, Pool: apiPool,
 		Reach: func() auth.Bundle { return reach(cfg, fp, cfg.Listen.QUIC) }, Devices: apiDevices, Policies: tenantPolicies{sl},
 		Collectors: append([]prometheus.Collector{refusalCollector{workers}}, jobMetrics.Collectors()...)})
 	if err != nil {
@@ -164,7 +171,7 @@ func newLocked(cfg Config, log *slog.Logger, lock *os.File) (*Appliance, error) 
 	}
 	a := &Appliance{cfg: cfg, log: log, backend: backend, kind: kind, tokens: tokens, shares: shares, workers: workers,
 		node: n, server: server, nvml: nvml, api: api, policy: policy{sl: sl, api: api}, rules: rules, ingest: running,
-		jobs: jobSet, jobMetrics: jobMetrics, devices: logins, fp: fp, budget: budget, lock: lock}
+		jobs: jobSet, jobMetrics: jobMetrics, devices: logins, pool: ledger, fp: fp, budget: budget, lock: lock}
 	if err := a.seedProfiles(); err != nil {
 		log.Warn("built-in profiles not listed in the API", "err", err)
 	}
@@ -362,6 +369,13 @@ func (a *Appliance) Run(ctx context.Context) error {
 				return fmt.Errorf("device logins: %w", err)
 			}
 			a.log.Info("embedded broker ready", "mqtt", in.Broker.MQTTAddr(), "nats", in.Broker.ClientURL())
+			if a.pool != nil {
+				if err := a.startPool(in.Broker); err != nil {
+					return err
+				}
+				defer a.pool.Close()
+				a.log.Info("joining the pool", "pool", a.cfg.Pool.Name, "node", a.cfg.PoolNode(), "cluster", a.cfg.Pool.Listen, "peers", a.cfg.Pool.Peers)
+			}
 		}
 		rctx, stopRules := context.WithCancel(ctx)
 		defer stopRules()

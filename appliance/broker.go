@@ -25,6 +25,7 @@ import (
 
 	"github.com/kerf-edge/kerf/ingest"
 	"github.com/kerf-edge/kerf/internal/units"
+	"github.com/kerf-edge/kerf/pool"
 	"github.com/kerf-edge/kerf/transport"
 )
 
@@ -64,6 +65,10 @@ type BrokerConfig struct {
 	// TLSDir (made on first start, like the QUIC listener's).
 	CertFile, KeyFile string
 	TLSDir            string
+	// Pool, when set, makes the broker a member of a pool (brokerpool.go);
+	// PoolJoined are the peers joined at run time.
+	Pool       *pool.Config
+	PoolJoined []string
 }
 
 // BrokerLogin is one user's credentials on the embedded broker. Password
@@ -91,6 +96,8 @@ type Broker struct {
 	base []*server.User
 
 	logs *natsLogger // nil without a logger; flushed at shutdown
+
+	system BrokerLogin // the system account's user, in a pool only
 }
 
 // Users and the account on the embedded broker. Devices and kerfd share
@@ -160,6 +167,12 @@ func StartBroker(cfg BrokerConfig, log *slog.Logger) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
+	var system BrokerLogin
+	if cfg.Pool != nil {
+		if system, err = joinPool(cfg, opts); err != nil {
+			return nil, fmt.Errorf("broker: %w", err)
+		}
+	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
@@ -174,12 +187,15 @@ func StartBroker(cfg BrokerConfig, log *slog.Logger) (*Broker, error) {
 		srv.Shutdown()
 		return nil, errors.New("broker: not ready after 10s (ports in use?)")
 	}
-	if err := createMQTTStreams(srv, kerfd, cfg, log); err != nil {
+	if cfg.Pool != nil {
+		// JetStream needs a quorum of the pool first.
+		go createPoolMQTTStreams(srv, kerfd, cfg, log)
+	} else if err := createMQTTStreams(srv, kerfd, cfg, log); err != nil {
 		srv.Shutdown()
 		return nil, err
 	}
 	return &Broker{srv: srv, mqttAddr: net.JoinHostPort(mh, strconv.Itoa(mp)), kerfd: kerfd, cert: cert,
-		opts: opts, base: slices.Clone(opts.Users), logs: logs}, nil
+		opts: opts, base: slices.Clone(opts.Users), logs: logs, system: system}, nil
 }
 
 // SetDevices replaces the device logins added since start (the
@@ -480,7 +496,7 @@ func createMQTTStreams(srv *server.Server, kerfd BrokerLogin, cfg BrokerConfig, 
 		}
 	}
 	if cfg.MaxRetained > 0 {
-		return capMQTTRetained(ctx, js, cfg.MaxRetained, cfg.MaxRetainedSize)
+		return capMQTTRetained(ctx, js, cfg.MaxRetained, cfg.MaxRetainedSize, 1)
 	}
 	return nil
 }
@@ -492,8 +508,8 @@ func createMQTTStreams(srv *server.Server, kerfd BrokerLogin, cfg BrokerConfig, 
 // topic's newer message still replaces its older). Without it a device
 // publishing retained messages on ever new topics fills max_store, and
 // then MQTT sessions and QoS 1 messages are refused too.
-func capMQTTRetained(ctx context.Context, js jetstream.JetStream, max int64, size int32) error {
-	cfg := jetstream.StreamConfig{Name: mqttRetainedStream, Subjects: []string{"$MQTT.rmsgs.>"}, Storage: jetstream.FileStorage,
+func capMQTTRetained(ctx context.Context, js jetstream.JetStream, max int64, size int32, replicas int) error {
+	cfg := jetstream.StreamConfig{Name: mqttRetainedStream, Subjects: []string{"$MQTT.rmsgs.>"}, Storage: jetstream.FileStorage, Replicas: replicas,
 		Retention: jetstream.LimitsPolicy, MaxMsgsPerSubject: 1, MaxMsgs: max, Discard: jetstream.DiscardNew}
 	if size > 0 {
 		cfg.MaxMsgSize = size + retainedHeader
@@ -731,7 +747,7 @@ func (c *Config) BrokerConfig() BrokerConfig {
 		MaxMemory: int64(mem), MaxStore: int64(store), MQTTMessages: e.MQTTMessages, SublistCache: e.SublistCache,
 		MaxRetained: e.MaxRetained, MaxRetainedSize: int32(retainedSize),
 		CertFile: e.TLS.CertFile, KeyFile: e.TLS.KeyFile, TLSDir: filepath.Join(c.StateDir, "broker-tls"),
-		Devices: e.Devices, AnonymousOnLoopback: e.AnonymousDevices == "loopback"}
+		Devices: e.Devices, AnonymousOnLoopback: e.AnonymousDevices == "loopback", Pool: c.poolOfBroker(), PoolJoined: pool.LoadJoined(c.PoolJoinedPath())}
 }
 
 // IngestTLS builds the TLS configuration for an external broker, or nil

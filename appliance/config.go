@@ -19,6 +19,7 @@ import (
 
 	"github.com/kerf-edge/kerf/internal/kerfenv"
 	"github.com/kerf-edge/kerf/internal/units"
+	"github.com/kerf-edge/kerf/pool"
 )
 
 //go:embed defaults.yaml
@@ -91,6 +92,10 @@ type Config struct {
 	Runtime RuntimeConfig `koanf:"runtime"`
 	// History is what the node keeps in memory for the web page.
 	History HistoryConfig `koanf:"history"`
+
+	// Pool makes several appliances one pool (docs/pool.md).
+	Pool pool.Config `koanf:"pool"`
+
 	// UserDir, when set, receives copies of the default tenant's bundle and
 	// of the admin token at every start: the place the command line looks
 	// (auth.UserDir). kerfd's command sets it; no file or variable does.
@@ -256,6 +261,7 @@ func (c *Config) validate() error {
 	}
 	errs = append(errs, c.validateIngest()...)
 	errs = append(errs, c.Jobs.validate()...)
+	errs = append(errs, c.validatePool()...)
 	return errors.Join(errs...)
 }
 

@@ -530,6 +530,7 @@ func TestContract(t *testing.T) {
 	contractDevices(t, e, cov)
 	contractJobs(t, e, cov)
 	contractHistory(t, e, cov)
+	contractPool(t, e, cov)
 
 	// the stream has its own test; mark it
 	cov["GET /v1/stream"] = true

@@ -139,7 +139,9 @@ type Deps struct {
 	// Devices, nil without the embedded broker: its device endpoints then
 	// answer 409.
 	Devices Devices
-	Log     *slog.Logger // nil: slog.Default()
+	// Pool, nil outside a pool: its endpoints then answer 409.
+	Pool Pool
+	Log  *slog.Logger // nil: slog.Default()
 	// Ready, if set, is consulted by /readyz; an error makes it 503.
 	Ready func() error
 	// Collectors are further metrics served on /metrics.

@@ -7,7 +7,7 @@
 //	kerf info [--token FILE] [--via unix|quic] [--server ADDR]
 //	kerf version
 //	kerf bench NAME [FLAGS], kerf demo
-//	kerf profiles|slices|smi|tokens|devices …   (operator, through the REST API)
+//	kerf profiles|slices|smi|tokens|devices|pool …   (operator, through the REST API)
 //
 // The dispatch is the commands table: a command is one line there.
 package main
@@ -72,6 +72,7 @@ func init() {
 		{"tokens", "COMMAND", "tenant tokens and their bundles (operator)", operatorCmd("tokens")},
 		{"devices", "COMMAND", "device logins of the embedded broker (operator)", operatorCmd("devices")},
 		{"tenants", "COMMAND", "tenants' policies: GPU limit, idle timeout, memory cap (operator)", operatorCmd("tenants")},
+		{"pool", "COMMAND", "several appliances as one pool: status, join, leave (operator)", operatorCmd("pool")},
 		{holdCmd, "[FLAGS]", "(internal) the process holding a lease for kerf request", leaseHoldCmd},
 	}
 }

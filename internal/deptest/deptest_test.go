@@ -44,6 +44,7 @@ var forbidden = map[string][]string{
 	"profiles":            {"appliance", "transport", "slicer", "ingest", "intercept", "gpu"},
 	"intercept":           {"appliance", "slicer", "ingest", "profiles", "gpu"},
 	"jobs":                {"appliance", "slicer", "profiles", "gpu"},
+	"pool":                {"appliance", "transport", "slicer", "ingest", "profiles", "intercept", "gpu", "auth"},
 	"internal/units":      {""}, // "": no module package at all
 	"internal/testkit":    {""},
 	"internal/quicnet":    {""},

@@ -378,6 +378,112 @@ type Points struct {
 	V []float64 `json:"v"`
 }
 
+// PoolGPU defines model for PoolGPU.
+type PoolGPU struct {
+	Index       int         `json:"index"`
+	MemoryBytes uint64      `json:"memoryBytes"`
+	Name        string      `json:"name"`
+	Slices      []PoolSlice `json:"slices"`
+}
+
+// PoolJoinRequest defines model for PoolJoinRequest.
+type PoolJoinRequest struct {
+	// Address the member's cluster listener, host:port
+	Address string `json:"address"`
+}
+
+// PoolLease defines model for PoolLease.
+type PoolLease struct {
+	// Charge GPUs it counts against the tenant's limit
+	Charge float64 `json:"charge"`
+
+	// Expires a reservation not taken up is given back then; absent for a lease its node granted
+	Expires time.Time `json:"expires,omitempty,omitzero"`
+	GPUs    []int     `json:"gpus"`
+	Granted time.Time `json:"granted"`
+	ID      string    `json:"id"`
+
+	// Node the member whose GPUs it holds
+	Node   string `json:"node"`
+	Tenant string `json:"tenant"`
+}
+
+// PoolMember defines model for PoolMember.
+type PoolMember struct {
+	// GPUs its inventory, as last published
+	GPUs []PoolGPU `json:"gpus"`
+
+	// HeldGPUs GPUs the ledger holds on it
+	HeldGPUs float64 `json:"heldGPUs"`
+
+	// HTTP its operator API
+	HTTP string `json:"http,omitempty,omitzero"`
+
+	// LastSeen when this node last had a route to it
+	LastSeen time.Time `json:"lastSeen,omitempty,omitzero"`
+	Leases   int       `json:"leases"`
+
+	// Live this node has a route to it now (or it is this node)
+	Live    bool   `json:"live"`
+	Name    string `json:"name"`
+	Profile string `json:"profile,omitempty,omitzero"`
+
+	// Quic where its tenants reach it
+	Quic string `json:"quic,omitempty,omitzero"`
+	Self bool   `json:"self"`
+
+	// Updated when it last published its inventory
+	Updated time.Time `json:"updated,omitempty,omitzero"`
+}
+
+// PoolPlacementRequest defines model for PoolPlacementRequest.
+type PoolPlacementRequest struct {
+	// Count slices, each on a GPU of its own
+	Count int `json:"count"`
+
+	// Fraction the part of a GPU of each slice
+	Fraction float64 `json:"fraction"`
+	Tenant   string  `json:"tenant"`
+}
+
+// PoolSlice defines model for PoolSlice.
+type PoolSlice struct {
+	ID          string  `json:"id"`
+	MemoryBytes uint64  `json:"memoryBytes"`
+	Share       float64 `json:"share"`
+
+	// Tenant the holder; absent when free
+	Tenant string `json:"tenant,omitempty,omitzero"`
+}
+
+// PoolStatus defines model for PoolStatus.
+type PoolStatus struct {
+	// Leader JetStream's meta leader; absent when none
+	Leader  string       `json:"leader,omitempty,omitzero"`
+	Leases  []PoolLease  `json:"leases"`
+	Live    []string     `json:"live"`
+	Members []PoolMember `json:"members"`
+
+	// Needed members that make a quorum
+	Needed int `json:"needed"`
+
+	// Node the member that answered
+	Node string `json:"node"`
+	Pool string `json:"pool"`
+
+	// Problem why there is no quorum, or why the state could not be read
+	Problem string `json:"problem,omitempty,omitzero"`
+
+	// Quorum new placements are possible
+	Quorum bool `json:"quorum"`
+
+	// Replicas copies of each bucket of the pool's state
+	Replicas int `json:"replicas"`
+
+	// Size members JetStream counts
+	Size int `json:"size"`
+}
+
 // Problem defines model for Problem.
 type Problem struct {
 	Detail   string       `json:"detail,omitempty,omitzero"`
@@ -608,6 +714,9 @@ type Force = bool
 // Name defines model for Name.
 type Name = string
 
+// PoolNode defines model for PoolNode.
+type PoolNode = string
+
 // TenantName defines model for TenantName.
 type TenantName = string
 
@@ -658,6 +767,12 @@ type PutJobJSONRequestBody = Job
 
 // ValidateJobJSONRequestBody defines body for ValidateJob for application/json ContentType.
 type ValidateJobJSONRequestBody = Job
+
+// PlaceInPoolJSONRequestBody defines body for PlaceInPool for application/json ContentType.
+type PlaceInPoolJSONRequestBody = PoolPlacementRequest
+
+// JoinPoolJSONRequestBody defines body for JoinPool for application/json ContentType.
+type JoinPoolJSONRequestBody = PoolJoinRequest
 
 // CreateProfileJSONRequestBody defines body for CreateProfile for application/json ContentType.
 type CreateProfileJSONRequestBody = Profile

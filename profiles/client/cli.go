@@ -49,6 +49,10 @@ const CLIUsage = `  kerf profiles list                          stored slicing p
   kerf devices add NAME                       add a broker login for a device (password shown once)
   kerf devices list                           device logins added through the API
   kerf devices remove NAME                    remove a device login; the device is disconnected
+  kerf pool status                            the pool's members (up or down), quorum and leases
+  kerf pool join HOST:PORT                    dial another member's cluster listener, now and at every start
+  kerf pool leave NODE                        remove a member that is down from the pool
+  kerf pool place [-n N] [-p FRACTION] TENANT reserve slices on the first member with room
   (the API is $KERF_API, default http://127.0.0.1:7080; the admin token is $KERF_ADMIN_TOKEN,
   else the file kerfd copies to ~/.config/kerf/admin-token, else state/admin-token; an https:// API
   is pinned by $KERF_API_FINGERPRINT, else the api-fingerprint file kerfd keeps next to the admin token)
@@ -94,12 +98,17 @@ var operatorCommands = map[string]subcommand{
 	"devices add":    {"NAME", "add a broker login for a device; its password is shown once", nil, devicesAdd},
 	"devices list":   {"", "device logins added through the API", nil, devicesList},
 	"devices remove": {"NAME", "remove a device login; the device is disconnected and refused", nil, devicesRemove},
+	"pool status":    {"", "the pool's members (up or down), quorum and leases", nil, poolStatus},
+	"pool join":      {"HOST:PORT", "dial another member's cluster listener, now and at every start", nil, poolJoin},
+	"pool leave":     {"NODE", "remove a member that is down from the pool (its leases are given back)", nil, poolLeave},
+	"pool place":     {"[-n N] [-p FRACTION] TENANT", "reserve slices on the first member with room", poolPlaceFlags, poolPlace},
 }
 
 // groups are the commands that only hold subcommands.
 var groups = map[string]string{"profiles": "list, show, put, validate or apply", "rules": "list, show, put, validate or delete",
 	"jobs":   "list, show, put, validate, delete or runs",
-	"tokens": "issue, revoke or list", "tenants": "policy", "devices": "add, list or remove"}
+	"tokens": "issue, revoke or list", "tenants": "policy", "devices": "add, list or remove",
+	"pool": "status, join, leave or place"}
 
 // RunCLI runs one of the operator commands in CLIUsage (args start with
 // the command name: "profiles", "rules", "slices", "smi", "tokens" or

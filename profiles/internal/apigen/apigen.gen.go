@@ -66,6 +66,18 @@ type ServerInterface interface {
 	// (POST /v1/jobs/{name}/validate)
 	ValidateJob(ctx echo.Context, name Name) error
 
+	// (GET /v1/pool)
+	GetPool(ctx echo.Context) error
+
+	// (POST /v1/pool/leases)
+	PlaceInPool(ctx echo.Context) error
+
+	// (DELETE /v1/pool/members/{node})
+	LeavePool(ctx echo.Context, node PoolNode) error
+
+	// (POST /v1/pool/peers)
+	JoinPool(ctx echo.Context) error
+
 	// (GET /v1/profiles)
 	ListProfiles(ctx echo.Context) error
 
@@ -382,6 +394,49 @@ func (w *ServerInterfaceWrapper) ValidateJob(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.ValidateJob(ctx, name)
+	return err
+}
+
+// GetPool converts echo context to params.
+func (w *ServerInterfaceWrapper) GetPool(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetPool(ctx)
+	return err
+}
+
+// PlaceInPool converts echo context to params.
+func (w *ServerInterfaceWrapper) PlaceInPool(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.PlaceInPool(ctx)
+	return err
+}
+
+// LeavePool converts echo context to params.
+func (w *ServerInterfaceWrapper) LeavePool(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "node" -------------
+	var node PoolNode
+
+	err = runtime.BindStyledParameterWithOptions("simple", "node", ctx.Param("node"), &node, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter node: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.LeavePool(ctx, node)
+	return err
+}
+
+// JoinPool converts echo context to params.
+func (w *ServerInterfaceWrapper) JoinPool(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.JoinPool(ctx)
 	return err
 }
 
@@ -805,5 +860,9 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/history/signals", wrapper.ListSignalHistory, options.OperationMiddlewares["listSignalHistory"]...)
 	router.GET(options.BaseURL+"/v1/history/gpus", wrapper.GetGPUHistory, options.OperationMiddlewares["getGPUHistory"]...)
 	router.GET(options.BaseURL+"/v1/history/tenants", wrapper.GetTenantHistory, options.OperationMiddlewares["getTenantHistory"]...)
+	router.GET(options.BaseURL+"/v1/pool", wrapper.GetPool, options.OperationMiddlewares["getPool"]...)
+	router.POST(options.BaseURL+"/v1/pool/peers", wrapper.JoinPool, options.OperationMiddlewares["joinPool"]...)
+	router.DELETE(options.BaseURL+"/v1/pool/members/:node", wrapper.LeavePool, options.OperationMiddlewares["leavePool"]...)
+	router.POST(options.BaseURL+"/v1/pool/leases", wrapper.PlaceInPool, options.OperationMiddlewares["placeInPool"]...)
 
 }

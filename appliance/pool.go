@@ -1,0 +1,156 @@
+package appliance
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/kerf-edge/kerf/abi"
+	"github.com/kerf-edge/kerf/pool"
+	"github.com/kerf-edge/kerf/profiles"
+	"github.com/kerf-edge/kerf/profiles/api"
+	"github.com/kerf-edge/kerf/slicer"
+)
+
+// newPool is this node's membership of its pool, nil outside one. The
+// slicer's per-tenant GPU limit counts across the pool.
+func newPool(cfg Config, log *slog.Logger) *pool.Pool {
+	if !cfg.Pool.Enabled() {
+		return nil
+	}
+	return pool.New(pool.Options{Config: cfg.Pool, Node: cfg.PoolNode(), Limit: cfg.Slicer.MaxGPUsPerTenant,
+		JoinedPath: cfg.PoolJoinedPath(), Log: log})
+}
+
+// startPool joins the pool through the embedded broker.
+func (a *Appliance) startPool(b *Broker) error {
+	k := b.KerfdLogin()
+	local := poolLocal{n: a.node, quic: a.QUICAddr(), http: a.HTTPAddr()}
+	return a.pool.Start(b.srv, pool.Login{User: k.Name, Password: k.Password}, pool.Login{User: b.system.Name, Password: b.system.Password},
+		local, func(peer string) error {
+			u, err := a.cfg.Pool.RouteURL(peer)
+			if err != nil {
+				return err
+			}
+			return b.addRoute(u)
+		})
+}
+
+// admitToPool records a lease the slicer just granted in the pool's
+// ledger; refused there, it is released and the tenant gets the pool's
+// reason. Without a quorum, or without room in the ledger, the tenant's
+// launcher retries (CUDA_ERROR_OUT_OF_MEMORY).
+func (al *allocator) admitToPool(l slicer.Lease) error {
+	if al.pool == nil || l.Charge <= 0 {
+		return nil
+	}
+	err := al.pool.Admit(pool.Lease{ID: string(l.ID), Tenant: l.Tenant, GPUs: l.GPUs, Charge: l.Charge, Granted: l.Granted})
+	if err == nil {
+		return nil
+	}
+	if rerr := al.sl.Release(l.ID); rerr != nil {
+		al.log.Warn("releasing a lease the pool refused", "lease", l.ID, "err", rerr)
+	}
+	if errors.Is(err, pool.ErrLimit) {
+		return abi.Errorf(abi.ErrNotPermitted, "%v", err)
+	}
+	return abi.Errorf(abi.ErrOutOfMemory, "%v", err)
+}
+
+// poolLocal is what the pool reads of this node.
+type poolLocal struct {
+	n          *node
+	quic, http string
+}
+
+func (p poolLocal) Inventory() pool.Node {
+	st := p.n.sl.Status()
+	holder := map[slicer.SliceID]string{}
+	for _, l := range st.Leases {
+		for _, s := range l.Slices {
+			holder[s] = l.Tenant
+		}
+	}
+	out := pool.Node{QUIC: p.quic, HTTP: p.http, Profile: st.Profile}
+	for i, d := range p.n.devices {
+		g := pool.GPU{Index: i, Name: d.Name, Memory: d.TotalMem}
+		for _, lg := range st.Layout.GPUs {
+			if lg.GPU.Index != i {
+				continue
+			}
+			for _, s := range lg.Slices {
+				g.Slices = append(g.Slices, pool.Slice{ID: string(s.ID), Share: s.Size.Share, Memory: s.Size.Memory, Tenant: holder[s.ID]})
+			}
+		}
+		out.GPUs = append(out.GPUs, g)
+	}
+	return out
+}
+
+func (p poolLocal) Holds(lease string) bool {
+	for _, l := range p.n.sl.Status().Leases {
+		if string(l.ID) == lease {
+			return true
+		}
+	}
+	return false
+}
+
+// poolAPI is the operator API's view of the pool.
+type poolAPI struct{ p *pool.Pool }
+
+var _ profiles.Pool = poolAPI{}
+
+func (a poolAPI) Status() api.PoolStatus {
+	st := a.p.Status()
+	out := api.PoolStatus{Pool: st.Pool, Node: st.Node, Quorum: st.Quorum, Size: st.Size, Needed: st.Needed, Leader: st.Leader,
+		Replicas: st.Replicas, Live: st.Live, Problem: st.Problem, Members: []api.PoolMember{}, Leases: []api.PoolLease{}}
+	for _, m := range st.Members {
+		am := api.PoolMember{Name: m.Name, Live: m.Live, Self: m.Self, Quic: m.QUIC, HTTP: m.HTTP, Profile: m.Profile,
+			Updated: m.Updated, LastSeen: m.LastSeen, HeldGPUs: m.Held, Leases: m.Leases, GPUs: []api.PoolGPU{}}
+		for _, g := range m.GPUs {
+			ag := api.PoolGPU{Index: g.Index, Name: g.Name, MemoryBytes: g.Memory, Slices: []api.PoolSlice{}}
+			for _, s := range g.Slices {
+				ag.Slices = append(ag.Slices, api.PoolSlice{ID: s.ID, Share: s.Share, MemoryBytes: s.Memory, Tenant: s.Tenant})
+			}
+			am.GPUs = append(am.GPUs, ag)
+		}
+		out.Members = append(out.Members, am)
+	}
+	for _, l := range st.Leases {
+		out.Leases = append(out.Leases, apiPoolLease(l))
+	}
+	return out
+}
+
+func apiPoolLease(l pool.Lease) api.PoolLease {
+	return api.PoolLease{ID: l.ID, Tenant: l.Tenant, Node: l.Node, GPUs: l.GPUs, Charge: l.Charge, Granted: l.Granted, Expires: l.Expires}
+}
+
+func (a poolAPI) Join(address string) error { return poolAPIError(a.p.Join(address)) }
+
+func (a poolAPI) Leave(node string) error { return poolAPIError(a.p.Leave(node)) }
+
+func (a poolAPI) Place(r api.PoolPlacementRequest) (api.PoolLease, error) {
+	l, err := a.p.Place(pool.Request{Tenant: r.Tenant, Count: r.Count, Fraction: r.Fraction})
+	if err != nil {
+		return api.PoolLease{}, poolAPIError(err)
+	}
+	return apiPoolLease(l), nil
+}
+
+// poolAPIError gives the pool's errors the API's meaning.
+func poolAPIError(err error) error {
+	var nq *pool.NoQuorumError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &nq):
+		return fmt.Errorf("%w: %w", profiles.ErrUnavailable, err)
+	case errors.Is(err, pool.ErrLimit):
+		return fmt.Errorf("%w: %w", profiles.ErrOverLimit, err)
+	case errors.Is(err, pool.ErrNoCapacity), errors.Is(err, pool.ErrLive), errors.Is(err, pool.ErrAlreadyPeer):
+		return fmt.Errorf("%w: %w", profiles.ErrInUse, err)
+	}
+	return err
+}

@@ -1,0 +1,446 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kerf-edge/kerf/internal/testkit"
+)
+
+// poolNode is one kerfd of a pool on loopback: its own state directory,
+// ports, home (where kerf finds its bundle and admin token) and config.
+type poolNode struct {
+	name, config string
+	env          *env
+	cmd          *exec.Cmd
+	exited       chan struct{} // closed when cmd has exited
+	log          *testkit.SyncBuffer
+}
+
+// startPool writes the configs of n members, each with one emulated GPU
+// and the pool's lease_timeout leaseTimeout, and starts them all.
+func startPool(t *testing.T, n int, leaseTimeout string) []*poolNode {
+	t.Helper()
+	cluster := make([]string, n)
+	for i := range cluster {
+		cluster[i] = freePort(t)
+	}
+	nodes := make([]*poolNode, n)
+	for i := range nodes {
+		var peers []string
+		for j, c := range cluster {
+			if j != i {
+				peers = append(peers, fmt.Sprintf("%q", c))
+			}
+		}
+		name := fmt.Sprintf("node-%c", 'a'+i)
+		e := newEnv(t)
+		http := freePort(t)
+		dir := t.TempDir()
+		config := fmt.Sprintf(`state_dir: %s
+listen: {quic: %q, http: %q}
+gpu: {backend: emulated, emulated: {devices: 1, memory: 1GiB}}
+tenants: {isolation: inprocess}
+ingest:
+  node: %s
+  broker: {embedded: {nats_listen: %q, mqtt_listen: %q}}
+pool:
+  listen: %q
+  peers: [%s]
+  secret: "pool-secret-for-the-test"
+  lease_timeout: %s
+  reservation_ttl: 10m
+`, filepath.Join(dir, "state"), freePort(t), http, name, freePort(t), freePort(t), cluster[i], strings.Join(peers, ", "), leaseTimeout)
+		path := filepath.Join(dir, "kerfd.yaml")
+		if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		nodes[i] = &poolNode{name: name, config: path, env: e.with("KERF_API=http://" + http)}
+	}
+	for _, p := range nodes {
+		p.start(t)
+	}
+	return nodes
+}
+
+// start starts the node's kerfd and waits until it serves.
+func (p *poolNode) start(t *testing.T) {
+	t.Helper()
+	p.log = &testkit.SyncBuffer{}
+	p.cmd = exec.Command(filepath.Join(binaries(t), "kerfd"), "--config", p.config)
+	p.cmd.Dir, p.cmd.Env = p.env.dir, p.env.vars
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	cmd, log := p.cmd, p.log
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	p.exited = exited
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Signal(syscall.SIGQUIT) // a goroutine dump into its log
+			<-exited
+			t.Errorf("%s did not stop within 20s of SIGINT:\n%s", p.name, log.String())
+		}
+		if t.Failed() {
+			t.Logf("%s's log:\n%s", p.name, log.String())
+		}
+	})
+	waitFor(t, p.name+" ready", func() bool { return strings.Contains(p.log.String(), "kerfd ready") })
+}
+
+// kill ends the node's kerfd with SIGKILL: no shutdown of any kind.
+func (p *poolNode) kill(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-p.exited
+}
+
+// kerf runs the command line against the node.
+func (p *poolNode) kerf(t *testing.T, args ...string) result {
+	t.Helper()
+	return p.env.run(t, "kerf", args...)
+}
+
+// poolRows reads kerf pool status's table: each member's columns after
+// its name (tabwriter pads columns with two spaces or more).
+func poolRows(out string) map[string][]string {
+	rows := map[string][]string{}
+	for _, line := range strings.Split(out, "\n") {
+		cols := regexp.MustCompile(`\s{2,}`).Split(strings.TrimSpace(line), -1)
+		if len(cols) > 1 && strings.HasPrefix(cols[0], "node-") {
+			rows[cols[0]] = cols[1:]
+		}
+	}
+	return rows
+}
+
+// poolFormed reports whether st, kerf pool status of a member, shows
+// every one of nodes up with its one GPU in the inventory, and a quorum
+// with no problem.
+func poolFormed(st result, nodes []*poolNode) bool {
+	if st.code != 0 || !strings.Contains(st.stdout, fmt.Sprintf("%d of %d members live", len(nodes), len(nodes))) ||
+		strings.Contains(st.stdout, "problem:") {
+		return false
+	}
+	rows := poolRows(st.stdout)
+	for _, n := range nodes {
+		if r := rows[n.name]; len(r) < 3 || !strings.HasPrefix(r[0], "up") || r[1] != "1" { // STATE, GPUS
+			return false
+		}
+	}
+	return true
+}
+
+// hold runs kerf run -p fraction -- sleep on node n, holding a lease
+// until endHolder or the test's end. exited gets its exit.
+func hold(t *testing.T, n *poolNode, fraction string) (out *testkit.SyncBuffer, exited chan error, endHolder func()) {
+	t.Helper()
+	holder := exec.Command(filepath.Join(binaries(t), "kerf"), "run", "-p", fraction, "--timeout", "30s", "--", "sleep", "600")
+	holder.Dir, holder.Env = n.env.dir, n.env.vars
+	out = &testkit.SyncBuffer{}
+	holder.Stdout, holder.Stderr = out, out
+	// Its program (sleep) is killed with it, by process group.
+	holder.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited = make(chan error, 1)
+	go func() { exited <- holder.Wait(); close(exited) }()
+	endHolder = func() { syscall.Kill(-holder.Process.Pid, syscall.SIGKILL) }
+	t.Cleanup(func() { endHolder(); <-exited }) // closed once it has exited
+	return out, exited, endHolder
+}
+
+// A pool of three kerfd on loopback forms, lists its members, admits
+// nodes' own leases and places across nodes by compare-and-set (of two
+// placements racing for the last room, one wins), refuses placements
+// naming the live member once two of three are killed while a running
+// session goes on, and places again when one comes back.
+func TestPoolOfThree(t *testing.T) {
+	nodes := startPool(t, 3, "10m")
+	a, b, c := nodes[0], nodes[1], nodes[2]
+
+	var st result
+	waitFor(t, "the pool formed, every member's inventory published", func() bool {
+		st = a.kerf(t, "pool", "status")
+		return poolFormed(st, nodes)
+	})
+	if !strings.Contains(st.stdout, "state in 3 replicas") {
+		t.Errorf("pool status:\n%s", st.stdout)
+	}
+
+	t.Log("formed")
+	// A session on node a and one on node b: each node numbers its own
+	// leases (both are l1), and the ledger admits both.
+	holderOut, exited, endHolder := hold(t, a, "0.25")
+	hold(t, b, "0.25")
+	waitFor(t, "node a's and node b's leases in the ledger", func() bool {
+		st = c.kerf(t, "pool", "status")
+		rows := poolRows(st.stdout)
+		for _, n := range []*poolNode{a, b} {
+			if r := rows[n.name]; len(r) < 5 || r[3] != "0.25 GPU" || r[4] != "1" { // LEASED, LEASES
+				return false
+			}
+		}
+		return true
+	})
+
+	t.Log("sessions admitted")
+	// Fill the pool but 0.75 of node b's GPU: node a 0.25 + 0.75, node c 1.
+	for _, p := range []string{"1", "0.75"} {
+		if r := a.kerf(t, "pool", "place", "-p", p, "filler"); r.code != 0 {
+			t.Fatalf("place %s: exit %d\n%s%s", p, r.code, r.stdout, r.stderr)
+		}
+	}
+	// Two members place the last room at once.
+	var wg sync.WaitGroup
+	race := make([]result, 2)
+	for i, n := range []*poolNode{b, c} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			race[i] = n.kerf(t, "pool", "place", "-p", "0.75", fmt.Sprintf("racer-%d", i))
+		}()
+	}
+	wg.Wait()
+	won := 0
+	for _, r := range race {
+		switch {
+		case r.code == 0 && strings.Contains(r.stdout, "on "+b.name):
+			won++
+		case r.code == 1 && strings.Contains(r.stderr, "no capacity in the pool"):
+		default:
+			t.Errorf("racing placement: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d of two placements racing for the last room won, want exactly one:\n%+v", won, race)
+	}
+
+	t.Log("race done")
+	// Two of three die.
+	b.kill(t)
+	c.kill(t)
+	var r result
+	waitFor(t, "placements refused without quorum", func() bool {
+		r = a.kerf(t, "pool", "place", "-p", "0.1", "late")
+		return r.code == 1 && strings.Contains(r.stderr, "no quorum: 1 of 3 members live ("+a.name+")")
+	})
+	st = a.kerf(t, "pool", "status")
+	rows := poolRows(st.stdout)
+	state := func(n *poolNode) string { return append(rows[n.name], "")[0] }
+	if st.code != 0 || !strings.Contains(st.stdout, "NO QUORUM") || state(b) != "DOWN" || state(c) != "DOWN" || state(a) != "up (this node)" {
+		t.Errorf("pool status without quorum: exit %d\n%s%s", st.code, st.stdout, st.stderr)
+	}
+	select {
+	case err := <-exited:
+		t.Fatalf("the running session ended when two members died: %v\n%s", err, holderOut.String())
+	default:
+	}
+	run := a.kerf(t, "run", "-p", "0.1", "--timeout", "1s", "--", "true")
+	if run.code == 0 || !strings.Contains(run.stderr, "no quorum") {
+		t.Errorf("kerf run without quorum: exit %d, want a refusal naming the quorum\n%s", run.code, run.stderr)
+	}
+
+	t.Log("refused without quorum")
+	// One comes back: placement resumes with no repair. The session on
+	// node a ends, and its release reaches the ledger once it can: its
+	// room is placed again.
+	b.start(t)
+	select {
+	case err := <-exited:
+		t.Fatalf("the running session ended: %v\n%s", err, holderOut.String())
+	default:
+	}
+	endHolder()
+	waitFor(t, "placement after quorum returned", func() bool {
+		r = a.kerf(t, "pool", "place", "-p", "0.25", "late")
+		return r.code == 0 && strings.Contains(r.stdout, "on "+a.name)
+	})
+
+	t.Log("placement resumed")
+	// The member still down leaves; the quorum is counted without it.
+	if r := a.kerf(t, "pool", "leave", b.name); r.code != 1 || !strings.Contains(r.stderr, "member is live") {
+		t.Errorf("leave of a live member: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := a.kerf(t, "pool", "leave", c.name); r.code != 0 {
+		t.Fatalf("leave %s: exit %d\n%s%s", c.name, r.code, r.stdout, r.stderr)
+	}
+	waitFor(t, "a pool of two", func() bool {
+		st = a.kerf(t, "pool", "status")
+		return strings.Contains(st.stdout, "2 of 2 members live") && !strings.Contains(st.stdout, c.name)
+	})
+}
+
+// leaseRows reads the lease table of kerf pool status: each lease's
+// columns after its ID.
+func leaseRows(out string) map[string][]string {
+	rows := map[string][]string{}
+	for _, line := range strings.Split(out, "\n") {
+		cols := regexp.MustCompile(`\s{2,}`).Split(strings.TrimSpace(line), -1)
+		if len(cols) > 1 && strings.HasPrefix(cols[0], "pool-") {
+			rows[cols[0]] = cols[1:]
+		}
+	}
+	return rows
+}
+
+// A power cut: every member is killed while placements go on from all
+// of them, then all restart. No placement that was acknowledged is lost,
+// and no GPU is granted more than it has.
+func TestPoolPowerCut(t *testing.T) {
+	nodes := startPool(t, 3, "10m")
+	// Each member places: each must have its buckets and every member's
+	// inventory.
+	for _, n := range nodes {
+		waitFor(t, "the pool formed, as "+n.name+" sees it", func() bool { return poolFormed(n.kerf(t, "pool", "status"), nodes) })
+	}
+	// Room for thirty tenths of a GPU (three members of one GPU each). Ask
+	// for tenths from every member in turn, at most forty times, and cut
+	// the power as soon as the third is acknowledged, while the next are
+	// under way.
+	placed := regexp.MustCompile(`(?m)^reserved (pool-\S+) for \S+ on (\S+), GPUs \[0\]`)
+	ackedNode := map[string]string{} // lease ID: node
+	tried := 0
+	var mu sync.Mutex
+	three, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 40 {
+			r := nodes[i%3].kerf(t, "pool", "place", "-p", "0.1", fmt.Sprintf("t%d", i))
+			m := placed.FindStringSubmatch(r.stdout)
+			mu.Lock()
+			tried++
+			if r.code != 0 || m == nil {
+				mu.Unlock()
+				continue
+			}
+			ackedNode[m[1]] = m[2]
+			if len(ackedNode) == 3 {
+				close(three)
+			}
+			mu.Unlock()
+		}
+	}()
+	select {
+	case <-three:
+	case <-done:
+		t.Fatalf("forty placements ended with fewer than three acknowledged: %v", ackedNode)
+	}
+	for _, n := range nodes {
+		n.kill(t)
+	}
+	<-done
+	for _, n := range nodes {
+		n.start(t)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, n := range nodes {
+		var st result
+		waitFor(t, "the pool back with its ledger, as "+n.name+" sees it", func() bool {
+			st = n.kerf(t, "pool", "status")
+			return poolFormed(st, nodes) && len(leaseRows(st.stdout)) >= len(ackedNode)
+		})
+		leases := leaseRows(st.stdout)
+		for id, node := range ackedNode {
+			if r, ok := leases[id]; !ok || len(r) < 2 || r[1] != node { // TENANT, ON
+				t.Errorf("acknowledged placement %s on %s: in the ledger after the power cut as %v, as %s sees it\n%s", id, node, r, n.name, st.stdout)
+			}
+		}
+		perNode := map[string]int{}
+		for _, r := range leases {
+			if len(r) > 1 {
+				perNode[r[1]]++
+			}
+		}
+		for node, k := range perNode {
+			if k > 10 {
+				t.Errorf("%d tenths of %s's one GPU granted, as %s sees it:\n%s", k, node, n.name, st.stdout)
+			}
+		}
+		if n == nodes[0] {
+			t.Logf("%d placements tried, %d acknowledged before the cut, %d in the ledger after", tried, len(ackedNode), len(leases))
+		}
+	}
+	// The pool places again.
+	if r := nodes[2].kerf(t, "pool", "place", "-p", "0.1", "after"); r.code != 0 || !placed.MatchString(r.stdout) {
+		t.Errorf("place after the restart: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// A member killed by SIGKILL: a session on another member goes on, new
+// placements go to the members left, and the dead member's leases leave
+// the ledger once it has been out of the pool for pool.lease_timeout.
+func TestPoolNodeDeath(t *testing.T) {
+	const timeout = 3 * time.Second
+	nodes := startPool(t, 3, timeout.String())
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	for _, n := range nodes {
+		waitFor(t, "the pool formed, as "+n.name+" sees it", func() bool { return poolFormed(n.kerf(t, "pool", "status"), nodes) })
+	}
+	hold(t, a, "0.25")
+	_, exited, _ := hold(t, b, "0.25")
+	leases := func(st result, n *poolNode) (state, count string) {
+		r := append(poolRows(st.stdout)[n.name], "", "", "", "", "")
+		return r[0], r[4] // STATE, LEASES
+	}
+	waitFor(t, "node a's and node b's leases in the ledger", func() bool {
+		st := c.kerf(t, "pool", "status")
+		_, na := leases(st, a)
+		_, nb := leases(st, b)
+		return na == "1" && nb == "1"
+	})
+	a.kill(t)
+	killed := time.Now()
+	// Node a's lease stays in the ledger for now, leaving 0.75 of its GPU
+	// in the ledger, and node a is first by name: 0.75 goes to node b all
+	// the same, as node a is not live.
+	waitFor(t, "node a down, as node c sees it", func() bool {
+		state, _ := leases(c.kerf(t, "pool", "status"), a)
+		return state == "DOWN"
+	})
+	var r result
+	waitFor(t, "a placement on the members left", func() bool { // once JetStream has a leader again
+		r = c.kerf(t, "pool", "place", "-p", "0.75", "after")
+		return r.code == 0
+	})
+	if r.code != 0 || !strings.Contains(r.stdout, "on "+b.name) {
+		t.Fatalf("placement after %s died: exit %d, want it on %s\n%s%s", a.name, r.code, b.name, r.stdout, r.stderr)
+	}
+	var st result
+	waitFor(t, "node a's lease reclaimed", func() bool {
+		st = c.kerf(t, "pool", "status")
+		state, n := leases(st, a)
+		return state == "DOWN" && n == "0"
+	})
+	reclaimed := time.Since(killed)
+	// Node a was last seen at most one round (a second) before it died.
+	if reclaimed < timeout-time.Second {
+		t.Errorf("node a's lease reclaimed %v after it died, before lease_timeout %v:\n%s", reclaimed, timeout, st.stdout)
+	}
+	if _, n := leases(st, b); n != "2" {
+		t.Errorf("node b's leases after node a's were reclaimed: %s, want its session's and the placement's\n%s", n, st.stdout)
+	}
+	select {
+	case err := <-exited:
+		t.Errorf("the session on node b ended when node a died: %v", err)
+	default:
+	}
+	t.Logf("node a's lease reclaimed %v after it died (lease_timeout %v)", reclaimed.Round(10*time.Millisecond), timeout)
+}

@@ -1,0 +1,195 @@
+package pool
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Node is one member's entry in the node inventory.
+type Node struct {
+	Name    string    `json:"name"`
+	QUIC    string    `json:"quic,omitempty"` // where tenants reach it
+	HTTP    string    `json:"http,omitempty"` // its operator API
+	Profile string    `json:"profile,omitempty"`
+	GPUs    []GPU     `json:"gpus"`
+	Updated time.Time `json:"updated"`
+}
+
+// GPU is one GPU of a node and its layout.
+type GPU struct {
+	Index  int     `json:"index"`
+	Name   string  `json:"name"`
+	Memory uint64  `json:"memory"`
+	Slices []Slice `json:"slices,omitempty"`
+}
+
+// Slice is one slice of a GPU's layout.
+type Slice struct {
+	ID     string  `json:"id"`
+	Share  float64 `json:"share"`
+	Memory uint64  `json:"memory"`
+	Tenant string  `json:"tenant,omitempty"` // empty: free
+}
+
+// Lease is one lease in the ledger: a tenant's slices on GPUs of one node.
+// Charge is the GPUs it counts against the tenant's limit, spread evenly
+// over its GPUs.
+type Lease struct {
+	ID      string    `json:"id"`
+	Tenant  string    `json:"tenant"`
+	Node    string    `json:"node"`
+	GPUs    []int     `json:"gpus"`
+	Charge  float64   `json:"charge"`
+	Granted time.Time `json:"granted"`
+	// Expires is set on a reservation made by Place for the owning node:
+	// it is given back then unless taken up.
+	Expires time.Time `json:"expires,omitzero"`
+}
+
+// perGPU is the part of one GPU the lease holds on each of its GPUs.
+func (l Lease) perGPU() float64 { return l.Charge / float64(len(l.GPUs)) }
+
+// Ledger is every lease of the pool: one document, so that one
+// compare-and-set checks capacity and the tenant's limit together.
+type Ledger struct {
+	Leases []Lease `json:"leases"`
+}
+
+// Request asks the pool for Count slices of Fraction of a GPU each, on
+// Count distinct GPUs of one node.
+type Request struct {
+	Tenant   string
+	Count    int
+	Fraction float64
+}
+
+// epsilon absorbs rounding when shares are summed.
+const epsilon = 1e-9
+
+// ErrNoCapacity: no node of the pool has the room a request asks for.
+var ErrNoCapacity = errors.New("no capacity in the pool")
+
+// ErrLimit: the tenant would hold more than its limit across the pool.
+var ErrLimit = errors.New("over the tenant's limit across the pool")
+
+// used is the part of GPU gpu of node the ledger holds.
+func (l *Ledger) used(node string, gpu int) float64 {
+	var u float64
+	for _, x := range l.Leases {
+		if x.Node == node && slices.Contains(x.GPUs, gpu) {
+			u += x.perGPU()
+		}
+	}
+	return u
+}
+
+// charge is what tenant holds across the pool.
+func (l *Ledger) charge(tenant string) float64 {
+	var c float64
+	for _, x := range l.Leases {
+		if x.Tenant == tenant {
+			c += x.Charge
+		}
+	}
+	return c
+}
+
+// Find returns the lease called id on node ("": on any node). A lease is
+// named by its node and ID together: each node numbers its own.
+func (l *Ledger) Find(node, id string) (Lease, bool) {
+	for _, x := range l.Leases {
+		if x.ID == id && (node == "" || x.Node == node) {
+			return x, true
+		}
+	}
+	return Lease{}, false
+}
+
+// checkLimit refuses x when its tenant would hold more than limit GPUs
+// across the pool (0: no limit).
+func (l *Ledger) checkLimit(x Lease, limit float64) error {
+	if limit <= 0 {
+		return nil
+	}
+	if held := l.charge(x.Tenant); held+x.Charge > limit+epsilon {
+		return fmt.Errorf("%w: tenant %s holds %.2f GPU across the pool, asks for %.2f more, limit %.2f", ErrLimit, x.Tenant, held, x.Charge, limit)
+	}
+	return nil
+}
+
+// Admit adds x, a lease a node granted on its own GPUs, when every one of
+// its GPUs has room left in the ledger and the tenant stays within limit.
+func (l *Ledger) Admit(x Lease, limit float64) error {
+	if len(x.GPUs) == 0 || x.Charge <= 0 {
+		return fmt.Errorf("lease %s: no GPUs or no charge", x.ID)
+	}
+	if _, ok := l.Find(x.Node, x.ID); ok {
+		return fmt.Errorf("lease %s of %s is already in the ledger", x.ID, x.Node)
+	}
+	if err := l.checkLimit(x, limit); err != nil {
+		return err
+	}
+	for _, g := range x.GPUs {
+		if u := l.used(x.Node, g); u+x.perGPU() > 1+epsilon {
+			return fmt.Errorf("%w: GPU %d of %s has %.2f left in the ledger, lease %s needs %.2f", ErrNoCapacity, g, x.Node, 1-u, x.ID, x.perGPU())
+		}
+	}
+	l.Leases = append(l.Leases, x)
+	return nil
+}
+
+// Place picks, for r, the first node by name among nodes (live members
+// only) with r.Count distinct GPUs that each have r.Fraction free, and
+// adds a reservation there that expires at expires. The GPUs picked are
+// the fullest that fit, so that whole GPUs stay free for larger requests.
+func (l *Ledger) Place(r Request, nodes []Node, id string, now, expires time.Time, limit float64) (Lease, error) {
+	if r.Count < 1 || r.Fraction <= 0 || r.Fraction > 1 {
+		return Lease{}, fmt.Errorf("want at least one slice of more than 0, at most 1 GPU (asked for %d × %g)", r.Count, r.Fraction)
+	}
+	x := Lease{ID: id, Tenant: r.Tenant, Charge: float64(r.Count) * r.Fraction, Granted: now, Expires: expires}
+	if err := l.checkLimit(x, limit); err != nil {
+		return Lease{}, err
+	}
+	nodes = slices.Clone(nodes)
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
+	var free []string
+	for _, n := range nodes {
+		type room struct {
+			gpu  int
+			left float64
+		}
+		var fit []room
+		best := 0.0
+		for _, g := range n.GPUs {
+			left := 1 - l.used(n.Name, g.Index)
+			best = max(best, left)
+			if left+epsilon >= r.Fraction {
+				fit = append(fit, room{g.Index, left})
+			}
+		}
+		free = append(free, fmt.Sprintf("%s %.2f", n.Name, best))
+		if len(fit) < r.Count {
+			continue
+		}
+		sort.SliceStable(fit, func(i, j int) bool { return fit[i].left < fit[j].left })
+		x.Node = n.Name
+		for _, f := range fit[:r.Count] {
+			x.GPUs = append(x.GPUs, f.gpu)
+		}
+		sort.Ints(x.GPUs)
+		l.Leases = append(l.Leases, x)
+		return x, nil
+	}
+	return Lease{}, fmt.Errorf("%w: %d × %.2f of a GPU on one node; the most free on one GPU of each live node: %s", ErrNoCapacity, r.Count, r.Fraction, strings.Join(free, ", "))
+}
+
+// Remove drops the leases keep says no; it reports whether any went.
+func (l *Ledger) Remove(drop func(Lease) bool) bool {
+	n := len(l.Leases)
+	l.Leases = slices.DeleteFunc(l.Leases, drop)
+	return len(l.Leases) != n
+}

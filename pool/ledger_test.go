@@ -1,0 +1,92 @@
+package pool
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+func twoGPUNodes(names ...string) []Node {
+	var out []Node
+	for _, n := range names {
+		out = append(out, Node{Name: n, GPUs: []GPU{{Index: 0}, {Index: 1}}})
+	}
+	return out
+}
+
+func TestLedgerAdmit(t *testing.T) {
+	now := time.Unix(0, 0)
+	for _, tc := range []struct {
+		name  string
+		held  []Lease
+		x     Lease
+		limit float64
+		want  error
+	}{
+		{"room", nil, Lease{ID: "a", Tenant: "t", Node: "n1", GPUs: []int{0}, Charge: 1}, 0, nil},
+		{"full GPU", []Lease{{ID: "r", Tenant: "u", Node: "n1", GPUs: []int{0}, Charge: 0.8}}, Lease{ID: "a", Tenant: "t", Node: "n1", GPUs: []int{0}, Charge: 0.25}, 0, ErrNoCapacity},
+		{"other node's GPU", []Lease{{ID: "r", Tenant: "u", Node: "n2", GPUs: []int{0}, Charge: 1}}, Lease{ID: "a", Tenant: "t", Node: "n1", GPUs: []int{0}, Charge: 1}, 0, nil},
+		{"exactly full", []Lease{{ID: "r", Tenant: "u", Node: "n1", GPUs: []int{0, 1}, Charge: 1.5}}, Lease{ID: "a", Tenant: "t", Node: "n1", GPUs: []int{1}, Charge: 0.25}, 0, nil},
+		{"limit across nodes", []Lease{{ID: "r", Tenant: "t", Node: "n2", GPUs: []int{0, 1}, Charge: 2}}, Lease{ID: "a", Tenant: "t", Node: "n1", GPUs: []int{0}, Charge: 0.75}, 2.5, ErrLimit},
+		{"within limit", []Lease{{ID: "r", Tenant: "t", Node: "n2", GPUs: []int{0, 1}, Charge: 2}}, Lease{ID: "a", Tenant: "t", Node: "n1", GPUs: []int{0}, Charge: 0.5}, 2.5, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := Ledger{Leases: tc.held}
+			tc.x.Granted = now
+			err := l.Admit(tc.x, tc.limit)
+			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+				t.Fatalf("Admit: %v, want %v", err, tc.want)
+			}
+			if _, in := l.Find(tc.x.Node, tc.x.ID); in != (err == nil) {
+				t.Errorf("lease in the ledger: %v after error %v", in, err)
+			}
+		})
+	}
+	t.Run("twice", func(t *testing.T) {
+		var l Ledger
+		x := Lease{ID: "a", Tenant: "t", Node: "n1", GPUs: []int{0}, Charge: 0.1}
+		if err := l.Admit(x, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Admit(x, 0); err == nil {
+			t.Fatal("the same lease admitted twice")
+		}
+		// Each node numbers its own leases.
+		x.Node = "n2"
+		if err := l.Admit(x, 0); err != nil {
+			t.Fatalf("another node's lease of the same ID: %v", err)
+		}
+	})
+}
+
+func TestLedgerPlace(t *testing.T) {
+	now := time.Unix(100, 0)
+	nodes := twoGPUNodes("n2", "n1")
+	var l Ledger
+	// The first node by name with two GPUs of room, the fullest first.
+	if err := l.Admit(Lease{ID: "h", Tenant: "u", Node: "n1", GPUs: []int{1}, Charge: 0.5}, 0); err != nil {
+		t.Fatal(err)
+	}
+	x, err := l.Place(Request{Tenant: "t", Count: 1, Fraction: 0.5}, nodes, "p1", now, now.Add(time.Minute), 0)
+	if err != nil || x.Node != "n1" || len(x.GPUs) != 1 || x.GPUs[0] != 1 || !x.Expires.Equal(now.Add(time.Minute)) {
+		t.Fatalf("Place: %+v, %v; want n1's fuller GPU 1", x, err)
+	}
+	x, err = l.Place(Request{Tenant: "t", Count: 2, Fraction: 0.75}, nodes, "p2", now, now, 0)
+	if err != nil || x.Node != "n2" {
+		t.Fatalf("Place: %+v, %v; want n2 (n1 has one free GPU)", x, err)
+	}
+	if _, err := l.Place(Request{Tenant: "t", Count: 2, Fraction: 0.5}, nodes, "p3", now, now, 0); !errors.Is(err, ErrNoCapacity) {
+		t.Fatalf("Place with room on one GPU of each node: %v, want ErrNoCapacity", err)
+	}
+	if _, err := l.Place(Request{Tenant: "t", Count: 1, Fraction: 0.25}, nodes, "p4", now, now, 2); !errors.Is(err, ErrLimit) {
+		t.Fatalf("Place past the limit: %v, want ErrLimit (t holds 2)", err)
+	}
+	for _, bad := range []Request{{Tenant: "t", Count: 0, Fraction: 0.5}, {Tenant: "t", Count: 1, Fraction: 0}, {Tenant: "t", Count: 1, Fraction: 1.5}} {
+		if _, err := l.Place(bad, nodes, "bad", now, now, 0); err == nil || errors.Is(err, ErrNoCapacity) {
+			t.Errorf("Place(%+v): %v, want a refusal of the request", bad, err)
+		}
+	}
+	if !l.Remove(func(x Lease) bool { return x.ID == "p2" }) || l.Remove(func(x Lease) bool { return x.ID == "p2" }) {
+		t.Error("Remove reports wrongly")
+	}
+}

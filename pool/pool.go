@@ -1,0 +1,618 @@
+package pool
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/kerf-edge/kerf/internal/atomicfile"
+)
+
+// The buckets of the pool's state and the ledger's one key. Tenants and
+// tokens, profiles and rules are to join them as buckets of their own
+// (docs/pool.md).
+const (
+	NodesBucket  = "kerf_pool_nodes"
+	LeasesBucket = "kerf_pool_leases"
+	ledgerKey    = "ledger"
+)
+
+// tick is how often a member publishes its inventory, refreshes what it
+// knows of the others and tidies the ledger.
+const tick = time.Second
+
+// opTimeout bounds one operation on the buckets; without quorum they
+// cannot complete.
+const opTimeout = 5 * time.Second
+
+// Local is what the pool asks of its own node.
+type Local interface {
+	// Inventory is the node's GPUs and layout now.
+	Inventory() Node
+	// Holds reports whether the node still holds a lease it granted.
+	Holds(lease string) bool
+}
+
+// Login is a user on the embedded broker.
+type Login struct{ User, Password string }
+
+// Options configure a Pool.
+type Options struct {
+	Config Config
+	Node   string
+	// Limit is the GPUs one tenant may hold across the pool (0: none).
+	Limit float64
+	// JoinedPath keeps the peers joined at run time (Join).
+	JoinedPath string
+	Log        *slog.Logger
+}
+
+// Pool is this node's membership of the pool: the buckets, what it last
+// read of them, and the majority rule.
+type Pool struct {
+	opts Options
+	log  *slog.Logger
+
+	srv      *server.Server
+	local    Local
+	addRoute func(peer string) error
+	nc, sys  *nats.Conn
+
+	mu       sync.Mutex
+	nodesKV  jetstream.KeyValue // nil until the buckets exist
+	leasesKV jetstream.KeyValue
+	nodes    map[string]Node      // the inventory as last read
+	ledger   Ledger               // as last read
+	lastSeen map[string]time.Time // when each member was last live
+	stateErr string               // why the state could not be read, "" when it could
+	left     map[string]bool      // members removed by Leave since start
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New is a pool not yet started: every placement is refused until Start.
+func New(o Options) *Pool {
+	log := o.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Pool{opts: o, log: log.With("component", "pool"), nodes: map[string]Node{}, lastSeen: map[string]time.Time{}, left: map[string]bool{}}
+}
+
+// Start joins the pool through srv, the broker's server (already
+// configured by ClusterOptions): it connects as kerfd and as the system
+// user, creates the buckets as soon as a quorum allows, and keeps this
+// node's inventory and leases in them until Close. addRoute dials a peer
+// joined at run time.
+func (p *Pool) Start(srv *server.Server, kerfd, system Login, local Local, addRoute func(peer string) error) error {
+	nc, err := nats.Connect("", nats.InProcessServer(srv), nats.UserInfo(kerfd.User, kerfd.Password), nats.Name("kerfd-pool"))
+	if err != nil {
+		return fmt.Errorf("pool: %w", err)
+	}
+	sys, err := nats.Connect("", nats.InProcessServer(srv), nats.UserInfo(system.User, system.Password), nats.Name("kerfd-pool-system"))
+	if err != nil {
+		nc.Close()
+		return fmt.Errorf("pool: %w", err)
+	}
+	p.srv, p.nc, p.sys, p.local, p.addRoute = srv, nc, sys, local, addRoute
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel, p.done = cancel, make(chan struct{})
+	now := time.Now()
+	p.mu.Lock()
+	p.lastSeen[p.opts.Node] = now
+	p.mu.Unlock()
+	go p.run(ctx)
+	return nil
+}
+
+// Close stops the pool's work on this node.
+func (p *Pool) Close() {
+	if p.cancel == nil {
+		return
+	}
+	p.cancel()
+	<-p.done
+	p.nc.Close()
+	p.sys.Close()
+}
+
+func (p *Pool) run(ctx context.Context) {
+	defer close(p.done)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		p.step(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// step is one round of upkeep. Without a quorum every write fails; what
+// was last read stays.
+func (p *Pool) step(ctx context.Context) {
+	now := time.Now()
+	live := p.liveMembers()
+	p.mu.Lock()
+	for _, n := range live {
+		p.lastSeen[n] = now
+		delete(p.left, n) // a member that left and joined again
+	}
+	ready := p.leasesKV != nil
+	p.mu.Unlock()
+	if !ready {
+		if err := p.createBuckets(ctx); err != nil {
+			p.setStateErr(fmt.Errorf("creating the pool's buckets: %w", err))
+			return
+		}
+		p.log.Info("pool state ready", "buckets", []string{NodesBucket, LeasesBucket}, "replicas", p.opts.Config.Replicas())
+	}
+	err := errors.Join(p.publishInventory(ctx), p.readInventory(ctx), p.tidyLedger(ctx, now))
+	p.setStateErr(err)
+}
+
+func (p *Pool) setStateErr(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := ""
+	if err != nil {
+		s = err.Error()
+	}
+	if s != p.stateErr && s != "" {
+		p.log.Warn("pool state not reachable", "err", s)
+	}
+	p.stateErr = s
+}
+
+// createBuckets creates (or finds) the buckets, each with the pool's
+// replicas, on file.
+func (p *Pool) createBuckets(ctx context.Context) error {
+	js, err := jetstream.New(p.nc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	var kvs [2]jetstream.KeyValue
+	for i, b := range []string{NodesBucket, LeasesBucket} {
+		kvs[i], err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: b, History: 1,
+			Replicas: p.opts.Config.Replicas(), Storage: jetstream.FileStorage})
+		if err != nil {
+			return fmt.Errorf("%s: %w", b, err)
+		}
+	}
+	p.mu.Lock()
+	p.nodesKV, p.leasesKV = kvs[0], kvs[1]
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *Pool) buckets() (nodes, leases jetstream.KeyValue, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.leasesKV == nil {
+		return nil, nil, errors.New("the pool's state is not ready yet (its buckets need a quorum to be created)")
+	}
+	return p.nodesKV, p.leasesKV, nil
+}
+
+// publishInventory writes this node's entry when it changed, and at least
+// every ten ticks so that its time stays recent.
+func (p *Pool) publishInventory(ctx context.Context) error {
+	kv, _, err := p.buckets()
+	if err != nil {
+		return err
+	}
+	n := p.local.Inventory()
+	n.Name = p.opts.Node
+	p.mu.Lock()
+	old, ok := p.nodes[n.Name]
+	p.mu.Unlock()
+	n.Updated = old.Updated
+	if ok && reflect.DeepEqual(old, n) && time.Since(old.Updated) < 10*tick {
+		return nil
+	}
+	n.Updated = time.Now().UTC()
+	b, err := json.Marshal(n)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	if _, err := kv.Put(ctx, n.Name, b); err != nil {
+		return fmt.Errorf("publishing this node's inventory: %w", err)
+	}
+	p.mu.Lock()
+	p.nodes[n.Name] = n
+	p.mu.Unlock()
+	return nil
+}
+
+// readInventory refreshes the inventory of every member.
+func (p *Pool) readInventory(ctx context.Context) error {
+	kv, _, err := p.buckets()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	keys, err := kv.ListKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the inventory: %w", err)
+	}
+	nodes := map[string]Node{}
+	for k := range keys.Keys() {
+		e, err := kv.Get(ctx, k)
+		if err != nil {
+			continue // deleted since listed
+		}
+		var n Node
+		if err := json.Unmarshal(e.Value(), &n); err != nil {
+			p.log.Warn("an inventory entry does not parse", "node", k, "err", err)
+			continue
+		}
+		nodes[k] = n
+	}
+	p.mu.Lock()
+	p.nodes = nodes
+	p.mu.Unlock()
+	return nil
+}
+
+// errUnchanged: a change of the ledger found nothing to change.
+var errUnchanged = errors.New("unchanged")
+
+// modify applies f to the ledger and writes it back by compare-and-set
+// on its revision, retrying when another member wrote in between. f sees
+// the current ledger each time.
+func (p *Pool) modify(ctx context.Context, f func(*Ledger) error) error {
+	_, kv, err := p.buckets()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	for {
+		var l Ledger
+		var rev uint64
+		e, err := kv.Get(ctx, ledgerKey)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+		case err != nil:
+			return fmt.Errorf("reading the lease ledger: %w", err)
+		default:
+			rev = e.Revision()
+			if err := json.Unmarshal(e.Value(), &l); err != nil {
+				return fmt.Errorf("the lease ledger does not parse: %w", err)
+			}
+		}
+		if err := f(&l); err != nil {
+			if errors.Is(err, errUnchanged) {
+				p.setLedger(l)
+				return nil
+			}
+			return err
+		}
+		b, err := json.Marshal(l)
+		if err != nil {
+			return err
+		}
+		err = untilAnswered(ctx, func() error {
+			var err error
+			if rev == 0 {
+				_, err = kv.Create(ctx, ledgerKey, b)
+			} else {
+				_, err = kv.Update(ctx, ledgerKey, b, rev)
+			}
+			return err
+		})
+		if err == nil {
+			p.setLedger(l)
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			return fmt.Errorf("writing the lease ledger: %w", err)
+		}
+		// Another member wrote first: read again.
+		if ctx.Err() != nil {
+			return fmt.Errorf("writing the lease ledger: %w", ctx.Err())
+		}
+	}
+}
+
+func (p *Pool) setLedger(l Ledger) {
+	p.mu.Lock()
+	p.ledger = l
+	p.mu.Unlock()
+}
+
+// tidyLedger drops this node's leases it no longer holds (released while
+// the ledger could not be written, or left by an earlier run), expired
+// reservations, and the leases of members out of the pool for longer than
+// LeaseTimeout.
+func (p *Pool) tidyLedger(ctx context.Context, now time.Time) error {
+	p.mu.Lock()
+	seen := maps(p.lastSeen)
+	p.mu.Unlock()
+	timeout := p.opts.Config.LeaseTimeout
+	var gone []string
+	err := p.modify(ctx, func(l *Ledger) error {
+		gone = gone[:0]
+		changed := l.Remove(func(x Lease) bool {
+			drop := false
+			switch {
+			case !x.Expires.IsZero() && now.After(x.Expires):
+				drop = true
+			case x.Node == p.opts.Node:
+				drop = x.Expires.IsZero() && !p.local.Holds(x.ID)
+			default:
+				last, ok := seen[x.Node]
+				drop = ok && now.Sub(last) > timeout
+				if !ok {
+					// Not seen since this node started: give it the
+					// timeout from now.
+					p.mu.Lock()
+					p.lastSeen[x.Node] = now
+					p.mu.Unlock()
+				}
+			}
+			if drop {
+				gone = append(gone, x.ID)
+			}
+			return drop
+		})
+		if !changed {
+			return errUnchanged
+		}
+		return nil
+	})
+	if err == nil && len(gone) > 0 {
+		p.log.Info("leases removed from the ledger", "leases", gone)
+	}
+	return err
+}
+
+func maps(m map[string]time.Time) map[string]time.Time {
+	out := make(map[string]time.Time, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// NoQuorumError refuses a placement while fewer than a majority of the
+// pool's members are live.
+type NoQuorumError struct {
+	Live []string // the live members, this node among them
+	Size int      // the members JetStream counts
+}
+
+func (e *NoQuorumError) Error() string {
+	return fmt.Sprintf("the pool has no quorum: %d of %d members live (%s); new placements are refused until %d are, running sessions go on",
+		len(e.Live), e.Size, strings.Join(e.Live, ", "), e.Size/2+1)
+}
+
+// liveMembers are this node and every member it has a route to, by name.
+func (p *Pool) liveMembers() []string {
+	live := []string{p.opts.Node}
+	if rz, err := p.srv.Routez(nil); err == nil {
+		for _, r := range rz.Routes {
+			if r.RemoteName != "" && !slices.Contains(live, r.RemoteName) {
+				live = append(live, r.RemoteName)
+			}
+		}
+	}
+	slices.Sort(live)
+	return live
+}
+
+// meta is JetStream's view of the pool: how many members its meta group
+// counts and who leads it ("" when nobody does).
+func (p *Pool) meta() (size int, leader string) {
+	size = p.opts.Config.Size()
+	if jz, err := p.srv.Jsz(nil); err == nil && jz.Meta != nil {
+		if jz.Meta.Size > 0 {
+			size = jz.Meta.Size
+		}
+		leader = jz.Meta.Leader
+	}
+	return size, leader
+}
+
+// Quorum returns nil while a majority of the members are live and
+// JetStream has a leader, else a *NoQuorumError.
+func (p *Pool) Quorum() error {
+	if p.srv == nil {
+		return errors.New("this node has not joined its pool yet")
+	}
+	live := p.liveMembers()
+	size, leader := p.meta()
+	if 2*len(live) <= size || leader == "" {
+		return &NoQuorumError{Live: live, Size: size}
+	}
+	return nil
+}
+
+// Admit records x, a lease this node granted on its own GPUs, in the
+// ledger: refused without quorum, when the ledger has no room left on
+// one of its GPUs (another member placed there), or when its tenant would
+// pass the limit across the pool. The node must not grant x unless Admit
+// returns nil.
+func (p *Pool) Admit(x Lease) error {
+	if err := p.Quorum(); err != nil {
+		return err
+	}
+	x.Node = p.opts.Node
+	return p.modify(context.Background(), func(l *Ledger) error {
+		if y, ok := l.Find(x.Node, x.ID); ok && y.Granted.Equal(x.Granted) {
+			return errUnchanged // a write that went unanswered did land
+		}
+		return l.Admit(x, p.opts.Limit)
+	})
+}
+
+// Release drops lease id of this node from the ledger. A release that
+// cannot be written now is written by the next round of upkeep.
+func (p *Pool) Release(id string) {
+	go func() {
+		err := p.modify(context.Background(), func(l *Ledger) error {
+			if !l.Remove(func(x Lease) bool { return x.ID == id && x.Node == p.opts.Node }) {
+				return errUnchanged
+			}
+			return nil
+		})
+		if err != nil {
+			p.log.Debug("lease release not yet in the ledger", "lease", id, "err", err)
+		}
+	}()
+}
+
+// Place places r on the first live member with room and reserves it there
+// for ReservationTTL, by compare-and-set on the ledger: of two placements
+// racing for the same room, one wins and the other is placed elsewhere or
+// refused.
+func (p *Pool) Place(r Request) (Lease, error) {
+	if err := p.Quorum(); err != nil {
+		return Lease{}, err
+	}
+	live := p.liveMembers()
+	p.mu.Lock()
+	var nodes []Node
+	for _, n := range p.nodes {
+		if slices.Contains(live, n.Name) {
+			nodes = append(nodes, n)
+		}
+	}
+	p.mu.Unlock()
+	id := "pool-" + strings.ToLower(rand.Text()[:16])
+	var out Lease
+	err := p.modify(context.Background(), func(l *Ledger) error {
+		if x, ok := l.Find("", id); ok {
+			out = x // a write that went unanswered did land
+			return errUnchanged
+		}
+		now := time.Now().UTC()
+		x, err := l.Place(r, nodes, id, now, now.Add(p.opts.Config.ReservationTTL), p.opts.Limit)
+		out = x
+		return err
+	})
+	return out, err
+}
+
+// Join dials peer, a member's cluster listener, now and at every later
+// start.
+func (p *Pool) Join(peer string) error {
+	if _, err := p.opts.Config.RouteURL(peer); err != nil {
+		return err
+	}
+	joined := LoadJoined(p.opts.JoinedPath)
+	if slices.Contains(joined, peer) || slices.Contains(p.opts.Config.Peers, peer) {
+		return fmt.Errorf("%s: %w", peer, ErrAlreadyPeer)
+	}
+	if err := p.addRoute(peer); err != nil {
+		return err
+	}
+	b, _ := json.Marshal(append(joined, peer))
+	if err := atomicfile.Write(p.opts.JoinedPath, b, 0o600); err != nil {
+		return fmt.Errorf("keeping the joined peer: %w", err)
+	}
+	p.log.Info("joined a peer", "peer", peer)
+	return nil
+}
+
+// ErrAlreadyPeer refuses to join a peer twice.
+var ErrAlreadyPeer = errors.New("already a peer of this node")
+
+// LoadJoined reads the peers joined at run time.
+func LoadJoined(path string) []string {
+	var out []string
+	if b, err := os.ReadFile(path); err == nil {
+		json.Unmarshal(b, &out)
+	}
+	return out
+}
+
+// untilAnswered retries op while the bucket's stream does not answer (for
+// a moment after a quorum returns, until the stream has a leader again),
+// until ctx ends.
+func untilAnswered(ctx context.Context, op func() error) error {
+	for {
+		err := op()
+		if !errors.Is(err, jetstream.ErrNoStreamResponse) && !errors.Is(err, nats.ErrNoResponders) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// ErrLive refuses to remove a member that is still up.
+var ErrLive = errors.New("member is live")
+
+// Leave removes a member that is down from the pool: its leases and its
+// inventory entry go, and JetStream stops counting it, so the majority is
+// counted among the members left. A live member is refused: stop its
+// kerfd first.
+func (p *Pool) Leave(node string) error {
+	if err := p.Quorum(); err != nil {
+		return err
+	}
+	if slices.Contains(p.liveMembers(), node) {
+		return fmt.Errorf("%s: %w; stop its kerfd first, then remove it from a member that stays", node, ErrLive)
+	}
+	nodes, _, err := p.buckets()
+	if err != nil {
+		return err
+	}
+	err = p.modify(context.Background(), func(l *Ledger) error {
+		if !l.Remove(func(x Lease) bool { return x.Node == node }) {
+			return errUnchanged
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	if err := untilAnswered(ctx, func() error { return nodes.Purge(ctx, node) }); err != nil {
+		return fmt.Errorf("removing %s from the inventory: %w", node, err)
+	}
+	req, _ := json.Marshal(server.JSApiMetaServerRemoveRequest{Server: node})
+	msg, err := p.sys.RequestWithContext(ctx, server.JSApiRemoveServer, req)
+	if err != nil {
+		return fmt.Errorf("asking JetStream to forget %s: %w", node, err)
+	}
+	var resp server.JSApiMetaServerRemoveResponse
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return fmt.Errorf("JetStream's answer: %w", err)
+	}
+	if resp.Error != nil && !strings.Contains(resp.Error.Description, "not a member") {
+		return fmt.Errorf("JetStream refused to forget %s: %s", node, resp.Error.Description)
+	}
+	p.mu.Lock()
+	p.left[node] = true
+	delete(p.nodes, node)
+	p.mu.Unlock()
+	p.log.Info("member removed from the pool", "node", node)
+	return nil
+}
