@@ -41,7 +41,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	node := newFakeNode()
-	srv, err := New(Config{StateDir: dir, HistoryWindow: time.Minute, HistoryStep: 100 * time.Millisecond,
+	srv, err := New(Config{StateDir: dir, HistoryWindow: 5 * time.Minute, HistoryStep: 100 * time.Millisecond,
 		AdminTokenFiles: []string{"/var/lib/kerf/admin-token", "/home/op/.config/kerf/admin-token"}}, Deps{Node: node, Tokens: toks, Rules: ruleCheck{}, Ingest: fakeIngest{},
 		Policies: &fakePolicies{def: api.TenantPolicy{MaxGPUs: 0.5}}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {

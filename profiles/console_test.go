@@ -32,7 +32,7 @@ func contractHistory(t *testing.T, e *env, cov covered) {
 		t.Fatalf("page 3: %+v", sh)
 	}
 	e.do("GET", "/v1/history/signals?q=DOOR", a, nil).json(t, &sh)
-	if len(sh.Series) != 1 || len(sh.Series[0].Points.V) == 0 || sh.Series[0].Points.V[len(sh.Series[0].Points.V)-1] != 25 || sh.WindowSeconds != 60 {
+	if len(sh.Series) != 1 || len(sh.Series[0].Points.V) == 0 || sh.Series[0].Points.V[len(sh.Series[0].Points.V)-1] != 25 || sh.WindowSeconds != 300 {
 		t.Fatalf("door: %+v", sh)
 	}
 	problemOf(t, e.do("GET", "/v1/history/signals?limit=201", a, nil), 422)
