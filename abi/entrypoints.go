@@ -242,9 +242,11 @@ func init() {
 			entryPoints = append(entryPoints, e)
 		}
 	}
-	for i := range shimLocal {
-		shimLocal[i].Served = Local
-		entryPoints = append(entryPoints, &shimLocal[i])
+	for _, table := range [][]EntryPoint{shimLocal, shimLocalGraphs} {
+		for i := range table {
+			table[i].Served = Local
+			entryPoints = append(entryPoints, &table[i])
+		}
 	}
 	for i := range driverOnly {
 		driverOnly[i].Served = NotServed

@@ -91,6 +91,22 @@
 //   - cuMemcpy and cuMemcpyAsync are not exported: they need one address
 //     space for host and device, and kerfd's device addresses may coincide
 //     with the program's host ones.
+//   - CUDA graphs are the shim's (graph.go): a node is the stream work it
+//     stands for, and cuGraphLaunch issues the nodes' catalogue calls into
+//     the launch's stream one after another, in an order that keeps every
+//     dependency. kerfd and the real-GPU backend never see a graph, so a
+//     launch costs what its calls cost one by one. Stream capture records
+//     the work a capturing stream (and any stream that waits on an event
+//     recorded in it) is given instead of issuing it: kernels with their
+//     arguments packed at capture, copies (host ends read or written at
+//     launch), memsets and host functions. The documented refusals hold:
+//     synchronising or querying a capturing stream, a stream callback, and
+//     legacy-stream work while a blocking stream captures spoil the capture
+//     (CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED or _IMPLICIT, then _INVALIDATED
+//     at cuStreamEndCapture); allocating, freeing or synchronising the
+//     context is refused by the thread's capture mode. Nodes built one by
+//     one may be kernel, memcpy, memset, host, empty or child-graph nodes.
+//     A peer copy into a capturing stream is refused and spoils the capture.
 //   - A library (cuLibraryLoadData) lives on the device it was loaded on;
 //     cuKernelGetAttribute for another device returns
 //     CUDA_ERROR_NOT_SUPPORTED.

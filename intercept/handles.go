@@ -30,7 +30,8 @@ type object struct {
 	dev  *device
 	wire uint64 // the session-local handle on kerfd
 
-	primary bool // a device's primary context
+	primary     bool   // a device's primary context
+	streamFlags uint32 // a stream's CU_STREAM_* flags
 	// settings are a context's limits, flags and cache preference.
 	// Guarded by driver.mu.
 	settings *ctxSettings
@@ -149,6 +150,9 @@ const (
 // adds comes after them.
 func streamOf(key uintptr) (*device, uint64, Result) {
 	dv, s, res := resolveStream(key)
+	if res == abi.Success && isDefaultStream(key) {
+		res = legacyStreamUse(dv)
+	}
 	if res == abi.Success {
 		waitHostCalls(dv, s)
 	}
@@ -304,6 +308,9 @@ func ctxGetDevice() (int, Result) {
 func ctxSynchronize() Result {
 	dv, res := currentDevice()
 	if res != abi.Success {
+		return res
+	}
+	if res := unsafeInCapture(); res != abi.Success {
 		return res
 	}
 	waitHostCalls(dv, 0)

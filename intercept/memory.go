@@ -12,6 +12,9 @@ func memAlloc(size uint64) (uint64, Result) {
 	if size == 0 {
 		return 0, abi.ErrInvalidValue
 	}
+	if res := unsafeInCapture(); res != abi.Success {
+		return 0, res
+	}
 	p, err := dv.cl.MemAlloc(size)
 	return p, abi.ResultOf(err)
 }
@@ -23,6 +26,9 @@ func memFree(p uint64) Result {
 	}
 	if p == 0 {
 		return abi.Success
+	}
+	if res := unsafeInCapture(); res != abi.Success {
+		return res
 	}
 	return abi.ResultOf(dv.cl.MemFree(p))
 }
@@ -78,6 +84,9 @@ func hostFree(key uintptr) Result {
 
 func memcpyHtoD(dst uint64, src []byte) Result {
 	dv, res := currentDevice()
+	if res == abi.Success {
+		res = legacyStreamUse(dv)
+	}
 	if res != abi.Success {
 		return res
 	}
@@ -95,11 +104,16 @@ func memcpyHtoDAsync(dst uint64, src []byte, stream uintptr) Result {
 	if len(src) == 0 {
 		return abi.Success
 	}
-	return abi.ResultOf(dv.cl.MemcpyHtoDAsync(dst, src, s))
+	return submit(stream, dv, s, nodeMemcpy, func(dv *device, s uint64) Result {
+		return abi.ResultOf(dv.cl.MemcpyHtoDAsync(dst, src, s))
+	})
 }
 
 func memcpyDtoH(dst []byte, src uint64) Result {
 	dv, res := currentDevice()
+	if res == abi.Success {
+		res = legacyStreamUse(dv)
+	}
 	if res != abi.Success {
 		return res
 	}
@@ -117,11 +131,16 @@ func memcpyDtoHAsync(dst []byte, src uint64, stream uintptr) Result {
 	if len(dst) == 0 {
 		return abi.Success
 	}
-	return abi.ResultOf(dv.cl.MemcpyDtoHAsync(dst, src, s))
+	return submit(stream, dv, s, nodeMemcpy, func(dv *device, s uint64) Result {
+		return abi.ResultOf(dv.cl.MemcpyDtoHAsync(dst, src, s))
+	})
 }
 
 func memcpyDtoD(dst, src, size uint64) Result {
 	dv, res := currentDevice()
+	if res == abi.Success {
+		res = legacyStreamUse(dv)
+	}
 	if res != abi.Success {
 		return res
 	}
@@ -139,11 +158,16 @@ func memcpyDtoDAsync(dst, src, size uint64, stream uintptr) Result {
 	if size == 0 {
 		return abi.Success
 	}
-	return abi.ResultOf(dv.cl.MemcpyDtoDAsync(dst, src, size, s))
+	return submit(stream, dv, s, nodeMemcpy, func(dv *device, s uint64) Result {
+		return abi.ResultOf(dv.cl.MemcpyDtoDAsync(dst, src, size, s))
+	})
 }
 
 func memset(dst uint64, value, elemSize uint32, count uint64) Result {
 	dv, res := currentDevice()
+	if res == abi.Success {
+		res = legacyStreamUse(dv)
+	}
 	if res != abi.Success {
 		return res
 	}
@@ -161,5 +185,7 @@ func memsetAsync(dst uint64, value, elemSize uint32, count uint64, stream uintpt
 	if count == 0 {
 		return abi.Success
 	}
-	return abi.ResultOf(dv.cl.Memset(dst, value, elemSize, count, true, s))
+	return submit(stream, dv, s, nodeMemset, func(dv *device, s uint64) Result {
+		return abi.ResultOf(dv.cl.Memset(dst, value, elemSize, count, true, s))
+	})
 }

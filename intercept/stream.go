@@ -21,7 +21,11 @@ func streamCreate(flags uint32, priority int32) (*object, Result) {
 	o, res := drv.newObject(kindStream, dv, out.Words[0])
 	if res != abi.Success {
 		dv.cl.Call(abi.CallStreamDestroy, new(abi.Values).Word(out.Words[0]), nil)
+		return nil, res
 	}
+	drv.mu.Lock()
+	o.streamFlags = flags
+	drv.mu.Unlock()
 	return o, res
 }
 
@@ -42,6 +46,9 @@ func destroyHandle(key uintptr, k kind, call abi.CallID) Result {
 }
 
 func streamSynchronize(key uintptr) Result {
+	if res := refuseInCapture(key); res != abi.Success {
+		return res
+	}
 	dv, s, res := streamOf(key)
 	if res != abi.Success {
 		return res
@@ -50,6 +57,9 @@ func streamSynchronize(key uintptr) Result {
 }
 
 func streamQuery(key uintptr) Result {
+	if res := refuseInCapture(key); res != abi.Success {
+		return res
+	}
 	dv, s, res := streamOf(key)
 	if res != abi.Success {
 		return res
@@ -65,6 +75,9 @@ func streamWaitEvent(skey, ekey uintptr, flags uint32) Result {
 	e, ok := drv.lookup(ekey, kindEvent)
 	if !ok {
 		return abi.ErrInvalidHandle
+	}
+	if captured, res := captureStreamWait(skey, ekey); captured {
+		return res
 	}
 	if e.dev != dv {
 		// Another device's event: no session can wait on it, so wait here.
@@ -109,8 +122,11 @@ func eventRecord(ekey, skey uintptr) Result {
 		return res
 	}
 	var s uint64
-	if skey == 0 || skey == streamLegacy || skey == streamPerThread {
+	if isDefaultStream(skey) {
 		// The event's context's default stream, as in CUDA.
+		if res := legacyStreamUse(e.dev); res != abi.Success {
+			return res
+		}
 	} else {
 		st, ok := drv.lookup(skey, kindStream)
 		if !ok {
@@ -121,6 +137,9 @@ func eventRecord(ekey, skey uintptr) Result {
 		}
 		s = st.wire
 	}
+	if captured, res := captureEventRecord(ekey, skey); captured {
+		return res
+	}
 	return abi.ResultOf(e.dev.cl.EventRecord(e.wire, s))
 }
 
@@ -129,12 +148,18 @@ func eventQuery(key uintptr) Result {
 	if res != abi.Success {
 		return res
 	}
+	if res := capturedEventUse(key); res != abi.Success {
+		return res
+	}
 	return abi.ResultOf(e.dev.cl.Call(abi.CallEventQuery, new(abi.Values).Word(e.wire), nil))
 }
 
 func eventSynchronize(key uintptr) Result {
 	e, res := event(key)
 	if res != abi.Success {
+		return res
+	}
+	if res := capturedEventUse(key); res != abi.Success {
 		return res
 	}
 	return abi.ResultOf(e.dev.cl.Call(abi.CallEventSynchronize, new(abi.Values).Word(e.wire), nil))

@@ -77,6 +77,7 @@ func impl(e *abi.EntryPoint, s abi.Symbol) string {
 var handleTypes = map[string]bool{
 	"CUcontext": true, "CUmodule": true, "CUfunction": true, "CUstream": true,
 	"CUevent": true, "CUlibrary": true, "CUkernel": true,
+	"CUgraph": true, "CUgraphNode": true, "CUgraphExec": true,
 }
 
 // intTypes are the header's integer types, traced as signed decimals: int
@@ -86,6 +87,7 @@ var intTypes = map[string]bool{
 	"CUjit_option": true, "CUlibraryOption": true, "CUmoduleLoadingMode": true,
 	"CUlimit": true, "CUfunc_cache": true, "CUsharedconfig": true, "CUpointer_attribute": true, "CUmemorytype": true,
 	"CUdriverProcAddressQueryResult": true,
+	"CUstreamCaptureMode":            true, "CUstreamCaptureStatus": true, "CUgraphNodeType": true,
 }
 
 // optionArrays are integer types whose pointers are arrays the program
