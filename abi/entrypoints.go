@@ -242,7 +242,7 @@ func init() {
 			entryPoints = append(entryPoints, e)
 		}
 	}
-	for _, table := range [][]EntryPoint{shimLocal, shimLocalGraphs} {
+	for _, table := range [][]EntryPoint{shimLocal, shimLocalGraphs, shimLocalMemory} {
 		for i := range table {
 			table[i].Served = Local
 			entryPoints = append(entryPoints, &table[i])

@@ -46,6 +46,9 @@ const (
 	ErrUnknown               Result = 999
 
 	// Stream capture (CUDA 10.0 on).
+	ErrHostMemoryAlreadyRegistered = Result(712)
+	ErrHostMemoryNotRegistered     = Result(713)
+
 	ErrStreamCaptureUnsupported = Result(900)
 	ErrStreamCaptureInvalidated = Result(901)
 	ErrStreamCaptureMerge       = Result(902)
@@ -91,6 +94,9 @@ var resultNames = map[Result][2]string{
 	ErrSystemNotReady:        {"CUDA_ERROR_SYSTEM_NOT_READY", "system not yet initialized"},
 	ErrSystemDriverMismatch:  {"CUDA_ERROR_SYSTEM_DRIVER_MISMATCH", "system has unsupported display driver / cuda driver combination"},
 	ErrUnknown:               {"CUDA_ERROR_UNKNOWN", "unknown error"},
+
+	ErrHostMemoryAlreadyRegistered: {"CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED", "part or all of the requested memory range is already mapped"},
+	ErrHostMemoryNotRegistered:     {"CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED", "pointer does not correspond to a registered memory region"},
 
 	ErrStreamCaptureUnsupported: {"CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED", "operation not permitted when stream is capturing"},
 	ErrStreamCaptureInvalidated: {"CUDA_ERROR_STREAM_CAPTURE_INVALIDATED", "operation failed due to a previous error during capture"},

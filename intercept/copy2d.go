@@ -116,6 +116,9 @@ func (c *copy3D) run(dv *device, s uint64, async bool) Result {
 	if c.width == 0 || c.height == 0 || c.depth == 0 {
 		return abi.Success
 	}
+	if res := toDevice(dv); res != abi.Success {
+		return res
+	}
 	// Rows that lie back to back at both ends go as one copy.
 	rows, run := c.height, c.width
 	if c.src.pitch == c.width && c.dst.pitch == c.width {
@@ -220,6 +223,9 @@ func memsetRows(dv *device, s uint64, dst, pitch uint64, value, elemSize uint32,
 	rowBytes := width * uint64(elemSize) // checked by memsetWork
 	if width == 0 || height == 0 {
 		return abi.Success
+	}
+	if res := toDevice(dv); res != abi.Success {
+		return res
 	}
 	rows, count := height, width
 	if pitch == rowBytes {

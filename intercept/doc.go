@@ -107,6 +107,24 @@
 //     context is refused by the thread's capture mode. Nodes built one by
 //     one may be kernel, memcpy, memset, host, empty or child-graph nodes.
 //     A peer copy into a capturing stream is refused and spoils the capture.
+//   - Pinned host memory (cuMemHostAlloc, cuMemAllocHost) is page-aligned
+//     memory of the program's own; cuMemHostRegister only records a range.
+//     Copies from and to either take the ordinary path: on the local path
+//     their bytes pass through the session's shared-memory ring slots (one
+//     copy on each side, no socket), over QUIC through data frames. Pinned
+//     memory is not itself placed in the shared region.
+//   - Managed memory (cuMemAllocManaged) and host memory mapped into the
+//     device (CU_MEMHOSTALLOC_DEVICEMAP, CU_MEMHOSTREGISTER_DEVICEMAP) are
+//     host mirrors of device allocations (managed.go), on both paths:
+//     the host's bytes go to the device before its next work, and come
+//     back at the next synchronising call, as on a device without
+//     concurrent managed access (which the shim reports). Managed and
+//     mapped allocations are mapped into the program at their device
+//     address, so one pointer serves host and kernels; a registration
+//     keeps its own address and gets a distinct device pointer. Every
+//     launch-and-synchronise cycle moves all of a device's mirrored bytes
+//     both ways. Prefetches and advice are checked and remembered for
+//     cuMemRangeGetAttribute; they move nothing.
 //   - A library (cuLibraryLoadData) lives on the device it was loaded on;
 //     cuKernelGetAttribute for another device returns
 //     CUDA_ERROR_NOT_SUPPORTED.

@@ -693,7 +693,11 @@ func writePointerAttribute(data unsafe.Pointer, attr int32, info *pointerInfo, p
 	case attrBufferID:
 		*(*C.ulonglong)(data) = C.ulonglong(info.bufferID)
 	case attrIsManaged:
-		*(*C.uint)(data) = 0
+		var m C.uint
+		if info.memType == memoryTypeDevice && isManaged(ptr) {
+			m = 1
+		}
+		*(*C.uint)(data) = m
 	case attrDeviceOrdinal:
 		*(*C.int)(data) = C.int(info.ordinal)
 	case attrRangeStart:
@@ -709,11 +713,11 @@ func writePointerAttribute(data unsafe.Pointer, attr int32, info *pointerInfo, p
 	}
 }
 
-func hostAllocOut(pp *unsafe.Pointer, size C.size_t) C.CUresult {
+func hostAllocOut(pp *unsafe.Pointer, size C.size_t, flags C.uint) C.CUresult {
 	if pp == nil {
 		return errNull
 	}
-	p, res := hostAlloc(uint64(size))
+	p, res := hostAlloc(uint64(size), uint32(flags))
 	if res == abi.Success {
 		*pp = p
 	}
@@ -721,15 +725,15 @@ func hostAllocOut(pp *unsafe.Pointer, size C.size_t) C.CUresult {
 }
 
 func implMemAllocHost(pp *unsafe.Pointer, size C.size_t) C.CUresult {
-	return hostAllocOut(pp, size)
+	return hostAllocOut(pp, size, 0)
 }
 
 func implMemAllocHostV1(pp *unsafe.Pointer, size C.uint) C.CUresult {
-	return hostAllocOut(pp, C.size_t(size))
+	return hostAllocOut(pp, C.size_t(size), 0)
 }
 
 func implMemHostAlloc(pp *unsafe.Pointer, size C.size_t, flags C.uint) C.CUresult {
-	return hostAllocOut(pp, size)
+	return hostAllocOut(pp, size, flags)
 }
 
 func implMemFreeHost(p unsafe.Pointer) C.CUresult {

@@ -1847,6 +1847,23 @@ func cuLibraryUnload(library C.CUlibrary) (ret C.CUresult) {
 	return implLibraryUnload(library)
 }
 
+//export cuMemAdvise
+func cuMemAdvise(devPtr C.CUdeviceptr, count C.size_t, advice C.CUmem_advise, device C.CUdevice) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemAdvise")
+		l.hex("devPtr", uint64(devPtr))
+		l.udec("count", uint64(count))
+		l.dec("advice", int64(advice))
+		l.dec("device", int64(device))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemAdvise(devPtr, count, advice, device)
+}
+
 //export cuMemAlloc_v2
 func cuMemAlloc_v2(dptr *C.CUdeviceptr, bytesize C.size_t) (ret C.CUresult) {
 	if tracing {
@@ -1895,6 +1912,27 @@ func cuMemAllocHost_v2(pp *unsafe.Pointer, bytesize C.size_t) (ret C.CUresult) {
 	}
 	defer guard(&ret)
 	return implMemAllocHost(pp, bytesize)
+}
+
+//export cuMemAllocManaged
+func cuMemAllocManaged(dptr *C.CUdeviceptr, bytesize C.size_t, flags C.uint) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemAllocManaged")
+		if dptr == nil {
+			l.str("dptr", "", false)
+		}
+		l.udec("bytesize", uint64(bytesize))
+		l.udec("flags", uint64(flags))
+		l.run()
+		defer func() {
+			if ret == 0 && dptr != nil {
+				l.outHex("dptr", uint64(*dptr))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemAllocManaged(dptr, bytesize, flags)
 }
 
 //export cuMemAllocPitch_v2
@@ -2043,6 +2081,174 @@ func cuMemHostAlloc(pp *unsafe.Pointer, bytesize C.size_t, flags C.uint) (ret C.
 	}
 	defer guard(&ret)
 	return implMemHostAlloc(pp, bytesize, flags)
+}
+
+//export cuMemHostGetDevicePointer_v2
+func cuMemHostGetDevicePointer_v2(pdptr *C.CUdeviceptr, p unsafe.Pointer, Flags C.uint) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemHostGetDevicePointer_v2")
+		if pdptr == nil {
+			l.str("pdptr", "", false)
+		}
+		l.hex("p", uint64(uintptr(unsafe.Pointer(p))))
+		l.udec("Flags", uint64(Flags))
+		l.run()
+		defer func() {
+			if ret == 0 && pdptr != nil {
+				l.outHex("pdptr", uint64(*pdptr))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemHostGetDevicePointer(pdptr, p, Flags)
+}
+
+//export cuMemHostGetFlags
+func cuMemHostGetFlags(pFlags *C.uint, p unsafe.Pointer) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemHostGetFlags")
+		if pFlags == nil {
+			l.str("pFlags", "", false)
+		}
+		l.hex("p", uint64(uintptr(unsafe.Pointer(p))))
+		l.run()
+		defer func() {
+			if ret == 0 && pFlags != nil {
+				l.outUdec("pFlags", uint64(*pFlags))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemHostGetFlags(pFlags, p)
+}
+
+//export cuMemHostRegister
+func cuMemHostRegister(p unsafe.Pointer, bytesize C.size_t, Flags C.uint) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemHostRegister")
+		l.hex("p", uint64(uintptr(unsafe.Pointer(p))))
+		l.udec("bytesize", uint64(bytesize))
+		l.udec("Flags", uint64(Flags))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemHostRegister(p, bytesize, Flags)
+}
+
+//export cuMemHostRegister_v2
+func cuMemHostRegister_v2(p unsafe.Pointer, bytesize C.size_t, Flags C.uint) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemHostRegister_v2")
+		l.hex("p", uint64(uintptr(unsafe.Pointer(p))))
+		l.udec("bytesize", uint64(bytesize))
+		l.udec("Flags", uint64(Flags))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemHostRegister(p, bytesize, Flags)
+}
+
+//export cuMemHostUnregister
+func cuMemHostUnregister(p unsafe.Pointer) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemHostUnregister")
+		l.hex("p", uint64(uintptr(unsafe.Pointer(p))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemHostUnregister(p)
+}
+
+//export cuMemPrefetchAsync
+func cuMemPrefetchAsync(devPtr C.CUdeviceptr, count C.size_t, dstDevice C.CUdevice, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemPrefetchAsync")
+		l.hex("devPtr", uint64(devPtr))
+		l.udec("count", uint64(count))
+		l.dec("dstDevice", int64(dstDevice))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemPrefetchAsync(devPtr, count, dstDevice, hStream)
+}
+
+//export cuMemPrefetchAsync_ptsz
+func cuMemPrefetchAsync_ptsz(devPtr C.CUdeviceptr, count C.size_t, dstDevice C.CUdevice, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemPrefetchAsync_ptsz")
+		l.hex("devPtr", uint64(devPtr))
+		l.udec("count", uint64(count))
+		l.dec("dstDevice", int64(dstDevice))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemPrefetchAsync(devPtr, count, dstDevice, hStream)
+}
+
+//export cuMemRangeGetAttribute
+func cuMemRangeGetAttribute(data unsafe.Pointer, dataSize C.size_t, attribute C.CUmem_range_attribute, devPtr C.CUdeviceptr, count C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemRangeGetAttribute")
+		l.hex("data", uint64(uintptr(unsafe.Pointer(data))))
+		l.udec("dataSize", uint64(dataSize))
+		l.dec("attribute", int64(attribute))
+		l.hex("devPtr", uint64(devPtr))
+		l.udec("count", uint64(count))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemRangeGetAttribute(data, dataSize, attribute, devPtr, count)
+}
+
+//export cuMemRangeGetAttributes
+func cuMemRangeGetAttributes(data *unsafe.Pointer, dataSizes *C.size_t, attributes *C.CUmem_range_attribute, numAttributes C.size_t, devPtr C.CUdeviceptr, count C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemRangeGetAttributes")
+		l.hex("data", uint64(uintptr(unsafe.Pointer(data))))
+		if dataSizes == nil {
+			l.str("dataSizes", "", false)
+		}
+		if attributes == nil {
+			l.str("attributes", "", false)
+		}
+		l.udec("numAttributes", uint64(numAttributes))
+		l.hex("devPtr", uint64(devPtr))
+		l.udec("count", uint64(count))
+		l.run()
+		defer func() {
+			if ret == 0 && dataSizes != nil {
+				l.outUdec("dataSizes", uint64(*dataSizes))
+			}
+			if ret == 0 && attributes != nil {
+				l.outDec("attributes", int64(*attributes))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemRangeGetAttributes(data, dataSizes, attributes, numAttributes, devPtr, count)
 }
 
 //export cuMemcpy2D_v2

@@ -314,7 +314,10 @@ func ctxSynchronize() Result {
 		return res
 	}
 	waitHostCalls(dv, 0)
-	return abi.ResultOf(dv.cl.Synchronize())
+	if err := dv.cl.Synchronize(); err != nil {
+		return abi.ResultOf(err)
+	}
+	return toHost(dv)
 }
 
 func primaryRetain(n int) (*object, Result) {

@@ -128,6 +128,9 @@ func kernelWork(f *object, grid, block abi.Dim3, shared uint32, src paramSource)
 	}
 	cfg := abi.LaunchConfig{Grid: grid, Block: block, SharedBytes: shared}
 	return func(dv *device, s uint64) Result {
+		if res := toDevice(dv); res != abi.Success {
+			return res
+		}
 		return abi.ResultOf(dv.cl.LaunchKernel(f.wire, cfg, s, params))
 	}, abi.Success
 }

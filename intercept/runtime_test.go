@@ -29,7 +29,7 @@ var (
 )
 
 // rtPrograms are the runtime test programs in testdata, without .cu.
-var rtPrograms = []string{"rt_memory", "rt_kernels", "rt_occupancy", "rt_pointers", "rt_pitched", "rt_peer", "rt_callbacks", "rt_printf", "rt_graphs"}
+var rtPrograms = []string{"rt_memory", "rt_kernels", "rt_occupancy", "rt_pointers", "rt_pitched", "rt_peer", "rt_callbacks", "rt_printf", "rt_graphs", "rt_managed"}
 
 // rtDevices is how many devices a runtime program runs with; one unless named.
 var rtDevices = map[string]int{"rt_peer": 2}
@@ -159,10 +159,8 @@ var deliberatelyAbsent = []struct {
 	{"no stream-ordered allocator or memory pools in the catalogue",
 		[]string{"cuMemPool*", "cuMemAllocAsync", "cuMemFreeAsync", "cuMemAllocFromPoolAsync",
 			"cuDeviceGetDefaultMemPool", "cuDeviceSetMemPool", "cuDeviceGetMemPool"}},
-	{"managed, host-registered and unified-address memory need one address space for host and device, which kerfd's device addresses do not share with the program",
-		[]string{"cuMemAllocManaged", "cuMemAdvise", "cuMemPrefetchAsync", "cuMemRange*", "cuStreamAttachMemAsync",
-			"cuMemHostRegister", "cuMemHostUnregister", "cuMemHostGetDevicePointer", "cuMemHostGetFlags",
-			"cuPointerSetAttribute", "cuMemcpy", "cuMemcpyAsync"}},
+	{"unified copies and stream attachment need one address space for host and device, which kerfd's device addresses share with the program only for managed and mapped memory",
+		[]string{"cuStreamAttachMemAsync", "cuPointerSetAttribute", "cuMemcpy", "cuMemcpyAsync"}},
 	{"modules load from images on kerfd; no files or linker on the client",
 		[]string{"cuLink*", "cuModuleLoad"}},
 	{"stream memory operations need the device to reach the program's memory",

@@ -53,7 +53,10 @@ func streamSynchronize(key uintptr) Result {
 	if res != abi.Success {
 		return res
 	}
-	return abi.ResultOf(dv.cl.StreamSynchronize(s))
+	if err := dv.cl.StreamSynchronize(s); err != nil {
+		return abi.ResultOf(err)
+	}
+	return toHost(dv)
 }
 
 func streamQuery(key uintptr) Result {
@@ -162,7 +165,10 @@ func eventSynchronize(key uintptr) Result {
 	if res := capturedEventUse(key); res != abi.Success {
 		return res
 	}
-	return abi.ResultOf(e.dev.cl.Call(abi.CallEventSynchronize, new(abi.Values).Word(e.wire), nil))
+	if err := e.dev.cl.Call(abi.CallEventSynchronize, new(abi.Values).Word(e.wire), nil); err != nil {
+		return abi.ResultOf(err)
+	}
+	return toHost(e.dev)
 }
 
 func eventElapsed(start, end uintptr) (float32, Result) {

@@ -86,8 +86,8 @@ var intTypes = map[string]bool{
 	"int": true, "CUdevice": true, "CUdevice_attribute": true, "CUfunction_attribute": true,
 	"CUjit_option": true, "CUlibraryOption": true, "CUmoduleLoadingMode": true,
 	"CUlimit": true, "CUfunc_cache": true, "CUsharedconfig": true, "CUpointer_attribute": true, "CUmemorytype": true,
-	"CUdriverProcAddressQueryResult": true,
-	"CUstreamCaptureMode":            true, "CUstreamCaptureStatus": true, "CUgraphNodeType": true,
+	"CUdriverProcAddressQueryResult": true, "CUstreamCaptureMode": true, "CUstreamCaptureStatus": true,
+	"CUgraphNodeType": true, "CUmem_advise": true, "CUmem_range_attribute": true,
 }
 
 // optionArrays are integer types whose pointers are arrays the program
