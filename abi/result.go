@@ -45,6 +45,9 @@ const (
 	ErrSystemDriverMismatch  Result = 803
 	ErrUnknown               Result = 999
 
+	// Execution affinity (CUDA 11.4 on).
+	ErrUnsupportedExecAffinity = Result(224)
+
 	// Stream capture (CUDA 10.0 on).
 	ErrHostMemoryAlreadyRegistered = Result(712)
 	ErrHostMemoryNotRegistered     = Result(713)
@@ -95,6 +98,7 @@ var resultNames = map[Result][2]string{
 	ErrSystemDriverMismatch:  {"CUDA_ERROR_SYSTEM_DRIVER_MISMATCH", "system has unsupported display driver / cuda driver combination"},
 	ErrUnknown:               {"CUDA_ERROR_UNKNOWN", "unknown error"},
 
+	ErrUnsupportedExecAffinity:     {"CUDA_ERROR_UNSUPPORTED_EXEC_AFFINITY", "the provided execution affinity is not supported by the device"},
 	ErrHostMemoryAlreadyRegistered: {"CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED", "part or all of the requested memory range is already mapped"},
 	ErrHostMemoryNotRegistered:     {"CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED", "pointer does not correspond to a registered memory region"},
 

@@ -66,7 +66,10 @@
 //     CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM) is served by the legacy
 //     default stream: stricter ordering, never weaker.
 //   - Contexts on one device share its session, so a context's allocations
-//     outlive cuCtxDestroy until the process exits.
+//     outlive cuCtxDestroy while the device has another context (created
+//     and alive, or its primary context retained). Destroying the last
+//     one, or cuDevicePrimaryCtxReset, replaces kerfd's context: its
+//     memory, modules, streams and events go, and so does a sticky error.
 //   - The 32-bit v1 entry points (cuMemAlloc, cuMemcpyHtoD, ... without
 //     _v2) are not exported: slice addresses do not fit in 32 bits.
 //     Programs compiled against any CUDA header since 3.2 use the _v2 names.

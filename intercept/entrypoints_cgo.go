@@ -249,6 +249,31 @@ func implCtxCreate(pctx *C.CUcontext, flags C.uint, dev C.CUdevice) C.CUresult {
 	return cr(res)
 }
 
+// implCtxCreateV3 creates a context with execution affinity: a slice's
+// share of the GPU's multiprocessors is kerfd's to set, so any affinity
+// is refused as unsupported.
+func implCtxCreateV3(pctx *C.CUcontext, params *C.CUexecAffinityParam, n C.int, flags C.uint, dev C.CUdevice) C.CUresult {
+	if n < 0 || n > 0 && params == nil {
+		return errNull
+	}
+	if n > 0 {
+		return cr(abi.ErrUnsupportedExecAffinity)
+	}
+	return implCtxCreate(pctx, flags, dev)
+}
+
+// implCtxCreateV4 creates a context from CUctxCreateParams: affinity as
+// for cuCtxCreate_v3; CUDA-in-graphics contexts are not offered.
+func implCtxCreateV4(pctx *C.CUcontext, p *C.CUctxCreateParams, flags C.uint, dev C.CUdevice) C.CUresult {
+	if p == nil {
+		return implCtxCreate(pctx, flags, dev)
+	}
+	if p.cigParams != nil {
+		return cr(abi.ErrNotSupported)
+	}
+	return implCtxCreateV3(pctx, p.execAffinityParams, p.numExecAffinityParams, flags, dev)
+}
+
 func implCtxDestroy(ctx C.CUcontext) C.CUresult {
 	return cr(ctxDestroy(key(unsafe.Pointer(ctx))))
 }

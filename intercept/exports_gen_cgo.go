@@ -58,6 +58,51 @@ func cuCtxCreate_v2(pctx *C.CUcontext, flags C.uint, dev C.CUdevice) (ret C.CUre
 	return implCtxCreate(pctx, flags, dev)
 }
 
+//export cuCtxCreate_v3
+func cuCtxCreate_v3(pctx *C.CUcontext, paramsArray *C.CUexecAffinityParam, numParams C.int, flags C.uint, dev C.CUdevice) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuCtxCreate_v3")
+		if pctx == nil {
+			l.str("pctx", "", false)
+		}
+		l.hex("paramsArray", uint64(uintptr(unsafe.Pointer(paramsArray))))
+		l.dec("numParams", int64(numParams))
+		l.udec("flags", uint64(flags))
+		l.dec("dev", int64(dev))
+		l.run()
+		defer func() {
+			if ret == 0 && pctx != nil {
+				l.outHandle("pctx", uintptr(unsafe.Pointer(*pctx)))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implCtxCreateV3(pctx, paramsArray, numParams, flags, dev)
+}
+
+//export cuCtxCreate_v4
+func cuCtxCreate_v4(pctx *C.CUcontext, ctxCreateParams *C.CUctxCreateParams, flags C.uint, dev C.CUdevice) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuCtxCreate_v4")
+		if pctx == nil {
+			l.str("pctx", "", false)
+		}
+		l.hex("ctxCreateParams", uint64(uintptr(unsafe.Pointer(ctxCreateParams))))
+		l.udec("flags", uint64(flags))
+		l.dec("dev", int64(dev))
+		l.run()
+		defer func() {
+			if ret == 0 && pctx != nil {
+				l.outHandle("pctx", uintptr(unsafe.Pointer(*pctx)))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implCtxCreateV4(pctx, ctxCreateParams, flags, dev)
+}
+
 //export cuCtxDestroy
 func cuCtxDestroy(ctx C.CUcontext) (ret C.CUresult) {
 	if tracing {

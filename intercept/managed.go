@@ -164,6 +164,21 @@ func takeMirror(dv *device, match func(*mirror) bool) *mirror {
 	return nil
 }
 
+// dropMirrors forgets dv's mirrors, whose device memory a reset freed,
+// and unmaps the host memory the shim mapped for them.
+func dropMirrors(dv *device) {
+	m := mirrorsOf(dv)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, mr := range m.list {
+		if mr.kind != mirrorRegistered {
+			unmapHostAt(mr.dev, mr.size)
+		}
+	}
+	mirrors.count.Add(-int32(len(m.list)))
+	m.list, m.deviceOwned = nil, false
+}
+
 // findMirror returns the mirror of any device whose host range (or, with
 // byDevice, device range) holds [p, p+n), and its device.
 func findMirror(p, n uint64, byDevice bool) (*device, *mirror) {

@@ -5,6 +5,8 @@
 static void *const procs[] = {
 	(void *)cuCtxCreate,
 	(void *)cuCtxCreate_v2,
+	(void *)cuCtxCreate_v3,
+	(void *)cuCtxCreate_v4,
 	(void *)cuCtxDestroy,
 	(void *)cuCtxDestroy_v2,
 	(void *)cuCtxDisablePeerAccess,

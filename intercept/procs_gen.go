@@ -6,6 +6,8 @@ package main
 var procs = [...]procEntry{
 	{name: "cuCtxCreate", base: "cuCtxCreate", since: 0, perThread: false},
 	{name: "cuCtxCreate_v2", base: "cuCtxCreate", since: 3020, perThread: false},
+	{name: "cuCtxCreate_v3", base: "cuCtxCreate", since: 11040, perThread: false},
+	{name: "cuCtxCreate_v4", base: "cuCtxCreate", since: 12050, perThread: false},
 	{name: "cuCtxDestroy", base: "cuCtxDestroy", since: 0, perThread: false},
 	{name: "cuCtxDestroy_v2", base: "cuCtxDestroy", since: 4000, perThread: false},
 	{name: "cuCtxDisablePeerAccess", base: "cuCtxDisablePeerAccess", since: 4000, perThread: false},

@@ -29,7 +29,7 @@ var (
 )
 
 // rtPrograms are the runtime test programs in testdata, without .cu.
-var rtPrograms = []string{"rt_memory", "rt_kernels", "rt_occupancy", "rt_pointers", "rt_pitched", "rt_peer", "rt_callbacks", "rt_printf", "rt_graphs", "rt_managed"}
+var rtPrograms = []string{"rt_memory", "rt_kernels", "rt_occupancy", "rt_pointers", "rt_pitched", "rt_peer", "rt_callbacks", "rt_printf", "rt_graphs", "rt_managed", "rt_limits"}
 
 // rtDevices is how many devices a runtime program runs with; one unless named.
 var rtDevices = map[string]int{"rt_peer": 2}
@@ -131,6 +131,33 @@ func TestRuntimePrintf(t *testing.T) {
 				t.Fatalf("stdout:\n%s\nwant:\n%s", got, want)
 			}
 		})
+	}
+}
+
+// The printf FIFO's size set by the program reaches the device, which
+// keeps the lines that fit; an illegal address stays until
+// cudaDeviceReset, which restores the default limits.
+func TestRuntimeLimitsAndReset(t *testing.T) {
+	buildRuntimePrograms(t)
+	k := startKerfd(t)
+	b := k.bundle(t, "alice")
+	var want strings.Builder
+	for i := range 8 {
+		fmt.Fprintf(&want, "line %02d\n", i)
+	}
+	want.WriteString("host: after the small FIFO\n")
+	for i := range 12 {
+		fmt.Fprintf(&want, "line %02d\n", i)
+	}
+	want.WriteString("limits ok\n")
+	for _, via := range vias {
+		for _, link := range cudartLinks {
+			t.Run(via+"/"+link, func(t *testing.T) {
+				if got := kerfRunOutput(t, b, via, 1, rtSlice, "rt_limits_"+link); got != want.String() {
+					t.Fatalf("stdout:\n%s\nwant:\n%s", got, want.String())
+				}
+			})
+		}
 	}
 }
 

@@ -70,6 +70,9 @@ func impl(e *abi.EntryPoint, s abi.Symbol) string {
 	if s.Legacy {
 		n += "V1"
 	}
+	if s.Own != "" {
+		n += strings.ToUpper(strings.TrimPrefix(s.Own, "_"))
+	}
 	return n
 }
 

@@ -115,6 +115,11 @@ CUresult cuCtxSynchronize(void) { drain(); return 0; }
 #else
 CUresult cuCtxSynchronize(void) { return 0; }
 #endif
+/* Limits: the fake driver has the stack, printf FIFO and heap limits. */
+CUresult cuCtxSetLimit(CUlimit limit, size_t v) {
+	(void)v;
+	return limit <= 2 ? 0 : 215; /* CUDA_ERROR_UNSUPPORTED_LIMIT */
+}
 CUresult cuMemGetInfo(size_t *f, size_t *t) {
 	pthread_mutex_lock(&mu);
 	*t = GiB;
