@@ -44,8 +44,15 @@ const (
 	AttrManagedMemory                    uint32 = 83
 	AttrMultiGPUBoard                    uint32 = 84
 	AttrCooperativeLaunch                uint32 = 95
-	AttrMaxSharedMemoryPerBlockOptin     uint32 = 97
-	AttrMaxBlocksPerMultiprocessor       uint32 = 106
+	// The memory model's attributes (the shim answers them: managed and
+	// mapped host memory are its mirrors).
+	AttrPageableMemoryAccess                   uint32 = 88
+	AttrConcurrentManagedAccess                uint32 = 89
+	AttrCanUseHostPointerForRegisteredMem      uint32 = 91
+	AttrPageableMemoryAccessUsesHostPageTables uint32 = 100
+	AttrDirectManagedMemAccessFromHost         uint32 = 101
+	AttrMaxSharedMemoryPerBlockOptin           uint32 = 97
+	AttrMaxBlocksPerMultiprocessor             uint32 = 106
 	// AttrReservedSharedMemoryPerBlock is the shared memory the system
 	// keeps per block; absent (0) where the backend does not serve it.
 	AttrReservedSharedMemoryPerBlock uint32 = 111

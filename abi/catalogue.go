@@ -186,6 +186,8 @@ const (
 	CallEventDestroy
 	CallFuncSetAttribute
 	CallMemGetAddressRange
+	CallCtxSetLimit
+	CallCtxReset
 	numCalls
 )
 
@@ -361,6 +363,17 @@ var catalogue = [numCalls]Call{
 		Args: []Arg{w("ptr", U64)}, Results: []Arg{w("base", U64), w("size", U64), w("bufferID", U64)},
 		Doc: "Returns the allocation or module global of the caller's that contains ptr: its base, size and a buffer ID unique within the session. " +
 			"Pointer attributes are answered from it; pinned host memory is answered by the shim."},
+	CallCtxSetLimit: {Name: "cuCtxSetLimit", EntryPoints: []EntryPoint{
+		{Name: "cuCtxSetLimit", Since: 3010, Params: "CUlimit limit, size_t value", Backend: true},
+	}, Mode: Sync,
+		Args: []Arg{w("limit", U32), w("value", U64)},
+		Doc: "Sets a limit of the session's context (the printf FIFO's size, the stack and the device malloc heap), " +
+			"after the shim has checked it against the device; the shim answers cuCtxGetLimit."},
+	CallCtxReset: {Name: "cuDevicePrimaryCtxReset", EntryPoints: []EntryPoint{
+		{Name: "cuDevicePrimaryCtxReset", Since: 7000, Versions: []Version{{"_v2", 11000}}, Params: "CUdevice dev"},
+	}, Mode: Sync,
+		Doc: "Replaces the session's context with a fresh one, as resetting the device's primary context does: " +
+			"every allocation, module, stream and event of the session goes, and so does a sticky error."},
 }
 
 func init() {

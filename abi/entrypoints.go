@@ -31,6 +31,11 @@ type EntryPoint struct {
 	// NoPlain leaves the plain symbol out: its 32-bit device pointers
 	// cannot hold a slice's addresses.
 	NoPlain bool
+	// OwnParams are the parameter lists of versioned symbols whose ABI
+	// differs from Params, by suffix (cuCtxCreate_v3's affinity
+	// parameters). Such a symbol has its own implementation in the shim,
+	// is never the real-GPU backend's, and has no per-thread form.
+	OwnParams map[string]string
 	// PerThread is the suffix of the newest symbol's per-thread-default-
 	// stream form: "_ptsz" for stream-ordered calls, "_ptds" for
 	// synchronous ones, "" for calls that take no default stream.
@@ -86,6 +91,9 @@ type Symbol struct {
 	PerThread bool    // a _ptsz or _ptds form
 	// Legacy marks a plain symbol with its own, older ABI (PlainParams).
 	Legacy bool
+	// Own is the suffix of a versioned symbol with its own ABI
+	// (OwnParams), "" for the others.
+	Own string
 }
 
 // Newest returns the name of the entry point's newest symbol, the one
@@ -101,6 +109,9 @@ func (e *EntryPoint) Newest() string {
 // links to for the plain name: the newest one introduced by v.
 func (e *EntryPoint) SymbolAt(v int) string {
 	for i := len(e.Versions) - 1; i >= 0; i-- {
+		if _, own := e.OwnParams[e.Versions[i].Suffix]; own {
+			continue // called by its own name only
+		}
 		if e.Versions[i].Since <= v {
 			return e.Name + e.Versions[i].Suffix
 		}
@@ -135,7 +146,11 @@ func (e *EntryPoint) Symbols() []Symbol {
 		out = append(out, s)
 	}
 	for _, v := range e.Versions {
-		out = append(out, Symbol{Name: e.Name + v.Suffix, Since: v.Since, Params: e.Prototype()})
+		s := Symbol{Name: e.Name + v.Suffix, Since: v.Since, Params: e.Prototype()}
+		if own, ok := e.OwnParams[v.Suffix]; ok {
+			s.Params, s.Own = mustParams(own), v.Suffix
+		}
+		out = append(out, s)
 	}
 	if e.PerThread != "" {
 		out = append(out, Symbol{Name: e.Newest() + e.PerThread, Since: max(e.NewestSince(), PerThreadSince),
@@ -150,7 +165,9 @@ func (e *EntryPoint) Symbols() []Symbol {
 func (e *EntryPoint) DriverSymbols() []string {
 	var out []string
 	for i := len(e.Versions) - 1; i >= 0; i-- {
-		out = append(out, e.Name+e.Versions[i].Suffix)
+		if _, own := e.OwnParams[e.Versions[i].Suffix]; !own {
+			out = append(out, e.Name+e.Versions[i].Suffix)
+		}
 	}
 	if e.PlainParams == "" && !e.NoPlain {
 		out = append(out, e.Name)
@@ -242,9 +259,11 @@ func init() {
 			entryPoints = append(entryPoints, e)
 		}
 	}
-	for i := range shimLocal {
-		shimLocal[i].Served = Local
-		entryPoints = append(entryPoints, &shimLocal[i])
+	for _, table := range [][]EntryPoint{shimLocal, shimLocalGraphs, shimLocalMemory} {
+		for i := range table {
+			table[i].Served = Local
+			entryPoints = append(entryPoints, &table[i])
+		}
 	}
 	for i := range driverOnly {
 		driverOnly[i].Served = NotServed
@@ -286,9 +305,11 @@ var shimLocal = []EntryPoint{
 	{Name: "cuDevicePrimaryCtxRetain", Since: 7000, Params: "CUcontext *pctx, CUdevice dev"},
 	{Name: "cuDevicePrimaryCtxRelease", Since: 7000, Versions: []Version{{"_v2", 11000}}, Params: "CUdevice dev"},
 	{Name: "cuDevicePrimaryCtxGetState", Since: 7000, Params: "CUdevice dev, unsigned int *flags, int *active"},
-	{Name: "cuDevicePrimaryCtxReset", Since: 7000, Versions: []Version{{"_v2", 11000}}, Params: "CUdevice dev"},
 
-	{Name: "cuCtxCreate", Versions: []Version{{"_v2", 3020}}, Params: "CUcontext *pctx, unsigned int flags, CUdevice dev", Backend: true},
+	{Name: "cuCtxCreate", Versions: []Version{{"_v2", 3020}, {"_v3", 11040}, {"_v4", 12050}},
+		Params: "CUcontext *pctx, unsigned int flags, CUdevice dev", Backend: true, OwnParams: map[string]string{
+			"_v3": "CUcontext *pctx, CUexecAffinityParam *paramsArray, int numParams, unsigned int flags, CUdevice dev",
+			"_v4": "CUcontext *pctx, CUctxCreateParams *ctxCreateParams, unsigned int flags, CUdevice dev"}},
 	{Name: "cuCtxDestroy", Versions: []Version{{"_v2", 4000}}, Params: "CUcontext ctx", Backend: true},
 	{Name: "cuCtxPushCurrent", Versions: []Version{{"_v2", 4000}}, Params: "CUcontext ctx"},
 	{Name: "cuCtxPopCurrent", Versions: []Version{{"_v2", 4000}}, Params: "CUcontext *pctx"},
@@ -298,7 +319,6 @@ var shimLocal = []EntryPoint{
 	{Name: "cuCtxGetFlags", Since: 7000, Params: "unsigned int *flags"},
 	{Name: "cuCtxGetApiVersion", Since: 3020, Params: "CUcontext ctx, unsigned int *version"},
 	{Name: "cuCtxGetLimit", Since: 3010, Params: "size_t *pvalue, CUlimit limit"},
-	{Name: "cuCtxSetLimit", Since: 3010, Params: "CUlimit limit, size_t value"},
 	{Name: "cuCtxGetCacheConfig", Since: 3020, Params: "CUfunc_cache *pconfig"},
 	{Name: "cuCtxSetCacheConfig", Since: 3020, Params: "CUfunc_cache config"},
 	{Name: "cuCtxGetSharedMemConfig", Since: 4020, Params: "CUsharedconfig *pConfig"},

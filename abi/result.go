@@ -44,6 +44,23 @@ const (
 	ErrSystemNotReady        Result = 802
 	ErrSystemDriverMismatch  Result = 803
 	ErrUnknown               Result = 999
+
+	// Execution affinity (CUDA 11.4 on).
+	ErrUnsupportedExecAffinity = Result(224)
+
+	// Stream capture (CUDA 10.0 on).
+	ErrHostMemoryAlreadyRegistered = Result(712)
+	ErrHostMemoryNotRegistered     = Result(713)
+
+	ErrStreamCaptureUnsupported = Result(900)
+	ErrStreamCaptureInvalidated = Result(901)
+	ErrStreamCaptureMerge       = Result(902)
+	ErrStreamCaptureUnmatched   = Result(903)
+	ErrStreamCaptureUnjoined    = Result(904)
+	ErrStreamCaptureIsolation   = Result(905)
+	ErrStreamCaptureImplicit    = Result(906)
+	ErrCapturedEvent            = Result(907)
+	ErrStreamCaptureWrongThread = Result(908)
 )
 
 var resultNames = map[Result][2]string{
@@ -80,6 +97,20 @@ var resultNames = map[Result][2]string{
 	ErrSystemNotReady:        {"CUDA_ERROR_SYSTEM_NOT_READY", "system not yet initialized"},
 	ErrSystemDriverMismatch:  {"CUDA_ERROR_SYSTEM_DRIVER_MISMATCH", "system has unsupported display driver / cuda driver combination"},
 	ErrUnknown:               {"CUDA_ERROR_UNKNOWN", "unknown error"},
+
+	ErrUnsupportedExecAffinity:     {"CUDA_ERROR_UNSUPPORTED_EXEC_AFFINITY", "the provided execution affinity is not supported by the device"},
+	ErrHostMemoryAlreadyRegistered: {"CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED", "part or all of the requested memory range is already mapped"},
+	ErrHostMemoryNotRegistered:     {"CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED", "pointer does not correspond to a registered memory region"},
+
+	ErrStreamCaptureUnsupported: {"CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED", "operation not permitted when stream is capturing"},
+	ErrStreamCaptureInvalidated: {"CUDA_ERROR_STREAM_CAPTURE_INVALIDATED", "operation failed due to a previous error during capture"},
+	ErrStreamCaptureMerge:       {"CUDA_ERROR_STREAM_CAPTURE_MERGE", "operation would result in a merge of separate capture sequences"},
+	ErrStreamCaptureUnmatched:   {"CUDA_ERROR_STREAM_CAPTURE_UNMATCHED", "capture was not ended in the same stream as it began"},
+	ErrStreamCaptureUnjoined:    {"CUDA_ERROR_STREAM_CAPTURE_UNJOINED", "capturing stream has unjoined work"},
+	ErrStreamCaptureIsolation:   {"CUDA_ERROR_STREAM_CAPTURE_ISOLATION", "dependency created on uncaptured work in another stream"},
+	ErrStreamCaptureImplicit:    {"CUDA_ERROR_STREAM_CAPTURE_IMPLICIT", "operation would make the legacy stream depend on a capturing blocking stream"},
+	ErrCapturedEvent:            {"CUDA_ERROR_CAPTURED_EVENT", "operation not permitted on an event last recorded in a capturing stream"},
+	ErrStreamCaptureWrongThread: {"CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD", "attempt to terminate a thread-local capture sequence from another thread"},
 }
 
 // Name returns the CUDA name of r, as cuGetErrorName does.

@@ -156,6 +156,15 @@ type PrintfBuffer interface {
 	TakePrintf() []byte
 }
 
+// LimitSetter is implemented by contexts whose limits a tenant may set,
+// as cuCtxSetLimit does (CU_LIMIT_STACK_SIZE, CU_LIMIT_PRINTF_FIFO_SIZE,
+// CU_LIMIT_MALLOC_HEAP_SIZE). The shim has checked the value against the
+// device; a limit the context does not have gets
+// CUDA_ERROR_UNSUPPORTED_LIMIT.
+type LimitSetter interface {
+	SetLimit(limit uint32, value uint64) error
+}
+
 // Meter is implemented by contexts that meter the GPU time their kernels
 // take (both Kerf backends do); compute shares are measured with it.
 type Meter interface {

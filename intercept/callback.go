@@ -111,9 +111,24 @@ func launchHostCall(key uintptr, c hostCall) Result {
 		return abi.ErrInvalidValue
 	}
 	dv, s, res := resolveStream(key)
+	if res == abi.Success && isDefaultStream(key) {
+		res = legacyStreamUse(dv)
+	}
 	if res != abi.Success {
 		return res
 	}
+	if c.callback {
+		// Stream callbacks cannot be captured; host functions can.
+		if res := refuseInCapture(key); res != abi.Success {
+			return res
+		}
+		return queueHostCall(dv, s, c)
+	}
+	return submit(key, dv, s, nodeHost, func(dv *device, s uint64) Result { return queueHostCall(dv, s, c) })
+}
+
+// queueHostCall queues c on stream s of dv, after the stream's work so far.
+func queueHostCall(dv *device, s uint64, c hostCall) Result {
 	ev, err := dv.cl.EventCreate(cuEventDisableTiming)
 	if err != nil {
 		return abi.ResultOf(err)

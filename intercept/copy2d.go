@@ -78,6 +78,18 @@ func memcpy3D(c *copy3D, addrSrc, addrDst uint64, stream uintptr, async bool) Re
 	if res != abi.Success {
 		return res
 	}
+	if res := c.check(addrSrc, addrDst); res != abi.Success {
+		return res
+	}
+	if async {
+		return submit(stream, dv, s, nodeMemcpy, func(dv *device, s uint64) Result { return c.run(dv, s, true) })
+	}
+	return c.run(dv, s, false)
+}
+
+// check resolves c's unified ends by their addresses and checks its
+// shape.
+func (c *copy3D) check(addrSrc, addrDst uint64) Result {
 	c.src.resolve(addrSrc)
 	c.dst.resolve(addrDst)
 	for _, e := range []*copyEnd{&c.src, &c.dst} {
@@ -96,8 +108,16 @@ func memcpy3D(c *copy3D, addrSrc, addrDst uint64, stream uintptr, async bool) Re
 			return abi.ErrInvalidValue
 		}
 	}
+	return abi.Success
+}
+
+// run issues c's rows into stream s of dv.
+func (c *copy3D) run(dv *device, s uint64, async bool) Result {
 	if c.width == 0 || c.height == 0 || c.depth == 0 {
 		return abi.Success
+	}
+	if res := toDevice(dv); res != abi.Success {
+		return res
 	}
 	// Rows that lie back to back at both ends go as one copy.
 	rows, run := c.height, c.width
@@ -178,12 +198,34 @@ func memsetD2D(dst, pitch uint64, value, elemSize uint32, width, height uint64, 
 	if res != abi.Success {
 		return res
 	}
+	work, res := memsetWork(dst, pitch, value, elemSize, width, height, async)
+	switch {
+	case res != abi.Success:
+		return res
+	case !async:
+		return work(dv, s)
+	}
+	return submit(stream, dv, s, nodeMemset, work)
+}
+
+// memsetWork checks a 2D memset; the work it returns issues its rows.
+func memsetWork(dst, pitch uint64, value, elemSize uint32, width, height uint64, async bool) (streamWork, Result) {
 	hi, rowBytes := bits.Mul64(width, uint64(elemSize))
 	if hi != 0 || height > 1 && pitch < rowBytes {
-		return abi.ErrInvalidValue
+		return nil, abi.ErrInvalidValue
 	}
+	return func(dv *device, s uint64) Result {
+		return memsetRows(dv, s, dst, pitch, value, elemSize, width, height, async)
+	}, abi.Success
+}
+
+func memsetRows(dv *device, s uint64, dst, pitch uint64, value, elemSize uint32, width, height uint64, async bool) Result {
+	rowBytes := width * uint64(elemSize) // checked by memsetWork
 	if width == 0 || height == 0 {
 		return abi.Success
+	}
+	if res := toDevice(dv); res != abi.Success {
+		return res
 	}
 	rows, count := height, width
 	if pitch == rowBytes {

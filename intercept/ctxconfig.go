@@ -102,14 +102,37 @@ func ctxGetLimit(limit uint32) (uint64, Result) {
 	return v, res
 }
 
+// ctxSetLimit checks a limit and sets it on kerfd's context, which the
+// program's contexts on the device share; the shim remembers it per
+// context for cuCtxGetLimit.
 func ctxSetLimit(limit uint32, value uint64) Result {
-	return currentSettings(func(dv *device, s *ctxSettings) Result {
-		if res := checkLimit(dv, limit, value); res != abi.Success {
-			return res
+	var dev *device
+	res := currentSettings(func(dv *device, s *ctxSettings) Result {
+		dev = dv
+		return checkLimit(dv, limit, value)
+	})
+	if res != abi.Success {
+		return res
+	}
+	if limitForwarded(limit) {
+		if err := dev.cl.Call(abi.CallCtxSetLimit, new(abi.Values).Word(uint64(limit)).Word(value), nil); err != nil {
+			return abi.ResultOf(err)
 		}
+	}
+	return currentSettings(func(_ *device, s *ctxSettings) Result {
 		s.limits[limit] = value
 		return abi.Success
 	})
+}
+
+// limitForwarded reports whether a limit is the device's to apply: the
+// L2 fetch granularity is only a hint, kept by the shim.
+func limitForwarded(limit uint32) bool {
+	switch limit {
+	case abi.LimitStackSize, abi.LimitPrintfFIFOSize, abi.LimitMallocHeapSize:
+		return true
+	}
+	return false
 }
 
 func ctxGetFlags() (uint32, Result) {

@@ -66,7 +66,10 @@
 //     CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM) is served by the legacy
 //     default stream: stricter ordering, never weaker.
 //   - Contexts on one device share its session, so a context's allocations
-//     outlive cuCtxDestroy until the process exits.
+//     outlive cuCtxDestroy while the device has another context (created
+//     and alive, or its primary context retained). Destroying the last
+//     one, or cuDevicePrimaryCtxReset, replaces kerfd's context: its
+//     memory, modules, streams and events go, and so does a sticky error.
 //   - The 32-bit v1 entry points (cuMemAlloc, cuMemcpyHtoD, ... without
 //     _v2) are not exported: slice addresses do not fit in 32 bits.
 //     Programs compiled against any CUDA header since 3.2 use the _v2 names.
@@ -91,6 +94,40 @@
 //   - cuMemcpy and cuMemcpyAsync are not exported: they need one address
 //     space for host and device, and kerfd's device addresses may coincide
 //     with the program's host ones.
+//   - CUDA graphs are the shim's (graph.go): a node is the stream work it
+//     stands for, and cuGraphLaunch issues the nodes' catalogue calls into
+//     the launch's stream one after another, in an order that keeps every
+//     dependency. kerfd and the real-GPU backend never see a graph, so a
+//     launch costs what its calls cost one by one. Stream capture records
+//     the work a capturing stream (and any stream that waits on an event
+//     recorded in it) is given instead of issuing it: kernels with their
+//     arguments packed at capture, copies (host ends read or written at
+//     launch), memsets and host functions. The documented refusals hold:
+//     synchronising or querying a capturing stream, a stream callback, and
+//     legacy-stream work while a blocking stream captures spoil the capture
+//     (CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED or _IMPLICIT, then _INVALIDATED
+//     at cuStreamEndCapture); allocating, freeing or synchronising the
+//     context is refused by the thread's capture mode. Nodes built one by
+//     one may be kernel, memcpy, memset, host, empty or child-graph nodes.
+//     A peer copy into a capturing stream is refused and spoils the capture.
+//   - Pinned host memory (cuMemHostAlloc, cuMemAllocHost) is page-aligned
+//     memory of the program's own; cuMemHostRegister only records a range.
+//     Copies from and to either take the ordinary path: on the local path
+//     their bytes pass through the session's shared-memory ring slots (one
+//     copy on each side, no socket), over QUIC through data frames. Pinned
+//     memory is not itself placed in the shared region.
+//   - Managed memory (cuMemAllocManaged) and host memory mapped into the
+//     device (CU_MEMHOSTALLOC_DEVICEMAP, CU_MEMHOSTREGISTER_DEVICEMAP) are
+//     host mirrors of device allocations (managed.go), on both paths:
+//     the host's bytes go to the device before its next work, and come
+//     back at the next synchronising call, as on a device without
+//     concurrent managed access (which the shim reports). Managed and
+//     mapped allocations are mapped into the program at their device
+//     address, so one pointer serves host and kernels; a registration
+//     keeps its own address and gets a distinct device pointer. Every
+//     launch-and-synchronise cycle moves all of a device's mirrored bytes
+//     both ways. Prefetches and advice are checked and remembered for
+//     cuMemRangeGetAttribute; they move nothing.
 //   - A library (cuLibraryLoadData) lives on the device it was loaded on;
 //     cuKernelGetAttribute for another device returns
 //     CUDA_ERROR_NOT_SUPPORTED.

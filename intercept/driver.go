@@ -70,6 +70,9 @@ type hostBlock struct {
 	mem  cmem
 	size uint64
 	id   uint64 // its buffer ID, as pointer attributes report it
+
+	flags      uint32 // CU_MEMHOSTALLOC_* or CU_MEMHOSTREGISTER_*
+	registered bool   // the program's own memory, cuMemHostRegister'd
 }
 
 var drv = &driver{objs: map[uintptr]*object{}, hosts: map[uintptr]hostBlock{}}
@@ -279,6 +282,9 @@ func deviceAttribute(attr int32, n int) (int32, Result) {
 	}
 	if attr < 0 {
 		return 0, abi.ErrInvalidValue
+	}
+	if v, ok := shimAttribute(uint32(attr)); ok {
+		return v, abi.Success
 	}
 	v, r := dv.attribute(uint32(attr))
 	if r == abi.ErrInvalidValue && abi.AttrAbsentWhenUnserved(uint32(attr)) {

@@ -249,6 +249,31 @@ func implCtxCreate(pctx *C.CUcontext, flags C.uint, dev C.CUdevice) C.CUresult {
 	return cr(res)
 }
 
+// implCtxCreateV3 creates a context with execution affinity: a slice's
+// share of the GPU's multiprocessors is kerfd's to set, so any affinity
+// is refused as unsupported.
+func implCtxCreateV3(pctx *C.CUcontext, params *C.CUexecAffinityParam, n C.int, flags C.uint, dev C.CUdevice) C.CUresult {
+	if n < 0 || n > 0 && params == nil {
+		return errNull
+	}
+	if n > 0 {
+		return cr(abi.ErrUnsupportedExecAffinity)
+	}
+	return implCtxCreate(pctx, flags, dev)
+}
+
+// implCtxCreateV4 creates a context from CUctxCreateParams: affinity as
+// for cuCtxCreate_v3; CUDA-in-graphics contexts are not offered.
+func implCtxCreateV4(pctx *C.CUcontext, p *C.CUctxCreateParams, flags C.uint, dev C.CUdevice) C.CUresult {
+	if p == nil {
+		return implCtxCreate(pctx, flags, dev)
+	}
+	if p.cigParams != nil {
+		return cr(abi.ErrNotSupported)
+	}
+	return implCtxCreateV3(pctx, p.execAffinityParams, p.numExecAffinityParams, flags, dev)
+}
+
 func implCtxDestroy(ctx C.CUcontext) C.CUresult {
 	return cr(ctxDestroy(key(unsafe.Pointer(ctx))))
 }
@@ -693,7 +718,11 @@ func writePointerAttribute(data unsafe.Pointer, attr int32, info *pointerInfo, p
 	case attrBufferID:
 		*(*C.ulonglong)(data) = C.ulonglong(info.bufferID)
 	case attrIsManaged:
-		*(*C.uint)(data) = 0
+		var m C.uint
+		if info.memType == memoryTypeDevice && isManaged(ptr) {
+			m = 1
+		}
+		*(*C.uint)(data) = m
 	case attrDeviceOrdinal:
 		*(*C.int)(data) = C.int(info.ordinal)
 	case attrRangeStart:
@@ -709,11 +738,11 @@ func writePointerAttribute(data unsafe.Pointer, attr int32, info *pointerInfo, p
 	}
 }
 
-func hostAllocOut(pp *unsafe.Pointer, size C.size_t) C.CUresult {
+func hostAllocOut(pp *unsafe.Pointer, size C.size_t, flags C.uint) C.CUresult {
 	if pp == nil {
 		return errNull
 	}
-	p, res := hostAlloc(uint64(size))
+	p, res := hostAlloc(uint64(size), uint32(flags))
 	if res == abi.Success {
 		*pp = p
 	}
@@ -721,15 +750,15 @@ func hostAllocOut(pp *unsafe.Pointer, size C.size_t) C.CUresult {
 }
 
 func implMemAllocHost(pp *unsafe.Pointer, size C.size_t) C.CUresult {
-	return hostAllocOut(pp, size)
+	return hostAllocOut(pp, size, 0)
 }
 
 func implMemAllocHostV1(pp *unsafe.Pointer, size C.uint) C.CUresult {
-	return hostAllocOut(pp, C.size_t(size))
+	return hostAllocOut(pp, C.size_t(size), 0)
 }
 
 func implMemHostAlloc(pp *unsafe.Pointer, size C.size_t, flags C.uint) C.CUresult {
-	return hostAllocOut(pp, size)
+	return hostAllocOut(pp, size, flags)
 }
 
 func implMemFreeHost(p unsafe.Pointer) C.CUresult {

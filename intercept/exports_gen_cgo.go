@@ -58,6 +58,51 @@ func cuCtxCreate_v2(pctx *C.CUcontext, flags C.uint, dev C.CUdevice) (ret C.CUre
 	return implCtxCreate(pctx, flags, dev)
 }
 
+//export cuCtxCreate_v3
+func cuCtxCreate_v3(pctx *C.CUcontext, paramsArray *C.CUexecAffinityParam, numParams C.int, flags C.uint, dev C.CUdevice) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuCtxCreate_v3")
+		if pctx == nil {
+			l.str("pctx", "", false)
+		}
+		l.hex("paramsArray", uint64(uintptr(unsafe.Pointer(paramsArray))))
+		l.dec("numParams", int64(numParams))
+		l.udec("flags", uint64(flags))
+		l.dec("dev", int64(dev))
+		l.run()
+		defer func() {
+			if ret == 0 && pctx != nil {
+				l.outHandle("pctx", uintptr(unsafe.Pointer(*pctx)))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implCtxCreateV3(pctx, paramsArray, numParams, flags, dev)
+}
+
+//export cuCtxCreate_v4
+func cuCtxCreate_v4(pctx *C.CUcontext, ctxCreateParams *C.CUctxCreateParams, flags C.uint, dev C.CUdevice) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuCtxCreate_v4")
+		if pctx == nil {
+			l.str("pctx", "", false)
+		}
+		l.hex("ctxCreateParams", uint64(uintptr(unsafe.Pointer(ctxCreateParams))))
+		l.udec("flags", uint64(flags))
+		l.dec("dev", int64(dev))
+		l.run()
+		defer func() {
+			if ret == 0 && pctx != nil {
+				l.outHandle("pctx", uintptr(unsafe.Pointer(*pctx)))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implCtxCreateV4(pctx, ctxCreateParams, flags, dev)
+}
+
 //export cuCtxDestroy
 func cuCtxDestroy(ctx C.CUcontext) (ret C.CUresult) {
 	if tracing {
@@ -1150,6 +1195,445 @@ func cuGetProcAddress_v2(symbol *C.char, pfn *unsafe.Pointer, cudaVersion C.int,
 	return implGetProcAddress(symbol, pfn, cudaVersion, flags, symbolStatus)
 }
 
+//export cuGraphAddChildGraphNode
+func cuGraphAddChildGraphNode(phGraphNode *C.CUgraphNode, hGraph C.CUgraph, dependencies *C.CUgraphNode, numDependencies C.size_t, childGraph C.CUgraph) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuGraphAddChildGraphNode")
+		if phGraphNode == nil {
+			l.str("phGraphNode", "", false)
+		}
+		l.handle("hGraph", uintptr(unsafe.Pointer(hGraph)))
+		l.hex("dependencies", uint64(uintptr(unsafe.Pointer(dependencies))))
+		l.udec("numDependencies", uint64(numDependencies))
+		l.handle("childGraph", uintptr(unsafe.Pointer(childGraph)))
+		l.run()
+		defer func() {
+			if ret == 0 && phGraphNode != nil {
+				l.outHandle("phGraphNode", uintptr(unsafe.Pointer(*phGraphNode)))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implGraphAddChildGraphNode(phGraphNode, hGraph, dependencies, numDependencies, childGraph)
+}
+
+//export cuGraphAddDependencies
+func cuGraphAddDependencies(hGraph C.CUgraph, from *C.CUgraphNode, to *C.CUgraphNode, numDependencies C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuGraphAddDependencies")
+		l.handle("hGraph", uintptr(unsafe.Pointer(hGraph)))
+		l.hex("from", uint64(uintptr(unsafe.Pointer(from))))
+		l.hex("to", uint64(uintptr(unsafe.Pointer(to))))
+		l.udec("numDependencies", uint64(numDependencies))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implGraphAddDependencies(hGraph, from, to, numDependencies)
+}
+
+//export cuGraphAddEmptyNode
+func cuGraphAddEmptyNode(phGraphNode *C.CUgraphNode, hGraph C.CUgraph, dependencies *C.CUgraphNode, numDependencies C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuGraphAddEmptyNode")
+		if phGraphNode == nil {
+			l.str("phGraphNode", "", false)
+		}
+		l.handle("hGraph", uintptr(unsafe.Pointer(hGraph)))
+		l.hex("dependencies", uint64(uintptr(unsafe.Pointer(dependencies))))
+		l.udec("numDependencies", uint64(numDependencies))
+		l.run()
+		defer func() {
+			if ret == 0 && phGraphNode != nil {
+				l.outHandle("phGraphNode", uintptr(unsafe.Pointer(*phGraphNode)))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implGraphAddEmptyNode(phGraphNode, hGraph, dependencies, numDependencies)
+}
+
+//export cuGraphAddHostNode
+func cuGraphAddHostNode(phGraphNode *C.CUgraphNode, hGraph C.CUgraph, dependencies *C.CUgraphNode, numDependencies C.size_t, nodeParams *C.CUDA_HOST_NODE_PARAMS) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuGraphAddHostNode")
+		if phGraphNode == nil {
+			l.str("phGraphNode", "", false)
+		}
+		l.handle("hGraph", uintptr(unsafe.Pointer(hGraph)))
+		l.hex("dependencies", uint64(uintptr(unsafe.Pointer(dependencies))))
+		l.udec("numDependencies", uint64(numDependencies))
+		l.hex("nodeParams", uint64(uintptr(unsafe.Pointer(nodeParams))))
+		l.run()
+		defer func() {
+			if ret == 0 && phGraphNode != nil {
+				l.outHandle("phGraphNode", uintptr(unsafe.Pointer(*phGraphNode)))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implGraphAddHostNode(phGraphNode, hGraph, dependencies, numDependencies, nodeParams)
+}
+
+//export cuGraphAddKernelNode
+func cuGraphAddKernelNode(phGraphNode *C.CUgraphNode, hGraph C.CUgraph, dependencies *C.CUgraphNode, numDependencies C.size_t, nodeParams *C.CUDA_KERNEL_NODE_PARAMS) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuGraphAddKernelNode")
+		if phGraphNode == nil {
+			l.str("phGraphNode", "", false)
+		}
+		l.handle("hGraph", uintptr(unsafe.Pointer(hGraph)))
+		l.hex("dependencies", uint64(uintptr(unsafe.Pointer(dependencies))))
+		l.udec("numDependencies", uint64(numDependencies))
+		l.hex("nodeParams", uint64(uintptr(unsafe.Pointer(nodeParams))))
+		l.run()
+		defer func() {
+			if ret == 0 && phGraphNode != nil {
+				l.outHandle("phGraphNode", uintptr(unsafe.Pointer(*phGraphNode)))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implGraphAddKernelNode(phGraphNode, hGraph, dependencies, numDependencies, nodeParams)
+}
+
+//export cuGraphAddMemcpyNode
+func cuGraphAddMemcpyNode(phGraphNode *C.CUgraphNode, hGraph C.CUgraph, dependencies *C.CUgraphNode, numDependencies C.size_t, copyParams *C.CUDA_MEMCPY3D, ctx C.CUcontext) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuGraphAddMemcpyNode")
+		if phGraphNode == nil {
+			l.str("phGraphNode", "", false)
+		}
+		l.handle("hGraph", uintptr(unsafe.Pointer(hGraph)))
+		l.hex("dependencies", uint64(uintptr(unsafe.Pointer(dependencies))))
+		l.udec("numDependencies", uint64(numDependencies))
+		l.hex("copyParams", uint64(uintptr(unsafe.Pointer(copyParams))))
+		l.handle("ctx", uintptr(unsafe.Pointer(ctx)))
+		l.run()
+		defer func() {
+			if ret == 0 && phGraphNode != nil {
+				l.outHandle("phGraphNode", uintptr(unsafe.Pointer(*phGraphNode)))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implGraphAddMemcpyNode(phGraphNode, hGraph, dependencies, numDependencies, copyParams, ctx)
+}
+
+//export cuGraphAddMemsetNode
+func cuGraphAddMemsetNode(phGraphNode *C.CUgraphNode, hGraph C.CUgraph, dependencies *C.CUgraphNode, numDependencies C.size_t, memsetParams *C.CUDA_MEMSET_NODE_PARAMS, ctx C.CUcontext) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuGraphAddMemsetNode")
+		if phGraphNode == nil {
+			l.str("phGraphNode", "", false)
+		}
+		l.handle("hGraph", uintptr(unsafe.Pointer(hGraph)))
+		l.hex("dependencies", uint64(uintptr(unsafe.Pointer(dependencies))))
+		l.udec("numDependencies", uint64(numDependencies))
+		l.hex("memsetParams", uint64(uintptr(unsafe.Pointer(memsetParams))))
+		l.handle("ctx", uintptr(unsafe.Pointer(ctx)))
+		l.run()
+		defer func() {
+			if ret == 0 && phGraphNode != nil {
+				l.outHandle("phGraphNode", uintptr(unsafe.Pointer(*phGraphNode)))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implGraphAddMemsetNode(phGraphNode, hGraph, dependencies, numDependencies, memsetParams, ctx)
+}
+
+//export cuGraphCreate
+func cuGraphCreate(phGraph *C.CUgraph, flags C.uint) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuGraphCreate")
+		if phGraph == nil {
+			l.str("phGraph", "", false)
+		}
+		l.udec("flags", uint64(flags))
+		l.run()
+		defer func() {
+			if ret == 0 && phGraph != nil {
+				l.outHandle("phGraph", uintptr(unsafe.Pointer(*phGraph)))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implGraphCreate(phGraph, flags)
+}
+
+//export cuGraphDestroy
+func cuGraphDestroy(hGraph C.CUgraph) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuGraphDestroy")
+		l.handle("hGraph", uintptr(unsafe.Pointer(hGraph)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implGraphDestroy(hGraph)
+}
+
+//export cuGraphExecDestroy
+func cuGraphExecDestroy(hGraphExec C.CUgraphExec) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuGraphExecDestroy")
+		l.handle("hGraphExec", uintptr(unsafe.Pointer(hGraphExec)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implGraphExecDestroy(hGraphExec)
+}
+
+//export cuGraphGetNodes
+func cuGraphGetNodes(hGraph C.CUgraph, nodes *C.CUgraphNode, numNodes *C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuGraphGetNodes")
+		l.handle("hGraph", uintptr(unsafe.Pointer(hGraph)))
+		if nodes == nil {
+			l.str("nodes", "", false)
+		}
+		if numNodes == nil {
+			l.str("numNodes", "", false)
+		}
+		l.run()
+		defer func() {
+			if ret == 0 && nodes != nil {
+				l.outHandle("nodes", uintptr(unsafe.Pointer(*nodes)))
+			}
+			if ret == 0 && numNodes != nil {
+				l.outUdec("numNodes", uint64(*numNodes))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implGraphGetNodes(hGraph, nodes, numNodes)
+}
+
+//export cuGraphGetRootNodes
+func cuGraphGetRootNodes(hGraph C.CUgraph, rootNodes *C.CUgraphNode, numRootNodes *C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuGraphGetRootNodes")
+		l.handle("hGraph", uintptr(unsafe.Pointer(hGraph)))
+		if rootNodes == nil {
+			l.str("rootNodes", "", false)
+		}
+		if numRootNodes == nil {
+			l.str("numRootNodes", "", false)
+		}
+		l.run()
+		defer func() {
+			if ret == 0 && rootNodes != nil {
+				l.outHandle("rootNodes", uintptr(unsafe.Pointer(*rootNodes)))
+			}
+			if ret == 0 && numRootNodes != nil {
+				l.outUdec("numRootNodes", uint64(*numRootNodes))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implGraphGetRootNodes(hGraph, rootNodes, numRootNodes)
+}
+
+//export cuGraphInstantiate
+func cuGraphInstantiate(phGraphExec *C.CUgraphExec, hGraph C.CUgraph, phErrorNode *C.CUgraphNode, logBuffer *C.char, bufferSize C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuGraphInstantiate")
+		if phGraphExec == nil {
+			l.str("phGraphExec", "", false)
+		}
+		l.handle("hGraph", uintptr(unsafe.Pointer(hGraph)))
+		if phErrorNode == nil {
+			l.str("phErrorNode", "", false)
+		}
+		l.hex("logBuffer", uint64(uintptr(unsafe.Pointer(logBuffer))))
+		l.udec("bufferSize", uint64(bufferSize))
+		l.run()
+		defer func() {
+			if ret == 0 && phGraphExec != nil {
+				l.outHandle("phGraphExec", uintptr(unsafe.Pointer(*phGraphExec)))
+			}
+			if ret == 0 && phErrorNode != nil {
+				l.outHandle("phErrorNode", uintptr(unsafe.Pointer(*phErrorNode)))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implGraphInstantiate(phGraphExec, hGraph, phErrorNode, logBuffer, bufferSize)
+}
+
+//export cuGraphInstantiate_v2
+func cuGraphInstantiate_v2(phGraphExec *C.CUgraphExec, hGraph C.CUgraph, phErrorNode *C.CUgraphNode, logBuffer *C.char, bufferSize C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuGraphInstantiate_v2")
+		if phGraphExec == nil {
+			l.str("phGraphExec", "", false)
+		}
+		l.handle("hGraph", uintptr(unsafe.Pointer(hGraph)))
+		if phErrorNode == nil {
+			l.str("phErrorNode", "", false)
+		}
+		l.hex("logBuffer", uint64(uintptr(unsafe.Pointer(logBuffer))))
+		l.udec("bufferSize", uint64(bufferSize))
+		l.run()
+		defer func() {
+			if ret == 0 && phGraphExec != nil {
+				l.outHandle("phGraphExec", uintptr(unsafe.Pointer(*phGraphExec)))
+			}
+			if ret == 0 && phErrorNode != nil {
+				l.outHandle("phErrorNode", uintptr(unsafe.Pointer(*phErrorNode)))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implGraphInstantiate(phGraphExec, hGraph, phErrorNode, logBuffer, bufferSize)
+}
+
+//export cuGraphInstantiateWithFlags
+func cuGraphInstantiateWithFlags(phGraphExec *C.CUgraphExec, hGraph C.CUgraph, flags C.cuuint64_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuGraphInstantiateWithFlags")
+		if phGraphExec == nil {
+			l.str("phGraphExec", "", false)
+		}
+		l.handle("hGraph", uintptr(unsafe.Pointer(hGraph)))
+		l.udec("flags", uint64(flags))
+		l.run()
+		defer func() {
+			if ret == 0 && phGraphExec != nil {
+				l.outHandle("phGraphExec", uintptr(unsafe.Pointer(*phGraphExec)))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implGraphInstantiateWithFlags(phGraphExec, hGraph, flags)
+}
+
+//export cuGraphLaunch
+func cuGraphLaunch(hGraphExec C.CUgraphExec, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuGraphLaunch")
+		l.handle("hGraphExec", uintptr(unsafe.Pointer(hGraphExec)))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implGraphLaunch(hGraphExec, hStream)
+}
+
+//export cuGraphLaunch_ptsz
+func cuGraphLaunch_ptsz(hGraphExec C.CUgraphExec, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuGraphLaunch_ptsz")
+		l.handle("hGraphExec", uintptr(unsafe.Pointer(hGraphExec)))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implGraphLaunch(hGraphExec, hStream)
+}
+
+//export cuGraphNodeGetDependencies
+func cuGraphNodeGetDependencies(hNode C.CUgraphNode, dependencies *C.CUgraphNode, numDependencies *C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuGraphNodeGetDependencies")
+		l.handle("hNode", uintptr(unsafe.Pointer(hNode)))
+		if dependencies == nil {
+			l.str("dependencies", "", false)
+		}
+		if numDependencies == nil {
+			l.str("numDependencies", "", false)
+		}
+		l.run()
+		defer func() {
+			if ret == 0 && dependencies != nil {
+				l.outHandle("dependencies", uintptr(unsafe.Pointer(*dependencies)))
+			}
+			if ret == 0 && numDependencies != nil {
+				l.outUdec("numDependencies", uint64(*numDependencies))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implGraphNodeGetDependencies(hNode, dependencies, numDependencies)
+}
+
+//export cuGraphNodeGetType
+func cuGraphNodeGetType(hNode C.CUgraphNode, type_ *C.CUgraphNodeType) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuGraphNodeGetType")
+		l.handle("hNode", uintptr(unsafe.Pointer(hNode)))
+		if type_ == nil {
+			l.str("type", "", false)
+		}
+		l.run()
+		defer func() {
+			if ret == 0 && type_ != nil {
+				l.outDec("type", int64(*type_))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implGraphNodeGetType(hNode, type_)
+}
+
+//export cuGraphUpload
+func cuGraphUpload(hGraphExec C.CUgraphExec, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuGraphUpload")
+		l.handle("hGraphExec", uintptr(unsafe.Pointer(hGraphExec)))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implGraphUpload(hGraphExec, hStream)
+}
+
+//export cuGraphUpload_ptsz
+func cuGraphUpload_ptsz(hGraphExec C.CUgraphExec, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuGraphUpload_ptsz")
+		l.handle("hGraphExec", uintptr(unsafe.Pointer(hGraphExec)))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implGraphUpload(hGraphExec, hStream)
+}
+
 //export cuInit
 func cuInit(flags C.uint) (ret C.CUresult) {
 	if tracing {
@@ -1408,6 +1892,23 @@ func cuLibraryUnload(library C.CUlibrary) (ret C.CUresult) {
 	return implLibraryUnload(library)
 }
 
+//export cuMemAdvise
+func cuMemAdvise(devPtr C.CUdeviceptr, count C.size_t, advice C.CUmem_advise, device C.CUdevice) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemAdvise")
+		l.hex("devPtr", uint64(devPtr))
+		l.udec("count", uint64(count))
+		l.dec("advice", int64(advice))
+		l.dec("device", int64(device))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemAdvise(devPtr, count, advice, device)
+}
+
 //export cuMemAlloc_v2
 func cuMemAlloc_v2(dptr *C.CUdeviceptr, bytesize C.size_t) (ret C.CUresult) {
 	if tracing {
@@ -1456,6 +1957,27 @@ func cuMemAllocHost_v2(pp *unsafe.Pointer, bytesize C.size_t) (ret C.CUresult) {
 	}
 	defer guard(&ret)
 	return implMemAllocHost(pp, bytesize)
+}
+
+//export cuMemAllocManaged
+func cuMemAllocManaged(dptr *C.CUdeviceptr, bytesize C.size_t, flags C.uint) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemAllocManaged")
+		if dptr == nil {
+			l.str("dptr", "", false)
+		}
+		l.udec("bytesize", uint64(bytesize))
+		l.udec("flags", uint64(flags))
+		l.run()
+		defer func() {
+			if ret == 0 && dptr != nil {
+				l.outHex("dptr", uint64(*dptr))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemAllocManaged(dptr, bytesize, flags)
 }
 
 //export cuMemAllocPitch_v2
@@ -1604,6 +2126,174 @@ func cuMemHostAlloc(pp *unsafe.Pointer, bytesize C.size_t, flags C.uint) (ret C.
 	}
 	defer guard(&ret)
 	return implMemHostAlloc(pp, bytesize, flags)
+}
+
+//export cuMemHostGetDevicePointer_v2
+func cuMemHostGetDevicePointer_v2(pdptr *C.CUdeviceptr, p unsafe.Pointer, Flags C.uint) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemHostGetDevicePointer_v2")
+		if pdptr == nil {
+			l.str("pdptr", "", false)
+		}
+		l.hex("p", uint64(uintptr(unsafe.Pointer(p))))
+		l.udec("Flags", uint64(Flags))
+		l.run()
+		defer func() {
+			if ret == 0 && pdptr != nil {
+				l.outHex("pdptr", uint64(*pdptr))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemHostGetDevicePointer(pdptr, p, Flags)
+}
+
+//export cuMemHostGetFlags
+func cuMemHostGetFlags(pFlags *C.uint, p unsafe.Pointer) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemHostGetFlags")
+		if pFlags == nil {
+			l.str("pFlags", "", false)
+		}
+		l.hex("p", uint64(uintptr(unsafe.Pointer(p))))
+		l.run()
+		defer func() {
+			if ret == 0 && pFlags != nil {
+				l.outUdec("pFlags", uint64(*pFlags))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemHostGetFlags(pFlags, p)
+}
+
+//export cuMemHostRegister
+func cuMemHostRegister(p unsafe.Pointer, bytesize C.size_t, Flags C.uint) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemHostRegister")
+		l.hex("p", uint64(uintptr(unsafe.Pointer(p))))
+		l.udec("bytesize", uint64(bytesize))
+		l.udec("Flags", uint64(Flags))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemHostRegister(p, bytesize, Flags)
+}
+
+//export cuMemHostRegister_v2
+func cuMemHostRegister_v2(p unsafe.Pointer, bytesize C.size_t, Flags C.uint) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemHostRegister_v2")
+		l.hex("p", uint64(uintptr(unsafe.Pointer(p))))
+		l.udec("bytesize", uint64(bytesize))
+		l.udec("Flags", uint64(Flags))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemHostRegister(p, bytesize, Flags)
+}
+
+//export cuMemHostUnregister
+func cuMemHostUnregister(p unsafe.Pointer) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemHostUnregister")
+		l.hex("p", uint64(uintptr(unsafe.Pointer(p))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemHostUnregister(p)
+}
+
+//export cuMemPrefetchAsync
+func cuMemPrefetchAsync(devPtr C.CUdeviceptr, count C.size_t, dstDevice C.CUdevice, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemPrefetchAsync")
+		l.hex("devPtr", uint64(devPtr))
+		l.udec("count", uint64(count))
+		l.dec("dstDevice", int64(dstDevice))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemPrefetchAsync(devPtr, count, dstDevice, hStream)
+}
+
+//export cuMemPrefetchAsync_ptsz
+func cuMemPrefetchAsync_ptsz(devPtr C.CUdeviceptr, count C.size_t, dstDevice C.CUdevice, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemPrefetchAsync_ptsz")
+		l.hex("devPtr", uint64(devPtr))
+		l.udec("count", uint64(count))
+		l.dec("dstDevice", int64(dstDevice))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemPrefetchAsync(devPtr, count, dstDevice, hStream)
+}
+
+//export cuMemRangeGetAttribute
+func cuMemRangeGetAttribute(data unsafe.Pointer, dataSize C.size_t, attribute C.CUmem_range_attribute, devPtr C.CUdeviceptr, count C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemRangeGetAttribute")
+		l.hex("data", uint64(uintptr(unsafe.Pointer(data))))
+		l.udec("dataSize", uint64(dataSize))
+		l.dec("attribute", int64(attribute))
+		l.hex("devPtr", uint64(devPtr))
+		l.udec("count", uint64(count))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemRangeGetAttribute(data, dataSize, attribute, devPtr, count)
+}
+
+//export cuMemRangeGetAttributes
+func cuMemRangeGetAttributes(data *unsafe.Pointer, dataSizes *C.size_t, attributes *C.CUmem_range_attribute, numAttributes C.size_t, devPtr C.CUdeviceptr, count C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemRangeGetAttributes")
+		l.hex("data", uint64(uintptr(unsafe.Pointer(data))))
+		if dataSizes == nil {
+			l.str("dataSizes", "", false)
+		}
+		if attributes == nil {
+			l.str("attributes", "", false)
+		}
+		l.udec("numAttributes", uint64(numAttributes))
+		l.hex("devPtr", uint64(devPtr))
+		l.udec("count", uint64(count))
+		l.run()
+		defer func() {
+			if ret == 0 && dataSizes != nil {
+				l.outUdec("dataSizes", uint64(*dataSizes))
+			}
+			if ret == 0 && attributes != nil {
+				l.outDec("attributes", int64(*attributes))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemRangeGetAttributes(data, dataSizes, attributes, numAttributes, devPtr, count)
 }
 
 //export cuMemcpy2D_v2
@@ -2784,6 +3474,50 @@ func cuStreamAddCallback_ptsz(hStream C.CUstream, callback C.CUstreamCallback, u
 	return implStreamAddCallback(hStream, callback, userData, flags)
 }
 
+//export cuStreamBeginCapture
+func cuStreamBeginCapture(hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuStreamBeginCapture")
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implStreamBeginCaptureV1(hStream)
+}
+
+//export cuStreamBeginCapture_v2
+func cuStreamBeginCapture_v2(hStream C.CUstream, mode C.CUstreamCaptureMode) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuStreamBeginCapture_v2")
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.dec("mode", int64(mode))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implStreamBeginCapture(hStream, mode)
+}
+
+//export cuStreamBeginCapture_v2_ptsz
+func cuStreamBeginCapture_v2_ptsz(hStream C.CUstream, mode C.CUstreamCaptureMode) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuStreamBeginCapture_v2_ptsz")
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.dec("mode", int64(mode))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implStreamBeginCapture(hStream, mode)
+}
+
 //export cuStreamCreate
 func cuStreamCreate(phStream *C.CUstream, flags C.uint) (ret C.CUresult) {
 	if tracing {
@@ -2851,6 +3585,175 @@ func cuStreamDestroy_v2(hStream C.CUstream) (ret C.CUresult) {
 	}
 	defer guard(&ret)
 	return implStreamDestroy(hStream)
+}
+
+//export cuStreamEndCapture
+func cuStreamEndCapture(hStream C.CUstream, phGraph *C.CUgraph) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuStreamEndCapture")
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		if phGraph == nil {
+			l.str("phGraph", "", false)
+		}
+		l.run()
+		defer func() {
+			if ret == 0 && phGraph != nil {
+				l.outHandle("phGraph", uintptr(unsafe.Pointer(*phGraph)))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implStreamEndCapture(hStream, phGraph)
+}
+
+//export cuStreamEndCapture_ptsz
+func cuStreamEndCapture_ptsz(hStream C.CUstream, phGraph *C.CUgraph) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuStreamEndCapture_ptsz")
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		if phGraph == nil {
+			l.str("phGraph", "", false)
+		}
+		l.run()
+		defer func() {
+			if ret == 0 && phGraph != nil {
+				l.outHandle("phGraph", uintptr(unsafe.Pointer(*phGraph)))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implStreamEndCapture(hStream, phGraph)
+}
+
+//export cuStreamGetCaptureInfo
+func cuStreamGetCaptureInfo(hStream C.CUstream, captureStatus *C.CUstreamCaptureStatus, id *C.cuuint64_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuStreamGetCaptureInfo")
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		if captureStatus == nil {
+			l.str("captureStatus", "", false)
+		}
+		l.hex("id", uint64(uintptr(unsafe.Pointer(id))))
+		l.run()
+		defer func() {
+			if ret == 0 && captureStatus != nil {
+				l.outDec("captureStatus", int64(*captureStatus))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implStreamGetCaptureInfoV1(hStream, captureStatus, id)
+}
+
+//export cuStreamGetCaptureInfo_v2
+func cuStreamGetCaptureInfo_v2(hStream C.CUstream, captureStatus *C.CUstreamCaptureStatus, id *C.cuuint64_t, graph *C.CUgraph, dependencies **C.CUgraphNode, numDependencies *C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuStreamGetCaptureInfo_v2")
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		if captureStatus == nil {
+			l.str("captureStatus", "", false)
+		}
+		l.hex("id", uint64(uintptr(unsafe.Pointer(id))))
+		if graph == nil {
+			l.str("graph", "", false)
+		}
+		l.hex("dependencies", uint64(uintptr(unsafe.Pointer(dependencies))))
+		if numDependencies == nil {
+			l.str("numDependencies", "", false)
+		}
+		l.run()
+		defer func() {
+			if ret == 0 && captureStatus != nil {
+				l.outDec("captureStatus", int64(*captureStatus))
+			}
+			if ret == 0 && graph != nil {
+				l.outHandle("graph", uintptr(unsafe.Pointer(*graph)))
+			}
+			if ret == 0 && numDependencies != nil {
+				l.outUdec("numDependencies", uint64(*numDependencies))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implStreamGetCaptureInfo(hStream, captureStatus, id, graph, dependencies, numDependencies)
+}
+
+//export cuStreamGetCaptureInfo_v2_ptsz
+func cuStreamGetCaptureInfo_v2_ptsz(hStream C.CUstream, captureStatus *C.CUstreamCaptureStatus, id *C.cuuint64_t, graph *C.CUgraph, dependencies **C.CUgraphNode, numDependencies *C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuStreamGetCaptureInfo_v2_ptsz")
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		if captureStatus == nil {
+			l.str("captureStatus", "", false)
+		}
+		l.hex("id", uint64(uintptr(unsafe.Pointer(id))))
+		if graph == nil {
+			l.str("graph", "", false)
+		}
+		l.hex("dependencies", uint64(uintptr(unsafe.Pointer(dependencies))))
+		if numDependencies == nil {
+			l.str("numDependencies", "", false)
+		}
+		l.run()
+		defer func() {
+			if ret == 0 && captureStatus != nil {
+				l.outDec("captureStatus", int64(*captureStatus))
+			}
+			if ret == 0 && graph != nil {
+				l.outHandle("graph", uintptr(unsafe.Pointer(*graph)))
+			}
+			if ret == 0 && numDependencies != nil {
+				l.outUdec("numDependencies", uint64(*numDependencies))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implStreamGetCaptureInfo(hStream, captureStatus, id, graph, dependencies, numDependencies)
+}
+
+//export cuStreamIsCapturing
+func cuStreamIsCapturing(hStream C.CUstream, captureStatus *C.CUstreamCaptureStatus) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuStreamIsCapturing")
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		if captureStatus == nil {
+			l.str("captureStatus", "", false)
+		}
+		l.run()
+		defer func() {
+			if ret == 0 && captureStatus != nil {
+				l.outDec("captureStatus", int64(*captureStatus))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implStreamIsCapturing(hStream, captureStatus)
+}
+
+//export cuStreamIsCapturing_ptsz
+func cuStreamIsCapturing_ptsz(hStream C.CUstream, captureStatus *C.CUstreamCaptureStatus) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuStreamIsCapturing_ptsz")
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		if captureStatus == nil {
+			l.str("captureStatus", "", false)
+		}
+		l.run()
+		defer func() {
+			if ret == 0 && captureStatus != nil {
+				l.outDec("captureStatus", int64(*captureStatus))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implStreamIsCapturing(hStream, captureStatus)
 }
 
 //export cuStreamQuery
@@ -2939,4 +3842,23 @@ func cuStreamWaitEvent_ptsz(hStream C.CUstream, hEvent C.CUevent, flags C.uint) 
 	}
 	defer guard(&ret)
 	return implStreamWaitEvent(hStream, hEvent, flags)
+}
+
+//export cuThreadExchangeStreamCaptureMode
+func cuThreadExchangeStreamCaptureMode(mode *C.CUstreamCaptureMode) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuThreadExchangeStreamCaptureMode")
+		if mode == nil {
+			l.str("mode", "", false)
+		}
+		l.run()
+		defer func() {
+			if ret == 0 && mode != nil {
+				l.outDec("mode", int64(*mode))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implThreadExchangeStreamCaptureMode(mode)
 }

@@ -30,7 +30,8 @@ type object struct {
 	dev  *device
 	wire uint64 // the session-local handle on kerfd
 
-	primary bool // a device's primary context
+	primary     bool   // a device's primary context
+	streamFlags uint32 // a stream's CU_STREAM_* flags
 	// settings are a context's limits, flags and cache preference.
 	// Guarded by driver.mu.
 	settings *ctxSettings
@@ -149,6 +150,9 @@ const (
 // adds comes after them.
 func streamOf(key uintptr) (*device, uint64, Result) {
 	dv, s, res := resolveStream(key)
+	if res == abi.Success && isDefaultStream(key) {
+		res = legacyStreamUse(dv)
+	}
 	if res == abi.Success {
 		waitHostCalls(dv, s)
 	}
@@ -234,7 +238,29 @@ func ctxDestroy(key uintptr) Result {
 	// The device's work is the context's: wait for it, as cuCtxDestroy
 	// does. A sticky error of that work is not the destroy's to report.
 	_ = o.dev.cl.Synchronize()
+	if lastContext(o.dev) {
+		// Nothing of the device's is left to the program: kerfd's context
+		// goes, with its memory and any sticky error.
+		dropMirrors(o.dev)
+		_ = o.dev.cl.Call(abi.CallCtxReset, nil, nil)
+	}
 	return abi.Success
+}
+
+// lastContext reports whether dv has no context left: none created and
+// alive, and its primary context not retained.
+func lastContext(dv *device) bool {
+	drv.mu.Lock()
+	defer drv.mu.Unlock()
+	if dv.primaryRefs > 0 {
+		return false
+	}
+	for _, o := range drv.objs {
+		if o.kind == kindContext && o.dev == dv && !o.primary {
+			return false
+		}
+	}
+	return true
 }
 
 func ctxPush(key uintptr) Result {
@@ -306,8 +332,14 @@ func ctxSynchronize() Result {
 	if res != abi.Success {
 		return res
 	}
+	if res := unsafeInCapture(); res != abi.Success {
+		return res
+	}
 	waitHostCalls(dv, 0)
-	return abi.ResultOf(dv.cl.Synchronize())
+	if err := dv.cl.Synchronize(); err != nil {
+		return abi.ResultOf(err)
+	}
+	return toHost(dv)
 }
 
 func primaryRetain(n int) (*object, Result) {
@@ -384,7 +416,9 @@ func primaryReset(n int) Result {
 	}
 	// A sticky error of earlier work is not the reset's to report.
 	_ = dv.cl.Synchronize()
-	return abi.Success
+	dropMirrors(dv)
+	// kerfd's context goes, with everything in it and its sticky error.
+	return abi.ResultOf(dv.cl.Call(abi.CallCtxReset, nil, nil))
 }
 
 func primaryState(n int) (uint32, bool, Result) {

@@ -84,11 +84,8 @@ func launch(fkey uintptr, grid, block abi.Dim3, shared uint32, stream uintptr, s
 	if _, res := drv.ready(); res != abi.Success {
 		return res
 	}
-	if fkey == 0 {
-		return abi.ErrInvalidHandle
-	}
 	f, ok := drv.lookup(fkey, kindFunction)
-	if !ok {
+	if fkey == 0 || !ok {
 		return abi.ErrInvalidHandle
 	}
 	dv, s, res := streamOf(stream)
@@ -101,26 +98,41 @@ func launch(fkey uintptr, grid, block abi.Dim3, shared uint32, stream uintptr, s
 	if res := checkAttrs(attrs); res != abi.Success {
 		return res
 	}
-	if res := checkShape(f.dev.lim, grid, block, shared); res != abi.Success {
+	work, res := kernelWork(f, grid, block, shared, src)
+	if res != abi.Success {
 		return res
+	}
+	return submit(stream, dv, s, nodeKernel, work)
+}
+
+// kernelWork checks a launch of f and packs its parameters, now; the
+// work it returns launches it into a stream.
+func kernelWork(f *object, grid, block abi.Dim3, shared uint32, src paramSource) (streamWork, Result) {
+	if res := checkShape(f.dev.lim, grid, block, shared); res != abi.Success {
+		return nil, res
 	}
 	layout, res := f.params()
 	if res != abi.Success {
-		return res
+		return nil, res
 	}
 	var params []byte
 	if src == nil {
 		if len(layout) > 0 {
-			return abi.ErrInvalidValue
+			return nil, abi.ErrInvalidValue
 		}
 	} else if params, res = src.pack(layout, f.layoutSize); res != abi.Success {
-		return res
+		return nil, res
 	}
 	if len(params) > abi.MaxKernelParams {
-		return abi.ErrInvalidValue
+		return nil, abi.ErrInvalidValue
 	}
-	err := f.dev.cl.LaunchKernel(f.wire, abi.LaunchConfig{Grid: grid, Block: block, SharedBytes: shared}, s, params)
-	return abi.ResultOf(err)
+	cfg := abi.LaunchConfig{Grid: grid, Block: block, SharedBytes: shared}
+	return func(dv *device, s uint64) Result {
+		if res := toDevice(dv); res != abi.Success {
+			return res
+		}
+		return abi.ResultOf(dv.cl.LaunchKernel(f.wire, cfg, s, params))
+	}, abi.Success
 }
 
 // packExtra checks an `extra` buffer's size against the layout.

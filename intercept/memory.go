@@ -12,6 +12,9 @@ func memAlloc(size uint64) (uint64, Result) {
 	if size == 0 {
 		return 0, abi.ErrInvalidValue
 	}
+	if res := unsafeInCapture(); res != abi.Success {
+		return 0, res
+	}
 	p, err := dv.cl.MemAlloc(size)
 	return p, abi.ResultOf(err)
 }
@@ -23,6 +26,12 @@ func memFree(p uint64) Result {
 	}
 	if p == 0 {
 		return abi.Success
+	}
+	if managed, res := freeMirrored(p, mirrorManaged); managed {
+		return res
+	}
+	if res := unsafeInCapture(); res != abi.Success {
+		return res
 	}
 	return abi.ResultOf(dv.cl.MemFree(p))
 }
@@ -39,9 +48,16 @@ func memGetInfo() (free, total uint64, res Result) {
 // Host memory: pinned allocations are plain page-aligned ones here; Go
 // remembers them so that cuMemFreeHost refuses anything else.
 
-func hostAlloc(size uint64) (cmem, Result) {
+func hostAlloc(size uint64, flags uint32) (cmem, Result) {
 	if _, res := drv.ready(); res != abi.Success {
 		return nil, res
+	}
+	if flags&^(hostPortable|hostDeviceMap|hostWriteComb) != 0 {
+		return nil, abi.ErrInvalidValue
+	}
+	if flags&hostDeviceMap != 0 {
+		p, res := newMappedMirror(size, mirrorMappedHost, flags)
+		return addressPointer(uintptr(p)), res
 	}
 	if size > 1<<46 {
 		return nil, abi.ErrOutOfMemory
@@ -52,7 +68,7 @@ func hostAlloc(size uint64) (cmem, Result) {
 	}
 	drv.mu.Lock()
 	drv.lastHostID++
-	drv.hosts[key] = hostBlock{mem: p, size: size, id: hostBufferID | drv.lastHostID}
+	drv.hosts[key] = hostBlock{mem: p, size: size, id: hostBufferID | drv.lastHostID, flags: flags}
 	drv.mu.Unlock()
 	return p, abi.Success
 }
@@ -61,11 +77,16 @@ func hostFree(key uintptr) Result {
 	if _, res := drv.ready(); res != abi.Success {
 		return res
 	}
+	if mapped, res := freeMirrored(uint64(key), mirrorMappedHost); mapped {
+		return res
+	}
 	drv.mu.Lock()
 	b, ok := drv.hosts[key]
-	delete(drv.hosts, key)
+	if ok && !b.registered {
+		delete(drv.hosts, key)
+	}
 	drv.mu.Unlock()
-	if !ok {
+	if !ok || b.registered {
 		return abi.ErrInvalidValue
 	}
 	freeHostMem(b.mem)
@@ -78,6 +99,12 @@ func hostFree(key uintptr) Result {
 
 func memcpyHtoD(dst uint64, src []byte) Result {
 	dv, res := currentDevice()
+	if res == abi.Success {
+		res = legacyStreamUse(dv)
+	}
+	if res == abi.Success {
+		res = toDevice(dv)
+	}
 	if res != abi.Success {
 		return res
 	}
@@ -95,18 +122,32 @@ func memcpyHtoDAsync(dst uint64, src []byte, stream uintptr) Result {
 	if len(src) == 0 {
 		return abi.Success
 	}
-	return abi.ResultOf(dv.cl.MemcpyHtoDAsync(dst, src, s))
+	return submit(stream, dv, s, nodeMemcpy, func(dv *device, s uint64) Result {
+		if res := toDevice(dv); res != abi.Success {
+			return res
+		}
+		return abi.ResultOf(dv.cl.MemcpyHtoDAsync(dst, src, s))
+	})
 }
 
 func memcpyDtoH(dst []byte, src uint64) Result {
 	dv, res := currentDevice()
+	if res == abi.Success {
+		res = legacyStreamUse(dv)
+	}
+	if res == abi.Success {
+		res = toDevice(dv)
+	}
 	if res != abi.Success {
 		return res
 	}
 	if len(dst) == 0 {
 		return abi.Success
 	}
-	return abi.ResultOf(dv.cl.MemcpyDtoH(dst, src))
+	if err := dv.cl.MemcpyDtoH(dst, src); err != nil {
+		return abi.ResultOf(err)
+	}
+	return toHost(dv)
 }
 
 func memcpyDtoHAsync(dst []byte, src uint64, stream uintptr) Result {
@@ -117,11 +158,22 @@ func memcpyDtoHAsync(dst []byte, src uint64, stream uintptr) Result {
 	if len(dst) == 0 {
 		return abi.Success
 	}
-	return abi.ResultOf(dv.cl.MemcpyDtoHAsync(dst, src, s))
+	return submit(stream, dv, s, nodeMemcpy, func(dv *device, s uint64) Result {
+		if res := toDevice(dv); res != abi.Success {
+			return res
+		}
+		return abi.ResultOf(dv.cl.MemcpyDtoHAsync(dst, src, s))
+	})
 }
 
 func memcpyDtoD(dst, src, size uint64) Result {
 	dv, res := currentDevice()
+	if res == abi.Success {
+		res = legacyStreamUse(dv)
+	}
+	if res == abi.Success {
+		res = toDevice(dv)
+	}
 	if res != abi.Success {
 		return res
 	}
@@ -139,11 +191,22 @@ func memcpyDtoDAsync(dst, src, size uint64, stream uintptr) Result {
 	if size == 0 {
 		return abi.Success
 	}
-	return abi.ResultOf(dv.cl.MemcpyDtoDAsync(dst, src, size, s))
+	return submit(stream, dv, s, nodeMemcpy, func(dv *device, s uint64) Result {
+		if res := toDevice(dv); res != abi.Success {
+			return res
+		}
+		return abi.ResultOf(dv.cl.MemcpyDtoDAsync(dst, src, size, s))
+	})
 }
 
 func memset(dst uint64, value, elemSize uint32, count uint64) Result {
 	dv, res := currentDevice()
+	if res == abi.Success {
+		res = legacyStreamUse(dv)
+	}
+	if res == abi.Success {
+		res = toDevice(dv)
+	}
 	if res != abi.Success {
 		return res
 	}
@@ -161,5 +224,10 @@ func memsetAsync(dst uint64, value, elemSize uint32, count uint64, stream uintpt
 	if count == 0 {
 		return abi.Success
 	}
-	return abi.ResultOf(dv.cl.Memset(dst, value, elemSize, count, true, s))
+	return submit(stream, dv, s, nodeMemset, func(dv *device, s uint64) Result {
+		if res := toDevice(dv); res != abi.Success {
+			return res
+		}
+		return abi.ResultOf(dv.cl.Memset(dst, value, elemSize, count, true, s))
+	})
 }

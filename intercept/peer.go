@@ -82,6 +82,9 @@ func memcpyPeer(dst uint64, dstCtx uintptr, src uint64, srcCtx uintptr, n uint64
 	if n == 0 {
 		return abi.Success
 	}
+	if async && captureOf(stream) != nil {
+		return refuseInCapture(stream) // not recorded: capture would lose it
+	}
 	if !async {
 		if dc.dev == sc.dev {
 			return abi.ResultOf(dc.dev.cl.MemcpyDtoD(dst, src, n))

@@ -29,7 +29,7 @@ var (
 )
 
 // rtPrograms are the runtime test programs in testdata, without .cu.
-var rtPrograms = []string{"rt_memory", "rt_kernels", "rt_occupancy", "rt_pointers", "rt_pitched", "rt_peer", "rt_callbacks", "rt_printf"}
+var rtPrograms = []string{"rt_memory", "rt_kernels", "rt_occupancy", "rt_pointers", "rt_pitched", "rt_peer", "rt_callbacks", "rt_printf", "rt_graphs", "rt_managed", "rt_limits"}
 
 // rtDevices is how many devices a runtime program runs with; one unless named.
 var rtDevices = map[string]int{"rt_peer": 2}
@@ -134,6 +134,33 @@ func TestRuntimePrintf(t *testing.T) {
 	}
 }
 
+// The printf FIFO's size set by the program reaches the device, which
+// keeps the lines that fit; an illegal address stays until
+// cudaDeviceReset, which restores the default limits.
+func TestRuntimeLimitsAndReset(t *testing.T) {
+	buildRuntimePrograms(t)
+	k := startKerfd(t)
+	b := k.bundle(t, "alice")
+	var want strings.Builder
+	for i := range 8 {
+		fmt.Fprintf(&want, "line %02d\n", i)
+	}
+	want.WriteString("host: after the small FIFO\n")
+	for i := range 12 {
+		fmt.Fprintf(&want, "line %02d\n", i)
+	}
+	want.WriteString("limits ok\n")
+	for _, via := range vias {
+		for _, link := range cudartLinks {
+			t.Run(via+"/"+link, func(t *testing.T) {
+				if got := kerfRunOutput(t, b, via, 1, rtSlice, "rt_limits_"+link); got != want.String() {
+					t.Fatalf("stdout:\n%s\nwant:\n%s", got, want.String())
+				}
+			})
+		}
+	}
+}
+
 // deliberatelyAbsent lists the entry points the CUDA 11.8 runtime asks
 // cuGetProcAddress for that the shim does not serve, by name prefix, each
 // with why. cudart resolves its whole driver table at start and fails only
@@ -143,9 +170,8 @@ var deliberatelyAbsent = []struct {
 	reason string
 	names  []string // exact names, or prefixes ending in "*"
 }{
-	{"CUDA graphs and stream capture are not in the call catalogue",
-		[]string{"cuGraph*", "cuStreamBeginCapture", "cuStreamEndCapture", "cuStreamIsCapturing", "cuStreamGetCaptureInfo",
-			"cuStreamUpdateCaptureDependencies", "cuThreadExchangeStreamCaptureMode", "cuUserObject*",
+	{"graphs are recorded by the shim with kernel, memcpy, memset, host, empty and child-graph nodes; node parameters, executable-graph updates, event, memory and conditional nodes, user objects and capture-dependency edits are not offered",
+		[]string{"cuGraph*", "cuStreamUpdateCaptureDependencies", "cuUserObject*",
 			"cuDeviceGraphMemTrim", "cuDeviceGetGraphMemAttribute", "cuDeviceSetGraphMemAttribute"}},
 	{"no textures, surfaces or CUDA arrays: the emulated GPU has no texture units",
 		[]string{"cuTex*", "cuSurf*", "cuArray*", "cuMipmappedArray*", "cuModuleGetTexRef", "cuModuleGetSurfRef",
@@ -160,10 +186,8 @@ var deliberatelyAbsent = []struct {
 	{"no stream-ordered allocator or memory pools in the catalogue",
 		[]string{"cuMemPool*", "cuMemAllocAsync", "cuMemFreeAsync", "cuMemAllocFromPoolAsync",
 			"cuDeviceGetDefaultMemPool", "cuDeviceSetMemPool", "cuDeviceGetMemPool"}},
-	{"managed, host-registered and unified-address memory need one address space for host and device, which kerfd's device addresses do not share with the program",
-		[]string{"cuMemAllocManaged", "cuMemAdvise", "cuMemPrefetchAsync", "cuMemRange*", "cuStreamAttachMemAsync",
-			"cuMemHostRegister", "cuMemHostUnregister", "cuMemHostGetDevicePointer", "cuMemHostGetFlags",
-			"cuPointerSetAttribute", "cuMemcpy", "cuMemcpyAsync"}},
+	{"unified copies and stream attachment need one address space for host and device, which kerfd's device addresses share with the program only for managed and mapped memory",
+		[]string{"cuStreamAttachMemAsync", "cuPointerSetAttribute", "cuMemcpy", "cuMemcpyAsync"}},
 	{"modules load from images on kerfd; no files or linker on the client",
 		[]string{"cuLink*", "cuModuleLoad"}},
 	{"stream memory operations need the device to reach the program's memory",

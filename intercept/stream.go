@@ -21,7 +21,11 @@ func streamCreate(flags uint32, priority int32) (*object, Result) {
 	o, res := drv.newObject(kindStream, dv, out.Words[0])
 	if res != abi.Success {
 		dv.cl.Call(abi.CallStreamDestroy, new(abi.Values).Word(out.Words[0]), nil)
+		return nil, res
 	}
+	drv.mu.Lock()
+	o.streamFlags = flags
+	drv.mu.Unlock()
 	return o, res
 }
 
@@ -42,14 +46,23 @@ func destroyHandle(key uintptr, k kind, call abi.CallID) Result {
 }
 
 func streamSynchronize(key uintptr) Result {
+	if res := refuseInCapture(key); res != abi.Success {
+		return res
+	}
 	dv, s, res := streamOf(key)
 	if res != abi.Success {
 		return res
 	}
-	return abi.ResultOf(dv.cl.StreamSynchronize(s))
+	if err := dv.cl.StreamSynchronize(s); err != nil {
+		return abi.ResultOf(err)
+	}
+	return toHost(dv)
 }
 
 func streamQuery(key uintptr) Result {
+	if res := refuseInCapture(key); res != abi.Success {
+		return res
+	}
 	dv, s, res := streamOf(key)
 	if res != abi.Success {
 		return res
@@ -65,6 +78,9 @@ func streamWaitEvent(skey, ekey uintptr, flags uint32) Result {
 	e, ok := drv.lookup(ekey, kindEvent)
 	if !ok {
 		return abi.ErrInvalidHandle
+	}
+	if captured, res := captureStreamWait(skey, ekey); captured {
+		return res
 	}
 	if e.dev != dv {
 		// Another device's event: no session can wait on it, so wait here.
@@ -109,8 +125,11 @@ func eventRecord(ekey, skey uintptr) Result {
 		return res
 	}
 	var s uint64
-	if skey == 0 || skey == streamLegacy || skey == streamPerThread {
+	if isDefaultStream(skey) {
 		// The event's context's default stream, as in CUDA.
+		if res := legacyStreamUse(e.dev); res != abi.Success {
+			return res
+		}
 	} else {
 		st, ok := drv.lookup(skey, kindStream)
 		if !ok {
@@ -121,12 +140,18 @@ func eventRecord(ekey, skey uintptr) Result {
 		}
 		s = st.wire
 	}
+	if captured, res := captureEventRecord(ekey, skey); captured {
+		return res
+	}
 	return abi.ResultOf(e.dev.cl.EventRecord(e.wire, s))
 }
 
 func eventQuery(key uintptr) Result {
 	e, res := event(key)
 	if res != abi.Success {
+		return res
+	}
+	if res := capturedEventUse(key); res != abi.Success {
 		return res
 	}
 	return abi.ResultOf(e.dev.cl.Call(abi.CallEventQuery, new(abi.Values).Word(e.wire), nil))
@@ -137,7 +162,13 @@ func eventSynchronize(key uintptr) Result {
 	if res != abi.Success {
 		return res
 	}
-	return abi.ResultOf(e.dev.cl.Call(abi.CallEventSynchronize, new(abi.Values).Word(e.wire), nil))
+	if res := capturedEventUse(key); res != abi.Success {
+		return res
+	}
+	if err := e.dev.cl.Call(abi.CallEventSynchronize, new(abi.Values).Word(e.wire), nil); err != nil {
+		return abi.ResultOf(err)
+	}
+	return toHost(e.dev)
 }
 
 func eventElapsed(start, end uintptr) (float32, Result) {

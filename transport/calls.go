@@ -266,6 +266,46 @@ func (ss *session) funcGetAttribute(a wire.FuncGetAttributeArgs) abi.Result {
 	return abi.ResultOf(err)
 }
 
+// ctxReset replaces the session's context with a fresh one of the same
+// device and memory limit. Everything of the old one goes with it; handle
+// numbers go on from where they were, so no stale handle names a new
+// object. The swap holds the server's lock, under which other goroutines
+// read the session's context (Sessions, SetMemLimit).
+func (ss *session) ctxReset(wire.DevicePrimaryCtxResetArgs) abi.Result {
+	_ = ss.ctx.Synchronize() // its sticky error goes with it
+	used := ss.mem.used
+	ss.mem = memTable{lastID: ss.mem.lastID}
+	ss.handles = handleTable{next: ss.handles.next}
+	ss.srv.mu.Lock()
+	_ = ss.ctx.Close()
+	ctx, err := ss.srv.Backend.Open(ss.device, ss.openLimit)
+	if err == nil {
+		ss.setContext(ctx)
+	}
+	ss.srv.mu.Unlock()
+	if ss.leaseMem != nil {
+		ss.leaseMem.Release(used)
+	}
+	ss.memUsed.Store(0)
+	if err != nil {
+		// Only the closed context is left, which refuses every call: the
+		// session ends after this reply.
+		ss.closeStream()
+		return abi.ResultOf(err)
+	}
+	return abi.Success
+}
+
+// ctxSetLimit sets a limit of the session's context where its backend
+// has it; a backend without limits refuses them all.
+func (ss *session) ctxSetLimit(a wire.CtxSetLimitArgs) abi.Result {
+	ls, ok := ss.ctx.(gpu.LimitSetter)
+	if !ok {
+		return abi.ErrUnsupportedLimit
+	}
+	return abi.ResultOf(ls.SetLimit(a.Limit, a.Value))
+}
+
 func (ss *session) funcSetAttribute(a wire.FuncSetAttributeArgs) abi.Result {
 	f, ok := ss.handles.function(a.Function)
 	if !ok {

@@ -54,6 +54,8 @@ var handlers = [...]handler{
 	abi.CallEventDestroy:       handle(wire.DecodeEventDestroyArgs, (*session).eventDestroy),
 	abi.CallFuncSetAttribute:   handle(wire.DecodeFuncSetAttributeArgs, (*session).funcSetAttribute),
 	abi.CallMemGetAddressRange: handle(wire.DecodeMemGetAddressRangeArgs, (*session).memGetAddressRange),
+	abi.CallCtxSetLimit:        handle(wire.DecodeCtxSetLimitArgs, (*session).ctxSetLimit),
+	abi.CallCtxReset:           handle(wire.DecodeDevicePrimaryCtxResetArgs, (*session).ctxReset),
 }
 
 // handlerFor returns the handler of call id, or nil.

@@ -156,7 +156,9 @@ func (s *Server) SetMemLimit(limit uint64) error {
 	for _, ss := range s.sessions {
 		if err := ss.ctx.SetMemLimit(limit); err != nil {
 			errs = append(errs, fmt.Errorf("session %d: %w", ss.id, err))
+			continue
 		}
+		ss.openLimit = limit // a context reset keeps it
 	}
 	return errors.Join(errs...)
 }
@@ -451,14 +453,12 @@ func (ss *session) open(adm Admission) error {
 	if adm.Lease != "" && ss.srv.LeaseMemory != nil {
 		ss.leaseMem = ss.srv.LeaseMemory(adm)
 	}
+	ss.openLimit = adm.MemLimit
 	ctx, err := ss.srv.Backend.Open(adm.Device, adm.MemLimit)
 	if err != nil {
 		return ss.refuse(abi.ResultOf(err), "opening device: "+abi.Message(err))
 	}
-	ss.ctx = ctx
-	if a, ok := ctx.(gpu.Aborter); ok {
-		ss.aborter.Store(a)
-	}
+	ss.setContext(ctx)
 	info := ctx.Device()
 	_, total := ctx.MemInfo()
 	ack := wire.HelloAckMsg{

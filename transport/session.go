@@ -27,9 +27,13 @@ type session struct {
 	started time.Time
 	tenant  auth.Tenant
 	device  int
-	version uint16 // the protocol version negotiated
-	ctx     gpu.Context
-	lease   string
+	// openLimit is the context's memory limit, as opened or last set; a
+	// context reset opens the new one with it. Written under the
+	// server's lock once the session is registered.
+	openLimit uint64
+	version   uint16 // the protocol version negotiated
+	ctx       gpu.Context
+	lease     string
 	// leaseMem is the lease's shared account of the slice's memory; nil
 	// outside a lease or without one.
 	leaseMem LeaseMemory
@@ -58,6 +62,14 @@ type session struct {
 	// aborter is ctx when it can cut its kernels short (gpu.Aborter), for
 	// closeStream, which may run on another goroutine.
 	aborter atomic.Value
+}
+
+// setContext makes ctx the session's backend context.
+func (ss *session) setContext(ctx gpu.Context) {
+	ss.ctx = ctx
+	if a, ok := ctx.(gpu.Aborter); ok {
+		ss.aborter.Store(a)
+	}
 }
 
 // closeStream ends the session from any goroutine: the stream closes, and

@@ -78,7 +78,7 @@ func render() []byte {
 			switch {
 			case s.Name == at:
 				proto(&current, s.Name, s.Params)
-			case !s.PerThread && !s.Legacy && s.Since > abi.CUDAVersion:
+			case s.Own != "" || !s.PerThread && !s.Legacy && s.Since > abi.CUDAVersion:
 				proto(&current, s.Name, s.Params) // newer than CUDA_VERSION: by its own name only
 			default:
 				proto(&rest, s.Name, s.Params)

@@ -65,7 +65,10 @@ type greenPart struct {
 	sms    int
 }
 
-var _ gpu.Context = (*Context)(nil)
+var (
+	_ gpu.Context     = (*Context)(nil)
+	_ gpu.LimitSetter = (*Context)(nil)
+)
 
 func newContext(info gpu.DeviceInfo, dev int, memLimit uint64, paramInfo bool, gate gpu.Gate, part *greenPart) (*Context, error) {
 	// The context's footprint is the drop in the device's free memory
@@ -154,6 +157,15 @@ func (c *Context) enter() error {
 
 // Device describes the context's device.
 func (c *Context) Device() gpu.DeviceInfo { return c.info }
+
+// SetLimit sets a limit of the context in the driver, as cuCtxSetLimit.
+func (c *Context) SetLimit(limit uint32, value uint64) error {
+	if err := c.enter(); err != nil {
+		return err
+	}
+	defer c.op.RUnlock()
+	return c.check("cuCtxSetLimit", ctxSetLimit(c.h, limit, value))
+}
 
 // Attribute returns a device attribute from the driver.
 func (c *Context) Attribute(attr uint32) (int32, error) {

@@ -96,6 +96,7 @@ static kcu_res kcu_ctx_create(int dev, uintptr_t *ctx) {
 }
 static kcu_res kcu_ctx_destroy(uintptr_t c) { return cu.cuCtxDestroy(H(c)); }
 static kcu_res kcu_ctx_sync(uintptr_t c) { CUR(c); return cu.cuCtxSynchronize(); }
+static kcu_res kcu_ctx_set_limit(uintptr_t c, int limit, size_t v) { CUR(c); return cu.cuCtxSetLimit(limit, v); }
 static kcu_res kcu_mem_info(uintptr_t c, size_t *fr, size_t *tot) { CUR(c); return cu.cuMemGetInfo(fr, tot); }
 static kcu_res kcu_mem_alloc(uintptr_t c, size_t n, kcu_ptr *p) { CUR(c); return cu.cuMemAlloc(p, n); }
 static kcu_res kcu_mem_free(uintptr_t c, kcu_ptr p) { CUR(c); return cu.cuMemFree(p); }
@@ -447,6 +448,10 @@ func ctxCreate(dev int) (uintptr, int) {
 
 func ctxDestroy(c uintptr) int { return int(C.kcu_ctx_destroy(C.uintptr_t(c))) }
 func ctxSync(c uintptr) int    { return int(C.kcu_ctx_sync(C.uintptr_t(c))) }
+
+func ctxSetLimit(c uintptr, limit uint32, v uint64) int {
+	return int(C.kcu_ctx_set_limit(C.uintptr_t(c), C.int(limit), C.size_t(v)))
+}
 
 func memInfo(c uintptr) (free, total uint64, r int) {
 	var f, t C.size_t

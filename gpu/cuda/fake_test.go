@@ -209,6 +209,13 @@ func TestFakeDriverChild(t *testing.T) {
 		t.Fatalf("bad image: %v, want the driver's JIT error log", err)
 	}
 	moduleImages(t, c)
+	// Limits go to the driver, which answers for the ones it has.
+	if err := c.SetLimit(abi.LimitPrintfFIFOSize, 64<<10); err != nil {
+		t.Fatalf("printf FIFO limit: %v", err)
+	}
+	if err := c.SetLimit(abi.LimitMaxL2FetchGranularity, 64); abi.ResultOf(err) != abi.ErrUnsupportedLimit {
+		t.Fatalf("a limit the driver lacks: %v, want CUDA_ERROR_UNSUPPORTED_LIMIT", err)
+	}
 	p, err := c.MemAlloc(30 << 20)
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ struct kcu_tab {
 	CUresult (*cuCtxCreate)(CUcontext *pctx, unsigned int flags, CUdevice dev);
 	CUresult (*cuCtxDestroy)(CUcontext ctx);
 	CUresult (*cuCtxSetCurrent)(CUcontext ctx);
+	CUresult (*cuCtxSetLimit)(CUlimit limit, size_t value);
 	CUresult (*cuCtxSynchronize)(void);
 	CUresult (*cuDeviceGet)(CUdevice *device, int ordinal);
 	CUresult (*cuDeviceGetAttribute)(int *pi, CUdevice_attribute attrib, CUdevice dev);
@@ -64,6 +65,7 @@ static const struct kcu_sym kcu_syms[] = {
 	{"cuCtxCreate", {"cuCtxCreate_v2", "cuCtxCreate"}, offsetof(struct kcu_tab, cuCtxCreate), 0},
 	{"cuCtxDestroy", {"cuCtxDestroy_v2", "cuCtxDestroy"}, offsetof(struct kcu_tab, cuCtxDestroy), 0},
 	{"cuCtxSetCurrent", {"cuCtxSetCurrent"}, offsetof(struct kcu_tab, cuCtxSetCurrent), 4000},
+	{"cuCtxSetLimit", {"cuCtxSetLimit"}, offsetof(struct kcu_tab, cuCtxSetLimit), 3010},
 	{"cuCtxSynchronize", {"cuCtxSynchronize"}, offsetof(struct kcu_tab, cuCtxSynchronize), 0},
 	{"cuDeviceGet", {"cuDeviceGet"}, offsetof(struct kcu_tab, cuDeviceGet), 0},
 	{"cuDeviceGetAttribute", {"cuDeviceGetAttribute"}, offsetof(struct kcu_tab, cuDeviceGetAttribute), 0},

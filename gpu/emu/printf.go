@@ -4,6 +4,7 @@ import (
 	"io"
 	"sync"
 
+	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/gpu"
 )
 
@@ -11,7 +12,10 @@ import (
 // SetPrintfFIFOSize, CUDA's default CU_LIMIT_PRINTF_FIFO_SIZE.
 const DefaultPrintfFIFOSize = 1 << 20
 
-var _ gpu.PrintfBuffer = (*Context)(nil)
+var (
+	_ gpu.PrintfBuffer = (*Context)(nil)
+	_ gpu.LimitSetter  = (*Context)(nil)
+)
 
 // printfFIFO holds a context's printf output until it is taken. Like a
 // GPU's printf FIFO it keeps whole printf calls: one that does not fit
@@ -48,6 +52,20 @@ func (f *printfFIFO) take() []byte {
 	b := f.buf
 	f.buf, f.dropped = nil, 0
 	return b
+}
+
+// SetLimit implements gpu.LimitSetter: the printf FIFO's size. Kernels
+// here have no bounded stack and no device malloc heap, so those limits
+// are accepted and bound nothing.
+func (c *Context) SetLimit(limit uint32, value uint64) error {
+	switch limit {
+	case abi.LimitPrintfFIFOSize:
+		c.SetPrintfFIFOSize(value)
+	case abi.LimitStackSize, abi.LimitMallocHeapSize:
+	default:
+		return abi.ErrUnsupportedLimit
+	}
+	return nil
 }
 
 // SetPrintfFIFOSize implements gpu.PrintfBuffer.

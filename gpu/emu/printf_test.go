@@ -49,3 +49,24 @@ extern "C" __global__ void hello(int base) { printf("line %d\n", base + (int)thr
 		t.Fatalf("with a 20-byte FIFO took %q, want %q", got, want)
 	}
 }
+
+// SetLimit sizes the printf FIFO, accepts the limits that bound nothing
+// here, and refuses the others.
+func TestContextSetLimit(t *testing.T) {
+	c := open(t, New(Config{MemoryBytes: 16 << 20}), 0, 0)
+	ok(t, c.SetLimit(abi.LimitPrintfFIFOSize, 20))
+	// "line 10\n" is 8 bytes: the third does not fit in 20.
+	for i := range 3 {
+		fmt.Fprintf(&c.printf, "line %d\n", 10+i)
+	}
+	if got, want := string(c.TakePrintf()), "line 10\nline 11\n"; got != want {
+		t.Fatalf("after SetLimit(printf FIFO, 20) took %q, want %q", got, want)
+	}
+	ok(t, c.SetLimit(abi.LimitStackSize, 4096))
+	ok(t, c.SetLimit(abi.LimitMallocHeapSize, 1<<20))
+	for _, l := range []uint32{abi.LimitMaxL2FetchGranularity, 99} {
+		if err := c.SetLimit(l, 1); abi.ResultOf(err) != abi.ErrUnsupportedLimit {
+			t.Errorf("SetLimit(%d): %v, want CUDA_ERROR_UNSUPPORTED_LIMIT", l, err)
+		}
+	}
+}

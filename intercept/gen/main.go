@@ -70,6 +70,9 @@ func impl(e *abi.EntryPoint, s abi.Symbol) string {
 	if s.Legacy {
 		n += "V1"
 	}
+	if s.Own != "" {
+		n += strings.ToUpper(strings.TrimPrefix(s.Own, "_"))
+	}
 	return n
 }
 
@@ -77,6 +80,7 @@ func impl(e *abi.EntryPoint, s abi.Symbol) string {
 var handleTypes = map[string]bool{
 	"CUcontext": true, "CUmodule": true, "CUfunction": true, "CUstream": true,
 	"CUevent": true, "CUlibrary": true, "CUkernel": true,
+	"CUgraph": true, "CUgraphNode": true, "CUgraphExec": true,
 }
 
 // intTypes are the header's integer types, traced as signed decimals: int
@@ -85,7 +89,8 @@ var intTypes = map[string]bool{
 	"int": true, "CUdevice": true, "CUdevice_attribute": true, "CUfunction_attribute": true,
 	"CUjit_option": true, "CUlibraryOption": true, "CUmoduleLoadingMode": true,
 	"CUlimit": true, "CUfunc_cache": true, "CUsharedconfig": true, "CUpointer_attribute": true, "CUmemorytype": true,
-	"CUdriverProcAddressQueryResult": true,
+	"CUdriverProcAddressQueryResult": true, "CUstreamCaptureMode": true, "CUstreamCaptureStatus": true,
+	"CUgraphNodeType": true, "CUmem_advise": true, "CUmem_range_attribute": true,
 }
 
 // optionArrays are integer types whose pointers are arrays the program

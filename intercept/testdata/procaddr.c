@@ -37,7 +37,8 @@ int main(int argc, char **argv) {
 	if (init != cuInit)
 		FAIL("cuInit pointer differs from the symbol");
 	CHECK(init(0));
-	ctxcreate_t ctxcreate = get("cuCtxCreate", 12040, 0);
+	/* From CUDA 11.4 on, "cuCtxCreate" is cuCtxCreate_v3 (with execution affinity). */
+	ctxcreate_t ctxcreate = get("cuCtxCreate", 11000, 0);
 	alloc_t alloc = get("cuMemAlloc", 12040, CU_GET_PROC_ADDRESS_DEFAULT);
 	if (alloc != cuMemAlloc_v2)
 		FAIL("cuMemAlloc at 12.4 is not cuMemAlloc_v2");

@@ -161,6 +161,11 @@ CUresult cuCtxSynchronize(void) { drain(); fake_log("sync ctx=%p", current); ret
 #else
 CUresult cuCtxSynchronize(void) { fake_log("sync ctx=%p", current); return 0; }
 #endif
+/* Limits: the fake driver has the stack, printf FIFO and heap limits. */
+CUresult cuCtxSetLimit(CUlimit limit, size_t v) {
+	(void)v;
+	return limit <= 2 ? 0 : 215; /* CUDA_ERROR_UNSUPPORTED_LIMIT */
+}
 CUresult cuMemGetInfo(size_t *f, size_t *t) {
 	pthread_mutex_lock(&mu);
 	*t = GiB;

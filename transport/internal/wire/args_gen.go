@@ -175,6 +175,14 @@ func putScalarArgs(id abi.CallID, a []byte, w *[abi.MaxWords]uint64) bool {
 		_ = a[7]
 		binary.LittleEndian.PutUint64(a[0:], w[0])
 		return true
+	case 34: // cuCtxSetLimit: u32 u64
+		if (w[0])>>32 != 0 {
+			return false
+		}
+		_ = a[11]
+		binary.LittleEndian.PutUint32(a[0:], uint32(w[0]))
+		binary.LittleEndian.PutUint64(a[4:], w[1])
+		return true
 	}
 	return false
 }

@@ -949,3 +949,53 @@ func DecodeMemGetAddressRangeArgs(p []byte) (a MemGetAddressRangeArgs, err error
 	err = a.Decode(p)
 	return a, err
 }
+
+// CtxSetLimitArgs are the arguments of cuCtxSetLimit, call 34. Sets a limit
+// of the session's context (the printf FIFO's size, the stack and the
+// device malloc heap), after the shim has checked it against the device;
+// the shim answers cuCtxGetLimit.
+type CtxSetLimitArgs struct {
+	Limit uint32 `arg:"u32"`
+	Value uint64 `arg:"u64"`
+}
+
+// Decode decodes cuCtxSetLimit's arguments into a from p, its Call frame's
+// payload, which must hold exactly them. On an error a holds no meaning.
+func (a *CtxSetLimitArgs) Decode(p []byte) error {
+	if len(p) != 12 {
+		return argsSizeError{len(p), 12}
+	}
+	a.Limit = binary.LittleEndian.Uint32(p[0:])
+	a.Value = binary.LittleEndian.Uint64(p[4:])
+	return nil
+}
+
+// DecodeCtxSetLimitArgs returns cuCtxSetLimit's arguments decoded from p by
+// Decode.
+func DecodeCtxSetLimitArgs(p []byte) (a CtxSetLimitArgs, err error) {
+	err = a.Decode(p)
+	return a, err
+}
+
+// DevicePrimaryCtxResetArgs are the arguments of cuDevicePrimaryCtxReset,
+// call 35. Replaces the session's context with a fresh one, as resetting
+// the device's primary context does: every allocation, module, stream and
+// event of the session goes, and so does a sticky error.
+type DevicePrimaryCtxResetArgs struct{}
+
+// Decode decodes cuDevicePrimaryCtxReset's arguments into a from p, its
+// Call frame's payload, which must hold exactly them. On an error a holds
+// no meaning.
+func (a *DevicePrimaryCtxResetArgs) Decode(p []byte) error {
+	if len(p) != 0 {
+		return argsSizeError{len(p), 0}
+	}
+	return nil
+}
+
+// DecodeDevicePrimaryCtxResetArgs returns cuDevicePrimaryCtxReset's
+// arguments decoded from p by Decode.
+func DecodeDevicePrimaryCtxResetArgs(p []byte) (a DevicePrimaryCtxResetArgs, err error) {
+	err = a.Decode(p)
+	return a, err
+}

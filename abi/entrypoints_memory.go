@@ -1,0 +1,20 @@
+package abi
+
+// shimLocalMemory lists the managed and mapped host memory entry points:
+// the shim keeps such memory as a host mirror of a device allocation,
+// coherent at launches and synchronisations (intercept/managed.go).
+var shimLocalMemory = []EntryPoint{
+	{Name: "cuMemAllocManaged", Since: 6000, Params: "CUdeviceptr *dptr, size_t bytesize, unsigned int flags"},
+	{Name: "cuMemHostRegister", Since: 4000, Versions: []Version{{"_v2", 6050}}, Params: "void *p, size_t bytesize, unsigned int Flags"},
+	{Name: "cuMemHostUnregister", Since: 4000, Params: "void *p"},
+	{Name: "cuMemHostGetDevicePointer", NoPlain: true, Versions: []Version{{"_v2", 3020}},
+		Params: "CUdeviceptr *pdptr, void *p, unsigned int Flags"},
+	{Name: "cuMemHostGetFlags", Since: 2030, Params: "unsigned int *pFlags, void *p"},
+	{Name: "cuMemPrefetchAsync", Since: 8000, PerThread: "_ptsz",
+		Params: "CUdeviceptr devPtr, size_t count, CUdevice dstDevice, CUstream hStream"},
+	{Name: "cuMemAdvise", Since: 8000, Params: "CUdeviceptr devPtr, size_t count, CUmem_advise advice, CUdevice device"},
+	{Name: "cuMemRangeGetAttribute", Since: 8000,
+		Params: "void *data, size_t dataSize, CUmem_range_attribute attribute, CUdeviceptr devPtr, size_t count"},
+	{Name: "cuMemRangeGetAttributes", Since: 8000,
+		Params: "void **data, size_t *dataSizes, CUmem_range_attribute *attributes, size_t numAttributes, CUdeviceptr devPtr, size_t count"},
+}
