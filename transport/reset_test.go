@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/kerf-edge/kerf/abi"
+	"github.com/kerf-edge/kerf/internal/testkit"
 )
 
 // A context reset frees everything of the session's, keeps its memory
@@ -51,6 +52,8 @@ func TestContextReset(t *testing.T) {
 func TestContextResetKeepsLimitSet(t *testing.T) {
 	ts := startServer(t)
 	c := ts.dial(t, transports[0], ts.token(t, "r-limit", 1<<20))
+	// The server registers a session just after its hello is answered.
+	testkit.WaitFor(t, "the session", func() bool { return len(ts.srv.Sessions()) == 1 })
 	if err := ts.srv.SetMemLimit(2 << 20); err != nil {
 		t.Fatal(err)
 	}
