@@ -245,6 +245,9 @@ ingest:
 			t.Errorf("the jobs panel's row after the run lacks %s: %s", want, job)
 		}
 	}
+	if !strings.Contains(dom, "job infer: instance infer-1 for source plant-1/line-2/cam-07 stopped: exit code 143 after ") {
+		t.Errorf("the events lack the job's run in words")
+	}
 	plot = regexp.MustCompile(`<div [^>]*data-series="plant-1/line-2/cam-07 queue_depth"[^>]*>`).FindString(dom)
 	if attr("data-job-starts") != "1" || attr("data-job-exits") != "1" {
 		t.Errorf("the job's run is not marked: %s", plot)

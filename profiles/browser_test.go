@@ -101,6 +101,7 @@ func TestBrowser(t *testing.T) {
 	if r := e.do("POST", "/v1/jobs", e.admin, job); r.code != 201 {
 		t.Fatalf("job: %d %s", r.code, r.body)
 	}
+	e.srv.RecordJob("infer", "start", "instance infer-2 started for source plant/n1/cam-01", 0)
 	e.node.mu.Lock()
 	e.node.slices[0].ID = "s0"
 	e.node.mu.Unlock()
@@ -134,6 +135,7 @@ func TestBrowser(t *testing.T) {
 		`<tr data-rule="hot" data-phase="armed">`,
 		`max of queue below 80`,
 		`1–2 of 2 series`,
+		`job infer: instance infer-2 started for source plant/n1/cam-01</li>`,
 		`<tr data-job="infer" data-state="firing" data-running="1" data-runs="1">`,
 		`<span class="phase phase-firing">firing</span></td><td>queue at or above threshold 60</td>`,
 		`<li data-instance="infer-2" data-source="plant/n1/cam-01"><b>plant/n1/cam-01</b> since `,
