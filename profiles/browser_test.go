@@ -66,9 +66,11 @@ func atLeast(t *testing.T, what string, attrs map[string]string, key string, min
 
 // TestBrowser loads the page in headless Chromium against a fake node
 // with one tenant slice, a rule, a load-signal series that crosses the
-// rule's threshold and the re-slice it caused. It checks the rendered DOM
-// (the plots have points, the threshold is drawn and the re-slice marked,
-// the rule's phase, the events in words) and saves screenshots (see
+// rule's threshold and the re-slice it caused, and a job reading the same
+// series with an instance running and a run ended. It checks the rendered
+// DOM (the plots have points, the thresholds are drawn and the re-slice
+// and the job's instances marked, the rule's phase, the job's state,
+// instance and run, the events in words) and saves screenshots (see
 // artifactDir); then 20 slices on one GPU, whose labels must all show.
 func TestBrowser(t *testing.T) {
 	testkit.NeedChromium(t)
@@ -88,6 +90,18 @@ func TestBrowser(t *testing.T) {
 	}
 	e.srv.RecordRuleReslice(RuleReslice{Rule: "hot", Metric: "queue", Why: "max of queue = 90 ≥ threshold 80", Reason: "scale-up",
 		Target: "gpu 0", Profile: "whole", Previous: "uniform-10", Duration: 12 * time.Millisecond})
+	// A job reads the cameras' queue: an instance for cam-01 crashed, and
+	// another runs for it now.
+	e.srv.deps.Jobs = &fakeJobs{runs: map[string]api.JobRuns{"infer": {State: api.JobStateFiring, Reason: "queue at or above threshold 60",
+		Running: []api.JobInstance{{ID: "infer-2", Source: "plant/n1/cam-01", Started: now.Add(-5 * time.Second), MemoryBytes: 256 << 20}},
+		Runs: []api.JobRun{{Instance: "infer-1", Source: "plant/n1/cam-01", Started: now.Add(-40 * time.Second), Ended: now.Add(-30 * time.Second),
+			ExitCode: 3, Outcome: api.JobRunOutcomeFailed}}}}}
+	job := map[string]any{"name": "infer", "job": map[string]any{"command": "/opt/infer",
+		"trigger": map[string]any{"source": "plant/*/cam-*", "metric": "queue", "threshold": 60}}}
+	if r := e.do("POST", "/v1/jobs", e.admin, job); r.code != 201 {
+		t.Fatalf("job: %d %s", r.code, r.body)
+	}
+	e.srv.RecordJob("infer", "start", "instance infer-2 started for source plant/n1/cam-01", 0)
 	e.node.mu.Lock()
 	e.node.slices[0].ID = "s0"
 	e.node.mu.Unlock()
@@ -121,6 +135,13 @@ func TestBrowser(t *testing.T) {
 		`<tr data-rule="hot" data-phase="armed">`,
 		`max of queue below 80`,
 		`1–2 of 2 series`,
+		`job infer: instance infer-2 started for source plant/n1/cam-01</li>`,
+		`<tr data-job="infer" data-state="firing" data-running="1" data-runs="1">`,
+		`<span class="phase phase-firing">firing</span></td><td>queue at or above threshold 60</td>`,
+		`<li data-instance="infer-2" data-source="plant/n1/cam-01"><b>plant/n1/cam-01</b> since `,
+		` · 256 MiB</li>`,
+		`<li data-outcome="failed" data-exit-code="3" title="infer-1">`,
+		`<span class="outcome outcome-failed">failed</span>, exit 3 after 10.0 s (plant/n1/cam-01)</li>`,
 	} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("DOM lacks %q", want)
@@ -137,10 +158,13 @@ func TestBrowser(t *testing.T) {
 	if cam["data-thresholds"] != "80,20" {
 		t.Errorf("the camera's thresholds %q, want 80,20", cam["data-thresholds"])
 	}
+	if cam["data-job-thresholds"] != "60" || cam["data-job-starts"] != "2" || cam["data-job-exits"] != "1" {
+		t.Errorf("the camera's plot: the job's threshold and instances %v", cam)
+	}
 	door := plotAttrs(dom, "data-series", "plant/n1/door temp")
 	atLeast(t, "the door's plot", door, "data-points", 40)
-	if door["data-thresholds"] != "" || door["data-markers"] != "0" {
-		t.Errorf("the door's plot has a rule's threshold or marker: %v", door)
+	if door["data-thresholds"] != "" || door["data-markers"] != "0" || door["data-job-thresholds"] != "" || door["data-job-markers"] != "0" {
+		t.Errorf("the door's plot has a rule's or a job's threshold or marker: %v", door)
 	}
 	atLeast(t, "GPU time", plotAttrs(dom, "data-plot", "gpu-time-0"), "data-points", 1)
 	atLeast(t, "memory per slice", plotAttrs(dom, "data-plot", "gpu-mem-0"), "data-points", 1)

@@ -15,10 +15,11 @@ import (
 )
 
 // fakeJobs accepts a job document with a command, and reports every job
-// it was told of as armed.
+// it was told of as armed, or as runs has it.
 type fakeJobs struct {
 	mu      sync.Mutex
 	changed int
+	runs    map[string]api.JobRuns
 }
 
 func (f *fakeJobs) ValidateJob(j api.Job) error {
@@ -37,6 +38,9 @@ func (f *fakeJobs) JobRuns(name string) (api.JobRuns, bool) {
 	defer f.mu.Unlock()
 	if f.changed == 0 {
 		return api.JobRuns{}, false
+	}
+	if r, ok := f.runs[name]; ok {
+		return r, true
 	}
 	return api.JobRuns{State: api.JobStateArmed, Reason: "no live series of q", Running: []api.JobInstance{},
 		Runs: []api.JobRun{{Instance: name + "-1", ExitCode: 0, Outcome: api.JobRunOutcomeSucceeded}}}, true

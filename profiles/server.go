@@ -236,9 +236,11 @@ func roundDuration(d time.Duration) time.Duration {
 }
 
 // RecordJob logs what the job runner did: an instance started, ended
-// (with its exit code and how long it ran) or failed to start.
+// (with its exit code and how long it ran) or failed to start. The
+// runner's detail says it in words, so the summary is the job and it.
 func (s *Server) RecordJob(job, action, detail string, d time.Duration) {
-	s.record(api.Event{Kind: api.EventKindJob, Action: action, Subject: job, Detail: detail, DurationSeconds: d.Seconds(), Actor: "jobs"})
+	s.record(api.Event{Kind: api.EventKindJob, Action: action, Subject: job, Detail: detail, DurationSeconds: d.Seconds(), Actor: "jobs",
+		Summary: "job " + job + ": " + detail})
 }
 
 // record queues e for the event log; see eventLog.

@@ -1,10 +1,12 @@
 // Kerf live page: the plots. Every few seconds it reads the node's
-// history (/v1/history/…), the rules (/v1/rules) and the re-slice events,
-// and draws them with uPlot: per load-signal series its recent values with
-// each rule's thresholds and the re-slices; per GPU the GPU time and
-// memory of each slice, stacked, and the layout over time as bands; per
-// tenant its rates. Every plot's element carries data-points (and signal
-// plots data-thresholds and data-markers) for tests and for a reader.
+// history (/v1/history/…), the rules (/v1/rules), the jobs (jobs.js) and
+// the re-slice events, and draws them with uPlot: per load-signal series
+// its recent values with each rule's and job's thresholds, the re-slices
+// and the starts and ends of job instances that ran for its source; per
+// GPU the GPU time and memory of each slice, stacked, and the layout over
+// time as bands; per tenant its rates. Every plot's element carries
+// data-points (and signal plots data-thresholds, data-job-thresholds,
+// data-markers and data-job-markers) for tests and for a reader.
 "use strict";
 
 const plotEvery = 2000; // ms between refreshes
@@ -139,9 +141,11 @@ function fmtNum(v) {
   return v.toPrecision(2);
 }
 
-// overlay draws a signal plot's thresholds (dashed, one per rule) and
-// re-slice markers (vertical lines) over the plot.
-function overlay(lines, marks) {
+// overlay draws a signal plot's thresholds (dashed, one per rule or job),
+// re-slice markers (solid vertical lines, labelled at the top) and job
+// markers (dotted vertical lines, labelled at the bottom: an instance's
+// start, then its end with the exit code) over the plot.
+function overlay(lines, marks, jobs) {
   return {
     hooks: {
       draw: [(u) => {
@@ -151,16 +155,20 @@ function overlay(lines, marks) {
         for (const l of lines) {
           const y = u.valToPos(l.value, "y", true);
           if (!isFinite(y)) continue;
-          ctx.strokeStyle = "#b45309";
+          ctx.strokeStyle = l.job ? jobColor.threshold : "#b45309";
           ctx.setLineDash([6 * devicePixelRatio, 4 * devicePixelRatio]);
           ctx.beginPath();
           ctx.moveTo(u.bbox.left, y);
           ctx.lineTo(u.bbox.left + u.bbox.width, y);
           ctx.stroke();
           ctx.setLineDash([]);
-          ctx.fillStyle = "#b45309";
+          ctx.fillStyle = ctx.strokeStyle;
           ctx.font = `${11 * devicePixelRatio}px system-ui`;
-          ctx.fillText(l.label, u.bbox.left + 4, y - 3 * devicePixelRatio);
+          // A rule's label on the left, a job's on the right: a rule and a
+          // job often share a threshold.
+          ctx.textAlign = l.job ? "right" : "left";
+          ctx.fillText(l.label, l.job ? u.bbox.left + u.bbox.width - 4 : u.bbox.left + 4, y - 3 * devicePixelRatio);
+          ctx.textAlign = "left";
         }
         for (const m of marks) {
           const x = u.valToPos(m.t, "x", true);
@@ -174,11 +182,28 @@ function overlay(lines, marks) {
           ctx.font = `${10 * devicePixelRatio}px system-ui`;
           ctx.fillText(m.label, x + 3, u.bbox.top + 11 * devicePixelRatio);
         }
+        jobs.forEach((m, i) => {
+          const x = u.valToPos(m.t, "x", true);
+          if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) return;
+          ctx.strokeStyle = jobColor[m.kind];
+          ctx.setLineDash([2 * devicePixelRatio, 3 * devicePixelRatio]);
+          ctx.beginPath();
+          ctx.moveTo(x, u.bbox.top);
+          ctx.lineTo(x, u.bbox.top + u.bbox.height);
+          ctx.stroke();
+          ctx.setLineDash([]);
+          ctx.fillStyle = ctx.strokeStyle;
+          ctx.font = `${10 * devicePixelRatio}px system-ui`;
+          // Labels of marks close together step up so they do not overlap.
+          ctx.fillText(m.label, x + 3, u.bbox.top + u.bbox.height - (3 + 11 * (i % 3)) * devicePixelRatio);
+        });
         ctx.restore();
       }],
     },
   };
 }
+
+const jobColor = { threshold: "#0f766e", start: "#059669", exit: "#7c3aed" };
 
 async function refreshSignals(win) {
   const q = encodeURIComponent(signalQuery);
@@ -197,22 +222,32 @@ async function refreshSignals(win) {
       lines.push({ value: rl.threshold, label: `${rl.name} ≥ ${rl.threshold}` });
       if (rl.activation !== rl.threshold) lines.push({ value: rl.activation, label: `${rl.name} < ${rl.activation}` });
     }
+    const jobs = jobsReading(s.source, s.metric);
+    for (const j of jobs) {
+      lines.push({ value: j.threshold, label: `job ${j.name} ≥ ${j.threshold}`, job: true });
+      if (j.activation !== j.threshold) lines.push({ value: j.activation, label: `job ${j.name} < ${j.activation}`, job: true });
+    }
     const names = new Set(rules.map((rl) => rl.name));
     const marks = resliceEvents.filter((e) => Date.parse(e.time) / 1000 >= now - win).map((e) => ({
       t: Date.parse(e.time) / 1000, ours: names.has(e.rule), label: e.rule ? "re-slice: " + e.rule : "re-slice",
     }));
+    const jmarks = jobMarks(jobs, s.source, now - win);
     const data = [s.points.t.slice(), s.points.v.slice()];
     // Keep the thresholds in view, and the whole window on the time axis.
     const vals = data[1].concat(lines.map((l) => l.value));
     const lo = Math.min(0, ...vals), hi = Math.max(1, ...vals) * 1.1;
     const p = plot(box, key, name, [{ label: s.metric, stroke: "#4a78d0", width: 1.5, points: { show: data[0].length < 60 } }], data, {
-      sig: JSON.stringify(lines) + JSON.stringify(marks),
-      opts: Object.assign({ scales: { x: { time: true, range: () => [now - win, now] }, y: { range: () => [lo, hi] } } }, overlay(lines, marks)),
+      sig: JSON.stringify(lines) + JSON.stringify(marks) + JSON.stringify(jmarks),
+      opts: Object.assign({ scales: { x: { time: true, range: () => [now - win, now] }, y: { range: () => [lo, hi] } } }, overlay(lines, marks, jmarks)),
     });
     p.el.classList.add("signal");
     p.el.dataset.series = name;
-    p.el.dataset.thresholds = lines.map((l) => l.value).join(",");
+    p.el.dataset.thresholds = lines.filter((l) => !l.job).map((l) => l.value).join(",");
+    p.el.dataset.jobThresholds = lines.filter((l) => l.job).map((l) => l.value).join(",");
     p.el.dataset.markers = String(marks.filter((m) => m.ours).length);
+    p.el.dataset.jobMarkers = String(jmarks.length);
+    p.el.dataset.jobStarts = String(jmarks.filter((m) => m.kind === "start").length);
+    p.el.dataset.jobExits = String(jmarks.filter((m) => m.kind === "exit").length);
   }
   for (const [key, p] of plotsByKey) {
     if (key.startsWith("signal ") && !shown.has(key)) {
@@ -282,7 +317,8 @@ async function refreshTenants() {
 }
 
 async function refreshPlots() {
-  const [rules, events] = await Promise.all([api("/v1/rules").then((r) => r.json()), api("/v1/events?kind=reslice&limit=200").then((r) => r.json())]);
+  const [rules, events] = await Promise.all([api("/v1/rules").then((r) => r.json()), api("/v1/events?kind=reslice&limit=200").then((r) => r.json()),
+    refreshJobs()]);
   readRules(rules);
   renderRules(rules);
   resliceEvents = events;
