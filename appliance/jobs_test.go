@@ -98,6 +98,11 @@ func startJobKerfd(t *testing.T, conf string) *jobKerfd {
 	}
 	var buf testkit.SyncBuffer
 	a := startLogged(t, cfg, slog.New(slog.NewTextHandler(&buf, nil)))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("kerfd's log:\n%s", buf.String())
+		}
+	})
 	testkit.WaitFor(t, "the embedded broker", func() bool { return a.ingest.Load() != nil })
 	tok, err := a.api.RotateAdminToken()
 	if err != nil {
