@@ -179,6 +179,20 @@ func (d *decoder) decode(code []instr, ri *rawInstr) ([]instr, error) {
 		err = x.reduxDecode()
 	case "match":
 		err = x.matchDecode()
+	case "tex", "tld4":
+		err = x.texDecode()
+	case "suld", "sust":
+		err = x.surfDecode()
+	case "txq", "suq":
+		err = x.queryDecode()
+	case "mbarrier":
+		err = x.mbarDecode()
+	case "nanosleep":
+		if t, ok := x.o.oneType(); !ok || t != tU32 || len(x.ops) != 1 {
+			return code, x.bad()
+		}
+		x.in.op = opYield
+		_, err = x.src(x.ops[0], tU32)
 	case "trap":
 		x.in.op = opTrap
 	case "call":

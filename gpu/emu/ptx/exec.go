@@ -236,6 +236,9 @@ type warp struct {
 	force  bool // the next warp-synchronous instruction runs without waiting
 	idx    int
 	done   bool
+	// yielded: the warp stopped at an incomplete mbarrier wait, not at
+	// a barrier, so that other warps can arrive
+	yielded bool
 }
 
 // worker runs blocks one after another on one goroutine.
@@ -253,6 +256,11 @@ type worker struct {
 	checkAt  uint64 // blockIns at which a backward branch calls watchdog
 	charged  uint64 // blockIns already charged to the grid
 	g        *grid
+	// the texture and surface objects resolved last
+	lastTex   *Texture
+	lastTexH  uint64
+	lastSurf  *Surface
+	lastSurfH uint64
 }
 
 func newWorker(k *Kernel, l *Launch, nthreads, shared int, globs []uint64) *worker {
@@ -344,14 +352,14 @@ func (w *worker) setBlock(b uint64) {
 		wp.live, wp.waiting, wp.active = live, 0, live
 		wp.parked, wp.force = 0, false
 		wp.pc, wp.nextPC = 0, math.MaxInt32
-		wp.done = false
+		wp.done, wp.yielded = false, false
 	}
 }
 
 // runBlock runs the warps of the current block, switching at barriers.
 func (w *worker) runBlock() error {
 	for {
-		blocked := false
+		blocked, yielded := false, false
 		for _, wp := range w.warps {
 			if wp.done {
 				continue
@@ -362,9 +370,15 @@ func (w *worker) runBlock() error {
 			if !wp.done {
 				blocked = true
 			}
+			yielded = yielded || wp.yielded
+			wp.yielded = false
 		}
 		if !blocked {
 			return nil
+		}
+		if yielded {
+			// a warp waits on an mbarrier phase: run the others on
+			continue
 		}
 		// every unfinished warp waits at a barrier: release them
 		for _, wp := range w.warps {
@@ -776,6 +790,24 @@ func (w *worker) runWarp(wp *warp) error {
 				}
 				continue
 			}
+		case opMbarWait, opYield:
+			if in.op == opMbarWait {
+				incomplete, err := w.mbarWait(wp, in, mask)
+				if err != nil {
+					return err
+				}
+				if !incomplete {
+					break
+				}
+			}
+			// an incomplete mbarrier phase, or nanosleep: let the
+			// block's other warps run before this one goes on
+			pc++
+			wp.pc, wp.active = pc, active
+			wp.savePC()
+			wp.resched()
+			wp.yielded = true
+			return nil
 		case opClock:
 			v := w.blockIns + wcount
 			switch in.mod {
