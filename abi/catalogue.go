@@ -186,6 +186,8 @@ const (
 	CallEventDestroy
 	CallFuncSetAttribute
 	CallMemGetAddressRange
+	CallTexObjectCreate
+	CallTexObjectDestroy
 	numCalls
 )
 
@@ -361,6 +363,19 @@ var catalogue = [numCalls]Call{
 		Args: []Arg{w("ptr", U64)}, Results: []Arg{w("base", U64), w("size", U64), w("bufferID", U64)},
 		Doc: "Returns the allocation or module global of the caller's that contains ptr: its base, size and a buffer ID unique within the session. " +
 			"Pointer attributes are answered from it; pinned host memory is answered by the shim."},
+	CallTexObjectCreate: {Name: "cuTexObjectCreate", EntryPoints: []EntryPoint{
+		{Name: "cuTexObjectCreate", Since: 5000, Params: "CUtexObject *pTexObject, const CUDA_RESOURCE_DESC *pResDesc, const CUDA_TEXTURE_DESC *pTexDesc, const CUDA_RESOURCE_VIEW_DESC *pResViewDesc"},
+		{Name: "cuSurfObjectCreate", Since: 5000, Params: "CUsurfObject *pSurfObject, const CUDA_RESOURCE_DESC *pResDesc"},
+	}, Mode: Sync,
+		Args: []Arg{b("desc", Bytes, TexObjectSize)}, Results: []Arg{w("object", U64)},
+		Doc: "Creates a texture or surface object over an image in the caller's device memory (a CUDA array, which the shim keeps there, " +
+			"linear or pitched memory), described by an abi.TexObject; the whole image must lie in one of the caller's allocations."},
+	CallTexObjectDestroy: {Name: "cuTexObjectDestroy", EntryPoints: []EntryPoint{
+		{Name: "cuTexObjectDestroy", Since: 5000, Params: "CUtexObject texObject"},
+		{Name: "cuSurfObjectDestroy", Since: 5000, Params: "CUsurfObject surfObject"},
+	}, Mode: Sync,
+		Args: []Arg{w("object", U64), w("surface", U32)},
+		Doc:  "Destroys a texture or surface object the caller created."},
 }
 
 func init() {

@@ -156,6 +156,19 @@ type PrintfBuffer interface {
 	TakePrintf() []byte
 }
 
+// TextureObjects is implemented by contexts that serve texture and
+// surface objects (the emulator). An object reads, and a surface also
+// writes, an image in the context's device memory that the transport
+// has checked lies in one of the caller's allocations; the handle it
+// returns is what the tenant's kernels name. A handle of another
+// context's is no object of this one's.
+type TextureObjects interface {
+	TexObjectCreate(d abi.TexObject) (uint64, error)
+	// TexObjectDestroy destroys a texture (surface false) or surface
+	// object; a handle of the other kind is abi.ErrInvalidValue.
+	TexObjectDestroy(obj uint64, surface bool) error
+}
+
 // Meter is implemented by contexts that meter the GPU time their kernels
 // take (both Kerf backends do); compute shares are measured with it.
 type Meter interface {

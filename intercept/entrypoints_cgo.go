@@ -520,9 +520,11 @@ func hostEnd(p unsafe.Pointer) func(off, n uint64) ([]byte, bool) {
 func copy2DOf(p *C.CUDA_MEMCPY2D) (c copy3D, src, dst uint64) {
 	c = copy3D{
 		src: copyEnd{x: uint64(p.srcXInBytes), y: uint64(p.srcY), memType: uint32(p.srcMemoryType),
-			host: hostEnd(p.srcHost), hostNil: p.srcHost == nil, device: uint64(p.srcDevice), pitch: uint64(p.srcPitch)},
+			host: hostEnd(p.srcHost), hostNil: p.srcHost == nil, device: uint64(p.srcDevice), pitch: uint64(p.srcPitch),
+			array: key(unsafe.Pointer(p.srcArray))},
 		dst: copyEnd{x: uint64(p.dstXInBytes), y: uint64(p.dstY), memType: uint32(p.dstMemoryType),
-			host: hostEnd(p.dstHost), hostNil: p.dstHost == nil, device: uint64(p.dstDevice), pitch: uint64(p.dstPitch)},
+			host: hostEnd(p.dstHost), hostNil: p.dstHost == nil, device: uint64(p.dstDevice), pitch: uint64(p.dstPitch),
+			array: key(unsafe.Pointer(p.dstArray))},
 		width: uint64(p.WidthInBytes), height: uint64(p.Height), depth: 1,
 	}
 	return c, endAddress(p.srcHost, p.srcDevice), endAddress(p.dstHost, p.dstDevice)
@@ -532,10 +534,10 @@ func copy3DOf(p *C.CUDA_MEMCPY3D) (c copy3D, src, dst uint64) {
 	c = copy3D{
 		src: copyEnd{x: uint64(p.srcXInBytes), y: uint64(p.srcY), z: uint64(p.srcZ), memType: uint32(p.srcMemoryType),
 			host: hostEnd(p.srcHost), hostNil: p.srcHost == nil, device: uint64(p.srcDevice), pitch: uint64(p.srcPitch),
-			height: uint64(p.srcHeight)},
+			height: uint64(p.srcHeight), array: key(unsafe.Pointer(p.srcArray))},
 		dst: copyEnd{x: uint64(p.dstXInBytes), y: uint64(p.dstY), z: uint64(p.dstZ), memType: uint32(p.dstMemoryType),
 			host: hostEnd(p.dstHost), hostNil: p.dstHost == nil, device: uint64(p.dstDevice), pitch: uint64(p.dstPitch),
-			height: uint64(p.dstHeight)},
+			height: uint64(p.dstHeight), array: key(unsafe.Pointer(p.dstArray))},
 		width: uint64(p.WidthInBytes), height: uint64(p.Height), depth: uint64(p.Depth),
 	}
 	return c, endAddress(p.srcHost, p.srcDevice), endAddress(p.dstHost, p.dstDevice)

@@ -3,6 +3,11 @@
 #include "_cgo_export.h"
 
 static void *const procs[] = {
+	(void *)cuArray3DCreate_v2,
+	(void *)cuArray3DGetDescriptor_v2,
+	(void *)cuArrayCreate_v2,
+	(void *)cuArrayDestroy,
+	(void *)cuArrayGetDescriptor_v2,
 	(void *)cuCtxCreate,
 	(void *)cuCtxCreate_v2,
 	(void *)cuCtxDestroy,
@@ -167,6 +172,13 @@ static void *const procs[] = {
 	(void *)cuStreamSynchronize_ptsz,
 	(void *)cuStreamWaitEvent,
 	(void *)cuStreamWaitEvent_ptsz,
+	(void *)cuSurfObjectCreate,
+	(void *)cuSurfObjectDestroy,
+	(void *)cuSurfObjectGetResourceDesc,
+	(void *)cuTexObjectCreate,
+	(void *)cuTexObjectDestroy,
+	(void *)cuTexObjectGetResourceDesc,
+	(void *)cuTexObjectGetTextureDesc,
 };
 
 int kerf_proc_count(void) { return (int)(sizeof procs / sizeof procs[0]); }

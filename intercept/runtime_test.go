@@ -29,7 +29,7 @@ var (
 )
 
 // rtPrograms are the runtime test programs in testdata, without .cu.
-var rtPrograms = []string{"rt_memory", "rt_kernels", "rt_occupancy", "rt_pointers", "rt_pitched", "rt_peer", "rt_callbacks", "rt_printf"}
+var rtPrograms = []string{"rt_memory", "rt_kernels", "rt_occupancy", "rt_pointers", "rt_pitched", "rt_peer", "rt_callbacks", "rt_printf", "rt_texture"}
 
 // rtDevices is how many devices a runtime program runs with; one unless named.
 var rtDevices = map[string]int{"rt_peer": 2}

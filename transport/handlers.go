@@ -54,6 +54,8 @@ var handlers = [...]handler{
 	abi.CallEventDestroy:       handle(wire.DecodeEventDestroyArgs, (*session).eventDestroy),
 	abi.CallFuncSetAttribute:   handle(wire.DecodeFuncSetAttributeArgs, (*session).funcSetAttribute),
 	abi.CallMemGetAddressRange: handle(wire.DecodeMemGetAddressRangeArgs, (*session).memGetAddressRange),
+	abi.CallTexObjectCreate:    handle(wire.DecodeTexObjectCreateArgs, (*session).texObjectCreate),
+	abi.CallTexObjectDestroy:   handle(wire.DecodeTexObjectDestroyArgs, (*session).texObjectDestroy),
 }
 
 // handlerFor returns the handler of call id, or nil.

@@ -29,6 +29,7 @@ type Context struct {
 	q *gpu.Quota // the tenant's limit and what its allocations and globals take
 
 	printf printfFIFO // what the context's kernels print, until taken
+	tex    texTable   // texture and surface objects
 
 	mu      sync.Mutex
 	closed  bool

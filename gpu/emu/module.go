@@ -410,6 +410,7 @@ func (c *Context) Launch(f gpu.Function, cfg abi.LaunchConfig, params []byte, s 
 			MaxGridInstructions:  c.dev.cfg.MaxLaunchInstructions,
 			Stop:                 c.stop,
 			Output:               c.printfOutput(),
+			Textures:             kernelTextures{c},
 		}
 		return func() error { return c.runKernel(fn, l) }, nil
 	})

@@ -949,3 +949,58 @@ func DecodeMemGetAddressRangeArgs(p []byte) (a MemGetAddressRangeArgs, err error
 	err = a.Decode(p)
 	return a, err
 }
+
+// TexObjectCreateArgs are the arguments of cuTexObjectCreate, call 34.
+// Creates a texture or surface object over an image in the caller's device
+// memory (a CUDA array, which the shim keeps there, linear or pitched
+// memory), described by an abi.TexObject; the whole image must lie in one
+// of the caller's allocations.
+type TexObjectCreateArgs struct {
+	Desc []byte `arg:"bytes max=105"`
+}
+
+// Decode decodes cuTexObjectCreate's arguments into a from p, its Call
+// frame's payload, which must hold exactly them. Desc aliases p. On an
+// error a holds no meaning.
+func (a *TexObjectCreateArgs) Decode(p []byte) (err error) {
+	if a.Desc, p, err = takeBlob(p, "desc", 105); err != nil {
+		return err
+	}
+	if len(p) != 0 {
+		return errTrailing(len(p))
+	}
+	return nil
+}
+
+// DecodeTexObjectCreateArgs returns cuTexObjectCreate's arguments decoded
+// from p by Decode.
+func DecodeTexObjectCreateArgs(p []byte) (a TexObjectCreateArgs, err error) {
+	err = a.Decode(p)
+	return a, err
+}
+
+// TexObjectDestroyArgs are the arguments of cuTexObjectDestroy, call 35.
+// Destroys a texture or surface object the caller created.
+type TexObjectDestroyArgs struct {
+	Object  uint64 `arg:"u64"`
+	Surface uint32 `arg:"u32"`
+}
+
+// Decode decodes cuTexObjectDestroy's arguments into a from p, its Call
+// frame's payload, which must hold exactly them. On an error a holds no
+// meaning.
+func (a *TexObjectDestroyArgs) Decode(p []byte) error {
+	if len(p) != 12 {
+		return argsSizeError{len(p), 12}
+	}
+	a.Object = binary.LittleEndian.Uint64(p[0:])
+	a.Surface = binary.LittleEndian.Uint32(p[8:])
+	return nil
+}
+
+// DecodeTexObjectDestroyArgs returns cuTexObjectDestroy's arguments decoded
+// from p by Decode.
+func DecodeTexObjectDestroyArgs(p []byte) (a TexObjectDestroyArgs, err error) {
+	err = a.Decode(p)
+	return a, err
+}

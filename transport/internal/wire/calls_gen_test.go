@@ -39,6 +39,8 @@ var argDecoders = [...]func(p []byte) (any, error){
 	31: func(p []byte) (any, error) { return DecodeEventDestroyArgs(p) },
 	32: func(p []byte) (any, error) { return DecodeFuncSetAttributeArgs(p) },
 	33: func(p []byte) (any, error) { return DecodeMemGetAddressRangeArgs(p) },
+	34: func(p []byte) (any, error) { return DecodeTexObjectCreateArgs(p) },
+	35: func(p []byte) (any, error) { return DecodeTexObjectDestroyArgs(p) },
 }
 
 // callEncoder is a call's own encoder of its whole Call frame.
