@@ -113,7 +113,7 @@ func (d *decoder) decode(code []instr, ri *rawInstr) ([]instr, error) {
 				return code, err
 			}
 			return x.finish(code)
-		case "setp", "cvt", "ld", "st", "mov", "selp":
+		case "setp", "cvt", "ld", "st", "mov", "selp", "atom", "red":
 		default:
 			return code, x.bad()
 		}
@@ -122,6 +122,9 @@ func (d *decoder) decode(code []instr, ri *rawInstr) ([]instr, error) {
 	case "mov":
 		err = x.mov()
 	case "cvt":
+		if len(x.o.types) == 2 && x.o.types[0].isPair() {
+			return x.cvtPair(code)
+		}
 		err = x.cvt()
 	case "cvta":
 		err = x.cvta()

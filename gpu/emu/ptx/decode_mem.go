@@ -81,6 +81,10 @@ func (x *instrDecoder) atom() error {
 	if nops != 1 || !ok || !atomTypeOK(in.mod, t) {
 		return x.bad()
 	}
+	// half adds keep subnormals, and PTX requires them to say so
+	if half := t.isHalf(); half != o.take("noftz") {
+		return x.bad()
+	}
 	in.op = opAtom
 	in.typ = t
 	first := 0
@@ -144,7 +148,8 @@ func (o *opcodeParts) takeSpace(spaces ...uint8) uint8 {
 func atomTypeOK(op uint8, t vtype) bool {
 	switch op {
 	case atAdd:
-		return t == tU32 || t == tS32 || t == tU64 || t == tS64 || t == tF32 || t == tF64
+		return t == tU32 || t == tS32 || t == tU64 || t == tS64 || t == tF32 || t == tF64 ||
+			t == tF16 || t == tF16x2 || t == tBF16 || t == tBF16x2
 	case atMin, atMax:
 		return t == tU32 || t == tS32 || t == tU64 || t == tS64
 	case atCas:

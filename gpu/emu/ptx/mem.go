@@ -223,6 +223,12 @@ func (w *worker) st(wp *warp, in *instr, mask uint32) error {
 	return nil
 }
 
+// halfAdd is a + b in half format f, rounded once to nearest even,
+// subnormals kept (atom.add.noftz).
+func halfAdd(f halfFormat, a, b uint16) uint16 {
+	return f.encode(f.decode(a)+f.decode(b), rndRn)
+}
+
 // atomNew computes the value an atomic operation stores.
 func atomNew(op uint8, t vtype, old, v, c uint64) uint64 {
 	size := t.size()
@@ -233,6 +239,11 @@ func atomNew(op uint8, t vtype, old, v, c uint64) uint64 {
 			return b32(f32(old) + f32(v))
 		case tF64:
 			return b64(f64(old) + f64(v))
+		case tF16, tBF16:
+			return uint64(halfAdd(t.halfFormat(), uint16(old), uint16(v)))
+		case tF16x2, tBF16x2:
+			f := t.halfFormat()
+			return uint64(halfAdd(f, uint16(old), uint16(v))) | uint64(halfAdd(f, uint16(old>>16), uint16(v>>16)))<<16
 		}
 		return old + v
 	case atMin, atMax:
