@@ -30,6 +30,7 @@ type Context struct {
 
 	printf printfFIFO // what the context's kernels print, until taken
 	tex    texTable   // texture and surface objects
+	heap   *devHeap   // the device heap, once a kernel needs it; guarded by mu
 
 	mu      sync.Mutex
 	closed  bool
@@ -561,6 +562,10 @@ func (c *Context) Close() error {
 	defer c.mu.Unlock()
 	for _, a := range c.allocs {
 		c.freeLocked(a)
+	}
+	if c.heap != nil {
+		c.freeLocked(c.heap.a)
+		c.heap = nil
 	}
 	for m := range c.modules {
 		m.releaseLocked()

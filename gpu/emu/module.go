@@ -31,6 +31,7 @@ type kernelInfo struct {
 	shared uint32 // static shared memory per block
 	local  uint32 // local memory per thread
 	regs   int    // registers per thread, 0 if unknown
+	heap   bool   // calls malloc or free
 	// paramSize is the packed parameter buffer size, 0 if unknown.
 	paramSize uint32
 }
@@ -411,6 +412,13 @@ func (c *Context) Launch(f gpu.Function, cfg abi.LaunchConfig, params []byte, s 
 			Stop:                 c.stop,
 			Output:               c.printfOutput(),
 			Textures:             kernelTextures{c},
+		}
+		if fn.info.heap {
+			h, err := c.heapLocked()
+			if err != nil {
+				return nil, err
+			}
+			l.Heap = h
 		}
 		return func() error { return c.runKernel(fn, l) }, nil
 	})

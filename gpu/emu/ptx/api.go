@@ -66,10 +66,24 @@ type Launch struct {
 	// Output receives what the kernel's printf calls print, one call's
 	// text at a time. nil discards it (printf still returns its length).
 	Output io.Writer
+	// Heap serves device malloc and free; nil: malloc returns NULL.
+	Heap DeviceHeap
 	// Textures resolves the texture and surface objects that tex, tld4,
 	// suld, sust, txq and suq name. nil: every handle is invalid, and
 	// those instructions fail the launch.
 	Textures Textures
+}
+
+// DeviceHeap is a context's device heap, which kernels' malloc and free
+// use; the emulated device bounds it by the heap limit and counts it in
+// the context's memory. Kernel.UsesHeap says whether a kernel calls them.
+type DeviceHeap interface {
+	// Malloc returns the address of size fresh bytes of global memory,
+	// or 0 when the heap cannot hold them.
+	Malloc(size uint64) uint64
+	// Free releases what Malloc returned; false when addr is no live
+	// block of the heap, which fails the launch.
+	Free(addr uint64) bool
 }
 
 // Textures resolves texture and surface object handles to what they

@@ -21,6 +21,8 @@ type Kernel struct {
 	LocalSize uint32
 	// Regs estimates the 32-bit registers used per thread.
 	Regs int
+	// UsesHeap: the kernel may call malloc or free.
+	UsesHeap bool
 
 	code     []instr
 	nregs    int
