@@ -188,6 +188,7 @@ const (
 	CallMemGetAddressRange
 	CallTexObjectCreate
 	CallTexObjectDestroy
+	CallLaunchCooperativeKernel
 	numCalls
 )
 
@@ -376,6 +377,18 @@ var catalogue = [numCalls]Call{
 	}, Mode: Sync,
 		Args: []Arg{w("object", U64), w("surface", U32)},
 		Doc:  "Destroys a texture or surface object the caller created."},
+	CallLaunchCooperativeKernel: {Name: "cuLaunchCooperativeKernel", EntryPoints: []EntryPoint{
+		{Name: "cuLaunchCooperativeKernel", Since: 9000, PerThread: "_ptsz",
+			Params: "CUfunction f, unsigned int gridDimX, unsigned int gridDimY, unsigned int gridDimZ, " +
+				"unsigned int blockDimX, unsigned int blockDimY, unsigned int blockDimZ, " +
+				"unsigned int sharedMemBytes, CUstream hStream, void **kernelParams"},
+	}, Mode: Sync,
+		Args: []Arg{h("function", FunctionHandle),
+			w("gridX", U32), w("gridY", U32), w("gridZ", U32),
+			w("blockX", U32), w("blockY", U32), w("blockZ", U32),
+			w("sharedMemBytes", U32), stream, b("params", Bytes, MaxKernelParams)},
+		Doc: "Launches a kernel whose blocks all run at once, so that they may synchronise with each other (grid.sync()); " +
+			"a grid larger than the device holds at once is CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE. Sync, so that this error comes back at once."},
 }
 
 func init() {

@@ -169,6 +169,14 @@ type TextureObjects interface {
 	TexObjectDestroy(obj uint64, surface bool) error
 }
 
+// CooperativeLauncher is implemented by contexts that run cooperative
+// launches (cuLaunchCooperativeKernel): every block of the grid at once,
+// so that blocks may wait for each other; a grid larger than the device
+// holds at once is abi.ErrCooperativeTooLarge, returned at once.
+type CooperativeLauncher interface {
+	LaunchCooperative(f Function, cfg abi.LaunchConfig, params []byte, s Stream) error
+}
+
 // Meter is implemented by contexts that meter the GPU time their kernels
 // take (both Kerf backends do); compute shares are measured with it.
 type Meter interface {

@@ -1070,7 +1070,16 @@ func implLaunchKernel(fn C.CUfunction, gx, gy, gz, bx, by, bz, shared C.uint, s 
 		return cr(res)
 	}
 	return cr(launch(key(unsafe.Pointer(fn)), abi.Dim3{X: uint32(gx), Y: uint32(gy), Z: uint32(gz)},
-		abi.Dim3{X: uint32(bx), Y: uint32(by), Z: uint32(bz)}, uint32(shared), key(unsafe.Pointer(s)), src, nil))
+		abi.Dim3{X: uint32(bx), Y: uint32(by), Z: uint32(bz)}, uint32(shared), key(unsafe.Pointer(s)), src, nil, false))
+}
+
+func implLaunchCooperativeKernel(fn C.CUfunction, gx, gy, gz, bx, by, bz, shared C.uint, s C.CUstream, kp *unsafe.Pointer) C.CUresult {
+	src, res := paramsOf(kp, nil)
+	if res != abi.Success {
+		return cr(res)
+	}
+	return cr(launch(key(unsafe.Pointer(fn)), abi.Dim3{X: uint32(gx), Y: uint32(gy), Z: uint32(gz)},
+		abi.Dim3{X: uint32(bx), Y: uint32(by), Z: uint32(bz)}, uint32(shared), key(unsafe.Pointer(s)), src, nil, true))
 }
 
 func implLaunchKernelEx(cfg *C.CUlaunchConfig, fn C.CUfunction, kp, extra *unsafe.Pointer) C.CUresult {
@@ -1087,7 +1096,7 @@ func implLaunchKernelEx(cfg *C.CUlaunchConfig, fn C.CUfunction, kp, extra *unsaf
 	}
 	return cr(launch(key(unsafe.Pointer(fn)), abi.Dim3{X: uint32(cfg.gridDimX), Y: uint32(cfg.gridDimY), Z: uint32(cfg.gridDimZ)},
 		abi.Dim3{X: uint32(cfg.blockDimX), Y: uint32(cfg.blockDimY), Z: uint32(cfg.blockDimZ)}, uint32(cfg.sharedMemBytes),
-		key(unsafe.Pointer(cfg.hStream)), src, attrs))
+		key(unsafe.Pointer(cfg.hStream)), src, attrs, false))
 }
 
 // Streams and events.

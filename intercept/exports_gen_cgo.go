@@ -1280,6 +1280,52 @@ func cuKernelGetFunction(pFunc *C.CUfunction, kernel C.CUkernel) (ret C.CUresult
 	return implKernelGetFunction(pFunc, kernel)
 }
 
+//export cuLaunchCooperativeKernel
+func cuLaunchCooperativeKernel(f C.CUfunction, gridDimX C.uint, gridDimY C.uint, gridDimZ C.uint, blockDimX C.uint, blockDimY C.uint, blockDimZ C.uint, sharedMemBytes C.uint, hStream C.CUstream, kernelParams *unsafe.Pointer) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuLaunchCooperativeKernel")
+		l.handle("f", uintptr(unsafe.Pointer(f)))
+		l.udec("gridDimX", uint64(gridDimX))
+		l.udec("gridDimY", uint64(gridDimY))
+		l.udec("gridDimZ", uint64(gridDimZ))
+		l.udec("blockDimX", uint64(blockDimX))
+		l.udec("blockDimY", uint64(blockDimY))
+		l.udec("blockDimZ", uint64(blockDimZ))
+		l.udec("sharedMemBytes", uint64(sharedMemBytes))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.hex("kernelParams", uint64(uintptr(unsafe.Pointer(kernelParams))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implLaunchCooperativeKernel(f, gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ, sharedMemBytes, hStream, kernelParams)
+}
+
+//export cuLaunchCooperativeKernel_ptsz
+func cuLaunchCooperativeKernel_ptsz(f C.CUfunction, gridDimX C.uint, gridDimY C.uint, gridDimZ C.uint, blockDimX C.uint, blockDimY C.uint, blockDimZ C.uint, sharedMemBytes C.uint, hStream C.CUstream, kernelParams *unsafe.Pointer) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuLaunchCooperativeKernel_ptsz")
+		l.handle("f", uintptr(unsafe.Pointer(f)))
+		l.udec("gridDimX", uint64(gridDimX))
+		l.udec("gridDimY", uint64(gridDimY))
+		l.udec("gridDimZ", uint64(gridDimZ))
+		l.udec("blockDimX", uint64(blockDimX))
+		l.udec("blockDimY", uint64(blockDimY))
+		l.udec("blockDimZ", uint64(blockDimZ))
+		l.udec("sharedMemBytes", uint64(sharedMemBytes))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.hex("kernelParams", uint64(uintptr(unsafe.Pointer(kernelParams))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implLaunchCooperativeKernel(f, gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ, sharedMemBytes, hStream, kernelParams)
+}
+
 //export cuLaunchHostFunc
 func cuLaunchHostFunc(hStream C.CUstream, fn C.CUhostFn, userData unsafe.Pointer) (ret C.CUresult) {
 	if tracing {

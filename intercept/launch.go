@@ -43,9 +43,6 @@ func checkAttrs(attrs []launchAttr) Result {
 		case attrIgnore, attrAccessPolicyWindow, attrSynchronizationPolicy, attrClusterSchedulingPref,
 			attrProgrammaticStreamSer, attrPriority, attrMemSyncDomainMap, attrMemSyncDomain:
 		case attrCooperative:
-			if a.vals[0] != 0 {
-				return abi.ErrNotSupported
-			}
 		case attrClusterDimension:
 			if a.vals != [3]uint32{1, 1, 1} && a.vals != [3]uint32{0, 0, 0} {
 				return abi.ErrNotSupported
@@ -55,6 +52,32 @@ func checkAttrs(attrs []launchAttr) Result {
 		}
 	}
 	return abi.Success
+}
+
+// checkCooperative refuses a cooperative grid larger than the device
+// holds at once by the occupancy calculator, the rule CUDA applies and
+// programs size their grids by.
+func checkCooperative(fkey uintptr, grid, block abi.Dim3, shared uint32) Result {
+	d, f, res := occupancyInputs(fkey)
+	if res != abi.Success {
+		return res
+	}
+	threads := int64(block.X) * int64(block.Y) * int64(block.Z)
+	blocks := uint64(grid.X) * uint64(grid.Y) * uint64(grid.Z)
+	if most := activeBlocks(d, f, threads, uint64(shared)) * d.sms; most <= 0 || blocks > uint64(most) {
+		return abi.ErrCooperativeTooLarge
+	}
+	return abi.Success
+}
+
+// cooperativeAttr reports whether attrs ask for a cooperative launch.
+func cooperativeAttr(attrs []launchAttr) bool {
+	for _, a := range attrs {
+		if a.id == attrCooperative && a.vals[0] != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // checkShape returns the error CUDA reports at launch time for a shape the
@@ -80,7 +103,7 @@ func checkShape(lim launchLimits, grid, block abi.Dim3, shared uint32) Result {
 
 // launch implements cuLaunchKernel and cuLaunchKernelEx. Everything CUDA
 // reports at once is checked here, before the fire-and-forget call.
-func launch(fkey uintptr, grid, block abi.Dim3, shared uint32, stream uintptr, src paramSource, attrs []launchAttr) Result {
+func launch(fkey uintptr, grid, block abi.Dim3, shared uint32, stream uintptr, src paramSource, attrs []launchAttr, coop bool) Result {
 	if _, res := drv.ready(); res != abi.Success {
 		return res
 	}
@@ -119,8 +142,14 @@ func launch(fkey uintptr, grid, block abi.Dim3, shared uint32, stream uintptr, s
 	if len(params) > abi.MaxKernelParams {
 		return abi.ErrInvalidValue
 	}
-	err := f.dev.cl.LaunchKernel(f.wire, abi.LaunchConfig{Grid: grid, Block: block, SharedBytes: shared}, s, params)
-	return abi.ResultOf(err)
+	cfg := abi.LaunchConfig{Grid: grid, Block: block, SharedBytes: shared}
+	if coop || cooperativeAttr(attrs) {
+		if res := checkCooperative(fkey, grid, block, shared); res != abi.Success {
+			return res
+		}
+		return abi.ResultOf(f.dev.cl.LaunchCooperativeKernel(f.wire, cfg, s, params))
+	}
+	return abi.ResultOf(f.dev.cl.LaunchKernel(f.wire, cfg, s, params))
 }
 
 // packExtra checks an `extra` buffer's size against the layout.

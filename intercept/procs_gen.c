@@ -76,6 +76,8 @@ static void *const procs[] = {
 	(void *)cuInit,
 	(void *)cuKernelGetAttribute,
 	(void *)cuKernelGetFunction,
+	(void *)cuLaunchCooperativeKernel,
+	(void *)cuLaunchCooperativeKernel_ptsz,
 	(void *)cuLaunchHostFunc,
 	(void *)cuLaunchHostFunc_ptsz,
 	(void *)cuLaunchKernel,

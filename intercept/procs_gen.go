@@ -77,6 +77,8 @@ var procs = [...]procEntry{
 	{name: "cuInit", base: "cuInit", since: 0, perThread: false},
 	{name: "cuKernelGetAttribute", base: "cuKernelGetAttribute", since: 12000, perThread: false},
 	{name: "cuKernelGetFunction", base: "cuKernelGetFunction", since: 12000, perThread: false},
+	{name: "cuLaunchCooperativeKernel", base: "cuLaunchCooperativeKernel", since: 9000, perThread: false},
+	{name: "cuLaunchCooperativeKernel_ptsz", base: "cuLaunchCooperativeKernel", since: 9000, perThread: true},
 	{name: "cuLaunchHostFunc", base: "cuLaunchHostFunc", since: 10000, perThread: false},
 	{name: "cuLaunchHostFunc_ptsz", base: "cuLaunchHostFunc", since: 10000, perThread: true},
 	{name: "cuLaunchKernel", base: "cuLaunchKernel", since: 4000, perThread: false},

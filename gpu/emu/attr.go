@@ -66,9 +66,11 @@ func (d *device) attribute(attr uint32) (int32, bool) {
 		return int32(c.SMs), true
 	case abi.AttrKernelExecTimeout, abi.AttrIntegrated, abi.AttrCanMapHostMemory,
 		abi.AttrECCEnabled, abi.AttrTCCDriver,
-		abi.AttrManagedMemory, abi.AttrMultiGPUBoard, abi.AttrCooperativeLaunch:
-		// No host-mapped, managed or cooperative launches in the emulator.
+		abi.AttrManagedMemory, abi.AttrMultiGPUBoard:
+		// No host-mapped or managed memory in the emulator.
 		return 0, true
+	case abi.AttrCooperativeLaunch:
+		return 1, true
 	case abi.AttrComputeMode:
 		return abi.ComputeModeDefault, true
 	case abi.AttrPCIDomainID:

@@ -307,10 +307,7 @@ func (f *Function) Attribute(attr uint32) (int32, error) {
 	case abi.FuncAttrConstSizeBytes, abi.FuncAttrCacheModeCA:
 		return 0, nil
 	case abi.FuncAttrNumRegs:
-		if f.info.regs > 0 {
-			return int32(min(f.info.regs, 255)), nil
-		}
-		return funcNumRegs, nil
+		return int32(f.numRegs()), nil
 	case abi.FuncAttrPTXVersion:
 		return funcPTXVersion, nil
 	case abi.FuncAttrBinaryVersion:
@@ -360,6 +357,14 @@ func (f *Function) SetAttribute(attr uint32, value int32) error {
 	return nil
 }
 
+// numRegs is the registers per thread the kernel reports.
+func (f *Function) numRegs() int {
+	if f.info.regs > 0 {
+		return min(f.info.regs, 255)
+	}
+	return funcNumRegs
+}
+
 // checkLaunch validates a launch shape against the device limits.
 func checkLaunch(cfg abi.LaunchConfig, static, maxDyn uint32) error {
 	g, b := cfg.Grid, cfg.Block
@@ -383,6 +388,11 @@ func checkLaunch(cfg abi.LaunchConfig, static, maxDyn uint32) error {
 
 // Launch queues a kernel launch on s.
 func (c *Context) Launch(f gpu.Function, cfg abi.LaunchConfig, params []byte, s gpu.Stream) error {
+	return c.launch(f, cfg, params, s, false)
+}
+
+// launch queues a launch, cooperative or not.
+func (c *Context) launch(f gpu.Function, cfg abi.LaunchConfig, params []byte, s gpu.Stream, coop bool) error {
 	_, err := c.submit(s, func(st *Stream) (func() error, error) {
 		fn, ok := f.(*Function)
 		if !ok || fn == nil || fn.m.c != c {
@@ -412,6 +422,11 @@ func (c *Context) Launch(f gpu.Function, cfg abi.LaunchConfig, params []byte, s 
 			Stop:                 c.stop,
 			Output:               c.printfOutput(),
 			Textures:             kernelTextures{c},
+		}
+		if coop {
+			if err := c.cooperative(fn, cfg, l); err != nil {
+				return nil, err
+			}
 		}
 		if fn.info.heap {
 			h, err := c.heapLocked()

@@ -66,6 +66,14 @@ type Launch struct {
 	// Output receives what the kernel's printf calls print, one call's
 	// text at a time. nil discards it (printf still returns its length).
 	Output io.Writer
+	// Cooperative runs every block at once, each on its own goroutine,
+	// so that blocks may wait for each other (grid.sync()); the device
+	// checks beforehand that the grid fits. GridWorkspace is then the
+	// address of 8 zeroed bytes of global memory that grid.sync() counts
+	// arrivals in (%envreg1 and %envreg2 hold it); outside a cooperative
+	// launch both registers read 0, and grid.sync() traps, as on a GPU.
+	Cooperative   bool
+	GridWorkspace uint64
 	// Heap serves device malloc and free; nil: malloc returns NULL.
 	Heap DeviceHeap
 	// Textures resolves the texture and surface objects that tex, tld4,

@@ -75,6 +75,8 @@ const (
 	srOne       // %nsmid: the emulated device runs blocks as one SM
 	srDynSmem   // %dynamic_smem_size
 	srTotalSmem // %total_smem_size
+	srEnvregHi  // %envreg1: the grid workspace's high half
+	srEnvregLo  // %envreg2: its low half
 )
 
 // timeRegs are special registers that change as a thread runs; mov
@@ -100,6 +102,7 @@ var specialNames = map[string]uint64{
 	"%lanemask_gt": srLanemaskGt, "%lanemask_ge": srLanemaskGe,
 	"%smid": srZero, "%nsmid": srOne, "%gridid": srZero,
 	"%dynamic_smem_size": srDynSmem, "%total_smem_size": srTotalSmem,
+	"%envreg1": srEnvregHi, "%envreg2": srEnvregLo,
 }
 
 // raw operand kinds

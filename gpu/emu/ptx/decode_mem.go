@@ -7,6 +7,7 @@ package ptx
 func (x *instrDecoder) ldSt() error {
 	o, in, ops := &x.o, &x.in, x.ops
 	var err error
+	sync := o.mods["volatile"] || o.mods["relaxed"] || o.mods["acquire"] || o.mods["release"]
 	o.take("weak", "volatile", "relaxed", "ca", "cg", "cs", "lu", "cv", "wb", "wt", "nc",
 		"cta", "gpu", "sys", "L1::evict_normal", "L1::no_allocate")
 	if o.take("acquire", "release") {
@@ -27,6 +28,9 @@ func (x *instrDecoder) ldSt() error {
 		return x.bad()
 	}
 	in.typ = t
+	if sync && in.vec == 1 && (t.size() == 4 || t.size() == 8) {
+		in.flags |= fSync
+	}
 	regOp, addrOp := ops[0], ops[1]
 	in.op = opLd
 	if o.base == "st" {

@@ -92,6 +92,12 @@ func (k *Kernel) RunStats(l *Launch) (Stats, error) {
 		workers = runtime.GOMAXPROCS(0)
 	}
 	workers = int(min(uint64(workers), nblocks))
+	if l.Cooperative {
+		if nblocks > maxCooperativeBlocks {
+			return st, abi.Errorf(abi.ErrCooperativeTooLarge, "launch of %s: %d blocks", k.Name, nblocks)
+		}
+		workers = int(nblocks) // every block resident at once
+	}
 
 	var (
 		g       = &grid{l: l}
@@ -199,8 +205,19 @@ func (w *worker) nextCheck(done uint64) uint64 {
 	if w.l.MaxGridInstructions != 0 || w.l.Stop != nil {
 		at = min(at, done+checkEvery)
 	}
+	if w.l.Cooperative {
+		at = min(at, done+cooperativeCheckEvery)
+	}
 	return at
 }
+
+// In a cooperative launch a block that waits for the others spins; it
+// lets other goroutines run every cooperativeCheckEvery instructions.
+// maxCooperativeBlocks bounds the goroutines of one launch.
+const (
+	cooperativeCheckEvery = 1 << 10
+	maxCooperativeBlocks  = 1 << 12
+)
 
 // watchdog runs at a backward branch once the block has run n
 // warp-instructions and passed w.checkAt: it fails a block over its own
@@ -216,6 +233,9 @@ func (w *worker) watchdog(in *instr, n uint64) error {
 	}
 	if w.g.stopped() {
 		return w.fault(in, abi.ErrLaunchFailed, "launch stopped")
+	}
+	if w.l.Cooperative {
+		runtime.Gosched()
 	}
 	w.checkAt = w.nextCheck(n)
 	return nil
@@ -318,6 +338,10 @@ func newWorker(k *Kernel, l *Launch, nthreads, shared int, globs []uint64) *work
 					v = uint64(l.DynamicShared)
 				case srTotalSmem:
 					v = uint64(shared)
+				case srEnvregHi:
+					v = l.GridWorkspace >> 32
+				case srEnvregLo:
+					v = uint64(uint32(l.GridWorkspace))
 				}
 				rr[ln] = v
 			}

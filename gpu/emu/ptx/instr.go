@@ -244,6 +244,7 @@ const (
 	fSat                 // saturate (cvt)
 	fPredOut             // shfl writes a second, predicate destination (e)
 	fUniform             // ld address is the same for every lane (a symbol)
+	fSync                // volatile, relaxed, acquire or release ld/st: one atomic access per lane
 )
 
 // instr is one decoded instruction. Register operands are indices into

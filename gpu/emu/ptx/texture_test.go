@@ -481,3 +481,56 @@ func TestNvccMbarrier(t *testing.T) {
 		}
 	}
 }
+
+// grid.sync() holds every block of a cooperative launch until all have
+// arrived, round after round; outside a cooperative launch it traps, as
+// on a GPU.
+func TestNvccGridSync(t *testing.T) {
+	m, err := Load(nvccPTX(t, t.TempDir(), []string{"grid_sync"})["grid_sync"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := mustKernel(t, m, "grid_rounds")
+	const blocks, threads, rounds = 6, 64, 4
+	const n = blocks*threads - 5
+	in := make([]uint32, n)
+	for i := range in {
+		in[i] = uint32(i%7 + 1)
+	}
+	run := func(coop bool) (*testMem, uint64, error) {
+		mem := newTestMem()
+		pin, totals, out := mem.u32s(in), mem.alloc(4*rounds), mem.alloc(4*n)
+		l := launch(k, mem, [3]uint32{blocks, 1, 1}, [3]uint32{threads, 1, 1}, 0, packParams(t, k, pin, totals, out, n, rounds), 2)
+		l.Globals = globalsOf(mem, m)
+		if coop {
+			l.Cooperative, l.GridWorkspace = true, mem.alloc(8)
+		}
+		return mem, out, k.Run(l)
+	}
+	mem, out, err := run(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// each round v becomes sum - v, where sum is the total of the
+	// round's v over the grid (padding threads hold 0)
+	want := make([]int64, blocks*threads)
+	for i := range in {
+		want[i] = int64(in[i])
+	}
+	for range rounds {
+		var sum int64
+		for _, v := range want {
+			sum += v
+		}
+		for i := range want {
+			want[i] = sum - want[i]
+		}
+	}
+	for i, g := range mem.getU32(out, n) {
+		if int32(g) != int32(want[i]) {
+			t.Fatalf("out[%d] = %d, want %d", i, int32(g), int32(want[i]))
+		}
+	}
+	_, _, err = run(false)
+	wantCode(t, err, abi.ErrIllegalInstruction)
+}

@@ -1004,3 +1004,55 @@ func DecodeTexObjectDestroyArgs(p []byte) (a TexObjectDestroyArgs, err error) {
 	err = a.Decode(p)
 	return a, err
 }
+
+// LaunchCooperativeKernelArgs are the arguments of
+// cuLaunchCooperativeKernel, call 36. Launches a kernel whose blocks all
+// run at once, so that they may synchronise with each other (grid.sync());
+// a grid larger than the device holds at once is
+// CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE. Sync, so that this error comes
+// back at once.
+type LaunchCooperativeKernelArgs struct {
+	Function       uint64 `arg:"handle function"`
+	GridX          uint32 `arg:"u32"`
+	GridY          uint32 `arg:"u32"`
+	GridZ          uint32 `arg:"u32"`
+	BlockX         uint32 `arg:"u32"`
+	BlockY         uint32 `arg:"u32"`
+	BlockZ         uint32 `arg:"u32"`
+	SharedMemBytes uint32 `arg:"u32"`
+	Stream         uint64 `arg:"handle stream"`
+	Params         []byte `arg:"bytes max=32764"`
+}
+
+// Decode decodes cuLaunchCooperativeKernel's arguments into a from p, its
+// Call frame's payload, which must hold exactly them. Params aliases p. On
+// an error a holds no meaning.
+func (a *LaunchCooperativeKernelArgs) Decode(p []byte) (err error) {
+	if len(p) < 44 {
+		return errTruncated("function")
+	}
+	a.Function = binary.LittleEndian.Uint64(p[0:])
+	a.GridX = binary.LittleEndian.Uint32(p[8:])
+	a.GridY = binary.LittleEndian.Uint32(p[12:])
+	a.GridZ = binary.LittleEndian.Uint32(p[16:])
+	a.BlockX = binary.LittleEndian.Uint32(p[20:])
+	a.BlockY = binary.LittleEndian.Uint32(p[24:])
+	a.BlockZ = binary.LittleEndian.Uint32(p[28:])
+	a.SharedMemBytes = binary.LittleEndian.Uint32(p[32:])
+	a.Stream = binary.LittleEndian.Uint64(p[36:])
+	p = p[44:]
+	if a.Params, p, err = takeBlob(p, "params", 32764); err != nil {
+		return err
+	}
+	if len(p) != 0 {
+		return errTrailing(len(p))
+	}
+	return nil
+}
+
+// DecodeLaunchCooperativeKernelArgs returns cuLaunchCooperativeKernel's
+// arguments decoded from p by Decode.
+func DecodeLaunchCooperativeKernelArgs(p []byte) (a LaunchCooperativeKernelArgs, err error) {
+	err = a.Decode(p)
+	return a, err
+}

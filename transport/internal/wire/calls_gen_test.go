@@ -41,6 +41,7 @@ var argDecoders = [...]func(p []byte) (any, error){
 	33: func(p []byte) (any, error) { return DecodeMemGetAddressRangeArgs(p) },
 	34: func(p []byte) (any, error) { return DecodeTexObjectCreateArgs(p) },
 	35: func(p []byte) (any, error) { return DecodeTexObjectDestroyArgs(p) },
+	36: func(p []byte) (any, error) { return DecodeLaunchCooperativeKernelArgs(p) },
 }
 
 // callEncoder is a call's own encoder of its whole Call frame.
