@@ -188,6 +188,9 @@ const (
 	CallMemGetAddressRange
 	CallCtxSetLimit
 	CallCtxReset
+	CallTexObjectCreate
+	CallTexObjectDestroy
+	CallLaunchCooperativeKernel
 	numCalls
 )
 
@@ -374,6 +377,31 @@ var catalogue = [numCalls]Call{
 	}, Mode: Sync,
 		Doc: "Replaces the session's context with a fresh one, as resetting the device's primary context does: " +
 			"every allocation, module, stream and event of the session goes, and so does a sticky error."},
+	CallTexObjectCreate: {Name: "cuTexObjectCreate", EntryPoints: []EntryPoint{
+		{Name: "cuTexObjectCreate", Since: 5000, Params: "CUtexObject *pTexObject, const CUDA_RESOURCE_DESC *pResDesc, const CUDA_TEXTURE_DESC *pTexDesc, const CUDA_RESOURCE_VIEW_DESC *pResViewDesc"},
+		{Name: "cuSurfObjectCreate", Since: 5000, Params: "CUsurfObject *pSurfObject, const CUDA_RESOURCE_DESC *pResDesc"},
+	}, Mode: Sync,
+		Args: []Arg{b("desc", Bytes, TexObjectSize)}, Results: []Arg{w("object", U64)},
+		Doc: "Creates a texture or surface object over an image in the caller's device memory (a CUDA array, which the shim keeps there, " +
+			"linear or pitched memory), described by an abi.TexObject; the whole image must lie in one of the caller's allocations."},
+	CallTexObjectDestroy: {Name: "cuTexObjectDestroy", EntryPoints: []EntryPoint{
+		{Name: "cuTexObjectDestroy", Since: 5000, Params: "CUtexObject texObject"},
+		{Name: "cuSurfObjectDestroy", Since: 5000, Params: "CUsurfObject surfObject"},
+	}, Mode: Sync,
+		Args: []Arg{w("object", U64), w("surface", U32)},
+		Doc:  "Destroys a texture or surface object the caller created."},
+	CallLaunchCooperativeKernel: {Name: "cuLaunchCooperativeKernel", EntryPoints: []EntryPoint{
+		{Name: "cuLaunchCooperativeKernel", Since: 9000, PerThread: "_ptsz",
+			Params: "CUfunction f, unsigned int gridDimX, unsigned int gridDimY, unsigned int gridDimZ, " +
+				"unsigned int blockDimX, unsigned int blockDimY, unsigned int blockDimZ, " +
+				"unsigned int sharedMemBytes, CUstream hStream, void **kernelParams"},
+	}, Mode: Sync,
+		Args: []Arg{h("function", FunctionHandle),
+			w("gridX", U32), w("gridY", U32), w("gridZ", U32),
+			w("blockX", U32), w("blockY", U32), w("blockZ", U32),
+			w("sharedMemBytes", U32), stream, b("params", Bytes, MaxKernelParams)},
+		Doc: "Launches a kernel whose blocks all run at once, so that they may synchronise with each other (grid.sync()); " +
+			"a grid larger than the device holds at once is CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE. Sync, so that this error comes back at once."},
 }
 
 func init() {

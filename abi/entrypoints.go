@@ -372,6 +372,19 @@ var shimLocal = []EntryPoint{
 	{Name: "cuStreamAddCallback", Since: 5000, PerThread: "_ptsz",
 		Params: "CUstream hStream, CUstreamCallback callback, void *userData, unsigned int flags"},
 
+	// CUDA arrays live in the session's device memory, allocated and
+	// copied through the catalogue's linear calls; the shim keeps their
+	// descriptors, and the descriptors of its texture and surface
+	// objects.
+	{Name: "cuArrayCreate", Versions: v2at3020, Params: "CUarray *pHandle, const CUDA_ARRAY_DESCRIPTOR *pAllocateArray", NoPlain: true},
+	{Name: "cuArray3DCreate", Versions: v2at3020, Params: "CUarray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR *pAllocateArray", NoPlain: true},
+	{Name: "cuArrayDestroy", Params: "CUarray hArray"},
+	{Name: "cuArrayGetDescriptor", Versions: v2at3020, Params: "CUDA_ARRAY_DESCRIPTOR *pArrayDescriptor, CUarray hArray", NoPlain: true},
+	{Name: "cuArray3DGetDescriptor", Versions: v2at3020, Params: "CUDA_ARRAY3D_DESCRIPTOR *pArrayDescriptor, CUarray hArray", NoPlain: true},
+	{Name: "cuTexObjectGetResourceDesc", Since: 5000, Params: "CUDA_RESOURCE_DESC *pResDesc, CUtexObject texObject"},
+	{Name: "cuTexObjectGetTextureDesc", Since: 5000, Params: "CUDA_TEXTURE_DESC *pTexDesc, CUtexObject texObject"},
+	{Name: "cuSurfObjectGetResourceDesc", Since: 5000, Params: "CUDA_RESOURCE_DESC *pResDesc, CUsurfObject surfObject"},
+
 	{Name: "cuKernelGetFunction", Since: 12000, Params: "CUfunction *pFunc, CUkernel kernel"},
 	{Name: "cuModuleGetLoadingMode", Since: 11070, Params: "CUmoduleLoadingMode *mode"},
 }

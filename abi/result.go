@@ -39,6 +39,7 @@ const (
 	ErrMisalignedAddress     Result = 716
 	ErrPeerAccessNotEnabled  Result = 705
 	ErrLaunchFailed          Result = 719
+	ErrCooperativeTooLarge   Result = 720
 	ErrNotPermitted          Result = 800
 	ErrNotSupported          Result = 801
 	ErrSystemNotReady        Result = 802
@@ -92,6 +93,7 @@ var resultNames = map[Result][2]string{
 	ErrMisalignedAddress:     {"CUDA_ERROR_MISALIGNED_ADDRESS", "misaligned address"},
 	ErrPeerAccessNotEnabled:  {"CUDA_ERROR_PEER_ACCESS_NOT_ENABLED", "peer access has not been enabled"},
 	ErrLaunchFailed:          {"CUDA_ERROR_LAUNCH_FAILED", "unspecified launch failure"},
+	ErrCooperativeTooLarge:   {"CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE", "too many blocks in cooperative launch"},
 	ErrNotPermitted:          {"CUDA_ERROR_NOT_PERMITTED", "operation not permitted"},
 	ErrNotSupported:          {"CUDA_ERROR_NOT_SUPPORTED", "operation not supported"},
 	ErrSystemNotReady:        {"CUDA_ERROR_SYSTEM_NOT_READY", "system not yet initialized"},

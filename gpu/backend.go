@@ -165,6 +165,27 @@ type LimitSetter interface {
 	SetLimit(limit uint32, value uint64) error
 }
 
+// TextureObjects is implemented by contexts that serve texture and
+// surface objects (the emulator). An object reads, and a surface also
+// writes, an image in the context's device memory that the transport
+// has checked lies in one of the caller's allocations; the handle it
+// returns is what the tenant's kernels name. A handle of another
+// context's is no object of this one's.
+type TextureObjects interface {
+	TexObjectCreate(d abi.TexObject) (uint64, error)
+	// TexObjectDestroy destroys a texture (surface false) or surface
+	// object; a handle of the other kind is abi.ErrInvalidValue.
+	TexObjectDestroy(obj uint64, surface bool) error
+}
+
+// CooperativeLauncher is implemented by contexts that run cooperative
+// launches (cuLaunchCooperativeKernel): every block of the grid at once,
+// so that blocks may wait for each other; a grid larger than the device
+// holds at once is abi.ErrCooperativeTooLarge, returned at once.
+type CooperativeLauncher interface {
+	LaunchCooperative(f Function, cfg abi.LaunchConfig, params []byte, s Stream) error
+}
+
 // Meter is implemented by contexts that meter the GPU time their kernels
 // take (both Kerf backends do); compute shares are measured with it.
 type Meter interface {

@@ -29,7 +29,8 @@ type copyEnd struct {
 	hostNil bool
 	device  uint64
 	pitch   uint64
-	height  uint64 // rows per slice (3D only)
+	height  uint64  // rows per slice (3D only)
+	array   uintptr // the program's CUarray, for an array end
 }
 
 // copy3D is a 2D copy (depth 1) or a 3D one.
@@ -50,6 +51,27 @@ func (e *copyEnd) resolve(addr uint64) {
 		return
 	}
 	e.memType = memoryTypeHost
+}
+
+// arrayEnd turns an array end into the device end of the array's
+// memory, after checking that c's region lies inside the array.
+func (e *copyEnd) arrayEnd(dv *device, c *copy3D) Result {
+	o, res := arrayOf(e.array)
+	if res != abi.Success {
+		return res
+	}
+	if o.dev != dv {
+		return abi.ErrInvalidValue
+	}
+	a := o.array
+	xEnd, c1 := bits.Add64(e.x, c.width, 0)
+	yEnd, c2 := bits.Add64(e.y, c.height, 0)
+	zEnd, c3 := bits.Add64(e.z, c.depth, 0)
+	if c1|c2|c3 != 0 || xEnd > a.pitch || yEnd > a.rows() || zEnd > a.slices() {
+		return abi.ErrInvalidValue
+	}
+	e.memType, e.device, e.pitch, e.height = memoryTypeDevice, a.ptr, a.pitch, a.rows()
+	return abi.Success
 }
 
 // offset returns the byte offset of row y of slice z, column x, with
@@ -78,7 +100,7 @@ func memcpy3D(c *copy3D, addrSrc, addrDst uint64, stream uintptr, async bool) Re
 	if res != abi.Success {
 		return res
 	}
-	if res := c.check(addrSrc, addrDst); res != abi.Success {
+	if res := c.check(dv, addrSrc, addrDst); res != abi.Success {
 		return res
 	}
 	if async {
@@ -87,16 +109,17 @@ func memcpy3D(c *copy3D, addrSrc, addrDst uint64, stream uintptr, async bool) Re
 	return c.run(dv, s, false)
 }
 
-// check resolves c's unified ends by their addresses and checks its
-// shape.
-func (c *copy3D) check(addrSrc, addrDst uint64) Result {
+// check resolves c's unified ends by their addresses (an array end to
+// its memory on dv) and checks its shape.
+func (c *copy3D) check(dv *device, addrSrc, addrDst uint64) Result {
 	c.src.resolve(addrSrc)
 	c.dst.resolve(addrDst)
 	for _, e := range []*copyEnd{&c.src, &c.dst} {
 		switch e.memType {
 		case memoryTypeArray:
-			say("2D and 3D copies of CUDA arrays are not supported: the emulated GPU has no texture units")
-			return abi.ErrNotSupported
+			if res := e.arrayEnd(dv, c); res != abi.Success {
+				return res
+			}
 		case memoryTypeHost, memoryTypeDevice:
 		default:
 			return abi.ErrInvalidValue

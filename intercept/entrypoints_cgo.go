@@ -545,9 +545,11 @@ func hostEnd(p unsafe.Pointer) func(off, n uint64) ([]byte, bool) {
 func copy2DOf(p *C.CUDA_MEMCPY2D) (c copy3D, src, dst uint64) {
 	c = copy3D{
 		src: copyEnd{x: uint64(p.srcXInBytes), y: uint64(p.srcY), memType: uint32(p.srcMemoryType),
-			host: hostEnd(p.srcHost), hostNil: p.srcHost == nil, device: uint64(p.srcDevice), pitch: uint64(p.srcPitch)},
+			host: hostEnd(p.srcHost), hostNil: p.srcHost == nil, device: uint64(p.srcDevice), pitch: uint64(p.srcPitch),
+			array: key(unsafe.Pointer(p.srcArray))},
 		dst: copyEnd{x: uint64(p.dstXInBytes), y: uint64(p.dstY), memType: uint32(p.dstMemoryType),
-			host: hostEnd(p.dstHost), hostNil: p.dstHost == nil, device: uint64(p.dstDevice), pitch: uint64(p.dstPitch)},
+			host: hostEnd(p.dstHost), hostNil: p.dstHost == nil, device: uint64(p.dstDevice), pitch: uint64(p.dstPitch),
+			array: key(unsafe.Pointer(p.dstArray))},
 		width: uint64(p.WidthInBytes), height: uint64(p.Height), depth: 1,
 	}
 	return c, endAddress(p.srcHost, p.srcDevice), endAddress(p.dstHost, p.dstDevice)
@@ -557,10 +559,10 @@ func copy3DOf(p *C.CUDA_MEMCPY3D) (c copy3D, src, dst uint64) {
 	c = copy3D{
 		src: copyEnd{x: uint64(p.srcXInBytes), y: uint64(p.srcY), z: uint64(p.srcZ), memType: uint32(p.srcMemoryType),
 			host: hostEnd(p.srcHost), hostNil: p.srcHost == nil, device: uint64(p.srcDevice), pitch: uint64(p.srcPitch),
-			height: uint64(p.srcHeight)},
+			height: uint64(p.srcHeight), array: key(unsafe.Pointer(p.srcArray))},
 		dst: copyEnd{x: uint64(p.dstXInBytes), y: uint64(p.dstY), z: uint64(p.dstZ), memType: uint32(p.dstMemoryType),
 			host: hostEnd(p.dstHost), hostNil: p.dstHost == nil, device: uint64(p.dstDevice), pitch: uint64(p.dstPitch),
-			height: uint64(p.dstHeight)},
+			height: uint64(p.dstHeight), array: key(unsafe.Pointer(p.dstArray))},
 		width: uint64(p.WidthInBytes), height: uint64(p.Height), depth: uint64(p.Depth),
 	}
 	return c, endAddress(p.srcHost, p.srcDevice), endAddress(p.dstHost, p.dstDevice)
@@ -1097,7 +1099,16 @@ func implLaunchKernel(fn C.CUfunction, gx, gy, gz, bx, by, bz, shared C.uint, s 
 		return cr(res)
 	}
 	return cr(launch(key(unsafe.Pointer(fn)), abi.Dim3{X: uint32(gx), Y: uint32(gy), Z: uint32(gz)},
-		abi.Dim3{X: uint32(bx), Y: uint32(by), Z: uint32(bz)}, uint32(shared), key(unsafe.Pointer(s)), src, nil))
+		abi.Dim3{X: uint32(bx), Y: uint32(by), Z: uint32(bz)}, uint32(shared), key(unsafe.Pointer(s)), src, nil, false))
+}
+
+func implLaunchCooperativeKernel(fn C.CUfunction, gx, gy, gz, bx, by, bz, shared C.uint, s C.CUstream, kp *unsafe.Pointer) C.CUresult {
+	src, res := paramsOf(kp, nil)
+	if res != abi.Success {
+		return cr(res)
+	}
+	return cr(launch(key(unsafe.Pointer(fn)), abi.Dim3{X: uint32(gx), Y: uint32(gy), Z: uint32(gz)},
+		abi.Dim3{X: uint32(bx), Y: uint32(by), Z: uint32(bz)}, uint32(shared), key(unsafe.Pointer(s)), src, nil, true))
 }
 
 func implLaunchKernelEx(cfg *C.CUlaunchConfig, fn C.CUfunction, kp, extra *unsafe.Pointer) C.CUresult {
@@ -1114,7 +1125,7 @@ func implLaunchKernelEx(cfg *C.CUlaunchConfig, fn C.CUfunction, kp, extra *unsaf
 	}
 	return cr(launch(key(unsafe.Pointer(fn)), abi.Dim3{X: uint32(cfg.gridDimX), Y: uint32(cfg.gridDimY), Z: uint32(cfg.gridDimZ)},
 		abi.Dim3{X: uint32(cfg.blockDimX), Y: uint32(cfg.blockDimY), Z: uint32(cfg.blockDimZ)}, uint32(cfg.sharedMemBytes),
-		key(unsafe.Pointer(cfg.hStream)), src, attrs))
+		key(unsafe.Pointer(cfg.hStream)), src, attrs, false))
 }
 
 // Streams and events.

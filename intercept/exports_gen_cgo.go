@@ -16,6 +16,80 @@ import "unsafe"
 
 var _ unsafe.Pointer
 
+//export cuArray3DCreate_v2
+func cuArray3DCreate_v2(pHandle *C.CUarray, pAllocateArray *C.CUDA_ARRAY3D_DESCRIPTOR) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuArray3DCreate_v2")
+		l.hex("pHandle", uint64(uintptr(unsafe.Pointer(pHandle))))
+		l.hex("pAllocateArray", uint64(uintptr(unsafe.Pointer(pAllocateArray))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implArray3DCreate(pHandle, pAllocateArray)
+}
+
+//export cuArray3DGetDescriptor_v2
+func cuArray3DGetDescriptor_v2(pArrayDescriptor *C.CUDA_ARRAY3D_DESCRIPTOR, hArray C.CUarray) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuArray3DGetDescriptor_v2")
+		l.hex("pArrayDescriptor", uint64(uintptr(unsafe.Pointer(pArrayDescriptor))))
+		l.hex("hArray", uint64(uintptr(unsafe.Pointer(hArray))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implArray3DGetDescriptor(pArrayDescriptor, hArray)
+}
+
+//export cuArrayCreate_v2
+func cuArrayCreate_v2(pHandle *C.CUarray, pAllocateArray *C.CUDA_ARRAY_DESCRIPTOR) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuArrayCreate_v2")
+		l.hex("pHandle", uint64(uintptr(unsafe.Pointer(pHandle))))
+		l.hex("pAllocateArray", uint64(uintptr(unsafe.Pointer(pAllocateArray))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implArrayCreate(pHandle, pAllocateArray)
+}
+
+//export cuArrayDestroy
+func cuArrayDestroy(hArray C.CUarray) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuArrayDestroy")
+		l.hex("hArray", uint64(uintptr(unsafe.Pointer(hArray))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implArrayDestroy(hArray)
+}
+
+//export cuArrayGetDescriptor_v2
+func cuArrayGetDescriptor_v2(pArrayDescriptor *C.CUDA_ARRAY_DESCRIPTOR, hArray C.CUarray) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuArrayGetDescriptor_v2")
+		l.hex("pArrayDescriptor", uint64(uintptr(unsafe.Pointer(pArrayDescriptor))))
+		l.hex("hArray", uint64(uintptr(unsafe.Pointer(hArray))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implArrayGetDescriptor(pArrayDescriptor, hArray)
+}
+
 //export cuCtxCreate
 func cuCtxCreate(pctx *C.CUcontext, flags C.uint, dev C.CUdevice) (ret C.CUresult) {
 	if tracing {
@@ -1688,6 +1762,52 @@ func cuKernelGetFunction(pFunc *C.CUfunction, kernel C.CUkernel) (ret C.CUresult
 	}
 	defer guard(&ret)
 	return implKernelGetFunction(pFunc, kernel)
+}
+
+//export cuLaunchCooperativeKernel
+func cuLaunchCooperativeKernel(f C.CUfunction, gridDimX C.uint, gridDimY C.uint, gridDimZ C.uint, blockDimX C.uint, blockDimY C.uint, blockDimZ C.uint, sharedMemBytes C.uint, hStream C.CUstream, kernelParams *unsafe.Pointer) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuLaunchCooperativeKernel")
+		l.handle("f", uintptr(unsafe.Pointer(f)))
+		l.udec("gridDimX", uint64(gridDimX))
+		l.udec("gridDimY", uint64(gridDimY))
+		l.udec("gridDimZ", uint64(gridDimZ))
+		l.udec("blockDimX", uint64(blockDimX))
+		l.udec("blockDimY", uint64(blockDimY))
+		l.udec("blockDimZ", uint64(blockDimZ))
+		l.udec("sharedMemBytes", uint64(sharedMemBytes))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.hex("kernelParams", uint64(uintptr(unsafe.Pointer(kernelParams))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implLaunchCooperativeKernel(f, gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ, sharedMemBytes, hStream, kernelParams)
+}
+
+//export cuLaunchCooperativeKernel_ptsz
+func cuLaunchCooperativeKernel_ptsz(f C.CUfunction, gridDimX C.uint, gridDimY C.uint, gridDimZ C.uint, blockDimX C.uint, blockDimY C.uint, blockDimZ C.uint, sharedMemBytes C.uint, hStream C.CUstream, kernelParams *unsafe.Pointer) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuLaunchCooperativeKernel_ptsz")
+		l.handle("f", uintptr(unsafe.Pointer(f)))
+		l.udec("gridDimX", uint64(gridDimX))
+		l.udec("gridDimY", uint64(gridDimY))
+		l.udec("gridDimZ", uint64(gridDimZ))
+		l.udec("blockDimX", uint64(blockDimX))
+		l.udec("blockDimY", uint64(blockDimY))
+		l.udec("blockDimZ", uint64(blockDimZ))
+		l.udec("sharedMemBytes", uint64(sharedMemBytes))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.hex("kernelParams", uint64(uintptr(unsafe.Pointer(kernelParams))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implLaunchCooperativeKernel(f, gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ, sharedMemBytes, hStream, kernelParams)
 }
 
 //export cuLaunchHostFunc
@@ -3842,6 +3962,121 @@ func cuStreamWaitEvent_ptsz(hStream C.CUstream, hEvent C.CUevent, flags C.uint) 
 	}
 	defer guard(&ret)
 	return implStreamWaitEvent(hStream, hEvent, flags)
+}
+
+//export cuSurfObjectCreate
+func cuSurfObjectCreate(pSurfObject *C.CUsurfObject, pResDesc *C.CUDA_RESOURCE_DESC) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuSurfObjectCreate")
+		if pSurfObject == nil {
+			l.str("pSurfObject", "", false)
+		}
+		l.hex("pResDesc", uint64(uintptr(unsafe.Pointer(pResDesc))))
+		l.run()
+		defer func() {
+			if ret == 0 && pSurfObject != nil {
+				l.outHex("pSurfObject", uint64(*pSurfObject))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implSurfObjectCreate(pSurfObject, pResDesc)
+}
+
+//export cuSurfObjectDestroy
+func cuSurfObjectDestroy(surfObject C.CUsurfObject) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuSurfObjectDestroy")
+		l.hex("surfObject", uint64(surfObject))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implSurfObjectDestroy(surfObject)
+}
+
+//export cuSurfObjectGetResourceDesc
+func cuSurfObjectGetResourceDesc(pResDesc *C.CUDA_RESOURCE_DESC, surfObject C.CUsurfObject) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuSurfObjectGetResourceDesc")
+		l.hex("pResDesc", uint64(uintptr(unsafe.Pointer(pResDesc))))
+		l.hex("surfObject", uint64(surfObject))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implSurfObjectGetResourceDesc(pResDesc, surfObject)
+}
+
+//export cuTexObjectCreate
+func cuTexObjectCreate(pTexObject *C.CUtexObject, pResDesc *C.CUDA_RESOURCE_DESC, pTexDesc *C.CUDA_TEXTURE_DESC, pResViewDesc *C.CUDA_RESOURCE_VIEW_DESC) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuTexObjectCreate")
+		if pTexObject == nil {
+			l.str("pTexObject", "", false)
+		}
+		l.hex("pResDesc", uint64(uintptr(unsafe.Pointer(pResDesc))))
+		l.hex("pTexDesc", uint64(uintptr(unsafe.Pointer(pTexDesc))))
+		l.hex("pResViewDesc", uint64(uintptr(unsafe.Pointer(pResViewDesc))))
+		l.run()
+		defer func() {
+			if ret == 0 && pTexObject != nil {
+				l.outHex("pTexObject", uint64(*pTexObject))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implTexObjectCreate(pTexObject, pResDesc, pTexDesc, pResViewDesc)
+}
+
+//export cuTexObjectDestroy
+func cuTexObjectDestroy(texObject C.CUtexObject) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuTexObjectDestroy")
+		l.hex("texObject", uint64(texObject))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implTexObjectDestroy(texObject)
+}
+
+//export cuTexObjectGetResourceDesc
+func cuTexObjectGetResourceDesc(pResDesc *C.CUDA_RESOURCE_DESC, texObject C.CUtexObject) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuTexObjectGetResourceDesc")
+		l.hex("pResDesc", uint64(uintptr(unsafe.Pointer(pResDesc))))
+		l.hex("texObject", uint64(texObject))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implTexObjectGetResourceDesc(pResDesc, texObject)
+}
+
+//export cuTexObjectGetTextureDesc
+func cuTexObjectGetTextureDesc(pTexDesc *C.CUDA_TEXTURE_DESC, texObject C.CUtexObject) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuTexObjectGetTextureDesc")
+		l.hex("pTexDesc", uint64(uintptr(unsafe.Pointer(pTexDesc))))
+		l.hex("texObject", uint64(texObject))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implTexObjectGetTextureDesc(pTexDesc, texObject)
 }
 
 //export cuThreadExchangeStreamCaptureMode

@@ -195,7 +195,7 @@ func implGraphAddKernelNode(pn *C.CUgraphNode, g C.CUgraph, deps *C.CUgraphNode,
 		return cr(res)
 	}
 	work, res := kernelWork(f, abi.Dim3{X: uint32(p.gridDimX), Y: uint32(p.gridDimY), Z: uint32(p.gridDimZ)},
-		abi.Dim3{X: uint32(p.blockDimX), Y: uint32(p.blockDimY), Z: uint32(p.blockDimZ)}, uint32(p.sharedMemBytes), src)
+		abi.Dim3{X: uint32(p.blockDimX), Y: uint32(p.blockDimY), Z: uint32(p.blockDimZ)}, uint32(p.sharedMemBytes), src, false)
 	if res != abi.Success {
 		return cr(res)
 	}
@@ -227,7 +227,7 @@ func implGraphAddMemcpyNode(pn *C.CUgraphNode, g C.CUgraph, deps *C.CUgraphNode,
 	}
 	c, src, dst := copy3DOf(p)
 	unifiedEnds(&c, src, dst)
-	if res := c.check(src, dst); res != abi.Success {
+	if res := c.check(dv, src, dst); res != abi.Success {
 		return cr(res)
 	}
 	return addNodeOut(pn, g, deps, n, nodeMemcpy, dv, func(dv *device, s uint64) Result { return c.run(dv, s, true) })

@@ -17,6 +17,7 @@ const (
 	kindEvent
 	kindLibrary
 	kindKernel
+	kindArray
 )
 
 // object is the Go side of a handle. The program holds the address of a
@@ -39,9 +40,10 @@ type object struct {
 	// keyed by the runtime's own pointers. Guarded by driver.mu.
 	storage map[cmem]storageEntry
 
-	children []*object // a module's functions, a library's kernels
-	parent   *object   // a function's module, a kernel's library
-	fn       *object   // a kernel's function, made by cuKernelGetFunction
+	children []*object  // a module's functions, a library's kernels
+	parent   *object    // a function's module, a kernel's library
+	fn       *object    // a kernel's function, made by cuKernelGetFunction
+	array    *arrayInfo // a CUDA array's descriptor and memory
 
 	layoutMu   sync.Mutex
 	layout     []abi.ParamInfo

@@ -43,9 +43,6 @@ func checkAttrs(attrs []launchAttr) Result {
 		case attrIgnore, attrAccessPolicyWindow, attrSynchronizationPolicy, attrClusterSchedulingPref,
 			attrProgrammaticStreamSer, attrPriority, attrMemSyncDomainMap, attrMemSyncDomain:
 		case attrCooperative:
-			if a.vals[0] != 0 {
-				return abi.ErrNotSupported
-			}
 		case attrClusterDimension:
 			if a.vals != [3]uint32{1, 1, 1} && a.vals != [3]uint32{0, 0, 0} {
 				return abi.ErrNotSupported
@@ -55,6 +52,32 @@ func checkAttrs(attrs []launchAttr) Result {
 		}
 	}
 	return abi.Success
+}
+
+// checkCooperative refuses a cooperative grid larger than the device
+// holds at once by the occupancy calculator, the rule CUDA applies and
+// programs size their grids by.
+func checkCooperative(fkey uintptr, grid, block abi.Dim3, shared uint32) Result {
+	d, f, res := occupancyInputs(fkey)
+	if res != abi.Success {
+		return res
+	}
+	threads := int64(block.X) * int64(block.Y) * int64(block.Z)
+	blocks := uint64(grid.X) * uint64(grid.Y) * uint64(grid.Z)
+	if most := activeBlocks(d, f, threads, uint64(shared)) * d.sms; most <= 0 || blocks > uint64(most) {
+		return abi.ErrCooperativeTooLarge
+	}
+	return abi.Success
+}
+
+// cooperativeAttr reports whether attrs ask for a cooperative launch.
+func cooperativeAttr(attrs []launchAttr) bool {
+	for _, a := range attrs {
+		if a.id == attrCooperative && a.vals[0] != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // checkShape returns the error CUDA reports at launch time for a shape the
@@ -80,7 +103,7 @@ func checkShape(lim launchLimits, grid, block abi.Dim3, shared uint32) Result {
 
 // launch implements cuLaunchKernel and cuLaunchKernelEx. Everything CUDA
 // reports at once is checked here, before the fire-and-forget call.
-func launch(fkey uintptr, grid, block abi.Dim3, shared uint32, stream uintptr, src paramSource, attrs []launchAttr) Result {
+func launch(fkey uintptr, grid, block abi.Dim3, shared uint32, stream uintptr, src paramSource, attrs []launchAttr, coop bool) Result {
 	if _, res := drv.ready(); res != abi.Success {
 		return res
 	}
@@ -98,7 +121,13 @@ func launch(fkey uintptr, grid, block abi.Dim3, shared uint32, stream uintptr, s
 	if res := checkAttrs(attrs); res != abi.Success {
 		return res
 	}
-	work, res := kernelWork(f, grid, block, shared, src)
+	coop = coop || cooperativeAttr(attrs)
+	if coop {
+		if res := checkCooperative(fkey, grid, block, shared); res != abi.Success {
+			return res
+		}
+	}
+	work, res := kernelWork(f, grid, block, shared, src, coop)
 	if res != abi.Success {
 		return res
 	}
@@ -106,8 +135,8 @@ func launch(fkey uintptr, grid, block abi.Dim3, shared uint32, stream uintptr, s
 }
 
 // kernelWork checks a launch of f and packs its parameters, now; the
-// work it returns launches it into a stream.
-func kernelWork(f *object, grid, block abi.Dim3, shared uint32, src paramSource) (streamWork, Result) {
+// work it returns launches it into a stream, cooperatively when coop.
+func kernelWork(f *object, grid, block abi.Dim3, shared uint32, src paramSource, coop bool) (streamWork, Result) {
 	if res := checkShape(f.dev.lim, grid, block, shared); res != abi.Success {
 		return nil, res
 	}
@@ -130,6 +159,9 @@ func kernelWork(f *object, grid, block abi.Dim3, shared uint32, src paramSource)
 	return func(dv *device, s uint64) Result {
 		if res := toDevice(dv); res != abi.Success {
 			return res
+		}
+		if coop {
+			return abi.ResultOf(dv.cl.LaunchCooperativeKernel(f.wire, cfg, s, params))
 		}
 		return abi.ResultOf(dv.cl.LaunchKernel(f.wire, cfg, s, params))
 	}, abi.Success

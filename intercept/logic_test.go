@@ -121,7 +121,11 @@ func TestCheckShapeAndAttrs(t *testing.T) {
 	if r := checkAttrs([]launchAttr{{id: attrPriority}, {id: attrClusterDimension, vals: [3]uint32{1, 1, 1}}, {id: attrCooperative}}); r != abi.Success {
 		t.Errorf("hints refused: %v", r)
 	}
-	for _, a := range []launchAttr{{id: attrCooperative, vals: [3]uint32{1}}, {id: attrClusterDimension, vals: [3]uint32{2, 1, 1}}, {id: attrProgrammaticEvent}, {id: 99}} {
+	coop := []launchAttr{{id: attrPriority}, {id: attrCooperative, vals: [3]uint32{1}}}
+	if r := checkAttrs(coop); r != abi.Success || !cooperativeAttr(coop) || cooperativeAttr(coop[:1]) {
+		t.Errorf("cooperative attribute: %v, %v", r, cooperativeAttr(coop))
+	}
+	for _, a := range []launchAttr{{id: attrClusterDimension, vals: [3]uint32{2, 1, 1}}, {id: attrProgrammaticEvent}, {id: 99}} {
 		if r := checkAttrs([]launchAttr{a}); r != abi.ErrNotSupported {
 			t.Errorf("%+v: %v", a, r)
 		}
@@ -270,7 +274,7 @@ func worker(dev, rounds, n int) error {
 		binary.LittleEndian.PutUint64(params[8:], p[1])
 		binary.LittleEndian.PutUint64(params[16:], p[2])
 		binary.LittleEndian.PutUint32(params[24:], uint32(n))
-		if err := check("launch", launch(fn.key, abi.Dim3{X: uint32(n / 128), Y: 1, Z: 1}, abi.Dim3{X: 128, Y: 1, Z: 1}, 0, st.key, bytesParams(params), nil)); err != nil {
+		if err := check("launch", launch(fn.key, abi.Dim3{X: uint32(n / 128), Y: 1, Z: 1}, abi.Dim3{X: 128, Y: 1, Z: 1}, 0, st.key, bytesParams(params), nil, false)); err != nil {
 			return err
 		}
 		if err := check("record", eventRecord(ev.key, st.key)); err != nil {

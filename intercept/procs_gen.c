@@ -3,6 +3,11 @@
 #include "_cgo_export.h"
 
 static void *const procs[] = {
+	(void *)cuArray3DCreate_v2,
+	(void *)cuArray3DGetDescriptor_v2,
+	(void *)cuArrayCreate_v2,
+	(void *)cuArrayDestroy,
+	(void *)cuArrayGetDescriptor_v2,
 	(void *)cuCtxCreate,
 	(void *)cuCtxCreate_v2,
 	(void *)cuCtxCreate_v3,
@@ -94,6 +99,8 @@ static void *const procs[] = {
 	(void *)cuInit,
 	(void *)cuKernelGetAttribute,
 	(void *)cuKernelGetFunction,
+	(void *)cuLaunchCooperativeKernel,
+	(void *)cuLaunchCooperativeKernel_ptsz,
 	(void *)cuLaunchHostFunc,
 	(void *)cuLaunchHostFunc_ptsz,
 	(void *)cuLaunchKernel,
@@ -211,6 +218,13 @@ static void *const procs[] = {
 	(void *)cuStreamSynchronize_ptsz,
 	(void *)cuStreamWaitEvent,
 	(void *)cuStreamWaitEvent_ptsz,
+	(void *)cuSurfObjectCreate,
+	(void *)cuSurfObjectDestroy,
+	(void *)cuSurfObjectGetResourceDesc,
+	(void *)cuTexObjectCreate,
+	(void *)cuTexObjectDestroy,
+	(void *)cuTexObjectGetResourceDesc,
+	(void *)cuTexObjectGetTextureDesc,
 	(void *)cuThreadExchangeStreamCaptureMode,
 };
 

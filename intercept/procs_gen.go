@@ -4,6 +4,11 @@ package main
 
 // procs lists every exported entry point, in the order of kerf_proc_fn.
 var procs = [...]procEntry{
+	{name: "cuArray3DCreate_v2", base: "cuArray3DCreate", since: 3020, perThread: false},
+	{name: "cuArray3DGetDescriptor_v2", base: "cuArray3DGetDescriptor", since: 3020, perThread: false},
+	{name: "cuArrayCreate_v2", base: "cuArrayCreate", since: 3020, perThread: false},
+	{name: "cuArrayDestroy", base: "cuArrayDestroy", since: 0, perThread: false},
+	{name: "cuArrayGetDescriptor_v2", base: "cuArrayGetDescriptor", since: 3020, perThread: false},
 	{name: "cuCtxCreate", base: "cuCtxCreate", since: 0, perThread: false},
 	{name: "cuCtxCreate_v2", base: "cuCtxCreate", since: 3020, perThread: false},
 	{name: "cuCtxCreate_v3", base: "cuCtxCreate", since: 11040, perThread: false},
@@ -95,6 +100,8 @@ var procs = [...]procEntry{
 	{name: "cuInit", base: "cuInit", since: 0, perThread: false},
 	{name: "cuKernelGetAttribute", base: "cuKernelGetAttribute", since: 12000, perThread: false},
 	{name: "cuKernelGetFunction", base: "cuKernelGetFunction", since: 12000, perThread: false},
+	{name: "cuLaunchCooperativeKernel", base: "cuLaunchCooperativeKernel", since: 9000, perThread: false},
+	{name: "cuLaunchCooperativeKernel_ptsz", base: "cuLaunchCooperativeKernel", since: 9000, perThread: true},
 	{name: "cuLaunchHostFunc", base: "cuLaunchHostFunc", since: 10000, perThread: false},
 	{name: "cuLaunchHostFunc_ptsz", base: "cuLaunchHostFunc", since: 10000, perThread: true},
 	{name: "cuLaunchKernel", base: "cuLaunchKernel", since: 4000, perThread: false},
@@ -212,5 +219,12 @@ var procs = [...]procEntry{
 	{name: "cuStreamSynchronize_ptsz", base: "cuStreamSynchronize", since: 7000, perThread: true},
 	{name: "cuStreamWaitEvent", base: "cuStreamWaitEvent", since: 0, perThread: false},
 	{name: "cuStreamWaitEvent_ptsz", base: "cuStreamWaitEvent", since: 7000, perThread: true},
+	{name: "cuSurfObjectCreate", base: "cuSurfObjectCreate", since: 5000, perThread: false},
+	{name: "cuSurfObjectDestroy", base: "cuSurfObjectDestroy", since: 5000, perThread: false},
+	{name: "cuSurfObjectGetResourceDesc", base: "cuSurfObjectGetResourceDesc", since: 5000, perThread: false},
+	{name: "cuTexObjectCreate", base: "cuTexObjectCreate", since: 5000, perThread: false},
+	{name: "cuTexObjectDestroy", base: "cuTexObjectDestroy", since: 5000, perThread: false},
+	{name: "cuTexObjectGetResourceDesc", base: "cuTexObjectGetResourceDesc", since: 5000, perThread: false},
+	{name: "cuTexObjectGetTextureDesc", base: "cuTexObjectGetTextureDesc", since: 5000, perThread: false},
 	{name: "cuThreadExchangeStreamCaptureMode", base: "cuThreadExchangeStreamCaptureMode", since: 10010, perThread: false},
 }

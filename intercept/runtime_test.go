@@ -29,7 +29,7 @@ var (
 )
 
 // rtPrograms are the runtime test programs in testdata, without .cu.
-var rtPrograms = []string{"rt_memory", "rt_kernels", "rt_occupancy", "rt_pointers", "rt_pitched", "rt_peer", "rt_callbacks", "rt_printf", "rt_graphs", "rt_managed", "rt_limits"}
+var rtPrograms = []string{"rt_memory", "rt_kernels", "rt_occupancy", "rt_pointers", "rt_pitched", "rt_peer", "rt_callbacks", "rt_printf", "rt_graphs", "rt_managed", "rt_limits", "rt_texture", "rt_coop"}
 
 // rtDevices is how many devices a runtime program runs with; one unless named.
 var rtDevices = map[string]int{"rt_peer": 2}
@@ -173,7 +173,7 @@ var deliberatelyAbsent = []struct {
 	{"graphs are recorded by the shim with kernel, memcpy, memset, host, empty and child-graph nodes; node parameters, executable-graph updates, event, memory and conditional nodes, user objects and capture-dependency edits are not offered",
 		[]string{"cuGraph*", "cuStreamUpdateCaptureDependencies", "cuUserObject*",
 			"cuDeviceGraphMemTrim", "cuDeviceGetGraphMemAttribute", "cuDeviceSetGraphMemAttribute"}},
-	{"no textures, surfaces or CUDA arrays: the emulated GPU has no texture units",
+	{"texture and surface references (the API before objects), mipmapped, sparse and planar arrays are not served: texture and surface objects over plain arrays and device memory are",
 		[]string{"cuTex*", "cuSurf*", "cuArray*", "cuMipmappedArray*", "cuModuleGetTexRef", "cuModuleGetSurfRef",
 			"cuDeviceGetTexture1DLinearMaxWidth"}},
 	{"no graphics interop: a slice may be on another machine",
@@ -192,8 +192,8 @@ var deliberatelyAbsent = []struct {
 		[]string{"cuLink*", "cuModuleLoad"}},
 	{"stream memory operations need the device to reach the program's memory",
 		[]string{"cuStreamWaitValue*", "cuStreamWriteValue*", "cuStreamBatchMemOp", "cuFlushGPUDirectRDMAWrites"}},
-	{"cooperative launches are not offered (the cooperative-launch attribute is 0)",
-		[]string{"cuLaunchCooperativeKernel*"}},
+	{"multi-device cooperative launches: each device of a lease is its own session",
+		[]string{"cuLaunchCooperativeKernelMultiDevice"}},
 	{"no persisting L2 (its size attribute is 0) and no pre-3.2 context API",
 		[]string{"cuCtxDetach", "cuCtxResetPersistingL2Cache"}},
 	{"thread block clusters are not offered: no cluster launch attribute, and the emulated device (compute capability 8.0) has none",

@@ -46,6 +46,9 @@ type session struct {
 
 	handles handleTable
 	mem     memTable
+	// texObjects are the texture and surface objects the session
+	// created: true for a surface
+	texObjects map[uint64]bool
 	// latched is the first error of an async call since the last sync
 	// call; the next sync call returns it instead of running.
 	latched abi.Result

@@ -130,10 +130,19 @@ func (c *Client) FuncParams(fn uint64) ([]abi.ParamInfo, error) {
 
 // LaunchKernel queues a kernel launch.
 func (c *Client) LaunchKernel(fn uint64, cfg abi.LaunchConfig, stream uint64, params []byte) error {
+	return c.Call(abi.CallLaunchKernel, launchValues(fn, cfg, stream, params), nil)
+}
+
+// LaunchCooperativeKernel launches a kernel whose blocks all run at once;
+// it waits for kerfd to accept the launch, not for the kernel.
+func (c *Client) LaunchCooperativeKernel(fn uint64, cfg abi.LaunchConfig, stream uint64, params []byte) error {
+	return c.Call(abi.CallLaunchCooperativeKernel, launchValues(fn, cfg, stream, params), nil)
+}
+
+func launchValues(fn uint64, cfg abi.LaunchConfig, stream uint64, params []byte) *abi.Values {
 	v := vals1(fn).Word(uint64(cfg.Grid.X)).Word(uint64(cfg.Grid.Y)).Word(uint64(cfg.Grid.Z))
 	v.Word(uint64(cfg.Block.X)).Word(uint64(cfg.Block.Y)).Word(uint64(cfg.Block.Z))
-	v.Word(uint64(cfg.SharedBytes)).Word(stream).Blob(params)
-	return c.Call(abi.CallLaunchKernel, v, nil)
+	return v.Word(uint64(cfg.SharedBytes)).Word(stream).Blob(params)
 }
 
 // StreamCreate creates a stream.

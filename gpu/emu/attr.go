@@ -66,9 +66,11 @@ func (d *device) attribute(attr uint32) (int32, bool) {
 		return int32(c.SMs), true
 	case abi.AttrKernelExecTimeout, abi.AttrIntegrated, abi.AttrCanMapHostMemory,
 		abi.AttrECCEnabled, abi.AttrTCCDriver,
-		abi.AttrManagedMemory, abi.AttrMultiGPUBoard, abi.AttrCooperativeLaunch:
-		// No host-mapped, managed or cooperative launches in the emulator.
+		abi.AttrManagedMemory, abi.AttrMultiGPUBoard:
+		// No host-mapped or managed memory in the emulator.
 		return 0, true
+	case abi.AttrCooperativeLaunch:
+		return 1, true
 	case abi.AttrComputeMode:
 		return abi.ComputeModeDefault, true
 	case abi.AttrPCIDomainID:
@@ -100,5 +102,18 @@ func (d *device) attribute(attr uint32) (int32, bool) {
 	case abi.AttrMaxBlocksPerMultiprocessor:
 		return blocksPerSM, true
 	}
-	return 0, false
+	v, ok := textureLimits[attr]
+	return v, ok
+}
+
+// textureLimits are the texture and surface limits (CUdevice_attribute
+// 21-30, 42-74, 77) of an sm_80 part, except cube maps and mipmapped
+// arrays, which the emulator does not serve (0).
+var textureLimits = map[uint32]int32{
+	21: 131072, 22: 131072, 23: 65536, 24: 16384, 25: 16384, 26: 16384, 27: 32768, 28: 32768, 29: 2048, 30: 512,
+	42: 32768, 43: 2048, 44: 1, 45: 32768, 46: 32768, 47: 8192, 48: 8192, 49: 32768,
+	51: 32, 52: 0, 53: 0, 54: 0,
+	55: 32768, 56: 131072, 57: 65536, 58: 16384, 59: 16384, 60: 16384, 61: 32768, 62: 2048, 63: 32768, 64: 32768, 65: 2048,
+	66: 0, 67: 0, 68: 0,
+	69: 1 << 28, 70: 131072, 71: 65000, 72: 2097120, 73: 0, 74: 0, 77: 0,
 }

@@ -29,6 +29,10 @@ type Context struct {
 	q *gpu.Quota // the tenant's limit and what its allocations and globals take
 
 	printf printfFIFO // what the context's kernels print, until taken
+	tex    texTable   // texture and surface objects
+	heap   *devHeap   // the device heap, once a kernel needs it; guarded by mu
+
+	heapSize uint64 // the heap's size as set by SetLimit; 0 for DefaultHeapSize; guarded by mu
 
 	mu      sync.Mutex
 	closed  bool
@@ -560,6 +564,10 @@ func (c *Context) Close() error {
 	defer c.mu.Unlock()
 	for _, a := range c.allocs {
 		c.freeLocked(a)
+	}
+	if c.heap != nil {
+		c.freeLocked(c.heap.a)
+		c.heap = nil
 	}
 	for m := range c.modules {
 		m.releaseLocked()

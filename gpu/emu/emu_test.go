@@ -67,13 +67,15 @@ func TestAttributes(t *testing.T) {
 		{abi.AttrTotalConstantMemory, 64 << 10},
 		{abi.AttrMaxThreadsPerMultiprocessor, 2048},
 		{abi.AttrManagedMemory, 0},
+		{21, 131072}, // the largest 1D texture
+		{74, 0},      // mipmapped arrays are not served
 	} {
 		got, err := c.Attribute(tc.attr)
 		if err != nil || got != tc.want {
 			t.Errorf("attribute %d = %d, %v; want %d", tc.attr, got, err, tc.want)
 		}
 	}
-	for _, attr := range []uint32{0, 21, 74, 1000, math.MaxUint32} {
+	for _, attr := range []uint32{0, 1000, math.MaxUint32} {
 		_, err := c.Attribute(attr)
 		wantCode(t, err, abi.ErrInvalidValue)
 	}

@@ -31,6 +31,7 @@ type kernelInfo struct {
 	shared uint32 // static shared memory per block
 	local  uint32 // local memory per thread
 	regs   int    // registers per thread, 0 if unknown
+	heap   bool   // calls malloc or free
 	// paramSize is the packed parameter buffer size, 0 if unknown.
 	paramSize uint32
 }
@@ -306,10 +307,7 @@ func (f *Function) Attribute(attr uint32) (int32, error) {
 	case abi.FuncAttrConstSizeBytes, abi.FuncAttrCacheModeCA:
 		return 0, nil
 	case abi.FuncAttrNumRegs:
-		if f.info.regs > 0 {
-			return int32(min(f.info.regs, 255)), nil
-		}
-		return funcNumRegs, nil
+		return int32(f.numRegs()), nil
 	case abi.FuncAttrPTXVersion:
 		return funcPTXVersion, nil
 	case abi.FuncAttrBinaryVersion:
@@ -359,6 +357,14 @@ func (f *Function) SetAttribute(attr uint32, value int32) error {
 	return nil
 }
 
+// numRegs is the registers per thread the kernel reports.
+func (f *Function) numRegs() int {
+	if f.info.regs > 0 {
+		return min(f.info.regs, 255)
+	}
+	return funcNumRegs
+}
+
 // checkLaunch validates a launch shape against the device limits.
 func checkLaunch(cfg abi.LaunchConfig, static, maxDyn uint32) error {
 	g, b := cfg.Grid, cfg.Block
@@ -382,6 +388,11 @@ func checkLaunch(cfg abi.LaunchConfig, static, maxDyn uint32) error {
 
 // Launch queues a kernel launch on s.
 func (c *Context) Launch(f gpu.Function, cfg abi.LaunchConfig, params []byte, s gpu.Stream) error {
+	return c.launch(f, cfg, params, s, false)
+}
+
+// launch queues a launch, cooperative or not.
+func (c *Context) launch(f gpu.Function, cfg abi.LaunchConfig, params []byte, s gpu.Stream, coop bool) error {
 	_, err := c.submit(s, func(st *Stream) (func() error, error) {
 		fn, ok := f.(*Function)
 		if !ok || fn == nil || fn.m.c != c {
@@ -410,6 +421,19 @@ func (c *Context) Launch(f gpu.Function, cfg abi.LaunchConfig, params []byte, s 
 			MaxGridInstructions:  c.dev.cfg.MaxLaunchInstructions,
 			Stop:                 c.stop,
 			Output:               c.printfOutput(),
+			Textures:             kernelTextures{c},
+		}
+		if coop {
+			if err := c.cooperative(fn, cfg, l); err != nil {
+				return nil, err
+			}
+		}
+		if fn.info.heap {
+			h, err := c.heapLocked()
+			if err != nil {
+				return nil, err
+			}
+			l.Heap = h
 		}
 		return func() error { return c.runKernel(fn, l) }, nil
 	})

@@ -61,7 +61,9 @@ func (c *Context) SetLimit(limit uint32, value uint64) error {
 	switch limit {
 	case abi.LimitPrintfFIFOSize:
 		c.SetPrintfFIFOSize(value)
-	case abi.LimitStackSize, abi.LimitMallocHeapSize:
+	case abi.LimitMallocHeapSize:
+		return c.setHeapSize(value)
+	case abi.LimitStackSize:
 	default:
 		return abi.ErrUnsupportedLimit
 	}

@@ -29,5 +29,5 @@ func (k ptxKernel) params() []ptx.Param     { return k.k.Params }
 func (k ptxKernel) run(l *ptx.Launch) error { return k.k.Run(l) }
 
 func (k ptxKernel) info() kernelInfo {
-	return kernelInfo{shared: k.k.SharedSize, local: k.k.LocalSize, regs: k.k.Regs, paramSize: k.k.ParamSize}
+	return kernelInfo{shared: k.k.SharedSize, local: k.k.LocalSize, regs: k.k.Regs, paramSize: k.k.ParamSize, heap: k.k.UsesHeap}
 }

@@ -91,6 +91,7 @@ var intTypes = map[string]bool{
 	"CUlimit": true, "CUfunc_cache": true, "CUsharedconfig": true, "CUpointer_attribute": true, "CUmemorytype": true,
 	"CUdriverProcAddressQueryResult": true, "CUstreamCaptureMode": true, "CUstreamCaptureStatus": true,
 	"CUgraphNodeType": true, "CUmem_advise": true, "CUmem_range_attribute": true,
+	"CUarray_format": true, "CUresourcetype": true, "CUaddress_mode": true, "CUfilter_mode": true, "CUresourceViewFormat": true,
 }
 
 // optionArrays are integer types whose pointers are arrays the program
@@ -108,7 +109,7 @@ func traceArg(ctype, n, cname string) (in, out string) {
 	switch {
 	case handleTypes[t]:
 		return fmt.Sprintf("l.handle(%s, uintptr(unsafe.Pointer(%s)))", q, n), ""
-	case t == "CUdeviceptr":
+	case t == "CUdeviceptr" || t == "CUtexObject" || t == "CUsurfObject":
 		return fmt.Sprintf("l.hex(%s, uint64(%s))", q, n), ""
 	case t == "size_t" || t == "unsigned int" || t == "unsigned short" || t == "unsigned char" || t == "cuuint64_t":
 		return fmt.Sprintf("l.udec(%s, uint64(%s))", q, n), ""
@@ -128,7 +129,7 @@ func traceArg(ctype, n, cname string) (in, out string) {
 	switch {
 	case handleTypes[base]:
 		w = fmt.Sprintf("l.outHandle(%s, uintptr(unsafe.Pointer(*%s)))", q, n)
-	case base == "CUdeviceptr":
+	case base == "CUdeviceptr" || base == "CUtexObject" || base == "CUsurfObject":
 		w = fmt.Sprintf("l.outHex(%s, uint64(*%s))", q, n)
 	case base == "size_t" || base == "unsigned int":
 		w = fmt.Sprintf("l.outUdec(%s, uint64(*%s))", q, n)

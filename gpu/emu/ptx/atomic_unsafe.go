@@ -39,3 +39,33 @@ func atomicUpdate(mem []byte, op uint8, t vtype, v, c uint64) uint64 {
 	putN(mem, len(mem), atomNew(op, t, old, v, c))
 	return old
 }
+
+// atomicLoad reads the 4 or 8 bytes of mem atomically.
+func atomicLoad(mem []byte) uint64 {
+	p := unsafe.Pointer(&mem[0])
+	switch {
+	case len(mem) == 4 && uintptr(p)%4 == 0:
+		return uint64(atomic.LoadUint32((*uint32)(p)))
+	case len(mem) == 8 && uintptr(p)%8 == 0:
+		return atomic.LoadUint64((*uint64)(p))
+	}
+	fallbackMu.Lock()
+	defer fallbackMu.Unlock()
+	return getN(mem, len(mem))
+}
+
+// atomicStore writes v to the 4 or 8 bytes of mem atomically.
+func atomicStore(mem []byte, v uint64) {
+	p := unsafe.Pointer(&mem[0])
+	switch {
+	case len(mem) == 4 && uintptr(p)%4 == 0:
+		atomic.StoreUint32((*uint32)(p), uint32(v))
+		return
+	case len(mem) == 8 && uintptr(p)%8 == 0:
+		atomic.StoreUint64((*uint64)(p), v)
+		return
+	}
+	fallbackMu.Lock()
+	defer fallbackMu.Unlock()
+	putN(mem, len(mem), v)
+}

@@ -21,6 +21,8 @@ type Kernel struct {
 	LocalSize uint32
 	// Regs estimates the 32-bit registers used per thread.
 	Regs int
+	// UsesHeap: the kernel may call malloc or free.
+	UsesHeap bool
 
 	code     []instr
 	nregs    int
@@ -33,6 +35,8 @@ type Kernel struct {
 	funcs      []kfunc
 	calls      []callSite
 	funcByAddr []int32
+	// operands of texture and surface instructions
+	texOps []texOperands
 }
 
 type regInit struct {
@@ -71,6 +75,8 @@ const (
 	srOne       // %nsmid: the emulated device runs blocks as one SM
 	srDynSmem   // %dynamic_smem_size
 	srTotalSmem // %total_smem_size
+	srEnvregHi  // %envreg1: the grid workspace's high half
+	srEnvregLo  // %envreg2: its low half
 )
 
 // timeRegs are special registers that change as a thread runs; mov
@@ -96,6 +102,7 @@ var specialNames = map[string]uint64{
 	"%lanemask_gt": srLanemaskGt, "%lanemask_ge": srLanemaskGe,
 	"%smid": srZero, "%nsmid": srOne, "%gridid": srZero,
 	"%dynamic_smem_size": srDynSmem, "%total_smem_size": srTotalSmem,
+	"%envreg1": srEnvregHi, "%envreg2": srEnvregLo,
 }
 
 // raw operand kinds
@@ -500,7 +507,7 @@ func init() {
 	for _, b := range strings.Fields(`mov add sub mul mad fma div rem min max abs neg and or xor not cnot
 		shl shr popc clz brev bfe bfi prmt sqrt rcp rsqrt ex2 lg2 sin cos setp selp cvt cvta
 		ld st atom red shfl vote activemask bra ret exit bar barrier membar fence call
-		cp sad shf bfind dp4a dp2a redux match trap`) {
+		cp sad shf bfind dp4a dp2a redux match trap tex tld4 suld sust txq suq mbarrier nanosleep`) {
 		knownBases[b] = true
 	}
 }
@@ -584,6 +591,14 @@ func (d *decoder) rawOperand(p *parser) (rawOp, error) {
 				op.off -= int64(v)
 			}
 		}
+		if p.accept(",") {
+			// a texture or surface access: [handle, coordinates]
+			list, err := d.coordList(p)
+			if err != nil {
+				return op, err
+			}
+			op.list = list
+		}
 		if err := p.expect("]"); err != nil {
 			return op, err
 		}
@@ -604,22 +619,11 @@ func (d *decoder) rawOperand(p *parser) (rawOp, error) {
 		}
 	case p.accept("{"):
 		op.kind = roVec
-		for {
-			t := p.next()
-			if t == "" || t == "}" || t == "," {
-				return op, d.errf("bad vector operand")
-			}
-			op.list = append(op.list, t)
-			if len(op.list) > 4 {
-				return op, d.errf("vector too long")
-			}
-			if p.accept("}") {
-				break
-			}
-			if err := p.expect(","); err != nil {
-				return op, err
-			}
+		list, err := d.vecList(p)
+		if err != nil {
+			return op, err
 		}
+		op.list = list
 	default:
 		op.neg = p.accept("-")
 		op.not = p.accept("!")
@@ -633,6 +637,40 @@ func (d *decoder) rawOperand(p *parser) (rawOp, error) {
 		}
 	}
 	return op, nil
+}
+
+// vecList parses the rest of a vector operand after its '{'.
+func (d *decoder) vecList(p *parser) ([]string, error) {
+	var list []string
+	for {
+		t := p.next()
+		if t == "" || t == "}" || t == "," {
+			return nil, d.errf("bad vector operand")
+		}
+		list = append(list, t)
+		if len(list) > 4 {
+			return nil, d.errf("vector too long")
+		}
+		if p.accept("}") {
+			return list, nil
+		}
+		if err := p.expect(","); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// coordList parses a texture access's coordinates: a vector, or one
+// register.
+func (d *decoder) coordList(p *parser) ([]string, error) {
+	if p.accept("{") {
+		return d.vecList(p)
+	}
+	t := p.next()
+	if t == "" || p.toks[p.pos-1].kind != tkWord {
+		return nil, d.errf("bad coordinates")
+	}
+	return []string{t}, nil
 }
 
 // isReg reports whether s names a register or special register.
@@ -809,7 +847,7 @@ func (d *decoder) symAddr(s string) (uint16, error) {
 
 // addr resolves [base+off] to a base register and offset.
 func (d *decoder) addr(op rawOp) (uint16, int64, error) {
-	if op.kind != roAddr {
+	if op.kind != roAddr || len(op.list) != 0 {
 		return 0, 0, d.errf("expected an address operand")
 	}
 	if op.s == "" {

@@ -294,6 +294,7 @@ func (x *instrDecoder) call() error {
 			return x.errf("%s: unknown function %q", x.opc, target)
 		case fd.builtin != 0:
 			site.builtin = fd.builtin
+			x.k.UsesHeap = x.k.UsesHeap || fd.builtin == builtinMalloc || fd.builtin == builtinFree
 		case fd.body == nil:
 			return x.errf("%s: external function %s not supported", x.opc, target)
 		default:

@@ -17,9 +17,12 @@ const (
 	builtinNone builtinFunc = iota
 	builtinVprintf
 	builtinAssertfail
+	builtinMalloc
+	builtinFree
 )
 
-var builtins = map[string]builtinFunc{"vprintf": builtinVprintf, "__assertfail": builtinAssertfail}
+var builtins = map[string]builtinFunc{"vprintf": builtinVprintf, "__assertfail": builtinAssertfail,
+	"malloc": builtinMalloc, "free": builtinFree}
 
 // frame returns thread t's local memory.
 func (w *worker) frameMem(t int) []byte {
@@ -125,7 +128,8 @@ func (w *worker) ret(wp *warp, in *instr, mask uint32) error {
 	return nil
 }
 
-// builtin runs vprintf or __assertfail for the lanes in mask.
+// builtin runs vprintf, __assertfail, malloc or free for the lanes in
+// mask.
 func (w *worker) builtin(wp *warp, in *instr, site *callSite, mask uint32) error {
 	r := wp.r
 	for m := mask; m != 0; m &= m - 1 {
@@ -167,6 +171,10 @@ func (w *worker) builtin(wp *warp, in *instr, site *callSite, mask uint32) error
 				}
 				putN(b, 4, uint64(len(out)))
 			}
+		case builtinMalloc, builtinFree:
+			if err := w.heapCall(in, site, mem, fb, arg); err != nil {
+				return err
+			}
 		case builtinAssertfail:
 			msg, _ := arg(0)
 			file, _ := arg(1)
@@ -175,6 +183,35 @@ func (w *worker) builtin(wp *warp, in *instr, site *callSite, mask uint32) error
 			return w.fault(in, abi.ErrIllegalInstruction, "device assertion failed: %s (%s)", s, fl)
 		}
 	}
+	return nil
+}
+
+// heapCall runs malloc or free for one thread: malloc returns 0 when
+// the launch has no heap or the heap is full, as on a GPU; free of NULL
+// does nothing, and free of anything but a live block fails the launch.
+func (w *worker) heapCall(in *instr, site *callSite, mem []byte, fb uint64, arg func(int) (uint64, error)) error {
+	v, err := arg(0)
+	if err != nil {
+		return err
+	}
+	if site.builtin == builtinFree {
+		if v != 0 && (w.l.Heap == nil || !w.l.Heap.Free(v)) {
+			return w.fault(in, abi.ErrIllegalAddress, "free of 0x%x, which is no block of the device heap", v)
+		}
+		return nil
+	}
+	var p uint64
+	if w.l.Heap != nil {
+		p = w.l.Heap.Malloc(v)
+	}
+	if site.ret.size != 8 {
+		return w.fault(in, abi.ErrIllegalInstruction, "malloc called with the wrong result")
+	}
+	b, err := w.localBytes(in, mem, fb+site.ret.off, 8)
+	if err != nil {
+		return err
+	}
+	putN(b, 8, p)
 	return nil
 }
 

@@ -113,7 +113,7 @@ func (d *decoder) decode(code []instr, ri *rawInstr) ([]instr, error) {
 				return code, err
 			}
 			return x.finish(code)
-		case "setp", "cvt", "ld", "st", "mov", "selp":
+		case "setp", "cvt", "ld", "st", "mov", "selp", "atom", "red":
 		default:
 			return code, x.bad()
 		}
@@ -122,6 +122,9 @@ func (d *decoder) decode(code []instr, ri *rawInstr) ([]instr, error) {
 	case "mov":
 		err = x.mov()
 	case "cvt":
+		if len(x.o.types) == 2 && x.o.types[0].isPair() {
+			return x.cvtPair(code)
+		}
 		err = x.cvt()
 	case "cvta":
 		err = x.cvta()
@@ -179,6 +182,20 @@ func (d *decoder) decode(code []instr, ri *rawInstr) ([]instr, error) {
 		err = x.reduxDecode()
 	case "match":
 		err = x.matchDecode()
+	case "tex", "tld4":
+		err = x.texDecode()
+	case "suld", "sust":
+		err = x.surfDecode()
+	case "txq", "suq":
+		err = x.queryDecode()
+	case "mbarrier":
+		err = x.mbarDecode()
+	case "nanosleep":
+		if t, ok := x.o.oneType(); !ok || t != tU32 || len(x.ops) != 1 {
+			return code, x.bad()
+		}
+		x.in.op = opYield
+		_, err = x.src(x.ops[0], tU32)
 	case "trap":
 		x.in.op = opTrap
 	case "call":

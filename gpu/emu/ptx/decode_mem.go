@@ -7,6 +7,7 @@ package ptx
 func (x *instrDecoder) ldSt() error {
 	o, in, ops := &x.o, &x.in, x.ops
 	var err error
+	sync := o.mods["volatile"] || o.mods["relaxed"] || o.mods["acquire"] || o.mods["release"]
 	o.take("weak", "volatile", "relaxed", "ca", "cg", "cs", "lu", "cv", "wb", "wt", "nc",
 		"cta", "gpu", "sys", "L1::evict_normal", "L1::no_allocate")
 	if o.take("acquire", "release") {
@@ -27,6 +28,9 @@ func (x *instrDecoder) ldSt() error {
 		return x.bad()
 	}
 	in.typ = t
+	if sync && in.vec == 1 && (t.size() == 4 || t.size() == 8) {
+		in.flags |= fSync
+	}
 	regOp, addrOp := ops[0], ops[1]
 	in.op = opLd
 	if o.base == "st" {
@@ -79,6 +83,10 @@ func (x *instrDecoder) atom() error {
 	in.mod, nops = o.takeAtomOp()
 	t, ok := o.oneType()
 	if nops != 1 || !ok || !atomTypeOK(in.mod, t) {
+		return x.bad()
+	}
+	// half adds keep subnormals, and PTX requires them to say so
+	if half := t.isHalf(); half != o.take("noftz") {
 		return x.bad()
 	}
 	in.op = opAtom
@@ -144,7 +152,8 @@ func (o *opcodeParts) takeSpace(spaces ...uint8) uint8 {
 func atomTypeOK(op uint8, t vtype) bool {
 	switch op {
 	case atAdd:
-		return t == tU32 || t == tS32 || t == tU64 || t == tS64 || t == tF32 || t == tF64
+		return t == tU32 || t == tS32 || t == tU64 || t == tS64 || t == tF32 || t == tF64 ||
+			t == tF16 || t == tF16x2 || t == tBF16 || t == tBF16x2
 	case atMin, atMax:
 		return t == tU32 || t == tS32 || t == tU64 || t == tS64
 	case atCas:

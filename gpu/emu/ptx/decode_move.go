@@ -122,6 +122,48 @@ func (x *instrDecoder) cvt() error {
 	return x.dstSrcs(in.styp, 1)
 }
 
+// cvtPair decodes cvt.rnd.f16x2.f32 d, a, b (and bf16x2): a converted
+// to the upper half of d, b to the lower, each rounded once. It appends
+// two conversions into scratch registers and their packing.
+func (x *instrDecoder) cvtPair(code []instr) ([]instr, error) {
+	o, in := &x.o, &x.in
+	half := tF16
+	if o.types[0] == tBF16x2 {
+		half = tBF16
+	}
+	rnd, ok := uint8(0), false
+	for m := range o.mods {
+		if r, isRnd := rndNames[m]; isRnd && r <= rndRp && !ok {
+			rnd, ok = r, true
+			delete(o.mods, m)
+		}
+	}
+	if !ok || o.types[1] != tF32 || len(o.mods) != 0 || len(x.ops) != 3 {
+		return code, x.bad()
+	}
+	d, err := x.dst(x.ops[0].s)
+	if err != nil {
+		return code, err
+	}
+	base, err := x.newRegs(2)
+	if err != nil {
+		return code, err
+	}
+	hi, lo := uint16(base), uint16(base+1)
+	for i, t := range []uint16{hi, lo} {
+		src, err := x.src(x.ops[1+i], tF32)
+		if err != nil {
+			return code, err
+		}
+		c := *in
+		c.op, c.typ, c.styp, c.mod, c.d, c.a = opCvt, half, tF32, rnd, t, src
+		code = append(code, c)
+	}
+	p := *in
+	p.op, p.typ, p.d, p.a, p.b = opPack32, tB32, d, lo, hi
+	return append(code, p), nil
+}
+
 // cvta decodes cvta between the generic window and a state space.
 func (x *instrDecoder) cvta() error {
 	o, in := &x.o, &x.in

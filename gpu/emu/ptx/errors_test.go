@@ -76,10 +76,12 @@ const tinyPTX = `
 
 func TestUnsupported(t *testing.T) {
 	for _, c := range []struct{ insn, want string }{
-		{"tex.1d.v4.f32.s32 {%f1, %f2, %f3, %f3}, [%rd1, {%r1}];", "tex.1d.v4.f32.s32"},
+		{"tex.cube.v4.f32.f32 {%f1, %f2, %f3, %f3}, [%rd1, {%f1, %f2, %f3, %f3}];", "tex.cube.v4.f32.f32"},
+		{"tex.level.2d.v4.f32.f32 {%f1, %f2, %f3, %f3}, [%rd1, {%f1, %f2}], %f3;", "tex.level.2d.v4.f32.f32"},
+		{"sust.p.1d.b32.trap [%rd1, {%r1}], {%r1};", "sust.p.1d.b32.trap"},
 		{"add.f16x2 %r1, %r1;", "add.f16x2"},
 		{"frobnicate.b32 %r1, %r1;", "frobnicate.b32"},
-		{"mbarrier.init.shared.b64 [%rd1], %r1;", "mbarrier.init.shared.b64"},
+		{"mbarrier.arrive.expect_tx.shared.b64 %rd2, [%rd1], %r1;", "mbarrier.arrive.expect_tx.shared.b64"},
 		{"add.rz.ftz.sat.f32 %f1, %f1, %f1;", "add.rz.ftz.sat.f32"},
 		{"call.uni foo, (%r1);", "call.uni"},
 	} {

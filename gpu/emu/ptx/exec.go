@@ -92,6 +92,12 @@ func (k *Kernel) RunStats(l *Launch) (Stats, error) {
 		workers = runtime.GOMAXPROCS(0)
 	}
 	workers = int(min(uint64(workers), nblocks))
+	if l.Cooperative {
+		if nblocks > maxCooperativeBlocks {
+			return st, abi.Errorf(abi.ErrCooperativeTooLarge, "launch of %s: %d blocks", k.Name, nblocks)
+		}
+		workers = int(nblocks) // every block resident at once
+	}
 
 	var (
 		g       = &grid{l: l}
@@ -199,8 +205,19 @@ func (w *worker) nextCheck(done uint64) uint64 {
 	if w.l.MaxGridInstructions != 0 || w.l.Stop != nil {
 		at = min(at, done+checkEvery)
 	}
+	if w.l.Cooperative {
+		at = min(at, done+cooperativeCheckEvery)
+	}
 	return at
 }
+
+// In a cooperative launch a block that waits for the others spins; it
+// lets other goroutines run every cooperativeCheckEvery instructions.
+// maxCooperativeBlocks bounds the goroutines of one launch.
+const (
+	cooperativeCheckEvery = 1 << 10
+	maxCooperativeBlocks  = 1 << 12
+)
 
 // watchdog runs at a backward branch once the block has run n
 // warp-instructions and passed w.checkAt: it fails a block over its own
@@ -216,6 +233,9 @@ func (w *worker) watchdog(in *instr, n uint64) error {
 	}
 	if w.g.stopped() {
 		return w.fault(in, abi.ErrLaunchFailed, "launch stopped")
+	}
+	if w.l.Cooperative {
+		runtime.Gosched()
 	}
 	w.checkAt = w.nextCheck(n)
 	return nil
@@ -236,6 +256,9 @@ type warp struct {
 	force  bool // the next warp-synchronous instruction runs without waiting
 	idx    int
 	done   bool
+	// yielded: the warp stopped at an incomplete mbarrier wait, not at
+	// a barrier, so that other warps can arrive
+	yielded bool
 }
 
 // worker runs blocks one after another on one goroutine.
@@ -253,6 +276,11 @@ type worker struct {
 	checkAt  uint64 // blockIns at which a backward branch calls watchdog
 	charged  uint64 // blockIns already charged to the grid
 	g        *grid
+	// the texture and surface objects resolved last
+	lastTex   *Texture
+	lastTexH  uint64
+	lastSurf  *Surface
+	lastSurfH uint64
 }
 
 func newWorker(k *Kernel, l *Launch, nthreads, shared int, globs []uint64) *worker {
@@ -310,6 +338,10 @@ func newWorker(k *Kernel, l *Launch, nthreads, shared int, globs []uint64) *work
 					v = uint64(l.DynamicShared)
 				case srTotalSmem:
 					v = uint64(shared)
+				case srEnvregHi:
+					v = l.GridWorkspace >> 32
+				case srEnvregLo:
+					v = uint64(uint32(l.GridWorkspace))
 				}
 				rr[ln] = v
 			}
@@ -344,14 +376,14 @@ func (w *worker) setBlock(b uint64) {
 		wp.live, wp.waiting, wp.active = live, 0, live
 		wp.parked, wp.force = 0, false
 		wp.pc, wp.nextPC = 0, math.MaxInt32
-		wp.done = false
+		wp.done, wp.yielded = false, false
 	}
 }
 
 // runBlock runs the warps of the current block, switching at barriers.
 func (w *worker) runBlock() error {
 	for {
-		blocked := false
+		blocked, yielded := false, false
 		for _, wp := range w.warps {
 			if wp.done {
 				continue
@@ -362,9 +394,15 @@ func (w *worker) runBlock() error {
 			if !wp.done {
 				blocked = true
 			}
+			yielded = yielded || wp.yielded
+			wp.yielded = false
 		}
 		if !blocked {
 			return nil
+		}
+		if yielded {
+			// a warp waits on an mbarrier phase: run the others on
+			continue
 		}
 		// every unfinished warp waits at a barrier: release them
 		for _, wp := range w.warps {
@@ -776,6 +814,24 @@ func (w *worker) runWarp(wp *warp) error {
 				}
 				continue
 			}
+		case opMbarWait, opYield:
+			if in.op == opMbarWait {
+				incomplete, err := w.mbarWait(wp, in, mask)
+				if err != nil {
+					return err
+				}
+				if !incomplete {
+					break
+				}
+			}
+			// an incomplete mbarrier phase, or nanosleep: let the
+			// block's other warps run before this one goes on
+			pc++
+			wp.pc, wp.active = pc, active
+			wp.savePC()
+			wp.resched()
+			wp.yielded = true
+			return nil
 		case opClock:
 			v := w.blockIns + wcount
 			switch in.mod {

@@ -139,6 +139,14 @@ const (
 	opSetpHalf // setp of a half type; a pair's high result goes to e
 	opFloatRnd // mod: the operation, typ f32 or f64, e the directed rounding mode
 	opCpAsync  // mod: bytes; a+off the shared destination, b+target the global source, c the source size
+	opTex      // mod: geometry, typ: result, styp: coordinates, a: handle, off: Kernel.texOps
+	opTld4     // as opTex; e: the component gathered
+	opSuld     // as opTex; typ: element, vec, space: out-of-range mode
+	opSust     // as opSuld
+	opTxq      // mod: the query; space: 0 texture, 1 surface
+	opMbar     // mod: the operation; space; a+off the barrier; b the count or state
+	opMbarWait // mod: 0 state, 1 parity; d the result; a+off the barrier; b the state or parity
+	opYield    // nanosleep: let the block's other warps run
 	numOps
 )
 
@@ -236,6 +244,7 @@ const (
 	fSat                 // saturate (cvt)
 	fPredOut             // shfl writes a second, predicate destination (e)
 	fUniform             // ld address is the same for every lane (a symbol)
+	fSync                // volatile, relaxed, acquire or release ld/st: one atomic access per lane
 )
 
 // instr is one decoded instruction. Register operands are indices into

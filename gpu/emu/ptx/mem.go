@@ -138,6 +138,9 @@ func putN(b []byte, size int, v uint64) {
 
 // ld executes a load for the lanes in mask.
 func (w *worker) ld(wp *warp, in *instr, mask uint32) error {
+	if in.flags&fSync != 0 {
+		return w.ldstSync(wp, in, mask, false)
+	}
 	r := wp.r
 	base := &r[in.a]
 	size := in.typ.size()
@@ -203,6 +206,9 @@ func (w *worker) ld(wp *warp, in *instr, mask uint32) error {
 
 // st executes a store for the lanes in mask, in lane order.
 func (w *worker) st(wp *warp, in *instr, mask uint32) error {
+	if in.flags&fSync != 0 {
+		return w.ldstSync(wp, in, mask, true)
+	}
 	r := wp.r
 	base := &r[in.a]
 	size := in.typ.size()
@@ -223,6 +229,12 @@ func (w *worker) st(wp *warp, in *instr, mask uint32) error {
 	return nil
 }
 
+// halfAdd is a + b in half format f, rounded once to nearest even,
+// subnormals kept (atom.add.noftz).
+func halfAdd(f halfFormat, a, b uint16) uint16 {
+	return f.encode(f.decode(a)+f.decode(b), rndRn)
+}
+
 // atomNew computes the value an atomic operation stores.
 func atomNew(op uint8, t vtype, old, v, c uint64) uint64 {
 	size := t.size()
@@ -233,6 +245,11 @@ func atomNew(op uint8, t vtype, old, v, c uint64) uint64 {
 			return b32(f32(old) + f32(v))
 		case tF64:
 			return b64(f64(old) + f64(v))
+		case tF16, tBF16:
+			return uint64(halfAdd(t.halfFormat(), uint16(old), uint16(v)))
+		case tF16x2, tBF16x2:
+			f := t.halfFormat()
+			return uint64(halfAdd(f, uint16(old), uint16(v))) | uint64(halfAdd(f, uint16(old>>16), uint16(v>>16)))<<16
 		}
 		return old + v
 	case atMin, atMax:
@@ -297,6 +314,28 @@ func (w *worker) atom(wp *warp, in *instr, mask uint32) error {
 		}
 		if in.d != 0 {
 			r[in.d][l] = in.typ.extend(old)
+		}
+	}
+	return nil
+}
+
+// ldstSync runs a volatile, relaxed, acquire or release load or store of
+// 4 or 8 bytes as one atomic access per lane, so that blocks running at
+// once (a cooperative launch, a spin on a flag) see each other's writes.
+func (w *worker) ldstSync(wp *warp, in *instr, mask uint32, store bool) error {
+	r := wp.r
+	n := uint64(in.typ.size())
+	reg := &r[in.regs[0]]
+	for m := mask; m != 0; m &= m - 1 {
+		l := bits.TrailingZeros32(m)
+		b, err := w.access(in, in.space, r[in.a][l]+uint64(in.off), n, wp.idx*32+l)
+		if err != nil {
+			return err
+		}
+		if store {
+			atomicStore(b, reg[l])
+		} else {
+			reg[l] = in.typ.extend(atomicLoad(b))
 		}
 	}
 	return nil

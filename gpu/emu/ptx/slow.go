@@ -349,6 +349,14 @@ func (w *worker) slow(wp *warp, in *instr, mask uint32) error {
 			w.tmp[l] = v
 		}
 		w.commitMasked(r, in.d, mask)
+	case opTex, opTld4:
+		return w.tex(wp, in, mask)
+	case opSuld, opSust:
+		return w.surf(wp, in, mask)
+	case opTxq:
+		return w.txq(wp, in, mask)
+	case opMbar:
+		return w.mbar(wp, in, mask)
 	case opHalf:
 		w.half(wp, in, mask)
 	case opSetpHalf:

@@ -183,6 +183,14 @@ func putScalarArgs(id abi.CallID, a []byte, w *[abi.MaxWords]uint64) bool {
 		binary.LittleEndian.PutUint32(a[0:], uint32(w[0]))
 		binary.LittleEndian.PutUint64(a[4:], w[1])
 		return true
+	case 37: // cuTexObjectDestroy: u64 u32
+		if (w[1])>>32 != 0 {
+			return false
+		}
+		_ = a[11]
+		binary.LittleEndian.PutUint64(a[0:], w[0])
+		binary.LittleEndian.PutUint32(a[8:], uint32(w[1]))
+		return true
 	}
 	return false
 }

@@ -999,3 +999,110 @@ func DecodeDevicePrimaryCtxResetArgs(p []byte) (a DevicePrimaryCtxResetArgs, err
 	err = a.Decode(p)
 	return a, err
 }
+
+// TexObjectCreateArgs are the arguments of cuTexObjectCreate, call 36.
+// Creates a texture or surface object over an image in the caller's device
+// memory (a CUDA array, which the shim keeps there, linear or pitched
+// memory), described by an abi.TexObject; the whole image must lie in one
+// of the caller's allocations.
+type TexObjectCreateArgs struct {
+	Desc []byte `arg:"bytes max=105"`
+}
+
+// Decode decodes cuTexObjectCreate's arguments into a from p, its Call
+// frame's payload, which must hold exactly them. Desc aliases p. On an
+// error a holds no meaning.
+func (a *TexObjectCreateArgs) Decode(p []byte) (err error) {
+	if a.Desc, p, err = takeBlob(p, "desc", 105); err != nil {
+		return err
+	}
+	if len(p) != 0 {
+		return errTrailing(len(p))
+	}
+	return nil
+}
+
+// DecodeTexObjectCreateArgs returns cuTexObjectCreate's arguments decoded
+// from p by Decode.
+func DecodeTexObjectCreateArgs(p []byte) (a TexObjectCreateArgs, err error) {
+	err = a.Decode(p)
+	return a, err
+}
+
+// TexObjectDestroyArgs are the arguments of cuTexObjectDestroy, call 37.
+// Destroys a texture or surface object the caller created.
+type TexObjectDestroyArgs struct {
+	Object  uint64 `arg:"u64"`
+	Surface uint32 `arg:"u32"`
+}
+
+// Decode decodes cuTexObjectDestroy's arguments into a from p, its Call
+// frame's payload, which must hold exactly them. On an error a holds no
+// meaning.
+func (a *TexObjectDestroyArgs) Decode(p []byte) error {
+	if len(p) != 12 {
+		return argsSizeError{len(p), 12}
+	}
+	a.Object = binary.LittleEndian.Uint64(p[0:])
+	a.Surface = binary.LittleEndian.Uint32(p[8:])
+	return nil
+}
+
+// DecodeTexObjectDestroyArgs returns cuTexObjectDestroy's arguments decoded
+// from p by Decode.
+func DecodeTexObjectDestroyArgs(p []byte) (a TexObjectDestroyArgs, err error) {
+	err = a.Decode(p)
+	return a, err
+}
+
+// LaunchCooperativeKernelArgs are the arguments of
+// cuLaunchCooperativeKernel, call 38. Launches a kernel whose blocks all
+// run at once, so that they may synchronise with each other (grid.sync());
+// a grid larger than the device holds at once is
+// CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE. Sync, so that this error comes
+// back at once.
+type LaunchCooperativeKernelArgs struct {
+	Function       uint64 `arg:"handle function"`
+	GridX          uint32 `arg:"u32"`
+	GridY          uint32 `arg:"u32"`
+	GridZ          uint32 `arg:"u32"`
+	BlockX         uint32 `arg:"u32"`
+	BlockY         uint32 `arg:"u32"`
+	BlockZ         uint32 `arg:"u32"`
+	SharedMemBytes uint32 `arg:"u32"`
+	Stream         uint64 `arg:"handle stream"`
+	Params         []byte `arg:"bytes max=32764"`
+}
+
+// Decode decodes cuLaunchCooperativeKernel's arguments into a from p, its
+// Call frame's payload, which must hold exactly them. Params aliases p. On
+// an error a holds no meaning.
+func (a *LaunchCooperativeKernelArgs) Decode(p []byte) (err error) {
+	if len(p) < 44 {
+		return errTruncated("function")
+	}
+	a.Function = binary.LittleEndian.Uint64(p[0:])
+	a.GridX = binary.LittleEndian.Uint32(p[8:])
+	a.GridY = binary.LittleEndian.Uint32(p[12:])
+	a.GridZ = binary.LittleEndian.Uint32(p[16:])
+	a.BlockX = binary.LittleEndian.Uint32(p[20:])
+	a.BlockY = binary.LittleEndian.Uint32(p[24:])
+	a.BlockZ = binary.LittleEndian.Uint32(p[28:])
+	a.SharedMemBytes = binary.LittleEndian.Uint32(p[32:])
+	a.Stream = binary.LittleEndian.Uint64(p[36:])
+	p = p[44:]
+	if a.Params, p, err = takeBlob(p, "params", 32764); err != nil {
+		return err
+	}
+	if len(p) != 0 {
+		return errTrailing(len(p))
+	}
+	return nil
+}
+
+// DecodeLaunchCooperativeKernelArgs returns cuLaunchCooperativeKernel's
+// arguments decoded from p by Decode.
+func DecodeLaunchCooperativeKernelArgs(p []byte) (a LaunchCooperativeKernelArgs, err error) {
+	err = a.Decode(p)
+	return a, err
+}

@@ -41,6 +41,9 @@ var argDecoders = [...]func(p []byte) (any, error){
 	33: func(p []byte) (any, error) { return DecodeMemGetAddressRangeArgs(p) },
 	34: func(p []byte) (any, error) { return DecodeCtxSetLimitArgs(p) },
 	35: func(p []byte) (any, error) { return DecodeDevicePrimaryCtxResetArgs(p) },
+	36: func(p []byte) (any, error) { return DecodeTexObjectCreateArgs(p) },
+	37: func(p []byte) (any, error) { return DecodeTexObjectDestroyArgs(p) },
+	38: func(p []byte) (any, error) { return DecodeLaunchCooperativeKernelArgs(p) },
 }
 
 // callEncoder is a call's own encoder of its whole Call frame.

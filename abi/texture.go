@@ -1,0 +1,192 @@
+package abi
+
+import (
+	"encoding/binary"
+	"math/bits"
+)
+
+// TexObject describes a texture or surface object over device memory, as
+// CallTexObjectCreate carries it: an image of Width×Height×Depth texels
+// (Layers layers of Width×Height when layered) at Ptr, rows Pitch bytes
+// apart and slices SlicePitch bytes apart, and for a texture how it is
+// sampled. The shim builds it from cuTexObjectCreate's and
+// cuSurfObjectCreate's resource (a CUDA array, which lives in the
+// session's device memory, linear memory or pitched 2D memory) and
+// texture descriptors.
+type TexObject struct {
+	Surface    bool
+	Ptr        uint64
+	Format     uint32 // CUarray_format
+	Channels   uint32 // 1, 2 or 4
+	Dims       uint32 // 1, 2 or 3
+	Width      uint64
+	Height     uint64 // 1 for 1D
+	Depth      uint64 // 1 for 1D and 2D
+	Layers     uint64 // 0 when not layered
+	Pitch      uint64
+	SlicePitch uint64
+	// Sampling, for textures.
+	AddressMode [3]uint32 // CUaddress_mode
+	FilterMode  uint32    // CUfilter_mode
+	Flags       uint32    // CU_TRSF_*
+	BorderColor [4]uint32 // float32 bits
+}
+
+// The CUarray_format values the emulator reads.
+const (
+	ArrayFormatU8  = 0x01
+	ArrayFormatU16 = 0x02
+	ArrayFormatU32 = 0x03
+	ArrayFormatS8  = 0x08
+	ArrayFormatS16 = 0x09
+	ArrayFormatS32 = 0x0a
+	ArrayFormatF16 = 0x10
+	ArrayFormatF32 = 0x20
+)
+
+// ArrayFormatSize returns the bytes of one channel of format f, or 0 for
+// a format Kerf does not serve.
+func ArrayFormatSize(f uint32) uint64 {
+	switch f {
+	case ArrayFormatU8, ArrayFormatS8:
+		return 1
+	case ArrayFormatU16, ArrayFormatS16, ArrayFormatF16:
+		return 2
+	case ArrayFormatU32, ArrayFormatS32, ArrayFormatF32:
+		return 4
+	}
+	return 0
+}
+
+// Texture descriptor flags (CU_TRSF_*).
+const (
+	TexReadAsInteger    = 0x01
+	TexNormalizedCoords = 0x02
+	texSRGB             = 0x10
+	// disabling trilinear optimisation and seamless cube maps change
+	// nothing without mipmaps and cube maps
+	texFlagsKnown     = TexReadAsInteger | TexNormalizedCoords | 0x20 | 0x40
+	maxTexAddressMode = 3 // border
+	maxTexFilterMode  = 1 // linear
+)
+
+// TexObjectSize is the encoded size of a TexObject.
+const TexObjectSize = 1 + 8 + 3*4 + 6*8 + 3*4 + 4 + 4 + 4*4
+
+// MaxTexExtent bounds each dimension of a texture or surface, as CUDA's
+// largest 1D texture over linear memory does.
+const MaxTexExtent = 1 << 28
+
+// Marshal encodes t in TexObjectSize bytes.
+func (t *TexObject) Marshal() []byte {
+	b := make([]byte, 0, TexObjectSize)
+	surf := byte(0)
+	if t.Surface {
+		surf = 1
+	}
+	b = append(b, surf)
+	b = binary.LittleEndian.AppendUint64(b, t.Ptr)
+	for _, v := range []uint32{t.Format, t.Channels, t.Dims} {
+		b = binary.LittleEndian.AppendUint32(b, v)
+	}
+	for _, v := range []uint64{t.Width, t.Height, t.Depth, t.Layers, t.Pitch, t.SlicePitch} {
+		b = binary.LittleEndian.AppendUint64(b, v)
+	}
+	for _, v := range t.AddressMode {
+		b = binary.LittleEndian.AppendUint32(b, v)
+	}
+	b = binary.LittleEndian.AppendUint32(b, t.FilterMode)
+	b = binary.LittleEndian.AppendUint32(b, t.Flags)
+	for _, v := range t.BorderColor {
+		b = binary.LittleEndian.AppendUint32(b, v)
+	}
+	return b
+}
+
+// UnmarshalTexObject decodes and validates an encoded TexObject.
+func UnmarshalTexObject(b []byte) (TexObject, error) {
+	var t TexObject
+	if len(b) != TexObjectSize || b[0] > 1 {
+		return t, Errorf(ErrInvalidValue, "texture object description of %d bytes", len(b))
+	}
+	t.Surface = b[0] == 1
+	b = b[1:]
+	u64 := func() uint64 { v := binary.LittleEndian.Uint64(b); b = b[8:]; return v }
+	u32 := func() uint32 { v := binary.LittleEndian.Uint32(b); b = b[4:]; return v }
+	t.Ptr = u64()
+	t.Format, t.Channels, t.Dims = u32(), u32(), u32()
+	t.Width, t.Height, t.Depth, t.Layers, t.Pitch, t.SlicePitch = u64(), u64(), u64(), u64(), u64(), u64()
+	for i := range t.AddressMode {
+		t.AddressMode[i] = u32()
+	}
+	t.FilterMode, t.Flags = u32(), u32()
+	for i := range t.BorderColor {
+		t.BorderColor[i] = u32()
+	}
+	return t, t.Validate()
+}
+
+// TexelSize is the bytes of one texel.
+func (t *TexObject) TexelSize() uint64 { return ArrayFormatSize(t.Format) * uint64(t.Channels) }
+
+// Validate checks the shape and sampling of t, every product in uint64.
+func (t *TexObject) Validate() error {
+	bad := func(what string) error { return Errorf(ErrInvalidValue, "texture object: %s", what) }
+	if ArrayFormatSize(t.Format) == 0 {
+		return bad("unsupported format")
+	}
+	if t.Channels != 1 && t.Channels != 2 && t.Channels != 4 {
+		return bad("channels must be 1, 2 or 4")
+	}
+	if t.Dims < 1 || t.Dims > 3 || t.Dims == 3 && t.Layers != 0 {
+		return bad("bad dimensions")
+	}
+	if t.Width == 0 || t.Height == 0 || t.Depth == 0 || t.Width > MaxTexExtent || t.Height > MaxTexExtent ||
+		t.Depth > MaxTexExtent || t.Layers > MaxTexExtent || t.Dims < 2 && t.Height != 1 || t.Dims < 3 && t.Depth != 1 {
+		return bad("bad extent")
+	}
+	if t.Ptr == 0 {
+		return bad("no memory")
+	}
+	for _, m := range t.AddressMode {
+		if m > maxTexAddressMode {
+			return bad("unknown address mode")
+		}
+	}
+	if t.Flags&texSRGB != 0 {
+		return Errorf(ErrNotSupported, "texture object: sRGB conversion is not supported")
+	}
+	if t.FilterMode > maxTexFilterMode || t.Flags&^texFlagsKnown != 0 {
+		return bad("unknown filter mode or flags")
+	}
+	row := t.Width * t.TexelSize() // both bounded: no overflow
+	if t.Height > 1 && t.Pitch < row || t.Pitch > 1<<40 || t.SlicePitch > 1<<50 {
+		return bad("bad pitch")
+	}
+	if _, ok := t.Extent(); !ok {
+		return bad("extent overflows")
+	}
+	if t.slices() > 1 {
+		if hi, lo := bits.Mul64(t.Height, t.Pitch); hi != 0 || t.SlicePitch < lo {
+			return bad("bad slice pitch")
+		}
+	}
+	return nil
+}
+
+func (t *TexObject) slices() uint64 {
+	if t.Layers > 0 {
+		return t.Layers
+	}
+	return t.Depth
+}
+
+// Extent returns the bytes from Ptr to the end of the image's last row.
+func (t *TexObject) Extent() (uint64, bool) {
+	hi1, a := bits.Mul64(t.slices()-1, t.SlicePitch)
+	hi2, b := bits.Mul64(t.Height-1, t.Pitch)
+	hi3, row := bits.Mul64(t.Width, t.TexelSize())
+	s, c1 := bits.Add64(a, b, 0)
+	s, c2 := bits.Add64(s, row, 0)
+	return s, hi1|hi2|hi3|c1|c2 == 0
+}
