@@ -16,9 +16,13 @@ import (
 // its kernels keep running, so a busy stream never stalls on kerfd. While
 // nobody else waits for the GPU the renewal extends the grant in place (a
 // tenant alone gets long grants), and a grant idle for gateHold goes back.
-// When another tenant asks, kerfd tells the holder to yield: its budget is
-// cut to its fair share and it gives the grant back once that is spent or
-// its stream is idle for gateIdle.
+// While the GPU is mostly idle (load below shareOverlapBelow), every
+// tenant that asks and is under its share gets a grant at once, beside
+// the others', so tenants that each want a kernel now and then do not
+// wait for one another. Once it is busy, grants go out one at a time:
+// when another tenant asks, kerfd tells the holder to yield, its budget
+// is cut to its fair share and it gives the grant back once that is spent
+// or its stream is idle for gateIdle.
 
 // The messages that carry this are acquire, grant, renew, yield and used
 // (control.go).
@@ -31,7 +35,11 @@ const (
 	// are done.
 	gateIdle = 100 * time.Microsecond
 	// gateHold returns a grant nobody waits for after this long unused.
-	gateHold = 20 * time.Millisecond
+	// Holding one costs the others nothing: once anyone waits, kerfd
+	// tells the holder to yield and an idle holder gives it back within
+	// gateIdle. A tenant whose kernels come a round of host work apart
+	// keeps its grant from one to the next.
+	gateHold = 250 * time.Millisecond
 )
 
 // shareGate is a worker's gpu.Gate.
@@ -229,11 +237,12 @@ type arbiters struct {
 // newArbiters makes one arbiter per GPU. quantum is the largest grant: it
 // should cover several kernels (emulated kernels run for milliseconds; on
 // a real GPU the slicer's default, 2 ms, fits). slots is how many tenants
-// may run kernels at once.
-func newArbiters(gpus int, quantum time.Duration, slots int) *arbiters {
+// may run kernels at once, and more while the GPU's load is below
+// overlapBelow (slicer.ArbiterConfig).
+func newArbiters(gpus int, quantum time.Duration, slots int, overlapBelow float64) *arbiters {
 	a := &arbiters{byGPU: map[int]*slicer.Arbiter{}}
 	for i := range gpus {
-		a.byGPU[i] = slicer.NewArbiter(slicer.ArbiterConfig{Quantum: quantum, Slots: slots})
+		a.byGPU[i] = slicer.NewArbiter(slicer.ArbiterConfig{Quantum: quantum, Slots: slots, OverlapBelow: overlapBelow})
 	}
 	return a
 }

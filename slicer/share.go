@@ -44,13 +44,15 @@ import (
 //
 // While the GPU has room, a hand-over need not wait for a slot. With
 // OverlapBelow set, the Arbiter measures the GPU's load (the GPU time
-// charged per second of wall time, over the last few quanta), and while it
+// charged per second of wall time, over the last ten quanta), and while it
 // is below OverlapBelow a client that asks and is under its share (its
 // fair budget is at least MinGrant) gets a grant at once, beside the ones
 // out: clients that each want a kernel now and then do not queue behind
-// each other for a slot and a round trip. Once the GPU is busy, grants go
-// out one slot at a time again: kernels that overlap on a GPU are each
-// timed over the other's, so shares are only measured truly one at a time.
+// each other for a slot and a round trip. One that got ahead waits, as
+// with one slot, until the others' charges catch up or the GPU is free.
+// Once the GPU is busy, grants go out one slot at a time again: kernels
+// that overlap on a GPU are each timed over the other's, so shares are
+// only measured truly one at a time.
 
 // Grant is permission to use up to Budget of GPU time from Issued.
 type Grant struct {
