@@ -66,22 +66,17 @@ func slicerReserve(kind string) slicer.Reserve {
 }
 
 // newShares makes the arbiters that pace each GPU's kernels by the slices'
-// compute shares. Once the GPU is busy, one tenant's kernels run at a
-// time, as a GPU time-slices contexts (an emulated kernel spreads its
-// blocks over every core anyway); below shareOverlapBelow of load, every
-// tenant under its share holds a grant at once.
+// compute shares. One tenant's kernels run at a time, as a GPU
+// time-slices contexts (an emulated kernel spreads its blocks over every
+// core anyway), unless slicer.share_overlap_below lets tenants under
+// their share hold grants side by side while the GPU's load is below it.
 func newShares(cfg Config, kind string, gpus int) *arbiters {
 	quantum := cfg.Slicer.ShareQuantum
 	if kind == "emulated" && quantum == 0 {
 		quantum = emuQuantum // emulated kernels are long
 	}
-	return newArbiters(gpus, quantum, 1, shareOverlapBelow)
+	return newArbiters(gpus, quantum, 1, cfg.Slicer.ShareOverlapBelow)
 }
-
-// shareOverlapBelow is the GPU load (GPU time per second) below which
-// grants go out together: kernels that overlap are timed over each
-// other, which skews shares little while the GPU is mostly idle.
-const shareOverlapBelow = 0.5
 
 // tenantLimit is the most GPUs one tenant holds at once, fractions
 // counted: the smaller of slicer.max_gpus_per_tenant and

@@ -16,13 +16,13 @@ import (
 // its kernels keep running, so a busy stream never stalls on kerfd. While
 // nobody else waits for the GPU the renewal extends the grant in place (a
 // tenant alone gets long grants), and a grant idle for gateHold goes back.
-// While the GPU is mostly idle (load below shareOverlapBelow), every
-// tenant that asks and is under its share gets a grant at once, beside
-// the others', so tenants that each want a kernel now and then do not
-// wait for one another. Once it is busy, grants go out one at a time:
-// when another tenant asks, kerfd tells the holder to yield, its budget
-// is cut to its fair share and it gives the grant back once that is spent
-// or its stream is idle for gateIdle.
+// When another tenant asks, kerfd tells the holder to yield: its budget is
+// cut to its fair share and it gives the grant back once that is spent or
+// its stream is idle for gateIdle. With slicer.share_overlap_below set,
+// while the GPU's load is below it every tenant that asks and is under its
+// share gets a grant at once, beside the others', and a grant nobody waits
+// for is held for gateHoldOverlap: an idle holder costs no one anything
+// then, and one whose kernels are a round of host work apart keeps it.
 
 // The messages that carry this are acquire, grant, renew, yield and used
 // (control.go).
@@ -35,16 +35,15 @@ const (
 	// are done.
 	gateIdle = 100 * time.Microsecond
 	// gateHold returns a grant nobody waits for after this long unused.
-	// Holding one costs the others nothing: once anyone waits, kerfd
-	// tells the holder to yield and an idle holder gives it back within
-	// gateIdle. A tenant whose kernels come a round of host work apart
-	// keeps its grant from one to the next.
-	gateHold = 250 * time.Millisecond
+	gateHold = 20 * time.Millisecond
+	// gateHoldOverlap is gateHold where grants overlap.
+	gateHoldOverlap = 250 * time.Millisecond
 )
 
 // shareGate is a worker's gpu.Gate.
 type shareGate struct {
 	send   func(ctlMsg) error
+	hold   time.Duration // gateHold or gateHoldOverlap
 	grants chan grantMsg // new grants from kerfd
 
 	enter    sync.Mutex // one acquisition at a time
@@ -71,8 +70,8 @@ type heldGrant struct {
 
 var _ gpu.Gate = (*shareGate)(nil)
 
-func newShareGate(send func(ctlMsg) error) *shareGate {
-	return &shareGate{send: send, grants: make(chan grantMsg, 1)}
+func newShareGate(send func(ctlMsg) error, hold time.Duration) *shareGate {
+	return &shareGate{send: send, hold: hold, grants: make(chan grantMsg, 1)}
 }
 
 // granted hands the gate a grant from kerfd: a renewal of the one held,
@@ -203,7 +202,7 @@ func (g *shareGate) done(d time.Duration) {
 	if g.inflight > 0 {
 		return
 	}
-	wait := gateHold
+	wait := g.hold
 	if c.yielded {
 		wait = gateIdle
 	}
