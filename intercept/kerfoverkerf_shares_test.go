@@ -40,8 +40,48 @@ func TestKerfOverKerfShares(t *testing.T) {
 	t.Logf("%s", out)
 }
 
-// overKerfShareWork is each tenant's work, in 32×32 matmuls.
-const overKerfShareWork = 2000
+// overKerfShareWork is each tenant's work, in 32×32 matmuls;
+// overKerfShareTime ends the measurement earlier on a slow machine.
+const (
+	overKerfShareWork = 2000
+	overKerfShareTime = 12 * time.Second
+)
+
+// overKerfKernelTime returns the GPU time of one 32×32 matmul, unpaced.
+func overKerfKernelTime(t *testing.T, backend *cuda.Backend, cfg abi.LaunchConfig) time.Duration {
+	t.Helper()
+	backend.Pace(nil)
+	c, err := backend.Open(0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	m, err := c.ModuleLoad(kernels.PTX("matmul.ptx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := m.Function("matmul")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var params []byte
+	for range 3 {
+		params = binary.LittleEndian.AppendUint64(params, mustAlloc(t, c, 32*32*4))
+	}
+	for range 3 {
+		params = binary.LittleEndian.AppendUint32(params, 32)
+	}
+	const k = 5
+	for range k {
+		if err := c.Launch(f, cfg, params, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Synchronize(); err != nil {
+		t.Fatal(err)
+	}
+	return c.(gpu.Meter).BusyTime() / k
+}
 
 func TestKerfOverKerfSharesChild(t *testing.T) {
 	inChildProcess(t)
@@ -49,11 +89,14 @@ func TestKerfOverKerfSharesChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// As kerfd's on an emulated GPU, whose kernels are long: grants one
-	// at a time (slicer.share_overlap_below 0).
-	ar := slicer.NewArbiter(slicer.ArbiterConfig{Quantum: 20 * time.Millisecond})
-	shares := []float64{0.3, 0.7}
 	const n = 32
+	cfg := abi.LaunchConfig{Grid: abi.Dim3{X: n / 16, Y: n / 16, Z: 1}, Block: abi.Dim3{X: 16, Y: 16, Z: 1}}
+	// Grants one at a time (slicer.share_overlap_below 0), of a quantum
+	// that covers many kernels, as kerfd's 20 ms do on an emulated GPU:
+	// a kernel's time here depends on the machine (and the race detector).
+	quantum := max(20*time.Millisecond, 20*overKerfKernelTime(t, backend, cfg))
+	ar := slicer.NewArbiter(slicer.ArbiterConfig{Quantum: quantum})
+	shares := []float64{0.3, 0.7}
 	type tenant struct {
 		c      gpu.Context
 		f      gpu.Function
@@ -85,10 +128,12 @@ func TestKerfOverKerfSharesChild(t *testing.T) {
 		}
 		tns[i] = tn
 	}
-	cfg := abi.LaunchConfig{Grid: abi.Dim3{X: n / 16, Y: n / 16, Z: 1}, Block: abi.Dim3{X: 16, Y: 16, Z: 1}}
 	var once sync.Once
 	var end time.Time
 	first := make(chan struct{})
+	// Done at the first tenant's work, or after overKerfShareTime.
+	cutoff := time.AfterFunc(overKerfShareTime, func() { once.Do(func() { end = time.Now(); close(first) }) })
+	defer cutoff.Stop()
 	var wg sync.WaitGroup
 	for i, tn := range tns {
 		wg.Add(1)
@@ -145,5 +190,5 @@ func TestKerfOverKerfSharesChild(t *testing.T) {
 			t.Errorf("tenant %d (%.0f%%) got %.1f%% of the GPU time over %d windows", i, share*100, mean[i]*100, len(windows))
 		}
 	}
-	t.Logf("%d windows of 1 s: mean %.1f%% / %.1f%%; worst window %.1f%% from a share (relative)", len(windows), mean[0]*100, mean[1]*100, worst*100)
+	t.Logf("quantum %v; %d windows of 1 s: mean %.1f%% / %.1f%%; worst window %.1f%% from a share (relative)", quantum, len(windows), mean[0]*100, mean[1]*100, worst*100)
 }
