@@ -68,14 +68,16 @@ func slicerReserve(kind string) slicer.Reserve {
 }
 
 // newShares makes the arbiters that pace each GPU's kernels by the slices'
-// compute shares. One tenant's kernels run at a time, as a GPU time-slices
-// contexts (an emulated kernel spreads its blocks over every core anyway).
+// compute shares. One tenant's kernels run at a time, as a GPU
+// time-slices contexts (an emulated kernel spreads its blocks over every
+// core anyway), unless slicer.share_overlap_below lets tenants under
+// their share hold grants side by side while the GPU's load is below it.
 func newShares(cfg Config, kind string, gpus int) *arbiters {
 	quantum := cfg.Slicer.ShareQuantum
 	if kind == "emulated" && quantum == 0 {
 		quantum = emuQuantum // emulated kernels are long
 	}
-	return newArbiters(gpus, quantum, 1)
+	return newArbiters(gpus, quantum, 1, cfg.Slicer.ShareOverlapBelow)
 }
 
 // tenantLimit is the most GPUs one tenant holds at once, fractions

@@ -77,6 +77,10 @@ type Config struct {
 		// SharesUnenforced measures compute shares without pacing kernels
 		// by them: the baseline enforcement is benchmarked against.
 		SharesUnenforced bool `koanf:"shares_unenforced"`
+		// ShareOverlapBelow is the GPU load (GPU time per second) below
+		// which tenants under their share hold grants side by side
+		// (slicer.ArbiterConfig.OverlapBelow); 0: one at a time.
+		ShareOverlapBelow float64 `koanf:"share_overlap_below"`
 	} `koanf:"slicer"`
 	API struct {
 		MaxBody       string `koanf:"max_body"`
@@ -227,6 +231,9 @@ func (c *Config) validate() error {
 	}
 	if f := c.Slicer.MaxFractionPerTenant; f < 0 || f > 1 {
 		errs = append(errs, fmt.Errorf("slicer.max_fraction_per_tenant %g: want 0 (no limit) to 1", f))
+	}
+	if f := c.Slicer.ShareOverlapBelow; f < 0 || f > 1 {
+		errs = append(errs, fmt.Errorf("slicer.share_overlap_below %g: want 0 (grants in turns) to 1", f))
 	}
 	if _, err := units.ParseBytes(c.API.MaxBody); err != nil {
 		errs = append(errs, fmt.Errorf("api.max_body: %w", err))

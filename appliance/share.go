@@ -18,7 +18,11 @@ import (
 // tenant alone gets long grants), and a grant idle for gateHold goes back.
 // When another tenant asks, kerfd tells the holder to yield: its budget is
 // cut to its fair share and it gives the grant back once that is spent or
-// its stream is idle for gateIdle.
+// its stream is idle for gateIdle. With slicer.share_overlap_below set,
+// while the GPU's load is below it every tenant that asks and is under its
+// share gets a grant at once, beside the others', and a grant nobody waits
+// for is held for gateHoldOverlap: an idle holder costs no one anything
+// then, and one whose kernels are a round of host work apart keeps it.
 
 // The messages that carry this are acquire, grant, renew, yield and used
 // (control.go).
@@ -32,11 +36,14 @@ const (
 	gateIdle = 100 * time.Microsecond
 	// gateHold returns a grant nobody waits for after this long unused.
 	gateHold = 20 * time.Millisecond
+	// gateHoldOverlap is gateHold where grants overlap.
+	gateHoldOverlap = 250 * time.Millisecond
 )
 
 // shareGate is a worker's gpu.Gate.
 type shareGate struct {
 	send   func(ctlMsg) error
+	hold   time.Duration // gateHold or gateHoldOverlap
 	grants chan grantMsg // new grants from kerfd
 
 	enter    sync.Mutex // one acquisition at a time
@@ -63,8 +70,8 @@ type heldGrant struct {
 
 var _ gpu.Gate = (*shareGate)(nil)
 
-func newShareGate(send func(ctlMsg) error) *shareGate {
-	return &shareGate{send: send, grants: make(chan grantMsg, 1)}
+func newShareGate(send func(ctlMsg) error, hold time.Duration) *shareGate {
+	return &shareGate{send: send, hold: hold, grants: make(chan grantMsg, 1)}
 }
 
 // granted hands the gate a grant from kerfd: a renewal of the one held,
@@ -195,7 +202,7 @@ func (g *shareGate) done(d time.Duration) {
 	if g.inflight > 0 {
 		return
 	}
-	wait := gateHold
+	wait := g.hold
 	if c.yielded {
 		wait = gateIdle
 	}
@@ -229,11 +236,12 @@ type arbiters struct {
 // newArbiters makes one arbiter per GPU. quantum is the largest grant: it
 // should cover several kernels (emulated kernels run for milliseconds; on
 // a real GPU the slicer's default, 2 ms, fits). slots is how many tenants
-// may run kernels at once.
-func newArbiters(gpus int, quantum time.Duration, slots int) *arbiters {
+// may run kernels at once, and more while the GPU's load is below
+// overlapBelow (slicer.ArbiterConfig).
+func newArbiters(gpus int, quantum time.Duration, slots int, overlapBelow float64) *arbiters {
 	a := &arbiters{byGPU: map[int]*slicer.Arbiter{}}
 	for i := range gpus {
-		a.byGPU[i] = slicer.NewArbiter(slicer.ArbiterConfig{Quantum: quantum, Slots: slots})
+		a.byGPU[i] = slicer.NewArbiter(slicer.ArbiterConfig{Quantum: quantum, Slots: slots, OverlapBelow: overlapBelow})
 	}
 	return a
 }

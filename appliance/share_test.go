@@ -28,7 +28,7 @@ func (k *gateKerfd) gate(t *testing.T, client string, share float64) *shareGate 
 	t.Helper()
 	k.ar.SetShare(client, share)
 	msgs := make(chan ctlMsg, 64)
-	g := newShareGate(func(m ctlMsg) error { msgs <- m; return nil })
+	g := newShareGate(func(m ctlMsg) error { msgs <- m; return nil }, gateHold)
 	held := map[uint64]slicer.Grant{}
 	var mu sync.Mutex
 	stop := make(chan struct{})

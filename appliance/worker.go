@@ -78,7 +78,11 @@ func runWorker() error {
 	}
 	log := spec.Config.Logger().With("worker", os.Getpid())
 	out := newCtlWriter(ctrl)
-	gate := newShareGate(out.send)
+	hold := gateHold
+	if spec.Config.Slicer.ShareOverlapBelow > 0 {
+		hold = gateHoldOverlap
+	}
+	gate := newShareGate(out.send, hold)
 	var pace gpu.Gate = gate
 	if spec.Config.Slicer.SharesUnenforced {
 		pace = nil

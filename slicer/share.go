@@ -41,6 +41,18 @@ import (
 // the holder is told to yield (AskYield's yield): its budget is cut to
 // what the fair share allows from then, after which it reports and the
 // slot goes to the waiter.
+//
+// While the GPU has room, a hand-over need not wait for a slot. With
+// OverlapBelow set, the Arbiter measures the GPU's load (the GPU time
+// charged per second of wall time, over the last ten quanta), and while it
+// is below OverlapBelow a client that asks and is under its share (its
+// fair budget is at least MinGrant) gets a grant at once, beside the ones
+// out: clients that each want a kernel now and then do not queue behind
+// each other for a slot and a round trip. One that got ahead waits, as
+// with one slot, until the others' charges catch up or the GPU is free.
+// Once the GPU is busy, grants go out one slot at a time again: kernels
+// that overlap on a GPU are each timed over the other's, so shares are
+// only measured truly one at a time.
 
 // Grant is permission to use up to Budget of GPU time from Issued.
 type Grant struct {
@@ -87,8 +99,12 @@ type ArbiterConfig struct {
 	Timeout time.Duration
 	// Solo is the budget of a grant to a client with no competitor
 	// (default 50 quanta): an uncontended GPU is renewed seldom.
-	Solo  time.Duration
-	Clock clock.Clock // nil: the system clock
+	Solo time.Duration
+	// OverlapBelow (0: never) is the load, in GPU time charged per
+	// second of wall time, below which a client under its share gets a
+	// grant beside the Slots out.
+	OverlapBelow float64
+	Clock        clock.Clock // nil: the system clock
 }
 
 type shareClient struct {
@@ -133,7 +149,15 @@ type Arbiter struct {
 	nextID  uint64
 	seq     uint64
 	vtime   float64 // pass of the latest grantee
+	// The GPU's load: GPU time charged since loadFrom, and the load of
+	// the last window before it.
+	loadFrom time.Time
+	loadUsed time.Duration
+	load     float64
 }
+
+// loadWindow is how long the load is measured over, in quanta.
+const loadWindow = 10
 
 // NewArbiter returns an Arbiter for one GPU.
 func NewArbiter(cfg ArbiterConfig) *Arbiter {
@@ -156,7 +180,31 @@ func NewArbiter(cfg ArbiterConfig) *Arbiter {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.System{}
 	}
-	return &Arbiter{cfg: cfg, clients: map[string]*shareClient{}, out: map[uint64]*shareClient{}}
+	return &Arbiter{cfg: cfg, clients: map[string]*shareClient{}, out: map[uint64]*shareClient{}, loadFrom: cfg.Clock.Now()}
+}
+
+// charged adds used to the load's window, starting a new window once the
+// last is loadWindow quanta old. Called with the lock held.
+func (a *Arbiter) charged(used time.Duration) {
+	a.loadUsed += used
+	a.rollLoad(a.cfg.Clock.Now())
+}
+
+func (a *Arbiter) rollLoad(now time.Time) {
+	if el := now.Sub(a.loadFrom); el >= loadWindow*a.cfg.Quantum {
+		a.load = float64(a.loadUsed) / float64(el)
+		a.loadFrom, a.loadUsed = now, 0
+	}
+}
+
+// overlap reports whether a grant may go out beside the Slots out: the
+// GPU's load is below OverlapBelow. Called with the lock held.
+func (a *Arbiter) overlap() bool {
+	if a.cfg.OverlapBelow <= 0 {
+		return false
+	}
+	a.rollLoad(a.cfg.Clock.Now())
+	return a.load < a.cfg.OverlapBelow
 }
 
 // minShare keeps a zero share from dividing by zero: such a client runs
@@ -313,26 +361,34 @@ func (a *Arbiter) Report(g Grant, used time.Duration) error {
 // its budget from now; the holder reports it as usual once that is spent.
 func (a *Arbiter) Renew(g Grant, used time.Duration) (Grant, bool, error) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	c, ok := a.out[g.ID]
 	if !ok {
+		a.mu.Unlock()
 		return Grant{}, false, fmt.Errorf("%w %d", ErrUnknownGrant, g.ID)
 	}
 	used = max(used, 0)
 	c.seen = a.cfg.Clock.Now()
 	c.used += used
 	c.pass += used.Seconds() / c.share
-	if len(a.waiting) > 0 || c.yielded {
-		left := *c.holding
-		left.Budget = max(left.Issued.Add(left.Budget).Sub(c.seen), 0)
-		left.Issued = c.seen
-		return left, false, nil
+	a.charged(used)
+	// What was charged may bring a waiter back under its share.
+	ds := a.dispatch()
+	ds = append(ds, a.yields()...)
+	var r Grant
+	if ok = len(a.waiting) == 0 && !c.yielded; ok {
+		c.holding.Budget = max(a.budget(c), a.cfg.MinGrant)
+		c.holding.Issued = c.seen
+		c.renewed++
+		a.vtime = max(a.vtime, c.pass)
+		r = *c.holding
+	} else {
+		r = *c.holding
+		r.Budget = max(r.Issued.Add(r.Budget).Sub(c.seen), 0)
+		r.Issued = c.seen
 	}
-	c.holding.Budget = max(a.budget(c), a.cfg.MinGrant)
-	c.holding.Issued = c.seen
-	c.renewed++
-	a.vtime = max(a.vtime, c.pass)
-	return *c.holding, true, nil
+	a.mu.Unlock()
+	deliver(ds)
+	return r, ok, nil
 }
 
 // yields tells every holder that has not yet been told that others wait,
@@ -366,6 +422,7 @@ func (a *Arbiter) charge(c *shareClient, used time.Duration) {
 	c.yield, c.yielded = nil, false
 	c.used += used
 	c.pass += used.Seconds() / c.share
+	a.charged(used)
 }
 
 // Tick takes back grants overdue by Timeout (a worker that hung or died),
@@ -389,18 +446,19 @@ func (a *Arbiter) Tick() {
 // after it is released.
 func (a *Arbiter) dispatch() []delivery {
 	var ds []delivery
-	for len(a.out) < a.cfg.Slots && len(a.waiting) > 0 {
-		best := 0
-		for i, w := range a.waiting {
-			if b := a.waiting[best]; w.c.pass < b.c.pass || w.c.pass == b.c.pass && w.seq < b.seq {
-				best = i
-			}
-		}
-		k := a.waiting[best]
-		a.waiting = append(a.waiting[:best], a.waiting[best+1:]...)
+	for len(a.waiting) > 0 {
+		sort.SliceStable(a.waiting, func(i, j int) bool {
+			x, y := a.waiting[i], a.waiting[j]
+			return x.c.pass < y.c.pass || x.c.pass == y.c.pass && x.seq < y.seq
+		})
+		k := a.waiting[0]
 		c := k.c
-		c.asking = nil
 		budget := a.budget(c)
+		if len(a.out) >= a.cfg.Slots && (budget < a.cfg.MinGrant || !a.overlap()) {
+			break
+		}
+		a.waiting = a.waiting[1:]
+		c.asking = nil
 		if k.estimate > 0 {
 			budget = min(budget, k.estimate)
 		}

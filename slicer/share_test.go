@@ -27,6 +27,9 @@ type sim struct {
 	seq     int
 	tenants []*simTenant
 	window  time.Duration
+	// grants out now, and the most out at once since peakFrom
+	out, peak int
+	peakFrom  time.Time
 }
 
 type simTenant struct {
@@ -35,6 +38,7 @@ type simTenant struct {
 	rng     *rand.Rand
 	maxK    time.Duration // longest kernel
 	gap     time.Duration // longest host gap between grants
+	burst   time.Duration // if set: the GPU time it wants before a gap
 	idle    [2]time.Duration
 	used    map[int]time.Duration // GPU time per window
 	grants  int
@@ -119,6 +123,10 @@ type simHold struct {
 
 // hold starts spending a grant.
 func (s *sim) hold(tn *simTenant, h *simHold) {
+	s.out++
+	if !s.clock.Now().Before(s.peakFrom) {
+		s.peak = max(s.peak, s.out)
+	}
 	tn.grants++
 	tn.waited += s.clock.Now().Sub(tn.asked)
 	s.kernel(tn, h)
@@ -128,7 +136,8 @@ func (s *sim) hold(tn *simTenant, h *simHold) {
 // grant ahead once half of it is spent, as a worker does, and reports
 // when the budget is spent.
 func (s *sim) kernel(tn *simTenant, h *simHold) {
-	if h.used >= h.budget {
+	if h.used >= h.budget || tn.burst > 0 && h.used >= tn.burst {
+		s.out--
 		if err := s.arb.Report(h.g, h.used-h.reported); err != nil {
 			s.t.Fatal(err)
 		}
@@ -215,35 +224,45 @@ func TestShareAccuracy(t *testing.T) {
 		{"2x25 + 5x10", []float64{0.25, 0.25, 0.1, 0.1, 0.1, 0.1, 0.1}, []time.Duration{time.Millisecond, 100 * time.Microsecond, 500 * time.Microsecond, time.Millisecond, 200 * time.Microsecond, 700 * time.Microsecond, 300 * time.Microsecond}},
 		{"shares under 100%", []float64{0.2, 0.2}, []time.Duration{time.Millisecond, 100 * time.Microsecond}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			const windows = 4
-			worst := 0.0
-			for seed := range uint64(3) {
-				s := newSim(t, ArbiterConfig{})
-				var sum float64
-				for i, sh := range tc.shares {
-					s.add(fmt.Sprintf("t%d", i), sh, seed*100+uint64(i+1), tc.maxK[i])
-					sum += sh
-				}
-				s.runFor(windows * time.Second)
-				for w := range windows {
-					got, util := s.shares(w)
-					if util < 0.95 {
-						t.Errorf("seed %d window %d: GPU busy %.1f%%", seed, w, util*100)
-					}
-					for i, sh := range tc.shares {
-						want := sh / sum
-						dev := (got[fmt.Sprintf("t%d", i)] - want) / want
-						worst = max(worst, math.Abs(dev))
-						if math.Abs(dev) > 0.05 {
-							t.Errorf("seed %d window %d: t%d got %.2f%%, want %.2f%% ± 5%%", seed, w, i, got[fmt.Sprintf("t%d", i)]*100, want*100)
-						}
-					}
+		for _, mode := range []struct {
+			name string
+			cfg  ArbiterConfig
+		}{{"one slot", ArbiterConfig{}}, {"overlap below 75%", ArbiterConfig{OverlapBelow: 0.75}}} {
+			t.Run(tc.name+"/"+mode.name, func(t *testing.T) { shareAccuracy(t, mode.cfg, tc.shares, tc.maxK) })
+		}
+	}
+}
+
+// shareAccuracy runs tenants of the given shares and longest kernels with
+// continuous demand for 4 s, 3 seeds, and checks every 1 s window.
+func shareAccuracy(t *testing.T, cfg ArbiterConfig, shares []float64, maxK []time.Duration) {
+	t.Helper()
+	const windows = 4
+	worst := 0.0
+	for seed := range uint64(3) {
+		s := newSim(t, cfg)
+		var sum float64
+		for i, sh := range shares {
+			s.add(fmt.Sprintf("t%d", i), sh, seed*100+uint64(i+1), maxK[i])
+			sum += sh
+		}
+		s.runFor(windows * time.Second)
+		for w := range windows {
+			got, util := s.shares(w)
+			if util < 0.95 {
+				t.Errorf("seed %d window %d: GPU busy %.1f%%", seed, w, util*100)
+			}
+			for i, sh := range shares {
+				want := sh / sum
+				dev := (got[fmt.Sprintf("t%d", i)] - want) / want
+				worst = max(worst, math.Abs(dev))
+				if math.Abs(dev) > 0.05 {
+					t.Errorf("seed %d window %d: t%d got %.2f%%, want %.2f%% ± 5%%", seed, w, i, got[fmt.Sprintf("t%d", i)]*100, want*100)
 				}
 			}
-			t.Logf("worst deviation from target over 3 seeds × %d 1-s windows: %.2f%% (relative)", windows, worst*100)
-		})
+		}
 	}
+	t.Logf("worst deviation from target over 3 seeds × %d 1-s windows: %.2f%% (relative)", windows, worst*100)
 }
 
 // TestShareWorkConserving: while the 70% tenant idles, the 30% tenant
@@ -324,6 +343,51 @@ func TestShareLowDemand(t *testing.T) {
 		t.Errorf("low-demand tenant waited %v per grant", avg)
 	}
 	t.Logf("grants a %d b %d c %d; c waited %v per grant", a.grants, b.grants, c.grants, c.waited/time.Duration(c.grants))
+}
+
+// TestShareOverlap: with OverlapBelow, tenants that each want the GPU now
+// and then get grants at once, several out together, instead of waiting
+// for a slot; once demand is continuous, grants go out one at a time
+// again and shares hold (TestShareAccuracy runs that mode too).
+func TestShareOverlap(t *testing.T) {
+	waits := map[string]time.Duration{}
+	for _, mode := range []struct {
+		name string
+		cfg  ArbiterConfig
+	}{{"one slot", ArbiterConfig{}}, {"overlap", ArbiterConfig{OverlapBelow: 0.75}}} {
+		s := newSim(t, mode.cfg)
+		var tns []*simTenant
+		for i := range 8 {
+			tn := s.add(fmt.Sprintf("t%d", i), 0.125, uint64(i+1), 200*time.Microsecond)
+			tn.gap, tn.burst = 40*time.Millisecond, time.Millisecond
+			tns = append(tns, tn)
+		}
+		s.runFor(3 * time.Second)
+		var waited time.Duration
+		grants := 0
+		for _, tn := range tns {
+			waited += tn.waited
+			grants += tn.grants
+		}
+		waits[mode.name] = waited / time.Duration(grants)
+		t.Logf("%s: %d grants, %v waited per grant, at most %d out at once", mode.name, grants, waits[mode.name], s.peak)
+		if mode.cfg.OverlapBelow > 0 && s.peak < 2 {
+			t.Errorf("%s: at most %d grant out at once", mode.name, s.peak)
+		}
+	}
+	if waits["overlap"] > waits["one slot"]/4 {
+		t.Errorf("waits per grant: %v with overlap, %v with one slot", waits["overlap"], waits["one slot"])
+	}
+
+	// Continuous demand: one grant at a time once the load is measured.
+	s := newSim(t, ArbiterConfig{OverlapBelow: 0.75})
+	s.add("a", 0.3, 1, time.Millisecond)
+	s.add("b", 0.7, 2, 300*time.Microsecond)
+	s.peakFrom = s.start.Add(500 * time.Millisecond)
+	s.runFor(3 * time.Second)
+	if s.peak != 1 {
+		t.Errorf("continuous demand: %d grants out at once", s.peak)
+	}
 }
 
 // TestShareChange: a changed share takes effect from the next grants.

@@ -82,7 +82,7 @@ var applianceImporters = []string{"cmd", "bench"}
 
 // Packages that only tests, the benchmarks and the benchmarks' binary may
 // use; no product package may reach them.
-var benchOnly = []string{"bench", "internal/testkit", "internal/tenantkit", "gpu/gputest", "abi/fatbin/fatbintest"}
+var benchOnly = []string{"bench", "internal/testkit", "internal/tenantkit", "gpu/gputest", "slicer/slicertest", "abi/fatbin/fatbintest"}
 
 // benchBinaries are the binaries allowed to reach benchOnly packages.
 var benchBinaries = []string{"cmd/kerf-bench"}
