@@ -187,6 +187,39 @@ func (l *Ledger) Place(r Request, nodes []Node, id string, now, expires time.Tim
 	return Lease{}, fmt.Errorf("%w: %d × %.2f of a GPU on one node; the most free on one GPU of each live node: %s", ErrNoCapacity, r.Count, r.Fraction, strings.Join(free, ", "))
 }
 
+// ErrNoReservation: the reservation a tenant brought is not in the
+// ledger (it expired, or was never made for this node and tenant).
+var ErrNoReservation = errors.New("no such reservation")
+
+// Reservation returns the reservation id that Place made on node for
+// tenant, unexpired at now.
+func (l *Ledger) Reservation(node, tenant, id string, now time.Time) (Lease, error) {
+	x, ok := l.Find(node, id)
+	if !ok || x.Expires.IsZero() || x.Tenant != tenant || now.After(x.Expires) {
+		return Lease{}, fmt.Errorf("%w: %s for tenant %s on %s (reservations expire unless taken up in time)", ErrNoReservation, id, tenant, node)
+	}
+	return x, nil
+}
+
+// TakeUp replaces reservation id with x, the lease its node granted for
+// it: the same tenant, on the reservation's GPUs, charged no more than it.
+// The room the reservation held is x's, whatever else the ledger holds.
+func (l *Ledger) TakeUp(id string, x Lease, now time.Time) error {
+	r, err := l.Reservation(x.Node, x.Tenant, id, now)
+	if err != nil {
+		return err
+	}
+	if !slices.Equal(r.GPUs, x.GPUs) || x.Charge > r.Charge+epsilon {
+		return fmt.Errorf("lease %s (GPUs %v, %.2f GPU) does not match reservation %s (GPUs %v, %.2f GPU)", x.ID, x.GPUs, x.Charge, id, r.GPUs, r.Charge)
+	}
+	if _, ok := l.Find(x.Node, x.ID); ok {
+		return fmt.Errorf("lease %s of %s is already in the ledger", x.ID, x.Node)
+	}
+	l.Remove(func(y Lease) bool { return y.Node == r.Node && y.ID == id })
+	l.Leases = append(l.Leases, x)
+	return nil
+}
+
 // Remove drops the leases keep says no; it reports whether any went.
 func (l *Ledger) Remove(drop func(Lease) bool) bool {
 	n := len(l.Leases)

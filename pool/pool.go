@@ -207,7 +207,7 @@ func (p *Pool) buckets() (nodes, leases jetstream.KeyValue, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.leasesKV == nil {
-		return nil, nil, errors.New("the pool's state is not ready yet (its buckets need a quorum to be created)")
+		return nil, nil, ErrNotReady
 	}
 	return p.nodesKV, p.leasesKV, nil
 }
@@ -274,6 +274,10 @@ func (p *Pool) readInventory(ctx context.Context) error {
 	p.mu.Unlock()
 	return nil
 }
+
+// ErrNotReady: this member has not yet created or found the pool's
+// buckets (they need a quorum to be created).
+var ErrNotReady = errors.New("the pool's state is not ready yet on this member (its buckets need a quorum to be created)")
 
 // errUnchanged: a change of the ledger found nothing to change.
 var errUnchanged = errors.New("unchanged")
@@ -514,6 +518,60 @@ func (p *Pool) Place(r Request) (Lease, error) {
 	})
 	return out, err
 }
+
+// Member returns the inventory entry of member name as last read.
+func (p *Pool) Member(name string) (Node, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n, ok := p.nodes[name]
+	return n, ok
+}
+
+// Self is this member's name in the pool.
+func (p *Pool) Self() string { return p.opts.Node }
+
+// Reservation returns reservation id, made for tenant on this node, as
+// the ledger holds it now.
+func (p *Pool) Reservation(tenant, id string) (Lease, error) {
+	_, kv, err := p.buckets()
+	if err != nil {
+		return Lease{}, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	e, err := kv.Get(ctx, ledgerKey)
+	if err != nil {
+		return Lease{}, fmt.Errorf("reading the lease ledger: %w", err)
+	}
+	var l Ledger
+	if err := json.Unmarshal(e.Value(), &l); err != nil {
+		return Lease{}, fmt.Errorf("the lease ledger does not parse: %w", err)
+	}
+	return l.Reservation(p.opts.Node, tenant, id, time.Now())
+}
+
+// TakeUp replaces reservation id, made on this node, with x, the lease
+// this node granted for it, by compare-and-set. The node must not grant x
+// unless TakeUp returns nil.
+func (p *Pool) TakeUp(id string, x Lease) error {
+	if err := p.Quorum(); err != nil {
+		return err
+	}
+	x.Node = p.opts.Node
+	return p.modify(context.Background(), func(l *Ledger) error {
+		if y, ok := l.Find(x.Node, x.ID); ok && y.Granted.Equal(x.Granted) {
+			if _, still := l.Find(x.Node, id); !still {
+				return errUnchanged // a write that went unanswered did land
+			}
+		}
+		return l.TakeUp(id, x, time.Now())
+	})
+}
+
+// Cancel drops reservation id of this node, which its tenant will not
+// take up, so that its room is free now rather than when it expires (as
+// it does if the ledger cannot be written now).
+func (p *Pool) Cancel(id string) { p.Release(id) }
 
 // Join dials peer, a member's cluster listener, now and at every later
 // start.
