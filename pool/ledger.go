@@ -65,6 +65,9 @@ type Request struct {
 	Tenant   string
 	Count    int
 	Fraction float64
+	// Prefer names a member tried before the others (the one a tenant
+	// reached, so that it need not go elsewhere); "": none.
+	Prefer string
 }
 
 // epsilon absorbs rounding when shares are summed.
@@ -142,8 +145,9 @@ func (l *Ledger) Admit(x Lease, limit float64) error {
 	return nil
 }
 
-// Place picks, for r, the first node by name among nodes (live members
-// only) with r.Count distinct GPUs that each have r.Fraction free, and
+// Place picks, for r, r.Prefer if it fits, else the first node by name
+// among nodes (live members only), with r.Count distinct GPUs that each
+// have r.Fraction free, and
 // adds a reservation there that expires at expires. The GPUs picked are
 // the fullest that fit, so that whole GPUs stay free for larger requests.
 func (l *Ledger) Place(r Request, nodes []Node, id string, now, expires time.Time, limit float64) (Lease, error) {
@@ -155,7 +159,12 @@ func (l *Ledger) Place(r Request, nodes []Node, id string, now, expires time.Tim
 		return Lease{}, err
 	}
 	nodes = slices.Clone(nodes)
-	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
+	sort.Slice(nodes, func(i, j int) bool {
+		if (nodes[i].Name == r.Prefer) != (nodes[j].Name == r.Prefer) {
+			return nodes[i].Name == r.Prefer
+		}
+		return nodes[i].Name < nodes[j].Name
+	})
 	var free []string
 	for _, n := range nodes {
 		type room struct {

@@ -89,6 +89,15 @@ func TestLedgerPlace(t *testing.T) {
 	if !l.Remove(func(x Lease) bool { return x.ID == "p2" }) || l.Remove(func(x Lease) bool { return x.ID == "p2" }) {
 		t.Error("Remove reports wrongly")
 	}
+	// The preferred node first when it fits, else the first by name.
+	x, err = l.Place(Request{Tenant: "t", Count: 1, Fraction: 0.25, Prefer: "n2"}, nodes, "p5", now, now, 0)
+	if err != nil || x.Node != "n2" {
+		t.Fatalf("Place preferring n2: %+v, %v", x, err)
+	}
+	x, err = l.Place(Request{Tenant: "t", Count: 2, Fraction: 0.6, Prefer: "n1"}, nodes, "p6", now, now, 0)
+	if err != nil || x.Node != "n2" {
+		t.Fatalf("Place preferring n1, which has no room for it: %+v, %v; want n2", x, err)
+	}
 }
 
 func TestLedgerTakeUp(t *testing.T) {
