@@ -223,7 +223,7 @@ func poolAPIError(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.As(err, &nq):
+	case errors.As(err, &nq), errors.Is(err, pool.ErrNotReady):
 		return fmt.Errorf("%w: %w", profiles.ErrUnavailable, err)
 	case errors.Is(err, pool.ErrLimit):
 		return fmt.Errorf("%w: %w", profiles.ErrOverLimit, err)

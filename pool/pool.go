@@ -277,7 +277,7 @@ func (p *Pool) readInventory(ctx context.Context) error {
 
 // ErrNotReady: this member has not yet created or found the pool's
 // buckets (they need a quorum to be created).
-var ErrNotReady = errors.New("the pool's state is not ready yet on this member (its buckets need a quorum to be created)")
+var ErrNotReady = errors.New("the pool's state is not ready yet on this member (its buckets need a quorum to be created); try again shortly")
 
 // errUnchanged: a change of the ledger found nothing to change.
 var errUnchanged = errors.New("unchanged")
@@ -443,7 +443,7 @@ func (p *Pool) meta() (size int, leader string) {
 // JetStream has a leader, else a *NoQuorumError.
 func (p *Pool) Quorum() error {
 	if p.srv == nil {
-		return errors.New("this node has not joined its pool yet")
+		return fmt.Errorf("%w: this member has not joined its pool yet", ErrNotReady)
 	}
 	live := p.liveMembers()
 	size, leader := p.meta()
