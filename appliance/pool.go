@@ -69,12 +69,11 @@ func (al *allocator) placesInPool(req transport.AllocRequest) bool {
 
 // allocateInPool places req in the pool: on this node if it has room in
 // the ledger, else on the first live member with room, by compare-and-set
-// on the ledger. When that member is this node,
-// the slicer grants the reservation at once; otherwise the tenant is
-// redirected there, and takes it up with a claim (req.Reservation).
+// on the ledger. When that member is this node, the slicer grants the
+// reservation at once; otherwise the tenant is redirected there, and
+// takes it up with a claim (req.Reservation).
 func (al *allocator) allocateInPool(t auth.Tenant, req transport.AllocRequest) (transport.Lease, error) {
-	id := req.Reservation
-	if id == "" {
+	if req.Reservation == "" {
 		fraction := req.Fraction
 		if fraction == 0 {
 			fraction = 1 // neither a fraction nor memory: a whole GPU
@@ -92,19 +91,20 @@ func (al *allocator) allocateInPool(t auth.Tenant, req transport.AllocRequest) (
 			al.log.Debug("placed on another member", "tenant", t.ID, "node", r.Node, "reservation", r.ID)
 			return transport.Lease{}, &transport.Redirect{Node: r.Node, Addr: m.QUIC, Reservation: r.ID}
 		}
-		id = r.ID
+		return al.takeUp(t, r)
 	}
-	return al.takeUp(t, id)
-}
-
-// takeUp grants reservation id, made on this node for t: the slicer
-// grants its GPUs, and the ledger swaps the reservation for the lease.
-// Refused either way, the reservation is dropped and the tenant retries.
-func (al *allocator) takeUp(t auth.Tenant, id string) (transport.Lease, error) {
-	r, err := al.pool.Reservation(t.ID, id)
+	r, err := al.pool.Reservation(t.ID, req.Reservation)
 	if err != nil {
 		return transport.Lease{}, poolRefusal(err)
 	}
+	return al.takeUp(t, r)
+}
+
+// takeUp grants reservation r, made on this node for t: the slicer
+// grants its GPUs, and the ledger swaps the reservation for the lease.
+// Refused either way, the reservation is dropped and the tenant retries.
+func (al *allocator) takeUp(t auth.Tenant, r pool.Lease) (transport.Lease, error) {
+	id := r.ID
 	l, err := al.sl.TryAllocate(slicer.Request{Tenant: t.ID, N: len(r.GPUs), Fraction: r.Charge / float64(len(r.GPUs)), GPUs: r.GPUs})
 	if err != nil {
 		al.pool.Cancel(id)

@@ -530,8 +530,10 @@ func (p *Pool) Member(name string) (Node, bool) {
 // Self is this member's name in the pool.
 func (p *Pool) Self() string { return p.opts.Node }
 
-// Reservation returns reservation id, made for tenant on this node, as
-// the ledger holds it now.
+// Reservation returns reservation id, made for tenant on this node. A
+// read may be answered by a replica that has not yet seen the placement
+// (the buckets allow direct reads), so one that misses it reads again
+// within the operation's bound.
 func (p *Pool) Reservation(tenant, id string) (Lease, error) {
 	_, kv, err := p.buckets()
 	if err != nil {
@@ -539,15 +541,25 @@ func (p *Pool) Reservation(tenant, id string) (Lease, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
-	e, err := kv.Get(ctx, ledgerKey)
-	if err != nil {
-		return Lease{}, fmt.Errorf("reading the lease ledger: %w", err)
+	for {
+		var l Ledger
+		e, err := kv.Get(ctx, ledgerKey)
+		if err == nil {
+			err = json.Unmarshal(e.Value(), &l)
+		}
+		if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return Lease{}, fmt.Errorf("reading the lease ledger: %w", err)
+		}
+		x, err := l.Reservation(p.opts.Node, tenant, id, time.Now())
+		if err == nil {
+			return x, nil
+		}
+		select {
+		case <-ctx.Done():
+			return Lease{}, err
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	var l Ledger
-	if err := json.Unmarshal(e.Value(), &l); err != nil {
-		return Lease{}, fmt.Errorf("the lease ledger does not parse: %w", err)
-	}
-	return l.Reservation(p.opts.Node, tenant, id, time.Now())
 }
 
 // TakeUp replaces reservation id, made on this node, with x, the lease
@@ -558,14 +570,28 @@ func (p *Pool) TakeUp(id string, x Lease) error {
 		return err
 	}
 	x.Node = p.opts.Node
-	return p.modify(context.Background(), func(l *Ledger) error {
-		if y, ok := l.Find(x.Node, x.ID); ok && y.Granted.Equal(x.Granted) {
-			if _, still := l.Find(x.Node, id); !still {
-				return errUnchanged // a write that went unanswered did land
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	for {
+		err := p.modify(ctx, func(l *Ledger) error {
+			if y, ok := l.Find(x.Node, x.ID); ok && y.Granted.Equal(x.Granted) {
+				if _, still := l.Find(x.Node, id); !still {
+					return errUnchanged // a write that went unanswered did land
+				}
 			}
+			return l.TakeUp(id, x, time.Now())
+		})
+		if !errors.Is(err, ErrNoReservation) {
+			return err
 		}
-		return l.TakeUp(id, x, time.Now())
-	})
+		// Read from a replica that has not seen the placement yet, or
+		// expired: read again until the bound.
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // Cancel drops reservation id of this node, which its tenant will not
