@@ -58,13 +58,14 @@ func (al *allocator) admitToPool(l slicer.Lease) error {
 }
 
 // placesInPool reports whether the pool places req: a lease (not a
-// session's own slice) of a fraction of a GPU per slice, or a reservation
-// to take up. A request by memory or GPU model is placed on this node.
+// session's own slice) of a fraction of a GPU per slice, asked by a client
+// that follows a redirect, or a reservation to take up. A request by
+// memory or GPU model, or from an older client, is placed on this node.
 func (al *allocator) placesInPool(req transport.AllocRequest) bool {
 	if al.pool == nil {
 		return false
 	}
-	return req.Reservation != "" || req.Device < 0 && req.Memory == 0 && req.Model == "" && req.MinMemory == 0
+	return req.Reservation != "" || req.Redirects && req.Memory == 0 && req.Model == "" && req.MinMemory == 0
 }
 
 // allocateInPool places req in the pool: on this node if it has room in

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -89,6 +90,9 @@ type AllocRequest struct {
 	// Reservation, when set, takes up the slices a pool reserved on this
 	// node for the tenant (after a Redirect); the other fields are unused.
 	Reservation string
+	// Redirects reports that the client follows a Redirect (protocol
+	// version 5 on); an Allocator must not return one otherwise.
+	Redirects bool
 }
 
 // Redirect is the answer to an allocation when the node's pool reserved
@@ -140,7 +144,7 @@ func retried(err error) bool {
 
 // serveLease runs a lease stream: one Allocate, one answer, then the lease
 // lives until the stream closes, however the holder ends.
-func (ss *session) serveLease() error {
+func (ss *session) serveLease(version uint16) error {
 	a := ss.srv.Allocator
 	if a == nil {
 		return ss.refuse(abi.ErrNotSupported, "this server does not allocate slices")
@@ -164,7 +168,8 @@ func (ss *session) serveLease() error {
 		if req.Count == 0 || req.Count > wire.MaxLeaseSlices {
 			return ss.refuse(abi.ErrInvalidValue, fmt.Sprintf("%d slices requested: want 1..%d", req.Count, wire.MaxLeaseSlices))
 		}
-		areq = AllocRequest{Count: int(req.Count), Fraction: req.Fraction, Memory: req.Memory, MinMemory: req.MinMemory, Model: req.Model, Device: -1}
+		areq = AllocRequest{Count: int(req.Count), Fraction: req.Fraction, Memory: req.Memory, MinMemory: req.MinMemory, Model: req.Model, Device: -1,
+			Redirects: version >= 5}
 	case wire.Claim:
 		var req wire.ReservationMsg
 		if err := req.Decode(p); err != nil {
@@ -404,7 +409,7 @@ func allocation(req AllocRequest) (wire.Type, []byte, error) {
 // ask and returns the payload of the answer, which must be of type want.
 func leaseExchange(rw io.ReadWriter, local *net.UnixConn, opts Options, ask wire.Type, payload []byte, want wire.Type) ([]byte, error) {
 	conn := wire.NewConn(rw)
-	hello := wire.HelloMsg{MinVersion: abi.MinProtocolVersion, MaxVersion: abi.ProtocolVersion, Token: opts.Token, Device: wire.LeaseDevice, Client: cutName(opts.Name)}
+	hello := wire.HelloMsg{MinVersion: abi.MinProtocolVersion, MaxVersion: cmp.Or(opts.maxVersion, abi.ProtocolVersion), Token: opts.Token, Device: wire.LeaseDevice, Client: cutName(opts.Name)}
 	b, err := hello.Append(nil)
 	if err != nil {
 		return nil, err

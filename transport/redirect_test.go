@@ -1,8 +1,10 @@
 package transport
 
 import (
+	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/auth"
@@ -18,6 +20,9 @@ type poolAllocator struct {
 func (a *poolAllocator) Allocate(t auth.Tenant, req AllocRequest) (Lease, error) {
 	switch req.Reservation {
 	case "":
+		if !req.Redirects {
+			return a.testAllocator.Allocate(t, req)
+		}
 		rd := a.redirect
 		return Lease{}, &rd
 	case a.redirect.Reservation:
@@ -55,4 +60,22 @@ func TestRedirectAndClaim(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A client older than the redirect (protocol version 4) is never sent
+// one: the allocator serves it as a node alone.
+func TestNoRedirectForOlderClients(t *testing.T) {
+	alloc := &poolAllocator{testAllocator: newTestAllocator(1 << 30),
+		redirect: Redirect{Node: "node-b", Addr: "127.0.0.1:7443", Reservation: "pool-0123456789abcdef"}}
+	ts := startServerB(t, func(s *Server) { s.Allocator = alloc })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	l, err := OpenLeaseUnix(ctx, ts.sock, Options{Token: ts.token(t, "old", 0), maxVersion: 4}, AllocRequest{Count: 1, Fraction: 0.5, Device: -1})
+	if err != nil {
+		t.Fatalf("a version 4 client: %v, want a lease", err)
+	}
+	if len(l.Slices) != 1 || alloc.live() != 1 {
+		t.Fatalf("lease %+v, %d live", l.Lease, alloc.live())
+	}
+	l.Close()
 }
