@@ -408,6 +408,10 @@ type NoQuorumError struct {
 }
 
 func (e *NoQuorumError) Error() string {
+	if 2*len(e.Live) > e.Size {
+		return fmt.Sprintf("the pool has no quorum yet: %d of %d members live (%s) but no leader elected; new placements are refused until one is, running sessions go on",
+			len(e.Live), e.Size, strings.Join(e.Live, ", "))
+	}
 	return fmt.Sprintf("the pool has no quorum: %d of %d members live (%s); new placements are refused until %d are, running sessions go on",
 		len(e.Live), e.Size, strings.Join(e.Live, ", "), e.Size/2+1)
 }
