@@ -6,9 +6,11 @@ package abi
 // ring); the frames are those of version 1. Version 3 lets an error reply
 // carry the error's text (at most MaxErrorText bytes). Version 4 sends
 // the context's device printf output, in printf frames, before the reply
-// to a call that flushes it (FlushesPrintf).
+// to a call that flushes it (FlushesPrintf). Version 5 lets a lease
+// stream answer an allocation with a redirect to the pool member holding
+// a reservation, and take up a reservation (claim).
 const (
-	ProtocolVersion    uint16 = 4
+	ProtocolVersion    uint16 = 5
 	MinProtocolVersion uint16 = 1
 	// ALPN is the TLS application protocol negotiated over QUIC.
 	ALPN = "kerf/1"

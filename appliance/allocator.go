@@ -135,6 +135,9 @@ func openSlicer(cfg Config, gpus []slicer.GPU, reserve slicer.Reserve, ctl slice
 
 // Allocate implements transport.Allocator.
 func (al *allocator) Allocate(t auth.Tenant, req transport.AllocRequest) (transport.Lease, error) {
+	if al.placesInPool(req) {
+		return al.allocateInPool(t, req)
+	}
 	sreq := slicer.Request{Tenant: t.ID, N: req.Count, Fraction: req.Fraction, Memory: req.Memory, Model: req.Model, MinMemory: req.MinMemory}
 	if req.Device >= 0 {
 		sreq.GPUs = []int{req.Device}

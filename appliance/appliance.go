@@ -193,7 +193,11 @@ func newLocked(cfg Config, log *slog.Logger, lock *os.File) (*Appliance, error) 
 
 func apiConfig(cfg Config) profiles.Config {
 	maxBody, _ := units.ParseBytes(cfg.API.MaxBody) // validated with the config
-	return profiles.Config{StateDir: cfg.StateDir, MaxBodyBytes: int64(maxBody), EventsKept: cfg.API.EventsKept, PublicMetrics: cfg.API.PublicMetrics,
+	var node string
+	if cfg.Pool.Enabled() {
+		node = cfg.PoolNode()
+	}
+	return profiles.Config{MetricsNode: node, StateDir: cfg.StateDir, MaxBodyBytes: int64(maxBody), EventsKept: cfg.API.EventsKept, PublicMetrics: cfg.API.PublicMetrics,
 		AdminTokenFiles: adminTokenFiles(cfg), HistoryWindow: cfg.History.Window, HistoryStep: cfg.History.Step, HistoryMaxSeries: cfg.History.MaxSeries}
 }
 

@@ -4,12 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 
 	"github.com/kerf-edge/kerf/abi"
+	"github.com/kerf-edge/kerf/auth"
 	"github.com/kerf-edge/kerf/pool"
 	"github.com/kerf-edge/kerf/profiles"
 	"github.com/kerf-edge/kerf/profiles/api"
 	"github.com/kerf-edge/kerf/slicer"
+	"github.com/kerf-edge/kerf/transport"
 )
 
 // newPool is this node's membership of its pool, nil outside one. The
@@ -51,6 +54,82 @@ func (al *allocator) admitToPool(l slicer.Lease) error {
 	if rerr := al.sl.Release(l.ID); rerr != nil {
 		al.log.Warn("releasing a lease the pool refused", "lease", l.ID, "err", rerr)
 	}
+	return poolRefusal(err)
+}
+
+// placesInPool reports whether the pool places req: a lease (not a
+// session's own slice) of a fraction of a GPU per slice, asked by a client
+// that follows a redirect, or a reservation to take up. A request by
+// memory or GPU model, or from an older client, is placed on this node.
+func (al *allocator) placesInPool(req transport.AllocRequest) bool {
+	if al.pool == nil {
+		return false
+	}
+	return req.Reservation != "" || req.Redirects && req.Memory == 0 && req.Model == "" && req.MinMemory == 0
+}
+
+// allocateInPool places req in the pool: on this node if it has room in
+// the ledger, else on the first live member with room, by compare-and-set
+// on the ledger. When that member is this node, the slicer grants the
+// reservation at once; otherwise the tenant is redirected there, and
+// takes it up with a claim (req.Reservation).
+func (al *allocator) allocateInPool(t auth.Tenant, req transport.AllocRequest) (transport.Lease, error) {
+	if req.Reservation == "" {
+		fraction := req.Fraction
+		if fraction == 0 {
+			fraction = 1 // neither a fraction nor memory: a whole GPU
+		}
+		r, err := al.pool.Place(pool.Request{Tenant: t.ID, Count: req.Count, Fraction: fraction, Prefer: al.pool.Self()})
+		if err != nil {
+			return transport.Lease{}, poolRefusal(err)
+		}
+		if r.Node != al.pool.Self() {
+			m, _ := al.pool.Member(r.Node)
+			if m.QUIC == "" {
+				al.pool.Cancel(r.ID) // not this node's: it expires
+				return transport.Lease{}, abi.Errorf(abi.ErrOutOfMemory, "the pool placed the slices on %s, whose address is not known here yet", r.Node)
+			}
+			al.log.Debug("placed on another member", "tenant", t.ID, "node", r.Node, "reservation", r.ID)
+			return transport.Lease{}, &transport.Redirect{Node: r.Node, Addr: m.QUIC, Reservation: r.ID}
+		}
+		return al.takeUp(t, r)
+	}
+	r, err := al.pool.Reservation(t.ID, req.Reservation)
+	if err != nil {
+		return transport.Lease{}, poolRefusal(err)
+	}
+	return al.takeUp(t, r)
+}
+
+// takeUp grants reservation r, made on this node for t: the slicer
+// grants its GPUs, and the ledger swaps the reservation for the lease.
+// Refused either way, the reservation is dropped and the tenant retries.
+func (al *allocator) takeUp(t auth.Tenant, r pool.Lease) (transport.Lease, error) {
+	id := r.ID
+	l, err := al.sl.TryAllocate(slicer.Request{Tenant: t.ID, N: len(r.GPUs), Fraction: r.Charge / float64(len(r.GPUs)), GPUs: r.GPUs})
+	if err != nil {
+		al.pool.Cancel(id)
+		if errors.Is(err, slicer.ErrNoCapacity) {
+			return transport.Lease{}, abi.Errorf(abi.ErrOutOfMemory, "reservation %s: %v", id, err)
+		}
+		return transport.Lease{}, allocError(err)
+	}
+	gpus := slices.Clone(l.GPUs)
+	slices.Sort(gpus)
+	if err := al.pool.TakeUp(id, pool.Lease{ID: string(l.ID), Tenant: l.Tenant, GPUs: gpus, Charge: l.Charge, Granted: l.Granted}); err != nil {
+		if rerr := al.sl.Release(l.ID); rerr != nil {
+			al.log.Warn("releasing a lease the pool refused", "lease", l.ID, "err", rerr)
+		}
+		al.pool.Cancel(id)
+		return transport.Lease{}, poolRefusal(err)
+	}
+	return al.transportLease(l), nil
+}
+
+// poolRefusal is the tenant's error for a placement the pool refused: a
+// limit is final; no quorum, no room and a lost reservation are retried
+// (CUDA_ERROR_OUT_OF_MEMORY).
+func poolRefusal(err error) error {
 	if errors.Is(err, pool.ErrLimit) {
 		return abi.Errorf(abi.ErrNotPermitted, "%v", err)
 	}
@@ -145,7 +224,7 @@ func poolAPIError(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.As(err, &nq):
+	case errors.As(err, &nq), errors.Is(err, pool.ErrNotReady):
 		return fmt.Errorf("%w: %w", profiles.ErrUnavailable, err)
 	case errors.Is(err, pool.ErrLimit):
 		return fmt.Errorf("%w: %w", profiles.ErrOverLimit, err)

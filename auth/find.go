@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 
 	"github.com/kerf-edge/kerf/internal/kerfenv"
@@ -79,7 +80,7 @@ func CopyBundle(from, to string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if old, err := ReadBundle(to); err == nil && old == b {
+	if old, err := ReadBundle(to); err == nil && reflect.DeepEqual(old, b) {
 		return false, nil
 	}
 	if err := os.MkdirAll(filepath.Dir(to), 0o700); err != nil {

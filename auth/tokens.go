@@ -278,6 +278,31 @@ type Bundle struct {
 	QUIC        string `json:"quic,omitempty"`   // host:port
 	Socket      string `json:"socket,omitempty"` // local path, on the appliance
 	Fingerprint string `json:"fingerprint,omitempty"`
+	// Pool names the members of a pool the tenant may reach over QUIC,
+	// tried in turn; empty: the one node above.
+	Pool []PoolMember `json:"pool,omitempty"`
+}
+
+// PoolMember is one member of a pool as a tenant reaches it.
+type PoolMember struct {
+	Node        string `json:"node,omitempty"`
+	QUIC        string `json:"quic"`
+	Fingerprint string `json:"fingerprint"`
+}
+
+// FingerprintOf is the certificate fingerprint the bundle pins for the
+// QUIC address addr: the bundle's own for its address, else the pool
+// member's at addr; "" when the bundle names no such address.
+func (b Bundle) FingerprintOf(addr string) string {
+	if addr == b.QUIC {
+		return b.Fingerprint
+	}
+	for _, m := range b.Pool {
+		if m.QUIC == addr {
+			return m.Fingerprint
+		}
+	}
+	return ""
 }
 
 // DefaultVia names the path a tenant takes when none is asked for (--via,

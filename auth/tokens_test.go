@@ -3,6 +3,7 @@ package auth
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -147,7 +148,8 @@ func TestCorruptStoreIsRefused(t *testing.T) {
 
 func TestBundleRoundTrip(t *testing.T) {
 	dir := t.TempDir()
-	want := Bundle{Tenant: "carol", Token: TokenPrefix + "x", QUIC: "127.0.0.1:7443", Socket: "/run/kerf.sock", Fingerprint: "ab"}
+	want := Bundle{Tenant: "carol", Token: TokenPrefix + "x", QUIC: "127.0.0.1:7443", Socket: "/run/kerf.sock", Fingerprint: "ab",
+		Pool: []PoolMember{{Node: "b", QUIC: "127.0.0.2:7443", Fingerprint: "cd"}}}
 	path := filepath.Join(dir, "carol.json")
 	if err := WriteBundle(path, want); err != nil {
 		t.Fatal(err)
@@ -156,8 +158,11 @@ func TestBundleRoundTrip(t *testing.T) {
 		t.Fatalf("bundle file mode: %v, %v", fi.Mode(), err)
 	}
 	got, err := ReadBundle(path)
-	if err != nil || got != want {
+	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("ReadBundle = %+v, %v", got, err)
+	}
+	if got.FingerprintOf("127.0.0.2:7443") != "cd" || got.FingerprintOf("127.0.0.1:7443") != "ab" || got.FingerprintOf("127.0.0.3:7443") != "" {
+		t.Errorf("FingerprintOf pins the wrong certificates: %+v", got)
 	}
 
 	bare := filepath.Join(dir, "bare")

@@ -65,6 +65,9 @@ type Request struct {
 	Tenant   string
 	Count    int
 	Fraction float64
+	// Prefer names a member tried before the others (the one a tenant
+	// reached, so that it need not go elsewhere); "": none.
+	Prefer string
 }
 
 // epsilon absorbs rounding when shares are summed.
@@ -142,8 +145,9 @@ func (l *Ledger) Admit(x Lease, limit float64) error {
 	return nil
 }
 
-// Place picks, for r, the first node by name among nodes (live members
-// only) with r.Count distinct GPUs that each have r.Fraction free, and
+// Place picks, for r, r.Prefer if it fits, else the first node by name
+// among nodes (live members only), with r.Count distinct GPUs that each
+// have r.Fraction free, and
 // adds a reservation there that expires at expires. The GPUs picked are
 // the fullest that fit, so that whole GPUs stay free for larger requests.
 func (l *Ledger) Place(r Request, nodes []Node, id string, now, expires time.Time, limit float64) (Lease, error) {
@@ -155,7 +159,12 @@ func (l *Ledger) Place(r Request, nodes []Node, id string, now, expires time.Tim
 		return Lease{}, err
 	}
 	nodes = slices.Clone(nodes)
-	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
+	sort.Slice(nodes, func(i, j int) bool {
+		if (nodes[i].Name == r.Prefer) != (nodes[j].Name == r.Prefer) {
+			return nodes[i].Name == r.Prefer
+		}
+		return nodes[i].Name < nodes[j].Name
+	})
 	var free []string
 	for _, n := range nodes {
 		type room struct {
@@ -185,6 +194,39 @@ func (l *Ledger) Place(r Request, nodes []Node, id string, now, expires time.Tim
 		return x, nil
 	}
 	return Lease{}, fmt.Errorf("%w: %d × %.2f of a GPU on one node; the most free on one GPU of each live node: %s", ErrNoCapacity, r.Count, r.Fraction, strings.Join(free, ", "))
+}
+
+// ErrNoReservation: the reservation a tenant brought is not in the
+// ledger (it expired, or was never made for this node and tenant).
+var ErrNoReservation = errors.New("no such reservation")
+
+// Reservation returns the reservation id that Place made on node for
+// tenant, unexpired at now.
+func (l *Ledger) Reservation(node, tenant, id string, now time.Time) (Lease, error) {
+	x, ok := l.Find(node, id)
+	if !ok || x.Expires.IsZero() || x.Tenant != tenant || now.After(x.Expires) {
+		return Lease{}, fmt.Errorf("%w: %s for tenant %s on %s (reservations expire unless taken up in time)", ErrNoReservation, id, tenant, node)
+	}
+	return x, nil
+}
+
+// TakeUp replaces reservation id with x, the lease its node granted for
+// it: the same tenant, on the reservation's GPUs, charged no more than it.
+// The room the reservation held is x's, whatever else the ledger holds.
+func (l *Ledger) TakeUp(id string, x Lease, now time.Time) error {
+	r, err := l.Reservation(x.Node, x.Tenant, id, now)
+	if err != nil {
+		return err
+	}
+	if !slices.Equal(r.GPUs, x.GPUs) || x.Charge > r.Charge+epsilon {
+		return fmt.Errorf("lease %s (GPUs %v, %.2f GPU) does not match reservation %s (GPUs %v, %.2f GPU)", x.ID, x.GPUs, x.Charge, id, r.GPUs, r.Charge)
+	}
+	if _, ok := l.Find(x.Node, x.ID); ok {
+		return fmt.Errorf("lease %s of %s is already in the ledger", x.ID, x.Node)
+	}
+	l.Remove(func(y Lease) bool { return y.Node == r.Node && y.ID == id })
+	l.Leases = append(l.Leases, x)
+	return nil
 }
 
 // Remove drops the leases keep says no; it reports whether any went.

@@ -89,4 +89,67 @@ func TestLedgerPlace(t *testing.T) {
 	if !l.Remove(func(x Lease) bool { return x.ID == "p2" }) || l.Remove(func(x Lease) bool { return x.ID == "p2" }) {
 		t.Error("Remove reports wrongly")
 	}
+	// The preferred node first when it fits, else the first by name.
+	x, err = l.Place(Request{Tenant: "t", Count: 1, Fraction: 0.25, Prefer: "n2"}, nodes, "p5", now, now, 0)
+	if err != nil || x.Node != "n2" {
+		t.Fatalf("Place preferring n2: %+v, %v", x, err)
+	}
+	x, err = l.Place(Request{Tenant: "t", Count: 2, Fraction: 0.6, Prefer: "n1"}, nodes, "p6", now, now, 0)
+	if err != nil || x.Node != "n2" {
+		t.Fatalf("Place preferring n1, which has no room for it: %+v, %v; want n2", x, err)
+	}
 }
+
+func TestLedgerTakeUp(t *testing.T) {
+	now := time.Unix(1000, 0)
+	placed := func() Ledger {
+		l := Ledger{Leases: []Lease{{ID: "l1", Tenant: "u", Node: "n1", GPUs: []int{0}, Charge: 0.5, Granted: now}}}
+		if _, err := l.Place(Request{Tenant: "t", Count: 2, Fraction: 0.5}, twoGPUNodes("n1"), "pool-r", now, now.Add(time.Minute), 0); err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	for _, tc := range []struct {
+		name string
+		id   string
+		x    Lease
+		at   time.Time
+		want error
+	}{
+		{"taken up", "pool-r", Lease{ID: "l2", Tenant: "t", Node: "n1", GPUs: []int{0, 1}, Charge: 1}, now, nil},
+		{"expired", "pool-r", Lease{ID: "l2", Tenant: "t", Node: "n1", GPUs: []int{0, 1}, Charge: 1}, now.Add(2 * time.Minute), ErrNoReservation},
+		{"another tenant", "pool-r", Lease{ID: "l2", Tenant: "u", Node: "n1", GPUs: []int{0, 1}, Charge: 1}, now, ErrNoReservation},
+		{"another node", "pool-r", Lease{ID: "l2", Tenant: "t", Node: "n2", GPUs: []int{0, 1}, Charge: 1}, now, ErrNoReservation},
+		{"not a reservation", "l1", Lease{ID: "l2", Tenant: "u", Node: "n1", GPUs: []int{0}, Charge: 0.5}, now, ErrNoReservation},
+		{"other GPUs", "pool-r", Lease{ID: "l2", Tenant: "t", Node: "n1", GPUs: []int{1}, Charge: 0.5}, now, errAny},
+		{"more than reserved", "pool-r", Lease{ID: "l2", Tenant: "t", Node: "n1", GPUs: []int{0, 1}, Charge: 1.5}, now, errAny},
+		{"an ID already in", "pool-r", Lease{ID: "l1", Tenant: "t", Node: "n1", GPUs: []int{0, 1}, Charge: 1}, now, errAny},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := placed()
+			before := len(l.Leases)
+			err := l.TakeUp(tc.id, tc.x, tc.at)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("TakeUp: %v", err)
+				}
+				if _, ok := l.Find("n1", "pool-r"); ok || len(l.Leases) != before {
+					t.Fatalf("after TakeUp the reservation is still there or a lease is missing: %+v", l.Leases)
+				}
+				if got, ok := l.Find("n1", tc.x.ID); !ok || got.Charge != tc.x.Charge {
+					t.Fatalf("lease %s not in the ledger: %+v", tc.x.ID, l.Leases)
+				}
+				return
+			}
+			if err == nil || tc.want != errAny && !errors.Is(err, tc.want) {
+				t.Fatalf("TakeUp: %v, want %v", err, tc.want)
+			}
+			if len(l.Leases) != before {
+				t.Fatalf("a refused TakeUp changed the ledger: %+v", l.Leases)
+			}
+		})
+	}
+}
+
+// errAny stands for an error of no particular kind.
+var errAny = errors.New("any error")

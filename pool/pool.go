@@ -207,7 +207,7 @@ func (p *Pool) buckets() (nodes, leases jetstream.KeyValue, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.leasesKV == nil {
-		return nil, nil, errors.New("the pool's state is not ready yet (its buckets need a quorum to be created)")
+		return nil, nil, ErrNotReady
 	}
 	return p.nodesKV, p.leasesKV, nil
 }
@@ -274,6 +274,10 @@ func (p *Pool) readInventory(ctx context.Context) error {
 	p.mu.Unlock()
 	return nil
 }
+
+// ErrNotReady: this member has not yet created or found the pool's
+// buckets (they need a quorum to be created).
+var ErrNotReady = errors.New("the pool's state is not ready yet on this member (its buckets need a quorum to be created); try again shortly")
 
 // errUnchanged: a change of the ledger found nothing to change.
 var errUnchanged = errors.New("unchanged")
@@ -404,6 +408,10 @@ type NoQuorumError struct {
 }
 
 func (e *NoQuorumError) Error() string {
+	if 2*len(e.Live) > e.Size {
+		return fmt.Sprintf("the pool has no quorum yet: %d of %d members live (%s) but no leader elected; new placements are refused until one is, running sessions go on",
+			len(e.Live), e.Size, strings.Join(e.Live, ", "))
+	}
 	return fmt.Sprintf("the pool has no quorum: %d of %d members live (%s); new placements are refused until %d are, running sessions go on",
 		len(e.Live), e.Size, strings.Join(e.Live, ", "), e.Size/2+1)
 }
@@ -439,7 +447,7 @@ func (p *Pool) meta() (size int, leader string) {
 // JetStream has a leader, else a *NoQuorumError.
 func (p *Pool) Quorum() error {
 	if p.srv == nil {
-		return errors.New("this node has not joined its pool yet")
+		return fmt.Errorf("%w: this member has not joined its pool yet", ErrNotReady)
 	}
 	live := p.liveMembers()
 	size, leader := p.meta()
@@ -514,6 +522,86 @@ func (p *Pool) Place(r Request) (Lease, error) {
 	})
 	return out, err
 }
+
+// Member returns the inventory entry of member name as last read.
+func (p *Pool) Member(name string) (Node, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n, ok := p.nodes[name]
+	return n, ok
+}
+
+// Self is this member's name in the pool.
+func (p *Pool) Self() string { return p.opts.Node }
+
+// Reservation returns reservation id, made for tenant on this node. A
+// read may be answered by a replica that has not yet seen the placement
+// (the buckets allow direct reads), so one that misses it reads again
+// within the operation's bound.
+func (p *Pool) Reservation(tenant, id string) (Lease, error) {
+	_, kv, err := p.buckets()
+	if err != nil {
+		return Lease{}, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	for {
+		var l Ledger
+		e, err := kv.Get(ctx, ledgerKey)
+		if err == nil {
+			err = json.Unmarshal(e.Value(), &l)
+		}
+		if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return Lease{}, fmt.Errorf("reading the lease ledger: %w", err)
+		}
+		x, err := l.Reservation(p.opts.Node, tenant, id, time.Now())
+		if err == nil {
+			return x, nil
+		}
+		select {
+		case <-ctx.Done():
+			return Lease{}, err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// TakeUp replaces reservation id, made on this node, with x, the lease
+// this node granted for it, by compare-and-set. The node must not grant x
+// unless TakeUp returns nil.
+func (p *Pool) TakeUp(id string, x Lease) error {
+	if err := p.Quorum(); err != nil {
+		return err
+	}
+	x.Node = p.opts.Node
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	for {
+		err := p.modify(ctx, func(l *Ledger) error {
+			if y, ok := l.Find(x.Node, x.ID); ok && y.Granted.Equal(x.Granted) {
+				if _, still := l.Find(x.Node, id); !still {
+					return errUnchanged // a write that went unanswered did land
+				}
+			}
+			return l.TakeUp(id, x, time.Now())
+		})
+		if !errors.Is(err, ErrNoReservation) {
+			return err
+		}
+		// Read from a replica that has not seen the placement yet, or
+		// expired: read again until the bound.
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Cancel drops reservation id of this node, which its tenant will not
+// take up, so that its room is free now rather than when it expires (as
+// it does if the ledger cannot be written now).
+func (p *Pool) Cancel(id string) { p.Release(id) }
 
 // Join dials peer, a member's cluster listener, now and at every later
 // start.

@@ -164,6 +164,9 @@ type Config struct {
 	StreamInterval time.Duration
 	// PublicMetrics serves /metrics without the admin token.
 	PublicMetrics bool
+	// MetricsNode, when set (a pool member's name), labels every series
+	// on /metrics node=MetricsNode.
+	MetricsNode string
 	// HistoryWindow is how far back /v1/history and the page reach;
 	// HistoryStep its resolution (the node is sampled every step);
 	// HistoryMaxSeries caps the load-signal series kept, and, apart, the

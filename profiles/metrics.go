@@ -45,11 +45,17 @@ func newMetrics(s *Server) *metrics {
 	}
 	m.reslices.WithLabelValues("ok")
 	m.reslices.WithLabelValues("error")
-	m.reg.MustRegister(m.reslices, m.resliceDur, m.eventsDropped, m.decisions, m.requests, m.reqDur,
+	// A pool member labels every series with its name in the pool, so
+	// that one Prometheus scraping every member tells them apart.
+	var reg prometheus.Registerer = m.reg
+	if s.cfg.MetricsNode != "" {
+		reg = prometheus.WrapRegistererWith(prometheus.Labels{"node": s.cfg.MetricsNode}, m.reg)
+	}
+	reg.MustRegister(m.reslices, m.resliceDur, m.eventsDropped, m.decisions, m.requests, m.reqDur,
 		&nodeCollector{s},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m.reg.MustRegister(s.deps.Collectors...)
+	reg.MustRegister(s.deps.Collectors...)
 	return m
 }
 

@@ -164,8 +164,9 @@ func (s *Server) Close() error {
 // Store is the API's store.
 func (s *Server) Store() *Store { return s.store }
 
-// Registry is the Prometheus registry behind /metrics, for adding
-// collectors.
+// Registry is the Prometheus registry behind /metrics, for reading it;
+// further collectors come in through Deps.Collectors, so that they carry
+// the node label too.
 func (s *Server) Registry() *prometheus.Registry { return s.metrics.reg }
 
 // ServeHTTP implements http.Handler.

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -86,6 +87,24 @@ type AllocRequest struct {
 	// Device pins the slice to one device ordinal (a session that brought
 	// no lease); -1 lets the allocator place the slices.
 	Device int
+	// Reservation, when set, takes up the slices a pool reserved on this
+	// node for the tenant (after a Redirect); the other fields are unused.
+	Reservation string
+	// Redirects reports that the client follows a Redirect (protocol
+	// version 5 on); an Allocator must not return one otherwise.
+	Redirects bool
+}
+
+// Redirect is the answer to an allocation when the node's pool reserved
+// the slices on another member: the tenant asks that member (Node, at
+// QUIC address Addr) for Reservation. An Allocator returns it as its
+// error; a client receives it as the error of OpenLease*.
+type Redirect struct {
+	Node, Addr, Reservation string
+}
+
+func (r *Redirect) Error() string {
+	return fmt.Sprintf("the pool reserved the slices on %s (%s) as %s", r.Node, r.Addr, r.Reservation)
 }
 
 // Lease is a reservation of slices, one per device.
@@ -125,7 +144,7 @@ func retried(err error) bool {
 
 // serveLease runs a lease stream: one Allocate, one answer, then the lease
 // lives until the stream closes, however the holder ends.
-func (ss *session) serveLease() error {
+func (ss *session) serveLease(version uint16) error {
 	a := ss.srv.Allocator
 	if a == nil {
 		return ss.refuse(abi.ErrNotSupported, "this server does not allocate slices")
@@ -137,21 +156,33 @@ func (ss *session) serveLease() error {
 	if err != nil {
 		return fmt.Errorf("reading allocation request: %w", err)
 	}
-	if h.Type == wire.ListGPUs {
+	var areq AllocRequest
+	switch h.Type {
+	case wire.ListGPUs:
 		return ss.serveCapacity()
-	}
-	var req wire.AllocateMsg
-	if h.Type != wire.Allocate {
+	case wire.Allocate:
+		var req wire.AllocateMsg
+		if err := req.Decode(p); err != nil {
+			return ss.refuse(abi.ErrInvalidValue, "bad allocation request: "+abi.Message(err))
+		}
+		if req.Count == 0 || req.Count > wire.MaxLeaseSlices {
+			return ss.refuse(abi.ErrInvalidValue, fmt.Sprintf("%d slices requested: want 1..%d", req.Count, wire.MaxLeaseSlices))
+		}
+		areq = AllocRequest{Count: int(req.Count), Fraction: req.Fraction, Memory: req.Memory, MinMemory: req.MinMemory, Model: req.Model, Device: -1,
+			Redirects: version >= 5}
+	case wire.Claim:
+		var req wire.ReservationMsg
+		if err := req.Decode(p); err != nil {
+			return ss.refuse(abi.ErrInvalidValue, "bad claim: "+abi.Message(err))
+		}
+		areq = AllocRequest{Device: -1, Reservation: req.Reservation}
+	default:
 		return ss.refuse(abi.ErrInvalidValue, fmt.Sprintf("expected an allocation request, got %s frame", h.Type))
 	}
-	if err := req.Decode(p); err != nil {
-		return ss.refuse(abi.ErrInvalidValue, "bad allocation request: "+abi.Message(err))
+	lease, err := a.Allocate(ss.tenant, areq)
+	if rd := (*Redirect)(nil); errors.As(err, &rd) {
+		return ss.redirect(rd)
 	}
-	if req.Count == 0 || req.Count > wire.MaxLeaseSlices {
-		return ss.refuse(abi.ErrInvalidValue, fmt.Sprintf("%d slices requested: want 1..%d", req.Count, wire.MaxLeaseSlices))
-	}
-	lease, err := a.Allocate(ss.tenant, AllocRequest{Count: int(req.Count), Fraction: req.Fraction, Memory: req.Memory,
-		MinMemory: req.MinMemory, Model: req.Model, Device: -1})
 	if err != nil {
 		return noCapacity{ss.refuse(abi.ResultOf(err), abi.Message(err))}
 	}
@@ -186,6 +217,21 @@ func (ss *session) serveLease() error {
 		return protoErrorf("frame on a lease stream after the allocation")
 	}
 	return err
+}
+
+// redirect answers an allocation with the member where the pool reserved
+// the slices; the stream ends after it.
+func (ss *session) redirect(rd *Redirect) error {
+	msg := wire.ReservationMsg{Node: rd.Node, Addr: rd.Addr, Reservation: rd.Reservation}
+	b, err := msg.Append(nil)
+	if err != nil {
+		return ss.refuse(abi.ErrUnknown, err.Error())
+	}
+	if err := ss.conn.WriteFrame(wire.Header{Type: wire.Redirect}, b); err != nil {
+		return err
+	}
+	ss.srv.logger().Info("allocation redirected", "tenant", ss.tenant.ID, "node", rd.Node, "reservation", rd.Reservation)
+	return ss.conn.Flush()
 }
 
 // serveCapacity answers ListGPUs with what the tenant may use.
@@ -319,15 +365,11 @@ func (l *LeaseHolder) Close() error { return l.rw.Close() }
 // openLease runs the lease handshake on rw; local is rw on the local
 // path, nil elsewhere.
 func openLease(rw io.ReadWriteCloser, local *net.UnixConn, opts Options, req AllocRequest) (*LeaseHolder, error) {
-	if req.Count < 1 || req.Count > wire.MaxLeaseSlices {
-		return nil, fmt.Errorf("%d slices requested: want 1..%d", req.Count, wire.MaxLeaseSlices)
-	}
-	al := wire.AllocateMsg{Count: uint32(req.Count), Fraction: req.Fraction, Memory: req.Memory, MinMemory: req.MinMemory, Model: req.Model}
-	ab, err := al.Append(nil)
+	ask, ab, err := allocation(req)
 	if err != nil {
 		return nil, err
 	}
-	p, err := leaseExchange(rw, local, opts, wire.Allocate, ab, wire.Allocated)
+	p, err := leaseExchange(rw, local, opts, ask, ab, wire.Allocated)
 	if err != nil {
 		return nil, err
 	}
@@ -347,11 +389,27 @@ func openLease(rw io.ReadWriteCloser, local *net.UnixConn, opts Options, req All
 	return l, nil
 }
 
+// allocation is the frame asking for req: a Claim of its reservation, or
+// an Allocate.
+func allocation(req AllocRequest) (wire.Type, []byte, error) {
+	if req.Reservation != "" {
+		c := wire.ReservationMsg{Reservation: req.Reservation}
+		b, err := c.Append(nil)
+		return wire.Claim, b, err
+	}
+	if req.Count < 1 || req.Count > wire.MaxLeaseSlices {
+		return 0, nil, fmt.Errorf("%d slices requested: want 1..%d", req.Count, wire.MaxLeaseSlices)
+	}
+	al := wire.AllocateMsg{Count: uint32(req.Count), Fraction: req.Fraction, Memory: req.Memory, MinMemory: req.MinMemory, Model: req.Model}
+	b, err := al.Append(nil)
+	return wire.Allocate, b, err
+}
+
 // leaseExchange says hello on a lease stream, sends one frame of type
 // ask and returns the payload of the answer, which must be of type want.
 func leaseExchange(rw io.ReadWriter, local *net.UnixConn, opts Options, ask wire.Type, payload []byte, want wire.Type) ([]byte, error) {
 	conn := wire.NewConn(rw)
-	hello := wire.HelloMsg{MinVersion: abi.MinProtocolVersion, MaxVersion: abi.ProtocolVersion, Token: opts.Token, Device: wire.LeaseDevice, Client: cutName(opts.Name)}
+	hello := wire.HelloMsg{MinVersion: abi.MinProtocolVersion, MaxVersion: cmp.Or(opts.maxVersion, abi.ProtocolVersion), Token: opts.Token, Device: wire.LeaseDevice, Client: cutName(opts.Name)}
 	b, err := hello.Append(nil)
 	if err != nil {
 		return nil, err
@@ -393,6 +451,12 @@ func leaseExchange(rw io.ReadWriter, local *net.UnixConn, opts Options, ask wire
 			return nil, err
 		}
 		return nil, &abi.Error{Code: m.Code, Msg: m.Message}
+	case wire.Redirect:
+		var m wire.ReservationMsg
+		if err := m.Decode(p); err != nil {
+			return nil, err
+		}
+		return nil, &Redirect{Node: m.Node, Addr: m.Addr, Reservation: m.Reservation}
 	}
 	return nil, fmt.Errorf("expected %s, got %s frame", want, h.Type)
 }

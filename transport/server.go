@@ -279,7 +279,7 @@ func (s *Server) serve(ctx context.Context, rw io.ReadWriteCloser, peer Peer, ad
 		switch {
 		case err != nil:
 		case a.leaseStream:
-			err = ss.serveLease()
+			err = ss.serveLease(a.Version)
 		case a.statusStream:
 			err = ss.serveStatus(a.Lease)
 		case s.Handoff != nil:

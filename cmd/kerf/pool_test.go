@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kerf-edge/kerf/auth"
 	"github.com/kerf-edge/kerf/internal/testkit"
 )
 
@@ -275,10 +276,20 @@ func TestPoolOfThree(t *testing.T) {
 
 	t.Log("placement resumed")
 	// The member still down leaves; the quorum is counted without it.
-	if r := a.kerf(t, "pool", "leave", b.name); r.code != 1 || !strings.Contains(r.stderr, "member is live") {
+	// Right after a member returns, JetStream may elect its leader again:
+	// the pool refuses (503) until it has.
+	leave := func(n *poolNode) result {
+		var r result
+		waitFor(t, "an answer to leave "+n.name+" other than no quorum", func() bool {
+			r = a.kerf(t, "pool", "leave", n.name)
+			return !strings.Contains(r.stderr, "no quorum")
+		})
+		return r
+	}
+	if r := leave(b); r.code != 1 || !strings.Contains(r.stderr, "member is live") {
 		t.Errorf("leave of a live member: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if r := a.kerf(t, "pool", "leave", c.name); r.code != 0 {
+	if r := leave(c); r.code != 0 {
 		t.Fatalf("leave %s: exit %d\n%s%s", c.name, r.code, r.stdout, r.stderr)
 	}
 	waitFor(t, "a pool of two", func() bool {
@@ -443,4 +454,118 @@ func TestPoolNodeDeath(t *testing.T) {
 	default:
 	}
 	t.Logf("node a's lease reclaimed %v after it died (lease_timeout %v)", reclaimed.Round(10*time.Millisecond), timeout)
+}
+
+// stateDir is the node's state directory (see startPool).
+func (p *poolNode) stateDir() string { return filepath.Join(filepath.Dir(p.config), "state") }
+
+// defaultBundle is the bundle the node's kerfd wrote for its default
+// tenant: its QUIC address and certificate fingerprint.
+func (p *poolNode) defaultBundle(t *testing.T) auth.Bundle {
+	t.Helper()
+	b, err := auth.ReadBundle(filepath.Join(p.env.home, ".config", "kerf", "bundle.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// poolBundle issues a token for tenant on the first node, gives every
+// node the same tokens (tokens are not yet in the pool's state) and
+// writes a bundle naming every member, without a socket: the tenant runs
+// elsewhere.
+func poolBundle(t *testing.T, nodes []*poolNode, tenant string) string {
+	t.Helper()
+	issued := filepath.Join(t.TempDir(), "issued.json")
+	if r := nodes[0].env.run(t, "kerfd", "tokens", "issue", "--config", nodes[0].config, "--out", issued, tenant); r.code != 0 {
+		t.Fatalf("issue: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	tokens, err := os.ReadFile(filepath.Join(nodes[0].stateDir(), "tokens.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes[1:] {
+		tmp := filepath.Join(n.stateDir(), "tokens.json.new")
+		if err := os.WriteFile(tmp, tokens, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(n.stateDir(), "tokens.json")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := auth.ReadBundle(issued)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Socket = ""
+	for _, n := range nodes {
+		d := n.defaultBundle(t)
+		b.Pool = append(b.Pool, auth.PoolMember{Node: n.name, QUIC: d.QUIC, Fingerprint: d.Fingerprint})
+	}
+	b.QUIC, b.Fingerprint = b.Pool[0].QUIC, b.Pool[0].Fingerprint
+	path := filepath.Join(t.TempDir(), tenant+".json")
+	if err := auth.WriteBundle(path, b); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// A tenant whose bundle names the pool reaches the first member that
+// answers; that member places the request in the pool and, when the room
+// is on another member, redirects the tenant there, where its program
+// runs. A member that is down is passed over.
+func TestPoolPlacesTenants(t *testing.T) {
+	nodes := startPool(t, 3, "10m")
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	for _, n := range nodes {
+		waitFor(t, "the pool formed, as "+n.name+" sees it", func() bool { return poolFormed(n.kerf(t, "pool", "status"), nodes) })
+	}
+	bundle := poolBundle(t, nodes, "pat")
+	prog := filepath.Join(t.TempDir(), "vadd")
+	src := "../../intercept/testdata"
+	if out, err := exec.Command("gcc", "-I../../abi/include", "-I"+src, "-o", prog, src+"/vadd.c", "-L"+binaries(t), "-l:libcuda.so.1").CombinedOutput(); err != nil {
+		t.Skipf("gcc: %v\n%s", err, out)
+	}
+	ptx, _ := filepath.Abs("../../gpu/emu/kernels/vadd.ptx")
+	tenant := newEnv(t)
+	run := func(what string) {
+		t.Helper()
+		r := tenant.run(t, "kerf", "run", "--token", bundle, "-p", "0.5", "--timeout", "60s", "--shim", binaries(t), "--", prog, ptx)
+		if r.code != 0 || !strings.Contains(r.stdout, "vadd ok") {
+			t.Fatalf("%s: exit %d\n%s\n%s", what, r.code, r.stdout, r.stderr)
+		}
+	}
+	granted := func(n *poolNode) int { return strings.Count(n.log.String(), `msg="lease granted" tenant=pat`) }
+
+	// Node a, first in the bundle, is full: it sends the tenant to node
+	// b, the first member by name with room.
+	if r := a.kerf(t, "pool", "place", "-p", "1", "filler-a"); r.code != 0 || !strings.Contains(r.stdout, "on "+a.name) {
+		t.Fatalf("place on %s: exit %d\n%s%s", a.name, r.code, r.stdout, r.stderr)
+	}
+	run("a run placed by a full member")
+	if !strings.Contains(a.log.String(), `msg="allocation redirected" tenant=pat node=node-b`) || granted(a) != 0 || granted(b) != 1 || granted(c) != 0 {
+		t.Fatalf("the run did not go from %s to %s: leases granted a %d, b %d, c %d; %s's log:\n%s", a.name, b.name, granted(a), granted(b), granted(c), a.name, a.log.String())
+	}
+	waitFor(t, "the run's lease out of the ledger", func() bool {
+		r := append(poolRows(c.kerf(t, "pool", "status").stdout)[b.name], "", "", "", "", "")
+		return r[4] == "0" // LEASES
+	})
+
+	// Node a dies; node b is filled. The tenant passes node a over, node b
+	// answers and sends it to node c.
+	a.kill(t)
+	var r result
+	waitFor(t, "a placement on node b with node a down", func() bool {
+		r = c.kerf(t, "pool", "place", "-p", "1", "filler-b")
+		return r.code == 0
+	})
+	if !strings.Contains(r.stdout, "on "+b.name) {
+		t.Fatalf("filler-b placed elsewhere than %s:\n%s", b.name, r.stdout)
+	}
+	start := time.Now()
+	run("a run with the first member down")
+	t.Logf("run with %s down and %s full took %v", a.name, b.name, time.Since(start).Round(10*time.Millisecond))
+	if !strings.Contains(b.log.String(), `msg="allocation redirected" tenant=pat node=node-c`) || granted(b) != 1 || granted(c) != 1 {
+		t.Fatalf("the run did not go from %s to %s: leases granted b %d, c %d; %s's log:\n%s", b.name, c.name, granted(b), granted(c), b.name, b.log.String())
+	}
 }

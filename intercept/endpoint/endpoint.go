@@ -1,6 +1,7 @@
 // Package endpoint is how a tenant's process reaches kerfd: the token
 // bundle KERF_BUNDLE names, the path (KERF_VIA), a QUIC address that
-// overrides the bundle's (KERF_SERVER) and the lease `kerf run` holds
+// overrides the bundle's (KERF_SERVER; a pool member the bundle names is
+// pinned to its own certificate) and the lease `kerf run` holds
 // (KERF_LEASE). The CUDA shim and the NVML library read these the same
 // way through it.
 //
@@ -39,6 +40,11 @@ func FromEnv(getenv func(string) string, exists func(string) bool) (Endpoint, er
 	}
 	e.Bundle = b
 	if addr := getenv(kerfenv.Server); addr != "" {
+		// A pool member the bundle names is pinned to its own
+		// certificate; another address, to the bundle's.
+		if fp := b.FingerprintOf(addr); fp != "" {
+			e.Bundle.Fingerprint = fp
+		}
 		e.Bundle.QUIC = addr
 	}
 	e.Lease = getenv(kerfenv.Lease)

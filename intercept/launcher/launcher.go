@@ -9,6 +9,7 @@
 package launcher
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -95,21 +96,21 @@ func Open(ctx context.Context, opts Options, name string) (*transport.LeaseHolde
 		return nil, lf, err
 	}
 	req := transport.AllocRequest{Count: opts.GPUs, Fraction: opts.Fraction, Memory: opts.Memory, MinMemory: opts.MinMemory, Model: opts.Model, Device: -1}
+	o := transport.Options{Token: []byte(d.bundle.Token), Name: name}
+	var at target
 	lease, err := acquire(ctx, opts, func(ctx context.Context) (*transport.LeaseHolder, error) {
-		o := transport.Options{Token: []byte(d.bundle.Token), Name: name}
-		if d.via == "unix" {
-			return transport.OpenLeaseUnix(ctx, d.bundle.Socket, o, req)
-		}
-		fp, err := transport.ParseFingerprint(d.bundle.Fingerprint)
-		if err != nil {
-			return nil, err
-		}
-		return transport.OpenLeaseQUIC(ctx, d.quicAddr, transport.QUICOptions{Options: o, Fingerprint: fp}, req)
+		l, t, err := d.open(ctx, o, req)
+		at = t
+		return l, err
 	})
 	if err != nil {
 		return nil, lf, err
 	}
-	lf = LeaseFile{Lease: lease.ID, Bundle: d.bundlePath, Via: d.via, Server: opts.Server, Holder: os.Getpid()}
+	server := opts.Server
+	if at != d.targets[0] {
+		server = at.addr // another member of the pool: its sessions go there
+	}
+	lf = LeaseFile{Lease: lease.ID, Bundle: d.bundlePath, Via: at.via, Server: server, Holder: os.Getpid()}
 	for _, s := range lease.Slices {
 		lf.Devices = append(lf.Devices, s.Device)
 		lf.Memory = append(lf.Memory, s.Memory)
@@ -117,15 +118,38 @@ func Open(ctx context.Context, opts Options, name string) (*transport.LeaseHolde
 	return lease, lf, nil
 }
 
-// dialing is where and how a tenant reaches the appliance.
+// dialing is where and how a tenant reaches the appliance: its targets,
+// tried in turn (more than one when the bundle names a pool).
 type dialing struct {
 	bundlePath string
 	bundle     auth.Bundle
-	via        string
+	via        string // the first target's
 	quicAddr   string
+	targets    []target
 }
 
-// resolve reads the bundle and settles the path (Route).
+// target is one node a tenant may ask for slices.
+type target struct {
+	via  string // "unix" or "quic"
+	addr string // the QUIC address
+	fp   string // its certificate's fingerprint
+	node string // its name in the pool, when the bundle says
+}
+
+func (t target) String() string {
+	where := t.addr
+	if t.via == "unix" {
+		where = "the local socket"
+	}
+	if t.node != "" {
+		return t.node + " (" + where + ")"
+	}
+	return where
+}
+
+// resolve reads the bundle and settles the path (Route) and the targets:
+// the node Route picks, then, unless --server names one, every other
+// member of the pool the bundle names, in its order.
 func resolve(opts Options) (dialing, error) {
 	var d dialing
 	var err error
@@ -142,7 +166,97 @@ func resolve(opts Options) (dialing, error) {
 	if opts.Server != "" {
 		d.quicAddr = opts.Server
 	}
+	first := target{via: d.via, addr: d.quicAddr, fp: cmp.Or(d.bundle.FingerprintOf(d.quicAddr), d.bundle.Fingerprint)}
+	d.targets = []target{first}
+	if opts.Server != "" || opts.Via == "unix" {
+		return d, nil
+	}
+	for _, m := range d.bundle.Pool {
+		if m.QUIC == d.quicAddr { // the first target's node
+			d.targets[0].node = m.Node
+			continue
+		}
+		if m.QUIC != "" {
+			d.targets = append(d.targets, target{via: "quic", addr: m.QUIC, fp: m.Fingerprint, node: m.Node})
+		}
+	}
 	return d, nil
+}
+
+// attemptTimeout bounds one attempt on one node; memberTimeout on one
+// member of a pool, so that a member that is down (its QUIC handshake
+// unanswered) costs no more before the next is tried.
+const (
+	attemptTimeout = 15 * time.Second
+	memberTimeout  = 5 * time.Second
+)
+
+// open asks the targets in turn for a lease until one answers: a node
+// that cannot be reached is passed over, and a node that answers decides
+// (a grant, a refusal, or a redirect to the member where the pool
+// reserved the slices, followed at once). It returns the lease and the
+// target that granted it.
+func (d dialing) open(ctx context.Context, o transport.Options, req transport.AllocRequest) (*transport.LeaseHolder, target, error) {
+	var unreachable []error
+	bound := attemptTimeout
+	if len(d.targets) > 1 {
+		bound = memberTimeout
+	}
+	for _, t := range d.targets {
+		l, err := t.open(ctx, bound, d.bundle, o, req)
+		var rd *transport.Redirect
+		if errors.As(err, &rd) {
+			return d.follow(ctx, t, rd, o)
+		}
+		if answered(err) {
+			return l, t, err
+		}
+		unreachable = append(unreachable, fmt.Errorf("%v: %w", t, err))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if len(unreachable) == 1 {
+		return nil, target{}, errors.Unwrap(unreachable[0])
+	}
+	return nil, target{}, fmt.Errorf("no member of the pool answered: %w", errors.Join(unreachable...))
+}
+
+// follow takes up the reservation rd that from redirected to. A member
+// that does not grant it (gone since, or the reservation expired) is a
+// refusal the tenant retries.
+func (d dialing) follow(ctx context.Context, from target, rd *transport.Redirect, o transport.Options) (*transport.LeaseHolder, target, error) {
+	fp := d.bundle.FingerprintOf(rd.Addr)
+	if fp == "" {
+		return nil, target{}, fmt.Errorf("%v placed the slices on %s at %s, which the token bundle does not name: add it to the bundle's pool", from, rd.Node, rd.Addr)
+	}
+	t := target{via: "quic", addr: rd.Addr, fp: fp, node: rd.Node}
+	l, err := t.open(ctx, memberTimeout, d.bundle, o, transport.AllocRequest{Reservation: rd.Reservation, Device: -1})
+	if err != nil && abi.ResultOf(err) != abi.ErrNotPermitted {
+		return nil, t, abi.Errorf(abi.ErrOutOfMemory, "the pool reserved the slices on %v, which did not grant them: %s", t, abi.Message(err))
+	}
+	return l, t, err
+}
+
+// answered reports whether err came from a node that answered (nil, a
+// refusal with a CUDA result, a redirect), not from failing to reach it.
+func answered(err error) bool {
+	var ae *abi.Error
+	return err == nil || errors.As(err, &ae)
+}
+
+// open asks t for a lease, within bound.
+func (t target) open(ctx context.Context, bound time.Duration, b auth.Bundle, o transport.Options, req transport.AllocRequest) (*transport.LeaseHolder, error) {
+	ctx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	if t.via == "unix" {
+		return transport.OpenLeaseUnix(ctx, b.Socket, o, req)
+	}
+	fp, err := transport.ParseFingerprint(t.fp)
+	if err != nil {
+		return nil, err
+	}
+	return transport.OpenLeaseQUIC(ctx, t.addr, transport.QUICOptions{Options: o, Fingerprint: fp}, req)
 }
 
 // command is argv with the shim first on its library path and env added.
@@ -157,7 +271,8 @@ func command(opts Options, argv, env []string) *exec.Cmd {
 	return cmd
 }
 
-// acquire opens a lease, retrying while the appliance has no capacity,
+// acquire opens a lease, retrying while the appliance (or its pool) has
+// no capacity,
 // with bounded exponential backoff, until opts.Timeout. While it waits it
 // says so on opts.Stderr, through a progress line.
 func acquire(ctx context.Context, opts Options, open func(context.Context) (*transport.LeaseHolder, error)) (*transport.LeaseHolder, error) {
@@ -167,9 +282,7 @@ func acquire(ctx context.Context, opts Options, open func(context.Context) (*tra
 	progress := newProgress(opts.Stderr)
 	defer progress.done()
 	for attempt := 1; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		l, err := open(actx)
-		cancel()
+		l, err := open(ctx)
 		if err == nil {
 			return l, nil
 		}
@@ -197,7 +310,8 @@ func acquire(ctx context.Context, opts Options, open func(context.Context) (*tra
 // bundle's socket when it exists. When the bundle says kerfd runs on this
 // machine (a socket, and a loopback QUIC address) but the socket is
 // missing, kerfd is not running: Route says so at once, rather than
-// dialling QUIC until it times out.
+// dialling QUIC until it times out; a bundle naming a pool goes on to its
+// other members instead.
 func Route(b auth.Bundle, server, via string) (string, error) {
 	switch via {
 	case "unix":
@@ -215,7 +329,7 @@ func Route(b auth.Bundle, server, via string) (string, error) {
 		return "quic", nil
 	}
 	via = b.DefaultVia(nil)
-	if via == "quic" && b.Socket != "" && isLoopback(b.QUIC) {
+	if via == "quic" && b.Socket != "" && isLoopback(b.QUIC) && len(b.Pool) == 0 {
 		return "", NotRunning(b.Socket)
 	}
 	return via, nil

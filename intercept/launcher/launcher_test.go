@@ -198,6 +198,7 @@ func TestRoute(t *testing.T) {
 	}{
 		{"socket here", auth.Bundle{QUIC: "127.0.0.1:7443", Socket: present}, "", "", "unix", ""},
 		{"local, socket missing", auth.Bundle{QUIC: "127.0.0.1:7443", Socket: missing}, "", "", "", "kerfd is not running at " + missing + " (socket missing)"},
+		{"local in a pool, socket missing", auth.Bundle{QUIC: "127.0.0.1:7443", Socket: missing, Pool: []auth.PoolMember{{QUIC: "127.0.0.1:7444"}}}, "", "", "quic", ""},
 		{"remote, socket missing", auth.Bundle{QUIC: "10.0.0.9:7443", Socket: missing}, "", "", "quic", ""},
 		{"--server", auth.Bundle{QUIC: "127.0.0.1:7443", Socket: missing}, "10.0.0.9:7443", "", "quic", ""},
 		{"--via unix, socket missing", auth.Bundle{Socket: missing}, "", "unix", "", "kerfd is not running"},
@@ -208,6 +209,52 @@ func TestRoute(t *testing.T) {
 			got, err := Route(tc.b, tc.server, tc.via)
 			if got != tc.want || (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
 				t.Fatalf("Route = %q, %v; want %q, %q", got, err, tc.want, tc.err)
+			}
+		})
+	}
+}
+
+// A bundle naming a pool gives its own node first, then every other
+// member in the bundle's order; --server and --via unix name one node.
+func TestPoolTargets(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "kerf.sock")
+	if err := os.WriteFile(sock, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := auth.Bundle{Tenant: "t", Token: "kerf_x", QUIC: "10.0.0.12:7443", Fingerprint: "fb",
+		Pool: []auth.PoolMember{{Node: "a", QUIC: "10.0.0.11:7443", Fingerprint: "fa"}, {Node: "b", QUIC: "10.0.0.12:7443", Fingerprint: "fb"}, {Node: "c", QUIC: "10.0.0.13:7443", Fingerprint: "fc"}}}
+	path := filepath.Join(dir, "bundle.json")
+	local := b
+	local.Socket = sock
+	localPath := filepath.Join(dir, "local.json")
+	for p, bb := range map[string]auth.Bundle{path: b, localPath: local} {
+		if err := auth.WriteBundle(p, bb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		opts Options
+		want string
+	}{
+		{"pool", Options{Bundle: path}, "b (10.0.0.12:7443) fb, a (10.0.0.11:7443) fa, c (10.0.0.13:7443) fc"},
+		{"socket here", Options{Bundle: localPath}, "b (the local socket) fb, a (10.0.0.11:7443) fa, c (10.0.0.13:7443) fc"},
+		{"--server a member", Options{Bundle: path, Server: "10.0.0.13:7443"}, "10.0.0.13:7443 fc"},
+		{"--server elsewhere", Options{Bundle: path, Server: "10.0.0.99:7443"}, "10.0.0.99:7443 fb"},
+		{"--via unix", Options{Bundle: localPath, Via: "unix"}, "the local socket fb"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := resolve(tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, tg := range d.targets {
+				got = append(got, fmt.Sprintf("%v %s", tg, tg.fp))
+			}
+			if strings.Join(got, ", ") != tc.want {
+				t.Fatalf("targets %q, want %q", strings.Join(got, ", "), tc.want)
 			}
 		})
 	}

@@ -209,7 +209,7 @@ func ListGPUs(ctx context.Context, opts Options) (transport.Capacity, error) {
 	if d.via == "unix" {
 		return transport.ListGPUsUnix(ctx, d.bundle.Socket, o)
 	}
-	fp, err := transport.ParseFingerprint(d.bundle.Fingerprint)
+	fp, err := transport.ParseFingerprint(d.targets[0].fp)
 	if err != nil {
 		return transport.Capacity{}, err
 	}

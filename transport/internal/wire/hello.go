@@ -280,6 +280,46 @@ func (m *AllocatedMsg) Decode(p []byte) error {
 	return nil
 }
 
+// MaxNodeName and MaxNodeAddr bound a pool member's name and address.
+const (
+	MaxNodeName = 128
+	MaxNodeAddr = 256
+)
+
+var reservationSpec = []abi.Arg{
+	{Name: "node", Kind: abi.String, Max: MaxNodeName},
+	{Name: "addr", Kind: abi.String, Max: MaxNodeAddr},
+	{Name: "reservation", Kind: abi.String, Max: MaxLeaseID},
+}
+
+// ReservationMsg names a reservation the pool made on a node. As a
+// Redirect it tells the tenant where its slices are reserved (the node's
+// name and QUIC address); as a Claim it asks that node for them (Node and
+// Addr empty).
+type ReservationMsg struct {
+	Node, Addr, Reservation string
+}
+
+// Append encodes m.
+func (m *ReservationMsg) Append(b []byte) ([]byte, error) {
+	var v abi.Values
+	v.Blob([]byte(m.Node)).Blob([]byte(m.Addr)).Blob([]byte(m.Reservation))
+	return AppendValues(b, reservationSpec, &v)
+}
+
+// Decode decodes p into m.
+func (m *ReservationMsg) Decode(p []byte) error {
+	var v abi.Values
+	if err := DecodeValues(reservationSpec, p, &v); err != nil {
+		return err
+	}
+	*m = ReservationMsg{Node: string(v.Blobs[0]), Addr: string(v.Blobs[1]), Reservation: string(v.Blobs[2])}
+	if m.Reservation == "" {
+		return fmt.Errorf("wire: a reservation message names no reservation")
+	}
+	return nil
+}
+
 // MaxCapacity bounds a GPUs frame's document.
 const MaxCapacity = 64 << 10
 

@@ -32,12 +32,15 @@ const (
 	Query                     // client → server on a status stream: describe the lease again
 	Status                    // server → client: the lease's slices and processes
 	Printf                    // server → client: device printf output, before a synchronising call's reply
+	Redirect                  // server → client on a lease stream: the pool reserved the slices on another node
+	Claim                     // client → server on a lease stream: take up a reservation the pool made here
 	numTypes
 )
 
 var typeNames = [...]string{Hello: "hello", HelloAck: "hello-ack", Call: "call", Reply: "reply", Data: "data",
 	ShmData: "shm-data", Error: "error", Allocate: "allocate", Allocated: "allocated",
-	ListGPUs: "list-gpus", GPUs: "gpus", Query: "query", Status: "status", Printf: "printf"}
+	ListGPUs: "list-gpus", GPUs: "gpus", Query: "query", Status: "status", Printf: "printf",
+	Redirect: "redirect", Claim: "claim"}
 
 func (t Type) String() string {
 	if t > 0 && t < numTypes {

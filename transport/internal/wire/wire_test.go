@@ -297,6 +297,12 @@ func FuzzHandshake(f *testing.F) {
 				t.Fatalf("error does not round-trip: %v", err)
 			}
 		}
+		var r ReservationMsg
+		if r.Decode(p) == nil {
+			if out, err := r.Append(nil); err != nil || !bytes.Equal(out, p) {
+				t.Fatalf("reservation does not round-trip: %v", err)
+			}
+		}
 	})
 }
 
