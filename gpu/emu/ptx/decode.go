@@ -113,7 +113,7 @@ func (d *decoder) decode(code []instr, ri *rawInstr) ([]instr, error) {
 				return code, err
 			}
 			return x.finish(code)
-		case "setp", "cvt", "ld", "st", "mov", "selp", "atom", "red":
+		case "setp", "cvt", "ld", "st", "mov", "selp", "atom", "red", "wmma", "mma":
 		default:
 			return code, x.bad()
 		}
@@ -188,6 +188,12 @@ func (d *decoder) decode(code []instr, ri *rawInstr) ([]instr, error) {
 		err = x.surfDecode()
 	case "txq", "suq":
 		err = x.queryDecode()
+	case "wmma":
+		err = x.wmmaDecode()
+	case "mma":
+		err = x.mmaSyncDecode()
+	case "ldmatrix":
+		err = x.ldmatrixDecode()
 	case "mbarrier":
 		err = x.mbarDecode()
 	case "nanosleep":
