@@ -1,0 +1,179 @@
+package ptx
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// eighths returns n random multiples of 1/8 in [-4, 4] in the
+// format f: sums of their products are exact in float32.
+func eighths(r *rand.Rand, f halfFormat, n int) []uint16 {
+	out := make([]uint16, n)
+	for i := range out {
+		out[i] = f.encode(float64(r.IntN(65)-32)/8, rndRn)
+	}
+	return out
+}
+
+// normalHalves returns n random normal values rounded to the format f.
+func normalHalves(r *rand.Rand, f halfFormat, n int) []uint16 {
+	out := make([]uint16, n)
+	for i := range out {
+		out[i] = f.encode(r.NormFloat64()*4, rndRn)
+	}
+	return out
+}
+
+func (m *testMem) halves(v []uint16) uint64 {
+	a := m.alloc(2 * len(v))
+	b := m.bytes(a)
+	for i, x := range v {
+		putN(b[2*i:], 2, uint64(x))
+	}
+	return a
+}
+
+func (m *testMem) getHalves(a uint64, n int) []uint16 {
+	b := m.bytes(a)
+	out := make([]uint16, n)
+	for i := range out {
+		out[i] = uint16(getN(b[2*i:], 2))
+	}
+	return out
+}
+
+// The wmma GEMM built by nvcc (mma.h, m16n16k16) computes C = A*B + C
+// with f32 accumulators, and C = A*B with f16 ones, for both layouts of
+// A and B: each mma_sync's result is its exact sum rounded once.
+func TestNvccWmma(t *testing.T) {
+	ms := loadNvcc(t, "wmma_gemm")
+	r := rand.New(rand.NewPCG(31, 32))
+	const m, n, k = 32, 48, 64
+	h := fmtF16
+	run := func(t *testing.T, name string, args ...any) {
+		t.Helper()
+		kn := mustKernel(t, ms["wmma_gemm"], name)
+		warps := (m / 16) * (n / 16)
+		if err := kn.Run(launch(kn, args[0].(*testMem), [3]uint32{uint32(warps / 2), 1, 1}, [3]uint32{64, 1, 1}, 0, packParams(t, kn, args[1:]...), 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		gen   func(*rand.Rand, halfFormat, int) []uint16
+		exact bool
+	}{{"eighths", eighths, true}, {"normal", normalHalves, false}} {
+		t.Run("f32/"+tc.name, func(t *testing.T) {
+			mem := newTestMem()
+			a, b := tc.gen(r, h, m*k), tc.gen(r, h, k*n) // a row-major, b column-major
+			c0 := make([]float32, m*n)
+			for i := range c0 {
+				c0[i] = float32(r.IntN(1025)-512) / 64
+			}
+			da, db, dc := mem.halves(a), mem.halves(b), mem.f32s(c0)
+			run(t, "wmma_f32", mem, da, db, dc, uint32(m), uint32(n), uint32(k))
+			got := mem.getF32(dc, m*n)
+			for i := range m {
+				for j := range n {
+					acc := c0[i*n+j]
+					var mag float64
+					exact := float64(acc)
+					for s := 0; s < k; s += 16 {
+						sum := float64(acc)
+						for kk := s; kk < s+16; kk++ {
+							p := h.decode(a[i*k+kk]) * h.decode(b[j*k+kk])
+							sum += p
+							exact += p
+							mag += math.Abs(p)
+						}
+						acc = float32(sum)
+					}
+					g := got[i*n+j]
+					if tc.exact && (g != acc || float64(g) != exact) {
+						t.Fatalf("c[%d][%d] = %v, want %v", i, j, g, exact)
+					}
+					// four roundings of at most half an ulp of the
+					// running sums, bounded by the magnitudes
+					if tol := 4 * mag * 0x1p-24; math.Abs(float64(g)-exact) > tol {
+						t.Fatalf("c[%d][%d] = %v, want %v within %g", i, j, g, exact, tol)
+					}
+				}
+			}
+		})
+	}
+	t.Run("f16", func(t *testing.T) {
+		mem := newTestMem()
+		a, b := eighths(r, h, m*k), eighths(r, h, k*n) // a column-major, b row-major
+		da, db, dc := mem.halves(a), mem.halves(b), mem.alloc(2*m*n)
+		run(t, "wmma_f16", mem, da, db, dc, uint32(m), uint32(n), uint32(k))
+		got := mem.getHalves(dc, m*n) // column-major
+		for i := range m {
+			for j := range n {
+				var acc uint16
+				for s := 0; s < k; s += 16 {
+					sum := h.decode(acc)
+					for kk := s; kk < s+16; kk++ {
+						sum += h.decode(a[kk*m+i]) * h.decode(b[kk*n+j])
+					}
+					acc = h.encode(sum, rndRn)
+				}
+				if g := got[j*m+i]; g != acc {
+					t.Fatalf("c[%d][%d] = %v, want %v", i, j, h.decode(g), h.decode(acc))
+				}
+			}
+		}
+	})
+}
+
+// mma.sync m16n8k16 on f16, with its fragments loaded by ldmatrix (x4,
+// and x2 transposed), and m16n8k8 on bf16 with fragments gathered by
+// hand, give d = a*b + c in the layouts the PTX ISA documents.
+func TestNvccMmaSync(t *testing.T) {
+	ms := loadNvcc(t, "mma_sync")
+	r := rand.New(rand.NewPCG(33, 34))
+	for _, tc := range []struct {
+		name string
+		f    halfFormat
+		k    int
+	}{{"mma_f16", fmtF16, 16}, {"mma_bf16", fmtBF16, 8}} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, gen := range []func(*rand.Rand, halfFormat, int) []uint16{eighths, normalHalves} {
+				mem := newTestMem()
+				a, b := gen(r, tc.f, 16*tc.k), gen(r, tc.f, tc.k*8)
+				c := make([]float32, 16*8)
+				if tc.k == 8 {
+					for i := range c {
+						c[i] = float32(r.NormFloat64())
+					}
+				}
+				da, db, dc, dd := mem.halves(a), mem.halves(b), mem.f32s(c), mem.alloc(4*16*8)
+				kn := mustKernel(t, ms["mma_sync"], tc.name)
+				args := []any{da, db, dc, dd}
+				if tc.k == 16 {
+					args = []any{da, db, dd}
+				}
+				if err := kn.Run(launch(kn, mem, [3]uint32{1, 1, 1}, [3]uint32{32, 1, 1}, 0, packParams(t, kn, args...), 1)); err != nil {
+					t.Fatal(err)
+				}
+				got := mem.getF32(dd, 16*8)
+				for i := range 16 {
+					for j := range 8 {
+						exact := float64(c[i*8+j])
+						for kk := range tc.k {
+							// mma_f16 holds b row-major, mma_bf16 column-major
+							bv := b[kk*8+j]
+							if tc.k == 8 {
+								bv = b[j*8+kk]
+							}
+							exact += tc.f.decode(a[i*tc.k+kk]) * tc.f.decode(bv)
+						}
+						if g := got[i*8+j]; g != float32(exact) {
+							t.Fatalf("d[%d][%d] = %v, want %v", i, j, g, float32(exact))
+						}
+					}
+				}
+			}
+		})
+	}
+}
