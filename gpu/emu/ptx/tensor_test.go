@@ -44,8 +44,9 @@ func (m *testMem) getHalves(a uint64, n int) []uint16 {
 }
 
 // The wmma GEMM built by nvcc (mma.h, m16n16k16) computes C = A*B + C
-// with f32 accumulators, and C = A*B with f16 ones, for both layouts of
-// A and B: each mma_sync's result is its exact sum rounded once.
+// with f32 accumulators on f16 and bf16, and C = A*B with f16 ones, for
+// both layouts of A and B: each mma_sync's result is its exact sum
+// rounded once.
 func TestNvccWmma(t *testing.T) {
 	ms := loadNvcc(t, "wmma_gemm")
 	r := rand.New(rand.NewPCG(31, 32))
@@ -59,20 +60,31 @@ func TestNvccWmma(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// a is row-major; b column-major (f16) or row-major (bf16)
 	for _, tc := range []struct {
-		name  string
-		gen   func(*rand.Rand, halfFormat, int) []uint16
-		exact bool
-	}{{"eighths", eighths, true}, {"normal", normalHalves, false}} {
-		t.Run("f32/"+tc.name, func(t *testing.T) {
+		name, kernel string
+		f            halfFormat
+		gen          func(*rand.Rand, halfFormat, int) []uint16
+		exact        bool
+	}{
+		{"f32/eighths", "wmma_f32", h, eighths, true},
+		{"f32/normal", "wmma_f32", h, normalHalves, false},
+		{"bf16/eighths", "wmma_bf16", fmtBF16, eighths, true},
+		{"bf16/normal", "wmma_bf16", fmtBF16, normalHalves, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			mem := newTestMem()
-			a, b := tc.gen(r, h, m*k), tc.gen(r, h, k*n) // a row-major, b column-major
+			a, b := tc.gen(r, tc.f, m*k), tc.gen(r, tc.f, k*n)
+			bAt := func(kk, j int) uint16 { return b[j*k+kk] }
+			if tc.kernel == "wmma_bf16" {
+				bAt = func(kk, j int) uint16 { return b[kk*n+j] }
+			}
 			c0 := make([]float32, m*n)
 			for i := range c0 {
 				c0[i] = float32(r.IntN(1025)-512) / 64
 			}
 			da, db, dc := mem.halves(a), mem.halves(b), mem.f32s(c0)
-			run(t, "wmma_f32", mem, da, db, dc, uint32(m), uint32(n), uint32(k))
+			run(t, tc.kernel, mem, da, db, dc, uint32(m), uint32(n), uint32(k))
 			got := mem.getF32(dc, m*n)
 			for i := range m {
 				for j := range n {
@@ -82,7 +94,7 @@ func TestNvccWmma(t *testing.T) {
 					for s := 0; s < k; s += 16 {
 						sum := float64(acc)
 						for kk := s; kk < s+16; kk++ {
-							p := h.decode(a[i*k+kk]) * h.decode(b[j*k+kk])
+							p := tc.f.decode(a[i*k+kk]) * tc.f.decode(bAt(kk, j))
 							sum += p
 							exact += p
 							mag += math.Abs(p)
@@ -175,5 +187,34 @@ func TestNvccMmaSync(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// mma.sync m16n8k16 with f16 accumulators, its fragments loaded by
+// ldmatrix x2 and x1.trans, rounds each element of a*b + c once.
+func TestNvccMmaSyncHalfAccumulator(t *testing.T) {
+	ms := loadNvcc(t, "mma_sync")
+	r := rand.New(rand.NewPCG(35, 36))
+	h := fmtF16
+	for _, gen := range []func(*rand.Rand, halfFormat, int) []uint16{eighths, normalHalves} {
+		mem := newTestMem()
+		a, b, c := gen(r, h, 16*16), gen(r, h, 16*8), gen(r, h, 16*8)
+		da, db, dc, dd := mem.halves(a), mem.halves(b), mem.halves(c), mem.alloc(2*16*8)
+		kn := mustKernel(t, ms["mma_sync"], "mma_h16")
+		if err := kn.Run(launch(kn, mem, [3]uint32{1, 1, 1}, [3]uint32{32, 1, 1}, 0, packParams(t, kn, da, db, dc, dd), 1)); err != nil {
+			t.Fatal(err)
+		}
+		got := mem.getHalves(dd, 16*8)
+		for i := range 16 {
+			for j := range 8 {
+				exact := h.decode(c[i*8+j])
+				for kk := range 16 {
+					exact += h.decode(a[i*16+kk]) * h.decode(b[kk*8+j])
+				}
+				if want := h.encode(exact, rndRn); got[i*8+j] != want {
+					t.Fatalf("d[%d][%d] = %v, want %v", i, j, h.decode(got[i*8+j]), h.decode(want))
+				}
+			}
+		}
 	}
 }

@@ -52,3 +52,33 @@ extern "C" __global__ void mma_bf16(const __nv_bfloat16 *a, const __nv_bfloat16 
     d[(g + 8) * 8 + 2 * t] = c2;
     d[(g + 8) * 8 + 2 * t + 1] = c3;
 }
+
+// m16n8k16 with f16 accumulators: a and b (row-major, as in mma_f16)
+// loaded with ldmatrix x2 and x1.trans; d = a*b + c, c and d 16x8
+// row-major halves.
+extern "C" __global__ void mma_h16(const half *a, const half *b, const half *c, half *d) {
+    __shared__ __align__(16) half sa[16 * 16];
+    __shared__ __align__(16) half sb[16 * 8];
+    int lane = threadIdx.x;
+    for (int i = lane; i < 256; i += 32) sa[i] = a[i];
+    for (int i = lane; i < 128; i += 32) sb[i] = b[i];
+    __syncwarp();
+    unsigned ra[4], rb[2];
+    // columns 0-7, then 8-15, of rows 0-15
+    unsigned pa = (unsigned)__cvta_generic_to_shared(&sa[(lane % 16) * 16]);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(ra[0]), "=r"(ra[1]) : "r"(pa));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(ra[2]), "=r"(ra[3]) : "r"(pa + 16));
+    // rows 0-7, then 8-15, of b
+    unsigned pb = (unsigned)__cvta_generic_to_shared(&sb[(lane % 8) * 8]);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x1.trans.shared.b16 {%0}, [%1];" : "=r"(rb[0]) : "r"(pb));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x1.trans.shared.b16 {%0}, [%1];" : "=r"(rb[1]) : "r"(pb + 128));
+    int g = lane / 4, t = lane % 4;
+    const unsigned *uc = (const unsigned *)c;
+    unsigned c0 = uc[(g * 8 + 2 * t) / 2], c1 = uc[((g + 8) * 8 + 2 * t) / 2];
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f16.f16.f16.f16 {%0,%1}, {%2,%3,%4,%5}, {%6,%7}, {%0,%1};"
+                 : "+r"(c0), "+r"(c1)
+                 : "r"(ra[0]), "r"(ra[1]), "r"(ra[2]), "r"(ra[3]), "r"(rb[0]), "r"(rb[1]));
+    unsigned *ud = (unsigned *)d;
+    ud[(g * 8 + 2 * t) / 2] = c0;
+    ud[((g + 8) * 8 + 2 * t) / 2] = c1;
+}
