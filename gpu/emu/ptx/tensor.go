@@ -24,6 +24,35 @@ import (
 // float64 sum of its products and its accumulator, rounded once to the
 // destination type (round to nearest even).
 
+// tTF32 is tf32 in mmaOperands: an f32 whose low 13 mantissa bits the
+// products ignore. It is no register type: PTX holds tf32 in .b32.
+const tTF32 = vtype(7<<4 | 4)
+
+// roundTF32 is cvt.rna.tf32.f32: f32 bits rounded to 10 mantissa bits,
+// to nearest with ties away from zero; NaN and infinities kept.
+func roundTF32(v uint32) uint32 {
+	if v&0x7f800000 == 0x7f800000 {
+		if v&0x7fffff != 0 {
+			return 0x7fffffff
+		}
+		return v
+	}
+	// a carry out of the mantissa raises the exponent, and past the
+	// largest finite value gives infinity, as rounding should
+	return (v + 0x1000) &^ 0x1fff
+}
+
+// cvtTF32 decodes cvt.rna.tf32.f32 d, a.
+func (x *instrDecoder) cvtTF32() error {
+	o, in := &x.o, &x.in
+	o.take("tf32")
+	if t, ok := o.oneType(); !ok || t != tF32 || !o.take("rna") {
+		return x.bad()
+	}
+	in.op = opCvtTF32
+	return x.dstSrcs(tB32, 1)
+}
+
 // mmaOperands are a matrix instruction's register lists and shape.
 type mmaOperands struct {
 	d, a, b, c [8]uint16
@@ -92,10 +121,18 @@ func regType(t vtype) vtype {
 // the m16n16k16 shape.
 func (x *instrDecoder) wmmaDecode() error {
 	o, in, ops := &x.o, &x.in, x.ops
-	if !o.take("sync") || !o.take("aligned") || !o.take("m16n16k16") {
+	mo := mmaOperands{k: 16, n: 16}
+	// m16n16k8 is the shape of tf32 inputs (and of the c and d
+	// that go with them)
+	tf32 := o.take("tf32")
+	if o.take("m16n16k8") {
+		mo.k = 8
+	} else if !o.take("m16n16k16") {
 		return x.bad()
 	}
-	mo := mmaOperands{k: 16, n: 16}
+	if !o.take("sync") || !o.take("aligned") || tf32 && mo.k != 8 {
+		return x.bad()
+	}
 	in.op = opMma
 	switch {
 	case o.mods["load"] || o.mods["store"]:
@@ -124,11 +161,16 @@ func (x *instrDecoder) wmmaDecode() error {
 		}
 		in.space = o.takeSpace(spGlobal, spShared)
 		t, ok := o.oneType()
+		if tf32 && len(o.types) == 0 {
+			t, ok = tTF32, true
+		}
 		if !ok || len(ops) != 3 {
 			return x.bad()
 		}
 		elems := 8
 		switch {
+		case (in.mod == mmLoadA || in.mod == mmLoadB) && t == tTF32:
+			elems = 4
 		case (in.mod == mmLoadA || in.mod == mmLoadB) && t == tF16:
 			elems = 16
 		case (in.mod == mmLoadA || in.mod == mmLoadB) && t == tBF16:
@@ -136,7 +178,10 @@ func (x *instrDecoder) wmmaDecode() error {
 		default:
 			return x.bad()
 		}
-		mo.dt = t
+		if (t == tTF32) != (mo.k == 8) && in.mod != mmLoadC && in.mod != mmStoreD {
+			return x.bad()
+		}
+		mo.dt, mo.at = t, t
 		mo.nd = uint8(fragRegs(t, elems))
 		addrOp, regOp := ops[1], ops[0]
 		if store {
@@ -159,26 +204,25 @@ func (x *instrDecoder) wmmaDecode() error {
 			return x.bad()
 		}
 		o.take("row", "col")
-		switch len(o.types) {
-		case 2:
+		switch {
+		case len(o.types) == 2 && tf32:
+			mo.dt, mo.at, mo.ct = o.types[0], tTF32, o.types[1]
+		case len(o.types) == 2:
 			mo.dt, mo.at, mo.ct = o.types[0], tF16, o.types[1]
-		case 4:
+		case len(o.types) == 4 && o.types[1] == o.types[2]:
 			mo.dt, mo.at, mo.ct = o.types[0], o.types[1], o.types[3]
-			if o.types[2] != mo.at {
-				return x.bad()
-			}
 		default:
 			return x.bad()
 		}
-		if mo.at != tF16 && mo.at != tBF16 || mo.dt != tF16 && mo.dt != tF32 || mo.ct != tF16 && mo.ct != tF32 {
-			return x.bad()
-		}
-		if mo.at == tBF16 && (mo.dt != tF32 || mo.ct != tF32) {
+		if !mmaTypesOK(mo.dt, mo.at, mo.ct) || (mo.at == tTF32) != (mo.k == 8) {
 			return x.bad()
 		}
 		abElems := 16
-		if mo.at == tBF16 {
+		switch mo.at {
+		case tBF16:
 			abElems = 8
+		case tTF32:
+			abElems = 4
 		}
 		mo.nd, mo.na, mo.nb, mo.nc = uint8(fragRegs(mo.dt, 8)), uint8(fragRegs(mo.at, abElems)), uint8(fragRegs(mo.at, abElems)), uint8(fragRegs(mo.ct, 8))
 		in.mod = mmMma
@@ -222,6 +266,19 @@ func (x *instrDecoder) mmaRegs(mo *mmaOperands) error {
 	return x.regList(ops[3], int(mo.nc), regType(mo.ct), false, &mo.c)
 }
 
+// mmaTypesOK reports whether d, a and b, and c may have types dt, at
+// and ct: f16 inputs with f16 or f32 accumulators, bf16 and tf32 with
+// f32.
+func mmaTypesOK(dt, at, ct vtype) bool {
+	switch at {
+	case tF16:
+		return (dt == tF16 || dt == tF32) && (ct == tF16 || ct == tF32)
+	case tBF16, tTF32:
+		return dt == tF32 && ct == tF32
+	}
+	return false
+}
+
 // mmaSyncDecode decodes mma.sync.aligned.{m16n8k16,m16n8k8}.row.col
 // with f16 or bf16 inputs.
 func (x *instrDecoder) mmaSyncDecode() error {
@@ -238,18 +295,22 @@ func (x *instrDecoder) mmaSyncDecode() error {
 	default:
 		return x.bad()
 	}
-	if len(o.types) != 4 || o.types[1] != o.types[2] {
+	switch {
+	case len(o.types) == 2 && o.take("tf32") && mo.k == 8:
+		mo.dt, mo.at, mo.ct = o.types[0], tTF32, o.types[1]
+	case len(o.types) == 4 && o.types[1] == o.types[2]:
+		mo.dt, mo.at, mo.ct = o.types[0], o.types[1], o.types[3]
+	default:
 		return x.bad()
 	}
-	mo.dt, mo.at, mo.ct = o.types[0], o.types[1], o.types[3]
-	switch {
-	case mo.at == tF16 && (mo.dt == tF16 || mo.dt == tF32) && (mo.ct == tF16 || mo.ct == tF32):
-	case mo.at == tBF16 && mo.dt == tF32 && mo.ct == tF32:
-	default:
+	if !mmaTypesOK(mo.dt, mo.at, mo.ct) {
 		return x.bad()
 	}
 	mo.nd, mo.nc = uint8(fragRegs(mo.dt, 4)), uint8(fragRegs(mo.ct, 4))
 	mo.na, mo.nb = uint8(mo.k/4), uint8(mo.k/8)
+	if mo.at == tTF32 {
+		mo.na, mo.nb = 4, 2
+	}
 	in.op, in.mod = opMma, mmMma
 	if err := x.mmaRegs(&mo); err != nil {
 		return err
@@ -315,21 +376,41 @@ func fragC(lane, i int) (int, int) {
 	return g + 8*(i>>1), 2*t + (i & 1)
 }
 
-// wmmaElem is the (row, column) of element i of a wmma fragment of
-// kind (mmLoadA, mmLoadB, or mmLoadC for c and d) with 8 elements per
-// copy: the second 16x8 half follows the first (b, c), and a's second
-// copy repeats the first.
-func wmmaElem(kind uint8, lane, i int) (int, int) {
-	switch kind {
-	case mmLoadA:
+// elem is the (row, column) of element i of fragment kind (mmLoadA,
+// mmLoadB, or mmLoadC for c and d). A wmma fragment holds those of
+// its two 16x8 halves, the second half's after the first's (b, c); a
+// has one half, which an f16 fragment holds twice. tf32 fragments
+// have one element per register: a's at (g, t), (g+8, t), (g, t+4)
+// and (g+8, t+4), b's at (t, g) and (t+4, g).
+func (mo *mmaOperands) elem(kind uint8, lane, i int) (int, int) {
+	wmma := mo.n == 16
+	if mo.at == tTF32 && kind != mmLoadC {
+		g, t := lane>>2, lane&3
+		if kind == mmLoadA {
+			return g + 8*(i&1), t + 4*((i>>1)&1)
+		}
+		return t + 4*(i&1), g + 8*((i>>1)&1)
+	}
+	switch {
+	case kind == mmLoadA:
 		return fragA(lane, i&7)
-	case mmLoadB:
+	case kind == mmLoadB && wmma:
 		r, c := fragB(lane, i&3)
 		return r, c + 8*((i>>2)&1)
+	case kind == mmLoadB:
+		return fragB(lane, i)
 	default:
 		r, c := fragC(lane, i&3)
 		return r, c + 8*(i>>2)
 	}
+}
+
+// fragElems is the number of elements in n registers of type t.
+func fragElems(t vtype, n uint8) int {
+	if t.size() == 2 {
+		return 2 * int(n)
+	}
+	return int(n)
 }
 
 // fragGet reads element i of a fragment of type t held in regs.
@@ -337,6 +418,8 @@ func fragGet(r [][32]uint64, regs *[8]uint16, t vtype, lane, i int) float64 {
 	switch t {
 	case tF32:
 		return float64(f32(r[regs[i]][lane]))
+	case tTF32:
+		return float64(f32(r[regs[i]][lane] &^ 0x1fff))
 	case tBF16:
 		return fmtBF16.decode(uint16(r[regs[i>>1]][lane] >> (16 * (i & 1))))
 	default:
@@ -398,15 +481,12 @@ func (w *worker) mma(wp *warp, in *instr, mask uint32) error {
 func (w *worker) wmmaMem(wp *warp, in *instr, mo *mmaOperands) error {
 	r := wp.r
 	size := uint64(mo.dt.size())
-	elems := int(mo.nd)
-	if size == 2 {
-		elems *= 2
-	}
+	elems := fragElems(mo.dt, mo.nd)
 	for lane := range 32 {
 		base := r[in.a][lane] + uint64(in.off)
 		stride := uint64(uint32(r[in.b][lane]))
 		for i := range elems {
-			row, col := wmmaElem(in.mod, lane, i)
+			row, col := mo.elem(in.mod, lane, i)
 			idx := uint64(row)*stride + uint64(col)
 			if mo.col {
 				idx = uint64(col)*stride + uint64(row)
@@ -429,33 +509,17 @@ func (w *worker) wmmaMem(wp *warp, in *instr, mo *mmaOperands) error {
 func (w *worker) mmaCompute(wp *warp, mo *mmaOperands) {
 	r := wp.r
 	var a, b, c [16][16]float64
-	wmma := mo.n == 16
-	aElems := int(mo.na) * 2
-	bElems := int(mo.nb) * 2
-	cElems := int(mo.nc)
-	if mo.ct.size() == 2 {
-		cElems *= 2
-	}
 	for lane := range 32 {
-		for i := range aElems {
-			row, col := fragA(lane, i&7)
-			if wmma {
-				row, col = wmmaElem(mmLoadA, lane, i)
-			}
+		for i := range fragElems(mo.at, mo.na) {
+			row, col := mo.elem(mmLoadA, lane, i)
 			a[row][col] = fragGet(r, &mo.a, mo.at, lane, i)
 		}
-		for i := range bElems {
-			row, col := fragB(lane, i)
-			if wmma {
-				row, col = wmmaElem(mmLoadB, lane, i)
-			}
+		for i := range fragElems(mo.at, mo.nb) {
+			row, col := mo.elem(mmLoadB, lane, i)
 			b[row][col] = fragGet(r, &mo.b, mo.at, lane, i)
 		}
-		for i := range cElems {
-			row, col := fragC(lane, i)
-			if wmma {
-				row, col = wmmaElem(mmLoadC, lane, i)
-			}
+		for i := range fragElems(mo.ct, mo.nc) {
+			row, col := mo.elem(mmLoadC, lane, i)
 			c[row][col] = fragGet(r, &mo.c, mo.ct, lane, i)
 		}
 	}
@@ -469,19 +533,9 @@ func (w *worker) mmaCompute(wp *warp, mo *mmaOperands) {
 			d[row][col] = roundTo(s, mo.dt)
 		}
 	}
-	dElems := cElems
-	if mo.dt.size() != mo.ct.size() {
-		dElems = int(mo.nd)
-		if mo.dt.size() == 2 {
-			dElems *= 2
-		}
-	}
 	for lane := range 32 {
-		for i := range dElems {
-			row, col := fragC(lane, i)
-			if wmma {
-				row, col = wmmaElem(mmLoadC, lane, i)
-			}
+		for i := range fragElems(mo.dt, mo.nd) {
+			row, col := mo.elem(mmLoadC, lane, i)
 			fragSet(r, &mo.d, mo.dt, lane, i, d[row][col])
 		}
 	}
