@@ -218,3 +218,93 @@ func TestNvccMmaSyncHalfAccumulator(t *testing.T) {
 		}
 	}
 }
+
+// tf32RNA rounds x to tf32 (11 significant bits), ties away from zero,
+// as cvt.rna.tf32.f32 does.
+func tf32RNA(x float32) float64 {
+	fr, e := math.Frexp(float64(x))
+	return math.Ldexp(math.Round(fr*2048), e-11)
+}
+
+// wmma on tf32 (m16n16k8), its inputs rounded by __float_to_tf32
+// (cvt.rna.tf32.f32), multiplies 32x48x64 into f32: exactly on random
+// multiples of 1/8, and within the bound of its roundings on random
+// normal floats, where rounding the inputs to nearest (not truncating)
+// is what keeps the result within it.
+func TestNvccWmmaTF32(t *testing.T) {
+	ms := loadNvcc(t, "wmma_gemm")
+	r := rand.New(rand.NewPCG(37, 38))
+	const m, n, k = 32, 48, 64
+	for _, exactIn := range []bool{true, false} {
+		mem := newTestMem()
+		gen := func(cnt int) []float32 {
+			out := make([]float32, cnt)
+			for i := range out {
+				if exactIn {
+					out[i] = float32(r.IntN(65)-32) / 8
+				} else {
+					out[i] = float32(r.NormFloat64() * 4)
+				}
+			}
+			return out
+		}
+		a, b := gen(m*k), gen(k*n) // a row-major, b column-major
+		da, db, dc := mem.f32s(a), mem.f32s(b), mem.alloc(4*m*n)
+		kn := mustKernel(t, ms["wmma_gemm"], "wmma_tf32")
+		if err := kn.Run(launch(kn, mem, [3]uint32{3, 1, 1}, [3]uint32{64, 1, 1}, 0, packParams(t, kn, da, db, dc, uint32(m), uint32(n), uint32(k)), 1)); err != nil {
+			t.Fatal(err)
+		}
+		got := mem.getF32(dc, m*n)
+		for i := range m {
+			for j := range n {
+				var exact, mag float64
+				for kk := range k {
+					p := tf32RNA(a[i*k+kk]) * tf32RNA(b[j*k+kk])
+					exact += p
+					mag += math.Abs(p)
+				}
+				g := float64(got[i*n+j])
+				if exactIn && g != exact {
+					t.Fatalf("c[%d][%d] = %v, want %v", i, j, g, exact)
+				}
+				// eight roundings of the running sums
+				if tol := 8 * mag * 0x1p-24; math.Abs(g-exact) > tol {
+					t.Fatalf("c[%d][%d] = %v, want %v within %g", i, j, g, exact, tol)
+				}
+			}
+		}
+	}
+}
+
+// mma.sync m16n8k8 on tf32, with fragments gathered by hand in the
+// ISA's layout, gives d = a*b + c (inputs that tf32 holds exactly).
+func TestNvccMmaSyncTF32(t *testing.T) {
+	ms := loadNvcc(t, "mma_sync")
+	r := rand.New(rand.NewPCG(39, 40))
+	mem := newTestMem()
+	gen := func(cnt int) []float32 {
+		out := make([]float32, cnt)
+		for i := range out {
+			out[i] = float32(r.IntN(65)-32) / 8
+		}
+		return out
+	}
+	a, b, c := gen(16*8), gen(8*8), gen(16*8) // b column-major
+	da, db, dc, dd := mem.f32s(a), mem.f32s(b), mem.f32s(c), mem.alloc(4*16*8)
+	kn := mustKernel(t, ms["mma_sync"], "mma_tf32")
+	if err := kn.Run(launch(kn, mem, [3]uint32{1, 1, 1}, [3]uint32{32, 1, 1}, 0, packParams(t, kn, da, db, dc, dd), 1)); err != nil {
+		t.Fatal(err)
+	}
+	got := mem.getF32(dd, 16*8)
+	for i := range 16 {
+		for j := range 8 {
+			want := float64(c[i*8+j])
+			for kk := range 8 {
+				want += float64(a[i*8+kk]) * float64(b[j*8+kk])
+			}
+			if g := float64(got[i*8+j]); g != want {
+				t.Fatalf("d[%d][%d] = %v, want %v", i, j, g, want)
+			}
+		}
+	}
+}

@@ -82,3 +82,21 @@ extern "C" __global__ void mma_h16(const half *a, const half *b, const half *c, 
     ud[(g * 8 + 2 * t) / 2] = c0;
     ud[((g + 8) * 8 + 2 * t) / 2] = c1;
 }
+
+// m16n8k8 on tf32: a is 16x8 row-major, b 8x8 column-major (b[n*8+k]),
+// c and d 16x8 row-major f32; fragments gathered by hand.
+extern "C" __global__ void mma_tf32(const float *a, const float *b, const float *c, float *d) {
+    int lane = threadIdx.x, g = lane / 4, t = lane % 4;
+    unsigned a0 = __float_as_uint(a[g * 8 + t]), a1 = __float_as_uint(a[(g + 8) * 8 + t]);
+    unsigned a2 = __float_as_uint(a[g * 8 + t + 4]), a3 = __float_as_uint(a[(g + 8) * 8 + t + 4]);
+    unsigned b0 = __float_as_uint(b[g * 8 + t]), b1 = __float_as_uint(b[g * 8 + t + 4]);
+    float c0 = c[g * 8 + 2 * t], c1 = c[g * 8 + 2 * t + 1];
+    float c2 = c[(g + 8) * 8 + 2 * t], c3 = c[(g + 8) * 8 + 2 * t + 1];
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                 : "+f"(c0), "+f"(c1), "+f"(c2), "+f"(c3)
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+    d[g * 8 + 2 * t] = c0;
+    d[g * 8 + 2 * t + 1] = c1;
+    d[(g + 8) * 8 + 2 * t] = c2;
+    d[(g + 8) * 8 + 2 * t + 1] = c3;
+}
