@@ -3,7 +3,10 @@ package ptx
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
+
+	"github.com/kerf-edge/kerf/abi"
 )
 
 // eighths returns n random multiples of 1/8 in [-4, 4] in the
@@ -305,6 +308,62 @@ func TestNvccMmaSyncTF32(t *testing.T) {
 			if g := float64(got[i*8+j]); g != want {
 				t.Fatalf("d[%d][%d] = %v, want %v", i, j, g, want)
 			}
+		}
+	}
+}
+
+// tensorPTX runs each kind of matrix instruction once on memory at its
+// parameter; it seeds FuzzLoad.
+const tensorPTX = `
+.version 7.0
+.target sm_80
+.address_size 64
+
+.visible .entry tc(
+	.param .u64 tc_param_0
+)
+{
+	.shared .align 16 .b8 sm[512];
+	.reg .b32 	%r<40>;
+	.reg .f32 	%f<20>;
+	.reg .b64 	%rd<4>;
+	ld.param.u64 	%rd1, [tc_param_0];
+	mov.u32 	%r30, 16;
+	wmma.load.a.sync.aligned.row.m16n16k16.global.f16 	{%r1, %r2, %r3, %r4, %r5, %r6, %r7, %r8}, [%rd1], %r30;
+	wmma.load.b.sync.aligned.col.m16n16k16.global.f16 	{%r9, %r10, %r11, %r12, %r13, %r14, %r15, %r16}, [%rd1], %r30;
+	wmma.load.c.sync.aligned.row.m16n16k16.global.f32 	{%f1, %f2, %f3, %f4, %f5, %f6, %f7, %f8}, [%rd1+512], %r30;
+	wmma.mma.sync.aligned.row.col.m16n16k16.f32.f32 {%f1, %f2, %f3, %f4, %f5, %f6, %f7, %f8}, {%r1, %r2, %r3, %r4, %r5, %r6, %r7, %r8}, {%r9, %r10, %r11, %r12, %r13, %r14, %r15, %r16}, {%f1, %f2, %f3, %f4, %f5, %f6, %f7, %f8};
+	wmma.store.d.sync.aligned.row.m16n16k16.global.f32 	[%rd1+1536], {%f1, %f2, %f3, %f4, %f5, %f6, %f7, %f8}, %r30;
+	mov.u32 	%r31, %tid.x;
+	and.b32 	%r31, %r31, 15;
+	shl.b32 	%r31, %r31, 4;
+	mov.u32 	%r32, sm;
+	add.s32 	%r31, %r31, %r32;
+	ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%r17, %r18, %r19, %r20}, [%r31];
+	mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%f9, %f10, %f11, %f12}, {%r17, %r18, %r19, %r20}, {%r1, %r2}, {%f1, %f2, %f3, %f4};
+	mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%f9, %f10, %f11, %f12}, {%r17, %r18, %r19, %r20}, {%r1, %r2}, {%f9, %f10, %f11, %f12};
+	st.global.v4.f32 	[%rd1+3072], {%f9, %f10, %f11, %f12};
+	ret;
+}
+`
+
+// A matrix instruction runs on whole warps, and fails the launch when
+// part of a warp reaches it.
+func TestTensorWholeWarp(t *testing.T) {
+	m, err := Load([]byte(tensorPTX))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := mustKernel(t, m, "tc")
+	for _, threads := range []uint32{32, 40} {
+		mem := newTestMem()
+		buf := mem.alloc(4096)
+		err := k.Run(launch(k, mem, [3]uint32{1, 1, 1}, [3]uint32{threads, 1, 1}, 0, packParams(t, k, buf), 1))
+		if threads == 32 && err != nil {
+			t.Fatal(err)
+		}
+		if threads == 40 && (abi.ResultOf(err) != abi.ErrIllegalInstruction || !strings.Contains(err.Error(), "whole warp")) {
+			t.Fatalf("40 threads: %v, want a fault naming the whole warp", err)
 		}
 	}
 }
