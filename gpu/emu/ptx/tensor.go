@@ -8,7 +8,8 @@ import (
 )
 
 // Warp matrix instructions: wmma.load, wmma.store and wmma.mma on the
-// m16n16k16 shape, mma.sync on m16n8k16 and m16n8k8, and ldmatrix. The
+// m16n16k16 shape (m16n16k8 for tf32), mma.sync on m16n8k16 and
+// m16n8k8, and ldmatrix. The
 // warp's 32 lanes run each one together, as with shfl: the instruction
 // gathers every lane's fragment registers into whole matrices, works on
 // those, and scatters the result back.
@@ -16,11 +17,12 @@ import (
 // mma.sync and ldmatrix follow the fragment layouts the PTX ISA
 // documents. The ISA leaves the layout of wmma fragments unspecified;
 // here a wmma fragment holds the mma.m16n8k16 fragments of its two
-// 16x8 halves, which is what element-wise code on fragments (scaling
-// an accumulator, say) needs: a and b fragments of f16 hold each
-// element twice, as the ISA's eight registers for 256 elements imply.
+// 16x8 halves, and the same fragment layout serves every memory
+// layout, so element-wise code on fragments (scaling an accumulator,
+// say) works. a and b fragments of f16 hold each element twice, as the
+// ISA's eight registers for 256 elements imply.
 //
-// Products of f16 or bf16 inputs are exact; each result element is the
+// Products of f16, bf16 or tf32 inputs are exact; each result element is the
 // float64 sum of its products and its accumulator, rounded once to the
 // destination type (round to nearest even).
 
@@ -29,7 +31,8 @@ import (
 const tTF32 = vtype(7<<4 | 4)
 
 // roundTF32 is cvt.rna.tf32.f32: f32 bits rounded to 10 mantissa bits,
-// to nearest with ties away from zero; NaN and infinities kept.
+// to nearest with ties away from zero; infinities kept, NaN made the
+// canonical NaN.
 func roundTF32(v uint32) uint32 {
 	if v&0x7f800000 == 0x7f800000 {
 		if v&0x7fffff != 0 {
