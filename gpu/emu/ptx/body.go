@@ -37,6 +37,8 @@ type Kernel struct {
 	funcByAddr []int32
 	// operands of texture and surface instructions
 	texOps []texOperands
+	// operands of warp matrix instructions
+	mmaOps []mmaOperands
 }
 
 type regInit struct {
@@ -507,7 +509,8 @@ func init() {
 	for _, b := range strings.Fields(`mov add sub mul mad fma div rem min max abs neg and or xor not cnot
 		shl shr popc clz brev bfe bfi prmt sqrt rcp rsqrt ex2 lg2 sin cos setp selp cvt cvta
 		ld st atom red shfl vote activemask bra ret exit bar barrier membar fence call
-		cp sad shf bfind dp4a dp2a redux match trap tex tld4 suld sust txq suq mbarrier nanosleep`) {
+		cp sad shf bfind dp4a dp2a redux match trap tex tld4 suld sust txq suq mbarrier nanosleep
+		wmma mma ldmatrix`) {
 		knownBases[b] = true
 	}
 }
@@ -648,7 +651,7 @@ func (d *decoder) vecList(p *parser) ([]string, error) {
 			return nil, d.errf("bad vector operand")
 		}
 		list = append(list, t)
-		if len(list) > 4 {
+		if len(list) > 8 {
 			return nil, d.errf("vector too long")
 		}
 		if p.accept("}") {

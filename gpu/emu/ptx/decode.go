@@ -39,6 +39,11 @@ func (d *decoder) split(opc string) (opcodeParts, error) {
 			op.types = append(op.types, t)
 			continue
 		}
+		if m == "tf32" && (op.base == "wmma" || op.base == "mma" || op.base == "cvt") {
+			// a modifier here: these decoders read it as the type
+			op.mods[m] = true
+			continue
+		}
 		if unsupportedTypes[m] {
 			return op, abi.Errorf(abi.ErrInvalidPTX, "line %d: unsupported type .%s in instruction %q", d.line, m, opc)
 		}
@@ -113,7 +118,7 @@ func (d *decoder) decode(code []instr, ri *rawInstr) ([]instr, error) {
 				return code, err
 			}
 			return x.finish(code)
-		case "setp", "cvt", "ld", "st", "mov", "selp", "atom", "red":
+		case "setp", "cvt", "ld", "st", "mov", "selp", "atom", "red", "wmma", "mma":
 		default:
 			return code, x.bad()
 		}
@@ -122,6 +127,10 @@ func (d *decoder) decode(code []instr, ri *rawInstr) ([]instr, error) {
 	case "mov":
 		err = x.mov()
 	case "cvt":
+		if x.o.mods["tf32"] {
+			err = x.cvtTF32()
+			break
+		}
 		if len(x.o.types) == 2 && x.o.types[0].isPair() {
 			return x.cvtPair(code)
 		}
@@ -188,6 +197,12 @@ func (d *decoder) decode(code []instr, ri *rawInstr) ([]instr, error) {
 		err = x.surfDecode()
 	case "txq", "suq":
 		err = x.queryDecode()
+	case "wmma":
+		err = x.wmmaDecode()
+	case "mma":
+		err = x.mmaSyncDecode()
+	case "ldmatrix":
+		err = x.ldmatrixDecode()
 	case "mbarrier":
 		err = x.mbarDecode()
 	case "nanosleep":

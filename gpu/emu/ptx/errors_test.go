@@ -84,6 +84,10 @@ func TestUnsupported(t *testing.T) {
 		{"mbarrier.arrive.expect_tx.shared.b64 %rd2, [%rd1], %r1;", "mbarrier.arrive.expect_tx.shared.b64"},
 		{"add.rz.ftz.sat.f32 %f1, %f1, %f1;", "add.rz.ftz.sat.f32"},
 		{"call.uni foo, (%r1);", "call.uni"},
+		{"mma.sync.aligned.m8n8k4.row.col.f32.f16.f16.f32 {%f1,%f2,%f3,%f3,%f1,%f2,%f3,%f3}, {%r1,%r2}, {%r1,%r2}, {%f1,%f2,%f3,%f3,%f1,%f2,%f3,%f3};", "mma.sync.aligned.m8n8k4.row.col.f32.f16.f16.f32"},
+		{"wmma.load.a.sync.aligned.row.m32n8k16.global.f16 {%r1,%r1,%r1,%r1,%r1,%r1,%r1,%r1}, [%rd1], %r1;", "wmma.load.a.sync.aligned.row.m32n8k16.global.f16"},
+		{"mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%r1,%r1,%r1,%r1}, {%r1,%r1,%r1,%r1}, {%r1,%r1}, {%r1,%r1,%r1,%r1};", "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32"},
+		{"ldmatrix.sync.aligned.m8n8.x4.shared.b8 {%r1,%r1,%r1,%r1}, [%r1];", "ldmatrix.sync.aligned.m8n8.x4.shared.b8"},
 	} {
 		src := strings.Replace(tinyPTX, "INSN", c.insn, 1)
 		_, err := Load([]byte(src))
@@ -133,6 +137,7 @@ func FuzzLoad(f *testing.F) {
 	}
 	f.Add([]byte(tinyPTX))
 	f.Add([]byte(callPTX))
+	f.Add([]byte(tensorPTX))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		m, err := Load(src)
 		if err != nil {

@@ -847,7 +847,7 @@ func (w *worker) runWarp(wp *warp) error {
 			for m := mask; m != 0; m &= m - 1 {
 				r[in.d][bits.TrailingZeros32(m)] = v
 			}
-		case opShfl, opVote, opRedux, opMatch:
+		case opShfl, opVote, opRedux, opMatch, opMma:
 			// warp-synchronous: gather the lanes that will get here
 			tcount -= uint64(bits.OnesCount32(mask))
 			wcount--

@@ -147,6 +147,8 @@ const (
 	opMbar     // mod: the operation; space; a+off the barrier; b the count or state
 	opMbarWait // mod: 0 state, 1 parity; d the result; a+off the barrier; b the state or parity
 	opYield    // nanosleep: let the block's other warps run
+	opCvtTF32  // cvt.rna.tf32.f32
+	opMma      // mod: the matrix instruction kind; target: Kernel.mmaOps; a+off the address, b the stride
 	numOps
 )
 

@@ -369,6 +369,15 @@ func (w *worker) slow(wp *warp, in *instr, mask uint32) error {
 		w.redux(wp, in, mask)
 	case opMatch:
 		w.match(wp, in, mask)
+	case opMma:
+		return w.mma(wp, in, mask)
+	case opCvtTF32:
+		a := &r[in.a]
+		for m := mask; m != 0; m &= m - 1 {
+			l := bits.TrailingZeros32(m)
+			w.tmp[l] = uint64(roundTF32(uint32(a[l])))
+		}
+		w.commitMasked(r, in.d, mask)
 	case opActivemask:
 		for m := mask; m != 0; m &= m - 1 {
 			r[in.d][bits.TrailingZeros32(m)] = uint64(mask)
