@@ -110,7 +110,7 @@ func TestBenchSharesShortRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts kerfd and worker processes")
 	}
-	res, err := RunShares(t.Context(), SharesOptions{Shares: []float64{0.3, 0.7}, Duration: time.Second, Kernel: 16})
+	res, err := RunShares(t.Context(), SharesOptions{Shares: []float64{0.3, 0.7}, Duration: 3 * time.Second, Kernel: 16})
 	if err != nil {
 		t.Fatal(err)
 	}
