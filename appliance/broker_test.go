@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/kerf-edge/kerf/ingest"
+	"github.com/kerf-edge/kerf/internal/testkit"
 )
 
 func startTestBroker(t *testing.T) *Broker {
@@ -76,7 +77,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func kerfdConn(t *testing.T, b *Broker) *nats.Conn {
 	t.Helper()
 	k := b.KerfdLogin()
-	opts := []nats.Option{nats.UserInfo(k.Name, k.Password)}
+	opts := []nats.Option{nats.UserInfo(k.Name, k.Password), nats.Timeout(testkit.WaitTimeout)} // a loaded machine: more than the 2 s default
 	if tc := b.ClientTLS(); tc != nil {
 		opts = append(opts, nats.Secure(tc))
 	}

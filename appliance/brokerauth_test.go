@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/kerf-edge/kerf/ingest"
+	"github.com/kerf-edge/kerf/internal/testkit"
 )
 
 // violations collects the errors the broker sends a NATS connection.
@@ -47,7 +48,7 @@ func (v *violations) has(sub string) bool {
 func deviceConn(t *testing.T, b *Broker, login BrokerLogin) (*nats.Conn, *violations) {
 	t.Helper()
 	v := &violations{}
-	opts := []nats.Option{nats.ErrorHandler(v.handler)}
+	opts := []nats.Option{nats.ErrorHandler(v.handler), nats.Timeout(testkit.WaitTimeout)}
 	if login.Name != "" {
 		opts = append(opts, nats.UserInfo(login.Name, login.Password))
 	}
