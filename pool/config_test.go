@@ -123,22 +123,12 @@ func writeCA(t *testing.T, dir string, names ...string) string {
 	return caFile
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // Members route to each other over mutual TLS with the pool's secret; a
 // server with another secret is refused.
 func TestRoutesNeedTheSecret(t *testing.T) {
 	dir := t.TempDir()
 	ca := writeCA(t, dir, "a", "b", "c")
-	ports := map[string]string{"a": freePort(t), "b": freePort(t), "c": freePort(t)}
+	ports := map[string]string{"a": testkit.FreePort(t), "b": testkit.FreePort(t), "c": testkit.FreePort(t)}
 	start := func(name, secret string) (*server.Server, *routeLog) {
 		c := Config{Name: "kerf", Listen: ports[name], Secret: secret, LeaseTimeout: time.Minute, ReservationTTL: time.Minute}
 		for n, p := range ports {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -227,25 +226,6 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-// freePort is a port nothing listens on now, on TCP and UDP.
-func freePort(t *testing.T) string {
-	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		l.Close()
-		if u, err := net.ListenPacket("udp", addr); err == nil {
-			u.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free port")
-	return ""
-}
-
 // Without kerfd, kerf run and kerf info say so: a bundle of this machine
 // whose socket is missing says kerfd is not running; a QUIC address that
 // refuses says nothing listens there.
@@ -253,7 +233,7 @@ func TestKerfdNotRunning(t *testing.T) {
 	e := newEnv(t)
 	sock := filepath.Join(t.TempDir(), "kerf.sock")
 	bundle := filepath.Join(t.TempDir(), "b.json")
-	if err := auth.WriteBundle(bundle, auth.Bundle{Tenant: "default", Token: auth.TokenPrefix + "x", QUIC: freePort(t), Socket: sock,
+	if err := auth.WriteBundle(bundle, auth.Bundle{Tenant: "default", Token: auth.TokenPrefix + "x", QUIC: testkit.FreePort(t), Socket: sock,
 		Fingerprint: "sha256:" + strings.Repeat("ab", 32)}); err != nil {
 		t.Fatal(err)
 	}
@@ -297,11 +277,11 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func startKerfd(t *testing.T, e *env) *kerfd {
 	t.Helper()
 	k := &kerfd{state: filepath.Join(t.TempDir(), "state"), log: &testkit.SyncBuffer{}}
-	http := freePort(t)
+	http := testkit.FreePort(t)
 	k.api = "http://" + http
 	cmd := exec.Command(filepath.Join(binaries(t), "kerfd"))
 	cmd.Dir = e.dir
-	cmd.Env = append(e.vars, "KERF_STATE_DIR="+k.state, "KERF_LISTEN__QUIC="+freePort(t), "KERF_LISTEN__HTTP="+http, "KERF_INGEST__ENABLED=false")
+	cmd.Env = append(e.vars, "KERF_STATE_DIR="+k.state, "KERF_LISTEN__QUIC="+testkit.FreePort(t), "KERF_LISTEN__HTTP="+http, "KERF_INGEST__ENABLED=false")
 	cmd.Stdout, cmd.Stderr = k.log, k.log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -337,7 +317,7 @@ func TestWithKerfd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := elsewhere.with("KERF_STATE_DIR="+k.state, "KERF_LISTEN__QUIC="+freePort(t), "KERF_LISTEN__HTTP="+freePort(t), "KERF_INGEST__ENABLED=false").run(t, "kerfd")
+		r := elsewhere.with("KERF_STATE_DIR="+k.state, "KERF_LISTEN__QUIC="+testkit.FreePort(t), "KERF_LISTEN__HTTP="+testkit.FreePort(t), "KERF_INGEST__ENABLED=false").run(t, "kerfd")
 		if r.code != 1 || !strings.Contains(r.stderr, "is in use by kerfd pid") {
 			t.Fatalf("second kerfd: exit %d\n%s", r.code, r.stderr)
 		}

@@ -65,7 +65,7 @@ func startDaemon(t *testing.T, state string, devices int, profile string, extra 
 	if state == "" {
 		state = t.TempDir()
 	}
-	k := &daemon{bin: bin, home: t.TempDir(), state: state, leases: filepath.Join(state, "leases"), api: "http://" + freePort(t), log: &testkit.SyncBuffer{}}
+	k := &daemon{bin: bin, home: t.TempDir(), state: state, leases: filepath.Join(state, "leases"), api: "http://" + testkit.FreePort(t), log: &testkit.SyncBuffer{}}
 	k.cmd = exec.Command(filepath.Join(bin, "kerfd"))
 	k.cmd.Env = append(k.env(), "KERF_STATE_DIR="+state, "KERF_LISTEN__QUIC=127.0.0.1:0", "KERF_LISTEN__HTTP="+strings.TrimPrefix(k.api, "http://"),
 		"KERF_GPU__BACKEND=emulated", "KERF_GPU__EMULATED__MEMORY=1GiB", fmt.Sprintf("KERF_GPU__EMULATED__DEVICES=%d", devices),

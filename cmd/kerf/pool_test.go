@@ -32,7 +32,7 @@ func startPool(t *testing.T, n int, leaseTimeout string) []*poolNode {
 	t.Helper()
 	cluster := make([]string, n)
 	for i := range cluster {
-		cluster[i] = freePort(t)
+		cluster[i] = testkit.FreePort(t)
 	}
 	nodes := make([]*poolNode, n)
 	for i := range nodes {
@@ -44,7 +44,7 @@ func startPool(t *testing.T, n int, leaseTimeout string) []*poolNode {
 		}
 		name := fmt.Sprintf("node-%c", 'a'+i)
 		e := newEnv(t)
-		http := freePort(t)
+		http := testkit.FreePort(t)
 		dir := t.TempDir()
 		config := fmt.Sprintf(`state_dir: %s
 listen: {quic: %q, http: %q}
@@ -59,7 +59,7 @@ pool:
   secret: "pool-secret-for-the-test"
   lease_timeout: %s
   reservation_ttl: 10m
-`, filepath.Join(dir, "state"), freePort(t), http, name, freePort(t), freePort(t), cluster[i], strings.Join(peers, ", "), leaseTimeout)
+`, filepath.Join(dir, "state"), testkit.FreePort(t), http, name, testkit.FreePort(t), testkit.FreePort(t), cluster[i], strings.Join(peers, ", "), leaseTimeout)
 		path := filepath.Join(dir, "kerfd.yaml")
 		if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 			t.Fatal(err)
