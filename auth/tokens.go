@@ -221,6 +221,67 @@ func (s *TokenStore) Revoke(tenant string) (int, error) {
 	return n, err
 }
 
+// Mint makes a token for a store other than this process's own (a
+// pool's shared state): the token, shown once, and the hash it is kept
+// under.
+func Mint() (tok, hash string, err error) {
+	tok, err = newToken()
+	if err != nil {
+		return "", "", err
+	}
+	return tok, hashToken([]byte(tok)), nil
+}
+
+// Records are tenant's records, by hash.
+func (s *TokenStore) Records(tenant string) map[string]TokenRecord {
+	unlock := s.lockReloaded()
+	defer unlock()
+	out := map[string]TokenRecord{}
+	for h, r := range s.recs {
+		if r.Tenant == tenant {
+			out[h] = *r
+		}
+	}
+	return out
+}
+
+// Apply sets the records recs, by hash, of tenant, as state shared with
+// other nodes has them; the tenant's other records (issued on this node
+// alone) stay. A token live here and revoked in recs ends the tenant's
+// sessions (OnRevoke). The file is written only when something changed.
+func (s *TokenStore) Apply(tenant string, recs map[string]TokenRecord) error {
+	unlock := s.lockReloaded()
+	changed, revoked := false, false
+	for h, r := range recs {
+		if r.Tenant != tenant {
+			continue
+		}
+		old, ok := s.recs[h]
+		if ok && old.same(r) {
+			continue
+		}
+		if ok && old.Revoked.IsZero() && !r.Revoked.IsZero() {
+			revoked = true
+		}
+		s.recs[h] = &r
+		changed = true
+	}
+	var err error
+	if changed {
+		err = s.saveLocked()
+	}
+	if revoked {
+		unlock(tenant)
+	} else {
+		unlock()
+	}
+	return err
+}
+
+func (r TokenRecord) same(o TokenRecord) bool {
+	return r.Tenant == o.Tenant && r.MemLimit == o.MemLimit && r.Issued.Equal(o.Issued) && r.Revoked.Equal(o.Revoked)
+}
+
 // Authenticate implements Authenticator.
 func (s *TokenStore) Authenticate(tok []byte) (Tenant, error) {
 	if len(tok) == 0 {

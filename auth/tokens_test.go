@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestIssueAuthenticateRevoke(t *testing.T) {
@@ -232,4 +233,69 @@ func mustIssue(t *testing.T, s *TokenStore, tenant string) string {
 		t.Fatal(err)
 	}
 	return tok
+}
+
+// Records applied from shared state authenticate, survive a reopen of the
+// file, and a revocation among them ends the tenant's sessions once; the
+// tenant's records not among them stay.
+func TestApplySharedRecords(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	s, err := OpenTokenStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var revoked []string
+	s.OnRevoke = func(id string) { revoked = append(revoked, id) }
+	own, err := s.Issue("alice", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, hash, err := Mint()
+	if err != nil || !strings.HasPrefix(tok, TokenPrefix) {
+		t.Fatalf("Mint: %q, %v", tok, err)
+	}
+	rec := TokenRecord{Tenant: "alice", MemLimit: 1 << 20, Issued: time.Now().UTC()}
+	if err := s.Apply("alice", map[string]TokenRecord{hash: rec}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Authenticate([]byte(tok)); err != nil || got.ID != "alice" || got.MemLimit != 1<<20 {
+		t.Fatalf("the applied token: %+v, %v", got, err)
+	}
+	if n := len(s.Records("alice")); n != 2 {
+		t.Fatalf("alice's records: %d, want her own and the applied one", n)
+	}
+	// Applying the same again writes nothing.
+	before, _ := os.Stat(path)
+	if err := s.Apply("alice", map[string]TokenRecord{hash: rec}); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.Stat(path); !after.ModTime().Equal(before.ModTime()) {
+		t.Error("an unchanged apply rewrote the file")
+	}
+	// A record of another tenant under alice's key is not applied.
+	_, other, _ := Mint()
+	s.Apply("alice", map[string]TokenRecord{other: {Tenant: "mallory", Issued: time.Now().UTC()}})
+	if _, ok := s.Records("mallory")[other]; ok {
+		t.Error("a record of another tenant was applied under alice")
+	}
+	rec.Revoked = time.Now().UTC()
+	if err := s.Apply("alice", map[string]TokenRecord{hash: rec}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authenticate([]byte(tok)); err == nil {
+		t.Fatal("the token revoked in the shared state still authenticates")
+	}
+	if !reflect.DeepEqual(revoked, []string{"alice"}) {
+		t.Fatalf("OnRevoke got %v, want alice once", revoked)
+	}
+	reopened, err := OpenTokenStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reopened.Authenticate([]byte(own)); err != nil {
+		t.Fatalf("alice's own token after the apply and a reopen: %v", err)
+	}
+	if _, err := reopened.Authenticate([]byte(tok)); err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("the applied token after a reopen: %v, want revoked", err)
+	}
 }
