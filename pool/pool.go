@@ -21,9 +21,8 @@ import (
 	"github.com/kerf-edge/kerf/internal/atomicfile"
 )
 
-// The buckets of the pool's state and the ledger's one key. Tenants and
-// tokens, profiles and rules are to join them as buckets of their own
-// (docs/pool.md).
+// The buckets of the pool's own state and the ledger's one key; the
+// operator's state has buckets of its own (state.go).
 const (
 	NodesBucket  = "kerf_pool_nodes"
 	LeasesBucket = "kerf_pool_leases"
@@ -74,11 +73,14 @@ type Pool struct {
 	mu       sync.Mutex
 	nodesKV  jetstream.KeyValue // nil until the buckets exist
 	leasesKV jetstream.KeyValue
-	nodes    map[string]Node      // the inventory as last read
-	ledger   Ledger               // as last read
-	lastSeen map[string]time.Time // when each member was last live
-	stateErr string               // why the state could not be read, "" when it could
-	left     map[string]bool      // members removed by Leave since start
+	nodes    map[string]Node               // the inventory as last read
+	ledger   Ledger                        // as last read
+	lastSeen map[string]time.Time          // when each member was last live
+	stateErr string                        // why the state could not be read, "" when it could
+	left     map[string]bool               // members removed by Leave since start
+	state    map[string]jetstream.KeyValue // the state buckets, by name; empty until they exist
+	watch    map[string]Apply              // by state bucket
+	applied  map[string]map[string]uint64  // by state bucket and key: the revision applied last
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -90,7 +92,8 @@ func New(o Options) *Pool {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Pool{opts: o, log: log.With("component", "pool"), nodes: map[string]Node{}, lastSeen: map[string]time.Time{}, left: map[string]bool{}}
+	return &Pool{opts: o, log: log.With("component", "pool"), nodes: map[string]Node{}, lastSeen: map[string]time.Time{}, left: map[string]bool{},
+		applied: map[string]map[string]uint64{}}
 }
 
 // Start joins the pool through srv, the broker's server (already
@@ -161,9 +164,9 @@ func (p *Pool) step(ctx context.Context) {
 			p.setStateErr(fmt.Errorf("creating the pool's buckets: %w", err))
 			return
 		}
-		p.log.Info("pool state ready", "buckets", []string{NodesBucket, LeasesBucket}, "replicas", p.opts.Config.Replicas())
+		p.log.Info("pool state ready", "buckets", append([]string{NodesBucket, LeasesBucket}, stateBuckets...), "replicas", p.opts.Config.Replicas())
 	}
-	err := errors.Join(p.publishInventory(ctx), p.readInventory(ctx), p.tidyLedger(ctx, now))
+	err := errors.Join(p.publishInventory(ctx), p.readInventory(ctx), p.tidyLedger(ctx, now), p.readState(ctx))
 	p.setStateErr(err)
 }
 
@@ -189,16 +192,21 @@ func (p *Pool) createBuckets(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	var kvs [2]jetstream.KeyValue
-	for i, b := range []string{NodesBucket, LeasesBucket} {
+	all := append([]string{NodesBucket, LeasesBucket}, stateBuckets...)
+	kvs := make([]jetstream.KeyValue, len(all))
+	for i, b := range all {
 		kvs[i], err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: b, History: 1,
 			Replicas: p.opts.Config.Replicas(), Storage: jetstream.FileStorage})
 		if err != nil {
 			return fmt.Errorf("%s: %w", b, err)
 		}
 	}
+	state := map[string]jetstream.KeyValue{}
+	for i, b := range stateBuckets {
+		state[b] = kvs[2+i]
+	}
 	p.mu.Lock()
-	p.nodesKV, p.leasesKV = kvs[0], kvs[1]
+	p.nodesKV, p.leasesKV, p.state = kvs[0], kvs[1], state
 	p.mu.Unlock()
 	return nil
 }
