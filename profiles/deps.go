@@ -141,7 +141,10 @@ type Deps struct {
 	Devices Devices
 	// Pool, nil outside a pool: its endpoints then answer 409.
 	Pool Pool
-	Log  *slog.Logger // nil: slog.Default()
+	// Shared, nil outside a pool: profiles and rules are this node's
+	// alone.
+	Shared Shared
+	Log    *slog.Logger // nil: slog.Default()
 	// Ready, if set, is consulted by /readyz; an error makes it 503.
 	Ready func() error
 	// Collectors are further metrics served on /metrics.

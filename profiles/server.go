@@ -398,6 +398,8 @@ func toProblem(err error) *api.Problem {
 		return problem(http.StatusNotFound, err.Error())
 	case errors.Is(err, ErrExists), errors.Is(err, ErrInUse), errors.Is(err, ErrBuiltIn):
 		return problem(http.StatusConflict, err.Error())
+	case errors.Is(err, ErrUnavailable):
+		return problem(http.StatusServiceUnavailable, err.Error())
 	}
 	return problem(http.StatusInternalServerError, err.Error())
 }
@@ -675,6 +677,12 @@ func (h handlers) CreateProfile(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if _, err := h.store.Profile(p.Name); err == nil {
+		return fmt.Errorf("profile %q: %w", p.Name, ErrExists)
+	}
+	if err := h.share(SharedProfile, p.Name, p); err != nil {
+		return err
+	}
 	p, _, err = h.store.PutProfile(p, true)
 	if err != nil {
 		return err
@@ -696,6 +704,9 @@ func (h handlers) PutProfile(c echo.Context, name api.Name) error {
 	}
 	p, err := h.readProfile(c, name)
 	if err != nil {
+		return err
+	}
+	if err := h.share(SharedProfile, p.Name, p); err != nil {
 		return err
 	}
 	p, existed, err := h.store.PutProfile(p, false)
@@ -721,6 +732,9 @@ func (h handlers) DeleteProfile(c echo.Context, name api.Name) error {
 		return err
 	}
 	if err := h.deps.Node.DeleteProfile(name); err != nil {
+		return err
+	}
+	if err := h.share(SharedProfile, name, nil); err != nil {
 		return err
 	}
 	if err := h.store.DeleteProfile(name); err != nil {
@@ -928,6 +942,12 @@ func (h handlers) CreateRule(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if _, err := h.store.Rule(r.Name); err == nil {
+		return fmt.Errorf("rule %q: %w", r.Name, ErrExists)
+	}
+	if err := h.share(SharedRule, r.Name, r); err != nil {
+		return err
+	}
 	r, _, err = h.store.PutRule(r, true)
 	if err != nil {
 		return err
@@ -952,6 +972,9 @@ func (h handlers) PutRule(c echo.Context, name api.Name) error {
 	if err != nil {
 		return err
 	}
+	if err := h.share(SharedRule, r.Name, r); err != nil {
+		return err
+	}
 	r, existed, err := h.store.PutRule(r, false)
 	if err != nil {
 		return err
@@ -971,6 +994,12 @@ func (h handlers) ValidateRule(c echo.Context, name api.Name) error {
 func (h handlers) DeleteRule(c echo.Context, name api.Name) error {
 	if _, ok := h.configRule(name); ok {
 		return readOnlyRule(name)
+	}
+	if _, err := h.store.Rule(name); err != nil {
+		return err
+	}
+	if err := h.share(SharedRule, name, nil); err != nil {
+		return err
 	}
 	if err := h.store.DeleteRule(name); err != nil {
 		return err
