@@ -159,10 +159,12 @@ func newLocked(cfg Config, log *slog.Logger, lock *os.File) (*Appliance, error) 
 	rules := newPolicyRules(cfg.Ingest, len(gpus))
 	jobSet, jobMetrics := newJobSet(cfg.Jobs.Enabled), jobs.NewMetrics()
 	var apiPool profiles.Pool
+	var apiTokens profiles.Tokens = tokens
+	var shared profiles.Shared
 	if ledger != nil {
-		apiPool = poolAPI{ledger}
+		apiPool, apiTokens, shared = poolAPI{ledger}, poolTokens{p: ledger, local: tokens}, poolShared{ledger}
 	}
-	api, err := profiles.New(apiConfig(cfg), profiles.Deps{Node: n, Tokens: tokens, Rules: rules, Jobs: jobSet, Ingest: ingestStats{running}, Log: log, Pool: apiPool,
+	api, err := profiles.New(apiConfig(cfg), profiles.Deps{Node: n, Tokens: apiTokens, Shared: shared, Rules: rules, Jobs: jobSet, Ingest: ingestStats{running}, Log: log, Pool: apiPool,
 		Reach: func() auth.Bundle { return reach(cfg, fp, cfg.Listen.QUIC) }, Devices: apiDevices, Policies: tenantPolicies{sl},
 		Collectors: append([]prometheus.Collector{refusalCollector{workers}}, jobMetrics.Collectors()...)})
 	if err != nil {
@@ -174,6 +176,9 @@ func newLocked(cfg Config, log *slog.Logger, lock *os.File) (*Appliance, error) 
 		jobs: jobSet, jobMetrics: jobMetrics, devices: logins, pool: ledger, fp: fp, budget: budget, lock: lock}
 	if err := a.seedProfiles(); err != nil {
 		log.Warn("built-in profiles not listed in the API", "err", err)
+	}
+	if ledger != nil {
+		watchPoolState(ledger, tokens, api)
 	}
 	a.jobBundles = &jobBundles{cfg: cfg, store: jobTokens, paths: map[string]string{}, reach: func() auth.Bundle { return reach(cfg, fp, a.QUICAddr()) }}
 	tokens.OnRevoke = func(tenant string) {

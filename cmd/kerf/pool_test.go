@@ -312,8 +312,8 @@ func leaseRows(out string) map[string][]string {
 }
 
 // A power cut: every member is killed while placements go on from all
-// of them, then all restart. No placement that was acknowledged is lost,
-// and no GPU is granted more than it has.
+// of them, then all restart. No placement, token or profile that was
+// acknowledged is lost, and no GPU is granted more than it has.
 func TestPoolPowerCut(t *testing.T) {
 	nodes := startPool(t, 3, "10m")
 	// Each member places: each must have its buckets and every member's
@@ -353,6 +353,17 @@ func TestPoolPowerCut(t *testing.T) {
 	case <-done:
 		t.Fatalf("forty placements ended with fewer than three acknowledged: %v", ackedNode)
 	}
+	// A token issued through one member and a profile stored through
+	// another, while placements go on, acknowledged just before the cut.
+	issued := filepath.Join(t.TempDir(), "pat.json")
+	if r := nodes[1].kerf(t, "tokens", "issue", "--out", issued, "pat"); r.code != 0 {
+		t.Fatalf("issue: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	pf := filepath.Join(t.TempDir(), "halves.json")
+	os.WriteFile(pf, []byte(`{"name": "halves", "gpus": [{"gpu": 0, "slices": [{"memoryFraction": 0.5, "computeShare": 0.5}, {"memoryFraction": 0.5, "computeShare": 0.5}]}]}`), 0o600)
+	if r := nodes[2].kerf(t, "profiles", "put", pf); r.code != 0 {
+		t.Fatalf("profiles put: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 	for _, n := range nodes {
 		n.kill(t)
 	}
@@ -388,6 +399,10 @@ func TestPoolPowerCut(t *testing.T) {
 		if n == nodes[0] {
 			t.Logf("%d placements tried, %d acknowledged before the cut, %d in the ledger after", tried, len(ackedNode), len(leases))
 		}
+		tenant := newEnv(t)
+		at := memberBundle(t, issued, n)
+		waitFor(t, "the token issued before the cut, authenticating at "+n.name, func() bool { return authenticates(t, tenant, at) })
+		waitFor(t, "the profile stored before the cut, at "+n.name, func() bool { return n.kerf(t, "profiles", "show", "halves").code == 0 })
 	}
 	// The pool places again.
 	if r := nodes[2].kerf(t, "pool", "place", "-p", "0.1", "after"); r.code != 0 || !placed.MatchString(r.stdout) {
@@ -567,5 +582,115 @@ func TestPoolPlacesTenants(t *testing.T) {
 	t.Logf("run with %s down and %s full took %v", a.name, b.name, time.Since(start).Round(10*time.Millisecond))
 	if !strings.Contains(b.log.String(), `msg="allocation redirected" tenant=pat node=node-c`) || granted(b) != 1 || granted(c) != 1 {
 		t.Fatalf("the run did not go from %s to %s: leases granted b %d, c %d; %s's log:\n%s", b.name, c.name, granted(b), granted(c), b.name, b.log.String())
+	}
+}
+
+// memberBundle rewrites the bundle at path to name member n alone, over
+// QUIC, and returns the new bundle's path.
+func memberBundle(t *testing.T, path string, n *poolNode) string {
+	t.Helper()
+	b, err := auth.ReadBundle(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := n.defaultBundle(t)
+	b.Socket, b.QUIC, b.Fingerprint, b.Pool = "", d.QUIC, d.Fingerprint, nil
+	out := filepath.Join(t.TempDir(), b.Tenant+"-"+n.name+".json")
+	if err := auth.WriteBundle(out, b); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// authenticates reports whether kerf info with bundle is answered.
+func authenticates(t *testing.T, e *env, bundle string) bool {
+	t.Helper()
+	return e.run(t, "kerf", "info", "--token", bundle).code == 0
+}
+
+// Tenants, tokens and profiles are the pool's: a token issued through
+// one member authenticates at another, a revocation through a third ends
+// the tenant's session on the second, and a profile stored through one is
+// listed by all. Without quorum, such writes are refused naming the live
+// members, while what was applied keeps serving.
+func TestPoolSharesTenants(t *testing.T) {
+	nodes := startPool(t, 3, "10m")
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	for _, n := range nodes {
+		waitFor(t, "the pool formed, as "+n.name+" sees it", func() bool { return poolFormed(n.kerf(t, "pool", "status"), nodes) })
+	}
+	issued := filepath.Join(t.TempDir(), "pat.json")
+	if r := a.kerf(t, "tokens", "issue", "--out", issued, "pat"); r.code != 0 {
+		t.Fatalf("issue at %s: exit %d\n%s%s", a.name, r.code, r.stdout, r.stderr)
+	}
+	tenant := newEnv(t)
+	atB := memberBundle(t, issued, b)
+	waitFor(t, "pat's token, issued at node a, authenticating at node b", func() bool { return authenticates(t, tenant, atB) })
+	waitFor(t, "pat's token listed at node c", func() bool {
+		r := c.kerf(t, "tokens", "list")
+		return r.code == 0 && strings.Contains(r.stdout, "pat ")
+	})
+
+	// A session of pat on node b; revoked through node c, it ends.
+	holder := exec.Command(filepath.Join(binaries(t), "kerf"), "run", "--token", atB, "-p", "0.25", "--timeout", "30s", "--", "sleep", "600")
+	holder.Dir, holder.Env = tenant.dir, tenant.vars
+	holderOut := &testkit.SyncBuffer{}
+	holder.Stdout, holder.Stderr = holderOut, holderOut
+	holder.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	holderDone := make(chan struct{})
+	go func() { holder.Wait(); close(holderDone) }()
+	t.Cleanup(func() { syscall.Kill(-holder.Process.Pid, syscall.SIGKILL); <-holderDone })
+	waitFor(t, "pat's lease on node b", func() bool { return strings.Contains(b.log.String(), `msg="lease granted" tenant=pat`) })
+	if r := c.kerf(t, "tokens", "revoke", "pat"); r.code != 0 {
+		t.Fatalf("revoke at %s: exit %d\n%s%s", c.name, r.code, r.stdout, r.stderr)
+	}
+	waitFor(t, "pat's session on node b ended by the revocation at node c", func() bool {
+		return strings.Contains(b.log.String(), `msg="closed sessions of revoked tenant" tenant=pat`)
+	})
+	if authenticates(t, tenant, atB) {
+		t.Errorf("pat's revoked token still authenticates at %s", b.name)
+	}
+	if authenticates(t, tenant, memberBundle(t, issued, a)) {
+		t.Errorf("pat's revoked token still authenticates at %s", a.name)
+	}
+
+	// A profile stored through node a is listed by node c.
+	pf := filepath.Join(t.TempDir(), "halves.json")
+	os.WriteFile(pf, []byte(`{"name": "halves", "gpus": [{"gpu": 0, "slices": [{"memoryFraction": 0.5, "computeShare": 0.5}, {"memoryFraction": 0.5, "computeShare": 0.5}]}]}`), 0o600)
+	if r := a.kerf(t, "profiles", "put", pf); r.code != 0 {
+		t.Fatalf("profiles put at %s: exit %d\n%s%s", a.name, r.code, r.stdout, r.stderr)
+	}
+	waitFor(t, "the profile stored at node a, at node c", func() bool {
+		r := c.kerf(t, "profiles", "show", "halves")
+		return r.code == 0 && strings.Contains(r.stdout, `"computeShare": 0.5`)
+	})
+
+	// Without quorum: a token is refused, and what was applied serves.
+	bob := filepath.Join(t.TempDir(), "bob.json")
+	if r := a.kerf(t, "tokens", "issue", "--out", bob, "bob"); r.code != 0 {
+		t.Fatalf("issue bob: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	bobAtC := memberBundle(t, bob, c)
+	waitFor(t, "bob's token at node c", func() bool { return authenticates(t, tenant, bobAtC) })
+	a.kill(t)
+	b.kill(t)
+	var r result
+	waitFor(t, "a token refused without quorum", func() bool {
+		r = c.kerf(t, "tokens", "issue", "--out", filepath.Join(t.TempDir(), "late.json"), "late")
+		return r.code != 0 && strings.Contains(r.stderr, "no quorum: 1 of 3 members live ("+c.name+")")
+	})
+	if r := c.kerf(t, "profiles", "put", pf); r.code == 0 || !strings.Contains(r.stderr, "no quorum") {
+		t.Errorf("profiles put without quorum: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// A session needs its slice admitted to the ledger, which is refused
+	// without quorum, but only once its token was accepted.
+	if r := tenant.run(t, "kerf", "info", "--token", bobAtC); strings.Contains(r.stderr, "authentication failed") || r.code != 0 && !strings.Contains(r.stderr, "no quorum") {
+		t.Errorf("bob's token at %s without quorum: exit %d, want it accepted\n%s%s", c.name, r.code, r.stdout, r.stderr)
+	}
+	if r := c.kerf(t, "profiles", "show", "halves"); r.code != 0 {
+		t.Errorf("profiles show without quorum: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }

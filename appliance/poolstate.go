@@ -1,0 +1,184 @@
+package appliance
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kerf-edge/kerf/auth"
+	"github.com/kerf-edge/kerf/pool"
+	"github.com/kerf-edge/kerf/profiles"
+)
+
+// tenantDoc is a tenant's entry in the pool's tenants bucket: its tokens'
+// records, by the hash of each token (the token itself is kept nowhere).
+type tenantDoc struct {
+	Tokens map[string]auth.TokenRecord `json:"tokens"`
+}
+
+// poolTokens issues and revokes tokens through the pool's state: a token
+// issued by any member authenticates at every member, and a revocation at
+// one ends the tenant's sessions at all. Each member applies the bucket to
+// its token store (watchPoolState), which authenticates and lists from
+// what it applied last, quorum or not. Tokens issued by `kerfd token
+// issue` on a member stay that member's own until the tenant's tokens are
+// replaced or revoked through the API.
+type poolTokens struct {
+	p     *pool.Pool
+	local *auth.TokenStore
+}
+
+var _ profiles.Tokens = poolTokens{}
+
+// errNothingToRevoke leaves a tenant's entry as it is.
+var errNothingToRevoke = errors.New("nothing to revoke")
+
+// change writes tenant's entry by compare-and-set, with f applied to it,
+// and applies the result here at once.
+func (t poolTokens) change(tenant string, f func(d *tenantDoc) error) error {
+	if err := auth.CheckTenantName(tenant); err != nil {
+		return err
+	}
+	v, err := t.p.Update(pool.TenantsBucket, tenant, func(old []byte) ([]byte, error) {
+		d := tenantDoc{Tokens: map[string]auth.TokenRecord{}}
+		if len(old) > 0 {
+			if err := json.Unmarshal(old, &d); err != nil {
+				return nil, fmt.Errorf("tenant %q in the pool does not parse: %w", tenant, err)
+			}
+			if d.Tokens == nil {
+				d.Tokens = map[string]auth.TokenRecord{}
+			}
+		}
+		if err := f(&d); err != nil {
+			return nil, err
+		}
+		return json.Marshal(d)
+	})
+	if err != nil {
+		return poolAPIError(err)
+	}
+	var d tenantDoc
+	if err := json.Unmarshal(v, &d); err != nil {
+		return err
+	}
+	return t.local.Apply(tenant, d.Tokens)
+}
+
+// revokeLive revokes every live token of tenant in d, and those this
+// member issued alone, which join the entry revoked; it returns how many.
+func (t poolTokens) revokeLive(tenant string, d *tenantDoc, now time.Time) int {
+	for h, r := range t.local.Records(tenant) {
+		if _, ok := d.Tokens[h]; !ok {
+			d.Tokens[h] = r
+		}
+	}
+	n := 0
+	for h, r := range d.Tokens {
+		if r.Revoked.IsZero() {
+			r.Revoked = now
+			d.Tokens[h] = r
+			n++
+		}
+	}
+	return n
+}
+
+func (t poolTokens) Issue(tenant string, memLimit uint64) (string, error) {
+	tok, hash, err := auth.Mint()
+	if err != nil {
+		return "", err
+	}
+	err = t.change(tenant, func(d *tenantDoc) error {
+		d.Tokens[hash] = auth.TokenRecord{Tenant: tenant, MemLimit: memLimit, Issued: time.Now().UTC()}
+		return nil
+	})
+	return tok, err
+}
+
+func (t poolTokens) Replace(tenant string, memLimit uint64) (string, int, error) {
+	tok, hash, err := auth.Mint()
+	if err != nil {
+		return "", 0, err
+	}
+	n := 0
+	err = t.change(tenant, func(d *tenantDoc) error {
+		now := time.Now().UTC()
+		n = t.revokeLive(tenant, d, now)
+		d.Tokens[hash] = auth.TokenRecord{Tenant: tenant, MemLimit: memLimit, Issued: now}
+		return nil
+	})
+	if err != nil {
+		return "", 0, err
+	}
+	return tok, n, nil
+}
+
+func (t poolTokens) Revoke(tenant string) (int, error) {
+	n := 0
+	err := t.change(tenant, func(d *tenantDoc) error {
+		if n = t.revokeLive(tenant, d, time.Now().UTC()); n == 0 {
+			return errNothingToRevoke
+		}
+		return nil
+	})
+	if errors.Is(err, errNothingToRevoke) {
+		return 0, nil
+	}
+	return n, err
+}
+
+// List is what this member applied last.
+func (t poolTokens) List() []auth.TokenRecord { return t.local.List() }
+
+// poolShared writes the API's profiles and rules to the pool's buckets.
+type poolShared struct{ p *pool.Pool }
+
+var _ profiles.Shared = poolShared{}
+
+func sharedBucket(kind string) (string, error) {
+	switch kind {
+	case profiles.SharedProfile:
+		return pool.ProfilesBucket, nil
+	case profiles.SharedRule:
+		return pool.RulesBucket, nil
+	}
+	return "", fmt.Errorf("no bucket for %q", kind)
+}
+
+func (s poolShared) Share(kind, name string, doc any) error {
+	bucket, err := sharedBucket(kind)
+	if err != nil {
+		return err
+	}
+	var b []byte // empty: deleted
+	if doc != nil {
+		if b, err = json.Marshal(doc); err != nil {
+			return err
+		}
+	}
+	return poolAPIError(s.p.Put(bucket, name, b))
+}
+
+// watchPoolState has this member apply the pool's tenants, profiles and
+// rules as they change: tokens to its token store (a revocation ends the
+// tenant's sessions here), profiles and rules to the API's store (the
+// rule engine picks them up from there).
+func watchPoolState(p *pool.Pool, tokens *auth.TokenStore, api *profiles.Server) {
+	p.Watch(pool.TenantsBucket, func(tenant string, v []byte) error {
+		if len(v) == 0 {
+			return nil
+		}
+		var d tenantDoc
+		if err := json.Unmarshal(v, &d); err != nil {
+			return err
+		}
+		return tokens.Apply(tenant, d.Tokens)
+	})
+	p.Watch(pool.ProfilesBucket, func(name string, v []byte) error {
+		return api.ApplyShared(profiles.SharedProfile, name, v)
+	})
+	p.Watch(pool.RulesBucket, func(name string, v []byte) error {
+		return api.ApplyShared(profiles.SharedRule, name, v)
+	})
+}
