@@ -161,11 +161,13 @@ func newLocked(cfg Config, log *slog.Logger, lock *os.File) (*Appliance, error) 
 	var apiPool profiles.Pool
 	var apiTokens profiles.Tokens = tokens
 	var shared profiles.Shared
+	var policies profiles.TenantPolicies = tenantPolicies{sl}
 	if ledger != nil {
 		apiPool, apiTokens, shared = poolAPI{ledger}, poolTokens{p: ledger, local: tokens}, poolShared{ledger}
+		policies = poolPolicies{p: ledger, local: tenantPolicies{sl}}
 	}
 	api, err := profiles.New(apiConfig(cfg), profiles.Deps{Node: n, Tokens: apiTokens, Shared: shared, Rules: rules, Jobs: jobSet, Ingest: ingestStats{running}, Log: log, Pool: apiPool,
-		Reach: func() auth.Bundle { return reach(cfg, fp, cfg.Listen.QUIC) }, Devices: apiDevices, Policies: tenantPolicies{sl},
+		Reach: func() auth.Bundle { return reach(cfg, fp, cfg.Listen.QUIC) }, Devices: apiDevices, Policies: policies,
 		Collectors: append([]prometheus.Collector{refusalCollector{workers}}, jobMetrics.Collectors()...)})
 	if err != nil {
 		sl.Close()
@@ -178,7 +180,7 @@ func newLocked(cfg Config, log *slog.Logger, lock *os.File) (*Appliance, error) 
 		log.Warn("built-in profiles not listed in the API", "err", err)
 	}
 	if ledger != nil {
-		watchPoolState(ledger, tokens, api)
+		watchPoolState(ledger, tokens, tenantPolicies{sl}, api)
 	}
 	a.jobBundles = &jobBundles{cfg: cfg, store: jobTokens, paths: map[string]string{}, reach: func() auth.Bundle { return reach(cfg, fp, a.QUICAddr()) }}
 	tokens.OnRevoke = func(tenant string) {

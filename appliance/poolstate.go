@@ -9,12 +9,45 @@ import (
 	"github.com/kerf-edge/kerf/auth"
 	"github.com/kerf-edge/kerf/pool"
 	"github.com/kerf-edge/kerf/profiles"
+	"github.com/kerf-edge/kerf/profiles/api"
 )
 
 // tenantDoc is a tenant's entry in the pool's tenants bucket: its tokens'
 // records, by the hash of each token (the token itself is kept nowhere).
 type tenantDoc struct {
 	Tokens map[string]auth.TokenRecord `json:"tokens"`
+	// Policy is the tenant's own policy, set through the API; nil: none
+	// set through the pool.
+	Policy *api.TenantPolicy `json:"policy,omitempty"`
+}
+
+// updateTenant writes tenant's entry by compare-and-set, with f applied
+// to it, and returns the entry written.
+func updateTenant(p *pool.Pool, tenant string, f func(d *tenantDoc) error) (tenantDoc, error) {
+	if err := auth.CheckTenantName(tenant); err != nil {
+		return tenantDoc{}, err
+	}
+	v, err := p.Update(pool.TenantsBucket, tenant, func(old []byte) ([]byte, error) {
+		d := tenantDoc{Tokens: map[string]auth.TokenRecord{}}
+		if len(old) > 0 {
+			if err := json.Unmarshal(old, &d); err != nil {
+				return nil, fmt.Errorf("tenant %q in the pool does not parse: %w", tenant, err)
+			}
+			if d.Tokens == nil {
+				d.Tokens = map[string]auth.TokenRecord{}
+			}
+		}
+		if err := f(&d); err != nil {
+			return nil, err
+		}
+		return json.Marshal(d)
+	})
+	if err != nil {
+		return tenantDoc{}, poolAPIError(err)
+	}
+	var d tenantDoc
+	err = json.Unmarshal(v, &d)
+	return d, err
 }
 
 // poolTokens issues and revokes tokens through the pool's state: a token
@@ -34,32 +67,11 @@ var _ profiles.Tokens = poolTokens{}
 // errNothingToRevoke leaves a tenant's entry as it is.
 var errNothingToRevoke = errors.New("nothing to revoke")
 
-// change writes tenant's entry by compare-and-set, with f applied to it,
-// and applies the result here at once.
+// change writes tenant's entry with f applied to it, and applies its
+// tokens here at once.
 func (t poolTokens) change(tenant string, f func(d *tenantDoc) error) error {
-	if err := auth.CheckTenantName(tenant); err != nil {
-		return err
-	}
-	v, err := t.p.Update(pool.TenantsBucket, tenant, func(old []byte) ([]byte, error) {
-		d := tenantDoc{Tokens: map[string]auth.TokenRecord{}}
-		if len(old) > 0 {
-			if err := json.Unmarshal(old, &d); err != nil {
-				return nil, fmt.Errorf("tenant %q in the pool does not parse: %w", tenant, err)
-			}
-			if d.Tokens == nil {
-				d.Tokens = map[string]auth.TokenRecord{}
-			}
-		}
-		if err := f(&d); err != nil {
-			return nil, err
-		}
-		return json.Marshal(d)
-	})
+	d, err := updateTenant(t.p, tenant, f)
 	if err != nil {
-		return poolAPIError(err)
-	}
-	var d tenantDoc
-	if err := json.Unmarshal(v, &d); err != nil {
 		return err
 	}
 	return t.local.Apply(tenant, d.Tokens)
@@ -131,6 +143,38 @@ func (t poolTokens) Revoke(tenant string) (int, error) {
 // List is what this member applied last.
 func (t poolTokens) List() []auth.TokenRecord { return t.local.List() }
 
+// poolPolicies sets tenant policies through the pool's state, so that a
+// tenant's policy is the same on every member; each member reads its own
+// slicer's, as last applied.
+type poolPolicies struct {
+	p     *pool.Pool
+	local tenantPolicies
+}
+
+var _ profiles.TenantPolicies = poolPolicies{}
+
+func (pp poolPolicies) TenantPolicy(tenant string) api.TenantPolicy {
+	return pp.local.TenantPolicy(tenant)
+}
+
+func (pp poolPolicies) SetTenantPolicy(tenant string, p api.TenantPolicy) (api.TenantPolicy, error) {
+	p.Own = false
+	if _, err := updateTenant(pp.p, tenant, func(d *tenantDoc) error { d.Policy = &p; return nil }); err != nil {
+		return api.TenantPolicy{}, err
+	}
+	return pp.local.SetTenantPolicy(tenant, p)
+}
+
+// applyPolicy sets tenant's policy in the slicer unless it holds that one
+// already.
+func (tp tenantPolicies) applyPolicy(tenant string, p api.TenantPolicy) {
+	want := slicerPolicy(p)
+	if _, own := tp.sl.Status().Policies[tenant]; own && tp.sl.PolicyOf(tenant) == want {
+		return
+	}
+	tp.sl.SetPolicy(tenant, want)
+}
+
 // poolShared writes the API's profiles and rules to the pool's buckets.
 type poolShared struct{ p *pool.Pool }
 
@@ -162,9 +206,9 @@ func (s poolShared) Share(kind, name string, doc any) error {
 
 // watchPoolState has this member apply the pool's tenants, profiles and
 // rules as they change: tokens to its token store (a revocation ends the
-// tenant's sessions here), profiles and rules to the API's store (the
+// tenant's sessions here), policies to its slicer, profiles and rules to the API's store (the
 // rule engine picks them up from there).
-func watchPoolState(p *pool.Pool, tokens *auth.TokenStore, api *profiles.Server) {
+func watchPoolState(p *pool.Pool, tokens *auth.TokenStore, policies tenantPolicies, srv *profiles.Server) {
 	p.Watch(pool.TenantsBucket, func(tenant string, v []byte) error {
 		if len(v) == 0 {
 			return nil
@@ -173,12 +217,15 @@ func watchPoolState(p *pool.Pool, tokens *auth.TokenStore, api *profiles.Server)
 		if err := json.Unmarshal(v, &d); err != nil {
 			return err
 		}
+		if d.Policy != nil {
+			policies.applyPolicy(tenant, *d.Policy)
+		}
 		return tokens.Apply(tenant, d.Tokens)
 	})
 	p.Watch(pool.ProfilesBucket, func(name string, v []byte) error {
-		return api.ApplyShared(profiles.SharedProfile, name, v)
+		return srv.ApplyShared(profiles.SharedProfile, name, v)
 	})
 	p.Watch(pool.RulesBucket, func(name string, v []byte) error {
-		return api.ApplyShared(profiles.SharedRule, name, v)
+		return srv.ApplyShared(profiles.SharedRule, name, v)
 	})
 }

@@ -28,12 +28,16 @@ func (tp tenantPolicies) TenantPolicy(tenant string) api.TenantPolicy {
 
 // SetTenantPolicy implements profiles.TenantPolicies.
 func (tp tenantPolicies) SetTenantPolicy(tenant string, p api.TenantPolicy) (api.TenantPolicy, error) {
-	tp.sl.SetPolicy(tenant, slicer.Policy{
+	tp.sl.SetPolicy(tenant, slicerPolicy(p))
+	return tp.TenantPolicy(tenant), nil
+}
+
+func slicerPolicy(p api.TenantPolicy) slicer.Policy {
+	return slicer.Policy{
 		MaxGPUs:     p.MaxGPUs,
 		IdleTimeout: time.Duration(p.IdleTimeoutSeconds * float64(time.Second)),
 		MaxMemory:   p.MaxMemoryBytes,
-	})
-	return tp.TenantPolicy(tenant), nil
+	}
 }
 
 func apiPolicy(p slicer.Policy) api.TenantPolicy {

@@ -610,8 +610,8 @@ func authenticates(t *testing.T, e *env, bundle string) bool {
 
 // Tenants, tokens and profiles are the pool's: a token issued through
 // one member authenticates at another, a revocation through a third ends
-// the tenant's session on the second, and a profile stored through one is
-// listed by all. Without quorum, such writes are refused naming the live
+// the tenant's session on the second, and a tenant's policy and a profile
+// set through one hold at another. Without quorum, such writes are refused naming the live
 // members, while what was applied keeps serving.
 func TestPoolSharesTenants(t *testing.T) {
 	nodes := startPool(t, 3, "10m")
@@ -656,6 +656,15 @@ func TestPoolSharesTenants(t *testing.T) {
 	if authenticates(t, tenant, memberBundle(t, issued, a)) {
 		t.Errorf("pat's revoked token still authenticates at %s", a.name)
 	}
+
+	// A tenant's policy set through node a holds at node c.
+	if r := a.kerf(t, "tenants", "policy", "pat", "--gpus", "0.75", "--idle", "10m"); r.code != 0 {
+		t.Fatalf("tenants policy at %s: exit %d\n%s%s", a.name, r.code, r.stdout, r.stderr)
+	}
+	waitFor(t, "pat's policy set at node a, at node c", func() bool {
+		r := c.kerf(t, "tenants", "policy", "pat")
+		return r.code == 0 && strings.Contains(r.stdout, "its own policy") && strings.Contains(r.stdout, "0.75 GPUs") && strings.Contains(r.stdout, "10m0s")
+	})
 
 	// A profile stored through node a is listed by node c.
 	pf := filepath.Join(t.TempDir(), "halves.json")
