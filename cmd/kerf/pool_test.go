@@ -485,28 +485,21 @@ func (p *poolNode) defaultBundle(t *testing.T) auth.Bundle {
 	return b
 }
 
-// poolBundle issues a token for tenant on the first node, gives every
-// node the same tokens (tokens are not yet in the pool's state) and
-// writes a bundle naming every member, without a socket: the tenant runs
-// elsewhere.
+// poolBundle issues a token for tenant through the first node's API,
+// waits until every member lists it (the pool's state carries it there)
+// and writes a bundle naming every member, without a socket: the tenant
+// runs elsewhere.
 func poolBundle(t *testing.T, nodes []*poolNode, tenant string) string {
 	t.Helper()
 	issued := filepath.Join(t.TempDir(), "issued.json")
-	if r := nodes[0].env.run(t, "kerfd", "tokens", "issue", "--config", nodes[0].config, "--out", issued, tenant); r.code != 0 {
+	if r := nodes[0].kerf(t, "tokens", "issue", "--out", issued, tenant); r.code != 0 {
 		t.Fatalf("issue: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	tokens, err := os.ReadFile(filepath.Join(nodes[0].stateDir(), "tokens.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, n := range nodes[1:] {
-		tmp := filepath.Join(n.stateDir(), "tokens.json.new")
-		if err := os.WriteFile(tmp, tokens, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, filepath.Join(n.stateDir(), "tokens.json")); err != nil {
-			t.Fatal(err)
-		}
+		waitFor(t, tenant+"'s token at "+n.name, func() bool {
+			r := n.kerf(t, "tokens", "list")
+			return r.code == 0 && strings.Contains(r.stdout, tenant+" ")
+		})
 	}
 	b, err := auth.ReadBundle(issued)
 	if err != nil {
