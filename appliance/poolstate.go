@@ -67,14 +67,11 @@ var _ profiles.Tokens = poolTokens{}
 // errNothingToRevoke leaves a tenant's entry as it is.
 var errNothingToRevoke = errors.New("nothing to revoke")
 
-// change writes tenant's entry with f applied to it, and applies its
-// tokens here at once.
+// change writes tenant's entry with f applied to it; this member has
+// applied it (watchPoolState) once it returns.
 func (t poolTokens) change(tenant string, f func(d *tenantDoc) error) error {
-	d, err := updateTenant(t.p, tenant, f)
-	if err != nil {
-		return err
-	}
-	return t.local.Apply(tenant, d.Tokens)
+	_, err := updateTenant(t.p, tenant, f)
+	return err
 }
 
 // revokeLive revokes every live token of tenant in d, and those this
@@ -162,7 +159,7 @@ func (pp poolPolicies) SetTenantPolicy(tenant string, p api.TenantPolicy) (api.T
 	if _, err := updateTenant(pp.p, tenant, func(d *tenantDoc) error { d.Policy = &p; return nil }); err != nil {
 		return api.TenantPolicy{}, err
 	}
-	return pp.local.SetTenantPolicy(tenant, p)
+	return pp.local.TenantPolicy(tenant), nil // applied by watchPoolState
 }
 
 // applyPolicy sets tenant's policy in the slicer unless it holds that one

@@ -81,6 +81,8 @@ type Pool struct {
 	state    map[string]jetstream.KeyValue // the state buckets, by name; empty until they exist
 	watch    map[string]Apply              // by state bucket
 	applied  map[string]map[string]uint64  // by state bucket and key: the revision applied last
+	// applyMu is held while a change of the state is applied, before mu.
+	applyMu sync.Mutex
 
 	cancel context.CancelFunc
 	done   chan struct{}

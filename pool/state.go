@@ -21,9 +21,11 @@ const (
 // stateBuckets are the operator's buckets, in the order they are created.
 var stateBuckets = []string{TenantsBucket, ProfilesBucket, RulesBucket}
 
-// Apply is given a key of a state bucket and its value, each time the
-// value this member reads differs from the one it applied last (and every
-// key once after start). An empty value is a deletion.
+// Apply is given a key of a state bucket and its value, each time this
+// member reads or writes a revision of it newer than the one it applied
+// last (and every key once after start). An empty value is a deletion.
+// Calls are one at a time, and never give an older revision after a
+// newer one.
 type Apply func(key string, value []byte) error
 
 // Watch has apply called with the changes of bucket, one of the state
@@ -51,7 +53,9 @@ func (p *Pool) stateKV(bucket string) (jetstream.KeyValue, error) {
 // Update changes key of a state bucket by compare-and-set on its
 // revision: f gets the value as it is (nil when there is none) and
 // returns the new one, or an error that leaves it as is; f runs again
-// when another member wrote in between. Refused without quorum. It
+// when another member wrote in between. Refused without quorum. Once the
+// write is acknowledged, the bucket's Apply has it on this member before
+// Update returns (an Apply that fails is retried by the next round). It
 // returns the value written.
 func (p *Pool) Update(bucket, key string, f func(old []byte) ([]byte, error)) ([]byte, error) {
 	if err := p.Quorum(); err != nil {
@@ -78,16 +82,20 @@ func (p *Pool) Update(bucket, key string, f func(old []byte) ([]byte, error)) ([
 		if err != nil {
 			return nil, err
 		}
+		var wrote uint64
 		err = untilAnswered(ctx, func() error {
 			var err error
 			if rev == 0 {
-				_, err = kv.Create(ctx, key, v)
+				wrote, err = kv.Create(ctx, key, v)
 			} else {
-				_, err = kv.Update(ctx, key, v, rev)
+				wrote, err = kv.Update(ctx, key, v, rev)
 			}
 			return err
 		})
 		if err == nil {
+			if err := p.apply(bucket, key, v, wrote); err != nil {
+				p.log.Warn("a change of the pool's state not yet applied on this member", "bucket", bucket, "key", key, "err", err)
+			}
 			return v, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
@@ -113,26 +121,22 @@ func (p *Pool) Put(bucket, key string, value []byte) error {
 // it last applied them. Without quorum the read fails and what was applied
 // stays.
 func (p *Pool) readState(ctx context.Context) error {
-	p.mu.Lock()
-	watch := make(map[string]Apply, len(p.watch))
-	for b, f := range p.watch {
-		watch[b] = f
-	}
-	p.mu.Unlock()
 	var errs []error
 	for _, bucket := range stateBuckets {
-		apply, ok := watch[bucket]
+		p.mu.Lock()
+		_, ok := p.watch[bucket]
+		p.mu.Unlock()
 		if !ok {
 			continue
 		}
-		if err := p.readBucket(ctx, bucket, apply); err != nil {
+		if err := p.readBucket(ctx, bucket); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func (p *Pool) readBucket(ctx context.Context, bucket string, apply Apply) error {
+func (p *Pool) readBucket(ctx context.Context, bucket string) error {
 	kv, err := p.stateKV(bucket)
 	if err != nil {
 		return err
@@ -152,22 +156,34 @@ func (p *Pool) readBucket(ctx context.Context, bucket string, apply Apply) error
 		if err != nil {
 			continue // deleted since listed, or not answered: next round
 		}
-		p.mu.Lock()
-		seen := p.applied[bucket][k]
-		p.mu.Unlock()
-		if seen == e.Revision() {
-			continue
-		}
-		if err := apply(k, e.Value()); err != nil {
+		if err := p.apply(bucket, k, e.Value(), e.Revision()); err != nil {
 			p.log.Warn("a change of the pool's state not applied on this member", "bucket", bucket, "key", k, "err", err)
-			continue
 		}
-		p.mu.Lock()
-		if p.applied[bucket] == nil {
-			p.applied[bucket] = map[string]uint64{}
-		}
-		p.applied[bucket][k] = e.Revision()
-		p.mu.Unlock()
 	}
+	return nil
+}
+
+// apply hands revision rev of key to its bucket's Apply, unless this
+// member applied that revision or a newer one already: a read may be
+// answered by a replica that has not seen the latest write yet.
+func (p *Pool) apply(bucket, key string, value []byte, rev uint64) error {
+	p.applyMu.Lock()
+	defer p.applyMu.Unlock()
+	p.mu.Lock()
+	f := p.watch[bucket]
+	seen := p.applied[bucket][key]
+	p.mu.Unlock()
+	if f == nil || rev <= seen {
+		return nil
+	}
+	if err := f(key, value); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	if p.applied[bucket] == nil {
+		p.applied[bucket] = map[string]uint64{}
+	}
+	p.applied[bucket][key] = rev
+	p.mu.Unlock()
 	return nil
 }

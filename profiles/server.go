@@ -683,7 +683,8 @@ func (h handlers) CreateProfile(c echo.Context) error {
 	if err := h.share(SharedProfile, p.Name, p); err != nil {
 		return err
 	}
-	p, _, err = h.store.PutProfile(p, true)
+	// Shared, it is stored here already (Server.ApplyShared).
+	p, _, err = h.store.PutProfile(p, h.deps.Shared == nil)
 	if err != nil {
 		return err
 	}
@@ -706,10 +707,12 @@ func (h handlers) PutProfile(c echo.Context, name api.Name) error {
 	if err != nil {
 		return err
 	}
+	_, err = h.store.Profile(p.Name)
+	existed := err == nil
 	if err := h.share(SharedProfile, p.Name, p); err != nil {
 		return err
 	}
-	p, existed, err := h.store.PutProfile(p, false)
+	p, _, err = h.store.PutProfile(p, false)
 	if err != nil {
 		return err
 	}
@@ -737,7 +740,7 @@ func (h handlers) DeleteProfile(c echo.Context, name api.Name) error {
 	if err := h.share(SharedProfile, name, nil); err != nil {
 		return err
 	}
-	if err := h.store.DeleteProfile(name); err != nil {
+	if err := h.store.DeleteProfile(name); err != nil && !(h.deps.Shared != nil && errors.Is(err, ErrNotFound)) {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -948,7 +951,7 @@ func (h handlers) CreateRule(c echo.Context) error {
 	if err := h.share(SharedRule, r.Name, r); err != nil {
 		return err
 	}
-	r, _, err = h.store.PutRule(r, true)
+	r, _, err = h.store.PutRule(r, h.deps.Shared == nil)
 	if err != nil {
 		return err
 	}
@@ -972,10 +975,12 @@ func (h handlers) PutRule(c echo.Context, name api.Name) error {
 	if err != nil {
 		return err
 	}
+	_, err = h.store.Rule(r.Name)
+	existed := err == nil
 	if err := h.share(SharedRule, r.Name, r); err != nil {
 		return err
 	}
-	r, existed, err := h.store.PutRule(r, false)
+	r, _, err = h.store.PutRule(r, false)
 	if err != nil {
 		return err
 	}
@@ -1001,7 +1006,7 @@ func (h handlers) DeleteRule(c echo.Context, name api.Name) error {
 	if err := h.share(SharedRule, name, nil); err != nil {
 		return err
 	}
-	if err := h.store.DeleteRule(name); err != nil {
+	if err := h.store.DeleteRule(name); err != nil && !(h.deps.Shared != nil && errors.Is(err, ErrNotFound)) {
 		return err
 	}
 	h.rulesChanged()

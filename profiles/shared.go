@@ -19,8 +19,9 @@ const (
 // Shared keeps the stored profiles and rules in state shared with other
 // nodes (a pool's). The API writes a change there first and stores it
 // here only once it is written; every node applies the shared changes to
-// its own store (Server.ApplyShared). Errors wrap ErrUnavailable when the
-// shared state cannot be written now (no quorum): 503, nothing changed.
+// its own store (Server.ApplyShared), this one too, perhaps before Share
+// returns. Errors wrap ErrUnavailable when the shared state cannot be
+// written now (no quorum): 503, nothing changed.
 type Shared interface {
 	// Share writes doc, a profile or rule as the API stores it, under its
 	// kind and name; a nil doc deletes it.

@@ -11,11 +11,13 @@ import (
 )
 
 // fakeShared is state shared with other nodes; without quorum every write
-// is refused.
+// is refused. Like a pool, it has the writing node apply a write before
+// Share returns.
 type fakeShared struct {
 	mu     sync.Mutex
 	docs   map[string][]byte // by kind/name; empty: deleted
 	quorum bool
+	self   *Server
 }
 
 func (f *fakeShared) Share(kind, name string, doc any) error {
@@ -32,7 +34,7 @@ func (f *fakeShared) Share(kind, name string, doc any) error {
 		}
 	}
 	f.docs[kind+"/"+name] = b
-	return nil
+	return f.self.ApplyShared(kind, name, b)
 }
 
 func (f *fakeShared) doc(kind, name string) ([]byte, bool) {
@@ -47,15 +49,19 @@ func (f *fakeShared) doc(kind, name string) ([]byte, bool) {
 // quorum they are refused (503) and nothing changes.
 func TestSharedProfilesAndRules(t *testing.T) {
 	one, other := newEnv(t), newEnv(t)
-	f := &fakeShared{docs: map[string][]byte{}, quorum: true}
+	f := &fakeShared{docs: map[string][]byte{}, quorum: true, self: one.srv}
 	one.srv.deps.Shared = f
 	a := one.admin
 
 	if r := one.do("POST", "/v1/profiles", a, validProfile("two")); r.code != 201 {
 		t.Fatalf("create: %d %s", r.code, r.body)
 	}
-	if r := one.do("POST", "/v1/rules", a, map[string]any{"name": "hot", "rule": map[string]any{"when": "temp > 80"}}); r.code != 201 {
+	problemOf(t, one.do("POST", "/v1/profiles", a, validProfile("two")), 409)
+	if r := one.do("PUT", "/v1/rules/hot", a, map[string]any{"name": "hot", "rule": map[string]any{"when": "temp > 80"}}); r.code != 201 {
 		t.Fatalf("create rule: %d %s", r.code, r.body)
+	}
+	if r := one.do("PUT", "/v1/rules/hot", a, map[string]any{"name": "hot", "rule": map[string]any{"when": "temp > 80"}}); r.code != 200 {
+		t.Fatalf("replace rule: %d %s", r.code, r.body)
 	}
 	for _, k := range []string{SharedProfile + "/two", SharedRule + "/hot"} {
 		kind, name, _ := strings.Cut(k, "/")
@@ -91,6 +97,7 @@ func TestSharedProfilesAndRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	problemOf(t, other.do("GET", "/v1/rules/hot", other.admin, nil), 404)
+	problemOf(t, one.do("GET", "/v1/rules/hot", a, nil), 404)
 
 	// Without quorum: refused, nothing stored or deleted here.
 	f.mu.Lock()
