@@ -248,7 +248,7 @@ func (s *TokenStore) Records(tenant string) map[string]TokenRecord {
 // Apply sets the records recs, by hash, of tenant, as state shared with
 // other nodes has them; the tenant's other records (issued on this node
 // alone) stay. A token live here and revoked in recs ends the tenant's
-// sessions (OnRevoke). The file is written only when something changed.
+// sessions (OnRevoke); one revoked here stays revoked. The file is written only when something changed.
 func (s *TokenStore) Apply(tenant string, recs map[string]TokenRecord) error {
 	unlock := s.lockReloaded()
 	changed, revoked := false, false
@@ -257,6 +257,9 @@ func (s *TokenStore) Apply(tenant string, recs map[string]TokenRecord) error {
 			continue
 		}
 		old, ok := s.recs[h]
+		if ok && !old.Revoked.IsZero() && r.Revoked.IsZero() {
+			r.Revoked = old.Revoked // a revocation is never undone
+		}
 		if ok && old.same(r) {
 			continue
 		}

@@ -288,6 +288,14 @@ func TestApplySharedRecords(t *testing.T) {
 	if !reflect.DeepEqual(revoked, []string{"alice"}) {
 		t.Fatalf("OnRevoke got %v, want alice once", revoked)
 	}
+	// An older record, live, does not undo the revocation.
+	rec.Revoked = time.Time{}
+	if err := s.Apply("alice", map[string]TokenRecord{hash: rec}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authenticate([]byte(tok)); err == nil {
+		t.Fatal("a live record applied after the revocation undid it")
+	}
 	reopened, err := OpenTokenStore(path)
 	if err != nil {
 		t.Fatal(err)
