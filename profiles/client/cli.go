@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/http"
 	"os"
 	"sort"
 	"strings"
@@ -315,7 +316,16 @@ func smiCmd(ctx context.Context, c *Client, cmd *cli.Command, w io.Writer) error
 				human(s.MemoryUsedBytes), human(s.MemoryLimitBytes), shareText(s.ShareAchieved, s.ShareTarget))
 		}
 	}
-	return nil
+	st, err := c.Pool(ctx)
+	var p *api.Problem
+	if errors.As(err, &p) && p.Status == http.StatusConflict {
+		return nil // not in a pool
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	return smiPool(w, st)
 }
 
 // shareText is a slice's compute share as smi shows it: what it got of

@@ -133,3 +133,53 @@ func poolPlace(ctx context.Context, c *Client, cmd *cli.Command, w io.Writer) er
 	fmt.Fprintf(w, "reserved %s for %s on %s, GPUs %v, until %s\n", l.ID, l.Tenant, l.Node, l.GPUs, l.Expires.Format(time.RFC3339))
 	return nil
 }
+
+// smiPool is kerf smi's view of the pool: every member, up or down, with
+// its GPUs and their slices as it last published them, and what the
+// ledger holds on it.
+func smiPool(w io.Writer, st api.PoolStatus) error {
+	quorum := "quorum"
+	if !st.Quorum {
+		quorum = "NO QUORUM"
+	}
+	fmt.Fprintf(w, "pool %s: %d of %d members live, %s\n", st.Pool, len(st.Live), len(st.Members), quorum)
+	if st.Problem != "" {
+		fmt.Fprintf(w, "problem: %s\n", st.Problem)
+	}
+	for _, m := range st.Members {
+		state := "up"
+		if !m.Live {
+			state = "DOWN"
+			if !m.LastSeen.IsZero() {
+				state += ", last seen " + m.LastSeen.Format(time.RFC3339)
+			}
+		}
+		if m.Self {
+			state += ", this node"
+		}
+		fmt.Fprintf(w, "%s (%s): %d GPU(s), %.2f GPU leased in %d lease(s)\n", m.Name, state, len(m.GPUs), m.HeldGPUs, m.Leases)
+		for _, g := range m.GPUs {
+			var sliced uint64
+			held := 0
+			for _, s := range g.Slices {
+				sliced += s.MemoryBytes
+				if s.Tenant != "" {
+					held++
+				}
+			}
+			fmt.Fprintf(w, "  GPU %d  %-28s  %9s, %9s sliced, %d slice(s), %d held\n", g.Index, g.Name, human(g.MemoryBytes), human(sliced), len(g.Slices), held)
+			for _, s := range g.Slices {
+				fmt.Fprintf(w, "    %-20s %9s  share %3.0f%%\n", orFree(s.Tenant), human(s.MemoryBytes), 100*s.Share)
+			}
+		}
+	}
+	return nil
+}
+
+// orFree names a slice's holder, or says it is free.
+func orFree(tenant string) string {
+	if tenant == "" {
+		return "(free)"
+	}
+	return tenant
+}
