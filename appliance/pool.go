@@ -28,7 +28,7 @@ func newPool(cfg Config, log *slog.Logger) *pool.Pool {
 // startPool joins the pool through the embedded broker.
 func (a *Appliance) startPool(b *Broker) error {
 	k := b.KerfdLogin()
-	local := poolLocal{n: a.node, quic: a.QUICAddr(), http: a.HTTPAddr()}
+	local := poolLocal{n: a.node, quic: a.QUICAddr(), http: a.HTTPAddr(), site: a.cfg.Ingest.Site}
 	return a.pool.Start(b.srv, pool.Login{User: k.Name, Password: k.Password}, pool.Login{User: b.system.Name, Password: b.system.Password},
 		local, func(peer string) error {
 			u, err := a.cfg.Pool.RouteURL(peer)
@@ -138,8 +138,8 @@ func poolRefusal(err error) error {
 
 // poolLocal is what the pool reads of this node.
 type poolLocal struct {
-	n          *node
-	quic, http string
+	n                *node
+	quic, http, site string
 }
 
 func (p poolLocal) Inventory() pool.Node {
@@ -150,7 +150,7 @@ func (p poolLocal) Inventory() pool.Node {
 			holder[s] = l.Tenant
 		}
 	}
-	out := pool.Node{QUIC: p.quic, HTTP: p.http, Profile: st.Profile}
+	out := pool.Node{QUIC: p.quic, HTTP: p.http, Profile: st.Profile, Site: p.site}
 	for i, d := range p.n.devices {
 		g := pool.GPU{Index: i, Name: d.Name, Memory: d.TotalMem}
 		for _, lg := range st.Layout.GPUs {

@@ -15,6 +15,7 @@ type Node struct {
 	QUIC    string    `json:"quic,omitempty"` // where tenants reach it
 	HTTP    string    `json:"http,omitempty"` // its operator API
 	Profile string    `json:"profile,omitempty"`
+	Site    string    `json:"site,omitempty"` // its site (ingest.site), "" none
 	GPUs    []GPU     `json:"gpus"`
 	Updated time.Time `json:"updated"`
 }
