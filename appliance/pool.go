@@ -58,14 +58,14 @@ func (al *allocator) admitToPool(l slicer.Lease) error {
 }
 
 // placesInPool reports whether the pool places req: a lease (not a
-// session's own slice) of a fraction of a GPU per slice, asked by a client
-// that follows a redirect, or a reservation to take up. A request by
-// memory or GPU model, or from an older client, is placed on this node.
+// session's own slice), by fraction, memory or GPU model, asked by a
+// client that follows a redirect, or a reservation to take up. A request
+// from an older client is placed on this node.
 func (al *allocator) placesInPool(req transport.AllocRequest) bool {
 	if al.pool == nil {
 		return false
 	}
-	return req.Reservation != "" || req.Redirects && req.Memory == 0 && req.Model == "" && req.MinMemory == 0
+	return req.Reservation != "" || req.Redirects && req.Device < 0
 }
 
 // allocateInPool places req in the pool: on this node if it has room in
@@ -76,10 +76,11 @@ func (al *allocator) placesInPool(req transport.AllocRequest) bool {
 func (al *allocator) allocateInPool(t auth.Tenant, req transport.AllocRequest) (transport.Lease, error) {
 	if req.Reservation == "" {
 		fraction := req.Fraction
-		if fraction == 0 {
+		if fraction == 0 && req.Memory == 0 {
 			fraction = 1 // neither a fraction nor memory: a whole GPU
 		}
-		r, err := al.pool.Place(pool.Request{Tenant: t.ID, Count: req.Count, Fraction: fraction, Prefer: al.pool.Self()})
+		r, err := al.pool.Place(pool.Request{Tenant: t.ID, Count: req.Count, Fraction: fraction, Memory: req.Memory,
+			MinMemory: req.MinMemory, Model: req.Model, Prefer: al.pool.Self()})
 		if err != nil {
 			return transport.Lease{}, poolRefusal(err)
 		}
@@ -106,7 +107,7 @@ func (al *allocator) allocateInPool(t auth.Tenant, req transport.AllocRequest) (
 // Refused either way, the reservation is dropped and the tenant retries.
 func (al *allocator) takeUp(t auth.Tenant, r pool.Lease) (transport.Lease, error) {
 	id := r.ID
-	l, err := al.sl.TryAllocate(slicer.Request{Tenant: t.ID, N: len(r.GPUs), Fraction: r.Charge / float64(len(r.GPUs)), GPUs: r.GPUs})
+	l, err := al.sl.TryAllocate(slicer.Request{Tenant: t.ID, N: len(r.GPUs), Fraction: r.Charge / float64(len(r.GPUs)), Memory: r.Memory, GPUs: r.GPUs})
 	if err != nil {
 		al.pool.Cancel(id)
 		if errors.Is(err, slicer.ErrNoCapacity) {
@@ -157,6 +158,7 @@ func (p poolLocal) Inventory() pool.Node {
 			if lg.GPU.Index != i {
 				continue
 			}
+			g.Usable = lg.Usable
 			for _, s := range lg.Slices {
 				g.Slices = append(g.Slices, pool.Slice{ID: string(s.ID), Share: s.Size.Share, Memory: s.Size.Memory, Tenant: holder[s.ID]})
 			}
