@@ -187,7 +187,7 @@ func (a poolAPI) Status() api.PoolStatus {
 	out := api.PoolStatus{Pool: st.Pool, Node: st.Node, Quorum: st.Quorum, Size: st.Size, Needed: st.Needed, Leader: st.Leader,
 		Replicas: st.Replicas, Live: st.Live, Problem: st.Problem, Members: []api.PoolMember{}, Leases: []api.PoolLease{}}
 	for _, m := range st.Members {
-		am := api.PoolMember{Name: m.Name, Live: m.Live, Self: m.Self, Quic: m.QUIC, HTTP: m.HTTP, Profile: m.Profile,
+		am := api.PoolMember{Name: m.Name, Live: m.Live, Self: m.Self, Quic: m.QUIC, HTTP: m.HTTP, Profile: m.Profile, Site: m.Site,
 			Updated: m.Updated, LastSeen: m.LastSeen, HeldGPUs: m.Held, Leases: m.Leases, GPUs: []api.PoolGPU{}}
 		for _, g := range m.GPUs {
 			ag := api.PoolGPU{Index: g.Index, Name: g.Name, MemoryBytes: g.Memory, Slices: []api.PoolSlice{}}

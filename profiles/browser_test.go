@@ -238,7 +238,7 @@ func TestBrowserPool(t *testing.T) {
 	st := api.PoolStatus{Pool: "rack", Node: "node-a", Quorum: true, Size: 3, Needed: 2, Replicas: 3, Live: []string{"node-a", "node-b"},
 		Members: []api.PoolMember{
 			{Name: "node-a", Live: true, Self: true, GPUs: []api.PoolGPU{gpu("Kerf emulated GPU", 4<<30, "alice", "")}, HeldGPUs: 0.25, Leases: 1},
-			{Name: "node-b", Live: true, GPUs: []api.PoolGPU{gpu("Kerf emulated GPU", 8<<30)}},
+			{Name: "node-b", Live: true, Site: "plant-2", GPUs: []api.PoolGPU{gpu("Kerf emulated GPU", 8<<30)}},
 			{Name: "node-c", Live: false, LastSeen: seen, GPUs: []api.PoolGPU{gpu("Kerf emulated GPU", 2<<30, "bob")}, HeldGPUs: 0.25, Leases: 1},
 		},
 		Leases: []api.PoolLease{
@@ -258,6 +258,7 @@ func TestBrowserPool(t *testing.T) {
 		`<li data-tenant=""><b>free</b> 1.0 GiB · share 25%</li>`,
 		`<div class="pool-member up" data-member="node-b" data-state="up" data-gpus="1">`,
 		`GPU 0: Kerf emulated GPU — 8.0 GiB, 0 slice(s)`,
+		`node-b (up)<span class="muted"> · 0.00 GPU leased in 0 lease(s) · site plant-2</span>`,
 		`<div class="pool-member down" data-member="node-c" data-state="down" data-gpus="1">`,
 		`node-c (down, last seen `,
 		`<li data-tenant="bob"><b>bob</b> 512 MiB · share 25%</li>`,

@@ -432,6 +432,9 @@ type PoolMember struct {
 	Quic string `json:"quic,omitempty,omitzero"`
 	Self bool   `json:"self"`
 
+	// Site its site (ingest.site), which policy rules may target; absent when none
+	Site string `json:"site,omitempty,omitzero"`
+
 	// Updated when it last published its inventory
 	Updated time.Time `json:"updated,omitempty,omitzero"`
 }

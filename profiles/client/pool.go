@@ -157,7 +157,11 @@ func smiPool(w io.Writer, st api.PoolStatus) error {
 		if m.Self {
 			state += ", this node"
 		}
-		fmt.Fprintf(w, "%s (%s): %d GPU(s), %.2f GPU leased in %d lease(s)\n", m.Name, state, len(m.GPUs), m.HeldGPUs, m.Leases)
+		site := ""
+		if m.Site != "" {
+			site = ", site " + m.Site
+		}
+		fmt.Fprintf(w, "%s (%s): %d GPU(s), %.2f GPU leased in %d lease(s)%s\n", m.Name, state, len(m.GPUs), m.HeldGPUs, m.Leases, site)
 		for _, g := range m.GPUs {
 			var sliced uint64
 			held := 0

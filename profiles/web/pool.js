@@ -29,7 +29,8 @@ function renderPool(st) {
     if (m.self) words += ", this node";
     const title = `${m.name} (${words})`;
     members.append(el("div", { class: "pool-member " + state, "data-member": m.name, "data-state": state, "data-gpus": String(m.gpus.length) },
-      el("div", { class: "gpu-title" }, title, el("span", { class: "muted" }, ` · ${(m.heldGPUs || 0).toFixed(2)} GPU leased in ${m.leases} lease(s)`)),
+      el("div", { class: "gpu-title" }, title, el("span", { class: "muted" },
+        ` · ${(m.heldGPUs || 0).toFixed(2)} GPU leased in ${m.leases} lease(s)` + (m.site ? ` · site ${m.site}` : ""))),
       gpus));
   }
   const tb = $("pool-leases").tBodies[0];
