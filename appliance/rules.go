@@ -113,6 +113,9 @@ func (h ruleHome) checkTarget(t ingest.Target) error {
 		return nil
 	}
 	if t.Site != "" && !slices.Contains(sites, t.Site) {
+		if len(sites) == 0 {
+			return &ingest.FieldError{Field: "target.site", Msg: fmt.Sprintf("%q: no member of the pool has a site (ingest.site)", t.Site)}
+		}
 		slices.Sort(sites)
 		return &ingest.FieldError{Field: "target.site", Msg: fmt.Sprintf("%q: no member of the pool is there (sites: %s)", t.Site, strings.Join(sites, ", "))}
 	}
