@@ -213,7 +213,8 @@ func (a poolAPI) Join(address string) error { return poolAPIError(a.p.Join(addre
 func (a poolAPI) Leave(node string) error { return poolAPIError(a.p.Leave(node)) }
 
 func (a poolAPI) Place(r api.PoolPlacementRequest) (api.PoolLease, error) {
-	l, err := a.p.Place(pool.Request{Tenant: r.Tenant, Count: r.Count, Fraction: r.Fraction})
+	l, err := a.p.Place(pool.Request{Tenant: r.Tenant, Count: r.Count, Fraction: r.Fraction, Memory: r.MemoryBytes,
+		MinMemory: r.MinMemoryBytes, Model: r.Model})
 	if err != nil {
 		return api.PoolLease{}, poolAPIError(err)
 	}

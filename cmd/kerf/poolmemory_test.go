@@ -11,7 +11,7 @@ import (
 // memory, least GPU memory or model lands on a member whose GPU fits,
 // asked of the first member in the bundle (which is too small), and runs
 // the emulated GPU's vadd there; a request the first member fits stays
-// there.
+// there. kerf pool place by memory or model places alike.
 func TestPoolPlacesByMemory(t *testing.T) {
 	nodes := startPoolOf(t, "10m", "memory: 1GiB", "memory: 4GiB", "memory: 8GiB, name: Kerf big GPU")
 	a, b, c := nodes[0], nodes[1], nodes[2]
@@ -62,5 +62,23 @@ func TestPoolPlacesByMemory(t *testing.T) {
 			r := append(poolRows(a.kerf(t, "pool", "status").stdout)[tc.on.name], "", "", "", "", "")
 			return r[4] == "0" // LEASES
 		})
+	}
+	// The operator's placement takes the same: asked of the first member,
+	// it reserves on the member whose GPU fits.
+	for _, tc := range []struct {
+		flags []string
+		on    *poolNode
+	}{
+		{[]string{"--memory", "1536MiB"}, b},
+		{[]string{"--model", "big", "-p", "0.1"}, c},
+		{[]string{"--memory", "256MiB"}, a},
+	} {
+		r := a.kerf(t, append(append([]string{"pool", "place"}, tc.flags...), "op")...)
+		if r.code != 0 || !strings.Contains(r.stdout, "for op on "+tc.on.name+",") {
+			t.Errorf("kerf pool place %v: exit %d, want on %s\n%s%s", tc.flags, r.code, tc.on.name, r.stdout, r.stderr)
+		}
+	}
+	if r := a.kerf(t, "pool", "place", "--memory", "9GiB", "op"); r.code == 0 || !strings.Contains(r.stderr, "node-a no GPU that fits") {
+		t.Errorf("kerf pool place of more memory than any GPU: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }

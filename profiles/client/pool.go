@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kerf-edge/kerf/internal/cli"
+	"github.com/kerf-edge/kerf/internal/units"
 	"github.com/kerf-edge/kerf/profiles/api"
 )
 
@@ -116,7 +117,10 @@ func poolLeave(ctx context.Context, c *Client, cmd *cli.Command, w io.Writer) er
 
 func poolPlaceFlags(c *cli.Command) {
 	c.Int("n", 1, "slices, each on a GPU of its own, all on one node")
-	c.Float64("p", 0.1, "the part of a GPU of each slice")
+	c.Float64("p", 0, "the part of a GPU of each slice (default 0.1 without --memory)")
+	c.String("memory", "", "memory of each slice, with a unit (512MiB), a part of the usable memory of its GPU")
+	c.String("min-memory", "", "only GPUs with at least this much memory, with a unit")
+	c.String("model", "", "only GPUs whose model contains this")
 }
 
 func poolPlace(ctx context.Context, c *Client, cmd *cli.Command, w io.Writer) error {
@@ -124,9 +128,22 @@ func poolPlace(ctx context.Context, c *Client, cmd *cli.Command, w io.Writer) er
 	if err != nil {
 		return err
 	}
-	n := cmd.Lookup("n").Value.(flag.Getter).Get().(int)
-	p := cmd.Lookup("p").Value.(flag.Getter).Get().(float64)
-	l, err := c.PlaceInPool(ctx, api.PoolPlacementRequest{Tenant: tenant, Count: n, Fraction: p})
+	get := func(name string) any { return cmd.Lookup(name).Value.(flag.Getter).Get() }
+	r := api.PoolPlacementRequest{Tenant: tenant, Count: get("n").(int), Fraction: get("p").(float64), Model: get("model").(string)}
+	for _, f := range []struct {
+		name string
+		to   *uint64
+	}{{"memory", &r.MemoryBytes}, {"min-memory", &r.MinMemoryBytes}} {
+		if s := get(f.name).(string); s != "" {
+			if *f.to, err = units.ParseBytes(s); err != nil {
+				return cli.Usagef(cmd.Name(), "--%s: %v", f.name, err)
+			}
+		}
+	}
+	if r.Fraction == 0 && r.MemoryBytes == 0 {
+		r.Fraction = 0.1
+	}
+	l, err := c.PlaceInPool(ctx, r)
 	if err != nil {
 		return err
 	}
