@@ -156,7 +156,11 @@ func newLocked(cfg Config, log *slog.Logger, lock *os.File) (*Appliance, error) 
 		logins = newDeviceLogins(cfg)
 		apiDevices = logins
 	}
-	rules := newPolicyRules(cfg.Ingest, len(gpus))
+	home := ruleHome{node: cfg.PoolNode(), site: cfg.Ingest.Site}
+	if ledger != nil {
+		home.members = ledger.Nodes
+	}
+	rules := newPolicyRules(cfg.Ingest, len(gpus), home)
 	jobSet, jobMetrics := newJobSet(cfg.Jobs.Enabled), jobs.NewMetrics()
 	var apiPool profiles.Pool
 	var apiTokens profiles.Tokens = tokens

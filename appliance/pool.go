@@ -28,7 +28,7 @@ func newPool(cfg Config, log *slog.Logger) *pool.Pool {
 // startPool joins the pool through the embedded broker.
 func (a *Appliance) startPool(b *Broker) error {
 	k := b.KerfdLogin()
-	local := poolLocal{n: a.node, quic: a.QUICAddr(), http: a.HTTPAddr()}
+	local := poolLocal{n: a.node, quic: a.QUICAddr(), http: a.HTTPAddr(), site: a.cfg.Ingest.Site}
 	return a.pool.Start(b.srv, pool.Login{User: k.Name, Password: k.Password}, pool.Login{User: b.system.Name, Password: b.system.Password},
 		local, func(peer string) error {
 			u, err := a.cfg.Pool.RouteURL(peer)
@@ -58,14 +58,14 @@ func (al *allocator) admitToPool(l slicer.Lease) error {
 }
 
 // placesInPool reports whether the pool places req: a lease (not a
-// session's own slice) of a fraction of a GPU per slice, asked by a client
-// that follows a redirect, or a reservation to take up. A request by
-// memory or GPU model, or from an older client, is placed on this node.
+// session's own slice), by fraction, memory or GPU model, asked by a
+// client that follows a redirect, or a reservation to take up. A request
+// from an older client is placed on this node.
 func (al *allocator) placesInPool(req transport.AllocRequest) bool {
 	if al.pool == nil {
 		return false
 	}
-	return req.Reservation != "" || req.Redirects && req.Memory == 0 && req.Model == "" && req.MinMemory == 0
+	return req.Reservation != "" || req.Redirects && req.Device < 0
 }
 
 // allocateInPool places req in the pool: on this node if it has room in
@@ -76,10 +76,11 @@ func (al *allocator) placesInPool(req transport.AllocRequest) bool {
 func (al *allocator) allocateInPool(t auth.Tenant, req transport.AllocRequest) (transport.Lease, error) {
 	if req.Reservation == "" {
 		fraction := req.Fraction
-		if fraction == 0 {
+		if fraction == 0 && req.Memory == 0 {
 			fraction = 1 // neither a fraction nor memory: a whole GPU
 		}
-		r, err := al.pool.Place(pool.Request{Tenant: t.ID, Count: req.Count, Fraction: fraction, Prefer: al.pool.Self()})
+		r, err := al.pool.Place(pool.Request{Tenant: t.ID, Count: req.Count, Fraction: fraction, Memory: req.Memory,
+			MinMemory: req.MinMemory, Model: req.Model, Prefer: al.pool.Self()})
 		if err != nil {
 			return transport.Lease{}, poolRefusal(err)
 		}
@@ -106,7 +107,7 @@ func (al *allocator) allocateInPool(t auth.Tenant, req transport.AllocRequest) (
 // Refused either way, the reservation is dropped and the tenant retries.
 func (al *allocator) takeUp(t auth.Tenant, r pool.Lease) (transport.Lease, error) {
 	id := r.ID
-	l, err := al.sl.TryAllocate(slicer.Request{Tenant: t.ID, N: len(r.GPUs), Fraction: r.Charge / float64(len(r.GPUs)), GPUs: r.GPUs})
+	l, err := al.sl.TryAllocate(slicer.Request{Tenant: t.ID, N: len(r.GPUs), Fraction: r.Charge / float64(len(r.GPUs)), Memory: r.Memory, GPUs: r.GPUs})
 	if err != nil {
 		al.pool.Cancel(id)
 		if errors.Is(err, slicer.ErrNoCapacity) {
@@ -138,8 +139,8 @@ func poolRefusal(err error) error {
 
 // poolLocal is what the pool reads of this node.
 type poolLocal struct {
-	n          *node
-	quic, http string
+	n                *node
+	quic, http, site string
 }
 
 func (p poolLocal) Inventory() pool.Node {
@@ -150,13 +151,14 @@ func (p poolLocal) Inventory() pool.Node {
 			holder[s] = l.Tenant
 		}
 	}
-	out := pool.Node{QUIC: p.quic, HTTP: p.http, Profile: st.Profile}
+	out := pool.Node{QUIC: p.quic, HTTP: p.http, Profile: st.Profile, Site: p.site}
 	for i, d := range p.n.devices {
 		g := pool.GPU{Index: i, Name: d.Name, Memory: d.TotalMem}
 		for _, lg := range st.Layout.GPUs {
 			if lg.GPU.Index != i {
 				continue
 			}
+			g.Usable = lg.Usable
 			for _, s := range lg.Slices {
 				g.Slices = append(g.Slices, pool.Slice{ID: string(s.ID), Share: s.Size.Share, Memory: s.Size.Memory, Tenant: holder[s.ID]})
 			}
@@ -185,7 +187,7 @@ func (a poolAPI) Status() api.PoolStatus {
 	out := api.PoolStatus{Pool: st.Pool, Node: st.Node, Quorum: st.Quorum, Size: st.Size, Needed: st.Needed, Leader: st.Leader,
 		Replicas: st.Replicas, Live: st.Live, Problem: st.Problem, Members: []api.PoolMember{}, Leases: []api.PoolLease{}}
 	for _, m := range st.Members {
-		am := api.PoolMember{Name: m.Name, Live: m.Live, Self: m.Self, Quic: m.QUIC, HTTP: m.HTTP, Profile: m.Profile,
+		am := api.PoolMember{Name: m.Name, Live: m.Live, Self: m.Self, Quic: m.QUIC, HTTP: m.HTTP, Profile: m.Profile, Site: m.Site,
 			Updated: m.Updated, LastSeen: m.LastSeen, HeldGPUs: m.Held, Leases: m.Leases, GPUs: []api.PoolGPU{}}
 		for _, g := range m.GPUs {
 			ag := api.PoolGPU{Index: g.Index, Name: g.Name, MemoryBytes: g.Memory, Slices: []api.PoolSlice{}}
@@ -211,7 +213,8 @@ func (a poolAPI) Join(address string) error { return poolAPIError(a.p.Join(addre
 func (a poolAPI) Leave(node string) error { return poolAPIError(a.p.Leave(node)) }
 
 func (a poolAPI) Place(r api.PoolPlacementRequest) (api.PoolLease, error) {
-	l, err := a.p.Place(pool.Request{Tenant: r.Tenant, Count: r.Count, Fraction: r.Fraction})
+	l, err := a.p.Place(pool.Request{Tenant: r.Tenant, Count: r.Count, Fraction: r.Fraction, Memory: r.MemoryBytes,
+		MinMemory: r.MinMemoryBytes, Model: r.Model})
 	if err != nil {
 		return api.PoolLease{}, poolAPIError(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kerf-edge/kerf/ingest"
+	"github.com/kerf-edge/kerf/pool"
 	"github.com/kerf-edge/kerf/profiles"
 	"github.com/kerf-edge/kerf/profiles/api"
 )
@@ -32,6 +33,7 @@ type policyRules struct {
 	docs    []api.Rule // config, as API documents
 	enabled bool       // ingest.enabled: without it no rule is in force
 	gpus    int        // the node's GPUs: a rule's target.gpu is below
+	home    ruleHome   // where this node is: a rule's target.node, target.site
 
 	mu    sync.Mutex
 	state map[string]ruleStatus // by ruleKey, as of the last sync
@@ -51,8 +53,77 @@ type ruleStatus struct {
 
 var _ profiles.RuleValidator = (*policyRules)(nil)
 
-func newPolicyRules(ic IngestConfig, gpus int) *policyRules {
-	pr := &policyRules{config: ic.Rules, enabled: ic.Enabled, gpus: gpus, state: map[string]ruleStatus{}, resync: make(resync)}
+// ruleHome is where this node is, for rules that target a node or a
+// site: its name and site, and the pool's node inventory (nil outside a
+// pool), which knows the other members' GPUs and sites.
+type ruleHome struct {
+	node, site string
+	members    func() []pool.Node
+}
+
+// member is the inventory entry of the member called name.
+func (h ruleHome) member(name string) (pool.Node, bool) {
+	if h.members == nil {
+		return pool.Node{}, false
+	}
+	for _, m := range h.members() {
+		if m.Name == name {
+			return m, true
+		}
+	}
+	return pool.Node{}, false
+}
+
+// siteOf is the site of node, "" when not known.
+func (h ruleHome) siteOf(node string) string {
+	if node == h.node {
+		return h.site
+	}
+	m, _ := h.member(node)
+	return m.Site
+}
+
+// checkTarget checks a target that is not this node's against the pool:
+// the node it names is a member, with the GPU it names; the site it names
+// is a member's. Outside a pool, a rule for another node or site is
+// refused.
+func (h ruleHome) checkTarget(t ingest.Target) error {
+	if h.members == nil {
+		if t.Node != "" {
+			return &ingest.FieldError{Field: "target.node", Msg: fmt.Sprintf("%q: this node is %s, and in no pool", t.Node, h.node)}
+		}
+		return &ingest.FieldError{Field: "target.site", Msg: fmt.Sprintf("%q: this node is in site %q, and in no pool", t.Site, h.site)}
+	}
+	ms := h.members()
+	var names, sites []string
+	for _, m := range ms {
+		names = append(names, m.Name)
+		if m.Site != "" && !slices.Contains(sites, m.Site) {
+			sites = append(sites, m.Site)
+		}
+	}
+	if t.Node != "" {
+		m, ok := h.member(t.Node)
+		if !ok {
+			return &ingest.FieldError{Field: "target.node", Msg: fmt.Sprintf("%q: no member of the pool (%s)", t.Node, strings.Join(names, ", "))}
+		}
+		if g := t.GPU; g != nil && *g >= len(m.GPUs) {
+			return &ingest.FieldError{Field: "target.gpu", Msg: fmt.Sprintf("%d: node %s has %d GPU(s)", *g, m.Name, len(m.GPUs))}
+		}
+		return nil
+	}
+	if t.Site != "" && !slices.Contains(sites, t.Site) {
+		if len(sites) == 0 {
+			return &ingest.FieldError{Field: "target.site", Msg: fmt.Sprintf("%q: no member of the pool has a site (ingest.site)", t.Site)}
+		}
+		slices.Sort(sites)
+		return &ingest.FieldError{Field: "target.site", Msg: fmt.Sprintf("%q: no member of the pool is there (sites: %s)", t.Site, strings.Join(sites, ", "))}
+	}
+	return nil
+}
+
+func newPolicyRules(ic IngestConfig, gpus int, home ruleHome) *policyRules {
+	pr := &policyRules{config: ic.Rules, enabled: ic.Enabled, gpus: gpus, home: home, state: map[string]ruleStatus{}, resync: make(resync)}
 	for _, r := range ic.Rules {
 		doc, _ := json.Marshal(r)
 		pr.docs = append(pr.docs, api.Rule{Name: r.Name, Rule: doc})
@@ -112,7 +183,7 @@ func (pr *policyRules) ValidateRule(r api.Rule, others []api.Rule, profileNames 
 		if err != nil {
 			continue // not in force: nothing to conflict with
 		}
-		if why := ingest.Conflict(ir, or); why != "" {
+		if why := ingest.Conflict(ir, or, pr.home.siteOf); why != "" {
 			ve.Fields = append(ve.Fields, api.FieldError{Field: "target", Message: fmt.Sprintf("%s %s", why, pr.describe(o.Name))})
 		}
 	}
@@ -122,13 +193,16 @@ func (pr *policyRules) ValidateRule(r api.Rule, others []api.Rule, profileNames 
 	return nil
 }
 
-// checkNode checks what r names on this node: its GPU and its profiles.
+// checkNode checks what r names: its GPU, on this node or the member it
+// targets, and its profiles.
 func (pr *policyRules) checkNode(r ingest.Rule, profileNames []string) error {
-	var gpu error
-	if g := r.Target.GPU; g != nil && *g >= pr.gpus {
-		gpu = &ingest.FieldError{Field: "target.gpu", Msg: fmt.Sprintf("%d: this node has %d GPU(s), 0 to %d", *g, pr.gpus, pr.gpus-1)}
+	var target error
+	if !r.Target.For(pr.home.node, pr.home.site) {
+		target = pr.home.checkTarget(r.Target)
+	} else if g := r.Target.GPU; g != nil && *g >= pr.gpus {
+		target = &ingest.FieldError{Field: "target.gpu", Msg: fmt.Sprintf("%d: this node has %d GPU(s), 0 to %d", *g, pr.gpus, pr.gpus-1)}
 	}
-	return errors.Join(gpu, ingest.CheckProfiles(r, func(p string) bool { return slices.Contains(profileNames, p) }))
+	return errors.Join(target, ingest.CheckProfiles(r, func(p string) bool { return slices.Contains(profileNames, p) }))
 }
 
 // describe names a rule for messages: rule "cams" (config file).
@@ -185,9 +259,9 @@ func compactJSON(doc []byte) string {
 func ruleKey(source api.RuleSource, name string) string { return string(source) + "/" + name }
 
 // resolve is the rule set to put in force: the config's rules, then the
-// stored ones by name, each kept only if its name is free, it names a GPU
-// of the node and stored profiles, and it conflicts with none kept before
-// it; and every
+// stored ones by name, each kept only if its name is free, it is for
+// this node (target.node, target.site), it names a GPU of the node and
+// stored profiles, and it conflicts with none kept before it; and every
 // rule's status, by ruleKey.
 func (pr *policyRules) resolve(stored []api.Rule, profileNames []string) ([]ingest.Rule, map[string]ruleStatus) {
 	var in []ingest.Rule
@@ -198,11 +272,14 @@ func (pr *policyRules) resolve(stored []api.Rule, profileNames []string) ([]inge
 			err = fmt.Errorf("its name is taken by %s", pr.describe(doc.Name))
 		}
 		named[doc.Name] = true
+		if why := r.Target.Elsewhere(pr.home.node, pr.home.site); err == nil && why != "" {
+			err = errors.New(why)
+		}
 		if err == nil {
 			err = pr.checkNode(r, profileNames)
 		}
 		for i := 0; err == nil && i < len(in); i++ {
-			if why := ingest.Conflict(r, in[i]); why != "" {
+			if why := ingest.Conflict(r, in[i], nil); why != "" {
 				err = fmt.Errorf("target: %s %s", why, pr.describe(in[i].Name))
 			}
 		}

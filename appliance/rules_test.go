@@ -15,6 +15,8 @@ import (
 
 	"github.com/kerf-edge/kerf/ingest"
 	"github.com/kerf-edge/kerf/internal/testkit"
+	"github.com/kerf-edge/kerf/pool"
+	"github.com/kerf-edge/kerf/profiles"
 	"github.com/kerf-edge/kerf/profiles/api"
 	"github.com/kerf-edge/kerf/profiles/client"
 	"github.com/kerf-edge/kerf/slicer"
@@ -186,7 +188,7 @@ func TestResolveSkipsWhatCannotBeInForce(t *testing.T) {
 	ic.Enabled = true
 	ic.Rules = []ingest.Rule{{Name: "cams", Trigger: ingest.Trigger{Source: "*", Metric: "q", Threshold: 1},
 		Target: ingest.Target{GPU: new(0), Profile: "uniform-10", IdleProfile: "uniform-20"}}}
-	pr := newPolicyRules(ic, 8)
+	pr := newPolicyRules(ic, 8, ruleHome{node: "node-a"})
 	doc := func(name, target string) api.Rule {
 		return api.Rule{Name: name, Rule: json.RawMessage(`{"trigger":{"source":"*","metric":"m","threshold":5},"target":` + target + `}`)}
 	}
@@ -304,4 +306,88 @@ func putRule(t *testing.T, where string, b []byte) ingest.Rule {
 		t.Errorf("%s: %v", where, err)
 	}
 	return r
+}
+
+// TestRulesTargetNodesAndSites: a node puts in force the rules for it
+// (its name, its site, or no node or site), skips the others saying for
+// which node or site they are, and refuses, naming the field, a rule for
+// a node or site the pool does not have or a GPU its node lacks. Rules
+// for different nodes do not conflict.
+func TestRulesTargetNodesAndSites(t *testing.T) {
+	var ic IngestConfig
+	ic.Enabled = true
+	members := []pool.Node{{Name: "node-a", Site: "plant-1", GPUs: make([]pool.GPU, 2)}, {Name: "node-b", Site: "plant-2", GPUs: make([]pool.GPU, 1)}}
+	pr := newPolicyRules(ic, 2, ruleHome{node: "node-a", site: "plant-1", members: func() []pool.Node { return members }})
+	doc := func(name, target string) api.Rule {
+		return api.Rule{Name: name, Rule: json.RawMessage(`{"trigger":{"source":"*","metric":"m","threshold":5},"target":` + target + `}`)}
+	}
+	stored := []api.Rule{
+		doc("a-gpu0", `{"node":"node-a","gpu":0,"profile":"whole","idleProfile":"uniform-20"}`),
+		doc("b-gpu0", `{"node":"node-b","gpu":0,"profile":"whole","idleProfile":"uniform-20"}`),
+		doc("plant-2", `{"site":"plant-2","profile":"whole","idleProfile":"uniform-20"}`),
+		doc("any-gpu1", `{"gpu":1,"profile":"whole","idleProfile":"uniform-20"}`),
+		doc("plant-1", `{"site":"plant-1","profile":"whole","idleProfile":"uniform-20"}`),
+	}
+	profileNames := []string{"uniform-20", "whole"}
+	rules, status := pr.resolve(stored, profileNames)
+	var names []string
+	for _, r := range rules {
+		names = append(names, r.Name)
+	}
+	if !slices.Equal(names, []string{"a-gpu0", "any-gpu1"}) {
+		t.Errorf("in force on node-a: %v", names)
+	}
+	for key, want := range map[string]string{
+		"api/b-gpu0":  "for node node-b, not this node (node-a)",
+		"api/plant-2": "for site plant-2; this node is in site plant-1",
+		"api/plant-1": `target: node overlaps gpu/0 (each would undo the other's re-slices), driven by rule "a-gpu0"`,
+	} {
+		if st := status[key]; st.state != api.RuleStateSkipped || st.reason != want {
+			t.Errorf("%s: %+v, want skipped for %q", key, st, want)
+		}
+	}
+	// Node b, in site plant-2, puts in force its own and its site's.
+	prB := newPolicyRules(ic, 1, ruleHome{node: "node-b", site: "plant-2", members: func() []pool.Node { return members }})
+	rules, _ = prB.resolve(stored[:3], profileNames)
+	names = nil
+	for _, r := range rules {
+		names = append(names, r.Name)
+	}
+	if !slices.Equal(names, []string{"b-gpu0"}) { // plant-2 overlaps b-gpu0 on node b
+		t.Errorf("in force on node-b: %v", names)
+	}
+
+	for _, tc := range []struct {
+		name, target, field, want string
+	}{
+		{"another node's GPU", `{"node":"node-b","gpu":0,"profile":"whole","idleProfile":"uniform-20"}`, "", ""},
+		{"no such member", `{"node":"node-x","profile":"whole","idleProfile":"uniform-20"}`, "target.node", `"node-x": no member of the pool (node-a, node-b)`},
+		{"a GPU the member lacks", `{"node":"node-b","gpu":1,"profile":"whole","idleProfile":"uniform-20"}`, "target.gpu", "1: node node-b has 1 GPU(s)"},
+		{"a GPU this node lacks", `{"node":"node-a","gpu":2,"profile":"whole","idleProfile":"uniform-20"}`, "target.gpu", "2: this node has 2 GPU(s), 0 to 1"},
+		{"no such site", `{"site":"plant-9","profile":"whole","idleProfile":"uniform-20"}`, "target.site", `"plant-9": no member of the pool is there (sites: plant-1, plant-2)`},
+		{"a site and a GPU", `{"site":"plant-2","gpu":0,"profile":"whole","idleProfile":"uniform-20"}`, "target.gpu", "0: a GPU is one node's"},
+		{"a bad node name", `{"node":"node b","profile":"whole","idleProfile":"uniform-20"}`, "target.node", `"node b": character ' ' not allowed`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := pr.ValidateRule(doc("new", tc.target), stored[:1], profileNames)
+			if tc.field == "" {
+				if err != nil {
+					t.Errorf("ValidateRule: %v", err)
+				}
+				return
+			}
+			var ve *profiles.ValidationError
+			if !errors.As(err, &ve) || !slices.ContainsFunc(ve.Fields, func(f api.FieldError) bool {
+				return f.Field == tc.field && strings.HasPrefix(f.Message, tc.want)
+			}) {
+				t.Errorf("ValidateRule: %v, want %s: %s", err, tc.field, tc.want)
+			}
+		})
+	}
+	// Outside a pool, a rule for another node is refused.
+	alone := newPolicyRules(ic, 1, ruleHome{node: "node-a"})
+	if err := alone.ValidateRule(doc("new", `{"node":"node-b","profile":"whole","idleProfile":"uniform-20"}`), nil, profileNames); err == nil ||
+		!strings.Contains(err.Error(), "node-b") {
+		t.Errorf("a rule for another node outside a pool: %v", err)
+	}
 }

@@ -54,19 +54,65 @@ type Trigger struct {
 	StaleAfter Duration `json:"staleAfter,omitempty" yaml:"staleAfter,omitempty" koanf:"staleafter"`
 }
 
-// Target is one GPU of this node, or the whole node when GPU is nil.
+// Target is one GPU of a node, or the whole node when GPU is nil. Node
+// and Site say which nodes the rule is for: the node of that name in the
+// pool (pool.node), or every node of that site (ingest.site); neither,
+// every node that has the rule. A node puts in force only the rules for
+// it.
 type Target struct {
+	Node        string `json:"node,omitempty" yaml:"node,omitempty" koanf:"node"`
+	Site        string `json:"site,omitempty" yaml:"site,omitempty" koanf:"site"`
 	GPU         *int   `json:"gpu,omitempty" yaml:"gpu,omitempty" koanf:"gpu"`
 	Profile     string `json:"profile" yaml:"profile" koanf:"profile"`
 	IdleProfile string `json:"idleProfile" yaml:"idleProfile" koanf:"idleprofile"`
 }
 
-// ID names the target: "gpu/N" or "node".
+// ID names the target on the node it is for: "gpu/N" or "node".
 func (t Target) ID() string {
 	if t.GPU == nil {
 		return "node"
 	}
 	return "gpu/" + strconv.Itoa(*t.GPU)
+}
+
+// For reports whether the target is for the node called node in site.
+func (t Target) For(node, site string) bool {
+	return (t.Node == "" || t.Node == node) && (t.Site == "" || t.Site == site)
+}
+
+// Elsewhere says why the target is not for the node called node in
+// site; "" when it is.
+func (t Target) Elsewhere(node, site string) string {
+	switch {
+	case t.Node != "" && t.Node != node:
+		return fmt.Sprintf("for node %s, not this node (%s)", t.Node, node)
+	case t.Site != "" && site == "":
+		return fmt.Sprintf("for site %s; this node is in no site (ingest.site is empty)", t.Site)
+	case t.Site != "" && t.Site != site:
+		return fmt.Sprintf("for site %s; this node is in site %s", t.Site, site)
+	}
+	return ""
+}
+
+// apart reports whether no node can be the node of both a and b: they
+// name different nodes, or different sites, or a node that siteOf places
+// in another site than the other names (siteOf may be nil, or answer ""
+// for a node it does not know).
+func apart(a, b Target, siteOf func(node string) string) bool {
+	if a.Node != "" && b.Node != "" && a.Node != b.Node || a.Site != "" && b.Site != "" && a.Site != b.Site {
+		return true
+	}
+	if siteOf == nil {
+		return false
+	}
+	for _, x := range [][2]Target{{a, b}, {b, a}} {
+		if x[0].Node != "" && x[1].Site != "" {
+			if s := siteOf(x[0].Node); s != "" && s != x[1].Site {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Behavior damps changes.
@@ -122,7 +168,7 @@ func ValidateRules(rules []Rule) ([]Rule, error) {
 			names[r.Name] = i
 		}
 		for j := range i {
-			if why := Conflict(r, rules[j]); why != "" {
+			if why := Conflict(r, rules[j], nil); why != "" {
 				errs = append(errs, &FieldError{prefix + "target", fmt.Sprintf("%s rules[%d]", why, j)})
 				break
 			}
@@ -149,10 +195,14 @@ func FieldErrors(err error) []*FieldError {
 // Conflict says why rules a and b cannot be in force together: their
 // targets overlap. One rule drives a GPU, and a rule for the whole node
 // rules out rules for single GPUs, since each would undo the other's
-// re-slices. The reason ends naming b; the caller appends how it calls b
-// (rules[1], rule "cams"). "" when they can.
-func Conflict(a, b Rule) (reason string) {
+// re-slices. Rules for different nodes or sites never overlap; a rule for
+// a node and one for a site overlap unless siteOf (nil: none) places the
+// node in another site. The reason ends naming b; the caller appends how
+// it calls b (rules[1], rule "cams"). "" when they can.
+func Conflict(a, b Rule, siteOf func(node string) string) (reason string) {
 	switch {
+	case apart(a.Target, b.Target, siteOf):
+		return ""
 	case a.Target.ID() == b.Target.ID():
 		return fmt.Sprintf("%s is already driven by", a.Target.ID())
 	case a.Target.GPU == nil || b.Target.GPU == nil:
@@ -228,6 +278,20 @@ func ValidateRule(r Rule) (Rule, error) {
 	if g := r.Target.GPU; g != nil && (*g < 0 || *g > 63) {
 		bad("target.gpu", "%d: want 0..63, or leave out for the whole node", *g)
 	}
+	if n := r.Target.Node; n != "" {
+		if err := validNodeName(n); err != nil {
+			bad("target.node", "%v: want a member's name in the pool (pool.node), or leave out", err)
+		}
+	}
+	if st := r.Target.Site; st != "" {
+		if err := ValidSegment(st); err != nil {
+			bad("target.site", "%v: want a site (ingest.site), or leave out", err)
+		} else if r.Target.Node != "" {
+			bad("target.site", "%q: leave out when target.node names the node", st)
+		} else if r.Target.GPU != nil {
+			bad("target.gpu", "%d: a GPU is one node's; with target.site leave it out, or name the node in target.node", *r.Target.GPU)
+		}
+	}
 	b := r.Behavior
 	if b.Tolerance < 0 || b.Tolerance >= 1 {
 		bad("behavior.tolerance", "%v: want 0 to below 1", b.Tolerance)
@@ -248,4 +312,19 @@ func ValidateRule(r Rule) (Rule, error) {
 		r.Fallback.FailureThreshold = 3
 	}
 	return r, errors.Join(errs...)
+}
+
+// validNodeName checks a node's name as a rule's target.node names it:
+// 1 to 64 of A-Z a-z 0-9 . - _ (a host name is a node's default name).
+func validNodeName(s string) error {
+	if s == "" || len(s) > 64 {
+		return fmt.Errorf("%q: want 1 to 64 characters", s)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return fmt.Errorf("%q: character %q not allowed (want A-Z a-z 0-9 . - _)", s, c)
+		}
+	}
+	return nil
 }

@@ -29,7 +29,7 @@ func TestConflict(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			a, b := baseRule(), baseRule()
 			a.Target.GPU, b.Target.GPU = tc.a, tc.b
-			got := Conflict(a, b)
+			got := Conflict(a, b, nil)
 			if tc.want == "" && got != "" || !strings.HasPrefix(got, tc.want) {
 				t.Errorf("Conflict = %q, want %q", got, tc.want)
 			}
@@ -129,5 +129,74 @@ func TestApplyErrorLoggedOncePerChange(t *testing.T) {
 	e.Observe(ctx, sig(clk, "cam-1", 20))
 	if n := logs.count("INFO ingest: decision"); n != 1 {
 		t.Errorf("%d decisions logged after recovery, want 1", n)
+	}
+}
+
+// Rules for different nodes or sites never overlap, whatever their GPUs;
+// a rule for a node and one for a site overlap unless the node is known
+// to be elsewhere.
+func TestConflictAcrossNodes(t *testing.T) {
+	sites := map[string]string{"node-a": "plant-1", "node-b": "plant-2"}
+	siteOf := func(n string) string { return sites[n] }
+	target := func(node, site string, g *int) Rule {
+		r := baseRule()
+		r.Target.Node, r.Target.Site, r.Target.GPU = node, site, g
+		return r
+	}
+	for _, tc := range []struct {
+		name string
+		a, b Rule
+		want string
+	}{
+		{"two nodes, same GPU", target("node-a", "", gpu(0)), target("node-b", "", gpu(0)), ""},
+		{"one node, same GPU", target("node-a", "", gpu(0)), target("node-a", "", gpu(0)), "gpu/0 is already driven by"},
+		{"a node and any node", target("node-a", "", nil), target("", "", gpu(1)), "node overlaps gpu/1"},
+		{"two sites", target("", "plant-1", nil), target("", "plant-2", nil), ""},
+		{"one site", target("", "plant-1", nil), target("", "plant-1", nil), "node is already driven by"},
+		{"a node in another site", target("node-b", "", nil), target("", "plant-1", nil), ""},
+		{"a site and a node in it", target("", "plant-1", nil), target("node-a", "", gpu(0)), "node overlaps gpu/0"},
+		{"a site and an unknown node", target("", "plant-1", nil), target("node-x", "", nil), "node is already driven by"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Conflict(tc.a, tc.b, siteOf)
+			if tc.want == "" && got != "" || !strings.HasPrefix(got, tc.want) {
+				t.Errorf("Conflict = %q, want %q", got, tc.want)
+			}
+		})
+	}
+	a, b := target("node-a", "", nil), target("node-b", "", nil)
+	b.Name = "cams-b"
+	if _, err := ValidateRules([]Rule{a, b}); err != nil {
+		t.Errorf("ValidateRules of rules for two nodes: %v", err)
+	}
+}
+
+// A bad target names its field.
+func TestValidateRuleTargets(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		node, site string
+		gpu        *int
+		want       string // "": valid
+	}{
+		{"node", "rack1-a.example", "", gpu(1), ""},
+		{"site", "", "plant-1", nil, ""},
+		{"bad node", "rack 1", "", nil, `target.node: "rack 1": character ' ' not allowed`},
+		{"long node", strings.Repeat("n", 65), "", nil, "target.node: "},
+		{"bad site", "", "plant/1", nil, `target.site: "plant/1": character '/' not allowed`},
+		{"node and site", "node-a", "plant-1", nil, `target.site: "plant-1": leave out when target.node names the node`},
+		{"site and GPU", "", "plant-1", gpu(0), "target.gpu: 0: a GPU is one node's"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := baseRule()
+			r.Target.Node, r.Target.Site, r.Target.GPU = tc.node, tc.site, tc.gpu
+			_, err := ValidateRule(r)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("ValidateRule: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("ValidateRule: %v, want %q", err, tc.want)
+			}
+		})
 	}
 }

@@ -15,15 +15,20 @@ type Node struct {
 	QUIC    string    `json:"quic,omitempty"` // where tenants reach it
 	HTTP    string    `json:"http,omitempty"` // its operator API
 	Profile string    `json:"profile,omitempty"`
+	Site    string    `json:"site,omitempty"` // its site (ingest.site), "" none
 	GPUs    []GPU     `json:"gpus"`
 	Updated time.Time `json:"updated"`
 }
 
 // GPU is one GPU of a node and its layout.
 type GPU struct {
-	Index  int     `json:"index"`
-	Name   string  `json:"name"`
-	Memory uint64  `json:"memory"`
+	Index  int    `json:"index"`
+	Name   string `json:"name"`
+	Memory uint64 `json:"memory"`
+	// Usable is the memory slices may share (Memory less the slicer's
+	// reserve): what a request by memory is a part of. 0: not published,
+	// Memory is used.
+	Usable uint64  `json:"usable,omitempty"`
 	Slices []Slice `json:"slices,omitempty"`
 }
 
@@ -48,6 +53,9 @@ type Lease struct {
 	// Expires is set on a reservation made by Place for the owning node:
 	// it is given back then unless taken up.
 	Expires time.Time `json:"expires,omitzero"`
+	// Memory is, on a reservation by memory, the bytes each slice asked
+	// for: the owning node grants at least that much.
+	Memory uint64 `json:"memory,omitempty"`
 }
 
 // perGPU is the part of one GPU the lease holds on each of its GPUs.
@@ -59,12 +67,17 @@ type Ledger struct {
 	Leases []Lease `json:"leases"`
 }
 
-// Request asks the pool for Count slices of Fraction of a GPU each, on
-// Count distinct GPUs of one node.
+// Request asks the pool for Count slices on Count distinct GPUs of one
+// node, each of Fraction of a GPU and at least Memory bytes (at least
+// one of the two), on GPUs whose model contains Model (case-insensitive;
+// "": any) with at least MinMemory bytes, as a node's slicer places them.
 type Request struct {
-	Tenant   string
-	Count    int
-	Fraction float64
+	Tenant    string
+	Count     int
+	Fraction  float64
+	Memory    uint64
+	MinMemory uint64
+	Model     string
 	// Prefer names a member tried before the others (the one a tenant
 	// reached, so that it need not go elsewhere); "": none.
 	Prefer string
@@ -145,17 +158,79 @@ func (l *Ledger) Admit(x Lease, limit float64) error {
 	return nil
 }
 
-// Place picks, for r, r.Prefer if it fits, else the first node by name
-// among nodes (live members only), with r.Count distinct GPUs that each
-// have r.Fraction free, and
-// adds a reservation there that expires at expires. The GPUs picked are
-// the fullest that fit, so that whole GPUs stay free for larger requests.
-func (l *Ledger) Place(r Request, nodes []Node, id string, now, expires time.Time, limit float64) (Lease, error) {
-	if r.Count < 1 || r.Fraction <= 0 || r.Fraction > 1 {
-		return Lease{}, fmt.Errorf("want at least one slice of more than 0, at most 1 GPU (asked for %d × %g)", r.Count, r.Fraction)
+// mib is the slicer's unit of slice memory.
+const mib = 1 << 20
+
+// need is the part of g one slice of r takes, as g's slicer would cut it:
+// r.Fraction, or more when r.Memory is more of g's usable memory (rounded
+// up to a MiB). ok is false when g is not of r.Model, has less than
+// r.MinMemory, or is too small for r.Memory.
+func (r Request) need(g GPU) (f float64, ok bool) {
+	if r.Model != "" && !strings.Contains(strings.ToLower(g.Name), strings.ToLower(r.Model)) || g.Memory < r.MinMemory {
+		return 0, false
 	}
-	x := Lease{ID: id, Tenant: r.Tenant, Charge: float64(r.Count) * r.Fraction, Granted: now, Expires: expires}
-	if err := l.checkLimit(x, limit); err != nil {
+	f = r.Fraction
+	if r.Memory > 0 {
+		usable := g.Usable
+		if usable == 0 {
+			usable = g.Memory
+		}
+		m := max((r.Memory+mib-1)&^(mib-1), mib)
+		if usable == 0 || m > usable {
+			return 0, false
+		}
+		f = max(f, float64(m)/float64(usable))
+	}
+	return f, f > 0 && f <= 1+epsilon
+}
+
+// String says what r asks for, as refusals name it.
+func (r Request) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d ×", r.Count)
+	if r.Fraction > 0 {
+		fmt.Fprintf(&b, " %.2f of a GPU", r.Fraction)
+	}
+	if r.Memory > 0 {
+		if r.Fraction > 0 {
+			b.WriteString(" and")
+		}
+		fmt.Fprintf(&b, " %d MiB", (r.Memory+mib-1)/mib)
+	}
+	if r.Model != "" {
+		fmt.Fprintf(&b, " on a %s", r.Model)
+	}
+	if r.MinMemory > 0 {
+		fmt.Fprintf(&b, " with at least %d MiB", r.MinMemory/mib)
+	}
+	return b.String()
+}
+
+// Place picks, for r, r.Prefer if it fits, else the first node by name
+// among nodes (live members only), with r.Count distinct GPUs that match
+// r and each have what r needs of it free, and adds a reservation there
+// that expires at expires. The GPUs picked are the fullest that fit, so
+// that whole GPUs stay free for larger requests; the reservation charges
+// each the most any of them needs.
+func (l *Ledger) Place(r Request, nodes []Node, id string, now, expires time.Time, limit float64) (Lease, error) {
+	if r.Count < 1 || r.Fraction < 0 || r.Fraction > 1 || r.Fraction == 0 && r.Memory == 0 {
+		return Lease{}, fmt.Errorf("want at least one slice of more than 0, at most 1 GPU, or of some memory (asked for %d × %g)", r.Count, r.Fraction)
+	}
+	x := Lease{ID: id, Tenant: r.Tenant, Granted: now, Expires: expires, Memory: r.Memory}
+	// The tenant's limit is checked on the least the request can cost,
+	// then on what it costs where it is placed.
+	least := r.Fraction
+	if r.Memory > 0 {
+		least = 0
+		for _, n := range nodes {
+			for _, g := range n.GPUs {
+				if f, ok := r.need(g); ok && (least == 0 || f < least) {
+					least = f
+				}
+			}
+		}
+	}
+	if err := l.checkLimit(Lease{Tenant: r.Tenant, Charge: float64(r.Count) * least}, limit); err != nil {
 		return Lease{}, err
 	}
 	nodes = slices.Clone(nodes)
@@ -168,32 +243,56 @@ func (l *Ledger) Place(r Request, nodes []Node, id string, now, expires time.Tim
 	var free []string
 	for _, n := range nodes {
 		type room struct {
-			gpu  int
-			left float64
+			gpu        int
+			left, need float64
 		}
 		var fit []room
-		best := 0.0
+		best, matching := 0.0, false
 		for _, g := range n.GPUs {
+			need, ok := r.need(g)
+			if !ok {
+				continue
+			}
+			matching = true
 			left := 1 - l.used(n.Name, g.Index)
 			best = max(best, left)
-			if left+epsilon >= r.Fraction {
-				fit = append(fit, room{g.Index, left})
+			if left+epsilon >= need {
+				fit = append(fit, room{g.Index, left, need})
 			}
+		}
+		if !matching {
+			free = append(free, n.Name+" no GPU that fits")
+			continue
 		}
 		free = append(free, fmt.Sprintf("%s %.2f", n.Name, best))
 		if len(fit) < r.Count {
 			continue
 		}
 		sort.SliceStable(fit, func(i, j int) bool { return fit[i].left < fit[j].left })
+		per := 0.0
+		for _, f := range fit[:r.Count] {
+			per = max(per, f.need)
+		}
+		if fit[0].left+epsilon < per { // GPUs of different sizes: the fullest lacks the most any needs
+			continue
+		}
 		x.Node = n.Name
 		for _, f := range fit[:r.Count] {
 			x.GPUs = append(x.GPUs, f.gpu)
+		}
+		x.Charge = float64(r.Count) * per
+		if l.checkLimit(x, limit) != nil {
+			// The room here costs more than the tenant's limit leaves;
+			// on larger GPUs it costs less.
+			free[len(free)-1] += " (over the tenant's limit there)"
+			x.Node, x.GPUs = "", nil
+			continue
 		}
 		sort.Ints(x.GPUs)
 		l.Leases = append(l.Leases, x)
 		return x, nil
 	}
-	return Lease{}, fmt.Errorf("%w: %d × %.2f of a GPU on one node; the most free on one GPU of each live node: %s", ErrNoCapacity, r.Count, r.Fraction, strings.Join(free, ", "))
+	return Lease{}, fmt.Errorf("%w: %s on one node; the most free on one GPU of each live node: %s", ErrNoCapacity, r, strings.Join(free, ", "))
 }
 
 // ErrNoReservation: the reservation a tenant brought is not in the

@@ -2,6 +2,7 @@ package pool
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 )
@@ -153,3 +154,54 @@ func TestLedgerTakeUp(t *testing.T) {
 
 // errAny stands for an error of no particular kind.
 var errAny = errors.New("any error")
+
+// Placement by memory, model and least GPU memory: a request lands on the
+// first member (by name) with a GPU that fits it, charged the part of
+// that GPU's usable memory it takes.
+func TestLedgerPlaceByMemory(t *testing.T) {
+	const gib = 1 << 30
+	nodes := []Node{
+		{Name: "a", GPUs: []GPU{{Index: 0, Name: "Small GPU", Memory: 1 * gib, Usable: gib - 64*mib}}},
+		{Name: "b", GPUs: []GPU{{Index: 0, Name: "Mid GPU", Memory: 2 * gib, Usable: 2*gib - 128*mib}, {Index: 1, Name: "Mid GPU", Memory: 2 * gib, Usable: 2*gib - 128*mib}}},
+		{Name: "c", GPUs: []GPU{{Index: 0, Name: "Big GPU", Memory: 4 * gib}}}, // no usable published: its memory
+	}
+	now := time.Unix(0, 0)
+	for _, tc := range []struct {
+		name   string
+		held   []Lease
+		r      Request
+		node   string
+		charge float64
+		limit  float64
+		want   error
+	}{
+		{"fits the first", nil, Request{Count: 1, Memory: 512 * mib}, "a", 512.0 / 960, 0, nil},
+		{"too big for the first", nil, Request{Count: 1, Memory: gib}, "b", 1024.0 / 1920, 0, nil},
+		{"a MiB more than usable", nil, Request{Count: 1, Memory: 1920*mib + 1}, "c", 1921.0 / 4096, 0, nil},
+		{"two on one node", nil, Request{Count: 2, Memory: 100 * mib}, "b", 2 * 100.0 / 1920, 0, nil},
+		{"the first full", []Lease{{ID: "x", Tenant: "u", Node: "a", GPUs: []int{0}, Charge: 0.6}}, Request{Count: 1, Memory: 512 * mib}, "b", 512.0 / 1920, 0, nil},
+		{"by model", nil, Request{Count: 1, Fraction: 0.1, Model: "big"}, "c", 0.1, 0, nil},
+		{"by least memory", nil, Request{Count: 1, Fraction: 0.5, MinMemory: 2 * gib}, "b", 0.5, 0, nil},
+		{"memory and fraction", nil, Request{Count: 1, Fraction: 0.25, Memory: 512 * mib}, "a", 512.0 / 960, 0, nil},
+		{"no model", nil, Request{Count: 1, Fraction: 0.1, Model: "huge"}, "", 0, 0, ErrNoCapacity},
+		{"nowhere big enough", nil, Request{Count: 1, Memory: 5 * gib}, "", 0, 0, ErrNoCapacity},
+		{"within the limit where GPUs are larger", nil, Request{Count: 1, Memory: 900 * mib}, "c", 900.0 / 4096, 0.45, nil},
+		{"over the limit anywhere", nil, Request{Count: 1, Memory: 900 * mib}, "", 0, 0.2, ErrLimit},
+		{"over the limit where it fits", []Lease{{ID: "x", Tenant: "u", Node: "c", GPUs: []int{0}, Charge: 0.9}}, Request{Count: 1, Memory: 900 * mib}, "", 0, 0.45, ErrNoCapacity},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := Ledger{Leases: slices.Clone(tc.held)}
+			tc.r.Tenant = "t"
+			x, err := l.Place(tc.r, nodes, "p1", now, now.Add(time.Minute), tc.limit)
+			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+				t.Fatalf("Place: %v, want %v", err, tc.want)
+			}
+			if err != nil {
+				return
+			}
+			if x.Node != tc.node || len(x.GPUs) != tc.r.Count || x.Charge < tc.charge-epsilon || x.Charge > tc.charge+epsilon || x.Memory != tc.r.Memory {
+				t.Errorf("placed %+v, want on %s charged %.4f", x, tc.node, tc.charge)
+			}
+		})
+	}
+}

@@ -84,3 +84,18 @@ func (p *Pool) Status() Status {
 	sort.Slice(st.Members, func(i, j int) bool { return st.Members[i].Name < st.Members[j].Name })
 	return st
 }
+
+// Nodes is the node inventory as last read: every member's entry, live
+// or not, but those removed by Leave.
+func (p *Pool) Nodes() []Node {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []Node
+	for n, x := range p.nodes {
+		if !p.left[n] {
+			out = append(out, x)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}

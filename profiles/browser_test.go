@@ -205,3 +205,75 @@ func TestBrowser(t *testing.T) {
 	}
 	screenshot(t, ts.URL+"/#token=kerfadm_wrong", "profiles-sign-in.png")
 }
+
+// shownPool is a pool whose status is st.
+type shownPool struct {
+	*fakePool
+	st api.PoolStatus
+}
+
+func (p shownPool) Status() api.PoolStatus { return p.st }
+
+// The page's pool panel: every member, up or down, with its GPUs and
+// their slices, and the ledger's leases. Outside a pool it stays hidden.
+func TestBrowserPool(t *testing.T) {
+	testkit.NeedChromium(t)
+	e := newEnv(t)
+	ts := httptest.NewServer(e.srv)
+	defer ts.Close()
+	url := ts.URL + "/#token=" + e.admin
+	if dom := chromium(t, url, "--dump-dom", "--virtual-time-budget=3000"); !strings.Contains(dom, `<section id="pool-section" hidden="">`) ||
+		strings.Contains(dom, "data-member=") {
+		t.Errorf("outside a pool the pool panel shows:\n%s", regexp.MustCompile(`(?s)<section id="pool-section".*?</section>`).FindString(dom))
+	}
+
+	seen := time.Now().Add(-time.Minute)
+	gpu := func(name string, mem uint64, tenants ...string) api.PoolGPU {
+		g := api.PoolGPU{Index: 0, Name: name, MemoryBytes: mem, Slices: []api.PoolSlice{}}
+		for i, tn := range tenants {
+			g.Slices = append(g.Slices, api.PoolSlice{ID: fmt.Sprintf("s%d", i), Share: 0.25, MemoryBytes: mem / 4, Tenant: tn})
+		}
+		return g
+	}
+	st := api.PoolStatus{Pool: "rack", Node: "node-a", Quorum: true, Size: 3, Needed: 2, Replicas: 3, Live: []string{"node-a", "node-b"},
+		Members: []api.PoolMember{
+			{Name: "node-a", Live: true, Self: true, GPUs: []api.PoolGPU{gpu("Kerf emulated GPU", 4<<30, "alice", "")}, HeldGPUs: 0.25, Leases: 1},
+			{Name: "node-b", Live: true, Site: "plant-2", GPUs: []api.PoolGPU{gpu("Kerf emulated GPU", 8<<30)}},
+			{Name: "node-c", Live: false, LastSeen: seen, GPUs: []api.PoolGPU{gpu("Kerf emulated GPU", 2<<30, "bob")}, HeldGPUs: 0.25, Leases: 1},
+		},
+		Leases: []api.PoolLease{
+			{ID: "l1", Tenant: "alice", Node: "node-a", GPUs: []int{0}, Charge: 0.25, Granted: seen},
+			{ID: "pool-x", Tenant: "bob", Node: "node-c", GPUs: []int{0}, Charge: 0.25, Granted: seen, Expires: seen.Add(time.Hour)},
+		}}
+	e.srv.deps.Pool = shownPool{&fakePool{members: []string{"node-a"}}, st}
+	dom := chromium(t, url, "--dump-dom", "--virtual-time-budget=3000")
+	for _, want := range []string{
+		`data-pooled=`,
+		`pool rack, seen from node-a: 2 of 3 members live, quorum`,
+		`<div class="pool-member up" data-member="node-a" data-state="up" data-gpus="1">`,
+		`node-a (up, this node)`,
+		`0.25 GPU leased in 1 lease(s)`,
+		`<li data-gpu="0" data-slices="2">GPU 0: Kerf emulated GPU — 4.0 GiB, 2 slice(s)`,
+		`<li data-tenant="alice"><b>alice</b> 1.0 GiB · share 25%</li>`,
+		`<li data-tenant=""><b>free</b> 1.0 GiB · share 25%</li>`,
+		`<div class="pool-member up" data-member="node-b" data-state="up" data-gpus="1">`,
+		`GPU 0: Kerf emulated GPU — 8.0 GiB, 0 slice(s)`,
+		`node-b (up)<span class="muted"> · 0.00 GPU leased in 0 lease(s) · site plant-2</span>`,
+		`<div class="pool-member down" data-member="node-c" data-state="down" data-gpus="1">`,
+		`node-c (down, last seen `,
+		`<li data-tenant="bob"><b>bob</b> 512 MiB · share 25%</li>`,
+		`<tr data-lease="l1" data-node="node-a"><td>l1</td><td>alice</td><td>node-a</td><td>0</td><td class="num">0.25</td><td>granted</td></tr>`,
+		`<tr data-lease="pool-x" data-node="node-c"><td>pool-x</td><td>bob</td><td>node-c</td><td>0</td><td class="num">0.25</td><td>reserved until `,
+	} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("DOM lacks %q", want)
+		}
+	}
+	if strings.Contains(dom, `<section id="pool-section" hidden`) {
+		t.Error("the pool panel is hidden in a pool")
+	}
+	if t.Failed() {
+		t.Logf("pool panel:\n%s", regexp.MustCompile(`(?s)<section id="pool-section".*?</section>`).FindString(dom))
+	}
+	screenshot(t, url, "profiles-page-pool.png")
+}

@@ -85,6 +85,9 @@ func (h handlers) PlaceInPool(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if req.Fraction == 0 && req.MemoryBytes == 0 {
+		v.add("fraction", "absent, as is memoryBytes: want either, or both")
+	}
 	if err := v.orNil(); err != nil {
 		return err
 	}

@@ -101,6 +101,10 @@ func contractPool(t *testing.T, e *env, cov covered) {
 	problemOf(t, e.do("POST", "/v1/pool/leases", a, map[string]any{"tenant": "greedy", "count": 1, "fraction": 0.5}), 403)
 	problemOf(t, e.do("POST", "/v1/pool/leases", a, map[string]any{"tenant": "bob", "count": 1, "fraction": 0}), 422)
 	problemOf(t, e.do("POST", "/v1/pool/leases", a, map[string]any{"tenant": "bob", "count": 0, "fraction": 0.5}), 422)
+	if pr := problemOf(t, e.do("POST", "/v1/pool/leases", a, map[string]any{"tenant": "bob", "count": 1, "model": "big"}), 422); len(pr.Errors) != 1 || pr.Errors[0].Field != "fraction" {
+		t.Errorf("a placement of neither fraction nor memory: %+v", pr)
+	}
+	problemOf(t, e.do("POST", "/v1/pool/leases", a, map[string]any{"tenant": "bob", "count": 1, "memoryBytes": 0}), 422)
 	f.mu.Lock()
 	f.quorum = false
 	f.mu.Unlock()

@@ -30,6 +30,18 @@ type poolNode struct {
 // and the pool's lease_timeout leaseTimeout, and starts them all.
 func startPool(t *testing.T, n int, leaseTimeout string) []*poolNode {
 	t.Helper()
+	gpus := make([]string, n)
+	for i := range gpus {
+		gpus[i] = "memory: 1GiB"
+	}
+	return startPoolOf(t, leaseTimeout, gpus...)
+}
+
+// startPoolOf is startPool with a member for each of gpus, the settings
+// of its one emulated GPU (gpu.emulated, such as "memory: 2GiB").
+func startPoolOf(t *testing.T, leaseTimeout string, gpus ...string) []*poolNode {
+	t.Helper()
+	n := len(gpus)
 	cluster := make([]string, n)
 	for i := range cluster {
 		cluster[i] = testkit.FreePort(t)
@@ -48,7 +60,7 @@ func startPool(t *testing.T, n int, leaseTimeout string) []*poolNode {
 		dir := t.TempDir()
 		config := fmt.Sprintf(`state_dir: %s
 listen: {quic: %q, http: %q}
-gpu: {backend: emulated, emulated: {devices: 1, memory: 1GiB}}
+gpu: {backend: emulated, emulated: {devices: 1, %s}}
 tenants: {isolation: inprocess}
 ingest:
   node: %s
@@ -59,7 +71,7 @@ pool:
   secret: "pool-secret-for-the-test"
   lease_timeout: %s
   reservation_ttl: 10m
-`, filepath.Join(dir, "state"), testkit.FreePort(t), http, name, testkit.FreePort(t), testkit.FreePort(t), cluster[i], strings.Join(peers, ", "), leaseTimeout)
+`, filepath.Join(dir, "state"), testkit.FreePort(t), http, gpus[i], name, testkit.FreePort(t), testkit.FreePort(t), cluster[i], strings.Join(peers, ", "), leaseTimeout)
 		path := filepath.Join(dir, "kerfd.yaml")
 		if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 			t.Fatal(err)

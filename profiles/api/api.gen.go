@@ -432,6 +432,9 @@ type PoolMember struct {
 	Quic string `json:"quic,omitempty,omitzero"`
 	Self bool   `json:"self"`
 
+	// Site its site (ingest.site), which policy rules may target; absent when none
+	Site string `json:"site,omitempty,omitzero"`
+
 	// Updated when it last published its inventory
 	Updated time.Time `json:"updated,omitempty,omitzero"`
 }
@@ -441,9 +444,18 @@ type PoolPlacementRequest struct {
 	// Count slices, each on a GPU of its own
 	Count int `json:"count"`
 
-	// Fraction the part of a GPU of each slice
-	Fraction float64 `json:"fraction"`
-	Tenant   string  `json:"tenant"`
+	// Fraction the part of a GPU of each slice; fraction, memoryBytes or both
+	Fraction float64 `json:"fraction,omitempty,omitzero"`
+
+	// MemoryBytes the least memory of each slice, a part of the usable memory of the GPU it is placed on
+	MemoryBytes uint64 `json:"memoryBytes,omitempty,omitzero"`
+
+	// MinMemoryBytes only GPUs with at least this much memory
+	MinMemoryBytes uint64 `json:"minMemoryBytes,omitempty,omitzero"`
+
+	// Model only GPUs whose model contains this (case-insensitive)
+	Model  string `json:"model,omitempty,omitzero"`
+	Tenant string `json:"tenant"`
 }
 
 // PoolSlice defines model for PoolSlice.

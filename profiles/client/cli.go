@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/http"
 	"os"
 	"sort"
 	"strings"
@@ -52,7 +53,8 @@ const CLIUsage = `  kerf profiles list                          stored slicing p
   kerf pool status                            the pool's members (up or down), quorum and leases
   kerf pool join HOST:PORT                    dial another member's cluster listener, now and at every start
   kerf pool leave NODE                        remove a member that is down from the pool
-  kerf pool place [-n N] [-p FRACTION] TENANT reserve slices on the first member with room
+  kerf pool place [-n N] [-p FRACTION] [--memory SIZE] [--min-memory SIZE] [--model NAME] TENANT
+                                              reserve slices on the first member whose GPUs fit, with room
   (the API is $KERF_API, default http://127.0.0.1:7080; the admin token is $KERF_ADMIN_TOKEN,
   else the file kerfd copies to ~/.config/kerf/admin-token, else state/admin-token; an https:// API
   is pinned by $KERF_API_FINGERPRINT, else the api-fingerprint file kerfd keeps next to the admin token)
@@ -101,7 +103,7 @@ var operatorCommands = map[string]subcommand{
 	"pool status":    {"", "the pool's members (up or down), quorum and leases", nil, poolStatus},
 	"pool join":      {"HOST:PORT", "dial another member's cluster listener, now and at every start", nil, poolJoin},
 	"pool leave":     {"NODE", "remove a member that is down from the pool (its leases are given back)", nil, poolLeave},
-	"pool place":     {"[-n N] [-p FRACTION] TENANT", "reserve slices on the first member with room", poolPlaceFlags, poolPlace},
+	"pool place":     {"[-n N] [-p FRACTION] [--memory SIZE] [--min-memory SIZE] [--model NAME] TENANT", "reserve slices on the first member whose GPUs fit, with room", poolPlaceFlags, poolPlace},
 }
 
 // groups are the commands that only hold subcommands.
@@ -315,7 +317,16 @@ func smiCmd(ctx context.Context, c *Client, cmd *cli.Command, w io.Writer) error
 				human(s.MemoryUsedBytes), human(s.MemoryLimitBytes), shareText(s.ShareAchieved, s.ShareTarget))
 		}
 	}
-	return nil
+	st, err := c.Pool(ctx)
+	var p *api.Problem
+	if errors.As(err, &p) && p.Status == http.StatusConflict {
+		return nil // not in a pool
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	return smiPool(w, st)
 }
 
 // shareText is a slice's compute share as smi shows it: what it got of

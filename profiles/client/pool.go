@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kerf-edge/kerf/internal/cli"
+	"github.com/kerf-edge/kerf/internal/units"
 	"github.com/kerf-edge/kerf/profiles/api"
 )
 
@@ -116,7 +117,10 @@ func poolLeave(ctx context.Context, c *Client, cmd *cli.Command, w io.Writer) er
 
 func poolPlaceFlags(c *cli.Command) {
 	c.Int("n", 1, "slices, each on a GPU of its own, all on one node")
-	c.Float64("p", 0.1, "the part of a GPU of each slice")
+	c.Float64("p", 0, "the part of a GPU of each slice (default 0.1 without --memory)")
+	c.String("memory", "", "memory of each slice, with a unit (512MiB), a part of the usable memory of its GPU")
+	c.String("min-memory", "", "only GPUs with at least this much memory, with a unit")
+	c.String("model", "", "only GPUs whose model contains this")
 }
 
 func poolPlace(ctx context.Context, c *Client, cmd *cli.Command, w io.Writer) error {
@@ -124,12 +128,79 @@ func poolPlace(ctx context.Context, c *Client, cmd *cli.Command, w io.Writer) er
 	if err != nil {
 		return err
 	}
-	n := cmd.Lookup("n").Value.(flag.Getter).Get().(int)
-	p := cmd.Lookup("p").Value.(flag.Getter).Get().(float64)
-	l, err := c.PlaceInPool(ctx, api.PoolPlacementRequest{Tenant: tenant, Count: n, Fraction: p})
+	get := func(name string) any { return cmd.Lookup(name).Value.(flag.Getter).Get() }
+	r := api.PoolPlacementRequest{Tenant: tenant, Count: get("n").(int), Fraction: get("p").(float64), Model: get("model").(string)}
+	for _, f := range []struct {
+		name string
+		to   *uint64
+	}{{"memory", &r.MemoryBytes}, {"min-memory", &r.MinMemoryBytes}} {
+		if s := get(f.name).(string); s != "" {
+			if *f.to, err = units.ParseBytes(s); err != nil {
+				return cli.Usagef(cmd.Name(), "--%s: %v", f.name, err)
+			}
+		}
+	}
+	if r.Fraction == 0 && r.MemoryBytes == 0 {
+		r.Fraction = 0.1
+	}
+	l, err := c.PlaceInPool(ctx, r)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "reserved %s for %s on %s, GPUs %v, until %s\n", l.ID, l.Tenant, l.Node, l.GPUs, l.Expires.Format(time.RFC3339))
 	return nil
+}
+
+// smiPool is kerf smi's view of the pool: every member, up or down, with
+// its GPUs and their slices as it last published them, and what the
+// ledger holds on it.
+func smiPool(w io.Writer, st api.PoolStatus) error {
+	quorum := "quorum"
+	if !st.Quorum {
+		quorum = "NO QUORUM"
+	}
+	fmt.Fprintf(w, "pool %s: %d of %d members live, %s\n", st.Pool, len(st.Live), len(st.Members), quorum)
+	if st.Problem != "" {
+		fmt.Fprintf(w, "problem: %s\n", st.Problem)
+	}
+	for _, m := range st.Members {
+		state := "up"
+		if !m.Live {
+			state = "DOWN"
+			if !m.LastSeen.IsZero() {
+				state += ", last seen " + m.LastSeen.Format(time.RFC3339)
+			}
+		}
+		if m.Self {
+			state += ", this node"
+		}
+		site := ""
+		if m.Site != "" {
+			site = ", site " + m.Site
+		}
+		fmt.Fprintf(w, "%s (%s): %d GPU(s), %.2f GPU leased in %d lease(s)%s\n", m.Name, state, len(m.GPUs), m.HeldGPUs, m.Leases, site)
+		for _, g := range m.GPUs {
+			var sliced uint64
+			held := 0
+			for _, s := range g.Slices {
+				sliced += s.MemoryBytes
+				if s.Tenant != "" {
+					held++
+				}
+			}
+			fmt.Fprintf(w, "  GPU %d  %-28s  %9s, %9s sliced, %d slice(s), %d held\n", g.Index, g.Name, human(g.MemoryBytes), human(sliced), len(g.Slices), held)
+			for _, s := range g.Slices {
+				fmt.Fprintf(w, "    %-20s %9s  share %3.0f%%\n", orFree(s.Tenant), human(s.MemoryBytes), 100*s.Share)
+			}
+		}
+	}
+	return nil
+}
+
+// orFree names a slice's holder, or says it is free.
+func orFree(tenant string) string {
+	if tenant == "" {
+		return "(free)"
+	}
+	return tenant
 }

@@ -179,6 +179,7 @@ async function run() {
     setStatus("cannot reach kerfd: " + e.message, "down");
   }
   startPlots();
+  startPool();
   for (;;) {
     try {
       await stream();
