@@ -99,6 +99,7 @@ bench: build
 	./$(BIN)/kerf bench slicer
 	./$(BIN)/kerf bench shares
 	./$(BIN)/kerf bench ingest
+	./$(BIN)/kerf bench pool
 
 ## ptx: regenerate the emulator's test kernels (needs clang)
 ptx:

@@ -5,15 +5,14 @@ package testkit
 import (
 	"bytes"
 	"context"
-	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kerf-edge/kerf/internal/freeport"
 )
 
 // WaitTimeout bounds every WaitFor: generous, since CI shares two
@@ -92,47 +91,12 @@ func Chromium(t testing.TB, url string, flags ...string) string {
 }
 
 // FreePort is a loopback address whose port nothing listens on now, on
-// TCP or UDP. The port lies below the kernel's ephemeral range, so no
-// outgoing connection can take it as its source port in the meantime:
-// a server that redials a peer not yet up could otherwise connect to
-// itself through that port and keep it from the peer.
+// TCP or UDP, below the kernel's ephemeral range (freeport.Addr).
 func FreePort(t testing.TB) string {
 	t.Helper()
-	low := ephemeralLow()
-	const first = 20000
-	for range 200 {
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(first+rand.IntN(low-first)))
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err != nil {
-			continue
-		}
-		u.Close()
-		return addr
-	}
-	t.Fatal("no free port below the ephemeral range")
-	return ""
-}
-
-// ephemeralLow is the first port the kernel hands out for outgoing
-// connections and listeners on port 0.
-func ephemeralLow() int {
-	const fallback = 32768
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	addr, err := freeport.Addr()
 	if err != nil {
-		return fallback
+		t.Fatal(err)
 	}
-	f := strings.Fields(string(b))
-	if len(f) < 1 {
-		return fallback
-	}
-	low, err := strconv.Atoi(f[0])
-	if err != nil || low <= 21000 {
-		return fallback
-	}
-	return low
+	return addr
 }
