@@ -30,6 +30,9 @@ type ClusterOptions struct {
 	// alone, the baseline.
 	Pool         bool
 	LeaseTimeout time.Duration // pool.lease_timeout (0: 1m)
+	// MaxFractionPerTenant is slicer.max_fraction_per_tenant (0: kerfd's
+	// default).
+	MaxFractionPerTenant float64
 }
 
 // Cluster is a set of kerfd processes on loopback, each with its own
@@ -98,6 +101,9 @@ ingest:
   node: %s
   broker: {embedded: {nats_listen: %q, mqtt_listen: %q}}
 `, n.stateDir(), n.QUIC, n.HTTP, max(o.GPUs, 1), n.Name, p[2], p[3])
+		if o.MaxFractionPerTenant > 0 {
+			cfg += fmt.Sprintf("slicer: {max_fraction_per_tenant: %g}\n", o.MaxFractionPerTenant)
+		}
 		if o.Pool {
 			var peers []string
 			for j, l := range listeners {

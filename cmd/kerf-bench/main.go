@@ -12,6 +12,7 @@
 //	kerf-bench ingest [--json] [--time D] [--topics N] [--publishers N] [--inflight N] [--via nats|mqtt] [--rate N] [--oscillate D]
 //	kerf-bench pool [--json] [--placements N] [--placers N] [--time D] [--kerfd PATH]
 //	kerf-bench demo
+//	kerf-bench demo-pool --spin PROGRAM --short "PROGRAM ARGS" [--kerfd PATH] [--shim DIR]
 package main
 
 import (
@@ -69,6 +70,8 @@ func usage() {
   kerf-bench pool [--json] [--placements N] [--placers N] [--time D] [--kerfd PATH]
                                                   a pool of 3 kerfd on loopback: placement vs a node alone, failover
   kerf-bench demo                                 a tour: tenants, then 20 → 10 → mixed slices
+  kerf-bench demo-pool --spin PROGRAM --short "PROGRAM ARGS" [--kerfd PATH] [--shim DIR]
+                                                  a pool of 3 kerfd: tenants on each, one member killed (make demo-pool)
 With KERF_CPUPROFILE=FILE, a benchmark also writes a CPU profile of its process to FILE.
 `)
 }
@@ -81,6 +84,8 @@ func run(args []string) error {
 	switch args[0] {
 	case "demo":
 		return benchSlicer(args[1:], true)
+	case "demo-pool":
+		return demoPool(args[1:])
 	case "help", "-h", "--help":
 		usage()
 		return nil
@@ -568,6 +573,41 @@ func benchPool(args []string) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\n", t.Name, t.Goal, t.Got, t.Met)
 	}
 	return tw.Flush()
+}
+
+// demoPool runs the pool's demo (make demo-pool).
+func demoPool(args []string) error {
+	fs := flag.NewFlagSet("kerf-bench demo-pool", flag.ContinueOnError)
+	spin := fs.String("spin", "", "a program that works the GPU for the seconds given as its argument (intercept/testdata/spin.c)")
+	short := fs.String("short", "", "a short GPU program and its arguments, space-separated (intercept/testdata/vadd.c)")
+	kerfd := fs.String("kerfd", "", "the kerfd binary (default: beside this one, else on $PATH)")
+	shim := fs.String("shim", launcher.DefaultShimDir(), "directory holding Kerf's libcuda.so.1")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *spin == "" || *short == "" {
+		return errors.New("demo-pool: --spin and --short name the tenants' programs (make demo-pool builds them)")
+	}
+	bin, err := kerfdBinary(*kerfd)
+	if err != nil {
+		return err
+	}
+	kerf := filepath.Join(filepath.Dir(bin), "kerf")
+	dir, err := os.MkdirTemp("", "kerf-demo-pool-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	abs := func(argv []string) []string {
+		if p, err := filepath.Abs(argv[0]); err == nil {
+			argv[0] = p
+		}
+		return argv
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	return poolbench.Demo(ctx, poolbench.DemoOptions{Kerfd: bin, Kerf: kerf, ShimDir: *shim, Spin: abs([]string{*spin}),
+		Short: abs(strings.Fields(*short)), Dir: dir, Out: os.Stdout})
 }
 
 // kerfdBinary is the kerfd that benchmarks of whole processes start:
