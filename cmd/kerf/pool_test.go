@@ -24,6 +24,7 @@ type poolNode struct {
 	cmd          *exec.Cmd
 	exited       chan struct{} // closed when cmd has exited
 	log          *testkit.SyncBuffer
+	netns        string // the network namespace it runs in; "": this process's
 }
 
 // startPool writes the configs of n members, each with one emulated GPU
@@ -76,7 +77,7 @@ pool:
 func (p *poolNode) start(t *testing.T) {
 	t.Helper()
 	p.log = &testkit.SyncBuffer{}
-	p.cmd = exec.Command(filepath.Join(binaries(t), "kerfd"), "--config", p.config)
+	p.cmd = p.command(t, "kerfd", "--config", p.config)
 	p.cmd.Dir, p.cmd.Env = p.env.dir, p.env.vars
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
@@ -114,7 +115,38 @@ func (p *poolNode) kill(t *testing.T) {
 // kerf runs the command line against the node.
 func (p *poolNode) kerf(t *testing.T, args ...string) result {
 	t.Helper()
-	return p.env.run(t, "kerf", args...)
+	if p.netns == "" {
+		return p.env.run(t, "kerf", args...)
+	}
+	cmd := p.command(t, "kerf", args...)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	bound := time.AfterFunc(2*time.Minute, func() { cmd.Process.Kill() })
+	err := cmd.Wait()
+	bound.Stop()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	if x, ok := err.(*exec.ExitError); ok {
+		r.code = x.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// command runs bin (kerf or kerfd) in the node's environment and network
+// namespace (ip netns exec runs bin in its own process).
+func (p *poolNode) command(t *testing.T, bin string, args ...string) *exec.Cmd {
+	t.Helper()
+	path := filepath.Join(binaries(t), bin)
+	cmd := exec.Command(path, args...)
+	if p.netns != "" {
+		cmd = exec.Command("ip", append([]string{"netns", "exec", p.netns, path}, args...)...)
+	}
+	cmd.Dir, cmd.Env = p.env.dir, p.env.vars
+	return cmd
 }
 
 // poolRows reads kerf pool status's table: each member's columns after
@@ -567,5 +599,95 @@ func TestPoolPlacesTenants(t *testing.T) {
 	t.Logf("run with %s down and %s full took %v", a.name, b.name, time.Since(start).Round(10*time.Millisecond))
 	if !strings.Contains(b.log.String(), `msg="allocation redirected" tenant=pat node=node-c`) || granted(b) != 1 || granted(c) != 1 {
 		t.Fatalf("the run did not go from %s to %s: leases granted b %d, c %d; %s's log:\n%s", b.name, c.name, granted(b), granted(c), b.name, b.log.String())
+	}
+}
+
+// buildTenant compiles the C program intercept/testdata/NAME.c against
+// the shim, skipping the test without gcc.
+func buildTenant(t *testing.T, name string) string {
+	t.Helper()
+	prog := filepath.Join(t.TempDir(), name)
+	src := "../../intercept/testdata"
+	if out, err := exec.Command("gcc", "-I../../abi/include", "-I"+src, "-o", prog, src+"/"+name+".c", "-L"+binaries(t), "-l:libcuda.so.1").CombinedOutput(); err != nil {
+		t.Skipf("gcc: %v\n%s", err, out)
+	}
+	return prog
+}
+
+// spinner is a kerf run of intercept/testdata/spin.c on one member.
+type spinner struct {
+	out    *testkit.SyncBuffer
+	exited chan error
+}
+
+// spin runs kerf run -p 0.5 of prog for secs on node n (its own default
+// tenant, which the pool places on n itself) and waits until the
+// program works the GPU.
+func spin(t *testing.T, n *poolNode, prog string, secs int) *spinner {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binaries(t), "kerf"), "run", "-p", "0.5", "--timeout", "60s", "--shim", binaries(t), "--", prog, fmt.Sprint(secs))
+	cmd.Dir, cmd.Env = n.env.dir, n.env.vars
+	s := &spinner{out: &testkit.SyncBuffer{}, exited: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = s.out, s.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.exited <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	waitFor(t, "the tenant on "+n.name+" working the GPU", func() bool {
+		select {
+		case err := <-s.exited:
+			t.Fatalf("the tenant on %s ended before it worked the GPU: %v\n%s", n.name, err, s.out.String())
+		default:
+		}
+		return strings.Contains(s.out.String(), "spinning")
+	})
+	return s
+}
+
+// A member killed by SIGKILL while a tenant works the GPU on each of the
+// three: the tenants on the other two finish with no error, and the dead
+// member's tenant gets CUDA_ERROR_DEVICE_UNAVAILABLE on its next call.
+func TestPoolKillWhileTenantsRun(t *testing.T) {
+	nodes := startPool(t, 3, "10m")
+	for _, n := range nodes {
+		waitFor(t, "the pool formed, as "+n.name+" sees it", func() bool { return poolFormed(n.kerf(t, "pool", "status"), nodes) })
+	}
+	prog := buildTenant(t, "spin")
+	const secs = 20
+	var tenants []*spinner
+	for _, n := range nodes {
+		tenants = append(tenants, spin(t, n, prog, secs))
+		if g := strings.Count(n.log.String(), `msg="lease granted" tenant=default`); g != 1 {
+			t.Fatalf("%s granted %d leases to its tenant, want 1:\n%s", n.name, g, n.log.String())
+		}
+	}
+	for i, s := range tenants {
+		select {
+		case err := <-s.exited:
+			t.Fatalf("the tenant on %s ended before the kill (%v): raise secs\n%s", nodes[i].name, err, s.out.String())
+		default:
+		}
+	}
+	killed := time.Now()
+	nodes[0].kill(t)
+	select {
+	case err := <-tenants[0].exited:
+		if err == nil || !strings.Contains(tenants[0].out.String(), "CUDA_ERROR_DEVICE_UNAVAILABLE") {
+			t.Errorf("the dead member's tenant: %v, want a failure with CUDA_ERROR_DEVICE_UNAVAILABLE\n%s", err, tenants[0].out.String())
+		}
+		t.Logf("the dead member's tenant ended %v after the kill", time.Since(killed).Round(time.Millisecond))
+	case <-time.After(testkit.WaitTimeout):
+		t.Errorf("the dead member's tenant still runs %v after the kill:\n%s", testkit.WaitTimeout, tenants[0].out.String())
+	}
+	for i, s := range tenants[1:] {
+		select {
+		case err := <-s.exited:
+			if err != nil || !strings.Contains(s.out.String(), "spin ok") {
+				t.Errorf("the tenant on %s, a member left: %v, want its %d s without an error\n%s", nodes[i+1].name, err, secs, s.out.String())
+			}
+		case <-time.After(secs*time.Second + testkit.WaitTimeout):
+			t.Errorf("the tenant on %s has not ended %d s after it started:\n%s", nodes[i+1].name, secs, s.out.String())
+		}
 	}
 }
