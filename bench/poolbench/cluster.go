@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/kerf-edge/kerf/auth"
-	"github.com/kerf-edge/kerf/internal/freeport"
+	"github.com/kerf-edge/kerf/internal/testkit"
 	"github.com/kerf-edge/kerf/profiles/api"
 	"github.com/kerf-edge/kerf/profiles/client"
 	"github.com/kerf-edge/kerf/transport"
@@ -72,7 +72,7 @@ func StartCluster(ctx context.Context, o ClusterOptions) (*Cluster, error) {
 	ports := func(n int) ([]string, error) {
 		out := make([]string, n)
 		for i := range out {
-			a, err := freeport.Addr()
+			a, err := testkit.FreeAddr()
 			if err != nil {
 				return nil, err
 			}
