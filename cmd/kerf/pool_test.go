@@ -620,12 +620,12 @@ type spinner struct {
 	exited chan error
 }
 
-// spin runs kerf run -p 0.5 of prog for secs on node n (its own default
-// tenant, which the pool places on n itself) and waits until the
-// program works the GPU.
-func spin(t *testing.T, n *poolNode, prog string, secs int) *spinner {
+// spin runs kerf run -p 0.25 --via via of prog for secs on node n (its
+// own default tenant, which the pool places on n itself) and waits until
+// the program works the GPU.
+func spin(t *testing.T, n *poolNode, via, prog string, secs int) *spinner {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binaries(t), "kerf"), "run", "-p", "0.5", "--timeout", "60s", "--shim", binaries(t), "--", prog, fmt.Sprint(secs))
+	cmd := exec.Command(filepath.Join(binaries(t), "kerf"), "run", "-p", "0.25", "--via", via, "--timeout", "60s", "--shim", binaries(t), "--", prog, fmt.Sprint(secs))
 	cmd.Dir, cmd.Env = n.env.dir, n.env.vars
 	s := &spinner{out: &testkit.SyncBuffer{}, exited: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = s.out, s.out
@@ -645,49 +645,59 @@ func spin(t *testing.T, n *poolNode, prog string, secs int) *spinner {
 	return s
 }
 
-// A member killed by SIGKILL while a tenant works the GPU on each of the
-// three: the tenants on the other two finish with no error, and the dead
-// member's tenant gets CUDA_ERROR_DEVICE_UNAVAILABLE on its next call.
+// A member killed by SIGKILL while tenants work the GPU on each of the
+// three, over the local socket and over QUIC: the tenants on the other
+// two finish with no error, and the dead member's get
+// CUDA_ERROR_DEVICE_UNAVAILABLE: at once on the socket, over QUIC once
+// the connection's idle timeout passes (a killed process sends nothing).
 func TestPoolKillWhileTenantsRun(t *testing.T) {
 	nodes := startPool(t, 3, "10m")
 	for _, n := range nodes {
 		waitFor(t, "the pool formed, as "+n.name+" sees it", func() bool { return poolFormed(n.kerf(t, "pool", "status"), nodes) })
 	}
 	prog := buildTenant(t, "spin")
-	const secs = 20
-	var tenants []*spinner
-	for _, n := range nodes {
-		tenants = append(tenants, spin(t, n, prog, secs))
-		if g := strings.Count(n.log.String(), `msg="lease granted" tenant=default`); g != 1 {
-			t.Fatalf("%s granted %d leases to its tenant, want 1:\n%s", n.name, g, n.log.String())
+	const secs = 25
+	type tenant struct {
+		node *poolNode
+		via  string
+		s    *spinner
+	}
+	tenants := []*tenant{{node: nodes[0], via: "unix"}, {node: nodes[0], via: "quic"}, {node: nodes[1], via: "quic"}, {node: nodes[2], via: "unix"}}
+	for _, tn := range tenants {
+		before := strings.Count(tn.node.log.String(), `msg="lease granted" tenant=default`)
+		tn.s = spin(t, tn.node, tn.via, prog, secs)
+		if g := strings.Count(tn.node.log.String(), `msg="lease granted" tenant=default`); g != before+1 {
+			t.Fatalf("%s granted %d leases to its tenant, want %d:\n%s", tn.node.name, g, before+1, tn.node.log.String())
 		}
 	}
-	for i, s := range tenants {
+	for _, tn := range tenants {
 		select {
-		case err := <-s.exited:
-			t.Fatalf("the tenant on %s ended before the kill (%v): raise secs\n%s", nodes[i].name, err, s.out.String())
+		case err := <-tn.s.exited:
+			t.Fatalf("the tenant on %s (%s) ended before the kill (%v): raise secs\n%s", tn.node.name, tn.via, err, tn.s.out.String())
 		default:
 		}
 	}
 	killed := time.Now()
 	nodes[0].kill(t)
-	select {
-	case err := <-tenants[0].exited:
-		if err == nil || !strings.Contains(tenants[0].out.String(), "CUDA_ERROR_DEVICE_UNAVAILABLE") {
-			t.Errorf("the dead member's tenant: %v, want a failure with CUDA_ERROR_DEVICE_UNAVAILABLE\n%s", err, tenants[0].out.String())
-		}
-		t.Logf("the dead member's tenant ended %v after the kill", time.Since(killed).Round(time.Millisecond))
-	case <-time.After(testkit.WaitTimeout):
-		t.Errorf("the dead member's tenant still runs %v after the kill:\n%s", testkit.WaitTimeout, tenants[0].out.String())
-	}
-	for i, s := range tenants[1:] {
+	for _, tn := range tenants[:2] {
 		select {
-		case err := <-s.exited:
-			if err != nil || !strings.Contains(s.out.String(), "spin ok") {
-				t.Errorf("the tenant on %s, a member left: %v, want its %d s without an error\n%s", nodes[i+1].name, err, secs, s.out.String())
+		case err := <-tn.s.exited:
+			if err == nil || !strings.Contains(tn.s.out.String(), "CUDA_ERROR_DEVICE_UNAVAILABLE") {
+				t.Errorf("the dead member's tenant (%s): %v, want a failure with CUDA_ERROR_DEVICE_UNAVAILABLE\n%s", tn.via, err, tn.s.out.String())
+			}
+			t.Logf("the dead member's tenant (%s) ended %v after the kill", tn.via, time.Since(killed).Round(time.Millisecond))
+		case <-time.After(testkit.WaitTimeout):
+			t.Errorf("the dead member's tenant (%s) still runs %v after the kill:\n%s", tn.via, testkit.WaitTimeout, tn.s.out.String())
+		}
+	}
+	for _, tn := range tenants[2:] {
+		select {
+		case err := <-tn.s.exited:
+			if err != nil || !strings.Contains(tn.s.out.String(), "spin ok") {
+				t.Errorf("the tenant on %s (%s), a member left: %v, want its %d s without an error\n%s", tn.node.name, tn.via, err, secs, tn.s.out.String())
 			}
 		case <-time.After(secs*time.Second + testkit.WaitTimeout):
-			t.Errorf("the tenant on %s has not ended %d s after it started:\n%s", nodes[i+1].name, secs, s.out.String())
+			t.Errorf("the tenant on %s (%s) has not ended %d s after it started:\n%s", tn.node.name, tn.via, secs, tn.s.out.String())
 		}
 	}
 }
