@@ -197,6 +197,14 @@ func TestPoolPartition(t *testing.T) {
 		return r.code == 1 && strings.Contains(r.stderr, "no quorum: 1 of 3 members live ("+a.name+")")
 	})
 	t.Logf("the cut-off member refused %v after the cut", time.Since(cut).Round(10*time.Millisecond))
+	// Until the majority has dropped its routes to the cut-off member too
+	// (the same pings, a second apart), it still counts it live and may
+	// place there.
+	for _, n := range []*poolNode{b, c} {
+		waitFor(t, n.name+" counting the cut-off member down", func() bool {
+			return append(poolRows(n.kerf(t, "pool", "status").stdout)[a.name], "")[0] == "DOWN"
+		})
+	}
 	for i, n := range []*poolNode{b, c} {
 		waitFor(t, "a placement asked of "+n.name+" on the majority side", func() bool {
 			r = n.kerf(t, "pool", "place", "-p", "0.1", fmt.Sprintf("majority-%d", i))
@@ -208,7 +216,7 @@ func TestPoolPartition(t *testing.T) {
 	}
 	t.Logf("the majority placed again %v after the cut", time.Since(cut).Round(10*time.Millisecond))
 	st := b.kerf(t, "pool", "status")
-	if !strings.Contains(st.stdout, "2 of 3 members live") || append(poolRows(st.stdout)[a.name], "")[0] != "DOWN" {
+	if !strings.Contains(st.stdout, "2 of 3 members live") {
 		t.Errorf("pool status on the majority side:\n%s%s", st.stdout, st.stderr)
 	}
 
