@@ -22,7 +22,7 @@ GENERATED   := docs/calls.md abi/include/kerf_cuda.h \
 	transport/internal/wire/args_gen.go transport/internal/wire/calls_gen.go \
 	transport/internal/wire/calls_gen_test.go intercept/nvml/unsupported_gen.c
 
-.PHONY: all build run demo test check fmt vet staticcheck lint-api web-vendor fuzz generate generate-check bench ptx image image-test gpu-test clean
+.PHONY: all build run demo demo-pool test check fmt vet staticcheck lint-api web-vendor fuzz generate generate-check bench ptx image image-test gpu-test clean
 
 all: build
 
@@ -42,6 +42,14 @@ run: build
 ## demo: a newcomer's tour — tenants on the emulated GPU, re-sliced 20 → 10 → mixed
 demo: build
 	./$(BIN)/kerf demo
+
+## demo-pool: three kerfd on loopback as one pool; tenants run on every
+## member, one member is killed, the pool goes on (docs/pool.md); needs gcc
+## for the tenants' programs (intercept/testdata)
+demo-pool: build
+	gcc -Iabi/include -Iintercept/testdata -o $(BIN)/spin intercept/testdata/spin.c -L$(BIN) -l:libcuda.so.1
+	gcc -Iabi/include -Iintercept/testdata -o $(BIN)/vadd intercept/testdata/vadd.c -L$(BIN) -l:libcuda.so.1
+	./$(BIN)/kerf-bench demo-pool --spin $(BIN)/spin --short "$(BIN)/vadd gpu/emu/kernels/vadd.ptx"
 
 ## test: the whole test suite, with the race detector
 test:
@@ -99,6 +107,7 @@ bench: build
 	./$(BIN)/kerf bench slicer
 	./$(BIN)/kerf bench shares
 	./$(BIN)/kerf bench ingest
+	./$(BIN)/kerf bench pool
 
 ## ptx: regenerate the emulator's test kernels (needs clang)
 ptx:

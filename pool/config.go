@@ -134,6 +134,13 @@ func (c *Config) RouteURL(peer string) (*url.URL, error) {
 // JetStream to forget a member that left.
 const systemAccount = "SYS"
 
+// routePing and routePingsOut: how often a route is pinged, and how many
+// pings may go unanswered before it is dropped.
+const (
+	routePing     = time.Second
+	routePingsOut = 3
+)
+
 // ClusterOptions turns opts, the broker's options, into a member of the
 // pool: its server name is the node's, it listens for routes, dials each
 // peer (extra adds peers joined at run time), authenticates routes with
@@ -154,6 +161,11 @@ func (c *Config) ClusterOptions(opts *server.Options, node string, extra []strin
 	opts.Cluster.Username, opts.Cluster.Password = routeUser, secret
 	opts.Cluster.AuthTimeout = 5
 	opts.Cluster.ConnectRetries = 0 // a configured route is retried for ever
+	// A member cut off with its connections left open (a partition, a
+	// cable pulled) is found by the routes' pings: one a second, the route
+	// dropped after three go unanswered, so that it counts as down within
+	// seconds rather than after nats-server's default of a minute or more.
+	opts.Cluster.PingInterval, opts.Cluster.MaxPingsOut = routePing, routePingsOut
 	for _, p := range append(append([]string(nil), c.Peers...), extra...) {
 		u, err := c.RouteURL(p)
 		if err != nil {

@@ -10,10 +10,13 @@
 //	kerf-bench slicer [--json] [--tenants N] [--rounds N] [--profiles A,B,...]
 //	kerf-bench shares [--json] [--time D] [--shares 0.3,0.7] [--kernel N] [--backend emulated|cuda] [--time-slicing] [--alone D]
 //	kerf-bench ingest [--json] [--time D] [--topics N] [--publishers N] [--inflight N] [--via nats|mqtt] [--rate N] [--oscillate D]
+//	kerf-bench pool [--json] [--placements N] [--placers N] [--time D] [--kerfd PATH]
 //	kerf-bench demo
+//	kerf-bench demo-pool --spin PROGRAM --short "PROGRAM ARGS" [--kerfd PATH] [--shim DIR]
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +24,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"strconv"
@@ -32,6 +37,7 @@ import (
 	"github.com/kerf-edge/kerf/bench/emubench"
 	"github.com/kerf-edge/kerf/bench/ingestbench"
 	"github.com/kerf-edge/kerf/bench/kerfdbench"
+	"github.com/kerf-edge/kerf/bench/poolbench"
 	"github.com/kerf-edge/kerf/bench/transportbench"
 	"github.com/kerf-edge/kerf/intercept/launcher"
 	"github.com/kerf-edge/kerf/internal/kerfenv"
@@ -61,7 +67,11 @@ func usage() {
                                                   compute shares under contention, per 1 s window
   kerf-bench ingest [--json] [--time D] [--topics N] [--publishers N] [--inflight N] [--via nats|mqtt] [--rate N] [--oscillate D]
                                                   MQTT devices → embedded broker → decisions
+  kerf-bench pool [--json] [--placements N] [--placers N] [--time D] [--kerfd PATH]
+                                                  a pool of 3 kerfd on loopback: placement vs a node alone, failover
   kerf-bench demo                                 a tour: tenants, then 20 → 10 → mixed slices
+  kerf-bench demo-pool --spin PROGRAM --short "PROGRAM ARGS" [--kerfd PATH] [--shim DIR]
+                                                  a pool of 3 kerfd: tenants on each, one member killed (make demo-pool)
 With KERF_CPUPROFILE=FILE, a benchmark also writes a CPU profile of its process to FILE.
 `)
 }
@@ -74,6 +84,8 @@ func run(args []string) error {
 	switch args[0] {
 	case "demo":
 		return benchSlicer(args[1:], true)
+	case "demo-pool":
+		return demoPool(args[1:])
 	case "help", "-h", "--help":
 		usage()
 		return nil
@@ -102,6 +114,8 @@ func run(args []string) error {
 		return kerfdbench.RunSlicerTenants(context.Background(), os.Stdin, os.Stdout)
 	case "ingest":
 		return benchIngest(args[1:])
+	case "pool":
+		return benchPool(args[1:])
 	}
 	return fmt.Errorf("unknown benchmark %q", args[0])
 }
@@ -502,6 +516,117 @@ func benchIngest(args []string) error {
 			osc.Seconds, osc.Crossings, osc.Reslices, osc.MinDwell, osc.Cooldown, osc.Allowed)
 	}
 	return nil
+}
+
+// benchPool runs `kerf bench pool`.
+func benchPool(args []string) error {
+	fs := flag.NewFlagSet("kerf bench pool", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "machine-readable output")
+	n := fs.Int("placements", 200, "sequential placements measured, in the pool and on the node alone each")
+	placers := fs.Int("placers", 8, "concurrent placers under contention")
+	d := fs.Duration("time", 3*time.Second, "time placing under contention, in the pool and on the node alone each")
+	kerfd := fs.String("kerfd", "", "the kerfd binary (default: beside this one, else on $PATH)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	bin, err := kerfdBinary(*kerfd)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "kerf-bench-pool-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	r, err := poolbench.Run(ctx, poolbench.Options{Kerfd: bin, Dir: dir, Placements: *n, Placers: *placers, Contention: *d, Progress: progressOut(*asJSON)})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(r)
+	}
+	fmt.Printf("a pool of %d kerfd on loopback against a kerfd alone, %d emulated GPUs each; a placement: a tenant's lease of %.2f GPU over QUIC\n", r.Nodes, r.GPUs, r.Fraction)
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MEASURE\tPOOL\tNODE ALONE\tRATIO")
+	fmt.Fprintf(tw, "placement p50 (%d, one at a time)\t%.2f ms\t%.2f ms\t%.2f×\n", r.Placements, r.PoolP50Ms, r.SingleP50Ms, r.P50Ratio)
+	fmt.Fprintf(tw, "placement p99\t%.2f ms\t%.2f ms\t%.2f×\n", r.PoolP99Ms, r.SingleP99Ms, r.P99Ratio)
+	fmt.Fprintf(tw, "placements/s, %d placers for %v\t%.0f\t%.0f\t%.2f×\n", r.Placers, time.Duration(r.ContentionSeconds*float64(time.Second)), r.PoolPerSec, r.SinglePerSec, r.ContentionRatio)
+	fmt.Fprintf(tw, "  refused for room (retried) / other errors\t%d / %d\t%d / %d\t\n", r.PoolRefused, r.PoolErrors, r.SingleRefused, r.SingleErrors)
+	tw.Flush()
+	fmt.Printf("%d of %d pool placements were granted by another member than the one asked\n", r.Redirected, r.Placements)
+	if r.FirstError != "" {
+		fmt.Printf("first error under contention: %s\n", r.FirstError)
+	}
+	fmt.Println("\neach member killed by SIGKILL in turn (restarted before the next), then placements asked of the members left:")
+	tw = tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KILLED\tMETA LEADER\tNEXT PLACEMENT\tATTEMPTS\tGRANTED ON\tFIRST REFUSAL")
+	for _, f := range r.Failovers {
+		fmt.Fprintf(tw, "%s\t%v\t%.0f ms\t%d\t%s\t%s\n", f.Killed, f.MetaLeader, f.Ms, f.Attempts, f.GrantedOn, cmp.Or(f.FirstError, "-"))
+	}
+	tw.Flush()
+	fmt.Println()
+	tw = tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TARGET\tGOAL\tGOT\tMET")
+	for _, t := range r.Targets {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\n", t.Name, t.Goal, t.Got, t.Met)
+	}
+	return tw.Flush()
+}
+
+// demoPool runs the pool's demo (make demo-pool).
+func demoPool(args []string) error {
+	fs := flag.NewFlagSet("kerf-bench demo-pool", flag.ContinueOnError)
+	spin := fs.String("spin", "", "a program that works the GPU for the seconds given as its argument (intercept/testdata/spin.c)")
+	short := fs.String("short", "", "a short GPU program and its arguments, space-separated (intercept/testdata/vadd.c)")
+	kerfd := fs.String("kerfd", "", "the kerfd binary (default: beside this one, else on $PATH)")
+	shim := fs.String("shim", launcher.DefaultShimDir(), "directory holding Kerf's libcuda.so.1")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *spin == "" || *short == "" {
+		return errors.New("demo-pool: --spin and --short name the tenants' programs (make demo-pool builds them)")
+	}
+	bin, err := kerfdBinary(*kerfd)
+	if err != nil {
+		return err
+	}
+	kerf := filepath.Join(filepath.Dir(bin), "kerf")
+	dir, err := os.MkdirTemp("", "kerf-demo-pool-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	abs := func(argv []string) []string {
+		if p, err := filepath.Abs(argv[0]); err == nil {
+			argv[0] = p
+		}
+		return argv
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	return poolbench.Demo(ctx, poolbench.DemoOptions{Kerfd: bin, Kerf: kerf, ShimDir: *shim, Spin: abs([]string{*spin}),
+		Short: abs(strings.Fields(*short)), Dir: dir, Out: os.Stdout})
+}
+
+// kerfdBinary is the kerfd that benchmarks of whole processes start:
+// flag, else beside this binary, else on $PATH.
+func kerfdBinary(flag string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	if self, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(self), "kerfd")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	p, err := exec.LookPath("kerfd")
+	if err != nil {
+		return "", fmt.Errorf("no kerfd beside kerf-bench or on $PATH (make build, or --kerfd PATH): %w", err)
+	}
+	return p, nil
 }
 
 // progressOut is where a benchmark reports progress: stderr, or nowhere

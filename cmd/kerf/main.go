@@ -176,6 +176,8 @@ const benchUsage = `usage: kerf bench NAME [FLAGS]   (run by kerf-bench, from be
                                                   compute shares under contention, per 1 s window
   kerf bench ingest [--json] [--time D] [--topics N] [--publishers N] [--inflight N] [--via nats|mqtt] [--rate N] [--oscillate D]
                                                   MQTT devices → embedded broker → decisions
+  kerf bench pool [--json] [--placements N] [--placers N] [--time D] [--kerfd PATH]
+                                                  a pool of 3 kerfd on loopback: placement vs a node alone, failover
 `
 
 // readBundle finds and reads the tenant's bundle (--token, $KERF_BUNDLE,

@@ -24,6 +24,7 @@ type poolNode struct {
 	cmd          *exec.Cmd
 	exited       chan struct{} // closed when cmd has exited
 	log          *testkit.SyncBuffer
+	netns        string // the network namespace it runs in; "": this process's
 }
 
 // startPool writes the configs of n members, each with one emulated GPU
@@ -88,7 +89,7 @@ pool:
 func (p *poolNode) start(t *testing.T) {
 	t.Helper()
 	p.log = &testkit.SyncBuffer{}
-	p.cmd = exec.Command(filepath.Join(binaries(t), "kerfd"), "--config", p.config)
+	p.cmd = p.command(t, "kerfd", "--config", p.config)
 	p.cmd.Dir, p.cmd.Env = p.env.dir, p.env.vars
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
@@ -126,7 +127,38 @@ func (p *poolNode) kill(t *testing.T) {
 // kerf runs the command line against the node.
 func (p *poolNode) kerf(t *testing.T, args ...string) result {
 	t.Helper()
-	return p.env.run(t, "kerf", args...)
+	if p.netns == "" {
+		return p.env.run(t, "kerf", args...)
+	}
+	cmd := p.command(t, "kerf", args...)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	bound := time.AfterFunc(2*time.Minute, func() { cmd.Process.Kill() })
+	err := cmd.Wait()
+	bound.Stop()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	if x, ok := err.(*exec.ExitError); ok {
+		r.code = x.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// command runs bin (kerf or kerfd) in the node's environment and network
+// namespace (ip netns exec runs bin in its own process).
+func (p *poolNode) command(t *testing.T, bin string, args ...string) *exec.Cmd {
+	t.Helper()
+	path := filepath.Join(binaries(t), bin)
+	cmd := exec.Command(path, args...)
+	if p.netns != "" {
+		cmd = exec.Command("ip", append([]string{"netns", "exec", p.netns, path}, args...)...)
+	}
+	cmd.Dir, cmd.Env = p.env.dir, p.env.vars
+	return cmd
 }
 
 // poolRows reads kerf pool status's table: each member's columns after
@@ -725,5 +757,105 @@ func TestPoolSharesTenants(t *testing.T) {
 	}
 	if r := c.kerf(t, "profiles", "show", "halves"); r.code != 0 {
 		t.Errorf("profiles show without quorum: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// buildTenant compiles the C program intercept/testdata/NAME.c against
+// the shim, skipping the test without gcc.
+func buildTenant(t *testing.T, name string) string {
+	t.Helper()
+	prog := filepath.Join(t.TempDir(), name)
+	src := "../../intercept/testdata"
+	if out, err := exec.Command("gcc", "-I../../abi/include", "-I"+src, "-o", prog, src+"/"+name+".c", "-L"+binaries(t), "-l:libcuda.so.1").CombinedOutput(); err != nil {
+		t.Skipf("gcc: %v\n%s", err, out)
+	}
+	return prog
+}
+
+// spinner is a kerf run of intercept/testdata/spin.c on one member.
+type spinner struct {
+	out    *testkit.SyncBuffer
+	exited chan error
+}
+
+// spin runs kerf run -p 0.25 --via via of prog for secs on node n (its
+// own default tenant, which the pool places on n itself) and waits until
+// the program works the GPU.
+func spin(t *testing.T, n *poolNode, via, prog string, secs int) *spinner {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binaries(t), "kerf"), "run", "-p", "0.25", "--via", via, "--timeout", "60s", "--shim", binaries(t), "--", prog, fmt.Sprint(secs))
+	cmd.Dir, cmd.Env = n.env.dir, n.env.vars
+	s := &spinner{out: &testkit.SyncBuffer{}, exited: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = s.out, s.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.exited <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	waitFor(t, "the tenant on "+n.name+" working the GPU", func() bool {
+		select {
+		case err := <-s.exited:
+			t.Fatalf("the tenant on %s ended before it worked the GPU: %v\n%s", n.name, err, s.out.String())
+		default:
+		}
+		return strings.Contains(s.out.String(), "spinning")
+	})
+	return s
+}
+
+// A member killed by SIGKILL while tenants work the GPU on each of the
+// three, over the local socket and over QUIC: the tenants on the other
+// two finish with no error, and the dead member's get
+// CUDA_ERROR_DEVICE_UNAVAILABLE: at once on the socket, over QUIC once
+// the connection's idle timeout passes (a killed process sends nothing).
+func TestPoolKillWhileTenantsRun(t *testing.T) {
+	nodes := startPool(t, 3, "10m")
+	for _, n := range nodes {
+		waitFor(t, "the pool formed, as "+n.name+" sees it", func() bool { return poolFormed(n.kerf(t, "pool", "status"), nodes) })
+	}
+	prog := buildTenant(t, "spin")
+	const secs = 25
+	type tenant struct {
+		node *poolNode
+		via  string
+		s    *spinner
+	}
+	tenants := []*tenant{{node: nodes[0], via: "unix"}, {node: nodes[0], via: "quic"}, {node: nodes[1], via: "quic"}, {node: nodes[2], via: "unix"}}
+	for _, tn := range tenants {
+		before := strings.Count(tn.node.log.String(), `msg="lease granted" tenant=default`)
+		tn.s = spin(t, tn.node, tn.via, prog, secs)
+		if g := strings.Count(tn.node.log.String(), `msg="lease granted" tenant=default`); g != before+1 {
+			t.Fatalf("%s granted %d leases to its tenant, want %d:\n%s", tn.node.name, g, before+1, tn.node.log.String())
+		}
+	}
+	for _, tn := range tenants {
+		select {
+		case err := <-tn.s.exited:
+			t.Fatalf("the tenant on %s (%s) ended before the kill (%v): raise secs\n%s", tn.node.name, tn.via, err, tn.s.out.String())
+		default:
+		}
+	}
+	killed := time.Now()
+	nodes[0].kill(t)
+	for _, tn := range tenants[:2] {
+		select {
+		case err := <-tn.s.exited:
+			if err == nil || !strings.Contains(tn.s.out.String(), "CUDA_ERROR_DEVICE_UNAVAILABLE") {
+				t.Errorf("the dead member's tenant (%s): %v, want a failure with CUDA_ERROR_DEVICE_UNAVAILABLE\n%s", tn.via, err, tn.s.out.String())
+			}
+			t.Logf("the dead member's tenant (%s) ended %v after the kill", tn.via, time.Since(killed).Round(time.Millisecond))
+		case <-time.After(testkit.WaitTimeout):
+			t.Errorf("the dead member's tenant (%s) still runs %v after the kill:\n%s", tn.via, testkit.WaitTimeout, tn.s.out.String())
+		}
+	}
+	for _, tn := range tenants[2:] {
+		select {
+		case err := <-tn.s.exited:
+			if err != nil || !strings.Contains(tn.s.out.String(), "spin ok") {
+				t.Errorf("the tenant on %s (%s), a member left: %v, want its %d s without an error\n%s", tn.node.name, tn.via, err, secs, tn.s.out.String())
+			}
+		case <-time.After(secs*time.Second + testkit.WaitTimeout):
+			t.Errorf("the tenant on %s (%s) has not ended %d s after it started:\n%s", tn.node.name, tn.via, secs, tn.s.out.String())
+		}
 	}
 }

@@ -1,10 +1,12 @@
 // Package testkit holds helpers shared by Kerf's tests. It is imported by
-// _test.go files only and holds no product logic.
+// _test.go files and the benchmarks (FreeAddr) only and holds no product
+// logic.
 package testkit
 
 import (
 	"bytes"
 	"context"
+	"errors"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -92,12 +94,22 @@ func Chromium(t testing.TB, url string, flags ...string) string {
 }
 
 // FreePort is a loopback address whose port nothing listens on now, on
-// TCP or UDP. The port lies below the kernel's ephemeral range, so no
-// outgoing connection can take it as its source port in the meantime:
-// a server that redials a peer not yet up could otherwise connect to
-// itself through that port and keep it from the peer.
+// TCP or UDP, below the kernel's ephemeral range (FreeAddr).
 func FreePort(t testing.TB) string {
 	t.Helper()
+	addr, err := FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+// FreeAddr is a loopback address whose port nothing listens on now, on TCP
+// or UDP. The port lies below the kernel's ephemeral range, so no
+// outgoing connection can take it as its source port in the meantime: a
+// server that redials a peer not yet up could otherwise connect to
+// itself through that port and keep it from the peer.
+func FreeAddr() (string, error) {
 	low := ephemeralLow()
 	const first = 20000
 	for range 200 {
@@ -112,10 +124,9 @@ func FreePort(t testing.TB) string {
 			continue
 		}
 		u.Close()
-		return addr
+		return addr, nil
 	}
-	t.Fatal("no free port below the ephemeral range")
-	return ""
+	return "", errors.New("no free port below the ephemeral range")
 }
 
 // ephemeralLow is the first port the kernel hands out for outgoing
