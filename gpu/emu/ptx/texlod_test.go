@@ -315,3 +315,88 @@ func TestMipmapShapeChecked(t *testing.T) {
 		t.Error("a cube map of 5 faces is accepted")
 	}
 }
+
+// runNvcc runs nvcc's kernel name of tex_lod.cu on texture tx, one
+// thread per row of in, and returns each thread's first result.
+func runNvcc(t *testing.T, m *Module, name string, tx *Texture, in [][8]float32) []float32 {
+	t.Helper()
+	k, err := m.Kernel(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := newTestMem()
+	flat := make([]float32, 0, 8*len(in))
+	for _, row := range in {
+		flat = append(flat, row[:]...)
+	}
+	din, dout := mem.f32s(flat), mem.alloc(16*len(in))
+	l := launch(k, mem, [3]uint32{1, 1, 1}, [3]uint32{uint32(len(in)), 1, 1}, 0, packParams(t, k, uint64(1), din, dout, len(in)), 1)
+	l.Textures = &testTextures{tex: map[uint64]*Texture{1: tx}}
+	if err := k.Run(l); err != nil {
+		t.Fatal(err)
+	}
+	out := mem.getF32(dout, 4*len(in))
+	res := make([]float32, len(in))
+	for i := range res {
+		res[i] = out[4*i]
+	}
+	return res
+}
+
+// nvcc's texCubemap, texCubemapLayered, texCubemapLod, tex2DLod and
+// tex2DGrad read what the references say.
+func TestNvccCubeAndMipmaps(t *testing.T) {
+	m, err := Load(nvccPTX(t, t.TempDir(), []string{"tex_lod"})["tex_lod"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 4
+	rng := rand.New(rand.NewSource(11))
+	var dirs [][3]float32
+	var in [][8]float32
+	for i := 0; i < 64; i++ {
+		d := [3]float32{rng.Float32()*2 - 1, rng.Float32()*2 - 1, rng.Float32()*2 - 1}
+		dirs = append(dirs, d)
+		in = append(in, [8]float32{d[0], d[1], d[2], float32(i % 2)})
+	}
+	cube := func(layers int, levels bool) *Texture {
+		im := labelImage(n, n, layers, uint32(layers), 0)
+		im.Cube = true
+		tx := &Texture{Image: im}
+		if levels {
+			lv := labelImage(n/2, n/2, layers, uint32(layers), 0)
+			lv.Cube = true
+			tx.Mipmaps, tx.MaxMipmapLevelClamp = []Image{lv}, 1
+		}
+		return tx
+	}
+	for _, c := range []struct {
+		kernel string
+		tx     *Texture
+		want   func(i int) float32
+	}{
+		{"cube", cube(6, false), func(i int) float32 { return cubeTexel(dirs[i], n, 0) }},
+		{"cube_layered", cube(12, false), func(i int) float32 { return cubeTexel(dirs[i], n, i%2) }},
+		{"cube_lod", cube(6, true), func(i int) float32 { return cubeTexel(dirs[i], n>>(i%2), 0) }},
+	} {
+		got := runNvcc(t, m, c.kernel, c.tx, in)
+		for i := range in {
+			if got[i] != c.want(i) {
+				t.Errorf("%s %v: got %v, want %v", c.kernel, in[i][:4], got[i], c.want(i))
+			}
+		}
+	}
+	lods := [][8]float32{{0.3, 0.6, 0}, {0.3, 0.6, 1.4}, {0.3, 0.6, 1.6}, {0.9, 0.1, 3}, {0.9, 0.1, 7}}
+	for i, g := range runNvcc(t, m, "lod2d", mipmapped2D(), lods) {
+		L := min(int(math.Floor(float64(lods[i][2])+0.5)), 3)
+		if want := at2D(L, lods[i][0], lods[i][1]); g != want {
+			t.Errorf("tex2DLod %v: got %v, want %v", lods[i][:3], g, want)
+		}
+	}
+	grads := [][8]float32{{0.7, 0.2, 1.0 / 8, 0, 0, 1.0 / 8}, {0.7, 0.2, 0, 4.0 / 8, 0, 0}, {0.7, 0.2, 0, 0, 2.0 / 8, 0}}
+	for i, g := range runNvcc(t, m, "grad2d", mipmapped2D(), grads) {
+		if want := at2D([]int{0, 2, 1}[i], 0.7, 0.2); g != want {
+			t.Errorf("tex2DGrad %v: got %v, want %v", grads[i][:6], g, want)
+		}
+	}
+}
