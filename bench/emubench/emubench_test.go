@@ -28,6 +28,11 @@ func benchKernel(b *testing.B, kernel string, src []byte, workers int) {
 func BenchmarkMatMul(b *testing.B) {
 	b.Run("1worker", func(b *testing.B) { benchKernel(b, "matmul", nil, 1) })
 	b.Run("2workers", func(b *testing.B) { benchKernel(b, "matmul", nil, 2) })
+	srcs, err := CompileNVCC(context.Background(), b.TempDir())
+	if err != nil {
+		b.Skip(err)
+	}
+	b.Run("nvcc", func(b *testing.B) { benchKernel(b, "matmul", srcs["matmul"], 1) })
 }
 
 func BenchmarkVecAdd(b *testing.B) {

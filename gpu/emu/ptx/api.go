@@ -144,7 +144,11 @@ type Image struct {
 	Depth    uint32 // 1 for 1D and 2D
 	// Layers is the number of layers of a layered image, each a 1D or
 	// 2D image; 0 when the image is not layered.
-	Layers     uint32
+	Layers uint32
+	// Cube marks a cube map: a square 2D image whose layers are its
+	// faces (+x, -x, +y, -y, +z, -z), six for a cube map, six per cube
+	// for a cube map array.
+	Cube       bool
 	Pitch      uint64
 	SlicePitch uint64
 	Data       []byte
@@ -183,6 +187,18 @@ type Texture struct {
 	// otherwise they read as floats normalised to [0, 1] or [-1, 1].
 	ReadAsInteger bool
 	Border        [4]float32
+	// Mipmaps are the levels after the first of a mipmapped texture,
+	// each half the size of the one before along every dimension
+	// (rounded down, at least 1), in Image's format and shape.
+	Mipmaps []Image
+	// MipmapFilter is how tex.level and tex.grad combine two levels.
+	MipmapFilter FilterMode
+	// MipmapLevelBias is added to the level of detail, which is then
+	// clamped to [MinMipmapLevelClamp, MaxMipmapLevelClamp] and to the
+	// levels there are.
+	MipmapLevelBias     float32
+	MinMipmapLevelClamp float32
+	MaxMipmapLevelClamp float32
 }
 
 // Surface is a surface object: an image that suld and sust address in

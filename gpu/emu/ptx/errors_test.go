@@ -76,8 +76,8 @@ const tinyPTX = `
 
 func TestUnsupported(t *testing.T) {
 	for _, c := range []struct{ insn, want string }{
-		{"tex.cube.v4.f32.f32 {%f1, %f2, %f3, %f3}, [%rd1, {%f1, %f2, %f3, %f3}];", "tex.cube.v4.f32.f32"},
-		{"tex.level.2d.v4.f32.f32 {%f1, %f2, %f3, %f3}, [%rd1, {%f1, %f2}], %f3;", "tex.level.2d.v4.f32.f32"},
+		{"tex.grad.cube.v4.f32.f32 {%f1, %f2, %f3, %f3}, [%rd1, {%f1, %f2, %f3, %f3}], {%f1, %f2, %f3, %f3}, {%f1, %f2, %f3, %f3};", "tex.grad.cube.v4.f32.f32"},
+		{"tex.level.2d.v4.f32.s32 {%f1, %f2, %f3, %f3}, [%rd1, {%r1, %r2}], %f3;", "tex.level.2d.v4.f32.s32"},
 		{"sust.p.1d.b32.trap [%rd1, {%r1}], {%r1};", "sust.p.1d.b32.trap"},
 		{"add.f16x2 %r1, %r1;", "add.f16x2"},
 		{"frobnicate.b32 %r1, %r1;", "frobnicate.b32"},

@@ -636,21 +636,8 @@ func (w *worker) runWarp(wp *warp) error {
 				o[l] = b32(f32(a[l]) * f32(b[l]))
 			}
 			w.commit(r, in.d, mask)
-		case opSetpS:
-			a, b, o := &r[in.a], &r[in.b], w.out(r, in.d, mask)
-			sz := in.typ.size()
-			for l := range o {
-				x, y := signExt(a[l], sz), signExt(b[l], sz)
-				o[l] = bool64(cmpInt(in.mod, x < y, x == y))
-			}
-			w.commit(r, in.d, mask)
-		case opSetpU:
-			a, b, o := &r[in.a], &r[in.b], w.out(r, in.d, mask)
-			sh := 64 - 8*uint(in.typ.size())
-			for l := range o {
-				x, y := a[l]<<sh, b[l]<<sh
-				o[l] = bool64(cmpInt(in.mod, x < y, x == y))
-			}
+		case opSetpS, opSetpU:
+			setpInt(&r[in.a], &r[in.b], w.out(r, in.d, mask), in.mod, in.typ)
 			w.commit(r, in.d, mask)
 		case opSetpF32:
 			a, b, o := &r[in.a], &r[in.b], w.out(r, in.d, mask)
@@ -900,22 +887,66 @@ func predMask(r [][32]uint64, in *instr) uint32 {
 	return pm
 }
 
-func cmpInt(op uint8, lt, eq bool) bool {
+// setpInt sets o to the comparison op of a and b, integers of type t,
+// for all 32 lanes.
+func setpInt(a, b, o *[32]uint64, op uint8, t vtype) {
+	if t.signed() {
+		switch t.size() {
+		case 4:
+			setpAs[int32](a, b, o, op)
+		case 8:
+			setpAs[int64](a, b, o, op)
+		case 2:
+			setpAs[int16](a, b, o, op)
+		default:
+			setpAs[int8](a, b, o, op)
+		}
+		return
+	}
+	switch t.size() {
+	case 4:
+		setpAs[uint32](a, b, o, op)
+	case 8:
+		setpAs[uint64](a, b, o, op)
+	case 2:
+		setpAs[uint16](a, b, o, op)
+	default:
+		setpAs[uint8](a, b, o, op)
+	}
+}
+
+// setpAs is setpInt for the integer type T: the operator is chosen
+// once per warp rather than per lane, and each lane compares its
+// registers truncated to T.
+func setpAs[T int8 | int16 | int32 | int64 | uint8 | uint16 | uint32 | uint64](a, b, o *[32]uint64, op uint8) {
 	switch op {
 	case cmpEq:
-		return eq
+		for l := range o {
+			o[l] = bool64(T(a[l]) == T(b[l]))
+		}
 	case cmpNe:
-		return !eq
+		for l := range o {
+			o[l] = bool64(T(a[l]) != T(b[l]))
+		}
 	case cmpLt:
-		return lt
+		for l := range o {
+			o[l] = bool64(T(a[l]) < T(b[l]))
+		}
 	case cmpLe:
-		return lt || eq
+		for l := range o {
+			o[l] = bool64(T(a[l]) <= T(b[l]))
+		}
 	case cmpGt:
-		return !lt && !eq
+		for l := range o {
+			o[l] = bool64(T(a[l]) > T(b[l]))
+		}
 	case cmpGe:
-		return !lt
+		for l := range o {
+			o[l] = bool64(T(a[l]) >= T(b[l]))
+		}
+	default:
+		clear(o[:])
 	}
-	return false
 }
 
 func cmpFloat(op uint8, a, b float64) bool {

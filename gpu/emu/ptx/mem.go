@@ -215,6 +215,20 @@ func (w *worker) st(wp *warp, in *instr, mask uint32) error {
 	if in.vec == 1 && size == 4 && in.space == spGlobal {
 		return w.ldst32(wp, in, mask, true)
 	}
+	if in.vec == 1 && size == 4 && in.space == spShared {
+		// fast path: 32-bit shared stores fill tiles and reduction trees
+		sh, src := w.shared, &r[in.regs[0]]
+		for m := mask; m != 0; m &= m - 1 {
+			l := bits.TrailingZeros32(m)
+			addr := base[l] + uint64(in.off)
+			if addr >= uint64(len(sh)) || uint64(len(sh))-addr < 4 || addr&3 != 0 {
+				_, err := w.access(in, in.space, addr, 4, wp.idx*32+l)
+				return err
+			}
+			binary.LittleEndian.PutUint32(sh[addr:], uint32(src[l]))
+		}
+		return nil
+	}
 	n := uint64(size) * uint64(in.vec)
 	for m := mask; m != 0; m &= m - 1 {
 		l := bits.TrailingZeros32(m)

@@ -17,7 +17,17 @@ type texOperands struct {
 	vals    [4]uint16 // results (tex, tld4, suld) or sources (sust)
 	ncoords uint8
 	nvals   uint8
+	lodMode uint8        // lodNone, lodLevel or lodGrad
+	lod     uint16       // tex.level's level of detail
+	grad    [2][4]uint16 // tex.grad's dPdx and dPdy, one register per dimension
 }
+
+// how tex picks a mipmap level, in texOperands.lodMode
+const (
+	lodNone  uint8 = iota // level 0
+	lodLevel              // tex.level: the level of detail is an operand
+	lodGrad               // tex.grad: it follows from the gradients
+)
 
 // surface out-of-range modes, in instr.space
 const (
@@ -59,10 +69,9 @@ func (x *instrDecoder) texAccess(op rawOp, geom uint8, ct vtype, to *texOperands
 		return x.errf("%s: the texture or surface must be an object handle in a register", x.opc)
 	}
 	x.in.a = h
-	layered := geom == geomA1D || geom == geomA2D
 	for i, n := range op.list {
 		t := ct
-		if i == 0 && layered {
+		if i == 0 && layered(geom) {
 			t = tU32
 		}
 		r, err := x.src(rawOp{s: n}, t)
@@ -99,22 +108,35 @@ func (x *instrDecoder) texDecode() error {
 		in.e = uint16(comp)
 	}
 	o.take("base")
+	var to texOperands
+	nops := 2
+	switch {
+	case o.take("level"):
+		to.lodMode, nops = lodLevel, 3
+	case o.take("grad"):
+		to.lodMode, nops = lodGrad, 4
+	}
 	geom, ok := o.takeGeom()
-	if !ok || !o.take("v4") || len(o.types) != 2 || len(ops) != 2 {
+	if !ok || !o.take("v4") || len(o.types) != 2 || len(ops) != nops {
 		return x.bad()
 	}
 	dt, ct := o.types[0], o.types[1]
 	if dt != tF32 && dt != tS32 && dt != tU32 || ct != tF32 && ct != tS32 {
 		return x.bad()
 	}
-	if in.op == opTld4 && (geom != geom2D || ct != tF32) {
+	if in.op == opTld4 && (geom != geom2D || ct != tF32 || to.lodMode != lodNone) {
 		return x.bad()
+	}
+	if (geom == geomCube || geom == geomACube || to.lodMode != lodNone) && ct != tF32 {
+		return x.bad()
+	}
+	if err := x.texLod(geom, &to); err != nil {
+		return err
 	}
 	in.mod, in.typ, in.styp = geom, dt, ct
 	if ops[0].kind != roVec || len(ops[0].list) != 4 {
 		return x.errf("%s: expected a 4-element destination", x.opc)
 	}
-	var to texOperands
 	for i, n := range ops[0].list {
 		r, err := x.dst(n)
 		if err != nil {
@@ -130,6 +152,44 @@ func (x *instrDecoder) texDecode() error {
 	return nil
 }
 
+// texLod decodes tex.level's level of detail or tex.grad's gradients,
+// a vector of one f32 per dimension each (four for 3D).
+func (x *instrDecoder) texLod(geom uint8, to *texOperands) error {
+	switch to.lodMode {
+	case lodLevel:
+		r, err := x.src(x.ops[2], tF32)
+		to.lod = r
+		return err
+	case lodGrad:
+		if geom == geomCube || geom == geomACube {
+			return x.errf("%s: gradients on cube maps are not supported", x.opc)
+		}
+		n := geomDims[geom]
+		if geom == geom3D {
+			n = 4
+		}
+		for i, op := range x.ops[2:4] {
+			list := op.list
+			if op.kind == roValue {
+				list = []string{op.s}
+			} else if op.kind != roVec {
+				list = nil
+			}
+			if len(list) != n {
+				return x.errf("%s: expected %d-element gradients", x.opc, n)
+			}
+			for d, name := range list {
+				r, err := x.src(rawOp{s: name}, tF32)
+				if err != nil {
+					return err
+				}
+				to.grad[i][d] = r
+			}
+		}
+	}
+	return nil
+}
+
 // surfDecode decodes suld.b.geom{.v2,.v4}.btype{.mode} d, [h, c] and
 // sust.b likewise with the operands swapped.
 func (x *instrDecoder) surfDecode() error {
@@ -139,7 +199,7 @@ func (x *instrDecoder) surfDecode() error {
 	}
 	o.take("ca", "cg", "cs", "cv", "wb", "wt")
 	geom, ok := o.takeGeom()
-	if !ok {
+	if !ok || geom == geomCube || geom == geomACube {
 		return x.bad()
 	}
 	in.vec = 1
@@ -283,8 +343,11 @@ func (w *worker) tex(wp *warp, in *instr, mask uint32) error {
 		}
 		c := to.coords[:to.ncoords]
 		var layer uint32
-		if in.mod == geomA1D || in.mod == geomA2D {
+		switch in.mod {
+		case geomA1D, geomA2D:
 			layer, c = t.layerIndex(uint32(r[c[0]][l])), c[1:]
+		case geomACube:
+			layer, c = min(uint32(r[c[0]][l]), t.Layers/6-1), c[1:]
 		}
 		n := geomDims[in.mod]
 		var res [4]uint32
@@ -295,18 +358,29 @@ func (w *worker) tex(wp *warp, in *instr, mask uint32) error {
 			res = t.gather([3]float32{f32(r[c[0]][l]), f32(r[c[1]][l])}, int(in.e), layer, asFloat)
 		default:
 			var xyz [3]float32
-			for d := 0; d < n; d++ {
+			for d := range min(len(c), 3) {
 				xyz[d] = f32(r[c[d]][l])
 			}
-			if asFloat {
-				v := t.sampleFloat(xyz, n, layer)
-				for k := range res {
-					res[k] = math.Float32bits(v[k])
-				}
-			} else {
-				fp := t.footprint(xyz, n, false)
-				res = t.texelInts(t.corner(&fp, 0, layer))
+			st := t
+			if in.mod == geomCube || in.mod == geomACube {
+				var face uint32
+				xyz, face = cubeFace(xyz)
+				st, layer = t.faces(), 6*layer+face
 			}
+			lod := float32(0)
+			switch to.lodMode {
+			case lodLevel:
+				lod = f32(r[to.lod][l])
+			case lodGrad:
+				var g [2][3]float32
+				for i := range g {
+					for d := range n {
+						g[i][d] = f32(r[to.grad[i][d]][l])
+					}
+				}
+				lod = t.gradLod(g, n)
+			}
+			res = st.sampleLod(xyz, n, layer, lod, asFloat)
 		}
 		for k := 0; k < 4; k++ {
 			r[to.vals[k]][l] = uint64(res[k])

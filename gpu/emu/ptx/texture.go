@@ -19,16 +19,24 @@ const (
 	geom3D
 	geomA1D
 	geomA2D
+	geomCube
+	geomACube
 )
 
-var geomNames = map[string]uint8{"1d": geom1D, "2d": geom2D, "3d": geom3D, "a1d": geomA1D, "a2d": geomA2D}
+var geomNames = map[string]uint8{"1d": geom1D, "2d": geom2D, "3d": geom3D, "a1d": geomA1D, "a2d": geomA2D,
+	"cube": geomCube, "acube": geomACube}
 
 // geomCoords is how many coordinate registers each geometry takes (a
-// layered one's first is the layer; 3D and a2d take a 4-vector).
-var geomCoords = [...]int{geom1D: 1, geom2D: 2, geom3D: 4, geomA1D: 2, geomA2D: 4}
+// layered one's first is the layer; 3D, a2d and the cube geometries
+// take a 4-vector).
+var geomCoords = [...]int{geom1D: 1, geom2D: 2, geom3D: 4, geomA1D: 2, geomA2D: 4, geomCube: 4, geomACube: 4}
 
-// geomDims is the spatial dimensions of each geometry.
-var geomDims = [...]int{geom1D: 1, geom2D: 2, geom3D: 3, geomA1D: 1, geomA2D: 2}
+// geomDims is the spatial dimensions of each geometry's image (a cube
+// map's faces are 2D).
+var geomDims = [...]int{geom1D: 1, geom2D: 2, geom3D: 3, geomA1D: 1, geomA2D: 2, geomCube: 2, geomACube: 2}
+
+// layered reports whether geometry g's first coordinate is a layer.
+func layered(g uint8) bool { return g == geomA1D || g == geomA2D || g == geomACube }
 
 // texelSize is the bytes of one texel.
 func (im *Image) texelSize() uint64 { return uint64(im.Format.Size()) * uint64(im.Channels) }
@@ -48,6 +56,9 @@ func (im *Image) valid() bool {
 		im.Width == 0 || im.Height == 0 || im.Depth == 0 || im.Dims < 1 || im.Dims > 3 {
 		return false
 	}
+	if im.Cube && (im.Dims != 2 || im.Width != im.Height || im.Layers == 0 || im.Layers%6 != 0) {
+		return false
+	}
 	row := uint64(im.Width) * im.texelSize()
 	if row > im.Pitch && im.Height > 1 || row > uint64(len(im.Data)) {
 		return false
@@ -61,6 +72,14 @@ func (im *Image) valid() bool {
 
 // shapeMatches reports whether an instruction of geometry g may read im.
 func (im *Image) shapeMatches(g uint8) bool {
+	switch {
+	case g == geomCube:
+		return im.Cube && im.Layers == 6
+	case g == geomACube:
+		return im.Cube
+	case im.Cube:
+		return false
+	}
 	if (g == geomA1D || g == geomA2D) != (im.Layers > 0) {
 		return false
 	}
