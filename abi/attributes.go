@@ -56,6 +56,10 @@ const (
 	// AttrReservedSharedMemoryPerBlock is the shared memory the system
 	// keeps per block; absent (0) where the backend does not serve it.
 	AttrReservedSharedMemoryPerBlock uint32 = 111
+	// The stream-ordered allocator's attributes (the shim answers them:
+	// it keeps the memory pools, which share no handles).
+	AttrMemoryPoolsSupported           uint32 = 115
+	AttrMemoryPoolSupportedHandleTypes uint32 = 119
 )
 
 // Compute modes (CUcomputemode).

@@ -637,6 +637,26 @@ func cuDeviceGetCount(count *C.int) (ret C.CUresult) {
 	return implDeviceGetCount(count)
 }
 
+//export cuDeviceGetDefaultMemPool
+func cuDeviceGetDefaultMemPool(pool_out *C.CUmemoryPool, dev C.CUdevice) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuDeviceGetDefaultMemPool")
+		if pool_out == nil {
+			l.str("pool_out", "", false)
+		}
+		l.dec("dev", int64(dev))
+		l.run()
+		defer func() {
+			if ret == 0 && pool_out != nil {
+				l.outHandle("pool_out", uintptr(unsafe.Pointer(*pool_out)))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implDeviceGetDefaultMemPool(pool_out, dev)
+}
+
 //export cuDeviceGetLuid
 func cuDeviceGetLuid(luid *C.char, deviceNodeMask *C.uint, dev C.CUdevice) (ret C.CUresult) {
 	if tracing {
@@ -656,6 +676,26 @@ func cuDeviceGetLuid(luid *C.char, deviceNodeMask *C.uint, dev C.CUdevice) (ret 
 	}
 	defer guard(&ret)
 	return implDeviceGetLuid(luid, deviceNodeMask, dev)
+}
+
+//export cuDeviceGetMemPool
+func cuDeviceGetMemPool(pool *C.CUmemoryPool, dev C.CUdevice) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuDeviceGetMemPool")
+		if pool == nil {
+			l.str("pool", "", false)
+		}
+		l.dec("dev", int64(dev))
+		l.run()
+		defer func() {
+			if ret == 0 && pool != nil {
+				l.outHandle("pool", uintptr(unsafe.Pointer(*pool)))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implDeviceGetMemPool(pool, dev)
 }
 
 //export cuDeviceGetName
@@ -849,6 +889,21 @@ func cuDevicePrimaryCtxSetFlags_v2(dev C.CUdevice, flags C.uint) (ret C.CUresult
 	}
 	defer guard(&ret)
 	return implDevicePrimaryCtxSetFlags(dev, flags)
+}
+
+//export cuDeviceSetMemPool
+func cuDeviceSetMemPool(dev C.CUdevice, pool C.CUmemoryPool) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuDeviceSetMemPool")
+		l.dec("dev", int64(dev))
+		l.handle("pool", uintptr(unsafe.Pointer(pool)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implDeviceSetMemPool(dev, pool)
 }
 
 //export cuDeviceTotalMem
@@ -2049,6 +2104,92 @@ func cuMemAlloc_v2(dptr *C.CUdeviceptr, bytesize C.size_t) (ret C.CUresult) {
 	return implMemAlloc(dptr, bytesize)
 }
 
+//export cuMemAllocAsync
+func cuMemAllocAsync(dptr *C.CUdeviceptr, bytesize C.size_t, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemAllocAsync")
+		if dptr == nil {
+			l.str("dptr", "", false)
+		}
+		l.udec("bytesize", uint64(bytesize))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			if ret == 0 && dptr != nil {
+				l.outHex("dptr", uint64(*dptr))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemAllocAsync(dptr, bytesize, hStream)
+}
+
+//export cuMemAllocAsync_ptsz
+func cuMemAllocAsync_ptsz(dptr *C.CUdeviceptr, bytesize C.size_t, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemAllocAsync_ptsz")
+		if dptr == nil {
+			l.str("dptr", "", false)
+		}
+		l.udec("bytesize", uint64(bytesize))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			if ret == 0 && dptr != nil {
+				l.outHex("dptr", uint64(*dptr))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemAllocAsync(dptr, bytesize, hStream)
+}
+
+//export cuMemAllocFromPoolAsync
+func cuMemAllocFromPoolAsync(dptr *C.CUdeviceptr, bytesize C.size_t, pool C.CUmemoryPool, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemAllocFromPoolAsync")
+		if dptr == nil {
+			l.str("dptr", "", false)
+		}
+		l.udec("bytesize", uint64(bytesize))
+		l.handle("pool", uintptr(unsafe.Pointer(pool)))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			if ret == 0 && dptr != nil {
+				l.outHex("dptr", uint64(*dptr))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemAllocFromPoolAsync(dptr, bytesize, pool, hStream)
+}
+
+//export cuMemAllocFromPoolAsync_ptsz
+func cuMemAllocFromPoolAsync_ptsz(dptr *C.CUdeviceptr, bytesize C.size_t, pool C.CUmemoryPool, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemAllocFromPoolAsync_ptsz")
+		if dptr == nil {
+			l.str("dptr", "", false)
+		}
+		l.udec("bytesize", uint64(bytesize))
+		l.handle("pool", uintptr(unsafe.Pointer(pool)))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			if ret == 0 && dptr != nil {
+				l.outHex("dptr", uint64(*dptr))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemAllocFromPoolAsync(dptr, bytesize, pool, hStream)
+}
+
 //export cuMemAllocHost
 func cuMemAllocHost(pp *unsafe.Pointer, bytesize C.uint) (ret C.CUresult) {
 	if tracing {
@@ -2140,6 +2281,36 @@ func cuMemFree_v2(dptr C.CUdeviceptr) (ret C.CUresult) {
 	}
 	defer guard(&ret)
 	return implMemFree(dptr)
+}
+
+//export cuMemFreeAsync
+func cuMemFreeAsync(dptr C.CUdeviceptr, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemFreeAsync")
+		l.hex("dptr", uint64(dptr))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemFreeAsync(dptr, hStream)
+}
+
+//export cuMemFreeAsync_ptsz
+func cuMemFreeAsync_ptsz(dptr C.CUdeviceptr, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemFreeAsync_ptsz")
+		l.hex("dptr", uint64(dptr))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemFreeAsync(dptr, hStream)
 }
 
 //export cuMemFreeHost
@@ -2333,6 +2504,124 @@ func cuMemHostUnregister(p unsafe.Pointer) (ret C.CUresult) {
 	}
 	defer guard(&ret)
 	return implMemHostUnregister(p)
+}
+
+//export cuMemPoolCreate
+func cuMemPoolCreate(pool *C.CUmemoryPool, poolProps *C.CUmemPoolProps) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemPoolCreate")
+		if pool == nil {
+			l.str("pool", "", false)
+		}
+		l.hex("poolProps", uint64(uintptr(unsafe.Pointer(poolProps))))
+		l.run()
+		defer func() {
+			if ret == 0 && pool != nil {
+				l.outHandle("pool", uintptr(unsafe.Pointer(*pool)))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemPoolCreate(pool, poolProps)
+}
+
+//export cuMemPoolDestroy
+func cuMemPoolDestroy(pool C.CUmemoryPool) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemPoolDestroy")
+		l.handle("pool", uintptr(unsafe.Pointer(pool)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemPoolDestroy(pool)
+}
+
+//export cuMemPoolGetAccess
+func cuMemPoolGetAccess(flags *C.CUmemAccess_flags, memPool C.CUmemoryPool, location *C.CUmemLocation) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemPoolGetAccess")
+		if flags == nil {
+			l.str("flags", "", false)
+		}
+		l.handle("memPool", uintptr(unsafe.Pointer(memPool)))
+		l.hex("location", uint64(uintptr(unsafe.Pointer(location))))
+		l.run()
+		defer func() {
+			if ret == 0 && flags != nil {
+				l.outDec("flags", int64(*flags))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemPoolGetAccess(flags, memPool, location)
+}
+
+//export cuMemPoolGetAttribute
+func cuMemPoolGetAttribute(pool C.CUmemoryPool, attr C.CUmemPool_attribute, value unsafe.Pointer) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemPoolGetAttribute")
+		l.handle("pool", uintptr(unsafe.Pointer(pool)))
+		l.dec("attr", int64(attr))
+		l.hex("value", uint64(uintptr(unsafe.Pointer(value))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemPoolGetAttribute(pool, attr, value)
+}
+
+//export cuMemPoolSetAccess
+func cuMemPoolSetAccess(pool C.CUmemoryPool, map_ *C.CUmemAccessDesc, count C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemPoolSetAccess")
+		l.handle("pool", uintptr(unsafe.Pointer(pool)))
+		l.hex("map", uint64(uintptr(unsafe.Pointer(map_))))
+		l.udec("count", uint64(count))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemPoolSetAccess(pool, map_, count)
+}
+
+//export cuMemPoolSetAttribute
+func cuMemPoolSetAttribute(pool C.CUmemoryPool, attr C.CUmemPool_attribute, value unsafe.Pointer) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemPoolSetAttribute")
+		l.handle("pool", uintptr(unsafe.Pointer(pool)))
+		l.dec("attr", int64(attr))
+		l.hex("value", uint64(uintptr(unsafe.Pointer(value))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemPoolSetAttribute(pool, attr, value)
+}
+
+//export cuMemPoolTrimTo
+func cuMemPoolTrimTo(pool C.CUmemoryPool, minBytesToKeep C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemPoolTrimTo")
+		l.handle("pool", uintptr(unsafe.Pointer(pool)))
+		l.udec("minBytesToKeep", uint64(minBytesToKeep))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemPoolTrimTo(pool, minBytesToKeep)
 }
 
 //export cuMemPrefetchAsync
