@@ -136,6 +136,12 @@
 //     release; an allocation that finds the slice full waits for frees
 //     already queued and tries once more. Allocating or freeing in a
 //     capturing stream is refused (no memory nodes).
+//   - Virtual memory (vmm.go) is kerfd's, on the session of the calling
+//     thread's current device: allocation properties and access
+//     descriptors may name only that device, an allocation handle is the
+//     session's wire handle, only read-write access is served, and the
+//     address hint of cuMemAddressReserve is not followed. A handle of
+//     type POSIX file descriptor may be requested, but nothing exports it.
 //   - A library (cuLibraryLoadData) lives on the device it was loaded on;
 //     cuKernelGetAttribute for another device returns
 //     CUDA_ERROR_NOT_SUPPORTED.

@@ -2067,6 +2067,44 @@ func cuLibraryUnload(library C.CUlibrary) (ret C.CUresult) {
 	return implLibraryUnload(library)
 }
 
+//export cuMemAddressFree
+func cuMemAddressFree(ptr C.CUdeviceptr, size C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemAddressFree")
+		l.hex("ptr", uint64(ptr))
+		l.udec("size", uint64(size))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemAddressFree(ptr, size)
+}
+
+//export cuMemAddressReserve
+func cuMemAddressReserve(ptr *C.CUdeviceptr, size C.size_t, alignment C.size_t, addr C.CUdeviceptr, flags C.cuuint64_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemAddressReserve")
+		if ptr == nil {
+			l.str("ptr", "", false)
+		}
+		l.udec("size", uint64(size))
+		l.udec("alignment", uint64(alignment))
+		l.hex("addr", uint64(addr))
+		l.udec("flags", uint64(flags))
+		l.run()
+		defer func() {
+			if ret == 0 && ptr != nil {
+				l.outHex("ptr", uint64(*ptr))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemAddressReserve(ptr, size, alignment, addr, flags)
+}
+
 //export cuMemAdvise
 func cuMemAdvise(devPtr C.CUdeviceptr, count C.size_t, advice C.CUmem_advise, device C.CUdevice) (ret C.CUresult) {
 	if tracing {
@@ -2269,6 +2307,23 @@ func cuMemAllocPitch_v2(dptr *C.CUdeviceptr, pPitch *C.size_t, WidthInBytes C.si
 	return implMemAllocPitch(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes)
 }
 
+//export cuMemCreate
+func cuMemCreate(handle *C.CUmemGenericAllocationHandle, size C.size_t, prop *C.CUmemAllocationProp, flags C.cuuint64_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemCreate")
+		l.hex("handle", uint64(uintptr(unsafe.Pointer(handle))))
+		l.udec("size", uint64(size))
+		l.hex("prop", uint64(uintptr(unsafe.Pointer(prop))))
+		l.udec("flags", uint64(flags))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemCreate(handle, size, prop, flags)
+}
+
 //export cuMemFree_v2
 func cuMemFree_v2(dptr C.CUdeviceptr) (ret C.CUresult) {
 	if tracing {
@@ -2327,6 +2382,22 @@ func cuMemFreeHost(p unsafe.Pointer) (ret C.CUresult) {
 	return implMemFreeHost(p)
 }
 
+//export cuMemGetAccess
+func cuMemGetAccess(flags *C.cuuint64_t, location *C.CUmemLocation, ptr C.CUdeviceptr) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemGetAccess")
+		l.hex("flags", uint64(uintptr(unsafe.Pointer(flags))))
+		l.hex("location", uint64(uintptr(unsafe.Pointer(location))))
+		l.hex("ptr", uint64(ptr))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemGetAccess(flags, location, ptr)
+}
+
 //export cuMemGetAddressRange_v2
 func cuMemGetAddressRange_v2(pbase *C.CUdeviceptr, psize *C.size_t, dptr C.CUdeviceptr) (ret C.CUresult) {
 	if tracing {
@@ -2351,6 +2422,27 @@ func cuMemGetAddressRange_v2(pbase *C.CUdeviceptr, psize *C.size_t, dptr C.CUdev
 	}
 	defer guard(&ret)
 	return implMemGetAddressRange(pbase, psize, dptr)
+}
+
+//export cuMemGetAllocationGranularity
+func cuMemGetAllocationGranularity(granularity *C.size_t, prop *C.CUmemAllocationProp, option C.CUmemAllocationGranularity_flags) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemGetAllocationGranularity")
+		if granularity == nil {
+			l.str("granularity", "", false)
+		}
+		l.hex("prop", uint64(uintptr(unsafe.Pointer(prop))))
+		l.dec("option", int64(option))
+		l.run()
+		defer func() {
+			if ret == 0 && granularity != nil {
+				l.outUdec("granularity", uint64(*granularity))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemGetAllocationGranularity(granularity, prop, option)
 }
 
 //export cuMemGetInfo
@@ -2504,6 +2596,24 @@ func cuMemHostUnregister(p unsafe.Pointer) (ret C.CUresult) {
 	}
 	defer guard(&ret)
 	return implMemHostUnregister(p)
+}
+
+//export cuMemMap
+func cuMemMap(ptr C.CUdeviceptr, size C.size_t, offset C.size_t, handle C.CUmemGenericAllocationHandle, flags C.cuuint64_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemMap")
+		l.hex("ptr", uint64(ptr))
+		l.udec("size", uint64(size))
+		l.udec("offset", uint64(offset))
+		l.hex("handle", uint64(handle))
+		l.udec("flags", uint64(flags))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemMap(ptr, size, offset, handle, flags)
 }
 
 //export cuMemPoolCreate
@@ -2703,6 +2813,52 @@ func cuMemRangeGetAttributes(data *unsafe.Pointer, dataSizes *C.size_t, attribut
 	}
 	defer guard(&ret)
 	return implMemRangeGetAttributes(data, dataSizes, attributes, numAttributes, devPtr, count)
+}
+
+//export cuMemRelease
+func cuMemRelease(handle C.CUmemGenericAllocationHandle) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemRelease")
+		l.hex("handle", uint64(handle))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemRelease(handle)
+}
+
+//export cuMemSetAccess
+func cuMemSetAccess(ptr C.CUdeviceptr, size C.size_t, desc *C.CUmemAccessDesc, count C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemSetAccess")
+		l.hex("ptr", uint64(ptr))
+		l.udec("size", uint64(size))
+		l.hex("desc", uint64(uintptr(unsafe.Pointer(desc))))
+		l.udec("count", uint64(count))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemSetAccess(ptr, size, desc, count)
+}
+
+//export cuMemUnmap
+func cuMemUnmap(ptr C.CUdeviceptr, size C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemUnmap")
+		l.hex("ptr", uint64(ptr))
+		l.udec("size", uint64(size))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemUnmap(ptr, size)
 }
 
 //export cuMemcpy2D_v2
