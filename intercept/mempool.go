@@ -212,7 +212,7 @@ func memPoolDestroy(key uintptr) Result {
 // memAllocFromPool allocates size bytes from pool p (nil: the current
 // pool of the stream's device) for work in stream key.
 func memAllocFromPool(size uint64, p *memPool, key uintptr) (uint64, Result) {
-	dv, _, res := streamFor(key)
+	dv, _, res := poolStream(key)
 	if res != abi.Success {
 		return 0, res
 	}
@@ -251,10 +251,30 @@ func memAllocFromPool(size uint64, p *memPool, key uintptr) (uint64, Result) {
 	return ptr, abi.Success
 }
 
+// poolStream resolves the stream of a stream-ordered allocation or free,
+// which must belong to the current context's device. Neither adds work
+// to the stream, so neither waits for the host functions queued on it
+// (the frees among them): an allocation is ready at once, and a free
+// joins the queue behind them.
+func poolStream(key uintptr) (*device, uint64, Result) {
+	dv, res := currentDevice()
+	if res != abi.Success {
+		return nil, 0, res
+	}
+	sdv, s, res := resolveStream(key)
+	if res != abi.Success {
+		return nil, 0, res
+	}
+	if sdv != dv {
+		return nil, 0, abi.ErrInvalidHandle
+	}
+	return dv, s, abi.Success
+}
+
 // memFreeAsync gives a pool's block back once stream key's earlier work
 // is done.
 func memFreeAsync(ptr uint64, key uintptr) Result {
-	dv, s, res := streamFor(key)
+	dv, s, res := poolStream(key)
 	if res != abi.Success {
 		return res
 	}
