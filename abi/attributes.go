@@ -53,9 +53,16 @@ const (
 	AttrDirectManagedMemAccessFromHost         uint32 = 101
 	AttrMaxSharedMemoryPerBlockOptin           uint32 = 97
 	AttrMaxBlocksPerMultiprocessor             uint32 = 106
+	// AttrVirtualMemoryManagementSupported says whether the device serves
+	// the virtual memory calls (cuMemCreate, cuMemMap, ...).
+	AttrVirtualMemoryManagementSupported uint32 = 102
 	// AttrReservedSharedMemoryPerBlock is the shared memory the system
 	// keeps per block; absent (0) where the backend does not serve it.
 	AttrReservedSharedMemoryPerBlock uint32 = 111
+	// The stream-ordered allocator's attributes (the shim answers them:
+	// it keeps the memory pools, which share no handles).
+	AttrMemoryPoolsSupported           uint32 = 115
+	AttrMemoryPoolSupportedHandleTypes uint32 = 119
 )
 
 // Compute modes (CUcomputemode).

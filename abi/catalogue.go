@@ -93,10 +93,14 @@ const (
 	// StreamHandle 0 is the legacy default stream.
 	StreamHandle
 	EventHandle
+	// AllocationHandle is physical memory made by cuMemCreate
+	// (CUmemGenericAllocationHandle).
+	AllocationHandle
 	numHandleKinds
 )
 
-var handleNames = [...]string{NoHandle: "none", ModuleHandle: "module", FunctionHandle: "function", StreamHandle: "stream", EventHandle: "event"}
+var handleNames = [...]string{NoHandle: "none", ModuleHandle: "module", FunctionHandle: "function", StreamHandle: "stream", EventHandle: "event",
+	AllocationHandle: "allocation"}
 
 func (h HandleKind) String() string {
 	if h < numHandleKinds {
@@ -193,6 +197,16 @@ const (
 	CallTexObjectCreate
 	CallTexObjectDestroy
 	CallLaunchCooperativeKernel
+	// The virtual memory calls.
+	CallMemGetAllocationGranularity
+	CallMemAddressReserve
+	CallMemAddressFree
+	CallMemCreate
+	CallMemRelease
+	CallMemMap
+	CallMemUnmap
+	CallMemSetAccess
+	CallMemGetAccess
 	numCalls
 )
 
@@ -404,6 +418,62 @@ var catalogue = [numCalls]Call{
 			w("sharedMemBytes", U32), stream, b("params", Bytes, MaxKernelParams)},
 		Doc: "Launches a kernel whose blocks all run at once, so that they may synchronise with each other (grid.sync()); " +
 			"a grid larger than the device holds at once is CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE. Sync, so that this error comes back at once."},
+
+	// Virtual memory: address ranges reserved, physical memory made (and
+	// counted against the slice's quota), mapped into a range and made
+	// accessible. Sizes, offsets and addresses are multiples of the
+	// granularity; a mapping is addressable by the caller once access to
+	// it is set.
+	CallMemGetAllocationGranularity: {Name: "cuMemGetAllocationGranularity", EntryPoints: []EntryPoint{
+		{Name: "cuMemGetAllocationGranularity", Since: 10020, Backend: true,
+			Params: "size_t *granularity, const CUmemAllocationProp *prop, CUmemAllocationGranularity_flags option"},
+	}, Mode: Sync,
+		Args: []Arg{w("option", U32)}, Results: []Arg{w("granularity", U64)},
+		Doc: "Returns the device's minimum or recommended granularity of physical memory and mappings; the shim checks the allocation properties."},
+	CallMemAddressReserve: {Name: "cuMemAddressReserve", EntryPoints: []EntryPoint{
+		{Name: "cuMemAddressReserve", Since: 10020, Backend: true,
+			Params: "CUdeviceptr *ptr, size_t size, size_t alignment, CUdeviceptr addr, cuuint64_t flags"},
+	}, Mode: Sync,
+		Args: []Arg{size, w("alignment", U64)}, Results: []Arg{w("ptr", U64)},
+		Doc: "Reserves a range of device addresses, aligned to alignment (a power of two; 0 means the granularity). The address hint is not followed."},
+	CallMemAddressFree: {Name: "cuMemAddressFree", EntryPoints: []EntryPoint{
+		{Name: "cuMemAddressFree", Since: 10020, Backend: true, Params: "CUdeviceptr ptr, size_t size"},
+	}, Mode: Sync,
+		Args: []Arg{w("ptr", U64), size},
+		Doc:  "Frees a whole range the caller reserved, once nothing is mapped in it."},
+	CallMemCreate: {Name: "cuMemCreate", EntryPoints: []EntryPoint{
+		{Name: "cuMemCreate", Since: 10020, Backend: true,
+			Params: "CUmemGenericAllocationHandle *handle, size_t size, const CUmemAllocationProp *prop, cuuint64_t flags"},
+	}, Mode: Sync,
+		Args: []Arg{size}, Results: []Arg{h("handle", AllocationHandle)},
+		Doc: "Makes physical memory on the session's device, counted against the slice's quota; the shim checks the allocation properties."},
+	CallMemRelease: {Name: "cuMemRelease", EntryPoints: []EntryPoint{
+		{Name: "cuMemRelease", Since: 10020, Backend: true, Params: "CUmemGenericAllocationHandle handle"},
+	}, Mode: Sync,
+		Args: []Arg{h("handle", AllocationHandle)},
+		Doc:  "Releases physical memory: the handle goes at once, the memory once no mapping uses it."},
+	CallMemMap: {Name: "cuMemMap", EntryPoints: []EntryPoint{
+		{Name: "cuMemMap", Since: 10020, Backend: true,
+			Params: "CUdeviceptr ptr, size_t size, size_t offset, CUmemGenericAllocationHandle handle, cuuint64_t flags"},
+	}, Mode: Sync,
+		Args: []Arg{w("ptr", U64), size, w("offset", U64), h("handle", AllocationHandle)},
+		Doc:  "Maps size bytes of physical memory, from offset, at ptr, inside a range the caller reserved and over no other mapping."},
+	CallMemUnmap: {Name: "cuMemUnmap", EntryPoints: []EntryPoint{
+		{Name: "cuMemUnmap", Since: 10020, Backend: true, Params: "CUdeviceptr ptr, size_t size"},
+	}, Mode: Sync,
+		Args: []Arg{w("ptr", U64), size},
+		Doc:  "Unmaps the whole mappings that make up [ptr, ptr+size), after the device's work so far."},
+	CallMemSetAccess: {Name: "cuMemSetAccess", EntryPoints: []EntryPoint{
+		{Name: "cuMemSetAccess", Since: 10020, Backend: true, Params: "CUdeviceptr ptr, size_t size, const CUmemAccessDesc *desc, size_t count"},
+	}, Mode: Sync,
+		Args: []Arg{w("ptr", U64), size, w("flags", U32)},
+		Doc: "Lets the session's device read and write the whole mappings that make up [ptr, ptr+size) (flags CU_MEM_ACCESS_FLAGS_PROT_READWRITE); " +
+			"the shim checks the access descriptors name that device."},
+	CallMemGetAccess: {Name: "cuMemGetAccess", EntryPoints: []EntryPoint{
+		{Name: "cuMemGetAccess", Since: 10020, Params: "cuuint64_t *flags, const CUmemLocation *location, CUdeviceptr ptr"},
+	}, Mode: Sync,
+		Args: []Arg{w("ptr", U64)}, Results: []Arg{w("flags", U32)},
+		Doc: "Returns the session's device's access to the mapping at ptr."},
 }
 
 func init() {

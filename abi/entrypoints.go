@@ -259,7 +259,7 @@ func init() {
 			entryPoints = append(entryPoints, e)
 		}
 	}
-	for _, table := range [][]EntryPoint{shimLocal, shimLocalGraphs, shimLocalMemory} {
+	for _, table := range [][]EntryPoint{shimLocal, shimLocalGraphs, shimLocalMemory, shimLocalPools} {
 		for i := range table {
 			table[i].Served = Local
 			entryPoints = append(entryPoints, &table[i])

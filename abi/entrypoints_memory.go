@@ -18,3 +18,25 @@ var shimLocalMemory = []EntryPoint{
 	{Name: "cuMemRangeGetAttributes", Since: 8000,
 		Params: "void **data, size_t *dataSizes, CUmem_range_attribute *attributes, size_t numAttributes, CUdeviceptr devPtr, size_t count"},
 }
+
+// shimLocalPools lists the stream-ordered allocator's entry points. The
+// shim keeps the memory pools: each block a pool hands out is one of the
+// session's allocations on kerfd (so it counts against the slice's
+// quota), and a stream-ordered free runs on the stream's host-function
+// queue, once the stream's earlier work is done.
+var shimLocalPools = []EntryPoint{
+	{Name: "cuMemAllocAsync", Since: 11020, PerThread: "_ptsz", Params: "CUdeviceptr *dptr, size_t bytesize, CUstream hStream"},
+	{Name: "cuMemFreeAsync", Since: 11020, PerThread: "_ptsz", Params: "CUdeviceptr dptr, CUstream hStream"},
+	{Name: "cuMemAllocFromPoolAsync", Since: 11020, PerThread: "_ptsz",
+		Params: "CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool, CUstream hStream"},
+	{Name: "cuDeviceGetDefaultMemPool", Since: 11020, Params: "CUmemoryPool *pool_out, CUdevice dev"},
+	{Name: "cuDeviceGetMemPool", Since: 11020, Params: "CUmemoryPool *pool, CUdevice dev"},
+	{Name: "cuDeviceSetMemPool", Since: 11020, Params: "CUdevice dev, CUmemoryPool pool"},
+	{Name: "cuMemPoolCreate", Since: 11020, Params: "CUmemoryPool *pool, const CUmemPoolProps *poolProps"},
+	{Name: "cuMemPoolDestroy", Since: 11020, Params: "CUmemoryPool pool"},
+	{Name: "cuMemPoolSetAttribute", Since: 11020, Params: "CUmemoryPool pool, CUmemPool_attribute attr, void *value"},
+	{Name: "cuMemPoolGetAttribute", Since: 11020, Params: "CUmemoryPool pool, CUmemPool_attribute attr, void *value"},
+	{Name: "cuMemPoolTrimTo", Since: 11020, Params: "CUmemoryPool pool, size_t minBytesToKeep"},
+	{Name: "cuMemPoolSetAccess", Since: 11020, Params: "CUmemoryPool pool, const CUmemAccessDesc *map, size_t count"},
+	{Name: "cuMemPoolGetAccess", Since: 11020, Params: "CUmemAccess_flags *flags, CUmemoryPool memPool, CUmemLocation *location"},
+}

@@ -56,3 +56,16 @@ const (
 	CarveoutDefault int32 = -1
 	CarveoutMax     int32 = 100
 )
+
+// Virtual memory access flags (CUmemAccess_flags): a device reads and
+// writes a mapping once its access is set, and nothing before.
+const (
+	MemAccessNone      uint32 = 0
+	MemAccessReadWrite uint32 = 3
+)
+
+// Granularity options (CUmemAllocationGranularity_flags).
+const (
+	GranularityMinimum     uint32 = 0
+	GranularityRecommended uint32 = 1
+)

@@ -186,6 +186,40 @@ type CooperativeLauncher interface {
 	LaunchCooperative(f Function, cfg abi.LaunchConfig, params []byte, s Stream) error
 }
 
+// VirtualMemory is implemented by contexts that serve the virtual memory
+// calls (cuMemAddressReserve, cuMemCreate, cuMemMap, cuMemSetAccess, ...).
+// The transport has checked every range against the caller's own
+// reservations, mappings and physical memory, and that sizes, offsets and
+// addresses are multiples of Granularity; a backend still fails safely.
+// Physical memory is counted against the context's quota while it lives.
+type VirtualMemory interface {
+	// Granularity returns the minimum (recommended false) or recommended
+	// granularity of physical memory and mappings.
+	Granularity(recommended bool) uint64
+	// AddressReserve reserves size bytes of device addresses aligned to
+	// align, a power of two no smaller than the granularity.
+	AddressReserve(size, align uint64) (uint64, error)
+	// AddressFree frees a reservation in which nothing is mapped.
+	AddressFree(ptr, size uint64) error
+	// MemCreate makes size bytes of physical memory.
+	MemCreate(size uint64) (PhysicalMemory, error)
+	// MemMap maps size bytes of m, from offset, at ptr; they are not
+	// accessible until SetAccess.
+	MemMap(ptr, size, offset uint64, m PhysicalMemory) error
+	// MemUnmap unmaps the mapping at ptr of size bytes, after the
+	// context's work so far.
+	MemUnmap(ptr, size uint64) error
+	// SetAccess lets the context's kernels and copies read and write the
+	// mapping at ptr of size bytes.
+	SetAccess(ptr, size uint64) error
+}
+
+// PhysicalMemory is memory made by VirtualMemory.MemCreate. Release
+// frees it, once no mapping uses it (the transport unmaps first).
+type PhysicalMemory interface {
+	Release() error
+}
+
 // Meter is implemented by contexts that meter the GPU time their kernels
 // take (both Kerf backends do); compute shares are measured with it.
 type Meter interface {

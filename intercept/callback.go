@@ -21,7 +21,10 @@ type hostCall struct {
 	fn, data uintptr
 	stream   uintptr // the program's stream handle, for a stream callback
 	callback bool    // a CUstreamCallback, not a CUhostFn
-	ev       uint64
+	// goFn, when set, is the shim's own work in stream order (a
+	// stream-ordered free), run instead of fn.
+	goFn func()
+	ev   uint64
 }
 
 // hostQueue runs one stream's host functions in order.
@@ -70,9 +73,12 @@ func (q *hostQueue) run() {
 	for c := range q.work {
 		status := abi.ResultOf(q.dv.cl.Call(abi.CallEventSynchronize, new(abi.Values).Word(c.ev), nil))
 		q.dv.cl.Call(abi.CallEventDestroy, new(abi.Values).Word(c.ev), nil) //nolint:errcheck // the shim's own event
-		if c.callback {
+		switch {
+		case c.goFn != nil:
+			c.goFn()
+		case c.callback:
 			callStreamCallback(c.fn, c.stream, status, c.data)
-		} else {
+		default:
 			callHostFn(c.fn, c.data)
 		}
 		q.mu.Lock()

@@ -128,6 +128,20 @@
 //     launch-and-synchronise cycle moves all of a device's mirrored bytes
 //     both ways. Prefetches and advice are checked and remembered for
 //     cuMemRangeGetAttribute; they move nothing.
+//   - Memory pools and the stream-ordered allocator (mempool.go) are the
+//     shim's: a block is a session allocation made at cuMemAllocAsync, so
+//     it counts against the slice's quota; cuMemFreeAsync queues the free
+//     on the stream's host-function queue, and a synchronisation waits for
+//     it. A pool keeps no freed memory, so cuMemPoolTrimTo has nothing to
+//     release; an allocation that finds the slice full waits for frees
+//     already queued and tries once more. Allocating or freeing in a
+//     capturing stream is refused (no memory nodes).
+//   - Virtual memory (vmm.go) is kerfd's, on the session of the calling
+//     thread's current device: allocation properties and access
+//     descriptors may name only that device, an allocation handle is the
+//     session's wire handle, only read-write access is served, and the
+//     address hint of cuMemAddressReserve is not followed. A handle of
+//     type POSIX file descriptor may be requested, but nothing exports it.
 //   - A library (cuLibraryLoadData) lives on the device it was loaded on;
 //     cuKernelGetAttribute for another device returns
 //     CUDA_ERROR_NOT_SUPPORTED.

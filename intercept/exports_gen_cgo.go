@@ -637,6 +637,26 @@ func cuDeviceGetCount(count *C.int) (ret C.CUresult) {
 	return implDeviceGetCount(count)
 }
 
+//export cuDeviceGetDefaultMemPool
+func cuDeviceGetDefaultMemPool(pool_out *C.CUmemoryPool, dev C.CUdevice) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuDeviceGetDefaultMemPool")
+		if pool_out == nil {
+			l.str("pool_out", "", false)
+		}
+		l.dec("dev", int64(dev))
+		l.run()
+		defer func() {
+			if ret == 0 && pool_out != nil {
+				l.outHandle("pool_out", uintptr(unsafe.Pointer(*pool_out)))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implDeviceGetDefaultMemPool(pool_out, dev)
+}
+
 //export cuDeviceGetLuid
 func cuDeviceGetLuid(luid *C.char, deviceNodeMask *C.uint, dev C.CUdevice) (ret C.CUresult) {
 	if tracing {
@@ -656,6 +676,26 @@ func cuDeviceGetLuid(luid *C.char, deviceNodeMask *C.uint, dev C.CUdevice) (ret 
 	}
 	defer guard(&ret)
 	return implDeviceGetLuid(luid, deviceNodeMask, dev)
+}
+
+//export cuDeviceGetMemPool
+func cuDeviceGetMemPool(pool *C.CUmemoryPool, dev C.CUdevice) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuDeviceGetMemPool")
+		if pool == nil {
+			l.str("pool", "", false)
+		}
+		l.dec("dev", int64(dev))
+		l.run()
+		defer func() {
+			if ret == 0 && pool != nil {
+				l.outHandle("pool", uintptr(unsafe.Pointer(*pool)))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implDeviceGetMemPool(pool, dev)
 }
 
 //export cuDeviceGetName
@@ -849,6 +889,21 @@ func cuDevicePrimaryCtxSetFlags_v2(dev C.CUdevice, flags C.uint) (ret C.CUresult
 	}
 	defer guard(&ret)
 	return implDevicePrimaryCtxSetFlags(dev, flags)
+}
+
+//export cuDeviceSetMemPool
+func cuDeviceSetMemPool(dev C.CUdevice, pool C.CUmemoryPool) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuDeviceSetMemPool")
+		l.dec("dev", int64(dev))
+		l.handle("pool", uintptr(unsafe.Pointer(pool)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implDeviceSetMemPool(dev, pool)
 }
 
 //export cuDeviceTotalMem
@@ -2012,6 +2067,44 @@ func cuLibraryUnload(library C.CUlibrary) (ret C.CUresult) {
 	return implLibraryUnload(library)
 }
 
+//export cuMemAddressFree
+func cuMemAddressFree(ptr C.CUdeviceptr, size C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemAddressFree")
+		l.hex("ptr", uint64(ptr))
+		l.udec("size", uint64(size))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemAddressFree(ptr, size)
+}
+
+//export cuMemAddressReserve
+func cuMemAddressReserve(ptr *C.CUdeviceptr, size C.size_t, alignment C.size_t, addr C.CUdeviceptr, flags C.cuuint64_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemAddressReserve")
+		if ptr == nil {
+			l.str("ptr", "", false)
+		}
+		l.udec("size", uint64(size))
+		l.udec("alignment", uint64(alignment))
+		l.hex("addr", uint64(addr))
+		l.udec("flags", uint64(flags))
+		l.run()
+		defer func() {
+			if ret == 0 && ptr != nil {
+				l.outHex("ptr", uint64(*ptr))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemAddressReserve(ptr, size, alignment, addr, flags)
+}
+
 //export cuMemAdvise
 func cuMemAdvise(devPtr C.CUdeviceptr, count C.size_t, advice C.CUmem_advise, device C.CUdevice) (ret C.CUresult) {
 	if tracing {
@@ -2047,6 +2140,92 @@ func cuMemAlloc_v2(dptr *C.CUdeviceptr, bytesize C.size_t) (ret C.CUresult) {
 	}
 	defer guard(&ret)
 	return implMemAlloc(dptr, bytesize)
+}
+
+//export cuMemAllocAsync
+func cuMemAllocAsync(dptr *C.CUdeviceptr, bytesize C.size_t, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemAllocAsync")
+		if dptr == nil {
+			l.str("dptr", "", false)
+		}
+		l.udec("bytesize", uint64(bytesize))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			if ret == 0 && dptr != nil {
+				l.outHex("dptr", uint64(*dptr))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemAllocAsync(dptr, bytesize, hStream)
+}
+
+//export cuMemAllocAsync_ptsz
+func cuMemAllocAsync_ptsz(dptr *C.CUdeviceptr, bytesize C.size_t, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemAllocAsync_ptsz")
+		if dptr == nil {
+			l.str("dptr", "", false)
+		}
+		l.udec("bytesize", uint64(bytesize))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			if ret == 0 && dptr != nil {
+				l.outHex("dptr", uint64(*dptr))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemAllocAsync(dptr, bytesize, hStream)
+}
+
+//export cuMemAllocFromPoolAsync
+func cuMemAllocFromPoolAsync(dptr *C.CUdeviceptr, bytesize C.size_t, pool C.CUmemoryPool, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemAllocFromPoolAsync")
+		if dptr == nil {
+			l.str("dptr", "", false)
+		}
+		l.udec("bytesize", uint64(bytesize))
+		l.handle("pool", uintptr(unsafe.Pointer(pool)))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			if ret == 0 && dptr != nil {
+				l.outHex("dptr", uint64(*dptr))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemAllocFromPoolAsync(dptr, bytesize, pool, hStream)
+}
+
+//export cuMemAllocFromPoolAsync_ptsz
+func cuMemAllocFromPoolAsync_ptsz(dptr *C.CUdeviceptr, bytesize C.size_t, pool C.CUmemoryPool, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemAllocFromPoolAsync_ptsz")
+		if dptr == nil {
+			l.str("dptr", "", false)
+		}
+		l.udec("bytesize", uint64(bytesize))
+		l.handle("pool", uintptr(unsafe.Pointer(pool)))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			if ret == 0 && dptr != nil {
+				l.outHex("dptr", uint64(*dptr))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemAllocFromPoolAsync(dptr, bytesize, pool, hStream)
 }
 
 //export cuMemAllocHost
@@ -2128,6 +2307,23 @@ func cuMemAllocPitch_v2(dptr *C.CUdeviceptr, pPitch *C.size_t, WidthInBytes C.si
 	return implMemAllocPitch(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes)
 }
 
+//export cuMemCreate
+func cuMemCreate(handle *C.CUmemGenericAllocationHandle, size C.size_t, prop *C.CUmemAllocationProp, flags C.cuuint64_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemCreate")
+		l.hex("handle", uint64(uintptr(unsafe.Pointer(handle))))
+		l.udec("size", uint64(size))
+		l.hex("prop", uint64(uintptr(unsafe.Pointer(prop))))
+		l.udec("flags", uint64(flags))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemCreate(handle, size, prop, flags)
+}
+
 //export cuMemFree_v2
 func cuMemFree_v2(dptr C.CUdeviceptr) (ret C.CUresult) {
 	if tracing {
@@ -2142,6 +2338,36 @@ func cuMemFree_v2(dptr C.CUdeviceptr) (ret C.CUresult) {
 	return implMemFree(dptr)
 }
 
+//export cuMemFreeAsync
+func cuMemFreeAsync(dptr C.CUdeviceptr, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemFreeAsync")
+		l.hex("dptr", uint64(dptr))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemFreeAsync(dptr, hStream)
+}
+
+//export cuMemFreeAsync_ptsz
+func cuMemFreeAsync_ptsz(dptr C.CUdeviceptr, hStream C.CUstream) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemFreeAsync_ptsz")
+		l.hex("dptr", uint64(dptr))
+		l.handle("hStream", uintptr(unsafe.Pointer(hStream)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemFreeAsync(dptr, hStream)
+}
+
 //export cuMemFreeHost
 func cuMemFreeHost(p unsafe.Pointer) (ret C.CUresult) {
 	if tracing {
@@ -2154,6 +2380,22 @@ func cuMemFreeHost(p unsafe.Pointer) (ret C.CUresult) {
 	}
 	defer guard(&ret)
 	return implMemFreeHost(p)
+}
+
+//export cuMemGetAccess
+func cuMemGetAccess(flags *C.cuuint64_t, location *C.CUmemLocation, ptr C.CUdeviceptr) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemGetAccess")
+		l.hex("flags", uint64(uintptr(unsafe.Pointer(flags))))
+		l.hex("location", uint64(uintptr(unsafe.Pointer(location))))
+		l.hex("ptr", uint64(ptr))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemGetAccess(flags, location, ptr)
 }
 
 //export cuMemGetAddressRange_v2
@@ -2180,6 +2422,27 @@ func cuMemGetAddressRange_v2(pbase *C.CUdeviceptr, psize *C.size_t, dptr C.CUdev
 	}
 	defer guard(&ret)
 	return implMemGetAddressRange(pbase, psize, dptr)
+}
+
+//export cuMemGetAllocationGranularity
+func cuMemGetAllocationGranularity(granularity *C.size_t, prop *C.CUmemAllocationProp, option C.CUmemAllocationGranularity_flags) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemGetAllocationGranularity")
+		if granularity == nil {
+			l.str("granularity", "", false)
+		}
+		l.hex("prop", uint64(uintptr(unsafe.Pointer(prop))))
+		l.dec("option", int64(option))
+		l.run()
+		defer func() {
+			if ret == 0 && granularity != nil {
+				l.outUdec("granularity", uint64(*granularity))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemGetAllocationGranularity(granularity, prop, option)
 }
 
 //export cuMemGetInfo
@@ -2335,6 +2598,142 @@ func cuMemHostUnregister(p unsafe.Pointer) (ret C.CUresult) {
 	return implMemHostUnregister(p)
 }
 
+//export cuMemMap
+func cuMemMap(ptr C.CUdeviceptr, size C.size_t, offset C.size_t, handle C.CUmemGenericAllocationHandle, flags C.cuuint64_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemMap")
+		l.hex("ptr", uint64(ptr))
+		l.udec("size", uint64(size))
+		l.udec("offset", uint64(offset))
+		l.hex("handle", uint64(handle))
+		l.udec("flags", uint64(flags))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemMap(ptr, size, offset, handle, flags)
+}
+
+//export cuMemPoolCreate
+func cuMemPoolCreate(pool *C.CUmemoryPool, poolProps *C.CUmemPoolProps) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemPoolCreate")
+		if pool == nil {
+			l.str("pool", "", false)
+		}
+		l.hex("poolProps", uint64(uintptr(unsafe.Pointer(poolProps))))
+		l.run()
+		defer func() {
+			if ret == 0 && pool != nil {
+				l.outHandle("pool", uintptr(unsafe.Pointer(*pool)))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemPoolCreate(pool, poolProps)
+}
+
+//export cuMemPoolDestroy
+func cuMemPoolDestroy(pool C.CUmemoryPool) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemPoolDestroy")
+		l.handle("pool", uintptr(unsafe.Pointer(pool)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemPoolDestroy(pool)
+}
+
+//export cuMemPoolGetAccess
+func cuMemPoolGetAccess(flags *C.CUmemAccess_flags, memPool C.CUmemoryPool, location *C.CUmemLocation) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemPoolGetAccess")
+		if flags == nil {
+			l.str("flags", "", false)
+		}
+		l.handle("memPool", uintptr(unsafe.Pointer(memPool)))
+		l.hex("location", uint64(uintptr(unsafe.Pointer(location))))
+		l.run()
+		defer func() {
+			if ret == 0 && flags != nil {
+				l.outDec("flags", int64(*flags))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemPoolGetAccess(flags, memPool, location)
+}
+
+//export cuMemPoolGetAttribute
+func cuMemPoolGetAttribute(pool C.CUmemoryPool, attr C.CUmemPool_attribute, value unsafe.Pointer) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemPoolGetAttribute")
+		l.handle("pool", uintptr(unsafe.Pointer(pool)))
+		l.dec("attr", int64(attr))
+		l.hex("value", uint64(uintptr(unsafe.Pointer(value))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemPoolGetAttribute(pool, attr, value)
+}
+
+//export cuMemPoolSetAccess
+func cuMemPoolSetAccess(pool C.CUmemoryPool, map_ *C.CUmemAccessDesc, count C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemPoolSetAccess")
+		l.handle("pool", uintptr(unsafe.Pointer(pool)))
+		l.hex("map", uint64(uintptr(unsafe.Pointer(map_))))
+		l.udec("count", uint64(count))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemPoolSetAccess(pool, map_, count)
+}
+
+//export cuMemPoolSetAttribute
+func cuMemPoolSetAttribute(pool C.CUmemoryPool, attr C.CUmemPool_attribute, value unsafe.Pointer) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemPoolSetAttribute")
+		l.handle("pool", uintptr(unsafe.Pointer(pool)))
+		l.dec("attr", int64(attr))
+		l.hex("value", uint64(uintptr(unsafe.Pointer(value))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemPoolSetAttribute(pool, attr, value)
+}
+
+//export cuMemPoolTrimTo
+func cuMemPoolTrimTo(pool C.CUmemoryPool, minBytesToKeep C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemPoolTrimTo")
+		l.handle("pool", uintptr(unsafe.Pointer(pool)))
+		l.udec("minBytesToKeep", uint64(minBytesToKeep))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemPoolTrimTo(pool, minBytesToKeep)
+}
+
 //export cuMemPrefetchAsync
 func cuMemPrefetchAsync(devPtr C.CUdeviceptr, count C.size_t, dstDevice C.CUdevice, hStream C.CUstream) (ret C.CUresult) {
 	if tracing {
@@ -2414,6 +2813,52 @@ func cuMemRangeGetAttributes(data *unsafe.Pointer, dataSizes *C.size_t, attribut
 	}
 	defer guard(&ret)
 	return implMemRangeGetAttributes(data, dataSizes, attributes, numAttributes, devPtr, count)
+}
+
+//export cuMemRelease
+func cuMemRelease(handle C.CUmemGenericAllocationHandle) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemRelease")
+		l.hex("handle", uint64(handle))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemRelease(handle)
+}
+
+//export cuMemSetAccess
+func cuMemSetAccess(ptr C.CUdeviceptr, size C.size_t, desc *C.CUmemAccessDesc, count C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemSetAccess")
+		l.hex("ptr", uint64(ptr))
+		l.udec("size", uint64(size))
+		l.hex("desc", uint64(uintptr(unsafe.Pointer(desc))))
+		l.udec("count", uint64(count))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemSetAccess(ptr, size, desc, count)
+}
+
+//export cuMemUnmap
+func cuMemUnmap(ptr C.CUdeviceptr, size C.size_t) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMemUnmap")
+		l.hex("ptr", uint64(ptr))
+		l.udec("size", uint64(size))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMemUnmap(ptr, size)
 }
 
 //export cuMemcpy2D_v2

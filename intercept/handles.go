@@ -419,6 +419,7 @@ func primaryReset(n int) Result {
 	// A sticky error of earlier work is not the reset's to report.
 	_ = dv.cl.Synchronize()
 	dropMirrors(dv)
+	dropPoolBlocks(dv)
 	// kerfd's context goes, with everything in it and its sticky error.
 	return abi.ResultOf(dv.cl.Call(abi.CallCtxReset, nil, nil))
 }

@@ -49,8 +49,10 @@ func mirrorBytes(mr *mirror) ([]byte, bool) {
 // own memory model, whatever the backend's device has.
 func shimAttribute(attr uint32) (int32, bool) {
 	switch attr {
-	case abi.AttrCanMapHostMemory, abi.AttrManagedMemory:
+	case abi.AttrCanMapHostMemory, abi.AttrManagedMemory, abi.AttrMemoryPoolsSupported:
 		return 1, true
+	case abi.AttrMemoryPoolSupportedHandleTypes:
+		return 0, true
 	case abi.AttrConcurrentManagedAccess, abi.AttrPageableMemoryAccess, abi.AttrCanUseHostPointerForRegisteredMem,
 		abi.AttrPageableMemoryAccessUsesHostPageTables, abi.AttrDirectManagedMemAccessFromHost:
 		return 0, true

@@ -29,7 +29,7 @@ var (
 )
 
 // rtPrograms are the runtime test programs in testdata, without .cu.
-var rtPrograms = []string{"rt_memory", "rt_kernels", "rt_occupancy", "rt_pointers", "rt_pitched", "rt_peer", "rt_callbacks", "rt_printf", "rt_graphs", "rt_managed", "rt_limits", "rt_texture", "rt_coop"}
+var rtPrograms = []string{"rt_memory", "rt_kernels", "rt_occupancy", "rt_pointers", "rt_pitched", "rt_peer", "rt_callbacks", "rt_printf", "rt_graphs", "rt_managed", "rt_limits", "rt_texture", "rt_coop", "rt_mempool", "rt_vmm"}
 
 // rtDevices is how many devices a runtime program runs with; one unless named.
 var rtDevices = map[string]int{"rt_peer": 2}
@@ -180,12 +180,10 @@ var deliberatelyAbsent = []struct {
 		[]string{"cuGL*", "cuGraphics*", "cuEGL*", "cuVDPAU*"}},
 	{"no memory or semaphores shared with other APIs or processes: slices are isolated",
 		[]string{"cuImportExternal*", "cuExternalMemory*", "cuDestroyExternal*", "cuSignalExternalSemaphoresAsync",
-			"cuWaitExternalSemaphoresAsync", "cuDeviceGetNvSciSyncAttributes", "cuIpc*"}},
+			"cuWaitExternalSemaphoresAsync", "cuDeviceGetNvSciSyncAttributes", "cuIpc*",
+			"cuMemPoolExport*", "cuMemPoolImport*"}},
 	{"no peer access: each slice of a lease is its own session",
 		[]string{"cuMemcpy3DPeer*", "cuDeviceGetP2PAttribute"}},
-	{"no stream-ordered allocator or memory pools in the catalogue",
-		[]string{"cuMemPool*", "cuMemAllocAsync", "cuMemFreeAsync", "cuMemAllocFromPoolAsync",
-			"cuDeviceGetDefaultMemPool", "cuDeviceSetMemPool", "cuDeviceGetMemPool"}},
 	{"unified copies and stream attachment need one address space for host and device, which kerfd's device addresses share with the program only for managed and mapped memory",
 		[]string{"cuStreamAttachMemAsync", "cuPointerSetAttribute", "cuMemcpy", "cuMemcpyAsync"}},
 	{"modules load from images on kerfd; no files or linker on the client",

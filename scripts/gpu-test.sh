@@ -30,7 +30,7 @@
 #      document, which Kerf does not serve); pynvml's answers, where it is
 #      installed.
 #   8. the CUDA-runtime programs (intercept/testdata/rt_*.cu, built with
-#      nvcc, cudart static and shared): natively (recorded; rt_memory,
+#      nvcc, cudart static and shared): natively (recorded; rt_memory, rt_mempool, rt_vmm,
 #      rt_peer and rt_pitched check what a Kerf slice answers, not a whole
 #      GPU, and are not judged there) and through kerf run over each path
 #      (judged: exit status 0).
@@ -360,8 +360,8 @@ jget() { tail -n 1 "$1" | python3 -c 'import json, sys; print(json.loads(sys.std
 
 # --- 8. CUDA-runtime programs ----------------------------------------------
 RT_SRC=$ROOT/intercept/testdata
-RT_PROGRAMS=(rt_memory rt_kernels rt_occupancy rt_pointers rt_pitched rt_peer rt_callbacks rt_printf rt_graphs rt_managed rt_limits)
-RT_SLICE_ONLY=" rt_memory rt_peer rt_pitched " # they check a Kerf slice's answers
+RT_PROGRAMS=(rt_memory rt_kernels rt_occupancy rt_pointers rt_pitched rt_peer rt_callbacks rt_printf rt_graphs rt_managed rt_limits rt_mempool rt_vmm)
+RT_SLICE_ONLY=" rt_memory rt_peer rt_pitched rt_mempool rt_vmm " # they check a Kerf slice's answers
 RT_SLICE=$((256 << 20))                        # the slice's memory, and the programs' argument
 if native; then RT_GENCODE="arch=compute_$CC,code=[sm_$CC,compute_$CC]"; else RT_GENCODE=arch=compute_80,code=compute_80; fi
 RT_RPATH=()

@@ -276,6 +276,7 @@ func (ss *session) ctxReset(wire.DevicePrimaryCtxResetArgs) abi.Result {
 	used := ss.mem.used
 	ss.mem = memTable{lastID: ss.mem.lastID}
 	ss.handles = handleTable{next: ss.handles.next}
+	ss.vmt = vmTable{}
 	ss.srv.mu.Lock()
 	_ = ss.ctx.Close()
 	ctx, err := ss.srv.Backend.Open(ss.device, ss.openLimit)

@@ -59,6 +59,16 @@ var handlers = [...]handler{
 	abi.CallTexObjectCreate:         handle(wire.DecodeTexObjectCreateArgs, (*session).texObjectCreate),
 	abi.CallTexObjectDestroy:        handle(wire.DecodeTexObjectDestroyArgs, (*session).texObjectDestroy),
 	abi.CallLaunchCooperativeKernel: handle(wire.DecodeLaunchCooperativeKernelArgs, (*session).launchCooperativeKernel),
+
+	abi.CallMemGetAllocationGranularity: handle(wire.DecodeMemGetAllocationGranularityArgs, (*session).memGetAllocationGranularity),
+	abi.CallMemAddressReserve:           handle(wire.DecodeMemAddressReserveArgs, (*session).memAddressReserve),
+	abi.CallMemAddressFree:              handle(wire.DecodeMemAddressFreeArgs, (*session).memAddressFree),
+	abi.CallMemCreate:                   handle(wire.DecodeMemCreateArgs, (*session).memCreate),
+	abi.CallMemRelease:                  handle(wire.DecodeMemReleaseArgs, (*session).memRelease),
+	abi.CallMemMap:                      handle(wire.DecodeMemMapArgs, (*session).memMap),
+	abi.CallMemUnmap:                    handle(wire.DecodeMemUnmapArgs, (*session).memUnmap),
+	abi.CallMemSetAccess:                handle(wire.DecodeMemSetAccessArgs, (*session).memSetAccess),
+	abi.CallMemGetAccess:                handle(wire.DecodeMemGetAccessArgs, (*session).memGetAccess),
 }
 
 // handlerFor returns the handler of call id, or nil.

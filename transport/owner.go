@@ -168,6 +168,14 @@ func (m *memTable) removeAlloc(base uint64) bool {
 	return true
 }
 
+// removeRange removes the range of module starting exactly at base.
+func (m *memTable) removeRange(base, module uint64) {
+	i := m.find(base)
+	if i >= 0 && m.ranges[i].base == base && m.ranges[i].module == module {
+		m.ranges = append(m.ranges[:i], m.ranges[i+1:]...)
+	}
+}
+
 func (m *memTable) removeModule(module uint64) {
 	out := m.ranges[:0]
 	for _, r := range m.ranges {

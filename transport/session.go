@@ -46,6 +46,7 @@ type session struct {
 
 	handles handleTable
 	mem     memTable
+	vmt     vmTable // virtual memory
 	// texObjects are the texture and surface objects the session
 	// created: true for a surface
 	texObjects map[uint64]bool

@@ -36,6 +36,34 @@ func FuzzSession(f *testing.F) {
 		frame(wire.Header{Type: wire.Call, Call: abi.CallMemsetAsync, Seq: 2}, make([]byte, 32))...))
 	f.Add(frame(wire.Header{Type: wire.Call, Call: abi.CallModuleLoad, Flags: wire.WantReply, Seq: 1}, binary.LittleEndian.AppendUint64(nil, 3)))
 	f.Add(frame(wire.Header{Type: wire.Call, Call: 999, Flags: wire.WantReply, Seq: 1}, nil))
+	// Virtual memory left mapped, its handle released, when the session
+	// ends: a reservation (the host-memory backend's first address),
+	// physical memory (the session's first handle), a mapping made
+	// accessible and written.
+	const granule = 2 << 20
+	words := func(ws ...uint64) []byte {
+		var b []byte
+		for _, w := range ws {
+			b = binary.LittleEndian.AppendUint64(b, w)
+		}
+		return b
+	}
+	handle := uint64(abi.AllocationHandle)<<56 | 1
+	var vm []byte
+	for i, c := range []struct {
+		id   abi.CallID
+		args []byte
+	}{
+		{abi.CallMemAddressReserve, words(2*granule, 0)},
+		{abi.CallMemCreate, words(granule)},
+		{abi.CallMemMap, words(1<<40, granule, 0, handle)},
+		{abi.CallMemSetAccess, append(words(1<<40, granule), 3, 0, 0, 0)},
+		{abi.CallMemRelease, words(handle)},
+		{abi.CallMemset, append(append(words(1<<40+8), 7, 0, 0, 0, 1, 0, 0, 0), words(64)...)},
+	} {
+		vm = append(vm, frame(wire.Header{Type: wire.Call, Call: c.id, Flags: wire.WantReply, Seq: uint64(i) + 1}, c.args)...)
+	}
+	f.Add(vm)
 	// An allocation, then every call in turn with arguments the catalogue
 	// codec writes, so that every handler is within reach.
 	calls := frame(wire.Header{Type: wire.Call, Call: abi.CallMemAlloc, Flags: wire.WantReply, Seq: 1}, alloc)

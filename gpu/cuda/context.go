@@ -52,6 +52,7 @@ type Context struct {
 	streams map[*Stream]struct{} // live streams, recreated on a move; guarded by bk
 	forget  func()               // drops the context from its backend's partitioned set
 	moveErr atomic.Value         // errBox: how the last move ended
+	vm      vmState              // virtual memory; guarded by bk
 }
 
 // errBox lets an atomic.Value hold a nil error.
@@ -385,6 +386,7 @@ func (c *Context) release() {
 	for p := range c.allocs {
 		memFree(c.h, p)
 	}
+	c.releaseVMLocked()
 	for m := range c.modules {
 		moduleUnload(c.h, m.h)
 		m.unloaded = true

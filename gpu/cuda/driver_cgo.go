@@ -100,6 +100,42 @@ static kcu_res kcu_ctx_set_limit(uintptr_t c, int limit, size_t v) { CUR(c); ret
 static kcu_res kcu_mem_info(uintptr_t c, size_t *fr, size_t *tot) { CUR(c); return cu.cuMemGetInfo(fr, tot); }
 static kcu_res kcu_mem_alloc(uintptr_t c, size_t n, kcu_ptr *p) { CUR(c); return cu.cuMemAlloc(p, n); }
 static kcu_res kcu_mem_free(uintptr_t c, kcu_ptr p) { CUR(c); return cu.cuMemFree(p); }
+// Virtual memory: pinned memory on device dev, read-write for it.
+static void kcu_vm_prop(int dev, CUmemAllocationProp *p) {
+	memset(p, 0, sizeof *p);
+	p->type = CU_MEM_ALLOCATION_TYPE_PINNED;
+	p->location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+	p->location.id = dev;
+}
+static kcu_res kcu_vm_granularity(uintptr_t c, int dev, int option, size_t *g) {
+	CUR(c);
+	CUmemAllocationProp p;
+	kcu_vm_prop(dev, &p);
+	return cu.cuMemGetAllocationGranularity(g, &p, option);
+}
+static kcu_res kcu_vm_reserve(uintptr_t c, size_t n, size_t align, kcu_ptr *p) { CUR(c); return cu.cuMemAddressReserve(p, n, align, 0, 0); }
+static kcu_res kcu_vm_free(uintptr_t c, kcu_ptr p, size_t n) { CUR(c); return cu.cuMemAddressFree(p, n); }
+static kcu_res kcu_vm_create(uintptr_t c, int dev, size_t n, unsigned long long *h) {
+	CUR(c);
+	CUmemAllocationProp p;
+	kcu_vm_prop(dev, &p);
+	CUmemGenericAllocationHandle hh = 0;
+	kcu_res r = cu.cuMemCreate(&hh, n, &p, 0);
+	*h = hh;
+	return r;
+}
+static kcu_res kcu_vm_release(uintptr_t c, unsigned long long h) { CUR(c); return cu.cuMemRelease(h); }
+static kcu_res kcu_vm_map(uintptr_t c, kcu_ptr p, size_t n, size_t off, unsigned long long h) { CUR(c); return cu.cuMemMap(p, n, off, h, 0); }
+static kcu_res kcu_vm_unmap(uintptr_t c, kcu_ptr p, size_t n) { CUR(c); return cu.cuMemUnmap(p, n); }
+static kcu_res kcu_vm_access(uintptr_t c, int dev, kcu_ptr p, size_t n) {
+	CUR(c);
+	CUmemAccessDesc d;
+	memset(&d, 0, sizeof d);
+	d.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+	d.location.id = dev;
+	d.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+	return cu.cuMemSetAccess(p, n, &d, 1);
+}
 static kcu_res kcu_mem_range(uintptr_t c, kcu_ptr p, kcu_ptr *base, size_t *n) { CUR(c); return cu.cuMemGetAddressRange(base, n, p); }
 
 // Host-to-device from pageable memory is staged before the call returns.
@@ -463,6 +499,46 @@ func memAlloc(c uintptr, n uint64) (uint64, int) {
 	var p C.kcu_ptr
 	r := C.kcu_mem_alloc(C.uintptr_t(c), C.size_t(n), &p)
 	return uint64(p), int(r)
+}
+
+func vmGranularity(c uintptr, dev int, recommended bool) (uint64, int) {
+	var g C.size_t
+	opt := C.int(0)
+	if recommended {
+		opt = 1
+	}
+	r := C.kcu_vm_granularity(C.uintptr_t(c), C.int(dev), opt, &g)
+	return uint64(g), int(r)
+}
+
+func vmReserve(c uintptr, n, align uint64) (uint64, int) {
+	var p C.kcu_ptr
+	r := C.kcu_vm_reserve(C.uintptr_t(c), C.size_t(n), C.size_t(align), &p)
+	return uint64(p), int(r)
+}
+
+func vmFree(c uintptr, p, n uint64) int {
+	return int(C.kcu_vm_free(C.uintptr_t(c), C.kcu_ptr(p), C.size_t(n)))
+}
+
+func vmCreate(c uintptr, dev int, n uint64) (uint64, int) {
+	var h C.ulonglong
+	r := C.kcu_vm_create(C.uintptr_t(c), C.int(dev), C.size_t(n), &h)
+	return uint64(h), int(r)
+}
+
+func vmRelease(c uintptr, h uint64) int { return int(C.kcu_vm_release(C.uintptr_t(c), C.ulonglong(h))) }
+
+func vmMap(c uintptr, p, n, off, h uint64) int {
+	return int(C.kcu_vm_map(C.uintptr_t(c), C.kcu_ptr(p), C.size_t(n), C.size_t(off), C.ulonglong(h)))
+}
+
+func vmUnmap(c uintptr, p, n uint64) int {
+	return int(C.kcu_vm_unmap(C.uintptr_t(c), C.kcu_ptr(p), C.size_t(n)))
+}
+
+func vmAccess(c uintptr, dev int, p, n uint64) int {
+	return int(C.kcu_vm_access(C.uintptr_t(c), C.int(dev), C.kcu_ptr(p), C.size_t(n)))
 }
 
 func memFree(c uintptr, p uint64) int { return int(C.kcu_mem_free(C.uintptr_t(c), C.kcu_ptr(p))) }

@@ -27,10 +27,18 @@ struct kcu_tab {
 	CUresult (*cuFuncGetParamInfo)(CUfunction func, size_t paramIndex, size_t *paramOffset, size_t *paramSize);
 	CUresult (*cuFuncSetAttribute)(CUfunction hfunc, CUfunction_attribute attrib, int value);
 	CUresult (*cuLaunchKernel)(CUfunction f, unsigned int gridDimX, unsigned int gridDimY, unsigned int gridDimZ, unsigned int blockDimX, unsigned int blockDimY, unsigned int blockDimZ, unsigned int sharedMemBytes, CUstream hStream, void **kernelParams, void **extra);
+	CUresult (*cuMemAddressFree)(CUdeviceptr ptr, size_t size);
+	CUresult (*cuMemAddressReserve)(CUdeviceptr *ptr, size_t size, size_t alignment, CUdeviceptr addr, cuuint64_t flags);
 	CUresult (*cuMemAlloc)(CUdeviceptr *dptr, size_t bytesize);
+	CUresult (*cuMemCreate)(CUmemGenericAllocationHandle *handle, size_t size, const CUmemAllocationProp *prop, cuuint64_t flags);
 	CUresult (*cuMemFree)(CUdeviceptr dptr);
 	CUresult (*cuMemGetAddressRange)(CUdeviceptr *pbase, size_t *psize, CUdeviceptr dptr);
+	CUresult (*cuMemGetAllocationGranularity)(size_t *granularity, const CUmemAllocationProp *prop, CUmemAllocationGranularity_flags option);
 	CUresult (*cuMemGetInfo)(size_t *free, size_t *total);
+	CUresult (*cuMemMap)(CUdeviceptr ptr, size_t size, size_t offset, CUmemGenericAllocationHandle handle, cuuint64_t flags);
+	CUresult (*cuMemRelease)(CUmemGenericAllocationHandle handle);
+	CUresult (*cuMemSetAccess)(CUdeviceptr ptr, size_t size, const CUmemAccessDesc *desc, size_t count);
+	CUresult (*cuMemUnmap)(CUdeviceptr ptr, size_t size);
 	CUresult (*cuMemcpyDtoDAsync)(CUdeviceptr dstDevice, CUdeviceptr srcDevice, size_t byteCount, CUstream hStream);
 	CUresult (*cuMemcpyDtoHAsync)(void *dstHost, CUdeviceptr srcDevice, size_t byteCount, CUstream hStream);
 	CUresult (*cuMemcpyHtoDAsync)(CUdeviceptr dstDevice, const void *srcHost, size_t byteCount, CUstream hStream);
@@ -83,10 +91,18 @@ static const struct kcu_sym kcu_syms[] = {
 	{"cuFuncGetParamInfo", {"cuFuncGetParamInfo"}, offsetof(struct kcu_tab, cuFuncGetParamInfo), 12040},
 	{"cuFuncSetAttribute", {"cuFuncSetAttribute"}, offsetof(struct kcu_tab, cuFuncSetAttribute), 9000},
 	{"cuLaunchKernel", {"cuLaunchKernel"}, offsetof(struct kcu_tab, cuLaunchKernel), 4000},
+	{"cuMemAddressFree", {"cuMemAddressFree"}, offsetof(struct kcu_tab, cuMemAddressFree), 10020},
+	{"cuMemAddressReserve", {"cuMemAddressReserve"}, offsetof(struct kcu_tab, cuMemAddressReserve), 10020},
 	{"cuMemAlloc", {"cuMemAlloc_v2"}, offsetof(struct kcu_tab, cuMemAlloc), 3020},
+	{"cuMemCreate", {"cuMemCreate"}, offsetof(struct kcu_tab, cuMemCreate), 10020},
 	{"cuMemFree", {"cuMemFree_v2"}, offsetof(struct kcu_tab, cuMemFree), 3020},
 	{"cuMemGetAddressRange", {"cuMemGetAddressRange_v2"}, offsetof(struct kcu_tab, cuMemGetAddressRange), 3020},
+	{"cuMemGetAllocationGranularity", {"cuMemGetAllocationGranularity"}, offsetof(struct kcu_tab, cuMemGetAllocationGranularity), 10020},
 	{"cuMemGetInfo", {"cuMemGetInfo_v2"}, offsetof(struct kcu_tab, cuMemGetInfo), 3020},
+	{"cuMemMap", {"cuMemMap"}, offsetof(struct kcu_tab, cuMemMap), 10020},
+	{"cuMemRelease", {"cuMemRelease"}, offsetof(struct kcu_tab, cuMemRelease), 10020},
+	{"cuMemSetAccess", {"cuMemSetAccess"}, offsetof(struct kcu_tab, cuMemSetAccess), 10020},
+	{"cuMemUnmap", {"cuMemUnmap"}, offsetof(struct kcu_tab, cuMemUnmap), 10020},
 	{"cuMemcpyDtoDAsync", {"cuMemcpyDtoDAsync_v2"}, offsetof(struct kcu_tab, cuMemcpyDtoDAsync), 3020},
 	{"cuMemcpyDtoHAsync", {"cuMemcpyDtoHAsync_v2"}, offsetof(struct kcu_tab, cuMemcpyDtoHAsync), 3020},
 	{"cuMemcpyHtoDAsync", {"cuMemcpyHtoDAsync_v2"}, offsetof(struct kcu_tab, cuMemcpyHtoDAsync), 3020},

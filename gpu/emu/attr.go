@@ -69,7 +69,7 @@ func (d *device) attribute(attr uint32) (int32, bool) {
 		abi.AttrManagedMemory, abi.AttrMultiGPUBoard:
 		// No host-mapped or managed memory in the emulator.
 		return 0, true
-	case abi.AttrCooperativeLaunch:
+	case abi.AttrCooperativeLaunch, abi.AttrVirtualMemoryManagementSupported:
 		return 1, true
 	case abi.AttrComputeMode:
 		return abi.ComputeModeDefault, true

@@ -41,6 +41,7 @@ type Context struct {
 	streams map[*Stream]struct{} // created streams, until destroyed and idle
 	events  map[*Event]struct{}
 	modules map[*Module]struct{}
+	vm      vmState // reservations, physical memory and mappings
 }
 
 var (
@@ -569,6 +570,7 @@ func (c *Context) Close() error {
 		c.freeLocked(c.heap.a)
 		c.heap = nil
 	}
+	c.closeVMLocked()
 	for m := range c.modules {
 		m.releaseLocked()
 	}

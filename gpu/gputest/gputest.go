@@ -103,6 +103,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) gpu.Backend, opts Options) 
 		{"ModuleQuota", s.testModuleQuota},
 		{"FunctionAttributes", s.testFunctionAttributes},
 		{"StickyFault", s.testStickyFault},
+		{"VirtualMemory", s.testVirtualMemory},
 	} {
 		t.Run(tc.name, tc.run)
 	}

@@ -81,6 +81,7 @@ type Context struct {
 	// lastBase and lastMem cache the allocation found last.
 	lastBase uint64
 	lastMem  []byte
+	vm       vmState
 }
 
 func (c *Context) Device() gpu.DeviceInfo { return c.b.info() }
@@ -119,11 +120,7 @@ func (c *Context) MemAlloc(size uint64) (uint64, error) {
 	p := c.b.next
 	c.b.next += rounded + 4096 // a gap, so adjacent overruns are visible
 	c.b.mu.Unlock()
-	c.allocs[p] = make([]byte, size)
-	i := sort.Search(len(c.bases), func(i int) bool { return c.bases[i] > p })
-	c.bases = append(c.bases, 0)
-	copy(c.bases[i+1:], c.bases[i:])
-	c.bases[i] = p
+	c.insertLocked(p, make([]byte, size))
 	return p, nil
 }
 
@@ -143,14 +140,28 @@ func (c *Context) MemFree(p uint64) error {
 
 func (c *Context) freeLocked(p uint64, m []byte) {
 	rounded, _ := gpu.AlignUp(uint64(len(m)), allocGranule)
+	c.removeLocked(p)
+	c.q.Release(rounded)
+	c.b.mem.Release(rounded)
+}
+
+// insertLocked makes m addressable at p.
+func (c *Context) insertLocked(p uint64, m []byte) {
+	c.allocs[p] = m
+	i := sort.Search(len(c.bases), func(i int) bool { return c.bases[i] > p })
+	c.bases = append(c.bases, 0)
+	copy(c.bases[i+1:], c.bases[i:])
+	c.bases[i] = p
+}
+
+// removeLocked makes the range at p unaddressable.
+func (c *Context) removeLocked(p uint64) {
 	delete(c.allocs, p)
 	if c.lastBase == p {
 		c.lastMem = nil
 	}
 	i := sort.Search(len(c.bases), func(i int) bool { return c.bases[i] >= p })
 	c.bases = append(c.bases[:i], c.bases[i+1:]...)
-	c.q.Release(rounded)
-	c.b.mem.Release(rounded)
 }
 
 // MemInfo reports the context's limit and what is left of it, never more
@@ -342,6 +353,7 @@ func (c *Context) Close() error {
 	if c.closed {
 		return errClosed
 	}
+	c.closeVMLocked()
 	for p, m := range c.allocs {
 		c.freeLocked(p, m)
 	}

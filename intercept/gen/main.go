@@ -80,7 +80,7 @@ func impl(e *abi.EntryPoint, s abi.Symbol) string {
 var handleTypes = map[string]bool{
 	"CUcontext": true, "CUmodule": true, "CUfunction": true, "CUstream": true,
 	"CUevent": true, "CUlibrary": true, "CUkernel": true,
-	"CUgraph": true, "CUgraphNode": true, "CUgraphExec": true,
+	"CUgraph": true, "CUgraphNode": true, "CUgraphExec": true, "CUmemoryPool": true,
 }
 
 // intTypes are the header's integer types, traced as signed decimals: int
@@ -92,6 +92,8 @@ var intTypes = map[string]bool{
 	"CUdriverProcAddressQueryResult": true, "CUstreamCaptureMode": true, "CUstreamCaptureStatus": true,
 	"CUgraphNodeType": true, "CUmem_advise": true, "CUmem_range_attribute": true,
 	"CUarray_format": true, "CUresourcetype": true, "CUaddress_mode": true, "CUfilter_mode": true, "CUresourceViewFormat": true,
+	"CUmemPool_attribute": true, "CUmemAccess_flags": true, "CUmemLocationType": true, "CUmemAllocationType": true,
+	"CUmemAllocationHandleType": true, "CUmemAllocationGranularity_flags": true,
 }
 
 // optionArrays are integer types whose pointers are arrays the program
@@ -109,7 +111,7 @@ func traceArg(ctype, n, cname string) (in, out string) {
 	switch {
 	case handleTypes[t]:
 		return fmt.Sprintf("l.handle(%s, uintptr(unsafe.Pointer(%s)))", q, n), ""
-	case t == "CUdeviceptr" || t == "CUtexObject" || t == "CUsurfObject":
+	case t == "CUdeviceptr" || t == "CUtexObject" || t == "CUsurfObject" || t == "CUmemGenericAllocationHandle":
 		return fmt.Sprintf("l.hex(%s, uint64(%s))", q, n), ""
 	case t == "size_t" || t == "unsigned int" || t == "unsigned short" || t == "unsigned char" || t == "cuuint64_t":
 		return fmt.Sprintf("l.udec(%s, uint64(%s))", q, n), ""

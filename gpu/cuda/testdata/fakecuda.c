@@ -196,6 +196,62 @@ CUresult cuMemFree(CUdeviceptr p) {
 	pthread_mutex_unlock(&mu);
 	return r;
 }
+/* Virtual memory: reservations from the same addresses as allocations,
+ * physical memory counted in used; mapping and access are only checked
+ * for a handle the fake made. */
+enum { fake_granule = 2 << 20 };
+static size_t phys[64]; // size by handle - 1; 0 when free
+CUresult cuMemGetAllocationGranularity(size_t *g, const CUmemAllocationProp *prop, CUmemAllocationGranularity_flags o) {
+	(void)prop, (void)o;
+	*g = fake_granule;
+	return 0;
+}
+CUresult cuMemAddressReserve(CUdeviceptr *p, size_t n, size_t align, CUdeviceptr addr, cuuint64_t flags) {
+	(void)addr, (void)flags;
+	if (!n || n % fake_granule || (align && align % fake_granule))
+		return 1;
+	pthread_mutex_lock(&mu);
+	if (!align)
+		align = fake_granule;
+	next_ptr = (next_ptr + align - 1) & ~(unsigned long long)(align - 1);
+	*p = next_ptr;
+	next_ptr += n;
+	pthread_mutex_unlock(&mu);
+	return 0;
+}
+CUresult cuMemAddressFree(CUdeviceptr p, size_t n) { return p && n ? 0 : 1; }
+CUresult cuMemCreate(CUmemGenericAllocationHandle *h, size_t n, const CUmemAllocationProp *prop, cuuint64_t flags) {
+	int r = 2;
+	if (!n || n % fake_granule || !prop || flags)
+		return 1;
+	pthread_mutex_lock(&mu);
+	for (int i = 0; i < 64 && n <= GiB - used; i++)
+		if (!phys[i]) {
+			phys[i] = n, used += n, *h = i + 1, r = 0;
+			break;
+		}
+	pthread_mutex_unlock(&mu);
+	return r;
+}
+static int fake_handle(CUmemGenericAllocationHandle h) { return h >= 1 && h <= 64 && phys[h - 1]; }
+CUresult cuMemRelease(CUmemGenericAllocationHandle h) {
+	int r = 1;
+	pthread_mutex_lock(&mu);
+	if (fake_handle(h))
+		used -= phys[h - 1], phys[h - 1] = 0, r = 0;
+	pthread_mutex_unlock(&mu);
+	return r;
+}
+CUresult cuMemMap(CUdeviceptr p, size_t n, size_t off, CUmemGenericAllocationHandle h, cuuint64_t flags) {
+	pthread_mutex_lock(&mu);
+	int ok = p && n && !flags && fake_handle(h) && off <= phys[h - 1] && n <= phys[h - 1] - off;
+	pthread_mutex_unlock(&mu);
+	return ok ? 0 : 1;
+}
+CUresult cuMemUnmap(CUdeviceptr p, size_t n) { return p && n ? 0 : 1; }
+CUresult cuMemSetAccess(CUdeviceptr p, size_t n, const CUmemAccessDesc *d, size_t count) {
+	return p && n && d && count ? 0 : 1;
+}
 CUresult cuMemGetAddressRange(CUdeviceptr *base, size_t *n, CUdeviceptr p) {
 	int r = 500; // CUDA_ERROR_NOT_FOUND
 	pthread_mutex_lock(&mu);

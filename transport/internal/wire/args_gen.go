@@ -191,6 +191,56 @@ func putScalarArgs(id abi.CallID, a []byte, w *[abi.MaxWords]uint64) bool {
 		binary.LittleEndian.PutUint64(a[0:], w[0])
 		binary.LittleEndian.PutUint32(a[8:], uint32(w[1]))
 		return true
+	case 39: // cuMemGetAllocationGranularity: u32
+		if (w[0])>>32 != 0 {
+			return false
+		}
+		_ = a[3]
+		binary.LittleEndian.PutUint32(a[0:], uint32(w[0]))
+		return true
+	case 40: // cuMemAddressReserve: u64 u64
+		_ = a[15]
+		binary.LittleEndian.PutUint64(a[0:], w[0])
+		binary.LittleEndian.PutUint64(a[8:], w[1])
+		return true
+	case 41: // cuMemAddressFree: u64 u64
+		_ = a[15]
+		binary.LittleEndian.PutUint64(a[0:], w[0])
+		binary.LittleEndian.PutUint64(a[8:], w[1])
+		return true
+	case 42: // cuMemCreate: u64
+		_ = a[7]
+		binary.LittleEndian.PutUint64(a[0:], w[0])
+		return true
+	case 43: // cuMemRelease: handle
+		_ = a[7]
+		binary.LittleEndian.PutUint64(a[0:], w[0])
+		return true
+	case 44: // cuMemMap: u64 u64 u64 handle
+		_ = a[31]
+		binary.LittleEndian.PutUint64(a[0:], w[0])
+		binary.LittleEndian.PutUint64(a[8:], w[1])
+		binary.LittleEndian.PutUint64(a[16:], w[2])
+		binary.LittleEndian.PutUint64(a[24:], w[3])
+		return true
+	case 45: // cuMemUnmap: u64 u64
+		_ = a[15]
+		binary.LittleEndian.PutUint64(a[0:], w[0])
+		binary.LittleEndian.PutUint64(a[8:], w[1])
+		return true
+	case 46: // cuMemSetAccess: u64 u64 u32
+		if (w[2])>>32 != 0 {
+			return false
+		}
+		_ = a[19]
+		binary.LittleEndian.PutUint64(a[0:], w[0])
+		binary.LittleEndian.PutUint64(a[8:], w[1])
+		binary.LittleEndian.PutUint32(a[16:], uint32(w[2]))
+		return true
+	case 47: // cuMemGetAccess: u64
+		_ = a[7]
+		binary.LittleEndian.PutUint64(a[0:], w[0])
+		return true
 	}
 	return false
 }

@@ -1106,3 +1106,236 @@ func DecodeLaunchCooperativeKernelArgs(p []byte) (a LaunchCooperativeKernelArgs,
 	err = a.Decode(p)
 	return a, err
 }
+
+// MemGetAllocationGranularityArgs are the arguments of
+// cuMemGetAllocationGranularity, call 39. Returns the device's minimum or
+// recommended granularity of physical memory and mappings; the shim checks
+// the allocation properties.
+type MemGetAllocationGranularityArgs struct {
+	Option uint32 `arg:"u32"`
+}
+
+// Decode decodes cuMemGetAllocationGranularity's arguments into a from p,
+// its Call frame's payload, which must hold exactly them. On an error a
+// holds no meaning.
+func (a *MemGetAllocationGranularityArgs) Decode(p []byte) error {
+	if len(p) != 4 {
+		return argsSizeError{len(p), 4}
+	}
+	a.Option = binary.LittleEndian.Uint32(p[0:])
+	return nil
+}
+
+// DecodeMemGetAllocationGranularityArgs returns
+// cuMemGetAllocationGranularity's arguments decoded from p by Decode.
+func DecodeMemGetAllocationGranularityArgs(p []byte) (a MemGetAllocationGranularityArgs, err error) {
+	err = a.Decode(p)
+	return a, err
+}
+
+// MemAddressReserveArgs are the arguments of cuMemAddressReserve, call 40.
+// Reserves a range of device addresses, aligned to alignment (a power of
+// two; 0 means the granularity). The address hint is not followed.
+type MemAddressReserveArgs struct {
+	Size      uint64 `arg:"u64"`
+	Alignment uint64 `arg:"u64"`
+}
+
+// Decode decodes cuMemAddressReserve's arguments into a from p, its Call
+// frame's payload, which must hold exactly them. On an error a holds no
+// meaning.
+func (a *MemAddressReserveArgs) Decode(p []byte) error {
+	if len(p) != 16 {
+		return argsSizeError{len(p), 16}
+	}
+	a.Size = binary.LittleEndian.Uint64(p[0:])
+	a.Alignment = binary.LittleEndian.Uint64(p[8:])
+	return nil
+}
+
+// DecodeMemAddressReserveArgs returns cuMemAddressReserve's arguments
+// decoded from p by Decode.
+func DecodeMemAddressReserveArgs(p []byte) (a MemAddressReserveArgs, err error) {
+	err = a.Decode(p)
+	return a, err
+}
+
+// MemAddressFreeArgs are the arguments of cuMemAddressFree, call 41. Frees
+// a whole range the caller reserved, once nothing is mapped in it.
+type MemAddressFreeArgs struct {
+	Ptr  uint64 `arg:"u64"`
+	Size uint64 `arg:"u64"`
+}
+
+// Decode decodes cuMemAddressFree's arguments into a from p, its Call
+// frame's payload, which must hold exactly them. On an error a holds no
+// meaning.
+func (a *MemAddressFreeArgs) Decode(p []byte) error {
+	if len(p) != 16 {
+		return argsSizeError{len(p), 16}
+	}
+	a.Ptr = binary.LittleEndian.Uint64(p[0:])
+	a.Size = binary.LittleEndian.Uint64(p[8:])
+	return nil
+}
+
+// DecodeMemAddressFreeArgs returns cuMemAddressFree's arguments decoded
+// from p by Decode.
+func DecodeMemAddressFreeArgs(p []byte) (a MemAddressFreeArgs, err error) {
+	err = a.Decode(p)
+	return a, err
+}
+
+// MemCreateArgs are the arguments of cuMemCreate, call 42. Makes physical
+// memory on the session's device, counted against the slice's quota; the
+// shim checks the allocation properties.
+type MemCreateArgs struct {
+	Size uint64 `arg:"u64"`
+}
+
+// Decode decodes cuMemCreate's arguments into a from p, its Call frame's
+// payload, which must hold exactly them. On an error a holds no meaning.
+func (a *MemCreateArgs) Decode(p []byte) error {
+	if len(p) != 8 {
+		return argsSizeError{len(p), 8}
+	}
+	a.Size = binary.LittleEndian.Uint64(p[0:])
+	return nil
+}
+
+// DecodeMemCreateArgs returns cuMemCreate's arguments decoded from p by
+// Decode.
+func DecodeMemCreateArgs(p []byte) (a MemCreateArgs, err error) {
+	err = a.Decode(p)
+	return a, err
+}
+
+// MemReleaseArgs are the arguments of cuMemRelease, call 43. Releases
+// physical memory: the handle goes at once, the memory once no mapping uses
+// it.
+type MemReleaseArgs struct {
+	Handle uint64 `arg:"handle allocation"`
+}
+
+// Decode decodes cuMemRelease's arguments into a from p, its Call frame's
+// payload, which must hold exactly them. On an error a holds no meaning.
+func (a *MemReleaseArgs) Decode(p []byte) error {
+	if len(p) != 8 {
+		return argsSizeError{len(p), 8}
+	}
+	a.Handle = binary.LittleEndian.Uint64(p[0:])
+	return nil
+}
+
+// DecodeMemReleaseArgs returns cuMemRelease's arguments decoded from p by
+// Decode.
+func DecodeMemReleaseArgs(p []byte) (a MemReleaseArgs, err error) {
+	err = a.Decode(p)
+	return a, err
+}
+
+// MemMapArgs are the arguments of cuMemMap, call 44. Maps size bytes of
+// physical memory, from offset, at ptr, inside a range the caller reserved
+// and over no other mapping.
+type MemMapArgs struct {
+	Ptr    uint64 `arg:"u64"`
+	Size   uint64 `arg:"u64"`
+	Offset uint64 `arg:"u64"`
+	Handle uint64 `arg:"handle allocation"`
+}
+
+// Decode decodes cuMemMap's arguments into a from p, its Call frame's
+// payload, which must hold exactly them. On an error a holds no meaning.
+func (a *MemMapArgs) Decode(p []byte) error {
+	if len(p) != 32 {
+		return argsSizeError{len(p), 32}
+	}
+	a.Ptr = binary.LittleEndian.Uint64(p[0:])
+	a.Size = binary.LittleEndian.Uint64(p[8:])
+	a.Offset = binary.LittleEndian.Uint64(p[16:])
+	a.Handle = binary.LittleEndian.Uint64(p[24:])
+	return nil
+}
+
+// DecodeMemMapArgs returns cuMemMap's arguments decoded from p by Decode.
+func DecodeMemMapArgs(p []byte) (a MemMapArgs, err error) {
+	err = a.Decode(p)
+	return a, err
+}
+
+// MemUnmapArgs are the arguments of cuMemUnmap, call 45. Unmaps the whole
+// mappings that make up [ptr, ptr+size), after the device's work so far.
+type MemUnmapArgs struct {
+	Ptr  uint64 `arg:"u64"`
+	Size uint64 `arg:"u64"`
+}
+
+// Decode decodes cuMemUnmap's arguments into a from p, its Call frame's
+// payload, which must hold exactly them. On an error a holds no meaning.
+func (a *MemUnmapArgs) Decode(p []byte) error {
+	if len(p) != 16 {
+		return argsSizeError{len(p), 16}
+	}
+	a.Ptr = binary.LittleEndian.Uint64(p[0:])
+	a.Size = binary.LittleEndian.Uint64(p[8:])
+	return nil
+}
+
+// DecodeMemUnmapArgs returns cuMemUnmap's arguments decoded from p by
+// Decode.
+func DecodeMemUnmapArgs(p []byte) (a MemUnmapArgs, err error) {
+	err = a.Decode(p)
+	return a, err
+}
+
+// MemSetAccessArgs are the arguments of cuMemSetAccess, call 46. Lets the
+// session's device read and write the whole mappings that make up [ptr,
+// ptr+size) (flags CU_MEM_ACCESS_FLAGS_PROT_READWRITE); the shim checks the
+// access descriptors name that device.
+type MemSetAccessArgs struct {
+	Ptr   uint64 `arg:"u64"`
+	Size  uint64 `arg:"u64"`
+	Flags uint32 `arg:"u32"`
+}
+
+// Decode decodes cuMemSetAccess's arguments into a from p, its Call frame's
+// payload, which must hold exactly them. On an error a holds no meaning.
+func (a *MemSetAccessArgs) Decode(p []byte) error {
+	if len(p) != 20 {
+		return argsSizeError{len(p), 20}
+	}
+	a.Ptr = binary.LittleEndian.Uint64(p[0:])
+	a.Size = binary.LittleEndian.Uint64(p[8:])
+	a.Flags = binary.LittleEndian.Uint32(p[16:])
+	return nil
+}
+
+// DecodeMemSetAccessArgs returns cuMemSetAccess's arguments decoded from p
+// by Decode.
+func DecodeMemSetAccessArgs(p []byte) (a MemSetAccessArgs, err error) {
+	err = a.Decode(p)
+	return a, err
+}
+
+// MemGetAccessArgs are the arguments of cuMemGetAccess, call 47. Returns
+// the session's device's access to the mapping at ptr.
+type MemGetAccessArgs struct {
+	Ptr uint64 `arg:"u64"`
+}
+
+// Decode decodes cuMemGetAccess's arguments into a from p, its Call frame's
+// payload, which must hold exactly them. On an error a holds no meaning.
+func (a *MemGetAccessArgs) Decode(p []byte) error {
+	if len(p) != 8 {
+		return argsSizeError{len(p), 8}
+	}
+	a.Ptr = binary.LittleEndian.Uint64(p[0:])
+	return nil
+}
+
+// DecodeMemGetAccessArgs returns cuMemGetAccess's arguments decoded from p
+// by Decode.
+func DecodeMemGetAccessArgs(p []byte) (a MemGetAccessArgs, err error) {
+	err = a.Decode(p)
+	return a, err
+}

@@ -44,6 +44,15 @@ var argDecoders = [...]func(p []byte) (any, error){
 	36: func(p []byte) (any, error) { return DecodeTexObjectCreateArgs(p) },
 	37: func(p []byte) (any, error) { return DecodeTexObjectDestroyArgs(p) },
 	38: func(p []byte) (any, error) { return DecodeLaunchCooperativeKernelArgs(p) },
+	39: func(p []byte) (any, error) { return DecodeMemGetAllocationGranularityArgs(p) },
+	40: func(p []byte) (any, error) { return DecodeMemAddressReserveArgs(p) },
+	41: func(p []byte) (any, error) { return DecodeMemAddressFreeArgs(p) },
+	42: func(p []byte) (any, error) { return DecodeMemCreateArgs(p) },
+	43: func(p []byte) (any, error) { return DecodeMemReleaseArgs(p) },
+	44: func(p []byte) (any, error) { return DecodeMemMapArgs(p) },
+	45: func(p []byte) (any, error) { return DecodeMemUnmapArgs(p) },
+	46: func(p []byte) (any, error) { return DecodeMemSetAccessArgs(p) },
+	47: func(p []byte) (any, error) { return DecodeMemGetAccessArgs(p) },
 }
 
 // callEncoder is a call's own encoder of its whole Call frame.
