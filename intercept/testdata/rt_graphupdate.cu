@@ -127,7 +127,7 @@ int main(int argc, char **argv) {
 	cudaGraphExecUpdateResult why = cudaGraphExecUpdateError;
 	CHECK(cudaGraphExecUpdate(x, g2, &errNode, &why));
 	EXPECT(why == cudaGraphExecUpdateSuccess && errNode == NULL);
-	CHECK(cudaMemset(q, 0xff, N * sizeof(int)));
+	CHECK(cudaMemsetAsync(q, 0xff, N * sizeof(int), s)); /* in s: the graph runs after it */
 	run(x, s, r, 11, "updated from a second capture");
 
 	/* A graph of another shape cannot update it. */
