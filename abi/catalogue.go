@@ -394,20 +394,20 @@ var catalogue = [numCalls]Call{
 		Doc: "Replaces the session's context with a fresh one, as resetting the device's primary context does: " +
 			"every allocation, module, stream and event of the session goes, and so does a sticky error."},
 	CallTexObjectCreate: {Name: "cuTexObjectCreate", EntryPoints: []EntryPoint{
-		{Name: "cuTexObjectCreate", Since: 5000, Params: "CUtexObject *pTexObject, const CUDA_RESOURCE_DESC *pResDesc, const CUDA_TEXTURE_DESC *pTexDesc, const CUDA_RESOURCE_VIEW_DESC *pResViewDesc"},
-		{Name: "cuSurfObjectCreate", Since: 5000, Params: "CUsurfObject *pSurfObject, const CUDA_RESOURCE_DESC *pResDesc"},
+		{Name: "cuTexObjectCreate", Since: 5000, Params: "CUtexObject *pTexObject, const CUDA_RESOURCE_DESC *pResDesc, const CUDA_TEXTURE_DESC *pTexDesc, const CUDA_RESOURCE_VIEW_DESC *pResViewDesc", Backend: true},
+		{Name: "cuSurfObjectCreate", Since: 5000, Params: "CUsurfObject *pSurfObject, const CUDA_RESOURCE_DESC *pResDesc", Backend: true},
 	}, Mode: Sync,
 		Args: []Arg{b("desc", Bytes, TexObjectSize)}, Results: []Arg{w("object", U64)},
 		Doc: "Creates a texture or surface object over an image in the caller's device memory (a CUDA array, which the shim keeps there, " +
 			"linear or pitched memory), described by an abi.TexObject; the whole image must lie in one of the caller's allocations."},
 	CallTexObjectDestroy: {Name: "cuTexObjectDestroy", EntryPoints: []EntryPoint{
-		{Name: "cuTexObjectDestroy", Since: 5000, Params: "CUtexObject texObject"},
-		{Name: "cuSurfObjectDestroy", Since: 5000, Params: "CUsurfObject surfObject"},
+		{Name: "cuTexObjectDestroy", Since: 5000, Params: "CUtexObject texObject", Backend: true},
+		{Name: "cuSurfObjectDestroy", Since: 5000, Params: "CUsurfObject surfObject", Backend: true},
 	}, Mode: Sync,
 		Args: []Arg{w("object", U64), w("surface", U32)},
 		Doc:  "Destroys a texture or surface object the caller created."},
 	CallLaunchCooperativeKernel: {Name: "cuLaunchCooperativeKernel", EntryPoints: []EntryPoint{
-		{Name: "cuLaunchCooperativeKernel", Since: 9000, PerThread: "_ptsz",
+		{Name: "cuLaunchCooperativeKernel", Since: 9000, PerThread: "_ptsz", Backend: true,
 			Params: "CUfunction f, unsigned int gridDimX, unsigned int gridDimY, unsigned int gridDimZ, " +
 				"unsigned int blockDimX, unsigned int blockDimY, unsigned int blockDimZ, " +
 				"unsigned int sharedMemBytes, CUstream hStream, void **kernelParams"},

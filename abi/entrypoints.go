@@ -339,7 +339,7 @@ var shimLocal = []EntryPoint{
 	{Name: "cuMemcpy2DUnaligned", NoPlain: true, Versions: v2at3020, PerThread: "_ptds", Params: "const CUDA_MEMCPY2D *pCopy"},
 	{Name: "cuMemcpy2DAsync", NoPlain: true, Versions: v2at3020, PerThread: "_ptsz", Params: "const CUDA_MEMCPY2D *pCopy, CUstream hStream"},
 	{Name: "cuMemcpy3D", NoPlain: true, Versions: v2at3020, PerThread: "_ptds", Params: "const CUDA_MEMCPY3D *pCopy"},
-	{Name: "cuMemcpy3DAsync", NoPlain: true, Versions: v2at3020, PerThread: "_ptsz", Params: "const CUDA_MEMCPY3D *pCopy, CUstream hStream"},
+	{Name: "cuMemcpy3DAsync", NoPlain: true, Versions: v2at3020, PerThread: "_ptsz", Params: "const CUDA_MEMCPY3D *pCopy, CUstream hStream", Backend: true},
 	{Name: "cuMemsetD2D8", NoPlain: true, Versions: v2at3020, PerThread: "_ptds",
 		Params: "CUdeviceptr dstDevice, size_t dstPitch, unsigned char uc, size_t Width, size_t Height"},
 	{Name: "cuMemsetD2D16", NoPlain: true, Versions: v2at3020, PerThread: "_ptds",
@@ -377,8 +377,8 @@ var shimLocal = []EntryPoint{
 	// descriptors, and the descriptors of its texture and surface
 	// objects.
 	{Name: "cuArrayCreate", Versions: v2at3020, Params: "CUarray *pHandle, const CUDA_ARRAY_DESCRIPTOR *pAllocateArray", NoPlain: true},
-	{Name: "cuArray3DCreate", Versions: v2at3020, Params: "CUarray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR *pAllocateArray", NoPlain: true},
-	{Name: "cuArrayDestroy", Params: "CUarray hArray"},
+	{Name: "cuArray3DCreate", Versions: v2at3020, Params: "CUarray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR *pAllocateArray", NoPlain: true, Backend: true},
+	{Name: "cuArrayDestroy", Params: "CUarray hArray", Backend: true},
 	{Name: "cuArrayGetDescriptor", Versions: v2at3020, Params: "CUDA_ARRAY_DESCRIPTOR *pArrayDescriptor, CUarray hArray", NoPlain: true},
 	{Name: "cuArray3DGetDescriptor", Versions: v2at3020, Params: "CUDA_ARRAY3D_DESCRIPTOR *pArrayDescriptor, CUarray hArray", NoPlain: true},
 	{Name: "cuTexObjectGetResourceDesc", Since: 5000, Params: "CUDA_RESOURCE_DESC *pResDesc, CUtexObject texObject"},

@@ -40,4 +40,17 @@ var shimLocalGraphs = []EntryPoint{
 	{Name: "cuGraphLaunch", Since: 10000, PerThread: "_ptsz", Params: "CUgraphExec hGraphExec, CUstream hStream"},
 	{Name: "cuGraphUpload", Since: 11010, PerThread: "_ptsz", Params: "CUgraphExec hGraphExec, CUstream hStream"},
 	{Name: "cuGraphExecDestroy", Since: 10000, Params: "CUgraphExec hGraphExec"},
+
+	// Node parameters, and updates of executable graphs.
+	{Name: "cuGraphKernelNodeGetParams", Since: 10000, Params: "CUgraphNode hNode, CUDA_KERNEL_NODE_PARAMS *nodeParams"},
+	{Name: "cuGraphKernelNodeSetParams", Since: 10000, Params: "CUgraphNode hNode, const CUDA_KERNEL_NODE_PARAMS *nodeParams"},
+	{Name: "cuGraphExecKernelNodeSetParams", Since: 10010,
+		Params: "CUgraphExec hGraphExec, CUgraphNode hNode, const CUDA_KERNEL_NODE_PARAMS *nodeParams"},
+	{Name: "cuGraphExecMemcpyNodeSetParams", Since: 10020,
+		Params: "CUgraphExec hGraphExec, CUgraphNode hNode, const CUDA_MEMCPY3D *copyParams, CUcontext ctx"},
+	{Name: "cuGraphExecMemsetNodeSetParams", Since: 10020,
+		Params: "CUgraphExec hGraphExec, CUgraphNode hNode, const CUDA_MEMSET_NODE_PARAMS *memsetParams, CUcontext ctx"},
+	{Name: "cuGraphExecUpdate", Since: 10020, Versions: []Version{{"_v2", 12000}},
+		Params:      "CUgraphExec hGraphExec, CUgraph hGraph, CUgraphExecUpdateResultInfo *resultInfo",
+		PlainParams: "CUgraphExec hGraphExec, CUgraph hGraph, CUgraphNode *hErrorNode_out, CUgraphExecUpdateResult *updateResult_out"},
 }

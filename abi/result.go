@@ -40,11 +40,14 @@ const (
 	ErrPeerAccessNotEnabled  Result = 705
 	ErrLaunchFailed          Result = 719
 	ErrCooperativeTooLarge   Result = 720
-	ErrNotPermitted          Result = 800
-	ErrNotSupported          Result = 801
-	ErrSystemNotReady        Result = 802
-	ErrSystemDriverMismatch  Result = 803
-	ErrUnknown               Result = 999
+	// ErrGraphExecUpdateFailure: an executable graph's update broke a
+	// rule of updates (a changed topology or node type).
+	ErrGraphExecUpdateFailure Result = 910
+	ErrNotPermitted           Result = 800
+	ErrNotSupported           Result = 801
+	ErrSystemNotReady         Result = 802
+	ErrSystemDriverMismatch   Result = 803
+	ErrUnknown                Result = 999
 
 	// Execution affinity (CUDA 11.4 on).
 	ErrUnsupportedExecAffinity = Result(224)
@@ -65,40 +68,41 @@ const (
 )
 
 var resultNames = map[Result][2]string{
-	Success:                  {"CUDA_SUCCESS", "no error"},
-	ErrInvalidValue:          {"CUDA_ERROR_INVALID_VALUE", "invalid argument"},
-	ErrOutOfMemory:           {"CUDA_ERROR_OUT_OF_MEMORY", "out of memory"},
-	ErrNotInitialized:        {"CUDA_ERROR_NOT_INITIALIZED", "initialization error"},
-	ErrDeinitialized:         {"CUDA_ERROR_DEINITIALIZED", "driver shutting down"},
-	ErrDeviceUnavailable:     {"CUDA_ERROR_DEVICE_UNAVAILABLE", "CUDA-capable device(s) is/are busy or unavailable"},
-	ErrNoDevice:              {"CUDA_ERROR_NO_DEVICE", "no CUDA-capable device is detected"},
-	ErrInvalidDevice:         {"CUDA_ERROR_INVALID_DEVICE", "invalid device ordinal"},
-	ErrInvalidImage:          {"CUDA_ERROR_INVALID_IMAGE", "device kernel image is invalid"},
-	ErrInvalidContext:        {"CUDA_ERROR_INVALID_CONTEXT", "invalid device context"},
-	ErrNoBinaryForGPU:        {"CUDA_ERROR_NO_BINARY_FOR_GPU", "no kernel image is available for execution on the device"},
-	ErrUnsupportedLimit:      {"CUDA_ERROR_UNSUPPORTED_LIMIT", "limit is not supported on this architecture"},
-	ErrInvalidPTX:            {"CUDA_ERROR_INVALID_PTX", "a PTX JIT compilation failed"},
-	ErrUnsupportedPTXVersion: {"CUDA_ERROR_UNSUPPORTED_PTX_VERSION", "the provided PTX was compiled with an unsupported toolchain"},
-	ErrInvalidSource:         {"CUDA_ERROR_INVALID_SOURCE", "device kernel image is invalid"},
-	ErrOperatingSystem:       {"CUDA_ERROR_OPERATING_SYSTEM", "OS call failed or operation not supported on this OS"},
-	ErrPeerAccessUnsupported: {"CUDA_ERROR_PEER_ACCESS_UNSUPPORTED", "peer access is not supported across the given devices"},
-	ErrInvalidHandle:         {"CUDA_ERROR_INVALID_HANDLE", "invalid resource handle"},
-	ErrIllegalState:          {"CUDA_ERROR_ILLEGAL_STATE", "the operation cannot be performed in the present state"},
-	ErrNotFound:              {"CUDA_ERROR_NOT_FOUND", "named symbol not found"},
-	ErrNotReady:              {"CUDA_ERROR_NOT_READY", "device not ready"},
-	ErrIllegalAddress:        {"CUDA_ERROR_ILLEGAL_ADDRESS", "an illegal memory access was encountered"},
-	ErrLaunchOutOfResources:  {"CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES", "too many resources requested for launch"},
-	ErrLaunchTimeout:         {"CUDA_ERROR_LAUNCH_TIMEOUT", "the launch timed out and was terminated"},
-	ErrIllegalInstruction:    {"CUDA_ERROR_ILLEGAL_INSTRUCTION", "an illegal instruction was encountered"},
-	ErrMisalignedAddress:     {"CUDA_ERROR_MISALIGNED_ADDRESS", "misaligned address"},
-	ErrPeerAccessNotEnabled:  {"CUDA_ERROR_PEER_ACCESS_NOT_ENABLED", "peer access has not been enabled"},
-	ErrLaunchFailed:          {"CUDA_ERROR_LAUNCH_FAILED", "unspecified launch failure"},
-	ErrCooperativeTooLarge:   {"CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE", "too many blocks in cooperative launch"},
-	ErrNotPermitted:          {"CUDA_ERROR_NOT_PERMITTED", "operation not permitted"},
-	ErrNotSupported:          {"CUDA_ERROR_NOT_SUPPORTED", "operation not supported"},
-	ErrSystemNotReady:        {"CUDA_ERROR_SYSTEM_NOT_READY", "system not yet initialized"},
-	ErrSystemDriverMismatch:  {"CUDA_ERROR_SYSTEM_DRIVER_MISMATCH", "system has unsupported display driver / cuda driver combination"},
-	ErrUnknown:               {"CUDA_ERROR_UNKNOWN", "unknown error"},
+	Success:                   {"CUDA_SUCCESS", "no error"},
+	ErrInvalidValue:           {"CUDA_ERROR_INVALID_VALUE", "invalid argument"},
+	ErrOutOfMemory:            {"CUDA_ERROR_OUT_OF_MEMORY", "out of memory"},
+	ErrNotInitialized:         {"CUDA_ERROR_NOT_INITIALIZED", "initialization error"},
+	ErrDeinitialized:          {"CUDA_ERROR_DEINITIALIZED", "driver shutting down"},
+	ErrDeviceUnavailable:      {"CUDA_ERROR_DEVICE_UNAVAILABLE", "CUDA-capable device(s) is/are busy or unavailable"},
+	ErrNoDevice:               {"CUDA_ERROR_NO_DEVICE", "no CUDA-capable device is detected"},
+	ErrInvalidDevice:          {"CUDA_ERROR_INVALID_DEVICE", "invalid device ordinal"},
+	ErrInvalidImage:           {"CUDA_ERROR_INVALID_IMAGE", "device kernel image is invalid"},
+	ErrInvalidContext:         {"CUDA_ERROR_INVALID_CONTEXT", "invalid device context"},
+	ErrNoBinaryForGPU:         {"CUDA_ERROR_NO_BINARY_FOR_GPU", "no kernel image is available for execution on the device"},
+	ErrUnsupportedLimit:       {"CUDA_ERROR_UNSUPPORTED_LIMIT", "limit is not supported on this architecture"},
+	ErrInvalidPTX:             {"CUDA_ERROR_INVALID_PTX", "a PTX JIT compilation failed"},
+	ErrUnsupportedPTXVersion:  {"CUDA_ERROR_UNSUPPORTED_PTX_VERSION", "the provided PTX was compiled with an unsupported toolchain"},
+	ErrInvalidSource:          {"CUDA_ERROR_INVALID_SOURCE", "device kernel image is invalid"},
+	ErrOperatingSystem:        {"CUDA_ERROR_OPERATING_SYSTEM", "OS call failed or operation not supported on this OS"},
+	ErrPeerAccessUnsupported:  {"CUDA_ERROR_PEER_ACCESS_UNSUPPORTED", "peer access is not supported across the given devices"},
+	ErrInvalidHandle:          {"CUDA_ERROR_INVALID_HANDLE", "invalid resource handle"},
+	ErrIllegalState:           {"CUDA_ERROR_ILLEGAL_STATE", "the operation cannot be performed in the present state"},
+	ErrNotFound:               {"CUDA_ERROR_NOT_FOUND", "named symbol not found"},
+	ErrNotReady:               {"CUDA_ERROR_NOT_READY", "device not ready"},
+	ErrIllegalAddress:         {"CUDA_ERROR_ILLEGAL_ADDRESS", "an illegal memory access was encountered"},
+	ErrLaunchOutOfResources:   {"CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES", "too many resources requested for launch"},
+	ErrLaunchTimeout:          {"CUDA_ERROR_LAUNCH_TIMEOUT", "the launch timed out and was terminated"},
+	ErrIllegalInstruction:     {"CUDA_ERROR_ILLEGAL_INSTRUCTION", "an illegal instruction was encountered"},
+	ErrMisalignedAddress:      {"CUDA_ERROR_MISALIGNED_ADDRESS", "misaligned address"},
+	ErrPeerAccessNotEnabled:   {"CUDA_ERROR_PEER_ACCESS_NOT_ENABLED", "peer access has not been enabled"},
+	ErrLaunchFailed:           {"CUDA_ERROR_LAUNCH_FAILED", "unspecified launch failure"},
+	ErrCooperativeTooLarge:    {"CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE", "too many blocks in cooperative launch"},
+	ErrGraphExecUpdateFailure: {"CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE", "the graph update was not performed because it included changes which violated constraints specific to instantiated graph update"},
+	ErrNotPermitted:           {"CUDA_ERROR_NOT_PERMITTED", "operation not permitted"},
+	ErrNotSupported:           {"CUDA_ERROR_NOT_SUPPORTED", "operation not supported"},
+	ErrSystemNotReady:         {"CUDA_ERROR_SYSTEM_NOT_READY", "system not yet initialized"},
+	ErrSystemDriverMismatch:   {"CUDA_ERROR_SYSTEM_DRIVER_MISMATCH", "system has unsupported display driver / cuda driver combination"},
+	ErrUnknown:                {"CUDA_ERROR_UNKNOWN", "unknown error"},
 
 	ErrUnsupportedExecAffinity:     {"CUDA_ERROR_UNSUPPORTED_EXEC_AFFINITY", "the provided execution affinity is not supported by the device"},
 	ErrHostMemoryAlreadyRegistered: {"CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED", "part or all of the requested memory range is already mapped"},

@@ -14,7 +14,12 @@ import (
 // session's device memory, linear memory or pitched 2D memory) and
 // texture descriptors.
 type TexObject struct {
-	Surface    bool
+	Surface bool
+	// Linear marks a texture over linear memory (CU_RESOURCE_TYPE_LINEAR),
+	// which kernels read with integer coordinates (tex1Dfetch): a 1D
+	// image that is not a CUDA array. A backend over a real driver must
+	// tell the two apart.
+	Linear     bool
 	Ptr        uint64
 	Format     uint32 // CUarray_format
 	Channels   uint32 // 1, 2 or 4
@@ -70,6 +75,13 @@ const (
 	maxTexFilterMode  = 1 // linear
 )
 
+// The first byte of an encoded TexObject: what kind of object it is.
+const (
+	texKindTexture = 0
+	texKindSurface = 1
+	texKindLinear  = 2
+)
+
 // TexObjectSize is the encoded size of a TexObject.
 const TexObjectSize = 1 + 8 + 3*4 + 6*8 + 3*4 + 4 + 4 + 4*4
 
@@ -80,11 +92,14 @@ const MaxTexExtent = 1 << 28
 // Marshal encodes t in TexObjectSize bytes.
 func (t *TexObject) Marshal() []byte {
 	b := make([]byte, 0, TexObjectSize)
-	surf := byte(0)
-	if t.Surface {
-		surf = 1
+	kind := byte(texKindTexture)
+	switch {
+	case t.Surface:
+		kind = texKindSurface
+	case t.Linear:
+		kind = texKindLinear
 	}
-	b = append(b, surf)
+	b = append(b, kind)
 	b = binary.LittleEndian.AppendUint64(b, t.Ptr)
 	for _, v := range []uint32{t.Format, t.Channels, t.Dims} {
 		b = binary.LittleEndian.AppendUint32(b, v)
@@ -106,10 +121,10 @@ func (t *TexObject) Marshal() []byte {
 // UnmarshalTexObject decodes and validates an encoded TexObject.
 func UnmarshalTexObject(b []byte) (TexObject, error) {
 	var t TexObject
-	if len(b) != TexObjectSize || b[0] > 1 {
+	if len(b) != TexObjectSize || b[0] > texKindLinear {
 		return t, Errorf(ErrInvalidValue, "texture object description of %d bytes", len(b))
 	}
-	t.Surface = b[0] == 1
+	t.Surface, t.Linear = b[0] == texKindSurface, b[0] == texKindLinear
 	b = b[1:]
 	u64 := func() uint64 { v := binary.LittleEndian.Uint64(b); b = b[8:]; return v }
 	u32 := func() uint32 { v := binary.LittleEndian.Uint32(b); b = b[4:]; return v }
@@ -140,6 +155,9 @@ func (t *TexObject) Validate() error {
 	}
 	if t.Dims < 1 || t.Dims > 3 || t.Dims == 3 && t.Layers != 0 {
 		return bad("bad dimensions")
+	}
+	if t.Linear && (t.Surface || t.Dims != 1 || t.Layers != 0) {
+		return bad("linear memory is a 1D texture")
 	}
 	if t.Width == 0 || t.Height == 0 || t.Depth == 0 || t.Width > MaxTexExtent || t.Height > MaxTexExtent ||
 		t.Depth > MaxTexExtent || t.Layers > MaxTexExtent || t.Dims < 2 && t.Height != 1 || t.Dims < 3 && t.Depth != 1 {

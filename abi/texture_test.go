@@ -30,6 +30,20 @@ func TestTexObjectRoundTrip(t *testing.T) {
 	if _, err := UnmarshalTexObject(append(b, 0)); ResultOf(err) != ErrInvalidValue {
 		t.Fatalf("trailing byte: %v", err)
 	}
+	for _, kind := range []func(*TexObject){
+		func(o *TexObject) { o.Surface = true },
+		func(o *TexObject) { o.Linear, o.Dims, o.Height, o.Pitch = true, 1, 1, 256 },
+	} {
+		want := validTexObject()
+		kind(&want)
+		if got, err := UnmarshalTexObject(want.Marshal()); err != nil || got != want {
+			t.Errorf("got %+v, %v; want %+v", got, err, want)
+		}
+	}
+	b[0] = 3
+	if _, err := UnmarshalTexObject(b); ResultOf(err) != ErrInvalidValue {
+		t.Errorf("kind 3: %v", err)
+	}
 }
 
 // Shapes that do not describe an image, or whose extent overflows, are
@@ -52,6 +66,10 @@ func TestTexObjectValidate(t *testing.T) {
 		"3D layered":    func(o *TexObject) { o.Dims, o.Depth, o.Layers, o.SlicePitch = 3, 2, 2, 4096 },
 		"extent wraps":  func(o *TexObject) { o.Dims, o.Depth, o.SlicePitch = 3, MaxTexExtent, 1<<50 },
 		"pitch too big": func(o *TexObject) { o.Pitch = 1<<40 + 1 },
+		"linear 2D":     func(o *TexObject) { o.Linear = true },
+		"linear surface": func(o *TexObject) {
+			o.Linear, o.Surface, o.Dims, o.Height, o.Pitch = true, true, 1, 1, 256
+		},
 	} {
 		o := validTexObject()
 		mod(&o)

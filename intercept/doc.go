@@ -68,8 +68,10 @@
 //   - Contexts on one device share its session, so a context's allocations
 //     outlive cuCtxDestroy while the device has another context (created
 //     and alive, or its primary context retained). Destroying the last
-//     one, or cuDevicePrimaryCtxReset, replaces kerfd's context: its
-//     memory, modules, streams and events go, and so does a sticky error.
+//     one (the last cuDevicePrimaryCtxRelease destroys the primary
+//     context), or cuDevicePrimaryCtxReset, replaces kerfd's context: its
+//     memory, modules, streams and events go, the memory back to the
+//     slice, and so does a sticky error.
 //   - The 32-bit v1 entry points (cuMemAlloc, cuMemcpyHtoD, ... without
 //     _v2) are not exported: slice addresses do not fit in 32 bits.
 //     Programs compiled against any CUDA header since 3.2 use the _v2 names.

@@ -1528,6 +1528,94 @@ func cuGraphExecDestroy(hGraphExec C.CUgraphExec) (ret C.CUresult) {
 	return implGraphExecDestroy(hGraphExec)
 }
 
+//export cuGraphExecKernelNodeSetParams
+func cuGraphExecKernelNodeSetParams(hGraphExec C.CUgraphExec, hNode C.CUgraphNode, nodeParams *C.CUDA_KERNEL_NODE_PARAMS) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuGraphExecKernelNodeSetParams")
+		l.handle("hGraphExec", uintptr(unsafe.Pointer(hGraphExec)))
+		l.handle("hNode", uintptr(unsafe.Pointer(hNode)))
+		l.hex("nodeParams", uint64(uintptr(unsafe.Pointer(nodeParams))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implGraphExecKernelNodeSetParams(hGraphExec, hNode, nodeParams)
+}
+
+//export cuGraphExecMemcpyNodeSetParams
+func cuGraphExecMemcpyNodeSetParams(hGraphExec C.CUgraphExec, hNode C.CUgraphNode, copyParams *C.CUDA_MEMCPY3D, ctx C.CUcontext) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuGraphExecMemcpyNodeSetParams")
+		l.handle("hGraphExec", uintptr(unsafe.Pointer(hGraphExec)))
+		l.handle("hNode", uintptr(unsafe.Pointer(hNode)))
+		l.hex("copyParams", uint64(uintptr(unsafe.Pointer(copyParams))))
+		l.handle("ctx", uintptr(unsafe.Pointer(ctx)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implGraphExecMemcpyNodeSetParams(hGraphExec, hNode, copyParams, ctx)
+}
+
+//export cuGraphExecMemsetNodeSetParams
+func cuGraphExecMemsetNodeSetParams(hGraphExec C.CUgraphExec, hNode C.CUgraphNode, memsetParams *C.CUDA_MEMSET_NODE_PARAMS, ctx C.CUcontext) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuGraphExecMemsetNodeSetParams")
+		l.handle("hGraphExec", uintptr(unsafe.Pointer(hGraphExec)))
+		l.handle("hNode", uintptr(unsafe.Pointer(hNode)))
+		l.hex("memsetParams", uint64(uintptr(unsafe.Pointer(memsetParams))))
+		l.handle("ctx", uintptr(unsafe.Pointer(ctx)))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implGraphExecMemsetNodeSetParams(hGraphExec, hNode, memsetParams, ctx)
+}
+
+//export cuGraphExecUpdate
+func cuGraphExecUpdate(hGraphExec C.CUgraphExec, hGraph C.CUgraph, hErrorNode_out *C.CUgraphNode, updateResult_out *C.CUgraphExecUpdateResult) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuGraphExecUpdate")
+		l.handle("hGraphExec", uintptr(unsafe.Pointer(hGraphExec)))
+		l.handle("hGraph", uintptr(unsafe.Pointer(hGraph)))
+		if hErrorNode_out == nil {
+			l.str("hErrorNode_out", "", false)
+		}
+		l.hex("updateResult_out", uint64(uintptr(unsafe.Pointer(updateResult_out))))
+		l.run()
+		defer func() {
+			if ret == 0 && hErrorNode_out != nil {
+				l.outHandle("hErrorNode_out", uintptr(unsafe.Pointer(*hErrorNode_out)))
+			}
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implGraphExecUpdateV1(hGraphExec, hGraph, hErrorNode_out, updateResult_out)
+}
+
+//export cuGraphExecUpdate_v2
+func cuGraphExecUpdate_v2(hGraphExec C.CUgraphExec, hGraph C.CUgraph, resultInfo *C.CUgraphExecUpdateResultInfo) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuGraphExecUpdate_v2")
+		l.handle("hGraphExec", uintptr(unsafe.Pointer(hGraphExec)))
+		l.handle("hGraph", uintptr(unsafe.Pointer(hGraph)))
+		l.hex("resultInfo", uint64(uintptr(unsafe.Pointer(resultInfo))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implGraphExecUpdate(hGraphExec, hGraph, resultInfo)
+}
+
 //export cuGraphGetNodes
 func cuGraphGetNodes(hGraph C.CUgraph, nodes *C.CUgraphNode, numNodes *C.size_t) (ret C.CUresult) {
 	if tracing {
@@ -1655,6 +1743,36 @@ func cuGraphInstantiateWithFlags(phGraphExec *C.CUgraphExec, hGraph C.CUgraph, f
 	}
 	defer guard(&ret)
 	return implGraphInstantiateWithFlags(phGraphExec, hGraph, flags)
+}
+
+//export cuGraphKernelNodeGetParams
+func cuGraphKernelNodeGetParams(hNode C.CUgraphNode, nodeParams *C.CUDA_KERNEL_NODE_PARAMS) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuGraphKernelNodeGetParams")
+		l.handle("hNode", uintptr(unsafe.Pointer(hNode)))
+		l.hex("nodeParams", uint64(uintptr(unsafe.Pointer(nodeParams))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implGraphKernelNodeGetParams(hNode, nodeParams)
+}
+
+//export cuGraphKernelNodeSetParams
+func cuGraphKernelNodeSetParams(hNode C.CUgraphNode, nodeParams *C.CUDA_KERNEL_NODE_PARAMS) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuGraphKernelNodeSetParams")
+		l.handle("hNode", uintptr(unsafe.Pointer(hNode)))
+		l.hex("nodeParams", uint64(uintptr(unsafe.Pointer(nodeParams))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implGraphKernelNodeSetParams(hNode, nodeParams)
 }
 
 //export cuGraphLaunch

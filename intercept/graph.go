@@ -35,6 +35,10 @@ type graphNode struct {
 	dev  *device // nil for an empty node
 	deps []*graphNode
 	run  streamWork // nil for an empty node
+	// kernel is a kernel node's launch (cuGraphKernelNodeGetParams);
+	// params is the C memory its kernelParams were last returned in.
+	kernel *kernelSpec
+	params cmem
 }
 
 type graph struct {
@@ -43,12 +47,27 @@ type graph struct {
 	nodes []*graphNode
 }
 
-// graphExec is an instantiated graph: its nodes' work in launch order.
+// graphExec is an instantiated graph: its nodes' work in launch order,
+// taken when it was instantiated, so that later changes to the graph do
+// not reach it. steps is replaced, never changed in place, so that a
+// launch may replay the steps it took under graphs.mu.
 type graphExec struct {
 	key   uintptr
 	mem   cmem
 	dev   *device
-	steps []*graphNode
+	steps []execStep
+	// index is the step of each node of the graph it was made from,
+	// stepOf the same by the node's index in that graph, and shape that
+	// graph's topology, for cuGraphExecUpdate.
+	index  map[*graphNode]int
+	stepOf []int
+	shape  []nodeShape
+}
+
+// execStep is one node's work in an executable graph.
+type execStep struct {
+	typ nodeType
+	run streamWork // nil for an empty node
 }
 
 // Capture modes (CUstreamCaptureMode) and statuses.
@@ -107,12 +126,17 @@ func isDefaultStream(key uintptr) bool {
 // submit issues work into stream key (resolved to dv and s), or records
 // it as a node when the stream is capturing.
 func submit(key uintptr, dv *device, s uint64, typ nodeType, work streamWork) Result {
+	return submitNode(key, dv, s, typ, work, nil)
+}
+
+// submitNode is submit, keeping a kernel node's launch k.
+func submitNode(key uintptr, dv *device, s uint64, typ nodeType, work streamWork, k *kernelSpec) Result {
 	if !isDefaultStream(key) {
 		graphs.mu.Lock()
 		c := graphs.byStream[key]
 		if c != nil {
 			defer graphs.mu.Unlock()
-			return c.record(key, dv, typ, work)
+			return c.record(key, dv, typ, work, k)
 		}
 		graphs.mu.Unlock()
 	}
@@ -121,7 +145,7 @@ func submit(key uintptr, dv *device, s uint64, typ nodeType, work streamWork) Re
 
 // record appends a node to c's graph after stream key's last nodes.
 // graphs.mu is held.
-func (c *capture) record(key uintptr, dv *device, typ nodeType, work streamWork) Result {
+func (c *capture) record(key uintptr, dv *device, typ nodeType, work streamWork, k *kernelSpec) Result {
 	if c.invalid {
 		return abi.ErrStreamCaptureInvalidated
 	}
@@ -134,6 +158,7 @@ func (c *capture) record(key uintptr, dv *device, typ nodeType, work streamWork)
 		c.invalid = true
 		return res
 	}
+	n.kernel = k
 	c.tails[key] = []*graphNode{n}
 	return abi.Success
 }
@@ -465,6 +490,7 @@ func destroyGraphLocked(g *graph) {
 	for _, n := range g.nodes {
 		delete(graphs.nodes, n.key)
 		freeHandleMem(n.mem)
+		freeParamsMem(n.params)
 	}
 	delete(graphs.graphs, g.key)
 	freeHandleMem(g.mem)
@@ -490,7 +516,7 @@ func graphDestroy(key uintptr) Result {
 }
 
 // addNode adds a node to graph gkey after the nodes depKeys.
-func addNode(gkey uintptr, depKeys []uintptr, typ nodeType, dv *device, work streamWork) (*graphNode, Result) {
+func addNode(gkey uintptr, depKeys []uintptr, typ nodeType, dv *device, work streamWork, k *kernelSpec) (*graphNode, Result) {
 	if _, res := drv.ready(); res != abi.Success {
 		return nil, res
 	}
@@ -504,7 +530,11 @@ func addNode(gkey uintptr, depKeys []uintptr, typ nodeType, dv *device, work str
 	if res != abi.Success {
 		return nil, res
 	}
-	return newNodeLocked(g, typ, dv, deps, work)
+	n, res := newNodeLocked(g, typ, dv, deps, work)
+	if res == abi.Success {
+		n.kernel = k
+	}
+	return n, res
 }
 
 // nodesOfLocked resolves node handles of g; a repeated or foreign one is
@@ -570,7 +600,8 @@ func childGraphWork(gkey uintptr) (*device, streamWork, Result) {
 	if res != abi.Success {
 		return nil, nil, res
 	}
-	return x.dev, x.replay, abi.Success
+	steps := x.steps
+	return x.dev, func(dv *device, s uint64) Result { return replay(steps, dv, s) }, abi.Success
 }
 
 // graphNodes returns g's nodes, or its root nodes.
@@ -609,7 +640,7 @@ func nodeInfo(key uintptr) (nodeType, []uintptr, Result) {
 // orderLocked puts g's nodes in an order that keeps every dependency,
 // earliest-added first among the ready ones; a cycle is refused.
 func orderLocked(g *graph) (*graphExec, Result) {
-	x := &graphExec{}
+	x := &graphExec{index: make(map[*graphNode]int, len(g.nodes)), shape: shapeOf(g)}
 	done := make(map[*graphNode]bool, len(g.nodes))
 	for len(x.steps) < len(g.nodes) {
 		progress := false
@@ -624,12 +655,17 @@ func orderLocked(g *graph) (*graphExec, Result) {
 				x.dev = n.dev
 			}
 			done[n] = true
-			x.steps = append(x.steps, n)
+			x.index[n] = len(x.steps)
+			x.steps = append(x.steps, execStep{typ: n.typ, run: n.run})
 			progress = true
 		}
 		if !progress {
 			return nil, abi.ErrInvalidValue
 		}
+	}
+	x.stepOf = make([]int, len(g.nodes))
+	for i, n := range g.nodes {
+		x.stepOf[i] = x.index[n]
 	}
 	return x, abi.Success
 }
@@ -678,10 +714,10 @@ func graphExecDestroy(key uintptr) Result {
 	return abi.Success
 }
 
-// replay issues x's work into stream s of dv. Work after a host node
-// waits for it, as any stream work does.
-func (x *graphExec) replay(dv *device, s uint64) Result {
-	for _, n := range x.steps {
+// replay issues an executable graph's steps into stream s of dv. Work
+// after a host node waits for it, as any stream work does.
+func replay(steps []execStep, dv *device, s uint64) Result {
+	for _, n := range steps {
 		if n.run == nil {
 			continue
 		}
@@ -702,6 +738,10 @@ func graphLaunch(xkey, skey uintptr, upload bool) Result {
 	}
 	graphs.mu.Lock()
 	x := graphs.execs[xkey]
+	var steps []execStep
+	if x != nil {
+		steps = x.steps
+	}
 	graphs.mu.Unlock()
 	if x == nil {
 		return abi.ErrInvalidValue
@@ -721,7 +761,7 @@ func graphLaunch(xkey, skey uintptr, upload bool) Result {
 	if upload {
 		return abi.Success
 	}
-	return submit(skey, dv, s, nodeGraph, x.replay)
+	return submit(skey, dv, s, nodeGraph, func(dv *device, s uint64) Result { return replay(steps, dv, s) })
 }
 
 // nonBlockingStream reports whether stream key was created with

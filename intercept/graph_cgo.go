@@ -4,6 +4,7 @@ package main
 // graph.go holds the logic.
 
 /*
+#include <stdlib.h>
 #include "shim.h"
 
 // kerf_thread_tag's address differs in every thread: the capture rules
@@ -165,6 +166,11 @@ func implGraphDestroy(g C.CUgraph) C.CUresult { return cr(graphDestroy(key(unsaf
 
 // addNodeOut adds a node and writes its handle.
 func addNodeOut(pn *C.CUgraphNode, g C.CUgraph, deps *C.CUgraphNode, n C.size_t, typ nodeType, dv *device, work streamWork) C.CUresult {
+	return addNodeOutK(pn, g, deps, n, typ, dv, work, nil)
+}
+
+// addNodeOutK is addNodeOut keeping a kernel node's launch k.
+func addNodeOutK(pn *C.CUgraphNode, g C.CUgraph, deps *C.CUgraphNode, n C.size_t, typ nodeType, dv *device, work streamWork, k *kernelSpec) C.CUresult {
 	if pn == nil {
 		return errNull
 	}
@@ -172,7 +178,7 @@ func addNodeOut(pn *C.CUgraphNode, g C.CUgraph, deps *C.CUgraphNode, n C.size_t,
 	if res != abi.Success {
 		return cr(res)
 	}
-	node, res := addNode(key(unsafe.Pointer(g)), keys, typ, dv, work)
+	node, res := addNode(key(unsafe.Pointer(g)), keys, typ, dv, work, k)
 	if res == abi.Success {
 		*pn = C.CUgraphNode(node.mem)
 	}
@@ -180,26 +186,31 @@ func addNodeOut(pn *C.CUgraphNode, g C.CUgraph, deps *C.CUgraphNode, n C.size_t,
 }
 
 func implGraphAddKernelNode(pn *C.CUgraphNode, g C.CUgraph, deps *C.CUgraphNode, n C.size_t, p *C.CUDA_KERNEL_NODE_PARAMS) C.CUresult {
+	k, res := kernelNodeSpec(p)
+	if res != abi.Success {
+		return cr(res)
+	}
+	return addNodeOutK(pn, g, deps, n, nodeKernel, k.f.dev, k.work(), k)
+}
+
+// kernelNodeSpec checks a kernel node's parameters and packs them.
+func kernelNodeSpec(p *C.CUDA_KERNEL_NODE_PARAMS) (*kernelSpec, Result) {
 	if p == nil {
-		return errNull
+		return nil, abi.ErrInvalidValue
 	}
 	if _, res := drv.ready(); res != abi.Success {
-		return cr(res)
+		return nil, res
 	}
 	f, ok := drv.lookup(key(unsafe.Pointer(p._func)), kindFunction)
 	if !ok {
-		return cr(abi.ErrInvalidHandle)
+		return nil, abi.ErrInvalidHandle
 	}
 	src, res := paramsOf(p.kernelParams, p.extra)
 	if res != abi.Success {
-		return cr(res)
+		return nil, res
 	}
-	work, res := kernelWork(f, abi.Dim3{X: uint32(p.gridDimX), Y: uint32(p.gridDimY), Z: uint32(p.gridDimZ)},
+	return kernelSpecOf(f, abi.Dim3{X: uint32(p.gridDimX), Y: uint32(p.gridDimY), Z: uint32(p.gridDimZ)},
 		abi.Dim3{X: uint32(p.blockDimX), Y: uint32(p.blockDimY), Z: uint32(p.blockDimZ)}, uint32(p.sharedMemBytes), src, false)
-	if res != abi.Success {
-		return cr(res)
-	}
-	return addNodeOut(pn, g, deps, n, nodeKernel, f.dev, work)
 }
 
 // nodeDevice is the device of a node's context: ctx, or the current one.
@@ -221,34 +232,55 @@ func implGraphAddMemcpyNode(pn *C.CUgraphNode, g C.CUgraph, deps *C.CUgraphNode,
 	if p == nil {
 		return errNull
 	}
-	dv, res := nodeDevice(ctx)
+	dv, work, res := memcpyNodeWork(p, ctx)
 	if res != abi.Success {
 		return cr(res)
+	}
+	return addNodeOut(pn, g, deps, n, nodeMemcpy, dv, work)
+}
+
+// memcpyNodeWork checks a memcpy node's copy and returns its work.
+func memcpyNodeWork(p *C.CUDA_MEMCPY3D, ctx C.CUcontext) (*device, streamWork, Result) {
+	if p == nil {
+		return nil, nil, abi.ErrInvalidValue
+	}
+	dv, res := nodeDevice(ctx)
+	if res != abi.Success {
+		return nil, nil, res
 	}
 	c, src, dst := copy3DOf(p)
 	unifiedEnds(&c, src, dst)
 	if res := c.check(dv, src, dst); res != abi.Success {
-		return cr(res)
+		return nil, nil, res
 	}
-	return addNodeOut(pn, g, deps, n, nodeMemcpy, dv, func(dv *device, s uint64) Result { return c.run(dv, s, true) })
+	return dv, func(dv *device, s uint64) Result { return c.run(dv, s, true) }, abi.Success
 }
 
 func implGraphAddMemsetNode(pn *C.CUgraphNode, g C.CUgraph, deps *C.CUgraphNode, n C.size_t, p *C.CUDA_MEMSET_NODE_PARAMS, ctx C.CUcontext) C.CUresult {
 	if p == nil {
 		return errNull
 	}
-	dv, res := nodeDevice(ctx)
-	if res != abi.Success {
-		return cr(res)
-	}
-	if p.elementSize != 1 && p.elementSize != 2 && p.elementSize != 4 {
-		return errNull
-	}
-	work, res := memsetWork(uint64(p.dst), uint64(p.pitch), uint32(p.value), uint32(p.elementSize), uint64(p.width), uint64(p.height), true)
+	dv, work, res := memsetNodeWork(p, ctx)
 	if res != abi.Success {
 		return cr(res)
 	}
 	return addNodeOut(pn, g, deps, n, nodeMemset, dv, work)
+}
+
+// memsetNodeWork checks a memset node's parameters and returns its work.
+func memsetNodeWork(p *C.CUDA_MEMSET_NODE_PARAMS, ctx C.CUcontext) (*device, streamWork, Result) {
+	if p == nil {
+		return nil, nil, abi.ErrInvalidValue
+	}
+	dv, res := nodeDevice(ctx)
+	if res != abi.Success {
+		return nil, nil, res
+	}
+	if p.elementSize != 1 && p.elementSize != 2 && p.elementSize != 4 {
+		return nil, nil, abi.ErrInvalidValue
+	}
+	work, res := memsetWork(uint64(p.dst), uint64(p.pitch), uint32(p.value), uint32(p.elementSize), uint64(p.width), uint64(p.height), true)
+	return dv, work, res
 }
 
 func implGraphAddHostNode(pn *C.CUgraphNode, g C.CUgraph, deps *C.CUgraphNode, n C.size_t, p *C.CUDA_HOST_NODE_PARAMS) C.CUresult {
@@ -345,4 +377,104 @@ func implGraphUpload(x C.CUgraphExec, s C.CUstream) C.CUresult {
 
 func implGraphExecDestroy(x C.CUgraphExec) C.CUresult {
 	return cr(graphExecDestroy(key(unsafe.Pointer(x))))
+}
+
+func implGraphKernelNodeGetParams(node C.CUgraphNode, p *C.CUDA_KERNEL_NODE_PARAMS) C.CUresult {
+	if p == nil {
+		return errNull
+	}
+	if _, res := drv.ready(); res != abi.Success {
+		return cr(res)
+	}
+	n, k, res := kernelNode(key(unsafe.Pointer(node)))
+	if res != abi.Success {
+		return cr(res)
+	}
+	layout, res := k.f.params()
+	if res != abi.Success {
+		return cr(res)
+	}
+	// kernelParams point into a copy of the packed parameters, which stays
+	// until the next call for the node or the graph's destruction.
+	ptrs := uintptr(len(layout)) * unsafe.Sizeof(uintptr(0))
+	mem := C.malloc(C.size_t(ptrs + uintptr(len(k.params)) + 1))
+	if mem == nil {
+		return cr(abi.ErrOutOfMemory)
+	}
+	buf := unsafe.Slice((*byte)(unsafe.Add(mem, ptrs)), len(k.params))
+	copy(buf, k.params)
+	slots := unsafe.Slice((*unsafe.Pointer)(mem), len(layout))
+	for i, pi := range layout {
+		slots[i] = unsafe.Add(mem, ptrs+uintptr(pi.Offset))
+	}
+	graphs.mu.Lock()
+	old := n.params
+	n.params = mem
+	graphs.mu.Unlock()
+	freeParamsMem(old)
+	*p = C.CUDA_KERNEL_NODE_PARAMS{_func: C.CUfunction(k.f.mem),
+		gridDimX: C.uint(k.grid.X), gridDimY: C.uint(k.grid.Y), gridDimZ: C.uint(k.grid.Z),
+		blockDimX: C.uint(k.block.X), blockDimY: C.uint(k.block.Y), blockDimZ: C.uint(k.block.Z),
+		sharedMemBytes: C.uint(k.shared), kernelParams: (*unsafe.Pointer)(mem)}
+	return cr(abi.Success)
+}
+
+// freeParamsMem frees what cuGraphKernelNodeGetParams returned.
+func freeParamsMem(p cmem) {
+	if p != nil {
+		C.free(p)
+	}
+}
+
+func implGraphKernelNodeSetParams(node C.CUgraphNode, p *C.CUDA_KERNEL_NODE_PARAMS) C.CUresult {
+	k, res := kernelNodeSpec(p)
+	if res != abi.Success {
+		return cr(res)
+	}
+	return cr(setKernelNode(key(unsafe.Pointer(node)), k))
+}
+
+func implGraphExecKernelNodeSetParams(x C.CUgraphExec, node C.CUgraphNode, p *C.CUDA_KERNEL_NODE_PARAMS) C.CUresult {
+	k, res := kernelNodeSpec(p)
+	if res != abi.Success {
+		return cr(res)
+	}
+	return cr(execSetStep(key(unsafe.Pointer(x)), key(unsafe.Pointer(node)), nodeKernel, k.f.dev, k.work()))
+}
+
+func implGraphExecMemcpyNodeSetParams(x C.CUgraphExec, node C.CUgraphNode, p *C.CUDA_MEMCPY3D, ctx C.CUcontext) C.CUresult {
+	dv, work, res := memcpyNodeWork(p, ctx)
+	if res != abi.Success {
+		return cr(res)
+	}
+	return cr(execSetStep(key(unsafe.Pointer(x)), key(unsafe.Pointer(node)), nodeMemcpy, dv, work))
+}
+
+func implGraphExecMemsetNodeSetParams(x C.CUgraphExec, node C.CUgraphNode, p *C.CUDA_MEMSET_NODE_PARAMS, ctx C.CUcontext) C.CUresult {
+	dv, work, res := memsetNodeWork(p, ctx)
+	if res != abi.Success {
+		return cr(res)
+	}
+	return cr(execSetStep(key(unsafe.Pointer(x)), key(unsafe.Pointer(node)), nodeMemset, dv, work))
+}
+
+// implGraphExecUpdateV1 is the CUDA 10.2 to 11.x form, which cudart 11
+// asks for: the node that failed and why in two outputs.
+func implGraphExecUpdateV1(x C.CUgraphExec, g C.CUgraph, errNode *C.CUgraphNode, result *C.CUgraphExecUpdateResult) C.CUresult {
+	if errNode == nil || result == nil {
+		return errNull
+	}
+	why, n, res := execUpdate(key(unsafe.Pointer(x)), key(unsafe.Pointer(g)))
+	*result = C.CUgraphExecUpdateResult(why)
+	*errNode = C.CUgraphNode(nodeMem(n))
+	return cr(res)
+}
+
+func implGraphExecUpdate(x C.CUgraphExec, g C.CUgraph, info *C.CUgraphExecUpdateResultInfo) C.CUresult {
+	if info == nil {
+		return errNull
+	}
+	why, n, res := execUpdate(key(unsafe.Pointer(x)), key(unsafe.Pointer(g)))
+	*info = C.CUgraphExecUpdateResultInfo{result: C.CUgraphExecUpdateResult(why), errorNode: C.CUgraphNode(nodeMem(n))}
+	return cr(res)
 }

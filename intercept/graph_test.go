@@ -48,12 +48,10 @@ func TestGraphOrderKeepsDependencies(t *testing.T) {
 	if res != abi.Success {
 		t.Fatal(res)
 	}
-	var got []*graphNode
-	got = append(got, x.steps...)
 	want := []*graphNode{n[2], n[3], n[0], n[1]}
 	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("step %d is node %p, want %p", i, got[i], want[i])
+		if got := x.index[want[i]]; got != i {
+			t.Fatalf("node %d is step %d, want %d", i, got, i)
 		}
 	}
 }

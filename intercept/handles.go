@@ -241,12 +241,19 @@ func ctxDestroy(key uintptr) Result {
 	// does. A sticky error of that work is not the destroy's to report.
 	_ = o.dev.cl.Synchronize()
 	if lastContext(o.dev) {
-		// Nothing of the device's is left to the program: kerfd's context
-		// goes, with its memory and any sticky error.
-		dropMirrors(o.dev)
-		_ = o.dev.cl.Call(abi.CallCtxReset, nil, nil)
+		destroyDeviceContext(o.dev)
 	}
 	return abi.Success
+}
+
+// destroyDeviceContext ends kerfd's context of dv once nothing of the
+// device's is left to the program: it goes, with its memory (returned to
+// the slice's quota), modules, streams, events and any sticky error, and
+// the device's next context is a fresh one. The device's work has been
+// waited for.
+func destroyDeviceContext(dv *device) {
+	dropMirrors(dv)
+	_ = dv.cl.Call(abi.CallCtxReset, nil, nil)
 }
 
 // lastContext reports whether dv has no context left: none created and
@@ -383,16 +390,29 @@ func primaryRelease(n int) Result {
 		return abi.ErrInvalidContext
 	}
 	// The handle stays valid: programs keep using a released primary
-	// context's handle as the runtime retains it again. Its context-local
-	// storage goes with the last reference, as the context would.
+	// context's handle as the runtime retains it again. With the last
+	// reference the context goes, as the driver destroys it: its
+	// context-local storage, its settings and, unless a context the
+	// program created still shares the device's session, kerfd's context
+	// with its memory; the next retain gets a fresh one.
 	dv.primaryRefs--
+	last := dv.primaryRefs == 0
 	var stored map[cmem]storageEntry
-	if dv.primaryRefs == 0 {
+	if last {
 		stored = takeStorageLocked(dv.primary)
 		dv.primary.settings = newCtxSettings(dv.primaryFlags)
 	}
 	drv.mu.Unlock()
 	runStorageDestructors(dv.primary, stored)
+	if last {
+		// The device's work is the context's: wait for it, as the
+		// destroying release does. A sticky error of that work is not
+		// the release's to report.
+		_ = dv.cl.Synchronize()
+		if lastContext(dv) {
+			destroyDeviceContext(dv)
+		}
+	}
 	return abi.Success
 }
 

@@ -320,9 +320,6 @@ func TestKerfOverKerfPrograms(t *testing.T) {
 			kerfRun(t, outer.bundle, "unix", 1, 0, "oob", ptx("oob"))
 		})
 	})
-	// Runtime programs whose calls the CUDA backend answers with
-	// CUDA_ERROR_NOT_SUPPORTED; they run on the emulated GPU.
-	cudaBackendRefuses := map[string]string{"rt_texture": "texture and surface objects", "rt_coop": "cooperative launches"}
 	t.Run("runtime", func(t *testing.T) {
 		buildRuntimePrograms(t)
 		for _, link := range cudartLinks {
@@ -330,9 +327,6 @@ func TestKerfOverKerfPrograms(t *testing.T) {
 				t.Run(p+"_"+link, func(t *testing.T) {
 					if rtGPUs(p) > 1 {
 						t.Skipf("%s needs %d devices; the inner kerfd serves one", p, rtGPUs(p))
-					}
-					if why, ok := cudaBackendRefuses[p]; ok {
-						t.Skipf("%s: the CUDA backend does not serve %s yet (docs/gpu-validation.md)", p, why)
 					}
 					kerfRun(t, outer.bundle, "unix", 1, rtSlice, p+"_"+link, strconv.Itoa(rtSlice))
 				})

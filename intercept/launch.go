@@ -127,16 +127,25 @@ func launch(fkey uintptr, grid, block abi.Dim3, shared uint32, stream uintptr, s
 			return res
 		}
 	}
-	work, res := kernelWork(f, grid, block, shared, src, coop)
+	k, res := kernelSpecOf(f, grid, block, shared, src, coop)
 	if res != abi.Success {
 		return res
 	}
-	return submit(stream, dv, s, nodeKernel, work)
+	return submitNode(stream, dv, s, nodeKernel, k.work(), k)
 }
 
-// kernelWork checks a launch of f and packs its parameters, now; the
-// work it returns launches it into a stream, cooperatively when coop.
-func kernelWork(f *object, grid, block abi.Dim3, shared uint32, src paramSource, coop bool) (streamWork, Result) {
+// kernelSpec is a checked kernel launch with its packed parameters: a
+// kernel node's parameters.
+type kernelSpec struct {
+	f           *object
+	grid, block abi.Dim3
+	shared      uint32
+	params      []byte
+	coop        bool
+}
+
+// kernelSpecOf checks a launch of f and packs its parameters, now.
+func kernelSpecOf(f *object, grid, block abi.Dim3, shared uint32, src paramSource, coop bool) (*kernelSpec, Result) {
 	if res := checkShape(f.dev.lim, grid, block, shared); res != abi.Success {
 		return nil, res
 	}
@@ -155,7 +164,13 @@ func kernelWork(f *object, grid, block abi.Dim3, shared uint32, src paramSource,
 	if len(params) > abi.MaxKernelParams {
 		return nil, abi.ErrInvalidValue
 	}
-	cfg := abi.LaunchConfig{Grid: grid, Block: block, SharedBytes: shared}
+	return &kernelSpec{f: f, grid: grid, block: block, shared: shared, params: params, coop: coop}, abi.Success
+}
+
+// work launches k into a stream, cooperatively when k.coop.
+func (k *kernelSpec) work() streamWork {
+	f, params, coop := k.f, k.params, k.coop
+	cfg := abi.LaunchConfig{Grid: k.grid, Block: k.block, SharedBytes: k.shared}
 	return func(dv *device, s uint64) Result {
 		if res := toDevice(dv); res != abi.Success {
 			return res
@@ -164,7 +179,7 @@ func kernelWork(f *object, grid, block abi.Dim3, shared uint32, src paramSource,
 			return abi.ResultOf(dv.cl.LaunchCooperativeKernel(f.wire, cfg, s, params))
 		}
 		return abi.ResultOf(dv.cl.LaunchKernel(f.wire, cfg, s, params))
-	}, abi.Success
+	}
 }
 
 // packExtra checks an `extra` buffer's size against the layout.

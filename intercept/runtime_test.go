@@ -29,7 +29,7 @@ var (
 )
 
 // rtPrograms are the runtime test programs in testdata, without .cu.
-var rtPrograms = []string{"rt_memory", "rt_kernels", "rt_occupancy", "rt_pointers", "rt_pitched", "rt_peer", "rt_callbacks", "rt_printf", "rt_graphs", "rt_managed", "rt_limits", "rt_texture", "rt_coop", "rt_mempool", "rt_vmm"}
+var rtPrograms = []string{"rt_memory", "rt_kernels", "rt_occupancy", "rt_pointers", "rt_pitched", "rt_peer", "rt_callbacks", "rt_printf", "rt_graphs", "rt_graphupdate", "rt_managed", "rt_limits", "rt_texture", "rt_coop", "rt_mempool", "rt_vmm"}
 
 // rtDevices is how many devices a runtime program runs with; one unless named.
 var rtDevices = map[string]int{"rt_peer": 2}
@@ -170,7 +170,9 @@ var deliberatelyAbsent = []struct {
 	reason string
 	names  []string // exact names, or prefixes ending in "*"
 }{
-	{"graphs are recorded by the shim with kernel, memcpy, memset, host, empty and child-graph nodes; node parameters, executable-graph updates, event, memory and conditional nodes, user objects and capture-dependency edits are not offered",
+	{"graphs are recorded by the shim with kernel, memcpy, memset, host, empty and child-graph nodes, whose kernel nodes' parameters may be read and set, " +
+		"and executable graphs' kernel, memcpy and memset nodes set and the whole updated; the other node parameters, event, memory and conditional nodes, " +
+		"user objects and capture-dependency edits are not offered",
 		[]string{"cuGraph*", "cuStreamUpdateCaptureDependencies", "cuUserObject*",
 			"cuDeviceGraphMemTrim", "cuDeviceGetGraphMemAttribute", "cuDeviceSetGraphMemAttribute"}},
 	{"texture and surface references (the API before objects), mipmapped, sparse and planar arrays are not served: texture and surface objects over plain arrays and device memory are",

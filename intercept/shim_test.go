@@ -30,7 +30,7 @@ var (
 )
 
 // programs are the C test programs; dlopen is not linked against the shim.
-var programs = []string{"vadd", "matmul", "streams", "memlimit", "errors", "twodev", "oob", "leak", "procaddr", "dlopen", "hold", "fatbin"}
+var programs = []string{"vadd", "matmul", "streams", "memlimit", "errors", "twodev", "oob", "leak", "procaddr", "dlopen", "hold", "fatbin", "primary"}
 
 func TestMain(m *testing.M) {
 	if appliance.IsWorker() {
@@ -289,6 +289,19 @@ func TestIllegalAddressIsolated(t *testing.T) {
 				kerfRun(t, bob, via, 1, 0, "vadd", ptx("vadd"))
 			}()
 			wg.Wait()
+		})
+	}
+}
+
+// The last release of a device's primary context destroys it: its memory
+// is freed and returned to the slice, and the next retain gets a fresh
+// context (testdata/primary.c).
+func TestPrimaryContextRelease(t *testing.T) {
+	k := startKerfd(t)
+	b := k.bundle(t, "alice")
+	for _, via := range vias {
+		t.Run(via, func(t *testing.T) {
+			kerfRun(t, b, via, 1, 256<<20, "primary")
 		})
 	}
 }

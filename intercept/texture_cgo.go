@@ -99,7 +99,7 @@ func resourceImage(r *C.CUDA_RESOURCE_DESC) (abi.TexObject, Result) {
 		}
 		return o.array.image(), abi.Success
 	case C.CU_RESOURCE_TYPE_LINEAR:
-		t := abi.TexObject{Ptr: uint64(C.kerf_res_ptr(r)), Format: uint32(C.kerf_res_format(r)),
+		t := abi.TexObject{Linear: true, Ptr: uint64(C.kerf_res_ptr(r)), Format: uint32(C.kerf_res_format(r)),
 			Channels: uint32(C.kerf_res_channels(r)), Dims: 1, Height: 1, Depth: 1}
 		ts := t.TexelSize()
 		if ts == 0 {

@@ -360,7 +360,7 @@ jget() { tail -n 1 "$1" | python3 -c 'import json, sys; print(json.loads(sys.std
 
 # --- 8. CUDA-runtime programs ----------------------------------------------
 RT_SRC=$ROOT/intercept/testdata
-RT_PROGRAMS=(rt_memory rt_kernels rt_occupancy rt_pointers rt_pitched rt_peer rt_callbacks rt_printf rt_graphs rt_managed rt_limits rt_mempool rt_vmm)
+RT_PROGRAMS=(rt_memory rt_kernels rt_occupancy rt_pointers rt_pitched rt_peer rt_callbacks rt_printf rt_graphs rt_graphupdate rt_managed rt_limits rt_texture rt_coop rt_mempool rt_vmm)
 RT_SLICE_ONLY=" rt_memory rt_peer rt_pitched rt_mempool rt_vmm " # they check a Kerf slice's answers
 RT_SLICE=$((256 << 20))                        # the slice's memory, and the programs' argument
 if native; then RT_GENCODE="arch=compute_$CC,code=[sm_$CC,compute_$CC]"; else RT_GENCODE=arch=compute_80,code=compute_80; fi

@@ -343,6 +343,12 @@ typedef struct CUgraphExec_st *CUgraphExec;
 typedef int CUstreamCaptureMode;
 typedef int CUstreamCaptureStatus;
 typedef int CUgraphNodeType;
+typedef int CUgraphExecUpdateResult;
+typedef struct CUgraphExecUpdateResultInfo_st {
+	CUgraphExecUpdateResult result;
+	CUgraphNode errorNode;
+	CUgraphNode errorFromNode;
+} CUgraphExecUpdateResultInfo;
 typedef int CUmem_advise;
 typedef int CUmem_range_attribute;
 

@@ -41,6 +41,10 @@ type Context struct {
 	mem     ranges            // what copies and memsets may name
 	modules map[*Module]struct{}
 	m       meter
+	// texObjs and images are the context's texture and surface objects
+	// and the driver arrays standing in for their images (texture.go).
+	texObjs map[uint64]*texObject
+	images  map[imageKey]*texImage
 
 	gate gpu.Gate // paces launches by the compute share; nil: unpaced
 
@@ -110,6 +114,8 @@ func newContext(info gpu.DeviceInfo, dev int, memLimit uint64, paramInfo bool, g
 		allocs:       make(map[uint64]uint64),
 		mem:          newRanges(),
 		modules:      make(map[*Module]struct{}),
+		texObjs:      make(map[uint64]*texObject),
+		images:       make(map[imageKey]*texImage),
 		gate:         gate,
 		part:         part,
 		streams:      make(map[*Stream]struct{}),
@@ -381,6 +387,7 @@ func (c *Context) Memset(dst uint64, value uint32, elemSize uint32, count uint64
 // release frees the context's allocations and unloads its modules; op is
 // held for writing. Failures are left to cuCtxDestroy.
 func (c *Context) release() {
+	c.releaseTextures()
 	c.bk.Lock()
 	defer c.bk.Unlock()
 	for p := range c.allocs {

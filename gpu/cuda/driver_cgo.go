@@ -207,10 +207,11 @@ static kcu_res kcu_func_param(uintptr_t c, uintptr_t f, size_t i, size_t *off, s
 }
 
 // kcu_launch launches f with parameter i at buf+offs[i], bracketed by
-// records of e0 and e1 on the same stream when they are set (metering).
+// records of e0 and e1 on the same stream when they are set (metering),
+// as a cooperative launch when coop is set.
 static kcu_res kcu_launch(uintptr_t c, uintptr_t f, unsigned gx, unsigned gy, unsigned gz,
 		unsigned bx, unsigned by, unsigned bz, unsigned shared, uintptr_t s,
-		void *buf, const void *offs, int n, uintptr_t e0, uintptr_t e1) {
+		void *buf, const void *offs, int n, uintptr_t e0, uintptr_t e1, int coop) {
 	CUR(c);
 	void *small[32], **ptrs = small;
 	if (n > 32 && !(ptrs = malloc(sizeof(void *) * (size_t)n)))
@@ -220,13 +221,94 @@ static kcu_res kcu_launch(uintptr_t c, uintptr_t f, unsigned gx, unsigned gy, un
 	kcu_res r = 0;
 	if (e0)
 		r = cu.cuEventRecord(H(e0), H(s));
-	if (!r)
+	if (!r && coop)
+		r = cu.cuLaunchCooperativeKernel(H(f), gx, gy, gz, bx, by, bz, shared, H(s), n ? ptrs : 0);
+	else if (!r)
 		r = cu.cuLaunchKernel(H(f), gx, gy, gz, bx, by, bz, shared, H(s), n ? ptrs : 0, 0);
 	if (!r && e1)
 		r = cu.cuEventRecord(H(e1), H(s));
 	if (ptrs != small)
 		free(ptrs);
 	return r;
+}
+
+// kcu_array_create makes a CUDA array of width×height×depth texels
+// (height and depth 0 for dimensions it lacks, depth the layers when
+// layered).
+static kcu_res kcu_array_create(uintptr_t c, size_t w, size_t h, size_t d, int format, unsigned ch, unsigned flags, uintptr_t *a) {
+	CUR(c);
+	CUDA_ARRAY3D_DESCRIPTOR desc;
+	memset(&desc, 0, sizeof desc);
+	desc.Width = w, desc.Height = h, desc.Depth = d;
+	desc.Format = format, desc.NumChannels = ch, desc.Flags = flags;
+	CUarray arr = 0;
+	kcu_res r = cu.cuArray3DCreate(&arr, &desc);
+	*a = (uintptr_t)arr;
+	return r;
+}
+static kcu_res kcu_array_destroy(uintptr_t c, uintptr_t a) { CUR(c); return cu.cuArrayDestroy(H(a)); }
+
+// kcu_array_copy copies rows×slices rows of row bytes between pitched
+// device memory and an array, in stream s: into the array when in is set.
+// Memory type 3 is CU_MEMORYTYPE_ARRAY.
+static kcu_res kcu_array_copy(uintptr_t c, uintptr_t a, kcu_ptr p, size_t pitch, size_t rows, size_t row,
+		size_t slices, int in, uintptr_t s) {
+	CUR(c);
+	CUDA_MEMCPY3D m;
+	memset(&m, 0, sizeof m);
+	if (in) {
+		m.srcMemoryType = CU_MEMORYTYPE_DEVICE, m.srcDevice = p, m.srcPitch = pitch, m.srcHeight = rows;
+		m.dstMemoryType = 3, m.dstArray = H(a);
+	} else {
+		m.srcMemoryType = 3, m.srcArray = H(a);
+		m.dstMemoryType = CU_MEMORYTYPE_DEVICE, m.dstDevice = p, m.dstPitch = pitch, m.dstHeight = rows;
+	}
+	m.WidthInBytes = row, m.Height = rows, m.Depth = slices;
+	return cu.cuMemcpy3DAsync(&m, H(s));
+}
+
+// kcu_tex_create makes a texture object over an array, or over linear
+// memory when a is 0 (size bytes at p); kcu_surf_create a surface object
+// over an array.
+static kcu_res kcu_tex_create(uintptr_t c, uintptr_t a, kcu_ptr p, size_t size, int format, unsigned ch,
+		const unsigned *addr, int filter, unsigned flags, const float *border, unsigned long long *obj) {
+	CUR(c);
+	CUDA_RESOURCE_DESC res;
+	memset(&res, 0, sizeof res);
+	if (a) {
+		res.resType = CU_RESOURCE_TYPE_ARRAY;
+		res.res.array.hArray = H(a);
+	} else {
+		res.resType = CU_RESOURCE_TYPE_LINEAR;
+		res.res.linear.devPtr = p, res.res.linear.format = format;
+		res.res.linear.numChannels = ch, res.res.linear.sizeInBytes = size;
+	}
+	CUDA_TEXTURE_DESC td;
+	memset(&td, 0, sizeof td);
+	for (int i = 0; i < 3; i++)
+		td.addressMode[i] = (CUaddress_mode)addr[i];
+	td.filterMode = filter, td.flags = flags;
+	for (int i = 0; i < 4; i++)
+		td.borderColor[i] = border[i];
+	CUtexObject o = 0;
+	kcu_res r = cu.cuTexObjectCreate(&o, &res, &td, 0);
+	*obj = o;
+	return r;
+}
+static kcu_res kcu_surf_create(uintptr_t c, uintptr_t a, unsigned long long *obj) {
+	CUR(c);
+	CUDA_RESOURCE_DESC res;
+	memset(&res, 0, sizeof res);
+	res.resType = CU_RESOURCE_TYPE_ARRAY;
+	res.res.array.hArray = H(a);
+	CUsurfObject o = 0;
+	kcu_res r = cu.cuSurfObjectCreate(&o, &res);
+	*obj = o;
+	return r;
+}
+static kcu_res kcu_tex_destroy(uintptr_t c, unsigned long long o, int surface) {
+	CUR(c);
+	return surface ? cu.cuSurfObjectDestroy(o) : cu.cuTexObjectDestroy(o);
 }
 
 static kcu_res kcu_stream_create(uintptr_t c, unsigned flags, int prio, uintptr_t *s) {
@@ -362,6 +444,7 @@ static int kcu_has(const char *name) { return kcu_lib && dlsym(kcu_lib, name) !=
 */
 import "C"
 import (
+	"math"
 	"strings"
 	"unsafe"
 
@@ -615,13 +698,77 @@ func funcParam(c, f uintptr, i int) (off, size uint64, r int) {
 }
 
 // launch passes parameter i at params[offs[i]]; e0 and e1 (0: none) are
-// recorded around the launch on the same stream.
-func launch(c, f uintptr, grid, block [3]uint32, shared uint32, s uintptr, params []byte, offs []uint32, e0, e1 uintptr) int {
+// recorded around the launch on the same stream. A cooperative launch
+// goes through cuLaunchCooperativeKernel.
+func launch(c, f uintptr, grid, block [3]uint32, shared uint32, s uintptr, params []byte, offs []uint32, e0, e1 uintptr, coop bool) int {
+	co := C.int(0)
+	if coop {
+		co = 1
+	}
 	return int(C.kcu_launch(C.uintptr_t(c), C.uintptr_t(f),
 		C.unsigned(grid[0]), C.unsigned(grid[1]), C.unsigned(grid[2]),
 		C.unsigned(block[0]), C.unsigned(block[1]), C.unsigned(block[2]),
 		C.unsigned(shared), C.uintptr_t(s), bytesPtr(params), u32Ptr(offs), C.int(len(offs)),
-		C.uintptr_t(e0), C.uintptr_t(e1)))
+		C.uintptr_t(e0), C.uintptr_t(e1), co))
+}
+
+// arrayShape is a CUDA array's descriptor.
+type arrayShape struct {
+	width, height, depth uint64 // height and depth 0 where it has none
+	format, channels     uint32
+	flags                uint32
+}
+
+func arrayCreate(c uintptr, a arrayShape) (uintptr, int) {
+	var h C.uintptr_t
+	r := C.kcu_array_create(C.uintptr_t(c), C.size_t(a.width), C.size_t(a.height), C.size_t(a.depth),
+		C.int(a.format), C.uint(a.channels), C.uint(a.flags), &h)
+	return uintptr(h), int(r)
+}
+
+func arrayDestroy(c, a uintptr) int { return int(C.kcu_array_destroy(C.uintptr_t(c), C.uintptr_t(a))) }
+
+// arrayCopy copies slices×rows rows of row bytes, pitch apart, between
+// device memory at p and array a, in stream s: into the array if in.
+func arrayCopy(c, a uintptr, p, pitch, rows, row, slices uint64, in bool, s uintptr) int {
+	dir := C.int(0)
+	if in {
+		dir = 1
+	}
+	return int(C.kcu_array_copy(C.uintptr_t(c), C.uintptr_t(a), C.kcu_ptr(p), C.size_t(pitch), C.size_t(rows),
+		C.size_t(row), C.size_t(slices), dir, C.uintptr_t(s)))
+}
+
+// texCreate makes a texture object of d's sampling over array a, or over
+// d's linear memory when a is 0.
+func texCreate(c, a uintptr, d *abi.TexObject) (uint64, int) {
+	var addr [3]C.uint
+	var border [4]C.float
+	for i, m := range d.AddressMode {
+		addr[i] = C.uint(m)
+	}
+	for i, b := range d.BorderColor {
+		border[i] = C.float(math.Float32frombits(b))
+	}
+	ext, _ := d.Extent()
+	var o C.ulonglong
+	r := C.kcu_tex_create(C.uintptr_t(c), C.uintptr_t(a), C.kcu_ptr(d.Ptr), C.size_t(ext), C.int(d.Format), C.uint(d.Channels),
+		&addr[0], C.int(d.FilterMode), C.uint(d.Flags), &border[0], &o)
+	return uint64(o), int(r)
+}
+
+func surfCreate(c, a uintptr) (uint64, int) {
+	var o C.ulonglong
+	r := C.kcu_surf_create(C.uintptr_t(c), C.uintptr_t(a), &o)
+	return uint64(o), int(r)
+}
+
+func texDestroy(c uintptr, o uint64, surface bool) int {
+	s := C.int(0)
+	if surface {
+		s = 1
+	}
+	return int(C.kcu_tex_destroy(C.uintptr_t(c), C.ulonglong(o), s))
 }
 
 func streamCreate(c uintptr, flags uint32, prio int32) (uintptr, int) {

@@ -299,7 +299,18 @@ func (f *Function) SetAttribute(attr uint32, value int32) error {
 // Launch queues a kernel launch on s, timed for BusyTime. A context paced
 // by a gate enters it first, and charges it the launch's GPU time, as its
 // events measure it, when the launch completes.
-func (c *Context) Launch(f gpu.Function, cfg abi.LaunchConfig, params []byte, s gpu.Stream) (err error) {
+func (c *Context) Launch(f gpu.Function, cfg abi.LaunchConfig, params []byte, s gpu.Stream) error {
+	return c.launch(f, cfg, params, s, false)
+}
+
+// LaunchCooperative queues a launch whose blocks all run at once, as
+// cuLaunchCooperativeKernel does; the driver refuses a grid larger than
+// the device holds at once with CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE.
+func (c *Context) LaunchCooperative(f gpu.Function, cfg abi.LaunchConfig, params []byte, s gpu.Stream) error {
+	return c.launch(f, cfg, params, s, true)
+}
+
+func (c *Context) launch(f gpu.Function, cfg abi.LaunchConfig, params []byte, s gpu.Stream, coop bool) (err error) {
 	fn, ok := f.(*Function)
 	if !ok || fn == nil || fn.m.c != c {
 		return abi.Errorf(abi.ErrInvalidHandle, "function does not belong to this context")
@@ -332,12 +343,22 @@ func (c *Context) Launch(f gpu.Function, cfg abi.LaunchConfig, params []byte, s 
 		return abi.Errorf(abi.ErrInvalidValue, "kernel %s: parameter buffer of %d bytes, layout needs %d",
 			fn.name, len(params), fn.need)
 	}
+	if err := c.imagesIn(sh); err != nil {
+		return err
+	}
 	p := c.pair()
 	r := launch(c.h, fn.h,
 		[3]uint32{cfg.Grid.X, cfg.Grid.Y, cfg.Grid.Z},
 		[3]uint32{cfg.Block.X, cfg.Block.Y, cfg.Block.Z},
-		cfg.SharedBytes, sh, params[:fn.need], fn.offs, p[0], p[1])
+		cfg.SharedBytes, sh, params[:fn.need], fn.offs, p[0], p[1], coop)
 	c.settle(p, r == 0, done)
 	done = nil
-	return c.check("cuLaunchKernel", r)
+	op := "cuLaunchKernel"
+	if coop {
+		op = "cuLaunchCooperativeKernel"
+	}
+	if err := c.check(op, r); err != nil {
+		return err
+	}
+	return c.imagesOut(sh)
 }

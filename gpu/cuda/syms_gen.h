@@ -6,6 +6,8 @@
 struct kcu_tab {
 	CUresult (*cuDriverGetVersion)(int *driverVersion);
 	CUresult (*cuInit)(unsigned int flags);
+	CUresult (*cuArray3DCreate)(CUarray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR *pAllocateArray);
+	CUresult (*cuArrayDestroy)(CUarray hArray);
 	CUresult (*cuCtxCreate)(CUcontext *pctx, unsigned int flags, CUdevice dev);
 	CUresult (*cuCtxDestroy)(CUcontext ctx);
 	CUresult (*cuCtxSetCurrent)(CUcontext ctx);
@@ -26,6 +28,7 @@ struct kcu_tab {
 	CUresult (*cuFuncGetAttribute)(int *pi, CUfunction_attribute attrib, CUfunction hfunc);
 	CUresult (*cuFuncGetParamInfo)(CUfunction func, size_t paramIndex, size_t *paramOffset, size_t *paramSize);
 	CUresult (*cuFuncSetAttribute)(CUfunction hfunc, CUfunction_attribute attrib, int value);
+	CUresult (*cuLaunchCooperativeKernel)(CUfunction f, unsigned int gridDimX, unsigned int gridDimY, unsigned int gridDimZ, unsigned int blockDimX, unsigned int blockDimY, unsigned int blockDimZ, unsigned int sharedMemBytes, CUstream hStream, void **kernelParams);
 	CUresult (*cuLaunchKernel)(CUfunction f, unsigned int gridDimX, unsigned int gridDimY, unsigned int gridDimZ, unsigned int blockDimX, unsigned int blockDimY, unsigned int blockDimZ, unsigned int sharedMemBytes, CUstream hStream, void **kernelParams, void **extra);
 	CUresult (*cuMemAddressFree)(CUdeviceptr ptr, size_t size);
 	CUresult (*cuMemAddressReserve)(CUdeviceptr *ptr, size_t size, size_t alignment, CUdeviceptr addr, cuuint64_t flags);
@@ -39,6 +42,7 @@ struct kcu_tab {
 	CUresult (*cuMemRelease)(CUmemGenericAllocationHandle handle);
 	CUresult (*cuMemSetAccess)(CUdeviceptr ptr, size_t size, const CUmemAccessDesc *desc, size_t count);
 	CUresult (*cuMemUnmap)(CUdeviceptr ptr, size_t size);
+	CUresult (*cuMemcpy3DAsync)(const CUDA_MEMCPY3D *pCopy, CUstream hStream);
 	CUresult (*cuMemcpyDtoDAsync)(CUdeviceptr dstDevice, CUdeviceptr srcDevice, size_t byteCount, CUstream hStream);
 	CUresult (*cuMemcpyDtoHAsync)(void *dstHost, CUdeviceptr srcDevice, size_t byteCount, CUstream hStream);
 	CUresult (*cuMemcpyHtoDAsync)(CUdeviceptr dstDevice, const void *srcHost, size_t byteCount, CUstream hStream);
@@ -55,6 +59,10 @@ struct kcu_tab {
 	CUresult (*cuStreamQuery)(CUstream hStream);
 	CUresult (*cuStreamSynchronize)(CUstream hStream);
 	CUresult (*cuStreamWaitEvent)(CUstream hStream, CUevent hEvent, unsigned int flags);
+	CUresult (*cuSurfObjectCreate)(CUsurfObject *pSurfObject, const CUDA_RESOURCE_DESC *pResDesc);
+	CUresult (*cuSurfObjectDestroy)(CUsurfObject surfObject);
+	CUresult (*cuTexObjectCreate)(CUtexObject *pTexObject, const CUDA_RESOURCE_DESC *pResDesc, const CUDA_TEXTURE_DESC *pTexDesc, const CUDA_RESOURCE_VIEW_DESC *pResViewDesc);
+	CUresult (*cuTexObjectDestroy)(CUtexObject texObject);
 };
 
 // kcu_sym names an entry point, the symbols to try for it (newest first,
@@ -70,6 +78,8 @@ struct kcu_sym {
 static const struct kcu_sym kcu_syms[] = {
 	{"cuDriverGetVersion", {"cuDriverGetVersion"}, offsetof(struct kcu_tab, cuDriverGetVersion), 0},
 	{"cuInit", {"cuInit"}, offsetof(struct kcu_tab, cuInit), 0},
+	{"cuArray3DCreate", {"cuArray3DCreate_v2"}, offsetof(struct kcu_tab, cuArray3DCreate), 3020},
+	{"cuArrayDestroy", {"cuArrayDestroy"}, offsetof(struct kcu_tab, cuArrayDestroy), 0},
 	{"cuCtxCreate", {"cuCtxCreate_v2", "cuCtxCreate"}, offsetof(struct kcu_tab, cuCtxCreate), 0},
 	{"cuCtxDestroy", {"cuCtxDestroy_v2", "cuCtxDestroy"}, offsetof(struct kcu_tab, cuCtxDestroy), 0},
 	{"cuCtxSetCurrent", {"cuCtxSetCurrent"}, offsetof(struct kcu_tab, cuCtxSetCurrent), 4000},
@@ -90,6 +100,7 @@ static const struct kcu_sym kcu_syms[] = {
 	{"cuFuncGetAttribute", {"cuFuncGetAttribute"}, offsetof(struct kcu_tab, cuFuncGetAttribute), 0},
 	{"cuFuncGetParamInfo", {"cuFuncGetParamInfo"}, offsetof(struct kcu_tab, cuFuncGetParamInfo), 12040},
 	{"cuFuncSetAttribute", {"cuFuncSetAttribute"}, offsetof(struct kcu_tab, cuFuncSetAttribute), 9000},
+	{"cuLaunchCooperativeKernel", {"cuLaunchCooperativeKernel"}, offsetof(struct kcu_tab, cuLaunchCooperativeKernel), 9000},
 	{"cuLaunchKernel", {"cuLaunchKernel"}, offsetof(struct kcu_tab, cuLaunchKernel), 4000},
 	{"cuMemAddressFree", {"cuMemAddressFree"}, offsetof(struct kcu_tab, cuMemAddressFree), 10020},
 	{"cuMemAddressReserve", {"cuMemAddressReserve"}, offsetof(struct kcu_tab, cuMemAddressReserve), 10020},
@@ -103,6 +114,7 @@ static const struct kcu_sym kcu_syms[] = {
 	{"cuMemRelease", {"cuMemRelease"}, offsetof(struct kcu_tab, cuMemRelease), 10020},
 	{"cuMemSetAccess", {"cuMemSetAccess"}, offsetof(struct kcu_tab, cuMemSetAccess), 10020},
 	{"cuMemUnmap", {"cuMemUnmap"}, offsetof(struct kcu_tab, cuMemUnmap), 10020},
+	{"cuMemcpy3DAsync", {"cuMemcpy3DAsync_v2"}, offsetof(struct kcu_tab, cuMemcpy3DAsync), 3020},
 	{"cuMemcpyDtoDAsync", {"cuMemcpyDtoDAsync_v2"}, offsetof(struct kcu_tab, cuMemcpyDtoDAsync), 3020},
 	{"cuMemcpyDtoHAsync", {"cuMemcpyDtoHAsync_v2"}, offsetof(struct kcu_tab, cuMemcpyDtoHAsync), 3020},
 	{"cuMemcpyHtoDAsync", {"cuMemcpyHtoDAsync_v2"}, offsetof(struct kcu_tab, cuMemcpyHtoDAsync), 3020},
@@ -119,6 +131,10 @@ static const struct kcu_sym kcu_syms[] = {
 	{"cuStreamQuery", {"cuStreamQuery"}, offsetof(struct kcu_tab, cuStreamQuery), 0},
 	{"cuStreamSynchronize", {"cuStreamSynchronize"}, offsetof(struct kcu_tab, cuStreamSynchronize), 0},
 	{"cuStreamWaitEvent", {"cuStreamWaitEvent"}, offsetof(struct kcu_tab, cuStreamWaitEvent), 0},
+	{"cuSurfObjectCreate", {"cuSurfObjectCreate"}, offsetof(struct kcu_tab, cuSurfObjectCreate), 5000},
+	{"cuSurfObjectDestroy", {"cuSurfObjectDestroy"}, offsetof(struct kcu_tab, cuSurfObjectDestroy), 5000},
+	{"cuTexObjectCreate", {"cuTexObjectCreate"}, offsetof(struct kcu_tab, cuTexObjectCreate), 5000},
+	{"cuTexObjectDestroy", {"cuTexObjectDestroy"}, offsetof(struct kcu_tab, cuTexObjectDestroy), 5000},
 };
 
 // kcu_bootstrap leading entries are resolved before the version check.

@@ -72,7 +72,7 @@ int main(int argc, char **argv) {
 	/* Bilinear scaling of an RGBA8 image. */
 	cudaChannelFormatDesc rgba = cudaCreateChannelDesc<uchar4>();
 	cudaArray_t img;
-	CHECK(cudaMallocArray(&img, &rgba, SW, SH));
+	CHECK(cudaMallocArray(&img, &rgba, SW, SH, cudaArraySurfaceLoadStore)); /* a surface writes it too */
 	CHECK(cudaMemcpy2DToArray(img, 0, 0, src, SW * 4, SW * 4, SH, cudaMemcpyHostToDevice));
 	cudaResourceDesc res;
 	memset(&res, 0, sizeof res);

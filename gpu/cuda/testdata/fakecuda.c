@@ -559,3 +559,84 @@ CUresult cuMemsetD32Async(CUdeviceptr dst, unsigned int v, size_t n, CUstream s)
 CUresult cuStreamQuery(CUstream s) { (void)s; return 0; }
 CUresult cuStreamWaitEvent(CUstream s, CUevent e, unsigned int flags) { (void)s, (void)e, (void)flags; return 0; }
 CUresult cuEventDestroy(CUevent e) { (void)e; return 0; }
+
+// Arrays, texture and surface objects: arrays are handles with their
+// descriptor (no bytes); copies between them and device memory, and
+// objects, are logged. An object over an array that does not exist, or a
+// surface over an array made without CUDA_ARRAY3D_SURFACE_LDST, is
+// refused, as the driver refuses them.
+static struct { void *h; CUDA_ARRAY3D_DESCRIPTOR d; } arrays[256];
+static int array_slot(CUarray a) {
+	for (int i = 0; a && i < 256; i++)
+		if (arrays[i].h == (void *)a) return i;
+	return -1;
+}
+CUresult cuArray3DCreate(CUarray *a, const CUDA_ARRAY3D_DESCRIPTOR *d) {
+	if (!a || !d || !d->Width) return 1;
+	void *h = new_handle();
+	pthread_mutex_lock(&mu);
+	int i;
+	for (i = 0; i < 256 && arrays[i].h; i++) {}
+	if (i == 256) { pthread_mutex_unlock(&mu); return 2; }
+	arrays[i].h = h;
+	arrays[i].d = *d;
+	*a = (CUarray)arrays[i].h;
+	pthread_mutex_unlock(&mu);
+	fake_log("array create %p %zux%zux%zu flags=%u", arrays[i].h, d->Width, d->Height, d->Depth, d->Flags);
+	return 0;
+}
+CUresult cuArrayDestroy(CUarray a) {
+	pthread_mutex_lock(&mu);
+	int i = array_slot(a);
+	if (i >= 0) arrays[i].h = 0;
+	pthread_mutex_unlock(&mu);
+	if (i < 0) return 400;
+	fake_log("array destroy %p", (void *)a);
+	return 0;
+}
+CUresult cuMemcpy3DAsync(const CUDA_MEMCPY3D *m, CUstream s) {
+	int in = m->dstMemoryType == 3;
+	CUarray a = in ? m->dstArray : m->srcArray;
+	pthread_mutex_lock(&mu);
+	int i = array_slot(a);
+	pthread_mutex_unlock(&mu);
+	if (i < 0) return 400;
+	fake_log("array copy %s %p ptr=%llx pitch=%zu row=%zu rows=%zu slices=%zu stream=%p", in ? "in" : "out", (void *)a,
+		in ? m->srcDevice : m->dstDevice, in ? m->srcPitch : m->dstPitch, m->WidthInBytes, m->Height, m->Depth, (void *)s);
+	return 0;
+}
+static unsigned long long next_obj = 1;
+CUresult cuTexObjectCreate(CUtexObject *o, const CUDA_RESOURCE_DESC *r, const CUDA_TEXTURE_DESC *t, const CUDA_RESOURCE_VIEW_DESC *v) {
+	if (!o || !r || !t || v) return 1;
+	pthread_mutex_lock(&mu);
+	int ok = r->resType == CU_RESOURCE_TYPE_LINEAR ? r->res.linear.devPtr != 0 : array_slot(r->res.array.hArray) >= 0;
+	*o = next_obj++;
+	pthread_mutex_unlock(&mu);
+	if (!ok) return 1;
+	if (r->resType == CU_RESOURCE_TYPE_LINEAR)
+		fake_log("texture %llu linear ptr=%llx size=%zu", *o, r->res.linear.devPtr, r->res.linear.sizeInBytes);
+	else
+		fake_log("texture %llu array=%p filter=%d flags=%u", *o, (void *)r->res.array.hArray, t->filterMode, t->flags);
+	return 0;
+}
+CUresult cuSurfObjectCreate(CUsurfObject *o, const CUDA_RESOURCE_DESC *r) {
+	if (!o || !r || r->resType != CU_RESOURCE_TYPE_ARRAY) return 1;
+	pthread_mutex_lock(&mu);
+	int i = array_slot(r->res.array.hArray);
+	int ok = i >= 0 && (arrays[i].d.Flags & CUDA_ARRAY3D_SURFACE_LDST);
+	*o = next_obj++;
+	pthread_mutex_unlock(&mu);
+	if (!ok) return 1;
+	fake_log("surface %llu array=%p", *o, (void *)r->res.array.hArray);
+	return 0;
+}
+CUresult cuTexObjectDestroy(CUtexObject o) { fake_log("destroy texture %llu", o); return 0; }
+CUresult cuSurfObjectDestroy(CUsurfObject o) { fake_log("destroy surface %llu", o); return 0; }
+// A cooperative launch of more than 132 blocks is too large.
+CUresult cuLaunchCooperativeKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
+		unsigned int by, unsigned int bz, unsigned int shared, CUstream s, void **params) {
+	if ((unsigned long long)gx * gy * gz > 132) return 720;
+	CUresult r = cuLaunchKernel(f, gx, gy, gz, bx, by, bz, shared, s, params, 0);
+	if (!r) fake_log("cooperative");
+	return r;
+}
