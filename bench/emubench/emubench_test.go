@@ -95,3 +95,23 @@ func BenchmarkReduce(b *testing.B) {
 	}
 	b.Run("nvcc", func(b *testing.B) { benchKernel(b, "reduce", srcs["reduce"], 1) })
 }
+
+// CompareNVCC takes turns between the two builds and reports each one's
+// median CPU time per launch.
+func TestCompareNVCC(t *testing.T) {
+	srcs, err := CompileNVCC(context.Background(), t.TempDir())
+	if err != nil {
+		t.Skip(err)
+	}
+	c, err := CompareNVCC("vadd", nil, 0)
+	if err == nil {
+		t.Errorf("vadd has no nvcc build, yet CompareNVCC measured it: %+v", c)
+	}
+	c, err = CompareNVCC("reduce", srcs["reduce"], 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Launches < 3 || c.ClangCPU <= 0 || c.NVCCCPU <= 0 || c.Speed != float64(c.ClangCPU)/float64(c.NVCCCPU) {
+		t.Errorf("comparison %+v: want at least 3 launches of each, CPU times and their ratio", c)
+	}
+}

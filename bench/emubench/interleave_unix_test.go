@@ -5,23 +5,11 @@ package emubench
 import (
 	"context"
 	"slices"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/kerf-edge/kerf/gpu/emu/ptx"
 )
-
-// cpuTime is the process's user and system CPU time so far: unlike wall
-// time it leaves out the time other processes hold the CPU, so it is the
-// steadier measure on a shared machine.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // BenchmarkNVCCOverClang runs clang's and nvcc's build of each kernel on
 // one worker, one launch of each in turn, and reports nvcc's speed
@@ -43,11 +31,11 @@ func BenchmarkNVCCOverClang(b *testing.B) {
 				b.Fatal(err)
 			}
 			once := func(k *ptx.Kernel, l *ptx.Launch) time.Duration {
-				t0 := cpuTime(b)
+				t0 := cpuTime()
 				if _, err := k.RunStats(l); err != nil {
 					b.Fatal(err)
 				}
-				return cpuTime(b) - t0
+				return cpuTime() - t0
 			}
 			var tc, tn []time.Duration
 			for b.Loop() {
