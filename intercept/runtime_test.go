@@ -181,7 +181,7 @@ var deliberatelyAbsent = []struct {
 		"user objects and capture-dependency edits are not offered",
 		[]string{"cuGraph*", "cuStreamUpdateCaptureDependencies", "cuUserObject*",
 			"cuDeviceGraphMemTrim", "cuDeviceGetGraphMemAttribute", "cuDeviceSetGraphMemAttribute"}},
-	{"texture and surface references (the API before objects), mipmapped, sparse and planar arrays are not served: texture and surface objects over plain arrays and device memory are",
+	{"texture and surface references (the API before objects), sparse and planar arrays are not served: texture and surface objects over plain, cube-map and mipmapped arrays and device memory are",
 		[]string{"cuTex*", "cuSurf*", "cuArray*", "cuMipmappedArray*", "cuModuleGetTexRef", "cuModuleGetSurfRef",
 			"cuDeviceGetTexture1DLinearMaxWidth"}},
 	{"no graphics interop: a slice may be on another machine",

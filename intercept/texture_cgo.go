@@ -207,6 +207,10 @@ func implSurfObjectCreate(po *C.CUsurfObject, r *C.CUDA_RESOURCE_DESC) C.CUresul
 	if res != abi.Success {
 		return cr(res)
 	}
+	if t.Cube {
+		say("surfaces over cube maps are not supported")
+		return cr(abi.ErrNotSupported)
+	}
 	obj, res := texObjectCreate(t, texRecord{surface: true, res: cBytes(unsafe.Pointer(r), C.sizeof_CUDA_RESOURCE_DESC)})
 	if res == abi.Success {
 		*po = C.CUsurfObject(obj)
