@@ -375,12 +375,18 @@ var shimLocal = []EntryPoint{
 	// CUDA arrays live in the session's device memory, allocated and
 	// copied through the catalogue's linear calls; the shim keeps their
 	// descriptors, and the descriptors of its texture and surface
-	// objects.
+	// objects. A mipmapped array is one allocation holding its levels,
+	// each a CUDA array of its own.
 	{Name: "cuArrayCreate", Versions: v2at3020, Params: "CUarray *pHandle, const CUDA_ARRAY_DESCRIPTOR *pAllocateArray", NoPlain: true},
 	{Name: "cuArray3DCreate", Versions: v2at3020, Params: "CUarray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR *pAllocateArray", NoPlain: true, Backend: true},
 	{Name: "cuArrayDestroy", Params: "CUarray hArray", Backend: true},
 	{Name: "cuArrayGetDescriptor", Versions: v2at3020, Params: "CUDA_ARRAY_DESCRIPTOR *pArrayDescriptor, CUarray hArray", NoPlain: true},
 	{Name: "cuArray3DGetDescriptor", Versions: v2at3020, Params: "CUDA_ARRAY3D_DESCRIPTOR *pArrayDescriptor, CUarray hArray", NoPlain: true},
+	{Name: "cuMipmappedArrayCreate", Since: 5000,
+		Params: "CUmipmappedArray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR *pMipmappedArrayDesc, unsigned int numMipmapLevels"},
+	{Name: "cuMipmappedArrayGetLevel", Since: 5000,
+		Params: "CUarray *pLevelArray, CUmipmappedArray hMipmappedArray, unsigned int level"},
+	{Name: "cuMipmappedArrayDestroy", Since: 5000, Params: "CUmipmappedArray hMipmappedArray"},
 	{Name: "cuTexObjectGetResourceDesc", Since: 5000, Params: "CUDA_RESOURCE_DESC *pResDesc, CUtexObject texObject"},
 	{Name: "cuTexObjectGetTextureDesc", Since: 5000, Params: "CUDA_TEXTURE_DESC *pTexDesc, CUtexObject texObject"},
 	{Name: "cuSurfObjectGetResourceDesc", Since: 5000, Params: "CUDA_RESOURCE_DESC *pResDesc, CUsurfObject surfObject"},

@@ -35,6 +35,21 @@ type TexObject struct {
 	FilterMode  uint32    // CUfilter_mode
 	Flags       uint32    // CU_TRSF_*
 	BorderColor [4]uint32 // float32 bits
+	// Cube marks a cube map: a square 2D image whose Layers (six, or six
+	// per cube of a cube map array) are its faces.
+	Cube bool
+	// Levels is the number of mipmap levels of a mipmapped texture (0 or
+	// 1: not mipmapped). Level i is max(size>>i, 1) along each dimension
+	// of level 0, with as many layers, its rows and slices packed tight,
+	// and follows level i-1 directly in memory (LevelImage).
+	Levels uint32
+	// How a mipmapped texture picks and mixes its levels: the filter
+	// between levels, and the bias and clamps of the level of detail
+	// (float32 bits).
+	MipmapFilter  uint32
+	LevelBias     uint32
+	MinLevelClamp uint32
+	MaxLevelClamp uint32
 }
 
 // The CUarray_format values the emulator reads.
@@ -83,7 +98,14 @@ const (
 )
 
 // TexObjectSize is the encoded size of a TexObject.
-const TexObjectSize = 1 + 8 + 3*4 + 6*8 + 3*4 + 4 + 4 + 4*4
+const TexObjectSize = 1 + 8 + 3*4 + 6*8 + 3*4 + 4 + 4 + 4*4 + 6*4
+
+// texShapeCube is the bit of the encoded shape flags that marks a cube map.
+const texShapeCube = 1
+
+// MaxMipmapLevels bounds the levels of a mipmapped texture: a dimension
+// of MaxTexExtent halves to 1 in that many levels.
+const MaxMipmapLevels = 29
 
 // MaxTexExtent bounds each dimension of a texture or surface, as CUDA's
 // largest 1D texture over linear memory does.
@@ -115,6 +137,13 @@ func (t *TexObject) Marshal() []byte {
 	for _, v := range t.BorderColor {
 		b = binary.LittleEndian.AppendUint32(b, v)
 	}
+	shape := uint32(0)
+	if t.Cube {
+		shape = texShapeCube
+	}
+	for _, v := range []uint32{shape, t.Levels, t.MipmapFilter, t.LevelBias, t.MinLevelClamp, t.MaxLevelClamp} {
+		b = binary.LittleEndian.AppendUint32(b, v)
+	}
 	return b
 }
 
@@ -138,6 +167,12 @@ func UnmarshalTexObject(b []byte) (TexObject, error) {
 	for i := range t.BorderColor {
 		t.BorderColor[i] = u32()
 	}
+	shape := u32()
+	if shape&^texShapeCube != 0 {
+		return t, Errorf(ErrInvalidValue, "texture object: unknown shape flags %#x", shape)
+	}
+	t.Cube = shape&texShapeCube != 0
+	t.Levels, t.MipmapFilter, t.LevelBias, t.MinLevelClamp, t.MaxLevelClamp = u32(), u32(), u32(), u32(), u32()
 	return t, t.Validate()
 }
 
@@ -165,6 +200,22 @@ func (t *TexObject) Validate() error {
 	}
 	if t.Ptr == 0 {
 		return bad("no memory")
+	}
+	if t.Cube && (t.Linear || t.Dims != 2 || t.Width != t.Height || t.Layers == 0 || t.Layers%6 != 0) {
+		return bad("a cube map is square, with six layers per cube")
+	}
+	if t.Levels > 1 {
+		row := t.Width * t.TexelSize() // both bounded: no overflow
+		switch {
+		case t.Surface || t.Linear:
+			return bad("only textures over mipmapped arrays have mipmap levels")
+		case t.Levels > MaxMipmapLevels || t.Levels-1 > uint32(bits.Len64(max(t.Width, t.Height, t.Depth))-1):
+			return bad("more mipmap levels than the extent halves to")
+		case t.Pitch != row || t.slices() > 1 && t.SlicePitch != row*t.Height:
+			return bad("mipmap levels are packed tight")
+		case t.MipmapFilter > maxTexFilterMode:
+			return bad("unknown mipmap filter mode")
+		}
 	}
 	for _, m := range t.AddressMode {
 		if m > maxTexAddressMode {
@@ -199,8 +250,53 @@ func (t *TexObject) slices() uint64 {
 	return t.Depth
 }
 
-// Extent returns the bytes from Ptr to the end of the image's last row.
+// Extent returns the bytes from Ptr to the end of the image's last row,
+// the last mipmap level's for a mipmapped texture.
 func (t *TexObject) Extent() (uint64, bool) {
+	if t.Levels <= 1 {
+		return t.levelExtent()
+	}
+	var total uint64
+	l := *t
+	for i := range t.Levels {
+		size, ok := l.levelExtent()
+		s, c := bits.Add64(total, size, 0)
+		if !ok || c != 0 {
+			return 0, false
+		}
+		total = s
+		if i+1 < t.Levels {
+			l = l.nextLevel(size)
+		}
+	}
+	return total, true
+}
+
+// LevelImage returns mipmap level i of a mipmapped texture as an image
+// of its own (not mipmapped, its Ptr where the level starts), level 0
+// being t's own image. It trusts i < t.Levels and sizes Validate
+// bounded; Extent reports an overflow.
+func (t *TexObject) LevelImage(i uint32) TexObject {
+	l := *t
+	l.Levels = 0
+	for range i {
+		size, _ := l.levelExtent()
+		l = l.nextLevel(size)
+	}
+	return l
+}
+
+// nextLevel is the mipmap level after l, which takes size bytes.
+func (l TexObject) nextLevel(size uint64) TexObject {
+	l.Ptr += size
+	l.Width, l.Height, l.Depth = max(l.Width/2, 1), max(l.Height/2, 1), max(l.Depth/2, 1)
+	l.Pitch = l.Width * l.TexelSize()
+	l.SlicePitch = l.Pitch * l.Height
+	return l
+}
+
+// levelExtent is Extent of one level.
+func (t *TexObject) levelExtent() (uint64, bool) {
 	hi1, a := bits.Mul64(t.slices()-1, t.SlicePitch)
 	hi2, b := bits.Mul64(t.Height-1, t.Pitch)
 	hi3, row := bits.Mul64(t.Width, t.TexelSize())

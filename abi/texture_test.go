@@ -33,6 +33,7 @@ func TestTexObjectRoundTrip(t *testing.T) {
 	for _, kind := range []func(*TexObject){
 		func(o *TexObject) { o.Surface = true },
 		func(o *TexObject) { o.Linear, o.Dims, o.Height, o.Pitch = true, 1, 1, 256 },
+		func(o *TexObject) { *o = mipmappedCube() },
 	} {
 		want := validTexObject()
 		kind(&want)
@@ -43,6 +44,35 @@ func TestTexObjectRoundTrip(t *testing.T) {
 	b[0] = 3
 	if _, err := UnmarshalTexObject(b); ResultOf(err) != ErrInvalidValue {
 		t.Errorf("kind 3: %v", err)
+	}
+}
+
+// mipmappedCube is a cube map array of two cubes, 8×8 faces, with all
+// four levels (8, 4, 2, 1) packed tight.
+func mipmappedCube() TexObject {
+	return TexObject{Ptr: 0x7000_0000_0000, Format: ArrayFormatF32, Channels: 1, Dims: 2, Width: 8, Height: 8, Depth: 1,
+		Layers: 12, Pitch: 32, SlicePitch: 256, FilterMode: 1, Flags: TexNormalizedCoords, Cube: true, Levels: 4,
+		MipmapFilter: 1, LevelBias: math.Float32bits(0.25), MaxLevelClamp: math.Float32bits(3)}
+}
+
+// Mipmap levels follow each other, each half the one before and packed
+// tight; the extent covers them all.
+func TestTexObjectLevels(t *testing.T) {
+	o := mipmappedCube()
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := uint64(0)
+	for i, side := range []uint64{8, 4, 2, 1} {
+		l := o.LevelImage(uint32(i))
+		if l.Ptr != o.Ptr+want || l.Width != side || l.Height != side || l.Layers != 12 || l.Pitch != side*4 ||
+			l.SlicePitch != side*side*4 || l.Levels != 0 {
+			t.Errorf("level %d: %+v", i, l)
+		}
+		want += 12 * side * side * 4
+	}
+	if ext, ok := o.Extent(); !ok || ext != want {
+		t.Errorf("extent %d, %v; want %d", ext, ok, want)
 	}
 }
 
@@ -67,6 +97,16 @@ func TestTexObjectValidate(t *testing.T) {
 		"extent wraps":  func(o *TexObject) { o.Dims, o.Depth, o.SlicePitch = 3, MaxTexExtent, 1<<50 },
 		"pitch too big": func(o *TexObject) { o.Pitch = 1<<40 + 1 },
 		"linear 2D":     func(o *TexObject) { o.Linear = true },
+		"cube not square": func(o *TexObject) {
+			*o = mipmappedCube()
+			o.Width, o.Pitch, o.Levels = 16, 64, 1
+		},
+		"cube of 5":         func(o *TexObject) { *o = mipmappedCube(); o.Layers = 5 },
+		"cube not layered":  func(o *TexObject) { *o = mipmappedCube(); o.Layers = 0 },
+		"too many levels":   func(o *TexObject) { *o = mipmappedCube(); o.Levels = 5 },
+		"levels not tight":  func(o *TexObject) { *o = mipmappedCube(); o.Pitch, o.SlicePitch = 64, 512 },
+		"mipmapped surface": func(o *TexObject) { *o = mipmappedCube(); o.Surface = true },
+		"mipmap filter":     func(o *TexObject) { *o = mipmappedCube(); o.MipmapFilter = 2 },
 		"linear surface": func(o *TexObject) {
 			o.Linear, o.Surface, o.Dims, o.Height, o.Pitch = true, true, 1, 1, 256
 		},

@@ -3815,6 +3815,52 @@ func cuMemsetD8Async_ptsz(dstDevice C.CUdeviceptr, uc C.uchar, n C.size_t, hStre
 	return implMemsetD8Async(dstDevice, uc, n, hStream)
 }
 
+//export cuMipmappedArrayCreate
+func cuMipmappedArrayCreate(pHandle *C.CUmipmappedArray, pMipmappedArrayDesc *C.CUDA_ARRAY3D_DESCRIPTOR, numMipmapLevels C.uint) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMipmappedArrayCreate")
+		l.hex("pHandle", uint64(uintptr(unsafe.Pointer(pHandle))))
+		l.hex("pMipmappedArrayDesc", uint64(uintptr(unsafe.Pointer(pMipmappedArrayDesc))))
+		l.udec("numMipmapLevels", uint64(numMipmapLevels))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMipmappedArrayCreate(pHandle, pMipmappedArrayDesc, numMipmapLevels)
+}
+
+//export cuMipmappedArrayDestroy
+func cuMipmappedArrayDestroy(hMipmappedArray C.CUmipmappedArray) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMipmappedArrayDestroy")
+		l.hex("hMipmappedArray", uint64(uintptr(unsafe.Pointer(hMipmappedArray))))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMipmappedArrayDestroy(hMipmappedArray)
+}
+
+//export cuMipmappedArrayGetLevel
+func cuMipmappedArrayGetLevel(pLevelArray *C.CUarray, hMipmappedArray C.CUmipmappedArray, level C.uint) (ret C.CUresult) {
+	if tracing {
+		l := traceBegin("cuMipmappedArrayGetLevel")
+		l.hex("pLevelArray", uint64(uintptr(unsafe.Pointer(pLevelArray))))
+		l.hex("hMipmappedArray", uint64(uintptr(unsafe.Pointer(hMipmappedArray))))
+		l.udec("level", uint64(level))
+		l.run()
+		defer func() {
+			l.end(Result(ret))
+		}()
+	}
+	defer guard(&ret)
+	return implMipmappedArrayGetLevel(pLevelArray, hMipmappedArray, level)
+}
+
 //export cuModuleGetFunction
 func cuModuleGetFunction(hfunc *C.CUfunction, hmod C.CUmodule, name *C.char) (ret C.CUresult) {
 	if tracing {

@@ -18,6 +18,7 @@ const (
 	kindLibrary
 	kindKernel
 	kindArray
+	kindMipmap // a mipmapped array; its levels are its children
 )
 
 // object is the Go side of a handle. The program holds the address of a
@@ -43,7 +44,7 @@ type object struct {
 	children []*object  // a module's functions, a library's kernels
 	parent   *object    // a function's module, a kernel's library
 	fn       *object    // a kernel's function, made by cuKernelGetFunction
-	array    *arrayInfo // a CUDA array's descriptor and memory
+	array    *arrayInfo // a CUDA array's descriptor and memory, and a mipmapped array's level 0
 
 	layoutMu   sync.Mutex
 	layout     []abi.ParamInfo

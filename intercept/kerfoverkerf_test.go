@@ -328,6 +328,9 @@ func TestKerfOverKerfPrograms(t *testing.T) {
 					if rtGPUs(p) > 1 {
 						t.Skipf("%s needs %d devices; the inner kerfd serves one", p, rtGPUs(p))
 					}
+					if why, ok := rtEmulatorOnly[p]; ok {
+						t.Skipf("%s: %s", p, why)
+					}
 					kerfRun(t, outer.bundle, "unix", 1, rtSlice, p+"_"+link, strconv.Itoa(rtSlice))
 				})
 			}

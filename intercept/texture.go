@@ -47,12 +47,12 @@ func arrayLayout(a *arrayInfo) (size uint64, res Result) {
 	if es == 0 || a.channels != 1 && a.channels != 2 && a.channels != 4 || a.width == 0 {
 		return 0, abi.ErrInvalidValue
 	}
-	if a.flags&arrayCubemap != 0 {
-		say("cube map arrays are not supported on the emulated GPU")
-		return 0, abi.ErrNotSupported
+	if a.flags&arrayCubemap != 0 && (a.width != a.height || a.depth == 0 || a.depth%6 != 0 ||
+		a.flags&arrayLayered == 0 && a.depth != 6) {
+		return 0, abi.ErrInvalidValue // a cube map is square, with six faces per cube
 	}
-	if a.flags&^(arrayLayered|arraySurfaceLdst|arrayTextureGather) != 0 ||
-		a.height == 0 && a.depth != 0 && a.flags&arrayLayered == 0 || a.flags&arrayLayered != 0 && a.depth == 0 {
+	if a.flags&^(arrayLayered|arraySurfaceLdst|arrayTextureGather|arrayCubemap) != 0 ||
+		a.height == 0 && a.depth != 0 && a.flags&(arrayLayered|arrayCubemap) == 0 || a.flags&arrayLayered != 0 && a.depth == 0 {
 		return 0, abi.ErrInvalidValue
 	}
 	for _, n := range []uint64{a.width, a.height, a.depth} {
@@ -99,13 +99,138 @@ func arrayDestroy(key uintptr) Result {
 	if _, res := drv.ready(); res != abi.Success {
 		return res
 	}
+	if o, ok := drv.lookup(key, kindArray); ok && o.parent != nil {
+		return abi.ErrInvalidHandle // a mipmapped array's level goes with it
+	}
 	o, ok := drv.take(key, kindArray)
 	if !ok {
 		return abi.ErrInvalidHandle
 	}
 	err := o.dev.cl.MemFree(o.array.ptr)
-	drv.drop(o)
+	freeHandleMem(o.mem)
 	return abi.ResultOf(err)
+}
+
+// mipmapCreate allocates a mipmapped array of levels levels over level
+// 0's descriptor a, on the current context's device: one allocation that
+// holds the levels one after another, laid out as abi.TexObject's
+// LevelImage says, each level a CUDA array of the mipmapped array's.
+func mipmapCreate(a arrayInfo, levels uint32) (*object, Result) {
+	dv, res := currentDevice()
+	if res != abi.Success {
+		return nil, res
+	}
+	if _, res := arrayLayout(&a); res != abi.Success {
+		return nil, res
+	}
+	if a.flags&arraySurfaceLdst != 0 {
+		say("surfaces over mipmapped arrays are not supported")
+		return nil, abi.ErrNotSupported
+	}
+	ext := max(a.width, a.height)
+	if a.flags&(arrayLayered|arrayCubemap) == 0 {
+		ext = max(ext, a.depth)
+	}
+	if levels == 0 || levels > uint32(bits.Len64(ext)) {
+		return nil, abi.ErrInvalidValue // more levels than the extent halves to
+	}
+	img := a.image()
+	img.Levels = levels
+	size, ok := img.Extent()
+	if !ok {
+		return nil, abi.ErrOutOfMemory
+	}
+	p, err := dv.cl.MemAlloc(size)
+	if err != nil {
+		return nil, abi.ResultOf(err)
+	}
+	img.Ptr, a.ptr = p, p
+	o, res := drv.newObject(kindMipmap, dv, 0)
+	if res != abi.Success {
+		dv.cl.MemFree(p)
+		return nil, res
+	}
+	base := a
+	o.array = &base
+	for i := range levels {
+		l := img.LevelImage(i)
+		la := a
+		la.ptr, la.width, la.pitch, la.slicePitch = l.Ptr, l.Width, l.Pitch, l.SlicePitch
+		if a.height > 0 {
+			la.height = l.Height
+		}
+		if a.flags&(arrayLayered|arrayCubemap) == 0 && a.depth > 0 {
+			la.depth = l.Depth
+		}
+		c, res := drv.newObject(kindArray, dv, 0)
+		if res != abi.Success {
+			drv.take(o.key, kindMipmap)
+			mipmapFree(o)
+			return nil, res
+		}
+		c.array, c.parent = &la, o
+		o.children = append(o.children, c)
+	}
+	return o, abi.Success
+}
+
+// mipmapFree frees a mipmapped array that is no longer registered, and
+// its levels.
+func mipmapFree(o *object) error {
+	drv.mu.Lock()
+	for _, c := range o.children {
+		drv.dropLocked(c)
+	}
+	drv.mu.Unlock()
+	freeHandleMem(o.mem)
+	return o.dev.cl.MemFree(o.array.ptr)
+}
+
+// mipmapDestroy frees a mipmapped array and its levels.
+func mipmapDestroy(key uintptr) Result {
+	if _, res := drv.ready(); res != abi.Success {
+		return res
+	}
+	o, ok := drv.take(key, kindMipmap)
+	if !ok {
+		return abi.ErrInvalidHandle
+	}
+	return abi.ResultOf(mipmapFree(o))
+}
+
+// mipmapOf returns the mipmapped array the program's handle key names,
+// which must be of the current context's device.
+func mipmapOf(key uintptr) (*object, Result) {
+	if _, res := drv.ready(); res != abi.Success {
+		return nil, res
+	}
+	o, ok := drv.lookup(key, kindMipmap)
+	if !ok {
+		return nil, abi.ErrInvalidHandle
+	}
+	if dv, res := currentDevice(); res != abi.Success || dv != o.dev {
+		return nil, abi.ErrInvalidHandle
+	}
+	return o, abi.Success
+}
+
+// mipmapLevel returns level i of a mipmapped array.
+func mipmapLevel(key uintptr, i uint32) (*object, Result) {
+	o, res := mipmapOf(key)
+	if res != abi.Success {
+		return nil, res
+	}
+	if uint64(i) >= uint64(len(o.children)) {
+		return nil, abi.ErrInvalidValue
+	}
+	return o.children[i], abi.Success
+}
+
+// mipmapImage describes a mipmapped array as a texture reads it.
+func mipmapImage(o *object) abi.TexObject {
+	t := o.array.image()
+	t.Levels = uint32(len(o.children))
+	return t
 }
 
 // arrayOf returns the array the program's handle key names.
@@ -125,6 +250,8 @@ func (a *arrayInfo) image() abi.TexObject {
 	t := abi.TexObject{Ptr: a.ptr, Format: a.format, Channels: a.channels, Width: a.width, Height: a.rows(), Depth: 1,
 		Pitch: a.pitch, SlicePitch: a.slicePitch, Dims: 1}
 	switch {
+	case a.flags&arrayCubemap != 0:
+		t.Dims, t.Layers, t.Cube = 2, a.depth, true
 	case a.flags&arrayLayered != 0:
 		t.Layers = a.depth
 		if a.height > 0 {

@@ -7,6 +7,7 @@ package main
 #include "shim.h"
 
 static inline CUarray kerf_res_array(const CUDA_RESOURCE_DESC *d) { return d->res.array.hArray; }
+static inline CUmipmappedArray kerf_res_mipmap(const CUDA_RESOURCE_DESC *d) { return d->res.mipmap.hMipmappedArray; }
 static inline CUdeviceptr kerf_res_ptr(const CUDA_RESOURCE_DESC *d) {
 	return d->resType == CU_RESOURCE_TYPE_LINEAR ? d->res.linear.devPtr : d->res.pitch2D.devPtr;
 }
@@ -44,6 +45,33 @@ func implArray3DCreate(ph *C.CUarray, d *C.CUDA_ARRAY3D_DESCRIPTOR) C.CUresult {
 	}
 	return newArrayHandle(ph, arrayInfo{width: uint64(d.Width), height: uint64(d.Height), depth: uint64(d.Depth),
 		format: uint32(d.Format), channels: uint32(d.NumChannels), flags: uint32(d.Flags)})
+}
+
+func implMipmappedArrayCreate(ph *C.CUmipmappedArray, d *C.CUDA_ARRAY3D_DESCRIPTOR, levels C.uint) C.CUresult {
+	if ph == nil || d == nil {
+		return errNull
+	}
+	o, res := mipmapCreate(arrayInfo{width: uint64(d.Width), height: uint64(d.Height), depth: uint64(d.Depth),
+		format: uint32(d.Format), channels: uint32(d.NumChannels), flags: uint32(d.Flags)}, uint32(levels))
+	if res == abi.Success {
+		*ph = C.CUmipmappedArray(o.mem)
+	}
+	return cr(res)
+}
+
+func implMipmappedArrayGetLevel(ph *C.CUarray, h C.CUmipmappedArray, level C.uint) C.CUresult {
+	if ph == nil {
+		return errNull
+	}
+	o, res := mipmapLevel(key(unsafe.Pointer(h)), uint32(level))
+	if res == abi.Success {
+		*ph = C.CUarray(o.mem)
+	}
+	return cr(res)
+}
+
+func implMipmappedArrayDestroy(h C.CUmipmappedArray) C.CUresult {
+	return cr(mipmapDestroy(key(unsafe.Pointer(h))))
 }
 
 func newArrayHandle(ph *C.CUarray, a arrayInfo) C.CUresult {
@@ -112,9 +140,14 @@ func resourceImage(r *C.CUDA_RESOURCE_DESC) (abi.TexObject, Result) {
 		return abi.TexObject{Ptr: uint64(C.kerf_res_ptr(r)), Format: uint32(C.kerf_res_format(r)),
 			Channels: uint32(C.kerf_res_channels(r)), Dims: 2, Width: uint64(C.kerf_res_width(r)),
 			Height: uint64(C.kerf_res_height(r)), Depth: 1, Pitch: uint64(C.kerf_res_pitch(r))}, abi.Success
+	case C.CU_RESOURCE_TYPE_MIPMAPPED_ARRAY:
+		o, res := mipmapOf(key(unsafe.Pointer(C.kerf_res_mipmap(r))))
+		if res != abi.Success {
+			return abi.TexObject{}, res
+		}
+		return mipmapImage(o), abi.Success
 	}
-	say("mipmapped arrays are not supported on the emulated GPU")
-	return abi.TexObject{}, abi.ErrNotSupported
+	return abi.TexObject{}, abi.ErrInvalidValue
 }
 
 func cBytes(p unsafe.Pointer, n uintptr) []byte {
@@ -148,6 +181,10 @@ func implTexObjectCreate(po *C.CUtexObject, r *C.CUDA_RESOURCE_DESC, td *C.CUDA_
 		}
 	}
 	t.FilterMode, t.Flags = uint32(td.filterMode), uint32(td.flags)
+	t.MipmapFilter = uint32(td.mipmapFilterMode)
+	t.LevelBias = math.Float32bits(float32(td.mipmapLevelBias))
+	t.MinLevelClamp = math.Float32bits(float32(td.minMipmapLevelClamp))
+	t.MaxLevelClamp = math.Float32bits(float32(td.maxMipmapLevelClamp))
 	obj, res := texObjectCreate(t, texRecord{res: cBytes(unsafe.Pointer(r), C.sizeof_CUDA_RESOURCE_DESC),
 		tex: cBytes(unsafe.Pointer(td), C.sizeof_CUDA_TEXTURE_DESC)})
 	if res == abi.Success {
@@ -169,6 +206,10 @@ func implSurfObjectCreate(po *C.CUsurfObject, r *C.CUDA_RESOURCE_DESC) C.CUresul
 	t, res := resourceImage(r)
 	if res != abi.Success {
 		return cr(res)
+	}
+	if t.Cube {
+		say("surfaces over cube maps are not supported")
+		return cr(abi.ErrNotSupported)
 	}
 	obj, res := texObjectCreate(t, texRecord{surface: true, res: cBytes(unsafe.Pointer(r), C.sizeof_CUDA_RESOURCE_DESC)})
 	if res == abi.Success {

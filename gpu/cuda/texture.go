@@ -93,6 +93,11 @@ func (c *Context) TexObjectCreate(d abi.TexObject) (uint64, error) {
 	if err := d.Validate(); err != nil {
 		return 0, err
 	}
+	if d.Cube || d.Levels > 1 {
+		// the stand-in arrays would be cube-map and mipmapped driver
+		// arrays, refreshed level by level; not built yet
+		return 0, abi.Errorf(abi.ErrNotSupported, "cube maps and mipmapped textures are served on the emulated GPU only")
+	}
 	ext, _ := d.Extent()
 	c.op.Lock() // arrays are made and shared under op held for writing
 	defer c.op.Unlock()

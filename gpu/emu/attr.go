@@ -107,13 +107,13 @@ func (d *device) attribute(attr uint32) (int32, bool) {
 }
 
 // textureLimits are the texture and surface limits (CUdevice_attribute
-// 21-30, 42-74, 77) of an sm_80 part, except cube maps and mipmapped
-// arrays, which the emulator does not serve (0).
+// 21-30, 42-74, 77) of an sm_80 part, except surface cube maps, which
+// Kerf does not serve (0).
 var textureLimits = map[uint32]int32{
 	21: 131072, 22: 131072, 23: 65536, 24: 16384, 25: 16384, 26: 16384, 27: 32768, 28: 32768, 29: 2048, 30: 512,
 	42: 32768, 43: 2048, 44: 1, 45: 32768, 46: 32768, 47: 8192, 48: 8192, 49: 32768,
-	51: 32, 52: 0, 53: 0, 54: 0,
+	51: 32, 52: 32768, 53: 32768, 54: 2046,
 	55: 32768, 56: 131072, 57: 65536, 58: 16384, 59: 16384, 60: 16384, 61: 32768, 62: 2048, 63: 32768, 64: 32768, 65: 2048,
 	66: 0, 67: 0, 68: 0,
-	69: 1 << 28, 70: 131072, 71: 65000, 72: 2097120, 73: 0, 74: 0, 77: 0,
+	69: 1 << 28, 70: 131072, 71: 65000, 72: 2097120, 73: 32768, 74: 32768, 77: 32768,
 }

@@ -68,7 +68,8 @@ func TestAttributes(t *testing.T) {
 		{abi.AttrMaxThreadsPerMultiprocessor, 2048},
 		{abi.AttrManagedMemory, 0},
 		{21, 131072}, // the largest 1D texture
-		{74, 0},      // mipmapped arrays are not served
+		{74, 32768},  // the tallest 2D mipmapped array
+		{66, 0},      // surface cube maps are not served
 	} {
 		got, err := c.Attribute(tc.attr)
 		if err != nil || got != tc.want {

@@ -80,7 +80,8 @@ func (c *Context) TexObjectDestroy(obj uint64, surface bool) error {
 	return nil
 }
 
-// image resolves object obj of kind surface to the ptx image it reads.
+// image resolves object obj of kind surface to the ptx image it reads:
+// its only level, or level 0 of a mipmapped texture.
 func (c *Context) image(obj uint64, surface bool) (*abi.TexObject, ptx.Image, bool) {
 	c.tex.mu.RLock()
 	d, ok := c.tex.objs[obj]
@@ -88,14 +89,24 @@ func (c *Context) image(obj uint64, surface bool) (*abi.TexObject, ptx.Image, bo
 	if !ok || d.Surface != surface {
 		return nil, ptx.Image{}, false
 	}
-	ext, _ := d.Extent()
-	data, err := c.mem.rangeOf(d.Ptr, ext, "texture image")
-	if err != nil {
-		return nil, ptx.Image{}, false
+	im, ok := c.levelImage(d, 0)
+	return d, im, ok
+}
+
+// levelImage resolves level i of d from the context's memory.
+func (c *Context) levelImage(d *abi.TexObject, i uint32) (ptx.Image, bool) {
+	l := *d
+	if d.Levels > 1 {
+		l = d.LevelImage(i)
 	}
-	return d, ptx.Image{Format: ptxFormats[d.Format], Channels: int(d.Channels), Dims: uint8(d.Dims),
-		Width: uint32(d.Width), Height: uint32(d.Height), Depth: uint32(d.Depth), Layers: uint32(d.Layers),
-		Pitch: d.Pitch, SlicePitch: d.SlicePitch, Data: data}, true
+	ext, _ := l.Extent()
+	data, err := c.mem.rangeOf(l.Ptr, ext, "texture image")
+	if err != nil {
+		return ptx.Image{}, false
+	}
+	return ptx.Image{Format: ptxFormats[l.Format], Channels: int(l.Channels), Dims: uint8(l.Dims),
+		Width: uint32(l.Width), Height: uint32(l.Height), Depth: uint32(l.Depth), Layers: uint32(l.Layers),
+		Cube: l.Cube, Pitch: l.Pitch, SlicePitch: l.SlicePitch, Data: data}, true
 }
 
 // kernelTextures is how a launch's kernel sees its context's objects.
@@ -114,6 +125,17 @@ func (k kernelTextures) Texture(h uint64) (*ptx.Texture, bool) {
 	for i, b := range d.BorderColor {
 		t.Border[i] = math.Float32frombits(b)
 	}
+	for i := uint32(1); i < d.Levels; i++ {
+		m, ok := k.c.levelImage(d, i)
+		if !ok {
+			return nil, false
+		}
+		t.Mipmaps = append(t.Mipmaps, m)
+	}
+	t.MipmapFilter = ptx.FilterMode(d.MipmapFilter)
+	t.MipmapLevelBias = math.Float32frombits(d.LevelBias)
+	t.MinMipmapLevelClamp = math.Float32frombits(d.MinLevelClamp)
+	t.MaxMipmapLevelClamp = math.Float32frombits(d.MaxLevelClamp)
 	return t, true
 }
 

@@ -2,6 +2,7 @@ package emu
 
 import (
 	"encoding/binary"
+	"math"
 	"testing"
 
 	"github.com/kerf-edge/kerf/abi"
@@ -102,3 +103,94 @@ func TestTextureObjects(t *testing.T) {
 }
 
 func bytesEqual(a, b []byte) bool { return string(a) == string(b) }
+
+// cubeLodPTX reads texture t, a cube map, as tex.level.cube does: thread
+// i takes the direction and level of detail (x, y, z, lod) at in[4i]
+// and writes the first channel read to out[i].
+const cubeLodPTX = `
+.version 7.0
+.target sm_80
+.address_size 64
+.visible .entry look(.param .u64 t, .param .u64 in, .param .u64 out)
+{
+	.reg .b32 %r<2>;
+	.reg .f32 %f<12>;
+	.reg .b64 %rd<8>;
+	ld.param.u64 %rd1, [t];
+	ld.param.u64 %rd2, [in];
+	ld.param.u64 %rd3, [out];
+	cvta.to.global.u64 %rd2, %rd2;
+	cvta.to.global.u64 %rd3, %rd3;
+	mov.u32 %r1, %tid.x;
+	mul.wide.u32 %rd4, %r1, 16;
+	add.s64 %rd5, %rd2, %rd4;
+	ld.global.v4.f32 {%f1, %f2, %f3, %f4}, [%rd5];
+	tex.level.cube.v4.f32.f32 {%f9, %f10, %f11, %f0}, [%rd1, {%f1, %f2, %f3, %f3}], %f4;
+	mul.wide.u32 %rd6, %r1, 4;
+	add.s64 %rd7, %rd3, %rd6;
+	st.global.f32 [%rd7], %f9;
+	ret;
+}
+`
+
+// A mipmapped cube map: each level follows the one before in memory, as
+// abi.TexObject lays it out, and tex.level.cube reads the face the
+// direction points to at the nearest level. A description whose levels
+// run past the allocation is refused.
+func TestTextureCubeMipmapped(t *testing.T) {
+	b := New(Config{MemoryBytes: 16 << 20})
+	c := open(t, b, 0, 0)
+	f := must(must(c.ModuleLoad([]byte(cubeLodPTX)))(t).Function("look"))(t)
+	d := abi.TexObject{Format: abi.ArrayFormatF32, Channels: 1, Dims: 2, Width: 4, Height: 4, Depth: 1, Layers: 6,
+		Pitch: 16, SlicePitch: 64, Flags: abi.TexNormalizedCoords, Cube: true, Levels: 3,
+		MaxLevelClamp: math.Float32bits(2)}
+	d.Ptr = 1 // a stand-in while the extent is measured
+	size, okExt := d.Extent()
+	if !okExt || size != 6*4*(16+4+1) {
+		t.Fatalf("extent %d, %v", size, okExt)
+	}
+	img := must(c.MemAlloc(size))(t)
+	d.Ptr = img
+	// every texel of level l, face f holds 10*l+f
+	data := make([]byte, size)
+	for l := range d.Levels {
+		li := d.LevelImage(l)
+		for f := range uint64(6) {
+			for y := range li.Height {
+				for x := range li.Width {
+					off := li.Ptr - img + f*li.SlicePitch + y*li.Pitch + 4*x
+					binary.LittleEndian.PutUint32(data[off:], math.Float32bits(float32(10*l)+float32(f)))
+				}
+			}
+		}
+	}
+	ok(t, c.MemcpyHtoD(img, data, nil))
+	looks := [][4]float32{{1, 0.1, 0.2, 0}, {-1, 0.1, 0.2, 1}, {0.1, 1, 0.2, 2}, {0.1, -1, 0.2, 0.9}, {0, 0.1, 1, 1.6}, {0.2, 0.1, -1, 7}}
+	want := []float32{0, 11, 22, 13, 24, 25}
+	in := make([]byte, 0, 16*len(looks))
+	for _, l := range looks {
+		for _, v := range l {
+			in = binary.LittleEndian.AppendUint32(in, math.Float32bits(v))
+		}
+	}
+	inMem := must(c.MemAlloc(uint64(len(in))))(t)
+	ok(t, c.MemcpyHtoD(inMem, in, nil))
+	out := must(c.MemAlloc(uint64(4 * len(looks))))(t)
+	tex := must(c.TexObjectCreate(d))(t)
+	ok(t, c.Launch(f, abi.LaunchConfig{Grid: one(1), Block: one(uint32(len(looks)))}, texParams(tex, inMem, out), nil))
+	got := make([]byte, 4*len(looks))
+	ok(t, c.MemcpyDtoH(got, out, nil))
+	for i, w := range want {
+		if v := math.Float32frombits(binary.LittleEndian.Uint32(got[4*i:])); v != w {
+			t.Errorf("lookup %v reads %v, want %v", looks[i], v, w)
+		}
+	}
+	ok(t, c.TexObjectDestroy(tex, false))
+
+	d.Levels = 4 // 4×4 halves to 1×1 in three levels; a fourth is refused
+	_, err := c.TexObjectCreate(d)
+	wantCode(t, err, abi.ErrInvalidValue)
+	d.Levels, d.Ptr = 3, img+4 // the last level runs past the allocation
+	_, err = c.TexObjectCreate(d)
+	wantCode(t, err, abi.ErrInvalidValue)
+}

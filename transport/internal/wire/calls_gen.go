@@ -1006,14 +1006,14 @@ func DecodeDevicePrimaryCtxResetArgs(p []byte) (a DevicePrimaryCtxResetArgs, err
 // memory), described by an abi.TexObject; the whole image must lie in one
 // of the caller's allocations.
 type TexObjectCreateArgs struct {
-	Desc []byte `arg:"bytes max=105"`
+	Desc []byte `arg:"bytes max=129"`
 }
 
 // Decode decodes cuTexObjectCreate's arguments into a from p, its Call
 // frame's payload, which must hold exactly them. Desc aliases p. On an
 // error a holds no meaning.
 func (a *TexObjectCreateArgs) Decode(p []byte) (err error) {
-	if a.Desc, p, err = takeBlob(p, "desc", 105); err != nil {
+	if a.Desc, p, err = takeBlob(p, "desc", 129); err != nil {
 		return err
 	}
 	if len(p) != 0 {
