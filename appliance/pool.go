@@ -180,15 +180,16 @@ func (p poolLocal) Holds(lease string) bool {
 // poolReach is b, how a tenant reaches this member, with the pool's
 // members added: this member first, then every other member in the
 // inventory (live or not) that published its QUIC address and
-// certificate fingerprint, by name. A tenant given it reaches the pool
-// while this member is down.
+// certificate fingerprint, by name, at the address it published (where
+// redirects send tenants too). A tenant given it reaches the pool while
+// this member is down.
 func poolReach(p *pool.Pool, b auth.Bundle) auth.Bundle {
 	b.Pool = []auth.PoolMember{{Node: p.Self(), QUIC: b.QUIC, Fingerprint: b.Fingerprint}}
 	for _, m := range p.Status().Members { // by name
 		if m.Name == p.Self() || m.QUIC == "" || m.Fingerprint == "" {
 			continue
 		}
-		b.Pool = append(b.Pool, auth.PoolMember{Node: m.Name, QUIC: reachable(m.QUIC), Fingerprint: m.Fingerprint})
+		b.Pool = append(b.Pool, auth.PoolMember{Node: m.Name, QUIC: m.QUIC, Fingerprint: m.Fingerprint})
 	}
 	return b
 }

@@ -656,7 +656,9 @@ func authenticates(t *testing.T, e *env, bundle string) bool {
 // the tenant's session on the second, a tenant's policy, a profile and a
 // rule set through one hold at another, and a rule deleted through one
 // goes at the others. Without quorum, such writes are refused naming the live
-// members, while what was applied keeps serving.
+// members, while what was applied keeps serving; with the quorum back, a
+// token issued through a restarted member authenticates at the member
+// that stayed up.
 func TestPoolSharesTenants(t *testing.T) {
 	nodes := startPool(t, 3, "10m")
 	a, b, c := nodes[0], nodes[1], nodes[2]
@@ -764,6 +766,18 @@ func TestPoolSharesTenants(t *testing.T) {
 	if r := c.kerf(t, "profiles", "show", "halves"); r.code != 0 {
 		t.Errorf("profiles show without quorum: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+
+	// The quorum back, a token issued through node a authenticates at
+	// node c, which watched the state through the quorum's loss.
+	a.start(t)
+	b.start(t)
+	waitFor(t, "the pool formed again, as "+c.name+" sees it", func() bool { return poolFormed(c.kerf(t, "pool", "status"), nodes) })
+	late := filepath.Join(t.TempDir(), "late.json")
+	waitFor(t, "a token issued through node a with the quorum back", func() bool {
+		return a.kerf(t, "tokens", "issue", "--out", late, "late").code == 0
+	})
+	lateAtC := memberBundle(t, late, c)
+	waitFor(t, "late's token, issued at node a, authenticating at node c", func() bool { return authenticates(t, tenant, lateAtC) })
 }
 
 // buildTenant compiles the C program intercept/testdata/NAME.c against
