@@ -170,8 +170,12 @@ func newLocked(cfg Config, log *slog.Logger, lock *os.File) (*Appliance, error) 
 		apiPool, apiTokens, shared = poolAPI{ledger}, poolTokens{p: ledger, local: tokens}, poolShared{ledger}
 		policies = poolPolicies{p: ledger, local: tenantPolicies{sl}}
 	}
+	apiReach := func() auth.Bundle { return reach(cfg, fp, cfg.Listen.QUIC) }
+	if ledger != nil {
+		apiReach = func() auth.Bundle { return poolReach(ledger, reach(cfg, fp, cfg.Listen.QUIC)) }
+	}
 	api, err := profiles.New(apiConfig(cfg), profiles.Deps{Node: n, Tokens: apiTokens, Shared: shared, Rules: rules, Jobs: jobSet, Ingest: ingestStats{running}, Log: log, Pool: apiPool,
-		Reach: func() auth.Bundle { return reach(cfg, fp, cfg.Listen.QUIC) }, Devices: apiDevices, Policies: policies,
+		Reach: apiReach, Devices: apiDevices, Policies: policies,
 		Collectors: append([]prometheus.Collector{refusalCollector{workers}}, jobMetrics.Collectors()...)})
 	if err != nil {
 		sl.Close()

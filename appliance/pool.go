@@ -28,7 +28,7 @@ func newPool(cfg Config, log *slog.Logger) *pool.Pool {
 // startPool joins the pool through the embedded broker.
 func (a *Appliance) startPool(b *Broker) error {
 	k := b.KerfdLogin()
-	local := poolLocal{n: a.node, quic: a.QUICAddr(), http: a.HTTPAddr(), site: a.cfg.Ingest.Site}
+	local := poolLocal{n: a.node, quic: a.QUICAddr(), fingerprint: a.fp.String(), http: a.HTTPAddr(), site: a.cfg.Ingest.Site}
 	return a.pool.Start(b.srv, pool.Login{User: k.Name, Password: k.Password}, pool.Login{User: b.system.Name, Password: b.system.Password},
 		local, func(peer string) error {
 			u, err := a.cfg.Pool.RouteURL(peer)
@@ -139,8 +139,8 @@ func poolRefusal(err error) error {
 
 // poolLocal is what the pool reads of this node.
 type poolLocal struct {
-	n                *node
-	quic, http, site string
+	n                             *node
+	quic, fingerprint, http, site string
 }
 
 func (p poolLocal) Inventory() pool.Node {
@@ -151,7 +151,7 @@ func (p poolLocal) Inventory() pool.Node {
 			holder[s] = l.Tenant
 		}
 	}
-	out := pool.Node{QUIC: p.quic, HTTP: p.http, Profile: st.Profile, Site: p.site}
+	out := pool.Node{QUIC: p.quic, Fingerprint: p.fingerprint, HTTP: p.http, Profile: st.Profile, Site: p.site}
 	for i, d := range p.n.devices {
 		g := pool.GPU{Index: i, Name: d.Name, Memory: d.TotalMem}
 		for _, lg := range st.Layout.GPUs {
@@ -175,6 +175,23 @@ func (p poolLocal) Holds(lease string) bool {
 		}
 	}
 	return false
+}
+
+// poolReach is b, how a tenant reaches this member, with the pool's
+// members added: this member first, then every other member in the
+// inventory (live or not) that published its QUIC address and
+// certificate fingerprint, by name, at the address it published (where
+// redirects send tenants too). A tenant given it reaches the pool while
+// this member is down.
+func poolReach(p *pool.Pool, b auth.Bundle) auth.Bundle {
+	b.Pool = []auth.PoolMember{{Node: p.Self(), QUIC: b.QUIC, Fingerprint: b.Fingerprint}}
+	for _, m := range p.Status().Members { // by name
+		if m.Name == p.Self() || m.QUIC == "" || m.Fingerprint == "" {
+			continue
+		}
+		b.Pool = append(b.Pool, auth.PoolMember{Node: m.Name, QUIC: m.QUIC, Fingerprint: m.Fingerprint})
+	}
+	return b
 }
 
 // poolAPI is the operator API's view of the pool.

@@ -11,13 +11,15 @@ import (
 
 // Node is one member's entry in the node inventory.
 type Node struct {
-	Name    string    `json:"name"`
-	QUIC    string    `json:"quic,omitempty"` // where tenants reach it
-	HTTP    string    `json:"http,omitempty"` // its operator API
-	Profile string    `json:"profile,omitempty"`
-	Site    string    `json:"site,omitempty"` // its site (ingest.site), "" none
-	GPUs    []GPU     `json:"gpus"`
-	Updated time.Time `json:"updated"`
+	Name string `json:"name"`
+	QUIC string `json:"quic,omitempty"` // where tenants reach it
+	// Fingerprint is its QUIC certificate's, which tenants pin.
+	Fingerprint string    `json:"fingerprint,omitempty"`
+	HTTP        string    `json:"http,omitempty"` // its operator API
+	Profile     string    `json:"profile,omitempty"`
+	Site        string    `json:"site,omitempty"` // its site (ingest.site), "" none
+	GPUs        []GPU     `json:"gpus"`
+	Updated     time.Time `json:"updated"`
 }
 
 // GPU is one GPU of a node and its layout.

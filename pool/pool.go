@@ -81,6 +81,11 @@ type Pool struct {
 	state    map[string]jetstream.KeyValue // the state buckets, by name; empty until they exist
 	watch    map[string]Apply              // by state bucket
 	applied  map[string]map[string]uint64  // by state bucket and key: the revision applied last
+	rewatch  []chan struct{}               // one per watch of a state bucket: establish it again
+	// noQuorum is set while a round of upkeep finds no quorum: the watches
+	// are established again when it comes back.
+	noQuorum  bool
+	following sync.WaitGroup // the watches of the state buckets
 	// applyMu is held while a change of the state is applied, before mu.
 	applyMu sync.Mutex
 
@@ -114,6 +119,13 @@ func (p *Pool) Start(srv *server.Server, kerfd, system Login, local Local, addRo
 		return fmt.Errorf("pool: %w", err)
 	}
 	p.srv, p.nc, p.sys, p.local, p.addRoute = srv, nc, sys, local, addRoute
+	nc.SetReconnectHandler(func(*nats.Conn) { p.watchAgain() })
+	nc.SetErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+		if sub != nil { // a watch's consumer may be gone: establish them again
+			p.log.Debug("pool subscription", "err", err)
+			p.watchAgain()
+		}
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel, p.done = cancel, make(chan struct{})
 	now := time.Now()
@@ -131,6 +143,7 @@ func (p *Pool) Close() {
 	}
 	p.cancel()
 	<-p.done
+	p.following.Wait()
 	p.nc.Close()
 	p.sys.Close()
 }
@@ -167,9 +180,26 @@ func (p *Pool) step(ctx context.Context) {
 			return
 		}
 		p.log.Info("pool state ready", "buckets", append([]string{NodesBucket, LeasesBucket}, stateBuckets...), "replicas", p.opts.Config.Replicas())
+		p.followState(ctx)
 	}
-	err := errors.Join(p.publishInventory(ctx), p.readInventory(ctx), p.tidyLedger(ctx, now), p.readState(ctx))
+	p.noteQuorum()
+	err := errors.Join(p.publishInventory(ctx), p.readInventory(ctx), p.tidyLedger(ctx, now))
 	p.setStateErr(err)
+}
+
+// noteQuorum establishes the watches of the state again when a quorum
+// comes back after a round without one: a watch may have lost its
+// consumer meanwhile without saying so.
+func (p *Pool) noteQuorum() {
+	lost := p.Quorum() != nil
+	p.mu.Lock()
+	back := p.noQuorum && !lost
+	p.noQuorum = lost
+	p.mu.Unlock()
+	if back {
+		p.log.Info("quorum back: watching the pool's state anew")
+		p.watchAgain()
+	}
 }
 
 func (p *Pool) setStateErr(err error) {

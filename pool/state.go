@@ -4,14 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 // The buckets of the state the operator API keeps for the whole pool: one
 // key per tenant (its tokens' hashes), per profile and per rule. Each
-// member applies them to its own stores (Watch); a write goes to the
-// bucket first, and is refused without quorum.
+// member watches them and applies their changes to its own stores (Watch);
+// a write goes to the bucket first, and is refused without quorum.
 const (
 	TenantsBucket  = "kerf_pool_tenants"
 	ProfilesBucket = "kerf_pool_profiles"
@@ -22,15 +23,16 @@ const (
 var stateBuckets = []string{TenantsBucket, ProfilesBucket, RulesBucket}
 
 // Apply is given a key of a state bucket and its value, each time this
-// member reads or writes a revision of it newer than the one it applied
-// last (and every key once after start). An empty value is a deletion.
+// member's watch of the bucket, or its own write, gives a revision of it
+// newer than the one it applied last (and every key once after start). An empty value is a deletion.
 // Calls are one at a time, and never give an older revision after a
 // newer one.
 type Apply func(key string, value []byte) error
 
 // Watch has apply called with the changes of bucket, one of the state
-// buckets, from every round of upkeep. Call it before Start. A key whose
-// apply fails is given again at the next round.
+// buckets, as a JetStream watch of the bucket delivers them. Call it
+// before Start. A key whose apply fails is given again by a new watch a
+// tick later.
 func (p *Pool) Watch(bucket string, apply Apply) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -55,7 +57,7 @@ func (p *Pool) stateKV(bucket string) (jetstream.KeyValue, error) {
 // returns the new one, or an error that leaves it as is; f runs again
 // when another member wrote in between. Refused without quorum. Once the
 // write is acknowledged, the bucket's Apply has it on this member before
-// Update returns (an Apply that fails is retried by the next round). It
+// Update returns (an Apply that fails is given again by the watch). It
 // returns the value written.
 func (p *Pool) Update(bucket, key string, f func(old []byte) ([]byte, error)) ([]byte, error) {
 	if err := p.Quorum(); err != nil {
@@ -117,50 +119,115 @@ func (p *Pool) Put(bucket, key string, value []byte) error {
 	return err
 }
 
-// readState gives each watcher the keys of its bucket that changed since
-// it last applied them. Without quorum the read fails and what was applied
-// stays.
-func (p *Pool) readState(ctx context.Context) error {
-	var errs []error
+// followState watches each state bucket that has an Apply, from a
+// goroutine of its own, until ctx ends. Called once the buckets exist.
+func (p *Pool) followState(ctx context.Context) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	for _, bucket := range stateBuckets {
-		p.mu.Lock()
-		_, ok := p.watch[bucket]
-		p.mu.Unlock()
-		if !ok {
+		if _, ok := p.watch[bucket]; !ok {
 			continue
 		}
-		if err := p.readBucket(ctx, bucket); err != nil {
-			errs = append(errs, err)
-		}
+		again := make(chan struct{}, 1)
+		p.rewatch = append(p.rewatch, again)
+		p.following.Add(1)
+		go func() {
+			defer p.following.Done()
+			p.follow(ctx, bucket, again)
+		}()
 	}
-	return errors.Join(errs...)
 }
 
-func (p *Pool) readBucket(ctx context.Context, bucket string) error {
+// watchAgain has every watch of the state established anew: after a
+// quorum came back, or the connection to the broker was re-established,
+// or the broker reported an error of a subscription. A new watch gives
+// every key's latest revision again; apply passes over those applied.
+func (p *Pool) watchAgain() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, again := range p.rewatch {
+		select {
+		case again <- struct{}{}:
+		default: // one pending already
+		}
+	}
+}
+
+// follow watches bucket and applies its changes as they come: every key's
+// latest revision first, then each change. The watch is established anew
+// when it ends, when a change fails to apply (a tick later, so that the
+// key is given again), and when again is signalled; a watch that cannot
+// be established (no quorum) is tried again every tick.
+func (p *Pool) follow(ctx context.Context, bucket string, again <-chan struct{}) {
+	for {
+		err := p.watchBucket(ctx, bucket, again)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			continue
+		}
+		p.log.Debug("watching the pool's state", "bucket", bucket, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-again:
+		case <-time.After(tick):
+		}
+	}
+}
+
+// watchBucket is one watch of bucket. It returns nil when the watch is to
+// be established again at once.
+func (p *Pool) watchBucket(ctx context.Context, bucket string, again <-chan struct{}) error {
 	kv, err := p.stateKV(bucket)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	// The watch lasts as long as wctx: its end ends the watch's
+	// subscription. Establishing it is bounded by opTimeout.
+	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	keys, err := kv.ListKeys(ctx)
+	bound := time.AfterFunc(opTimeout, cancel)
+	w, err := kv.WatchAll(wctx)
+	if !bound.Stop() {
+		if err == nil {
+			w.Stop()
+		}
+		return fmt.Errorf("watching %s: not established within %v", bucket, opTimeout)
+	}
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", bucket, err)
+		return fmt.Errorf("watching %s: %w", bucket, err)
 	}
-	var names []string
-	for k := range keys.Keys() {
-		names = append(names, k)
-	}
-	for _, k := range names {
-		e, err := kv.Get(ctx, k)
-		if err != nil {
-			continue // deleted since listed, or not answered: next round
+	defer w.Stop()
+	var retry <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-again:
+			return nil
+		case <-retry:
+			return nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				return fmt.Errorf("the watch of %s ended", bucket)
+			}
+			if e == nil {
+				continue // every key's latest revision given
+			}
+			v := e.Value()
+			if e.Operation() != jetstream.KeyValuePut {
+				v = nil // deleted or purged
+			}
+			if err := p.apply(bucket, e.Key(), v, e.Revision()); err != nil {
+				p.log.Warn("a change of the pool's state not applied on this member", "bucket", bucket, "key", e.Key(), "err", err)
+				if retry == nil {
+					retry = time.After(tick)
+				}
+			}
 		}
-		if err := p.apply(bucket, k, e.Value(), e.Revision()); err != nil {
-			p.log.Warn("a change of the pool's state not applied on this member", "bucket", bucket, "key", k, "err", err)
-		}
 	}
-	return nil
 }
 
 // apply hands revision rev of key to its bucket's Apply, unless this

@@ -150,7 +150,8 @@ type Deps struct {
 	// Collectors are further metrics served on /metrics.
 	Collectors []prometheus.Collector
 	// Reach, if set, gives the appliance's addresses and fingerprint (a
-	// bundle without tenant or token), returned with an issued token.
+	// bundle without tenant or token), returned with an issued token; on
+	// a pool member, its Pool names every member.
 	Reach func() auth.Bundle
 }
 

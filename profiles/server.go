@@ -1047,6 +1047,9 @@ func (h handlers) IssueToken(c echo.Context) error {
 	if h.deps.Reach != nil {
 		b := h.deps.Reach()
 		out.Quic, out.Socket, out.Fingerprint = b.QUIC, b.Socket, b.Fingerprint
+		for _, m := range b.Pool {
+			out.Pool = append(out.Pool, api.PoolReach{Node: m.Node, Quic: m.QUIC, Fingerprint: m.Fingerprint})
+		}
 	}
 	return c.JSON(http.StatusCreated, out)
 }

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -529,10 +530,11 @@ func (p *poolNode) defaultBundle(t *testing.T) auth.Bundle {
 	return b
 }
 
-// poolBundle issues a token for tenant through the first node's API,
-// waits until every member lists it (the pool's state carries it there)
-// and writes a bundle naming every member, without a socket: the tenant
-// runs elsewhere.
+// poolBundle issues a token for tenant through the first node's API and
+// waits until every member lists it (the pool's state carries it there).
+// The bundle written must name every member, the issuing one first, each
+// with its QUIC address and fingerprint; poolBundle returns it without
+// its socket: the tenant runs elsewhere.
 func poolBundle(t *testing.T, nodes []*poolNode, tenant string) string {
 	t.Helper()
 	issued := filepath.Join(t.TempDir(), "issued.json")
@@ -549,12 +551,15 @@ func poolBundle(t *testing.T, nodes []*poolNode, tenant string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.Socket = ""
+	var want []auth.PoolMember
 	for _, n := range nodes {
 		d := n.defaultBundle(t)
-		b.Pool = append(b.Pool, auth.PoolMember{Node: n.name, QUIC: d.QUIC, Fingerprint: d.Fingerprint})
+		want = append(want, auth.PoolMember{Node: n.name, QUIC: d.QUIC, Fingerprint: d.Fingerprint})
 	}
-	b.QUIC, b.Fingerprint = b.Pool[0].QUIC, b.Pool[0].Fingerprint
+	if !slices.Equal(b.Pool, want) || b.QUIC != want[0].QUIC || b.Fingerprint != want[0].Fingerprint {
+		t.Fatalf("the bundle issued at %s names %s %s and the pool %+v, want %s %s and %+v", nodes[0].name, b.QUIC, b.Fingerprint, b.Pool, want[0].QUIC, want[0].Fingerprint, want)
+	}
+	b.Socket = ""
 	path := filepath.Join(t.TempDir(), tenant+".json")
 	if err := auth.WriteBundle(path, b); err != nil {
 		t.Fatal(err)
@@ -562,10 +567,11 @@ func poolBundle(t *testing.T, nodes []*poolNode, tenant string) string {
 	return path
 }
 
-// A tenant whose bundle names the pool reaches the first member that
-// answers; that member places the request in the pool and, when the room
-// is on another member, redirects the tenant there, where its program
-// runs. A member that is down is passed over.
+// A tenant whose bundle, issued through one member, names the pool
+// reaches the first member that answers; that member places the request
+// in the pool and, when the room is on another member, redirects the
+// tenant there, where its program runs. The issuing member, killed, is
+// passed over.
 func TestPoolPlacesTenants(t *testing.T) {
 	nodes := startPool(t, 3, "10m")
 	a, b, c := nodes[0], nodes[1], nodes[2]
@@ -650,7 +656,9 @@ func authenticates(t *testing.T, e *env, bundle string) bool {
 // the tenant's session on the second, a tenant's policy, a profile and a
 // rule set through one hold at another, and a rule deleted through one
 // goes at the others. Without quorum, such writes are refused naming the live
-// members, while what was applied keeps serving.
+// members, while what was applied keeps serving; with the quorum back, a
+// token issued through a restarted member authenticates at the member
+// that stayed up.
 func TestPoolSharesTenants(t *testing.T) {
 	nodes := startPool(t, 3, "10m")
 	a, b, c := nodes[0], nodes[1], nodes[2]
@@ -758,6 +766,18 @@ func TestPoolSharesTenants(t *testing.T) {
 	if r := c.kerf(t, "profiles", "show", "halves"); r.code != 0 {
 		t.Errorf("profiles show without quorum: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+
+	// The quorum back, a token issued through node a authenticates at
+	// node c, which watched the state through the quorum's loss.
+	a.start(t)
+	b.start(t)
+	waitFor(t, "the pool formed again, as "+c.name+" sees it", func() bool { return poolFormed(c.kerf(t, "pool", "status"), nodes) })
+	late := filepath.Join(t.TempDir(), "late.json")
+	waitFor(t, "a token issued through node a with the quorum back", func() bool {
+		return a.kerf(t, "tokens", "issue", "--out", late, "late").code == 0
+	})
+	lateAtC := memberBundle(t, late, c)
+	waitFor(t, "late's token, issued at node a, authenticating at node c", func() bool { return authenticates(t, tenant, lateAtC) })
 }
 
 // buildTenant compiles the C program intercept/testdata/NAME.c against

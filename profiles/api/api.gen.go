@@ -248,6 +248,9 @@ type IssuedToken struct {
 	Fingerprint      string `json:"fingerprint,omitempty,omitzero"`
 	MemoryLimitBytes uint64 `json:"memoryLimitBytes,omitempty,omitzero"`
 
+	// Pool on a pool member, every member of the pool a tenant may reach over QUIC, the answering member first; absent outside a pool
+	Pool []PoolReach `json:"pool,omitempty,omitzero"`
+
 	// Quic the appliance's QUIC address (host:port)
 	Quic string `json:"quic,omitempty,omitzero"`
 
@@ -456,6 +459,16 @@ type PoolPlacementRequest struct {
 	// Model only GPUs whose model contains this (case-insensitive)
 	Model  string `json:"model,omitempty,omitzero"`
 	Tenant string `json:"tenant"`
+}
+
+// PoolReach how a tenant reaches one pool member
+type PoolReach struct {
+	// Fingerprint its certificate fingerprint, which QUIC clients pin
+	Fingerprint string `json:"fingerprint"`
+	Node        string `json:"node"`
+
+	// Quic its QUIC address (host:port)
+	Quic string `json:"quic"`
 }
 
 // PoolSlice defines model for PoolSlice.

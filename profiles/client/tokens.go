@@ -83,6 +83,13 @@ func tokensIssue(ctx context.Context, c *Client, cmd *cli.Command, w io.Writer) 
 		return err
 	}
 	b := auth.Bundle{Tenant: it.Tenant, Token: it.Token, QUIC: c.quicFor(it.Quic), Socket: it.Socket, Fingerprint: it.Fingerprint}
+	for _, m := range it.Pool {
+		addr := m.Quic
+		if addr == it.Quic {
+			addr = b.QUIC // the member that answered, reached as the API is
+		}
+		b.Pool = append(b.Pool, auth.PoolMember{Node: m.Node, QUIC: addr, Fingerprint: m.Fingerprint})
+	}
 	if err := auth.WriteBundle(out, b); err != nil {
 		return fmt.Errorf("the token was issued, but its bundle could not be written (issue it again to replace it): %w", err)
 	}
