@@ -516,9 +516,6 @@ func TestPoolNodeDeath(t *testing.T) {
 	t.Logf("node a's lease reclaimed %v after it died (lease_timeout %v)", reclaimed.Round(10*time.Millisecond), timeout)
 }
 
-// stateDir is the node's state directory (see startPool).
-func (p *poolNode) stateDir() string { return filepath.Join(filepath.Dir(p.config), "state") }
-
 // defaultBundle is the bundle the node's kerfd wrote for its default
 // tenant: its QUIC address and certificate fingerprint.
 func (p *poolNode) defaultBundle(t *testing.T) auth.Bundle {
