@@ -1587,11 +1587,16 @@ func cuGraphExecUpdate(hGraphExec C.CUgraphExec, hGraph C.CUgraph, hErrorNode_ou
 		if hErrorNode_out == nil {
 			l.str("hErrorNode_out", "", false)
 		}
-		l.hex("updateResult_out", uint64(uintptr(unsafe.Pointer(updateResult_out))))
+		if updateResult_out == nil {
+			l.str("updateResult_out", "", false)
+		}
 		l.run()
 		defer func() {
 			if ret == 0 && hErrorNode_out != nil {
 				l.outHandle("hErrorNode_out", uintptr(unsafe.Pointer(*hErrorNode_out)))
+			}
+			if ret == 0 && updateResult_out != nil {
+				l.outDec("updateResult_out", int64(*updateResult_out))
 			}
 			l.end(Result(ret))
 		}()

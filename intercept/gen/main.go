@@ -93,7 +93,7 @@ var intTypes = map[string]bool{
 	"CUgraphNodeType": true, "CUmem_advise": true, "CUmem_range_attribute": true,
 	"CUarray_format": true, "CUresourcetype": true, "CUaddress_mode": true, "CUfilter_mode": true, "CUresourceViewFormat": true,
 	"CUmemPool_attribute": true, "CUmemAccess_flags": true, "CUmemLocationType": true, "CUmemAllocationType": true,
-	"CUmemAllocationHandleType": true, "CUmemAllocationGranularity_flags": true,
+	"CUmemAllocationHandleType": true, "CUmemAllocationGranularity_flags": true, "CUgraphExecUpdateResult": true,
 }
 
 // optionArrays are integer types whose pointers are arrays the program
