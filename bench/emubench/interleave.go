@@ -28,6 +28,13 @@ type Comparison struct {
 // processes hold the CPU: on a shared machine, wall-clock figures of one
 // build measured after the other move by 2×.
 func CompareNVCC(kernel string, src []byte, d time.Duration) (Comparison, error) {
+	start := time.Now()
+	return compareNVCC(kernel, src, func(n int) bool { return n < 3 || time.Since(start) < d })
+}
+
+// compareNVCC is CompareNVCC running pairs of launches while more(the
+// pairs run so far) holds.
+func compareNVCC(kernel string, src []byte, more func(int) bool) (Comparison, error) {
 	c := Comparison{Kernel: kernel}
 	if len(src) == 0 {
 		return c, fmt.Errorf("emubench: no nvcc build of %s to compare", kernel)
@@ -46,7 +53,7 @@ func CompareNVCC(kernel string, src []byte, d time.Duration) (Comparison, error)
 		return cpuTime() - t0, err
 	}
 	var tc, tn []time.Duration
-	for start := time.Now(); len(tc) < 3 || time.Since(start) < d; {
+	for more(len(tc)) {
 		a, err := once(kc, lc)
 		if err != nil {
 			return c, err
@@ -56,6 +63,9 @@ func CompareNVCC(kernel string, src []byte, d time.Duration) (Comparison, error)
 			return c, err
 		}
 		tc, tn = append(tc, a), append(tn, b)
+	}
+	if len(tc) == 0 {
+		return c, fmt.Errorf("emubench: no launches of %s compared", kernel)
 	}
 	slices.Sort(tc)
 	slices.Sort(tn)
