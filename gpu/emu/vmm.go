@@ -47,6 +47,14 @@ type vmState struct {
 	phys     map[*physMem]struct{}
 }
 
+// vmLocked is the context's virtual memory state, made on first use.
+func (c *Context) vmLocked() *vmState {
+	if c.vm.reserved == nil {
+		c.vm = vmState{reserved: map[uint64]uint64{}, maps: map[uint64]*vmMapping{}, phys: map[*physMem]struct{}{}}
+	}
+	return &c.vm
+}
+
 // Granularity implements gpu.VirtualMemory.
 func (c *Context) Granularity(bool) uint64 { return vmmGranularity }
 
@@ -78,10 +86,7 @@ func (c *Context) AddressReserve(size, align uint64) (uint64, error) {
 	if !ok {
 		return 0, abi.Errorf(abi.ErrOutOfMemory, "emulated device %d: no %d bytes of address space left", d.ord, size)
 	}
-	if c.vm.reserved == nil {
-		c.vm = vmState{reserved: map[uint64]uint64{}, maps: map[uint64]*vmMapping{}, phys: map[*physMem]struct{}{}}
-	}
-	c.vm.reserved[base] = size
+	c.vmLocked().reserved[base] = size
 	return base, nil
 }
 
@@ -131,10 +136,7 @@ func (c *Context) MemCreate(size uint64) (gpu.PhysicalMemory, error) {
 		return nil, abi.Errorf(abi.ErrOutOfMemory, "host cannot back %d bytes of emulated device memory: %v", size, err)
 	}
 	p := &physMem{c: c, size: size, data: data, hostMap: hostMap}
-	if c.vm.reserved == nil {
-		c.vm = vmState{reserved: map[uint64]uint64{}, maps: map[uint64]*vmMapping{}, phys: map[*physMem]struct{}{}}
-	}
-	c.vm.phys[p] = struct{}{}
+	c.vmLocked().phys[p] = struct{}{}
 	return p, nil
 }
 
