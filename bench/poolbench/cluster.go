@@ -1,7 +1,6 @@
 package poolbench
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -55,7 +54,7 @@ type Node struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{}
-	log    *bytes.Buffer
+	log    *testkit.SyncBuffer
 }
 
 // StartCluster writes the nodes' configs and state, starts them, and
@@ -201,10 +200,10 @@ func (n *Node) kerfdCmd(ctx context.Context, args ...string) *exec.Cmd {
 // serves.
 func (n *Node) Start(ctx context.Context) error {
 	n.mu.Lock()
-	n.log = &bytes.Buffer{}
+	n.log = &testkit.SyncBuffer{}
 	cmd := exec.Command(n.kerfd, "--config", n.Config)
 	cmd.Dir, cmd.Env = n.Dir, n.env
-	cmd.Stdout, cmd.Stderr = lockedWriter{n}, lockedWriter{n}
+	cmd.Stdout, cmd.Stderr = n.log, n.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // not left running if the benchmark dies
 	if err := cmd.Start(); err != nil {
 		n.mu.Unlock()
@@ -224,19 +223,12 @@ func (n *Node) Start(ctx context.Context) error {
 	})
 }
 
-type lockedWriter struct{ n *Node }
-
-func (w lockedWriter) Write(b []byte) (int, error) {
-	w.n.mu.Lock()
-	defer w.n.mu.Unlock()
-	return w.n.log.Write(b)
-}
-
 // Log is what the node's kerfd has written since it last started.
 func (n *Node) Log() string {
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.log.String()
+	log := n.log
+	n.mu.Unlock()
+	return log.String()
 }
 
 // Kill ends the node's kerfd with SIGKILL: no shutdown of any kind.

@@ -1,5 +1,5 @@
 // Package testkit holds helpers shared by Kerf's tests. It is imported by
-// _test.go files and the benchmarks (FreeAddr) only and holds no product
+// _test.go files and the benchmarks (FreeAddr, SyncBuffer) only and holds no product
 // logic.
 package testkit
 
