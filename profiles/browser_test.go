@@ -245,7 +245,13 @@ func TestBrowserPool(t *testing.T) {
 			{ID: "l1", Tenant: "alice", Node: "node-a", GPUs: []int{0}, Charge: 0.25, Granted: seen},
 			{ID: "pool-x", Tenant: "bob", Node: "node-c", GPUs: []int{0}, Charge: 0.25, Granted: seen, Expires: seen.Add(time.Hour)},
 		}}
+	// Close waits for the requests the first page still has in flight,
+	// so that none reads the pool while it is set.
+	ts.Close()
 	e.srv.deps.Pool = shownPool{&fakePool{members: []string{"node-a"}}, st}
+	ts = httptest.NewServer(e.srv)
+	defer ts.Close()
+	url = ts.URL + "/#token=" + e.admin
 	dom := chromium(t, url, "--dump-dom", "--virtual-time-budget=3000")
 	for _, want := range []string{
 		`data-pooled=`,
