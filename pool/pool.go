@@ -693,6 +693,29 @@ func untilAnswered(ctx context.Context, op func() error) error {
 	}
 }
 
+// removeServer asks JetStream's meta leader to forget node. Only the
+// leader answers, and a member's death may have it elected anew (Raft
+// waits 4 to 9 s), so the request is asked again, a second at a time,
+// for up to twice opTimeout.
+func (p *Pool) removeServer(node string) (*nats.Msg, error) {
+	req, _ := json.Marshal(server.JSApiMetaServerRemoveRequest{Server: node})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*opTimeout)
+	defer cancel()
+	for {
+		attempt, done := context.WithTimeout(ctx, time.Second)
+		msg, err := p.sys.RequestWithContext(attempt, server.JSApiRemoveServer, req)
+		done()
+		if err == nil || ctx.Err() != nil {
+			return msg, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // ErrLive refuses to remove a member that is still up.
 var ErrLive = errors.New("member is live")
 
@@ -725,9 +748,11 @@ func (p *Pool) Leave(node string) error {
 	if err := untilAnswered(ctx, func() error { return nodes.Purge(ctx, node) }); err != nil {
 		return fmt.Errorf("removing %s from the inventory: %w", node, err)
 	}
-	req, _ := json.Marshal(server.JSApiMetaServerRemoveRequest{Server: node})
-	msg, err := p.sys.RequestWithContext(ctx, server.JSApiRemoveServer, req)
+	msg, err := p.removeServer(node)
 	if err != nil {
+		if qerr := p.Quorum(); qerr != nil {
+			return qerr
+		}
 		return fmt.Errorf("asking JetStream to forget %s: %w", node, err)
 	}
 	var resp server.JSApiMetaServerRemoveResponse
