@@ -105,7 +105,8 @@ func FreePort(t testing.TB) string {
 }
 
 // FreeAddr is a loopback address whose port nothing listens on now, on TCP
-// or UDP. The port lies below the kernel's ephemeral range, so no
+// or UDP, and that no other FreeAddr call on this machine has handed out
+// while its caller lives (claimPort). The port lies below the kernel's ephemeral range, so no
 // outgoing connection can take it as its source port in the meantime: a
 // server that redials a peer not yet up could otherwise connect to
 // itself through that port and keep it from the peer.
@@ -113,7 +114,11 @@ func FreeAddr() (string, error) {
 	low := ephemeralLow()
 	const first = 20000
 	for range 200 {
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(first+rand.IntN(low-first)))
+		port := first + rand.IntN(low-first)
+		if !claimPort(port) {
+			continue
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			continue
@@ -127,6 +132,27 @@ func FreeAddr() (string, error) {
 		return addr, nil
 	}
 	return "", errors.New("no free port below the ephemeral range")
+}
+
+// claimed holds, for the life of the test binary, one abstract Unix
+// socket per port FreeAddr handed out. The kernel frees them when the
+// process exits, and no other process (another package's tests run
+// alongside) or later call may claim the same port meanwhile, even
+// before the server that was given it listens.
+var claimed struct {
+	sync.Mutex
+	held []net.Listener
+}
+
+func claimPort(port int) bool {
+	l, err := net.Listen("unix", "@kerf-testkit-port-"+strconv.Itoa(port))
+	if err != nil {
+		return false
+	}
+	claimed.Lock()
+	claimed.held = append(claimed.held, l)
+	claimed.Unlock()
+	return true
 }
 
 // ephemeralLow is the first port the kernel hands out for outgoing
