@@ -52,6 +52,7 @@ type Appliance struct {
 	ingest     *atomic.Pointer[Ingest] // the load-signal path, once Run starts it
 	devices    *deviceLogins           // the broker's logins issued through the API; nil without the embedded broker
 	pool       *pool.Pool              // nil outside a pool
+	published  publishedAddrs          // in a pool, where this member is reached
 	fp         transport.Fingerprint
 
 	budget connBudget
@@ -171,8 +172,11 @@ func newLocked(cfg Config, log *slog.Logger, lock *os.File) (*Appliance, error) 
 		policies = poolPolicies{p: ledger, local: tenantPolicies{sl}}
 	}
 	apiReach := func() auth.Bundle { return reach(cfg, fp, cfg.Listen.QUIC) }
+	// In a pool, a bundle names this member by the QUIC address it
+	// publishes, known once its listener is bound (below).
+	var published publishedAddrs
 	if ledger != nil {
-		apiReach = func() auth.Bundle { return poolReach(ledger, reach(cfg, fp, cfg.Listen.QUIC)) }
+		apiReach = func() auth.Bundle { return poolReach(ledger, reach(cfg, fp, published.QUIC)) }
 	}
 	api, err := profiles.New(apiConfig(cfg), profiles.Deps{Node: n, Tokens: apiTokens, Shared: shared, Rules: rules, Jobs: jobSet, Ingest: ingestStats{running}, Log: log, Pool: apiPool,
 		Reach: apiReach, Devices: apiDevices, Policies: policies,
@@ -202,6 +206,15 @@ func newLocked(cfg Config, log *slog.Logger, lock *os.File) (*Appliance, error) 
 		api.Close()
 		sl.Close()
 		return nil, err
+	}
+	if ledger != nil {
+		if published, err = a.advertised(); err != nil {
+			a.closeListeners()
+			api.Close()
+			sl.Close()
+			return nil, fmt.Errorf("pool: %w", err)
+		}
+		a.published = published
 	}
 	return a, nil
 }
@@ -393,6 +406,10 @@ func (a *Appliance) Run(ctx context.Context) error {
 					return err
 				}
 				defer a.pool.Close()
+				mctx, forget := context.WithCancel(ctx)
+				remembered := make(chan struct{})
+				go func() { a.rememberPoolMembers(mctx); close(remembered) }()
+				defer func() { forget(); <-remembered }()
 				a.log.Info("joining the pool", "pool", a.cfg.Pool.Name, "node", a.cfg.PoolNode(), "cluster", a.cfg.Pool.Listen, "peers", a.cfg.Pool.Peers)
 			}
 		}
@@ -585,13 +602,18 @@ func issueBundle(cfg Config, tokens *auth.TokenStore, fp transport.Fingerprint, 
 // writeBundle writes tenant's bundle for tok to out (default:
 // <state>/bundles/<tenant>.json).
 func writeBundle(cfg Config, fp transport.Fingerprint, quicAddr, tenant, tok, out string) (string, error) {
+	return saveBundle(cfg, reach(cfg, fp, quicAddr), tenant, tok, out)
+}
+
+// saveBundle writes b, how a tenant reaches kerfd, for tenant's token tok
+// to out (default: <state>/bundles/<tenant>.json).
+func saveBundle(cfg Config, b auth.Bundle, tenant, tok, out string) (string, error) {
 	if out == "" {
 		if err := os.MkdirAll(cfg.BundleDir(), 0o700); err != nil {
 			return "", err
 		}
 		out = filepath.Join(cfg.BundleDir(), tenant+".json")
 	}
-	b := reach(cfg, fp, quicAddr)
 	b.Tenant, b.Token = tenant, tok
 	return out, auth.WriteBundle(out, b)
 }

@@ -78,6 +78,14 @@ func (c *Config) validatePool() []error {
 	if c.Pool.Enabled() && (!c.Ingest.Enabled || c.Ingest.Broker.Mode != "embedded") {
 		errs = append(errs, errors.New("pool: a pool needs the embedded broker (ingest.enabled: true, ingest.broker.mode: embedded)"))
 	}
+	for _, l := range []struct{ name, addr string }{{pool.AdvertiseQUIC, c.Listen.QUIC}, {pool.AdvertiseHTTP, c.Listen.HTTP}} {
+		if err := c.Pool.MayAdvertise(l.name, l.addr); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.Pool.Advertise.HTTP != "" && c.Listen.HTTP == "" {
+		errs = append(errs, errors.New("pool.advertise.http: listen.http is empty, so there is no operator listener to publish"))
+	}
 	if c.Pool.Node != "" {
 		if err := ingest.ValidSegment(c.Pool.Node); err != nil {
 			errs = append(errs, fmt.Errorf("pool.node: %w", err))
@@ -94,6 +102,10 @@ func (c *Config) PoolNode() string {
 	}
 	return c.IngestNode()
 }
+
+// PoolMembersPath keeps the pool's other members as this member last saw
+// them, for the bundles issued while kerfd does not serve.
+func (c *Config) PoolMembersPath() string { return filepath.Join(c.StateDir, "pool-members.json") }
 
 // PoolJoinedPath keeps the peers joined at run time (kerf pool join).
 func (c *Config) PoolJoinedPath() string { return filepath.Join(c.StateDir, "pool-peers.json") }

@@ -1,13 +1,19 @@
 package appliance
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
 	"slices"
+	"time"
 
 	"github.com/kerf-edge/kerf/abi"
 	"github.com/kerf-edge/kerf/auth"
+	"github.com/kerf-edge/kerf/internal/atomicfile"
 	"github.com/kerf-edge/kerf/pool"
 	"github.com/kerf-edge/kerf/profiles"
 	"github.com/kerf-edge/kerf/profiles/api"
@@ -28,7 +34,7 @@ func newPool(cfg Config, log *slog.Logger) *pool.Pool {
 // startPool joins the pool through the embedded broker.
 func (a *Appliance) startPool(b *Broker) error {
 	k := b.KerfdLogin()
-	local := poolLocal{n: a.node, quic: a.QUICAddr(), fingerprint: a.fp.String(), http: a.HTTPAddr(), site: a.cfg.Ingest.Site}
+	local := poolLocal{n: a.node, quic: a.published.QUIC, fingerprint: a.fp.String(), http: a.published.HTTP, site: a.cfg.Ingest.Site}
 	return a.pool.Start(b.srv, pool.Login{User: k.Name, Password: k.Password}, pool.Login{User: b.system.Name, Password: b.system.Password},
 		local, func(peer string) error {
 			u, err := a.cfg.Pool.RouteURL(peer)
@@ -37,6 +43,28 @@ func (a *Appliance) startPool(b *Broker) error {
 			}
 			return b.addRoute(u)
 		})
+}
+
+// publishedAddrs is where a member of a pool is reached, as it publishes
+// it in its inventory entry (bundles and redirects name it): its QUIC
+// listener's address, and its operator listener's ("" without one).
+type publishedAddrs struct{ QUIC, HTTP string }
+
+// advertised is where this member is reached: pool.advertise, else its
+// listeners' bound addresses, a wildcard host replaced by the pool's
+// (pool.Config.Advertised).
+func (a *Appliance) advertised() (publishedAddrs, error) {
+	var out publishedAddrs
+	var err error
+	if out.QUIC, err = a.cfg.Pool.Advertised(pool.AdvertiseQUIC, a.QUICAddr()); err != nil {
+		return publishedAddrs{}, err
+	}
+	if h := a.HTTPAddr(); h != "" {
+		if out.HTTP, err = a.cfg.Pool.Advertised(pool.AdvertiseHTTP, h); err != nil {
+			return publishedAddrs{}, err
+		}
+	}
+	return out, nil
 }
 
 // admitToPool records a lease the slicer just granted in the pool's
@@ -178,20 +206,92 @@ func (p poolLocal) Holds(lease string) bool {
 }
 
 // poolReach is b, how a tenant reaches this member, with the pool's
-// members added: this member first, then every other member in the
-// inventory (live or not) that published its QUIC address and
-// certificate fingerprint, by name, at the address it published (where
-// redirects send tenants too). A tenant given it reaches the pool while
-// this member is down.
+// members added (withMembers): every other member in the inventory that
+// published its QUIC address and certificate fingerprint (poolOthers).
 func poolReach(p *pool.Pool, b auth.Bundle) auth.Bundle {
-	b.Pool = []auth.PoolMember{{Node: p.Self(), QUIC: b.QUIC, Fingerprint: b.Fingerprint}}
+	return withMembers(b, p.Self(), poolOthers(p))
+}
+
+// poolOthers are the members of the inventory other than this one, live
+// or not, that published their QUIC address and certificate fingerprint,
+// by name, at the address they published (where redirects send tenants
+// too).
+func poolOthers(p *pool.Pool) []auth.PoolMember {
+	var out []auth.PoolMember
 	for _, m := range p.Status().Members { // by name
 		if m.Name == p.Self() || m.QUIC == "" || m.Fingerprint == "" {
 			continue
 		}
-		b.Pool = append(b.Pool, auth.PoolMember{Node: m.Name, QUIC: m.QUIC, Fingerprint: m.Fingerprint})
+		out = append(out, auth.PoolMember{Node: m.Name, QUIC: m.QUIC, Fingerprint: m.Fingerprint})
+	}
+	return out
+}
+
+// withMembers is b, how a tenant reaches this member (named self), naming
+// the pool: this member first, then others, but for any named self. A
+// tenant given it reaches the pool while this member is down.
+func withMembers(b auth.Bundle, self string, others []auth.PoolMember) auth.Bundle {
+	b.Pool = []auth.PoolMember{{Node: self, QUIC: b.QUIC, Fingerprint: b.Fingerprint}}
+	for _, m := range others {
+		if m.Node != self {
+			b.Pool = append(b.Pool, m)
+		}
 	}
 	return b
+}
+
+// poolMembersInterval is how often a member compares the pool's other
+// members with those it remembers (rememberPoolMembers).
+const poolMembersInterval = 2 * time.Second
+
+// rememberPoolMembers keeps the pool's other members (poolOthers) in
+// PoolMembersPath until ctx ends, rewritten when they change, so that a
+// bundle issued while kerfd does not serve names them (IssueOffline). A
+// round that finds none (the inventory not read yet) keeps the file as
+// it is.
+func (a *Appliance) rememberPoolMembers(ctx context.Context) {
+	t := time.NewTicker(poolMembersInterval)
+	defer t.Stop()
+	last, _ := readPoolMembers(a.cfg.PoolMembersPath())
+	for {
+		if m := poolOthers(a.pool); len(m) > 0 && !slices.Equal(m, last) {
+			if err := writePoolMembers(a.cfg.PoolMembersPath(), m); err != nil {
+				a.log.Warn("the pool's members not remembered for bundles issued offline", "file", a.cfg.PoolMembersPath(), "err", err)
+			} else {
+				last = m
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// readPoolMembers reads the members rememberPoolMembers wrote; none when
+// the file does not exist (the node never served in a pool).
+func readPoolMembers(path string) ([]auth.PoolMember, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var m []auth.PoolMember
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, nil
+}
+
+func writePoolMembers(path string, m []auth.PoolMember) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(path, append(b, '\n'), 0o600)
 }
 
 // poolAPI is the operator API's view of the pool.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/kerf-edge/kerf/auth"
+	"github.com/kerf-edge/kerf/pool"
 	"github.com/kerf-edge/kerf/transport"
 )
 
@@ -13,9 +14,15 @@ type tlsCert = tls.Certificate
 // IssueOffline issues a token while kerfd may be running: it writes the
 // store file, which a running kerfd reloads. The new token replaces the
 // tenant's earlier ones, which it revokes; it returns the bundle's path
-// and how many it revoked. The bundle names the configured QUIC address.
+// and how many it revoked. The bundle names the configured QUIC address;
+// in a pool, the address this member publishes (pool.advertise), and the
+// pool's other members as this member last saw them (offlineReach).
 func IssueOffline(cfg Config, tenant string, memLimit uint64, out string) (string, int, error) {
 	_, fp, err := transport.LoadOrCreateCert(cfg.StateDir)
+	if err != nil {
+		return "", 0, err
+	}
+	b, err := offlineReach(cfg, fp)
 	if err != nil {
 		return "", 0, err
 	}
@@ -27,8 +34,27 @@ func IssueOffline(cfg Config, tenant string, memLimit uint64, out string) (strin
 	if err != nil {
 		return "", 0, err
 	}
-	path, err := writeBundle(cfg, fp, cfg.Listen.QUIC, tenant, tok, out)
+	path, err := saveBundle(cfg, b, tenant, tok, out)
 	return path, replaced, err
+}
+
+// offlineReach is how a tenant reaches this node, read from its
+// configuration and state directory alone: in a pool, at the QUIC address
+// it publishes, with the members it remembered when it last served
+// (PoolMembersPath); none yet, this member alone.
+func offlineReach(cfg Config, fp transport.Fingerprint) (auth.Bundle, error) {
+	if !cfg.Pool.Enabled() {
+		return reach(cfg, fp, cfg.Listen.QUIC), nil
+	}
+	quic, err := cfg.Pool.Advertised(pool.AdvertiseQUIC, cfg.Listen.QUIC)
+	if err != nil {
+		return auth.Bundle{}, fmt.Errorf("pool: %w", err)
+	}
+	others, err := readPoolMembers(cfg.PoolMembersPath())
+	if err != nil {
+		return auth.Bundle{}, fmt.Errorf("the pool's members: %w", err)
+	}
+	return withMembers(reach(cfg, fp, quic), cfg.PoolNode(), others), nil
 }
 
 // RevokeOffline revokes every token of tenant in the store file; a running

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,6 +29,16 @@ type Config struct {
 	Listen string `koanf:"listen"`
 	// Peers are the other members' cluster listeners, host:port.
 	Peers []string `koanf:"peers"`
+	// Advertise is where the other members, tenants and operators reach
+	// this member, host:port each, as it publishes them to the pool (its
+	// inventory entry, the bundles that name the pool, redirects). Empty:
+	// the listener's own address, or where that is a wildcard (0.0.0.0,
+	// [::]) the host of Listen, else this host's address on its route to
+	// the first peer that has one, with the listener's port (Advertised).
+	Advertise struct {
+		QUIC string `koanf:"quic"`
+		HTTP string `koanf:"http"`
+	} `koanf:"advertise"`
 	// Secret authenticates the members to each other; SecretFile holds
 	// it instead. At least 16 characters.
 	Secret     string `koanf:"secret"`
@@ -69,9 +80,20 @@ func (c *Config) Validate(prefix string) []error {
 		if len(c.Peers) > 0 {
 			return []error{fmt.Errorf("%s.peers needs %s.listen", prefix, prefix)}
 		}
+		if c.Advertise.QUIC != "" || c.Advertise.HTTP != "" {
+			return []error{fmt.Errorf("%s.advertise needs %s.listen", prefix, prefix)}
+		}
 		return nil
 	}
 	var errs []error
+	for _, a := range []struct{ key, addr string }{{"quic", c.Advertise.QUIC}, {"http", c.Advertise.HTTP}} {
+		if a.addr == "" {
+			continue
+		}
+		if err := dialable(a.addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s.advertise.%s %w", prefix, a.key, err))
+		}
+	}
 	if c.Name == "" || strings.ContainsAny(c.Name, " \t.*>") {
 		errs = append(errs, fmt.Errorf("%s.name %q: want a name without spaces, dots or wildcards", prefix, c.Name))
 	}
@@ -223,6 +245,107 @@ func splitPort(addr string) (string, int, error) {
 		return "", 0, errors.New("a cluster listener needs a fixed port: peers dial it")
 	}
 	return h, p, nil
+}
+
+// Listeners a member publishes an address of, as named under
+// pool.advertise.
+const (
+	AdvertiseQUIC = "quic"
+	AdvertiseHTTP = "http"
+)
+
+// Advertised is the address this member publishes for its listener
+// (AdvertiseQUIC or AdvertiseHTTP) bound at bound, host:port:
+// pool.advertise's when set; else bound when its host is one a peer can
+// dial; else, for a wildcard host (0.0.0.0, [::], none), the host of
+// pool.listen when that is not a wildcard, or this host's address on its
+// route to the first of pool.peers that has one, with bound's port. An
+// error names the setting that would give one.
+func (c *Config) Advertised(listener, bound string) (string, error) {
+	set := c.Advertise.QUIC
+	if listener == AdvertiseHTTP {
+		set = c.Advertise.HTTP
+	}
+	if set != "" {
+		return set, nil
+	}
+	host, port, err := net.SplitHostPort(bound)
+	if err != nil {
+		return "", fmt.Errorf("listen.%s %q: %w", listener, bound, err)
+	}
+	if !wildcard(host) {
+		return bound, nil
+	}
+	if h, _, err := net.SplitHostPort(c.Listen); err == nil && !wildcard(h) {
+		return net.JoinHostPort(h, port), nil
+	}
+	for _, p := range c.Peers {
+		if h, err := sourceTo(p); err == nil {
+			return net.JoinHostPort(h, port), nil
+		}
+	}
+	return "", fmt.Errorf("listen.%s %s is a wildcard, pool.listen %s is one too and no peer is reachable to find this member's address: set pool.advertise.%s to the host:port the others dial",
+		listener, bound, c.Listen, listener)
+}
+
+// MayAdvertise reports, at configuration time, why Advertised could give
+// no address for listener bound at bound: nil when it can (or may, once
+// the route to a peer is known).
+func (c *Config) MayAdvertise(listener, bound string) error {
+	if !c.Enabled() || bound == "" {
+		return nil
+	}
+	if (listener == AdvertiseQUIC && c.Advertise.QUIC != "") || (listener == AdvertiseHTTP && c.Advertise.HTTP != "") {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(bound)
+	if err != nil || !wildcard(host) {
+		return nil // the listener's own check says what is wrong
+	}
+	if h, _, err := net.SplitHostPort(c.Listen); (err == nil && !wildcard(h)) || len(c.Peers) > 0 {
+		return nil
+	}
+	return fmt.Errorf("listen.%s %s is a wildcard, and so is pool.listen %s, with no peers to find this member's address by: set pool.advertise.%s to the host:port the others dial",
+		listener, bound, c.Listen, listener)
+}
+
+// sourceTo is the address this host sends from to peer, host:port: the
+// interface its routing table picks. Nothing is sent.
+func sourceTo(peer string) (string, error) {
+	conn, err := net.Dial("udp", peer)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	a, ok := conn.LocalAddr().(*net.UDPAddr)
+	if !ok || a.IP.IsUnspecified() {
+		return "", fmt.Errorf("no route to %s", peer)
+	}
+	return a.IP.String(), nil
+}
+
+// dialable checks addr, an address published for others to dial:
+// host:port with a host that is not a wildcard and a port from 1 to
+// 65535.
+func dialable(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q: want host:port (%w)", addr, err)
+	}
+	if wildcard(host) {
+		return fmt.Errorf("%q: want a host the others can dial, not a wildcard", addr)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("%q: want a port from 1 to 65535", addr)
+	}
+	return nil
+}
+
+// wildcard reports whether host is empty or an unspecified address
+// (0.0.0.0, ::), which a listener binds and no one can dial.
+func wildcard(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "" || ip != nil && ip.IsUnspecified()
 }
 
 func loopback(host string) bool {

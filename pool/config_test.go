@@ -44,6 +44,15 @@ func TestConfigValidate(t *testing.T) {
 		{"bad peer", func(c *Config) { c.Peers = []string{"nope"} }, "peers[0]"},
 		{"bad name", func(c *Config) { c.Name = "a.b" }, "pool.name"},
 		{"no timeout", func(c *Config) { c.LeaseTimeout = 0 }, "must be positive"},
+		{"advertised", func(c *Config) { c.Advertise.QUIC, c.Advertise.HTTP = "10.0.0.11:7443", "[fd00::11]:7080" }, ""},
+		{"advertised by name", func(c *Config) { c.Advertise.QUIC = "rack1-a.example:7443" }, ""},
+		{"advertised without a port", func(c *Config) { c.Advertise.QUIC = "10.0.0.11" }, "pool.advertise.quic \"10.0.0.11\": want host:port"},
+		{"advertised wildcard", func(c *Config) { c.Advertise.QUIC = "0.0.0.0:7443" }, "pool.advertise.quic \"0.0.0.0:7443\": want a host the others can dial"},
+		{"advertised IPv6 wildcard", func(c *Config) { c.Advertise.HTTP = "[::]:7080" }, "pool.advertise.http \"[::]:7080\": want a host the others can dial"},
+		{"advertised without a host", func(c *Config) { c.Advertise.HTTP = ":7080" }, "pool.advertise.http \":7080\": want a host"},
+		{"advertised port 0", func(c *Config) { c.Advertise.QUIC = "10.0.0.11:0" }, "pool.advertise.quic \"10.0.0.11:0\": want a port from 1 to 65535"},
+		{"advertised port too big", func(c *Config) { c.Advertise.HTTP = "10.0.0.11:70000" }, "pool.advertise.http \"10.0.0.11:70000\": want a port"},
+		{"advertised outside a pool", func(c *Config) { c.Listen, c.Peers, c.Advertise.QUIC = "", nil, "10.0.0.11:7443" }, "pool.advertise needs pool.listen"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := good()
@@ -181,5 +190,52 @@ func TestRoutesNeedTheSecret(t *testing.T) {
 	testkit.WaitFor(t, "c refused by a member", func() bool { return clog.has("authorization") || clog.has("authentication") })
 	if r := routed(a); slices.Contains(r, "c") {
 		t.Fatalf("a routes to c, which has another secret: %v", r)
+	}
+}
+
+// A member publishes the address its configuration advertises, else its
+// listener's; a wildcard listener's host is replaced by pool.listen's,
+// else by this host's address on its route to a peer; with none of them,
+// the error names the setting to use.
+func TestAdvertised(t *testing.T) {
+	for _, tc := range []struct {
+		name, listener, bound string
+		change                func(*Config)
+		want, err             string
+	}{
+		{"set", AdvertiseQUIC, "0.0.0.0:7443", func(c *Config) { c.Advertise.QUIC = "10.0.0.11:9443" }, "10.0.0.11:9443", ""},
+		{"set for http", AdvertiseHTTP, "[::]:7080", func(c *Config) { c.Advertise.QUIC, c.Advertise.HTTP = "10.0.0.11:9443", "10.0.0.11:80" }, "10.0.0.11:80", ""},
+		{"bound to an address", AdvertiseQUIC, "127.0.0.5:7443", func(*Config) {}, "127.0.0.5:7443", ""},
+		{"wildcard, pool.listen's host", AdvertiseQUIC, "0.0.0.0:7443", func(*Config) {}, "127.0.0.7:7443", ""},
+		{"IPv6 wildcard, pool.listen's host", AdvertiseHTTP, "[::]:7080", func(*Config) {}, "127.0.0.7:7080", ""},
+		{"no host, pool.listen's host", AdvertiseQUIC, ":7443", func(*Config) {}, "127.0.0.7:7443", ""},
+		{"wildcards, the route to a peer", AdvertiseQUIC, "0.0.0.0:7443", func(c *Config) { c.Listen = "0.0.0.0:7222" }, "127.0.0.1:7443", ""},
+		{"wildcards, no peer", AdvertiseQUIC, "0.0.0.0:7443", func(c *Config) { c.Listen, c.Peers = "0.0.0.0:7222", nil }, "",
+			"set pool.advertise.quic"},
+		{"wildcards, no peer, http", AdvertiseHTTP, "[::]:7080", func(c *Config) { c.Listen, c.Peers = "[::]:7222", nil }, "",
+			"set pool.advertise.http"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Config{Name: "kerf", Listen: "127.0.0.7:7222", Peers: []string{"127.0.0.1:7223"}, Secret: "0123456789abcdef",
+				LeaseTimeout: time.Minute, ReservationTTL: time.Minute}
+			tc.change(&c)
+			got, err := c.Advertised(tc.listener, tc.bound)
+			mayErr := c.MayAdvertise(tc.listener, tc.bound)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("Advertised(%s, %s) = %q, %v; want an error saying %q", tc.listener, tc.bound, got, err, tc.err)
+				}
+				if mayErr == nil || !strings.Contains(mayErr.Error(), tc.err) {
+					t.Fatalf("MayAdvertise(%s, %s) = %v; want an error saying %q", tc.listener, tc.bound, mayErr, tc.err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("Advertised(%s, %s) = %q, %v; want %q", tc.listener, tc.bound, got, err, tc.want)
+			}
+			if mayErr != nil {
+				t.Fatalf("MayAdvertise(%s, %s): %v", tc.listener, tc.bound, mayErr)
+			}
+		})
 	}
 }

@@ -166,7 +166,9 @@ func (c *Cluster) initState(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.Socket = "" // the tenant reaches the nodes over QUIC
+	// The tenant reaches the nodes over QUIC, every member in order: the
+	// first has not served yet, so its bundle names it alone.
+	b.Socket, b.Pool = "", nil
 	for _, n := range c.Nodes {
 		if n != first {
 			if err := os.WriteFile(filepath.Join(n.stateDir(), "tokens.json"), tokens, 0o600); err != nil {

@@ -564,6 +564,35 @@ func poolBundle(t *testing.T, nodes []*poolNode, tenant string) string {
 	return path
 }
 
+// offlineBundle issues a token with kerfd tokens issue on the first node,
+// from its state directory while it serves, until the bundle names every
+// member, as the one issued through its API does: the member remembers
+// the others for it.
+func offlineBundle(t *testing.T, nodes []*poolNode) {
+	t.Helper()
+	var want []auth.PoolMember
+	for _, n := range nodes {
+		d := n.defaultBundle(t)
+		want = append(want, auth.PoolMember{Node: n.name, QUIC: d.QUIC, Fingerprint: d.Fingerprint})
+	}
+	path := filepath.Join(t.TempDir(), "offline.json")
+	var b auth.Bundle
+	waitFor(t, "a bundle issued offline that names the pool", func() bool {
+		cmd := nodes[0].command(t, "kerfd", "tokens", "issue", "--config", nodes[0].config, "--out", path, "offline")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("kerfd tokens issue: %v\n%s", err, out)
+		}
+		var err error
+		if b, err = auth.ReadBundle(path); err != nil {
+			t.Fatal(err)
+		}
+		return slices.Equal(b.Pool, want)
+	})
+	if b.QUIC != want[0].QUIC || b.Fingerprint != want[0].Fingerprint {
+		t.Fatalf("the bundle issued offline at %s names %s %s, want %s %s", nodes[0].name, b.QUIC, b.Fingerprint, want[0].QUIC, want[0].Fingerprint)
+	}
+}
+
 // A tenant whose bundle, issued through one member, names the pool
 // reaches the first member that answers; that member places the request
 // in the pool and, when the room is on another member, redirects the
@@ -576,6 +605,7 @@ func TestPoolPlacesTenants(t *testing.T) {
 		waitFor(t, "the pool formed, as "+n.name+" sees it", func() bool { return poolFormed(n.kerf(t, "pool", "status"), nodes) })
 	}
 	bundle := poolBundle(t, nodes, "pat")
+	offlineBundle(t, nodes)
 	prog := filepath.Join(t.TempDir(), "vadd")
 	src := "../../intercept/testdata"
 	if out, err := exec.Command("gcc", "-I../../abi/include", "-I"+src, "-o", prog, src+"/vadd.c", "-L"+binaries(t), "-l:libcuda.so.1").CombinedOutput(); err != nil {
