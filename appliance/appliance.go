@@ -410,7 +410,8 @@ func (a *Appliance) Run(ctx context.Context) error {
 				remembered := make(chan struct{})
 				go func() { a.rememberPoolMembers(mctx); close(remembered) }()
 				defer func() { forget(); <-remembered }()
-				a.log.Info("joining the pool", "pool", a.cfg.Pool.Name, "node", a.cfg.PoolNode(), "cluster", a.cfg.Pool.Listen, "peers", a.cfg.Pool.Peers)
+				a.log.Info("joining the pool", "pool", a.cfg.Pool.Name, "node", a.cfg.PoolNode(), "cluster", a.cfg.Pool.Listen, "peers", a.cfg.Pool.Peers,
+					"advertisedQUIC", a.published.QUIC, "advertisedHTTP", a.published.HTTP)
 			}
 		}
 		rctx, stopRules := context.WithCancel(ctx)
