@@ -1,6 +1,7 @@
 package poolbench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -43,18 +44,98 @@ type Cluster struct {
 	Bundle string
 }
 
-// Node is one kerfd of a Cluster.
+// Node is one kerfd of a Cluster, or of a test's pool (NewNode).
 type Node struct {
 	Name, Dir, Config   string
 	QUIC, HTTP, Cluster string // its addresses; Cluster: its pool listener
 	Fingerprint         string
 	kerfd               string
 	env                 []string
+	workDir             string
+	wrap                []string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{}
 	log    *testkit.SyncBuffer
+}
+
+// NodeSpec describes one kerfd on the emulated GPU, alone or a member of
+// a pool, as NewNode configures it.
+type NodeSpec struct {
+	Name string
+	Dir  string // its configuration goes here, its state in state/
+	// Its listeners: tenants' QUIC, the operator API, the embedded
+	// broker's NATS and MQTT, and the pool's routes ("": not in a pool).
+	QUIC, HTTP, NATS, MQTT, Cluster string
+	Peers                           []string // the other members' pool listeners
+	// GPU is its gpu.emulated settings ("": one GPU of 1 GiB).
+	GPU string
+	// CertFile, KeyFile and CAFile are the pool routes' TLS ("": none).
+	CertFile, KeyFile, CAFile string
+	// LeaseTimeout and ReservationTTL are the pool's (0: a minute).
+	LeaseTimeout, ReservationTTL time.Duration
+	// MaxFractionPerTenant is slicer.max_fraction_per_tenant (0: kerfd's
+	// default).
+	MaxFractionPerTenant float64
+	// Env and WorkDir are kerfd's environment and working directory
+	// (nil, "": this process's environment with HOME in Dir; Dir).
+	Env     []string
+	WorkDir string
+	// Wrap is a command kerfd runs under, such as ip netns exec NS.
+	Wrap []string
+}
+
+// poolSecret is the secret of the pools NewNode configures.
+const poolSecret = "kerf-bench-pool-secret"
+
+// NewNode writes the configuration of the node s describes, and makes
+// its state directory; Start runs it.
+func NewNode(kerfd string, s NodeSpec) (*Node, error) {
+	n := &Node{Name: s.Name, Dir: s.Dir, Config: filepath.Join(s.Dir, "kerfd.yaml"), QUIC: s.QUIC, HTTP: s.HTTP, Cluster: s.Cluster,
+		kerfd: kerfd, env: s.Env, workDir: s.WorkDir, wrap: s.Wrap}
+	if n.env == nil {
+		n.env = append(os.Environ(), "HOME="+n.Dir, "XDG_CONFIG_HOME="+filepath.Join(n.Dir, "config"))
+	}
+	if n.workDir == "" {
+		n.workDir = n.Dir
+	}
+	gpu := s.GPU
+	if gpu == "" {
+		gpu = "devices: 1, memory: 1GiB"
+	}
+	cfg := fmt.Sprintf(`state_dir: %s
+listen: {quic: %q, http: %q}
+gpu: {backend: emulated, emulated: {%s}}
+tenants: {isolation: inprocess}
+ingest:
+  node: %s
+  broker: {embedded: {nats_listen: %q, mqtt_listen: %q}}
+`, n.stateDir(), s.QUIC, s.HTTP, gpu, s.Name, s.NATS, s.MQTT)
+	if s.MaxFractionPerTenant > 0 {
+		cfg += fmt.Sprintf("slicer: {max_fraction_per_tenant: %g}\n", s.MaxFractionPerTenant)
+	}
+	if s.Cluster != "" {
+		var peers []string
+		for _, p := range s.Peers {
+			peers = append(peers, fmt.Sprintf("%q", p))
+		}
+		orMinute := func(d time.Duration) time.Duration { return cmp.Or(d, time.Minute) }
+		cfg += fmt.Sprintf(`pool:
+  listen: %q
+  peers: [%s]
+  secret: %q
+  lease_timeout: %s
+  reservation_ttl: %s
+`, s.Cluster, strings.Join(peers, ", "), poolSecret, orMinute(s.LeaseTimeout), orMinute(s.ReservationTTL))
+		if s.CertFile != "" {
+			cfg += fmt.Sprintf("  tls: {cert_file: %q, key_file: %q, ca_file: %q}\n", s.CertFile, s.KeyFile, s.CAFile)
+		}
+	}
+	if err := os.MkdirAll(n.stateDir(), 0o700); err != nil {
+		return nil, err
+	}
+	return n, os.WriteFile(n.Config, []byte(cfg), 0o600)
 }
 
 // StartCluster writes the nodes' configs and state, starts them, and
@@ -63,9 +144,6 @@ type Node struct {
 func StartCluster(ctx context.Context, o ClusterOptions) (*Cluster, error) {
 	if !o.Pool && o.Nodes != 1 {
 		return nil, errors.New("nodes that are not a pool: want one")
-	}
-	if o.LeaseTimeout == 0 {
-		o.LeaseTimeout = time.Minute
 	}
 	c := &Cluster{}
 	ports := func(n int) ([]string, error) {
@@ -88,40 +166,19 @@ func StartCluster(ctx context.Context, o ClusterOptions) (*Cluster, error) {
 		if err != nil {
 			return nil, err
 		}
-		n := &Node{Name: fmt.Sprintf("node-%c", 'a'+i), QUIC: p[0], HTTP: p[1], Cluster: listeners[i], kerfd: o.Kerfd}
-		n.Dir = filepath.Join(o.Dir, n.Name)
-		n.Config = filepath.Join(n.Dir, "kerfd.yaml")
-		n.env = append(os.Environ(), "HOME="+n.Dir, "XDG_CONFIG_HOME="+filepath.Join(n.Dir, "config"))
-		cfg := fmt.Sprintf(`state_dir: %s
-listen: {quic: %q, http: %q}
-gpu: {backend: emulated, emulated: {devices: %d, memory: 1GiB}}
-tenants: {isolation: inprocess}
-ingest:
-  node: %s
-  broker: {embedded: {nats_listen: %q, mqtt_listen: %q}}
-`, n.stateDir(), n.QUIC, n.HTTP, max(o.GPUs, 1), n.Name, p[2], p[3])
-		if o.MaxFractionPerTenant > 0 {
-			cfg += fmt.Sprintf("slicer: {max_fraction_per_tenant: %g}\n", o.MaxFractionPerTenant)
-		}
+		name := fmt.Sprintf("node-%c", 'a'+i)
+		s := NodeSpec{Name: name, Dir: filepath.Join(o.Dir, name), QUIC: p[0], HTTP: p[1], NATS: p[2], MQTT: p[3],
+			GPU: fmt.Sprintf("devices: %d, memory: 1GiB", max(o.GPUs, 1)), LeaseTimeout: o.LeaseTimeout, MaxFractionPerTenant: o.MaxFractionPerTenant}
 		if o.Pool {
-			var peers []string
+			s.Cluster = listeners[i]
 			for j, l := range listeners {
 				if j != i {
-					peers = append(peers, fmt.Sprintf("%q", l))
+					s.Peers = append(s.Peers, l)
 				}
 			}
-			cfg += fmt.Sprintf(`pool:
-  listen: %q
-  peers: [%s]
-  secret: "kerf-bench-pool-secret"
-  lease_timeout: %s
-  reservation_ttl: 1m
-`, n.Cluster, strings.Join(peers, ", "), o.LeaseTimeout)
 		}
-		if err := os.MkdirAll(n.stateDir(), 0o700); err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(n.Config, []byte(cfg), 0o600); err != nil {
+		n, err := NewNode(o.Kerfd, s)
+		if err != nil {
 			return nil, err
 		}
 		c.Nodes = append(c.Nodes, n)
@@ -194,17 +251,21 @@ func (c *Cluster) initState(ctx context.Context) error {
 
 func (n *Node) kerfdCmd(ctx context.Context, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, n.kerfd, args...)
-	cmd.Dir, cmd.Env = n.Dir, n.env
+	cmd.Dir, cmd.Env = n.workDir, n.env
 	return cmd
 }
+
+// startWithin bounds how long a kerfd may take to serve once started.
+const startWithin = time.Minute
 
 // Start starts the node's kerfd (again, after Kill) and waits until it
 // serves.
 func (n *Node) Start(ctx context.Context) error {
 	n.mu.Lock()
 	n.log = &testkit.SyncBuffer{}
-	cmd := exec.Command(n.kerfd, "--config", n.Config)
-	cmd.Dir, cmd.Env = n.Dir, n.env
+	argv := append(append(append([]string(nil), n.wrap...), n.kerfd), "--config", n.Config)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir, cmd.Env = n.workDir, n.env
 	cmd.Stdout, cmd.Stderr = n.log, n.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // not left running if the benchmark dies
 	if err := cmd.Start(); err != nil {
@@ -215,7 +276,7 @@ func (n *Node) Start(ctx context.Context) error {
 	go func() { cmd.Wait(); close(exited) }()
 	n.cmd, n.exited = cmd, exited
 	n.mu.Unlock()
-	return poll(ctx, 30*time.Second, n.Name+" to serve", func() (bool, error) {
+	return poll(ctx, startWithin, n.Name+" to serve", func() (bool, error) {
 		select {
 		case <-exited:
 			return false, fmt.Errorf("%s exited:\n%s", n.Name, n.Log())
@@ -245,21 +306,30 @@ func (n *Node) Kill() {
 	<-exited
 }
 
-// stop ends the node's kerfd with SIGINT, then SIGKILL after 20 s.
-func (n *Node) stop() {
+// Stop ends the node's kerfd with SIGINT. One still running after grace
+// is sent SIGQUIT (a dump of its goroutines into its log), then SIGKILL
+// after as long again, and Stop says so.
+func (n *Node) Stop(grace time.Duration) error {
 	n.mu.Lock()
 	cmd, exited := n.cmd, n.exited
 	n.mu.Unlock()
 	if cmd == nil {
-		return
+		return nil
 	}
 	cmd.Process.Signal(syscall.SIGINT)
 	select {
 	case <-exited:
-	case <-time.After(20 * time.Second):
+		return nil
+	case <-time.After(grace):
+	}
+	cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-exited:
+	case <-time.After(grace):
 		cmd.Process.Kill()
 		<-exited
 	}
+	return fmt.Errorf("%s did not stop within %v of SIGINT", n.Name, grace)
 }
 
 // Client is an operator API client of the node.
@@ -313,7 +383,7 @@ func (c *Cluster) Close() {
 	var wg sync.WaitGroup
 	for _, n := range c.Nodes {
 		wg.Add(1)
-		go func() { defer wg.Done(); n.stop() }()
+		go func() { defer wg.Done(); n.Stop(20 * time.Second) }()
 	}
 	wg.Wait()
 }

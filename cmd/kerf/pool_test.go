@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,18 +15,17 @@ import (
 	"time"
 
 	"github.com/kerf-edge/kerf/auth"
+	"github.com/kerf-edge/kerf/bench/poolbench"
 	"github.com/kerf-edge/kerf/internal/testkit"
 )
 
-// poolNode is one kerfd of a pool on loopback: its own state directory,
-// ports, home (where kerf finds its bundle and admin token) and config.
+// poolNode is one kerfd of a pool on loopback, run by the benchmarks'
+// harness (poolbench.Node): its own state directory, ports, home (where
+// kerf finds its bundle and admin token) and config.
 type poolNode struct {
-	name, config string
-	env          *env
-	cmd          *exec.Cmd
-	exited       chan struct{} // closed when cmd has exited
-	log          *testkit.SyncBuffer
-	netns        string // the network namespace it runs in; "": this process's
+	*poolbench.Node
+	env   *env
+	netns string // the network namespace it runs in; "": this process's
 }
 
 // startPool writes the configs of n members, each with one emulated GPU
@@ -43,6 +43,10 @@ func startPool(t *testing.T, n int, leaseTimeout string) []*poolNode {
 // of its one emulated GPU (gpu.emulated, such as "memory: 2GiB").
 func startPoolOf(t *testing.T, leaseTimeout string, gpus ...string) []*poolNode {
 	t.Helper()
+	timeout, err := time.ParseDuration(leaseTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
 	n := len(gpus)
 	cluster := make([]string, n)
 	for i := range cluster {
@@ -53,32 +57,14 @@ func startPoolOf(t *testing.T, leaseTimeout string, gpus ...string) []*poolNode 
 		var peers []string
 		for j, c := range cluster {
 			if j != i {
-				peers = append(peers, fmt.Sprintf("%q", c))
+				peers = append(peers, c)
 			}
 		}
-		name := fmt.Sprintf("node-%c", 'a'+i)
 		e := newEnv(t)
-		http := testkit.FreePort(t)
-		dir := t.TempDir()
-		config := fmt.Sprintf(`state_dir: %s
-listen: {quic: %q, http: %q}
-gpu: {backend: emulated, emulated: {devices: 1, %s}}
-tenants: {isolation: inprocess}
-ingest:
-  node: %s
-  broker: {embedded: {nats_listen: %q, mqtt_listen: %q}}
-pool:
-  listen: %q
-  peers: [%s]
-  secret: "pool-secret-for-the-test"
-  lease_timeout: %s
-  reservation_ttl: 10m
-`, filepath.Join(dir, "state"), testkit.FreePort(t), http, gpus[i], name, testkit.FreePort(t), testkit.FreePort(t), cluster[i], strings.Join(peers, ", "), leaseTimeout)
-		path := filepath.Join(dir, "kerfd.yaml")
-		if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		nodes[i] = &poolNode{name: name, config: path, env: e.with("KERF_API=http://" + http)}
+		s := poolbench.NodeSpec{Name: fmt.Sprintf("node-%c", 'a'+i), Dir: t.TempDir(), QUIC: testkit.FreePort(t), HTTP: testkit.FreePort(t),
+			NATS: testkit.FreePort(t), MQTT: testkit.FreePort(t), Cluster: cluster[i], Peers: peers, GPU: "devices: 1, " + gpus[i],
+			LeaseTimeout: timeout, ReservationTTL: 10 * time.Minute}
+		nodes[i] = newPoolNode(t, s, e.with("KERF_API=http://"+s.HTTP), "")
 	}
 	for _, p := range nodes {
 		p.start(t)
@@ -86,43 +72,42 @@ pool:
 	return nodes
 }
 
-// start starts the node's kerfd and waits until it serves.
-func (p *poolNode) start(t *testing.T) {
+// newPoolNode is the member s describes, run in e and, unless "", the
+// network namespace netns.
+func newPoolNode(t *testing.T, s poolbench.NodeSpec, e *env, netns string) *poolNode {
 	t.Helper()
-	p.log = &testkit.SyncBuffer{}
-	p.cmd = p.command(t, "kerfd", "--config", p.config)
-	p.cmd.Dir, p.cmd.Env = p.env.dir, p.env.vars
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
+	s.Env, s.WorkDir = e.vars, e.dir
+	if netns != "" {
+		s.Wrap = []string{"ip", "netns", "exec", netns}
+	}
+	n, err := poolbench.NewNode(filepath.Join(binaries(t), "kerfd"), s)
+	if err != nil {
 		t.Fatal(err)
 	}
-	cmd, log := p.cmd, p.log
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	p.exited = exited
+	return &poolNode{Node: n, env: e, netns: netns}
+}
+
+// start starts the node's kerfd and waits until it serves; it is stopped
+// when the test ends.
+func (p *poolNode) start(t *testing.T) {
+	t.Helper()
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Signal(syscall.SIGQUIT) // a goroutine dump into its log
-			<-exited
-			t.Errorf("%s did not stop within 20s of SIGINT:\n%s", p.name, log.String())
+		if err := p.Stop(20 * time.Second); err != nil {
+			t.Errorf("%v:\n%s", err, p.Log())
 		}
 		if t.Failed() {
-			t.Logf("%s's log:\n%s", p.name, log.String())
+			t.Logf("%s's log:\n%s", p.Name, p.Log())
 		}
 	})
-	waitFor(t, p.name+" ready", func() bool { return strings.Contains(p.log.String(), "kerfd ready") })
 }
 
 // kill ends the node's kerfd with SIGKILL: no shutdown of any kind.
 func (p *poolNode) kill(t *testing.T) {
 	t.Helper()
-	if err := p.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-p.exited
+	p.Kill()
 }
 
 // kerf runs the command line against the node.
@@ -185,7 +170,7 @@ func poolFormed(st result, nodes []*poolNode) bool {
 	}
 	rows := poolRows(st.stdout)
 	for _, n := range nodes {
-		if r := rows[n.name]; len(r) < 3 || !strings.HasPrefix(r[0], "up") || r[1] != "1" { // STATE, GPUS
+		if r := rows[n.Name]; len(r) < 3 || !strings.HasPrefix(r[0], "up") || r[1] != "1" { // STATE, GPUS
 			return false
 		}
 	}
@@ -239,7 +224,7 @@ func TestPoolOfThree(t *testing.T) {
 		st = c.kerf(t, "pool", "status")
 		rows := poolRows(st.stdout)
 		for _, n := range []*poolNode{a, b} {
-			if r := rows[n.name]; len(r) < 5 || r[3] != "0.25 GPU" || r[4] != "1" { // LEASED, LEASES
+			if r := rows[n.Name]; len(r) < 5 || r[3] != "0.25 GPU" || r[4] != "1" { // LEASED, LEASES
 				return false
 			}
 		}
@@ -267,7 +252,7 @@ func TestPoolOfThree(t *testing.T) {
 	won := 0
 	for _, r := range race {
 		switch {
-		case r.code == 0 && strings.Contains(r.stdout, "on "+b.name):
+		case r.code == 0 && strings.Contains(r.stdout, "on "+b.Name):
 			won++
 		case r.code == 1 && strings.Contains(r.stderr, "no capacity in the pool"):
 		default:
@@ -285,11 +270,11 @@ func TestPoolOfThree(t *testing.T) {
 	var r result
 	waitFor(t, "placements refused without quorum", func() bool {
 		r = a.kerf(t, "pool", "place", "-p", "0.1", "late")
-		return r.code == 1 && strings.Contains(r.stderr, "no quorum: 1 of 3 members live ("+a.name+")")
+		return r.code == 1 && strings.Contains(r.stderr, "no quorum: 1 of 3 members live ("+a.Name+")")
 	})
 	st = a.kerf(t, "pool", "status")
 	rows := poolRows(st.stdout)
-	state := func(n *poolNode) string { return append(rows[n.name], "")[0] }
+	state := func(n *poolNode) string { return append(rows[n.Name], "")[0] }
 	if st.code != 0 || !strings.Contains(st.stdout, "NO QUORUM") || state(b) != "DOWN" || state(c) != "DOWN" || state(a) != "up (this node)" {
 		t.Errorf("pool status without quorum: exit %d\n%s%s", st.code, st.stdout, st.stderr)
 	}
@@ -316,7 +301,7 @@ func TestPoolOfThree(t *testing.T) {
 	endHolder()
 	waitFor(t, "placement after quorum returned", func() bool {
 		r = a.kerf(t, "pool", "place", "-p", "0.25", "late")
-		return r.code == 0 && strings.Contains(r.stdout, "on "+a.name)
+		return r.code == 0 && strings.Contains(r.stdout, "on "+a.Name)
 	})
 
 	t.Log("placement resumed")
@@ -325,8 +310,8 @@ func TestPoolOfThree(t *testing.T) {
 	// the pool refuses (503) until it has.
 	leave := func(n *poolNode) result {
 		var r result
-		waitFor(t, "an answer to leave "+n.name+" other than no quorum", func() bool {
-			r = a.kerf(t, "pool", "leave", n.name)
+		waitFor(t, "an answer to leave "+n.Name+" other than no quorum", func() bool {
+			r = a.kerf(t, "pool", "leave", n.Name)
 			return !strings.Contains(r.stderr, "no quorum")
 		})
 		return r
@@ -335,11 +320,11 @@ func TestPoolOfThree(t *testing.T) {
 		t.Errorf("leave of a live member: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if r := leave(c); r.code != 0 {
-		t.Fatalf("leave %s: exit %d\n%s%s", c.name, r.code, r.stdout, r.stderr)
+		t.Fatalf("leave %s: exit %d\n%s%s", c.Name, r.code, r.stdout, r.stderr)
 	}
 	waitFor(t, "a pool of two", func() bool {
 		st = a.kerf(t, "pool", "status")
-		return strings.Contains(st.stdout, "2 of 2 members live") && !strings.Contains(st.stdout, c.name)
+		return strings.Contains(st.stdout, "2 of 2 members live") && !strings.Contains(st.stdout, c.Name)
 	})
 }
 
@@ -364,7 +349,7 @@ func TestPoolPowerCut(t *testing.T) {
 	// Each member places: each must have its buckets and every member's
 	// inventory.
 	for _, n := range nodes {
-		waitFor(t, "the pool formed, as "+n.name+" sees it", func() bool { return poolFormed(n.kerf(t, "pool", "status"), nodes) })
+		waitFor(t, "the pool formed, as "+n.Name+" sees it", func() bool { return poolFormed(n.kerf(t, "pool", "status"), nodes) })
 	}
 	// Room for thirty tenths of a GPU (three members of one GPU each). Ask
 	// for tenths from every member in turn, at most forty times, and cut
@@ -420,14 +405,14 @@ func TestPoolPowerCut(t *testing.T) {
 	defer mu.Unlock()
 	for _, n := range nodes {
 		var st result
-		waitFor(t, "the pool back with its ledger, as "+n.name+" sees it", func() bool {
+		waitFor(t, "the pool back with its ledger, as "+n.Name+" sees it", func() bool {
 			st = n.kerf(t, "pool", "status")
 			return poolFormed(st, nodes) && len(leaseRows(st.stdout)) >= len(ackedNode)
 		})
 		leases := leaseRows(st.stdout)
 		for id, node := range ackedNode {
 			if r, ok := leases[id]; !ok || len(r) < 2 || r[1] != node { // TENANT, ON
-				t.Errorf("acknowledged placement %s on %s: in the ledger after the power cut as %v, as %s sees it\n%s", id, node, r, n.name, st.stdout)
+				t.Errorf("acknowledged placement %s on %s: in the ledger after the power cut as %v, as %s sees it\n%s", id, node, r, n.Name, st.stdout)
 			}
 		}
 		perNode := map[string]int{}
@@ -438,7 +423,7 @@ func TestPoolPowerCut(t *testing.T) {
 		}
 		for node, k := range perNode {
 			if k > 10 {
-				t.Errorf("%d tenths of %s's one GPU granted, as %s sees it:\n%s", k, node, n.name, st.stdout)
+				t.Errorf("%d tenths of %s's one GPU granted, as %s sees it:\n%s", k, node, n.Name, st.stdout)
 			}
 		}
 		if n == nodes[0] {
@@ -446,8 +431,8 @@ func TestPoolPowerCut(t *testing.T) {
 		}
 		tenant := newEnv(t)
 		at := memberBundle(t, issued, n)
-		waitFor(t, "the token issued before the cut, authenticating at "+n.name, func() bool { return authenticates(t, tenant, at) })
-		waitFor(t, "the profile stored before the cut, at "+n.name, func() bool { return n.kerf(t, "profiles", "show", "halves").code == 0 })
+		waitFor(t, "the token issued before the cut, authenticating at "+n.Name, func() bool { return authenticates(t, tenant, at) })
+		waitFor(t, "the profile stored before the cut, at "+n.Name, func() bool { return n.kerf(t, "profiles", "show", "halves").code == 0 })
 	}
 	// The pool places again.
 	if r := nodes[2].kerf(t, "pool", "place", "-p", "0.1", "after"); r.code != 0 || !placed.MatchString(r.stdout) {
@@ -463,12 +448,12 @@ func TestPoolNodeDeath(t *testing.T) {
 	nodes := startPool(t, 3, timeout.String())
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	for _, n := range nodes {
-		waitFor(t, "the pool formed, as "+n.name+" sees it", func() bool { return poolFormed(n.kerf(t, "pool", "status"), nodes) })
+		waitFor(t, "the pool formed, as "+n.Name+" sees it", func() bool { return poolFormed(n.kerf(t, "pool", "status"), nodes) })
 	}
 	hold(t, a, "0.25")
 	_, exited, _ := hold(t, b, "0.25")
 	leases := func(st result, n *poolNode) (state, count string) {
-		r := append(poolRows(st.stdout)[n.name], "", "", "", "", "")
+		r := append(poolRows(st.stdout)[n.Name], "", "", "", "", "")
 		return r[0], r[4] // STATE, LEASES
 	}
 	waitFor(t, "node a's and node b's leases in the ledger", func() bool {
@@ -491,8 +476,8 @@ func TestPoolNodeDeath(t *testing.T) {
 		r = c.kerf(t, "pool", "place", "-p", "0.75", "after")
 		return r.code == 0
 	})
-	if r.code != 0 || !strings.Contains(r.stdout, "on "+b.name) {
-		t.Fatalf("placement after %s died: exit %d, want it on %s\n%s%s", a.name, r.code, b.name, r.stdout, r.stderr)
+	if r.code != 0 || !strings.Contains(r.stdout, "on "+b.Name) {
+		t.Fatalf("placement after %s died: exit %d, want it on %s\n%s%s", a.Name, r.code, b.Name, r.stdout, r.stderr)
 	}
 	var st result
 	waitFor(t, "node a's lease reclaimed", func() bool {
@@ -539,7 +524,7 @@ func poolBundle(t *testing.T, nodes []*poolNode, tenant string) string {
 		t.Fatalf("issue: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	for _, n := range nodes[1:] {
-		waitFor(t, tenant+"'s token at "+n.name, func() bool {
+		waitFor(t, tenant+"'s token at "+n.Name, func() bool {
 			r := n.kerf(t, "tokens", "list")
 			return r.code == 0 && strings.Contains(r.stdout, tenant+" ")
 		})
@@ -551,10 +536,10 @@ func poolBundle(t *testing.T, nodes []*poolNode, tenant string) string {
 	var want []auth.PoolMember
 	for _, n := range nodes {
 		d := n.defaultBundle(t)
-		want = append(want, auth.PoolMember{Node: n.name, QUIC: d.QUIC, Fingerprint: d.Fingerprint})
+		want = append(want, auth.PoolMember{Node: n.Name, QUIC: d.QUIC, Fingerprint: d.Fingerprint})
 	}
 	if !slices.Equal(b.Pool, want) || b.QUIC != want[0].QUIC || b.Fingerprint != want[0].Fingerprint {
-		t.Fatalf("the bundle issued at %s names %s %s and the pool %+v, want %s %s and %+v", nodes[0].name, b.QUIC, b.Fingerprint, b.Pool, want[0].QUIC, want[0].Fingerprint, want)
+		t.Fatalf("the bundle issued at %s names %s %s and the pool %+v, want %s %s and %+v", nodes[0].Name, b.QUIC, b.Fingerprint, b.Pool, want[0].QUIC, want[0].Fingerprint, want)
 	}
 	b.Socket = ""
 	path := filepath.Join(t.TempDir(), tenant+".json")
@@ -573,12 +558,12 @@ func offlineBundle(t *testing.T, nodes []*poolNode) {
 	var want []auth.PoolMember
 	for _, n := range nodes {
 		d := n.defaultBundle(t)
-		want = append(want, auth.PoolMember{Node: n.name, QUIC: d.QUIC, Fingerprint: d.Fingerprint})
+		want = append(want, auth.PoolMember{Node: n.Name, QUIC: d.QUIC, Fingerprint: d.Fingerprint})
 	}
 	path := filepath.Join(t.TempDir(), "offline.json")
 	var b auth.Bundle
 	waitFor(t, "a bundle issued offline that names the pool", func() bool {
-		cmd := nodes[0].command(t, "kerfd", "tokens", "issue", "--config", nodes[0].config, "--out", path, "offline")
+		cmd := nodes[0].command(t, "kerfd", "tokens", "issue", "--config", nodes[0].Config, "--out", path, "offline")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("kerfd tokens issue: %v\n%s", err, out)
 		}
@@ -589,7 +574,7 @@ func offlineBundle(t *testing.T, nodes []*poolNode) {
 		return slices.Equal(b.Pool, want)
 	})
 	if b.QUIC != want[0].QUIC || b.Fingerprint != want[0].Fingerprint {
-		t.Fatalf("the bundle issued offline at %s names %s %s, want %s %s", nodes[0].name, b.QUIC, b.Fingerprint, want[0].QUIC, want[0].Fingerprint)
+		t.Fatalf("the bundle issued offline at %s names %s %s, want %s %s", nodes[0].Name, b.QUIC, b.Fingerprint, want[0].QUIC, want[0].Fingerprint)
 	}
 }
 
@@ -602,7 +587,7 @@ func TestPoolPlacesTenants(t *testing.T) {
 	nodes := startPool(t, 3, "10m")
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	for _, n := range nodes {
-		waitFor(t, "the pool formed, as "+n.name+" sees it", func() bool { return poolFormed(n.kerf(t, "pool", "status"), nodes) })
+		waitFor(t, "the pool formed, as "+n.Name+" sees it", func() bool { return poolFormed(n.kerf(t, "pool", "status"), nodes) })
 	}
 	bundle := poolBundle(t, nodes, "pat")
 	offlineBundle(t, nodes)
@@ -620,19 +605,19 @@ func TestPoolPlacesTenants(t *testing.T) {
 			t.Fatalf("%s: exit %d\n%s\n%s", what, r.code, r.stdout, r.stderr)
 		}
 	}
-	granted := func(n *poolNode) int { return strings.Count(n.log.String(), `msg="lease granted" tenant=pat`) }
+	granted := func(n *poolNode) int { return strings.Count(n.Log(), `msg="lease granted" tenant=pat`) }
 
 	// Node a, first in the bundle, is full: it sends the tenant to node
 	// b, the first member by name with room.
-	if r := a.kerf(t, "pool", "place", "-p", "1", "filler-a"); r.code != 0 || !strings.Contains(r.stdout, "on "+a.name) {
-		t.Fatalf("place on %s: exit %d\n%s%s", a.name, r.code, r.stdout, r.stderr)
+	if r := a.kerf(t, "pool", "place", "-p", "1", "filler-a"); r.code != 0 || !strings.Contains(r.stdout, "on "+a.Name) {
+		t.Fatalf("place on %s: exit %d\n%s%s", a.Name, r.code, r.stdout, r.stderr)
 	}
 	run("a run placed by a full member")
-	if !strings.Contains(a.log.String(), `msg="allocation redirected" tenant=pat node=node-b`) || granted(a) != 0 || granted(b) != 1 || granted(c) != 0 {
-		t.Fatalf("the run did not go from %s to %s: leases granted a %d, b %d, c %d; %s's log:\n%s", a.name, b.name, granted(a), granted(b), granted(c), a.name, a.log.String())
+	if !strings.Contains(a.Log(), `msg="allocation redirected" tenant=pat node=node-b`) || granted(a) != 0 || granted(b) != 1 || granted(c) != 0 {
+		t.Fatalf("the run did not go from %s to %s: leases granted a %d, b %d, c %d; %s's log:\n%s", a.Name, b.Name, granted(a), granted(b), granted(c), a.Name, a.Log())
 	}
 	waitFor(t, "the run's lease out of the ledger", func() bool {
-		r := append(poolRows(c.kerf(t, "pool", "status").stdout)[b.name], "", "", "", "", "")
+		r := append(poolRows(c.kerf(t, "pool", "status").stdout)[b.Name], "", "", "", "", "")
 		return r[4] == "0" // LEASES
 	})
 
@@ -644,14 +629,14 @@ func TestPoolPlacesTenants(t *testing.T) {
 		r = c.kerf(t, "pool", "place", "-p", "1", "filler-b")
 		return r.code == 0
 	})
-	if !strings.Contains(r.stdout, "on "+b.name) {
-		t.Fatalf("filler-b placed elsewhere than %s:\n%s", b.name, r.stdout)
+	if !strings.Contains(r.stdout, "on "+b.Name) {
+		t.Fatalf("filler-b placed elsewhere than %s:\n%s", b.Name, r.stdout)
 	}
 	start := time.Now()
 	run("a run with the first member down")
-	t.Logf("run with %s down and %s full took %v", a.name, b.name, time.Since(start).Round(10*time.Millisecond))
-	if !strings.Contains(b.log.String(), `msg="allocation redirected" tenant=pat node=node-c`) || granted(b) != 1 || granted(c) != 1 {
-		t.Fatalf("the run did not go from %s to %s: leases granted b %d, c %d; %s's log:\n%s", b.name, c.name, granted(b), granted(c), b.name, b.log.String())
+	t.Logf("run with %s down and %s full took %v", a.Name, b.Name, time.Since(start).Round(10*time.Millisecond))
+	if !strings.Contains(b.Log(), `msg="allocation redirected" tenant=pat node=node-c`) || granted(b) != 1 || granted(c) != 1 {
+		t.Fatalf("the run did not go from %s to %s: leases granted b %d, c %d; %s's log:\n%s", b.Name, c.Name, granted(b), granted(c), b.Name, b.Log())
 	}
 }
 
@@ -665,7 +650,7 @@ func memberBundle(t *testing.T, path string, n *poolNode) string {
 	}
 	d := n.defaultBundle(t)
 	b.Socket, b.QUIC, b.Fingerprint, b.Pool = "", d.QUIC, d.Fingerprint, nil
-	out := filepath.Join(t.TempDir(), b.Tenant+"-"+n.name+".json")
+	out := filepath.Join(t.TempDir(), b.Tenant+"-"+n.Name+".json")
 	if err := auth.WriteBundle(out, b); err != nil {
 		t.Fatal(err)
 	}
@@ -690,11 +675,11 @@ func TestPoolSharesTenants(t *testing.T) {
 	nodes := startPool(t, 3, "10m")
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	for _, n := range nodes {
-		waitFor(t, "the pool formed, as "+n.name+" sees it", func() bool { return poolFormed(n.kerf(t, "pool", "status"), nodes) })
+		waitFor(t, "the pool formed, as "+n.Name+" sees it", func() bool { return poolFormed(n.kerf(t, "pool", "status"), nodes) })
 	}
 	issued := filepath.Join(t.TempDir(), "pat.json")
 	if r := a.kerf(t, "tokens", "issue", "--out", issued, "pat"); r.code != 0 {
-		t.Fatalf("issue at %s: exit %d\n%s%s", a.name, r.code, r.stdout, r.stderr)
+		t.Fatalf("issue at %s: exit %d\n%s%s", a.Name, r.code, r.stdout, r.stderr)
 	}
 	tenant := newEnv(t)
 	atB := memberBundle(t, issued, b)
@@ -716,15 +701,15 @@ func TestPoolSharesTenants(t *testing.T) {
 	holderDone := make(chan struct{})
 	go func() { holder.Wait(); close(holderDone) }()
 	t.Cleanup(func() { syscall.Kill(-holder.Process.Pid, syscall.SIGKILL); <-holderDone })
-	waitFor(t, "pat's lease on node b", func() bool { return strings.Contains(b.log.String(), `msg="lease granted" tenant=pat`) })
+	waitFor(t, "pat's lease on node b", func() bool { return strings.Contains(b.Log(), `msg="lease granted" tenant=pat`) })
 	if r := c.kerf(t, "tokens", "revoke", "pat"); r.code != 0 {
-		t.Fatalf("revoke at %s: exit %d\n%s%s", c.name, r.code, r.stdout, r.stderr)
+		t.Fatalf("revoke at %s: exit %d\n%s%s", c.Name, r.code, r.stdout, r.stderr)
 	}
 	waitFor(t, "pat's session on node b ended by the revocation at node c", func() bool {
-		return strings.Contains(b.log.String(), `msg="closed sessions of revoked tenant" tenant=pat`)
+		return strings.Contains(b.Log(), `msg="closed sessions of revoked tenant" tenant=pat`)
 	})
 	if authenticates(t, tenant, atB) {
-		t.Errorf("pat's revoked token still authenticates at %s", b.name)
+		t.Errorf("pat's revoked token still authenticates at %s", b.Name)
 	}
 	atA := memberBundle(t, issued, a)
 	waitFor(t, "pat's token refused at node a too", func() bool {
@@ -734,7 +719,7 @@ func TestPoolSharesTenants(t *testing.T) {
 
 	// A tenant's policy set through node a holds at node c.
 	if r := a.kerf(t, "tenants", "policy", "pat", "--gpus", "0.75", "--idle", "10m"); r.code != 0 {
-		t.Fatalf("tenants policy at %s: exit %d\n%s%s", a.name, r.code, r.stdout, r.stderr)
+		t.Fatalf("tenants policy at %s: exit %d\n%s%s", a.Name, r.code, r.stdout, r.stderr)
 	}
 	waitFor(t, "pat's policy set at node a, at node c", func() bool {
 		r := c.kerf(t, "tenants", "policy", "pat")
@@ -745,7 +730,7 @@ func TestPoolSharesTenants(t *testing.T) {
 	pf := filepath.Join(t.TempDir(), "halves.json")
 	os.WriteFile(pf, []byte(`{"name": "halves", "gpus": [{"gpu": 0, "slices": [{"memoryFraction": 0.5, "computeShare": 0.5}, {"memoryFraction": 0.5, "computeShare": 0.5}]}]}`), 0o600)
 	if r := a.kerf(t, "profiles", "put", pf); r.code != 0 {
-		t.Fatalf("profiles put at %s: exit %d\n%s%s", a.name, r.code, r.stdout, r.stderr)
+		t.Fatalf("profiles put at %s: exit %d\n%s%s", a.Name, r.code, r.stdout, r.stderr)
 	}
 	waitFor(t, "the profile stored at node a, at node c", func() bool {
 		r := c.kerf(t, "profiles", "show", "halves")
@@ -756,12 +741,12 @@ func TestPoolSharesTenants(t *testing.T) {
 	// through node b, it goes at node c too.
 	rule, _ := filepath.Abs("../../docs/examples/camera-queue.yaml")
 	if r := a.kerf(t, "rules", "put", rule); r.code != 0 {
-		t.Fatalf("rules put at %s: exit %d\n%s%s", a.name, r.code, r.stdout, r.stderr)
+		t.Fatalf("rules put at %s: exit %d\n%s%s", a.Name, r.code, r.stdout, r.stderr)
 	}
 	inForce := regexp.MustCompile(`camera-queue\s+api\s+active`)
 	waitFor(t, "the rule stored at node a, in force at node c", func() bool { return inForce.MatchString(c.kerf(t, "rules", "list").stdout) })
 	if r := b.kerf(t, "rules", "delete", "camera-queue"); r.code != 0 {
-		t.Fatalf("rules delete at %s: exit %d\n%s%s", b.name, r.code, r.stdout, r.stderr)
+		t.Fatalf("rules delete at %s: exit %d\n%s%s", b.Name, r.code, r.stdout, r.stderr)
 	}
 	waitFor(t, "the rule deleted at node b, gone at node c", func() bool {
 		r := c.kerf(t, "rules", "list")
@@ -780,7 +765,7 @@ func TestPoolSharesTenants(t *testing.T) {
 	var r result
 	waitFor(t, "a token refused without quorum", func() bool {
 		r = c.kerf(t, "tokens", "issue", "--out", filepath.Join(t.TempDir(), "late.json"), "late")
-		return r.code != 0 && strings.Contains(r.stderr, "no quorum: 1 of 3 members live ("+c.name+")")
+		return r.code != 0 && strings.Contains(r.stderr, "no quorum: 1 of 3 members live ("+c.Name+")")
 	})
 	if r := c.kerf(t, "profiles", "put", pf); r.code == 0 || !strings.Contains(r.stderr, "no quorum") {
 		t.Errorf("profiles put without quorum: exit %d\n%s%s", r.code, r.stdout, r.stderr)
@@ -788,7 +773,7 @@ func TestPoolSharesTenants(t *testing.T) {
 	// A session needs its slice admitted to the ledger, which is refused
 	// without quorum, but only once its token was accepted.
 	if r := tenant.run(t, "kerf", "info", "--token", bobAtC); strings.Contains(r.stderr, "authentication failed") || r.code != 0 && !strings.Contains(r.stderr, "no quorum") {
-		t.Errorf("bob's token at %s without quorum: exit %d, want it accepted\n%s%s", c.name, r.code, r.stdout, r.stderr)
+		t.Errorf("bob's token at %s without quorum: exit %d, want it accepted\n%s%s", c.Name, r.code, r.stdout, r.stderr)
 	}
 	if r := c.kerf(t, "profiles", "show", "halves"); r.code != 0 {
 		t.Errorf("profiles show without quorum: exit %d\n%s%s", r.code, r.stdout, r.stderr)
@@ -798,7 +783,7 @@ func TestPoolSharesTenants(t *testing.T) {
 	// node c, which watched the state through the quorum's loss.
 	a.start(t)
 	b.start(t)
-	waitFor(t, "the pool formed again, as "+c.name+" sees it", func() bool { return poolFormed(c.kerf(t, "pool", "status"), nodes) })
+	waitFor(t, "the pool formed again, as "+c.Name+" sees it", func() bool { return poolFormed(c.kerf(t, "pool", "status"), nodes) })
 	late := filepath.Join(t.TempDir(), "late.json")
 	waitFor(t, "a token issued through node a with the quorum back", func() bool {
 		return a.kerf(t, "tokens", "issue", "--out", late, "late").code == 0
@@ -839,10 +824,10 @@ func spin(t *testing.T, n *poolNode, via, prog string, secs int) *spinner {
 	}
 	go func() { s.exited <- cmd.Wait() }()
 	t.Cleanup(func() { cmd.Process.Kill() })
-	waitFor(t, "the tenant on "+n.name+" working the GPU", func() bool {
+	waitFor(t, "the tenant on "+n.Name+" working the GPU", func() bool {
 		select {
 		case err := <-s.exited:
-			t.Fatalf("the tenant on %s ended before it worked the GPU: %v\n%s", n.name, err, s.out.String())
+			t.Fatalf("the tenant on %s ended before it worked the GPU: %v\n%s", n.Name, err, s.out.String())
 		default:
 		}
 		return strings.Contains(s.out.String(), "spinning")
@@ -858,7 +843,7 @@ func spin(t *testing.T, n *poolNode, via, prog string, secs int) *spinner {
 func TestPoolKillWhileTenantsRun(t *testing.T) {
 	nodes := startPool(t, 3, "10m")
 	for _, n := range nodes {
-		waitFor(t, "the pool formed, as "+n.name+" sees it", func() bool { return poolFormed(n.kerf(t, "pool", "status"), nodes) })
+		waitFor(t, "the pool formed, as "+n.Name+" sees it", func() bool { return poolFormed(n.kerf(t, "pool", "status"), nodes) })
 	}
 	prog := buildTenant(t, "spin")
 	const secs = 25
@@ -869,16 +854,16 @@ func TestPoolKillWhileTenantsRun(t *testing.T) {
 	}
 	tenants := []*tenant{{node: nodes[0], via: "unix"}, {node: nodes[0], via: "quic"}, {node: nodes[1], via: "quic"}, {node: nodes[2], via: "unix"}}
 	for _, tn := range tenants {
-		before := strings.Count(tn.node.log.String(), `msg="lease granted" tenant=default`)
+		before := strings.Count(tn.node.Log(), `msg="lease granted" tenant=default`)
 		tn.s = spin(t, tn.node, tn.via, prog, secs)
-		if g := strings.Count(tn.node.log.String(), `msg="lease granted" tenant=default`); g != before+1 {
-			t.Fatalf("%s granted %d leases to its tenant, want %d:\n%s", tn.node.name, g, before+1, tn.node.log.String())
+		if g := strings.Count(tn.node.Log(), `msg="lease granted" tenant=default`); g != before+1 {
+			t.Fatalf("%s granted %d leases to its tenant, want %d:\n%s", tn.node.Name, g, before+1, tn.node.Log())
 		}
 	}
 	for _, tn := range tenants {
 		select {
 		case err := <-tn.s.exited:
-			t.Fatalf("the tenant on %s (%s) ended before the kill (%v): raise secs\n%s", tn.node.name, tn.via, err, tn.s.out.String())
+			t.Fatalf("the tenant on %s (%s) ended before the kill (%v): raise secs\n%s", tn.node.Name, tn.via, err, tn.s.out.String())
 		default:
 		}
 	}
@@ -899,10 +884,10 @@ func TestPoolKillWhileTenantsRun(t *testing.T) {
 		select {
 		case err := <-tn.s.exited:
 			if err != nil || !strings.Contains(tn.s.out.String(), "spin ok") {
-				t.Errorf("the tenant on %s (%s), a member left: %v, want its %d s without an error\n%s", tn.node.name, tn.via, err, secs, tn.s.out.String())
+				t.Errorf("the tenant on %s (%s), a member left: %v, want its %d s without an error\n%s", tn.node.Name, tn.via, err, secs, tn.s.out.String())
 			}
 		case <-time.After(secs*time.Second + testkit.WaitTimeout):
-			t.Errorf("the tenant on %s (%s) has not ended %d s after it started:\n%s", tn.node.name, tn.via, secs, tn.s.out.String())
+			t.Errorf("the tenant on %s (%s) has not ended %d s after it started:\n%s", tn.node.Name, tn.via, secs, tn.s.out.String())
 		}
 	}
 }

@@ -16,7 +16,7 @@ func TestPoolPlacesByMemory(t *testing.T) {
 	nodes := startPoolOf(t, "10m", "memory: 1GiB", "memory: 4GiB", "memory: 8GiB, name: Kerf big GPU")
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	for _, n := range nodes {
-		waitFor(t, "the pool formed, as "+n.name+" sees it", func() bool { return poolFormed(n.kerf(t, "pool", "status"), nodes) })
+		waitFor(t, "the pool formed, as "+n.Name+" sees it", func() bool { return poolFormed(n.kerf(t, "pool", "status"), nodes) })
 	}
 	bundle := poolBundle(t, nodes, "pat")
 	prog := filepath.Join(t.TempDir(), "vadd")
@@ -26,9 +26,9 @@ func TestPoolPlacesByMemory(t *testing.T) {
 	}
 	ptx, _ := filepath.Abs("../../gpu/emu/kernels/vadd.ptx")
 	tenant := newEnv(t)
-	granted := func(n *poolNode) int { return strings.Count(n.log.String(), `msg="lease granted" tenant=pat`) }
+	granted := func(n *poolNode) int { return strings.Count(n.Log(), `msg="lease granted" tenant=pat`) }
 	redirected := func(to *poolNode) int {
-		return strings.Count(a.log.String(), `msg="allocation redirected" tenant=pat node=`+to.name)
+		return strings.Count(a.Log(), `msg="allocation redirected" tenant=pat node=`+to.Name)
 	}
 	for i, tc := range []struct {
 		name  string
@@ -52,14 +52,14 @@ func TestPoolPlacesByMemory(t *testing.T) {
 				want++
 			}
 			if granted(n) != want {
-				t.Errorf("%s (run %d): %s granted %d lease(s) to pat, want %d; %s's log:\n%s", tc.name, i, n.name, granted(n), want, a.name, a.log.String())
+				t.Errorf("%s (run %d): %s granted %d lease(s) to pat, want %d; %s's log:\n%s", tc.name, i, n.Name, granted(n), want, a.Name, a.Log())
 			}
 		}
 		if tc.on != a && redirected(tc.on) == 0 {
-			t.Errorf("%s: %s did not send the run to %s", tc.name, a.name, tc.on.name)
+			t.Errorf("%s: %s did not send the run to %s", tc.name, a.Name, tc.on.Name)
 		}
 		waitFor(t, "the run's lease out of the ledger", func() bool {
-			r := append(poolRows(a.kerf(t, "pool", "status").stdout)[tc.on.name], "", "", "", "", "")
+			r := append(poolRows(a.kerf(t, "pool", "status").stdout)[tc.on.Name], "", "", "", "", "")
 			return r[4] == "0" // LEASES
 		})
 	}
@@ -74,8 +74,8 @@ func TestPoolPlacesByMemory(t *testing.T) {
 		{[]string{"--memory", "256MiB"}, a},
 	} {
 		r := a.kerf(t, append(append([]string{"pool", "place"}, tc.flags...), "op")...)
-		if r.code != 0 || !strings.Contains(r.stdout, "for op on "+tc.on.name+",") {
-			t.Errorf("kerf pool place %v: exit %d, want on %s\n%s%s", tc.flags, r.code, tc.on.name, r.stdout, r.stderr)
+		if r.code != 0 || !strings.Contains(r.stdout, "for op on "+tc.on.Name+",") {
+			t.Errorf("kerf pool place %v: exit %d, want on %s\n%s%s", tc.flags, r.code, tc.on.Name, r.stdout, r.stderr)
 		}
 	}
 	if r := a.kerf(t, "pool", "place", "--memory", "9GiB", "op"); r.code == 0 || !strings.Contains(r.stderr, "node-a no GPU that fits") {

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kerf-edge/kerf/bench/poolbench"
 )
 
 // netLab is a network of namespaces for a pool: one per member, each
@@ -141,33 +143,15 @@ func startPoolInNamespaces(t *testing.T, lab *netLab) []*poolNode {
 		var peers []string
 		for j, b := range lab.addrs {
 			if j != i {
-				peers = append(peers, fmt.Sprintf("%q", net.JoinHostPort(b, fmt.Sprint(routePort))))
+				peers = append(peers, net.JoinHostPort(b, fmt.Sprint(routePort)))
 			}
 		}
-		name := fmt.Sprintf("node-%c", 'a'+i)
-		dir := t.TempDir()
 		// Each member has the namespace's loopback to itself: its own
 		// listeners may take the same ports as the others'.
-		config := fmt.Sprintf(`state_dir: %s
-listen: {quic: "127.0.0.1:7443", http: "127.0.0.1:7080"}
-gpu: {backend: emulated, emulated: {devices: 1, memory: 1GiB}}
-tenants: {isolation: inprocess}
-ingest:
-  node: %s
-  broker: {embedded: {nats_listen: "127.0.0.1:4222", mqtt_listen: "127.0.0.1:1883"}}
-pool:
-  listen: %q
-  peers: [%s]
-  secret: "pool-secret-for-the-test"
-  tls: {cert_file: %q, key_file: %q, ca_file: %q}
-  lease_timeout: 10m
-  reservation_ttl: 10m
-`, filepath.Join(dir, "state"), name, net.JoinHostPort(a, fmt.Sprint(routePort)), strings.Join(peers, ", "), cert[a], key[a], ca)
-		path := filepath.Join(dir, "kerfd.yaml")
-		if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		nodes[i] = &poolNode{name: name, config: path, env: newEnv(t).with("KERF_API=http://127.0.0.1:7080"), netns: lab.ns(i)}
+		s := poolbench.NodeSpec{Name: fmt.Sprintf("node-%c", 'a'+i), Dir: t.TempDir(), QUIC: "127.0.0.1:7443", HTTP: "127.0.0.1:7080",
+			NATS: "127.0.0.1:4222", MQTT: "127.0.0.1:1883", Cluster: net.JoinHostPort(a, fmt.Sprint(routePort)), Peers: peers,
+			CertFile: cert[a], KeyFile: key[a], CAFile: ca, LeaseTimeout: 10 * time.Minute, ReservationTTL: 10 * time.Minute}
+		nodes[i] = newPoolNode(t, s, newEnv(t).with("KERF_API=http://127.0.0.1:7080"), lab.ns(i))
 	}
 	for _, p := range nodes {
 		p.start(t)
@@ -184,7 +168,7 @@ func TestPoolPartition(t *testing.T) {
 	nodes := startPoolInNamespaces(t, lab)
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	for _, n := range nodes {
-		waitFor(t, "the pool formed, as "+n.name+" sees it", func() bool { return poolFormed(n.kerf(t, "pool", "status"), nodes) })
+		waitFor(t, "the pool formed, as "+n.Name+" sees it", func() bool { return poolFormed(n.kerf(t, "pool", "status"), nodes) })
 	}
 	if r := a.kerf(t, "pool", "place", "-p", "0.1", "before"); r.code != 0 {
 		t.Fatalf("placement before the partition: exit %d\n%s%s", r.code, r.stdout, r.stderr)
@@ -195,24 +179,24 @@ func TestPoolPartition(t *testing.T) {
 	var r result
 	waitFor(t, "the cut-off member refusing placements for want of a quorum", func() bool {
 		r = a.kerf(t, "pool", "place", "-p", "0.1", "minority")
-		return r.code == 1 && strings.Contains(r.stderr, "no quorum: 1 of 3 members live ("+a.name+")")
+		return r.code == 1 && strings.Contains(r.stderr, "no quorum: 1 of 3 members live ("+a.Name+")")
 	})
 	t.Logf("the cut-off member refused %v after the cut", time.Since(cut).Round(10*time.Millisecond))
 	// Until the majority has dropped its routes to the cut-off member too
 	// (the same pings, a second apart), it still counts it live and may
 	// place there.
 	for _, n := range []*poolNode{b, c} {
-		waitFor(t, n.name+" counting the cut-off member down", func() bool {
-			return append(poolRows(n.kerf(t, "pool", "status").stdout)[a.name], "")[0] == "DOWN"
+		waitFor(t, n.Name+" counting the cut-off member down", func() bool {
+			return append(poolRows(n.kerf(t, "pool", "status").stdout)[a.Name], "")[0] == "DOWN"
 		})
 	}
 	for i, n := range []*poolNode{b, c} {
-		waitFor(t, "a placement asked of "+n.name+" on the majority side", func() bool {
+		waitFor(t, "a placement asked of "+n.Name+" on the majority side", func() bool {
 			r = n.kerf(t, "pool", "place", "-p", "0.1", fmt.Sprintf("majority-%d", i))
 			return r.code == 0
 		})
-		if strings.Contains(r.stdout, "on "+a.name) {
-			t.Errorf("%s placed on the cut-off member:\n%s", n.name, r.stdout)
+		if strings.Contains(r.stdout, "on "+a.Name) {
+			t.Errorf("%s placed on the cut-off member:\n%s", n.Name, r.stdout)
 		}
 	}
 	t.Logf("the majority placed again %v after the cut", time.Since(cut).Round(10*time.Millisecond))
@@ -229,7 +213,7 @@ func TestPoolPartition(t *testing.T) {
 	})
 	t.Logf("the healed member placed %v after the link came back", time.Since(healed).Round(10*time.Millisecond))
 	for _, n := range nodes {
-		waitFor(t, "the pool whole again, as "+n.name+" sees it", func() bool { return poolFormed(n.kerf(t, "pool", "status"), nodes) })
+		waitFor(t, "the pool whole again, as "+n.Name+" sees it", func() bool { return poolFormed(n.kerf(t, "pool", "status"), nodes) })
 	}
 	// Every placement acknowledged on either side is in the ledger, as
 	// the healed member sees it.

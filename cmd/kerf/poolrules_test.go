@@ -33,11 +33,11 @@ func TestPoolRuleTargets(t *testing.T) {
 			t.Errorf("rule for {%s}: exit %d, want a refusal naming %q\n%s%s", tc.target, r.code, tc.want, r.stdout, r.stderr)
 		}
 	}
-	if r := put("node: " + b.name + ", gpu: 0"); r.code != 0 {
-		t.Fatalf("rule for GPU 0 of %s: exit %d\n%s%s", b.name, r.code, r.stdout, r.stderr)
+	if r := put("node: " + b.Name + ", gpu: 0"); r.code != 0 {
+		t.Fatalf("rule for GPU 0 of %s: exit %d\n%s%s", b.Name, r.code, r.stdout, r.stderr)
 	}
 	waitFor(t, "the rule listed as for node b", func() bool {
 		r := a.kerf(t, "rules", "list")
-		return r.code == 0 && strings.Contains(r.stdout, "for node "+b.name+", not this node ("+a.name+")")
+		return r.code == 0 && strings.Contains(r.stdout, "for node "+b.Name+", not this node ("+a.Name+")")
 	})
 }

@@ -26,7 +26,7 @@ func TestPoolSmi(t *testing.T) {
 	waitFor(t, "kerf smi shows every member, node b's slice held", func() bool {
 		r := a.kerf(t, "smi")
 		out = r.stdout
-		return r.code == 0 && strings.Contains(smiMember(out, b.name), "1 held")
+		return r.code == 0 && strings.Contains(smiMember(out, b.Name), "1 held")
 	})
 	if !strings.HasPrefix(out, "GPU 0  ") || !strings.Contains(out, "\npool kerf: 3 of 3 members live, quorum\n") {
 		t.Errorf("kerf smi: this node's GPUs, then the pool:\n%s", out)
@@ -39,22 +39,22 @@ func TestPoolSmi(t *testing.T) {
 		{b, "up", `GPU 0  Kerf Emulated GPU +2\.0 GiB, `},
 		{c, "up", `GPU 0  Kerf big GPU \(Emulated\) +4\.0 GiB, `},
 	} {
-		s := smiMember(out, m.n.name)
-		if !strings.HasPrefix(s, m.n.name+" ("+m.state+"): 1 GPU(s)") || !regexp.MustCompile(m.gpu).MatchString(s) {
-			t.Errorf("kerf smi's %s, want %q and %q:\n%s", m.n.name, m.state, m.gpu, s)
+		s := smiMember(out, m.n.Name)
+		if !strings.HasPrefix(s, m.n.Name+" ("+m.state+"): 1 GPU(s)") || !regexp.MustCompile(m.gpu).MatchString(s) {
+			t.Errorf("kerf smi's %s, want %q and %q:\n%s", m.n.Name, m.state, m.gpu, s)
 		}
 	}
-	if s := smiMember(out, b.name); !strings.Contains(s, "0.25 GPU leased in 1 lease(s)") || !regexp.MustCompile(`\n    default +512\.0 MiB  share  25%`).MatchString(s) {
-		t.Errorf("kerf smi's %s lacks the held slice and its lease:\n%s", b.name, s)
+	if s := smiMember(out, b.Name); !strings.Contains(s, "0.25 GPU leased in 1 lease(s)") || !regexp.MustCompile(`\n    default +512\.0 MiB  share  25%`).MatchString(s) {
+		t.Errorf("kerf smi's %s lacks the held slice and its lease:\n%s", b.Name, s)
 	}
 
 	c.kill(t)
 	waitFor(t, "kerf smi shows node c down", func() bool {
 		r := a.kerf(t, "smi")
 		out = r.stdout
-		return r.code == 0 && strings.HasPrefix(smiMember(out, c.name), c.name+" (DOWN, last seen ")
+		return r.code == 0 && strings.HasPrefix(smiMember(out, c.Name), c.Name+" (DOWN, last seen ")
 	})
-	if s := smiMember(out, c.name); !strings.Contains(out, "2 of 3 members live, quorum") || !strings.Contains(s, "Kerf big GPU") {
+	if s := smiMember(out, c.Name); !strings.Contains(out, "2 of 3 members live, quorum") || !strings.Contains(s, "Kerf big GPU") {
 		t.Errorf("kerf smi with node c down:\n%s", out)
 	}
 }
