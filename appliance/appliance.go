@@ -52,6 +52,7 @@ type Appliance struct {
 	ingest     *atomic.Pointer[Ingest] // the load-signal path, once Run starts it
 	devices    *deviceLogins           // the broker's logins issued through the API; nil without the embedded broker
 	pool       *pool.Pool              // nil outside a pool
+	poolHeld   *poolHeld               // in a pool, the tokens it holds as this member last saw them
 	published  publishedAddrs          // in a pool, where this member is reached
 	fp         transport.Fingerprint
 
@@ -185,14 +186,18 @@ func newLocked(cfg Config, log *slog.Logger, lock *os.File) (*Appliance, error) 
 		sl.Close()
 		return nil, fmt.Errorf("operator API: %w", err)
 	}
+	var held *poolHeld
+	if ledger != nil {
+		held = newPoolHeld()
+	}
 	a := &Appliance{cfg: cfg, log: log, backend: backend, kind: kind, tokens: tokens, shares: shares, workers: workers,
 		node: n, server: server, nvml: nvml, api: api, policy: policy{sl: sl, api: api}, rules: rules, ingest: running,
-		jobs: jobSet, jobMetrics: jobMetrics, devices: logins, pool: ledger, fp: fp, budget: budget, lock: lock}
+		jobs: jobSet, jobMetrics: jobMetrics, devices: logins, pool: ledger, poolHeld: held, fp: fp, budget: budget, lock: lock}
 	if err := a.seedProfiles(); err != nil {
 		log.Warn("built-in profiles not listed in the API", "err", err)
 	}
 	if ledger != nil {
-		watchPoolState(ledger, tokens, tenantPolicies{sl}, api)
+		watchPoolState(ledger, tokens, held, tenantPolicies{sl}, api)
 	}
 	a.jobBundles = &jobBundles{cfg: cfg, store: jobTokens, paths: map[string]string{}, reach: func() auth.Bundle { return reach(cfg, fp, a.QUICAddr()) }}
 	tokens.OnRevoke = func(tenant string) {
@@ -408,8 +413,13 @@ func (a *Appliance) Run(ctx context.Context) error {
 				defer a.pool.Close()
 				mctx, forget := context.WithCancel(ctx)
 				remembered := make(chan struct{})
+				published := make(chan struct{})
 				go func() { a.rememberPoolMembers(mctx); close(remembered) }()
-				defer func() { forget(); <-remembered }()
+				go func() {
+					publishOwnTokens(mctx, a.pool, a.tokens, a.poolHeld, a.log, ownTokensInterval)
+					close(published)
+				}()
+				defer func() { forget(); <-remembered; <-published }()
 				a.log.Info("joining the pool", "pool", a.cfg.Pool.Name, "node", a.cfg.PoolNode(), "cluster", a.cfg.Pool.Listen, "peers", a.cfg.Pool.Peers,
 					"advertisedQUIC", a.published.QUIC, "advertisedHTTP", a.published.HTTP)
 			}

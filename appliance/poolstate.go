@@ -54,9 +54,9 @@ func updateTenant(p *pool.Pool, tenant string, f func(d *tenantDoc) error) (tena
 // issued by any member authenticates at every member, and a revocation at
 // one ends the tenant's sessions at all. Each member applies the bucket to
 // its token store (watchPoolState), which authenticates and lists from
-// what it applied last, quorum or not. Tokens issued by `kerfd token
-// issue` on a member stay that member's own until the tenant's tokens are
-// replaced or revoked through the API.
+// what it applied last, quorum or not. Tokens issued or revoked by `kerfd
+// tokens issue|revoke` on a member reach the pool once that member serves
+// in it with a quorum (publishOwnTokens).
 type poolTokens struct {
 	p     *pool.Pool
 	local *auth.TokenStore
@@ -203,9 +203,10 @@ func (s poolShared) Share(kind, name string, doc any) error {
 
 // watchPoolState has this member apply the pool's tenants, profiles and
 // rules as they change: tokens to its token store (a revocation ends the
-// tenant's sessions here), policies to its slicer, profiles and rules to the API's store (the
-// rule engine picks them up from there).
-func watchPoolState(p *pool.Pool, tokens *auth.TokenStore, policies tenantPolicies, srv *profiles.Server) {
+// tenant's sessions here) and to held (what the pool holds, for
+// publishOwnTokens), policies to its slicer, profiles and rules to the
+// API's store (the rule engine picks them up from there).
+func watchPoolState(p *pool.Pool, tokens *auth.TokenStore, held *poolHeld, policies tenantPolicies, srv *profiles.Server) {
 	p.Watch(pool.TenantsBucket, func(tenant string, v []byte) error {
 		if len(v) == 0 {
 			return nil
@@ -217,6 +218,7 @@ func watchPoolState(p *pool.Pool, tokens *auth.TokenStore, policies tenantPolici
 		if d.Policy != nil {
 			policies.applyPolicy(tenant, *d.Policy)
 		}
+		held.saw(d.Tokens)
 		return tokens.Apply(tenant, d.Tokens)
 	})
 	p.Watch(pool.ProfilesBucket, func(name string, v []byte) error {

@@ -245,6 +245,17 @@ func (s *TokenStore) Records(tenant string) map[string]TokenRecord {
 	return out
 }
 
+// All are every record, by hash, with the file's changes picked up.
+func (s *TokenStore) All() map[string]TokenRecord {
+	unlock := s.lockReloaded()
+	defer unlock()
+	out := make(map[string]TokenRecord, len(s.recs))
+	for h, r := range s.recs {
+		out[h] = *r
+	}
+	return out
+}
+
 // Apply sets the records recs, by hash, of tenant, as state shared with
 // other nodes has them; the tenant's other records (issued on this node
 // alone) stay. A token live here and revoked in recs ends the tenant's

@@ -307,3 +307,35 @@ func TestApplySharedRecords(t *testing.T) {
 		t.Fatalf("the applied token after a reopen: %v, want revoked", err)
 	}
 }
+
+// All gives every record by hash, with what another process wrote to the
+// file since (kerfd tokens issue while kerfd runs) picked up.
+func TestAllRecords(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	s, err := OpenTokenStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := s.Issue("alice", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := OpenTokenStore(path) // another process
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Issue("bob", 0); err != nil {
+		t.Fatal(err)
+	}
+	all := s.All()
+	tenants := map[string]int{}
+	for _, r := range all {
+		tenants[r.Tenant]++
+	}
+	if len(all) != 2 || tenants["alice"] != 1 || tenants["bob"] != 1 {
+		t.Fatalf("All: %+v, want alice's and bob's", all)
+	}
+	if _, ok := all[hashToken([]byte(tok))]; !ok {
+		t.Fatalf("All: %+v, alice's token not under its hash", all)
+	}
+}
