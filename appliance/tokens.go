@@ -16,7 +16,9 @@ type tlsCert = tls.Certificate
 // tenant's earlier ones, which it revokes; it returns the bundle's path
 // and how many it revoked. The bundle names the configured QUIC address;
 // in a pool, the address this member publishes (pool.advertise), and the
-// pool's other members as this member last saw them (offlineReach).
+// pool's other members as this member last saw them (offlineReach). In a
+// pool, the member publishes the token and the revocations to the pool
+// once it serves there with a quorum (publishOwnTokens).
 func IssueOffline(cfg Config, tenant string, memLimit uint64, out string) (string, int, error) {
 	_, fp, err := transport.LoadOrCreateCert(cfg.StateDir)
 	if err != nil {
@@ -58,7 +60,8 @@ func offlineReach(cfg Config, fp transport.Fingerprint) (auth.Bundle, error) {
 }
 
 // RevokeOffline revokes every token of tenant in the store file; a running
-// kerfd ends the tenant's sessions when it notices.
+// kerfd ends the tenant's sessions when it notices, and in a pool
+// publishes the revocation to every member (publishOwnTokens).
 func RevokeOffline(cfg Config, tenant string) (int, error) {
 	tokens, err := auth.OpenTokenStore(cfg.TokensPath())
 	if err != nil {
