@@ -94,9 +94,10 @@ func TestPoolPublishesOwnTokens(t *testing.T) {
 	lateAtA, lateAtC := memberBundle(t, late, a), memberBundle(t, late, c)
 	waitFor(t, "late's token authenticating at node c", func() bool { return authenticates(t, tenant, lateAtC) })
 	a.kill(t)
-	if r := b.kerf(t, "tokens", "revoke", "late"); r.code != 0 {
-		t.Fatalf("revoke at %s: exit %d\n%s%s", b.Name, r.code, r.stdout, r.stderr)
-	}
+	waitFor(t, "late's token revoked through node b with node a down", func() bool {
+		return b.kerf(t, "tokens", "revoke", "late").code == 0
+	})
+	waitFor(t, "late's token refused at node c", func() bool { return !authenticates(t, tenant, lateAtC) })
 	a.start(t)
 	waitFor(t, "the pool formed again, as "+a.Name+" sees it", func() bool { return poolFormed(a.kerf(t, "pool", "status"), nodes) })
 	waitFor(t, "late's token refused at node a, back in the pool", func() bool {
