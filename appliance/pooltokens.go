@@ -96,7 +96,7 @@ func publishOwnTokens(ctx context.Context, p *pool.Pool, tokens *auth.TokenStore
 	failing := map[string]bool{} // tenants whose last write failed, warned once
 	for {
 		if p.Quorum() == nil {
-			publishRound(p, tokens, held, log, failing)
+			publishRound(poolTenants{p}, tokens, held, log, failing)
 		}
 		select {
 		case <-ctx.Done():
@@ -109,9 +109,24 @@ func publishOwnTokens(ctx context.Context, p *pool.Pool, tokens *auth.TokenStore
 // errNothingToPublish leaves a tenant's entry as it is.
 var errNothingToPublish = errors.New("nothing to publish")
 
+// tenantWriter writes a tenant's entry in the pool's tenants bucket by
+// compare-and-set, with f applied to it, and returns the entry written.
+type tenantWriter interface {
+	updateTenant(tenant string, f func(d *tenantDoc) error) (tenantDoc, error)
+}
+
+// poolTenants is the pool's tenants bucket.
+type poolTenants struct{ p *pool.Pool }
+
+var _ tenantWriter = poolTenants{}
+
+func (t poolTenants) updateTenant(tenant string, f func(d *tenantDoc) error) (tenantDoc, error) {
+	return updateTenant(t.p, tenant, f)
+}
+
 // publishRound is one comparison of the token file with the pool's
 // tenants, and a write for each tenant that differs.
-func publishRound(p *pool.Pool, tokens *auth.TokenStore, held *poolHeld, log *slog.Logger, failing map[string]bool) {
+func publishRound(w tenantWriter, tokens *auth.TokenStore, held *poolHeld, log *slog.Logger, failing map[string]bool) {
 	pending := held.unpublished(tokens.All())
 	for _, tenant := range slices.Sorted(maps.Keys(pending)) {
 		if auth.CheckTenantName(tenant) != nil {
@@ -119,7 +134,7 @@ func publishRound(p *pool.Pool, tokens *auth.TokenStore, held *poolHeld, log *sl
 		}
 		var issued, revoked int
 		var read map[string]auth.TokenRecord
-		d, err := updateTenant(p, tenant, func(d *tenantDoc) error {
+		d, err := w.updateTenant(tenant, func(d *tenantDoc) error {
 			read = maps.Clone(d.Tokens)
 			if issued, revoked = mergeOwn(d, pending[tenant]); issued+revoked == 0 {
 				return errNothingToPublish

@@ -1,7 +1,11 @@
 package appliance
 
 import (
+	"errors"
+	"log/slog"
 	"maps"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,4 +96,112 @@ func sameRecords(a, b map[string]auth.TokenRecord) bool {
 	return maps.EqualFunc(a, b, func(x, y auth.TokenRecord) bool {
 		return x.Tenant == y.Tenant && x.MemLimit == y.MemLimit && x.Issued.Equal(y.Issued) && x.Revoked.Equal(y.Revoked)
 	})
+}
+
+// memTenants is a tenants bucket in memory; a write is applied at once,
+// as the member's watch applies it (watchPoolState).
+type memTenants struct {
+	docs   map[string]tenantDoc
+	writes int
+	err    error // every write fails with it
+	tokens *auth.TokenStore
+	held   *poolHeld
+}
+
+func (m *memTenants) updateTenant(tenant string, f func(d *tenantDoc) error) (tenantDoc, error) {
+	if m.err != nil {
+		return tenantDoc{}, m.err
+	}
+	d := tenantDoc{Tokens: maps.Clone(m.docs[tenant].Tokens)}
+	if d.Tokens == nil {
+		d.Tokens = map[string]auth.TokenRecord{}
+	}
+	if err := f(&d); err != nil {
+		return tenantDoc{}, err
+	}
+	m.docs[tenant] = d
+	m.writes++
+	m.held.saw(d.Tokens)
+	return d, m.tokens.Apply(tenant, d.Tokens)
+}
+
+// A round publishes the tokens the pool lacks and the file's
+// revocations, once each, tenant by tenant; a round without the pool
+// writes nothing and the next one publishes; a token revoked in the pool
+// and live in the file is left revoked; the log names no token.
+func TestPublishOwnTokens(t *testing.T) {
+	var logged strings.Builder
+	log := slog.New(slog.NewTextHandler(&logged, nil))
+	tokens, err := auth.OpenTokenStore(filepath.Join(t.TempDir(), "tokens.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops, err := tokens.Issue("ops", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := tokens.Issue("dev", 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A token the pool revoked while this member was away, live here.
+	_, gone, _ := auth.Mint()
+	issued := time.Now().UTC().Add(-time.Hour)
+	if err := tokens.Apply("old", map[string]auth.TokenRecord{gone: {Tenant: "old", Issued: issued}}); err != nil {
+		t.Fatal(err)
+	}
+	revokedInPool := auth.TokenRecord{Tenant: "old", Issued: issued, Revoked: issued.Add(time.Minute)}
+	held := newPoolHeld()
+	m := &memTenants{docs: map[string]tenantDoc{"old": {Tokens: map[string]auth.TokenRecord{gone: revokedInPool}}},
+		err: errors.New("the pool has no quorum"), tokens: tokens, held: held}
+	failing := map[string]bool{}
+
+	round := func(what string, writes int) {
+		t.Helper()
+		before := m.writes
+		publishRound(m, tokens, held, log, failing)
+		if m.writes-before != writes {
+			t.Fatalf("%s: %d writes, want %d", what, m.writes-before, writes)
+		}
+	}
+	round("without the pool", 0)
+	if len(failing) != 3 {
+		t.Fatalf("failing %v, want every tenant of the file", failing)
+	}
+	m.err = nil
+	round("with the pool back", 2) // ops and dev; old's entry has its token already
+	if len(failing) != 0 {
+		t.Fatalf("failing %v after a round that published", failing)
+	}
+	live := func(tenant string) int {
+		n := 0
+		for _, r := range m.docs[tenant].Tokens {
+			if r.Revoked.IsZero() {
+				n++
+			}
+		}
+		return n
+	}
+	if live("ops") != 1 || live("dev") != 1 || live("old") != 0 || !m.docs["old"].Tokens[gone].Revoked.Equal(revokedInPool.Revoked) {
+		t.Fatalf("the pool's entries after publishing: %+v", m.docs)
+	}
+	round("with nothing new", 0)
+
+	if _, err := tokens.Revoke("ops"); err != nil {
+		t.Fatal(err)
+	}
+	round("after a revocation in the file", 1)
+	if live("ops") != 0 || len(m.docs["ops"].Tokens) != 1 {
+		t.Fatalf("ops's entry after its revocation in the file: %+v", m.docs["ops"])
+	}
+	round("after the revocation was published", 0)
+
+	for _, tok := range []string{ops, dev} {
+		if strings.Contains(logged.String(), tok) {
+			t.Fatalf("the log names a token:\n%s", logged.String())
+		}
+	}
+	if !strings.Contains(logged.String(), "tenant=ops issued=0 revoked=1") {
+		t.Fatalf("the log does not say ops's revocation was published:\n%s", logged.String())
+	}
 }
