@@ -434,17 +434,17 @@ func (wp *warp) resched() bool {
 		wp.done = wp.live == 0
 		return false
 	}
-	lo := int32(math.MaxInt32)
-	for m := sched; m != 0; m &= m - 1 {
-		lo = min(lo, wp.lanePC[bits.TrailingZeros32(m)])
-	}
+	// one pass: the lowest pc so far, its lanes, and the lowest other
+	lo, next := int32(math.MaxInt32), int32(math.MaxInt32)
 	var act uint32
-	next := int32(math.MaxInt32)
 	for m := sched; m != 0; m &= m - 1 {
 		l := bits.TrailingZeros32(m)
-		if pc := wp.lanePC[l]; pc == lo {
+		switch pc := wp.lanePC[l]; {
+		case pc == lo:
 			act |= 1 << l
-		} else {
+		case pc < lo:
+			next, lo, act = lo, pc, 1<<l
+		default:
 			next = min(next, pc)
 		}
 	}
