@@ -238,6 +238,7 @@ func decodeKernel(m *Module, b pendingBody, p *parser) (*Kernel, error) {
 	k.Regs = min(255, ks.regs32+8)
 	k.nregs = ks.nregs
 	k.packPreds(ks.preds)
+	k.immShifts()
 	return k, nil
 }
 

@@ -724,6 +724,42 @@ func (w *worker) runWarp(wp *warp) error {
 				o[l] = a[l] ^ b[l]
 			}
 			w.commit(r, in.d, mask)
+		case opShl32Imm:
+			a, o, n := &r[in.a], w.out(r, in.d, mask), uint(in.off)
+			for l := range o {
+				o[l] = a[l] << n & 0xffffffff
+			}
+			w.commit(r, in.d, mask)
+		case opShl64Imm:
+			a, o, n := &r[in.a], w.out(r, in.d, mask), uint(in.off)
+			for l := range o {
+				o[l] = a[l] << n
+			}
+			w.commit(r, in.d, mask)
+		case opShrU32Imm:
+			a, o, n := &r[in.a], w.out(r, in.d, mask), uint(in.off)
+			for l := range o {
+				o[l] = uint64(uint32(a[l])) >> n
+			}
+			w.commit(r, in.d, mask)
+		case opShrS32Imm:
+			a, o, n := &r[in.a], w.out(r, in.d, mask), uint(in.off)
+			for l := range o {
+				o[l] = uint64(uint32(int32(a[l]) >> n))
+			}
+			w.commit(r, in.d, mask)
+		case opShrU64Imm:
+			a, o, n := &r[in.a], w.out(r, in.d, mask), uint(in.off)
+			for l := range o {
+				o[l] = a[l] >> n
+			}
+			w.commit(r, in.d, mask)
+		case opShrS64Imm:
+			a, o, n := &r[in.a], w.out(r, in.d, mask), uint(in.off)
+			for l := range o {
+				o[l] = uint64(int64(a[l]) >> n)
+			}
+			w.commit(r, in.d, mask)
 		case opShl32:
 			a, b, o := &r[in.a], &r[in.b], w.out(r, in.d, mask)
 			for l := range o {

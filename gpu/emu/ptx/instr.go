@@ -159,6 +159,13 @@ const (
 	opXorBits
 	opNotBits
 	opSelpBits
+	// shifts by an immediate, clamped into off (shiftimm.go)
+	opShl32Imm
+	opShl64Imm
+	opShrU32Imm
+	opShrS32Imm
+	opShrU64Imm
+	opShrS64Imm
 	numOps
 )
 
