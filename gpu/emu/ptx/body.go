@@ -142,7 +142,8 @@ type kernelState struct {
 	specs  map[uint64]uint16
 	symReg map[string]uint16
 	nregs  int
-	regs32 int // for the register estimate
+	regs32 int      // for the register estimate
+	preds  []uint16 // registers declared .pred
 	shared uint64
 	dynAl  uint64
 	// functions to decode, in order; funcOf maps a declaration to its
@@ -236,6 +237,8 @@ func decodeKernel(m *Module, b pendingBody, p *parser) (*Kernel, error) {
 	k.LocalSize = uint32(alignUp(kernelFrame+ks.layoutFrames(kernelFrame), 8))
 	k.Regs = min(255, ks.regs32+8)
 	k.nregs = ks.nregs
+	k.packPreds(ks.preds)
+	k.immShifts()
 	return k, nil
 }
 
@@ -473,6 +476,7 @@ func (d *decoder) regDecl(p *parser) error {
 			}
 			d.ranges[name] = [2]int{base, int(n)}
 			d.count(typ, int(n))
+			d.declared(typ, base, int(n))
 		} else {
 			if _, dup := d.regs[name]; dup {
 				return d.errf("register %s redeclared", name)
@@ -483,12 +487,23 @@ func (d *decoder) regDecl(p *parser) error {
 			}
 			d.regs[name] = uint16(base)
 			d.count(typ, 1)
+			d.declared(typ, base, 1)
 		}
 		if !p.accept(",") {
 			break
 		}
 	}
 	return p.expect(";")
+}
+
+// declared notes the n registers from base of type t.
+func (d *decoder) declared(t vtype, base, n int) {
+	if t != tPred {
+		return
+	}
+	for i := range n {
+		d.preds = append(d.preds, uint16(base+i))
+	}
 }
 
 func (d *decoder) count(t vtype, n int) {

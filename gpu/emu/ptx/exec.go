@@ -434,17 +434,17 @@ func (wp *warp) resched() bool {
 		wp.done = wp.live == 0
 		return false
 	}
-	lo := int32(math.MaxInt32)
-	for m := sched; m != 0; m &= m - 1 {
-		lo = min(lo, wp.lanePC[bits.TrailingZeros32(m)])
-	}
+	// one pass: the lowest pc so far, its lanes, and the lowest other
+	lo, next := int32(math.MaxInt32), int32(math.MaxInt32)
 	var act uint32
-	next := int32(math.MaxInt32)
 	for m := sched; m != 0; m &= m - 1 {
 		l := bits.TrailingZeros32(m)
-		if pc := wp.lanePC[l]; pc == lo {
+		switch pc := wp.lanePC[l]; {
+		case pc == lo:
 			act |= 1 << l
-		} else {
+		case pc < lo:
+			next, lo, act = lo, pc, 1<<l
+		default:
 			next = min(next, pc)
 		}
 	}
@@ -651,6 +651,51 @@ func (w *worker) runWarp(wp *warp) error {
 				o[l] = bool64(cmpFloat(in.mod, f64(a[l]), f64(b[l])))
 			}
 			w.commit(r, in.d, mask)
+		case opSetpSBits, opSetpUBits, opSetpF32Bits, opSetpF64Bits, opAndBits, opOrBits, opXorBits, opNotBits:
+			var v uint32
+			switch in.op {
+			case opSetpSBits, opSetpUBits:
+				v = setpMaskInt(&r[in.a], &r[in.b], in.mod, in.typ)
+			case opSetpF32Bits:
+				v = setpMaskF32(&r[in.a], &r[in.b], in.mod)
+			case opSetpF64Bits:
+				v = setpMaskF64(&r[in.a], &r[in.b], in.mod)
+			case opAndBits:
+				v = uint32(r[in.a][0] & r[in.b][0])
+			case opOrBits:
+				v = uint32(r[in.a][0] | r[in.b][0])
+			case opXorBits:
+				v = uint32(r[in.a][0] ^ r[in.b][0])
+			default:
+				v = ^uint32(r[in.a][0])
+			}
+			setMask(&r[in.d], mask, v)
+			if in.flags&fBraNext == 0 || pc+1 >= nextPC {
+				break
+			}
+			// the branch on this result follows, with the same lanes:
+			// run it here, as the loop would
+			pc++
+			in = &code[pc]
+			mask = active & predMask(r, in)
+			if mask == 0 {
+				pc++
+				continue
+			}
+			tcount += uint64(bits.OnesCount32(mask))
+			wcount++
+			goto branch
+		case opSelpBits:
+			a, b, o := &r[in.a], &r[in.b], w.out(r, in.d, mask)
+			c := uint32(r[in.c][0])
+			for l := range o {
+				if c>>l&1 != 0 {
+					o[l] = a[l]
+				} else {
+					o[l] = b[l]
+				}
+			}
+			w.commit(r, in.d, mask)
 		case opSelp:
 			a, b, c, o := &r[in.a], &r[in.b], &r[in.c], w.out(r, in.d, mask)
 			for l := range o {
@@ -677,6 +722,42 @@ func (w *worker) runWarp(wp *warp) error {
 			a, b, o := &r[in.a], &r[in.b], w.out(r, in.d, mask)
 			for l := range o {
 				o[l] = a[l] ^ b[l]
+			}
+			w.commit(r, in.d, mask)
+		case opShl32Imm:
+			a, o, n := &r[in.a], w.out(r, in.d, mask), uint(in.off)
+			for l := range o {
+				o[l] = a[l] << n & 0xffffffff
+			}
+			w.commit(r, in.d, mask)
+		case opShl64Imm:
+			a, o, n := &r[in.a], w.out(r, in.d, mask), uint(in.off)
+			for l := range o {
+				o[l] = a[l] << n
+			}
+			w.commit(r, in.d, mask)
+		case opShrU32Imm:
+			a, o, n := &r[in.a], w.out(r, in.d, mask), uint(in.off)
+			for l := range o {
+				o[l] = uint64(uint32(a[l])) >> n
+			}
+			w.commit(r, in.d, mask)
+		case opShrS32Imm:
+			a, o, n := &r[in.a], w.out(r, in.d, mask), uint(in.off)
+			for l := range o {
+				o[l] = uint64(uint32(int32(a[l]) >> n))
+			}
+			w.commit(r, in.d, mask)
+		case opShrU64Imm:
+			a, o, n := &r[in.a], w.out(r, in.d, mask), uint(in.off)
+			for l := range o {
+				o[l] = a[l] >> n
+			}
+			w.commit(r, in.d, mask)
+		case opShrS64Imm:
+			a, o, n := &r[in.a], w.out(r, in.d, mask), uint(in.off)
+			for l := range o {
+				o[l] = uint64(int64(a[l]) >> n)
 			}
 			w.commit(r, in.d, mask)
 		case opShl32:
@@ -728,25 +809,7 @@ func (w *worker) runWarp(wp *warp) error {
 				return err
 			}
 		case opBra:
-			if in.target <= pc && w.blockIns+wcount > w.checkAt {
-				if err := w.watchdog(in, w.blockIns+wcount); err != nil {
-					return err
-				}
-			}
-			if mask == active {
-				pc = in.target
-				continue
-			}
-			// divergence: taken lanes go to the target, the rest on
-			for m := mask; m != 0; m &= m - 1 {
-				wp.lanePC[bits.TrailingZeros32(m)] = in.target
-			}
-			active &^= mask
-			pc++
-			if !resched() {
-				return nil
-			}
-			continue
+			goto branch
 		case opExit:
 			wp.live &^= mask
 			active &^= mask
@@ -871,6 +934,27 @@ func (w *worker) runWarp(wp *warp) error {
 			}
 		}
 		pc++
+		continue
+	branch:
+		if in.target <= pc && w.blockIns+wcount > w.checkAt {
+			if err := w.watchdog(in, w.blockIns+wcount); err != nil {
+				return err
+			}
+		}
+		if mask == active {
+			pc = in.target
+			continue
+		}
+		// divergence: taken lanes go to the target, the rest on
+		for m := mask; m != 0; m &= m - 1 {
+			wp.lanePC[bits.TrailingZeros32(m)] = in.target
+		}
+		active &^= mask
+		pc++
+		if !resched() {
+			return nil
+		}
+		continue
 	}
 }
 
@@ -878,8 +962,12 @@ func (w *worker) runWarp(wp *warp) error {
 func predMask(r [][32]uint64, in *instr) uint32 {
 	p := &r[in.pred]
 	var pm uint32
-	for l := range p {
-		pm |= uint32(p[l]&1) << l
+	if in.flags&fPredBits != 0 {
+		pm = uint32(p[0])
+	} else {
+		for l := range p {
+			pm |= uint32(p[l]&1) << l
+		}
 	}
 	if in.flags&fPredNeg != 0 {
 		pm = ^pm

@@ -149,6 +149,23 @@ const (
 	opYield    // nanosleep: let the block's other warps run
 	opCvtTF32  // cvt.rna.tf32.f32
 	opMma      // mod: the matrix instruction kind; target: Kernel.mmaOps; a+off the address, b the stride
+	// forms on predicates held as lane masks (predbits.go)
+	opSetpSBits
+	opSetpUBits
+	opSetpF32Bits
+	opSetpF64Bits
+	opAndBits
+	opOrBits
+	opXorBits
+	opNotBits
+	opSelpBits
+	// shifts by an immediate, clamped into off (shiftimm.go)
+	opShl32Imm
+	opShl64Imm
+	opShrU32Imm
+	opShrS32Imm
+	opShrU64Imm
+	opShrS64Imm
 	numOps
 )
 
@@ -241,12 +258,14 @@ const (
 
 // instruction flags
 const (
-	fPred    = 1 << iota // guarded by a predicate register
-	fPredNeg             // guard is negated (@!%p)
-	fSat                 // saturate (cvt)
-	fPredOut             // shfl writes a second, predicate destination (e)
-	fUniform             // ld address is the same for every lane (a symbol)
-	fSync                // volatile, relaxed, acquire or release ld/st: one atomic access per lane
+	fPred     = 1 << iota // guarded by a predicate register
+	fPredNeg              // guard is negated (@!%p)
+	fSat                  // saturate (cvt)
+	fPredOut              // shfl writes a second, predicate destination (e)
+	fUniform              // ld address is the same for every lane (a symbol)
+	fSync                 // volatile, relaxed, acquire or release ld/st: one atomic access per lane
+	fPredBits             // the guard is a predicate held as a lane mask
+	fBraNext              // a mask form whose result the next instruction, a branch, is guarded by
 )
 
 // instr is one decoded instruction. Register operands are indices into
