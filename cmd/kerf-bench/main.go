@@ -7,8 +7,8 @@
 //	kerf-bench emu [--json] [--time D]
 //	kerf-bench intercept [--json] [--launches N] [--src DIR] [--shim DIR]
 //	kerf-bench runtime [--json] [--launches N] [--copy SIZE] [--rounds N] [--src DIR] [--shim DIR]
-//	kerf-bench slicer [--json] [--tenants N] [--rounds N] [--profiles A,B,...]
-//	kerf-bench shares [--json] [--time D] [--shares 0.3,0.7] [--kernel N] [--backend emulated|cuda] [--time-slicing] [--alone D]
+//	kerf-bench slicer [--json] [--tenants N] [--rounds N] [--profiles A,B,...] [--compare=false] [--pairs N]
+//	kerf-bench shares [--json] [--time D] [--shares 0.3,0.7] [--kernel N] [--backend emulated|cuda] [--time-slicing] [--alone D] [--pairs N]
 //	kerf-bench ingest [--json] [--time D] [--topics N] [--publishers N] [--inflight N] [--via nats|mqtt] [--rate N] [--oscillate D]
 //	kerf-bench pool [--json] [--placements N] [--placers N] [--time D] [--kerfd PATH]
 //	kerf-bench demo
@@ -61,9 +61,9 @@ func usage() {
   kerf-bench intercept [--json] [--launches N]    launch rate through the shim vs the Go client
   kerf-bench runtime [--json] [--launches N] [--copy SIZE] [--rounds N]
                                                   a CUDA-runtime program (nvcc) vs the driver API and a raw Unix stream
-  kerf-bench slicer [--json] [--tenants N] [--rounds N] [--profiles A,B,...]
+  kerf-bench slicer [--json] [--tenants N] [--rounds N] [--profiles A,B,...] [--compare=false] [--pairs N]
                                                   live re-slicing under running tenants
-  kerf-bench shares [--json] [--time D] [--shares 0.3,0.7] [--kernel N] [--backend emulated|cuda] [--time-slicing] [--alone D]
+  kerf-bench shares [--json] [--time D] [--shares 0.3,0.7] [--kernel N] [--backend emulated|cuda] [--time-slicing] [--alone D] [--pairs N]
                                                   compute shares under contention, per 1 s window
   kerf-bench ingest [--json] [--time D] [--topics N] [--publishers N] [--inflight N] [--via nats|mqtt] [--rate N] [--oscillate D]
                                                   MQTT devices → embedded broker → decisions
@@ -457,7 +457,7 @@ func benchShares(args []string) error {
 	kernel := fs.Uint("kernel", 32, "the matmul's n (a multiple of 16): how long each kernel runs")
 	backend := fs.String("backend", "emulated", "emulated, or cuda for GPU 0 of this machine")
 	alone := fs.Duration("alone", 3*time.Second, "then a tenant alone, this long with shares enforced and as long without, in turn (0: skip)")
-	pairs := fs.Int("pairs", 3, "with --alone: how many times each mode runs, in turn; the ratios reported are the medians")
+	pairs := fs.Int("pairs", 5, "with --alone: how many times each mode runs, in turn; the ratios reported are the medians")
 	timeSlicing := fs.Bool("time-slicing", false, "enforce shares by time even where kerfd would partition the GPU's SMs")
 	if err := fs.Parse(args); err != nil {
 		return err
