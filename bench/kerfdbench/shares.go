@@ -242,8 +242,10 @@ type UncontendedRun struct {
 
 // Uncontended compares a tenant alone on the GPU with shares enforced and
 // not, in the same run: the cost of enforcement where nothing contends.
-// The two modes run in turn (unenforced, enforced, unenforced, ...), each
-// pair side by side, so that a machine whose load drifts biases neither.
+// The two modes run in turn, each pair side by side and every other pair
+// in the opposite order (unenforced, enforced, enforced, unenforced, ...),
+// so that neither a machine whose load drifts nor a run that is slower for
+// coming later biases either mode.
 type Uncontended struct {
 	// On and Off are the pair whose throughput ratio is the median.
 	On, Off UncontendedRun
@@ -255,7 +257,7 @@ type Uncontended struct {
 	P99Ratio        float64 `json:"p99_ratio"`
 }
 
-// UncontendedPair is an unenforced run and the enforced run after it.
+// UncontendedPair is an unenforced run and an enforced run beside it.
 type UncontendedPair struct {
 	On, Off         UncontendedRun
 	ThroughputRatio float64 `json:"throughput_ratio"`
@@ -263,18 +265,22 @@ type UncontendedPair struct {
 }
 
 // RunUncontended runs one tenant in a 50% slice for d, after a warm-up,
-// pairs times with enforcement off and then on (each run on a kerfd of
-// its own).
+// pairs times with enforcement off and on, in turns (each run on a kerfd
+// of its own).
 func RunUncontended(ctx context.Context, o SharesOptions, d time.Duration, pairs int) (Uncontended, error) {
 	var u Uncontended
-	for range max(pairs, 1) {
+	for i := range max(pairs, 1) {
 		var p UncontendedPair
-		var err error
-		if p.Off, err = runAlone(ctx, o, d, false); err != nil {
-			return u, err
-		}
-		if p.On, err = runAlone(ctx, o, d, true); err != nil {
-			return u, err
+		for _, enforced := range turns(i) {
+			r, err := runAlone(ctx, o, d, enforced)
+			if err != nil {
+				return u, err
+			}
+			if enforced {
+				p.On = r
+			} else {
+				p.Off = r
+			}
 		}
 		p.ThroughputRatio = p.On.KernelsPS / p.Off.KernelsPS
 		p.P99Ratio = float64(p.On.BatchP99) / float64(p.Off.BatchP99)
@@ -291,6 +297,15 @@ func RunUncontended(ctx context.Context, o SharesOptions, d time.Duration, pairs
 		}
 	}
 	return u, nil
+}
+
+// turns is the order of pair i's runs, enforced or not: unenforced first
+// in even pairs, enforced first in odd ones.
+func turns(i int) [2]bool {
+	if i%2 == 0 {
+		return [2]bool{false, true}
+	}
+	return [2]bool{true, false}
 }
 
 // median is the middle value of v (the mean of the two middle ones for an

@@ -74,9 +74,10 @@ type SlicerComparison struct {
 	Uncontended SlicerModes `json:"uncontended"`
 }
 
-// SlicerModes is one case run unenforced then enforced, pair after pair,
-// so that a machine whose load drifts biases neither mode; the ratios are
-// the medians over the pairs.
+// SlicerModes is one case run unenforced and enforced, pair after pair,
+// every other pair in the opposite order, so that neither a machine whose
+// load drifts nor a run that is slower for coming later biases either
+// mode; the ratios are the medians over the pairs.
 type SlicerModes struct {
 	Tenants    int          `json:"tenants"`
 	Pairs      []SlicerPair `json:"pairs"`
@@ -84,7 +85,7 @@ type SlicerModes struct {
 	P99Ratio   float64      `json:"p99_ratio"`   // enforced/unenforced steady round p99 (goal ≤ 1.10 uncontended)
 }
 
-// SlicerPair is an unenforced run and the enforced run after it.
+// SlicerPair is an unenforced run and an enforced run beside it.
 type SlicerPair struct {
 	OffCalls   uint64  `json:"unenforced_calls"`
 	OnCalls    uint64  `json:"enforced_calls"`
@@ -94,25 +95,29 @@ type SlicerPair struct {
 	P99Ratio   float64 `json:"p99_ratio"`
 }
 
-// RunSlicerCompared runs the benchmark with shares unenforced and then
-// enforced, pairs times, with o.Tenants and then with one tenant, and
-// returns the first enforced run with o.Tenants, the comparison attached.
+// RunSlicerCompared runs the benchmark with shares unenforced and
+// enforced, in turns, pairs times, with o.Tenants and then with one
+// tenant, and returns the first enforced run with o.Tenants, the
+// comparison attached.
 func RunSlicerCompared(ctx context.Context, o SlicerOptions, pairs int) (SlicerResult, error) {
 	var first SlicerResult
 	var cmp SlicerComparison
 	for i, tenants := range []int{o.Tenants, 1} {
 		m := SlicerModes{Tenants: tenants}
 		for p := range max(pairs, 1) {
-			oo := o
-			oo.Tenants, oo.Unenforced = tenants, true
-			off, err := RunSlicer(ctx, oo)
-			if err != nil {
-				return first, fmt.Errorf("%d tenants, unenforced: %w", tenants, err)
-			}
-			oo.Unenforced = false
-			on, err := RunSlicer(ctx, oo)
-			if err != nil {
-				return first, fmt.Errorf("%d tenants, enforced: %w", tenants, err)
+			var on, off SlicerResult
+			for _, enforced := range turns(p) {
+				oo := o
+				oo.Tenants, oo.Unenforced = tenants, !enforced
+				r, err := RunSlicer(ctx, oo)
+				if err != nil {
+					return first, fmt.Errorf("%d tenants, enforced %v: %w", tenants, enforced, err)
+				}
+				if enforced {
+					on = r
+				} else {
+					off = r
+				}
 			}
 			if i == 0 && p == 0 {
 				first = on

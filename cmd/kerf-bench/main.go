@@ -430,7 +430,7 @@ func benchSlicer(args []string, demo bool) error {
 // printSlicerCompare prints the cost of enforcement measured by `kerf
 // bench slicer`.
 func printSlicerCompare(cmp *kerfdbench.SlicerComparison) {
-	fmt.Printf("\nshares enforced/unenforced, run in turn (unenforced first in each pair):\n")
+	fmt.Printf("\nshares enforced/unenforced, run in turns (unenforced first in odd pairs, enforced first in even ones):\n")
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CASE\tPAIR\tUNENFORCED CALLS\tENFORCED CALLS\tRATIO\tUNENFORCED P99\tENFORCED P99\tRATIO")
 	for _, m := range []struct {
@@ -486,7 +486,7 @@ func benchShares(args []string) error {
 	}
 	if u := res.Uncontended; u != nil {
 		defer func() {
-			fmt.Printf("alone on the GPU, batches of 8 kernels and a synchronise; shares unenforced, then enforced, in turn:\n")
+			fmt.Printf("alone on the GPU, batches of 8 kernels and a synchronise; shares unenforced and enforced in turns (unenforced first in odd pairs):\n")
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "PAIR\tUNENFORCED KERNELS/S\tENFORCED KERNELS/S\tRATIO\tUNENFORCED P99\tENFORCED P99\tRATIO")
 			for i, p := range u.Pairs {
