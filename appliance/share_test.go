@@ -157,6 +157,7 @@ func TestShareGateCountsInFlight(t *testing.T) {
 		}
 		break
 	}
+	t.Logf("%d of %d launches let in on a 2 ms grant with 200 µs kernels in flight", len(held), queued)
 	if len(held) == 0 || len(held) > 12 {
 		t.Errorf("%d of %d launches let in on a 2 ms grant with 200 µs kernels in flight, want 1 to 12", len(held), queued)
 	}
@@ -225,5 +226,26 @@ func TestShareGateContended(t *testing.T) {
 		if math.Abs(got-share)/share > 0.05 {
 			t.Errorf("%s charged %.1f%% of %v, want %.0f%% ± 5%%", name, got*100, total, share*100)
 		}
+	}
+}
+
+// BenchmarkShareGateSolo is what the gate costs a kernel of a tenant alone
+// on the GPU, holding a solo grant.
+func BenchmarkShareGateSolo(b *testing.B) {
+	k := newGateKerfd(slicer.ArbiterConfig{Quantum: 2 * time.Millisecond})
+	k.ar.SetShare("solo", 0.5)
+	var g *shareGate
+	g = newShareGate(func(m ctlMsg) error {
+		if _, ok := m.(acquireMsg); ok {
+			go k.ar.AskYield("solo", 0, func(gr slicer.Grant, err error) {
+				g.granted(grantMsg{ID: gr.ID, Budget: gr.Budget})
+			}, nil)
+		}
+		return nil
+	}, gateHold)
+	g.Enter()(gateKernel)
+	b.ResetTimer()
+	for range b.N {
+		g.Enter()(gateKernel)
 	}
 }
