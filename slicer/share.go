@@ -47,9 +47,10 @@ import (
 // yield): its budget is cut to what the fair share allows from then,
 // after which it reports and the slot goes to the waiter. What a solo
 // grant's holder used before it was told to yield was the GPU's spare
-// time, and is not held against it: the first charge after the yield
-// (a holder charges what it used so far as soon as it is told) is counted
-// in its account but does not advance its virtual time.
+// time: the first charge after the yield (a holder charges what it used
+// so far as soon as it is told) pays off what the holder was owed,
+// moving its virtual time up to the competitors' mean at most, and is
+// not held against it beyond.
 //
 // While the GPU has room, a hand-over need not wait for a slot. With
 // OverlapBelow set, the Arbiter measures the demand on the GPU over the
@@ -471,13 +472,16 @@ func (a *Arbiter) charge(c *shareClient, used time.Duration) {
 	c.solo, c.spare = false, false
 }
 
-// account charges used to c: its account, the demand and, unless it is
-// the GPU time c used alone on a solo grant, its virtual time.
+// account charges used to c: its account, the demand and its virtual
+// time. The GPU time c used alone on a solo grant moves its virtual time
+// no further than the competitors' mean: it pays off what c was owed,
+// and is not held against it beyond.
 func (a *Arbiter) account(c *shareClient, used time.Duration) {
 	used = max(used, 0)
 	c.used += used
 	if c.spare {
 		c.spare = false
+		c.pass = max(c.pass, min(c.pass+used.Seconds()/c.share, a.mean(c)))
 	} else {
 		c.pass += used.Seconds() / c.share
 	}
