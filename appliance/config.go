@@ -77,8 +77,9 @@ type Config struct {
 		// SharesUnenforced measures compute shares without pacing kernels
 		// by them: the baseline enforcement is benchmarked against.
 		SharesUnenforced bool `koanf:"shares_unenforced"`
-		// ShareOverlapBelow is the GPU load (GPU time per second) below
-		// which tenants under their share hold grants side by side
+		// ShareOverlapBelow is the demand on the GPU (GPU time used plus
+		// time spent waiting for a grant, per second) below which
+		// tenants under their share hold grants side by side
 		// (slicer.ArbiterConfig.OverlapBelow); 0: one at a time.
 		ShareOverlapBelow float64 `koanf:"share_overlap_below"`
 	} `koanf:"slicer"`

@@ -11,18 +11,24 @@ import (
 // Compute shares are enforced by time: before a kernel runs, the tenant's
 // worker needs a grant of GPU time from kerfd, which runs one
 // slicer.Arbiter per GPU (weighted fair, work-conserving: a tenant alone
-// gets every grant). A grant covers many kernels: the worker spends it
-// locally and, once half of it is spent, asks for it to be renewed while
-// its kernels keep running, so a busy stream never stalls on kerfd. While
-// nobody else waits for the GPU the renewal extends the grant in place (a
-// tenant alone gets long grants), and a grant idle for gateHold goes back.
-// When another tenant asks, kerfd tells the holder to yield: its budget is
-// cut to its fair share and it gives the grant back once that is spent or
-// its stream is idle for gateIdle. With slicer.share_overlap_below set,
-// while the GPU's load is below it every tenant that asks and is under its
-// share gets a grant at once, beside the others', and a grant nobody waits
-// for is held for gateHoldOverlap: an idle holder costs no one anything
-// then, and one whose kernels are a round of host work apart keeps it.
+// gets every grant). A tenant alone on the GPU gets a solo grant
+// (slicer.Unlimited): no renewal, no budget to spend, kept while idle, so
+// its kernels never wait on kerfd. When another tenant asks, kerfd tells
+// the holder to yield: the worker charges what it used alone at once, its
+// budget is cut to its fair share, and it gives the grant back once that
+// is spent or its stream is idle for gateIdle. Under contention a grant
+// covers many kernels: the worker spends it locally and, once half of it
+// is spent, asks for it to be renewed while its kernels keep running, so
+// a busy stream never stalls on kerfd; while nobody else waits the renewal
+// extends the grant in place, and a grant idle for gateHold goes back.
+// Launches in flight count against the grant (each at the mean time of
+// the last kernels) before they complete: where launches are queued ahead
+// of the GPU, as on CUDA streams, a grant does not let in more than its
+// budget covers. With slicer.share_overlap_below set, while demand on the
+// GPU is below it every tenant that asks and is under its share gets a
+// grant at once, beside the others', and a grant nobody waits for is held
+// for gateHoldOverlap: an idle holder costs no one anything then, and one
+// whose kernels are a round of host work apart keeps it.
 
 // The messages that carry this are acquire, grant, renew, yield and used
 // (control.go).
@@ -52,9 +58,11 @@ type shareGate struct {
 	latest   uint64 // highest grant ID taken up: older ones are stale renewals
 	asking   bool
 	inflight int           // kernels entered and not yet done
+	mean     time.Duration // a kernel's recent mean time: what one in flight counts
 	debt     time.Duration // GPU time of kernels done while no grant was held
 	early    yieldMsg      // a yield that came before its grant was taken up
 	idle     *time.Timer
+	wake     chan struct{} // closed when a kernel is done or kerfd answers
 }
 
 // heldGrant is the grant being spent; its durations count from its issue.
@@ -64,9 +72,12 @@ type heldGrant struct {
 	used     time.Duration // what kernels took
 	reported time.Duration // what renewals already charged
 	renewing bool
-	answered chan struct{} // closed when a renewal is answered
 	yielded  bool
+	solo     bool // unlimited until kerfd says another tenant asks
 }
+
+// soloBudget tells a solo grant from a budget to spend.
+func soloBudget(b time.Duration) bool { return b >= slicer.Unlimited }
 
 var _ gpu.Gate = (*shareGate)(nil)
 
@@ -82,6 +93,7 @@ func (g *shareGate) granted(m grantMsg) {
 		// The renewal's budget counts from when it was asked for.
 		if c.renewing && !c.yielded {
 			c.budget = c.reported + m.Budget
+			c.solo = soloBudget(m.Budget)
 		}
 		g.answerLocked(c)
 		if c.used >= c.budget && g.inflight == 0 {
@@ -112,11 +124,33 @@ func (g *shareGate) yield(m yieldMsg) {
 		}
 		return
 	}
-	c.yielded = true
+	wasSolo := c.solo
+	c.yielded, c.solo = true, false
 	c.budget = min(c.budget, c.used+m.Budget)
 	g.answerLocked(c)
+	g.wakeLocked()
 	if g.inflight == 0 || c.used >= c.budget {
 		g.giveBackLocked()
+		return
+	}
+	if wasSolo {
+		// What it used alone is charged apart from what follows.
+		g.send(renewMsg{Grant: c.id, Used: c.used - c.reported})
+		c.reported = c.used
+	}
+}
+
+// pendingLocked is what the launches in flight other than the one
+// entering are expected to use.
+func (g *shareGate) pendingLocked() time.Duration {
+	return time.Duration(max(g.inflight-1, 0)) * g.mean
+}
+
+// wakeLocked wakes an Enter waiting for a kernel or for kerfd.
+func (g *shareGate) wakeLocked() {
+	if g.wake != nil {
+		close(g.wake)
+		g.wake = nil
 	}
 }
 
@@ -129,25 +163,37 @@ func (g *shareGate) Enter() func(time.Duration) {
 		g.idle.Stop()
 	}
 	g.inflight++
-	// Spent with a renewal on its way: wait for the answer rather than
-	// give the grant back and ask again.
-	for c := g.cur; c != nil && c.used >= c.budget && c.renewing; c = g.cur {
+	var timeout <-chan time.Time
+	for c := g.cur; c != nil; c = g.cur {
+		if c.solo || c.used+g.pendingLocked() < c.budget {
+			g.mu.Unlock()
+			return g.done
+		}
+		// Spent, counting the launches in flight. With a renewal on its
+		// way, or launches yet to finish, wait for them rather than give
+		// the grant back and ask again.
+		if !c.renewing && g.inflight <= 1 {
+			g.giveBackLocked()
+			break
+		}
+		if g.wake == nil {
+			g.wake = make(chan struct{})
+		}
+		wake := g.wake
 		g.mu.Unlock()
+		if timeout == nil {
+			timeout = time.After(gateWait)
+		}
 		select {
-		case <-c.answered:
-		case <-time.After(gateWait):
+		case <-wake:
+			g.mu.Lock()
+		case <-timeout:
+			// Run unpaced rather than stall on a lost answer.
 			g.mu.Lock()
 			g.answerLocked(c)
 			g.mu.Unlock()
+			return g.done
 		}
-		g.mu.Lock()
-	}
-	if g.cur != nil && g.cur.used < g.cur.budget {
-		g.mu.Unlock()
-		return g.done
-	}
-	if g.cur != nil {
-		g.giveBackLocked()
 	}
 	if !g.asking {
 		g.asking = true
@@ -169,10 +215,10 @@ func (g *shareGate) Enter() func(time.Duration) {
 func (g *shareGate) takeLocked(m grantMsg) {
 	g.asking = false
 	g.latest = max(g.latest, m.ID)
-	c := &heldGrant{id: m.ID, budget: m.Budget, used: g.debt}
+	c := &heldGrant{id: m.ID, budget: m.Budget, used: g.debt, solo: soloBudget(m.Budget)}
 	g.debt = 0
 	if g.early.Grant == m.ID {
-		c.yielded = true
+		c.yielded, c.solo = true, false
 		c.budget = min(c.budget, g.early.Budget)
 	}
 	g.cur = c
@@ -183,19 +229,27 @@ func (g *shareGate) done(d time.Duration) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.inflight = max(g.inflight-1, 0)
+	if g.mean == 0 {
+		g.mean = d
+	} else {
+		g.mean += (d - g.mean) / 8
+	}
+	g.wakeLocked()
 	c := g.cur
 	if c == nil {
 		g.debt += d
 		return
 	}
 	c.used += d
+	if c.solo {
+		return // kept, idle or not, until kerfd says another asks
+	}
 	if c.used >= c.budget && !c.renewing {
 		g.giveBackLocked()
 		return
 	}
 	if !c.renewing && !c.yielded && 2*c.used >= c.budget {
 		c.renewing = true
-		c.answered = make(chan struct{})
 		g.send(renewMsg{Grant: c.id, Used: c.used - c.reported})
 		c.reported = c.used
 	}
@@ -217,10 +271,8 @@ func (g *shareGate) done(d time.Duration) {
 
 // answerLocked ends c's renewal, if one is on its way.
 func (g *shareGate) answerLocked(c *heldGrant) {
-	if c.renewing {
-		c.renewing = false
-		close(c.answered)
-	}
+	c.renewing = false
+	g.wakeLocked()
 }
 
 func (g *shareGate) giveBackLocked() {

@@ -36,23 +36,36 @@ import (
 // Grants are cheap to keep. A holder may Renew its grant before the budget
 // runs out, charging what it used so far: while nobody waits for the GPU
 // the grant is extended in place, so renewal rides on the traffic already
-// flowing and the holder's kernels never stall on it. A client with no
-// competitor gets a long budget (Solo). As soon as another client waits,
-// the holder is told to yield (AskYield's yield): its budget is cut to
-// what the fair share allows from then, after which it reports and the
-// slot goes to the waiter.
+// flowing and the holder's kernels never stall on it.
+//
+// Contention is judged by demand, not by the GPU time charged: a client
+// competes while it asks, holds a grant, or asked or reported within the
+// last few quanta. A client with no competitor gets a solo grant (Solo,
+// unlimited by default): it needs no renewal and may be held idle, so a
+// GPU with one active tenant costs that tenant no round trip at all. As
+// soon as another client asks, the holder is told to yield (AskYield's
+// yield): its budget is cut to what the fair share allows from then,
+// after which it reports and the slot goes to the waiter. What a solo
+// grant's holder used before it was told to yield was the GPU's spare
+// time: the first charge after the yield (a holder charges what it used
+// so far as soon as it is told) pays off what the holder was owed,
+// moving its virtual time up to the competitors' mean at most, and is
+// not held against it beyond.
 //
 // While the GPU has room, a hand-over need not wait for a slot. With
-// OverlapBelow set, the Arbiter measures the GPU's load (the GPU time
-// charged per second of wall time, over the last ten quanta), and while it
-// is below OverlapBelow a client that asks and is under its share (its
-// fair budget is at least MinGrant) gets a grant at once, beside the ones
-// out: clients that each want a kernel now and then do not queue behind
-// each other for a slot and a round trip. One that got ahead waits, as
-// with one slot, until the others' charges catch up or the GPU is free.
-// Once the GPU is busy, grants go out one slot at a time again: kernels
-// that overlap on a GPU are each timed over the other's, so shares are
-// only measured truly one at a time.
+// OverlapBelow set, the Arbiter measures the demand on the GPU over the
+// last ten quanta: the GPU time charged plus the time clients spent
+// waiting for a grant, per second of wall time. While that is below
+// OverlapBelow a client that asks and is under its share (its fair budget
+// is at least MinGrant) gets a grant at once, beside the ones out: clients
+// that each want a kernel now and then do not queue behind each other for
+// a slot and a round trip. One that got ahead waits, as with one slot,
+// until the others' charges catch up or the GPU is free. Waiting counts as
+// demand so that slow hand-overs, which leave the GPU idle between grants
+// while tenants queue for it, do not pass for a GPU with room. Once demand
+// is high, grants go out one slot at a time again: kernels that overlap on
+// a GPU are each timed over the other's, so shares are only measured truly
+// one at a time.
 
 // Grant is permission to use up to Budget of GPU time from Issued.
 type Grant struct {
@@ -98,11 +111,11 @@ type ArbiterConfig struct {
 	// charging its whole budget (default 1 s), on Tick.
 	Timeout time.Duration
 	// Solo is the budget of a grant to a client with no competitor
-	// (default 50 quanta): an uncontended GPU is renewed seldom.
+	// (default Unlimited): held until another client asks.
 	Solo time.Duration
-	// OverlapBelow (0: never) is the load, in GPU time charged per
-	// second of wall time, below which a client under its share gets a
-	// grant beside the Slots out.
+	// OverlapBelow (0: never) is the demand, in GPU time charged plus
+	// time spent waiting for a grant per second of wall time, below which
+	// a client under its share gets a grant beside the Slots out.
 	OverlapBelow float64
 	Clock        clock.Clock // nil: the system clock
 }
@@ -121,12 +134,17 @@ type shareClient struct {
 	// yield tells the holder that others wait; yielded once per grant.
 	yield   func(Grant)
 	yielded bool
+	// solo: the grant held was issued or extended with no competitor.
+	// spare: it was cut by a yield, and the next charge is the GPU time
+	// it used alone.
+	solo, spare bool
 }
 
 type ask struct {
 	c        *shareClient
 	estimate time.Duration
 	seq      uint64
+	since    time.Time // when asked, or when the demand window began
 	fn       func(Grant, error)
 	yield    func(Grant)
 }
@@ -149,12 +167,16 @@ type Arbiter struct {
 	nextID  uint64
 	seq     uint64
 	vtime   float64 // pass of the latest grantee
-	// The GPU's load: GPU time charged since loadFrom, and the load of
-	// the last window before it.
+	// The demand on the GPU: GPU time charged and time spent waiting for
+	// a grant since loadFrom, and the demand of the last window before it.
 	loadFrom time.Time
 	loadUsed time.Duration
 	load     float64
 }
+
+// Unlimited is the default Solo budget: a grant that lasts until another
+// client asks for the GPU.
+const Unlimited = time.Duration(1 << 62)
 
 // loadWindow is how long the load is measured over, in quanta.
 const loadWindow = 10
@@ -175,7 +197,7 @@ func NewArbiter(cfg ArbiterConfig) *Arbiter {
 		cfg.Timeout = time.Second
 	}
 	if cfg.Solo <= 0 {
-		cfg.Solo = 50 * cfg.Quantum
+		cfg.Solo = Unlimited
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.System{}
@@ -183,22 +205,35 @@ func NewArbiter(cfg ArbiterConfig) *Arbiter {
 	return &Arbiter{cfg: cfg, clients: map[string]*shareClient{}, out: map[uint64]*shareClient{}, loadFrom: cfg.Clock.Now()}
 }
 
-// charged adds used to the load's window, starting a new window once the
-// last is loadWindow quanta old. Called with the lock held.
+// charged adds used to the demand's window, starting a new window once
+// the last is loadWindow quanta old. Called with the lock held.
 func (a *Arbiter) charged(used time.Duration) {
 	a.loadUsed += used
 	a.rollLoad(a.cfg.Clock.Now())
 }
 
+// waited adds the time k has waited in this window (asks are added as
+// they leave the queue, and at each window's end). Called with the lock
+// held.
+func (a *Arbiter) waited(k *ask, now time.Time) {
+	if now.After(k.since) {
+		a.loadUsed += now.Sub(k.since)
+	}
+	k.since = now
+}
+
 func (a *Arbiter) rollLoad(now time.Time) {
 	if el := now.Sub(a.loadFrom); el >= loadWindow*a.cfg.Quantum {
+		for _, k := range a.waiting {
+			a.waited(k, now)
+		}
 		a.load = float64(a.loadUsed) / float64(el)
 		a.loadFrom, a.loadUsed = now, 0
 	}
 }
 
 // overlap reports whether a grant may go out beside the Slots out: the
-// GPU's load is below OverlapBelow. Called with the lock held.
+// demand on the GPU is below OverlapBelow. Called with the lock held.
 func (a *Arbiter) overlap() bool {
 	if a.cfg.OverlapBelow <= 0 {
 		return false
@@ -290,7 +325,7 @@ func (a *Arbiter) AskYield(client string, estimate time.Duration, fn func(Grant,
 	c.pass = max(c.pass, a.mean(c)-a.cfg.Quantum.Seconds()/c.share)
 	a.seq++
 	c.seen = now
-	c.asking = &ask{c: c, estimate: estimate, seq: a.seq, fn: fn, yield: yield}
+	c.asking = &ask{c: c, estimate: estimate, seq: a.seq, since: now, fn: fn, yield: yield}
 	a.waiting = append(a.waiting, c.asking)
 	ds := a.dispatch()
 	ds = append(ds, a.yields()...)
@@ -328,6 +363,7 @@ func (a *Arbiter) Acquire(ctx context.Context, client string, estimate time.Dura
 }
 
 func (a *Arbiter) dropAsk(k *ask) {
+	a.waited(k, a.cfg.Clock.Now())
 	for i, w := range a.waiting {
 		if w == k {
 			a.waiting = append(a.waiting[:i], a.waiting[i+1:]...)
@@ -366,17 +402,16 @@ func (a *Arbiter) Renew(g Grant, used time.Duration) (Grant, bool, error) {
 		a.mu.Unlock()
 		return Grant{}, false, fmt.Errorf("%w %d", ErrUnknownGrant, g.ID)
 	}
-	used = max(used, 0)
 	c.seen = a.cfg.Clock.Now()
-	c.used += used
-	c.pass += used.Seconds() / c.share
-	a.charged(used)
+	a.account(c, used)
 	// What was charged may bring a waiter back under its share.
 	ds := a.dispatch()
 	ds = append(ds, a.yields()...)
 	var r Grant
 	if ok = len(a.waiting) == 0 && !c.yielded; ok {
-		c.holding.Budget = max(a.budget(c), a.cfg.MinGrant)
+		var b time.Duration
+		b, c.solo = a.budget(c)
+		c.holding.Budget = max(b, a.cfg.MinGrant)
 		c.holding.Issued = c.seen
 		c.renewed++
 		a.vtime = max(a.vtime, c.pass)
@@ -392,20 +427,20 @@ func (a *Arbiter) Renew(g Grant, used time.Duration) (Grant, bool, error) {
 }
 
 // yields tells every holder that has not yet been told that others wait,
+// or holding a solo grant that others ask or hold grants beside it,
 // cutting its budget to its fair one from now. Called with the lock held.
 func (a *Arbiter) yields() []delivery {
-	if len(a.waiting) == 0 {
-		return nil
-	}
 	var ds []delivery
 	for _, c := range a.out {
-		if c.yielded {
+		if c.yielded || len(a.waiting) == 0 && !(c.solo && a.othersActive(c)) {
 			continue
 		}
 		c.yielded = true
+		c.spare, c.solo = c.solo, false
 		now := a.cfg.Clock.Now()
 		left := max(c.holding.Issued.Add(c.holding.Budget).Sub(now), 0)
-		c.holding.Budget = min(left, max(a.budget(c), a.cfg.MinGrant))
+		b, _ := a.budget(c)
+		c.holding.Budget = min(left, max(b, a.cfg.MinGrant))
 		c.holding.Issued = now
 		if c.yield != nil {
 			ds = append(ds, delivery{yield: c.yield, g: *c.holding})
@@ -414,14 +449,42 @@ func (a *Arbiter) yields() []delivery {
 	return ds
 }
 
+// othersActive reports whether a client other than c asks or holds a
+// grant. Called with the lock held.
+func (a *Arbiter) othersActive(c *shareClient) bool {
+	if len(a.waiting) > 1 || len(a.waiting) == 1 && a.waiting[0].c != c {
+		return true
+	}
+	for _, o := range a.out {
+		if o != c {
+			return true
+		}
+	}
+	return false
+}
+
 func (a *Arbiter) charge(c *shareClient, used time.Duration) {
-	used = max(used, 0)
 	c.seen = a.cfg.Clock.Now()
 	delete(a.out, c.holding.ID)
 	c.holding = nil
 	c.yield, c.yielded = nil, false
+	a.account(c, used)
+	c.solo, c.spare = false, false
+}
+
+// account charges used to c: its account, the demand and its virtual
+// time. The GPU time c used alone on a solo grant moves its virtual time
+// no further than the competitors' mean: it pays off what c was owed,
+// and is not held against it beyond.
+func (a *Arbiter) account(c *shareClient, used time.Duration) {
+	used = max(used, 0)
 	c.used += used
-	c.pass += used.Seconds() / c.share
+	if c.spare {
+		c.spare = false
+		c.pass = max(c.pass, min(c.pass+used.Seconds()/c.share, a.mean(c)))
+	} else {
+		c.pass += used.Seconds() / c.share
+	}
 	a.charged(used)
 }
 
@@ -453,12 +516,14 @@ func (a *Arbiter) dispatch() []delivery {
 		})
 		k := a.waiting[0]
 		c := k.c
-		budget := a.budget(c)
+		budget, solo := a.budget(c)
 		if len(a.out) >= a.cfg.Slots && (budget < a.cfg.MinGrant || !a.overlap()) {
 			break
 		}
 		a.waiting = a.waiting[1:]
+		a.waited(k, a.cfg.Clock.Now())
 		c.asking = nil
+		c.solo, c.spare = solo, false
 		if k.estimate > 0 {
 			budget = min(budget, k.estimate)
 		}
@@ -501,8 +566,8 @@ func (a *Arbiter) mean(c *shareClient) float64 {
 // budget sizes c's next grant: the quantum scaled by c's share relative
 // to the largest competing share, less c's lead over the share-weighted
 // mean virtual time of the competitors (plus its lag), within [0, 2
-// quanta].
-func (a *Arbiter) budget(c *shareClient) time.Duration {
+// quanta]; or Solo, and solo true, when c has no competitor.
+func (a *Arbiter) budget(c *shareClient) (b time.Duration, solo bool) {
 	now := a.cfg.Clock.Now()
 	top, alone := c.share, true
 	for _, o := range a.clients {
@@ -512,10 +577,10 @@ func (a *Arbiter) budget(c *shareClient) time.Duration {
 		}
 	}
 	if alone {
-		return a.cfg.Solo
+		return a.cfg.Solo, true
 	}
-	b := a.cfg.Quantum.Seconds()*c.share/top - (c.pass-a.mean(c))*c.share
-	return time.Duration(min(max(b, 0), 2*a.cfg.Quantum.Seconds()) * float64(time.Second))
+	f := a.cfg.Quantum.Seconds()*c.share/top - (c.pass-a.mean(c))*c.share
+	return time.Duration(min(max(f, 0), 2*a.cfg.Quantum.Seconds()) * float64(time.Second)), false
 }
 
 func deliver(ds []delivery) {

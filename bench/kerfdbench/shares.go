@@ -242,28 +242,84 @@ type UncontendedRun struct {
 
 // Uncontended compares a tenant alone on the GPU with shares enforced and
 // not, in the same run: the cost of enforcement where nothing contends.
+// The two modes run in turn, each pair side by side and every other pair
+// in the opposite order (unenforced, enforced, enforced, unenforced, ...),
+// so that neither a machine whose load drifts nor a run that is slower for
+// coming later biases either mode.
 type Uncontended struct {
+	// On and Off are the pair whose throughput ratio is the median.
 	On, Off UncontendedRun
-	// ThroughputRatio is enforced/unenforced kernels per second (goal
-	// ≥ 0.95); P99Ratio enforced/unenforced batch p99 (goal ≤ 1.10).
+	Pairs   []UncontendedPair `json:"pairs"`
+	// ThroughputRatio is the median over the pairs of enforced/unenforced
+	// kernels per second (goal ≥ 0.95); P99Ratio the median of
+	// enforced/unenforced batch p99 (goal ≤ 1.10).
+	ThroughputRatio float64 `json:"throughput_ratio"`
+	P99Ratio        float64 `json:"p99_ratio"`
+}
+
+// UncontendedPair is an unenforced run and an enforced run beside it.
+type UncontendedPair struct {
+	On, Off         UncontendedRun
 	ThroughputRatio float64 `json:"throughput_ratio"`
 	P99Ratio        float64 `json:"p99_ratio"`
 }
 
 // RunUncontended runs one tenant in a 50% slice for d, after a warm-up,
-// with enforcement off, then on (each on its own kerfd).
-func RunUncontended(ctx context.Context, o SharesOptions, d time.Duration) (Uncontended, error) {
+// pairs times with enforcement off and on, in turns (each run on a kerfd
+// of its own).
+func RunUncontended(ctx context.Context, o SharesOptions, d time.Duration, pairs int) (Uncontended, error) {
 	var u Uncontended
-	var err error
-	if u.Off, err = runAlone(ctx, o, d, false); err != nil {
-		return u, err
+	for i := range max(pairs, 1) {
+		var p UncontendedPair
+		for _, enforced := range turns(i) {
+			r, err := runAlone(ctx, o, d, enforced)
+			if err != nil {
+				return u, err
+			}
+			if enforced {
+				p.On = r
+			} else {
+				p.Off = r
+			}
+		}
+		p.ThroughputRatio = p.On.KernelsPS / p.Off.KernelsPS
+		p.P99Ratio = float64(p.On.BatchP99) / float64(p.Off.BatchP99)
+		u.Pairs = append(u.Pairs, p)
 	}
-	if u.On, err = runAlone(ctx, o, d, true); err != nil {
-		return u, err
+	var tr, pr []float64
+	for _, p := range u.Pairs {
+		tr, pr = append(tr, p.ThroughputRatio), append(pr, p.P99Ratio)
 	}
-	u.ThroughputRatio = u.On.KernelsPS / u.Off.KernelsPS
-	u.P99Ratio = float64(u.On.BatchP99) / float64(u.Off.BatchP99)
+	u.ThroughputRatio, u.P99Ratio = median(tr), median(pr)
+	for _, p := range u.Pairs {
+		if p.ThroughputRatio == u.ThroughputRatio {
+			u.On, u.Off = p.On, p.Off
+		}
+	}
 	return u, nil
+}
+
+// turns is the order of pair i's runs, enforced or not: unenforced first
+// in even pairs, enforced first in odd ones.
+func turns(i int) [2]bool {
+	if i%2 == 0 {
+		return [2]bool{false, true}
+	}
+	return [2]bool{true, false}
+}
+
+// median is the middle value of v (the mean of the two middle ones for an
+// even count); 0 if empty.
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if n := len(s); n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[len(s)/2]
 }
 
 func runAlone(ctx context.Context, o SharesOptions, d time.Duration, enforced bool) (UncontendedRun, error) {

@@ -57,8 +57,87 @@ type SlicerResult struct {
 	Shares        []SlicerShare    `json:"shares"`
 	ByTransition  []TransitionStat `json:"by_transition"`
 	FirstErrorMsg string           `json:"first_error,omitempty"`
-	// Unenforced, when measured, is the same run with shares unenforced.
-	Unenforced *SlicerResult `json:"unenforced,omitempty"`
+	// Compare, when measured, is the cost of enforcement: the same run
+	// with shares enforced and unenforced, in turn.
+	Compare *SlicerComparison `json:"compare,omitempty"`
+}
+
+// SlicerComparison is the cost of enforcing compute shares in `kerf bench
+// slicer`. Contended is the run as it is: every tenant wants a kernel
+// each round, so at any moment several want the GPU at once and, with
+// shares enforced, take turns for it, a hand-over through kerfd between
+// them. Uncontended is the same run with one tenant: nobody else asks for
+// the GPU, so it measures what enforcement costs a tenant that has the
+// GPU to itself.
+type SlicerComparison struct {
+	Contended   SlicerModes `json:"contended"`
+	Uncontended SlicerModes `json:"uncontended"`
+}
+
+// SlicerModes is one case run unenforced and enforced, pair after pair,
+// every other pair in the opposite order, so that neither a machine whose
+// load drifts nor a run that is slower for coming later biases either
+// mode; the ratios are the medians over the pairs.
+type SlicerModes struct {
+	Tenants    int          `json:"tenants"`
+	Pairs      []SlicerPair `json:"pairs"`
+	CallsRatio float64      `json:"calls_ratio"` // enforced/unenforced tenant calls (goal ≥ 0.95 uncontended)
+	P99Ratio   float64      `json:"p99_ratio"`   // enforced/unenforced steady round p99 (goal ≤ 1.10 uncontended)
+}
+
+// SlicerPair is an unenforced run and an enforced run beside it.
+type SlicerPair struct {
+	OffCalls   uint64  `json:"unenforced_calls"`
+	OnCalls    uint64  `json:"enforced_calls"`
+	OffP99Ms   float64 `json:"unenforced_steady_p99_ms"`
+	OnP99Ms    float64 `json:"enforced_steady_p99_ms"`
+	CallsRatio float64 `json:"calls_ratio"`
+	P99Ratio   float64 `json:"p99_ratio"`
+}
+
+// RunSlicerCompared runs the benchmark with shares unenforced and
+// enforced, in turns, pairs times, with o.Tenants and then with one
+// tenant, and returns the first enforced run with o.Tenants, the
+// comparison attached.
+func RunSlicerCompared(ctx context.Context, o SlicerOptions, pairs int) (SlicerResult, error) {
+	var first SlicerResult
+	var cmp SlicerComparison
+	for i, tenants := range []int{o.Tenants, 1} {
+		m := SlicerModes{Tenants: tenants}
+		for p := range max(pairs, 1) {
+			var on, off SlicerResult
+			for _, enforced := range turns(p) {
+				oo := o
+				oo.Tenants, oo.Unenforced = tenants, !enforced
+				r, err := RunSlicer(ctx, oo)
+				if err != nil {
+					return first, fmt.Errorf("%d tenants, enforced %v: %w", tenants, enforced, err)
+				}
+				if enforced {
+					on = r
+				} else {
+					off = r
+				}
+			}
+			if i == 0 && p == 0 {
+				first = on
+			}
+			m.Pairs = append(m.Pairs, SlicerPair{OffCalls: off.TenantCalls, OnCalls: on.TenantCalls, OffP99Ms: off.SteadyP99Ms, OnP99Ms: on.SteadyP99Ms,
+				CallsRatio: float64(on.TenantCalls) / float64(max(off.TenantCalls, 1)), P99Ratio: on.SteadyP99Ms / off.SteadyP99Ms})
+		}
+		var cr, pr []float64
+		for _, p := range m.Pairs {
+			cr, pr = append(cr, p.CallsRatio), append(pr, p.P99Ratio)
+		}
+		m.CallsRatio, m.P99Ratio = median(cr), median(pr)
+		if i == 0 {
+			cmp.Contended = m
+		} else {
+			cmp.Uncontended = m
+		}
+	}
+	first.Compare = &cmp
+	return first, nil
 }
 
 // SlicerShare is a tenant's compute share, planned and achieved.

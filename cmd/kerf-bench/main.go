@@ -7,8 +7,8 @@
 //	kerf-bench emu [--json] [--time D]
 //	kerf-bench intercept [--json] [--launches N] [--src DIR] [--shim DIR]
 //	kerf-bench runtime [--json] [--launches N] [--copy SIZE] [--rounds N] [--src DIR] [--shim DIR]
-//	kerf-bench slicer [--json] [--tenants N] [--rounds N] [--profiles A,B,...]
-//	kerf-bench shares [--json] [--time D] [--shares 0.3,0.7] [--kernel N] [--backend emulated|cuda] [--time-slicing] [--alone D]
+//	kerf-bench slicer [--json] [--tenants N] [--rounds N] [--profiles A,B,...] [--compare=false] [--pairs N]
+//	kerf-bench shares [--json] [--time D] [--shares 0.3,0.7] [--kernel N] [--backend emulated|cuda] [--time-slicing] [--alone D] [--pairs N]
 //	kerf-bench ingest [--json] [--time D] [--topics N] [--publishers N] [--inflight N] [--via nats|mqtt] [--rate N] [--oscillate D]
 //	kerf-bench pool [--json] [--placements N] [--placers N] [--time D] [--kerfd PATH]
 //	kerf-bench demo
@@ -61,9 +61,9 @@ func usage() {
   kerf-bench intercept [--json] [--launches N]    launch rate through the shim vs the Go client
   kerf-bench runtime [--json] [--launches N] [--copy SIZE] [--rounds N]
                                                   a CUDA-runtime program (nvcc) vs the driver API and a raw Unix stream
-  kerf-bench slicer [--json] [--tenants N] [--rounds N] [--profiles A,B,...]
+  kerf-bench slicer [--json] [--tenants N] [--rounds N] [--profiles A,B,...] [--compare=false] [--pairs N]
                                                   live re-slicing under running tenants
-  kerf-bench shares [--json] [--time D] [--shares 0.3,0.7] [--kernel N] [--backend emulated|cuda] [--time-slicing] [--alone D]
+  kerf-bench shares [--json] [--time D] [--shares 0.3,0.7] [--kernel N] [--backend emulated|cuda] [--time-slicing] [--alone D] [--pairs N]
                                                   compute shares under contention, per 1 s window
   kerf-bench ingest [--json] [--time D] [--topics N] [--publishers N] [--inflight N] [--via nats|mqtt] [--rate N] [--oscillate D]
                                                   MQTT devices → embedded broker → decisions
@@ -374,7 +374,8 @@ func benchSlicer(args []string, demo bool) error {
 	tenants := fs.Int("tenants", 20, "live tenants")
 	rounds := fs.Int("rounds", 10, "passes over the profile cycle")
 	cycle := fs.String("profiles", "uniform-20,uniform-10,mixed-2x25-5x10", "the profile cycle, comma-separated; the first is the starting layout (uniform-20,uniform-20 measures the benchmark's own floor)")
-	compare := fs.Bool("compare", true, "then the same run with compute shares unenforced, for the cost of enforcement")
+	compare := fs.Bool("compare", true, "run with compute shares unenforced and enforced in turn, with the tenants and with one tenant alone: the cost of enforcement")
+	pairs := fs.Int("pairs", 2, "with --compare: how many times each mode runs, in turn, per case; the ratios reported are the medians")
 	if demo {
 		*tenants, *rounds = 4, 1
 	}
@@ -392,27 +393,22 @@ func benchSlicer(args []string, demo bool) error {
 		fmt.Println("worker process and checks every result, while the node is re-sliced under it.")
 		o.Table, o.Progress, o.Settle = os.Stdout, nil, 2*time.Second
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	res, err := kerfdbench.RunSlicer(ctx, o)
+	var res kerfdbench.SlicerResult
+	if *compare && !demo {
+		res, err = kerfdbench.RunSlicerCompared(ctx, o, *pairs)
+	} else {
+		res, err = kerfdbench.RunSlicer(ctx, o)
+	}
 	if err != nil {
 		return err
-	}
-	if *compare && !demo {
-		o.Unenforced = true
-		off, err := kerfdbench.RunSlicer(ctx, o)
-		if err != nil {
-			return err
-		}
-		res.Unenforced = &off
 	}
 	if *asJSON {
 		return printJSON(res)
 	}
-	if off := res.Unenforced; off != nil {
-		defer fmt.Printf("shares enforced/unenforced: tenant calls %d / %d (%.2f×, goal ≥ 0.95), steady round p99 %.2f / %.2f ms (%.2f×, goal ≤ 1.10)\n",
-			res.TenantCalls, off.TenantCalls, float64(res.TenantCalls)/float64(max(off.TenantCalls, 1)),
-			res.SteadyP99Ms, off.SteadyP99Ms, res.SteadyP99Ms/off.SteadyP99Ms)
+	if cmp := res.Compare; cmp != nil {
+		defer printSlicerCompare(cmp)
 	}
 	fmt.Printf("\n%d tenants, %d transitions: plan+apply p50 %.2f ms, p99 %.2f ms (goal p99 ≤ 5 ms)\n", res.Tenants, res.Transitions, res.ApplyP50Ms, res.ApplyP99Ms)
 	fmt.Printf("tenant calls %d, errors %d, data mismatches %d (goal 0 and 0)\n", res.TenantCalls, res.TenantErrors, res.Mismatches)
@@ -431,6 +427,27 @@ func benchSlicer(args []string, demo bool) error {
 	return nil
 }
 
+// printSlicerCompare prints the cost of enforcement measured by `kerf
+// bench slicer`.
+func printSlicerCompare(cmp *kerfdbench.SlicerComparison) {
+	fmt.Printf("\nshares enforced/unenforced, run in turns (unenforced first in odd pairs, enforced first in even ones):\n")
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CASE\tPAIR\tUNENFORCED CALLS\tENFORCED CALLS\tRATIO\tUNENFORCED P99\tENFORCED P99\tRATIO")
+	for _, m := range []struct {
+		name string
+		m    kerfdbench.SlicerModes
+	}{{fmt.Sprintf("contended (%d tenants)", cmp.Contended.Tenants), cmp.Contended}, {"uncontended (1 tenant)", cmp.Uncontended}} {
+		for i, p := range m.m.Pairs {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.2f×\t%.2f ms\t%.2f ms\t%.2f×\n", m.name, i+1, p.OffCalls, p.OnCalls, p.CallsRatio, p.OffP99Ms, p.OnP99Ms, p.P99Ratio)
+		}
+	}
+	tw.Flush()
+	fmt.Printf("uncontended, median of %d pairs: tenant calls %.2f× (goal ≥ 0.95), steady round p99 %.2f× (goal ≤ 1.10)\n",
+		len(cmp.Uncontended.Pairs), cmp.Uncontended.CallsRatio, cmp.Uncontended.P99Ratio)
+	fmt.Printf("contended (%d tenants taking turns for the GPU), median of %d pairs: tenant calls %.2f×, steady round p99 %.2f×\n",
+		cmp.Contended.Tenants, len(cmp.Contended.Pairs), cmp.Contended.CallsRatio, cmp.Contended.P99Ratio)
+}
+
 // benchShares runs `kerf bench shares`.
 func benchShares(args []string) error {
 	fs := flag.NewFlagSet("kerf bench shares", flag.ContinueOnError)
@@ -439,7 +456,8 @@ func benchShares(args []string) error {
 	split := fs.String("shares", "0.3,0.7", "the tenants' compute shares, comma-separated")
 	kernel := fs.Uint("kernel", 32, "the matmul's n (a multiple of 16): how long each kernel runs")
 	backend := fs.String("backend", "emulated", "emulated, or cuda for GPU 0 of this machine")
-	alone := fs.Duration("alone", 3*time.Second, "then a tenant alone, this long with shares enforced and as long without (0: skip)")
+	alone := fs.Duration("alone", 3*time.Second, "then a tenant alone, this long with shares enforced and as long without, in turn (0: skip)")
+	pairs := fs.Int("pairs", 5, "with --alone: how many times each mode runs, in turn; the ratios reported are the medians")
 	timeSlicing := fs.Bool("time-slicing", false, "enforce shares by time even where kerfd would partition the GPU's SMs")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -457,7 +475,7 @@ func benchShares(args []string) error {
 		return err
 	}
 	if *alone > 0 {
-		u, err := kerfdbench.RunUncontended(context.Background(), o, *alone)
+		u, err := kerfdbench.RunUncontended(context.Background(), o, *alone, *pairs)
 		if err != nil {
 			return err
 		}
@@ -468,10 +486,15 @@ func benchShares(args []string) error {
 	}
 	if u := res.Uncontended; u != nil {
 		defer func() {
-			fmt.Printf("alone on the GPU, batches of 8 kernels and a synchronise:\n")
-			fmt.Printf("  shares enforced:   %.0f kernels/s, batch p99 %.2f ms\n", u.On.KernelsPS, float64(u.On.BatchP99)/1e6)
-			fmt.Printf("  shares unenforced: %.0f kernels/s, batch p99 %.2f ms\n", u.Off.KernelsPS, float64(u.Off.BatchP99)/1e6)
-			fmt.Printf("  enforced/unenforced: throughput %.2f× (goal ≥ 0.95), p99 %.2f× (goal ≤ 1.10)\n", u.ThroughputRatio, u.P99Ratio)
+			fmt.Printf("alone on the GPU, batches of 8 kernels and a synchronise; shares unenforced and enforced in turns (unenforced first in odd pairs):\n")
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "PAIR\tUNENFORCED KERNELS/S\tENFORCED KERNELS/S\tRATIO\tUNENFORCED P99\tENFORCED P99\tRATIO")
+			for i, p := range u.Pairs {
+				fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.2f×\t%.2f ms\t%.2f ms\t%.2f×\n", i+1, p.Off.KernelsPS, p.On.KernelsPS, p.ThroughputRatio,
+					float64(p.Off.BatchP99)/1e6, float64(p.On.BatchP99)/1e6, p.P99Ratio)
+			}
+			tw.Flush()
+			fmt.Printf("  enforced/unenforced, median of %d pairs: throughput %.2f× (goal ≥ 0.95), batch p99 %.2f× (goal ≤ 1.10)\n", len(u.Pairs), u.ThroughputRatio, u.P99Ratio)
 		}()
 	}
 	fmt.Printf("%d windows of 1 s, GPU busy %.0f%% of the time; each tenant's part of the GPU time used:\n", len(res.Windows), 100*res.Utilisation)

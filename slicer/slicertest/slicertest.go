@@ -19,14 +19,18 @@ type Gate struct {
 	ar     *slicer.Arbiter
 	client string
 
-	mu      sync.Mutex
-	g       slicer.Grant
-	held    bool
-	used    time.Duration // charged to the grant held
-	entered int
-	done    int
-	charged time.Duration
-	log     []Charge
+	// rep orders a grant's charges: the one made when told to yield
+	// reaches the arbiter before the grant goes back.
+	rep      sync.Mutex
+	mu       sync.Mutex
+	g        slicer.Grant
+	held     bool
+	used     time.Duration // charged to the grant held
+	charged0 time.Duration // of used, what was charged when told to yield
+	entered  int
+	done     int
+	charged  time.Duration
+	log      []Charge
 }
 
 // Charge is a launch's measured time, charged to the gate At.
@@ -48,31 +52,45 @@ func (q *Gate) Enter() func(time.Duration) {
 		q.mu.Unlock()
 		return q.charge
 	}
-	spent, used, held := q.g, q.used, q.held
+	q.mu.Unlock()
+	q.rep.Lock()
+	q.mu.Lock()
+	spent, used, held := q.g, q.used-q.charged0, q.held
 	// Launches still in flight are charged to the next grant.
-	q.held, q.used = false, 0
+	q.held, q.used, q.charged0 = false, 0, 0
 	q.mu.Unlock()
 	if held {
 		q.ar.Report(spent, used)
 	}
-	got := make(chan slicer.Grant, 1)
+	q.rep.Unlock()
+	got := make(chan struct{}, 1)
 	err := q.ar.AskYield(q.client, 0, func(g slicer.Grant, err error) {
 		if err == nil {
-			got <- g
+			// Taken up here, before a yield for it can come.
+			q.mu.Lock()
+			q.g, q.held = g, true
+			q.mu.Unlock()
+			got <- struct{}{}
 		}
 	}, func(g slicer.Grant) {
-		// Others wait: what is left is g.Budget from now.
+		// Others wait: what is left is g.Budget from now. What was used
+		// so far is charged at once, as a worker does, so that time used
+		// alone on a solo grant is told apart from the rest.
+		q.rep.Lock()
+		defer q.rep.Unlock()
 		q.mu.Lock()
-		defer q.mu.Unlock()
-		if q.held && q.g.ID == g.ID {
-			q.g.Budget = min(q.g.Budget, q.used+g.Budget)
+		if !q.held || q.g.ID != g.ID {
+			q.mu.Unlock()
+			return
 		}
+		q.g.Budget = min(q.g.Budget, q.used+g.Budget)
+		held, used := q.g, q.used-q.charged0
+		q.charged0 = q.used
+		q.mu.Unlock()
+		q.ar.Renew(held, used)
 	})
 	if err == nil {
-		g := <-got
-		q.mu.Lock()
-		q.g, q.held = g, true
-		q.mu.Unlock()
+		<-got
 	}
 	return q.charge
 }
