@@ -69,18 +69,27 @@ func (al *allocator) placesInPool(req transport.AllocRequest) bool {
 }
 
 // allocateInPool places req in the pool: on this node if it has room in
-// the ledger, else on the first live member with room, by compare-and-set
-// on the ledger. When that member is this node, the slicer grants the
-// reservation at once; otherwise the tenant is redirected there, and
-// takes it up with a claim (req.Reservation).
+// the ledger, else on the first live member with room. On this node the
+// slicer grants it and the lease is recorded in this member's leases, one
+// compare-and-set. On another member it is reserved there, by
+// compare-and-set on that member's leases, and the tenant is redirected
+// there, to take it up with a claim (req.Reservation).
 func (al *allocator) allocateInPool(t auth.Tenant, req transport.AllocRequest) (transport.Lease, error) {
 	if req.Reservation == "" {
 		fraction := req.Fraction
 		if fraction == 0 && req.Memory == 0 {
 			fraction = 1 // neither a fraction nor memory: a whole GPU
 		}
-		r, err := al.pool.Place(pool.Request{Tenant: t.ID, Count: req.Count, Fraction: fraction, Memory: req.Memory,
-			MinMemory: req.MinMemory, Model: req.Model, Prefer: al.pool.Self()})
+		pr := pool.Request{Tenant: t.ID, Count: req.Count, Fraction: fraction, Memory: req.Memory,
+			MinMemory: req.MinMemory, Model: req.Model, Prefer: al.pool.Self()}
+		x, err := al.pool.Plan(pr)
+		if err != nil {
+			return transport.Lease{}, poolRefusal(err)
+		}
+		if x.Node == al.pool.Self() {
+			return al.grantHere(t, x)
+		}
+		r, err := al.pool.Place(pr)
 		if err != nil {
 			return transport.Lease{}, poolRefusal(err)
 		}
@@ -100,6 +109,24 @@ func (al *allocator) allocateInPool(t auth.Tenant, req transport.AllocRequest) (
 		return transport.Lease{}, poolRefusal(err)
 	}
 	return al.takeUp(t, r)
+}
+
+// grantHere grants x, a placement the pool planned on this node for t:
+// the slicer grants its GPUs, and the lease is admitted to the pool,
+// which may still refuse it (a reservation by another member, or the
+// tenant's limit) and then it is released.
+func (al *allocator) grantHere(t auth.Tenant, x pool.Lease) (transport.Lease, error) {
+	l, err := al.sl.TryAllocate(slicer.Request{Tenant: t.ID, N: len(x.GPUs), Fraction: x.Charge / float64(len(x.GPUs)), Memory: x.Memory, GPUs: x.GPUs})
+	if err != nil {
+		if errors.Is(err, slicer.ErrNoCapacity) {
+			return transport.Lease{}, abi.Errorf(abi.ErrOutOfMemory, "%v", err)
+		}
+		return transport.Lease{}, allocError(err)
+	}
+	if err := al.admitToPool(l); err != nil {
+		return transport.Lease{}, err
+	}
+	return al.transportLease(l), nil
 }
 
 // takeUp grants reservation r, made on this node for t: the slicer
@@ -248,7 +275,7 @@ func poolAPIError(err error) error {
 		return fmt.Errorf("%w: %w", profiles.ErrUnavailable, err)
 	case errors.Is(err, pool.ErrLimit):
 		return fmt.Errorf("%w: %w", profiles.ErrOverLimit, err)
-	case errors.Is(err, pool.ErrNoCapacity), errors.Is(err, pool.ErrLive), errors.Is(err, pool.ErrAlreadyPeer):
+	case errors.Is(err, pool.ErrNoCapacity), errors.Is(err, pool.ErrContended), errors.Is(err, pool.ErrLive), errors.Is(err, pool.ErrAlreadyPeer):
 		return fmt.Errorf("%w: %w", profiles.ErrInUse, err)
 	}
 	return err
