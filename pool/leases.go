@@ -95,22 +95,34 @@ func (p *Pool) leaseKV(ctx context.Context, node string) (jetstream.KeyValue, er
 }
 
 // readLeases reads node's leases from its bucket's leader, and keeps them
-// as the last read.
+// as the last read. The leader answers with every write it acknowledged:
+// a key-value get may be answered by any replica (the buckets allow
+// direct reads), one that may not have applied the latest write yet,
+// which crossCheck cannot use.
 func (p *Pool) readLeases(ctx context.Context, node string) ([]Lease, uint64, error) {
-	kv, err := p.leaseKV(ctx, node)
+	bucket := LeaseBucket(node)
+	req, _ := json.Marshal(server.JSApiMsgGetRequest{LastFor: "$KV." + bucket + "." + leaseKey})
+	msg, err := p.nc.RequestWithContext(ctx, fmt.Sprintf(server.JSApiMsgGetT, "KV_"+bucket), req)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, fmt.Errorf("reading the leases of %s: %w", node, err)
+	}
+	var resp server.JSApiMsgGetResponse
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return nil, 0, fmt.Errorf("reading the leases of %s: %w", node, err)
 	}
 	var l Ledger
 	var rev uint64
-	e, err := kv.Get(ctx, leaseKey)
 	switch {
-	case errors.Is(err, jetstream.ErrKeyNotFound):
-	case err != nil:
-		return nil, 0, fmt.Errorf("reading the leases of %s: %w", node, err)
+	case resp.Error != nil && resp.Error.ErrCode == uint16(server.JSNoMessageFoundErr):
+	case resp.Error != nil && resp.Error.ErrCode == uint16(server.JSStreamNotFoundErr):
+		return nil, 0, fmt.Errorf("the leases of %s: %w", node, jetstream.ErrBucketNotFound)
+	case resp.Error != nil:
+		return nil, 0, fmt.Errorf("reading the leases of %s: %s", node, resp.Error.Description)
+	case resp.Message == nil:
+		return nil, 0, fmt.Errorf("reading the leases of %s: an empty answer", node)
 	default:
-		rev = e.Revision()
-		if err := json.Unmarshal(e.Value(), &l); err != nil {
+		rev = resp.Message.Sequence
+		if err := json.Unmarshal(resp.Message.Data, &l); err != nil {
 			return nil, 0, fmt.Errorf("the leases of %s do not parse: %w", node, err)
 		}
 	}
@@ -182,6 +194,11 @@ func (p *Pool) modifyOn(ctx context.Context, node string, f func(*Ledger) error)
 	for {
 		l := p.ledgerNow(node)
 		l.Leases = append(l.Leases, leases...)
+		if node == p.opts.Node {
+			// Leases this node released whose release is not written
+			// yet go with this write.
+			p.dropReleased(&l)
+		}
 		if err := f(&l); err != nil {
 			if errors.Is(err, errUnchanged) {
 				return nil
@@ -220,6 +237,15 @@ func (p *Pool) modifyOn(ctx context.Context, node string, f func(*Ledger) error)
 			return err
 		}
 	}
+}
+
+// dropReleased removes from l this node's leases that its slicer no
+// longer holds: released, their release not yet written. The slicer is
+// what grants this node's GPUs, so their room is free here already.
+func (p *Pool) dropReleased(l *Ledger) {
+	l.Remove(func(x Lease) bool {
+		return x.Node == p.opts.Node && x.Expires.IsZero() && !p.local.Holds(x.ID)
+	})
 }
 
 // ErrContended: a placement of the same tenant on another member was

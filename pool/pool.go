@@ -494,12 +494,18 @@ func (p *Pool) Admit(x Lease) error {
 		return err
 	}
 	x.Node = p.opts.Node
-	err := p.modifyOn(context.Background(), x.Node, func(l *Ledger) error {
+	admit := func(l *Ledger) error {
 		if y, ok := l.Find(x.Node, x.ID); ok && y.Granted.Equal(x.Granted) {
 			return errUnchanged // a write that went unanswered did land
 		}
 		return l.Admit(x, p.opts.Limit)
-	})
+	}
+	err := p.modifyOn(context.Background(), x.Node, admit)
+	if errors.Is(err, ErrLimit) && p.readAllLeases(context.Background()) == nil {
+		// Over the limit by the other members' leases as last read:
+		// refused only if they still say so.
+		err = p.modifyOn(context.Background(), x.Node, admit)
+	}
 	if err != nil {
 		return err
 	}
@@ -558,15 +564,17 @@ func (p *Pool) liveNodes() []Node {
 }
 
 // plan picks where r goes among nodes from every member's leases as last
-// read, writing nothing. A refusal for room is checked once more against
-// the live members' leases read again.
+// read, writing nothing. A refusal, for room or for the tenant's limit, is
+// checked once more against the live members' leases read again.
 func (p *Pool) plan(r Request, nodes []Node, id string, now time.Time) (Lease, error) {
 	ttl := p.opts.Config.ReservationTTL
 	l := p.ledgerNow("")
+	p.dropReleased(&l)
 	x, err := l.Place(r, nodes, id, now, now.Add(ttl), p.opts.Limit)
-	if errors.Is(err, ErrNoCapacity) {
+	if errors.Is(err, ErrNoCapacity) || errors.Is(err, ErrLimit) {
 		if p.readAllLeases(context.Background()) == nil {
 			l = p.ledgerNow("")
+			p.dropReleased(&l)
 			x, err = l.Place(r, nodes, id, now, now.Add(ttl), p.opts.Limit)
 		}
 	}
