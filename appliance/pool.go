@@ -87,7 +87,7 @@ func (al *allocator) allocateInPool(t auth.Tenant, req transport.AllocRequest) (
 			return transport.Lease{}, poolRefusal(err)
 		}
 		if x.Node == al.pool.Self() {
-			return al.grantHere(t, x)
+			return al.grantHere(t, pr)
 		}
 		r, err := al.pool.Place(pr)
 		if err != nil {
@@ -111,12 +111,14 @@ func (al *allocator) allocateInPool(t auth.Tenant, req transport.AllocRequest) (
 	return al.takeUp(t, r)
 }
 
-// grantHere grants x, a placement the pool planned on this node for t:
-// the slicer grants its GPUs, and the lease is admitted to the pool,
-// which may still refuse it (a reservation by another member, or the
-// tenant's limit) and then it is released.
-func (al *allocator) grantHere(t auth.Tenant, x pool.Lease) (transport.Lease, error) {
-	l, err := al.sl.TryAllocate(slicer.Request{Tenant: t.ID, N: len(x.GPUs), Fraction: x.Charge / float64(len(x.GPUs)), Memory: x.Memory, GPUs: x.GPUs})
+// grantHere grants r, which the pool would place on this node: the
+// slicer picks the GPUs, as on a node alone (it knows which slices are
+// still being given back by a lease's last workers; the pool does not),
+// and the lease is admitted to the pool, which may still refuse it (a
+// reservation by another member on those GPUs, or the tenant's limit)
+// and then it is released.
+func (al *allocator) grantHere(t auth.Tenant, r pool.Request) (transport.Lease, error) {
+	l, err := al.sl.TryAllocate(slicer.Request{Tenant: t.ID, N: r.Count, Fraction: r.Fraction, Memory: r.Memory, MinMemory: r.MinMemory, Model: r.Model})
 	if err != nil {
 		if errors.Is(err, slicer.ErrNoCapacity) {
 			return transport.Lease{}, abi.Errorf(abi.ErrOutOfMemory, "%v", err)
