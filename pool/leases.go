@@ -194,16 +194,16 @@ func (p *Pool) modifyOn(ctx context.Context, node string, f func(*Ledger) error)
 	for {
 		l := p.ledgerNow(node)
 		l.Leases = append(l.Leases, leases...)
-		if node == p.opts.Node {
-			// Leases this node released whose release is not written
-			// yet go with this write.
-			p.dropReleased(&l)
-		}
+		// Leases this node released whose release is not written yet go
+		// with this write, or make one of their own.
+		dropped := node == p.opts.Node && p.dropReleased(&l)
 		if err := f(&l); err != nil {
-			if errors.Is(err, errUnchanged) {
+			if !errors.Is(err, errUnchanged) {
+				return err
+			}
+			if !dropped {
 				return nil
 			}
-			return err
 		}
 		mine := Ledger{Leases: []Lease{}}
 		for _, x := range l.Leases {
@@ -241,9 +241,10 @@ func (p *Pool) modifyOn(ctx context.Context, node string, f func(*Ledger) error)
 
 // dropReleased removes from l this node's leases that its slicer no
 // longer holds: released, their release not yet written. The slicer is
-// what grants this node's GPUs, so their room is free here already.
-func (p *Pool) dropReleased(l *Ledger) {
-	l.Remove(func(x Lease) bool {
+// what grants this node's GPUs, so their room is free here already. It
+// reports whether any went.
+func (p *Pool) dropReleased(l *Ledger) bool {
+	return l.Remove(func(x Lease) bool {
 		return x.Node == p.opts.Node && x.Expires.IsZero() && !p.local.Holds(x.ID)
 	})
 }

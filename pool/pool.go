@@ -334,6 +334,11 @@ func (p *Pool) readInventory(ctx context.Context) error {
 	}
 	p.mu.Lock()
 	p.nodes = nodes
+	for n := range p.members {
+		if _, ok := nodes[n]; !ok && n != p.opts.Node {
+			delete(p.members, n) // removed by Leave
+		}
+	}
 	p.mu.Unlock()
 	return nil
 }
@@ -806,19 +811,13 @@ func (p *Pool) Leave(node string) error {
 	if err != nil {
 		return err
 	}
-	err = p.modifyOn(context.Background(), node, func(l *Ledger) error {
-		if !l.Remove(func(x Lease) bool { return x.Node == node }) {
-			return errUnchanged
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
-	if err := p.js.DeleteKeyValue(ctx, LeaseBucket(node)); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
-		p.log.Warn("the bucket of a member removed not deleted; its leases were", "node", node, "err", err)
+	// Its leases go with their bucket: deleting it needs JetStream's meta
+	// leader only, not the bucket's own leader, which the member led and
+	// whose election may still be under way.
+	if err := untilAnswered(ctx, func() error { return p.js.DeleteKeyValue(ctx, LeaseBucket(node)) }); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return fmt.Errorf("removing the leases of %s: %w", node, err)
 	}
 	if err := untilAnswered(ctx, func() error { return nodes.Purge(ctx, node) }); err != nil {
 		return fmt.Errorf("removing %s from the inventory: %w", node, err)
