@@ -97,18 +97,27 @@ func (al *allocator) placesInPool(req transport.AllocRequest) bool {
 }
 
 // allocateInPool places req in the pool: on this node if it has room in
-// the ledger, else on the first live member with room, by compare-and-set
-// on the ledger. When that member is this node, the slicer grants the
-// reservation at once; otherwise the tenant is redirected there, and
-// takes it up with a claim (req.Reservation).
+// the ledger, else on the first live member with room. On this node the
+// slicer grants it and the lease is recorded in this member's leases, one
+// compare-and-set. On another member it is reserved there, by
+// compare-and-set on that member's leases, and the tenant is redirected
+// there, to take it up with a claim (req.Reservation).
 func (al *allocator) allocateInPool(t auth.Tenant, req transport.AllocRequest) (transport.Lease, error) {
 	if req.Reservation == "" {
 		fraction := req.Fraction
 		if fraction == 0 && req.Memory == 0 {
 			fraction = 1 // neither a fraction nor memory: a whole GPU
 		}
-		r, err := al.pool.Place(pool.Request{Tenant: t.ID, Count: req.Count, Fraction: fraction, Memory: req.Memory,
-			MinMemory: req.MinMemory, Model: req.Model, Prefer: al.pool.Self()})
+		pr := pool.Request{Tenant: t.ID, Count: req.Count, Fraction: fraction, Memory: req.Memory,
+			MinMemory: req.MinMemory, Model: req.Model, Prefer: al.pool.Self()}
+		x, err := al.pool.Plan(pr)
+		if err != nil {
+			return transport.Lease{}, poolRefusal(err)
+		}
+		if x.Node == al.pool.Self() {
+			return al.grantHere(t, pr)
+		}
+		r, err := al.pool.Place(pr)
 		if err != nil {
 			return transport.Lease{}, poolRefusal(err)
 		}
@@ -128,6 +137,26 @@ func (al *allocator) allocateInPool(t auth.Tenant, req transport.AllocRequest) (
 		return transport.Lease{}, poolRefusal(err)
 	}
 	return al.takeUp(t, r)
+}
+
+// grantHere grants r, which the pool would place on this node: the
+// slicer picks the GPUs, as on a node alone (it knows which slices are
+// still being given back by a lease's last workers; the pool does not),
+// and the lease is admitted to the pool, which may still refuse it (a
+// reservation by another member on those GPUs, or the tenant's limit)
+// and then it is released.
+func (al *allocator) grantHere(t auth.Tenant, r pool.Request) (transport.Lease, error) {
+	l, err := al.sl.TryAllocate(slicer.Request{Tenant: t.ID, N: r.Count, Fraction: r.Fraction, Memory: r.Memory, MinMemory: r.MinMemory, Model: r.Model})
+	if err != nil {
+		if errors.Is(err, slicer.ErrNoCapacity) {
+			return transport.Lease{}, abi.Errorf(abi.ErrOutOfMemory, "%v", err)
+		}
+		return transport.Lease{}, allocError(err)
+	}
+	if err := al.admitToPool(l); err != nil {
+		return transport.Lease{}, err
+	}
+	return al.transportLease(l), nil
 }
 
 // takeUp grants reservation r, made on this node for t: the slicer
@@ -348,7 +377,7 @@ func poolAPIError(err error) error {
 		return fmt.Errorf("%w: %w", profiles.ErrUnavailable, err)
 	case errors.Is(err, pool.ErrLimit):
 		return fmt.Errorf("%w: %w", profiles.ErrOverLimit, err)
-	case errors.Is(err, pool.ErrNoCapacity), errors.Is(err, pool.ErrLive), errors.Is(err, pool.ErrAlreadyPeer):
+	case errors.Is(err, pool.ErrNoCapacity), errors.Is(err, pool.ErrContended), errors.Is(err, pool.ErrLive), errors.Is(err, pool.ErrAlreadyPeer):
 		return fmt.Errorf("%w: %w", profiles.ErrInUse, err)
 	}
 	return err

@@ -7,15 +7,16 @@
 // state lives in JetStream key-value buckets with up to three replicas,
 // written with sync_interval always. There is no consensus or membership
 // protocol here: JetStream's meta group decides who leads and whether a
-// majority is up, and the lease ledger is changed only by compare-and-set,
-// so two nodes never grant the same capacity.
+// majority is up, and each member's part of the lease ledger is changed
+// only by compare-and-set, so two nodes never grant the same capacity.
 //
 // What it owns:
 //   - Config: the pool section of kerfd's configuration, and the cluster
 //     options it gives the broker (ClusterOptions).
 //   - The buckets: the node inventory (each node's GPUs and slices, one
-//     key per node) and the lease ledger (every lease of the pool, one
-//     document, changed by compare-and-set).
+//     key per node) and the lease ledger, a bucket per member (every
+//     lease on that member's GPUs, one document, changed by
+//     compare-and-set, its stream led by that member).
 //   - Placement across nodes (Place), admission of a node's own leases
 //     (Admit), the per-tenant limit counted across the pool, and the
 //     majority rule: without quorum new placements are refused with an

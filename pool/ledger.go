@@ -63,8 +63,10 @@ type Lease struct {
 // perGPU is the part of one GPU the lease holds on each of its GPUs.
 func (l Lease) perGPU() float64 { return l.Charge / float64(len(l.GPUs)) }
 
-// Ledger is every lease of the pool: one document, so that one
-// compare-and-set checks capacity and the tenant's limit together.
+// Ledger is leases of the pool: those of one member, as its lease bucket
+// keeps them (one document, so that one compare-and-set checks the room
+// of each of its GPUs), or every member's together, as placement and the
+// tenant's limit read them.
 type Ledger struct {
 	Leases []Lease `json:"leases"`
 }

@@ -21,13 +21,10 @@ import (
 	"github.com/kerf-edge/kerf/internal/atomicfile"
 )
 
-// The buckets of the pool's own state and the ledger's one key; the
-// operator's state has buckets of its own (state.go).
-const (
-	NodesBucket  = "kerf_pool_nodes"
-	LeasesBucket = "kerf_pool_leases"
-	ledgerKey    = "ledger"
-)
+// NodesBucket is the node inventory, one key per member. Each member's
+// leases have a bucket of their own (LeaseBucket); the operator's state
+// has buckets of its own (state.go).
+const NodesBucket = "kerf_pool_nodes"
 
 // tick is how often a member publishes its inventory, refreshes what it
 // knows of the others and tidies the ledger.
@@ -69,12 +66,18 @@ type Pool struct {
 	local    Local
 	addRoute func(peer string) error
 	nc, sys  *nats.Conn
+	js       jetstream.JetStream
 
 	mu       sync.Mutex
-	nodesKV  jetstream.KeyValue // nil until the buckets exist
-	leasesKV jetstream.KeyValue
-	nodes    map[string]Node               // the inventory as last read
-	ledger   Ledger                        // as last read
+	nodesKV  jetstream.KeyValue       // nil until the buckets exist
+	nodes    map[string]Node          // the inventory as last read
+	members  map[string]*memberLeases // each member's leases as last read or written
+	released map[string]bool          // this member's leases released, not yet written
+	release  chan struct{}            // signals released
+	// doomed are reservations on this member whose write went
+	// unanswered, by ID, until they expire: one that landed after all
+	// is dropped by the next round of upkeep.
+	doomed   map[string]time.Time
 	lastSeen map[string]time.Time          // when each member was last live
 	stateErr string                        // why the state could not be read, "" when it could
 	left     map[string]bool               // members removed by Leave since start
@@ -100,7 +103,7 @@ func New(o Options) *Pool {
 		log = slog.Default()
 	}
 	return &Pool{opts: o, log: log.With("component", "pool"), nodes: map[string]Node{}, lastSeen: map[string]time.Time{}, left: map[string]bool{},
-		applied: map[string]map[string]uint64{}}
+		applied: map[string]map[string]uint64{}, members: map[string]*memberLeases{}, released: map[string]bool{}, doomed: map[string]time.Time{}, release: make(chan struct{}, 1)}
 }
 
 // Start joins the pool through srv, the broker's server (already
@@ -118,7 +121,13 @@ func (p *Pool) Start(srv *server.Server, kerfd, system Login, local Local, addRo
 		nc.Close()
 		return fmt.Errorf("pool: %w", err)
 	}
-	p.srv, p.nc, p.sys, p.local, p.addRoute = srv, nc, sys, local, addRoute
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		sys.Close()
+		return fmt.Errorf("pool: %w", err)
+	}
+	p.srv, p.nc, p.sys, p.js, p.local, p.addRoute = srv, nc, sys, js, local, addRoute
 	nc.SetReconnectHandler(func(*nats.Conn) { p.watchAgain() })
 	nc.SetErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 		if sub != nil { // a watch's consumer may be gone: establish them again
@@ -132,6 +141,11 @@ func (p *Pool) Start(srv *server.Server, kerfd, system Login, local Local, addRo
 	p.mu.Lock()
 	p.lastSeen[p.opts.Node] = now
 	p.mu.Unlock()
+	p.following.Add(1)
+	go func() {
+		defer p.following.Done()
+		p.releaser(ctx)
+	}()
 	go p.run(ctx)
 	return nil
 }
@@ -172,18 +186,22 @@ func (p *Pool) step(ctx context.Context) {
 		p.lastSeen[n] = now
 		delete(p.left, n) // a member that left and joined again
 	}
-	ready := p.leasesKV != nil
+	ready := p.nodesKV != nil
 	p.mu.Unlock()
 	if !ready {
 		if err := p.createBuckets(ctx); err != nil {
 			p.setStateErr(fmt.Errorf("creating the pool's buckets: %w", err))
 			return
 		}
-		p.log.Info("pool state ready", "buckets", append([]string{NodesBucket, LeasesBucket}, stateBuckets...), "replicas", p.opts.Config.Replicas())
+		p.log.Info("pool state ready", "buckets", append([]string{NodesBucket, LeaseBucket(p.opts.Node)}, stateBuckets...), "replicas", p.opts.Config.Replicas())
 		p.followState(ctx)
 	}
 	p.noteQuorum()
-	err := errors.Join(p.publishInventory(ctx), p.readInventory(ctx), p.tidyLedger(ctx, now))
+	lead := p.leadOwnBucket(ctx)
+	if lead != nil {
+		p.setStateErr(lead)
+	}
+	err := errors.Join(lead, p.publishInventory(ctx), p.readInventory(ctx), p.readAllLeases(ctx), p.tidyLedger(ctx, now))
 	p.setStateErr(err)
 }
 
@@ -218,16 +236,13 @@ func (p *Pool) setStateErr(err error) {
 // createBuckets creates (or finds) the buckets, each with the pool's
 // replicas, on file.
 func (p *Pool) createBuckets(ctx context.Context) error {
-	js, err := jetstream.New(p.nc)
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	all := append([]string{NodesBucket, LeasesBucket}, stateBuckets...)
+	all := append([]string{NodesBucket, LeaseBucket(p.opts.Node)}, stateBuckets...)
 	kvs := make([]jetstream.KeyValue, len(all))
 	for i, b := range all {
-		kvs[i], err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: b, History: 1,
+		var err error
+		kvs[i], err = p.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: b, History: 1,
 			Replicas: p.opts.Config.Replicas(), Storage: jetstream.FileStorage})
 		if err != nil {
 			return fmt.Errorf("%s: %w", b, err)
@@ -237,25 +252,33 @@ func (p *Pool) createBuckets(ctx context.Context) error {
 	for i, b := range stateBuckets {
 		state[b] = kvs[2+i]
 	}
+	m := p.member(p.opts.Node)
 	p.mu.Lock()
-	p.nodesKV, p.leasesKV, p.state = kvs[0], kvs[1], state
+	m.kv = kvs[1]
+	p.mu.Unlock()
+	if _, _, err := p.readLeases(ctx, p.opts.Node); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.nodesKV, p.state = kvs[0], state
 	p.mu.Unlock()
 	return nil
 }
 
-func (p *Pool) buckets() (nodes, leases jetstream.KeyValue, err error) {
+// nodesBucket is the inventory's bucket, once the buckets exist.
+func (p *Pool) nodesBucket() (jetstream.KeyValue, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.leasesKV == nil {
-		return nil, nil, ErrNotReady
+	if p.nodesKV == nil {
+		return nil, ErrNotReady
 	}
-	return p.nodesKV, p.leasesKV, nil
+	return p.nodesKV, nil
 }
 
 // publishInventory writes this node's entry when it changed, and at least
 // every ten ticks so that its time stays recent.
 func (p *Pool) publishInventory(ctx context.Context) error {
-	kv, _, err := p.buckets()
+	kv, err := p.nodesBucket()
 	if err != nil {
 		return err
 	}
@@ -286,7 +309,7 @@ func (p *Pool) publishInventory(ctx context.Context) error {
 
 // readInventory refreshes the inventory of every member.
 func (p *Pool) readInventory(ctx context.Context) error {
-	kv, _, err := p.buckets()
+	kv, err := p.nodesBucket()
 	if err != nil {
 		return err
 	}
@@ -311,6 +334,11 @@ func (p *Pool) readInventory(ctx context.Context) error {
 	}
 	p.mu.Lock()
 	p.nodes = nodes
+	for n := range p.members {
+		if _, ok := nodes[n]; !ok && n != p.opts.Node {
+			delete(p.members, n) // removed by Leave
+		}
+	}
 	p.mu.Unlock()
 	return nil
 }
@@ -322,114 +350,78 @@ var ErrNotReady = errors.New("the pool's state is not ready yet on this member (
 // errUnchanged: a change of the ledger found nothing to change.
 var errUnchanged = errors.New("unchanged")
 
-// modify applies f to the ledger and writes it back by compare-and-set
-// on its revision, retrying when another member wrote in between. f sees
-// the current ledger each time.
-func (p *Pool) modify(ctx context.Context, f func(*Ledger) error) error {
-	_, kv, err := p.buckets()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
-	defer cancel()
-	for {
-		var l Ledger
-		var rev uint64
-		e, err := kv.Get(ctx, ledgerKey)
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-		case err != nil:
-			return fmt.Errorf("reading the lease ledger: %w", err)
-		default:
-			rev = e.Revision()
-			if err := json.Unmarshal(e.Value(), &l); err != nil {
-				return fmt.Errorf("the lease ledger does not parse: %w", err)
-			}
-		}
-		if err := f(&l); err != nil {
-			if errors.Is(err, errUnchanged) {
-				p.setLedger(l)
-				return nil
-			}
-			return err
-		}
-		b, err := json.Marshal(l)
-		if err != nil {
-			return err
-		}
-		err = untilAnswered(ctx, func() error {
-			var err error
-			if rev == 0 {
-				_, err = kv.Create(ctx, ledgerKey, b)
-			} else {
-				_, err = kv.Update(ctx, ledgerKey, b, rev)
-			}
-			return err
-		})
-		if err == nil {
-			p.setLedger(l)
-			return nil
-		}
-		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			return fmt.Errorf("writing the lease ledger: %w", err)
-		}
-		// Another member wrote first: read again.
-		if ctx.Err() != nil {
-			return fmt.Errorf("writing the lease ledger: %w", ctx.Err())
-		}
-	}
-}
-
-func (p *Pool) setLedger(l Ledger) {
-	p.mu.Lock()
-	p.ledger = l
-	p.mu.Unlock()
-}
-
-// tidyLedger drops this node's leases it no longer holds (released while
-// the ledger could not be written, or left by an earlier run), expired
-// reservations, and the leases of members out of the pool for longer than
-// LeaseTimeout.
+// tidyLedger drops, from this member's leases, those it no longer holds
+// (released while they could not be written, or left by an earlier run)
+// and expired reservations; and, from each other member's, every lease
+// once the member has been out of the pool for longer than LeaseTimeout.
 func (p *Pool) tidyLedger(ctx context.Context, now time.Time) error {
 	p.mu.Lock()
 	seen := maps(p.lastSeen)
 	p.mu.Unlock()
-	timeout := p.opts.Config.LeaseTimeout
-	var gone []string
-	err := p.modify(ctx, func(l *Ledger) error {
-		gone = gone[:0]
-		changed := l.Remove(func(x Lease) bool {
-			drop := false
-			switch {
-			case !x.Expires.IsZero() && now.After(x.Expires):
-				drop = true
-			case x.Node == p.opts.Node:
-				drop = x.Expires.IsZero() && !p.local.Holds(x.ID)
-			default:
-				last, ok := seen[x.Node]
-				drop = ok && now.Sub(last) > timeout
-				if !ok {
-					// Not seen since this node started: give it the
-					// timeout from now.
-					p.mu.Lock()
-					p.lastSeen[x.Node] = now
-					p.mu.Unlock()
+	var errs []error
+	for _, n := range p.memberNames() {
+		leases, _, ok := p.kept(n)
+		if !ok || len(leases) == 0 {
+			continue
+		}
+		var drop func(Lease) bool
+		if n == p.opts.Node {
+			p.mu.Lock()
+			doomed := map[string]bool{}
+			for id, exp := range p.doomed {
+				if now.After(exp) {
+					delete(p.doomed, id)
+				} else {
+					doomed[id] = true
 				}
 			}
-			if drop {
-				gone = append(gone, x.ID)
+			p.mu.Unlock()
+			drop = func(x Lease) bool {
+				if !x.Expires.IsZero() {
+					return now.After(x.Expires) || doomed[x.ID]
+				}
+				return !p.local.Holds(x.ID)
 			}
-			return drop
-		})
-		if !changed {
-			return errUnchanged
+		} else {
+			last, ok := seen[n]
+			if !ok {
+				// Not seen since this node started: give it the timeout
+				// from now.
+				p.mu.Lock()
+				p.lastSeen[n] = now
+				p.mu.Unlock()
+				continue
+			}
+			if now.Sub(last) <= p.opts.Config.LeaseTimeout {
+				continue
+			}
+			drop = func(Lease) bool { return true }
 		}
-		return nil
-	})
-	if err == nil && len(gone) > 0 {
-		p.log.Info("leases removed from the ledger", "leases", gone)
+		if !slices.ContainsFunc(leases, drop) {
+			continue
+		}
+		var gone []string
+		err := p.modifyOn(ctx, n, func(l *Ledger) error {
+			gone = gone[:0]
+			changed := l.Remove(func(x Lease) bool {
+				d := x.Node == n && drop(x)
+				if d {
+					gone = append(gone, x.ID)
+				}
+				return d
+			})
+			if !changed {
+				return errUnchanged
+			}
+			return nil
+		})
+		if err != nil {
+			errs = append(errs, err)
+		} else if len(gone) > 0 {
+			p.log.Info("leases removed from the ledger", "node", n, "leases", gone)
+		}
 	}
-	return err
+	return errors.Join(errs...)
 }
 
 func maps(m map[string]time.Time) map[string]time.Time {
@@ -497,70 +489,173 @@ func (p *Pool) Quorum() error {
 	return nil
 }
 
-// Admit records x, a lease this node granted on its own GPUs, in the
-// ledger: refused without quorum, when the ledger has no room left on
-// one of its GPUs (another member placed there), or when its tenant would
-// pass the limit across the pool. The node must not grant x unless Admit
-// returns nil.
+// Admit records x, a lease this node granted on its own GPUs, in this
+// member's leases: refused without quorum, when they have no room left on
+// one of its GPUs (another member reserved it), or when its tenant would
+// pass the limit across the pool (crossCheck). The node must not grant x
+// unless Admit returns nil.
 func (p *Pool) Admit(x Lease) error {
 	if err := p.Quorum(); err != nil {
 		return err
 	}
 	x.Node = p.opts.Node
-	return p.modify(context.Background(), func(l *Ledger) error {
+	admit := func(l *Ledger) error {
 		if y, ok := l.Find(x.Node, x.ID); ok && y.Granted.Equal(x.Granted) {
 			return errUnchanged // a write that went unanswered did land
 		}
 		return l.Admit(x, p.opts.Limit)
-	})
+	}
+	err := p.modifyOn(context.Background(), x.Node, admit)
+	if errors.Is(err, ErrLimit) && p.readAllLeases(context.Background()) == nil {
+		// Over the limit by the other members' leases as last read:
+		// refused only if they still say so.
+		err = p.modifyOn(context.Background(), x.Node, admit)
+	}
+	if err != nil {
+		return err
+	}
+	return p.crossCheck(x)
 }
 
-// Release drops lease id of this node from the ledger. A release that
-// cannot be written now is written by the next round of upkeep.
+// Release drops lease id of this node from its leases. Releases are
+// written by one goroutine, all those made since its last write in one;
+// one that cannot be written now is written by the next round of upkeep.
 func (p *Pool) Release(id string) {
-	go func() {
-		err := p.modify(context.Background(), func(l *Ledger) error {
-			if !l.Remove(func(x Lease) bool { return x.ID == id && x.Node == p.opts.Node }) {
+	p.mu.Lock()
+	p.released[id] = true
+	p.mu.Unlock()
+	select {
+	case p.release <- struct{}{}:
+	default: // one pending already
+	}
+}
+
+// releaser writes the releases until ctx ends.
+func (p *Pool) releaser(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.release:
+		}
+		p.mu.Lock()
+		ids := p.released
+		p.released = map[string]bool{}
+		p.mu.Unlock()
+		err := p.modifyOn(ctx, p.opts.Node, func(l *Ledger) error {
+			if !l.Remove(func(x Lease) bool { return ids[x.ID] && x.Node == p.opts.Node }) {
 				return errUnchanged
 			}
 			return nil
 		})
 		if err != nil {
-			p.log.Debug("lease release not yet in the ledger", "lease", id, "err", err)
+			p.log.Debug("lease releases not yet in the ledger", "leases", len(ids), "err", err)
 		}
-	}()
+	}
 }
 
-// Place places r on the first live member with room and reserves it there
-// for ReservationTTL, by compare-and-set on the ledger: of two placements
-// racing for the same room, one wins and the other is placed elsewhere or
-// refused.
-func (p *Pool) Place(r Request) (Lease, error) {
-	if err := p.Quorum(); err != nil {
-		return Lease{}, err
-	}
+// liveNodes are the inventory entries of the live members.
+func (p *Pool) liveNodes() []Node {
 	live := p.liveMembers()
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	var nodes []Node
 	for _, n := range p.nodes {
 		if slices.Contains(live, n.Name) {
 			nodes = append(nodes, n)
 		}
 	}
-	p.mu.Unlock()
-	id := "pool-" + strings.ToLower(rand.Text()[:16])
-	var out Lease
-	err := p.modify(context.Background(), func(l *Ledger) error {
-		if x, ok := l.Find("", id); ok {
-			out = x // a write that went unanswered did land
-			return errUnchanged
+	return nodes
+}
+
+// plan picks where r goes among nodes from every member's leases as last
+// read, writing nothing. A refusal, for room or for the tenant's limit, is
+// checked once more against the live members' leases read again.
+func (p *Pool) plan(r Request, nodes []Node, id string, now time.Time) (Lease, error) {
+	ttl := p.opts.Config.ReservationTTL
+	l := p.ledgerNow("")
+	p.dropReleased(&l)
+	x, err := l.Place(r, nodes, id, now, now.Add(ttl), p.opts.Limit)
+	if errors.Is(err, ErrNoCapacity) || errors.Is(err, ErrLimit) {
+		if p.readAllLeases(context.Background()) == nil {
+			l = p.ledgerNow("")
+			p.dropReleased(&l)
+			x, err = l.Place(r, nodes, id, now, now.Add(ttl), p.opts.Limit)
 		}
+	}
+	return x, err
+}
+
+// Plan picks where r would be placed, from every member's leases as last
+// read, and writes nothing: when it is this member, the node grants the
+// slices itself and records the lease with Admit, one write; otherwise
+// Place reserves them.
+func (p *Pool) Plan(r Request) (Lease, error) {
+	if err := p.Quorum(); err != nil {
+		return Lease{}, err
+	}
+	if _, err := p.nodesBucket(); err != nil {
+		return Lease{}, err
+	}
+	now := time.Now().UTC()
+	return p.plan(r, p.liveNodes(), "", now)
+}
+
+// Place places r on the first live member with room and reserves it there
+// for ReservationTTL, by compare-and-set on that member's leases: of two
+// placements racing for the same room, one wins and the other is placed
+// elsewhere or refused.
+func (p *Pool) Place(r Request) (Lease, error) {
+	if err := p.Quorum(); err != nil {
+		return Lease{}, err
+	}
+	if _, err := p.nodesBucket(); err != nil {
+		return Lease{}, err
+	}
+	nodes := p.liveNodes()
+	id := "pool-" + strings.ToLower(rand.Text()[:16])
+	for range len(nodes) + 1 {
 		now := time.Now().UTC()
-		x, err := l.Place(r, nodes, id, now, now.Add(p.opts.Config.ReservationTTL), p.opts.Limit)
-		out = x
-		return err
-	})
-	return out, err
+		x, err := p.plan(r, nodes, id, now)
+		if err != nil {
+			return Lease{}, err
+		}
+		i := slices.IndexFunc(nodes, func(n Node) bool { return n.Name == x.Node })
+		var out Lease
+		err = p.modifyOn(context.Background(), x.Node, func(l *Ledger) error {
+			if y, ok := l.Find(x.Node, id); ok {
+				out = y // a write that went unanswered did land
+				return errUnchanged
+			}
+			y, err := l.Place(r, nodes[i:i+1], id, now, x.Expires, p.opts.Limit)
+			out = y
+			return err
+		})
+		if errors.Is(err, ErrNoCapacity) {
+			// The member's leases changed since they were last read:
+			// read them again, and place again.
+			ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+			_, _, rerr := p.readLeases(ctx, x.Node)
+			cancel()
+			if rerr != nil {
+				return Lease{}, err
+			}
+			continue
+		}
+		if err != nil {
+			if x.Node == p.opts.Node && !errors.Is(err, ErrLimit) {
+				p.mu.Lock()
+				p.doomed[id] = x.Expires
+				p.mu.Unlock()
+			}
+			return Lease{}, err
+		}
+		if err := p.crossCheck(out); err != nil {
+			return Lease{}, err
+		}
+		return out, nil
+	}
+	return Lease{}, fmt.Errorf("%w: %s: the members' leases changed at every try", ErrNoCapacity, r)
 }
 
 // Member returns the inventory entry of member name as last read.
@@ -574,26 +669,22 @@ func (p *Pool) Member(name string) (Node, bool) {
 // Self is this member's name in the pool.
 func (p *Pool) Self() string { return p.opts.Node }
 
-// Reservation returns reservation id, made for tenant on this node. A
-// read may be answered by a replica that has not yet seen the placement
-// (the buckets allow direct reads), so one that misses it reads again
-// within the operation's bound.
+// Reservation returns reservation id, made for tenant on this node. The
+// member that placed it wrote it before redirecting the tenant, so one
+// read that misses it (expired, or not made) is asked again within the
+// operation's bound, for a leader of this member's leases elected since.
 func (p *Pool) Reservation(tenant, id string) (Lease, error) {
-	_, kv, err := p.buckets()
-	if err != nil {
+	if _, err := p.nodesBucket(); err != nil {
 		return Lease{}, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	for {
-		var l Ledger
-		e, err := kv.Get(ctx, ledgerKey)
-		if err == nil {
-			err = json.Unmarshal(e.Value(), &l)
+		leases, _, err := p.readLeases(ctx, p.opts.Node)
+		if err != nil {
+			return Lease{}, err
 		}
-		if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-			return Lease{}, fmt.Errorf("reading the lease ledger: %w", err)
-		}
+		l := Ledger{Leases: leases}
 		x, err := l.Reservation(p.opts.Node, tenant, id, time.Now())
 		if err == nil {
 			return x, nil
@@ -614,28 +705,14 @@ func (p *Pool) TakeUp(id string, x Lease) error {
 		return err
 	}
 	x.Node = p.opts.Node
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-	defer cancel()
-	for {
-		err := p.modify(ctx, func(l *Ledger) error {
-			if y, ok := l.Find(x.Node, x.ID); ok && y.Granted.Equal(x.Granted) {
-				if _, still := l.Find(x.Node, id); !still {
-					return errUnchanged // a write that went unanswered did land
-				}
+	return p.modifyOn(context.Background(), x.Node, func(l *Ledger) error {
+		if y, ok := l.Find(x.Node, x.ID); ok && y.Granted.Equal(x.Granted) {
+			if _, still := l.Find(x.Node, id); !still {
+				return errUnchanged // a write that went unanswered did land
 			}
-			return l.TakeUp(id, x, time.Now())
-		})
-		if !errors.Is(err, ErrNoReservation) {
-			return err
 		}
-		// Read from a replica that has not seen the placement yet, or
-		// expired: read again until the bound.
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+		return l.TakeUp(id, x, time.Now())
+	})
 }
 
 // Cancel drops reservation id of this node, which its tenant will not
@@ -730,21 +807,18 @@ func (p *Pool) Leave(node string) error {
 	if slices.Contains(p.liveMembers(), node) {
 		return fmt.Errorf("%s: %w; stop its kerfd first, then remove it from a member that stays", node, ErrLive)
 	}
-	nodes, _, err := p.buckets()
-	if err != nil {
-		return err
-	}
-	err = p.modify(context.Background(), func(l *Ledger) error {
-		if !l.Remove(func(x Lease) bool { return x.Node == node }) {
-			return errUnchanged
-		}
-		return nil
-	})
+	nodes, err := p.nodesBucket()
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
+	// Its leases go with their bucket: deleting it needs JetStream's meta
+	// leader only, not the bucket's own leader, which the member led and
+	// whose election may still be under way.
+	if err := untilAnswered(ctx, func() error { return p.js.DeleteKeyValue(ctx, LeaseBucket(node)) }); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return fmt.Errorf("removing the leases of %s: %w", node, err)
+	}
 	if err := untilAnswered(ctx, func() error { return nodes.Purge(ctx, node) }); err != nil {
 		return fmt.Errorf("removing %s from the inventory: %w", node, err)
 	}
@@ -765,6 +839,7 @@ func (p *Pool) Leave(node string) error {
 	p.mu.Lock()
 	p.left[node] = true
 	delete(p.nodes, node)
+	delete(p.members, node)
 	p.mu.Unlock()
 	p.log.Info("member removed from the pool", "node", node)
 	return nil

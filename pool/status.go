@@ -51,12 +51,12 @@ func (p *Pool) Status() Status {
 	} else {
 		st.Quorum = true
 	}
+	st.Leases = p.ledgerNow("").Leases
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if st.Problem == "" {
 		st.Problem = p.stateErr
 	}
-	st.Leases = slices.Clone(p.ledger.Leases)
 	names := map[string]bool{}
 	for n := range p.nodes {
 		names[n] = true

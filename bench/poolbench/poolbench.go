@@ -152,9 +152,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 
 	// Failover: each member is killed in turn, so that one of them leads
-	// the ledger's stream (the worst case: the stream elects a new leader
-	// before the ledger can be written), and the members left are asked
-	// in turn until one places; the member is restarted before the next.
+	// JetStream's meta group and each leads its own lease bucket, and the
+	// members left are asked in turn until one places; the member is
+	// restarted before the next.
 	for _, victim := range pool.Nodes {
 		f, err := failover(ctx, pool, victim, o.Fraction, say)
 		if err != nil {
