@@ -29,7 +29,9 @@ type Kernel struct {
 	consts   []regInit
 	specials []regInit // val is a special register kind
 	globRefs []globRef
-	dynOff   uint64 // offset of dynamic shared memory in the shared window
+	// registers uniform in every warp from the start (uniform.go)
+	uniStatic []uint16
+	dynOff    uint64 // offset of dynamic shared memory in the shared window
 	// functions decoded into code, the calls, and the index in funcs of
 	// each module function's address (-1: not in this kernel)
 	funcs      []kfunc
@@ -239,6 +241,7 @@ func decodeKernel(m *Module, b pendingBody, p *parser) (*Kernel, error) {
 	k.nregs = ks.nregs
 	k.packPreds(ks.preds)
 	k.immShifts()
+	k.findUniform()
 	return k, nil
 }
 

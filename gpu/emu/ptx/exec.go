@@ -244,6 +244,7 @@ func (w *worker) watchdog(in *instr, n uint64) error {
 // warp is the state of 32 threads.
 type warp struct {
 	r       [][32]uint64
+	uni     []bool    // per register: all 32 lanes hold one value (uniform.go)
 	lanePC  [32]int32 // for lanes not in active
 	live    uint32    // lanes that have not exited
 	waiting uint32    // lanes waiting at a barrier
@@ -289,7 +290,10 @@ func newWorker(k *Kernel, l *Launch, nthreads, shared int, globs []uint64) *work
 	nw := (nthreads + 31) / 32
 	bx, by := int(l.Block[0]), int(l.Block[1])
 	for i := 0; i < nw; i++ {
-		wp := &warp{r: make([][32]uint64, k.nregs), idx: i}
+		wp := &warp{r: make([][32]uint64, k.nregs), uni: make([]bool, k.nregs), idx: i}
+		for _, r := range k.uniStatic {
+			wp.uni[r] = true
+		}
 		for _, c := range k.consts {
 			for l := range wp.r[c.reg] {
 				wp.r[c.reg][l] = c.val
@@ -655,7 +659,11 @@ func (w *worker) runWarp(wp *warp) error {
 			var v uint32
 			switch in.op {
 			case opSetpSBits, opSetpUBits:
-				v = setpMaskInt(&r[in.a], &r[in.b], in.mod, in.typ)
+				if u := wp.uni; u[in.a] && u[in.b] {
+					v = setpUniInt(r[in.a][0], r[in.b][0], in.mod, in.typ)
+				} else {
+					v = setpMaskInt(&r[in.a], &r[in.b], in.mod, in.typ)
+				}
 			case opSetpF32Bits:
 				v = setpMaskF32(&r[in.a], &r[in.b], in.mod)
 			case opSetpF64Bits:
@@ -800,6 +808,13 @@ func (w *worker) runWarp(wp *warp) error {
 			if err := w.ld(wp, in, mask); err != nil {
 				return err
 			}
+		case opUni:
+			w.uniOp(wp, in, mask)
+		case opLdUni:
+			if err := w.ld(wp, in, mask); err != nil {
+				return err
+			}
+			wp.uni[in.regs[0]] = mask == fullMask
 		case opSt:
 			if err := w.st(wp, in, mask); err != nil {
 				return err

@@ -166,6 +166,9 @@ const (
 	opShrS32Imm
 	opShrU64Imm
 	opShrS64Imm
+	// forms that track warp-uniform registers (uniform.go)
+	opUni   // mod: the operation tracked
+	opLdUni // ld of a kernel parameter
 	numOps
 )
 
