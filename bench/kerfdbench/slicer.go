@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"text/tabwriter"
@@ -400,6 +401,9 @@ func startWithBundle(ctx context.Context, dir string) (stop func(), bundlePath s
 }
 
 func startBenchAppliance(ctx context.Context, dir string, extra ...string) (*kerfd, func(), error) {
+	// A previous run's appliance (its emulated GPU's memory above all) is
+	// garbage by now: collect it before this run starts, not during it.
+	runtime.GC()
 	env := append([]string{"KERF_STATE_DIR=" + filepath.Join(dir, "state"), "KERF_LISTEN__QUIC=127.0.0.1:0",
 		"KERF_LISTEN__HTTP=", "KERF_GPU__BACKEND=emulated", "KERF_INGEST__ENABLED=false", "KERF_LOG__LEVEL=warn"}, extra...)
 	cfg, err := appliance.LoadConfig("", env)

@@ -375,7 +375,7 @@ func benchSlicer(args []string, demo bool) error {
 	rounds := fs.Int("rounds", 10, "passes over the profile cycle")
 	cycle := fs.String("profiles", "uniform-20,uniform-10,mixed-2x25-5x10", "the profile cycle, comma-separated; the first is the starting layout (uniform-20,uniform-20 measures the benchmark's own floor)")
 	compare := fs.Bool("compare", true, "run with compute shares unenforced and enforced in turn, with the tenants and with one tenant alone: the cost of enforcement")
-	pairs := fs.Int("pairs", 2, "with --compare: how many times each mode runs, in turn, per case; the ratios reported are the medians")
+	pairs := fs.Int("pairs", 4, "with --compare: how many times each mode runs, in turn, per case; the ratios reported are the medians")
 	if demo {
 		*tenants, *rounds = 4, 1
 	}
