@@ -15,7 +15,7 @@ package ptx
 // outside the instruction (saved frames, operand tables) and are left
 // as they are.
 func (k *Kernel) packPreds(preds []uint16) {
-	if len(preds) == 0 || len(k.funcs) != 0 || len(k.calls) != 0 || len(k.texOps) != 0 || len(k.mmaOps) != 0 {
+	if len(preds) == 0 || !k.plainWarps() {
 		return
 	}
 	packed := make([]bool, k.nregs)
@@ -189,4 +189,11 @@ func setpMaskF64(a, b *[32]uint64, op uint8) uint32 {
 		m = m<<1 | uint32(b2i(cmpFloat(op, f64(a[l]), f64(b[l]))))
 	}
 	return m
+}
+
+// plainWarps reports whether k calls no function and uses no texture or
+// matrix instruction: the kernels whose registers the load-time
+// specialisations (packPreds, findUniform) may re-lay.
+func (k *Kernel) plainWarps() bool {
+	return len(k.funcs) == 0 && len(k.calls) == 0 && len(k.texOps) == 0 && len(k.mmaOps) == 0
 }

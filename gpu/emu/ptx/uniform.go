@@ -52,7 +52,7 @@ func uniLoad(in *instr) bool {
 // whose register lists live outside the instruction, are left as they
 // are.
 func (k *Kernel) findUniform() {
-	if len(k.funcs) != 0 || len(k.calls) != 0 || len(k.texOps) != 0 || len(k.mmaOps) != 0 {
+	if !k.plainWarps() {
 		return
 	}
 	static := make([]bool, k.nregs)
@@ -185,29 +185,13 @@ func (w *worker) uniOp(wp *warp, in *instr, mask uint32) {
 // setpUniInt is a setp's answer for every lane when a and b are
 // uniform: all lanes or none.
 func setpUniInt(a, b uint64, op uint8, t vtype) uint32 {
+	// Widened to 64 bits, as its type extends it, a value keeps its order.
 	var c bool
 	if t.signed() {
-		switch t.size() {
-		case 4:
-			c = cmpAs(int32(a), int32(b), op)
-		case 8:
-			c = cmpAs(int64(a), int64(b), op)
-		case 2:
-			c = cmpAs(int16(a), int16(b), op)
-		default:
-			c = cmpAs(int8(a), int8(b), op)
-		}
+		c = cmpAs(signExt(a, t.size()), signExt(b, t.size()), op)
 	} else {
-		switch t.size() {
-		case 4:
-			c = cmpAs(uint32(a), uint32(b), op)
-		case 8:
-			c = cmpAs(a, b, op)
-		case 2:
-			c = cmpAs(uint16(a), uint16(b), op)
-		default:
-			c = cmpAs(uint8(a), uint8(b), op)
-		}
+		sh := 64 - 8*uint(t.size())
+		c = cmpAs(a<<sh>>sh, b<<sh>>sh, op)
 	}
 	if c {
 		return fullMask
