@@ -197,11 +197,7 @@ func (p *Pool) step(ctx context.Context) {
 		p.followState(ctx)
 	}
 	p.noteQuorum()
-	lead := p.leadOwnBucket(ctx)
-	if lead != nil {
-		p.setStateErr(lead)
-	}
-	err := errors.Join(lead, p.publishInventory(ctx), p.readInventory(ctx), p.readAllLeases(ctx), p.tidyLedger(ctx, now))
+	err := errors.Join(p.leadOwnBucket(ctx), p.publishInventory(ctx), p.readInventory(ctx), p.readAllLeases(ctx), p.tidyLedger(ctx, now))
 	p.setStateErr(err)
 }
 
