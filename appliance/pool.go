@@ -148,9 +148,6 @@ func (al *allocator) allocateInPool(t auth.Tenant, req transport.AllocRequest) (
 func (al *allocator) grantHere(t auth.Tenant, r pool.Request) (transport.Lease, error) {
 	l, err := al.sl.TryAllocate(slicer.Request{Tenant: t.ID, N: r.Count, Fraction: r.Fraction, Memory: r.Memory, MinMemory: r.MinMemory, Model: r.Model})
 	if err != nil {
-		if errors.Is(err, slicer.ErrNoCapacity) {
-			return transport.Lease{}, abi.Errorf(abi.ErrOutOfMemory, "%v", err)
-		}
 		return transport.Lease{}, allocError(err)
 	}
 	if err := al.admitToPool(l); err != nil {
