@@ -766,24 +766,36 @@ func untilAnswered(ctx context.Context, op func() error) error {
 	}
 }
 
-// removeServer asks JetStream's meta leader to forget node. Only the
-// leader answers, and a member's death may have it elected anew (Raft
-// waits 4 to 9 s), so the request is asked again, a second at a time,
-// for up to twice opTimeout.
+// removeServer asks JetStream's meta leader to forget node
+// (askMetaLeader).
 func (p *Pool) removeServer(node string) (*nats.Msg, error) {
 	req, _ := json.Marshal(server.JSApiMetaServerRemoveRequest{Server: node})
+	var msg *nats.Msg
+	err := askMetaLeader(func(ctx context.Context) error {
+		var err error
+		msg, err = p.sys.RequestWithContext(ctx, server.JSApiRemoveServer, req)
+		return err
+	})
+	return msg, err
+}
+
+// askMetaLeader runs op, a request that only JetStream's meta leader
+// answers, until it succeeds: a member's death may have the leader
+// elected anew (Raft waits 4 to 9 s), so op is asked again, each try
+// bounded to a second, for up to twice opTimeout.
+func askMetaLeader(op func(ctx context.Context) error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*opTimeout)
 	defer cancel()
 	for {
 		attempt, done := context.WithTimeout(ctx, time.Second)
-		msg, err := p.sys.RequestWithContext(attempt, server.JSApiRemoveServer, req)
+		err := op(attempt)
 		done()
 		if err == nil || ctx.Err() != nil {
-			return msg, err
+			return err
 		}
 		select {
 		case <-ctx.Done():
-			return nil, err
+			return err
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -807,14 +819,25 @@ func (p *Pool) Leave(node string) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-	defer cancel()
 	// Its leases go with their bucket: deleting it needs JetStream's meta
 	// leader only, not the bucket's own leader, which the member led and
-	// whose election may still be under way.
-	if err := untilAnswered(ctx, func() error { return p.js.DeleteKeyValue(ctx, LeaseBucket(node)) }); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
+	// whose election may still be under way. A delete asked again after
+	// one that landed finds no bucket.
+	err = askMetaLeader(func(ctx context.Context) error {
+		err := p.js.DeleteKeyValue(ctx, LeaseBucket(node))
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		if qerr := p.Quorum(); qerr != nil {
+			return qerr
+		}
 		return fmt.Errorf("removing the leases of %s: %w", node, err)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
 	if err := untilAnswered(ctx, func() error { return nodes.Purge(ctx, node) }); err != nil {
 		return fmt.Errorf("removing %s from the inventory: %w", node, err)
 	}
