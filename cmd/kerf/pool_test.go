@@ -322,6 +322,11 @@ func TestPoolOfThree(t *testing.T) {
 	if r := leave(c); r.code != 0 {
 		t.Fatalf("leave %s: exit %d\n%s%s", c.Name, r.code, r.stdout, r.stderr)
 	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("the last pool status of %s:\n%s%s", a.Name, st.stdout, st.stderr)
+		}
+	}()
 	waitFor(t, "a pool of two", func() bool {
 		st = a.kerf(t, "pool", "status")
 		return strings.Contains(st.stdout, "2 of 2 members live") && !strings.Contains(st.stdout, c.Name)
