@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,9 +32,13 @@ func (fakeLocal) Holds(string) bool { return true }
 // member is one member of a test pool: an embedded nats-server, clustered,
 // and the Pool on it.
 type member struct {
-	name string
-	srv  *server.Server
-	pool *Pool
+	name  string
+	srv   *server.Server
+	pool  *Pool
+	cfg   Config
+	gpus  int
+	limit float64
+	store string
 }
 
 // startPool starts a pool of len(names) members in this process, each
@@ -53,47 +58,67 @@ func startPool(t *testing.T, names []string, gpus int, limit float64) []*member 
 				peers = append(peers, a)
 			}
 		}
-		cfg := Config{Name: "test", Node: name, Listen: addrs[i], Peers: peers, Secret: strings.Repeat("s", minSecret),
-			LeaseTimeout: time.Minute, ReservationTTL: 10 * time.Second}
-		opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
-			JetStream: true, StoreDir: t.TempDir()}
-		if err := opts.ProcessConfigString("accounts { KERF { jetstream: enabled } }"); err != nil {
-			t.Fatal(err)
-		}
-		opts.Users = []*server.User{{Username: "kerfd", Password: "kerfd", Account: opts.Accounts[0]}}
-		user, password, err := cfg.ClusterOptions(opts, name, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv, err := server.NewServer(opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv.Start()
-		t.Cleanup(srv.Shutdown)
-		p := New(Options{Config: cfg, Node: name, Limit: limit, Log: slog.New(slog.DiscardHandler)})
-		if err := p.Start(srv, Login{"kerfd", "kerfd"}, Login{user, password}, fakeLocal{gpus}, func(string) error { return nil }); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(p.Close)
-		out = append(out, &member{name, srv, p})
+		m := &member{name: name, gpus: gpus, limit: limit, store: t.TempDir(),
+			cfg: Config{Name: "test", Node: name, Listen: addrs[i], Peers: peers, Secret: strings.Repeat("s", minSecret),
+				LeaseTimeout: time.Minute, ReservationTTL: 10 * time.Second}}
+		m.start(t)
+		out = append(out, m)
 	}
 	for _, m := range out {
-		testkit.WaitForWithin(t, time.Minute, m.name+" sees the pool formed", func() bool {
-			st := m.pool.Status()
-			if !st.Quorum || st.Problem != "" {
-				return false
-			}
-			n := 0
-			for _, x := range st.Members {
-				if x.Live && len(x.GPUs) > 0 {
-					n++
-				}
-			}
-			return n == len(names)
-		})
+		waitFormed(t, m, len(names))
 	}
 	return out
+}
+
+// start starts m's broker on its store and cluster address, and its Pool.
+func (m *member) start(t *testing.T) {
+	t.Helper()
+	opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
+		JetStream: true, StoreDir: m.store}
+	if err := opts.ProcessConfigString("accounts { KERF { jetstream: enabled } }"); err != nil {
+		t.Fatal(err)
+	}
+	opts.Users = []*server.User{{Username: "kerfd", Password: "kerfd", Account: opts.Accounts[0]}}
+	user, password, err := m.cfg.ClusterOptions(opts, m.name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.srv, err = server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.srv.Start()
+	t.Cleanup(m.srv.Shutdown)
+	m.pool = New(Options{Config: m.cfg, Node: m.name, Limit: m.limit, Log: slog.New(slog.DiscardHandler)})
+	if err := m.pool.Start(m.srv, Login{"kerfd", "kerfd"}, Login{user, password}, fakeLocal{m.gpus}, func(string) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.pool.Close)
+}
+
+// stop stops m's Pool and its broker, as a member's kerfd stopping does.
+func (m *member) stop() {
+	m.pool.Close()
+	m.srv.Shutdown()
+}
+
+// waitFormed waits until m sees a quorum, and live members live with their
+// inventories.
+func waitFormed(t *testing.T, m *member, live int) {
+	t.Helper()
+	testkit.WaitForWithin(t, time.Minute, m.name+" sees the pool formed", func() bool {
+		st := m.pool.Status()
+		if !st.Quorum || st.Problem != "" {
+			return false
+		}
+		n := 0
+		for _, x := range st.Members {
+			if x.Live && len(x.GPUs) > 0 {
+				n++
+			}
+		}
+		return n == live
+	})
 }
 
 // leaderOf is the member leading node's lease bucket, as m's broker sees it.
@@ -243,5 +268,56 @@ func TestPoolTenantLimitRacingAcrossMembers(t *testing.T) {
 	err := ms[1].pool.Admit(Lease{ID: "next", Tenant: "t", GPUs: []int{0}, Charge: 0.75, Granted: time.Now().UTC()})
 	if !errors.Is(err, ErrLimit) && !errors.Is(err, ErrContended) {
 		t.Fatalf("a placement past the limit on another member: %v, want ErrLimit or ErrContended", err)
+	}
+}
+
+// Leave names the member to JetStream by metaPeerID: it must be the ID
+// the server gives itself.
+func TestMetaPeerIDIsTheServersOwn(t *testing.T) {
+	for _, name := range []string{"node-a", "kerfd", "appliance-17.factory"} {
+		srv, err := server.NewServer(&server.Options{ServerName: name, Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.Start()
+		if !srv.ReadyForConnections(10 * time.Second) {
+			t.Fatalf("%s: server not ready", name)
+		}
+		if got, want := metaPeerID(name), srv.Node(); got != want {
+			t.Errorf("metaPeerID(%q) = %q, the server calls itself %q", name, got, want)
+		}
+		srv.Shutdown()
+	}
+}
+
+// A member that is down leaves through a member that stays, while
+// JetStream's meta leader is a member restarted since: one that never
+// learnt the leaving member's name. JetStream must count it no more.
+func TestPoolLeaveWhenTheMetaLeaderNeverSawTheMember(t *testing.T) {
+	ms := startPool(t, []string{"a", "b", "c"}, 1, 0)
+	a, b, c := ms[0], ms[1], ms[2]
+	c.stop()
+	b.stop()
+	b.start(t)
+	waitFormed(t, a, 2)
+	stepdown, _ := json.Marshal(server.JSApiLeaderStepdownRequest{Placement: &server.Placement{Preferred: b.name}})
+	testkit.WaitForWithin(t, time.Minute, b.name+" leads JetStream", func() bool {
+		if _, leader := a.pool.meta(); leader == b.name {
+			return true
+		}
+		_, _ = a.pool.sys.Request(server.JSApiLeaderStepDown, stepdown, time.Second)
+		time.Sleep(time.Second)
+		_, leader := a.pool.meta()
+		return leader == b.name
+	})
+	if err := a.pool.Leave(c.name); err != nil {
+		t.Fatalf("leave %s: %v", c.name, err)
+	}
+	testkit.WaitForWithin(t, 30*time.Second, "JetStream counting two members", func() bool {
+		size, _ := a.pool.meta()
+		return size == 2
+	})
+	if err := a.pool.Quorum(); err != nil {
+		t.Errorf("quorum of two after the leave: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -767,16 +768,49 @@ func untilAnswered(ctx context.Context, op func() error) error {
 }
 
 // removeServer asks JetStream's meta leader to forget node
-// (askMetaLeader).
-func (p *Pool) removeServer(node string) (*nats.Msg, error) {
-	req, _ := json.Marshal(server.JSApiMetaServerRemoveRequest{Server: node})
-	var msg *nats.Msg
+// (askMetaLeader). A member it no longer knows is forgotten already: an
+// earlier request, unanswered in time, may have landed.
+func (p *Pool) removeServer(node string) error {
+	// By peer ID, not by name: a meta leader that started while the member
+	// was down never learnt its name, and would answer "not a member".
+	req, _ := json.Marshal(server.JSApiMetaServerRemoveRequest{Peer: metaPeerID(node)})
+	var refused error
 	err := askMetaLeader(func(ctx context.Context) error {
-		var err error
-		msg, err = p.sys.RequestWithContext(ctx, server.JSApiRemoveServer, req)
-		return err
+		msg, err := p.sys.RequestWithContext(ctx, server.JSApiRemoveServer, req)
+		if err != nil {
+			return err
+		}
+		var resp server.JSApiMetaServerRemoveResponse
+		if err := json.Unmarshal(msg.Data, &resp); err != nil {
+			refused = fmt.Errorf("its answer: %w", err)
+			return nil
+		}
+		switch {
+		case resp.Error == nil, server.IsNatsErr(resp.Error, server.JSClusterServerNotMemberErr):
+		case server.IsNatsErr(resp.Error, server.JSClusterServerMemberChangeInflightErr):
+			return resp.Error // an earlier request of ours, still committing
+		default:
+			refused = errors.New(resp.Error.Description)
+		}
+		return nil
 	})
-	return msg, err
+	if err != nil {
+		return err
+	}
+	return refused
+}
+
+// metaPeerID is the ID under which JetStream's Raft groups know the
+// server named name: the first eight characters of its SHA-256, each
+// byte written as a base-62 digit.
+func metaPeerID(name string) string {
+	const digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	sum := sha256.Sum256([]byte(name))
+	id := make([]byte, 8)
+	for i := range id {
+		id[i] = digits[int(sum[i])%len(digits)]
+	}
+	return string(id)
 }
 
 // askMetaLeader runs op, a request that only JetStream's meta leader
@@ -841,19 +875,11 @@ func (p *Pool) Leave(node string) error {
 	if err := untilAnswered(ctx, func() error { return nodes.Purge(ctx, node) }); err != nil {
 		return fmt.Errorf("removing %s from the inventory: %w", node, err)
 	}
-	msg, err := p.removeServer(node)
-	if err != nil {
+	if err := p.removeServer(node); err != nil {
 		if qerr := p.Quorum(); qerr != nil {
 			return qerr
 		}
 		return fmt.Errorf("asking JetStream to forget %s: %w", node, err)
-	}
-	var resp server.JSApiMetaServerRemoveResponse
-	if err := json.Unmarshal(msg.Data, &resp); err != nil {
-		return fmt.Errorf("JetStream's answer: %w", err)
-	}
-	if resp.Error != nil && !strings.Contains(resp.Error.Description, "not a member") {
-		return fmt.Errorf("JetStream refused to forget %s: %s", node, resp.Error.Description)
 	}
 	p.mu.Lock()
 	p.left[node] = true
