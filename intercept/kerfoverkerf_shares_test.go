@@ -41,10 +41,13 @@ func TestKerfOverKerfShares(t *testing.T) {
 }
 
 // overKerfShareWork is each tenant's work, in 32×32 matmuls;
-// overKerfShareTime ends the measurement earlier on a slow machine.
+// overKerfShareTime ends the measurement earlier on a slow machine, but
+// not before overKerfShareQuanta quanta: the arbiter divides the GPU a
+// quantum at a time, so a run of fewer cannot resolve a share to ±5%.
 const (
-	overKerfShareWork = 2000
-	overKerfShareTime = 12 * time.Second
+	overKerfShareWork   = 2000
+	overKerfShareTime   = 12 * time.Second
+	overKerfShareQuanta = 60
 )
 
 // overKerfKernelTime returns the GPU time of one 32×32 matmul, unpaced.
@@ -92,9 +95,9 @@ func TestKerfOverKerfSharesChild(t *testing.T) {
 	const n = 32
 	cfg := abi.LaunchConfig{Grid: abi.Dim3{X: n / 16, Y: n / 16, Z: 1}, Block: abi.Dim3{X: 16, Y: 16, Z: 1}}
 	// Grants one at a time (slicer.share_overlap_below 0), of a quantum
-	// that covers many kernels, as kerfd's 20 ms do on an emulated GPU:
+	// that covers several kernels, as kerfd's 20 ms do on an emulated GPU:
 	// a kernel's time here depends on the machine (and the race detector).
-	quantum := max(20*time.Millisecond, 20*overKerfKernelTime(t, backend, cfg))
+	quantum := max(20*time.Millisecond, 10*overKerfKernelTime(t, backend, cfg))
 	ar := slicer.NewArbiter(slicer.ArbiterConfig{Quantum: quantum})
 	shares := []float64{0.3, 0.7}
 	type tenant struct {
@@ -131,8 +134,8 @@ func TestKerfOverKerfSharesChild(t *testing.T) {
 	var once sync.Once
 	var end time.Time
 	first := make(chan struct{})
-	// Done at the first tenant's work, or after overKerfShareTime.
-	cutoff := time.AfterFunc(overKerfShareTime, func() { once.Do(func() { end = time.Now(); close(first) }) })
+	// Done at the first tenant's work, or at the cutoff.
+	cutoff := time.AfterFunc(max(overKerfShareTime, overKerfShareQuanta*quantum), func() { once.Do(func() { end = time.Now(); close(first) }) })
 	defer cutoff.Stop()
 	var wg sync.WaitGroup
 	for i, tn := range tns {
