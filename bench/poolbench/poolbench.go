@@ -57,10 +57,10 @@ type Result struct {
 	FirstError                 string `json:",omitempty"`
 	ContentionRatio            float64
 	// Failovers: each member killed by SIGKILL in turn, JetStream's meta
-	// leader first, and restarted before the next. FailoverMs is the
-	// longest wait for a placement after a kill (Failover.WaitMs);
-	// MetaFailoverMs and OtherFailoverMs the longest of the kills of the
-	// meta leader and of the others.
+	// leader first, then another, each restarted before the next.
+	// FailoverMs is the longest wait for a placement after a kill
+	// (Failover.WaitMs); MetaFailoverMs and OtherFailoverMs the longest of
+	// the kills of the meta leader and of the others.
 	Failovers       []Failover
 	FailoverMs      float64
 	MetaFailoverMs  float64
@@ -169,15 +169,17 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		res.ContentionRatio = res.PoolPerSec / res.SinglePerSec
 	}
 
-	// Failover: each member is killed in turn, JetStream's meta leader
-	// first, so that one of the kills is of the meta leader and each is
-	// of the leader of its own lease bucket; the member is restarted
-	// before the next.
-	victims, err := metaLeaderFirst(ctx, pool)
-	if err != nil {
-		return res, err
-	}
-	for _, victim := range victims {
+	// Failover: each member is killed in turn, the member is restarted
+	// before the next; JetStream's meta leader first, then a member that
+	// does not lead it, so that both kinds of kill are measured, and each
+	// is of the leader of its own lease bucket.
+	var killed []*Node
+	for k := range pool.Nodes {
+		victim, err := nextVictim(ctx, pool, killed, k%2 == 0)
+		if err != nil {
+			return res, err
+		}
+		killed = append(killed, victim)
 		f, err := failover(ctx, pool, victim, o.Fraction, say)
 		if err != nil {
 			return res, err
@@ -275,24 +277,25 @@ func contend(ctx context.Context, c *Cluster, placers int, fraction float64, d t
 	return t
 }
 
-// metaLeaderFirst is the pool's members, JetStream's meta leader first.
-func metaLeaderFirst(ctx context.Context, c *Cluster) ([]*Node, error) {
+// nextVictim is the next member to kill among those not killed yet: the
+// meta leader if leader is set, else another, where there is a choice.
+func nextVictim(ctx context.Context, c *Cluster, killed []*Node, leader bool) (*Node, error) {
 	st, err := c.Nodes[0].PoolStatus(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := slices.Clone(c.Nodes)
-	slices.SortStableFunc(out, func(a, b *Node) int {
-		return cmp.Compare(b2i(b.Name == st.Leader), b2i(a.Name == st.Leader))
-	})
-	return out, nil
-}
-
-func b2i(b bool) int {
-	if b {
-		return 1
+	var left []*Node
+	for _, n := range c.Nodes {
+		if !slices.Contains(killed, n) {
+			left = append(left, n)
+		}
 	}
-	return 0
+	for _, n := range left {
+		if (n.Name == st.Leader) == leader {
+			return n, nil
+		}
+	}
+	return left[0], nil
 }
 
 // failover kills victim and asks the members left for placements, in
