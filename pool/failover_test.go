@@ -116,10 +116,10 @@ func TestPoolPlacesWhileJetStreamElects(t *testing.T) {
 	// From the kill until a leader is elected again and for a second
 	// more, a placement is asked of a every 100 ms; the longest time
 	// without a grant, from the kill or the grant before, is what
-	// JetStream's election cost the placements.
-	// Meanwhile, the majority rule is asked of both members left, a
-	// thousand times a second: the election's own moments, a member
-	// standing for it and voting, have no leader either.
+	// JetStream's election cost the placements. Meanwhile, the majority
+	// rule is asked of both members left every millisecond: the
+	// election's own moments, a member standing for it and voting, have
+	// no leader either, and last seconds after a split vote.
 	type refusal struct {
 		at  time.Duration
 		err error
