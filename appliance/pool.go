@@ -370,7 +370,7 @@ func poolAPIError(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.As(err, &nq), errors.Is(err, pool.ErrNotReady):
+	case errors.As(err, &nq), errors.Is(err, pool.ErrNotReady), errors.Is(err, pool.ErrNoMetaLeader):
 		return fmt.Errorf("%w: %w", profiles.ErrUnavailable, err)
 	case errors.Is(err, pool.ErrLimit):
 		return fmt.Errorf("%w: %w", profiles.ErrOverLimit, err)

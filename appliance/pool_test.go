@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -28,6 +29,9 @@ func TestPoolPlaceBeforeReadyIsUnavailable(t *testing.T) {
 	}
 	if err := poolAPIError(pool.ErrNotReady); !errors.Is(err, profiles.ErrUnavailable) {
 		t.Fatalf("buckets not yet created: %v, want ErrUnavailable", err)
+	}
+	if err := poolAPIError(fmt.Errorf("removing the leases of b: %w", pool.ErrNoMetaLeader)); !errors.Is(err, profiles.ErrUnavailable) {
+		t.Fatalf("no meta leader: %v, want ErrUnavailable", err)
 	}
 }
 

@@ -6,9 +6,13 @@
 // secret, and TLS beyond loopback), JetStream is clustered, and the pool's
 // state lives in JetStream key-value buckets with up to three replicas,
 // written with sync_interval always. There is no consensus or membership
-// protocol here: JetStream's meta group decides who leads and whether a
-// majority is up, and each member's part of the lease ledger is changed
-// only by compare-and-set, so two nodes never grant the same capacity.
+// protocol here: a majority of the members live, as the broker's cluster
+// routes show them, is the quorum; each member's part of the lease ledger
+// is changed only by compare-and-set, and each bucket's own Raft group
+// acknowledges a write only once a majority of its replicas have it, so
+// two nodes never grant the same capacity. JetStream's meta leader is
+// needed only to create or delete buckets and to remove a member: while
+// its group elects a new one, placements go on.
 //
 // What it owns:
 //   - Config: the pool section of kerfd's configuration, and the cluster

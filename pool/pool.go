@@ -86,8 +86,8 @@ type Pool struct {
 	watch    map[string]Apply              // by state bucket
 	applied  map[string]map[string]uint64  // by state bucket and key: the revision applied last
 	rewatch  []chan struct{}               // one per watch of a state bucket: establish it again
-	// noQuorum is set while a round of upkeep finds no quorum: the watches
-	// are established again when it comes back.
+	// noQuorum is set while a round of upkeep finds no quorum or no meta
+	// leader: the watches are established again when both are back.
 	noQuorum  bool
 	following sync.WaitGroup // the watches of the state buckets
 	// applyMu is held while a change of the state is applied, before mu.
@@ -202,11 +202,12 @@ func (p *Pool) step(ctx context.Context) {
 	p.setStateErr(err)
 }
 
-// noteQuorum establishes the watches of the state again when a quorum
-// comes back after a round without one: a watch may have lost its
-// consumer meanwhile without saying so.
+// noteQuorum establishes the watches of the state again when a quorum,
+// or JetStream's meta leader, comes back after a round without one: a
+// watch may have lost its consumer meanwhile without saying so, and a
+// consumer is made again only through the meta leader.
 func (p *Pool) noteQuorum() {
-	lost := p.Quorum() != nil
+	lost := p.Quorum() != nil || p.metaLeader() != nil
 	p.mu.Lock()
 	back := p.noQuorum && !lost
 	p.noQuorum = lost
@@ -233,6 +234,9 @@ func (p *Pool) setStateErr(err error) {
 // createBuckets creates (or finds) the buckets, each with the pool's
 // replicas, on file.
 func (p *Pool) createBuckets(ctx context.Context) error {
+	if err := p.metaLeader(); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	all := append([]string{NodesBucket, LeaseBucket(p.opts.Node)}, stateBuckets...)
@@ -437,10 +441,6 @@ type NoQuorumError struct {
 }
 
 func (e *NoQuorumError) Error() string {
-	if 2*len(e.Live) > e.Size {
-		return fmt.Sprintf("the pool has no quorum yet: %d of %d members live (%s) but no leader elected; new placements are refused until one is, running sessions go on",
-			len(e.Live), e.Size, strings.Join(e.Live, ", "))
-	}
 	return fmt.Sprintf("the pool has no quorum: %d of %d members live (%s); new placements are refused until %d are, running sessions go on",
 		len(e.Live), e.Size, strings.Join(e.Live, ", "), e.Size/2+1)
 }
@@ -472,16 +472,46 @@ func (p *Pool) meta() (size int, leader string) {
 	return size, leader
 }
 
-// Quorum returns nil while a majority of the members are live and
-// JetStream has a leader, else a *NoQuorumError.
+// Quorum returns nil while a majority of the members are live, as this
+// member's broker sees them (its cluster routes), else a *NoQuorumError.
+// It does not wait for JetStream's meta leader: a placement writes one
+// member's lease bucket by compare-and-set, and that bucket's own Raft
+// group acknowledges the write only once a majority of its replicas have
+// it, so no lease is granted twice whoever leads the meta group; while
+// the meta group elects a leader anew (4 to 9 s after its leader's
+// death), the members left go on placing. What needs the meta leader
+// (creating and deleting buckets, Leave) asks for it (metaLeader).
 func (p *Pool) Quorum() error {
 	if p.srv == nil {
 		return fmt.Errorf("%w: this member has not joined its pool yet", ErrNotReady)
 	}
 	live := p.liveMembers()
-	size, leader := p.meta()
-	if 2*len(live) <= size || leader == "" {
+	size, _ := p.meta()
+	if 2*len(live) <= size {
 		return &NoQuorumError{Live: live, Size: size}
+	}
+	return nil
+}
+
+// ErrNoMetaLeader refuses what only JetStream's meta leader does
+// (creating or deleting the pool's buckets, removing a member) while the
+// meta group has none. Placements do not need it.
+var ErrNoMetaLeader = errors.New("JetStream has no meta leader (electing one, which takes up to about 10 s after the last one's death); try again shortly")
+
+// metaReady returns why a request for JetStream's meta leader cannot be
+// answered now: no quorum, or no meta leader; nil when it can.
+func (p *Pool) metaReady() error {
+	if err := p.Quorum(); err != nil {
+		return err
+	}
+	return p.metaLeader()
+}
+
+// metaLeader returns ErrNoMetaLeader while JetStream's meta group has no
+// leader, as this member's broker sees it.
+func (p *Pool) metaLeader() error {
+	if _, leader := p.meta(); leader == "" {
+		return ErrNoMetaLeader
 	}
 	return nil
 }
@@ -865,8 +895,8 @@ func (p *Pool) Leave(node string) error {
 		return err
 	})
 	if err != nil {
-		if qerr := p.Quorum(); qerr != nil {
-			return qerr
+		if qerr := p.metaReady(); qerr != nil {
+			return fmt.Errorf("removing the leases of %s: %w", node, qerr)
 		}
 		return fmt.Errorf("removing the leases of %s: %w", node, err)
 	}
@@ -876,8 +906,8 @@ func (p *Pool) Leave(node string) error {
 		return fmt.Errorf("removing %s from the inventory: %w", node, err)
 	}
 	if err := p.removeServer(node); err != nil {
-		if qerr := p.Quorum(); qerr != nil {
-			return qerr
+		if qerr := p.metaReady(); qerr != nil {
+			return fmt.Errorf("asking JetStream to forget %s: %w", node, qerr)
 		}
 		return fmt.Errorf("asking JetStream to forget %s: %w", node, err)
 	}

@@ -10,7 +10,7 @@ import (
 type Status struct {
 	Pool     string   // the pool's name
 	Node     string   // this node
-	Quorum   bool     // new placements are possible
+	Quorum   bool     // a majority of the members is live: new placements are possible
 	Size     int      // members JetStream counts
 	Needed   int      // members that make a quorum
 	Leader   string   // JetStream's meta leader; "" when none
@@ -18,8 +18,8 @@ type Status struct {
 	Replicas int      // copies of each bucket
 	Members  []Member
 	Leases   []Lease
-	// Problem says why there is no quorum, or why the state could not be
-	// read; "" when all is well.
+	// Problem says why there is no quorum, that JetStream has no meta
+	// leader, or why the state could not be read; "" when all is well.
 	Problem string
 }
 
@@ -50,6 +50,9 @@ func (p *Pool) Status() Status {
 		st.Problem = err.Error()
 	} else {
 		st.Quorum = true
+		if st.Leader == "" {
+			st.Problem = "no JetStream leader (electing one): placements go on; creating the pool's buckets and removing members wait for one"
+		}
 	}
 	st.Leases = p.ledgerNow("").Leases
 	p.mu.Lock()

@@ -11,7 +11,8 @@ import (
 
 // The benchmark runs end to end on a short budget and reports every
 // figure: latencies on both sides, placements under contention, and a
-// placement on the members left after each was killed in turn. It asserts no speed.
+// placement on the members left after each was killed in turn, JetStream's
+// meta leader first and another after. It asserts no speed.
 func TestRunReportsEveryFigure(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts four kerfd processes")
@@ -37,12 +38,22 @@ func TestRunReportsEveryFigure(t *testing.T) {
 	if len(r.Failovers) != 3 {
 		t.Errorf("failovers: %+v, want one for each member", r.Failovers)
 	}
+	metaKills := 0
 	for _, f := range r.Failovers {
-		if f.Ms <= 0 || f.Ms > r.FailoverMs || f.GrantedOn == "" || f.GrantedOn == f.Killed {
+		if f.Ms <= 0 || f.Ms > f.WaitMs || f.WaitMs > r.FailoverMs || f.GrantedOn == "" || f.GrantedOn == f.Killed || f.Refused > f.Attempts {
 			t.Errorf("failover: %+v (longest %v ms)", f, r.FailoverMs)
 		}
+		if f.MetaLeader {
+			metaKills++
+			if f.ElectedMs <= 0 || f.WaitMs > r.MetaFailoverMs {
+				t.Errorf("failover of the meta leader: %+v (longest %v ms)", f, r.MetaFailoverMs)
+			}
+		}
 	}
-	if len(r.Targets) != 2 {
+	if metaKills < 1 || metaKills == len(r.Failovers) || !r.Failovers[0].MetaLeader {
+		t.Errorf("failovers: %+v, want the meta leader killed first, and another member after", r.Failovers)
+	}
+	if len(r.Targets) != 3 {
 		t.Errorf("targets: %+v", r.Targets)
 	}
 }

@@ -599,11 +599,16 @@ func benchPool(args []string) error {
 	if r.FirstError != "" {
 		fmt.Printf("first error under contention: %s\n", r.FirstError)
 	}
-	fmt.Println("\neach member killed by SIGKILL in turn (restarted before the next), then placements asked of the members left:")
+	fmt.Println("\neach member killed by SIGKILL in turn, JetStream's meta leader first, then another (restarted before the next); placements asked of the members left")
+	fmt.Println("every 100 ms until the meta group has a leader other than the member killed, and a second more:")
 	tw = tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KILLED\tMETA LEADER\tNEXT PLACEMENT\tATTEMPTS\tGRANTED ON\tFIRST REFUSAL")
+	fmt.Fprintln(tw, "KILLED\tMETA LEADER\tFIRST PLACEMENT\tLONGEST WAIT\tLEADER ELECTED\tASKED / REFUSED\tGRANTED ON\tFIRST REFUSAL")
 	for _, f := range r.Failovers {
-		fmt.Fprintf(tw, "%s\t%v\t%.0f ms\t%d\t%s\t%s\n", f.Killed, f.MetaLeader, f.Ms, f.Attempts, f.GrantedOn, cmp.Or(f.FirstError, "-"))
+		elected := "-"
+		if f.MetaLeader {
+			elected = fmt.Sprintf("%.0f ms", f.ElectedMs)
+		}
+		fmt.Fprintf(tw, "%s\t%v\t%.0f ms\t%.0f ms\t%s\t%d / %d\t%s\t%s\n", f.Killed, f.MetaLeader, f.Ms, f.WaitMs, elected, f.Attempts, f.Refused, f.GrantedOn, cmp.Or(f.FirstError, "-"))
 	}
 	tw.Flush()
 	fmt.Println()
