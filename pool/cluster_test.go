@@ -39,12 +39,20 @@ type member struct {
 	gpus  int
 	limit float64
 	store string
+	quiet time.Duration // the releaser's quiet period; 0: the pool's
 }
 
 // startPool starts a pool of len(names) members in this process, each
 // with gpus GPUs and the tenant limit limit, and waits until every member
 // sees every other's inventory and leads its own lease bucket.
 func startPool(t *testing.T, names []string, gpus int, limit float64) []*member {
+	t.Helper()
+	return startPoolWith(t, names, gpus, limit, nil)
+}
+
+// startPoolWith is startPool with set applied to each member before it
+// starts (nil: none).
+func startPoolWith(t *testing.T, names []string, gpus int, limit float64, set func(*member)) []*member {
 	t.Helper()
 	addrs := make([]string, len(names))
 	for i := range names {
@@ -61,6 +69,9 @@ func startPool(t *testing.T, names []string, gpus int, limit float64) []*member 
 		m := &member{name: name, gpus: gpus, limit: limit, store: t.TempDir(),
 			cfg: Config{Name: "test", Node: name, Listen: addrs[i], Peers: peers, Secret: strings.Repeat("s", minSecret),
 				LeaseTimeout: time.Minute, ReservationTTL: 10 * time.Second}}
+		if set != nil {
+			set(m)
+		}
 		m.start(t)
 		out = append(out, m)
 	}
@@ -90,6 +101,9 @@ func (m *member) start(t *testing.T) {
 	m.srv.Start()
 	t.Cleanup(m.srv.Shutdown)
 	m.pool = New(Options{Config: m.cfg, Node: m.name, Limit: m.limit, Log: slog.New(slog.DiscardHandler)})
+	if m.quiet > 0 {
+		m.pool.releaseQuiet = m.quiet
+	}
 	if err := m.pool.Start(m.srv, Login{"kerfd", "kerfd"}, Login{user, password}, fakeLocal{m.gpus}, func(string) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
@@ -320,4 +334,41 @@ func TestPoolLeaveWhenTheMetaLeaderNeverSawTheMember(t *testing.T) {
 	if err := a.pool.Quorum(); err != nil {
 		t.Errorf("quorum of two after the leave: %v", err)
 	}
+}
+
+// A release rides with the next write of the member's leases, the
+// admission that follows it, in one write; with no write coming, the
+// releaser writes it once the leases have gone unwritten for its quiet
+// period.
+func TestPoolReleaseRidesWithTheNextAdmission(t *testing.T) {
+	ms := startPoolWith(t, []string{"a", "b", "c"}, 1, 0, func(m *member) {
+		if m.name == "a" {
+			m.quiet = time.Hour // a's releaser writes nothing during the test
+		}
+	})
+	a, b := ms[0], ms[1]
+	admit := func(m *member, id string) {
+		t.Helper()
+		if err := m.pool.Admit(Lease{ID: id, Tenant: "t", GPUs: []int{0}, Charge: 0.5, Granted: time.Now().UTC()}); err != nil {
+			t.Fatalf("admitting %s on %s: %v", id, m.name, err)
+		}
+	}
+	admit(a, "first")
+	_, before, _ := a.pool.kept(a.name)
+	a.pool.Release("first")
+	admit(a, "second")
+	leases, rev, err := b.pool.readLeases(context.Background(), a.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(leases) != 1 || leases[0].ID != "second" || rev != before+1 {
+		t.Fatalf("a's leases after a release and an admission: %+v at revision %d, want the second alone at %d (one write)", leases, rev, before+1)
+	}
+	// Alone, a release is written by the releaser.
+	admit(b, "alone")
+	b.pool.Release("alone")
+	testkit.WaitForWithin(t, 10*time.Second, "the release written", func() bool {
+		leases, _, err := a.pool.readLeases(context.Background(), b.name)
+		return err == nil && len(leases) == 0
+	})
 }

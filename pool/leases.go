@@ -227,6 +227,9 @@ func (p *Pool) modifyOn(ctx context.Context, node string, f func(*Ledger) error)
 		})
 		if err == nil {
 			p.keep(node, mine.Leases, wrote)
+			if node == p.opts.Node {
+				p.wroteOwn(mine.Leases)
+			}
 			return nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
@@ -240,13 +243,32 @@ func (p *Pool) modifyOn(ctx context.Context, node string, f func(*Ledger) error)
 }
 
 // dropReleased removes from l this node's leases that its slicer no
-// longer holds: released, their release not yet written. The slicer is
-// what grants this node's GPUs, so their room is free here already. It
-// reports whether any went.
+// longer holds, and its reservations cancelled (Cancel): released, their
+// release not yet written. The slicer is what grants this node's GPUs, so
+// their room is free here already. It reports whether any went.
 func (p *Pool) dropReleased(l *Ledger) bool {
+	p.mu.Lock()
+	released := make(map[string]bool, len(p.released))
+	for id := range p.released {
+		released[id] = true
+	}
+	p.mu.Unlock()
 	return l.Remove(func(x Lease) bool {
-		return x.Node == p.opts.Node && x.Expires.IsZero() && !p.local.Holds(x.ID)
+		return x.Node == p.opts.Node && (released[x.ID] || x.Expires.IsZero() && !p.local.Holds(x.ID))
 	})
+}
+
+// wroteOwn notes a write of this member's leases, now leases: the
+// releases it carried (dropReleased) need no write of their own.
+func (p *Pool) wroteOwn(leases []Lease) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id := range p.released {
+		if !slices.ContainsFunc(leases, func(x Lease) bool { return x.ID == id }) {
+			delete(p.released, id)
+		}
+	}
+	p.ownWrites.Add(1)
 }
 
 // ErrContended: a placement of the same tenant on another member was

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -75,6 +76,12 @@ type Pool struct {
 	members  map[string]*memberLeases // each member's leases as last read or written
 	released map[string]bool          // this member's leases released, not yet written
 	release  chan struct{}            // signals released
+	// ownWrites counts the writes of this member's leases, each of which
+	// carries the releases made before it.
+	ownWrites atomic.Uint64
+	// releaseQuiet is the releaser's quiet period: the constant
+	// releaseQuiet, another in tests.
+	releaseQuiet time.Duration
 	// doomed are reservations on this member whose write went
 	// unanswered, by ID, until they expire: one that landed after all
 	// is dropped by the next round of upkeep.
@@ -104,7 +111,8 @@ func New(o Options) *Pool {
 		log = slog.Default()
 	}
 	return &Pool{opts: o, log: log.With("component", "pool"), nodes: map[string]Node{}, lastSeen: map[string]time.Time{}, left: map[string]bool{},
-		applied: map[string]map[string]uint64{}, members: map[string]*memberLeases{}, released: map[string]bool{}, doomed: map[string]time.Time{}, release: make(chan struct{}, 1)}
+		applied: map[string]map[string]uint64{}, members: map[string]*memberLeases{}, released: map[string]bool{}, doomed: map[string]time.Time{}, release: make(chan struct{}, 1),
+		releaseQuiet: releaseQuiet}
 }
 
 // Start joins the pool through srv, the broker's server (already
@@ -376,12 +384,18 @@ func (p *Pool) tidyLedger(ctx context.Context, now time.Time) error {
 					doomed[id] = true
 				}
 			}
+			// Releases made since the last write are the releaser's to
+			// write, or the next placement's.
+			pending := map[string]bool{}
+			for id := range p.released {
+				pending[id] = true
+			}
 			p.mu.Unlock()
 			drop = func(x Lease) bool {
 				if !x.Expires.IsZero() {
 					return now.After(x.Expires) || doomed[x.ID]
 				}
-				return !p.local.Holds(x.ID)
+				return !pending[x.ID] && !p.local.Holds(x.ID)
 			}
 		} else {
 			last, ok := seen[n]
@@ -544,9 +558,19 @@ func (p *Pool) Admit(x Lease) error {
 	return p.crossCheck(x)
 }
 
-// Release drops lease id of this node from its leases. Releases are
-// written by one goroutine, all those made since its last write in one;
-// one that cannot be written now is written by the next round of upkeep.
+// releaseQuiet is how long this member's leases go unwritten before the
+// releaser writes the releases made meanwhile. Every write of them carries
+// the releases made before it (dropReleased), so that while placements
+// come, releases ride with them and a placement does not wait behind a
+// release's write of the same leases; the releaser writes what is left
+// once they pause. A release not yet written only keeps its room taken
+// in the other members' view a little longer, never the other way.
+const releaseQuiet = 100 * time.Millisecond
+
+// Release drops lease id of this node from its leases. The next write of
+// this member's leases carries it; the releaser writes it when none comes
+// within releaseQuiet; one that cannot be written now is written by the
+// next round of upkeep.
 func (p *Pool) Release(id string) {
 	p.mu.Lock()
 	p.released[id] = true
@@ -557,7 +581,8 @@ func (p *Pool) Release(id string) {
 	}
 }
 
-// releaser writes the releases until ctx ends.
+// releaser writes the releases until ctx ends, once this member's leases
+// have gone unwritten for releaseQuiet.
 func (p *Pool) releaser(ctx context.Context) {
 	for {
 		select {
@@ -565,10 +590,24 @@ func (p *Pool) releaser(ctx context.Context) {
 			return
 		case <-p.release:
 		}
+		for {
+			wrote := p.ownWrites.Load()
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(p.releaseQuiet):
+			}
+			if p.ownWrites.Load() == wrote {
+				break
+			}
+		}
 		p.mu.Lock()
 		ids := p.released
 		p.released = map[string]bool{}
 		p.mu.Unlock()
+		if len(ids) == 0 {
+			continue // carried by the writes made meanwhile
+		}
 		err := p.modifyOn(ctx, p.opts.Node, func(l *Ledger) error {
 			if !l.Remove(func(x Lease) bool { return ids[x.ID] && x.Node == p.opts.Node }) {
 				return errUnchanged
