@@ -148,11 +148,23 @@ func leaderOf(t *testing.T, m *member, node string) string {
 }
 
 // Each member leads its own lease bucket, so that its placements need no
-// other member's stream leader.
+// other member's stream leader; in a pool of five too, where JetStream
+// places the bucket's three copies among all members, and where a copy
+// moved to its member the bucket is then placed freely again.
 func TestPoolMembersLeadTheirLeases(t *testing.T) {
-	ms := startPool(t, []string{"a", "b", "c"}, 1, 0)
-	for _, m := range ms {
-		testkit.WaitForWithin(t, 30*time.Second, m.name+" leads its leases", func() bool { return leaderOf(t, ms[0], m.name) == m.name })
+	for _, names := range [][]string{{"a", "b", "c"}, {"a", "b", "c", "d", "e"}} {
+		t.Run(fmt.Sprintf("%d members", len(names)), func(t *testing.T) {
+			ms := startPool(t, names, 1, 0)
+			for _, m := range ms {
+				testkit.WaitForWithin(t, time.Minute, m.name+" leads its leases", func() bool { return leaderOf(t, ms[0], m.name) == m.name })
+				testkit.WaitForWithin(t, 30*time.Second, m.name+"'s leases placed freely", func() bool {
+					ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+					defer cancel()
+					s, err := ms[0].pool.js.Stream(ctx, "KV_"+LeaseBucket(m.name))
+					return err == nil && s.CachedInfo().Config.Placement == nil
+				})
+			}
+		})
 	}
 }
 

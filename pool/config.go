@@ -163,8 +163,12 @@ const (
 	routePingsOut = 3
 )
 
+// memberTag is the JetStream server tag a member carries, by which a
+// bucket's placement names members.
+func memberTag(node string) string { return "kerf-member:" + strings.ToLower(node) }
+
 // ClusterOptions turns opts, the broker's options, into a member of the
-// pool: its server name is the node's, it listens for routes, dials each
+// pool: its server name is the node's, tagged memberTag, it listens for routes, dials each
 // peer (extra adds peers joined at run time), authenticates routes with
 // the secret (and TLS when configured), and JetStream syncs every write
 // to disk. It returns the login of the system account, which only kerfd
@@ -179,6 +183,7 @@ func (c *Config) ClusterOptions(opts *server.Options, node string, extra []strin
 		return "", "", err
 	}
 	opts.ServerName = node
+	opts.Tags.Add(memberTag(node))
 	opts.Cluster.Name, opts.Cluster.Host, opts.Cluster.Port = c.Name, host, port
 	opts.Cluster.Username, opts.Cluster.Password = routeUser, secret
 	opts.Cluster.AuthTimeout = 5

@@ -364,8 +364,9 @@ func (p *Pool) readAllLeases(ctx context.Context) error {
 // leadOwnBucket asks JetStream to move the leadership of this member's
 // lease bucket here when another member leads it (as after this member
 // restarted, when the others elected a leader while it was down), so
-// that placing here needs no other member's stream leader. It reports
-// an error while the move is under way.
+// that placing here needs no other member's stream leader. Where this
+// member holds no copy of the bucket, it asks for one first
+// (copyOwnBucketHere). It reports an error while a move is under way.
 func (p *Pool) leadOwnBucket(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
@@ -375,15 +376,39 @@ func (p *Pool) leadOwnBucket(ctx context.Context) error {
 		return fmt.Errorf("this member's lease bucket: %w", err)
 	}
 	ci := s.CachedInfo().Cluster
-	if ci == nil || ci.Leader == p.opts.Node || ci.Leader == "" {
+	if ci == nil || ci.Leader == "" {
 		return nil
 	}
-	replica := false
+	leads := ci.Leader == p.opts.Node
+	replica, current := leads, leads
+	var follower string // a follower that is up and current
+	settled := len(ci.Replicas) == p.opts.Config.Replicas()-1
 	for _, r := range ci.Replicas {
-		replica = replica || r.Name == p.opts.Node && r.Current
+		switch {
+		case r.Name == p.opts.Node:
+			replica, current = true, r.Current
+		case r.Current && !r.Offline:
+			follower = r.Name
+		default:
+			settled = false
+		}
 	}
 	if !replica {
-		return nil // not a current replica here: it stays where it is
+		if settled && follower != "" {
+			return p.copyOwnBucketHere(ctx, s.CachedInfo().Config, ci.Leader, follower)
+		}
+		return nil // a copy moving, or a copy down: JetStream first
+	}
+	if cfg := s.CachedInfo().Config; cfg.Placement != nil && current && settled {
+		// The copy moved here: the bucket is placed freely again, so
+		// that JetStream can replace a copy lost with its member.
+		cfg.Placement = nil
+		if _, err := p.js.UpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("this member's lease bucket: freeing its placement: %w", err)
+		}
+	}
+	if leads || !current {
+		return nil // led here, or catching up: it moves once current
 	}
 	req, _ := json.Marshal(server.JSApiLeaderStepdownRequest{Placement: &server.Placement{Preferred: p.opts.Node}})
 	msg, err := p.nc.RequestWithContext(ctx, fmt.Sprintf(server.JSApiStreamLeaderStepDownT, name), req)
@@ -398,4 +423,25 @@ func (p *Pool) leadOwnBucket(ctx context.Context) error {
 	}
 	p.log.Info("this member's lease bucket led by another member: leadership moved here", "was", ci.Leader)
 	return fmt.Errorf("this member's leases are led by %s; moving them here", ci.Leader)
+}
+
+// copyOwnBucketHere moves a copy of this member's lease bucket here when
+// this member holds none (as in a pool of more than three, where
+// JetStream places three copies among all members): the bucket is
+// placed anew, every live member but this one, its leader and follower
+// kept out, which leaves JetStream one choice. leadOwnBucket frees the
+// placement once the copy here has caught up.
+func (p *Pool) copyOwnBucketHere(ctx context.Context, cfg jetstream.StreamConfig, leader, follower string) error {
+	var out []string
+	for _, m := range p.liveMembers() {
+		if m != p.opts.Node && m != leader && m != follower {
+			out = append(out, "!"+memberTag(m))
+		}
+	}
+	cfg.Placement = &jetstream.Placement{Tags: out}
+	if _, err := p.js.UpdateStream(ctx, cfg); err != nil {
+		return fmt.Errorf("this member holds no copy of its leases; moving one here: %w", err)
+	}
+	p.log.Info("this member holds no copy of its lease bucket: moving one here", "kept", []string{leader, follower})
+	return errors.New("this member holds no copy of its leases; moving one here")
 }
