@@ -1,6 +1,8 @@
 package ptx
 
 import (
+	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 )
@@ -183,6 +185,48 @@ func TestKeepSetp(t *testing.T) {
 			}
 			if len(seen) < n/4 {
 				t.Errorf("%d distinct words for %d threads: the compares hardly vary", len(seen), n)
+			}
+		})
+	}
+}
+
+// TestKeepSetpNvccMatmul runs nvcc's tiled matrix multiply, whose tile
+// loop compares the row and column against the bounds, with those
+// setps kept and with none kept, on shapes whose edges cut tiles and
+// warps, on one worker so that warps run block after block.
+func TestKeepSetpNvccMatmul(t *testing.T) {
+	m, err := Load(nvccPTX(t, t.TempDir(), []string{"matmul_tiled"})["matmul_tiled"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := m.Kernel("matmul")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.nkept == 0 {
+		t.Fatal("no setp kept in the tile loop")
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, s := range [][3]int{{17, 23, 5}, {33, 16, 47}, {40, 9, 16}, {20, 37, 33}} {
+		mm, n, kk := s[0], s[1], s[2]
+		t.Run(fmt.Sprintf("%dx%dx%d", mm, n, kk), func(t *testing.T) {
+			a, b := randF32(r, mm*kk, -1, 1), randF32(r, kk*n, -1, 1)
+			var cs [2][]float32
+			for j, run := range []*Kernel{k, unkept(k)} {
+				mem := newTestMem()
+				da, db, dc := mem.f32s(a), mem.f32s(b), mem.alloc(4*mm*n)
+				l := launch(run, mem, [3]uint32{ceilDiv(n, 16), ceilDiv(mm, 16), 1}, [3]uint32{16, 16, 1}, 0,
+					packParams(t, run, da, db, dc, mm, n, kk), 1)
+				if err := run.Run(l); err != nil {
+					t.Fatal(err)
+				}
+				cs[j] = mem.getF32(dc, mm*n)
+			}
+			want := matmulRef(a, b, mm, n, kk)
+			for i, c := range cs[0] {
+				if math.Float32bits(c) != math.Float32bits(cs[1][i]) || !closeF32(c, want[i], 1e-4) {
+					t.Fatalf("C[%d]: kept %v, recomputed %v, want %v", i, c, cs[1][i], want[i])
+				}
 			}
 		})
 	}
