@@ -78,3 +78,41 @@ func median(ds []time.Duration) time.Duration {
 	slices.Sort(ds)
 	return ds[len(ds)/2]
 }
+
+// BenchmarkKeepSetp runs nvcc's tiled matrix multiply (128x128x128),
+// whose tile loop compares the row and column against the bounds each
+// time round, with those compares kept and with none kept, in turns,
+// and reports the ratio of the median launch times.
+func BenchmarkKeepSetp(b *testing.B) {
+	const n = 128
+	m, err := Load(nvccPTX(b, b.TempDir(), []string{"matmul_tiled"})["matmul_tiled"])
+	if err != nil {
+		b.Fatal(err)
+	}
+	k, err := m.Kernel("matmul")
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	mem := newTestMem()
+	da, db, dc := mem.f32s(randF32(r, n*n, -1, 1)), mem.f32s(randF32(r, n*n, -1, 1)), mem.alloc(4*n*n)
+	uk := unkept(k)
+	var tk, tu []time.Duration
+	type run struct {
+		k  *Kernel
+		ts *[]time.Duration
+	}
+	runs := []run{{k, &tk}, {uk, &tu}}
+	for b.Loop() {
+		runs[0], runs[1] = runs[1], runs[0] // each goes first in turn
+		for _, x := range runs {
+			l := launch(x.k, mem, [3]uint32{n / 16, n / 16, 1}, [3]uint32{16, 16, 1}, 0, packParams(b, x.k, da, db, dc, n, n, n), 1)
+			start := time.Now()
+			if err := x.k.Run(l); err != nil {
+				b.Fatal(err)
+			}
+			*x.ts = append(*x.ts, time.Since(start))
+		}
+	}
+	b.ReportMetric(float64(median(tu))/float64(median(tk)), "recomputed/kept")
+}

@@ -41,6 +41,10 @@ type Kernel struct {
 	texOps []texOperands
 	// operands of warp matrix instructions
 	mmaOps []mmaOperands
+	// setps kept between loop iterations, and per pc the instructions
+	// that invalidate them (keepsetp.go)
+	nkept int
+	kills []kill
 }
 
 type regInit struct {
@@ -242,6 +246,7 @@ func decodeKernel(m *Module, b pendingBody, p *parser) (*Kernel, error) {
 	k.packPreds(ks.preds)
 	k.immShifts()
 	k.findUniform()
+	k.keepSetps()
 	return k, nil
 }
 

@@ -260,6 +260,9 @@ type warp struct {
 	// yielded: the warp stopped at an incomplete mbarrier wait, not at
 	// a barrier, so that other warps can arrive
 	yielded bool
+	// kept setps (keepsetp.go): a valid bit and the mask per slot
+	kept  uint64
+	keptV []uint32
 }
 
 // worker runs blocks one after another on one goroutine.
@@ -290,7 +293,8 @@ func newWorker(k *Kernel, l *Launch, nthreads, shared int, globs []uint64) *work
 	nw := (nthreads + 31) / 32
 	bx, by := int(l.Block[0]), int(l.Block[1])
 	for i := 0; i < nw; i++ {
-		wp := &warp{r: make([][32]uint64, k.nregs), uni: make([]bool, k.nregs), idx: i}
+		wp := &warp{r: make([][32]uint64, k.nregs), uni: make([]bool, k.nregs), idx: i,
+			keptV: make([]uint32, k.nkept)}
 		for _, r := range k.uniStatic {
 			wp.uni[r] = true
 		}
@@ -381,6 +385,7 @@ func (w *worker) setBlock(b uint64) {
 		wp.parked, wp.force = 0, false
 		wp.pc, wp.nextPC = 0, math.MaxInt32
 		wp.done, wp.yielded = false, false
+		wp.kept = 0
 	}
 }
 
@@ -527,6 +532,7 @@ func (w *worker) runWarp(wp *warp) error {
 		}
 		tcount += uint64(bits.OnesCount32(mask))
 		wcount++
+	dispatch:
 		switch in.op {
 		case opNop:
 		case opMov:
@@ -657,17 +663,29 @@ func (w *worker) runWarp(wp *warp) error {
 			w.commit(r, in.d, mask)
 		case opSetpSBits, opSetpUBits, opSetpF32Bits, opSetpF64Bits, opAndBits, opOrBits, opXorBits, opNotBits:
 			var v uint32
+			// a kept setp's slot, or a number past maxKept
+			kept := uint(in.target) - 1
 			switch in.op {
-			case opSetpSBits, opSetpUBits:
-				if u := wp.uni; u[in.a] && u[in.b] {
-					v = setpUniInt(r[in.a][0], r[in.b][0], in.mod, in.typ)
-				} else {
-					v = setpMaskInt(&r[in.a], &r[in.b], in.mod, in.typ)
+			case opSetpSBits, opSetpUBits, opSetpF32Bits, opSetpF64Bits:
+				if kept < maxKept && wp.kept&(1<<kept) != 0 {
+					v = wp.keptV[kept]
+					break
 				}
-			case opSetpF32Bits:
-				v = setpMaskF32(&r[in.a], &r[in.b], in.mod)
-			case opSetpF64Bits:
-				v = setpMaskF64(&r[in.a], &r[in.b], in.mod)
+				switch in.op {
+				case opSetpF32Bits:
+					v = setpMaskF32(&r[in.a], &r[in.b], in.mod)
+				case opSetpF64Bits:
+					v = setpMaskF64(&r[in.a], &r[in.b], in.mod)
+				default:
+					if u := wp.uni; u[in.a] && u[in.b] {
+						v = setpUniInt(r[in.a][0], r[in.b][0], in.mod, in.typ)
+					} else {
+						v = setpMaskInt(&r[in.a], &r[in.b], in.mod, in.typ)
+					}
+				}
+				if kept < maxKept {
+					wp.keptV[kept], wp.kept = v, wp.kept|1<<kept
+				}
 			case opAndBits:
 				v = uint32(r[in.a][0] & r[in.b][0])
 			case opOrBits:
@@ -810,6 +828,11 @@ func (w *worker) runWarp(wp *warp) error {
 			}
 		case opUni:
 			w.uniOp(wp, in, mask)
+		case opKill:
+			kl := &w.k.kills[pc]
+			wp.kept &^= kl.slots
+			in = &kl.in
+			goto dispatch
 		case opLdUni:
 			if err := w.ld(wp, in, mask); err != nil {
 				return err

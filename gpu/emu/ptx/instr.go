@@ -169,6 +169,8 @@ const (
 	// forms that track warp-uniform registers (uniform.go)
 	opUni   // mod: the operation tracked
 	opLdUni // ld of a kernel parameter
+	// an instruction that may write a kept setp's source (keepsetp.go)
+	opKill
 	numOps
 )
 

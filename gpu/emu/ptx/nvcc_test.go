@@ -19,7 +19,7 @@ const nvccCorpusFloor = 0.95
 // (without .cu) with nvcc 11.8 for compute_80 into dir, two at a time,
 // and returns each one's PTX. It skips the test when nvcc is missing.
 // flags are added to nvcc's command line.
-func nvccPTX(t *testing.T, dir string, names []string, flags ...string) map[string][]byte {
+func nvccPTX(t testing.TB, dir string, names []string, flags ...string) map[string][]byte {
 	t.Helper()
 	nvcc, err := exec.LookPath("nvcc")
 	if err != nil {
