@@ -85,14 +85,7 @@ func median(ds []time.Duration) time.Duration {
 // and reports the ratio of the median launch times.
 func BenchmarkKeepSetp(b *testing.B) {
 	const n = 128
-	m, err := Load(nvccPTX(b, b.TempDir(), []string{"matmul_tiled"})["matmul_tiled"])
-	if err != nil {
-		b.Fatal(err)
-	}
-	k, err := m.Kernel("matmul")
-	if err != nil {
-		b.Fatal(err)
-	}
+	k := nvccTiledMatmul(b)
 	r := rand.New(rand.NewPCG(5, 6))
 	mem := newTestMem()
 	da, db, dc := mem.f32s(randF32(r, n*n, -1, 1)), mem.f32s(randF32(r, n*n, -1, 1)), mem.alloc(4*n*n)

@@ -195,14 +195,7 @@ func TestKeepSetp(t *testing.T) {
 // setps kept and with none kept, on shapes whose edges cut tiles and
 // warps, on one worker so that warps run block after block.
 func TestKeepSetpNvccMatmul(t *testing.T) {
-	m, err := Load(nvccPTX(t, t.TempDir(), []string{"matmul_tiled"})["matmul_tiled"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := m.Kernel("matmul")
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := nvccTiledMatmul(t)
 	if k.nkept == 0 {
 		t.Fatal("no setp kept in the tile loop")
 	}
@@ -230,4 +223,18 @@ func TestKeepSetpNvccMatmul(t *testing.T) {
 			}
 		})
 	}
+}
+
+// nvccTiledMatmul loads nvcc's tiled matrix multiply (needs nvcc).
+func nvccTiledMatmul(tb testing.TB) *Kernel {
+	tb.Helper()
+	m, err := Load(nvccPTX(tb, tb.TempDir(), []string{"matmul_tiled"})["matmul_tiled"])
+	if err != nil {
+		tb.Fatal(err)
+	}
+	k, err := m.Kernel("matmul")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return k
 }
