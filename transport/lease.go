@@ -408,7 +408,7 @@ func allocation(req AllocRequest) (wire.Type, []byte, error) {
 // leaseExchange says hello on a lease stream, sends one frame of type
 // ask and returns the payload of the answer, which must be of type want.
 func leaseExchange(rw io.ReadWriter, local *net.UnixConn, opts Options, ask wire.Type, payload []byte, want wire.Type) ([]byte, error) {
-	conn := wire.NewConn(rw)
+	conn := wire.NewConnSize(rw, handshakeBufSize)
 	hello := wire.HelloMsg{MinVersion: abi.MinProtocolVersion, MaxVersion: cmp.Or(opts.maxVersion, abi.ProtocolVersion), Token: opts.Token, Device: wire.LeaseDevice, Client: cutName(opts.Name)}
 	b, err := hello.Append(nil)
 	if err != nil {
@@ -435,7 +435,7 @@ func leaseExchange(rw io.ReadWriter, local *net.UnixConn, opts Options, ask wire
 			closeShmFD(fd)
 		}
 		if prefix != nil {
-			conn = wire.NewConn(readWriter(io.MultiReader(bytes.NewReader(prefix), rw), rw))
+			conn = wire.NewConnSize(readWriter(io.MultiReader(bytes.NewReader(prefix), rw), rw), handshakeBufSize)
 		}
 	}
 	h, p, err := conn.ReadFrame()

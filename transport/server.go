@@ -241,7 +241,9 @@ func (s *Server) ServeAdmitted(ctx context.Context, rw io.ReadWriteCloser, peer 
 }
 
 // handshakeBufSize is a stream's read and write buffer until its hello
-// authenticates: room for the largest hello, and no more.
+// authenticates: room for the largest hello, and no more. Lease and
+// status streams keep it on both ends: they carry small frames only (a
+// larger one is read through a buffer of its own size).
 const handshakeBufSize = 4096
 
 func (s *Server) serve(ctx context.Context, rw io.ReadWriteCloser, peer Peer, adm *Admission, prefix []byte) {

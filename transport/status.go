@@ -149,7 +149,7 @@ func openStatus(rw io.ReadWriteCloser, local *net.UnixConn, deadline func(time.T
 	if opts.Lease == "" {
 		return nil, errors.New("kerf: a status stream needs a lease")
 	}
-	conn := wire.NewConn(rw)
+	conn := wire.NewConnSize(rw, handshakeBufSize)
 	hello := wire.HelloMsg{MinVersion: abi.MinProtocolVersion, MaxVersion: abi.ProtocolVersion, Token: opts.Token,
 		Device: wire.StatusDevice, Lease: opts.Lease, Client: clientDescription(os.Getpid(), opts.Name)}
 	b, err := hello.Append(nil)
@@ -173,7 +173,7 @@ func openStatus(rw io.ReadWriteCloser, local *net.UnixConn, deadline func(time.T
 			closeShmFD(fd)
 		}
 		if prefix != nil {
-			conn = wire.NewConn(readWriter(io.MultiReader(bytes.NewReader(prefix), rw), rw))
+			conn = wire.NewConnSize(readWriter(io.MultiReader(bytes.NewReader(prefix), rw), rw), handshakeBufSize)
 		}
 	}
 	st, err := readStatus(conn)

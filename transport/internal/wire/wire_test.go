@@ -485,3 +485,35 @@ func TestMaxHelloFitsTheLargestHello(t *testing.T) {
 		t.Fatal("a hello over its limits encoded")
 	}
 }
+
+// A Conn with small buffers, as lease and status streams have, writes and
+// reads frames larger than its buffers as well as smaller ones.
+func TestSmallConnCarriesLargeFrames(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewConnSize(struct {
+		io.Reader
+		io.Writer
+	}{nil, &buf}, 64)
+	sizes := []int{0, 10, 64 - HeaderSize, 64, 1000, 5, 70000, 3}
+	for i, n := range sizes {
+		if err := w.WriteFrame(Header{Type: Data, Seq: uint64(i)}, bytes.Repeat([]byte{byte(i + 1)}, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	r := NewConnSize(struct {
+		io.Reader
+		io.Writer
+	}{&buf, nil}, 64)
+	for i, n := range sizes {
+		h, p, err := r.ReadFrame()
+		if err != nil || h.Seq != uint64(i) || !bytes.Equal(p, bytes.Repeat([]byte{byte(i + 1)}, n)) {
+			t.Fatalf("frame %d of %d bytes: %+v, %d bytes, %v", i, n, h, len(p), err)
+		}
+	}
+	if _, _, err := r.ReadFrame(); err != io.EOF {
+		t.Fatalf("after the frames: %v, want EOF", err)
+	}
+}
