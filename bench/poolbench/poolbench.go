@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -48,6 +49,12 @@ type Result struct {
 	SingleP50Ms, SingleP99Ms float64
 	P50Ratio, P99Ratio       float64 // pool / single node
 	Redirected               int     // pool placements granted by another member than the one asked
+	// SyncP50Ms and SyncP99Ms are of a small append made durable
+	// (fsync) on the disk of the members' state, one after each pair of
+	// placements: a pool placement waits for two in a row, its lease
+	// bucket's leader's Raft log and then a follower's, so their sum is
+	// the floor the disk sets under what the pool adds.
+	SyncP50Ms, SyncP99Ms float64
 
 	Placers                    int
 	ContentionSeconds          float64
@@ -132,7 +139,12 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	// turns so that both see the same load; the pool's are asked of each
 	// member in turn.
 	say("latency: %d placements of %.2f GPU on each, taking turns", o.Placements, o.Fraction)
-	var poolLat, singleLat []time.Duration
+	var poolLat, singleLat, syncLat []time.Duration
+	disk, err := newSyncProbe(o.Dir)
+	if err != nil {
+		return res, err
+	}
+	defer disk.Close()
 	for i := -10; i < o.Placements; i++ { // ten of each to warm up
 		entry := pool.Nodes[(i+10)%len(pool.Nodes)]
 		d, at, err := place(ctx, pool, entry, o.Fraction)
@@ -151,8 +163,16 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		if i >= 0 {
 			singleLat = append(singleLat, d)
 		}
+		d, err = disk.append()
+		if err != nil {
+			return res, err
+		}
+		if i >= 0 {
+			syncLat = append(syncLat, d)
+		}
 	}
 	res.PoolP50Ms, res.PoolP99Ms = ms(quantile(poolLat, 0.50)), ms(quantile(poolLat, 0.99))
+	res.SyncP50Ms, res.SyncP99Ms = ms(quantile(syncLat, 0.50)), ms(quantile(syncLat, 0.99))
 	res.SingleP50Ms, res.SingleP99Ms = ms(quantile(singleLat, 0.50)), ms(quantile(singleLat, 0.99))
 	res.P50Ratio, res.P99Ratio = res.PoolP50Ms/res.SingleP50Ms, res.PoolP99Ms/res.SingleP99Ms
 
@@ -423,6 +443,37 @@ func failover(ctx context.Context, c *Cluster, victim *Node, fraction float64, s
 		f.WaitMs = max(f.WaitMs, ms(end.Sub(last)))
 	}
 	return f, nil
+}
+
+// syncProbe appends to a file of its own on the disk under test and
+// times each append made durable, as a Raft log's append is.
+type syncProbe struct{ f *os.File }
+
+func newSyncProbe(dir string) (*syncProbe, error) {
+	f, err := os.CreateTemp(dir, "sync-probe-*")
+	if err != nil {
+		return nil, err
+	}
+	return &syncProbe{f}, nil
+}
+
+// syncRecord is the size of one append, about a lease bucket's write.
+const syncRecord = 512
+
+func (s *syncProbe) append() (time.Duration, error) {
+	start := time.Now()
+	if _, err := s.f.Write(make([]byte, syncRecord)); err != nil {
+		return 0, err
+	}
+	if err := s.f.Sync(); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
+}
+
+func (s *syncProbe) Close() {
+	s.f.Close()
+	os.Remove(s.f.Name())
 }
 
 func quantile(ds []time.Duration, q float64) time.Duration {

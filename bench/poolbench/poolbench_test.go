@@ -32,6 +32,9 @@ func TestRunReportsEveryFigure(t *testing.T) {
 	if r.PoolP50Ms <= 0 || r.PoolP99Ms < r.PoolP50Ms || r.SingleP50Ms <= 0 || r.SingleP99Ms < r.SingleP50Ms || r.P99Ratio <= 0 {
 		t.Errorf("latencies: pool %v / %v ms, alone %v / %v ms", r.PoolP50Ms, r.PoolP99Ms, r.SingleP50Ms, r.SingleP99Ms)
 	}
+	if r.SyncP50Ms <= 0 || r.SyncP99Ms < r.SyncP50Ms {
+		t.Errorf("synced appends on the state disk: %v / %v ms", r.SyncP50Ms, r.SyncP99Ms)
+	}
 	if r.PoolPerSec <= 0 || r.SinglePerSec <= 0 || r.PoolErrors != 0 || r.SingleErrors != 0 {
 		t.Errorf("under contention: %v/s in the pool (%d errors), %v/s alone (%d errors): %s", r.PoolPerSec, r.PoolErrors, r.SinglePerSec, r.SingleErrors, r.FirstError)
 	}

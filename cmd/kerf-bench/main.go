@@ -566,6 +566,7 @@ func benchPool(args []string) error {
 	placers := fs.Int("placers", 8, "concurrent placers under contention")
 	d := fs.Duration("time", 3*time.Second, "time placing under contention, in the pool and on the node alone each")
 	kerfd := fs.String("kerfd", "", "the kerfd binary (default: beside this one, else on $PATH)")
+	under := fs.String("dir", "", "where the nodes keep their state, on the disk to measure (default: the system's temporary directory)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -573,7 +574,7 @@ func benchPool(args []string) error {
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "kerf-bench-pool-")
+	dir, err := os.MkdirTemp(*under, "kerf-bench-pool-")
 	if err != nil {
 		return err
 	}
@@ -592,6 +593,7 @@ func benchPool(args []string) error {
 	fmt.Fprintln(tw, "MEASURE\tPOOL\tNODE ALONE\tRATIO")
 	fmt.Fprintf(tw, "placement p50 (%d, one at a time)\t%.2f ms\t%.2f ms\t%.2f×\n", r.Placements, r.PoolP50Ms, r.SingleP50Ms, r.P50Ratio)
 	fmt.Fprintf(tw, "placement p99\t%.2f ms\t%.2f ms\t%.2f×\n", r.PoolP99Ms, r.SingleP99Ms, r.P99Ratio)
+	fmt.Fprintf(tw, "  state disk, one synced append p50 / p99\t%.2f / %.2f ms\t\t\n", r.SyncP50Ms, r.SyncP99Ms)
 	fmt.Fprintf(tw, "placements/s, %d placers for %v\t%.0f\t%.0f\t%.2f×\n", r.Placers, time.Duration(r.ContentionSeconds*float64(time.Second)), r.PoolPerSec, r.SinglePerSec, r.ContentionRatio)
 	fmt.Fprintf(tw, "  refused for room (retried) / other errors\t%d / %d\t%d / %d\t\n", r.PoolRefused, r.PoolErrors, r.SingleRefused, r.SingleErrors)
 	tw.Flush()
