@@ -275,6 +275,7 @@ type worker struct {
 	local    []byte
 	spans    [4]span // recently used global allocations
 	tmp      [32]uint64
+	plain    instr // a tracked instruction run as its own operation
 	stats    Stats
 	blockIns uint64 // warp-instructions of the current block so far
 	checkAt  uint64 // blockIns at which a backward branch calls watchdog
@@ -827,7 +828,14 @@ func (w *worker) runWarp(wp *warp) error {
 				return err
 			}
 		case opUni:
-			w.uniOp(wp, in, mask)
+			if !w.uniOp(wp, in, mask) {
+				// a source varies: the operation's own loop
+				wp.uni[in.d] = false
+				w.plain = *in
+				w.plain.op, w.plain.mod = opcode(in.mod), 0
+				in = &w.plain
+				goto dispatch
+			}
 		case opKill:
 			kl := &w.k.kills[pc]
 			wp.kept &^= kl.slots

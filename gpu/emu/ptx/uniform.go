@@ -1,5 +1,7 @@
 package ptx
 
+import "math/bits"
+
 // Warp-uniform registers. A loop counter, a kernel parameter or a block
 // index holds the same value in all 32 lanes of a warp; a setp on two
 // such registers can compare once and give every lane the same answer.
@@ -160,26 +162,31 @@ func uniScalar(op opcode, a, b uint64, off int64) uint64 {
 	}
 }
 
-// uniOp runs the tracked form of the operation in.mod.
-func (w *worker) uniOp(wp *warp, in *instr, mask uint32) {
+// uniOp runs the tracked form of the operation in.mod when its sources
+// are uniform: one value, for all 32 lanes or for those in mask. It
+// reports false, having run nothing, when a source is not uniform; the
+// caller then runs the operation itself and clears the flag.
+func (w *worker) uniOp(wp *warp, in *instr, mask uint32) bool {
 	r, u := wp.r, wp.uni
 	op := opcode(in.mod)
 	n, _ := uniTracked(op)
-	if mask == fullMask && u[in.a] && (n == 1 || u[in.b]) {
-		v := uniScalar(op, r[in.a][0], r[in.b][0], in.off)
-		d := &r[in.d]
+	if !u[in.a] || (n == 2 && !u[in.b]) {
+		return false
+	}
+	v := uniScalar(op, r[in.a][0], r[in.b][0], in.off)
+	d := &r[in.d]
+	if mask == fullMask {
 		for l := range d {
 			d[l] = v
 		}
 		u[in.d] = true
-		return
+		return true
 	}
-	a, b, o := &r[in.a], &r[in.b], w.out(r, in.d, mask)
-	for l := range o {
-		o[l] = uniScalar(op, a[l], b[l], in.off)
+	for m := mask; m != 0; m &= m - 1 {
+		d[bits.TrailingZeros32(m)] = v
 	}
-	w.commit(r, in.d, mask)
 	u[in.d] = false
+	return true
 }
 
 // setpUniInt is a setp's answer for every lane when a and b are
