@@ -546,6 +546,12 @@ func (w *worker) runWarp(wp *warp) error {
 				o[l] = a[l] + uint64(in.off)
 			}
 			w.commit(r, in.d, mask)
+		case opAdd32Imm:
+			a, o, n := &r[in.a], w.out(r, in.d, mask), uint32(in.off)
+			for l := range o {
+				o[l] = uint64(uint32(a[l]) + n)
+			}
+			w.commit(r, in.d, mask)
 		case opAdd32:
 			a, b, o := &r[in.a], &r[in.b], w.out(r, in.d, mask)
 			for l := range o {

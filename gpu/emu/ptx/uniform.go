@@ -12,7 +12,7 @@ import "math/bits"
 // registers that do not vary within a warp are set when the warp is
 // made and never written. Other registers are tracked only when every
 // instruction that writes them is one of a few with a tracked form
-// (opUni: mov, add, sub, shifts by an immediate, adds of an offset;
+// (opUni: mov, add, sub, shifts by an immediate, adds of an immediate;
 // opLdUni: a load of a kernel parameter) and every source of those
 // could itself be uniform. A tracked form sets the flag when it wrote
 // all 32 lanes from uniform sources, and clears it otherwise. No other
@@ -33,7 +33,7 @@ var uniformSpecials = map[uint64]bool{
 // register sources (a, then b) it reads.
 func uniTracked(op opcode) (int, bool) {
 	switch op {
-	case opMov, opAddImm, opShl32Imm, opShl64Imm, opShrU32Imm, opShrS32Imm, opShrU64Imm, opShrS64Imm:
+	case opMov, opAddImm, opAdd32Imm, opShl32Imm, opShl64Imm, opShrU32Imm, opShrS32Imm, opShrU64Imm, opShrS64Imm:
 		return 1, true
 	case opAdd32, opAdd64, opSub32, opSub64:
 		return 2, true
@@ -139,6 +139,8 @@ func uniScalar(op opcode, a, b uint64, off int64) uint64 {
 		return a
 	case opAddImm:
 		return a + uint64(off)
+	case opAdd32Imm:
+		return uint64(uint32(a) + uint32(off))
 	case opAdd32:
 		return uint64(uint32(a) + uint32(b))
 	case opAdd64:
