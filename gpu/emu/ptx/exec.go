@@ -275,6 +275,7 @@ type worker struct {
 	local    []byte
 	spans    [4]span // recently used global allocations
 	tmp      [32]uint64
+	plain    instr // a tracked instruction run as its own operation
 	stats    Stats
 	blockIns uint64 // warp-instructions of the current block so far
 	checkAt  uint64 // blockIns at which a backward branch calls watchdog
@@ -543,6 +544,12 @@ func (w *worker) runWarp(wp *warp) error {
 			a, o := &r[in.a], w.out(r, in.d, mask)
 			for l := range o {
 				o[l] = a[l] + uint64(in.off)
+			}
+			w.commit(r, in.d, mask)
+		case opAdd32Imm:
+			a, o, n := &r[in.a], w.out(r, in.d, mask), uint32(in.off)
+			for l := range o {
+				o[l] = uint64(uint32(a[l]) + n)
 			}
 			w.commit(r, in.d, mask)
 		case opAdd32:
@@ -827,7 +834,14 @@ func (w *worker) runWarp(wp *warp) error {
 				return err
 			}
 		case opUni:
-			w.uniOp(wp, in, mask)
+			if !w.uniOp(wp, in, mask) {
+				// a source varies: the operation's own loop
+				wp.uni[in.d] = false
+				w.plain = *in
+				w.plain.op, w.plain.mod = opcode(in.mod), 0
+				in = &w.plain
+				goto dispatch
+			}
 		case opKill:
 			kl := &w.k.kills[pc]
 			wp.kept &^= kl.slots

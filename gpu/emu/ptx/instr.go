@@ -166,6 +166,7 @@ const (
 	opShrS32Imm
 	opShrU64Imm
 	opShrS64Imm
+	opAdd32Imm // add or sub of an immediate, in off, at 32 bits (64 bits: opAddImm)
 	// forms that track warp-uniform registers (uniform.go)
 	opUni   // mod: the operation tracked
 	opLdUni // ld of a kernel parameter

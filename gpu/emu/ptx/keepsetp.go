@@ -111,7 +111,7 @@ func (k *Kernel) keepSetps() {
 func regWrites(in *instr) []uint16 {
 	switch {
 	case in.op >= opMov && in.op <= opSelp, in.op == opCvt, in.op == opSatF32,
-		in.op >= opSetpSBits && in.op <= opShrS64Imm, in.op == opUni:
+		in.op >= opSetpSBits && in.op <= opAdd32Imm, in.op == opUni:
 		return []uint16{in.d}
 	case in.op == opLd || in.op == opLdUni:
 		return []uint16{in.d, in.e, in.regs[0], in.regs[1], in.regs[2], in.regs[3]}

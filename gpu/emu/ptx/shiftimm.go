@@ -3,7 +3,8 @@ package ptx
 // immShifts gives shl and shr by an immediate their own operations, the
 // amount clamped once into off: the interpreter then shifts each lane
 // by the same count instead of reading and clamping a register per
-// lane. An immediate lives in a register no instruction writes; one
+// lane. Integer add and sub of an immediate, such as a loop's step,
+// become an add of off, without reading a register of 32 copies. An immediate lives in a register no instruction writes; one
 // that some instruction names where it could write (d, e, a vector
 // register) is left alone.
 func (k *Kernel) immShifts() {
@@ -37,6 +38,14 @@ func (k *Kernel) immShifts() {
 			in.op, in.off = opShrU64Imm, int64(min(n, 64))
 		case opShrS64:
 			in.op, in.off = opShrS64Imm, int64(min(n, 63))
+		case opAdd32:
+			in.op, in.off = opAdd32Imm, int64(uint32(v))
+		case opSub32:
+			in.op, in.off = opAdd32Imm, int64(-uint32(v))
+		case opAdd64:
+			in.op, in.off = opAddImm, int64(v)
+		case opSub64:
+			in.op, in.off = opAddImm, -int64(v)
 		}
 	}
 }

@@ -175,3 +175,197 @@ func TestShl32HighBits(t *testing.T) {
 		t.Errorf("loaded %d through the shifted address, want 7", got)
 	}
 }
+
+// TestAddImmediates checks integer add and sub of an immediate at 32
+// and 64 bits, of a register that differs per thread, of a parameter
+// (a warp-uniform register) and under a guard, against Go's wrapping
+// arithmetic.
+func TestAddImmediates(t *testing.T) {
+	type imm struct {
+		lit string
+		v   uint64
+	}
+	imms32 := []imm{{"0", 0}, {"1", 1}, {"16", 16}, {"-1", 1<<64 - 1}, {"-16", 1<<64 - 16},
+		{"2147483647", 1<<31 - 1}, {"0x80000000", 1 << 31}, {"0xffffffff", 1<<32 - 1}}
+	imms64 := append(imms32[:len(imms32):len(imms32)], imm{"0x100000000", 1 << 32},
+		imm{"0x8000000000000000", 1 << 63}, imm{"-9223372036854775807", 1<<63 + 1})
+	ops := []string{"add.s32", "add.u32", "sub.s32", "sub.u32", "add.s64", "add.u64", "sub.s64", "sub.u64"}
+	type out struct {
+		op   string
+		v    uint64
+		src  int // 0 per thread, 1 the parameter, 2 per thread on odd threads only
+		is64 bool
+	}
+	var outs []out
+	var body strings.Builder
+	for _, op := range ops {
+		is64 := strings.HasSuffix(op, "64")
+		imms := imms32
+		if is64 {
+			imms = imms64
+		}
+		for _, im := range imms {
+			for src := range 3 {
+				// the parameter's sums go to registers that only
+				// uniform sources write, which are tracked
+				a, d := []string{"%r1", "%r4", "%r1"}[src], []string{"%r2", "%r3", "%r2"}[src]
+				if is64 {
+					a, d = []string{"%rd1", "%rd7", "%rd1"}[src], []string{"%rd4", "%rd2", "%rd4"}[src]
+				}
+				if src == 2 {
+					fmt.Fprintf(&body, "\tmov.b%s %s, %s;\n", op[len(op)-2:], d, a)
+					fmt.Fprintf(&body, "\t@%%p1 %s %s, %s, %s;\n", op, d, a, im.lit)
+				} else {
+					fmt.Fprintf(&body, "\t%s %s, %s, %s;\n", op, d, a, im.lit)
+				}
+				if !is64 {
+					fmt.Fprintf(&body, "\tcvt.u64.u32 %%rd4, %s;\n", d)
+					d = "%rd4"
+				}
+				fmt.Fprintf(&body, "\tst.global.u64 [%%rd3+%d], %s;\n", 8*len(outs), d)
+				outs = append(outs, out{op, im.v, src, is64})
+			}
+		}
+	}
+	src := fmt.Sprintf(`
+.version 7.0
+.target sm_70
+.address_size 64
+.visible .entry t(.param .u64 px, .param .u64 pu, .param .u64 pout)
+{
+	.reg .pred %%p<2>;
+	.reg .b32 %%r<8>;
+	.reg .b64 %%rd<8>;
+	mov.u32 %%r0, %%tid.x;
+	and.b32 %%r5, %%r0, 1;
+	setp.ne.u32 %%p1, %%r5, 0;
+	mul.wide.u32 %%rd5, %%r0, 8;
+	ld.param.u64 %%rd6, [px];
+	add.s64 %%rd6, %%rd6, %%rd5;
+	ld.global.u64 %%rd1, [%%rd6];
+	cvt.u32.u64 %%r1, %%rd1;
+	ld.param.u64 %%rd7, [pu];
+	ld.param.u32 %%r4, [pu];
+	mul.wide.u32 %%rd5, %%r0, %d;
+	ld.param.u64 %%rd3, [pout];
+	add.s64 %%rd3, %%rd3, %%rd5;
+%s	ret;
+}
+`, 8*len(outs), body.String())
+	m, err := Load([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := m.Kernel("t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nimm, uni := 0, 0
+	for _, in := range k.code {
+		op := in.op
+		if op == opUni {
+			op = opcode(in.mod)
+			uni++
+		}
+		nimm += b2i(op == opAdd32Imm || op == opAddImm)
+	}
+	if nimm != len(outs) || uni == 0 {
+		t.Errorf("%d adds of an immediate run as such (%d tracked), want %d and some tracked", nimm, uni, len(outs))
+	}
+	xs := []uint64{0, 1, 15, 0x7fff_ffff, 0x8000_0000, 0xffff_ffff, 0x1_0000_0000, 0x1234_5678_9abc_def0, 1 << 63, 1<<64 - 1}
+	const n = 40
+	const u = 0xfedc_ba98_7654_3210
+	x := make([]uint64, n)
+	for i := range n {
+		x[i] = xs[i%len(xs)]
+	}
+	mem := newTestMem()
+	px, pout := mem.alloc(8*n), mem.alloc(8*n*len(outs))
+	for i, v := range x {
+		putN(mem.bytes(px)[8*i:], 8, v)
+	}
+	l := launch(k, mem, [3]uint32{1, 1, 1}, [3]uint32{n, 1, 1}, 0, packParams(t, k, px, uint64(u), pout), 1)
+	if err := k.Run(l); err != nil {
+		t.Fatal(err)
+	}
+	got := mem.getU64(pout, n*len(outs))
+	for i := range n {
+		for j, o := range outs {
+			a := x[i]
+			switch {
+			case o.src == 1:
+				a = u
+			case o.src == 2 && i%2 == 0:
+				a, o.op = x[i], "mov"
+			}
+			w := a
+			switch o.op[:3] {
+			case "add":
+				w = a + o.v
+			case "sub":
+				w = a - o.v
+			}
+			if !o.is64 {
+				w = uint64(uint32(w))
+			}
+			if g := got[i*len(outs)+j]; g != w {
+				t.Errorf("thread %d: %s 0x%x, 0x%x (source %d) = 0x%x, want 0x%x", i, o.op, a, o.v, o.src, g, w)
+			}
+		}
+	}
+}
+
+// TestAdd32HighBits checks that add.s32 of an immediate leaves no bits
+// above the 32nd in its register, per thread and on a warp-uniform
+// register: shared addresses that wrap past 2^32 reach the words they
+// name.
+func TestAdd32HighBits(t *testing.T) {
+	const src = `
+.version 7.0
+.target sm_70
+.address_size 64
+.visible .entry t(.param .u32 pa, .param .u64 pout)
+{
+	.shared .align 4 .b8 buf[136];
+	.reg .b32 %r<10>;
+	.reg .b64 %rd<4>;
+	ld.param.u32 %r1, [pa];
+	mov.u32 %r0, %tid.x;
+	shl.b32 %r7, %r0, 2;
+	add.s32 %r8, %r0, 100;
+	st.shared.u32 [%r7+4], %r8;
+	bar.sync 0;
+	add.s32 %r2, %r7, %r1;
+	add.s32 %r3, %r2, 20;
+	ld.shared.u32 %r5, [%r3];
+	add.s32 %r4, %r1, 20;
+	ld.shared.u32 %r6, [%r4];
+	ld.param.u64 %rd1, [pout];
+	mul.wide.u32 %rd2, %r0, 8;
+	add.s64 %rd1, %rd1, %rd2;
+	st.global.v2.u32 [%rd1], {%r5, %r6};
+	ret;
+}
+`
+	m, err := Load([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := m.Kernel("t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 32
+	mem := newTestMem()
+	pout := mem.alloc(8 * n)
+	l := launch(k, mem, [3]uint32{1, 1, 1}, [3]uint32{n, 1, 1}, 0, packParams(t, k, uint32(0xfffffff0), pout), 1)
+	if err := k.Run(l); err != nil {
+		t.Fatal(err)
+	}
+	got := mem.getU32(pout, 2*n)
+	for i := range n {
+		if got[2*i] != uint32(i)+100 || got[2*i+1] != 100 {
+			t.Errorf("thread %d read %d and %d, want %d and 100", i, got[2*i], got[2*i+1], i+100)
+		}
+	}
+}

@@ -1,5 +1,7 @@
 package ptx
 
+import "math/bits"
+
 // Warp-uniform registers. A loop counter, a kernel parameter or a block
 // index holds the same value in all 32 lanes of a warp; a setp on two
 // such registers can compare once and give every lane the same answer.
@@ -10,7 +12,7 @@ package ptx
 // registers that do not vary within a warp are set when the warp is
 // made and never written. Other registers are tracked only when every
 // instruction that writes them is one of a few with a tracked form
-// (opUni: mov, add, sub, shifts by an immediate, adds of an offset;
+// (opUni: mov, add, sub, shifts by an immediate, adds of an immediate;
 // opLdUni: a load of a kernel parameter) and every source of those
 // could itself be uniform. A tracked form sets the flag when it wrote
 // all 32 lanes from uniform sources, and clears it otherwise. No other
@@ -31,7 +33,7 @@ var uniformSpecials = map[uint64]bool{
 // register sources (a, then b) it reads.
 func uniTracked(op opcode) (int, bool) {
 	switch op {
-	case opMov, opAddImm, opShl32Imm, opShl64Imm, opShrU32Imm, opShrS32Imm, opShrU64Imm, opShrS64Imm:
+	case opMov, opAddImm, opAdd32Imm, opShl32Imm, opShl64Imm, opShrU32Imm, opShrS32Imm, opShrU64Imm, opShrS64Imm:
 		return 1, true
 	case opAdd32, opAdd64, opSub32, opSub64:
 		return 2, true
@@ -137,6 +139,8 @@ func uniScalar(op opcode, a, b uint64, off int64) uint64 {
 		return a
 	case opAddImm:
 		return a + uint64(off)
+	case opAdd32Imm:
+		return uint64(uint32(a) + uint32(off))
 	case opAdd32:
 		return uint64(uint32(a) + uint32(b))
 	case opAdd64:
@@ -160,26 +164,31 @@ func uniScalar(op opcode, a, b uint64, off int64) uint64 {
 	}
 }
 
-// uniOp runs the tracked form of the operation in.mod.
-func (w *worker) uniOp(wp *warp, in *instr, mask uint32) {
+// uniOp runs the tracked form of the operation in.mod when its sources
+// are uniform: one value, for all 32 lanes or for those in mask. It
+// reports false, having run nothing, when a source is not uniform; the
+// caller then runs the operation itself and clears the flag.
+func (w *worker) uniOp(wp *warp, in *instr, mask uint32) bool {
 	r, u := wp.r, wp.uni
 	op := opcode(in.mod)
 	n, _ := uniTracked(op)
-	if mask == fullMask && u[in.a] && (n == 1 || u[in.b]) {
-		v := uniScalar(op, r[in.a][0], r[in.b][0], in.off)
-		d := &r[in.d]
+	if !u[in.a] || (n == 2 && !u[in.b]) {
+		return false
+	}
+	v := uniScalar(op, r[in.a][0], r[in.b][0], in.off)
+	d := &r[in.d]
+	if mask == fullMask {
 		for l := range d {
 			d[l] = v
 		}
 		u[in.d] = true
-		return
+		return true
 	}
-	a, b, o := &r[in.a], &r[in.b], w.out(r, in.d, mask)
-	for l := range o {
-		o[l] = uniScalar(op, a[l], b[l], in.off)
+	for m := mask; m != 0; m &= m - 1 {
+		d[bits.TrailingZeros32(m)] = v
 	}
-	w.commit(r, in.d, mask)
 	u[in.d] = false
+	return true
 }
 
 // setpUniInt is a setp's answer for every lane when a and b are

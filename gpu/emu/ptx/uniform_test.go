@@ -8,7 +8,9 @@ import (
 // uniformSrc writes per thread a word of comparisons on registers that
 // are uniform in some places and not in others: one written under a
 // guard, two (an add, a parameter load) written on one side of a
-// divergent branch and read after the join by the whole warp, a loop counter with a uniform bound that
+// divergent branch and read after the join by the whole warp, one
+// that is uniform until the whole warp writes it from such a register,
+// a loop counter with a uniform bound that
 // each thread leaves at its own time, a register that a mov writes and
 // then a per-thread load, signed and unsigned compares of parameters,
 // and a guarded write after some threads have exited.
@@ -18,7 +20,7 @@ const uniformSrc = `
 .address_size 64
 .visible .entry u(.param .u64 pin, .param .u32 pn, .param .u32 pm, .param .u64 pw, .param .u64 pout)
 {
-	.reg .pred %p<12>;
+	.reg .pred %p<13>;
 	.reg .b32 %r<30>;
 	.reg .b64 %rd<8>;
 	mov.u32 %r0, %tid.x;
@@ -41,6 +43,7 @@ const uniformSrc = `
 	selp.u32 %r20, 1, 0, %p2;
 
 	mov.u32 %r8, %r5;
+	mov.u32 %r18, %r5;
 	mov.u32 %r17, 1;
 	@%p1 bra SKIP;
 	add.u32 %r8, %r8, 3;
@@ -53,6 +56,10 @@ SKIP:
 	add.u32 %r10, %r5, 1;
 	setp.eq.u32 %p3, %r9, %r10;
 	selp.u32 %r22, 2, 0, %p3;
+	or.b32 %r20, %r20, %r22;
+	add.u32 %r18, %r8, 1;
+	setp.eq.u32 %p12, %r18, %r10;
+	selp.u32 %r22, 32768, 0, %p12;
 	or.b32 %r20, %r20, %r22;
 
 	and.b32 %r11, %r4, 7;
@@ -144,11 +151,11 @@ func TestUniformRegs(t *testing.T) {
 		ops[in.op]++
 	}
 	// tracked: the movs of %ctaid and %ntid, %r7's mov and add, %r8's
-	// mov and add, %r17's mov, %r9, %r10, %r12's mov and add, %r13, %r15
+	// mov and add, %r18's mov and add, %r17's mov, %r9, %r10, %r12's mov and add, %r13, %r15
 	// and %r5's mov; the loads of all five parameters and pm's second. %r14, which a per-thread
 	// load also writes, is not tracked.
-	if ops[opUni] != 14 || ops[opLdUni] != 6 {
-		t.Errorf("%d tracked operations and %d tracked loads, want 14 and 6", ops[opUni], ops[opLdUni])
+	if ops[opUni] != 16 || ops[opLdUni] != 6 {
+		t.Errorf("%d tracked operations and %d tracked loads, want 16 and 6", ops[opUni], ops[opLdUni])
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, tc := range []struct {
@@ -190,6 +197,7 @@ func TestUniformRegs(t *testing.T) {
 				set(12, tc.w > 0)
 				set(13, tid%3 != 0 && odd)
 				set(14, odd || tc.m == 1)
+				set(15, odd)
 				want[i] = w
 			}
 			for _, run := range []struct {
