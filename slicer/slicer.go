@@ -334,7 +334,7 @@ func New(cfg Config) (*Slicer, error) {
 	reconcile(&s.layout, nil)
 	s.gen = 1
 	if cfg.Store != nil {
-		s.saver = newSaver(cfg.Store)
+		s.saver = newSaver(cfg.Store, saveEvery)
 		s.save()
 	}
 	return s, nil

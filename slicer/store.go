@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"time"
 )
 
 // stateVersion is the State layout this package writes.
@@ -95,21 +96,31 @@ func (f FileStore) Save(st *State) error {
 }
 
 // saver writes states in the background, newest wins: a change costs
-// its caller a copy, not an fsync.
+// its caller a copy, not an fsync. Saves start at least saveEvery apart,
+// so that the changes of a burst (a lease granted, then released) go in
+// one write; a flush or close writes without waiting.
 type saver struct {
-	store Store
-	mu    sync.Mutex
-	cond  *sync.Cond
-	next  *State
-	seq   uint64 // states handed over
-	done  uint64 // states written (or superseded)
-	err   string
-	stop  bool
-	exit  chan struct{}
+	store    Store
+	every    time.Duration
+	mu       sync.Mutex
+	cond     *sync.Cond
+	next     *State
+	seq      uint64 // states handed over
+	done     uint64 // states written (or superseded)
+	err      string
+	stop     bool
+	flushing int           // flushes waiting
+	hurry    chan struct{} // ends the wait between saves
+	exit     chan struct{}
 }
 
-func newSaver(st Store) *saver {
-	v := &saver{store: st, exit: make(chan struct{})}
+// saveEvery is the least time between the starts of two saves. A state
+// handed over after a save waits for the rest of it: a crash loses at
+// most that much more than it would anyway.
+const saveEvery = 100 * time.Millisecond
+
+func newSaver(st Store, every time.Duration) *saver {
+	v := &saver{store: st, every: every, hurry: make(chan struct{}, 1), exit: make(chan struct{})}
 	v.cond = sync.NewCond(&v.mu)
 	go v.loop()
 	return v
@@ -125,6 +136,7 @@ func (v *saver) put(st *State) {
 
 func (v *saver) loop() {
 	defer close(v.exit)
+	var last time.Time // when the last save started
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	for {
@@ -134,9 +146,22 @@ func (v *saver) loop() {
 		if v.next == nil {
 			return
 		}
+		if wait := v.every - time.Since(last); wait > 0 && !v.stop && v.flushing == 0 {
+			select {
+			case <-v.hurry: // left by a flush that found the state written
+			default:
+			}
+			v.mu.Unlock()
+			select {
+			case <-time.After(wait):
+			case <-v.hurry:
+			}
+			v.mu.Lock()
+		}
 		st, seq := v.next, v.seq
 		v.next = nil
 		v.mu.Unlock()
+		last = time.Now()
 		err := v.store.Save(st)
 		v.mu.Lock()
 		v.err = ""
@@ -152,6 +177,12 @@ func (v *saver) loop() {
 func (v *saver) flush() {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	v.flushing++
+	defer func() { v.flushing-- }()
+	select {
+	case v.hurry <- struct{}{}:
+	default: // one pending already
+	}
 	for want := v.seq; v.done < want; {
 		v.cond.Wait()
 	}

@@ -5,11 +5,14 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/kerf-edge/kerf/internal/clock"
+	"github.com/kerf-edge/kerf/internal/testkit"
 )
 
 func TestRestartRestoresState(t *testing.T) {
@@ -236,5 +239,49 @@ func TestProfilesAcrossRestart(t *testing.T) {
 	}
 	if got := strings.Join(names, " "); got != "fifths halves mixed-2x25-5x10 uniform-10 uniform-20 whole" {
 		t.Fatalf("profiles after restart: %s", got)
+	}
+}
+
+// countingStore records the states saved.
+type countingStore struct {
+	mu    sync.Mutex
+	saved []uint64 // NextLease of each state saved
+}
+
+func (c *countingStore) Load() (*State, error) { return nil, nil }
+func (c *countingStore) Save(st *State) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.saved = append(c.saved, st.NextLease)
+	return nil
+}
+
+func (c *countingStore) states() []uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.saved)
+}
+
+// A burst of changes is written in few saves, the newest last, and a
+// flush writes at once however long the pause between saves.
+func TestSaverCoalescesBursts(t *testing.T) {
+	c := &countingStore{}
+	v := newSaver(c, time.Hour)
+	defer v.close()
+	v.put(&State{NextLease: 1})
+	testkit.WaitForWithin(t, 10*time.Second, "the first state saved at once", func() bool { return len(c.states()) == 1 })
+	for i := uint64(2); i <= 100; i++ {
+		v.put(&State{NextLease: i})
+	}
+	v.flush()
+	if got := c.states(); !slices.Equal(got, []uint64{1, 100}) {
+		t.Fatalf("saved %v, want the first state and then the newest", got)
+	}
+	// After a flush, the next save waits for the pause again.
+	v.put(&State{NextLease: 101})
+	v.put(&State{NextLease: 102})
+	v.flush()
+	if got := c.states(); !slices.Equal(got, []uint64{1, 100, 102}) {
+		t.Fatalf("saved %v, want 102 last and 101 not alone", got)
 	}
 }
