@@ -602,7 +602,7 @@ func benchPool(args []string) error {
 		fmt.Printf("first error under contention: %s\n", r.FirstError)
 	}
 	fmt.Println("\neach member killed by SIGKILL in turn, JetStream's meta leader first, then another (restarted before the next); placements asked of the members left")
-	fmt.Println("every 100 ms until the meta group has a leader other than the member killed, and a second more:")
+	fmt.Println("every 100 ms until the meta group has a leader other than the member killed, and a second more, and one is granted:")
 	tw = tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KILLED\tMETA LEADER\tFIRST PLACEMENT\tLONGEST WAIT\tLEADER ELECTED\tASKED / REFUSED\tGRANTED ON\tFIRST REFUSAL")
 	for _, f := range r.Failovers {
