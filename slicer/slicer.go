@@ -302,7 +302,7 @@ func New(cfg Config) (*Slicer, error) {
 		}
 		sort.Strings(s.origins.TenantPolicies)
 		s.origins.StoredDefaultPolicy = st.DefaultPolicy
-		s.layout.Seq, s.nextLease = st.Layout.Seq, st.NextLease
+		s.layout.Seq, s.nextLease = st.Layout.Seq, st.NextLease+leaseIDGap
 		for _, g := range st.Layout.GPUs {
 			saved2[g.GPU.UUID] = g
 		}

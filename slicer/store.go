@@ -114,6 +114,12 @@ type saver struct {
 	exit     chan struct{}
 }
 
+// leaseIDGap is how far lease IDs skip ahead of the saved counter at a
+// start: a crash loses the leases granted since the last save, and their
+// IDs must not be granted again (the pool's ledger may still hold them).
+// It exceeds by far the grants of the time between two saves.
+const leaseIDGap = 1 << 16
+
 // saveEvery is the least time between the starts of two saves. A state
 // handed over after a save waits for the rest of it: a crash loses at
 // most that much more than it would anyway.

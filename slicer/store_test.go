@@ -285,3 +285,46 @@ func TestSaverCoalescesBursts(t *testing.T) {
 		t.Fatalf("saved %v, want 102 last and 101 not alone", got)
 	}
 }
+
+// frozenStore keeps the first state saved and drops the later ones, as a
+// crash before their writes would.
+type frozenStore struct {
+	mu    sync.Mutex
+	first *State
+}
+
+func (f *frozenStore) Load() (*State, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.first, nil
+}
+
+func (f *frozenStore) Save(st *State) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.first == nil {
+		f.first = st
+	}
+	return nil
+}
+
+// Leases granted after the last save that reached the disk keep their IDs
+// after a crash: the next start grants none of them again.
+func TestCrashDoesNotReuseLeaseIDs(t *testing.T) {
+	store := &frozenStore{}
+	cfg := Config{GPUs: gpus(1, "T4", 10*GiB), Reserve: noReserve, Store: store}
+	s := newSlicer(t, cfg)
+	s.Flush()
+	var lost []LeaseID
+	for range 3 {
+		l := must[Lease](t)(s.TryAllocate(Request{Tenant: "a", N: 1, Fraction: 0.1}))
+		lost = append(lost, l.ID)
+	}
+	r := newSlicer(t, cfg)
+	for range 3 {
+		l := must[Lease](t)(r.TryAllocate(Request{Tenant: "b", N: 1, Fraction: 0.1}))
+		if slices.Contains(lost, l.ID) {
+			t.Fatalf("lease %s granted again after a crash (granted before it: %v)", l.ID, lost)
+		}
+	}
+}
