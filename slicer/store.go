@@ -15,6 +15,12 @@ import (
 // stateVersion is the State layout this package writes.
 const stateVersion = 1
 
+// leaseIDGap is how far lease IDs skip ahead of the saved counter at a
+// start: a crash loses the leases granted since the last save, and their
+// IDs must not be granted again (the pool's ledger may still hold them).
+// It exceeds by far the grants of the time between two saves.
+const leaseIDGap = 1 << 16
+
 // State is what a Store keeps across restarts.
 type State struct {
 	Version int    `json:"version"`
@@ -113,12 +119,6 @@ type saver struct {
 	hurry    chan struct{} // ends the wait between saves
 	exit     chan struct{}
 }
-
-// leaseIDGap is how far lease IDs skip ahead of the saved counter at a
-// start: a crash loses the leases granted since the last save, and their
-// IDs must not be granted again (the pool's ledger may still hold them).
-// It exceeds by far the grants of the time between two saves.
-const leaseIDGap = 1 << 16
 
 // saveEvery is the least time between the starts of two saves. A state
 // handed over after a save waits for the rest of it: a crash loses at
