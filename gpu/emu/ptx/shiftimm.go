@@ -4,9 +4,10 @@ package ptx
 // amount clamped once into off: the interpreter then shifts each lane
 // by the same count instead of reading and clamping a register per
 // lane. Integer add and sub of an immediate, such as a loop's step,
-// become an add of off, without reading a register of 32 copies. An immediate lives in a register no instruction writes; one
-// that some instruction names where it could write (d, e, a vector
-// register) is left alone.
+// become an add of off, without reading a register of 32 copies. An
+// immediate lives in a register no instruction writes; one that some
+// instruction names where it could write (d, e, a vector register) is
+// left alone.
 func (k *Kernel) immShifts() {
 	imm := make(map[uint16]uint64, len(k.consts))
 	for _, c := range k.consts {
