@@ -112,10 +112,12 @@ func TestBrokerDevicesHaveNoJetStreamAPI(t *testing.T) {
 		}
 	}
 	// MQTT QoS 1 still goes through JetStream and reaches kerfd.
-	sub, err := kerfdConn(t, b).SubscribeSync(ingest.LoadFilterNATS)
+	kerfd := kerfdConn(t, b)
+	sub, err := kerfd.SubscribeSync(ingest.LoadFilterNATS)
 	if err != nil {
 		t.Fatal(err)
 	}
+	kerfd.Flush() // the server has the subscription before anything is published
 	dev := mqttClientAs(t, b.MQTTAddr(), "cam-07", BrokerLogin{Name: "cam-07", Password: "pw"}, nil)
 	publish(t, dev, "edge/v1/s/n/load/cam-07", 1, false, `[{"n":"q","v":1}]`)
 	if m, err := sub.NextMsg(5 * time.Second); err != nil || m.Subject != "edge.v1.s.n.load.cam-07" {

@@ -45,10 +45,12 @@ func TestBrokerHoldsNoPlaintextPasswords(t *testing.T) {
 	}
 	b.mu.Unlock()
 
-	sub, err := kerfdConn(t, b).SubscribeSync(ingest.LoadFilterNATS)
+	kerfd := kerfdConn(t, b)
+	sub, err := kerfd.SubscribeSync(ingest.LoadFilterNATS)
 	if err != nil {
 		t.Fatal(err)
 	}
+	kerfd.Flush() // the server has the subscription before anything is published
 	expect := func(subject string) {
 		t.Helper()
 		if m, err := sub.NextMsg(5 * time.Second); err != nil || m.Subject != subject {
